@@ -1,0 +1,34 @@
+// The Debian packages the test suite starts for real: installed when missing (as root with apt-get),
+// otherwise a clear failure naming them. Never a silent skip.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+
+const which = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+const hasPostgres = () => existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`));
+
+export const SYSTEM_PACKAGES = [
+  { pkg: 'redis-server', present: () => which('redis-server') && which('redis-cli') },
+  { pkg: 'postgresql', present: hasPostgres },
+  { pkg: 'haproxy', present: () => which('haproxy') || existsSync('/usr/sbin/haproxy') },
+  { pkg: 'chromium', present: () => existsSync('/usr/bin/chromium') },
+];
+
+export function ensureSystemPackages() {
+  const missing = SYSTEM_PACKAGES.filter((p) => !p.present()).map((p) => p.pkg);
+  if (missing.length === 0) return;
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root || !which('apt-get')) {
+    console.error(`The tests need these Debian packages, which are missing: ${missing.join(', ')}.\n` +
+      `Install them (apt-get install -y ${missing.join(' ')}) or run npm test as root with apt-get available.`);
+    process.exit(1);
+  }
+  console.log(`# installing missing Debian packages: ${missing.join(', ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  const still = SYSTEM_PACKAGES.filter((p) => !p.present()).map((p) => p.pkg);
+  if (update.status !== 0 || install.status !== 0 || still.length > 0) {
+    console.error(`Could not install: ${still.join(', ') || missing.join(', ')}`);
+    process.exit(1);
+  }
+}

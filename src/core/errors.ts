@@ -1,0 +1,158 @@
+/**
+ * Every error Tether raises, each with a stable `code` and, where it maps to HTTP, a status.
+ *
+ * Callers match on `code`, never on `instanceof`: two copies of the package in one process
+ * would break `instanceof`, a string compare does not. Codes are forever; docs/errors.md lists
+ * them and a test keeps that list and this module in agreement.
+ * @module
+ */
+
+export interface TetherErrorOptions {
+  cause?: unknown;
+}
+
+/** The base class: `code` is the same string the HTTP adapters put in `{"error":{"code"}}`. */
+export class TetherError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(code: string, message: string, status = 500, options: TetherErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TetherError';
+    this.code = code;
+    this.status = status;
+  }
+
+  /** The JSON body every adapter sends for this error. */
+  toJSON(): { error: { code: string; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/** An option passed to a constructor is unknown, mistyped or unsafe. Raised at construction only. */
+export class OptionsInvalidError extends TetherError {
+  constructor(message: string) {
+    super('OPTIONS_INVALID', message, 500);
+    this.name = 'OptionsInvalidError';
+  }
+}
+
+/** The store did not answer in time or failed; the request fails closed. */
+export class StoreUnavailableError extends TetherError {
+  constructor(message: string, options: TetherErrorOptions = {}) {
+    super('STORE_UNAVAILABLE', message, 503, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** The store was closed and cannot serve this call. */
+export class StoreClosedError extends TetherError {
+  constructor(storeName: string) {
+    super('STORE_CLOSED', `${storeName} is closed`, 503);
+    this.name = 'StoreClosedError';
+  }
+}
+
+/** A write lost a compare-and-set race (or the session ended meanwhile) and could not be replayed. */
+export class SessionConflictError extends TetherError {
+  constructor(message = 'the session was changed or ended by another request; retry') {
+    super('SESSION_CONFLICT', message, 409);
+    this.name = 'SessionConflictError';
+  }
+}
+
+/** The serialised session exceeds `maxSessionBytes`; nothing was written. */
+export class SessionTooLargeError extends TetherError {
+  constructor(bytes: number, limit: number) {
+    super('SESSION_TOO_LARGE', `the session would take ${bytes} bytes, over the limit of ${limit} (option maxSessionBytes)`, 413);
+    this.name = 'SessionTooLargeError';
+  }
+}
+
+/** A session data key that would clash with prototypes or is not a string. */
+export class SessionKeyInvalidError extends TetherError {
+  constructor(key: string) {
+    super('SESSION_KEY_INVALID', `"${key}" cannot be used as a session data key`, 400);
+    this.name = 'SessionKeyInvalidError';
+  }
+}
+
+/** The session ended (destroyed) and can no longer be used in this request. */
+export class SessionEndedError extends TetherError {
+  constructor() {
+    super('SESSION_ENDED', 'the session was destroyed in this request', 409);
+    this.name = 'SessionEndedError';
+  }
+}
+
+/** An unsafe request without the session's synchronizer token. */
+export class CsrfTokenInvalidError extends TetherError {
+  constructor() {
+    super('CSRF_TOKEN_INVALID', 'missing or invalid CSRF token (header x-csrf-token)', 403);
+    this.name = 'CsrfTokenInvalidError';
+  }
+}
+
+/** An unsafe request from another origin (Origin, Referer or Sec-Fetch-Site). */
+export class OriginMismatchError extends TetherError {
+  constructor(message = 'the request comes from another origin') {
+    super('ORIGIN_MISMATCH', message, 403);
+    this.name = 'OriginMismatchError';
+  }
+}
+
+/** A JSON route was sent a CORS-simple content type (text/plain, a form). */
+export class UnsupportedMediaTypeError extends TetherError {
+  constructor(message = 'this route accepts application/json only') {
+    super('UNSUPPORTED_MEDIA_TYPE', message, 415);
+    this.name = 'UnsupportedMediaTypeError';
+  }
+}
+
+/** Too many new sessions from one client. */
+export class RateLimitedError extends TetherError {
+  constructor(message = 'too many new sessions from this address; slow down') {
+    super('RATE_LIMITED', message, 429);
+    this.name = 'RateLimitedError';
+  }
+}
+
+/** A flow step posted out of order. */
+export class FlowStepOutOfOrderError extends TetherError {
+  constructor(message: string) {
+    super('FLOW_STEP_OUT_OF_ORDER', message, 409);
+    this.name = 'FlowStepOutOfOrderError';
+  }
+}
+
+/** A store URL in a form `createStore` does not know. */
+export class StoreUrlInvalidError extends TetherError {
+  constructor(message: string) {
+    super('STORE_URL_INVALID', message, 500);
+    this.name = 'StoreUrlInvalidError';
+  }
+}
+
+/** Every code above, for docs/errors.md and the test that keeps both in step. */
+export const ERROR_CODES = [
+  'OPTIONS_INVALID',
+  'STORE_UNAVAILABLE',
+  'STORE_CLOSED',
+  'SESSION_CONFLICT',
+  'SESSION_TOO_LARGE',
+  'SESSION_KEY_INVALID',
+  'SESSION_ENDED',
+  'CSRF_TOKEN_INVALID',
+  'ORIGIN_MISMATCH',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'RATE_LIMITED',
+  'FLOW_STEP_OUT_OF_ORDER',
+  'STORE_URL_INVALID',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** True for any Tether error, also one from another copy of the package. */
+export function isTetherError(err: unknown): err is TetherError {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+    && typeof (err as { status?: unknown }).status === 'number' && err instanceof Error;
+}

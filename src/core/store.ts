@@ -1,0 +1,106 @@
+/**
+ * The persistence contract every session store implements (memory, SQLite, Redis, PostgreSQL, tiered).
+ *
+ * A store keeps opaque records under opaque keys. It never sees a raw session ID: the engine hands it
+ * the SHA-256 of the ID (base64url). It never parses `data`: the engine's codec owns that string.
+ * The conformance suite in src/testing/store-suite.ts is the executable form of this contract.
+ * @module
+ */
+
+/** Time source; injected so expiry tests never sleep. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** One stored session (or user-context record). All times are epoch milliseconds. */
+export interface SessionRecord {
+  /** Store key: the hash of the session ID, or `user:<hash>` for a user context. */
+  key: string;
+  /** The codec's output; opaque to stores. */
+  data: string;
+  /** 1 on creation, +1 on every `set`. `touch` does not change it. */
+  version: number;
+  /** Owner, for the per-user index; null for anonymous sessions. */
+  userId: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Idle deadline; moved forward by `touch` and `set`. */
+  expiresAt: number;
+  /** Hard deadline, never moved by `touch`. */
+  absoluteExpiresAt: number;
+}
+
+export type SetResult =
+  | { ok: true }
+  /** `current` is the version found (0 when the key is absent or expired). */
+  | { ok: false; current: number };
+
+export interface DestroyByUserOptions {
+  /** Keys to keep (typically the session making the request). */
+  except?: readonly string[];
+}
+
+/**
+ * Required members. Contract, for every store:
+ * - `get` returns null for a missing key and for a record whose `expiresAt` or `absoluteExpiresAt`
+ *   is at or before the store clock's `now()`; it returns a copy the caller may change freely.
+ * - `set(record, expectedVersion)` is a compare-and-set: it writes iff the stored version (0 when
+ *   absent or expired) equals `expectedVersion`, and `record.version` must be `expectedVersion + 1`.
+ *   So a key that was destroyed can never be written again by a request that loaded it before
+ *   (its expectedVersion is > 0), which is what makes logout final. The user index is updated in the
+ *   same atomic step: the key is listed under `record.userId` and removed from a previous owner.
+ * - `touch(key, expiresAt, lastSeenAt)` moves the idle deadline of an existing, unexpired record; on a missing
+ *   key it does nothing (it never creates). Returns whether a record was touched.
+ * - `destroy(key)` removes the record and its index entry; idempotent.
+ * - `listByUser(userId)` returns the user's live records (any order); `destroyByUser` removes them all
+ *   but `except`, returning how many it removed.
+ * - After `close()`, every method rejects with code `STORE_CLOSED`; `close()` itself is idempotent.
+ * - Failures of the backend reject with code `STORE_UNAVAILABLE` (the engine also bounds each call
+ *   with its own timeout).
+ */
+export interface SessionStore {
+  /** Short name for messages and metrics, e.g. "sqlite". */
+  readonly name: string;
+  get(key: string): Promise<SessionRecord | null>;
+  set(record: SessionRecord, expectedVersion: number): Promise<SetResult>;
+  touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean>;
+  destroy(key: string): Promise<void>;
+  listByUser(userId: string): Promise<SessionRecord[]>;
+  destroyByUser(userId: string, options?: DestroyByUserOptions): Promise<number>;
+  close(): Promise<void>;
+
+  /**
+   * Optional. Removes expired records where the backend has no native expiry; returns how many.
+   * Absent: the backend expires records itself (Redis TTL).
+   */
+  sweep?(): Promise<number>;
+  /**
+   * Optional change feed: calls `listener(key)` after any client of the same backend (this process or
+   * another) changed or removed `key`. Used by TieredStore to invalidate its local copies.
+   * Absent: a tier in front of this store can only be used by one process.
+   * Returns an unsubscribe function.
+   */
+  subscribe?(listener: (key: string) => void): () => void;
+  /** Optional: how many live records the store holds (admin page, metrics). */
+  count?(): Promise<number>;
+}
+
+/** True when the record is past either deadline at `now`. */
+export function isExpired(record: Pick<SessionRecord, 'expiresAt' | 'absoluteExpiresAt'>, now: number): boolean {
+  return record.expiresAt <= now || record.absoluteExpiresAt <= now;
+}
+
+/** The earlier of the two deadlines: what a TTL-based backend should expire the record at. */
+export function deadlineOf(record: Pick<SessionRecord, 'expiresAt' | 'absoluteExpiresAt'>): number {
+  return Math.min(record.expiresAt, record.absoluteExpiresAt);
+}
+
+/** Rejects a record whose version does not follow `expectedVersion`: a bug in the caller. */
+export function assertNextVersion(record: SessionRecord, expectedVersion: number): void {
+  if (record.version !== expectedVersion + 1) {
+    throw new RangeError(`record.version must be expectedVersion + 1 (got ${record.version} after ${expectedVersion})`);
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * The store conformance suite: every SessionStore, ours or a third party's, registers these
+ * `node:test` cases against a real backend. It is the executable form of src/core/store.ts.
+ * @module
+ */
+import { describe, it, before, after } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Clock, SessionRecord, SessionStore } from '../core/store.js';
+
+/** A clock the suite moves by hand; starts at the real time so native TTLs stay in the future. */
+export class ManualClock implements Clock {
+  #now: number;
+  constructor(start = Date.now()) {
+    this.#now = start;
+  }
+  now(): number {
+    return this.#now;
+  }
+  advance(ms: number): void {
+    this.#now += ms;
+  }
+}
+
+export interface StoreSuiteFactory {
+  /** Shown in test names, e.g. "redis". */
+  name: string;
+  /** A client on a new, empty backend (a fresh file, database, key prefix…) using `clock`. */
+  open(clock: Clock): Promise<SessionStore>;
+  /**
+   * Another client on the same backend as `store`: another process's worth. In-process stores
+   * without a shared backend return a view that shares state. Absent: the multi-client cases use
+   * `store` itself.
+   */
+  connect?(store: SessionStore, clock: Clock): Promise<SessionStore>;
+  /** Frees the backend after the store is closed (drop the database, remove the file). */
+  dispose?(store: SessionStore): Promise<void>;
+  /** Case names to skip, each with the reason, printed in the test output. */
+  skip?: Record<string, string>;
+}
+
+let counter = 0;
+/** A unique, store-key-shaped key (43 base64url characters, like a SHA-256 digest). */
+export function makeKey(label = 'k'): string {
+  const base = `${label}${++counter}x${Math.random().toString(36).slice(2)}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  return (base + 'A'.repeat(43)).slice(0, 43);
+}
+
+export function makeRecord(clock: Clock, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = clock.now();
+  return {
+    key: makeKey(),
+    data: JSON.stringify({ n: 0 }),
+    version: 1,
+    userId: null,
+    createdAt: now,
+    lastSeenAt: now,
+    expiresAt: now + 60_000,
+    absoluteExpiresAt: now + 3_600_000,
+    ...overrides,
+  };
+}
+
+/** Registers the conformance cases under `describe('<name> store conformance')`. */
+export function runStoreSuite(factory: StoreSuiteFactory): void {
+  describe(`${factory.name} store conformance`, () => {
+    const clock = new ManualClock();
+    let store: SessionStore;
+    const extra: SessionStore[] = [];
+
+    before(async () => {
+      store = await factory.open(clock);
+    });
+    after(async () => {
+      for (const s of extra) await s.close();
+      await store.close();
+      await factory.dispose?.(store);
+    });
+
+    const peer = async (): Promise<SessionStore> => {
+      if (!factory.connect) return store;
+      const s = await factory.connect(store, clock);
+      extra.push(s);
+      return s;
+    };
+
+    const test = (name: string, fn: (t: TestContext) => Promise<void>): void => {
+      const reason = factory.skip?.[name];
+      if (reason !== undefined) it(name, { skip: reason }, fn);
+      else it(name, fn);
+    };
+
+    test('get of an unknown key returns null', async () => {
+      assert.equal(await store.get(makeKey('unknown')), null);
+    });
+
+    test('set then get round-trips every field', async () => {
+      const rec = makeRecord(clock, { userId: 'alice', data: '{"cart":[1,2,3]}' });
+      assert.deepEqual(await store.set(rec, 0), { ok: true });
+      assert.deepEqual(await store.get(rec.key), rec);
+    });
+
+    test('set with expectedVersion 0 on an existing key is a conflict reporting the current version', async () => {
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      const again = await store.set({ ...rec, data: '"other"' }, 0);
+      assert.deepEqual(again, { ok: false, current: 1 });
+      assert.equal((await store.get(rec.key))?.data, rec.data);
+    });
+
+    test('update with the right version succeeds and a stale version conflicts', async () => {
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      assert.deepEqual(await store.set({ ...rec, version: 2, data: '"v2"' }, 1), { ok: true });
+      const stale = await store.set({ ...rec, version: 2, data: '"stale"' }, 1);
+      assert.deepEqual(stale, { ok: false, current: 2 });
+      const got = await store.get(rec.key);
+      assert.equal(got?.data, '"v2"');
+      assert.equal(got?.version, 2);
+    });
+
+    test('set on a destroyed key with a non-zero expected version never re-creates it', async () => {
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      await store.destroy(rec.key);
+      const late = await store.set({ ...rec, version: 2, data: '"resurrected"' }, 1);
+      assert.deepEqual(late, { ok: false, current: 0 });
+      assert.equal(await store.get(rec.key), null);
+    });
+
+    test('destroy is idempotent and removes the record', async () => {
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      await store.destroy(rec.key);
+      await store.destroy(rec.key);
+      await store.destroy(makeKey('never'));
+      assert.equal(await store.get(rec.key), null);
+    });
+
+    test('a record past its idle deadline is gone', async () => {
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 1_000 });
+      await store.set(rec, 0);
+      assert.ok(await store.get(rec.key));
+      clock.advance(1_000);
+      assert.equal(await store.get(rec.key), null);
+      assert.deepEqual(await store.set({ ...rec, version: 2 }, 1), { ok: false, current: 0 });
+    });
+
+    test('a record past its absolute deadline is gone even when recently touched', async () => {
+      const now = clock.now();
+      const rec = makeRecord(clock, { expiresAt: now + 10_000, absoluteExpiresAt: now + 2_000 });
+      await store.set(rec, 0);
+      clock.advance(1_500);
+      assert.equal(await store.touch(rec.key, clock.now() + 10_000, clock.now()), true);
+      clock.advance(600);
+      assert.equal(await store.get(rec.key), null);
+    });
+
+    test('an expired key can be created again from version 0', async () => {
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 500 });
+      await store.set(rec, 0);
+      clock.advance(600);
+      const fresh = makeRecord(clock, { key: rec.key });
+      assert.deepEqual(await store.set(fresh, 0), { ok: true });
+      assert.equal((await store.get(rec.key))?.version, 1);
+    });
+
+    test('touch extends the idle deadline without changing data or version', async () => {
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 1_000 });
+      await store.set(rec, 0);
+      clock.advance(800);
+      assert.equal(await store.touch(rec.key, clock.now() + 1_000, clock.now()), true);
+      clock.advance(800);
+      const got = await store.get(rec.key);
+      assert.ok(got);
+      assert.equal(got.data, rec.data);
+      assert.equal(got.version, 1);
+      assert.equal(got.lastSeenAt, clock.now() - 800);
+      assert.equal(got.expiresAt, clock.now() + 200);
+    });
+
+    test('touch of a missing or expired key does nothing and never creates', async () => {
+      const key = makeKey('touch');
+      assert.equal(await store.touch(key, clock.now() + 10_000, clock.now()), false);
+      assert.equal(await store.get(key), null);
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 100 });
+      await store.set(rec, 0);
+      clock.advance(200);
+      assert.equal(await store.touch(rec.key, clock.now() + 10_000, clock.now()), false);
+      assert.equal(await store.get(rec.key), null);
+    });
+
+    test('stored copies are isolated from the caller', async () => {
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      rec.data = '"mutated after set"';
+      const got = await store.get(rec.key);
+      assert.ok(got);
+      assert.notEqual(got.data, '"mutated after set"');
+      got.data = '"mutated after get"';
+      got.version = 99;
+      const again = await store.get(rec.key);
+      assert.notEqual(again?.data, '"mutated after get"');
+      assert.equal(again?.version, 1);
+    });
+
+    test('listByUser lists only that user’s live sessions', async () => {
+      const user = `u-${makeKey('user')}`;
+      const a = makeRecord(clock, { userId: user });
+      const b = makeRecord(clock, { userId: user, expiresAt: clock.now() + 100 });
+      const c = makeRecord(clock, { userId: `${user}-other` });
+      const d = makeRecord(clock);
+      for (const r of [a, b, c, d]) await store.set(r, 0);
+      assert.deepEqual((await store.listByUser(user)).map((r) => r.key).sort(), [a.key, b.key].sort());
+      clock.advance(200);
+      assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [a.key]);
+      assert.deepEqual(await store.listByUser(`nobody-${makeKey()}`), []);
+    });
+
+    test('the user index follows a change of owner and a destroy', async () => {
+      const u1 = `u1-${makeKey()}`;
+      const u2 = `u2-${makeKey()}`;
+      const rec = makeRecord(clock, { userId: u1 });
+      await store.set(rec, 0);
+      await store.set({ ...rec, version: 2, userId: u2 }, 1);
+      assert.deepEqual(await store.listByUser(u1), []);
+      assert.deepEqual((await store.listByUser(u2)).map((r) => r.key), [rec.key]);
+      await store.set({ ...rec, version: 3, userId: null }, 2);
+      assert.deepEqual(await store.listByUser(u2), []);
+      await store.set({ ...rec, version: 4, userId: u1 }, 3);
+      await store.destroy(rec.key);
+      assert.deepEqual(await store.listByUser(u1), []);
+    });
+
+    test('destroyByUser removes all but the excepted sessions and counts them', async () => {
+      const user = `u-${makeKey('dbu')}`;
+      const keep = makeRecord(clock, { userId: user });
+      const gone1 = makeRecord(clock, { userId: user });
+      const gone2 = makeRecord(clock, { userId: user });
+      const other = makeRecord(clock, { userId: `${user}-x` });
+      for (const r of [keep, gone1, gone2, other]) await store.set(r, 0);
+      assert.equal(await store.destroyByUser(user, { except: [keep.key] }), 2);
+      assert.equal(await store.get(gone1.key), null);
+      assert.equal(await store.get(gone2.key), null);
+      assert.ok(await store.get(keep.key));
+      assert.ok(await store.get(other.key));
+      assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [keep.key]);
+      assert.equal(await store.destroyByUser(user), 1);
+      assert.equal(await store.get(keep.key), null);
+      assert.equal(await store.destroyByUser(user), 0);
+      // A destroyed session's late write cannot bring it back into the index.
+      assert.deepEqual(await store.set({ ...gone1, version: 2 }, 1), { ok: false, current: 0 });
+      assert.deepEqual(await store.listByUser(user), []);
+    });
+
+    test('a 60 KB value round-trips intact', async () => {
+      const big = JSON.stringify({ blob: 'x'.repeat(60 * 1024), tail: 'end' });
+      const rec = makeRecord(clock, { data: big });
+      await store.set(rec, 0);
+      assert.equal((await store.get(rec.key))?.data, big);
+    });
+
+    test('unicode values and user ids round-trip', async () => {
+      const data = JSON.stringify({ name: 'Zoë Ünïcödé 名前 🛒', rtl: 'שלום', nul: 'a\u0000b', quote: `"'\\` });
+      const user = `ユーザー-😀-${makeKey()}`;
+      const rec = makeRecord(clock, { data, userId: user });
+      await store.set(rec, 0);
+      assert.equal((await store.get(rec.key))?.data, data);
+      assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [rec.key]);
+    });
+
+    test('awkward keys are plain keys (user-context style and odd characters)', async () => {
+      for (const key of ['user:' + makeKey(), makeKey() + ':*?[]{}', 'ключ-' + makeKey()]) {
+        const rec = makeRecord(clock, { key });
+        await store.set(rec, 0);
+        assert.equal((await store.get(key))?.key, key);
+        await store.destroy(key);
+        assert.equal(await store.get(key), null);
+      }
+    });
+
+    test('100 parallel compare-and-set updates from several clients lose no success', async () => {
+      const clients = [store, await peer(), await peer(), await peer()];
+      const rec = makeRecord(clock, { data: JSON.stringify({ n: 0 }) });
+      await store.set(rec, 0);
+      let successes = 0;
+      const worker = async (client: SessionStore, budget: number): Promise<void> => {
+        let done = 0;
+        for (let attempts = 0; done < budget && attempts < 10_000; attempts++) {
+          const cur = await client.get(rec.key);
+          assert.ok(cur);
+          const n = (JSON.parse(cur.data) as { n: number }).n;
+          const res = await client.set({ ...cur, version: cur.version + 1, data: JSON.stringify({ n: n + 1 }) }, cur.version);
+          if (res.ok) {
+            successes++;
+            done++;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 100 }, (_, i) => worker(clients[i % clients.length]!, 1)));
+      const final = await store.get(rec.key);
+      assert.ok(final);
+      assert.equal(successes, 100);
+      assert.equal((JSON.parse(final.data) as { n: number }).n, 100);
+      assert.equal(final.version, 101);
+    });
+
+    test('a write through one client is read by another', async () => {
+      const other = await peer();
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      assert.equal((await other.get(rec.key))?.data, rec.data);
+      await other.set({ ...rec, version: 2, data: '"from other"' }, 1);
+      assert.equal((await store.get(rec.key))?.data, '"from other"');
+    });
+
+    test('after close() every call rejects with STORE_CLOSED and close() is idempotent', async () => {
+      const own = factory.connect ? await factory.connect(store, clock) : await factory.open(clock);
+      await own.close();
+      await own.close();
+      const rec = makeRecord(clock);
+      const calls: Array<() => Promise<unknown>> = [
+        () => own.get(rec.key),
+        () => own.set(rec, 0),
+        () => own.touch(rec.key, 1, 1),
+        () => own.destroy(rec.key),
+        () => own.listByUser('x'),
+        () => own.destroyByUser('x'),
+      ];
+      for (const call of calls) {
+        await assert.rejects(call, (err: { code?: string }) => err.code === 'STORE_CLOSED');
+      }
+      if (!factory.connect) await factory.dispose?.(own);
+    });
+
+    test('sweep (where present) removes expired records and keeps live ones', async (t) => {
+        if (!store.sweep) return t.skip(`${factory.name} expires records natively and has no sweep()`);
+        const live = makeRecord(clock);
+        const dead = makeRecord(clock, { expiresAt: clock.now() + 10 });
+        await store.set(live, 0);
+        await store.set(dead, 0);
+        clock.advance(20);
+        const removed = await store.sweep();
+        assert.ok(removed >= 1, `sweep removed ${removed}`);
+        assert.ok(await store.get(live.key));
+        assert.equal(await store.get(dead.key), null);
+      });
+
+    test('the change feed (where present) reports a write made through another client', async (t) => {
+      if (!store.subscribe) return t.skip(`${factory.name} has no change feed`);
+      const other = await peer();
+      const rec = makeRecord(clock);
+      const seen = new Promise<string>((resolve) => {
+        const off = store.subscribe!((key) => {
+          if (key === rec.key) {
+            off();
+            resolve(key);
+          }
+        });
+      });
+      // Give subscription-based feeds (pub/sub, LISTEN) a moment to attach before writing.
+      await new Promise((r) => setTimeout(r, 50));
+      await other.set(rec, 0);
+      const key = await Promise.race([seen, new Promise<string>((_, rej) => setTimeout(() => rej(new Error('no change event within 5 s')), 5_000))]);
+      assert.equal(key, rec.key);
+    });
+  });
+}
