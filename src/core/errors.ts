@@ -147,6 +147,7 @@ export const ERROR_CODES = [
   'RATE_LIMITED',
   'FLOW_STEP_OUT_OF_ORDER',
   'STORE_URL_INVALID',
+  'SESSION_BUSY',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

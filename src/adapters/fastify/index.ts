@@ -1,0 +1,97 @@
+/**
+ * tether/fastify: a Fastify 5 plugin. `request.session` is the request's Tether session, committed
+ * in `onSend`, before the reply goes out; a store failure turns the reply into a clean error.
+ * @module
+ * @example
+ * import Fastify from 'fastify';
+ * import { createTether } from 'tether';
+ * import { tetherPlugin } from 'tether/fastify';
+ * const app = Fastify();
+ * await app.register(tetherPlugin, { tether: createTether({ secrets: [process.env.TETHER_SECRET!] }) });
+ * app.post('/visit', async (req) => {
+ *   await req.session.update((d) => { d.visits = (Number(d.visits) || 0) + 1; });
+ *   return { visits: req.session.data.visits };
+ * });
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Tether } from '../../core/engine.js';
+import type { Session, SessionData } from '../../core/session.js';
+import type { RequestView } from '../../core/csrf.js';
+import { errorResponse } from '../shared/http.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    session: Session<SessionData>;
+  }
+  interface FastifyContextConfig {
+    /** Per-route: `csrf: false` skips the CSRF checks; `write` overrides the gate decision. */
+    tether?: { csrf?: boolean; write?: boolean };
+  }
+}
+
+export interface FastifyAdapterOptions {
+  tether: Tether<object>;
+  /** Run the CSRF checks on unsafe methods. @default true */
+  csrf?: boolean;
+}
+
+function viewOf(req: FastifyRequest): RequestView {
+  return {
+    method: req.method,
+    header: (name) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v.join(', ') : v;
+    },
+  };
+}
+
+const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyInstance, opts) => {
+  const tether = opts.tether;
+  app.decorateRequest('session', null as unknown as Session<SessionData>);
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    const routeOpts = req.routeOptions.config?.tether;
+    const view = viewOf(req);
+    try {
+      const session = await tether.open(view, routeOpts?.write === undefined ? {} : { write: routeOpts.write });
+      req.session = session as Session<SessionData>;
+      if ((routeOpts?.csrf ?? opts.csrf ?? true) !== false) tether.checkRequest(session, view);
+    } catch (err) {
+      if (req.session) tether.abandon(req.session);
+      const { status, body } = errorResponse(err);
+      await reply.code(status).header('cache-control', 'no-store').send(body);
+    }
+  });
+
+  app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const session = req.session;
+    if (!session) return payload;
+    try {
+      const cookies = await tether.commit(session);
+      if (cookies.length > 0) {
+        reply.header('set-cookie', cookies);
+        reply.header('cache-control', 'no-store');
+      }
+      return payload;
+    } catch (err) {
+      const { status, body } = errorResponse(err);
+      reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
+      reply.removeHeader('content-length');
+      return JSON.stringify(body);
+    }
+  });
+
+  // A request that ends without a reply being sent (aborted) must not keep the gate.
+  app.addHook('onResponse', async (req: FastifyRequest) => {
+    if (req.session) tether.abandon(req.session);
+  });
+  app.addHook('onRequestAbort', async (req: FastifyRequest) => {
+    if (req.session) tether.abandon(req.session);
+  });
+};
+
+// Skip encapsulation so the hooks apply to every route of the parent (what fastify-plugin does).
+(plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+
+export const tetherPlugin = plugin;
+export default plugin;

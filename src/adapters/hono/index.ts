@@ -1,0 +1,87 @@
+/**
+ * tether/hono: Hono middleware (on Node via @hono/node-server, or any runtime). `c.get('session')` is
+ * the request's Tether session; it is committed after the handler, before the response leaves.
+ * @module
+ * @example
+ * import { Hono } from 'hono';
+ * import { createTether } from 'tether';
+ * import { sessions, type TetherEnv } from 'tether/hono';
+ * const app = new Hono<TetherEnv>();
+ * app.use(sessions(createTether({ secrets: [process.env.TETHER_SECRET!] })));
+ * app.post('/visit', async (c) => {
+ *   const s = c.get('session');
+ *   await s.update((d) => { d.visits = (Number(d.visits) || 0) + 1; });
+ *   return c.json({ visits: s.data.visits });
+ * });
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import type { Tether } from '../../core/engine.js';
+import type { Session, SessionData } from '../../core/session.js';
+import type { RequestView } from '../../core/csrf.js';
+import { errorResponse } from '../shared/http.js';
+
+export interface TetherEnv<T extends object = SessionData> {
+  Variables: { session: Session<T> };
+}
+
+export interface HonoAdapterOptions {
+  /** Run the CSRF checks on unsafe methods. @default true */
+  csrf?: boolean | ((c: Context) => boolean);
+}
+
+function viewOf(c: Context): RequestView {
+  return { method: c.req.method, header: (name) => c.req.header(name) };
+}
+
+function errorOut(err: unknown): Response {
+  const { status, body } = errorResponse(err);
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+  if (status === 503) headers['retry-after'] = '1';
+  return new Response(JSON.stringify(body), { status, headers });
+}
+
+export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
+  return async (c, next) => {
+    const view = viewOf(c);
+    let session: Session<T>;
+    try {
+      session = await tether.open(view);
+    } catch (err) {
+      return errorOut(err);
+    }
+    try {
+      const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
+      if (csrf) tether.checkRequest(session, view);
+    } catch (err) {
+      tether.abandon(session);
+      return errorOut(err);
+    }
+    c.set('session', session);
+    try {
+      await next();
+    } catch (err) {
+      tether.abandon(session);
+      throw err;
+    }
+    let cookies: string[];
+    try {
+      cookies = await tether.commit(session);
+    } catch (err) {
+      c.res = errorOut(err);
+      return;
+    }
+    if (cookies.length > 0) {
+      // Responses can be immutable (e.g. from fetch); rebuild when needed.
+      let res = c.res;
+      try {
+        for (const ck of cookies) res.headers.append('set-cookie', ck);
+        res.headers.set('cache-control', 'no-store');
+      } catch {
+        res = new Response(res.body, res);
+        for (const ck of cookies) res.headers.append('set-cookie', ck);
+        res.headers.set('cache-control', 'no-store');
+        c.res = res;
+      }
+    }
+  };
+}

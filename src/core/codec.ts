@@ -1,0 +1,38 @@
+/**
+ * The session codec: what a store's `data` string holds. JSON by default, parsed without
+ * prototype pollution (secure-json-parse drops `__proto__` and `constructor.prototype`).
+ * @module
+ */
+import sjson from 'secure-json-parse';
+
+/** What the engine keeps per session besides the user's data. */
+export interface Envelope {
+  /** The user's data bag. */
+  d: Record<string, unknown>;
+  /** The CSRF synchronizer token, when one was issued. */
+  c?: string;
+  /** The user agent at creation, for session lists. */
+  u?: string;
+}
+
+export interface SessionCodec {
+  encode(envelope: Envelope): string;
+  decode(text: string): Envelope;
+}
+
+export const jsonCodec: SessionCodec = {
+  encode: (envelope) => JSON.stringify(envelope),
+  decode: (text) => {
+    const parsed = sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' }) as Partial<Envelope> | null;
+    const d = parsed && typeof parsed.d === 'object' && parsed.d !== null && !Array.isArray(parsed.d) ? parsed.d : {};
+    const out: Envelope = { d: d as Record<string, unknown> };
+    if (typeof parsed?.c === 'string') out.c = parsed.c;
+    if (typeof parsed?.u === 'string') out.u = parsed.u;
+    return out;
+  },
+};
+
+/** Parses untrusted JSON (request bodies) the same safe way. */
+export function parseJsonSafely(text: string): unknown {
+  return sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+}

@@ -1,0 +1,401 @@
+/**
+ * The session engine: loads a request's session from its signed cookie, serialises writers of one
+ * session (gate) and of one record across processes (compare-and-set), and commits every change
+ * before the response goes out.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { generateId, hashId, handleOf } from './ids.js';
+import { Signer } from './signer.js';
+import { readCookie, setCookieHeader, clearCookieHeader } from './cookie.js';
+import { SessionGate } from './gate.js';
+import { withTimeout } from './timeout.js';
+import { resolveOptions } from './options.js';
+import type { ResolvedOptions, TetherOptions } from './options.js';
+import { Session, sessionState } from './session.js';
+import type { SessionData, SessionState } from './session.js';
+import { SessionConflictError, SessionTooLargeError, OptionsInvalidError } from './errors.js';
+import type { SessionRecord, SessionStore } from './store.js';
+import { MemoryStore } from '../stores/memory/index.js';
+import { channels } from '../observability/channels.js';
+import type { LifecycleEvent, LifecycleMessage } from '../observability/channels.js';
+import { checkCsrf } from './csrf.js';
+import type { RequestView } from './csrf.js';
+import { UserContexts } from './user-context.js';
+
+export type { RequestView } from './csrf.js';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+export interface OpenOptions {
+  /**
+   * Whether this request may write the session and so waits its turn at the per-session gate.
+   * @default true for unsafe methods (POST, PUT, PATCH, DELETE), false for GET, HEAD, OPTIONS
+   */
+  write?: boolean;
+}
+
+export interface UserSessionInfo {
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  userAgent: string | null;
+  current: boolean;
+}
+
+export interface EngineStats {
+  created: number;
+  regenerated: number;
+  destroyed: number;
+  expired: number;
+  conflicts: number;
+  replays: number;
+  writes: number;
+  touches: number;
+  storeErrors: number;
+  gateWaiting: number;
+}
+
+export class Tether<T extends object = SessionData> {
+  readonly options: Readonly<ResolvedOptions>;
+  readonly store: SessionStore;
+  readonly events = new EventEmitter();
+  /** Per-user state that outlives sessions (saved cart, preferences, unfinished flows). */
+  readonly users: UserContexts;
+  readonly #signer: Signer;
+  readonly #gate = new SessionGate();
+  readonly #stats: Omit<EngineStats, 'gateWaiting'> = {
+    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
+  };
+
+  constructor(options: TetherOptions = {}) {
+    this.options = resolveOptions(options);
+    if (this.options.secretsGenerated) {
+      process.emitWarning('no secrets given: a random one was generated, so sessions end when the process restarts', { code: 'TETHER_SECRET_GENERATED' });
+    }
+    if (!this.options.store && this.options.production) {
+      process.emitWarning('MemoryStore in production: sessions are lost on restart and not shared between processes', { code: 'TETHER_MEMORY_STORE' });
+    }
+    this.store = this.options.store ?? new MemoryStore({ clock: this.options.clock });
+    this.#signer = new Signer(this.options.secrets);
+    this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
+  }
+
+  /** Loads the session named by the request's cookie (or an empty, not yet stored one). */
+  async open(req: RequestView, options: OpenOptions = {}): Promise<Session<T>> {
+    const o = this.options;
+    const state = this.#newState(req.header('user-agent'));
+    const raw = readCookie(req.header('cookie'), o.cookie.name);
+    if (raw === undefined) return new Session<T>(state);
+    const unsigned = this.#signer.unsign(raw);
+    if (!unsigned) {
+      state.clearCookie = true;
+      return new Session<T>(state);
+    }
+    const key = hashId(unsigned.id);
+    const write = options.write ?? !SAFE_METHODS.has(req.method);
+    if (write) state.release = await this.#gate.acquire(key, o.gateTimeoutMs);
+    try {
+      const record = await this.#call(this.store.get(key), 'get');
+      if (!record) {
+        state.clearCookie = true;
+        return this.#released(state);
+      }
+      const now = o.clock.now();
+      if (this.#expired(record, now)) {
+        await this.#call(this.store.destroy(key), 'destroy');
+        this.#emit('expired', key, record.userId);
+        state.clearCookie = true;
+        return this.#released(state);
+      }
+      const env = o.codec.decode(record.data);
+      state.id = unsigned.id;
+      state.key = key;
+      state.record = record;
+      state.loadedText = record.data;
+      state.loadedUserId = record.userId;
+      state.userId = record.userId;
+      state.data = env.d;
+      state.csrf = env.c;
+      state.ua = env.u;
+      state.resign = unsigned.stale;
+      return new Session<T>(state);
+    } catch (err) {
+      state.release?.();
+      state.release = null;
+      throw err;
+    }
+  }
+
+  /**
+   * Writes what the request changed (only if it changed), touches expiry when due, and returns the
+   * Set-Cookie header values to send. Must complete before the status line goes out; releases the gate.
+   */
+  async commit(session: Session<T>): Promise<string[]> {
+    const s = sessionState(session);
+    if (s.committed) return s.setCookies;
+    s.committed = true;
+    try {
+      await this.#persist(s);
+    } finally {
+      s.release?.();
+      s.release = null;
+    }
+    return s.setCookies;
+  }
+
+  /** Ends the request without writing anything (handler failed); releases the gate. */
+  abandon(session: Session<T>): void {
+    const s = sessionState(session);
+    s.committed = true;
+    s.release?.();
+    s.release = null;
+  }
+
+  /** CSRF checks for an unsafe request: Sec-Fetch-Site, Origin/Referer, content type, synchronizer token. */
+  checkRequest(session: Session<T>, req: RequestView): void {
+    if (this.options.csrf === false) return;
+    checkCsrf(this.options.csrf, sessionState(session).csrf, req);
+  }
+
+  /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */
+  async listUserSessions(userId: string, current?: Session<T>): Promise<UserSessionInfo[]> {
+    const records = await this.#call(this.store.listByUser(userId), 'listByUser');
+    const now = this.options.clock.now();
+    const currentKey = current ? sessionState(current).key : null;
+    return records
+      .filter((r) => !this.#expired(r, now))
+      .map((r) => ({
+        id: handleOf(r.key),
+        createdAt: r.createdAt,
+        lastSeenAt: r.lastSeenAt,
+        userAgent: this.options.codec.decode(r.data).u ?? null,
+        current: r.key === currentKey,
+      }))
+      .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+  }
+
+  /** Ends one of the user's sessions by its handle; false when the user has no such session. */
+  async destroyUserSession(userId: string, handle: string): Promise<boolean> {
+    const records = await this.#call(this.store.listByUser(userId), 'listByUser');
+    const target = records.find((r) => handleOf(r.key) === handle);
+    if (!target) return false;
+    await this.#call(this.store.destroy(target.key), 'destroy');
+    this.#emit('destroyed', target.key, userId, 'user');
+    return true;
+  }
+
+  /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */
+  async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
+    const exceptKey = options.except ? sessionState(options.except).key : null;
+    const n = await this.#call(this.store.destroyByUser(userId, { except: exceptKey ? [exceptKey] : [] }), 'destroyByUser');
+    this.#stats.destroyed += n;
+    if (channels.destroyed.hasSubscribers || this.events.listenerCount('destroyed') > 0) {
+      this.#publish('destroyed', { event: 'destroyed', handle: '*', userId, reason: 'user', at: this.options.clock.now() });
+    }
+    return n;
+  }
+
+  stats(): EngineStats {
+    return { ...this.#stats, gateWaiting: this.#gate.waiting };
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  /** The Set-Cookie value that carries `id` (used by adapters and the cluster router). */
+  cookieFor(id: string): string {
+    return setCookieHeader(this.options.cookie, this.#signer.sign(id));
+  }
+
+  /** The store key of the session a raw Cookie header names, if its signature holds (no store call). */
+  keyFromCookieHeader(header: string | undefined): string | null {
+    const raw = readCookie(header, this.options.cookie.name);
+    const unsigned = raw === undefined ? null : this.#signer.unsign(raw);
+    return unsigned ? hashId(unsigned.id) : null;
+  }
+
+  // ---- internals ----
+
+  #newState(ua: string | undefined): SessionState {
+    return {
+      id: null, key: null, record: null, loadedText: null, loadedUserId: null, data: {}, csrf: undefined,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, ops: [], regenerate: false, destroyed: false,
+      touch: false, resign: false, clearCookie: false, release: null, committed: false, setCookies: [],
+      newId: this.options.generateId ?? generateId,
+    };
+  }
+
+  #released(state: SessionState): Session<T> {
+    state.release?.();
+    state.release = null;
+    return new Session<T>(state);
+  }
+
+  #expired(r: SessionRecord, now: number): boolean {
+    return now >= r.lastSeenAt + this.options.idleTimeoutMs || now >= r.createdAt + this.options.absoluteTimeoutMs
+      || now >= r.expiresAt || now >= r.absoluteExpiresAt;
+  }
+
+  async #call<R>(op: Promise<R>, what: string): Promise<R> {
+    try {
+      return await withTimeout(op, this.options.storeTimeoutMs, what);
+    } catch (err) {
+      this.#stats.storeErrors++;
+      throw err;
+    }
+  }
+
+  #encode(s: SessionState): string {
+    const env: { d: SessionData; c?: string; u?: string } = { d: s.data };
+    if (s.csrf !== undefined) env.c = s.csrf;
+    if (s.ua !== undefined) env.u = s.ua;
+    const text = this.options.codec.encode(env);
+    const bytes = Buffer.byteLength(text);
+    if (bytes > this.options.maxSessionBytes) throw new SessionTooLargeError(bytes, this.options.maxSessionBytes);
+    return text;
+  }
+
+  #newRecord(s: SessionState, id: string, text: string, now: number): SessionRecord {
+    const o = this.options;
+    return {
+      key: hashId(id), data: text, version: 1, userId: s.userId, createdAt: now, lastSeenAt: now,
+      expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: now + o.absoluteTimeoutMs + o.expiryGraceMs,
+    };
+  }
+
+  async #persist(s: SessionState): Promise<void> {
+    const o = this.options;
+    const now = o.clock.now();
+    if (s.destroyed) {
+      if (s.record) {
+        await this.#call(this.store.destroy(s.record.key), 'destroy');
+        this.#emit('destroyed', s.record.key, s.record.userId, 'logout');
+      }
+      if (s.record || s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
+      return;
+    }
+    const hasContent = s.userId !== null || s.csrf !== undefined || Object.keys(s.data).length > 0;
+    if (s.record === null || s.regenerate) {
+      if (s.record === null && !hasContent) {
+        if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
+        return;
+      }
+      const id = s.id ?? s.newId();
+      const record = this.#newRecord(s, id, this.#encode(s), now);
+      const res = await this.#call(this.store.set(record, 0), 'set');
+      if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
+      this.#stats.writes++;
+      const previous = s.record;
+      s.id = id;
+      s.key = record.key;
+      s.record = record;
+      s.setCookies.push(this.cookieFor(id));
+      if (previous) {
+        await this.#call(this.store.destroy(previous.key), 'destroy');
+        this.#emit('regenerated', record.key, record.userId, undefined, previous.key);
+      } else {
+        this.#emit('created', record.key, record.userId);
+      }
+      if (record.userId !== null && record.userId !== previous?.userId) await this.#enforceLimit(record.userId, record.key);
+      return;
+    }
+    const text = this.#encode(s);
+    const changed = text !== s.loadedText || s.userId !== s.loadedUserId;
+    const record = s.record;
+    if (changed) {
+      await this.#casWrite(s, text, now);
+      if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.cookieFor(s.id!));
+      if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key);
+      return;
+    }
+    if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
+      await this.#call(this.store.touch(record.key, now + o.idleTimeoutMs + o.expiryGraceMs, now), 'touch');
+      this.#stats.touches++;
+      if (o.cookie.maxAgeMs !== undefined) s.resign = true;
+    }
+    if (s.resign) s.setCookies.push(this.cookieFor(s.id!));
+  }
+
+  async #casWrite(s: SessionState, firstText: string, now: number): Promise<void> {
+    const o = this.options;
+    let base = s.record!;
+    let text = firstText;
+    let replayable: boolean | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const next: SessionRecord = {
+        key: base.key, data: text, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
+        expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
+      };
+      const res = await this.#call(this.store.set(next, base.version), 'set');
+      if (res.ok) {
+        this.#stats.writes++;
+        s.record = next;
+        return;
+      }
+      this.#stats.conflicts++;
+      replayable ??= await this.#replayable(s, firstText);
+      const fresh = replayable && attempt < o.maxReplays ? await this.#call(this.store.get(base.key), 'get') : null;
+      if (!fresh || this.#expired(fresh, now)) {
+        this.#emit('conflict', base.key, s.userId, 'rejected');
+        throw new SessionConflictError(fresh === null && replayable ? 'the session ended while this request ran' : undefined);
+      }
+      this.#emit('conflict', base.key, s.userId, 'replayed');
+      this.#stats.replays++;
+      const env = o.codec.decode(fresh.data);
+      const replay: SessionState = { ...s, data: env.d, csrf: env.c, ua: env.u, userId: fresh.userId };
+      for (const op of s.ops) await op(replay.data, replay);
+      s.data = replay.data;
+      s.csrf = replay.csrf;
+      s.userId = replay.userId;
+      text = this.#encode(s);
+      base = fresh;
+    }
+  }
+
+  /** True when every change the handler made went through `update`/`setUser`, so it can be re-applied. */
+  async #replayable(s: SessionState, currentText: string): Promise<boolean> {
+    const env = this.options.codec.decode(s.loadedText!);
+    const replay: SessionState = { ...s, data: env.d, csrf: env.c, ua: env.u, userId: s.loadedUserId };
+    for (const op of s.ops) await op(replay.data, replay);
+    return this.#encode(replay) === currentText && replay.userId === s.userId;
+  }
+
+  async #enforceLimit(userId: string, currentKey: string): Promise<void> {
+    const max = this.options.maxSessionsPerUser;
+    if (max === 0) return;
+    const now = this.options.clock.now();
+    const live = (await this.#call(this.store.listByUser(userId), 'listByUser')).filter((r) => !this.#expired(r, now));
+    if (live.length <= max) return;
+    const victims = live.filter((r) => r.key !== currentKey).sort((a, b) => a.createdAt - b.createdAt).slice(0, live.length - max);
+    for (const v of victims) {
+      await this.#call(this.store.destroy(v.key), 'destroy');
+      this.#emit('destroyed', v.key, userId, 'limit');
+    }
+  }
+
+  #emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void {
+    if (event === 'created') this.#stats.created++;
+    else if (event === 'regenerated') this.#stats.regenerated++;
+    else if (event === 'destroyed') this.#stats.destroyed++;
+    else if (event === 'expired') this.#stats.expired++;
+    if (!channels[event].hasSubscribers && this.events.listenerCount(event) === 0) return;
+    const msg: LifecycleMessage = { event, handle: handleOf(key), userId, at: this.options.clock.now() };
+    if (reason !== undefined) msg.reason = reason;
+    if (previousKey !== undefined) msg.previousHandle = handleOf(previousKey);
+    this.#publish(event, msg);
+  }
+
+  #publish(event: LifecycleEvent, msg: LifecycleMessage): void {
+    if (channels[event].hasSubscribers) channels[event].publish(msg);
+    this.events.emit(event, msg);
+  }
+}
+
+/** Builds an engine; see TetherOptions. */
+export function createTether<T extends object = SessionData>(options: TetherOptions = {}): Tether<T> {
+  return new Tether<T>(options);
+}
+
+export { OptionsInvalidError };

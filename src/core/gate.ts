@@ -1,0 +1,51 @@
+/**
+ * The per-session gate: in one process, requests that may write a session run their session
+ * section one at a time, in arrival order. Read-only access never takes it.
+ * @module
+ */
+import { TetherError } from './errors.js';
+
+export type Release = () => void;
+
+export class SessionGate {
+  /** The tail of each key's queue: resolves when the last holder releases. */
+  readonly #tails = new Map<string, Promise<void>>();
+  #waiting = 0;
+
+  /** Requests queued or holding, across keys. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /** Waits for every earlier holder of `key`, then holds it until `release()` is called. */
+  async acquire(key: string, timeoutMs: number): Promise<Release> {
+    const previous = this.#tails.get(key);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous ? previous.then(() => mine) : mine;
+    this.#tails.set(key, tail);
+    this.#waiting++;
+    let released = false;
+    const done: Release = () => {
+      if (released) return;
+      released = true;
+      this.#waiting--;
+      release();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    };
+    if (previous) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      });
+      const outcome = await Promise.race([previous.then(() => 'ready' as const), timedOut]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        // Our turn still comes (the chain must not break); give it away at once.
+        void previous.then(done);
+        throw new TetherError('SESSION_BUSY', `another request held this session for over ${timeoutMs} ms (option gateTimeoutMs)`, 503);
+      }
+    }
+    return done;
+  }
+}

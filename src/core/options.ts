@@ -1,0 +1,236 @@
+/**
+ * Engine options: `TetherOptions` (user input) goes through `resolveOptions()` once, at construction,
+ * and comes out as a frozen `ResolvedOptions`. Defaults live in `TETHER_DEFAULTS`.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { OptionsInvalidError } from './errors.js';
+import { checkOptions } from './options-check.js';
+import { systemClock } from './store.js';
+import type { Clock, SessionStore } from './store.js';
+import type { SessionCodec } from './codec.js';
+import { jsonCodec } from './codec.js';
+
+export type SameSite = 'lax' | 'strict' | 'none';
+
+export interface CookieOptions {
+  /** @default 'sid', or '__Host-sid' when the cookie is Secure with Path=/ and no Domain */
+  name?: string;
+  /** @default '/' */
+  path?: string;
+  /** @default none (host-only cookie) */
+  domain?: string;
+  /**
+   * - 'lax' (default): sent on top-level navigations from other sites, not on their subrequests or POSTs.
+   * - 'strict': never sent from other sites; links from elsewhere arrive logged out.
+   * - 'none': sent everywhere; needs Secure and leaves CSRF defence to the token alone.
+   */
+  sameSite?: SameSite;
+  /** @default true in production, else false */
+  secure?: boolean;
+  /** Persistent cookie lifetime; omitted (default) makes a browser-session cookie. */
+  maxAgeMs?: number;
+}
+
+export interface CsrfOptions {
+  /** Header carrying the synchronizer token. @default 'x-csrf-token' */
+  header?: string;
+  /** Allowed origins (full `scheme://host[:port]`); default: the origin named by the request's Host. */
+  origins?: string[];
+  /** Refuse unsafe requests that carry neither Origin nor Referer. @default false (non-browser clients send neither) */
+  requireOrigin?: boolean;
+  /** Refuse the CORS-simple content types (text/plain, forms) on unsafe requests with a body. @default true */
+  jsonOnly?: boolean;
+}
+
+export interface TetherOptions {
+  /** Where sessions live. @default a MemoryStore (warned about in production) */
+  store?: SessionStore;
+  /** Signing secrets, at least 32 characters each; the first signs, all verify. Required in production. */
+  secrets?: string | readonly string[];
+  /** @default process.env.NODE_ENV === 'production' */
+  production?: boolean;
+  cookie?: CookieOptions;
+  /** Idle (rolling) timeout. @default 30 minutes */
+  idleTimeoutMs?: number;
+  /** Absolute lifetime, counted from creation or the last regeneration. @default 12 hours */
+  absoluteTimeoutMs?: number;
+  /** Minimum time between expiry touches of an unchanged session. @default min(60 s, idleTimeoutMs / 10) */
+  touchIntervalMs?: number;
+  /** Extra life given to records in the store past the engine's own deadlines, so the engine sees expiries. @default 60 s */
+  expiryGraceMs?: number;
+  /** Upper bound on one encoded session. @default 64 KiB */
+  maxSessionBytes?: number;
+  /** Bound on every store call. @default 2000 ms */
+  storeTimeoutMs?: number;
+  /** Bound on waiting for the per-session gate. @default 15000 ms */
+  gateTimeoutMs?: number;
+  /** Compare-and-set replays of `session.update()` before giving up with SESSION_CONFLICT. @default 8 */
+  maxReplays?: number;
+  /** Sessions a user may hold; a login over it ends the oldest. 0 = no limit. @default 0 */
+  maxSessionsPerUser?: number;
+  /** How long a user context lives after its last write. @default 90 days */
+  userContextTtlMs?: number;
+  /** CSRF protection settings; `false` turns the checks off. */
+  csrf?: CsrfOptions | false;
+  /** A custom ID generator: base64url, 22–128 characters, ≥128 bits of entropy. */
+  generateId?: () => string;
+  codec?: SessionCodec;
+  clock?: Clock;
+}
+
+export const TETHER_DEFAULTS = {
+  cookieName: 'sid',
+  idleTimeoutMs: 30 * 60_000,
+  absoluteTimeoutMs: 12 * 3_600_000,
+  expiryGraceMs: 60_000,
+  maxSessionBytes: 64 * 1024,
+  storeTimeoutMs: 2_000,
+  gateTimeoutMs: 15_000,
+  maxReplays: 8,
+  maxSessionsPerUser: 0,
+  userContextTtlMs: 90 * 86_400_000,
+  csrfHeader: 'x-csrf-token',
+  minSecretLength: 32,
+} as const;
+
+export interface ResolvedCookie {
+  name: string;
+  path: string;
+  domain: string | undefined;
+  sameSite: SameSite;
+  secure: boolean;
+  httpOnly: true;
+  maxAgeMs: number | undefined;
+}
+
+export interface ResolvedCsrf {
+  header: string;
+  origins: readonly string[] | undefined;
+  requireOrigin: boolean;
+  jsonOnly: boolean;
+}
+
+export interface ResolvedOptions {
+  store: SessionStore | undefined;
+  secrets: readonly string[];
+  secretsGenerated: boolean;
+  production: boolean;
+  cookie: Readonly<ResolvedCookie>;
+  idleTimeoutMs: number;
+  absoluteTimeoutMs: number;
+  touchIntervalMs: number;
+  expiryGraceMs: number;
+  maxSessionBytes: number;
+  storeTimeoutMs: number;
+  gateTimeoutMs: number;
+  maxReplays: number;
+  maxSessionsPerUser: number;
+  userContextTtlMs: number;
+  csrf: Readonly<ResolvedCsrf> | false;
+  generateId: (() => string) | undefined;
+  codec: SessionCodec;
+  clock: Clock;
+}
+
+/** RFC 6265 token characters: a cookie name never comes from request data, and never holds `;` or CR/LF. */
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const PATH_OR_DOMAIN = /^[\x21-\x3A\x3C-\x7E]+$/;
+
+function checkStore(v: unknown): string | null {
+  const s = v as Partial<SessionStore> | null;
+  return typeof s === 'object' && s !== null && typeof s.get === 'function' && typeof s.set === 'function'
+    && typeof s.destroy === 'function' && typeof s.touch === 'function' ? null : 'a SessionStore (get, set, touch, destroy…)';
+}
+
+function checkSecrets(v: unknown): string | null {
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === 'string')) return 'a string or a non-empty array of strings';
+  return null;
+}
+
+export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOptions> {
+  checkOptions('Tether', input, {
+    store: checkStore, secrets: checkSecrets, production: 'boolean', cookie: 'object',
+    idleTimeoutMs: 'positiveInteger', absoluteTimeoutMs: 'positiveInteger', touchIntervalMs: 'nonNegativeInteger',
+    expiryGraceMs: 'nonNegativeInteger', maxSessionBytes: 'positiveInteger', storeTimeoutMs: 'positiveInteger',
+    gateTimeoutMs: 'positiveInteger', maxReplays: 'nonNegativeInteger', maxSessionsPerUser: 'nonNegativeInteger',
+    userContextTtlMs: 'positiveInteger',
+    csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
+    generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
+    clock: 'clock',
+  });
+  checkOptions('Tether', input.cookie, {
+    name: 'nonEmptyString', path: 'nonEmptyString', domain: 'nonEmptyString', sameSite: ['lax', 'strict', 'none'],
+    secure: 'boolean', maxAgeMs: 'positiveInteger',
+  }, 'options.cookie');
+  if (input.csrf) {
+    checkOptions('Tether', input.csrf, { header: 'nonEmptyString', origins: 'stringArray', requireOrigin: 'boolean', jsonOnly: 'boolean' }, 'options.csrf');
+  }
+
+  const production = input.production ?? process.env.NODE_ENV === 'production';
+  let secrets = typeof input.secrets === 'string' ? [input.secrets] : input.secrets ? [...input.secrets] : [];
+  let secretsGenerated = false;
+  if (secrets.length === 0) {
+    if (production) throw new OptionsInvalidError('Tether options.secrets is required in production (set it from the environment, e.g. TETHER_SECRET)');
+    secrets = [randomBytes(32).toString('base64url')];
+    secretsGenerated = true;
+  }
+  for (const s of secrets) {
+    if (s.length < TETHER_DEFAULTS.minSecretLength) {
+      throw new OptionsInvalidError(`Tether options.secrets: every secret must be at least ${TETHER_DEFAULTS.minSecretLength} characters`);
+    }
+  }
+
+  const c = input.cookie ?? {};
+  const secure = c.secure ?? production;
+  const sameSite = c.sameSite ?? 'lax';
+  const path = c.path ?? '/';
+  if (sameSite === 'none' && !secure) throw new OptionsInvalidError('Tether options.cookie.sameSite "none" needs options.cookie.secure true');
+  if (!PATH_OR_DOMAIN.test(path)) throw new OptionsInvalidError('Tether options.cookie.path contains characters not allowed in a cookie path');
+  if (c.domain !== undefined && !PATH_OR_DOMAIN.test(c.domain)) throw new OptionsInvalidError('Tether options.cookie.domain contains characters not allowed in a cookie domain');
+  const hostPrefixOk = secure && path === '/' && c.domain === undefined;
+  const name = c.name ?? (hostPrefixOk ? `__Host-${TETHER_DEFAULTS.cookieName}` : TETHER_DEFAULTS.cookieName);
+  if (!COOKIE_NAME.test(name)) throw new OptionsInvalidError('Tether options.cookie.name must be an RFC 6265 token');
+  if (name.startsWith('__Host-') && !hostPrefixOk) throw new OptionsInvalidError('Tether options.cookie.name with the __Host- prefix needs secure, path "/" and no domain');
+  if (name.startsWith('__Secure-') && !secure) throw new OptionsInvalidError('Tether options.cookie.name with the __Secure- prefix needs secure');
+
+  const idleTimeoutMs = input.idleTimeoutMs ?? TETHER_DEFAULTS.idleTimeoutMs;
+  const absoluteTimeoutMs = input.absoluteTimeoutMs ?? TETHER_DEFAULTS.absoluteTimeoutMs;
+  const csrf = input.csrf === false ? false : Object.freeze({
+    header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
+    origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
+    requireOrigin: input.csrf?.requireOrigin ?? false,
+    jsonOnly: input.csrf?.jsonOnly ?? true,
+  });
+
+  return Object.freeze({
+    store: input.store,
+    secrets: Object.freeze(secrets),
+    secretsGenerated,
+    production,
+    cookie: Object.freeze({ name, path, domain: c.domain, sameSite, secure, httpOnly: true as const, maxAgeMs: c.maxAgeMs }),
+    idleTimeoutMs,
+    absoluteTimeoutMs,
+    touchIntervalMs: input.touchIntervalMs ?? Math.min(60_000, Math.floor(idleTimeoutMs / 10)),
+    expiryGraceMs: input.expiryGraceMs ?? TETHER_DEFAULTS.expiryGraceMs,
+    maxSessionBytes: input.maxSessionBytes ?? TETHER_DEFAULTS.maxSessionBytes,
+    storeTimeoutMs: input.storeTimeoutMs ?? TETHER_DEFAULTS.storeTimeoutMs,
+    gateTimeoutMs: input.gateTimeoutMs ?? TETHER_DEFAULTS.gateTimeoutMs,
+    maxReplays: input.maxReplays ?? TETHER_DEFAULTS.maxReplays,
+    maxSessionsPerUser: input.maxSessionsPerUser ?? TETHER_DEFAULTS.maxSessionsPerUser,
+    userContextTtlMs: input.userContextTtlMs ?? TETHER_DEFAULTS.userContextTtlMs,
+    csrf,
+    generateId: input.generateId,
+    codec: input.codec ?? jsonCodec,
+    clock: input.clock ?? systemClock,
+  });
+}
+
+function normaliseOrigin(origin: string): string {
+  try {
+    return new URL(origin).origin;
+  } catch {
+    throw new OptionsInvalidError(`Tether options.csrf.origins: "${origin}" is not an origin like https://shop.example`);
+  }
+}

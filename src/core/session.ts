@@ -1,0 +1,182 @@
+/**
+ * The per-request session handle: a typed data bag plus lifecycle intents (regenerate, destroy,
+ * login) that the engine carries out at commit, before the response goes out.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { SessionEndedError, SessionKeyInvalidError } from './errors.js';
+import type { SessionRecord } from './store.js';
+import type { Release } from './gate.js';
+import { handleOf } from './ids.js';
+
+/** Keys a data bag refuses: they would reach prototypes. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+export type SessionData = Record<string, unknown>;
+export type UpdateFn<T> = (data: Partial<T>) => void | Promise<void>;
+
+/** Engine-side state of a session; not part of the public API. */
+export interface SessionState {
+  id: string | null;
+  key: string | null;
+  record: SessionRecord | null;
+  loadedText: string | null;
+  loadedUserId: string | null;
+  data: SessionData;
+  csrf: string | undefined;
+  ua: string | undefined;
+  userId: string | null;
+  /** Replayable changes, in order, re-applied on fresh data after a CAS conflict. */
+  ops: Array<(data: SessionData, state: SessionState) => void | Promise<void>>;
+  regenerate: boolean;
+  destroyed: boolean;
+  touch: boolean;
+  /** The cookie verified with an old secret: send it again, signed with the current one. */
+  resign: boolean;
+  /** A cookie was presented that names no live session: expire it in the browser. */
+  clearCookie: boolean;
+  release: Release | null;
+  committed: boolean;
+  setCookies: string[];
+  newId: () => string;
+}
+
+let internals!: (s: Session) => SessionState;
+
+export class Session<T extends object = SessionData> {
+  readonly #s: SessionState;
+
+  static {
+    internals = (s) => s.#s;
+  }
+
+  /** @internal built by the engine */
+  constructor(state: SessionState) {
+    this.#s = state;
+  }
+
+  /** The raw session ID (what the cookie carries, unsigned), or null before one exists. Never log it. */
+  get id(): string | null {
+    return this.#s.id;
+  }
+
+  /** An opaque handle for this session, safe to show and log. */
+  get handle(): string | null {
+    return this.#s.key === null ? null : handleOf(this.#s.key);
+  }
+
+  /** True until the session has been stored. */
+  get isNew(): boolean {
+    return this.#s.record === null;
+  }
+
+  get destroyed(): boolean {
+    return this.#s.destroyed;
+  }
+
+  /** The data bag. Changes are detected at commit; only a real change is written. */
+  get data(): Partial<T> {
+    return this.#s.data as Partial<T>;
+  }
+
+  get<K extends keyof T & string>(key: K): T[K] | undefined {
+    return this.#s.data[key] as T[K] | undefined;
+  }
+
+  set<K extends keyof T & string>(key: K, value: T[K]): void {
+    this.#live();
+    checkKey(key);
+    this.#s.data[key] = value;
+  }
+
+  delete<K extends keyof T & string>(key: K): void {
+    this.#live();
+    delete this.#s.data[key];
+  }
+
+  /**
+   * Changes the data through `fn`, now and again on fresh data should another request have written the
+   * session meanwhile (compare-and-set conflict). Prefer this for read-modify-write: it never loses an
+   * update and never fails with SESSION_CONFLICT unless the session ended.
+   */
+  async update(fn: UpdateFn<T>): Promise<void> {
+    this.#live();
+    await fn(this.#s.data as Partial<T>);
+    this.#s.ops.push((data) => fn(data as Partial<T>));
+  }
+
+  /** The user this session belongs to, or null. */
+  get userId(): string | null {
+    return this.#s.userId;
+  }
+
+  /** Sets the owner without a new ID. Use `login()` at authentication. */
+  setUser(userId: string | null): void {
+    this.#live();
+    this.#s.userId = userId;
+    this.#s.ops.push((_data, state) => {
+      state.userId = userId;
+    });
+  }
+
+  /** Authentication: binds the user, issues a new ID and CSRF token; data is kept. */
+  login(userId: string): void {
+    this.setUser(userId);
+    this.regenerate();
+  }
+
+  /** A new ID and CSRF token at commit; data kept; the old record is deleted. */
+  regenerate(): void {
+    this.#live();
+    this.#s.regenerate = true;
+    this.#s.id = this.#s.newId();
+    this.#s.csrf = randomBytes(32).toString('base64url');
+  }
+
+  /** Ends the session at commit: the record is deleted and the cookie expired. */
+  destroy(): void {
+    this.#s.destroyed = true;
+  }
+
+  /** Forces an expiry refresh at commit even when the touch interval has not passed. */
+  touch(): void {
+    this.#s.touch = true;
+  }
+
+  /** The session's CSRF synchronizer token; asking for it creates the session. */
+  get csrfToken(): string {
+    this.#live();
+    if (this.#s.csrf === undefined) {
+      this.#s.csrf = randomBytes(32).toString('base64url');
+      const token = this.#s.csrf;
+      this.#s.ops.push((_data, state) => {
+        if (state.csrf === undefined) state.csrf = token;
+      });
+    }
+    return this.#s.csrf;
+  }
+
+  get userAgent(): string | undefined {
+    return this.#s.ua;
+  }
+
+  get createdAt(): number | null {
+    return this.#s.record?.createdAt ?? null;
+  }
+
+  get lastSeenAt(): number | null {
+    return this.#s.record?.lastSeenAt ?? null;
+  }
+
+  #live(): void {
+    if (this.#s.destroyed) throw new SessionEndedError();
+  }
+}
+
+function checkKey(key: unknown): void {
+  if (typeof key !== 'string' || FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
+}
+
+export function sessionState(s: Session<object>): SessionState {
+  return internals(s as Session);
+}

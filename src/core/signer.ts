@@ -1,0 +1,63 @@
+/**
+ * Cookie value signing: `id.signature`, HMAC-SHA256 keyed by a list of secrets. The first secret
+ * signs; every secret verifies, so secrets rotate without logging anyone out.
+ * @module
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isWellFormedId } from './ids.js';
+
+/** A signature is HMAC-SHA256 in base64url: exactly 43 characters. */
+const SIG_LENGTH = 43;
+
+export interface Unsigned {
+  id: string;
+  /** True when a secret other than the first verified it: the cookie should be re-signed. */
+  stale: boolean;
+}
+
+export class Signer {
+  readonly #keys: readonly Buffer[];
+
+  constructor(secrets: readonly string[]) {
+    this.#keys = secrets.map((s) => Buffer.from(s, 'utf8'));
+  }
+
+  sign(id: string): string {
+    return `${id}.${this.#mac(this.#keys[0]!, id).toString('base64url')}`;
+  }
+
+  /**
+   * The ID of a correctly signed value, else null. Any extra, missing or changed byte rejects
+   * (cookie-signature 1.2.0 and GHSA-63x4-8g8c-vhww: the MAC is compared whole, never truncated).
+   */
+  unsign(value: string): Unsigned | null {
+    const dot = value.lastIndexOf('.');
+    if (dot <= 0 || value.length - dot - 1 !== SIG_LENGTH) return null;
+    const id = value.slice(0, dot);
+    if (!isWellFormedId(id)) return null;
+    const given = Buffer.from(value.slice(dot + 1), 'base64url');
+    // base64url decoding is lenient; re-encoding must reproduce the text exactly.
+    if (given.length !== 32 || given.toString('base64url') !== value.slice(dot + 1)) return null;
+    let match = -1;
+    // Every key is tried, so timing does not tell which one matched.
+    for (let i = 0; i < this.#keys.length; i++) {
+      if (timingSafeEqual(given, this.#mac(this.#keys[i]!, id)) && match === -1) match = i;
+    }
+    return match === -1 ? null : { id, stale: match !== 0 };
+  }
+
+  #mac(key: Buffer, id: string): Buffer {
+    return createHmac('sha256', key).update(id).digest();
+  }
+}
+
+/** Constant-time string equality for tokens. */
+export function safeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  if (ab.length !== bb.length) {
+    timingSafeEqual(ab, ab);
+    return false;
+  }
+  return timingSafeEqual(ab, bb);
+}

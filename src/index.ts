@@ -1,0 +1,25 @@
+/**
+ * tether: the session engine, its public types and errors. Nothing here loads a driver or a framework.
+ * @module
+ * @example
+ * import { createTether } from 'tether';
+ * const tether = createTether({ secrets: [process.env.TETHER_SECRET!] });
+ */
+export { Tether, createTether } from './core/engine.js';
+export type { OpenOptions, UserSessionInfo, EngineStats, RequestView } from './core/engine.js';
+export { Session } from './core/session.js';
+export type { SessionData, UpdateFn } from './core/session.js';
+export { resolveOptions, TETHER_DEFAULTS } from './core/options.js';
+export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions } from './core/options.js';
+export type { SessionStore, SessionRecord, SetResult, Clock, DestroyByUserOptions } from './core/store.js';
+export { systemClock, isExpired, deadlineOf } from './core/store.js';
+export { jsonCodec, parseJsonSafely } from './core/codec.js';
+export type { SessionCodec, Envelope } from './core/codec.js';
+export { UserContexts } from './core/user-context.js';
+export type { UserContextData } from './core/user-context.js';
+export { isSafeMethod } from './core/csrf.js';
+export { MemoryStore } from './stores/memory/index.js';
+export type { MemoryStoreOptions } from './stores/memory/index.js';
+export { CHANNEL_NAMES } from './observability/channels.js';
+export type { LifecycleEvent, LifecycleMessage } from './observability/channels.js';
+export * from './core/errors.js';
