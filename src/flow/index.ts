@@ -1,0 +1,213 @@
+/**
+ * tether/flow: multi-step flows (checkout, sign-up wizards) whose order the server enforces and whose
+ * progress lives in the user context, so it survives logout and resumes on another device.
+ * @module
+ * @example
+ * import { defineFlow } from 'tether/flow';
+ * const checkout = defineFlow({
+ *   name: 'checkout',
+ *   steps: [
+ *     { name: 'shipping', parse: parseShipping },
+ *     { name: 'payment', parse: parsePayment },
+ *     { name: 'review' }, // no input: the flow is completed from here with complete()
+ *   ],
+ * }).using(tether.users);
+ * await checkout.submit(userId, 'shipping', body); // → { step: 'payment', data: { shipping: … }, … }
+ * await checkout.complete(userId, (run) => placeOrder(run.runId, run.data));
+ */
+import { randomUUID } from 'node:crypto';
+import { FlowStepOutOfOrderError, OptionsInvalidError } from '../core/errors.js';
+
+export interface FlowStepDefinition<D = unknown> {
+  /** Letters, digits, `-` and `_`; unique within the flow. */
+  name: string;
+  /**
+   * Checks the step's input and returns what to keep (only what later steps need: never a full card
+   * number). Throw to refuse; the flow is then left unchanged. Must be pure: it runs before the write.
+   * Absent: the step takes no input; only the last step may lack it, and the flow completes from there.
+   */
+  parse?: (input: unknown) => D;
+}
+
+export interface FlowDefinition {
+  name: string;
+  steps: readonly FlowStepDefinition[];
+}
+
+/** What is kept in the user context under `flows[<name>]`. */
+export interface FlowState {
+  /** One per run of the flow: the idempotency key of its completion. */
+  runId: string;
+  /** Index of the step the user is at; `steps.length` when every step took its input. */
+  step: number;
+  data: Record<string, unknown>;
+  updatedAt: number;
+}
+
+export interface FlowView {
+  flow: string;
+  /** Name of the current step, or 'complete' when every step (all with input) was posted. */
+  step: string;
+  index: number;
+  steps: string[];
+  data: Record<string, unknown>;
+  /** Null until the first step is posted. */
+  runId: string | null;
+}
+
+/** The part of `tether.users` a flow needs: a user context read and a compare-and-set update. */
+export interface FlowContextStore {
+  get(userId: string): Promise<Record<string, unknown>>;
+  update(userId: string, fn: (ctx: Record<string, unknown>) => void | Promise<void>): Promise<unknown>;
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+export class Flow {
+  readonly name: string;
+  readonly steps: readonly FlowStepDefinition[];
+
+  constructor(def: FlowDefinition) {
+    if (typeof def?.name !== 'string' || !NAME.test(def.name)) throw new OptionsInvalidError('defineFlow options.name must be letters, digits, - or _, starting with a letter');
+    if (!Array.isArray(def.steps) || def.steps.length === 0) throw new OptionsInvalidError(`defineFlow "${def.name}": options.steps must be a non-empty array`);
+    const seen = new Set<string>();
+    def.steps.forEach((s, i) => {
+      if (typeof s?.name !== 'string' || !NAME.test(s.name)) throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].name must be letters, digits, - or _`);
+      if (seen.has(s.name)) throw new OptionsInvalidError(`defineFlow "${def.name}": step "${s.name}" appears twice`);
+      seen.add(s.name);
+      if (s.parse !== undefined && typeof s.parse !== 'function') throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].parse must be a function`);
+      if (s.parse === undefined && i !== def.steps.length - 1) throw new OptionsInvalidError(`defineFlow "${def.name}": only the last step may take no input (steps[${i}] "${s.name}" has no parse)`);
+    });
+    this.name = def.name;
+    this.steps = Object.freeze(def.steps.map((s) => Object.freeze({ ...s })));
+  }
+
+  /** The flow run against a user-context store (usually `tether.users`). */
+  using(store: FlowContextStore): FlowRunner {
+    return new FlowRunner(this, store);
+  }
+
+  /** Index from which `complete()` is allowed: the parse-less last step, or past the end. */
+  get completeAt(): number {
+    return this.steps[this.steps.length - 1]!.parse ? this.steps.length : this.steps.length - 1;
+  }
+
+  view(state: FlowState | undefined): FlowView {
+    const index = state?.step ?? 0;
+    return {
+      flow: this.name,
+      step: this.steps[index]?.name ?? 'complete',
+      index,
+      steps: this.steps.map((s) => s.name),
+      data: structuredClone(state?.data ?? {}),
+      runId: state?.runId ?? null,
+    };
+  }
+}
+
+/** Declares a flow; see the module example. */
+export function defineFlow(def: FlowDefinition): Flow {
+  return new Flow(def);
+}
+
+function flowsOf(ctx: Record<string, unknown>): Record<string, FlowState> {
+  const f = ctx.flows;
+  if (typeof f === 'object' && f !== null && !Array.isArray(f)) return f as Record<string, FlowState>;
+  const fresh: Record<string, FlowState> = {};
+  ctx.flows = fresh;
+  return fresh;
+}
+
+function stateOf(ctx: Record<string, unknown>, name: string): FlowState | undefined {
+  const f = ctx.flows as Record<string, FlowState> | undefined;
+  return f && Object.hasOwn(f, name) ? f[name] : undefined;
+}
+
+export interface CompleteOptions<R> {
+  /**
+   * Changes the user context in the same write that ends the run (e.g. empties the cart). Its effect is
+   * stored once per run; like any `users.update` function it may be re-run on fresh data after a conflict.
+   */
+  onCompleted?: (ctx: Record<string, unknown>, result: R) => void;
+}
+
+export class FlowRunner {
+  readonly flow: Flow;
+  readonly #store: FlowContextStore;
+
+  constructor(flow: Flow, store: FlowContextStore) {
+    this.flow = flow;
+    this.#store = store;
+  }
+
+  async view(userId: string): Promise<FlowView> {
+    return this.flow.view(stateOf(await this.#store.get(userId), this.flow.name));
+  }
+
+  /**
+   * Posts a step's input. The current step or any earlier one is accepted; an earlier one updates its
+   * data and the flow continues from the step after it. A later one throws FLOW_STEP_OUT_OF_ORDER.
+   */
+  async submit(userId: string, stepName: string, input: unknown): Promise<FlowView> {
+    const index = this.flow.steps.findIndex((s) => s.name === stepName);
+    if (index < 0) throw new TypeError(`flow "${this.flow.name}" has no step "${stepName}"`);
+    const step = this.flow.steps[index]!;
+    if (!step.parse) throw new FlowStepOutOfOrderError(`step "${stepName}" takes no input; complete the flow instead`);
+    const parsed = step.parse(input);
+    let view!: FlowView;
+    await this.#store.update(userId, (ctx) => {
+      const flows = flowsOf(ctx);
+      const state: FlowState = stateOf(ctx, this.flow.name) ?? { runId: randomUUID(), step: 0, data: {}, updatedAt: 0 };
+      if (index > state.step) {
+        const expected = this.flow.steps[state.step]?.name;
+        throw new FlowStepOutOfOrderError(`step "${stepName}" comes later; ${expected ? `post "${expected}" first` : 'the flow is complete'}`);
+      }
+      state.data[stepName] = parsed;
+      state.step = index + 1;
+      state.updatedAt = Date.now();
+      flows[this.flow.name] = state;
+      view = this.flow.view(state);
+    });
+    return view;
+  }
+
+  /** One step back (data kept); at the first step throws FLOW_STEP_OUT_OF_ORDER. */
+  async back(userId: string): Promise<FlowView> {
+    let view!: FlowView;
+    await this.#store.update(userId, (ctx) => {
+      const state = stateOf(ctx, this.flow.name);
+      if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
+      state.step -= 1;
+      state.updatedAt = Date.now();
+      view = this.flow.view(state);
+    });
+    return view;
+  }
+
+  /**
+   * Completes the flow: checks every step was taken, runs `action` with the run's ID and data, then
+   * ends the run. `action` must be idempotent per `runId` (two concurrent completions both reach it).
+   */
+  async complete<R>(userId: string, action: (run: { runId: string; data: Record<string, unknown> }) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
+    const state = stateOf(await this.#store.get(userId), this.flow.name);
+    if (!state || state.step < this.flow.completeAt) {
+      const expected = this.flow.steps[state?.step ?? 0]?.name ?? 'complete';
+      throw new FlowStepOutOfOrderError(`the flow is not ready to complete; post "${expected}" first`);
+    }
+    const result = await action({ runId: state.runId, data: structuredClone(state.data) });
+    await this.#store.update(userId, (ctx) => {
+      // Only the completion that finds its own run still there ends it (and runs onCompleted).
+      if (stateOf(ctx, this.flow.name)?.runId !== state.runId) return;
+      delete flowsOf(ctx)[this.flow.name];
+      options.onCompleted?.(ctx, result);
+    });
+    return result;
+  }
+
+  /** Abandons the flow: the next submit starts a new run. */
+  async reset(userId: string): Promise<void> {
+    await this.#store.update(userId, (ctx) => {
+      if (stateOf(ctx, this.flow.name)) delete flowsOf(ctx)[this.flow.name];
+    });
+  }
+}

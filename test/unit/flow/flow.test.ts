@@ -1,0 +1,133 @@
+/** Flows: server-enforced step order, back, re-posting earlier steps, completion once, resuming from the user context. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTether, MemoryStore, TetherError } from 'tether';
+import { defineFlow } from 'tether/flow';
+
+function parseName(input: unknown): { name: string } {
+  const name = (input as { name?: unknown } | null)?.name;
+  if (typeof name !== 'string' || name.length === 0) throw new TetherError('VALIDATION_FAILED', 'name is required', 400);
+  return { name };
+}
+const parseCard = (input: unknown): { last4: string } => ({ last4: String((input as { card: string }).card).slice(-4) });
+
+function setup() {
+  const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)] });
+  const flow = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] });
+  return { tether, flow, run: flow.using(tether.users) };
+}
+
+describe('flow', () => {
+  it('flow when never started then views the first step with no data and no run', async () => {
+    const { run } = setup();
+    const v = await run.view('u1');
+    assert.deepEqual(v, { flow: 'checkout', step: 'shipping', index: 0, steps: ['shipping', 'payment', 'review'], data: {}, runId: null });
+  });
+
+  it('flow when steps are posted in order then reaches the last step with every step data', async () => {
+    const { run } = setup();
+    const a = await run.submit('u1', 'shipping', { name: 'Ada' });
+    assert.equal(a.step, 'payment');
+    assert.ok(a.runId);
+    const b = await run.submit('u1', 'payment', { card: '4242424242424242' });
+    assert.equal(b.step, 'review');
+    assert.deepEqual(b.data, { shipping: { name: 'Ada' }, payment: { last4: '4242' } });
+    assert.equal(b.runId, a.runId);
+  });
+
+  it('flow when a later step is posted first then refuses with FLOW_STEP_OUT_OF_ORDER and changes nothing', async () => {
+    const { run } = setup();
+    await assert.rejects(run.submit('u1', 'payment', { card: '1' }), { code: 'FLOW_STEP_OUT_OF_ORDER', status: 409 });
+    assert.equal((await run.view('u1')).runId, null);
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await assert.rejects(run.complete('u1', () => 'order'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+  });
+
+  it('flow when a step input is invalid then the parse error propagates and the state is unchanged', async () => {
+    const { run } = setup();
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await assert.rejects(run.submit('u1', 'shipping', { name: '' }), { code: 'VALIDATION_FAILED' });
+    const v = await run.view('u1');
+    assert.equal(v.step, 'payment');
+    assert.deepEqual(v.data.shipping, { name: 'Ada' });
+  });
+
+  it('flow when going back then moves one step keeping data, and at the first step refuses', async () => {
+    const { run } = setup();
+    await assert.rejects(run.back('u1'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    assert.equal((await run.back('u1')).step, 'payment');
+    const v = await run.back('u1');
+    assert.equal(v.step, 'shipping');
+    assert.deepEqual(v.data.payment, { last4: '4242' });
+    await assert.rejects(run.back('u1'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+  });
+
+  it('flow when an earlier step is re-posted then updates its data and continues from the step after it', async () => {
+    const { run } = setup();
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    const v = await run.submit('u1', 'shipping', { name: 'Grace' });
+    assert.equal(v.step, 'payment');
+    assert.deepEqual(v.data, { shipping: { name: 'Grace' }, payment: { last4: '4242' } });
+  });
+
+  it('flow when opened through another engine on the same store then resumes at the same step', async () => {
+    const store = new MemoryStore({ sweepIntervalMs: 0 });
+    const flow = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] });
+    const deviceA = flow.using(createTether({ store, secrets: ['a'.repeat(32)] }).users);
+    const deviceB = flow.using(createTether({ store, secrets: ['a'.repeat(32)] }).users);
+    await deviceA.submit('u1', 'shipping', { name: 'Ada' });
+    const v = await deviceB.view('u1');
+    assert.equal(v.step, 'payment');
+    assert.deepEqual(v.data.shipping, { name: 'Ada' });
+    assert.equal((await deviceB.view('u2')).step, 'shipping', 'another user has their own flow');
+  });
+
+  it('flow when completed twice concurrently then both see one idempotent action per run and the flow resets once', async () => {
+    const { run, tether } = setup();
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    const placed = new Map<string, string>();
+    const action = async ({ runId }: { runId: string }) => {
+      if (!placed.has(runId)) placed.set(runId, `order-${placed.size + 1}`);
+      return placed.get(runId)!;
+    };
+    const opts = { onCompleted: (ctx: Record<string, unknown>) => { ctx.completions = Number(ctx.completions ?? 0) + 1; } };
+    const [a, b] = await Promise.all([run.complete('u1', action, opts), run.complete('u1', action, opts)]);
+    assert.equal(a, 'order-1');
+    assert.equal(b, 'order-1');
+    assert.equal(placed.size, 1);
+    assert.equal((await tether.users.get('u1')).completions, 1, 'the effect of onCompleted was stored once');
+    const v = await run.view('u1');
+    assert.equal(v.step, 'shipping');
+    assert.equal(v.runId, null);
+    await assert.rejects(run.complete('u1', action), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+  });
+
+  it('flow when every step takes input then completes after the last one and views "complete"', async () => {
+    const { tether } = setup();
+    const run = defineFlow({ name: 'signup', steps: [{ name: 'email', parse: parseName }] }).using(tether.users);
+    assert.equal((await run.submit('u1', 'email', { name: 'a@b' })).step, 'complete');
+    assert.equal(await run.complete('u1', ({ data }) => (data.email as { name: string }).name), 'a@b');
+  });
+
+  it('flow when a step without input is posted then refuses; reset starts a new run', async () => {
+    const { run } = setup();
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    await assert.rejects(run.submit('u1', 'review', {}), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    const before = (await run.view('u1')).runId;
+    await run.reset('u1');
+    assert.equal((await run.view('u1')).runId, null);
+    assert.notEqual((await run.submit('u1', 'shipping', { name: 'Ada' })).runId, before);
+  });
+
+  it('defineFlow when given bad definitions then throws OPTIONS_INVALID naming the problem', () => {
+    assert.throws(() => defineFlow({ name: '__proto__', steps: [{ name: 'a' }] }), { code: 'OPTIONS_INVALID' });
+    assert.throws(() => defineFlow({ name: 'f', steps: [] }), { code: 'OPTIONS_INVALID', message: /non-empty/ });
+    assert.throws(() => defineFlow({ name: 'f', steps: [{ name: 'a', parse: parseName }, { name: 'a', parse: parseName }] }), { message: /appears twice/ });
+    assert.throws(() => defineFlow({ name: 'f', steps: [{ name: 'a' }, { name: 'b', parse: parseName }] }), { message: /only the last step/ });
+  });
+});
