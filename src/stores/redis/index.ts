@@ -1,0 +1,352 @@
+/**
+ * RedisStore: sessions in Redis (standalone, Sentinel or Cluster) through ioredis, one round trip per read or write.
+ *
+ * Each session is a hash with a native TTL at its earlier deadline; writes are Lua scripts that do
+ * compare-and-set, data, TTL, user index and change notice in one atomic step. docs/stores.md
+ * (## RedisStore) gives the key layout, what is atomic in standalone versus Cluster, durability per
+ * persistence setting, and why only `maxmemory-policy noeviction` is safe.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
+import { assertNextVersion } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { buildClient, resolveRedisStoreOptions } from './options.js';
+import type { RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
+import * as lua from './scripts.js';
+import { ChangeFeed, type ChangeFeedOptions } from './feed.js';
+import { checkEvictionPolicy } from './eviction.js';
+
+export { REDIS_STORE_DEFAULTS, redisClientOptions } from './options.js';
+export type { RedisClient, RedisStoreOptions } from './options.js';
+export type { ChangeFeedOptions } from './feed.js';
+
+/**
+ * How long a user-index entry outlives its session's absolute deadline before it is pruned: covers
+ * clock skew between the app processes that write and prune it (F14 allows ±5 min). Index entries are verified on read, so a longer stay
+ * costs only memory.
+ */
+const INDEX_GRACE_MS = 5 * 60_000;
+
+class Script {
+  readonly sha: string;
+  constructor(readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+}
+const SET = new Script(lua.SET);
+const INDEX = new Script(lua.INDEX);
+const TOUCH = new Script(lua.TOUCH);
+const DESTROY = new Script(lua.DESTROY);
+const UNINDEX = new Script(lua.UNINDEX);
+const DESTROY_BY_USER = new Script(lua.DESTROY_BY_USER);
+const DESTROY_IF_OWNED = new Script(lua.DESTROY_IF_OWNED);
+
+const OK: SetResult = Object.freeze({ ok: true });
+type Row = Array<string | null>;
+
+export class RedisStore implements SessionStore {
+  readonly name = 'redis';
+  readonly #client: RedisClient;
+  readonly #owned: boolean;
+  readonly #cluster: boolean;
+  readonly #opts: ResolvedRedisStoreOptions;
+  readonly #clock: Clock;
+  /** `<prefix>s:` and `<prefix>u:`: session and user-index key prefixes. */
+  readonly #sp: string;
+  readonly #up: string;
+  /** What the scripts publish on: the change channel, or '' when publishing is off. */
+  readonly #channel: string;
+  readonly #feedChannel: string;
+  readonly #waiters = new Set<() => void>();
+  #feed: ChangeFeed | null = null;
+  #policy: Promise<string | null> | null = null;
+  #closed = false;
+
+  /**
+   * @example
+   * const store = new RedisStore({ url: 'redis://127.0.0.1:6379', keyPrefix: 'shop:' });
+   * const cluster = new RedisStore({ cluster: { nodes: [{ host: '10.0.0.1', port: 7000 }] } });
+   */
+  constructor(options: RedisStoreOptions = {}) {
+    this.#opts = resolveRedisStoreOptions(options);
+    this.#clock = this.#opts.clock;
+    const { client, owned } = buildClient(options);
+    this.#client = client;
+    this.#owned = owned;
+    this.#cluster = client.isCluster;
+    this.#sp = `${this.#opts.keyPrefix}s:`;
+    this.#up = `${this.#opts.keyPrefix}u:`;
+    this.#feedChannel = `${this.#opts.keyPrefix}changes`;
+    this.#channel = this.#opts.publishChanges ? this.#feedChannel : '';
+    // An 'error' event without a listener would be printed by ioredis; failures reach callers as
+    // STORE_UNAVAILABLE instead, and the client keeps reconnecting on its own.
+    client.on('error', noop);
+    client.on('ready', () => {
+      this.checkEvictionPolicy().catch(noop);
+      for (const wake of this.#waiters) wake();
+      this.#waiters.clear();
+    });
+  }
+
+  async get(key: string): Promise<SessionRecord | null> {
+    this.#open();
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    let row: Row;
+    try {
+      row = await this.#client.hmget(this.#sp + key, 'd', 'v', 'u', 'c', 'l', 'e', 'a');
+    } catch (err) {
+      throw this.#fail('get', err);
+    }
+    return decode(key, row, this.#clock.now());
+  }
+
+  async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(record, expectedVersion);
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    const { key, userId } = record;
+    const skey = this.#sp + key;
+    const now = this.#clock.now();
+    // Whole milliseconds: PEXPIRE refuses fractions, and a clock may return them.
+    const ttl = Math.ceil((record.expiresAt < record.absoluteExpiresAt ? record.expiresAt : record.absoluteExpiresAt) - now);
+    let mode = '0';
+    let reply: [number, number | string | null];
+    try {
+      if (userId !== null && this.#cluster) {
+        // Index first, on the user's slot: if the session write then fails or never happens, the
+        // index holds one entry too many (filtered on read), never one too few.
+        await this.#eval(INDEX, [this.#up + userId], [key, record.absoluteExpiresAt, now, INDEX_GRACE_MS]);
+        mode = '2';
+      } else if (userId !== null) {
+        mode = '1';
+      }
+      const keys = mode === '1' ? [skey, this.#up + userId] : [skey];
+      reply = await this.#eval(SET, keys, [expectedVersion, now, record.data, record.version, mode,
+        userId ?? '', record.createdAt, record.lastSeenAt, record.expiresAt, record.absoluteExpiresAt, ttl,
+        key, this.#channel, INDEX_GRACE_MS]) as [number, number | string | null];
+    } catch (err) {
+      throw this.#fail('set', err);
+    }
+    if (reply[0] === 0) return { ok: false, current: reply[1] as number };
+    if (typeof reply[1] === 'string') await this.#unindex(reply[1], key);
+    return OK;
+  }
+
+  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+    this.#open();
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    try {
+      return (await this.#eval(TOUCH, [this.#sp + key], [this.#clock.now(), expiresAt, lastSeenAt, key, this.#channel])) === 1;
+    } catch (err) {
+      throw this.#fail('touch', err);
+    }
+  }
+
+  async destroy(key: string): Promise<void> {
+    this.#open();
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    let owner: string | null;
+    try {
+      owner = await this.#eval(DESTROY, [this.#sp + key], [key, this.#channel]) as string | null;
+    } catch (err) {
+      throw this.#fail('destroy', err);
+    }
+    if (owner !== null) await this.#unindex(owner, key);
+  }
+
+  async listByUser(userId: string): Promise<SessionRecord[]> {
+    this.#open();
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    try {
+      const members = await this.#client.zrange(this.#up + userId, 0, -1);
+      if (members.length === 0) return [];
+      const rows = await this.#fetch(members);
+      const now = this.#clock.now();
+      const out: SessionRecord[] = [];
+      for (let i = 0; i < members.length; i++) {
+        const rec = decode(members[i]!, rows[i]!, now);
+        // The index may name sessions that ended or changed owner; the record itself decides.
+        if (rec !== null && rec.userId === userId) out.push(rec);
+      }
+      return out;
+    } catch (err) {
+      throw this.#fail('listByUser', err);
+    }
+  }
+
+  async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
+    this.#open();
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    const keep = new Set(options.except ?? []);
+    const idx = this.#up + userId;
+    try {
+      const members = (await this.#client.zrange(idx, 0, -1)).filter((m) => !keep.has(m));
+      if (members.length === 0) return 0;
+      const now = this.#clock.now();
+      if (!this.#cluster) {
+        const keys = [idx, ...members.map((m) => this.#sp + m)];
+        return await this.#eval(DESTROY_BY_USER, keys, [userId, now, this.#channel, ...members]) as number;
+      }
+      // Cluster: each session on its own slot, deleted only if still this user's. The index entries
+      // stay until pruned by deadline: removing one here could race a re-created session of the same key.
+      const removed = await Promise.all(members.map((m) =>
+        this.#eval(DESTROY_IF_OWNED, [this.#sp + m], [userId, now, m, this.#channel]) as Promise<number>));
+      return removed.reduce((a, b) => a + b, 0);
+    } catch (err) {
+      throw this.#fail('destroyByUser', err);
+    }
+  }
+
+  /** How many session keys exist under this prefix (SCAN over every primary: O(keys), for admin pages). */
+  async count(): Promise<number> {
+    this.#open();
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    const pattern = `${this.#sp.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
+    let total = 0;
+    try {
+      for (const node of nodes) {
+        let cursor = '0';
+        for (let i = 0; i < 10_000_000; i++) {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          total += keys.length;
+          cursor = next;
+          if (cursor === '0') break;
+        }
+      }
+    } catch (err) {
+      throw this.#fail('count', err);
+    }
+    return total;
+  }
+
+  /**
+   * Calls `listener(key)` after any client with the same prefix changed or removed `key`. Pub/sub
+   * is at-most-once: `onResync` runs each time the subscription is (re)established, after which
+   * every change is seen; anything a listener cached before may be stale and should be dropped.
+   */
+  subscribe(listener: (key: string) => void, options: ChangeFeedOptions = {}): () => void {
+    this.#open();
+    this.#feed ??= new ChangeFeed(this.#client, this.#feedChannel);
+    return this.#feed.add(listener, options);
+  }
+
+  /**
+   * Reads `maxmemory-policy` (on every primary) and warns once, code TETHER_REDIS_EVICTION, unless it
+   * is `noeviction`. Runs by itself on the first connection; resolves with the policy found (an
+   * unsafe one first), or null when CONFIG is disabled or denied.
+   */
+  checkEvictionPolicy(): Promise<string | null> {
+    this.#policy ??= (async () => {
+      if (this.#client.status !== 'ready') await this.#whenReady();
+      return checkEvictionPolicy(this.#client);
+    })();
+    // A connection failure is not an answer: the next connection asks again.
+    this.#policy.catch(() => { this.#policy = null; });
+    return this.#policy;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of this.#waiters) wake();
+    this.#waiters.clear();
+    await this.#feed?.close();
+    if (this.#owned) {
+      try {
+        await this.#client.quit();
+      } catch {
+        this.#client.disconnect();
+      }
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreClosedError('RedisStore');
+  }
+
+  /** Waits (at most commandTimeoutMs) for the connection; the client reconnects by itself meanwhile. */
+  #whenReady(): Promise<void> {
+    const client = this.#client;
+    if (client.status === 'wait') client.connect().catch(noop);
+    return new Promise((resolve, reject) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        if (this.#closed) reject(new StoreClosedError('RedisStore'));
+        else resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(wake);
+        reject(new StoreUnavailableError(`RedisStore: no connection to Redis within ${this.#opts.commandTimeoutMs} ms `
+          + `(status ${client.status}; options.commandTimeoutMs)`));
+      }, this.#opts.commandTimeoutMs);
+      this.#waiters.add(wake);
+    });
+  }
+
+  /** EVALSHA, falling back to EVAL once after a server restart or failover emptied the script cache. */
+  async #eval(script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return this.#client.eval(script.lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  /** Standalone only: drop `key` from a former owner's index, atomically unless it is theirs again. */
+  async #unindex(owner: string, key: string): Promise<void> {
+    if (this.#cluster) return;
+    // Best effort: the record change is already done, and listByUser ignores stale index entries.
+    await this.#eval(UNINDEX, [this.#up + owner, this.#sp + key], [key, owner]).catch(noop);
+  }
+
+  /** HMGET of many sessions: one pipeline on a single server, per-node batches on a Cluster. */
+  async #fetch(members: string[]): Promise<Row[]> {
+    if (this.#cluster) {
+      return Promise.all(members.map((m) => this.#client.hmget(this.#sp + m, 'd', 'v', 'u', 'c', 'l', 'e', 'a')));
+    }
+    const pipe = this.#client.pipeline();
+    for (const m of members) pipe.hmget(this.#sp + m, 'd', 'v', 'u', 'c', 'l', 'e', 'a');
+    const results = (await pipe.exec()) ?? [];
+    return results.map(([err, row]) => {
+      if (err) throw err;
+      return row as Row;
+    });
+  }
+
+  #fail(op: string, err: unknown): Error {
+    if (this.#closed) return new StoreClosedError('RedisStore');
+    if (err instanceof StoreUnavailableError || err instanceof StoreClosedError) return err;
+    // ioredis attaches the command and its arguments (keys, session data) to reply errors; keep
+    // only the message so a logged cause never carries them.
+    const e = err as Error;
+    const cause = new Error(e?.message ?? String(err));
+    cause.name = e?.name ?? 'Error';
+    return new StoreUnavailableError(`RedisStore ${op} failed: ${cause.message}`, { cause });
+  }
+}
+
+function noop(): void {}
+
+/** HMGET d v u c l e a → a record, or null when absent or expired by `now`. */
+function decode(key: string, row: Row, now: number): SessionRecord | null {
+  const version = row[1];
+  if (version === null || version === undefined) return null;
+  const expiresAt = Number(row[5]);
+  const absoluteExpiresAt = Number(row[6]);
+  if (expiresAt <= now || absoluteExpiresAt <= now) return null;
+  return {
+    key,
+    data: row[0] ?? '',
+    version: Number(version),
+    userId: row[2] ?? null,
+    createdAt: Number(row[3]),
+    lastSeenAt: Number(row[4]),
+    expiresAt,
+    absoluteExpiresAt,
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * RedisStore options: checking, defaults, and building the ioredis client with fail-fast settings.
+ *
+ * ioredis is loaded here, inside the constructor path, through createRequire: importing
+ * `tether/redis` never fails where ioredis is absent, and the root entry never loads a driver.
+ * @module
+ */
+import { createRequire } from 'node:module';
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { OptionsInvalidError } from '../../core/errors.js';
+import { checkOptions } from '../../core/options-check.js';
+import { systemClock } from '../../core/store.js';
+import type { Clock } from '../../core/store.js';
+
+/** What RedisStore calls on a client: ioredis `Redis` or `Cluster`. */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisStoreOptions {
+  /** `redis://[user:pass@]host:port[/db]` or `rediss://…`. @default REDIS_STORE_DEFAULTS.url when no other connection option is given */
+  url?: string;
+  /**
+   * An ioredis `Redis` or `Cluster` you built. The store never closes it. Give it the settings of
+   * `redisClientOptions()` (no offline queue, a command timeout) or calls may wait instead of failing fast.
+   */
+  client?: RedisClient;
+  /** Redis Cluster: seed nodes, plus ioredis ClusterOptions laid over the store's fail-fast defaults. */
+  cluster?: { nodes: ClusterNode[]; options?: ClusterOptions };
+  /** Redis Sentinel: ioredis options (`sentinels`, `name`, passwords…) laid over the store's defaults. */
+  sentinel?: { sentinels: Array<{ host: string; port: number }>; name: string } & Partial<RedisOptions>;
+  /** Prepended to every key and to the change channel; separates apps sharing one Redis. @default 'tether:' */
+  keyPrefix?: string;
+  clock?: Clock;
+  /** A call that gets no reply within this bound rejects with STORE_UNAVAILABLE. @default 2000 */
+  commandTimeoutMs?: number;
+  /** Bound on establishing a connection (TCP + handshake). @default 5000 */
+  connectTimeoutMs?: number;
+  /** Publish every change on `<prefix>changes` so `subscribe()` in any process sees it. @default true */
+  publishChanges?: boolean;
+}
+
+export const REDIS_STORE_DEFAULTS = {
+  url: 'redis://127.0.0.1:6379',
+  keyPrefix: 'tether:',
+  commandTimeoutMs: 2_000,
+  connectTimeoutMs: 5_000,
+  publishChanges: true,
+  /** Longest pause between reconnection attempts, in ms: recovery is at most this long after Redis returns. */
+  maxReconnectDelayMs: 1_000,
+} as const;
+
+export interface ResolvedRedisStoreOptions {
+  readonly keyPrefix: string;
+  readonly clock: Clock;
+  readonly commandTimeoutMs: number;
+  readonly publishChanges: boolean;
+}
+
+const isNodeList = (v: unknown): string | null =>
+  Array.isArray(v) && v.length > 0 && v.every((n) => typeof n === 'string' || typeof n === 'number' || (typeof n === 'object' && n !== null))
+    ? null : 'a non-empty array of "host:port" strings or { host, port } objects';
+
+const isClient = (v: unknown): string | null =>
+  typeof v === 'object' && v !== null && typeof (v as { evalsha?: unknown }).evalsha === 'function'
+    && typeof (v as { status?: unknown }).status === 'string' ? null : 'an ioredis Redis or Cluster instance';
+
+const isRedisUrl = (v: unknown): string | null =>
+  typeof v === 'string' && /^rediss?:\/\/./.test(v) ? null : 'a redis:// or rediss:// URL';
+
+/** Throws OPTIONS_INVALID for unknown, mistyped or conflicting options; returns the resolved, frozen view. */
+export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRedisStoreOptions {
+  checkOptions('RedisStore', options, {
+    url: isRedisUrl,
+    client: isClient,
+    cluster: 'object',
+    sentinel: 'object',
+    keyPrefix: 'string',
+    clock: 'clock',
+    commandTimeoutMs: 'positiveInteger',
+    connectTimeoutMs: 'positiveInteger',
+    publishChanges: 'boolean',
+  });
+  const given = (['url', 'client', 'cluster', 'sentinel'] as const).filter((k) => options[k] !== undefined);
+  if (given.length > 1) {
+    throw new OptionsInvalidError(`RedisStore options.${given[0]} and options.${given[1]} both say where Redis is; give only one`);
+  }
+  if (options.cluster) checkOptions('RedisStore', options.cluster, { nodes: isNodeList, options: 'object' }, 'options.cluster');
+  if (options.cluster && options.cluster.nodes === undefined) throw new OptionsInvalidError('RedisStore options.cluster.nodes is required');
+  if (options.sentinel) {
+    const s = options.sentinel;
+    if (isNodeList(s.sentinels) !== null) throw new OptionsInvalidError('RedisStore options.sentinel.sentinels must be a non-empty array of { host, port }');
+    if (typeof s.name !== 'string' || s.name === '') throw new OptionsInvalidError('RedisStore options.sentinel.name must be a non-empty string (the master group name)');
+  }
+  return Object.freeze({
+    keyPrefix: options.keyPrefix ?? REDIS_STORE_DEFAULTS.keyPrefix,
+    clock: options.clock ?? systemClock,
+    commandTimeoutMs: options.commandTimeoutMs ?? REDIS_STORE_DEFAULTS.commandTimeoutMs,
+    publishChanges: options.publishChanges ?? REDIS_STORE_DEFAULTS.publishChanges,
+  });
+}
+
+/** Capped exponential backoff: 50, 100, 200 … ms, never more than maxReconnectDelayMs. Never gives up. */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 10), REDIS_STORE_DEFAULTS.maxReconnectDelayMs);
+}
+
+/**
+ * The ioredis settings the store relies on to fail fast and recover by itself; use them for a
+ * client you pass as `options.client`.
+ * - `enableOfflineQueue: false`: while disconnected nothing is queued (the store waits for the
+ *   connection at most commandTimeoutMs, then rejects), so a call never runs late, after its caller gave up.
+ * - `maxRetriesPerRequest: 0` + `autoResendUnfulfilledCommands: false`: commands in flight when the
+ *   connection drops are rejected at once (their outcome is unknown) and never sent twice.
+ * - `commandTimeout`: a server that accepts the connection but does not answer still fails the call.
+ */
+export function redisClientOptions(commandTimeoutMs: number = REDIS_STORE_DEFAULTS.commandTimeoutMs,
+  connectTimeoutMs: number = REDIS_STORE_DEFAULTS.connectTimeoutMs): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: connectTimeoutMs,
+    retryStrategy: reconnectDelay,
+  };
+}
+
+interface IoredisModule {
+  Redis: new (...args: unknown[]) => Redis;
+  Cluster: new (nodes: ClusterNode[], options?: ClusterOptions) => Cluster;
+}
+
+function loadIoredis(): IoredisModule {
+  try {
+    return createRequire(import.meta.url)('ioredis') as IoredisModule;
+  } catch (err) {
+    throw new OptionsInvalidError(`RedisStore needs the ioredis package (npm install ioredis@5), or pass options.client: ${(err as Error).message}`);
+  }
+}
+
+/** Builds the client for url / cluster / sentinel options; returns null when the caller gave `client`. */
+export function buildClient(options: RedisStoreOptions): { client: RedisClient; owned: boolean } {
+  if (options.client) return { client: options.client, owned: false };
+  const commandTimeoutMs = options.commandTimeoutMs ?? REDIS_STORE_DEFAULTS.commandTimeoutMs;
+  const connectTimeoutMs = options.connectTimeoutMs ?? REDIS_STORE_DEFAULTS.connectTimeoutMs;
+  const base = redisClientOptions(commandTimeoutMs, connectTimeoutMs);
+  const io = loadIoredis();
+  if (options.cluster) {
+    const { lazyConnect, enableOfflineQueue, retryStrategy: _r, ...perNode } = base;
+    const user = options.cluster.options ?? {};
+    const client = new io.Cluster(options.cluster.nodes, {
+      lazyConnect,
+      enableOfflineQueue,
+      clusterRetryStrategy: reconnectDelay,
+      ...user,
+      redisOptions: { ...perNode, ...(user.redisOptions ?? {}) },
+    });
+    return { client, owned: true };
+  }
+  if (options.sentinel) return { client: new io.Redis({ ...base, ...options.sentinel }), owned: true };
+  return { client: new io.Redis(options.url ?? REDIS_STORE_DEFAULTS.url, base), owned: true };
+}

@@ -1,0 +1,148 @@
+/**
+ * The Lua scripts RedisStore runs server-side, so each compare-and-set, touch or destroy is one atomic step.
+ *
+ * A session is a hash under `<prefix>s:<key>` with the fields below; a user's index is a sorted set
+ * under `<prefix>u:<userId>` whose members are store keys, scored with the highest
+ * `absoluteExpiresAt` ever written for that member (a session never lives past it, so an entry whose
+ * score has passed is certainly dead). Every script touches the keys it is given and no other, so each
+ * runs on Redis Cluster too; the two that touch two keys (an index and a session) are only used when
+ * one server holds every key. Times come in as decimal epoch milliseconds from the store's clock, and
+ * TTLs are set relative to that clock (PEXPIRE deadline − now, not PEXPIREAT): the store's clock is
+ * the one authority on expiry, and Redis's own clock, wherever it stands, never ends a session early.
+ * @module
+ */
+
+/** Hash fields, one letter each: they are stored once per session and sent on every read. */
+export const FIELD = { data: 'd', version: 'v', userId: 'u', createdAt: 'c', lastSeenAt: 'l', expiresAt: 'e', absoluteExpiresAt: 'a' } as const;
+
+/**
+ * Adds a member to a user index (score only ever grows), drops entries whose deadline passed more
+ * than `grace` ago, and keeps the index itself alive until its latest member's deadline plus the
+ * grace. The grace absorbs clock skew between the processes that wrote the deadlines.
+ */
+const INDEX_ADD = `
+local function indexAdd(idx, member, score, now, grace)
+  redis.call('ZADD', idx, 'GT', score, member)
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. string.format('%d', now - grace))
+  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIRE', idx, string.format('%d', tonumber(top[2]) - now + grace)) end
+end
+`;
+
+/**
+ * Compare-and-set of a whole record.
+ * KEYS[1] session; KEYS[2] (mode '1' only) the new owner's index.
+ * ARGV: 1 expectedVersion, 2 now, 3 data, 4 version, 5 mode ('0' anonymous, '1' owner + index here,
+ * '2' owner, index written separately), 6 userId, 7 createdAt, 8 lastSeenAt, 9 expiresAt,
+ * 10 absoluteExpiresAt, 11 ms until the earlier of 9 and 10, 12 store key, 13 change channel ('' = none),
+ * 14 index grace ms.
+ * Returns {1, previousOwner|false} when written (previousOwner only when it differs from the new
+ * one, so the caller can tidy that index), {0, currentVersion} on a conflict.
+ */
+export const SET = `${INDEX_ADD}
+local s = KEYS[1]
+local cur = redis.call('HMGET', s, 'v', 'e', 'a', 'u')
+local now = tonumber(ARGV[2])
+local v = 0
+if cur[1] and tonumber(cur[2]) > now and tonumber(cur[3]) > now then v = tonumber(cur[1]) end
+if v ~= tonumber(ARGV[1]) then return {0, v} end
+local mode = ARGV[5]
+if mode == '0' then
+  redis.call('HDEL', s, 'u')
+  redis.call('HSET', s, 'd', ARGV[3], 'v', ARGV[4], 'c', ARGV[7], 'l', ARGV[8], 'e', ARGV[9], 'a', ARGV[10])
+else
+  redis.call('HSET', s, 'd', ARGV[3], 'v', ARGV[4], 'u', ARGV[6], 'c', ARGV[7], 'l', ARGV[8], 'e', ARGV[9], 'a', ARGV[10])
+end
+redis.call('PEXPIRE', s, ARGV[11])
+if mode == '1' then indexAdd(KEYS[2], ARGV[12], ARGV[10], now, tonumber(ARGV[14])) end
+if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[13], ARGV[12]) end
+local prev = cur[4]
+if prev and (mode == '0' or prev ~= ARGV[6]) then return {1, prev} end
+return {1, false}
+`;
+
+/**
+ * Adds one entry to a user index, on its own: the Cluster path, run before the session write so
+ * the index is never missing a live session of its user.
+ * KEYS[1] index. ARGV: 1 store key, 2 absoluteExpiresAt, 3 now, 4 grace ms.
+ */
+export const INDEX = `${INDEX_ADD}
+indexAdd(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+return 1
+`;
+
+/**
+ * Moves the idle deadline of a live record (by the caller's clock) and its TTL; never creates.
+ * KEYS[1] session. ARGV: 1 now, 2 expiresAt, 3 lastSeenAt, 4 store key, 5 change channel ('' = none).
+ * Returns 1 when touched, 0 otherwise.
+ */
+export const TOUCH = `
+local f = redis.call('HMGET', KEYS[1], 'e', 'a')
+if not f[1] then return 0 end
+local now = tonumber(ARGV[1])
+local a = tonumber(f[2])
+if tonumber(f[1]) <= now or a <= now then return 0 end
+local e = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'l', ARGV[3])
+if a < e then e = a end
+redis.call('PEXPIRE', KEYS[1], string.format('%d', e - now))
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[4]) end
+return 1
+`;
+
+/**
+ * Deletes a record. KEYS[1] session. ARGV: 1 store key, 2 change channel ('' = none).
+ * Returns the owner it had (false when anonymous or absent), so the caller can tidy that index.
+ */
+export const DESTROY = `
+local u = redis.call('HGET', KEYS[1], 'u')
+if redis.call('DEL', KEYS[1]) == 1 and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[1]) end
+return u
+`;
+
+/**
+ * Removes a member from a user index unless its session is (again) owned by that user; atomic with
+ * the SET script because both keys live on the one server (standalone only).
+ * KEYS[1] index, KEYS[2] session. ARGV: 1 store key, 2 userId.
+ */
+export const UNINDEX = `
+if redis.call('HGET', KEYS[2], 'u') ~= ARGV[2] then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 1
+`;
+
+/**
+ * Deletes every listed session still owned by the user and drops all listed members from the index
+ * (standalone only: one atomic step over the index and the sessions).
+ * KEYS[1] index, KEYS[2..n] sessions. ARGV: 1 userId, 2 now, 3 change channel, 4..n+2 store keys.
+ * Returns how many of the deleted sessions were live by `now`.
+ */
+export const DESTROY_BY_USER = `
+local now = tonumber(ARGV[2])
+local removed = 0
+for i = 2, #KEYS do
+  local member = ARGV[i + 2]
+  local f = redis.call('HMGET', KEYS[i], 'u', 'e', 'a')
+  if f[1] == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    if tonumber(f[2]) > now and tonumber(f[3]) > now then removed = removed + 1 end
+    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], member) end
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+return removed
+`;
+
+/**
+ * Deletes one session if the user still owns it (the Cluster path of destroyByUser, one call per session).
+ * KEYS[1] session. ARGV: 1 userId, 2 now, 3 store key, 4 change channel.
+ * Returns 1 when a live session was deleted, 0 otherwise.
+ */
+export const DESTROY_IF_OWNED = `
+local f = redis.call('HMGET', KEYS[1], 'u', 'e', 'a')
+if f[1] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[3]) end
+local now = tonumber(ARGV[2])
+if tonumber(f[2]) > now and tonumber(f[3]) > now then return 1 end
+return 0
+`;

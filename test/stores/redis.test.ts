@@ -1,0 +1,244 @@
+/** RedisStore against a real redis-server: the conformance suite, key layout, the eviction guard, crash and outage recovery. */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { RedisStore } from '../../src/stores/redis/index.js';
+import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import type { SessionRecord, SessionStore } from '../../src/core/store.js';
+import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
+import type { RedisServer } from '../helpers/redis.js';
+
+let server: RedisServer;
+let prefixes = 0;
+const nextPrefix = (): string => `t${process.pid}-${++prefixes}:`;
+const prefixOf = new WeakMap<SessionStore, string>();
+
+before(async () => {
+  server = await startRedis();
+});
+after(async () => {
+  await server?.dispose();
+});
+
+runStoreSuite({
+  name: 'redis',
+  open: async (clock) => {
+    const keyPrefix = nextPrefix();
+    const store = new RedisStore({ url: server.url, keyPrefix, clock });
+    prefixOf.set(store, keyPrefix);
+    // A long-lived process subscribes at start-up; attach the feed now, as it would be by then.
+    store.subscribe(() => {})();
+    return store;
+  },
+  connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock }),
+});
+
+/** Resolves with the rejection's code and how long the call took. */
+async function timedFailure(call: () => Promise<unknown>): Promise<{ code: string | undefined; ms: number }> {
+  const start = Date.now();
+  try {
+    await call();
+  } catch (err) {
+    return { code: (err as { code?: string }).code, ms: Date.now() - start };
+  }
+  return { code: 'RESOLVED', ms: Date.now() - start };
+}
+
+describe('RedisStore own cases', () => {
+  it('redis store when given an unknown option, a bad URL or two locations then throws OPTIONS_INVALID', () => {
+    assert.throws(() => new RedisStore({ urll: server.url } as never), { code: 'OPTIONS_INVALID', message: /options\.urll is not an option/ });
+    assert.throws(() => new RedisStore({ url: 'http://x' }), { code: 'OPTIONS_INVALID', message: /redis:\/\// });
+    assert.throws(() => new RedisStore({ url: server.url, cluster: { nodes: [{ host: '127.0.0.1', port: 1 }] } }),
+      { code: 'OPTIONS_INVALID', message: /give only one/ });
+    assert.throws(() => new RedisStore({ commandTimeoutMs: 0 }), { code: 'OPTIONS_INVALID', message: /commandTimeoutMs/ });
+  });
+
+  it('redis stores when given different key prefixes then never see each other’s sessions, users or changes', async () => {
+    const clock = new ManualClock();
+    const a = new RedisStore({ url: server.url, keyPrefix: nextPrefix(), clock });
+    const b = new RedisStore({ url: server.url, keyPrefix: nextPrefix(), clock });
+    const seenByB: string[] = [];
+    b.subscribe((key) => seenByB.push(key));
+    const rec = makeRecord(clock, { userId: 'shared-user' });
+    await a.set(rec, 0);
+    assert.equal(await b.get(rec.key), null);
+    assert.deepEqual(await b.listByUser('shared-user'), []);
+    assert.equal(await b.destroyByUser('shared-user'), 0);
+    assert.deepEqual(await b.set({ ...rec, version: 2 }, 1), { ok: false, current: 0 });
+    assert.equal((await a.get(rec.key))?.version, 1);
+    await a.destroy(rec.key);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(seenByB, []);
+    await a.close();
+    await b.close();
+  });
+
+  it('redis store when a session is written then keeps one hash per session and one sorted set per user, with TTLs', async () => {
+    const clock = new ManualClock();
+    const keyPrefix = nextPrefix();
+    const store = new RedisStore({ url: server.url, keyPrefix, clock });
+    const rec = makeRecord(clock, { userId: 'layout-user', expiresAt: clock.now() + 60_000, absoluteExpiresAt: clock.now() + 30_000 });
+    await store.set(rec, 0);
+    const raw = new Redis(server.url);
+    try {
+      const keys = (await raw.keys(`${keyPrefix}*`)).sort();
+      assert.deepEqual(keys, [`${keyPrefix}s:${rec.key}`, `${keyPrefix}u:layout-user`]);
+      assert.deepEqual(Object.keys(await raw.hgetall(`${keyPrefix}s:${rec.key}`)).sort(), ['a', 'c', 'd', 'e', 'l', 'u', 'v']);
+      const pttl = await raw.pttl(`${keyPrefix}s:${rec.key}`);
+      assert.ok(pttl > 25_000 && pttl <= 30_000, `the session expires at the earlier (absolute) deadline, pttl ${pttl}`);
+      assert.equal(await raw.zscore(`${keyPrefix}u:layout-user`, rec.key), String(rec.absoluteExpiresAt));
+      assert.ok((await raw.pttl(`${keyPrefix}u:layout-user`)) > pttl, 'the index outlives its sessions');
+      await store.destroy(rec.key);
+      assert.deepEqual(await raw.keys(`${keyPrefix}*`), [], 'destroy leaves neither the hash nor the index entry');
+    } finally {
+      raw.disconnect();
+      await store.close();
+    }
+  });
+
+  it('redis store when maxmemory-policy is allkeys-lru then warns TETHER_REDIS_EVICTION once, and not under noeviction', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => { if (w.code === 'TETHER_REDIS_EVICTION') warnings.push(w.message); };
+    process.on('warning', onWarning);
+    try {
+      await redisCommand(server.port, ['CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru']);
+      const risky = new RedisStore({ url: server.url, keyPrefix: nextPrefix() });
+      await risky.get('any');
+      assert.equal(await risky.checkEvictionPolicy(), 'allkeys-lru');
+      assert.equal(await risky.checkEvictionPolicy(), 'allkeys-lru');
+      await new Promise((r) => setImmediate(r));
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!, /allkeys-lru.*noeviction/s);
+      await risky.close();
+
+      await redisCommand(server.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+      const safe = new RedisStore({ url: server.url, keyPrefix: nextPrefix() });
+      assert.equal(await safe.checkEvictionPolicy(), 'noeviction');
+      await new Promise((r) => setImmediate(r));
+      assert.equal(warnings.length, 1);
+      await safe.close();
+    } finally {
+      process.off('warning', onWarning);
+      await redisCommand(server.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+    }
+  });
+
+  it('redis store when CONFIG is disabled on the server then cannot tell the policy and still works', async () => {
+    const locked = await startRedis({ extraArgs: ['--rename-command', 'CONFIG', '""'] });
+    const store = new RedisStore({ url: locked.url });
+    try {
+      assert.equal(await store.checkEvictionPolicy(), null);
+      const rec = makeRecord(new ManualClock());
+      assert.deepEqual(await store.set(rec, 0), { ok: true });
+    } finally {
+      await store.close();
+      await locked.dispose();
+    }
+  });
+});
+
+describe('RedisStore faults', () => {
+  it('redis store when redis-server with appendfsync always is killed -9 then every acknowledged write and destroy survives the restart', async () => {
+    const durable = await startRedis({ appendonly: 'always' });
+    const clock = new ManualClock();
+    const store = new RedisStore({ url: durable.url, clock });
+    try {
+      const acked: SessionRecord[] = [];
+      for (let i = 0; i < 150; i++) {
+        const rec = makeRecord(clock, { userId: i % 3 === 0 ? `crash-user-${i % 7}` : null, data: JSON.stringify({ i }) });
+        assert.deepEqual(await store.set(rec, 0), { ok: true });
+        acked.push(rec);
+      }
+      const updated = acked.slice(0, 50).map((r) => ({ ...r, version: 2, data: JSON.stringify({ updated: r.key }) }));
+      for (const r of updated) assert.deepEqual(await store.set(r, 1), { ok: true });
+      const destroyed = acked.slice(140);
+      for (const r of destroyed) await store.destroy(r.key);
+
+      await durable.kill();
+      await durable.restart();
+
+      const expected = [...updated, ...acked.slice(50, 140)];
+      await waitFor('the store to reconnect', 10_000, async () => (await store.get(expected[0]!.key)) !== null);
+      for (const r of expected) assert.deepEqual(await store.get(r.key), r);
+      for (const r of destroyed) assert.equal(await store.get(r.key), null, 'an acknowledged destroy stays destroyed');
+    } finally {
+      await store.close();
+      await durable.dispose();
+    }
+  });
+
+  it('redis store when redis-server is stopped then every call fails with STORE_UNAVAILABLE within 3 s, and the same instance recovers after restart', async () => {
+    const flaky = await startRedis();
+    const clock = new ManualClock();
+    const store = new RedisStore({ url: flaky.url, clock });
+    const writer = new RedisStore({ url: flaky.url, clock });
+    const crashes: unknown[] = [];
+    const onCrash = (err: unknown): void => { crashes.push(err); };
+    process.on('uncaughtException', onCrash);
+    process.on('unhandledRejection', onCrash);
+    let resyncs = 0;
+    const seen: string[] = [];
+    try {
+      store.subscribe((key) => seen.push(key), { onResync: () => { resyncs++; } });
+      const rec = makeRecord(clock, { userId: 'outage-user' });
+      await store.set(rec, 0);
+      await waitFor('the change feed to attach', 5_000, async () => resyncs >= 1);
+
+      await flaky.stop();
+      const calls: Array<() => Promise<unknown>> = [
+        () => store.get(rec.key),
+        () => store.set(makeRecord(clock), 0),
+        () => store.touch(rec.key, clock.now() + 1_000, clock.now()),
+        () => store.destroy(rec.key),
+        () => store.listByUser('outage-user'),
+        () => store.destroyByUser('outage-user'),
+        () => store.count(),
+      ];
+      for (let round = 0; round < 2; round++) {
+        const results = await Promise.all(calls.map((c) => timedFailure(c)));
+        for (const [i, r] of results.entries()) {
+          assert.equal(r.code, 'STORE_UNAVAILABLE', `call ${i} in round ${round}`);
+          assert.ok(r.ms < 3_000, `call ${i} in round ${round} took ${r.ms} ms`);
+        }
+      }
+
+      await flaky.restart();
+      const fresh = makeRecord(clock);
+      const start = Date.now();
+      await waitFor('the same store instance to write again', 10_000, async () => (await store.set(fresh, 0)).ok);
+      assert.ok(Date.now() - start < 10_000);
+      assert.deepEqual(await store.get(fresh.key), fresh);
+
+      await waitFor('the change feed to re-attach', 10_000, async () => resyncs >= 2);
+      const after = makeRecord(clock);
+      await writer.set(after, 0);
+      await waitFor('a change notice after the outage', 5_000, async () => seen.includes(after.key));
+      assert.deepEqual(crashes, [], 'no uncaught error while Redis was down');
+    } finally {
+      process.off('uncaughtException', onCrash);
+      process.off('unhandledRejection', onCrash);
+      await store.close();
+      await writer.close();
+      await flaky.dispose();
+    }
+  });
+
+  it('redis store when redis-server hangs (SIGSTOP) then calls fail with STORE_UNAVAILABLE within 3 s and succeed once it resumes', async () => {
+    const hung = await startRedis();
+    const store = new RedisStore({ url: hung.url });
+    const rec = makeRecord(new ManualClock());
+    try {
+      await store.set(rec, 0);
+      process.kill(hung.pid, 'SIGSTOP');
+      const r = await timedFailure(() => store.get(rec.key));
+      assert.equal(r.code, 'STORE_UNAVAILABLE');
+      assert.ok(r.ms < 3_000, `took ${r.ms} ms`);
+      process.kill(hung.pid, 'SIGCONT');
+      assert.equal((await store.get(rec.key))?.version, 1);
+    } finally {
+      if (hung.pid) process.kill(hung.pid, 'SIGCONT');
+      await store.close();
+      await hung.dispose();
+    }
+  });
+});
