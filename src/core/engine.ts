@@ -27,6 +27,13 @@ export type { RequestView } from './csrf.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
+/**
+ * The data of a record ended by a regeneration, between the compare-and-set that ends it and its
+ * deletion: read as "no session". Valid JSON, so stores that check their data accept it, but never
+ * a codec envelope.
+ */
+const ENDED = '"tether:ended"';
+
 export interface OpenOptions {
   /**
    * Whether this request may write the session and so waits its turn at the per-session gate.
@@ -96,14 +103,14 @@ export class Tether<T extends object = SessionData> {
     const write = options.write ?? !SAFE_METHODS.has(req.method);
     if (write) state.release = await this.#gate.acquire(key, o.gateTimeoutMs);
     try {
-      const record = await this.#call(this.store.get(key), 'get');
-      if (!record) {
+      const record = await this.#call(() => this.store.get(key), 'get');
+      if (!record || record.data === ENDED) {
         state.clearCookie = true;
         return this.#released(state);
       }
       const now = o.clock.now();
       if (this.#expired(record, now)) {
-        await this.#call(this.store.destroy(key), 'destroy');
+        await this.#call(() => this.store.destroy(key), 'destroy');
         this.#emit('expired', key, record.userId);
         state.clearCookie = true;
         return this.#released(state);
@@ -160,7 +167,7 @@ export class Tether<T extends object = SessionData> {
 
   /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */
   async listUserSessions(userId: string, current?: Session<T>): Promise<UserSessionInfo[]> {
-    const records = await this.#call(this.store.listByUser(userId), 'listByUser');
+    const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const now = this.options.clock.now();
     const currentKey = current ? sessionState(current).key : null;
     return records
@@ -177,10 +184,10 @@ export class Tether<T extends object = SessionData> {
 
   /** Ends one of the user's sessions by its handle; false when the user has no such session. */
   async destroyUserSession(userId: string, handle: string): Promise<boolean> {
-    const records = await this.#call(this.store.listByUser(userId), 'listByUser');
+    const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const target = records.find((r) => handleOf(r.key) === handle);
     if (!target) return false;
-    await this.#call(this.store.destroy(target.key), 'destroy');
+    await this.#call(() => this.store.destroy(target.key), 'destroy');
     this.#emit('destroyed', target.key, userId, 'user');
     return true;
   }
@@ -188,7 +195,7 @@ export class Tether<T extends object = SessionData> {
   /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */
   async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
     const exceptKey = options.except ? sessionState(options.except).key : null;
-    const n = await this.#call(this.store.destroyByUser(userId, { except: exceptKey ? [exceptKey] : [] }), 'destroyByUser');
+    const n = await this.#call(() => this.store.destroyByUser(userId, { except: exceptKey ? [exceptKey] : [] }), 'destroyByUser');
     this.#stats.destroyed += n;
     if (channels.destroyed.hasSubscribers || this.events.listenerCount('destroyed') > 0) {
       this.#publish('destroyed', { event: 'destroyed', handle: '*', userId, reason: 'user', at: this.options.clock.now() });
@@ -238,7 +245,7 @@ export class Tether<T extends object = SessionData> {
       || now >= r.expiresAt || now >= r.absoluteExpiresAt;
   }
 
-  async #call<R>(op: Promise<R>, what: string): Promise<R> {
+  async #call<R>(op: () => Promise<R>, what: string): Promise<R> {
     try {
       return await withTimeout(op, this.options.storeTimeoutMs, what);
     } catch (err) {
@@ -269,11 +276,12 @@ export class Tether<T extends object = SessionData> {
     const o = this.options;
     const now = o.clock.now();
     if (s.destroyed) {
-      if (s.record) {
-        await this.#call(this.store.destroy(s.record.key), 'destroy');
-        this.#emit('destroyed', s.record.key, s.record.userId, 'logout');
+      const rec = s.record;
+      if (rec) {
+        await this.#call(() => this.store.destroy(rec.key), 'destroy');
+        this.#emit('destroyed', rec.key, rec.userId, 'logout');
       }
-      if (s.record || s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
+      if (rec || s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
       return;
     }
     const hasContent = s.userId !== null || s.csrf !== undefined || Object.keys(s.data).length > 0;
@@ -282,9 +290,12 @@ export class Tether<T extends object = SessionData> {
         if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
         return;
       }
+      // Regeneration first ends the old record by compare-and-set, so a session that was destroyed (or
+      // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
+      if (s.record !== null) await this.#writeLoop(s, now, (base) => ({ ...base, data: ENDED, version: base.version + 1, userId: null, lastSeenAt: now }));
       const id = s.id ?? s.newId();
       const record = this.#newRecord(s, id, this.#encode(s), now);
-      const res = await this.#call(this.store.set(record, 0), 'set');
+      const res = await this.#call(() => this.store.set(record, 0), 'set');
       if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
       this.#stats.writes++;
       const previous = s.record;
@@ -293,84 +304,101 @@ export class Tether<T extends object = SessionData> {
       s.record = record;
       s.setCookies.push(this.cookieFor(id));
       if (previous) {
-        await this.#call(this.store.destroy(previous.key), 'destroy');
+        await this.#call(() => this.store.destroy(previous.key), 'destroy');
         this.#emit('regenerated', record.key, record.userId, undefined, previous.key);
       } else {
         this.#emit('created', record.key, record.userId);
       }
-      if (record.userId !== null && record.userId !== previous?.userId) await this.#enforceLimit(record.userId, record.key);
+      if (record.userId !== null && record.userId !== s.loadedUserId) await this.#enforceLimit(record.userId, record.key);
       return;
     }
     const text = this.#encode(s);
     const changed = text !== s.loadedText || s.userId !== s.loadedUserId;
     const record = s.record;
     if (changed) {
-      await this.#casWrite(s, text, now);
+      await this.#writeLoop(s, now, (base, data) => ({
+        key: base.key, data, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
+        expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
+      }));
       if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.cookieFor(s.id!));
       if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key);
       return;
     }
     if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
-      await this.#call(this.store.touch(record.key, now + o.idleTimeoutMs + o.expiryGraceMs, now), 'touch');
+      await this.#call(() => this.store.touch(record.key, now + o.idleTimeoutMs + o.expiryGraceMs, now), 'touch');
       this.#stats.touches++;
       if (o.cookie.maxAgeMs !== undefined) s.resign = true;
     }
     if (s.resign) s.setCookies.push(this.cookieFor(s.id!));
   }
 
-  async #casWrite(s: SessionState, firstText: string, now: number): Promise<void> {
-    const o = this.options;
+  /**
+   * Compare-and-set of `next(base, encodedData)` over the loaded record. On a conflict the handler's
+   * `update()`/`setUser()` changes are re-applied to the fresh record and the write retried; a change
+   * that cannot be replayed, or a session that ended meanwhile, fails with SESSION_CONFLICT.
+   */
+  async #writeLoop(s: SessionState, now: number, next: (base: SessionRecord, data: string) => SessionRecord): Promise<void> {
     let base = s.record!;
+    const firstText = this.#encode(s);
     let text = firstText;
     let replayable: boolean | undefined;
     for (let attempt = 0; ; attempt++) {
-      const next: SessionRecord = {
-        key: base.key, data: text, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
-        expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
-      };
-      const res = await this.#call(this.store.set(next, base.version), 'set');
+      const rec = next(base, text);
+      const res = await this.#call(() => this.store.set(rec, base.version), 'set');
       if (res.ok) {
         this.#stats.writes++;
-        s.record = next;
+        s.record = rec;
         return;
       }
       this.#stats.conflicts++;
       replayable ??= await this.#replayable(s, firstText);
-      const fresh = replayable && attempt < o.maxReplays ? await this.#call(this.store.get(base.key), 'get') : null;
-      if (!fresh || this.#expired(fresh, now)) {
+      const fresh = replayable && attempt < this.options.maxReplays ? await this.#call(() => this.store.get(base.key), 'get') : null;
+      if (!fresh || !this.#live(fresh, now)) {
         this.#emit('conflict', base.key, s.userId, 'rejected');
-        throw new SessionConflictError(fresh === null && replayable ? 'the session ended while this request ran' : undefined);
+        // Replayable and still within budget means the fresh record was read, and it was gone.
+        const ended = replayable && attempt < this.options.maxReplays;
+        throw new SessionConflictError(ended ? 'the session ended while this request ran' : undefined);
       }
       this.#emit('conflict', base.key, s.userId, 'replayed');
       this.#stats.replays++;
-      const env = o.codec.decode(fresh.data);
-      const replay: SessionState = { ...s, data: env.d, csrf: env.c, ua: env.u, userId: fresh.userId };
-      for (const op of s.ops) await op(replay.data, replay);
-      s.data = replay.data;
-      s.csrf = replay.csrf;
-      s.userId = replay.userId;
+      await this.#rebase(s, fresh.data, fresh.userId, s);
       text = this.#encode(s);
       base = fresh;
     }
   }
 
+  /** Re-applies the request's replayable changes to `data`, writing the outcome into `into`. */
+  async #rebase(s: SessionState, data: string, userId: string | null, into: SessionState): Promise<void> {
+    const env = this.options.codec.decode(data);
+    // A token rotated by regenerate() in this request is part of the intent, not of the data to rebase.
+    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId };
+    for (const op of s.ops) await op(replay.data, replay);
+    into.data = replay.data;
+    into.csrf = replay.csrf;
+    into.userId = replay.userId;
+  }
+
   /** True when every change the handler made went through `update`/`setUser`, so it can be re-applied. */
   async #replayable(s: SessionState, currentText: string): Promise<boolean> {
-    const env = this.options.codec.decode(s.loadedText!);
-    const replay: SessionState = { ...s, data: env.d, csrf: env.c, ua: env.u, userId: s.loadedUserId };
-    for (const op of s.ops) await op(replay.data, replay);
-    return this.#encode(replay) === currentText && replay.userId === s.userId;
+    const probe: SessionState = { ...s };
+    await this.#rebase(s, s.loadedText!, s.loadedUserId, probe);
+    return this.#encode(probe) === currentText && probe.userId === s.userId;
+  }
+
+  /** A record that still names a session: not past a deadline, not ended by a regeneration. */
+  #live(r: SessionRecord, now: number): boolean {
+    return r.data !== ENDED && !this.#expired(r, now);
   }
 
   async #enforceLimit(userId: string, currentKey: string): Promise<void> {
     const max = this.options.maxSessionsPerUser;
     if (max === 0) return;
     const now = this.options.clock.now();
-    const live = (await this.#call(this.store.listByUser(userId), 'listByUser')).filter((r) => !this.#expired(r, now));
+    const live = (await this.#call(() => this.store.listByUser(userId), 'listByUser')).filter((r) => !this.#expired(r, now));
     if (live.length <= max) return;
     const victims = live.filter((r) => r.key !== currentKey).sort((a, b) => a.createdAt - b.createdAt).slice(0, live.length - max);
     for (const v of victims) {
-      await this.#call(this.store.destroy(v.key), 'destroy');
+      await this.#call(() => this.store.destroy(v.key), 'destroy');
       this.#emit('destroyed', v.key, userId, 'limit');
     }
   }

@@ -5,8 +5,19 @@
  */
 import { StoreUnavailableError, isTetherError } from './errors.js';
 
-export async function withTimeout<T>(op: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Runs `call` with a deadline. It takes a function, not a promise, so that a store method that throws
+ * synchronously or returns a plain value (a buggy third-party store) fails the same clean way as one
+ * whose promise rejects.
+ */
+export async function withTimeout<T>(call: () => Promise<T> | T, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let op: Promise<T>;
+  try {
+    op = Promise.resolve(call());
+  } catch (err) {
+    op = Promise.reject(err);
+  }
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new StoreUnavailableError(`the session store did not answer ${what} within ${ms} ms (option storeTimeoutMs)`)), ms);
   });

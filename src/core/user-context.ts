@@ -15,9 +15,9 @@ export type UserContextData = Record<string, unknown>;
 export class UserContexts {
   readonly #store: SessionStore;
   readonly #o: Readonly<ResolvedOptions>;
-  readonly #call: <R>(op: Promise<R>, what: string) => Promise<R>;
+  readonly #call: <R>(op: () => Promise<R>, what: string) => Promise<R>;
 
-  constructor(store: SessionStore, options: Readonly<ResolvedOptions>, call: <R>(op: Promise<R>, what: string) => Promise<R>) {
+  constructor(store: SessionStore, options: Readonly<ResolvedOptions>, call: <R>(op: () => Promise<R>, what: string) => Promise<R>) {
     this.#store = store;
     this.#o = options;
     this.#call = call;
@@ -25,7 +25,7 @@ export class UserContexts {
 
   /** The user's context, `{}` when none was saved. */
   async get<C extends UserContextData = UserContextData>(userId: string): Promise<Partial<C>> {
-    const rec = await this.#call(this.#store.get(userContextKey(userId)), 'get');
+    const rec = await this.#call(() => this.#store.get(userContextKey(userId)), 'get');
     return rec ? (parseJsonSafely(rec.data) as Partial<C>) : {};
   }
 
@@ -39,7 +39,7 @@ export class UserContexts {
   ): Promise<Partial<C>> {
     const key = userContextKey(userId);
     for (let attempt = 0; attempt <= this.#o.maxReplays * 4; attempt++) {
-      const rec = await this.#call(this.#store.get(key), 'get');
+      const rec = await this.#call(() => this.#store.get(key), 'get');
       const current = rec ? (parseJsonSafely(rec.data) as Partial<C>) : {};
       const next = (await fn(current)) ?? current;
       const data = JSON.stringify(next);
@@ -47,7 +47,7 @@ export class UserContexts {
       const now = this.#o.clock.now();
       const deadline = now + this.#o.userContextTtlMs;
       const version = rec?.version ?? 0;
-      const res = await this.#call(this.#store.set({
+      const res = await this.#call(() => this.#store.set({
         key, data, version: version + 1, userId: null, createdAt: rec?.createdAt ?? now, lastSeenAt: now,
         expiresAt: deadline, absoluteExpiresAt: deadline,
       }, version), 'set');
@@ -58,6 +58,6 @@ export class UserContexts {
 
   /** Deletes the user's context (account deletion). */
   async clear(userId: string): Promise<void> {
-    await this.#call(this.#store.destroy(userContextKey(userId)), 'destroy');
+    await this.#call(() => this.#store.destroy(userContextKey(userId)), 'destroy');
   }
 }

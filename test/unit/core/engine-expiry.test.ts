@@ -1,0 +1,89 @@
+/** Idle (rolling) and absolute timeouts, decided on load by the injected clock; throttled expiry touches. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { hashId } from '../../../src/core/ids.js';
+import { rig, trip } from '../support.js';
+
+const MIN = 60_000;
+
+describe('engine expiry', () => {
+  it('session when idle for just under the idle timeout then loads, and when idle just over it then is rejected and deleted', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN });
+    const expired: unknown[] = [];
+    r.tether.events.on('expired', (m) => expired.push(m));
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.clock.advance(10 * MIN - 1);
+    await trip(r.tether, a.cookie, (s) => assert.equal(s.get('n'), 1), 'GET');
+    // Rolling: that read moved the idle deadline.
+    r.clock.advance(10 * MIN - 1);
+    await trip(r.tether, a.cookie, (s) => assert.equal(s.get('n'), 1), 'GET');
+    r.clock.advance(10 * MIN + 1);
+    const late = await trip(r.tether, a.cookie, (s) => {
+      assert.equal(s.isNew, true);
+      assert.equal(s.get('n'), undefined);
+    }, 'GET');
+    assert.equal(late.cookie, '', 'the dead cookie is cleared');
+    assert.equal(await r.memory.get(hashId(a.session.id!)), null);
+    assert.equal(expired.length, 1);
+    // The same cookie stays dead.
+    await trip(r.tether, a.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+  });
+
+  it('session when its record still lives in the store but the engine clock says idle then it is rejected anyway', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN, expiryGraceMs: 60 * MIN });
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.clock.advance(10 * MIN);
+    assert.ok(await r.memory.get(hashId(a.session.id!)), 'the store alone would still serve it');
+    await trip(r.tether, a.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+  });
+
+  it('session when active every few minutes then still ends at the absolute timeout', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN, absoluteTimeoutMs: 60 * MIN });
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 0));
+    let cookie = a.cookie;
+    for (let t = 5; t < 60; t += 5) {
+      r.clock.advance(5 * MIN);
+      const step = await trip(r.tether, cookie, async (s) => {
+        assert.equal(s.isNew, false, `alive at ${t} min`);
+        await s.update((d) => void (d.n = Number(d.n) + 1));
+      });
+      cookie = step.cookie;
+    }
+    r.clock.advance(5 * MIN - 1);
+    await trip(r.tether, cookie, (s) => assert.equal(s.isNew, false, 'alive just before the absolute deadline'), 'GET');
+    r.clock.advance(2);
+    const end = await trip(r.tether, cookie, (s) => assert.equal(s.isNew, true, 'dead at the absolute deadline despite activity'), 'GET');
+    assert.equal(end.cookie, '');
+  });
+
+  it('read-only traffic when within touchIntervalMs then writes nothing, and after it then touches exactly once', async () => {
+    const r = rig({ idleTimeoutMs: 30 * MIN });
+    assert.equal(r.tether.options.touchIntervalMs, MIN, 'default: min(60 s, idle / 10)');
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.store.resetCounts();
+    for (let i = 0; i < 5; i++) {
+      r.clock.advance(10_000);
+      const t = await trip(r.tether, a.cookie, () => {}, 'GET');
+      assert.deepEqual(t.setCookies, []);
+    }
+    assert.equal(r.store.writes, 0, 'no write within the touch interval');
+    r.clock.advance(10_001);
+    await trip(r.tether, a.cookie, () => {}, 'GET');
+    assert.equal(r.store.calls.touch, 1);
+    for (let i = 0; i < 5; i++) {
+      r.clock.advance(1_000);
+      await trip(r.tether, a.cookie, () => {}, 'GET');
+    }
+    assert.equal(r.store.writes, 1, 'the touch restarted the interval');
+    const rec = await r.memory.get(hashId(a.session.id!));
+    assert.equal(rec?.version, 1, 'a touch does not rewrite the data');
+  });
+
+  it('session.touch when called then refreshes expiry before the interval is due', async () => {
+    const r = rig();
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.store.resetCounts();
+    await trip(r.tether, a.cookie, (s) => s.touch(), 'GET');
+    assert.equal(r.store.calls.touch, 1);
+  });
+});

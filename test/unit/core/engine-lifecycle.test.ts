@@ -1,0 +1,190 @@
+/** The engine's session lifecycle: lazy creation, hashed store keys, signing and rotation, regenerate, destroy, limits. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Signer } from '../../../src/core/signer.js';
+import { generateId, hashId } from '../../../src/core/ids.js';
+import { rig, trip, view, valueOf, SECRET_A, SECRET_B } from '../support.js';
+import type { Rig } from '../support.js';
+import type { SessionRecord } from '../../../src/core/store.js';
+
+/** Puts a record straight into the backend and returns the cookie that names it. */
+async function plant(r: Rig, data: string, userId: string | null = null): Promise<{ id: string; cookie: string }> {
+  const id = generateId();
+  const now = r.clock.now();
+  const rec: SessionRecord = {
+    key: hashId(id), data, version: 1, userId, createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, absoluteExpiresAt: now + 7_200_000,
+  };
+  assert.deepEqual(await r.memory.set(rec, 0), { ok: true });
+  return { id, cookie: `sid=${new Signer([SECRET_A]).sign(id)}` };
+}
+
+function attributes(setCookie: string): Map<string, string> {
+  const parts = setCookie.split(';').slice(1).map((p) => p.trim());
+  return new Map(parts.map((p) => {
+    const eq = p.indexOf('=');
+    return eq === -1 ? [p.toLowerCase(), ''] : [p.slice(0, eq).toLowerCase(), p.slice(eq + 1)];
+  }));
+}
+
+describe('engine lifecycle', () => {
+  it('request when it stores nothing then gets no cookie and causes no store call', async () => {
+    const r = rig();
+    const t = await trip(r.tether, undefined, (s) => {
+      assert.equal(s.get('cart'), undefined);
+      assert.equal(s.isNew, true);
+    });
+    assert.deepEqual(t.setCookies, []);
+    assert.equal(r.store.log.length, 0);
+  });
+
+  it('request when it reads a live session and changes nothing then writes nothing and sets no cookie', async () => {
+    const r = rig();
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('cart', ['apple']));
+    r.store.resetCounts();
+    r.clock.advance(1_000);
+    for (const method of ['GET', 'POST']) {
+      const t = await trip(r.tether, cookie, (s) => {
+        assert.deepEqual(s.get('cart'), ['apple']);
+        s.set('cart', ['apple']);
+      }, method);
+      assert.deepEqual(t.setCookies, []);
+    }
+    assert.equal(r.store.writes, 0);
+    assert.equal(r.store.calls.get, 2);
+  });
+
+  it('store when sessions are created, changed, regenerated and destroyed then holds only SHA-256 keys, never an id or cookie', async () => {
+    const r = rig();
+    const secrets: string[] = [];
+    let t = await trip(r.tether, undefined, (s) => s.set('cart', ['pear']));
+    secrets.push(valueOf(t.cookie!), t.session.id!);
+    assert.equal(t.session.isNew, false);
+    const firstKey = hashId(t.session.id!);
+    assert.ok(await r.memory.get(firstKey), 'the record lives under the hash of the id');
+    t = await trip(r.tether, t.cookie, (s) => s.set('n', 1));
+    t = await trip(r.tether, t.cookie, (s) => s.login('alice'));
+    secrets.push(valueOf(t.cookie!), t.session.id!);
+    t = await trip(r.tether, t.cookie, (s) => s.update((d) => void (d.n = 2)));
+    await r.tether.listUserSessions('alice');
+    t = await trip(r.tether, t.cookie, (s) => s.destroy());
+    const dump = r.store.dump();
+    for (const secret of secrets.filter(Boolean)) {
+      assert.equal(dump.includes(secret), false, 'a raw id or cookie value reached the store');
+      assert.equal(dump.includes(secret.split('.')[0]!), false, 'a raw id reached the store');
+    }
+    for (const call of r.store.log) {
+      const key = call.method === 'set' ? (call.args[0] as SessionRecord).key : call.args[0];
+      if (call.method !== 'listByUser' && call.method !== 'destroyByUser') assert.match(String(key), /^[A-Za-z0-9_-]{43}$/);
+    }
+  });
+
+  it('cookie when signed with an old secret still listed then loads and is re-signed with the first secret', async () => {
+    const old = rig({ secrets: [SECRET_B] });
+    const { cookie, session } = await trip(old.tether, undefined, (s) => s.set('cart', ['fig']));
+    const rotated = rig({ secrets: [SECRET_A, SECRET_B] }, old);
+    const t = await trip(rotated.tether, cookie, (s) => assert.deepEqual(s.get('cart'), ['fig']), 'GET');
+    assert.equal(t.setCookies.length, 1, 'the stale cookie is sent again');
+    assert.deepEqual(new Signer([SECRET_A]).unsign(valueOf(t.cookie!)), { id: session.id, stale: false });
+    const dropped = rig({ secrets: [SECRET_A] }, old);
+    const d = await trip(dropped.tether, cookie, (s) => {
+      assert.equal(s.isNew, true);
+      assert.equal(s.get('cart'), undefined);
+    }, 'GET');
+    assert.equal(d.cookie, '', 'a cookie no secret verifies is cleared');
+  });
+
+  it('signed, well-formed, never-issued id when presented then is not adopted (strict mode)', async () => {
+    const r = rig();
+    const forged = generateId();
+    const t = await trip(r.tether, `sid=${new Signer([SECRET_A]).sign(forged)}`, (s) => {
+      assert.equal(s.isNew, true);
+      s.set('cart', ['kiwi']);
+    });
+    assert.notEqual(t.session.id, forged);
+    assert.equal(await r.memory.get(hashId(forged)), null);
+    assert.equal(r.store.log.some((c) => c.method === 'set' && (c.args[0] as SessionRecord).key === hashId(forged)), false, 'nothing written under the sent id');
+  });
+
+  it('regenerate when called then gives a new id, keeps the data, deletes the old record and rotates the CSRF token', async () => {
+    const r = rig();
+    let oldToken = '';
+    const first = await trip(r.tether, undefined, (s) => {
+      s.set('cart', ['plum']);
+      oldToken = s.csrfToken;
+    });
+    const oldId = first.session.id!;
+    let newToken = '';
+    const t = await trip(r.tether, first.cookie, (s) => {
+      s.regenerate();
+      newToken = s.csrfToken;
+    });
+    assert.notEqual(t.session.id, oldId);
+    assert.notEqual(t.cookie, first.cookie);
+    assert.notEqual(newToken, oldToken);
+    assert.equal(await r.memory.get(hashId(oldId)), null, 'old record gone');
+    const again = await trip(r.tether, t.cookie, (s) => {
+      assert.deepEqual(s.get('cart'), ['plum']);
+      assert.equal(s.csrfToken, newToken);
+    }, 'GET');
+    assert.equal(again.session.isNew, false);
+    const replay = await trip(r.tether, first.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+    assert.equal(replay.cookie, '', 'the old cookie is cleared');
+  });
+
+  it('destroy when called then deletes the record and expires the cookie with the same attributes it was set with', async () => {
+    const r = rig({ cookie: { name: 'app', domain: 'shop.example', path: '/app', sameSite: 'strict', secure: true } });
+    const first = await trip(r.tether, undefined, (s) => s.set('cart', ['lime']));
+    const set = first.setCookies[0]!;
+    const t = await trip(r.tether, first.cookie, (s) => s.destroy());
+    assert.equal(t.setCookies.length, 1);
+    const cleared = t.setCookies[0]!;
+    assert.match(cleared, /^app=;/);
+    const a = attributes(set);
+    const b = attributes(cleared);
+    for (const name of ['path', 'domain', 'samesite', 'secure', 'httponly']) assert.equal(b.get(name), a.get(name), name);
+    assert.equal(b.get('max-age'), '0');
+    assert.equal(await r.memory.get(hashId(first.session.id!)), null);
+    const replay = await trip(r.tether, first.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+    assert.equal(replay.session.get('cart' as never), undefined);
+    assert.throws(() => t.session.set('cart', []), { code: 'SESSION_ENDED' });
+  });
+
+  it('session when it grows past maxSessionBytes (64 KiB by default) then commit fails SESSION_TOO_LARGE 413 and the stored value is unchanged', async () => {
+    const r = rig();
+    assert.equal(r.tether.options.maxSessionBytes, 64 * 1024);
+    const first = await trip(r.tether, undefined, (s) => s.set('blob', 'x'.repeat(60_000)));
+    const before = await r.memory.get(hashId(first.session.id!));
+    await assert.rejects(trip(r.tether, first.cookie, (s) => s.set('blob', 'x'.repeat(66_000))), { code: 'SESSION_TOO_LARGE', status: 413 });
+    assert.deepEqual(await r.memory.get(hashId(first.session.id!)), before);
+    await assert.rejects(trip(r.tether, undefined, (s) => s.set('blob', 'y'.repeat(70_000))), { code: 'SESSION_TOO_LARGE' });
+    const small = rig({ maxSessionBytes: 100 });
+    await assert.rejects(trip(small.tether, undefined, (s) => s.set('blob', 'z'.repeat(100))), { code: 'SESSION_TOO_LARGE' });
+    assert.equal(small.store.calls.set, 0);
+  });
+
+  it('stored data when it holds __proto__ and constructor.prototype then loading pollutes nothing', async () => {
+    const r = rig();
+    const raw = '{"d":{"a":1,"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"nested":{"__proto__":{"polluted":"yes"}}}}';
+    const { cookie } = await plant(r, raw);
+    const t = await trip(r.tether, cookie, (s) => {
+      assert.equal(s.get('a'), 1);
+      assert.equal(Object.getPrototypeOf(s.data), Object.prototype);
+      assert.equal((s.data as Record<string, unknown>).polluted, undefined);
+      assert.equal(Object.hasOwn(s.data, '__proto__'), false);
+      assert.equal((s.data.nested as Record<string, unknown> | undefined)?.polluted, undefined);
+    }, 'GET');
+    assert.equal(t.session.isNew, false);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
+  });
+
+  it('session.set when the key is __proto__, constructor or prototype then throws SESSION_KEY_INVALID', async () => {
+    const r = rig();
+    const s = await r.tether.open(view('POST'));
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      assert.throws(() => s.set(key as never, { polluted: true } as never), { code: 'SESSION_KEY_INVALID', status: 400 });
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.deepEqual(await r.tether.commit(s), []);
+  });
+});

@@ -1,0 +1,44 @@
+/** Cookie signing: `id.signature`, HMAC-SHA256; the first secret signs, every secret verifies. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { Signer } from '../../../src/core/signer.js';
+import { generateId } from '../../../src/core/ids.js';
+import { SECRET_A, SECRET_B } from '../support.js';
+
+describe('Signer', () => {
+  it('sign when given an id then appends the HMAC-SHA256 of the id under the first secret', () => {
+    const id = generateId();
+    const mac = createHmac('sha256', SECRET_A).update(id).digest('base64url');
+    assert.equal(new Signer([SECRET_A, SECRET_B]).sign(id), `${id}.${mac}`);
+  });
+
+  it('unsign when the value was signed with any listed secret then returns the id, stale unless the first signed it', () => {
+    const id = generateId();
+    const byOld = new Signer([SECRET_B]).sign(id);
+    const rotated = new Signer([SECRET_A, SECRET_B]);
+    assert.deepEqual(rotated.unsign(byOld), { id, stale: true });
+    assert.deepEqual(rotated.unsign(rotated.sign(id)), { id, stale: false });
+    assert.equal(new Signer([SECRET_A]).unsign(byOld), null, 'a dropped secret verifies nothing');
+  });
+
+  it('unsign when one byte is added, removed or changed then returns null', () => {
+    const s = new Signer([SECRET_A]);
+    const good = s.sign(generateId());
+    const flip = (v: string, i: number): string => v.slice(0, i) + (v[i] === 'A' ? 'B' : 'A') + v.slice(i + 1);
+    for (const bad of [good + 'x', good.slice(0, -1), flip(good, good.length - 1), flip(good, 0), good.replace('.', '..'),
+      good.split('.')[0]!, '.' + good.split('.')[1], `${good.split('.')[0]}.${'A'.repeat(43)}`, '']) {
+      assert.equal(s.unsign(bad), null, bad);
+    }
+  });
+
+  it('unsign when the signature uses non-canonical base64url then returns null', () => {
+    const s = new Signer([SECRET_A]);
+    const [id, sig] = s.sign(generateId()).split('.') as [string, string];
+    // The last character of a 43-char base64url string carries 2 unused bits; changing them decodes to the same bytes.
+    const last = sig.at(-1)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const twin = alphabet[alphabet.indexOf(last) ^ 1]!;
+    assert.equal(s.unsign(`${id}.${sig.slice(0, -1)}${twin}`), null);
+  });
+});
