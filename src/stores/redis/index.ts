@@ -22,13 +22,6 @@ export { REDIS_STORE_DEFAULTS, redisClientOptions } from './options.js';
 export type { RedisClient, RedisStoreOptions } from './options.js';
 export type { ChangeFeedOptions } from './feed.js';
 
-/**
- * How long a user-index entry outlives its session's absolute deadline before it is pruned: covers
- * clock skew between the app processes that write and prune it (F14 allows ±5 min). Index entries are verified on read, so a longer stay
- * costs only memory.
- */
-const INDEX_GRACE_MS = 5 * 60_000;
-
 class Script {
   readonly sha: string;
   constructor(readonly lua: string) {
@@ -117,15 +110,14 @@ export class RedisStore implements SessionStore {
       if (userId !== null && this.#cluster) {
         // Index first, on the user's slot: if the session write then fails or never happens, the
         // index holds one entry too many (filtered on read), never one too few.
-        await this.#eval(INDEX, [this.#up + userId], [key, record.absoluteExpiresAt, now, INDEX_GRACE_MS]);
+        await this.#eval(INDEX, 1, [this.#up + userId, key, record.absoluteExpiresAt, now]);
         mode = '2';
       } else if (userId !== null) {
         mode = '1';
       }
-      const keys = mode === '1' ? [skey, this.#up + userId] : [skey];
-      reply = await this.#eval(SET, keys, [expectedVersion, now, record.data, record.version, mode,
-        userId ?? '', record.createdAt, record.lastSeenAt, record.expiresAt, record.absoluteExpiresAt, ttl,
-        key, this.#channel, INDEX_GRACE_MS]) as [number, number | string | null];
+      reply = await this.#eval(SET, 2, [skey, mode === '1' ? this.#up + userId : skey, expectedVersion, now, record.data,
+        record.version, mode, userId ?? '', record.createdAt, record.lastSeenAt, record.expiresAt,
+        record.absoluteExpiresAt, ttl, key, this.#channel]) as [number, number | string | null];
     } catch (err) {
       throw this.#fail('set', err);
     }
@@ -138,7 +130,7 @@ export class RedisStore implements SessionStore {
     this.#open();
     if (this.#client.status !== 'ready') await this.#whenReady();
     try {
-      return (await this.#eval(TOUCH, [this.#sp + key], [this.#clock.now(), expiresAt, lastSeenAt, key, this.#channel])) === 1;
+      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.#clock.now(), expiresAt, lastSeenAt, key, this.#channel])) === 1;
     } catch (err) {
       throw this.#fail('touch', err);
     }
@@ -149,7 +141,7 @@ export class RedisStore implements SessionStore {
     if (this.#client.status !== 'ready') await this.#whenReady();
     let owner: string | null;
     try {
-      owner = await this.#eval(DESTROY, [this.#sp + key], [key, this.#channel]) as string | null;
+      owner = await this.#eval(DESTROY, 1, [this.#sp + key, key, this.#channel]) as string | null;
     } catch (err) {
       throw this.#fail('destroy', err);
     }
@@ -186,13 +178,13 @@ export class RedisStore implements SessionStore {
       if (members.length === 0) return 0;
       const now = this.#clock.now();
       if (!this.#cluster) {
-        const keys = [idx, ...members.map((m) => this.#sp + m)];
-        return await this.#eval(DESTROY_BY_USER, keys, [userId, now, this.#channel, ...members]) as number;
+        const argv = [idx, ...members.map((m) => this.#sp + m), userId, now, this.#channel, ...members];
+        return await this.#eval(DESTROY_BY_USER, members.length + 1, argv) as number;
       }
       // Cluster: each session on its own slot, deleted only if still this user's. The index entries
       // stay until pruned by deadline: removing one here could race a re-created session of the same key.
       const removed = await Promise.all(members.map((m) =>
-        this.#eval(DESTROY_IF_OWNED, [this.#sp + m], [userId, now, m, this.#channel]) as Promise<number>));
+        this.#eval(DESTROY_IF_OWNED, 1, [this.#sp + m, userId, now, m, this.#channel]) as Promise<number>));
       return removed.reduce((a, b) => a + b, 0);
     } catch (err) {
       throw this.#fail('destroyByUser', err);
@@ -254,12 +246,15 @@ export class RedisStore implements SessionStore {
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
     await this.#feed?.close();
-    if (this.#owned) {
-      try {
-        await this.#client.quit();
-      } catch {
-        this.#client.disconnect();
-      }
+    if (!this.#owned) return;
+    if (this.#client.status !== 'ready') {
+      this.#client.disconnect();
+      return;
+    }
+    try {
+      await this.#client.quit();
+    } catch {
+      this.#client.disconnect();
     }
   }
 
@@ -271,6 +266,9 @@ export class RedisStore implements SessionStore {
   #whenReady(): Promise<void> {
     const client = this.#client;
     if (client.status === 'wait') client.connect().catch(noop);
+    if (client.status === 'end') {
+      return Promise.reject(new StoreUnavailableError('RedisStore: the Redis client was closed (status end) and will not reconnect'));
+    }
     return new Promise((resolve, reject) => {
       const wake = (): void => {
         clearTimeout(timer);
@@ -287,13 +285,16 @@ export class RedisStore implements SessionStore {
     });
   }
 
-  /** EVALSHA, falling back to EVAL once after a server restart or failover emptied the script cache. */
-  async #eval(script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+  /**
+   * EVALSHA, falling back to EVAL once after a server restart or failover emptied the script cache.
+   * `argv` is the keys (the first `numKeys`) then the arguments, in one array.
+   */
+  async #eval(script: Script, numKeys: number, argv: Array<string | number>): Promise<unknown> {
     try {
-      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
+      return await this.#client.evalsha(script.sha, numKeys, ...argv);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.#client.eval(script.lua, keys.length, ...keys, ...args);
+      return this.#client.eval(script.lua, numKeys, ...argv);
     }
   }
 
@@ -301,7 +302,7 @@ export class RedisStore implements SessionStore {
   async #unindex(owner: string, key: string): Promise<void> {
     if (this.#cluster) return;
     // Best effort: the record change is already done, and listByUser ignores stale index entries.
-    await this.#eval(UNINDEX, [this.#up + owner, this.#sp + key], [key, owner]).catch(noop);
+    await this.#eval(UNINDEX, 2, [this.#up + owner, this.#sp + key, key, owner]).catch(noop);
   }
 
   /** HMGET of many sessions: one pipeline on a single server, per-node batches on a Cluster. */

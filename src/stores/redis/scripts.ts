@@ -16,12 +16,19 @@
 export const FIELD = { data: 'd', version: 'v', userId: 'u', createdAt: 'c', lastSeenAt: 'l', expiresAt: 'e', absoluteExpiresAt: 'a' } as const;
 
 /**
+ * How long a user-index entry outlives its session's absolute deadline before it is pruned: covers
+ * clock skew between the app processes that write and prune it (F14 allows ±5 min). Index entries
+ * are verified on read, so a longer stay costs only memory.
+ */
+export const INDEX_GRACE_MS = 5 * 60_000;
+
+/**
  * Adds a member to a user index (score only ever grows), drops entries whose deadline passed more
- * than `grace` ago, and keeps the index itself alive until its latest member's deadline plus the
- * grace. The grace absorbs clock skew between the processes that wrote the deadlines.
+ * than the grace ago, and keeps the index itself alive until its latest member's deadline plus the grace.
  */
 const INDEX_ADD = `
-local function indexAdd(idx, member, score, now, grace)
+local grace = ${INDEX_GRACE_MS}
+local function indexAdd(idx, member, score, now)
   redis.call('ZADD', idx, 'GT', score, member)
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. string.format('%d', now - grace))
   local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
@@ -31,11 +38,11 @@ end
 
 /**
  * Compare-and-set of a whole record.
- * KEYS[1] session; KEYS[2] (mode '1' only) the new owner's index.
+ * KEYS[1] session; KEYS[2] the new owner's index in mode '1', else KEYS[1] again (unused; keeps
+ * one argument layout, and one slot on a Cluster).
  * ARGV: 1 expectedVersion, 2 now, 3 data, 4 version, 5 mode ('0' anonymous, '1' owner + index here,
  * '2' owner, index written separately), 6 userId, 7 createdAt, 8 lastSeenAt, 9 expiresAt,
- * 10 absoluteExpiresAt, 11 ms until the earlier of 9 and 10, 12 store key, 13 change channel ('' = none),
- * 14 index grace ms.
+ * 10 absoluteExpiresAt, 11 ms until the earlier of 9 and 10, 12 store key, 13 change channel ('' = none).
  * Returns {1, previousOwner|false} when written (previousOwner only when it differs from the new
  * one, so the caller can tidy that index), {0, currentVersion} on a conflict.
  */
@@ -54,7 +61,7 @@ else
   redis.call('HSET', s, 'd', ARGV[3], 'v', ARGV[4], 'u', ARGV[6], 'c', ARGV[7], 'l', ARGV[8], 'e', ARGV[9], 'a', ARGV[10])
 end
 redis.call('PEXPIRE', s, ARGV[11])
-if mode == '1' then indexAdd(KEYS[2], ARGV[12], ARGV[10], now, tonumber(ARGV[14])) end
+if mode == '1' then indexAdd(KEYS[2], ARGV[12], ARGV[10], now) end
 if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[13], ARGV[12]) end
 local prev = cur[4]
 if prev and (mode == '0' or prev ~= ARGV[6]) then return {1, prev} end
@@ -64,10 +71,10 @@ return {1, false}
 /**
  * Adds one entry to a user index, on its own: the Cluster path, run before the session write so
  * the index is never missing a live session of its user.
- * KEYS[1] index. ARGV: 1 store key, 2 absoluteExpiresAt, 3 now, 4 grace ms.
+ * KEYS[1] index. ARGV: 1 store key, 2 absoluteExpiresAt, 3 now.
  */
 export const INDEX = `${INDEX_ADD}
-indexAdd(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+indexAdd(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 return 1
 `;
 
