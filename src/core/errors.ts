@@ -132,6 +132,25 @@ export class StoreUrlInvalidError extends TetherError {
   }
 }
 
+/** Another request held the session (per-session gate) for longer than `gateTimeoutMs`. */
+export class SessionBusyError extends TetherError {
+  constructor(timeoutMs: number) {
+    super('SESSION_BUSY', `another request held this session for over ${timeoutMs} ms (option gateTimeoutMs)`, 503);
+    this.name = 'SessionBusyError';
+  }
+}
+
+/**
+ * What the HTTP adapters answer for a failure that is not a TetherError (a bug or a driver error that
+ * escaped): the details stay in the server, the client learns only that it failed.
+ */
+export class InternalError extends TetherError {
+  constructor(options: TetherErrorOptions = {}) {
+    super('INTERNAL_ERROR', 'internal server error', 500, options);
+    this.name = 'InternalError';
+  }
+}
+
 /** Every code above, for docs/errors.md and the test that keeps both in step. */
 export const ERROR_CODES = [
   'OPTIONS_INVALID',
@@ -148,6 +167,7 @@ export const ERROR_CODES = [
   'FLOW_STEP_OUT_OF_ORDER',
   'STORE_URL_INVALID',
   'SESSION_BUSY',
+  'INTERNAL_ERROR',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

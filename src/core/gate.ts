@@ -3,7 +3,7 @@
  * section one at a time, in arrival order. Read-only access never takes it.
  * @module
  */
-import { TetherError } from './errors.js';
+import { SessionBusyError } from './errors.js';
 
 export type Release = () => void;
 
@@ -43,7 +43,7 @@ export class SessionGate {
       if (outcome === 'timeout') {
         // Our turn still comes (the chain must not break); give it away at once.
         void previous.then(done);
-        throw new TetherError('SESSION_BUSY', `another request held this session for over ${timeoutMs} ms (option gateTimeoutMs)`, 503);
+        throw new SessionBusyError(timeoutMs);
       }
     }
     return done;

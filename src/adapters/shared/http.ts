@@ -5,7 +5,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isTetherError } from '../../core/errors.js';
+import { InternalError, isTetherError } from '../../core/errors.js';
 import type { RequestView } from '../../core/csrf.js';
 
 export function viewOf(req: IncomingMessage): RequestView {
@@ -21,7 +21,8 @@ export function viewOf(req: IncomingMessage): RequestView {
 /** Status and `{"error":{"code","message"}}` body for any thrown value; unknown errors say nothing of their internals. */
 export function errorResponse(err: unknown): { status: number; body: { error: { code: string; message: string } } } {
   if (isTetherError(err)) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
-  return { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal server error' } } };
+  const internal = new InternalError();
+  return { status: internal.status, body: internal.toJSON() };
 }
 
 /** Replaces whatever the response holds with the error, if nothing was sent yet; else ends the connection. */

@@ -1,0 +1,79 @@
+/** docs/errors.md, ERROR_CODES and the error classes agree in both directions, statuses included. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as errors from '../../../src/core/errors.js';
+import { ERROR_CODES, TetherError, isTetherError } from '../../../src/core/errors.js';
+import { errorResponse } from '../../../src/adapters/shared/http.js';
+
+interface DocRow { code: string; status: number; className: string; meaning: string }
+
+function docRows(): DocRow[] {
+  const text = readFileSync('docs/errors.md', 'utf8');
+  return [...text.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \| `(\w+)` \| (.+) \|$/gm)].map((m) => ({
+    code: m[1]!, status: Number(m[2]), className: m[3]!, meaning: m[4]!,
+  }));
+}
+
+/** Every exported subclass of TetherError, instantiated with placeholder arguments. */
+function classes(): Map<string, TetherError> {
+  const out = new Map<string, TetherError>();
+  for (const [name, value] of Object.entries(errors)) {
+    if (typeof value !== 'function' || value === TetherError || !(value.prototype instanceof TetherError)) continue;
+    const Ctor = value as unknown as new (...args: unknown[]) => TetherError;
+    out.set(name, new Ctor('placeholder', 1));
+  }
+  return out;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? sourceFiles(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+describe('error codes', () => {
+  it('docs/errors.md when compared with ERROR_CODES then lists every code once and nothing else', () => {
+    const documented = docRows().map((r) => r.code);
+    assert.equal(new Set(documented).size, documented.length, 'a code listed twice');
+    assert.deepEqual([...ERROR_CODES].filter((c) => !documented.includes(c)), [], 'codes missing from docs/errors.md');
+    assert.deepEqual(documented.filter((c) => !(ERROR_CODES as readonly string[]).includes(c)), [], 'documented codes not in ERROR_CODES');
+    for (const r of docRows()) assert.ok(r.meaning.length > 20, `${r.code} needs a meaning`);
+  });
+
+  it('error classes when instantiated then each has a documented code, status and class name, and every code has a class', () => {
+    const rows = new Map(docRows().map((r) => [r.code, r]));
+    const byCode = new Map<string, string>();
+    for (const [name, err] of classes()) {
+      assert.ok(isTetherError(err), name);
+      const row = rows.get(err.code);
+      assert.ok(row, `${name} raises ${err.code}, which docs/errors.md does not list`);
+      assert.equal(row.status, err.status, `${err.code}: documented status`);
+      assert.equal(row.className, name, `${err.code}: documented class`);
+      assert.equal(err.name, name, `${name}.name`);
+      assert.equal(byCode.has(err.code), false, `${err.code} raised by two classes`);
+      byCode.set(err.code, name);
+    }
+    assert.deepEqual([...ERROR_CODES].filter((c) => !byCode.has(c)), [], 'codes no class raises');
+  });
+
+  it('source when it builds an error or an error body then uses only codes in ERROR_CODES', () => {
+    const used = new Set<string>();
+    for (const file of sourceFiles('src')) {
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:new TetherError|super)\(\s*'([A-Z][A-Z_]+)'/g)) used.add(m[1]!);
+      for (const m of text.matchAll(/error: \{ code: '([A-Z][A-Z_]+)'/g)) used.add(m[1]!);
+    }
+    assert.ok(used.size >= 10, 'the scan finds the error constructors');
+    assert.deepEqual([...used].filter((c) => !(ERROR_CODES as readonly string[]).includes(c)), []);
+  });
+
+  it('errorResponse when given a TetherError or anything else then answers its status and code, hiding internals', () => {
+    assert.deepEqual(errorResponse(new errors.SessionTooLargeError(70_000, 65_536)).status, 413);
+    const hidden = errorResponse(new Error('password=hunter2 at db.internal'));
+    assert.deepEqual(hidden, { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal server error' } } });
+    assert.deepEqual(errorResponse('a string').body.error.code, 'INTERNAL_ERROR');
+  });
+});

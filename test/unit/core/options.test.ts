@@ -1,0 +1,98 @@
+/** Engine options: validated once at construction, unsafe combinations refused, defaults in one place. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createTether } from '../../../src/core/engine.js';
+import { resolveOptions, TETHER_DEFAULTS } from '../../../src/core/options.js';
+import type { TetherOptions } from '../../../src/core/options.js';
+import { SECRET_A, SECRET_B } from '../support.js';
+
+const invalid = (options: unknown, message: RegExp): void => {
+  assert.throws(() => createTether(options as TetherOptions), { code: 'OPTIONS_INVALID', message });
+};
+
+describe('engine options', () => {
+  it('options when a key is unknown then construction throws OPTIONS_INVALID naming it', () => {
+    invalid({ secrets: [SECRET_A], idleTimeout: 5 }, /options\.idleTimeout is not an option/);
+    invalid({ secrets: [SECRET_A], cookie: { sameSite: 'lax', httpOnly: false } }, /options\.cookie\.httpOnly is not an option/);
+    invalid({ secrets: [SECRET_A], csrf: { origin: 'https://a.example' } }, /options\.csrf\.origin is not an option/);
+  });
+
+  it('options when a value has the wrong type then construction throws OPTIONS_INVALID saying what was expected', () => {
+    invalid({ secrets: [SECRET_A], idleTimeoutMs: '600000' }, /idleTimeoutMs must be a positive integer/);
+    invalid({ secrets: [SECRET_A], idleTimeoutMs: 0 }, /idleTimeoutMs must be a positive integer/);
+    invalid({ secrets: [SECRET_A], maxSessionBytes: 1.5 }, /maxSessionBytes must be a positive integer/);
+    invalid({ secrets: [SECRET_A], production: 'yes' }, /production must be a boolean/);
+    invalid({ secrets: [SECRET_A], cookie: { sameSite: 'loose' } }, /sameSite must be one of "lax", "strict", "none"/);
+    invalid({ secrets: [SECRET_A], cookie: 'sid' }, /options\.cookie must be an object/);
+    invalid({ secrets: [SECRET_A], csrf: true }, /csrf must be false or an object/);
+    invalid({ secrets: [SECRET_A], store: {} }, /store must be a SessionStore/);
+    invalid({ secrets: [SECRET_A], clock: Date }, /clock must be an object with a now\(\) method/);
+    invalid({ secrets: 42 }, /secrets must be a string or a non-empty array of strings/);
+    invalid({ secrets: [] }, /secrets must be a string or a non-empty array of strings/);
+  });
+
+  it('secrets when one is shorter than 32 characters then construction throws OPTIONS_INVALID', () => {
+    invalid({ secrets: 'short' }, /at least 32 characters/);
+    invalid({ secrets: [SECRET_A, 'x'.repeat(31)] }, /at least 32 characters/);
+    assert.doesNotThrow(() => createTether({ secrets: 'x'.repeat(32) }));
+  });
+
+  it('production when no secret is given then construction throws OPTIONS_INVALID', () => {
+    invalid({ production: true }, /secrets is required in production/);
+  });
+
+  it('no secret outside production then one is generated with a TETHER_SECRET_GENERATED warning', async () => {
+    const warned = once(process, 'warning');
+    createTether({ production: false });
+    const [w] = (await warned) as [Error & { code?: string }];
+    assert.equal(w.code, 'TETHER_SECRET_GENERATED');
+  });
+
+  it('cookie when sameSite is none without secure then construction throws OPTIONS_INVALID', () => {
+    invalid({ secrets: [SECRET_A], cookie: { sameSite: 'none' } }, /sameSite "none" needs options\.cookie\.secure true/);
+    assert.doesNotThrow(() => createTether({ secrets: [SECRET_A], cookie: { sameSite: 'none', secure: true } }));
+  });
+
+  it('cookie name, path or domain when they hold separators or CR/LF then construction throws OPTIONS_INVALID', () => {
+    invalid({ secrets: [SECRET_A], cookie: { name: 'sid;Domain=evil' } }, /cookie\.name must be an RFC 6265 token/);
+    invalid({ secrets: [SECRET_A], cookie: { name: 'sid\r\nSet-Cookie: x=1' } }, /cookie\.name/);
+    invalid({ secrets: [SECRET_A], cookie: { path: '/;SameSite=None' } }, /cookie\.path contains/);
+    invalid({ secrets: [SECRET_A], cookie: { domain: 'shop.example\r\n' } }, /cookie\.domain contains/);
+    invalid({ secrets: [SECRET_A], cookie: { name: '__Host-sid', secure: true, domain: 'shop.example' } }, /__Host- prefix needs secure, path "\/" and no domain/);
+    invalid({ secrets: [SECRET_A], cookie: { name: '__Secure-sid' } }, /__Secure- prefix needs secure/);
+  });
+
+  it('cookie defaults when not production then sid, HttpOnly, SameSite=Lax, Path=/, not Secure', () => {
+    const o = resolveOptions({ secrets: [SECRET_A], production: false });
+    assert.deepEqual({ ...o.cookie }, { name: 'sid', path: '/', domain: undefined, sameSite: 'lax', secure: false, httpOnly: true, maxAgeMs: undefined });
+  });
+
+  it('cookie defaults when production or secure then Secure and the __Host- prefix', () => {
+    assert.equal(resolveOptions({ secrets: [SECRET_A], production: true }).cookie.name, '__Host-sid');
+    assert.equal(resolveOptions({ secrets: [SECRET_A], production: true }).cookie.secure, true);
+    assert.equal(resolveOptions({ secrets: [SECRET_A], cookie: { secure: true } }).cookie.name, '__Host-sid');
+    assert.equal(resolveOptions({ secrets: [SECRET_A], cookie: { secure: true, path: '/app' } }).cookie.name, 'sid', 'no __Host- where it would be refused');
+  });
+
+  it('options when resolved then come out frozen, with the documented defaults, and the caller object untouched', () => {
+    const input: TetherOptions = { secrets: [SECRET_A, SECRET_B], cookie: { sameSite: 'strict' } };
+    const copy = structuredClone(input);
+    const o = resolveOptions(input);
+    assert.deepEqual(input, copy);
+    assert.ok(Object.isFrozen(o) && Object.isFrozen(o.cookie) && Object.isFrozen(o.secrets));
+    assert.equal(o.idleTimeoutMs, TETHER_DEFAULTS.idleTimeoutMs);
+    assert.equal(o.absoluteTimeoutMs, TETHER_DEFAULTS.absoluteTimeoutMs);
+    assert.equal(o.maxSessionBytes, 65_536);
+    assert.equal(o.storeTimeoutMs, 2_000);
+    assert.equal(o.touchIntervalMs, 60_000);
+    assert.equal(resolveOptions({ secrets: [SECRET_A], idleTimeoutMs: 100_000 }).touchIntervalMs, 10_000);
+    assert.deepEqual(o.csrf, { header: 'x-csrf-token', origins: undefined, requireOrigin: false, jsonOnly: true });
+  });
+
+  it('csrf.origins when one is not an origin then construction throws, else they are normalised', () => {
+    invalid({ secrets: [SECRET_A], csrf: { origins: ['not a url'] } }, /is not an origin/);
+    const o = resolveOptions({ secrets: [SECRET_A], csrf: { origins: ['https://Shop.Example:443/path'] } });
+    assert.deepEqual(o.csrf && o.csrf.origins, ['https://shop.example']);
+  });
+});

@@ -1,0 +1,115 @@
+/** Lifecycle events, through `tether.events` and diagnostics_channel, in order and without secrets. */
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
+import { CHANNEL_NAMES } from '../../../src/observability/channels.js';
+import type { LifecycleEvent, LifecycleMessage } from '../../../src/observability/channels.js';
+import { hashId } from '../../../src/core/ids.js';
+import { rig, trip, view } from '../support.js';
+import type { Rig } from '../support.js';
+
+const EVENTS = Object.keys(CHANNEL_NAMES) as LifecycleEvent[];
+let unsubscribe: Array<() => void> = [];
+
+/** Collects every lifecycle message from the diagnostics channels. */
+function listenChannels(): LifecycleMessage[] {
+  const seen: LifecycleMessage[] = [];
+  for (const event of EVENTS) {
+    const fn = (msg: unknown): void => void seen.push(msg as LifecycleMessage);
+    diagnostics.subscribe(CHANNEL_NAMES[event], fn);
+    unsubscribe.push(() => diagnostics.unsubscribe(CHANNEL_NAMES[event], fn));
+  }
+  return seen;
+}
+
+function listenEmitter(...rigs: Rig[]): LifecycleMessage[] {
+  const seen: LifecycleMessage[] = [];
+  for (const r of rigs) for (const event of EVENTS) r.tether.events.on(event, (m: LifecycleMessage) => seen.push(m));
+  return seen;
+}
+
+afterEach(() => {
+  for (const u of unsubscribe) u();
+  unsubscribe = [];
+});
+
+describe('lifecycle events', () => {
+  it('channels when named then follow tether:session:<event>', () => {
+    assert.deepEqual(CHANNEL_NAMES, {
+      created: 'tether:session:created', regenerated: 'tether:session:regenerated', destroyed: 'tether:session:destroyed',
+      expired: 'tether:session:expired', conflict: 'tether:session:conflict',
+    });
+  });
+
+  it('create, regenerate, conflict, destroy when they happen then both feeds report them in that order', async () => {
+    const a = rig();
+    const b = rig({}, a);
+    const fromChannels = listenChannels();
+    const fromEmitters = listenEmitter(a, b);
+    const created = await trip(a.tether, undefined, (s) => s.set('n', 0));
+    a.clock.advance(1_000);
+    const loggedIn = await trip(a.tether, created.cookie, (s) => s.login('alice'));
+    const sa = await a.tether.open(view('POST', { cookie: loggedIn.cookie! }));
+    const sb = await b.tether.open(view('POST', { cookie: loggedIn.cookie! }));
+    await sa.update((d) => void (d.n = Number(d.n) + 1));
+    await sb.update((d) => void (d.n = Number(d.n) + 1));
+    await a.tether.commit(sa);
+    await b.tether.commit(sb);
+    await trip(a.tether, loggedIn.cookie, (s) => s.destroy());
+
+    for (const seen of [fromChannels, fromEmitters]) {
+      assert.deepEqual(seen.map((m) => `${m.event}${m.reason ? ':' + m.reason : ''}`), ['created', 'regenerated', 'conflict:replayed', 'destroyed:logout']);
+      const [c, r, x, d] = seen as [LifecycleMessage, LifecycleMessage, LifecycleMessage, LifecycleMessage];
+      assert.equal(r.previousHandle, c.handle, 'regenerated names the session it replaced');
+      assert.equal(x.handle, r.handle);
+      assert.equal(d.handle, r.handle);
+      assert.deepEqual(seen.map((m) => m.userId), [null, 'alice', 'alice', 'alice']);
+      assert.equal(c.at + 1_000, r.at, 'times come from the injected clock');
+    }
+    const text = JSON.stringify(fromChannels);
+    for (const secret of [created.session.id!, loggedIn.session.id!, hashId(created.session.id!), hashId(loggedIn.session.id!)]) {
+      assert.equal(text.includes(secret), false, 'no id or store key in an event');
+    }
+  });
+
+  it('conflict when a direct change cannot be replayed then is reported as rejected', async () => {
+    const a = rig();
+    const b = rig({}, a);
+    const seen = listenEmitter(a, b);
+    const { cookie } = await trip(a.tether, undefined, (s) => s.set('n', 0));
+    const sa = await a.tether.open(view('POST', { cookie: cookie! }));
+    const sb = await b.tether.open(view('POST', { cookie: cookie! }));
+    sa.set('n', 1);
+    sb.set('n', 2);
+    await a.tether.commit(sa);
+    await assert.rejects(b.tether.commit(sb), { code: 'SESSION_CONFLICT' });
+    assert.deepEqual(seen.map((m) => `${m.event}${m.reason ? ':' + m.reason : ''}`), ['created', 'conflict:rejected']);
+  });
+
+  it('expiry when a dead session is presented then created is followed by expired, once', async () => {
+    const r = rig({ idleTimeoutMs: 60_000 });
+    const fromChannels = listenChannels();
+    const fromEmitter = listenEmitter(r);
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 0));
+    r.clock.advance(60_001);
+    await trip(r.tether, cookie, () => {}, 'GET');
+    await trip(r.tether, cookie, () => {}, 'GET');
+    assert.deepEqual(fromChannels.map((m) => m.event), ['created', 'expired']);
+    assert.deepEqual(fromEmitter.map((m) => m.event), ['created', 'expired']);
+    assert.equal(fromChannels[0]!.handle, fromChannels[1]!.handle);
+  });
+
+  it('destroyed when ended by user management or the session limit then carries reason user or limit', async () => {
+    const r = rig({ maxSessionsPerUser: 1 });
+    const seen = listenEmitter(r);
+    await trip(r.tether, undefined, (s) => s.login('bob'));
+    await trip(r.tether, undefined, (s) => s.login('bob'));
+    const [only] = await r.tether.listUserSessions('bob');
+    assert.equal(await r.tether.destroyUserSession('bob', only!.id), true);
+    await trip(r.tether, undefined, (s) => s.login('bob'));
+    assert.equal(await r.tether.destroyUserSessions('bob'), 1);
+    assert.deepEqual(seen.map((m) => `${m.event}${m.reason ? ':' + m.reason : ''}`),
+      ['created', 'created', 'destroyed:limit', 'destroyed:user', 'created', 'destroyed:user']);
+    assert.deepEqual(r.tether.stats().destroyed, 3);
+  });
+});
