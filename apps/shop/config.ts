@@ -1,0 +1,194 @@
+/**
+ * The shop's configuration: read once from the environment, validated, with every error naming the
+ * variable to fix. Also owns the development secret kept in the data directory.
+ * @module
+ */
+import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { MemoryStore } from 'tether';
+import type { SessionStore } from 'tether';
+
+export interface ShopConfig {
+  port: number;
+  host: string;
+  /** Absolute path; created when missing. */
+  dataDir: string;
+  /** Session store URL: `sqlite:<file>`, `memory`, `redis://…`, `postgres://…`. */
+  storeUrl: string;
+  /** The shop's own data: `sqlite:<file>` or `postgres://…`. */
+  databaseUrl: string;
+  /** First signs, all verify. */
+  secrets: string[];
+  /** True when no TETHER_SECRET was given and one was generated (development only). */
+  secretGenerated: boolean;
+  production: boolean;
+  idleTimeoutSec: number;
+  absoluteTimeoutSec: number;
+  workers: number;
+  newSessionsPerMinute: number;
+  /** Set only when SHOP_ADMIN_PASSWORD is. */
+  adminPassword: string | undefined;
+  /** The origin unsafe requests must come from; undefined: the origin of the request's Host. */
+  publicOrigin: string | undefined;
+  /** Names this process in `X-Tether-Node`, /healthz and metrics. */
+  nodeName: string;
+  /** Where one-time notices (generated passwords, warnings) go. */
+  log: (line: string) => void;
+}
+
+export const SHOP_DEFAULTS = {
+  port: 3000,
+  host: '127.0.0.1',
+  dataDir: './data',
+  idleTimeoutSec: 1800,
+  absoluteTimeoutSec: 43_200,
+  workers: 1,
+  newSessionsPerMinute: 120,
+  minSecretLength: 32,
+} as const;
+
+/** A configuration error: the message names the variable; main.ts prints it and exits non-zero. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function text(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+}
+
+function checkStoreUrl(name: string, url: string, allowed: readonly string[]): string {
+  const scheme = url === 'memory' ? 'memory' : url.split(':')[0]!.toLowerCase();
+  if (!allowed.includes(scheme)) throw new ConfigError(name, `unsupported URL "${scheme}:…"; use one of ${allowed.map((s) => (s === 'memory' ? s : `${s}:…`)).join(', ')}`);
+  return url;
+}
+
+function parseOrigin(name: string, raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `"${raw}" is not an origin like https://shop.example`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(name, 'must be an http: or https: origin');
+  return u.origin;
+}
+
+/**
+ * The development secret: generated once and kept in `<dataDir>/secret` (mode 0600), so sessions
+ * survive restarts. `wx` makes concurrent first starts (cluster workers) agree on one file.
+ */
+function developmentSecret(dataDir: string): { secret: string; created: boolean } {
+  const file = join(dataDir, 'secret');
+  const fresh = randomBytes(32).toString('base64url');
+  try {
+    writeFileSync(file, fresh + '\n', { flag: 'wx', mode: 0o600 });
+    chmodSync(file, 0o600);
+    return { secret: fresh, created: true };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const existing = readFileSync(file, 'utf8').trim();
+  if (existing.length < SHOP_DEFAULTS.minSecretLength) {
+    throw new ConfigError('TETHER_SECRET', `unset, and the generated secret in ${file} is damaged; delete the file or set TETHER_SECRET`);
+  }
+  return { secret: existing, created: false };
+}
+
+/** Reads and validates the environment; creates the data directory. Throws ConfigError. */
+export function loadConfig(env: Env = process.env, log: (line: string) => void = (l) => console.error(l)): ShopConfig {
+  const production = env.NODE_ENV === 'production';
+  const port = integer(env, 'PORT', SHOP_DEFAULTS.port, 0, 65_535);
+  const host = text(env, 'HOST') ?? SHOP_DEFAULTS.host;
+  const dataDir = resolve(text(env, 'TETHER_DATA_DIR') ?? SHOP_DEFAULTS.dataDir);
+
+  const rawSecrets = text(env, 'TETHER_SECRET');
+  if (production && rawSecrets === undefined) {
+    throw new ConfigError('TETHER_SECRET', `is required when NODE_ENV=production (comma-separated, each at least ${SHOP_DEFAULTS.minSecretLength} characters; e.g. from \`openssl rand -base64 48\`)`);
+  }
+  let secrets: string[] = [];
+  if (rawSecrets !== undefined) {
+    secrets = rawSecrets.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    if (secrets.length === 0) throw new ConfigError('TETHER_SECRET', 'holds no secret');
+    if (secrets.some((s) => s.length < SHOP_DEFAULTS.minSecretLength)) {
+      throw new ConfigError('TETHER_SECRET', `every secret must be at least ${SHOP_DEFAULTS.minSecretLength} characters`);
+    }
+  }
+
+  const idleTimeoutSec = integer(env, 'TETHER_IDLE_TIMEOUT', SHOP_DEFAULTS.idleTimeoutSec, 1, 31_536_000);
+  const absoluteTimeoutSec = integer(env, 'TETHER_ABSOLUTE_TIMEOUT', SHOP_DEFAULTS.absoluteTimeoutSec, 1, 31_536_000);
+  const workers = integer(env, 'TETHER_WORKERS', SHOP_DEFAULTS.workers, 1, 256);
+  const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
+  const adminPassword = env.SHOP_ADMIN_PASSWORD === undefined || env.SHOP_ADMIN_PASSWORD === '' ? undefined : env.SHOP_ADMIN_PASSWORD;
+  if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 128)) {
+    throw new ConfigError('SHOP_ADMIN_PASSWORD', 'must be 8 to 128 characters');
+  }
+  const rawOrigin = text(env, 'SHOP_PUBLIC_ORIGIN');
+  const publicOrigin = rawOrigin === undefined ? undefined : parseOrigin('SHOP_PUBLIC_ORIGIN', rawOrigin);
+
+  // Validate URLs before touching the disk, so a typo fails without side effects.
+  const storeUrlRaw = text(env, 'TETHER_STORE');
+  const dbUrlRaw = text(env, 'SHOP_DATABASE_URL');
+  if (storeUrlRaw !== undefined) checkStoreUrl('TETHER_STORE', storeUrlRaw, ['memory', 'sqlite', 'redis', 'rediss', 'postgres', 'postgresql']);
+  if (dbUrlRaw !== undefined) checkStoreUrl('SHOP_DATABASE_URL', dbUrlRaw, ['sqlite', 'postgres', 'postgresql']);
+
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new ConfigError('TETHER_DATA_DIR', `cannot create ${dataDir}: ${(err as Error).message}`);
+  }
+
+  let secretGenerated = false;
+  if (secrets.length === 0) {
+    const dev = developmentSecret(dataDir);
+    secrets = [dev.secret];
+    secretGenerated = true;
+    log(`warning: TETHER_SECRET is not set; ${dev.created ? 'generated a secret and saved it' : 'using the generated secret'} in ${join(dataDir, 'secret')} (development only: set TETHER_SECRET in production)`);
+  }
+
+  return {
+    port,
+    host,
+    dataDir,
+    storeUrl: storeUrlRaw ?? `sqlite:${join(dataDir, 'sessions.db')}`,
+    databaseUrl: dbUrlRaw ?? `sqlite:${join(dataDir, 'shop.db')}`,
+    secrets,
+    secretGenerated,
+    production,
+    idleTimeoutSec,
+    absoluteTimeoutSec,
+    workers,
+    newSessionsPerMinute,
+    adminPassword,
+    publicOrigin,
+    nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,
+    log,
+  };
+}
+
+/**
+ * Opens the session store the config names. Until `tether/stores` (createStore) lands every URL is
+ * served by a MemoryStore, with a warning, so the shop runs; sessions then end on restart.
+ */
+export async function openSessionStore(config: Pick<ShopConfig, 'storeUrl' | 'dataDir' | 'log'>): Promise<SessionStore> {
+  if (config.storeUrl !== 'memory') config.log(`warning: TETHER_STORE ${config.storeUrl.split(':')[0]}: is not available yet; sessions are kept in memory`);
+  return new MemoryStore();
+}

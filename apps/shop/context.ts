@@ -1,0 +1,98 @@
+/**
+ * What every route of the shop shares: the engine, the database, the catalog, the checkout flow, and
+ * the helpers that read a request's session, user and cart.
+ * @module
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Session, Tether } from 'tether';
+import type { FlowRunner } from 'tether/flow';
+import type { ShopConfig } from './config.js';
+import type { Product, ShopDb } from './db/index.js';
+import { authRequired } from './lib/errors.js';
+import { cartView, linesOf, preferencesOf } from './lib/cart.js';
+import type { CartLine, CartView, Preferences } from './lib/cart.js';
+import type { ActiveSessions } from './lib/active-sessions.js';
+
+/** What an anonymous session holds; a logged-in one keeps cart and preferences in the user context. */
+export interface ShopSession {
+  cart: CartLine[];
+  preferences: Preferences;
+  recentlyViewed: string[];
+  username: string;
+}
+
+/** The user context (per user, shared by all their devices). */
+export interface ShopUserContext extends Record<string, unknown> {
+  cart?: CartLine[];
+  preferences?: Preferences;
+}
+
+export interface ShopContext {
+  config: ShopConfig;
+  tether: Tether<ShopSession>;
+  db: ShopDb;
+  /** The catalog, loaded once: products change only with a new release (seed). */
+  catalog: ReadonlyMap<string, Product>;
+  products: readonly Product[];
+  checkout: FlowRunner;
+  active: ActiveSessions;
+  counters: { ordersPlaced: number; rateLimited: number };
+}
+
+export const MAX_RECENTLY_VIEWED = 10;
+
+export function sessionOf(req: FastifyRequest): Session<ShopSession> {
+  return req.session as unknown as Session<ShopSession>;
+}
+
+/** The logged-in user's ID, or 401 AUTH_REQUIRED. */
+export function requireUser(req: FastifyRequest): string {
+  const userId = sessionOf(req).userId;
+  if (userId === null) throw authRequired();
+  return userId;
+}
+
+export interface SessionView {
+  authenticated: boolean;
+  user: { username: string } | null;
+  csrfToken: string;
+  cart: CartView;
+  preferences: Preferences;
+  recentlyViewed: string[];
+}
+
+/** The cart of whoever makes the request: the user context's when logged in, else the session's. */
+export async function currentCart(ctx: ShopContext, session: Session<ShopSession>): Promise<CartView> {
+  if (session.userId !== null) {
+    const uc = await ctx.tether.users.get<ShopUserContext>(session.userId);
+    return cartView(linesOf(uc.cart), ctx.catalog);
+  }
+  return cartView(linesOf(session.data.cart), ctx.catalog);
+}
+
+/** The body of GET /api/session (and of login and registration). Asking for the token creates the session. */
+export async function sessionView(ctx: ShopContext, session: Session<ShopSession>): Promise<SessionView> {
+  let lines: CartLine[];
+  let prefs: unknown;
+  let user: SessionView['user'] = null;
+  if (session.userId !== null) {
+    const uc = await ctx.tether.users.get<ShopUserContext>(session.userId);
+    lines = linesOf(uc.cart);
+    prefs = uc.preferences;
+    let username = session.data.username;
+    if (typeof username !== 'string') username = (await ctx.db.findUserById(session.userId))?.username ?? '';
+    user = { username };
+  } else {
+    lines = linesOf(session.data.cart);
+    prefs = session.data.preferences;
+  }
+  const recent = Array.isArray(session.data.recentlyViewed) ? session.data.recentlyViewed.filter((id) => ctx.catalog.has(id)) : [];
+  return {
+    authenticated: session.userId !== null,
+    user,
+    csrfToken: session.csrfToken,
+    cart: cartView(lines, ctx.catalog),
+    preferences: preferencesOf(prefs),
+    recentlyViewed: recent,
+  };
+}

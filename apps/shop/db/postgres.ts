@@ -1,0 +1,127 @@
+/**
+ * The shop's data in PostgreSQL (`pg`), for deployments where Postgres is already the system of record.
+ * @module
+ */
+import pg from 'pg';
+import type { Order, Product, ShopDb, User } from './types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS shop_products (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
+  description TEXT NOT NULL, category TEXT NOT NULL, hue INTEGER NOT NULL, position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shop_users (
+  id TEXT PRIMARY KEY, username TEXT NOT NULL, password_hash TEXT NOT NULL,
+  is_admin BOOLEAN NOT NULL DEFAULT FALSE, created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS shop_users_username ON shop_users (lower(username));
+CREATE TABLE IF NOT EXISTS shop_orders (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES shop_users(id), idempotency_key TEXT NOT NULL UNIQUE,
+  items JSONB NOT NULL, total_cents INTEGER NOT NULL, shipping JSONB NOT NULL, payment JSONB NOT NULL,
+  created_at BIGINT NOT NULL, seq BIGSERIAL
+);
+CREATE INDEX IF NOT EXISTS shop_orders_by_user ON shop_orders (user_id, created_at DESC);
+`;
+
+interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
+interface UserRow { id: string; username: string; password_hash: string; is_admin: boolean; created_at: string }
+interface OrderRow { id: string; user_id: string; idempotency_key: string; items: Order['items']; total_cents: number; shipping: Order['shipping']; payment: Order['payment']; created_at: string }
+
+const product = (r: ProductRow): Product => ({ id: r.id, name: r.name, priceCents: r.price_cents, description: r.description, category: r.category, hue: r.hue });
+const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin, createdAt: Number(r.created_at) });
+const order = (r: OrderRow): Order => ({
+  id: r.id, userId: r.user_id, idempotencyKey: r.idempotency_key, items: r.items, totalCents: r.total_cents,
+  shipping: r.shipping, payment: r.payment, createdAt: Number(r.created_at),
+});
+
+export class PostgresShopDb implements ShopDb {
+  readonly kind = 'postgres' as const;
+  readonly #pool: pg.Pool;
+
+  constructor(url: string) {
+    this.#pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    this.#pool.on('error', () => {});
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      // Several workers may start at once: one migrates, the others wait for it.
+      await client.query('SELECT pg_advisory_lock(746574)');
+      await client.query(SCHEMA);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(746574)').catch(() => {});
+      client.release();
+    }
+  }
+
+  async listProducts(): Promise<Product[]> {
+    return (await this.#pool.query<ProductRow>('SELECT * FROM shop_products ORDER BY position')).rows.map(product);
+  }
+
+  async getProduct(id: string): Promise<Product | null> {
+    const r = (await this.#pool.query<ProductRow>('SELECT * FROM shop_products WHERE id = $1', [id])).rows[0];
+    return r ? product(r) : null;
+  }
+
+  async upsertProducts(products: readonly Product[]): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (const [position, p] of products.entries()) {
+        await client.query(`INSERT INTO shop_products (id, name, price_cents, description, category, hue, position)
+          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = $2, price_cents = $3,
+          description = $4, category = $5, hue = $6, position = $7`, [p.id, p.name, p.priceCents, p.description, p.category, p.hue, position]);
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async createUser(u: User): Promise<User | null> {
+    const res = await this.#pool.query(`INSERT INTO shop_users (id, username, password_hash, is_admin, created_at)
+      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [u.id, u.username, u.passwordHash, u.isAdmin, u.createdAt]);
+    return res.rowCount === 1 ? u : null;
+  }
+
+  async findUserByName(username: string): Promise<User | null> {
+    const r = (await this.#pool.query<UserRow>('SELECT * FROM shop_users WHERE lower(username) = lower($1)', [username])).rows[0];
+    return r ? user(r) : null;
+  }
+
+  async findUserById(id: string): Promise<User | null> {
+    const r = (await this.#pool.query<UserRow>('SELECT * FROM shop_users WHERE id = $1', [id])).rows[0];
+    return r ? user(r) : null;
+  }
+
+  async setPasswordHash(userId: string, hash: string): Promise<void> {
+    await this.#pool.query('UPDATE shop_users SET password_hash = $1 WHERE id = $2', [hash, userId]);
+  }
+
+  async placeOrder(o: Order): Promise<{ order: Order; created: boolean }> {
+    const res = await this.#pool.query(`INSERT INTO shop_orders (id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING`,
+    [o.id, o.userId, o.idempotencyKey, JSON.stringify(o.items), o.totalCents, JSON.stringify(o.shipping), JSON.stringify(o.payment), o.createdAt]);
+    if (res.rowCount === 1) return { order: o, created: true };
+    const r = (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE idempotency_key = $1', [o.idempotencyKey])).rows[0]!;
+    return { order: order(r), created: false };
+  }
+
+  async findOrderByKey(key: string): Promise<Order | null> {
+    const r = (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE idempotency_key = $1', [key])).rows[0];
+    return r ? order(r) : null;
+  }
+
+  async listOrders(userId: string): Promise<Order[]> {
+    return (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE user_id = $1 ORDER BY created_at DESC, seq DESC', [userId])).rows.map(order);
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => {});
+  }
+}

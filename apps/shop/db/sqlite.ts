@@ -1,0 +1,114 @@
+/**
+ * The shop's data in SQLite (better-sqlite3, WAL): the embedded default, one file in the data dir,
+ * safe to share between the worker processes of one machine.
+ * @module
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Order, Product, ShopDb, User } from './types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS products (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
+  description TEXT NOT NULL, category TEXT NOT NULL, hue INTEGER NOT NULL, position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+  id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
+  is_admin INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orders (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), idempotency_key TEXT NOT NULL UNIQUE,
+  items TEXT NOT NULL, total_cents INTEGER NOT NULL, shipping TEXT NOT NULL, payment TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, created_at DESC);
+`;
+
+interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
+interface UserRow { id: string; username: string; password_hash: string; is_admin: number; created_at: number }
+interface OrderRow { id: string; user_id: string; idempotency_key: string; items: string; total_cents: number; shipping: string; payment: string; created_at: number }
+
+const product = (r: ProductRow): Product => ({ id: r.id, name: r.name, priceCents: r.price_cents, description: r.description, category: r.category, hue: r.hue });
+const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at });
+const order = (r: OrderRow): Order => ({
+  id: r.id, userId: r.user_id, idempotencyKey: r.idempotency_key, items: JSON.parse(r.items) as Order['items'],
+  totalCents: r.total_cents, shipping: JSON.parse(r.shipping) as Order['shipping'], payment: JSON.parse(r.payment) as Order['payment'],
+  createdAt: r.created_at,
+});
+
+export class SqliteShopDb implements ShopDb {
+  readonly kind = 'sqlite' as const;
+  readonly #db: Database.Database;
+
+  constructor(path: string) {
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+    this.#db = new Database(path, { timeout: 5_000 });
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('foreign_keys = ON');
+  }
+
+  async migrate(): Promise<void> {
+    this.#db.exec(SCHEMA);
+  }
+
+  async listProducts(): Promise<Product[]> {
+    return (this.#db.prepare('SELECT * FROM products ORDER BY position').all() as ProductRow[]).map(product);
+  }
+
+  async getProduct(id: string): Promise<Product | null> {
+    const r = this.#db.prepare('SELECT * FROM products WHERE id = ?').get(id) as ProductRow | undefined;
+    return r ? product(r) : null;
+  }
+
+  async upsertProducts(products: readonly Product[]): Promise<void> {
+    const stmt = this.#db.prepare(`INSERT INTO products (id, name, price_cents, description, category, hue, position)
+      VALUES (@id, @name, @priceCents, @description, @category, @hue, @position)
+      ON CONFLICT (id) DO UPDATE SET name = excluded.name, price_cents = excluded.price_cents,
+        description = excluded.description, category = excluded.category, hue = excluded.hue, position = excluded.position`);
+    this.#db.transaction(() => products.forEach((p, position) => stmt.run({ ...p, position })))();
+  }
+
+  async createUser(u: User): Promise<User | null> {
+    const res = this.#db.prepare(`INSERT INTO users (id, username, password_hash, is_admin, created_at)
+      VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`).run(u.id, u.username, u.passwordHash, u.isAdmin ? 1 : 0, u.createdAt);
+    return res.changes === 1 ? u : null;
+  }
+
+  async findUserByName(username: string): Promise<User | null> {
+    const r = this.#db.prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;
+    return r ? user(r) : null;
+  }
+
+  async findUserById(id: string): Promise<User | null> {
+    const r = this.#db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
+    return r ? user(r) : null;
+  }
+
+  async setPasswordHash(userId: string, hash: string): Promise<void> {
+    this.#db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+  }
+
+  async placeOrder(o: Order): Promise<{ order: Order; created: boolean }> {
+    const res = this.#db.prepare(`INSERT INTO orders (id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`).run(
+      o.id, o.userId, o.idempotencyKey, JSON.stringify(o.items), o.totalCents, JSON.stringify(o.shipping), JSON.stringify(o.payment), o.createdAt);
+    if (res.changes === 1) return { order: o, created: true };
+    const r = this.#db.prepare('SELECT * FROM orders WHERE idempotency_key = ?').get(o.idempotencyKey) as OrderRow;
+    return { order: order(r), created: false };
+  }
+
+  async findOrderByKey(key: string): Promise<Order | null> {
+    const r = this.#db.prepare('SELECT * FROM orders WHERE idempotency_key = ?').get(key) as OrderRow | undefined;
+    return r ? order(r) : null;
+  }
+
+  async listOrders(userId: string): Promise<Order[]> {
+    return (this.#db.prepare('SELECT * FROM orders WHERE user_id = ? ORDER BY created_at DESC, rowid DESC').all(userId) as OrderRow[]).map(order);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

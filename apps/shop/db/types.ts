@@ -1,0 +1,63 @@
+/**
+ * The shop's own data (users, products, orders) behind one small repository interface, implemented
+ * for SQLite (the embedded default) and PostgreSQL. Money is integer cents inside, never floats.
+ * @module
+ */
+
+export interface Product {
+  id: string;
+  name: string;
+  /** Price in US cents. */
+  priceCents: number;
+  description: string;
+  category: string;
+  /** A hue (0–359) for the product's illustration. */
+  hue: number;
+}
+
+export interface User {
+  id: string;
+  username: string;
+  passwordHash: string;
+  isAdmin: boolean;
+  createdAt: number;
+}
+
+export interface OrderLine {
+  productId: string;
+  name: string;
+  quantity: number;
+  priceCents: number;
+}
+
+export interface Order {
+  id: string;
+  userId: string;
+  /** One per checkout run: a second confirm of the same run finds this order instead of placing another. */
+  idempotencyKey: string;
+  items: OrderLine[];
+  totalCents: number;
+  shipping: Record<string, string>;
+  payment: { last4: string; expiry: string; brand: string };
+  createdAt: number;
+}
+
+export interface ShopDb {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Creates the schema and seeds products (idempotent). */
+  migrate(): Promise<void>;
+  listProducts(): Promise<Product[]>;
+  getProduct(id: string): Promise<Product | null>;
+  upsertProducts(products: readonly Product[]): Promise<void>;
+  /** Null when the username is taken (case-insensitively). */
+  createUser(user: User): Promise<User | null>;
+  findUserByName(username: string): Promise<User | null>;
+  findUserById(id: string): Promise<User | null>;
+  setPasswordHash(userId: string, hash: string): Promise<void>;
+  /** Inserts the order unless one with its idempotency key exists; returns whichever is stored. */
+  placeOrder(order: Order): Promise<{ order: Order; created: boolean }>;
+  findOrderByKey(idempotencyKey: string): Promise<Order | null>;
+  /** Newest first. */
+  listOrders(userId: string): Promise<Order[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,81 @@
+/**
+ * Registration, login and logout. Both sign-ins regenerate the session (new ID, new CSRF token: a token
+ * from before is then invalid) and fold the anonymous cart and preferences into the user context.
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Session } from 'tether';
+import type { User } from '../db/index.js';
+import { linesOf, mergeLines, isPreferences, preferencesOf } from '../lib/cart.js';
+import { invalidCredentials, usernameTaken, validationFailed } from '../lib/errors.js';
+import { dummyHash, hashPassword, verifyPassword } from '../lib/passwords.js';
+import { objectBody, onlyKeys, stringField } from '../lib/validate.js';
+import { sessionOf, sessionView } from '../context.js';
+import type { ShopContext, ShopSession, ShopUserContext } from '../context.js';
+
+const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
+
+function credentials(body: unknown): { username: string; password: string } {
+  const b = objectBody(body);
+  onlyKeys(b, ['username', 'password']);
+  if (typeof b.username !== 'string' || !USERNAME.test(b.username)) {
+    throw validationFailed('username must be 3 to 32 letters, digits, _ . or -');
+  }
+  if (typeof b.password !== 'string') throw validationFailed('password is required');
+  // Not trimmed: spaces are part of a password.
+  const length = [...b.password].length;
+  if (length < 8 || length > 128) throw validationFailed('password must be 8 to 128 characters');
+  return { username: b.username, password: b.password };
+}
+
+/** Binds the session to the user: cart merged (sum, capped), preferences applied or saved, ID regenerated. */
+async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: User): Promise<void> {
+  const anonymousCart = session.userId === null ? linesOf(session.data.cart) : [];
+  const anonymousPrefs = session.userId === null && isPreferences(session.data.preferences) ? session.data.preferences : undefined;
+  await ctx.tether.users.update<ShopUserContext>(user.id, (c) => {
+    c.cart = mergeLines(linesOf(c.cart), anonymousCart);
+    if (!isPreferences(c.preferences)) c.preferences = preferencesOf(anonymousPrefs);
+  });
+  await session.update((d) => {
+    delete d.cart;
+    delete d.preferences;
+    d.username = user.username;
+  });
+  session.login(user.id);
+}
+
+export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
+  app.post('/api/auth/register', async (req, reply) => {
+    const { username, password } = credentials(req.body);
+    if (await ctx.db.findUserByName(username)) throw usernameTaken();
+    const user = await ctx.db.createUser({
+      id: randomUUID(), username, passwordHash: await hashPassword(password), isAdmin: false, createdAt: Date.now(),
+    });
+    if (!user) throw usernameTaken(); // lost a race with another registration of the same name
+    const session = sessionOf(req);
+    await signIn(ctx, session, user);
+    return reply.code(201).send(await sessionView(ctx, session));
+  });
+
+  app.post('/api/auth/login', async (req) => {
+    const b = objectBody(req.body);
+    if (typeof b.username !== 'string' || typeof b.password !== 'string' || b.username.length > 64 || b.password.length > 1024) {
+      throw validationFailed('username and password are required');
+    }
+    const user = await ctx.db.findUserByName(b.username);
+    // An unknown name costs one hash too, so timing does not tell which usernames exist.
+    const ok = await verifyPassword(b.password, user?.passwordHash ?? (await dummyHash()));
+    if (!user || !ok) throw invalidCredentials();
+    const session = sessionOf(req);
+    await signIn(ctx, session, user);
+    return sessionView(ctx, session);
+  });
+
+  app.post('/api/auth/logout', async (req, reply) => {
+    sessionOf(req).destroy();
+    // Also drops the cookie in browsers that honour it, whatever path or name it was set under.
+    reply.header('clear-site-data', '"cookies"');
+    return { authenticated: false };
+  });
+}

@@ -1,0 +1,31 @@
+/** The catalog: read-only, and browsing it never creates a session. @module */
+import type { FastifyInstance } from 'fastify';
+import type { Product } from '../db/index.js';
+import { centsToAmount } from '../lib/cart.js';
+import { productNotFound } from '../lib/errors.js';
+import { MAX_RECENTLY_VIEWED, sessionOf } from '../context.js';
+import type { ShopContext } from '../context.js';
+
+export function productJson(p: Product): Record<string, unknown> {
+  return { id: p.id, name: p.name, price: centsToAmount(p.priceCents), currency: 'USD', description: p.description, category: p.category, hue: p.hue };
+}
+
+export function catalogRoutes(app: FastifyInstance, ctx: ShopContext): void {
+  const list = ctx.products.map(productJson);
+
+  app.get('/api/products', async () => list);
+
+  app.get<{ Params: { id: string } }>('/api/products/:id', async (req) => {
+    const product = ctx.catalog.get(req.params.id);
+    if (!product) throw productNotFound();
+    const session = sessionOf(req);
+    // Only an existing session records the view: browsing must not mint sessions (flooding).
+    if (!session.isNew) {
+      await session.update((d) => {
+        const prev = Array.isArray(d.recentlyViewed) ? d.recentlyViewed.filter((id) => typeof id === 'string' && id !== product.id) : [];
+        d.recentlyViewed = [product.id, ...prev].slice(0, MAX_RECENTLY_VIEWED);
+      });
+    }
+    return productJson(product);
+  });
+}

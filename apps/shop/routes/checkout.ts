@@ -1,0 +1,67 @@
+/**
+ * Checkout, login required: shipping → payment → review → confirm, in that order (the server refuses
+ * skipping), resumable on any device of the user. Confirm is idempotent per flow run: two concurrent
+ * confirms place one order (unique idempotency key in the orders table).
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { FlowView } from 'tether/flow';
+import type { Order } from '../db/index.js';
+import { centsToAmount, linesOf, subtractLines } from '../lib/cart.js';
+import { cartEmpty } from '../lib/errors.js';
+import type { Payment, Shipping } from '../lib/checkout.js';
+import { requireUser } from '../context.js';
+import type { ShopContext, ShopUserContext } from '../context.js';
+
+function flowJson(v: FlowView): Record<string, unknown> {
+  return { step: v.step, steps: v.steps, data: v.data };
+}
+
+async function placeOrder(ctx: ShopContext, userId: string, runId: string, data: Record<string, unknown>): Promise<{ order: Order; created: boolean }> {
+  const uc = await ctx.tether.users.get<ShopUserContext>(userId);
+  const lines = linesOf(uc.cart).filter((l) => ctx.catalog.has(l.productId));
+  if (lines.length === 0) {
+    // A concurrent confirm of this run may have placed the order and emptied the cart already.
+    const placed = await ctx.db.findOrderByKey(`checkout:${runId}`);
+    if (placed) return { order: placed, created: false };
+    throw cartEmpty();
+  }
+  const items = lines.map((l) => {
+    const p = ctx.catalog.get(l.productId)!;
+    return { productId: p.id, name: p.name, quantity: l.quantity, priceCents: p.priceCents };
+  });
+  const payment = data.payment as Payment;
+  return ctx.db.placeOrder({
+    id: `ord_${randomBytes(9).toString('base64url')}`,
+    userId,
+    idempotencyKey: `checkout:${runId}`,
+    items,
+    totalCents: items.reduce((sum, l) => sum + l.quantity * l.priceCents, 0),
+    shipping: { ...(data.shipping as Shipping) },
+    payment: { brand: payment.brand, last4: payment.last4, expiry: payment.expiry },
+    createdAt: Date.now(),
+  });
+}
+
+export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
+  app.get('/api/checkout', async (req) => flowJson(await ctx.checkout.view(requireUser(req))));
+
+  for (const step of ['shipping', 'payment'] as const) {
+    app.post(`/api/checkout/${step}`, async (req) => flowJson(await ctx.checkout.submit(requireUser(req), step, req.body)));
+  }
+
+  app.post('/api/checkout/back', async (req) => flowJson(await ctx.checkout.back(requireUser(req))));
+
+  app.post('/api/checkout/confirm', async (req, reply) => {
+    const userId = requireUser(req);
+    const { order, created } = await ctx.checkout.complete(userId, (run) => placeOrder(ctx, userId, run.runId, run.data), {
+      // In the same write that ends the run: only what was ordered leaves the cart.
+      onCompleted: (c: ShopUserContext, result) => {
+        c.cart = subtractLines(linesOf(c.cart), result.order.items);
+      },
+    });
+    if (created) ctx.counters.ordersPlaced++;
+    return reply.code(created ? 201 : 200).send({ orderId: order.id, total: centsToAmount(order.totalCents) });
+  });
+}

@@ -1,0 +1,232 @@
+/**
+ * Builds the shop: a Fastify app with the Tether plugin, the shop's routes, one error shape for every
+ * failure, and the headers the contract promises. `buildShop` is what tests use in-process;
+ * `startShop` also listens and is what main.ts and (later) each cluster worker call.
+ * @module
+ */
+import Fastify from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
+import { createTether, isTetherError, RateLimitedError } from 'tether';
+import type { Tether } from 'tether';
+import { tetherPlugin } from 'tether/fastify';
+import { registerTetherMetrics, instrumentStore } from 'tether/observability';
+import { openSessionStore } from './config.js';
+import type { ShopConfig } from './config.js';
+import { openShopDb } from './db/index.js';
+import type { ShopDb } from './db/index.js';
+import { checkoutFlow } from './lib/checkout.js';
+import { SlidingWindowLimiter } from './lib/rate-limit.js';
+import { ActiveSessions } from './lib/active-sessions.js';
+import type { ShopContext, ShopSession } from './context.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { sessionRoutes } from './routes/session.js';
+import { cartRoutes } from './routes/cart.js';
+import { authRoutes } from './routes/auth.js';
+import { accountRoutes } from './routes/account.js';
+import { checkoutRoutes } from './routes/checkout.js';
+import { adminRoutes } from './routes/admin.js';
+import { systemRoutes } from './routes/system.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** `createsSession`: the route may create a session, so new ones from one address are rate-limited. */
+    shop?: { createsSession?: boolean };
+  }
+}
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface Shop {
+  app: FastifyInstance;
+  tether: Tether<ShopSession>;
+  db: ShopDb;
+  context: ShopContext;
+  /** Stops accepting, lets in-flight requests finish, then closes the stores. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Fastify's own failures, in the contract's codes. */
+function mapFrameworkError(err: FastifyError): { status: number; code: string; message: string } {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `the body is over the limit of ${BODY_LIMIT_BYTES} bytes` };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: 'INVALID_JSON', message: 'the body is not valid JSON' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'this route accepts application/json only' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, code: 'BAD_REQUEST', message: 'the body does not match its Content-Length' };
+    default:
+      if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+        return { status: err.statusCode, code: 'BAD_REQUEST', message: 'the request could not be understood' };
+      }
+      return { status: 500, code: 'INTERNAL_ERROR', message: 'internal server error' };
+  }
+}
+
+function installErrorHandling(app: FastifyInstance, config: ShopConfig, tether: Tether<ShopSession>): void {
+  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    let status: number;
+    let body: { error: { code: string; message: string } };
+    if (isTetherError(err)) {
+      status = err.status;
+      body = { error: { code: err.code, message: err.message } };
+    } else {
+      const mapped = mapFrameworkError(err);
+      status = mapped.status;
+      body = { error: { code: mapped.code, message: mapped.message } };
+    }
+    if (status >= 500) config.log(`error: ${req.method} ${req.routeOptions.url ?? '(no route)'}: ${err.stack ?? String(err)}`);
+    if (status === 503) reply.header('retry-after', '1');
+    // A request that failed changes nothing: whatever the handler did to the session is not written.
+    if (req.session) tether.abandon(req.session as never);
+    return reply.code(status).header('cache-control', 'no-store').send(body);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!.slice(0, 200);
+    return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });
+  });
+}
+
+function installHeaders(app: FastifyInstance, config: ShopConfig): void {
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-tether-node', config.nodeName);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'same-origin');
+    if (config.production) reply.header('strict-transport-security', 'max-age=31536000');
+    // Anything under /api may carry session data, so no cache may keep it; pages set their own policy
+    // (and the Tether plugin, running after this hook, makes any response that sets the cookie no-store).
+    if (req.url.startsWith('/api/') || !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+}
+
+function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
+  const limiter = new SlidingWindowLimiter(ctx.config.newSessionsPerMinute, 60_000);
+  // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
+  // one is counted; regenerating an existing session (login) never is.
+  app.addHook('onRequest', async (req) => {
+    if (!req.routeOptions.config?.shop?.createsSession || !req.session?.isNew) return;
+    if (!limiter.take(req.ip)) {
+      ctx.counters.rateLimited++;
+      throw new RateLimitedError();
+    }
+  });
+}
+
+function installActivity(app: FastifyInstance, ctx: ShopContext): void {
+  app.addHook('onResponse', async (req) => {
+    const s = req.session;
+    if (s && !s.destroyed && s.handle !== null) ctx.active.seen(s.handle);
+  });
+  ctx.tether.events.on('destroyed', (m: { handle: string }) => ctx.active.forget(m.handle));
+  ctx.tether.events.on('expired', (m: { handle: string }) => ctx.active.forget(m.handle));
+  ctx.tether.events.on('regenerated', (m: { previousHandle?: string }) => {
+    if (m.previousHandle) ctx.active.forget(m.previousHandle);
+  });
+}
+
+function shopMetrics(registry: Registry, ctx: ShopContext): void {
+  new Gauge({
+    name: 'shop_active_sessions', help: 'Sessions this process served within the idle timeout.', registers: [registry],
+    collect() {
+      this.set(ctx.active.count());
+    },
+  });
+  for (const [name, key, help] of [
+    ['shop_orders_placed_total', 'ordersPlaced', 'Orders placed by this process.'],
+    ['shop_new_sessions_rate_limited_total', 'rateLimited', 'Requests refused because their address made too many new sessions.'],
+  ] as const) {
+    new Counter({
+      name, help, registers: [registry],
+      collect() {
+        this.reset();
+        if (ctx.counters[key] > 0) this.inc(ctx.counters[key]);
+      },
+    });
+  }
+}
+
+export async function buildShop(config: ShopConfig): Promise<Shop> {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: config.nodeName });
+  collectDefaultMetrics({ register: registry });
+  const store = instrumentStore(await openSessionStore(config), registry);
+  let db: ShopDb | undefined;
+  try {
+    db = await openShopDb(config.databaseUrl, { adminPassword: config.adminPassword, log: config.log });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const tether = createTether<ShopSession>({
+    store,
+    secrets: config.secrets,
+    production: config.production,
+    idleTimeoutMs: config.idleTimeoutSec * 1000,
+    absoluteTimeoutMs: config.absoluteTimeoutSec * 1000,
+    csrf: config.publicOrigin ? { origins: [config.publicOrigin] } : {},
+  });
+  registerTetherMetrics(tether, registry);
+  const products = await db.listProducts();
+  const context: ShopContext = {
+    config, tether, db, products,
+    catalog: new Map(products.map((p) => [p.id, p])),
+    checkout: checkoutFlow.using(tether.users),
+    active: new ActiveSessions(config.idleTimeoutSec * 1000),
+    counters: { ordersPlaced: 0, rateLimited: 0 },
+  };
+  shopMetrics(registry, context);
+
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT_BYTES,
+    logger: false,
+    // Bounds against slow clients (SECURITY S51, S52).
+    requestTimeout: 120_000,
+    keepAliveTimeout: 5_000,
+    return503OnClosing: true,
+  });
+  // JSON only: the text/plain parser would let CORS-simple requests reach the handlers.
+  app.removeContentTypeParser('text/plain');
+  installErrorHandling(app, config, tether);
+  installHeaders(app, config);
+  await app.register(tetherPlugin, { tether: tether as unknown as Tether<object> });
+  installRateLimit(app, context);
+  installActivity(app, context);
+
+  systemRoutes(app, context, registry);
+  catalogRoutes(app, context);
+  sessionRoutes(app, context);
+  cartRoutes(app, context);
+  authRoutes(app, context);
+  accountRoutes(app, context);
+  checkoutRoutes(app, context);
+  adminRoutes(app, context);
+
+  let closing: Promise<void> | undefined;
+  app.addHook('onClose', async () => {
+    await Promise.allSettled([tether.close(), db!.close()]);
+  });
+  return {
+    app, tether, db, context,
+    close: () => (closing ??= app.close().then(() => undefined)),
+  };
+}
+
+/** Builds the shop and listens on the configured host and port (0: any free port). */
+export async function startShop(config: ShopConfig): Promise<Shop & { url: string }> {
+  const shop = await buildShop(config);
+  try {
+    await shop.app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    await shop.close();
+    throw err;
+  }
+  const address = shop.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return { ...shop, url: `http://${host}:${port}` };
+}

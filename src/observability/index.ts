@@ -1,0 +1,9 @@
+/**
+ * tether/observability: the diagnostics channel names Tether publishes on, and Prometheus metrics
+ * (prom-client) for an engine and its store.
+ * @module
+ */
+export { CHANNEL_NAMES } from './channels.js';
+export type { LifecycleEvent, LifecycleMessage } from './channels.js';
+export { registerTetherMetrics, instrumentStore } from './metrics.js';
+export type { MetricsSource, CacheStats, TetherMetricsOptions } from './metrics.js';

@@ -1,0 +1,127 @@
+/**
+ * Prometheus metrics for an engine through prom-client: lifecycle counts, compare-and-set conflicts and
+ * replays, store errors and latency, gate waiters, and cache figures when the store reports them.
+ * Values are read from the engine at scrape time, so the request path pays nothing for them.
+ * @module
+ * @example
+ * import { Registry } from 'prom-client';
+ * import { registerTetherMetrics, instrumentStore } from 'tether/observability';
+ * const registry = new Registry();
+ * const tether = createTether({ store: instrumentStore(new SqliteStore({ path }), registry) });
+ * registerTetherMetrics(tether, registry);
+ * app.get('/metrics', async () => registry.metrics());
+ */
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+import type { EngineStats } from '../core/engine.js';
+import type { SessionStore } from '../core/store.js';
+
+/** What the metrics read from an engine: its counters and its store. */
+export interface MetricsSource {
+  stats(): EngineStats;
+  readonly store: SessionStore;
+}
+
+/** Figures a caching store (TieredStore) may report through an optional `stats()`. */
+export interface CacheStats {
+  hits?: number;
+  misses?: number;
+  invalidations?: number;
+  evictions?: number;
+  entries?: number;
+  bytes?: number;
+}
+
+export interface TetherMetricsOptions {
+  /** Prefix of every metric name. @default 'tether_' */
+  prefix?: string;
+}
+
+const ENGINE_COUNTERS: ReadonlyArray<[keyof EngineStats, string, string]> = [
+  ['created', 'sessions_created_total', 'Sessions created (first stored).'],
+  ['regenerated', 'sessions_regenerated_total', 'Sessions given a new ID (login, privilege change).'],
+  ['destroyed', 'sessions_destroyed_total', 'Sessions destroyed (logout, ended by the user or an admin, per-user limit).'],
+  ['expired', 'sessions_expired_total', 'Sessions found expired on load.'],
+  ['conflicts', 'cas_conflicts_total', 'Session writes that lost a compare-and-set race.'],
+  ['replays', 'cas_replays_total', 'Session updates re-applied on fresh data after a conflict.'],
+  ['writes', 'store_writes_total', 'Session records written.'],
+  ['touches', 'store_touches_total', 'Expiry-only refreshes of unchanged sessions.'],
+  ['storeErrors', 'store_errors_total', 'Store calls that failed or timed out.'],
+];
+
+const CACHE_COUNTERS: ReadonlyArray<[keyof CacheStats, string, string]> = [
+  ['hits', 'cache_hits_total', 'Reads served by the local cache.'],
+  ['misses', 'cache_misses_total', 'Reads that went to the shared store.'],
+  ['invalidations', 'cache_invalidations_total', 'Local entries dropped because the shared store changed.'],
+  ['evictions', 'cache_evictions_total', 'Local entries evicted by the size bound.'],
+];
+
+function storeStats(store: SessionStore): CacheStats | null {
+  const s = store as SessionStore & { stats?: () => unknown };
+  if (typeof s.stats !== 'function') return null;
+  const v = s.stats();
+  return typeof v === 'object' && v !== null ? (v as CacheStats) : null;
+}
+
+/** Counters reporting a cumulative value read at scrape time. */
+function cumulative(registry: Registry, name: string, help: string, read: () => number | undefined): void {
+  new Counter({
+    name, help, registers: [registry],
+    collect() {
+      const v = read();
+      this.reset();
+      if (v !== undefined && Number.isFinite(v) && v > 0) this.inc(v);
+    },
+  });
+}
+
+/** Registers the engine's metrics on `registry`. Call once per engine and registry. */
+export function registerTetherMetrics(tether: MetricsSource, registry: Registry, options: TetherMetricsOptions = {}): void {
+  const p = options.prefix ?? 'tether_';
+  for (const [key, name, help] of ENGINE_COUNTERS) cumulative(registry, p + name, help, () => tether.stats()[key]);
+  new Gauge({
+    name: p + 'gate_waiting', help: 'Requests waiting their turn at a per-session gate in this process.', registers: [registry],
+    collect() {
+      this.set(tether.stats().gateWaiting);
+    },
+  });
+  if (storeStats(tether.store) !== null) {
+    for (const [key, name, help] of CACHE_COUNTERS) cumulative(registry, p + name, help, () => storeStats(tether.store)?.[key]);
+    new Gauge({
+      name: p + 'cache_bytes', help: 'Bytes held by the local cache.', registers: [registry],
+      collect() {
+        this.set(storeStats(tether.store)?.bytes ?? 0);
+      },
+    });
+  }
+}
+
+const TIMED = ['get', 'set', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'sweep', 'count'] as const;
+
+/**
+ * Wraps a store so each call's latency lands in `<prefix>store_duration_seconds{op,store}`. Other
+ * members (close, subscribe, stats, name) pass through untouched.
+ */
+export function instrumentStore<S extends SessionStore>(store: S, registry: Registry, options: TetherMetricsOptions = {}): S {
+  const histogram = new Histogram({
+    name: (options.prefix ?? 'tether_') + 'store_duration_seconds',
+    help: 'Latency of session store calls.',
+    labelNames: ['op', 'store'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const timed = new Set<string>(TIMED);
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof prop !== 'string' || !timed.has(prop) || typeof value !== 'function') {
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      }
+      return (...args: unknown[]) => {
+        const end = histogram.startTimer({ op: prop, store: target.name });
+        const result = (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        return result.finally(() => end());
+      };
+    },
+  });
+}

@@ -1,0 +1,287 @@
+/**
+ * The shop's public HTTP contract, part 2: registration, login and logout (regeneration, cart merge,
+ * preferences), the user's sessions, checkout, orders and the admin API. In-process shop, SQLite stores.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ADMIN_PASSWORD, ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import type { Reply, TestShop } from '../helpers/shop.js';
+
+let t: TestShop;
+before(async () => {
+  t = await startTestShop();
+});
+after(async () => {
+  await t?.stop();
+});
+
+function assertError(r: Reply, status: number, code: string): void {
+  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
+  assert.equal(r.body?.error?.code, code);
+}
+
+const SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
+const CARD = { cardNumber: '4242 4242 4242 4242', expiry: '12/39' };
+
+async function newUser(): Promise<{ client: ShopClient; username: string }> {
+  const client = new ShopClient(t.url);
+  const username = uniqueName();
+  assert.equal((await client.register(username)).status, 201);
+  return { client, username };
+}
+
+describe('shop api: registration, login, logout', () => {
+  it('register when valid then 201, logged in, with a new session ID and CSRF token and the anonymous cart kept', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 2);
+    const [cookieBefore, tokenBefore] = [c.cookieHeader, c.csrf];
+    const username = uniqueName();
+    const r = await c.post('/api/auth/register', { username, password: 'correct horse battery' });
+    assert.equal(r.status, 201);
+    assert.equal(r.body.authenticated, true);
+    assert.deepEqual(r.body.user, { username });
+    assert.equal(r.body.cart.items[0].quantity, 2);
+    assert.notEqual(c.cookieHeader, cookieBefore, 'the session ID was regenerated');
+    assert.notEqual(r.body.csrfToken, tokenBefore, 'the CSRF token was regenerated');
+    assert.equal(r.headers['cache-control'], 'no-store');
+    assertError(await c.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { 'x-csrf-token': tokenBefore! }, csrf: false }), 403, 'CSRF_TOKEN_INVALID');
+    const old = new ShopClient(t.url);
+    old.cookies.set(...(cookieBefore.split('=') as [string, string]));
+    assert.equal((await old.get('/api/session')).body.authenticated, false, 'the pre-login session ID no longer works');
+  });
+
+  it('register when the input is bad then 400 VALIDATION_FAILED; a taken name (any case) 409 USERNAME_TAKEN', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    for (const body of [{ username: 'ab', password: 'long enough' }, { username: 'a'.repeat(33), password: 'long enough' }, { username: 'bad name', password: 'long enough' },
+      { username: 'good_name', password: 'short' }, { username: 'good_name', password: 'x'.repeat(129) }, { username: 'good_name' }, { username: 5, password: 'long enough' }]) {
+      assertError(await c.post('/api/auth/register', body), 400, 'VALIDATION_FAILED');
+    }
+    const { username } = await newUser();
+    assertError(await c.post('/api/auth/register', { username: username.toUpperCase(), password: 'another password' }), 409, 'USERNAME_TAKEN');
+    assert.equal((await c.session()).body.authenticated, false);
+  });
+
+  it('login when the credentials are wrong then 401 INVALID_CREDENTIALS', async () => {
+    const { username } = await newUser();
+    const c = new ShopClient(t.url);
+    assertError(await c.login(username, 'wrong password'), 401, 'INVALID_CREDENTIALS');
+    assertError(await c.login('no_such_user_here', 'whatever pw'), 401, 'INVALID_CREDENTIALS');
+    assertError(await c.post('/api/auth/login', { username }), 400, 'VALIDATION_FAILED');
+    assert.equal((await c.session()).body.authenticated, false);
+  });
+
+  it('login when the visitor has an anonymous cart then merges it into the saved cart by summing, capped at 99', async () => {
+    const { client: device1, username } = await newUser();
+    await device1.add('camp-mug', 2);
+    await device1.add('headlamp', 60);
+    const device2 = new ShopClient(t.url);
+    await device2.add('camp-mug', 3);
+    await device2.add('notebook', 1);
+    await device2.add('headlamp', 60);
+    const tokenBefore = device2.csrf;
+    const r = await device2.login(username);
+    assert.equal(r.status, 200);
+    assert.notEqual(r.body.csrfToken, tokenBefore);
+    const qty = Object.fromEntries(r.body.cart.items.map((i: { productId: string; quantity: number }) => [i.productId, i.quantity]));
+    assert.deepEqual(qty, { 'camp-mug': 5, headlamp: 99, notebook: 1 });
+    const seenByDevice1 = await device1.get('/api/cart');
+    assert.equal(seenByDevice1.body.count, 105, 'both devices share the saved cart');
+  });
+
+  it('login when the user saved preferences then they apply; without saved ones the anonymous ones are kept and saved', async () => {
+    const anon = new ShopClient(t.url);
+    await anon.session();
+    await anon.request('PUT', '/api/preferences', { json: { theme: 'dark', currency: 'EUR' } });
+    const username = uniqueName();
+    const reg = await anon.post('/api/auth/register', { username, password: 'correct horse battery' });
+    assert.deepEqual(reg.body.preferences, { theme: 'dark', currency: 'EUR' }, 'anonymous preferences kept');
+    const other = new ShopClient(t.url);
+    await other.session();
+    await other.request('PUT', '/api/preferences', { json: { theme: 'light', currency: 'GBP' } });
+    const login = await other.login(username);
+    assert.deepEqual(login.body.preferences, { theme: 'dark', currency: 'EUR' }, 'saved preferences win');
+    await other.request('PUT', '/api/preferences', { json: { currency: 'USD' } });
+    assert.deepEqual((await anon.session()).body.preferences, { theme: 'dark', currency: 'USD' }, 'kept in the user context');
+  });
+
+  it('logout when asked then the session is destroyed server-side and the browser told to drop cookies', async () => {
+    const { client } = await newUser();
+    const cookie = client.cookieHeader;
+    const r = await client.post('/api/auth/logout');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['clear-site-data'], '"cookies"');
+    assert.match(String(r.headers['set-cookie']), /Expires=Thu, 01 Jan 1970|Max-Age=0/i);
+    const replay = new ShopClient(t.url);
+    replay.cookies.set(...(cookie.split('=') as [string, string]));
+    const s = await replay.get('/api/session');
+    assert.equal(s.body.authenticated, false, 'the old cookie names no session any more');
+  });
+});
+
+describe('shop api: my sessions', () => {
+  it('sessions when anonymous then 401 AUTH_REQUIRED', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    assertError(await c.get('/api/me/sessions'), 401, 'AUTH_REQUIRED');
+    assertError(await c.request('DELETE', '/api/me/sessions/others'), 401, 'AUTH_REQUIRED');
+    assertError(await c.request('DELETE', '/api/me/sessions/abc'), 401, 'AUTH_REQUIRED');
+    assertError(await c.get('/api/orders'), 401, 'AUTH_REQUIRED');
+    assertError(await c.get('/api/checkout'), 401, 'AUTH_REQUIRED');
+  });
+
+  it('sessions when listed then show each device with an opaque id and mark the current one; one can be ended', async () => {
+    const { client: a, username } = await newUser();
+    const b = new ShopClient(t.url, 'device-b');
+    await b.login(username);
+    const list = (await a.get('/api/me/sessions')).body as Array<{ id: string; current: boolean; userAgent: string; createdAt: string; lastSeenAt: string }>;
+    assert.equal(list.length, 2);
+    assert.equal(list.filter((s) => s.current).length, 1);
+    assert.ok(list.every((s) => !a.cookieHeader.includes(s.id) && !b.cookieHeader.includes(s.id)), 'ids are not cookie values');
+    assert.ok(list.every((s) => !Number.isNaN(Date.parse(s.createdAt)) && !Number.isNaN(Date.parse(s.lastSeenAt))));
+    const other = list.find((s) => !s.current)!;
+    assert.equal(other.userAgent, 'device-b');
+    assertError(await a.request('DELETE', '/api/me/sessions/AAAAAAAAAAAAAAAAAAAAAA'), 404, 'SESSION_NOT_FOUND');
+    assert.deepEqual((await a.request('DELETE', `/api/me/sessions/${other.id}`)).body, { ended: 1 });
+    assert.equal((await b.get('/api/session')).body.authenticated, false);
+    assert.equal((await a.get('/api/session')).body.authenticated, true);
+  });
+
+  it('sessions when "others" are ended then every other device is logged out and this one stays', async () => {
+    const { client: a, username } = await newUser();
+    const others = [new ShopClient(t.url), new ShopClient(t.url)];
+    for (const o of others) await o.login(username);
+    const r = await a.request('DELETE', '/api/me/sessions/others');
+    assert.deepEqual(r.body, { ended: 2 });
+    for (const o of others) assert.equal((await o.get('/api/session')).body.authenticated, false);
+    assert.equal((await a.get('/api/me/sessions')).body.length, 1);
+  });
+});
+
+describe('shop api: checkout and orders', () => {
+  it('checkout when steps are skipped or back is used at the start then 409 FLOW_STEP_OUT_OF_ORDER', async () => {
+    const { client } = await newUser();
+    assert.deepEqual((await client.get('/api/checkout')).body, { step: 'shipping', steps: ['shipping', 'payment', 'review'], data: {} });
+    assertError(await client.post('/api/checkout/payment', CARD), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await client.post('/api/checkout/confirm'), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await client.post('/api/checkout/back'), 409, 'FLOW_STEP_OUT_OF_ORDER');
+  });
+
+  it('checkout when the input is bad then 400 VALIDATION_FAILED and the step stays', async () => {
+    const { client } = await newUser();
+    assertError(await client.post('/api/checkout/shipping', { ...SHIPPING, city: '' }), 400, 'VALIDATION_FAILED');
+    assertError(await client.post('/api/checkout/shipping', { name: 'x' }), 400, 'VALIDATION_FAILED');
+    await client.post('/api/checkout/shipping', SHIPPING);
+    for (const card of [{ cardNumber: '4242 4242 4242 4241', expiry: '12/39' }, { cardNumber: '4242424242424242', expiry: '01/20' },
+      { cardNumber: '4242424242424242', expiry: '13/30' }, { cardNumber: '12ab', expiry: '12/39' }, { cardNumber: '4242424242424242' }]) {
+      assertError(await client.post('/api/checkout/payment', card), 400, 'VALIDATION_FAILED');
+    }
+    assert.equal((await client.get('/api/checkout')).body.step, 'payment');
+  });
+
+  it('checkout when every step is taken then confirm places the order, empties the cart and resets the flow', async () => {
+    const { client } = await newUser();
+    assertError(await client.post('/api/checkout/confirm'), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    await client.add('camp-mug', 2);
+    await client.add('headphones', 1);
+    assert.equal((await client.post('/api/checkout/shipping', SHIPPING)).body.step, 'payment');
+    const pay = await client.post('/api/checkout/payment', CARD);
+    assert.equal(pay.body.step, 'review');
+    assert.deepEqual(pay.body.data.payment, { brand: 'Visa', last4: '4242', expiry: '12/39' });
+    assert.ok(!JSON.stringify(pay.body).includes('4242424242424242') && !JSON.stringify(pay.body).includes('4242 4242 4242 4242'), 'no full card number kept');
+    // Re-posting an earlier step updates it and continues from the step after it.
+    const again = await client.post('/api/checkout/shipping', { ...SHIPPING, city: 'Cambridge' });
+    assert.equal(again.body.step, 'payment');
+    assert.equal(again.body.data.shipping.city, 'Cambridge');
+    assert.equal((await client.post('/api/checkout/back')).body.step, 'shipping');
+    await client.post('/api/checkout/shipping', { ...SHIPPING, city: 'Cambridge' });
+    await client.post('/api/checkout/payment', CARD);
+    const confirm = await client.post('/api/checkout/confirm');
+    assert.equal(confirm.status, 201);
+    assert.match(confirm.body.orderId, /^ord_/);
+    assert.equal(confirm.body.total, 2 * 14 + 149);
+    assert.deepEqual((await client.get('/api/cart')).body, { items: [], count: 0, total: 0 });
+    assert.equal((await client.get('/api/checkout')).body.step, 'shipping');
+    const orders = (await client.get('/api/orders')).body;
+    assert.equal(orders.length, 1);
+    assert.equal(orders[0].id, confirm.body.orderId);
+    assert.equal(orders[0].shipping.city, 'Cambridge');
+    assert.deepEqual(orders[0].payment, { brand: 'Visa', last4: '4242' });
+    assert.deepEqual(orders[0].items.map((i: { productId: string; quantity: number }) => [i.productId, i.quantity]), [['camp-mug', 2], ['headphones', 1]]);
+  });
+
+  it('confirm when the cart is empty then 409 CART_EMPTY', async () => {
+    const { client } = await newUser();
+    await client.post('/api/checkout/shipping', SHIPPING);
+    await client.post('/api/checkout/payment', CARD);
+    assertError(await client.post('/api/checkout/confirm'), 409, 'CART_EMPTY');
+    assert.equal((await client.get('/api/checkout')).body.step, 'review', 'the flow waits for a cart');
+  });
+
+  it('confirm when sent twice concurrently then exactly one order is placed', async () => {
+    const { client } = await newUser();
+    await client.add('notebook', 3);
+    await client.post('/api/checkout/shipping', SHIPPING);
+    await client.post('/api/checkout/payment', CARD);
+    const [a, b] = await Promise.all([client.post('/api/checkout/confirm'), client.post('/api/checkout/confirm')]);
+    const ok = [a, b].filter((r) => r.status === 201 || r.status === 200);
+    assert.ok(ok.length >= 1 && [a, b].every((r) => [200, 201, 409].includes(r.status)), `${a.status} ${b.status}`);
+    assert.equal([a, b].filter((r) => r.status === 201).length, 1, 'one confirm created the order');
+    assert.ok(ok.every((r) => r.body.orderId === ok[0]!.body.orderId), 'a second success returns the same order');
+    assert.equal((await client.get('/api/orders')).body.length, 1);
+    assert.equal((await client.get('/api/cart')).body.count, 0);
+  });
+
+  it('checkout when resumed on another device then continues at the same step with the same data; orders newest first', async () => {
+    const { client: a, username } = await newUser();
+    await a.add('candle', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    const b = new ShopClient(t.url);
+    await b.login(username);
+    const seen = (await b.get('/api/checkout')).body;
+    assert.equal(seen.step, 'payment');
+    assert.deepEqual(seen.data.shipping, SHIPPING);
+    await b.post('/api/checkout/payment', CARD);
+    const first = (await b.post('/api/checkout/confirm')).body.orderId;
+    await a.add('planter', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    await a.post('/api/checkout/payment', CARD);
+    const second = (await a.post('/api/checkout/confirm')).body.orderId;
+    assert.deepEqual((await b.get('/api/orders')).body.map((o: { id: string }) => o.id), [second, first]);
+  });
+});
+
+describe('shop api: admin', () => {
+  it('admin API when not the admin then 401 AUTH_REQUIRED or 403 FORBIDDEN', async () => {
+    const anon = new ShopClient(t.url);
+    await anon.session();
+    assertError(await anon.get('/api/admin/overview'), 401, 'AUTH_REQUIRED');
+    const { client } = await newUser();
+    assertError(await client.get('/api/admin/overview'), 403, 'FORBIDDEN');
+    assertError(await client.post('/api/admin/users/admin/sessions/end'), 403, 'FORBIDDEN');
+  });
+
+  it('admin when logged in then sees live sessions per node and store figures, and can end a user\'s sessions', async () => {
+    const admin = new ShopClient(t.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    const { client: victim, username } = await newUser();
+    const overview = (await admin.get('/api/admin/overview')).body;
+    assert.equal(overview.nodes.length, 1);
+    assert.equal(overview.nodes[0].node, 'test-node');
+    assert.ok(overview.nodes[0].activeSessions >= 2);
+    assert.equal(typeof overview.nodes[0].engine.created, 'number');
+    assert.equal(typeof overview.store.name, 'string');
+    const ended = await admin.post(`/api/admin/users/${username}/sessions/end`);
+    assert.deepEqual(ended.body, { username, ended: 1 });
+    assert.equal((await victim.get('/api/session')).body.authenticated, false);
+    assertError(await admin.post('/api/admin/users/nobody_here/sessions/end'), 404, 'USER_NOT_FOUND');
+  });
+
+  it('cart when a logged-in user adds concurrently from two devices then every add counts', async () => {
+    const { client: a, username } = await newUser();
+    const b = new ShopClient(t.url);
+    await b.login(username);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).post('/api/cart/items', { productId: 'tea-sampler', quantity: 1 })));
+    assert.equal((await a.get('/api/cart')).body.items[0].quantity, 20);
+  });
+});

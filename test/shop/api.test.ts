@@ -1,0 +1,254 @@
+/**
+ * The shop's public HTTP contract, part 1: health, metrics, the session summary, catalog, cart, CSRF,
+ * error codes, headers and the new-session rate limit. In-process shop on a free port, SQLite stores.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShopClient, rawRequest, startTestShop } from '../helpers/shop.js';
+import type { Reply, TestShop } from '../helpers/shop.js';
+
+let t: TestShop;
+before(async () => {
+  t = await startTestShop();
+});
+after(async () => {
+  await t?.stop();
+});
+
+function assertError(r: Reply, status: number, code: string): void {
+  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
+  assert.equal(r.body?.error?.code, code);
+  assert.equal(typeof r.body.error.message, 'string');
+  assert.equal(r.headers['x-tether-node'], 'test-node', 'errors name the node too');
+}
+
+describe('shop api: system', () => {
+  it('healthz when asked then answers ok with the node name and the pid of the answering process', async () => {
+    const r = await rawRequest(t.url + '/healthz', 'GET', {});
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { status: 'ok', node: 'test-node', pid: process.pid });
+    assert.equal(r.headers['x-tether-node'], 'test-node');
+  });
+
+  it('metrics when scraped then serves Prometheus text with the engine and store figures', async () => {
+    await new ShopClient(t.url).session();
+    const r = await rawRequest(t.url + '/metrics', 'GET', {});
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['content-type']), /^text\/plain/);
+    assert.match(r.text, /^tether_sessions_created_total\{node="test-node"\} [1-9]/m);
+    for (const name of ['tether_cas_conflicts_total', 'tether_cas_replays_total', 'tether_store_errors_total', 'tether_gate_waiting', 'tether_store_duration_seconds_bucket', 'shop_active_sessions']) {
+      assert.match(r.text, new RegExp(`^${name}`, 'm'), name);
+    }
+  });
+
+  it('unknown route when requested then 404 NOT_FOUND in the error shape', async () => {
+    assertError(await rawRequest(t.url + '/api/nope', 'GET', {}), 404, 'NOT_FOUND');
+    const c = new ShopClient(t.url);
+    await c.session();
+    assertError(await c.post('/api/nope', { a: 1 }), 404, 'NOT_FOUND');
+  });
+});
+
+describe('shop api: session and catalog', () => {
+  it('GET /api/session when new then creates the session with a CSRF token, an empty cart and default preferences', async () => {
+    const c = new ShopClient(t.url);
+    const r = await c.session();
+    assert.equal(r.status, 200);
+    assert.deepEqual({ ...r.body, csrfToken: 'x' }, {
+      authenticated: false, user: null, csrfToken: 'x', cart: { items: [], count: 0, total: 0 },
+      preferences: { theme: 'light', currency: 'USD' }, recentlyViewed: [],
+    });
+    assert.match(r.body.csrfToken, /^[A-Za-z0-9_-]{32,}$/);
+    assert.ok(r.headers['set-cookie']?.length, 'the cookie is set');
+    assert.equal(r.headers['cache-control'], 'no-store');
+    const again = await c.session();
+    assert.equal(again.body.csrfToken, r.body.csrfToken, 'the same session keeps its token');
+    assert.equal(again.headers['set-cookie'], undefined, 'no new cookie for an unchanged session');
+    assert.equal(again.headers['cache-control'], 'no-store');
+  });
+
+  it('catalog when browsed without a cookie then lists at least 20 products and creates no session', async () => {
+    const list = await rawRequest(t.url + '/api/products', 'GET', {});
+    assert.equal(list.status, 200);
+    assert.ok(list.body.length >= 20);
+    for (const p of list.body) {
+      assert.equal(typeof p.id, 'string');
+      assert.equal(typeof p.name, 'string');
+      assert.equal(typeof p.price, 'number');
+      assert.equal(typeof p.description, 'string');
+    }
+    const one = await rawRequest(t.url + `/api/products/${list.body[3].id}`, 'GET', {});
+    assert.equal(one.status, 200);
+    assert.equal(one.body.id, list.body[3].id);
+    assert.equal(list.headers['set-cookie'], undefined);
+    assert.equal(one.headers['set-cookie'], undefined);
+    const cart = await rawRequest(t.url + '/api/cart', 'GET', {});
+    assert.deepEqual(cart.body, { items: [], count: 0, total: 0 });
+    assert.equal(cart.headers['set-cookie'], undefined, 'reading an empty cart creates nothing');
+  });
+
+  it('GET /api/products/:id when unknown then 404 PRODUCT_NOT_FOUND', async () => {
+    assertError(await rawRequest(t.url + '/api/products/no-such-thing', 'GET', {}), 404, 'PRODUCT_NOT_FOUND');
+    assertError(await rawRequest(t.url + '/api/products/__proto__', 'GET', {}), 404, 'PRODUCT_NOT_FOUND');
+  });
+
+  it('recentlyViewed when products are viewed in a session then lists them most recent first, unique, at most 10', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    const ids = (await c.get('/api/products')).body.map((p: { id: string }) => p.id) as string[];
+    for (const id of [ids[0], ids[1], ids[0]]) await c.get(`/api/products/${id}`);
+    assert.deepEqual((await c.session()).body.recentlyViewed, [ids[0], ids[1]]);
+    for (const id of ids.slice(0, 12)) await c.get(`/api/products/${id}`);
+    const recent = (await c.session()).body.recentlyViewed;
+    assert.deepEqual(recent, ids.slice(2, 12).reverse());
+  });
+});
+
+describe('shop api: cart', () => {
+  it('cart when items are added, changed and removed then answers the priced cart each time', async () => {
+    const c = new ShopClient(t.url);
+    const products = (await c.get('/api/products')).body as Array<{ id: string; name: string; price: number }>;
+    const [a, b] = [products[0]!, products[1]!];
+    const r1 = await c.add(a.id, 2);
+    assert.equal(r1.status, 201);
+    assert.deepEqual(r1.body, { items: [{ productId: a.id, name: a.name, quantity: 2, price: a.price }], count: 2, total: Math.round(a.price * 200) / 100 });
+    await c.add(a.id, 3);
+    const r2 = await c.add(b.id);
+    assert.equal(r2.body.count, 6);
+    assert.equal(r2.body.items[0].quantity, 5);
+    const patched = await c.request('PATCH', `/api/cart/items/${a.id}`, { json: { quantity: 1 } });
+    assert.equal(patched.status, 200);
+    assert.equal(patched.body.items[0].quantity, 1);
+    const zero = await c.request('PATCH', `/api/cart/items/${b.id}`, { json: { quantity: 0 } });
+    assert.deepEqual(zero.body.items.map((i: { productId: string }) => i.productId), [a.id]);
+    const del = await c.request('DELETE', `/api/cart/items/${a.id}`);
+    assert.equal(del.status, 200);
+    assert.deepEqual(del.body, { items: [], count: 0, total: 0 });
+    assert.deepEqual((await c.get('/api/cart')).body, { items: [], count: 0, total: 0 });
+  });
+
+  it('cart when a line would pass 99 then holds 99', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 60);
+    const r = await c.add('camp-mug', 60);
+    assert.equal(r.body.items[0].quantity, 99);
+  });
+
+  it('cart when the input is bad then 400 VALIDATION_FAILED, and unknown products 404 PRODUCT_NOT_FOUND', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    for (const body of [{ productId: 'camp-mug', quantity: 0 }, { productId: 'camp-mug', quantity: 100 }, { productId: 'camp-mug', quantity: 1.5 },
+      { productId: 'camp-mug', quantity: '2' }, { quantity: 1 }, { productId: 'camp-mug', extra: 1 }, [1, 2]]) {
+      assertError(await c.post('/api/cart/items', body), 400, 'VALIDATION_FAILED');
+    }
+    assertError(await c.post('/api/cart/items', { productId: 'nope', quantity: 1 }), 404, 'PRODUCT_NOT_FOUND');
+    assertError(await c.request('PATCH', '/api/cart/items/camp-mug', { json: { quantity: -1 } }), 400, 'VALIDATION_FAILED');
+    assertError(await c.request('PATCH', '/api/cart/items/nope', { json: { quantity: 1 } }), 404, 'PRODUCT_NOT_FOUND');
+    assertError(await c.request('DELETE', '/api/cart/items/nope'), 404, 'PRODUCT_NOT_FOUND');
+    assert.equal((await c.get('/api/cart')).body.count, 0, 'nothing was added by the refused requests');
+  });
+
+  it('cart when 30 adds on one session run concurrently then all 30 count', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    const replies = await Promise.all(Array.from({ length: 30 }, () => c.post('/api/cart/items', { productId: 'notebook', quantity: 1 })));
+    assert.ok(replies.every((r) => r.status === 201), replies.map((r) => r.status).join(','));
+    assert.equal((await c.get('/api/cart')).body.items[0].quantity, 30);
+  });
+});
+
+describe('shop api: CSRF and request errors', () => {
+  it('unsafe request when the token is missing, wrong or from another session then 403 CSRF_TOKEN_INVALID', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    assertError(await c.post('/api/cart/items', { productId: 'camp-mug' }, { csrf: false }), 403, 'CSRF_TOKEN_INVALID');
+    const other = new ShopClient(t.url);
+    await other.session();
+    assertError(await c.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { 'x-csrf-token': other.csrf! }, csrf: false }), 403, 'CSRF_TOKEN_INVALID');
+    assertError(await new ShopClient(t.url).post('/api/cart/items', { productId: 'camp-mug' }), 403, 'CSRF_TOKEN_INVALID');
+    for (const [method, path] of [['PUT', '/api/preferences'], ['PATCH', '/api/cart/items/camp-mug'], ['DELETE', '/api/cart/items/camp-mug'], ['POST', '/api/auth/logout']]) {
+      assertError(await c.request(method!, path!, { csrf: false }), 403, 'CSRF_TOKEN_INVALID');
+    }
+    assert.equal((await c.get('/api/cart')).body.count, 0);
+  });
+
+  it('unsafe request when Origin or Referer names another origin then 403 ORIGIN_MISMATCH', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    for (const headers of <Array<Record<string, string>>>[{ origin: 'https://evil.example' }, { origin: 'null' }, { origin: `${t.url}.evil.example` }, { referer: 'https://evil.example/page' }, { 'sec-fetch-site': 'cross-site' }]) {
+      assertError(await c.post('/api/cart/items', { productId: 'camp-mug' }, { headers }), 403, 'ORIGIN_MISMATCH');
+    }
+    const same = await c.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { origin: t.url } });
+    assert.equal(same.status, 201, 'the shop\'s own origin is accepted');
+  });
+
+  it('JSON route when sent another content type then 415 UNSUPPORTED_MEDIA_TYPE', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      assertError(await c.request('POST', '/api/cart/items', { raw: '{"productId":"camp-mug"}', contentType: type }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    }
+    assertError(await c.request('POST', '/api/cart/items', { raw: 'productId=camp-mug', contentType: 'application/xml' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('body when malformed JSON or prototype poisoning then 400 INVALID_JSON', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    assertError(await c.request('POST', '/api/cart/items', { raw: '{"productId":', contentType: 'application/json' }), 400, 'INVALID_JSON');
+    assertError(await c.request('PUT', '/api/preferences', { raw: '{"__proto__":{"theme":"dark"}}', contentType: 'application/json' }), 400, 'INVALID_JSON');
+    assertError(await c.request('PUT', '/api/preferences', { raw: '{"constructor":{"prototype":{"x":1}}}', contentType: 'application/json' }), 400, 'INVALID_JSON');
+    assert.equal(({} as Record<string, unknown>).theme, undefined);
+  });
+
+  it('body when over 1 MiB then 413 PAYLOAD_TOO_LARGE', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    const big = JSON.stringify({ productId: 'camp-mug', pad: 'x'.repeat(1024 * 1024) });
+    assertError(await c.request('POST', '/api/cart/items', { raw: big, contentType: 'application/json' }), 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('preferences when invalid then 400 VALIDATION_FAILED; when valid then kept in the session', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    for (const body of [{ theme: 'blue' }, { currency: 'JPY' }, {}, { theme: 'dark', font: 'x' }]) {
+      assertError(await c.request('PUT', '/api/preferences', { json: body }), 400, 'VALIDATION_FAILED');
+    }
+    const r = await c.request('PUT', '/api/preferences', { json: { theme: 'dark', currency: 'EUR' } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.preferences, { theme: 'dark', currency: 'EUR' });
+    await c.request('PUT', '/api/preferences', { json: { currency: 'GBP' } });
+    assert.deepEqual((await c.session()).body.preferences, { theme: 'dark', currency: 'GBP' });
+  });
+});
+
+describe('shop api: new-session rate limit and public origin', () => {
+  let limited: TestShop;
+  before(async () => {
+    limited = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '3', SHOP_PUBLIC_ORIGIN: 'https://shop.example', TETHER_STORE: 'memory' });
+  });
+  after(async () => {
+    await limited?.stop();
+  });
+
+  let first: ShopClient;
+
+  it('unsafe request when SHOP_PUBLIC_ORIGIN is set then only that origin is accepted', async () => {
+    first = new ShopClient(limited.url);
+    assert.equal((await first.session()).status, 200);
+    assertError(await first.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { origin: limited.url } }), 403, 'ORIGIN_MISMATCH');
+    const ok = await first.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { origin: 'https://shop.example' } });
+    assert.equal(ok.status, 201);
+  });
+
+  it('new sessions when one address passes the limit then 429 RATE_LIMITED, while browsing and logins go on', async () => {
+    for (let i = 0; i < 2; i++) assert.equal((await new ShopClient(limited.url).session()).status, 200);
+    const refused = new ShopClient(limited.url);
+    assertError(await refused.session(), 429, 'RATE_LIMITED');
+    assert.equal(refused.cookies.size, 0, 'no session was created for the refused request');
+    assert.equal((await rawRequest(limited.url + '/api/products', 'GET', {})).status, 200, 'catalog browsing is not limited');
+    assert.equal((await first.session()).status, 200, 'an existing session is not limited');
+    const reg = await first.post('/api/auth/register', { username: 'ratelimited_user', password: 'long enough password' }, { headers: { origin: 'https://shop.example' } });
+    assert.equal(reg.status, 201, 'regenerating an existing session does not count');
+    assert.equal((await first.session()).body.authenticated, true);
+  });
+});
