@@ -1,5 +1,6 @@
 /**
- * tether/express: the native middleware (`sessions`, `req.tether`).
+ * tether/express: the native middleware (`sessions`, `req.tether`) and an express-session drop-in
+ * (`session`, default export) with `fromExpressSessionStore` for existing express-session stores.
  * @module
  * @example
  * import express from 'express';
@@ -13,6 +14,32 @@
  *   await s.update((d) => { d.visits = (d.visits ?? 0) + 1; });
  *   res.json({ visits: s.data.visits });
  * });
+ * @example
+ * // An express-session app switches by changing one import:
+ * import session from 'tether/express'; // was: import session from 'express-session'
+ * app.use(session({ secret: process.env.SESSION_SECRET!, resave: false, saveUninitialized: false }));
  */
+import { session, csrfProtection, csrfTokenOf } from './compat.js';
+import { sessions, sessionOf } from './native.js';
+import { fromExpressSessionStore, ExpressSessionStoreAdapter } from './legacy-store.js';
+import { CompatSession } from './compat-session.js';
+import { CompatCookie } from './compat-cookie.js';
+
 export { sessions, sessionOf } from './native.js';
 export type { ExpressAdapterOptions } from './native.js';
+export { session, csrfProtection, csrfTokenOf } from './compat.js';
+export type { CompatMiddleware, CsrfProtectionOptions } from './compat.js';
+export { COMPAT_DEFAULTS } from './compat-options.js';
+export type { CompatSessionOptions, CompatTetherOptions } from './compat-options.js';
+export { CompatSession } from './compat-session.js';
+export { CompatCookie } from './compat-cookie.js';
+export type { CompatCookieOptions } from './compat-cookie.js';
+export { fromExpressSessionStore, ExpressSessionStoreAdapter, EXPRESS_SESSION_STORE_DEFAULTS } from './legacy-store.js';
+export type { ExpressSessionStoreLike, ExpressSessionStoreAdapterOptions } from './legacy-store.js';
+
+export default session;
+
+// CommonJS apps (require(esm), Node ≥ 20.19): `const session = require('tether/express')` is the
+// middleware itself, with the rest attached, as express-session's module is.
+Object.assign(session, { session, sessions, sessionOf, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter });
+export { session as 'module.exports' };

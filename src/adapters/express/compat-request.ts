@@ -1,0 +1,479 @@
+/**
+ * One request's side of the express-session compatible middleware: keeps `req.session` (plain
+ * properties) and the Tether session (gate, compare-and-set, commit before the response) in step.
+ *
+ * The replay rule: at each commit the request's change is the difference between the data as loaded
+ * (or last saved) and `req.session` now. It is applied through `session.update()`, so after a
+ * compare-and-set conflict the engine re-applies it to the fresh data as a three-way merge (merge.ts):
+ * changes to different keys, or different keys of a nested object, both survive; two different
+ * changes of one value fail with 409 SESSION_CONFLICT instead of one silently winning.
+ * @module
+ */
+import type { Request } from 'express';
+import type { Session } from '../../core/session.js';
+import { sessionState } from '../../core/session.js';
+import type { RequestView } from '../../core/csrf.js';
+import { SessionConflictError, SessionKeyInvalidError } from '../../core/errors.js';
+import { viewOf } from '../shared/http.js';
+import { CompatSession, dataOf, RESERVED_KEYS } from './compat-session.js';
+import type { SessionController } from './compat-session.js';
+import type { CompatCookie } from './compat-cookie.js';
+import { jsonClone, jsonEqual, merge3, replaceContents } from './merge.js';
+import { isSecureRequest } from './compat-options.js';
+import type { ResolvedCompat } from './compat-options.js';
+import { isLegacyValue, legacySessionId, withoutCookie } from './legacy-cookie.js';
+
+type Data = Record<string, unknown>;
+type TSession = Session<Data>;
+
+const CONTROLLER = Symbol.for('tether.express.compat');
+
+/**
+ * What the compat layer adds to Express's Request at runtime. Apps see `req.session` typed by
+ * @types/express-session; this module must compile with or without it, so it goes through this view.
+ */
+interface Holder {
+  session?: unknown;
+  sessionStore?: unknown;
+  [CONTROLLER]?: RequestSessions;
+}
+
+const holder = (req: Request): Holder => req as unknown as Holder;
+
+/** The controller of a request that went through `session()`. */
+export function controllerOf(req: Request): RequestSessions {
+  const ctl = holder(req)[CONTROLLER];
+  if (!ctl) throw new Error('tether/express: the session() middleware did not run for this request');
+  return ctl;
+}
+
+const noop = (): void => {};
+
+export class RequestSessions implements SessionController {
+  readonly #cfg: ResolvedCompat;
+  readonly #req: Request;
+  readonly #view: RequestView;
+  readonly #write: boolean;
+  /** This request's default cookie; a session's own settings are the differences from it. */
+  readonly #defaults: CompatCookie;
+  /** The open Tether session (it may hold the gate), or null between a save and the next change. */
+  #current: TSession | null;
+  #id: string | null;
+  /** A record exists under #id. */
+  #stored: boolean;
+  /** The data as loaded or last committed: the base of the three-way merge. */
+  #base: Data;
+  #compat: CompatSession | undefined;
+  #cookie: CompatCookie;
+  #cookies: Array<[string, string]> = [];
+  #chain: Promise<unknown> = Promise.resolve();
+  #broken: unknown = null;
+  #ended = false;
+  #modified = false;
+  #touch = false;
+  #regenerated = false;
+  #headersOut = false;
+  #legacy: { sid: string; path: string; empty: boolean } | null = null;
+
+  private constructor(cfg: ResolvedCompat, req: Request, view: RequestView, write: boolean, defaults: CompatCookie, s: TSession) {
+    this.#cfg = cfg;
+    this.#req = req;
+    this.#view = view;
+    this.#write = write;
+    this.#defaults = defaults;
+    this.#current = s;
+    this.#id = s.id;
+    this.#stored = !s.isNew;
+    const data = jsonClone(s.data as Data);
+    this.#base = jsonClone(data);
+    this.#cookie = this.#cookieFrom(data.cookie);
+    this.#compat = new CompatSession(this, data);
+  }
+
+  /** Loads the request's session (migrating an express-session one if configured) and installs `req.session`. */
+  static async open(cfg: ResolvedCompat, req: Request, defaults: CompatCookie): Promise<RequestSessions> {
+    const view = viewOf(req);
+    let openView = view;
+    let legacySid: string | null = null;
+    if (cfg.legacy) {
+      const header = view.header('cookie');
+      legacySid = legacySessionId(header, cfg.legacy.name, cfg.legacy.secrets);
+      // Sharing a name with express-session: its `s:` value is not ours and must not count as a bad cookie.
+      if (cfg.legacy.name === cfg.name && isLegacyValue(header, cfg.name)) {
+        openView = { method: view.method, header: (n) => (n === 'cookie' ? withoutCookie(header, cfg.name) : view.header(n)) };
+      }
+    }
+    const write = cfg.write(req);
+    const s = await cfg.tether.open(openView, { write });
+    const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
+    if (s.isNew && legacySid !== null) {
+      try {
+        await ctl.#adoptLegacy(legacySid);
+      } catch (err) {
+        cfg.tether.abandon(s);
+        throw err;
+      }
+    }
+    ctl.#install();
+    return ctl;
+  }
+
+  // ---- SessionController (what req.session's methods call) ----
+
+  idOf(): string {
+    return this.sessionId();
+  }
+
+  cookieOf(): CompatCookie {
+    return this.#cookie;
+  }
+
+  regenerate(session: CompatSession): Promise<void> {
+    return this.#run(async () => {
+      this.#assertCurrent(session);
+      const s = await this.#ensureOpen();
+      if (this.#stored) {
+        this.#cfg.withRequest(this.#req, () => s.regenerate());
+        this.#regenerated = true;
+        this.#id = s.id;
+      } else if (this.#id !== null) {
+        // Never stored: there is nothing to end, only an ID to forget.
+        this.#id = null;
+        sessionState(s).id = null;
+      }
+      this.#cookie = this.#defaults.clone();
+      this.#compat = new CompatSession(this, {});
+      holder(this.#req).session = this.#compat;
+    });
+  }
+
+  destroy(session: CompatSession): Promise<void> {
+    // As express-session: `req.session` is gone at once, the store is told afterwards.
+    if (holder(this.#req).session === session) delete holder(this.#req).session;
+    return this.#run(async () => {
+      if (session !== this.#compat) throw new Error('this session object was replaced by regenerate(), reload() or destroy()');
+      await this.#end();
+    });
+  }
+
+  reload(session: CompatSession): Promise<void> {
+    return this.#run(async () => {
+      this.#assertCurrent(session);
+      if (this.#current) this.#cfg.tether.abandon(this.#current);
+      this.#current = null;
+      this.#regenerated = false;
+      this.#touch = false;
+      let s: TSession | null = null;
+      try {
+        if (this.#stored) s = await this.#ensureOpen();
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'SESSION_CONFLICT') throw err;
+      }
+      // express-session's own message for a session that is not (or no longer) in the store.
+      if (!s) throw new Error('failed to load session');
+      const data = jsonClone(s.data as Data);
+      this.#base = jsonClone(data);
+      this.#cookie = this.#cookieFrom(data.cookie);
+      this.#compat = new CompatSession(this, data);
+      holder(this.#req).session = this.#compat;
+    });
+  }
+
+  save(session: CompatSession): Promise<void> {
+    return this.#run(async () => {
+      this.#assertCurrent(session);
+      await this.#commit();
+    });
+  }
+
+  touch(): void {
+    this.#touch = true;
+    this.#cookie.resetMaxAge();
+  }
+
+  // ---- the rest of the middleware's view ----
+
+  /** The session ID; a new session gets its ID on first ask (and keeps it when it is stored). */
+  sessionId(): string {
+    if (this.#id === null) {
+      this.#id = this.#cfg.newId(this.#req);
+      const s = this.#current;
+      if (s && s.isNew && s.id === null) sessionState(s).id = this.#id;
+    }
+    return this.#id;
+  }
+
+  /** The session's CSRF token (asking creates the session); rotated by regenerate(). */
+  csrfToken(): Promise<string> {
+    return this.#run(async () => (await this.#ensureOpen()).csrfToken);
+  }
+
+  /** Tether's CSRF checks; the token may come in the header or, for HTML forms, in a parsed body field. */
+  checkCsrf(field: string): Promise<void> {
+    return this.#run(async () => {
+      const s = await this.#ensureOpen();
+      const csrf = this.#cfg.tether.options.csrf;
+      const headerName = csrf === false ? '' : csrf.header;
+      const body = (this.#req as { body?: unknown }).body;
+      const fromBody = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[field] : undefined;
+      this.#cfg.tether.checkRequest(s, {
+        method: this.#view.method,
+        header: (n) => (n === headerName ? this.#view.header(n) ?? (typeof fromBody === 'string' ? fromBody : undefined) : this.#view.header(n)),
+      });
+    });
+  }
+
+  /** Runs at the first write of the response head: commits, and returns the Set-Cookie values to send. */
+  async finish(): Promise<string[]> {
+    await this.#settle();
+    if (!this.#ended) {
+      if (holder(this.#req).session !== this.#compat || this.#compat === undefined) await this.#run(() => this.#unset());
+      else await this.#run(() => this.#commit());
+    }
+    // An adopted session that holds nothing is retired too; one that could not be stored is kept for next time.
+    if (this.#legacy && (this.#stored || this.#ended || this.#legacy.empty)) await this.#run(() => this.#retireLegacy());
+    this.#resendIfDue();
+    this.#headersOut = true;
+    return this.#cookies.map(([, v]) => v);
+  }
+
+  /** Runs before `res.end` when the head went out earlier (streaming): writes what changed since. */
+  async finishLate(): Promise<void> {
+    await this.#settle();
+    if (this.#ended) return;
+    if (holder(this.#req).session !== this.#compat || this.#compat === undefined) await this.#run(() => this.#unset());
+    else await this.#run(() => this.#commit());
+  }
+
+  /** The client went away before the head was written: give the gate back. */
+  abort(): void {
+    if (this.#headersOut || !this.#current) return;
+    this.#cfg.tether.abandon(this.#current);
+    this.#current = null;
+  }
+
+  // ---- internals ----
+
+  #install(): void {
+    const h = holder(this.#req);
+    h[CONTROLLER] = this;
+    h.session = this.#compat;
+    h.sessionStore = this.#cfg.appStore;
+    Object.defineProperty(this.#req, 'sessionID', {
+      configurable: true,
+      enumerable: true,
+      get: () => this.sessionId(),
+      set: () => {
+        throw new TypeError('req.sessionID is read-only: use req.session.regenerate() for a new ID');
+      },
+    });
+  }
+
+  /** Serialises this request's session operations; after a failed write every later one fails the same way. */
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#chain.then(() => {
+      if (this.#broken) throw this.#broken;
+      return fn();
+    });
+    this.#chain = p.then(noop, noop);
+    return p;
+  }
+
+  async #settle(): Promise<void> {
+    await this.#chain;
+    if (this.#broken) throw this.#broken;
+  }
+
+  #assertCurrent(session: CompatSession): void {
+    if (session !== this.#compat) throw new Error('this session object was replaced by regenerate(), reload() or destroy()');
+  }
+
+  #cookieFrom(stored: unknown): CompatCookie {
+    const c = this.#defaults.clone();
+    c.applyOverrides(stored);
+    // Like express-session's touch at the end of each request: a persistent cookie counts from now.
+    c.resetMaxAge();
+    return c;
+  }
+
+  /** The data to store: `req.session`'s own properties plus the cookie settings it changed. */
+  #mine(): Data {
+    const data = dataOf(this.#compat!);
+    for (const k of Object.keys(data)) if (RESERVED_KEYS.has(k)) throw new SessionKeyInvalidError(k);
+    const out = jsonClone(data);
+    const overrides = this.#cookie.overridesAgainst(this.#defaults);
+    if (Object.keys(overrides).length > 0 && (this.#stored || Object.keys(out).length > 0)) out.cookie = overrides;
+    return out;
+  }
+
+  async #ensureOpen(): Promise<TSession> {
+    if (this.#current) return this.#current;
+    const tether = this.#cfg.tether;
+    let s: TSession;
+    if (this.#stored && this.#id !== null) {
+      const header = tether.cookieFor(this.#id);
+      const value = header.slice(header.indexOf('=') + 1, header.includes(';') ? header.indexOf(';') : undefined);
+      const cookie = `${this.#cfg.name}=${value}`;
+      s = await tether.open({ method: this.#view.method, header: (n) => (n === 'cookie' ? cookie : this.#view.header(n)) }, { write: this.#write });
+      if (s.isNew) {
+        tether.abandon(s);
+        throw new SessionConflictError('the session ended while this request ran');
+      }
+    } else {
+      s = await tether.open({ method: this.#view.method, header: (n) => (n === 'cookie' ? undefined : this.#view.header(n)) }, { write: false });
+      if (this.#id !== null) sessionState(s).id = this.#id;
+    }
+    this.#current = s;
+    return s;
+  }
+
+  /** Writes `req.session` through the Tether session (opening one again after an earlier save). */
+  async #commit(): Promise<void> {
+    const mine = this.#mine();
+    const changed = !jsonEqual(this.#base, mine);
+    if (!this.#current && !changed && !this.#touch) return;
+    const s = await this.#ensureOpen();
+    const tether = this.#cfg.tether;
+    this.#current = null;
+    try {
+      if (this.#regenerated && Object.keys(mine).length === 0 && !this.#cfg.saveUninitialized) {
+        // Regenerated and left empty (logout): end the old session rather than store an empty new one.
+        s.destroy();
+        this.#push(await tether.commit(s));
+        this.#stored = false;
+        this.#id = null;
+        this.#base = {};
+        this.#modified = true;
+        this.#regenerated = false;
+        return;
+      }
+      if (changed) {
+        const base = this.#base;
+        // After regenerate() the new record starts from `mine` alone: nothing of the old one carries over.
+        const apply = this.#regenerated ? (d: Data) => replaceContents(d, jsonClone(mine)) : (d: Data) => replaceContents(d, jsonClone(merge3(base, mine, d)));
+        await s.update(apply);
+      }
+      if (this.#touch) s.touch();
+      if (s.isNew) {
+        if (this.#cfg.saveUninitialized) void s.csrfToken;
+        if (!this.#deliverable()) {
+          // A Secure cookie cannot be set over plain HTTP (express-session does not set it either): storing would orphan the record.
+          tether.abandon(s);
+          return;
+        }
+        const willStore = Object.keys(mine).length > 0 || sessionState(s).csrf !== undefined;
+        if (s.id === null && willStore) sessionState(s).id = this.sessionId();
+      }
+      this.#push(await tether.commit(s));
+      this.#stored = !s.isNew;
+      this.#id = s.id ?? this.#id;
+      if (changed || this.#regenerated) this.#modified = true;
+      this.#base = mine;
+      this.#regenerated = false;
+      this.#touch = false;
+    } catch (err) {
+      tether.abandon(s);
+      this.#broken = err;
+      throw err;
+    }
+    if (this.#legacy && this.#stored) await this.#retireLegacy();
+  }
+
+  async #end(): Promise<void> {
+    const s = await this.#ensureOpen();
+    this.#current = null;
+    s.destroy();
+    try {
+      this.#push(await this.#cfg.tether.commit(s));
+    } catch (err) {
+      this.#broken = err;
+      throw err;
+    }
+    this.#ended = true;
+    this.#stored = false;
+    this.#compat = undefined;
+    if (this.#legacy) await this.#retireLegacy();
+  }
+
+  /** `req.session` was set to null/undefined (or replaced): `unset: 'destroy'` ends the session, 'keep' drops the changes. */
+  async #unset(): Promise<void> {
+    if (holder(this.#req).session == null && this.#cfg.unsetDestroy && this.#stored) {
+      await this.#end();
+      return;
+    }
+    if (this.#current) this.#cfg.tether.abandon(this.#current);
+    this.#current = null;
+  }
+
+  /** Reads a session express-session stored; its data becomes this session's change, written under a new ID. */
+  async #adoptLegacy(sid: string): Promise<void> {
+    const old = await this.#cfg.legacy!.source.readLegacy(sid);
+    if (!old) return;
+    const { cookie, ...data } = old;
+    const c = (typeof cookie === 'object' && cookie !== null ? cookie : {}) as { originalMaxAge?: unknown; path?: unknown };
+    if (typeof c.originalMaxAge === 'number' || c.originalMaxAge === null) this.#cookie.applyOverrides({ originalMaxAge: c.originalMaxAge });
+    this.#cookie.resetMaxAge();
+    this.#compat = new CompatSession(this, jsonClone(data));
+    this.#legacy = { sid, path: typeof c.path === 'string' ? c.path : '/', empty: Object.keys(data).length === 0 };
+  }
+
+  /** After the data lives in Tether (or was ended), the express-session copy goes: its cookie must not bring it back. */
+  async #retireLegacy(): Promise<void> {
+    const legacy = this.#legacy!;
+    try {
+      await this.#cfg.legacy!.source.destroyLegacy(legacy.sid);
+    } catch (err) {
+      this.#broken = err;
+      throw err;
+    }
+    this.#legacy = null;
+    const name = this.#cfg.legacy!.name;
+    if (name !== this.#cfg.name) {
+      const clear = this.#defaults.clone();
+      clear.path = legacy.path;
+      this.#add(name, clear.serializeClear(name));
+    }
+  }
+
+  #deliverable(): boolean {
+    return !(this.#cookie.secure === true && !isSecureRequest(this.#req, this.#cfg.proxy));
+  }
+
+  /** express-session's rule: a known session's cookie is sent again with `rolling`, or when persistent and changed. */
+  #resendIfDue(): void {
+    if (this.#ended || !this.#stored || this.#id === null) return;
+    const name = this.#cfg.name;
+    if (this.#cookies.some(([n]) => n === name)) return;
+    if (this.#cfg.rolling || (this.#cookie.expires !== null && this.#modified)) this.#push([this.#cfg.tether.cookieFor(this.#id)]);
+  }
+
+  /** Re-serialises the engine's Set-Cookie values with this session's cookie settings. */
+  #push(headers: readonly string[]): void {
+    const name = this.#cfg.name;
+    for (const h of headers) {
+      const eq = h.indexOf('=');
+      const semi = h.indexOf(';');
+      if (h.slice(0, eq) !== name) continue;
+      if (!this.#deliverable()) continue;
+      const value = h.slice(eq + 1, semi === -1 ? undefined : semi);
+      if (value === '') {
+        this.#add(name, this.#cookie.serializeClear(name));
+        continue;
+      }
+      this.#cookie.resetMaxAge();
+      if (this.#cfg.production && this.#cookie.secure !== true) {
+        this.#cfg.warn('TETHER_COMPAT_INSECURE_COOKIE', 'a session cookie went out without Secure in production: the request did not look like HTTPS. Behind a TLS proxy set app.set(\'trust proxy\', …) or the proxy option, or cookie.secure: true.');
+      }
+      this.#add(name, this.#cookie.serialize(name, value));
+    }
+  }
+
+  #add(name: string, header: string): void {
+    if (this.#headersOut) {
+      this.#cfg.warn('TETHER_COMPAT_LATE_COOKIE', 'a session cookie had to change after the response head was sent (a session created, regenerated or destroyed while streaming); the browser keeps its old cookie. Change the session before writing the response.');
+      return;
+    }
+    this.#cookies = this.#cookies.filter(([n]) => n !== name);
+    this.#cookies.push([name, header]);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * HTTP over real loopback sockets for adapter and integration tests: `listen(handler)` serves on a free
+ * 127.0.0.1 port, `CookieClient` is a minimal browser (a cookie jar, redirects not followed) on fetch.
+ * @module
+ */
+import { createServer } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Listening {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Serves `handler` on a free loopback port. */
+export async function listen(handler: RequestListener): Promise<Listening> {
+  const server = createServer(handler);
+  // Keep-alive sockets would hold close() open; tests make few requests.
+  server.keepAliveTimeout = 1;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  body: string;
+  /** Every Set-Cookie header of the response, raw. */
+  setCookies: string[];
+  /** The Location header, if any. */
+  location: string | null;
+  json<T = unknown>(): T;
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** Sent as application/x-www-form-urlencoded. */
+  form?: Record<string, string>;
+  /** Sent as application/json. */
+  json?: unknown;
+  /** Send no cookies and store none (a request from somewhere else). */
+  withoutJar?: boolean;
+}
+
+/** A cookie jar by name (path and domain ignored: every test cookie is Path=/ on one host). */
+export class CookieClient {
+  readonly jar = new Map<string, string>();
+
+  constructor(readonly base: string) {}
+
+  get(name: string): string | undefined {
+    return this.jar.get(name);
+  }
+
+  set(name: string, value: string): void {
+    this.jar.set(name, value);
+  }
+
+  /** A second client holding a copy of this one's cookies (a stolen or replayed cookie). */
+  clone(): CookieClient {
+    const c = new CookieClient(this.base);
+    for (const [k, v] of this.jar) c.jar.set(k, v);
+    return c;
+  }
+
+  async request(path: string, options: RequestOptions = {}): Promise<Reply> {
+    const headers: Record<string, string> = { ...options.headers };
+    let body: string | undefined;
+    if (options.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(options.form).toString();
+    } else if (options.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(options.json);
+    }
+    if (!options.withoutJar && this.jar.size > 0 && headers.cookie === undefined) {
+      headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    }
+    const res = await fetch(this.base + path, {
+      method: options.method ?? (body === undefined ? 'GET' : 'POST'),
+      headers,
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    const setCookies = res.headers.getSetCookie();
+    if (!options.withoutJar) for (const c of setCookies) this.#store(c);
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: text,
+      setCookies,
+      location: res.headers.get('location'),
+      json: <T>() => JSON.parse(text) as T,
+    };
+  }
+
+  #store(setCookie: string): void {
+    const [pair, ...attrs] = setCookie.split(';');
+    const eq = pair!.indexOf('=');
+    const name = pair!.slice(0, eq).trim();
+    const value = pair!.slice(eq + 1).trim();
+    const expired = attrs.some((a) => {
+      const [k, v] = a.split('=').map((x) => x.trim());
+      if (k!.toLowerCase() === 'max-age') return Number(v) <= 0;
+      if (k!.toLowerCase() === 'expires') return Date.parse(v ?? '') <= Date.now();
+      return false;
+    });
+    if (expired || value === '') this.jar.delete(name);
+    else this.jar.set(name, value);
+  }
+}
+
+/** The attributes of a Set-Cookie header, lower-cased names (`secure: ''` when present). */
+export function cookieAttributes(setCookie: string): Record<string, string> {
+  const [, ...attrs] = setCookie.split(';');
+  return Object.fromEntries(attrs.map((a) => {
+    const [k, ...v] = a.trim().split('=');
+    return [k!.toLowerCase(), v.join('=')];
+  }));
+}
