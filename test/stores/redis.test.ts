@@ -2,7 +2,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisStore } from '../../src/stores/redis/index.js';
+import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
@@ -51,6 +51,21 @@ describe('RedisStore own cases', () => {
     assert.throws(() => new RedisStore({ url: server.url, cluster: { nodes: [{ host: '127.0.0.1', port: 1 }] } }),
       { code: 'OPTIONS_INVALID', message: /give only one/ });
     assert.throws(() => new RedisStore({ commandTimeoutMs: 0 }), { code: 'OPTIONS_INVALID', message: /commandTimeoutMs/ });
+  });
+
+  it('redis store when given its own ioredis client then uses it and leaves it open on close', async () => {
+    const client = new Redis(server.url, redisClientOptions());
+    const store = new RedisStore({ client, keyPrefix: nextPrefix() });
+    try {
+      const rec = makeRecord(new ManualClock());
+      assert.deepEqual(await store.set(rec, 0), { ok: true });
+      assert.equal((await store.get(rec.key))?.version, 1);
+      await store.close();
+      assert.equal(await client.ping(), 'PONG');
+      await assert.rejects(store.get(rec.key), { code: 'STORE_CLOSED' });
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('redis stores when given different key prefixes then never see each other’s sessions, users or changes', async () => {

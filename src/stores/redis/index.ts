@@ -7,14 +7,15 @@
  * persistence setting, and why only `maxmemory-policy noeviction` is safe.
  * @module
  */
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { assertNextVersion } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
-import * as lua from './scripts.js';
+import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, SET, TOUCH, UNINDEX } from './scripts.js';
+import type { Script } from './scripts.js';
+import { decode, type Row } from './record.js';
 import { ChangeFeed, type ChangeFeedOptions } from './feed.js';
 import { checkEvictionPolicy } from './eviction.js';
 
@@ -22,22 +23,7 @@ export { REDIS_STORE_DEFAULTS, redisClientOptions } from './options.js';
 export type { RedisClient, RedisStoreOptions } from './options.js';
 export type { ChangeFeedOptions } from './feed.js';
 
-class Script {
-  readonly sha: string;
-  constructor(readonly lua: string) {
-    this.sha = createHash('sha1').update(lua).digest('hex');
-  }
-}
-const SET = new Script(lua.SET);
-const INDEX = new Script(lua.INDEX);
-const TOUCH = new Script(lua.TOUCH);
-const DESTROY = new Script(lua.DESTROY);
-const UNINDEX = new Script(lua.UNINDEX);
-const DESTROY_BY_USER = new Script(lua.DESTROY_BY_USER);
-const DESTROY_IF_OWNED = new Script(lua.DESTROY_IF_OWNED);
-
 const OK: SetResult = Object.freeze({ ok: true });
-type Row = Array<string | null>;
 
 export class RedisStore implements SessionStore {
   readonly name = 'redis';
@@ -53,6 +39,11 @@ export class RedisStore implements SessionStore {
   readonly #channel: string;
   readonly #feedChannel: string;
   readonly #waiters = new Set<() => void>();
+  readonly #onReady = (): void => {
+    this.checkEvictionPolicy().catch(noop);
+    for (const wake of this.#waiters) wake();
+    this.#waiters.clear();
+  };
   #feed: ChangeFeed | null = null;
   #policy: Promise<string | null> | null = null;
   #closed = false;
@@ -76,11 +67,7 @@ export class RedisStore implements SessionStore {
     // An 'error' event without a listener would be printed by ioredis; failures reach callers as
     // STORE_UNAVAILABLE instead, and the client keeps reconnecting on its own.
     client.on('error', noop);
-    client.on('ready', () => {
-      this.checkEvictionPolicy().catch(noop);
-      for (const wake of this.#waiters) wake();
-      this.#waiters.clear();
-    });
+    client.on('ready', this.#onReady);
   }
 
   async get(key: string): Promise<SessionRecord | null> {
@@ -246,7 +233,11 @@ export class RedisStore implements SessionStore {
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
     await this.#feed?.close();
-    if (!this.#owned) return;
+    this.#client.off('ready', this.#onReady);
+    if (!this.#owned) {
+      this.#client.off('error', noop);
+      return;
+    }
     if (this.#client.status !== 'ready') {
       this.#client.disconnect();
       return;
@@ -305,7 +296,7 @@ export class RedisStore implements SessionStore {
     await this.#eval(UNINDEX, 2, [this.#up + owner, this.#sp + key, key, owner]).catch(noop);
   }
 
-  /** HMGET of many sessions: one pipeline on a single server, per-node batches on a Cluster. */
+  /** HMGET of many sessions: one pipeline on a single server; on a Cluster, all sent at once, each to its node. */
   async #fetch(members: string[]): Promise<Row[]> {
     if (this.#cluster) {
       return Promise.all(members.map((m) => this.#client.hmget(this.#sp + m, 'd', 'v', 'u', 'c', 'l', 'e', 'a')));
@@ -332,22 +323,3 @@ export class RedisStore implements SessionStore {
 }
 
 function noop(): void {}
-
-/** HMGET d v u c l e a → a record, or null when absent or expired by `now`. */
-function decode(key: string, row: Row, now: number): SessionRecord | null {
-  const version = row[1];
-  if (version === null || version === undefined) return null;
-  const expiresAt = Number(row[5]);
-  const absoluteExpiresAt = Number(row[6]);
-  if (expiresAt <= now || absoluteExpiresAt <= now) return null;
-  return {
-    key,
-    data: row[0] ?? '',
-    version: Number(version),
-    userId: row[2] ?? null,
-    createdAt: Number(row[3]),
-    lastSeenAt: Number(row[4]),
-    expiresAt,
-    absoluteExpiresAt,
-  };
-}

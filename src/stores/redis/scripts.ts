@@ -1,7 +1,7 @@
 /**
  * The Lua scripts RedisStore runs server-side, so each compare-and-set, touch or destroy is one atomic step.
  *
- * A session is a hash under `<prefix>s:<key>` with the fields below; a user's index is a sorted set
+ * A session is a hash under `<prefix>s:<key>` with the fields of record.ts; a user's index is a sorted set
  * under `<prefix>u:<userId>` whose members are store keys, scored with the highest
  * `absoluteExpiresAt` ever written for that member (a session never lives past it, so an entry whose
  * score has passed is certainly dead). Every script touches the keys it is given and no other, so each
@@ -11,9 +11,15 @@
  * the one authority on expiry, and Redis's own clock, wherever it stands, never ends a session early.
  * @module
  */
+import { createHash } from 'node:crypto';
 
-/** Hash fields, one letter each: they are stored once per session and sent on every read. */
-export const FIELD = { data: 'd', version: 'v', userId: 'u', createdAt: 'c', lastSeenAt: 'l', expiresAt: 'e', absoluteExpiresAt: 'a' } as const;
+/** A script and its SHA-1, for EVALSHA. */
+export class Script {
+  readonly sha: string;
+  constructor(readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+}
 
 /**
  * How long a user-index entry outlives its session's absolute deadline before it is pruned: covers
@@ -46,7 +52,7 @@ end
  * Returns {1, previousOwner|false} when written (previousOwner only when it differs from the new
  * one, so the caller can tidy that index), {0, currentVersion} on a conflict.
  */
-export const SET = `${INDEX_ADD}
+export const SET = new Script(`${INDEX_ADD}
 local s = KEYS[1]
 local cur = redis.call('HMGET', s, 'v', 'e', 'a', 'u')
 local now = tonumber(ARGV[2])
@@ -66,24 +72,24 @@ if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[13], ARGV[12]) end
 local prev = cur[4]
 if prev and (mode == '0' or prev ~= ARGV[6]) then return {1, prev} end
 return {1, false}
-`;
+`);
 
 /**
  * Adds one entry to a user index, on its own: the Cluster path, run before the session write so
  * the index is never missing a live session of its user.
  * KEYS[1] index. ARGV: 1 store key, 2 absoluteExpiresAt, 3 now.
  */
-export const INDEX = `${INDEX_ADD}
+export const INDEX = new Script(`${INDEX_ADD}
 indexAdd(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 return 1
-`;
+`);
 
 /**
  * Moves the idle deadline of a live record (by the caller's clock) and its TTL; never creates.
  * KEYS[1] session. ARGV: 1 now, 2 expiresAt, 3 lastSeenAt, 4 store key, 5 change channel ('' = none).
  * Returns 1 when touched, 0 otherwise.
  */
-export const TOUCH = `
+export const TOUCH = new Script(`
 local f = redis.call('HMGET', KEYS[1], 'e', 'a')
 if not f[1] then return 0 end
 local now = tonumber(ARGV[1])
@@ -95,27 +101,27 @@ if a < e then e = a end
 redis.call('PEXPIRE', KEYS[1], string.format('%d', e - now))
 if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[4]) end
 return 1
-`;
+`);
 
 /**
  * Deletes a record. KEYS[1] session. ARGV: 1 store key, 2 change channel ('' = none).
  * Returns the owner it had (false when anonymous or absent), so the caller can tidy that index.
  */
-export const DESTROY = `
+export const DESTROY = new Script(`
 local u = redis.call('HGET', KEYS[1], 'u')
 if redis.call('DEL', KEYS[1]) == 1 and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[1]) end
 return u
-`;
+`);
 
 /**
  * Removes a member from a user index unless its session is (again) owned by that user; atomic with
  * the SET script because both keys live on the one server (standalone only).
  * KEYS[1] index, KEYS[2] session. ARGV: 1 store key, 2 userId.
  */
-export const UNINDEX = `
+export const UNINDEX = new Script(`
 if redis.call('HGET', KEYS[2], 'u') ~= ARGV[2] then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 1
-`;
+`);
 
 /**
  * Deletes every listed session still owned by the user and drops all listed members from the index
@@ -123,7 +129,7 @@ return 1
  * KEYS[1] index, KEYS[2..n] sessions. ARGV: 1 userId, 2 now, 3 change channel, 4..n+2 store keys.
  * Returns how many of the deleted sessions were live by `now`.
  */
-export const DESTROY_BY_USER = `
+export const DESTROY_BY_USER = new Script(`
 local now = tonumber(ARGV[2])
 local removed = 0
 for i = 2, #KEYS do
@@ -137,14 +143,14 @@ for i = 2, #KEYS do
   redis.call('ZREM', KEYS[1], member)
 end
 return removed
-`;
+`);
 
 /**
  * Deletes one session if the user still owns it (the Cluster path of destroyByUser, one call per session).
  * KEYS[1] session. ARGV: 1 userId, 2 now, 3 store key, 4 change channel.
  * Returns 1 when a live session was deleted, 0 otherwise.
  */
-export const DESTROY_IF_OWNED = `
+export const DESTROY_IF_OWNED = new Script(`
 local f = redis.call('HMGET', KEYS[1], 'u', 'e', 'a')
 if f[1] ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -152,4 +158,4 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[3]) end
 local now = tonumber(ARGV[2])
 if tonumber(f[2]) > now and tonumber(f[3]) > now then return 1 end
 return 0
-`;
+`);
