@@ -70,9 +70,9 @@ export class CookieClient {
     this.jar.set(name, value);
   }
 
-  /** A second client holding a copy of this one's cookies (a stolen or replayed cookie). */
-  clone(): CookieClient {
-    const c = new CookieClient(this.base);
+  /** A second client holding a copy of this one's cookies (a stolen or replayed cookie), optionally for another server. */
+  clone(base = this.base): CookieClient {
+    const c = new CookieClient(base);
     for (const [k, v] of this.jar) c.jar.set(k, v);
     return c;
   }
