@@ -5,13 +5,14 @@
  * in the foreground (`--daemonize no`) so the PID we hold is the server's. The handle stops it
  * (SIGTERM), crashes it (`kill`, SIGKILL) and restarts it on the same port and folder, waiting for
  * PING each time. `dispose()` also removes the folder. Servers still running when this process exits
- * are killed by an exit hook, so a crashed test run leaves nothing behind.
+ * are killed by an exit hook, so a crashed test run leaves nothing behind. `startRedisCluster()` and
+ * `startRedisSentinel()` build the other two topologies from the same pieces.
  * @module
  */
 import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -155,13 +156,38 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'tether-redis-')));
   const port = options.port ?? (await freePort());
-  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const logFile = path.join(dir, 'redis.log');
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no',
     '--logfile', logFile, '--protected-mode', 'yes', ...appendArgs(options.appendonly),
     ...(options.extraArgs ?? []),
   ];
+  return runServer(args, { port, dir, ownDir, logFile, readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS });
+}
+
+/**
+ * Starts a Sentinel (`redis-server <conf> --sentinel`) watching the primary on `primaryPort` as
+ * `name`, with quorum 1 and a 1 s down-after, so a failover starts about a second after the primary dies.
+ */
+export async function startRedisSentinel(primaryPort: number, name = 'mymaster', options: Pick<StartRedisOptions, 'readyTimeoutMs'> = {}): Promise<RedisServer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-sentinel-'));
+  const port = await freePort();
+  const logFile = path.join(dir, 'sentinel.log');
+  const conf = path.join(dir, 'sentinel.conf');
+  await writeFile(conf, [
+    `port ${port}`, 'bind 127.0.0.1', 'daemonize no', `dir ${dir}`, `logfile ${logFile}`,
+    `sentinel monitor ${name} 127.0.0.1 ${primaryPort} 1`,
+    `sentinel down-after-milliseconds ${name} 1000`,
+    `sentinel failover-timeout ${name} 5000`,
+    '',
+  ].join('\n'));
+  return runServer([conf, '--sentinel'], { port, dir, ownDir: true, logFile, readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS });
+}
+
+interface RunOptions { port: number; dir: string; ownDir: boolean; logFile: string; readyTimeoutMs: number }
+
+/** Spawns redis-server with `args` and returns the handle once PING answers. */
+async function runServer(args: string[], { port, dir, ownDir, logFile, readyTimeoutMs }: RunOptions): Promise<RedisServer> {
   let child: ChildProcess | null = null;
 
   const logTail = async (): Promise<string> => {
