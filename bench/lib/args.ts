@@ -1,0 +1,60 @@
+/** Command-line flags shared by the benchmark scripts. @module */
+
+export interface BenchArgs {
+  quick: boolean;
+  json?: string;
+  passes?: number;
+  durationS?: number;
+  connections?: number;
+  only?: string[];
+  scenarios?: Array<'read' | 'write' | 'login'>;
+  profileDir?: string;
+  memory: boolean;
+  report: boolean;
+}
+
+export const USAGE = `flags:
+  --quick            short passes (a smoke run: about two minutes for npm run bench)
+  --json FILE        also write the results to FILE
+  --passes N         measured passes per scenario and stack (medians are taken over them)
+  --duration S       seconds per measured pass
+  --connections N    concurrent connections autocannon keeps open
+  --only a,b         only these stacks (ids as printed), plus the bare ones they are compared with
+  --scenarios a,b    only these scenarios (read, write, login)
+  --profile DIR      run every server with --cpu-prof, writing DIR/<stack>/*.cpuprofile
+  --no-memory        skip the bytes-per-session measurement
+  --no-report        do not regenerate docs/benchmarks.md and docs/benchmarks.svg`;
+
+export function parseArgs(argv: readonly string[]): BenchArgs {
+  const out: BenchArgs = { quick: false, memory: true, report: true };
+  const num = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!v || !Number.isFinite(n) || n <= 0) throw new Error(`${flag} needs a positive number\n${USAGE}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    switch (a) {
+      case '--quick': out.quick = true; break;
+      case '--json': if (!v) throw new Error(`--json needs a file\n${USAGE}`); out.json = v; i++; break;
+      case '--passes': out.passes = Math.round(num(a, v)); i++; break;
+      case '--duration': out.durationS = num(a, v); i++; break;
+      case '--connections': out.connections = Math.round(num(a, v)); i++; break;
+      case '--only': if (!v) throw new Error(`--only needs stack ids\n${USAGE}`); out.only = v.split(','); i++; break;
+      case '--scenarios': {
+        const list = (v ?? '').split(',');
+        if (!v || list.some((x) => !['read', 'write', 'login'].includes(x))) throw new Error(`--scenarios takes read, write, login\n${USAGE}`);
+        out.scenarios = list as BenchArgs['scenarios'];
+        i++;
+        break;
+      }
+      case '--profile': if (!v) throw new Error(`--profile needs a folder\n${USAGE}`); out.profileDir = v; i++; break;
+      case '--no-memory': out.memory = false; break;
+      case '--no-report': out.report = false; break;
+      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
+      default: throw new Error(`unknown flag ${a}\n${USAGE}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,90 @@
+/**
+ * Heap bytes per session for one session holder, in a fresh process started with --expose-gc: holds
+ * `count` sessions of about 200 bytes of data, then reports (heap used after GC − heap used before) / count.
+ *
+ * Subjects: 'tether-memory' (sessions created through the engine into its MemoryStore), 'tether-tiered'
+ * (the tiered store's local cache, filled by reads through the engine; its shared store is a redis-server
+ * in another process), 'express-session-memory' (express-session's MemoryStore, holding what its
+ * middleware would save: the data plus its cookie object).
+ * Usage (by bench/lib/memory.ts): node --expose-gc … memory-probe.ts <subject> <count> [redisUrl]
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import session from 'express-session';
+import { createTether, MemoryStore } from 'tether';
+import type { SessionStore, Tether } from 'tether';
+import { seedData } from './workload.js';
+import type { ShopSession } from './workload.js';
+import { BENCH_SECRET } from './workload.js';
+
+const [subject, countArg, redisUrl] = process.argv.slice(2);
+const count = Number(countArg);
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('memory-probe needs node --expose-gc');
+
+function heapAfterGc(): number {
+  for (let i = 0; i < 4; i++) gc!();
+  return process.memoryUsage().heapUsed;
+}
+
+const view = { method: 'POST', header: () => undefined };
+
+async function createThrough(tether: Tether<ShopSession>, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const s = await tether.open(view);
+    Object.assign(s.data, seedData(i));
+    await tether.commit(s);
+  }
+}
+
+async function tetherMemory(): Promise<Record<string, number>> {
+  const store = new MemoryStore({ maxBytes: 2 ** 31 - 1, sweepIntervalMs: 0 });
+  const tether = createTether<ShopSession>({ secrets: [BENCH_SECRET], production: false, store });
+  await createThrough(tether, 10); // compile the paths before the baseline
+  const before = heapAfterGc();
+  await createThrough(tether, count);
+  const after = heapAfterGc();
+  const held = await store.count();
+  return { bytesPerSession: (after - before) / count, sessions: held - 10, storeEstimate: store.bytes / held };
+}
+
+async function tetherTiered(): Promise<Record<string, number>> {
+  const name = (m: string): string => `tether/${m}`;
+  const { RedisStore } = (await import(name('redis'))) as { RedisStore: new (o: object) => SessionStore };
+  const { TieredStore } = (await import(name('tiered'))) as { TieredStore: new (o: object) => SessionStore };
+  // The local cache must hold every session: give it room for all of them.
+  const store = new TieredStore({ shared: new RedisStore({ url: redisUrl }), maxBytes: 2 ** 31 - 1 });
+  const tether = createTether<ShopSession>({ secrets: [BENCH_SECRET], production: false, store });
+  await createThrough(tether, 10);
+  const before = heapAfterGc();
+  await createThrough(tether, count);
+  const after = heapAfterGc();
+  await tether.close();
+  return { bytesPerSession: (after - before) / count, sessions: count };
+}
+
+async function expressSessionMemory(): Promise<Record<string, number>> {
+  const store = new session.MemoryStore();
+  const put = (i: number): Promise<void> => new Promise((resolve, reject) => {
+    // What the middleware saves for a fresh session: its Cookie (defaults) and the data.
+    const data = { cookie: new session.Cookie(), ...seedData(i) } as unknown as session.SessionData;
+    store.set(randomBytes(24).toString('base64url'), data, (err) => (err ? reject(err) : resolve()));
+  });
+  for (let i = 0; i < 10; i++) await put(i);
+  const before = heapAfterGc();
+  for (let i = 0; i < count; i++) await put(i);
+  const after = heapAfterGc();
+  const sample = JSON.stringify({ cookie: new session.Cookie(), ...seedData(1) });
+  return { bytesPerSession: (after - before) / count, sessions: count, storedStringBytes: sample.length };
+}
+
+const subjects: Record<string, () => Promise<Record<string, number>>> = {
+  'tether-memory': tetherMemory,
+  'tether-tiered': tetherTiered,
+  'express-session-memory': expressSessionMemory,
+};
+const run = subjects[subject ?? ''];
+if (!run) throw new Error(`unknown subject ${subject}; known: ${Object.keys(subjects).join(', ')}`);
+const out = await run();
+process.stdout.write(JSON.stringify({ subject, ...out }) + '\n');
+process.exit(0);

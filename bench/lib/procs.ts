@@ -1,0 +1,139 @@
+/**
+ * Child processes of a benchmark run: the server under test (one per stack), the load generator, and
+ * the CPU and command counters read around each pass (process.cpuUsage over IPC, /proc/<pid>/stat for
+ * redis-server, INFO commandstats).
+ * @module
+ */
+import { fork, execFileSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { StackEnv } from '../stacks/context.js';
+import type { RunRequest, RunResult } from './load.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TSX_ARGS = ['--conditions=tether-source', '--import', 'tsx'];
+
+/** Bound on waiting for a child's answer; a pass is seconds long, so a minute means something broke. */
+const ANSWER_TIMEOUT_MS = 120_000;
+
+class Channel {
+  readonly #child: ChildProcess;
+  #seq = 0;
+  readonly #waiting = new Map<number, { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+
+  constructor(child: ChildProcess, what: string) {
+    this.#child = child;
+    child.on('message', (m: Record<string, unknown>) => {
+      const seq = m.seq as number | undefined;
+      const w = seq === undefined ? this.#waiting.get(-1) : this.#waiting.get(seq);
+      if (!w) return;
+      this.#waiting.delete(seq ?? -1);
+      if (m.type === 'error' || m.type === 'failed') w.reject(new Error(`${what}: ${String(m.error)}`));
+      else w.resolve(m);
+    });
+    child.on('exit', (code) => {
+      for (const w of this.#waiting.values()) w.reject(new Error(`${what} exited (${code})`));
+      this.#waiting.clear();
+    });
+  }
+
+  /** Sends `msg` with a fresh seq (or none, for the one unsequenced answer, 'ready') and waits. */
+  ask(msg: Record<string, unknown>, sequenced = true): Promise<Record<string, unknown>> {
+    const seq = sequenced ? ++this.#seq : -1;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(seq);
+        reject(new Error(`no answer to ${String(msg.type)} within ${ANSWER_TIMEOUT_MS} ms`));
+      }, ANSWER_TIMEOUT_MS);
+      const done = { resolve: (m: Record<string, unknown>) => { clearTimeout(timer); resolve(m); }, reject: (e: Error) => { clearTimeout(timer); reject(e); } };
+      this.#waiting.set(seq, done);
+      this.#child.send(sequenced ? { ...msg, seq } : msg);
+    });
+  }
+}
+
+export interface CpuSample {
+  /** Microseconds of CPU (user + system) since the process started. */
+  cpuUs: number;
+  handled: number;
+}
+
+export class ServerProcess {
+  readonly child: ChildProcess;
+  readonly #ch: Channel;
+  port = 0;
+
+  constructor(readonly stack: string, profileDir?: string) {
+    // One folder per stack: the loader's worker thread writes a profile of its own next to the main thread's (the larger file).
+    const prof = profileDir ? ['--cpu-prof', '--cpu-prof-dir', `${profileDir}/${stack}`] : [];
+    this.child = fork(`${ROOT}bench/lib/server.ts`, [], { cwd: ROOT, execArgv: [...TSX_ARGS, ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.#ch = new Channel(this.child, `server ${stack}`);
+  }
+
+  async start(env: StackEnv): Promise<void> {
+    const m = await this.#ch.ask({ type: 'init', stack: this.stack, env }, false);
+    this.port = m.port as number;
+  }
+
+  async cpu(): Promise<CpuSample> {
+    const m = await this.#ch.ask({ type: 'cpu' });
+    return { cpuUs: (m.user as number) + (m.system as number), handled: m.handled as number };
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ type: 'close' });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export class LoadProcess {
+  readonly child: ChildProcess;
+  readonly #ch: Channel;
+
+  constructor() {
+    this.child = fork(`${ROOT}bench/lib/load.ts`, [], { cwd: ROOT, execArgv: TSX_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.#ch = new Channel(this.child, 'load generator');
+  }
+
+  async run(req: Omit<RunRequest, 'type' | 'seq'>): Promise<RunResult> {
+    return (await this.#ch.ask({ type: 'run', ...req })) as unknown as RunResult;
+  }
+
+  close(): void {
+    if (this.child.connected) this.child.disconnect();
+  }
+}
+
+let clockTicks = 0;
+
+/** CPU time (user + system) of any process by PID, from /proc, in microseconds. */
+export function procCpuUs(pid: number): number {
+  if (clockTicks === 0) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at "state" (field 3).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1e6) / clockTicks;
+}
+
+/** Total commands a redis-server has run, from INFO commandstats, not counting INFO itself. */
+export function commandCount(info: string): number {
+  let total = 0;
+  for (const line of info.split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+    if (m && m[1] !== 'info') total += Number(m[2]);
+  }
+  return total;
+}

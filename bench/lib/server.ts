@@ -1,0 +1,57 @@
+/**
+ * The server under test, one process per stack (forked by the harness with an IPC channel).
+ *
+ * Messages in: `{ type: 'init', stack, env }` builds the stack and listens on a free loopback port;
+ * `{ type: 'cpu', seq }` answers with `process.cpuUsage()` and the number of requests the route handlers
+ * ran, read before and after each measured pass; `{ type: 'close' }` closes the store and exits (which
+ * also writes a `--cpu-prof` profile when the harness asked for one).
+ * @module
+ */
+import type { AddressInfo } from 'node:net';
+import { stackById } from './stacks.js';
+import type { Counter, RunningApp, StackEnv } from '../stacks/context.js';
+
+type Msg = { type: 'init'; stack: string; env: StackEnv } | { type: 'cpu'; seq: number } | { type: 'close' };
+
+const counter: Counter = { handled: 0 };
+let app: RunningApp | null = null;
+
+function reply(msg: unknown): void {
+  process.send?.(msg);
+}
+
+async function build(id: string, env: StackEnv): Promise<RunningApp> {
+  const spec = stackById(id);
+  if (spec.framework === 'node') return (await import('../stacks/node.js')).buildNode(spec, env, counter);
+  if (spec.framework === 'express') return (await import('../stacks/express.js')).buildExpress(spec, env, counter);
+  return (await import('../stacks/fastify.js')).buildFastify(spec, env, counter);
+}
+
+process.on('message', (msg: Msg) => {
+  if (msg.type === 'init') {
+    build(msg.stack, msg.env).then(
+      (built) => {
+        app = built;
+        built.server.keepAliveTimeout = 60_000;
+        built.server.listen(0, '127.0.0.1', () => {
+          reply({ type: 'ready', port: (built.server.address() as AddressInfo).port });
+        });
+      },
+      (err: unknown) => reply({ type: 'failed', error: err instanceof Error ? err.stack ?? err.message : String(err) }),
+    );
+  } else if (msg.type === 'cpu') {
+    const { user, system } = process.cpuUsage();
+    reply({ type: 'cpu', seq: msg.seq, user, system, handled: counter.handled, heapUsed: process.memoryUsage().heapUsed });
+  } else if (msg.type === 'close') {
+    const done = (): never => process.exit(0);
+    const timer = setTimeout(done, 3_000);
+    timer.unref();
+    if (!app) done();
+    app!.server.closeAllConnections();
+    app!.server.close();
+    app!.close().then(done, done);
+  }
+});
+
+// The harness went away: do not linger.
+process.on('disconnect', () => process.exit(0));

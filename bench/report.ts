@@ -1,0 +1,253 @@
+/**
+ * Renders docs/benchmarks.md and docs/benchmarks.svg from the JSON files in bench/results (never typed
+ * by hand): one section per results file that exists (core.json from bench:core, run.json from bench,
+ * and any other bench's file through its generic `summary`/`tables`), then the hand-written analysis
+ * kept in bench/analysis.md. Run it alone to regenerate: `node --import tsx bench/report.ts`.
+ * @module
+ */
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from './lib/procs.js';
+import { RESULTS_DIR } from './lib/results.js';
+import type { ResultsFile } from './lib/results.js';
+import type { StackSummary, ScenarioSummary } from './lib/summary.js';
+import type { MemoryResults } from './lib/memory.js';
+import type { Machine } from './lib/machine.js';
+import { table, num, ratio } from './lib/markdown.js';
+import { barChart } from './lib/svg.js';
+import type { ChartRow } from './lib/svg.js';
+
+interface Common extends ResultsFile {
+  machine: Machine;
+  versions: Record<string, string>;
+  command: string;
+}
+
+interface RunFile extends Common {
+  config: { passes: number; durationS: number; warmupS: number; connections: number; sessions: number; raceWrites: number; scenarios: Array<'read' | 'write' | 'login'> };
+  leftOut: Array<{ id: string; reason: string }>;
+  stacks: StackSummary[];
+  memory: MemoryResults | null;
+}
+
+interface CoreFile extends Common {
+  config: { passes: number; durationS: number; connections: number; sessions: number };
+  routes: Array<{ route: string; bare: ScenarioSummary; tether: ScenarioSummary; rpsRatio: number; cpuOverheadPct: number; rpsOverheadPct: number }>;
+  aimPct: number;
+}
+
+const SCENARIO_TITLES: Record<string, string> = {
+  read: 'GET that reads the session (rotating over the pre-created sessions)',
+  write: 'POST that changes the session (rotating over the pre-created sessions)',
+  login: 'POST that logs in: regenerates the session ID, keeps the data',
+};
+
+function provenance(r: Common): string {
+  const m = r.machine;
+  const v = Object.entries(r.versions).map(([k, x]) => `${k} ${x}`).join(', ');
+  return [
+    `Generated ${r.generatedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')} by \`${r.command}\`${r.quick ? ' (**quick run**: one short pass; use the full run for numbers to quote)' : ''}.`,
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}; load average at the end ${m.load.join(' / ')}.`,
+    `Versions: ${v}.`,
+  ].join('\n');
+}
+
+function coreSection(r: CoreFile): string {
+  const rows = r.routes.map((x) => [
+    x.route, num(x.bare.rps), num(x.tether.rps), ratio(x.rpsRatio), `${num(x.rpsOverheadPct, 1)} %`,
+    num(x.bare.cpuUs), num(x.tether.cpuUs), `${num(x.cpuOverheadPct, 1)} %`, num(x.bare.p50Ms, 2), num(x.tether.p50Ms, 2),
+  ]);
+  const read = r.routes.find((x) => x.route.startsWith('GET'));
+  return [
+    `## ${r.title}`,
+    '',
+    provenance(r),
+    '',
+    `node:http with Tether's \`withSessions\` and the default MemoryStore against the same handler without sessions; ` +
+      `autocannon, ${r.config.connections} connections, median of ${r.config.passes} passes of ${r.config.durationS} s, ` +
+      `rotating over ${r.config.sessions} sessions. Overhead in requests/s is bare ÷ Tether − 1; in CPU, Tether ÷ bare − 1.`,
+    '',
+    table(['Route', 'bare req/s', 'Tether req/s', 'ratio', 'overhead (req/s)', 'bare CPU µs/req', 'Tether CPU µs/req', 'overhead (CPU)', 'bare p50 ms', 'Tether p50 ms'], rows),
+    '',
+    read ? `Aim: read overhead under ${r.aimPct} % of the bare route. Measured: ${num(read.rpsOverheadPct, 1)} % in requests/s, ${num(read.cpuOverheadPct, 1)} % in CPU per request: **${read.rpsOverheadPct < r.aimPct ? 'met' : 'not met'}**.` : '',
+  ].join('\n');
+}
+
+function stackRows(r: RunFile, sc: 'read' | 'write' | 'login'): Array<Array<string>> {
+  return r.stacks.filter((s) => s.results[sc]).map((s) => {
+    const x = s.results[sc]!;
+    return [
+      s.layer === 'tether' ? `**${s.label}**` : s.label,
+      num(x.rps), ratio(x.vsNode?.rps), num(x.p50Ms, 2), num(x.p99Ms, 2), ratio(x.vsNode?.p99),
+      x.storeCpuUs ? `${num(x.cpuUs)} (${num(x.serverCpuUs)} + ${num(x.storeCpuUs)})` : num(x.cpuUs), ratio(x.vsNode?.cpu),
+      x.overheadUs === null ? '–' : num(x.overheadUs), x.commandsPerRequest === null ? '–' : num(x.commandsPerRequest),
+      x.non2xx || x.errors ? `${x.non2xx} non-2xx, ${x.errors} errors` : '',
+    ];
+  });
+}
+
+function olderThan(version: string, than: string): boolean {
+  const a = version.split('.').map(Number);
+  const b = than.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0);
+  return false;
+}
+
+function target(ok: boolean | null): string {
+  return ok === null ? 'not measured' : ok ? '**met**' : '**not met**';
+}
+
+function targets(r: RunFile): string {
+  const by = (id: string) => r.stacks.find((s) => s.id === id);
+  const ov = (id: string, sc: 'read' | 'write' | 'login') => by(id)?.results[sc]?.overheadUs ?? null;
+  const lines: string[] = [];
+  const tieredReads = ['tether-express-tiered', 'tether-fastify-tiered'].map((id) => [id, ov(id, 'read')] as const).filter(([, v]) => v !== null);
+  lines.push(`- Reads, Tether with the tiered store over Redis, at most 5 µs of session overhead: ` +
+    (tieredReads.length ? tieredReads.map(([id, v]) => `${by(id)!.label} ${num(v)} µs`).join(', ') + ` → ${target(tieredReads.every(([, v]) => v! <= 5))}` : 'not measured (no tiered store in this run)'));
+  const fsw = ov('fastify-session-redis', 'write');
+  const redisWrites = ['tether-express-redis', 'tether-fastify-redis'].map((id) => [id, ov(id, 'write')] as const).filter(([, v]) => v !== null);
+  lines.push(`- Writes to Redis, at most half of @fastify/session's overhead (${fsw === null ? 'not measured' : `${num(fsw)} µs, so ≤ ${num(fsw / 2)} µs`}): ` +
+    (redisWrites.length && fsw !== null ? redisWrites.map(([id, v]) => `${by(id)!.label} ${num(v)} µs`).join(', ') + ` → ${target(redisWrites.every(([, v]) => v! <= fsw / 2))}` : 'not measured'));
+  const tetherRaces = r.stacks.filter((s) => s.layer === 'tether' && s.race);
+  lines.push(`- Zero lost updates: ` + (tetherRaces.length ? `${tetherRaces.map((s) => `${s.race!.lost}`).join(', ')} lost across the ${tetherRaces.length} Tether stacks → ${target(tetherRaces.every((s) => s.race!.lost === 0 && s.race!.ok === s.race!.sent))}` : 'not measured'));
+  const mem = (id: string) => r.memory?.subjects.find((m) => m.subject === id)?.bytesPerSession ?? null;
+  const es = mem('express-session-memory');
+  const ours = ['tether-memory', 'tether-tiered'].map((id) => [id, mem(id)] as const).filter(([, v]) => v !== null);
+  lines.push(`- Memory per session at most half of express-session's MemoryStore (${es === null ? 'not measured' : `${num(es)} bytes, so ≤ ${num(es / 2)}`}): ` +
+    (ours.length && es !== null ? ours.map(([id, v]) => `${r.memory!.subjects.find((m) => m.subject === id)!.label} ${num(v)} bytes`).join(', ') + ` → ${target(ours.every(([, v]) => v! <= es / 2))}` : 'not measured'));
+  return lines.join('\n');
+}
+
+function runSection(r: RunFile): string {
+  const c = r.config;
+  const out: string[] = [
+    `## ${r.title}`,
+    '',
+    provenance(r),
+    '',
+    `Every stack serves the same routes and bodies (bench/lib/workload.ts); sessions hold about 200 bytes of JSON. ` +
+      `autocannon runs in its own process with ${c.connections} connections; each server runs in its own process, each Redis-backed stack has its own redis-server. ` +
+      `${c.passes} measured pass(es) of ${c.durationS} s per scenario and stack, in rotating order, after a ${c.warmupS} s warm-up; figures are medians over the passes. ` +
+      `**CPU µs/req** is the server process's CPU (process.cpuUsage) plus, where sessions live in Redis, the redis-server's CPU (from /proc), divided by the requests handled: ` +
+      `the steady figure on a shared machine, where requests/s and latency move with whatever else runs. ` +
+      `**Overhead** is CPU µs/req minus that of the same framework without sessions in the same pass. ` +
+      `**×node** compares with bare node:http in the same pass (requests/s: below 1 is slower; latency and CPU: above 1 costs more).`,
+    '',
+    'Configurations: express-session with `resave: false, saveUninitialized: false` (its README\'s advice); @fastify/session with its defaults ' +
+      '(`rolling: true`, so every request saves the session and refreshes its TTL, its idle-timeout mechanism) but `saveUninitialized: false` and `cookie.secure: false` (plain HTTP); ' +
+      'both on connect-redis over node-redis. Tether with its defaults: CSRF checks on (the token travels in `x-csrf-token`), idle timeout 30 min with touches at most once a minute.',
+  ];
+  if (r.versions['@fastify/session'] && olderThan(r.versions['@fastify/session'], '11.1.6')) {
+    out.push('', `Note: issue 6 asks for @fastify/session 11.1.6 or later; ${r.versions['@fastify/session']} is installed and is the newest the npm registry has (\`npm view @fastify/session version\`).`);
+  }
+  if (r.leftOut.length) out.push('', `Left out of this run: ${r.leftOut.map((x) => `${x.id} (${x.reason})`).join('; ')}.`);
+  const failed = r.stacks.filter((s) => s.error);
+  if (failed.length) out.push('', `Failed in this run: ${failed.map((s) => `${s.id}: ${s.error}`).join('; ')}.`);
+  out.push('', '### Targets (issue 6)', '', targets(r));
+  out.push('', '### Session overhead, µs of CPU per request', '', table(
+    ['Stack', ...c.scenarios, 'lost updates'],
+    r.stacks.filter((s) => s.layer !== 'none').map((s) => [
+      s.layer === 'tether' ? `**${s.label}**` : s.label,
+      ...c.scenarios.map((sc) => num(s.results[sc]?.overheadUs)),
+      s.race ? `${s.race.lost} of ${s.race.sent}` : '–',
+    ]),
+  ));
+  out.push('', '![Server CPU per request by stack and scenario](benchmarks.svg)');
+  for (const sc of c.scenarios) {
+    out.push('', `### ${SCENARIO_TITLES[sc]}`, '', table(
+      ['Stack', 'req/s', '×node', 'p50 ms', 'p99 ms', 'p99 ×node', 'CPU µs/req (server + redis)', 'CPU ×node', 'overhead µs', 'Redis cmds/req', 'errors'],
+      stackRows(r, sc),
+    ));
+  }
+  const raced = r.stacks.filter((s) => s.race);
+  if (raced.length) {
+    out.push('', `### Lost updates: ${c.raceWrites} concurrent read-modify-writes on one session`, '',
+      'Each request reads a counter, waits 1–5 ms (a database call), then writes counter + 1: the same naive handler on every stack. ' +
+      'Lost = answered 200 but not counted.', '',
+      table(['Stack', 'answered 200', 'other statuses', 'counter after', 'lost'], raced.map((s) => [
+        s.layer === 'tether' ? `**${s.label}**` : s.label, s.race!.ok,
+        Object.entries(s.race!.statuses).filter(([k]) => k !== '200').map(([k, v]) => `${v}× ${k}`).join(', ') || '–',
+        s.race!.final, s.race!.lost,
+      ])));
+  }
+  if (r.memory) {
+    const es = r.memory.subjects.find((m) => m.subject === 'express-session-memory')?.bytesPerSession ?? null;
+    out.push('', `### Memory: heap bytes per session`, '',
+      `${r.memory.count.toLocaleString('en-US')} sessions of ${r.memory.dataBytes} bytes of JSON data each, held in one process started with --expose-gc; ` +
+      '(heap used after GC with the sessions − before) ÷ sessions. express-session\'s entries hold what its middleware saves (data plus its cookie object).', '',
+      table(['Held in', 'bytes per session', '× express-session'], r.memory.subjects.map((m) => [
+        m.label, m.bytesPerSession === null ? `failed: ${m.error}` : num(m.bytesPerSession, 0), es && m.bytesPerSession ? ratio(m.bytesPerSession / es) : '–',
+      ])));
+  }
+  return out.join('\n');
+}
+
+function genericSection(r: ResultsFile): string {
+  const out = [`## ${r.title}`, ''];
+  if ((r as Partial<Common>).machine && (r as Partial<Common>).versions && (r as Partial<Common>).command) out.push(provenance(r as Common), '');
+  else out.push(`Generated ${r.generatedAt}.`, '');
+  if (r.summary) out.push(r.summary, '');
+  for (const t of r.tables ?? []) {
+    if (t.title) out.push(`### ${t.title}`, '');
+    out.push(table(t.columns, t.rows), '');
+    if (t.note) out.push(t.note, '');
+  }
+  return out.join('\n').trimEnd();
+}
+
+function chartOf(run: RunFile | null, core: CoreFile | null): string | null {
+  if (run) {
+    const rows: ChartRow[] = run.stacks.filter((s) => Object.keys(s.results).length).map((s) => ({
+      label: s.label, emphasis: s.layer === 'tether', values: run.config.scenarios.map((sc) => s.results[sc]?.cpuUs ?? null),
+    }));
+    return barChart({
+      title: 'Server CPU per request (server process + redis-server), lower is better',
+      subtitle: `${run.command}, ${run.generatedAt.slice(0, 10)}, ${run.machine.cpu} × ${run.machine.cores}${run.quick ? ' (quick run)' : ''}`,
+      unit: 'µs of CPU per request', series: run.config.scenarios.map((s) => SCENARIO_TITLES[s]!.split(' (')[0]!.split(':')[0]!), rows,
+    });
+  }
+  if (core) {
+    return barChart({
+      title: 'Tether on node:http: CPU per request, lower is better',
+      subtitle: `${core.command}, ${core.generatedAt.slice(0, 10)}, ${core.machine.cpu} × ${core.machine.cores}`,
+      unit: 'µs of CPU per request', series: ['bare node:http', 'Tether + MemoryStore'],
+      rows: core.routes.map((x) => ({ label: x.route, values: [x.bare.cpuUs, x.tether.cpuUs] })),
+    });
+  }
+  return null;
+}
+
+/** Regenerates docs/benchmarks.md (and docs/benchmarks.svg); returns the paths written. */
+export function renderReport(): string[] {
+  const files = existsSync(RESULTS_DIR) ? readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json')).sort() : [];
+  const loaded = new Map(files.map((f) => [f.replace(/\.json$/, ''), JSON.parse(readFileSync(`${RESULTS_DIR}/${f}`, 'utf8')) as ResultsFile]));
+  const core = (loaded.get('core') as CoreFile | undefined) ?? null;
+  const run = (loaded.get('run') as RunFile | undefined) ?? null;
+  const parts = [
+    '# Benchmarks',
+    '',
+    '<!-- Generated by bench/report.ts from bench/results/*.json and bench/analysis.md: do not edit by hand. -->',
+    '',
+    'Rerun on your machine: `npm run bench` (everything, about 15 minutes; `-- --quick` for a two-minute smoke run), ' +
+      '`npm run bench:core` (the engine alone on node:http), `npm run bench:stores` (store operations). ' +
+      'Each writes bench/results/<name>.json and regenerates this page.',
+  ];
+  if (run) parts.push('', runSection(run));
+  if (core) parts.push('', coreSection(core));
+  for (const [name, r] of loaded) if (name !== 'core' && name !== 'run') parts.push('', genericSection(r));
+  const analysis = `${ROOT}bench/analysis.md`;
+  if (existsSync(analysis)) parts.push('', readFileSync(analysis, 'utf8').trim());
+  const md = `${ROOT}docs/benchmarks.md`;
+  writeFileSync(md, parts.join('\n') + '\n');
+  const written = [md];
+  const svg = chartOf(run, core);
+  if (svg) {
+    writeFileSync(`${ROOT}docs/benchmarks.svg`, svg);
+    written.push(`${ROOT}docs/benchmarks.svg`);
+  }
+  return written;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  for (const p of renderReport()) console.log(`wrote ${p}`);
+}

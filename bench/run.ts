@@ -1,0 +1,77 @@
+/**
+ * `npm run bench`: Tether against the stacks users would pick instead, side by side in one run.
+ *
+ * What it measures: the same routes (bench/lib/workload.ts) on bare node:http, Fastify and Express,
+ * express-session (MemoryStore, connect-redis), @fastify/session (connect-redis) and Tether through its
+ * Express and Fastify adapters over the memory, SQLite, Redis and tiered-over-Redis stores. Scenarios: a
+ * GET that reads the session, a POST that changes it (both rotating over 1,000 pre-created sessions), a
+ * login that regenerates the ID, and 50 concurrent naive read-modify-writes on one session (lost updates).
+ * autocannon runs in its own process, each server in another; every redis-using stack has its own
+ * redis-server. Then bytes per session with 100,000 sessions (bench/lib/memory-probe.ts).
+ *
+ * How to read it: server CPU µs per request (server process + redis-server) is the steady figure on a
+ * shared machine; requests/s and latency move with whatever else runs. "Overhead" is a stack's CPU per
+ * request minus the same framework without sessions, measured in the same pass. Ratios are to bare
+ * node:http in the same pass. Results go to bench/results/run.json (and --json FILE); docs/benchmarks.md
+ * and docs/benchmarks.svg are regenerated from the JSON files in bench/results.
+ *
+ * Usage: npm run bench [-- --quick] [-- --json FILE] (see --help).
+ * @module
+ */
+import { STACKS, stackById, storeAvailable } from './lib/stacks.js';
+import type { StackSpec } from './lib/stacks.js';
+import { parseArgs } from './lib/args.js';
+import { runHarness } from './lib/harness.js';
+import type { Scenario } from './lib/harness.js';
+import { summarise } from './lib/summary.js';
+import { machine, versions } from './lib/machine.js';
+import { writeResults } from './lib/results.js';
+import { measureMemory } from './lib/memory.js';
+import { renderReport } from './report.js';
+import { printRun } from './lib/print.js';
+
+const args = parseArgs(process.argv.slice(2));
+const started = Date.now();
+const log = (line: string): void => console.log(line);
+
+const wanted: StackSpec[] = args.only
+  ? [...new Set(['node-bare', ...args.only.flatMap((id) => [stackById(id).baseline, id])])].map(stackById)
+  : [...STACKS];
+const missing = wanted.filter((s) => !storeAvailable(s.store));
+const stacks = wanted.filter((s) => storeAvailable(s.store));
+for (const s of missing) log(`left out: ${s.id} (src/stores/${s.store} is not in this checkout)`);
+
+const scenarios: Scenario[] = args.scenarios ?? ['read', 'write', 'login'];
+const config = args.quick
+  ? { passes: args.passes ?? 1, durationS: args.durationS ?? 1.5, warmupS: 0.5, settleS: 0.25, connections: args.connections ?? 10, sessions: 1000, raceWrites: 50 }
+  : { passes: args.passes ?? 5, durationS: args.durationS ?? 5, warmupS: 2, settleS: 1, connections: args.connections ?? 10, sessions: 1000, raceWrites: 50 };
+
+log(`npm run bench${args.quick ? ' --quick' : ''}: ${stacks.length} stacks × ${scenarios.join(', ')}; ${config.passes} pass(es) of ${config.durationS} s, ${config.connections} connections`);
+const outcomes = await runHarness({ stacks, scenarios, ...config, ...(args.profileDir ? { profileDir: args.profileDir } : {}), log });
+const summary = summarise(outcomes, scenarios);
+
+let memory = null;
+if (args.memory) {
+  log('memory: bytes per session');
+  memory = await measureMemory({ count: 100_000, log });
+}
+
+const results = {
+  bench: 'run',
+  title: 'Side by side: Tether against the stacks users would pick instead',
+  generatedAt: new Date().toISOString(),
+  quick: args.quick,
+  command: `npm run bench${args.quick ? ' -- --quick' : ''}`,
+  elapsedS: Math.round((Date.now() - started) / 1000),
+  machine: machine(),
+  versions: versions(['express', 'fastify', 'express-session', 'connect-redis', '@fastify/session', '@fastify/cookie', 'redis', 'ioredis', 'better-sqlite3', 'autocannon'], true),
+  config: { ...config, scenarios },
+  leftOut: missing.map((s) => ({ id: s.id, reason: `src/stores/${s.store} not in this checkout` })),
+  stacks: summary,
+  memory,
+};
+const paths = writeResults('run', results, args.json);
+printRun(results);
+log(`results: ${paths.join(', ')}`);
+if (args.report) log(`report: ${renderReport().join(', ')}`);
+log(`done in ${results.elapsedS} s`);
