@@ -1,0 +1,182 @@
+/**
+ * PostgresStore's change feed: one dedicated connection running LISTEN, reconnected with backoff, that turns NOTIFY payloads into key events.
+ *
+ * PostgreSQL does not queue notifications for a session that is not listening, so every gap in the
+ * connection may hide changes. The feed says so: it delivers `FEED_RESET` to every listener when the
+ * connection is lost and again once LISTEN is active after a reconnect. A cache in front of the store
+ * must drop everything it holds on `FEED_RESET`. No real key can equal it: it contains a NUL character,
+ * which PostgreSQL `text` cannot store.
+ * @module
+ */
+import type { Notification, PoolClient } from 'pg';
+import { timed } from './sql.js';
+
+/** Delivered in place of a key when events may have been missed: drop every cached record. */
+export const FEED_RESET = '\u0000tether:feed-reset';
+
+/**
+ * - `idle`: no listeners, no connection.
+ * - `connecting`: listeners exist but LISTEN is not active (first connect, or reconnecting after a
+ *   drop); events written now are not seen by this process.
+ * - `listening`: LISTEN is active; every committed change notifies.
+ * - `closed`: the store was closed.
+ */
+export type FeedState = 'idle' | 'connecting' | 'listening' | 'closed';
+
+export interface ChangeFeedOptions {
+  /** The exact NOTIFY channel name. */
+  channel: string;
+  /** A dedicated connection; the feed releases it with an error (so a pool discards it) when done. */
+  connect(): Promise<PoolClient>;
+  /** Bound on the heartbeat query that detects half-open connections. */
+  timeoutMs: number;
+}
+
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+const HEARTBEAT_MS = 15_000;
+
+export class ChangeFeed {
+  readonly #options: ChangeFeedOptions;
+  readonly #listeners = new Set<(key: string) => void>();
+  #state: FeedState = 'idle';
+  /** Releases the current connection (discarding it); set while one is held. */
+  #drop: (() => void) | null = null;
+  /** Bumped on every (re)connect and stop, so a late callback of an old connection changes nothing. */
+  #generation = 0;
+  #attempt = 0;
+  #everListened = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #waiters: Array<() => void> = [];
+
+  constructor(options: ChangeFeedOptions) {
+    this.#options = options;
+  }
+
+  get state(): FeedState {
+    return this.#state;
+  }
+
+  add(listener: (key: string) => void): () => void {
+    if (this.#state === 'closed') return () => {};
+    this.#listeners.add(listener);
+    if (this.#state === 'idle') void this.#start();
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0 && this.#state !== 'closed') this.#stop('idle');
+    };
+  }
+
+  /** Resolves once LISTEN is active, or false after `timeoutMs` (the feed keeps trying). */
+  listening(timeoutMs: number): Promise<boolean> {
+    if (this.#state === 'listening') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve(this.#state === 'listening');
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      this.#waiters.push(done);
+    });
+  }
+
+  close(): void {
+    this.#stop('closed');
+    this.#listeners.clear();
+  }
+
+  async #start(): Promise<void> {
+    const generation = ++this.#generation;
+    this.#state = 'connecting';
+    let client: PoolClient;
+    try {
+      client = await this.#options.connect();
+    } catch {
+      if (generation === this.#generation) this.#retry();
+      return;
+    }
+    if (generation !== this.#generation) {
+      client.release(true);
+      return;
+    }
+    let released = false;
+    const lost = (err?: unknown): void => {
+      if (released) return;
+      released = true;
+      client.removeListener('notification', onNotification);
+      client.release(err instanceof Error ? err : true);
+      if (generation !== this.#generation) return;
+      this.#drop = null;
+      const wasListening = this.#state === 'listening';
+      this.#state = 'connecting';
+      clearInterval(this.#heartbeat);
+      if (wasListening) this.#deliver(FEED_RESET);
+      this.#retry();
+    };
+    const onNotification = (msg: Notification): void => {
+      if (msg.channel === this.#options.channel && msg.payload !== undefined) this.#deliver(msg.payload);
+    };
+    // An 'error' with no listener on a checked-out client would crash the process.
+    client.on('error', lost);
+    client.once('end', () => lost());
+    client.on('notification', onNotification);
+    this.#drop = () => lost();
+    try {
+      await client.query(timed(`LISTEN "${this.#options.channel.replace(/"/g, '""')}"`, undefined, this.#options.timeoutMs));
+    } catch (err) {
+      lost(err);
+      return;
+    }
+    if (generation !== this.#generation) return;
+    this.#state = 'listening';
+    this.#attempt = 0;
+    this.#heartbeat = setInterval(() => {
+      client.query(timed('SELECT 1', undefined, this.#options.timeoutMs)).catch(lost);
+    }, HEARTBEAT_MS);
+    this.#heartbeat.unref();
+    // Changes made while we were away were never notified to us.
+    if (this.#everListened) this.#deliver(FEED_RESET);
+    this.#everListened = true;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #retry(): void {
+    if (this.#listeners.size === 0 || this.#state === 'closed') return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.#attempt);
+    this.#attempt = Math.min(this.#attempt + 1, 16);
+    this.#retryTimer = setTimeout(() => void this.#start(), base / 2 + Math.random() * (base / 2));
+    this.#retryTimer.unref();
+  }
+
+  #stop(state: 'idle' | 'closed'): void {
+    this.#generation++;
+    this.#state = state;
+    this.#everListened = false;
+    this.#attempt = 0;
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#heartbeat);
+    const drop = this.#drop;
+    this.#drop = null;
+    // After the generation bump, `lost` only releases the connection; it does not reconnect.
+    drop?.();
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #deliver(key: string): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(key);
+      } catch (err) {
+        process.emitWarning(`a change-feed listener threw: ${String(err)}`, { code: 'TETHER_FEED_LISTENER_FAILED' });
+      }
+    }
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * PostgresStore: sessions in a PostgreSQL table, compare-and-set on `version`, LISTEN/NOTIFY as the change feed.
+ *
+ * Store contract, beyond src/core/store.ts:
+ * - Expiry is decided by the injected clock, passed as a query parameter; the server's now() is never
+ *   used, so one authority decides and tests can move time. `sweep()` deletes what is due.
+ * - `set` with expectedVersion 0 is `INSERT … ON CONFLICT DO UPDATE … WHERE <stored row expired>`: an
+ *   expired row counts as version 0 and may be replaced. Any other `set` is
+ *   `UPDATE … WHERE key AND version AND <live>`. When nothing was written, a second read reports the
+ *   current version. The user index is the `user_id` column, so it changes atomically with the write.
+ * - Every write that changed a row sends `pg_notify(channel, key)` in the same statement: the
+ *   notification is delivered if and only if the write commits.
+ * - `subscribe(listener)` holds one dedicated connection running LISTEN and reconnects with backoff.
+ *   While it is disconnected nothing is delivered, so the feed delivers `FEED_RESET` (exported; a
+ *   string no key can equal) when the connection drops and again when LISTEN is back. A TieredStore
+ *   over this store must drop its whole local cache on `FEED_RESET`, and for strict freshness not
+ *   cache while `feedState !== 'listening'`.
+ * - Backend failures reject with STORE_UNAVAILABLE (driver error as `cause`) within about
+ *   connect + statement timeout; after `close()` every call rejects with STORE_CLOSED.
+ * - Durability is PostgreSQL's: with `synchronous_commit=on` (the default) an acknowledged write
+ *   survives a server crash. See docs/stores.md.
+ * @module
+ */
+import { createRequire } from 'node:module';
+import type { Pool, PoolClient, QueryResult } from 'pg';
+import { OptionsInvalidError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
+import { systemClock, assertNextVersion } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { checkOptions } from '../../core/options-check.js';
+import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
+import type { SchemaNames } from './schema.js';
+import { ChangeFeed } from './feed.js';
+import type { FeedState } from './feed.js';
+import { statements, timed, toRecord } from './sql.js';
+import type { RecordRow } from './sql.js';
+
+export { FEED_RESET } from './feed.js';
+export type { FeedState } from './feed.js';
+export { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+
+export interface PostgresStoreOptions {
+  /** postgres://… URL; the store creates and owns a pool. Neither this nor `pool`: pg's PG* environment variables. */
+  connectionString?: string;
+  /** A pg.Pool you own (the store never ends it). Its own settings apply; `statementTimeoutMs` is enforced client-side. */
+  pool?: Pool;
+  /** Plain identifier, at most 48 characters. @default 'tether_sessions' */
+  tableName?: string;
+  /** Schema for the table and tether_migrations (created if missing). Default: the connection's search_path. */
+  schema?: string;
+  /** NOTIFY channel. Every store on one table must use the same. @default 'tether:<schema.>tableName' */
+  channel?: string;
+  clock?: Clock;
+  /** Server-side statement_timeout and connection timeout, in ms; the client gives up 500 ms later. @default 2000 */
+  statementTimeoutMs?: number;
+  /** How often expired rows are deleted, in ms; 0 disables the timer. @default 60_000 */
+  sweepIntervalMs?: number;
+  /** Send NOTIFY on every write. Off only if no process puts a cache in front of this table. @default true */
+  notify?: boolean;
+}
+
+export const POSTGRES_STORE_DEFAULTS = {
+  tableName: 'tether_sessions',
+  statementTimeoutMs: 2_000,
+  sweepIntervalMs: 60_000,
+  notify: true,
+} as const;
+
+/** Client-side grace after the server's statement_timeout, so the server's cancel (a definite outcome) normally wins. */
+const QUERY_TIMEOUT_GRACE_MS = 500;
+const SWEEP_BATCH = 1_000;
+const SWEEP_MAX_BATCHES = 100;
+/** How often `set` re-tries when the read after a failed write shows the expected version (the row changed in between). */
+const SET_ATTEMPTS = 3;
+
+const identifier = (max: number) => (v: unknown): string | null =>
+  typeof v === 'string' && IDENTIFIER.test(v) && v.length <= max ? null : `a plain identifier ([A-Za-z_][A-Za-z0-9_]*) of at most ${max} characters`;
+
+export class PostgresStore implements SessionStore {
+  readonly name = 'postgres';
+  readonly #pool: Pool;
+  readonly #ownsPool: boolean;
+  readonly #clock: Clock;
+  readonly #names: SchemaNames;
+  readonly #sql: ReturnType<typeof statements>;
+  /** The NOTIFY channel, appended to the parameters of every write when `notify` is on; null when off. */
+  readonly #channel: string | null;
+  readonly #queryTimeoutMs: number;
+  readonly #feed: ChangeFeed;
+  readonly #onPoolError = (): void => {};
+  #ready: Promise<void> | null = null;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: PostgresStoreOptions = {}) {
+    checkOptions('PostgresStore', options, {
+      connectionString: 'nonEmptyString',
+      pool: (v) => (typeof v === 'object' && v !== null && typeof (v as Pool).connect === 'function'
+        && typeof (v as Pool).query === 'function' ? null : 'a pg.Pool'),
+      tableName: identifier(MAX_TABLE_NAME),
+      schema: identifier(63),
+      channel: (v) => (typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 63 && !v.includes('\u0000')
+        ? null : 'a non-empty string of at most 63 bytes'),
+      clock: 'clock',
+      statementTimeoutMs: 'positiveInteger',
+      sweepIntervalMs: 'nonNegativeInteger',
+      notify: 'boolean',
+    });
+    if (options.pool && options.connectionString) {
+      throw new OptionsInvalidError('pass either options.pool or options.connectionString, not both');
+    }
+    const tableName = options.tableName ?? POSTGRES_STORE_DEFAULTS.tableName;
+    const channel = options.channel ?? `tether:${options.schema ? `${options.schema}.` : ''}${tableName}`;
+    if (Buffer.byteLength(channel) > 63) {
+      throw new OptionsInvalidError(`the default NOTIFY channel "${channel}" is over 63 bytes; set options.channel`);
+    }
+    const timeoutMs = options.statementTimeoutMs ?? POSTGRES_STORE_DEFAULTS.statementTimeoutMs;
+    this.#queryTimeoutMs = timeoutMs + QUERY_TIMEOUT_GRACE_MS;
+    this.#clock = options.clock ?? systemClock;
+    this.#names = schemaNames(tableName, options.schema);
+    const notify = options.notify ?? POSTGRES_STORE_DEFAULTS.notify;
+    this.#sql = statements(this.#names.table, notify);
+    this.#channel = notify ? channel : null;
+    if (options.pool) {
+      this.#pool = options.pool;
+      this.#ownsPool = false;
+    } else {
+      // Loaded here, not at import, so importing tether/postgres never fails without pg installed.
+      const pg = createRequire(import.meta.url)('pg') as typeof import('pg');
+      this.#pool = new pg.Pool({
+        connectionString: options.connectionString,
+        connectionTimeoutMillis: timeoutMs,
+        statement_timeout: timeoutMs,
+        query_timeout: this.#queryTimeoutMs,
+        idle_in_transaction_session_timeout: timeoutMs * 5,
+        application_name: 'tether',
+        keepAlive: true,
+      });
+      this.#ownsPool = true;
+    }
+    // An idle pooled connection that dies emits 'error' on the pool; unhandled, it would end the process.
+    this.#pool.on('error', this.#onPoolError);
+    this.#feed = new ChangeFeed({ channel, connect: () => this.#pool.connect(), timeoutMs: this.#queryTimeoutMs });
+    const interval = options.sweepIntervalMs ?? POSTGRES_STORE_DEFAULTS.sweepIntervalMs;
+    if (interval > 0) {
+      this.#timer = setInterval(() => void this.sweep().catch(() => {}), interval);
+      this.#timer.unref();
+    }
+  }
+
+  /** State of the change feed's LISTEN connection (see FeedState). */
+  get feedState(): FeedState {
+    return this.#feed.state;
+  }
+
+  /**
+   * Applies pending migrations (once; retried on the next call after a failure). Every method awaits it;
+   * call it at boot to fail fast on a wrong URL or missing permissions.
+   */
+  ready(): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreClosedError('PostgresStore'));
+    this.#ready ??= (async () => {
+      let client: PoolClient | undefined;
+      try {
+        client = await this.#pool.connect();
+        await migrate(client, this.#names);
+        client.release();
+      } catch (err) {
+        client?.release(err instanceof Error ? err : true);
+        this.#ready = null;
+        throw this.#fail('migrate', err);
+      }
+    })();
+    return this.#ready;
+  }
+
+  async get(key: string): Promise<SessionRecord | null> {
+    const res = await this.#query<RecordRow>('get', this.#sql.get, [key, this.#clock.now()]);
+    return res.rows[0] ? toRecord(res.rows[0]) : null;
+  }
+
+  async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(record, expectedVersion);
+    const r = record;
+    let current = 0;
+    for (let attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
+      const now = this.#clock.now();
+      const fields = [r.key, r.data, r.version, r.userId, r.createdAt, r.lastSeenAt, r.expiresAt, r.absoluteExpiresAt, now];
+      const write = expectedVersion === 0
+        ? await this.#query('set', this.#sql.create, this.#notifying(fields))
+        : await this.#query('set', this.#sql.update, this.#notifying([...fields, expectedVersion]));
+      if (write.rows.length > 0) return { ok: true };
+      const found = await this.#query<{ version: string }>('set', this.#sql.version, [r.key, now]);
+      current = found.rows[0] ? Number(found.rows[0].version) : 0;
+      // Equal means the row changed between our write and this read; the write may now succeed.
+      if (current !== expectedVersion) break;
+    }
+    return { ok: false, current };
+  }
+
+  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+    const res = await this.#query('touch', this.#sql.touch, this.#notifying([key, expiresAt, lastSeenAt, this.#clock.now()]));
+    return res.rows.length > 0;
+  }
+
+  async destroy(key: string): Promise<void> {
+    await this.#query('destroy', this.#sql.destroy, this.#notifying([key]));
+  }
+
+  async listByUser(userId: string): Promise<SessionRecord[]> {
+    const res = await this.#query<RecordRow>('listByUser', this.#sql.listByUser, [userId, this.#clock.now()]);
+    return res.rows.map(toRecord);
+  }
+
+  async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
+    const res = await this.#query<{ live: boolean }>('destroyByUser', this.#sql.destroyByUser,
+      this.#notifying([userId, [...(options.except ?? [])], this.#clock.now()]));
+    return res.rows.filter((row) => row.live).length;
+  }
+
+  /** Deletes expired rows in batches (each one short, so none runs into statement_timeout); returns how many. */
+  async sweep(): Promise<number> {
+    if (this.#closed) return 0;
+    const now = this.#clock.now();
+    let removed = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+      const res = await this.#query('sweep', this.#sql.sweep, [now, SWEEP_BATCH]);
+      removed += res.rowCount ?? 0;
+      if ((res.rowCount ?? 0) < SWEEP_BATCH) break;
+    }
+    return removed;
+  }
+
+  /** Live rows (by the store clock). */
+  async count(): Promise<number> {
+    const res = await this.#query<{ n: string }>('count', this.#sql.count, [this.#clock.now()]);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
+  /** See the module comment: keys as they change, `FEED_RESET` when events may have been missed. */
+  subscribe(listener: (key: string) => void): () => void {
+    if (this.#closed) return () => {};
+    return this.#feed.add(listener);
+  }
+
+  /** Resolves true once the change feed's LISTEN is active (false after `timeoutMs`). Needs a subscriber. */
+  feedListening(timeoutMs = 5_000): Promise<boolean> {
+    return this.#feed.listening(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#feed.close();
+    if (this.#ownsPool) {
+      // end() resolves before its connections have finished closing; one the server drops meanwhile
+      // still emits 'error' on the pool, so our own pool keeps its listener for good.
+      await this.#pool.end().catch(() => {});
+    } else {
+      this.#pool.removeListener('error', this.#onPoolError);
+    }
+  }
+
+  /** Write statements take the channel as their last parameter, only when they notify. */
+  #notifying(values: unknown[]): unknown[] {
+    return this.#channel === null ? values : [...values, this.#channel];
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreClosedError('PostgresStore');
+  }
+
+  async #query<R extends object = object>(op: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
+    this.#open();
+    await this.ready();
+    try {
+      return await this.#pool.query<R>(timed(text, values, this.#queryTimeoutMs));
+    } catch (err) {
+      throw this.#fail(op, err);
+    }
+  }
+
+  #fail(op: string, err: unknown): Error {
+    if (this.#closed) return new StoreClosedError('PostgresStore');
+    if (isTetherError(err)) return err;
+    const e = err as { code?: unknown; message?: unknown };
+    const why = [typeof e.code === 'string' ? e.code : '', typeof e.message === 'string' ? e.message.slice(0, 200) : '']
+      .filter(Boolean).join(' ');
+    return new StoreUnavailableError(`PostgresStore ${op} failed${why ? ` (${why})` : ''}; check that PostgreSQL is reachable `
+      + '(options connectionString or pool) and answers within options.statementTimeoutMs', { cause: err });
+  }
+}

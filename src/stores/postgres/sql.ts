@@ -1,0 +1,105 @@
+/**
+ * The SQL PostgresStore runs, built once per table, and the row-to-record mapping.
+ *
+ * Every write is one statement (a data-modifying CTE), so it is its own transaction: the row change,
+ * the user index (the user_id column) and the NOTIFY commit together or not at all. Row locks and
+ * READ COMMITTED re-checking make the `WHERE version = $n` of a racing UPDATE see the winner's row, which
+ * is what turns these statements into compare-and-set. Expiry always compares with a `now` parameter
+ * from the store's clock.
+ * @module
+ */
+import type { QueryConfig } from 'pg';
+import type { SessionRecord } from '../../core/store.js';
+
+/** A query bounded client-side: pg honours `query_timeout` per query, though its types list it only on the client config. */
+export function timed(text: string, values: unknown[] | undefined, timeoutMs: number): QueryConfig {
+  const config: QueryConfig & { query_timeout: number } = { text, values, query_timeout: timeoutMs };
+  return config;
+}
+
+/** bigint columns arrive as strings from pg; epoch milliseconds and versions fit a double exactly. */
+export interface RecordRow {
+  key: string;
+  data: string;
+  version: string;
+  user_id: string | null;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  absolute_expires_at: string;
+}
+
+export function toRecord(row: RecordRow): SessionRecord {
+  return {
+    key: row.key,
+    data: row.data,
+    version: Number(row.version),
+    userId: row.user_id,
+    createdAt: Number(row.created_at),
+    lastSeenAt: Number(row.last_seen_at),
+    expiresAt: Number(row.expires_at),
+    absoluteExpiresAt: Number(row.absolute_expires_at),
+  };
+}
+
+const COLUMNS = 'key, data, version, user_id, created_at, last_seen_at, expires_at, absolute_expires_at';
+const live = (now: string, alias = ''): string => `${alias}expires_at > ${now} AND ${alias}absolute_expires_at > ${now}`;
+
+/**
+ * `table` is quoted and qualified. With `notify`, each write statement takes the channel as its last
+ * parameter and returns one row per changed key; without, the same rows come back with no NOTIFY.
+ */
+export function statements(table: string, notify: boolean) {
+  const emit = (channelParam: string, extra = ''): string =>
+    (notify ? `SELECT pg_notify(${channelParam}, key)${extra} FROM w` : `SELECT key${extra} FROM w`);
+  return {
+    get: `SELECT ${COLUMNS} FROM ${table} WHERE key = $1 AND ${live('$2')}`,
+
+    /** $1..$8 record, $9 now, [$10 channel]. A stored row counts as absent when expired at $9. */
+    create: `WITH w AS (
+      INSERT INTO ${table} AS t (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+      ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version, user_id = EXCLUDED.user_id,
+        created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at,
+        absolute_expires_at = EXCLUDED.absolute_expires_at
+      WHERE t.expires_at <= $9 OR t.absolute_expires_at <= $9
+      RETURNING t.key
+    ) ${emit('$10')}`,
+
+    /** $1..$8 record, $9 now, $10 expected version, [$11 channel]. */
+    update: `WITH w AS (
+      UPDATE ${table} SET data = $2, version = $3, user_id = $4, created_at = $5, last_seen_at = $6,
+        expires_at = $7, absolute_expires_at = $8
+      WHERE key = $1 AND version = $10 AND ${live('$9')}
+      RETURNING key
+    ) ${emit('$11')}`,
+
+    /** The version a failed write lost to: $1 key, $2 now. */
+    version: `SELECT version FROM ${table} WHERE key = $1 AND ${live('$2')}`,
+
+    /** $1 key, $2 expiresAt, $3 lastSeenAt, $4 now, [$5 channel]. Never creates. */
+    touch: `WITH w AS (
+      UPDATE ${table} SET expires_at = $2, last_seen_at = $3 WHERE key = $1 AND ${live('$4')} RETURNING key
+    ) ${emit('$5')}`,
+
+    /** $1 key, [$2 channel]. */
+    destroy: `WITH w AS (DELETE FROM ${table} WHERE key = $1 RETURNING key) ${emit('$2')}`,
+
+    listByUser: `SELECT ${COLUMNS} FROM ${table} WHERE user_id = $1 AND ${live('$2')}`,
+
+    /** $1 user, $2 keys to keep, $3 now, [$4 channel]. One row per deleted key; `live` says whether it counted. */
+    destroyByUser: `WITH w AS (
+      DELETE FROM ${table} WHERE user_id = $1 AND key <> ALL($2::text[])
+      RETURNING key, (${live('$3')}) AS live
+    ) ${emit('$4', ', live')}`,
+
+    /**
+     * $1 now, $2 batch size. The outer predicate repeats the deadline so that a row re-created between
+     * the subquery and the delete (an expired key replaced by a create) is re-checked and kept.
+     */
+    sweep: `DELETE FROM ${table} WHERE key IN (
+      SELECT key FROM ${table} WHERE least(expires_at, absolute_expires_at) <= $1 LIMIT $2
+    ) AND least(expires_at, absolute_expires_at) <= $1`,
+
+    count: `SELECT count(*) AS n FROM ${table} WHERE ${live('$1')}`,
+  };
+}

@@ -1,0 +1,323 @@
+/** PostgresStore against a real PostgreSQL: the shared suite, then migrations, the NOTIFY feed, outages and crash durability. */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { PostgresStore, FEED_RESET, MIGRATIONS } from '../../src/stores/postgres/index.js';
+import { runStoreSuite, ManualClock, makeKey, makeRecord } from '../../src/testing/store-suite.js';
+import { startPostgres, createDatabase } from '../helpers/postgres.js';
+import type { PostgresServer } from '../helpers/postgres.js';
+
+/** One fast (fsync off) server for everything that does not test durability; started on first use. */
+let fastServer: Promise<PostgresServer> | undefined;
+const fast = (): Promise<PostgresServer> => (fastServer ??= startPostgres({ fast: true }));
+after(async () => {
+  if (fastServer) await (await fastServer).dispose();
+});
+
+let tables = 0;
+const tableOf = new WeakMap<object, string>();
+
+async function query<R extends object>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Waits for `fn` to return true, polling; bounded in time and count. */
+async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail(`${what} within ${timeoutMs} ms`);
+}
+
+/** Collects change-feed events; `waitFor(key)` resolves when it arrives (bounded). */
+function collect(store: PostgresStore): { events: string[]; waitFor(key: string): Promise<void>; off(): void } {
+  const events: string[] = [];
+  const off = store.subscribe((key) => events.push(key));
+  return { events, off, waitFor: (key) => until(`change event for ${key === FEED_RESET ? 'FEED_RESET' : 'key'}`, () => events.includes(key), 5_000) };
+}
+
+runStoreSuite({
+  name: 'postgres',
+  open: async (clock) => {
+    const { url } = await fast();
+    const tableName = `suite_${++tables}`;
+    const store = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    tableOf.set(store, tableName);
+    await store.ready();
+    // The suite's feed case writes 50 ms after subscribing; attach LISTEN now so a loaded machine cannot miss it.
+    store.subscribe(() => {});
+    assert.equal(await store.feedListening(), true);
+    return store;
+  },
+  connect: async (store, clock) => {
+    const { url } = await fast();
+    const tableName = tableOf.get(store)!;
+    const peer = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    tableOf.set(peer, tableName);
+    return peer;
+  },
+  dispose: async (store) => {
+    const { url } = await fast();
+    await query(url, `DROP TABLE IF EXISTS "${tableOf.get(store)!}"`);
+  },
+});
+
+describe('PostgresStore options and loading', () => {
+  it('postgres store when given unknown or unsafe options then throws OPTIONS_INVALID', () => {
+    assert.throws(() => new PostgresStore({ tableNmae: 'x' } as never), { code: 'OPTIONS_INVALID', message: /options\.tableNmae is not an option/ });
+    assert.throws(() => new PostgresStore({ tableName: 'sessions; DROP TABLE users' }), { code: 'OPTIONS_INVALID', message: /tableName must be a plain identifier/ });
+    assert.throws(() => new PostgresStore({ schema: 'a-b' }), { code: 'OPTIONS_INVALID', message: /schema/ });
+    assert.throws(() => new PostgresStore({ statementTimeoutMs: 0 }), { code: 'OPTIONS_INVALID', message: /statementTimeoutMs/ });
+    assert.throws(() => new PostgresStore({ pool: {} as never }), { code: 'OPTIONS_INVALID', message: /pool must be a pg\.Pool/ });
+    assert.throws(() => new PostgresStore({ connectionString: 'postgres://x', pool: new pg.Pool() }), { code: 'OPTIONS_INVALID', message: /either/ });
+  });
+
+  it('postgres store module when imported then does not load pg until a store is constructed', () => {
+    const entry = fileURLToPath(new URL('../../src/stores/postgres/index.ts', import.meta.url));
+    const script = `import { createRequire } from 'node:module';
+      const req = createRequire(import.meta.url);
+      const loaded = () => Object.keys(req.cache).some((p) => p.includes('/node_modules/pg/'));
+      const mod = await import(${JSON.stringify(entry)});
+      const before = loaded();
+      const store = new mod.PostgresStore({ connectionString: 'postgres://127.0.0.1:1/x', sweepIntervalMs: 0 });
+      await store.close();
+      console.log(JSON.stringify({ before, after: loaded() }));`;
+    const out = spawnSync(process.execPath, ['--conditions=tether-source', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(out.status, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout.trim().split('\n').pop()!), { before: false, after: true });
+  });
+
+  it('postgres store when given a pool then uses it and leaves it open on close', async () => {
+    const { url } = await fast();
+    const pool = new pg.Pool({ connectionString: url, max: 3 });
+    const clock = new ManualClock();
+    const store = new PostgresStore({ pool, tableName: `pooled_${++tables}`, clock, sweepIntervalMs: 0 });
+    const rec = makeRecord(clock);
+    assert.deepEqual(await store.set(rec, 0), { ok: true });
+    assert.equal(await store.count(), 1);
+    await store.close();
+    assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1);
+    await pool.end();
+  });
+});
+
+describe('PostgresStore schema and migrations', () => {
+  it('postgres store when opened twice on one table then migrates once and creates the table and both indexes', async () => {
+    const url = await createDatabase((await fast()).url, 'migrate_twice');
+    const a = new PostgresStore({ connectionString: url, sweepIntervalMs: 0 });
+    await a.ready();
+    const b = new PostgresStore({ connectionString: url, sweepIntervalMs: 0 });
+    await b.ready();
+    await Promise.all([a.close(), b.close()]);
+    const rows = await query<{ table_name: string; version: number }>(url, 'SELECT table_name, version FROM tether_migrations ORDER BY version');
+    assert.deepEqual(rows.map((r) => ({ ...r })), MIGRATIONS.map((m) => ({ table_name: 'tether_sessions', version: m.version })));
+    const indexes = await query<{ indexname: string }>(url, `SELECT indexname FROM pg_indexes WHERE tablename = 'tether_sessions' ORDER BY indexname`);
+    assert.deepEqual(indexes.map((r) => r.indexname), ['tether_sessions_deadline_idx', 'tether_sessions_pkey', 'tether_sessions_user_id_idx']);
+    const cols = await query<{ column_name: string; data_type: string }>(url,
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'tether_sessions' ORDER BY ordinal_position`);
+    assert.deepEqual(cols.map((c) => `${c.column_name}:${c.data_type}`), ['key:text', 'data:text', 'version:bigint', 'user_id:text',
+      'created_at:bigint', 'last_seen_at:bigint', 'expires_at:bigint', 'absolute_expires_at:bigint']);
+  });
+
+  it('postgres store when several processes open a fresh database at once then all start and each table migrates once', async () => {
+    const url = await createDatabase((await fast()).url, 'migrate_race');
+    const stores = ['race_a', 'race_a', 'race_b', 'race_b'].map((tableName) => new PostgresStore({ connectionString: url, tableName, sweepIntervalMs: 0 }));
+    await Promise.all(stores.map((s) => s.ready()));
+    const clock = new ManualClock();
+    const rec = makeRecord(clock);
+    assert.deepEqual(await stores[0]!.set(rec, 0), { ok: true });
+    assert.equal((await stores[1]!.get(rec.key))?.data, rec.data);
+    await Promise.all(stores.map((s) => s.close()));
+    const rows = await query<{ table_name: string; n: string }>(url, 'SELECT table_name, count(*) AS n FROM tether_migrations GROUP BY table_name ORDER BY table_name');
+    assert.deepEqual(rows.map((r) => [r.table_name, Number(r.n)]), [['race_a', MIGRATIONS.length], ['race_b', MIGRATIONS.length]]);
+  });
+
+  it('postgres store when given a schema then creates it and keeps its table and migrations there', async () => {
+    const { url } = await fast();
+    const clock = new ManualClock();
+    const store = new PostgresStore({ connectionString: url, schema: 'tenant_a', tableName: 'sessions', clock, sweepIntervalMs: 0 });
+    const rec = makeRecord(clock, { userId: 'u1' });
+    await store.set(rec, 0);
+    assert.deepEqual((await store.listByUser('u1')).map((r) => r.key), [rec.key]);
+    await store.close();
+    const rows = await query<{ n: string }>(url, 'SELECT count(*) AS n FROM tenant_a.sessions');
+    assert.equal(Number(rows[0]!.n), 1);
+    const mig = await query<{ n: string }>(url, `SELECT count(*) AS n FROM tenant_a.tether_migrations WHERE table_name = 'sessions'`);
+    assert.equal(Number(mig[0]!.n), MIGRATIONS.length);
+  });
+});
+
+describe('PostgresStore change feed', () => {
+  let url: string;
+  let a: PostgresStore;
+  let b: PostgresStore;
+  const clock = new ManualClock();
+  before(async () => {
+    url = (await fast()).url;
+    const tableName = `feed_${++tables}`;
+    a = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    b = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  it('postgres feed when another pool creates, updates, touches and destroys then reports each, and a lost CAS reports nothing', async () => {
+    const feed = collect(a);
+    assert.equal(await a.feedListening(), true);
+    const rec = makeRecord(clock, { userId: 'feed-user' });
+    await b.set(rec, 0);
+    await feed.waitFor(rec.key);
+    await b.set({ ...rec, version: 2 }, 1);
+    await b.touch(rec.key, clock.now() + 5_000, clock.now());
+    await b.destroy(rec.key);
+    const lost = makeRecord(clock);
+    await b.set(lost, 0);
+    assert.deepEqual(await b.set({ ...lost, version: 6 }, 5), { ok: false, current: 1 });
+    // Notifications arrive in commit order: once the sentinel is seen, anything the lost CAS sent would be too.
+    const sentinel = makeRecord(clock);
+    await b.set(sentinel, 0);
+    await feed.waitFor(sentinel.key);
+    feed.off();
+    assert.deepEqual(feed.events, [rec.key, rec.key, rec.key, rec.key, lost.key, sentinel.key]);
+  });
+
+  it('postgres feed when its connection is killed then delivers FEED_RESET, reconnects and reports writes again', async () => {
+    const feed = collect(a);
+    assert.equal(await a.feedListening(), true);
+    const killed = await query<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+      WHERE application_name = 'tether' AND query LIKE 'LISTEN%' AND datname = current_database()`);
+    assert.ok(killed.length >= 1, 'found the LISTEN connection');
+    await until('feed back to listening after one reset', () => feed.events.filter((e) => e === FEED_RESET).length >= 2 && a.feedState === 'listening');
+    const rec = makeRecord(clock);
+    await b.set(rec, 0);
+    await feed.waitFor(rec.key);
+    feed.off();
+    assert.equal(a.feedState, 'idle', 'the last unsubscribe releases the connection');
+  });
+});
+
+describe('PostgresStore outages and crashes (fsync and synchronous_commit on)', () => {
+  let server: PostgresServer;
+  const clock = new ManualClock();
+  before(async () => {
+    server = await startPostgres();
+  });
+  after(async () => {
+    await server?.dispose();
+  });
+
+  const rejectsUnavailableWithin = async (store: PostgresStore, key: string, boundMs: number): Promise<void> => {
+    const rec = makeRecord(clock, { key, version: 2 });
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['get', () => store.get(key)], ['set', () => store.set(rec, 1)], ['touch', () => store.touch(key, clock.now() + 1, clock.now())],
+      ['destroy', () => store.destroy(key)], ['listByUser', () => store.listByUser('u')], ['destroyByUser', () => store.destroyByUser('u')],
+      ['count', () => store.count()],
+    ];
+    await Promise.all(calls.map(async ([name, call]) => {
+      const started = Date.now();
+      await assert.rejects(call, (err: Error & { code?: string; cause?: unknown }) => {
+        assert.equal(err.code, 'STORE_UNAVAILABLE', `${name}: ${err.message}`);
+        assert.ok(err.cause, `${name} carries the driver error`);
+        assert.ok(!err.message.includes(key), `${name}'s message does not name the key`);
+        return true;
+      });
+      const took = Date.now() - started;
+      assert.ok(took < boundMs, `${name} failed after ${took} ms`);
+    }));
+  };
+
+  it('postgres store when the server stops then calls fail fast with STORE_UNAVAILABLE and work again after restart', async () => {
+    const store = new PostgresStore({ connectionString: server.url, clock, sweepIntervalMs: 0 });
+    const feed = collect(store);
+    assert.equal(await store.feedListening(), true);
+    const rec = makeRecord(clock);
+    await store.set(rec, 0);
+    await server.stop();
+    await rejectsUnavailableWithin(store, rec.key, 3_000);
+    await feed.waitFor(FEED_RESET);
+    assert.equal(store.feedState, 'connecting');
+    await server.restart();
+    await until('the store answers again', async () => (await store.get(rec.key).catch(() => null)) !== null);
+    assert.deepEqual(await store.set({ ...rec, version: 2 }, 1), { ok: true });
+    assert.equal(await store.feedListening(10_000), true);
+    feed.off();
+    await store.close();
+  });
+
+  it('postgres store when the server hangs then calls fail with STORE_UNAVAILABLE within the timeout and recover when it resumes', async () => {
+    const store = new PostgresStore({ connectionString: server.url, clock, sweepIntervalMs: 0 });
+    const rec = makeRecord(clock);
+    await store.set(rec, 0);
+    server.pause();
+    try {
+      await rejectsUnavailableWithin(store, rec.key, 3_000);
+    } finally {
+      server.resume();
+    }
+    await until('the store answers again', async () => (await store.get(rec.key).catch(() => null)) !== null);
+    await store.close();
+  });
+
+  it('postgres store when the postmaster is killed -9 after acknowledged writes then every one is there after restart', async () => {
+    const [setting] = await query<{ synchronous_commit: string }>(server.url, 'SHOW synchronous_commit');
+    assert.equal(setting!.synchronous_commit, 'on');
+    const tableName = 'durable';
+    const store = new PostgresStore({ connectionString: server.url, tableName, clock, sweepIntervalMs: 0 });
+    const written: string[] = [];
+    const destroyed: string[] = [];
+    // Four concurrent writers so commits overlap, as under load.
+    await Promise.all(Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; i < 50; i++) {
+        const rec = makeRecord(clock, { data: JSON.stringify({ w, i }), userId: `durable-${w}` });
+        assert.deepEqual(await store.set(rec, 0), { ok: true });
+        if (i % 10 === 9) {
+          await store.destroy(rec.key);
+          destroyed.push(rec.key);
+        } else {
+          written.push(rec.key);
+        }
+      }
+    }));
+    await server.kill();
+    await server.restart();
+    await store.close();
+    const after = new PostgresStore({ connectionString: server.url, tableName, clock, sweepIntervalMs: 0 });
+    for (const key of written) assert.ok(await after.get(key), 'an acknowledged write survived');
+    for (const key of destroyed) assert.equal(await after.get(key), null, 'an acknowledged destroy stayed destroyed');
+    assert.equal(await after.count(), written.length);
+    await after.close();
+  });
+});
+
+describe('PostgresStore sweep', () => {
+  it('postgres sweep when more rows are due than one batch then removes them all and keeps live ones', async () => {
+    const { url } = await fast();
+    const clock = new ManualClock();
+    const tableName = `sweep_${++tables}`;
+    const store = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    await store.ready();
+    const now = clock.now();
+    await query(url, `INSERT INTO "${tableName}" SELECT 'dead' || g, '{}', 1, NULL, $1::bigint, $1::bigint, $1::bigint + 10, $1::bigint + 1000 FROM generate_series(1, 2500) g`, [now]);
+    const live = makeRecord(clock);
+    await store.set(live, 0);
+    clock.advance(20);
+    assert.equal(await store.sweep(), 2500);
+    assert.equal(await store.count(), 1);
+    assert.ok(await store.get(live.key));
+    assert.equal(makeKey().length, 43);
+    await store.close();
+  });
+});
