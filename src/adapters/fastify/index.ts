@@ -59,6 +59,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     } catch (err) {
       if (req.session) tether.abandon(req.session);
       const { status, body } = errorResponse(err);
+      if (status === 503) reply.header('retry-after', '1');
       await reply.code(status).header('cache-control', 'no-store').send(body);
     }
   });
@@ -76,6 +77,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     } catch (err) {
       const { status, body } = errorResponse(err);
       reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
+      if (status === 503) reply.header('retry-after', '1');
       reply.removeHeader('content-length');
       return JSON.stringify(body);
     }

@@ -1,0 +1,214 @@
+/**
+ * Adapter suite, part two: CSRF, no lost updates, read-only requests never waiting for writers, commit
+ * before the response, failing closed on a broken store, and no resurrection of ended sessions.
+ * @module
+ */
+import assert from 'node:assert/strict';
+import { hashId } from '../core/ids.js';
+import type { SuiteContext, SuiteEnv } from './adapter-suite.js';
+import type { Reply } from './adapter-kit.js';
+
+const codeOf = (r: Reply): string | undefined => (r.json?.error as { code?: string } | undefined)?.code;
+const idOf = (cookie: string): string => cookie.slice(cookie.indexOf('=') + 1).split('.')[0]!;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A hold a test opens by hand; `entered` resolves when a request reaches it. */
+function latch(env: SuiteEnv): { entered: Promise<void>; release: () => void } {
+  let entered!: () => void;
+  let release!: () => void;
+  const enteredP = new Promise<void>((r) => (entered = r));
+  const released = new Promise<void>((r) => (release = r));
+  env.hooks.hold = () => {
+    entered();
+    return released;
+  };
+  return { entered: enteredP, release };
+}
+
+export function safetyCases({ test, setup, newSession }: SuiteContext): void {
+  test('unsafe request when the CSRF token is missing, wrong or another session\'s then 403 CSRF_TOKEN_INVALID', async (t) => {
+    const env = await setup(t);
+    const a = await newSession(env);
+    const b = await newSession(env);
+    for (const token of [undefined, '', a.token.slice(0, -2) + 'xx', b.token]) {
+      const r = await env.call('POST', '/add', { cookie: a.cookie, token, body: { item: 'x' } });
+      assert.equal(r.status, 403, `token ${token === b.token ? "of another session" : String(token)}`);
+      assert.equal(codeOf(r), 'CSRF_TOKEN_INVALID');
+    }
+    assert.equal((await env.call('POST', '/add', { cookie: a.cookie, token: a.token, body: { item: 'ok' } })).status, 200);
+    assert.deepEqual((await env.call('GET', '/state', { cookie: a.cookie })).json?.data, { cart: ['ok'] });
+  });
+
+  test('unsafe request from another origin then 403 ORIGIN_MISMATCH: other, null or look-alike Origin, foreign Referer, Sec-Fetch-Site cross-site', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const post = (headers: Record<string, string>) => env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'x' }, headers });
+    for (const origin of ['http://evil.example', 'null', `${env.app.url}.attacker.com`, 'http://127.0.0.2:1']) {
+      const r = await post({ origin });
+      assert.equal(r.status, 403, origin);
+      assert.equal(codeOf(r), 'ORIGIN_MISMATCH', origin);
+    }
+    const referer = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'x' }, noOrigin: true, headers: { referer: 'http://evil.example/page' } });
+    assert.equal(codeOf(referer), 'ORIGIN_MISMATCH');
+    const sameReferer = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'x' }, noOrigin: true, headers: { referer: `${env.app.url}/cart` } });
+    assert.equal(sameReferer.status, 200);
+    assert.equal(codeOf(await post({ 'sec-fetch-site': 'cross-site' })), 'ORIGIN_MISMATCH');
+    assert.equal((await post({ 'sec-fetch-site': 'same-origin' })).status, 200);
+    assert.deepEqual((await env.call('GET', '/state', { cookie: s.cookie })).json?.data, { cart: ['x', 'x'] }, 'only the two same-origin requests changed anything');
+
+    const pinned = await setup(t, { csrf: { origins: ['https://app.example.org'] } });
+    const p = await newSession(pinned);
+    const send = (origin: string) => pinned.call('POST', '/add', { cookie: p.cookie, token: p.token, body: { item: 'y' }, headers: { origin } });
+    assert.equal((await send('https://app.example.org')).status, 200);
+    const lookAlike = await send('https://app.example.org.attacker.com');
+    assert.equal(lookAlike.status, 403);
+    assert.equal(codeOf(lookAlike), 'ORIGIN_MISMATCH');
+  });
+
+  test('unsafe request with a text/plain or form body then 415 UNSUPPORTED_MEDIA_TYPE and no change', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const r = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'x' }, headers: { 'content-type': type } });
+      assert.equal(r.status, 415, type);
+      assert.equal(codeOf(r), 'UNSUPPORTED_MEDIA_TYPE');
+    }
+    assert.deepEqual((await env.call('GET', '/state', { cookie: s.cookie })).json?.data, {});
+  });
+
+  test('route with csrf turned off when posted to without a token then it runs', async (t) => {
+    const env = await setup(t);
+    const r = await env.call('POST', '/open', { headers: { origin: 'http://evil.example' } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json?.data, { n: 7 });
+  });
+
+  test('50 concurrent read-wait-write requests on one session then the counter is exactly 50', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const replies = await Promise.all(Array.from({ length: 50 }, () => env.call('POST', '/count', { cookie: s.cookie, token: s.token })));
+    assert.deepEqual(replies.map((r) => r.status), new Array(50).fill(200));
+    assert.deepEqual([...replies.map((r) => r.json?.n as number)].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual((await env.call('GET', '/state', { cookie: s.cookie })).json?.data, { n: 50 });
+  });
+
+  test('read-only request when a writer holds the session for 500 ms then it completes first, and the next writer waits its turn', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    env.hooks.hold = () => (entered(), sleep(500));
+    const order: string[] = [];
+    const slow = env.call('POST', '/slow', { cookie: s.cookie, token: s.token }).then((r) => (order.push('slow writer'), r));
+    await inside;
+    const next = env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'after' } }).then((r) => (order.push('next writer'), r));
+    const read = await env.call('GET', '/state', { cookie: s.cookie });
+    order.push('reader');
+    assert.equal(read.status, 200);
+    assert.equal(read.json?.isNew, false);
+    assert.deepEqual((await slow).status, 200);
+    assert.deepEqual((await next).json?.data, { cart: ['late', 'after'] }, 'the next writer saw the slow one\'s write');
+    assert.deepEqual(order, ['reader', 'slow writer', 'next writer']);
+  });
+
+  test('redirect when the handler changed the session then the store holds the write by the time the client sees the 302', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    env.store.fail('set', { delayMs: 150 });
+    const r = await env.call('POST', '/redirect', { cookie: s.cookie, token: s.token });
+    const rec = await env.memory.get(hashId(idOf(s.cookie)));
+    assert.equal(r.status, 302);
+    assert.match(r.headers.get('location') ?? '', /\/state$/);
+    assert.ok(rec, 'record present');
+    assert.equal((JSON.parse(rec.data) as { d: { n?: number } }).d.n, 42, 'written before the status line went out');
+  });
+
+  for (const fault of ['hang', 'reject', 'throw'] as const) {
+    test(`store when its calls ${fault} then 503 STORE_UNAVAILABLE within storeTimeoutMs, and the server recovers`, async (t) => {
+      const env = await setup(t, { storeTimeoutMs: 150 });
+      const s = await newSession(env);
+      const bound = 150 + 3_000;
+      env.store.fail('get', fault);
+      let started = Date.now();
+      const load = await env.call('GET', '/state', { cookie: s.cookie });
+      assert.ok(Date.now() - started < bound, 'bounded');
+      assert.equal(load.status, 503);
+      assert.equal(codeOf(load), 'STORE_UNAVAILABLE');
+      assert.equal(load.headers.get('retry-after'), '1');
+      assert.equal((await env.call('GET', '/state')).status, 200, 'a request that needs no store is still served');
+      env.store.heal().fail('set', fault);
+      started = Date.now();
+      const save = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'x' } });
+      assert.ok(Date.now() - started < bound, 'bounded');
+      assert.equal(save.status, 503);
+      assert.equal(codeOf(save), 'STORE_UNAVAILABLE');
+      assert.deepEqual(save.setCookies, []);
+      env.store.heal();
+      const ok = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'y' } });
+      assert.equal(ok.status, 200, 'the failed requests released the session');
+      assert.deepEqual(ok.json?.data, { cart: ['y'] }, 'the failed write left nothing behind');
+    });
+  }
+
+  test('handler when it throws then the answer is a 500 and the session is released for the next request', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const boom = await env.call('POST', '/boom', { cookie: s.cookie, token: s.token });
+    assert.equal(boom.status, 500);
+    const next = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'z' } });
+    assert.equal(next.status, 200);
+  });
+
+  for (const mode of ['direct', 'update'] as const) {
+    test(`slow ${mode} write when another process logged the session out meanwhile then 409 and the session stays ended`, async (t) => {
+      const a = await setup(t);
+      const b = await setup(t, {}, a);
+      const s = await newSession(a);
+      const login = await a.call('POST', '/login', { cookie: s.cookie, token: s.token, body: { user: 'alice' } });
+      const cookie = login.cookie!;
+      const token = login.json?.token as string;
+      const hold = latch(a);
+      const slow = a.call('POST', '/slow', { cookie, token, body: { mode } });
+      await hold.entered;
+      const out = await b.call('POST', '/logout', { cookie, token });
+      assert.equal(out.status, 200);
+      hold.release();
+      const late = await slow;
+      assert.equal(late.status, 409);
+      assert.equal(codeOf(late), 'SESSION_CONFLICT');
+      assert.equal(await a.memory.count(), 0, 'nothing re-created');
+      assert.equal((await a.call('GET', '/state', { cookie })).json?.isNew, true);
+      assert.equal((await b.call('GET', '/state', { cookie })).json?.isNew, true);
+    });
+  }
+
+  test('slow read-only request when the session was logged out meanwhile then its expiry touch re-creates nothing', async (t) => {
+    const a = await setup(t);
+    const b = await setup(t, {}, a);
+    const s = await newSession(a);
+    a.clock.advance(5 * 60_000);
+    const hold = latch(a);
+    const slow = a.call('GET', '/slow-read', { cookie: s.cookie });
+    await hold.entered;
+    assert.equal((await b.call('POST', '/logout', { cookie: s.cookie, token: s.token })).status, 200);
+    hold.release();
+    assert.ok((await slow).status < 500);
+    assert.equal(await a.memory.count(), 0);
+    assert.equal((await a.call('GET', '/state', { cookie: s.cookie })).json?.isNew, true);
+  });
+
+  test('logout in the same process when a slow write is in flight then it waits for it and the session ends', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const hold = latch(env);
+    const slow = env.call('POST', '/slow', { cookie: s.cookie, token: s.token, body: { mode: 'direct' } });
+    await hold.entered;
+    const out = env.call('POST', '/logout', { cookie: s.cookie, token: s.token });
+    await sleep(20);
+    hold.release();
+    assert.equal((await slow).status, 200);
+    assert.equal((await out).status, 200);
+    assert.equal(await env.memory.count(), 0);
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, true);
+  });
+}

@@ -1,0 +1,229 @@
+/**
+ * Adapter suite, part one: the session lifecycle over HTTP (create, read, update, regenerate, destroy,
+ * expiry), cookie attributes, secret rotation, and hostile cookies.
+ * @module
+ */
+import assert from 'node:assert/strict';
+import { hashId, generateId } from '../core/ids.js';
+import { Signer } from '../core/signer.js';
+import type { SuiteContext } from './adapter-suite.js';
+import { SUITE_SECRETS } from './adapter-suite.js';
+
+const MIN = 60_000;
+
+/** The attributes of a Set-Cookie line, lower-cased names. */
+function attributes(line: string): Map<string, string> {
+  return new Map(line.split(';').slice(1).map((p) => {
+    const [k, ...v] = p.trim().split('=');
+    return [k!.toLowerCase(), v.join('=')] as [string, string];
+  }));
+}
+
+function idOf(cookie: string): string {
+  return cookie.slice(cookie.indexOf('=') + 1).split('.')[0]!;
+}
+
+export function sessionCases({ test, setup, newSession }: SuiteContext): void {
+  test('request without a cookie when it stores nothing then gets no Set-Cookie and causes no store call', async (t) => {
+    const env = await setup(t);
+    for (let i = 0; i < 3; i++) {
+      const r = await env.call('GET', '/state');
+      assert.equal(r.status, 200);
+      assert.equal(r.json?.isNew, true);
+      assert.deepEqual(r.setCookies, []);
+    }
+    assert.equal(env.store.log.length, 0);
+  });
+
+  test('session when created, updated and read then the cookie is HttpOnly, SameSite=Lax, Path=/, sent only when it changes, and holds no token', async (t) => {
+    const env = await setup(t);
+    const { cookie, token, reply } = await newSession(env);
+    assert.equal(reply.setCookies.length, 1);
+    const a = attributes(reply.setCookies[0]!);
+    assert.ok(a.has('httponly'), 'HttpOnly');
+    assert.equal(a.get('samesite')?.toLowerCase(), 'lax');
+    assert.equal(a.get('path'), '/');
+    assert.equal(a.has('secure'), false, 'not Secure outside production unless configured');
+    assert.equal(a.has('domain'), false);
+    assert.equal(reply.headers.get('cache-control'), 'no-store');
+    assert.equal(reply.setCookies.join('').includes(token), false, 'the CSRF token never travels in a cookie');
+    const add = await env.call('POST', '/add', { cookie, token, body: { item: 'apple' } });
+    assert.equal(add.status, 200);
+    assert.deepEqual(add.setCookies, [], 'no cookie when the ID did not change');
+    const read = await env.call('GET', '/state', { cookie });
+    assert.deepEqual(read.json?.data, { cart: ['apple'] });
+    assert.equal(read.json?.isNew, false);
+    assert.deepEqual(read.setCookies, []);
+  });
+
+  test('regenerate when requested then the ID changes, data stays, and the old cookie and old token are dead', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'pear' } });
+    const r = await env.call('POST', '/regenerate', { cookie: s.cookie, token: s.token });
+    assert.equal(r.status, 200);
+    assert.ok(r.cookie && r.cookie !== s.cookie, 'a new cookie');
+    assert.notEqual(idOf(r.cookie), idOf(s.cookie), 'a new ID');
+    const token = r.json?.token as string;
+    assert.notEqual(token, s.token, 'a new CSRF token');
+    assert.equal(await env.memory.get(hashId(idOf(s.cookie))), null, 'the old record is gone');
+    assert.deepEqual((await env.call('GET', '/state', { cookie: r.cookie })).json?.data, { cart: ['pear'] });
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, true, 'the old cookie is dead');
+    const stale = await env.call('POST', '/add', { cookie: r.cookie, token: s.token, body: { item: 'x' } });
+    assert.equal(stale.status, 403);
+    assert.equal((stale.json?.error as { code: string }).code, 'CSRF_TOKEN_INVALID');
+    assert.equal((await env.call('POST', '/add', { cookie: r.cookie, token, body: { item: 'fig' } })).status, 200);
+  });
+
+  test('login when it succeeds then the pre-login cookie and pre-login CSRF token are refused', async (t) => {
+    const env = await setup(t);
+    const pre = await newSession(env);
+    const login = await env.call('POST', '/login', { cookie: pre.cookie, token: pre.token, body: { user: 'alice' } });
+    assert.equal(login.status, 200);
+    assert.notEqual(idOf(login.cookie!), idOf(pre.cookie));
+    assert.equal((await env.call('GET', '/state', { cookie: login.cookie })).json?.userId, 'alice');
+    assert.equal((await env.call('GET', '/state', { cookie: pre.cookie })).json?.userId, null);
+    const old = await env.call('POST', '/add', { cookie: login.cookie, token: pre.token, body: { item: 'x' } });
+    assert.equal(old.status, 403);
+  });
+
+  test('logout when requested then the record is gone, the cookie is expired with the same attributes, and a replay is anonymous', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const out = await env.call('POST', '/logout', { cookie: s.cookie, token: s.token });
+    assert.equal(out.status, 200);
+    assert.equal(out.cookie, '', 'the cookie is cleared');
+    const cleared = attributes(out.setCookies.at(-1)!);
+    const set = attributes(s.reply.setCookies[0]!);
+    for (const name of ['path', 'domain', 'samesite', 'secure', 'httponly']) assert.equal(cleared.get(name), set.get(name), name);
+    assert.equal(cleared.get('max-age'), '0');
+    assert.equal(await env.memory.get(hashId(idOf(s.cookie))), null);
+    const replay = await env.call('GET', '/state', { cookie: s.cookie });
+    assert.equal(replay.json?.isNew, true);
+    assert.equal(replay.cookie, '', 'a replayed dead cookie is cleared again');
+    const write = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'ghost' } });
+    assert.equal(write.status, 403, 'a dead session has no valid token');
+    assert.equal(await env.memory.count(), 0, 'nothing came back');
+  });
+
+  test('idle timeout when just under then the session lives, and when just over then it is gone and stays gone', async (t) => {
+    const env = await setup(t, { idleTimeoutMs: 10 * MIN });
+    const s = await newSession(env);
+    env.clock.advance(10 * MIN - 1);
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false);
+    env.clock.advance(10 * MIN + 1);
+    const late = await env.call('GET', '/state', { cookie: s.cookie });
+    assert.equal(late.status, 200);
+    assert.equal(late.json?.isNew, true);
+    assert.equal(late.cookie, '');
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, true);
+  });
+
+  test('absolute timeout when reached then the session ends despite constant activity', async (t) => {
+    const env = await setup(t, { idleTimeoutMs: 10 * MIN, absoluteTimeoutMs: 60 * MIN });
+    const s = await newSession(env);
+    for (let m = 5; m < 60; m += 5) {
+      env.clock.advance(5 * MIN);
+      assert.equal((await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: String(m) } })).status, 200, `alive at ${m} min`);
+    }
+    env.clock.advance(5 * MIN - 1);
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false);
+    env.clock.advance(2);
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, true);
+  });
+
+  test('forged, malformed or oversized cookies when sent then the answer is a fresh anonymous session, never a 500', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
+    const [id, mac] = value.split('.') as [string, string];
+    const hostile = [
+      `${id}.${mac.slice(0, -1)}${mac.endsWith('A') ? 'B' : 'A'}`, `${value}x`, `${id}`, `${id}.`, `.${mac}`,
+      new Signer([SUITE_SECRETS[1]]).sign(id), '%E0%A4%A', `${value}%E0%A4%A`, "' OR 1=1--", '{"$ne":null}', '../../etc/passwd',
+      'a.b.c', '"quoted"', 'x'.repeat(10_240), `${'x'.repeat(10_000)}.${mac}`, '', ';;;', '\u00ff\u00fe',
+    ];
+    env.store.resetCounts();
+    for (const junk of hostile) {
+      const r = await env.call('GET', '/state', { cookie: `sid=${junk}` });
+      assert.ok(r.status < 500, `${junk.slice(0, 40)} → ${r.status}`);
+      if (r.status === 200) assert.equal(r.json?.isNew, true, junk.slice(0, 40));
+      const p = await env.call('POST', '/add', { cookie: `sid=${junk}`, token: s.token, body: { item: 'x' } });
+      assert.ok(p.status >= 400 && p.status < 500, `POST with ${junk.slice(0, 40)} → ${p.status}`);
+    }
+    assert.equal(env.store.calls.get, 0, 'no store lookup for a cookie that fails the format or signature check');
+    assert.equal(env.store.writes, 0);
+  });
+
+  test('signed, well-formed, never-issued ID when presented then it is not adopted', async (t) => {
+    const env = await setup(t);
+    const forged = generateId();
+    const cookie = `sid=${new Signer([SUITE_SECRETS[0]]).sign(forged)}`;
+    const r = await env.call('GET', '/token', { cookie });
+    assert.equal(r.status, 200);
+    assert.ok(r.cookie && r.cookie !== cookie);
+    assert.notEqual(idOf(r.cookie), forged);
+    assert.equal(await env.memory.get(hashId(forged)), null);
+  });
+
+  test('duplicate session cookies when sent then the first one decides, deterministically', async (t) => {
+    const env = await setup(t);
+    const a = await newSession(env);
+    const b = await newSession(env);
+    await env.call('POST', '/add', { cookie: a.cookie, token: a.token, body: { item: 'A' } });
+    await env.call('POST', '/add', { cookie: b.cookie, token: b.token, body: { item: 'B' } });
+    assert.deepEqual((await env.call('GET', '/state', { cookie: `${a.cookie}; ${b.cookie}` })).json?.data, { cart: ['A'] });
+    assert.deepEqual((await env.call('GET', '/state', { cookie: `${b.cookie}; ${a.cookie}` })).json?.data, { cart: ['B'] });
+    const junkFirst = await env.call('GET', '/state', { cookie: `sid=junk; ${a.cookie}` });
+    assert.equal(junkFirst.status, 200);
+    assert.equal(junkFirst.json?.isNew, true, 'a second cookie is never a fallback');
+  });
+
+  test('cookie name variants when sent then they are not the session cookie', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
+    for (const name of ['SID', '__HOST-sid', '__Host-sid', 'Sid', 'sid2', 'xsid']) {
+      const r = await env.call('GET', '/state', { cookie: `${name}=${value}` });
+      assert.equal(r.status, 200);
+      assert.equal(r.json?.isNew, true, name);
+    }
+  });
+
+  test('production when configured then the cookie is Secure with the __Host- prefix, and only that exact name counts', async (t) => {
+    const env = await setup(t, { production: true, secrets: [SUITE_SECRETS[0]] });
+    const s = await newSession(env);
+    assert.match(s.reply.setCookies[0]!, /^__Host-sid=/);
+    const a = attributes(s.reply.setCookies[0]!);
+    assert.ok(a.has('secure') && a.has('httponly'));
+    assert.equal(a.get('path'), '/');
+    assert.equal(a.has('domain'), false);
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false);
+    const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
+    for (const name of ['__HOST-sid', 'sid', '__host-sid']) assert.equal((await env.call('GET', '/state', { cookie: `${name}=${value}` })).json?.isNew, true, name);
+  });
+
+  test('rotated secrets when an old-secret cookie is presented then it still works and is re-signed; once dropped it is refused', async (t) => {
+    const old = await setup(t, { secrets: [SUITE_SECRETS[1]] });
+    const s = await newSession(old);
+    await old.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'kept' } });
+    const rotated = await setup(t, { secrets: [SUITE_SECRETS[0], SUITE_SECRETS[1]] }, old);
+    const r = await rotated.call('GET', '/state', { cookie: s.cookie });
+    assert.deepEqual(r.json?.data, { cart: ['kept'] });
+    assert.ok(r.cookie && r.cookie !== s.cookie, 're-signed');
+    assert.equal(idOf(r.cookie), idOf(s.cookie), 'same ID');
+    const dropped = await setup(t, { secrets: [SUITE_SECRETS[0]] }, old);
+    assert.equal((await dropped.call('GET', '/state', { cookie: s.cookie })).json?.isNew, true);
+    assert.deepEqual((await dropped.call('GET', '/state', { cookie: r.cookie })).json?.data, { cart: ['kept'] });
+  });
+
+  test('session when it would grow past maxSessionBytes then 413 SESSION_TOO_LARGE and the stored value is unchanged', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'small' } });
+    const before = await env.memory.get(hashId(idOf(s.cookie)));
+    const r = await env.call('POST', '/fill', { cookie: s.cookie, token: s.token, body: { size: 70_000 } });
+    assert.equal(r.status, 413);
+    assert.equal((r.json?.error as { code: string }).code, 'SESSION_TOO_LARGE');
+    assert.deepEqual(await env.memory.get(hashId(idOf(s.cookie))), before);
+  });
+}

@@ -1,0 +1,36 @@
+/** tether/hono on Node through @hono/node-server: the shared adapter suite. */
+import { Hono } from 'hono';
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import { sessions } from '../../src/adapters/hono/index.js';
+import type { TetherEnv } from '../../src/adapters/hono/index.js';
+import { runAdapterSuite, routeFor } from '../../src/testing/adapter-suite.js';
+import type { SuiteData } from '../../src/testing/adapter-suite.js';
+
+runAdapterSuite({
+  name: 'hono',
+  async start(tether, routes) {
+    const app = new Hono<TetherEnv<SuiteData>>();
+    app.use(sessions(tether, { csrf: (c) => routeFor(routes, c.req.method, c.req.path)?.csrf !== false }));
+    for (const route of routes) {
+      app.on(route.method, route.path, async (c) => {
+        const body: unknown = /json/.test(c.req.header('content-type') ?? '') ? await c.req.json().catch(() => undefined) : undefined;
+        const out = await route.handle(c.get('session'), body);
+        if (out.redirect) return c.redirect(out.redirect, 302);
+        return c.json(out.json ?? {}, (out.status ?? 200) as 200);
+      });
+    }
+    app.onError((_err, c) => c.json({ error: { code: 'INTERNAL_ERROR', message: 'internal server error' } }, 500));
+    const server = await new Promise<Server>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
+    });
+    const { port } = server.address() as { port: number };
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () => new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+    };
+  },
+});
