@@ -27,6 +27,7 @@ import { accountRoutes } from './routes/account.js';
 import { checkoutRoutes } from './routes/checkout.js';
 import { adminRoutes } from './routes/admin.js';
 import { systemRoutes } from './routes/system.js';
+import { pageRoutes, sendNotFoundPage } from './routes/pages.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -84,8 +85,11 @@ function installErrorHandling(app: FastifyInstance, config: ShopConfig, tether: 
     if (req.session) tether.abandon(req.session as never);
     return reply.code(status).header('cache-control', 'no-store').send(body);
   });
+}
 
+function installNotFound(app: FastifyInstance, page: Parameters<typeof sendNotFoundPage>[2]): void {
   app.setNotFoundHandler((req, reply) => {
+    if (sendNotFoundPage(req, reply, page)) return reply;
     const path = req.url.split('?')[0]!.slice(0, 200);
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });
   });
@@ -205,6 +209,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   accountRoutes(app, context);
   checkoutRoutes(app, context);
   adminRoutes(app, context);
+  installNotFound(app, pageRoutes(app).notFoundPage);
 
   let closing: Promise<void> | undefined;
   app.addHook('onClose', async () => {

@@ -49,6 +49,32 @@ describe('shop api: system', () => {
   });
 });
 
+describe('shop pages', () => {
+  it('pages when loaded then are HTML with a strict CSP, served without creating a session', async () => {
+    for (const path of ['/', '/products/camp-mug', '/cart', '/login', '/register', '/checkout', '/orders', '/account', '/admin']) {
+      const r = await rawRequest(t.url + path, 'GET', { accept: 'text/html' });
+      assert.equal(r.status, 200, path);
+      assert.match(String(r.headers['content-type']), /^text\/html/);
+      assert.match(String(r.headers['content-security-policy']), /script-src 'self'/);
+      assert.equal(r.headers['set-cookie'], undefined, path);
+      assert.equal(r.headers['x-tether-node'], 'test-node');
+    }
+    const asset = await rawRequest(t.url + '/assets/app.js', 'GET', {});
+    assert.equal(asset.status, 200);
+    assert.match(String(asset.headers['content-type']), /^text\/javascript/);
+    const again = await rawRequest(t.url + '/assets/app.js', 'GET', { 'if-none-match': String(asset.headers.etag) });
+    assert.equal(again.status, 304);
+  });
+
+  it('unknown page or asset when requested then 404: a page for browsers, NOT_FOUND JSON otherwise', async () => {
+    assertError(await rawRequest(t.url + '/assets/../config.ts', 'GET', {}), 404, 'NOT_FOUND');
+    assertError(await rawRequest(t.url + '/assets/missing.js', 'GET', {}), 404, 'NOT_FOUND');
+    const page = await rawRequest(t.url + '/no-such-page', 'GET', { accept: 'text/html' });
+    assert.equal(page.status, 404);
+    assert.match(page.text, /Page not found/);
+  });
+});
+
 describe('shop api: session and catalog', () => {
   it('GET /api/session when new then creates the session with a CSRF token, an empty cart and default preferences', async () => {
     const c = new ShopClient(t.url);

@@ -1,0 +1,84 @@
+// The account page: preferences, the devices (sessions) signed in, logging out others or one of them.
+import { api, describeError, el, logout, onChange, requireLogin, setPreferences, state, toast } from './app.js';
+
+function device(ua) {
+  if (!ua) return 'Unknown device';
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrome\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : ua.slice(0, 40);
+  const os = /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Linux/.test(ua) ? 'Linux' : '';
+  return os ? `${browser} on ${os}` : browser;
+}
+
+async function renderSessions(host) {
+  const sessions = await api('GET', '/api/me/sessions');
+  const others = sessions.filter((s) => !s.current).length;
+  const rows = sessions.map((s) => el('tr', { 'data-testid': 'session-row' },
+    el('td', {}, device(s.userAgent), ' ', s.current ? el('span', { class: 'tag' }, 'This device') : null),
+    el('td', {}, new Date(s.createdAt).toLocaleString()),
+    el('td', {}, new Date(s.lastSeenAt).toLocaleString()),
+    el('td', {}, s.current ? null : el('button', {
+      type: 'button', class: 'danger', 'aria-label': `Log out ${device(s.userAgent)}`,
+      onclick: async () => {
+        try {
+          await api('DELETE', `/api/me/sessions/${encodeURIComponent(s.id)}`);
+          toast('That device was logged out');
+        } catch (err) {
+          toast(describeError(err));
+        }
+        await renderSessions(host);
+      },
+    }, 'Log out'))));
+  host.replaceChildren(
+    el('h2', {}, 'Where you are logged in'),
+    el('p', { class: 'muted', 'data-testid': 'session-count' }, `${sessions.length} active session${sessions.length === 1 ? '' : 's'}`),
+    el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Device'), el('th', {}, 'Signed in'), el('th', {}, 'Last active'), el('th', {}, el('span', { class: 'visually-hidden' }, 'Actions')))), el('tbody', {}, ...rows)),
+    el('div', { class: 'actions' },
+      el('button', {
+        type: 'button', class: 'primary', disabled: others === 0, 'data-testid': 'logout-others',
+        onclick: async () => {
+          try {
+            const r = await api('DELETE', '/api/me/sessions/others');
+            toast(`Logged out ${r.ended} other session${r.ended === 1 ? '' : 's'}`);
+          } catch (err) {
+            toast(describeError(err));
+          }
+          await renderSessions(host);
+        },
+      }, 'Log out other sessions'),
+      el('button', { type: 'button', onclick: () => logout() }, 'Log out here')));
+}
+
+function preferencesPanel() {
+  const p = state.session.preferences;
+  const theme = el('select', { id: 'pref-theme' }, ...['light', 'dark'].map((t) => el('option', { value: t, selected: t === p.theme }, t === 'light' ? 'Light' : 'Dark')));
+  const currency = el('select', { id: 'pref-currency' }, ...['USD', 'EUR', 'GBP'].map((c) => el('option', { value: c, selected: c === p.currency }, c)));
+  return el('form', {
+    class: 'form', onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await setPreferences({ theme: theme.value, currency: currency.value });
+        toast('Preferences saved to your account');
+      } catch (err) {
+        toast(describeError(err));
+      }
+    },
+  }, el('div', { class: 'row' }, el('label', {}, 'Theme', theme), el('label', {}, 'Currency', currency)),
+  el('div', {}, el('button', { type: 'submit', class: 'primary' }, 'Save preferences')));
+}
+
+async function main() {
+  const s = await requireLogin();
+  if (!s) return;
+  const sessions = el('section', { class: 'panel', 'aria-live': 'polite' });
+  document.getElementById('account').replaceChildren(
+    el('section', { class: 'panel' }, el('h2', {}, s.user.username), el('p', { class: 'muted' }, 'Your cart, preferences and unfinished checkout are saved to your account and follow you to every device.'), preferencesPanel()),
+    sessions);
+  // The header's theme and currency controls change the same preferences; keep the form in step.
+  onChange((view) => {
+    if (!view) return;
+    document.getElementById('pref-theme').value = view.preferences.theme;
+    document.getElementById('pref-currency').value = view.preferences.currency;
+  });
+  await renderSessions(sessions);
+}
+
+main().catch((err) => toast(describeError(err)));

@@ -1,0 +1,221 @@
+// Shared by every page: the API client (CSRF token, JSON errors), the session state, the header
+// (cart badge, theme, currency, account) and small DOM helpers. Data is only ever put in the page as
+// text, never as markup.
+
+const RATES = { USD: 1, EUR: 0.92, GBP: 0.79 };
+const SESSION_HINT = 'tether.session';
+
+export const state = { session: null };
+const listeners = new Set();
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Element builder: `el('a', { href: '/', class: 'x' }, 'text', child)`; strings become text nodes. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+function hasSessionHint() {
+  try { return localStorage.getItem(SESSION_HINT) === '1'; } catch { return false; }
+}
+function setSessionHint(on) {
+  try { on ? localStorage.setItem(SESSION_HINT, '1') : localStorage.removeItem(SESSION_HINT); } catch { /* storage blocked */ }
+}
+
+async function request(method, path, body) {
+  const headers = { accept: 'application/json' };
+  const unsafe = method !== 'GET' && method !== 'HEAD';
+  if (unsafe && state.session) headers['x-csrf-token'] = state.session.csrfToken;
+  const init = { method, headers, credentials: 'same-origin' };
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError(res.status, data?.error?.code ?? 'HTTP_' + res.status, data?.error?.message ?? res.statusText);
+  return data;
+}
+
+/** Calls the API; an unsafe call first makes sure a session (and its CSRF token) exists, and retries
+ *  once with a fresh token when the one held went stale (a login in another tab regenerates it). */
+export async function api(method, path, body) {
+  const unsafe = method !== 'GET' && method !== 'HEAD';
+  if (unsafe && !state.session) await loadSession({ create: true });
+  try {
+    return await request(method, path, body);
+  } catch (err) {
+    if (!(unsafe && err instanceof ApiError && err.code === 'CSRF_TOKEN_INVALID')) throw err;
+    await loadSession({ create: true });
+    return request(method, path, body);
+  }
+}
+
+/** Loads the session summary. Without `create`, a visitor who never had a session gets none: browsing
+ *  the catalog must not create sessions. */
+export async function loadSession({ create = false } = {}) {
+  if (!create && !hasSessionHint()) {
+    notify();
+    return null;
+  }
+  setSession(await request('GET', '/api/session'));
+  return state.session;
+}
+
+export function setSession(view) {
+  state.session = view;
+  if (view) {
+    setSessionHint(true);
+    applyTheme(view.preferences.theme);
+  }
+  notify();
+}
+
+export function setCart(cart) {
+  if (state.session) state.session.cart = cart;
+  notify();
+}
+
+export function onChange(fn) {
+  listeners.add(fn);
+}
+function notify() {
+  renderHeader();
+  for (const fn of listeners) fn(state.session);
+}
+
+export function currency() {
+  return state.session?.preferences.currency ?? 'USD';
+}
+
+export function formatPrice(usd, cur = currency()) {
+  return new Intl.NumberFormat(undefined, { style: 'currency', currency: cur }).format(usd * (RATES[cur] ?? 1));
+}
+
+function applyTheme(theme) {
+  document.documentElement.setAttribute('data-theme', theme);
+  try { localStorage.setItem('tether.theme', theme); } catch { /* storage blocked */ }
+}
+
+export async function setPreferences(change) {
+  const res = await api('PUT', '/api/preferences', change);
+  if (state.session) state.session.preferences = res.preferences;
+  applyTheme(res.preferences.theme);
+  notify();
+}
+
+export async function addToCart(productId, quantity = 1) {
+  const cart = await api('POST', '/api/cart/items', { productId, quantity });
+  setCart(cart);
+  return cart;
+}
+
+export async function logout() {
+  try {
+    await api('POST', '/api/auth/logout');
+  } finally {
+    setSessionHint(false);
+    state.session = null;
+    location.assign('/');
+  }
+}
+
+/** A same-site path from `?next=`, or the fallback: never an open redirect. */
+export function safeNext(fallback = '/') {
+  const next = new URLSearchParams(location.search).get('next');
+  return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : fallback;
+}
+
+/** For pages that need an account: loads the session and sends visitors to the login page. */
+export async function requireLogin() {
+  const s = await loadSession({ create: true });
+  if (!s?.authenticated) {
+    location.replace('/login?next=' + encodeURIComponent(location.pathname));
+    return null;
+  }
+  return s;
+}
+
+let toastTimer;
+export function toast(message) {
+  const t = document.getElementById('toast');
+  if (!t) return;
+  t.textContent = message;
+  t.classList.add('show');
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => t.classList.remove('show'), 2500);
+}
+
+export function describeError(err) {
+  if (err instanceof ApiError) return err.message;
+  return 'Something went wrong. Check your connection and try again.';
+}
+
+const LOGO = '<svg viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="8" fill="currentColor"/><path class="logo-mark" d="M9 11h14M16 11v12" stroke-width="3.2" stroke-linecap="round"/><circle class="logo-dot" cx="16" cy="23" r="2.6"/></svg>';
+const CART_ICON = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="M3 4h2l2.4 11.2a2 2 0 0 0 2 1.6h7.7a2 2 0 0 0 2-1.5L21 8H6"/><circle cx="10" cy="20" r="1.3"/><circle cx="17" cy="20" r="1.3"/></svg>';
+const MOON = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><path d="M20 14.5A8 8 0 0 1 9.5 4 8 8 0 1 0 20 14.5z"/></svg>';
+const SUN = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" aria-hidden="true"><circle cx="12" cy="12" r="4"/><path d="M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4M2 12h2M20 12h2M4.9 19.1l1.4-1.4M17.7 6.3l1.4-1.4"/></svg>';
+
+function svg(markup) {
+  const span = el('span');
+  span.innerHTML = markup; // fixed markup from this file only
+  return span.firstChild;
+}
+
+function keyOf(node) {
+  return node.id || node.getAttribute('data-testid') || node.getAttribute('href') || node.textContent;
+}
+
+export function renderHeader() {
+  const host = document.getElementById('site-header');
+  if (!host) return;
+  const s = state.session;
+  const here = location.pathname;
+  const link = (href, text) => el('a', { href, 'aria-current': here === href ? 'page' : undefined }, text);
+  const nav = el('nav', { class: 'nav', 'aria-label': 'Main' }, link('/', 'Shop'));
+  if (s?.authenticated) nav.append(link('/orders', 'Orders'), link('/account', 'Account'));
+  if (s?.user?.username === 'admin') nav.append(link('/admin', 'Admin'));
+
+  const dark = document.documentElement.getAttribute('data-theme') === 'dark';
+  const themeButton = el('button', {
+    class: 'icon-button', type: 'button', 'aria-pressed': String(dark), 'aria-label': 'Dark theme', title: 'Dark theme', 'data-testid': 'theme-toggle',
+    onclick: () => setPreferences({ theme: dark ? 'light' : 'dark' }).catch((e) => toast(describeError(e))),
+  }, svg(dark ? SUN : MOON));
+
+  const currencySelect = el('select', {
+    id: 'currency', 'aria-label': 'Currency',
+    onchange: (e) => setPreferences({ currency: e.target.value }).catch((err) => toast(describeError(err))),
+  }, ...Object.keys(RATES).map((c) => el('option', { value: c, selected: c === currency() }, c)));
+
+  const account = s?.authenticated
+    ? [el('span', { class: 'user-chip', 'data-testid': 'user' }, 'Hi, ', s.user.username), el('button', { type: 'button', class: 'link', onclick: () => logout() }, 'Log out')]
+    : [el('a', { href: '/login?next=' + encodeURIComponent(here === '/login' || here === '/register' ? '/' : here) }, 'Log in'), el('a', { href: '/register' }, 'Register')];
+
+  const count = s?.cart?.count ?? 0;
+  const cart = el('a', { href: '/cart', class: 'cart-link', 'aria-label': `Cart, ${count} item${count === 1 ? '' : 's'}` },
+    svg(CART_ICON), el('span', { 'aria-hidden': 'true' }, 'Cart'), el('span', { class: 'badge', 'data-testid': 'cart-count', 'aria-hidden': 'true' }, String(count)));
+
+  const brand = el('a', { href: '/', class: 'brand' }, svg(LOGO), 'Tether Supply Co.');
+
+  // Re-rendering must not throw a keyboard user's focus back to the top of the page.
+  const focusedKey = host.contains(document.activeElement) ? keyOf(document.activeElement) : null;
+  host.replaceChildren(el('div', { class: 'bar' }, brand, nav, el('div', { class: 'tools' }, currencySelect, themeButton, ...account, cart)));
+  if (focusedKey) [...host.querySelectorAll('a, button, select')].find((n) => keyOf(n) === focusedKey)?.focus();
+}
+
+// Pages with no script of their own (404) just show the header.
+if (document.querySelector('script[data-init-header]')) loadSession().catch(() => renderHeader());

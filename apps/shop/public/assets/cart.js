@@ -1,0 +1,67 @@
+// The cart: change quantities, remove lines, go to checkout (via login when needed).
+import { api, describeError, el, formatPrice, loadSession, onChange, setCart, state, toast } from './app.js';
+import { artFor } from './art.js';
+import { loadProducts } from './catalog.js';
+
+let products = [];
+let anonymousCart = { items: [], count: 0, total: 0 };
+
+function cart() {
+  return state.session?.cart ?? anonymousCart;
+}
+
+async function change(method, productId, body) {
+  try {
+    setCart(await api(method, `/api/cart/items/${encodeURIComponent(productId)}`, body));
+  } catch (err) {
+    toast(describeError(err));
+  }
+}
+
+function lineView(item) {
+  const p = products.find((x) => x.id === item.productId) ?? { hue: 0, category: '' };
+  const qty = el('input', {
+    type: 'number', min: '0', max: '99', value: String(item.quantity), 'aria-label': `Quantity of ${item.name}`, inputmode: 'numeric',
+    onchange: (e) => {
+      const n = Number(e.target.value);
+      if (Number.isInteger(n) && n >= 0 && n <= 99) change('PATCH', item.productId, { quantity: n });
+      else toast('Choose a quantity from 0 to 99');
+    },
+  });
+  return el('li', { class: 'line', 'data-testid': 'cart-line', 'data-product': item.productId },
+    artFor(p),
+    el('div', {}, el('a', { href: `/products/${encodeURIComponent(item.productId)}` }, item.name), el('div', { class: 'muted' }, formatPrice(item.price), ' each')),
+    qty,
+    el('button', { type: 'button', class: 'danger', 'aria-label': `Remove ${item.name}`, onclick: () => change('DELETE', item.productId) }, 'Remove'));
+}
+
+function render() {
+  const host = document.getElementById('cart');
+  const c = cart();
+  if (c.items.length === 0) {
+    host.replaceChildren(el('div', { class: 'empty panel' }, el('p', {}, 'Your cart is empty.'), el('a', { class: 'button primary', href: '/' }, 'Browse the shop')));
+    return;
+  }
+  const next = state.session?.authenticated ? '/checkout' : '/login?next=/checkout';
+  host.replaceChildren(el('div', { class: 'layout-2' },
+    el('ul', { class: 'lines', 'aria-label': 'Items' }, ...c.items.map(lineView)),
+    el('aside', { class: 'panel summary', 'aria-label': 'Summary' },
+      el('h2', {}, 'Summary'),
+      el('dl', {},
+        el('dt', {}, 'Items'), el('dd', { 'data-testid': 'cart-items' }, String(c.count)),
+        el('dt', {}, 'Shipping'), el('dd', {}, 'Free'),
+        el('dt', { class: 'total' }, 'Total'), el('dd', { class: 'total', 'data-testid': 'cart-total' }, formatPrice(c.total))),
+      el('a', { class: 'button primary', href: next, 'data-testid': 'to-checkout' }, state.session?.authenticated ? 'Check out' : 'Log in to check out'))));
+}
+
+async function main() {
+  onChange(render);
+  [products] = await Promise.all([loadProducts(), loadSession().catch(() => null)]);
+  if (!state.session) {
+    // No session yet: read the cart without creating one.
+    anonymousCart = await (await fetch('/api/cart', { headers: { accept: 'application/json' } })).json();
+  }
+  render();
+}
+
+main().catch((err) => toast(describeError(err)));

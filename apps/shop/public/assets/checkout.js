@@ -1,0 +1,132 @@
+// Checkout: shipping → payment → review → place order. The server keeps the step, so the page always
+// renders what GET /api/checkout says, and another device resumes at the same place.
+import { api, describeError, el, formatPrice, loadSession, requireLogin, state, toast } from './app.js';
+
+const LABELS = { shipping: 'Shipping', payment: 'Payment', review: 'Review' };
+let flow = null;
+let editing = null;
+let placed = null;
+
+function field(name, label, value, attrs = {}) {
+  return el('label', {}, label, el('input', { id: name, name, value: value ?? '', required: true, ...attrs }));
+}
+
+function renderSteps() {
+  const current = placed ? flow.steps.length : flow.steps.indexOf(editing ?? flow.step);
+  document.getElementById('steps').replaceChildren(...flow.steps.map((s, i) => el('li', {
+    class: i < current ? 'done' : undefined, 'aria-current': i === current ? 'step' : undefined,
+  }, LABELS[s] ?? s, i < current ? el('span', { class: 'visually-hidden' }, ' (done)') : null)));
+}
+
+async function post(path, body) {
+  try {
+    flow = await api('POST', path, body);
+    editing = null;
+    render();
+  } catch (err) {
+    const box = document.getElementById('step-error');
+    if (box) box.textContent = describeError(err);
+    else toast(describeError(err));
+    if (err.code === 'FLOW_STEP_OUT_OF_ORDER') await refresh();
+  }
+}
+
+function formOf(step, fields, submitLabel, withBack) {
+  const form = el('form', {
+    class: 'form panel', novalidate: true, 'data-step': step,
+    onsubmit: (e) => {
+      e.preventDefault();
+      const body = Object.fromEntries(new FormData(e.currentTarget).entries());
+      post(`/api/checkout/${step}`, body);
+    },
+  },
+  el('h2', { tabindex: '-1', id: 'step-title' }, LABELS[step]),
+  ...fields,
+  el('p', { id: 'step-error', class: 'form-error', role: 'alert' }),
+  el('div', { class: 'actions' },
+    withBack ? el('button', { type: 'button', 'data-testid': 'back', onclick: () => (editing ? (editing = null, render()) : post('/api/checkout/back')) }, 'Back') : null,
+    el('button', { type: 'submit', class: 'primary' }, submitLabel)));
+  return form;
+}
+
+function shippingForm() {
+  const d = flow.data.shipping ?? {};
+  return formOf('shipping', [
+    field('name', 'Full name', d.name, { autocomplete: 'name', maxlength: '100' }),
+    field('address', 'Address', d.address, { autocomplete: 'street-address', maxlength: '200' }),
+    el('div', { class: 'row' },
+      field('city', 'City', d.city, { autocomplete: 'address-level2', maxlength: '100' }),
+      field('postalCode', 'Postal code', d.postalCode, { autocomplete: 'postal-code', maxlength: '12' })),
+    field('country', 'Country', d.country, { autocomplete: 'country-name', maxlength: '56' }),
+  ], 'Continue to payment', editing === 'shipping');
+}
+
+function paymentForm() {
+  const saved = flow.data.payment;
+  return formOf('payment', [
+    saved ? el('p', { class: 'muted' }, `Previously entered: ${saved.brand} ending in ${saved.last4}. Enter the card again to continue.`) : null,
+    field('cardNumber', 'Card number', '', { autocomplete: 'cc-number', inputmode: 'numeric', maxlength: '23', placeholder: '4242 4242 4242 4242' }),
+    field('expiry', 'Expiry (MM/YY)', '', { autocomplete: 'cc-exp', maxlength: '7', placeholder: 'MM/YY' }),
+    el('p', { class: 'muted' }, 'Demo shop: no payment is taken. Only the last four digits are kept.'),
+  ], 'Review order', true);
+}
+
+function review() {
+  const s = flow.data.shipping;
+  const p = flow.data.payment;
+  const cart = state.session?.cart ?? { items: [], count: 0, total: 0 };
+  const place = el('button', {
+    type: 'button', class: 'primary', 'data-testid': 'place-order', disabled: cart.items.length === 0,
+    onclick: async () => {
+      place.disabled = true;
+      try {
+        placed = await api('POST', '/api/checkout/confirm');
+        await loadSession({ create: true });
+        flow = await api('GET', '/api/checkout');
+        render();
+      } catch (err) {
+        document.getElementById('step-error').textContent = describeError(err);
+        place.disabled = false;
+      }
+    },
+  }, `Place order · ${formatPrice(cart.total)}`);
+  return el('div', { class: 'panel stack', 'data-step': 'review' },
+    el('h2', { tabindex: '-1', id: 'step-title' }, 'Review your order'),
+    cart.items.length === 0 ? el('p', {}, 'Your cart is empty. ', el('a', { href: '/' }, 'Add something first.')) : el('table', {},
+      el('thead', {}, el('tr', {}, el('th', {}, 'Item'), el('th', {}, 'Qty'), el('th', {}, 'Price'))),
+      el('tbody', {}, ...cart.items.map((i) => el('tr', {}, el('td', {}, i.name), el('td', {}, String(i.quantity)), el('td', {}, formatPrice(i.price * i.quantity)))))),
+    el('div', { class: 'review' },
+      el('section', {}, el('h3', {}, 'Ship to'), el('p', { 'data-testid': 'review-shipping' }, s.name, el('br'), s.address, el('br'), `${s.postalCode} ${s.city}`, el('br'), s.country),
+        el('button', { type: 'button', class: 'link', onclick: () => { editing = 'shipping'; render(); } }, 'Change address')),
+      el('section', {}, el('h3', {}, 'Pay with'), el('p', { 'data-testid': 'review-payment' }, `${p.brand} ending in ${p.last4}`, el('br'), `Expires ${p.expiry}`))),
+    el('p', { id: 'step-error', class: 'form-error', role: 'alert' }),
+    el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'back', onclick: () => post('/api/checkout/back') }, 'Back'), place));
+}
+
+function render() {
+  renderSteps();
+  const host = document.getElementById('checkout');
+  if (placed) {
+    host.replaceChildren(el('div', { class: 'panel stack', 'data-testid': 'order-placed' },
+      el('h2', { tabindex: '-1', id: 'step-title' }, 'Thank you! Your order is placed.'),
+      el('p', {}, 'Order ', el('strong', { 'data-testid': 'order-id' }, placed.orderId), ` · ${formatPrice(placed.total)}`),
+      el('div', { class: 'actions' }, el('a', { class: 'button primary', href: '/orders' }, 'See your orders'), el('a', { href: '/' }, 'Keep shopping'))));
+  } else {
+    const step = editing ?? flow.step;
+    host.replaceChildren(step === 'shipping' ? shippingForm() : step === 'payment' ? paymentForm() : review());
+  }
+  document.getElementById('step-title')?.focus();
+}
+
+async function refresh() {
+  flow = await api('GET', '/api/checkout');
+  render();
+}
+
+async function main() {
+  if (!(await requireLogin())) return;
+  flow = await api('GET', '/api/checkout');
+  render();
+}
+
+main().catch((err) => toast(describeError(err)));
