@@ -1,0 +1,100 @@
+/**
+ * The `tether` command line: `tether haproxy-config …` prints an haproxy.cfg for a set of nodes.
+ * `main(argv)` returns the exit code and writes through the given streams, so tests call it in-process.
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { haproxyConfig, HAPROXY_DEFAULTS } from '../cluster/haproxy.js';
+import { isTetherError } from '../core/errors.js';
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const USAGE = `Usage: tether <command> [options]
+
+Commands:
+  haproxy-config   Print an haproxy.cfg that balances Tether nodes with cookie persistence.
+
+tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [options]
+  --listen <host:port>       where HAProxy accepts clients (required)
+  --nodes <list>             the nodes, comma-separated host:port (required)
+  --stats <host:port>        also serve HAProxy's stats page there
+  --check-inter <duration>   time between health checks, e.g. 2s or 500ms (default ${HAPROXY_DEFAULTS.checkInterMs / 1000}s)
+  --fall <n>                 failed checks before a node is down (default ${HAPROXY_DEFAULTS.fall})
+  --rise <n>                 passed checks before a node is up again (default ${HAPROXY_DEFAULTS.rise})
+  --cookie <name>            HAProxy's persistence cookie (default ${HAPROXY_DEFAULTS.cookie})
+  --health-path <path>       the nodes' health check path (default ${HAPROXY_DEFAULTS.healthPath})
+
+Example:
+  npx tether haproxy-config --listen 127.0.0.1:8080 --nodes 127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003 > haproxy.cfg
+`;
+
+class UsageError extends Error {}
+
+function duration(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)(ms|s)?$/.exec(value);
+  const n = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${name} must be a duration like 2s or 500ms (got "${value}")`);
+  return n;
+}
+
+function count(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw new UsageError(`${name} must be a whole number from 1 to 1000 (got "${value}")`);
+  return Number(value);
+}
+
+function haproxyCommand(args: string[], io: CliIo): number {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      listen: { type: 'string' }, nodes: { type: 'string' }, stats: { type: 'string' }, 'check-inter': { type: 'string' },
+      fall: { type: 'string' }, rise: { type: 'string' }, cookie: { type: 'string' }, 'health-path': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.listen === undefined) throw new UsageError('--listen <host:port> is required');
+  if (values.nodes === undefined) throw new UsageError('--nodes <host:port,...> is required');
+  const nodes = values.nodes.split(',').map((s) => s.trim());
+  if (nodes.some((n) => n === '')) throw new UsageError('--nodes has an empty entry (comma-separated host:port, no trailing comma)');
+  const text = haproxyConfig({
+    listen: values.listen,
+    nodes,
+    stats: values.stats,
+    checkInterMs: duration(values['check-inter'], '--check-inter'),
+    fall: count(values.fall, '--fall'),
+    rise: count(values.rise, '--rise'),
+    cookie: values.cookie,
+    healthPath: values['health-path'],
+  });
+  io.out(text);
+  return 0;
+}
+
+/** Runs the CLI with `argv` (without node and the script); returns the exit code. */
+export function main(argv: readonly string[], io: CliIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): number {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      io.out(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === 'haproxy-config') return haproxyCommand(rest, io);
+    throw new UsageError(`unknown command "${command}"`);
+  } catch (err) {
+    const known = err instanceof UsageError || isTetherError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    if (!known) throw err;
+    io.err(`tether ${command ?? ''}: ${(err as Error).message}\nRun "tether --help" for usage.\n`);
+    return 2;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * tether/cluster: one machine, N worker processes, sticky by session. The primary listens, reads the first
+ * request head of each connection, picks a worker by the session cookie (or in turn without one) and hands
+ * the socket over; workers serve from the shared store, so stickiness only saves cache misses.
+ * @module
+ * @example
+ * import { runCluster } from 'tether/cluster';
+ * await runCluster({
+ *   workers: 2, port: 3000, cookieName: 'sid',
+ *   startWorker: async () => {
+ *     const app = await buildApp(); // an http.Server that does not listen, and a close()
+ *     return { server: app.server, close: () => app.close() };
+ *   },
+ * });
+ */
+import cluster from 'node:cluster';
+import { resolveClusterOptions } from './options.js';
+import type { ClusterOptions, WorkerApp } from './options.js';
+import { startPrimary } from './primary.js';
+import type { ClusterPrimary } from './primary.js';
+import { acceptHandoff } from './worker.js';
+import type { WorkerHandle } from './worker.js';
+
+export { acceptHandoff } from './worker.js';
+export type { WorkerHandle } from './worker.js';
+export type { ClusterPrimary, WorkerInfo } from './primary.js';
+export { CLUSTER_DEFAULTS, resolveClusterOptions, resolveWorkerOptions, stderrLog } from './options.js';
+export type { ClusterOptions, WorkerOptions, WorkerApp, ClusterLog } from './options.js';
+export { Router, sessionIdFromHead } from './routing.js';
+export { haproxyConfig, HAPROXY_DEFAULTS } from './haproxy.js';
+export type { HaproxyConfigOptions } from './haproxy.js';
+
+export interface ClusterWorker {
+  readonly role: 'worker';
+  readonly app: WorkerApp;
+  readonly handle: WorkerHandle;
+}
+
+/** True in a process started by runCluster's primary. */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker && process.env.TETHER_WORKER_SLOT !== undefined;
+}
+
+/**
+ * Runs the primary (in the process you start) or a worker (when node:cluster re-runs the same script).
+ * In the primary, SIGTERM and SIGINT drain and exit 0 (unless `handleSignals: false`); a second signal
+ * kills the workers at once.
+ */
+export async function runCluster(options: ClusterOptions): Promise<ClusterPrimary | ClusterWorker> {
+  const o = resolveClusterOptions(options);
+  if (!cluster.isPrimary) {
+    if (!o.startWorker) throw new Error('runCluster in a worker needs options.startWorker (with workerMain, that module calls acceptHandoff)');
+    const app = await o.startWorker();
+    const handle = acceptHandoff(app.server, { close: app.close, log: o.log });
+    return { role: 'worker', app, handle };
+  }
+  const primary = await startPrimary(o);
+  o.log('info', 'cluster listening', { url: `http://${primary.host}:${primary.port}`, workers: o.workers, node: o.nodeName });
+  if (o.handleSignals) {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals === 1) {
+        o.log('info', 'draining', { signal });
+        void primary.stop().then(() => {
+          o.log('info', 'stopped');
+          process.exit(0);
+        });
+        return;
+      }
+      o.log('warn', 'second signal: killing the workers now', { signal });
+      for (const w of primary.workers()) if (w.pid !== null) try { process.kill(w.pid, 'SIGKILL'); } catch { /* gone */ }
+      process.exit(1);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  return primary;
+}

@@ -1,0 +1,160 @@
+/**
+ * Options of the one-machine cluster (`runCluster`) and of its worker side (`acceptHandoff`): checked once,
+ * defaults in `CLUSTER_DEFAULTS`, resolved into frozen objects.
+ * @module
+ */
+import os from 'node:os';
+import type { Server } from 'node:http';
+import { OptionsInvalidError } from '../core/errors.js';
+import { checkOptions } from '../core/options-check.js';
+
+/** What a worker runs: an HTTP server that is not listening (connections arrive from the primary) and how to close the app. */
+export interface WorkerApp {
+  server: Server;
+  /** Closes what the app holds (stores, pools) once the last request finished. */
+  close?: () => Promise<void> | void;
+}
+
+export type ClusterLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+
+export interface ClusterOptions {
+  /** Worker processes. */
+  workers: number;
+  port: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /**
+   * Builds the app inside each worker (the primary's own script is re-run in the worker, so this function is
+   * called there). Give this or `workerMain`.
+   */
+  startWorker?: () => Promise<WorkerApp> | WorkerApp;
+  /** A module workers run instead of the primary's script; it must call `acceptHandoff(server, …)` itself. */
+  workerMain?: string;
+  /** Name of the session cookie routed on. @default 'sid' */
+  cookieName?: string;
+  /**
+   * Keys the routing hash, so which worker serves which session cannot be predicted from outside.
+   * Signatures are never checked in the primary: routing is an optimisation, the worker verifies.
+   */
+  secretsForRouting?: readonly string[];
+  /** Workers are named `<nodeName>:w<n>` (env TETHER_NODE_NAME). @default env TETHER_NODE_NAME, else the host name */
+  nodeName?: string;
+  /** Bytes of the first request read before routing without waiting for more. @default 16384 */
+  maxHeadBytes?: number;
+  /** How long the primary waits for the first request head before handing the connection over as is. @default 5000 */
+  headTimeoutMs?: number;
+  /** After SIGTERM, how long the primary keeps accepting while health checks report draining (behind HAProxy). @default 0 */
+  drainDelayMs?: number;
+  /** From SIGTERM to exit, at most: workers still running then are killed. @default 9000 */
+  shutdownTimeoutMs?: number;
+  /** Replacements of dead workers allowed per `restartWindowMs`; more wait until the window frees. @default 10 */
+  maxRestarts?: number;
+  /** @default 60000 */
+  restartWindowMs?: number;
+  /** Connections waiting for a worker (none ready) at most; more are closed. @default 1024 */
+  maxPendingConnections?: number;
+  /** Handle SIGTERM and SIGINT in the primary (drain, then exit 0). @default true */
+  handleSignals?: boolean;
+  /** Extra environment for the workers. */
+  env?: Record<string, string>;
+  log?: ClusterLog;
+}
+
+export interface WorkerOptions {
+  /** Path answered with 503 while the worker drains, so health checks stop routing to it. @default '/healthz' */
+  healthPath?: string;
+  /** How long in-flight requests may take once draining stopped accepting. @default 8000 */
+  drainTimeoutMs?: number;
+  /** Closes the app after the last connection (stores). */
+  close?: () => Promise<void> | void;
+  /** Exit the process after draining. @default true */
+  exitAfterDrain?: boolean;
+  log?: ClusterLog;
+}
+
+export const CLUSTER_DEFAULTS = {
+  host: '127.0.0.1',
+  cookieName: 'sid',
+  maxHeadBytes: 16 * 1024,
+  headTimeoutMs: 5_000,
+  drainDelayMs: 0,
+  shutdownTimeoutMs: 9_000,
+  maxRestarts: 10,
+  restartWindowMs: 60_000,
+  maxPendingConnections: 1024,
+  healthPath: '/healthz',
+  drainTimeoutMs: 8_000,
+} as const;
+
+export type ResolvedClusterOptions = Readonly<Required<Omit<ClusterOptions, 'startWorker' | 'workerMain' | 'secretsForRouting' | 'env'>>> & {
+  readonly startWorker: ClusterOptions['startWorker'];
+  readonly workerMain: string | undefined;
+  readonly secretsForRouting: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+};
+
+/** One JSON line per event on stderr; never carries cookies or session IDs. */
+export const stderrLog: ClusterLog = (level, message, fields = {}) => {
+  process.stderr.write(`${JSON.stringify({ level, at: new Date().toISOString(), pid: process.pid, msg: message, ...fields })}\n`);
+};
+
+const PORT = (v: unknown): string | null => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? null : 'an integer port 0–65535');
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOptions {
+  checkOptions('runCluster', input, {
+    workers: 'positiveInteger', port: PORT, host: 'nonEmptyString', startWorker: 'function', workerMain: 'nonEmptyString',
+    cookieName: 'nonEmptyString', secretsForRouting: 'stringArray', nodeName: 'nonEmptyString', maxHeadBytes: 'positiveInteger',
+    headTimeoutMs: 'positiveInteger', drainDelayMs: 'nonNegativeInteger', shutdownTimeoutMs: 'positiveInteger',
+    maxRestarts: 'positiveInteger', restartWindowMs: 'positiveInteger', maxPendingConnections: 'positiveInteger',
+    handleSignals: 'boolean', env: 'object', log: 'function',
+  });
+  if (input === undefined || input.workers === undefined) throw new OptionsInvalidError('runCluster options.workers is required (a positive integer)');
+  if (input.port === undefined) throw new OptionsInvalidError('runCluster options.port is required');
+  if ((input.startWorker === undefined) === (input.workerMain === undefined)) {
+    throw new OptionsInvalidError('runCluster needs exactly one of options.startWorker and options.workerMain');
+  }
+  const cookieName = input.cookieName ?? CLUSTER_DEFAULTS.cookieName;
+  if (!COOKIE_NAME.test(cookieName)) throw new OptionsInvalidError('runCluster options.cookieName must be an RFC 6265 token');
+  const d = CLUSTER_DEFAULTS;
+  const drainDelayMs = input.drainDelayMs ?? d.drainDelayMs;
+  const shutdownTimeoutMs = input.shutdownTimeoutMs ?? d.shutdownTimeoutMs;
+  if (drainDelayMs >= shutdownTimeoutMs) {
+    throw new OptionsInvalidError('runCluster options.drainDelayMs must be shorter than options.shutdownTimeoutMs');
+  }
+  return Object.freeze({
+    workers: input.workers,
+    port: input.port,
+    host: input.host ?? d.host,
+    startWorker: input.startWorker,
+    workerMain: input.workerMain,
+    cookieName,
+    secretsForRouting: Object.freeze([...(input.secretsForRouting ?? [])]),
+    nodeName: input.nodeName ?? (process.env.TETHER_NODE_NAME || os.hostname()),
+    maxHeadBytes: input.maxHeadBytes ?? d.maxHeadBytes,
+    headTimeoutMs: input.headTimeoutMs ?? d.headTimeoutMs,
+    drainDelayMs,
+    shutdownTimeoutMs,
+    maxRestarts: input.maxRestarts ?? d.maxRestarts,
+    restartWindowMs: input.restartWindowMs ?? d.restartWindowMs,
+    maxPendingConnections: input.maxPendingConnections ?? d.maxPendingConnections,
+    handleSignals: input.handleSignals ?? true,
+    env: Object.freeze({ ...(input.env ?? {}) }),
+    log: input.log ?? stderrLog,
+  });
+}
+
+export type ResolvedWorkerOptions = Readonly<Required<Omit<WorkerOptions, 'close'>>> & { readonly close: WorkerOptions['close'] };
+
+export function resolveWorkerOptions(input: WorkerOptions = {}): ResolvedWorkerOptions {
+  checkOptions('acceptHandoff', input, {
+    healthPath: 'nonEmptyString', drainTimeoutMs: 'positiveInteger', close: 'function', exitAfterDrain: 'boolean', log: 'function',
+  });
+  return Object.freeze({
+    healthPath: input.healthPath ?? CLUSTER_DEFAULTS.healthPath,
+    drainTimeoutMs: input.drainTimeoutMs ?? CLUSTER_DEFAULTS.drainTimeoutMs,
+    close: input.close,
+    exitAfterDrain: input.exitAfterDrain ?? true,
+    log: input.log ?? stderrLog,
+  });
+}

@@ -1,0 +1,258 @@
+/**
+ * The cluster primary: listens itself, reads each new connection's first request head, picks a worker
+ * by the session cookie (or in turn), and hands the socket over with the bytes already read. It never
+ * proxies bytes, so keep-alive requests stay with the worker that got the connection. Dead workers are
+ * replaced at a bounded rate; stop() drains everything and resolves when every worker has exited.
+ * @module
+ */
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import net from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { readHead } from './head.js';
+import type { HeadRead } from './head.js';
+import { Router, sessionIdFromHead } from './routing.js';
+import { isMessage } from './messages.js';
+import type { ConnectionMessage, DrainMessage, DrainingMessage, ReadyMessage } from './messages.js';
+import type { ResolvedClusterOptions } from './options.js';
+
+/** A connection waiting for any worker to be ready is closed after this long. */
+const PENDING_TIMEOUT_MS = 10_000;
+/** Backoff for a worker that keeps dying before it is ready: 50 ms doubling up to this. */
+const MAX_CRASH_BACKOFF_MS = 5_000;
+
+export interface WorkerInfo {
+  slot: number;
+  /** TETHER_NODE_NAME of the worker: `<node>:w<slot>`. */
+  name: string;
+  pid: number | null;
+  ready: boolean;
+  /** Connections handed to this slot since start (all its processes). */
+  handoffs: number;
+  /** Processes started for this slot after the first. */
+  restarts: number;
+}
+
+export interface ClusterPrimary {
+  readonly role: 'primary';
+  readonly host: string;
+  /** The port actually listened on (useful with port 0). */
+  readonly port: number;
+  /** Resolves once every worker has reported ready (after its first start). */
+  readonly ready: Promise<void>;
+  workers(): WorkerInfo[];
+  /** Connections read but not yet handed over, and waiting for a ready worker. */
+  pending(): { reading: number; waiting: number };
+  /** Stop accepting, drain every worker, resolve when all exited (killing any left at the deadline). */
+  stop(): Promise<void>;
+}
+
+interface Slot {
+  n: number;
+  name: string;
+  worker: Worker | null;
+  ready: boolean;
+  handoffs: number;
+  restarts: number;
+  recentStarts: number[];
+  failuresBeforeReady: number;
+  respawnTimer: NodeJS.Timeout | undefined;
+}
+
+interface Waiting {
+  socket: Socket;
+  read: HeadRead;
+  id: string | null;
+  timer: NodeJS.Timeout;
+}
+
+export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPrimary> {
+  if (o.workerMain) cluster.setupPrimary({ exec: o.workerMain });
+  const router = new Router(o.secretsForRouting[0]);
+  const slots: Slot[] = Array.from({ length: o.workers }, (_, i) => ({
+    n: i + 1, name: `${o.nodeName}:w${i + 1}`, worker: null, ready: false, handoffs: 0, restarts: 0,
+    recentStarts: [], failuresBeforeReady: 0, respawnTimer: undefined,
+  }));
+  const reading = new Map<HeadRead, Promise<void>>();
+  const waiting: Waiting[] = [];
+  let phase: 'running' | 'draining' | 'closed' = 'running';
+  let stopping: Promise<void> | null = null;
+  let onAllExited: (() => void) | null = null;
+  let markReady!: () => void;
+  const ready = new Promise<void>((r) => { markReady = r; });
+
+  const readySlots = (): number[] => slots.filter((s) => s.worker !== null && s.ready).map((s) => s.n - 1);
+
+  const handOff = (slot: Slot, socket: Socket, read: HeadRead): void => {
+    const worker = slot.worker;
+    if (socket.destroyed || worker === null) {
+      socket.destroy();
+      return;
+    }
+    const msg: ConnectionMessage = { type: 'tether:connection', head: read.take().toString('base64') };
+    slot.handoffs++;
+    try {
+      worker.send(msg, socket, {}, (err) => {
+        // Node closes the handle itself when a send fails; the client sees a closed connection.
+        if (err) o.log('warn', 'handing a connection to a worker failed', { worker: slot.name, error: err.message });
+      });
+    } catch (err) {
+      o.log('warn', 'handing a connection to a worker failed', { worker: slot.name, error: String(err) });
+      socket.destroy();
+    }
+  };
+
+  const route = (socket: Socket, read: HeadRead, id: string | null): void => {
+    const pick = router.pick(id, readySlots());
+    if (pick !== undefined) return handOff(slots[pick]!, socket, read);
+    if (phase === 'closed' || waiting.length >= o.maxPendingConnections) {
+      socket.destroy();
+      return;
+    }
+    const entry: Waiting = {
+      socket, read, id,
+      timer: setTimeout(() => {
+        const i = waiting.indexOf(entry);
+        if (i !== -1) waiting.splice(i, 1);
+        socket.destroy();
+      }, PENDING_TIMEOUT_MS),
+    };
+    waiting.push(entry);
+  };
+
+  const flushWaiting = (): void => {
+    while (waiting.length > 0 && readySlots().length > 0) {
+      const w = waiting.shift()!;
+      clearTimeout(w.timer);
+      route(w.socket, w.read, w.id);
+    }
+  };
+
+  const onConnection = (socket: Socket): void => {
+    if (phase === 'closed') {
+      socket.destroy();
+      return;
+    }
+    const read = readHead(socket, o.maxHeadBytes, o.headTimeoutMs);
+    const routed = read.done.then((why) => {
+      if (why !== null) route(socket, read, sessionIdFromHead(read.take(), o.cookieName));
+    });
+    reading.set(read, routed);
+    void routed.finally(() => reading.delete(read));
+  };
+
+  const fork = (slot: Slot): void => {
+    slot.respawnTimer = undefined;
+    slot.recentStarts.push(Date.now());
+    const worker = cluster.fork({ ...o.env, TETHER_NODE_NAME: slot.name, TETHER_WORKER_SLOT: String(slot.n) });
+    slot.worker = worker;
+    slot.ready = false;
+    worker.on('message', (msg: unknown) => {
+      if (slot.worker !== worker) return;
+      if (isMessage<ReadyMessage>(msg, 'tether:ready')) {
+        slot.ready = phase !== 'closed';
+        slot.failuresBeforeReady = 0;
+        if (phase === 'draining') send(worker, { type: 'tether:drain', phase: 'prepare' });
+        if (slots.every((s) => s.ready)) markReady();
+        flushWaiting();
+      } else if (isMessage<DrainingMessage>(msg, 'tether:draining')) {
+        slot.ready = false;
+      }
+    });
+    // An exited worker also emits 'error' for a send in flight; the exit handler covers it.
+    worker.on('error', () => {});
+    worker.once('exit', (code, signal) => {
+      if (slot.worker !== worker) return;
+      const wasReady = slot.ready;
+      slot.worker = null;
+      slot.ready = false;
+      if (phase !== 'running') {
+        if (slots.every((s) => s.worker === null)) onAllExited?.();
+        return;
+      }
+      if (!wasReady) slot.failuresBeforeReady++;
+      o.log('warn', 'worker exited; starting a replacement', { worker: slot.name, pid: worker.process.pid, code, signal });
+      scheduleRespawn(slot);
+    });
+  };
+
+  const scheduleRespawn = (slot: Slot): void => {
+    const now = Date.now();
+    slot.recentStarts = slot.recentStarts.filter((t) => now - t < o.restartWindowMs);
+    let delay = slot.failuresBeforeReady > 0 ? Math.min(50 * 2 ** (slot.failuresBeforeReady - 1), MAX_CRASH_BACKOFF_MS) : 0;
+    if (slot.recentStarts.length >= o.maxRestarts) {
+      delay = Math.max(delay, slot.recentStarts[0]! + o.restartWindowMs - now);
+      o.log('error', 'worker restart limit reached; waiting before the next start', { worker: slot.name, delayMs: delay });
+    }
+    slot.restarts++;
+    slot.respawnTimer = setTimeout(() => { if (phase === 'running') fork(slot); }, delay);
+  };
+
+  const send = (worker: Worker, msg: DrainMessage): void => {
+    if (!worker.isConnected()) return;
+    try {
+      worker.send(msg, undefined, {}, () => { /* an exiting worker: its exit is handled */ });
+    } catch { /* channel closed */ }
+  };
+  const broadcast = (msg: DrainMessage): void => {
+    for (const s of slots) if (s.worker) send(s.worker, msg);
+  };
+
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, onConnection);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: o.port, host: o.host }, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => o.log('error', 'listener error', { error: err.message }));
+  for (const slot of slots) fork(slot);
+
+  const drainAll = async (): Promise<void> => {
+    phase = 'draining';
+    for (const s of slots) clearTimeout(s.respawnTimer);
+    const allExited = new Promise<void>((r) => {
+      onAllExited = r;
+      if (slots.every((s) => s.worker === null)) r();
+    });
+    const force = setTimeout(() => {
+      const left = slots.filter((s) => s.worker !== null);
+      o.log('warn', 'shutdown deadline passed; killing the workers still running', { workers: left.map((s) => s.name) });
+      for (const s of left) s.worker?.process.kill('SIGKILL');
+    }, o.shutdownTimeoutMs);
+    if (o.drainDelayMs > 0) {
+      broadcast({ type: 'tether:drain', phase: 'prepare' });
+      await new Promise((r) => setTimeout(r, o.drainDelayMs));
+    }
+    phase = 'closed';
+    server.close();
+    for (const read of reading.keys()) read.stop();
+    await Promise.allSettled([...reading.values()]);
+    flushWaiting();
+    for (const w of waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.socket.destroy();
+    }
+    for (const s of slots) s.ready = false;
+    broadcast({ type: 'tether:drain', phase: 'stop' });
+    await allExited;
+    clearTimeout(force);
+  };
+
+  const address = server.address() as AddressInfo;
+  return {
+    role: 'primary',
+    host: o.host,
+    port: address.port,
+    ready,
+    workers: () => slots.map((s) => ({
+      slot: s.n, name: s.name, pid: s.worker?.process.pid ?? null, ready: s.ready, handoffs: s.handoffs, restarts: s.restarts,
+    })),
+    pending: () => ({ reading: reading.size, waiting: waiting.length }),
+    stop: () => {
+      stopping ??= drainAll();
+      return stopping;
+    },
+  };
+}

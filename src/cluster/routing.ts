@@ -1,0 +1,107 @@
+/**
+ * Picks the worker for a new connection: by the session named in the first request's Cookie header
+ * (rendezvous hash of the cookie's ID part, so a dead worker's sessions spread over the others and come
+ * back when it returns), or round-robin when there is no session cookie.
+ *
+ * The primary never verifies the cookie's signature: a forged or stale cookie only chooses a worker,
+ * and the worker checks everything. Correctness never depends on this choice, since every worker reads
+ * the shared store.
+ * @module
+ */
+import { createHash, createHmac } from 'node:crypto';
+
+const CRLF = '\r\n';
+/** IDs are 43 characters; anything much longer is not ours and is not worth hashing whole. */
+const MAX_ID_CHARS = 256;
+
+/** Offset of the blank line ending the head (`\r\n\r\n`), or -1. */
+export function headEnd(bytes: Buffer): number {
+  return bytes.indexOf('\r\n\r\n', 0, 'latin1');
+}
+
+/**
+ * The ID part (before the last dot) of the first `name` cookie in the head's complete header lines, or null.
+ * Same rule as the engine's parser: the first cookie of that exact name wins.
+ */
+export function sessionIdFromHead(bytes: Buffer, cookieName: string): string | null {
+  const end = headEnd(bytes);
+  const text = bytes.toString('latin1', 0, end === -1 ? bytes.length : end + 2);
+  let pos = text.indexOf(CRLF);
+  while (pos !== -1) {
+    const next = text.indexOf(CRLF, pos + 2);
+    if (next === -1) break;
+    const line = text.slice(pos + 2, next);
+    pos = next;
+    const colon = line.indexOf(':');
+    if (colon !== 6 || line.slice(0, 6).toLowerCase() !== 'cookie') continue;
+    const value = cookieValue(line.slice(7), cookieName);
+    if (value !== null) return idPart(value);
+  }
+  return null;
+}
+
+function cookieValue(header: string, name: string): string | null {
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue;
+    let v = pair.slice(eq + 1).trim();
+    if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+    return v === '' ? null : v;
+  }
+  return null;
+}
+
+function idPart(value: string): string | null {
+  const dot = value.lastIndexOf('.');
+  const id = (dot > 0 ? value.slice(0, dot) : value).slice(0, MAX_ID_CHARS);
+  return id === '' ? null : id;
+}
+
+/** murmur3's finaliser: a cheap, well-mixed 32-bit permutation. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+export class Router {
+  readonly #key: string | undefined;
+  #next = 0;
+
+  /** `key` (optional) makes the session → worker mapping unpredictable to clients. */
+  constructor(key?: string) {
+    this.#key = key;
+  }
+
+  /** A stable 32-bit seed for a session ID. */
+  seed(id: string): number {
+    const digest = this.#key === undefined ? createHash('sha256').update(id).digest() : createHmac('sha256', this.#key).update(id).digest();
+    return digest.readUInt32BE(0);
+  }
+
+  /**
+   * The slot to use among `ready` (slot numbers of workers taking connections), or undefined when none is.
+   * With an ID: the slot with the highest score for it (rendezvous hashing); without: the next in turn.
+   */
+  pick(id: string | null, ready: readonly number[]): number | undefined {
+    if (ready.length === 0) return undefined;
+    if (id === null) {
+      this.#next = (this.#next + 1) % 0x7fffffff;
+      return ready[this.#next % ready.length];
+    }
+    const seed = this.seed(id);
+    let best = ready[0]!;
+    let bestScore = -1;
+    for (const slot of ready) {
+      const score = mix32(seed ^ Math.imul(slot + 1, 0x9e3779b1));
+      if (score > bestScore) {
+        bestScore = score;
+        best = slot;
+      }
+    }
+    return best;
+  }
+}

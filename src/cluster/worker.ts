@@ -1,0 +1,152 @@
+/**
+ * The worker side of the cluster: takes the connections the primary hands over (re-injecting the bytes
+ * the primary already read), answers the health path with 503 while draining, and drains on request:
+ * stop taking connections, close each one after its response, wait for in-flight requests, close the
+ * app (stores), exit.
+ * @module
+ */
+import type { Server, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { isMessage } from './messages.js';
+import type { ConnectionMessage, DrainMessage, WorkerMessage } from './messages.js';
+import { resolveWorkerOptions } from './options.js';
+import type { WorkerOptions } from './options.js';
+
+/** How often a draining worker closes connections that went idle and checks whether it is done. */
+const DRAIN_POLL_MS = 25;
+/** After draining on its own (SIGTERM), how long a worker still takes handoffs the primary sent before it heard. */
+const SELF_DRAIN_GRACE_MS = 200;
+/** Bound on the app's own close (stores) during drain. */
+const APP_CLOSE_TIMEOUT_MS = 3_000;
+
+export interface WorkerHandle {
+  /** 'serving', 'draining' (health path says 503, connections close after each response), 'stopping', 'stopped'. */
+  readonly state: 'serving' | 'draining' | 'stopping' | 'stopped';
+  /** Connections currently held. */
+  readonly connections: number;
+  /** Drains and resolves once in-flight requests finished and the app closed (then exits, unless told not to). */
+  stop(): Promise<void>;
+}
+
+type Emit = (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
+
+function send(msg: WorkerMessage): void {
+  if (process.connected && process.send) process.send(msg, undefined, {}, () => { /* primary gone: nothing to tell */ });
+}
+
+/**
+ * Makes `server` (an http.Server that is not listening) serve the connections the cluster primary hands
+ * to this process, and tells the primary it is ready. Call once per worker, after the app is built.
+ * @example
+ * const { server, close } = await buildApp();
+ * acceptHandoff(server, { close });
+ */
+export function acceptHandoff(server: Server, options: WorkerOptions = {}): WorkerHandle {
+  const o = resolveWorkerOptions(options);
+  if (typeof process.send !== 'function') {
+    throw new Error('acceptHandoff runs in a cluster worker (a process started by runCluster), not in a standalone process');
+  }
+  const sockets = new Set<Socket>();
+  let state: WorkerHandle['state'] = 'serving';
+  let stopping: Promise<void> | null = null;
+  const node = process.env.TETHER_NODE_NAME ?? `pid${process.pid}`;
+
+  // Node's HTTP server sets up its connection list (headers/request timeouts, closeIdleConnections) on
+  // 'listening'. This server never listens itself, so it is told it does.
+  if (!server.listening) server.emit('listening');
+
+  const originalEmit = server.emit as Emit;
+  (server as { emit: Emit }).emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'request' && state !== 'serving') {
+      const req = args[0] as IncomingMessage;
+      const res = args[1] as ServerResponse;
+      res.setHeader('connection', 'close');
+      if (healthRequest(req, o.healthPath)) {
+        res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-tether-node': node, 'retry-after': '1' });
+        res.end(JSON.stringify({ status: 'draining', node, pid: process.pid }));
+        return true;
+      }
+    }
+    return originalEmit.call(this, event, ...args);
+  };
+
+  const accept = (socket: Socket, head: Buffer): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    // The HTTP server's timeout handling calls socket.server.emit(); a socket from another process has none.
+    const s = socket as Socket & { server: unknown; _server: unknown };
+    s.server ??= server;
+    s._server ??= server;
+    if (head.length > 0) socket.unshift(head);
+    server.emit('connection', socket);
+    socket.resume();
+  };
+
+  const stop = (): Promise<void> => {
+    stopping ??= drain();
+    return stopping;
+  };
+
+  const drain = async (): Promise<void> => {
+    state = 'stopping';
+    server.close(() => { /* never listened: the callback only reports that */ });
+    // Let handoffs and bytes already delivered reach the parser before idle connections are closed.
+    await new Promise((r) => setImmediate(r));
+    const deadline = Date.now() + o.drainTimeoutMs;
+    while (sockets.size > 0 && Date.now() < deadline) {
+      server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    }
+    if (sockets.size > 0) {
+      o.log('warn', 'drain deadline passed; closing the remaining connections', { node, open: sockets.size });
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+    }
+    if (o.close) {
+      await Promise.race([
+        Promise.resolve().then(o.close).catch((err: unknown) => o.log('error', 'closing the app failed', { node, error: String(err) })),
+        new Promise((r) => setTimeout(r, APP_CLOSE_TIMEOUT_MS).unref()),
+      ]);
+    }
+    state = 'stopped';
+    if (o.exitAfterDrain) process.exit(0);
+  };
+
+  const onMessage = (msg: unknown, handle: unknown): void => {
+    if (isMessage<ConnectionMessage>(msg, 'tether:connection')) {
+      const socket = handle as Socket | undefined;
+      if (!socket) return;
+      accept(socket, Buffer.from(typeof msg.head === 'string' ? msg.head : '', 'base64'));
+    } else if (isMessage<DrainMessage>(msg, 'tether:drain')) {
+      if (msg.phase === 'prepare' && state === 'serving') state = 'draining';
+      else if (msg.phase === 'stop') void stop();
+    }
+  };
+  process.on('message', onMessage);
+
+  const selfDrain = (): void => {
+    if (state === 'stopping' || state === 'stopped') return;
+    state = 'draining';
+    send({ type: 'tether:draining' });
+    setTimeout(() => void stop(), SELF_DRAIN_GRACE_MS);
+  };
+  // SIGTERM to this worker alone: drain it (the primary replaces it). SIGINT reaches the whole process
+  // group from a terminal; the primary coordinates that shutdown, so workers ignore it.
+  process.on('SIGTERM', selfDrain);
+  process.on('SIGINT', () => {});
+  // The primary died: nothing will route here any more.
+  process.once('disconnect', () => void stop());
+
+  send({ type: 'tether:ready' });
+  return {
+    get state() { return state; },
+    get connections() { return sockets.size; },
+    stop,
+  };
+}
+
+function healthRequest(req: IncomingMessage, path: string): boolean {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  return (q === -1 ? url : url.slice(0, q)) === path;
+}

@@ -1,0 +1,139 @@
+/**
+ * Worker and primary lifecycle of the one-machine cluster, with real processes (the tiny app on a shared
+ * SQLite file): a killed worker is replaced under its name while the other serves its sessions, a worker
+ * told to stop alone finishes its in-flight request, idle keep-alive connections time out in the worker,
+ * and SIGTERM to the primary finishes in-flight requests and exits 0 within 10 s.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { Router } from 'tether/cluster';
+import { TestClient } from '../helpers/http-client.js';
+import { startApp, probe } from '../helpers/node-process.js';
+import type { AppProcess } from '../helpers/node-process.js';
+import { freePort } from '../helpers/redis.js';
+import { tempSqliteFile } from '../helpers/sqlite.js';
+import type { TempSqliteFile } from '../helpers/sqlite.js';
+
+const NODE = 'life';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function workerOf(client: TestClient): string {
+  const v = client.cookies.get('sid')!;
+  return `${NODE}:w${new Router().pick(v.slice(0, v.lastIndexOf('.')), [0, 1])! + 1}`;
+}
+
+/** PID of worker `name`, asking /healthz on new connections until it answers (bounded). */
+async function pidOf(port: number, name: string, notPid = 0): Promise<number> {
+  for (let i = 0; i < 400; i++) {
+    const r = await probe(port).catch(() => null);
+    if (r?.status === 200 && r.node === name) {
+      const pid = JSON.parse(r.body).pid as number;
+      if (pid !== notPid) return pid;
+    }
+    await sleep(25);
+  }
+  throw new Error(`worker ${name} did not answer`);
+}
+
+async function newSession(url: string): Promise<TestClient> {
+  const c = new TestClient(url);
+  const s = await c.request('GET', '/api/session');
+  assert.equal(s.status, 200);
+  c.csrfToken = s.body.csrfToken;
+  return c;
+}
+
+describe('cluster lifecycle', { timeout: 180_000 }, () => {
+  let app: AppProcess;
+  let db: TempSqliteFile;
+  let port: number;
+  const env = (): Record<string, string> => ({ TINY_DB: db.path, TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE });
+
+  before(async () => {
+    db = await tempSqliteFile();
+    port = await freePort();
+    app = await startApp({ script: 'test/cluster/fixtures/tiny-app.ts', port, readyNodes: 2, env: env() });
+  });
+  after(async () => {
+    await app?.stop();
+    await db?.remove();
+  });
+
+  it('worker when killed with SIGKILL then the other serves its sessions and a replacement takes its name', async () => {
+    const client = await newSession(app.url);
+    assert.equal((await client.request('POST', '/api/cart/items', { productId: 'before', quantity: 2 })).status, 201);
+    const victim = workerOf(client);
+    const pid = await pidOf(port, victim);
+    process.kill(pid, 'SIGKILL');
+    client.newConnection();
+    let served: string | undefined;
+    for (let i = 0; i < 50 && served === undefined; i++) {
+      try {
+        const r = await client.request('POST', '/api/cart/items', { productId: 'after', quantity: 1 });
+        assert.equal(r.status, 201);
+        served = r.node;
+      } catch {
+        client.newConnection();
+        await sleep(20);
+      }
+    }
+    assert.ok(served, 'a request succeeded after the kill');
+    const fresh = await pidOf(port, victim, pid);
+    assert.notEqual(fresh, pid);
+    client.newConnection();
+    const cart = await client.request('GET', '/api/cart');
+    assert.equal(cart.node, victim, 'the session is routed back to its worker once replaced');
+    assert.deepEqual(cart.body.cart, { before: 2, after: 1 });
+    client.close();
+  });
+
+  it('worker when it alone gets SIGTERM then its in-flight request completes and it is replaced', async () => {
+    const client = await newSession(app.url);
+    const name = workerOf(client);
+    const pid = await pidOf(port, name);
+    client.newConnection();
+    const slow = client.request('GET', '/slow?ms=800');
+    await sleep(200);
+    process.kill(pid, 'SIGTERM');
+    const r = await slow;
+    assert.equal(r.status, 200);
+    assert.equal(r.node, name);
+    assert.notEqual(await pidOf(port, name, pid), pid);
+    client.close();
+  });
+
+  it('worker when a handed-over keep-alive connection stays idle then the worker closes it and keeps serving', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    const closed = new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      socket.on('close', () => resolve(Date.now() - t0));
+    });
+    socket.on('error', () => {});
+    socket.resume();
+    socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    const ms = await closed;
+    assert.ok(ms < 15_000, `closed after ${ms} ms`);
+    const again = await probe(port);
+    assert.equal(again.status, 200);
+  });
+
+  it('primary when SIGTERM arrives with requests in flight then they complete, it exits 0 within 10 s, and a restart keeps the sessions', async () => {
+    const client = await newSession(app.url);
+    assert.equal((await client.request('POST', '/api/cart/items', { productId: 'kept', quantity: 5 })).status, 201);
+    client.newConnection();
+    const slow = client.request('GET', '/slow?ms=1500');
+    await sleep(300);
+    const exit = app.stop('SIGTERM', 20_000);
+    const r = await slow;
+    assert.equal(r.status, 200);
+    const e = await exit;
+    assert.equal(e.code, 0);
+    assert.ok(e.elapsedMs < 10_000, `exited after ${e.elapsedMs} ms`);
+    app = await startApp({ script: 'test/cluster/fixtures/tiny-app.ts', port, readyNodes: 2, env: env() });
+    client.newConnection();
+    const cart = await client.request('GET', '/api/cart');
+    assert.deepEqual(cart.body.cart, { kept: 5 });
+    client.close();
+  });
+});
