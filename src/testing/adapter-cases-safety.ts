@@ -143,6 +143,11 @@ export function safetyCases({ test, setup, newSession }: SuiteContext): void {
       assert.equal(save.status, 503);
       assert.equal(codeOf(save), 'STORE_UNAVAILABLE');
       assert.deepEqual(save.setCookies, []);
+      env.store.heal().fail('touch', fault);
+      env.clock.advance(5 * 60_000);
+      const touch = await env.call('GET', '/state', { cookie: s.cookie });
+      assert.equal(touch.status, 503, 'a due expiry touch that fails fails the request');
+      assert.equal(codeOf(touch), 'STORE_UNAVAILABLE');
       env.store.heal();
       const ok = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'y' } });
       assert.equal(ok.status, 200, 'the failed requests released the session');
@@ -157,6 +162,23 @@ export function safetyCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(boom.status, 500);
     const next = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'z' } });
     assert.equal(next.status, 200);
+  });
+
+  test('client when it goes away while its request holds the session then the session is released for the next request', async (t) => {
+    const env = await setup(t, { gateTimeoutMs: 5_000 });
+    const s = await newSession(env);
+    const hold = latch(env);
+    const abort = new AbortController();
+    const gone = env.call('POST', '/slow', { cookie: s.cookie, token: s.token, body: { mode: 'update' }, signal: abort.signal }).catch((e: unknown) => e);
+    await hold.entered;
+    abort.abort();
+    await gone;
+    await sleep(20);
+    hold.release();
+    const next = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'next' } });
+    assert.equal(next.status, 200, 'not SESSION_BUSY');
+    const cart = (next.json?.data as { cart: string[] }).cart;
+    assert.equal(cart.at(-1), 'next');
   });
 
   for (const mode of ['direct', 'update'] as const) {

@@ -106,6 +106,24 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(await env.memory.count(), 0, 'nothing came back');
   });
 
+  test('store when sessions are created, changed, regenerated and ended over HTTP then it never received a cookie value or raw ID', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'a' } });
+    const login = await env.call('POST', '/login', { cookie: s.cookie, token: s.token, body: { user: 'alice' } });
+    const token = login.json?.token as string;
+    await env.call('POST', '/add', { cookie: login.cookie, token, body: { item: 'b' } });
+    await env.call('POST', '/logout', { cookie: login.cookie, token });
+    const dump = env.store.dump();
+    assert.ok(env.store.log.length >= 5, 'the store saw the traffic');
+    for (const cookie of [s.cookie, login.cookie!]) {
+      const value = cookie.slice(cookie.indexOf('=') + 1);
+      assert.equal(dump.includes(value), false, 'a cookie value reached the store');
+      assert.equal(dump.includes(idOf(cookie)), false, 'a raw session ID reached the store');
+      assert.ok(dump.includes(hashId(idOf(cookie))), 'its SHA-256 is what the store keys on');
+    }
+  });
+
   test('idle timeout when just under then the session lives, and when just over then it is gone and stays gone', async (t) => {
     const env = await setup(t, { idleTimeoutMs: 10 * MIN });
     const s = await newSession(env);

@@ -146,6 +146,8 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** Send no Origin header (a same-origin Origin is sent on unsafe requests otherwise). */
   noOrigin?: boolean;
+  /** Aborts the request (the client goes away). */
+  signal?: AbortSignal;
 }
 
 /** A client for one app: same-origin requests, JSON bodies, the session cookie passed by hand. */
@@ -160,7 +162,7 @@ export function client(app: RunningApp, cookieName = 'sid') {
       body = JSON.stringify(o.body ?? {});
       headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(app.url + path, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(app.url + path, { method, headers, body, redirect: 'manual', signal: o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(10_000)]) : AbortSignal.timeout(10_000) });
     const text = await res.text();
     let json: Record<string, unknown> | undefined;
     try {

@@ -27,6 +27,8 @@ export interface TetherEnv<T extends object = SessionData> {
 export interface HonoAdapterOptions {
   /** Run the CSRF checks on unsafe methods. @default true */
   csrf?: boolean | ((c: Context) => boolean);
+  /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
+  write?: (c: Context) => boolean;
 }
 
 function viewOf(c: Context): RequestView {
@@ -45,7 +47,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     const view = viewOf(c);
     let session: Session<T>;
     try {
-      session = await tether.open(view);
+      session = await tether.open(view, options.write ? { write: options.write(c) } : {});
     } catch (err) {
       return errorOut(err);
     }
