@@ -32,7 +32,15 @@ export const jsonCodec: SessionCodec = {
   },
 };
 
-/** Parses untrusted JSON (request bodies) the same safe way. */
+/**
+ * Parses JSON the engine itself stored (user contexts): prototype keys are dropped rather than
+ * refused, so one poisoned record cannot make a user's state unreadable for good.
+ */
+export function parseStoredJson(text: string): unknown {
+  return sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' });
+}
+
+/** Parses untrusted JSON (request bodies): any prototype key is an error. */
 export function parseJsonSafely(text: string): unknown {
   return sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
 }

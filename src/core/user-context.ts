@@ -6,7 +6,7 @@
  */
 import { userContextKey } from './ids.js';
 import { SessionConflictError } from './errors.js';
-import { parseJsonSafely } from './codec.js';
+import { parseStoredJson } from './codec.js';
 import type { ResolvedOptions } from './options.js';
 import type { SessionStore } from './store.js';
 
@@ -26,7 +26,7 @@ export class UserContexts {
   /** The user's context, `{}` when none was saved. */
   async get<C extends UserContextData = UserContextData>(userId: string): Promise<Partial<C>> {
     const rec = await this.#call(() => this.#store.get(userContextKey(userId)), 'get');
-    return rec ? (parseJsonSafely(rec.data) as Partial<C>) : {};
+    return rec ? (parseStoredJson(rec.data) as Partial<C>) : {};
   }
 
   /**
@@ -40,7 +40,7 @@ export class UserContexts {
     const key = userContextKey(userId);
     for (let attempt = 0; attempt <= this.#o.maxReplays * 4; attempt++) {
       const rec = await this.#call(() => this.#store.get(key), 'get');
-      const current = rec ? (parseJsonSafely(rec.data) as Partial<C>) : {};
+      const current = rec ? (parseStoredJson(rec.data) as Partial<C>) : {};
       const next = (await fn(current)) ?? current;
       const data = JSON.stringify(next);
       if (rec && data === rec.data) return next;

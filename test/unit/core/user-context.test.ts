@@ -1,0 +1,55 @@
+/** User contexts: per-user state kept by compare-and-set, shared by every device and process of a user. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { userContextKey } from '../../../src/core/ids.js';
+import { rig, sleep } from '../support.js';
+
+describe('user contexts', () => {
+  it('update when two engines change one user context at once then no change is lost', async () => {
+    const a = rig();
+    const b = rig({}, a);
+    assert.deepEqual(await a.tether.users.get('alice'), {});
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const e = i % 2 ? a : b;
+      await e.tether.users.update<{ n: number }>('alice', async (ctx) => {
+        const n = ctx.n ?? 0;
+        await sleep(Math.random() * 3);
+        ctx.n = n + 1;
+      });
+    }));
+    assert.deepEqual(await b.tether.users.get('alice'), { n: 20 });
+  });
+
+  it('update when nothing changes then writes nothing; clear then removes the context', async () => {
+    const r = rig();
+    await r.tether.users.update('bob', (ctx) => ({ ...ctx, theme: 'dark' }));
+    r.store.resetCounts();
+    await r.tether.users.update('bob', (ctx) => ctx);
+    assert.equal(r.store.calls.set, 0);
+    await r.tether.users.clear('bob');
+    assert.deepEqual(await r.tether.users.get('bob'), {});
+    assert.equal(await r.memory.get(userContextKey('bob')), null);
+  });
+
+  it('stored context when it holds __proto__ or constructor.prototype then reading it pollutes nothing and still works', async () => {
+    const r = rig();
+    const now = r.clock.now();
+    await r.memory.set({
+      key: userContextKey('carol'), data: '{"cart":[1],"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}',
+      version: 1, userId: null, createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000,
+    }, 0);
+    const ctx = await r.tether.users.get<{ cart: number[] }>('carol');
+    assert.deepEqual(ctx.cart, [1]);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal((ctx as Record<string, unknown>).polluted, undefined);
+    await r.tether.users.update<{ cart: number[] }>('carol', (c) => void c.cart?.push(2));
+    assert.deepEqual((await r.tether.users.get<{ cart: number[] }>('carol')).cart, [1, 2]);
+  });
+
+  it('update when the handler returns an object with an own __proto__ key then the stored context stays readable', async () => {
+    const r = rig();
+    await r.tether.users.update('dave', () => JSON.parse('{"ok":true,"__proto__":{"polluted":true}}') as Record<string, unknown>);
+    assert.deepEqual(await r.tether.users.get('dave'), { ok: true });
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+});
