@@ -88,7 +88,7 @@ describe('RedisStore own cases', () => {
     await b.close();
   });
 
-  it('redis store when a session is written then keeps one hash per session and one sorted set per user, with TTLs', async () => {
+  it('redis store when a session is written then keeps one string per session and one sorted set per user, with TTLs', async () => {
     const clock = new ManualClock();
     const keyPrefix = nextPrefix();
     const store = new RedisStore({ url: server.url, keyPrefix, clock });
@@ -98,7 +98,10 @@ describe('RedisStore own cases', () => {
     try {
       const keys = (await raw.keys(`${keyPrefix}*`)).sort();
       assert.deepEqual(keys, [`${keyPrefix}s:${rec.key}`, `${keyPrefix}u:layout-user`]);
-      assert.deepEqual(Object.keys(await raw.hgetall(`${keyPrefix}s:${rec.key}`)).sort(), ['a', 'c', 'd', 'e', 'l', 'u', 'v']);
+      const stored = await raw.get(`${keyPrefix}s:${rec.key}`);
+      const ms = (n: number): string => String(n).padStart(16, '0');
+      assert.equal(stored, `${ms(1)}${ms(rec.createdAt)}${ms(rec.lastSeenAt)}${ms(rec.expiresAt)}${ms(rec.absoluteExpiresAt)}`
+        + `u0000001100000011layout-user${rec.data}`);
       const pttl = await raw.pttl(`${keyPrefix}s:${rec.key}`);
       assert.ok(pttl > 25_000 && pttl <= 30_000, `the session expires at the earlier (absolute) deadline, pttl ${pttl}`);
       assert.equal(await raw.zscore(`${keyPrefix}u:layout-user`, rec.key), String(rec.absoluteExpiresAt));
@@ -107,6 +110,22 @@ describe('RedisStore own cases', () => {
       assert.deepEqual(await raw.keys(`${keyPrefix}*`), [], 'destroy leaves neither the hash nor the index entry');
     } finally {
       raw.disconnect();
+      await store.close();
+    }
+  });
+
+  it('redis store when a time is not a whole number of milliseconds then set and touch throw RangeError and store nothing', async () => {
+    const clock = new ManualClock();
+    const store = new RedisStore({ url: server.url, keyPrefix: nextPrefix(), clock });
+    try {
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 0.5 });
+      await assert.rejects(store.set(rec, 0), RangeError);
+      assert.equal(await store.get(rec.key), null);
+      const ok = makeRecord(clock);
+      await store.set(ok, 0);
+      await assert.rejects(store.touch(ok.key, clock.now() + 1.5, clock.now()), RangeError);
+      assert.equal((await store.get(ok.key))?.expiresAt, ok.expiresAt);
+    } finally {
       await store.close();
     }
   });

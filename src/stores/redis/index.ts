@@ -1,7 +1,7 @@
 /**
  * RedisStore: sessions in Redis (standalone, Sentinel or Cluster) through ioredis, one round trip per read or write.
  *
- * Each session is a hash with a native TTL at its earlier deadline; writes are Lua scripts that do
+ * Each session is one string (record.ts) with a native TTL at its earlier deadline; writes are Lua scripts that do
  * compare-and-set, data, TTL, user index and change notice in one atomic step. docs/stores.md
  * (## RedisStore) gives the key layout, what is atomic in standalone versus Cluster, durability per
  * persistence setting, and why only `maxmemory-policy noeviction` is safe.
@@ -15,7 +15,7 @@ import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
 import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, SET, TOUCH, UNINDEX } from './scripts.js';
 import type { Script } from './scripts.js';
-import { decode, type Row } from './record.js';
+import { decode, digits16, encode } from './record.js';
 import { ChangeFeed, type ChangeFeedOptions } from './feed.js';
 import { checkEvictionPolicy } from './eviction.js';
 
@@ -73,13 +73,13 @@ export class RedisStore implements SessionStore {
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
     if (this.#client.status !== 'ready') await this.#whenReady();
-    let row: Row;
+    let value: string | null;
     try {
-      row = await this.#client.hmget(this.#sp + key, 'd', 'v', 'u', 'c', 'l', 'e', 'a');
+      value = await this.#client.get(this.#sp + key);
     } catch (err) {
       throw this.#fail('get', err);
     }
-    return decode(key, row, this.#clock.now());
+    return decode(key, value, this.#clock.now());
   }
 
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
@@ -88,6 +88,7 @@ export class RedisStore implements SessionStore {
     if (this.#client.status !== 'ready') await this.#whenReady();
     const { key, userId } = record;
     const skey = this.#sp + key;
+    const value = encode(record);
     const now = this.#clock.now();
     // Whole milliseconds: PEXPIRE refuses fractions, and a clock may return them.
     const ttl = Math.ceil((record.expiresAt < record.absoluteExpiresAt ? record.expiresAt : record.absoluteExpiresAt) - now);
@@ -102,9 +103,8 @@ export class RedisStore implements SessionStore {
       } else if (userId !== null) {
         mode = '1';
       }
-      reply = await this.#eval(SET, 2, [skey, mode === '1' ? this.#up + userId : skey, expectedVersion, now, record.data,
-        record.version, mode, userId ?? '', record.createdAt, record.lastSeenAt, record.expiresAt,
-        record.absoluteExpiresAt, ttl, key, this.#channel]) as [number, number | string | null];
+      reply = await this.#eval(SET, 2, [skey, mode === '1' ? this.#up + userId : skey, expectedVersion, now, value,
+        mode, userId ?? '', record.absoluteExpiresAt, ttl, key, this.#channel]) as [number, number | string | null];
     } catch (err) {
       throw this.#fail('set', err);
     }
@@ -115,9 +115,10 @@ export class RedisStore implements SessionStore {
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
     this.#open();
+    const patch = digits16(lastSeenAt, 'lastSeenAt') + digits16(expiresAt, 'expiresAt');
     if (this.#client.status !== 'ready') await this.#whenReady();
     try {
-      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.#clock.now(), expiresAt, lastSeenAt, key, this.#channel])) === 1;
+      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.#clock.now(), expiresAt, patch, key, this.#channel])) === 1;
     } catch (err) {
       throw this.#fail('touch', err);
     }
@@ -141,11 +142,11 @@ export class RedisStore implements SessionStore {
     try {
       const members = await this.#client.zrange(this.#up + userId, 0, -1);
       if (members.length === 0) return [];
-      const rows = await this.#fetch(members);
+      const values = await this.#fetch(members);
       const now = this.#clock.now();
       const out: SessionRecord[] = [];
       for (let i = 0; i < members.length; i++) {
-        const rec = decode(members[i]!, rows[i]!, now);
+        const rec = decode(members[i]!, values[i] ?? null, now);
         // The index may name sessions that ended or changed owner; the record itself decides.
         if (rec !== null && rec.userId === userId) out.push(rec);
       }
@@ -296,18 +297,10 @@ export class RedisStore implements SessionStore {
     await this.#eval(UNINDEX, 2, [this.#up + owner, this.#sp + key, key, owner]).catch(noop);
   }
 
-  /** HMGET of many sessions: one pipeline on a single server; on a Cluster, all sent at once, each to its node. */
-  async #fetch(members: string[]): Promise<Row[]> {
-    if (this.#cluster) {
-      return Promise.all(members.map((m) => this.#client.hmget(this.#sp + m, 'd', 'v', 'u', 'c', 'l', 'e', 'a')));
-    }
-    const pipe = this.#client.pipeline();
-    for (const m of members) pipe.hmget(this.#sp + m, 'd', 'v', 'u', 'c', 'l', 'e', 'a');
-    const results = (await pipe.exec()) ?? [];
-    return results.map(([err, row]) => {
-      if (err) throw err;
-      return row as Row;
-    });
+  /** The values of many sessions: one MGET on a single server; on a Cluster, GETs sent at once, each to its node. */
+  #fetch(members: string[]): Promise<Array<string | null>> {
+    if (this.#cluster) return Promise.all(members.map((m) => this.#client.get(this.#sp + m)));
+    return this.#client.mget(members.map((m) => this.#sp + m));
   }
 
   #fail(op: string, err: unknown): Error {

@@ -1,7 +1,8 @@
 /**
  * The Lua scripts RedisStore runs server-side, so each compare-and-set, touch or destroy is one atomic step.
  *
- * A session is a hash under `<prefix>s:<key>` with the fields of record.ts; a user's index is a sorted set
+ * A session is a string under `<prefix>s:<key>` laid out as record.ts describes (a fixed header, then
+ * owner and data; Lua offsets below are 1-based); a user's index is a sorted set
  * under `<prefix>u:<userId>` whose members are store keys, scored with the highest
  * `absoluteExpiresAt` ever written for that member (a session never lives past it, so an entry whose
  * score has passed is certainly dead). Every script touches the keys it is given and no other, so each
@@ -42,35 +43,48 @@ local function indexAdd(idx, member, score, now)
 end
 `;
 
+/** Reading the record header: present?, live at `now`?, owner (false when anonymous). */
+const RECORD = `
+local function head(s)
+  local h = redis.call('GETRANGE', s, 0, 96)
+  if #h < 97 then return nil end
+  return h
+end
+local function live(h, now)
+  return tonumber(string.sub(h, 49, 64)) > now and tonumber(string.sub(h, 65, 80)) > now
+end
+local function owner(s, h)
+  if string.sub(h, 81, 81) ~= 'u' then return false end
+  local n = tonumber(string.sub(h, 82, 89))
+  if n == 0 then return '' end
+  return redis.call('GETRANGE', s, 97, 96 + n)
+end
+`;
+
 /**
  * Compare-and-set of a whole record.
  * KEYS[1] session; KEYS[2] the new owner's index in mode '1', else KEYS[1] again (unused; keeps
  * one argument layout, and one slot on a Cluster).
- * ARGV: 1 expectedVersion, 2 now, 3 data, 4 version, 5 mode ('0' anonymous, '1' owner + index here,
- * '2' owner, index written separately), 6 userId, 7 createdAt, 8 lastSeenAt, 9 expiresAt,
- * 10 absoluteExpiresAt, 11 ms until the earlier of 9 and 10, 12 store key, 13 change channel ('' = none).
+ * ARGV: 1 expectedVersion, 2 now, 3 the encoded record, 4 mode ('0' anonymous, '1' owner + index here,
+ * '2' owner, index written separately), 5 userId, 6 absoluteExpiresAt, 7 ms until the earlier
+ * deadline, 8 store key, 9 change channel ('' = none).
  * Returns {1, previousOwner|false} when written (previousOwner only when it differs from the new
  * one, so the caller can tidy that index), {0, currentVersion} on a conflict.
  */
-export const SET = new Script(`${INDEX_ADD}
+export const SET = new Script(`${INDEX_ADD}${RECORD}
 local s = KEYS[1]
-local cur = redis.call('HMGET', s, 'v', 'e', 'a', 'u')
 local now = tonumber(ARGV[2])
+local h = head(s)
 local v = 0
-if cur[1] and tonumber(cur[2]) > now and tonumber(cur[3]) > now then v = tonumber(cur[1]) end
+if h and live(h, now) then v = tonumber(string.sub(h, 1, 16)) end
 if v ~= tonumber(ARGV[1]) then return {0, v} end
-local mode = ARGV[5]
-if mode == '0' then
-  redis.call('HDEL', s, 'u')
-  redis.call('HSET', s, 'd', ARGV[3], 'v', ARGV[4], 'c', ARGV[7], 'l', ARGV[8], 'e', ARGV[9], 'a', ARGV[10])
-else
-  redis.call('HSET', s, 'd', ARGV[3], 'v', ARGV[4], 'u', ARGV[6], 'c', ARGV[7], 'l', ARGV[8], 'e', ARGV[9], 'a', ARGV[10])
-end
-redis.call('PEXPIRE', s, ARGV[11])
-if mode == '1' then indexAdd(KEYS[2], ARGV[12], ARGV[10], now) end
-if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[13], ARGV[12]) end
-local prev = cur[4]
-if prev and (mode == '0' or prev ~= ARGV[6]) then return {1, prev} end
+local prev = false
+if h then prev = owner(s, h) end
+if tonumber(ARGV[7]) > 0 then redis.call('SET', s, ARGV[3], 'PX', ARGV[7]) else redis.call('DEL', s) end
+local mode = ARGV[4]
+if mode == '1' then indexAdd(KEYS[2], ARGV[8], ARGV[6], now) end
+if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[9], ARGV[8]) end
+if prev and (mode == '0' or prev ~= ARGV[5]) then return {1, prev} end
 return {1, false}
 `);
 
@@ -86,17 +100,17 @@ return 1
 
 /**
  * Moves the idle deadline of a live record (by the caller's clock) and its TTL; never creates.
- * KEYS[1] session. ARGV: 1 now, 2 expiresAt, 3 lastSeenAt, 4 store key, 5 change channel ('' = none).
- * Returns 1 when touched, 0 otherwise.
+ * The data is not rewritten: SETRANGE patches lastSeenAt and expiresAt in the header.
+ * KEYS[1] session. ARGV: 1 now, 2 expiresAt, 3 header bytes 32–63 (lastSeenAt then expiresAt),
+ * 4 store key, 5 change channel ('' = none). Returns 1 when touched, 0 otherwise.
  */
-export const TOUCH = new Script(`
-local f = redis.call('HMGET', KEYS[1], 'e', 'a')
-if not f[1] then return 0 end
+export const TOUCH = new Script(`${RECORD}
+local h = head(KEYS[1])
 local now = tonumber(ARGV[1])
-local a = tonumber(f[2])
-if tonumber(f[1]) <= now or a <= now then return 0 end
+if not h or not live(h, now) then return 0 end
+redis.call('SETRANGE', KEYS[1], 32, ARGV[3])
 local e = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'e', ARGV[2], 'l', ARGV[3])
+local a = tonumber(string.sub(h, 65, 80))
 if a < e then e = a end
 redis.call('PEXPIRE', KEYS[1], string.format('%d', e - now))
 if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[4]) end
@@ -107,8 +121,10 @@ return 1
  * Deletes a record. KEYS[1] session. ARGV: 1 store key, 2 change channel ('' = none).
  * Returns the owner it had (false when anonymous or absent), so the caller can tidy that index.
  */
-export const DESTROY = new Script(`
-local u = redis.call('HGET', KEYS[1], 'u')
+export const DESTROY = new Script(`${RECORD}
+local h = head(KEYS[1])
+local u = false
+if h then u = owner(KEYS[1], h) end
 if redis.call('DEL', KEYS[1]) == 1 and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[1]) end
 return u
 `);
@@ -118,8 +134,11 @@ return u
  * the SET script because both keys live on the one server (standalone only).
  * KEYS[1] index, KEYS[2] session. ARGV: 1 store key, 2 userId.
  */
-export const UNINDEX = new Script(`
-if redis.call('HGET', KEYS[2], 'u') ~= ARGV[2] then redis.call('ZREM', KEYS[1], ARGV[1]) end
+export const UNINDEX = new Script(`${RECORD}
+local h = head(KEYS[2])
+local u = false
+if h then u = owner(KEYS[2], h) end
+if u ~= ARGV[2] then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 1
 `);
 
@@ -127,17 +146,17 @@ return 1
  * Deletes every listed session still owned by the user and drops all listed members from the index
  * (standalone only: one atomic step over the index and the sessions).
  * KEYS[1] index, KEYS[2..n] sessions. ARGV: 1 userId, 2 now, 3 change channel, 4..n+2 store keys.
- * Returns how many of the deleted sessions were live by `now`.
+ * Returns how many of the deleted sessions were live at now.
  */
-export const DESTROY_BY_USER = new Script(`
+export const DESTROY_BY_USER = new Script(`${RECORD}
 local now = tonumber(ARGV[2])
 local removed = 0
 for i = 2, #KEYS do
   local member = ARGV[i + 2]
-  local f = redis.call('HMGET', KEYS[i], 'u', 'e', 'a')
-  if f[1] == ARGV[1] then
+  local h = head(KEYS[i])
+  if h and owner(KEYS[i], h) == ARGV[1] then
     redis.call('DEL', KEYS[i])
-    if tonumber(f[2]) > now and tonumber(f[3]) > now then removed = removed + 1 end
+    if live(h, now) then removed = removed + 1 end
     if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], member) end
   end
   redis.call('ZREM', KEYS[1], member)
@@ -150,12 +169,11 @@ return removed
  * KEYS[1] session. ARGV: 1 userId, 2 now, 3 store key, 4 change channel.
  * Returns 1 when a live session was deleted, 0 otherwise.
  */
-export const DESTROY_IF_OWNED = new Script(`
-local f = redis.call('HMGET', KEYS[1], 'u', 'e', 'a')
-if f[1] ~= ARGV[1] then return 0 end
+export const DESTROY_IF_OWNED = new Script(`${RECORD}
+local h = head(KEYS[1])
+if not h or owner(KEYS[1], h) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[3]) end
-local now = tonumber(ARGV[2])
-if tonumber(f[2]) > now and tonumber(f[3]) > now then return 1 end
+if live(h, tonumber(ARGV[2])) then return 1 end
 return 0
 `);
