@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { PostgresStore, FEED_RESET, MIGRATIONS } from '../../src/stores/postgres/index.js';
+import { PostgresStore, MIGRATIONS } from '../../src/stores/postgres/index.js';
 import { runStoreSuite, ManualClock, makeKey, makeRecord } from '../../src/testing/store-suite.js';
 import { startPostgres, createDatabase } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
@@ -40,11 +40,12 @@ async function until(what: string, fn: () => Promise<boolean> | boolean, timeout
   assert.fail(`${what} within ${timeoutMs} ms`);
 }
 
-/** Collects change-feed events; `waitFor(key)` resolves when it arrives (bounded). */
-function collect(store: PostgresStore): { events: string[]; waitFor(key: string): Promise<void>; off(): void } {
+/** Collects change-feed events and counts resyncs; `waitFor(key)` resolves when the key arrives (bounded). */
+function collect(store: PostgresStore): { events: string[]; resyncs: () => number; waitFor(key: string): Promise<void>; off(): void } {
   const events: string[] = [];
-  const off = store.subscribe((key) => events.push(key));
-  return { events, off, waitFor: (key) => until(`change event for ${key === FEED_RESET ? 'FEED_RESET' : 'key'}`, () => events.includes(key), 5_000) };
+  let resyncs = 0;
+  const off = store.subscribe((key) => events.push(key), { onResync: () => { resyncs++; } });
+  return { events, off, resyncs: () => resyncs, waitFor: (key) => until('the change event', () => events.includes(key), 5_000) };
 }
 
 runStoreSuite({
@@ -194,13 +195,14 @@ describe('PostgresStore change feed', () => {
     assert.deepEqual(feed.events, [rec.key, rec.key, rec.key, rec.key, lost.key, sentinel.key]);
   });
 
-  it('postgres feed when its connection is killed then delivers FEED_RESET, reconnects and reports writes again', async () => {
+  it('postgres feed when its connection is killed then calls onResync on loss and on return, and reports writes again', async () => {
     const feed = collect(a);
     assert.equal(await a.feedListening(), true);
+    await until('onResync once LISTEN is active', () => feed.resyncs() === 1);
     const killed = await query<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
       WHERE application_name = 'tether' AND query LIKE 'LISTEN%' AND datname = current_database()`);
     assert.ok(killed.length >= 1, 'found the LISTEN connection');
-    await until('feed back to listening after one reset', () => feed.events.filter((e) => e === FEED_RESET).length >= 2 && a.feedState === 'listening');
+    await until('onResync on loss and again once listening', () => feed.resyncs() >= 3 && a.feedState === 'listening');
     const rec = makeRecord(clock);
     await b.set(rec, 0);
     await feed.waitFor(rec.key);
@@ -245,14 +247,16 @@ describe('PostgresStore outages and crashes (fsync and synchronous_commit on)', 
     assert.equal(await store.feedListening(), true);
     const rec = makeRecord(clock);
     await store.set(rec, 0);
+    const resyncsBefore = feed.resyncs();
     await server.stop();
     await rejectsUnavailableWithin(store, rec.key, 3_000);
-    await feed.waitFor(FEED_RESET);
+    await until('onResync when the feed connection is lost', () => feed.resyncs() > resyncsBefore);
     assert.equal(store.feedState, 'connecting');
     await server.restart();
     await until('the store answers again', async () => (await store.get(rec.key).catch(() => null)) !== null);
     assert.deepEqual(await store.set({ ...rec, version: 2 }, 1), { ok: true });
     assert.equal(await store.feedListening(10_000), true);
+    await until('onResync once LISTEN is back', () => feed.resyncs() > resyncsBefore + 1);
     feed.off();
     await store.close();
   });

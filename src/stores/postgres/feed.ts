@@ -2,17 +2,22 @@
  * PostgresStore's change feed: one dedicated connection running LISTEN, reconnected with backoff, that turns NOTIFY payloads into key events.
  *
  * PostgreSQL does not queue notifications for a session that is not listening, so every gap in the
- * connection may hide changes. The feed says so: it delivers `FEED_RESET` to every listener when the
- * connection is lost and again once LISTEN is active after a reconnect. A cache in front of the store
- * must drop everything it holds on `FEED_RESET`. No real key can equal it: it contains a NUL character,
- * which PostgreSQL `text` cannot store.
+ * connection may hide changes. The feed says so through each subscriber's `onResync` (the option the
+ * Redis and SQLite feeds take too): it runs once LISTEN is active (the first time and after every
+ * reconnect) and also as soon as the connection is lost, so a cache in front of the store stops
+ * trusting what it holds at once, not only when the feed is back.
  * @module
  */
 import type { Notification, PoolClient } from 'pg';
 import { timed } from './sql.js';
 
-/** Delivered in place of a key when events may have been missed: drop every cached record. */
-export const FEED_RESET = '\u0000tether:feed-reset';
+export interface ChangeFeedSubscription {
+  /**
+   * Runs whenever changes may have been missed: when the LISTEN connection is lost and when LISTEN is
+   * active again (also the first time). A cache must drop every record it holds.
+   */
+  onResync?: () => void;
+}
 
 /**
  * - `idle`: no listeners, no connection.
@@ -23,7 +28,7 @@ export const FEED_RESET = '\u0000tether:feed-reset';
  */
 export type FeedState = 'idle' | 'connecting' | 'listening' | 'closed';
 
-export interface ChangeFeedOptions {
+export interface ChangeFeedConfig {
   /** The exact NOTIFY channel name. */
   channel: string;
   /** A dedicated connection; the feed releases it with an error (so a pool discards it) when done. */
@@ -37,20 +42,19 @@ const BACKOFF_MAX_MS = 5_000;
 const HEARTBEAT_MS = 15_000;
 
 export class ChangeFeed {
-  readonly #options: ChangeFeedOptions;
-  readonly #listeners = new Set<(key: string) => void>();
+  readonly #options: ChangeFeedConfig;
+  readonly #listeners = new Map<(key: string) => void, ChangeFeedSubscription>();
   #state: FeedState = 'idle';
   /** Releases the current connection (discarding it); set while one is held. */
   #drop: (() => void) | null = null;
   /** Bumped on every (re)connect and stop, so a late callback of an old connection changes nothing. */
   #generation = 0;
   #attempt = 0;
-  #everListened = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #waiters: Array<() => void> = [];
 
-  constructor(options: ChangeFeedOptions) {
+  constructor(options: ChangeFeedConfig) {
     this.#options = options;
   }
 
@@ -58,9 +62,9 @@ export class ChangeFeed {
     return this.#state;
   }
 
-  add(listener: (key: string) => void): () => void {
+  add(listener: (key: string) => void, subscription: ChangeFeedSubscription = {}): () => void {
     if (this.#state === 'closed') return () => {};
-    this.#listeners.add(listener);
+    this.#listeners.set(listener, subscription);
     if (this.#state === 'idle') void this.#start();
     return () => {
       this.#listeners.delete(listener);
@@ -114,7 +118,7 @@ export class ChangeFeed {
       const wasListening = this.#state === 'listening';
       this.#state = 'connecting';
       clearInterval(this.#heartbeat);
-      if (wasListening) this.#deliver(FEED_RESET);
+      if (wasListening) this.#resync();
       this.#retry();
     };
     const onNotification = (msg: Notification): void => {
@@ -138,9 +142,8 @@ export class ChangeFeed {
       client.query(timed('SELECT 1', undefined, this.#options.timeoutMs)).catch(lost);
     }, HEARTBEAT_MS);
     this.#heartbeat.unref();
-    // Changes made while we were away were never notified to us.
-    if (this.#everListened) this.#deliver(FEED_RESET);
-    this.#everListened = true;
+    // Changes made before LISTEN (or while we were away) were never notified to us.
+    this.#resync();
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w();
@@ -157,7 +160,6 @@ export class ChangeFeed {
   #stop(state: 'idle' | 'closed'): void {
     this.#generation++;
     this.#state = state;
-    this.#everListened = false;
     this.#attempt = 0;
     clearTimeout(this.#retryTimer);
     clearInterval(this.#heartbeat);
@@ -171,12 +173,19 @@ export class ChangeFeed {
   }
 
   #deliver(key: string): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(key);
-      } catch (err) {
-        process.emitWarning(`a change-feed listener threw: ${String(err)}`, { code: 'TETHER_FEED_LISTENER_FAILED' });
-      }
-    }
+    for (const listener of [...this.#listeners.keys()]) guard(() => listener(key));
+  }
+
+  #resync(): void {
+    for (const { onResync } of [...this.#listeners.values()]) if (onResync) guard(onResync);
+  }
+}
+
+/** A listener that throws must not stop the others; the same warning code as the other stores' feeds. */
+function guard(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    process.emitWarning(err as Error, { code: 'TETHER_CHANGE_LISTENER_THREW', type: 'TetherWarning' });
   }
 }

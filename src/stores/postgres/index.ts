@@ -10,11 +10,11 @@
  *   current version. The user index is the `user_id` column, so it changes atomically with the write.
  * - Every write that changed a row sends `pg_notify(channel, key)` in the same statement: the
  *   notification is delivered if and only if the write commits.
- * - `subscribe(listener)` holds one dedicated connection running LISTEN and reconnects with backoff.
- *   While it is disconnected nothing is delivered, so the feed delivers `FEED_RESET` (exported; a
- *   string no key can equal) when the connection drops and again when LISTEN is back. A TieredStore
- *   over this store must drop its whole local cache on `FEED_RESET`, and for strict freshness not
- *   cache while `feedState !== 'listening'`.
+ * - `subscribe(listener, { onResync })` holds one dedicated connection running LISTEN and reconnects
+ *   with backoff. While it is disconnected nothing is delivered (PostgreSQL keeps no notifications for
+ *   absent listeners), so `onResync` runs when the connection drops and again whenever LISTEN becomes
+ *   active (the first time included). A TieredStore over this store must drop its whole local cache
+ *   on `onResync`, and for strict freshness not cache while `feedState !== 'listening'`.
  * - Backend failures reject with STORE_UNAVAILABLE (driver error as `cause`) within about
  *   connect + statement timeout; after `close()` every call rejects with STORE_CLOSED.
  * - Durability is PostgreSQL's: with `synchronous_commit=on` (the default) an acknowledged write
@@ -30,12 +30,11 @@ import { checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
 import { ChangeFeed } from './feed.js';
-import type { FeedState } from './feed.js';
+import type { ChangeFeedSubscription, FeedState } from './feed.js';
 import { statements, timed, toRecord } from './sql.js';
 import type { RecordRow } from './sql.js';
 
-export { FEED_RESET } from './feed.js';
-export type { FeedState } from './feed.js';
+export type { ChangeFeedSubscription, FeedState } from './feed.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
 export interface PostgresStoreOptions {
@@ -237,10 +236,14 @@ export class PostgresStore implements SessionStore {
     return Number(res.rows[0]?.n ?? 0);
   }
 
-  /** See the module comment: keys as they change, `FEED_RESET` when events may have been missed. */
-  subscribe(listener: (key: string) => void): () => void {
+  /**
+   * Calls `listener(key)` after any store on this table (this process or another) changed or removed
+   * `key`, once the change committed; `options.onResync` whenever changes may have been missed (see the
+   * module comment). Returns the unsubscribe function; the last one releases the LISTEN connection.
+   */
+  subscribe(listener: (key: string) => void, options: ChangeFeedSubscription = {}): () => void {
     if (this.#closed) return () => {};
-    return this.#feed.add(listener);
+    return this.#feed.add(listener, options);
   }
 
   /** Resolves true once the change feed's LISTEN is active (false after `timeoutMs`). Needs a subscriber. */
