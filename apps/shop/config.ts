@@ -7,8 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MemoryStore } from 'tether';
 import type { SessionStore } from 'tether';
+import { createStore, parseStoreUrl } from 'tether/stores';
 
 export interface ShopConfig {
   port: number;
@@ -147,7 +147,13 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   // Validate URLs before touching the disk, so a typo fails without side effects.
   const storeUrlRaw = text(env, 'TETHER_STORE');
   const dbUrlRaw = text(env, 'SHOP_DATABASE_URL');
-  if (storeUrlRaw !== undefined) checkStoreUrl('TETHER_STORE', storeUrlRaw, ['memory', 'sqlite', 'redis', 'rediss', 'postgres', 'postgresql']);
+  if (storeUrlRaw !== undefined) {
+    try {
+      parseStoreUrl(storeUrlRaw);
+    } catch (err) {
+      throw new ConfigError('TETHER_STORE', (err as Error).message);
+    }
+  }
   if (dbUrlRaw !== undefined) checkStoreUrl('SHOP_DATABASE_URL', dbUrlRaw, ['sqlite', 'postgres', 'postgresql']);
 
   try {
@@ -184,11 +190,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   };
 }
 
-/**
- * Opens the session store the config names. Until `tether/stores` (createStore) lands every URL is
- * served by a MemoryStore, with a warning, so the shop runs; sessions then end on restart.
- */
-export async function openSessionStore(config: Pick<ShopConfig, 'storeUrl' | 'dataDir' | 'log'>): Promise<SessionStore> {
-  if (config.storeUrl !== 'memory') config.log(`warning: TETHER_STORE ${config.storeUrl.split(':')[0]}: is not available yet; sessions are kept in memory`);
-  return new MemoryStore();
+/** Opens the session store TETHER_STORE names (default: SQLite in the data dir). */
+export async function openSessionStore(config: Pick<ShopConfig, 'storeUrl' | 'dataDir'>): Promise<SessionStore> {
+  return createStore(config.storeUrl, { dataDir: config.dataDir });
 }

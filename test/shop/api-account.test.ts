@@ -270,7 +270,7 @@ describe('shop api: admin', () => {
     assert.equal(overview.nodes[0].node, 'test-node');
     assert.ok(overview.nodes[0].activeSessions >= 2);
     assert.equal(typeof overview.nodes[0].engine.created, 'number');
-    assert.equal(typeof overview.store.name, 'string');
+    assert.equal(overview.store.name, 'sqlite', 'the default session store is SQLite in the data dir');
     const ended = await admin.post(`/api/admin/users/${username}/sessions/end`);
     assert.deepEqual(ended.body, { username, ended: 1 });
     assert.equal((await victim.get('/api/session')).body.authenticated, false);
