@@ -1,0 +1,187 @@
+/**
+ * The shop end to end in Chromium (playwright-core + Debian chromium): browse → add to cart → register →
+ * cart kept → every checkout step → order listed; a second browser resumes the unfinished checkout;
+ * "log out other sessions" logs the other browser out. Screenshots go to test-artifacts/; docs/shop.png
+ * (the README's) is written when missing or when UPDATE_SCREENSHOTS=1.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { REPO_ROOT, startTestShop } from '../helpers/shop.js';
+import type { TestShop } from '../helpers/shop.js';
+
+const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
+const README_SHOT = join(REPO_ROOT, 'docs', 'shop.png');
+const USERNAME = 'ada_lovelace';
+const PASSWORD = 'analytical engine 1843';
+
+let t: TestShop;
+let browser: Browser;
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  t = await startTestShop();
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    timeout: 30_000,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
+async function newPage(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().includes('status of 40')) errors.push(m.text());
+  });
+  return { context, page, errors };
+}
+
+const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, `shop-${name}.png`) });
+
+async function cartCount(page: Page): Promise<string> {
+  return (await page.getByTestId('cart-count').textContent()) ?? '';
+}
+
+describe('shop e2e', { timeout: 180_000 }, () => {
+  let a: Awaited<ReturnType<typeof newPage>>;
+  let b: Awaited<ReturnType<typeof newPage>>;
+
+  it('shopper when browsing then sees the catalog and gets no cookie', async () => {
+    a = await newPage();
+    await a.page.goto(t.url + '/');
+    await a.page.getByTestId('product-card').first().waitFor();
+    assert.ok((await a.page.getByTestId('product-card').count()) >= 20);
+    await a.page.getByRole('link', { name: 'Enamel Camp Mug' }).click();
+    await a.page.getByRole('heading', { name: 'Enamel Camp Mug' }).waitFor();
+    assert.deepEqual(await a.context.cookies(), [], 'browsing created no session');
+  });
+
+  it('shopper when adding to cart with the keyboard then the badge counts the items', async () => {
+    const { page } = a;
+    await page.fill('#qty', '2');
+    await page.getByTestId('add-to-cart').focus();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[data-testid=cart-count]')?.textContent === '2');
+    await page.goto(t.url + '/');
+    await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=cart-count]')?.textContent === '3');
+    assert.equal((await a.context.cookies()).length, 1, 'the first add created the session');
+    await shot(page, '1-catalog');
+    if (!existsSync(README_SHOT) || process.env.UPDATE_SCREENSHOTS === '1') {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: README_SHOT });
+    }
+  });
+
+  it('shopper when registering from the cart then is logged in with the cart kept', async () => {
+    const { page } = a;
+    await page.getByRole('link', { name: /^Cart, 3 items/ }).click();
+    await page.getByTestId('cart-line').nth(1).waitFor();
+    assert.equal(await page.getByTestId('cart-items').textContent(), '3');
+    await shot(page, '2-cart');
+    await page.getByTestId('to-checkout').click();
+    await page.waitForURL(/\/login\?next=%2Fcheckout|\/login\?next=\/checkout/);
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await page.waitForURL(/\/register/);
+    await page.fill('#username', USERNAME);
+    await page.fill('#password', PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.waitForURL(/\/checkout$/);
+    await page.getByTestId('user').waitFor();
+    assert.equal(await page.getByTestId('user').textContent(), `Hi, ${USERNAME}`);
+    assert.equal(await cartCount(page), '3', 'the anonymous cart was kept');
+  });
+
+  it('shopper when filling shipping then reaches payment; a second browser logging in resumes at payment', async () => {
+    const { page } = a;
+    await page.locator('form[data-step=shipping]').waitFor();
+    await page.getByLabel('Full name').fill('Ada Lovelace');
+    await page.getByLabel('Address').fill('12 St James Square');
+    await page.getByLabel('City').fill('London');
+    await page.getByLabel('Postal code').fill('SW1Y 4JH');
+    await page.getByLabel('Country').fill('United Kingdom');
+    await shot(page, '3-shipping');
+    await page.getByRole('button', { name: 'Continue to payment' }).click();
+    await page.locator('form[data-step=payment]').waitFor();
+
+    b = await newPage();
+    await b.page.goto(t.url + '/login?next=/checkout');
+    await b.page.fill('#username', USERNAME);
+    await b.page.fill('#password', PASSWORD);
+    await b.page.getByRole('button', { name: 'Log in' }).click();
+    await b.page.waitForURL(/\/checkout$/);
+    await b.page.locator('form[data-step=payment]').waitFor();
+    assert.equal(await b.page.locator('.steps li[aria-current=step]').textContent(), 'Payment');
+    assert.equal(await cartCount(b.page), '3', 'the second browser sees the same cart');
+    await shot(b.page, '4-resumed-on-second-browser');
+  });
+
+  it('shopper when paying, going back and confirming then the order is placed and listed', async () => {
+    const { page } = a;
+    await page.getByLabel('Card number').fill('4242 4242 4242 4241');
+    await page.getByLabel('Expiry (MM/YY)').fill('12/39');
+    await page.getByRole('button', { name: 'Review order' }).click();
+    await page.getByText('not a valid card number').waitFor();
+    await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+    await page.getByRole('button', { name: 'Review order' }).click();
+    await page.locator('[data-step=review]').waitFor();
+    assert.match((await page.getByTestId('review-payment').textContent()) ?? '', /Visa ending in 4242/);
+    await page.getByTestId('back').click();
+    await page.locator('form[data-step=payment]').waitFor();
+    await page.getByLabel('Card number').fill('4242424242424242');
+    await page.getByLabel('Expiry (MM/YY)').fill('11/38');
+    await page.getByRole('button', { name: 'Review order' }).click();
+    await page.locator('[data-step=review]').waitFor();
+    await shot(page, '5-review');
+    await page.getByTestId('place-order').click();
+    await page.getByTestId('order-placed').waitFor();
+    const orderId = (await page.getByTestId('order-id').textContent())!;
+    assert.match(orderId, /^ord_/);
+    assert.equal(await cartCount(page), '0', 'the cart was emptied');
+    await page.getByRole('link', { name: 'See your orders' }).click();
+    await page.locator(`[data-order="${orderId}"]`).waitFor();
+    await shot(page, '6-orders');
+  });
+
+  it('shopper when logging out other sessions then the other browser is logged out', async () => {
+    const { page } = a;
+    await page.goto(t.url + '/account');
+    await page.getByTestId('session-row').nth(1).waitFor();
+    assert.equal(await page.getByTestId('session-row').count(), 2);
+    await shot(page, '7-account');
+    await page.getByTestId('logout-others').click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=session-row]').length === 1);
+    await b.page.goto(t.url + '/account');
+    await b.page.waitForURL(/\/login\?next=/);
+    await b.page.getByRole('link', { name: 'Log in' }).waitFor();
+    assert.equal(await cartCount(b.page), '0');
+    await page.reload();
+    await page.getByTestId('session-row').first().waitFor();
+    assert.equal(await page.getByTestId('user').textContent(), `Hi, ${USERNAME}`, 'this browser stays logged in');
+  });
+
+  it('shop when switched to the dark theme then keeps it across pages, and the pages raised no errors', async () => {
+    const { page } = a;
+    await page.goto(t.url + '/');
+    await page.getByTestId('product-card').first().waitFor();
+    await page.getByTestId('theme-toggle').click();
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+    await page.goto(t.url + '/cart');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    await shot(page, '8-dark');
+    assert.deepEqual(a.errors, []);
+    assert.deepEqual(b.errors, []);
+  });
+});
