@@ -51,6 +51,8 @@ const DEFAULT_READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
 const POLL_MS = 20;
 const live = new Set<ChildProcess>();
+/** Folders this helper created and has not removed yet. */
+const ownDirs = new Set<string>();
 
 process.once('exit', () => {
   for (const child of live) {
@@ -58,7 +60,16 @@ process.once('exit', () => {
       try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
   }
+  for (const dir of ownDirs) {
+    try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* best effort at exit */ }
+  }
 });
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  ownDirs.add(dir);
+  return dir;
+}
 
 /** A free loopback port (the OS picks it; released just before the server binds it). */
 export async function freePort(): Promise<number> {
@@ -154,7 +165,7 @@ function appendArgs(appendonly: StartRedisOptions['appendonly']): string[] {
 /** Starts one redis-server and resolves once it answers PING. */
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   const ownDir = options.dir === undefined;
-  const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'tether-redis-')));
+  const dir = options.dir ?? (await tempDir('tether-redis-'));
   const port = options.port ?? (await freePort());
   const logFile = path.join(dir, 'redis.log');
   const args = [
@@ -170,7 +181,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
  * `name`, with quorum 1 and a 1 s down-after, so a failover starts about a second after the primary dies.
  */
 export async function startRedisSentinel(primaryPort: number, name = 'mymaster', options: Pick<StartRedisOptions, 'readyTimeoutMs'> = {}): Promise<RedisServer> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-sentinel-'));
+  const dir = await tempDir('tether-sentinel-');
   const port = await freePort();
   const logFile = path.join(dir, 'sentinel.log');
   const conf = path.join(dir, 'sentinel.conf');
@@ -248,7 +259,10 @@ async function runServer(args: string[], { port, dir, ownDir, logFile, readyTime
     },
     dispose: async () => {
       await halt('SIGTERM');
-      if (ownDir) await rm(dir, { recursive: true, force: true });
+      if (ownDir) {
+        await rm(dir, { recursive: true, force: true });
+        ownDirs.delete(dir);
+      }
     },
   };
 }
