@@ -50,6 +50,11 @@ async function newPage(): Promise<{ context: BrowserContext; page: Page; errors:
 
 const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, `shop-${name}.png`) });
 
+/** Browser-side code is passed as strings: the tests compile without the DOM library. */
+async function waitForCount(page: Page, count: string): Promise<void> {
+  await page.waitForFunction(`document.querySelector('[data-testid=cart-count]')?.textContent === ${JSON.stringify(count)}`);
+}
+
 async function cartCount(page: Page): Promise<string> {
   return (await page.getByTestId('cart-count').textContent()) ?? '';
 }
@@ -73,14 +78,14 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.fill('#qty', '2');
     await page.getByTestId('add-to-cart').focus();
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => document.querySelector('[data-testid=cart-count]')?.textContent === '2');
+    await waitForCount(page, '2');
     await page.goto(t.url + '/');
     await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
-    await page.waitForFunction(() => document.querySelector('[data-testid=cart-count]')?.textContent === '3');
+    await waitForCount(page, '3');
     assert.equal((await a.context.cookies()).length, 1, 'the first add created the session');
     await shot(page, '1-catalog');
     if (!existsSync(README_SHOT) || process.env.UPDATE_SCREENSHOTS === '1') {
-      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.evaluate('window.scrollTo(0, 0)');
       await page.screenshot({ path: README_SHOT });
     }
   });
@@ -162,7 +167,7 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     assert.equal(await page.getByTestId('session-row').count(), 2);
     await shot(page, '7-account');
     await page.getByTestId('logout-others').click();
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid=session-row]').length === 1);
+    await page.waitForFunction("document.querySelectorAll('[data-testid=session-row]').length === 1");
     await b.page.goto(t.url + '/account');
     await b.page.waitForURL(/\/login\?next=/);
     await b.page.getByRole('link', { name: 'Log in' }).waitFor();
@@ -177,9 +182,9 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.goto(t.url + '/');
     await page.getByTestId('product-card').first().waitFor();
     await page.getByTestId('theme-toggle').click();
-    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+    await page.waitForFunction("document.documentElement.dataset.theme === 'dark'");
     await page.goto(t.url + '/cart');
-    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    assert.equal(await page.evaluate('document.documentElement.dataset.theme'), 'dark');
     await shot(page, '8-dark');
     assert.deepEqual(a.errors, []);
     assert.deepEqual(b.errors, []);
