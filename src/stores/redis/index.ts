@@ -19,6 +19,7 @@ import { decode, digits16, encode } from './record.js';
 import { ChangeFeed, type ChangeFeedOptions } from './feed.js';
 import { checkEvictionPolicy } from './eviction.js';
 
+export { EVICTION_WARNING_CODE } from './eviction.js';
 export { REDIS_STORE_DEFAULTS, redisClientOptions } from './options.js';
 export type { RedisClient, RedisStoreOptions } from './options.js';
 export type { ChangeFeedOptions } from './feed.js';

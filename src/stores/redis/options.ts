@@ -138,7 +138,7 @@ function loadIoredis(): IoredisModule {
   }
 }
 
-/** Builds the client for url / cluster / sentinel options; returns null when the caller gave `client`. */
+/** The client to use: the caller's `client` (not owned: never closed by the store), or one built for url / cluster / sentinel. */
 export function buildClient(options: RedisStoreOptions): { client: RedisClient; owned: boolean } {
   if (options.client) return { client: options.client, owned: false };
   const commandTimeoutMs = options.commandTimeoutMs ?? REDIS_STORE_DEFAULTS.commandTimeoutMs;
