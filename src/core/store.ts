@@ -33,6 +33,11 @@ export interface SessionRecord {
   absoluteExpiresAt: number;
 }
 
+export interface ChangeFeedOptions {
+  /** Called whenever changes may have been missed; the subscriber must then distrust every cached key. */
+  onResync?: () => void;
+}
+
 export type SetResult =
   | { ok: true }
   /** `current` is the version found (0 when the key is absent or expired). */
@@ -81,9 +86,12 @@ export interface SessionStore {
    * Optional change feed: calls `listener(key)` after any client of the same backend (this process or
    * another) changed or removed `key`. Used by TieredStore to invalidate its local copies.
    * Absent: a tier in front of this store can only be used by one process.
+   * Feeds can lose events (pub/sub while disconnected, LISTEN while reconnecting, a trimmed change
+   * log): each then calls `options.onResync()`, after which a subscriber must treat every key as
+   * possibly changed (a tier drops its whole local cache).
    * Returns an unsubscribe function.
    */
-  subscribe?(listener: (key: string) => void): () => void;
+  subscribe?(listener: (key: string) => void, options?: ChangeFeedOptions): () => void;
   /** Optional: how many live records the store holds (admin page, metrics). */
   count?(): Promise<number>;
 }
