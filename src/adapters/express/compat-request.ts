@@ -159,17 +159,19 @@ export class RequestSessions implements SessionController {
   reload(session: CompatSession): Promise<void> {
     return this.#run(async () => {
       this.#assertCurrent(session);
+      // express-session's own message for a session that is not (or no longer) in the store; a regenerated
+      // session is not stored until it is saved.
+      if (!this.#stored || this.#regenerated) throw new Error('failed to load session');
       if (this.#current) this.#cfg.tether.abandon(this.#current);
       this.#current = null;
-      this.#regenerated = false;
       this.#touch = false;
       let s: TSession | null = null;
       try {
-        if (this.#stored) s = await this.#ensureOpen();
+        s = await this.#ensureOpen();
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'SESSION_CONFLICT') throw err;
+        this.#stored = false;
       }
-      // express-session's own message for a session that is not (or no longer) in the store.
       if (!s) throw new Error('failed to load session');
       const data = jsonClone(s.data as Data);
       this.#base = jsonClone(data);

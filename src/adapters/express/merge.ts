@@ -39,15 +39,15 @@ const at = (o: Record<string, unknown>, k: string): Side => (Object.hasOwn(o, k)
 /**
  * The rule, per value, recursively through plain objects:
  * - one side left it as it was loaded → the other side's value wins;
- * - both made the same change → that value;
  * - both changed a plain object → merge its keys the same way (an object both created counts as `{}` before);
- * - both changed anything else differently (a number, a string, an array) → a real conflict:
- *   SESSION_CONFLICT, never a silent last-writer-wins.
+ * - both changed anything else (a number, a string, an array, a key's presence) → a conflict:
+ *   SESSION_CONFLICT, never a silent last-writer-wins. This holds even when both wrote the same value:
+ *   two requests that each turned `views: 1` into `views: 2` made two increments, and a plain
+ *   assignment cannot tell an increment from an idempotent set.
  */
 function merge(base: Side, mine: Side, theirs: Side, path: string): Side {
   if (jsonEqual(mine, base)) return theirs;
   if (jsonEqual(theirs, base)) return mine;
-  if (jsonEqual(mine, theirs)) return mine;
   if (isPlainObject(mine) && isPlainObject(theirs) && (base === ABSENT || isPlainObject(base))) {
     const b = base === ABSENT ? {} : (base as Record<string, unknown>);
     const out: Record<string, unknown> = {};

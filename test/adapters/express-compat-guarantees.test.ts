@@ -1,0 +1,235 @@
+/**
+ * Tether's guarantees through the express-session drop-in: no lost update (gate in a process, merge or
+ * 409 across processes), logout is final, commit before the response, fail closed, and CSRF that is
+ * off by default and on with csrfProtection().
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import express from 'express';
+import { csrfProtection, csrfTokenOf } from 'tether/express';
+import { compatApp, backend, storedData, latch } from './express-compat.kit.js';
+
+declare module 'express-session' {
+  interface SessionData {
+    gViews?: number;
+    gPages?: Record<string, number>;
+    gA?: string;
+    gB?: string;
+  }
+}
+
+type ErrorBody = { error: { code: string; message: string } };
+
+describe('compat middleware: no lost update', () => {
+  it('50 concurrent increments of req.session.views when sent at once then the count ends at exactly 50', async () => {
+    const app = await compatApp({}, (a) => {
+      a.post('/start', (req, res) => res.send(String((req.session.gViews = 0))));
+      a.post('/inc', async (req, res) => {
+        const n = req.session.gViews ?? 0;
+        // Read, yield, write: the read-modify-write express-session loses under parallel requests.
+        await new Promise((r) => setTimeout(r, 1 + Math.random() * 3));
+        req.session.gViews = n + 1;
+        res.send(String(req.session.gViews));
+      });
+    });
+    const c = app.client();
+    await c.request('/start', { method: 'POST' });
+    const replies = await Promise.all(Array.from({ length: 50 }, () => c.request('/inc', { method: 'POST' })));
+    assert.ok(replies.every((r) => r.status === 200));
+    assert.deepEqual(replies.map((r) => Number(r.body)).sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(await storedData(app.store, c.get('sid')), { gViews: 50 });
+    await app.close();
+  });
+
+  /** Two apps on one store, each with its own engine (so no shared gate): two processes' worth. */
+  async function twoNodes(change: (req: express.Request, who: 'A' | 'B') => void) {
+    const shared = backend();
+    const hold = latch();
+    const routes = (who: 'A' | 'B') => (a: express.Express): void => {
+      a.post('/seed', (req, res) => {
+        req.session.gViews = 1;
+        req.session.gPages = { '/home': 1 };
+        res.end();
+      });
+      a.post('/change', async (req, res) => {
+        change(req, who);
+        if (who === 'A') {
+          hold.enter();
+          await hold.wait;
+        }
+        res.end();
+      });
+    };
+    const nodeA = await compatApp({}, routes('A'), shared);
+    const nodeB = await compatApp({}, routes('B'), shared);
+    const onA = nodeA.client();
+    await onA.request('/seed', { method: 'POST' });
+    const onB = onA.clone(nodeB.url);
+    // A loads the session and changes it, B changes and commits meanwhile, then A commits.
+    const slow = onA.request('/change', { method: 'POST' });
+    await hold.entered;
+    const fast = await onB.request('/change', { method: 'POST' });
+    hold.release();
+    const late = await slow;
+    const stored = await storedData(shared.store, onA.get('sid'));
+    await nodeA.close();
+    await nodeB.close();
+    return { fast, late, stored };
+  }
+
+  it('two nodes when they change different keys at the same time then the later write is merged and both changes survive', async () => {
+    const { fast, late, stored } = await twoNodes((req, who) => {
+      if (who === 'A') req.session.gA = 'from A';
+      else req.session.gB = 'from B';
+    });
+    assert.equal(fast.status, 200);
+    assert.equal(late.status, 200);
+    assert.deepEqual(stored, { gViews: 1, gPages: { '/home': 1 }, gA: 'from A', gB: 'from B' });
+  });
+
+  it('two nodes when they change different keys of one object then both keys survive', async () => {
+    const { late, stored } = await twoNodes((req, who) => {
+      req.session.gPages![who === 'A' ? '/a' : '/b'] = 1;
+    });
+    assert.equal(late.status, 200);
+    assert.deepEqual(stored?.gPages, { '/home': 1, '/a': 1, '/b': 1 });
+  });
+
+  it('two nodes when both change the same value then the later write fails with 409 SESSION_CONFLICT and the first one stands', async () => {
+    const { fast, late, stored } = await twoNodes((req) => {
+      req.session.gViews = (req.session.gViews ?? 0) + 1;
+    });
+    assert.equal(fast.status, 200);
+    assert.equal(late.status, 409);
+    assert.equal(late.json<ErrorBody>().error.code, 'SESSION_CONFLICT');
+    assert.match(late.json<ErrorBody>().error.message, /gViews/);
+    assert.equal(stored?.gViews, 2, 'one increment acknowledged, one refused: none lost, none invented');
+  });
+
+  it('two nodes when one destroys the session while the other still writes then the write is refused and the session stays ended', async () => {
+    const shared = backend();
+    const hold = latch();
+    const nodeA = await compatApp({}, (a) => {
+      a.post('/seed', (req, res) => res.send(String((req.session.gViews = 1))));
+      a.post('/slow', async (req, res) => {
+        req.session.gViews = 100;
+        hold.enter();
+        await hold.wait;
+        res.end();
+      });
+    }, shared);
+    const nodeB = await compatApp({}, (a) => a.post('/logout', (req, res) => req.session.destroy(() => res.end())), shared);
+    const onA = nodeA.client();
+    await onA.request('/seed', { method: 'POST' });
+    const cookie = onA.get('sid');
+    const slow = onA.request('/slow', { method: 'POST' });
+    await hold.entered;
+    assert.equal((await onA.clone(nodeB.url).request('/logout', { method: 'POST' })).status, 200);
+    hold.release();
+    const late = await slow;
+    assert.equal(late.status, 409);
+    assert.equal(await storedData(shared.store, cookie), null, 'no resurrection');
+    await nodeA.close();
+    await nodeB.close();
+  });
+});
+
+describe('compat middleware: commit before the response, fail closed', () => {
+  it('store failure when the commit fails then the client gets 503 STORE_UNAVAILABLE instead of the handler’s 200', async () => {
+    const app = await compatApp({}, (a) => a.post('/', (req, res) => {
+      req.session.gViews = 1;
+      res.send('stored, says the handler');
+    }));
+    app.store.fail('set', 'reject');
+    const r = await app.client().request('/', { method: 'POST' });
+    assert.equal(r.status, 503);
+    assert.equal(r.json<ErrorBody>().error.code, 'STORE_UNAVAILABLE');
+    assert.deepEqual(r.setCookies, []);
+    await app.close();
+  });
+
+  it('store failure when loading fails then the error reaches Express’s error handler with status 503 and the handler never runs', async () => {
+    let ran = false;
+    const app = await compatApp({}, (a) => {
+      a.post('/seed', (req, res) => res.send(String((req.session.gViews = 1))));
+      a.get('/', (_req, res) => {
+        ran = true;
+        res.end();
+      });
+    });
+    const c = app.client();
+    await c.request('/seed', { method: 'POST' });
+    app.store.fail('get', 'reject');
+    const r = await c.request('/');
+    assert.equal(r.status, 503);
+    assert.equal(r.json<ErrorBody>().error.code, 'STORE_UNAVAILABLE');
+    assert.equal(ran, false);
+    await app.close();
+  });
+
+  it('save(cb) when the store fails then the callback gets the error and the response fails too', async () => {
+    const app = await compatApp({}, (a) => a.post('/', (req, res) => {
+      req.session.gViews = 1;
+      req.session.save((err) => res.send(err ? `save failed: ${(err as { code?: string }).code}` : 'saved'));
+    }));
+    app.store.fail('set', 'reject');
+    const r = await app.client().request('/', { method: 'POST' });
+    assert.equal(r.status, 503, 'a failed write is never acknowledged with 2xx');
+    await app.close();
+  });
+
+  it('streaming when the handler changes the session after writing the head then the change is stored before the response ends', async () => {
+    const app = await compatApp({}, (a) => {
+      a.get('/stream', async (req, res) => {
+        req.session.gViews = 1;
+        res.write('chunk 1\n');
+        await new Promise((r) => setTimeout(r, 5));
+        req.session.gViews = 2;
+        res.end('chunk 2\n');
+      });
+      a.get('/read', (req, res) => res.send(String(req.session.gViews)));
+    });
+    const c = app.client();
+    const r = await c.request('/stream');
+    assert.equal(r.body, 'chunk 1\nchunk 2\n');
+    assert.equal((await c.request('/read')).body, '2');
+    await app.close();
+  });
+});
+
+describe('compat middleware: CSRF', () => {
+  it('default when a cross-site form POST without a token arrives then it is not refused (express-session apps send none)', async () => {
+    const app = await compatApp({}, (a) => a.post('/', express.urlencoded({ extended: false }), (req, res) => res.send(String((req.session.gViews = 1)))));
+    const r = await app.client().request('/', { form: { a: '1' }, headers: { origin: 'https://elsewhere.example', 'sec-fetch-site': 'cross-site' } });
+    assert.equal(r.status, 200);
+    await app.close();
+  });
+
+  it('csrfProtection when mounted then a POST without the token is refused 403, the _csrf field passes, and login rotates the token', async () => {
+    const app = await compatApp({}, (a) => {
+      a.use(express.urlencoded({ extended: false }));
+      a.use(csrfProtection());
+      a.get('/form', async (req, res) => res.json({ token: await csrfTokenOf(req) }));
+      a.post('/transfer', (req, res) => res.send(String((req.session.gViews = (req.session.gViews ?? 0) + 1))));
+      a.post('/login', (req, res) => req.session.regenerate(async () => {
+        req.session.gA = 'alice';
+        res.json({ token: await csrfTokenOf(req) });
+      }));
+    });
+    const c = app.client();
+    const { token } = (await c.request('/form')).json<{ token: string }>();
+    const refused = await c.request('/transfer', { form: { amount: '1' } });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.json<ErrorBody>().error.code, 'CSRF_TOKEN_INVALID');
+    assert.equal((await c.request('/transfer', { form: { amount: '1', _csrf: token } })).status, 200);
+    assert.equal((await c.request('/transfer', { method: 'POST', headers: { 'x-csrf-token': token } })).status, 200);
+    const crossSite = await c.request('/transfer', { form: { _csrf: token }, headers: { 'sec-fetch-site': 'cross-site' } });
+    assert.equal(crossSite.json<ErrorBody>().error.code, 'ORIGIN_MISMATCH');
+    const login = await c.request('/login', { form: { _csrf: token } });
+    const { token: after } = login.json<{ token: string }>();
+    assert.notEqual(after, token, 'a pre-login token dies at login');
+    assert.equal((await c.request('/transfer', { form: { _csrf: token } })).status, 403);
+    assert.equal((await c.request('/transfer', { form: { _csrf: after } })).status, 200);
+    await app.close();
+  });
+});

@@ -1,0 +1,432 @@
+/**
+ * The express-session drop-in (`session()` from tether/express), API by API: `req.session` data and
+ * methods, `req.sessionID`, the cookie object and every express-session option, over real HTTP.
+ * Concurrency, failures and CSRF: express-compat-guarantees.test.ts; old stores: express-legacy-store.test.ts.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import express from 'express';
+import expressSession from 'express-session';
+import session from 'tether/express';
+import { cookieAttributes } from '../helpers/cookie-client.js';
+import { compatApp, idOf, storedData, warningsDuring, backend, SECRET } from './express-compat.kit.js';
+
+declare module 'express-session' {
+  interface SessionData {
+    compatViews?: number;
+    compatNote?: string;
+  }
+  // The promise forms are a Tether extension; this is the augmentation docs/migrating-from-express-session.md shows.
+  interface Session {
+    regenerate(): Promise<void>;
+    destroy(): Promise<void>;
+    reload(): Promise<void>;
+    save(): Promise<void>;
+  }
+}
+
+/** Type test: code written against express-session's types compiles with the import switched. */
+export function typedUse(app: express.Express): void {
+  app.use(session({
+    secret: 'keyboard cat', resave: false, saveUninitialized: false, rolling: true, proxy: true, unset: 'destroy',
+    name: 'app.sid', cookie: { secure: 'auto', sameSite: true, maxAge: 60_000, httpOnly: true, path: '/' },
+    store: new expressSession.MemoryStore(), genid: (req) => `${req.ip ?? ''}${crypto.randomUUID()}`,
+  }));
+  const typed: expressSession.SessionOptions = { secret: ['new', 'old'], cookie: { sameSite: 'strict' } };
+  app.use(session(typed));
+  app.get('/', (req, res) => {
+    req.session.compatViews = (req.session.compatViews ?? 0) + 1;
+    req.session.cookie.maxAge = 1_000;
+    const id: string = req.sessionID;
+    req.session.regenerate((err) => {
+      if (err) throw err;
+      req.session.save(() => res.send(id));
+    });
+  });
+  // @ts-expect-error unset is 'destroy' or 'keep'
+  session({ unset: 'drop' });
+  // @ts-expect-error cookie.secure is a boolean or 'auto'
+  session({ cookie: { secure: 'yes' } });
+}
+
+type Json = Record<string, unknown>;
+
+describe('session() data and cookie', () => {
+  it('new visitor when nothing is stored then no cookie is set and the store is not written', async () => {
+    const app = await compatApp({}, (a) => a.get('/', (req, res) => res.json({ id: typeof req.sessionID })));
+    const r = await app.client().request('/');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.setCookies, []);
+    assert.equal(app.store.writes, 0);
+    await app.close();
+  });
+
+  it('new visitor when data is set then an HttpOnly SameSite=Lax "sid" cookie carries req.sessionID and the data comes back', async () => {
+    const app = await compatApp({}, (a) => {
+      a.get('/set', (req, res) => {
+        req.session.compatNote = 'hello';
+        res.json({ sessionID: req.sessionID, id: req.session.id });
+      });
+      a.get('/get', (req, res) => res.json({ note: req.session.compatNote, sessionID: req.sessionID }));
+    });
+    const c = app.client();
+    const r = await c.request('/set');
+    const { sessionID, id } = r.json<{ sessionID: string; id: string }>();
+    assert.equal(sessionID, id);
+    assert.equal(r.setCookies.length, 1);
+    assert.ok(r.setCookies[0]!.startsWith('sid='));
+    assert.deepEqual(cookieAttributes(r.setCookies[0]!), { path: '/', httponly: '', samesite: 'Lax' });
+    assert.equal(idOf(c.get('sid')), sessionID, 'the cookie is `<req.sessionID>.<hmac>`');
+    assert.deepEqual((await c.request('/get')).json(), { note: 'hello', sessionID });
+    assert.deepEqual(await storedData(app.store, c.get('sid')), { compatNote: 'hello' });
+    await app.close();
+  });
+
+  it('name option when given then that cookie is used; secure true without a name then "__Host-sid"', async () => {
+    const named = await compatApp({ name: 'app.sid' }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = 1)))));
+    assert.ok((await named.client().request('/')).setCookies[0]!.startsWith('app.sid='));
+    await named.close();
+    const host = await compatApp({ cookie: { secure: true }, proxy: true }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = 1)))));
+    const r = await host.client().request('/', { headers: { 'x-forwarded-proto': 'https' } });
+    assert.ok(r.setCookies[0]!.startsWith('__Host-sid='));
+    assert.equal(cookieAttributes(r.setCookies[0]!).secure, '');
+    await host.close();
+  });
+
+  it('req.session when code assigns to methods, id or cookie then they cannot be overwritten and only data is stored', async () => {
+    const app = await compatApp({}, (a) => a.get('/', (req, res) => {
+      const s = req.session as unknown as Json;
+      const refused: string[] = [];
+      for (const key of ['save', 'regenerate', 'destroy', 'reload', 'touch', 'id']) {
+        try {
+          s[key] = 'overwritten';
+        } catch {
+          refused.push(key);
+        }
+      }
+      s.cookie = { maxAge: 5_000 };
+      s.compatNote = 'data';
+      res.json({ refused, save: typeof req.session.save, maxAge: req.session.cookie.originalMaxAge, json: JSON.parse(JSON.stringify(req.session)) });
+    }));
+    const c = app.client();
+    const r = await c.request('/');
+    const body = r.json<{ refused: string[]; save: string; maxAge: number; json: Json }>();
+    assert.deepEqual(body.refused, ['save', 'regenerate', 'destroy', 'reload', 'touch', 'id']);
+    assert.equal(body.save, 'function');
+    assert.equal(body.maxAge, 5_000, 'assigning cookie copied its settings');
+    assert.equal(body.json.compatNote, 'data');
+    assert.equal((body.json.cookie as Json).originalMaxAge, 5_000, 'JSON of the session includes the cookie, as express-session’s does');
+    assert.deepEqual(await storedData(app.store, c.get('sid')), { compatNote: 'data', cookie: { originalMaxAge: 5_000 } });
+    await app.close();
+  });
+
+  it('cookie.maxAge option when set then the cookie is persistent and req.session.cookie reports it', async () => {
+    const app = await compatApp({ cookie: { maxAge: 3_600_000 } }, (a) => a.get('/', (req, res) => {
+      req.session.compatViews = (req.session.compatViews ?? 0) + 1;
+      const c = req.session.cookie;
+      res.json({ originalMaxAge: c.originalMaxAge, persistent: c.expires instanceof Date, maxAge: c.maxAge });
+    }));
+    const r = await app.client().request('/');
+    const body = r.json<{ originalMaxAge: number; persistent: boolean; maxAge: number }>();
+    assert.equal(body.originalMaxAge, 3_600_000);
+    assert.ok(body.persistent);
+    assert.ok(body.maxAge > 3_590_000 && body.maxAge <= 3_600_000);
+    const attrs = cookieAttributes(r.setCookies[0]!);
+    assert.equal(attrs['max-age'], '3600');
+    assert.ok(attrs.expires, 'Expires is set too, as express-session does');
+    await app.close();
+  });
+
+  it('cookie.maxAge per session when one request changes it then later requests keep it and the cookie is re-sent only when the session changes', async () => {
+    const app = await compatApp({}, (a) => {
+      a.post('/remember', (req, res) => {
+        req.session.compatNote = 'me';
+        req.session.cookie.maxAge = 7 * 86_400_000;
+        res.end();
+      });
+      a.get('/read', (req, res) => res.json({ originalMaxAge: req.session.cookie.originalMaxAge }));
+      a.post('/change', (req, res) => {
+        req.session.compatViews = (req.session.compatViews ?? 0) + 1;
+        res.end();
+      });
+    });
+    const c = app.client();
+    const first = await c.request('/remember', { method: 'POST' });
+    assert.equal(cookieAttributes(first.setCookies[0]!)['max-age'], String(7 * 86_400));
+    const read = await c.request('/read');
+    assert.deepEqual(read.json(), { originalMaxAge: 7 * 86_400_000 });
+    assert.deepEqual(read.setCookies, [], 'unchanged session, no rolling: no Set-Cookie');
+    const changed = await c.request('/change', { method: 'POST' });
+    assert.equal(cookieAttributes(changed.setCookies[0]!)['max-age'], String(7 * 86_400), 'persistent and changed: re-sent with a fresh expiry');
+    await app.close();
+  });
+
+  it('rolling when true then every response to a stored session re-sends the cookie; when false only new sessions get one', async () => {
+    for (const rolling of [true, false]) {
+      const app = await compatApp({ rolling }, (a) => {
+        a.get('/set', (req, res) => res.send(String((req.session.compatViews = 1))));
+        a.get('/read', (req, res) => res.send(String(req.session.compatViews)));
+      });
+      const c = app.client();
+      await c.request('/set');
+      const r = await c.request('/read');
+      assert.equal(r.body, '1');
+      assert.equal(r.setCookies.length, rolling ? 1 : 0, `rolling ${rolling}`);
+      if (rolling) assert.equal(r.setCookies[0]!.split(';')[0], `sid=${c.get('sid')}`);
+      await app.close();
+    }
+  });
+
+  it('saveUninitialized when true then a visitor who stores nothing still gets a stored session and a cookie', async () => {
+    const app = await compatApp({ saveUninitialized: true }, (a) => a.get('/', (req, res) => res.send(req.sessionID)));
+    const c = app.client();
+    const r = await c.request('/');
+    assert.equal(r.setCookies.length, 1);
+    assert.equal(idOf(c.get('sid')), r.body, 'the ID handed out before the commit is the one stored');
+    assert.deepEqual(await storedData(app.store, c.get('sid')), {});
+    await app.close();
+  });
+
+  it('unset when req.session is set to null then "destroy" removes the session and "keep" leaves it as stored', async () => {
+    for (const unset of ['destroy', 'keep'] as const) {
+      const app = await compatApp({ unset }, (a) => {
+        a.get('/set', (req, res) => res.send(String((req.session.compatViews = 1))));
+        a.get('/unset', (req, res) => {
+          req.session.compatViews = 99;
+          (req as { session: unknown }).session = null;
+          res.end();
+        });
+      });
+      const c = app.client();
+      await c.request('/set');
+      const cookie = c.get('sid');
+      await c.request('/unset');
+      assert.deepEqual(await storedData(app.store, cookie), unset === 'destroy' ? null : { compatViews: 1 }, unset);
+      await app.close();
+    }
+  });
+
+  it('cookie.path when the request is outside it then the request has no session', async () => {
+    const app = await compatApp({ cookie: { path: '/app' } }, (a) => {
+      a.get('/app/x', (req, res) => res.json({ has: req.session !== undefined }));
+      a.get('/other', (req, res) => res.json({ has: req.session !== undefined }));
+    });
+    const c = app.client();
+    assert.deepEqual((await c.request('/app/x')).json(), { has: true });
+    assert.deepEqual((await c.request('/other')).json(), { has: false });
+    await app.close();
+  });
+});
+
+describe('session() methods', () => {
+  const routes = (a: express.Express): void => {
+    a.get('/set', (req, res) => res.send(String((req.session.compatViews = (req.session.compatViews ?? 0) + 1))));
+    a.get('/get', (req, res) => res.json({ views: req.session.compatViews ?? null, id: req.sessionID }));
+    a.get('/regenerate', (req, res) => {
+      const before = req.session;
+      req.session.regenerate((err) => {
+        if (err) throw err;
+        const empty = req.session.compatViews === undefined;
+        if (req.query.keep !== 'no') req.session.compatNote = 'fresh';
+        res.json({ empty, replaced: req.session !== before, id: req.sessionID });
+      });
+    });
+    a.get('/destroy', (req, res) => {
+      req.session.destroy((err) => {
+        if (err) throw err;
+        res.json({ session: typeof req.session });
+      });
+    });
+    a.get('/reload', (req, res) => {
+      req.session.compatViews = 1000;
+      req.session.reload((err) => {
+        if (err) {
+          res.status(404).json({ error: String(err) });
+          return;
+        }
+        res.json({ views: req.session.compatViews });
+      });
+    });
+    a.get('/promises', async (req, res) => {
+      req.session.compatNote = 'p';
+      await req.session.save();
+      const saved = await storedData(app.store, `${req.sessionID}.x`);
+      await req.session.regenerate();
+      const id = req.sessionID;
+      req.session.compatNote = 'after';
+      await req.session.reload().catch((err: Error) => req.session.compatNote = err.message);
+      res.json({ saved, id, note: req.session.compatNote, touch: req.session.touch() === req.session });
+    });
+    a.get('/save-then-change', (req, res) => {
+      req.session.compatNote = 'saved';
+      req.session.save(async (err) => {
+        if (err) throw err;
+        const during = await storedData(app.store, `${req.sessionID}.x`);
+        req.session.compatViews = 7;
+        res.json({ during });
+      });
+    });
+  };
+  let app: Awaited<ReturnType<typeof compatApp>>;
+
+  it('regenerate when called then the session is new and empty under a new ID and the old ID is dead', async () => {
+    app = await compatApp({}, routes);
+    const c = app.client();
+    await c.request('/set');
+    const old = c.clone();
+    const r = (await c.request('/regenerate')).json<{ empty: boolean; replaced: boolean; id: string }>();
+    assert.deepEqual([r.empty, r.replaced], [true, true]);
+    assert.notEqual(idOf(c.get('sid')), idOf(old.get('sid')));
+    assert.deepEqual((await old.request('/get')).json<Json>().views, null, 'the old ID names no session');
+    await app.close();
+  });
+
+  it('regenerate when the new session is left empty (a logout) then the old session ends and no empty session is stored', async () => {
+    app = await compatApp({}, routes);
+    const c = app.client();
+    await c.request('/set');
+    const old = c.get('sid');
+    const r = await c.request('/regenerate?keep=no');
+    assert.equal(cookieAttributes(r.setCookies[0]!)['max-age'], '0', 'the cookie is cleared');
+    assert.equal(await storedData(app.store, old), null);
+    assert.equal(await app.memory.count(), 0);
+    await app.close();
+  });
+
+  it('destroy when called then req.session is undefined at once, the record is gone and the cookie is cleared', async () => {
+    app = await compatApp({}, routes);
+    const c = app.client();
+    await c.request('/set');
+    const cookie = c.get('sid');
+    const r = await c.request('/destroy');
+    assert.deepEqual(r.json(), { session: 'undefined' });
+    assert.equal(await storedData(app.store, cookie), null);
+    assert.equal(cookieAttributes(r.setCookies[0]!)['max-age'], '0');
+    assert.equal(c.get('sid'), undefined);
+    await app.close();
+  });
+
+  it('reload when the request changed data then the changes are dropped; on a session never stored it fails like express-session', async () => {
+    app = await compatApp({}, routes);
+    assert.equal((await app.client().request('/reload')).json<Json>().error, 'Error: failed to load session');
+    const c = app.client();
+    await c.request('/set');
+    assert.deepEqual((await c.request('/reload')).json(), { views: 1 });
+    assert.deepEqual((await c.request('/get')).json<Json>().views, 1);
+    await app.close();
+  });
+
+  it('save when its callback runs then the store already holds the data, and later changes are stored too', async () => {
+    app = await compatApp({}, routes);
+    const c = app.client();
+    assert.deepEqual((await c.request('/save-then-change')).json(), { during: { compatNote: 'saved' } });
+    assert.deepEqual(await storedData(app.store, c.get('sid')), { compatNote: 'saved', compatViews: 7 });
+    await app.close();
+  });
+
+  it('methods when called without a callback then they return promises and touch() returns the session', async () => {
+    app = await compatApp({}, routes);
+    const c = app.client();
+    const r = (await c.request('/promises')).json<{ saved: Json; id: string; note: string; touch: boolean }>();
+    assert.deepEqual(r.saved, { compatNote: 'p' });
+    assert.equal(r.note, 'failed to load session', 'reload() of a regenerated, unsaved session rejects');
+    assert.equal(r.touch, true);
+    await app.close();
+  });
+});
+
+describe('session() options', () => {
+  it('genid when given then it names new sessions from the request; an unusable ID fails the request with OPTIONS_INVALID', async () => {
+    const app = await compatApp({ genid: (req) => `${req.path.slice(1)}-${crypto.randomUUID()}` }, (a) => {
+      a.get('/ok', (req, res) => res.send(String((req.session.compatViews = 1))));
+      a.get('/id', (req, res) => res.send(req.sessionID));
+    });
+    const c = app.client();
+    await c.request('/ok');
+    assert.match(idOf(c.get('sid')), /^ok-[0-9a-f-]{36}$/);
+    await app.close();
+    const bad = await compatApp({ genid: () => '1234' }, (a) => a.get('/id', (req, res) => res.send(req.sessionID)));
+    const r = await bad.client().request('/id');
+    assert.equal(r.status, 500);
+    assert.equal(r.json<{ error: { code: string } }>().error.code, 'OPTIONS_INVALID');
+    await bad.close();
+  });
+
+  it('cookie.secure "auto" when proxy is true then Secure follows X-Forwarded-Proto; secure true over plain HTTP then no cookie and no record', async () => {
+    const auto = await compatApp({ proxy: true, cookie: { secure: 'auto' } }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = 1)))));
+    const https = await auto.client().request('/', { headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(cookieAttributes(https.setCookies[0]!).secure, '');
+    const http = await auto.client().request('/');
+    assert.equal(cookieAttributes(http.setCookies[0]!).secure, undefined);
+    await auto.close();
+    const strict = await compatApp({ cookie: { secure: true }, name: 'sid' }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = 1)))));
+    const plain = await strict.client().request('/');
+    assert.deepEqual(plain.setCookies, []);
+    assert.equal(strict.store.calls.set, 0, 'a session whose cookie cannot be set is not stored');
+    await strict.close();
+  });
+
+  it('proxy when undefined then Express’s "trust proxy" decides req.secure', async () => {
+    const app = await compatApp({ cookie: { secure: 'auto' } }, (a) => {
+      a.set('trust proxy', true);
+      a.get('/', (req, res) => res.send(String((req.session.compatViews = 1))));
+    });
+    const r = await app.client().request('/', { headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(cookieAttributes(r.setCookies[0]!).secure, '');
+    await app.close();
+  });
+
+  it('secret list when the cookie was signed by the old secret then it is accepted and re-signed with the new one', async () => {
+    const shared = backend();
+    const oldApp = await compatApp({ secret: SECRET }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = (req.session.compatViews ?? 0) + 1)))), shared);
+    const c = oldApp.client();
+    await c.request('/');
+    const oldCookie = c.get('sid')!;
+    await oldApp.close();
+    const newApp = await compatApp({ secret: ['rotated-secret-0123456789abcdefghijklmn', SECRET] }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = (req.session.compatViews ?? 0) + 1)))), shared);
+    const next = new (c.constructor as typeof import('../helpers/cookie-client.js').CookieClient)(newApp.url);
+    next.set('sid', oldCookie);
+    const r = await next.request('/');
+    assert.equal(r.body, '2');
+    assert.equal(idOf(next.get('sid')), idOf(oldCookie), 'same session');
+    assert.notEqual(next.get('sid'), oldCookie, 're-signed');
+    await newApp.close();
+  });
+
+  it('secret when shorter than 32 characters then a key is derived with one warning and sessions work', async () => {
+    let app: Awaited<ReturnType<typeof compatApp>> | undefined;
+    const codes = await warningsDuring(async () => {
+      app = await compatApp({ secret: ['keyboard cat', 'another short one'] }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = (req.session.compatViews ?? 0) + 1)))));
+    });
+    assert.deepEqual(codes, ['TETHER_COMPAT_SHORT_SECRET']);
+    const c = app!.client();
+    await c.request('/');
+    assert.equal((await c.request('/')).body, '2');
+    await app!.close();
+  });
+
+  it('resave when true then it is accepted with one warning and unchanged sessions are still not rewritten', async () => {
+    let app: Awaited<ReturnType<typeof compatApp>> | undefined;
+    const codes = await warningsDuring(async () => {
+      app = await compatApp({ resave: true }, (a) => {
+        a.get('/set', (req, res) => res.send(String((req.session.compatViews = 1))));
+        a.get('/read', (req, res) => res.send(String(req.session.compatViews)));
+      });
+    });
+    assert.deepEqual(codes, ['TETHER_COMPAT_RESAVE']);
+    const c = app!.client();
+    await c.request('/set');
+    app!.store.resetCounts();
+    await c.request('/read');
+    assert.equal(app!.store.calls.set, 0);
+    await app!.close();
+  });
+
+  it('options when unknown or mistyped then OPTIONS_INVALID at construction, naming the option', () => {
+    assert.throws(() => session({ secrte: 'x' } as never), { code: 'OPTIONS_INVALID', message: /options\.secrte is not an option/ });
+    assert.throws(() => session({ unset: 'drop' as never }), { code: 'OPTIONS_INVALID', message: /options\.unset must be one of/ });
+    assert.throws(() => session({ cookie: { secure: 'yes' as never } }), { code: 'OPTIONS_INVALID', message: /options\.cookie\.secure/ });
+    assert.throws(() => session({ tether: { secrets: ['x'] } as never }), { code: 'OPTIONS_INVALID', message: /options\.tether\.secrets is not an option/ });
+    assert.throws(() => session({ secret: '' }), { code: 'OPTIONS_INVALID', message: /secret must not be empty/ });
+  });
+});
