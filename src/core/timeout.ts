@@ -10,25 +10,27 @@ import { StoreUnavailableError, isTetherError } from './errors.js';
  * synchronously or returns a plain value (a buggy third-party store) fails the same clean way as one
  * whose promise rejects.
  */
-export async function withTimeout<T>(call: () => Promise<T> | T, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+export function withTimeout<T>(call: () => Promise<T> | T, ms: number, what: string): Promise<T> {
   let op: Promise<T>;
   try {
     op = Promise.resolve(call());
   } catch (err) {
     op = Promise.reject(err);
   }
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError(`the session store did not answer ${what} within ${ms} ms (option storeTimeoutMs)`)), ms);
+  // One promise and one timer per call (no race, no async frame): this runs for every store call of
+  // every request. The rejection handler is always attached, so a late failure of an operation that
+  // already timed out never becomes an unhandled rejection; settling twice is a no-op.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StoreUnavailableError(`the session store did not answer ${what} within ${ms} ms (option storeTimeoutMs)`)), ms);
+    op.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(isTetherError(err) ? err : new StoreUnavailableError(`the session store failed on ${what}`, { cause: err }));
+      },
+    );
   });
-  try {
-    return await Promise.race([op, timeout]);
-  } catch (err) {
-    if (isTetherError(err)) throw err;
-    throw new StoreUnavailableError(`the session store failed on ${what}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
-    // A late rejection of the abandoned operation must not become an unhandled rejection.
-    op.catch(() => {});
-  }
 }
