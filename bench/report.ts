@@ -80,7 +80,8 @@ function stackRows(r: RunFile, sc: 'read' | 'write' | 'login'): Array<Array<stri
       s.layer === 'tether' ? `**${s.label}**` : s.label,
       num(x.rps), ratio(x.vsNode?.rps), num(x.p50Ms, 2), num(x.p99Ms, 2), ratio(x.vsNode?.p99),
       x.storeCpuUs ? `${num(x.cpuUs)} (${num(x.serverCpuUs)} + ${num(x.storeCpuUs)})` : num(x.cpuUs), ratio(x.vsNode?.cpu),
-      x.overheadUs === null ? '–' : num(x.overheadUs), x.commandsPerRequest === null ? '–' : num(x.commandsPerRequest),
+      x.overheadUs === null ? '–' : num(x.overheadUs),
+      x.commandsPerRequest === null ? '–' : `${num(x.roundTripsPerRequest)} / ${num(x.commandsPerRequest)}`,
       x.non2xx || x.errors ? `${x.non2xx} non-2xx, ${x.errors} errors` : '',
     ];
   });
@@ -155,9 +156,22 @@ function runSection(r: RunFile): string {
   out.push('', '![Server CPU per request by stack and scenario](benchmarks.svg)');
   for (const sc of c.scenarios) {
     out.push('', `### ${SCENARIO_TITLES[sc]}`, '', table(
-      ['Stack', 'req/s', '×node', 'p50 ms', 'p99 ms', 'p99 ×node', 'CPU µs/req (server + redis)', 'CPU ×node', 'overhead µs', 'Redis cmds/req', 'errors'],
+      ['Stack', 'req/s', '×node', 'p50 ms', 'p99 ms', 'p99 ×node', 'CPU µs/req (server + redis)', 'CPU ×node', 'overhead µs', 'Redis trips / cmds per req', 'errors'],
       stackRows(r, sc),
     ));
+  }
+  const redisStacks = r.stacks.filter((s) => c.scenarios.some((sc) => s.results[sc]?.commandMix));
+  if (redisStacks.length) {
+    out.push('', '### Redis commands per request', '',
+      'Round trips are the socket reads redis-server processed (INFO stats); commands come from INFO commandstats and include those a Lua script runs (`evalsha` counts once, plus each command inside it).', '',
+      table(['Stack', ...c.scenarios], redisStacks.map((s) => [
+        s.layer === 'tether' ? `**${s.label}**` : s.label,
+        ...c.scenarios.map((sc) => {
+          const x = s.results[sc];
+          if (!x?.commandMix) return '–';
+          return `${num(x.roundTripsPerRequest)} trips: ` + Object.entries(x.commandMix).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${num(v)}`).join(', ');
+        }),
+      ]), 'l' + 'l'.repeat(c.scenarios.length)));
   }
   const raced = r.stacks.filter((s) => s.race);
   if (raced.length) {

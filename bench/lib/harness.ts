@@ -11,7 +11,8 @@
 import { mkdirSync } from 'node:fs';
 import type { StackSpec } from './stacks.js';
 import { usesRedis } from './stacks.js';
-import { ServerProcess, LoadProcess, procCpuUs, commandCount } from './procs.js';
+import { ServerProcess, LoadProcess, procCpuUs, redisStats, commandDelta } from './procs.js';
+import type { RedisStats } from './procs.js';
 import type { Credential } from './load.js';
 import { seedSessions, race } from './http.js';
 import type { RaceResult } from './http.js';
@@ -59,8 +60,12 @@ export interface PassFigures {
   serverCpuUs: number;
   /** redis-server CPU per handled request, µs (0 without Redis). */
   storeCpuUs: number;
-  /** Redis commands per handled request (null without Redis). */
+  /** Redis commands per handled request, including those run inside Lua scripts (null without Redis). */
   commandsPerRequest: number | null;
+  /** Redis socket reads per handled request: client round trips (null without Redis). */
+  roundTripsPerRequest: number | null;
+  /** Per-command calls per handled request. */
+  commandMix: Record<string, number> | null;
 }
 
 export interface StackOutcome {
@@ -106,9 +111,9 @@ async function stopStack(l: Live): Promise<void> {
   await l.sqlite?.remove().catch(() => {});
 }
 
-async function redisCounters(l: Live): Promise<{ cpuUs: number; commands: number } | null> {
+async function redisCounters(l: Live): Promise<{ cpuUs: number; stats: RedisStats } | null> {
   if (!l.redis) return null;
-  return { cpuUs: procCpuUs(l.redis.pid), commands: commandCount(await redisCommand(l.redis.port, ['INFO', 'commandstats'])) };
+  return { cpuUs: procCpuUs(l.redis.pid), stats: redisStats(await redisCommand(l.redis.port, ['INFO', 'all'])) };
 }
 
 async function drive(load: LoadProcess, l: Live, scenario: Scenario, durationS: number, o: HarnessOptions) {
@@ -137,11 +142,16 @@ async function measure(load: LoadProcess, l: Live, scenario: Scenario, o: Harnes
   const cpu1 = await l.server.cpu();
   const r1 = await redisCounters(l);
   const handled = Math.max(1, cpu1.handled - cpu0.handled);
+  const mix = r0 && r1 ? commandDelta(r0.stats, r1.stats) : null;
+  if (mix) for (const k of Object.keys(mix)) mix[k] = mix[k]! / handled;
   return {
     rps: res.rps, p50Ms: res.p50Ms, p99Ms: res.p99Ms, responses: res.responses, non2xx: res.non2xx, errors: res.errors,
     serverCpuUs: (cpu1.cpuUs - cpu0.cpuUs) / handled,
     storeCpuUs: r0 && r1 ? (r1.cpuUs - r0.cpuUs) / handled : 0,
-    commandsPerRequest: r0 && r1 ? (r1.commands - r0.commands) / handled : null,
+    commandsPerRequest: mix ? Object.values(mix).reduce((a, b) => a + b, 0) : null,
+    // The later INFO's own read is counted in the second reading.
+    roundTripsPerRequest: r0 && r1 ? (r1.stats.reads - r0.stats.reads - 1) / handled : null,
+    commandMix: mix,
   };
 }
 

@@ -128,12 +128,33 @@ export function procCpuUs(pid: number): number {
   return ((utime + stime) * 1e6) / clockTicks;
 }
 
-/** Total commands a redis-server has run, from INFO commandstats, not counting INFO itself. */
-export function commandCount(info: string): number {
-  let total = 0;
-  for (const line of info.split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
-    if (m && m[1] !== 'info') total += Number(m[2]);
+export interface RedisStats {
+  /** Calls per command name (INFO commandstats), INFO itself left out. Counts commands run inside Lua scripts too. */
+  commands: Record<string, number>;
+  /** Socket reads the server processed (INFO stats total_reads_processed): about one per client round trip. */
+  reads: number;
+}
+
+/** Parses `INFO all` (sections stats and commandstats). */
+export function redisStats(info: string): RedisStats {
+  const commands: Record<string, number> = {};
+  let reads = 0;
+  for (const raw of info.split('\n')) {
+    const line = raw.trim();
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
+    if (m && m[1] !== 'info') commands[m[1]!] = Number(m[2]);
+    const r = /^total_reads_processed:(\d+)/.exec(line);
+    if (r) reads = Number(r[1]);
   }
-  return total;
+  return { commands, reads };
+}
+
+/** Per-command calls between two readings. */
+export function commandDelta(a: RedisStats, b: RedisStats): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.commands)) {
+    const d = v - (a.commands[k] ?? 0);
+    if (d > 0) out[k] = d;
+  }
+  return out;
 }
