@@ -12,8 +12,15 @@ import type { PostgresServer } from '../helpers/postgres.js';
 /** One fast (fsync off) server for everything that does not test durability; started on first use. */
 let fastServer: Promise<PostgresServer> | undefined;
 const fast = (): Promise<PostgresServer> => (fastServer ??= startPostgres({ fast: true }));
+/** One server with PostgreSQL's durable defaults for the outage and crash cases; started early so its initdb overlaps the suite. */
+let durableServer: Promise<PostgresServer> | undefined;
+before(() => {
+  durableServer = startPostgres();
+  durableServer.catch(() => {}); // awaited (and reported) by the describe that uses it
+});
 after(async () => {
   if (fastServer) await (await fastServer).dispose();
+  if (durableServer) await (await durableServer.catch(() => null))?.dispose();
 });
 
 let tables = 0;
@@ -168,6 +175,7 @@ describe('PostgresStore change feed', () => {
     url = (await fast()).url;
     const tableName = `feed_${++tables}`;
     a = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    tableOf.set(a, tableName);
     b = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
   });
   after(async () => {
@@ -195,6 +203,25 @@ describe('PostgresStore change feed', () => {
     assert.deepEqual(feed.events, [rec.key, rec.key, rec.key, rec.key, lost.key, sentinel.key]);
   });
 
+  it('postgres feed when a store has notify off then its writes send nothing and still commit', async () => {
+    const quiet = new PostgresStore({ connectionString: url, tableName: tableOf.get(a)!, clock, sweepIntervalMs: 0, notify: false });
+    const feed = collect(a);
+    assert.equal(await a.feedListening(), true);
+    const rec = makeRecord(clock);
+    await quiet.set(rec, 0);
+    await quiet.set({ ...rec, version: 2 }, 1);
+    await quiet.touch(rec.key, clock.now() + 5_000, clock.now());
+    const sentinel = makeRecord(clock);
+    await b.set(sentinel, 0);
+    await feed.waitFor(sentinel.key);
+    feed.off();
+    assert.deepEqual(feed.events, [sentinel.key]);
+    assert.equal((await a.get(rec.key))?.version, 2);
+    await quiet.destroy(rec.key);
+    assert.equal(await a.get(rec.key), null);
+    await quiet.close();
+  });
+
   it('postgres feed when its connection is killed then calls onResync on loss and on return, and reports writes again', async () => {
     const feed = collect(a);
     assert.equal(await a.feedListening(), true);
@@ -215,10 +242,7 @@ describe('PostgresStore outages and crashes (fsync and synchronous_commit on)', 
   let server: PostgresServer;
   const clock = new ManualClock();
   before(async () => {
-    server = await startPostgres();
-  });
-  after(async () => {
-    await server?.dispose();
+    server = await durableServer!;
   });
 
   const rejectsUnavailableWithin = async (store: PostgresStore, key: string, boundMs: number): Promise<void> => {
