@@ -247,10 +247,10 @@ describe('shop api: CSRF and request errors', () => {
   });
 });
 
-describe('shop api: new-session rate limit and public origin', () => {
+describe('shop api: production, new-session rate limit and public origin', () => {
   let limited: TestShop;
   before(async () => {
-    limited = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '3', SHOP_PUBLIC_ORIGIN: 'https://shop.example', TETHER_STORE: 'memory' });
+    limited = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '3', SHOP_PUBLIC_ORIGIN: 'https://shop.example', TETHER_STORE: 'memory', NODE_ENV: 'production' });
   });
   after(async () => {
     await limited?.stop();
@@ -260,7 +260,10 @@ describe('shop api: new-session rate limit and public origin', () => {
 
   it('unsafe request when SHOP_PUBLIC_ORIGIN is set then only that origin is accepted', async () => {
     first = new ShopClient(limited.url);
-    assert.equal((await first.session()).status, 200);
+    const s = await first.session();
+    assert.equal(s.status, 200);
+    assert.match(String(s.headers['set-cookie']), /^__Host-sid=[^;]+;.*Secure/, 'production cookies are Secure even over plain HTTP');
+    assert.match(String(s.headers['strict-transport-security']), /max-age=31536000/);
     assertError(await first.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { origin: limited.url } }), 403, 'ORIGIN_MISMATCH');
     const ok = await first.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { origin: 'https://shop.example' } });
     assert.equal(ok.status, 201);

@@ -1,0 +1,79 @@
+/** The shop's configuration: defaults, validation errors that name the variable, the development secret. */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, SHOP_DEFAULTS } from '../../apps/shop/config.js';
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'tether-shop-config-'));
+  dirs.push(d);
+  return d;
+}
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+const quiet = (): void => {};
+const SECRET = 's'.repeat(40);
+
+describe('shop config', () => {
+  it('config when nothing is set then uses the documented defaults with SQLite stores in the data dir', async () => {
+    const dir = await tempDir();
+    const c = loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET }, quiet);
+    assert.equal(c.port, 3000);
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.storeUrl, `sqlite:${join(dir, 'sessions.db')}`);
+    assert.equal(c.databaseUrl, `sqlite:${join(dir, 'shop.db')}`);
+    assert.equal(c.idleTimeoutSec, 1800);
+    assert.equal(c.absoluteTimeoutSec, 43_200);
+    assert.equal(c.workers, 1);
+    assert.equal(c.newSessionsPerMinute, SHOP_DEFAULTS.newSessionsPerMinute);
+    assert.equal(c.production, false);
+    assert.deepEqual(c.secrets, [SECRET]);
+  });
+
+  it('config when a variable is invalid then throws ConfigError naming it', async () => {
+    const dir = await tempDir();
+    const cases: Array<[string, string]> = [
+      ['PORT', 'eighty'], ['PORT', '70000'], ['TETHER_IDLE_TIMEOUT', '-5'], ['TETHER_ABSOLUTE_TIMEOUT', '1.5'], ['TETHER_WORKERS', '0'],
+      ['SHOP_NEW_SESSIONS_PER_MINUTE', 'lots'], ['TETHER_STORE', 'mongo://x'], ['SHOP_DATABASE_URL', 'mysql://x'],
+      ['TETHER_SECRET', 'short'], ['TETHER_SECRET', `${SECRET},short`], ['SHOP_ADMIN_PASSWORD', 'short'], ['SHOP_PUBLIC_ORIGIN', 'not a url'],
+    ];
+    for (const [name, value] of cases) {
+      assert.throws(() => loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, [name]: value }, quiet), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, `${name}=${value}`);
+        assert.equal(err.variable, name);
+        assert.ok(err.message.startsWith(`${name}: `));
+        return true;
+      });
+    }
+  });
+
+  it('config when NODE_ENV=production without TETHER_SECRET then throws naming TETHER_SECRET', async () => {
+    assert.throws(() => loadConfig({ NODE_ENV: 'production', TETHER_DATA_DIR: 'unused' }, quiet), { name: 'ConfigError', message: /^TETHER_SECRET: is required/ });
+  });
+
+  it('config when TETHER_SECRET is unset in development then generates one, keeps it 0600 in the data dir and reuses it', async () => {
+    const dir = await tempDir();
+    const lines: string[] = [];
+    const first = loadConfig({ TETHER_DATA_DIR: join(dir, 'nested') }, (l) => lines.push(l));
+    assert.equal(first.secretGenerated, true);
+    assert.match(lines[0]!, /warning: TETHER_SECRET is not set/);
+    const file = join(dir, 'nested', 'secret');
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    assert.equal((await readFile(file, 'utf8')).trim(), first.secrets[0]);
+    const second = loadConfig({ TETHER_DATA_DIR: join(dir, 'nested') }, quiet);
+    assert.deepEqual(second.secrets, first.secrets);
+  });
+
+  it('config when several secrets and a public origin are given then keeps them in order and normalises the origin', async () => {
+    const dir = await tempDir();
+    const c = loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: ` ${SECRET} , ${'t'.repeat(32)}`, SHOP_PUBLIC_ORIGIN: 'https://Shop.Example/path', NODE_ENV: 'production' }, quiet);
+    assert.deepEqual(c.secrets, [SECRET, 't'.repeat(32)]);
+    assert.equal(c.publicOrigin, 'https://shop.example');
+    assert.equal(c.production, true);
+  });
+});
