@@ -1,14 +1,19 @@
 /**
- * `npm start`: reads the environment, starts the shop, and on SIGTERM/SIGINT stops accepting, lets
- * in-flight requests finish, closes the stores and exits 0.
+ * `npm start`: reads the environment and runs the shop as a cluster: a primary that routes each
+ * connection to a worker by session cookie, and TETHER_WORKERS workers (default 2) that serve from the
+ * shared store. On SIGTERM/SIGINT it stops accepting, lets in-flight requests finish, closes the stores
+ * and exits 0 (within 10 s).
  * @module
  */
+import { resolveOptions } from 'tether';
+import { runCluster } from 'tether/cluster';
 import { ConfigError, loadConfig } from './config.js';
 import type { ShopConfig } from './config.js';
-import { startShop } from './server.js';
 
-/** How long a graceful stop may take before the process gives up and exits non-zero. */
-const SHUTDOWN_TIMEOUT_MS = 15_000;
+/** Workers when TETHER_WORKERS is not set. */
+const DEFAULT_WORKERS = 2;
+/** Upper bound of TETHER_DRAIN_DELAY_MS: the whole stop must fit in 10 s. */
+const MAX_DRAIN_DELAY_MS = 8_000;
 
 function readConfig(): ShopConfig {
   try {
@@ -22,35 +27,42 @@ function readConfig(): ShopConfig {
   }
 }
 
+/**
+ * TETHER_DRAIN_DELAY_MS: after SIGTERM, how long the node keeps serving while /healthz answers 503, so a
+ * balancer's health checks take it out before it stops accepting (behind HAProxy: inter + (fall - 1) × fastinter
+ * plus a margin; docs/deploy.md).
+ */
+function drainDelayMs(): number {
+  const raw = process.env.TETHER_DRAIN_DELAY_MS?.trim();
+  if (!raw) return 0;
+  if (!/^\d+$/.test(raw) || Number(raw) > MAX_DRAIN_DELAY_MS) {
+    console.error(`tether shop: configuration error: TETHER_DRAIN_DELAY_MS: must be a whole number of milliseconds from 0 to ${MAX_DRAIN_DELAY_MS}, got "${raw}"`);
+    process.exit(78); // EX_CONFIG
+  }
+  return Number(raw);
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
-  if (config.workers > 1) {
-    // Cluster mode arrives with the scale-out work; startShop() is the seam a worker will call.
-    config.log(`warning: TETHER_WORKERS=${config.workers} is not supported yet; running one process`);
+  const workers = process.env.TETHER_WORKERS?.trim() ? config.workers : DEFAULT_WORKERS;
+  const cluster = await runCluster({
+    workers,
+    port: config.port,
+    host: config.host,
+    // The primary routes on the engine's cookie name (which depends on production mode); it never verifies it.
+    cookieName: resolveOptions({ secrets: config.secrets, production: config.production }).cookie.name,
+    drainDelayMs: drainDelayMs(),
+    startWorker: async () => {
+      // Loaded here, so the primary (which only routes connections) never loads Fastify and the drivers.
+      const { buildShop } = await import('./server.js');
+      const shop = await buildShop(config);
+      await shop.app.ready();
+      return { server: shop.app.server, close: () => shop.close() };
+    },
+  });
+  if (cluster.role === 'primary') {
+    console.log(`tether shop listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${cluster.port} (${workers} worker(s), data in ${config.dataDir})`);
   }
-  const shop = await startShop(config);
-  console.log(`tether shop listening on ${shop.url} (node ${config.nodeName}, data in ${config.dataDir})`);
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`tether shop: ${signal}: finishing in-flight requests`);
-    const timer = setTimeout(() => {
-      console.error('tether shop: shutdown took too long; exiting');
-      process.exit(1);
-    }, SHUTDOWN_TIMEOUT_MS);
-    timer.unref();
-    shop.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error('tether shop: error while stopping:', err);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
 }
 
 main().catch((err: unknown) => {

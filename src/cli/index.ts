@@ -22,6 +22,7 @@ tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [op
   --nodes <list>             the nodes, comma-separated host:port (required)
   --stats <host:port>        also serve HAProxy's stats page there
   --check-inter <duration>   time between health checks, e.g. 2s or 500ms (default ${HAPROXY_DEFAULTS.checkInterMs / 1000}s)
+  --check-fastinter <duration>  checks while a node changes state (default ${HAPROXY_DEFAULTS.checkFastInterMs}ms)
   --fall <n>                 failed checks before a node is down (default ${HAPROXY_DEFAULTS.fall})
   --rise <n>                 passed checks before a node is up again (default ${HAPROXY_DEFAULTS.rise})
   --cookie <name>            HAProxy's persistence cookie (default ${HAPROXY_DEFAULTS.cookie})
@@ -54,6 +55,7 @@ function haproxyCommand(args: string[], io: CliIo): number {
     allowPositionals: true,
     options: {
       listen: { type: 'string' }, nodes: { type: 'string' }, stats: { type: 'string' }, 'check-inter': { type: 'string' },
+      'check-fastinter': { type: 'string' },
       fall: { type: 'string' }, rise: { type: 'string' }, cookie: { type: 'string' }, 'health-path': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -72,6 +74,7 @@ function haproxyCommand(args: string[], io: CliIo): number {
     nodes,
     stats: values.stats,
     checkInterMs: duration(values['check-inter'], '--check-inter'),
+    checkFastInterMs: duration(values['check-fastinter'], '--check-fastinter'),
     fall: count(values.fall, '--fall'),
     rise: count(values.rise, '--rise'),
     cookie: values.cookie,

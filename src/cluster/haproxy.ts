@@ -21,6 +21,8 @@ export interface HaproxyConfigOptions {
   healthPath?: string;
   /** Milliseconds between health checks. @default 2000 */
   checkInterMs?: number;
+  /** Milliseconds between checks while a node changes state (after a first failed or passed check). @default 500 */
+  checkFastInterMs?: number;
   /** Failed checks before a node is marked down. @default 3 */
   fall?: number;
   /** Passed checks before a node is back up. @default 2 */
@@ -33,6 +35,7 @@ export const HAPROXY_DEFAULTS = {
   cookie: 'SRV',
   healthPath: '/healthz',
   checkInterMs: 2_000,
+  checkFastInterMs: 500,
   fall: 3,
   rise: 2,
   maxconn: 4096,
@@ -74,7 +77,7 @@ const ms = (n: number): string => (n % 1000 === 0 ? `${n / 1000}s` : `${n}ms`);
 export function haproxyConfig(options: HaproxyConfigOptions): string {
   checkOptions('haproxy-config', options, {
     listen: 'string', nodes: 'stringArray', stats: 'string', cookie: 'string', healthPath: 'string',
-    checkInterMs: 'positiveInteger', fall: 'positiveInteger', rise: 'positiveInteger', maxconn: 'positiveInteger',
+    checkInterMs: 'positiveInteger', checkFastInterMs: 'positiveInteger', fall: 'positiveInteger', rise: 'positiveInteger', maxconn: 'positiveInteger',
   });
   const d = HAPROXY_DEFAULTS;
   const listen = checkAddress(options.listen, '--listen');
@@ -92,6 +95,7 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
   const healthPath = options.healthPath ?? d.healthPath;
   if (!PATH.test(healthPath)) throw new OptionsInvalidError('--health-path must be a path starting with "/" without spaces');
   const inter = options.checkInterMs ?? d.checkInterMs;
+  const fastinter = options.checkFastInterMs ?? d.checkFastInterMs;
   const fall = options.fall ?? d.fall;
   const rise = options.rise ?? d.rise;
   const t = d.timeouts;
@@ -131,9 +135,10 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     '    balance roundrobin',
     `    cookie ${cookie} insert indirect nocache httponly`,
     `    option httpchk GET ${healthPath}`,
-    '    # A draining node answers 503 here, so it is taken out (fall checks) while it still serves.',
+    '    # A draining node answers 503 here, so it is taken out (fall checks) while it still serves. Once a check',
+    '    # fails, the next ones come every fastinter: a node is out within inter + (fall - 1) * fastinter.',
     '    http-check expect status 200',
-    `    default-server inter ${ms(inter)} fall ${fall} rise ${rise}`,
+    `    default-server inter ${ms(inter)} fastinter ${ms(fastinter)} fall ${fall} rise ${rise}`,
     ...nodes.map((n, i) => `    server node${i + 1} ${n} check cookie node${i + 1}`),
   ];
   if (stats !== undefined) {

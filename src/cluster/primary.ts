@@ -83,10 +83,12 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
 
   const readySlots = (): number[] => slots.filter((s) => s.worker !== null && s.ready).map((s) => s.n - 1);
 
-  const handOff = (slot: Slot, socket: Socket, read: HeadRead): void => {
+  const handOff = (slot: Slot, socket: Socket, read: HeadRead, id: string | null): void => {
     const worker = slot.worker;
-    if (socket.destroyed || worker === null) {
-      socket.destroy();
+    if (socket.destroyed) return;
+    if (worker === null || !worker.isConnected()) {
+      slot.ready = false;
+      route(socket, read, id);
       return;
     }
     const msg: ConnectionMessage = { type: 'tether:connection', head: read.take().toString('base64') };
@@ -104,7 +106,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
 
   const route = (socket: Socket, read: HeadRead, id: string | null): void => {
     const pick = router.pick(id, readySlots());
-    if (pick !== undefined) return handOff(slots[pick]!, socket, read);
+    if (pick !== undefined) return handOff(slots[pick]!, socket, read, id);
     if (phase === 'closed' || waiting.length >= o.maxPendingConnections) {
       socket.destroy();
       return;
@@ -147,10 +149,12 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
     const worker = cluster.fork({ ...o.env, TETHER_NODE_NAME: slot.name, TETHER_WORKER_SLOT: String(slot.n) });
     slot.worker = worker;
     slot.ready = false;
+    let reachedReady = false;
     worker.on('message', (msg: unknown) => {
       if (slot.worker !== worker) return;
       if (isMessage<ReadyMessage>(msg, 'tether:ready')) {
-        slot.ready = phase !== 'closed';
+        reachedReady = true;
+        slot.ready = phase !== 'closed' && worker.isConnected();
         slot.failuresBeforeReady = 0;
         if (phase === 'draining') send(worker, { type: 'tether:drain', phase: 'prepare' });
         if (slots.every((s) => s.ready)) markReady();
@@ -161,16 +165,19 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
     });
     // An exited worker also emits 'error' for a send in flight; the exit handler covers it.
     worker.on('error', () => {});
+    // The channel closes the moment the worker dies, often before 'exit': stop routing to it at once.
+    worker.once('disconnect', () => {
+      if (slot.worker === worker) slot.ready = false;
+    });
     worker.once('exit', (code, signal) => {
       if (slot.worker !== worker) return;
-      const wasReady = slot.ready;
       slot.worker = null;
       slot.ready = false;
       if (phase !== 'running') {
         if (slots.every((s) => s.worker === null)) onAllExited?.();
         return;
       }
-      if (!wasReady) slot.failuresBeforeReady++;
+      if (!reachedReady) slot.failuresBeforeReady++;
       o.log('warn', 'worker exited; starting a replacement', { worker: slot.name, pid: worker.process.pid, code, signal });
       scheduleRespawn(slot);
     });

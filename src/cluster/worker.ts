@@ -74,9 +74,9 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     // The HTTP server's timeout handling calls socket.server.emit(); a socket from another process has none.
-    const s = socket as Socket & { server: unknown; _server: unknown };
+    // (Not `_server`: that one makes the socket count itself out of the server's connections on close.)
+    const s = socket as Socket & { server: unknown };
     s.server ??= server;
-    s._server ??= server;
     if (head.length > 0) socket.unshift(head);
     server.emit('connection', socket);
     socket.resume();

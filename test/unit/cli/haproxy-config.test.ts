@@ -45,7 +45,7 @@ describe('tether haproxy-config', () => {
       'retry-on conn-failure',
       'option httpchk GET /healthz',
       'http-check expect status 200',
-      'default-server inter 2s fall 3 rise 2',
+      'default-server inter 2s fastinter 500ms fall 3 rise 2',
       'timeout http-request 10s',
       'timeout connect 5s',
       'timeout client 30s',
@@ -60,10 +60,10 @@ describe('tether haproxy-config', () => {
 
   it('haproxy-config when given --stats and check timings then they appear', () => {
     const { code, out } = run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES, '--stats', '127.0.0.1:8404',
-      '--check-inter', '500ms', '--fall', '2', '--rise', '1']);
+      '--check-inter', '500ms', '--check-fastinter', '100ms', '--fall', '2', '--rise', '1']);
     assert.equal(code, 0);
     assert.match(out, /listen stats\n {4}bind 127\.0\.0\.1:8404\n {4}stats enable/);
-    assert.match(out, /default-server inter 500ms fall 2 rise 1/);
+    assert.match(out, /default-server inter 500ms fastinter 100ms fall 2 rise 1/);
   });
 
   it('haproxy-config when the output is checked by haproxy -c then it is valid', () => {
