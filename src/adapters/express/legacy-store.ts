@@ -40,6 +40,9 @@ export interface ExpressSessionStoreAdapterOptions {
 
 export const EXPRESS_SESSION_STORE_DEFAULTS = { prefix: 'tether:', timeoutMs: 2_000 } as const;
 
+/** How much longer than Tether's own deadline the wrapped store's TTL runs. */
+const NATIVE_TTL_MARGIN_MS = 5_000;
+
 /** Shape of a Tether record inside an express-session store: a session object whose `cookie.expires` drives the store's own TTL. */
 interface Envelope {
   cookie: { originalMaxAge: number; expires: string; httpOnly: true; path: '/' };
@@ -185,8 +188,9 @@ export class ExpressSessionStoreAdapter implements SessionStore {
 
   async #write(record: SessionRecord): Promise<void> {
     // The wrapped store expires entries by `cookie.expires` in wall-clock time: convert the time left by
-    // our (possibly injected) clock into a wall-clock deadline.
-    const left = Math.max(1, deadlineOf(record) - this.#clock.now());
+    // our (possibly injected) clock into a wall-clock deadline, a little later than ours so that we, not
+    // the store, decide when a record is over (and sweep() still sees it to count it).
+    const left = Math.max(1, deadlineOf(record) - this.#clock.now()) + NATIVE_TTL_MARGIN_MS;
     const { key, ...rest } = record;
     const env: Envelope = {
       cookie: { originalMaxAge: left, expires: new Date(Date.now() + left).toISOString(), httpOnly: true, path: '/' },

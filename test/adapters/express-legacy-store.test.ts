@@ -1,0 +1,224 @@
+/**
+ * fromExpressSessionStore(): Tether on express-session stores (express-session's MemoryStore, and
+ * connect-redis against a real redis-server), and sessions express-session stored migrating to Tether
+ * on the user's next visit.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import express from 'express';
+import expressSession from 'express-session';
+import { RedisStore as ConnectRedisStore } from 'connect-redis';
+import { createClient } from 'redis';
+import session, { fromExpressSessionStore, ExpressSessionStoreAdapter } from 'tether/express';
+import type { ExpressSessionStoreLike } from 'tether/express';
+import { MemoryStore } from 'tether';
+import type { SessionStore } from 'tether';
+import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import { startRedis } from '../helpers/redis.js';
+import type { RedisServer } from '../helpers/redis.js';
+import { listen, CookieClient } from '../helpers/cookie-client.js';
+import type { Listening } from '../helpers/cookie-client.js';
+
+declare module 'express-session' {
+  interface SessionData {
+    legacyViews?: number;
+    legacyUser?: string;
+  }
+}
+
+// ---- express-session's MemoryStore ----
+
+runStoreSuite({
+  name: 'express-session MemoryStore via fromExpressSessionStore',
+  open: async (clock) => fromExpressSessionStore(new expressSession.MemoryStore(), { clock }),
+});
+
+describe('fromExpressSessionStore contract edges', () => {
+  const clock = new ManualClock();
+
+  it('adapter when the wrapped store has no all() then per-user listing rejects STORE_UNAVAILABLE saying why', async () => {
+    const inner = new expressSession.MemoryStore();
+    const bare: ExpressSessionStoreLike = { get: inner.get.bind(inner), set: inner.set.bind(inner), destroy: inner.destroy.bind(inner) };
+    const store = fromExpressSessionStore(bare, { clock });
+    assert.equal(store.count, undefined);
+    await assert.rejects(store.listByUser('u'), { code: 'STORE_UNAVAILABLE', message: /has no all\(\)/ });
+    assert.throws(() => session({ store: bare, tether: { maxSessionsPerUser: 2 } }), { code: 'OPTIONS_INVALID' });
+  });
+
+  it('adapter when the wrapped store never calls back or fails then calls reject STORE_UNAVAILABLE with the cause, within timeoutMs', async () => {
+    const hung: ExpressSessionStoreLike = { get: () => {}, set: () => {}, destroy: (_sid, cb) => cb?.(new Error('ECONNRESET')) };
+    const store = fromExpressSessionStore(hung, { clock, timeoutMs: 50 });
+    const started = Date.now();
+    await assert.rejects(store.get('k'), { code: 'STORE_UNAVAILABLE', message: /did not answer get within 50 ms/ });
+    assert.ok(Date.now() - started < 2_000);
+    await assert.rejects(store.destroy('k'), (err: Error & { code?: string }) => err.code === 'STORE_UNAVAILABLE' && (err.cause as Error).message === 'ECONNRESET');
+    // A hung call under the in-process lock does not keep the key locked after it timed out.
+    await assert.rejects(store.set(makeRecord(clock, { key: 'k' }), 0), { code: 'STORE_UNAVAILABLE' });
+    await assert.rejects(store.set(makeRecord(clock, { key: 'k' }), 0), { code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('adapter when records and express-session’s own sessions share the store then neither reads the other', async () => {
+    const inner = new expressSession.MemoryStore();
+    const store = fromExpressSessionStore(inner, { clock });
+    const rec = makeRecord(clock);
+    await store.set(rec, 0);
+    inner.set('legacy-sid', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyViews: 3 });
+    assert.deepEqual(await store.readLegacy('legacy-sid'), { cookie: { originalMaxAge: null }, legacyViews: 3 });
+    assert.equal(await store.readLegacy(`tether:${rec.key}`), null);
+    assert.equal(await store.get('legacy-sid'), null);
+    assert.equal(await store.count!(), 1, 'count() sees Tether records only');
+    const sessions = await new Promise<Record<string, unknown>>((r) => inner.all((_e, s) => r(s as Record<string, unknown>)));
+    const ours = sessions[`tether:${rec.key}`] as { cookie: { expires: string } };
+    assert.ok(Date.parse(ours.cookie.expires) > Date.now(), 'cookie.expires gives the store its own TTL');
+  });
+});
+
+// ---- connect-redis on a real redis-server ----
+
+describe('fromExpressSessionStore over connect-redis', () => {
+  let server: RedisServer;
+  const clients: Array<ReturnType<typeof createClient>> = [];
+  let prefixes = 0;
+
+  const connectRedis = async (prefix = `es${process.pid}-${++prefixes}:`) => {
+    const client = createClient({ url: server.url, socket: { reconnectStrategy: () => 50 } });
+    client.on('error', () => {});
+    await client.connect();
+    clients.push(client);
+    return { client, store: new ConnectRedisStore({ client, prefix }), prefix };
+  };
+
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await server?.dispose();
+  });
+
+  runStoreSuite({
+    name: 'connect-redis via fromExpressSessionStore',
+    open: async (clock) => fromExpressSessionStore((await connectRedis()).store, { clock }),
+  });
+
+  it('connect-redis when Tether writes a record then Redis expires it by its own TTL as well', async () => {
+    const { client, store, prefix } = await connectRedis();
+    const adapter = fromExpressSessionStore(store);
+    const rec = makeRecord(new ManualClock(), { expiresAt: Date.now() + 30_000 });
+    await adapter.set(rec, 0);
+    const ttl = await client.ttl(`${prefix}tether:${rec.key}`);
+    assert.ok(ttl > 0 && ttl <= 35, `TTL ${ttl} (30 s + a 5 s margin)`);
+  });
+
+  it('connect-redis when redis-server is down then calls fail closed with STORE_UNAVAILABLE and recover after a restart', async () => {
+    const { store } = await connectRedis();
+    const adapter = fromExpressSessionStore(store, { timeoutMs: 300 });
+    const rec = makeRecord(new ManualClock());
+    await adapter.set(rec, 0);
+    await server.stop();
+    await assert.rejects(adapter.get(rec.key), { code: 'STORE_UNAVAILABLE' });
+    await server.restart();
+    let answered = false;
+    for (let i = 0; i < 50 && !answered; i++) {
+      answered = await adapter.get(rec.key).then(() => true, () => false);
+      if (!answered) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(answered, 'the adapter answers again once Redis is back');
+  });
+
+  it('migration when an express-session app on connect-redis switches to Tether then the logged-in user stays logged in', async () => {
+    const { store } = await connectRedis();
+    await migrationScenario(store, store);
+  });
+});
+
+// ---- migration of express-session's sessions ----
+
+/** The same app twice: on express-session, then with the import switched (and `options` added). */
+function appOn(middleware: express.RequestHandler): express.Express {
+  const app = express();
+  app.use(middleware);
+  app.post('/login', (req, res) => {
+    req.session.legacyUser = 'alice';
+    res.end();
+  });
+  app.get('/visit', (req, res) => {
+    req.session.legacyViews = (req.session.legacyViews ?? 0) + 1;
+    res.json({ user: req.session.legacyUser ?? null, views: req.session.legacyViews });
+  });
+  return app;
+}
+
+/** Logs in on express-session over `oldStore`, then visits the Tether app over `tetherStore` with the same cookies. */
+async function migrationScenario(oldStore: expressSession.Store, tetherStore: SessionStore | expressSession.Store, name?: string, migrateFrom?: expressSession.Store): Promise<void> {
+  const opts = { secret: 'keyboard cat', resave: false, saveUninitialized: false, ...(name ? { name } : {}) };
+  const before: Listening = await listen(appOn(expressSession({ ...opts, store: oldStore })));
+  const browser = new CookieClient(before.url);
+  await browser.request('/login', { method: 'POST' });
+  assert.deepEqual((await browser.request('/visit')).json(), { user: 'alice', views: 1 });
+  const legacyName = name ?? 'connect.sid';
+  const legacyCookie = browser.get(legacyName)!;
+  assert.ok(legacyCookie.startsWith('s%3A'), 'express-session cookie');
+  const sid = decodeURIComponent(legacyCookie).slice(2).split('.')[0]!;
+  await before.close();
+
+  const after: Listening = await listen(appOn(session({ ...opts, store: tetherStore, ...(migrateFrom ? { tether: { migrateFrom } } : {}) })));
+  const moved = new CookieClient(after.url);
+  for (const [k, v] of browser.jar) moved.set(k, v);
+  const stale = moved.clone();
+  const first = await moved.request('/visit');
+  assert.deepEqual(first.json(), { user: 'alice', views: 2 }, 'the session carried over');
+  const tetherName = name ?? 'sid';
+  assert.ok(moved.get(tetherName) && !moved.get(tetherName)!.startsWith('s%3A'), 'a Tether cookie replaced it');
+  if (!name) assert.equal(moved.get('connect.sid'), undefined, 'the express-session cookie was cleared');
+  assert.equal(await new Promise((r) => oldStore.get(sid, (_e, s) => r(s ?? null))), null, 'the old record is gone');
+  assert.deepEqual((await moved.request('/visit')).json(), { user: 'alice', views: 3 });
+
+  assert.deepEqual((await stale.request('/visit')).json(), { user: null, views: 1 }, 'the old cookie cannot log in again');
+  await after.close();
+}
+
+describe('migration from express-session', () => {
+  before(() => process.on('warning', quiet));
+  after(() => process.off('warning', quiet));
+
+  it('migration when the express-session store is passed as is then the next visit moves the session to Tether', async () => {
+    const old = new expressSession.MemoryStore();
+    await migrationScenario(old, old);
+  });
+
+  it('migration when the app moves to a Tether store with migrateFrom then the session lands in the new store', async () => {
+    const old = new expressSession.MemoryStore();
+    const target = new MemoryStore();
+    await migrationScenario(old, target, undefined, old);
+    assert.equal(await target.count(), 2, 'the migrated session and the stale cookie’s new one live in the Tether store');
+  });
+
+  it('migration when both use one cookie name then the express-session value is recognised and replaced', async () => {
+    const old = new expressSession.MemoryStore();
+    await migrationScenario(old, fromExpressSessionStore(old), 'app.sid');
+  });
+
+  it('migration when the express-session cookie is forged or signed with another secret then nothing is adopted', async () => {
+    const old = new expressSession.MemoryStore();
+    old.set('victim', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    const app = await listen(appOn(session({ secret: 'keyboard cat', store: old })));
+    const c = new CookieClient(app.url);
+    c.set('connect.sid', encodeURIComponent('s:victim.forgedsignature'));
+    assert.deepEqual((await c.request('/visit')).json(), { user: null, views: 1 });
+    assert.ok(await new Promise((r) => old.get('victim', (_e, s) => r(s))), 'the old session is left alone');
+    await app.close();
+  });
+
+  it('adapter when passed explicitly then it is the Tether store and migration still works', async () => {
+    const old = new expressSession.MemoryStore();
+    const adapter = fromExpressSessionStore(old);
+    assert.ok(adapter instanceof ExpressSessionStoreAdapter);
+    await migrationScenario(old, adapter);
+    assert.equal(await adapter.count!(), 2, 'the migrated session and the stale cookie’s new one, as Tether records');
+  });
+});
+
+function quiet(): void {
+  // The short README secret and the express-session stores are warned about on purpose.
+}
