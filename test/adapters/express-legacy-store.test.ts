@@ -77,7 +77,7 @@ describe('fromExpressSessionStore contract edges', () => {
 
 describe('fromExpressSessionStore over connect-redis', () => {
   let server: RedisServer;
-  const clients: Array<ReturnType<typeof createClient>> = [];
+  const clients: Array<{ close(): Promise<unknown> }> = [];
   let prefixes = 0;
 
   const connectRedis = async (prefix = `es${process.pid}-${++prefixes}:`) => {
