@@ -1,0 +1,65 @@
+/**
+ * The shop with PostgreSQL for both its own data (SHOP_DATABASE_URL) and the sessions (TETHER_STORE):
+ * accounts, cart, checkout with two concurrent confirms, orders, and a session that outlives the process.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createDatabase, startPostgres } from '../helpers/postgres.js';
+import type { PostgresServer } from '../helpers/postgres.js';
+import { ShopClient, startTestShop } from '../helpers/shop.js';
+import type { TestShop } from '../helpers/shop.js';
+
+let server: PostgresServer;
+let env: Record<string, string>;
+let t: TestShop;
+
+before(async () => {
+  server = await startPostgres({ fast: true });
+  env = { TETHER_STORE: server.url, SHOP_DATABASE_URL: await createDatabase(server.url, 'shop') };
+  t = await startTestShop(env);
+});
+after(async () => {
+  await t?.stop();
+  await server?.dispose();
+});
+
+const SHIPPING = { name: 'Grace Hopper', address: '1 Navy Way', city: 'Arlington', postalCode: '22202', country: 'United States' };
+
+describe('shop on PostgreSQL', { timeout: 120_000 }, () => {
+  it('shop when backed by PostgreSQL then registers, refuses taken names in any case and checks credentials', async () => {
+    const c = new ShopClient(t.url);
+    assert.equal((await c.register('grace_pg')).status, 201);
+    const other = new ShopClient(t.url);
+    assert.equal((await other.register('GRACE_PG')).body.error.code, 'USERNAME_TAKEN');
+    assert.equal((await other.login('grace_pg', 'not the password')).status, 401);
+    assert.equal((await other.login('Grace_PG')).status, 200, 'usernames match case-insensitively');
+  });
+
+  it('shop when two confirms race on PostgreSQL then one order is placed and listed', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('turntable', 1);
+    await c.register('hopper_orders');
+    await c.post('/api/checkout/shipping', SHIPPING);
+    await c.post('/api/checkout/payment', { cardNumber: '5555 5555 5555 4444', expiry: '10/35' });
+    const [a, b] = await Promise.all([c.post('/api/checkout/confirm'), c.post('/api/checkout/confirm')]);
+    assert.equal([a, b].filter((r) => r.status === 201).length, 1, `${a.status} ${b.status}`);
+    const orders = (await c.get('/api/orders')).body;
+    assert.equal(orders.length, 1);
+    assert.deepEqual(orders[0].payment, { brand: 'Mastercard', last4: '4444' });
+    assert.equal(orders[0].total, 249);
+  });
+
+  it('shop when restarted on the same PostgreSQL then the session and cart are still there', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('candle', 2);
+    await c.register('hopper_restart');
+    // A new process in all but name: new data dir, same secret, same databases.
+    await t.stop();
+    t = await startTestShop(env);
+    const again = new ShopClient(t.url);
+    for (const [k, v] of c.cookies) again.cookies.set(k, v);
+    const s = (await again.session()).body;
+    assert.equal(s.authenticated, true);
+    assert.equal(s.cart.items[0].quantity, 2);
+  });
+});
