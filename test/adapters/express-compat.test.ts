@@ -422,6 +422,38 @@ describe('session() options', () => {
     await app!.close();
   });
 
+  it('production when cookie.secure is not given then Secure follows the request and a cookie sent without it is warned about once', async () => {
+    let app: Awaited<ReturnType<typeof compatApp>> | undefined;
+    const codes = await warningsDuring(async () => {
+      app = await compatApp({ tether: { production: true } }, (a) => {
+        a.set('trust proxy', 'loopback');
+        a.get('/', (req, res) => res.send(String((req.session.compatViews = 1))));
+      });
+      const https = await app.client().request('/', { headers: { 'x-forwarded-proto': 'https' } });
+      assert.equal(cookieAttributes(https.setCookies[0]!).secure, '');
+      const http = await app.client().request('/');
+      assert.equal(cookieAttributes(http.setCookies[0]!).secure, undefined);
+      await app.client().request('/');
+    });
+    assert.deepEqual(codes, ['TETHER_COMPAT_INSECURE_COOKIE']);
+    await app!.close();
+  });
+
+  it('cookie.maxAge per session when longer than the idle timeout then one warning says the session ends first', async () => {
+    let app: Awaited<ReturnType<typeof compatApp>> | undefined;
+    const codes = await warningsDuring(async () => {
+      app = await compatApp({}, (a) => a.get('/', (req, res) => {
+        req.session.compatViews = 1;
+        req.session.cookie.maxAge = 30 * 86_400_000;
+        res.end();
+      }));
+      await app.client().request('/');
+      await app.client().request('/');
+    });
+    assert.deepEqual(codes, ['TETHER_COMPAT_COOKIE_OUTLIVES_SESSION']);
+    await app!.close();
+  });
+
   it('options when unknown or mistyped then OPTIONS_INVALID at construction, naming the option', () => {
     assert.throws(() => session({ secrte: 'x' } as never), { code: 'OPTIONS_INVALID', message: /options\.secrte is not an option/ });
     assert.throws(() => session({ unset: 'drop' as never }), { code: 'OPTIONS_INVALID', message: /options\.unset must be one of/ });

@@ -14,7 +14,7 @@ import { Strategy as LocalStrategy } from 'passport-local';
 import session, { fromExpressSessionStore } from 'tether/express';
 import type { CompatSessionOptions } from 'tether/express';
 import { MemoryStore } from 'tether';
-import type { SessionStore } from 'tether';
+import type { SessionStore, Tether } from 'tether';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
 
@@ -61,7 +61,9 @@ function ensureLoggedIn(req: Request, res: Response, next: NextFunction): void {
 function buildApp(options: CompatSessionOptions, holdCart?: () => Promise<void>): express.Express {
   const app = express();
   app.use(express.urlencoded({ extended: false }));
-  app.use(session({ secret: 'keyboard cat', resave: false, saveUninitialized: false, ...options }));
+  const middleware = session({ secret: 'keyboard cat', resave: false, saveUninitialized: false, ...options });
+  app.locals.tether = middleware.tether;
+  app.use(middleware);
   app.use(passport.authenticate('session'));
 
   app.get('/login', (req, res) => {
@@ -197,6 +199,25 @@ describe('passport-local on tether/express across two nodes sharing a store', ()
     assert.equal(late.status, 409, 'the write that loaded the session before logout is refused');
     assert.equal(late.json<{ error: { code: string } }>().error.code, 'SESSION_CONFLICT');
     assert.equal((await onA.request('/me')).status, 401, 'logout is final: nothing brought the session back');
+  });
+});
+
+describe('passport-local on tether/express with userIdFrom', () => {
+  it('log out everywhere when the user is logged in on two browsers then destroyUserSessions ends both', async () => {
+    const app = buildApp({
+      store: new MemoryStore(),
+      tether: { userIdFrom: (data) => (data.passport as { user?: AppUser } | undefined)?.user?.id },
+    });
+    const server = await listen(app);
+    const tether = app.locals.tether as Tether<Record<string, unknown>>;
+    const laptop = new CookieClient(server.url);
+    const phone = new CookieClient(server.url);
+    for (const b of [laptop, phone]) await b.request('/login/password', { form: { username: 'alice', password: 'wonderland' } });
+    assert.equal((await tether.listUserSessions('1')).length, 2);
+    assert.equal(await tether.destroyUserSessions('1'), 2);
+    assert.equal((await laptop.request('/me')).status, 401);
+    assert.equal((await phone.request('/me')).status, 401);
+    await server.close();
   });
 });
 

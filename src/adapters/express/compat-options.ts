@@ -42,6 +42,12 @@ export interface CompatTetherOptions extends Pick<TetherOptions,
   migrateLegacySessions?: boolean;
   /** The express-session store to migrate from when `store` is already a Tether store. */
   migrateFrom?: ExpressSessionStoreLike;
+  /**
+   * Which user a session belongs to, read from its data at each commit, for Tether's per-user features
+   * (`listUserSessions`, `destroyUserSessions`, `maxSessionsPerUser`).
+   * @example (data) => (data.passport as { user?: { id?: string } } | undefined)?.user?.id
+   */
+  userIdFrom?: (data: Record<string, unknown>) => string | null | undefined;
 }
 
 /** express-session's options (as @types/express-session declares them) plus `tether`. */
@@ -99,6 +105,7 @@ export interface ResolvedCompat {
   legacy: { name: string; secrets: readonly Buffer[]; source: ExpressSessionStoreAdapter } | null;
   /** What `req.sessionStore` shows: the store the app passed. */
   appStore: unknown;
+  userIdFrom: ((data: Record<string, unknown>) => string | null | undefined) | undefined;
   warn(code: string, message: string): void;
 }
 
@@ -141,7 +148,7 @@ function checkCompat(options: CompatSessionOptions): void {
   if (typeof options.cookie === 'object') checkCookie(options.cookie);
   const engineKinds = Object.fromEntries(ENGINE_KEYS.map((k) => [k, 'any' as const]));
   checkOptions('session', options.tether, {
-    ...engineKinds, write: 'function', migrateLegacySessions: 'boolean',
+    ...engineKinds, write: 'function', migrateLegacySessions: 'boolean', userIdFrom: 'function',
     migrateFrom: (v) => (isExpressSessionStore(v) ? null : 'an express-session Store (get, set, destroy)'),
   }, 'options.tether');
   const c = options.tether?.csrf as unknown;
@@ -281,6 +288,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     },
     legacy: migrate ? { name: options.name ?? options.key ?? LEGACY_COOKIE_NAME, secrets: rawSecrets.map(keyBytes), source: legacySource! } : null,
     appStore: options.store ?? tether.store,
+    userIdFrom: t.userIdFrom,
     warn,
   };
 }

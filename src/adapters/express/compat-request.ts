@@ -355,6 +355,11 @@ export class RequestSessions implements SessionController {
         const apply = this.#regenerated ? (d: Data) => replaceContents(d, jsonClone(mine)) : (d: Data) => replaceContents(d, jsonClone(merge3(base, mine, d)));
         await s.update(apply);
       }
+      if (this.#cfg.userIdFrom) {
+        const raw = this.#cfg.userIdFrom(mine);
+        const userId = raw === undefined || raw === null ? null : String(raw);
+        if (userId !== s.userId) s.setUser(userId);
+      }
       if (this.#touch) s.touch();
       if (s.isNew) {
         if (this.#cfg.saveUninitialized) void s.csrfToken;
@@ -463,6 +468,11 @@ export class RequestSessions implements SessionController {
         continue;
       }
       this.#cookie.resetMaxAge();
+      const lifetime = this.#cookie.originalMaxAge;
+      const idle = this.#cfg.tether.options.idleTimeoutMs;
+      if (lifetime !== null && lifetime > idle) {
+        this.#cfg.warn('TETHER_COMPAT_COOKIE_OUTLIVES_SESSION', `a session cookie was given a lifetime of ${Math.round(lifetime / 1000)} s, longer than the server-side idle timeout of ${Math.round(idle / 1000)} s: the session ends before its cookie. Set tether.idleTimeoutMs (and absoluteTimeoutMs) to the longest lifetime you hand out.`);
+      }
       if (this.#cfg.production && this.#cookie.secure !== true) {
         this.#cfg.warn('TETHER_COMPAT_INSECURE_COOKIE', 'a session cookie went out without Secure in production: the request did not look like HTTPS. Behind a TLS proxy set app.set(\'trust proxy\', …) or the proxy option, or cookie.secure: true.');
       }
