@@ -6,10 +6,33 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ShopClient, runShopToExit, spawnShop } from '../helpers/shop.js';
 import type { SpawnedShop } from '../helpers/shop.js';
+
+/** A cart add whose body is sent in two parts, so the test decides when the request completes. */
+function slowAdd(url: string, c: ShopClient, productId: string): { started: Promise<void>; finish(): void; reply: Promise<{ status: number; body: any }> } { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const body = JSON.stringify({ productId, quantity: 1 });
+  let finish!: () => void;
+  let started!: () => void;
+  const startedP = new Promise<void>((r) => (started = r));
+  const reply = new Promise<{ status: number; body: any }>((resolve, reject) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const req = http.request(url + '/api/cart/items', {
+      method: 'POST', agent: false,
+      headers: { cookie: c.cookieHeader, 'x-csrf-token': c.csrf!, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+    }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.write(body.slice(0, 5), () => started());
+    finish = () => req.end(body.slice(5));
+  });
+  return { started: startedP, finish: () => finish(), reply };
+}
 
 const dirs: string[] = [];
 const running: SpawnedShop[] = [];
@@ -44,20 +67,30 @@ describe('shop restart', { timeout: 120_000 }, () => {
     assert.equal(before.authenticated, true);
     assert.equal(before.cart.count, 3);
 
-    assert.equal(await first.stop('SIGTERM'), 0, 'a graceful stop exits 0');
+    // A request in flight when SIGTERM arrives is finished before the process exits.
+    const inFlight = slowAdd(first.url, c, 'notebook');
+    await inFlight.started;
+    const exit = first.stop('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    inFlight.finish();
+    const reply = await inFlight.reply;
+    assert.equal(reply.status, 201, 'the in-flight request was answered');
+    assert.equal(await exit, 0, 'a graceful stop exits 0');
     assert.match(first.output(), /SIGTERM/);
+    before.cart = reply.body;
 
     const second = await spawnShop(env);
     running.push(second);
     assert.doesNotMatch(second.output(), /created the admin user/, 'the admin password is printed once only');
     const again = new ShopClient(second.url);
     for (const [k, v] of c.cookies) again.cookies.set(k, v);
-    const after = await again.session();
-    assert.equal(after.body.authenticated, true, 'still logged in');
-    assert.deepEqual(after.body.user, { username: 'restart_user' });
-    assert.deepEqual(after.body.cart, before.cart, 'the same cart');
-    assert.equal(after.body.csrfToken, before.csrfToken, 'the same session, so the same CSRF token');
-    assert.equal((await again.add('camp-mug', 1)).body.count, 4, 'and it keeps working');
+    const resumed = await again.session();
+    assert.equal(resumed.body.authenticated, true, 'still logged in');
+    assert.deepEqual(resumed.body.user, { username: 'restart_user' });
+    assert.deepEqual(resumed.body.cart, before.cart, 'the same cart');
+    assert.equal(resumed.body.csrfToken, before.csrfToken, 'the same session, so the same CSRF token');
+    assert.equal(resumed.body.cart.count, 4, 'including the add that was in flight at SIGTERM');
+    assert.equal((await again.add('camp-mug', 1)).body.count, 5, 'and it keeps working');
     assert.equal(await second.stop('SIGTERM'), 0);
   });
 
