@@ -34,6 +34,11 @@ export interface ShopConfig {
   publicOrigin: string | undefined;
   /** Names this process in `X-Tether-Node`, /healthz and metrics. */
   nodeName: string;
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (rate limits): false (default,
+   * the socket's address), or a list of proxy addresses/CIDRs, e.g. the HAProxy in front.
+   */
+  trustProxy: false | string[];
   /** Where one-time notices (generated passwords, warnings) go. */
   log: (line: string) => void;
 }
@@ -186,8 +191,20 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     adminPassword,
     publicOrigin,
     nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,
+    trustProxy: trustedProxies(text(env, 'SHOP_TRUST_PROXY')),
     log,
   };
+}
+
+/** SHOP_TRUST_PROXY: comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed. */
+function trustedProxies(raw: string | undefined): false | string[] {
+  if (raw === undefined) return false;
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = list.find((a) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(a));
+  if (list.length === 0 || bad !== undefined) {
+    throw new ConfigError('SHOP_TRUST_PROXY', `must be comma-separated proxy addresses or CIDRs (e.g. 127.0.0.1), got "${bad ?? raw}"`);
+  }
+  return list;
 }
 
 /** Opens the session store TETHER_STORE names (default: SQLite in the data dir). */

@@ -192,6 +192,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     requestTimeout: 120_000,
     keepAliveTimeout: 5_000,
     return503OnClosing: true,
+    // Behind a proxy (SHOP_TRUST_PROXY), req.ip is the client from X-Forwarded-For, so limits stay per client.
+    trustProxy: config.trustProxy === false ? false : config.trustProxy,
   });
   // JSON only: the text/plain parser would let CORS-simple requests reach the handlers.
   app.removeContentTypeParser('text/plain');

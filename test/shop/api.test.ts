@@ -281,3 +281,20 @@ describe('shop api: production, new-session rate limit and public origin', () =>
     assert.equal((await first.session()).body.authenticated, true);
   });
 });
+
+describe('shop behind a trusted proxy', () => {
+  let proxied: TestShop;
+  before(async () => {
+    proxied = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '1', SHOP_TRUST_PROXY: '127.0.0.1' });
+  });
+  after(async () => {
+    await proxied?.stop();
+  });
+
+  it('new sessions when SHOP_TRUST_PROXY names the proxy then the limit counts each X-Forwarded-For client apart', async () => {
+    const session = (client: string) => rawRequest(proxied.url + '/api/session', 'GET', { 'x-forwarded-for': client });
+    assert.equal((await session('198.51.100.7')).status, 200);
+    assertError(await session('198.51.100.7'), 429, 'RATE_LIMITED');
+    assert.equal((await session('198.51.100.8')).status, 200, 'another client behind the same proxy has its own allowance');
+  });
+});
