@@ -19,9 +19,10 @@ import { CompatSession, dataOf, RESERVED_KEYS } from './compat-session.js';
 import type { SessionController } from './compat-session.js';
 import type { CompatCookie } from './compat-cookie.js';
 import { jsonClone, jsonEqual, merge3, replaceContents } from './merge.js';
-import { isSecureRequest } from './compat-options.js';
 import type { ResolvedCompat } from './compat-options.js';
-import { isLegacyValue, legacySessionId, withoutCookie } from './legacy-cookie.js';
+import { legacyRequest, readAdoption, retire } from './legacy-migration.js';
+import type { Adoption } from './legacy-migration.js';
+import { SetCookieQueue } from './set-cookies.js';
 
 type Data = Record<string, unknown>;
 type TSession = Session<Data>;
@@ -65,15 +66,15 @@ export class RequestSessions implements SessionController {
   #base: Data;
   #compat: CompatSession | undefined;
   #cookie: CompatCookie;
-  #cookies: Array<[string, string]> = [];
   #chain: Promise<unknown> = Promise.resolve();
   #broken: unknown = null;
   #ended = false;
   #modified = false;
   #touch = false;
   #regenerated = false;
-  #headersOut = false;
-  #legacy: { sid: string; path: string; empty: boolean } | null = null;
+  /** An express-session session this request took over, until its old copy is deleted. */
+  #legacy: Adoption | null = null;
+  readonly #out: SetCookieQueue;
 
   private constructor(cfg: ResolvedCompat, req: Request, view: RequestView, write: boolean, defaults: CompatCookie, s: TSession) {
     this.#cfg = cfg;
@@ -81,6 +82,7 @@ export class RequestSessions implements SessionController {
     this.#view = view;
     this.#write = write;
     this.#defaults = defaults;
+    this.#out = new SetCookieQueue(cfg, req);
     this.#current = s;
     this.#id = s.id;
     this.#stored = !s.isNew;
@@ -93,22 +95,14 @@ export class RequestSessions implements SessionController {
   /** Loads the request's session (migrating an express-session one if configured) and installs `req.session`. */
   static async open(cfg: ResolvedCompat, req: Request, defaults: CompatCookie): Promise<RequestSessions> {
     const view = viewOf(req);
-    let openView = view;
-    let legacySid: string | null = null;
-    if (cfg.legacy) {
-      const header = view.header('cookie');
-      legacySid = legacySessionId(header, cfg.legacy.name, cfg.legacy.secrets);
-      // Sharing a name with express-session: its `s:` value is not ours and must not count as a bad cookie.
-      if (cfg.legacy.name === cfg.name && isLegacyValue(header, cfg.name)) {
-        openView = { method: view.method, header: (n) => (n === 'cookie' ? withoutCookie(header, cfg.name) : view.header(n)) };
-      }
-    }
+    const legacy = legacyRequest(cfg, view);
     const write = cfg.write(req);
-    const s = await cfg.tether.open(openView, { write });
+    const s = await cfg.tether.open(legacy.view, { write });
     const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
-    if (s.isNew && legacySid !== null) {
+    if (s.isNew && legacy.sid !== null) {
       try {
-        await ctl.#adoptLegacy(legacySid);
+        const adoption = await readAdoption(cfg, legacy.sid);
+        if (adoption) ctl.#adopt(adoption);
       } catch (err) {
         cfg.tether.abandon(s);
         throw err;
@@ -195,6 +189,10 @@ export class RequestSessions implements SessionController {
 
   // ---- the rest of the middleware's view ----
 
+  get tether(): ResolvedCompat['tether'] {
+    return this.#cfg.tether;
+  }
+
   /** The session ID; a new session gets its ID on first ask (and keeps it when it is stored). */
   sessionId(): string {
     if (this.#id === null) {
@@ -205,24 +203,9 @@ export class RequestSessions implements SessionController {
     return this.#id;
   }
 
-  /** The session's CSRF token (asking creates the session); rotated by regenerate(). */
-  csrfToken(): Promise<string> {
-    return this.#run(async () => (await this.#ensureOpen()).csrfToken);
-  }
-
-  /** Tether's CSRF checks; the token may come in the header or, for HTML forms, in a parsed body field. */
-  checkCsrf(field: string): Promise<void> {
-    return this.#run(async () => {
-      const s = await this.#ensureOpen();
-      const csrf = this.#cfg.tether.options.csrf;
-      const headerName = csrf === false ? '' : csrf.header;
-      const body = (this.#req as { body?: unknown }).body;
-      const fromBody = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[field] : undefined;
-      this.#cfg.tether.checkRequest(s, {
-        method: this.#view.method,
-        header: (n) => (n === headerName ? this.#view.header(n) ?? (typeof fromBody === 'string' ? fromBody : undefined) : this.#view.header(n)),
-      });
-    });
+  /** Runs `fn` on the request's open Tether session, in turn with the session's other operations. */
+  withSession<T>(fn: (session: TSession, view: RequestView) => T | Promise<T>): Promise<T> {
+    return this.#run(async () => fn(await this.#ensureOpen(), this.#view));
   }
 
   /** Runs at the first write of the response head: commits, and returns the Set-Cookie values to send. */
@@ -233,10 +216,9 @@ export class RequestSessions implements SessionController {
       else await this.#run(() => this.#commit());
     }
     // An adopted session that holds nothing is retired too; one that could not be stored is kept for next time.
-    if (this.#legacy && (this.#stored || this.#ended || this.#legacy.empty)) await this.#run(() => this.#retireLegacy());
+    if (this.#legacy && (this.#stored || this.#ended || Object.keys(this.#legacy.data).length === 0)) await this.#run(() => this.#retireLegacy());
     this.#resendIfDue();
-    this.#headersOut = true;
-    return this.#cookies.map(([, v]) => v);
+    return this.#out.close();
   }
 
   /** Runs before `res.end` when the head went out earlier (streaming): writes what changed since. */
@@ -249,7 +231,7 @@ export class RequestSessions implements SessionController {
 
   /** The client went away before the head was written: give the gate back. */
   abort(): void {
-    if (this.#headersOut || !this.#current) return;
+    if (this.#out.closed || !this.#current) return;
     this.#cfg.tether.abandon(this.#current);
     this.#current = null;
   }
@@ -341,7 +323,7 @@ export class RequestSessions implements SessionController {
       if (this.#regenerated && Object.keys(mine).length === 0 && !this.#cfg.saveUninitialized) {
         // Regenerated and left empty (logout): end the old session rather than store an empty new one.
         s.destroy();
-        this.#push(await tether.commit(s));
+        this.#out.pushEngine(await tether.commit(s), this.#cookie);
         this.#stored = false;
         this.#id = null;
         this.#base = {};
@@ -363,7 +345,7 @@ export class RequestSessions implements SessionController {
       if (this.#touch) s.touch();
       if (s.isNew) {
         if (this.#cfg.saveUninitialized) void s.csrfToken;
-        if (!this.#deliverable()) {
+        if (!this.#out.deliverable(this.#cookie)) {
           // A Secure cookie cannot be set over plain HTTP (express-session does not set it either): storing would orphan the record.
           tether.abandon(s);
           return;
@@ -371,7 +353,7 @@ export class RequestSessions implements SessionController {
         const willStore = Object.keys(mine).length > 0 || sessionState(s).csrf !== undefined;
         if (s.id === null && willStore) sessionState(s).id = this.sessionId();
       }
-      this.#push(await tether.commit(s));
+      this.#out.pushEngine(await tether.commit(s), this.#cookie);
       this.#stored = !s.isNew;
       this.#id = s.id ?? this.#id;
       if (changed || this.#regenerated) this.#modified = true;
@@ -391,7 +373,7 @@ export class RequestSessions implements SessionController {
     this.#current = null;
     s.destroy();
     try {
-      this.#push(await this.#cfg.tether.commit(s));
+      this.#out.pushEngine(await this.#cfg.tether.commit(s), this.#cookie);
     } catch (err) {
       this.#broken = err;
       throw err;
@@ -412,80 +394,31 @@ export class RequestSessions implements SessionController {
     this.#current = null;
   }
 
-  /** Reads a session express-session stored; its data becomes this session's change, written under a new ID. */
-  async #adoptLegacy(sid: string): Promise<void> {
-    const old = await this.#cfg.legacy!.source.readLegacy(sid);
-    if (!old) return;
-    const { cookie, ...data } = old;
-    const c = (typeof cookie === 'object' && cookie !== null ? cookie : {}) as { originalMaxAge?: unknown; path?: unknown };
-    if (typeof c.originalMaxAge === 'number' || c.originalMaxAge === null) this.#cookie.applyOverrides({ originalMaxAge: c.originalMaxAge });
+  /** The old session's data becomes this request's change, so the next commit writes it under a new ID. */
+  #adopt(adoption: Adoption): void {
+    if (adoption.originalMaxAge !== undefined) this.#cookie.applyOverrides({ originalMaxAge: adoption.originalMaxAge });
     this.#cookie.resetMaxAge();
-    this.#compat = new CompatSession(this, jsonClone(data));
-    this.#legacy = { sid, path: typeof c.path === 'string' ? c.path : '/', empty: Object.keys(data).length === 0 };
+    this.#compat = new CompatSession(this, jsonClone(adoption.data));
+    this.#legacy = adoption;
   }
 
   /** After the data lives in Tether (or was ended), the express-session copy goes: its cookie must not bring it back. */
   async #retireLegacy(): Promise<void> {
-    const legacy = this.#legacy!;
     try {
-      await this.#cfg.legacy!.source.destroyLegacy(legacy.sid);
+      const clear = await retire(this.#cfg, this.#legacy!, this.#defaults);
+      if (clear) this.#out.add(...clear);
     } catch (err) {
       this.#broken = err;
       throw err;
     }
     this.#legacy = null;
-    const name = this.#cfg.legacy!.name;
-    if (name !== this.#cfg.name) {
-      const clear = this.#defaults.clone();
-      clear.path = legacy.path;
-      this.#add(name, clear.serializeClear(name));
-    }
-  }
-
-  #deliverable(): boolean {
-    return !(this.#cookie.secure === true && !isSecureRequest(this.#req, this.#cfg.proxy));
   }
 
   /** express-session's rule: a known session's cookie is sent again with `rolling`, or when persistent and changed. */
   #resendIfDue(): void {
-    if (this.#ended || !this.#stored || this.#id === null) return;
-    const name = this.#cfg.name;
-    if (this.#cookies.some(([n]) => n === name)) return;
-    if (this.#cfg.rolling || (this.#cookie.expires !== null && this.#modified)) this.#push([this.#cfg.tether.cookieFor(this.#id)]);
-  }
-
-  /** Re-serialises the engine's Set-Cookie values with this session's cookie settings. */
-  #push(headers: readonly string[]): void {
-    const name = this.#cfg.name;
-    for (const h of headers) {
-      const eq = h.indexOf('=');
-      const semi = h.indexOf(';');
-      if (h.slice(0, eq) !== name) continue;
-      if (!this.#deliverable()) continue;
-      const value = h.slice(eq + 1, semi === -1 ? undefined : semi);
-      if (value === '') {
-        this.#add(name, this.#cookie.serializeClear(name));
-        continue;
-      }
-      this.#cookie.resetMaxAge();
-      const lifetime = this.#cookie.originalMaxAge;
-      const idle = this.#cfg.tether.options.idleTimeoutMs;
-      if (lifetime !== null && lifetime > idle) {
-        this.#cfg.warn('TETHER_COMPAT_COOKIE_OUTLIVES_SESSION', `a session cookie was given a lifetime of ${Math.round(lifetime / 1000)} s, longer than the server-side idle timeout of ${Math.round(idle / 1000)} s: the session ends before its cookie. Set tether.idleTimeoutMs (and absoluteTimeoutMs) to the longest lifetime you hand out.`);
-      }
-      if (this.#cfg.production && this.#cookie.secure !== true) {
-        this.#cfg.warn('TETHER_COMPAT_INSECURE_COOKIE', 'a session cookie went out without Secure in production: the request did not look like HTTPS. Behind a TLS proxy set app.set(\'trust proxy\', …) or the proxy option, or cookie.secure: true.');
-      }
-      this.#add(name, this.#cookie.serialize(name, value));
+    if (this.#ended || !this.#stored || this.#id === null || this.#out.has(this.#cfg.name)) return;
+    if (this.#cfg.rolling || (this.#cookie.expires !== null && this.#modified)) {
+      this.#out.pushEngine([this.#cfg.tether.cookieFor(this.#id)], this.#cookie);
     }
-  }
-
-  #add(name: string, header: string): void {
-    if (this.#headersOut) {
-      this.#cfg.warn('TETHER_COMPAT_LATE_COOKIE', 'a session cookie had to change after the response head was sent (a session created, regenerated or destroyed while streaming); the browser keeps its old cookie. Change the session before writing the response.');
-      return;
-    }
-    this.#cookies = this.#cookies.filter(([n]) => n !== name);
-    this.#cookies.push([name, header]);
   }
 }

@@ -11,7 +11,7 @@ import type { Tether } from '../../core/engine.js';
 import { appendSetCookie, sendError } from '../shared/http.js';
 import { resolveCompat } from './compat-options.js';
 import type { CompatSessionOptions } from './compat-options.js';
-import { RequestSessions, controllerOf } from './compat-request.js';
+import { RequestSessions } from './compat-request.js';
 
 /** The middleware, with the engine behind it (for `listUserSessions`, events, stats). */
 export type CompatMiddleware = RequestHandler & { readonly tether: Tether<Record<string, unknown>> };
@@ -105,41 +105,4 @@ function holdHead(res: ServerResponse, ctl: RequestSessions): void {
       return m === 'write' ? true : res;
     } as AnyFn;
   }
-}
-
-/**
- * The request's CSRF token (creating the session if needed); it changes when the session is
- * regenerated, e.g. at login. Put it in forms as `_csrf` or send it in the `X-CSRF-Token` header.
- */
-export function csrfTokenOf(req: Request): Promise<string> {
-  return controllerOf(req).csrfToken();
-}
-
-export interface CsrfProtectionOptions {
-  /** Body field that carries the token in HTML forms (the body must be parsed first). @default '_csrf' */
-  field?: string;
-}
-
-/**
- * Tether's CSRF checks for apps on the compat middleware, which does not check by default
- * (express-session apps send no tokens): Sec-Fetch-Site, Origin/Referer, and the session's
- * synchronizer token from the header or the `_csrf` body field. Mount it after a body parser.
- * @example
- * app.use(session({ secret }));
- * app.use(express.urlencoded({ extended: false }));
- * app.use(csrfProtection());
- * app.get('/form', async (req, res) => res.send(`<input type="hidden" name="_csrf" value="${await csrfTokenOf(req)}">`));
- */
-export function csrfProtection(options: CsrfProtectionOptions = {}): RequestHandler {
-  const field = options.field ?? '_csrf';
-  return (req: Request, _res: Response, next: NextFunction): void => {
-    let ctl: RequestSessions;
-    try {
-      ctl = controllerOf(req);
-    } catch (err) {
-      next(err);
-      return;
-    }
-    ctl.checkCsrf(field).then(() => next(), next);
-  };
 }

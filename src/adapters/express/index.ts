@@ -19,7 +19,8 @@
  * import session from 'tether/express'; // was: import session from 'express-session'
  * app.use(session({ secret: process.env.SESSION_SECRET!, resave: false, saveUninitialized: false }));
  */
-import { session, csrfProtection, csrfTokenOf } from './compat.js';
+import { session } from './compat.js';
+import { csrfProtection, csrfTokenOf } from './compat-csrf.js';
 import { sessions, sessionOf } from './native.js';
 import { fromExpressSessionStore, ExpressSessionStoreAdapter } from './legacy-store.js';
 import { CompatSession } from './compat-session.js';
@@ -27,8 +28,10 @@ import { CompatCookie } from './compat-cookie.js';
 
 export { sessions, sessionOf } from './native.js';
 export type { ExpressAdapterOptions } from './native.js';
-export { session, csrfProtection, csrfTokenOf } from './compat.js';
-export type { CompatMiddleware, CsrfProtectionOptions } from './compat.js';
+export { session } from './compat.js';
+export type { CompatMiddleware } from './compat.js';
+export { csrfProtection, csrfTokenOf } from './compat-csrf.js';
+export type { CsrfProtectionOptions } from './compat-csrf.js';
 export { COMPAT_DEFAULTS } from './compat-options.js';
 export type { CompatSessionOptions, CompatTetherOptions } from './compat-options.js';
 export { CompatSession } from './compat-session.js';

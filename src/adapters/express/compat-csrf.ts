@@ -1,0 +1,55 @@
+/**
+ * CSRF for apps on the express-session drop-in, which checks none by default (express-session apps send
+ * no tokens): `csrfProtection()` runs Tether's checks where it is mounted, `csrfTokenOf(req)` gives the
+ * session's token for forms and scripts.
+ * @module
+ */
+import type { Request, Response, NextFunction, RequestHandler } from 'express';
+import { controllerOf } from './compat-request.js';
+
+/**
+ * The request's CSRF token (creating the session if needed); it changes when the session is
+ * regenerated, e.g. at login. Put it in forms as `_csrf` or send it in the `X-CSRF-Token` header.
+ */
+export function csrfTokenOf(req: Request): Promise<string> {
+  return controllerOf(req).withSession((s) => s.csrfToken);
+}
+
+export interface CsrfProtectionOptions {
+  /** Body field that carries the token in HTML forms (the body must be parsed first). @default '_csrf' */
+  field?: string;
+}
+
+/**
+ * Tether's CSRF checks: Sec-Fetch-Site, Origin/Referer, and the session's synchronizer token from the
+ * header (`tether.csrf.header`, default X-CSRF-Token) or the `_csrf` body field. Mount it after a body parser.
+ * @example
+ * app.use(session({ secret }));
+ * app.use(express.urlencoded({ extended: false }));
+ * app.use(csrfProtection());
+ * app.get('/form', async (req, res) => res.send(`<input type="hidden" name="_csrf" value="${await csrfTokenOf(req)}">`));
+ */
+export function csrfProtection(options: CsrfProtectionOptions = {}): RequestHandler {
+  const field = options.field ?? '_csrf';
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    let check: Promise<void>;
+    try {
+      const ctl = controllerOf(req);
+      check = ctl.withSession((session, view) => {
+        const tether = ctl.tether;
+        const csrf = tether.options.csrf;
+        const headerName = csrf === false ? '' : csrf.header;
+        const body = (req as { body?: unknown }).body;
+        const fromBody = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[field] : undefined;
+        tether.checkRequest(session, {
+          method: view.method,
+          header: (n) => (n === headerName ? view.header(n) ?? (typeof fromBody === 'string' ? fromBody : undefined) : view.header(n)),
+        });
+      });
+    } catch (err) {
+      next(err);
+      return;
+    }
+    check.then(() => next(), next);
+  };
+}
