@@ -178,6 +178,20 @@ describe('compat middleware: commit before the response, fail closed', () => {
     await app.close();
   });
 
+  it('save(cb) when the callback throws then the error reaches Express’s error handler instead of crashing the process', async () => {
+    const app = await compatApp({}, (a) => a.post('/', (req) => {
+      req.session.gViews = 1;
+      req.session.save(() => {
+        throw new Error('boom in a callback');
+      });
+    }));
+    const c = app.client();
+    const r = await c.request('/', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.equal(r.json<ErrorBody>().error.message, 'boom in a callback');
+    await app.close();
+  });
+
   it('streaming when the handler changes the session after writing the head then the change is stored before the response ends', async () => {
     const app = await compatApp({}, (a) => {
       a.get('/stream', async (req, res) => {

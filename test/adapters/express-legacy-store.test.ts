@@ -4,6 +4,7 @@
  * on the user's next visit.
  */
 import { describe, it, before, after } from 'node:test';
+import { createHmac } from 'node:crypto';
 import assert from 'node:assert/strict';
 import express from 'express';
 import expressSession from 'express-session';
@@ -210,6 +211,24 @@ describe('migration from express-session', () => {
     await app.close();
   });
 
+  it('migration when the first request after the switch logs out then the old session is gone for good', async () => {
+    const old = new expressSession.MemoryStore();
+    old.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    const app = express();
+    app.use(session({ secret: 'keyboard cat', store: old }));
+    app.post('/logout', (req, res) => req.session.regenerate(() => res.end()));
+    app.get('/visit', (req, res) => res.json({ user: req.session.legacyUser ?? null }));
+    const server = await listen(app);
+    const c = new CookieClient(server.url);
+    c.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+    const stale = c.clone();
+    assert.equal((await c.request('/logout', { method: 'POST' })).status, 200);
+    assert.equal(c.get('connect.sid'), undefined, 'the old cookie is cleared');
+    assert.equal(await new Promise((r) => old.get('sid-1', (_e, s) => r(s ?? null))), null);
+    assert.deepEqual((await stale.request('/visit')).json(), { user: null });
+    await server.close();
+  });
+
   it('adapter when passed explicitly then it is the Tether store and migration still works', async () => {
     const old = new expressSession.MemoryStore();
     const adapter = fromExpressSessionStore(old);
@@ -218,6 +237,11 @@ describe('migration from express-session', () => {
     assert.equal(await adapter.count!(), 2, 'the migrated session and the stale cookie’s new one, as Tether records');
   });
 });
+
+/** cookie-signature's sign(), as express-session signs its cookie. */
+function expressSessionSign(value: string, secret: string): string {
+  return `${value}.${createHmac('sha256', secret).update(value).digest('base64').replace(/=+$/, '')}`;
+}
 
 function quiet(): void {
   // The short README secret and the express-session stores are warned about on purpose.

@@ -233,7 +233,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     return id;
   };
 
-  const staticMaxAge = typeof staticCookie?.maxAge === 'number' ? staticCookie.maxAge : undefined;
+  const staticMaxAge = typeof staticCookie?.maxAge === 'number' && staticCookie.maxAge > 0 ? Math.ceil(staticCookie.maxAge) : undefined;
   const idleTimeoutMs = t.idleTimeoutMs ?? staticMaxAge ?? TETHER_DEFAULTS.idleTimeoutMs;
   const engineOptions: TetherOptions = {
     ...Object.fromEntries(ENGINE_KEYS.filter((k) => t[k] !== undefined).map((k) => [k, t[k]])),

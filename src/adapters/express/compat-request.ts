@@ -74,7 +74,10 @@ export class RequestSessions implements SessionController {
   #regenerated = false;
   /** An express-session session this request took over, until its old copy is deleted. */
   #legacy: Adoption | null = null;
+  /** Its data lives only in `req.session` so far: the old copy must stay until Tether has stored it. */
+  #legacyPending = false;
   readonly #out: SetCookieQueue;
+  #next: (err: unknown) => void = noop;
 
   private constructor(cfg: ResolvedCompat, req: Request, view: RequestView, write: boolean, defaults: CompatCookie, s: TSession) {
     this.#cfg = cfg;
@@ -93,12 +96,13 @@ export class RequestSessions implements SessionController {
   }
 
   /** Loads the request's session (migrating an express-session one if configured) and installs `req.session`. */
-  static async open(cfg: ResolvedCompat, req: Request, defaults: CompatCookie): Promise<RequestSessions> {
+  static async open(cfg: ResolvedCompat, req: Request, defaults: CompatCookie, next: (err: unknown) => void): Promise<RequestSessions> {
     const view = viewOf(req);
     const legacy = legacyRequest(cfg, view);
     const write = cfg.write(req);
     const s = await cfg.tether.open(legacy.view, { write });
     const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
+    ctl.#next = next;
     if (s.isNew && legacy.sid !== null) {
       try {
         const adoption = await readAdoption(cfg, legacy.sid);
@@ -135,6 +139,8 @@ export class RequestSessions implements SessionController {
         this.#id = null;
         sessionState(s).id = null;
       }
+      // A session taken over from express-session ends here too: its old copy must not come back.
+      this.#legacyPending = false;
       this.#cookie = this.#defaults.clone();
       this.#compat = new CompatSession(this, {});
       holder(this.#req).session = this.#compat;
@@ -187,6 +193,11 @@ export class RequestSessions implements SessionController {
     this.#cookie.resetMaxAge();
   }
 
+  callbackThrew(err: unknown): void {
+    // Express's final handler closes the connection when the head is already out.
+    this.#next(err);
+  }
+
   // ---- the rest of the middleware's view ----
 
   get tether(): ResolvedCompat['tether'] {
@@ -216,7 +227,7 @@ export class RequestSessions implements SessionController {
       else await this.#run(() => this.#commit());
     }
     // An adopted session that holds nothing is retired too; one that could not be stored is kept for next time.
-    if (this.#legacy && (this.#stored || this.#ended || Object.keys(this.#legacy.data).length === 0)) await this.#run(() => this.#retireLegacy());
+    if (this.#legacy && (this.#stored || this.#ended || !this.#legacyPending)) await this.#run(() => this.#retireLegacy());
     this.#resendIfDue();
     return this.#out.close();
   }
@@ -386,7 +397,7 @@ export class RequestSessions implements SessionController {
 
   /** `req.session` was set to null/undefined (or replaced): `unset: 'destroy'` ends the session, 'keep' drops the changes. */
   async #unset(): Promise<void> {
-    if (holder(this.#req).session == null && this.#cfg.unsetDestroy && this.#stored) {
+    if (holder(this.#req).session == null && this.#cfg.unsetDestroy && (this.#stored || this.#legacy)) {
       await this.#end();
       return;
     }
@@ -400,6 +411,7 @@ export class RequestSessions implements SessionController {
     this.#cookie.resetMaxAge();
     this.#compat = new CompatSession(this, jsonClone(adoption.data));
     this.#legacy = adoption;
+    this.#legacyPending = Object.keys(adoption.data).length > 0;
   }
 
   /** After the data lives in Tether (or was ended), the express-session copy goes: its cookie must not bring it back. */

@@ -15,6 +15,8 @@ export interface SessionController {
   reload(session: CompatSession): Promise<void>;
   save(session: CompatSession): Promise<void>;
   touch(session: CompatSession): void;
+  /** A callback given to one of the methods threw: the request's error handling takes it. */
+  callbackThrew(err: unknown): void;
 }
 
 export type SessionCallback = (err?: unknown) => void;
@@ -30,9 +32,11 @@ export const RESERVED_KEYS: ReadonlySet<string> = new Set([
  * otherwise. A promise nobody awaits must not crash the process: its failure also fails the response
  * (the controller remembers it), so the rejection is marked handled here.
  */
-function settle(self: CompatSession, p: Promise<void>, cb: SessionCallback | undefined): CompatSession | Promise<void> {
+function settle(self: CompatSession, ctl: SessionController, p: Promise<void>, cb: SessionCallback | undefined): CompatSession | Promise<void> {
   if (typeof cb === 'function') {
-    p.then(() => cb(), (err: unknown) => cb(err));
+    // The callback runs outside Express's reach: if it throws, the error goes to Express's error handlers
+    // (as express-session passes late store errors to `next`) instead of crashing the process.
+    p.then(() => cb(), (err: unknown) => cb(err)).catch((err: unknown) => ctl.callbackThrew(err));
     return self;
   }
   p.catch(() => {});
@@ -70,28 +74,28 @@ export class CompatSession {
   regenerate(callback?: SessionCallback): this;
   regenerate(): Promise<void>;
   regenerate(callback?: SessionCallback): CompatSession | Promise<void> {
-    return settle(this, this.#ctl.regenerate(this), callback);
+    return settle(this, this.#ctl, this.#ctl.regenerate(this), callback);
   }
 
   /** Removes the session; `req.session` becomes undefined at once. */
   destroy(callback?: SessionCallback): this;
   destroy(): Promise<void>;
   destroy(callback?: SessionCallback): CompatSession | Promise<void> {
-    return settle(this, this.#ctl.destroy(this), callback);
+    return settle(this, this.#ctl, this.#ctl.destroy(this), callback);
   }
 
   /** Discards this request's changes and loads the session again; `req.session` becomes a new object. */
   reload(callback?: SessionCallback): this;
   reload(): Promise<void>;
   reload(callback?: SessionCallback): CompatSession | Promise<void> {
-    return settle(this, this.#ctl.reload(this), callback);
+    return settle(this, this.#ctl, this.#ctl.reload(this), callback);
   }
 
   /** Writes the session now; the callback (or promise) completes after the store acknowledged it. */
   save(callback?: SessionCallback): this;
   save(): Promise<void>;
   save(callback?: SessionCallback): CompatSession | Promise<void> {
-    return settle(this, this.#ctl.save(this), callback);
+    return settle(this, this.#ctl, this.#ctl.save(this), callback);
   }
 
   /** Restarts the cookie's lifetime and refreshes the session's expiry at commit. */

@@ -45,7 +45,7 @@ export function session(options: CompatSessionOptions = {}): CompatMiddleware {
       next();
       return;
     }
-    RequestSessions.open(cfg, req, defaults).then(
+    RequestSessions.open(cfg, req, defaults, next).then(
       (ctl) => {
         holdHead(res, ctl);
         res.once('close', () => ctl.abort());
