@@ -5,6 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import express from 'express';
 import expressSession from 'express-session';
 import session from 'tether/express';
@@ -452,6 +453,17 @@ describe('session() options', () => {
     });
     assert.deepEqual(codes, ['TETHER_COMPAT_COOKIE_OUTLIVES_SESSION']);
     await app!.close();
+  });
+
+  it('require() from CommonJS when the app does `require(\'tether/express\')` then it gets the middleware itself, like express-session', () => {
+    // Under tsx, require() compiles a second copy of the module, so compare by shape, not identity.
+    const required = createRequire(import.meta.url)('tether/express') as typeof session & Record<string, unknown>;
+    assert.equal(typeof required, 'function');
+    assert.equal(required.name, 'session');
+    assert.equal(required.session, required);
+    for (const name of ['sessions', 'sessionOf', 'fromExpressSessionStore', 'csrfProtection', 'csrfTokenOf']) {
+      assert.equal(typeof required[name], 'function', name);
+    }
   });
 
   it('options when unknown or mistyped then OPTIONS_INVALID at construction, naming the option', () => {
