@@ -159,11 +159,14 @@ export function safetyCases({ test, setup, newSession }: SuiteContext): void {
     });
   }
 
-  test('handler when it throws then the answer is a 500 and the session is released for the next request', async (t) => {
+  test('handler when it changes the session and then throws then the answer is a 500, nothing is written, and the session is released', async (t) => {
     const env = await setup(t);
     const s = await newSession(env);
+    const writes = env.store.calls.set;
     const boom = await env.call('POST', '/boom', { cookie: s.cookie, token: s.token });
     assert.equal(boom.status, 500);
+    assert.equal(env.store.calls.set, writes, 'a failed request writes nothing');
+    assert.deepEqual((await env.call('GET', '/state', { cookie: s.cookie })).json?.data, {});
     const next = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'z' } });
     assert.equal(next.status, 200);
   });

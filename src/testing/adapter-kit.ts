@@ -94,7 +94,8 @@ export function suiteRoutes(hooks: RouteHooks): SuiteRoute[] {
     },
     { method: 'GET', path: '/slow-read', handle: async (s) => (await hooks.hold(), state(s)) },
     {
-      method: 'POST', path: '/boom', handle: () => {
+      method: 'POST', path: '/boom', handle: (s) => {
+        s.set('n', 99);
         throw new Error('the handler failed');
       },
     },

@@ -25,7 +25,10 @@ export interface ExpressAdapterOptions {
   write?: (req: Request) => boolean;
 }
 
-/** Express middleware. Errors go to Express's error handlers with `status` and `code` set. */
+/**
+ * Express middleware. The session is committed before the response's status line goes out; a response
+ * with a 5xx status (a handler error, answered by an error handler) writes nothing.
+ */
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
   return (req: Request, res: Response, next: NextFunction): void => {
     const view = viewOf(req);
@@ -40,7 +43,15 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
           return;
         }
         req.tether = session as unknown as Session<Record<string, unknown>>;
-        holdUntilCommitted(res, () => tether.commit(session));
+        holdUntilCommitted(res, () => {
+          // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
+          // the 5xx they answer with. A failed request writes nothing, as in every adapter.
+          if (res.statusCode >= 500) {
+            tether.abandon(session);
+            return Promise.resolve([]);
+          }
+          return tether.commit(session);
+        });
         // A client that goes away before the response ends must not keep the gate.
         res.once('close', () => tether.abandon(session));
         next();

@@ -83,6 +83,11 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     }
   });
 
+  // A handler that threw wrote nothing: its half-done session changes are dropped, as in every adapter.
+  app.addHook('onError', async (req: FastifyRequest) => {
+    if (req.session) tether.abandon(req.session);
+  });
+
   // A request that ends without a reply being sent (aborted) must not keep the gate.
   app.addHook('onResponse', async (req: FastifyRequest) => {
     if (req.session) tether.abandon(req.session);

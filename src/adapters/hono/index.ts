@@ -65,6 +65,11 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       tether.abandon(session);
       throw err;
     }
+    // Hono hands a handler's error to app.onError and records it here: a failed request writes nothing.
+    if (c.error) {
+      tether.abandon(session);
+      return;
+    }
     let cookies: string[];
     try {
       cookies = await tether.commit(session);
