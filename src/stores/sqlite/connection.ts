@@ -1,0 +1,82 @@
+/**
+ * Opening a SqliteStore file (driver, folder, WAL, durability, schema) and turning driver failures
+ * into STORE_UNAVAILABLE errors that say what to change.
+ * @module
+ */
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { StoreUnavailableError, isTetherError } from '../../core/errors.js';
+import { migrate } from './schema.js';
+
+/**
+ * Opens `path` in WAL mode with the given busy timeout and `synchronous` level, migrated to the
+ * current schema. Throws STORE_UNAVAILABLE (driver missing, file unusable, lock not obtained in time).
+ */
+export function openDatabase(path: string, busyTimeoutMs: number, synchronous: 'NORMAL' | 'FULL'): BetterSqlite3.Database {
+  const Database = loadDriver();
+  let db: BetterSqlite3.Database | undefined;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+    db = new Database(path, { timeout: busyTimeoutMs });
+    if (!db.memory) enableWal(db, busyTimeoutMs);
+    db.pragma(`synchronous = ${synchronous}`);
+    migrate(db);
+    return db;
+  } catch (err) {
+    db?.close();
+    throw unavailable(err, 'open');
+  }
+}
+
+/** Loaded here rather than imported, so importing the store never fails when the driver is absent. */
+function loadDriver(): typeof BetterSqlite3 {
+  try {
+    return createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+  } catch (err) {
+    throw new StoreUnavailableError('SqliteStore needs the better-sqlite3 package: npm install better-sqlite3', { cause: err });
+  }
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Switches the file to WAL, which is what lets readers and one writer from many processes proceed
+ * together. SQLite answers SQLITE_BUSY without calling the busy handler when several connections switch
+ * a new file at the same moment (seen about once in 1,500 racing opens), so this retries until
+ * `timeoutMs`, re-reading the mode each time since another process may have switched it meanwhile.
+ */
+function enableWal(db: BetterSqlite3.Database, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) === 'wal') return;
+      if (db.pragma('journal_mode = WAL', { simple: true }) === 'wal') return;
+      throw new StoreUnavailableError('SqliteStore could not switch the file to WAL mode; keep options.path on a local disk (WAL does not work on network file systems)');
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw err;
+      // Synchronous, like every driver call: the constructor cannot await.
+      Atomics.wait(pause, 0, 0, Math.min(5 * 2 ** attempt, 100));
+    }
+  }
+}
+
+const isBusy = (err: unknown): boolean => /^SQLITE_BUSY/.test(String((err as { code?: unknown } | null)?.code));
+
+const HINTS: Array<[RegExp, string]> = [
+  [/^SQLITE_BUSY/, 'another connection held the lock longer than options.busyTimeoutMs'],
+  [/^SQLITE_FULL/, 'the disk or volume is full'],
+  [/^SQLITE_IOERR/, 'the disk reported an I/O error'],
+  [/^SQLITE_(READONLY|CANTOPEN|PERM)|^E(ACCES|PERM|ROFS)$/, 'check the permissions of options.path and its folder'],
+  [/^SQLITE_(CORRUPT|NOTADB)/, 'the file is damaged or not a SQLite database'],
+];
+
+/** Driver and file-system failures become STORE_UNAVAILABLE (cause kept); Tether errors and bugs pass through. */
+export function unavailable(err: unknown, op: string): unknown {
+  if (isTetherError(err)) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return err;
+  const hint = HINTS.find(([re]) => re.test(code))?.[1];
+  return new StoreUnavailableError(`SqliteStore ${op} failed (${code})${hint ? `: ${hint}` : ''}`, { cause: err });
+}

@@ -1,0 +1,316 @@
+/**
+ * SqliteStore: the embedded default store, one SQLite file (WAL) shared safely by every worker process
+ * on a machine, surviving restarts and process crashes.
+ *
+ * Durability per `synchronous` (docs/stores.md, SECURITY.md F12): with 'NORMAL' (the default) a
+ * committed write survives a killed process but the last commits may roll back on an OS crash or
+ * power loss (the file stays consistent); with 'FULL' it also survives those, if the disk honours fsync.
+ *
+ * better-sqlite3 is synchronous: each call blocks the event loop for its duration, and a write waiting
+ * for another process's lock blocks for up to `busyTimeoutMs`. Every write is an IMMEDIATE transaction,
+ * so the compare-and-set, the user index (a column) and the change-log row commit together or not at all.
+ * @module
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
+import { assertNextVersion, systemClock } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { checkOptions } from '../../core/options-check.js';
+import { openDatabase, unavailable } from './connection.js';
+import { ChangeFeed } from './changes.js';
+import type { ChangeFeedOptions } from './changes.js';
+
+export { SCHEMA_VERSION, MIGRATIONS } from './schema.js';
+export type { ChangeFeedOptions } from './changes.js';
+
+export interface SqliteStoreOptions {
+  /** The database file (its folder is created when missing), or ':memory:' for a private in-memory one. */
+  path: string;
+  /** How long a write waits for another connection's lock before failing with STORE_UNAVAILABLE. @default 5000 */
+  busyTimeoutMs?: number;
+  /**
+   * - 'NORMAL': committed writes survive a process crash; an OS crash or power loss may roll back the
+   *   last commits (never corrupts). One fsync per checkpoint, not per commit.
+   * - 'FULL': also survives an OS crash or power loss when the storage honours fsync; one fsync per commit.
+   * @default 'NORMAL'
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+  /** How often expired records are deleted, in ms; 0 disables the timer (call `sweep()` yourself). @default 60_000 */
+  sweepIntervalMs?: number;
+  /** How often the change log is polled while someone subscribes, in ms. @default 100 */
+  changePollMs?: number;
+  clock?: Clock;
+}
+
+export const SQLITE_STORE_DEFAULTS = {
+  busyTimeoutMs: 5_000,
+  synchronous: 'NORMAL',
+  sweepIntervalMs: 60_000,
+  changePollMs: 100,
+} as const;
+
+/** Rows deleted per sweep transaction, so a large sweep never holds the write lock for long. */
+const SWEEP_BATCH = 500;
+const SWEEP_MAX_BATCHES = 10_000;
+/** The change log is trimmed after this many of this connection's writes (and on every sweep). */
+const TRIM_EVERY_WRITES = 1_000;
+
+const COLUMNS = `key, data, version, user_id AS userId, created_at AS createdAt, last_seen_at AS lastSeenAt,
+  expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`;
+const LIVE = 'expires_at > @now AND absolute_expires_at > @now';
+
+type Row = SessionRecord;
+type Params = Record<string, string | number | null>;
+type Statement = BetterSqlite3.Statement<unknown[], unknown>;
+type Statements = Record<'get' | 'insertFree' | 'updateAt' | 'version' | 'touch' | 'destroy' | 'listByUser'
+  | 'destroyByUser' | 'sweep' | 'count', Statement>;
+interface Transactions {
+  set(p: Params, expected: number): SetResult;
+  touch(p: Params): boolean;
+  destroy(key: string): void;
+  destroyByUser(p: Params): number;
+  sweep(now: number): number;
+}
+
+export class SqliteStore implements SessionStore {
+  readonly name = 'sqlite';
+  readonly #db: BetterSqlite3.Database;
+  readonly #clock: Clock;
+  readonly #feed: ChangeFeed;
+  readonly #s: Statements;
+  readonly #tx: Transactions;
+  /** Change rows written by the transaction in progress, announced once it commits. */
+  readonly #pending: Array<readonly [number, string]> = [];
+  #sinceTrim = 0;
+  #closed = false;
+  #sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: SqliteStoreOptions) {
+    checkOptions('SqliteStore', options, {
+      path: 'nonEmptyString',
+      busyTimeoutMs: 'nonNegativeInteger',
+      synchronous: ['NORMAL', 'FULL'],
+      sweepIntervalMs: 'nonNegativeInteger',
+      changePollMs: 'positiveInteger',
+      clock: 'clock',
+    });
+    if (typeof options?.path !== 'string') {
+      throw new OptionsInvalidError('SqliteStore options.path is required: a file path or ":memory:"');
+    }
+    const o = { ...SQLITE_STORE_DEFAULTS, ...stripUndefined(options), path: options.path };
+    this.#clock = options.clock ?? systemClock;
+    const db = openDatabase(o.path, o.busyTimeoutMs, o.synchronous);
+    try {
+      this.#db = db;
+      this.#feed = new ChangeFeed(db, o.changePollMs);
+      this.#s = prepareStatements(db);
+      this.#tx = this.#transactions();
+    } catch (err) {
+      db.close();
+      throw unavailable(err, 'open');
+    }
+    if (o.sweepIntervalMs > 0) {
+      this.#sweepTimer = setInterval(() => this.sweep().catch(() => {
+        // The next tick retries; callers see failures on their own calls.
+      }), o.sweepIntervalMs);
+      this.#sweepTimer.unref();
+    }
+  }
+
+  /** The durability in effect on this connection, read back from SQLite (see the module comment). */
+  get synchronous(): 'NORMAL' | 'FULL' | 'OTHER' {
+    this.#open();
+    const level = this.#db.pragma('synchronous', { simple: true });
+    return level === 1 ? 'NORMAL' : level === 2 ? 'FULL' : 'OTHER';
+  }
+
+  async get(key: string): Promise<SessionRecord | null> {
+    this.#open();
+    const now = this.#clock.now();
+    return this.#read('get', () => (this.#s.get.get({ key, now }) as Row | undefined) ?? null);
+  }
+
+  async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(record, expectedVersion);
+    const p: Params = {
+      key: record.key, data: record.data, version: record.version, userId: record.userId,
+      createdAt: record.createdAt, lastSeenAt: record.lastSeenAt, expiresAt: record.expiresAt,
+      absoluteExpiresAt: record.absoluteExpiresAt, now: this.#clock.now(),
+    };
+    return this.#write('set', () => this.#tx.set(p, expectedVersion));
+  }
+
+  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+    this.#open();
+    return this.#write('touch', () => this.#tx.touch({ key, expiresAt, lastSeenAt, now: this.#clock.now() }));
+  }
+
+  async destroy(key: string): Promise<void> {
+    this.#open();
+    this.#write('destroy', () => this.#tx.destroy(key));
+  }
+
+  async listByUser(userId: string): Promise<SessionRecord[]> {
+    this.#open();
+    const now = this.#clock.now();
+    return this.#read('listByUser', () => this.#s.listByUser.all({ userId, now }) as Row[]);
+  }
+
+  async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
+    this.#open();
+    const except = JSON.stringify(options.except ?? []);
+    return this.#write('destroyByUser', () => this.#tx.destroyByUser({ userId, except, now: this.#clock.now() }));
+  }
+
+  /** Deletes expired records in short transactions and trims the change log; returns how many records. */
+  async sweep(): Promise<number> {
+    if (this.#closed) return 0;
+    const now = this.#clock.now();
+    let removed = 0;
+    for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
+      const n = this.#write('sweep', () => this.#tx.sweep(now));
+      removed += n;
+      if (n < SWEEP_BATCH) break;
+    }
+    this.#write('trim', () => this.#feed.trim());
+    return removed;
+  }
+
+  /** Live (unexpired) records in the file. */
+  async count(): Promise<number> {
+    this.#open();
+    const now = this.#clock.now();
+    return this.#read('count', () => this.#s.count.get({ now }) as number);
+  }
+
+  /**
+   * Calls `listener(key)` after any connection to this file (this one or another process's) changed or
+   * removed `key`: at once for this connection's writes, within about `changePollMs` for others'.
+   * `options.onResync` runs if this connection fell so far behind (over a minute) that changes were
+   * trimmed from the log unread: anything cached from this store may then be stale.
+   */
+  subscribe(listener: (key: string) => void, options: ChangeFeedOptions = {}): () => void {
+    if (this.#closed) return () => {};
+    return this.#feed.subscribe(listener, options);
+  }
+
+  /**
+   * Delivers now, synchronously, every change other connections committed before the call. TieredStore
+   * calls this before serving a cached copy, so a read never predates a write acknowledged before it.
+   * Costs one `PRAGMA data_version` when nothing changed.
+   */
+  flushChanges(): void {
+    this.#open();
+    this.#read('change poll', () => this.#feed.poll());
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#feed.stop();
+    this.#db.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreClosedError('SqliteStore');
+  }
+
+  #read<T>(op: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw unavailable(err, op);
+    }
+  }
+
+  /** Runs one write transaction, then announces its change rows: only after the commit succeeded. */
+  #write<T>(op: string, fn: () => T): T {
+    this.#pending.length = 0;
+    let out: T;
+    try {
+      out = fn();
+    } catch (err) {
+      this.#pending.length = 0;
+      throw unavailable(err, op);
+    }
+    const committed = this.#pending.splice(0);
+    this.#feed.committed(committed);
+    this.#sinceTrim += committed.length;
+    if (this.#sinceTrim >= TRIM_EVERY_WRITES) {
+      this.#sinceTrim = 0;
+      // Off the write's path: a busy trim must never fail a write that already committed.
+      setTimeout(() => {
+        if (!this.#closed) this.#read('trim', () => this.#feed.trim());
+      }, 0).unref();
+    }
+    return out;
+  }
+
+  #log(key: string): void {
+    this.#pending.push([this.#feed.log(key), key]);
+  }
+
+  #transactions(): Transactions {
+    const s = this.#s;
+    const db = this.#db;
+    const set = db.transaction((p: Params, expected: number): SetResult => {
+      const changed = expected === 0 ? s.insertFree.run(p).changes : s.updateAt.run({ ...p, expected }).changes;
+      if (changed === 0) return { ok: false, current: (s.version.get({ key: p.key, now: p.now }) as number | undefined) ?? 0 };
+      this.#log(p.key as string);
+      return { ok: true };
+    });
+    const touch = db.transaction((p: Params): boolean => {
+      if (s.touch.run(p).changes === 0) return false;
+      this.#log(p.key as string);
+      return true;
+    });
+    const destroy = db.transaction((key: string): void => {
+      if (s.destroy.run(key).changes > 0) this.#log(key);
+    });
+    const destroyByUser = db.transaction((p: Params): number => {
+      const rows = s.destroyByUser.all(p) as Array<{ key: string; live: number }>;
+      for (const r of rows) this.#log(r.key);
+      return rows.filter((r) => r.live === 1).length;
+    });
+    const sweep = db.transaction((now: number): number => s.sweep.run({ now, limit: SWEEP_BATCH }).changes);
+    return {
+      set: (p, e) => set.immediate(p, e),
+      touch: (p) => touch.immediate(p),
+      destroy: (k) => destroy.immediate(k),
+      destroyByUser: (p) => destroyByUser.immediate(p),
+      sweep: (now) => sweep.immediate(now),
+    };
+  }
+}
+
+function prepareStatements(db: BetterSqlite3.Database): Statements {
+  const prep = (sql: string) => db.prepare<unknown[], unknown>(sql);
+  const assign = `data = @data, version = @version, user_id = @userId, created_at = @createdAt,
+    last_seen_at = @lastSeenAt, expires_at = @expiresAt, absolute_expires_at = @absoluteExpiresAt`;
+  return {
+    get: prep(`SELECT ${COLUMNS} FROM tether_sessions WHERE key = @key AND ${LIVE}`),
+    // Creation (expected version 0): a new key, or one whose record has expired.
+    insertFree: prep(`INSERT INTO tether_sessions (key, data, version, user_id, created_at, last_seen_at, expires_at, absolute_expires_at)
+      VALUES (@key, @data, @version, @userId, @createdAt, @lastSeenAt, @expiresAt, @absoluteExpiresAt)
+      ON CONFLICT (key) DO UPDATE SET ${assign}
+      WHERE tether_sessions.expires_at <= @now OR tether_sessions.absolute_expires_at <= @now`),
+    // Update: never creates, so a destroyed or expired session stays gone.
+    updateAt: prep(`UPDATE tether_sessions SET ${assign} WHERE key = @key AND version = @expected AND ${LIVE}`),
+    version: prep(`SELECT version FROM tether_sessions WHERE key = @key AND ${LIVE}`).pluck(),
+    touch: prep(`UPDATE tether_sessions SET expires_at = @expiresAt, last_seen_at = @lastSeenAt WHERE key = @key AND ${LIVE}`),
+    destroy: prep('DELETE FROM tether_sessions WHERE key = ?'),
+    listByUser: prep(`SELECT ${COLUMNS} FROM tether_sessions WHERE user_id = @userId AND ${LIVE}`),
+    destroyByUser: prep(`DELETE FROM tether_sessions
+      WHERE user_id = @userId AND key NOT IN (SELECT value FROM json_each(@except))
+      RETURNING key, (${LIVE}) AS live`),
+    sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
+      SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)`),
+    count: prep('SELECT count(*) FROM tether_sessions WHERE min(expires_at, absolute_expires_at) > @now').pluck(),
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,96 @@
+/** createStore and parseStoreUrl: every accepted URL form, the default SQLite path, bad URLs, lazy drivers. */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { createStore, parseStoreUrl } from '../../src/stores/index.js';
+import { ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import { tempSqliteFile } from '../helpers/sqlite.js';
+import type { TempSqliteFile } from '../helpers/sqlite.js';
+
+const temps: TempSqliteFile[] = [];
+after(async () => {
+  for (const t of temps) await t.remove();
+});
+
+const loadedDrivers = (): string[] => Object.keys(createRequire(import.meta.url).cache)
+  .filter((p) => /[\\/]node_modules[\\/](ioredis|pg)[\\/]/.test(p));
+
+describe('createStore', () => {
+  // First in the file, before anything could have loaded a network driver into this process.
+  it('createStore when given memory and sqlite URLs then loads neither ioredis nor pg', async () => {
+    const tmp = await tempSqliteFile();
+    temps.push(tmp);
+    for (const url of ['memory', `sqlite:${tmp.path}`]) await (await createStore(url)).close();
+    assert.deepEqual(loadedDrivers(), []);
+  });
+
+  it('createStore when given memory or memory: then returns a working MemoryStore on the given clock', async () => {
+    const clock = new ManualClock();
+    for (const url of ['memory', 'memory:']) {
+      const store = await createStore(url, { clock });
+      assert.equal(store.name, 'memory');
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 100 });
+      await store.set(rec, 0);
+      assert.equal((await store.get(rec.key))?.data, rec.data);
+      clock.advance(100);
+      assert.equal(await store.get(rec.key), null, 'expiry follows the injected clock');
+      await store.close();
+    }
+  });
+
+  it('createStore when given sqlite with a relative path then opens that file against the working folder', async () => {
+    const tmp = await tempSqliteFile('rel.db');
+    temps.push(tmp);
+    const rel = relative(process.cwd(), tmp.path);
+    assert.deepEqual(parseStoreUrl(`sqlite:${rel}`), { kind: 'sqlite', path: tmp.path });
+    const store = await createStore(`sqlite:${rel}`);
+    assert.equal(store.name, 'sqlite');
+    await store.close();
+    assert.ok(existsSync(tmp.path));
+  });
+
+  it('createStore when given sqlite: alone then uses sessions.db in dataDir, or in ./data by default', async () => {
+    const tmp = await tempSqliteFile();
+    temps.push(tmp);
+    const dataDir = join(tmp.dir, 'state');
+    const clock = new ManualClock();
+    const store = await createStore('sqlite:', { dataDir, clock });
+    const rec = makeRecord(clock);
+    await store.set(rec, 0);
+    await store.close();
+    assert.ok(existsSync(join(dataDir, 'sessions.db')), 'the folder and file were created');
+    assert.deepEqual(parseStoreUrl('sqlite:'), { kind: 'sqlite', path: resolve('data', 'sessions.db') });
+    assert.deepEqual(parseStoreUrl('sqlite::memory:'), { kind: 'sqlite', path: ':memory:' });
+    assert.deepEqual(parseStoreUrl('sqlite:/var/lib/app/s.db'), { kind: 'sqlite', path: '/var/lib/app/s.db' });
+  });
+
+  it('parseStoreUrl when given redis or postgres URLs then chooses that store without connecting', () => {
+    assert.deepEqual(parseStoreUrl('redis://127.0.0.1:6379/2'), { kind: 'redis', url: 'redis://127.0.0.1:6379/2' });
+    assert.deepEqual(parseStoreUrl('rediss://user:pw@cache.internal:6380'), { kind: 'redis', url: 'rediss://user:pw@cache.internal:6380' });
+    assert.deepEqual(parseStoreUrl('postgres://app@127.0.0.1/shop'), { kind: 'postgres', connectionString: 'postgres://app@127.0.0.1/shop' });
+    assert.deepEqual(parseStoreUrl('postgresql://app:pw@db:5433/shop?sslmode=require'),
+      { kind: 'postgres', connectionString: 'postgresql://app:pw@db:5433/shop?sslmode=require' });
+  });
+
+  it('createStore when given a URL it does not know then rejects with STORE_URL_INVALID naming the forms and no password', async () => {
+    const bad = ['', 'mysql://root:hunter2@127.0.0.1/db', 'Memory', 'memory://x', 'sqlite://relative.db', 'redis://', 'postgres://',
+      'redis:127.0.0.1', 'http://127.0.0.1', '  memory', 'file:sessions.db'];
+    for (const url of bad) {
+      await assert.rejects(createStore(url), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'STORE_URL_INVALID', url);
+        for (const form of ['memory', 'sqlite:PATH', 'redis://', 'rediss://', 'postgres://', 'postgresql://']) {
+          assert.ok(err.message.includes(form), `message for ${JSON.stringify(url)} names ${form}: ${err.message}`);
+        }
+        assert.ok(!err.message.includes('hunter2'), 'the password stays out of the message');
+        return true;
+      });
+    }
+    await assert.rejects(createStore(42 as never), { code: 'STORE_URL_INVALID' });
+  });
+
+  it('createStore when given an unknown option then rejects with OPTIONS_INVALID', async () => {
+    await assert.rejects(createStore('memory', { dir: 'x' } as never), { code: 'OPTIONS_INVALID', message: /options\.dir is not an option/ });
+  });
+});

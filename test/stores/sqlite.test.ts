@@ -1,0 +1,285 @@
+/** SqliteStore: the shared conformance suite plus migrations, several connections, the change feed and crashes. */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type BetterSqlite3 from 'better-sqlite3';
+import { SqliteStore, SCHEMA_VERSION } from '../../src/stores/sqlite/index.js';
+import { migrate } from '../../src/stores/sqlite/schema.js';
+import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import type { SessionStore } from '../../src/core/store.js';
+import { tempSqliteFile } from '../helpers/sqlite.js';
+import type { TempSqliteFile } from '../helpers/sqlite.js';
+
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+const WRITER = fileURLToPath(new URL('../fixtures/sqlite-writer.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+const files = new WeakMap<SessionStore, TempSqliteFile>();
+runStoreSuite({
+  name: 'sqlite',
+  open: async (clock) => {
+    const file = await tempSqliteFile();
+    const store = new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });
+    files.set(store, file);
+    return store;
+  },
+  connect: async (store, clock) => new SqliteStore({ path: files.get(store)!.path, clock, sweepIntervalMs: 0 }),
+  dispose: async (store) => files.get(store)?.remove(),
+});
+
+const temps: TempSqliteFile[] = [];
+const temp = async (): Promise<TempSqliteFile> => {
+  const f = await tempSqliteFile();
+  temps.push(f);
+  return f;
+};
+after(async () => {
+  for (const f of temps) await f.remove();
+});
+
+/** Runs the writer fixture; resolves with the acknowledged keys, how it ended, and its stderr. */
+function runWriter(path: string, count: number, killAfter?: number, startAt?: number): Promise<{ keys: string[]; code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', WRITER, path, String(count), String(startAt ?? 0)],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    let lines = 0;
+    const guard = setTimeout(() => child.kill('SIGKILL'), 40_000);
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      lines += chunk.split('\n').length - 1;
+      if (killAfter !== undefined && lines >= killAfter) child.kill('SIGKILL');
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(guard);
+      // A line without its newline was cut by the kill mid-print: not an acknowledgement we saw.
+      const keys = out.split('\n').slice(0, -1);
+      resolve({ keys, code, signal, stderr });
+    });
+  });
+}
+
+describe('SqliteStore schema', () => {
+  it('sqlite store when opening a new file then migrates once and a re-open is a no-op', async () => {
+    const { path } = await temp();
+    const a = new SqliteStore({ path, sweepIntervalMs: 0 });
+    await a.close();
+    const raw = new Database(path);
+    try {
+      assert.equal(raw.prepare("SELECT value FROM tether_meta WHERE name = 'schema_version'").pluck().get(), SCHEMA_VERSION);
+      assert.equal(migrate(raw), 0, 'a current file runs no migration');
+      const b = new SqliteStore({ path, sweepIntervalMs: 0 });
+      await b.close();
+      assert.equal(raw.prepare('SELECT count(*) FROM tether_meta').pluck().get(), 2);
+      assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('sqlite store when a file has a newer schema version then refuses to open with STORE_UNAVAILABLE', async () => {
+    const { path } = await temp();
+    await new SqliteStore({ path, sweepIntervalMs: 0 }).close();
+    const raw = new Database(path);
+    raw.prepare("UPDATE tether_meta SET value = ? WHERE name = 'schema_version'").run(SCHEMA_VERSION + 1);
+    raw.close();
+    assert.throws(() => new SqliteStore({ path }), { code: 'STORE_UNAVAILABLE', message: /newer than this Tether understands/ });
+  });
+
+  it('sqlite store when three processes open one new file at once then all succeed and the schema is applied once', async () => {
+    const { path } = await temp();
+    // A common start time past the children's start-up, so their opens (and migrations) collide.
+    const startAt = Date.now() + 2_500;
+    const runs = await Promise.all([1, 2, 3].map(() => runWriter(path, 20, undefined, startAt)));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    try {
+      assert.equal(await store.count(), 60);
+      for (const r of runs) for (const key of r.keys) assert.ok(await store.get(key), 'every acknowledged key is present');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('SqliteStore options', () => {
+  it('sqlite store when given an unknown, mistyped or missing option then throws OPTIONS_INVALID', () => {
+    assert.throws(() => new SqliteStore({ path: ':memory:', busyTimeout: 1 } as never), { code: 'OPTIONS_INVALID', message: /busyTimeout is not an option/ });
+    assert.throws(() => new SqliteStore({ path: ':memory:', synchronous: 'OFF' as never }), { code: 'OPTIONS_INVALID', message: /synchronous must be one of "NORMAL", "FULL"/ });
+    assert.throws(() => new SqliteStore({} as never), { code: 'OPTIONS_INVALID', message: /path is required/ });
+    assert.throws(() => new SqliteStore({ path: '' }), { code: 'OPTIONS_INVALID', message: /path must be a non-empty string/ });
+  });
+
+  it('sqlite store when the folder of path is missing then creates it and applies synchronous FULL', async () => {
+    const { dir } = await temp();
+    const path = join(dir, 'a', 'b', 'sessions.db');
+    const store = new SqliteStore({ path, synchronous: 'FULL', sweepIntervalMs: 0 });
+    assert.equal(store.synchronous, 'FULL');
+    await store.close();
+    assert.ok(existsSync(path));
+    const normal = new SqliteStore({ path, sweepIntervalMs: 0 });
+    assert.equal(normal.synchronous, 'NORMAL');
+    await normal.close();
+  });
+
+  it('sqlite store when another connection holds the write lock past busyTimeoutMs then rejects with STORE_UNAVAILABLE and recovers', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, busyTimeoutMs: 50, sweepIntervalMs: 0 });
+    const raw = new Database(path);
+    try {
+      const rec = makeRecord(clock);
+      raw.exec('BEGIN IMMEDIATE');
+      await assert.rejects(store.set(rec, 0), (err: Error & { code?: string; cause?: { code?: string } }) =>
+        err.code === 'STORE_UNAVAILABLE' && err.cause?.code === 'SQLITE_BUSY' && /busyTimeoutMs/.test(err.message));
+      assert.equal(await store.get(rec.key), null, 'reads still work while the lock is held');
+      raw.exec('COMMIT');
+      assert.deepEqual(await store.set(rec, 0), { ok: true });
+    } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+});
+
+describe('SqliteStore across connections', () => {
+  it('two stores on one file when both write then each sees the other’s writes and CAS conflicts', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    try {
+      const rec = makeRecord(clock, { userId: 'carol' });
+      assert.deepEqual(await a.set(rec, 0), { ok: true });
+      assert.deepEqual(await b.get(rec.key), rec);
+      assert.deepEqual(await b.set({ ...rec, version: 2, data: '"b"' }, 1), { ok: true });
+      assert.deepEqual(await a.set({ ...rec, version: 2, data: '"a"' }, 1), { ok: false, current: 2 });
+      assert.equal((await a.get(rec.key))?.data, '"b"');
+      assert.deepEqual((await a.listByUser('carol')).map((r) => r.key), [rec.key]);
+      assert.equal(await b.destroyByUser('carol'), 1);
+      assert.equal(await a.get(rec.key), null);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('change feed when another connection sets, touches and destroys then reports each, and own writes at once', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 20 });
+    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const seen: string[] = [];
+    const off = a.subscribe((key) => seen.push(key));
+    try {
+      const rec = makeRecord(clock);
+      await b.set(rec, 0);
+      await b.touch(rec.key, clock.now() + 5_000, clock.now());
+      await b.destroy(rec.key);
+      await b.destroy(rec.key); // a no-op destroy changes nothing and reports nothing
+      for (let i = 0; i < 250 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(seen, [rec.key, rec.key, rec.key]);
+
+      const own = makeRecord(clock);
+      await a.set(own, 0);
+      assert.deepEqual(seen.slice(3), [own.key], 'own write reported before set resolved');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(seen.length, 4, 'the poll does not report an own write a second time');
+    } finally {
+      off();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('flushChanges when another connection committed then delivers its change synchronously', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
+    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const seen: string[] = [];
+    const off = a.subscribe((key) => seen.push(key));
+    try {
+      const rec = makeRecord(clock);
+      await b.set(rec, 0);
+      assert.deepEqual(seen, []);
+      a.flushChanges();
+      assert.deepEqual(seen, [rec.key]);
+      a.flushChanges();
+      assert.deepEqual(seen, [rec.key], 'an idle flush delivers nothing new');
+    } finally {
+      off();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('change feed when rows it had not read were trimmed then calls onResync', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
+    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    let lost = 0;
+    const off = a.subscribe(() => {}, { onResync: () => lost++ });
+    const raw = new Database(path);
+    try {
+      await b.set(makeRecord(clock), 0);
+      // What a trim by another process does once rows pass the retention window.
+      raw.exec("DELETE FROM tether_changes; UPDATE tether_meta SET value = (SELECT seq FROM sqlite_sequence WHERE name = 'tether_changes') WHERE name = 'changes_trimmed_through'");
+      a.flushChanges();
+      assert.equal(lost, 1);
+    } finally {
+      raw.close();
+      off();
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('SqliteStore sweep and count', () => {
+  it('sweep when more expired records than one batch then removes them all and count sees only live ones', async () => {
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    try {
+      for (let i = 0; i < 1_200; i++) await store.set(makeRecord(clock, { expiresAt: clock.now() + 10 }), 0);
+      const live = makeRecord(clock);
+      await store.set(live, 0);
+      assert.equal(await store.count(), 1_201);
+      clock.advance(10);
+      assert.equal(await store.count(), 1);
+      assert.equal(await store.sweep(), 1_200);
+      assert.equal(await store.sweep(), 0);
+      assert.ok(await store.get(live.key));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('SqliteStore crash safety', () => {
+  it('sqlite store when the writing process is killed with SIGKILL mid-write then every acknowledged key is on disk', async () => {
+    const { path } = await temp();
+    const run = await runWriter(path, 100_000, 1_000);
+    assert.equal(run.signal, 'SIGKILL', `the writer was killed while writing (exit ${run.code}): ${run.stderr}`);
+    assert.ok(run.keys.length >= 1_000, `saw ${run.keys.length} acknowledgements`);
+    const raw = new Database(path);
+    assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok');
+    raw.close();
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    try {
+      const missing: string[] = [];
+      for (const key of run.keys) if (!(await store.get(key))) missing.push(key);
+      assert.deepEqual(missing, [], `${missing.length} of ${run.keys.length} acknowledged writes lost`);
+    } finally {
+      await store.close();
+    }
+  });
+});
