@@ -37,7 +37,7 @@ async function waitFor(url: string, ms: number): Promise<void> {
 
 describe('README examples', () => {
   it('readme when read then shows one example per adapter, each equal to its file in examples/', () => {
-    assert.deepEqual(blocks.map((b) => b.file).sort(), ['examples/express.ts', 'examples/fastify.ts', 'examples/hono.ts', 'examples/node-http.ts']);
+    assert.deepEqual(blocks.map((b) => b.file).sort(), ['examples/express-session-compat.ts', 'examples/express.ts', 'examples/fastify.ts', 'examples/hono.ts', 'examples/node-http.ts']);
     for (const b of blocks) assert.equal(b.code, readFileSync(b.file, 'utf8'), `${b.file} differs from its README block`);
   });
 
@@ -75,4 +75,22 @@ describe('README examples', () => {
       assert.equal(((await other.json()) as { visits: number }).visits, 0, 'another client has its own session');
     });
   }
+
+  it('examples/express-session-compat.ts when started then counts views per session like express-session', async (t) => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', 'examples/express-session-compat.ts'], {
+      env: { ...process.env, PORT: String(port), NODE_ENV: 'development', NODE_NO_WARNINGS: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    t.after(() => child.kill('SIGKILL'));
+    const base = `http://127.0.0.1:${port}/`;
+    await waitFor(base, 20_000);
+    const first = await fetch(base);
+    assert.equal(await first.text(), 'views: 1');
+    const cookie = first.headers.get('set-cookie')?.split(';')[0];
+    assert.ok(cookie);
+    const second = await fetch(base, { headers: { cookie } });
+    assert.equal(await second.text(), 'views: 2');
+    assert.equal(await (await fetch(base)).text(), 'views: 1', 'a client without the cookie starts again');
+  });
 });
