@@ -12,6 +12,7 @@ import { SessionGate } from './gate.js';
 import { withTimeout } from './timeout.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
+import type { Envelope } from './codec.js';
 import { Session, sessionState } from './session.js';
 import type { SessionData, SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError, OptionsInvalidError } from './errors.js';
@@ -71,6 +72,7 @@ export class Tether<T extends object = SessionData> {
   readonly users: UserContexts;
   readonly #signer: Signer;
   readonly #gate = new SessionGate();
+  #warnedUndecodable = false;
   readonly #stats: Omit<EngineStats, 'gateWaiting'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
   };
@@ -115,7 +117,11 @@ export class Tether<T extends object = SessionData> {
         state.clearCookie = true;
         return this.#released(state);
       }
-      const env = o.codec.decode(record.data);
+      const env = this.#decode(record.data);
+      if (!env) {
+        state.clearCookie = true;
+        return this.#released(state);
+      }
       state.id = unsigned.id;
       state.key = key;
       state.record = record;
@@ -232,6 +238,24 @@ export class Tether<T extends object = SessionData> {
       touch: false, resign: false, clearCookie: false, release: null, committed: false, setCookies: [],
       newId: this.options.generateId ?? generateId,
     };
+  }
+
+  /**
+   * The record's envelope, or null when the codec cannot read it (a corrupt record, or one written by
+   * another codec): that session is treated as absent rather than failing every request that names it.
+   */
+  #decode(text: string): Envelope | null {
+    try {
+      return this.options.codec.decode(text);
+    } catch (err) {
+      if (!this.#warnedUndecodable) {
+        this.#warnedUndecodable = true;
+        // The codec's message may quote the record, and with it user data: name the error type only.
+        const kind = err instanceof Error ? err.name : typeof err;
+        process.emitWarning(`a stored session could not be decoded (${kind}) and was treated as absent; check the codec option and the store's data`, { code: 'TETHER_RECORD_UNDECODABLE' });
+      }
+      return null;
+    }
   }
 
   #released(state: SessionState): Session<T> {

@@ -178,6 +178,29 @@ describe('engine lifecycle', () => {
     assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
   });
 
+  it('stored record when the codec cannot read it or it was ended by a regeneration then the session is treated as absent, with one warning', async () => {
+    const r = rig();
+    const warnings: Array<{ code?: string; message: string }> = [];
+    const onWarning = (w: Error & { code?: string }): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      for (const data of ['not json at all', '{"d":', '"tether:ended"']) {
+        const { cookie, id } = await plant(r, data);
+        const t = await trip(r.tether, cookie, (s) => {
+          assert.equal(s.isNew, true, data);
+          s.set('cart', ['fresh']);
+        });
+        assert.notEqual(t.session.id, id, 'a new ID, never the unreadable one');
+        assert.equal((await r.memory.get(hashId(id)))?.data, data, 'the unreadable record is left alone');
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings.filter((w) => w.code === 'TETHER_RECORD_UNDECODABLE').length, 1);
+      assert.equal(warnings.some((w) => w.message.includes('not json')), false, 'the record is not quoted');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('session.set when the key is __proto__, constructor or prototype then throws SESSION_KEY_INVALID', async () => {
     const r = rig();
     const s = await r.tether.open(view('POST'));
