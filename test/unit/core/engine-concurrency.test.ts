@@ -2,8 +2,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashId } from '../../../src/core/ids.js';
-import { rig, trip, view, sleep, ManualClock, FaultyStore } from '../support.js';
-import { StaleReadStore } from '../../fixtures/stores.js';
+import { rig, trip, view, sleep, ManualClock, FaultyStore, SECRET_A } from '../support.js';
+import { StaleReadStore, syncStore } from '../../fixtures/stores.js';
+import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 import type { Rig } from '../support.js';
 
@@ -113,6 +114,19 @@ describe('engine concurrency', () => {
       assert.equal(after.session.get('n'), 2);
     });
   }
+
+  it('store when it answers synchronously instead of with promises then every lifecycle step still works', async () => {
+    const clock = new ManualClock();
+    const tether = new Tether({ secrets: [SECRET_A], clock, store: syncStore(clock) });
+    const a = await trip(tether, undefined, (s) => s.set('n', 1));
+    const b = await trip(tether, a.cookie, (s) => s.update((d) => void (d.n = Number(d.n) + 1)));
+    const c = await trip(tether, b.cookie, (s) => s.login('alice'));
+    assert.equal((await tether.listUserSessions('alice')).length, 1);
+    clock.advance(120_000);
+    const d = await trip(tether, c.cookie, (s) => assert.equal(s.get('n'), 2), 'GET');
+    await trip(tether, d.cookie, (s) => s.destroy());
+    await trip(tether, c.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+  });
 
   it('store failure when it rejects then STORE_UNAVAILABLE carries the driver error as cause', async () => {
     const r = rig();
