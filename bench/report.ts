@@ -81,7 +81,7 @@ function stackRows(r: RunFile, sc: 'read' | 'write' | 'login'): Array<Array<stri
       num(x.rps), ratio(x.vsNode?.rps), num(x.p50Ms, 2), num(x.p99Ms, 2), ratio(x.vsNode?.p99),
       x.storeCpuUs ? `${num(x.cpuUs)} (${num(x.serverCpuUs)} + ${num(x.storeCpuUs)})` : num(x.cpuUs), ratio(x.vsNode?.cpu),
       x.overheadUs === null ? '–' : num(x.overheadUs),
-      x.commandsPerRequest === null ? '–' : `${num(x.roundTripsPerRequest)} / ${num(x.commandsPerRequest)}`,
+      x.commandsPerRequest === null ? '–' : x.census ? `${num(x.census.clientCommands)} / ${num(x.commandsPerRequest)}` : `– / ${num(x.commandsPerRequest)}`,
       x.non2xx || x.errors ? `${x.non2xx} non-2xx, ${x.errors} errors` : '',
     ];
   });
@@ -156,20 +156,23 @@ function runSection(r: RunFile): string {
   out.push('', '![Server CPU per request by stack and scenario](benchmarks.svg)');
   for (const sc of c.scenarios) {
     out.push('', `### ${SCENARIO_TITLES[sc]}`, '', table(
-      ['Stack', 'req/s', '×node', 'p50 ms', 'p99 ms', 'p99 ×node', 'CPU µs/req (server + redis)', 'CPU ×node', 'overhead µs', 'Redis trips / cmds per req', 'errors'],
+      ['Stack', 'req/s', '×node', 'p50 ms', 'p99 ms', 'p99 ×node', 'CPU µs/req (server + redis)', 'CPU ×node', 'overhead µs', 'Redis cmds per req: sent / run', 'errors'],
       stackRows(r, sc),
     ));
   }
-  const redisStacks = r.stacks.filter((s) => c.scenarios.some((sc) => s.results[sc]?.commandMix));
+  const redisStacks = r.stacks.filter((s) => c.scenarios.some((sc) => s.results[sc]?.census));
   if (redisStacks.length) {
     out.push('', '### Redis commands per request', '',
-      'Round trips are the socket reads redis-server processed (INFO stats); commands come from INFO commandstats and include those a Lua script runs (`evalsha` counts once, plus each command inside it).', '',
+      'From a census after the measured passes: requests one at a time with MONITOR open, commands counted by origin. ' +
+      '"Sent" are the commands the app sent (each a round trip unless pipelined); "in Lua" are those its scripts ran inside Redis. ' +
+      'The per-scenario tables above give "sent / run": run counts every command Redis executed during the measured passes (INFO commandstats).', '',
       table(['Stack', ...c.scenarios], redisStacks.map((s) => [
         s.layer === 'tether' ? `**${s.label}**` : s.label,
         ...c.scenarios.map((sc) => {
-          const x = s.results[sc];
-          if (!x?.commandMix) return '–';
-          return `${num(x.roundTripsPerRequest)} trips: ` + Object.entries(x.commandMix).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${num(v)}`).join(', ');
+          const x = s.results[sc]?.census;
+          if (!x) return '–';
+          const sent = Object.entries(x.byCommand).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${num(v)}`).join(', ');
+          return `${num(x.clientCommands)} sent (${sent || 'none'}); ${num(x.scriptCommands)} in Lua`;
         }),
       ]), 'l' + 'l'.repeat(c.scenarios.length)));
   }

@@ -16,6 +16,8 @@ import type { RedisStats } from './procs.js';
 import type { Credential } from './load.js';
 import { seedSessions, race } from './http.js';
 import type { RaceResult } from './http.js';
+import { census } from './census.js';
+import type { Census } from './census.js';
 import { ROUTES } from './workload.js';
 import { startRedis, redisCommand } from '../../test/helpers/redis.js';
 import type { RedisServer } from '../../test/helpers/redis.js';
@@ -44,6 +46,8 @@ export interface HarnessOptions {
   sessions: number;
   /** Concurrent writes on one session in the lost-update check; 0 skips it. */
   raceWrites: number;
+  /** Requests per scenario in the Redis command census (MONITOR); 0 skips it. */
+  censusRequests: number;
   /** Write each server's --cpu-prof profile into this folder. */
   profileDir?: string;
   log: (line: string) => void;
@@ -62,10 +66,6 @@ export interface PassFigures {
   storeCpuUs: number;
   /** Redis commands per handled request, including those run inside Lua scripts (null without Redis). */
   commandsPerRequest: number | null;
-  /** Redis socket reads per handled request: client round trips (null without Redis). */
-  roundTripsPerRequest: number | null;
-  /** Per-command calls per handled request. */
-  commandMix: Record<string, number> | null;
 }
 
 export interface StackOutcome {
@@ -74,6 +74,8 @@ export interface StackOutcome {
   /** passes[scenario][pass] */
   passes: Partial<Record<Scenario, PassFigures[]>>;
   race?: RaceResult;
+  /** Redis commands of one request, by origin (client or Lua), per scenario. */
+  census?: Partial<Record<Scenario, Census>>;
 }
 
 interface Live {
@@ -143,15 +145,11 @@ async function measure(load: LoadProcess, l: Live, scenario: Scenario, o: Harnes
   const r1 = await redisCounters(l);
   const handled = Math.max(1, cpu1.handled - cpu0.handled);
   const mix = r0 && r1 ? commandDelta(r0.stats, r1.stats) : null;
-  if (mix) for (const k of Object.keys(mix)) mix[k] = mix[k]! / handled;
   return {
     rps: res.rps, p50Ms: res.p50Ms, p99Ms: res.p99Ms, responses: res.responses, non2xx: res.non2xx, errors: res.errors,
     serverCpuUs: (cpu1.cpuUs - cpu0.cpuUs) / handled,
     storeCpuUs: r0 && r1 ? (r1.cpuUs - r0.cpuUs) / handled : 0,
-    commandsPerRequest: mix ? Object.values(mix).reduce((a, b) => a + b, 0) : null,
-    // The later INFO's own read is counted in the second reading.
-    roundTripsPerRequest: r0 && r1 ? (r1.stats.reads - r0.stats.reads - 1) / handled : null,
-    commandMix: mix,
+    commandsPerRequest: mix ? Object.values(mix).reduce((a, b) => a + b, 0) / handled : null,
   };
 }
 
@@ -196,6 +194,24 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
           } catch (err) {
             out.error = `${sc}: ${(err as Error).message}`;
             o.log(`  ${l.spec.id} failed: ${out.error}`);
+          }
+        }
+      }
+    }
+    if (o.censusRequests > 0) {
+      for (const l of live) {
+        const out = outcomes.get(l.spec.id)!;
+        if (!l.redis || out.error) continue;
+        for (const sc of o.scenarios) {
+          try {
+            const c = await census({
+              redisPort: l.redis.port, serverPort: l.server.port, method: SCENARIOS[sc].method, path: SCENARIOS[sc].path,
+              creds: sc === 'login' ? l.login : l.rw, cookieName: l.spec.cookieName, n: o.censusRequests,
+            });
+            (out.census ??= {})[sc] = c;
+            o.log(`  redis ${sc.padEnd(5)} ${l.spec.id.padEnd(26)} ${c.clientCommands} client commands (${Object.entries(c.byCommand).map(([k, v]) => `${k} ${v}`).join(', ')}), ${c.scriptCommands} inside Lua`);
+          } catch (err) {
+            o.log(`  census ${l.spec.id} ${sc} failed: ${(err as Error).message}`);
           }
         }
       }

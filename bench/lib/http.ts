@@ -16,7 +16,7 @@ export interface Reply {
   setCookie: string[];
 }
 
-export function request(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<Reply> {
+function once(port: number, method: string, path: string, headers: Record<string, string>): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent, timeout: 10_000 }, (res) => {
       let body = '';
@@ -29,6 +29,17 @@ export function request(port: number, method: string, path: string, headers: Rec
     req.on('error', reject);
     req.end();
   });
+}
+
+/** One request; retried once when a kept-alive socket turns out to be closed (the request never reached the server). */
+export async function request(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<Reply> {
+  try {
+    return await once(port, method, path, headers);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') throw err;
+    return once(port, method, path, headers);
+  }
 }
 
 function credentialOf(spec: StackSpec, r: Reply): Credential {

@@ -131,22 +131,17 @@ export function procCpuUs(pid: number): number {
 export interface RedisStats {
   /** Calls per command name (INFO commandstats), INFO itself left out. Counts commands run inside Lua scripts too. */
   commands: Record<string, number>;
-  /** Socket reads the server processed (INFO stats total_reads_processed): about one per client round trip. */
-  reads: number;
 }
 
-/** Parses `INFO all` (sections stats and commandstats). */
+/** Parses the commandstats section of `INFO all`. */
 export function redisStats(info: string): RedisStats {
   const commands: Record<string, number> = {};
-  let reads = 0;
   for (const raw of info.split('\n')) {
     const line = raw.trim();
     const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
     if (m && m[1] !== 'info') commands[m[1]!] = Number(m[2]);
-    const r = /^total_reads_processed:(\d+)/.exec(line);
-    if (r) reads = Number(r[1]);
   }
-  return { commands, reads };
+  return { commands };
 }
 
 /** Per-command calls between two readings. */

@@ -32,7 +32,8 @@ process.on('message', (msg: Msg) => {
     build(msg.stack, msg.env).then(
       (built) => {
         app = built;
-        built.server.keepAliveTimeout = 60_000;
+        // Connections idle while other stacks run must still be open when the harness comes back.
+        built.server.keepAliveTimeout = 30 * 60_000;
         built.server.listen(0, '127.0.0.1', () => {
           reply({ type: 'ready', port: (built.server.address() as AddressInfo).port });
         });

@@ -6,6 +6,7 @@
  */
 import type { PassFigures, Scenario, StackOutcome } from './harness.js';
 import type { RaceResult } from './http.js';
+import type { Census } from './census.js';
 import { median, round } from './stats.js';
 
 export interface ScenarioSummary {
@@ -20,9 +21,8 @@ export interface ScenarioSummary {
   /** Both: the figure overhead and ratios use. */
   cpuUs: number;
   commandsPerRequest: number | null;
-  roundTripsPerRequest: number | null;
-  /** Median calls per request of each Redis command (inside Lua scripts included). */
-  commandMix: Record<string, number> | null;
+  /** Redis commands of one request by origin, from the MONITOR census (outside the measured passes). */
+  census: Census | null;
   /** cpuUs minus the same framework without sessions; null for the bare stacks themselves. */
   overheadUs: number | null;
   /** Against bare node:http in the same pass: rps ratio (<1 is slower), latency and CPU ratios (>1 costs more). */
@@ -63,8 +63,6 @@ export function summarise(outcomes: readonly StackOutcome[], scenarios: readonly
       const pairs = <T>(other: PassFigures[] | undefined, f: (a: PassFigures, b: PassFigures) => T): T[] =>
         other ? mine.flatMap((m, i) => (other[i] ? [f(m, other[i]!)] : [])) : [];
       const commands = mine.map((m) => m.commandsPerRequest).filter((x): x is number => x !== null);
-      const trips = mine.map((m) => m.roundTripsPerRequest).filter((x): x is number => x !== null);
-      const names = [...new Set(mine.flatMap((m) => Object.keys(m.commandMix ?? {})))].sort();
       out.results[sc] = {
         passes: mine.length,
         rps: round(median(mine.map((m) => m.rps))),
@@ -74,8 +72,7 @@ export function summarise(outcomes: readonly StackOutcome[], scenarios: readonly
         storeCpuUs: round(median(mine.map((m) => m.storeCpuUs))),
         cpuUs: round(median(mine.map(cpuOf))),
         commandsPerRequest: commands.length ? round(median(commands)) : null,
-        roundTripsPerRequest: trips.length ? round(median(trips)) : null,
-        commandMix: names.length ? Object.fromEntries(names.map((k) => [k, round(median(mine.map((m) => m.commandMix?.[k] ?? 0)))]).filter(([, v]) => (v as number) >= 0.01)) : null,
+        census: o.census?.[sc] ?? null,
         overheadUs: base ? round(median(pairs(base, (m, b) => cpuOf(m) - cpuOf(b)))) : null,
         vsNode: lim ? {
           rps: round(median(pairs(lim, (m, b) => m.rps / b.rps))),
