@@ -11,6 +11,6 @@ app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');
 
 declare module 'express-session' {
   interface SessionData {
-    views: number;
+    views?: number;
   }
 }
