@@ -35,9 +35,9 @@ export interface ThroughputOptions {
   warmupS: number;
 }
 
-interface Credential { cookie: string; csrf: string }
+export interface Credential { cookie: string; csrf: string }
 
-async function sessions(url: string, n: number): Promise<Credential[]> {
+export async function sessions(url: string, n: number): Promise<Credential[]> {
   const out: Credential[] = [];
   for (let i = 0; i < n; i++) {
     const c = new TestClient(url, { keepAlive: false });
@@ -48,7 +48,7 @@ async function sessions(url: string, n: number): Promise<Credential[]> {
   return out;
 }
 
-function cannon(url: string, creds: Credential[], scenario: 'read' | 'write', durationS: number): Promise<autocannon.Result> {
+export function cannon(url: string, creds: Credential[], scenario: 'read' | 'write', durationS: number): Promise<autocannon.Result> {
   let next = 0;
   const products = ['camp-mug', 'headlamp', 'notebook', 'candle', 'planter', 'speaker'];
   return new Promise((resolve, reject) => {
