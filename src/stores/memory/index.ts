@@ -9,6 +9,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { systemClock, assertNextVersion, isExpired } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
+import { ByteLru, recordBytes } from '../lru.js';
 
 export interface MemoryStoreOptions {
   /** Upper bound on the bytes held (keys + data + bookkeeping, estimated). @default 64 MiB */
@@ -20,9 +21,6 @@ export interface MemoryStoreOptions {
 
 export const MEMORY_STORE_DEFAULTS = { maxBytes: 64 * 1024 * 1024, sweepIntervalMs: 60_000 } as const;
 
-/** Estimated fixed cost of one entry beyond its strings: the entry object, Map slot, index slot. */
-const ENTRY_OVERHEAD_BYTES = 96;
-
 class Entry {
   constructor(
     public data: string,
@@ -32,23 +30,17 @@ class Entry {
     public lastSeenAt: number,
     public expiresAt: number,
     public absoluteExpiresAt: number,
-    public size: number,
   ) {}
 }
 
 export class MemoryStore implements SessionStore {
   readonly name = 'memory';
-  readonly #maxBytes: number;
   readonly #clock: Clock;
-  /** Insertion order is recency order: a read or write moves the key to the end. */
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries: ByteLru<Entry>;
   readonly #byUser = new Map<string, Set<string>>();
   readonly #listeners = new Set<(key: string) => void>();
-  #bytes = 0;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
-  /** Records pushed out by the byte bound (not by expiry). */
-  evictions = 0;
 
   constructor(options: MemoryStoreOptions = {}) {
     checkOptions('MemoryStore', options, {
@@ -56,7 +48,10 @@ export class MemoryStore implements SessionStore {
       sweepIntervalMs: 'nonNegativeInteger',
       clock: 'clock',
     });
-    this.#maxBytes = options.maxBytes ?? MEMORY_STORE_DEFAULTS.maxBytes;
+    this.#entries = new ByteLru(options.maxBytes ?? MEMORY_STORE_DEFAULTS.maxBytes, (key, entry) => {
+      this.#unindex(key, entry);
+      this.#notify(key);
+    });
     this.#clock = options.clock ?? systemClock;
     const interval = options.sweepIntervalMs ?? MEMORY_STORE_DEFAULTS.sweepIntervalMs;
     if (interval > 0) {
@@ -67,15 +62,19 @@ export class MemoryStore implements SessionStore {
 
   /** Bytes currently accounted for; never above `maxBytes`. */
   get bytes(): number {
-    return this.#bytes;
+    return this.#entries.bytes;
+  }
+
+  /** Records pushed out by the byte bound (not by expiry). */
+  get evictions(): number {
+    return this.#entries.evictions;
   }
 
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
     const entry = this.#live(key);
     if (!entry) return null;
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    this.#entries.get(key); // marks it most recently used
     return toRecord(key, entry);
   }
 
@@ -85,15 +84,14 @@ export class MemoryStore implements SessionStore {
     const current = this.#live(record.key);
     const currentVersion = current ? current.version : 0;
     if (currentVersion !== expectedVersion) return { ok: false, current: currentVersion };
-    const size = ENTRY_OVERHEAD_BYTES + record.key.length * 2 + record.data.length * 2 + (record.userId?.length ?? 0) * 2;
-    if (size > this.#maxBytes) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${this.#maxBytes}) is smaller than one record (${size} bytes)`);
+    const size = recordBytes(record.key, record.data, record.userId);
+    const max = this.#entries.maxBytes;
+    if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
     if (current) this.#remove(record.key, current);
     const entry = new Entry(record.data, record.version, record.userId, record.createdAt, record.lastSeenAt,
-      record.expiresAt, record.absoluteExpiresAt, size);
-    this.#entries.set(record.key, entry);
-    this.#bytes += size;
+      record.expiresAt, record.absoluteExpiresAt);
     if (record.userId !== null) this.#index(record.userId, record.key);
-    this.#evict();
+    this.#entries.set(record.key, entry, size);
     this.#notify(record.key);
     return { ok: true };
   }
@@ -110,7 +108,7 @@ export class MemoryStore implements SessionStore {
 
   async destroy(key: string): Promise<void> {
     this.#open();
-    const entry = this.#entries.get(key);
+    const entry = this.#entries.peek(key);
     if (entry) {
       this.#remove(key, entry);
       this.#notify(key);
@@ -137,7 +135,7 @@ export class MemoryStore implements SessionStore {
     let removed = 0;
     for (const key of [...keys]) {
       if (keep.has(key)) continue;
-      const entry = this.#entries.get(key);
+      const entry = this.#entries.peek(key);
       if (!entry) continue;
       if (!isExpired(entry, this.#clock.now())) removed++;
       this.#remove(key, entry);
@@ -150,7 +148,7 @@ export class MemoryStore implements SessionStore {
     if (this.#closed) return 0;
     const now = this.#clock.now();
     let removed = 0;
-    for (const [key, entry] of this.#entries) {
+    for (const [key, entry] of this.#entries.entries()) {
       if (isExpired(entry, now)) {
         this.#remove(key, entry);
         removed++;
@@ -176,7 +174,6 @@ export class MemoryStore implements SessionStore {
     this.#entries.clear();
     this.#byUser.clear();
     this.#listeners.clear();
-    this.#bytes = 0;
   }
 
   #open(): void {
@@ -184,7 +181,7 @@ export class MemoryStore implements SessionStore {
   }
 
   #live(key: string): Entry | undefined {
-    const entry = this.#entries.get(key);
+    const entry = this.#entries.peek(key);
     if (!entry) return undefined;
     if (isExpired(entry, this.#clock.now())) {
       this.#remove(key, entry);
@@ -201,22 +198,14 @@ export class MemoryStore implements SessionStore {
 
   #remove(key: string, entry: Entry): void {
     this.#entries.delete(key);
-    this.#bytes -= entry.size;
+    this.#unindex(key, entry);
+  }
+
+  #unindex(key: string, entry: Entry): void {
     if (entry.userId !== null) {
       const keys = this.#byUser.get(entry.userId);
       keys?.delete(key);
       if (keys && keys.size === 0) this.#byUser.delete(entry.userId);
-    }
-  }
-
-  #evict(): void {
-    while (this.#bytes > this.#maxBytes) {
-      const oldest = this.#entries.entries().next();
-      if (oldest.done) return;
-      const [key, entry] = oldest.value;
-      this.#remove(key, entry);
-      this.evictions++;
-      this.#notify(key);
     }
   }
 

@@ -1,0 +1,288 @@
+/**
+ * TieredStore: a bytes-bounded local LRU of records in front of a shared store, written through and
+ * invalidated by the shared store's change feed, so with sticky routing most reads never leave the process.
+ *
+ * Consistency: a `set` resolves only after the shared store acknowledged it. A read is served locally
+ * only if the copy is unexpired by the clock and no change to the key has been reported since it was
+ * cached. When the shared store offers `flushChanges()` (SqliteStore does), the tier calls it before
+ * every read, so a read never returns a copy older than a write another process had acknowledged
+ * before the read began. Without it, another process's write reaches this cache as fast as the feed
+ * delivers it (Redis pub/sub, Postgres NOTIFY: typically a millisecond on a LAN).
+ * @module
+ */
+import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
+import { assertNextVersion, isExpired, systemClock } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { checkOptions } from '../../core/options-check.js';
+import { ByteLru, recordBytes } from '../lru.js';
+
+/** Optional members of a shared store beyond SessionStore; the tier uses them when present. */
+export interface SharedStoreExtras {
+  /** `options.onResync` runs when the feed may have missed changes; the tier then drops every copy. */
+  subscribe?(listener: (key: string) => void, options?: { onResync?: () => void }): () => void;
+  /** Delivers, before it returns or resolves, every change committed before the call (a read barrier). */
+  flushChanges?(): void | Promise<void>;
+}
+
+export interface TieredStoreOptions {
+  /** The store every process shares; the source of truth. */
+  shared: SessionStore;
+  /** Upper bound on the bytes of local copies (keys + data, estimated). @default 32 MiB */
+  maxBytes?: number;
+  /** Decides when a local copy has expired; give the shared store the same one. @default the system clock */
+  clock?: Clock;
+  /**
+   * Allows a shared store without a change feed. Safe only when no other process writes to that store:
+   * their writes would never reach this cache, which would then serve stale (or destroyed) sessions.
+   * @default false
+   */
+  singleProcess?: boolean;
+  /** `close()` also closes the shared store; set false when several tiers share one store object. @default true */
+  closeShared?: boolean;
+}
+
+export const TIERED_STORE_DEFAULTS = { maxBytes: 32 * 1024 * 1024, singleProcess: false, closeShared: true } as const;
+
+export interface TieredStats {
+  /** Reads answered from a local copy. */
+  hits: number;
+  /** Reads that went to the shared store. */
+  misses: number;
+  /** Local copies dropped because the change feed reported the key changed. */
+  invalidations: number;
+  /** Local copies pushed out by `maxBytes`. */
+  evictions: number;
+  bytes: number;
+  entries: number;
+  /** hits / (hits + misses); 0 before the first read. */
+  hitRatio: number;
+}
+
+/** A key's generation while a read or write of it is in flight; every invalidation bumps it. */
+interface Generation {
+  gen: number;
+  users: number;
+}
+
+const isStore = (v: unknown): string | null => {
+  const s = v as Partial<SessionStore> | null;
+  return typeof s === 'object' && s !== null && typeof s.get === 'function' && typeof s.set === 'function'
+    && typeof s.touch === 'function' && typeof s.destroy === 'function' && typeof s.close === 'function'
+    ? null : 'a SessionStore';
+};
+
+export class TieredStore implements SessionStore {
+  readonly name = 'tiered';
+  /** Passes through to the shared store's feed; absent when it has none. */
+  readonly subscribe?: (listener: (key: string) => void, options?: { onResync?: () => void }) => () => void;
+  /** Passes through to the shared store; absent when it has none. */
+  readonly count?: () => Promise<number>;
+  readonly #shared: SessionStore & SharedStoreExtras;
+  readonly #clock: Clock;
+  readonly #closeShared: boolean;
+  readonly #lru: ByteLru<SessionRecord>;
+  readonly #gens = new Map<string, Generation>();
+  readonly #flush: (() => void | Promise<void>) | undefined;
+  readonly #unsubscribe: (() => void) | undefined;
+  #hits = 0;
+  #misses = 0;
+  #invalidations = 0;
+  #closed = false;
+
+  constructor(options: TieredStoreOptions) {
+    checkOptions('TieredStore', options, {
+      shared: isStore,
+      maxBytes: 'positiveInteger',
+      clock: 'clock',
+      singleProcess: 'boolean',
+      closeShared: 'boolean',
+    });
+    if (options?.shared === undefined) throw new OptionsInvalidError('TieredStore options.shared is required: the store every process shares');
+    const shared = options.shared as SessionStore & SharedStoreExtras;
+    const singleProcess = options.singleProcess ?? TIERED_STORE_DEFAULTS.singleProcess;
+    if (typeof shared.subscribe !== 'function' && !singleProcess) {
+      throw new OptionsInvalidError(`TieredStore options.shared (${shared.name}) has no change feed (subscribe), so writes by other `
+        + 'processes could never reach this cache; use a store with one, or set options.singleProcess: true if only this process uses it');
+    }
+    this.#shared = shared;
+    this.#clock = options.clock ?? systemClock;
+    this.#closeShared = options.closeShared ?? TIERED_STORE_DEFAULTS.closeShared;
+    this.#lru = new ByteLru(options.maxBytes ?? TIERED_STORE_DEFAULTS.maxBytes);
+    if (typeof shared.flushChanges === 'function') this.#flush = shared.flushChanges.bind(shared);
+    if (typeof shared.subscribe === 'function') {
+      this.#unsubscribe = shared.subscribe((key) => this.#invalidate(key, true), { onResync: () => this.#dropAll() });
+      this.subscribe = (listener, opts) => shared.subscribe!(listener, opts);
+    }
+    if (typeof shared.count === 'function') this.count = () => shared.count!();
+  }
+
+  async get(key: string): Promise<SessionRecord | null> {
+    this.#open();
+    const flushed = this.#flush?.();
+    if (flushed) await flushed;
+    const local = this.#lru.get(key);
+    if (local) {
+      if (!isExpired(local, this.#clock.now())) {
+        this.#hits++;
+        return { ...local };
+      }
+      this.#lru.delete(key);
+    }
+    this.#misses++;
+    const g = this.#acquire(key);
+    const seen = g.gen;
+    try {
+      const rec = await this.#shared.get(key);
+      // Cache only if nothing touched the key meanwhile: a change reported during the fetch may be
+      // newer than what the fetch read.
+      if (rec && g.gen === seen && !this.#closed) this.#put(rec);
+      return rec;
+    } finally {
+      this.#release(key, g);
+    }
+  }
+
+  async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(record, expectedVersion);
+    const copy = { ...record };
+    const g = this.#acquire(record.key);
+    this.#invalidate(record.key, false);
+    try {
+      const pending = this.#shared.set(record, expectedVersion);
+      // Changes reported during the synchronous part of the call are this write's own; one reported
+      // after it may be another writer's newer version, and then this copy must not be kept.
+      const seen = g.gen;
+      const res = await pending;
+      const clean = g.gen === seen;
+      g.gen++; // fetches that began while this write was in flight may hold the old version
+      if (res.ok && clean && !this.#closed) this.#put(copy);
+      else this.#lru.delete(record.key);
+      return res;
+    } catch (err) {
+      this.#invalidate(record.key, false);
+      throw err;
+    } finally {
+      this.#release(record.key, g);
+    }
+  }
+
+  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+    this.#open();
+    const g = this.#acquire(key);
+    // Taken out first: the store's report of this very touch would otherwise drop it mid-call.
+    const local = this.#lru.peek(key);
+    this.#invalidate(key, false);
+    try {
+      const pending = this.#shared.touch(key, expiresAt, lastSeenAt);
+      const seen = g.gen;
+      const touched = await pending;
+      const clean = g.gen === seen;
+      g.gen++;
+      if (local && touched && clean && !this.#closed) this.#put({ ...local, expiresAt, lastSeenAt });
+      return touched;
+    } catch (err) {
+      this.#invalidate(key, false);
+      throw err;
+    } finally {
+      this.#release(key, g);
+    }
+  }
+
+  async destroy(key: string): Promise<void> {
+    this.#open();
+    const g = this.#acquire(key);
+    this.#invalidate(key, false);
+    try {
+      await this.#shared.destroy(key);
+    } finally {
+      this.#invalidate(key, false);
+      this.#release(key, g);
+    }
+  }
+
+  /** Always from the shared store: the local cache holds no per-user index. */
+  async listByUser(userId: string): Promise<SessionRecord[]> {
+    this.#open();
+    return this.#shared.listByUser(userId);
+  }
+
+  async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
+    this.#open();
+    try {
+      return await this.#shared.destroyByUser(userId, options);
+    } finally {
+      // The feed reports each key too; this also covers a tier without one (singleProcess).
+      const keep = new Set(options.except ?? []);
+      for (const [key, rec] of [...this.#lru.entries()]) if (rec.userId === userId && !keep.has(key)) this.#lru.delete(key);
+      for (const g of this.#gens.values()) g.gen++;
+    }
+  }
+
+  /** Drops expired local copies, then sweeps the shared store where it has a sweep. */
+  async sweep(): Promise<number> {
+    if (this.#closed) return 0;
+    const now = this.#clock.now();
+    let local = 0;
+    for (const [key, rec] of [...this.#lru.entries()]) {
+      if (isExpired(rec, now)) {
+        this.#lru.delete(key);
+        local++;
+      }
+    }
+    return this.#shared.sweep ? this.#shared.sweep() : local;
+  }
+
+  stats(): TieredStats {
+    const reads = this.#hits + this.#misses;
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      invalidations: this.#invalidations,
+      evictions: this.#lru.evictions,
+      bytes: this.#lru.bytes,
+      entries: this.#lru.size,
+      hitRatio: reads === 0 ? 0 : this.#hits / reads,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    this.#dropAll();
+    if (this.#closeShared) await this.#shared.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreClosedError('TieredStore');
+  }
+
+  #put(rec: SessionRecord): void {
+    const current = this.#lru.peek(rec.key);
+    if (current && current.version > rec.version) return;
+    this.#lru.set(rec.key, { ...rec }, recordBytes(rec.key, rec.data, rec.userId));
+  }
+
+  #invalidate(key: string, fromFeed: boolean): void {
+    const g = this.#gens.get(key);
+    if (g) g.gen++;
+    if (this.#lru.delete(key) && fromFeed) this.#invalidations++;
+  }
+
+  #dropAll(): void {
+    this.#lru.clear();
+    for (const g of this.#gens.values()) g.gen++;
+  }
+
+  #acquire(key: string): Generation {
+    let g = this.#gens.get(key);
+    if (!g) this.#gens.set(key, (g = { gen: 0, users: 0 }));
+    g.users++;
+    return g;
+  }
+
+  #release(key: string, g: Generation): void {
+    if (--g.users === 0) this.#gens.delete(key);
+  }
+}

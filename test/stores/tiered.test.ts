@@ -1,0 +1,307 @@
+/** TieredStore: the conformance suite over MemoryStore and SqliteStore, two-node freshness, races, bounds and stats. */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TieredStore } from '../../src/stores/tiered/index.js';
+import { MemoryStore } from '../../src/stores/memory/index.js';
+import { SqliteStore } from '../../src/stores/sqlite/index.js';
+import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import type { Clock, SessionStore } from '../../src/core/store.js';
+import { GatedStore } from '../fixtures/gated-store.js';
+import { tempSqliteFile } from '../helpers/sqlite.js';
+import type { TempSqliteFile } from '../helpers/sqlite.js';
+
+const shared = new WeakMap<SessionStore, MemoryStore>();
+runStoreSuite({
+  name: 'tiered over memory',
+  open: async (clock) => {
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const tier = new TieredStore({ shared: memory, clock });
+    shared.set(tier, memory);
+    return tier;
+  },
+  // Another node's tier over the same backend; it leaves the shared store to the first tier to close.
+  connect: async (store, clock) => new TieredStore({ shared: shared.get(store)!, clock, closeShared: false }),
+});
+
+const files = new WeakMap<SessionStore, TempSqliteFile>();
+const sqliteTier = (path: string, clock: Clock): TieredStore =>
+  new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 20 }), clock });
+runStoreSuite({
+  name: 'tiered over sqlite',
+  open: async (clock) => {
+    const file = await tempSqliteFile();
+    const tier = sqliteTier(file.path, clock);
+    files.set(tier, file);
+    return tier;
+  },
+  // A second connection to the same file behind its own tier: another process's worth.
+  connect: async (store, clock) => sqliteTier(files.get(store)!.path, clock),
+  dispose: async (store) => files.get(store)?.remove(),
+});
+
+const temps: TempSqliteFile[] = [];
+after(async () => {
+  for (const t of temps) await t.remove();
+});
+
+/** Each iteration one node writes and the other must read that version next, never an older one. */
+async function alternateWrites(a: TieredStore, b: TieredStore, clock: Clock, iterations: number): Promise<void> {
+  const first = makeRecord(clock, { data: JSON.stringify({ n: 0 }) });
+  assert.deepEqual(await a.set(first, 0), { ok: true });
+  let version = 1;
+  for (let i = 1; i <= iterations; i++) {
+    const [writer, reader] = i % 2 === 0 ? [a, b] : [b, a];
+    // Both nodes hold a copy before the write, so a fresh read has to come from invalidation.
+    assert.equal((await reader.get(first.key))?.version, version);
+    const cur = await writer.get(first.key);
+    assert.ok(cur);
+    assert.equal(cur.version, version, `iteration ${i}: the writer saw the latest version`);
+    const res = await writer.set({ ...cur, version: version + 1, data: JSON.stringify({ n: i }) }, version);
+    assert.deepEqual(res, { ok: true }, `iteration ${i}`);
+    version++;
+    const got = await reader.get(first.key);
+    assert.equal(got?.version, version, `iteration ${i}: the other node read version ${got?.version}, not ${version}`);
+    assert.equal(got?.data, JSON.stringify({ n: i }));
+  }
+}
+
+describe('TieredStore across nodes', () => {
+  it('two nodes over one SQLite file when one acknowledges a write then the other’s next read returns it', async () => {
+    const { path } = await tempSqliteFile().then((f) => (temps.push(f), f));
+    const clock = new ManualClock();
+    // A slow timer poll, so freshness has to come from the read barrier, not from luck with timing.
+    const a = new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 }), clock });
+    const b = new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 }), clock });
+    try {
+      await alternateWrites(a, b, clock, 300);
+      const sa = a.stats();
+      const sb = b.stats();
+      assert.ok(sa.hits >= 140 && sb.hits >= 140, `copies were served locally (hits ${sa.hits}, ${sb.hits})`);
+      assert.ok(sa.invalidations >= 140 && sb.invalidations >= 140, 'and dropped when the other node wrote');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('two nodes over one MemoryStore when one acknowledges a write then the other’s next read returns it', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const a = new TieredStore({ shared: memory, clock, closeShared: false });
+    const b = new TieredStore({ shared: memory, clock, closeShared: false });
+    try {
+      await alternateWrites(a, b, clock, 300);
+      assert.ok(b.stats().hits > 0);
+    } finally {
+      await a.close();
+      await b.close();
+      await memory.close();
+    }
+  });
+});
+
+describe('TieredStore races', () => {
+  it('tiered store when a change is reported while a miss is being fetched then the fetched value is not cached', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const gated = new GatedStore(memory);
+    const node = new TieredStore({ shared: gated, clock, closeShared: false });
+    const other = new TieredStore({ shared: memory, clock, closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await other.set(rec, 0);
+      const reached = gated.hold();
+      const stale = node.get(rec.key);
+      await reached; // the fetch has read version 1 and is on its way back
+      await other.set({ ...rec, version: 2, data: '"v2"' }, 1);
+      gated.release();
+      assert.equal((await stale)?.version, 1, 'a read that began before the write may return the old version');
+      assert.equal((await node.get(rec.key))?.version, 2, 'but the old version was not cached');
+      assert.equal(node.stats().misses, 2);
+    } finally {
+      await node.close();
+      await other.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store when a fetch started before its own write returns late then the old version is not cached', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const gated = new GatedStore(memory);
+    const node = new TieredStore({ shared: gated, clock, closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await memory.set(rec, 0);
+      const reached = gated.hold();
+      const stale = node.get(rec.key);
+      await reached;
+      assert.deepEqual(await node.set({ ...rec, version: 2, data: '"v2"' }, 1), { ok: true });
+      gated.release();
+      assert.equal((await stale)?.version, 1);
+      assert.equal((await node.get(rec.key))?.version, 2);
+      assert.equal((await node.get(rec.key))?.version, 2);
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+});
+
+describe('TieredStore write-through', () => {
+  for (const backend of ['memory', 'sqlite'] as const) {
+    it(`tiered store over ${backend} when its write succeeds then the next read is served from the written copy`, async () => {
+      const clock = new ManualClock();
+      const file = await tempSqliteFile();
+      temps.push(file);
+      const store = backend === 'memory' ? new MemoryStore({ clock, sweepIntervalMs: 0 }) : new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });
+      const node = new TieredStore({ shared: store, clock });
+      try {
+        const rec = makeRecord(clock);
+        await node.set(rec, 0);
+        await node.set({ ...rec, version: 2, data: '"v2"' }, 1);
+        assert.deepEqual(await node.get(rec.key), { ...rec, version: 2, data: '"v2"' });
+        assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses }, { hits: 1, misses: 0 });
+        assert.equal(await node.touch(rec.key, clock.now() + 5_000, clock.now() + 1), true);
+        assert.equal((await node.get(rec.key))?.expiresAt, clock.now() + 5_000, 'touch updated the local copy');
+        assert.equal(node.stats().hits, 2);
+      } finally {
+        await node.close();
+      }
+    });
+  }
+
+  it('tiered store when the shared store fails a write then the write rejects and no local copy is left', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const gated = new GatedStore(memory);
+    const node = new TieredStore({ shared: gated, clock, closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await node.set(rec, 0);
+      assert.ok(await node.get(rec.key));
+      gated.fail('set', 'reject');
+      await assert.rejects(node.set({ ...rec, version: 2, data: '"lost"' }, 1));
+      gated.heal();
+      const misses = node.stats().misses;
+      assert.equal((await node.get(rec.key))?.data, rec.data, 'the store still holds version 1');
+      assert.equal(node.stats().misses, misses + 1, 'and it was read from the store, not a local copy');
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store when a write conflicts then the local copy is dropped and the next read fetches', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    // No feed, so the tier cannot hear the write made behind its back; only the conflict tells it.
+    const node = new TieredStore({ shared: new GatedStore(memory, { feed: false }), clock, singleProcess: true, closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await node.set(rec, 0);
+      await memory.set({ ...rec, version: 2, data: '"elsewhere"' }, 1);
+      assert.equal((await node.get(rec.key))?.version, 1, 'stale, as documented for singleProcess misuse');
+      assert.deepEqual(await node.set({ ...rec, version: 2, data: '"mine"' }, 1), { ok: false, current: 2 });
+      assert.equal((await node.get(rec.key))?.data, '"elsewhere"');
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store when the feed reports it may have lost changes then every local copy is dropped', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const gated = new GatedStore(memory);
+    const node = new TieredStore({ shared: gated, clock, closeShared: false });
+    try {
+      const recs = [makeRecord(clock), makeRecord(clock)];
+      for (const r of recs) await memory.set(r, 0);
+      for (const r of recs) await node.get(r.key);
+      assert.equal(node.stats().entries, 2);
+      gated.resync();
+      assert.equal(node.stats().entries, 0);
+      assert.ok(await node.get(recs[0]!.key));
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store when destroyByUser runs then that user’s local copies are gone, except the kept one', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const node = new TieredStore({ shared: new GatedStore(memory, { feed: false }), clock, singleProcess: true, closeShared: false });
+    try {
+      const [keep, gone] = [makeRecord(clock, { userId: 'dora' }), makeRecord(clock, { userId: 'dora' })];
+      for (const r of [keep!, gone!]) await node.set(r, 0);
+      assert.equal(await node.destroyByUser('dora', { except: [keep!.key] }), 1);
+      assert.equal(await node.get(gone!.key), null);
+      assert.ok(await node.get(keep!.key));
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+});
+
+describe('TieredStore bounds, stats and options', () => {
+  it('tiered store when local copies exceed maxBytes then evicts the coldest and stays under the bound', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const node = new TieredStore({ shared: memory, clock, maxBytes: 20_000, closeShared: false });
+    try {
+      const recs = Array.from({ length: 60 }, () => makeRecord(clock, { data: 'x'.repeat(500) }));
+      await node.set(recs[0]!, 0);
+      for (const r of recs.slice(1)) {
+        await node.get(recs[0]!.key);
+        await node.set(r, 0);
+        assert.ok(node.stats().bytes <= 20_000);
+      }
+      const s = node.stats();
+      assert.ok(s.evictions > 0);
+      assert.ok(s.entries < 60);
+      const hits = s.hits;
+      await node.get(recs[0]!.key);
+      assert.equal(node.stats().hits, hits + 1, 'the hot record is still local');
+      assert.ok(await node.get(recs[1]!.key), 'an evicted record is still in the shared store');
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store stats count hits, misses and the hit ratio, and expiry follows the clock', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const node = new TieredStore({ shared: memory, clock, closeShared: false });
+    try {
+      assert.equal(node.stats().hitRatio, 0);
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 1_000 });
+      await memory.set(rec, 0);
+      await node.get(rec.key);
+      await node.get(rec.key);
+      await node.get(rec.key);
+      assert.deepEqual({ ...node.stats(), bytes: 0 }, { hits: 2, misses: 1, invalidations: 0, evictions: 0, bytes: 0, entries: 1, hitRatio: 2 / 3 });
+      clock.advance(1_000);
+      assert.equal(await node.get(rec.key), null, 'an expired local copy is never served');
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store when the shared store has no change feed then throws OPTIONS_INVALID unless singleProcess', async () => {
+    const memory = new MemoryStore({ sweepIntervalMs: 0 });
+    const noFeed = new GatedStore(memory, { feed: false });
+    assert.throws(() => new TieredStore({ shared: noFeed }), { code: 'OPTIONS_INVALID', message: /no change feed.*singleProcess/ });
+    const ok = new TieredStore({ shared: noFeed, singleProcess: true });
+    assert.equal(ok.subscribe, undefined);
+    await ok.close();
+    assert.throws(() => new TieredStore({} as never), { code: 'OPTIONS_INVALID', message: /shared is required/ });
+    assert.throws(() => new TieredStore({ shared: {} as never }), { code: 'OPTIONS_INVALID', message: /shared must be a SessionStore/ });
+    assert.throws(() => new TieredStore({ shared: memory, maxByte: 1 } as never), { code: 'OPTIONS_INVALID', message: /maxByte is not an option/ });
+    await memory.close();
+  });
+});
