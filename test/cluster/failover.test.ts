@@ -88,8 +88,8 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
     for (const c of load.clients) {
       const i = c.ops.findIndex((o) => o.outcome !== 'ok');
       if (i === -1 || i === c.ops.length - 1) continue;
+      // A 2xx means a live worker answered (the survivor, or the replacement if it was already up).
       assert.equal(c.ops[i + 1]!.outcome, 'ok', `client ${c.index}: the request after the failure succeeded`);
-      assert.notEqual(c.ops[i + 1]!.node, victim, `client ${c.index}: served by a live worker`);
     }
     const recovery = recoveryAfter(load, killAt);
     assert.equal(recovery.recoveryMs.length, recovery.affected, 'every affected client recovered');
