@@ -245,6 +245,34 @@ describe('SqliteStore across connections', () => {
 });
 
 describe('SqliteStore sweep and count', () => {
+  it('sweep when change rows are past the retention window then trims them without disturbing an up-to-date subscriber', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
+    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const raw = new Database(path);
+    try {
+      const old = Date.now() - 120_000;
+      for (let i = 0; i < 3; i++) raw.prepare('INSERT INTO tether_changes (key, at) VALUES (?, ?)').run(`old${i}`, old);
+      const seen: string[] = [];
+      let resyncs = 0;
+      const off = a.subscribe((key) => seen.push(key), { onResync: () => resyncs++ });
+      await b.sweep();
+      assert.equal(raw.prepare('SELECT count(*) FROM tether_changes').pluck().get(), 0);
+      assert.equal(raw.prepare("SELECT value FROM tether_meta WHERE name = 'changes_trimmed_through'").pluck().get(), 3);
+      const rec = makeRecord(clock);
+      await b.set(rec, 0);
+      a.flushChanges();
+      assert.deepEqual(seen, [rec.key]);
+      assert.equal(resyncs, 0);
+      off();
+    } finally {
+      raw.close();
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('sweep when more expired records than one batch then removes them all and count sees only live ones', async () => {
     const clock = new ManualClock();
     const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });

@@ -242,7 +242,11 @@ export class SqliteStore implements SessionStore {
       this.#sinceTrim = 0;
       // Off the write's path: a busy trim must never fail a write that already committed.
       setTimeout(() => {
-        if (!this.#closed) this.#read('trim', () => this.#feed.trim());
+        try {
+          if (!this.#closed) this.#feed.trim();
+        } catch {
+          // Busy or failing: the next 1 000 writes, or the next sweep, try again.
+        }
       }, 0).unref();
     }
     return out;
