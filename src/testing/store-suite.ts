@@ -4,7 +4,6 @@
  * @module
  */
 import { describe, it, before, after } from 'node:test';
-import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Clock, SessionRecord, SessionStore } from '../core/store.js';
 
@@ -37,6 +36,12 @@ export interface StoreSuiteFactory {
   dispose?(store: SessionStore): Promise<void>;
   /** Case names to skip, each with the reason, printed in the test output. */
   skip?: Record<string, string>;
+  /**
+   * Optional members this store does not have (`sweep: false` for a backend with native expiry,
+   * `changeFeed: false` for one without a feed). The suite checks the store really lacks them and
+   * registers their cases only for stores that have them. Default: both present.
+   */
+  lacks?: { sweep?: boolean; changeFeed?: boolean };
 }
 
 let counter = 0;
@@ -84,7 +89,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       return s;
     };
 
-    const test = (name: string, fn: (t: TestContext) => Promise<void>): void => {
+    const test = (name: string, fn: () => Promise<void>): void => {
       const reason = factory.skip?.[name];
       if (reason !== undefined) it(name, { skip: reason }, fn);
       else it(name, fn);
@@ -333,8 +338,13 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       if (!factory.connect) await factory.dispose?.(own);
     });
 
-    test('sweep (where present) removes expired records and keeps live ones', async (t) => {
-        if (!store.sweep) return t.skip(`${factory.name} expires records natively and has no sweep()`);
+    test('optional members are present exactly as declared', async () => {
+      assert.equal(typeof store.sweep === 'function', !factory.lacks?.sweep, 'sweep()');
+      assert.equal(typeof store.subscribe === 'function', !factory.lacks?.changeFeed, 'subscribe()');
+    });
+
+    if (!factory.lacks?.sweep) test('sweep removes expired records and keeps live ones', async () => {
+        assert.ok(store.sweep);
         const live = makeRecord(clock);
         const dead = makeRecord(clock, { expiresAt: clock.now() + 10 });
         await store.set(live, 0);
@@ -346,8 +356,8 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         assert.equal(await store.get(dead.key), null);
       });
 
-    test('the change feed (where present) reports a write made through another client', async (t) => {
-      if (!store.subscribe) return t.skip(`${factory.name} has no change feed`);
+    if (!factory.lacks?.changeFeed) test('the change feed reports a write made through another client', async () => {
+      assert.ok(store.subscribe);
       const other = await peer();
       const rec = makeRecord(clock);
       const seen = new Promise<string>((resolve) => {

@@ -31,6 +31,7 @@ declare module 'express-session' {
 
 runStoreSuite({
   name: 'express-session MemoryStore via fromExpressSessionStore',
+  lacks: { changeFeed: true },
   open: async (clock) => fromExpressSessionStore(new expressSession.MemoryStore(), { clock }),
 });
 
@@ -99,6 +100,7 @@ describe('fromExpressSessionStore over connect-redis', () => {
 
   runStoreSuite({
     name: 'connect-redis via fromExpressSessionStore',
+    lacks: { changeFeed: true },
     open: async (clock) => fromExpressSessionStore((await connectRedis()).store, { clock }),
   });
 

@@ -21,6 +21,7 @@ after(async () => {
 
 runStoreSuite({
   name: 'redis cluster',
+  lacks: { sweep: true },
   open: async (clock) => {
     const keyPrefix = nextPrefix();
     const store = new RedisStore({ cluster: { nodes: [...cluster.seeds] }, keyPrefix, clock });

@@ -22,6 +22,7 @@ after(async () => {
 
 runStoreSuite({
   name: 'redis',
+  lacks: { sweep: true },
   open: async (clock) => {
     const keyPrefix = nextPrefix();
     const store = new RedisStore({ url: server.url, keyPrefix, clock });
