@@ -6,7 +6,7 @@
 import type { Request, Response, NextFunction, RequestHandler } from 'express';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
-import { viewOf, holdUntilCommitted, sendError } from '../shared/http.js';
+import { beginSession, holdUntilCommitted, sendError } from '../shared/http.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -31,17 +31,9 @@ export interface ExpressAdapterOptions {
  */
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const view = viewOf(req);
-    tether.open(view, options.write ? { write: options.write(req) } : {}).then(
+    beginSession(tether, req, res, options).then(
       (session) => {
-        try {
-          const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
-          if (csrf) tether.checkRequest(session, view);
-        } catch (err) {
-          tether.abandon(session);
-          sendError(res, err);
-          return;
-        }
+        if (!session) return;
         req.tether = session as unknown as Session<Record<string, unknown>>;
         holdUntilCommitted(res, () => {
           // Express routes a handler's error to its error handlers, out of our sight; what reaches us is

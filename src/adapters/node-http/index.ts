@@ -14,7 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
-import { viewOf, holdUntilCommitted, sendError } from '../shared/http.js';
+import { beginSession, holdUntilCommitted, sendError } from '../shared/http.js';
 
 export interface NodeAdapterOptions {
   /** Run the CSRF checks on unsafe methods. @default true (when the engine's csrf is not false) */
@@ -28,22 +28,8 @@ export type SessionHandler<T extends object> = (req: IncomingMessage, res: Serve
 /** Wraps a request handler: loads the session, checks CSRF, runs the handler, commits before responding. */
 export function withSessions<T extends object>(tether: Tether<T>, handler: SessionHandler<T>, options: NodeAdapterOptions = {}) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const view = viewOf(req);
-    let session: Session<T>;
-    try {
-      session = await tether.open(view, options.write ? { write: options.write(req) } : {});
-    } catch (err) {
-      sendError(res, err);
-      return;
-    }
-    try {
-      const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
-      if (csrf) tether.checkRequest(session, view);
-    } catch (err) {
-      tether.abandon(session);
-      sendError(res, err);
-      return;
-    }
+    const session = await beginSession(tether, req, res, options);
+    if (!session) return;
     holdUntilCommitted(res, () => tether.commit(session));
     try {
       await handler(req, res, session);

@@ -7,6 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InternalError, isTetherError } from '../../core/errors.js';
 import type { RequestView } from '../../core/csrf.js';
+import type { Tether } from '../../core/engine.js';
+import type { Session } from '../../core/session.js';
 
 export function viewOf(req: IncomingMessage): RequestView {
   return {
@@ -86,4 +88,37 @@ export function holdUntilCommitted(res: ServerResponse, commit: () => Promise<st
       return m === 'write' ? true : res;
     } as AnyFn;
   }
+}
+
+export interface BeginOptions<R> {
+  /** Run the CSRF checks on unsafe methods. @default true */
+  csrf?: boolean | ((req: R) => boolean);
+  /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
+  write?: (req: R) => boolean;
+}
+
+/**
+ * Loads the request's session and runs the CSRF checks. On failure the error is already answered
+ * (and the gate released) and the result is null.
+ */
+export async function beginSession<T extends object, R extends IncomingMessage>(
+  tether: Tether<T>, req: R, res: ServerResponse, options: BeginOptions<R>,
+): Promise<Session<T> | null> {
+  const view = viewOf(req);
+  let session: Session<T>;
+  try {
+    session = await tether.open(view, options.write ? { write: options.write(req) } : {});
+  } catch (err) {
+    sendError(res, err);
+    return null;
+  }
+  try {
+    const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
+    if (csrf) tether.checkRequest(session, view);
+  } catch (err) {
+    tether.abandon(session);
+    sendError(res, err);
+    return null;
+  }
+  return session;
 }
