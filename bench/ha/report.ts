@@ -53,7 +53,7 @@ function throughputSection(r: HaResults): string {
     '',
     table(['workers', 'request', 'req/s', 'range', 'p50 ms', 'p99 ms', 'CPU µs/req (all processes)', 'of which primary', 'non-2xx', 'errors'], rows),
     '',
-    `2 workers / 1 worker: reads ${ratio(rpsOf(2, 'read') / rpsOf(1, 'read'))}, writes ${ratio(rpsOf(2, 'write') / rpsOf(1, 'write'))}.`,
+    `2 workers / 1 worker: reads ${ratio(rpsOf(2, 'read') / rpsOf(1, 'read'))}, writes ${ratio(rpsOf(2, 'write') / rpsOf(1, 'write'))}. SQLite lets one process write a file at a time, so a second worker adds lock waits to writes; reads run in parallel.`,
   ].join('\n');
 }
 
@@ -68,6 +68,8 @@ function clusterSection(c: ClusterFaultResults): string {
     '',
     table(['fault', 'connection errors', 'other errors', 'clients affected', 'kill → first success, ms (min / median / max)', 'replacement answering after, ms'],
       c.kills.map((k, i) => [`${i + 1}: kill -9 ${k.victim}`, k.connectionErrors, k.otherErrors, k.affected, ms(k.recoveryMs), k.replacedMs])),
+    '',
+    'Clients keep the connection they moved to: after a kill, every reconnected client stays on the surviving worker until its connection closes (new connections are routed by session again), so the next kill of that worker affects every client.',
     '',
     `After all kills: ${verdict(c.killCheck)}.`,
     '',
