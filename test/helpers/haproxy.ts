@@ -67,6 +67,7 @@ export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
   const file = path.join(dir, 'haproxy.cfg');
   await writeFile(file, options.config);
   const check = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' });
+  if (check.error) throw new Error(`haproxy is not installed or not on PATH (Debian: apt-get install haproxy, or node scripts/system-packages.mjs as root): ${check.error.message}`);
   if (check.status !== 0) throw new Error(`haproxy -c rejected the configuration:\n${check.stdout}${check.stderr}`);
   const child = spawn('haproxy', ['-f', file, '-db'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);

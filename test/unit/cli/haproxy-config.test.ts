@@ -28,6 +28,7 @@ function haproxyCheck(text: string): { status: number | null; output: string } {
   const file = path.join(dir, `h${Math.random().toString(36).slice(2)}.cfg`);
   writeFileSync(file, text);
   const r = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' });
+  if (r.error) throw new Error(`haproxy is not installed (Debian: apt-get install haproxy, or node scripts/system-packages.mjs as root): ${r.error.message}`);
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
