@@ -38,6 +38,16 @@ export interface ChangeFeedOptions {
   onResync?: () => void;
 }
 
+/**
+ * Where a change feed stands, for stores whose feed runs over a connection that can drop:
+ * - `idle`: nobody subscribes, so no feed runs.
+ * - `connecting`: someone subscribes but the feed is not receiving (first connect, or reconnecting
+ *   after a drop); changes made now are not reported, and `onResync` runs once it is back.
+ * - `listening`: every committed change is reported.
+ * - `closed`: the store was closed.
+ */
+export type ChangeFeedState = 'idle' | 'connecting' | 'listening' | 'closed';
+
 export type SetResult =
   | { ok: true }
   /** `current` is the version found (0 when the key is absent or expired). */
@@ -92,6 +102,23 @@ export interface SessionStore {
    * Returns an unsubscribe function.
    */
   subscribe?(listener: (key: string) => void, options?: ChangeFeedOptions): () => void;
+  /**
+   * Optional read fence for the change feed: resolves true once every change committed (by any client)
+   * before the call has been delivered to this store's `subscribe` listeners, so a copy that no report
+   * has invalidated by then is at least as new as any write acknowledged before the call. Resolves
+   * false when the feed cannot vouch for that (not subscribed, disconnected, or the connection was lost
+   * while fencing); a feed that was down calls `onResync` before a later fence resolves true again.
+   * May reject on a backend failure. Typically one round trip on the feed's own connection, ordered
+   * after the notifications already sent on it. Absent: the feed's delivery delay is the freshness
+   * bound; TieredStore then serves hits without waiting (its `consistency: 'eventual'`).
+   */
+  fence?(): Promise<boolean>;
+  /**
+   * Optional: the feed's state where it runs over a connection that can drop. While it is not
+   * `listening`, a subscriber must not trust anything it cached (TieredStore reads through).
+   * Absent: the feed never stops delivering without calling `onResync` (a polled log, in-process calls).
+   */
+  readonly feedState?: ChangeFeedState;
   /** Optional: how many live records the store holds (admin page, metrics). */
   count?(): Promise<number>;
 }

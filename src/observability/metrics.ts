@@ -30,6 +30,10 @@ export interface CacheStats {
   evictions?: number;
   entries?: number;
   bytes?: number;
+  /** hits / (hits + misses). */
+  hitRatio?: number;
+  /** Read fences sent to the shared store (TieredStore with consistency 'fenced'). */
+  fences?: number;
 }
 
 export interface TetherMetricsOptions {
@@ -54,6 +58,7 @@ const CACHE_COUNTERS: ReadonlyArray<[keyof CacheStats, string, string]> = [
   ['misses', 'cache_misses_total', 'Reads that went to the shared store.'],
   ['invalidations', 'cache_invalidations_total', 'Local entries dropped because the shared store changed.'],
   ['evictions', 'cache_evictions_total', 'Local entries evicted by the size bound.'],
+  ['fences', 'cache_fences_total', 'Read fences sent to the shared store; concurrent reads share one.'],
 ];
 
 function storeStats(store: SessionStore): CacheStats | null {
@@ -93,6 +98,14 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
         this.set(storeStats(tether.store)?.bytes ?? 0);
       },
     });
+    new Gauge({
+      name: p + 'cache_hit_ratio', help: 'Share of reads served by the local cache since start (hits / reads).', registers: [registry],
+      collect() {
+        const s = storeStats(tether.store);
+        const reads = (s?.hits ?? 0) + (s?.misses ?? 0);
+        this.set(s?.hitRatio ?? (reads === 0 ? 0 : (s?.hits ?? 0) / reads));
+      },
+    });
   }
 }
 
@@ -112,8 +125,9 @@ export function instrumentStore<S extends SessionStore>(store: S, registry: Regi
   });
   const timed = new Set<string>(TIMED);
   return new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
+    get(target, prop) {
+      // Read on the target itself: a getter using #private fields (feedState) fails with the proxy as `this`.
+      const value = Reflect.get(target, prop) as unknown;
       if (typeof prop !== 'string' || !timed.has(prop) || typeof value !== 'function') {
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       }

@@ -5,7 +5,7 @@ import { TieredStore } from '../../src/stores/tiered/index.js';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
-import type { Clock, SessionStore } from '../../src/core/store.js';
+import type { ChangeFeedState, Clock, SessionStore } from '../../src/core/store.js';
 import { GatedStore } from '../fixtures/gated-store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
@@ -283,7 +283,7 @@ describe('TieredStore bounds, stats and options', () => {
       await node.get(rec.key);
       await node.get(rec.key);
       await node.get(rec.key);
-      assert.deepEqual({ ...node.stats(), bytes: 0 }, { hits: 2, misses: 1, invalidations: 0, evictions: 0, bytes: 0, entries: 1, hitRatio: 2 / 3 });
+      assert.deepEqual({ ...node.stats(), bytes: 0 }, { hits: 2, misses: 1, invalidations: 0, evictions: 0, bytes: 0, entries: 1, hitRatio: 2 / 3, fences: 0 });
       clock.advance(1_000);
       assert.equal(await node.get(rec.key), null, 'an expired local copy is never served');
     } finally {
@@ -304,4 +304,120 @@ describe('TieredStore bounds, stats and options', () => {
     assert.throws(() => new TieredStore({ shared: memory, maxByte: 1 } as never), { code: 'OPTIONS_INVALID', message: /maxByte is not an option/ });
     await memory.close();
   });
+});
+
+/** A MemoryStore behind a fence the test answers by hand, and a feed state it sets. */
+class HandFencedStore extends GatedStore {
+  feedState: ChangeFeedState = 'listening';
+  /** Answers the fences in order: true, false, or an Error to reject with. */
+  readonly pending: Array<(answer: boolean | Error) => void> = [];
+  fence(): Promise<boolean> {
+    return new Promise((resolve, reject) => this.pending.push((a) => (a instanceof Error ? reject(a) : resolve(a))));
+  }
+}
+
+/** Lets every promise callback queued so far run. */
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('TieredStore consistency', () => {
+  it('tiered store consistency defaults to fenced when the shared store has fence() and to eventual without; fenced without fence() throws', async () => {
+    const memory = new MemoryStore({ sweepIntervalMs: 0 });
+    const fenced = new TieredStore({ shared: new HandFencedStore(memory), closeShared: false });
+    const plain = new TieredStore({ shared: memory, closeShared: false });
+    assert.equal(fenced.consistency, 'fenced');
+    assert.equal(plain.consistency, 'eventual');
+    assert.throws(() => new TieredStore({ shared: memory, consistency: 'fenced' }), { code: 'OPTIONS_INVALID', message: /fenced.*fence\(\)/ });
+    assert.throws(() => new TieredStore({ shared: memory, consistency: 'strong' as never }), { code: 'OPTIONS_INVALID', message: /consistency must be one of/ });
+    await fenced.close();
+    await plain.close();
+    await memory.close();
+  });
+
+  it('tiered store when reads arrive while a fence is in flight then they share the next fence, never the earlier one', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const shared = new HandFencedStore(memory);
+    const node = new TieredStore({ shared, clock, closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await memory.set(rec, 0);
+      await node.get(rec.key);
+      const first = node.get(rec.key);
+      await settle();
+      assert.equal(shared.pending.length, 1, 'a hit waits for a fence');
+      const later = [node.get(rec.key), node.get(rec.key), node.get(rec.key)];
+      await settle();
+      assert.equal(shared.pending.length, 1, 'reads that began after the first fence was sent do not send their own yet');
+      let laterDone = false;
+      void Promise.all(later).then(() => { laterDone = true; });
+      shared.pending[0]!(true);
+      assert.equal((await first)?.version, 1);
+      await settle();
+      assert.equal(laterDone, false, 'and they do not take the answer of the fence sent before them');
+      assert.equal(shared.pending.length, 2, 'one fence is sent for all three');
+      shared.pending[1]!(true);
+      assert.deepEqual((await Promise.all(later)).map((r) => r?.version), [1, 1, 1]);
+      assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses, fences: node.stats().fences }, { hits: 4, misses: 1, fences: 2 });
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store when a fence resolves false or rejects then the read goes to the shared store', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    // No feed, so the write below stays unreported and the local copy stale: only the fence decides.
+    const shared = new HandFencedStore(memory, { feed: false });
+    const node = new TieredStore({ shared, clock, singleProcess: true, closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await node.set(rec, 0);
+      await memory.set({ ...rec, version: 2, data: '"v2"' }, 1);
+      const served = async (answer: boolean | Error): Promise<number | undefined> => {
+        const read = node.get(rec.key);
+        await settle();
+        shared.pending.shift()!(answer);
+        return (await read)?.version;
+      };
+      assert.equal(await served(true), 1, 'a true fence lets the copy be served (stale here only because the feed is hidden)');
+      assert.equal(await served(false), 2, 'false: read through');
+      await memory.set({ ...rec, version: 3, data: '"v3"' }, 2);
+      assert.equal(await served(new Error('fence failed')), 3, 'rejected: read through');
+      assert.equal(node.stats().hits, 1);
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
+  for (const consistency of ['fenced', 'eventual'] as const) {
+    it(`tiered store (${consistency}) when the feed is not listening then no local copy is served until it is`, async () => {
+      const clock = new ManualClock();
+      const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+      const shared = new HandFencedStore(memory);
+      const node = new TieredStore({ shared, clock, consistency, closeShared: false });
+      try {
+        const rec = makeRecord(clock);
+        await memory.set(rec, 0);
+        await node.get(rec.key);
+        assert.equal(node.stats().entries, 1, 'a local copy is there');
+        shared.feedState = 'connecting';
+        assert.equal((await node.get(rec.key))?.version, 1);
+        assert.equal((await node.get(rec.key))?.version, 1);
+        assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses, fences: node.stats().fences }, { hits: 0, misses: 3, fences: 0 });
+        shared.feedState = 'listening';
+        shared.resync();
+        await node.get(rec.key);
+        const hit = node.get(rec.key);
+        await settle();
+        shared.pending.shift()?.(true);
+        assert.equal((await hit)?.version, 1);
+        assert.equal(node.stats().hits, 1, 'served locally again once the feed is back');
+      } finally {
+        await node.close();
+        await memory.close();
+      }
+    });
+  }
 });

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Notification, PoolClient } from 'pg';
+import type { ChangeFeedState } from '../../core/store.js';
 import { timed } from './sql.js';
 
 export interface ChangeFeedSubscription {
@@ -26,7 +27,7 @@ export interface ChangeFeedSubscription {
  * - `listening`: LISTEN is active; every committed change notifies.
  * - `closed`: the store was closed.
  */
-export type FeedState = 'idle' | 'connecting' | 'listening' | 'closed';
+export type FeedState = ChangeFeedState;
 
 export interface ChangeFeedConfig {
   /** The exact NOTIFY channel name. */
@@ -46,7 +47,9 @@ export class ChangeFeed {
   readonly #listeners = new Map<(key: string) => void, ChangeFeedSubscription>();
   #state: FeedState = 'idle';
   /** Releases the current connection (discarding it); set while one is held. */
-  #drop: (() => void) | null = null;
+  #drop: ((err?: unknown) => void) | null = null;
+  /** The LISTEN connection while one is held; fences run their round trip on it. */
+  #client: PoolClient | null = null;
   /** Bumped on every (re)connect and stop, so a late callback of an old connection changes nothing. */
   #generation = 0;
   #attempt = 0;
@@ -88,6 +91,26 @@ export class ChangeFeed {
     });
   }
 
+  /**
+   * A round trip on the LISTEN connection. The server sends a listening session the notifications
+   * committed before a query ahead of that query's result, so once `SELECT 1` returns, every change
+   * committed before the call has been delivered. False when LISTEN is not active, or the connection
+   * was lost meanwhile (then it is replaced, and `onResync` runs when LISTEN is back).
+   */
+  async fence(): Promise<boolean> {
+    const client = this.#client;
+    const generation = this.#generation;
+    if (this.#state !== 'listening' || client === null) return false;
+    try {
+      await client.query(timed('SELECT 1', undefined, this.#options.timeoutMs));
+    } catch (err) {
+      // Unanswered within the bound: treat the connection as half-open, like the heartbeat does.
+      if (generation === this.#generation && this.#client === client) this.#drop?.(err);
+      return false;
+    }
+    return generation === this.#generation && this.#client === client && this.#state === 'listening';
+  }
+
   close(): void {
     this.#stop('closed');
     this.#listeners.clear();
@@ -115,6 +138,7 @@ export class ChangeFeed {
       client.release(err instanceof Error ? err : true);
       if (generation !== this.#generation) return;
       this.#drop = null;
+      this.#client = null;
       const wasListening = this.#state === 'listening';
       this.#state = 'connecting';
       clearInterval(this.#heartbeat);
@@ -128,7 +152,8 @@ export class ChangeFeed {
     client.on('error', lost);
     client.once('end', () => lost());
     client.on('notification', onNotification);
-    this.#drop = () => lost();
+    this.#drop = lost;
+    this.#client = client;
     try {
       await client.query(timed(`LISTEN "${this.#options.channel.replace(/"/g, '""')}"`, undefined, this.#options.timeoutMs));
     } catch (err) {
@@ -165,6 +190,7 @@ export class ChangeFeed {
     clearInterval(this.#heartbeat);
     const drop = this.#drop;
     this.#drop = null;
+    this.#client = null;
     // After the generation bump, `lost` only releases the connection; it does not reconnect.
     drop?.();
     const waiters = this.#waiters;

@@ -14,7 +14,8 @@
  *   with backoff. While it is disconnected nothing is delivered (PostgreSQL keeps no notifications for
  *   absent listeners), so `onResync` runs when the connection drops and again whenever LISTEN becomes
  *   active (the first time included). A TieredStore over this store must drop its whole local cache
- *   on `onResync`, and for strict freshness not cache while `feedState !== 'listening'`.
+ *   on `onResync`, and not trust its copies while `feedState !== 'listening'`. `fence()` is a round
+ *   trip on the LISTEN connection that orders the read after every notification already committed.
  * - Backend failures reject with STORE_UNAVAILABLE (driver error as `cause`) within about
  *   connect + statement timeout; after `close()` every call rejects with STORE_CLOSED.
  * - Durability is PostgreSQL's: with `synchronous_commit=on` (the default) an acknowledged write
@@ -244,6 +245,17 @@ export class PostgresStore implements SessionStore {
   subscribe(listener: (key: string) => void, options: ChangeFeedSubscription = {}): () => void {
     if (this.#closed) return () => {};
     return this.#feed.add(listener, options);
+  }
+
+  /**
+   * Read fence (see SessionStore.fence): a `SELECT 1` on the LISTEN connection. PostgreSQL delivers a
+   * listening session the notifications committed before a query ahead of its result, so when it
+   * resolves true every change committed before the call has reached the listeners. False while
+   * `feedState !== 'listening'` or if the connection is lost meanwhile. TieredStore coalesces calls.
+   */
+  fence(): Promise<boolean> {
+    if (this.#closed) return Promise.reject(new StoreClosedError('PostgresStore'));
+    return this.#feed.fence();
   }
 
   /** Resolves true once the change feed's LISTEN is active (false after `timeoutMs`). Needs a subscriber. */

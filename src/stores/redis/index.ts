@@ -10,7 +10,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { assertNextVersion } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
 import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, SET, TOUCH, UNINDEX } from './scripts.js';
@@ -28,6 +28,15 @@ const OK: SetResult = Object.freeze({ ok: true });
 
 export class RedisStore implements SessionStore {
   readonly name = 'redis';
+  /**
+   * Read fence (see SessionStore.fence): a PING on the change feed's subscriber connection, answered
+   * after every message already published to it, so when it resolves true every change committed
+   * before the call has reached the listeners. False while `feedState !== 'listening'`, if the
+   * connection drops meanwhile, or after `commandTimeoutMs` without an answer (the subscriber then
+   * reconnects and resyncs). Absent on a Cluster, where pub/sub crosses the cluster bus in no order
+   * with a PING. TieredStore coalesces calls.
+   */
+  readonly fence?: () => Promise<boolean>;
   readonly #client: RedisClient;
   readonly #owned: boolean;
   readonly #cluster: boolean;
@@ -69,6 +78,18 @@ export class RedisStore implements SessionStore {
     // STORE_UNAVAILABLE instead, and the client keeps reconnecting on its own.
     client.on('error', noop);
     client.on('ready', this.#onReady);
+    if (!this.#cluster) {
+      this.fence = () => {
+        if (this.#closed) return Promise.reject(new StoreClosedError('RedisStore'));
+        return this.#feed ? this.#feed.fence() : Promise.resolve(false);
+      };
+    }
+  }
+
+  /** The change feed's state: `idle` until someone subscribes, then `listening` while subscribed (see ChangeFeedState). */
+  get feedState(): ChangeFeedState {
+    if (this.#closed) return 'closed';
+    return this.#feed ? this.#feed.state : 'idle';
   }
 
   async get(key: string): Promise<SessionRecord | null> {
@@ -210,7 +231,7 @@ export class RedisStore implements SessionStore {
    */
   subscribe(listener: (key: string) => void, options: ChangeFeedOptions = {}): () => void {
     this.#open();
-    this.#feed ??= new ChangeFeed(this.#client, this.#feedChannel);
+    this.#feed ??= new ChangeFeed(this.#client, this.#feedChannel, this.#opts.commandTimeoutMs);
     return this.#feed.add(listener, options);
   }
 

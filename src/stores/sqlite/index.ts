@@ -197,12 +197,22 @@ export class SqliteStore implements SessionStore {
 
   /**
    * Delivers now, synchronously, every change other connections committed before the call. TieredStore
-   * calls this before serving a cached copy, so a read never predates a write acknowledged before it.
+   * calls it (through `fence()`) before serving a cached copy, so a read never predates a write
+   * acknowledged before it.
    * Costs one `PRAGMA data_version` when nothing changed.
    */
   flushChanges(): void {
     this.#open();
     this.#read('change poll', () => this.#feed.poll());
+  }
+
+  /**
+   * Read fence (see SessionStore.fence): `flushChanges()`, so it resolves true with every change
+   * committed before the call delivered. Rejects with STORE_UNAVAILABLE when the poll fails.
+   */
+  async fence(): Promise<boolean> {
+    this.flushChanges();
+    return true;
   }
 
   async close(): Promise<void> {

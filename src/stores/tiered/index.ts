@@ -3,11 +3,11 @@
  * invalidated by the shared store's change feed, so with sticky routing most reads never leave the process.
  *
  * Consistency: a `set` resolves only after the shared store acknowledged it. A read is served locally
- * only if the copy is unexpired by the clock and no change to the key has been reported since it was
- * cached. When the shared store offers `flushChanges()` (SqliteStore does), the tier calls it before
- * every read, so a read never returns a copy older than a write another process had acknowledged
- * before the read began. Without it, another process's write reaches this cache as fast as the feed
- * delivers it (Redis pub/sub, Postgres NOTIFY: typically a millisecond on a LAN).
+ * only if the copy is unexpired by the clock, no change to the key has been reported since it was
+ * cached, and the feed is receiving (`feedState`). With `consistency: 'fenced'` (the default when the
+ * shared store has `fence()`: SQLite, Redis, PostgreSQL) a hit also waits for a fence sent after the
+ * read began, so it never returns a copy older than a write another process had acknowledged before
+ * the read. With 'eventual', another process's write reaches this cache as fast as the feed delivers it.
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
@@ -15,14 +15,22 @@ import { assertNextVersion, isExpired, systemClock } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { ByteLru, recordBytes } from '../lru.js';
+import { FenceCoalescer } from './fence.js';
 
-/** Optional members of a shared store beyond SessionStore; the tier uses them when present. */
-export interface SharedStoreExtras {
-  /** `options.onResync` runs when the feed may have missed changes; the tier then drops every copy. */
-  subscribe?(listener: (key: string) => void, options?: { onResync?: () => void }): () => void;
-  /** Delivers, before it returns or resolves, every change committed before the call (a read barrier). */
-  flushChanges?(): void | Promise<void>;
-}
+/** The optional SessionStore members the tier uses when the shared store has them. */
+export type SharedStoreExtras = Pick<SessionStore, 'subscribe' | 'fence' | 'feedState'>;
+
+/**
+ * How a local hit relates to writes made through other processes.
+ * - `fenced`: a hit waits for the shared store's `fence()` (coalesced: about one round trip per batch of
+ *   concurrent reads), so it is never older than a write acknowledged anywhere before the read began.
+ * - `eventual`: a hit costs no round trip; for the feed's delivery delay after another process's write
+ *   (sub-millisecond on one host, about a network hop on a LAN) a read there may return the previous
+ *   version. Safe with sticky routing: a session is written where it is read, and every write is a
+ *   compare-and-set against the shared store, so a stale read can never overwrite a newer session
+ *   (the write conflicts, and the engine replays or refuses it).
+ */
+export type TieredConsistency = 'fenced' | 'eventual';
 
 export interface TieredStoreOptions {
   /** The store every process shares; the source of truth. */
@@ -39,6 +47,8 @@ export interface TieredStoreOptions {
   singleProcess?: boolean;
   /** `close()` also closes the shared store; set false when several tiers share one store object. @default true */
   closeShared?: boolean;
+  /** See TieredConsistency; 'fenced' needs a shared store with `fence()`. @default 'fenced' when the shared store has `fence()`, else 'eventual' */
+  consistency?: TieredConsistency;
 }
 
 export const TIERED_STORE_DEFAULTS = { maxBytes: 32 * 1024 * 1024, singleProcess: false, closeShared: true } as const;
@@ -56,6 +66,8 @@ export interface TieredStats {
   entries: number;
   /** hits / (hits + misses); 0 before the first read. */
   hitRatio: number;
+  /** Fences sent to the shared store ('fenced' consistency); concurrent hits share one. */
+  fences: number;
 }
 
 /** A key's generation while a read or write of it is in flight; every invalidation bumps it. */
@@ -77,12 +89,14 @@ export class TieredStore implements SessionStore {
   readonly subscribe?: (listener: (key: string) => void, options?: { onResync?: () => void }) => () => void;
   /** Passes through to the shared store; absent when it has none. */
   readonly count?: () => Promise<number>;
-  readonly #shared: SessionStore & SharedStoreExtras;
+  /** The consistency in force (the option, or its default for this shared store). */
+  readonly consistency: TieredConsistency;
+  readonly #shared: SessionStore;
   readonly #clock: Clock;
   readonly #closeShared: boolean;
   readonly #lru: ByteLru<SessionRecord>;
   readonly #gens = new Map<string, Generation>();
-  readonly #flush: (() => void | Promise<void>) | undefined;
+  readonly #fence: FenceCoalescer | undefined;
   readonly #unsubscribe: (() => void) | undefined;
   #hits = 0;
   #misses = 0;
@@ -96,9 +110,10 @@ export class TieredStore implements SessionStore {
       clock: 'clock',
       singleProcess: 'boolean',
       closeShared: 'boolean',
+      consistency: ['fenced', 'eventual'],
     });
     if (options?.shared === undefined) throw new OptionsInvalidError('TieredStore options.shared is required: the store every process shares');
-    const shared = options.shared as SessionStore & SharedStoreExtras;
+    const shared = options.shared;
     const singleProcess = options.singleProcess ?? TIERED_STORE_DEFAULTS.singleProcess;
     if (typeof shared.subscribe !== 'function' && !singleProcess) {
       throw new OptionsInvalidError(`TieredStore options.shared (${shared.name}) has no change feed (subscribe), so writes by other `
@@ -108,7 +123,15 @@ export class TieredStore implements SessionStore {
     this.#clock = options.clock ?? systemClock;
     this.#closeShared = options.closeShared ?? TIERED_STORE_DEFAULTS.closeShared;
     this.#lru = new ByteLru(options.maxBytes ?? TIERED_STORE_DEFAULTS.maxBytes);
-    if (typeof shared.flushChanges === 'function') this.#flush = shared.flushChanges.bind(shared);
+    const canFence = typeof shared.fence === 'function';
+    this.consistency = options.consistency ?? (canFence ? 'fenced' : 'eventual');
+    if (this.consistency === 'fenced') {
+      if (!canFence) {
+        throw new OptionsInvalidError(`TieredStore options.consistency 'fenced' needs a shared store with fence(), and ${shared.name} `
+          + "has none; use consistency: 'eventual' (hits may trail another process's write by the feed's delivery delay)");
+      }
+      this.#fence = new FenceCoalescer(() => shared.fence!());
+    }
     if (typeof shared.subscribe === 'function') {
       this.#unsubscribe = shared.subscribe((key) => this.#invalidate(key, true), { onResync: () => this.#dropAll() });
       this.subscribe = (listener, opts) => shared.subscribe!(listener, opts);
@@ -118,15 +141,18 @@ export class TieredStore implements SessionStore {
 
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
-    const flushed = this.#flush?.();
-    if (flushed) await flushed;
-    const local = this.#lru.get(key);
-    if (local) {
-      if (!isExpired(local, this.#clock.now())) {
-        this.#hits++;
-        return { ...local };
+    const peeked = this.#lru.peek(key);
+    if (peeked && isExpired(peeked, this.#clock.now())) this.#lru.delete(key);
+    else if (peeked) {
+      const trusted = this.#trusted();
+      if (trusted === true || (trusted !== false && await trusted)) {
+        // Looked up again: the fence may have delivered a report that dropped or replaced the copy.
+        const local = this.#lru.get(key);
+        if (local && !isExpired(local, this.#clock.now())) {
+          this.#hits++;
+          return { ...local };
+        }
       }
-      this.#lru.delete(key);
     }
     this.#misses++;
     const g = this.#acquire(key);
@@ -243,6 +269,7 @@ export class TieredStore implements SessionStore {
       bytes: this.#lru.bytes,
       entries: this.#lru.size,
       hitRatio: reads === 0 ? 0 : this.#hits / reads,
+      fences: this.#fence?.sent ?? 0,
     };
   }
 
@@ -256,6 +283,16 @@ export class TieredStore implements SessionStore {
 
   #open(): void {
     if (this.#closed) throw new StoreClosedError('TieredStore');
+  }
+
+  /**
+   * Whether a local copy may be served now: never while the feed is down (its copies may have missed
+   * reports, until `onResync`); with 'fenced', once a fence sent after this call came back true.
+   */
+  #trusted(): boolean | Promise<boolean> {
+    const state = this.#shared.feedState;
+    if (state !== undefined && state !== 'listening') return false;
+    return this.#fence ? this.#fence.wait() : true;
   }
 
   #put(rec: SessionRecord): void {

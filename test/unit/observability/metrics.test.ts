@@ -5,6 +5,9 @@ import { Registry } from 'prom-client';
 import { createTether, MemoryStore } from 'tether';
 import type { SessionStore } from 'tether';
 import { instrumentStore, registerTetherMetrics } from 'tether/observability';
+import { SqliteStore } from 'tether/sqlite';
+import { TieredStore } from 'tether/tiered';
+import { tempSqliteFile } from '../../helpers/sqlite.js';
 
 const view = (cookie?: string, method = 'GET') => ({ method, header: (n: string) => (n === 'cookie' ? cookie : undefined) });
 
@@ -48,5 +51,33 @@ describe('tether metrics', () => {
     assert.equal(metricValue(text, 'tether_cache_invalidations_total'), 1);
     assert.equal(metricValue(text, 'tether_cache_bytes'), 512);
     await base.close();
+  });
+
+  it('metrics when the store is a TieredStore over an instrumented SqliteStore then hits, fences and the hit ratio are exported', async () => {
+    const registry = new Registry();
+    const file = await tempSqliteFile();
+    const shared = instrumentStore(new SqliteStore({ path: file.path, sweepIntervalMs: 0 }), registry);
+    assert.equal(shared.synchronous, 'NORMAL', 'a getter reading #private fields works through the wrapper');
+    const tier = new TieredStore({ shared });
+    assert.equal(tier.consistency, 'fenced', 'the wrapped store keeps its fence()');
+    const tether = createTether({ store: tier, secrets: ['m'.repeat(32)] });
+    try {
+      registerTetherMetrics(tether, registry);
+      const s = await tether.open(view());
+      s.set('x', 1);
+      const [cookie] = await tether.commit(s);
+      for (let i = 0; i < 3; i++) await tether.open(view(cookie!.split(';')[0]));
+      const text = await registry.metrics();
+      const { hits, misses, fences } = tier.stats();
+      assert.ok(hits >= 3 && fences >= 3, `hits ${hits}, fences ${fences}`);
+      assert.equal(metricValue(text, 'tether_cache_hits_total'), hits);
+      assert.equal(metricValue(text, 'tether_cache_misses_total'), misses);
+      assert.equal(metricValue(text, 'tether_cache_fences_total'), fences);
+      assert.equal(metricValue(text, 'tether_cache_hit_ratio'), hits / (hits + misses));
+      assert.ok(metricValue(text, 'tether_store_duration_seconds_count{op="set",store="sqlite"}') >= 1);
+    } finally {
+      await tether.close();
+      await file.remove();
+    }
   });
 });
