@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { generateId, hashId, handleOf } from './ids.js';
 import { Signer } from './signer.js';
+import { VerifiedCookies } from './verified-cookies.js';
 import { readCookie, setCookieHeader, clearCookieHeader } from './cookie.js';
 import { SessionGate } from './gate.js';
 import { withTimeout } from './timeout.js';
@@ -71,6 +72,8 @@ export class Tether<T extends object = SessionData> {
   /** Per-user state that outlives sessions (saved cart, preferences, unfinished flows). */
   readonly users: UserContexts;
   readonly #signer: Signer;
+  /** Cookies verified before, by digest: returning sessions skip the HMAC (verified-cookies.ts). */
+  readonly #verified: VerifiedCookies;
   readonly #gate = new SessionGate();
   #warnedUndecodable = false;
   readonly #stats: Omit<EngineStats, 'gateWaiting'> = {
@@ -87,6 +90,7 @@ export class Tether<T extends object = SessionData> {
     }
     this.store = this.options.store ?? new MemoryStore({ clock: this.options.clock });
     this.#signer = new Signer(this.options.secrets);
+    this.#verified = new VerifiedCookies(this.#signer);
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
   }
 
@@ -96,12 +100,12 @@ export class Tether<T extends object = SessionData> {
     const state = this.#newState(req.header('user-agent'));
     const raw = readCookie(req.header('cookie'), o.cookie.name);
     if (raw === undefined) return new Session<T>(state);
-    const unsigned = this.#signer.unsign(raw);
+    const unsigned = this.#verified.verify(raw);
     if (!unsigned) {
       state.clearCookie = true;
       return new Session<T>(state);
     }
-    const key = hashId(unsigned.id);
+    const key = unsigned.key;
     const write = options.write ?? !SAFE_METHODS.has(req.method);
     if (write) state.release = await this.#gate.acquire(key, o.gateTimeoutMs);
     try {
@@ -225,8 +229,7 @@ export class Tether<T extends object = SessionData> {
   /** The store key of the session a raw Cookie header names, if its signature holds (no store call). */
   keyFromCookieHeader(header: string | undefined): string | null {
     const raw = readCookie(header, this.options.cookie.name);
-    const unsigned = raw === undefined ? null : this.#signer.unsign(raw);
-    return unsigned ? hashId(unsigned.id) : null;
+    return raw === undefined ? null : this.#verified.verify(raw)?.key ?? null;
   }
 
   // ---- internals ----

@@ -1,0 +1,58 @@
+/**
+ * Session cookies whose signature was already verified, remembered by the SHA-256 of the cookie value:
+ * a returning session's requests skip the HMAC, the base64url checks and the hash of its ID.
+ *
+ * What is kept is only `SHA-256(cookie value) → { store key, stale }`: no cookie value and no raw ID,
+ * so a heap dump of the cache yields nothing that opens a session. Only values that verified are
+ * entered, so forged cookies cannot fill it; a value that differs in any byte has another digest and
+ * goes through the full, constant-time check. The bound is a count, and the oldest entry goes first.
+ * @module
+ */
+import { hashId } from './ids.js';
+import type { Signer } from './signer.js';
+
+export interface VerifiedCookie {
+  id: string;
+  /** The store key: SHA-256 of the ID. */
+  key: string;
+  /** A secret other than the first verified it: the cookie should be re-signed. */
+  stale: boolean;
+}
+
+/** Entries kept (about 150 bytes each). */
+export const VERIFIED_COOKIES_MAX = 10_000;
+
+/** The signature is HMAC-SHA256 in base64url (43 characters); IDs are at most 128 characters. */
+const SIG_LENGTH = 43;
+const MAX_ID_LENGTH = 128;
+
+export class VerifiedCookies {
+  readonly #signer: Signer;
+  readonly #max: number;
+  readonly #seen = new Map<string, { key: string; stale: boolean }>();
+
+  constructor(signer: Signer, max = VERIFIED_COOKIES_MAX) {
+    this.#signer = signer;
+    this.#max = max;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  /** The ID, store key and staleness of a correctly signed cookie value, else null. */
+  verify(value: string): VerifiedCookie | null {
+    const dot = value.lastIndexOf('.');
+    // Cheap shape check first, so junk of any length is refused before it is hashed.
+    if (dot <= 0 || dot > MAX_ID_LENGTH || value.length - dot - 1 !== SIG_LENGTH) return null;
+    const digest = hashId(value);
+    const hit = this.#seen.get(digest);
+    if (hit) return { id: value.slice(0, dot), key: hit.key, stale: hit.stale };
+    const unsigned = this.#signer.unsign(value);
+    if (!unsigned) return null;
+    const entry = { key: hashId(unsigned.id), stale: unsigned.stale };
+    if (this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value!);
+    this.#seen.set(digest, entry);
+    return { id: unsigned.id, key: entry.key, stale: entry.stale };
+  }
+}

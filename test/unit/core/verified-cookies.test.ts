@@ -1,0 +1,62 @@
+/** Verified cookies are remembered by digest: a returning cookie skips the HMAC, a changed one never does. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Signer } from '../../../src/core/signer.js';
+import { generateId, hashId } from '../../../src/core/ids.js';
+import { VerifiedCookies } from '../../../src/core/verified-cookies.js';
+import { SECRET_A, SECRET_B } from '../support.js';
+
+describe('VerifiedCookies', () => {
+  it('verify when a signed value comes back then returns the same id, store key and staleness as the first time', () => {
+    const signer = new Signer([SECRET_A, SECRET_B]);
+    const cache = new VerifiedCookies(signer);
+    const id = generateId();
+    const fresh = signer.sign(id);
+    const old = new Signer([SECRET_B]).sign(id);
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(cache.verify(fresh), { id, key: hashId(id), stale: false });
+      assert.deepEqual(cache.verify(old), { id, key: hashId(id), stale: true });
+    }
+    assert.equal(cache.size, 2);
+  });
+
+  it('verify when a remembered value is changed in any one character then refuses it', () => {
+    const signer = new Signer([SECRET_A]);
+    const cache = new VerifiedCookies(signer);
+    const good = signer.sign(generateId());
+    assert.ok(cache.verify(good));
+    for (let i = 0; i < good.length; i++) {
+      if (good[i] === '.') continue;
+      const bad = good.slice(0, i) + (good[i] === 'A' ? 'B' : 'A') + good.slice(i + 1);
+      assert.equal(cache.verify(bad), null, `changed at ${i}`);
+    }
+    assert.equal(cache.verify(good + 'x'), null);
+    assert.equal(cache.verify('x' + good), null);
+    assert.equal(cache.size, 1, 'refused values are never remembered');
+  });
+
+  it('verify when another engine signed with a secret this one does not hold then refuses it', () => {
+    const cache = new VerifiedCookies(new Signer([SECRET_A]));
+    assert.equal(cache.verify(new Signer([SECRET_B]).sign(generateId())), null);
+    assert.equal(cache.size, 0);
+  });
+
+  it('verify when more values verify than the bound then keeps the bound, dropping the oldest', () => {
+    const signer = new Signer([SECRET_A]);
+    const cache = new VerifiedCookies(signer, 3);
+    const values = Array.from({ length: 5 }, () => signer.sign(generateId()));
+    for (const v of values) assert.ok(cache.verify(v));
+    assert.equal(cache.size, 3);
+    // Dropped entries still verify (through the full check) and come back in.
+    assert.equal(cache.verify(values[0]!)?.id, values[0]!.split('.')[0]);
+    assert.equal(cache.size, 3);
+  });
+
+  it('verify when given junk of any shape or length then refuses it', () => {
+    const cache = new VerifiedCookies(new Signer([SECRET_A]));
+    for (const junk of ['', '.', 'abc', `${'a'.repeat(200)}.${'b'.repeat(43)}`, `.${'b'.repeat(43)}`, 'x'.repeat(10_000)]) {
+      assert.equal(cache.verify(junk), null, junk.slice(0, 20));
+    }
+    assert.equal(cache.size, 0);
+  });
+});
