@@ -1,4 +1,4 @@
-/** TieredStore: the conformance suite over MemoryStore and SqliteStore, two-node freshness, races, bounds and stats. */
+/** TieredStore: the conformance suite over MemoryStore and SqliteStore, two-node freshness, races, bounds, stats, and consistency (fences, feed state). */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TieredStore } from '../../src/stores/tiered/index.js';
@@ -9,6 +9,7 @@ import type { ChangeFeedState, Clock, SessionStore } from '../../src/core/store.
 import { GatedStore } from '../fixtures/gated-store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
+import { alternateWrites } from '../helpers/tiered.js';
 
 const shared = new WeakMap<SessionStore, MemoryStore>();
 runStoreSuite({
@@ -43,27 +44,6 @@ const temps: TempSqliteFile[] = [];
 after(async () => {
   for (const t of temps) await t.remove();
 });
-
-/** Each iteration one node writes and the other must read that version next, never an older one. */
-async function alternateWrites(a: TieredStore, b: TieredStore, clock: Clock, iterations: number): Promise<void> {
-  const first = makeRecord(clock, { data: JSON.stringify({ n: 0 }) });
-  assert.deepEqual(await a.set(first, 0), { ok: true });
-  let version = 1;
-  for (let i = 1; i <= iterations; i++) {
-    const [writer, reader] = i % 2 === 0 ? [a, b] : [b, a];
-    // Both nodes hold a copy before the write, so a fresh read has to come from invalidation.
-    assert.equal((await reader.get(first.key))?.version, version);
-    const cur = await writer.get(first.key);
-    assert.ok(cur);
-    assert.equal(cur.version, version, `iteration ${i}: the writer saw the latest version`);
-    const res = await writer.set({ ...cur, version: version + 1, data: JSON.stringify({ n: i }) }, version);
-    assert.deepEqual(res, { ok: true }, `iteration ${i}`);
-    version++;
-    const got = await reader.get(first.key);
-    assert.equal(got?.version, version, `iteration ${i}: the other node read version ${got?.version}, not ${version}`);
-    assert.equal(got?.data, JSON.stringify({ n: i }));
-  }
-}
 
 describe('TieredStore across nodes', () => {
   it('two nodes over one SQLite file when one acknowledges a write then the other’s next read returns it', async () => {

@@ -89,6 +89,12 @@ export class TieredStore implements SessionStore {
   readonly subscribe?: (listener: (key: string) => void, options?: { onResync?: () => void }) => () => void;
   /** Passes through to the shared store; absent when it has none. */
   readonly count?: () => Promise<number>;
+  /**
+   * Drops expired local copies, then runs the shared store's sweep and returns what it removed.
+   * Absent when the shared store has none (it expires records itself); expired copies are then never
+   * served and leave by the LRU bound.
+   */
+  readonly sweep?: () => Promise<number>;
   /** The consistency in force (the option, or its default for this shared store). */
   readonly consistency: TieredConsistency;
   readonly #shared: SessionStore;
@@ -137,6 +143,7 @@ export class TieredStore implements SessionStore {
       this.subscribe = (listener, opts) => shared.subscribe!(listener, opts);
     }
     if (typeof shared.count === 'function') this.count = () => shared.count!();
+    if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));
   }
 
   async get(key: string): Promise<SessionRecord | null> {
@@ -245,18 +252,11 @@ export class TieredStore implements SessionStore {
     }
   }
 
-  /** Drops expired local copies, then sweeps the shared store where it has a sweep. */
-  async sweep(): Promise<number> {
+  async #sweep(sharedSweep: () => Promise<number>): Promise<number> {
     if (this.#closed) return 0;
     const now = this.#clock.now();
-    let local = 0;
-    for (const [key, rec] of [...this.#lru.entries()]) {
-      if (isExpired(rec, now)) {
-        this.#lru.delete(key);
-        local++;
-      }
-    }
-    return this.#shared.sweep ? this.#shared.sweep() : local;
+    for (const [key, rec] of [...this.#lru.entries()]) if (isExpired(rec, now)) this.#lru.delete(key);
+    return sharedSweep();
   }
 
   stats(): TieredStats {

@@ -1,0 +1,105 @@
+/**
+ * Two-node checks for TieredStore shared by the per-backend test files: alternating writers, concurrent
+ * readers sharing fences, and a feed outage during which no tier may serve a superseded version.
+ * @module
+ */
+import assert from 'node:assert/strict';
+import { makeRecord } from '../../src/testing/store-suite.js';
+import type { ChangeFeedState, Clock, SessionRecord } from '../../src/core/store.js';
+import type { TieredStore } from '../../src/stores/tiered/index.js';
+
+/** Each iteration one node writes and the other must read that version next, never an older one. */
+export async function alternateWrites(a: TieredStore, b: TieredStore, clock: Clock, iterations: number): Promise<void> {
+  const first = makeRecord(clock, { data: JSON.stringify({ n: 0 }) });
+  assert.deepEqual(await a.set(first, 0), { ok: true });
+  let version = 1;
+  for (let i = 1; i <= iterations; i++) {
+    const [writer, reader] = i % 2 === 0 ? [a, b] : [b, a];
+    // Both nodes hold a copy before the write, so a fresh read has to come from invalidation.
+    assert.equal((await reader.get(first.key))?.version, version);
+    const cur = await writer.get(first.key);
+    assert.ok(cur);
+    assert.equal(cur.version, version, `iteration ${i}: the writer saw the latest version`);
+    const res = await writer.set({ ...cur, version: version + 1, data: JSON.stringify({ n: i }) }, version);
+    assert.deepEqual(res, { ok: true }, `iteration ${i}`);
+    version++;
+    const got = await reader.get(first.key);
+    assert.equal(got?.version, version, `iteration ${i}: the other node read version ${got?.version}, not ${version}`);
+    assert.equal(got?.data, JSON.stringify({ n: i }));
+  }
+}
+
+/**
+ * `readers` cached records read all at once, twice over: the tier sends one fence for the first read
+ * and one for all the others (they began after the first was sent), so a round trip serves them all.
+ */
+export async function concurrentHits(tier: TieredStore, clock: Clock, readers: number): Promise<{ hits: number; fences: number }> {
+  const recs = Array.from({ length: 8 }, () => makeRecord(clock));
+  for (const r of recs) assert.deepEqual(await tier.set(r, 0), { ok: true });
+  for (const r of recs) assert.ok(await tier.get(r.key));
+  const before = tier.stats();
+  const got = await Promise.all(Array.from({ length: readers }, (_, i) => tier.get(recs[i % recs.length]!.key)));
+  got.forEach((rec, i) => assert.equal(rec?.key, recs[i % recs.length]!.key));
+  const after = tier.stats();
+  return { hits: after.hits - before.hits, fences: after.fences - before.fences };
+}
+
+export interface OutageOptions {
+  /** Writes through `writer`; `reader` must return each write's version on its next read. */
+  writer: TieredStore;
+  reader: TieredStore;
+  /** The reader's shared store, whose feed is interrupted. */
+  readerShared: { readonly feedState?: ChangeFeedState };
+  clock: Clock;
+  /** Cuts the feed connection(s) on the server side; resolves once the server did it. */
+  interrupt(): Promise<void>;
+  /** Iterations to run after the feed is seen listening again. */
+  afterRecovery: number;
+  /** Bounds on the whole loop. */
+  maxIterations: number;
+  maxMs: number;
+}
+
+export interface OutageResult {
+  iterations: number;
+  /** Iterations during which the reader's feed was seen down. */
+  downIterations: number;
+  /** Reader hits after the feed came back (the cache is in use again). */
+  hitsAfterRecovery: number;
+}
+
+/**
+ * Cuts the feed, then writes through `writer` and reads twice through `reader` on every iteration,
+ * from the cut until `afterRecovery` iterations after the feed is back: every read must return the
+ * version just acknowledged, never the one before, whatever state the feed is in.
+ */
+export async function writesAcrossFeedOutage(o: OutageOptions): Promise<OutageResult> {
+  let cur: SessionRecord = makeRecord(o.clock, { data: '0' });
+  assert.deepEqual(await o.writer.set(cur, 0), { ok: true });
+  assert.equal((await o.reader.get(cur.key))?.version, 1);
+  assert.equal((await o.reader.get(cur.key))?.version, 1, 'cached before the cut');
+  await o.interrupt();
+  const deadline = Date.now() + o.maxMs;
+  let downIterations = 0;
+  let backAt = -1;
+  let hitsAtRecovery = 0;
+  let i = 0;
+  for (; i < o.maxIterations && Date.now() < deadline; i++) {
+    const next = { ...cur, version: cur.version + 1, data: String(i + 1) };
+    assert.deepEqual(await o.writer.set(next, cur.version), { ok: true }, `write ${next.version}`);
+    cur = next;
+    for (let r = 0; r < 2; r++) {
+      const got = await o.reader.get(cur.key);
+      assert.equal(got?.version, cur.version, `iteration ${i}, read ${r}: version ${got?.version} after ${cur.version} was acknowledged (feed ${o.readerShared.feedState})`);
+    }
+    if (o.readerShared.feedState !== 'listening') downIterations++;
+    else if (downIterations > 0 && backAt < 0) {
+      backAt = i;
+      hitsAtRecovery = o.reader.stats().hits;
+    }
+    if (backAt >= 0 && i - backAt >= o.afterRecovery) break;
+  }
+  assert.ok(downIterations > 0, 'the reader saw its feed down');
+  assert.ok(backAt >= 0, `the feed came back within ${o.maxMs} ms`);
+  return { iterations: i, downIterations, hitsAfterRecovery: o.reader.stats().hits - hitsAtRecovery };
+}
