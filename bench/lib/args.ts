@@ -21,7 +21,8 @@ export const USAGE = `flags:
   --connections N    concurrent connections autocannon keeps open
   --only a,b         only these stacks (ids as printed), plus the bare ones they are compared with
   --scenarios a,b    only these scenarios (read, write, login)
-  --profile DIR      run every server with --cpu-prof, writing DIR/<stack>/*.cpuprofile
+  --profile DIR      V8 CPU profile (as --cpu-prof) of each measured pass: DIR/<stack>.<scenario>.<pass>.cpuprofile
+                     (read one with: node --import tsx bench/profile-summary.ts FILE)
   --no-memory        skip the bytes-per-session measurement
   --no-report        do not regenerate docs/benchmarks.md and docs/benchmarks.svg`;
 

@@ -17,6 +17,7 @@ import type { Credential } from './load.js';
 import { seedSessions, race } from './http.js';
 import type { RaceResult } from './http.js';
 import { census } from './census.js';
+import { buildBench } from './build.js';
 import type { Census } from './census.js';
 import { ROUTES } from './workload.js';
 import { startRedis, redisCommand } from '../../test/helpers/redis.js';
@@ -48,7 +49,7 @@ export interface HarnessOptions {
   raceWrites: number;
   /** Requests per scenario in the Redis command census (MONITOR); 0 skips it. */
   censusRequests: number;
-  /** Write each server's --cpu-prof profile into this folder. */
+  /** Write a V8 CPU profile of every measured pass into this folder (<stack>.<scenario>.<pass>.cpuprofile). */
   profileDir?: string;
   log: (line: string) => void;
 }
@@ -62,6 +63,8 @@ export interface PassFigures {
   errors: number;
   /** Server process CPU per handled request, µs. */
   serverCpuUs: number;
+  /** Of which system (kernel) time. */
+  serverSystemUs: number;
   /** redis-server CPU per handled request, µs (0 without Redis). */
   storeCpuUs: number;
   /** Redis commands per handled request, including those run inside Lua scripts (null without Redis). */
@@ -87,13 +90,13 @@ interface Live {
   login: Credential[];
 }
 
-async function startStack(spec: StackSpec, o: HarnessOptions): Promise<Live> {
+async function startStack(spec: StackSpec, o: HarnessOptions, serverScript: string): Promise<Live> {
   let redis: RedisServer | undefined;
   let sqlite: TempSqliteFile | undefined;
   if (usesRedis(spec)) redis = await startRedis();
   if (spec.store === 'sqlite') sqlite = await tempSqliteFile();
   if (o.profileDir) mkdirSync(o.profileDir, { recursive: true });
-  const server = new ServerProcess(spec.id, o.profileDir);
+  const server = new ServerProcess(spec.id, serverScript);
   try {
     await server.start({ ...(redis ? { redisUrl: redis.url } : {}), ...(sqlite ? { sqlitePath: sqlite.path } : {}) });
     const rw = await seedSessions(spec, server.port, o.sessions, 0);
@@ -136,18 +139,21 @@ async function drive(load: LoadProcess, l: Live, scenario: Scenario, durationS: 
   return res;
 }
 
-async function measure(load: LoadProcess, l: Live, scenario: Scenario, o: HarnessOptions): Promise<PassFigures> {
+async function measure(load: LoadProcess, l: Live, scenario: Scenario, pass: number, o: HarnessOptions): Promise<PassFigures> {
   if (o.settleS > 0) await drive(load, l, scenario, o.settleS, o);
+  if (o.profileDir) await l.server.profileStart();
   const cpu0 = await l.server.cpu();
   const r0 = await redisCounters(l);
   const res = await drive(load, l, scenario, o.durationS, o);
   const cpu1 = await l.server.cpu();
+  if (o.profileDir) await l.server.profileStop(`${o.profileDir}/${l.spec.id}.${scenario}.${pass + 1}.cpuprofile`);
   const r1 = await redisCounters(l);
   const handled = Math.max(1, cpu1.handled - cpu0.handled);
   const mix = r0 && r1 ? commandDelta(r0.stats, r1.stats) : null;
   return {
     rps: res.rps, p50Ms: res.p50Ms, p99Ms: res.p99Ms, responses: res.responses, non2xx: res.non2xx, errors: res.errors,
     serverCpuUs: (cpu1.cpuUs - cpu0.cpuUs) / handled,
+    serverSystemUs: (cpu1.systemUs - cpu0.systemUs) / handled,
     storeCpuUs: r0 && r1 ? (r1.cpuUs - r0.cpuUs) / handled : 0,
     commandsPerRequest: mix ? Object.values(mix).reduce((a, b) => a + b, 0) / handled : null,
   };
@@ -157,7 +163,8 @@ async function measure(load: LoadProcess, l: Live, scenario: Scenario, o: Harnes
 export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
   const outcomes = new Map<string, StackOutcome>(o.stacks.map((s) => [s.id, { stack: s, passes: {} }]));
   const live: Live[] = [];
-  const load = new LoadProcess();
+  const compiled = await buildBench();
+  const load = new LoadProcess(compiled.load);
   try {
     // Two at a time: startup and seeding are not measured, and the machine has few cores.
     const queue = [...o.stacks];
@@ -165,7 +172,7 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
       for (let spec = queue.shift(); spec; spec = queue.shift()) {
         const t0 = Date.now();
         try {
-          live.push(await startStack(spec, o));
+          live.push(await startStack(spec, o, compiled.server));
           o.log(`  started ${spec.id} (${Date.now() - t0} ms)`);
         } catch (err) {
           outcomes.get(spec.id)!.error = (err as Error).message.split('\n')[0];
@@ -186,10 +193,10 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
           const out = outcomes.get(l.spec.id)!;
           if (out.error) continue;
           try {
-            const f = await measure(load, l, sc, o);
+            const f = await measure(load, l, sc, p, o);
             (out.passes[sc] ??= []).push(f);
             o.log(`  pass ${p + 1}/${o.passes} ${sc.padEnd(5)} ${l.spec.id.padEnd(26)} ${Math.round(f.rps).toString().padStart(6)} req/s  ` +
-              `${f.serverCpuUs.toFixed(1).padStart(6)} µs CPU/req${f.storeCpuUs ? ` + ${f.storeCpuUs.toFixed(1)} redis` : ''}` +
+              `${f.serverCpuUs.toFixed(1).padStart(6)} µs CPU/req (${f.serverSystemUs.toFixed(1)} sys)${f.storeCpuUs ? ` + ${f.storeCpuUs.toFixed(1)} redis` : ''}` +
               `${f.non2xx || f.errors ? `  (${f.non2xx} non-2xx, ${f.errors} errors)` : ''}`);
           } catch (err) {
             out.error = `${sc}: ${(err as Error).message}`;

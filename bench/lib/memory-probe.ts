@@ -6,13 +6,15 @@
  * (the tiered store's local cache, filled by reads through the engine; its shared store is a redis-server
  * in another process), 'express-session-memory' (express-session's MemoryStore, holding what its
  * middleware would save: the data plus its cookie object).
- * Usage (by bench/lib/memory.ts): node --expose-gc … memory-probe.ts <subject> <count> [redisUrl]
+ * Usage (by bench/lib/memory.ts, compiled by bench/lib/build.ts): node --expose-gc memory-probe.mjs <subject> <count> [redisUrl]
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import session from 'express-session';
 import { createTether, MemoryStore } from 'tether';
-import type { SessionStore, Tether } from 'tether';
+import type { Tether } from 'tether';
+import { RedisStore } from 'tether/redis';
+import { TieredStore } from 'tether/tiered';
 import { seedData } from './workload.js';
 import type { ShopSession } from './workload.js';
 import { BENCH_SECRET } from './workload.js';
@@ -49,9 +51,6 @@ async function tetherMemory(): Promise<Record<string, number>> {
 }
 
 async function tetherTiered(): Promise<Record<string, number>> {
-  const name = (m: string): string => `tether/${m}`;
-  const { RedisStore } = (await import(name('redis'))) as { RedisStore: new (o: object) => SessionStore };
-  const { TieredStore } = (await import(name('tiered'))) as { TieredStore: new (o: object) => SessionStore & { stats(): { entries: number } } };
   const shared = new RedisStore({ url: redisUrl });
   // The local cache must hold every session: give it room for all of them.
   const store = new TieredStore({ shared, maxBytes: 2 ** 31 - 1, closeShared: false });

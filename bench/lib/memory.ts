@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { ROOT } from './procs.js';
+import { buildBench } from './build.js';
 import { storeAvailable } from './stacks.js';
 import { startRedis } from '../../test/helpers/redis.js';
 import { round } from './stats.js';
@@ -31,9 +32,10 @@ const LABELS: Record<string, string> = {
   'express-session-memory': 'express-session MemoryStore',
 };
 
-function probe(subject: string, count: number, redisUrl?: string): Promise<Record<string, number>> {
+async function probe(subject: string, count: number, redisUrl?: string): Promise<Record<string, number>> {
+  const { memoryProbe } = await buildBench();
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', '--conditions=tether-source', '--import', 'tsx', `${ROOT}bench/lib/memory-probe.ts`, subject, String(count), ...(redisUrl ? [redisUrl] : [])],
+    execFile(process.execPath, ['--expose-gc', memoryProbe, subject, String(count), ...(redisUrl ? [redisUrl] : [])],
       { cwd: ROOT, timeout: 300_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
         if (err) return reject(new Error(`${subject}: ${stderr.trim().split('\n').slice(-3).join(' ') || err.message}`));
         try {

@@ -12,7 +12,6 @@ import type { StackEnv } from '../stacks/context.js';
 import type { RunRequest, RunResult } from './load.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX_ARGS = ['--conditions=tether-source', '--import', 'tsx'];
 
 /** Bound on waiting for a child's answer; a pass is seconds long, so a minute means something broke. */
 const ANSWER_TIMEOUT_MS = 120_000;
@@ -56,6 +55,8 @@ class Channel {
 export interface CpuSample {
   /** Microseconds of CPU (user + system) since the process started. */
   cpuUs: number;
+  /** Of which in the kernel (system calls: socket reads and writes, wake-ups). */
+  systemUs: number;
   handled: number;
 }
 
@@ -64,10 +65,11 @@ export class ServerProcess {
   readonly #ch: Channel;
   port = 0;
 
-  constructor(readonly stack: string, profileDir?: string) {
-    // One folder per stack: the loader's worker thread writes a profile of its own next to the main thread's (the larger file).
-    const prof = profileDir ? ['--cpu-prof', '--cpu-prof-dir', `${profileDir}/${stack}`] : [];
-    this.child = fork(`${ROOT}bench/lib/server.ts`, [], { cwd: ROOT, execArgv: [...TSX_ARGS, ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** `script`: the compiled server (bench/lib/build.ts), run by plain node. */
+  constructor(readonly stack: string, script: string) {
+    // BENCH_SERVER_NODE_ARGS: extra node flags for the servers under test, e.g. --perf-basic-prof for `perf record`.
+    const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    this.child = fork(script, [], { cwd: ROOT, execArgv: extra, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.#ch = new Channel(this.child, `server ${stack}`);
   }
 
@@ -78,7 +80,17 @@ export class ServerProcess {
 
   async cpu(): Promise<CpuSample> {
     const m = await this.#ch.ask({ type: 'cpu' });
-    return { cpuUs: (m.user as number) + (m.system as number), handled: m.handled as number };
+    return { cpuUs: (m.user as number) + (m.system as number), systemUs: m.system as number, handled: m.handled as number };
+  }
+
+  /** Starts the V8 CPU profiler in the server (the same profiler as --cpu-prof, over one pass only). */
+  async profileStart(): Promise<void> {
+    await this.#ch.ask({ type: 'profile', action: 'start' });
+  }
+
+  /** Stops it and writes the .cpuprofile to `file`. */
+  async profileStop(file: string): Promise<void> {
+    await this.#ch.ask({ type: 'profile', action: 'stop', file });
   }
 
   async close(): Promise<void> {
@@ -95,8 +107,9 @@ export class LoadProcess {
   readonly child: ChildProcess;
   readonly #ch: Channel;
 
-  constructor() {
-    this.child = fork(`${ROOT}bench/lib/load.ts`, [], { cwd: ROOT, execArgv: TSX_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** `script`: the compiled load generator (bench/lib/build.ts). */
+  constructor(script: string) {
+    this.child = fork(script, [], { cwd: ROOT, execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.#ch = new Channel(this.child, 'load generator');
   }
 

@@ -4,14 +4,36 @@
  * Messages in: `{ type: 'init', stack, env }` builds the stack and listens on a free loopback port;
  * `{ type: 'cpu', seq }` answers with `process.cpuUsage()` and the number of requests the route handlers
  * ran, read before and after each measured pass; `{ type: 'close' }` closes the store and exits (which
- * also writes a `--cpu-prof` profile when the harness asked for one).
+ * also writes a `--cpu-prof` profile when the harness asked for one); `{ type: 'profile', action }` starts
+ * and stops the V8 CPU profiler around one measured pass (the harness's --profile).
  * @module
  */
 import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { stackById } from './stacks.js';
 import type { Counter, RunningApp, StackEnv } from '../stacks/context.js';
 
-type Msg = { type: 'init'; stack: string; env: StackEnv } | { type: 'cpu'; seq: number } | { type: 'close' };
+type Msg = { type: 'init'; stack: string; env: StackEnv } | { type: 'cpu'; seq: number } | { type: 'close' }
+  | { type: 'profile'; seq: number; action: 'start' } | { type: 'profile'; seq: number; action: 'stop'; file: string };
+
+let inspectorSession: Session | null = null;
+
+/** The V8 CPU profiler (what --cpu-prof runs) over exactly one measured pass, through node:inspector. */
+function profile(msg: Extract<Msg, { type: 'profile' }>): void {
+  const done = (err?: unknown): void => reply({ type: err ? 'error' : 'profile', seq: msg.seq, error: err ? String(err) : undefined });
+  if (msg.action === 'start') {
+    inspectorSession ??= new Session();
+    try { inspectorSession.connect(); } catch { /* already connected */ }
+    inspectorSession.post('Profiler.enable', () => inspectorSession!.post('Profiler.start', (err) => done(err ?? undefined)));
+    return;
+  }
+  inspectorSession!.post('Profiler.stop', (err, res) => {
+    if (err) return done(err);
+    writeFileSync(msg.file, JSON.stringify(res.profile));
+    done();
+  });
+}
 
 const counter: Counter = { handled: 0 };
 let app: RunningApp | null = null;
@@ -43,6 +65,8 @@ process.on('message', (msg: Msg) => {
   } else if (msg.type === 'cpu') {
     const { user, system } = process.cpuUsage();
     reply({ type: 'cpu', seq: msg.seq, user, system, handled: counter.handled, heapUsed: process.memoryUsage().heapUsed });
+  } else if (msg.type === 'profile') {
+    profile(msg);
   } else if (msg.type === 'close') {
     const done = (): never => process.exit(0);
     const timer = setTimeout(done, 3_000);

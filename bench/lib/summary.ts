@@ -16,6 +16,8 @@ export interface ScenarioSummary {
   p99Ms: number;
   /** Server process CPU per request, µs. */
   serverCpuUs: number;
+  /** Of which kernel time (socket system calls, wake-ups). */
+  serverSystemUs: number;
   /** redis-server CPU per request, µs. */
   storeCpuUs: number;
   /** Both: the figure overhead and ratios use. */
@@ -69,6 +71,7 @@ export function summarise(outcomes: readonly StackOutcome[], scenarios: readonly
         p50Ms: round(median(mine.map((m) => m.p50Ms))),
         p99Ms: round(median(mine.map((m) => m.p99Ms))),
         serverCpuUs: round(median(mine.map((m) => m.serverCpuUs))),
+        serverSystemUs: round(median(mine.map((m) => m.serverSystemUs))),
         storeCpuUs: round(median(mine.map((m) => m.storeCpuUs))),
         cpuUs: round(median(mine.map(cpuOf))),
         commandsPerRequest: commands.length ? round(median(commands)) : null,

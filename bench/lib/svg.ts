@@ -26,6 +26,7 @@ function esc(s: string): string {
 }
 
 function fmt(v: number): string {
+  if (v === 0) return '0';
   return v >= 100 ? String(Math.round(v)) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 }
 
