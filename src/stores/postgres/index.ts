@@ -32,7 +32,7 @@ import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
 import { ChangeFeed } from './feed.js';
 import type { ChangeFeedSubscription, FeedState } from './feed.js';
-import { statements, timed, toRecord } from './sql.js';
+import { statements, prepared, toRecord } from './sql.js';
 import type { RecordRow } from './sql.js';
 
 export type { ChangeFeedSubscription, FeedState } from './feed.js';
@@ -290,7 +290,7 @@ export class PostgresStore implements SessionStore {
     this.#open();
     await this.ready();
     try {
-      return await this.#pool.query<R>(timed(text, values, this.#queryTimeoutMs));
+      return await this.#pool.query<R>(prepared(text, values, this.#queryTimeoutMs));
     } catch (err) {
       throw this.#fail(op, err);
     }
