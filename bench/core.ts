@@ -25,11 +25,11 @@ import { round } from './lib/stats.js';
 const AIM_PCT = 15;
 const args = parseArgs(process.argv.slice(2));
 const started = Date.now();
-const log = (line: string): void => console.log(line);
+const log = (line: string): void => console.log(`${String(Math.round((Date.now() - started) / 1000)).padStart(4)}s ${line}`);
 const scenarios: Scenario[] = args.scenarios ?? ['read', 'write'];
 const config = args.quick
-  ? { passes: args.passes ?? 2, durationS: args.durationS ?? 2, warmupS: 1, settleS: 0.5, connections: args.connections ?? 10, sessions: 1000, raceWrites: 0, censusRequests: 0 }
-  : { passes: args.passes ?? 5, durationS: args.durationS ?? 5, warmupS: 2, settleS: 1, connections: args.connections ?? 10, sessions: 1000, raceWrites: 0, censusRequests: 0 };
+  ? { passes: args.passes ?? 2, durationS: args.durationS ?? 2, warmupS: 1, settleS: 0.5, connections: args.connections ?? 10, sessions: 1000, loginSessions: 0, raceWrites: 0, censusRequests: 0 }
+  : { passes: args.passes ?? 5, durationS: args.durationS ?? 5, warmupS: 2, settleS: 1, connections: args.connections ?? 10, sessions: 1000, loginSessions: 0, raceWrites: 0, censusRequests: 0 };
 const stacks = ['node-bare', 'tether-node-memory'].map(stackById);
 
 log(`npm run bench:core${args.quick ? ' --quick' : ''}: ${config.passes} pass(es) of ${config.durationS} s, ${config.connections} connections`);

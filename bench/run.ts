@@ -32,7 +32,7 @@ import { printRun } from './lib/print.js';
 
 const args = parseArgs(process.argv.slice(2));
 const started = Date.now();
-const log = (line: string): void => console.log(line);
+const log = (line: string): void => console.log(`${String(Math.round((Date.now() - started) / 1000)).padStart(4)}s ${line}`);
 
 const wanted: StackSpec[] = args.only
   ? [...new Set(['node-bare', ...args.only.flatMap((id) => [stackById(id).baseline, id])])].map(stackById)
@@ -44,8 +44,8 @@ for (const s of missing) log(`left out: ${s.id} (src/stores/${s.store} is not in
 const scenarios: Scenario[] = args.scenarios ?? ['read', 'write', 'login'];
 const config = args.quick
   // Quick: no separate warm-up; the half-second settle before each measurement warms the JIT.
-  ? { passes: args.passes ?? 1, durationS: args.durationS ?? 1, warmupS: 0, settleS: 0.5, connections: args.connections ?? 10, sessions: 1000, raceWrites: 50, censusRequests: 40 }
-  : { passes: args.passes ?? 5, durationS: args.durationS ?? 5, warmupS: 2, settleS: 1, connections: args.connections ?? 10, sessions: 1000, raceWrites: 50, censusRequests: 100 };
+  ? { passes: args.passes ?? 1, durationS: args.durationS ?? 0.75, warmupS: 0, settleS: 0.4, connections: args.connections ?? 10, sessions: 1000, loginSessions: 200, raceWrites: 50, censusRequests: 30 }
+  : { passes: args.passes ?? 5, durationS: args.durationS ?? 5, warmupS: 2, settleS: 1, connections: args.connections ?? 10, sessions: 1000, loginSessions: 1000, raceWrites: 50, censusRequests: 100 };
 
 log(`npm run bench${args.quick ? ' --quick' : ''}: ${stacks.length} stacks × ${scenarios.join(', ')}; ${config.passes} pass(es) of ${config.durationS} s, ${config.connections} connections`);
 const outcomes = await runHarness({ stacks, scenarios, ...config, ...(args.profileDir ? { profileDir: args.profileDir } : {}), log });
@@ -55,7 +55,7 @@ let memory = null;
 if (args.memory) {
   log('memory: bytes per session');
   // Quick runs hold fewer sessions: the figure per session barely moves with the count, the time does.
-  memory = await measureMemory({ count: args.quick ? 25_000 : 100_000, log });
+  memory = await measureMemory({ count: args.quick ? 20_000 : 100_000, log });
 }
 
 const results = {

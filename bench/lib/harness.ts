@@ -45,6 +45,8 @@ export interface HarnessOptions {
   connections: number;
   /** Distinct sessions the read and write scenarios rotate over. */
   sessions: number;
+  /** Sessions the login scenario rotates over (each login replaces its cookie). */
+  loginSessions: number;
   /** Concurrent writes on one session in the lost-update check; 0 skips it. */
   raceWrites: number;
   /** Requests per scenario in the Redis command census (MONITOR); 0 skips it. */
@@ -100,7 +102,7 @@ async function startStack(spec: StackSpec, o: HarnessOptions, serverScript: stri
   try {
     await server.start({ ...(redis ? { redisUrl: redis.url } : {}), ...(sqlite ? { sqlitePath: sqlite.path } : {}) });
     const rw = await seedSessions(spec, server.port, o.sessions, 0);
-    const login = o.scenarios.includes('login') ? await seedSessions(spec, server.port, o.sessions, o.sessions) : [];
+    const login = o.scenarios.includes('login') ? await seedSessions(spec, server.port, o.loginSessions, o.sessions) : [];
     return { spec, server, redis, sqlite, rw, login };
   } catch (err) {
     await server.close().catch(() => {});
