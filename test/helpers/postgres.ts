@@ -111,16 +111,8 @@ function traversableTmp(): string {
 }
 
 /** A free loopback port (the OS picks it; released just before the server binds it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './net.js';
+export { freePort };
 
 /**
  * Polls (1 s) whether `parent` is alive; when it is gone, shuts the postmaster down (waking it and its

@@ -72,16 +72,8 @@ async function tempDir(prefix: string): Promise<string> {
 }
 
 /** A free loopback port (the OS picks it; released just before the server binds it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './net.js';
+export { freePort };
 
 /**
  * Sends one command to 127.0.0.1:`port` on a fresh connection and resolves with the reply as text

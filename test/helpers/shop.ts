@@ -179,16 +179,8 @@ export interface SpawnedShop {
 }
 
 /** Resolves with a free loopback port (closed again before it returns). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = http.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-    srv.on('error', reject);
-  });
-}
+import { freePort } from './net.js';
+export { freePort };
 
 /** Starts the shop exactly as `npm start` does, and waits until /healthz answers. */
 export async function spawnShop(env: Record<string, string>, readyTimeoutMs = 30_000): Promise<SpawnedShop> {
