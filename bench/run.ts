@@ -44,8 +44,8 @@ for (const s of missing) log(`left out: ${s.id} (src/stores/${s.store} is not in
 const scenarios: Scenario[] = args.scenarios ?? ['read', 'write', 'login'];
 const config = args.quick
   // Quick: no separate warm-up; the half-second settle before each measurement warms the JIT.
-  ? { passes: args.passes ?? 1, durationS: args.durationS ?? 0.75, warmupS: 0, settleS: 0.4, connections: args.connections ?? 10, sessions: 1000, loginSessions: 200, raceWrites: 50, censusRequests: 30 }
-  : { passes: args.passes ?? 5, durationS: args.durationS ?? 5, warmupS: 2, settleS: 1, connections: args.connections ?? 10, sessions: 1000, loginSessions: 1000, raceWrites: 50, censusRequests: 100 };
+  ? { passes: args.passes ?? 1, durationS: args.durationS ?? 0.6, warmupS: 0, settleS: 0.35, connections: args.connections ?? 10, sessions: 1000, loginSessions: 200, raceWrites: 50, censusRequests: 30 }
+  : { passes: args.passes ?? 5, durationS: args.durationS ?? 3, warmupS: 1.5, settleS: 0.75, connections: args.connections ?? 10, sessions: 1000, loginSessions: 1000, raceWrites: 50, censusRequests: 100 };
 
 log(`npm run bench${args.quick ? ' --quick' : ''}: ${stacks.length} stacks × ${scenarios.join(', ')}; ${config.passes} pass(es) of ${config.durationS} s, ${config.connections} connections`);
 const outcomes = await runHarness({ stacks, scenarios, ...config, ...(args.profileDir ? { profileDir: args.profileDir } : {}), log });

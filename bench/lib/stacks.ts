@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 export type Framework = 'node' | 'express' | 'fastify';
 export type Layer = 'none' | 'tether' | 'express-session' | 'fastify-session';
-export type StoreKind = 'none' | 'memory' | 'sqlite' | 'redis' | 'tiered';
+/** 'tiered' is TieredStore's default consistency over Redis ('fenced': a PING per read batch); 'tiered-eventual' reads locally with no round trip. */
+export type StoreKind = 'none' | 'memory' | 'sqlite' | 'redis' | 'tiered' | 'tiered-eventual';
 
 export interface StackSpec {
   id: string;
@@ -28,7 +29,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 /** Tether stores written by other work may not exist yet in a checkout; such stacks are left out, and said so. */
 export function storeAvailable(kind: StoreKind): boolean {
   if (kind === 'none' || kind === 'memory') return true;
-  const folders: string[] = kind === 'tiered' ? ['tiered', 'redis'] : [kind];
+  const folders: string[] = kind.startsWith('tiered') ? ['tiered', 'redis'] : [kind];
   return folders.every((f) => existsSync(`${root}src/stores/${f}/index.ts`));
 }
 
@@ -50,11 +51,13 @@ export const STACKS: readonly StackSpec[] = [
   tether('express', 'memory', 'Tether Express + memory'),
   tether('express', 'sqlite', 'Tether Express + SQLite'),
   tether('express', 'redis', 'Tether Express + Redis'),
-  tether('express', 'tiered', 'Tether Express + tiered/Redis'),
+  tether('express', 'tiered', 'Tether Express + tiered/Redis (fenced)'),
+  tether('express', 'tiered-eventual', 'Tether Express + tiered/Redis (eventual)'),
   tether('fastify', 'memory', 'Tether Fastify + memory'),
   tether('fastify', 'sqlite', 'Tether Fastify + SQLite'),
   tether('fastify', 'redis', 'Tether Fastify + Redis'),
-  tether('fastify', 'tiered', 'Tether Fastify + tiered/Redis'),
+  tether('fastify', 'tiered', 'Tether Fastify + tiered/Redis (fenced)'),
+  tether('fastify', 'tiered-eventual', 'Tether Fastify + tiered/Redis (eventual)'),
 ];
 
 export function stackById(id: string): StackSpec {
@@ -65,5 +68,5 @@ export function stackById(id: string): StackSpec {
 
 /** Whether the stack keeps its sessions in a redis-server (whose CPU and commands count too). */
 export function usesRedis(s: StackSpec): boolean {
-  return s.store === 'redis' || s.store === 'tiered';
+  return s.store === 'redis' || s.store.startsWith('tiered');
 }

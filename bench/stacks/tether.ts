@@ -23,6 +23,8 @@ export async function storeFor(kind: StoreKind, env: StackEnv): Promise<SessionS
       return new RedisStore({ url: env.redisUrl });
     case 'tiered':
       return new TieredStore({ shared: new RedisStore({ url: env.redisUrl }) });
+    case 'tiered-eventual':
+      return new TieredStore({ shared: new RedisStore({ url: env.redisUrl }), consistency: 'eventual' });
     default:
       throw new Error(`no Tether store "${kind}"`);
   }
