@@ -1,11 +1,13 @@
 /**
- * Session cookies whose signature was already verified, remembered by the SHA-256 of the cookie value:
- * a returning session's requests skip the HMAC, the base64url checks and the hash of its ID.
+ * Session cookies whose signature was already verified: a returning session's requests skip the HMAC
+ * and the base64url checks, paying only the hash of the ID that the store key needs anyway.
  *
- * What is kept is only `SHA-256(cookie value) → { store key, stale }`: no cookie value and no raw ID,
- * so a heap dump of the cache yields nothing that opens a session. Only values that verified are
- * entered, so forged cookies cannot fill it; a value that differs in any byte has another digest and
- * goes through the full, constant-time check. The bound is a count, and the oldest entry goes first.
+ * What is kept is `signature → { store key, stale }`: no cookie value and no raw ID, so a heap dump of
+ * the cache yields nothing that opens a session (a signature without its ID is useless, and the store
+ * key is a one-way hash). A cookie is accepted from the cache only when its signature is remembered
+ * and its ID hashes to the remembered key, i.e. it is the very value that verified; anything else goes
+ * through the full, constant-time check. Only values that verified are entered, so forged cookies
+ * cannot fill it. The bound is a count, and the oldest entry goes first.
  * @module
  */
 import { hashId } from './ids.js';
@@ -43,16 +45,20 @@ export class VerifiedCookies {
   /** The ID, store key and staleness of a correctly signed cookie value, else null. */
   verify(value: string): VerifiedCookie | null {
     const dot = value.lastIndexOf('.');
-    // Cheap shape check first, so junk of any length is refused before it is hashed.
+    // Cheap shape check first, so junk of any length is refused before anything is hashed.
     if (dot <= 0 || dot > MAX_ID_LENGTH || value.length - dot - 1 !== SIG_LENGTH) return null;
-    const digest = hashId(value);
-    const hit = this.#seen.get(digest);
-    if (hit) return { id: value.slice(0, dot), key: hit.key, stale: hit.stale };
+    const id = value.slice(0, dot);
+    const signature = value.slice(dot + 1);
+    const hit = this.#seen.get(signature);
+    if (hit !== undefined) {
+      const key = hashId(id);
+      if (key === hit.key) return { id, key, stale: hit.stale };
+    }
     const unsigned = this.#signer.unsign(value);
     if (!unsigned) return null;
     const entry = { key: hashId(unsigned.id), stale: unsigned.stale };
     if (this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value!);
-    this.#seen.set(digest, entry);
+    this.#seen.set(signature, entry);
     return { id: unsigned.id, key: entry.key, stale: entry.stale };
   }
 }

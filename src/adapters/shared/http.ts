@@ -52,42 +52,48 @@ export function appendSetCookie(res: ServerResponse, cookies: readonly string[])
 }
 
 type AnyFn = (...args: never[]) => unknown;
+type Held = 'writeHead' | 'write' | 'end' | 'flushHeaders';
+type Apply = (this: ServerResponse, ...args: unknown[]) => unknown;
 
 /**
  * Defers the first writeHead/write/end/flushHeaders until `commit()` settles. On success the
  * Set-Cookie headers are added and the deferred calls replayed in order; on failure the response
  * becomes the error instead (or the socket is closed if headers were somehow out).
+ * Runs on every request: the methods are patched by name (no computed keys) and the queue holds
+ * method names and argument lists rather than a closure per call.
  */
 export function holdUntilCommitted(res: ServerResponse, commit: () => Promise<string[]>): void {
-  const methods = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
-  const original = Object.fromEntries(methods.map((m) => [m, res[m]])) as unknown as Record<(typeof methods)[number], AnyFn>;
-  const queue: Array<() => void> = [];
+  const r = res as unknown as Record<Held, AnyFn>;
+  const original: Record<Held, Apply> = { writeHead: r.writeHead as Apply, write: r.write as Apply, end: r.end as Apply, flushHeaders: r.flushHeaders as Apply };
+  const queue: Array<Held | unknown[]> = [];
   let started = false;
   const restore = (): void => {
-    for (const m of methods) (res as unknown as Record<string, AnyFn>)[m] = original[m];
+    r.writeHead = original.writeHead as AnyFn;
+    r.write = original.write as AnyFn;
+    r.end = original.end as AnyFn;
+    r.flushHeaders = original.flushHeaders as AnyFn;
   };
-  const start = (): void => {
-    if (started) return;
-    started = true;
-    commit().then(
-      (cookies) => {
-        restore();
-        appendSetCookie(res, cookies);
-        for (const call of queue) call();
-      },
-      (err: unknown) => {
-        restore();
-        sendError(res, err, (chunk) => (original.end as (c?: string) => void).call(res, chunk));
-      },
-    );
+  const committed = (cookies: string[]): void => {
+    restore();
+    appendSetCookie(res, cookies);
+    for (let i = 0; i < queue.length; i += 2) original[queue[i] as Held].apply(res, queue[i + 1] as unknown[]);
   };
-  for (const m of methods) {
-    (res as unknown as Record<string, AnyFn>)[m] = function (this: ServerResponse, ...args: unknown[]) {
-      queue.push(() => (original[m] as (...a: unknown[]) => unknown).apply(res, args));
-      start();
-      return m === 'write' ? true : res;
-    } as AnyFn;
-  }
+  const failed = (err: unknown): void => {
+    restore();
+    sendError(res, err, (chunk) => original.end.call(res, chunk));
+  };
+  const hold = (m: Held, result: unknown): AnyFn => function (this: ServerResponse, ...args: unknown[]) {
+    queue.push(m, args);
+    if (!started) {
+      started = true;
+      commit().then(committed, failed);
+    }
+    return result;
+  } as AnyFn;
+  r.writeHead = hold('writeHead', res);
+  r.write = hold('write', true);
+  r.end = hold('end', res);
+  r.flushHeaders = hold('flushHeaders', res);
 }
 
 export interface BeginOptions<R> {

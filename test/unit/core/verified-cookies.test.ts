@@ -60,3 +60,16 @@ describe('VerifiedCookies', () => {
     assert.equal(cache.size, 0);
   });
 });
+
+describe('VerifiedCookies with a remembered signature', () => {
+  it('verify when a remembered signature comes with another id then refuses it', () => {
+    const signer = new Signer([SECRET_A]);
+    const cache = new VerifiedCookies(signer);
+    const good = signer.sign(generateId());
+    assert.ok(cache.verify(good));
+    const signature = good.slice(good.lastIndexOf('.') + 1);
+    assert.equal(cache.verify(`${generateId()}.${signature}`), null);
+    assert.equal(cache.verify(`${good.slice(0, good.lastIndexOf('.') - 1)}.${signature}`), null);
+    assert.equal(cache.size, 1);
+  });
+});
