@@ -18,6 +18,8 @@ interface Profile {
   timeDeltas: number[];
 }
 
+// Piped into `head`: a closed pipe ends the listing quietly.
+process.stdout.on('error', () => process.exit(0));
 const [file, topArg] = process.argv.slice(2);
 if (!file) throw new Error('usage: bench/profile-summary.ts FILE.cpuprofile [top]');
 const top = Number(topArg ?? 30);
@@ -50,5 +52,5 @@ for (const [id, us] of selfUs) {
 const pct = (us: number): string => `${((us / total) * 100).toFixed(1).padStart(5)} %`;
 console.log(`total sampled: ${(total / 1e6).toFixed(2)} s\n\nself time:`);
 for (const [l, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${l}`);
-console.log('\ninclusive time, project code (src/):');
-for (const [l, us] of [...inclusive].filter(([l]) => / src\//.test(l)).sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${l}`);
+console.log('\ninclusive time, project code (src/, or the compiled bench bundle):');
+for (const [l, us] of [...inclusive].filter(([l]) => / (src\/|node_modules\/.cache\/tether-bench)/.test(l)).sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${l}`);
