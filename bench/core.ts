@@ -63,10 +63,12 @@ const results = {
   aimPct: AIM_PCT,
   routes,
 };
-const paths = writeResults('core', results, args.json);
+// A partial run (--scenarios) never replaces the full results the docs are generated from.
+const partial = Boolean(args.scenarios || args.only);
+const paths = writeResults(partial ? null : 'core', results, args.json);
 for (const r of routes) {
   log(`${r.route.padEnd(36)} bare ${Math.round(r.bare.rps)} req/s, ${r.bare.cpuUs} µs CPU; Tether ${Math.round(r.tether.rps)} req/s, ${r.tether.cpuUs} µs CPU` +
     ` → overhead ${r.rpsOverheadPct} % (req/s), ${r.cpuOverheadPct} % (CPU)`);
 }
-log(`results: ${paths.join(', ')}`);
-if (args.report) log(`report: ${renderReport().join(', ')}`);
+log(partial ? `partial run: ${paths.length ? `results in ${paths.join(', ')}` : 'results not written (add --json FILE)'}; bench/results/core.json and the docs left as they were` : `results: ${paths.join(', ')}`);
+if (args.report && !partial) log(`report: ${renderReport().join(', ')}`);

@@ -72,8 +72,11 @@ const results = {
   stacks: summary,
   memory,
 };
-const paths = writeResults('run', results, args.json);
+// A partial run (--only, --scenarios) never replaces the full results the docs are generated from.
+const partial = Boolean(args.only || args.scenarios);
+const paths = writeResults(partial ? null : 'run', results, args.json);
 printRun(results);
-log(`results: ${paths.join(', ')}`);
-if (args.report) log(`report: ${renderReport().join(', ')}`);
+if (partial) log(`partial run: ${paths.length ? `results in ${paths.join(', ')}` : 'results not written (add --json FILE)'}; bench/results/run.json and the docs left as they were`);
+else log(`results: ${paths.join(', ')}`);
+if (args.report && !partial) log(`report: ${renderReport().join(', ')}`);
 log(`done in ${results.elapsedS} s`);

@@ -28,10 +28,13 @@ export interface ResultsFile {
   [key: string]: unknown;
 }
 
-/** Writes bench/results/<name>.json (and `extra`, when given); returns the paths written. */
-export function writeResults(name: string, data: ResultsFile, extra?: string): string[] {
+/**
+ * Writes bench/results/<name>.json (unless `name` is null: a partial run must not replace the results
+ * the docs come from) and `extra`, when given; returns the paths written.
+ */
+export function writeResults(name: string | null, data: ResultsFile, extra?: string): string[] {
   const text = JSON.stringify(data, null, 2) + '\n';
-  const paths = [`${RESULTS_DIR}/${name}.json`];
+  const paths = name === null ? [] : [`${RESULTS_DIR}/${name}.json`];
   if (extra) paths.push(resolve(extra));
   for (const p of paths) {
     mkdirSync(dirname(p), { recursive: true });
