@@ -1,7 +1,7 @@
 /**
  * Renders docs/benchmarks.md and docs/benchmarks.svg from the JSON files in bench/results (never typed
  * by hand): one section per results file that exists (core.json from bench:core, run.json from bench,
- * and any other bench's file through its generic `summary`/`tables`), then the hand-written analysis
+ * and any other bench's file that has `bench` and `title`, through its generic `summary`/`tables`), then the hand-written analysis
  * kept in bench/analysis.md. Run it alone to regenerate: `node --import tsx bench/report.ts`.
  * @module
  */
@@ -251,7 +251,8 @@ export function renderReport(): string[] {
   ];
   if (run) parts.push('', runSection(run));
   if (core) parts.push('', coreSection(core));
-  for (const [name, r] of loaded) if (name !== 'core' && name !== 'run') parts.push('', genericSection(r));
+  // Files without `bench` and `title` belong to benches that render their own page (bench/ha.ts → docs/ha-report.md).
+  for (const [name, r] of loaded) if (name !== 'core' && name !== 'run' && r.bench && r.title) parts.push('', genericSection(r));
   const analysis = `${ROOT}bench/analysis.md`;
   if (existsSync(analysis)) parts.push('', readFileSync(analysis, 'utf8').trim());
   const md = `${ROOT}docs/benchmarks.md`;
