@@ -30,16 +30,17 @@ function fmt(v: number): string {
   return v >= 100 ? String(Math.round(v)) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 }
 
-/** A "nice" axis maximum (1, 2 or 5 × 10^k) at or above `max`. */
+/** A "nice" axis maximum (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × 10^k) at or above `max`. */
 function niceMax(max: number): number {
   if (!(max > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 5, 10]) if (m * p >= max) return m * p;
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= max) return m * p;
   return 10 * p;
 }
 
 export function barChart(c: Chart): string {
-  const labelW = 250;
+  // About 7 px per character at 12 px (bold a little wider), plus a margin.
+  const labelW = Math.max(160, 24 + Math.ceil(7.4 * Math.max(0, ...c.rows.map((r) => r.label.length))));
   const plotW = 560;
   const barH = 9;
   const gap = 8;
