@@ -10,11 +10,13 @@ import { Signer } from './signer.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import { readCookie, setCookieHeader, clearCookieHeader } from './cookie.js';
 import { SessionGate } from './gate.js';
-import { withTimeout } from './timeout.js';
+import { Deadlines } from './timeout.js';
+import { DecodedCache, copyData, sameData } from './decoded.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
+import { jsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
-import { Session, sessionState } from './session.js';
+import { Session, dataOf, sessionState } from './session.js';
 import type { SessionData, SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError, OptionsInvalidError } from './errors.js';
 import type { SessionRecord, SessionStore } from './store.js';
@@ -75,6 +77,12 @@ export class Tether<T extends object = SessionData> {
   /** Cookies verified before, by digest: returning sessions skip the HMAC (verified-cookies.ts). */
   readonly #verified: VerifiedCookies;
   readonly #gate = new SessionGate();
+  /** Every store call's deadline (storeTimeoutMs). */
+  readonly #deadlines: Deadlines;
+  /** Decoded sessions by store key, reused while the stored text is unchanged (decoded.ts). */
+  readonly #decoded = new DecodedCache();
+  /** A request's own copy of its loaded data: a deep copy for JSON, a fresh decode for other codecs. */
+  readonly #copyLoaded: (s: SessionState) => SessionData;
   #warnedUndecodable = false;
   readonly #stats: Omit<EngineStats, 'gateWaiting'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
@@ -91,6 +99,9 @@ export class Tether<T extends object = SessionData> {
     this.store = this.options.store ?? new MemoryStore({ clock: this.options.clock });
     this.#signer = new Signer(this.options.secrets);
     this.#verified = new VerifiedCookies(this.#signer);
+    this.#deadlines = new Deadlines(this.options.storeTimeoutMs);
+    const codec = this.options.codec;
+    this.#copyLoaded = codec === jsonCodec ? (s) => copyData(s.loaded!.d) : (s) => codec.decode(s.loadedText!).d;
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
   }
 
@@ -116,12 +127,13 @@ export class Tether<T extends object = SessionData> {
       }
       const now = o.clock.now();
       if (this.#expired(record, now)) {
+        this.#decoded.forget(key);
         await this.#call(() => this.store.destroy(key), 'destroy');
         this.#emit('expired', key, record.userId);
         state.clearCookie = true;
         return this.#released(state);
       }
-      const env = this.#decode(record.data);
+      const env = this.#decode(key, record.data);
       if (!env) {
         state.clearCookie = true;
         return this.#released(state);
@@ -132,7 +144,7 @@ export class Tether<T extends object = SessionData> {
       state.loadedText = record.data;
       state.loadedUserId = record.userId;
       state.userId = record.userId;
-      state.data = env.d;
+      state.loaded = env;
       state.csrf = env.c;
       state.ua = env.u;
       state.resign = unsigned.stale;
@@ -236,7 +248,7 @@ export class Tether<T extends object = SessionData> {
 
   #newState(ua: string | undefined): SessionState {
     return {
-      id: null, key: null, record: null, loadedText: null, loadedUserId: null, data: {}, csrf: undefined,
+      id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
       ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, ops: [], regenerate: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, release: null, committed: false, setCookies: [],
       newId: this.options.generateId ?? generateId,
@@ -247,9 +259,9 @@ export class Tether<T extends object = SessionData> {
    * The record's envelope, or null when the codec cannot read it (a corrupt record, or one written by
    * another codec): that session is treated as absent rather than failing every request that names it.
    */
-  #decode(text: string): Envelope | null {
+  #decode(key: string, text: string): Envelope | null {
     try {
-      return this.options.codec.decode(text);
+      return this.#decoded.envelope(key, text, this.options.codec.decode);
     } catch (err) {
       if (!this.#warnedUndecodable) {
         this.#warnedUndecodable = true;
@@ -274,7 +286,7 @@ export class Tether<T extends object = SessionData> {
 
   async #call<R>(op: () => Promise<R>, what: string): Promise<R> {
     try {
-      return await withTimeout(op, this.options.storeTimeoutMs, what);
+      return await this.#deadlines.run(op, what);
     } catch (err) {
       this.#stats.storeErrors++;
       throw err;
@@ -282,7 +294,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   #encode(s: SessionState): string {
-    const env: { d: SessionData; c?: string; u?: string } = { d: s.data };
+    const env: { d: SessionData; c?: string; u?: string } = { d: dataOf(s) };
     if (s.csrf !== undefined) env.c = s.csrf;
     if (s.ua !== undefined) env.u = s.ua;
     const text = this.options.codec.encode(env);
@@ -305,13 +317,14 @@ export class Tether<T extends object = SessionData> {
     if (s.destroyed) {
       const rec = s.record;
       if (rec) {
+        this.#decoded.forget(rec.key);
         await this.#call(() => this.store.destroy(rec.key), 'destroy');
         this.#emit('destroyed', rec.key, rec.userId, 'logout');
       }
       if (rec || s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
       return;
     }
-    const hasContent = s.userId !== null || s.csrf !== undefined || Object.keys(s.data).length > 0;
+    const hasContent = s.userId !== null || s.csrf !== undefined || (s.data !== null && Object.keys(s.data).length > 0);
     if (s.record === null || s.regenerate) {
       if (s.record === null && !hasContent) {
         if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
@@ -319,7 +332,7 @@ export class Tether<T extends object = SessionData> {
       }
       // Regeneration first ends the old record by compare-and-set, so a session that was destroyed (or
       // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
-      if (s.record !== null) await this.#writeLoop(s, now, (base) => ({ ...base, data: ENDED, version: base.version + 1, userId: null, lastSeenAt: now }));
+      if (s.record !== null) await this.#writeLoop(s, now, this.#encode(s), (base) => ({ ...base, data: ENDED, version: base.version + 1, userId: null, lastSeenAt: now }));
       const id = s.id ?? s.newId();
       const record = this.#newRecord(s, id, this.#encode(s), now);
       const res = await this.#call(() => this.store.set(record, 0), 'set');
@@ -331,6 +344,7 @@ export class Tether<T extends object = SessionData> {
       s.record = record;
       s.setCookies.push(this.cookieFor(id));
       if (previous) {
+        this.#decoded.forget(previous.key);
         await this.#call(() => this.store.destroy(previous.key), 'destroy');
         this.#emit('regenerated', record.key, record.userId, undefined, previous.key);
       } else {
@@ -339,11 +353,13 @@ export class Tether<T extends object = SessionData> {
       if (record.userId !== null && record.userId !== s.loadedUserId) await this.#enforceLimit(record.userId, record.key);
       return;
     }
-    const text = this.#encode(s);
-    const changed = text !== s.loadedText || s.userId !== s.loadedUserId;
     const record = s.record;
-    if (changed) {
-      await this.#writeLoop(s, now, (base, data) => ({
+    const loaded = s.loaded!;
+    // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
+    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || sameData(s.data, loaded.d));
+    const text = same ? null : this.#encode(s);
+    if (text !== null && (text !== s.loadedText || s.userId !== s.loadedUserId)) {
+      await this.#writeLoop(s, now, text, (base, data) => ({
         key: base.key, data, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
         expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
       }));
@@ -364,9 +380,8 @@ export class Tether<T extends object = SessionData> {
    * `update()`/`setUser()` changes are re-applied to the fresh record and the write retried; a change
    * that cannot be replayed, or a session that ended meanwhile, fails with SESSION_CONFLICT.
    */
-  async #writeLoop(s: SessionState, now: number, next: (base: SessionRecord, data: string) => SessionRecord): Promise<void> {
+  async #writeLoop(s: SessionState, now: number, firstText: string, next: (base: SessionRecord, data: string) => SessionRecord): Promise<void> {
     let base = s.record!;
-    const firstText = this.#encode(s);
     let text = firstText;
     let replayable: boolean | undefined;
     for (let attempt = 0; ; attempt++) {
@@ -399,8 +414,8 @@ export class Tether<T extends object = SessionData> {
     const env = this.options.codec.decode(data);
     // A token rotated by regenerate() in this request is part of the intent, not of the data to rebase.
     const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId };
-    for (const op of s.ops) await op(replay.data, replay);
-    into.data = replay.data;
+    for (const op of s.ops) await op(env.d, replay);
+    into.data = env.d;
     into.csrf = replay.csrf;
     into.userId = replay.userId;
   }

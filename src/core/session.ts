@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { SessionEndedError, SessionKeyInvalidError } from './errors.js';
 import type { SessionRecord } from './store.js';
+import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
 import { handleOf } from './ids.js';
 
@@ -22,7 +23,12 @@ export interface SessionState {
   record: SessionRecord | null;
   loadedText: string | null;
   loadedUserId: string | null;
-  data: SessionData;
+  /** The stored envelope, shared with other requests of this session: never changed. */
+  loaded: Envelope | null;
+  /** This request's own data; null until first touched (then a copy of `loaded.d`, or `{}`). */
+  data: SessionData | null;
+  /** Makes this request's copy of the loaded data (the engine's, per codec). */
+  copyLoaded: (state: SessionState) => SessionData;
   csrf: string | undefined;
   ua: string | undefined;
   userId: string | null;
@@ -76,22 +82,29 @@ export class Session<T extends object = SessionData> {
 
   /** The data bag. Changes are detected at commit; only a real change is written. */
   get data(): Partial<T> {
-    return this.#s.data as Partial<T>;
+    return dataOf(this.#s) as Partial<T>;
   }
 
   get<K extends keyof T & string>(key: K): T[K] | undefined {
-    return this.#s.data[key] as T[K] | undefined;
+    const s = this.#s;
+    if (s.data === null) {
+      // An absent key or a primitive cannot be changed through the value handed out: no copy is needed.
+      if (s.loaded === null || !Object.hasOwn(s.loaded.d, key)) return undefined;
+      const v = s.loaded.d[key];
+      if (v === null || typeof v !== 'object') return v as T[K];
+    }
+    return dataOf(s)[key] as T[K] | undefined;
   }
 
   set<K extends keyof T & string>(key: K, value: T[K]): void {
     this.#live();
     checkKey(key);
-    this.#s.data[key] = value;
+    dataOf(this.#s)[key] = value;
   }
 
   delete<K extends keyof T & string>(key: K): void {
     this.#live();
-    delete this.#s.data[key];
+    delete dataOf(this.#s)[key];
   }
 
   /**
@@ -101,7 +114,7 @@ export class Session<T extends object = SessionData> {
    */
   async update(fn: UpdateFn<T>): Promise<void> {
     this.#live();
-    await fn(this.#s.data as Partial<T>);
+    await fn(dataOf(this.#s) as Partial<T>);
     this.#s.ops.push((data) => fn(data as Partial<T>));
   }
 
@@ -175,6 +188,11 @@ export class Session<T extends object = SessionData> {
 
 function checkKey(key: unknown): void {
   if (typeof key !== 'string' || FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
+}
+
+/** The request's own data, copied from the loaded envelope the first time it is needed. */
+export function dataOf(s: SessionState): SessionData {
+  return s.data ??= s.loaded === null ? {} : s.copyLoaded(s);
 }
 
 export function sessionState(s: Session<object>): SessionState {

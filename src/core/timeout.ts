@@ -5,32 +5,76 @@
  */
 import { StoreUnavailableError, isTetherError } from './errors.js';
 
+interface Pending {
+  at: number;
+  what: string;
+  reject: (err: unknown) => void;
+}
+
 /**
- * Runs `call` with a deadline. It takes a function, not a promise, so that a store method that throws
- * synchronously or returns a plain value (a buggy third-party store) fails the same clean way as one
- * whose promise rejects.
+ * Deadlines for store calls that all share one bound. Every request makes at least one store call,
+ * so instead of a timer per call (an insert into and a removal from Node's timer lists each time)
+ * pending calls sit in a set in deadline order, and one ticker, running only while calls are
+ * pending, fails those past their deadline. A call fails at most one tick (a tenth of the bound,
+ * at most 100 ms) after its deadline.
  */
-export function withTimeout<T>(call: () => Promise<T> | T, ms: number, what: string): Promise<T> {
-  let op: Promise<T>;
-  try {
-    op = Promise.resolve(call());
-  } catch (err) {
-    op = Promise.reject(err);
+export class Deadlines {
+  readonly #ms: number;
+  readonly #tickMs: number;
+  /** Insertion order is deadline order: every call gets the same bound. */
+  readonly #pending = new Set<Pending>();
+  #ticker: NodeJS.Timeout | undefined;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+    this.#tickMs = Math.max(1, Math.min(100, Math.floor(ms / 10)));
   }
-  // One promise and one timer per call (no race, no async frame): this runs for every store call of
-  // every request. The rejection handler is always attached, so a late failure of an operation that
-  // already timed out never becomes an unhandled rejection; settling twice is a no-op.
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreUnavailableError(`the session store did not answer ${what} within ${ms} ms (option storeTimeoutMs)`)), ms);
-    op.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(isTetherError(err) ? err : new StoreUnavailableError(`the session store failed on ${what}`, { cause: err }));
-      },
-    );
-  });
+
+  /** Calls awaiting their answer. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Runs `call` under the deadline. It takes a function, not a promise, so that a store method that
+   * throws synchronously or returns a plain value (a buggy third-party store) fails the same clean
+   * way as one whose promise rejects. The rejection handler is always attached, so a late failure of
+   * a call that already timed out never becomes an unhandled rejection; settling twice is a no-op.
+   */
+  run<T>(call: () => Promise<T> | T, what: string): Promise<T> {
+    let op: Promise<T>;
+    try {
+      op = Promise.resolve(call());
+    } catch (err) {
+      op = Promise.reject(err);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const entry: Pending = { at: Date.now() + this.#ms, what, reject };
+      this.#pending.add(entry);
+      this.#ticker ??= setInterval(() => this.#tick(), this.#tickMs);
+      op.then(
+        (value) => {
+          this.#pending.delete(entry);
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.#pending.delete(entry);
+          reject(isTetherError(err) ? err : new StoreUnavailableError(`the session store failed on ${what}`, { cause: err }));
+        },
+      );
+    });
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const entry of this.#pending) {
+      if (entry.at > now) break;
+      this.#pending.delete(entry);
+      entry.reject(new StoreUnavailableError(`the session store did not answer ${entry.what} within ${this.#ms} ms (option storeTimeoutMs)`));
+    }
+    if (this.#pending.size === 0) {
+      clearInterval(this.#ticker);
+      this.#ticker = undefined;
+    }
+  }
 }

@@ -1,0 +1,111 @@
+/** Decoded sessions shared between requests, each request's own copy, and "changed?" by value. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { DecodedCache } from '../../../src/core/decoded.js';
+import { jsonCodec } from '../../../src/core/codec.js';
+import type { SessionCodec } from '../../../src/core/codec.js';
+import { rig, trip } from '../support.js';
+
+interface Cart {
+  cart: Array<{ sku: string; qty: number }>;
+  n: number;
+  note?: string | undefined;
+}
+
+async function seeded(options = {}) {
+  const r = rig<Cart>(options);
+  const first = await trip(r.tether, undefined, (s) => {
+    s.set('cart', [{ sku: 'mug', qty: 1 }]);
+    s.set('n', 1);
+  });
+  r.store.resetCounts();
+  return { ...r, cookie: first.cookie! };
+}
+
+describe('decoded sessions', () => {
+  it('two requests of one session when one changes its nested data in place then the other never sees it', async () => {
+    const { tether, cookie } = await seeded();
+    const a = await tether.open({ method: 'GET', header: (n) => (n === 'cookie' ? cookie : undefined) });
+    const b = await tether.open({ method: 'GET', header: (n) => (n === 'cookie' ? cookie : undefined) });
+    a.data.cart![0]!.qty = 99;
+    a.data.cart!.push({ sku: 'lamp', qty: 1 });
+    assert.deepEqual(b.data.cart, [{ sku: 'mug', qty: 1 }]);
+    tether.abandon(a);
+    tether.abandon(b);
+    const c = await tether.open({ method: 'GET', header: (n) => (n === 'cookie' ? cookie : undefined) });
+    assert.deepEqual(c.data.cart, [{ sku: 'mug', qty: 1 }], 'an abandoned request left the shared copy alone');
+    tether.abandon(c);
+  });
+
+  it('request when it reads, or changes and reverts, then writes nothing', async () => {
+    const { tether, store, cookie } = await seeded();
+    await trip(tether, cookie, (s) => assert.equal(s.get('n'), 1), 'GET');
+    await trip(tether, cookie, (s) => assert.equal(s.data.cart!.length, 1), 'GET');
+    await trip(tether, cookie, (s) => {
+      s.data.cart![0]!.qty = 5;
+      s.data.cart![0]!.qty = 1;
+      s.data.note = undefined; // dropped by JSON: nothing to store
+    });
+    assert.equal(store.writes, 0);
+  });
+
+  it('request when it changes nested data in place then the change is stored and read back', async () => {
+    const { tether, store, cookie } = await seeded();
+    await trip(tether, cookie, (s) => void (s.data.cart![0]!.qty = 3));
+    assert.equal(store.calls.set, 1);
+    await trip(tether, cookie, (s) => assert.equal(s.data.cart![0]!.qty, 3), 'GET');
+  });
+
+  it('record when another engine changed it in the store then the next read decodes the new text', async () => {
+    const { tether, store, memory, clock, cookie } = await seeded();
+    const other = rig<Cart>({}, { store, memory, clock }).tether;
+    await trip(tether, cookie, (s) => assert.equal(s.get('n'), 1), 'GET');
+    await trip(other, cookie, (s) => s.set('n', 2));
+    await trip(tether, cookie, (s) => assert.equal(s.get('n'), 2), 'GET');
+  });
+
+  it('custom codec when its text differs at every encoding then an unchanged session is still not rewritten, and its values are decoded per request', async () => {
+    class Money {
+      constructor(readonly cents: number) {}
+    }
+    let nonce = 0;
+    const codec: SessionCodec = {
+      // A fresh nonce in every text, as an encrypting codec's random IV would give.
+      encode: (env) => jsonCodec.encode({ ...env, d: { ...env.d, total: (env.d.total as Money | undefined)?.cents, nonce: ++nonce } }),
+      decode: (text) => {
+        const env = jsonCodec.decode(text);
+        const { nonce: _n, total, ...d } = env.d;
+        return { ...env, d: total === undefined ? d : { ...d, total: new Money(total as number) } };
+      },
+    };
+    const r = rig({ codec });
+    const first = await trip(r.tether, undefined, (s) => s.set('total', new Money(250)));
+    r.store.resetCounts();
+    await trip(r.tether, first.cookie, (s) => {
+      const total = s.get('total');
+      assert.ok(total instanceof Money, 'the codec\'s own types reach the handler');
+      assert.equal(total.cents, 250);
+    }, 'GET');
+    assert.equal(r.store.writes, 0, 'equal by value: nothing written despite a text that would differ');
+    await trip(r.tether, first.cookie, (s) => s.set('total', new Money(300)));
+    assert.equal(r.store.calls.set, 1);
+  });
+
+  it('cache when its characters exceed the bound then drops the oldest entries, and a changed text replaces its entry', () => {
+    const cache = new DecodedCache(100);
+    let decodes = 0;
+    const decode = (text: string) => (decodes++, jsonCodec.decode(text));
+    const text = (n: number) => `{"d":{"n":${n},"pad":"${'x'.repeat(20)}"}}`;
+    for (let i = 0; i < 5; i++) cache.envelope(`k${i}`, text(i), decode);
+    assert.ok(cache.size < 5 && cache.size >= 2, `bounded by characters (${cache.size} kept)`);
+    assert.equal(decodes, 5);
+    cache.envelope('k4', text(4), decode);
+    assert.equal(decodes, 5, 'the newest entry is served from the cache');
+    cache.envelope('k0', text(0), decode);
+    assert.equal(decodes, 6, 'the oldest one was dropped');
+    assert.equal(cache.envelope('k4', text(44), decode).d.n, 44, 'another text under the same key is decoded again');
+    cache.forget('k4');
+    cache.envelope('k4', text(44), decode);
+    assert.equal(decodes, 8);
+  });
+});

@@ -1,0 +1,42 @@
+/** Store-call deadlines: one ticker for every pending call, running only while calls are pending. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Deadlines } from '../../../src/core/timeout.js';
+
+describe('store call deadlines', () => {
+  it('call when it never settles then fails STORE_UNAVAILABLE within the bound plus one tick', async () => {
+    const d = new Deadlines(50);
+    const started = Date.now();
+    await assert.rejects(d.run(() => new Promise(() => {}), 'get'), (err: { code?: string; message?: string }) => {
+      assert.equal(err.code, 'STORE_UNAVAILABLE');
+      assert.match(err.message!, /did not answer get within 50 ms/);
+      return true;
+    });
+    const took = Date.now() - started;
+    assert.ok(took >= 45 && took < 1_000, `failed after ${took} ms`);
+    assert.equal(d.pending, 0);
+  });
+
+  it('calls when they answer, throw or reject then settle with their outcome and leave nothing pending', async () => {
+    const d = new Deadlines(1_000);
+    assert.equal(await d.run(() => Promise.resolve(7), 'get'), 7);
+    assert.equal(await d.run(() => 8 as unknown as Promise<number>, 'get'), 8, 'a plain value from a buggy store');
+    await assert.rejects(d.run(() => { throw new Error('boom'); }, 'set'), { code: 'STORE_UNAVAILABLE' });
+    await assert.rejects(d.run(() => Promise.reject(new Error('down')), 'touch'), (err: Error & { cause?: Error }) => err.cause?.message === 'down');
+    assert.equal(d.pending, 0);
+  });
+
+  it('slow and hung calls when mixed then only the hung ones fail, each by its own deadline', async () => {
+    const d = new Deadlines(80);
+    const hung = d.run(() => new Promise(() => {}), 'get');
+    const slow = d.run(() => new Promise((r) => setTimeout(() => r('late but in time'), 30)), 'get');
+    await new Promise((r) => setTimeout(r, 40));
+    const later = d.run(() => new Promise(() => {}), 'set');
+    const hungAt = hung.then(() => null, () => Date.now());
+    const laterAt = later.then(() => null, () => Date.now());
+    assert.equal(await slow, 'late but in time');
+    const [a, b] = await Promise.all([hungAt, laterAt]);
+    assert.ok(a !== null && b !== null, 'both hung calls failed');
+    assert.ok(b - a >= 20, `the later call kept its own deadline (${b - a} ms apart)`);
+  });
+});
