@@ -99,7 +99,7 @@ export class Tether<T extends object = SessionData> {
     this.store = this.options.store ?? new MemoryStore({ clock: this.options.clock });
     this.#signer = new Signer(this.options.secrets);
     this.#verified = new VerifiedCookies(this.#signer);
-    this.#deadlines = new Deadlines(this.options.storeTimeoutMs);
+    this.#deadlines = new Deadlines(this.options.storeTimeoutMs, () => void this.#stats.storeErrors++);
     const codec = this.options.codec;
     this.#copyLoaded = codec === jsonCodec ? (s) => copyData(s.loaded!.d) : (s) => codec.decode(s.loadedText!).d;
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
@@ -284,14 +284,10 @@ export class Tether<T extends object = SessionData> {
       || now >= r.expiresAt || now >= r.absoluteExpiresAt;
   }
 
-  async #call<R>(op: () => Promise<R>, what: string): Promise<R> {
-    try {
-      return await this.#deadlines.run(op, what);
-    } catch (err) {
-      this.#stats.storeErrors++;
-      throw err;
-    }
+  #call<R>(op: () => Promise<R>, what: string): Promise<R> {
+    return this.#deadlines.run(op, what);
   }
+
 
   #encode(s: SessionState): string {
     const env: { d: SessionData; c?: string; u?: string } = { d: dataOf(s) };

@@ -23,10 +23,13 @@ export class Deadlines {
   readonly #tickMs: number;
   /** Insertion order is deadline order: every call gets the same bound. */
   readonly #pending = new Set<Pending>();
+  readonly #onFailure: () => void;
   #ticker: NodeJS.Timeout | undefined;
 
-  constructor(ms: number) {
+  /** `onFailure` runs once for every call that fails or times out (the engine counts store errors). */
+  constructor(ms: number, onFailure: () => void = () => {}) {
     this.#ms = ms;
+    this.#onFailure = onFailure;
     this.#tickMs = Math.max(1, Math.min(100, Math.floor(ms / 10)));
   }
 
@@ -58,7 +61,8 @@ export class Deadlines {
           resolve(value);
         },
         (err: unknown) => {
-          this.#pending.delete(entry);
+          if (!this.#pending.delete(entry)) return; // already failed by its deadline
+          this.#onFailure();
           reject(isTetherError(err) ? err : new StoreUnavailableError(`the session store failed on ${what}`, { cause: err }));
         },
       );
@@ -70,6 +74,7 @@ export class Deadlines {
     for (const entry of this.#pending) {
       if (entry.at > now) break;
       this.#pending.delete(entry);
+      this.#onFailure();
       entry.reject(new StoreUnavailableError(`the session store did not answer ${entry.what} within ${this.#ms} ms (option storeTimeoutMs)`));
     }
     if (this.#pending.size === 0) {

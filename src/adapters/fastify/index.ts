@@ -84,16 +84,17 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   });
 
   // A handler that threw wrote nothing: its half-done session changes are dropped, as in every adapter.
-  app.addHook('onError', async (req: FastifyRequest) => {
+  // These hooks take `done` rather than returning a promise: they run on every request and do no I/O.
+  const release = (req: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
     if (req.session) tether.abandon(req.session);
-  });
-
+    done();
+  };
+  app.addHook('onError', (req: FastifyRequest, reply: FastifyReply, _err: Error, done: () => void) => release(req, reply, done));
   // A request that ends without a reply being sent (aborted) must not keep the gate.
-  app.addHook('onResponse', async (req: FastifyRequest) => {
+  app.addHook('onResponse', release);
+  app.addHook('onRequestAbort', (req: FastifyRequest, done: () => void) => {
     if (req.session) tether.abandon(req.session);
-  });
-  app.addHook('onRequestAbort', async (req: FastifyRequest) => {
-    if (req.session) tether.abandon(req.session);
+    done();
   });
 };
 
