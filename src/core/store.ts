@@ -93,15 +93,22 @@ export interface SessionStore {
    */
   sweep?(): Promise<number>;
   /**
-   * Optional change feed: calls `listener(key)` after any client of the same backend (this process or
-   * another) changed or removed `key`. Used by TieredStore to invalidate its local copies.
+   * Optional change feed: calls `listener(key, stamp)` after any client of the same backend (this
+   * process or another) changed or removed `key`. Used by TieredStore to invalidate its local copies.
    * Absent: a tier in front of this store can only be used by one process.
+   * `stamp` is `stampOf` the state a `set` or `touch` left behind; a removal (destroy, destroyByUser,
+   * eviction, sweep) is reported without one. A subscriber may ignore a report whose stamp equals the
+   * stamp of the copy it holds, or of the set/touch it has in flight, for that key: within one lifetime
+   * of a key the version only grows by compare-and-set, so (version, expiresAt) names one state; a key
+   * deleted and re-created is reported deleted in between, and a feed delivers in commit order. A
+   * report without a stamp always invalidates. Another client's touch moves expiresAt, so its stamp
+   * differs and invalidates (a copy with a stale lastSeenAt could look idle-expired when it is not).
    * Feeds can lose events (pub/sub while disconnected, LISTEN while reconnecting, a trimmed change
    * log): each then calls `options.onResync()`, after which a subscriber must treat every key as
    * possibly changed (a tier drops its whole local cache).
    * Returns an unsubscribe function.
    */
-  subscribe?(listener: (key: string) => void, options?: ChangeFeedOptions): () => void;
+  subscribe?(listener: (key: string, stamp?: string) => void, options?: ChangeFeedOptions): () => void;
   /**
    * Optional read fence for the change feed: resolves true once every change committed (by any client)
    * before the call has been delivered to this store's `subscribe` listeners, so a copy that no report
@@ -121,6 +128,11 @@ export interface SessionStore {
   readonly feedState?: ChangeFeedState;
   /** Optional: how many live records the store holds (admin page, metrics). */
   count?(): Promise<number>;
+}
+
+/** The state a set or touch left behind, as change feeds report it: `<version>:<expiresAt>`. */
+export function stampOf(r: Pick<SessionRecord, 'version' | 'expiresAt'>): string {
+  return `${r.version}:${r.expiresAt}`;
 }
 
 /** True when the record is past either deadline at `now`. */

@@ -5,6 +5,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { stampOf } from '../core/store.js';
 import type { Clock, SessionRecord, SessionStore } from '../core/store.js';
 
 /** A clock the suite moves by hand; starts at the real time so native TTLs stay in the future. */
@@ -37,11 +38,12 @@ export interface StoreSuiteFactory {
   /** Case names to skip, each with the reason, printed in the test output. */
   skip?: Record<string, string>;
   /**
-   * Optional members this store does not have (`sweep: false` for a backend with native expiry,
-   * `changeFeed: false` for one without a feed). The suite checks the store really lacks them and
-   * registers their cases only for stores that have them. Default: both present.
+   * Optional members this store does not have (`sweep: true` for a backend with native expiry,
+   * `changeFeed: true` for one without a feed, `stamps: true` for a feed that reports keys without
+   * stamps). The suite checks the store really lacks the first two and registers their cases only for
+   * stores that have them. Default: all present.
    */
-  lacks?: { sweep?: boolean; changeFeed?: boolean };
+  lacks?: { sweep?: boolean; changeFeed?: boolean; stamps?: boolean };
 }
 
 let counter = 0;
@@ -373,6 +375,40 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       await other.set(rec, 0);
       const key = await Promise.race([seen, new Promise<string>((_, rej) => setTimeout(() => rej(new Error('no change event within 5 s')), 5_000))]);
       assert.equal(key, rec.key);
+    });
+
+    if (!factory.lacks?.changeFeed && !factory.lacks?.stamps) test('the change feed stamps sets and touches with the state left, and removals not, for any key', async () => {
+      const other = await peer();
+      // Spaces, the wire formats' markers and separators, and text beyond ASCII.
+      const keys = [`=1:2 ${makeKey()} ! :`, `!${makeKey()}`, `ключ 名前 🛒 ${makeKey()} =`];
+      const want: Array<[string, string | undefined]> = [];
+      const got: Array<[string, string | undefined]> = [];
+      let done: () => void = () => {};
+      const all = new Promise<void>((resolve) => (done = resolve));
+      const off = store.subscribe!((key, stamp) => {
+        if (!keys.includes(key)) return;
+        got.push([key, stamp]);
+        if (got.length >= keys.length * 3) done();
+      });
+      try {
+        await new Promise((r) => setTimeout(r, 50));
+        for (const key of keys) {
+          const rec = makeRecord(clock, { key });
+          await other.set(rec, 0);
+          want.push([key, stampOf(rec)]);
+          const expiresAt = rec.expiresAt + 1_000;
+          assert.equal(await other.touch(key, expiresAt, rec.lastSeenAt + 1), true);
+          want.push([key, stampOf({ version: 1, expiresAt })]);
+          await other.destroy(key);
+          want.push([key, undefined]);
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000)))]);
+        clearTimeout(timer);
+        assert.deepEqual(got, want);
+      } finally {
+        off();
+      }
     });
   });
 }

@@ -1,11 +1,13 @@
 /**
  * Two-node checks for TieredStore shared by the per-backend test files: alternating writers, concurrent
- * readers sharing fences, and a feed outage during which no tier may serve a superseded version.
+ * readers sharing fences, a feed outage during which no tier may serve a superseded version, and the
+ * stamped reports that let a node keep its own writes while others' still invalidate.
  * @module
  */
 import assert from 'node:assert/strict';
 import { makeRecord } from '../../src/testing/store-suite.js';
-import type { ChangeFeedState, Clock, SessionRecord } from '../../src/core/store.js';
+import { stampOf } from '../../src/core/store.js';
+import type { ChangeFeedState, Clock, SessionRecord, SessionStore } from '../../src/core/store.js';
 import type { TieredStore } from '../../src/stores/tiered/index.js';
 
 /** Each iteration one node writes and the other must read that version next, never an older one. */
@@ -102,4 +104,89 @@ export async function writesAcrossFeedOutage(o: OutageOptions): Promise<OutageRe
   assert.ok(downIterations > 0, 'the reader saw its feed down');
   assert.ok(backAt >= 0, `the feed came back within ${o.maxMs} ms`);
   return { iterations: i, downIterations, hitsAfterRecovery: o.reader.stats().hits - hitsAtRecovery };
+}
+
+/** A node for the stamp checks: a tier and the shared store behind it (this node's own client). */
+export interface StampNode {
+  tier: TieredStore;
+  shared: SessionStore;
+}
+
+/**
+ * Resolves once `shared`'s feed delivered `key` with `stamp` (undefined: a removal). Its listener is
+ * added after the tier's, so by then the tier has handled that report too. Bounded by `timeoutMs`.
+ */
+export function feedDelivers(shared: SessionStore, key: string, stamp: string | undefined, timeoutMs = 5_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no report of ${stamp ?? 'a removal'} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const off = shared.subscribe!((k, s) => {
+      if (k !== key || s !== stamp) return;
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
+
+const counts = (t: TieredStore): { hits: number; misses: number; invalidations: number } => {
+  const { hits, misses, invalidations } = t.stats();
+  return { hits, misses, invalidations };
+};
+
+/**
+ * After its own acknowledged set, and then touch, the node's next read is a local hit returning what
+ * it wrote, even once the feed has delivered the write's own report (awaited here, so an 'eventual'
+ * tier is checked as strictly as a fenced one, whose read waits for it anyway).
+ */
+export async function ownWritesStayLocal(a: StampNode, clock: Clock): Promise<void> {
+  const rec = makeRecord(clock);
+  assert.deepEqual(await a.tier.set(rec, 0), { ok: true });
+  const v2 = { ...rec, version: 2, data: '"v2"' };
+  const echo = feedDelivers(a.shared, rec.key, stampOf(v2));
+  assert.deepEqual(await a.tier.set(v2, 1), { ok: true });
+  await echo;
+  let before = counts(a.tier);
+  assert.deepEqual(await a.tier.get(rec.key), v2);
+  assert.deepEqual(counts(a.tier), { ...before, hits: before.hits + 1 }, 'a hit, and the report of the write dropped nothing');
+
+  const expiresAt = rec.expiresAt + 5_000;
+  const touched = feedDelivers(a.shared, rec.key, stampOf({ version: 2, expiresAt }));
+  assert.equal(await a.tier.touch(rec.key, expiresAt, rec.lastSeenAt + 7), true);
+  await touched;
+  before = counts(a.tier);
+  assert.deepEqual(await a.tier.get(rec.key), { ...v2, expiresAt, lastSeenAt: rec.lastSeenAt + 7 });
+  assert.deepEqual(counts(a.tier), { ...before, hits: before.hits + 1 }, 'a hit after the touch too');
+}
+
+/**
+ * Another node reads A's write; its touch (same version, a new deadline) and then its destroy each
+ * drop A's copy, so A's next read returns B's deadline and then nothing.
+ */
+export async function othersChangesInvalidate(a: StampNode, b: StampNode, clock: Clock): Promise<void> {
+  const rec = makeRecord(clock, { userId: 'stamp-user' });
+  assert.deepEqual(await a.tier.set(rec, 0), { ok: true });
+  const v2 = { ...rec, version: 2, data: '"v2"' };
+  assert.deepEqual(await a.tier.set(v2, 1), { ok: true });
+  assert.deepEqual(await b.tier.get(rec.key), v2, 'the other node reads the new version');
+  assert.deepEqual(await a.tier.get(rec.key), v2);
+
+  const expiresAt = rec.expiresAt + 9_000;
+  const lastSeenAt = rec.lastSeenAt + 11;
+  let before = counts(a.tier);
+  const reported = feedDelivers(a.shared, rec.key, stampOf({ version: 2, expiresAt }));
+  assert.equal(await b.tier.touch(rec.key, expiresAt, lastSeenAt), true);
+  await reported;
+  assert.deepEqual(await a.tier.get(rec.key), { ...v2, expiresAt, lastSeenAt }, 'A returns B’s deadline');
+  assert.deepEqual(counts(a.tier), { hits: before.hits, misses: before.misses + 1, invalidations: before.invalidations + 1 },
+    'B’s touch invalidated A’s copy (its stamp differs)');
+
+  before = counts(a.tier);
+  const removed = feedDelivers(a.shared, rec.key, undefined);
+  await b.tier.destroy(rec.key);
+  await removed;
+  assert.equal(await a.tier.get(rec.key), null, 'A no longer serves a destroyed session');
+  assert.equal(counts(a.tier).invalidations, before.invalidations + 1);
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
 import { SqliteStore, SCHEMA_VERSION } from '../../src/stores/sqlite/index.js';
-import { migrate } from '../../src/stores/sqlite/schema.js';
+import { MIGRATIONS, migrate } from '../../src/stores/sqlite/schema.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionStore } from '../../src/core/store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
@@ -79,6 +79,39 @@ describe('SqliteStore schema', () => {
       await b.close();
       assert.equal(raw.prepare('SELECT count(*) FROM tether_meta').pluck().get(), 2);
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('sqlite store when a version-1 file is opened then adds the stamp column, and change rows without a stamp still report their key', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const raw = new Database(path);
+    try {
+      // The file as the first release left it, with a change row already in the log.
+      raw.exec('CREATE TABLE tether_meta (name TEXT PRIMARY KEY NOT NULL, value ANY) STRICT');
+      raw.exec(MIGRATIONS[0]!.sql);
+      raw.prepare("INSERT INTO tether_meta (name, value) VALUES ('schema_version', 1)").run();
+      raw.prepare('INSERT INTO tether_changes (key, at) VALUES (?, ?)').run('before', Date.now());
+      const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
+      const seen: Array<[string, string | undefined]> = [];
+      const off = a.subscribe((key, stamp) => seen.push([key, stamp]));
+      try {
+        assert.equal(raw.prepare("SELECT value FROM tether_meta WHERE name = 'schema_version'").pluck().get(), SCHEMA_VERSION);
+        assert.equal(raw.prepare('SELECT stamp FROM tether_changes WHERE key = ?').pluck().get('before'), null);
+        // A process still on the first release logs its writes without a stamp.
+        raw.prepare('INSERT INTO tether_changes (key, at) VALUES (?, ?)').run('old writer', Date.now());
+        const rec = makeRecord(clock, { key: 'new writer' });
+        const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+        await b.set(rec, 0);
+        await b.close();
+        a.flushChanges();
+        assert.deepEqual(seen, [['old writer', undefined], ['new writer', `1:${rec.expiresAt}`]]);
+      } finally {
+        off();
+        await a.close();
+      }
     } finally {
       raw.close();
     }

@@ -6,7 +6,7 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { systemClock, assertNextVersion, isExpired } from '../../core/store.js';
+import { systemClock, assertNextVersion, isExpired, stampOf } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { ByteLru, recordBytes } from '../lru.js';
@@ -38,7 +38,7 @@ export class MemoryStore implements SessionStore {
   readonly #clock: Clock;
   readonly #entries: ByteLru<Entry>;
   readonly #byUser = new Map<string, Set<string>>();
-  readonly #listeners = new Set<(key: string) => void>();
+  readonly #listeners = new Set<(key: string, stamp?: string) => void>();
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -92,7 +92,7 @@ export class MemoryStore implements SessionStore {
       record.expiresAt, record.absoluteExpiresAt);
     if (record.userId !== null) this.#index(record.userId, record.key);
     this.#entries.set(record.key, entry, size);
-    this.#notify(record.key);
+    this.#notify(record.key, stampOf(record));
     return { ok: true };
   }
 
@@ -102,7 +102,7 @@ export class MemoryStore implements SessionStore {
     if (!entry) return false;
     entry.expiresAt = expiresAt;
     entry.lastSeenAt = lastSeenAt;
-    this.#notify(key);
+    this.#notify(key, stampOf(entry));
     return true;
   }
 
@@ -162,7 +162,8 @@ export class MemoryStore implements SessionStore {
     return this.#entries.size;
   }
 
-  subscribe(listener: (key: string) => void): () => void {
+  /** Reports each set and touch with its stamp, each removal (destroy, eviction) without; see SessionStore.subscribe. */
+  subscribe(listener: (key: string, stamp?: string) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -209,8 +210,8 @@ export class MemoryStore implements SessionStore {
     }
   }
 
-  #notify(key: string): void {
-    for (const listener of this.#listeners) listener(key);
+  #notify(key: string, stamp?: string): void {
+    for (const listener of this.#listeners) listener(key, stamp);
   }
 }
 

@@ -6,6 +6,11 @@
  * Redis and SQLite feeds take too): it runs once LISTEN is active (the first time and after every
  * reconnect) and also as soon as the connection is lost, so a cache in front of the store stops
  * trusting what it holds at once, not only when the feed is back.
+ *
+ * Payload format (sql.ts builds it in the write statement): `=<version>:<expiresAt> <key>` for a set or
+ * touch (the stamp, see SessionStore.subscribe, is digits and a colon, so the first space ends it
+ * whatever the key holds), `!<key>` for a removal. Anything else is a bare key from an older release
+ * (its keys, hashes and `user:` names, never start with `=` or `!`), reported without a stamp.
  * @module
  */
 import type { Notification, PoolClient } from 'pg';
@@ -42,9 +47,21 @@ const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
 const HEARTBEAT_MS = 15_000;
 
+type Listener = (key: string, stamp?: string) => void;
+
+/** A NOTIFY payload as the write statements build it: the key and, for a set or touch, its stamp. */
+export function parseChange(payload: string): [key: string, stamp: string | undefined] {
+  if (payload.startsWith('!')) return [payload.slice(1), undefined];
+  if (payload.startsWith('=')) {
+    const space = payload.indexOf(' ');
+    if (space > 1) return [payload.slice(space + 1), payload.slice(1, space)];
+  }
+  return [payload, undefined];
+}
+
 export class ChangeFeed {
   readonly #options: ChangeFeedConfig;
-  readonly #listeners = new Map<(key: string) => void, ChangeFeedSubscription>();
+  readonly #listeners = new Map<Listener, ChangeFeedSubscription>();
   #state: FeedState = 'idle';
   /** Releases the current connection (discarding it); set while one is held. */
   #drop: ((err?: unknown) => void) | null = null;
@@ -65,7 +82,7 @@ export class ChangeFeed {
     return this.#state;
   }
 
-  add(listener: (key: string) => void, subscription: ChangeFeedSubscription = {}): () => void {
+  add(listener: Listener, subscription: ChangeFeedSubscription = {}): () => void {
     if (this.#state === 'closed') return () => {};
     this.#listeners.set(listener, subscription);
     if (this.#state === 'idle') void this.#start();
@@ -198,8 +215,9 @@ export class ChangeFeed {
     for (const w of waiters) w();
   }
 
-  #deliver(key: string): void {
-    for (const listener of [...this.#listeners.keys()]) guard(() => listener(key));
+  #deliver(payload: string): void {
+    const [key, stamp] = parseChange(payload);
+    for (const listener of [...this.#listeners.keys()]) guard(() => listener(key, stamp));
   }
 
   #resync(): void {

@@ -8,8 +8,8 @@
  *   expired row counts as version 0 and may be replaced. Any other `set` is
  *   `UPDATE … WHERE key AND version AND <live>`. When nothing was written, a second read reports the
  *   current version. The user index is the `user_id` column, so it changes atomically with the write.
- * - Every write that changed a row sends `pg_notify(channel, key)` in the same statement: the
- *   notification is delivered if and only if the write commits.
+ * - Every write that changed a row sends `pg_notify(channel, payload)` in the same statement (the key,
+ *   with the new state's stamp after a set or touch; feed.ts): delivered if and only if the write commits.
  * - `subscribe(listener, { onResync })` holds one dedicated connection running LISTEN and reconnects
  *   with backoff. While it is disconnected nothing is delivered (PostgreSQL keeps no notifications for
  *   absent listeners), so `onResync` runs when the connection drops and again whenever LISTEN becomes
@@ -238,11 +238,11 @@ export class PostgresStore implements SessionStore {
   }
 
   /**
-   * Calls `listener(key)` after any store on this table (this process or another) changed or removed
-   * `key`, once the change committed; `options.onResync` whenever changes may have been missed (see the
-   * module comment). Returns the unsubscribe function; the last one releases the LISTEN connection.
+   * Calls `listener(key, stamp)` after any store on this table (this process or another) changed or
+   * removed `key` (stamp: see SessionStore.subscribe; the payload format is in feed.ts), once the change
+   * committed; `options.onResync` whenever changes may have been missed (see the module comment). Returns the unsubscribe function; the last one releases the LISTEN connection.
    */
-  subscribe(listener: (key: string) => void, options: ChangeFeedSubscription = {}): () => void {
+  subscribe(listener: (key: string, stamp?: string) => void, options: ChangeFeedSubscription = {}): () => void {
     if (this.#closed) return () => {};
     return this.#feed.add(listener, options);
   }

@@ -55,13 +55,18 @@ export function toRecord(row: RecordRow): SessionRecord {
 const COLUMNS = 'key, data, version, user_id, created_at, last_seen_at, expires_at, absolute_expires_at';
 const live = (now: string, alias = ''): string => `${alias}expires_at > ${now} AND ${alias}absolute_expires_at > ${now}`;
 
+/** NOTIFY payload of a set or touch (feed.ts): `=<version>:<expiresAt> <key>`, from the row written. */
+const STAMPED = `'=' || version || ':' || expires_at || ' ' || key`;
+/** NOTIFY payload of a removal: `!<key>`. */
+const REMOVED = `'!' || key`;
+
 /**
  * `table` is quoted and qualified. With `notify`, each write statement takes the channel as its last
  * parameter and returns one row per changed key; without, the same rows come back with no NOTIFY.
  */
 export function statements(table: string, notify: boolean) {
-  const emit = (channelParam: string, extra = ''): string =>
-    (notify ? `SELECT pg_notify(${channelParam}, key)${extra} FROM w` : `SELECT key${extra} FROM w`);
+  const emit = (channelParam: string, payload: string, extra = ''): string =>
+    (notify ? `SELECT pg_notify(${channelParam}, ${payload})${extra} FROM w` : `SELECT key${extra} FROM w`);
   return {
     get: `SELECT ${COLUMNS} FROM ${table} WHERE key = $1 AND ${live('$2')}`,
 
@@ -72,27 +77,28 @@ export function statements(table: string, notify: boolean) {
         created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at,
         absolute_expires_at = EXCLUDED.absolute_expires_at
       WHERE t.expires_at <= $9 OR t.absolute_expires_at <= $9
-      RETURNING t.key
-    ) ${emit('$10')}`,
+      RETURNING t.key, t.version, t.expires_at
+    ) ${emit('$10', STAMPED)}`,
 
     /** $1..$8 record, $9 now, $10 expected version, [$11 channel]. */
     update: `WITH w AS (
       UPDATE ${table} SET data = $2, version = $3, user_id = $4, created_at = $5, last_seen_at = $6,
         expires_at = $7, absolute_expires_at = $8
       WHERE key = $1 AND version = $10 AND ${live('$9')}
-      RETURNING key
-    ) ${emit('$11')}`,
+      RETURNING key, version, expires_at
+    ) ${emit('$11', STAMPED)}`,
 
     /** The version a failed write lost to: $1 key, $2 now. */
     version: `SELECT version FROM ${table} WHERE key = $1 AND ${live('$2')}`,
 
     /** $1 key, $2 expiresAt, $3 lastSeenAt, $4 now, [$5 channel]. Never creates. */
     touch: `WITH w AS (
-      UPDATE ${table} SET expires_at = $2, last_seen_at = $3 WHERE key = $1 AND ${live('$4')} RETURNING key
-    ) ${emit('$5')}`,
+      UPDATE ${table} SET expires_at = $2, last_seen_at = $3 WHERE key = $1 AND ${live('$4')}
+      RETURNING key, version, expires_at
+    ) ${emit('$5', STAMPED)}`,
 
     /** $1 key, [$2 channel]. */
-    destroy: `WITH w AS (DELETE FROM ${table} WHERE key = $1 RETURNING key) ${emit('$2')}`,
+    destroy: `WITH w AS (DELETE FROM ${table} WHERE key = $1 RETURNING key) ${emit('$2', REMOVED)}`,
 
     listByUser: `SELECT ${COLUMNS} FROM ${table} WHERE user_id = $1 AND ${live('$2')}`,
 
@@ -100,7 +106,7 @@ export function statements(table: string, notify: boolean) {
     destroyByUser: `WITH w AS (
       DELETE FROM ${table} WHERE user_id = $1 AND key <> ALL($2::text[])
       RETURNING key, (${live('$3')}) AS live
-    ) ${emit('$4', ', live')}`,
+    ) ${emit('$4', REMOVED, ', live')}`,
 
     /**
      * $1 now, $2 batch size. The outer predicate repeats the deadline so that a row re-created between

@@ -7,6 +7,11 @@
  * receiving right now. `fence()` is a PING on the subscriber connection: Redis answers a subscribed
  * connection's PING in order after the messages it already queued for it, so the pong proves every
  * message published before the PING arrived has been delivered.
+ *
+ * Message format (scripts.ts publishes it): `=<version>:<expiresAt> <key>` for a set or touch (the
+ * stamp, see SessionStore.subscribe, is digits and a colon, so the first space ends it whatever the key
+ * holds), `!<key>` for a removal. Anything else is a bare key from an older release (its keys, hashes
+ * and `user:` names, never start with `=` or `!`), reported without a stamp.
  * @module
  */
 import type { Cluster, Redis } from 'ioredis';
@@ -18,7 +23,17 @@ export interface ChangeFeedOptions {
   onResync?: () => void;
 }
 
-type Listener = (key: string) => void;
+type Listener = (key: string, stamp?: string) => void;
+
+/** A change message as the scripts publish it: the key and, for a set or touch, its stamp. */
+export function parseChange(message: string): [key: string, stamp: string | undefined] {
+  if (message.startsWith('!')) return [message.slice(1), undefined];
+  if (message.startsWith('=')) {
+    const space = message.indexOf(' ');
+    if (space > 1) return [message.slice(space + 1), message.slice(1, space)];
+  }
+  return [message, undefined];
+}
 
 export class ChangeFeed {
   readonly #sub: RedisClient;
@@ -62,11 +77,12 @@ export class ChangeFeed {
       this.#state = 'connecting';
       for (const settle of [...this.#fences]) settle(false);
     });
-    this.#sub.on('message', (channel: string, key: string) => {
+    this.#sub.on('message', (channel: string, message: string) => {
       if (channel !== this.#channel) return;
+      const [key, stamp] = parseChange(message);
       for (const listener of this.#listeners.keys()) {
         try {
-          listener(key);
+          listener(key, stamp);
         } catch (err) {
           process.emitWarning(err as Error, { code: 'TETHER_CHANGE_LISTENER_THREW', type: 'TetherWarning' });
         }

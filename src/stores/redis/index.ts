@@ -9,7 +9,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
-import { assertNextVersion } from '../../core/store.js';
+import { assertNextVersion, stampOf } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
@@ -126,7 +126,7 @@ export class RedisStore implements SessionStore {
         mode = '1';
       }
       reply = await this.#eval(SET, 2, [skey, mode === '1' ? this.#up + userId : skey, expectedVersion, now, value,
-        mode, userId ?? '', record.absoluteExpiresAt, ttl, key, this.#channel]) as [number, number | string | null];
+        mode, userId ?? '', record.absoluteExpiresAt, ttl, key, this.#channel, stampOf(record)]) as [number, number | string | null];
     } catch (err) {
       throw this.#fail('set', err);
     }
@@ -140,7 +140,8 @@ export class RedisStore implements SessionStore {
     const patch = digits16(lastSeenAt, 'lastSeenAt') + digits16(expiresAt, 'expiresAt');
     if (this.#client.status !== 'ready') await this.#whenReady();
     try {
-      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.#clock.now(), expiresAt, patch, key, this.#channel])) === 1;
+      // expiresAt as its digits (checked whole above): the script puts the string into the stamp as is.
+      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.#clock.now(), String(expiresAt), patch, key, this.#channel])) === 1;
     } catch (err) {
       throw this.#fail('touch', err);
     }
@@ -225,11 +226,12 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * Calls `listener(key)` after any client with the same prefix changed or removed `key`. Pub/sub
+   * Calls `listener(key, stamp)` after any client with the same prefix changed or removed `key` (stamp:
+   * see SessionStore.subscribe; messages carry it as feed.ts describes). Pub/sub
    * is at-most-once: `onResync` runs each time the subscription is (re)established, after which
    * every change is seen; anything a listener cached before may be stale and should be dropped.
    */
-  subscribe(listener: (key: string) => void, options: ChangeFeedOptions = {}): () => void {
+  subscribe(listener: (key: string, stamp?: string) => void, options: ChangeFeedOptions = {}): () => void {
     this.#open();
     this.#feed ??= new ChangeFeed(this.#client, this.#feedChannel, this.#opts.commandTimeoutMs);
     return this.#feed.add(listener, options);

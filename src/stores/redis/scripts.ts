@@ -10,6 +10,9 @@
  * one server holds every key. Times come in as decimal epoch milliseconds from the store's clock, and
  * TTLs are set relative to that clock (PEXPIRE deadline − now, not PEXPIREAT): the store's clock is
  * the one authority on expiry, and Redis's own clock, wherever it stands, never ends a session early.
+ * Change messages follow feed.ts: `=<version>:<expiresAt> <key>` after a set or touch, `!<key>` after
+ * a removal. Numbers reach a message as strings or through `%d`: Lua's own number formatting would
+ * print 13-digit epoch milliseconds in exponent form.
  * @module
  */
 import { createHash } from 'node:crypto';
@@ -67,7 +70,7 @@ end
  * one argument layout, and one slot on a Cluster).
  * ARGV: 1 expectedVersion, 2 now, 3 the encoded record, 4 mode ('0' anonymous, '1' owner + index here,
  * '2' owner, index written separately), 5 userId, 6 absoluteExpiresAt, 7 ms until the earlier
- * deadline, 8 store key, 9 change channel ('' = none).
+ * deadline, 8 store key, 9 change channel ('' = none), 10 the record's stamp (`<version>:<expiresAt>`).
  * Returns {1, previousOwner|false} when written (previousOwner only when it differs from the new
  * one, so the caller can tidy that index), {0, currentVersion} on a conflict.
  */
@@ -83,7 +86,7 @@ if h then prev = owner(s, h) end
 if tonumber(ARGV[7]) > 0 then redis.call('SET', s, ARGV[3], 'PX', ARGV[7]) else redis.call('DEL', s) end
 local mode = ARGV[4]
 if mode == '1' then indexAdd(KEYS[2], ARGV[8], ARGV[6], now) end
-if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[9], ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[9], '=' .. ARGV[10] .. ' ' .. ARGV[8]) end
 if prev and (mode == '0' or prev ~= ARGV[5]) then return {1, prev} end
 return {1, false}
 `);
@@ -101,8 +104,10 @@ return 1
 /**
  * Moves the idle deadline of a live record (by the caller's clock) and its TTL; never creates.
  * The data is not rewritten: SETRANGE patches lastSeenAt and expiresAt in the header.
- * KEYS[1] session. ARGV: 1 now, 2 expiresAt, 3 header bytes 32–63 (lastSeenAt then expiresAt),
- * 4 store key, 5 change channel ('' = none). Returns 1 when touched, 0 otherwise.
+ * KEYS[1] session. ARGV: 1 now, 2 expiresAt (decimal digits, reused verbatim in the stamp), 3 header
+ * bytes 32–63 (lastSeenAt then expiresAt), 4 store key, 5 change channel ('' = none).
+ * Returns 1 when touched, 0 otherwise. The stamp names the version found in the header, which may be
+ * newer than the one the caller last read.
  */
 export const TOUCH = new Script(`${RECORD}
 local h = head(KEYS[1])
@@ -113,7 +118,10 @@ local e = tonumber(ARGV[2])
 local a = tonumber(string.sub(h, 65, 80))
 if a < e then e = a end
 redis.call('PEXPIRE', KEYS[1], string.format('%d', e - now))
-if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[4]) end
+if ARGV[5] ~= '' then
+  local stamp = string.format('%d', tonumber(string.sub(h, 1, 16))) .. ':' .. ARGV[2]
+  redis.call('PUBLISH', ARGV[5], '=' .. stamp .. ' ' .. ARGV[4])
+end
 return 1
 `);
 
@@ -125,7 +133,7 @@ export const DESTROY = new Script(`${RECORD}
 local h = head(KEYS[1])
 local u = false
 if h then u = owner(KEYS[1], h) end
-if redis.call('DEL', KEYS[1]) == 1 and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[1]) end
+if redis.call('DEL', KEYS[1]) == 1 and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '!' .. ARGV[1]) end
 return u
 `);
 
@@ -157,7 +165,7 @@ for i = 2, #KEYS do
   if h and owner(KEYS[i], h) == ARGV[1] then
     redis.call('DEL', KEYS[i])
     if live(h, now) then removed = removed + 1 end
-    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], member) end
+    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '!' .. member) end
   end
   redis.call('ZREM', KEYS[1], member)
 end
@@ -173,7 +181,7 @@ export const DESTROY_IF_OWNED = new Script(`${RECORD}
 local h = head(KEYS[1])
 if not h or owner(KEYS[1], h) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '!' .. ARGV[3]) end
 if live(h, tonumber(ARGV[2])) then return 1 end
 return 0
 `);

@@ -5,6 +5,8 @@
  * SQLite has no notifications between connections. `data_version` changes exactly when another
  * connection committed, so a poll that finds it unchanged reads nothing; this connection's own writes
  * are announced directly after commit and skipped when the poll later walks past their rows.
+ * A row of a set or touch carries its stamp (SessionStore.subscribe); a removal's, and rows from before
+ * schema version 2, carry NULL and are reported without one.
  * @module
  */
 import type BetterSqlite3 from 'better-sqlite3';
@@ -17,7 +19,8 @@ const POLL_MAX_BATCHES = 100;
 /** Oldest rows examined per trim, so one trim is cheap however large the log grew. */
 const TRIM_BATCH = 10_000;
 
-type Listener = (key: string) => void;
+type Listener = (key: string, stamp?: string) => void;
+type Change = { seq: number; key: string; stamp: string | null };
 
 /** The second argument of `subscribe`, shaped like RedisStore's so a tier can treat both alike. */
 export interface ChangeFeedOptions {
@@ -31,16 +34,16 @@ export class ChangeFeed {
   /** Seqs this connection wrote and already announced, skipped when the poll reaches them. */
   readonly #ownSeqs = new Set<number>();
   readonly #s: {
-    log: BetterSqlite3.Statement<[string, number]>;
+    log: BetterSqlite3.Statement<[string, number, string | null]>;
     dataVersion: BetterSqlite3.Statement<[], number>;
     maxSeq: BetterSqlite3.Statement<[], number | null>;
     trimmedThrough: BetterSqlite3.Statement<[], number | null>;
-    since: BetterSqlite3.Statement<[number, number], { seq: number; key: string }>;
+    since: BetterSqlite3.Statement<[number, number], Change>;
     trimPoint: BetterSqlite3.Statement<[number], number | null>;
     trim: BetterSqlite3.Statement<[number]>;
     markTrimmed: BetterSqlite3.Statement<[number]>;
   };
-  readonly #readSince: (from: number) => { trimmed: number; rows: Array<{ seq: number; key: string }> };
+  readonly #readSince: (from: number) => { trimmed: number; rows: Change[] };
   readonly #trimTx: BetterSqlite3.Transaction<(cutoff: number) => number>;
   #lastSeq = 0;
   #dataVersion = -1;
@@ -50,11 +53,11 @@ export class ChangeFeed {
   constructor(db: BetterSqlite3.Database, pollMs: number) {
     this.#pollMs = pollMs;
     this.#s = {
-      log: db.prepare('INSERT INTO tether_changes (key, at) VALUES (?, ?)'),
+      log: db.prepare('INSERT INTO tether_changes (key, at, stamp) VALUES (?, ?, ?)'),
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
       maxSeq: db.prepare<[], number | null>('SELECT max(seq) FROM tether_changes').pluck(),
       trimmedThrough: db.prepare<[], number | null>("SELECT value FROM tether_meta WHERE name = 'changes_trimmed_through'").pluck(),
-      since: db.prepare('SELECT seq, key FROM tether_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
+      since: db.prepare('SELECT seq, key, stamp FROM tether_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
       trimPoint: db.prepare<[number], number | null>(
         `SELECT max(seq) FROM (SELECT seq, at FROM tether_changes ORDER BY seq LIMIT ${TRIM_BATCH}) WHERE at < ?`).pluck(),
       trim: db.prepare('DELETE FROM tether_changes WHERE seq <= ?'),
@@ -74,25 +77,28 @@ export class ChangeFeed {
     });
   }
 
-  /** Appends a change row; call inside the writer's transaction. Returns its seq. */
-  log(key: string): number {
+  /**
+   * Appends a change row; call inside the writer's transaction. `stamp` is the state a set or touch
+   * left behind (absent for a removal). Returns its seq.
+   */
+  log(key: string, stamp?: string): number {
     // Wall time, not the store's injected clock: retention is about real polling delay.
-    return Number(this.#s.log.run(key, Date.now()).lastInsertRowid);
+    return Number(this.#s.log.run(key, Date.now(), stamp ?? null).lastInsertRowid);
   }
 
   /** After this connection committed `changes`: tell local listeners now rather than at the next poll. */
-  committed(changes: ReadonlyArray<readonly [seq: number, key: string]>): void {
+  committed(changes: ReadonlyArray<readonly [seq: number, key: string, stamp: string | undefined]>): void {
     if (this.#listeners.size === 0) return;
-    for (const [seq, key] of changes) {
+    for (const [seq, key, stamp] of changes) {
       this.#ownSeqs.add(seq);
-      this.#emit(key);
+      this.#emit(key, stamp);
     }
   }
 
   subscribe(listener: Listener, options: ChangeFeedOptions = {}): () => void {
     if (this.#listeners.size === 0) this.#start();
     // A wrapper per call, so subscribing one function twice gives two independent subscriptions.
-    const own: Listener = (key) => listener(key);
+    const own: Listener = (key, stamp) => listener(key, stamp);
     this.#listeners.set(own, options);
     return () => {
       if (this.#listeners.delete(own) && this.#listeners.size === 0) this.#stop();
@@ -120,9 +126,9 @@ export class ChangeFeed {
         this.#lost();
         continue;
       }
-      for (const { seq, key } of rows) {
+      for (const { seq, key, stamp } of rows) {
         this.#lastSeq = seq;
-        if (!this.#ownSeqs.delete(seq)) this.#emit(key);
+        if (!this.#ownSeqs.delete(seq)) this.#emit(key, stamp ?? undefined);
       }
       if (rows.length < POLL_BATCH) {
         // Only now is everything up to the version we read delivered; a capped poll retries next tick.
@@ -165,10 +171,10 @@ export class ChangeFeed {
     this.#ownSeqs.clear();
   }
 
-  #emit(key: string): void {
+  #emit(key: string, stamp: string | undefined): void {
     for (const listener of this.#listeners.keys()) {
       try {
-        listener(key);
+        listener(key, stamp);
       } catch {
         this.#warnOnce('a SqliteStore change listener threw; the error was dropped');
       }

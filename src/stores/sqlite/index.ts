@@ -13,7 +13,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, systemClock } from '../../core/store.js';
+import { assertNextVersion, stampOf, systemClock } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { openDatabase, unavailable } from './connection.js';
@@ -79,8 +79,8 @@ export class SqliteStore implements SessionStore {
   readonly #feed: ChangeFeed;
   readonly #s: Statements;
   readonly #tx: Transactions;
-  /** Change rows written by the transaction in progress, announced once it commits. */
-  readonly #pending: Array<readonly [number, string]> = [];
+  /** Change rows written by the transaction in progress (seq, key, stamp), announced once it commits. */
+  readonly #pending: Array<readonly [number, string, string | undefined]> = [];
   #sinceTrim = 0;
   #closed = false;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -185,12 +185,13 @@ export class SqliteStore implements SessionStore {
   }
 
   /**
-   * Calls `listener(key)` after any connection to this file (this one or another process's) changed or
-   * removed `key`: at once for this connection's writes, within about `changePollMs` for others'.
+   * Calls `listener(key, stamp)` after any connection to this file (this one or another process's) changed
+   * or removed `key` (stamp: see SessionStore.subscribe): at once for this connection's writes, within
+   * about `changePollMs` for others'.
    * `options.onResync` runs if this connection fell so far behind (over a minute) that changes were
    * trimmed from the log unread: anything cached from this store may then be stale.
    */
-  subscribe(listener: (key: string) => void, options: ChangeFeedOptions = {}): () => void {
+  subscribe(listener: (key: string, stamp?: string) => void, options: ChangeFeedOptions = {}): () => void {
     if (this.#closed) return () => {};
     return this.#feed.subscribe(listener, options);
   }
@@ -262,8 +263,8 @@ export class SqliteStore implements SessionStore {
     return out;
   }
 
-  #log(key: string): void {
-    this.#pending.push([this.#feed.log(key), key]);
+  #log(key: string, stamp?: string): void {
+    this.#pending.push([this.#feed.log(key, stamp), key, stamp]);
   }
 
   #transactions(): Transactions {
@@ -272,12 +273,13 @@ export class SqliteStore implements SessionStore {
     const set = db.transaction((p: Params, expected: number): SetResult => {
       const changed = expected === 0 ? s.insertFree.run(p).changes : s.updateAt.run({ ...p, expected }).changes;
       if (changed === 0) return { ok: false, current: (s.version.get({ key: p.key, now: p.now }) as number | undefined) ?? 0 };
-      this.#log(p.key as string);
+      this.#log(p.key as string, stampOf({ version: p.version as number, expiresAt: p.expiresAt as number }));
       return { ok: true };
     });
     const touch = db.transaction((p: Params): boolean => {
-      if (s.touch.run(p).changes === 0) return false;
-      this.#log(p.key as string);
+      const version = s.touch.get(p) as number | undefined;
+      if (version === undefined) return false;
+      this.#log(p.key as string, stampOf({ version, expiresAt: p.expiresAt as number }));
       return true;
     });
     const destroy = db.transaction((key: string): void => {
@@ -313,7 +315,9 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
     // Update: never creates, so a destroyed or expired session stays gone.
     updateAt: prep(`UPDATE tether_sessions SET ${assign} WHERE key = @key AND version = @expected AND ${LIVE}`),
     version: prep(`SELECT version FROM tether_sessions WHERE key = @key AND ${LIVE}`).pluck(),
-    touch: prep(`UPDATE tether_sessions SET expires_at = @expiresAt, last_seen_at = @lastSeenAt WHERE key = @key AND ${LIVE}`),
+    // Returns the version touched: the change row's stamp names it.
+    touch: prep(`UPDATE tether_sessions SET expires_at = @expiresAt, last_seen_at = @lastSeenAt WHERE key = @key AND ${LIVE}
+      RETURNING version`).pluck(),
     destroy: prep('DELETE FROM tether_sessions WHERE key = ?'),
     listByUser: prep(`SELECT ${COLUMNS} FROM tether_sessions WHERE user_id = @userId AND ${LIVE}`),
     destroyByUser: prep(`DELETE FROM tether_sessions

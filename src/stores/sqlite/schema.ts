@@ -43,6 +43,12 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO tether_meta (name, value) VALUES ('changes_trimmed_through', 0);
     `,
   },
+  {
+    version: 2,
+    // The state a set or touch left behind (stampOf), so a subscriber can tell its own writes' reports
+    // from others'. NULL for a removal, and on rows written before this migration (they invalidate).
+    sql: 'ALTER TABLE tether_changes ADD COLUMN stamp TEXT;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -8,13 +8,18 @@
  * shared store has `fence()`: SQLite, Redis, PostgreSQL) a hit also waits for a fence sent after the
  * read began, so it never returns a copy older than a write another process had acknowledged before
  * the read. With 'eventual', another process's write reaches this cache as fast as the feed delivers it.
+ *
+ * The feed reports this tier's own writes too. A report stamped with the state of the copy held, or of
+ * a set or touch this tier sent (echoes.ts), tells it nothing new (see SessionStore.subscribe) and is
+ * ignored, so an acknowledged write leaves its copy in place and the next read is a hit.
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, isExpired, systemClock } from '../../core/store.js';
+import { assertNextVersion, isExpired, stampOf, systemClock } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { ByteLru, recordBytes } from '../lru.js';
+import { Echoes } from './echoes.js';
 import { FenceCoalescer } from './fence.js';
 import { TIERED_STORE_DEFAULTS } from './options.js';
 import type { TieredConsistency, TieredStats, TieredStoreOptions } from './options.js';
@@ -26,6 +31,8 @@ export type { SharedStoreExtras, TieredConsistency, TieredStats, TieredStoreOpti
 interface Generation {
   gen: number;
   users: number;
+  /** This tier's sets and touches of the key in flight; while any is, no fetch of it is cached. */
+  writes: number;
 }
 
 const isStore = (v: unknown): string | null => {
@@ -38,7 +45,7 @@ const isStore = (v: unknown): string | null => {
 export class TieredStore implements SessionStore {
   readonly name = 'tiered';
   /** Passes through to the shared store's feed; absent when it has none. */
-  readonly subscribe?: (listener: (key: string) => void, options?: { onResync?: () => void }) => () => void;
+  readonly subscribe?: (listener: (key: string, stamp?: string) => void, options?: { onResync?: () => void }) => () => void;
   /** Passes through to the shared store; absent when it has none. */
   readonly count?: () => Promise<number>;
   /**
@@ -54,6 +61,8 @@ export class TieredStore implements SessionStore {
   readonly #closeShared: boolean;
   readonly #lru: ByteLru<SessionRecord>;
   readonly #gens = new Map<string, Generation>();
+  /** Stamps of own writes whose reports are awaited; absent without a feed. */
+  readonly #echoes: Echoes | undefined;
   readonly #fence: FenceCoalescer | undefined;
   readonly #unsubscribe: (() => void) | undefined;
   #hits = 0;
@@ -91,7 +100,8 @@ export class TieredStore implements SessionStore {
       this.#fence = new FenceCoalescer(() => shared.fence!());
     }
     if (typeof shared.subscribe === 'function') {
-      this.#unsubscribe = shared.subscribe((key) => this.#invalidate(key, true), { onResync: () => this.#dropAll() });
+      this.#echoes = new Echoes();
+      this.#unsubscribe = shared.subscribe((key, stamp) => this.#reported(key, stamp), { onResync: () => this.#dropAll() });
       this.subscribe = (listener, opts) => shared.subscribe!(listener, opts);
     }
     if (typeof shared.count === 'function') this.count = () => shared.count!();
@@ -119,8 +129,9 @@ export class TieredStore implements SessionStore {
     try {
       const rec = await this.#shared.get(key);
       // Cache only if nothing touched the key meanwhile: a change reported during the fetch may be
-      // newer than what the fetch read.
-      if (rec && g.gen === seen && !this.#closed) this.#put(rec);
+      // newer than what the fetch read. Nor while a write of ours is in flight: its echo is ignored,
+      // so it cannot tell us that the fetch read the state before it.
+      if (rec && g.gen === seen && g.writes === 0 && !this.#closed) this.#put(rec);
       return rec;
     } finally {
       this.#release(key, g);
@@ -133,21 +144,29 @@ export class TieredStore implements SessionStore {
     const copy = { ...record };
     const g = this.#acquire(record.key);
     this.#invalidate(record.key, false);
+    const stamp = stampOf(record);
+    this.#echoes?.expect(record.key, stamp);
+    g.writes++;
+    let echo = false;
     try {
       const pending = this.#shared.set(record, expectedVersion);
-      // Changes reported during the synchronous part of the call are this write's own; one reported
-      // after it may be another writer's newer version, and then this copy must not be kept.
+      // A change reported after the call began, other than this write's echo, may be another writer's
+      // newer version, and then this copy must not be kept. (Taken after the synchronous part of the
+      // call, where a feed that does not stamp reports this write.)
       const seen = g.gen;
       const res = await pending;
       const clean = g.gen === seen;
       g.gen++; // fetches that began while this write was in flight may hold the old version
       if (res.ok && clean && !this.#closed) this.#put(copy);
       else this.#lru.delete(record.key);
+      echo = res.ok;
       return res;
     } catch (err) {
       this.#invalidate(record.key, false);
       throw err;
     } finally {
+      if (!echo) this.#echoes?.forget(record.key, stamp);
+      g.writes--;
       this.#release(record.key, g);
     }
   }
@@ -155,9 +174,14 @@ export class TieredStore implements SessionStore {
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
     this.#open();
     const g = this.#acquire(key);
-    // Taken out first: the store's report of this very touch would otherwise drop it mid-call.
+    // Taken out first, and put back with the new deadline once acknowledged, if no other change was
+    // reported meanwhile (this touch's echo carries the stamp expected here).
     const local = this.#lru.peek(key);
     this.#invalidate(key, false);
+    const stamp = local ? stampOf({ version: local.version, expiresAt }) : undefined;
+    if (stamp !== undefined) this.#echoes?.expect(key, stamp);
+    g.writes++;
+    let echo = false;
     try {
       const pending = this.#shared.touch(key, expiresAt, lastSeenAt);
       const seen = g.gen;
@@ -165,11 +189,14 @@ export class TieredStore implements SessionStore {
       const clean = g.gen === seen;
       g.gen++;
       if (local && touched && clean && !this.#closed) this.#put({ ...local, expiresAt, lastSeenAt });
+      echo = touched;
       return touched;
     } catch (err) {
       this.#invalidate(key, false);
       throw err;
     } finally {
+      if (!echo && stamp !== undefined) this.#echoes?.forget(key, stamp);
+      g.writes--;
       this.#release(key, g);
     }
   }
@@ -253,6 +280,19 @@ export class TieredStore implements SessionStore {
     this.#lru.set(rec.key, { ...rec }, recordBytes(rec.key, rec.data, rec.userId));
   }
 
+  /**
+   * A feed report: ignored when its stamp names a state this tier wrote (the write's echo, however late)
+   * or the state of the copy it holds (see SessionStore.subscribe), otherwise an invalidation.
+   */
+  #reported(key: string, stamp: string | undefined): void {
+    if (stamp !== undefined) {
+      if (this.#echoes!.take(key, stamp)) return;
+      const local = this.#lru.peek(key);
+      if (local && stampOf(local) === stamp) return;
+    }
+    this.#invalidate(key, true);
+  }
+
   #invalidate(key: string, fromFeed: boolean): void {
     const g = this.#gens.get(key);
     if (g) g.gen++;
@@ -261,12 +301,13 @@ export class TieredStore implements SessionStore {
 
   #dropAll(): void {
     this.#lru.clear();
+    this.#echoes?.clear();
     for (const g of this.#gens.values()) g.gen++;
   }
 
   #acquire(key: string): Generation {
     let g = this.#gens.get(key);
-    if (!g) this.#gens.set(key, (g = { gen: 0, users: 0 }));
+    if (!g) this.#gens.set(key, (g = { gen: 0, users: 0, writes: 0 }));
     g.users++;
     return g;
   }
