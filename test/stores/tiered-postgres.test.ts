@@ -101,7 +101,7 @@ describe('TieredStore over PostgreSQL', () => {
             WHERE application_name = 'tether' AND (query LIKE 'LISTEN%' OR query = 'SELECT 1') AND datname = current_database()`);
           assert.ok(killed.length >= 2 && killed.every((k) => k.ok), `terminated ${killed.length} LISTEN backends`);
         },
-        afterRecovery: 30, maxIterations: 5_000, maxMs: 15_000,
+        afterRecovery: 30, maxIterations: 10_000, maxMs: 30_000,
       });
       assert.ok(result.hitsAfterRecovery > 0, 'the reader serves local copies again once LISTEN is back');
     } finally {
