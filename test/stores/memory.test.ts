@@ -1,12 +1,37 @@
-/** MemoryStore: the shared conformance suite plus its byte bound and LRU order. */
+/** MemoryStore: the shared conformance suite (before and after its data code is trained) plus its byte bound and LRU order. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { MemoryStore } from '../../src/stores/memory/index.js';
+import { TRAINING } from '../../src/stores/memory/layout.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import type { Clock } from '../../src/core/store.js';
+
+/** JSON shaped like the engine's envelope, about 200 characters. */
+function sessionData(i: number): string {
+  return JSON.stringify({ d: { cart: [{ sku: `SKU-${10_000 + i}`, qty: 1 + (i % 3), price: 1999 }, { sku: 'SKU-10026', qty: 1, price: 4550 }],
+    prefs: { theme: i % 2 ? 'dark' : 'light', lang: 'en-GB', currency: 'EUR' }, n: i, r: 0 } });
+}
+
+/** A store whose data code is trained: the records it packs from now on are coded. */
+async function trainedStore(clock: Clock, maxBytes?: number): Promise<MemoryStore> {
+  const store = new MemoryStore({ clock, sweepIntervalMs: 0, ...(maxBytes ? { maxBytes } : {}) });
+  for (let i = 0; i < TRAINING.records; i++) {
+    const rec = makeRecord(clock, { data: sessionData(i) });
+    await store.set(rec, 0);
+    await store.destroy(rec.key);
+  }
+  return store;
+}
 
 runStoreSuite({
   name: 'memory',
   open: async (clock) => new MemoryStore({ clock, sweepIntervalMs: 0 }),
+});
+
+runStoreSuite({
+  name: 'memory (trained data code)',
+  open: (clock) => trainedStore(clock),
 });
 
 describe('MemoryStore bounds', () => {
@@ -23,6 +48,66 @@ describe('MemoryStore bounds', () => {
     assert.ok(await store.get(recs[0]!.key), 'the hot record survives');
     assert.equal(await store.get(recs[1]!.key), null, 'a cold record was evicted');
     assert.ok(store.evictions > 0);
+    await store.close();
+  });
+
+  it('memory store when a record is touched then it counts as recently used', async () => {
+    const clock = new ManualClock();
+    const store = await trainedStore(clock, 4_000);
+    const recs = Array.from({ length: 40 }, (_, i) => makeRecord(clock, { data: sessionData(i) }));
+    await store.set(recs[0]!, 0);
+    for (const r of recs.slice(1)) {
+      assert.equal(await store.touch(recs[0]!.key, clock.now() + 60_000, clock.now()), true);
+      await store.set(r, 0);
+    }
+    assert.ok(store.evictions > 0);
+    assert.ok(await store.get(recs[0]!.key), 'the touched record survives');
+    assert.equal(await store.get(recs[1]!.key), null);
+    await store.close();
+  });
+
+  it('memory store when a record is evicted then subscribers hear its key without a stamp and its owner no longer lists it', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, maxBytes: 2_000, sweepIntervalMs: 0 });
+    const heard: Array<[string, string | undefined]> = [];
+    store.subscribe((key, stamp) => heard.push([key, stamp]));
+    const owned = makeRecord(clock, { key: randomBytes(32).toString('base64url'), userId: 'alice', data: sessionData(1) });
+    await store.set(owned, 0);
+    assert.deepEqual(heard, [[owned.key, `1:${owned.expiresAt}`]]);
+    for (let i = 0; i < 20 && store.evictions === 0; i++) await store.set(makeRecord(clock, { data: sessionData(i) }), 0);
+    assert.ok(store.evictions > 0);
+    assert.ok(heard.some(([key, stamp]) => key === owned.key && stamp === undefined), 'eviction reported under the original key');
+    assert.deepEqual(await store.listByUser('alice'), []);
+    await store.close();
+  });
+
+  it('memory store when every record is removed again then accounts zero bytes', async () => {
+    const clock = new ManualClock();
+    const store = await trainedStore(clock);
+    const keys = ['user:' + randomBytes(32).toString('base64url'), 'ключ', randomBytes(32).toString('base64url')];
+    for (const [i, key] of keys.entries()) {
+      const rec = makeRecord(clock, { key, data: sessionData(i), userId: i === 1 ? 'ユーザー' : 'bob' });
+      await store.set(rec, 0);
+      await store.set({ ...rec, version: 2, data: sessionData(i + 100) }, 1);
+      await store.touch(key, clock.now() + 120_000, clock.now());
+      assert.ok(store.bytes > 0);
+    }
+    await store.destroy(keys[0]!);
+    assert.equal(await store.destroyByUser('bob'), 1);
+    assert.ok(store.bytes > 0);
+    clock.advance(10 * 3_600_000);
+    assert.equal(await store.sweep(), 1);
+    assert.equal(store.bytes, 0);
+    assert.equal(await store.count(), 0);
+    await store.close();
+  });
+
+  it('memory store when holding typical sessions then accounts well under 300 bytes for each', async () => {
+    const clock = new ManualClock();
+    const store = await trainedStore(clock);
+    const n = 200;
+    for (let i = 0; i < n; i++) await store.set(makeRecord(clock, { key: randomBytes(32).toString('base64url'), data: sessionData(i) }), 0);
+    assert.ok(store.bytes / n < 300, `${store.bytes / n} bytes per session`);
     await store.close();
   });
 

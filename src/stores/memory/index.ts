@@ -1,15 +1,19 @@
 /**
  * MemoryStore: an in-process store bounded by bytes (LRU eviction) with TTL expiry and a user index.
  *
- * For tests and single-process use: everything is lost when the process ends. Records are kept as
- * strings and copied out on read, so callers cannot alias stored state, exactly as with a remote store.
+ * For tests and single-process use: everything is lost when the process ends. Each record is kept as
+ * one packed string (layout.ts) under its key in compact form (keys.ts), and unpacked into a new
+ * object on every read, so callers cannot alias stored state, exactly as with a remote store.
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { systemClock, assertNextVersion, isExpired, stampOf } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
-import { ByteLru, recordBytes } from '../lru.js';
+import { fromStoredKey, toStoredKey } from './keys.js';
+import { RecordPacker, readHead } from './layout.js';
+import type { Head } from './layout.js';
+import { RecordTable, entryBytes } from './table.js';
 
 export interface MemoryStoreOptions {
   /** Upper bound on the bytes held (keys + data + bookkeeping, estimated). @default 64 MiB */
@@ -21,22 +25,12 @@ export interface MemoryStoreOptions {
 
 export const MEMORY_STORE_DEFAULTS = { maxBytes: 64 * 1024 * 1024, sweepIntervalMs: 60_000 } as const;
 
-class Entry {
-  constructor(
-    public data: string,
-    public version: number,
-    public userId: string | null,
-    public createdAt: number,
-    public lastSeenAt: number,
-    public expiresAt: number,
-    public absoluteExpiresAt: number,
-  ) {}
-}
-
 export class MemoryStore implements SessionStore {
   readonly name = 'memory';
   readonly #clock: Clock;
-  readonly #entries: ByteLru<Entry>;
+  readonly #records: RecordTable;
+  readonly #packer = new RecordPacker();
+  /** Owner → stored keys of their records; anonymous records are not listed. */
   readonly #byUser = new Map<string, Set<string>>();
   readonly #listeners = new Set<(key: string, stamp?: string) => void>();
   #closed = false;
@@ -48,9 +42,9 @@ export class MemoryStore implements SessionStore {
       sweepIntervalMs: 'nonNegativeInteger',
       clock: 'clock',
     });
-    this.#entries = new ByteLru(options.maxBytes ?? MEMORY_STORE_DEFAULTS.maxBytes, (key, entry) => {
-      this.#unindex(key, entry);
-      this.#notify(key);
+    this.#records = new RecordTable(options.maxBytes ?? MEMORY_STORE_DEFAULTS.maxBytes, (stored, value) => {
+      this.#unindex(stored, readHead(value));
+      this.#notify(fromStoredKey(stored));
     });
     this.#clock = options.clock ?? systemClock;
     const interval = options.sweepIntervalMs ?? MEMORY_STORE_DEFAULTS.sweepIntervalMs;
@@ -62,55 +56,62 @@ export class MemoryStore implements SessionStore {
 
   /** Bytes currently accounted for; never above `maxBytes`. */
   get bytes(): number {
-    return this.#entries.bytes;
+    return this.#records.bytes;
   }
 
   /** Records pushed out by the byte bound (not by expiry). */
   get evictions(): number {
-    return this.#entries.evictions;
+    return this.#records.evictions;
   }
 
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
-    const entry = this.#live(key);
-    if (!entry) return null;
-    this.#entries.get(key); // marks it most recently used
-    return toRecord(key, entry);
+    const stored = toStoredKey(key);
+    const value = this.#records.peek(stored);
+    if (value === undefined) return null;
+    const head = this.#live(stored, value);
+    if (!head) return null;
+    this.#records.bump(stored, value);
+    return this.#toRecord(key, value, head);
   }
 
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
     this.#open();
     assertNextVersion(record, expectedVersion);
-    const current = this.#live(record.key);
+    const stored = toStoredKey(record.key);
+    const value = this.#records.peek(stored);
+    const current = value === undefined ? null : this.#live(stored, value);
     const currentVersion = current ? current.version : 0;
     if (currentVersion !== expectedVersion) return { ok: false, current: currentVersion };
-    const size = recordBytes(record.key, record.data, record.userId);
-    const max = this.#entries.maxBytes;
+    const packed = this.#packer.pack(record);
+    const size = entryBytes(stored, packed);
+    const max = this.#records.maxBytes;
     if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
-    if (current) this.#remove(record.key, current);
-    const entry = new Entry(record.data, record.version, record.userId, record.createdAt, record.lastSeenAt,
-      record.expiresAt, record.absoluteExpiresAt);
-    if (record.userId !== null) this.#index(record.userId, record.key);
-    this.#entries.set(record.key, entry, size);
+    if (current) this.#remove(stored, current);
+    if (record.userId !== null) this.#index(record.userId, stored);
+    this.#records.put(stored, packed);
     this.#notify(record.key, stampOf(record));
     return { ok: true };
   }
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
     this.#open();
-    const entry = this.#live(key);
-    if (!entry) return false;
-    entry.expiresAt = expiresAt;
-    entry.lastSeenAt = lastSeenAt;
-    this.#notify(key, stampOf(entry));
+    const stored = toStoredKey(key);
+    const value = this.#records.peek(stored);
+    const head = value === undefined ? null : this.#live(stored, value);
+    if (!head) return false;
+    // A touch is a use: the record also becomes the most recently used.
+    this.#records.put(stored, this.#packer.touched(value!, head, expiresAt, lastSeenAt));
+    this.#notify(key, stampOf({ version: head.version, expiresAt }));
     return true;
   }
 
   async destroy(key: string): Promise<void> {
     this.#open();
-    const entry = this.#entries.peek(key);
-    if (entry) {
-      this.#remove(key, entry);
+    const stored = toStoredKey(key);
+    const value = this.#records.peek(stored);
+    if (value !== undefined) {
+      this.#remove(stored, readHead(value));
       this.#notify(key);
     }
   }
@@ -120,9 +121,10 @@ export class MemoryStore implements SessionStore {
     const keys = this.#byUser.get(userId);
     if (!keys) return [];
     const out: SessionRecord[] = [];
-    for (const key of [...keys]) {
-      const entry = this.#live(key);
-      if (entry) out.push(toRecord(key, entry));
+    for (const stored of [...keys]) {
+      const value = this.#records.peek(stored);
+      const head = value === undefined ? null : this.#live(stored, value);
+      if (head) out.push(this.#toRecord(fromStoredKey(stored), value!, head));
     }
     return out;
   }
@@ -131,15 +133,16 @@ export class MemoryStore implements SessionStore {
     this.#open();
     const keys = this.#byUser.get(userId);
     if (!keys) return 0;
-    const keep = new Set(options.except ?? []);
+    const keep = new Set((options.except ?? []).map(toStoredKey));
     let removed = 0;
-    for (const key of [...keys]) {
-      if (keep.has(key)) continue;
-      const entry = this.#entries.peek(key);
-      if (!entry) continue;
-      if (!isExpired(entry, this.#clock.now())) removed++;
-      this.#remove(key, entry);
-      this.#notify(key);
+    for (const stored of [...keys]) {
+      if (keep.has(stored)) continue;
+      const value = this.#records.peek(stored);
+      if (value === undefined) continue;
+      const head = readHead(value);
+      if (!isExpired(head, this.#clock.now())) removed++;
+      this.#remove(stored, head);
+      this.#notify(fromStoredKey(stored));
     }
     return removed;
   }
@@ -148,9 +151,10 @@ export class MemoryStore implements SessionStore {
     if (this.#closed) return 0;
     const now = this.#clock.now();
     let removed = 0;
-    for (const [key, entry] of this.#entries.entries()) {
-      if (isExpired(entry, now)) {
-        this.#remove(key, entry);
+    for (const [stored, value] of this.#records.entries()) {
+      const head = readHead(value);
+      if (isExpired(head, now)) {
+        this.#remove(stored, head);
         removed++;
       }
     }
@@ -159,7 +163,7 @@ export class MemoryStore implements SessionStore {
 
   async count(): Promise<number> {
     this.#open();
-    return this.#entries.size;
+    return this.#records.size;
   }
 
   /** Reports each set and touch with its stamp, each removal (destroy, eviction) without; see SessionStore.subscribe. */
@@ -172,7 +176,7 @@ export class MemoryStore implements SessionStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    this.#entries.clear();
+    this.#records.clear();
     this.#byUser.clear();
     this.#listeners.clear();
   }
@@ -181,49 +185,49 @@ export class MemoryStore implements SessionStore {
     if (this.#closed) throw new StoreClosedError('MemoryStore');
   }
 
-  #live(key: string): Entry | undefined {
-    const entry = this.#entries.peek(key);
-    if (!entry) return undefined;
-    if (isExpired(entry, this.#clock.now())) {
-      this.#remove(key, entry);
-      return undefined;
+  /** The header of the record `value` under `stored`, or null (and the record removed) once it expired. */
+  #live(stored: string, value: string): Head | null {
+    const head = readHead(value);
+    if (isExpired(head, this.#clock.now())) {
+      this.#remove(stored, head);
+      return null;
     }
-    return entry;
+    return head;
   }
 
-  #index(userId: string, key: string): void {
+  #toRecord(key: string, value: string, h: Head): SessionRecord {
+    return {
+      key,
+      data: this.#packer.data(value, h),
+      version: h.version,
+      userId: h.userId,
+      createdAt: h.createdAt,
+      lastSeenAt: h.lastSeenAt,
+      expiresAt: h.expiresAt,
+      absoluteExpiresAt: h.absoluteExpiresAt,
+    };
+  }
+
+  #index(userId: string, stored: string): void {
     let keys = this.#byUser.get(userId);
     if (!keys) this.#byUser.set(userId, (keys = new Set()));
-    keys.add(key);
+    keys.add(stored);
   }
 
-  #remove(key: string, entry: Entry): void {
-    this.#entries.delete(key);
-    this.#unindex(key, entry);
+  #remove(stored: string, head: Head): void {
+    this.#records.delete(stored);
+    this.#unindex(stored, head);
   }
 
-  #unindex(key: string, entry: Entry): void {
-    if (entry.userId !== null) {
-      const keys = this.#byUser.get(entry.userId);
-      keys?.delete(key);
-      if (keys && keys.size === 0) this.#byUser.delete(entry.userId);
+  #unindex(stored: string, head: Head): void {
+    if (head.userId !== null) {
+      const keys = this.#byUser.get(head.userId);
+      keys?.delete(stored);
+      if (keys && keys.size === 0) this.#byUser.delete(head.userId);
     }
   }
 
   #notify(key: string, stamp?: string): void {
     for (const listener of this.#listeners) listener(key, stamp);
   }
-}
-
-function toRecord(key: string, e: Entry): SessionRecord {
-  return {
-    key,
-    data: e.data,
-    version: e.version,
-    userId: e.userId,
-    createdAt: e.createdAt,
-    lastSeenAt: e.lastSeenAt,
-    expiresAt: e.expiresAt,
-    absoluteExpiresAt: e.absoluteExpiresAt,
-  };
 }

@@ -1,0 +1,262 @@
+/**
+ * How MemoryStore lays out one record: a single flat string of bytes (one per character, so V8 keeps
+ * it at one heap byte per character) holding a small header and the data, Huffman-coded once the
+ * store has learned its byte frequencies (only counts are kept, never text). A typical 207-character
+ * session becomes a string of about 165 characters (168 heap bytes); with its key and map slot the
+ * store holds it in about 255 heap bytes, where objects per field took 512.
+ *
+ * Layout, byte by byte: flags; the numbers (varints of version, createdAt, lastSeenAt − createdAt,
+ * expiresAt − lastSeenAt, absoluteExpiresAt − createdAt; or, for any value that is not a
+ * non-negative safe integer in that order, the five as float64, so every number comes back exactly);
+ * the owner (varint byte length + bytes) when there is one; when coded, the data's byte length as a
+ * varint; then the data's bytes, coded or as they are.
+ * @module
+ */
+import { ByteCode } from './byte-code.js';
+
+const TEXT = 3;
+/** The data's bytes: ASCII (read back one byte per character), UTF-8, or UTF-16LE code units. */
+const ASCII = 0;
+const UTF8 = 1;
+const UTF16 = 2;
+const CODED = 4;
+const WIDE = 8;
+/** The owner: none, one byte per character, or UTF-16LE code units. */
+const OWNER_SHIFT = 4;
+const OWNER_LATIN1 = 1;
+const OWNER_UTF16 = 2;
+const ENCODINGS = ['latin1', 'utf8', 'utf16le'] as const;
+
+/** Scratch buffers grow up to this size and are kept; a bigger record gets a buffer of its own. */
+const SCRATCH_KEPT = 64 * 1024;
+
+/** Records whose bytes train the code, and how many bytes of each count: one big record cannot skew it. */
+export const TRAINING = { records: 128, bytesPerRecord: 1024 } as const;
+
+/** The fields of a stored record except its key and data; `body` is where the rest begins. */
+export class Head {
+  flags = 0;
+  version = 0;
+  createdAt = 0;
+  lastSeenAt = 0;
+  expiresAt = 0;
+  absoluteExpiresAt = 0;
+  userId: string | null = null;
+  /** Where the owner begins (the end of the numbers). */
+  owner = 0;
+  /** Where the data's bytes begin. */
+  body = 0;
+  /** The data's length in bytes before coding (coded records only). */
+  size = 0;
+}
+
+export interface PackedFields {
+  data: string;
+  version: number;
+  userId: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  absoluteExpiresAt: number;
+}
+
+/** Reads a stored record's header. */
+export function readHead(s: string): Head {
+  const h = new Head();
+  h.flags = s.charCodeAt(0);
+  h.body = 1;
+  if (h.flags & WIDE) {
+    const at = h.body;
+    h.version = float64(s, at);
+    h.createdAt = float64(s, at + 8);
+    h.lastSeenAt = float64(s, at + 16);
+    h.expiresAt = float64(s, at + 24);
+    h.absoluteExpiresAt = float64(s, at + 32);
+    h.body = at + 40;
+  } else {
+    h.version = varint(s, h);
+    h.createdAt = varint(s, h);
+    h.lastSeenAt = h.createdAt + varint(s, h);
+    h.expiresAt = h.lastSeenAt + varint(s, h);
+    h.absoluteExpiresAt = h.createdAt + varint(s, h);
+  }
+  h.owner = h.body;
+  const owner = (h.flags >>> OWNER_SHIFT) & 3;
+  if (owner !== 0) {
+    const bytes = varint(s, h);
+    const at = h.body;
+    h.body = at + bytes;
+    h.userId = owner === OWNER_LATIN1 ? s.slice(at, at + bytes) : decodeBytes(s, at, bytes, 'utf16le');
+  }
+  if (h.flags & CODED) h.size = varint(s, h);
+  return h;
+}
+
+/**
+ * Packs records into strings and back. One per store: it owns the scratch buffers and the code it
+ * trains on the first TRAINING.records records' data; records packed before that stay uncoded.
+ */
+export class RecordPacker {
+  #in = Buffer.allocUnsafeSlow(1024);
+  #out = Buffer.allocUnsafeSlow(1024);
+  #code: ByteCode | null = null;
+  #counts: number[] | null = new Array<number>(256).fill(0);
+  #sampled = 0;
+
+  /** Whether data is being coded yet (the code is trained). */
+  get coding(): boolean {
+    return this.#code !== null;
+  }
+
+  pack(r: PackedFields): string {
+    const { data, userId } = r;
+    const input = this.#input(data.length * 3);
+    let text: number;
+    let n: number;
+    if (isWellFormed(data)) {
+      n = input.write(data, 0, 'utf8');
+      text = n === data.length ? ASCII : UTF8;
+    } else {
+      n = input.write(data, 0, 'utf16le');
+      text = UTF16;
+    }
+    if (this.#counts) this.#learn(input, n);
+
+    const ownerLatin1 = userId === null || isLatin1(userId);
+    const ownerBytes = userId === null ? 0 : ownerLatin1 ? userId.length : userId.length * 2;
+    const out = this.#output(64 + ownerBytes + n);
+    let flags = text | (compact(r) ? 0 : WIDE);
+    let o = putNumbers(out, flags, r);
+    if (userId !== null) {
+      flags |= (ownerLatin1 ? OWNER_LATIN1 : OWNER_UTF16) << OWNER_SHIFT;
+      o = putVarint(out, o, ownerBytes);
+      o += out.write(userId, o, ownerLatin1 ? 'latin1' : 'utf16le');
+    }
+    // Coded only when strictly shorter, length included.
+    const coded = this.#code && n > 0 ? this.#code.encode(input, n, out, putVarint(out, o, n), o + n - 1) : -1;
+    if (coded >= 0) {
+      flags |= CODED;
+      o = coded;
+    } else {
+      o += input.copy(out, o, 0, n);
+    }
+    out[0] = flags;
+    return out.toString('latin1', 0, o);
+  }
+
+  /** The data of the record stored as `s`, whose header is `h`. */
+  data(s: string, h: Head): string {
+    const encoding = ENCODINGS[h.flags & TEXT]!;
+    if (!(h.flags & CODED)) {
+      return (h.flags & TEXT) === ASCII ? s.slice(h.body) : decodeBytes(s, h.body, s.length - h.body, encoding);
+    }
+    const n = h.size;
+    const bytes = this.#input(n);
+    // A coded record exists only once the code does; it never changes afterwards.
+    this.#code!.decode(s, h.body, bytes, n);
+    return bytes.toString(encoding, 0, n);
+  }
+
+  /** The record `s` with new lastSeenAt and expiresAt; owner and data are copied as they are. */
+  touched(s: string, h: Head, expiresAt: number, lastSeenAt: number): string {
+    const fields = { version: h.version, createdAt: h.createdAt, lastSeenAt, expiresAt, absoluteExpiresAt: h.absoluteExpiresAt };
+    const out = this.#output(41 + s.length);
+    const flags = (h.flags & ~WIDE) | (compact(fields) ? 0 : WIDE);
+    let o = putNumbers(out, flags, fields);
+    o += out.write(s.slice(h.owner), o, 'latin1');
+    return out.toString('latin1', 0, o);
+  }
+
+  #input(size: number): Buffer {
+    if (size <= this.#in.length) return this.#in;
+    return size <= SCRATCH_KEPT ? (this.#in = Buffer.allocUnsafeSlow(size)) : Buffer.allocUnsafeSlow(size);
+  }
+
+  #output(size: number): Buffer {
+    if (size <= this.#out.length) return this.#out;
+    return size <= SCRATCH_KEPT ? (this.#out = Buffer.allocUnsafeSlow(size)) : Buffer.allocUnsafeSlow(size);
+  }
+
+  #learn(bytes: Buffer, n: number): void {
+    const counts = this.#counts!;
+    const end = Math.min(n, TRAINING.bytesPerRecord);
+    for (let i = 0; i < end; i++) counts[bytes[i]!]!++;
+    if (++this.#sampled < TRAINING.records) return;
+    this.#code = new ByteCode(counts);
+    this.#counts = null;
+  }
+}
+
+type Numbers = Pick<PackedFields, 'version' | 'createdAt' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>;
+
+/** Writes `flags` and the numbers from offset 0; returns where the owner goes. */
+function putNumbers(out: Buffer, flags: number, r: Numbers): number {
+  out[0] = flags;
+  if (flags & WIDE) {
+    let o = 1;
+    for (const v of [r.version, r.createdAt, r.lastSeenAt, r.expiresAt, r.absoluteExpiresAt]) o = out.writeDoubleLE(v, o);
+    return o;
+  }
+  let o = putVarint(out, 1, r.version);
+  o = putVarint(out, o, r.createdAt);
+  o = putVarint(out, o, r.lastSeenAt - r.createdAt);
+  o = putVarint(out, o, r.expiresAt - r.lastSeenAt);
+  return putVarint(out, o, r.absoluteExpiresAt - r.createdAt);
+}
+
+/** True when every number fits the varint form: non-negative safe integers, times in their usual order. */
+function compact(r: Numbers): boolean {
+  return whole(r.version) && whole(r.createdAt) && whole(r.lastSeenAt) && whole(r.expiresAt) && whole(r.absoluteExpiresAt)
+    && r.lastSeenAt >= r.createdAt && r.expiresAt >= r.lastSeenAt && r.absoluteExpiresAt >= r.createdAt;
+}
+
+function whole(v: number): boolean {
+  return Number.isSafeInteger(v) && v >= 0 && !Object.is(v, -0);
+}
+
+/** Seven bits per byte, low first; arithmetic rather than bit operations, as times exceed 32 bits. */
+function putVarint(buf: Buffer, o: number, v: number): number {
+  while (v >= 128) {
+    buf[o++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  buf[o++] = v;
+  return o;
+}
+
+/** Reads a varint at `h.body` and moves `h.body` past it. */
+function varint(s: string, h: Head): number {
+  let p = h.body;
+  let c = s.charCodeAt(p++);
+  let v = c & 127;
+  let scale = 128;
+  while (c >= 128) {
+    c = s.charCodeAt(p++);
+    v += (c & 127) * scale;
+    scale *= 128;
+  }
+  h.body = p;
+  return v;
+}
+
+const wide = Buffer.allocUnsafeSlow(8);
+function float64(s: string, at: number): number {
+  wide.write(s.slice(at, at + 8), 0, 'latin1');
+  return wide.readDoubleLE(0);
+}
+
+function decodeBytes(s: string, at: number, n: number, encoding: BufferEncoding): string {
+  const buf = Buffer.allocUnsafe(n);
+  buf.write(s.slice(at, at + n), 0, 'latin1');
+  return buf.toString(encoding, 0, n);
+}
+
+function isLatin1(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+/** No lone surrogates, so UTF-8 gives the same string back (Node 20 has the method; ES2023 types do not). */
+function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}

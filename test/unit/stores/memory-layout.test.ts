@@ -1,0 +1,104 @@
+/** RecordPacker: one string per record, every field given back exactly, before and after the code is trained. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RecordPacker, TRAINING, readHead } from '../../../src/stores/memory/layout.js';
+import type { PackedFields } from '../../../src/stores/memory/layout.js';
+
+const now = 1_795_832_087_067;
+const base: PackedFields = {
+  data: '{"d":{"cart":[{"sku":"SKU-10013","qty":1,"price":1999}],"prefs":{"theme":"light"},"n":0}}',
+  version: 1,
+  userId: null,
+  createdAt: now,
+  lastSeenAt: now,
+  expiresAt: now + 1_860_000,
+  absoluteExpiresAt: now + 43_200_000,
+};
+
+function unpack(packer: RecordPacker, s: string): PackedFields {
+  const h = readHead(s);
+  return {
+    data: packer.data(s, h), version: h.version, userId: h.userId, createdAt: h.createdAt,
+    lastSeenAt: h.lastSeenAt, expiresAt: h.expiresAt, absoluteExpiresAt: h.absoluteExpiresAt,
+  };
+}
+
+function trained(): RecordPacker {
+  const packer = new RecordPacker();
+  for (let i = 0; i < TRAINING.records; i++) packer.pack({ ...base, data: base.data.replace('10013', String(10_000 + i)) });
+  assert.ok(packer.coding);
+  return packer;
+}
+
+/** Records whose fields are awkward in one way each. */
+const awkward: Array<Partial<PackedFields>> = [
+  {},
+  { data: '' },
+  { data: '{"name":"Zoë Ünïcödé 名前 🛒","rtl":"שלום","nul":"a\\u0000b"}' },
+  { data: 'Zoë' },
+  { data: 'lone \ud800 surrogate \udfff', userId: 'also \udc00 lone' },
+  { data: 'x'.repeat(70_000) },
+  { userId: 'alice' },
+  { userId: '' },
+  { userId: 'ユーザー-😀-42' },
+  { userId: 'é'.repeat(300) },
+  { version: 2 ** 40, createdAt: 0, lastSeenAt: 0, expiresAt: 0, absoluteExpiresAt: 0 },
+  { createdAt: now + 5, lastSeenAt: now }, // lastSeenAt before createdAt
+  { expiresAt: now - 1 },
+  { createdAt: -1 },
+  { createdAt: 1.5 },
+  { version: -0 },
+  { expiresAt: Number.MAX_SAFE_INTEGER + 2 },
+  { absoluteExpiresAt: Infinity },
+  { lastSeenAt: Number.NaN },
+];
+
+describe('RecordPacker', () => {
+  for (const [label, packer] of [['untrained', () => new RecordPacker()], ['trained', trained]] as const) {
+    it(`record packer when ${label} then gives every field of awkward records back exactly`, () => {
+      const p = packer();
+      for (const fields of awkward) {
+        const rec = { ...base, ...fields };
+        const s = p.pack(rec);
+        for (let i = 0; i < s.length; i++) assert.ok(s.charCodeAt(i) <= 0xff, 'one byte per character');
+        const back = unpack(p, s);
+        assert.deepEqual(back, rec, JSON.stringify(fields).slice(0, 80));
+        for (const k of ['version', 'createdAt', 'lastSeenAt', 'expiresAt', 'absoluteExpiresAt'] as const) assert.ok(Object.is(back[k], rec[k]), k);
+      }
+    });
+
+    it(`record packer when ${label} and touched then changes only expiresAt and lastSeenAt`, () => {
+      const p = packer();
+      for (const fields of awkward) {
+        const rec = { ...base, ...fields };
+        const s = p.pack(rec);
+        for (const [expiresAt, lastSeenAt] of [[now + 9_000_000, now + 60_000], [-5, 2.5]]) {
+          const t = p.touched(s, readHead(s), expiresAt!, lastSeenAt!);
+          assert.deepEqual(unpack(p, t), { ...rec, expiresAt, lastSeenAt });
+        }
+      }
+    });
+  }
+
+  it('record packer when trained then packs a typical session in well under its text length', () => {
+    const p = trained();
+    const s = p.pack({ ...base, data: base.data.replace('10013', '55555') });
+    assert.ok(s.length < base.data.length * 0.85, `${s.length} characters for ${base.data.length} of data`);
+  });
+
+  it('record packer when coding would not shrink the data then keeps it as it is', () => {
+    const p = trained();
+    const noise = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 151 + 7) % 256)).toString('latin1');
+    const s = p.pack({ ...base, data: noise });
+    assert.equal(unpack(p, s).data, noise);
+    assert.ok(s.length <= noise.length * 2 + 24);
+  });
+
+  it('record packer when one huge record comes first then counts only its first bytes towards training', () => {
+    const p = new RecordPacker();
+    p.pack({ ...base, data: 'q'.repeat(1_000_000) });
+    for (let i = 1; i < TRAINING.records; i++) p.pack(base);
+    const s = p.pack(base);
+    assert.ok(s.length < base.data.length, 'the code still fits the common records');
+  });
+});
