@@ -32,9 +32,11 @@ export type { RequestView } from './csrf.js';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /**
- * The data of a record ended by a regeneration, between the compare-and-set that ends it and its
- * deletion: read as "no session". Valid JSON, so stores that check their data accept it, but never
- * a codec envelope.
+ * The data of a record ended by a regeneration: read as "no session". The compare-and-set that ends
+ * the record also gives it deadlines already passed, so the store drops it in that same call (a TTL
+ * store deletes it; the others stop returning it and sweep it later), and no separate delete is sent.
+ * The marker covers a store whose clock trails the engine's by a few milliseconds. Valid JSON, so
+ * stores that check their data accept it, but never a codec envelope.
  */
 const ENDED = '"tether:ended"';
 
@@ -328,9 +330,16 @@ export class Tether<T extends object = SessionData> {
       }
       // Regeneration first ends the old record by compare-and-set, so a session that was destroyed (or
       // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
-      if (s.record !== null) await this.#writeLoop(s, now, this.#encode(s), (base) => ({ ...base, data: ENDED, version: base.version + 1, userId: null, lastSeenAt: now }));
+      // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
+      // every store, and moving it out of the index would cost Redis another round trip.
+      let text = this.#encode(s);
+      if (s.record !== null) {
+        text = await this.#writeLoop(s, now, text, (base) => ({
+          ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
+        }));
+      }
       const id = s.id ?? s.newId();
-      const record = this.#newRecord(s, id, this.#encode(s), now);
+      const record = this.#newRecord(s, id, text, now);
       const res = await this.#call(() => this.store.set(record, 0), 'set');
       if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
       this.#stats.writes++;
@@ -341,7 +350,6 @@ export class Tether<T extends object = SessionData> {
       s.setCookies.push(this.cookieFor(id));
       if (previous) {
         this.#decoded.forget(previous.key);
-        await this.#call(() => this.store.destroy(previous.key), 'destroy');
         this.#emit('regenerated', record.key, record.userId, undefined, previous.key);
       } else {
         this.#emit('created', record.key, record.userId);
@@ -375,8 +383,9 @@ export class Tether<T extends object = SessionData> {
    * Compare-and-set of `next(base, encodedData)` over the loaded record. On a conflict the handler's
    * `update()`/`setUser()` changes are re-applied to the fresh record and the write retried; a change
    * that cannot be replayed, or a session that ended meanwhile, fails with SESSION_CONFLICT.
+   * Returns the data text it wrote (after any replay).
    */
-  async #writeLoop(s: SessionState, now: number, firstText: string, next: (base: SessionRecord, data: string) => SessionRecord): Promise<void> {
+  async #writeLoop(s: SessionState, now: number, firstText: string, next: (base: SessionRecord, data: string) => SessionRecord): Promise<string> {
     let base = s.record!;
     let text = firstText;
     let replayable: boolean | undefined;
@@ -386,7 +395,7 @@ export class Tether<T extends object = SessionData> {
       if (res.ok) {
         this.#stats.writes++;
         s.record = rec;
-        return;
+        return text;
       }
       this.#stats.conflicts++;
       replayable ??= await this.#replayable(s, firstText);

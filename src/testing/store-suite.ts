@@ -163,6 +163,21 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.equal(await store.get(rec.key), null);
     });
 
+    test('a compare-and-set to a record already past its deadline ends it: nothing live is left, and the old version conflicts', async () => {
+      const rec = makeRecord(clock, { userId: 'ending-user' });
+      const before = store.count ? await store.count() : 0;
+      await store.set(rec, 0);
+      const now = clock.now();
+      const ended = { ...rec, version: 2, data: '"ended"', expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+      assert.deepEqual(await store.set(ended, 1), { ok: true });
+      assert.equal(await store.get(rec.key), null);
+      assert.deepEqual(await store.listByUser('ending-user'), []);
+      if (store.count) assert.equal(await store.count(), before, 'count() leaves it out');
+      assert.deepEqual(await store.set({ ...rec, version: 2, data: '"late"' }, 1), { ok: false, current: 0 });
+      assert.equal(await store.touch(rec.key, now + 60_000, now), false, 'a touch does not bring it back');
+      assert.equal(await store.get(rec.key), null);
+    });
+
     test('an expired key can be created again from version 0', async () => {
       const rec = makeRecord(clock, { expiresAt: clock.now() + 500 });
       await store.set(rec, 0);

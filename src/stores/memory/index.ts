@@ -83,6 +83,14 @@ export class MemoryStore implements SessionStore {
     const current = value === undefined ? null : this.#live(stored, value);
     const currentVersion = current ? current.version : 0;
     if (currentVersion !== expectedVersion) return { ok: false, current: currentVersion };
+    if (isExpired(record, this.#clock.now())) {
+      // Written already past a deadline (how the engine ends a regenerated record): nothing to keep.
+      if (current) {
+        this.#remove(stored, current);
+        this.#notify(record.key);
+      }
+      return { ok: true };
+    }
     const packed = this.#packer.pack(record);
     const size = entryBytes(stored, packed);
     const max = this.#records.maxBytes;
