@@ -96,7 +96,7 @@ describe('TieredStore over Redis', () => {
           const killed = Number(await redisCommand(server.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']));
           assert.ok(killed >= 2, `killed ${killed} subscriber connections`);
         },
-        afterRecovery: 30, maxIterations: 5_000, maxMs: 15_000,
+        afterRecovery: 30, maxIterations: 10_000, maxMs: 30_000,
       });
       assert.ok(result.hitsAfterRecovery > 0, 'the reader serves local copies again once its feed is back');
     } finally {
