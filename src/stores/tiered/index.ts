@@ -18,7 +18,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
-import { ByteLru, recordBytes } from '../lru.js';
+import { LocalCopies } from './local-copies.js';
 import { Echoes } from './echoes.js';
 import { FenceCoalescer } from './fence.js';
 import { TIERED_STORE_DEFAULTS } from './options.js';
@@ -59,7 +59,7 @@ export class TieredStore implements SessionStore {
   readonly #shared: SessionStore;
   readonly #clock: Clock;
   readonly #closeShared: boolean;
-  readonly #lru: ByteLru<SessionRecord>;
+  readonly #lru: LocalCopies;
   readonly #gens = new Map<string, Generation>();
   /** Stamps of own writes whose reports are awaited; absent without a feed. */
   readonly #echoes: Echoes | undefined;
@@ -89,7 +89,7 @@ export class TieredStore implements SessionStore {
     this.#shared = shared;
     this.#clock = options.clock ?? systemClock;
     this.#closeShared = options.closeShared ?? TIERED_STORE_DEFAULTS.closeShared;
-    this.#lru = new ByteLru(options.maxBytes ?? TIERED_STORE_DEFAULTS.maxBytes);
+    this.#lru = new LocalCopies(options.maxBytes ?? TIERED_STORE_DEFAULTS.maxBytes);
     const canFence = typeof shared.fence === 'function';
     this.consistency = options.consistency ?? (canFence ? 'fenced' : 'eventual');
     if (this.consistency === 'fenced') {
@@ -110,16 +110,16 @@ export class TieredStore implements SessionStore {
 
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
-    const peeked = this.#lru.peek(key);
+    const peeked = this.#lru.head(key);
     if (peeked && isExpired(peeked, this.#clock.now())) this.#lru.delete(key);
     else if (peeked) {
       const trusted = this.#trusted();
       if (trusted === true || (trusted !== false && await trusted)) {
         // Looked up again: the fence may have delivered a report that dropped or replaced the copy.
-        const local = this.#lru.get(key);
+        const local = this.#lru.record(key, true);
         if (local && !isExpired(local, this.#clock.now())) {
           this.#hits++;
-          return { ...local };
+          return local;
         }
       }
     }
@@ -176,7 +176,7 @@ export class TieredStore implements SessionStore {
     const g = this.#acquire(key);
     // Taken out first, and put back with the new deadline once acknowledged, if no other change was
     // reported meanwhile (this touch's echo carries the stamp expected here).
-    const local = this.#lru.peek(key);
+    const local = this.#lru.record(key);
     this.#invalidate(key, false);
     const stamp = local ? stampOf({ version: local.version, expiresAt }) : undefined;
     if (stamp !== undefined) this.#echoes?.expect(key, stamp);
@@ -226,7 +226,7 @@ export class TieredStore implements SessionStore {
     } finally {
       // The feed reports each key too; this also covers a tier without one (singleProcess).
       const keep = new Set(options.except ?? []);
-      for (const [key, rec] of [...this.#lru.entries()]) if (rec.userId === userId && !keep.has(key)) this.#lru.delete(key);
+      for (const [key, rec] of this.#lru.heads()) if (rec.userId === userId && !keep.has(key)) this.#lru.delete(key);
       for (const g of this.#gens.values()) g.gen++;
     }
   }
@@ -234,7 +234,7 @@ export class TieredStore implements SessionStore {
   async #sweep(sharedSweep: () => Promise<number>): Promise<number> {
     if (this.#closed) return 0;
     const now = this.#clock.now();
-    for (const [key, rec] of [...this.#lru.entries()]) if (isExpired(rec, now)) this.#lru.delete(key);
+    for (const [key, rec] of this.#lru.heads()) if (isExpired(rec, now)) this.#lru.delete(key);
     return sharedSweep();
   }
 
@@ -275,9 +275,9 @@ export class TieredStore implements SessionStore {
   }
 
   #put(rec: SessionRecord): void {
-    const current = this.#lru.peek(rec.key);
+    const current = this.#lru.head(rec.key);
     if (current && current.version > rec.version) return;
-    this.#lru.set(rec.key, { ...rec }, recordBytes(rec.key, rec.data, rec.userId));
+    this.#lru.set(rec);
   }
 
   /**
@@ -287,7 +287,7 @@ export class TieredStore implements SessionStore {
   #reported(key: string, stamp: string | undefined): void {
     if (stamp !== undefined) {
       if (this.#echoes!.take(key, stamp)) return;
-      const local = this.#lru.peek(key);
+      const local = this.#lru.head(key);
       if (local && stampOf(local) === stamp) return;
     }
     this.#invalidate(key, true);

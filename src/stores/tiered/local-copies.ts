@@ -1,0 +1,75 @@
+/**
+ * TieredStore's local copies, in MemoryStore's compact layout (src/stores/memory): one string per
+ * record (binary key, packed numbers, data coded with the code this cache trains on its first
+ * records) in a Map whose order is the recency order, bounded by estimated heap bytes. A copy costs
+ * about 255 bytes for a ~200-byte session where a record object cost about 650, so the same
+ * `maxBytes` holds two and a half times as many sessions; a hit pays for unpacking the copy.
+ * @module
+ */
+import type { SessionRecord } from '../../core/store.js';
+import { fromStoredKey, toStoredKey } from '../memory/keys.js';
+import { RecordPacker, readHead } from '../memory/layout.js';
+import type { Head } from '../memory/layout.js';
+import { RecordTable, entryBytes } from '../memory/table.js';
+
+export class LocalCopies {
+  readonly #table: RecordTable;
+  readonly #packer = new RecordPacker();
+
+  constructor(maxBytes: number) {
+    this.#table = new RecordTable(maxBytes, () => {});
+  }
+
+  get size(): number {
+    return this.#table.size;
+  }
+
+  get bytes(): number {
+    return this.#table.bytes;
+  }
+
+  /** Copies pushed out by the byte bound. */
+  get evictions(): number {
+    return this.#table.evictions;
+  }
+
+  /** The copy's header fields (version, owner, deadlines) without unpacking its data. */
+  head(key: string): Head | undefined {
+    const value = this.#table.peek(toStoredKey(key));
+    return value === undefined ? undefined : readHead(value);
+  }
+
+  /** A new record object unpacked from the copy; `use` marks it most recently used. */
+  record(key: string, use = false): SessionRecord | undefined {
+    const stored = toStoredKey(key);
+    const value = this.#table.peek(stored);
+    if (value === undefined) return undefined;
+    if (use) this.#table.bump(stored, value);
+    const h = readHead(value);
+    return {
+      key, data: this.#packer.data(value, h), version: h.version, userId: h.userId, createdAt: h.createdAt,
+      lastSeenAt: h.lastSeenAt, expiresAt: h.expiresAt, absoluteExpiresAt: h.absoluteExpiresAt,
+    };
+  }
+
+  /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */
+  set(rec: SessionRecord): void {
+    const stored = toStoredKey(rec.key);
+    const packed = this.#packer.pack(rec);
+    if (entryBytes(stored, packed) > this.#table.maxBytes) this.#table.delete(stored);
+    else this.#table.put(stored, packed);
+  }
+
+  delete(key: string): boolean {
+    return this.#table.delete(toStoredKey(key));
+  }
+
+  clear(): void {
+    this.#table.clear();
+  }
+
+  /** Keys and header fields of every copy, oldest first; a snapshot, so deleting while iterating is safe. */
+  heads(): Array<[string, Head]> {
+    return [...this.#table.entries()].map(([stored, value]) => [fromStoredKey(stored), readHead(value)]);
+  }
+}
