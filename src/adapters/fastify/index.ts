@@ -15,6 +15,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Tether } from '../../core/engine.js';
+import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
 import { errorResponse } from '../shared/http.js';
@@ -55,6 +56,9 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     try {
       const session = await tether.open(view, routeOpts?.write === undefined ? {} : { write: routeOpts.write });
       req.session = session as Session<SessionData>;
+      // A request that ends without a reply (aborted) must not keep the gate. Only a request that may
+      // write holds it, so only those listen (an onRequestAbort hook would add a listener to every request).
+      if (sessionState(session).release !== null) reply.raw.once('close', () => tether.abandon(session));
       if ((routeOpts?.csrf ?? opts.csrf ?? true) !== false) tether.checkRequest(session, view);
     } catch (err) {
       if (req.session) tether.abandon(req.session);
@@ -84,15 +88,9 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   });
 
   // A handler that threw wrote nothing: its half-done session changes are dropped, as in every adapter.
-  // These hooks take `done` rather than returning a promise: they run on every request and do no I/O.
-  const release = (req: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
-    if (req.session) tether.abandon(req.session);
-    done();
-  };
-  app.addHook('onError', (req: FastifyRequest, reply: FastifyReply, _err: Error, done: () => void) => release(req, reply, done));
-  // A request that ends without a reply being sent (aborted) must not keep the gate.
-  app.addHook('onResponse', release);
-  app.addHook('onRequestAbort', (req: FastifyRequest, done: () => void) => {
+  // Runs before the error reply's onSend, so that commit finds the session abandoned. Takes `done`
+  // rather than returning a promise: it does no I/O.
+  app.addHook('onError', (req: FastifyRequest, _reply: FastifyReply, _err: Error, done: () => void) => {
     if (req.session) tether.abandon(req.session);
     done();
   });
