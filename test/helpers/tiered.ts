@@ -5,7 +5,8 @@
  * @module
  */
 import assert from 'node:assert/strict';
-import { makeRecord } from '../../src/testing/store-suite.js';
+import { it } from 'node:test';
+import { ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { stampOf } from '../../src/core/store.js';
 import type { ChangeFeedState, Clock, SessionRecord, SessionStore } from '../../src/core/store.js';
 import type { TieredStore } from '../../src/stores/tiered/index.js';
@@ -189,4 +190,51 @@ export async function othersChangesInvalidate(a: StampNode, b: StampNode, clock:
   await removed;
   assert.equal(await a.tier.get(rec.key), null, 'A no longer serves a destroyed session');
   assert.equal(counts(a.tier).invalidations, before.invalidations + 1);
+}
+
+export interface TwoNodeCases {
+  /** How test names call the shared backend, e.g. "one Redis". */
+  where: string;
+  /** Prefix of the test names, e.g. "tiered redis". */
+  tag: string;
+  /** Two nodes over one shared namespace (two processes' worth). */
+  pair: (clock: Clock) => Promise<[TieredStore, TieredStore]>;
+  /** One node over a fresh namespace. */
+  single: (clock: Clock) => Promise<TieredStore>;
+  iterations: number;
+  /** Hits and invalidations each node must show at least. */
+  atLeast: number;
+}
+
+/** The freshness and fence-sharing cases every backend's tier runs. */
+export function twoNodeCases(o: TwoNodeCases): void {
+  it(`two tiers over ${o.where} when one acknowledges a write then the other’s next read returns it`, async () => {
+    const clock = new ManualClock();
+    const [a, b] = await o.pair(clock);
+    try {
+      assert.equal(a.consistency, 'fenced');
+      await alternateWrites(a, b, clock, o.iterations);
+      for (const t of [a, b]) {
+        const s = t.stats();
+        assert.ok(s.hits >= o.atLeast, `copies were served locally (hits ${s.hits})`);
+        assert.ok(s.invalidations >= o.atLeast, `and dropped when the other node wrote (invalidations ${s.invalidations})`);
+        assert.ok(s.fences >= s.hits, 'every hit waited for a fence');
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it(`${o.tag} when 200 reads of cached records run at once then they share two fences`, async () => {
+    const clock = new ManualClock();
+    const tier = await o.single(clock);
+    try {
+      const { hits, fences } = await concurrentHits(tier, clock, 200);
+      assert.equal(hits, 200);
+      assert.equal(fences, 2, 'one for the first read, one for all that began after it was sent');
+    } finally {
+      await tier.close();
+    }
+  });
 }

@@ -8,7 +8,7 @@ import { runStoreSuite, ManualClock } from '../../src/testing/store-suite.js';
 import type { Clock, SessionStore } from '../../src/core/store.js';
 import { startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
-import { alternateWrites, concurrentHits, writesAcrossFeedOutage } from '../helpers/tiered.js';
+import { twoNodeCases, writesAcrossFeedOutage } from '../helpers/tiered.js';
 
 let server: PostgresServer;
 let tables = 0;
@@ -55,36 +55,13 @@ runStoreSuite({
 });
 
 describe('TieredStore over PostgreSQL', () => {
-  it('two tiers over one PostgreSQL table when one acknowledges a write then the other’s next read returns it', async () => {
-    const clock = new ManualClock();
-    const table = nextTable();
-    const a = await node(table, clock);
-    const b = await node(table, clock);
-    try {
-      assert.equal(a.consistency, 'fenced');
-      await alternateWrites(a, b, clock, 200);
-      for (const t of [a, b]) {
-        const s = t.stats();
-        assert.ok(s.hits >= 60, `copies were served locally (hits ${s.hits})`);
-        assert.ok(s.invalidations >= 60, `and dropped when the other node wrote (invalidations ${s.invalidations})`);
-        assert.ok(s.fences >= s.hits, 'every hit waited for a fence');
-      }
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
-
-  it('tiered postgres when 200 reads of cached records run at once then they share two fences', async () => {
-    const clock = new ManualClock();
-    const tier = await node(nextTable(), clock);
-    try {
-      const { hits, fences } = await concurrentHits(tier, clock, 200);
-      assert.equal(hits, 200);
-      assert.equal(fences, 2, 'one for the first read, one for all that began after it was sent');
-    } finally {
-      await tier.close();
-    }
+  twoNodeCases({
+    where: 'one PostgreSQL table', tag: 'tiered postgres', iterations: 200, atLeast: 60,
+    pair: async (clock) => {
+      const table = nextTable();
+      return [await node(table, clock), await node(table, clock)];
+    },
+    single: (clock) => node(nextTable(), clock),
   });
 
   it('tiered postgres when the LISTEN backends are terminated then no read returns a version older than the last acknowledged write', async () => {

@@ -8,7 +8,7 @@ import { runStoreSuite, ManualClock } from '../../src/testing/store-suite.js';
 import type { Clock, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
-import { alternateWrites, concurrentHits, writesAcrossFeedOutage } from '../helpers/tiered.js';
+import { twoNodeCases, writesAcrossFeedOutage } from '../helpers/tiered.js';
 
 let server: RedisServer;
 let prefixes = 0;
@@ -53,35 +53,13 @@ describe('TieredStore over Redis', () => {
     assert.equal(sharedOf.get(tier)!.feedState, 'closed');
   });
 
-  it('two tiers over one Redis when one acknowledges a write then the other’s next read returns it', async () => {
-    const clock = new ManualClock();
-    const prefix = nextPrefix();
-    const a = await node(prefix, clock);
-    const b = await node(prefix, clock);
-    try {
-      await alternateWrites(a, b, clock, 300);
-      for (const t of [a, b]) {
-        const s = t.stats();
-        assert.ok(s.hits >= 100, `copies were served locally (hits ${s.hits})`);
-        assert.ok(s.invalidations >= 100, `and dropped when the other node wrote (invalidations ${s.invalidations})`);
-        assert.ok(s.fences >= s.hits, 'every hit waited for a fence');
-      }
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
-
-  it('tiered redis when 200 reads of cached records run at once then they share two fences', async () => {
-    const clock = new ManualClock();
-    const tier = await node(nextPrefix(), clock);
-    try {
-      const { hits, fences } = await concurrentHits(tier, clock, 200);
-      assert.equal(hits, 200);
-      assert.equal(fences, 2, 'one for the first read, one for all that began after it was sent');
-    } finally {
-      await tier.close();
-    }
+  twoNodeCases({
+    where: 'one Redis', tag: 'tiered redis', iterations: 300, atLeast: 100,
+    pair: async (clock) => {
+      const prefix = nextPrefix();
+      return [await node(prefix, clock), await node(prefix, clock)];
+    },
+    single: (clock) => node(nextPrefix(), clock),
   });
 
   it('tiered redis when every subscriber connection is killed then no read returns a version older than the last acknowledged write', async () => {
