@@ -11,6 +11,7 @@ import { createTether, isTetherError, RateLimitedError } from 'tether';
 import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
 import { registerTetherMetrics, instrumentStore } from 'tether/observability';
+import { isClusterWorker, shareWorkerMetrics } from 'tether/cluster';
 import { openSessionStore } from './config.js';
 import type { ShopConfig } from './config.js';
 import { openShopDb } from './db/index.js';
@@ -158,6 +159,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   const registry = new Registry();
   registry.setDefaultLabels({ node: config.nodeName });
   collectDefaultMetrics({ register: registry });
+  // Under the cluster, a scrape of any worker answers for all of them (series apart by `node`).
+  if (isClusterWorker()) shareWorkerMetrics(registry);
   const store = instrumentStore(await openSessionStore(config), registry);
   let db: ShopDb | undefined;
   try {

@@ -20,8 +20,10 @@ import { startPrimary } from './primary.js';
 import type { ClusterPrimary } from './primary.js';
 import { acceptHandoff } from './worker.js';
 import type { WorkerHandle } from './worker.js';
+import { serveClusterMetrics } from './metrics.js';
 
 export { acceptHandoff } from './worker.js';
+export { clusterMetrics, serveClusterMetrics, shareWorkerMetrics, CLUSTER_METRICS_TIMEOUT_MS } from './metrics.js';
 export type { WorkerHandle } from './worker.js';
 export type { ClusterPrimary, WorkerInfo } from './primary.js';
 export { CLUSTER_DEFAULTS, resolveClusterOptions, resolveWorkerOptions, stderrLog } from './options.js';
@@ -54,6 +56,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterPrimar
     const handle = acceptHandoff(app.server, { close: app.close, log: o.log });
     return { role: 'worker', app, handle };
   }
+  serveClusterMetrics();
   const primary = await startPrimary(o);
   o.log('info', 'cluster listening', { url: `http://${primary.host}:${primary.port}`, workers: o.workers, node: o.nodeName });
   if (o.handleSignals) {

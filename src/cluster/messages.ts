@@ -30,8 +30,22 @@ export interface DrainingMessage {
   type: 'tether:draining';
 }
 
-export type PrimaryMessage = ConnectionMessage | DrainMessage;
-export type WorkerMessage = ReadyMessage | DrainingMessage;
+/** Worker → primary: send me every worker's metrics (src/cluster/metrics.ts). */
+export interface MetricsRequestMessage {
+  type: 'tether:metrics';
+  id: number;
+}
+
+/** Primary → worker: the cluster's metrics as Prometheus text, or why they could not be collected. */
+export interface MetricsReplyMessage {
+  type: 'tether:metrics-reply';
+  id: number;
+  text?: string;
+  error?: string;
+}
+
+export type PrimaryMessage = ConnectionMessage | DrainMessage | MetricsReplyMessage;
+export type WorkerMessage = ReadyMessage | DrainingMessage | MetricsRequestMessage;
 
 export function isMessage<T extends { type: string }>(msg: unknown, type: T['type']): msg is T {
   return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === type;

@@ -70,6 +70,21 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  it('metrics when scraped from either worker then list every worker\'s series, each labelled with its node', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      // A fresh connection each time, so the scrapes land on both workers.
+      const res = await fetch(`${app.url}/metrics`, { headers: { connection: 'close' } });
+      assert.equal(res.status, 200);
+      seen.add(res.headers.get('x-tether-node') ?? '');
+      const text = await res.text();
+      for (const w of ['w1', 'w2']) {
+        assert.match(text, new RegExp(`tether_sessions_created_total\\{[^}]*node="${NODE}:${w}"`), `${w}'s series in a scrape served by ${[...seen].at(-1)}`);
+      }
+    }
+    assert.equal(seen.size, 2, `scrapes reached both workers (${[...seen].join(', ')})`);
+  });
+
   it('cluster when a worker is killed with SIGKILL under load then no acknowledged add is lost and affected clients continue on the live worker', async (t) => {
     const load = new CartLoad({ url: app.url, clients: CLIENTS, opsPerClient: 40, pauseMs: 15 });
     killLoad = load;
