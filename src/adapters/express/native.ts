@@ -5,9 +5,8 @@
  */
 import type { Request, Response, NextFunction, RequestHandler } from 'express';
 import type { Tether } from '../../core/engine.js';
-import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
-import { beginSession, holdUntilCommitted, sendError } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, holdUntilCommitted, sendError } from '../shared/http.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -45,9 +44,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
           }
           return tether.commit(session);
         });
-        // A client that goes away before the response ends must not keep the gate (only a request that
-        // may write holds it; a listener per read-only request would cost every read for nothing).
-        if (sessionState(session).release !== null) res.once('close', () => tether.abandon(session));
+        abandonOnEarlyClose(tether, session, res);
         next();
       },
       (err: unknown) => sendError(res, err),

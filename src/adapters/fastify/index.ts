@@ -15,10 +15,9 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Tether } from '../../core/engine.js';
-import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { errorResponse } from '../shared/http.js';
+import { abandonOnEarlyClose, errorResponse } from '../shared/http.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -56,9 +55,8 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     try {
       const session = await tether.open(view, routeOpts?.write === undefined ? {} : { write: routeOpts.write });
       req.session = session as Session<SessionData>;
-      // A request that ends without a reply (aborted) must not keep the gate. Only a request that may
-      // write holds it, so only those listen (an onRequestAbort hook would add a listener to every request).
-      if (sessionState(session).release !== null) reply.raw.once('close', () => tether.abandon(session));
+      // Instead of an onRequestAbort hook, which would add a listener to every request.
+      abandonOnEarlyClose(tether, session, reply.raw);
       if ((routeOpts?.csrf ?? opts.csrf ?? true) !== false) tether.checkRequest(session, view);
     } catch (err) {
       if (req.session) tether.abandon(req.session);

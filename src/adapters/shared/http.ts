@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InternalError, isTetherError } from '../../core/errors.js';
 import type { RequestView } from '../../core/csrf.js';
 import type { Tether } from '../../core/engine.js';
+import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 
 export function viewOf(req: IncomingMessage): RequestView {
@@ -49,6 +50,15 @@ export function appendSetCookie(res: ServerResponse, cookies: readonly string[])
   res.setHeader('set-cookie', [...list, ...cookies]);
   // A response that sets the session cookie must not be cached by anyone.
   res.setHeader('cache-control', 'no-store');
+}
+
+/**
+ * A client that goes away before its response ends must not keep the session's gate. Only a request
+ * that may write holds it, so only those listen: a listener on every read-only request would cost
+ * every read for nothing. After a commit, abandoning is a no-op.
+ */
+export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session: Session<T>, res: ServerResponse): void {
+  if (sessionState(session).release !== null) res.once('close', () => tether.abandon(session));
 }
 
 type AnyFn = (...args: never[]) => unknown;

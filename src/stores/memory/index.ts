@@ -72,7 +72,7 @@ export class MemoryStore implements SessionStore {
     const head = this.#live(stored, value);
     if (!head) return null;
     this.#records.bump(stored, value);
-    return this.#toRecord(key, value, head);
+    return this.#packer.record(key, value, head);
   }
 
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
@@ -132,7 +132,7 @@ export class MemoryStore implements SessionStore {
     for (const stored of [...keys]) {
       const value = this.#records.peek(stored);
       const head = value === undefined ? null : this.#live(stored, value);
-      if (head) out.push(this.#toRecord(fromStoredKey(stored), value!, head));
+      if (head) out.push(this.#packer.record(fromStoredKey(stored), value!, head));
     }
     return out;
   }
@@ -201,19 +201,6 @@ export class MemoryStore implements SessionStore {
       return null;
     }
     return head;
-  }
-
-  #toRecord(key: string, value: string, h: Head): SessionRecord {
-    return {
-      key,
-      data: this.#packer.data(value, h),
-      version: h.version,
-      userId: h.userId,
-      createdAt: h.createdAt,
-      lastSeenAt: h.lastSeenAt,
-      expiresAt: h.expiresAt,
-      absoluteExpiresAt: h.absoluteExpiresAt,
-    };
   }
 
   #index(userId: string, stored: string): void {

@@ -12,6 +12,7 @@
  * varint; then the data's bytes, coded or as they are.
  * @module
  */
+import type { SessionRecord } from '../../core/store.js';
 import { ByteCode } from './byte-code.js';
 
 const TEXT = 3;
@@ -50,15 +51,8 @@ export class Head {
   size = 0;
 }
 
-export interface PackedFields {
-  data: string;
-  version: number;
-  userId: string | null;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
-  absoluteExpiresAt: number;
-}
+/** What a packed record holds: a session record but its key, which the table keeps. */
+export type PackedFields = Omit<SessionRecord, 'key'>;
 
 /** Reads a stored record's header. */
 export function readHead(s: string): Head {
@@ -155,6 +149,14 @@ export class RecordPacker {
     // A coded record exists only once the code does; it never changes afterwards.
     this.#code!.decode(s, h.body, bytes, n);
     return bytes.toString(encoding, 0, n);
+  }
+
+  /** The whole record stored as `s` under `key`, whose header is `h`: a new object the caller owns. */
+  record(key: string, s: string, h: Head): SessionRecord {
+    return {
+      key, data: this.data(s, h), version: h.version, userId: h.userId, createdAt: h.createdAt,
+      lastSeenAt: h.lastSeenAt, expiresAt: h.expiresAt, absoluteExpiresAt: h.absoluteExpiresAt,
+    };
   }
 
   /** The record `s` with new lastSeenAt and expiresAt; owner and data are copied as they are. */

@@ -110,13 +110,14 @@ export class TieredStore implements SessionStore {
 
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
-    const peeked = this.#lru.head(key);
+    const stored = this.#lru.stored(key);
+    const peeked = this.#lru.head(stored);
     if (peeked && isExpired(peeked, this.#clock.now())) this.#lru.delete(key);
     else if (peeked) {
       const trusted = this.#trusted();
       if (trusted === true || (trusted !== false && await trusted)) {
         // Looked up again: the fence may have delivered a report that dropped or replaced the copy.
-        const local = this.#lru.record(key, true);
+        const local = this.#lru.record(stored, key, true);
         if (local && !isExpired(local, this.#clock.now())) {
           this.#hits++;
           return local;
@@ -176,7 +177,7 @@ export class TieredStore implements SessionStore {
     const g = this.#acquire(key);
     // Taken out first, and put back with the new deadline once acknowledged, if no other change was
     // reported meanwhile (this touch's echo carries the stamp expected here).
-    const local = this.#lru.record(key);
+    const local = this.#lru.record(this.#lru.stored(key), key);
     this.#invalidate(key, false);
     const stamp = local ? stampOf({ version: local.version, expiresAt }) : undefined;
     if (stamp !== undefined) this.#echoes?.expect(key, stamp);
@@ -275,9 +276,10 @@ export class TieredStore implements SessionStore {
   }
 
   #put(rec: SessionRecord): void {
-    const current = this.#lru.head(rec.key);
+    const stored = this.#lru.stored(rec.key);
+    const current = this.#lru.head(stored);
     if (current && current.version > rec.version) return;
-    this.#lru.set(rec);
+    this.#lru.set(rec, stored);
   }
 
   /**
@@ -287,7 +289,7 @@ export class TieredStore implements SessionStore {
   #reported(key: string, stamp: string | undefined): void {
     if (stamp !== undefined) {
       if (this.#echoes!.take(key, stamp)) return;
-      const local = this.#lru.head(key);
+      const local = this.#lru.head(this.#lru.stored(key));
       if (local && stampOf(local) === stamp) return;
     }
     this.#invalidate(key, true);

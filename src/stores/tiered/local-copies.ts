@@ -33,28 +33,27 @@ export class LocalCopies {
     return this.#table.evictions;
   }
 
+  /** The form a key has in this cache; convert once where one call uses a key several times. */
+  stored(key: string): string {
+    return toStoredKey(key);
+  }
+
   /** The copy's header fields (version, owner, deadlines) without unpacking its data. */
-  head(key: string): Head | undefined {
-    const value = this.#table.peek(toStoredKey(key));
+  head(stored: string): Head | undefined {
+    const value = this.#table.peek(stored);
     return value === undefined ? undefined : readHead(value);
   }
 
-  /** A new record object unpacked from the copy; `use` marks it most recently used. */
-  record(key: string, use = false): SessionRecord | undefined {
-    const stored = toStoredKey(key);
+  /** A new record object unpacked from the copy under `stored` (`key`'s form); `use` marks it most recently used. */
+  record(stored: string, key: string, use = false): SessionRecord | undefined {
     const value = this.#table.peek(stored);
     if (value === undefined) return undefined;
     if (use) this.#table.bump(stored, value);
-    const h = readHead(value);
-    return {
-      key, data: this.#packer.data(value, h), version: h.version, userId: h.userId, createdAt: h.createdAt,
-      lastSeenAt: h.lastSeenAt, expiresAt: h.expiresAt, absoluteExpiresAt: h.absoluteExpiresAt,
-    };
+    return this.#packer.record(key, value, readHead(value));
   }
 
   /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */
-  set(rec: SessionRecord): void {
-    const stored = toStoredKey(rec.key);
+  set(rec: SessionRecord, stored = toStoredKey(rec.key)): void {
     const packed = this.#packer.pack(rec);
     if (entryBytes(stored, packed) > this.#table.maxBytes) this.#table.delete(stored);
     else this.#table.put(stored, packed);
