@@ -34,6 +34,47 @@ export function sameData(data: SessionData, loaded: SessionData): boolean {
   return dequal(data, loaded);
 }
 
+/**
+ * A copy of `value` if it is exactly what a JSON round trip gives back (plain objects and arrays,
+ * strings, finite numbers, booleans, null), else undefined: anything JSON would drop or change (a
+ * Date, undefined, NaN, a class instance, a hole in an array, a prototype key) is refused, so a copy
+ * taken is always equal to the JSON codec's decoding of the text written from `value`.
+ */
+export function jsonExactCopy<V>(value: V): V | undefined {
+  const out = exact(value, 0);
+  return out === REFUSED ? undefined : out as V;
+}
+
+const REFUSED = Symbol('refused');
+/** Deeper than this is not worth checking: such data is decoded again instead. */
+const MAX_DEPTH = 64;
+
+function exact(v: unknown, depth: number): unknown {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : REFUSED;
+  if (typeof v !== 'object' || depth > MAX_DEPTH) return REFUSED;
+  if (Array.isArray(v)) {
+    const out = new Array<unknown>(v.length);
+    for (let i = 0; i < v.length; i++) {
+      if (!(i in v)) return REFUSED;
+      const c = exact(v[i], depth + 1);
+      if (c === REFUSED) return REFUSED;
+      out[i] = c;
+    }
+    return out;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return REFUSED;
+  const out: Record<string, unknown> = {};
+  for (const k in v) {
+    if (k === '__proto__' || k === 'constructor' || k === 'toJSON') return REFUSED;
+    const c = exact((v as Record<string, unknown>)[k], depth + 1);
+    if (c === REFUSED) return REFUSED;
+    out[k] = c;
+  }
+  return out;
+}
+
 export class DecodedCache {
   readonly #map = new Map<string, { text: string; env: Envelope }>();
   readonly #maxChars: number;
@@ -53,15 +94,28 @@ export class DecodedCache {
     if (hit !== undefined && hit.text === text) return hit.env;
     const env = decode(text);
     if (hit !== undefined) this.#drop(key, hit.text);
-    if (text.length <= DECODED_CACHE_MAX_TEXT && this.#maxChars > 0) {
-      while (this.#chars + text.length > this.#maxChars && this.#map.size > 0) {
-        const [oldKey, old] = this.#map.entries().next().value!;
-        this.#drop(oldKey, old.text);
-      }
-      this.#map.set(key, { text, env });
-      this.#chars += text.length;
-    }
+    this.#keep(key, text, env);
     return env;
+  }
+
+  #keep(key: string, text: string, env: Envelope): void {
+    if (text.length > DECODED_CACHE_MAX_TEXT || this.#maxChars === 0) return;
+    while (this.#chars + text.length > this.#maxChars && this.#map.size > 0) {
+      const [oldKey, old] = this.#map.entries().next().value!;
+      this.#drop(oldKey, old.text);
+    }
+    this.#map.set(key, { text, env });
+    this.#chars += text.length;
+  }
+
+  /**
+   * Keeps `env` as the decoding of `text` without decoding it: for the text a request has just written
+   * from data it holds. The caller guarantees that decoding `text` would give `env` (jsonExactCopy).
+   */
+  prime(key: string, text: string, env: Envelope): void {
+    const hit = this.#map.get(key);
+    if (hit !== undefined) this.#drop(key, hit.text);
+    this.#keep(key, text, env);
   }
 
   /** Forgets a session (destroyed, regenerated): its decoded data should not outlive it here. */

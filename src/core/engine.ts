@@ -11,7 +11,7 @@ import { VerifiedCookies } from './verified-cookies.js';
 import { readCookie, setCookieHeader, clearCookieHeader } from './cookie.js';
 import { SessionGate } from './gate.js';
 import { Deadlines } from './timeout.js';
-import { DecodedCache, copyData, sameData } from './decoded.js';
+import { DecodedCache, copyData, jsonExactCopy, sameData } from './decoded.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
 import { jsonCodec } from './codec.js';
@@ -39,6 +39,12 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
  * stores that check their data accept it, but never a codec envelope.
  */
 const ENDED = '"tether:ended"';
+
+/** Filled by #encode: the envelope a write's text decodes to, when it could be kept without decoding. */
+interface Written {
+  env: Envelope | null;
+}
+const NOTHING_WRITTEN: Written = Object.freeze({ env: null }) as Written;
 
 export interface OpenOptions {
   /**
@@ -101,7 +107,7 @@ export class Tether<T extends object = SessionData> {
     this.store = this.options.store ?? new MemoryStore({ clock: this.options.clock });
     this.#signer = new Signer(this.options.secrets);
     this.#verified = new VerifiedCookies(this.#signer);
-    this.#deadlines = new Deadlines(this.options.storeTimeoutMs, () => void this.#stats.storeErrors++);
+    this.#deadlines = new Deadlines(this.options.storeTimeoutMs, { onFailure: () => void this.#stats.storeErrors++ });
     const codec = this.options.codec;
     this.#copyLoaded = codec === jsonCodec ? (s) => copyData(s.loaded!.d) : (s) => codec.decode(s.loadedText!).d;
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
@@ -291,10 +297,19 @@ export class Tether<T extends object = SessionData> {
   }
 
 
-  #encode(s: SessionState): string {
-    const env: { d: SessionData; c?: string; u?: string } = { d: dataOf(s) };
+  /**
+   * The text to store for the request's session. With `written`, for the JSON codec, the data is first
+   * copied (when it is exactly what JSON gives back) and the text encoded from that private copy:
+   * `written.env` is then the decoding of the text, ready for the decoded cache.
+   */
+  #encode(s: SessionState, written?: Written): string {
+    let d = dataOf(s);
+    const exact = written && this.options.codec === jsonCodec ? jsonExactCopy(d) : undefined;
+    if (exact !== undefined) d = exact;
+    const env: Envelope = { d };
     if (s.csrf !== undefined) env.c = s.csrf;
     if (s.ua !== undefined) env.u = s.ua;
+    if (written) written.env = exact === undefined ? null : env;
     const text = this.options.codec.encode(env);
     const bytes = Buffer.byteLength(text);
     if (bytes > this.options.maxSessionBytes) throw new SessionTooLargeError(bytes, this.options.maxSessionBytes);
@@ -332,9 +347,10 @@ export class Tether<T extends object = SessionData> {
       // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
       // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
       // every store, and moving it out of the index would cost Redis another round trip.
-      let text = this.#encode(s);
+      const written: Written = { env: null };
+      let text = this.#encode(s, written);
       if (s.record !== null) {
-        text = await this.#writeLoop(s, now, text, (base) => ({
+        text = await this.#writeLoop(s, now, text, written, (base) => ({
           ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
         }));
       }
@@ -343,6 +359,7 @@ export class Tether<T extends object = SessionData> {
       const res = await this.#call(() => this.store.set(record, 0), 'set');
       if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
       this.#stats.writes++;
+      this.#keepWritten(record.key, text, written);
       const previous = s.record;
       s.id = id;
       s.key = record.key;
@@ -361,12 +378,14 @@ export class Tether<T extends object = SessionData> {
     const loaded = s.loaded!;
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
     const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || sameData(s.data, loaded.d));
-    const text = same ? null : this.#encode(s);
+    const written: Written = same ? NOTHING_WRITTEN : { env: null };
+    const text = same ? null : this.#encode(s, written);
     if (text !== null && (text !== s.loadedText || s.userId !== s.loadedUserId)) {
-      await this.#writeLoop(s, now, text, (base, data) => ({
+      const final = await this.#writeLoop(s, now, text, written, (base, data) => ({
         key: base.key, data, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
         expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
       }));
+      this.#keepWritten(record.key, final, written);
       if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.cookieFor(s.id!));
       if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key);
       return;
@@ -379,13 +398,19 @@ export class Tether<T extends object = SessionData> {
     if (s.resign) s.setCookies.push(this.cookieFor(s.id!));
   }
 
+  /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */
+  #keepWritten(key: string, text: string, written: Written): void {
+    if (written.env) this.#decoded.prime(key, text, written.env);
+    else this.#decoded.forget(key);
+  }
+
   /**
    * Compare-and-set of `next(base, encodedData)` over the loaded record. On a conflict the handler's
    * `update()`/`setUser()` changes are re-applied to the fresh record and the write retried; a change
    * that cannot be replayed, or a session that ended meanwhile, fails with SESSION_CONFLICT.
    * Returns the data text it wrote (after any replay).
    */
-  async #writeLoop(s: SessionState, now: number, firstText: string, next: (base: SessionRecord, data: string) => SessionRecord): Promise<string> {
+  async #writeLoop(s: SessionState, now: number, firstText: string, written: Written, next: (base: SessionRecord, data: string) => SessionRecord): Promise<string> {
     let base = s.record!;
     let text = firstText;
     let replayable: boolean | undefined;
@@ -409,7 +434,7 @@ export class Tether<T extends object = SessionData> {
       this.#emit('conflict', base.key, s.userId, 'replayed');
       this.#stats.replays++;
       await this.#rebase(s, fresh.data, fresh.userId, s);
-      text = this.#encode(s);
+      text = this.#encode(s, written);
       base = fresh;
     }
   }

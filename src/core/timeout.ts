@@ -5,6 +5,15 @@
  */
 import { StoreUnavailableError, isTetherError } from './errors.js';
 
+export interface DeadlineOptions {
+  /** Runs once for every call that fails or times out (the engine counts store errors). */
+  onFailure?: () => void;
+  /** The message of a call past its deadline; it names the option that sets the bound. */
+  late?: (what: string, ms: number) => string;
+  /** Reject with a failed call's own error, unwrapped (a store that words its errors itself). @default false */
+  passErrors?: boolean;
+}
+
 interface Pending {
   at: number;
   what: string;
@@ -24,12 +33,15 @@ export class Deadlines {
   /** Insertion order is deadline order: every call gets the same bound. */
   readonly #pending = new Set<Pending>();
   readonly #onFailure: () => void;
+  readonly #late: (what: string, ms: number) => string;
+  readonly #passErrors: boolean;
   #ticker: NodeJS.Timeout | undefined;
 
-  /** `onFailure` runs once for every call that fails or times out (the engine counts store errors). */
-  constructor(ms: number, onFailure: () => void = () => {}) {
+  constructor(ms: number, options: DeadlineOptions = {}) {
     this.#ms = ms;
-    this.#onFailure = onFailure;
+    this.#onFailure = options.onFailure ?? (() => {});
+    this.#late = options.late ?? ((what, bound) => `the session store did not answer ${what} within ${bound} ms (option storeTimeoutMs)`);
+    this.#passErrors = options.passErrors ?? false;
     this.#tickMs = Math.max(1, Math.min(100, Math.floor(ms / 10)));
   }
 
@@ -63,7 +75,7 @@ export class Deadlines {
         (err: unknown) => {
           if (!this.#pending.delete(entry)) return; // already failed by its deadline
           this.#onFailure();
-          reject(isTetherError(err) ? err : new StoreUnavailableError(`the session store failed on ${what}`, { cause: err }));
+          reject(this.#passErrors || isTetherError(err) ? err : new StoreUnavailableError(`the session store failed on ${what}`, { cause: err }));
         },
       );
     });
@@ -75,7 +87,7 @@ export class Deadlines {
       if (entry.at > now) break;
       this.#pending.delete(entry);
       this.#onFailure();
-      entry.reject(new StoreUnavailableError(`the session store did not answer ${entry.what} within ${this.#ms} ms (option storeTimeoutMs)`));
+      entry.reject(new StoreUnavailableError(this.#late(entry.what, this.#ms)));
     }
     if (this.#pending.size === 0) {
       clearInterval(this.#ticker);

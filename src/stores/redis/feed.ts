@@ -51,18 +51,20 @@ export class ChangeFeed {
     this.#channel = channel;
     this.#fenceTimeoutMs = fenceTimeoutMs;
     // The subscriber waits for its connection (offline queue on, no per-command timeout): unlike a
-    // request, a subscription has no caller waiting on it.
+    // request, a subscription has no caller waiting on it. A subscriber connection takes no pipelines.
     if (client.isCluster) {
       const cluster = client as Cluster;
       this.#sub = cluster.duplicate([], {
         lazyConnect: false,
         enableOfflineQueue: true,
+        enableAutoPipelining: false,
         redisOptions: { ...cluster.options.redisOptions, commandTimeout: undefined, maxRetriesPerRequest: null },
       });
     } else {
       this.#sub = (client as Redis).duplicate({
         lazyConnect: false,
         enableOfflineQueue: true,
+        enableAutoPipelining: false,
         commandTimeout: undefined,
         maxRetriesPerRequest: null,
         // We subscribe again ourselves on 'ready', so we know when the gap has closed.

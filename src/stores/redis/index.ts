@@ -18,6 +18,7 @@ import type { Script } from './scripts.js';
 import { decode, digits16, encode } from './record.js';
 import { ChangeFeed, type ChangeFeedOptions } from './feed.js';
 import { checkEvictionPolicy } from './eviction.js';
+import { Deadlines } from '../../core/timeout.js';
 
 export { EVICTION_WARNING_CODE } from './eviction.js';
 export { REDIS_STORE_DEFAULTS, redisClientOptions } from './options.js';
@@ -49,6 +50,8 @@ export class RedisStore implements SessionStore {
   readonly #channel: string;
   readonly #feedChannel: string;
   readonly #waiters = new Set<() => void>();
+  /** Every command's bound (commandTimeoutMs), one ticker for all: no timer per command. */
+  readonly #deadlines: Deadlines;
   readonly #onReady = (): void => {
     this.checkEvictionPolicy().catch(noop);
     for (const wake of this.#waiters) wake();
@@ -66,6 +69,10 @@ export class RedisStore implements SessionStore {
   constructor(options: RedisStoreOptions = {}) {
     this.#opts = resolveRedisStoreOptions(options);
     this.#clock = this.#opts.clock;
+    this.#deadlines = new Deadlines(this.#opts.commandTimeoutMs, {
+      passErrors: true,
+      late: (what, ms) => `RedisStore: no reply from Redis to ${what} within ${ms} ms (options.commandTimeoutMs)`,
+    });
     const { client, owned } = buildClient(options);
     this.#client = client;
     this.#owned = owned;
@@ -97,7 +104,7 @@ export class RedisStore implements SessionStore {
     if (this.#client.status !== 'ready') await this.#whenReady();
     let value: string | null;
     try {
-      value = await this.#client.get(this.#sp + key);
+      value = await this.#bound('GET', () => this.#client.get(this.#sp + key));
     } catch (err) {
       throw this.#fail('get', err);
     }
@@ -163,7 +170,7 @@ export class RedisStore implements SessionStore {
     this.#open();
     if (this.#client.status !== 'ready') await this.#whenReady();
     try {
-      const members = await this.#client.zrange(this.#up + userId, 0, -1);
+      const members = await this.#bound('ZRANGE', () => this.#client.zrange(this.#up + userId, 0, -1));
       if (members.length === 0) return [];
       const values = await this.#fetch(members);
       const now = this.#clock.now();
@@ -185,7 +192,7 @@ export class RedisStore implements SessionStore {
     const keep = new Set(options.except ?? []);
     const idx = this.#up + userId;
     try {
-      const members = (await this.#client.zrange(idx, 0, -1)).filter((m) => !keep.has(m));
+      const members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, 0, -1))).filter((m) => !keep.has(m));
       if (members.length === 0) return 0;
       const now = this.#clock.now();
       if (!this.#cluster) {
@@ -213,7 +220,7 @@ export class RedisStore implements SessionStore {
       for (const node of nodes) {
         let cursor = '0';
         for (let i = 0; i < 10_000_000; i++) {
-          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          const [next, keys] = await this.#bound('SCAN', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
           total += keys.length;
           cursor = next;
           if (cursor === '0') break;
@@ -245,7 +252,7 @@ export class RedisStore implements SessionStore {
   checkEvictionPolicy(): Promise<string | null> {
     this.#policy ??= (async () => {
       if (this.#client.status !== 'ready') await this.#whenReady();
-      return checkEvictionPolicy(this.#client);
+      return this.#bound('CONFIG GET', () => checkEvictionPolicy(this.#client));
     })();
     // A connection failure is not an answer: the next connection asks again.
     this.#policy.catch(() => { this.#policy = null; });
@@ -307,11 +314,16 @@ export class RedisStore implements SessionStore {
    */
   async #eval(script: Script, numKeys: number, argv: Array<string | number>): Promise<unknown> {
     try {
-      return await this.#client.evalsha(script.sha, numKeys, ...argv);
+      return await this.#bound('EVALSHA', () => this.#client.evalsha(script.sha, numKeys, ...argv));
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.#client.eval(script.lua, numKeys, ...argv);
+      return this.#bound('EVAL', () => this.#client.eval(script.lua, numKeys, ...argv));
     }
+  }
+
+  /** A command under commandTimeoutMs: a server that accepts the connection but never replies still fails the call. */
+  #bound<T>(what: string, call: () => Promise<T>): Promise<T> {
+    return this.#deadlines.run(call, what);
   }
 
   /** Standalone only: drop `key` from a former owner's index, atomically unless it is theirs again. */
@@ -323,8 +335,8 @@ export class RedisStore implements SessionStore {
 
   /** The values of many sessions: one MGET on a single server; on a Cluster, GETs sent at once, each to its node. */
   #fetch(members: string[]): Promise<Array<string | null>> {
-    if (this.#cluster) return Promise.all(members.map((m) => this.#client.get(this.#sp + m)));
-    return this.#client.mget(members.map((m) => this.#sp + m));
+    if (this.#cluster) return this.#bound('GET', () => Promise.all(members.map((m) => this.#client.get(this.#sp + m))));
+    return this.#bound('MGET', () => this.#client.mget(members.map((m) => this.#sp + m)));
   }
 
   #fail(op: string, err: unknown): Error {

@@ -1,7 +1,7 @@
 /** Decoded sessions shared between requests, each request's own copy, and "changed?" by value. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecodedCache } from '../../../src/core/decoded.js';
+import { DecodedCache, jsonExactCopy } from '../../../src/core/decoded.js';
 import { jsonCodec } from '../../../src/core/codec.js';
 import type { SessionCodec } from '../../../src/core/codec.js';
 import { rig, trip } from '../support.js';
@@ -107,5 +107,70 @@ describe('decoded sessions', () => {
     cache.forget('k4');
     cache.envelope('k4', text(44), decode);
     assert.equal(decodes, 8);
+  });
+
+  it('written data when it is plain JSON then the next request reads it back equal, and changing it there leaves the stored copy alone', async () => {
+    const { tether, cookie } = await seeded();
+    await trip(tether, cookie, (s) => s.update((d) => { d.cart!.push({ sku: 'lamp', qty: 2 }); }));
+    const decode = jsonCodec.decode;
+    let decodes = 0;
+    jsonCodec.decode = (text) => (decodes++, decode(text));
+    let a;
+    try {
+      a = await tether.open({ method: 'GET', header: (n) => (n === 'cookie' ? cookie : undefined) });
+    } finally {
+      jsonCodec.decode = decode;
+    }
+    assert.equal(decodes, 0, 'the text this engine wrote is not decoded again');
+    assert.deepEqual(a.data.cart, [{ sku: 'mug', qty: 1 }, { sku: 'lamp', qty: 2 }]);
+    a.data.cart!.pop();
+    tether.abandon(a);
+    await trip(tether, cookie, (s) => assert.equal(s.data.cart!.length, 2, 'the kept copy was not the request\'s'), 'GET');
+  });
+
+  it('written data when JSON would change it (a Date, NaN) then the next request reads what JSON gives back', async () => {
+    const { tether, cookie } = await seeded();
+    const when = new Date(Date.UTC(2026, 10, 28));
+    await trip(tether, cookie, (s) => {
+      (s.data as Record<string, unknown>).when = when;
+      s.set('n', Number.NaN);
+    });
+    await trip(tether, cookie, (s) => {
+      assert.equal((s.data as Record<string, unknown>).when, when.toISOString());
+      assert.equal(s.get('n'), null);
+    }, 'GET');
+  });
+
+  it('written data when the handler changes it after the commit then other requests still read what was stored', async () => {
+    const { tether, cookie } = await seeded();
+    let held: Partial<Cart> | undefined;
+    await trip(tether, cookie, (s) => {
+      s.set('n', 7);
+      held = s.data;
+    });
+    held!.n = 8;
+    held!.cart!.push({ sku: 'late', qty: 1 });
+    await trip(tether, cookie, (s) => {
+      assert.equal(s.get('n'), 7);
+      assert.equal(s.data.cart!.length, 1);
+    }, 'GET');
+  });
+
+  it('jsonExactCopy when given plain JSON then copies it; when JSON would drop or change anything then refuses', () => {
+    const plain = { a: [1, 'two', null, true, { b: -0.5 }], c: { d: {} }, e: '' };
+    const copy = jsonExactCopy(plain);
+    assert.deepEqual(copy, plain);
+    assert.notEqual(copy, plain);
+    assert.notEqual(copy!.a, plain.a);
+    assert.equal(JSON.stringify(copy), JSON.stringify(plain));
+    class Point { x = 1; }
+    const sparse: unknown[] = [1];
+    sparse[2] = 3;
+    const refused: unknown[] = [
+      { when: new Date(0) }, { u: undefined }, { n: Number.NaN }, { n: Infinity }, { p: new Point() },
+      { s: sparse }, JSON.parse('{"__proto__":{"x":1}}'), { f: () => 1 }, { toJSON: () => 1 }, { m: new Map() }, { b: 10n },
+    ];
+    for (const value of refused) assert.equal(jsonExactCopy(value), undefined, `refused: ${String(Object.keys(value as object))}`);
+    assert.deepEqual(jsonExactCopy(Object.assign(Object.create(null) as object, { k: 1 })), { k: 1 });
   });
 });
