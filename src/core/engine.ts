@@ -18,7 +18,7 @@ import { jsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
 import { Session, dataOf, sessionState } from './session.js';
 import type { SessionData, SessionState } from './session.js';
-import { SessionConflictError, SessionTooLargeError, OptionsInvalidError } from './errors.js';
+import { SessionConflictError, SessionTooLargeError, OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
 import type { SessionRecord, SessionStore } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 import { channels } from '../observability/channels.js';
@@ -126,9 +126,11 @@ export class Tether<T extends object = SessionData> {
     }
     const key = unsigned.key;
     const write = options.write ?? !SAFE_METHODS.has(req.method);
-    if (write) state.release = await this.#gate.acquire(key, o.gateTimeoutMs);
+    if (write) state.release = this.#gate.tryAcquire(key) ?? await this.#gate.acquire(key, o.gateTimeoutMs);
     try {
-      const record = await this.#call(() => this.store.get(key), 'get');
+      // A store that holds the record in memory answers at once: no promise, no deadline.
+      const local = this.#getLocal(key);
+      const record = local !== undefined ? local : await this.#call(() => this.store.get(key), 'get');
       if (!record || record.data === ENDED) {
         state.clearCookie = true;
         return this.#released(state);
@@ -290,6 +292,18 @@ export class Tether<T extends object = SessionData> {
   #expired(r: SessionRecord, now: number): boolean {
     return now >= r.lastSeenAt + this.options.idleTimeoutMs || now >= r.createdAt + this.options.absoluteTimeoutMs
       || now >= r.expiresAt || now >= r.absoluteExpiresAt;
+  }
+
+  /** `store.getLocal`, failing as a store call would (STORE_UNAVAILABLE, counted) when it throws. */
+  #getLocal(key: string): SessionRecord | null | undefined {
+    const store = this.store;
+    if (store.getLocal === undefined) return undefined;
+    try {
+      return store.getLocal(key);
+    } catch (err) {
+      this.#stats.storeErrors++;
+      throw isTetherError(err) ? err : new StoreUnavailableError('the session store failed on get', { cause: err });
+    }
   }
 
   #call<R>(op: () => Promise<R>, what: string): Promise<R> {

@@ -17,22 +17,14 @@ export class SessionGate {
     return this.#waiting;
   }
 
+  /** Holds `key` at once when no one holds or awaits it (no promise to wait for); null otherwise. */
+  tryAcquire(key: string): Release | null {
+    return this.#tails.has(key) ? null : this.#enter(key).done;
+  }
+
   /** Waits for every earlier holder of `key`, then holds it until `release()` is called. */
   async acquire(key: string, timeoutMs: number): Promise<Release> {
-    const previous = this.#tails.get(key);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous ? previous.then(() => mine) : mine;
-    this.#tails.set(key, tail);
-    this.#waiting++;
-    let released = false;
-    const done: Release = () => {
-      if (released) return;
-      released = true;
-      this.#waiting--;
-      release();
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    };
+    const { previous, done } = this.#enter(key);
     if (previous) {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {
@@ -47,5 +39,24 @@ export class SessionGate {
       }
     }
     return done;
+  }
+
+  /** Joins the end of `key`'s queue: the holder before us (if any) and our release. */
+  #enter(key: string): { previous: Promise<void> | undefined; done: Release } {
+    const previous = this.#tails.get(key);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous ? previous.then(() => mine) : mine;
+    this.#tails.set(key, tail);
+    this.#waiting++;
+    let released = false;
+    const done: Release = () => {
+      if (released) return;
+      released = true;
+      this.#waiting--;
+      release();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    };
+    return { previous, done };
   }
 }

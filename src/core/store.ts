@@ -93,6 +93,13 @@ export interface SessionStore {
    */
   sweep?(): Promise<number>;
   /**
+   * Optional: `get(key)` answered from this process's memory, with no I/O, or `undefined` when it
+   * cannot be answered so (a miss, or a copy that must first be checked with a backend). A defined
+   * result must be what `get` would return. The engine tries it first: a hit costs no promise and no
+   * store deadline. MemoryStore always answers; TieredStore answers for a copy it may serve at once.
+   */
+  getLocal?(key: string): SessionRecord | null | undefined;
+  /**
    * Optional change feed: calls `listener(key, stamp)` after any client of the same backend (this
    * process or another) changed or removed `key`. Used by TieredStore to invalidate its local copies.
    * Absent: a tier in front of this store can only be used by one process.

@@ -420,7 +420,10 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000)))]);
         clearTimeout(timer);
-        assert.deepEqual(got, want);
+        // Commit order holds per key; across keys a Redis Cluster delivers each node's messages on its own.
+        const byKey = (list: Array<[string, string | undefined]>) => keys.map((k) => list.filter(([key]) => key === k));
+        assert.equal(got.length, want.length);
+        assert.deepEqual(byKey(got), byKey(want));
       } finally {
         off();
       }

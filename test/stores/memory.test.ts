@@ -111,6 +111,24 @@ describe('MemoryStore bounds', () => {
     await store.close();
   });
 
+  it('memory store getLocal when asked for a key then answers exactly as get, with no promise', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    try {
+      const rec = makeRecord(clock, { userId: 'ann', data: sessionData(1) });
+      assert.equal(store.getLocal(rec.key), null);
+      await store.set(rec, 0);
+      assert.deepEqual(store.getLocal(rec.key), await store.get(rec.key));
+      assert.deepEqual(store.getLocal(rec.key), rec);
+      clock.advance(rec.expiresAt - clock.now());
+      assert.equal(store.getLocal(rec.key), null, 'past its deadline');
+      await store.close();
+      assert.throws(() => store.getLocal(rec.key), { code: 'STORE_CLOSED' });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('memory store when given an unknown option then throws OPTIONS_INVALID', () => {
     assert.throws(() => new MemoryStore({ maxByte: 1 } as never), { code: 'OPTIONS_INVALID', message: /options\.maxByte is not an option/ });
     assert.throws(() => new MemoryStore({ maxBytes: -1 }), { code: 'OPTIONS_INVALID', message: /maxBytes must be a positive integer/ });

@@ -400,4 +400,35 @@ describe('TieredStore consistency', () => {
       }
     });
   }
+
+  it('tiered store getLocal when a copy may be served at once then returns it with no promise, and otherwise leaves the read to get', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const shared = new HandFencedStore(memory);
+    const eventual = new TieredStore({ shared, clock, consistency: 'eventual', closeShared: false });
+    const fenced = new TieredStore({ shared, clock, consistency: 'fenced', closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await memory.set(rec, 0);
+      assert.equal(eventual.getLocal(rec.key), undefined, 'a miss is left to get');
+      await eventual.get(rec.key);
+      assert.deepEqual(eventual.getLocal(rec.key), rec, 'a copy is served at once');
+      assert.equal(eventual.stats().hits, 1);
+      shared.feedState = 'connecting';
+      assert.equal(eventual.getLocal(rec.key), undefined, 'not while the feed is down');
+      shared.feedState = 'listening';
+      const fencedRead = fenced.get(rec.key);
+      await settle();
+      shared.pending.shift()?.(true);
+      await fencedRead;
+      assert.equal(fenced.getLocal(rec.key), undefined, 'a fenced tier always waits for its fence');
+      assert.equal(shared.pending.length, 0, 'and getLocal starts none');
+      clock.advance(rec.expiresAt - clock.now());
+      assert.equal(eventual.getLocal(rec.key), undefined, 'a copy past its deadline is left to get');
+    } finally {
+      await eventual.close();
+      await fenced.close();
+      await memory.close();
+    }
+  });
 });

@@ -65,6 +65,11 @@ export class MemoryStore implements SessionStore {
   }
 
   async get(key: string): Promise<SessionRecord | null> {
+    return this.getLocal(key);
+  }
+
+  /** `get` without the promise: everything is in memory. */
+  getLocal(key: string): SessionRecord | null {
     this.#open();
     const stored = toStoredKey(key);
     const value = this.#records.peek(stored);

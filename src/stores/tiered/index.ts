@@ -108,6 +108,23 @@ export class TieredStore implements SessionStore {
     if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));
   }
 
+  /**
+   * A hit that needs no fence (consistency 'eventual', or a store without one) while the feed is
+   * listening: the local copy, with no promise. Anything else is left to `get`.
+   */
+  getLocal(key: string): SessionRecord | undefined {
+    this.#open();
+    // The same test as #trusted(), without starting a fence.
+    if (this.#fence) return undefined;
+    const state = this.#shared.feedState;
+    if (state !== undefined && state !== 'listening') return undefined;
+    const stored = this.#lru.stored(key);
+    const head = this.#lru.head(stored);
+    if (!head || isExpired(head, this.#clock.now())) return undefined;
+    this.#hits++;
+    return this.#lru.record(stored, key, true);
+  }
+
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
     const stored = this.#lru.stored(key);

@@ -2,6 +2,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Deadlines } from '../../../src/core/timeout.js';
+import { createTether } from '../../../src/core/engine.js';
+import { MemoryStore } from '../../../src/stores/memory/index.js';
+import { trip } from '../support.js';
+import type { SessionStore } from '../../../src/core/store.js';
 
 describe('store call deadlines', () => {
   it('call when it never settles then fails STORE_UNAVAILABLE within the bound plus one tick', async () => {
@@ -38,5 +42,33 @@ describe('store call deadlines', () => {
     const [a, b] = await Promise.all([hungAt, laterAt]);
     assert.ok(a !== null && b !== null, 'both hung calls failed');
     assert.ok(b - a >= 20, `the later call kept its own deadline (${b - a} ms apart)`);
+  });
+
+  it('store whose getLocal throws then the request fails STORE_UNAVAILABLE and the error is counted; a hit skips get', async () => {
+    const memory = new MemoryStore({ sweepIntervalMs: 0 });
+    let gets = 0;
+    let broken = false;
+    const store: SessionStore = {
+      name: 'counting',
+      get: (key) => (gets++, memory.get(key)),
+      getLocal: (key) => {
+        if (broken) throw new Error('disk on fire');
+        return memory.getLocal(key);
+      },
+      set: (rec, expected) => memory.set(rec, expected),
+      touch: (key, expiresAt, lastSeenAt) => memory.touch(key, expiresAt, lastSeenAt),
+      destroy: (key) => memory.destroy(key),
+      listByUser: (userId) => memory.listByUser(userId),
+      destroyByUser: (userId, options) => memory.destroyByUser(userId, options),
+      close: () => memory.close(),
+    };
+    const tether = createTether({ secrets: ['0123456789abcdef0123456789abcdef'], store });
+    const first = await trip(tether, undefined, (s) => s.set('n', 1));
+    await trip(tether, first.cookie, (s) => assert.equal(s.get('n'), 1), 'GET');
+    assert.equal(gets, 0, 'answered by getLocal alone');
+    broken = true;
+    await assert.rejects(trip(tether, first.cookie, () => {}, 'GET'), { code: 'STORE_UNAVAILABLE' });
+    assert.equal(tether.stats().storeErrors, 1);
+    await memory.close();
   });
 });
