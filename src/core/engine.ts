@@ -361,10 +361,9 @@ export class Tether<T extends object = SessionData> {
       // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
       // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
       // every store, and moving it out of the index would cost Redis another round trip.
-      const written: Written = { env: null };
-      let text = this.#encode(s, written);
+      let text = this.#encode(s);
       if (s.record !== null) {
-        text = await this.#writeLoop(s, now, text, written, (base) => ({
+        text = await this.#writeLoop(s, now, text, { env: null }, (base) => ({
           ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
         }));
       }
@@ -373,7 +372,9 @@ export class Tether<T extends object = SessionData> {
       const res = await this.#call(() => this.store.set(record, 0), 'set');
       if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
       this.#stats.writes++;
-      this.#keepWritten(record.key, text, written);
+      // Not kept: a session just created or regenerated may never come back, and holding it would
+      // fill the decoded cache with every new visitor's session.
+      this.#decoded.forget(record.key);
       const previous = s.record;
       s.id = id;
       s.key = record.key;
