@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { generateId, hashId, handleOf } from './ids.js';
 import { Signer } from './signer.js';
 import { VerifiedCookies } from './verified-cookies.js';
+import type { VerifiedCookie } from './verified-cookies.js';
 import { readCookie, setCookieHeader, clearCookieHeader } from './cookie.js';
 import { SessionGate } from './gate.js';
 import { Deadlines } from './timeout.js';
@@ -115,55 +116,31 @@ export class Tether<T extends object = SessionData> {
 
   /** Loads the session named by the request's cookie (or an empty, not yet stored one). */
   async open(req: RequestView, options: OpenOptions = {}): Promise<Session<T>> {
-    const o = this.options;
+    return this.openNow(req, options);
+  }
+
+  /**
+   * `open`, answered at once when nothing has to wait: no cookie, or a store that holds the record in
+   * memory (`getLocal`) and, for a writer, a free gate; otherwise the promise `open` gives. For
+   * adapters whose framework takes either (a hook's callback), so that such a request costs no
+   * promise. What fails before anything waits is thrown rather than rejected.
+   */
+  openNow(req: RequestView, options: OpenOptions = {}): Session<T> | Promise<Session<T>> {
     const state = this.#newState(req.header('user-agent'));
-    const raw = readCookie(req.header('cookie'), o.cookie.name);
+    const raw = readCookie(req.header('cookie'), this.options.cookie.name);
     if (raw === undefined) return new Session<T>(state);
     const unsigned = this.#verified.verify(raw);
     if (!unsigned) {
       state.clearCookie = true;
       return new Session<T>(state);
     }
-    const key = unsigned.key;
     const write = options.write ?? !SAFE_METHODS.has(req.method);
-    if (write) state.release = this.#gate.tryAcquire(key) ?? await this.#gate.acquire(key, o.gateTimeoutMs);
-    try {
-      // A store that holds the record in memory answers at once: no promise, no deadline.
-      const local = this.#getLocal(key);
-      const record = local !== undefined ? local : await this.#call(() => this.store.get(key), 'get');
-      if (!record || record.data === ENDED) {
-        state.clearCookie = true;
-        return this.#released(state);
-      }
-      const now = o.clock.now();
-      if (this.#expired(record, now)) {
-        this.#decoded.forget(key);
-        await this.#call(() => this.store.destroy(key), 'destroy');
-        this.#emit('expired', key, record.userId);
-        state.clearCookie = true;
-        return this.#released(state);
-      }
-      const env = this.#decode(key, record.data);
-      if (!env) {
-        state.clearCookie = true;
-        return this.#released(state);
-      }
-      state.id = unsigned.id;
-      state.key = key;
-      state.record = record;
-      state.loadedText = record.data;
-      state.loadedUserId = record.userId;
-      state.userId = record.userId;
-      state.loaded = env;
-      state.csrf = env.c;
-      state.ua = env.u;
-      state.resign = unsigned.stale;
-      return new Session<T>(state);
-    } catch (err) {
-      state.release?.();
-      state.release = null;
-      throw err;
+    if (write) {
+      const release = this.#gate.tryAcquire(unsigned.key);
+      if (release === null) return this.#openAfterGate(state, unsigned);
+      state.release = release;
     }
+    return this.#load(state, unsigned);
   }
 
   /**
@@ -171,24 +148,31 @@ export class Tether<T extends object = SessionData> {
    * Set-Cookie header values to send. Must complete before the status line goes out; releases the gate.
    */
   async commit(session: Session<T>): Promise<string[]> {
+    return this.commitNow(session);
+  }
+
+  /**
+   * `commit`, answered at once when there is nothing to write (the data is unchanged and no touch is
+   * due); otherwise the promise `commit` gives. What fails before any store call is thrown.
+   */
+  commitNow(session: Session<T>): string[] | Promise<string[]> {
     const s = sessionState(session);
     if (s.committed) return s.setCookies;
     s.committed = true;
+    let pending: Promise<void> | undefined;
     try {
-      await this.#persist(s);
+      pending = this.#persist(s);
     } finally {
-      s.release?.();
-      s.release = null;
+      if (pending === undefined) this.#release(s);
     }
-    return s.setCookies;
+    return pending === undefined ? s.setCookies : this.#settle(s, pending);
   }
 
   /** Ends the request without writing anything (handler failed); releases the gate. */
   abandon(session: Session<T>): void {
     const s = sessionState(session);
     s.committed = true;
-    s.release?.();
-    s.release = null;
+    this.#release(s);
   }
 
   /** CSRF checks for an unsafe request: Sec-Fetch-Site, Origin/Referer, content type, synchronizer token. */
@@ -265,6 +249,85 @@ export class Tether<T extends object = SessionData> {
     };
   }
 
+  async #openAfterGate(state: SessionState, unsigned: VerifiedCookie): Promise<Session<T>> {
+    state.release = await this.#gate.acquire(unsigned.key, this.options.gateTimeoutMs);
+    return this.#load(state, unsigned);
+  }
+
+  /** Reads the record (the gate held, for a writer): at once when the store holds it in memory. */
+  #load(state: SessionState, unsigned: VerifiedCookie): Session<T> | Promise<Session<T>> {
+    try {
+      const local = this.#getLocal(unsigned.key);
+      return local !== undefined ? this.#loaded(state, unsigned, local) : this.#loadRemote(state, unsigned);
+    } catch (err) {
+      this.#release(state);
+      throw err;
+    }
+  }
+
+  async #loadRemote(state: SessionState, unsigned: VerifiedCookie): Promise<Session<T>> {
+    try {
+      const record = await this.#call(() => this.store.get(unsigned.key), 'get');
+      return await this.#loaded(state, unsigned, record);
+    } catch (err) {
+      this.#release(state);
+      throw err;
+    }
+  }
+
+  /** The session over the record the cookie names; one past a deadline is destroyed (a promise). */
+  #loaded(state: SessionState, unsigned: VerifiedCookie, record: SessionRecord | null): Session<T> | Promise<Session<T>> {
+    const key = unsigned.key;
+    if (!record || record.data === ENDED) {
+      state.clearCookie = true;
+      return this.#released(state);
+    }
+    if (this.#expired(record, this.options.clock.now())) return this.#expire(state, record);
+    const env = this.#decode(key, record.data);
+    if (!env) {
+      state.clearCookie = true;
+      return this.#released(state);
+    }
+    state.id = unsigned.id;
+    state.key = key;
+    state.record = record;
+    state.loadedText = record.data;
+    state.loadedUserId = record.userId;
+    state.userId = record.userId;
+    state.loaded = env;
+    state.csrf = env.c;
+    state.ua = env.u;
+    state.resign = unsigned.stale;
+    return new Session<T>(state);
+  }
+
+  async #expire(state: SessionState, record: SessionRecord): Promise<Session<T>> {
+    try {
+      this.#decoded.forget(record.key);
+      await this.#call(() => this.store.destroy(record.key), 'destroy');
+      this.#emit('expired', record.key, record.userId);
+      state.clearCookie = true;
+      return this.#released(state);
+    } catch (err) {
+      this.#release(state);
+      throw err;
+    }
+  }
+
+  #release(state: SessionState): void {
+    state.release?.();
+    state.release = null;
+  }
+
+  async #settle(s: SessionState, pending: Promise<void>): Promise<string[]> {
+    try {
+      await pending;
+    } finally {
+      this.#release(s);
+    }
+    return s.setCookies;
+  }
+
   /**
    * The record's envelope, or null when the codec cannot read it (a corrupt record, or one written by
    * another codec): that session is treated as absent rather than failing every request that names it.
@@ -284,8 +347,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   #released(state: SessionState): Session<T> {
-    state.release?.();
-    state.release = null;
+    this.#release(state);
     return new Session<T>(state);
   }
 
@@ -338,25 +400,44 @@ export class Tether<T extends object = SessionData> {
     };
   }
 
-  async #persist(s: SessionState): Promise<void> {
+  /**
+   * Commits at once what needs no store call (unchanged data, no touch due); otherwise a promise for
+   * the write, touch or destroy.
+   */
+  #persist(s: SessionState): Promise<void> | undefined {
     const o = this.options;
     const now = o.clock.now();
+    const record = s.record;
+    if (record === null && (s.destroyed || !this.#hasContent(s))) {
+      if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
+      return undefined;
+    }
+    if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
+    const loaded = s.loaded!;
+    // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
+    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || sameData(s.data, loaded.d));
+    if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
+    if (s.resign) s.setCookies.push(this.cookieFor(s.id!));
+    return undefined;
+  }
+
+  /** Whether a session not yet stored has anything worth storing. */
+  #hasContent(s: SessionState): boolean {
+    return s.userId !== null || s.csrf !== undefined || (s.data !== null && Object.keys(s.data).length > 0);
+  }
+
+  /** The store calls of a commit: destroy, create or regenerate, compare-and-set, touch. */
+  async #write(s: SessionState, now: number, same = false): Promise<void> {
+    const o = this.options;
     if (s.destroyed) {
-      const rec = s.record;
-      if (rec) {
-        this.#decoded.forget(rec.key);
-        await this.#call(() => this.store.destroy(rec.key), 'destroy');
-        this.#emit('destroyed', rec.key, rec.userId, 'logout');
-      }
-      if (rec || s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
+      const rec = s.record!;
+      this.#decoded.forget(rec.key);
+      await this.#call(() => this.store.destroy(rec.key), 'destroy');
+      this.#emit('destroyed', rec.key, rec.userId, 'logout');
+      s.setCookies.push(clearCookieHeader(o.cookie));
       return;
     }
-    const hasContent = s.userId !== null || s.csrf !== undefined || (s.data !== null && Object.keys(s.data).length > 0);
     if (s.record === null || s.regenerate) {
-      if (s.record === null && !hasContent) {
-        if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
-        return;
-      }
       // Regeneration first ends the old record by compare-and-set, so a session that was destroyed (or
       // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
       // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
@@ -390,9 +471,6 @@ export class Tether<T extends object = SessionData> {
       return;
     }
     const record = s.record;
-    const loaded = s.loaded!;
-    // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
-    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || sameData(s.data, loaded.d));
     const written: Written = same ? NOTHING_WRITTEN : { env: null };
     const text = same ? null : this.#encode(s, written);
     if (text !== null && (text !== s.loadedText || s.userId !== s.loadedUserId)) {

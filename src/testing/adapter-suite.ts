@@ -60,8 +60,17 @@ export interface SuiteContext {
   newSession(env: SuiteEnv): Promise<{ cookie: string; token: string; reply: Reply }>;
 }
 
+/**
+ * Runs every case twice: over a store that answers reads from memory at once (`getLocal`, as the
+ * default MemoryStore does), where the engine opens and commits without a promise, and over one that
+ * answers each call with a promise (SQLite, Redis, PostgreSQL).
+ */
 export function runAdapterSuite(options: AdapterSuiteOptions): void {
-  describe(`${options.name} adapter conformance`, () => {
+  for (const local of [true, false]) runAdapterCases(options, local);
+}
+
+function runAdapterCases(options: AdapterSuiteOptions, local: boolean): void {
+  describe(`${options.name} adapter conformance, store answering ${local ? 'from memory' : 'by promise'}`, () => {
     // A crash, "headers already sent" or a stray rejection anywhere in the process fails the suite.
     const crashes: unknown[] = [];
     const onCrash = (err: unknown): void => void crashes.push(err);
@@ -88,7 +97,7 @@ export function runAdapterSuite(options: AdapterSuiteOptions): void {
       async setup(t, tetherOptions = {}, shareWith) {
         const clock = shareWith?.clock ?? new ManualClock();
         const memory = shareWith?.memory ?? new MemoryStore({ clock, sweepIntervalMs: 0 });
-        const store = shareWith?.store ?? new FaultyStore(memory);
+        const store = shareWith?.store ?? new FaultyStore(memory, undefined, { local });
         const tether = new Tether<SuiteData>({ secrets: [SUITE_SECRETS[0]], clock, store, ...tetherOptions });
         const hooks = { hold: async (): Promise<void> => {} };
         const app = await options.start(tether, suiteRoutes({ hold: () => hooks.hold() }));

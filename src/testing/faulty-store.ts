@@ -34,10 +34,26 @@ export class FaultyStore implements SessionStore {
   readonly #faults = new Map<StoreMethod, StoreFault>();
   /** Called (and awaited) before a `set` reaches the backend; lets a test hold a write in flight. */
   beforeSet: ((record: SessionRecord) => Promise<void> | void) | undefined;
+  /**
+   * Present with `{ local: true }` over a store that has it: answers like the backend's `getLocal`,
+   * counted and logged as a `get`. While a fault is set on `get` it answers undefined, so the engine
+   * calls `get`, where the fault applies.
+   */
+  readonly getLocal?: (key: string) => SessionRecord | null | undefined;
 
-  constructor(inner: SessionStore, name = `faulty(${inner.name})`) {
+  constructor(inner: SessionStore, name = `faulty(${inner.name})`, options: { local?: boolean } = {}) {
     this.inner = inner;
     this.name = name;
+    if (options.local && inner.getLocal) {
+      this.getLocal = (key) => {
+        if (this.#faults.has('get')) return undefined;
+        const result = this.inner.getLocal?.(key);
+        if (result === undefined) return undefined;
+        this.calls.get++;
+        this.log.push({ method: 'get', args: [key], result: structuredClone(result) });
+        return result;
+      };
+    }
   }
 
   /** Makes `method` (or every method) misbehave until `heal()`. */

@@ -31,24 +31,24 @@ export interface ExpressAdapterOptions {
  */
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
   return (req: Request, res: Response, next: NextFunction): void => {
-    beginSession(tether, req, res, options).then(
-      (session) => {
-        if (!session) return;
-        req.tether = session as unknown as Session<Record<string, unknown>>;
-        holdUntilCommitted(res, () => {
-          // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
-          // the 5xx they answer with. A failed request writes nothing, as in every adapter.
-          if (res.statusCode >= 500) {
-            tether.abandon(session);
-            return Promise.resolve([]);
-          }
-          return tether.commit(session);
-        });
-        abandonOnEarlyClose(tether, session, res);
-        next();
-      },
-      (err: unknown) => sendError(res, err),
-    );
+    const start = (session: Session<T> | null): void => {
+      if (!session) return;
+      req.tether = session as unknown as Session<Record<string, unknown>>;
+      holdUntilCommitted(res, () => {
+        // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
+        // the 5xx they answer with. A failed request writes nothing, as in every adapter.
+        if (res.statusCode >= 500) {
+          tether.abandon(session);
+          return [];
+        }
+        return tether.commitNow(session);
+      });
+      abandonOnEarlyClose(tether, session, res);
+      next();
+    };
+    const begun = beginSession(tether, req, res, options);
+    if (begun instanceof Promise) begun.then(start, (err: unknown) => sendError(res, err));
+    else start(begun);
   };
 }
 

@@ -49,40 +49,76 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   const tether = opts.tether;
   app.decorateRequest('session', null as unknown as Session<SessionData>);
 
-  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+  // Callback-style hooks: a session the engine opens or commits at once (held in memory, nothing to
+  // write) costs no promise; the others continue when theirs settles.
+  app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const routeOpts = req.routeOptions.config?.tether;
     const view = viewOf(req);
-    try {
-      const session = await tether.open(view, routeOpts?.write === undefined ? {} : { write: routeOpts.write });
+    const start = (session: Session<object>): void => {
       req.session = session as Session<SessionData>;
       // Instead of an onRequestAbort hook, which would add a listener to every request.
       abandonOnEarlyClose(tether, session, reply.raw);
       if ((routeOpts?.csrf ?? opts.csrf ?? true) !== false) tether.checkRequest(session, view);
-    } catch (err) {
+    };
+    // Answers the request itself; `done` is not called, so the route handler does not run.
+    const refuse = (err: unknown): void => {
       if (req.session) tether.abandon(req.session);
       const { status, body } = errorResponse(err);
       if (status === 503) reply.header('retry-after', '1');
-      await reply.code(status).header('cache-control', 'no-store').send(body);
+      void reply.code(status).header('cache-control', 'no-store').send(body);
+    };
+    try {
+      const opened = tether.openNow(view, routeOpts?.write === undefined ? {} : { write: routeOpts.write });
+      if (opened instanceof Promise) {
+        opened.then((session) => {
+          try {
+            start(session);
+          } catch (err) {
+            refuse(err);
+            return;
+          }
+          done();
+        }, refuse);
+        return;
+      }
+      start(opened);
+    } catch (err) {
+      refuse(err);
+      return;
     }
+    done();
   });
 
-  app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+  app.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
     const session = req.session;
-    if (!session) return payload;
-    try {
-      const cookies = await tether.commit(session);
+    if (!session) {
+      done(null, payload);
+      return;
+    }
+    const sent = (cookies: string[]): void => {
       if (cookies.length > 0) {
         reply.header('set-cookie', cookies);
         reply.header('cache-control', 'no-store');
       }
-      return payload;
-    } catch (err) {
+      done(null, payload);
+    };
+    // The reply becomes the error: nothing the handler answered may go out unsaved.
+    const failed = (err: unknown): void => {
       const { status, body } = errorResponse(err);
       reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
       if (status === 503) reply.header('retry-after', '1');
       reply.removeHeader('content-length');
-      return JSON.stringify(body);
+      done(null, JSON.stringify(body));
+    };
+    let cookies: string[] | Promise<string[]>;
+    try {
+      cookies = tether.commitNow(session);
+    } catch (err) {
+      failed(err);
+      return;
     }
+    if (cookies instanceof Promise) cookies.then(sent, failed);
+    else sent(cookies);
   });
 
   // A handler that threw wrote nothing: its half-done session changes are dropped, as in every adapter.

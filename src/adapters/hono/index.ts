@@ -47,7 +47,8 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     const view = viewOf(c);
     let session: Session<T>;
     try {
-      session = await tether.open(view, options.write ? { write: options.write(c) } : {});
+      const opened = tether.openNow(view, options.write ? { write: options.write(c) } : {});
+      session = opened instanceof Promise ? await opened : opened;
     } catch (err) {
       return errorOut(err);
     }
@@ -72,7 +73,8 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     let cookies: string[];
     try {
-      cookies = await tether.commit(session);
+      const committed = tether.commitNow(session);
+      cookies = committed instanceof Promise ? await committed : committed;
     } catch (err) {
       c.res = errorOut(err);
       return;

@@ -28,9 +28,10 @@ export type SessionHandler<T extends object> = (req: IncomingMessage, res: Serve
 /** Wraps a request handler: loads the session, checks CSRF, runs the handler, commits before responding. */
 export function withSessions<T extends object>(tether: Tether<T>, handler: SessionHandler<T>, options: NodeAdapterOptions = {}) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const session = await beginSession(tether, req, res, options);
+    const begun = beginSession(tether, req, res, options);
+    const session = begun instanceof Promise ? await begun : begun;
     if (!session) return;
-    holdUntilCommitted(res, () => tether.commit(session));
+    holdUntilCommitted(res, () => tether.commitNow(session));
     try {
       await handler(req, res, session);
     } catch (err) {

@@ -66,13 +66,14 @@ type Held = 'writeHead' | 'write' | 'end' | 'flushHeaders';
 type Apply = (this: ServerResponse, ...args: unknown[]) => unknown;
 
 /**
- * Defers the first writeHead/write/end/flushHeaders until `commit()` settles. On success the
+ * Defers the first writeHead/write/end/flushHeaders until `commit()` settles (at once when it answers
+ * without a promise). On success the
  * Set-Cookie headers are added and the deferred calls replayed in order; on failure the response
  * becomes the error instead (or the socket is closed if headers were somehow out).
  * Runs on every request: the methods are patched by name (no computed keys) and the queue holds
  * method names and argument lists rather than a closure per call.
  */
-export function holdUntilCommitted(res: ServerResponse, commit: () => Promise<string[]>): void {
+export function holdUntilCommitted(res: ServerResponse, commit: () => string[] | Promise<string[]>): void {
   const r = res as unknown as Record<Held, AnyFn>;
   const original: Record<Held, Apply> = { writeHead: r.writeHead as Apply, write: r.write as Apply, end: r.end as Apply, flushHeaders: r.flushHeaders as Apply };
   const queue: Array<Held | unknown[]> = [];
@@ -96,7 +97,16 @@ export function holdUntilCommitted(res: ServerResponse, commit: () => Promise<st
     queue.push(m, args);
     if (!started) {
       started = true;
-      commit().then(committed, failed);
+      // A commit with nothing to write answers at once: the call goes through before this one returns.
+      let cookies: string[] | Promise<string[]>;
+      try {
+        cookies = commit();
+      } catch (err) {
+        failed(err);
+        return result;
+      }
+      if (cookies instanceof Promise) cookies.then(committed, failed);
+      else committed(cookies);
     }
     return result;
   } as AnyFn;
@@ -114,20 +124,31 @@ export interface BeginOptions<R> {
 }
 
 /**
- * Loads the request's session and runs the CSRF checks. On failure the error is already answered
- * (and the gate released) and the result is null.
+ * Loads the request's session and runs the CSRF checks: at once when the engine can open it without
+ * waiting (see `Tether.openNow`), else by promise. On failure the error is already answered (and the
+ * gate released) and the result is null.
  */
-export async function beginSession<T extends object, R extends IncomingMessage>(
+export function beginSession<T extends object, R extends IncomingMessage>(
   tether: Tether<T>, req: R, res: ServerResponse, options: BeginOptions<R>,
-): Promise<Session<T> | null> {
+): Session<T> | null | Promise<Session<T> | null> {
   const view = viewOf(req);
-  let session: Session<T>;
+  let opened: Session<T> | Promise<Session<T>>;
   try {
-    session = await tether.open(view, options.write ? { write: options.write(req) } : {});
+    opened = tether.openNow(view, options.write ? { write: options.write(req) } : {});
   } catch (err) {
     sendError(res, err);
     return null;
   }
+  if (!(opened instanceof Promise)) return checked(tether, opened, view, req, res, options);
+  return opened.then((session) => checked(tether, session, view, req, res, options), (err: unknown) => {
+    sendError(res, err);
+    return null;
+  });
+}
+
+function checked<T extends object, R extends IncomingMessage>(
+  tether: Tether<T>, session: Session<T>, view: RequestView, req: R, res: ServerResponse, options: BeginOptions<R>,
+): Session<T> | null {
   try {
     const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
     if (csrf) tether.checkRequest(session, view);
