@@ -415,7 +415,8 @@ export class Tether<T extends object = SessionData> {
     if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
     const loaded = s.loaded!;
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
-    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || sameData(s.data, loaded.d));
+    // After update() a change is all but certain: the text decides at once, sparing the comparison.
+    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
     if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
     if (s.resign) s.setCookies.push(this.cookieFor(s.id!));
     return undefined;

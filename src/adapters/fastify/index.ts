@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { Tether } from '../../core/engine.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { abandonOnEarlyClose, errorResponse } from '../shared/http.js';
+import { HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,14 +35,37 @@ export interface FastifyAdapterOptions {
   csrf?: boolean;
 }
 
-function viewOf(req: FastifyRequest): RequestView {
-  return {
-    method: req.method,
-    header: (name) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v.join(', ') : v;
-    },
-  };
+const NO_OPEN_OPTIONS = Object.freeze({});
+
+/** Attaches the opened session to the request and runs the CSRF checks (which may throw). */
+function attach(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, view: RequestView, csrf: boolean, session: Session<object>): void {
+  req.session = session as Session<SessionData>;
+  // Instead of an onRequestAbort hook, which would add a listener to every request.
+  abandonOnEarlyClose(tether, session, reply.raw);
+  if (csrf) tether.checkRequest(session, view);
+}
+
+/** Answers the request with the error; the route handler does not run (`done` is not called). */
+function refuse(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, err: unknown): void {
+  if (req.session) tether.abandon(req.session);
+  const { status, body } = errorResponse(err);
+  if (status === 503) reply.header('retry-after', '1');
+  void reply.code(status).header('cache-control', 'no-store').send(body);
+}
+
+function addCookies(reply: FastifyReply, cookies: string[]): void {
+  if (cookies.length === 0) return;
+  reply.header('set-cookie', cookies);
+  reply.header('cache-control', 'no-store');
+}
+
+/** The reply becomes the error: nothing the handler answered may go out unsaved. Returns the new payload. */
+function failedCommit(reply: FastifyReply, err: unknown): string {
+  const { status, body } = errorResponse(err);
+  reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
+  if (status === 503) reply.header('retry-after', '1');
+  reply.removeHeader('content-length');
+  return JSON.stringify(body);
 }
 
 const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyInstance, opts) => {
@@ -50,43 +73,32 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   app.decorateRequest('session', null as unknown as Session<SessionData>);
 
   // Callback-style hooks: a session the engine opens or commits at once (held in memory, nothing to
-  // write) costs no promise; the others continue when theirs settles.
+  // write) costs no promise and no closure; the others continue when theirs settles.
   app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const routeOpts = req.routeOptions.config?.tether;
-    const view = viewOf(req);
-    const start = (session: Session<object>): void => {
-      req.session = session as Session<SessionData>;
-      // Instead of an onRequestAbort hook, which would add a listener to every request.
-      abandonOnEarlyClose(tether, session, reply.raw);
-      if ((routeOpts?.csrf ?? opts.csrf ?? true) !== false) tether.checkRequest(session, view);
-    };
-    // Answers the request itself; `done` is not called, so the route handler does not run.
-    const refuse = (err: unknown): void => {
-      if (req.session) tether.abandon(req.session);
-      const { status, body } = errorResponse(err);
-      if (status === 503) reply.header('retry-after', '1');
-      void reply.code(status).header('cache-control', 'no-store').send(body);
-    };
+    const view = new HeadersView(req.method, req.headers);
+    const csrf = (routeOpts?.csrf ?? opts.csrf ?? true) !== false;
+    let opened: Session<object> | Promise<Session<object>>;
     try {
-      const opened = tether.openNow(view, routeOpts?.write === undefined ? {} : { write: routeOpts.write });
-      if (opened instanceof Promise) {
-        opened.then((session) => {
-          try {
-            start(session);
-          } catch (err) {
-            refuse(err);
-            return;
-          }
-          done();
-        }, refuse);
-        return;
-      }
-      start(opened);
+      opened = tether.openNow(view, routeOpts?.write === undefined ? NO_OPEN_OPTIONS : { write: routeOpts.write });
+      if (!(opened instanceof Promise)) attach(tether, req, reply, view, csrf, opened);
     } catch (err) {
-      refuse(err);
+      refuse(tether, req, reply, err);
       return;
     }
-    done();
+    if (!(opened instanceof Promise)) {
+      done();
+      return;
+    }
+    opened.then((session) => {
+      try {
+        attach(tether, req, reply, view, csrf, session);
+      } catch (err) {
+        refuse(tether, req, reply, err);
+        return;
+      }
+      done();
+    }, (err: unknown) => refuse(tether, req, reply, err));
   });
 
   app.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
@@ -95,30 +107,22 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
       done(null, payload);
       return;
     }
-    const sent = (cookies: string[]): void => {
-      if (cookies.length > 0) {
-        reply.header('set-cookie', cookies);
-        reply.header('cache-control', 'no-store');
-      }
-      done(null, payload);
-    };
-    // The reply becomes the error: nothing the handler answered may go out unsaved.
-    const failed = (err: unknown): void => {
-      const { status, body } = errorResponse(err);
-      reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
-      if (status === 503) reply.header('retry-after', '1');
-      reply.removeHeader('content-length');
-      done(null, JSON.stringify(body));
-    };
     let cookies: string[] | Promise<string[]>;
     try {
       cookies = tether.commitNow(session);
     } catch (err) {
-      failed(err);
+      done(null, failedCommit(reply, err));
       return;
     }
-    if (cookies instanceof Promise) cookies.then(sent, failed);
-    else sent(cookies);
+    if (!(cookies instanceof Promise)) {
+      addCookies(reply, cookies);
+      done(null, payload);
+      return;
+    }
+    cookies.then((c) => {
+      addCookies(reply, c);
+      done(null, payload);
+    }, (err: unknown) => done(null, failedCommit(reply, err)));
   });
 
   // A handler that threw wrote nothing: its half-done session changes are dropped, as in every adapter.

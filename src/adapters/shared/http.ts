@@ -4,21 +4,31 @@
  * before the status line goes out and a store failure can still become a clean error response.
  * @module
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { InternalError, isTetherError } from '../../core/errors.js';
 import type { RequestView } from '../../core/csrf.js';
 import type { Tether } from '../../core/engine.js';
 import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 
+/** The engine's view of a request's method and headers: one object per request, no closure. */
+export class HeadersView implements RequestView {
+  readonly method: string;
+  readonly #headers: IncomingHttpHeaders;
+
+  constructor(method: string, headers: IncomingHttpHeaders) {
+    this.method = method;
+    this.#headers = headers;
+  }
+
+  header(name: string): string | undefined {
+    const v = this.#headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  }
+}
+
 export function viewOf(req: IncomingMessage): RequestView {
-  return {
-    method: req.method ?? 'GET',
-    header: (name) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v.join(', ') : v;
-    },
-  };
+  return new HeadersView(req.method ?? 'GET', req.headers);
 }
 
 /** Status and `{"error":{"code","message"}}` body for any thrown value; unknown errors say nothing of their internals. */

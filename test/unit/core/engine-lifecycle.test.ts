@@ -49,8 +49,13 @@ describe('engine lifecycle', () => {
       }, method);
       assert.deepEqual(t.setCookies, []);
     }
+    // update() that ends where it started: the encoded text decides, and it is what was loaded.
+    await trip(r.tether, cookie, (s) => s.update((d) => {
+      d.cart = ['pear'];
+      d.cart = ['apple'];
+    }));
     assert.equal(r.store.writes, 0);
-    assert.equal(r.store.calls.get, 2);
+    assert.equal(r.store.calls.get, 3);
   });
 
   it('store when sessions are created, changed, regenerated and destroyed then holds only SHA-256 keys, never an id or cookie', async () => {
