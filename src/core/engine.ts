@@ -5,21 +5,22 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { generateId, hashId, handleOf } from './ids.js';
+import { generateId, handleOf } from './ids.js';
 import { Signer } from './signer.js';
+import { Committer, ENDED, isExpired } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
-import { readCookie, setCookieHeader, clearCookieHeader } from './cookie.js';
+import { readCookie, setCookieHeader } from './cookie.js';
 import { SessionGate } from './gate.js';
 import { Deadlines } from './timeout.js';
-import { DecodedCache, copyData, jsonExactCopy, sameData } from './decoded.js';
+import { DecodedCache, copyData } from './decoded.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
 import { jsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
-import { Session, dataOf, sessionState } from './session.js';
+import { Session, sessionState } from './session.js';
 import type { SessionData, SessionState } from './session.js';
-import { SessionConflictError, SessionTooLargeError, OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
+import { OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
 import type { SessionRecord, SessionStore } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 import { channels } from '../observability/channels.js';
@@ -31,21 +32,6 @@ import { UserContexts } from './user-context.js';
 export type { RequestView } from './csrf.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-
-/**
- * The data of a record ended by a regeneration: read as "no session". The compare-and-set that ends
- * the record also gives it deadlines already passed, so the store drops it in that same call (a TTL
- * store deletes it; the others stop returning it and sweep it later), and no separate delete is sent.
- * The marker covers a store whose clock trails the engine's by a few milliseconds. Valid JSON, so
- * stores that check their data accept it, but never a codec envelope.
- */
-const ENDED = '"tether:ended"';
-
-/** Filled by #encode: the envelope a write's text decodes to, when it could be kept without decoding. */
-interface Written {
-  env: Envelope | null;
-}
-const NOTHING_WRITTEN: Written = Object.freeze({ env: null }) as Written;
 
 export interface OpenOptions {
   /**
@@ -92,6 +78,8 @@ export class Tether<T extends object = SessionData> {
   readonly #decoded = new DecodedCache();
   /** A request's own copy of its loaded data: a deep copy for JSON, a fresh decode for other codecs. */
   readonly #copyLoaded: (s: SessionState) => SessionData;
+  /** The commit path (commit.ts). */
+  readonly #commits: Committer;
   #warnedUndecodable = false;
   readonly #stats: Omit<EngineStats, 'gateWaiting'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
@@ -112,6 +100,12 @@ export class Tether<T extends object = SessionData> {
     const codec = this.options.codec;
     this.#copyLoaded = codec === jsonCodec ? (s) => copyData(s.loaded!.d) : (s) => codec.decode(s.loadedText!).d;
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
+    this.#commits = new Committer({
+      options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,
+      call: (op, what) => this.#call(op, what),
+      emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
+      cookieFor: (id) => this.cookieFor(id),
+    });
   }
 
   /** Loads the session named by the request's cookie (or an empty, not yet stored one). */
@@ -161,7 +155,7 @@ export class Tether<T extends object = SessionData> {
     s.committed = true;
     let pending: Promise<void> | undefined;
     try {
-      pending = this.#persist(s);
+      pending = this.#commits.persist(s);
     } finally {
       if (pending === undefined) this.#release(s);
     }
@@ -352,8 +346,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   #expired(r: SessionRecord, now: number): boolean {
-    return now >= r.lastSeenAt + this.options.idleTimeoutMs || now >= r.createdAt + this.options.absoluteTimeoutMs
-      || now >= r.expiresAt || now >= r.absoluteExpiresAt;
+    return isExpired(r, now, this.options);
   }
 
   /** `store.getLocal`, failing as a store call would (STORE_UNAVAILABLE, counted) when it throws. */
@@ -370,203 +363,6 @@ export class Tether<T extends object = SessionData> {
 
   #call<R>(op: () => Promise<R>, what: string): Promise<R> {
     return this.#deadlines.run(op, what);
-  }
-
-
-  /**
-   * The text to store for the request's session. With `written`, for the JSON codec, the data is first
-   * copied (when it is exactly what JSON gives back) and the text encoded from that private copy:
-   * `written.env` is then the decoding of the text, ready for the decoded cache.
-   */
-  #encode(s: SessionState, written?: Written): string {
-    let d = dataOf(s);
-    const exact = written && this.options.codec === jsonCodec ? jsonExactCopy(d) : undefined;
-    if (exact !== undefined) d = exact;
-    const env: Envelope = { d };
-    if (s.csrf !== undefined) env.c = s.csrf;
-    if (s.ua !== undefined) env.u = s.ua;
-    if (written) written.env = exact === undefined ? null : env;
-    const text = this.options.codec.encode(env);
-    const bytes = Buffer.byteLength(text);
-    if (bytes > this.options.maxSessionBytes) throw new SessionTooLargeError(bytes, this.options.maxSessionBytes);
-    return text;
-  }
-
-  #newRecord(s: SessionState, id: string, text: string, now: number): SessionRecord {
-    const o = this.options;
-    return {
-      key: hashId(id), data: text, version: 1, userId: s.userId, createdAt: now, lastSeenAt: now,
-      expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: now + o.absoluteTimeoutMs + o.expiryGraceMs,
-    };
-  }
-
-  /**
-   * Commits at once what needs no store call (unchanged data, no touch due); otherwise a promise for
-   * the write, touch or destroy.
-   */
-  #persist(s: SessionState): Promise<void> | undefined {
-    const o = this.options;
-    const now = o.clock.now();
-    const record = s.record;
-    if (record === null && (s.destroyed || !this.#hasContent(s))) {
-      if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
-      return undefined;
-    }
-    if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
-    const loaded = s.loaded!;
-    // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
-    // After update() a change is all but certain: the text decides at once, sparing the comparison.
-    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
-    if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
-    if (s.resign) s.setCookies.push(this.cookieFor(s.id!));
-    return undefined;
-  }
-
-  /** Whether a session not yet stored has anything worth storing. */
-  #hasContent(s: SessionState): boolean {
-    return s.userId !== null || s.csrf !== undefined || (s.data !== null && Object.keys(s.data).length > 0);
-  }
-
-  /** The store calls of a commit: destroy, create or regenerate, compare-and-set, touch. */
-  async #write(s: SessionState, now: number, same = false): Promise<void> {
-    const o = this.options;
-    if (s.destroyed) {
-      const rec = s.record!;
-      this.#decoded.forget(rec.key);
-      await this.#call(() => this.store.destroy(rec.key), 'destroy');
-      this.#emit('destroyed', rec.key, rec.userId, 'logout');
-      s.setCookies.push(clearCookieHeader(o.cookie));
-      return;
-    }
-    if (s.record === null || s.regenerate) {
-      // Regeneration first ends the old record by compare-and-set, so a session that was destroyed (or
-      // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
-      // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
-      // every store, and moving it out of the index would cost Redis another round trip.
-      let text = this.#encode(s);
-      if (s.record !== null) {
-        text = await this.#writeLoop(s, now, text, { env: null }, (base) => ({
-          ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
-        }));
-      }
-      const id = s.id ?? s.newId();
-      const record = this.#newRecord(s, id, text, now);
-      const res = await this.#call(() => this.store.set(record, 0), 'set');
-      if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
-      this.#stats.writes++;
-      // Not kept: a session just created or regenerated may never come back, and holding it would
-      // fill the decoded cache with every new visitor's session.
-      this.#decoded.forget(record.key);
-      const previous = s.record;
-      s.id = id;
-      s.key = record.key;
-      s.record = record;
-      s.setCookies.push(this.cookieFor(id));
-      if (previous) {
-        this.#decoded.forget(previous.key);
-        this.#emit('regenerated', record.key, record.userId, undefined, previous.key);
-      } else {
-        this.#emit('created', record.key, record.userId);
-      }
-      if (record.userId !== null && record.userId !== s.loadedUserId) await this.#enforceLimit(record.userId, record.key);
-      return;
-    }
-    const record = s.record;
-    const written: Written = same ? NOTHING_WRITTEN : { env: null };
-    const text = same ? null : this.#encode(s, written);
-    if (text !== null && (text !== s.loadedText || s.userId !== s.loadedUserId)) {
-      const final = await this.#writeLoop(s, now, text, written, (base, data) => ({
-        key: base.key, data, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
-        expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
-      }));
-      this.#keepWritten(record.key, final, written);
-      if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.cookieFor(s.id!));
-      if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key);
-      return;
-    }
-    if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
-      await this.#call(() => this.store.touch(record.key, now + o.idleTimeoutMs + o.expiryGraceMs, now), 'touch');
-      this.#stats.touches++;
-      if (o.cookie.maxAgeMs !== undefined) s.resign = true;
-    }
-    if (s.resign) s.setCookies.push(this.cookieFor(s.id!));
-  }
-
-  /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */
-  #keepWritten(key: string, text: string, written: Written): void {
-    if (written.env) this.#decoded.prime(key, text, written.env);
-    else this.#decoded.forget(key);
-  }
-
-  /**
-   * Compare-and-set of `next(base, encodedData)` over the loaded record. On a conflict the handler's
-   * `update()`/`setUser()` changes are re-applied to the fresh record and the write retried; a change
-   * that cannot be replayed, or a session that ended meanwhile, fails with SESSION_CONFLICT.
-   * Returns the data text it wrote (after any replay).
-   */
-  async #writeLoop(s: SessionState, now: number, firstText: string, written: Written, next: (base: SessionRecord, data: string) => SessionRecord): Promise<string> {
-    let base = s.record!;
-    let text = firstText;
-    let replayable: boolean | undefined;
-    for (let attempt = 0; ; attempt++) {
-      const rec = next(base, text);
-      const res = await this.#call(() => this.store.set(rec, base.version), 'set');
-      if (res.ok) {
-        this.#stats.writes++;
-        s.record = rec;
-        return text;
-      }
-      this.#stats.conflicts++;
-      replayable ??= await this.#replayable(s, firstText);
-      const fresh = replayable && attempt < this.options.maxReplays ? await this.#call(() => this.store.get(base.key), 'get') : null;
-      if (!fresh || !this.#live(fresh, now)) {
-        this.#emit('conflict', base.key, s.userId, 'rejected');
-        // Replayable and still within budget means the fresh record was read, and it was gone.
-        const ended = replayable && attempt < this.options.maxReplays;
-        throw new SessionConflictError(ended ? 'the session ended while this request ran' : undefined);
-      }
-      this.#emit('conflict', base.key, s.userId, 'replayed');
-      this.#stats.replays++;
-      await this.#rebase(s, fresh.data, fresh.userId, s);
-      text = this.#encode(s, written);
-      base = fresh;
-    }
-  }
-
-  /** Re-applies the request's replayable changes to `data`, writing the outcome into `into`. */
-  async #rebase(s: SessionState, data: string, userId: string | null, into: SessionState): Promise<void> {
-    const env = this.options.codec.decode(data);
-    // A token rotated by regenerate() in this request is part of the intent, not of the data to rebase.
-    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId };
-    for (const op of s.ops) await op(env.d, replay);
-    into.data = env.d;
-    into.csrf = replay.csrf;
-    into.userId = replay.userId;
-  }
-
-  /** True when every change the handler made went through `update`/`setUser`, so it can be re-applied. */
-  async #replayable(s: SessionState, currentText: string): Promise<boolean> {
-    const probe: SessionState = { ...s };
-    await this.#rebase(s, s.loadedText!, s.loadedUserId, probe);
-    return this.#encode(probe) === currentText && probe.userId === s.userId;
-  }
-
-  /** A record that still names a session: not past a deadline, not ended by a regeneration. */
-  #live(r: SessionRecord, now: number): boolean {
-    return r.data !== ENDED && !this.#expired(r, now);
-  }
-
-  async #enforceLimit(userId: string, currentKey: string): Promise<void> {
-    const max = this.options.maxSessionsPerUser;
-    if (max === 0) return;
-    const now = this.options.clock.now();
-    const live = (await this.#call(() => this.store.listByUser(userId), 'listByUser')).filter((r) => !this.#expired(r, now));
-    if (live.length <= max) return;
-    const victims = live.filter((r) => r.key !== currentKey).sort((a, b) => a.createdAt - b.createdAt).slice(0, live.length - max);
-    for (const v of victims) {
-      await this.#call(() => this.store.destroy(v.key), 'destroy');
-      this.#emit('destroyed', v.key, userId, 'limit');
-    }
   }
 
   #emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void {

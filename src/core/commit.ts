@@ -1,0 +1,267 @@
+/**
+ * The commit path: what a request's session becomes at the store before its response goes out. An
+ * unchanged session with no touch due is settled at once, without a store call; otherwise the new
+ * record is written by compare-and-set (a conflict re-applies the request's `update()` changes on the
+ * fresh record), a new or regenerated session is created under its new ID, an ended one destroyed,
+ * and an idle one touched.
+ * @module
+ */
+import { hashId } from './ids.js';
+import { clearCookieHeader } from './cookie.js';
+import { jsonExactCopy, sameData } from './decoded.js';
+import type { DecodedCache } from './decoded.js';
+import { jsonCodec } from './codec.js';
+import type { Envelope } from './codec.js';
+import { dataOf } from './session.js';
+import type { SessionState } from './session.js';
+import { SessionConflictError, SessionTooLargeError } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import type { SessionRecord, SessionStore } from './store.js';
+import type { LifecycleEvent } from '../observability/channels.js';
+
+/**
+ * The data of a record ended by a regeneration: read as "no session". The compare-and-set that ends
+ * the record also gives it deadlines already passed, so the store drops it in that same call (a TTL
+ * store deletes it; the others stop returning it and sweep it later), and no separate delete is sent.
+ * The marker covers a store whose clock trails the engine's by a few milliseconds. Valid JSON, so
+ * stores that check their data accept it, but never a codec envelope.
+ */
+export const ENDED = '"tether:ended"';
+
+/** Whether a record is past its idle or absolute deadline, by the engine's settings or the store's. */
+export function isExpired(r: SessionRecord, now: number, o: Readonly<ResolvedOptions>): boolean {
+  return now >= r.lastSeenAt + o.idleTimeoutMs || now >= r.createdAt + o.absoluteTimeoutMs
+    || now >= r.expiresAt || now >= r.absoluteExpiresAt;
+}
+
+/** Filled by #encode: the envelope a write's text decodes to, when it could be kept without decoding. */
+interface Written {
+  env: Envelope | null;
+}
+const NOTHING_WRITTEN: Written = Object.freeze({ env: null }) as Written;
+
+/** Counters the commit path adds to (the engine's stats). */
+export interface CommitStats {
+  writes: number;
+  conflicts: number;
+  replays: number;
+  touches: number;
+}
+
+/** What the commit path uses of its engine. */
+export interface CommitParts {
+  readonly options: Readonly<ResolvedOptions>;
+  readonly store: SessionStore;
+  /** Decoded sessions by store key: what a write leaves is kept there, ready for the next request. */
+  readonly decoded: DecodedCache;
+  readonly stats: CommitStats;
+  /** A store call under the engine's deadline. */
+  call<R>(op: () => Promise<R>, what: string): Promise<R>;
+  emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
+  /** The Set-Cookie value that carries a session ID. */
+  cookieFor(id: string): string;
+}
+
+export class Committer {
+  readonly #e: CommitParts;
+
+  constructor(parts: CommitParts) {
+    this.#e = parts;
+  }
+
+  /**
+   * Commits at once what needs no store call (unchanged data, no touch due); otherwise a promise for
+   * the write, touch or destroy.
+   */
+  persist(s: SessionState): Promise<void> | undefined {
+    const o = this.#e.options;
+    const now = o.clock.now();
+    const record = s.record;
+    if (record === null && (s.destroyed || !this.#hasContent(s))) {
+      if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
+      return undefined;
+    }
+    if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
+    const loaded = s.loaded!;
+    // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
+    // After update() a change is all but certain: the text decides at once, sparing the comparison.
+    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
+    if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
+    if (s.resign) s.setCookies.push(this.#e.cookieFor(s.id!));
+    return undefined;
+  }
+
+  /**
+   * The text to store for the request's session. With `written`, for the JSON codec, the data is first
+   * copied (when it is exactly what JSON gives back) and the text encoded from that private copy:
+   * `written.env` is then the decoding of the text, ready for the decoded cache.
+   */
+  #encode(s: SessionState, written?: Written): string {
+    let d = dataOf(s);
+    const exact = written && this.#e.options.codec === jsonCodec ? jsonExactCopy(d) : undefined;
+    if (exact !== undefined) d = exact;
+    const env: Envelope = { d };
+    if (s.csrf !== undefined) env.c = s.csrf;
+    if (s.ua !== undefined) env.u = s.ua;
+    if (written) written.env = exact === undefined ? null : env;
+    const text = this.#e.options.codec.encode(env);
+    const bytes = Buffer.byteLength(text);
+    if (bytes > this.#e.options.maxSessionBytes) throw new SessionTooLargeError(bytes, this.#e.options.maxSessionBytes);
+    return text;
+  }
+
+  #newRecord(s: SessionState, id: string, text: string, now: number): SessionRecord {
+    const o = this.#e.options;
+    return {
+      key: hashId(id), data: text, version: 1, userId: s.userId, createdAt: now, lastSeenAt: now,
+      expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: now + o.absoluteTimeoutMs + o.expiryGraceMs,
+    };
+  }
+
+  /** Whether a session not yet stored has anything worth storing. */
+  #hasContent(s: SessionState): boolean {
+    return s.userId !== null || s.csrf !== undefined || (s.data !== null && Object.keys(s.data).length > 0);
+  }
+
+  /** The store calls of a commit: destroy, create or regenerate, compare-and-set, touch. */
+  async #write(s: SessionState, now: number, same = false): Promise<void> {
+    const o = this.#e.options;
+    if (s.destroyed) {
+      const rec = s.record!;
+      this.#e.decoded.forget(rec.key);
+      await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
+      this.#e.emit('destroyed', rec.key, rec.userId, 'logout');
+      s.setCookies.push(clearCookieHeader(o.cookie));
+      return;
+    }
+    if (s.record === null || s.regenerate) {
+      // Regeneration first ends the old record by compare-and-set, so a session that was destroyed (or
+      // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
+      // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
+      // every store, and moving it out of the index would cost Redis another round trip.
+      let text = this.#encode(s);
+      if (s.record !== null) {
+        text = await this.#writeLoop(s, now, text, { env: null }, (base) => ({
+          ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
+        }));
+      }
+      const id = s.id ?? s.newId();
+      const record = this.#newRecord(s, id, text, now);
+      const res = await this.#e.call(() => this.#e.store.set(record, 0), 'set');
+      if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
+      this.#e.stats.writes++;
+      // Not kept: a session just created or regenerated may never come back, and holding it would
+      // fill the decoded cache with every new visitor's session.
+      this.#e.decoded.forget(record.key);
+      const previous = s.record;
+      s.id = id;
+      s.key = record.key;
+      s.record = record;
+      s.setCookies.push(this.#e.cookieFor(id));
+      if (previous) {
+        this.#e.decoded.forget(previous.key);
+        this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key);
+      } else {
+        this.#e.emit('created', record.key, record.userId);
+      }
+      if (record.userId !== null && record.userId !== s.loadedUserId) await this.#enforceLimit(record.userId, record.key);
+      return;
+    }
+    const record = s.record;
+    const written: Written = same ? NOTHING_WRITTEN : { env: null };
+    const text = same ? null : this.#encode(s, written);
+    if (text !== null && (text !== s.loadedText || s.userId !== s.loadedUserId)) {
+      const final = await this.#writeLoop(s, now, text, written, (base, data) => ({
+        key: base.key, data, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
+        expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
+      }));
+      this.#keepWritten(record.key, final, written);
+      if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.#e.cookieFor(s.id!));
+      if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key);
+      return;
+    }
+    if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
+      await this.#e.call(() => this.#e.store.touch(record.key, now + o.idleTimeoutMs + o.expiryGraceMs, now), 'touch');
+      this.#e.stats.touches++;
+      if (o.cookie.maxAgeMs !== undefined) s.resign = true;
+    }
+    if (s.resign) s.setCookies.push(this.#e.cookieFor(s.id!));
+  }
+
+  /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */
+  #keepWritten(key: string, text: string, written: Written): void {
+    if (written.env) this.#e.decoded.prime(key, text, written.env);
+    else this.#e.decoded.forget(key);
+  }
+
+  /**
+   * Compare-and-set of `next(base, encodedData)` over the loaded record. On a conflict the handler's
+   * `update()`/`setUser()` changes are re-applied to the fresh record and the write retried; a change
+   * that cannot be replayed, or a session that ended meanwhile, fails with SESSION_CONFLICT.
+   * Returns the data text it wrote (after any replay).
+   */
+  async #writeLoop(s: SessionState, now: number, firstText: string, written: Written, next: (base: SessionRecord, data: string) => SessionRecord): Promise<string> {
+    let base = s.record!;
+    let text = firstText;
+    let replayable: boolean | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const rec = next(base, text);
+      const res = await this.#e.call(() => this.#e.store.set(rec, base.version), 'set');
+      if (res.ok) {
+        this.#e.stats.writes++;
+        s.record = rec;
+        return text;
+      }
+      this.#e.stats.conflicts++;
+      replayable ??= await this.#replayable(s, firstText);
+      const fresh = replayable && attempt < this.#e.options.maxReplays ? await this.#e.call(() => this.#e.store.get(base.key), 'get') : null;
+      if (!fresh || !this.#live(fresh, now)) {
+        this.#e.emit('conflict', base.key, s.userId, 'rejected');
+        // Replayable and still within budget means the fresh record was read, and it was gone.
+        const ended = replayable && attempt < this.#e.options.maxReplays;
+        throw new SessionConflictError(ended ? 'the session ended while this request ran' : undefined);
+      }
+      this.#e.emit('conflict', base.key, s.userId, 'replayed');
+      this.#e.stats.replays++;
+      await this.#rebase(s, fresh.data, fresh.userId, s);
+      text = this.#encode(s, written);
+      base = fresh;
+    }
+  }
+
+  /** Re-applies the request's replayable changes to `data`, writing the outcome into `into`. */
+  async #rebase(s: SessionState, data: string, userId: string | null, into: SessionState): Promise<void> {
+    const env = this.#e.options.codec.decode(data);
+    // A token rotated by regenerate() in this request is part of the intent, not of the data to rebase.
+    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId };
+    for (const op of s.ops) await op(env.d, replay);
+    into.data = env.d;
+    into.csrf = replay.csrf;
+    into.userId = replay.userId;
+  }
+
+  /** True when every change the handler made went through `update`/`setUser`, so it can be re-applied. */
+  async #replayable(s: SessionState, currentText: string): Promise<boolean> {
+    const probe: SessionState = { ...s };
+    await this.#rebase(s, s.loadedText!, s.loadedUserId, probe);
+    return this.#encode(probe) === currentText && probe.userId === s.userId;
+  }
+
+  /** A record that still names a session: not past a deadline, not ended by a regeneration. */
+  #live(r: SessionRecord, now: number): boolean {
+    return r.data !== ENDED && !isExpired(r, now, this.#e.options);
+  }
+
+  async #enforceLimit(userId: string, currentKey: string): Promise<void> {
+    const max = this.#e.options.maxSessionsPerUser;
+    if (max === 0) return;
+    const now = this.#e.options.clock.now();
+    const live = (await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser')).filter((r) => !isExpired(r, now, this.#e.options));
+    if (live.length <= max) return;
+    const victims = live.filter((r) => r.key !== currentKey).sort((a, b) => a.createdAt - b.createdAt).slice(0, live.length - max);
+    for (const v of victims) {
+      await this.#e.call(() => this.#e.store.destroy(v.key), 'destroy');
+      this.#e.emit('destroyed', v.key, userId, 'limit');
+    }
+  }
+}
