@@ -25,6 +25,11 @@ export interface StartOptions {
   /** Wait until this many different X-Tether-Node names answered the health path (cluster workers). @default 1 */
   readyNodes?: number;
   readyTimeoutMs?: number;
+  /**
+   * A command that runs node for the app: its arguments come first, then node's (e.g. `unshare … sh -c
+   * '… exec "$0" "$@"'`). It must exec node in place, so the PID stays the app's.
+   */
+  wrap?: readonly string[];
 }
 
 export interface Exit {
@@ -86,7 +91,9 @@ export async function waitHealthy(port: number, readyNodes = 1, timeoutMs = 30_0
 
 export async function startApp(options: StartOptions): Promise<AppProcess> {
   const script = path.isAbsolute(options.script) ? options.script : path.join(REPO_ROOT, options.script);
-  const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', script], {
+  const nodeArgs = [process.execPath, '--conditions=tether-source', '--import', 'tsx', script];
+  const [command, ...args] = [...(options.wrap ?? []), ...nodeArgs] as [string, ...string[]];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: 'test', PORT: String(options.port), HOST: '127.0.0.1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
