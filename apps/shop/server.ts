@@ -11,13 +11,12 @@ import { createTether, isTetherError, RateLimitedError } from 'tether';
 import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
 import { registerTetherMetrics, instrumentStore } from 'tether/observability';
-import { isClusterWorker, shareWorkerMetrics } from 'tether/cluster';
+import { isClusterWorker, shareWorkerMetrics, sharedLimiter } from 'tether/cluster';
 import { openSessionStore } from './config.js';
 import type { ShopConfig } from './config.js';
 import { openShopDb } from './db/index.js';
 import type { ShopDb } from './db/index.js';
 import { checkoutFlow } from './lib/checkout.js';
-import { SlidingWindowLimiter } from './lib/rate-limit.js';
 import { ActiveSessions } from './lib/active-sessions.js';
 import type { ShopContext, ShopSession } from './context.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -110,12 +109,13 @@ function installHeaders(app: FastifyInstance, config: ShopConfig): void {
 }
 
 function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
-  const limiter = new SlidingWindowLimiter(ctx.config.newSessionsPerMinute, 60_000);
+  // Counted once for the whole cluster (the primary keeps the count), not once per worker.
+  const limiter = sharedLimiter('shop:new-sessions', ctx.config.newSessionsPerMinute, 60_000);
   // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
   // one is counted; regenerating an existing session (login) never is.
   app.addHook('onRequest', async (req) => {
     if (!req.routeOptions.config?.shop?.createsSession || !req.session?.isNew) return;
-    if (!limiter.take(req.ip)) {
+    if (!(await limiter.take(req.ip))) {
       ctx.counters.rateLimited++;
       throw new RateLimitedError();
     }

@@ -21,9 +21,12 @@ import type { ClusterPrimary } from './primary.js';
 import { acceptHandoff } from './worker.js';
 import type { WorkerHandle } from './worker.js';
 import { serveClusterMetrics } from './metrics.js';
+import { serveClusterLimits } from './limits.js';
 
 export { acceptHandoff } from './worker.js';
 export { clusterMetrics, serveClusterMetrics, shareWorkerMetrics, CLUSTER_METRICS_TIMEOUT_MS } from './metrics.js';
+export { sharedLimiter, serveClusterLimits, SlidingWindowLimiter, CLUSTER_LIMIT_TIMEOUT_MS } from './limits.js';
+export type { SharedLimiter } from './limits.js';
 export type { WorkerHandle } from './worker.js';
 export type { ClusterPrimary, WorkerInfo } from './primary.js';
 export { CLUSTER_DEFAULTS, resolveClusterOptions, resolveWorkerOptions, stderrLog } from './options.js';
@@ -57,6 +60,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterPrimar
     return { role: 'worker', app, handle };
   }
   serveClusterMetrics();
+  serveClusterLimits();
   const primary = await startPrimary(o);
   o.log('info', 'cluster listening', { url: `http://${primary.host}:${primary.port}`, workers: o.workers, node: o.nodeName });
   if (o.handleSignals) {

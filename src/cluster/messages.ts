@@ -44,8 +44,25 @@ export interface MetricsReplyMessage {
   error?: string;
 }
 
-export type PrimaryMessage = ConnectionMessage | DrainMessage | MetricsReplyMessage;
-export type WorkerMessage = ReadyMessage | DrainingMessage | MetricsRequestMessage;
+/** Worker → primary: count one event of `key` against the cluster-wide limiter `name` (src/cluster/limits.ts). */
+export interface LimitRequestMessage {
+  type: 'tether:limit';
+  id: number;
+  name: string;
+  key: string;
+  limit: number;
+  windowMs: number;
+}
+
+/** Primary → worker: whether that event was within the limit (and so counted). */
+export interface LimitReplyMessage {
+  type: 'tether:limit-reply';
+  id: number;
+  allowed: boolean;
+}
+
+export type PrimaryMessage = ConnectionMessage | DrainMessage | MetricsReplyMessage | LimitReplyMessage;
+export type WorkerMessage = ReadyMessage | DrainingMessage | MetricsRequestMessage | LimitRequestMessage;
 
 export function isMessage<T extends { type: string }>(msg: unknown, type: T['type']): msg is T {
   return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === type;

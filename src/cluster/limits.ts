@@ -1,0 +1,129 @@
+/**
+ * Rate limits counted once for a whole one-machine cluster. The primary hands each connection to any
+ * worker, so limits counted per process would admit as many times the limit as there are workers;
+ * `sharedLimiter` in a worker asks the primary instead, which keeps the only count. Outside a cluster
+ * (or in the primary) the count is the process's own. Behind HAProxy each machine counts for itself.
+ * @module
+ * @example
+ * // in the worker's app (the primary answers on its own: runCluster calls serveClusterLimits)
+ * const signups = sharedLimiter('signups', 10, 60_000);
+ * if (!(await signups.take(req.ip))) throw new RateLimitedError();
+ */
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import { isMessage } from './messages.js';
+import type { LimitReplyMessage, LimitRequestMessage } from './messages.js';
+
+/** How long a worker waits for the primary's count before it counts the event alone. */
+export const CLUSTER_LIMIT_TIMEOUT_MS = 1_000;
+
+/**
+ * A per-key sliding-window counter (two fixed windows, the previous one weighted by how much of it
+ * still overlaps), bounded in memory: at most `maxKeys` keys, the least recently seen dropped first.
+ */
+export class SlidingWindowLimiter {
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly #maxKeys: number;
+  readonly #now: () => number;
+  /** Insertion order is recency order. */
+  readonly #windows = new Map<string, { start: number; current: number; previous: number }>();
+
+  constructor(limit: number, windowMs = 60_000, maxKeys = 100_000, now: () => number = Date.now) {
+    this.limit = limit;
+    this.windowMs = windowMs;
+    this.#maxKeys = maxKeys;
+    this.#now = now;
+  }
+
+  /** Counts one event for `key`; false (and not counted) when the key is over its limit. */
+  take(key: string): boolean {
+    const now = this.#now();
+    const aligned = now - (now % this.windowMs);
+    let w = this.#windows.get(key);
+    if (w) this.#windows.delete(key);
+    if (!w || aligned - w.start >= 2 * this.windowMs) w = { start: aligned, current: 0, previous: 0 };
+    else if (aligned !== w.start) w = { start: aligned, current: 0, previous: w.current };
+    this.#windows.set(key, w);
+    if (this.#windows.size > this.#maxKeys) this.#windows.delete(this.#windows.keys().next().value!);
+    const overlap = 1 - (now - w.start) / this.windowMs;
+    if (w.previous * overlap + w.current >= this.limit) return false;
+    w.current++;
+    return true;
+  }
+
+  get size(): number {
+    return this.#windows.size;
+  }
+}
+
+/** Counts events per key against a limit: at once in one process, through the primary in a cluster worker. */
+export interface SharedLimiter {
+  take(key: string): boolean | Promise<boolean>;
+}
+
+const served = new Map<string, SlidingWindowLimiter>();
+let serving = false;
+
+/** Primary: keeps the counts workers' `sharedLimiter`s ask for. Idempotent; runCluster calls it. */
+export function serveClusterLimits(): void {
+  if (serving || !cluster.isPrimary) return;
+  serving = true;
+  cluster.on('message', (worker: Worker, msg: unknown) => {
+    if (!isMessage<LimitRequestMessage>(msg, 'tether:limit')) return;
+    // One limiter per name, with the limit and window of the first worker that asked: every worker
+    // runs the same app, so they agree; a mismatch is the app's bug, and the first setting stands.
+    let limiter = served.get(msg.name);
+    if (!limiter) served.set(msg.name, limiter = new SlidingWindowLimiter(msg.limit, msg.windowMs));
+    const reply: LimitReplyMessage = { type: 'tether:limit-reply', id: msg.id, allowed: limiter.take(msg.key) };
+    if (worker.isConnected()) worker.send(reply, (err: Error | null) => void err);
+  });
+}
+
+let nextId = 0;
+const pending = new Map<number, { resolve: (allowed: boolean) => void; timer: NodeJS.Timeout }>();
+let listening = false;
+
+function listen(): void {
+  if (listening) return;
+  listening = true;
+  process.on('message', (msg: unknown) => {
+    if (!isMessage<LimitReplyMessage>(msg, 'tether:limit-reply')) return;
+    const p = pending.get(msg.id);
+    if (!p) return;
+    pending.delete(msg.id);
+    clearTimeout(p.timer);
+    p.resolve(msg.allowed);
+  });
+}
+
+/**
+ * A limiter named `name`, counting `limit` events per key in any `windowMs`. In a cluster worker every
+ * `take` asks the primary; should it not answer within CLUSTER_LIMIT_TIMEOUT_MS (a primary that is
+ * shutting down), the worker counts that event in its own window, so a limit never blocks a request
+ * for long and is still enforced per worker.
+ */
+export function sharedLimiter(name: string, limit: number, windowMs = 60_000): SharedLimiter {
+  const local = new SlidingWindowLimiter(limit, windowMs);
+  const send = process.send?.bind(process);
+  if (!cluster.isWorker || !send) return local;
+  return {
+    take(key: string): Promise<boolean> {
+      listen();
+      const id = nextId++;
+      return new Promise<boolean>((resolve) => {
+        const alone = (): void => {
+          if (!pending.delete(id)) return;
+          clearTimeout(timer);
+          resolve(local.take(key));
+        };
+        const timer = setTimeout(alone, CLUSTER_LIMIT_TIMEOUT_MS);
+        pending.set(id, { resolve, timer });
+        const msg: LimitRequestMessage = { type: 'tether:limit', id, name, key, limit, windowMs };
+        send(msg, undefined, {}, (err: Error | null) => {
+          if (err) alone();
+        });
+      });
+    },
+  };
+}

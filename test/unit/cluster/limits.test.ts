@@ -1,0 +1,42 @@
+/** The sliding-window count behind cluster-wide limits, and sharedLimiter outside a cluster. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SlidingWindowLimiter, sharedLimiter } from '../../../src/cluster/limits.js';
+
+describe('sliding-window limiter', () => {
+  it('key when it reaches the limit then further events are refused and not counted, other keys unaffected', () => {
+    let now = 60_000;
+    const l = new SlidingWindowLimiter(3, 60_000, 100, () => now);
+    assert.deepEqual([1, 2, 3, 4, 5].map(() => l.take('a')), [true, true, true, false, false]);
+    assert.equal(l.take('b'), true);
+    now += 59_000;
+    assert.equal(l.take('a'), false, 'still the same window');
+  });
+
+  it('next window when the previous one was full then its weight fades as the window goes by', () => {
+    let now = 60_000;
+    const l = new SlidingWindowLimiter(4, 60_000, 100, () => now);
+    for (let i = 0; i < 4; i++) assert.equal(l.take('a'), true);
+    now = 120_000 + 15_000; // a quarter into the next window: the previous counts 4 × 0.75 = 3
+    assert.equal(l.take('a'), true);
+    assert.equal(l.take('a'), false);
+    now = 180_000 + 1; // two windows on: nothing carried over
+    assert.deepEqual([1, 2, 3, 4, 5].map(() => l.take('a')), [true, true, true, true, false]);
+  });
+
+  it('many keys when past maxKeys then the least recently seen is dropped first', () => {
+    const l = new SlidingWindowLimiter(1, 60_000, 2, () => 60_000);
+    l.take('a');
+    l.take('b');
+    l.take('a');
+    l.take('c');
+    assert.equal(l.size, 2);
+    assert.equal(l.take('a'), false, 'a was kept, and is at its limit');
+    assert.equal(l.take('b'), true, 'b was dropped, so it starts over');
+  });
+
+  it('sharedLimiter outside a cluster then counts in this process and answers at once', () => {
+    const l = sharedLimiter('unit', 2, 60_000);
+    assert.deepEqual([l.take('k'), l.take('k'), l.take('k')], [true, true, false]);
+  });
+});
