@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { RedisStore } from '../../src/stores/redis/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionStore } from '../../src/core/store.js';
-import { startRedisCluster, redisCommand } from '../helpers/redis.js';
+import { startRedisCluster, redisCommand, waitFor } from '../helpers/redis.js';
 import type { RedisCluster } from '../helpers/redis.js';
 
 let cluster: RedisCluster;
@@ -34,6 +34,32 @@ runStoreSuite({
 });
 
 describe('RedisStore on a cluster', () => {
+  it('change feed when its subscriber connection is killed then it subscribes again on a node it picks, calls onResync, and reports later changes', async () => {
+    const clock = new ManualClock();
+    const store = new RedisStore({ cluster: { nodes: [...cluster.seeds] }, keyPrefix: nextPrefix(), clock });
+    try {
+      const seen: string[] = [];
+      let resyncs = 0;
+      const stop = store.subscribe((key) => void seen.push(key), { onResync: () => void resyncs++ });
+      await waitFor('the first subscription', 10_000, async () => store.feedState === 'listening' && resyncs === 1);
+      const before = makeRecord(clock);
+      await store.set(before, 0);
+      await waitFor('a change reported', 10_000, async () => seen.includes(before.key));
+
+      // Every pub/sub connection on every primary: the feed's is one of them.
+      let killed = 0;
+      for (const node of cluster.nodes) killed += Number(await redisCommand(node.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']));
+      assert.ok(killed >= 1, 'the subscriber connection was killed');
+      await waitFor('a new subscription with onResync', 10_000, async () => resyncs === 2 && store.feedState === 'listening');
+      const after = makeRecord(clock);
+      await store.set(after, 0);
+      await waitFor('a change after the gap reported', 10_000, async () => seen.includes(after.key));
+      stop();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('cluster store when one user’s sessions live on every primary then listByUser and destroyByUser reach them all', async () => {
     const clock = new ManualClock();
     const keyPrefix = nextPrefix();

@@ -2,8 +2,8 @@
  * The RedisStore change feed: one subscriber connection per store, fanning `<prefix>changes` messages out to listeners.
  *
  * Redis pub/sub is at-most-once: a message published while the subscriber is disconnected is gone.
- * So the feed re-subscribes itself on every reconnection and then calls each listener's `onResync`,
- * which tells a cache in front of the store to drop what it holds; `state` says whether it is
+ * So the feed re-subscribes itself on every reconnection (on a Cluster, to a node it picks afresh) and
+ * then calls each listener's `onResync`, which tells a cache in front of the store to drop what it holds; `state` says whether it is
  * receiving right now. `fence()` is a PING on the subscriber connection: Redis answers a subscribed
  * connection's PING in order after the messages it already queued for it, so the pong proves every
  * message published before the PING arrived has been delivered.
@@ -14,6 +14,7 @@
  * and `user:` names, never start with `=` or `!`), reported without a stamp.
  * @module
  */
+import { Redis as RedisConnection } from 'ioredis';
 import type { Cluster, Redis } from 'ioredis';
 import type { ChangeFeedState } from '../../core/store.js';
 import type { RedisClient } from './options.js';
@@ -36,7 +37,8 @@ export function parseChange(message: string): [key: string, stamp: string | unde
 }
 
 export class ChangeFeed {
-  readonly #sub: RedisClient;
+  /** The subscriber connection: a duplicate of a single server's client, or one node of a Cluster (none while it picks one). */
+  #sub: Redis | null;
   readonly #channel: string;
   readonly #listeners = new Map<Listener, ChangeFeedOptions>();
   readonly #fenceTimeoutMs: number;
@@ -45,41 +47,84 @@ export class ChangeFeed {
   #state: ChangeFeedState = 'connecting';
   /** Bumped whenever the subscriber connection closes, so a pong from before a gap proves nothing. */
   #epoch = 0;
+  /** Cluster: failed subscriber connections in a row (paces the next attempt). */
+  #failures = 0;
   #closed = false;
 
   constructor(client: RedisClient, channel: string, fenceTimeoutMs: number) {
     this.#channel = channel;
     this.#fenceTimeoutMs = fenceTimeoutMs;
+    if (client.isCluster) {
+      this.#sub = this.#subscribeToNode(client as Cluster);
+      return;
+    }
     // The subscriber waits for its connection (offline queue on, no per-command timeout): unlike a
     // request, a subscription has no caller waiting on it. A subscriber connection takes no pipelines.
-    if (client.isCluster) {
-      const cluster = client as Cluster;
-      this.#sub = cluster.duplicate([], {
-        lazyConnect: false,
-        enableOfflineQueue: true,
-        enableAutoPipelining: false,
-        redisOptions: { ...cluster.options.redisOptions, commandTimeout: undefined, maxRetriesPerRequest: null },
-      });
-    } else {
-      this.#sub = (client as Redis).duplicate({
-        lazyConnect: false,
-        enableOfflineQueue: true,
-        enableAutoPipelining: false,
-        commandTimeout: undefined,
-        maxRetriesPerRequest: null,
-        // We subscribe again ourselves on 'ready', so we know when the gap has closed.
-        autoResubscribe: false,
-      });
-    }
-    this.#sub.on('error', () => {});
-    // A Cluster re-subscribes on its own, without telling us; its state stays `listening` (see `state`).
-    if (!client.isCluster) this.#sub.on('close', () => {
-      if (this.#closed) return;
-      this.#epoch++;
-      this.#state = 'connecting';
-      for (const settle of [...this.#fences]) settle(false);
+    this.#sub = (client as Redis).duplicate({
+      lazyConnect: false,
+      enableOfflineQueue: true,
+      enableAutoPipelining: false,
+      commandTimeout: undefined,
+      maxRetriesPerRequest: null,
+      // We subscribe again ourselves on 'ready', so we know when the gap has closed.
+      autoResubscribe: false,
     });
-    this.#sub.on('message', (channel: string, message: string) => {
+    const sub = this.#sub;
+    this.#listen(sub);
+    sub.on('close', () => this.#gap());
+    let first = true;
+    sub.on('ready', () => { if (!first) this.#attach(sub); });
+    this.#attach(sub);
+    first = false;
+  }
+
+  /**
+   * A Cluster delivers every PUBLISH to every node, so one node's subscription hears them all. The feed
+   * picks a node itself rather than using the Cluster's own subscriber, which moves to another node on
+   * a failure without saying so: here a lost connection is a gap (`onResync` once subscribed again),
+   * and the next attempt goes to a node picked afresh, sooner the fewer attempts have failed.
+   */
+  #subscribeToNode(cluster: Cluster): Redis | null {
+    const nodes = cluster.nodes('all');
+    if (nodes.length === 0) {
+      // Not connected yet (the store's client connects lazily): no node is known to subscribe to.
+      if (cluster.status === 'wait') cluster.connect().catch(() => {});
+      this.#retry(cluster);
+      return null;
+    }
+    const node = nodes[Math.floor(Math.random() * nodes.length)]!;
+    const sub = new RedisConnection({
+      ...node.options,
+      lazyConnect: false,
+      enableOfflineQueue: true,
+      enableAutoPipelining: false,
+      commandTimeout: undefined,
+      maxRetriesPerRequest: null,
+      autoResubscribe: false,
+      // No reconnection to the same node: on 'end' the next attempt picks a node again.
+      retryStrategy: () => null,
+    });
+    this.#listen(sub);
+    sub.once('end', () => {
+      this.#gap();
+      this.#retry(cluster);
+    });
+    sub.once('ready', () => { this.#failures = 0; });
+    this.#attach(sub);
+    return sub;
+  }
+
+  #retry(cluster: Cluster): void {
+    if (this.#closed) return;
+    const delay = Math.min(1_000, 50 * 2 ** this.#failures++);
+    setTimeout(() => {
+      if (!this.#closed) this.#sub = this.#subscribeToNode(cluster);
+    }, delay).unref();
+  }
+
+  #listen(sub: Redis): void {
+    sub.on('error', () => {});
+    sub.on('message', (channel: string, message: string) => {
       if (channel !== this.#channel) return;
       const [key, stamp] = parseChange(message);
       for (const listener of this.#listeners.keys()) {
@@ -90,23 +135,27 @@ export class ChangeFeed {
         }
       }
     });
-    let first = true;
-    const attach = (): void => {
-      if (this.#closed) return;
-      this.#sub.subscribe(this.#channel).then(() => {
-        if (this.#closed) return;
-        this.#state = 'listening';
-        this.#resync();
-      }, () => {});
-    };
-    // A Cluster re-subscribes by itself when its subscriber node changes; a single server is
-    // subscribed again here after every reconnection.
-    if (!client.isCluster) this.#sub.on('ready', () => { if (!first) attach(); });
-    attach();
-    first = false;
   }
 
-  /** Whether messages are being received now (see ChangeFeedState); a Cluster's is never `connecting` after its first subscription. */
+  /** Subscribes `sub`; once it is, the feed is listening and every listener resyncs. */
+  #attach(sub: Redis): void {
+    if (this.#closed) return;
+    sub.subscribe(this.#channel).then(() => {
+      if (this.#closed || sub !== this.#sub) return;
+      this.#state = 'listening';
+      this.#resync();
+    }, () => {});
+  }
+
+  /** The subscriber connection closed: messages may be missed until it is subscribed again. */
+  #gap(): void {
+    if (this.#closed) return;
+    this.#epoch++;
+    this.#state = 'connecting';
+    for (const settle of [...this.#fences]) settle(false);
+  }
+
+  /** Whether messages are being received now (see ChangeFeedState). */
   get state(): ChangeFeedState {
     return this.#state;
   }
@@ -147,7 +196,7 @@ export class ChangeFeed {
     this.#state = 'closed';
     for (const settle of [...this.#fences]) settle(false);
     this.#listeners.clear();
-    this.#sub.disconnect();
+    this.#sub?.disconnect();
   }
 
   #resync(): void {
