@@ -76,6 +76,10 @@ export interface TetherOptions {
   /** A custom ID generator: base64url, 22–128 characters, ≥128 bits of entropy. */
   generateId?: () => string;
   codec?: SessionCodec;
+  /**
+   * Decides every deadline. @default the store's own `clock` when it has one (RedisStore follows the
+   * Redis server's time, so machines whose clocks differ still agree), else the system clock
+   */
   clock?: Clock;
 }
 
@@ -223,7 +227,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     csrf,
     generateId: input.generateId,
     codec: input.codec ?? jsonCodec,
-    clock: input.clock ?? systemClock,
+    clock: input.clock ?? input.store?.clock ?? systemClock,
   });
 }
 

@@ -15,6 +15,51 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/**
+ * A clock that follows a server shared by many machines: the local clock plus the offset measured
+ * from the server's own time (NTP's estimate: the server's time minus the midpoint of the round trip
+ * that fetched it). Every process sharing the server then agrees on "now" with it, within half a
+ * round trip, however far its own clock is off, so one authority decides expiry (SECURITY.md F14).
+ * Until the first sample it is the local clock.
+ */
+/** How often a store measures its ServerClock against the server (besides connecting and the first read). */
+export const SERVER_CLOCK_SYNC_MS = 60_000;
+
+export class ServerClock implements Clock {
+  readonly local: Clock;
+  #offset = 0;
+  #synced = false;
+
+  constructor(local: Clock = systemClock) {
+    this.local = local;
+  }
+
+  now(): number {
+    return this.local.now() + this.#offset;
+  }
+
+  /** The server's time minus the local clock's, in ms, as last measured (0 before the first sample). */
+  get offsetMs(): number {
+    return this.#offset;
+  }
+
+  /** Whether a sample was taken. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /**
+   * One measurement: the local time the request left (`sentAt`), the server's time in its answer
+   * (`serverMs`) and the local time the answer arrived (`receivedAt`). Taken whole milliseconds, so
+   * deadlines computed from `now()` stay integers.
+   */
+  sample(sentAt: number, serverMs: number, receivedAt: number): void {
+    if (!(receivedAt >= sentAt) || !Number.isFinite(serverMs)) return;
+    this.#offset = Math.round(serverMs - (sentAt + receivedAt) / 2);
+    this.#synced = true;
+  }
+}
+
 /** One stored session (or user-context record). All times are epoch milliseconds. */
 export interface SessionRecord {
   /** Store key: the hash of the session ID, or `user:<hash>` for a user context. */
@@ -79,6 +124,12 @@ export interface DestroyByUserOptions {
 export interface SessionStore {
   /** Short name for messages and metrics, e.g. "sqlite". */
   readonly name: string;
+  /**
+   * The clock this store decides expiry by, when it is one every process sharing the store agrees on
+   * (RedisStore's ServerClock, following the server's time). An engine given no `clock` of its own
+   * follows it, so a machine whose clock is off neither ends sessions early nor keeps them late.
+   */
+  readonly clock?: Clock;
   get(key: string): Promise<SessionRecord | null>;
   set(record: SessionRecord, expectedVersion: number): Promise<SetResult>;
   touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean>;

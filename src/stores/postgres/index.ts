@@ -2,8 +2,10 @@
  * PostgresStore: sessions in a PostgreSQL table, compare-and-set on `version`, LISTEN/NOTIFY as the change feed.
  *
  * Store contract, beyond src/core/store.ts:
- * - Expiry is decided by the injected clock, passed as a query parameter; the server's now() is never
- *   used, so one authority decides and tests can move time. `sweep()` deletes what is due.
+ * - Expiry is decided by the store's clock, passed as a query parameter: by default a ServerClock,
+ *   this machine's clock corrected by the server's `clock_timestamp()` (sampled at `ready()` and every
+ *   minute), so every machine agrees with the server on time; a clock given in options is used as is
+ *   (tests move time). `sweep()` deletes what is due.
  * - `set` with expectedVersion 0 is `INSERT … ON CONFLICT DO UPDATE … WHERE <stored row expired>`: an
  *   expired row counts as version 0 and may be replaced. Any other `set` is
  *   `UPDATE … WHERE key AND version AND <live>`. When nothing was written, a second read reports the
@@ -25,7 +27,7 @@
 import { createRequire } from 'node:module';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
-import { systemClock, assertNextVersion } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
@@ -49,7 +51,14 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** NOTIFY channel. Every store on one table must use the same. @default 'tether:<schema.>tableName' */
   channel?: string;
+  /**
+   * Decides expiry, as given (tests pass a hand-moved clock). @default a ServerClock: this machine's
+   * clock corrected by the server's time, so every process agrees on time with PostgreSQL, and an
+   * engine with no clock of its own follows it
+   */
   clock?: Clock;
+  /** The machine's clock that the default ServerClock corrects (tests play a machine whose clock is off). @default system clock */
+  localClock?: Clock;
   /** Server-side statement_timeout and connection timeout, in ms; the client gives up 500 ms later. @default 2000 */
   statementTimeoutMs?: number;
   /** How often expired rows are deleted, in ms; 0 disables the timer. @default 60_000 */
@@ -75,11 +84,19 @@ const SET_ATTEMPTS = 3;
 const identifier = (max: number) => (v: unknown): string | null =>
   typeof v === 'string' && IDENTIFIER.test(v) && v.length <= max ? null : `a plain identifier ([A-Za-z_][A-Za-z0-9_]*) of at most ${max} characters`;
 
+/** The server's time in epoch milliseconds (clock_timestamp: the time now, not the transaction's start). */
+const SERVER_TIME_SQL = 'SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS ms';
+
 export class PostgresStore implements SessionStore {
   readonly name = 'postgres';
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
   readonly #clock: Clock;
+  /** Decides expiry: the given clock, or by default a ServerClock following PostgreSQL's time. */
+  readonly clock: Clock;
+  /** The default clock, sampled against the server's `clock_timestamp()`; undefined when a clock was given. */
+  readonly #serverClock: ServerClock | undefined;
+  #clockTimer: NodeJS.Timeout | undefined;
   readonly #names: SchemaNames;
   readonly #sql: ReturnType<typeof statements>;
   /** The NOTIFY channel, appended to the parameters of every write when `notify` is on; null when off. */
@@ -88,6 +105,8 @@ export class PostgresStore implements SessionStore {
   readonly #feed: ChangeFeed;
   readonly #onPoolError = (): void => {};
   #ready: Promise<void> | null = null;
+  /** ready() has resolved: migrations applied and the clock sampled, so `now` may be taken. */
+  #migrated = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -101,6 +120,7 @@ export class PostgresStore implements SessionStore {
       channel: (v) => (typeof v === 'string' && v.length > 0 && Buffer.byteLength(v) <= 63 && !v.includes('\u0000')
         ? null : 'a non-empty string of at most 63 bytes'),
       clock: 'clock',
+      localClock: 'clock',
       statementTimeoutMs: 'positiveInteger',
       sweepIntervalMs: 'nonNegativeInteger',
       notify: 'boolean',
@@ -115,7 +135,9 @@ export class PostgresStore implements SessionStore {
     }
     const timeoutMs = options.statementTimeoutMs ?? POSTGRES_STORE_DEFAULTS.statementTimeoutMs;
     this.#queryTimeoutMs = timeoutMs + QUERY_TIMEOUT_GRACE_MS;
-    this.#clock = options.clock ?? systemClock;
+    this.#serverClock = options.clock ? undefined : new ServerClock(options.localClock ?? systemClock);
+    this.#clock = options.clock ?? this.#serverClock!;
+    this.clock = this.#clock;
     this.#names = schemaNames(tableName, options.schema);
     const notify = options.notify ?? POSTGRES_STORE_DEFAULTS.notify;
     this.#sql = statements(this.#names.table, notify);
@@ -163,7 +185,10 @@ export class PostgresStore implements SessionStore {
       try {
         client = await this.#pool.connect();
         await migrate(client, this.#names);
+        // Before the first statement that decides an expiry: the server's time.
+        await this.#syncClock(client);
         client.release();
+        this.#migrated = true;
       } catch (err) {
         client?.release(err instanceof Error ? err : true);
         this.#ready = null;
@@ -174,6 +199,7 @@ export class PostgresStore implements SessionStore {
   }
 
   async get(key: string): Promise<SessionRecord | null> {
+    if (!this.#migrated) await this.ready();
     const res = await this.#query<RecordRow>('get', this.#sql.get, [key, this.#clock.now()]);
     return res.rows[0] ? toRecord(res.rows[0]) : null;
   }
@@ -181,6 +207,7 @@ export class PostgresStore implements SessionStore {
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
     this.#open();
     assertNextVersion(record, expectedVersion);
+    if (!this.#migrated) await this.ready();
     const r = record;
     let current = 0;
     for (let attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
@@ -199,6 +226,7 @@ export class PostgresStore implements SessionStore {
   }
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+    if (!this.#migrated) await this.ready();
     const res = await this.#query('touch', this.#sql.touch, this.#notifying([key, expiresAt, lastSeenAt, this.#clock.now()]));
     return res.rows.length > 0;
   }
@@ -208,11 +236,13 @@ export class PostgresStore implements SessionStore {
   }
 
   async listByUser(userId: string): Promise<SessionRecord[]> {
+    if (!this.#migrated) await this.ready();
     const res = await this.#query<RecordRow>('listByUser', this.#sql.listByUser, [userId, this.#clock.now()]);
     return res.rows.map(toRecord);
   }
 
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
+    if (!this.#migrated) await this.ready();
     const res = await this.#query<{ live: boolean }>('destroyByUser', this.#sql.destroyByUser,
       this.#notifying([userId, [...(options.except ?? [])], this.#clock.now()]));
     return res.rows.filter((row) => row.live).length;
@@ -221,6 +251,7 @@ export class PostgresStore implements SessionStore {
   /** Deletes expired rows in batches (each one short, so none runs into statement_timeout); returns how many. */
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
+    if (!this.#migrated) await this.ready();
     const now = this.#clock.now();
     let removed = 0;
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
@@ -233,6 +264,7 @@ export class PostgresStore implements SessionStore {
 
   /** Live rows (by the store clock). */
   async count(): Promise<number> {
+    if (!this.#migrated) await this.ready();
     const res = await this.#query<{ n: string }>('count', this.#sql.count, [this.#clock.now()]);
     return Number(res.rows[0]?.n ?? 0);
   }
@@ -267,6 +299,7 @@ export class PostgresStore implements SessionStore {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    clearInterval(this.#clockTimer);
     this.#feed.close();
     if (this.#ownsPool) {
       // end() resolves before its connections have finished closing; one the server drops meanwhile
@@ -274,6 +307,20 @@ export class PostgresStore implements SessionStore {
       await this.#pool.end().catch(() => {});
     } else {
       this.#pool.removeListener('error', this.#onPoolError);
+    }
+  }
+
+  /** Samples the server's time into the default ServerClock; a failed sample keeps the last offset. */
+  async #syncClock(via: Pick<Pool, 'query'> = this.#pool): Promise<void> {
+    const clock = this.#serverClock;
+    if (!clock || this.#closed) return;
+    this.#clockTimer ??= setInterval(() => void this.#syncClock(), SERVER_CLOCK_SYNC_MS).unref();
+    try {
+      const sentAt = clock.local.now();
+      const res = await via.query<{ ms: number }>(SERVER_TIME_SQL);
+      clock.sample(sentAt, Math.floor(Number(res.rows[0]?.ms)), clock.local.now());
+    } catch {
+      // Not reachable now: the next sample tries again.
     }
   }
 
@@ -288,7 +335,7 @@ export class PostgresStore implements SessionStore {
 
   async #query<R extends object = object>(op: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
     this.#open();
-    await this.ready();
+    if (!this.#migrated) await this.ready();
     try {
       return await this.#pool.query<R>(prepared(text, values, this.#queryTimeoutMs));
     } catch (err) {

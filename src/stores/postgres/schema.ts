@@ -54,7 +54,8 @@ export function schemaNames(tableName: string, schema: string | undefined): Sche
 
 /**
  * Append-only: a released migration is never edited, a change is a new entry. Times are bigint epoch
- * milliseconds from the application's clock, never the server's now(), so one authority decides expiry.
+ * milliseconds from the store's clock (by default the server's time carried by a ServerClock), passed
+ * as parameters rather than read from now() inside statements, so tests can move time.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {

@@ -9,7 +9,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
-import { assertNextVersion, stampOf } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, stampOf } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
@@ -43,6 +43,13 @@ export class RedisStore implements SessionStore {
   readonly #cluster: boolean;
   readonly #opts: ResolvedRedisStoreOptions;
   readonly #clock: Clock;
+  /** Decides expiry: the given clock, or by default a ServerClock following Redis's time (see options.clock). */
+  readonly clock: Clock;
+  /** The default clock, sampled against Redis `TIME`; undefined when a clock was given. */
+  readonly #serverClock: ServerClock | undefined;
+  #syncing: Promise<void> | null = null;
+  #firstSync: Promise<void> | null = null;
+  #syncTimer: NodeJS.Timeout | undefined;
   /** `<prefix>s:` and `<prefix>u:`: session and user-index key prefixes. */
   readonly #sp: string;
   readonly #up: string;
@@ -54,6 +61,7 @@ export class RedisStore implements SessionStore {
   readonly #deadlines: Deadlines;
   readonly #onReady = (): void => {
     this.checkEvictionPolicy().catch(noop);
+    void this.#syncClock();
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
   };
@@ -69,6 +77,8 @@ export class RedisStore implements SessionStore {
   constructor(options: RedisStoreOptions = {}) {
     this.#opts = resolveRedisStoreOptions(options);
     this.#clock = this.#opts.clock;
+    this.clock = this.#clock;
+    this.#serverClock = this.#clock instanceof ServerClock ? this.#clock : undefined;
     this.#deadlines = new Deadlines(this.#opts.commandTimeoutMs, {
       passErrors: true,
       late: (what, ms) => `RedisStore: no reply from Redis to ${what} within ${ms} ms (options.commandTimeoutMs)`,
@@ -102,12 +112,16 @@ export class RedisStore implements SessionStore {
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
     if (this.#client.status !== 'ready') await this.#whenReady();
+    // Until Redis's time has been sampled once, a read waits for that sample (sent alongside the GET,
+    // so no longer than the GET itself): it decides an expiry.
+    const firstSync = this.#serverClock?.synced === false ? this.#firstSync ?? this.#syncClock() : null;
     let value: string | null;
     try {
       value = await this.#bound('GET', () => this.#client.get(this.#sp + key));
     } catch (err) {
       throw this.#fail('get', err);
     }
+    if (firstSync) await firstSync;
     return decode(key, value, this.#clock.now());
   }
 
@@ -262,6 +276,7 @@ export class RedisStore implements SessionStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#syncTimer);
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
     await this.#feed?.close();
@@ -283,6 +298,29 @@ export class RedisStore implements SessionStore {
 
   #open(): void {
     if (this.#closed) throw new StoreClosedError('RedisStore');
+  }
+
+  /**
+   * Samples Redis `TIME` into the default ServerClock (one sample at a time): on every connection,
+   * before the first read, and every minute while the store is open. A failed sample keeps the last offset.
+   */
+  #syncClock(): Promise<void> {
+    const clock = this.#serverClock;
+    if (!clock || this.#closed) return Promise.resolve();
+    this.#syncTimer ??= setInterval(() => void this.#syncClock(), SERVER_CLOCK_SYNC_MS).unref();
+    const sync = this.#syncing ??= (async () => {
+      try {
+        const sentAt = clock.local.now();
+        const [seconds, micros] = await this.#bound('TIME', () => this.#client.time());
+        clock.sample(sentAt, Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000), clock.local.now());
+      } catch {
+        // Not connected: the next connection samples again.
+      } finally {
+        this.#syncing = null;
+      }
+    })();
+    this.#firstSync ??= sync;
+    return sync;
   }
 
   /** Waits (at most commandTimeoutMs) for the connection; the client reconnects by itself meanwhile. */

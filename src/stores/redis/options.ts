@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { OptionsInvalidError } from '../../core/errors.js';
 import { checkOptions } from '../../core/options-check.js';
-import { systemClock } from '../../core/store.js';
+import { ServerClock, systemClock } from '../../core/store.js';
 import type { Clock } from '../../core/store.js';
 
 /** What RedisStore calls on a client: ioredis `Redis` or `Cluster`. */
@@ -29,7 +29,14 @@ export interface RedisStoreOptions {
   sentinel?: { sentinels: Array<{ host: string; port: number }>; name: string } & Partial<RedisOptions>;
   /** Prepended to every key and to the change channel; separates apps sharing one Redis. @default 'tether:' */
   keyPrefix?: string;
+  /**
+   * Decides expiry, as given (tests pass a hand-moved clock). @default a ServerClock: this machine's
+   * clock corrected by the Redis server's time (`TIME`, on every connection and every minute), so every
+   * process agrees on time with Redis, and an engine with no clock of its own follows it
+   */
   clock?: Clock;
+  /** The machine's clock that the default ServerClock corrects (tests play a machine whose clock is off). @default system clock */
+  localClock?: Clock;
   /** A call that gets no reply within this bound rejects with STORE_UNAVAILABLE. @default 2000 */
   commandTimeoutMs?: number;
   /** Bound on establishing a connection (TCP + handshake). @default 5000 */
@@ -75,6 +82,7 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
     sentinel: 'object',
     keyPrefix: 'string',
     clock: 'clock',
+    localClock: 'clock',
     commandTimeoutMs: 'positiveInteger',
     connectTimeoutMs: 'positiveInteger',
     publishChanges: 'boolean',
@@ -92,7 +100,7 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
   }
   return Object.freeze({
     keyPrefix: options.keyPrefix ?? REDIS_STORE_DEFAULTS.keyPrefix,
-    clock: options.clock ?? systemClock,
+    clock: options.clock ?? new ServerClock(options.localClock ?? systemClock),
     commandTimeoutMs: options.commandTimeoutMs ?? REDIS_STORE_DEFAULTS.commandTimeoutMs,
     publishChanges: options.publishChanges ?? REDIS_STORE_DEFAULTS.publishChanges,
   });

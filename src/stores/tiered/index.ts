@@ -58,6 +58,8 @@ export class TieredStore implements SessionStore {
   readonly consistency: TieredConsistency;
   readonly #shared: SessionStore;
   readonly #clock: Clock;
+  /** Decides when a local copy has expired: the option, else the shared store's clock, else the system's. */
+  readonly clock: Clock;
   readonly #closeShared: boolean;
   readonly #lru: LocalCopies;
   readonly #gens = new Map<string, Generation>();
@@ -87,7 +89,8 @@ export class TieredStore implements SessionStore {
         + 'processes could never reach this cache; use a store with one, or set options.singleProcess: true if only this process uses it');
     }
     this.#shared = shared;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? shared.clock ?? systemClock;
+    this.clock = this.#clock;
     this.#closeShared = options.closeShared ?? TIERED_STORE_DEFAULTS.closeShared;
     this.#lru = new LocalCopies(options.maxBytes ?? TIERED_STORE_DEFAULTS.maxBytes);
     const canFence = typeof shared.fence === 'function';

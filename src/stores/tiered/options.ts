@@ -24,7 +24,7 @@ export interface TieredStoreOptions {
   shared: SessionStore;
   /** Upper bound on the bytes of local copies (keys + data, estimated). @default 32 MiB */
   maxBytes?: number;
-  /** Decides when a local copy has expired; give the shared store the same one. @default the system clock */
+  /** Decides when a local copy has expired; give the shared store the same one. @default the shared store's `clock` (RedisStore's follows Redis's time), else the system clock */
   clock?: Clock;
   /**
    * Allows a shared store without a change feed. Safe only when no other process writes to that store:
