@@ -1,4 +1,4 @@
-/** Loopback helpers shared by every test that starts a server: a free port on 127.0.0.1. */
+/** Loopback helpers shared by every test that starts a server: a free port on 127.0.0.1, a delaying TCP proxy. */
 import net from 'node:net';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
@@ -11,4 +11,59 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+export interface DelayingProxy {
+  readonly port: number;
+  /** Holds every byte sent to the server from now on for `ms` (0: none); order within a connection is kept. */
+  setDelay(ms: number): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `targetPort` that can hold what clients send for a while: a
+ * slow network on one machine's path to a shared server, while other machines reach it directly.
+ * Replies pass at once. Bytes of one connection leave in the order they came, whatever the delay.
+ */
+export async function delayingProxy(targetPort: number): Promise<DelayingProxy> {
+  let delayMs = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+    sockets.add(client).add(upstream);
+    // One queue per connection, released head first: a later, shorter delay never overtakes a chunk.
+    const queue: Array<{ at: number; chunk: Buffer }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const pump = (): void => {
+      timer = undefined;
+      while (queue.length > 0 && queue[0]!.at <= Date.now()) upstream.write(queue.shift()!.chunk);
+      if (queue.length > 0) timer = setTimeout(pump, queue[0]!.at - Date.now());
+    };
+    client.on('data', (chunk: Buffer) => {
+      queue.push({ at: Date.now() + delayMs, chunk });
+      if (timer === undefined) pump();
+    });
+    upstream.on('data', (chunk) => client.write(chunk));
+    const end = (): void => {
+      clearTimeout(timer);
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    setDelay: (ms) => { delayMs = ms; },
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
 }

@@ -6,6 +6,9 @@ import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js'
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
+import { delayingProxy } from '../helpers/net.js';
+import { createTether } from '../../src/core/engine.js';
+import { trip, view, SECRET_A } from '../unit/support.js';
 import type { RedisServer } from '../helpers/redis.js';
 
 let server: RedisServer;
@@ -271,6 +274,30 @@ describe('RedisStore faults', () => {
       await writer.close();
       await flaky.dispose();
     }
+  });
+
+  it('write from a machine with a slow network when it reaches Redis after its caller gave up and after a newer write then that newer write stands', async (t) => {
+    const keyPrefix = nextPrefix();
+    const proxy = await delayingProxy(server.port);
+    t.after(() => proxy.close());
+    const slow = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix, commandTimeoutMs: 300 }) });
+    const fast = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: server.url, keyPrefix }) });
+    t.after(() => Promise.all([slow.close(), fast.close()]));
+    const evalshaCalls = async (): Promise<number> =>
+      Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redisCommand(server.port, ['INFO', 'commandstats']))?.[1] ?? 0);
+
+    const { cookie } = await trip(fast, undefined, (s) => s.set('who', 'nobody'));
+    const session = await slow.open(view('POST', { cookie: cookie! }));
+    session.set('who', 'slow');
+    proxy.setDelay(1_000);
+    await assert.rejects(slow.commit(session), { code: 'STORE_UNAVAILABLE' }, 'not acknowledged: the caller gave up');
+    await trip(fast, cookie, (s) => s.set('who', 'fast'));
+    const before = await evalshaCalls();
+    // The held compare-and-set reaches Redis now: it names a version that is no longer there.
+    await waitFor('the late write reaching Redis', 5_000, async () => (await evalshaCalls()) > before);
+    proxy.setDelay(0);
+    await trip(fast, cookie, (s) => assert.equal(s.get('who'), 'fast', 'the acknowledged write was not overwritten'), 'GET');
+    await trip(slow, cookie, (s) => assert.equal(s.get('who'), 'fast'), 'GET');
   });
 
   it('redis store when redis-server hangs (SIGSTOP) then calls fail with STORE_UNAVAILABLE within 3 s and succeed once it resumes', async () => {
