@@ -28,6 +28,8 @@ export interface ShopConfig {
   absoluteTimeoutSec: number;
   workers: number;
   newSessionsPerMinute: number;
+  /** Requests per minute from one address whose session cookie is forged or names no session, before 429 (ID guessing). */
+  rejectedCookiesPerMinute: number;
   /** Set only when SHOP_ADMIN_PASSWORD is. */
   adminPassword: string | undefined;
   /** The origin unsafe requests must come from; undefined: the origin of the request's Host. */
@@ -51,6 +53,7 @@ export const SHOP_DEFAULTS = {
   absoluteTimeoutSec: 43_200,
   workers: 1,
   newSessionsPerMinute: 120,
+  rejectedCookiesPerMinute: 100,
   minSecretLength: 32,
 } as const;
 
@@ -142,6 +145,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const absoluteTimeoutSec = integer(env, 'TETHER_ABSOLUTE_TIMEOUT', SHOP_DEFAULTS.absoluteTimeoutSec, 1, 31_536_000);
   const workers = integer(env, 'TETHER_WORKERS', SHOP_DEFAULTS.workers, 1, 256);
   const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
+  const rejectedCookiesPerMinute = integer(env, 'SHOP_REJECTED_COOKIES_PER_MINUTE', SHOP_DEFAULTS.rejectedCookiesPerMinute, 1, 1_000_000);
   const adminPassword = env.SHOP_ADMIN_PASSWORD === undefined || env.SHOP_ADMIN_PASSWORD === '' ? undefined : env.SHOP_ADMIN_PASSWORD;
   if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 128)) {
     throw new ConfigError('SHOP_ADMIN_PASSWORD', 'must be 8 to 128 characters');
@@ -188,6 +192,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     absoluteTimeoutSec,
     workers,
     newSessionsPerMinute,
+    rejectedCookiesPerMinute,
     adminPassword,
     publicOrigin,
     nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,

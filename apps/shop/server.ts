@@ -111,9 +111,15 @@ function installHeaders(app: FastifyInstance, config: ShopConfig): void {
 function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
   // Counted once for the whole cluster (the primary keeps the count), not once per worker.
   const limiter = sharedLimiter('shop:new-sessions', ctx.config.newSessionsPerMinute, 60_000);
+  // ID guessing (SECURITY.md S34): session cookies that are forged or name no session, per address.
+  const rejected = sharedLimiter('shop:rejected-cookies', ctx.config.rejectedCookiesPerMinute, 60_000);
   // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
   // one is counted; regenerating an existing session (login) never is.
   app.addHook('onRequest', async (req) => {
+    if (req.session?.rejectedCookie && !(await rejected.take(req.ip))) {
+      ctx.counters.rateLimited++;
+      throw new RateLimitedError('too many requests with an invalid session cookie from this address; slow down');
+    }
     if (!req.routeOptions.config?.shop?.createsSession || !req.session?.isNew) return;
     if (!(await limiter.take(req.ip))) {
       ctx.counters.rateLimited++;

@@ -29,7 +29,7 @@ import type { LifecycleEvent } from '../observability/channels.js';
 export const ENDED = '"tether:ended"';
 
 /** Whether a record is past its idle or absolute deadline, by the engine's settings or the store's. */
-export function isExpired(r: SessionRecord, now: number, o: Readonly<ResolvedOptions>): boolean {
+export function sessionExpired(r: SessionRecord, now: number, o: Readonly<ResolvedOptions>): boolean {
   return now >= r.lastSeenAt + o.idleTimeoutMs || now >= r.createdAt + o.absoluteTimeoutMs
     || now >= r.expiresAt || now >= r.absoluteExpiresAt;
 }
@@ -249,14 +249,14 @@ export class Committer {
 
   /** A record that still names a session: not past a deadline, not ended by a regeneration. */
   #live(r: SessionRecord, now: number): boolean {
-    return r.data !== ENDED && !isExpired(r, now, this.#e.options);
+    return r.data !== ENDED && !sessionExpired(r, now, this.#e.options);
   }
 
   async #enforceLimit(userId: string, currentKey: string): Promise<void> {
     const max = this.#e.options.maxSessionsPerUser;
     if (max === 0) return;
     const now = this.#e.options.clock.now();
-    const live = (await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser')).filter((r) => !isExpired(r, now, this.#e.options));
+    const live = (await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser')).filter((r) => !sessionExpired(r, now, this.#e.options));
     if (live.length <= max) return;
     const victims = live.filter((r) => r.key !== currentKey).sort((a, b) => a.createdAt - b.createdAt).slice(0, live.length - max);
     for (const v of victims) {

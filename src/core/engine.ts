@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { generateId, handleOf } from './ids.js';
 import { Signer } from './signer.js';
-import { Committer, ENDED, isExpired } from './commit.js';
+import { Committer, ENDED, sessionExpired } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
 import { readCookie, setCookieHeader } from './cookie.js';
@@ -19,7 +19,7 @@ import type { ResolvedOptions, TetherOptions } from './options.js';
 import { jsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
 import { Session, sessionState } from './session.js';
-import type { SessionData, SessionState } from './session.js';
+import type { RejectedCookie, SessionData, SessionState } from './session.js';
 import { OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
 import type { SessionRecord, SessionStore } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
@@ -59,6 +59,8 @@ export interface EngineStats {
   writes: number;
   touches: number;
   storeErrors: number;
+  /** Session cookies that were forged or named no session (Session.rejectedCookie). */
+  rejectedCookies: number;
   gateWaiting: number;
 }
 
@@ -82,7 +84,7 @@ export class Tether<T extends object = SessionData> {
   readonly #commits: Committer;
   #warnedUndecodable = false;
   readonly #stats: Omit<EngineStats, 'gateWaiting'> = {
-    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
+    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0, rejectedCookies: 0,
   };
 
   constructor(options: TetherOptions = {}) {
@@ -125,7 +127,7 @@ export class Tether<T extends object = SessionData> {
     if (raw === undefined) return new Session<T>(state);
     const unsigned = this.#verified.verify(raw);
     if (!unsigned) {
-      state.clearCookie = true;
+      this.#reject(state, 'forged');
       return new Session<T>(state);
     }
     const write = options.write ?? !SAFE_METHODS.has(req.method);
@@ -238,7 +240,7 @@ export class Tether<T extends object = SessionData> {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
       ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, ops: [], regenerate: false, destroyed: false,
-      touch: false, resign: false, clearCookie: false, release: null, committed: false, setCookies: [],
+      touch: false, resign: false, clearCookie: false, rejected: null, release: null, committed: false, setCookies: [],
       newId: this.options.generateId ?? generateId,
     };
   }
@@ -273,13 +275,13 @@ export class Tether<T extends object = SessionData> {
   #loaded(state: SessionState, unsigned: VerifiedCookie, record: SessionRecord | null): Session<T> | Promise<Session<T>> {
     const key = unsigned.key;
     if (!record || record.data === ENDED) {
-      state.clearCookie = true;
+      this.#reject(state, 'unknown');
       return this.#released(state);
     }
     if (this.#expired(record, this.options.clock.now())) return this.#expire(state, record);
     const env = this.#decode(key, record.data);
     if (!env) {
-      state.clearCookie = true;
+      this.#reject(state, 'unknown');
       return this.#released(state);
     }
     state.id = unsigned.id;
@@ -306,6 +308,13 @@ export class Tether<T extends object = SessionData> {
       this.#release(state);
       throw err;
     }
+  }
+
+  /** The presented cookie names no session: expire it in the browser, and count it. */
+  #reject(state: SessionState, why: RejectedCookie): void {
+    state.clearCookie = true;
+    state.rejected = why;
+    this.#stats.rejectedCookies++;
   }
 
   #release(state: SessionState): void {
@@ -346,7 +355,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   #expired(r: SessionRecord, now: number): boolean {
-    return isExpired(r, now, this.options);
+    return sessionExpired(r, now, this.options);
   }
 
   /** `store.getLocal`, failing as a store call would (STORE_UNAVAILABLE, counted) when it throws. */

@@ -14,6 +14,13 @@ import { handleOf } from './ids.js';
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 export type SessionData = Record<string, unknown>;
+
+/**
+ * Why a presented session cookie named no session: `forged` (malformed, or a signature no secret
+ * verifies) or `unknown` (signed by us, but its session was destroyed, ended by a regeneration, or
+ * never stored). A session that merely timed out is not rejected: it counts as expired.
+ */
+export type RejectedCookie = 'forged' | 'unknown';
 export type UpdateFn<T> = (data: Partial<T>) => void | Promise<void>;
 
 /** Engine-side state of a session; not part of the public API. */
@@ -41,6 +48,8 @@ export interface SessionState {
   resign: boolean;
   /** A cookie was presented that names no live session: expire it in the browser. */
   clearCookie: boolean;
+  /** Why the presented cookie was refused, when it was neither live nor merely expired (see Session.rejectedCookie). */
+  rejected: RejectedCookie | null;
   release: Release | null;
   committed: boolean;
   setCookies: string[];
@@ -69,6 +78,15 @@ export class Session<T extends object = SessionData> {
   /** An opaque handle for this session, safe to show and log. */
   get handle(): string | null {
     return this.#s.key === null ? null : handleOf(this.#s.key);
+  }
+
+  /**
+   * Set when the request carried a session cookie that was forged or names no session (see
+   * RejectedCookie); null otherwise, and for a cookie whose session timed out. Count these per client
+   * to detect ID guessing (the shop answers 429 past a limit per address).
+   */
+  get rejectedCookie(): RejectedCookie | null {
+    return this.#s.rejected;
   }
 
   /** True until the session has been stored. */

@@ -2,6 +2,7 @@
  * The shop's public HTTP contract, part 1: health, metrics, the session summary, catalog, cart, CSRF,
  * error codes, headers and the new-session rate limit. In-process shop on a free port, SQLite stores.
  */
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ShopClient, rawRequest, startTestShop } from '../helpers/shop.js';
@@ -296,5 +297,40 @@ describe('shop behind a trusted proxy', () => {
     assert.equal((await session('198.51.100.7')).status, 200);
     assertError(await session('198.51.100.7'), 429, 'RATE_LIMITED');
     assert.equal((await session('198.51.100.8')).status, 200, 'another client behind the same proxy has its own allowance');
+  });
+});
+
+describe('shop: session ID guessing', () => {
+  let shop: TestShop;
+  before(async () => {
+    shop = await startTestShop({ SHOP_REJECTED_COOKIES_PER_MINUTE: '5', SHOP_TRUST_PROXY: '127.0.0.1' });
+  });
+  after(async () => {
+    await shop?.stop();
+  });
+
+  it('random session IDs when one address sends more than the limit then 429 RATE_LIMITED, while its valid session and other addresses go on', async () => {
+    // The limit's window is the clock minute (weighted across the boundary): start clear of one.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 55_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
+    const guesser = '198.51.100.20';
+    const own = await rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': guesser });
+    assert.equal(own.status, 200);
+    const pair = String(own.headers['set-cookie']).split(';')[0]!;
+    const name = pair.slice(0, pair.indexOf('='));
+    const guess = (client: string) => rawRequest(shop.url + '/api/products', 'GET', {
+      'x-forwarded-for': client, cookie: `${name}=${randomBytes(32).toString('base64url')}.${randomBytes(32).toString('base64url')}`,
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await guess(guesser);
+      statuses.push(r.status);
+      if (r.status === 429) assertError(r, 429, 'RATE_LIMITED');
+      else assert.match(String(r.headers['set-cookie']), new RegExp(`^${name}=;`), 'the invalid cookie is cleared');
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    const known = await rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': guesser, cookie: pair });
+    assert.equal(known.status, 200, 'the address’s valid session is not refused');
+    assert.equal((await guess('198.51.100.21')).status, 200, 'another address has its own allowance');
   });
 });

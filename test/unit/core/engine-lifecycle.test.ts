@@ -98,6 +98,24 @@ describe('engine lifecycle', () => {
     assert.equal(d.cookie, '', 'a cookie no secret verifies is cleared');
   });
 
+  it('cookie when forged, naming no session, ended, expired or live then rejectedCookie tells forged and unknown apart and counts them', async () => {
+    const r = rig({ idleTimeoutMs: 60_000 });
+    const rejectedBy = async (cookie: string | undefined): Promise<string | null> => (await trip(r.tether, cookie, () => {}, 'GET')).session.rejectedCookie;
+    assert.equal(await rejectedBy(undefined), null, 'no cookie');
+    assert.equal(await rejectedBy(`sid=${'a'.repeat(43)}.${'b'.repeat(43)}`), 'forged', 'a signature no secret made');
+    assert.equal(await rejectedBy('sid=not-even-a-cookie'), 'forged', 'malformed');
+    assert.equal(await rejectedBy(`sid=${new Signer([SECRET_A]).sign(generateId())}`), 'unknown', 'signed, never stored');
+    const live = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    assert.equal(await rejectedBy(live.cookie), null, 'a live session');
+    await trip(r.tether, live.cookie, (s) => s.destroy());
+    assert.equal(await rejectedBy(live.cookie), 'unknown', 'its session was destroyed');
+    const idle = await trip(r.tether, undefined, (s) => s.set('n', 2));
+    r.clock.advance(60_001);
+    assert.equal(await rejectedBy(idle.cookie), null, 'a session that timed out is expired, not rejected');
+    assert.equal(r.tether.stats().rejectedCookies, 4);
+    assert.equal(r.tether.stats().expired, 1);
+  });
+
   it('signed, well-formed, never-issued id when presented then is not adopted (strict mode)', async () => {
     const r = rig();
     const forged = generateId();
