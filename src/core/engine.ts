@@ -61,6 +61,8 @@ export interface EngineStats {
   storeErrors: number;
   /** Session cookies that were forged or named no session (Session.rejectedCookie). */
   rejectedCookies: number;
+  /** Sessions presented by another browser than the one they began in (the `anomaly` event). */
+  anomalies: number;
   gateWaiting: number;
 }
 
@@ -84,7 +86,7 @@ export class Tether<T extends object = SessionData> {
   readonly #commits: Committer;
   #warnedUndecodable = false;
   readonly #stats: Omit<EngineStats, 'gateWaiting'> = {
-    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0, rejectedCookies: 0,
+    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0, rejectedCookies: 0, anomalies: 0,
   };
 
   constructor(options: TetherOptions = {}) {
@@ -278,11 +280,16 @@ export class Tether<T extends object = SessionData> {
       this.#reject(state, 'unknown');
       return this.#released(state);
     }
-    if (this.#expired(record, this.options.clock.now())) return this.#expire(state, record);
+    if (this.#expired(record, this.options.clock.now())) return this.#end(state, record, 'expired');
     const env = this.#decode(key, record.data);
     if (!env) {
       this.#reject(state, 'unknown');
       return this.#released(state);
+    }
+    // Presented by another browser than the one it began in: a stolen cookie, or a browser update.
+    if (state.ua !== env.u) {
+      this.#emit('anomaly', key, record.userId, 'user-agent');
+      if (this.options.userAgentChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly');
     }
     state.id = unsigned.id;
     state.key = key;
@@ -297,11 +304,12 @@ export class Tether<T extends object = SessionData> {
     return new Session<T>(state);
   }
 
-  async #expire(state: SessionState, record: SessionRecord): Promise<Session<T>> {
+  /** Ends the session the cookie named (timed out, or ended for an anomaly); the request goes on without it. */
+  async #end(state: SessionState, record: SessionRecord, event: 'expired' | 'destroyed', reason?: string): Promise<Session<T>> {
     try {
       this.#decoded.forget(record.key);
       await this.#call(() => this.store.destroy(record.key), 'destroy');
-      this.#emit('expired', record.key, record.userId);
+      this.#emit(event, record.key, record.userId, reason);
       state.clearCookie = true;
       return this.#released(state);
     } catch (err) {
@@ -379,6 +387,7 @@ export class Tether<T extends object = SessionData> {
     else if (event === 'regenerated') this.#stats.regenerated++;
     else if (event === 'destroyed') this.#stats.destroyed++;
     else if (event === 'expired') this.#stats.expired++;
+    else if (event === 'anomaly') this.#stats.anomalies++;
     if (!channels[event].hasSubscribers && this.events.listenerCount(event) === 0) return;
     const msg: LifecycleMessage = { event, handle: handleOf(key), userId, at: this.options.clock.now() };
     if (reason !== undefined) msg.reason = reason;

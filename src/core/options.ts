@@ -77,6 +77,13 @@ export interface TetherOptions {
   generateId?: () => string;
   codec?: SessionCodec;
   /**
+   * A session presented by a browser other than the one it began in (its User-Agent differs from the
+   * one stored at creation): `'report'` emits an `anomaly` event and counts it; `'end'` also ends the
+   * session, and the request continues with a fresh anonymous one (stricter binding, at the price of
+   * logging users out when their browser updates itself). @default 'report'
+   */
+  userAgentChange?: 'report' | 'end';
+  /**
    * Decides every deadline. @default the store's own `clock` when it has one (RedisStore follows the
    * Redis server's time, so machines whose clocks differ still agree), else the system clock
    */
@@ -134,6 +141,7 @@ export interface ResolvedOptions {
   csrf: Readonly<ResolvedCsrf> | false;
   generateId: (() => string) | undefined;
   codec: SessionCodec;
+  userAgentChange: 'report' | 'end';
   clock: Clock;
 }
 
@@ -162,7 +170,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     userContextTtlMs: 'positiveInteger',
     csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
-    clock: 'clock',
+    clock: 'clock', userAgentChange: ['report', 'end'],
   });
   checkOptions('Tether', input.cookie, {
     name: 'nonEmptyString', path: 'nonEmptyString', domain: 'nonEmptyString', sameSite: ['lax', 'strict', 'none'],
@@ -227,6 +235,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     csrf,
     generateId: input.generateId,
     codec: input.codec ?? jsonCodec,
+    userAgentChange: input.userAgentChange ?? 'report',
     clock: input.clock ?? input.store?.clock ?? systemClock,
   });
 }

@@ -11,6 +11,7 @@ export const CHANNEL_NAMES = {
   destroyed: 'tether:session:destroyed',
   expired: 'tether:session:expired',
   conflict: 'tether:session:conflict',
+  anomaly: 'tether:session:anomaly',
 } as const;
 
 export type LifecycleEvent = keyof typeof CHANNEL_NAMES;
@@ -22,7 +23,10 @@ export interface LifecycleMessage {
   /** For regenerated: the handle of the session it replaced. */
   previousHandle?: string;
   userId: string | null;
-  /** destroyed: 'logout' | 'user' (destroyByUser) | 'limit' (maxSessionsPerUser); conflict: 'replayed' | 'rejected'. */
+  /**
+   * destroyed: 'logout' | 'user' (destroyByUser) | 'limit' (maxSessionsPerUser) | 'anomaly' (userAgentChange
+   * 'end'); conflict: 'replayed' | 'rejected'; anomaly: 'user-agent'.
+   */
   reason?: string;
   at: number;
 }
@@ -33,4 +37,5 @@ export const channels = {
   destroyed: diagnostics.channel(CHANNEL_NAMES.destroyed),
   expired: diagnostics.channel(CHANNEL_NAMES.expired),
   conflict: diagnostics.channel(CHANNEL_NAMES.conflict),
+  anomaly: diagnostics.channel(CHANNEL_NAMES.anomaly),
 };

@@ -51,6 +51,7 @@ const ENGINE_COUNTERS: ReadonlyArray<[keyof EngineStats, string, string]> = [
   ['writes', 'store_writes_total', 'Session records written.'],
   ['touches', 'store_touches_total', 'Expiry-only refreshes of unchanged sessions.'],
   ['storeErrors', 'store_errors_total', 'Store calls that failed or timed out.'],
+  ['anomalies', 'session_anomalies_total', 'Sessions presented by another browser than the one they began in (User-Agent changed).'],
   ['rejectedCookies', 'cookies_rejected_total', 'Session cookies that were forged or named no session: a rise means ID guessing.'],
 ];
 

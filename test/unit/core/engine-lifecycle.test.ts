@@ -116,6 +116,31 @@ describe('engine lifecycle', () => {
     assert.equal(r.tether.stats().expired, 1);
   });
 
+  it('session when presented by another browser (User-Agent) then an anomaly is reported, and with userAgentChange end the session ends', async () => {
+    for (const policy of ['report', 'end'] as const) {
+      const r = rig({ userAgentChange: policy });
+      const seen: Array<{ event: string; reason?: string }> = [];
+      for (const e of ['anomaly', 'destroyed'] as const) r.tether.events.on(e, (m: { event: string; reason?: string }) => void seen.push({ event: m.event, reason: m.reason }));
+      const created = await trip(r.tether, undefined, (s) => s.set('n', 1), 'POST', { 'user-agent': 'Browser A' });
+      await trip(r.tether, created.cookie, (s) => assert.equal(s.get('n'), 1), 'GET', { 'user-agent': 'Browser A' });
+      assert.deepEqual(seen, [], 'the same browser is no anomaly');
+      const other = await trip(r.tether, created.cookie, (s) => {
+        assert.equal(s.isNew, policy === 'end');
+        assert.equal(s.get('n'), policy === 'end' ? undefined : 1);
+      }, 'GET', { 'user-agent': 'Browser B' });
+      assert.equal(r.tether.stats().anomalies, 1);
+      if (policy === 'report') {
+        assert.deepEqual(seen, [{ event: 'anomaly', reason: 'user-agent' }]);
+        assert.deepEqual(other.setCookies, []);
+        assert.equal(await r.memory.count(), 1);
+      } else {
+        assert.deepEqual(seen, [{ event: 'anomaly', reason: 'user-agent' }, { event: 'destroyed', reason: 'anomaly' }]);
+        assert.equal(other.cookie, '', 'the cookie is cleared');
+        assert.equal(await r.memory.count(), 0, 'the session is gone for every browser');
+      }
+    }
+  });
+
   it('signed, well-formed, never-issued id when presented then is not adopted (strict mode)', async () => {
     const r = rig();
     const forged = generateId();

@@ -37,7 +37,7 @@ describe('lifecycle events', () => {
   it('channels when named then follow tether:session:<event>', () => {
     assert.deepEqual(CHANNEL_NAMES, {
       created: 'tether:session:created', regenerated: 'tether:session:regenerated', destroyed: 'tether:session:destroyed',
-      expired: 'tether:session:expired', conflict: 'tether:session:conflict',
+      expired: 'tether:session:expired', conflict: 'tether:session:conflict', anomaly: 'tether:session:anomaly',
     });
   });
 
