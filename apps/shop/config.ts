@@ -28,6 +28,8 @@ export interface ShopConfig {
   absoluteTimeoutSec: number;
   workers: number;
   newSessionsPerMinute: number;
+  /** New sessions per minute from all addresses together: bounds the sessions a distributed flood can store. */
+  newSessionsPerMinuteTotal: number;
   /** Requests per minute from one address whose session cookie is forged or names no session, before 429 (ID guessing). */
   rejectedCookiesPerMinute: number;
   /** Set only when SHOP_ADMIN_PASSWORD is. */
@@ -53,6 +55,7 @@ export const SHOP_DEFAULTS = {
   absoluteTimeoutSec: 43_200,
   workers: 1,
   newSessionsPerMinute: 120,
+  newSessionsPerMinuteTotal: 6_000,
   rejectedCookiesPerMinute: 100,
   minSecretLength: 32,
 } as const;
@@ -145,6 +148,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const absoluteTimeoutSec = integer(env, 'TETHER_ABSOLUTE_TIMEOUT', SHOP_DEFAULTS.absoluteTimeoutSec, 1, 31_536_000);
   const workers = integer(env, 'TETHER_WORKERS', SHOP_DEFAULTS.workers, 1, 256);
   const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
+  const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
   const rejectedCookiesPerMinute = integer(env, 'SHOP_REJECTED_COOKIES_PER_MINUTE', SHOP_DEFAULTS.rejectedCookiesPerMinute, 1, 1_000_000);
   const adminPassword = env.SHOP_ADMIN_PASSWORD === undefined || env.SHOP_ADMIN_PASSWORD === '' ? undefined : env.SHOP_ADMIN_PASSWORD;
   if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 128)) {
@@ -192,6 +196,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     absoluteTimeoutSec,
     workers,
     newSessionsPerMinute,
+    newSessionsPerMinuteTotal,
     rejectedCookiesPerMinute,
     adminPassword,
     publicOrigin,

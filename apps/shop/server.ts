@@ -81,6 +81,8 @@ function installErrorHandling(app: FastifyInstance, config: ShopConfig, tether: 
     }
     if (status >= 500) config.log(`error: ${req.method} ${req.routeOptions.url ?? '(no route)'}: ${err.stack ?? String(err)}`);
     if (status === 503) reply.header('retry-after', '1');
+    // The limits count per clock minute: by then the window has moved on.
+    if (status === 429) reply.header('retry-after', '60');
     // A request that failed changes nothing: whatever the handler did to the session is not written.
     if (req.session) tether.abandon(req.session as never);
     return reply.code(status).header('cache-control', 'no-store').send(body);
@@ -111,6 +113,9 @@ function installHeaders(app: FastifyInstance, config: ShopConfig): void {
 function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
   // Counted once for the whole cluster (the primary keeps the count), not once per worker.
   const limiter = sharedLimiter('shop:new-sessions', ctx.config.newSessionsPerMinute, 60_000);
+  // And for all addresses together (SECURITY.md S47): a flood from many addresses cannot fill the store
+  // faster than this; active sessions stay under about this rate times the idle timeout.
+  const total = sharedLimiter('shop:new-sessions-total', ctx.config.newSessionsPerMinuteTotal, 60_000);
   // ID guessing (SECURITY.md S34): session cookies that are forged or name no session, per address.
   const rejected = sharedLimiter('shop:rejected-cookies', ctx.config.rejectedCookiesPerMinute, 60_000);
   // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
@@ -124,6 +129,10 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
     if (!(await limiter.take(req.ip))) {
       ctx.counters.rateLimited++;
       throw new RateLimitedError();
+    }
+    if (!(await total.take('*'))) {
+      ctx.counters.rateLimited++;
+      throw new RateLimitedError('too many new sessions from all addresses right now; try again in a minute');
     }
   });
 }

@@ -334,3 +334,29 @@ describe('shop: session ID guessing', () => {
     assert.equal((await guess('198.51.100.21')).status, 200, 'another address has its own allowance');
   });
 });
+
+describe('shop: new sessions from many addresses', () => {
+  let shop: TestShop;
+  before(async () => {
+    shop = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL: '3', SHOP_TRUST_PROXY: '127.0.0.1' });
+  });
+  after(async () => {
+    await shop?.stop();
+  });
+
+  it('new sessions when many addresses together pass the total limit then 429 RATE_LIMITED with Retry-After, while existing sessions go on', async () => {
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 55_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
+    const session = (client: string, cookie?: string) => rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': client, ...(cookie ? { cookie } : {}) });
+    const first = await session('203.0.113.1');
+    assert.equal(first.status, 200);
+    for (const client of ['203.0.113.2', '203.0.113.3']) assert.equal((await session(client)).status, 200);
+    const refused = await session('203.0.113.4');
+    assertError(refused, 429, 'RATE_LIMITED');
+    assert.equal(refused.headers['retry-after'], '60');
+    assert.equal(refused.headers['set-cookie'], undefined, 'no session was created');
+    const cookie = String(first.headers['set-cookie']).split(';')[0]!;
+    const again = await session('203.0.113.1', cookie);
+    assert.equal(again.status, 200, 'an existing session is not limited');
+  });
+});

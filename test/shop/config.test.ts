@@ -31,6 +31,8 @@ describe('shop config', () => {
     assert.equal(c.absoluteTimeoutSec, 43_200);
     assert.equal(c.workers, 1);
     assert.equal(c.newSessionsPerMinute, SHOP_DEFAULTS.newSessionsPerMinute);
+    assert.equal(c.newSessionsPerMinuteTotal, 6_000);
+    assert.equal(c.rejectedCookiesPerMinute, 100);
     assert.equal(c.production, false);
     assert.deepEqual(c.secrets, [SECRET]);
   });
@@ -39,7 +41,7 @@ describe('shop config', () => {
     const dir = await tempDir();
     const cases: Array<[string, string]> = [
       ['PORT', 'eighty'], ['PORT', '70000'], ['TETHER_IDLE_TIMEOUT', '-5'], ['TETHER_ABSOLUTE_TIMEOUT', '1.5'], ['TETHER_WORKERS', '0'],
-      ['SHOP_NEW_SESSIONS_PER_MINUTE', 'lots'], ['TETHER_STORE', 'mongo://x'], ['SHOP_DATABASE_URL', 'mysql://x'],
+      ['SHOP_NEW_SESSIONS_PER_MINUTE', 'lots'], ['SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', '0'], ['SHOP_REJECTED_COOKIES_PER_MINUTE', '-1'], ['TETHER_STORE', 'mongo://x'], ['SHOP_DATABASE_URL', 'mysql://x'],
       ['TETHER_SECRET', 'short'], ['TETHER_SECRET', `${SECRET},short`], ['SHOP_ADMIN_PASSWORD', 'short'], ['SHOP_PUBLIC_ORIGIN', 'not a url'],
     ];
     for (const [name, value] of cases) {
