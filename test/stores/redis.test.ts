@@ -280,7 +280,7 @@ describe('RedisStore faults', () => {
     const keyPrefix = nextPrefix();
     const proxy = await delayingProxy(server.port);
     t.after(() => proxy.close());
-    const slow = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix, commandTimeoutMs: 300 }) });
+    const slow = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix, commandTimeoutMs: 1_000 }) });
     const fast = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: server.url, keyPrefix }) });
     t.after(() => Promise.all([slow.close(), fast.close()]));
     const evalshaCalls = async (): Promise<number> =>
@@ -289,12 +289,12 @@ describe('RedisStore faults', () => {
     const { cookie } = await trip(fast, undefined, (s) => s.set('who', 'nobody'));
     const session = await slow.open(view('POST', { cookie: cookie! }));
     session.set('who', 'slow');
-    proxy.setDelay(1_000);
+    proxy.setDelay(3_000);
     await assert.rejects(slow.commit(session), { code: 'STORE_UNAVAILABLE' }, 'not acknowledged: the caller gave up');
     await trip(fast, cookie, (s) => s.set('who', 'fast'));
     const before = await evalshaCalls();
     // The held compare-and-set reaches Redis now: it names a version that is no longer there.
-    await waitFor('the late write reaching Redis', 5_000, async () => (await evalshaCalls()) > before);
+    await waitFor('the late write reaching Redis', 10_000, async () => (await evalshaCalls()) > before);
     proxy.setDelay(0);
     await trip(fast, cookie, (s) => assert.equal(s.get('who'), 'fast', 'the acknowledged write was not overwritten'), 'GET');
     await trip(slow, cookie, (s) => assert.equal(s.get('who'), 'fast'), 'GET');
