@@ -99,7 +99,7 @@ export class CookieClient {
     });
     const text = await res.text();
     const setCookies = res.headers.getSetCookie();
-    if (!options.withoutJar) for (const c of setCookies) this.#store(c);
+    if (!options.withoutJar) for (const c of setCookies) storeSetCookie(this.jar, c);
     return {
       status: res.status,
       headers: res.headers,
@@ -109,21 +109,23 @@ export class CookieClient {
       json: <T>() => JSON.parse(text) as T,
     };
   }
+}
 
-  #store(setCookie: string): void {
-    const [pair, ...attrs] = setCookie.split(';');
-    const eq = pair!.indexOf('=');
-    const name = pair!.slice(0, eq).trim();
-    const value = pair!.slice(eq + 1).trim();
-    const expired = attrs.some((a) => {
-      const [k, v] = a.split('=').map((x) => x.trim());
-      if (k!.toLowerCase() === 'max-age') return Number(v) <= 0;
-      if (k!.toLowerCase() === 'expires') return Date.parse(v ?? '') <= Date.now();
-      return false;
-    });
-    if (expired || value === '') this.jar.delete(name);
-    else this.jar.set(name, value);
-  }
+/** Applies one Set-Cookie line to a jar by name: stores the value, or drops the cookie when it is expired or empty. */
+export function storeSetCookie(jar: Map<string, string>, setCookie: string): void {
+  const [pair, ...attrs] = setCookie.split(';');
+  const eq = pair!.indexOf('=');
+  if (eq <= 0) return;
+  const name = pair!.slice(0, eq).trim();
+  const value = pair!.slice(eq + 1).trim();
+  const expired = attrs.some((a) => {
+    const [k, v] = a.split('=').map((x) => x.trim());
+    if (k!.toLowerCase() === 'max-age') return Number(v) <= 0;
+    if (k!.toLowerCase() === 'expires') return Date.parse(v ?? '') <= Date.now();
+    return false;
+  });
+  if (expired || value === '') jar.delete(name);
+  else jar.set(name, value);
 }
 
 /** The attributes of a Set-Cookie header, lower-cased names (`secure: ''` when present). */

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
+import { storeSetCookie } from './cookie-client.js';
 
 export interface Reply {
   status: number;
@@ -96,16 +97,7 @@ export class TestClient {
   }
 
   #store(setCookie: string[] | undefined): void {
-    for (const line of setCookie ?? []) {
-      const [pair, ...attrs] = line.split(';');
-      const eq = pair!.indexOf('=');
-      if (eq <= 0) continue;
-      const name = pair!.slice(0, eq).trim();
-      const value = pair!.slice(eq + 1).trim();
-      const expired = attrs.some((a) => /^\s*max-age\s*=\s*0\s*$/i.test(a)) || value === '';
-      if (expired) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
+    for (const line of setCookie ?? []) storeSetCookie(this.cookies, line);
   }
 }
 
