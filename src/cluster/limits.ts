@@ -13,6 +13,7 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import { isMessage } from './messages.js';
 import type { LimitReplyMessage, LimitRequestMessage } from './messages.js';
+import { answerWorker, askPrimary } from './ask.js';
 
 /** How long a worker waits for the primary's count before it counts the event alone. */
 export const CLUSTER_LIMIT_TIMEOUT_MS = 1_000;
@@ -75,25 +76,7 @@ export function serveClusterLimits(): void {
     // runs the same app, so they agree; a mismatch is the app's bug, and the first setting stands.
     let limiter = served.get(msg.name);
     if (!limiter) served.set(msg.name, limiter = new SlidingWindowLimiter(msg.limit, msg.windowMs));
-    const reply: LimitReplyMessage = { type: 'tether:limit-reply', id: msg.id, allowed: limiter.take(msg.key) };
-    if (worker.isConnected()) worker.send(reply, (err: Error | null) => void err);
-  });
-}
-
-let nextId = 0;
-const pending = new Map<number, { resolve: (allowed: boolean) => void; timer: NodeJS.Timeout }>();
-let listening = false;
-
-function listen(): void {
-  if (listening) return;
-  listening = true;
-  process.on('message', (msg: unknown) => {
-    if (!isMessage<LimitReplyMessage>(msg, 'tether:limit-reply')) return;
-    const p = pending.get(msg.id);
-    if (!p) return;
-    pending.delete(msg.id);
-    clearTimeout(p.timer);
-    p.resolve(msg.allowed);
+    answerWorker<LimitReplyMessage>(worker, { type: 'tether:limit-reply', id: msg.id, allowed: limiter.take(msg.key) });
   });
 }
 
@@ -105,25 +88,10 @@ function listen(): void {
  */
 export function sharedLimiter(name: string, limit: number, windowMs = 60_000): SharedLimiter {
   const local = new SlidingWindowLimiter(limit, windowMs);
-  const send = process.send?.bind(process);
-  if (!cluster.isWorker || !send) return local;
+  if (!cluster.isWorker || !process.send) return local;
   return {
-    take(key: string): Promise<boolean> {
-      listen();
-      const id = nextId++;
-      return new Promise<boolean>((resolve) => {
-        const alone = (): void => {
-          if (!pending.delete(id)) return;
-          clearTimeout(timer);
-          resolve(local.take(key));
-        };
-        const timer = setTimeout(alone, CLUSTER_LIMIT_TIMEOUT_MS);
-        pending.set(id, { resolve, timer });
-        const msg: LimitRequestMessage = { type: 'tether:limit', id, name, key, limit, windowMs };
-        send(msg, undefined, {}, (err: Error | null) => {
-          if (err) alone();
-        });
-      });
-    },
+    take: (key: string): Promise<boolean> =>
+      askPrimary<LimitReplyMessage>('sharedLimiter()', { type: 'tether:limit', name, key, limit, windowMs }, 'tether:limit-reply', CLUSTER_LIMIT_TIMEOUT_MS)
+        .then((reply) => reply.allowed, () => local.take(key)),
   };
 }

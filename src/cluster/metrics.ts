@@ -15,6 +15,7 @@ import { AggregatorRegistry } from 'prom-client';
 import type { PrometheusContentType, Registry } from 'prom-client';
 import { isMessage } from './messages.js';
 import type { MetricsReplyMessage, MetricsRequestMessage } from './messages.js';
+import { answerWorker, askPrimary } from './ask.js';
 
 /** How long a worker waits for the primary's answer (prom-client's own bound on the workers is 5 s). */
 export const CLUSTER_METRICS_TIMEOUT_MS = 6_000;
@@ -28,9 +29,7 @@ export function serveClusterMetrics(): void {
   aggregator = agg;
   cluster.on('message', (worker: Worker, msg: unknown) => {
     if (!isMessage<MetricsRequestMessage>(msg, 'tether:metrics')) return;
-    const reply = (m: MetricsReplyMessage): void => {
-      if (worker.isConnected()) worker.send(m, (err: Error | null) => void err);
-    };
+    const reply = (m: MetricsReplyMessage): void => answerWorker(worker, m);
     agg.clusterMetrics().then(
       (text: string) => reply({ type: 'tether:metrics-reply', id: msg.id, text }),
       (err: unknown) => reply({ type: 'tether:metrics-reply', id: msg.id, error: err instanceof Error ? err.message : String(err) }),
@@ -45,38 +44,9 @@ export function shareWorkerMetrics(...registries: Registry[]): void {
   AggregatorRegistry.setRegistries(registries);
 }
 
-let nextId = 0;
-const pending = new Map<number, { resolve: (text: string) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
-let listening = false;
-
 /** Worker: every worker's metrics, as Prometheus text, collected by the primary. */
-export function clusterMetrics(timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): Promise<string> {
-  const send = process.send?.bind(process);
-  if (!cluster.isWorker || !send) return Promise.reject(new Error('clusterMetrics() runs in a cluster worker'));
-  if (!listening) {
-    listening = true;
-    process.on('message', (msg: unknown) => {
-      if (!isMessage<MetricsReplyMessage>(msg, 'tether:metrics-reply')) return;
-      const p = pending.get(msg.id);
-      if (!p) return;
-      pending.delete(msg.id);
-      clearTimeout(p.timer);
-      if (msg.error !== undefined) p.reject(new Error(`cluster metrics: ${msg.error}`));
-      else p.resolve(msg.text ?? '');
-    });
-  }
-  const id = nextId++;
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      pending.delete(id);
-      reject(new Error(`cluster metrics: the primary did not answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    pending.set(id, { resolve, reject, timer });
-    send({ type: 'tether:metrics', id } satisfies MetricsRequestMessage, undefined, {}, (err: Error | null) => {
-      if (!err) return;
-      pending.delete(id);
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
+export async function clusterMetrics(timeoutMs = CLUSTER_METRICS_TIMEOUT_MS): Promise<string> {
+  const reply = await askPrimary<MetricsReplyMessage>('clusterMetrics()', { type: 'tether:metrics' }, 'tether:metrics-reply', timeoutMs);
+  if (reply.error !== undefined) throw new Error(`cluster metrics: ${reply.error}`);
+  return reply.text ?? '';
 }

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { probe, startApp } from '../helpers/node-process.js';
 import { freePort } from '../helpers/net.js';
+import { clearOfMinuteBoundary } from '../helpers/time.js';
 
 const LIMIT = 4;
 
@@ -25,9 +26,7 @@ describe('cluster-wide limits', { timeout: 120_000 }, () => {
       },
     });
     t.after(() => app.stop());
-    // The limiter's window is the clock minute (weighted across the boundary): start clear of one.
-    const intoMinute = Date.now() % 60_000;
-    if (intoMinute > 55_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
+    await clearOfMinuteBoundary();
 
     const statuses: number[] = [];
     const nodes = new Set<string>();

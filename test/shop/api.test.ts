@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ShopClient, rawRequest, startTestShop } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
+import { clearOfMinuteBoundary } from '../helpers/time.js';
 
 let t: TestShop;
 before(async () => {
@@ -310,9 +311,7 @@ describe('shop: session ID guessing', () => {
   });
 
   it('random session IDs when one address sends more than the limit then 429 RATE_LIMITED, while its valid session and other addresses go on', async () => {
-    // The limit's window is the clock minute (weighted across the boundary): start clear of one.
-    const intoMinute = Date.now() % 60_000;
-    if (intoMinute > 55_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
+    await clearOfMinuteBoundary();
     const guesser = '198.51.100.20';
     const own = await rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': guesser });
     assert.equal(own.status, 200);
@@ -345,8 +344,7 @@ describe('shop: new sessions from many addresses', () => {
   });
 
   it('new sessions when many addresses together pass the total limit then 429 RATE_LIMITED with Retry-After, while existing sessions go on', async () => {
-    const intoMinute = Date.now() % 60_000;
-    if (intoMinute > 55_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
+    await clearOfMinuteBoundary();
     const session = (client: string, cookie?: string) => rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': client, ...(cookie ? { cookie } : {}) });
     const first = await session('203.0.113.1');
     assert.equal(first.status, 200);

@@ -91,7 +91,6 @@ export class PostgresStore implements SessionStore {
   readonly name = 'postgres';
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
-  readonly #clock: Clock;
   /** Decides expiry: the given clock, or by default a ServerClock following PostgreSQL's time. */
   readonly clock: Clock;
   /** The default clock, sampled against the server's `clock_timestamp()`; undefined when a clock was given. */
@@ -136,8 +135,7 @@ export class PostgresStore implements SessionStore {
     const timeoutMs = options.statementTimeoutMs ?? POSTGRES_STORE_DEFAULTS.statementTimeoutMs;
     this.#queryTimeoutMs = timeoutMs + QUERY_TIMEOUT_GRACE_MS;
     this.#serverClock = options.clock ? undefined : new ServerClock(options.localClock ?? systemClock);
-    this.#clock = options.clock ?? this.#serverClock!;
-    this.clock = this.#clock;
+    this.clock = options.clock ?? this.#serverClock!;
     this.#names = schemaNames(tableName, options.schema);
     const notify = options.notify ?? POSTGRES_STORE_DEFAULTS.notify;
     this.#sql = statements(this.#names.table, notify);
@@ -200,7 +198,7 @@ export class PostgresStore implements SessionStore {
 
   async get(key: string): Promise<SessionRecord | null> {
     if (!this.#migrated) await this.ready();
-    const res = await this.#query<RecordRow>('get', this.#sql.get, [key, this.#clock.now()]);
+    const res = await this.#query<RecordRow>('get', this.#sql.get, [key, this.clock.now()]);
     return res.rows[0] ? toRecord(res.rows[0]) : null;
   }
 
@@ -211,7 +209,7 @@ export class PostgresStore implements SessionStore {
     const r = record;
     let current = 0;
     for (let attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
-      const now = this.#clock.now();
+      const now = this.clock.now();
       const fields = [r.key, r.data, r.version, r.userId, r.createdAt, r.lastSeenAt, r.expiresAt, r.absoluteExpiresAt, now];
       const write = expectedVersion === 0
         ? await this.#query('set', this.#sql.create, this.#notifying(fields))
@@ -227,7 +225,7 @@ export class PostgresStore implements SessionStore {
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
     if (!this.#migrated) await this.ready();
-    const res = await this.#query('touch', this.#sql.touch, this.#notifying([key, expiresAt, lastSeenAt, this.#clock.now()]));
+    const res = await this.#query('touch', this.#sql.touch, this.#notifying([key, expiresAt, lastSeenAt, this.clock.now()]));
     return res.rows.length > 0;
   }
 
@@ -237,14 +235,14 @@ export class PostgresStore implements SessionStore {
 
   async listByUser(userId: string): Promise<SessionRecord[]> {
     if (!this.#migrated) await this.ready();
-    const res = await this.#query<RecordRow>('listByUser', this.#sql.listByUser, [userId, this.#clock.now()]);
+    const res = await this.#query<RecordRow>('listByUser', this.#sql.listByUser, [userId, this.clock.now()]);
     return res.rows.map(toRecord);
   }
 
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     if (!this.#migrated) await this.ready();
     const res = await this.#query<{ live: boolean }>('destroyByUser', this.#sql.destroyByUser,
-      this.#notifying([userId, [...(options.except ?? [])], this.#clock.now()]));
+      this.#notifying([userId, [...(options.except ?? [])], this.clock.now()]));
     return res.rows.filter((row) => row.live).length;
   }
 
@@ -252,7 +250,7 @@ export class PostgresStore implements SessionStore {
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
     if (!this.#migrated) await this.ready();
-    const now = this.#clock.now();
+    const now = this.clock.now();
     let removed = 0;
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
       const res = await this.#query('sweep', this.#sql.sweep, [now, SWEEP_BATCH]);
@@ -265,7 +263,7 @@ export class PostgresStore implements SessionStore {
   /** Live rows (by the store clock). */
   async count(): Promise<number> {
     if (!this.#migrated) await this.ready();
-    const res = await this.#query<{ n: string }>('count', this.#sql.count, [this.#clock.now()]);
+    const res = await this.#query<{ n: string }>('count', this.#sql.count, [this.clock.now()]);
     return Number(res.rows[0]?.n ?? 0);
   }
 

@@ -36,6 +36,20 @@ export function parseChange(message: string): [key: string, stamp: string | unde
   return [message, undefined];
 }
 
+/**
+ * A subscriber connection's settings: it waits for its connection (offline queue on, no per-command
+ * timeout), since unlike a request a subscription has no caller waiting on it; it takes no pipelines;
+ * and the feed subscribes again itself after a reconnection, so it knows when the gap has closed.
+ */
+const SUBSCRIBER = {
+  lazyConnect: false,
+  enableOfflineQueue: true,
+  enableAutoPipelining: false,
+  commandTimeout: undefined,
+  maxRetriesPerRequest: null,
+  autoResubscribe: false,
+} as const;
+
 export class ChangeFeed {
   /** The subscriber connection: a duplicate of a single server's client, or one node of a Cluster (none while it picks one). */
   #sub: Redis | null;
@@ -58,17 +72,7 @@ export class ChangeFeed {
       this.#sub = this.#subscribeToNode(client as Cluster);
       return;
     }
-    // The subscriber waits for its connection (offline queue on, no per-command timeout): unlike a
-    // request, a subscription has no caller waiting on it. A subscriber connection takes no pipelines.
-    this.#sub = (client as Redis).duplicate({
-      lazyConnect: false,
-      enableOfflineQueue: true,
-      enableAutoPipelining: false,
-      commandTimeout: undefined,
-      maxRetriesPerRequest: null,
-      // We subscribe again ourselves on 'ready', so we know when the gap has closed.
-      autoResubscribe: false,
-    });
+    this.#sub = (client as Redis).duplicate(SUBSCRIBER);
     const sub = this.#sub;
     this.#listen(sub);
     sub.on('close', () => this.#gap());
@@ -93,17 +97,8 @@ export class ChangeFeed {
       return null;
     }
     const node = nodes[Math.floor(Math.random() * nodes.length)]!;
-    const sub = new RedisConnection({
-      ...node.options,
-      lazyConnect: false,
-      enableOfflineQueue: true,
-      enableAutoPipelining: false,
-      commandTimeout: undefined,
-      maxRetriesPerRequest: null,
-      autoResubscribe: false,
-      // No reconnection to the same node: on 'end' the next attempt picks a node again.
-      retryStrategy: () => null,
-    });
+    // No reconnection to the same node: on 'end' the next attempt picks a node again.
+    const sub = new RedisConnection({ ...node.options, ...SUBSCRIBER, retryStrategy: () => null });
     this.#listen(sub);
     sub.once('end', () => {
       this.#gap();

@@ -42,7 +42,6 @@ export class RedisStore implements SessionStore {
   readonly #owned: boolean;
   readonly #cluster: boolean;
   readonly #opts: ResolvedRedisStoreOptions;
-  readonly #clock: Clock;
   /** Decides expiry: the given clock, or by default a ServerClock following Redis's time (see options.clock). */
   readonly clock: Clock;
   /** The default clock, sampled against Redis `TIME`; undefined when a clock was given. */
@@ -76,9 +75,8 @@ export class RedisStore implements SessionStore {
    */
   constructor(options: RedisStoreOptions = {}) {
     this.#opts = resolveRedisStoreOptions(options);
-    this.#clock = this.#opts.clock;
-    this.clock = this.#clock;
-    this.#serverClock = this.#clock instanceof ServerClock ? this.#clock : undefined;
+    this.clock = this.#opts.clock;
+    this.#serverClock = this.clock instanceof ServerClock ? this.clock : undefined;
     this.#deadlines = new Deadlines(this.#opts.commandTimeoutMs, {
       passErrors: true,
       late: (what, ms) => `RedisStore: no reply from Redis to ${what} within ${ms} ms (options.commandTimeoutMs)`,
@@ -122,7 +120,7 @@ export class RedisStore implements SessionStore {
       throw this.#fail('get', err);
     }
     if (firstSync) await firstSync;
-    return decode(key, value, this.#clock.now());
+    return decode(key, value, this.clock.now());
   }
 
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
@@ -132,7 +130,7 @@ export class RedisStore implements SessionStore {
     const { key, userId } = record;
     const skey = this.#sp + key;
     const value = encode(record);
-    const now = this.#clock.now();
+    const now = this.clock.now();
     // Whole milliseconds: PEXPIRE refuses fractions, and a clock may return them.
     const ttl = Math.ceil((record.expiresAt < record.absoluteExpiresAt ? record.expiresAt : record.absoluteExpiresAt) - now);
     let mode = '0';
@@ -162,7 +160,7 @@ export class RedisStore implements SessionStore {
     if (this.#client.status !== 'ready') await this.#whenReady();
     try {
       // expiresAt as its digits (checked whole above): the script puts the string into the stamp as is.
-      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.#clock.now(), String(expiresAt), patch, key, this.#channel])) === 1;
+      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.clock.now(), String(expiresAt), patch, key, this.#channel])) === 1;
     } catch (err) {
       throw this.#fail('touch', err);
     }
@@ -187,7 +185,7 @@ export class RedisStore implements SessionStore {
       const members = await this.#bound('ZRANGE', () => this.#client.zrange(this.#up + userId, 0, -1));
       if (members.length === 0) return [];
       const values = await this.#fetch(members);
-      const now = this.#clock.now();
+      const now = this.clock.now();
       const out: SessionRecord[] = [];
       for (let i = 0; i < members.length; i++) {
         const rec = decode(members[i]!, values[i] ?? null, now);
@@ -208,7 +206,7 @@ export class RedisStore implements SessionStore {
     try {
       const members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, 0, -1))).filter((m) => !keep.has(m));
       if (members.length === 0) return 0;
-      const now = this.#clock.now();
+      const now = this.clock.now();
       if (!this.#cluster) {
         const argv = [idx, ...members.map((m) => this.#sp + m), userId, now, this.#channel, ...members];
         return await this.#eval(DESTROY_BY_USER, members.length + 1, argv) as number;

@@ -57,7 +57,6 @@ export class TieredStore implements SessionStore {
   /** The consistency in force (the option, or its default for this shared store). */
   readonly consistency: TieredConsistency;
   readonly #shared: SessionStore;
-  readonly #clock: Clock;
   /** Decides when a local copy has expired: the option, else the shared store's clock, else the system's. */
   readonly clock: Clock;
   readonly #closeShared: boolean;
@@ -89,8 +88,7 @@ export class TieredStore implements SessionStore {
         + 'processes could never reach this cache; use a store with one, or set options.singleProcess: true if only this process uses it');
     }
     this.#shared = shared;
-    this.#clock = options.clock ?? shared.clock ?? systemClock;
-    this.clock = this.#clock;
+    this.clock = options.clock ?? shared.clock ?? systemClock;
     this.#closeShared = options.closeShared ?? TIERED_STORE_DEFAULTS.closeShared;
     this.#lru = new LocalCopies(options.maxBytes ?? TIERED_STORE_DEFAULTS.maxBytes);
     const canFence = typeof shared.fence === 'function';
@@ -123,7 +121,7 @@ export class TieredStore implements SessionStore {
     if (state !== undefined && state !== 'listening') return undefined;
     const stored = this.#lru.stored(key);
     const head = this.#lru.head(stored);
-    if (!head || isExpired(head, this.#clock.now())) return undefined;
+    if (!head || isExpired(head, this.clock.now())) return undefined;
     this.#hits++;
     return this.#lru.record(stored, key, true);
   }
@@ -132,13 +130,13 @@ export class TieredStore implements SessionStore {
     this.#open();
     const stored = this.#lru.stored(key);
     const peeked = this.#lru.head(stored);
-    if (peeked && isExpired(peeked, this.#clock.now())) this.#lru.delete(key);
+    if (peeked && isExpired(peeked, this.clock.now())) this.#lru.delete(key);
     else if (peeked) {
       const trusted = this.#trusted();
       if (trusted === true || (trusted !== false && await trusted)) {
         // Looked up again: the fence may have delivered a report that dropped or replaced the copy.
         const local = this.#lru.record(stored, key, true);
-        if (local && !isExpired(local, this.#clock.now())) {
+        if (local && !isExpired(local, this.clock.now())) {
           this.#hits++;
           return local;
         }
@@ -254,7 +252,7 @@ export class TieredStore implements SessionStore {
 
   async #sweep(sharedSweep: () => Promise<number>): Promise<number> {
     if (this.#closed) return 0;
-    const now = this.#clock.now();
+    const now = this.clock.now();
     for (const [key, rec] of this.#lru.heads()) if (isExpired(rec, now)) this.#lru.delete(key);
     return sharedSweep();
   }
