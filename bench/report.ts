@@ -23,7 +23,7 @@ interface Common extends ResultsFile {
   command: string;
 }
 
-interface RunFile extends Common {
+export interface RunFile extends Common {
   config: { passes: number; durationS: number; warmupS: number; connections: number; sessions: number; raceWrites: number; scenarios: Array<'read' | 'write' | 'login'> };
   leftOut: Array<{ id: string; reason: string }>;
   stacks: StackSummary[];
@@ -78,7 +78,7 @@ function stackRows(r: RunFile, sc: 'read' | 'write' | 'login'): Array<Array<stri
     const x = s.results[sc]!;
     return [
       s.layer === 'tether' ? `**${s.label}**` : s.label,
-      num(x.rps), ratio(x.vsNode?.rps), num(x.p50Ms, 2), num(x.p99Ms, 2), ratio(x.vsNode?.p99),
+      num(x.rps), ratio(x.vsNode?.rps), num(x.p50Ms, 2), ratio(x.vsNode?.p50), num(x.p99Ms, 2), ratio(x.vsNode?.p99),
       x.storeCpuUs ? `${num(x.cpuUs)} (${num(x.serverCpuUs)} + ${num(x.storeCpuUs)})` : num(x.cpuUs), ratio(x.vsNode?.cpu),
       x.overheadUs === null ? '–' : num(x.overheadUs),
       x.commandsPerRequest === null ? '–' : x.census ? `${num(x.census.clientCommands)} / ${num(x.commandsPerRequest)}` : `– / ${num(x.commandsPerRequest)}`,
@@ -98,24 +98,70 @@ function target(ok: boolean | null): string {
   return ok === null ? 'not measured' : ok ? '**met**' : '**not met**';
 }
 
-function targets(r: RunFile): string {
+/** One stack's figure against a target's limit. */
+export interface TargetFigure {
+  id: string;
+  label: string;
+  value: number;
+  met: boolean;
+}
+
+/** Issue 6's targets, judged from one run: every Tether figure each target names, and whether it holds. */
+export interface TargetChecks {
+  /** Read overhead of each tiered-over-Redis stack, limit 5 µs. */
+  reads: TargetFigure[];
+  /** @fastify/session's write overhead, whose half is the write limit; null when not measured. */
+  fastifySessionWriteUs: number | null;
+  /** Write overhead of each Redis-backed Tether stack. */
+  writes: TargetFigure[];
+  /** Lost updates of each Tether stack; met only when every write was answered 200 and counted. */
+  lostUpdates: TargetFigure[];
+  /** express-session's MemoryStore bytes per session, whose half is the memory limit; null when not measured. */
+  expressSessionBytes: number | null;
+  memory: TargetFigure[];
+}
+
+export const READ_LIMIT_US = 5;
+const TIERED_STACKS = ['tether-express-tiered', 'tether-fastify-tiered', 'tether-express-tiered-eventual', 'tether-fastify-tiered-eventual'];
+const REDIS_STACKS = ['tether-express-redis', 'tether-fastify-redis', ...TIERED_STACKS];
+
+export function targetChecks(r: Pick<RunFile, 'stacks' | 'memory'>): TargetChecks {
   const by = (id: string) => r.stacks.find((s) => s.id === id);
-  const ov = (id: string, sc: 'read' | 'write' | 'login') => by(id)?.results[sc]?.overheadUs ?? null;
+  const figures = (ids: readonly string[], sc: 'read' | 'write', met: (v: number) => boolean): TargetFigure[] => ids.flatMap((id) => {
+    const v = by(id)?.results[sc]?.overheadUs;
+    return v === undefined || v === null ? [] : [{ id, label: by(id)!.label, value: v, met: met(v) }];
+  });
+  const fsw = by('fastify-session-redis')?.results.write?.overheadUs ?? null;
+  const mem = (id: string) => r.memory?.subjects.find((m) => m.subject === id);
+  const es = mem('express-session-memory')?.bytesPerSession ?? null;
+  return {
+    reads: figures(TIERED_STACKS, 'read', (v) => v <= READ_LIMIT_US),
+    fastifySessionWriteUs: fsw,
+    writes: fsw === null ? [] : figures(REDIS_STACKS, 'write', (v) => v <= fsw / 2),
+    lostUpdates: r.stacks.filter((s) => s.layer === 'tether' && s.race).map((s) => ({
+      id: s.id, label: s.label, value: s.race!.lost, met: s.race!.lost === 0 && s.race!.ok === s.race!.sent,
+    })),
+    expressSessionBytes: es,
+    memory: es === null ? [] : ['tether-memory', 'tether-tiered'].flatMap((id) => {
+      const m = mem(id);
+      return m?.bytesPerSession == null ? [] : [{ id, label: m.label, value: m.bytesPerSession, met: m.bytesPerSession <= es / 2 }];
+    }),
+  };
+}
+
+function targets(r: RunFile): string {
+  const t = targetChecks(r);
+  const list = (xs: TargetFigure[], unit: string, digits?: number) => xs.map((x) => `${x.label} ${num(x.value, digits)} ${unit} (${x.met ? 'met' : 'not met'})`).join(', ');
   const lines: string[] = [];
-  const tieredReads = ['tether-express-tiered', 'tether-fastify-tiered', 'tether-express-tiered-eventual', 'tether-fastify-tiered-eventual'].map((id) => [id, ov(id, 'read')] as const).filter(([, v]) => v !== null);
-  lines.push(`- Reads, Tether with the tiered store over Redis, at most 5 µs of session overhead: ` +
-    (tieredReads.length ? tieredReads.map(([id, v]) => `${by(id)!.label} ${num(v)} µs (${v! <= 5 ? 'met' : 'not met'})`).join(', ') : 'not measured (no tiered store in this run)'));
-  const fsw = ov('fastify-session-redis', 'write');
-  const redisWrites = ['tether-express-redis', 'tether-fastify-redis', 'tether-express-tiered', 'tether-fastify-tiered', 'tether-express-tiered-eventual', 'tether-fastify-tiered-eventual'].map((id) => [id, ov(id, 'write')] as const).filter(([, v]) => v !== null);
+  lines.push(`- Reads, Tether with the tiered store over Redis, at most ${READ_LIMIT_US} µs of session overhead: ` +
+    (t.reads.length ? list(t.reads, 'µs') : 'not measured (no tiered store in this run)'));
+  const fsw = t.fastifySessionWriteUs;
   lines.push(`- Writes to Redis, at most half of @fastify/session's overhead (${fsw === null ? 'not measured' : `${num(fsw)} µs, so ≤ ${num(fsw / 2)} µs`}): ` +
-    (redisWrites.length && fsw !== null ? redisWrites.map(([id, v]) => `${by(id)!.label} ${num(v)} µs (${v! <= fsw / 2 ? 'met' : 'not met'})`).join(', ') : 'not measured'));
-  const tetherRaces = r.stacks.filter((s) => s.layer === 'tether' && s.race);
-  lines.push(`- Zero lost updates: ` + (tetherRaces.length ? `${tetherRaces.map((s) => `${s.race!.lost}`).join(', ')} lost across the ${tetherRaces.length} Tether stacks → ${target(tetherRaces.every((s) => s.race!.lost === 0 && s.race!.ok === s.race!.sent))}` : 'not measured'));
-  const mem = (id: string) => r.memory?.subjects.find((m) => m.subject === id)?.bytesPerSession ?? null;
-  const es = mem('express-session-memory');
-  const ours = ['tether-memory', 'tether-tiered'].map((id) => [id, mem(id)] as const).filter(([, v]) => v !== null);
+    (t.writes.length ? list(t.writes, 'µs') : 'not measured'));
+  lines.push(`- Zero lost updates: ` + (t.lostUpdates.length ? `${t.lostUpdates.map((x) => `${x.value}`).join(', ')} lost across the ${t.lostUpdates.length} Tether stacks → ${target(t.lostUpdates.every((x) => x.met))}` : 'not measured'));
+  const es = t.expressSessionBytes;
   lines.push(`- Memory per session at most half of express-session's MemoryStore (${es === null ? 'not measured' : `${num(es, 0)} bytes, so ≤ ${num(es / 2, 0)}`}): ` +
-    (ours.length && es !== null ? ours.map(([id, v]) => `${r.memory!.subjects.find((m) => m.subject === id)!.label} ${num(v, 0)} bytes (${v! <= es / 2 ? 'met' : 'not met'})`).join(', ') : 'not measured'));
+    (t.memory.length ? list(t.memory, 'bytes', 0) : 'not measured'));
   return lines.join('\n');
 }
 
@@ -156,7 +202,7 @@ function runSection(r: RunFile): string {
   out.push('', '![Server CPU per request by stack and scenario](benchmarks.svg)');
   for (const sc of c.scenarios) {
     out.push('', `### ${SCENARIO_TITLES[sc]}`, '', table(
-      ['Stack', 'req/s', '×node', 'p50 ms', 'p99 ms', 'p99 ×node', 'CPU µs/req (server + redis)', 'CPU ×node', 'overhead µs', 'Redis cmds per req: sent / run', 'errors'],
+      ['Stack', 'req/s', '×node', 'p50 ms', 'p50 ×node', 'p99 ms', 'p99 ×node', 'CPU µs/req (server + redis)', 'CPU ×node', 'overhead µs', 'Redis cmds per req: sent / run', 'errors'],
       stackRows(r, sc),
     ));
   }
@@ -234,10 +280,21 @@ function chartOf(run: RunFile | null, core: CoreFile | null): string | null {
   return null;
 }
 
+export interface ReportPaths {
+  /** Where the results files are read from. @default bench/results */
+  resultsDir?: string;
+  /** Where benchmarks.md and benchmarks.svg are written. @default docs */
+  docsDir?: string;
+  /** The hand-written analysis appended to the page, if the file exists. @default bench/analysis.md */
+  analysis?: string;
+}
+
 /** Regenerates docs/benchmarks.md (and docs/benchmarks.svg); returns the paths written. */
-export function renderReport(): string[] {
-  const files = existsSync(RESULTS_DIR) ? readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json')).sort() : [];
-  const loaded = new Map(files.map((f) => [f.replace(/\.json$/, ''), JSON.parse(readFileSync(`${RESULTS_DIR}/${f}`, 'utf8')) as ResultsFile]));
+export function renderReport(paths: ReportPaths = {}): string[] {
+  const resultsDir = paths.resultsDir ?? RESULTS_DIR;
+  const docsDir = paths.docsDir ?? `${ROOT}docs`;
+  const files = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => f.endsWith('.json')).sort() : [];
+  const loaded = new Map(files.map((f) => [f.replace(/\.json$/, ''), JSON.parse(readFileSync(`${resultsDir}/${f}`, 'utf8')) as ResultsFile]));
   const core = (loaded.get('core') as CoreFile | undefined) ?? null;
   const run = (loaded.get('run') as RunFile | undefined) ?? null;
   const parts = [
@@ -253,15 +310,15 @@ export function renderReport(): string[] {
   if (core) parts.push('', coreSection(core));
   // Files without `bench` and `title` belong to benches that render their own page (bench/ha.ts → docs/ha-report.md).
   for (const [name, r] of loaded) if (name !== 'core' && name !== 'run' && r.bench && r.title) parts.push('', genericSection(r));
-  const analysis = `${ROOT}bench/analysis.md`;
+  const analysis = paths.analysis ?? `${ROOT}bench/analysis.md`;
   if (existsSync(analysis)) parts.push('', readFileSync(analysis, 'utf8').trim());
-  const md = `${ROOT}docs/benchmarks.md`;
+  const md = `${docsDir}/benchmarks.md`;
   writeFileSync(md, parts.join('\n') + '\n');
   const written = [md];
   const svg = chartOf(run, core);
   if (svg) {
-    writeFileSync(`${ROOT}docs/benchmarks.svg`, svg);
-    written.push(`${ROOT}docs/benchmarks.svg`);
+    writeFileSync(`${docsDir}/benchmarks.svg`, svg);
+    written.push(`${docsDir}/benchmarks.svg`);
   }
   return written;
 }

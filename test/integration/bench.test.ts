@@ -1,0 +1,84 @@
+/**
+ * `npm run bench` end to end on a small selection: real servers in their own processes, autocannon in
+ * another, a redis-server per Redis-backed stack. Checks what the run reports, not how fast it was:
+ * figures present and consistent, overhead only for session stacks, the Redis command census, the
+ * lost-update check, and that a partial run never replaces the committed results.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../../bench/lib/procs.js';
+import type { StackSummary } from '../../bench/lib/summary.js';
+import { parseArgs } from '../../bench/lib/args.js';
+
+const digest = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--conditions=tether-source', '--import', 'tsx', 'bench/run.ts', ...args],
+      { cwd: ROOT, timeout: 150_000, maxBuffer: 8 << 20 }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      });
+  });
+}
+
+test('bench flags are checked before anything starts', () => {
+  assert.throws(() => parseArgs(['--scenarios', 'read,delete']), /--scenarios takes read, write, login/);
+  assert.throws(() => parseArgs(['--passes', '0']), /--passes needs a positive number/);
+  assert.throws(() => parseArgs(['--fast']), /unknown flag --fast/);
+  assert.deepEqual(parseArgs(['--quick', '--only', 'a,b', '--no-memory']), { quick: true, memory: false, report: true, only: ['a', 'b'] });
+});
+
+test('a partial quick run reports every figure, the Redis census and lost updates, and leaves the committed results alone', { timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-bench-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'run.json');
+  const committed = join(ROOT, 'bench/results/run.json');
+  const before = digest(committed);
+
+  const r = await bench(['--quick', '--only', 'tether-fastify-redis,fastify-session-redis', '--scenarios', 'read,write', '--no-memory', '--json', out]);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
+  assert.equal(digest(committed), before, 'a partial run does not replace bench/results/run.json');
+  assert.match(r.stdout, /read: req\/s\s+×node\s+p50 ms/);
+
+  const run = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; stacks: StackSummary[]; config: { scenarios: string[] } };
+  assert.equal(run.quick, true);
+  assert.deepEqual(run.stacks.map((s) => s.id), ['node-bare', 'fastify-bare', 'tether-fastify-redis', 'fastify-session-redis']);
+  const by = (id: string): StackSummary => run.stacks.find((s) => s.id === id)!;
+  for (const s of run.stacks) {
+    assert.equal(s.error, undefined, `${s.id} ran`);
+    for (const sc of ['read', 'write'] as const) {
+      const x = s.results[sc]!;
+      assert.ok(x, `${s.id} ${sc} measured`);
+      assert.equal(x.non2xx + x.errors, 0, `${s.id} ${sc}: every response 2xx`);
+      assert.ok(x.rps > 0 && x.p50Ms > 0 && x.p99Ms >= x.p50Ms, `${s.id} ${sc}: throughput and latency`);
+      assert.ok(x.serverCpuUs > 0 && x.cpuUs >= x.serverCpuUs, `${s.id} ${sc}: CPU per request`);
+      assert.equal(x.overheadUs === null, s.layer === 'none', `${s.id} ${sc}: overhead only for a session layer`);
+      assert.ok(x.vsNode && x.vsNode.cpu > 0, `${s.id} ${sc}: compared with node:http in the same pass`);
+    }
+  }
+  assert.equal(by('node-bare').results.read!.vsNode!.cpu, 1);
+  for (const id of ['tether-fastify-redis', 'fastify-session-redis']) {
+    for (const sc of ['read', 'write'] as const) {
+      const x = by(id).results[sc]!;
+      assert.ok(x.storeCpuUs > 0, `${id} ${sc}: redis-server CPU counted`);
+      assert.ok(x.commandsPerRequest !== null && x.commandsPerRequest > 0, `${id} ${sc}: Redis commands per request`);
+    }
+  }
+  // The census counts commands by origin: a Tether read is one GET; @fastify/session (rolling) saves on every request.
+  assert.deepEqual(by('tether-fastify-redis').results.read!.census!.byCommand, { get: 1 });
+  const tw = by('tether-fastify-redis').results.write!.census!;
+  assert.deepEqual(tw.byCommand, { get: 1, evalsha: 1 });
+  assert.ok(tw.scriptCommands > 0, 'the compare-and-set runs its commands inside Lua');
+  assert.deepEqual(by('fastify-session-redis').results.read!.census!.byCommand, { get: 1, set: 1 });
+
+  const tr = by('tether-fastify-redis').race!;
+  assert.deepEqual([tr.sent, tr.ok, tr.final, tr.lost], [50, 50, 50, 0], 'Tether loses no concurrent update');
+  const fr = by('fastify-session-redis').race!;
+  assert.equal(fr.ok, 50);
+  assert.equal(fr.lost, fr.ok - fr.final, 'lost is what was answered 200 but not counted');
+});
