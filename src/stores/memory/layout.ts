@@ -31,6 +31,13 @@ const ENCODINGS = ['latin1', 'utf8', 'utf16le'] as const;
 /** Scratch buffers grow up to this size and are kept; a bigger record gets a buffer of its own. */
 const SCRATCH_KEPT = 64 * 1024;
 
+/**
+ * Data texts the packer unpacked last, kept by key with the packed string each came from: a session
+ * read again before it changes costs a lookup instead of decoding its bytes. Bounded by count
+ * (oldest first) and by text length; an entry is used only while its packed string is the stored one.
+ */
+export const RECENT_TEXTS = { entries: 1024, maxChars: 4096 } as const;
+
 /** Records whose bytes train the code, and how many bytes of each count: one big record cannot skew it. */
 export const TRAINING = { records: 128, bytesPerRecord: 1024 } as const;
 
@@ -96,6 +103,7 @@ export class RecordPacker {
   #code: ByteCode | null = null;
   #counts: number[] | null = new Array<number>(256).fill(0);
   #sampled = 0;
+  readonly #recent = new Map<string, { packed: string; text: string }>();
 
   /** Whether data is being coded yet (the code is trained). */
   get coding(): boolean {
@@ -154,7 +162,7 @@ export class RecordPacker {
   /** The whole record stored as `s` under `key`, whose header is `h`: a new object the caller owns. */
   record(key: string, s: string, h: Head): SessionRecord {
     return {
-      key, data: this.data(s, h), version: h.version, userId: h.userId, createdAt: h.createdAt,
+      key, data: this.#recentData(key, s, h), version: h.version, userId: h.userId, createdAt: h.createdAt,
       lastSeenAt: h.lastSeenAt, expiresAt: h.expiresAt, absoluteExpiresAt: h.absoluteExpiresAt,
     };
   }
@@ -167,6 +175,23 @@ export class RecordPacker {
     let o = putNumbers(out, flags, fields);
     o += out.write(s.slice(h.owner), o, 'latin1');
     return out.toString('latin1', 0, o);
+  }
+
+  /** `data(s, h)`, from the texts unpacked last when `s` is the very string one came from (see RECENT_TEXTS). */
+  #recentData(key: string, s: string, h: Head): string {
+    const hit = this.#recent.get(key);
+    if (hit !== undefined && hit.packed === s) return hit.text;
+    const text = this.data(s, h);
+    if (text.length > RECENT_TEXTS.maxChars) {
+      if (hit !== undefined) this.#recent.delete(key);
+    } else if (hit !== undefined) {
+      hit.packed = s;
+      hit.text = text;
+    } else {
+      if (this.#recent.size >= RECENT_TEXTS.entries) this.#recent.delete(this.#recent.keys().next().value!);
+      this.#recent.set(key, { packed: s, text });
+    }
+    return text;
   }
 
   #input(size: number): Buffer {

@@ -1,7 +1,7 @@
 /** RecordPacker: one string per record, every field given back exactly, before and after the code is trained. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecordPacker, TRAINING, readHead } from '../../../src/stores/memory/layout.js';
+import { RECENT_TEXTS, RecordPacker, TRAINING, readHead } from '../../../src/stores/memory/layout.js';
 import type { PackedFields } from '../../../src/stores/memory/layout.js';
 
 const now = 1_795_832_087_067;
@@ -101,4 +101,27 @@ describe('RecordPacker', () => {
     const s = p.pack(base);
     assert.ok(s.length < base.data.length, 'the code still fits the common records');
   });
+
+  for (const [label, packer] of [['untrained', () => new RecordPacker()], ['trained', trained]] as const) {
+    it(`record packer when ${label} and a key is read again then gives the data of the packed string it is given`, () => {
+      const p = packer();
+      const read = (key: string, s: string): string => p.record(key, s, readHead(s)).data;
+      const one = p.pack(base);
+      const two = p.pack({ ...base, data: base.data.replace('light', 'dark'), version: 2 });
+      assert.equal(read('k', one), base.data);
+      assert.equal(read('k', one), base.data);
+      assert.equal(read('k', two), base.data.replace('light', 'dark'));
+      assert.equal(read('k', one), base.data, 'an older packed string still gives its own data');
+      const touched = p.touched(one, readHead(one), now + 5, now + 1);
+      assert.equal(read('k', touched), base.data);
+      // A text over the bound is never kept; the key then gives whatever it is handed next.
+      const big = p.pack({ ...base, data: 'b'.repeat(RECENT_TEXTS.maxChars + 1) });
+      assert.equal(read('k', big), 'b'.repeat(RECENT_TEXTS.maxChars + 1));
+      assert.equal(read('k', one), base.data);
+      // Past the bound in keys, the oldest are forgotten and read again from their bytes.
+      const many = Array.from({ length: RECENT_TEXTS.entries + 10 }, (_, i) => p.pack({ ...base, data: `{"i":${i}}` }));
+      for (let round = 0; round < 2; round++) many.forEach((s, i) => assert.equal(read(`key-${i}`, s), `{"i":${i}}`));
+      assert.equal(read('k', two), base.data.replace('light', 'dark'));
+    });
+  }
 });
