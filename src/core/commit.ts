@@ -7,7 +7,6 @@
  * @module
  */
 import { hashId } from './ids.js';
-import { clearCookieHeader } from './cookie.js';
 import { jsonExactCopy, sameData } from './decoded.js';
 import type { DecodedCache } from './decoded.js';
 import { jsonCodec } from './codec.js';
@@ -60,6 +59,8 @@ export interface CommitParts {
   emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
   /** The Set-Cookie value that carries a session ID. */
   cookieFor(id: string): string;
+  /** The Set-Cookie value that expires the session cookie. */
+  readonly clearCookie: string;
 }
 
 export class Committer {
@@ -78,7 +79,7 @@ export class Committer {
     const now = o.clock.now();
     const record = s.record;
     if (record === null && (s.destroyed || !this.#hasContent(s))) {
-      if (s.clearCookie) s.setCookies.push(clearCookieHeader(o.cookie));
+      if (s.clearCookie) s.setCookies.push(this.#e.clearCookie);
       return undefined;
     }
     if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
@@ -131,7 +132,7 @@ export class Committer {
       this.#e.decoded.forget(rec.key);
       await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
       this.#e.emit('destroyed', rec.key, rec.userId, 'logout');
-      s.setCookies.push(clearCookieHeader(o.cookie));
+      s.setCookies.push(this.#e.clearCookie);
       return;
     }
     if (s.record === null || s.regenerate) {
@@ -139,9 +140,13 @@ export class Committer {
       // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
       // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
       // every store, and moving it out of the index would cost Redis another round trip.
-      let text = this.#encode(s);
+      // A regenerated session's decoding is kept, as after any write: its owner just logged in and is
+      // coming back. A new one's is not: it may never come back, and keeping it would fill the decoded
+      // cache with every new visitor's session.
+      const written: Written = s.record !== null ? { env: null } : NOTHING_WRITTEN;
+      let text = this.#encode(s, s.record !== null ? written : undefined);
       if (s.record !== null) {
-        text = await this.#writeLoop(s, now, text, { env: null }, (base) => ({
+        text = await this.#writeLoop(s, now, text, written, (base) => ({
           ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
         }));
       }
@@ -150,9 +155,7 @@ export class Committer {
       const res = await this.#e.call(() => this.#e.store.set(record, 0), 'set');
       if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
       this.#e.stats.writes++;
-      // Not kept: a session just created or regenerated may never come back, and holding it would
-      // fill the decoded cache with every new visitor's session.
-      this.#e.decoded.forget(record.key);
+      this.#keepWritten(record.key, text, written);
       const previous = s.record;
       s.id = id;
       s.key = record.key;

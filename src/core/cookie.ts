@@ -14,28 +14,33 @@ export function readCookie(header: string | undefined, name: string): string | u
   return parse(header)[name] || undefined;
 }
 
-export function setCookieHeader(opts: ResolvedCookie, value: string): string {
-  return serialize(opts.name, value, {
-    path: opts.path,
-    domain: opts.domain,
-    sameSite: opts.sameSite,
-    secure: opts.secure,
-    httpOnly: true,
-    maxAge: opts.maxAgeMs === undefined ? undefined : Math.floor(opts.maxAgeMs / 1000),
-    // The value is base64url and a dot: nothing to encode.
-    encode: (v) => v,
-  });
-}
+/**
+ * The session cookie's Set-Cookie values for one engine. The attributes never change, so `cookie`
+ * serialises them once, here (validating every option); each header is then the signed value followed
+ * by that fixed text. Values are signed IDs (base64url, a dot, base64url): nothing to encode.
+ */
+export class SessionCookie {
+  readonly #name: string;
+  readonly #attributes: string;
+  /** Expires the cookie in the browser, with the same attributes it was set with. */
+  readonly clear: string;
 
-/** Expires the cookie in the browser, with the same attributes it was set with. */
-export function clearCookieHeader(opts: ResolvedCookie): string {
-  return serialize(opts.name, '', {
-    path: opts.path,
-    domain: opts.domain,
-    sameSite: opts.sameSite,
-    secure: opts.secure,
-    httpOnly: true,
-    expires: new Date(0),
-    maxAge: 0,
-  });
+  constructor(opts: ResolvedCookie) {
+    const attributes = {
+      path: opts.path,
+      domain: opts.domain,
+      sameSite: opts.sameSite,
+      secure: opts.secure,
+      httpOnly: true,
+    } as const;
+    const sample = serialize(opts.name, 'v', { ...attributes, maxAge: opts.maxAgeMs === undefined ? undefined : Math.floor(opts.maxAgeMs / 1000) });
+    this.#name = opts.name;
+    this.#attributes = sample.slice(opts.name.length + 2);
+    this.clear = serialize(opts.name, '', { ...attributes, expires: new Date(0), maxAge: 0 });
+  }
+
+  /** The Set-Cookie value carrying `value` (a signed ID). */
+  set(value: string): string {
+    return `${this.#name}=${value}${this.#attributes}`;
+  }
 }

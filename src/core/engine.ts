@@ -5,12 +5,12 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { generateId, handleOf } from './ids.js';
+import { generateId, handleOf, isWellFormedId } from './ids.js';
 import { Signer } from './signer.js';
 import { Committer, ENDED, sessionExpired } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
-import { readCookie, setCookieHeader } from './cookie.js';
+import { SessionCookie, readCookie } from './cookie.js';
 import { SessionGate } from './gate.js';
 import { Deadlines } from './timeout.js';
 import { DecodedCache, copyData } from './decoded.js';
@@ -73,6 +73,8 @@ export class Tether<T extends object = SessionData> {
   /** Per-user state that outlives sessions (saved cart, preferences, unfinished flows). */
   readonly users: UserContexts;
   readonly #signer: Signer;
+  readonly #cookie: SessionCookie;
+  readonly #newId: () => string;
   /** Cookies verified before, by digest: returning sessions skip the HMAC (verified-cookies.ts). */
   readonly #verified: VerifiedCookies;
   readonly #gate = new SessionGate();
@@ -99,6 +101,8 @@ export class Tether<T extends object = SessionData> {
     }
     this.store = this.options.store ?? new MemoryStore({ clock: this.options.clock });
     this.#signer = new Signer(this.options.secrets);
+    this.#cookie = new SessionCookie(this.options.cookie);
+    this.#newId = this.options.generateId ? checkedIds(this.options.generateId) : generateId;
     this.#verified = new VerifiedCookies(this.#signer);
     this.#deadlines = new Deadlines(this.options.storeTimeoutMs, { onFailure: () => void this.#stats.storeErrors++ });
     const codec = this.options.codec;
@@ -109,6 +113,7 @@ export class Tether<T extends object = SessionData> {
       call: (op, what) => this.#call(op, what),
       emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
       cookieFor: (id) => this.cookieFor(id),
+      clearCookie: this.#cookie.clear,
     });
   }
 
@@ -227,7 +232,7 @@ export class Tether<T extends object = SessionData> {
 
   /** The Set-Cookie value that carries `id` (used by adapters and the cluster router). */
   cookieFor(id: string): string {
-    return setCookieHeader(this.options.cookie, this.#signer.sign(id));
+    return this.#cookie.set(this.#signer.sign(id));
   }
 
   /** The store key of the session a raw Cookie header names, if its signature holds (no store call). */
@@ -243,7 +248,7 @@ export class Tether<T extends object = SessionData> {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
       ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, ops: [], regenerate: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, committed: false, setCookies: [],
-      newId: this.options.generateId ?? generateId,
+      newId: this.#newId,
     };
   }
 
@@ -407,3 +412,18 @@ export function createTether<T extends object = SessionData>(options: TetherOpti
 }
 
 export { OptionsInvalidError };
+
+/**
+ * A custom ID generator whose every ID is checked: one that is not base64url of 22–128 characters would
+ * be signed into a cookie that never verifies (or one that breaks the Set-Cookie header), so it fails
+ * the commit with OPTIONS_INVALID instead.
+ */
+function checkedIds(generate: () => string): () => string {
+  return () => {
+    const id = generate();
+    if (typeof id !== 'string' || !isWellFormedId(id)) {
+      throw new OptionsInvalidError('options.generateId must return base64url IDs of 22 to 128 characters');
+    }
+    return id;
+  };
+}

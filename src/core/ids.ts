@@ -3,7 +3,7 @@
  * @module
  */
 import * as crypto from 'node:crypto';
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /**
  * SHA-256 of a string (UTF-8) in base64url. Runs on every request that carries a cookie: the one-shot
@@ -13,9 +13,31 @@ const sha256: (text: string) => string = typeof crypto.hash === 'function'
   ? (text) => crypto.hash('sha256', text, 'base64url')
   : (text) => crypto.createHash('sha256').update(text).digest('base64url');
 
-/** 32 random bytes as base64url: 43 characters. */
+/**
+ * CSPRNG bytes drawn 256 at a time: each call into the CSPRNG costs a few microseconds whatever its
+ * size (randomBytes(32) ≈ 3–6 µs here), so a login, which needs an ID and a CSRF token, drew twice
+ * that per request. The same batching as Node's `crypto.randomUUID`, smaller: at most seven unused
+ * tokens wait in memory.
+ */
+const POOL_BYTES = 256;
+const TOKEN_BYTES = 32;
+const pool = Buffer.alloc(POOL_BYTES);
+let poolAt = POOL_BYTES;
+
+/** 32 random bytes from the CSPRNG as base64url (43 characters): session IDs and CSRF tokens. */
+export function randomToken(): string {
+  if (poolAt === POOL_BYTES) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const token = pool.toString('base64url', poolAt, poolAt + TOKEN_BYTES);
+  poolAt += TOKEN_BYTES;
+  return token;
+}
+
+/** A new session ID: 256 random bits as base64url, 43 characters. */
 export function generateId(): string {
-  return randomBytes(32).toString('base64url');
+  return randomToken();
 }
 
 /** What a session ID may look like: base64url, 22 (128 bits) to 128 characters. Checked before any lookup. */

@@ -3,12 +3,11 @@
  * login) that the engine carries out at commit, before the response goes out.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { SessionEndedError, SessionKeyInvalidError } from './errors.js';
 import type { SessionRecord } from './store.js';
 import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
-import { handleOf } from './ids.js';
+import { handleOf, randomToken } from './ids.js';
 
 /** Keys a data bag refuses: they would reach prototypes. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -161,7 +160,7 @@ export class Session<T extends object = SessionData> {
     this.#live();
     this.#s.regenerate = true;
     this.#s.id = this.#s.newId();
-    this.#s.csrf = randomBytes(32).toString('base64url');
+    this.#s.csrf = randomToken();
   }
 
   /** Ends the session at commit: the record is deleted and the cookie expired. */
@@ -178,7 +177,7 @@ export class Session<T extends object = SessionData> {
   get csrfToken(): string {
     this.#live();
     if (this.#s.csrf === undefined) {
-      this.#s.csrf = randomBytes(32).toString('base64url');
+      this.#s.csrf = randomToken();
       const token = this.#s.csrf;
       this.#s.ops.push((_data, state) => {
         if (state.csrf === undefined) state.csrf = token;

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { generateId, hashId, handleOf, isWellFormedId } from '../../../src/core/ids.js';
+import { generateId, hashId, handleOf, isWellFormedId, randomToken } from '../../../src/core/ids.js';
 import { rig, trip, cookiePair, valueOf } from '../support.js';
 
 describe('session ids', () => {
@@ -20,6 +20,17 @@ describe('session ids', () => {
     assert.equal(seen.size, 10_000);
     // Bit frequency (WSTG-SESS-01): every bit position is set about half the time (5000 ± 6 sigma = 300).
     for (const n of ones) assert.ok(Math.abs(n - 5000) < 300, `bit frequency ${n} of 10000 is not random-looking`);
+  });
+
+  it('randomToken when drawn across many refills of its pool, interleaved with ids, then never repeats a value', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 5_000; i++) {
+      for (const v of [randomToken(), generateId(), randomToken()]) {
+        assert.equal(Buffer.from(v, 'base64url').length, 32);
+        seen.add(v);
+      }
+    }
+    assert.equal(seen.size, 15_000);
   });
 
   it('engine when 1,000 sessions are created then issues 1,000 distinct 43-character ids in the cookies', async () => {

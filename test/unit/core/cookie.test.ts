@@ -1,0 +1,59 @@
+/** The session cookie's Set-Cookie values: attributes serialised once by `cookie`, identical to serialising each time. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { serialize } from 'cookie';
+import { SessionCookie, readCookie } from '../../../src/core/cookie.js';
+import { Signer } from '../../../src/core/signer.js';
+import { generateId } from '../../../src/core/ids.js';
+import type { ResolvedCookie } from '../../../src/core/options.js';
+import { rig, trip, SECRET_A } from '../support.js';
+
+const variants: ResolvedCookie[] = [
+  { name: 'sid', path: '/', domain: undefined, sameSite: 'lax', secure: false, httpOnly: true, maxAgeMs: undefined },
+  { name: '__Host-sid', path: '/', domain: undefined, sameSite: 'strict', secure: true, httpOnly: true, maxAgeMs: 86_400_000 },
+  { name: 'app', path: '/shop/cart', domain: 'shop.example', sameSite: 'none', secure: true, httpOnly: true, maxAgeMs: 1_500 },
+];
+
+describe('SessionCookie', () => {
+  for (const opts of variants) {
+    it(`set-cookie for ${opts.name} (${opts.sameSite}, secure ${opts.secure}, max-age ${opts.maxAgeMs}) then is what cookie.serialize gives`, () => {
+      const c = new SessionCookie(opts);
+      const common = { path: opts.path, domain: opts.domain, sameSite: opts.sameSite, secure: opts.secure, httpOnly: true } as const;
+      const value = new Signer([SECRET_A]).sign(generateId());
+      assert.equal(c.set(value), serialize(opts.name, value, {
+        ...common, maxAge: opts.maxAgeMs === undefined ? undefined : Math.floor(opts.maxAgeMs / 1000), encode: (v) => v,
+      }));
+      assert.equal(c.clear, serialize(opts.name, '', { ...common, expires: new Date(0), maxAge: 0 }));
+      assert.equal(readCookie(c.set(value).split(';')[0], opts.name), value, 'reads back as the value it carries');
+    });
+  }
+
+  it('options cookie would refuse then fail when the engine is built, not on a request', () => {
+    assert.throws(() => new SessionCookie({ ...variants[0]!, path: '/a;b' }), TypeError);
+    assert.throws(() => new SessionCookie({ ...variants[0]!, domain: 'bad domain' }), TypeError);
+  });
+});
+
+describe('custom generateId', () => {
+  it('ids when well-formed then are the ones the cookie carries', async () => {
+    let n = 0;
+    const ids = Array.from({ length: 3 }, (_, i) => `custom-id-${i}-${'x'.repeat(24)}`);
+    const r = rig({ generateId: () => ids[n++]! });
+    const first = await trip(r.tether, undefined, (s) => s.set('a', 1));
+    assert.equal(first.session.id, ids[0]);
+    const again = await trip(r.tether, first.cookie, (s) => s.regenerate());
+    assert.equal(again.session.id, ids[1]);
+    const back = await trip(r.tether, again.cookie, (s) => assert.equal(s.get('a'), 1), 'GET');
+    assert.equal(back.session.isNew, false);
+  });
+
+  for (const [label, bad] of [['too short', 'short'], ['not base64url', `has;semicolon=${'x'.repeat(24)}`], ['not a string', 42]] as const) {
+    it(`ids when ${label} then the commit fails OPTIONS_INVALID and nothing is stored`, async () => {
+      const r = rig({ generateId: () => bad as string });
+      const s = await r.tether.open({ method: 'POST', header: () => undefined });
+      s.set('a', 1);
+      await assert.rejects(r.tether.commit(s), { code: 'OPTIONS_INVALID' });
+      assert.equal(await r.memory.count(), 0);
+    });
+  }
+});
