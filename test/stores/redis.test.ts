@@ -8,6 +8,7 @@ import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
 import { createTether } from '../../src/core/engine.js';
+import { hashId } from '../../src/core/ids.js';
 import { trip, view, SECRET_A } from '../unit/support.js';
 import type { RedisServer } from '../helpers/redis.js';
 
@@ -115,6 +116,24 @@ describe('RedisStore own cases', () => {
     } finally {
       raw.disconnect();
       await store.close();
+    }
+  });
+
+  it('redis store when a login regenerates a session then the old record and its index entry go in the same step', async () => {
+    const keyPrefix = nextPrefix();
+    const store = new RedisStore({ url: server.url, keyPrefix });
+    const tether = createTether({ secrets: [SECRET_A], store, production: false });
+    const raw = new Redis(server.url);
+    try {
+      const first = await trip(tether, undefined, (s) => s.login('regen-user'));
+      const again = await trip(tether, first.cookie, (s) => s.login('regen-user'));
+      assert.notEqual(again.session.id, first.session.id);
+      assert.deepEqual(await raw.zrange(`${keyPrefix}u:regen-user`, 0, -1), [hashId(again.session.id!)], 'the index names the new record only');
+      assert.deepEqual(await raw.keys(`${keyPrefix}s:*`), [`${keyPrefix}s:${hashId(again.session.id!)}`], 'only the new record is stored');
+      assert.equal((await tether.listUserSessions('regen-user')).length, 1);
+    } finally {
+      raw.disconnect();
+      await tether.close();
     }
   });
 

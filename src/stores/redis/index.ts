@@ -136,13 +136,15 @@ export class RedisStore implements SessionStore {
     let mode = '0';
     let reply: [number, number | string | null];
     try {
-      if (userId !== null && this.#cluster) {
+      if (userId !== null && this.#cluster && ttl > 0) {
         // Index first, on the user's slot: if the session write then fails or never happens, the
         // index holds one entry too many (filtered on read), never one too few.
         await this.#eval(INDEX, 1, [this.#up + userId, key, record.absoluteExpiresAt, now]);
         mode = '2';
       } else if (userId !== null) {
-        mode = '1';
+        // On a Cluster, a record being ended is left out of the index (the script deletes it, and an
+        // entry it had is pruned once its deadline passes): adding it would cost a round trip.
+        mode = this.#cluster ? '2' : '1';
       }
       reply = await this.#eval(SET, 2, [skey, mode === '1' ? this.#up + userId : skey, expectedVersion, now, value,
         mode, userId ?? '', record.absoluteExpiresAt, ttl, key, this.#channel, stampOf(record)]) as [number, number | string | null];

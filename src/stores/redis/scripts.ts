@@ -71,6 +71,8 @@ end
  * ARGV: 1 expectedVersion, 2 now, 3 the encoded record, 4 mode ('0' anonymous, '1' owner + index here,
  * '2' owner, index written separately), 5 userId, 6 absoluteExpiresAt, 7 ms until the earlier
  * deadline, 8 store key, 9 change channel ('' = none), 10 the record's stamp (`<version>:<expiresAt>`).
+ * A record written already past a deadline (how a regeneration ends the old one) is deleted instead,
+ * and in mode '1' its entry leaves the owner's index in the same step.
  * Returns {1, previousOwner|false} when written (previousOwner only when it differs from the new
  * one, so the caller can tidy that index), {0, currentVersion} on a conflict.
  */
@@ -83,9 +85,14 @@ if h and live(h, now) then v = tonumber(string.sub(h, 1, 16)) end
 if v ~= tonumber(ARGV[1]) then return {0, v} end
 local prev = false
 if h then prev = owner(s, h) end
-if tonumber(ARGV[7]) > 0 then redis.call('SET', s, ARGV[3], 'PX', ARGV[7]) else redis.call('DEL', s) end
 local mode = ARGV[4]
-if mode == '1' then indexAdd(KEYS[2], ARGV[8], ARGV[6], now) end
+if tonumber(ARGV[7]) > 0 then
+  redis.call('SET', s, ARGV[3], 'PX', ARGV[7])
+  if mode == '1' then indexAdd(KEYS[2], ARGV[8], ARGV[6], now) end
+else
+  redis.call('DEL', s)
+  if mode == '1' then redis.call('ZREM', KEYS[2], ARGV[8]) end
+end
 if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[9], '=' .. ARGV[10] .. ' ' .. ARGV[8]) end
 if prev and (mode == '0' or prev ~= ARGV[5]) then return {1, prev} end
 return {1, false}
