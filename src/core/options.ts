@@ -73,7 +73,7 @@ export interface TetherOptions {
   userContextTtlMs?: number;
   /** CSRF protection settings; `false` turns the checks off. */
   csrf?: CsrfOptions | false;
-  /** A custom ID generator: base64url, 22–128 characters, ≥128 bits of entropy. */
+  /** A custom ID generator: base64url, 22–128 characters, ≥128 bits of entropy. Each ID is checked: another value fails with OPTIONS_INVALID. */
   generateId?: () => string;
   codec?: SessionCodec;
   /**
