@@ -96,7 +96,7 @@ export class MemoryStore implements SessionStore {
       }
       return { ok: true };
     }
-    const packed = this.#packer.pack(record);
+    const packed = this.#packer.pack(record, record.key);
     const size = entryBytes(stored, packed);
     const max = this.#records.maxBytes;
     if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
@@ -114,7 +114,7 @@ export class MemoryStore implements SessionStore {
     const head = value === undefined ? null : this.#live(stored, value);
     if (!head) return false;
     // A touch is a use: the record also becomes the most recently used.
-    this.#records.put(stored, this.#packer.touched(value!, head, expiresAt, lastSeenAt));
+    this.#records.put(stored, this.#packer.touched(value!, head, expiresAt, lastSeenAt, key));
     this.#notify(key, stampOf({ version: head.version, expiresAt }));
     return true;
   }

@@ -110,7 +110,8 @@ export class RecordPacker {
     return this.#code !== null;
   }
 
-  pack(r: PackedFields): string {
+  /** The packed string of `r`; with `key`, a recent text kept for that key (RECENT_TEXTS) follows the new string. */
+  pack(r: PackedFields, key?: string): string {
     const { data, userId } = r;
     const input = this.#input(data.length * 3);
     let text: number;
@@ -143,7 +144,9 @@ export class RecordPacker {
       o += input.copy(out, o, 0, n);
     }
     out[0] = flags;
-    return out.toString('latin1', 0, o);
+    const packed = out.toString('latin1', 0, o);
+    if (key !== undefined) this.#follow(key, packed, data);
+    return packed;
   }
 
   /** The data of the record stored as `s`, whose header is `h`. */
@@ -167,14 +170,19 @@ export class RecordPacker {
     };
   }
 
-  /** The record `s` with new lastSeenAt and expiresAt; owner and data are copied as they are. */
-  touched(s: string, h: Head, expiresAt: number, lastSeenAt: number): string {
+  /** The record `s` with new lastSeenAt and expiresAt; owner and data are copied as they are (and, with `key`, its recent text follows). */
+  touched(s: string, h: Head, expiresAt: number, lastSeenAt: number, key?: string): string {
     const fields = { version: h.version, createdAt: h.createdAt, lastSeenAt, expiresAt, absoluteExpiresAt: h.absoluteExpiresAt };
     const out = this.#output(41 + s.length);
     const flags = (h.flags & ~WIDE) | (compact(fields) ? 0 : WIDE);
     let o = putNumbers(out, flags, fields);
     o += out.write(s.slice(h.owner), o, 'latin1');
-    return out.toString('latin1', 0, o);
+    const packed = out.toString('latin1', 0, o);
+    if (key !== undefined) {
+      const hit = this.#recent.get(key);
+      if (hit !== undefined && hit.packed === s) hit.packed = packed;
+    }
+    return packed;
   }
 
   /** `data(s, h)`, from the texts unpacked last when `s` is the very string one came from (see RECENT_TEXTS). */
@@ -192,6 +200,21 @@ export class RecordPacker {
       this.#recent.set(key, { packed: s, text });
     }
     return text;
+  }
+
+  /**
+   * A key read recently was written: its entry now stands for the new packed string. Keys not read
+   * recently are left out, so writes (every new session's first) do not fill the entries.
+   */
+  #follow(key: string, packed: string, text: string): void {
+    const hit = this.#recent.get(key);
+    if (hit === undefined) return;
+    if (text.length > RECENT_TEXTS.maxChars) {
+      this.#recent.delete(key);
+      return;
+    }
+    hit.packed = packed;
+    hit.text = text;
   }
 
   #input(size: number): Buffer {

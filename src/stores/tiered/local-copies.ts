@@ -54,7 +54,7 @@ export class LocalCopies {
 
   /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */
   set(rec: SessionRecord, stored = toStoredKey(rec.key)): void {
-    const packed = this.#packer.pack(rec);
+    const packed = this.#packer.pack(rec, rec.key);
     if (entryBytes(stored, packed) > this.#table.maxBytes) this.#table.delete(stored);
     else this.#table.put(stored, packed);
   }

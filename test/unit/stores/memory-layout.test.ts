@@ -114,6 +114,14 @@ describe('RecordPacker', () => {
       assert.equal(read('k', one), base.data, 'an older packed string still gives its own data');
       const touched = p.touched(one, readHead(one), now + 5, now + 1);
       assert.equal(read('k', touched), base.data);
+      // Written under a key read before, and touched: the key's entry follows, and every string still gives its own data.
+      const three = p.pack({ ...base, data: '{"d":{"n":3}}', version: 3 }, 'k');
+      assert.equal(read('k', three), '{"d":{"n":3}}');
+      const threeTouched = p.touched(three, readHead(three), now + 9, now + 2, 'k');
+      assert.equal(read('k', threeTouched), '{"d":{"n":3}}');
+      assert.equal(read('k', touched), base.data);
+      p.pack({ ...base, data: '{"d":{"n":4}}', version: 4 }, 'never-read');
+      assert.equal(read('never-read', p.pack({ ...base, data: '{"d":{"n":5}}', version: 5 }, 'never-read')), '{"d":{"n":5}}');
       // A text over the bound is never kept; the key then gives whatever it is handed next.
       const big = p.pack({ ...base, data: 'b'.repeat(RECENT_TEXTS.maxChars + 1) });
       assert.equal(read('k', big), 'b'.repeat(RECENT_TEXTS.maxChars + 1));
