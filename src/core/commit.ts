@@ -57,8 +57,8 @@ export interface CommitParts {
   /** A store call under the engine's deadline. */
   call<R>(op: () => Promise<R>, what: string): Promise<R>;
   emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
-  /** The Set-Cookie value that carries a session ID. */
-  cookieFor(id: string): string;
+  /** The Set-Cookie value that carries the ID of a session stored under `key` (remembered as verified). */
+  issueCookie(id: string, key: string): string;
   /** The Set-Cookie value that expires the session cookie. */
   readonly clearCookie: string;
 }
@@ -88,7 +88,7 @@ export class Committer {
     // After update() a change is all but certain: the text decides at once, sparing the comparison.
     const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
     if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
-    if (s.resign) s.setCookies.push(this.#e.cookieFor(s.id!));
+    if (s.resign) s.setCookies.push(this.#e.issueCookie(s.id!, record.key));
     return undefined;
   }
 
@@ -160,7 +160,7 @@ export class Committer {
       s.id = id;
       s.key = record.key;
       s.record = record;
-      s.setCookies.push(this.#e.cookieFor(id));
+      s.setCookies.push(this.#e.issueCookie(id, record.key));
       if (previous) {
         this.#e.decoded.forget(previous.key);
         this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key);
@@ -179,7 +179,7 @@ export class Committer {
         expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
       }));
       this.#keepWritten(record.key, final, written);
-      if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.#e.cookieFor(s.id!));
+      if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.#e.issueCookie(s.id!, record.key));
       if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key);
       return;
     }
@@ -188,7 +188,7 @@ export class Committer {
       this.#e.stats.touches++;
       if (o.cookie.maxAgeMs !== undefined) s.resign = true;
     }
-    if (s.resign) s.setCookies.push(this.#e.cookieFor(s.id!));
+    if (s.resign) s.setCookies.push(this.#e.issueCookie(s.id!, record.key));
   }
 
   /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */

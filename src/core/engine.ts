@@ -112,7 +112,7 @@ export class Tether<T extends object = SessionData> {
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,
       call: (op, what) => this.#call(op, what),
       emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
-      cookieFor: (id) => this.cookieFor(id),
+      issueCookie: (id, key) => this.#cookie.set(this.#verified.sign(id, key)),
       clearCookie: this.#cookie.clear,
     });
   }

@@ -6,8 +6,8 @@
  * the cache yields nothing that opens a session (a signature without its ID is useless, and the store
  * key is a one-way hash). A cookie is accepted from the cache only when its signature is remembered
  * and its ID hashes to the remembered key, i.e. it is the very value that verified; anything else goes
- * through the full, constant-time check. Only values that verified are entered, so forged cookies
- * cannot fill it. The bound is a count, and the oldest entry goes first.
+ * through the full, constant-time check. Only values that verified, or that the engine signed itself,
+ * are entered, so forged cookies cannot fill it. The bound is a count, and the oldest entry goes first.
  * @module
  */
 import { hashId } from './ids.js';
@@ -57,8 +57,23 @@ export class VerifiedCookies {
     const unsigned = this.#signer.unsign(value);
     if (!unsigned) return null;
     const entry = { key: hashId(unsigned.id), stale: unsigned.stale };
+    this.#keep(signature, entry);
+    return { id: unsigned.id, key: entry.key, stale: entry.stale };
+  }
+
+  /**
+   * Signs `id` with the current secret and remembers the value as verified: a cookie the engine issues
+   * (a new or regenerated session) is recognised on its first return without the HMAC. `key` is the
+   * ID's store key, which the caller has already computed.
+   */
+  sign(id: string, key: string): string {
+    const value = this.#signer.sign(id);
+    this.#keep(value.slice(value.lastIndexOf('.') + 1), { key, stale: false });
+    return value;
+  }
+
+  #keep(signature: string, entry: { key: string; stale: boolean }): void {
     if (this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value!);
     this.#seen.set(signature, entry);
-    return { id: unsigned.id, key: entry.key, stale: entry.stale };
   }
 }

@@ -20,6 +20,25 @@ describe('VerifiedCookies', () => {
     assert.equal(cache.size, 2);
   });
 
+  it('sign when the engine issues a cookie then its first return skips the HMAC, and a changed copy still gets the full check', () => {
+    let unsigns = 0;
+    class CountingSigner extends Signer {
+      override unsign(value: string) {
+        unsigns++;
+        return super.unsign(value);
+      }
+    }
+    const cache = new VerifiedCookies(new CountingSigner([SECRET_A]));
+    const id = generateId();
+    const value = cache.sign(id, hashId(id));
+    assert.equal(value, new Signer([SECRET_A]).sign(id), 'signed with the first secret, as the signer does');
+    assert.deepEqual(cache.verify(value), { id, key: hashId(id), stale: false });
+    assert.equal(unsigns, 0);
+    const other = generateId();
+    assert.equal(cache.verify(`${other}${value.slice(value.indexOf('.'))}`), null, 'another ID under the remembered signature');
+    assert.equal(unsigns, 1);
+  });
+
   it('verify when a remembered value is changed in any one character then refuses it', () => {
     const signer = new Signer([SECRET_A]);
     const cache = new VerifiedCookies(signer);
