@@ -138,14 +138,15 @@ export class Committer {
     if (s.record === null || s.regenerate) {
       // Regeneration first ends the old record by compare-and-set, so a session that was destroyed (or
       // changed) by another request meanwhile is neither carried to a new ID nor silently overwritten.
-      // Its owner stays on it: index entries of records past their deadline are ignored and pruned by
-      // every store, and moving it out of the index would cost Redis another round trip.
+      // Its owner stays on it: the store drops the index entry in the same step where it can (Redis),
+      // and index entries of records past their deadline are ignored and pruned by every store.
       // A regenerated session's decoding is kept, as after any write: its owner just logged in and is
       // coming back. A new one's is not: it may never come back, and keeping it would fill the decoded
       // cache with every new visitor's session.
-      const written: Written = s.record !== null ? { env: null } : NOTHING_WRITTEN;
-      let text = this.#encode(s, s.record !== null ? written : undefined);
-      if (s.record !== null) {
+      const regenerating = s.record !== null;
+      const written: Written = regenerating ? { env: null } : NOTHING_WRITTEN;
+      let text = this.#encode(s, regenerating ? written : undefined);
+      if (regenerating) {
         text = await this.#writeLoop(s, now, text, written, (base) => ({
           ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
         }));

@@ -158,8 +158,10 @@ export class Session<T extends object = SessionData> {
   /** A new ID and CSRF token at commit; data kept; the old record is deleted. */
   regenerate(): void {
     this.#live();
+    // The ID first: a custom generator that fails leaves the session as it was.
+    const id = this.#s.newId();
     this.#s.regenerate = true;
-    this.#s.id = this.#s.newId();
+    this.#s.id = id;
     this.#s.csrf = randomToken();
   }
 

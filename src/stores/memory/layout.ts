@@ -190,15 +190,7 @@ export class RecordPacker {
     const hit = this.#recent.get(key);
     if (hit !== undefined && hit.packed === s) return hit.text;
     const text = this.data(s, h);
-    if (text.length > RECENT_TEXTS.maxChars) {
-      if (hit !== undefined) this.#recent.delete(key);
-    } else if (hit !== undefined) {
-      hit.packed = s;
-      hit.text = text;
-    } else {
-      if (this.#recent.size >= RECENT_TEXTS.entries) this.#recent.delete(this.#recent.keys().next().value!);
-      this.#recent.set(key, { packed: s, text });
-    }
+    this.#remember(key, hit, s, text, true);
     return text;
   }
 
@@ -208,13 +200,20 @@ export class RecordPacker {
    */
   #follow(key: string, packed: string, text: string): void {
     const hit = this.#recent.get(key);
-    if (hit === undefined) return;
+    if (hit !== undefined) this.#remember(key, hit, packed, text, false);
+  }
+
+  /** Points `key`'s entry (`hit`, if any) at `packed` and its text, or adds one when `add`; too long a text is not kept. */
+  #remember(key: string, hit: { packed: string; text: string } | undefined, packed: string, text: string, add: boolean): void {
     if (text.length > RECENT_TEXTS.maxChars) {
-      this.#recent.delete(key);
-      return;
+      if (hit !== undefined) this.#recent.delete(key);
+    } else if (hit !== undefined) {
+      hit.packed = packed;
+      hit.text = text;
+    } else if (add) {
+      if (this.#recent.size >= RECENT_TEXTS.entries) this.#recent.delete(this.#recent.keys().next().value!);
+      this.#recent.set(key, { packed, text });
     }
-    hit.packed = packed;
-    hit.text = text;
   }
 
   #input(size: number): Buffer {

@@ -55,5 +55,17 @@ describe('custom generateId', () => {
       await assert.rejects(r.tether.commit(s), { code: 'OPTIONS_INVALID' });
       assert.equal(await r.memory.count(), 0);
     });
+
+    it(`ids when ${label} then regenerate() throws OPTIONS_INVALID and the session keeps its ID`, async () => {
+      let calls = 0;
+      const r = rig({ generateId: () => (calls++ === 0 ? `first-good-id-${'x'.repeat(24)}` : bad as string) });
+      const first = await trip(r.tether, undefined, (s) => s.set('a', 1));
+      const s = await r.tether.open({ method: 'POST', header: (n) => (n === 'cookie' ? first.cookie : undefined) });
+      assert.throws(() => s.regenerate(), { code: 'OPTIONS_INVALID' });
+      assert.equal(s.id, first.session.id);
+      assert.deepEqual(await r.tether.commit(s), [], 'nothing to write: the failed regenerate left no intent behind');
+      const back = await trip(r.tether, first.cookie, (x) => assert.equal(x.get('a'), 1), 'GET');
+      assert.equal(back.session.id, first.session.id);
+    });
   }
 });
