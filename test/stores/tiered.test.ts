@@ -151,6 +151,24 @@ describe('TieredStore write-through', () => {
     });
   }
 
+  it('tiered store when a write ends a record (deadlines already passed, as for a regenerated session’s old ID) then no local copy of it is kept', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const node = new TieredStore({ shared: memory, clock });
+    try {
+      const rec = makeRecord(clock);
+      await node.set(rec, 0);
+      assert.equal(node.stats().entries, 1);
+      const now = clock.now();
+      const ended = { ...rec, version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+      assert.equal((await node.set(ended, 1)).ok, true);
+      assert.deepEqual({ entries: node.stats().entries, bytes: node.stats().bytes }, { entries: 0, bytes: 0 });
+      assert.equal(await node.get(rec.key), null);
+    } finally {
+      await node.close();
+    }
+  });
+
   it('tiered store when the shared store fails a write then the write rejects and no local copy is left', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });

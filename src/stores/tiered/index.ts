@@ -176,7 +176,9 @@ export class TieredStore implements SessionStore {
       const res = await pending;
       const clean = g.gen === seen;
       g.gen++; // fetches that began while this write was in flight may hold the old version
-      if (res.ok && clean && !this.#closed) this.#put(copy);
+      // A record written already expired (the old ID of a regenerated session) is gone from the
+      // shared store too: nothing to keep.
+      if (res.ok && clean && !this.#closed && !isExpired(copy, this.clock.now())) this.#put(copy);
       else this.#lru.delete(record.key);
       echo = res.ok;
       return res;
