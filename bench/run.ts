@@ -18,7 +18,8 @@
  * Usage: npm run bench [-- --quick] [-- --json FILE] (see --help).
  * @module
  */
-import { STACKS, stackById, storeAvailable } from './lib/stacks.js';
+import { STACKS, stackById, storeAvailable, usesRedis } from './lib/stacks.js';
+import { ensureSystemPackages } from '../scripts/system-packages.mjs';
 import type { StackSpec } from './lib/stacks.js';
 import { parseArgs } from './lib/args.js';
 import { runHarness } from './lib/harness.js';
@@ -40,6 +41,10 @@ const wanted: StackSpec[] = args.only
 const missing = wanted.filter((s) => !storeAvailable(s.store));
 const stacks = wanted.filter((s) => storeAvailable(s.store));
 for (const s of missing) log(`left out: ${s.id} (src/stores/${s.store} is not in this checkout)`);
+
+// Redis stacks (and the tiered store's memory probe) start a real redis-server: installed when missing
+// (as root with apt-get), otherwise a message naming the package, before anything is measured.
+if (stacks.some(usesRedis) || args.memory) ensureSystemPackages(['redis-server'], 'The benchmarks', 'npm run bench');
 
 const scenarios: Scenario[] = args.scenarios ?? ['read', 'write', 'login'];
 const config = args.quick

@@ -1,5 +1,5 @@
-// The Debian packages the test suite starts for real: installed when missing (as root with apt-get),
-// otherwise a clear failure naming them. Never a silent skip.
+// The Debian packages the test suite (and the benchmarks) start for real: installed when missing (as
+// root with apt-get), otherwise a clear failure naming them. Never a silent skip.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 
@@ -13,20 +13,25 @@ export const SYSTEM_PACKAGES = [
   { pkg: 'chromium', present: () => existsSync('/usr/bin/chromium') },
 ];
 
-export function ensureSystemPackages() {
-  const missing = SYSTEM_PACKAGES.filter((p) => !p.present()).map((p) => p.pkg);
+/**
+ * Installs the missing ones of `wanted` (package names of SYSTEM_PACKAGES), or exits naming them.
+ * `who` and `command` word the message: what needs them, and what to run again as root.
+ */
+export function ensureSystemPackages(wanted = SYSTEM_PACKAGES.map((p) => p.pkg), who = 'The tests', command = 'npm test') {
+  const needed = SYSTEM_PACKAGES.filter((p) => wanted.includes(p.pkg));
+  const missing = needed.filter((p) => !p.present()).map((p) => p.pkg);
   if (missing.length === 0) return;
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!root || !which('apt-get')) {
-    console.error(`The tests need these Debian packages, which are missing: ${missing.join(', ')}.\n` +
-      `Install them (apt-get install -y ${missing.join(' ')}) or run npm test as root with apt-get available.`);
+    console.error(`${who} need these Debian packages, which are missing: ${missing.join(', ')}.\n` +
+      `Install them (apt-get install -y ${missing.join(' ')}) or run ${command} as root with apt-get available.`);
     process.exit(1);
   }
   console.log(`# installing missing Debian packages: ${missing.join(', ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
-  const still = SYSTEM_PACKAGES.filter((p) => !p.present()).map((p) => p.pkg);
+  const still = needed.filter((p) => !p.present()).map((p) => p.pkg);
   if (update.status !== 0 || install.status !== 0 || still.length > 0) {
     console.error(`Could not install: ${still.join(', ') || missing.join(', ')}`);
     process.exit(1);

@@ -57,8 +57,11 @@ export interface CommitParts {
   /** A store call under the engine's deadline. */
   call<R>(op: () => Promise<R>, what: string): Promise<R>;
   emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
-  /** The Set-Cookie value that carries the ID of a session stored under `key` (remembered as verified). */
-  issueCookie(id: string, key: string): string;
+  /**
+   * The Set-Cookie value that carries the ID of a session stored under `key`; with `remember` (the
+   * default) the signed value is remembered as verified, so its first return skips the HMAC.
+   */
+  issueCookie(id: string, key: string, remember?: boolean): string;
   /** The Set-Cookie value that expires the session cookie. */
   readonly clearCookie: string;
 }
@@ -161,7 +164,9 @@ export class Committer {
       s.id = id;
       s.key = record.key;
       s.record = record;
-      s.setCookies.push(this.#e.issueCookie(id, record.key));
+      // A brand-new session's cookie is not remembered as verified: most never come back (crawlers,
+      // one-page visits), and a flood of them would push out the cookies of returning users.
+      s.setCookies.push(this.#e.issueCookie(id, record.key, previous !== null));
       if (previous) {
         this.#e.decoded.forget(previous.key);
         this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key);

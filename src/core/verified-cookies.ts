@@ -6,8 +6,10 @@
  * the cache yields nothing that opens a session (a signature without its ID is useless, and the store
  * key is a one-way hash). A cookie is accepted from the cache only when its signature is remembered
  * and its ID hashes to the remembered key, i.e. it is the very value that verified; anything else goes
- * through the full, constant-time check. Only values that verified, or that the engine signed itself,
- * are entered, so forged cookies cannot fill it. The bound is a count, and the oldest entry goes first.
+ * through the full, constant-time check. Only values that verified, or that the engine signed for a
+ * session it regenerated or re-signed, are entered, so forged cookies cannot fill it, and neither can a
+ * flood of new sessions (whose cookies mostly never return). The bound is a count, and the oldest entry
+ * goes first.
  * @module
  */
 import { hashId } from './ids.js';
@@ -63,8 +65,8 @@ export class VerifiedCookies {
 
   /**
    * Signs `id` with the current secret and remembers the value as verified: a cookie the engine issues
-   * (a new or regenerated session) is recognised on its first return without the HMAC. `key` is the
-   * ID's store key, which the caller has already computed.
+   * (a regenerated or re-signed session) is recognised on its first return without the HMAC. `key` is
+   * the ID's store key, which the caller has already computed.
    */
   sign(id: string, key: string): string {
     const value = this.#signer.sign(id);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Signer } from '../../../src/core/signer.js';
 import { generateId, hashId } from '../../../src/core/ids.js';
 import { VerifiedCookies } from '../../../src/core/verified-cookies.js';
-import { SECRET_A, SECRET_B } from '../support.js';
+import { SECRET_A, SECRET_B, rig, trip } from '../support.js';
 
 describe('VerifiedCookies', () => {
   it('verify when a signed value comes back then returns the same id, store key and staleness as the first time', () => {
@@ -90,5 +90,22 @@ describe('VerifiedCookies with a remembered signature', () => {
     assert.equal(cache.verify(`${generateId()}.${signature}`), null);
     assert.equal(cache.verify(`${good.slice(0, good.lastIndexOf('.') - 1)}.${signature}`), null);
     assert.equal(cache.size, 1);
+  });
+});
+
+describe('Engine and verified cookies', () => {
+  it('cookie of a new session when issued then is not remembered; once it returns, and when a login regenerates the session, it is', async () => {
+    const r = rig();
+    const first = await trip(r.tether, undefined, (s) => s.set('a', 1));
+    assert.equal(r.tether.stats().verifiedCookies, 0, 'a new session’s cookie waits for its first return');
+    const back = await trip(r.tether, first.cookie, (s) => assert.equal(s.get('a'), 1), 'GET');
+    assert.equal(back.session.isNew, false);
+    assert.equal(r.tether.stats().verifiedCookies, 1, 'verified on its return, then remembered');
+    const login = await trip(r.tether, first.cookie, (s) => s.login('alice'));
+    assert.notEqual(login.cookie, first.cookie);
+    assert.equal(r.tether.stats().verifiedCookies, 2, 'the regenerated session’s cookie is remembered when issued');
+    const after = await trip(r.tether, login.cookie, (s) => assert.equal(s.get('a'), 1), 'GET');
+    assert.equal(after.session.userId, 'alice');
+    assert.equal(r.tether.stats().verifiedCookies, 2);
   });
 });
