@@ -18,6 +18,8 @@ export const SYSTEM_PACKAGES = [
  * `who` and `command` word the message: what needs them, and what to run again as root.
  */
 export function ensureSystemPackages(wanted = SYSTEM_PACKAGES.map((p) => p.pkg), who = 'The tests', command = 'npm test') {
+  const unknown = wanted.filter((w) => !SYSTEM_PACKAGES.some((p) => p.pkg === w));
+  if (unknown.length) throw new TypeError(`unknown system packages: ${unknown.join(', ')} (known: ${SYSTEM_PACKAGES.map((p) => p.pkg).join(', ')})`);
   const needed = SYSTEM_PACKAGES.filter((p) => wanted.includes(p.pkg));
   const missing = needed.filter((p) => !p.present()).map((p) => p.pkg);
   if (missing.length === 0) return;

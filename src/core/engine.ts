@@ -114,7 +114,7 @@ export class Tether<T extends object = SessionData> {
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,
       call: (op, what) => this.#call(op, what),
       emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
-      issueCookie: (id, key, remember = true) => this.#cookie.set(remember ? this.#verified.sign(id, key) : this.#signer.sign(id)),
+      issueCookie: (id, key, remember = true) => (remember ? this.#cookie.set(this.#verified.sign(id, key)) : this.cookieFor(id)),
       clearCookie: this.#cookie.clear,
     });
   }

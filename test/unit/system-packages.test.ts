@@ -48,6 +48,12 @@ describe('system packages', () => {
     assert.match(r.stderr, /run npm test as root/);
   });
 
+  it('when asked for a package it does not know then it refuses instead of checking nothing', () => {
+    const r = ensure(`['redis']`, process.env.PATH ?? '/usr/bin:/bin');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /unknown system packages: redis \(known: redis-server,/);
+  });
+
   it('when the wanted packages are present then it returns quietly', () => {
     // redis-server is on this machine: npm test has ensured it before any test runs.
     const r = ensure(`['redis-server']`, process.env.PATH ?? '/usr/bin:/bin');
