@@ -73,6 +73,25 @@ describe('RedisStore own cases', () => {
     }
   });
 
+  it('redis store when many calls start in one turn of the event loop then Redis receives them in one read, and each gets its own answer', async () => {
+    const store = new RedisStore({ url: server.url, keyPrefix: nextPrefix() });
+    try {
+      const clock = new ManualClock();
+      const records = Array.from({ length: 40 }, () => makeRecord(clock));
+      for (const rec of records) assert.deepEqual(await store.set(rec, 0), { ok: true });
+      const readsProcessed = async (): Promise<number> =>
+        Number(/total_reads_processed:(\d+)/.exec(await redisCommand(server.port, ['INFO', 'stats']))![1]);
+      const before = await readsProcessed();
+      const got = await Promise.all(records.map((rec) => store.get(rec.key)));
+      const reads = await readsProcessed() - before;
+      assert.deepEqual(got.map((r) => r?.key), records.map((r) => r.key));
+      // One read for the 40 GETs, one for the INFO connection's command (its connect is not a read).
+      assert.ok(reads <= 3, `Redis processed ${reads} reads for 40 GETs sent in one turn`);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('redis stores when given different key prefixes then never see each other’s sessions, users or changes', async () => {
     const clock = new ManualClock();
     const a = new RedisStore({ url: server.url, keyPrefix: nextPrefix(), clock });

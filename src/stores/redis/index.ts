@@ -64,6 +64,12 @@ export class RedisStore implements SessionStore {
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
   };
+  /**
+   * A standalone client the store built: the commands issued in one turn of the event loop leave in
+   * one socket write (see #cork). Off for a caller's client and on a Cluster, which pipelines itself.
+   */
+  readonly #batch: boolean;
+  #corked = false;
   #feed: ChangeFeed | null = null;
   #policy: Promise<string | null> | null = null;
   #closed = false;
@@ -85,6 +91,7 @@ export class RedisStore implements SessionStore {
     this.#client = client;
     this.#owned = owned;
     this.#cluster = client.isCluster;
+    this.#batch = owned && !this.#cluster;
     this.#sp = `${this.#opts.keyPrefix}s:`;
     this.#up = `${this.#opts.keyPrefix}u:`;
     this.#feedChannel = `${this.#opts.keyPrefix}changes`;
@@ -361,7 +368,25 @@ export class RedisStore implements SessionStore {
 
   /** A command under commandTimeoutMs: a server that accepts the connection but never replies still fails the call. */
   #bound<T>(what: string, call: () => Promise<T>): Promise<T> {
+    if (this.#batch && !this.#corked) this.#cork();
     return this.#deadlines.run(call, what);
+  }
+
+  /**
+   * Holds the connection's writes until the event loop's check phase, so the commands of every request
+   * handled in this turn go out in one write: one syscall on each side instead of one per command.
+   * The same batching as ioredis's auto-pipelining, without its per-batch Pipeline and per-command
+   * promise, which cost about 20 µs of CPU per write.
+   */
+  #cork(): void {
+    const stream = (this.#client as Redis).stream;
+    if (!stream) return;
+    stream.cork();
+    this.#corked = true;
+    setImmediate(() => {
+      this.#corked = false;
+      stream.uncork();
+    });
   }
 
   /** Standalone only: drop `key` from a former owner's index, atomically unless it is theirs again. */

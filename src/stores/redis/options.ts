@@ -151,18 +151,18 @@ export function buildClient(options: RedisStoreOptions): { client: RedisClient; 
   if (options.client) return { client: options.client, owned: false };
   const commandTimeoutMs = options.commandTimeoutMs ?? REDIS_STORE_DEFAULTS.commandTimeoutMs;
   const connectTimeoutMs = options.connectTimeoutMs ?? REDIS_STORE_DEFAULTS.connectTimeoutMs;
-  // The store bounds each of its calls itself (one shared ticker, not a timer per command), and
-  // sends the commands of one tick as one write: under concurrent requests that is one syscall on
-  // each side instead of one per command.
-  const { commandTimeout: _perCommand, ...base } = { ...redisClientOptions(commandTimeoutMs, connectTimeoutMs), enableAutoPipelining: true };
+  // The store bounds each of its calls itself (one shared ticker, not a timer per command). It sends
+  // the commands of one turn of the event loop as one write: by corking a standalone connection
+  // itself (RedisStore #cork), and on a Cluster through ioredis's auto-pipelining.
+  const { commandTimeout: _perCommand, ...base } = redisClientOptions(commandTimeoutMs, connectTimeoutMs);
   const io = loadIoredis();
   if (options.cluster) {
-    const { lazyConnect, enableOfflineQueue, enableAutoPipelining, retryStrategy: _r, ...perNode } = base;
+    const { lazyConnect, enableOfflineQueue, retryStrategy: _r, ...perNode } = base;
     const user = options.cluster.options ?? {};
     const client = new io.Cluster(options.cluster.nodes, {
       lazyConnect,
       enableOfflineQueue,
-      enableAutoPipelining,
+      enableAutoPipelining: true,
       clusterRetryStrategy: reconnectDelay,
       ...user,
       redisOptions: { ...perNode, ...(user.redisOptions ?? {}) },
