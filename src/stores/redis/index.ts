@@ -141,7 +141,7 @@ export class RedisStore implements SessionStore {
     // Whole milliseconds: PEXPIRE refuses fractions, and a clock may return them.
     const ttl = Math.ceil((record.expiresAt < record.absoluteExpiresAt ? record.expiresAt : record.absoluteExpiresAt) - now);
     let mode = '0';
-    let reply: [number, number | string | null];
+    let reply: number | string;
     try {
       if (userId !== null && this.#cluster && ttl > 0) {
         // Index first, on the user's slot: if the session write then fails or never happens, the
@@ -153,13 +153,18 @@ export class RedisStore implements SessionStore {
         // entry it had is pruned once its deadline passes): adding it would cost a round trip.
         mode = this.#cluster ? '2' : '1';
       }
-      reply = await this.#eval(SET, 2, [skey, mode === '1' ? this.#up + userId : skey, expectedVersion, now, value,
-        mode, userId ?? '', record.absoluteExpiresAt, ttl, key, this.#channel, stampOf(record)]) as [number, number | string | null];
+      const message = this.#channel === '' ? '' : `=${stampOf(record)} ${key}`;
+      reply = await (mode === '0'
+        ? this.#eval(SET, 1, [skey, expectedVersion, now, value, ttl, mode, this.#channel, message])
+        : mode === '1'
+          ? this.#eval(SET, 2, [skey, this.#up + userId, expectedVersion, now, value, ttl, mode, this.#channel, message,
+            userId!, record.absoluteExpiresAt, key])
+          : this.#eval(SET, 1, [skey, expectedVersion, now, value, ttl, mode, this.#channel, message, userId!])) as number | string;
     } catch (err) {
       throw this.#fail('set', err);
     }
-    if (reply[0] === 0) return { ok: false, current: reply[1] as number };
-    if (typeof reply[1] === 'string') await this.#unindex(reply[1], key);
+    if (typeof reply === 'number' && reply >= 0) return { ok: false, current: reply };
+    if (typeof reply === 'string') await this.#unindex(reply, key);
     return OK;
   }
 
