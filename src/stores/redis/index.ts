@@ -64,12 +64,6 @@ export class RedisStore implements SessionStore {
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
   };
-  /**
-   * A standalone client the store built: the commands issued in one turn of the event loop leave in
-   * one socket write (see #cork). Off for a caller's client and on a Cluster, which pipelines itself.
-   */
-  readonly #batch: boolean;
-  #corked = false;
   #feed: ChangeFeed | null = null;
   #policy: Promise<string | null> | null = null;
   #closed = false;
@@ -91,7 +85,6 @@ export class RedisStore implements SessionStore {
     this.#client = client;
     this.#owned = owned;
     this.#cluster = client.isCluster;
-    this.#batch = owned && !this.#cluster;
     this.#sp = `${this.#opts.keyPrefix}s:`;
     this.#up = `${this.#opts.keyPrefix}u:`;
     this.#feedChannel = `${this.#opts.keyPrefix}changes`;
@@ -153,17 +146,13 @@ export class RedisStore implements SessionStore {
         // entry it had is pruned once its deadline passes): adding it would cost a round trip.
         mode = this.#cluster ? '2' : '1';
       }
-      const message = this.#channel === '' ? '' : `=${stampOf(record)} ${key}`;
-      let written: Promise<unknown>;
-      if (userId === null) {
-        written = this.#eval(SET, 1, [skey, expectedVersion, now, value, ttl, mode, this.#channel, message]);
-      } else if (mode === '1') {
-        written = this.#eval(SET, 2, [skey, this.#up + userId, expectedVersion, now, value, ttl, mode, this.#channel, message,
-          userId, record.absoluteExpiresAt, key]);
-      } else {
-        written = this.#eval(SET, 1, [skey, expectedVersion, now, value, ttl, mode, this.#channel, message, userId]);
-      }
-      reply = await written as number | string;
+      // KEYS, then only the ARGV this mode reads (see SET in scripts.ts).
+      const args: Array<string | number> = mode === '1' ? [skey, this.#up + userId] : [skey];
+      const numKeys = args.length;
+      args.push(expectedVersion, now, value, ttl, mode, this.#channel, this.#channel === '' ? '' : `=${stampOf(record)} ${key}`);
+      if (userId !== null) args.push(userId);
+      if (mode === '1') args.push(record.absoluteExpiresAt, key);
+      reply = await this.#eval(SET, numKeys, args) as number | string;
     } catch (err) {
       throw this.#fail('set', err);
     }
@@ -377,7 +366,9 @@ export class RedisStore implements SessionStore {
 
   /** A command under commandTimeoutMs: a server that accepts the connection but never replies still fails the call. */
   #bound<T>(what: string, call: () => Promise<T>): Promise<T> {
-    if (this.#batch && !this.#corked) this.#cork();
+    // Only a standalone client the store built: a caller's client is used as configured, and a
+    // Cluster client pipelines itself.
+    if (this.#owned && !this.#cluster) this.#cork();
     return this.#deadlines.run(call, what);
   }
 
@@ -389,13 +380,9 @@ export class RedisStore implements SessionStore {
    */
   #cork(): void {
     const stream = (this.#client as Redis).stream;
-    if (!stream) return;
+    if (!stream || stream.writableCorked > 0) return;
     stream.cork();
-    this.#corked = true;
-    setImmediate(() => {
-      this.#corked = false;
-      stream.uncork();
-    });
+    setImmediate(() => stream.uncork());
   }
 
   /** Standalone only: drop `key` from a former owner's index, atomically unless it is theirs again. */
