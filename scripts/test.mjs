@@ -34,5 +34,5 @@ if (selected.length === 0) {
 const concurrency = process.env.TETHER_TEST_CONCURRENCY ?? '3';
 process.exit(run(process.execPath, [
   '--conditions=tether-source', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
-  '--test-reporter=spec', ...selected,
+  '--test-reporter=spec', '--test-timeout=240000', ...selected,
 ]));

@@ -3,6 +3,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js';
+import { plainSender } from '../../src/stores/redis/options.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
@@ -89,6 +90,33 @@ describe('RedisStore own cases', () => {
       assert.ok(reads <= 3, `Redis processed ${reads} reads for 40 GETs sent in one turn`);
     } finally {
       await store.close();
+    }
+  });
+
+  it('redis store command sender when given mixed strings and numbers then Redis receives what the client methods send, and replies arrive as text', async () => {
+    const client = new Redis(server.url, redisClientOptions());
+    try {
+      await client.connect();
+      const send = plainSender(client);
+      assert.ok(send, 'a plain client gets a sender');
+      const key = `${nextPrefix()}k`;
+      // The script answers with every key and argument it was given, as Redis received them.
+      const echo = "local out = {} for _, v in ipairs(KEYS) do out[#out + 1] = v end for _, v in ipairs(ARGV) do out[#out + 1] = v end return out";
+      const args = [key, 0, -12, 1.5, 2 ** 53 - 1, '', 'é ☃ \r\n $3', '{"a":[1,2]}'];
+      const viaMethod = await client.eval(echo, 1, ...args);
+      const sha = await client.script('LOAD', echo) as string;
+      assert.deepEqual(await send('evalsha', [sha, 1, ...args]), viaMethod);
+      assert.deepEqual(viaMethod, [key, '0', '-12', '1.5', '9007199254740991', '', 'é ☃ \r\n $3', '{"a":[1,2]}']);
+      await client.set(key, 'välue');
+      assert.equal(await send('get', [key]), 'välue');
+      assert.deepEqual(await send('mget', [key, `${key}-absent`]), ['välue', null]);
+      await assert.rejects(send('evalsha', ['0'.repeat(40), 0]), /NOSCRIPT/);
+      // Where ioredis itself would rewrite arguments (its own keyPrefix), the store keeps the client's methods.
+      const prefixed = new Redis(server.url, { ...redisClientOptions(), keyPrefix: 'p:' });
+      assert.equal(plainSender(prefixed), undefined);
+      prefixed.disconnect();
+    } finally {
+      client.disconnect();
     }
   });
 

@@ -12,7 +12,7 @@ import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, stampOf } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
-import type { RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
+import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
 import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, SET, TOUCH, UNINDEX } from './scripts.js';
 import type { Script } from './scripts.js';
 import { decode, digits16, encode } from './record.js';
@@ -39,6 +39,8 @@ export class RedisStore implements SessionStore {
    */
   readonly fence?: () => Promise<boolean>;
   readonly #client: RedisClient;
+  /** The store's own standalone client: commands sent with their arguments as they are (options.ts plainSender). */
+  readonly #send: CommandSender | undefined;
   readonly #owned: boolean;
   readonly #cluster: boolean;
   readonly #opts: ResolvedRedisStoreOptions;
@@ -81,8 +83,9 @@ export class RedisStore implements SessionStore {
       passErrors: true,
       late: (what, ms) => `RedisStore: no reply from Redis to ${what} within ${ms} ms (options.commandTimeoutMs)`,
     });
-    const { client, owned } = buildClient(options);
+    const { client, owned, send } = buildClient(options);
     this.#client = client;
+    this.#send = send;
     this.#owned = owned;
     this.#cluster = client.isCluster;
     this.#sp = `${this.#opts.keyPrefix}s:`;
@@ -115,7 +118,7 @@ export class RedisStore implements SessionStore {
     const firstSync = this.#serverClock?.synced === false ? this.#firstSync ?? this.#syncClock() : null;
     let value: string | null;
     try {
-      value = await this.#bound('GET', () => this.#client.get(this.#sp + key));
+      value = await this.#bound('GET', () => this.#send ? this.#send('get', [this.#sp + key]) as Promise<string | null> : this.#client.get(this.#sp + key));
     } catch (err) {
       throw this.#fail('get', err);
     }
@@ -357,7 +360,12 @@ export class RedisStore implements SessionStore {
    */
   async #eval(script: Script, numKeys: number, argv: Array<string | number>): Promise<unknown> {
     try {
-      return await this.#bound('EVALSHA', () => this.#client.evalsha(script.sha, numKeys, ...argv));
+      return await this.#bound('EVALSHA', () => {
+        if (this.#send === undefined) return this.#client.evalsha(script.sha, numKeys, ...argv);
+        const args: Array<string | number> = [script.sha, numKeys];
+        for (let i = 0; i < argv.length; i++) args.push(argv[i]!);
+        return this.#send('evalsha', args);
+      });
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return this.#bound('EVAL', () => this.#client.eval(script.lua, numKeys, ...argv));
@@ -395,7 +403,8 @@ export class RedisStore implements SessionStore {
   /** The values of many sessions: one MGET on a single server; on a Cluster, GETs sent at once, each to its node. */
   #fetch(members: string[]): Promise<Array<string | null>> {
     if (this.#cluster) return this.#bound('GET', () => Promise.all(members.map((m) => this.#client.get(this.#sp + m))));
-    return this.#bound('MGET', () => this.#client.mget(members.map((m) => this.#sp + m)));
+    const keys = members.map((m) => this.#sp + m);
+    return this.#bound('MGET', () => this.#send ? this.#send('mget', keys) as Promise<Array<string | null>> : this.#client.mget(keys));
   }
 
   #fail(op: string, err: unknown): Error {
