@@ -15,7 +15,7 @@ import { dataOf } from './session.js';
 import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
-import type { SessionRecord, SessionStore } from './store.js';
+import type { SessionRecord, SessionStore, SetResult } from './store.js';
 import type { LifecycleEvent } from '../observability/channels.js';
 
 /**
@@ -149,15 +149,25 @@ export class Committer {
       const regenerating = s.record !== null;
       const written: Written = regenerating ? { env: null } : NOTHING_WRITTEN;
       let text = this.#encode(s, regenerating ? written : undefined);
+      const id = s.id ?? s.newId();
+      const store = this.#e.store;
+      // With a store that regenerates in one step, the new record rides with each attempt to end the old.
+      let record: SessionRecord | null = null;
       if (regenerating) {
+        const inOneStep = store.regenerate === undefined ? undefined : (ended: SessionRecord, expected: number, data: string) => {
+          record = this.#newRecord(s, id, data, now);
+          return store.regenerate!(ended, expected, record);
+        };
         text = await this.#writeLoop(s, now, text, written, (base) => ({
           ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
-        }));
+        }), inOneStep);
       }
-      const id = s.id ?? s.newId();
-      const record = this.#newRecord(s, id, text, now);
-      const res = await this.#e.call(() => this.#e.store.set(record, 0), 'set');
-      if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
+      if (record === null) {
+        const fresh = this.#newRecord(s, id, text, now);
+        const res = await this.#e.call(() => store.set(fresh, 0), 'set');
+        if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
+        record = fresh;
+      }
       this.#e.stats.writes++;
       this.#keepWritten(record.key, text, written);
       const previous = s.record;
@@ -209,13 +219,16 @@ export class Committer {
    * that cannot be replayed, or a session that ended meanwhile, fails with SESSION_CONFLICT.
    * Returns the data text it wrote (after any replay).
    */
-  async #writeLoop(s: SessionState, now: number, firstText: string, written: Written, next: (base: SessionRecord, data: string) => SessionRecord): Promise<string> {
+  async #writeLoop(s: SessionState, now: number, firstText: string, written: Written, next: (base: SessionRecord, data: string) => SessionRecord,
+    write?: (rec: SessionRecord, expectedVersion: number, data: string) => Promise<SetResult>): Promise<string> {
     let base = s.record!;
     let text = firstText;
     let replayable: boolean | undefined;
     for (let attempt = 0; ; attempt++) {
       const rec = next(base, text);
-      const res = await this.#e.call(() => this.#e.store.set(rec, base.version), 'set');
+      const data = text;
+      const expected = base.version;
+      const res = await this.#e.call(() => write ? write(rec, expected, data) : this.#e.store.set(rec, expected), write ? 'regenerate' : 'set');
       if (res.ok) {
         this.#e.stats.writes++;
         s.record = rec;

@@ -186,6 +186,15 @@ export interface SessionStore {
   readonly feedState?: ChangeFeedState;
   /** Optional: how many live records the store holds (admin page, metrics). */
   count?(): Promise<number>;
+  /**
+   * Optional: a regeneration in one step. Writes `ended` (the old record, rewritten with its deadlines
+   * already passed) by compare-and-set over `expectedVersion`, and only then `created` (version 1, a
+   * new key), atomically: the outcome of `set(ended, expectedVersion)` followed by `set(created, 0)`,
+   * in one round trip. On a conflict over the old record neither key changes and the result is that
+   * conflict; a `created` key that already holds a live record fails with SESSION_CONFLICT, again with
+   * neither key changed. Absent: the engine makes the two calls.
+   */
+  regenerate?(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult>;
 }
 
 /** The state a set or touch left behind, as change feeds report it: `<version>:<expiresAt>`. */

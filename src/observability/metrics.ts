@@ -111,7 +111,7 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
   }
 }
 
-const TIMED = ['get', 'set', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'sweep', 'count'] as const;
+const TIMED = ['get', 'set', 'regenerate', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'sweep', 'count'] as const;
 
 /**
  * Wraps a store so each call's latency lands in `<prefix>store_duration_seconds{op,store}`. Other

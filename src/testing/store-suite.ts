@@ -44,6 +44,8 @@ export interface StoreSuiteFactory {
    * stores that have them. Default: all present.
    */
   lacks?: { sweep?: boolean; changeFeed?: boolean; stamps?: boolean };
+  /** The store has `regenerate` (checked), and its cases are registered. @default false */
+  regenerates?: boolean;
 }
 
 let counter = 0;
@@ -358,7 +360,51 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
     test('optional members are present exactly as declared', async () => {
       assert.equal(typeof store.sweep === 'function', !factory.lacks?.sweep, 'sweep()');
       assert.equal(typeof store.subscribe === 'function', !factory.lacks?.changeFeed, 'subscribe()');
+      assert.equal(typeof store.regenerate === 'function', factory.regenerates === true, 'regenerate()');
     });
+
+    if (factory.regenerates) {
+      /** A live record of `userId` and what a regeneration writes over it: its ended form and a new record. */
+      const regeneration = async (userId: string | null): Promise<{ old: SessionRecord; ended: SessionRecord; created: SessionRecord }> => {
+        const old = makeRecord(clock, { userId });
+        assert.deepEqual(await store.set(old, 0), { ok: true });
+        const now = clock.now();
+        const ended = { ...old, data: '"ended"', version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+        return { old, ended, created: makeRecord(clock, { userId, data: JSON.stringify({ n: 1 }) }) };
+      };
+
+      test('regenerate ends the old record and writes the new one, index included', async () => {
+        const user = makeKey('u');
+        const { old, ended, created } = await regeneration(user);
+        assert.deepEqual(await store.regenerate!(ended, 1, created), { ok: true });
+        assert.equal(await store.get(old.key), null);
+        assert.deepEqual(await store.get(created.key), created);
+        assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [created.key]);
+        assert.deepEqual(await store.set({ ...old, version: 2 }, 1), { ok: false, current: 0 }, 'the old key stays ended');
+        const anonymous = await regeneration(null);
+        assert.deepEqual(await store.regenerate!(anonymous.ended, 1, anonymous.created), { ok: true });
+        assert.equal(await store.get(anonymous.old.key), null);
+        assert.deepEqual(await store.get(anonymous.created.key), anonymous.created);
+      });
+
+      test('regenerate over a changed old record reports the conflict and changes neither key', async () => {
+        const { old, ended, created } = await regeneration(makeKey('u'));
+        const changed = { ...old, version: 2, data: JSON.stringify({ n: 9 }) };
+        assert.deepEqual(await store.set(changed, 1), { ok: true });
+        assert.deepEqual(await store.regenerate!(ended, 1, created), { ok: false, current: 2 });
+        assert.deepEqual(await store.get(old.key), changed);
+        assert.equal(await store.get(created.key), null);
+      });
+
+      test('regenerate onto a key that holds a live record fails with SESSION_CONFLICT and changes neither key', async () => {
+        const { old, ended, created } = await regeneration(makeKey('u'));
+        const holder = { ...created, data: JSON.stringify({ holder: true }) };
+        assert.deepEqual(await store.set(holder, 0), { ok: true });
+        await assert.rejects(store.regenerate!(ended, 1, created), (err: { code?: string }) => err.code === 'SESSION_CONFLICT');
+        assert.deepEqual(await store.get(old.key), old);
+        assert.deepEqual(await store.get(created.key), holder);
+      });
+    }
 
     if (!factory.lacks?.sweep) test('sweep removes expired records and keeps live ones', async () => {
         assert.ok(store.sweep);

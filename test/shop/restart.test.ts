@@ -12,7 +12,12 @@ import { join } from 'node:path';
 import { ShopClient, runShopToExit, spawnShop } from '../helpers/shop.js';
 import type { SpawnedShop } from '../helpers/shop.js';
 
-/** A cart add whose body is sent in two parts, so the test decides when the request completes. */
+/**
+ * A cart add whose body is sent in two parts, so the test decides when the request completes.
+ * `started` resolves once a worker has begun the request: it answered `Expect: 100-continue`, which
+ * Node's server does when it has parsed the headers (bytes merely written by the client may still sit
+ * in the listen queue, where a stop would rightly refuse them).
+ */
 function slowAdd(url: string, c: ShopClient, productId: string): { started: Promise<void>; finish(): void; reply: Promise<{ status: number; body: any }> } { // eslint-disable-line @typescript-eslint/no-explicit-any
   const body = JSON.stringify({ productId, quantity: 1 });
   let finish!: () => void;
@@ -21,14 +26,15 @@ function slowAdd(url: string, c: ShopClient, productId: string): { started: Prom
   const reply = new Promise<{ status: number; body: any }>((resolve, reject) => { // eslint-disable-line @typescript-eslint/no-explicit-any
     const req = http.request(url + '/api/cart/items', {
       method: 'POST', agent: false,
-      headers: { cookie: c.cookieHeader, 'x-csrf-token': c.csrf!, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+      headers: { cookie: c.cookieHeader, 'x-csrf-token': c.csrf!, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), expect: '100-continue' },
     }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
     });
     req.on('error', reject);
-    req.write(body.slice(0, 5), () => started());
+    req.on('continue', () => req.write(body.slice(0, 5), () => started()));
+    req.flushHeaders();
     finish = () => req.end(body.slice(5));
   });
   return { started: startedP, finish: () => finish(), reply };

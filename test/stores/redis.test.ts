@@ -10,7 +10,7 @@ import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
 import { createTether } from '../../src/core/engine.js';
 import { hashId } from '../../src/core/ids.js';
-import { trip, view, SECRET_A } from '../unit/support.js';
+import { cookiePair, trip, view, SECRET_A } from '../unit/support.js';
 import type { RedisServer } from '../helpers/redis.js';
 
 let server: RedisServer;
@@ -28,6 +28,7 @@ after(async () => {
 runStoreSuite({
   name: 'redis',
   lacks: { sweep: true },
+  regenerates: true,
   open: async (clock) => {
     const keyPrefix = nextPrefix();
     const store = new RedisStore({ url: server.url, keyPrefix, clock });
@@ -181,6 +182,46 @@ describe('RedisStore own cases', () => {
     } finally {
       raw.disconnect();
       await tether.close();
+    }
+  });
+
+  it('redis store when a login regenerates then it takes one GET and one script, and another process\'s write meanwhile is replayed into the new record', async () => {
+    const keyPrefix = nextPrefix();
+    const here = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: server.url, keyPrefix }), production: false });
+    const there = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: server.url, keyPrefix }), production: false });
+    const raw = new Redis(server.url);
+    const calls = async (): Promise<{ get: number; evalsha: number; eval: number }> => {
+      const stats = await raw.info('commandstats');
+      const count = (c: string): number => Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+      return { get: count('get'), evalsha: count('evalsha'), eval: count('eval') };
+    };
+    try {
+      const first = await trip(here, undefined, (s) => s.update((d) => { d.n = 1; }));
+      // The first login loads the script into Redis (EVALSHA, then EVAL); count the second.
+      const loaded = await trip(here, first.cookie, (s) => s.login('one-step'));
+      let before = await calls();
+      const plain = await trip(here, loaded.cookie, (s) => s.login('one-step'));
+      let after = await calls();
+      assert.deepEqual({ get: after.get - before.get, evalsha: after.evalsha - before.evalsha, eval: after.eval - before.eval }, { get: 1, evalsha: 1, eval: 0 });
+      // Opened here, then the same session changed by another process before this login commits.
+      const login = await here.open(view('POST', { cookie: plain.cookie! }));
+      await trip(there, plain.cookie, (s) => s.update((d) => { d.n = 2; }));
+      before = await calls();
+      await login.login('one-step');
+      await login.update((d) => { d.m = 1; });
+      const cookie = cookiePair(await here.commit(login));
+      after = await calls();
+      // The first script met the conflict; the fresh record was read and the login replayed onto it.
+      assert.deepEqual({ get: after.get - before.get, evalsha: after.evalsha - before.evalsha }, { get: 1, evalsha: 2 });
+      const next = await trip(here, cookie, () => {}, 'GET');
+      assert.deepEqual({ ...next.session.data }, { n: 2, m: 1 });
+      assert.equal(next.session.userId, 'one-step');
+      assert.deepEqual(await raw.keys(`${keyPrefix}s:*`), [`${keyPrefix}s:${hashId(login.id!)}`], 'only the new record is stored');
+      assert.deepEqual(await raw.zrange(`${keyPrefix}u:one-step`, 0, -1), [hashId(login.id!)]);
+    } finally {
+      raw.disconnect();
+      await here.close();
+      await there.close();
     }
   });
 

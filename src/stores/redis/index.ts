@@ -8,12 +8,12 @@
  * @module
  */
 import type { Cluster, Redis } from 'ioredis';
-import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, stampOf } from '../../core/store.js';
+import { SessionConflictError, StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stampOf } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
-import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, SET, TOUCH, UNINDEX } from './scripts.js';
+import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, REGENERATE, SET, TOUCH, UNINDEX } from './scripts.js';
 import type { Script } from './scripts.js';
 import { decode, digits16, encode } from './record.js';
 import { ChangeFeed, type ChangeFeedOptions } from './feed.js';
@@ -38,6 +38,11 @@ export class RedisStore implements SessionStore {
    * with a PING. TieredStore coalesces calls.
    */
   readonly fence?: () => Promise<boolean>;
+  /**
+   * Regeneration in one round trip (see SessionStore.regenerate): the REGENERATE script. Absent on a
+   * Cluster, where the two sessions and the indexes may live on different nodes.
+   */
+  readonly regenerate?: (ended: SessionRecord, expectedVersion: number, created: SessionRecord) => Promise<SetResult>;
   readonly #client: RedisClient;
   /** The store's own standalone client: commands sent with their arguments as they are (options.ts plainSender). */
   readonly #send: CommandSender | undefined;
@@ -97,6 +102,7 @@ export class RedisStore implements SessionStore {
     client.on('error', noop);
     client.on('ready', this.#onReady);
     if (!this.#cluster) {
+      this.regenerate = (ended, expectedVersion, created) => this.#regenerate(ended, expectedVersion, created);
       this.fence = () => {
         if (this.#closed) return Promise.reject(new StoreClosedError('RedisStore'));
         return this.#feed ? this.#feed.fence() : Promise.resolve(false);
@@ -161,6 +167,40 @@ export class RedisStore implements SessionStore {
     }
     if (typeof reply === 'number' && reply >= 0) return { ok: false, current: reply };
     if (typeof reply === 'string') await this.#unindex(reply, key);
+    return OK;
+  }
+
+  async #regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(ended, expectedVersion);
+    assertNextVersion(created, 0);
+    const now = this.clock.now();
+    // The script deletes the old record; one still live at `now` goes the way of any write.
+    if (deadlineOf(ended) > now) {
+      const res = await this.set(ended, expectedVersion);
+      return res.ok ? this.set(created, 0) : res;
+    }
+    if (this.#client.status !== 'ready') await this.#whenReady();
+    const ttl = Math.ceil(deadlineOf(created) - now);
+    const oldMode = ended.userId === null ? '0' : '1';
+    const newMode = created.userId === null ? '0' : '1';
+    const keys = [this.#sp + ended.key, this.#sp + created.key];
+    if (oldMode === '1') keys.push(this.#up + ended.userId);
+    if (newMode === '1') keys.push(this.#up + created.userId);
+    const message = (r: SessionRecord): string => this.#channel === '' ? '' : `=${stampOf(r)} ${r.key}`;
+    let reply: unknown;
+    try {
+      reply = await this.#eval(REGENERATE, keys.length, [...keys, now, this.#channel,
+        expectedVersion, oldMode, message(ended), ended.userId ?? '', ended.key,
+        encode(created), ttl, newMode, message(created), created.userId ?? '', created.absoluteExpiresAt, created.key]);
+    } catch (err) {
+      throw this.#fail('regenerate', err);
+    }
+    if (reply === -2) throw new SessionConflictError('a new session ID collided with a live one');
+    if (typeof reply === 'number') return { ok: false, current: reply };
+    const [old, fresh] = reply as [number | string, number | string];
+    if (typeof old === 'string') await this.#unindex(old, ended.key);
+    if (typeof fresh === 'string') await this.#unindex(fresh, created.key);
     return OK;
   }
 

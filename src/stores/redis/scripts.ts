@@ -65,38 +65,71 @@ end
 `;
 
 /**
- * Compare-and-set of a whole record. Arguments the write does not need are not sent: handing Lua each
- * one costs redis-server about 0.3 µs, and ioredis as much again to build the command.
- * KEYS[1] session; KEYS[2] the new owner's index, in mode '1' only.
- * ARGV: 1 expectedVersion, 2 now, 3 the encoded record, 4 ms until the earlier deadline, 5 mode ('0'
- * anonymous, '1' owner + index here, '2' owner, index written separately), 6 change channel ('' =
- * none), 7 the change message; unless mode is '0': 8 userId; in mode '1': 9 absoluteExpiresAt,
- * 10 store key.
- * A record written already past a deadline (how a regeneration ends the old one) is deleted instead,
- * and in mode '1' its entry leaves the owner's index in the same step.
- * Returns the current version (an integer ≥ 0) on a conflict; when written, -1, or the previous
- * owner when it differs from the new one, so the caller can tidy that index.
+ * The compare-and-set of one record, as a function the SET and REGENERATE scripts call: writes `record`
+ * under `s` iff the live version there is `expected` (0 when absent or past a deadline). `ttl` is the
+ * ms until the record's earlier deadline, as a string: a record written already past one (how a
+ * regeneration ends the old session) is deleted instead. `mode` '0' anonymous, '1' owner + index
+ * `idx` here (the entry added with score `absExp`, or removed on a delete), '2' owner, index written
+ * separately. `channel` '' = publish nothing. Returns the live version on a conflict (an integer ≥ 0);
+ * when written, -1, or the previous owner when it differs from `userId`, so the caller can tidy that
+ * index.
  */
-export const SET = new Script(`${INDEX_ADD}${RECORD}
-local s = KEYS[1]
-local now = tonumber(ARGV[2])
-local h = head(s)
-local v = 0
-if h and live(h, now) then v = tonumber(string.sub(h, 1, 16)) end
-if v ~= tonumber(ARGV[1]) then return v end
-local prev = false
-if h then prev = owner(s, h) end
-local mode = ARGV[5]
-if tonumber(ARGV[4]) > 0 then
-  redis.call('SET', s, ARGV[3], 'PX', ARGV[4])
-  if mode == '1' then indexAdd(KEYS[2], ARGV[10], ARGV[9], now) end
-else
-  redis.call('DEL', s)
-  if mode == '1' then redis.call('ZREM', KEYS[2], ARGV[10]) end
+const PUT = `${INDEX_ADD}${RECORD}
+local function put(s, idx, expected, now, record, ttl, mode, channel, message, userId, absExp, member)
+  local h = head(s)
+  local v = 0
+  if h and live(h, now) then v = tonumber(string.sub(h, 1, 16)) end
+  if v ~= expected then return v end
+  local prev = false
+  if h then prev = owner(s, h) end
+  if tonumber(ttl) > 0 then
+    redis.call('SET', s, record, 'PX', ttl)
+    if mode == '1' then indexAdd(idx, member, absExp, now) end
+  else
+    redis.call('DEL', s)
+    if mode == '1' then redis.call('ZREM', idx, member) end
+  end
+  if channel ~= '' then redis.call('PUBLISH', channel, message) end
+  if prev and (mode == '0' or prev ~= userId) then return prev end
+  return -1
 end
-if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
-if prev and (mode == '0' or prev ~= ARGV[8]) then return prev end
-return -1
+`;
+
+/**
+ * Compare-and-set of a whole record (`put`). Arguments the write does not need are not sent: handing
+ * Lua each one costs redis-server about 0.3 µs, and ioredis as much again to build the command.
+ * KEYS[1] session; KEYS[2] the new owner's index, in mode '1' only.
+ * ARGV: 1 expectedVersion, 2 now, 3 the encoded record, 4 ms until the earlier deadline, 5 mode,
+ * 6 change channel ('' = none), 7 the change message; unless mode is '0': 8 userId; in mode '1':
+ * 9 absoluteExpiresAt, 10 store key.
+ */
+export const SET = new Script(`${PUT}
+return put(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+`);
+
+/**
+ * A regeneration in one step (standalone only: both sessions and the indexes on one server). Ends the
+ * old record by compare-and-set (it is deleted, and in mode '1' leaves its owner's index), then
+ * writes the new one, which must not hold a live record.
+ * KEYS: 1 old session, 2 new session, then the old owner's index when the old mode is '1', then the
+ * new owner's index when the new mode is '1'.
+ * ARGV: 1 now, 2 change channel ('' = none), 3 the old record's expectedVersion, 4 old mode, 5 old
+ * change message, 6 old userId, 7 old store key, 8 the new encoded record, 9 its ms until the earlier
+ * deadline, 10 new mode, 11 new change message, 12 new userId, 13 new absoluteExpiresAt, 14 new store key.
+ * Returns -2 when the new key holds a live record (nothing written); the old record's conflict (an
+ * integer ≥ 0, nothing written); else { old put's result, new put's result } (see put).
+ */
+export const REGENERATE = new Script(`${PUT}
+local now = tonumber(ARGV[1])
+local nh = head(KEYS[2])
+if nh and live(nh, now) then return -2 end
+local k = 3
+local oldIdx = false
+if ARGV[4] == '1' then oldIdx = KEYS[k] k = k + 1 end
+local old = put(KEYS[1], oldIdx, tonumber(ARGV[3]), now, '', '0', ARGV[4], ARGV[2], ARGV[5], ARGV[6], '', ARGV[7])
+if type(old) == 'number' and old >= 0 then return old end
+local new = put(KEYS[2], KEYS[k], 0, now, ARGV[8], ARGV[9], ARGV[10], ARGV[2], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
+return { old, new }
 `);
 
 /**

@@ -28,6 +28,14 @@ export { TIERED_STORE_DEFAULTS } from './options.js';
 export type { SharedStoreExtras, TieredConsistency, TieredStats, TieredStoreOptions } from './options.js';
 
 /** A key's generation while a read or write of it is in flight; every invalidation bumps it. */
+/** A write in flight: the copy to keep once it is acknowledged, and the key's generation when it was sent. */
+interface Writing {
+  copy: SessionRecord;
+  g: Generation;
+  stamp: string;
+  seen: number;
+}
+
 interface Generation {
   gen: number;
   users: number;
@@ -48,6 +56,8 @@ export class TieredStore implements SessionStore {
   readonly subscribe?: (listener: (key: string, stamp?: string) => void, options?: { onResync?: () => void }) => () => void;
   /** Passes through to the shared store; absent when it has none. */
   readonly count?: () => Promise<number>;
+  /** The shared store's one-step regeneration, with both local copies kept as `set` keeps one; absent when it has none. */
+  readonly regenerate?: (ended: SessionRecord, expectedVersion: number, created: SessionRecord) => Promise<SetResult>;
   /**
    * Drops expired local copies, then runs the shared store's sweep and returns what it removed.
    * Absent when the shared store has none (it expires records itself); expired copies are then never
@@ -106,6 +116,7 @@ export class TieredStore implements SessionStore {
       this.subscribe = (listener, opts) => shared.subscribe!(listener, opts);
     }
     if (typeof shared.count === 'function') this.count = () => shared.count!();
+    if (typeof shared.regenerate === 'function') this.regenerate = (ended, version, created) => this.#regenerate(ended, version, created);
     if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));
   }
 
@@ -160,36 +171,77 @@ export class TieredStore implements SessionStore {
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
     this.#open();
     assertNextVersion(record, expectedVersion);
-    const copy = { ...record };
-    const g = this.#acquire(record.key);
-    this.#invalidate(record.key, false);
-    const stamp = stampOf(record);
-    this.#echoes?.expect(record.key, stamp);
-    g.writes++;
+    const w = this.#begin(record);
     let echo = false;
     try {
       const pending = this.#shared.set(record, expectedVersion);
       // A change reported after the call began, other than this write's echo, may be another writer's
       // newer version, and then this copy must not be kept. (Taken after the synchronous part of the
       // call, where a feed that does not stamp reports this write.)
-      const seen = g.gen;
+      w.seen = w.g.gen;
       const res = await pending;
-      const clean = g.gen === seen;
-      g.gen++; // fetches that began while this write was in flight may hold the old version
-      // A record written already expired (the old ID of a regenerated session) is gone from the
-      // shared store too: nothing to keep.
-      if (res.ok && clean && !this.#closed && !isExpired(copy, this.clock.now())) this.#put(copy);
-      else this.#lru.delete(record.key);
+      this.#acknowledged(w, res);
       echo = res.ok;
       return res;
     } catch (err) {
       this.#invalidate(record.key, false);
       throw err;
     } finally {
-      if (!echo) this.#echoes?.forget(record.key, stamp);
-      g.writes--;
-      this.#release(record.key, g);
+      this.#finish(w, echo);
     }
+  }
+
+  /** Both records' copies kept as `set` keeps one, around the shared store's one-step regeneration. */
+  async #regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(ended, expectedVersion);
+    assertNextVersion(created, 0);
+    const old = this.#begin(ended);
+    const fresh = this.#begin(created);
+    let echo = false;
+    try {
+      const pending = this.#shared.regenerate!(ended, expectedVersion, created);
+      old.seen = old.g.gen;
+      fresh.seen = fresh.g.gen;
+      const res = await pending;
+      this.#acknowledged(old, res);
+      this.#acknowledged(fresh, res);
+      echo = res.ok;
+      return res;
+    } catch (err) {
+      this.#invalidate(ended.key, false);
+      this.#invalidate(created.key, false);
+      throw err;
+    } finally {
+      this.#finish(old, echo);
+      this.#finish(fresh, echo);
+    }
+  }
+
+  /** A write of `record` begins: its copy is dropped and its echo awaited until the write is answered. */
+  #begin(record: SessionRecord): Writing {
+    const g = this.#acquire(record.key);
+    this.#invalidate(record.key, false);
+    const stamp = stampOf(record);
+    this.#echoes?.expect(record.key, stamp);
+    g.writes++;
+    return { copy: { ...record }, g, stamp, seen: 0 };
+  }
+
+  /** The write was answered: its copy is kept if it was written and no other change was reported meanwhile. */
+  #acknowledged(w: Writing, res: SetResult): void {
+    const clean = w.g.gen === w.seen;
+    w.g.gen++; // fetches that began while this write was in flight may hold the old version
+    // A record written already expired (the old ID of a regenerated session) is gone from the
+    // shared store too: nothing to keep.
+    if (res.ok && clean && !this.#closed && !isExpired(w.copy, this.clock.now())) this.#put(w.copy);
+    else this.#lru.delete(w.copy.key);
+  }
+
+  #finish(w: Writing, echo: boolean): void {
+    if (!echo) this.#echoes?.forget(w.copy.key, w.stamp);
+    w.g.writes--;
+    this.#release(w.copy.key, w.g);
   }
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
