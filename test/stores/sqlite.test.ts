@@ -21,6 +21,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const files = new WeakMap<SessionStore, TempSqliteFile>();
 runStoreSuite({
   name: 'sqlite',
+  regenerates: true,
   open: async (clock) => {
     const file = await tempSqliteFile();
     const store = new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });

@@ -29,6 +29,7 @@ const sqliteTier = (path: string, clock: Clock): TieredStore =>
   new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 20 }), clock });
 runStoreSuite({
   name: 'tiered over sqlite',
+  regenerates: true,
   open: async (clock) => {
     const file = await tempSqliteFile();
     const tier = sqliteTier(file.path, clock);

@@ -12,7 +12,7 @@
  * @module
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
+import { OptionsInvalidError, SessionConflictError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, stampOf, systemClock } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
@@ -66,6 +66,7 @@ type Statements = Record<'get' | 'insertFree' | 'updateAt' | 'version' | 'touch'
   | 'destroyByUser' | 'sweep' | 'count', Statement>;
 interface Transactions {
   set(p: Params, expected: number): SetResult;
+  regenerate(ended: Params, expected: number, created: Params): SetResult;
   touch(p: Params): boolean;
   destroy(key: string): void;
   destroyByUser(p: Params): number;
@@ -133,12 +134,27 @@ export class SqliteStore implements SessionStore {
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
     this.#open();
     assertNextVersion(record, expectedVersion);
-    const p: Params = {
+    const p = this.#params(record, this.#clock.now());
+    return this.#write('set', () => this.#tx.set(p, expectedVersion));
+  }
+
+  /** A login's two writes in one transaction (see SessionStore.regenerate): one commit, all or nothing. */
+  async regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(ended, expectedVersion);
+    assertNextVersion(created, 0);
+    const now = this.#clock.now();
+    const old = this.#params(ended, now);
+    const fresh = this.#params(created, now);
+    return this.#write('regenerate', () => this.#tx.regenerate(old, expectedVersion, fresh));
+  }
+
+  #params(record: SessionRecord, now: number): Params {
+    return {
       key: record.key, data: record.data, version: record.version, userId: record.userId,
       createdAt: record.createdAt, lastSeenAt: record.lastSeenAt, expiresAt: record.expiresAt,
-      absoluteExpiresAt: record.absoluteExpiresAt, now: this.#clock.now(),
+      absoluteExpiresAt: record.absoluteExpiresAt, now,
     };
-    return this.#write('set', () => this.#tx.set(p, expectedVersion));
   }
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
@@ -270,11 +286,19 @@ export class SqliteStore implements SessionStore {
   #transactions(): Transactions {
     const s = this.#s;
     const db = this.#db;
-    const set = db.transaction((p: Params, expected: number): SetResult => {
+    const put = (p: Params, expected: number): SetResult => {
       const changed = expected === 0 ? s.insertFree.run(p).changes : s.updateAt.run({ ...p, expected }).changes;
       if (changed === 0) return { ok: false, current: (s.version.get({ key: p.key, now: p.now }) as number | undefined) ?? 0 };
       this.#log(p.key as string, stampOf({ version: p.version as number, expiresAt: p.expiresAt as number }));
       return { ok: true };
+    };
+    const set = db.transaction(put);
+    const regenerate = db.transaction((ended: Params, expected: number, created: Params): SetResult => {
+      const res = put(ended, expected);
+      if (!res.ok) return res;
+      // Thrown, so the transaction rolls back: the old record stays as it was.
+      if (!put(created, 0).ok) throw new SessionConflictError('a new session ID collided with a live one');
+      return res;
     });
     const touch = db.transaction((p: Params): boolean => {
       const version = s.touch.get(p) as number | undefined;
@@ -293,6 +317,7 @@ export class SqliteStore implements SessionStore {
     const sweep = db.transaction((now: number): number => s.sweep.run({ now, limit: SWEEP_BATCH }).changes);
     return {
       set: (p, e) => set.immediate(p, e),
+      regenerate: (o, e, c) => regenerate.immediate(o, e, c),
       touch: (p) => touch.immediate(p),
       destroy: (k) => destroy.immediate(k),
       destroyByUser: (p) => destroyByUser.immediate(p),

@@ -40,6 +40,34 @@ describe('tether metrics', () => {
     await tether.close();
   });
 
+  it('metrics when a session is regenerated over SqliteStore then the store histogram counts one regenerate call and no set', async () => {
+    const registry = new Registry();
+    const file = await tempSqliteFile();
+    const store = instrumentStore(new SqliteStore({ path: file.path, sweepIntervalMs: 0 }), registry);
+    const tether = createTether({ store, secrets: ['m'.repeat(32)] });
+    try {
+      const s = await tether.open(view());
+      s.set('x', 1);
+      const [cookie] = await tether.commit(s);
+      const count = async (op: string): Promise<number> => {
+        const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`tether_store_duration_seconds_count{op="${op}",store="sqlite"}`));
+        return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+      };
+      const setsBefore = await count('set');
+      const again = await tether.open(view(cookie!.split(';')[0], 'POST'));
+      again.regenerate();
+      const [renewed] = await tether.commit(again);
+      assert.equal(await count('regenerate'), 1);
+      assert.equal(await count('set'), setsBefore, 'the old and the new record in that one call');
+      const next = await tether.open(view(renewed!.split(';')[0]));
+      assert.equal(next.get('x'), 1, 'the new ID carries the data');
+      await tether.commit(next);
+    } finally {
+      await tether.close();
+      await file.remove();
+    }
+  });
+
   it('metrics when the store reports stats() then cache hits, misses and invalidations are exported', async () => {
     const registry = new Registry();
     const base = new MemoryStore({ sweepIntervalMs: 0 });
