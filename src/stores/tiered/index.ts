@@ -27,7 +27,6 @@ import type { TieredConsistency, TieredStats, TieredStoreOptions } from './optio
 export { TIERED_STORE_DEFAULTS } from './options.js';
 export type { SharedStoreExtras, TieredConsistency, TieredStats, TieredStoreOptions } from './options.js';
 
-/** A key's generation while a read or write of it is in flight; every invalidation bumps it. */
 /** A write in flight: the copy to keep once it is acknowledged, and the key's generation when it was sent. */
 interface Writing {
   copy: SessionRecord;
@@ -36,6 +35,7 @@ interface Writing {
   seen: number;
 }
 
+/** A key's generation while a read or write of it is in flight; every invalidation bumps it. */
 interface Generation {
   gen: number;
   users: number;
