@@ -65,18 +65,17 @@ end
 `;
 
 /**
- * The compare-and-set of one record, as a function the SET and REGENERATE scripts call: writes `record`
- * under `s` iff the live version there is `expected` (0 when absent or past a deadline). `ttl` is the
- * ms until the record's earlier deadline, as a string: a record written already past one (how a
- * regeneration ends the old session) is deleted instead. `mode` '0' anonymous, '1' owner + index
- * `idx` here (the entry added with score `absExp`, or removed on a delete), '2' owner, index written
- * separately. `channel` '' = publish nothing. Returns the live version on a conflict (an integer ≥ 0);
- * when written, -1, or the previous owner when it differs from `userId`, so the caller can tidy that
- * index.
+ * The compare-and-set of one record, as a function the SET and REGENERATE scripts call: writes
+ * `record` under `s`, whose header the caller has read into `h` (head), iff the live version there is
+ * `expected` (0 when absent or past a deadline). `ttl` is the ms until the record's earlier deadline,
+ * as a string: a record written already past one (how a regeneration ends the old session) is deleted
+ * instead. `mode` '0' anonymous, '1' owner + index `idx` here (the entry added with score `absExp`, or
+ * removed on a delete), '2' owner, index written separately. `channel` '' = publish nothing. Returns
+ * the live version on a conflict (an integer ≥ 0); when written, -1, or the previous owner when it
+ * differs from `userId`, so the caller can tidy that index.
  */
 const PUT = `${INDEX_ADD}${RECORD}
-local function put(s, idx, expected, now, record, ttl, mode, channel, message, userId, absExp, member)
-  local h = head(s)
+local function put(s, h, idx, expected, now, record, ttl, mode, channel, message, userId, absExp, member)
   local v = 0
   if h and live(h, now) then v = tonumber(string.sub(h, 1, 16)) end
   if v ~= expected then return v end
@@ -104,7 +103,7 @@ end
  * 9 absoluteExpiresAt, 10 store key.
  */
 export const SET = new Script(`${PUT}
-return put(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+return put(KEYS[1], head(KEYS[1]), KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 `);
 
 /**
@@ -126,9 +125,9 @@ if nh and live(nh, now) then return -2 end
 local k = 3
 local oldIdx = false
 if ARGV[4] == '1' then oldIdx = KEYS[k] k = k + 1 end
-local old = put(KEYS[1], oldIdx, tonumber(ARGV[3]), now, '', '0', ARGV[4], ARGV[2], ARGV[5], ARGV[6], '', ARGV[7])
+local old = put(KEYS[1], head(KEYS[1]), oldIdx, tonumber(ARGV[3]), now, '', '0', ARGV[4], ARGV[2], ARGV[5], ARGV[6], '', ARGV[7])
 if type(old) == 'number' and old >= 0 then return old end
-local new = put(KEYS[2], KEYS[k], 0, now, ARGV[8], ARGV[9], ARGV[10], ARGV[2], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
+local new = put(KEYS[2], nh, KEYS[k], 0, now, ARGV[8], ARGV[9], ARGV[10], ARGV[2], ARGV[11], ARGV[12], ARGV[13], ARGV[14])
 return { old, new }
 `);
 
