@@ -4,7 +4,7 @@
  * machine drift spreads over all stacks instead of favouring whichever ran first.
  *
  * Per measurement: server CPU (process.cpuUsage over IPC) and handled-request count before and after,
- * redis-server CPU from /proc and INFO commandstats before and after, autocannon's responses and the
+ * redis-server CPU (INFO cpu) and INFO commandstats before and after, autocannon's responses and the
  * exact p50/p99 of every response's latency.
  * @module
  */
@@ -120,7 +120,8 @@ async function stopStack(l: Live): Promise<void> {
 
 async function redisCounters(l: Live): Promise<{ cpuUs: number; stats: RedisStats } | null> {
   if (!l.redis) return null;
-  return { cpuUs: procCpuUs(l.redis.pid), stats: redisStats(await redisCommand(l.redis.port, ['INFO', 'all'])) };
+  const stats = redisStats(await redisCommand(l.redis.port, ['INFO', 'all']));
+  return { cpuUs: stats.cpuUs ?? procCpuUs(l.redis.pid), stats };
 }
 
 async function drive(load: LoadProcess, l: Live, scenario: Scenario, durationS: number, o: HarnessOptions) {

@@ -144,17 +144,27 @@ export function procCpuUs(pid: number): number {
 export interface RedisStats {
   /** Calls per command name (INFO commandstats), INFO itself left out. Counts commands run inside Lua scripts too. */
   commands: Record<string, number>;
+  /**
+   * The server's CPU time in µs (INFO cpu: used_cpu_user + used_cpu_sys, from getrusage, to the
+   * microsecond), or null when absent. Finer than /proc's clock ticks (10 ms), which a short pass on a
+   * starved machine may not advance at all.
+   */
+  cpuUs: number | null;
 }
 
-/** Parses the commandstats section of `INFO all`. */
+/** Parses the commandstats and cpu sections of `INFO all`. */
 export function redisStats(info: string): RedisStats {
   const commands: Record<string, number> = {};
+  let user: number | null = null;
+  let sys: number | null = null;
   for (const raw of info.split('\n')) {
     const line = raw.trim();
     const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
     if (m && m[1] !== 'info') commands[m[1]!] = Number(m[2]);
+    else if (line.startsWith('used_cpu_user:')) user = Number(line.slice('used_cpu_user:'.length));
+    else if (line.startsWith('used_cpu_sys:')) sys = Number(line.slice('used_cpu_sys:'.length));
   }
-  return { commands };
+  return { commands, cpuUs: user !== null && sys !== null ? Math.round((user + sys) * 1e6) : null };
 }
 
 /** Per-command calls between two readings. */

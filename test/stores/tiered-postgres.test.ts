@@ -47,6 +47,7 @@ async function node(tableName: string, clock: Clock): Promise<TieredStore> {
 
 runStoreSuite({
   name: 'tiered over postgres',
+  regenerates: true,
   open: (clock) => node(nextTable(), clock),
   connect: (store, clock) => node(tableOf.get(store)!, clock),
   dispose: async (store) => {

@@ -26,7 +26,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Pool, PoolClient, QueryResult } from 'pg';
-import { OptionsInvalidError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
+import { OptionsInvalidError, SessionConflictError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
@@ -210,7 +210,7 @@ export class PostgresStore implements SessionStore {
     let current = 0;
     for (let attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
       const now = this.clock.now();
-      const fields = [r.key, r.data, r.version, r.userId, r.createdAt, r.lastSeenAt, r.expiresAt, r.absoluteExpiresAt, now];
+      const fields = [...fieldsOf(r), now];
       const write = expectedVersion === 0
         ? await this.#query('set', this.#sql.create, this.#notifying(fields))
         : await this.#query('set', this.#sql.update, this.#notifying([...fields, expectedVersion]));
@@ -219,6 +219,31 @@ export class PostgresStore implements SessionStore {
       current = found.rows[0] ? Number(found.rows[0].version) : 0;
       // Equal means the row changed between our write and this read; the write may now succeed.
       if (current !== expectedVersion) break;
+    }
+    return { ok: false, current };
+  }
+
+  /**
+   * A login's two writes (see SessionStore.regenerate) in one statement: one round trip when it
+   * applies. When it does not, the old record's version or a live row under the new key says why; a
+   * row that changed between the statement and those reads is tried again, as `set` does.
+   */
+  async regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
+    this.#open();
+    assertNextVersion(ended, expectedVersion);
+    assertNextVersion(created, 0);
+    if (!this.#migrated) await this.ready();
+    let current = 0;
+    for (let attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
+      const now = this.clock.now();
+      const write = await this.#query('regenerate', this.#sql.regenerate,
+        this.#notifying([...fieldsOf(ended), now, expectedVersion, ...fieldsOf(created)]));
+      if (write.rows.length > 0) return { ok: true };
+      const found = await this.#query<{ version: string }>('regenerate', this.#sql.version, [ended.key, now]);
+      current = found.rows[0] ? Number(found.rows[0].version) : 0;
+      if (current !== expectedVersion) break;
+      const taken = await this.#query('regenerate', this.#sql.version, [created.key, now]);
+      if (taken.rows.length > 0) throw new SessionConflictError('a new session ID collided with a live one');
     }
     return { ok: false, current };
   }
@@ -350,4 +375,9 @@ export class PostgresStore implements SessionStore {
     return new StoreUnavailableError(`PostgresStore ${op} failed${why ? ` (${why})` : ''}; check that PostgreSQL is reachable `
       + '(options connectionString or pool) and answers within options.statementTimeoutMs', { cause: err });
   }
+}
+
+/** A record's columns, in the order the create, update and regenerate statements take them. */
+function fieldsOf(r: SessionRecord): unknown[] {
+  return [r.key, r.data, r.version, r.userId, r.createdAt, r.lastSeenAt, r.expiresAt, r.absoluteExpiresAt];
 }

@@ -88,6 +88,29 @@ export function statements(table: string, notify: boolean) {
       RETURNING key, version, expires_at
     ) ${emit('$11', STAMPED)}`,
 
+    /**
+     * A login's two writes in one statement: $1..$8 the ended record, $9 now, $10 its expected version,
+     * $11..$18 the new record, [$19 channel]. The old row is rewritten only if its version matches and
+     * the new key holds no live row, and the new row is written only if the old one was: both change,
+     * or neither (the caller then finds out why). One row per changed key.
+     */
+    regenerate: `WITH e AS (
+      UPDATE ${table} SET data = $2, version = $3, user_id = $4, created_at = $5, last_seen_at = $6,
+        expires_at = $7, absolute_expires_at = $8
+      WHERE key = $1 AND version = $10 AND ${live('$9')}
+        AND NOT EXISTS (SELECT 1 FROM ${table} WHERE key = $11 AND ${live('$9')})
+      RETURNING key, version, expires_at
+    ), c AS (
+      INSERT INTO ${table} AS t (${COLUMNS})
+      SELECT $11::text, $12::text, $13::bigint, $14::text, $15::bigint, $16::bigint, $17::bigint, $18::bigint FROM e
+      ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version, user_id = EXCLUDED.user_id,
+        created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at,
+        absolute_expires_at = EXCLUDED.absolute_expires_at
+      WHERE t.expires_at <= $9 OR t.absolute_expires_at <= $9
+      RETURNING t.key, t.version, t.expires_at
+    ), w AS (SELECT key, version, expires_at FROM e UNION ALL SELECT key, version, expires_at FROM c)
+    ${emit('$19', STAMPED)}`,
+
     /** The version a failed write lost to: $1 key, $2 now. */
     version: `SELECT version FROM ${table} WHERE key = $1 AND ${live('$2')}`,
 
