@@ -170,6 +170,36 @@ describe('TieredStore write-through', () => {
     }
   });
 
+  it('tiered store over sqlite when a regeneration succeeds then the new record is served from its copy and the old one has none', async () => {
+    const clock = new ManualClock();
+    const file = await tempSqliteFile();
+    temps.push(file);
+    const node = new TieredStore({ shared: new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 }), clock });
+    try {
+      assert.equal(typeof node.regenerate, 'function', 'passed through from the shared store');
+      const old = makeRecord(clock, { userId: 'regen' });
+      await node.set(old, 0);
+      const now = clock.now();
+      const ended = { ...old, version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+      const created = makeRecord(clock, { userId: 'regen', data: '"new"' });
+      assert.deepEqual(await node.regenerate!(ended, 1, created), { ok: true });
+      assert.equal(node.stats().entries, 1, 'one copy: the new record');
+      const misses = node.stats().misses;
+      assert.deepEqual(await node.get(created.key), created);
+      assert.equal(node.stats().misses, misses, 'served from the copy');
+      assert.equal(await node.get(old.key), null);
+      // A conflict keeps no copy of either record.
+      const stale = { ...created, version: 5, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+      const next = makeRecord(clock, { userId: 'regen' });
+      assert.deepEqual(await node.regenerate!(stale, 4, next), { ok: false, current: 1 });
+      assert.equal(node.stats().entries, 0);
+      assert.equal(await node.get(next.key), null);
+      assert.deepEqual(await node.get(created.key), created);
+    } finally {
+      await node.close();
+    }
+  });
+
   it('tiered store when the shared store fails a write then the write rejects and no local copy is left', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
