@@ -15,6 +15,7 @@ import { dataOf } from './session.js';
 import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
+import { idCollision } from './store.js';
 import type { SessionRecord, SessionStore, SetResult } from './store.js';
 import type { LifecycleEvent } from '../observability/channels.js';
 
@@ -165,7 +166,7 @@ export class Committer {
       if (record === null) {
         const fresh = this.#newRecord(s, id, text, now);
         const res = await this.#e.call(() => store.set(fresh, 0), 'set');
-        if (!res.ok) throw new SessionConflictError('a new session ID collided with a live one');
+        if (!res.ok) throw idCollision();
         record = fresh;
       }
       this.#e.stats.writes++;

@@ -6,6 +6,7 @@
  * The conformance suite in src/testing/store-suite.ts is the executable form of this contract.
  * @module
  */
+import { SessionConflictError } from './errors.js';
 
 /** Time source; injected so expiry tests never sleep. */
 export interface Clock {
@@ -210,6 +211,17 @@ export function isExpired(record: Pick<SessionRecord, 'expiresAt' | 'absoluteExp
 /** The earlier of the two deadlines: what a TTL-based backend should expire the record at. */
 export function deadlineOf(record: Pick<SessionRecord, 'expiresAt' | 'absoluteExpiresAt'>): number {
   return Math.min(record.expiresAt, record.absoluteExpiresAt);
+}
+
+/** The arguments of `regenerate`: each record's version follows its expected one (the new record's is 1). */
+export function assertRegeneration(ended: SessionRecord, expectedVersion: number, created: SessionRecord): void {
+  assertNextVersion(ended, expectedVersion);
+  assertNextVersion(created, 0);
+}
+
+/** A new session's key already holds a live record: the error every regeneration and create answers it with. */
+export function idCollision(): SessionConflictError {
+  return new SessionConflictError('a new session ID collided with a live one');
 }
 
 /** Rejects a record whose version does not follow `expectedVersion`: a bug in the caller. */

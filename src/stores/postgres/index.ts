@@ -26,8 +26,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Pool, PoolClient, QueryResult } from 'pg';
-import { OptionsInvalidError, SessionConflictError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion } from '../../core/store.js';
+import { OptionsInvalidError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
@@ -230,8 +230,7 @@ export class PostgresStore implements SessionStore {
    */
   async regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
     this.#open();
-    assertNextVersion(ended, expectedVersion);
-    assertNextVersion(created, 0);
+    assertRegeneration(ended, expectedVersion, created);
     if (!this.#migrated) await this.ready();
     let current = 0;
     for (let attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
@@ -243,7 +242,7 @@ export class PostgresStore implements SessionStore {
       current = found.rows[0] ? Number(found.rows[0].version) : 0;
       if (current !== expectedVersion) break;
       const taken = await this.#query('regenerate', this.#sql.version, [created.key, now]);
-      if (taken.rows.length > 0) throw new SessionConflictError('a new session ID collided with a live one');
+      if (taken.rows.length > 0) throw idCollision();
     }
     return { ok: false, current };
   }

@@ -8,8 +8,8 @@
  * @module
  */
 import type { Cluster, Redis } from 'ioredis';
-import { SessionConflictError, StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stampOf } from '../../core/store.js';
+import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
@@ -172,8 +172,7 @@ export class RedisStore implements SessionStore {
 
   async #regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
     this.#open();
-    assertNextVersion(ended, expectedVersion);
-    assertNextVersion(created, 0);
+    assertRegeneration(ended, expectedVersion, created);
     const now = this.clock.now();
     // The script deletes the old record; one still live at `now` goes the way of any write.
     if (deadlineOf(ended) > now) {
@@ -196,7 +195,7 @@ export class RedisStore implements SessionStore {
     } catch (err) {
       throw this.#fail('regenerate', err);
     }
-    if (reply === -2) throw new SessionConflictError('a new session ID collided with a live one');
+    if (reply === -2) throw idCollision();
     if (typeof reply === 'number') return { ok: false, current: reply };
     const [old, fresh] = reply as [number | string, number | string];
     if (typeof old === 'string') await this.#unindex(old, ended.key);

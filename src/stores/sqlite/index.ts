@@ -12,8 +12,8 @@
  * @module
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import { OptionsInvalidError, SessionConflictError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, stampOf, systemClock } from '../../core/store.js';
+import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
+import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { openDatabase, unavailable } from './connection.js';
@@ -141,8 +141,7 @@ export class SqliteStore implements SessionStore {
   /** A login's two writes in one transaction (see SessionStore.regenerate): one commit, all or nothing. */
   async regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
     this.#open();
-    assertNextVersion(ended, expectedVersion);
-    assertNextVersion(created, 0);
+    assertRegeneration(ended, expectedVersion, created);
     const now = this.#clock.now();
     const old = this.#params(ended, now);
     const fresh = this.#params(created, now);
@@ -297,7 +296,7 @@ export class SqliteStore implements SessionStore {
       const res = put(ended, expected);
       if (!res.ok) return res;
       // Thrown, so the transaction rolls back: the old record stays as it was.
-      if (!put(created, 0).ok) throw new SessionConflictError('a new session ID collided with a live one');
+      if (!put(created, 0).ok) throw idCollision();
       return res;
     });
     const touch = db.transaction((p: Params): boolean => {

@@ -15,7 +15,7 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, isExpired, stampOf, systemClock } from '../../core/store.js';
+import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { LocalCopies } from './local-copies.js';
@@ -194,8 +194,7 @@ export class TieredStore implements SessionStore {
   /** Both records' copies kept as `set` keeps one, around the shared store's one-step regeneration. */
   async #regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
     this.#open();
-    assertNextVersion(ended, expectedVersion);
-    assertNextVersion(created, 0);
+    assertRegeneration(ended, expectedVersion, created);
     const old = this.#begin(ended);
     const fresh = this.#begin(created);
     let echo = false;
