@@ -27,6 +27,10 @@ export interface ScenarioSummary {
   census: Census | null;
   /** cpuUs minus the same framework without sessions; null for the bare stacks themselves. */
   overheadUs: number | null;
+  /** That difference in each pass (its median is overheadUs), so ratios between stacks can be paired by pass. */
+  overheadByPassUs?: number[];
+  /** serverCpuUs minus the same framework's: the server process's own share of the overhead, store CPU left out. */
+  serverOverheadUs?: number | null;
   /** Against bare node:http in the same pass: rps ratio (<1 is slower), latency and CPU ratios (>1 costs more). */
   vsNode: { rps: number; p50: number; p99: number; cpu: number } | null;
   non2xx: number;
@@ -64,6 +68,7 @@ export function summarise(outcomes: readonly StackOutcome[], scenarios: readonly
       const lim = limit?.passes[sc];
       const pairs = <T>(other: PassFigures[] | undefined, f: (a: PassFigures, b: PassFigures) => T): T[] =>
         other ? mine.flatMap((m, i) => (other[i] ? [f(m, other[i]!)] : [])) : [];
+      const overheadByPass = pairs(base, (m, b) => cpuOf(m) - cpuOf(b));
       const commands = mine.map((m) => m.commandsPerRequest).filter((x): x is number => x !== null);
       out.results[sc] = {
         passes: mine.length,
@@ -76,7 +81,9 @@ export function summarise(outcomes: readonly StackOutcome[], scenarios: readonly
         cpuUs: round(median(mine.map(cpuOf))),
         commandsPerRequest: commands.length ? round(median(commands)) : null,
         census: o.census?.[sc] ?? null,
-        overheadUs: base ? round(median(pairs(base, (m, b) => cpuOf(m) - cpuOf(b)))) : null,
+        overheadUs: base ? round(median(overheadByPass)) : null,
+        overheadByPassUs: overheadByPass.map(round),
+        serverOverheadUs: base ? round(median(pairs(base, (m, b) => m.serverCpuUs - b.serverCpuUs))) : null,
         vsNode: lim ? {
           rps: round(median(pairs(lim, (m, b) => m.rps / b.rps))),
           p50: round(median(pairs(lim, (m, b) => m.p50Ms / b.p50Ms))),

@@ -26,11 +26,13 @@ async function trainedStore(clock: Clock, maxBytes?: number): Promise<MemoryStor
 
 runStoreSuite({
   name: 'memory',
+  regenerates: true,
   open: async (clock) => new MemoryStore({ clock, sweepIntervalMs: 0 }),
 });
 
 runStoreSuite({
   name: 'memory (trained data code)',
+  regenerates: true,
   open: (clock) => trainedStore(clock),
 });
 
@@ -48,6 +50,20 @@ describe('MemoryStore bounds', () => {
     assert.ok(await store.get(recs[0]!.key), 'the hot record survives');
     assert.equal(await store.get(recs[1]!.key), null, 'a cold record was evicted');
     assert.ok(store.evictions > 0);
+    await store.close();
+  });
+
+  it('memory store when a regeneration\'s new record is larger than maxBytes then it throws OPTIONS_INVALID and the old record stays', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, maxBytes: 2_000, sweepIntervalMs: 0 });
+    const old = makeRecord(clock, { userId: 'u1' });
+    await store.set(old, 0);
+    const ended = { ...old, version: 2, expiresAt: clock.now() - 1 };
+    const created = makeRecord(clock, { userId: 'u1', data: 'x'.repeat(5_000) });
+    await assert.rejects(store.regenerate(ended, 1, created), { code: 'OPTIONS_INVALID' });
+    assert.equal((await store.get(old.key))?.version, 1, 'the old record is not ended');
+    assert.equal(await store.get(created.key), null);
+    assert.deepEqual((await store.listByUser('u1')).map((r) => r.key), [old.key]);
     await store.close();
   });
 

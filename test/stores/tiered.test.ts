@@ -14,6 +14,7 @@ import { alternateWrites } from '../helpers/tiered.js';
 const shared = new WeakMap<SessionStore, MemoryStore>();
 runStoreSuite({
   name: 'tiered over memory',
+  regenerates: true,
   open: async (clock) => {
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     const tier = new TieredStore({ shared: memory, clock });

@@ -7,7 +7,7 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { systemClock, assertNextVersion, isExpired, stampOf } from '../../core/store.js';
+import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, stampOf } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { fromStoredKey, toStoredKey } from './keys.js';
@@ -83,24 +83,48 @@ export class MemoryStore implements SessionStore {
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
     this.#open();
     assertNextVersion(record, expectedVersion);
+    return this.#put(record, expectedVersion, this.#packed(record));
+  }
+
+  /**
+   * A login's two writes at once (see SessionStore.regenerate): nothing runs between them in this
+   * process, and every check that could fail (the new key free, the new record's size, the old
+   * record's version) is made before either is written, so it is all or nothing.
+   */
+  async regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
+    this.#open();
+    assertRegeneration(ended, expectedVersion, created);
+    const stored = toStoredKey(created.key);
+    const value = this.#records.peek(stored);
+    if (value !== undefined && this.#live(stored, value)) throw idCollision();
+    const packed = this.#packed(created);
+    const res = this.#put(ended, expectedVersion, this.#packed(ended));
+    return res.ok ? this.#put(created, 0, packed) : res;
+  }
+
+  /** The record packed for the table (null when it is written already past a deadline), its size checked against the bound. */
+  #packed(record: SessionRecord): string | null {
+    // Written already past a deadline (how the engine ends a regenerated record): nothing to keep.
+    if (isExpired(record, this.#clock.now())) return null;
+    const packed = this.#packer.pack(record, record.key);
+    const size = entryBytes(toStoredKey(record.key), packed);
+    const max = this.#records.maxBytes;
+    if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
+    return packed;
+  }
+
+  /** The compare-and-set of `set`, with the record already packed (`#packed`). */
+  #put(record: SessionRecord, expectedVersion: number, packed: string | null): SetResult {
     const stored = toStoredKey(record.key);
     const value = this.#records.peek(stored);
     const current = value === undefined ? null : this.#live(stored, value);
     const currentVersion = current ? current.version : 0;
     if (currentVersion !== expectedVersion) return { ok: false, current: currentVersion };
-    if (isExpired(record, this.#clock.now())) {
-      // Written already past a deadline (how the engine ends a regenerated record): nothing to keep.
-      if (current) {
-        this.#remove(stored, current);
-        this.#notify(record.key);
-      }
+    if (current) this.#remove(stored, current);
+    if (packed === null) {
+      if (current) this.#notify(record.key);
       return { ok: true };
     }
-    const packed = this.#packer.pack(record, record.key);
-    const size = entryBytes(stored, packed);
-    const max = this.#records.maxBytes;
-    if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
-    if (current) this.#remove(stored, current);
     if (record.userId !== null) this.#index(record.userId, stored);
     this.#records.put(stored, packed);
     this.#notify(record.key, stampOf(record));

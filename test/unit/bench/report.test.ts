@@ -60,6 +60,44 @@ test('targets: each figure is judged against its own limit, from the same run', 
   assert.deepEqual(t.memory.map((x) => [x.id, x.met]), [['tether-memory', true], ['tether-tiered', false]]);
 });
 
+test('targets: a write\'s share of the anchor\'s overhead is also paired pass by pass, and the server process alone is judged apart', () => {
+  const withPasses = (s: StackSummary, byPass: number[], server: number): StackSummary => {
+    s.results.write = { ...s.results.write!, overheadByPassUs: byPass, serverOverheadUs: server };
+    return s;
+  };
+  const t = targetChecks(run([
+    stack('fastify-bare', 0, 0),
+    withPasses(stack('fastify-session-redis', 70, 300, { lost: 44 }), [300, 250, 400], 260),
+    withPasses(stack('tether-fastify-redis', 20, 160, { lost: 0 }), [160, 150, 150], 110),
+  ], MEMORY));
+  const w = t.writes[0]!;
+  assert.equal(w.met, false);
+  assert.equal(w.share!.median, 160 / 300);
+  // Per pass: 160/300, 150/250, 150/400.
+  assert.deepEqual(w.share!.passes, [150 / 400, 150 / 250]);
+  assert.equal(t.fastifySessionServerWriteUs, 260);
+  assert.deepEqual(t.serverWrites.map((x) => [x.id, x.value, x.met]), [['tether-fastify-redis', 110, true]]);
+  assert.equal(t.serverWrites[0]!.share!.passes, null, 'per-pass figures are of the combined CPU only');
+  const file = run([
+    stack('fastify-bare', 0, 0),
+    withPasses(stack('fastify-session-redis', 70, 300, { lost: 44 }), [300, 250, 400], 260),
+    withPasses(stack('tether-fastify-redis', 20, 160, { lost: 0 }), [160, 150, 150], 110),
+  ], MEMORY);
+  const dir = mkdtempSync(join(tmpdir(), 'tether-report-'));
+  try {
+    mkdirSync(join(dir, 'results'));
+    mkdirSync(join(dir, 'docs'));
+    writeFileSync(join(dir, 'results', 'run.json'), JSON.stringify(file));
+    writeFileSync(join(dir, 'analysis.md'), '## Analysis\n');
+    renderReport({ resultsDir: join(dir, 'results'), docsDir: join(dir, 'docs'), analysis: join(dir, 'analysis.md') });
+    const md = readFileSync(join(dir, 'docs', 'benchmarks.md'), 'utf8');
+    assert.match(md, /Tether Fastify \+ Redis 160 µs, 53 % \(per pass 38 %–60 %\) \(not met\)/);
+    assert.match(md, /the server process's CPU alone; @fastify\/session 260 µs, so ≤ 130 µs\): Tether Fastify \+ Redis 110 µs, 42 % \(met\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('targets: a stack answering other statuses has not met zero lost updates, and absent anchors mean not measured', () => {
   const t = targetChecks(run([stack('tether-fastify-memory', 30, 60, { lost: 0, ok: 48 })], null));
   assert.equal(t.lostUpdates[0]!.met, false);
@@ -93,7 +131,7 @@ test('the page and chart are generated from the results files, with machine, ver
   assert.match(md, /Versions: tether 0\.1\.0, @fastify\/session 11\.1\.3/);
   assert.match(md, /asks for @fastify\/session 11\.1\.6 or later; 11\.1\.3 is installed/);
   assert.match(md, /Tether Fastify \+ tiered\/Redis \(eventual\) 4\.50 µs \(met\)/);
-  assert.match(md, /\(134 µs, so ≤ 67\.0 µs\): Tether Fastify \+ tiered\/Redis \(eventual\) 60\.0 µs \(met\)/);
+  assert.match(md, /\(134 µs, so ≤ 67\.0 µs\), counting redis-server's CPU with the server's: Tether Fastify \+ tiered\/Redis \(eventual\) 60\.0 µs, 45 % \(met\)/);
   assert.match(md, /0 lost across the 1 Tether stacks → \*\*met\*\*/);
   assert.match(md, /\| @fastify\/session \+ connect-redis \| 77\.0 \| 134 \| 49 of 50 \|/);
   assert.match(md, /\| Stack \| req\/s \| ×node \| p50 ms \| p50 ×node \| p99 ms \| p99 ×node \|/);

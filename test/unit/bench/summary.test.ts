@@ -56,6 +56,8 @@ test('store CPU counts in the figures overhead and ratios use, and errors are su
   assert.equal(r.storeCpuUs, 25);
   assert.equal(r.cpuUs, 125);
   assert.equal(r.overheadUs, 65);
+  assert.deepEqual(r.overheadByPassUs, [60, 70], 'each pass against the same pass of the bare framework');
+  assert.equal(r.serverOverheadUs, 40, 'the server process alone leaves redis-server out');
   assert.equal(r.commandsPerRequest, 2);
   assert.equal(r.non2xx, 1);
   assert.equal(r.errors, 2);
