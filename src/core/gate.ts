@@ -1,15 +1,25 @@
 /**
  * The per-session gate: in one process, requests that may write a session run their session
  * section one at a time, in arrival order. Read-only access never takes it.
+ *
+ * A key is held while it is in the map; its value is the queue of requests waiting for it. Taking a
+ * free key costs one map entry and one release function, no promise: only a request that has to
+ * wait gets one, resolved when the holder before it releases.
  * @module
  */
 import { SessionBusyError } from './errors.js';
 
 export type Release = () => void;
 
+/** A request waiting for its turn; `wake` hands it the key, unless it gave up (timed out) first. */
+interface Turn {
+  wake: (release: Release) => void;
+  gaveUp: boolean;
+}
+
 export class SessionGate {
-  /** The tail of each key's queue: resolves when the last holder releases. */
-  readonly #tails = new Map<string, Promise<void>>();
+  /** Held keys → the turns waiting for each, oldest first. */
+  readonly #queues = new Map<string, Turn[]>();
   #waiting = 0;
 
   /** Requests queued or holding, across keys. */
@@ -19,44 +29,48 @@ export class SessionGate {
 
   /** Holds `key` at once when no one holds or awaits it (no promise to wait for); null otherwise. */
   tryAcquire(key: string): Release | null {
-    return this.#tails.has(key) ? null : this.#enter(key).done;
+    if (this.#queues.has(key)) return null;
+    this.#queues.set(key, []);
+    this.#waiting++;
+    return this.#releaser(key);
   }
 
   /** Waits for every earlier holder of `key`, then holds it until `release()` is called. */
   async acquire(key: string, timeoutMs: number): Promise<Release> {
-    const { previous, done } = this.#enter(key);
-    if (previous) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), timeoutMs);
-      });
-      const outcome = await Promise.race([previous.then(() => 'ready' as const), timedOut]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') {
-        // Our turn still comes (the chain must not break); give it away at once.
-        void previous.then(done);
-        throw new SessionBusyError(timeoutMs);
-      }
-    }
-    return done;
+    const queue = this.#queues.get(key);
+    if (queue === undefined) return this.tryAcquire(key)!;
+    this.#waiting++;
+    const turn: Turn = { wake: () => {}, gaveUp: false };
+    const granted = new Promise<Release | null>((resolve) => {
+      const timer = setTimeout(() => {
+        // Still queued (a woken turn has cleared its timer): it is skipped when it comes, and fails now.
+        turn.gaveUp = true;
+        this.#waiting--;
+        resolve(null);
+      }, timeoutMs);
+      turn.wake = (release) => {
+        clearTimeout(timer);
+        resolve(release);
+      };
+    });
+    queue.push(turn);
+    const release = await granted;
+    if (release === null) throw new SessionBusyError(timeoutMs);
+    return release;
   }
 
-  /** Joins the end of `key`'s queue: the holder before us (if any) and our release. */
-  #enter(key: string): { previous: Promise<void> | undefined; done: Release } {
-    const previous = this.#tails.get(key);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous ? previous.then(() => mine) : mine;
-    this.#tails.set(key, tail);
-    this.#waiting++;
+  /** The release of one holding of `key`: hands the key to the next waiting turn, or frees it. Runs once. */
+  #releaser(key: string): Release {
     let released = false;
-    const done: Release = () => {
+    return () => {
       if (released) return;
       released = true;
       this.#waiting--;
-      release();
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+      const queue = this.#queues.get(key)!;
+      let next = queue.shift();
+      while (next !== undefined && next.gaveUp) next = queue.shift();
+      if (next === undefined) this.#queues.delete(key);
+      else next.wake(this.#releaser(key));
     };
-    return { previous, done };
   }
 }

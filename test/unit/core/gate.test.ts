@@ -31,4 +31,27 @@ describe('session gate', () => {
     assert.ok(gate.tryAcquire('k'), 'the timed-out turn was given away');
     assert.equal(gate.waiting, 1);
   });
+
+  it('acquire when several wait then each gets the key in arrival order, a turn that gave up is skipped, and a second release is a no-op', async () => {
+    const gate = new SessionGate();
+    const first = gate.tryAcquire('k')!;
+    const order: string[] = [];
+    const a = gate.acquire('k', 1_000).then((r) => (order.push('a'), r));
+    const quitter = gate.acquire('k', 20);
+    const b = gate.acquire('k', 1_000).then((r) => (order.push('b'), r));
+    await assert.rejects(quitter, { code: 'SESSION_BUSY' });
+    assert.equal(gate.waiting, 3, 'the holder and two queued; the one that gave up is not counted');
+    first();
+    first();
+    const releaseA = await a;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(order, ['a'], 'a second release of the first holder handed nothing on');
+    releaseA();
+    const releaseB = await b;
+    assert.deepEqual(order, ['a', 'b']);
+    assert.equal(gate.waiting, 1);
+    releaseB();
+    assert.equal(gate.waiting, 0);
+    assert.ok(gate.tryAcquire('k'), 'free once the last holder released');
+  });
 });
