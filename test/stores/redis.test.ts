@@ -167,6 +167,55 @@ describe('RedisStore own cases', () => {
     }
   });
 
+  it('redis store when a write or a regeneration conflicts then the stored value and its TTL stay as they were, and nothing is published', async () => {
+    const clock = new ManualClock();
+    const keyPrefix = nextPrefix();
+    const store = new RedisStore({ url: server.url, keyPrefix, clock, publishChanges: true });
+    const raw = new Redis(server.url);
+    const sub = new Redis(server.url);
+    const heard: string[] = [];
+    try {
+      await sub.psubscribe(`${keyPrefix}*`);
+      sub.on('pmessage', (_p, _c, m: string) => heard.push(m));
+      const rec = makeRecord(clock, { userId: 'cas-user', expiresAt: clock.now() + 60_000, absoluteExpiresAt: clock.now() + 30_000 });
+      await store.set(rec, 0);
+      await store.set({ ...rec, version: 2, data: '{"n":2}' }, 1);
+      const skey = `${keyPrefix}s:${rec.key}`;
+      const before = await raw.get(skey);
+      await new Promise((r) => setTimeout(r, 50));
+      heard.length = 0;
+      const unchanged = async (what: string): Promise<void> => {
+        assert.equal(await raw.get(skey), before, `${what}: the stored value is the one it found`);
+        const pttl = await raw.pttl(skey);
+        assert.ok(pttl > 25_000 && pttl <= 30_000, `${what}: the TTL still ends at the record's earlier deadline, pttl ${pttl}`);
+      };
+      // A stale writer (expects version 1), a stale regeneration (ends version 1), and a create over a live key.
+      assert.deepEqual(await store.set({ ...rec, version: 2, data: '{"stale":true}', expiresAt: clock.now() + 90_000, absoluteExpiresAt: clock.now() + 90_000 }, 1), { ok: false, current: 2 });
+      await unchanged('a stale write');
+      const fresh = makeRecord(clock, { userId: 'cas-user' });
+      assert.deepEqual(await store.regenerate!({ ...rec, version: 2, data: '"x"', expiresAt: clock.now() - 1, absoluteExpiresAt: clock.now() - 1 }, 1, fresh), { ok: false, current: 2 });
+      await unchanged('a stale regeneration');
+      assert.deepEqual(await store.set({ ...rec, version: 1, expiresAt: clock.now() + 90_000, absoluteExpiresAt: clock.now() + 90_000 }, 0), { ok: false, current: 2 });
+      await unchanged('a create over a live record');
+      assert.equal(await raw.exists(`${keyPrefix}s:${fresh.key}`), 0, 'the new record of the refused regeneration was not written');
+      assert.deepEqual(await raw.zrange(`${keyPrefix}u:cas-user`, 0, -1), [rec.key], 'the index is as it was');
+      await raw.ping();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(heard, [], 'a refused write reports no change');
+      // A value that is not a record (here too short to hold a header) is left as it is, and reads as no session.
+      const other = `${keyPrefix}s:${makeRecord(clock).key}`;
+      await raw.set(other, 'not a session', 'PX', 45_000);
+      const key = other.slice(`${keyPrefix}s:`.length);
+      assert.deepEqual(await store.set({ ...makeRecord(clock), key, version: 4 }, 3), { ok: false, current: 0 });
+      assert.equal(await raw.get(other), 'not a session');
+      assert.equal(await store.get(key), null);
+    } finally {
+      sub.disconnect();
+      raw.disconnect();
+      await store.close();
+    }
+  });
+
   it('redis store when a login regenerates a session then the old record and its index entry go in the same step', async () => {
     const keyPrefix = nextPrefix();
     const store = new RedisStore({ url: server.url, keyPrefix });
