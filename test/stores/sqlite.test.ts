@@ -278,6 +278,105 @@ describe('SqliteStore across connections', () => {
   });
 });
 
+describe('SqliteStore group commit', () => {
+  /** WAL frames written since the last TRUNCATE checkpoint (24-byte frame headers, 4 KiB pages). */
+  const walFrames = (raw: BetterSqlite3.Database): number => (raw.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>)[0]!.log;
+
+  it('writes made in one turn when committed then share one transaction, each answers for itself, and all are stored', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const raw = new Database(path);
+    try {
+      const recs = Array.from({ length: 8 }, () => makeRecord(clock));
+      for (const r of recs) await store.set(r, 0);
+      raw.pragma('wal_checkpoint(TRUNCATE)');
+      // One at a time: a commit each.
+      for (const r of recs) await store.set({ ...r, version: 2, data: '"one"' }, 1);
+      const sequential = walFrames(raw);
+      raw.pragma('wal_checkpoint(TRUNCATE)');
+      // In one turn: one commit for all, a conflict among them answered as such.
+      const answers = await Promise.all([
+        ...recs.map((r) => store.set({ ...r, version: 3, data: '"batch"' }, 2)),
+        store.set({ ...recs[0]!, version: 2, data: '"stale"' }, 1),
+      ]);
+      const batched = walFrames(raw);
+      assert.deepEqual(answers, [...recs.map(() => ({ ok: true })), { ok: false, current: 3 }], 'the stale write runs after the one queued before it');
+      for (const r of recs) assert.equal((await store.get(r.key))?.data, '"batch"');
+      assert.ok(batched < sequential / 2, `one commit writes fewer WAL frames: ${batched} batched against ${sequential} one at a time`);
+    } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+
+  it('a regeneration that fails in a batch then only it is rolled back, and the writes around it commit', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    try {
+      const [a, b, taken] = [makeRecord(clock, { userId: 'u' }), makeRecord(clock), makeRecord(clock)];
+      await store.set(a, 0);
+      await store.set(taken, 0);
+      const ended = { ...a, version: 2, data: '"x"', expiresAt: clock.now() - 1, absoluteExpiresAt: clock.now() - 1 };
+      const collide = { ...makeRecord(clock, { userId: 'u' }), key: taken.key };
+      const [before, regen, after] = await Promise.allSettled([
+        store.set(b, 0),
+        store.regenerate(ended, 1, collide),
+        store.set({ ...taken, version: 2, data: '"after"' }, 1),
+      ]);
+      assert.deepEqual(before, { status: 'fulfilled', value: { ok: true } });
+      assert.equal(regen.status, 'rejected');
+      assert.equal((regen as PromiseRejectedResult).reason.code, 'SESSION_CONFLICT');
+      assert.deepEqual(after, { status: 'fulfilled', value: { ok: true } });
+      assert.deepEqual(await store.get(a.key), a, 'the refused regeneration did not end the old record');
+      assert.deepEqual(await store.get(b.key), b);
+      assert.equal((await store.get(taken.key))?.data, '"after"');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('writes made in one turn then keep their order, other writes and close commit what is queued first, and a read in that turn sees what was acknowledged', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const heard: string[] = [];
+    store.subscribe((key, stamp) => heard.push(`${key}${stamp ? ' ' + stamp : ''}`));
+    const rec = makeRecord(clock, { userId: 'dave' });
+    const other = makeRecord(clock, { userId: 'dave' });
+    const late = makeRecord(clock);
+    try {
+      await store.set(rec, 0);
+      heard.length = 0;
+      const set = store.set({ ...rec, version: 2, data: '"2"' }, 1);
+      const gone = store.destroy(rec.key);
+      const made = store.set(other, 0);
+      assert.equal((await store.get(rec.key))?.data, rec.data, 'a read in the same turn sees the acknowledged version');
+      // destroyByUser runs at once, after the writes queued before it.
+      assert.equal(await store.destroyByUser('dave'), 1, 'the queued create was committed first, then removed');
+      assert.deepEqual(await set, { ok: true });
+      await gone;
+      assert.deepEqual(await made, { ok: true });
+      assert.equal(await store.get(rec.key), null);
+      assert.equal(await store.get(other.key), null);
+      assert.deepEqual(heard, [`${rec.key} 2:${rec.expiresAt}`, rec.key, `${other.key} 1:${other.expiresAt}`, other.key],
+        'subscribers hear each change once it committed, in order');
+      const queued = store.set(late, 0);
+      await store.close();
+      assert.deepEqual(await queued, { ok: true }, 'close commits what is queued');
+    } finally {
+      await store.close();
+    }
+    const again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    try {
+      assert.deepEqual(await again.get(late.key), late);
+    } finally {
+      await again.close();
+    }
+  });
+});
+
 describe('SqliteStore sweep and count', () => {
   it('sweep when change rows are past the retention window then trims them without disturbing an up-to-date subscriber', async () => {
     const { path } = await temp();

@@ -9,6 +9,13 @@
  * better-sqlite3 is synchronous: each call blocks the event loop for its duration, and a write waiting
  * for another process's lock blocks for up to `busyTimeoutMs`. Every write is an IMMEDIATE transaction,
  * so the compare-and-set, the user index (a column) and the change-log row commit together or not at all.
+ *
+ * Group commit: `set`, `regenerate`, `touch` and `destroy` calls made in one turn of the event loop
+ * are committed together, in the order they were made, at the end of that turn (`setImmediate`): one
+ * transaction and one write to the WAL for the lot, each call in its own savepoint, so one that fails
+ * or conflicts leaves the others as they are. Each promise settles only after that commit. A read
+ * made in the same turn does not see a queued write (which has not been acknowledged yet); every
+ * other write, and `close`, first commits what is queued, so writes keep the order they were made in.
  * @module
  */
 import type BetterSqlite3 from 'better-sqlite3';
@@ -73,6 +80,17 @@ interface Transactions {
   sweep(now: number): number;
 }
 
+/** A write waiting for the group commit, and then what it answered. */
+interface Queued {
+  op: string;
+  run: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  result?: unknown;
+  failed?: boolean;
+  error?: unknown;
+}
+
 export class SqliteStore implements SessionStore {
   readonly name = 'sqlite';
   readonly #db: BetterSqlite3.Database;
@@ -82,6 +100,10 @@ export class SqliteStore implements SessionStore {
   readonly #tx: Transactions;
   /** Change rows written by the transaction in progress (seq, key, stamp), announced once it commits. */
   readonly #pending: Array<readonly [number, string, string | undefined]> = [];
+  /** Writes waiting for this turn's group commit (see the module comment). */
+  #queue: Queued[] = [];
+  /** Runs a batch of queued writes in one IMMEDIATE transaction. */
+  readonly #commitBatch: (batch: Queued[]) => void;
   #sinceTrim = 0;
   #closed = false;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -106,6 +128,7 @@ export class SqliteStore implements SessionStore {
       this.#feed = new ChangeFeed(db, o.changePollMs);
       this.#s = prepareStatements(db);
       this.#tx = this.#transactions();
+      this.#commitBatch = this.#batches();
     } catch (err) {
       db.close();
       throw unavailable(err, 'open');
@@ -135,7 +158,7 @@ export class SqliteStore implements SessionStore {
     this.#open();
     assertNextVersion(record, expectedVersion);
     const p = this.#params(record, this.#clock.now());
-    return this.#write('set', () => this.#tx.set(p, expectedVersion));
+    return this.#enqueue('set', () => this.#tx.set(p, expectedVersion));
   }
 
   /** A login's two writes in one transaction (see SessionStore.regenerate): one commit, all or nothing. */
@@ -145,7 +168,7 @@ export class SqliteStore implements SessionStore {
     const now = this.#clock.now();
     const old = this.#params(ended, now);
     const fresh = this.#params(created, now);
-    return this.#write('regenerate', () => this.#tx.regenerate(old, expectedVersion, fresh));
+    return this.#enqueue('regenerate', () => this.#tx.regenerate(old, expectedVersion, fresh));
   }
 
   #params(record: SessionRecord, now: number): Params {
@@ -158,12 +181,13 @@ export class SqliteStore implements SessionStore {
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
     this.#open();
-    return this.#write('touch', () => this.#tx.touch({ key, expiresAt, lastSeenAt, now: this.#clock.now() }));
+    const now = this.#clock.now();
+    return this.#enqueue('touch', () => this.#tx.touch({ key, expiresAt, lastSeenAt, now }));
   }
 
   async destroy(key: string): Promise<void> {
     this.#open();
-    this.#write('destroy', () => this.#tx.destroy(key));
+    return this.#enqueue('destroy', () => this.#tx.destroy(key));
   }
 
   async listByUser(userId: string): Promise<SessionRecord[]> {
@@ -233,6 +257,7 @@ export class SqliteStore implements SessionStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#commitQueued();
     this.#closed = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     this.#feed.stop();
@@ -251,8 +276,48 @@ export class SqliteStore implements SessionStore {
     }
   }
 
+  /** Queues a write for this turn's group commit; the promise settles once that commit is done. */
+  #enqueue<T>(op: string, run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.#queue.length === 0) setImmediate(() => this.#commitQueued());
+      this.#queue.push({ op, run, resolve: resolve as (value: unknown) => void, reject });
+    });
+  }
+
+  /** Commits every queued write, in one transaction when there are several, and settles their promises. */
+  #commitQueued(): void {
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    if (batch.length === 1) {
+      const only = batch[0]!;
+      let out: unknown;
+      try {
+        out = this.#write(only.op, only.run);
+      } catch (err) {
+        only.reject(err);
+        return;
+      }
+      only.resolve(out);
+      return;
+    }
+    try {
+      this.#write('commit', () => this.#commitBatch(batch));
+    } catch (err) {
+      // The commit itself failed: none of the batch holds, whatever each call had answered.
+      for (const q of batch) q.reject(unavailable(err, q.op));
+      return;
+    }
+    for (const q of batch) {
+      if (q.failed) q.reject(unavailable(q.error, q.op));
+      else q.resolve(q.result);
+    }
+  }
+
   /** Runs one write transaction, then announces its change rows: only after the commit succeeded. */
   #write<T>(op: string, fn: () => T): T {
+    // Writes keep the order they were made in: whatever is queued commits first.
+    if (this.#queue.length > 0) this.#commitQueued();
     this.#pending.length = 0;
     let out: T;
     try {
@@ -280,6 +345,30 @@ export class SqliteStore implements SessionStore {
 
   #log(key: string, stamp?: string): void {
     this.#pending.push([this.#feed.log(key, stamp), key, stamp]);
+  }
+
+  /**
+   * The group commit's transaction: each queued write runs in its own savepoint (better-sqlite3 nests a
+   * transaction function called inside another), so one that throws is rolled back alone, its change
+   * rows dropped, and the rest commit.
+   */
+  #batches(): (batch: Queued[]) => void {
+    const run = this.#db.transaction((batch: Queued[]) => {
+      for (const q of batch) {
+        const mark = this.#pending.length;
+        try {
+          q.result = q.run();
+        } catch (err) {
+          // Some errors (a full disk, an I/O error) make SQLite roll back the whole transaction: then
+          // nothing of the batch holds, and the batch fails as one.
+          if (!this.#db.inTransaction) throw err;
+          this.#pending.length = mark;
+          q.failed = true;
+          q.error = err;
+        }
+      }
+    });
+    return (batch) => run.immediate(batch);
   }
 
   #transactions(): Transactions {
