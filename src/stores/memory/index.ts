@@ -83,7 +83,8 @@ export class MemoryStore implements SessionStore {
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
     this.#open();
     assertNextVersion(record, expectedVersion);
-    return this.#put(record, expectedVersion, this.#packed(record));
+    const stored = toStoredKey(record.key);
+    return this.#put(record, stored, expectedVersion, this.#packed(record, stored));
   }
 
   /**
@@ -94,28 +95,28 @@ export class MemoryStore implements SessionStore {
   async regenerate(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult> {
     this.#open();
     assertRegeneration(ended, expectedVersion, created);
-    const stored = toStoredKey(created.key);
-    const value = this.#records.peek(stored);
-    if (value !== undefined && this.#live(stored, value)) throw idCollision();
-    const packed = this.#packed(created);
-    const res = this.#put(ended, expectedVersion, this.#packed(ended));
-    return res.ok ? this.#put(created, 0, packed) : res;
+    const fresh = toStoredKey(created.key);
+    const value = this.#records.peek(fresh);
+    if (value !== undefined && this.#live(fresh, value)) throw idCollision();
+    const packed = this.#packed(created, fresh);
+    const old = toStoredKey(ended.key);
+    const res = this.#put(ended, old, expectedVersion, this.#packed(ended, old));
+    return res.ok ? this.#put(created, fresh, 0, packed) : res;
   }
 
   /** The record packed for the table (null when it is written already past a deadline), its size checked against the bound. */
-  #packed(record: SessionRecord): string | null {
+  #packed(record: SessionRecord, stored: string): string | null {
     // Written already past a deadline (how the engine ends a regenerated record): nothing to keep.
     if (isExpired(record, this.#clock.now())) return null;
     const packed = this.#packer.pack(record, record.key);
-    const size = entryBytes(toStoredKey(record.key), packed);
+    const size = entryBytes(stored, packed);
     const max = this.#records.maxBytes;
     if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
     return packed;
   }
 
-  /** The compare-and-set of `set`, with the record already packed (`#packed`). */
-  #put(record: SessionRecord, expectedVersion: number, packed: string | null): SetResult {
-    const stored = toStoredKey(record.key);
+  /** The compare-and-set of `set` under the record's stored key, with the record already packed (`#packed`). */
+  #put(record: SessionRecord, stored: string, expectedVersion: number, packed: string | null): SetResult {
     const value = this.#records.peek(stored);
     const current = value === undefined ? null : this.#live(stored, value);
     const currentVersion = current ? current.version : 0;

@@ -284,25 +284,17 @@ export class SqliteStore implements SessionStore {
     });
   }
 
-  /** Commits every queued write, in one transaction when there are several, and settles their promises. */
+  /**
+   * Commits every queued write and settles their promises: a call made alone is its own transaction,
+   * several share one (each in a savepoint, `#batches`).
+   */
   #commitQueued(): void {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    if (batch.length === 1) {
-      const only = batch[0]!;
-      let out: unknown;
-      try {
-        out = this.#write(only.op, only.run);
-      } catch (err) {
-        only.reject(err);
-        return;
-      }
-      only.resolve(out);
-      return;
-    }
     try {
-      this.#write('commit', () => this.#commitBatch(batch));
+      if (batch.length === 1) batch[0]!.result = this.#write(batch[0]!.op, batch[0]!.run);
+      else this.#write('commit', () => this.#commitBatch(batch));
     } catch (err) {
       // The commit itself failed: none of the batch holds, whatever each call had answered.
       for (const q of batch) q.reject(unavailable(err, q.op));
