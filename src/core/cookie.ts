@@ -1,17 +1,41 @@
 /**
- * The session cookie: read from the Cookie header (cookie's parser keeps the first of duplicate
- * names, so a tossed cookie with a longer path cannot shadow ours deterministically), written as
- * Set-Cookie with attributes fixed at construction, never derived from request data.
+ * The session cookie: read from the Cookie header (the first pair with its exact name, so a tossed
+ * cookie with a longer path cannot shadow ours deterministically), written as Set-Cookie with
+ * attributes fixed at construction, never derived from request data.
  * @module
  */
-import { parse, serialize } from 'cookie';
+import { serialize } from 'cookie';
 import type { ResolvedCookie } from './options.js';
 
-/** The raw value of the session cookie, or undefined. Header size is bounded by the HTTP server. */
+const EQUALS = 0x3d;
+const isBlank = (c: number): boolean => c === 0x20 || c === 0x09;
+
+/**
+ * The raw value of the first pair in a Cookie header whose name is exactly `name`, trimmed of spaces
+ * and tabs, or undefined when there is none or it is empty. Header size is bounded by the HTTP server.
+ *
+ * `cookie`'s parser is not used here because it trims the names it reads, so `sid =x` or `sid\t=x`
+ * would count as `sid`; RFC 6265 §4.2.1 names carry no whitespace, and only the exact name is ours
+ * (`SID`, `__HOST-sid`, `sid ` are other cookies). Values are not decoded: the caller checks them.
+ */
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header || !header.includes(name)) return undefined;
-  // Only the exact name counts: `SID`, `__HOST-sid`, `sid ` are other cookies.
-  return parse(header)[name] || undefined;
+  const len = header.length;
+  let at = 0;
+  while (at < len) {
+    let end = header.indexOf(';', at);
+    if (end < 0) end = len;
+    while (at < end && isBlank(header.charCodeAt(at))) at++;
+    if (header.startsWith(name, at) && header.charCodeAt(at + name.length) === EQUALS) {
+      let from = at + name.length + 1;
+      let to = end;
+      while (from < to && isBlank(header.charCodeAt(from))) from++;
+      while (to > from && isBlank(header.charCodeAt(to - 1))) to--;
+      return from < to ? header.slice(from, to) : undefined;
+    }
+    at = end + 1;
+  }
+  return undefined;
 }
 
 /**

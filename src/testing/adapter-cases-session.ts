@@ -200,7 +200,7 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     const env = await setup(t);
     const s = await newSession(env);
     const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
-    for (const name of ['SID', '__HOST-sid', '__Host-sid', 'Sid', 'sid2', 'xsid']) {
+    for (const name of ['SID', '__HOST-sid', '__Host-sid', 'Sid', 'sid2', 'xsid', 'sid ', 'sid\t', ' sid ']) {
       const r = await env.call('GET', '/state', { cookie: `${name}=${value}` });
       assert.equal(r.status, 200);
       assert.equal(r.json?.isNew, true, name);
@@ -217,7 +217,7 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(a.has('domain'), false);
     assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false);
     const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
-    for (const name of ['__HOST-sid', 'sid', '__host-sid']) assert.equal((await env.call('GET', '/state', { cookie: `${name}=${value}` })).json?.isNew, true, name);
+    for (const name of ['__HOST-sid', 'sid', '__host-sid', '__Host-sid ', '__Host-sid\t']) assert.equal((await env.call('GET', '/state', { cookie: `${name}=${value}` })).json?.isNew, true, name);
   });
 
   test('rotated secrets when an old-secret cookie is presented then it still works and is re-signed; once dropped it is refused', async (t) => {

@@ -4,7 +4,7 @@
  * @module
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { parse } from 'cookie';
+import { readCookie } from '../../core/cookie.js';
 
 /** express-session's default cookie name. */
 export const LEGACY_COOKIE_NAME = 'connect.sid';
@@ -26,27 +26,31 @@ export function unsignLegacy(signed: string, secrets: readonly Buffer[]): string
   return ok ? value : null;
 }
 
+/**
+ * The value of the cookie `name` as express-session wrote it: URI-encoded (`s%3A…`), so decoded the
+ * way its parser decodes (a value that does not decode is kept as it is).
+ */
+function legacyValue(cookieHeader: string | undefined, name: string): string | undefined {
+  const raw = readCookie(cookieHeader, name);
+  if (raw === undefined || !raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /** The express-session ID a Cookie header carries under `name`, if its signature holds. */
 export function legacySessionId(cookieHeader: string | undefined, name: string, secrets: readonly Buffer[]): string | null {
-  if (!cookieHeader || !cookieHeader.includes(name) || secrets.length === 0) return null;
-  let raw: string | undefined;
-  try {
-    raw = parse(cookieHeader)[name];
-  } catch {
-    return null;
-  }
+  if (secrets.length === 0) return null;
+  const raw = legacyValue(cookieHeader, name);
   if (!raw || !raw.startsWith('s:')) return null;
   return unsignLegacy(raw.slice(2), secrets);
 }
 
 /** True when a raw cookie value has express-session's signed form (so it is not one of ours). */
 export function isLegacyValue(cookieHeader: string | undefined, name: string): boolean {
-  if (!cookieHeader || !cookieHeader.includes(name)) return false;
-  try {
-    return parse(cookieHeader)[name]?.startsWith('s:') ?? false;
-  } catch {
-    return false;
-  }
+  return legacyValue(cookieHeader, name)?.startsWith('s:') ?? false;
 }
 
 /** The Cookie header without the cookie `name` (when Tether and express-session share a name). */

@@ -34,6 +34,28 @@ describe('SessionCookie', () => {
   });
 });
 
+describe('readCookie', () => {
+  const cases: Array<[string, string | undefined, string]> = [
+    ['sid=a.b', 'a.b', 'the only pair'],
+    ['x=1; sid=a.b; y=2', 'a.b', 'among others'],
+    ['sid=first; sid=second', 'first', 'the first of duplicates'],
+    ['sid =forged; sid=a.b', 'a.b', 'a name with a trailing space is another cookie'],
+    ['sid\t=forged', undefined, 'a name with a trailing tab is another cookie'],
+    ['SID=x; __HOST-sid=y; xsid=z; sid2=w; sidx=v', undefined, 'names that contain or resemble it'],
+    ['x=1;sid=a.b', 'a.b', 'no space after the separator'],
+    ['x=1;  \tsid= a.b \t', 'a.b', 'blanks around the pair'],
+    ['sid=; sid=a.b', undefined, 'an empty first value (the first decides)'],
+    ['sid; sid=a.b', 'a.b', 'a pair without "=" is skipped'],
+    ['sid=a%2Eb', 'a%2Eb', 'values are not decoded'],
+    ['', undefined, 'an empty header'],
+  ];
+  for (const [header, expected, label] of cases) {
+    it(`header when ${label} then reads ${expected === undefined ? 'nothing' : expected}`, () => {
+      assert.equal(readCookie(header, 'sid'), expected);
+    });
+  }
+});
+
 describe('custom generateId', () => {
   it('ids when well-formed then are the ones the cookie carries', async () => {
     let n = 0;
