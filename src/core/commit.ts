@@ -184,7 +184,7 @@ export class Committer {
       } else {
         this.#e.emit('created', record.key, record.userId);
       }
-      if (record.userId !== null && record.userId !== s.loadedUserId) await this.#enforceLimit(record.userId, record.key);
+      if (record.userId !== null && record.userId !== s.loadedUserId) await this.#enforceLimit(record.userId, record.key, record.createdAt);
       return;
     }
     const record = s.record;
@@ -197,7 +197,7 @@ export class Committer {
       }));
       this.#keepWritten(record.key, final, written);
       if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.#e.issueCookie(s.id!, record.key));
-      if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key);
+      if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key, now);
       return;
     }
     if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
@@ -275,16 +275,28 @@ export class Committer {
     return r.data !== ENDED && !sessionExpired(r, now, this.#e.options);
   }
 
-  async #enforceLimit(userId: string, currentKey: string): Promise<void> {
+  /**
+   * Ends the user's oldest sessions beyond `maxSessionsPerUser`, after a login at `loginAt` (the new
+   * record's creation for a regenerated session, the commit's time for `setUser()`). Sessions are
+   * ordered by creation (the last login, for a regenerated one), ties by key, the same order on every
+   * node, and only sessions older than this login are ended: logins racing each other, which each see
+   * the other's new session, agree on which survive instead of ending each other.
+   */
+  async #enforceLimit(userId: string, currentKey: string, loginAt: number): Promise<void> {
     const max = this.#e.options.maxSessionsPerUser;
     if (max === 0) return;
     const now = this.#e.options.clock.now();
     const live = (await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser')).filter((r) => !sessionExpired(r, now, this.#e.options));
-    if (live.length <= max) return;
-    const victims = live.filter((r) => r.key !== currentKey).sort((a, b) => a.createdAt - b.createdAt).slice(0, live.length - max);
+    const excess = live.length - max;
+    if (excess <= 0) return;
+    const before = (a: SessionRecord, at: number, key: string): boolean => a.createdAt < at || (a.createdAt === at && a.key < key);
+    const victims = live.filter((r) => r.key !== currentKey && before(r, loginAt, currentKey))
+      .sort((a, b) => (before(a, b.createdAt, b.key) ? -1 : 1)).slice(0, excess);
     for (const v of victims) {
       await this.#e.call(() => this.#e.store.destroy(v.key), 'destroy');
       this.#e.emit('destroyed', v.key, userId, 'limit');
     }
   }
+
+
 }

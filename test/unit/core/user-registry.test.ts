@@ -45,6 +45,32 @@ for (const [name, open] of stores) {
       await tether.close();
     });
 
+    it('logins racing each other past maxSessionsPerUser then they agree on the survivors: never fewer than the limit', async () => {
+      for (const [max, racing] of [[1, 2], [2, 4], [1, 5]] as const) {
+        const clock = new ManualClock();
+        const tether = createTether({ secrets: [SECRET_A], store: await open(clock), clock, maxSessionsPerUser: max });
+        const cookies = (await Promise.all(Array.from({ length: racing }, () => trip(tether, undefined, (s) => s.login('frank'))))).map((t) => t.cookie!);
+        let alive = 0;
+        for (const c of cookies) if ((await trip(tether, c, () => {}, 'GET')).session.userId === 'frank') alive++;
+        assert.ok(alive >= max && alive <= max + 1, `limit ${max}, ${racing} racing logins: ${alive} alive`);
+        assert.equal((await tether.listUserSessions('frank')).length, alive);
+        await tether.close();
+      }
+    });
+
+    it('setUser() when it binds an older session past maxSessionsPerUser then the other device, logged in before, ends', async () => {
+      const clock = new ManualClock();
+      const tether = createTether({ secrets: [SECRET_A], store: await open(clock), clock, maxSessionsPerUser: 1 });
+      const old = await trip(tether, undefined, (s) => s.set('cart', 1));
+      clock.advance(1_000);
+      const other = await trip(tether, undefined, (s) => s.login('gina'));
+      clock.advance(1_000);
+      await trip(tether, old.cookie, (s) => s.setUser('gina'));
+      assert.equal((await trip(tether, other.cookie, () => {}, 'GET')).session.userId, null);
+      assert.equal((await trip(tether, old.cookie, () => {}, 'GET')).session.userId, 'gina');
+      await tether.close();
+    });
+
     it('maxSessionsPerUser when off (the default) then every login keeps its session', async () => {
       const clock = new ManualClock();
       const tether = createTether({ secrets: [SECRET_A], store: await open(clock), clock });
