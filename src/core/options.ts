@@ -28,7 +28,7 @@ export interface CookieOptions {
   sameSite?: SameSite;
   /** @default true in production, else false */
   secure?: boolean;
-  /** Persistent cookie lifetime; omitted (default) makes a browser-session cookie. */
+  /** Persistent cookie lifetime, at most absoluteTimeoutMs; omitted (default) makes a browser-session cookie. */
   maxAgeMs?: number;
 }
 
@@ -209,6 +209,10 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
 
   const idleTimeoutMs = input.idleTimeoutMs ?? TETHER_DEFAULTS.idleTimeoutMs;
   const absoluteTimeoutMs = input.absoluteTimeoutMs ?? TETHER_DEFAULTS.absoluteTimeoutMs;
+  if (c.maxAgeMs !== undefined && c.maxAgeMs > absoluteTimeoutMs) {
+    throw new OptionsInvalidError(`Tether options.cookie.maxAgeMs (${c.maxAgeMs}) is longer than absoluteTimeoutMs (${absoluteTimeoutMs}): ` +
+      'the cookie would outlive every session it can carry. Leave maxAgeMs unset (a browser-session cookie) or make it at most absoluteTimeoutMs');
+  }
   const csrf = input.csrf === false ? false : Object.freeze({
     header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,

@@ -63,6 +63,12 @@ describe('engine options', () => {
     invalid({ secrets: [SECRET_A], cookie: { name: '__Secure-sid' } }, /__Secure- prefix needs secure/);
   });
 
+  it('cookie maxAgeMs when longer than the absolute timeout then construction throws OPTIONS_INVALID (S14)', () => {
+    invalid({ secrets: [SECRET_A], absoluteTimeoutMs: 3_600_000, cookie: { maxAgeMs: 30 * 86_400_000 } }, /maxAgeMs \(2592000000\) is longer than absoluteTimeoutMs \(3600000\)/);
+    invalid({ secrets: [SECRET_A], cookie: { maxAgeMs: 12 * 3_600_000 + 1 } }, /longer than absoluteTimeoutMs \(43200000\)/);
+    assert.equal(createTether({ secrets: [SECRET_A], absoluteTimeoutMs: 3_600_000, cookie: { maxAgeMs: 3_600_000 } }).options.cookie.maxAgeMs, 3_600_000);
+  });
+
   it('cookie defaults when not production then sid, HttpOnly, SameSite=Lax, Path=/, not Secure', () => {
     const o = resolveOptions({ secrets: [SECRET_A], production: false });
     assert.deepEqual({ ...o.cookie }, { name: 'sid', path: '/', domain: undefined, sameSite: 'lax', secure: false, httpOnly: true, maxAgeMs: undefined });
