@@ -190,7 +190,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     production: config.production,
     idleTimeoutMs: config.idleTimeoutSec * 1000,
     absoluteTimeoutMs: config.absoluteTimeoutSec * 1000,
-    csrf: config.publicOrigin ? { origins: [config.publicOrigin] } : {},
+    // Every unsafe request must name its origin (browsers send Origin on every POST, PUT, PATCH, DELETE).
+    csrf: { requireOrigin: true, ...(config.publicOrigin ? { origins: [config.publicOrigin] } : {}) },
   });
   registerTetherMetrics(tether, registry);
   const products = await db.listProducts();

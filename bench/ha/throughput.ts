@@ -57,7 +57,7 @@ export function cannon(url: string, creds: Credential[], scenario: 'read' | 'wri
       requests: [{ method: 'GET', path: '/healthz' }],
       setupClient: (client) => {
         const c = creds[next++ % creds.length]!;
-        const headers = { cookie: c.cookie, 'x-csrf-token': c.csrf, 'content-type': 'application/json' };
+        const headers = { origin: new URL(url).origin, cookie: c.cookie, 'x-csrf-token': c.csrf, 'content-type': 'application/json' };
         client.setRequests(scenario === 'read'
           ? [{ method: 'GET', path: '/api/cart', headers }]
           : products.map((p) => ({ method: 'POST' as const, path: '/api/cart/items', headers, body: JSON.stringify({ productId: p, quantity: 1 }) })));

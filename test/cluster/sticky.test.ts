@@ -124,7 +124,7 @@ describe('cluster sticky routing', { timeout: 120_000 }, () => {
     const s = await client.request('GET', '/api/session');
     client.close();
     const body = JSON.stringify({ productId: 'one-packet', quantity: 3 });
-    const req = `POST /api/cart/items HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${client.cookieHeader}\r\nx-csrf-token: ${s.body.csrfToken}\r\n`
+    const req = `POST /api/cart/items HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\nCookie: ${client.cookieHeader}\r\nx-csrf-token: ${s.body.csrfToken}\r\n`
       + `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
     const out = await raw(app.port, [req], 1);
     assert.match(out, /^HTTP\/1\.1 201/);

@@ -68,7 +68,11 @@ export class TestClient {
       h['content-type'] = 'application/json';
       h['content-length'] = String(payload.length);
     }
-    if (method !== 'GET' && method !== 'HEAD' && this.csrfToken) h['x-csrf-token'] = this.csrfToken;
+    if (method !== 'GET' && method !== 'HEAD') {
+      // Like a browser, an unsafe request names the origin it comes from.
+      h.origin ??= this.#url.origin;
+      if (this.csrfToken) h['x-csrf-token'] = this.csrfToken;
+    }
     return new Promise<Reply>((resolve, reject) => {
       let localPort = 0;
       const req = http.request({

@@ -103,9 +103,10 @@ export class ShopClient {
   }
 
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Reply> {
-    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers };
-    if (this.cookies.size > 0) headers.cookie = this.cookieHeader;
     const unsafe = !['GET', 'HEAD', 'OPTIONS'].includes(method);
+    // Like a browser, an unsafe request names the origin it comes from.
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...(unsafe ? { origin: new URL(this.base).origin } : {}), ...options.headers };
+    if (this.cookies.size > 0) headers.cookie = this.cookieHeader;
     if ((options.csrf ?? unsafe) && this.csrf !== undefined) headers['x-csrf-token'] = this.csrf;
     let body: string | Buffer | undefined;
     if (options.json !== undefined) {

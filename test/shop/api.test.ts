@@ -200,14 +200,20 @@ describe('shop api: CSRF and request errors', () => {
     assert.equal((await c.get('/api/cart')).body.count, 0);
   });
 
-  it('unsafe request when Origin or Referer names another origin then 403 ORIGIN_MISMATCH', async () => {
+  it('unsafe request when Origin or Referer names another origin, or neither is sent, then 403 ORIGIN_MISMATCH', async () => {
     const c = new ShopClient(t.url);
     await c.session();
-    for (const headers of <Array<Record<string, string>>>[{ origin: 'https://evil.example' }, { origin: 'null' }, { origin: `${t.url}.evil.example` }, { referer: 'https://evil.example/page' }, { 'sec-fetch-site': 'cross-site' }]) {
-      assertError(await c.post('/api/cart/items', { productId: 'camp-mug' }, { headers }), 403, 'ORIGIN_MISMATCH');
+    // Sent raw: the client would otherwise name the shop's own origin, as a browser does.
+    const post = (headers: Record<string, string>) => rawRequest(t.url + '/api/cart/items', 'POST', {
+      cookie: c.cookieHeader, 'x-csrf-token': c.csrf!, 'content-type': 'application/json', ...headers,
+    }, JSON.stringify({ productId: 'headlamp' }));
+    for (const headers of <Array<Record<string, string>>>[{ origin: 'https://evil.example' }, { origin: 'null' }, { origin: `${t.url}.evil.example` }, { referer: 'https://evil.example/page' }, { 'sec-fetch-site': 'cross-site', origin: t.url }, {}]) {
+      assertError(await post(headers), 403, 'ORIGIN_MISMATCH');
     }
     const same = await c.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { origin: t.url } });
     assert.equal(same.status, 201, 'the shop\'s own origin is accepted');
+    assert.equal((await post({ referer: `${t.url}/cart` })).status, 201, 'a Referer of the shop itself stands in for a missing Origin');
+    assert.deepEqual((await c.get('/api/cart')).body.items.map((i: { productId: string }) => i.productId).sort(), ['camp-mug', 'headlamp']);
   });
 
   it('JSON route when sent another content type then 415 UNSUPPORTED_MEDIA_TYPE', async () => {

@@ -26,7 +26,7 @@ function slowAdd(url: string, c: ShopClient, productId: string): { started: Prom
   const reply = new Promise<{ status: number; body: any }>((resolve, reject) => { // eslint-disable-line @typescript-eslint/no-explicit-any
     const req = http.request(url + '/api/cart/items', {
       method: 'POST', agent: false,
-      headers: { cookie: c.cookieHeader, 'x-csrf-token': c.csrf!, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), expect: '100-continue' },
+      headers: { origin: new URL(url).origin, cookie: c.cookieHeader, 'x-csrf-token': c.csrf!, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), expect: '100-continue' },
     }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
