@@ -172,6 +172,36 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(env.store.writes, 0);
   });
 
+  test('session ID when offered anywhere but the cookie then it is ignored: query, path parameter, headers (S5)', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
+    env.store.resetCounts();
+    const offers: Array<[string, Record<string, string>]> = [
+      [`/state?sid=${value}`, {}], [`/state;jsessionid=${value}`, {}], [`/state;sid=${value}`, {}],
+      ['/state', { 'x-session-id': value }], ['/state', { authorization: `Bearer ${value}` }], ['/state', { 'x-sid': s.cookie }],
+    ];
+    for (const [path, headers] of offers) {
+      const r = await env.call('GET', path, { headers });
+      assert.ok(r.status < 500, `${path} ${Object.keys(headers)} → ${r.status}`);
+      if (r.status === 200) assert.equal(r.json?.isNew, true, `${path} ${Object.keys(headers)}`);
+    }
+    assert.equal(env.store.calls.get, 0, 'nothing but the cookie leads to a store lookup');
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false, 'the cookie itself still works');
+  });
+
+  test('many tiny cookies when sent beside the session cookie then it is still found; past the header limit 431, never a 500', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const tiny = (n: number) => Array.from({ length: n }, (_, i) => `a${i}=`).join('; ');
+    const found = await env.call('GET', '/state', { cookie: `${tiny(1_500)}; ${s.cookie}` });
+    assert.equal(found.status, 200);
+    assert.equal(found.json?.isNew, false);
+    const huge = await env.call('GET', '/state', { cookie: `${tiny(3_000)}; ${s.cookie}` });
+    assert.equal(huge.status, 431);
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false, 'the server is still up');
+  });
+
   test('signed, well-formed, never-issued ID when presented then it is not adopted', async (t) => {
     const env = await setup(t);
     const forged = generateId();
