@@ -112,6 +112,8 @@ export interface TargetFigure {
 export interface TargetChecks {
   /** Read overhead of each tiered-over-Redis stack, limit 5 µs. */
   reads: TargetFigure[];
+  /** Read overhead of the floor stack (cookie parse, one SHA-256, a Map lookup); null when not measured. */
+  floorReadUs: number | null;
   /** @fastify/session's write overhead, whose half is the write limit; null when not measured. */
   fastifySessionWriteUs: number | null;
   /** Write overhead of each Redis-backed Tether stack (server and redis-server CPU). */
@@ -158,6 +160,7 @@ export function targetChecks(r: Pick<RunFile, 'stacks' | 'memory'>): TargetCheck
   const es = mem('express-session-memory')?.bytesPerSession ?? null;
   return {
     reads: figures(TIERED_STACKS, 'read', (v) => v <= READ_LIMIT_US),
+    floorReadUs: by('fastify-floor')?.results.read?.overheadUs ?? null,
     fastifySessionWriteUs: fsw,
     writes: halves(fsw, (w) => w.overheadUs, true),
     fastifySessionServerWriteUs: fss,
@@ -179,6 +182,11 @@ function targets(r: RunFile): string {
   const lines: string[] = [];
   lines.push(`- Reads, Tether with the tiered store over Redis, at most ${READ_LIMIT_US} µs of session overhead: ` +
     (t.reads.length ? list(t.reads, 'µs') : 'not measured (no tiered store in this run)'));
+  if (t.floorReadUs !== null) {
+    lines.push(`- The floor under that target, in the same run: parsing the cookie, one SHA-256 of the ID (the store key SECURITY.md S7 requires) and a Map lookup, ` +
+      `with nothing else, cost ${num(t.floorReadUs)} µs of overhead on Fastify ` +
+      `(${t.floorReadUs <= READ_LIMIT_US ? 'within' : `${ratio(t.floorReadUs / READ_LIMIT_US)} of`} the ${READ_LIMIT_US} µs limit)`);
+  }
   const fsw = t.fastifySessionWriteUs;
   const pct = (x: number) => `${Math.round(x * 100)} %`;
   const shares = (xs: TargetFigure[]) => xs.map((x) => `${x.label} ${num(x.value)} µs, ${pct(x.share!.median)}` +

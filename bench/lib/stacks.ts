@@ -8,7 +8,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export type Framework = 'node' | 'express' | 'fastify';
-export type Layer = 'none' | 'tether' | 'express-session' | 'fastify-session';
+/** 'floor' is not a session layer: the cookie parse, SHA-256 and Map lookup any layer keyed by a hash of the ID pays (bench/stacks/fastify.ts). */
+export type Layer = 'none' | 'floor' | 'tether' | 'express-session' | 'fastify-session';
 /** 'tiered' is TieredStore's default consistency over Redis ('fenced': a PING per read batch); 'tiered-eventual' reads locally with no round trip. */
 export type StoreKind = 'none' | 'memory' | 'sqlite' | 'redis' | 'tiered' | 'tiered-eventual';
 
@@ -44,6 +45,7 @@ export const STACKS: readonly StackSpec[] = [
   bare('node', 'node:http (no sessions)'),
   bare('fastify', 'Fastify (no sessions)'),
   bare('express', 'Express (no sessions)'),
+  { id: 'fastify-floor', label: 'Floor: cookie + SHA-256 + Map (Fastify)', framework: 'fastify', layer: 'floor', store: 'none', baseline: 'fastify-bare', cookieName: 'sid' },
   { id: 'express-session-memory', label: 'express-session + MemoryStore', framework: 'express', layer: 'express-session', store: 'memory', baseline: 'express-bare', cookieName: 'connect.sid' },
   { id: 'express-session-redis', label: 'express-session + connect-redis', framework: 'express', layer: 'express-session', store: 'redis', baseline: 'express-bare', cookieName: 'connect.sid' },
   { id: 'fastify-session-redis', label: '@fastify/session + connect-redis', framework: 'fastify', layer: 'fastify-session', store: 'redis', baseline: 'fastify-bare', cookieName: 'sessionId' },

@@ -5,9 +5,11 @@
  * @module
  */
 import { createRequire } from 'node:module';
+import { hash, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parse } from 'cookie';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
 import { tetherPlugin } from 'tether/fastify';
@@ -36,6 +38,64 @@ function bare(app: FastifyInstance, counter: Counter): void {
   app.post(ROUTES.write, async (_req, reply) => { counter.handled++; fake.n++; return json(reply, readBody(fake)); });
   app.post(ROUTES.login, async (_req, reply) => { counter.handled++; fake.user = loginUser(counter.handled); return json(reply, `{"csrf":"${DUMMY_CSRF}"}`); });
   app.post(ROUTES.seed, async (_req, reply) => { counter.handled++; return json(reply, `{"csrf":"${DUMMY_CSRF}"}`); });
+}
+
+/**
+ * The floor under any session layer that keys its sessions by a hash of the ID (SECURITY.md S7): one
+ * hook parses the Cookie header with \`cookie\`, hashes the ID once with SHA-256 and looks the session
+ * up in a Map. Nothing else: no signature, no expiry, no copy or comparison of the data, no store
+ * call, no CSRF check, no concurrency control (it loses updates like the anchors). It is not a
+ * contender; its read overhead shows what part of a session layer's cost no implementation of S7 avoids.
+ */
+function floor(app: FastifyInstance, counter: Counter): void {
+  const sessions = new Map<string, ShopSession>();
+  const keyOf = (id: string): string => hash('sha256', id, 'base64url');
+  const newId = (): string => randomBytes(32).toString('base64url');
+  const cookie = (id: string) => `sid=${id}; Path=/; HttpOnly; SameSite=Lax`;
+  app.decorateRequest('floor', null);
+  type Floor = { key: string; data: ShopSession } | null;
+  const at = (req: FastifyRequest): Floor => (req as unknown as { floor: Floor }).floor;
+  app.addHook('onRequest', (req, _reply, done) => {
+    const id = req.headers.cookie ? parse(req.headers.cookie).sid : undefined;
+    if (id) {
+      const key = keyOf(id);
+      const data = sessions.get(key);
+      if (data) (req as unknown as { floor: Floor }).floor = { key, data };
+    }
+    done();
+  });
+  app.get(ROUTES.read, async (req, reply) => { counter.handled++; return json(reply, readBody(at(req)?.data)); });
+  app.post(ROUTES.write, async (req, reply) => {
+    counter.handled++;
+    const d = at(req)!.data;
+    d.n++;
+    return json(reply, readBody(d));
+  });
+  app.post(ROUTES.login, async (req, reply) => {
+    counter.handled++;
+    const s = at(req)!;
+    const id = newId();
+    sessions.delete(s.key);
+    s.data.user = loginUser(counter.handled);
+    sessions.set(keyOf(id), s.data);
+    reply.header('set-cookie', cookie(id));
+    return json(reply, `{"csrf":"${DUMMY_CSRF}"}`);
+  });
+  app.post(ROUTES.race, async (req, reply) => {
+    counter.handled++;
+    const d = at(req)!.data;
+    const r = d.r;
+    await raceDelay();
+    d.r = r + 1;
+    return json(reply, readBody(d));
+  });
+  app.post(ROUTES.seed, async (req, reply) => {
+    counter.handled++;
+    const id = newId();
+    sessions.set(keyOf(id), seedOf(req));
+    reply.header('set-cookie', cookie(id));
+    return json(reply, `{"csrf":"${DUMMY_CSRF}"}`);
+  });
 }
 
 interface FastifySessionObject extends ShopSession {
@@ -112,6 +172,7 @@ export async function buildFastify(spec: StackSpec, env: StackEnv, counter: Coun
   const app = Fastify({ logger: false });
   let close = async (): Promise<void> => {};
   if (spec.layer === 'none') bare(app, counter);
+  else if (spec.layer === 'floor') floor(app, counter);
   else if (spec.layer === 'fastify-session') close = await withFastifySession(app, env, counter);
   else if (spec.layer === 'tether') close = await withTether(app, spec, env, counter);
   else throw new Error(`Fastify has no layer ${spec.layer}`);
