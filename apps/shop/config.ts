@@ -92,6 +92,17 @@ function checkStoreUrl(name: string, url: string, allowed: readonly string[]): s
   return url;
 }
 
+/** Whether a store URL names data kept inside one process (the memory store, an in-memory SQLite database). */
+export function processLocal(url: string): boolean {
+  let target: ReturnType<typeof parseStoreUrl>;
+  try {
+    target = parseStoreUrl(url);
+  } catch {
+    return false; // reported where the URL is checked
+  }
+  return target.kind === 'memory' || (target.kind === 'sqlite' && target.path === ':memory:');
+}
+
 function parseOrigin(name: string, raw: string): string {
   let u: URL;
   try {
@@ -168,6 +179,13 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     }
   }
   if (dbUrlRaw !== undefined) checkStoreUrl('SHOP_DATABASE_URL', dbUrlRaw, ['sqlite', 'postgres', 'postgresql']);
+  // Each worker would hold its own copy of a store kept in process memory: a user routed to another
+  // worker (a new connection, a worker replaced) would find no session, or no account.
+  for (const [name, url] of [['TETHER_STORE', storeUrlRaw], ['SHOP_DATABASE_URL', dbUrlRaw]] as const) {
+    if (url !== undefined && workers > 1 && processLocal(url)) {
+      throw new ConfigError('TETHER_WORKERS', `${workers} workers cannot share ${name}=${url}, which lives inside each process; use TETHER_WORKERS=1 or a shared store (sqlite:PATH, redis://…, postgres://…)`);
+    }
+  }
 
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });

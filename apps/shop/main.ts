@@ -7,10 +7,10 @@
  */
 import { resolveOptions } from 'tether';
 import { runCluster } from 'tether/cluster';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, processLocal } from './config.js';
 import type { ShopConfig } from './config.js';
 
-/** Workers when TETHER_WORKERS is not set. */
+/** Workers when TETHER_WORKERS is not set (1 when a store lives inside the process). */
 const DEFAULT_WORKERS = 2;
 /** Upper bound of TETHER_DRAIN_DELAY_MS: the whole stop must fit in 10 s. */
 const MAX_DRAIN_DELAY_MS = 8_000;
@@ -44,7 +44,9 @@ function drainDelayMs(): number {
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const workers = process.env.TETHER_WORKERS?.trim() ? config.workers : DEFAULT_WORKERS;
+  // A store inside the process cannot be shared by workers (loadConfig refuses more than one when asked).
+  const local = processLocal(config.storeUrl) || processLocal(config.databaseUrl);
+  const workers = process.env.TETHER_WORKERS?.trim() ? config.workers : local ? 1 : DEFAULT_WORKERS;
   const cluster = await runCluster({
     workers,
     port: config.port,

@@ -54,6 +54,16 @@ describe('shop config', () => {
     }
   });
 
+  it('config when several workers would each hold their own in-memory store then throws naming TETHER_WORKERS', async () => {
+    const dir = await tempDir();
+    for (const env of [{ TETHER_STORE: 'memory' }, { TETHER_STORE: 'sqlite::memory:' }, { SHOP_DATABASE_URL: 'sqlite::memory:' }]) {
+      assert.throws(() => loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, TETHER_WORKERS: '2', ...env }, quiet),
+        { name: 'ConfigError', message: /^TETHER_WORKERS: 2 workers cannot share .* which lives inside each process/ }, JSON.stringify(env));
+      assert.equal(loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, TETHER_WORKERS: '1', ...env }, quiet).workers, 1);
+    }
+    assert.equal(loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, TETHER_WORKERS: '2', TETHER_STORE: `sqlite:${join(dir, 's.db')}` }, quiet).workers, 2);
+  });
+
   it('config when NODE_ENV=production without TETHER_SECRET then throws naming TETHER_SECRET', async () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'production', TETHER_DATA_DIR: 'unused' }, quiet), { name: 'ConfigError', message: /^TETHER_SECRET: is required/ });
   });

@@ -100,6 +100,20 @@ describe('shop restart', { timeout: 120_000 }, () => {
     assert.equal(await second.stop('SIGTERM'), 0);
   });
 
+  it('shop when TETHER_STORE=memory and TETHER_WORKERS is unset then it runs one worker, so every connection finds the session', async () => {
+    const shop = await spawnShop({ TETHER_DATA_DIR: await tempDir(), TETHER_STORE: 'memory' });
+    running.push(shop);
+    assert.match(shop.output(), /\(1 worker\(s\)/);
+    // Each ShopClient request opens a new connection: with two workers, about half of these carts
+    // would be created on one worker and looked for on the other.
+    for (let n = 0; n < 8; n++) {
+      const c = new ShopClient(shop.url);
+      await c.add('camp-mug', 1);
+      for (let i = 0; i < 3; i++) assert.equal((await c.get('/api/cart')).body.count, 1, `client ${n}, request ${i}`);
+    }
+    assert.equal(await shop.stop('SIGTERM'), 0);
+  });
+
   it('shop when NODE_ENV=production and TETHER_SECRET is unset then refuses to start, naming the variable', async () => {
     const { code, output } = await runShopToExit({ NODE_ENV: 'production', TETHER_DATA_DIR: await tempDir(), TETHER_SECRET: '' });
     assert.notEqual(code, 0);
