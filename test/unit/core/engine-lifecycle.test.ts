@@ -98,6 +98,35 @@ describe('engine lifecycle', () => {
     assert.equal(d.cookie, '', 'a cookie no secret verifies is cleared');
   });
 
+  it('secrets when rotated across nodes in two steps (add the new one last everywhere, then move it first) then no node ever refuses a cookie another signed', async () => {
+    const OLD = SECRET_B;
+    const NEW = SECRET_A;
+    const base = rig({ secrets: [OLD] });
+    let cookie = (await trip(base.tether, undefined, (s) => s.set('cart', ['fig']))).cookie;
+    // A user whose requests alternate between two nodes while the rollout reaches one node at a time.
+    const alternate = async (label: string, ...lists: string[][]) => {
+      const nodes = lists.map((secrets) => rig({ secrets }, base).tether);
+      for (let i = 0; i < 6; i++) {
+        const t = await trip(nodes[i % nodes.length]!, cookie, (s) => {
+          assert.equal(s.isNew, false, `${label}, request ${i}`);
+          assert.deepEqual(s.get('cart'), ['fig']);
+        }, 'GET');
+        cookie = t.cookie;
+      }
+    };
+    await alternate('step 1 reaching the first node', [OLD, NEW], [OLD]);
+    await alternate('step 1 done', [OLD, NEW], [OLD, NEW]);
+    await alternate('step 2 reaching the first node', [NEW, OLD], [OLD, NEW]);
+    await alternate('step 2 done', [NEW, OLD], [NEW, OLD]);
+    assert.deepEqual(new Signer([NEW]).unsign(valueOf(cookie!))?.stale, false, 'after step 2 the cookie is signed with the new secret');
+    await alternate('old secret dropped', [NEW]);
+
+    // The one-step way (the new secret first on one node while another does not know it yet) logs the user out.
+    let early = (await trip(base.tether, undefined, (s) => s.set('cart', ['fig']))).cookie;
+    early = (await trip(rig({ secrets: [NEW, OLD] }, base).tether, early, () => {}, 'GET')).cookie;
+    assert.equal((await trip(rig({ secrets: [OLD] }, base).tether, early, () => {}, 'GET')).session.isNew, true);
+  });
+
   it('cookie when forged, naming no session, ended, expired or live then rejectedCookie tells forged and unknown apart and counts them', async () => {
     const r = rig({ idleTimeoutMs: 60_000 });
     const rejectedBy = async (cookie: string | undefined): Promise<string | null> => (await trip(r.tether, cookie, () => {}, 'GET')).session.rejectedCookie;
