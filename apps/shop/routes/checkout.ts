@@ -1,7 +1,9 @@
 /**
  * Checkout, login required: shipping → payment → review → confirm, in that order (the server refuses
  * skipping), resumable on any device of the user. Confirm is idempotent per flow run: two concurrent
- * confirms place one order (unique idempotency key in the orders table).
+ * confirms place one order (unique idempotency key in the orders table), and a confirm that names its
+ * run (`runId` from GET /api/checkout) answers a repeat, a double click or a retry after a lost reply,
+ * with the order that run placed.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -9,13 +11,29 @@ import type { FastifyInstance } from 'fastify';
 import type { FlowView } from 'tether/flow';
 import type { Order } from '../db/index.js';
 import { centsToAmount, linesOf, subtractLines } from '../lib/cart.js';
-import { cartEmpty } from '../lib/errors.js';
+import { cartEmpty, validationFailed } from '../lib/errors.js';
+import { objectBody, onlyKeys } from '../lib/validate.js';
+import { FlowStepOutOfOrderError } from 'tether';
 import type { Payment, Shipping } from '../lib/checkout.js';
 import { requireUser } from '../context.js';
 import type { ShopContext, ShopUserContext } from '../context.js';
 
 function flowJson(v: FlowView): Record<string, unknown> {
-  return { step: v.step, steps: v.steps, data: v.data };
+  return { step: v.step, steps: v.steps, data: v.data, runId: v.runId };
+}
+
+/** The run a confirm names, if any: `{}` (or no body) confirms whatever run is current. */
+function confirmedRun(body: unknown): string | undefined {
+  if (body === undefined || body === null) return undefined;
+  const b = objectBody(body);
+  onlyKeys(b, ['runId']);
+  if (b.runId === undefined) return undefined;
+  if (typeof b.runId !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(b.runId)) throw validationFailed('runId must be the runId GET /api/checkout gave');
+  return b.runId;
+}
+
+function orderJson(order: Order): Record<string, unknown> {
+  return { orderId: order.id, total: centsToAmount(order.totalCents) };
 }
 
 async function placeOrder(ctx: ShopContext, userId: string, runId: string, data: Record<string, unknown>): Promise<{ order: Order; created: boolean }> {
@@ -55,13 +73,34 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
 
   app.post('/api/checkout/confirm', async (req, reply) => {
     const userId = requireUser(req);
-    const { order, created } = await ctx.checkout.complete(userId, (run) => placeOrder(ctx, userId, run.runId, run.data), {
-      // In the same write that ends the run: only what was ordered leaves the cart.
-      onCompleted: (c: ShopUserContext, result) => {
-        c.cart = subtractLines(linesOf(c.cart), result.order.items);
-      },
-    });
-    if (created) ctx.counters.ordersPlaced++;
-    return reply.code(created ? 201 : 200).send({ orderId: order.id, total: centsToAmount(order.totalCents) });
+    const runId = confirmedRun(req.body);
+    // The order a named run placed, if it did (for this user): a repeat of that confirm gets it again.
+    const placedBy = async (): Promise<Order | null> => {
+      if (runId === undefined) return null;
+      const placed = await ctx.db.findOrderByKey(`checkout:${runId}`);
+      return placed && placed.userId === userId ? placed : null;
+    };
+    let placed = await placedBy();
+    if (placed) return reply.code(200).send(orderJson(placed));
+    if (runId !== undefined && (await ctx.checkout.view(userId)).runId !== runId) {
+      // Ended meanwhile by a concurrent confirm of the same run, or not the current run at all.
+      placed = await placedBy();
+      if (placed) return reply.code(200).send(orderJson(placed));
+      throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
+    }
+    try {
+      const { order, created } = await ctx.checkout.complete(userId, (run) => placeOrder(ctx, userId, run.runId, run.data), {
+        // In the same write that ends the run: only what was ordered leaves the cart.
+        onCompleted: (c: ShopUserContext, result) => {
+          c.cart = subtractLines(linesOf(c.cart), result.order.items);
+        },
+      });
+      if (created) ctx.counters.ordersPlaced++;
+      return reply.code(created ? 201 : 200).send(orderJson(order));
+    } catch (err) {
+      placed = err instanceof FlowStepOutOfOrderError ? await placedBy() : null;
+      if (placed) return reply.code(200).send(orderJson(placed));
+      throw err;
+    }
   });
 }

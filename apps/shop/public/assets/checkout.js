@@ -80,7 +80,8 @@ function review() {
     onclick: async () => {
       place.disabled = true;
       try {
-        placed = await api('POST', '/api/checkout/confirm');
+        // Naming the run makes a retry (a lost reply, a second click) answer with the same order.
+        placed = await api('POST', '/api/checkout/confirm', { runId: flow.runId });
         await loadSession({ create: true });
         flow = await api('GET', '/api/checkout');
         render();
