@@ -32,6 +32,8 @@ export interface ShopConfig {
   newSessionsPerMinuteTotal: number;
   /** Requests per minute from one address whose session cookie is forged or names no session, before 429 (ID guessing). */
   rejectedCookiesPerMinute: number;
+  /** How long after a login ending other sessions needs no password again (ASVS 7.5.2); 0: always asked. */
+  reauthWindowSec: number;
   /** Set only when SHOP_ADMIN_PASSWORD is. */
   adminPassword: string | undefined;
   /** The origin unsafe requests must come from; undefined: the origin of the request's Host. */
@@ -57,6 +59,7 @@ export const SHOP_DEFAULTS = {
   newSessionsPerMinute: 120,
   newSessionsPerMinuteTotal: 6_000,
   rejectedCookiesPerMinute: 100,
+  reauthWindowSec: 900,
   minSecretLength: 32,
 } as const;
 
@@ -161,6 +164,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
   const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
   const rejectedCookiesPerMinute = integer(env, 'SHOP_REJECTED_COOKIES_PER_MINUTE', SHOP_DEFAULTS.rejectedCookiesPerMinute, 1, 1_000_000);
+  const reauthWindowSec = integer(env, 'SHOP_REAUTH_WINDOW', SHOP_DEFAULTS.reauthWindowSec, 0, 86_400);
   const adminPassword = env.SHOP_ADMIN_PASSWORD === undefined || env.SHOP_ADMIN_PASSWORD === '' ? undefined : env.SHOP_ADMIN_PASSWORD;
   if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 128)) {
     throw new ConfigError('SHOP_ADMIN_PASSWORD', 'must be 8 to 128 characters');
@@ -216,6 +220,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     newSessionsPerMinute,
     newSessionsPerMinuteTotal,
     rejectedCookiesPerMinute,
+    reauthWindowSec,
     adminPassword,
     publicOrigin,
     nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,

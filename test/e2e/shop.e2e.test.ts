@@ -1,7 +1,7 @@
 /**
  * The shop end to end in Chromium (playwright-core + Debian chromium): browse → add to cart → register →
  * cart kept → every checkout step → order listed; a second browser resumes the unfinished checkout;
- * "log out other sessions" logs the other browser out. Screenshots go to test-artifacts/; docs/shop.png
+ * "log out other sessions" logs the other browser out, and so does a password change. Screenshots go to test-artifacts/; docs/shop.png
  * (the README's) is written when missing or when UPDATE_SCREENSHOTS=1.
  */
 import { after, before, describe, it } from 'node:test';
@@ -178,6 +178,40 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.reload();
     await page.getByTestId('session-row').first().waitFor();
     assert.equal(await page.getByTestId('user').textContent(), `Hi, ${USERNAME}`, 'this browser stays logged in');
+  });
+
+  it('shopper when changing the password then the other browser is logged out and only the new password logs in', async () => {
+    await b.page.goto(t.url + '/login?next=/account');
+    await b.page.fill('#username', USERNAME);
+    await b.page.fill('#password', PASSWORD);
+    await b.page.getByRole('button', { name: 'Log in' }).click();
+    // The exact URL: the login page's own (?next=/account) ends with /account too.
+    await b.page.waitForURL(`${t.url}/account`);
+    const { page } = a;
+    await page.goto(t.url + '/account');
+    await page.getByTestId('session-row').nth(1).waitFor();
+    await page.getByLabel('Current password').fill('not my password');
+    await page.getByLabel('New password').fill('difference engine 1822');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByText('The current password is wrong.').waitFor();
+    await page.getByLabel('Current password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByText('Password changed; 1 other session logged out').waitFor();
+    await page.getByTestId('session-row').nth(1).waitFor({ state: 'detached' });
+    await b.page.goto(t.url + '/account');
+    await b.page.waitForURL(/\/login\?next=/);
+    await b.page.fill('#username', USERNAME);
+    await b.page.fill('#password', PASSWORD);
+    await b.page.getByRole('button', { name: 'Log in' }).click();
+    await b.page.getByText('Wrong username or password.').waitFor();
+    await b.page.fill('#password', 'difference engine 1822');
+    await b.page.getByRole('button', { name: 'Log in' }).click();
+    await b.page.waitForURL(`${t.url}/account`);
+    // This browser's session was renewed (new ID and CSRF token): it keeps working.
+    await page.reload();
+    await page.getByTestId('session-row').nth(1).waitFor();
+    await page.getByTestId('logout-others').click();
+    await page.getByTestId('session-row').nth(1).waitFor({ state: 'detached' });
   });
 
   it('shop when switched to the dark theme then keeps it across pages, and the pages raised no errors', async () => {

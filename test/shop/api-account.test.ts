@@ -158,10 +158,84 @@ describe('shop api: my sessions', () => {
   });
 });
 
+describe('shop api: ending sessions needs a recent login (SHOP_REAUTH_WINDOW=0: the password every time)', () => {
+  let strict: TestShop;
+  before(async () => {
+    strict = await startTestShop({ SHOP_REAUTH_WINDOW: '0', TETHER_STORE: 'memory' });
+  });
+  after(async () => {
+    await strict?.stop();
+  });
+
+  it('sessions when ended without the password then 401 REAUTH_REQUIRED; a wrong one 401 INVALID_CREDENTIALS; the right one ends them', async () => {
+    const a = new ShopClient(strict.url);
+    const username = uniqueName();
+    assert.equal((await a.register(username)).status, 201);
+    const b = new ShopClient(strict.url, 'device-b');
+    const c = new ShopClient(strict.url, 'device-c');
+    await b.login(username);
+    await c.login(username);
+    const idOf = async (agent: string) => ((await a.get('/api/me/sessions')).body as Array<{ id: string; userAgent: string }>).find((s) => s.userAgent === agent)!.id;
+    const bId = await idOf('device-b');
+    assertError(await a.request('DELETE', '/api/me/sessions/others'), 401, 'REAUTH_REQUIRED');
+    assertError(await a.request('DELETE', `/api/me/sessions/${bId}`), 401, 'REAUTH_REQUIRED');
+    assertError(await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'not it at all' } }), 401, 'INVALID_CREDENTIALS');
+    assertError(await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'correct horse battery', extra: 1 } }), 400, 'VALIDATION_FAILED');
+    assert.equal((await b.get('/api/session')).body.authenticated, true, 'nothing ended by the refused calls');
+    assert.deepEqual((await a.request('DELETE', `/api/me/sessions/${bId}`, { json: { password: 'correct horse battery' } })).body, { ended: 1 });
+    assert.equal((await b.get('/api/session')).body.authenticated, false);
+    assert.deepEqual((await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'correct horse battery' } })).body, { ended: 1 });
+    assert.equal((await c.get('/api/session')).body.authenticated, false);
+    assert.equal((await a.get('/api/session')).body.authenticated, true);
+  });
+});
+
+describe('shop api: password change', () => {
+  it('password when changed then the current password was required, this device gets a new ID and token, the others are logged out, and only the new password logs in', async () => {
+    const { client: a, username } = await newUser();
+    const b = new ShopClient(t.url, 'device-b');
+    await b.login(username);
+    assertError(await a.post('/api/me/password', { currentPassword: 'not the password', newPassword: 'a brand new secret' }), 401, 'INVALID_CREDENTIALS');
+    assertError(await a.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'short' }), 400, 'VALIDATION_FAILED');
+    assertError(await a.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'a brand new secret', logoutOtherSessions: 'yes' }), 400, 'VALIDATION_FAILED');
+    assert.equal((await b.get('/api/session')).body.authenticated, true, 'refused changes end nothing');
+
+    const oldCookie = a.cookieHeader;
+    const oldCookies = new Map(a.cookies);
+    const oldToken = a.csrf;
+    const r = await a.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'a brand new secret' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.endedSessions, 1);
+    assert.equal(r.body.authenticated, true);
+    assert.notEqual(a.cookieHeader, oldCookie, 'a new session ID (S19)');
+    assert.notEqual(a.csrf, oldToken, 'a new CSRF token');
+    assert.equal((await a.get('/api/session')).body.authenticated, true, 'this device stays logged in');
+    assert.equal((await b.get('/api/session')).body.authenticated, false, 'the other device is logged out (S29)');
+    const replay = new ShopClient(t.url);
+    for (const [k, v] of oldCookies) replay.cookies.set(k, v);
+    assert.equal((await replay.get('/api/session')).body.authenticated, false, 'the pre-change cookie is dead');
+
+    assertError(await new ShopClient(t.url).login(username), 401, 'INVALID_CREDENTIALS');
+    assert.equal((await new ShopClient(t.url).login(username, 'a brand new secret')).status, 200);
+  });
+
+  it('password when changed keeping the other sessions then they stay logged in; anonymous callers get 401 AUTH_REQUIRED', async () => {
+    const { client: a, username } = await newUser();
+    const b = new ShopClient(t.url);
+    await b.login(username);
+    const r = await a.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'another new secret', logoutOtherSessions: false });
+    assert.equal(r.body.endedSessions, 0);
+    assert.equal((await b.get('/api/session')).body.authenticated, true);
+    const anon = new ShopClient(t.url);
+    await anon.session();
+    assertError(await anon.post('/api/me/password', { currentPassword: 'x', newPassword: 'whatever it is' }), 401, 'AUTH_REQUIRED');
+  });
+});
+
 describe('shop api: checkout and orders', () => {
   it('checkout when steps are skipped or back is used at the start then 409 FLOW_STEP_OUT_OF_ORDER', async () => {
     const { client } = await newUser();
-    assert.deepEqual((await client.get('/api/checkout')).body, { step: 'shipping', steps: ['shipping', 'payment', 'review'], data: {} });
+    assert.deepEqual((await client.get('/api/checkout')).body, { step: 'shipping', steps: ['shipping', 'payment', 'review'], data: {}, runId: null });
     assertError(await client.post('/api/checkout/payment', CARD), 409, 'FLOW_STEP_OUT_OF_ORDER');
     assertError(await client.post('/api/checkout/confirm'), 409, 'FLOW_STEP_OUT_OF_ORDER');
     assertError(await client.post('/api/checkout/back'), 409, 'FLOW_STEP_OUT_OF_ORDER');
@@ -230,6 +304,42 @@ describe('shop api: checkout and orders', () => {
     assert.ok(ok.every((r) => r.body.orderId === ok[0]!.body.orderId), 'a second success returns the same order');
     assert.equal((await client.get('/api/orders')).body.length, 1);
     assert.equal((await client.get('/api/cart')).body.count, 0);
+  });
+
+  it('confirm when it names its run then a repeat, concurrent or later, answers 200 with the same order; a stale run is refused', async () => {
+    const { client } = await newUser();
+    await client.add('notebook', 2);
+    await client.post('/api/checkout/shipping', SHIPPING);
+    const view = (await client.post('/api/checkout/payment', CARD)).body;
+    assert.match(view.runId, /^[0-9a-f-]{36}$/);
+    const replies = await Promise.all([1, 2, 3].map(() => client.post('/api/checkout/confirm', { runId: view.runId })));
+    assert.deepEqual(replies.map((r) => r.status).sort(), [200, 200, 201]);
+    assert.equal(new Set(replies.map((r) => r.body.orderId)).size, 1, 'every reply names the one order');
+    const later = await client.post('/api/checkout/confirm', { runId: view.runId });
+    assert.equal(later.status, 200);
+    assert.equal(later.body.orderId, replies[0]!.body.orderId);
+    assert.equal((await client.get('/api/orders')).body.length, 1);
+
+    await client.add('candle', 1);
+    await client.post('/api/checkout/shipping', SHIPPING);
+    const next = (await client.post('/api/checkout/payment', CARD)).body;
+    assert.notEqual(next.runId, view.runId, 'a new run');
+    assertError(await client.post('/api/checkout/confirm', { runId: 'f'.repeat(36) }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await client.post('/api/checkout/confirm', { runId: 'no spaces' }), 400, 'VALIDATION_FAILED');
+    assertError(await client.post('/api/checkout/confirm', { runId: next.runId, extra: 1 }), 400, 'VALIDATION_FAILED');
+    assert.equal((await client.get('/api/orders')).body.length, 1, 'nothing placed by the refused confirms');
+    assert.equal((await client.post('/api/checkout/confirm', { runId: next.runId })).status, 201);
+    assert.equal((await client.get('/api/orders')).body.length, 2);
+  });
+
+  it('confirm when another user names a run then it is not answered with that run\'s order', async () => {
+    const { client: a } = await newUser();
+    await a.add('notebook', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    const run = (await a.post('/api/checkout/payment', CARD)).body.runId;
+    assert.equal((await a.post('/api/checkout/confirm', { runId: run })).status, 201);
+    const { client: b } = await newUser();
+    assertError(await b.post('/api/checkout/confirm', { runId: run }), 409, 'FLOW_STEP_OUT_OF_ORDER');
   });
 
   it('checkout when resumed on another device then continues at the same step with the same data; orders newest first', async () => {

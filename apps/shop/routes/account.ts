@@ -1,10 +1,13 @@
-/** The account: the user's sessions (devices) and orders. @module */
-import type { FastifyInstance } from 'fastify';
+/** The account: the user's sessions (devices), password and orders. @module */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Order } from '../db/index.js';
 import { centsToAmount } from '../lib/cart.js';
-import { sessionNotFound } from '../lib/errors.js';
-import { requireUser, sessionOf } from '../context.js';
+import { invalidCredentials, reauthRequired, sessionNotFound, validationFailed } from '../lib/errors.js';
+import { hashPassword, verifyPassword } from '../lib/passwords.js';
+import { objectBody, onlyKeys } from '../lib/validate.js';
+import { requireUser, sessionOf, sessionView } from '../context.js';
 import type { ShopContext } from '../context.js';
+import { newPassword } from './auth.js';
 
 export function orderJson(o: Order): Record<string, unknown> {
   return {
@@ -15,6 +18,21 @@ export function orderJson(o: Order): Record<string, unknown> {
     shipping: o.shipping,
     payment: { brand: o.payment.brand, last4: o.payment.last4 },
   };
+}
+
+/**
+ * Ending sessions needs a recent authentication (ASVS 7.5.2): a login within SHOP_REAUTH_WINDOW, or the
+ * password again in the body (`{"password": …}`), else 401 REAUTH_REQUIRED: whoever holds only a stolen
+ * session cookie cannot end the owner's other sessions with it.
+ */
+async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: string): Promise<void> {
+  const since = sessionOf(req).createdAt;
+  const body = req.body === undefined || req.body === null ? {} : objectBody(req.body);
+  onlyKeys(body, ['password']);
+  if (body.password === undefined && since !== null && ctx.tether.options.clock.now() - since < ctx.config.reauthWindowSec * 1000) return;
+  if (typeof body.password !== 'string' || body.password.length > 1024) throw reauthRequired();
+  const user = await ctx.db.findUserById(userId);
+  if (!user || !(await verifyPassword(body.password, user.passwordHash))) throw invalidCredentials('the password is wrong');
 }
 
 export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
@@ -32,6 +50,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
 
   app.delete('/api/me/sessions/others', async (req) => {
     const userId = requireUser(req);
+    await requireRecentAuth(ctx, req, userId);
     const ended = await ctx.tether.destroyUserSessions(userId, { except: sessionOf(req) });
     return { ended };
   });
@@ -39,8 +58,31 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.delete<{ Params: { id: string } }>('/api/me/sessions/:id', async (req) => {
     const userId = requireUser(req);
     const id = req.params.id;
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id) || !(await ctx.tether.destroyUserSession(userId, id))) throw sessionNotFound();
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw sessionNotFound();
+    await requireRecentAuth(ctx, req, userId);
+    if (!(await ctx.tether.destroyUserSession(userId, id))) throw sessionNotFound();
     return { ended: 1 };
+  });
+
+  /**
+   * A password change: the current password first (whoever holds only the session cannot do it), then
+   * a new session ID and CSRF token for this device, and by default every other session of the user
+   * ended, so a session an attacker may hold does not outlive the change.
+   */
+  app.post('/api/me/password', async (req) => {
+    const userId = requireUser(req);
+    const b = objectBody(req.body);
+    onlyKeys(b, ['currentPassword', 'newPassword', 'logoutOtherSessions']);
+    if (typeof b.currentPassword !== 'string' || b.currentPassword.length > 1024) throw validationFailed('currentPassword is required');
+    const password = newPassword(b, 'newPassword');
+    if (b.logoutOtherSessions !== undefined && typeof b.logoutOtherSessions !== 'boolean') throw validationFailed('logoutOtherSessions must be true or false');
+    const user = await ctx.db.findUserById(userId);
+    if (!user || !(await verifyPassword(b.currentPassword, user.passwordHash))) throw invalidCredentials('the current password is wrong');
+    await ctx.db.setPasswordHash(userId, await hashPassword(password));
+    const session = sessionOf(req);
+    session.regenerate();
+    const endedSessions = b.logoutOtherSessions === false ? 0 : await ctx.tether.destroyUserSessions(userId, { except: session });
+    return { ...(await sessionView(ctx, session)), endedSessions };
   });
 
   app.get('/api/orders', async (req) => {

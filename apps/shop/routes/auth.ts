@@ -22,11 +22,16 @@ function credentials(body: unknown): { username: string; password: string } {
   if (typeof b.username !== 'string' || !USERNAME.test(b.username)) {
     throw validationFailed('username must be 3 to 32 letters, digits, _ . or -');
   }
-  if (typeof b.password !== 'string') throw validationFailed('password is required');
-  // Not trimmed: spaces are part of a password.
-  const length = [...b.password].length;
-  if (length < 8 || length > 128) throw validationFailed('password must be 8 to 128 characters');
-  return { username: b.username, password: b.password };
+  return { username: b.username, password: newPassword(b, 'password') };
+}
+
+/** A password being chosen: 8 to 128 characters, not trimmed (spaces are part of a password). */
+export function newPassword(b: Record<string, unknown>, name: string): string {
+  const v = b[name];
+  if (typeof v !== 'string') throw validationFailed(`${name} is required`);
+  const length = [...v].length;
+  if (length < 8 || length > 128) throw validationFailed(`${name} must be 8 to 128 characters`);
+  return v;
 }
 
 /** Binds the session to the user: cart merged (sum, capped), preferences applied or saved, ID regenerated. */

@@ -1,11 +1,43 @@
-// The account page: preferences, the devices (sessions) signed in, logging out others or one of them.
-import { api, describeError, el, logout, onChange, requireLogin, setPreferences, state, toast } from './app.js';
+// The account page: preferences, the password, the devices (sessions) signed in, logging out others or one of them.
+import { api, ApiError, describeError, el, logout, onChange, requireLogin, setPreferences, setSession, state, toast } from './app.js';
 
 function device(ua) {
   if (!ua) return 'Unknown device';
   const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrome\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : ua.slice(0, 40);
   const os = /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Linux/.test(ua) ? 'Linux' : '';
   return os ? `${browser} on ${os}` : browser;
+}
+
+/** Asks for the password again (a dialog); resolves with it, or null when cancelled. */
+function askPassword() {
+  return new Promise((resolve) => {
+    const input = el('input', { type: 'password', autocomplete: 'current-password', required: true, maxlength: '128', id: 'reauth-password' });
+    const dialog = el('dialog', { 'data-testid': 'reauth' },
+      el('form', { method: 'dialog', class: 'form' },
+        el('p', {}, 'You signed in a while ago. Enter your password to log out other devices.'),
+        el('label', {}, 'Password', input),
+        el('div', { class: 'actions' },
+          el('button', { type: 'submit', class: 'primary', value: 'ok' }, 'Confirm'),
+          el('button', { type: 'button', onclick: () => dialog.close('') }, 'Cancel'))));
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      resolve(dialog.returnValue === 'ok' && input.value ? input.value : null);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+/** Ends sessions: the server asks for the password again when the login was long ago (REAUTH_REQUIRED). */
+async function endSessions(path) {
+  try {
+    return await api('DELETE', path);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.code === 'REAUTH_REQUIRED')) throw err;
+    const password = await askPassword();
+    if (password === null) return null;
+    return api('DELETE', path, { password });
+  }
 }
 
 async function renderSessions(host) {
@@ -19,8 +51,7 @@ async function renderSessions(host) {
       type: 'button', class: 'danger', 'aria-label': `Log out ${device(s.userAgent)}`,
       onclick: async () => {
         try {
-          await api('DELETE', `/api/me/sessions/${encodeURIComponent(s.id)}`);
-          toast('That device was logged out');
+          if (await endSessions(`/api/me/sessions/${encodeURIComponent(s.id)}`)) toast('That device was logged out');
         } catch (err) {
           toast(describeError(err));
         }
@@ -36,8 +67,8 @@ async function renderSessions(host) {
         type: 'button', class: 'primary', disabled: others === 0, 'data-testid': 'logout-others',
         onclick: async () => {
           try {
-            const r = await api('DELETE', '/api/me/sessions/others');
-            toast(`Logged out ${r.ended} other session${r.ended === 1 ? '' : 's'}`);
+            const r = await endSessions('/api/me/sessions/others');
+            if (r) toast(`Logged out ${r.ended} other session${r.ended === 1 ? '' : 's'}`);
           } catch (err) {
             toast(describeError(err));
           }
@@ -45,6 +76,40 @@ async function renderSessions(host) {
         },
       }, 'Log out other sessions'),
       el('button', { type: 'button', onclick: () => logout() }, 'Log out here')));
+}
+
+function passwordPanel(sessions) {
+  const current = el('input', { id: 'current-password', type: 'password', autocomplete: 'current-password', required: true, maxlength: '128' });
+  const next = el('input', { id: 'new-password', type: 'password', autocomplete: 'new-password', required: true, minlength: '8', maxlength: '128' });
+  const others = el('input', { id: 'logout-others-on-change', type: 'checkbox', checked: true });
+  const error = el('p', { class: 'form-error', role: 'alert', id: 'password-error' });
+  return el('section', { class: 'panel' },
+    el('h2', {}, 'Change password'),
+    el('form', {
+      class: 'form', 'data-testid': 'password-form', onsubmit: async (e) => {
+        e.preventDefault();
+        error.textContent = '';
+        if ([...next.value].length < 8) {
+          error.textContent = 'The new password has at least 8 characters';
+          next.focus();
+          return;
+        }
+        try {
+          const view = await api('POST', '/api/me/password', { currentPassword: current.value, newPassword: next.value, logoutOtherSessions: others.checked });
+          setSession(view);
+          current.value = '';
+          next.value = '';
+          toast(view.endedSessions ? `Password changed; ${view.endedSessions} other session${view.endedSessions === 1 ? '' : 's'} logged out` : 'Password changed');
+          await renderSessions(sessions);
+        } catch (err) {
+          error.textContent = err instanceof ApiError && err.code === 'INVALID_CREDENTIALS' ? 'The current password is wrong.' : describeError(err);
+        }
+      },
+    },
+    el('div', { class: 'row' }, el('label', {}, 'Current password', current), el('label', {}, 'New password', next)),
+    el('label', { class: 'check' }, others, ' Log out my other sessions'),
+    error,
+    el('div', {}, el('button', { type: 'submit', class: 'primary' }, 'Change password'))));
 }
 
 function preferencesPanel() {
@@ -71,7 +136,8 @@ async function main() {
   const sessions = el('section', { class: 'panel', 'aria-live': 'polite' });
   document.getElementById('account').replaceChildren(
     el('section', { class: 'panel' }, el('h2', {}, s.user.username), el('p', { class: 'muted' }, 'Your cart, preferences and unfinished checkout are saved to your account and follow you to every device.'), preferencesPanel()),
-    sessions);
+    sessions,
+    passwordPanel(sessions));
   // The header's theme and currency controls change the same preferences; keep the form in step.
   onChange((view) => {
     if (!view) return;
