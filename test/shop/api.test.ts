@@ -216,6 +216,23 @@ describe('shop api: CSRF and request errors', () => {
     assert.deepEqual((await c.get('/api/cart')).body.items.map((i: { productId: string }) => i.productId).sort(), ['camp-mug', 'headlamp']);
   });
 
+  it('state-changing routes when requested with GET or HEAD then nothing changes (S39)', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 2);
+    const before = (await c.get('/api/session')).body;
+    const routes = ['/api/cart/items', '/api/cart/items/camp-mug', '/api/auth/register', '/api/auth/login', '/api/auth/logout',
+      '/api/preferences', '/api/checkout/shipping', '/api/checkout/confirm', '/api/me/password', '/api/me/sessions/others',
+      '/api/admin/users/admin/sessions/end'];
+    for (const path of routes) {
+      for (const method of ['GET', 'HEAD']) {
+        const r = await c.request(method, `${path}?productId=headlamp&quantity=0&username=x&password=y`);
+        assert.ok([404, 405].includes(r.status), `${method} ${path} → ${r.status}`);
+      }
+    }
+    const after = (await c.get('/api/session')).body;
+    assert.deepEqual(after, before, 'the session, its cart and its token are as they were');
+  });
+
   it('JSON route when sent another content type then 415 UNSUPPORTED_MEDIA_TYPE', async () => {
     const c = new ShopClient(t.url);
     await c.session();
