@@ -42,6 +42,8 @@ function assertNothingLost(r: CheckResult): void {
   assert.deepEqual(r.unreadable, [], 'every session is readable and still the same session');
   assert.deepEqual(r.lost, [], 'no acknowledged add is missing');
   assert.deepEqual(r.phantom, [], 'no unit beyond what was sent');
+  assert.deepEqual(r.resurrected, [], 'no acknowledged logout undone');
+  assert.ok(r.logouts > 0, 'acknowledged logouts were checked');
   assert.ok(r.acknowledged > 0);
 }
 
@@ -55,7 +57,7 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
     env: {
       TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE, TETHER_DATA_DIR: dataDir,
       TETHER_SECRET: 'failover-test-secret-failover-test-secret-0123', SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
-      SHOP_NEW_SESSIONS_PER_MINUTE: '100000',
+      SHOP_NEW_SESSIONS_PER_MINUTE: '100000', SHOP_REJECTED_COOKIES_PER_MINUTE: '100000',
     },
   });
 
@@ -86,7 +88,7 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
   });
 
   it('cluster when a worker is killed with SIGKILL under load then no acknowledged add is lost and affected clients continue on the live worker', async (t) => {
-    const load = new CartLoad({ url: app.url, clients: CLIENTS, opsPerClient: 40, pauseMs: 15 });
+    const load = new CartLoad({ url: app.url, clients: CLIENTS, opsPerClient: 40, pauseMs: 15, logoutEvery: 10 });
     killLoad = load;
     await load.prepare();
     const running = load.run();
@@ -113,7 +115,7 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
   });
 
   it('cluster when the primary gets SIGTERM under load then it exits 0 within 10 s and a restart brings back every session and add', async (t) => {
-    const load = new CartLoad({ url: app.url, clients: CLIENTS, opsPerClient: 200, pauseMs: 15, maxMs: 30_000 });
+    const load = new CartLoad({ url: app.url, clients: CLIENTS, opsPerClient: 200, pauseMs: 15, maxMs: 30_000, logoutEvery: 5 });
     await load.prepare();
     const running = load.run();
     await untilAcked(load, 200);

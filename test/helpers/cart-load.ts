@@ -11,6 +11,9 @@
  * The checker reads every cart on a new connection: a line may hold no fewer units than were acknowledged
  * (else an acknowledged write was lost) and no more than acknowledged + indeterminate (else something was
  * applied that nobody asked for); a product never sent must not appear.
+ * With `logoutEvery`, clients also end their session now and then (POST /api/auth/logout) and go on in a
+ * new one: every session whose logout was acknowledged must stay ended (a cookie of it brings back no
+ * session: "resurrected" otherwise), and a session whose logout's outcome is unknown is checked for neither.
  * @module
  */
 import { TestClient, isConnectionError } from './http-client.js';
@@ -39,6 +42,8 @@ export interface CartLoadOptions {
   maxMs?: number;
   /** Per-request bound, in ms. @default 10_000 */
   timeoutMs?: number;
+  /** Every this many adds a client logs out and continues in a new session; 0 never. @default 0 */
+  logoutEvery?: number;
 }
 
 export interface LoadClient {
@@ -49,6 +54,10 @@ export interface LoadClient {
   /** productId → adds whose outcome is unknown (connection error or timeout). */
   unknown: Map<string, number>;
   ops: OpRecord[];
+  /** Cookies of sessions whose logout was acknowledged. */
+  ended: Array<Map<string, string>>;
+  /** The client has no session yet (its last logout left it without one). */
+  needsSession: boolean;
 }
 
 export interface CheckResult {
@@ -61,8 +70,13 @@ export interface CheckResult {
   phantom: Array<{ client: number; productId: string; found: number; max: number }>;
   /** Carts that could not be read at all, or sessions that did not come back. */
   unreadable: Array<{ client: number; status: number | string; reason: string }>;
+  /** Acknowledged logouts checked, and those whose session came back. */
+  logouts: number;
+  resurrected: Array<{ client: number; reason: string }>;
 }
 
+/** The `productId` logged for a logout. */
+export const LOGOUT = '(logout)';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const bump = (m: Map<string, number>, k: string): void => { m.set(k, (m.get(k) ?? 0) + 1); };
 
@@ -75,7 +89,7 @@ export class CartLoad {
   #resume: (() => void) | null = null;
 
   constructor(options: CartLoadOptions) {
-    this.options = { pauseMs: 0, maxMs: 60_000, timeoutMs: 10_000, ...options };
+    this.options = { pauseMs: 0, maxMs: 60_000, timeoutMs: 10_000, logoutEvery: 0, ...options };
   }
 
   /** Reads the catalog and opens a session (with its CSRF token) for every client. */
@@ -90,7 +104,7 @@ export class CartLoad {
       const s = await http.request('GET', '/api/session');
       if (s.status !== 200 || typeof s.body?.csrfToken !== 'string') throw new Error(`client ${i}: GET /api/session answered ${s.status}`);
       http.csrfToken = s.body.csrfToken;
-      this.clients.push({ index: i, http, acked: new Map(), unknown: new Map(), ops: [] });
+      this.clients.push({ index: i, http, acked: new Map(), unknown: new Map(), ops: [], ended: [], needsSession: false });
     }
   }
 
@@ -118,8 +132,14 @@ export class CartLoad {
       for (let step = 0; step < this.options.opsPerClient && !this.#stop && Date.now() < deadline; step++) {
         if (this.#pause) await this.#pause;
         if (this.#stop) break;
-        const productId = this.products[(c.index + step) % this.products.length]!;
-        const op = await this.#add(c, productId);
+        if (c.needsSession && !(await this.#newSession(c))) {
+          await sleep(Math.max(this.options.pauseMs, 50));
+          continue;
+        }
+        const every = this.options.logoutEvery;
+        const op = every > 0 && step > 0 && step % every === 0
+          ? await this.#logout(c)
+          : await this.#add(c, this.products[(c.index + step) % this.products.length]!);
         onOp?.(op);
         if (this.options.pauseMs > 0) await sleep(this.options.pauseMs);
       }
@@ -127,26 +147,62 @@ export class CartLoad {
   }
 
   async #add(c: LoadClient, productId: string): Promise<OpRecord> {
+    const op = await this.#send(c, productId, '/api/cart/items', { productId, quantity: 1 });
+    if (op.outcome === 'ok') bump(c.acked, productId);
+    // A 5xx (a proxy's 502 for a node that died mid-request, a store timeout) may follow an applied write.
+    else if (op.outcome !== 'http-error' || op.status! >= 500) bump(c.unknown, productId);
+    return op;
+  }
+
+  /** One POST, logged as ok, http-error, conn-error or timeout (after a connection error the next request opens a new connection). */
+  async #send(c: LoadClient, productId: string, path: string, body: unknown): Promise<OpRecord> {
     const startedAt = Date.now();
     let op: OpRecord;
     try {
-      const r = await c.http.request('POST', '/api/cart/items', { productId, quantity: 1 });
+      const r = await c.http.request('POST', path, body);
       const ok = r.status >= 200 && r.status < 300;
       op = { client: c.index, productId, startedAt, endedAt: Date.now(), outcome: ok ? 'ok' : 'http-error', status: r.status, node: r.node };
-      if (ok) bump(c.acked, productId);
-      else {
-        op.error = r.text.slice(0, 200);
-        // A 5xx (a proxy's 502 for a node that died mid-request, a store timeout) may follow an applied write.
-        if (r.status >= 500) bump(c.unknown, productId);
-      }
+      if (!ok) op.error = r.text.slice(0, 200);
     } catch (err) {
       const conn = isConnectionError(err);
       op = { client: c.index, productId, startedAt, endedAt: Date.now(), outcome: conn ? 'conn-error' : 'timeout', error: `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim() };
-      bump(c.unknown, productId);
       c.http.newConnection();
     }
     c.ops.push(op);
     return op;
+  }
+
+
+  /**
+   * Ends the client's session. Acknowledged: its cookies are kept for the check, and its cart is done
+   * with. Not acknowledged: the session may or may not have ended, so its cart is checked for nothing.
+   * Either way the client goes on in a new session.
+   */
+  async #logout(c: LoadClient): Promise<OpRecord> {
+    const cookies = new Map(c.http.cookies);
+    const op = await this.#send(c, LOGOUT, '/api/auth/logout', {});
+    if (op.outcome === 'ok') c.ended.push(cookies);
+    c.acked.clear();
+    c.unknown.clear();
+    c.http.cookies.clear();
+    c.http.csrfToken = undefined;
+    c.needsSession = true;
+    await this.#newSession(c);
+    return op;
+  }
+
+  /** A new session (and its CSRF token) for the client; false when the request failed (tried again later). */
+  async #newSession(c: LoadClient): Promise<boolean> {
+    try {
+      const s = await c.http.request('GET', '/api/session');
+      if (s.status !== 200 || typeof s.body?.csrfToken !== 'string') return false;
+      c.http.csrfToken = s.body.csrfToken;
+      c.needsSession = false;
+      return true;
+    } catch {
+      c.http.newConnection();
+      return false;
+    }
   }
 
   /** Every request of every client, in start order. */
@@ -160,10 +216,31 @@ export class CartLoad {
 
   /** Reads every cart on a new connection (through `url`, default the load's) and compares it with the log. */
   async check(url = this.options.url): Promise<CheckResult> {
-    const result: CheckResult = { clients: this.clients.length, acknowledged: 0, indeterminate: 0, lost: [], phantom: [], unreadable: [] };
+    const result: CheckResult = { clients: this.clients.length, acknowledged: 0, indeterminate: 0, lost: [], phantom: [], unreadable: [], logouts: 0, resurrected: [] };
     for (const c of this.clients) {
-      for (const n of c.acked.values()) result.acknowledged += n;
-      for (const n of c.unknown.values()) result.indeterminate += n;
+      for (const cookies of c.ended) {
+        result.logouts++;
+        const reader = new TestClient(url, { timeoutMs: this.options.timeoutMs });
+        for (const [k, v] of cookies) reader.cookies.set(k, v);
+        try {
+          const r = await reader.request('GET', '/api/session');
+          // An ended session's cookie is answered with a new session (a new cookie), never the old one.
+          const renewed = r.headers['set-cookie']?.some((l) => /^(__Host-)?sid=/.test(l)) ?? false;
+          if (r.status !== 200 || !renewed) result.resurrected.push({ client: c.index, reason: `status ${r.status}, ${renewed ? 'new' : 'no new'} session cookie, cart ${JSON.stringify(r.body?.cart?.items ?? null).slice(0, 120)}` });
+        } catch (err) {
+          result.resurrected.push({ client: c.index, reason: `unreadable: ${(err as Error).message}` });
+        } finally {
+          reader.close();
+        }
+      }
+      // Over all of the client's sessions (a logout starts the counts of the current one again).
+      for (const o of c.ops) {
+        if (o.productId === LOGOUT) continue;
+        if (o.outcome === 'ok') result.acknowledged++;
+        else if (o.outcome !== 'http-error' || o.status! >= 500) result.indeterminate++;
+      }
+      // Left without a session by its last logout (the new one could not be opened): nothing to read.
+      if (c.needsSession) continue;
       const reader = new TestClient(url, { timeoutMs: this.options.timeoutMs });
       for (const [k, v] of c.http.cookies) reader.cookies.set(k, v);
       let cart: { items?: Array<{ productId: string; quantity: number }> } | undefined;

@@ -23,6 +23,8 @@ function assertNothingLost(r: CheckResult): void {
   assert.deepEqual(r.unreadable, [], 'every session is readable and still the same session');
   assert.deepEqual(r.lost, [], 'no acknowledged add is missing');
   assert.deepEqual(r.phantom, [], 'no unit beyond what was sent');
+  assert.deepEqual(r.resurrected, [], 'no acknowledged logout undone');
+  assert.ok(r.logouts > 0, 'acknowledged logouts were checked');
   assert.ok(r.acknowledged > 0);
 }
 
@@ -52,7 +54,7 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
   });
 
   it('haproxy when a node is killed with SIGKILL under load then no acknowledged add is lost, its clients move on, and it rejoins', async (t) => {
-    const load = new CartLoad({ url: ha.haproxy.url, clients: 12, opsPerClient: 400, pauseMs: 20, maxMs: 90_000 });
+    const load = new CartLoad({ url: ha.haproxy.url, clients: 12, opsPerClient: 400, pauseMs: 20, maxMs: 90_000, logoutEvery: 25 });
     await load.prepare();
     const home = new Map<number, string>();
     for (const c of load.clients) {
@@ -100,7 +102,7 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
   });
 
   it('haproxy when the nodes restart one at a time under load then no request fails and nothing is lost', async (t) => {
-    const load = new CartLoad({ url: ha.haproxy.url, clients: 12, opsPerClient: 3000, pauseMs: 20, maxMs: 240_000 });
+    const load = new CartLoad({ url: ha.haproxy.url, clients: 12, opsPerClient: 3000, pauseMs: 20, maxMs: 240_000, logoutEvery: 50 });
     await load.prepare();
     const running = load.run();
     const exits: number[] = [];
