@@ -147,6 +147,10 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   ctx.tether.events.on('regenerated', (m: { previousHandle?: string }) => {
     if (m.previousHandle) ctx.active.forget(m.previousHandle);
   });
+  // S33: a session presented by another browser is logged, by its handle (a one-way hash), never its ID.
+  ctx.tether.events.on('anomaly', (m: { handle: string; userId: string | null }) => {
+    ctx.config.log(`security: session ${m.handle} (${m.userId === null ? 'anonymous' : `user ${m.userId}`}) was presented by another browser than the one it began in`);
+  });
 }
 
 function shopMetrics(registry: Registry, ctx: ShopContext): void {

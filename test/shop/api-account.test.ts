@@ -147,6 +147,20 @@ describe('shop api: my sessions', () => {
     assert.equal((await a.get('/api/session')).body.authenticated, true);
   });
 
+  it('session when presented by another browser then the shop logs it by handle, never by ID (S33)', async () => {
+    const { client } = await newUser();
+    const before = t.logs.length;
+    const thief = new ShopClient(t.url, 'another-browser/1.0');
+    for (const [k, v] of client.cookies) thief.cookies.set(k, v);
+    assert.equal((await thief.get('/api/session')).body.authenticated, true, 'by default the request goes on (userAgentChange: report)');
+    const lines = t.logs.slice(before).filter((l) => l.startsWith('security: '));
+    assert.equal(lines.length, 1, t.logs.slice(before).join('\n'));
+    const handle = ((await client.get('/api/me/sessions')).body as Array<{ id: string; current: boolean }>).find((s) => s.current)!.id;
+    assert.match(lines[0]!, new RegExp(`^security: session ${handle} \\(user [0-9a-f-]{36}\\) was presented by another browser`));
+    const cookieValue = [...client.cookies.values()].join(' ');
+    for (const v of cookieValue.split(/[ .]/)) assert.ok(!lines[0]!.includes(v), 'no cookie part in the log');
+  });
+
   it('sessions when "others" are ended then every other device is logged out and this one stays', async () => {
     const { client: a, username } = await newUser();
     const others = [new ShopClient(t.url), new ShopClient(t.url)];
