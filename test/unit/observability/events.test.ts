@@ -103,6 +103,8 @@ describe('lifecycle events', () => {
     const r = rig({ maxSessionsPerUser: 1 });
     const seen = listenEmitter(r);
     await trip(r.tether, undefined, (s) => s.login('bob'));
+    // A later login (logins in the same millisecond are ordered by store key, not by arrival).
+    r.clock.advance(1);
     await trip(r.tether, undefined, (s) => s.login('bob'));
     const [only] = await r.tether.listUserSessions('bob');
     assert.equal(await r.tether.destroyUserSession('bob', only!.id), true);
