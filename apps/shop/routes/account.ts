@@ -31,8 +31,13 @@ async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: 
   onlyKeys(body, ['password']);
   if (body.password === undefined && since !== null && ctx.tether.options.clock.now() - since < ctx.config.reauthWindowSec * 1000) return;
   if (typeof body.password !== 'string' || body.password.length > 1024) throw reauthRequired();
+  await checkPassword(ctx, userId, body.password, 'the password is wrong');
+}
+
+/** The user's own password, asked again; 401 INVALID_CREDENTIALS with `message` when it is not. */
+async function checkPassword(ctx: ShopContext, userId: string, password: string, message: string): Promise<void> {
   const user = await ctx.db.findUserById(userId);
-  if (!user || !(await verifyPassword(body.password, user.passwordHash))) throw invalidCredentials('the password is wrong');
+  if (!user || !(await verifyPassword(password, user.passwordHash))) throw invalidCredentials(message);
 }
 
 export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
@@ -76,8 +81,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.currentPassword !== 'string' || b.currentPassword.length > 1024) throw validationFailed('currentPassword is required');
     const password = newPassword(b, 'newPassword');
     if (b.logoutOtherSessions !== undefined && typeof b.logoutOtherSessions !== 'boolean') throw validationFailed('logoutOtherSessions must be true or false');
-    const user = await ctx.db.findUserById(userId);
-    if (!user || !(await verifyPassword(b.currentPassword, user.passwordHash))) throw invalidCredentials('the current password is wrong');
+    await checkPassword(ctx, userId, b.currentPassword, 'the current password is wrong');
     await ctx.db.setPasswordHash(userId, await hashPassword(password));
     const session = sessionOf(req);
     session.regenerate();

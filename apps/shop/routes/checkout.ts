@@ -32,7 +32,8 @@ function confirmedRun(body: unknown): string | undefined {
   return b.runId;
 }
 
-function orderJson(order: Order): Record<string, unknown> {
+/** What a confirm answers: the order placed (or placed already by the same run). */
+function placedJson(order: Order): Record<string, unknown> {
   return { orderId: order.id, total: centsToAmount(order.totalCents) };
 }
 
@@ -81,11 +82,11 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
       return placed && placed.userId === userId ? placed : null;
     };
     let placed = await placedBy();
-    if (placed) return reply.code(200).send(orderJson(placed));
+    if (placed) return reply.code(200).send(placedJson(placed));
     if (runId !== undefined && (await ctx.checkout.view(userId)).runId !== runId) {
       // Ended meanwhile by a concurrent confirm of the same run, or not the current run at all.
       placed = await placedBy();
-      if (placed) return reply.code(200).send(orderJson(placed));
+      if (placed) return reply.code(200).send(placedJson(placed));
       throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
     }
     try {
@@ -96,10 +97,10 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
         },
       });
       if (created) ctx.counters.ordersPlaced++;
-      return reply.code(created ? 201 : 200).send(orderJson(order));
+      return reply.code(created ? 201 : 200).send(placedJson(order));
     } catch (err) {
       placed = err instanceof FlowStepOutOfOrderError ? await placedBy() : null;
-      if (placed) return reply.code(200).send(orderJson(placed));
+      if (placed) return reply.code(200).send(placedJson(placed));
       throw err;
     }
   });
