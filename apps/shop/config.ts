@@ -34,6 +34,12 @@ export interface ShopConfig {
   rejectedCookiesPerMinute: number;
   /** How long after a login ending other sessions needs no password again (ASVS 7.5.2); 0: always asked. */
   reauthWindowSec: number;
+  /** Seconds a client has to send a whole request head before 408 and close (slowloris, SECURITY.md S51). */
+  headersTimeoutSec: number;
+  /** Seconds a client has to send a whole request, head and body, before 408 and close; at least headersTimeoutSec. */
+  requestTimeoutSec: number;
+  /** Seconds an idle keep-alive connection stays open after a response (SECURITY.md S52). */
+  keepAliveTimeoutSec: number;
   /** Set only when SHOP_ADMIN_PASSWORD is. */
   adminPassword: string | undefined;
   /** The origin unsafe requests must come from; undefined: the origin of the request's Host. */
@@ -60,6 +66,9 @@ export const SHOP_DEFAULTS = {
   newSessionsPerMinuteTotal: 6_000,
   rejectedCookiesPerMinute: 100,
   reauthWindowSec: 900,
+  headersTimeoutSec: 20,
+  requestTimeoutSec: 120,
+  keepAliveTimeoutSec: 5,
   minSecretLength: 32,
 } as const;
 
@@ -165,6 +174,12 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
   const rejectedCookiesPerMinute = integer(env, 'SHOP_REJECTED_COOKIES_PER_MINUTE', SHOP_DEFAULTS.rejectedCookiesPerMinute, 1, 1_000_000);
   const reauthWindowSec = integer(env, 'SHOP_REAUTH_WINDOW', SHOP_DEFAULTS.reauthWindowSec, 0, 86_400);
+  const headersTimeoutSec = integer(env, 'SHOP_HEADERS_TIMEOUT', SHOP_DEFAULTS.headersTimeoutSec, 1, 3_600);
+  const requestTimeoutSec = integer(env, 'SHOP_REQUEST_TIMEOUT', SHOP_DEFAULTS.requestTimeoutSec, 1, 86_400);
+  // Node refuses a head deadline later than the whole request's.
+  if (requestTimeoutSec < headersTimeoutSec) {
+    throw new ConfigError('SHOP_REQUEST_TIMEOUT', `must be at least SHOP_HEADERS_TIMEOUT (${headersTimeoutSec}), got ${requestTimeoutSec}`);
+  }
   const adminPassword = env.SHOP_ADMIN_PASSWORD === undefined || env.SHOP_ADMIN_PASSWORD === '' ? undefined : env.SHOP_ADMIN_PASSWORD;
   if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 128)) {
     throw new ConfigError('SHOP_ADMIN_PASSWORD', 'must be 8 to 128 characters');
@@ -221,6 +236,9 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     newSessionsPerMinuteTotal,
     rejectedCookiesPerMinute,
     reauthWindowSec,
+    headersTimeoutSec,
+    requestTimeoutSec,
+    keepAliveTimeoutSec: SHOP_DEFAULTS.keepAliveTimeoutSec,
     adminPassword,
     publicOrigin,
     nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,

@@ -174,6 +174,26 @@ function shopMetrics(registry: Registry, ctx: ShopContext): void {
   }
 }
 
+/** Upper bound of the interval at which node:http looks for connections past their head or request deadline. */
+const MAX_CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
+
+/**
+ * The node:http deadlines, in milliseconds, from the shop's settings. Node checks the head and request
+ * deadlines only every connectionsCheckingInterval, so a late request is answered within that much after
+ * its deadline.
+ */
+export function slowClientDeadlines(config: Pick<ShopConfig, 'headersTimeoutSec' | 'requestTimeoutSec' | 'keepAliveTimeoutSec'>): {
+  headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number;
+} {
+  const headersTimeout = config.headersTimeoutSec * 1000;
+  return {
+    headersTimeout,
+    requestTimeout: config.requestTimeoutSec * 1000,
+    keepAliveTimeout: config.keepAliveTimeoutSec * 1000,
+    connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECKING_INTERVAL_MS, headersTimeout),
+  };
+}
+
 export async function buildShop(config: ShopConfig): Promise<Shop> {
   const registry = new Registry();
   registry.setDefaultLabels({ node: config.nodeName });
@@ -208,12 +228,21 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   };
   shopMetrics(registry, context);
 
+  const deadlines = slowClientDeadlines(config);
   const app = Fastify({
     bodyLimit: BODY_LIMIT_BYTES,
     logger: false,
-    // Bounds against slow clients (SECURITY S51, S52).
-    requestTimeout: 120_000,
-    keepAliveTimeout: 5_000,
+    // Bounds against slow clients (SECURITY S51, S52): a request whose head or whole is late is answered
+    // 408 and its connection closed. Fastify sets the server's requestTimeout and keepAliveTimeout after
+    // node:http's createServer, which takes `http`; requestTimeout is also given there because createServer
+    // checks headersTimeout against it.
+    requestTimeout: deadlines.requestTimeout,
+    keepAliveTimeout: deadlines.keepAliveTimeout,
+    http: {
+      headersTimeout: deadlines.headersTimeout,
+      requestTimeout: deadlines.requestTimeout,
+      connectionsCheckingInterval: deadlines.connectionsCheckingInterval,
+    },
     return503OnClosing: true,
     // Behind a proxy (SHOP_TRUST_PROXY), req.ip is the client from X-Forwarded-For, so limits stay per client.
     trustProxy: config.trustProxy === false ? false : config.trustProxy,

@@ -33,6 +33,9 @@ describe('shop config', () => {
     assert.equal(c.newSessionsPerMinute, SHOP_DEFAULTS.newSessionsPerMinute);
     assert.equal(c.newSessionsPerMinuteTotal, 6_000);
     assert.equal(c.rejectedCookiesPerMinute, 100);
+    assert.equal(c.headersTimeoutSec, 20);
+    assert.equal(c.requestTimeoutSec, 120);
+    assert.equal(c.keepAliveTimeoutSec, 5);
     assert.equal(c.production, false);
     assert.deepEqual(c.secrets, [SECRET]);
   });
@@ -41,7 +44,9 @@ describe('shop config', () => {
     const dir = await tempDir();
     const cases: Array<[string, string]> = [
       ['PORT', 'eighty'], ['PORT', '70000'], ['TETHER_IDLE_TIMEOUT', '-5'], ['TETHER_ABSOLUTE_TIMEOUT', '1.5'], ['TETHER_WORKERS', '0'],
-      ['SHOP_NEW_SESSIONS_PER_MINUTE', 'lots'], ['SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', '0'], ['SHOP_REJECTED_COOKIES_PER_MINUTE', '-1'], ['TETHER_STORE', 'mongo://x'], ['SHOP_DATABASE_URL', 'mysql://x'],
+      ['SHOP_NEW_SESSIONS_PER_MINUTE', 'lots'], ['SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', '0'], ['SHOP_REJECTED_COOKIES_PER_MINUTE', '-1'],
+      ['SHOP_HEADERS_TIMEOUT', '0'], ['SHOP_HEADERS_TIMEOUT', '2.5'], ['SHOP_HEADERS_TIMEOUT', 'soon'], ['SHOP_HEADERS_TIMEOUT', '3601'],
+      ['SHOP_REQUEST_TIMEOUT', '0'], ['SHOP_REQUEST_TIMEOUT', '-1'], ['SHOP_REQUEST_TIMEOUT', '86401'], ['TETHER_STORE', 'mongo://x'], ['SHOP_DATABASE_URL', 'mysql://x'],
       ['TETHER_SECRET', 'short'], ['TETHER_SECRET', `${SECRET},short`], ['SHOP_ADMIN_PASSWORD', 'short'], ['SHOP_PUBLIC_ORIGIN', 'not a url'],
     ];
     for (const [name, value] of cases) {
@@ -49,6 +54,22 @@ describe('shop config', () => {
         assert.ok(err instanceof ConfigError, `${name}=${value}`);
         assert.equal(err.variable, name);
         assert.ok(err.message.startsWith(`${name}: `));
+        return true;
+      });
+    }
+  });
+
+  it('config when slow-client deadlines are set then reads them, and refuses a request deadline shorter than the head deadline naming SHOP_REQUEST_TIMEOUT', async () => {
+    const dir = await tempDir();
+    const c = loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, SHOP_HEADERS_TIMEOUT: '2', SHOP_REQUEST_TIMEOUT: ' 3 ' }, quiet);
+    assert.equal(c.headersTimeoutSec, 2);
+    assert.equal(c.requestTimeoutSec, 3);
+    assert.equal(loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, SHOP_HEADERS_TIMEOUT: '7', SHOP_REQUEST_TIMEOUT: '7' }, quiet).requestTimeoutSec, 7);
+    for (const env of [{ SHOP_HEADERS_TIMEOUT: '30', SHOP_REQUEST_TIMEOUT: '10' }, { SHOP_HEADERS_TIMEOUT: '200' }, { SHOP_REQUEST_TIMEOUT: '19' }]) {
+      assert.throws(() => loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, ...env }, quiet), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, JSON.stringify(env));
+        assert.equal(err.variable, 'SHOP_REQUEST_TIMEOUT');
+        assert.match(err.message, /^SHOP_REQUEST_TIMEOUT: must be at least SHOP_HEADERS_TIMEOUT/);
         return true;
       });
     }
