@@ -1,7 +1,8 @@
 /**
  * The shop end to end in Chromium (playwright-core + Debian chromium): browse → add to cart → register →
  * cart kept → every checkout step → order listed; a second browser resumes the unfinished checkout;
- * "log out other sessions" logs the other browser out, and so does a password change. Screenshots go to test-artifacts/; docs/shop.png
+ * "log out other sessions" logs the other browser out, and so does a password change; the admin disables
+ * and enables the account from the admin page; the shopper deletes it. Screenshots go to test-artifacts/; docs/shop.png
  * (the README's) is written when missing or when UPDATE_SCREENSHOTS=1.
  */
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +11,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { REPO_ROOT, startTestShop } from '../helpers/shop.js';
+import { ADMIN_PASSWORD, REPO_ROOT, startTestShop } from '../helpers/shop.js';
 import type { TestShop } from '../helpers/shop.js';
 
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
@@ -65,6 +66,7 @@ async function cartCount(page: Page): Promise<string> {
 describe('shop e2e', { timeout: 180_000 }, () => {
   let a: Awaited<ReturnType<typeof newPage>>;
   let b: Awaited<ReturnType<typeof newPage>>;
+  let admin: Awaited<ReturnType<typeof newPage>>;
 
   it('shopper when browsing then sees the catalog and gets no cookie', async () => {
     a = await newPage();
@@ -225,5 +227,67 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await shot(page, '8-dark');
     assert.deepEqual(a.errors, []);
     assert.deepEqual(b.errors, []);
+  });
+
+  it('admin when disabling the shopper then both browsers are logged out and login says the account is disabled; enabling lets them back in', async () => {
+    const { page: shopperB } = b;
+    await shopperB.goto(t.url + '/login?next=/account');
+    await shopperB.fill('#username', USERNAME);
+    await shopperB.fill('#password', 'difference engine 1822');
+    await shopperB.getByRole('button', { name: 'Log in' }).click();
+    await shopperB.waitForURL(`${t.url}/account`);
+
+    admin = await newPage();
+    const { page } = admin;
+    await page.goto(t.url + '/login?next=/admin');
+    await page.fill('#username', 'admin');
+    await page.fill('#password', ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`${t.url}/admin`);
+    await page.getByLabel('Username').fill(USERNAME);
+    await page.getByRole('button', { name: 'Look up' }).click();
+    await page.getByTestId('user-status').filter({ hasText: /^Active$/ }).waitFor();
+    assert.equal(await page.getByTestId('user-sessions').textContent(), '2');
+    await page.getByRole('button', { name: 'Disable account' }).click();
+    await page.getByTestId('user-result').filter({ hasText: `Disabled ${USERNAME} and ended 2 sessions.` }).waitFor();
+    await page.getByTestId('user-status').filter({ hasText: /^Disabled since/ }).waitFor();
+    assert.equal(await page.getByTestId('user-sessions').textContent(), '0');
+    await shot(page, '9-admin-disabled');
+
+    await a.page.goto(t.url + '/account');
+    await a.page.waitForURL(/\/login\?next=/);
+    await shopperB.reload();
+    await shopperB.waitForURL(/\/login\?next=/);
+    await shopperB.fill('#username', USERNAME);
+    await shopperB.fill('#password', 'difference engine 1822');
+    await shopperB.getByRole('button', { name: 'Log in' }).click();
+    await shopperB.getByText('This account is disabled. Contact the shop to have it enabled.').waitFor();
+
+    await page.getByRole('button', { name: 'Enable account' }).click();
+    await page.getByTestId('user-status').filter({ hasText: /^Active$/ }).waitFor();
+    await shopperB.getByRole('button', { name: 'Log in' }).click();
+    await shopperB.waitForURL(`${t.url}/account`);
+  });
+
+  it('shopper when deleting the account then is logged out everywhere and the name no longer logs in', async () => {
+    const { page } = b;
+    await page.getByLabel('Password', { exact: true }).fill('not my password');
+    await page.getByRole('button', { name: 'Delete my account' }).click();
+    await page.getByText('The password is wrong.').waitFor();
+    await page.getByLabel('Password', { exact: true }).fill('difference engine 1822');
+    await page.getByRole('button', { name: 'Delete my account' }).click();
+    await page.waitForURL(`${t.url}/`);
+    await page.getByRole('link', { name: 'Log in' }).waitFor();
+    assert.equal(await page.getByTestId('user').count(), 0);
+
+    await a.page.goto(t.url + '/login');
+    await a.page.fill('#username', USERNAME);
+    await a.page.fill('#password', 'difference engine 1822');
+    await a.page.getByRole('button', { name: 'Log in' }).click();
+    await a.page.getByText('Wrong username or password.').waitFor();
+
+    await admin.page.getByRole('button', { name: 'Look up' }).click();
+    await admin.page.getByTestId('user-result').filter({ hasText: 'no such user' }).waitFor();
+    assert.deepEqual([...a.errors, ...b.errors, ...admin.errors], []);
   });
 });

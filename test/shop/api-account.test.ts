@@ -1,6 +1,7 @@
 /**
  * The shop's public HTTP contract, part 2: registration, login and logout (regeneration, cart merge,
- * preferences), the user's sessions, checkout, orders and the admin API. In-process shop, SQLite stores.
+ * preferences), the user's sessions, checkout, orders, the admin API, and disabling and deleting
+ * accounts. In-process shop, SQLite stores.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -407,5 +408,136 @@ describe('shop api: admin', () => {
     await b.login(username);
     await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).post('/api/cart/items', { productId: 'tea-sampler', quantity: 1 })));
     assert.equal((await a.get('/api/cart')).body.items[0].quantity, 20);
+  });
+});
+
+describe('shop api: disabling and deleting accounts (S28)', () => {
+  async function adminClient(): Promise<ShopClient> {
+    const admin = new ShopClient(t.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    return admin;
+  }
+  const loggedIn = async (c: ShopClient): Promise<boolean> => (await c.get('/api/session')).body.authenticated;
+
+  it('disable when two devices are logged in then both are rejected on their next request, login is refused, and enabling restores the account with its cart', async () => {
+    const admin = await adminClient();
+    const { client: laptop, username } = await newUser();
+    await laptop.add('camp-mug', 2);
+    const phone = new ShopClient(t.url);
+    assert.equal((await phone.login(username)).status, 200);
+    assert.equal((await admin.get(`/api/admin/users/${username}`)).body.sessions, 2);
+
+    const r = await admin.post(`/api/admin/users/${username}/disable`);
+    assert.deepEqual(r.body, { username, disabled: true, ended: 2 });
+    assert.equal(await loggedIn(laptop), false);
+    assert.equal(await loggedIn(phone), false);
+    assertError(await laptop.get('/api/me/sessions'), 401, 'AUTH_REQUIRED');
+    const status = (await admin.get(`/api/admin/users/${username}`)).body;
+    assert.equal(status.sessions, 0);
+    assert.ok(Date.parse(status.disabledAt) <= Date.now(), 'the time it was disabled is shown');
+
+    const again = new ShopClient(t.url);
+    assertError(await again.login(username), 403, 'ACCOUNT_DISABLED');
+    assertError(await again.login(username, 'wrong password'), 401, 'INVALID_CREDENTIALS');
+    assert.equal(await loggedIn(again), false, 'a refused login leaves no session behind');
+    assert.equal((await admin.get(`/api/admin/users/${username}`)).body.sessions, 0);
+
+    assert.deepEqual((await admin.post(`/api/admin/users/${username}/enable`)).body, { username, disabled: false });
+    assert.equal((await again.login(username)).status, 200);
+    assert.equal((await again.get('/api/cart')).body.items[0].quantity, 2, 'the saved cart outlived the disablement');
+    assert.equal((await admin.get(`/api/admin/users/${username}`)).body.disabledAt, null);
+  });
+
+  it('disable when asked for the admin account, an unknown user, or by a non-admin then 409 ADMIN_ACCOUNT, 404 USER_NOT_FOUND, 403 FORBIDDEN', async () => {
+    const admin = await adminClient();
+    assertError(await admin.post('/api/admin/users/admin/disable'), 409, 'ADMIN_ACCOUNT');
+    assert.equal(await loggedIn(admin), true);
+    assertError(await admin.post('/api/admin/users/nobody_here/disable'), 404, 'USER_NOT_FOUND');
+    assertError(await admin.get('/api/admin/users/nobody_here'), 404, 'USER_NOT_FOUND');
+    const { client, username } = await newUser();
+    assertError(await client.post(`/api/admin/users/${username}/disable`), 403, 'FORBIDDEN');
+    assertError(await client.post(`/api/admin/users/${username}/enable`), 403, 'FORBIDDEN');
+    assertError(await client.get(`/api/admin/users/${username}`), 403, 'FORBIDDEN');
+  });
+
+  it('disable when logins are in flight (their passwords checked, their sessions not yet stored) then none of them stays logged in', async () => {
+    const admin = await adminClient();
+    const { username } = await newUser();
+    const devices = Array.from({ length: 8 }, () => new ShopClient(t.url));
+    await Promise.all(devices.map((d) => d.session()));
+    // Each login spends tens of milliseconds hashing the password after reading the account: the
+    // disablement lands while they do.
+    const logins = devices.map((d) => d.login(username));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal((await admin.post(`/api/admin/users/${username}/disable`)).status, 200);
+    for (const r of await Promise.all(logins)) {
+      assert.ok(r.status === 200 || (r.status === 403 && r.body.error.code === 'ACCOUNT_DISABLED'), `login answered ${r.status} ${r.text}`);
+    }
+    for (const d of devices) assert.equal(await loggedIn(d), false);
+    assert.equal((await admin.get(`/api/admin/users/${username}`)).body.sessions, 0);
+  });
+
+  it('password when changed while logins with the old one are in flight then none of them stays logged in', async () => {
+    const { client, username } = await newUser();
+    // The change hashes twice (the current password, the new one). Logins are started until it
+    // answers: those that read the old hash just before it was replaced hash behind the change's own
+    // hashing, and store their sessions after it has ended the others.
+    let changed = false;
+    const change = client.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'a new password here' })
+      .finally(() => { changed = true; });
+    const devices: ShopClient[] = [];
+    const logins: Array<Promise<Reply>> = [];
+    while (!changed && devices.length < 16) {
+      const d = new ShopClient(t.url);
+      devices.push(d);
+      logins.push(d.login(username));
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    assert.equal((await change).status, 200);
+    for (const r of await Promise.all(logins)) {
+      assert.ok(r.status === 200 || (r.status === 401 && r.body.error.code === 'INVALID_CREDENTIALS'), `login answered ${r.status} ${r.text}`);
+    }
+    for (const d of devices) assert.equal(await loggedIn(d), false);
+    assert.equal(await loggedIn(client), true, 'the device that changed the password stays');
+    assert.equal((await client.get('/api/me/sessions')).body.length, 1);
+  });
+
+  it('delete when the password is given then the account, its orders, saved cart and every session are gone, and the name can be registered afresh', async () => {
+    const { client: laptop, username } = await newUser();
+    await laptop.add('planter', 1);
+    await laptop.post('/api/checkout/shipping', SHIPPING);
+    await laptop.post('/api/checkout/payment', CARD);
+    assert.equal((await laptop.post('/api/checkout/confirm')).status, 201);
+    await laptop.add('camp-mug', 3);
+    const phone = new ShopClient(t.url);
+    await phone.login(username);
+
+    assertError(await laptop.request('DELETE', '/api/me'), 400, 'VALIDATION_FAILED');
+    assertError(await laptop.request('DELETE', '/api/me', { json: { password: 'wrong password' } }), 401, 'INVALID_CREDENTIALS');
+    assertError(await laptop.request('DELETE', '/api/me', { json: { password: 'correct horse battery', extra: 1 } }), 400, 'VALIDATION_FAILED');
+    assert.equal(await loggedIn(phone), true, 'refused deletions change nothing');
+
+    const r = await laptop.request('DELETE', '/api/me', { json: { password: 'correct horse battery' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body, { deleted: true, endedSessions: 1 });
+    assert.equal(r.headers['clear-site-data'], '"cookies"');
+    assert.equal(await loggedIn(laptop), false);
+    assert.equal(await loggedIn(phone), false);
+    assertError(await phone.login(username), 401, 'INVALID_CREDENTIALS');
+
+    const fresh = new ShopClient(t.url);
+    assert.equal((await fresh.register(username, 'another long password')).status, 201);
+    assert.deepEqual((await fresh.get('/api/cart')).body.items, [], 'nothing of the old account\'s saved cart');
+    assert.deepEqual((await fresh.get('/api/orders')).body, [], 'nothing of its orders');
+    assert.equal((await fresh.get('/api/checkout')).body.step, 'shipping', 'nor its checkout');
+  });
+
+  it('delete when it is the admin account or nobody is logged in then 409 ADMIN_ACCOUNT or 401 AUTH_REQUIRED', async () => {
+    const admin = await adminClient();
+    assertError(await admin.request('DELETE', '/api/me', { json: { password: ADMIN_PASSWORD } }), 409, 'ADMIN_ACCOUNT');
+    assert.equal(await loggedIn(admin), true);
+    const anon = new ShopClient(t.url);
+    await anon.session();
+    assertError(await anon.request('DELETE', '/api/me', { json: { password: 'x' } }), 401, 'AUTH_REQUIRED');
   });
 });

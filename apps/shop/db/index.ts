@@ -54,7 +54,7 @@ async function seedAdmin(db: ShopDb, options: OpenShopDbOptions): Promise<void> 
   }
   const password = options.adminPassword ?? randomBytes(12).toString('base64url');
   const created = await db.createUser({
-    id: randomUUID(), username: ADMIN_USERNAME, passwordHash: await hashPassword(password), isAdmin: true, createdAt: Date.now(),
+    id: randomUUID(), username: ADMIN_USERNAME, passwordHash: await hashPassword(password), isAdmin: true, createdAt: Date.now(), disabledAt: null,
   });
   // Another worker may have seeded it a moment earlier; only the one that created it prints.
   if (created && options.adminPassword === undefined) {

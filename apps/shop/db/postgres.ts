@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS shop_users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL, password_hash TEXT NOT NULL,
   is_admin BOOLEAN NOT NULL DEFAULT FALSE, created_at BIGINT NOT NULL
 );
+ALTER TABLE shop_users ADD COLUMN IF NOT EXISTS disabled_at BIGINT;
 CREATE UNIQUE INDEX IF NOT EXISTS shop_users_username ON shop_users (lower(username));
 CREATE TABLE IF NOT EXISTS shop_orders (
   id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES shop_users(id), idempotency_key TEXT NOT NULL UNIQUE,
@@ -24,11 +25,12 @@ CREATE INDEX IF NOT EXISTS shop_orders_by_user ON shop_orders (user_id, created_
 `;
 
 interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
-interface UserRow { id: string; username: string; password_hash: string; is_admin: boolean; created_at: string }
+interface UserRow { id: string; username: string; password_hash: string; is_admin: boolean; created_at: string; disabled_at: string | null }
 interface OrderRow { id: string; user_id: string; idempotency_key: string; items: Order['items']; total_cents: number; shipping: Order['shipping']; payment: Order['payment']; created_at: string }
 
 const product = (r: ProductRow): Product => ({ id: r.id, name: r.name, priceCents: r.price_cents, description: r.description, category: r.category, hue: r.hue });
-const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin, createdAt: Number(r.created_at) });
+const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin, createdAt: Number(r.created_at),
+  disabledAt: r.disabled_at === null ? null : Number(r.disabled_at) });
 const order = (r: OrderRow): Order => ({
   id: r.id, userId: r.user_id, idempotencyKey: r.idempotency_key, items: r.items, totalCents: r.total_cents,
   shipping: r.shipping, payment: r.payment, createdAt: Number(r.created_at),
@@ -66,21 +68,13 @@ export class PostgresShopDb implements ShopDb {
   }
 
   async upsertProducts(products: readonly Product[]): Promise<void> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
+    await this.#transaction(async (client) => {
       for (const [position, p] of products.entries()) {
         await client.query(`INSERT INTO shop_products (id, name, price_cents, description, category, hue, position)
           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = $2, price_cents = $3,
           description = $4, category = $5, hue = $6, position = $7`, [p.id, p.name, p.priceCents, p.description, p.category, p.hue, position]);
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async createUser(u: User): Promise<User | null> {
@@ -103,6 +97,17 @@ export class PostgresShopDb implements ShopDb {
     await this.#pool.query('UPDATE shop_users SET password_hash = $1 WHERE id = $2', [hash, userId]);
   }
 
+  async setDisabled(userId: string, at: number | null): Promise<boolean> {
+    return (await this.#pool.query('UPDATE shop_users SET disabled_at = $1 WHERE id = $2', [at, userId])).rowCount === 1;
+  }
+
+  async deleteUser(userId: string): Promise<boolean> {
+    return this.#transaction(async (client) => {
+      await client.query('DELETE FROM shop_orders WHERE user_id = $1', [userId]);
+      return (await client.query('DELETE FROM shop_users WHERE id = $1', [userId])).rowCount === 1;
+    });
+  }
+
   async placeOrder(o: Order): Promise<{ order: Order; created: boolean }> {
     const res = await this.#pool.query(`INSERT INTO shop_orders (id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING`,
@@ -119,6 +124,22 @@ export class PostgresShopDb implements ShopDb {
 
   async listOrders(userId: string): Promise<Order[]> {
     return (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE user_id = $1 ORDER BY created_at DESC, seq DESC', [userId])).rows.map(order);
+  }
+
+  /** Runs `fn` in one transaction on one pooled connection, rolled back when it throws. */
+  async #transaction<R>(fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS products (
 );
 CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
-  is_admin INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL
+  is_admin INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, disabled_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS orders (
   id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), idempotency_key TEXT NOT NULL UNIQUE,
@@ -26,11 +26,11 @@ CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, created_at DESC);
 `;
 
 interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
-interface UserRow { id: string; username: string; password_hash: string; is_admin: number; created_at: number }
+interface UserRow { id: string; username: string; password_hash: string; is_admin: number; created_at: number; disabled_at: number | null }
 interface OrderRow { id: string; user_id: string; idempotency_key: string; items: string; total_cents: number; shipping: string; payment: string; created_at: number }
 
 const product = (r: ProductRow): Product => ({ id: r.id, name: r.name, priceCents: r.price_cents, description: r.description, category: r.category, hue: r.hue });
-const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at });
+const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at, disabledAt: r.disabled_at });
 const order = (r: OrderRow): Order => ({
   id: r.id, userId: r.user_id, idempotencyKey: r.idempotency_key, items: JSON.parse(r.items) as Order['items'],
   totalCents: r.total_cents, shipping: JSON.parse(r.shipping) as Order['shipping'], payment: JSON.parse(r.payment) as Order['payment'],
@@ -50,7 +50,12 @@ export class SqliteShopDb implements ShopDb {
   }
 
   async migrate(): Promise<void> {
-    this.#db.exec(SCHEMA);
+    this.#db.transaction(() => {
+      this.#db.exec(SCHEMA);
+      // A data file from before accounts could be disabled gains the column.
+      const columns = this.#db.prepare('PRAGMA table_info(users)').all() as Array<{ name: string }>;
+      if (!columns.some((c) => c.name === 'disabled_at')) this.#db.exec('ALTER TABLE users ADD COLUMN disabled_at INTEGER');
+    }).immediate();
   }
 
   async listProducts(): Promise<Product[]> {
@@ -88,6 +93,17 @@ export class SqliteShopDb implements ShopDb {
 
   async setPasswordHash(userId: string, hash: string): Promise<void> {
     this.#db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+  }
+
+  async setDisabled(userId: string, at: number | null): Promise<boolean> {
+    return this.#db.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').run(at, userId).changes === 1;
+  }
+
+  async deleteUser(userId: string): Promise<boolean> {
+    return this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM orders WHERE user_id = ?').run(userId);
+      return this.#db.prepare('DELETE FROM users WHERE id = ?').run(userId).changes === 1;
+    }).immediate();
   }
 
   async placeOrder(o: Order): Promise<{ order: Order; created: boolean }> {

@@ -21,6 +21,8 @@ export interface User {
   passwordHash: string;
   isAdmin: boolean;
   createdAt: number;
+  /** When an admin disabled the account (it cannot log in, and its sessions were ended); null: enabled. */
+  disabledAt: number | null;
 }
 
 export interface OrderLine {
@@ -54,6 +56,10 @@ export interface ShopDb {
   findUserByName(username: string): Promise<User | null>;
   findUserById(id: string): Promise<User | null>;
   setPasswordHash(userId: string, hash: string): Promise<void>;
+  /** Disables the account at `at`, or enables it again with null; false when there is no such user. */
+  setDisabled(userId: string, at: number | null): Promise<boolean>;
+  /** Deletes the user and their orders in one transaction; false when there is no such user. */
+  deleteUser(userId: string): Promise<boolean>;
   /** Inserts the order unless one with its idempotency key exists; returns whichever is stored. */
   placeOrder(order: Order): Promise<{ order: Order; created: boolean }>;
   findOrderByKey(idempotencyKey: string): Promise<Order | null>;

@@ -15,3 +15,5 @@ export const reauthRequired = (): TetherError => new TetherError('REAUTH_REQUIRE
 export const sessionNotFound = (): TetherError => new TetherError('SESSION_NOT_FOUND', 'you have no such session', 404);
 export const userNotFound = (): TetherError => new TetherError('USER_NOT_FOUND', 'no such user', 404);
 export const cartEmpty = (): TetherError => new TetherError('CART_EMPTY', 'the cart is empty', 409);
+export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISABLED', 'this account is disabled', 403);
+export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);

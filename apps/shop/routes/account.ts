@@ -1,8 +1,8 @@
-/** The account: the user's sessions (devices), password and orders. @module */
+/** The account: the user's sessions (devices), password, orders, and deleting it. @module */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Order } from '../db/index.js';
 import { centsToAmount } from '../lib/cart.js';
-import { invalidCredentials, reauthRequired, sessionNotFound, validationFailed } from '../lib/errors.js';
+import { adminAccount, invalidCredentials, reauthRequired, sessionNotFound, validationFailed } from '../lib/errors.js';
 import { hashPassword, verifyPassword } from '../lib/passwords.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { requireUser, sessionOf, sessionView } from '../context.js';
@@ -87,6 +87,28 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     session.regenerate();
     const endedSessions = b.logoutOtherSessions === false ? 0 : await ctx.tether.destroyUserSessions(userId, { except: session });
     return { ...(await sessionView(ctx, session)), endedSessions };
+  });
+
+  /**
+   * Deletes the account (S28): always asks for the password. The user row and orders go in one
+   * transaction first, so no new login can start; then the user context (saved cart, preferences,
+   * unfinished checkout) and every session, this one with its cookie.
+   */
+  app.delete('/api/me', async (req, reply) => {
+    const userId = requireUser(req);
+    const b = objectBody(req.body);
+    onlyKeys(b, ['password']);
+    if (typeof b.password !== 'string' || b.password.length > 1024) throw validationFailed('password is required');
+    const user = await ctx.db.findUserById(userId);
+    if (user?.isAdmin) throw adminAccount();
+    await checkPassword(ctx, userId, b.password, 'the password is wrong');
+    await ctx.db.deleteUser(userId);
+    await ctx.tether.users.clear(userId);
+    const session = sessionOf(req);
+    const endedSessions = await ctx.tether.destroyUserSessions(userId, { except: session });
+    session.destroy();
+    reply.header('clear-site-data', '"cookies"');
+    return { deleted: true, endedSessions };
   });
 
   app.get('/api/orders', async (req) => {

@@ -1,6 +1,11 @@
-/** The admin API (the `admin` account only): live sessions per node, store figures, ending a user's sessions. @module */
+/**
+ * The admin API (the `admin` account only): live sessions per node, store figures, a user's status,
+ * ending a user's sessions, disabling and enabling accounts.
+ * @module
+ */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { forbidden, userNotFound } from '../lib/errors.js';
+import type { User } from '../db/index.js';
+import { adminAccount, forbidden, userNotFound } from '../lib/errors.js';
 import { requireUser } from '../context.js';
 import type { ShopContext } from '../context.js';
 
@@ -20,6 +25,15 @@ export function nodeFigures(ctx: ShopContext): Record<string, unknown> {
   };
 }
 
+type UserParams = { Params: { username: string } };
+
+async function namedUser(ctx: ShopContext, req: FastifyRequest<UserParams>): Promise<User> {
+  await requireAdmin(ctx, req);
+  const user = await ctx.db.findUserByName(req.params.username);
+  if (!user) throw userNotFound();
+  return user;
+}
+
 export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.get('/api/admin/overview', async (req) => {
     await requireAdmin(ctx, req);
@@ -35,11 +49,39 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
     };
   });
 
-  app.post<{ Params: { username: string } }>('/api/admin/users/:username/sessions/end', async (req) => {
-    await requireAdmin(ctx, req);
-    const user = await ctx.db.findUserByName(req.params.username);
-    if (!user) throw userNotFound();
+  app.get<UserParams>('/api/admin/users/:username', async (req) => {
+    const user = await namedUser(ctx, req);
+    return {
+      username: user.username,
+      admin: user.isAdmin,
+      createdAt: new Date(user.createdAt).toISOString(),
+      disabledAt: user.disabledAt === null ? null : new Date(user.disabledAt).toISOString(),
+      sessions: (await ctx.tether.listUserSessions(user.id)).length,
+    };
+  });
+
+  app.post<UserParams>('/api/admin/users/:username/sessions/end', async (req) => {
+    const user = await namedUser(ctx, req);
     const ended = await ctx.tether.destroyUserSessions(user.id);
     return { username: user.username, ended };
+  });
+
+  /**
+   * Disables an account (S28): marked first, so no new login succeeds, then every session ended. A
+   * login whose password was checked just before reads the mark once its session is stored and ends
+   * that session itself (routes/auth.ts). The user context stays, for when the account is enabled again.
+   */
+  app.post<UserParams>('/api/admin/users/:username/disable', async (req) => {
+    const user = await namedUser(ctx, req);
+    if (user.isAdmin) throw adminAccount();
+    await ctx.db.setDisabled(user.id, user.disabledAt ?? ctx.tether.options.clock.now());
+    const ended = await ctx.tether.destroyUserSessions(user.id);
+    return { username: user.username, disabled: true, ended };
+  });
+
+  app.post<UserParams>('/api/admin/users/:username/enable', async (req) => {
+    const user = await namedUser(ctx, req);
+    await ctx.db.setDisabled(user.id, null);
+    return { username: user.username, disabled: false };
   });
 }

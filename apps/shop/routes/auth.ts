@@ -8,11 +8,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Session } from 'tether';
 import type { User } from '../db/index.js';
 import { linesOf, mergeLines, isPreferences, preferencesOf } from '../lib/cart.js';
-import { invalidCredentials, usernameTaken, validationFailed } from '../lib/errors.js';
+import { accountDisabled, invalidCredentials, usernameTaken, validationFailed } from '../lib/errors.js';
 import { dummyHash, hashPassword, verifyPassword } from '../lib/passwords.js';
 import { objectBody, onlyKeys, stringField } from '../lib/validate.js';
 import { sessionOf, sessionView } from '../context.js';
-import type { ShopContext, ShopSession, ShopUserContext } from '../context.js';
+import type { SessionView, ShopContext, ShopSession, ShopUserContext } from '../context.js';
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 
@@ -50,17 +50,32 @@ async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: Use
   session.login(user.id);
 }
 
+/**
+ * Signs in, answers with the session's view, and makes the login stand only if the account may still
+ * log in once the session is stored. Disabling or deleting the account, or changing its password,
+ * ends the sessions that exist at that moment; a login whose password was checked just before could
+ * store its session just after. So the session is stored here, before the answer, and the account read
+ * again: if it changed since the password was checked, this session is ended too (S28).
+ */
+async function finishSignIn(ctx: ShopContext, session: Session<ShopSession>, user: User): Promise<SessionView> {
+  await signIn(ctx, session, user);
+  const view = await sessionView(ctx, session);
+  await ctx.tether.commit(session);
+  const now = await ctx.db.findUserById(user.id);
+  if (now !== null && now.disabledAt === null && now.passwordHash === user.passwordHash) return view;
+  await ctx.tether.destroyUserSession(user.id, session.handle!);
+  throw now?.disabledAt != null ? accountDisabled() : invalidCredentials();
+}
+
 export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.post('/api/auth/register', async (req, reply) => {
     const { username, password } = credentials(req.body);
     if (await ctx.db.findUserByName(username)) throw usernameTaken();
     const user = await ctx.db.createUser({
-      id: randomUUID(), username, passwordHash: await hashPassword(password), isAdmin: false, createdAt: Date.now(),
+      id: randomUUID(), username, passwordHash: await hashPassword(password), isAdmin: false, createdAt: Date.now(), disabledAt: null,
     });
     if (!user) throw usernameTaken(); // lost a race with another registration of the same name
-    const session = sessionOf(req);
-    await signIn(ctx, session, user);
-    return reply.code(201).send(await sessionView(ctx, session));
+    return reply.code(201).send(await finishSignIn(ctx, sessionOf(req), user));
   });
 
   app.post('/api/auth/login', async (req) => {
@@ -72,9 +87,9 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     // An unknown name costs one hash too, so timing does not tell which usernames exist.
     const ok = await verifyPassword(b.password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !ok) throw invalidCredentials();
-    const session = sessionOf(req);
-    await signIn(ctx, session, user);
-    return sessionView(ctx, session);
+    // Said only to whoever knows the password, so it does not tell others which accounts exist.
+    if (user.disabledAt !== null) throw accountDisabled();
+    return finishSignIn(ctx, sessionOf(req), user);
   });
 
   app.post('/api/auth/logout', async (req, reply) => {

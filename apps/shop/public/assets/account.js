@@ -1,5 +1,6 @@
-// The account page: preferences, the password, the devices (sessions) signed in, logging out others or one of them.
-import { api, ApiError, describeError, el, logout, onChange, requireLogin, setPreferences, setSession, state, toast } from './app.js';
+// The account page: preferences, the password, the devices (sessions) signed in, logging out others or one
+// of them, and deleting the account.
+import { api, ApiError, describeError, el, logout, onChange, requireLogin, setPreferences, setSession, signedOut, state, toast } from './app.js';
 
 function device(ua) {
   if (!ua) return 'Unknown device';
@@ -112,6 +113,29 @@ function passwordPanel(sessions) {
     el('div', {}, el('button', { type: 'submit', class: 'primary' }, 'Change password'))));
 }
 
+function deletePanel() {
+  const password = el('input', { id: 'delete-password', type: 'password', autocomplete: 'current-password', required: true, maxlength: '128' });
+  const error = el('p', { class: 'form-error', role: 'alert', id: 'delete-error' });
+  return el('section', { class: 'panel' },
+    el('h2', {}, 'Delete account'),
+    el('p', { class: 'muted' }, 'Deletes your account, your orders, your saved cart and preferences, and logs out every device. This cannot be undone.'),
+    el('form', {
+      class: 'form', 'data-testid': 'delete-form', onsubmit: async (e) => {
+        e.preventDefault();
+        error.textContent = '';
+        try {
+          await api('DELETE', '/api/me', { password: password.value });
+          signedOut();
+        } catch (err) {
+          error.textContent = err instanceof ApiError && err.code === 'INVALID_CREDENTIALS' ? 'The password is wrong.' : describeError(err);
+        }
+      },
+    },
+    el('label', {}, 'Password', password),
+    error,
+    el('div', {}, el('button', { type: 'submit', class: 'danger' }, 'Delete my account'))));
+}
+
 function preferencesPanel() {
   const p = state.session.preferences;
   const theme = el('select', { id: 'pref-theme' }, ...['light', 'dark'].map((t) => el('option', { value: t, selected: t === p.theme }, t === 'light' ? 'Light' : 'Dark')));
@@ -137,7 +161,8 @@ async function main() {
   document.getElementById('account').replaceChildren(
     el('section', { class: 'panel' }, el('h2', {}, s.user.username), el('p', { class: 'muted' }, 'Your cart, preferences and unfinished checkout are saved to your account and follow you to every device.'), preferencesPanel()),
     sessions,
-    passwordPanel(sessions));
+    passwordPanel(sessions),
+    s.user.username === 'admin' ? null : deletePanel());
   // The header's theme and currency controls change the same preferences; keep the form in step.
   onChange((view) => {
     if (!view) return;

@@ -1,4 +1,5 @@
-// Admin: live sessions per node, engine and store figures, ending a user's sessions. Refreshes itself.
+// Admin: live sessions per node, engine and store figures, and a user's status: ending their sessions,
+// disabling or enabling the account. Refreshes itself.
 import { api, ApiError, describeError, el, requireLogin, toast } from './app.js';
 
 const REFRESH_MS = 5000;
@@ -8,22 +9,53 @@ function figures(obj) {
   return el('table', {}, el('tbody', {}, ...Object.entries(obj).map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))))));
 }
 
-function endSessionsForm() {
+/** A user by name: their status and sessions, and the admin's actions on them (end sessions, disable, enable). */
+function userPanel() {
   const input = el('input', { id: 'end-user', name: 'username', required: true, autocomplete: 'off', maxlength: '32' });
-  const result = el('p', { role: 'status', class: 'muted' });
-  return el('section', { class: 'panel' },
-    el('h2', {}, 'End a user\'s sessions'),
-    el('form', {
-      class: 'form', onsubmit: async (e) => {
-        e.preventDefault();
+  const details = el('div', { class: 'user-details', 'data-testid': 'user-details' });
+  const result = el('p', { role: 'status', class: 'muted', 'data-testid': 'user-result' });
+  const path = (suffix = '') => `/api/admin/users/${encodeURIComponent(input.value.trim())}${suffix}`;
+
+  async function show() {
+    const u = await api('GET', path());
+    const act = (label, suffix, message, cls = 'danger') => el('button', {
+      type: 'button', class: cls, onclick: async () => {
         try {
-          const r = await api('POST', `/api/admin/users/${encodeURIComponent(input.value.trim())}/sessions/end`);
-          result.textContent = `Ended ${r.ended} session${r.ended === 1 ? '' : 's'} of ${r.username}.`;
+          result.textContent = message(await api('POST', path(suffix)));
+          await show();
         } catch (err) {
           result.textContent = describeError(err);
         }
       },
-    }, el('label', {}, 'Username', input), el('div', {}, el('button', { type: 'submit', class: 'danger' }, 'End sessions'))),
+    }, label);
+    details.replaceChildren(
+      el('table', {}, el('tbody', {},
+        el('tr', {}, el('th', { scope: 'row' }, 'User'), el('td', {}, u.username)),
+        el('tr', {}, el('th', { scope: 'row' }, 'Registered'), el('td', {}, new Date(u.createdAt).toLocaleString())),
+        el('tr', {}, el('th', { scope: 'row' }, 'Status'), el('td', { 'data-testid': 'user-status' }, u.disabledAt ? `Disabled since ${new Date(u.disabledAt).toLocaleString()}` : 'Active')),
+        el('tr', {}, el('th', { scope: 'row' }, 'Live sessions'), el('td', { 'data-testid': 'user-sessions' }, String(u.sessions))))),
+      el('div', { class: 'actions' },
+        act('End sessions', '/sessions/end', (r) => `Ended ${r.ended} session${r.ended === 1 ? '' : 's'} of ${r.username}.`),
+        u.admin ? null : u.disabledAt
+          ? act('Enable account', '/enable', (r) => `${r.username} can log in again.`, 'primary')
+          : act('Disable account', '/disable', (r) => `Disabled ${r.username} and ended ${r.ended} session${r.ended === 1 ? '' : 's'}.`)));
+  }
+
+  return el('section', { class: 'panel' },
+    el('h2', {}, 'Manage a user'),
+    el('form', {
+      class: 'form', onsubmit: async (e) => {
+        e.preventDefault();
+        result.textContent = '';
+        try {
+          await show();
+        } catch (err) {
+          details.replaceChildren();
+          result.textContent = describeError(err);
+        }
+      },
+    }, el('label', {}, 'Username', input), el('div', {}, el('button', { type: 'submit', class: 'primary' }, 'Look up'))),
+    details,
     result);
 }
 
@@ -55,7 +87,7 @@ async function refresh(live, form) {
 async function main() {
   if (!(await requireLogin())) return;
   const live = el('div', { class: 'stack' });
-  const form = endSessionsForm();
+  const form = userPanel();
   document.getElementById('admin').replaceChildren(live);
   if (!(await refresh(live, form))) return;
   const timer = setInterval(() => {

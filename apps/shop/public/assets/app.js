@@ -128,10 +128,15 @@ export async function logout() {
   try {
     await api('POST', '/api/auth/logout');
   } finally {
-    setSessionHint(false);
-    state.session = null;
-    location.assign('/');
+    signedOut();
   }
+}
+
+/** After a logout or an account deletion: forgets the session here and goes to the home page. */
+export function signedOut() {
+  setSessionHint(false);
+  state.session = null;
+  location.assign('/');
 }
 
 /** A same-site path from `?next=`, or the fallback: never an open redirect. */

@@ -45,7 +45,8 @@ async function onSubmit(e) {
     setSession(view);
     location.assign(safeNext('/'));
   } catch (err) {
-    error.textContent = err instanceof ApiError && err.code === 'INVALID_CREDENTIALS' ? 'Wrong username or password.' : describeError(err);
+    error.textContent = err instanceof ApiError && err.code === 'INVALID_CREDENTIALS' ? 'Wrong username or password.'
+      : err instanceof ApiError && err.code === 'ACCOUNT_DISABLED' ? 'This account is disabled. Contact the shop to have it enabled.' : describeError(err);
     submit.disabled = false;
   }
 }

@@ -1,0 +1,136 @@
+/**
+ * The shop's repository on both databases it supports: an account can be disabled, enabled and deleted
+ * (with its orders, and nobody else's), and a database created before accounts could be disabled is
+ * migrated in place with its users intact. Real SQLite files and a real PostgreSQL server.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { SqliteShopDb } from '../../apps/shop/db/sqlite.js';
+import { PostgresShopDb } from '../../apps/shop/db/postgres.js';
+import type { Order, ShopDb, User } from '../../apps/shop/db/index.js';
+import { createDatabase, startPostgres } from '../helpers/postgres.js';
+import type { PostgresServer } from '../helpers/postgres.js';
+
+let dir: string;
+let server: PostgresServer;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tether-shop-db-'));
+  server = await startPostgres({ fast: true });
+});
+after(async () => {
+  await server?.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const user = (name: string): User => ({ id: `id-${name}`, username: name, passwordHash: 'scrypt$x', isAdmin: false, createdAt: 1_700_000_000_000, disabledAt: null });
+const order = (u: User, n: number): Order => ({
+  id: `order-${u.username}-${n}`, userId: u.id, idempotencyKey: `key-${u.username}-${n}`, items: [{ productId: 'camp-mug', name: 'Mug', quantity: 1, priceCents: 1800 }],
+  totalCents: 1800, shipping: { name: u.username }, payment: { last4: '4242', expiry: '12/39', brand: 'Visa' }, createdAt: 1_700_000_000_000 + n,
+});
+
+/** A database as the shop created it before `disabled_at`: one user with one order. */
+interface Fixture {
+  oldSchema(): Promise<void>;
+  open(): ShopDb;
+}
+
+let pgDatabases = 0;
+const databases: Record<string, () => Promise<Fixture>> = {
+  SQLite: async () => {
+    const file = join(dir, `shop-${Math.random().toString(36).slice(2)}.db`);
+    return {
+      async oldSchema() {
+        const db = new Database(file);
+        db.exec(`CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
+          is_admin INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+          CREATE TABLE orders (id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), idempotency_key TEXT NOT NULL UNIQUE,
+          items TEXT NOT NULL, total_cents INTEGER NOT NULL, shipping TEXT NOT NULL, payment TEXT NOT NULL, created_at INTEGER NOT NULL);
+          INSERT INTO users VALUES ('id-old', 'old_user', 'scrypt$old', 0, 1600000000000);
+          INSERT INTO orders VALUES ('order-old', 'id-old', 'key-old', '[]', 100, '{}', '{"last4":"1111","expiry":"01/30","brand":"Visa"}', 1600000000001);`);
+        db.close();
+      },
+      open: () => new SqliteShopDb(file),
+    };
+  },
+  PostgreSQL: async () => {
+    const url = await createDatabase(server.url, `shop_db_${++pgDatabases}`);
+    return {
+      async oldSchema() {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        await client.query(`CREATE TABLE shop_users (id TEXT PRIMARY KEY, username TEXT NOT NULL, password_hash TEXT NOT NULL,
+          is_admin BOOLEAN NOT NULL DEFAULT FALSE, created_at BIGINT NOT NULL);
+          CREATE TABLE shop_orders (id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES shop_users(id), idempotency_key TEXT NOT NULL UNIQUE,
+          items JSONB NOT NULL, total_cents INTEGER NOT NULL, shipping JSONB NOT NULL, payment JSONB NOT NULL, created_at BIGINT NOT NULL, seq BIGSERIAL);
+          INSERT INTO shop_users VALUES ('id-old', 'old_user', 'scrypt$old', FALSE, 1600000000000);
+          INSERT INTO shop_orders (id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at)
+            VALUES ('order-old', 'id-old', 'key-old', '[]', 100, '{}', '{"last4":"1111","expiry":"01/30","brand":"Visa"}', 1600000000001);`);
+        await client.end();
+      },
+      open: () => new PostgresShopDb(url),
+    };
+  },
+};
+
+for (const [name, fixture] of Object.entries(databases)) {
+  describe(`shop database on ${name}: accounts`, { timeout: 60_000 }, () => {
+    it('setDisabled when set and cleared then the account reads back disabled at that time, then enabled; an unknown user is false', async () => {
+      const db = (await fixture()).open();
+      try {
+        await db.migrate();
+        const u = (await db.createUser(user('ada')))!;
+        assert.equal((await db.findUserById(u.id))!.disabledAt, null);
+        assert.equal(await db.setDisabled(u.id, 1_800_000_000_123), true);
+        assert.equal((await db.findUserByName('ADA'))!.disabledAt, 1_800_000_000_123);
+        assert.equal(await db.setDisabled(u.id, null), true);
+        assert.equal((await db.findUserById(u.id))!.disabledAt, null);
+        assert.equal(await db.setDisabled('id-nobody', 1), false);
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('deleteUser when the user has orders then the user and their orders go and another user\'s stay; the name is free again', async () => {
+      const db = (await fixture()).open();
+      try {
+        await db.migrate();
+        const [a, b] = [(await db.createUser(user('alan')))!, (await db.createUser(user('grace')))!];
+        for (const n of [1, 2]) await db.placeOrder(order(a, n));
+        await db.placeOrder(order(b, 1));
+        assert.equal(await db.deleteUser(a.id), true);
+        assert.equal(await db.findUserById(a.id), null);
+        assert.deepEqual(await db.listOrders(a.id), []);
+        assert.equal(await db.findOrderByKey('key-alan-1'), null);
+        assert.equal((await db.listOrders(b.id)).length, 1);
+        assert.equal(await db.deleteUser(a.id), false);
+        assert.ok(await db.createUser({ ...user('alan'), id: 'id-alan-2' }), 'the username can be taken again');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('migrate when the database predates disabling accounts then its users and orders stay and can be disabled; a second migrate changes nothing', async () => {
+      const f = await fixture();
+      await f.oldSchema();
+      const db = f.open();
+      try {
+        await db.migrate();
+        await db.migrate();
+        const old = await db.findUserByName('old_user');
+        assert.equal(old?.id, 'id-old');
+        assert.equal(old?.passwordHash, 'scrypt$old');
+        assert.equal(old?.disabledAt, null);
+        assert.equal((await db.listOrders('id-old')).length, 1);
+        assert.equal(await db.setDisabled('id-old', 5), true);
+        assert.equal((await db.findUserById('id-old'))!.disabledAt, 5);
+      } finally {
+        await db.close();
+      }
+    });
+  });
+}
