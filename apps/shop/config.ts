@@ -40,6 +40,8 @@ export interface ShopConfig {
   requestTimeoutSec: number;
   /** Seconds an idle keep-alive connection stays open after a response (SECURITY.md S52). */
   keepAliveTimeoutSec: number;
+  /** The least severe log records written (pino levels); `silent` writes none. */
+  logLevel: LogLevel;
   /** Set only when SHOP_ADMIN_PASSWORD is. */
   adminPassword: string | undefined;
   /** The origin unsafe requests must come from; undefined: the origin of the request's Host. */
@@ -51,9 +53,12 @@ export interface ShopConfig {
    * the socket's address), or a list of proxy addresses/CIDRs, e.g. the HAProxy in front.
    */
   trustProxy: false | string[];
-  /** Where one-time notices (generated passwords, warnings) go. */
+  /** Where log records (JSON lines) and one-time notices (generated passwords, warnings) go; stderr by default. */
   log: (line: string) => void;
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const SHOP_DEFAULTS = {
   port: 3000,
@@ -69,6 +74,7 @@ export const SHOP_DEFAULTS = {
   headersTimeoutSec: 20,
   requestTimeoutSec: 120,
   keepAliveTimeoutSec: 5,
+  logLevel: 'info' as LogLevel,
   minSecretLength: 32,
 } as const;
 
@@ -180,6 +186,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   if (requestTimeoutSec < headersTimeoutSec) {
     throw new ConfigError('SHOP_REQUEST_TIMEOUT', `must be at least SHOP_HEADERS_TIMEOUT (${headersTimeoutSec}), got ${requestTimeoutSec}`);
   }
+  const logLevel = text(env, 'SHOP_LOG_LEVEL')?.toLowerCase() ?? SHOP_DEFAULTS.logLevel;
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError('SHOP_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   const adminPassword = env.SHOP_ADMIN_PASSWORD === undefined || env.SHOP_ADMIN_PASSWORD === '' ? undefined : env.SHOP_ADMIN_PASSWORD;
   if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 128)) {
     throw new ConfigError('SHOP_ADMIN_PASSWORD', 'must be 8 to 128 characters');
@@ -239,6 +247,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     headersTimeoutSec,
     requestTimeoutSec,
     keepAliveTimeoutSec: SHOP_DEFAULTS.keepAliveTimeoutSec,
+    logLevel: logLevel as LogLevel,
     adminPassword,
     publicOrigin,
     nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,

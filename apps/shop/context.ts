@@ -45,6 +45,14 @@ export function sessionOf(req: FastifyRequest): Session<ShopSession> {
   return req.session as unknown as Session<ShopSession>;
 }
 
+/**
+ * An audit record (info): what happened to which account, with the acting session by its handle and
+ * users by their IDs. Never a session ID, cookie, CSRF token, password or username as typed.
+ */
+export function audit(req: FastifyRequest, event: string, fields: Record<string, unknown> = {}): void {
+  req.log.info({ event, session: sessionOf(req).handle, ...fields }, event);
+}
+
 /** The logged-in user's ID, or 401 AUTH_REQUIRED. */
 export function requireUser(req: FastifyRequest): string {
   const userId = sessionOf(req).userId;

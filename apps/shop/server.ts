@@ -4,7 +4,7 @@
  * `startShop` also listens and is what main.ts and (later) each cluster worker call.
  * @module
  */
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import { createTether, isTetherError, RateLimitedError } from 'tether';
@@ -67,7 +67,7 @@ function mapFrameworkError(err: FastifyError): { status: number; code: string; m
   }
 }
 
-function installErrorHandling(app: FastifyInstance, config: ShopConfig, tether: Tether<ShopSession>): void {
+function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     let status: number;
     let body: { error: { code: string; message: string } };
@@ -79,7 +79,7 @@ function installErrorHandling(app: FastifyInstance, config: ShopConfig, tether: 
       status = mapped.status;
       body = { error: { code: mapped.code, message: mapped.message } };
     }
-    if (status >= 500) config.log(`error: ${req.method} ${req.routeOptions.url ?? '(no route)'}: ${err.stack ?? String(err)}`);
+    if (status >= 500) req.log.error({ err, method: req.method, route: req.routeOptions.url ?? null }, 'request failed');
     if (status === 503) reply.header('retry-after', '1');
     // The limits count per clock minute: by then the window has moved on.
     if (status === 429) reply.header('retry-after', '60');
@@ -149,8 +149,30 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   });
   // S33: a session presented by another browser is logged, by its handle (a one-way hash), never its ID.
   ctx.tether.events.on('anomaly', (m: { handle: string; userId: string | null }) => {
-    ctx.config.log(`security: session ${m.handle} (${m.userId === null ? 'anonymous' : `user ${m.userId}`}) was presented by another browser than the one it began in`);
+    app.log.warn({ event: 'security.session_anomaly', session: m.handle, user: m.userId }, 'a session was presented by another browser than the one it began in');
   });
+}
+
+/**
+ * Fastify's own per-request lines, replaced: one record per request at `debug` when it completes
+ * (method, path without the query, status, time, the session by its handle), none when it starts or
+ * finds no route.
+ * Headers are not logged at all, so no cookie, CSRF token or credential can reach the log.
+ */
+class ShopLogController extends LogController {
+  override incomingRequest(): void {}
+
+  /** Fastify's line names the URL with its query; the `request` record has the path. */
+  override routeNotFound(): void {}
+
+  override requestCompleted(error: Error | null, req: FastifyRequest, reply: FastifyReply): void {
+    const fields = {
+      method: req.method, path: req.url.split('?')[0]!.slice(0, 200), status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10, session: req.session?.handle ?? null,
+    };
+    if (error) reply.log.error({ ...fields, err: error }, 'request errored');
+    else reply.log.debug(fields, 'request');
+  }
 }
 
 function shopMetrics(registry: Registry, ctx: ShopContext): void {
@@ -231,7 +253,14 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   const deadlines = slowClientDeadlines(config);
   const app = Fastify({
     bodyLimit: BODY_LIMIT_BYTES,
-    logger: false,
+    // JSON lines (pino) through config.log: audit events, security events and errors at info and above,
+    // one line per request at debug. Records name sessions by handle and users by ID, nothing else.
+    logger: {
+      level: config.logLevel,
+      base: { node: config.nodeName, pid: process.pid },
+      stream: { write: (line: string) => config.log(line.trimEnd()) },
+    },
+    logController: new ShopLogController(),
     // Bounds against slow clients (SECURITY S51, S52): a request whose head or whole is late is answered
     // 408 and its connection closed. Fastify sets the server's requestTimeout and keepAliveTimeout after
     // node:http's createServer, which takes `http`; requestTimeout is also given there because createServer
@@ -249,7 +278,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   });
   // JSON only: the text/plain parser would let CORS-simple requests reach the handlers.
   app.removeContentTypeParser('text/plain');
-  installErrorHandling(app, config, tether);
+  installErrorHandling(app, tether);
   installHeaders(app, config);
   await app.register(tetherPlugin, { tether: tether as unknown as Tether<object> });
   installRateLimit(app, context);

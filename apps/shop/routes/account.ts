@@ -5,7 +5,7 @@ import { centsToAmount } from '../lib/cart.js';
 import { adminAccount, invalidCredentials, reauthRequired, sessionNotFound, validationFailed } from '../lib/errors.js';
 import { hashPassword, verifyPassword } from '../lib/passwords.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
-import { requireUser, sessionOf, sessionView } from '../context.js';
+import { audit, requireUser, sessionOf, sessionView } from '../context.js';
 import type { ShopContext } from '../context.js';
 import { newPassword } from './auth.js';
 
@@ -57,6 +57,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const userId = requireUser(req);
     await requireRecentAuth(ctx, req, userId);
     const ended = await ctx.tether.destroyUserSessions(userId, { except: sessionOf(req) });
+    audit(req, 'account.sessions_ended', { user: userId, ended, which: 'others' });
     return { ended };
   });
 
@@ -66,6 +67,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw sessionNotFound();
     await requireRecentAuth(ctx, req, userId);
     if (!(await ctx.tether.destroyUserSession(userId, id))) throw sessionNotFound();
+    audit(req, 'account.sessions_ended', { user: userId, ended: 1, which: id });
     return { ended: 1 };
   });
 
@@ -86,6 +88,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const session = sessionOf(req);
     session.regenerate();
     const endedSessions = b.logoutOtherSessions === false ? 0 : await ctx.tether.destroyUserSessions(userId, { except: session });
+    audit(req, 'account.password_changed', { user: userId, endedSessions });
     return { ...(await sessionView(ctx, session)), endedSessions };
   });
 
@@ -106,6 +109,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     await ctx.tether.users.clear(userId);
     const session = sessionOf(req);
     const endedSessions = await ctx.tether.destroyUserSessions(userId, { except: session });
+    audit(req, 'account.deleted', { user: userId, endedSessions: endedSessions + 1 });
     session.destroy();
     reply.header('clear-site-data', '"cookies"');
     return { deleted: true, endedSessions };

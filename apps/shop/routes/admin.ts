@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { User } from '../db/index.js';
 import { adminAccount, forbidden, userNotFound } from '../lib/errors.js';
-import { requireUser } from '../context.js';
+import { audit, requireUser } from '../context.js';
 import type { ShopContext } from '../context.js';
 
 async function requireAdmin(ctx: ShopContext, req: FastifyRequest): Promise<void> {
@@ -63,6 +63,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.post<UserParams>('/api/admin/users/:username/sessions/end', async (req) => {
     const user = await namedUser(ctx, req);
     const ended = await ctx.tether.destroyUserSessions(user.id);
+    audit(req, 'admin.sessions_ended', { admin: requireUser(req), user: user.id, ended });
     return { username: user.username, ended };
   });
 
@@ -76,12 +77,14 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (user.isAdmin) throw adminAccount();
     await ctx.db.setDisabled(user.id, user.disabledAt ?? ctx.tether.options.clock.now());
     const ended = await ctx.tether.destroyUserSessions(user.id);
+    audit(req, 'admin.user_disabled', { admin: requireUser(req), user: user.id, ended });
     return { username: user.username, disabled: true, ended };
   });
 
   app.post<UserParams>('/api/admin/users/:username/enable', async (req) => {
     const user = await namedUser(ctx, req);
     await ctx.db.setDisabled(user.id, null);
+    audit(req, 'admin.user_enabled', { admin: requireUser(req), user: user.id });
     return { username: user.username, disabled: false };
   });
 }

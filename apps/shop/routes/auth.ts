@@ -4,14 +4,14 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Session } from 'tether';
 import type { User } from '../db/index.js';
 import { linesOf, mergeLines, isPreferences, preferencesOf } from '../lib/cart.js';
 import { accountDisabled, invalidCredentials, usernameTaken, validationFailed } from '../lib/errors.js';
 import { dummyHash, hashPassword, verifyPassword } from '../lib/passwords.js';
 import { objectBody, onlyKeys, stringField } from '../lib/validate.js';
-import { sessionOf, sessionView } from '../context.js';
+import { audit, sessionOf, sessionView } from '../context.js';
 import type { SessionView, ShopContext, ShopSession, ShopUserContext } from '../context.js';
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
@@ -57,13 +57,15 @@ async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: Use
  * store its session just after. So the session is stored here, before the answer, and the account read
  * again: if it changed since the password was checked, this session is ended too (S28).
  */
-async function finishSignIn(ctx: ShopContext, session: Session<ShopSession>, user: User): Promise<SessionView> {
+async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User): Promise<SessionView> {
+  const session = sessionOf(req);
   await signIn(ctx, session, user);
   const view = await sessionView(ctx, session);
   await ctx.tether.commit(session);
   const now = await ctx.db.findUserById(user.id);
   if (now !== null && now.disabledAt === null && now.passwordHash === user.passwordHash) return view;
   await ctx.tether.destroyUserSession(user.id, session.handle!);
+  audit(req, 'auth.login_revoked', { user: user.id, reason: now === null ? 'deleted' : now.disabledAt !== null ? 'disabled' : 'password' });
   throw now?.disabledAt != null ? accountDisabled() : invalidCredentials();
 }
 
@@ -75,7 +77,9 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
       id: randomUUID(), username, passwordHash: await hashPassword(password), isAdmin: false, createdAt: Date.now(), disabledAt: null,
     });
     if (!user) throw usernameTaken(); // lost a race with another registration of the same name
-    return reply.code(201).send(await finishSignIn(ctx, sessionOf(req), user));
+    const view = await finishSignIn(ctx, req, user);
+    audit(req, 'auth.register', { user: user.id });
+    return reply.code(201).send(view);
   });
 
   app.post('/api/auth/login', async (req) => {
@@ -86,13 +90,23 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const user = await ctx.db.findUserByName(b.username);
     // An unknown name costs one hash too, so timing does not tell which usernames exist.
     const ok = await verifyPassword(b.password, user?.passwordHash ?? (await dummyHash()));
-    if (!user || !ok) throw invalidCredentials();
+    if (!user || !ok) {
+      // The account's ID when the name matched one; never the name as typed (it may be a password).
+      audit(req, 'auth.login_failed', { user: user?.id ?? null, reason: 'credentials' });
+      throw invalidCredentials();
+    }
     // Said only to whoever knows the password, so it does not tell others which accounts exist.
-    if (user.disabledAt !== null) throw accountDisabled();
-    return finishSignIn(ctx, sessionOf(req), user);
+    if (user.disabledAt !== null) {
+      audit(req, 'auth.login_failed', { user: user.id, reason: 'disabled' });
+      throw accountDisabled();
+    }
+    const view = await finishSignIn(ctx, req, user);
+    audit(req, 'auth.login', { user: user.id });
+    return view;
   });
 
   app.post('/api/auth/logout', async (req, reply) => {
+    if (sessionOf(req).userId !== null) audit(req, 'auth.logout', { user: sessionOf(req).userId });
     sessionOf(req).destroy();
     // Also drops the cookie in browsers that honour it, whatever path or name it was set under.
     reply.header('clear-site-data', '"cookies"');

@@ -1,0 +1,140 @@
+/**
+ * The shop's log: JSON lines (pino) with an audit record for each account event, one record per
+ * request at `debug`, and nothing that opens a session or an account in any of them (SECURITY.md S6,
+ * S36): no session ID or signature, no CSRF token, no password (also one typed into the username
+ * field), no card number. In-process shops, SQLite stores.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ADMIN_PASSWORD, ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import type { TestShop } from '../helpers/shop.js';
+
+interface LogRecord {
+  level: number;
+  time: number;
+  node: string;
+  pid: number;
+  msg: string;
+  event?: string;
+  session?: string | null;
+  user?: string | null;
+  [field: string]: unknown;
+}
+
+const records = (t: TestShop, from = 0): LogRecord[] => t.logs.slice(from).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogRecord);
+
+describe('shop log at SHOP_LOG_LEVEL=debug', () => {
+  let t: TestShop;
+  before(async () => {
+    t = await startTestShop({ SHOP_LOG_LEVEL: 'debug' });
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('log when an account lives through login, checkout, a password change, disablement and deletion then each step has its audit record and no secret appears', async () => {
+    const secrets = new Set<string>();
+    const keep = (c: ShopClient): void => {
+      for (const v of c.cookies.values()) for (const part of v.split('.')) secrets.add(part);
+      if (c.csrf) secrets.add(c.csrf);
+    };
+    const username = uniqueName('audit');
+    const [first, second] = ['first password 1843', 'second password 1822'];
+    const card = '4242 4242 4242 4242';
+    const typedPassword = 'my-secret-typed-as-name';
+    for (const s of [first, second, card, card.replace(/ /g, ''), typedPassword, ADMIN_PASSWORD]) secrets.add(s);
+
+    const laptop = new ShopClient(t.url);
+    await laptop.add('camp-mug', 1);
+    keep(laptop);
+    assert.equal((await laptop.register(username, first)).status, 201);
+    keep(laptop);
+    const userId = JSON.parse(t.logs.filter((l) => l.includes('"auth.register"')).at(-1)!).user as string;
+
+    const phone = new ShopClient(t.url);
+    await phone.session();
+    keep(phone);
+    assert.equal((await phone.login(username, 'not the password')).status, 401);
+    assert.equal((await phone.login(typedPassword, first)).status, 401);
+    assert.equal((await phone.login(username, first)).status, 200);
+    keep(phone);
+
+    await laptop.post('/api/checkout/shipping', { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' });
+    await laptop.post('/api/checkout/payment', { cardNumber: card, expiry: '12/39' });
+    assert.equal((await laptop.post('/api/checkout/confirm')).status, 201);
+    assert.equal((await laptop.post('/api/cart/items', { productId: 'camp-mug' }, { headers: { 'x-csrf-token': 'forged-token-value-000' }, csrf: false })).status, 403);
+    secrets.add('forged-token-value-000');
+    assert.equal((await laptop.post('/api/me/password', { currentPassword: first, newPassword: second })).status, 200);
+    keep(laptop);
+    assert.equal((await laptop.post('/api/auth/logout')).status, 200);
+
+    const admin = new ShopClient(t.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    keep(admin);
+    assert.equal((await admin.post(`/api/admin/users/${username}/disable`)).status, 200);
+    const tablet = new ShopClient(t.url);
+    await tablet.session();
+    assert.equal((await tablet.login(username, second)).status, 403);
+    assert.equal((await admin.post(`/api/admin/users/${username}/enable`)).status, 200);
+    assert.equal((await tablet.login(username, second)).status, 200);
+    keep(tablet);
+    assert.equal((await tablet.request('DELETE', '/api/me', { json: { password: second } })).status, 200);
+
+    const all = records(t);
+    assert.ok(all.length > 20);
+    for (const r of all) {
+      assert.equal(r.node, 'test-node');
+      assert.equal(typeof r.time, 'number');
+      assert.equal(typeof r.msg, 'string');
+    }
+    const mine = all.filter((r) => r.event !== undefined && (r.user === userId || (r.event === 'auth.login_failed' && r.user === null)));
+    assert.deepEqual(mine.map((r) => [r.event, r.reason ?? null]), [
+      ['auth.register', null],
+      ['auth.login_failed', 'credentials'],
+      ['auth.login_failed', 'credentials'],
+      ['auth.login', null],
+      ['account.password_changed', null],
+      ['auth.logout', null],
+      ['admin.user_disabled', null],
+      ['auth.login_failed', 'disabled'],
+      ['admin.user_enabled', null],
+      ['auth.login', null],
+      ['account.deleted', null],
+    ]);
+    assert.equal(mine[1]!.user, userId, 'a wrong password for a known name names the account');
+    assert.equal(mine[2]!.user, null, 'an unknown name is not written down');
+    assert.equal(mine.find((r) => r.event === 'account.password_changed')!.endedSessions, 1);
+    for (const r of mine) assert.match(String(r.session), /^[A-Za-z0-9_-]{16,64}$/, `${r.event} names its session by handle`);
+
+    const requests = all.filter((r) => r.msg === 'request');
+    assert.ok(requests.some((r) => r.method === 'POST' && r.path === '/api/checkout/confirm' && r.status === 201));
+    assert.ok(requests.some((r) => r.path === '/api/cart/items' && r.status === 403));
+    assert.ok(requests.every((r) => typeof r.ms === 'number' && !String(r.path).includes('?')));
+
+    const text = t.logs.join('\n');
+    for (const s of secrets) assert.ok(!text.includes(s), `the log holds a secret (${s.slice(0, 4)}…)`);
+  });
+});
+
+describe('shop log at the default level (info)', () => {
+  let t: TestShop;
+  before(async () => {
+    t = await startTestShop();
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('log when requests are served then only audit records are written, one per account event', async () => {
+    const from = t.logs.length;
+    const c = new ShopClient(t.url);
+    await c.get('/api/products');
+    await c.add('camp-mug', 1);
+    await c.register(uniqueName('quiet'));
+    assert.equal((await c.get('/api/no-such-route?token=query-secret-000')).status, 404);
+    const r = records(t, from);
+    assert.ok(!t.logs.join('\n').includes('query-secret-000'), 'no query string is logged');
+    assert.deepEqual(r.map((x) => x.event), ['auth.register']);
+    assert.equal(r[0]!.level, 30);
+  });
+});
