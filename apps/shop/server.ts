@@ -258,6 +258,9 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     logger: {
       level: config.logLevel,
       base: { node: config.nodeName, pid: process.pid },
+      // The same shape as the cluster primary's lines: the level by name, the time in ISO 8601.
+      formatters: { level: (label: string) => ({ level: label }) },
+      timestamp: () => `,"time":"${new Date().toISOString()}"`,
       stream: { write: (line: string) => config.log(line.trimEnd()) },
     },
     logController: new ShopLogController(),

@@ -95,7 +95,7 @@ export type ResolvedClusterOptions = Readonly<Required<Omit<ClusterOptions, 'sta
 
 /** One JSON line per event on stderr; never carries cookies or session IDs. */
 export const stderrLog: ClusterLog = (level, message, fields = {}) => {
-  process.stderr.write(`${JSON.stringify({ level, at: new Date().toISOString(), pid: process.pid, msg: message, ...fields })}\n`);
+  process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), pid: process.pid, msg: message, ...fields })}\n`);
 };
 
 const PORT = (v: unknown): string | null => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? null : 'an integer port 0–65535');

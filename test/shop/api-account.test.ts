@@ -158,7 +158,7 @@ describe('shop api: my sessions', () => {
     assert.equal(lines.length, 1, t.logs.slice(before).join('\n'));
     const record = JSON.parse(lines[0]!);
     const handle = ((await client.get('/api/me/sessions')).body as Array<{ id: string; current: boolean }>).find((s) => s.current)!.id;
-    assert.equal(record.level, 40, 'logged as a warning');
+    assert.equal(record.level, 'warn');
     assert.equal(record.session, handle);
     assert.match(record.user, /^[0-9a-f-]{36}$/);
     assert.match(record.msg, /presented by another browser/);
