@@ -32,6 +32,10 @@ export interface ShopConfig {
   newSessionsPerMinuteTotal: number;
   /** Requests per minute from one address whose session cookie is forged or names no session, before 429 (ID guessing). */
   rejectedCookiesPerMinute: number;
+  /** Failed logins for one account in LOGIN_FAILURE_WINDOW_MS, after which its logins answer 429 (password guessing). */
+  loginFailuresPerAccount: number;
+  /** Failed logins from one address in LOGIN_FAILURE_WINDOW_MS, after which its logins answer 429 (credential stuffing). */
+  loginFailuresPerAddress: number;
   /** How long after a login ending other sessions needs no password again (ASVS 7.5.2); 0: always asked. */
   reauthWindowSec: number;
   /** Seconds a client has to send a whole request head before 408 and close (slowloris, SECURITY.md S51). */
@@ -57,6 +61,9 @@ export interface ShopConfig {
   log: (line: string) => void;
 }
 
+/** Failed logins are counted over this window, per account and per address. */
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -71,6 +78,8 @@ export const SHOP_DEFAULTS = {
   newSessionsPerMinuteTotal: 6_000,
   rejectedCookiesPerMinute: 100,
   reauthWindowSec: 900,
+  loginFailuresPerAccount: 10,
+  loginFailuresPerAddress: 100,
   headersTimeoutSec: 20,
   requestTimeoutSec: 120,
   keepAliveTimeoutSec: 5,
@@ -180,6 +189,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
   const rejectedCookiesPerMinute = integer(env, 'SHOP_REJECTED_COOKIES_PER_MINUTE', SHOP_DEFAULTS.rejectedCookiesPerMinute, 1, 1_000_000);
   const reauthWindowSec = integer(env, 'SHOP_REAUTH_WINDOW', SHOP_DEFAULTS.reauthWindowSec, 0, 86_400);
+  const loginFailuresPerAccount = integer(env, 'SHOP_LOGIN_FAILURES_PER_ACCOUNT', SHOP_DEFAULTS.loginFailuresPerAccount, 1, 1_000_000);
+  const loginFailuresPerAddress = integer(env, 'SHOP_LOGIN_FAILURES_PER_ADDRESS', SHOP_DEFAULTS.loginFailuresPerAddress, 1, 1_000_000);
   const headersTimeoutSec = integer(env, 'SHOP_HEADERS_TIMEOUT', SHOP_DEFAULTS.headersTimeoutSec, 1, 3_600);
   const requestTimeoutSec = integer(env, 'SHOP_REQUEST_TIMEOUT', SHOP_DEFAULTS.requestTimeoutSec, 1, 86_400);
   // Node refuses a head deadline later than the whole request's.
@@ -244,6 +255,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     newSessionsPerMinuteTotal,
     rejectedCookiesPerMinute,
     reauthWindowSec,
+    loginFailuresPerAccount,
+    loginFailuresPerAddress,
     headersTimeoutSec,
     requestTimeoutSec,
     keepAliveTimeoutSec: SHOP_DEFAULTS.keepAliveTimeoutSec,

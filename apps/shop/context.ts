@@ -12,6 +12,7 @@ import { authRequired } from './lib/errors.js';
 import { cartView, linesOf, preferencesOf } from './lib/cart.js';
 import type { CartLine, CartView, Preferences } from './lib/cart.js';
 import type { ActiveSessions } from './lib/active-sessions.js';
+import type { LoginFailures } from './lib/login-failures.js';
 
 /** What an anonymous session holds; a logged-in one keeps cart and preferences in the user context. */
 export interface ShopSession {
@@ -37,6 +38,8 @@ export interface ShopContext {
   checkout: FlowRunner;
   active: ActiveSessions;
   counters: { ordersPlaced: number; rateLimited: number };
+  /** Failed password checks per account and per address (login, re-authentication, password change, deletion). */
+  loginFailures: LoginFailures;
 }
 
 export const MAX_RECENTLY_VIEWED = 10;

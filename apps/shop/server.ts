@@ -18,6 +18,7 @@ import { openShopDb } from './db/index.js';
 import type { ShopDb } from './db/index.js';
 import { checkoutFlow } from './lib/checkout.js';
 import { ActiveSessions } from './lib/active-sessions.js';
+import { LoginFailures } from './lib/login-failures.js';
 import type { ShopContext, ShopSession } from './context.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { sessionRoutes } from './routes/session.js';
@@ -81,8 +82,9 @@ function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>)
     }
     if (status >= 500) req.log.error({ err, method: req.method, route: req.routeOptions.url ?? null }, 'request failed');
     if (status === 503) reply.header('retry-after', '1');
-    // The limits count per clock minute: by then the window has moved on.
-    if (status === 429) reply.header('retry-after', '60');
+    // The new-session limits count per clock minute: by then the window has moved on. A limit with a
+    // longer window says so on its error.
+    if (status === 429) reply.header('retry-after', String((err as { retryAfterSec?: number }).retryAfterSec ?? 60));
     // A request that failed changes nothing: whatever the handler did to the session is not written.
     if (req.session) tether.abandon(req.session as never);
     return reply.code(status).header('cache-control', 'no-store').send(body);
@@ -241,12 +243,14 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   });
   registerTetherMetrics(tether, registry);
   const products = await db.listProducts();
+  const counters = { ordersPlaced: 0, rateLimited: 0 };
   const context: ShopContext = {
     config, tether, db, products,
     catalog: new Map(products.map((p) => [p.id, p])),
     checkout: checkoutFlow.using(tether.users),
     active: new ActiveSessions(config.idleTimeoutSec * 1000),
-    counters: { ordersPlaced: 0, rateLimited: 0 },
+    counters,
+    loginFailures: new LoginFailures(config, counters),
   };
   shopMetrics(registry, context);
 

@@ -40,17 +40,34 @@ export class SlidingWindowLimiter {
   /** Counts one event for `key`; false (and not counted) when the key is over its limit. */
   take(key: string): boolean {
     const now = this.#now();
-    const aligned = now - (now % this.windowMs);
     let w = this.#windows.get(key);
     if (w) this.#windows.delete(key);
-    if (!w || aligned - w.start >= 2 * this.windowMs) w = { start: aligned, current: 0, previous: 0 };
-    else if (aligned !== w.start) w = { start: aligned, current: 0, previous: w.current };
+    w = this.#rolled(w, now);
     this.#windows.set(key, w);
     if (this.#windows.size > this.#maxKeys) this.#windows.delete(this.#windows.keys().next().value!);
-    const overlap = 1 - (now - w.start) / this.windowMs;
-    if (w.previous * overlap + w.current >= this.limit) return false;
+    if (!this.#within(w, now)) return false;
     w.current++;
     return true;
+  }
+
+  /** Whether an event for `key` would be within its limit now; counts nothing and keeps no key. */
+  peek(key: string): boolean {
+    const now = this.#now();
+    const w = this.#windows.get(key);
+    return w === undefined || this.#within(this.#rolled(w, now), now);
+  }
+
+  /** `w` as of `now`: the same window, or moved on by one or more windows. */
+  #rolled(w: { start: number; current: number; previous: number } | undefined, now: number): { start: number; current: number; previous: number } {
+    const aligned = now - (now % this.windowMs);
+    if (!w || aligned - w.start >= 2 * this.windowMs) return { start: aligned, current: 0, previous: 0 };
+    if (aligned !== w.start) return { start: aligned, current: 0, previous: w.current };
+    return w;
+  }
+
+  #within(w: { previous: number; current: number; start: number }, now: number): boolean {
+    const overlap = 1 - (now - w.start) / this.windowMs;
+    return w.previous * overlap + w.current < this.limit;
   }
 
   get size(): number {
@@ -61,6 +78,8 @@ export class SlidingWindowLimiter {
 /** Counts events per key against a limit: at once in one process, through the primary in a cluster worker. */
 export interface SharedLimiter {
   take(key: string): boolean | Promise<boolean>;
+  /** Whether a `take` now would be allowed, counting nothing: for limits on failures, checked before the attempt. */
+  peek(key: string): boolean | Promise<boolean>;
 }
 
 const served = new Map<string, SlidingWindowLimiter>();
@@ -76,7 +95,7 @@ export function serveClusterLimits(): void {
     // runs the same app, so they agree; a mismatch is the app's bug, and the first setting stands.
     let limiter = served.get(msg.name);
     if (!limiter) served.set(msg.name, limiter = new SlidingWindowLimiter(msg.limit, msg.windowMs));
-    answerWorker<LimitReplyMessage>(worker, { type: 'tether:limit-reply', id: msg.id, allowed: limiter.take(msg.key) });
+    answerWorker<LimitReplyMessage>(worker, { type: 'tether:limit-reply', id: msg.id, allowed: msg.peek ? limiter.peek(msg.key) : limiter.take(msg.key) });
   });
 }
 
@@ -89,9 +108,8 @@ export function serveClusterLimits(): void {
 export function sharedLimiter(name: string, limit: number, windowMs = 60_000): SharedLimiter {
   const local = new SlidingWindowLimiter(limit, windowMs);
   if (!cluster.isWorker || !process.send) return local;
-  return {
-    take: (key: string): Promise<boolean> =>
-      askPrimary<LimitReplyMessage>('sharedLimiter()', { type: 'tether:limit', name, key, limit, windowMs }, 'tether:limit-reply', CLUSTER_LIMIT_TIMEOUT_MS)
-        .then((reply) => reply.allowed, () => local.take(key)),
-  };
+  const ask = (key: string, peek: boolean): Promise<boolean> =>
+    askPrimary<LimitReplyMessage>('sharedLimiter()', { type: 'tether:limit', name, key, limit, windowMs, ...(peek ? { peek } : {}) }, 'tether:limit-reply', CLUSTER_LIMIT_TIMEOUT_MS)
+      .then((reply) => reply.allowed, () => (peek ? local.peek(key) : local.take(key)));
+  return { take: (key) => ask(key, false), peek: (key) => ask(key, true) };
 }

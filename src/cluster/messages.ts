@@ -52,6 +52,8 @@ export interface LimitRequestMessage {
   key: string;
   limit: number;
   windowMs: number;
+  /** Ask whether an event would be allowed, without counting it. */
+  peek?: boolean;
 }
 
 /** Primary → worker: whether that event was within the limit (and so counted). */

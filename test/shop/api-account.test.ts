@@ -545,3 +545,35 @@ describe('shop api: disabling and deleting accounts (S28)', () => {
     assertError(await anon.request('DELETE', '/api/me', { json: { password: 'x' } }), 401, 'AUTH_REQUIRED');
   });
 });
+
+describe('shop api: failed password checks are limited per account and per address', () => {
+  let limited: TestShop;
+  before(async () => {
+    limited = await startTestShop({ SHOP_LOGIN_FAILURES_PER_ACCOUNT: '3', SHOP_LOGIN_FAILURES_PER_ADDRESS: '5' });
+  });
+  after(async () => {
+    await limited?.stop();
+  });
+
+  it('login when an account had 3 wrong passwords then even the right one answers 429 with Retry-After, in any case of the name; another account still logs in until the address reaches 5', async () => {
+    const names = ['alice', 'bob', 'carol'].map((n) => uniqueName(n));
+    for (const n of names) assert.equal((await new ShopClient(limited.url).register(n)).status, 201);
+    const [alice, bob, carol] = names as [string, string, string];
+    const c = new ShopClient(limited.url);
+    for (let i = 0; i < 3; i++) assertError(await c.login(alice, `wrong password ${i}`), 401, 'INVALID_CREDENTIALS');
+    const refused = await c.login(alice);
+    assertError(refused, 429, 'RATE_LIMITED');
+    assert.equal(refused.headers['retry-after'], '900');
+    assertError(await c.login(alice.toUpperCase()), 429, 'RATE_LIMITED');
+    assert.equal((await c.session()).body.authenticated, false);
+
+    const b = new ShopClient(limited.url);
+    assert.equal((await b.login(bob)).status, 200, 'another account is not limited by alice\'s failures');
+    // Asking for the password again counts too: a stolen session is no way around the limit.
+    for (let i = 0; i < 2; i++) {
+      assertError(await b.post('/api/me/password', { currentPassword: `wrong ${i}`, newPassword: 'a new password here' }), 401, 'INVALID_CREDENTIALS');
+    }
+    assertError(await new ShopClient(limited.url).login(carol), 429, 'RATE_LIMITED');
+    assertError(await b.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'a new password here' }), 429, 'RATE_LIMITED');
+  });
+});

@@ -39,6 +39,8 @@ describe('shop config', () => {
     assert.equal(c.production, false);
     assert.deepEqual(c.secrets, [SECRET]);
     assert.equal(c.logLevel, 'info');
+    assert.equal(c.loginFailuresPerAccount, 10);
+    assert.equal(c.loginFailuresPerAddress, 100);
     assert.equal(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, SHOP_LOG_LEVEL: 'DEBUG' }, quiet).logLevel, 'debug');
   });
 
@@ -50,7 +52,7 @@ describe('shop config', () => {
       ['SHOP_HEADERS_TIMEOUT', '0'], ['SHOP_HEADERS_TIMEOUT', '2.5'], ['SHOP_HEADERS_TIMEOUT', 'soon'], ['SHOP_HEADERS_TIMEOUT', '3601'],
       ['SHOP_REQUEST_TIMEOUT', '0'], ['SHOP_REQUEST_TIMEOUT', '-1'], ['SHOP_REQUEST_TIMEOUT', '86401'], ['TETHER_STORE', 'mongo://x'], ['SHOP_DATABASE_URL', 'mysql://x'],
       ['TETHER_SECRET', 'short'], ['TETHER_SECRET', `${SECRET},short`], ['SHOP_ADMIN_PASSWORD', 'short'], ['SHOP_PUBLIC_ORIGIN', 'not a url'],
-      ['SHOP_LOG_LEVEL', 'verbose'], ['SHOP_LOG_LEVEL', 'info,debug'],
+      ['SHOP_LOG_LEVEL', 'verbose'], ['SHOP_LOG_LEVEL', 'info,debug'], ['SHOP_LOGIN_FAILURES_PER_ACCOUNT', '0'], ['SHOP_LOGIN_FAILURES_PER_ADDRESS', 'many'],
     ];
     for (const [name, value] of cases) {
       assert.throws(() => loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, [name]: value }, quiet), (err: unknown) => {

@@ -3,7 +3,8 @@
  * them with the one `{"error":{"code","message"}}` shape.
  * @module
  */
-import { TetherError } from 'tether';
+import { RateLimitedError, TetherError } from 'tether';
+import { LOGIN_FAILURE_WINDOW_MS } from '../config.js';
 
 export const validationFailed = (message: string): TetherError => new TetherError('VALIDATION_FAILED', message, 400);
 export const productNotFound = (): TetherError => new TetherError('PRODUCT_NOT_FOUND', 'no such product', 404);
@@ -17,3 +18,9 @@ export const userNotFound = (): TetherError => new TetherError('USER_NOT_FOUND',
 export const cartEmpty = (): TetherError => new TetherError('CART_EMPTY', 'the cart is empty', 409);
 export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISABLED', 'this account is disabled', 403);
 export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);
+
+/** 429 with `retryAfterSec`, the Retry-After the error handler sends. */
+export class LoginThrottledError extends RateLimitedError {
+  readonly retryAfterSec = LOGIN_FAILURE_WINDOW_MS / 1000;
+}
+export const loginThrottled = (): TetherError => new LoginThrottledError('too many failed password checks for this account or from this address; try again later');

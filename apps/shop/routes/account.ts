@@ -31,13 +31,22 @@ async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: 
   onlyKeys(body, ['password']);
   if (body.password === undefined && since !== null && ctx.tether.options.clock.now() - since < ctx.config.reauthWindowSec * 1000) return;
   if (typeof body.password !== 'string' || body.password.length > 1024) throw reauthRequired();
-  await checkPassword(ctx, userId, body.password, 'the password is wrong');
+  await checkPassword(ctx, req, userId, body.password, 'the password is wrong');
 }
 
-/** The user's own password, asked again; 401 INVALID_CREDENTIALS with `message` when it is not. */
-async function checkPassword(ctx: ShopContext, userId: string, password: string, message: string): Promise<void> {
+/**
+ * The user's own password, asked again; 401 INVALID_CREDENTIALS with `message` when it is not. Wrong
+ * answers count against the account and the address like failed logins, so a session alone is no
+ * way around their limit.
+ */
+async function checkPassword(ctx: ShopContext, req: FastifyRequest, userId: string, password: string, message: string): Promise<void> {
   const user = await ctx.db.findUserById(userId);
-  if (!user || !(await verifyPassword(password, user.passwordHash))) throw invalidCredentials(message);
+  if (!user) throw invalidCredentials(message);
+  await ctx.loginFailures.check(req, user.username);
+  if (await verifyPassword(password, user.passwordHash)) return;
+  await ctx.loginFailures.failed(req, user.username);
+  audit(req, 'auth.password_check_failed', { user: userId });
+  throw invalidCredentials(message);
 }
 
 export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
@@ -83,7 +92,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.currentPassword !== 'string' || b.currentPassword.length > 1024) throw validationFailed('currentPassword is required');
     const password = newPassword(b, 'newPassword');
     if (b.logoutOtherSessions !== undefined && typeof b.logoutOtherSessions !== 'boolean') throw validationFailed('logoutOtherSessions must be true or false');
-    await checkPassword(ctx, userId, b.currentPassword, 'the current password is wrong');
+    await checkPassword(ctx, req, userId, b.currentPassword, 'the current password is wrong');
     await ctx.db.setPasswordHash(userId, await hashPassword(password));
     const session = sessionOf(req);
     session.regenerate();
@@ -104,7 +113,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.password !== 'string' || b.password.length > 1024) throw validationFailed('password is required');
     const user = await ctx.db.findUserById(userId);
     if (user?.isAdmin) throw adminAccount();
-    await checkPassword(ctx, userId, b.password, 'the password is wrong');
+    await checkPassword(ctx, req, userId, b.password, 'the password is wrong');
     await ctx.db.deleteUser(userId);
     await ctx.tether.users.clear(userId);
     const session = sessionOf(req);

@@ -87,10 +87,12 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.username !== 'string' || typeof b.password !== 'string' || b.username.length > 64 || b.password.length > 1024) {
       throw validationFailed('username and password are required');
     }
+    await ctx.loginFailures.check(req, b.username);
     const user = await ctx.db.findUserByName(b.username);
     // An unknown name costs one hash too, so timing does not tell which usernames exist.
     const ok = await verifyPassword(b.password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !ok) {
+      await ctx.loginFailures.failed(req, b.username);
       // The account's ID when the name matched one; never the name as typed (it may be a password).
       audit(req, 'auth.login_failed', { user: user?.id ?? null, reason: 'credentials' });
       throw invalidCredentials();

@@ -35,8 +35,25 @@ describe('sliding-window limiter', () => {
     assert.equal(l.take('b'), true, 'b was dropped, so it starts over');
   });
 
+  it('peek when asked then tells whether a take would be allowed, counting nothing and keeping no key', () => {
+    let now = 60_000;
+    const l = new SlidingWindowLimiter(2, 60_000, 100, () => now);
+    assert.deepEqual([l.peek('a'), l.peek('a'), l.peek('a')], [true, true, true]);
+    assert.equal(l.size, 0, 'a peek at an unknown key keeps nothing');
+    l.take('a');
+    assert.equal(l.peek('a'), true);
+    l.take('a');
+    assert.equal(l.peek('a'), false);
+    now = 120_000 + 45_000; // three quarters into the next window: the previous counts 2 × 0.25 = 0.5
+    assert.equal(l.peek('a'), true);
+    assert.equal(l.take('a'), true);
+    assert.equal(l.peek('a'), true, '0.5 + 1 is under the limit of 2');
+    assert.equal(l.take('a'), true);
+    assert.equal(l.peek('a'), false, '0.5 + 2 is not');
+  });
+
   it('sharedLimiter outside a cluster then counts in this process and answers at once', () => {
     const l = sharedLimiter('unit', 2, 60_000);
-    assert.deepEqual([l.take('k'), l.take('k'), l.take('k')], [true, true, false]);
+    assert.deepEqual([l.peek('k'), l.take('k'), l.take('k'), l.peek('k'), l.take('k')], [true, true, true, false, false]);
   });
 });
