@@ -112,8 +112,10 @@ export interface TargetFigure {
 export interface TargetChecks {
   /** Read overhead of each tiered-over-Redis stack, limit 5 µs. */
   reads: TargetFigure[];
-  /** Read overhead of the floor stack (cookie parse, one SHA-256, a Map lookup); null when not measured. */
+  /** Read overhead of the floor stack (cookie parse, one SHA-256, a Map lookup) on Fastify; null when not measured. */
   floorReadUs: number | null;
+  /** The same floor as one Express middleware; null when not measured. */
+  expressFloorReadUs: number | null;
   /** @fastify/session's write overhead, whose half is the write limit; null when not measured. */
   fastifySessionWriteUs: number | null;
   /** Write overhead of each Redis-backed Tether stack (server and redis-server CPU). */
@@ -161,6 +163,7 @@ export function targetChecks(r: Pick<RunFile, 'stacks' | 'memory'>): TargetCheck
   return {
     reads: figures(TIERED_STACKS, 'read', (v) => v <= READ_LIMIT_US),
     floorReadUs: by('fastify-floor')?.results.read?.overheadUs ?? null,
+    expressFloorReadUs: by('express-floor')?.results.read?.overheadUs ?? null,
     fastifySessionWriteUs: fsw,
     writes: halves(fsw, (w) => w.overheadUs, true),
     fastifySessionServerWriteUs: fss,
@@ -185,7 +188,8 @@ function targets(r: RunFile): string {
   if (t.floorReadUs !== null) {
     lines.push(`- The floor under that target, in the same run: parsing the cookie, one SHA-256 of the ID (the store key SECURITY.md S7 requires) and a Map lookup, ` +
       `with nothing else, cost ${num(t.floorReadUs)} µs of overhead on Fastify ` +
-      `(${t.floorReadUs <= READ_LIMIT_US ? 'within' : `${ratio(t.floorReadUs / READ_LIMIT_US)} of`} the ${READ_LIMIT_US} µs limit)`);
+      `(${t.floorReadUs <= READ_LIMIT_US ? 'within' : `${ratio(t.floorReadUs / READ_LIMIT_US)} of`} the ${READ_LIMIT_US} µs limit)` +
+      (t.expressFloorReadUs === null ? '' : `; the same as one Express middleware, ${num(t.expressFloorReadUs)} µs on Express`));
   }
   const fsw = t.fastifySessionWriteUs;
   const pct = (x: number) => `${Math.round(x * 100)} %`;

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export type Framework = 'node' | 'express' | 'fastify';
-/** 'floor' is not a session layer: the cookie parse, SHA-256 and Map lookup any layer keyed by a hash of the ID pays (bench/stacks/fastify.ts). */
+/** 'floor' is not a session layer: the cookie parse, SHA-256 and Map lookup any layer keyed by a hash of the ID pays (bench/stacks/floor.ts). */
 export type Layer = 'none' | 'floor' | 'tether' | 'express-session' | 'fastify-session';
 /** 'tiered' is TieredStore's default consistency over Redis ('fenced': a PING per read batch); 'tiered-eventual' reads locally with no round trip. */
 export type StoreKind = 'none' | 'memory' | 'sqlite' | 'redis' | 'tiered' | 'tiered-eventual';
@@ -46,6 +46,7 @@ export const STACKS: readonly StackSpec[] = [
   bare('fastify', 'Fastify (no sessions)'),
   bare('express', 'Express (no sessions)'),
   { id: 'fastify-floor', label: 'Floor: cookie + SHA-256 + Map (Fastify)', framework: 'fastify', layer: 'floor', store: 'none', baseline: 'fastify-bare', cookieName: 'sid' },
+  { id: 'express-floor', label: 'Floor: cookie + SHA-256 + Map (Express)', framework: 'express', layer: 'floor', store: 'none', baseline: 'express-bare', cookieName: 'sid' },
   { id: 'express-session-memory', label: 'express-session + MemoryStore', framework: 'express', layer: 'express-session', store: 'memory', baseline: 'express-bare', cookieName: 'connect.sid' },
   { id: 'express-session-redis', label: 'express-session + connect-redis', framework: 'express', layer: 'express-session', store: 'redis', baseline: 'express-bare', cookieName: 'connect.sid' },
   { id: 'fastify-session-redis', label: '@fastify/session + connect-redis', framework: 'fastify', layer: 'fastify-session', store: 'redis', baseline: 'fastify-bare', cookieName: 'sessionId' },

@@ -16,6 +16,8 @@ import { ROUTES, BENCH_SECRET, DUMMY_CSRF, SESSION_KEYS, readBody, seedData, log
 import type { ShopSession } from '../lib/workload.js';
 import type { Counter, RunningApp, StackEnv } from './context.js';
 import { tetherFor } from './tether.js';
+import { FloorSessions } from './floor.js';
+import type { FloorSession } from './floor.js';
 
 function send(res: Response, body: string): void {
   res.type('application/json').send(body);
@@ -31,6 +33,43 @@ function bare(app: Express, counter: Counter): void {
   app.post(ROUTES.write, (_req, res) => { counter.handled++; fake.n++; send(res, readBody(fake)); });
   app.post(ROUTES.login, (_req, res) => { counter.handled++; fake.user = loginUser(counter.handled); send(res, `{"csrf":"${DUMMY_CSRF}"}`); });
   app.post(ROUTES.seed, (_req, res) => { counter.handled++; send(res, `{"csrf":"${DUMMY_CSRF}"}`); });
+}
+
+/** The floor (bench/stacks/floor.ts) as one middleware. */
+function floor(app: Express, counter: Counter): void {
+  const sessions = new FloorSessions();
+  const at = (req: Request): FloorSession | null => (req as unknown as { floor: FloorSession | null }).floor;
+  app.use((req, _res, next) => {
+    (req as unknown as { floor: FloorSession | null }).floor = sessions.find(req.headers.cookie);
+    next();
+  });
+  app.get(ROUTES.read, (req, res) => { counter.handled++; send(res, readBody(at(req)?.data)); });
+  app.post(ROUTES.write, (req, res) => {
+    counter.handled++;
+    const d = at(req)!.data;
+    d.n++;
+    send(res, readBody(d));
+  });
+  app.post(ROUTES.login, (req, res) => {
+    counter.handled++;
+    const s = at(req)!;
+    s.data.user = loginUser(counter.handled);
+    res.setHeader('set-cookie', sessions.regenerate(s));
+    send(res, `{"csrf":"${DUMMY_CSRF}"}`);
+  });
+  app.post(ROUTES.race, async (req, res) => {
+    counter.handled++;
+    const d = at(req)!.data;
+    const r = d.r;
+    await raceDelay();
+    d.r = r + 1;
+    send(res, readBody(d));
+  });
+  app.post(ROUTES.seed, (req, res) => {
+    counter.handled++;
+    res.setHeader('set-cookie', sessions.create(seedOf(req)));
+    send(res, `{"csrf":"${DUMMY_CSRF}"}`);
+  });
 }
 
 async function withExpressSession(app: Express, spec: StackSpec, env: StackEnv, counter: Counter): Promise<() => Promise<void>> {
@@ -111,6 +150,7 @@ export async function buildExpress(spec: StackSpec, env: StackEnv, counter: Coun
   const app = express();
   let close = async (): Promise<void> => {};
   if (spec.layer === 'none') bare(app, counter);
+  else if (spec.layer === 'floor') floor(app, counter);
   else if (spec.layer === 'express-session') close = await withExpressSession(app, spec, env, counter);
   else if (spec.layer === 'tether') close = await withTether(app, spec, env, counter);
   else throw new Error(`Express has no layer ${spec.layer}`);

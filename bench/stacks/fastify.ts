@@ -5,11 +5,9 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import { hash, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parse } from 'cookie';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
 import { tetherPlugin } from 'tether/fastify';
@@ -18,6 +16,8 @@ import { ROUTES, BENCH_SECRET, DUMMY_CSRF, SESSION_KEYS, readBody, seedData, log
 import type { ShopSession } from '../lib/workload.js';
 import type { Counter, RunningApp, StackEnv } from './context.js';
 import { tetherFor } from './tether.js';
+import { FloorSessions } from './floor.js';
+import type { FloorSession } from './floor.js';
 
 // Loaded untyped: @fastify/session's declaration of `request.session` and Tether's cannot share one
 // type-check, and both plugins are used in this one program.
@@ -40,28 +40,13 @@ function bare(app: FastifyInstance, counter: Counter): void {
   app.post(ROUTES.seed, async (_req, reply) => { counter.handled++; return json(reply, `{"csrf":"${DUMMY_CSRF}"}`); });
 }
 
-/**
- * The floor under any session layer that keys its sessions by a hash of the ID (SECURITY.md S7): one
- * hook parses the Cookie header with \`cookie\`, hashes the ID once with SHA-256 and looks the session
- * up in a Map. Nothing else: no signature, no expiry, no copy or comparison of the data, no store
- * call, no CSRF check, no concurrency control (it loses updates like the anchors). It is not a
- * contender; its read overhead shows what part of a session layer's cost no implementation of S7 avoids.
- */
+/** The floor (bench/stacks/floor.ts) as one onRequest hook. */
 function floor(app: FastifyInstance, counter: Counter): void {
-  const sessions = new Map<string, ShopSession>();
-  const keyOf = (id: string): string => hash('sha256', id, 'base64url');
-  const newId = (): string => randomBytes(32).toString('base64url');
-  const cookie = (id: string) => `sid=${id}; Path=/; HttpOnly; SameSite=Lax`;
+  const sessions = new FloorSessions();
   app.decorateRequest('floor', null);
-  type Floor = { key: string; data: ShopSession } | null;
-  const at = (req: FastifyRequest): Floor => (req as unknown as { floor: Floor }).floor;
+  const at = (req: FastifyRequest): FloorSession | null => (req as unknown as { floor: FloorSession | null }).floor;
   app.addHook('onRequest', (req, _reply, done) => {
-    const id = req.headers.cookie ? parse(req.headers.cookie).sid : undefined;
-    if (id) {
-      const key = keyOf(id);
-      const data = sessions.get(key);
-      if (data) (req as unknown as { floor: Floor }).floor = { key, data };
-    }
+    (req as unknown as { floor: FloorSession | null }).floor = sessions.find(req.headers.cookie);
     done();
   });
   app.get(ROUTES.read, async (req, reply) => { counter.handled++; return json(reply, readBody(at(req)?.data)); });
@@ -74,11 +59,8 @@ function floor(app: FastifyInstance, counter: Counter): void {
   app.post(ROUTES.login, async (req, reply) => {
     counter.handled++;
     const s = at(req)!;
-    const id = newId();
-    sessions.delete(s.key);
     s.data.user = loginUser(counter.handled);
-    sessions.set(keyOf(id), s.data);
-    reply.header('set-cookie', cookie(id));
+    reply.header('set-cookie', sessions.regenerate(s));
     return json(reply, `{"csrf":"${DUMMY_CSRF}"}`);
   });
   app.post(ROUTES.race, async (req, reply) => {
@@ -91,9 +73,7 @@ function floor(app: FastifyInstance, counter: Counter): void {
   });
   app.post(ROUTES.seed, async (req, reply) => {
     counter.handled++;
-    const id = newId();
-    sessions.set(keyOf(id), seedOf(req));
-    reply.header('set-cookie', cookie(id));
+    reply.header('set-cookie', sessions.create(seedOf(req)));
     return json(reply, `{"csrf":"${DUMMY_CSRF}"}`);
   });
 }
