@@ -101,7 +101,7 @@ test('targets: a stack answering other statuses has not met zero lost updates, a
   assert.deepEqual(t.writes, []);
   assert.deepEqual(t.reads, []);
   assert.equal(t.floorReadUs, null);
-  assert.equal(t.expressFloorReadUs, null);
+  assert.equal(t.expressFloorRead, null);
   assert.equal(t.expressSessionBytes, null);
   assert.deepEqual(t.memory, []);
 });
