@@ -4,6 +4,7 @@
  * cluster, however the primary spreads the connections over the workers; so are failed logins.
  */
 import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,22 +16,28 @@ import { ShopClient, uniqueName } from '../helpers/shop.js';
 
 const LIMIT = 4;
 
+/** The shop as `npm start` runs it, a primary and two workers, with `env` on top; stopped after the test. */
+async function startShop(t: TestContext, env: Record<string, string>): Promise<Awaited<ReturnType<typeof startApp>>> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tether-limits-'));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const app = await startApp({
+    script: 'apps/shop/main.ts', port: await freePort(), readyNodes: 2, readyTimeoutMs: 60_000,
+    env: {
+      TETHER_WORKERS: '2', TETHER_DATA_DIR: dataDir, SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
+      TETHER_SECRET: 'limits-test-secret-limits-test-secret-0123456', ...env,
+    },
+  });
+  t.after(() => app.stop());
+  return app;
+}
+
 function assertRefused(r: { status: number; text: string }): void {
   assert.equal(r.status, 429, r.text);
 }
 
 describe('cluster-wide limits', { timeout: 120_000 }, () => {
   it('new sessions from one address when spread over both workers then the limit holds once for the cluster, not once per worker', async (t) => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tether-limits-'));
-    t.after(() => rm(dataDir, { recursive: true, force: true }));
-    const app = await startApp({
-      script: 'apps/shop/main.ts', port: await freePort(), readyNodes: 2, readyTimeoutMs: 60_000,
-      env: {
-        TETHER_WORKERS: '2', TETHER_DATA_DIR: dataDir, SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
-        TETHER_SECRET: 'limits-test-secret-limits-test-secret-0123456', SHOP_NEW_SESSIONS_PER_MINUTE: String(LIMIT),
-      },
-    });
-    t.after(() => app.stop());
+    const app = await startShop(t, { SHOP_NEW_SESSIONS_PER_MINUTE: String(LIMIT) });
     await clearOfMinuteBoundary();
 
     const statuses: number[] = [];
@@ -46,16 +53,7 @@ describe('cluster-wide limits', { timeout: 120_000 }, () => {
   });
 
   it('failed logins of one account when they reach both workers then the limit holds once for the cluster', async (t) => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tether-limits-'));
-    t.after(() => rm(dataDir, { recursive: true, force: true }));
-    const app = await startApp({
-      script: 'apps/shop/main.ts', port: await freePort(), readyNodes: 2, readyTimeoutMs: 60_000,
-      env: {
-        TETHER_WORKERS: '2', TETHER_DATA_DIR: dataDir, SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
-        TETHER_SECRET: 'limits-test-secret-limits-test-secret-0123456', SHOP_LOGIN_FAILURES_PER_ACCOUNT: String(LIMIT),
-      },
-    });
-    t.after(() => app.stop());
+    const app = await startShop(t, { SHOP_LOGIN_FAILURES_PER_ACCOUNT: String(LIMIT) });
     const url = `http://127.0.0.1:${app.port}`;
     const username = uniqueName('limited');
     assert.equal((await new ShopClient(url).register(username)).status, 201);
