@@ -244,13 +244,14 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.fill('#password', ADMIN_PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(`${t.url}/admin`);
-    await page.getByLabel('Username').fill(USERNAME);
-    await page.getByRole('button', { name: 'Look up' }).click();
+    await page.getByLabel('Find by name').fill(USERNAME.slice(0, 4));
+    await page.getByTestId('user-row').filter({ hasText: USERNAME }).getByRole('button', { name: USERNAME }).click();
     await page.getByTestId('user-status').filter({ hasText: /^Active$/ }).waitFor();
     assert.equal(await page.getByTestId('user-sessions').textContent(), '2');
     await page.getByRole('button', { name: 'Disable account' }).click();
     await page.getByTestId('user-result').filter({ hasText: `Disabled ${USERNAME} and ended 2 sessions.` }).waitFor();
     await page.getByTestId('user-status').filter({ hasText: /^Disabled since/ }).waitFor();
+    await page.getByTestId('user-row').filter({ hasText: USERNAME }).filter({ hasText: 'Disabled' }).waitFor();
     assert.equal(await page.getByTestId('user-sessions').textContent(), '0');
     await shot(page, '9-admin-disabled');
 

@@ -452,6 +452,24 @@ describe('shop api: disabling and deleting accounts (S28)', () => {
     assert.equal((await admin.get(`/api/admin/users/${username}`)).body.disabledAt, null);
   });
 
+  it('users when listed by the admin then come by name, narrowed by a prefix in any case; bad limits 400; others 403', async () => {
+    const admin = await adminClient();
+    const stem = uniqueName('lst');
+    for (const suffix of ['_b', '_a', '_c']) assert.equal((await new ShopClient(t.url).register(stem + suffix)).status, 201);
+    await admin.post(`/api/admin/users/${stem}_b/disable`);
+    const r = await admin.get(`/api/admin/users?prefix=${stem.toUpperCase()}`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.map((u: { username: string }) => u.username), [`${stem}_a`, `${stem}_b`, `${stem}_c`]);
+    assert.equal(r.body[1].disabledAt !== null, true);
+    assert.equal(r.body[0].admin, false);
+    assert.ok(!('passwordHash' in r.body[0]) && !('id' in r.body[0]), 'no hash or ID leaves the server');
+    assert.equal((await admin.get(`/api/admin/users?prefix=${stem}&limit=2`)).body.length, 2);
+    assert.ok((await admin.get('/api/admin/users')).body.some((u: { username: string; admin: boolean }) => u.username === 'admin' && u.admin));
+    for (const q of ['limit=0', 'limit=101', 'limit=abc', `prefix=${'x'.repeat(65)}`]) assertError(await admin.get(`/api/admin/users?${q}`), 400, 'VALIDATION_FAILED');
+    const { client } = await newUser();
+    assertError(await client.get('/api/admin/users'), 403, 'FORBIDDEN');
+  });
+
   it('disable when asked for the admin account, an unknown user, or by a non-admin then 409 ADMIN_ACCOUNT, 404 USER_NOT_FOUND, 403 FORBIDDEN', async () => {
     const admin = await adminClient();
     assertError(await admin.post('/api/admin/users/admin/disable'), 409, 'ADMIN_ACCOUNT');

@@ -114,6 +114,22 @@ for (const [name, fixture] of Object.entries(databases)) {
       }
     });
 
+    it('listUsers when given a prefix then lists the names starting with it in any case, by name, up to the limit; wildcards match only themselves', async () => {
+      const db = (await fixture()).open();
+      try {
+        await db.migrate();
+        for (const n of ['bob', 'Bea', 'beth', 'b_x', 'bzz', 'carl']) await db.createUser(user(n));
+        assert.deepEqual((await db.listUsers('b', 10)).map((u) => u.username), ['b_x', 'Bea', 'beth', 'bob', 'bzz']);
+        assert.deepEqual((await db.listUsers('BE', 10)).map((u) => u.username), ['Bea', 'beth']);
+        assert.deepEqual((await db.listUsers('b_', 10)).map((u) => u.username), ['b_x'], '_ is not a wildcard');
+        assert.deepEqual((await db.listUsers('%', 10)).map((u) => u.username), [], '% is not a wildcard');
+        assert.deepEqual((await db.listUsers('', 2)).map((u) => u.username), ['b_x', 'Bea']);
+        assert.equal((await db.listUsers('carl', 10))[0]!.disabledAt, null);
+      } finally {
+        await db.close();
+      }
+    });
+
     it('migrate when the database predates disabling accounts then its users and orders stay and can be disabled; a second migrate changes nothing', async () => {
       const f = await fixture();
       await f.oldSchema();

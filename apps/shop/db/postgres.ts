@@ -3,6 +3,7 @@
  * @module
  */
 import pg from 'pg';
+import { likePrefix } from './types.js';
 import type { Order, Product, ShopDb, User } from './types.js';
 
 const SCHEMA = `
@@ -95,6 +96,10 @@ export class PostgresShopDb implements ShopDb {
 
   async setPasswordHash(userId: string, hash: string): Promise<void> {
     await this.#pool.query('UPDATE shop_users SET password_hash = $1 WHERE id = $2', [hash, userId]);
+  }
+
+  async listUsers(prefix: string, limit: number): Promise<User[]> {
+    return (await this.#pool.query<UserRow>(`SELECT * FROM shop_users WHERE lower(username) LIKE lower($1) ORDER BY lower(username) COLLATE "C" LIMIT $2`, [likePrefix(prefix), limit])).rows.map(user);
   }
 
   async setDisabled(userId: string, at: number | null): Promise<boolean> {

@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { likePrefix } from './types.js';
 import type { Order, Product, ShopDb, User } from './types.js';
 
 const SCHEMA = `
@@ -93,6 +94,11 @@ export class SqliteShopDb implements ShopDb {
 
   async setPasswordHash(userId: string, hash: string): Promise<void> {
     this.#db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+  }
+
+  async listUsers(prefix: string, limit: number): Promise<User[]> {
+    return (this.#db.prepare(`SELECT * FROM users WHERE username LIKE ? ESCAPE '\\' ORDER BY username COLLATE NOCASE LIMIT ?`)
+      .all(likePrefix(prefix), limit) as UserRow[]).map(user);
   }
 
   async setDisabled(userId: string, at: number | null): Promise<boolean> {

@@ -56,6 +56,8 @@ export interface ShopDb {
   findUserByName(username: string): Promise<User | null>;
   findUserById(id: string): Promise<User | null>;
   setPasswordHash(userId: string, hash: string): Promise<void>;
+  /** Users whose name starts with `prefix` (any case), by name, at most `limit`. */
+  listUsers(prefix: string, limit: number): Promise<User[]>;
   /** Disables the account at `at`, or enables it again with null; false when there is no such user. */
   setDisabled(userId: string, at: number | null): Promise<boolean>;
   /** Deletes the user and their orders in one transaction; false when there is no such user. */
@@ -66,4 +68,9 @@ export interface ShopDb {
   /** Newest first. */
   listOrders(userId: string): Promise<Order[]>;
   close(): Promise<void>;
+}
+
+/** A LIKE pattern (escape character: backslash) for names starting with `prefix` exactly as typed. */
+export function likePrefix(prefix: string): string {
+  return prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
 }

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { User } from '../db/index.js';
-import { adminAccount, forbidden, userNotFound } from '../lib/errors.js';
+import { adminAccount, forbidden, userNotFound, validationFailed } from '../lib/errors.js';
 import { audit, requireUser } from '../context.js';
 import type { ShopContext } from '../context.js';
 
@@ -26,6 +26,18 @@ export function nodeFigures(ctx: ShopContext): Record<string, unknown> {
 }
 
 type UserParams = { Params: { username: string } };
+
+/** Users listed at once, at most. */
+export const USER_LIST_MAX = 100;
+
+function userJson(user: User): { username: string; admin: boolean; createdAt: string; disabledAt: string | null } {
+  return {
+    username: user.username,
+    admin: user.isAdmin,
+    createdAt: new Date(user.createdAt).toISOString(),
+    disabledAt: user.disabledAt === null ? null : new Date(user.disabledAt).toISOString(),
+  };
+}
 
 async function namedUser(ctx: ShopContext, req: FastifyRequest<UserParams>): Promise<User> {
   await requireAdmin(ctx, req);
@@ -49,15 +61,20 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
     };
   });
 
+  /** Users by name, those starting with `?prefix=` (any case), at most `?limit=` (1–100, default 50). */
+  app.get<{ Querystring: { prefix?: string; limit?: string } }>('/api/admin/users', async (req) => {
+    await requireAdmin(ctx, req);
+    const prefix = req.query.prefix ?? '';
+    if (typeof prefix !== 'string' || prefix.length > 64) throw validationFailed('prefix must be at most 64 characters');
+    const raw = req.query.limit ?? '50';
+    const limit = Number(raw);
+    if (typeof raw !== 'string' || !/^\d+$/.test(raw) || limit < 1 || limit > USER_LIST_MAX) throw validationFailed(`limit must be a whole number from 1 to ${USER_LIST_MAX}`);
+    return (await ctx.db.listUsers(prefix, limit)).map(userJson);
+  });
+
   app.get<UserParams>('/api/admin/users/:username', async (req) => {
     const user = await namedUser(ctx, req);
-    return {
-      username: user.username,
-      admin: user.isAdmin,
-      createdAt: new Date(user.createdAt).toISOString(),
-      disabledAt: user.disabledAt === null ? null : new Date(user.disabledAt).toISOString(),
-      sessions: (await ctx.tether.listUserSessions(user.id)).length,
-    };
+    return { ...userJson(user), sessions: (await ctx.tether.listUserSessions(user.id)).length };
   });
 
   app.post<UserParams>('/api/admin/users/:username/sessions/end', async (req) => {

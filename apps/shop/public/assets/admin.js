@@ -9,8 +9,11 @@ function figures(obj) {
   return el('table', {}, el('tbody', {}, ...Object.entries(obj).map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))))));
 }
 
-/** A user by name: their status and sessions, and the admin's actions on them (end sessions, disable, enable). */
-function userPanel() {
+/**
+ * A user by name: their status and sessions, and the admin's actions on them (end sessions, disable,
+ * enable). `manage(name)` fills in the name and looks the user up; `changed` runs after each action.
+ */
+function userPanel(changed) {
   const input = el('input', { id: 'end-user', name: 'username', required: true, autocomplete: 'off', maxlength: '32' });
   const details = el('div', { class: 'user-details', 'data-testid': 'user-details' });
   const result = el('p', { role: 'status', class: 'muted', 'data-testid': 'user-result' });
@@ -23,6 +26,7 @@ function userPanel() {
         try {
           result.textContent = message(await api('POST', path(suffix)));
           await show();
+          changed();
         } catch (err) {
           result.textContent = describeError(err);
         }
@@ -41,25 +45,70 @@ function userPanel() {
           : act('Disable account', '/disable', (r) => `Disabled ${r.username} and ended ${r.ended} session${r.ended === 1 ? '' : 's'}.`)));
   }
 
-  return el('section', { class: 'panel' },
+  async function lookUp() {
+    result.textContent = '';
+    try {
+      await show();
+    } catch (err) {
+      details.replaceChildren();
+      result.textContent = describeError(err);
+    }
+  }
+
+  const panel = el('section', { class: 'panel', id: 'manage-user' },
     el('h2', {}, 'Manage a user'),
     el('form', {
-      class: 'form', onsubmit: async (e) => {
+      class: 'form', onsubmit: (e) => {
         e.preventDefault();
-        result.textContent = '';
-        try {
-          await show();
-        } catch (err) {
-          details.replaceChildren();
-          result.textContent = describeError(err);
-        }
+        return lookUp();
       },
     }, el('label', {}, 'Username', input), el('div', {}, el('button', { type: 'submit', class: 'primary' }, 'Look up'))),
     details,
     result);
+  return {
+    panel,
+    manage(name) {
+      input.value = name;
+      panel.scrollIntoView({ block: 'start' });
+      return lookUp();
+    },
+  };
 }
 
-async function refresh(live, form) {
+/**
+ * The users, by name, narrowed to a name prefix as the admin types; each can be managed below.
+ * `list()` reads them again.
+ */
+function usersPanel(manage) {
+  const search = el('input', { id: 'user-search', type: 'search', autocomplete: 'off', maxlength: '64' });
+  const body = el('tbody', {});
+  const note = el('p', { class: 'muted', role: 'status' });
+  let asked = 0;
+  async function list() {
+    const mine = ++asked;
+    try {
+      const users = await api('GET', `/api/admin/users?prefix=${encodeURIComponent(search.value.trim())}&limit=50`);
+      if (mine !== asked) return;
+      body.replaceChildren(...users.map((u) => el('tr', { 'data-testid': 'user-row' },
+        el('td', {}, el('button', { type: 'button', class: 'link', onclick: () => manage(u.username) }, u.username)),
+        el('td', {}, new Date(u.createdAt).toLocaleString()),
+        el('td', {}, u.admin ? 'Admin' : u.disabledAt ? 'Disabled' : 'Active'))));
+      note.textContent = users.length === 50 ? 'Showing the first 50; type more of the name to narrow it.' : `${users.length} user${users.length === 1 ? '' : 's'}`;
+    } catch (err) {
+      note.textContent = describeError(err);
+    }
+  }
+  search.addEventListener('input', () => void list());
+  void list();
+  const panel = el('section', { class: 'panel' },
+    el('h2', {}, 'Users'),
+    el('label', {}, 'Find by name', search),
+    el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'User'), el('th', {}, 'Registered'), el('th', {}, 'Status'))), body),
+    note);
+  return { panel, list };
+}
+
+async function refresh(live, panels) {
   let o;
   try {
     o = await api('GET', '/api/admin/overview');
@@ -80,18 +129,20 @@ async function refresh(live, form) {
     el('section', { class: 'panel' }, el('h2', {}, `Store: ${o.store.name}`),
       el('p', {}, o.store.records === null ? 'Record count not reported.' : `${o.store.records} records (sessions and user contexts).`),
       figures(o.store.stats)));
-  if (!form.isConnected) document.getElementById('admin').append(form);
+  if (!panels[0].isConnected) document.getElementById('admin').append(...panels);
   return true;
 }
 
 async function main() {
   if (!(await requireLogin())) return;
   const live = el('div', { class: 'stack' });
-  const form = userPanel();
+  const manager = userPanel(() => void users.list());
+  const users = usersPanel((name) => manager.manage(name));
+  const panels = [users.panel, manager.panel];
   document.getElementById('admin').replaceChildren(live);
-  if (!(await refresh(live, form))) return;
+  if (!(await refresh(live, panels))) return;
   const timer = setInterval(() => {
-    if (!document.hidden) refresh(live, form).catch(() => clearInterval(timer));
+    if (!document.hidden) refresh(live, panels).catch(() => clearInterval(timer));
   }, REFRESH_MS);
 }
 
