@@ -37,7 +37,7 @@ export interface ShopContext {
   products: readonly Product[];
   checkout: FlowRunner;
   active: ActiveSessions;
-  counters: { ordersPlaced: number; rateLimited: number };
+  counters: { ordersPlaced: number; rateLimited: number; auth: Map<string, number> };
   /** Failed password checks per account and per address (login, re-authentication, password change, deletion). */
   loginFailures: LoginFailures;
 }
@@ -50,9 +50,11 @@ export function sessionOf(req: FastifyRequest): Session<ShopSession> {
 
 /**
  * An audit record (info): what happened to which account, with the acting session by its handle and
- * users by their IDs. Never a session ID, cookie, CSRF token, password or username as typed.
+ * users by their IDs. Never a session ID, cookie, CSRF token, password or username as typed. Each
+ * event is also counted (`shop_auth_events_total{event}`), for alerts on a rise in failures.
  */
-export function audit(req: FastifyRequest, event: string, fields: Record<string, unknown> = {}): void {
+export function audit(ctx: ShopContext, req: FastifyRequest, event: string, fields: Record<string, unknown> = {}): void {
+  ctx.counters.auth.set(event, (ctx.counters.auth.get(event) ?? 0) + 1);
   req.log.info({ event, session: sessionOf(req).handle, ...fields }, event);
 }
 

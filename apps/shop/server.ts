@@ -186,7 +186,7 @@ function shopMetrics(registry: Registry, ctx: ShopContext): void {
   });
   for (const [name, key, help] of [
     ['shop_orders_placed_total', 'ordersPlaced', 'Orders placed by this process.'],
-    ['shop_new_sessions_rate_limited_total', 'rateLimited', 'Requests refused because their address made too many new sessions.'],
+    ['shop_new_sessions_rate_limited_total', 'rateLimited', 'Requests refused because their address made too many new sessions or sent too many invalid session cookies.'],
   ] as const) {
     new Counter({
       name, help, registers: [registry],
@@ -196,6 +196,14 @@ function shopMetrics(registry: Registry, ctx: ShopContext): void {
       },
     });
   }
+  new Counter({
+    name: 'shop_auth_events_total', help: 'Audit events by kind (logins, failed and throttled password checks, account changes).',
+    labelNames: ['event'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [event, n] of ctx.counters.auth) this.inc({ event }, n);
+    },
+  });
 }
 
 /** Upper bound of the interval at which node:http looks for connections past their head or request deadline. */
@@ -243,14 +251,14 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   });
   registerTetherMetrics(tether, registry);
   const products = await db.listProducts();
-  const counters = { ordersPlaced: 0, rateLimited: 0 };
+  const counters = { ordersPlaced: 0, rateLimited: 0, auth: new Map<string, number>() };
   const context: ShopContext = {
     config, tether, db, products,
     catalog: new Map(products.map((p) => [p.id, p])),
     checkout: checkoutFlow.using(tether.users),
     active: new ActiveSessions(config.idleTimeoutSec * 1000),
     counters,
-    loginFailures: new LoginFailures(config, counters),
+    loginFailures: new LoginFailures(config),
   };
   shopMetrics(registry, context);
 

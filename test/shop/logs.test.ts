@@ -112,6 +112,11 @@ describe('shop log at SHOP_LOG_LEVEL=debug', () => {
     assert.ok(requests.some((r) => r.path === '/api/cart/items' && r.status === 403));
     assert.ok(requests.every((r) => typeof r.ms === 'number' && !String(r.path).includes('?')));
 
+    const metrics = (await admin.get('/metrics')).text;
+    const count = (event: string): number => Number(new RegExp(`^shop_auth_events_total\\{[^}]*event="${event.replace('.', '\\.')}"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    assert.equal(count('auth.login_failed'), 3, 'each audit event is counted too');
+    assert.equal(count('account.deleted'), 1);
+
     const text = t.logs.join('\n');
     for (const s of secrets) assert.ok(!text.includes(s), `the log holds a secret (${s.slice(0, 4)}…)`);
   });

@@ -11,24 +11,22 @@ import type { SharedLimiter } from 'tether/cluster';
 import { LOGIN_FAILURE_WINDOW_MS } from '../config.js';
 import type { ShopConfig } from '../config.js';
 import { audit } from '../context.js';
+import type { ShopContext } from '../context.js';
 import { loginThrottled } from './errors.js';
 
 export class LoginFailures {
   readonly #account: SharedLimiter;
   readonly #address: SharedLimiter;
-  readonly #counters: { rateLimited: number };
 
-  constructor(config: Pick<ShopConfig, 'loginFailuresPerAccount' | 'loginFailuresPerAddress'>, counters: { rateLimited: number }) {
-    this.#counters = counters;
+  constructor(config: Pick<ShopConfig, 'loginFailuresPerAccount' | 'loginFailuresPerAddress'>) {
     this.#account = sharedLimiter('shop:login-failures-account', config.loginFailuresPerAccount, LOGIN_FAILURE_WINDOW_MS);
     this.#address = sharedLimiter('shop:login-failures-address', config.loginFailuresPerAddress, LOGIN_FAILURE_WINDOW_MS);
   }
 
   /** 429 RATE_LIMITED (and an `auth.throttled` audit record) when the account (its name, any case) or the request's address is past its limit. */
-  async check(req: FastifyRequest, username: string): Promise<void> {
+  async check(ctx: ShopContext, req: FastifyRequest, username: string): Promise<void> {
     if ((await this.#account.peek(username.toLowerCase())) && (await this.#address.peek(req.ip))) return;
-    this.#counters.rateLimited++;
-    audit(req, 'auth.throttled');
+    audit(ctx, req, 'auth.throttled');
     throw loginThrottled();
   }
 

@@ -42,10 +42,10 @@ async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: 
 async function checkPassword(ctx: ShopContext, req: FastifyRequest, userId: string, password: string, message: string): Promise<void> {
   const user = await ctx.db.findUserById(userId);
   if (!user) throw invalidCredentials(message);
-  await ctx.loginFailures.check(req, user.username);
+  await ctx.loginFailures.check(ctx, req, user.username);
   if (await verifyPassword(password, user.passwordHash)) return;
   await ctx.loginFailures.failed(req, user.username);
-  audit(req, 'auth.password_check_failed', { user: userId });
+  audit(ctx, req, 'auth.password_check_failed', { user: userId });
   throw invalidCredentials(message);
 }
 
@@ -66,7 +66,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const userId = requireUser(req);
     await requireRecentAuth(ctx, req, userId);
     const ended = await ctx.tether.destroyUserSessions(userId, { except: sessionOf(req) });
-    audit(req, 'account.sessions_ended', { user: userId, ended, which: 'others' });
+    audit(ctx, req, 'account.sessions_ended', { user: userId, ended, which: 'others' });
     return { ended };
   });
 
@@ -76,7 +76,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw sessionNotFound();
     await requireRecentAuth(ctx, req, userId);
     if (!(await ctx.tether.destroyUserSession(userId, id))) throw sessionNotFound();
-    audit(req, 'account.sessions_ended', { user: userId, ended: 1, which: id });
+    audit(ctx, req, 'account.sessions_ended', { user: userId, ended: 1, which: id });
     return { ended: 1 };
   });
 
@@ -97,7 +97,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const session = sessionOf(req);
     session.regenerate();
     const endedSessions = b.logoutOtherSessions === false ? 0 : await ctx.tether.destroyUserSessions(userId, { except: session });
-    audit(req, 'account.password_changed', { user: userId, endedSessions });
+    audit(ctx, req, 'account.password_changed', { user: userId, endedSessions });
     return { ...(await sessionView(ctx, session)), endedSessions };
   });
 
@@ -118,7 +118,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     await ctx.tether.users.clear(userId);
     const session = sessionOf(req);
     const endedSessions = await ctx.tether.destroyUserSessions(userId, { except: session });
-    audit(req, 'account.deleted', { user: userId, endedSessions: endedSessions + 1 });
+    audit(ctx, req, 'account.deleted', { user: userId, endedSessions: endedSessions + 1 });
     session.destroy();
     reply.header('clear-site-data', '"cookies"');
     return { deleted: true, endedSessions };

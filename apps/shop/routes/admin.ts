@@ -80,7 +80,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.post<UserParams>('/api/admin/users/:username/sessions/end', async (req) => {
     const user = await namedUser(ctx, req);
     const ended = await ctx.tether.destroyUserSessions(user.id);
-    audit(req, 'admin.sessions_ended', { admin: requireUser(req), user: user.id, ended });
+    audit(ctx, req, 'admin.sessions_ended', { admin: requireUser(req), user: user.id, ended });
     return { username: user.username, ended };
   });
 
@@ -94,14 +94,14 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (user.isAdmin) throw adminAccount();
     await ctx.db.setDisabled(user.id, user.disabledAt ?? ctx.tether.options.clock.now());
     const ended = await ctx.tether.destroyUserSessions(user.id);
-    audit(req, 'admin.user_disabled', { admin: requireUser(req), user: user.id, ended });
+    audit(ctx, req, 'admin.user_disabled', { admin: requireUser(req), user: user.id, ended });
     return { username: user.username, disabled: true, ended };
   });
 
   app.post<UserParams>('/api/admin/users/:username/enable', async (req) => {
     const user = await namedUser(ctx, req);
     await ctx.db.setDisabled(user.id, null);
-    audit(req, 'admin.user_enabled', { admin: requireUser(req), user: user.id });
+    audit(ctx, req, 'admin.user_enabled', { admin: requireUser(req), user: user.id });
     return { username: user.username, disabled: false };
   });
 }

@@ -65,7 +65,7 @@ async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User): 
   const now = await ctx.db.findUserById(user.id);
   if (now !== null && now.disabledAt === null && now.passwordHash === user.passwordHash) return view;
   await ctx.tether.destroyUserSession(user.id, session.handle!);
-  audit(req, 'auth.login_revoked', { user: user.id, reason: now === null ? 'deleted' : now.disabledAt !== null ? 'disabled' : 'password' });
+  audit(ctx, req, 'auth.login_revoked', { user: user.id, reason: now === null ? 'deleted' : now.disabledAt !== null ? 'disabled' : 'password' });
   throw now?.disabledAt != null ? accountDisabled() : invalidCredentials();
 }
 
@@ -78,7 +78,7 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     });
     if (!user) throw usernameTaken(); // lost a race with another registration of the same name
     const view = await finishSignIn(ctx, req, user);
-    audit(req, 'auth.register', { user: user.id });
+    audit(ctx, req, 'auth.register', { user: user.id });
     return reply.code(201).send(view);
   });
 
@@ -87,28 +87,28 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.username !== 'string' || typeof b.password !== 'string' || b.username.length > 64 || b.password.length > 1024) {
       throw validationFailed('username and password are required');
     }
-    await ctx.loginFailures.check(req, b.username);
+    await ctx.loginFailures.check(ctx, req, b.username);
     const user = await ctx.db.findUserByName(b.username);
     // An unknown name costs one hash too, so timing does not tell which usernames exist.
     const ok = await verifyPassword(b.password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !ok) {
       await ctx.loginFailures.failed(req, b.username);
       // The account's ID when the name matched one; never the name as typed (it may be a password).
-      audit(req, 'auth.login_failed', { user: user?.id ?? null, reason: 'credentials' });
+      audit(ctx, req, 'auth.login_failed', { user: user?.id ?? null, reason: 'credentials' });
       throw invalidCredentials();
     }
     // Said only to whoever knows the password, so it does not tell others which accounts exist.
     if (user.disabledAt !== null) {
-      audit(req, 'auth.login_failed', { user: user.id, reason: 'disabled' });
+      audit(ctx, req, 'auth.login_failed', { user: user.id, reason: 'disabled' });
       throw accountDisabled();
     }
     const view = await finishSignIn(ctx, req, user);
-    audit(req, 'auth.login', { user: user.id });
+    audit(ctx, req, 'auth.login', { user: user.id });
     return view;
   });
 
   app.post('/api/auth/logout', async (req, reply) => {
-    if (sessionOf(req).userId !== null) audit(req, 'auth.logout', { user: sessionOf(req).userId });
+    if (sessionOf(req).userId !== null) audit(ctx, req, 'auth.logout', { user: sessionOf(req).userId });
     sessionOf(req).destroy();
     // Also drops the cookie in browsers that honour it, whatever path or name it was set under.
     reply.header('clear-site-data', '"cookies"');
