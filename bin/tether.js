@@ -12,4 +12,4 @@ if (existsSync(built)) {
   register();
   cli = await import(new URL('../src/cli/index.ts', import.meta.url).href);
 }
-process.exitCode = cli.main(process.argv.slice(2));
+process.exitCode = await cli.main(process.argv.slice(2));

@@ -1,11 +1,15 @@
 /**
- * The `tether` command line: `tether haproxy-config …` prints an haproxy.cfg for a set of nodes.
- * `main(argv)` returns the exit code and writes through the given streams, so tests call it in-process.
+ * The `tether` command line: `tether haproxy-config …` prints an haproxy.cfg for a set of nodes;
+ * `tether sessions …` lists, counts and ends sessions in a store, for an operator (a compromised
+ * account, a user who asks to be logged out everywhere). `main(argv)` resolves to the exit code and
+ * writes through the given streams, so tests call it in-process.
  * @module
  */
 import { parseArgs } from 'node:util';
 import { haproxyConfig, HAPROXY_DEFAULTS } from '../cluster/haproxy.js';
 import { isTetherError } from '../core/errors.js';
+import { handleOf } from '../core/ids.js';
+import { jsonCodec } from '../core/codec.js';
 
 export interface CliIo {
   out: (text: string) => void;
@@ -16,6 +20,7 @@ const USAGE = `Usage: tether <command> [options]
 
 Commands:
   haproxy-config   Print an haproxy.cfg that balances Tether nodes with cookie persistence.
+  sessions         List, count or end sessions in a store.
 
 tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [options]
   --listen <host:port>       where HAProxy accepts clients (required)
@@ -30,6 +35,18 @@ tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [op
 
 Example:
   npx tether haproxy-config --listen 127.0.0.1:8080 --nodes 127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003 > haproxy.cfg
+
+tether sessions list <userId> [--store <url>] [--json]
+tether sessions end <userId> [--store <url>]
+tether sessions count [--store <url>]
+  list                       the user's live sessions: handle, created, last seen, expires, user agent
+  end                        ends every session of the user ("log out everywhere"); their user context stays
+  count                      records in the store (sessions and user contexts)
+  --store <url>              the store the app uses: sqlite:<file>, redis://…, postgres://… (default: env TETHER_STORE)
+  --json                     one JSON array instead of a table
+
+Example:
+  TETHER_STORE=redis://127.0.0.1:6379 npx tether sessions end 5f0c…
 `;
 
 class UsageError extends Error {}
@@ -84,8 +101,65 @@ function haproxyCommand(args: string[], io: CliIo): number {
   return 0;
 }
 
-/** Runs the CLI with `argv` (without node and the script); returns the exit code. */
-export function main(argv: readonly string[], io: CliIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): number {
+async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args, strict: true, allowPositionals: true,
+    options: { store: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const [action, userId, extra] = positionals;
+  if (action !== 'list' && action !== 'end' && action !== 'count') throw new UsageError(`sessions needs list, end or count (got ${action === undefined ? 'nothing' : `"${action}"`})`);
+  if (action === 'count' ? userId !== undefined : extra !== undefined) throw new UsageError(`unexpected argument "${action === 'count' ? userId : extra}"`);
+  if (action !== 'count' && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID`);
+  // Loaded only here: haproxy-config needs no store driver.
+  const { createStore, parseStoreUrl } = await import('../stores/index.js');
+  const url = values.store ?? env.TETHER_STORE;
+  if (url === undefined || url === '') throw new UsageError('no store: pass --store <url> or set TETHER_STORE');
+  if (parseStoreUrl(url).kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
+  const store = await createStore(url);
+  try {
+    if (action === 'count') {
+      if (typeof store.count !== 'function') throw new UsageError(`the ${store.name} store does not count its records`);
+      io.out(`${await store.count()}\n`);
+    } else if (action === 'end') {
+      const ended = await store.destroyByUser(userId!);
+      io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of ${userId}\n`);
+    } else {
+      const rows = (await store.listByUser(userId!)).map((r) => ({
+        handle: handleOf(r.key),
+        createdAt: new Date(r.createdAt).toISOString(),
+        lastSeenAt: new Date(r.lastSeenAt).toISOString(),
+        expiresAt: new Date(Math.min(r.expiresAt, r.absoluteExpiresAt)).toISOString(),
+        userAgent: userAgentOf(r.data),
+      })).sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt));
+      if (values.json) io.out(`${JSON.stringify(rows)}\n`);
+      else if (rows.length === 0) io.out(`no live sessions for ${userId}\n`);
+      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/** The user agent a session began with, when its data is in the default JSON codec; else null. */
+function userAgentOf(data: string): string | null {
+  try {
+    return jsonCodec.decode(data).u ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs the CLI with `argv` (without node and the script); resolves to the exit code. */
+export async function main(
+  argv: readonly string[],
+  io: CliIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -93,6 +167,7 @@ export function main(argv: readonly string[], io: CliIo = { out: (t) => process.
       return command === undefined ? 2 : 0;
     }
     if (command === 'haproxy-config') return haproxyCommand(rest, io);
+    if (command === 'sessions') return await sessionsCommand(rest, io, env);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     const known = err instanceof UsageError || isTetherError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');

@@ -13,10 +13,10 @@ import { main } from '../../../src/cli/index.js';
 import { haproxyConfig } from '../../../src/cluster/haproxy.js';
 import { REPO_ROOT } from '../../helpers/node-process.js';
 
-function run(argv: string[]): { code: number; out: string; err: string } {
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
+  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
   return { code, out, err };
 }
 
@@ -33,8 +33,8 @@ function haproxyCheck(text: string): { status: number | null; output: string } {
 }
 
 describe('tether haproxy-config', () => {
-  it('haproxy-config when given listen and three nodes then it prints the persistence, retry and health settings', () => {
-    const { code, out } = run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES]);
+  it('haproxy-config when given listen and three nodes then it prints the persistence, retry and health settings', async () => {
+    const { code, out } = await run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES]);
     assert.equal(code, 0);
     const lines = out.split('\n').map((l) => l.trim());
     for (const want of [
@@ -59,24 +59,24 @@ describe('tether haproxy-config', () => {
     assert.ok(!/listen stats/.test(out), 'no stats page unless asked');
   });
 
-  it('haproxy-config when given --stats and check timings then they appear', () => {
-    const { code, out } = run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES, '--stats', '127.0.0.1:8404',
+  it('haproxy-config when given --stats and check timings then they appear', async () => {
+    const { code, out } = await run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES, '--stats', '127.0.0.1:8404',
       '--check-inter', '500ms', '--check-fastinter', '100ms', '--fall', '2', '--rise', '1']);
     assert.equal(code, 0);
     assert.match(out, /listen stats\n {4}bind 127\.0\.0\.1:8404\n {4}stats enable/);
     assert.match(out, /default-server inter 500ms fastinter 100ms fall 2 rise 1/);
   });
 
-  it('haproxy-config when the output is checked by haproxy -c then it is valid', () => {
-    const plain = haproxyCheck(run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES]).out);
+  it('haproxy-config when the output is checked by haproxy -c then it is valid', async () => {
+    const plain = haproxyCheck((await run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES])).out);
     assert.equal(plain.status, 0, plain.output);
-    const stats = haproxyCheck(run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES, '--stats', '127.0.0.1:8404']).out);
+    const stats = haproxyCheck((await run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', NODES, '--stats', '127.0.0.1:8404'])).out);
     assert.equal(stats.status, 0, stats.output);
     const v6 = haproxyCheck(haproxyConfig({ listen: '[::1]:8080', nodes: ['[::1]:3001', 'localhost:3002'] }));
     assert.equal(v6.status, 0, v6.output);
   });
 
-  it('haproxy-config when arguments are missing or malformed then it exits 2 naming the argument', () => {
+  it('haproxy-config when arguments are missing or malformed then it exits 2 naming the argument', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['haproxy-config', '--nodes', NODES], /--listen <host:port> is required/],
       [['haproxy-config', '--listen', '127.0.0.1:8080'], /--nodes <host:port,...> is required/],
@@ -94,7 +94,7 @@ describe('tether haproxy-config', () => {
       [['no-such-command'], /unknown command "no-such-command"/],
     ];
     for (const [argv, re] of cases) {
-      const r = run(argv);
+      const r = await run(argv);
       assert.equal(r.code, 2, argv.join(' '));
       assert.equal(r.out, '');
       assert.match(r.err, re, argv.join(' '));

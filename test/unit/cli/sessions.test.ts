@@ -1,0 +1,108 @@
+/**
+ * `tether sessions`: an operator lists, counts and ends a user's sessions in the store an app shares
+ * (a real SQLite file here), and an engine on that store sees the result; bad arguments exit 2 with a
+ * clear message, and a memory store, which lives inside an app's process, is refused.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { main } from '../../../src/cli/index.js';
+import { createTether } from '../../../src/index.js';
+import { SqliteStore } from '../../../src/stores/sqlite/index.js';
+import { generateId, handleOf, hashId } from '../../../src/core/ids.js';
+import { jsonCodec } from '../../../src/core/codec.js';
+import { REPO_ROOT } from '../../helpers/node-process.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-sessions-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } }, env);
+  return { code, out, err };
+}
+
+/** A store file holding two sessions of `ada` (one from Firefox), one of `bob` and one anonymous. */
+async function seeded(): Promise<{ url: string; keys: Record<string, string> }> {
+  const file = path.join(dir, `s${Math.random().toString(36).slice(2)}.db`);
+  const store = new SqliteStore({ path: file });
+  const now = Date.now();
+  const keys: Record<string, string> = {};
+  for (const [name, userId, ua, age] of [['ada1', 'ada', 'Firefox/140', 3], ['ada2', 'ada', undefined, 1], ['bob', 'bob', 'curl/8', 2], ['anon', null, undefined, 0]] as const) {
+    const key = hashId(generateId());
+    keys[name] = key;
+    const at = now - age * 60_000;
+    const data = jsonCodec.encode({ d: { n: 1 }, ...(ua ? { u: ua } : {}) });
+    assert.equal((await store.set({ key, data, version: 1, userId, createdAt: at, lastSeenAt: at, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+  }
+  await store.close();
+  return { url: `sqlite:${file}`, keys };
+}
+
+describe('tether sessions', () => {
+  it('sessions list when the user has sessions then prints each by handle, newest activity first, with its user agent; --json gives the same as data', async () => {
+    const { url, keys } = await seeded();
+    const r = await run(['sessions', 'list', 'ada', '--store', url]);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.ok(lines[0]!.startsWith(handleOf(keys.ada2!)), 'the most recently seen first');
+    assert.ok(lines[1]!.startsWith(handleOf(keys.ada1!)) && lines[1]!.endsWith('Firefox/140'));
+    assert.ok(!r.out.includes(keys.ada1!), 'the store key is never printed, only its handle');
+    const json = JSON.parse((await run(['sessions', 'list', 'ada', '--json'], { TETHER_STORE: url })).out) as Array<Record<string, string | null>>;
+    assert.deepEqual(json.map((s) => s.handle), [handleOf(keys.ada2!), handleOf(keys.ada1!)]);
+    assert.equal(json[1]!.userAgent, 'Firefox/140');
+    assert.equal(json[0]!.userAgent, null);
+    assert.ok(Date.parse(json[0]!.expiresAt!) > Date.now());
+    assert.equal((await run(['sessions', 'list', 'nobody', '--store', url])).out, 'no live sessions for nobody\n');
+  });
+
+  it('sessions end when run then the user\'s sessions are gone for an engine on the same store, and nobody else\'s', async () => {
+    const { url } = await seeded();
+    assert.equal((await run(['sessions', 'count', '--store', url])).out, '4\n');
+    const r = await run(['sessions', 'end', 'ada', '--store', url]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'ended 2 sessions of ada\n');
+    assert.equal((await run(['sessions', 'count', '--store', url])).out, '2\n');
+    const tether = createTether({ secrets: ['s'.repeat(40)], store: new SqliteStore({ path: url.slice('sqlite:'.length) }) });
+    try {
+      assert.deepEqual(await tether.listUserSessions('ada'), []);
+      assert.equal((await tether.listUserSessions('bob')).length, 1);
+    } finally {
+      await tether.close();
+    }
+    assert.equal((await run(['sessions', 'end', 'ada', '--store', url])).out, 'ended 0 sessions of ada\n');
+  });
+
+  it('sessions when arguments are missing or wrong, or the store is process-local, then it exits 2 saying why, and prints nothing', async () => {
+    const { url } = await seeded();
+    const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+      [['sessions'], { TETHER_STORE: url }, /sessions needs list, end or count \(got nothing\)/],
+      [['sessions', 'drop', 'ada'], { TETHER_STORE: url }, /sessions needs list, end or count \(got "drop"\)/],
+      [['sessions', 'end'], { TETHER_STORE: url }, /sessions end needs a user ID/],
+      [['sessions', 'end', 'ada', 'bob'], { TETHER_STORE: url }, /unexpected argument "bob"/],
+      [['sessions', 'count', 'ada'], { TETHER_STORE: url }, /unexpected argument "ada"/],
+      [['sessions', 'list', 'ada'], {}, /no store: pass --store <url> or set TETHER_STORE/],
+      [['sessions', 'list', 'ada', '--store', 'memory'], {}, /a memory store lives inside the app's process/],
+      [['sessions', 'list', 'ada', '--store', 'mongo://x'], {}, /OPTIONS_INVALID|not understood/],
+      [['sessions', 'list', 'ada', '--bogus'], { TETHER_STORE: url }, /Unknown option '--bogus'/],
+    ];
+    for (const [argv, env, re] of cases) {
+      const r = await run(argv, env);
+      assert.equal(r.code, 2, argv.join(' '));
+      assert.equal(r.out, '');
+      assert.match(r.err, re, argv.join(' '));
+    }
+  });
+
+  it('sessions when run through bin/tether.js then it exits 0 with the answer', async () => {
+    const { url } = await seeded();
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/tether.js'), 'sessions', 'end', 'bob'], { encoding: 'utf8', env: { ...process.env, TETHER_STORE: url } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'ended 1 session of bob\n');
+  });
+});
