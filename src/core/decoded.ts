@@ -16,6 +16,7 @@ import rfdc from 'rfdc';
 import { dequal } from 'dequal';
 import type { Envelope } from './codec.js';
 import type { SessionData } from './session.js';
+import { draftParts } from './draft.js';
 
 /** Total characters of stored text the cache holds (decoded objects take a few times that in heap). */
 export const DECODED_CACHE_MAX_CHARS = 4 * 1024 * 1024;
@@ -31,7 +32,8 @@ export const copyData = rfdc({ proto: false, circles: false }) as <V>(value: V) 
  * compares the text.
  */
 export function sameData(data: SessionData, loaded: SessionData): boolean {
-  return dequal(data, loaded);
+  const parts = draftParts(data);
+  return parts !== undefined ? parts.copy === null : dequal(data, loaded);
 }
 
 /**
@@ -53,11 +55,24 @@ function exact(v: unknown, depth: number): unknown {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
   if (typeof v === 'number') return Number.isFinite(v) ? v : REFUSED;
   if (typeof v !== 'object' || depth > MAX_DEPTH) return REFUSED;
+  // A draft's original is decoded JSON that nothing changes: it is shared as it is. Of a changed draft
+  // only the copy is walked, and its entries still shared with the original are shared too.
+  const parts = draftParts(v);
+  if (parts !== undefined) {
+    if (parts.copy === null) return parts.base;
+    return copyExact(parts.copy, parts.base, depth);
+  }
+  return copyExact(v, undefined, depth);
+}
+
+function copyExact(v: object, base: object | undefined, depth: number): unknown {
   if (Array.isArray(v)) {
+    const from = base as unknown[] | undefined;
     const out = new Array<unknown>(v.length);
     for (let i = 0; i < v.length; i++) {
       if (!(i in v)) return REFUSED;
-      const c = exact(v[i], depth + 1);
+      const e: unknown = v[i];
+      const c = from !== undefined && e === from[i] && typeof e === 'object' ? e : exact(e, depth + 1);
       if (c === REFUSED) return REFUSED;
       out[i] = c;
     }
@@ -65,10 +80,12 @@ function exact(v: unknown, depth: number): unknown {
   }
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return REFUSED;
+  const from = base as Record<string, unknown> | undefined;
   const out: Record<string, unknown> = {};
   for (const k in v) {
     if (k === '__proto__' || k === 'constructor' || k === 'toJSON') return REFUSED;
-    const c = exact((v as Record<string, unknown>)[k], depth + 1);
+    const e = (v as Record<string, unknown>)[k];
+    const c = from !== undefined && e === from[k] && typeof e === 'object' && Object.hasOwn(from, k) ? e : exact(e, depth + 1);
     if (c === REFUSED) return REFUSED;
     out[k] = c;
   }

@@ -13,7 +13,8 @@ import type { VerifiedCookie } from './verified-cookies.js';
 import { SessionCookie, readCookie } from './cookie.js';
 import { SessionGate } from './gate.js';
 import { Deadlines } from './timeout.js';
-import { DecodedCache, copyData } from './decoded.js';
+import { DecodedCache } from './decoded.js';
+import { draft } from './draft.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
 import { jsonCodec } from './codec.js';
@@ -108,7 +109,7 @@ export class Tether<T extends object = SessionData> {
     this.#verified = new VerifiedCookies(this.#signer);
     this.#deadlines = new Deadlines(this.options.storeTimeoutMs, { onFailure: () => void this.#stats.storeErrors++ });
     const codec = this.options.codec;
-    this.#copyLoaded = codec === jsonCodec ? (s) => copyData(s.loaded!.d) : (s) => codec.decode(s.loadedText!).d;
+    this.#copyLoaded = codec === jsonCodec ? (s) => draft(s.loaded!.d) : (s) => codec.decode(s.loadedText!).d;
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
     this.#commits = new Committer({
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,

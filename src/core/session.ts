@@ -8,6 +8,7 @@ import type { SessionRecord } from './store.js';
 import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
 import { handleOf, randomToken } from './ids.js';
+import { copyData } from './decoded.js';
 
 /** Keys a data bag refuses: they would reach prototypes. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -97,9 +98,19 @@ export class Session<T extends object = SessionData> {
     return this.#s.destroyed;
   }
 
-  /** The data bag. Changes are detected at commit; only a real change is written. */
+  /**
+   * The data bag. Changes are detected at commit; only a real change is written. With the JSON codec
+   * (the default) it is a copy-on-write view of the stored data (a Proxy): reading copies nothing, and
+   * a change copies only the objects it touches. Use `snapshot()` for a plain copy to hand elsewhere
+   * (structuredClone and postMessage refuse a Proxy).
+   */
   get data(): Partial<T> {
     return dataOf(this.#s) as Partial<T>;
+  }
+
+  /** A plain deep copy of the data as it is now, the request's changes included; changing it changes nothing. */
+  snapshot(): Partial<T> {
+    return copyData(dataOf(this.#s)) as Partial<T>;
   }
 
   get<K extends keyof T & string>(key: K): T[K] | undefined {

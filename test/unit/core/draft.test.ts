@@ -1,0 +1,153 @@
+/** Copy-on-write drafts over shared decoded data: what a route can do with `session.data`, and what it leaves shared. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import { draft, draftChanged } from '../../../src/core/draft.js';
+import { jsonExactCopy } from '../../../src/core/decoded.js';
+import { rig, trip } from '../support.js';
+
+interface Data {
+  [key: string]: unknown;
+  cart: Array<{ sku: string; qty: number }>;
+  prefs: { theme: string; tags: string[] };
+  n: number;
+}
+
+/** A decoded original, frozen all the way down: a write that reached it would throw. */
+function original(): Data {
+  const freeze = <V>(v: V): V => {
+    if (v !== null && typeof v === 'object') {
+      for (const e of Object.values(v)) freeze(e);
+      Object.freeze(v);
+    }
+    return v;
+  };
+  return freeze(JSON.parse('{"cart":[{"sku":"mug","qty":1},{"sku":"lamp","qty":2}],"prefs":{"theme":"dark","tags":["a"]},"n":0}') as Data);
+}
+
+/** The plain data a draft finishes to (what the commit encodes and keeps). */
+function finished(d: object): Data {
+  const out = jsonExactCopy(d);
+  assert.ok(out !== undefined, 'plain JSON data finishes exactly');
+  return out as Data;
+}
+
+describe('drafts', () => {
+  it('draft when only read then reports no change, and reads every value of the original', () => {
+    const base = original();
+    const d = draft(base);
+    assert.equal(d.n, 0);
+    assert.equal(d.cart.length, 2);
+    assert.equal(d.cart[1]!.sku, 'lamp');
+    assert.deepEqual(Object.keys(d), ['cart', 'prefs', 'n']);
+    assert.equal(JSON.stringify(d), JSON.stringify(base));
+    assert.deepStrictEqual(d, base);
+    assert.ok(Array.isArray(d.cart));
+    assert.deepEqual([...d.cart].map((i) => i.sku), ['mug', 'lamp']);
+    assert.deepEqual(d.cart.map((i) => i.qty), [1, 2]);
+    assert.ok('prefs' in d && !('missing' in d));
+    assert.equal(Object.getPrototypeOf(d), Object.prototype);
+    assert.equal(d.cart, d.cart, 'a nested object is the same draft on every read');
+    assert.equal(draftChanged(d), false);
+    assert.equal(finished(d), base, 'an unchanged draft finishes to its original, shared');
+  });
+
+  it('draft when changed at any depth then the original stays as it was and the result shares what was not touched', () => {
+    const base = original();
+    const d = draft(base);
+    d.cart[0]!.qty = 5;
+    d.cart.push({ sku: 'pen', qty: 1 });
+    d.n++;
+    assert.equal(draftChanged(d), true);
+    assert.equal(d.cart[0]!.qty, 5);
+    assert.equal(d.cart.length, 3);
+    const out = finished(d);
+    assert.deepEqual(out, { cart: [{ sku: 'mug', qty: 5 }, { sku: 'lamp', qty: 2 }, { sku: 'pen', qty: 1 }], prefs: { theme: 'dark', tags: ['a'] }, n: 1 });
+    assert.equal(out.prefs, base.prefs, 'an untouched subtree is shared with the original');
+    assert.equal(out.cart[1], base.cart[1], 'an untouched element is shared too');
+    assert.notEqual(out.cart, base.cart);
+    assert.equal(base.n, 0);
+    assert.deepEqual(base.cart, [{ sku: 'mug', qty: 1 }, { sku: 'lamp', qty: 2 }]);
+  });
+
+  it('draft when array methods, deletes and new objects change it then the result is what plain data would give', () => {
+    const base = original();
+    const d = draft(base);
+    const plainCopy = JSON.parse(JSON.stringify(base)) as Data;
+    for (const x of [d, plainCopy]) {
+      x.cart.sort((a, b) => b.qty - a.qty);
+      x.cart.splice(1, 1, { sku: 'cup', qty: 3 });
+      x.prefs.tags.unshift('z');
+      delete (x as Partial<Data>).n;
+      x.extra = { nested: { list: [1, 2] } };
+      (x.extra as { nested: { list: number[] } }).nested.list.push(3);
+    }
+    assert.deepStrictEqual(finished(d), plainCopy);
+    assert.deepStrictEqual(d, plainCopy);
+    assert.equal(JSON.stringify(d), JSON.stringify(plainCopy));
+  });
+
+  it('draft when a nested draft is stored under another key then each place finishes to its own plain copy', () => {
+    const d = draft(original());
+    d.saved = d.cart;
+    d.wrapped = { items: d.cart };
+    d.cart.push({ sku: 'pen', qty: 1 });
+    const out = finished(d) as Data & { saved: unknown; wrapped: { items: unknown } };
+    assert.deepEqual(out.saved, out.cart);
+    assert.deepEqual(out.wrapped.items, out.cart);
+    assert.equal(out.cart.length, 3);
+    assert.notEqual(out.saved, out.cart);
+  });
+
+  it('draft when a nested object is replaced then changes through the old handle no longer reach the data', () => {
+    const d = draft(original());
+    const oldCart = d.cart;
+    d.cart = [];
+    oldCart.push({ sku: 'pen', qty: 1 });
+    assert.deepEqual(finished(d).cart, []);
+  });
+
+  it('draft when the route keeps values of its own in it then a Date or undefined makes the result inexact, as plain data does', () => {
+    const d = draft(original());
+    d.when = new Date(0);
+    assert.equal(jsonExactCopy(d), undefined);
+    assert.equal(JSON.parse(JSON.stringify(d)).when, '1970-01-01T00:00:00.000Z');
+  });
+
+  it('draft when frozen or given a new prototype then it refuses, and its original is untouched', () => {
+    const base = original();
+    const d = draft(base);
+    assert.throws(() => Object.freeze(d), TypeError);
+    assert.throws(() => Object.setPrototypeOf(d, null), TypeError);
+    assert.equal(draftChanged(d), false);
+  });
+
+  it('draft when inspected then shows the data, changes included, not the machinery', () => {
+    const d = draft(original());
+    d.cart[0]!.qty = 7;
+    const shown = inspect(d, { depth: 5 });
+    assert.match(shown, /qty: 7/);
+    assert.match(shown, /theme: 'dark'/);
+    assert.doesNotMatch(shown, /base|children|parent/);
+    assert.match(inspect(d.cart), /sku: 'mug'/);
+  });
+});
+
+describe('session.data as a draft', () => {
+  it('snapshot when taken then is plain data structuredClone accepts, and changing it changes nothing', async () => {
+    const r = rig<Data>();
+    const first = await trip(r.tether, undefined, (s) => {
+      s.set('cart', [{ sku: 'mug', qty: 1 }]);
+      s.set('n', 1);
+    });
+    await trip(r.tether, first.cookie, (s) => {
+      assert.throws(() => structuredClone(s.data), /could not be cloned/);
+      s.data.n = 2;
+      const snap = s.snapshot();
+      assert.deepEqual(structuredClone(snap), { cart: [{ sku: 'mug', qty: 1 }], n: 2 });
+      snap.cart![0]!.qty = 99;
+      assert.equal(s.data.cart![0]!.qty, 1);
+    });
+    await trip(r.tether, first.cookie, (s) => assert.deepEqual(s.snapshot(), { cart: [{ sku: 'mug', qty: 1 }], n: 2 }), 'GET');
+  });
+});
