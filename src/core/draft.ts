@@ -26,7 +26,7 @@ class Node {
 
   constructor(readonly base: Container, readonly parent: Node | null) {
     // The target is what Array.isArray and the invariants of a proxy see: an array for an array.
-    this.proxy = new Proxy((Array.isArray(base) ? withInspect([this]) : this) as Container, handler);
+    this.proxy = new Proxy((Array.isArray(base) ? [this] : this) as Container, handler);
   }
 
   /** util.inspect (console.log) shows a proxy's target: it finds this and shows the data instead. */
@@ -34,13 +34,16 @@ class Node {
 }
 Object.defineProperty(Node.prototype, inspect.custom, { value: show });
 
-function withInspect(target: [Node]): [Node] {
-  Object.defineProperty(target, inspect.custom, { value: show, configurable: true });
-  return target;
-}
-
-/** Called by util.inspect with the draft itself as `this`. */
+/**
+ * Called by util.inspect, which shows a proxy's target. An object's target is its node, and `this` is
+ * then the draft. An array's target is an array holding its node, so the node is shown as that array's
+ * one element: it shows its elements, and the brackets are the target's.
+ */
 function show(this: object, depth: number, options: InspectOptionsStylized): string {
+  if (this instanceof Node) {
+    const text = inspect(plain(this), { ...options, depth: depth + 1 });
+    return Array.isArray(this.base) ? text.slice(1, -1).trim().replaceAll('\n  ', '\n') : text;
+  }
   return inspect(plain(draftNode(this)!), { ...options, depth });
 }
 
@@ -71,7 +74,8 @@ function draftable(v: unknown): v is Container {
 function change(node: Node): Container {
   if (node.copy !== null) return node.copy;
   const base = node.base;
-  const copy = (Array.isArray(base) ? base.slice() : Object.assign(Object.create(Object.getPrototypeOf(base)), base)) as Record<string, unknown>;
+  const copy = (Array.isArray(base) ? base.slice()
+    : Object.getPrototypeOf(base) === null ? Object.assign(Object.create(null), base) : { ...base }) as Record<string, unknown>;
   if (node.children !== null) {
     for (const [k, child] of node.children) copy[k] = child.proxy;
     node.children = null;

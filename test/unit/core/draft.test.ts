@@ -129,7 +129,9 @@ describe('drafts', () => {
     assert.match(shown, /qty: 7/);
     assert.match(shown, /theme: 'dark'/);
     assert.doesNotMatch(shown, /base|children|parent/);
-    assert.match(inspect(d.cart), /sku: 'mug'/);
+    assert.equal(inspect(d.cart), inspect(JSON.parse(JSON.stringify(d.cart))), 'an array draft shows as its elements');
+    d.cart.push({ sku: 'lamp', qty: 1 }, { sku: 'a-longer-name-that-breaks-the-line', qty: 1 });
+    assert.equal(inspect({ at: { cart: d.cart } }), inspect({ at: { cart: JSON.parse(JSON.stringify(d.cart)) } }));
   });
 });
 
