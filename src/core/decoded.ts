@@ -1,14 +1,14 @@
 /**
  * Decoded sessions, shared between the requests of one session: the codec runs once per stored
- * version instead of once per request, each request works on its own copy, and whether a request
- * changed anything is answered by comparing that copy with the shared one.
+ * version instead of once per request, and each request works on its own view of the shared data.
  *
  * An entry is `store key → { text, envelope }` and is used only when the stored text is exactly the
  * text it was decoded from, so it can never hand out data other than what the store holds. Shared
- * envelopes are never changed: a request's data is a deep copy made the first time the request
- * touches it (rfdc for the JSON codec, whose output is plain JSON values; a custom codec decodes
- * again, since its values may be class instances a generic copy would not rebuild), so a request that
- * never looks at its session pays for no copy and no comparison.
+ * envelopes are never changed: with the JSON codec, whose output is plain JSON values, a request's
+ * data is a copy-on-write draft over them (draft.ts), which knows whether it was changed; a custom
+ * codec decodes again per request, since its values may be class instances a generic copy would not
+ * rebuild, and its data is compared by value at commit. A request that never looks at its session
+ * pays for neither.
  * The bound is the total length of the texts held (large sessions are not kept), oldest entry first.
  * @module
  */
@@ -23,13 +23,13 @@ export const DECODED_CACHE_MAX_CHARS = 4 * 1024 * 1024;
 /** Texts longer than this are decoded per request and not kept. */
 export const DECODED_CACHE_MAX_TEXT = 16 * 1024;
 
-/** Copies plain JSON values: what the JSON codec decodes to. */
+/** Deep-copies plain data (a draft included): `session.snapshot()`. */
 export const copyData = rfdc({ proto: false, circles: false }) as <V>(value: V) => V;
 
 /**
- * True when `data` holds the same values as `loaded` (deep, by value, constructors compared), so
- * writing it would store nothing new. False is not proof of a change: the caller then encodes and
- * compares the text.
+ * True when `data` holds the same values as `loaded`, so writing it would store nothing new: for a
+ * draft, nothing was changed through it; otherwise deep, by value, constructors compared. False is not
+ * proof of a change: the caller then encodes and compares the text.
  */
 export function sameData(data: SessionData, loaded: SessionData): boolean {
   const parts = draftParts(data);
