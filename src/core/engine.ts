@@ -174,6 +174,29 @@ export class Tether<T extends object = SessionData> {
     return pending === undefined ? s.setCookies : this.#settle(s, pending);
   }
 
+  /**
+   * Ends the session at once, even one already committed: its record is deleted now and the response
+   * expires the cookie instead of carrying the session's. For a login undone after its commit (the
+   * account was disabled or its password changed while the login ran); before a commit, `destroy()`
+   * does the same at commit.
+   */
+  async endNow(session: Session<T>): Promise<void> {
+    const s = sessionState(session);
+    s.destroyed = true;
+    if (!s.committed) {
+      await this.commit(session);
+      return;
+    }
+    const rec = s.record;
+    if (rec !== null) {
+      this.#decoded.forget(rec.key);
+      await this.#call(() => this.store.destroy(rec.key), 'destroy');
+      this.#emit('destroyed', rec.key, s.userId, 'logout');
+    }
+    s.setCookies.length = 0;
+    s.setCookies.push(this.#cookie.clear);
+  }
+
   /** Ends the request without writing anything (handler failed); releases the gate. */
   abandon(session: Session<T>): void {
     const s = sessionState(session);

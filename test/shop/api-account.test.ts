@@ -21,6 +21,12 @@ function assertError(r: Reply, status: number, code: string): void {
   assert.equal(r.body?.error?.code, code);
 }
 
+/** A login undone after its commit answers with the session cookie expired, never with a cookie naming the ended session. */
+function assertCookieOnlyExpired(r: Reply): void {
+  const cookies = [r.headers['set-cookie'] ?? []].flat();
+  assert.ok(cookies.every((c) => /^sid=;.*Max-Age=0/i.test(c)), `a refused login set ${cookies.join(' | ')}`);
+}
+
 const SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
 const CARD = { cardNumber: '4242 4242 4242 4242', expiry: '12/39' };
 
@@ -494,6 +500,7 @@ describe('shop api: disabling and deleting accounts (S28)', () => {
     assert.equal((await admin.post(`/api/admin/users/${username}/disable`)).status, 200);
     for (const r of await Promise.all(logins)) {
       assert.ok(r.status === 200 || (r.status === 403 && r.body.error.code === 'ACCOUNT_DISABLED'), `login answered ${r.status} ${r.text}`);
+      if (r.status === 403) assertCookieOnlyExpired(r);
     }
     for (const d of devices) assert.equal(await loggedIn(d), false);
     assert.equal((await admin.get(`/api/admin/users/${username}`)).body.sessions, 0);
@@ -518,6 +525,7 @@ describe('shop api: disabling and deleting accounts (S28)', () => {
     assert.equal((await change).status, 200);
     for (const r of await Promise.all(logins)) {
       assert.ok(r.status === 200 || (r.status === 401 && r.body.error.code === 'INVALID_CREDENTIALS'), `login answered ${r.status} ${r.text}`);
+      if (r.status === 401) assertCookieOnlyExpired(r);
     }
     for (const d of devices) assert.equal(await loggedIn(d), false);
     assert.equal(await loggedIn(client), true, 'the device that changed the password stays');

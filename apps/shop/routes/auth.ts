@@ -64,7 +64,8 @@ async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User): 
   await ctx.tether.commit(session);
   const now = await ctx.db.findUserById(user.id);
   if (now !== null && now.disabledAt === null && now.passwordHash === user.passwordHash) return view;
-  await ctx.tether.destroyUserSession(user.id, session.handle!);
+  // Ends it now, and the answer expires the cookie it would otherwise have carried.
+  await ctx.tether.endNow(session);
   audit(ctx, req, 'auth.login_revoked', { user: user.id, reason: now === null ? 'deleted' : now.disabledAt !== null ? 'disabled' : 'password' });
   throw now?.disabledAt != null ? accountDisabled() : invalidCredentials();
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Signer } from '../../../src/core/signer.js';
 import { generateId, hashId } from '../../../src/core/ids.js';
-import { rig, trip, view, valueOf, SECRET_A, SECRET_B } from '../support.js';
+import { cookiePair, rig, trip, view, valueOf, SECRET_A, SECRET_B } from '../support.js';
 import type { Rig } from '../support.js';
 import type { SessionRecord } from '../../../src/core/store.js';
 
@@ -224,6 +224,33 @@ describe('engine lifecycle', () => {
     const replay = await trip(r.tether, first.cookie, (s) => assert.equal(s.isNew, true), 'GET');
     assert.equal(replay.session.get('cart' as never), undefined);
     assert.throws(() => t.session.set('cart', []), { code: 'SESSION_ENDED' });
+  });
+
+  it('endNow when a login was already committed then the record is gone and the response expires the cookie instead of carrying it', async () => {
+    const r = rig();
+    const first = await trip(r.tether, undefined, (s) => s.set('cart', ['lime']));
+    const session = await r.tether.open(view('POST', { cookie: first.cookie! }));
+    session.login('u1');
+    const committed = await r.tether.commit(session);
+    const newCookie = cookiePair(committed)!;
+    assert.notEqual(newCookie, first.cookie);
+    await r.tether.endNow(session);
+    const sent = await r.tether.commit(session);
+    assert.equal(sent.length, 1);
+    assert.match(sent[0]!, /^sid=;.*Max-Age=0/);
+    assert.equal(await r.memory.get(hashId(session.id!)), null);
+    assert.deepEqual(await r.memory.listByUser('u1'), []);
+    const replay = await trip(r.tether, newCookie, (s) => assert.equal(s.rejectedCookie, 'unknown'), 'GET');
+    assert.equal(replay.session.userId, null);
+  });
+
+  it('endNow when the session is not committed yet then it is destroyed at once, as destroy() and a commit would', async () => {
+    const r = rig();
+    const first = await trip(r.tether, undefined, (s) => s.set('cart', ['lime']));
+    const session = await r.tether.open(view('POST', { cookie: first.cookie! }));
+    await r.tether.endNow(session);
+    assert.equal(await r.memory.get(hashId(session.id!)), null);
+    assert.match((await r.tether.commit(session))[0]!, /^sid=;/);
   });
 
   it('session when it grows past maxSessionBytes (64 KiB by default) then commit fails SESSION_TOO_LARGE 413 and the stored value is unchanged', async () => {
