@@ -85,10 +85,6 @@ function change(node: Node): Container {
   return copy;
 }
 
-function makeNode(base: Container, parent: Node | null): Node {
-  return new Node(base, parent);
-}
-
 function nodeOf(target: object): Node {
   return (Array.isArray(target) ? target[0] : target) as Node;
 }
@@ -96,13 +92,13 @@ function nodeOf(target: object): Node {
 /** The draft of `value`, found under `key` of `node` and still shared with the original. */
 function child(node: Node, key: string, value: Container): Container {
   if (node.copy !== null) {
-    const c = makeNode(value, node);
+    const c = new Node(value, node);
     (node.copy as Record<string, unknown>)[key] = c.proxy;
     return c.proxy;
   }
   node.children ??= new Map();
   let c = node.children.get(key);
-  if (c === undefined) node.children.set(key, c = makeNode(value, node));
+  if (c === undefined) node.children.set(key, c = new Node(value, node));
   return c.proxy;
 }
 
@@ -163,7 +159,7 @@ const handler: ProxyHandler<Container> = {
 
 /** A draft over `base`, which it never changes. */
 export function draft<V extends Container>(base: V): V {
-  return makeNode(base, null).proxy as V;
+  return new Node(base, null).proxy as V;
 }
 
 /** Whether anything was changed through the draft `d` (or the drafts under it). */
