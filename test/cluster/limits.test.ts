@@ -58,10 +58,13 @@ describe('cluster-wide limits', { timeout: 120_000 }, () => {
     const username = uniqueName('limited');
     assert.equal((await new ShopClient(url).register(username)).status, 201);
 
-    // Browsers whose sessions the primary routes to one worker or the other, alternately.
+    // Browsers whose sessions the primary routes to one worker or the other. A first request has no
+    // cookie and goes to the next worker in turn; the second is routed by the session cookie, as the
+    // login will be, so it tells which worker the login reaches.
     const byNode = new Map<string, ShopClient[]>();
     for (let i = 0; i < 40 && [...byNode.values()].filter((l) => l.length >= LIMIT).length < 2; i++) {
       const c = new ShopClient(url);
+      await c.session();
       const node = String((await c.session()).headers['x-tether-node']);
       byNode.set(node, [...(byNode.get(node) ?? []), c]);
     }

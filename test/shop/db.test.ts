@@ -1,7 +1,8 @@
 /**
  * The shop's repository on both databases it supports: an account can be disabled, enabled and deleted
- * (with its orders, and nobody else's), and a database created before accounts could be disabled is
- * migrated in place with its users intact. Real SQLite files and a real PostgreSQL server.
+ * (with its orders, and nobody else's), a database created before accounts could be disabled is
+ * migrated in place with its users intact, and password checks are counted per key, exactly, however
+ * many run at once. Real SQLite files and a real PostgreSQL server.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -146,6 +147,41 @@ for (const [name, fixture] of Object.entries(databases)) {
         assert.equal((await db.findUserById('id-old'))!.disabledAt, 5);
       } finally {
         await db.close();
+      }
+    });
+  });
+
+  describe(`shop database on ${name}: login attempts`, { timeout: 60_000 }, () => {
+    it('addLoginAttempt when attempts pile up, age out or are removed then each key counts its own within the window', async () => {
+      const db = (await fixture()).open();
+      try {
+        await db.migrate();
+        const first = await db.addLoginAttempt(['acct-a', 'addr-1'], 1_000, 0);
+        assert.deepEqual(first.counts, [1, 1]);
+        assert.equal(new Set(first.ids).size, 2);
+        assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 2_000, 0)).counts, [2, 2]);
+        assert.deepEqual((await db.addLoginAttempt(['acct-b', 'addr-1'], 3_000, 0)).counts, [1, 3]);
+        // Removing a check that succeeded takes it out of both counts.
+        const ok = await db.addLoginAttempt(['acct-a', 'addr-1'], 4_000, 0);
+        assert.deepEqual(ok.counts, [3, 4]);
+        await db.removeLoginAttempts(ok.ids);
+        // A window starting after the first two attempts no longer counts them (and drops them).
+        assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 5_000, 2_500)).counts, [1, 2]);
+        assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 5_000, 0)).counts, [2, 3], 'the attempts before the window are gone');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('addLoginAttempt when 12 checks of one key run at once through two handles on the database then each gets its own place: 1 to 12', async () => {
+      const f = await fixture();
+      const dbs = [f.open(), f.open()];
+      try {
+        await dbs[0]!.migrate();
+        const results = await Promise.all(Array.from({ length: 12 }, (_, i) => dbs[i % 2]!.addLoginAttempt(['acct-race'], 1_000, 0)));
+        assert.deepEqual(results.map((r) => r.counts[0]).sort((a, b) => a! - b!), Array.from({ length: 12 }, (_, i) => i + 1));
+      } finally {
+        await Promise.all(dbs.map((d) => d.close()));
       }
     });
   });

@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS shop_orders (
   created_at BIGINT NOT NULL, seq BIGSERIAL
 );
 CREATE INDEX IF NOT EXISTS shop_orders_by_user ON shop_orders (user_id, created_at DESC);
+CREATE TABLE IF NOT EXISTS shop_login_attempts (id BIGSERIAL PRIMARY KEY, key TEXT NOT NULL, at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS shop_login_attempts_by_key ON shop_login_attempts (key, at);
+CREATE INDEX IF NOT EXISTS shop_login_attempts_by_time ON shop_login_attempts (at);
 `;
 
 interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
@@ -132,6 +135,27 @@ export class PostgresShopDb implements ShopDb {
   }
 
   /** Runs `fn` in one transaction on one pooled connection, rolled back when it throws. */
+  async addLoginAttempt(keys: readonly string[], at: number, since: number): Promise<{ ids: number[]; counts: number[] }> {
+    return this.#transaction(async (client) => {
+      // One check at a time per key, on every node sharing the database: each counts the ones before it.
+      for (const k of [...keys].sort()) await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`shop-login:${k}`]);
+      await client.query('DELETE FROM shop_login_attempts WHERE at < $1', [since]);
+      const ids: number[] = [];
+      const counts: number[] = [];
+      for (const k of keys) {
+        ids.push(Number((await client.query<{ id: string }>('INSERT INTO shop_login_attempts (key, at) VALUES ($1, $2) RETURNING id', [k, at])).rows[0]!.id));
+      }
+      for (const k of keys) {
+        counts.push(Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM shop_login_attempts WHERE key = $1 AND at >= $2', [k, since])).rows[0]!.n));
+      }
+      return { ids, counts };
+    });
+  }
+
+  async removeLoginAttempts(ids: readonly number[]): Promise<void> {
+    await this.#pool.query('DELETE FROM shop_login_attempts WHERE id = ANY($1::bigint[])', [ids]);
+  }
+
   async #transaction<R>(fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
     const client = await this.#pool.connect();
     try {

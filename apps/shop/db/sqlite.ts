@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS orders (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, created_at DESC);
+CREATE TABLE IF NOT EXISTS login_attempts (id INTEGER PRIMARY KEY, key TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS login_attempts_by_key ON login_attempts (key, at);
+CREATE INDEX IF NOT EXISTS login_attempts_by_time ON login_attempts (at);
 `;
 
 interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
@@ -128,6 +131,22 @@ export class SqliteShopDb implements ShopDb {
 
   async listOrders(userId: string): Promise<Order[]> {
     return (this.#db.prepare('SELECT * FROM orders WHERE user_id = ? ORDER BY created_at DESC, rowid DESC').all(userId) as OrderRow[]).map(order);
+  }
+
+  async addLoginAttempt(keys: readonly string[], at: number, since: number): Promise<{ ids: number[]; counts: number[] }> {
+    return this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM login_attempts WHERE at < ?').run(since);
+      const insert = this.#db.prepare('INSERT INTO login_attempts (key, at) VALUES (?, ?)');
+      const count = this.#db.prepare('SELECT count(*) AS n FROM login_attempts WHERE key = ? AND at >= ?');
+      const ids = keys.map((k) => Number(insert.run(k, at).lastInsertRowid));
+      const counts = keys.map((k) => (count.get(k, since) as { n: number }).n);
+      return { ids, counts };
+    }).immediate();
+  }
+
+  async removeLoginAttempts(ids: readonly number[]): Promise<void> {
+    const del = this.#db.prepare('DELETE FROM login_attempts WHERE id = ?');
+    this.#db.transaction(() => ids.forEach((id) => del.run(id)))();
   }
 
   async close(): Promise<void> {

@@ -67,6 +67,14 @@ export interface ShopDb {
   findOrderByKey(idempotencyKey: string): Promise<Order | null>;
   /** Newest first. */
   listOrders(userId: string): Promise<Order[]>;
+  /**
+   * Counts a password check in progress against each of `keys` (opaque, already hashed), in one
+   * transaction serialised per key: drops attempts from before `since`, adds one at `at` per key, and
+   * returns each key's attempts since `since`, this one included, and the IDs of the rows added.
+   */
+  addLoginAttempt(keys: readonly string[], at: number, since: number): Promise<{ ids: number[]; counts: number[] }>;
+  /** Forgets attempts by the IDs `addLoginAttempt` gave (a check that succeeded, or was refused unchecked). */
+  removeLoginAttempts(ids: readonly number[]): Promise<void>;
   close(): Promise<void>;
 }
 

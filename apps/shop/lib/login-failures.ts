@@ -1,37 +1,51 @@
 /**
- * Failed password checks, counted once for the whole cluster (tether/cluster's sharedLimiter): per
- * account, against password guessing, and per client address, against credential stuffing across
- * accounts. Past either limit a check is refused before the password is looked at, so while it lasts
- * the right password does not tell itself apart from a wrong one.
+ * Failed password checks, counted in the shop's database, so every worker and every node that shares
+ * it counts together: per account, against password guessing, and per client address, against
+ * credential stuffing across accounts. A check counts from the moment it starts (so checks sent in
+ * parallel cannot pass the limit together) and is forgotten when the password was right. Past either
+ * limit a check is refused before the password is looked at, so while it lasts the right password does
+ * not tell itself apart from a wrong one; refused checks are not counted.
+ *
+ * The database holds only hashes of the keys: a name typed into the login form may be a password.
  * @module
  */
+import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { sharedLimiter } from 'tether/cluster';
-import type { SharedLimiter } from 'tether/cluster';
 import { LOGIN_FAILURE_WINDOW_MS } from '../config.js';
 import type { ShopConfig } from '../config.js';
 import { audit } from '../context.js';
 import type { ShopContext } from '../context.js';
 import { loginThrottled } from './errors.js';
 
+/** A password check in progress: it counts as a failure unless `succeeded()` is called. */
+export interface LoginAttempt {
+  succeeded(): Promise<void>;
+}
+
+const key = (kind: string, value: string): string => createHash('sha256').update(`${kind}\0${value}`).digest('base64url');
+
 export class LoginFailures {
-  readonly #account: SharedLimiter;
-  readonly #address: SharedLimiter;
+  readonly #perAccount: number;
+  readonly #perAddress: number;
 
   constructor(config: Pick<ShopConfig, 'loginFailuresPerAccount' | 'loginFailuresPerAddress'>) {
-    this.#account = sharedLimiter('shop:login-failures-account', config.loginFailuresPerAccount, LOGIN_FAILURE_WINDOW_MS);
-    this.#address = sharedLimiter('shop:login-failures-address', config.loginFailuresPerAddress, LOGIN_FAILURE_WINDOW_MS);
+    this.#perAccount = config.loginFailuresPerAccount;
+    this.#perAddress = config.loginFailuresPerAddress;
   }
 
-  /** 429 RATE_LIMITED (and an `auth.throttled` audit record) when the account (its name, any case) or the request's address is past its limit. */
-  async check(ctx: ShopContext, req: FastifyRequest, username: string): Promise<void> {
-    if ((await this.#account.peek(username.toLowerCase())) && (await this.#address.peek(req.ip))) return;
-    audit(ctx, req, 'auth.throttled');
-    throw loginThrottled();
-  }
-
-  /** Counts one failed check against the account and the address. */
-  async failed(req: FastifyRequest, username: string): Promise<void> {
-    await Promise.all([this.#account.take(username.toLowerCase()), this.#address.take(req.ip)]);
+  /**
+   * Starts a password check for the account named `username` (any case) from the request's address;
+   * 429 RATE_LIMITED (and an `auth.throttled` audit record) when either is past its limit.
+   */
+  async begin(ctx: ShopContext, req: FastifyRequest, username: string): Promise<LoginAttempt> {
+    const now = Date.now();
+    const { ids, counts } = await ctx.db.addLoginAttempt([key('account', username.toLowerCase()), key('address', req.ip)], now, now - LOGIN_FAILURE_WINDOW_MS);
+    const forget = (): Promise<void> => ctx.db.removeLoginAttempts(ids);
+    if (counts[0]! > this.#perAccount || counts[1]! > this.#perAddress) {
+      await forget();
+      audit(ctx, req, 'auth.throttled');
+      throw loginThrottled();
+    }
+    return { succeeded: forget };
   }
 }

@@ -42,9 +42,11 @@ async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: 
 async function checkPassword(ctx: ShopContext, req: FastifyRequest, userId: string, password: string, message: string): Promise<User> {
   const user = await ctx.db.findUserById(userId);
   if (!user) throw invalidCredentials(message);
-  await ctx.loginFailures.check(ctx, req, user.username);
-  if (await verifyPassword(password, user.passwordHash)) return user;
-  await ctx.loginFailures.failed(req, user.username);
+  const attempt = await ctx.loginFailures.begin(ctx, req, user.username);
+  if (await verifyPassword(password, user.passwordHash)) {
+    await attempt.succeeded();
+    return user;
+  }
   audit(ctx, req, 'auth.password_check_failed', { user: userId });
   throw invalidCredentials(message);
 }

@@ -88,16 +88,16 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.username !== 'string' || typeof b.password !== 'string' || b.username.length > 64 || b.password.length > 1024) {
       throw validationFailed('username and password are required');
     }
-    await ctx.loginFailures.check(ctx, req, b.username);
+    const attempt = await ctx.loginFailures.begin(ctx, req, b.username);
     const user = await ctx.db.findUserByName(b.username);
     // An unknown name costs one hash too, so timing does not tell which usernames exist.
     const ok = await verifyPassword(b.password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !ok) {
-      await ctx.loginFailures.failed(req, b.username);
       // The account's ID when the name matched one; never the name as typed (it may be a password).
       audit(ctx, req, 'auth.login_failed', { user: user?.id ?? null, reason: 'credentials' });
       throw invalidCredentials();
     }
+    await attempt.succeeded();
     // Said only to whoever knows the password, so it does not tell others which accounts exist.
     if (user.disabledAt !== null) {
       audit(ctx, req, 'auth.login_failed', { user: user.id, reason: 'disabled' });

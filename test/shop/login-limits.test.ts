@@ -1,0 +1,79 @@
+/**
+ * The shop's limit on failed password checks holds exactly: checks sent at once cannot pass it
+ * together, and two shop nodes sharing one PostgreSQL database count together (as behind HAProxy).
+ * Real shops in-process, real SQLite and PostgreSQL.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import type { Reply, TestShop } from '../helpers/shop.js';
+import { createDatabase, startPostgres } from '../helpers/postgres.js';
+import type { PostgresServer } from '../helpers/postgres.js';
+
+const LIMIT = 3;
+
+function assertThrottled(r: Reply): void {
+  assert.equal(r.status, 429, `expected 429, got ${r.status} ${r.text}`);
+  assert.equal(r.body?.error?.code, 'RATE_LIMITED');
+}
+
+describe('shop login limits: checks sent at once', { timeout: 60_000 }, () => {
+  let shop: TestShop;
+  before(async () => {
+    shop = await startTestShop({ SHOP_LOGIN_FAILURES_PER_ACCOUNT: String(LIMIT), SHOP_LOGIN_FAILURES_PER_ADDRESS: '1000' });
+  });
+  after(async () => {
+    await shop?.stop();
+  });
+
+  it('wrong passwords when 8 are sent at once for one account then exactly 3 are checked and the rest answer 429; then even the right one does', async () => {
+    const username = uniqueName('burst');
+    assert.equal((await new ShopClient(shop.url).register(username)).status, 201);
+    const clients = Array.from({ length: 8 }, () => new ShopClient(shop.url));
+    await Promise.all(clients.map((c) => c.session()));
+    const replies = await Promise.all(clients.map((c, i) => c.login(username, `wrong password ${i}`)));
+    const statuses = replies.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [401, 401, 401, 429, 429, 429, 429, 429], replies.map((r) => `${r.status} ${r.text}`).join('\n'));
+    assertThrottled(await new ShopClient(shop.url).login(username));
+  });
+
+  it('right password when it is checked then it is not counted: more logins than the limit all succeed', async () => {
+    const username = uniqueName('fine');
+    assert.equal((await new ShopClient(shop.url).register(username)).status, 201);
+    for (let i = 0; i < LIMIT + 2; i++) assert.equal((await new ShopClient(shop.url).login(username)).status, 200);
+    // Two wrong ones still leave room for the right one.
+    for (let i = 0; i < LIMIT - 1; i++) assert.equal((await new ShopClient(shop.url).login(username, 'nope nope nope')).status, 401);
+    assert.equal((await new ShopClient(shop.url).login(username)).status, 200);
+  });
+});
+
+describe('shop login limits: two nodes sharing one PostgreSQL database', { timeout: 120_000 }, () => {
+  let server: PostgresServer;
+  const shops: TestShop[] = [];
+  before(async () => {
+    server = await startPostgres({ fast: true });
+    const url = await createDatabase(server.url, 'shop_login_limits');
+    for (const name of ['node-a', 'node-b']) {
+      shops.push(await startTestShop({
+        SHOP_DATABASE_URL: url, TETHER_NODE_NAME: name, SHOP_LOGIN_FAILURES_PER_ACCOUNT: String(LIMIT), SHOP_LOGIN_FAILURES_PER_ADDRESS: '1000',
+      }));
+    }
+  });
+  after(async () => {
+    for (const s of shops) await s.stop();
+    await server?.dispose();
+  });
+
+  it('wrong passwords when spread over both nodes then the limit holds once: the next check on either node answers 429', async () => {
+    const [a, b] = shops as [TestShop, TestShop];
+    const username = uniqueName('spread');
+    assert.equal((await new ShopClient(a.url).register(username)).status, 201);
+    assert.equal((await new ShopClient(b.url).login(username)).status, 200, 'the account made on one node logs in on the other');
+    for (let i = 0; i < LIMIT; i++) {
+      const node = i % 2 === 0 ? a : b;
+      assert.equal((await new ShopClient(node.url).login(username, `wrong ${i}`)).status, 401, `attempt ${i + 1}`);
+    }
+    assertThrottled(await new ShopClient(a.url).login(username));
+    assertThrottled(await new ShopClient(b.url).login(username));
+  });
+});
