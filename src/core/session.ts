@@ -32,9 +32,9 @@ export interface SessionState {
   loadedUserId: string | null;
   /** The stored envelope, shared with other requests of this session: never changed. */
   loaded: Envelope | null;
-  /** This request's own data; null until first touched (then a copy of `loaded.d`, or `{}`). */
+  /** This request's own data; null until first touched (then its view of `loaded.d`, or `{}`). */
   data: SessionData | null;
-  /** Makes this request's copy of the loaded data (the engine's, per codec). */
+  /** Makes this request's view of the loaded data (the engine's, per codec): a draft, or a fresh decoding. */
   copyLoaded: (state: SessionState) => SessionData;
   csrf: string | undefined;
   ua: string | undefined;
@@ -116,7 +116,7 @@ export class Session<T extends object = SessionData> {
   get<K extends keyof T & string>(key: K): T[K] | undefined {
     const s = this.#s;
     if (s.data === null) {
-      // An absent key or a primitive cannot be changed through the value handed out: no copy is needed.
+      // An absent key or a primitive cannot be changed through the value handed out: no view is needed.
       if (s.loaded === null || !Object.hasOwn(s.loaded.d, key)) return undefined;
       const v = s.loaded.d[key];
       if (v === null || typeof v !== 'object') return v as T[K];
@@ -220,7 +220,7 @@ function checkKey(key: unknown): void {
   if (typeof key !== 'string' || FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
 }
 
-/** The request's own data, copied from the loaded envelope the first time it is needed. */
+/** The request's own data, made from the loaded envelope the first time it is needed. */
 export function dataOf(s: SessionState): SessionData {
   return s.data ??= s.loaded === null ? {} : s.copyLoaded(s);
 }
