@@ -394,6 +394,28 @@ describe('TieredStore consistency', () => {
     }
   });
 
+  it('tiered store when reads arrive in one turn before their fence is sent then they all share it', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const shared = new HandFencedStore(memory);
+    const node = new TieredStore({ shared, clock, closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await memory.set(rec, 0);
+      await node.get(rec.key);
+      const sameTurn = [node.get(rec.key), node.get(rec.key), node.get(rec.key)];
+      await settle();
+      assert.equal(shared.pending.length, 1, 'one fence for the reads of one turn, sent after all of them began');
+      shared.pending[0]!(true);
+      assert.deepEqual((await Promise.all(sameTurn)).map((r) => r?.version), [1, 1, 1]);
+      assert.equal(shared.pending.length, 1, 'none of them waited for a second fence');
+      assert.equal(node.stats().fences, 1);
+    } finally {
+      await node.close();
+      await memory.close();
+    }
+  });
+
   it('tiered store when a fence resolves false or rejects then the read goes to the shared store', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
