@@ -5,7 +5,7 @@ import { TieredStore } from '../../src/stores/tiered/index.js';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
-import type { ChangeFeedState, Clock, SessionStore } from '../../src/core/store.js';
+import type { ChangeFeedState, Clock, SessionRecord, SessionStore } from '../../src/core/store.js';
 import { GatedStore } from '../fixtures/gated-store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
@@ -346,6 +346,23 @@ class HandFencedStore extends GatedStore {
   }
 }
 
+/** A fenced tier over a HandFencedStore, holding one record it has read once (cached); closed after `run`. */
+async function withCachedRecord(run: (t: { node: TieredStore; shared: HandFencedStore; rec: SessionRecord }) => Promise<void>): Promise<void> {
+  const clock = new ManualClock();
+  const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+  const shared = new HandFencedStore(memory);
+  const node = new TieredStore({ shared, clock, closeShared: false });
+  try {
+    const rec = makeRecord(clock);
+    await memory.set(rec, 0);
+    await node.get(rec.key);
+    await run({ node, shared, rec });
+  } finally {
+    await node.close();
+    await memory.close();
+  }
+}
+
 /** Lets every promise callback queued so far run. */
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -363,58 +380,34 @@ describe('TieredStore consistency', () => {
     await memory.close();
   });
 
-  it('tiered store when reads arrive while a fence is in flight then they share the next fence, never the earlier one', async () => {
-    const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const shared = new HandFencedStore(memory);
-    const node = new TieredStore({ shared, clock, closeShared: false });
-    try {
-      const rec = makeRecord(clock);
-      await memory.set(rec, 0);
-      await node.get(rec.key);
-      const first = node.get(rec.key);
-      await settle();
-      assert.equal(shared.pending.length, 1, 'a hit waits for a fence');
-      const later = [node.get(rec.key), node.get(rec.key), node.get(rec.key)];
-      await settle();
-      assert.equal(shared.pending.length, 1, 'reads that began after the first fence was sent do not send their own yet');
-      let laterDone = false;
-      void Promise.all(later).then(() => { laterDone = true; });
-      shared.pending[0]!(true);
-      assert.equal((await first)?.version, 1);
-      await settle();
-      assert.equal(laterDone, false, 'and they do not take the answer of the fence sent before them');
-      assert.equal(shared.pending.length, 2, 'one fence is sent for all three');
-      shared.pending[1]!(true);
-      assert.deepEqual((await Promise.all(later)).map((r) => r?.version), [1, 1, 1]);
-      assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses, fences: node.stats().fences }, { hits: 4, misses: 1, fences: 2 });
-    } finally {
-      await node.close();
-      await memory.close();
-    }
-  });
+  it('tiered store when reads arrive while a fence is in flight then they share the next fence, never the earlier one', () => withCachedRecord(async ({ node, shared, rec }) => {
+    const first = node.get(rec.key);
+    await settle();
+    assert.equal(shared.pending.length, 1, 'a hit waits for a fence');
+    const later = [node.get(rec.key), node.get(rec.key), node.get(rec.key)];
+    await settle();
+    assert.equal(shared.pending.length, 1, 'reads that began after the first fence was sent do not send their own yet');
+    let laterDone = false;
+    void Promise.all(later).then(() => { laterDone = true; });
+    shared.pending[0]!(true);
+    assert.equal((await first)?.version, 1);
+    await settle();
+    assert.equal(laterDone, false, 'and they do not take the answer of the fence sent before them');
+    assert.equal(shared.pending.length, 2, 'one fence is sent for all three');
+    shared.pending[1]!(true);
+    assert.deepEqual((await Promise.all(later)).map((r) => r?.version), [1, 1, 1]);
+    assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses, fences: node.stats().fences }, { hits: 4, misses: 1, fences: 2 });
+  }));
 
-  it('tiered store when reads arrive in one turn before their fence is sent then they all share it', async () => {
-    const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const shared = new HandFencedStore(memory);
-    const node = new TieredStore({ shared, clock, closeShared: false });
-    try {
-      const rec = makeRecord(clock);
-      await memory.set(rec, 0);
-      await node.get(rec.key);
-      const sameTurn = [node.get(rec.key), node.get(rec.key), node.get(rec.key)];
-      await settle();
-      assert.equal(shared.pending.length, 1, 'one fence for the reads of one turn, sent after all of them began');
-      shared.pending[0]!(true);
-      assert.deepEqual((await Promise.all(sameTurn)).map((r) => r?.version), [1, 1, 1]);
-      assert.equal(shared.pending.length, 1, 'none of them waited for a second fence');
-      assert.equal(node.stats().fences, 1);
-    } finally {
-      await node.close();
-      await memory.close();
-    }
-  });
+  it('tiered store when reads arrive in one turn before their fence is sent then they all share it', () => withCachedRecord(async ({ node, shared, rec }) => {
+    const sameTurn = [node.get(rec.key), node.get(rec.key), node.get(rec.key)];
+    await settle();
+    assert.equal(shared.pending.length, 1, 'one fence for the reads of one turn, sent after all of them began');
+    shared.pending[0]!(true);
+    assert.deepEqual((await Promise.all(sameTurn)).map((r) => r?.version), [1, 1, 1]);
+    assert.equal(shared.pending.length, 1, 'none of them waited for a second fence');
+    assert.equal(node.stats().fences, 1);
+  }));
 
   it('tiered store when a fence resolves false or rejects then the read goes to the shared store', async () => {
     const clock = new ManualClock();
