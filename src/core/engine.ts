@@ -183,18 +183,12 @@ export class Tether<T extends object = SessionData> {
   async endNow(session: Session<T>): Promise<void> {
     const s = sessionState(session);
     s.destroyed = true;
-    if (!s.committed) {
-      await this.commit(session);
-      return;
+    if (s.committed) {
+      // Committed already: commit once more, as an ending, and send only what that commit sends.
+      s.committed = false;
+      s.setCookies.length = 0;
     }
-    const rec = s.record;
-    if (rec !== null) {
-      this.#decoded.forget(rec.key);
-      await this.#call(() => this.store.destroy(rec.key), 'destroy');
-      this.#emit('destroyed', rec.key, s.userId, 'logout');
-    }
-    s.setCookies.length = 0;
-    s.setCookies.push(this.#cookie.clear);
+    await this.commit(session);
   }
 
   /** Ends the request without writing anything (handler failed); releases the gate. */
