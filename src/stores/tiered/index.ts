@@ -130,11 +130,9 @@ export class TieredStore implements SessionStore {
     if (this.#fence) return undefined;
     const state = this.#shared.feedState;
     if (state !== undefined && state !== 'listening') return undefined;
-    const stored = this.#lru.stored(key);
-    const head = this.#lru.head(stored);
-    if (!head || isExpired(head, this.clock.now())) return undefined;
-    this.#hits++;
-    return this.#lru.record(stored, key, true);
+    const local = this.#lru.live(this.#lru.stored(key), key, this.clock.now());
+    if (local !== undefined) this.#hits++;
+    return local;
   }
 
   async get(key: string): Promise<SessionRecord | null> {
@@ -146,8 +144,8 @@ export class TieredStore implements SessionStore {
       const trusted = this.#trusted();
       if (trusted === true || (trusted !== false && await trusted)) {
         // Looked up again: the fence may have delivered a report that dropped or replaced the copy.
-        const local = this.#lru.record(stored, key, true);
-        if (local && !isExpired(local, this.clock.now())) {
+        const local = this.#lru.live(stored, key, this.clock.now());
+        if (local !== undefined) {
           this.#hits++;
           return local;
         }

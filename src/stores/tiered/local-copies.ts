@@ -7,6 +7,7 @@
  * @module
  */
 import type { SessionRecord } from '../../core/store.js';
+import { isExpired } from '../../core/store.js';
 import { fromStoredKey, toStoredKey } from '../memory/keys.js';
 import { RecordPacker, readHead } from '../memory/layout.js';
 import type { Head } from '../memory/layout.js';
@@ -44,12 +45,20 @@ export class LocalCopies {
     return value === undefined ? undefined : readHead(value);
   }
 
-  /** A new record object unpacked from the copy under `stored` (`key`'s form); `use` marks it most recently used. */
-  record(stored: string, key: string, use = false): SessionRecord | undefined {
+  /** A new record object unpacked from the copy under `stored` (`key`'s form), its recency left as it is. */
+  record(stored: string, key: string): SessionRecord | undefined {
+    const value = this.#table.peek(stored);
+    return value === undefined ? undefined : this.#packer.record(key, value, readHead(value));
+  }
+
+  /** The record under `stored` if its copy is still live at `now`, marked most recently used; an expired copy is not unpacked. */
+  live(stored: string, key: string, now: number): SessionRecord | undefined {
     const value = this.#table.peek(stored);
     if (value === undefined) return undefined;
-    if (use) this.#table.bump(stored, value);
-    return this.#packer.record(key, value, readHead(value));
+    const head = readHead(value);
+    if (isExpired(head, now)) return undefined;
+    this.#table.bump(stored, value);
+    return this.#packer.record(key, value, head);
   }
 
   /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */
