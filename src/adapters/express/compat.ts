@@ -6,17 +6,14 @@
  * @module
  */
 import type { Request, Response, NextFunction, RequestHandler } from 'express';
-import type { ServerResponse } from 'node:http';
 import type { Tether } from '../../core/engine.js';
-import { appendSetCookie, sendError } from '../shared/http.js';
 import { resolveCompat } from './compat-options.js';
 import type { CompatSessionOptions } from './compat-options.js';
 import { RequestSessions } from './compat-request.js';
+import { holdExpressResponse, installExpressHold } from './hold.js';
 
 /** The middleware, with the engine behind it (for `listUserSessions`, events, stats). */
 export type CompatMiddleware = RequestHandler & { readonly tether: Tether<Record<string, unknown>> };
-
-type AnyFn = (...args: unknown[]) => unknown;
 
 /**
  * Express middleware with express-session's API.
@@ -32,6 +29,7 @@ type AnyFn = (...args: unknown[]) => unknown;
  */
 export function session(options: CompatSessionOptions = {}): CompatMiddleware {
   const cfg = resolveCompat(options);
+  installExpressHold();
   const middleware = (req: Request, res: Response, next: NextFunction): void => {
     // Mounted twice (or after another session middleware): the first one wins, as in express-session.
     if ((req as { session?: unknown }).session) {
@@ -47,7 +45,8 @@ export function session(options: CompatSessionOptions = {}): CompatMiddleware {
     }
     RequestSessions.open(cfg, req, defaults, next).then(
       (ctl) => {
-        holdHead(res, ctl);
+        // The head waits for the commit; an `end` after a streamed head first writes what changed since.
+        holdExpressResponse(res, () => ctl.finish(), () => ctl.finishLate());
         res.once('close', () => ctl.abort());
         next();
       },
@@ -56,53 +55,4 @@ export function session(options: CompatSessionOptions = {}): CompatMiddleware {
   };
   Object.defineProperty(middleware, 'tether', { value: cfg.tether, enumerable: true });
   return middleware as CompatMiddleware;
-}
-
-/**
- * Holds the first writeHead/write/end/flushHeaders until the session is committed, then adds its
- * Set-Cookie and lets the head out; a failed commit becomes the error response instead. Later, an
- * `end` after a streamed head first writes what the handler changed meanwhile (no cookie can change then).
- */
-function holdHead(res: ServerResponse, ctl: RequestSessions): void {
-  const methods = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
-  const r = res as unknown as Record<string, AnyFn>;
-  const original = Object.fromEntries(methods.map((m) => [m, r[m]])) as Record<(typeof methods)[number], AnyFn>;
-  const queue: Array<() => void> = [];
-  let started = false;
-  const restore = (): void => {
-    for (const m of methods) r[m] = original[m];
-  };
-  const lateEnd = (): void => {
-    r.end = function (this: ServerResponse, ...args: unknown[]) {
-      r.end = original.end;
-      ctl.finishLate().then(
-        () => original.end.apply(res, args),
-        (err: unknown) => res.destroy(err instanceof Error ? err : undefined),
-      );
-      return res;
-    } as AnyFn;
-  };
-  const start = (): void => {
-    if (started) return;
-    started = true;
-    ctl.finish().then(
-      (cookies) => {
-        restore();
-        appendSetCookie(res, cookies);
-        lateEnd();
-        for (const call of queue) call();
-      },
-      (err: unknown) => {
-        restore();
-        sendError(res, err, (chunk) => (original.end as (c?: string) => void).call(res, chunk));
-      },
-    );
-  };
-  for (const m of methods) {
-    r[m] = function (this: ServerResponse, ...args: unknown[]) {
-      queue.push(() => original[m]!.apply(res, args));
-      start();
-      return m === 'write' ? true : res;
-    } as AnyFn;
-  }
 }

@@ -6,7 +6,8 @@
 import type { Request, Response, NextFunction, RequestHandler } from 'express';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
-import { abandonOnEarlyClose, beginSession, holdUntilCommitted, sendError } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
+import { holdExpressResponse, installExpressHold } from './hold.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -30,11 +31,12 @@ export interface ExpressAdapterOptions {
  * with a 5xx status (a handler error, answered by an error handler) writes nothing.
  */
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
+  installExpressHold();
   return (req: Request, res: Response, next: NextFunction): void => {
     const start = (session: Session<T> | null): void => {
       if (!session) return;
       req.tether = session as unknown as Session<Record<string, unknown>>;
-      holdUntilCommitted(res, () => {
+      holdExpressResponse(res, () => {
         // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
         // the 5xx they answer with. A failed request writes nothing, as in every adapter.
         if (res.statusCode >= 500) {

@@ -14,7 +14,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
-import { beginSession, holdUntilCommitted, sendError } from '../shared/http.js';
+import { beginSession, sendError } from '../shared/http.js';
+import { holdResponse } from '../shared/hold.js';
 
 export interface NodeAdapterOptions {
   /** Run the CSRF checks on unsafe methods. @default true (when the engine's csrf is not false) */
@@ -31,7 +32,7 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
     const begun = beginSession(tether, req, res, options);
     const session = begun instanceof Promise ? await begun : begun;
     if (!session) return;
-    holdUntilCommitted(res, () => tether.commitNow(session));
+    holdResponse(res, () => tether.commitNow(session));
     try {
       await handler(req, res, session);
     } catch (err) {

@@ -71,61 +71,6 @@ export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session
   if (sessionState(session).release !== null) res.once('close', () => tether.abandon(session));
 }
 
-type AnyFn = (...args: never[]) => unknown;
-type Held = 'writeHead' | 'write' | 'end' | 'flushHeaders';
-type Apply = (this: ServerResponse, ...args: unknown[]) => unknown;
-
-/**
- * Defers the first writeHead/write/end/flushHeaders until `commit()` settles (at once when it answers
- * without a promise). On success the
- * Set-Cookie headers are added and the deferred calls replayed in order; on failure the response
- * becomes the error instead (or the socket is closed if headers were somehow out).
- * Runs on every request: the methods are patched by name (no computed keys) and the queue holds
- * method names and argument lists rather than a closure per call.
- */
-export function holdUntilCommitted(res: ServerResponse, commit: () => string[] | Promise<string[]>): void {
-  const r = res as unknown as Record<Held, AnyFn>;
-  const original: Record<Held, Apply> = { writeHead: r.writeHead as Apply, write: r.write as Apply, end: r.end as Apply, flushHeaders: r.flushHeaders as Apply };
-  const queue: Array<Held | unknown[]> = [];
-  let started = false;
-  const restore = (): void => {
-    r.writeHead = original.writeHead as AnyFn;
-    r.write = original.write as AnyFn;
-    r.end = original.end as AnyFn;
-    r.flushHeaders = original.flushHeaders as AnyFn;
-  };
-  const committed = (cookies: string[]): void => {
-    restore();
-    appendSetCookie(res, cookies);
-    for (let i = 0; i < queue.length; i += 2) original[queue[i] as Held].apply(res, queue[i + 1] as unknown[]);
-  };
-  const failed = (err: unknown): void => {
-    restore();
-    sendError(res, err, (chunk) => original.end.call(res, chunk));
-  };
-  const hold = (m: Held, result: unknown): AnyFn => function (this: ServerResponse, ...args: unknown[]) {
-    queue.push(m, args);
-    if (!started) {
-      started = true;
-      // A commit with nothing to write answers at once: the call goes through before this one returns.
-      let cookies: string[] | Promise<string[]>;
-      try {
-        cookies = commit();
-      } catch (err) {
-        failed(err);
-        return result;
-      }
-      if (cookies instanceof Promise) cookies.then(committed, failed);
-      else committed(cookies);
-    }
-    return result;
-  } as AnyFn;
-  r.writeHead = hold('writeHead', res);
-  r.write = hold('write', true);
-  r.end = hold('end', res);
-  r.flushHeaders = hold('flushHeaders', res);
-}
-
 export interface BeginOptions<R> {
   /** Run the CSRF checks on unsafe methods. @default true */
   csrf?: boolean | ((req: R) => boolean);
