@@ -4,12 +4,14 @@
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ServerResponse } from 'node:http';
+import { createServer, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Request, Response, NextFunction } from 'express';
 import { createTether } from '../../src/index.js';
 import { sessions, sessionOf } from '../../src/adapters/express/index.js';
 import { holdExpressResponse } from '../../src/adapters/express/hold.js';
+import { holdOnPrototype, installHold } from '../../src/adapters/shared/hold.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
 
@@ -146,5 +148,34 @@ describe('express adapter: responses held on the prototype', () => {
     assert.deepEqual(r.setCookies, ['sid=abc; Path=/; HttpOnly']);
     assert.equal(committed, 1);
     assert.deepEqual(own, [...HELD_METHODS]);
+  });
+
+  it('when the prototype already had its own end then held and unheld responses both still go through it', async () => {
+    let ownEnds = 0;
+    class Counted extends ServerResponse {
+      override end(...args: unknown[]): this {
+        ownEnds++;
+        return (ServerResponse.prototype.end as (...a: unknown[]) => this).apply(this, args);
+      }
+    }
+    installHold(Counted.prototype);
+    const server = createServer({ ServerResponse: Counted }, (req, res) => {
+      if (req.url === '/held') holdOnPrototype(Counted.prototype, res, () => ['k=v; Path=/']);
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const held = await fetch(`${base}/held`);
+      assert.equal(await held.text(), 'ok');
+      assert.equal(held.headers.get('set-cookie'), 'k=v; Path=/');
+      const plain = await fetch(`${base}/plain`);
+      assert.equal(await plain.text(), 'ok');
+      assert.equal(plain.headers.get('set-cookie'), null);
+      assert.equal(ownEnds, 2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -124,27 +124,34 @@ function through(m: Method, hold: Hold): Apply {
 
 const HELD = new WeakMap<ServerResponse, Hold>();
 const release = (res: ServerResponse): void => void HELD.delete(res);
-/** Per prototype given to `installHold`: the prototype above it, where released calls go (looked up at each call). */
+/** Per prototype given to `installHold`: where released calls go (the methods it stands in front of). */
 const INSTALLED = new WeakMap<object, Methods>();
 
 /**
  * Defines the four methods on `proto` (once): a response inheriting from it that `holdOnPrototype`
- * holds waits; any other goes straight on to the method `proto` would otherwise have inherited. Call
- * it before any request: a middleware that wraps `res.end` captures whatever `res.end` resolves to
- * when it runs, and that must already be the holding method.
+ * holds waits; any other goes straight on to the method `proto` had before, its own or, looked up at
+ * each call, the one further up (so a later patch there, an APM's, is honoured). Call it before any
+ * request: a middleware that wraps `res.end` captures whatever `res.end` resolves to when it runs, and
+ * that must already be the holding method.
  */
 export function installHold(proto: object): void {
   if (INSTALLED.has(proto)) return;
-  // Looked up at each call rather than copied now, so a later patch further up (an APM's) is honoured.
   const above = Object.getPrototypeOf(proto) as Methods;
-  INSTALLED.set(proto, above);
+  const next = {} as Methods;
+  for (const m of METHODS) {
+    const own = Object.getOwnPropertyDescriptor(proto, m)?.value as Apply | undefined;
+    next[m] = typeof own === 'function' ? own : function (this: ServerResponse, ...args: unknown[]) {
+      return above[m].apply(this, args);
+    };
+  }
+  INSTALLED.set(proto, next);
   for (const m of METHODS) {
     Object.defineProperty(proto, m, {
       configurable: true,
       writable: true,
       value: function (this: ServerResponse, ...args: unknown[]): unknown {
         const h = HELD.get(this);
-        return h === undefined ? above[m].apply(this, args) : h.call(m, args);
+        return h === undefined ? next[m].apply(this, args) : h.call(m, args);
       },
     });
   }
@@ -155,12 +162,12 @@ export function installHold(proto: object): void {
  * a response that does not inherit from `proto` is held with `holdResponse` instead.
  */
 export function holdOnPrototype(proto: object, res: ServerResponse, commit: Commit, late?: LateEnd): void {
-  const above = INSTALLED.get(proto);
-  if (above === undefined || !Object.prototype.isPrototypeOf.call(proto, res)) {
+  const next = INSTALLED.get(proto);
+  if (next === undefined || !Object.prototype.isPrototypeOf.call(proto, res)) {
     holdResponse(res, commit, late);
     return;
   }
   // Released calls go on below the holding methods: an own override on the response (compression's
   // `end`, say) already ran on its way to them.
-  HELD.set(res, new Hold(res, commit, late, above, release));
+  HELD.set(res, new Hold(res, commit, late, next, release));
 }
