@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Request, Response, NextFunction } from 'express';
 import { createTether } from '../../src/index.js';
+import type { Session } from '../../src/index.js';
 import { sessions, sessionOf } from '../../src/adapters/express/index.js';
 import { holdExpressResponse } from '../../src/adapters/express/hold.js';
 import { holdOnPrototype, installHold } from '../../src/adapters/shared/hold.js';
@@ -177,5 +178,34 @@ describe('express adapter: responses held on the prototype', () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  it('when two session middlewares with their own engines run on one request then both sessions are committed', async () => {
+    const a = createTether<Record<string, unknown>>({ secrets: [SECRET], cookie: { name: 'a' } });
+    const b = createTether<Record<string, unknown>>({ secrets: [SECRET], cookie: { name: 'b' } });
+    const app = express();
+    const counts: Array<[unknown, unknown]> = [];
+    // Each middleware sets req.tether; A's session is kept aside before B's replaces it.
+    const sessionA = new WeakMap<Request, Session<Record<string, unknown>>>();
+    const useA = sessions(a, { csrf: false });
+    app.use((req, res, next) => useA(req, res, () => {
+      sessionA.set(req, sessionOf<Record<string, unknown>>(req));
+      next();
+    }));
+    app.use(sessions(b, { csrf: false }));
+    app.post('/n', (req, res) => {
+      const sa = sessionA.get(req)!;
+      const sb = sessionOf<Record<string, unknown>>(req);
+      sa.data.n = Number(sa.data.n ?? 0) + 1;
+      sb.data.n = Number(sb.data.n ?? 0) + 10;
+      counts.push([sa.data.n, sb.data.n]);
+      res.json({ ok: true });
+    });
+    running = await listen(app);
+    const c = new CookieClient(running.url);
+    const first = await c.request('/n', { method: 'POST' });
+    assert.deepEqual(first.setCookies.map((v) => v.split('=')[0]).sort(), ['a', 'b']);
+    await c.request('/n', { method: 'POST' });
+    assert.deepEqual(counts, [[1, 10], [2, 20]]);
   });
 });

@@ -159,11 +159,13 @@ export function installHold(proto: object): void {
 
 /**
  * Holds `res` through the methods `installHold(proto)` defined, leaving the response object as it is;
- * a response that does not inherit from `proto` is held with `holdResponse` instead.
+ * a response that does not inherit from `proto`, or is held already, is held with `holdResponse`.
  */
 export function holdOnPrototype(proto: object, res: ServerResponse, commit: Commit, late?: LateEnd): void {
   const next = INSTALLED.get(proto);
-  if (next === undefined || !Object.prototype.isPrototypeOf.call(proto, res)) {
+  // Already held (a second session middleware on the same request): this hold goes in front of that
+  // one, on the object, so both commit, the later one first, as two per-response holds would.
+  if (next === undefined || HELD.has(res) || !Object.prototype.isPrototypeOf.call(proto, res)) {
     holdResponse(res, commit, late);
     return;
   }
