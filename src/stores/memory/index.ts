@@ -72,12 +72,10 @@ export class MemoryStore implements SessionStore {
   getLocal(key: string): SessionRecord | null {
     this.#open();
     const stored = toStoredKey(key);
-    const value = this.#records.peek(stored);
+    const value = this.#records.use(stored);
     if (value === undefined) return null;
     const head = this.#live(stored, value);
-    if (!head) return null;
-    this.#records.bump(stored, value);
-    return this.#packer.record(key, value, head);
+    return head ? this.#packer.record(key, value, head) : null;
   }
 
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {

@@ -1,6 +1,6 @@
 /**
- * MemoryStore's records: one Map from stored key to packed record string, whose insertion order is the
- * recency order, bounded by an estimate of the heap bytes it holds (evicting least recently used).
+ * MemoryStore's records: Maps from stored key to packed record string, in two generations of recency
+ * (see RecordTable), bounded by an estimate of the heap bytes they hold (evicting least recently used).
  * No per-entry wrapper: an entry's size is computed again from its two strings when it leaves.
  * @module
  */
@@ -19,12 +19,25 @@ export function entryBytes(storedKey: string, value: string): number {
   return ENTRY_OVERHEAD_BYTES + storedKeyBytes(storedKey) + value.length;
 }
 
+/**
+ * Entries in two generations, so that a read of a recently used entry moves nothing: `young` holds
+ * what was written or used since the last flip, `old` the rest, each Map in the order its entries
+ * arrived. A use moves an entry from `old` to `young`; a use of an entry already in `young` only
+ * looks it up. The bound evicts from the head of `old`. When `old` runs empty and `young` holds more
+ * than half the bound, the generations flip (`young` becomes `old`, and a new `young` begins).
+ *
+ * This is LRU to the resolution of one generation, as in quick-lru: every entry used since the last
+ * flip outlives every entry that was not. Moving each used entry to the end of one Map (an exact LRU)
+ * cost a delete and an insert per read, and the holes those leave made every lookup dearer: ≈ 0.9 µs
+ * per read of the Fastify bench (bench/analysis.md item 25).
+ */
 export class RecordTable {
   readonly maxBytes: number;
-  /** Insertion order is recency order: `bump` and `put` move the key to the end. */
-  readonly #map = new Map<string, string>();
+  #young = new Map<string, string>();
+  #old = new Map<string, string>();
   readonly #onEvict: (storedKey: string, value: string) => void;
   #bytes = 0;
+  #youngBytes = 0;
   /** Entries pushed out by the byte bound (not removed by `delete`). */
   evictions = 0;
 
@@ -40,18 +53,25 @@ export class RecordTable {
   }
 
   get size(): number {
-    return this.#map.size;
+    return this.#young.size + this.#old.size;
   }
 
   /** The value, without touching recency. */
   peek(storedKey: string): string | undefined {
-    return this.#map.get(storedKey);
+    return this.#young.get(storedKey) ?? this.#old.get(storedKey);
   }
 
-  /** Marks the entry holding `value` (from `peek`) as most recently used. */
-  bump(storedKey: string, value: string): void {
-    this.#map.delete(storedKey);
-    this.#map.set(storedKey, value);
+  /** The value, marked as recently used. */
+  use(storedKey: string): string | undefined {
+    const young = this.#young.get(storedKey);
+    if (young !== undefined) return young;
+    const value = this.#old.get(storedKey);
+    if (value === undefined) return undefined;
+    this.#old.delete(storedKey);
+    this.#young.set(storedKey, value);
+    this.#youngBytes += entryBytes(storedKey, value);
+    this.#flipWhenDue();
+    return value;
   }
 
   /**
@@ -60,35 +80,60 @@ export class RecordTable {
    */
   put(storedKey: string, value: string): void {
     this.delete(storedKey);
-    this.#map.set(storedKey, value);
-    this.#bytes += entryBytes(storedKey, value);
+    const bytes = entryBytes(storedKey, value);
+    this.#young.set(storedKey, value);
+    this.#bytes += bytes;
+    this.#youngBytes += bytes;
     while (this.#bytes > this.maxBytes) {
-      const oldest = this.#map.entries().next();
+      if (this.#old.size === 0) this.#flip();
+      const oldest = this.#old.entries().next();
       if (oldest.done) break;
       const [k, v] = oldest.value;
-      this.#map.delete(k);
+      this.#old.delete(k);
       this.#bytes -= entryBytes(k, v);
       this.evictions++;
       this.#onEvict(k, v);
     }
+    this.#flipWhenDue();
   }
 
   /** Removes the key; returns whether it was there. */
   delete(storedKey: string): boolean {
-    const value = this.#map.get(storedKey);
+    const young = this.#young.get(storedKey);
+    if (young !== undefined) {
+      this.#young.delete(storedKey);
+      const bytes = entryBytes(storedKey, young);
+      this.#bytes -= bytes;
+      this.#youngBytes -= bytes;
+      return true;
+    }
+    const value = this.#old.get(storedKey);
     if (value === undefined) return false;
-    this.#map.delete(storedKey);
+    this.#old.delete(storedKey);
     this.#bytes -= entryBytes(storedKey, value);
     return true;
   }
 
   clear(): void {
-    this.#map.clear();
+    this.#young.clear();
+    this.#old.clear();
     this.#bytes = 0;
+    this.#youngBytes = 0;
   }
 
-  /** Oldest first; safe to `delete` the current key while iterating. */
-  entries(): IterableIterator<[string, string]> {
-    return this.#map.entries();
+  /** Least recently used first (to a generation's resolution); safe to `delete` the current key while iterating. */
+  *entries(): IterableIterator<[string, string]> {
+    yield* this.#old.entries();
+    yield* this.#young.entries();
+  }
+
+  #flipWhenDue(): void {
+    if (this.#old.size === 0 && this.#youngBytes > this.maxBytes / 2) this.#flip();
+  }
+
+  #flip(): void {
+    this.#old = this.#young;
+    this.#young = new Map();
+    this.#youngBytes = 0;
   }
 }

@@ -51,14 +51,12 @@ export class LocalCopies {
     return value === undefined ? undefined : this.#packer.record(key, value, readHead(value));
   }
 
-  /** The record under `stored` if its copy is still live at `now`, marked most recently used; an expired copy is not unpacked. */
+  /** The record under `stored` if its copy is still live at `now`, marked as recently used; an expired copy is not unpacked. */
   live(stored: string, key: string, now: number): SessionRecord | undefined {
-    const value = this.#table.peek(stored);
+    const value = this.#table.use(stored);
     if (value === undefined) return undefined;
     const head = readHead(value);
-    if (isExpired(head, now)) return undefined;
-    this.#table.bump(stored, value);
-    return this.#packer.record(key, value, head);
+    return isExpired(head, now) ? undefined : this.#packer.record(key, value, head);
   }
 
   /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */
