@@ -14,24 +14,38 @@ export interface DeadlineOptions {
   passErrors?: boolean;
 }
 
-interface Pending {
-  at: number;
-  what: string;
-  reject: (err: unknown) => void;
+/** A call awaiting its answer: a link in the queue, in deadline order. */
+class Pending {
+  readonly at: number;
+  readonly what: string;
+  /** Fails the call; null once it is settled (nothing is kept of a settled call's promise). */
+  reject: ((err: unknown) => void) | null;
+  next: Pending | null = null;
+
+  constructor(at: number, what: string, reject: (err: unknown) => void) {
+    this.at = at;
+    this.what = what;
+    this.reject = reject;
+  }
 }
 
 /**
  * Deadlines for store calls that all share one bound. Every request makes at least one store call,
  * so instead of a timer per call (an insert into and a removal from Node's timer lists each time)
- * pending calls sit in a set in deadline order, and one ticker, running only while calls are
+ * pending calls wait in one queue, in deadline order, and one ticker, running only while calls are
  * pending, fails those past their deadline. A call fails at most one tick (a tenth of the bound,
  * at most 100 ms) after its deadline.
+ *
+ * The queue is a linked list whose settled links are dropped from its head as they reach it: a call
+ * costs a link and two pointer writes. A Set of pending calls (an insert and a delete per call) cost
+ * several microseconds per write over Redis, where four calls are made (bench/analysis.md item 26).
  */
 export class Deadlines {
   readonly #ms: number;
   readonly #tickMs: number;
-  /** Insertion order is deadline order: every call gets the same bound. */
-  readonly #pending = new Set<Pending>();
+  #head: Pending | null = null;
+  #tail: Pending | null = null;
+  #pending = 0;
   readonly #onFailure: () => void;
   readonly #late: (what: string, ms: number) => string;
   readonly #passErrors: boolean;
@@ -47,7 +61,7 @@ export class Deadlines {
 
   /** Calls awaiting their answer. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#pending;
   }
 
   /**
@@ -64,16 +78,16 @@ export class Deadlines {
       op = Promise.reject(err);
     }
     return new Promise<T>((resolve, reject) => {
-      const entry: Pending = { at: Date.now() + this.#ms, what, reject };
-      this.#pending.add(entry);
-      this.#ticker ??= setInterval(() => this.#tick(), this.#tickMs);
+      const entry = new Pending(Date.now() + this.#ms, what, reject);
+      this.#enqueue(entry);
       op.then(
         (value) => {
-          this.#pending.delete(entry);
+          if (entry.reject !== null) this.#settle(entry);
           resolve(value);
         },
         (err: unknown) => {
-          if (!this.#pending.delete(entry)) return; // already failed by its deadline
+          if (entry.reject === null) return; // already failed by its deadline
+          this.#settle(entry);
           this.#onFailure();
           reject(this.#passErrors || isTetherError(err) ? err : new StoreUnavailableError(`the session store failed on ${what}`, { cause: err }));
         },
@@ -81,15 +95,38 @@ export class Deadlines {
     });
   }
 
+  #enqueue(entry: Pending): void {
+    if (this.#tail === null) this.#head = entry;
+    else this.#tail.next = entry;
+    this.#tail = entry;
+    this.#pending++;
+    this.#ticker ??= setInterval(() => this.#tick(), this.#tickMs);
+  }
+
+  /**
+   * Marks the call answered (or failed) and drops the settled links at the head of the queue. Calls
+   * answered behind one still waiting stay linked (a few dozen bytes each, nothing of their result)
+   * until that one is answered or fails at its deadline.
+   */
+  #settle(entry: Pending): void {
+    entry.reject = null;
+    this.#pending--;
+    let head = this.#head;
+    while (head !== null && head.reject === null) head = head.next;
+    this.#head = head;
+    if (head === null) this.#tail = null;
+  }
+
   #tick(): void {
     const now = Date.now();
-    for (const entry of this.#pending) {
-      if (entry.at > now) break;
-      this.#pending.delete(entry);
+    // The head is never a settled call: #settle drops those as they reach it.
+    for (let entry = this.#head; entry !== null && entry.at <= now; entry = this.#head) {
+      const reject = entry.reject!;
+      this.#settle(entry);
       this.#onFailure();
-      entry.reject(new StoreUnavailableError(this.#late(entry.what, this.#ms)));
+      reject(new StoreUnavailableError(this.#late(entry.what, this.#ms)));
     }
-    if (this.#pending.size === 0) {
+    if (this.#pending === 0) {
       clearInterval(this.#ticker);
       this.#ticker = undefined;
     }

@@ -44,6 +44,45 @@ describe('store call deadlines', () => {
     assert.ok(b - a >= 20, `the later call kept its own deadline (${b - a} ms apart)`);
   });
 
+  it('calls when answered out of order behind a hung one then each settles once and the hung one still fails at its deadline', async () => {
+    const d = new Deadlines(60);
+    const hung = d.run(() => new Promise(() => {}), 'get');
+    const hungAt = hung.then(() => null, (err: { code?: string }) => (assert.equal(err.code, 'STORE_UNAVAILABLE'), Date.now()));
+    const started = Date.now();
+    const resolvers: Array<(v: number) => void> = [];
+    const answered = Array.from({ length: 20 }, () => d.run(() => new Promise<number>((r) => resolvers.push(r)), 'set'));
+    assert.equal(d.pending, 21);
+    // Answered in reverse, then one more that answers at once: all behind the hung call.
+    resolvers.reverse().forEach((r, i) => r(i));
+    assert.deepEqual(await Promise.all(answered), Array.from({ length: 20 }, (_, i) => 19 - i));
+    assert.equal(await d.run(() => Promise.resolve('now'), 'get'), 'now');
+    assert.equal(d.pending, 1, 'only the hung call waits');
+    const failedAt = await hungAt;
+    assert.ok(failedAt !== null && failedAt - started >= 50, `failed after ${failedAt! - started} ms`);
+    assert.equal(d.pending, 0);
+  });
+
+  it('call when it answers or fails after its deadline then the timeout stands and it is not counted twice', async () => {
+    let failures = 0;
+    const d = new Deadlines(30, { onFailure: () => void failures++ });
+    let answer!: (v: string) => void;
+    let fail!: (e: Error) => void;
+    const late = d.run(() => new Promise<string>((r) => { answer = r; }), 'get');
+    const lateFailure = d.run(() => new Promise<string>((_, j) => { fail = j; }), 'set');
+    await assert.rejects(late, { code: 'STORE_UNAVAILABLE' });
+    await assert.rejects(lateFailure, /did not answer set/);
+    answer('too late');
+    fail(new Error('too late as well'));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(failures, 2);
+    assert.equal(d.pending, 0);
+    // The queue still works afterwards.
+    assert.equal(await d.run(() => Promise.resolve(1), 'get'), 1);
+    await assert.rejects(d.run(() => new Promise(() => {}), 'touch'), /did not answer touch/);
+    assert.equal(d.pending, 0);
+    assert.equal(failures, 3);
+  });
+
   it('store whose getLocal throws then the request fails STORE_UNAVAILABLE and the error is counted; a hit skips get', async () => {
     const memory = new MemoryStore({ sweepIntervalMs: 0 });
     let gets = 0;
