@@ -13,6 +13,7 @@ import { readHead } from './head.js';
 import type { HeadRead } from './head.js';
 import { Router, sessionIdFromHead } from './routing.js';
 import { isMessage } from './messages.js';
+import { closeStrandedHandles } from './stranded.js';
 import type { ConnectionMessage, DrainMessage, DrainingMessage, ReadyMessage } from './messages.js';
 import type { ResolvedClusterOptions } from './options.js';
 
@@ -170,6 +171,9 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
       if (slot.worker === worker) slot.ready = false;
     });
     worker.once('exit', (code, signal) => {
+      // Connections handed to it that it never took would otherwise hang until their clients time out.
+      const stranded = closeStrandedHandles(worker.process);
+      if (stranded > 0) o.log('warn', 'closed connections handed to a worker that died before taking them', { worker: slot.name, connections: stranded });
       if (slot.worker !== worker) return;
       slot.worker = null;
       slot.ready = false;
