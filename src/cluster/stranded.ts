@@ -27,7 +27,7 @@ export function closeStrandedHandles(child: ChildProcess): number {
     pending.close();
     closed++;
   }
-  if (queues._pendingMessage) queues._pendingMessage = null;
+  queues._pendingMessage = null;
   for (const queued of queues._handleQueue ?? []) {
     const handle = queued.handle;
     if (!handle) continue;
@@ -36,6 +36,6 @@ export function closeStrandedHandles(child: ChildProcess): number {
     else if (typeof handle.close === 'function') handle.close();
     closed++;
   }
-  if (queues._handleQueue) queues._handleQueue = null;
+  queues._handleQueue = null;
   return closed;
 }

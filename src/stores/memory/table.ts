@@ -100,17 +100,16 @@ export class RecordTable {
   /** Removes the key; returns whether it was there. */
   delete(storedKey: string): boolean {
     const young = this.#young.get(storedKey);
+    const value = young ?? this.#old.get(storedKey);
+    if (value === undefined) return false;
+    const bytes = entryBytes(storedKey, value);
+    this.#bytes -= bytes;
     if (young !== undefined) {
       this.#young.delete(storedKey);
-      const bytes = entryBytes(storedKey, young);
-      this.#bytes -= bytes;
       this.#youngBytes -= bytes;
-      return true;
+    } else {
+      this.#old.delete(storedKey);
     }
-    const value = this.#old.get(storedKey);
-    if (value === undefined) return false;
-    this.#old.delete(storedKey);
-    this.#bytes -= entryBytes(storedKey, value);
     return true;
   }
 
