@@ -10,6 +10,8 @@
  * rebuild, and its data is compared by value at commit. A request that never looks at its session
  * pays for neither.
  * The bound is the total length of the texts held (large sessions are not kept), oldest entry first.
+ * A caller may hold on to the entry it was handed (a verified cookie does: DecodedHolder) and try it
+ * before the lookup by key; a dropped entry is emptied, so a holder never serves or keeps it.
  * @module
  */
 import rfdc from 'rfdc';
@@ -92,8 +94,25 @@ function copyExact(v: object, base: object | undefined, depth: number): unknown 
   return out;
 }
 
+/**
+ * One kept decoding: `env` is what `text` decodes to. A dropped entry forgets both (text undefined), so
+ * a holder that still points at it never matches and keeps nothing alive.
+ */
+export interface DecodedEntry {
+  text: string | undefined;
+  env: Envelope | undefined;
+}
+
+/**
+ * Where a caller remembers the entry it was last handed (a verified cookie's): the next request of the
+ * same session finds its decoding there, without a lookup by key, while the stored text is unchanged.
+ */
+export interface DecodedHolder {
+  decoded: DecodedEntry | undefined;
+}
+
 export class DecodedCache {
-  readonly #map = new Map<string, { text: string; env: Envelope }>();
+  readonly #map = new Map<string, DecodedEntry>();
   readonly #maxChars: number;
   #chars = 0;
 
@@ -105,24 +124,37 @@ export class DecodedCache {
     return this.#map.size;
   }
 
-  /** The shared envelope decoded from exactly `text`, decoding (and keeping) it when needed. Never mutate it. */
-  envelope(key: string, text: string, decode: (text: string) => Envelope): Envelope {
-    const hit = this.#map.get(key);
-    if (hit !== undefined && hit.text === text) return hit.env;
-    const env = decode(text);
-    if (hit !== undefined) this.#drop(key, hit.text);
-    this.#keep(key, text, env);
-    return env;
+  /**
+   * The shared envelope decoded from exactly `text`, decoding (and keeping) it when needed. Never mutate
+   * it. With `holder`, the entry it holds is tried first, and it is then pointed at the entry kept.
+   */
+  envelope(key: string, text: string, decode: (text: string) => Envelope, holder?: DecodedHolder): Envelope {
+    const held = holder?.decoded;
+    if (held !== undefined && held.text === text) return held.env!;
+    let hit = this.#map.get(key);
+    if (hit === undefined || hit.text !== text) {
+      const env = decode(text);
+      if (hit !== undefined) this.#drop(key, hit);
+      hit = this.#keep(key, text, env);
+      if (hit === undefined) {
+        if (holder !== undefined) holder.decoded = undefined;
+        return env;
+      }
+    }
+    if (holder !== undefined) holder.decoded = hit;
+    return hit.env!;
   }
 
-  #keep(key: string, text: string, env: Envelope): void {
-    if (text.length > DECODED_CACHE_MAX_TEXT || this.#maxChars === 0) return;
+  #keep(key: string, text: string, env: Envelope): DecodedEntry | undefined {
+    if (text.length > DECODED_CACHE_MAX_TEXT || this.#maxChars === 0) return undefined;
     while (this.#chars + text.length > this.#maxChars && this.#map.size > 0) {
       const [oldKey, old] = this.#map.entries().next().value!;
-      this.#drop(oldKey, old.text);
+      this.#drop(oldKey, old);
     }
-    this.#map.set(key, { text, env });
+    const entry: DecodedEntry = { text, env };
+    this.#map.set(key, entry);
     this.#chars += text.length;
+    return entry;
   }
 
   /**
@@ -131,18 +163,20 @@ export class DecodedCache {
    */
   prime(key: string, text: string, env: Envelope): void {
     const hit = this.#map.get(key);
-    if (hit !== undefined) this.#drop(key, hit.text);
+    if (hit !== undefined) this.#drop(key, hit);
     this.#keep(key, text, env);
   }
 
   /** Forgets a session (destroyed, regenerated): its decoded data should not outlive it here. */
   forget(key: string): void {
     const hit = this.#map.get(key);
-    if (hit !== undefined) this.#drop(key, hit.text);
+    if (hit !== undefined) this.#drop(key, hit);
   }
 
-  #drop(key: string, text: string): void {
+  #drop(key: string, entry: DecodedEntry): void {
     this.#map.delete(key);
-    this.#chars -= text.length;
+    this.#chars -= entry.text!.length;
+    entry.text = undefined;
+    entry.env = undefined;
   }
 }

@@ -14,6 +14,7 @@ import { SessionCookie, readCookie } from './cookie.js';
 import { SessionGate } from './gate.js';
 import { Deadlines } from './timeout.js';
 import { DecodedCache } from './decoded.js';
+import type { DecodedHolder } from './decoded.js';
 import { draft } from './draft.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
@@ -306,7 +307,7 @@ export class Tether<T extends object = SessionData> {
       return this.#released(state);
     }
     if (this.#expired(record, this.options.clock.now())) return this.#end(state, record, 'expired');
-    const env = this.#decode(key, record.data);
+    const env = this.#decode(key, record.data, unsigned.holder);
     if (!env) {
       this.#reject(state, 'unknown');
       return this.#released(state);
@@ -368,9 +369,9 @@ export class Tether<T extends object = SessionData> {
    * The record's envelope, or null when the codec cannot read it (a corrupt record, or one written by
    * another codec): that session is treated as absent rather than failing every request that names it.
    */
-  #decode(key: string, text: string): Envelope | null {
+  #decode(key: string, text: string, holder: DecodedHolder): Envelope | null {
     try {
-      return this.#decoded.envelope(key, text, this.options.codec.decode);
+      return this.#decoded.envelope(key, text, this.options.codec.decode, holder);
     } catch (err) {
       if (!this.#warnedUndecodable) {
         this.#warnedUndecodable = true;

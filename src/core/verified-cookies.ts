@@ -10,16 +10,29 @@
  * session it regenerated or re-signed, are entered, so forged cookies cannot fill it, and neither can a
  * flood of new sessions (whose cookies mostly never return). The bound is a count, and the oldest entry
  * goes first.
+ *
+ * An entry also holds the decoded-session cache's entry its session was last read through
+ * (decoded.ts, DecodedHolder): the session's next request finds its decoding there, checked against
+ * the stored text as the cache checks it, without a second lookup by key in a large Map. It holds
+ * nothing the decoded cache does not: an entry the cache drops forgets its text and data.
  * @module
  */
 import { hashId } from './ids.js';
 import type { Signer } from './signer.js';
+import type { DecodedHolder } from './decoded.js';
 
 export interface VerifiedCookie {
   id: string;
   /** The store key: SHA-256 of the ID. */
   key: string;
   /** A secret other than the first verified it: the cookie should be re-signed. */
+  stale: boolean;
+  /** Where the session's decoding is remembered for this cookie's next request (DecodedCache.envelope). */
+  holder: DecodedHolder;
+}
+
+interface Entry extends DecodedHolder {
+  key: string;
   stale: boolean;
 }
 
@@ -33,7 +46,7 @@ const MAX_ID_LENGTH = 128;
 export class VerifiedCookies {
   readonly #signer: Signer;
   readonly #max: number;
-  readonly #seen = new Map<string, { key: string; stale: boolean }>();
+  readonly #seen = new Map<string, Entry>();
 
   constructor(signer: Signer, max = VERIFIED_COOKIES_MAX) {
     this.#signer = signer;
@@ -54,13 +67,13 @@ export class VerifiedCookies {
     const hit = this.#seen.get(signature);
     if (hit !== undefined) {
       const key = hashId(id);
-      if (key === hit.key) return { id, key, stale: hit.stale };
+      if (key === hit.key) return { id, key, stale: hit.stale, holder: hit };
     }
     const unsigned = this.#signer.unsign(value);
     if (!unsigned) return null;
-    const entry = { key: hashId(unsigned.id), stale: unsigned.stale };
+    const entry: Entry = { key: hashId(unsigned.id), stale: unsigned.stale, decoded: undefined };
     this.#keep(signature, entry);
-    return { id: unsigned.id, key: entry.key, stale: entry.stale };
+    return { id: unsigned.id, key: entry.key, stale: entry.stale, holder: entry };
   }
 
   /**
@@ -70,11 +83,11 @@ export class VerifiedCookies {
    */
   sign(id: string, key: string): string {
     const value = this.#signer.sign(id);
-    this.#keep(value.slice(value.lastIndexOf('.') + 1), { key, stale: false });
+    this.#keep(value.slice(value.lastIndexOf('.') + 1), { key, stale: false, decoded: undefined });
     return value;
   }
 
-  #keep(signature: string, entry: { key: string; stale: boolean }): void {
+  #keep(signature: string, entry: Entry): void {
     if (this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value!);
     this.#seen.set(signature, entry);
   }

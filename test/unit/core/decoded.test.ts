@@ -1,7 +1,8 @@
 /** Decoded sessions shared between requests, each request's own copy, and "changed?" by value. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecodedCache, jsonExactCopy } from '../../../src/core/decoded.js';
+import { DECODED_CACHE_MAX_TEXT, DecodedCache, jsonExactCopy } from '../../../src/core/decoded.js';
+import type { DecodedEntry } from '../../../src/core/decoded.js';
 import { jsonCodec } from '../../../src/core/codec.js';
 import type { SessionCodec } from '../../../src/core/codec.js';
 import { rig, trip } from '../support.js';
@@ -107,6 +108,31 @@ describe('decoded sessions', () => {
     cache.forget('k4');
     cache.envelope('k4', text(44), decode);
     assert.equal(decodes, 8);
+  });
+
+  it('holder when its entry is current then answers without the cache; when the text changed, or the entry was dropped, it decodes again and holds nothing stale', () => {
+    const cache = new DecodedCache(100);
+    let decodes = 0;
+    const decode = (text: string) => (decodes++, jsonCodec.decode(text));
+    const text = (n: number) => `{"d":{"n":${n},"pad":"${'x'.repeat(20)}"}}`;
+    const holder = { decoded: undefined as DecodedEntry | undefined };
+    const first = cache.envelope('k', text(1), decode, holder);
+    assert.equal(holder.decoded?.env, first, 'the holder points at the entry kept');
+    cache.forget('k');
+    assert.equal(holder.decoded?.text, undefined, 'a forgotten entry keeps neither its text nor its decoding alive');
+    assert.equal(cache.envelope('k', text(1), decode, holder).d.n, 1);
+    assert.equal(decodes, 2, 'a dropped entry is not served through its holder');
+    assert.equal(cache.envelope('k', text(1), decode, holder), holder.decoded?.env);
+    assert.equal(decodes, 2, 'a current entry is served through its holder');
+    assert.equal(cache.envelope('k', text(2), decode, holder).d.n, 2, 'a changed text is decoded again, not served from the holder');
+    assert.equal(decodes, 3);
+    for (let i = 0; i < 5; i++) cache.envelope(`other${i}`, text(10 + i), decode);
+    assert.equal(holder.decoded?.text, undefined, 'an entry evicted by the bound is released by its holder too');
+    assert.equal(cache.envelope('k', text(2), decode, holder).d.n, 2);
+    assert.equal(decodes, 9);
+    const big = `{"d":{"s":"${'y'.repeat(DECODED_CACHE_MAX_TEXT)}"}}`;
+    assert.equal((cache.envelope('big', big, decode, holder).d.s as string).length, DECODED_CACHE_MAX_TEXT);
+    assert.equal(holder.decoded, undefined, 'a text too large to keep is not held either');
   });
 
   it('written data when it is plain JSON then the next request reads it back equal, and changing it there leaves the stored copy alone', async () => {

@@ -4,7 +4,11 @@ import assert from 'node:assert/strict';
 import { Signer } from '../../../src/core/signer.js';
 import { generateId, hashId } from '../../../src/core/ids.js';
 import { VerifiedCookies } from '../../../src/core/verified-cookies.js';
+import type { VerifiedCookie } from '../../../src/core/verified-cookies.js';
 import { SECRET_A, SECRET_B, rig, trip } from '../support.js';
+
+/** What a verification says of the cookie, without its holder. */
+const fields = (v: VerifiedCookie | null) => v && { id: v.id, key: v.key, stale: v.stale };
 
 describe('VerifiedCookies', () => {
   it('verify when a signed value comes back then returns the same id, store key and staleness as the first time', () => {
@@ -14,10 +18,12 @@ describe('VerifiedCookies', () => {
     const fresh = signer.sign(id);
     const old = new Signer([SECRET_B]).sign(id);
     for (let i = 0; i < 3; i++) {
-      assert.deepEqual(cache.verify(fresh), { id, key: hashId(id), stale: false });
-      assert.deepEqual(cache.verify(old), { id, key: hashId(id), stale: true });
+      assert.deepEqual(fields(cache.verify(fresh)), { id, key: hashId(id), stale: false });
+      assert.deepEqual(fields(cache.verify(old)), { id, key: hashId(id), stale: true });
     }
     assert.equal(cache.size, 2);
+    assert.equal(cache.verify(fresh)!.holder, cache.verify(fresh)!.holder, 'one remembered value, one holder');
+    assert.notEqual(cache.verify(fresh)!.holder, cache.verify(old)!.holder, 'each remembered value has its own');
   });
 
   it('sign when the engine issues a cookie then its first return skips the HMAC, and a changed copy still gets the full check', () => {
@@ -32,7 +38,7 @@ describe('VerifiedCookies', () => {
     const id = generateId();
     const value = cache.sign(id, hashId(id));
     assert.equal(value, new Signer([SECRET_A]).sign(id), 'signed with the first secret, as the signer does');
-    assert.deepEqual(cache.verify(value), { id, key: hashId(id), stale: false });
+    assert.deepEqual(fields(cache.verify(value)), { id, key: hashId(id), stale: false });
     assert.equal(unsigns, 0);
     const other = generateId();
     assert.equal(cache.verify(`${other}${value.slice(value.indexOf('.'))}`), null, 'another ID under the remembered signature');
