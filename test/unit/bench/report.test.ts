@@ -143,3 +143,23 @@ test('the page and chart are generated from the results files, with machine, ver
   assert.match(svg, /@fastify\/session \+ connect-redis/);
   assert.match(svg, /2026-01-02/);
 });
+
+test('targets: a read overhead is judged by its median, and the page gives its lowest and highest pass beside it', () => {
+  const tiered = stack('tether-fastify-tiered-eventual', 4.8, 150, { lost: 0 });
+  tiered.results.read = { ...tiered.results.read!, overheadByPassUs: [6.2, 4.8, 4.1] };
+  const file = run([stack('fastify-bare', 0, 0), stack('fastify-session-redis', 70, 300, { lost: 44 }), tiered], MEMORY);
+  const [r] = targetChecks(file).reads;
+  assert.deepEqual([r!.value, r!.met, r!.passes], [4.8, true, [4.1, 6.2]]);
+  const dir = mkdtempSync(join(tmpdir(), 'tether-report-'));
+  try {
+    mkdirSync(join(dir, 'results'));
+    mkdirSync(join(dir, 'docs'));
+    writeFileSync(join(dir, 'results', 'run.json'), JSON.stringify(file));
+    writeFileSync(join(dir, 'analysis.md'), '## Analysis\n');
+    renderReport({ resultsDir: join(dir, 'results'), docsDir: join(dir, 'docs'), analysis: join(dir, 'analysis.md') });
+    const md = readFileSync(join(dir, 'docs', 'benchmarks.md'), 'utf8');
+    assert.match(md, /Tether Fastify \+ tiered\/Redis \(eventual\) 4\.80 µs \(per pass 4\.10 to 6\.20\) \(met\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
