@@ -11,7 +11,7 @@ export { Session } from './core/session.js';
 export type { RejectedCookie, SessionData, UpdateFn } from './core/session.js';
 export { resolveOptions, TETHER_DEFAULTS } from './core/options.js';
 export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions } from './core/options.js';
-export type { SessionStore, SessionRecord, SetResult, Clock, DestroyByUserOptions, ChangeFeedOptions } from './core/store.js';
+export type { SessionStore, SessionRecord, LocalSlot, SetResult, Clock, DestroyByUserOptions, ChangeFeedOptions } from './core/store.js';
 export { systemClock, isExpired, deadlineOf, ServerClock } from './core/store.js';
 export { jsonCodec, parseJsonSafely } from './core/codec.js';
 export type { SessionCodec, Envelope } from './core/codec.js';

@@ -23,7 +23,7 @@ import type { Envelope } from './codec.js';
 import { Session, sessionState } from './session.js';
 import type { RejectedCookie, SessionData, SessionState } from './session.js';
 import { OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
-import type { SessionRecord, SessionStore } from './store.js';
+import type { LocalSlot, SessionRecord, SessionStore } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 import { channels } from '../observability/channels.js';
 import type { LifecycleEvent, LifecycleMessage } from '../observability/channels.js';
@@ -281,7 +281,7 @@ export class Tether<T extends object = SessionData> {
   /** Reads the record (the gate held, for a writer): at once when the store holds it in memory. */
   #load(state: SessionState, unsigned: VerifiedCookie): Session<T> | Promise<Session<T>> {
     try {
-      const local = this.#getLocal(unsigned.key);
+      const local = this.#getLocal(unsigned.key, unsigned.holder);
       return local !== undefined ? this.#loaded(state, unsigned, local) : this.#loadRemote(state, unsigned);
     } catch (err) {
       this.#release(state);
@@ -393,11 +393,11 @@ export class Tether<T extends object = SessionData> {
   }
 
   /** `store.getLocal`, failing as a store call would (STORE_UNAVAILABLE, counted) when it throws. */
-  #getLocal(key: string): SessionRecord | null | undefined {
+  #getLocal(key: string, slot: LocalSlot): SessionRecord | null | undefined {
     const store = this.store;
     if (store.getLocal === undefined) return undefined;
     try {
-      return store.getLocal(key);
+      return store.getLocal(key, slot);
     } catch (err) {
       this.#stats.storeErrors++;
       throw isTetherError(err) ? err : new StoreUnavailableError('the session store failed on get', { cause: err });

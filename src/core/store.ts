@@ -104,6 +104,11 @@ export interface DestroyByUserOptions {
   except?: readonly string[];
 }
 
+
+/** A caller's slot for one store key, kept between calls (see SessionStore.getLocal). */
+export interface LocalSlot {
+  local: unknown;
+}
 /**
  * Required members. Contract, for every store:
  * - `get` returns null for a missing key and for a record whose `expiresAt` or `absoluteExpiresAt`
@@ -149,8 +154,11 @@ export interface SessionStore {
    * cannot be answered so (a miss, or a copy that must first be checked with a backend). A defined
    * result must be what `get` would return. The engine tries it first: a hit costs no promise and no
    * store deadline. MemoryStore always answers; TieredStore answers for a copy it may serve at once.
+   * `slot`, when given, is the caller's for this key alone and outlives the call (the engine keeps one
+   * per verified cookie): the store may leave there what helps it answer the key's next call, and must
+   * check whatever it finds there against what it holds then.
    */
-  getLocal?(key: string): SessionRecord | null | undefined;
+  getLocal?(key: string, slot?: LocalSlot): SessionRecord | null | undefined;
   /**
    * Optional change feed: calls `listener(key, stamp)` after any client of the same backend (this
    * process or another) changed or removed `key`. Used by TieredStore to invalidate its local copies.

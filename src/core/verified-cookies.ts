@@ -20,6 +20,7 @@
 import { hashId } from './ids.js';
 import type { Signer } from './signer.js';
 import type { DecodedHolder } from './decoded.js';
+import type { LocalSlot } from './store.js';
 
 export interface VerifiedCookie {
   id: string;
@@ -27,11 +28,14 @@ export interface VerifiedCookie {
   key: string;
   /** A secret other than the first verified it: the cookie should be re-signed. */
   stale: boolean;
-  /** Where the session's decoding is remembered for this cookie's next request (DecodedCache.envelope). */
-  holder: DecodedHolder;
+  /**
+   * Kept with the remembered cookie for its session's next request: the decoding (DecodedCache.envelope)
+   * and the store's slot (SessionStore.getLocal).
+   */
+  holder: DecodedHolder & LocalSlot;
 }
 
-interface Entry extends DecodedHolder {
+interface Entry extends DecodedHolder, LocalSlot {
   key: string;
   stale: boolean;
 }
@@ -71,7 +75,7 @@ export class VerifiedCookies {
     }
     const unsigned = this.#signer.unsign(value);
     if (!unsigned) return null;
-    const entry: Entry = { key: hashId(unsigned.id), stale: unsigned.stale, decoded: undefined };
+    const entry: Entry = { key: hashId(unsigned.id), stale: unsigned.stale, decoded: undefined, local: undefined };
     this.#keep(signature, entry);
     return { id: unsigned.id, key: entry.key, stale: entry.stale, holder: entry };
   }
@@ -83,7 +87,7 @@ export class VerifiedCookies {
    */
   sign(id: string, key: string): string {
     const value = this.#signer.sign(id);
-    this.#keep(value.slice(value.lastIndexOf('.') + 1), { key, stale: false, decoded: undefined });
+    this.#keep(value.slice(value.lastIndexOf('.') + 1), { key, stale: false, decoded: undefined, local: undefined });
     return value;
   }
 

@@ -8,7 +8,7 @@
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, stampOf } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { fromStoredKey, toStoredKey } from './keys.js';
 import { RecordPacker, readHead } from './layout.js';
@@ -69,13 +69,13 @@ export class MemoryStore implements SessionStore {
   }
 
   /** `get` without the promise: everything is in memory. */
-  getLocal(key: string): SessionRecord | null {
+  getLocal(key: string, slot?: LocalSlot): SessionRecord | null {
     this.#open();
     const stored = toStoredKey(key);
     const value = this.#records.use(stored);
     if (value === undefined) return null;
     const head = this.#live(stored, value);
-    return head ? this.#packer.record(key, value, head) : null;
+    return head ? this.#packer.record(key, value, head, slot) : null;
   }
 
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {

@@ -12,7 +12,7 @@
  * varint; then the data's bytes, coded or as they are.
  * @module
  */
-import type { SessionRecord } from '../../core/store.js';
+import type { LocalSlot, SessionRecord } from '../../core/store.js';
 import { ByteCode } from './byte-code.js';
 
 const TEXT = 3;
@@ -97,13 +97,18 @@ export function readHead(s: string): Head {
  * Packs records into strings and back. One per store: it owns the scratch buffers and the code it
  * trains on the first TRAINING.records records' data; records packed before that stay uncoded.
  */
+/** A recent text: `text` is the data packed in `packed` (never empty while the entry is kept). */
+class RecentText {
+  constructor(readonly owner: RecordPacker, public packed: string, public text: string) {}
+}
+
 export class RecordPacker {
   #in = Buffer.allocUnsafeSlow(1024);
   #out = Buffer.allocUnsafeSlow(1024);
   #code: ByteCode | null = null;
   #counts: number[] | null = new Array<number>(256).fill(0);
   #sampled = 0;
-  readonly #recent = new Map<string, { packed: string; text: string }>();
+  readonly #recent = new Map<string, RecentText>();
 
   /** Whether data is being coded yet (the code is trained). */
   get coding(): boolean {
@@ -162,10 +167,13 @@ export class RecordPacker {
     return bytes.toString(encoding, 0, n);
   }
 
-  /** The whole record stored as `s` under `key`, whose header is `h`: a new object the caller owns. */
-  record(key: string, s: string, h: Head): SessionRecord {
+  /**
+   * The whole record stored as `s` under `key`, whose header is `h`: a new object the caller owns. With
+   * `slot` (the caller's for this key), the recent text found or kept is left there, and tried first.
+   */
+  record(key: string, s: string, h: Head, slot?: LocalSlot): SessionRecord {
     return {
-      key, data: this.#recentData(key, s, h), version: h.version, userId: h.userId, createdAt: h.createdAt,
+      key, data: this.#recentData(key, s, h, slot), version: h.version, userId: h.userId, createdAt: h.createdAt,
       lastSeenAt: h.lastSeenAt, expiresAt: h.expiresAt, absoluteExpiresAt: h.absoluteExpiresAt,
     };
   }
@@ -186,12 +194,20 @@ export class RecordPacker {
   }
 
   /** `data(s, h)`, from the texts unpacked last when `s` is the very string one came from (see RECENT_TEXTS). */
-  #recentData(key: string, s: string, h: Head): string {
-    const hit = this.#recent.get(key);
-    if (hit !== undefined && hit.packed === s) return hit.text;
-    const text = this.data(s, h);
-    this.#remember(key, hit, s, text, true);
-    return text;
+  #recentData(key: string, s: string, h: Head, slot: LocalSlot | undefined): string {
+    const held = slot?.local;
+    if (held instanceof RecentText && held.owner === this && held.packed === s) return held.text;
+    let hit = this.#recent.get(key);
+    if (hit === undefined || hit.packed !== s) {
+      const text = this.data(s, h);
+      hit = this.#remember(key, hit, s, text, true);
+      if (hit === undefined) {
+        if (slot !== undefined) slot.local = undefined;
+        return text;
+      }
+    }
+    if (slot !== undefined) slot.local = hit;
+    return hit.text;
   }
 
   /**
@@ -203,17 +219,35 @@ export class RecordPacker {
     if (hit !== undefined) this.#remember(key, hit, packed, text, false);
   }
 
-  /** Points `key`'s entry (`hit`, if any) at `packed` and its text, or adds one when `add`; too long a text is not kept. */
-  #remember(key: string, hit: { packed: string; text: string } | undefined, packed: string, text: string, add: boolean): void {
+  /**
+   * Points `key`'s entry (`hit`, if any) at `packed` and its text, or adds one when `add`; too long a
+   * text is not kept. Returns the entry that now holds the text, if any. An entry that leaves is emptied,
+   * so a slot still holding it neither matches nor keeps its strings alive.
+   */
+  #remember(key: string, hit: RecentText | undefined, packed: string, text: string, add: boolean): RecentText | undefined {
     if (text.length > RECENT_TEXTS.maxChars) {
-      if (hit !== undefined) this.#recent.delete(key);
-    } else if (hit !== undefined) {
+      if (hit !== undefined) this.#forget(key, hit);
+      return undefined;
+    }
+    if (hit !== undefined) {
       hit.packed = packed;
       hit.text = text;
-    } else if (add) {
-      if (this.#recent.size >= RECENT_TEXTS.entries) this.#recent.delete(this.#recent.keys().next().value!);
-      this.#recent.set(key, { packed, text });
+      return hit;
     }
+    if (!add) return undefined;
+    if (this.#recent.size >= RECENT_TEXTS.entries) {
+      const [oldest, entry] = this.#recent.entries().next().value!;
+      this.#forget(oldest, entry);
+    }
+    const entry = new RecentText(this, packed, text);
+    this.#recent.set(key, entry);
+    return entry;
+  }
+
+  #forget(key: string, entry: RecentText): void {
+    this.#recent.delete(key);
+    entry.packed = '';
+    entry.text = '';
   }
 
   #input(size: number): Buffer {

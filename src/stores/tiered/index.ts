@@ -16,7 +16,7 @@
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { LocalCopies } from './local-copies.js';
 import { Echoes } from './echoes.js';
@@ -124,13 +124,13 @@ export class TieredStore implements SessionStore {
    * A hit that needs no fence (consistency 'eventual', or a store without one) while the feed is
    * listening: the local copy, with no promise. Anything else is left to `get`.
    */
-  getLocal(key: string): SessionRecord | undefined {
+  getLocal(key: string, slot?: LocalSlot): SessionRecord | undefined {
     this.#open();
     // The same test as #trusted(), without starting a fence.
     if (this.#fence) return undefined;
     const state = this.#shared.feedState;
     if (state !== undefined && state !== 'listening') return undefined;
-    const local = this.#lru.live(this.#lru.stored(key), key, this.clock.now());
+    const local = this.#lru.live(this.#lru.stored(key), key, this.clock.now(), slot);
     if (local !== undefined) this.#hits++;
     return local;
   }

@@ -6,7 +6,7 @@
  * `maxBytes` holds two and a half times as many sessions; a hit pays for unpacking the copy.
  * @module
  */
-import type { SessionRecord } from '../../core/store.js';
+import type { LocalSlot, SessionRecord } from '../../core/store.js';
 import { isExpired } from '../../core/store.js';
 import { fromStoredKey, toStoredKey } from '../memory/keys.js';
 import { RecordPacker, readHead } from '../memory/layout.js';
@@ -51,12 +51,15 @@ export class LocalCopies {
     return value === undefined ? undefined : this.#packer.record(key, value, readHead(value));
   }
 
-  /** The record under `stored` if its copy is still live at `now`, marked as recently used; an expired copy is not unpacked. */
-  live(stored: string, key: string, now: number): SessionRecord | undefined {
+  /**
+   * The record under `stored` if its copy is still live at `now`, marked as recently used; an expired
+   * copy is not unpacked. `slot`: see SessionStore.getLocal.
+   */
+  live(stored: string, key: string, now: number, slot?: LocalSlot): SessionRecord | undefined {
     const value = this.#table.use(stored);
     if (value === undefined) return undefined;
     const head = readHead(value);
-    return isExpired(head, now) ? undefined : this.#packer.record(key, value, head);
+    return isExpired(head, now) ? undefined : this.#packer.record(key, value, head, slot);
   }
 
   /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RECENT_TEXTS, RecordPacker, TRAINING, readHead } from '../../../src/stores/memory/layout.js';
 import type { PackedFields } from '../../../src/stores/memory/layout.js';
+import type { LocalSlot } from '../../../src/core/store.js';
 
 const now = 1_795_832_087_067;
 const base: PackedFields = {
@@ -102,10 +103,19 @@ describe('RecordPacker', () => {
     assert.ok(s.length < base.data.length, 'the code still fits the common records');
   });
 
-  for (const [label, packer] of [['untrained', () => new RecordPacker()], ['trained', trained]] as const) {
+  for (const [label, packer, slots] of [
+    ['untrained', () => new RecordPacker(), false], ['trained', trained, false],
+    ['untrained, with a slot per key', () => new RecordPacker(), true], ['trained, with a slot per key', trained, true],
+  ] as const) {
     it(`record packer when ${label} and a key is read again then gives the data of the packed string it is given`, () => {
       const p = packer();
-      const read = (key: string, s: string): string => p.record(key, s, readHead(s)).data;
+      const held = new Map<string, LocalSlot>();
+      const slot = (key: string): LocalSlot | undefined => {
+        if (!slots) return undefined;
+        if (!held.has(key)) held.set(key, { local: undefined });
+        return held.get(key);
+      };
+      const read = (key: string, s: string): string => p.record(key, s, readHead(s), slot(key)).data;
       const one = p.pack(base);
       const two = p.pack({ ...base, data: base.data.replace('light', 'dark'), version: 2 });
       assert.equal(read('k', one), base.data);
@@ -132,4 +142,24 @@ describe('RecordPacker', () => {
       assert.equal(read('k', two), base.data.replace('light', 'dark'));
     });
   }
+
+  it('record packer when a slot holds a recent text then serves it only for the packed string it stands for and only from its own packer, and lets it go with the entry', () => {
+    const p = trained();
+    const slot: LocalSlot = { local: undefined };
+    const one = p.pack(base);
+    assert.equal(p.record('k', one, readHead(one), slot).data, base.data);
+    const entry = slot.local;
+    assert.ok(entry !== undefined, 'the text kept is left in the slot');
+    assert.equal(p.record('k', one, readHead(one), slot).data, base.data);
+    assert.equal(slot.local, entry, 'the same entry serves the same packed string');
+    const other = new RecordPacker();
+    const theirs = other.pack(base);
+    assert.equal(other.record('k', theirs, readHead(theirs), slot).data, base.data);
+    assert.notEqual(slot.local, entry, 'another packer does not take this one\'s entry');
+    for (let i = 0; i <= RECENT_TEXTS.entries; i++) {
+      const s = p.pack({ ...base, data: `{"i":${i}}` });
+      p.record(`key-${i}`, s, readHead(s));
+    }
+    assert.deepEqual({ ...(entry as object) }, { ...(entry as object), packed: '', text: '' }, 'an entry pushed out is emptied, so a slot still holding it keeps nothing alive');
+  });
 });
