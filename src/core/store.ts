@@ -104,11 +104,11 @@ export interface DestroyByUserOptions {
   except?: readonly string[];
 }
 
-
 /** A caller's slot for one store key, kept between calls (see SessionStore.getLocal). */
 export interface LocalSlot {
   local: unknown;
 }
+
 /**
  * Required members. Contract, for every store:
  * - `get` returns null for a missing key and for a record whose `expiresAt` or `absoluteExpiresAt`

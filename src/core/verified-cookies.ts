@@ -12,9 +12,10 @@
  * goes first.
  *
  * An entry also holds the decoded-session cache's entry its session was last read through
- * (decoded.ts, DecodedHolder): the session's next request finds its decoding there, checked against
- * the stored text as the cache checks it, without a second lookup by key in a large Map. It holds
- * nothing the decoded cache does not: an entry the cache drops forgets its text and data.
+ * (decoded.ts, DecodedHolder) and the store's slot for its key (SessionStore.getLocal, where the
+ * bundled stores leave the record's unpacked text): the session's next request finds both there,
+ * each checked against what is stored now, without two more lookups by key in large Maps. It holds
+ * nothing the caches do not: an entry either cache lets go is emptied.
  * @module
  */
 import { hashId } from './ids.js';

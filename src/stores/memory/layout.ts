@@ -93,15 +93,15 @@ export function readHead(s: string): Head {
   return h;
 }
 
-/**
- * Packs records into strings and back. One per store: it owns the scratch buffers and the code it
- * trains on the first TRAINING.records records' data; records packed before that stay uncoded.
- */
 /** A recent text: `text` is the data packed in `packed` (never empty while the entry is kept). */
 class RecentText {
   constructor(readonly owner: RecordPacker, public packed: string, public text: string) {}
 }
 
+/**
+ * Packs records into strings and back. One per store: it owns the scratch buffers and the code it
+ * trains on the first TRAINING.records records' data; records packed before that stay uncoded.
+ */
 export class RecordPacker {
   #in = Buffer.allocUnsafeSlow(1024);
   #out = Buffer.allocUnsafeSlow(1024);
