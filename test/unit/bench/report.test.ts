@@ -36,6 +36,21 @@ function run(stacks: StackSummary[], memory: RunFile['memory']): RunFile {
   };
 }
 
+/** The page renderReport writes for `file`, rendered in a temporary folder. */
+function renderedPage(file: RunFile): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-report-'));
+  try {
+    mkdirSync(join(dir, 'results'));
+    mkdirSync(join(dir, 'docs'));
+    writeFileSync(join(dir, 'results', 'run.json'), JSON.stringify(file));
+    writeFileSync(join(dir, 'analysis.md'), '## Analysis\n');
+    renderReport({ resultsDir: join(dir, 'results'), docsDir: join(dir, 'docs'), analysis: join(dir, 'analysis.md') });
+    return readFileSync(join(dir, 'docs', 'benchmarks.md'), 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const MEMORY: RunFile['memory'] = {
   count: 100_000, dataBytes: 200, subjects: [
     { subject: 'express-session-memory', label: 'express-session MemoryStore', bytesPerSession: 560 },
@@ -79,19 +94,9 @@ test('targets: a write\'s share of the anchor\'s overhead is also paired pass by
   assert.equal(t.fastifySessionServerWriteUs, 260);
   assert.deepEqual(t.serverWrites.map((x) => [x.id, x.value, x.met]), [['tether-fastify-redis', 110, true]]);
   assert.equal(t.serverWrites[0]!.share!.passes, null, 'per-pass figures are of the combined CPU only');
-  const dir = mkdtempSync(join(tmpdir(), 'tether-report-'));
-  try {
-    mkdirSync(join(dir, 'results'));
-    mkdirSync(join(dir, 'docs'));
-    writeFileSync(join(dir, 'results', 'run.json'), JSON.stringify(file));
-    writeFileSync(join(dir, 'analysis.md'), '## Analysis\n');
-    renderReport({ resultsDir: join(dir, 'results'), docsDir: join(dir, 'docs'), analysis: join(dir, 'analysis.md') });
-    const md = readFileSync(join(dir, 'docs', 'benchmarks.md'), 'utf8');
-    assert.match(md, /Tether Fastify \+ Redis 160 µs, 53 % \(per pass 38 %–60 %\) \(not met\)/);
-    assert.match(md, /the server process's CPU alone; @fastify\/session 260 µs, so ≤ 130 µs\): Tether Fastify \+ Redis 110 µs, 42 % \(met\)/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const md = renderedPage(file);
+  assert.match(md, /Tether Fastify \+ Redis 160 µs, 53 % \(per pass 38 %–60 %\) \(not met\)/);
+  assert.match(md, /the server process's CPU alone; @fastify\/session 260 µs, so ≤ 130 µs\): Tether Fastify \+ Redis 110 µs, 42 % \(met\)/);
 });
 
 test('targets: a stack answering other statuses has not met zero lost updates, and absent anchors mean not measured', () => {
@@ -150,16 +155,5 @@ test('targets: a read overhead is judged by its median, and the page gives its l
   const file = run([stack('fastify-bare', 0, 0), stack('fastify-session-redis', 70, 300, { lost: 44 }), tiered], MEMORY);
   const [r] = targetChecks(file).reads;
   assert.deepEqual([r!.value, r!.met, r!.passes], [4.8, true, [4.1, 6.2]]);
-  const dir = mkdtempSync(join(tmpdir(), 'tether-report-'));
-  try {
-    mkdirSync(join(dir, 'results'));
-    mkdirSync(join(dir, 'docs'));
-    writeFileSync(join(dir, 'results', 'run.json'), JSON.stringify(file));
-    writeFileSync(join(dir, 'analysis.md'), '## Analysis\n');
-    renderReport({ resultsDir: join(dir, 'results'), docsDir: join(dir, 'docs'), analysis: join(dir, 'analysis.md') });
-    const md = readFileSync(join(dir, 'docs', 'benchmarks.md'), 'utf8');
-    assert.match(md, /Tether Fastify \+ tiered\/Redis \(eventual\) 4\.80 µs \(per pass 4\.10 to 6\.20\) \(met\)/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  assert.match(renderedPage(file), /Tether Fastify \+ tiered\/Redis \(eventual\) 4\.80 µs \(per pass 4\.10 to 6\.20\) \(met\)/);
 });
