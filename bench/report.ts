@@ -140,18 +140,21 @@ export const READ_LIMIT_US = 5;
 const TIERED_STACKS = ['tether-express-tiered', 'tether-fastify-tiered', 'tether-express-tiered-eventual', 'tether-fastify-tiered-eventual'];
 const REDIS_STACKS = ['tether-express-redis', 'tether-fastify-redis', ...TIERED_STACKS];
 
+/** The lowest and highest of per-pass figures; null for fewer than two passes, where there is no spread to give. */
+function range(p: readonly number[] | undefined): [number, number] | null {
+  return p !== undefined && p.length > 1 ? [Math.min(...p), Math.max(...p)] : null;
+}
+
 function spread(read: ScenarioSummary | undefined, frameworkUs: number | null): TargetChecks['expressFloorRead'] {
   if (read?.overheadUs == null) return null;
-  const p = read.overheadByPassUs;
-  return { us: read.overheadUs, passes: p?.length ? [Math.min(...p), Math.max(...p)] : null, frameworkUs };
+  return { us: read.overheadUs, passes: range(read.overheadByPassUs), frameworkUs };
 }
 
 export function targetChecks(r: Pick<RunFile, 'stacks' | 'memory'>): TargetChecks {
   const by = (id: string) => r.stacks.find((s) => s.id === id);
   const figures = (ids: readonly string[], sc: 'read' | 'write', met: (v: number) => boolean): TargetFigure[] => ids.flatMap((id) => {
     const v = by(id)?.results[sc]?.overheadUs;
-    const p = by(id)?.results[sc]?.overheadByPassUs;
-    return v === undefined || v === null ? [] : [{ id, label: by(id)!.label, value: v, met: met(v), passes: p?.length ? [Math.min(...p), Math.max(...p)] : null }];
+    return v === undefined || v === null ? [] : [{ id, label: by(id)!.label, value: v, met: met(v), passes: range(by(id)!.results[sc]!.overheadByPassUs) }];
   });
   const anchorWrite = by('fastify-session-redis')?.results.write;
   const fsw = anchorWrite?.overheadUs ?? null;
@@ -167,7 +170,7 @@ export function targetChecks(r: Pick<RunFile, 'stacks' | 'memory'>): TargetCheck
       const ratios = perPass && mine && theirs ? mine.flatMap((x, i) => (theirs[i] ? [x / theirs[i]!] : [])) : [];
       return [{
         id, label: by(id)!.label, value: v, met: v <= limit / 2,
-        share: { median: v / limit, passes: ratios.length ? [Math.min(...ratios), Math.max(...ratios)] : null },
+        share: { median: v / limit, passes: range(ratios) },
       }];
     });
   const mem = (id: string) => r.memory?.subjects.find((m) => m.subject === id);
