@@ -20,7 +20,12 @@ type Container = Record<string, unknown> | unknown[];
 class Node {
   /** The node's own shallow copy, made at its first change; its entries may be child drafts. */
   copy: Container | null = null;
-  /** Child drafts handed out while the node was unchanged, by key. */
+  /**
+   * Child drafts handed out while the node was unchanged: the first under `firstKey` (most reads
+   * draft one child, and a Map costs more than the node), any others by key.
+   */
+  firstKey = '';
+  first: Node | null = null;
   children: Map<string, Node> | null = null;
   readonly proxy: Container;
 
@@ -76,6 +81,10 @@ function change(node: Node): Container {
   const base = node.base;
   const copy = (Array.isArray(base) ? base.slice()
     : Object.getPrototypeOf(base) === null ? Object.assign(Object.create(null), base) : { ...base }) as Record<string, unknown>;
+  if (node.first !== null) {
+    copy[node.firstKey] = node.first.proxy;
+    node.first = null;
+  }
   if (node.children !== null) {
     for (const [k, child] of node.children) copy[k] = child.proxy;
     node.children = null;
@@ -96,6 +105,11 @@ function child(node: Node, key: string, value: Container): Container {
     (node.copy as Record<string, unknown>)[key] = c.proxy;
     return c.proxy;
   }
+  if (node.first === null) {
+    node.firstKey = key;
+    return (node.first = new Node(value, node)).proxy;
+  }
+  if (node.firstKey === key) return node.first.proxy;
   node.children ??= new Map();
   let c = node.children.get(key);
   if (c === undefined) node.children.set(key, c = new Node(value, node));

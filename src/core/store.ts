@@ -156,7 +156,9 @@ export interface SessionStore {
    * store deadline. MemoryStore always answers; TieredStore answers for a copy it may serve at once.
    * `slot`, when given, is the caller's for this key alone and outlives the call (the engine keeps one
    * per verified cookie): the store may leave there what helps it answer the key's next call, and must
-   * check whatever it finds there against what it holds then.
+   * check whatever it finds there against what it holds then. Through a slot the store may hand out
+   * the same record object again while the stored state it stands for is unchanged, so a caller that
+   * passes a slot must not change what it gets (the engine never does).
    */
   getLocal?(key: string, slot?: LocalSlot): SessionRecord | null | undefined;
   /**

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import { TRAINING } from '../../src/stores/memory/layout.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import { checkSlotReads } from '../helpers/local-slot.js';
 import type { Clock } from '../../src/core/store.js';
 
 /** JSON shaped like the engine's envelope, about 200 characters. */
@@ -140,6 +141,18 @@ describe('MemoryStore bounds', () => {
       assert.equal(store.getLocal(rec.key), null, 'past its deadline');
       await store.close();
       assert.throws(() => store.getLocal(rec.key), { code: 'STORE_CLOSED' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('memory store getLocal when given a slot then answers a key read again with the one record its state unpacked to, and every other caller with its own', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    try {
+      const rec = makeRecord(clock, { userId: 'ann', data: sessionData(1) });
+      await store.set(rec, 0);
+      await checkSlotReads(store, clock, rec);
     } finally {
       await store.close();
     }

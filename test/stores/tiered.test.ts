@@ -10,6 +10,7 @@ import { GatedStore } from '../fixtures/gated-store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
 import { alternateWrites } from '../helpers/tiered.js';
+import { checkSlotReads } from '../helpers/local-slot.js';
 
 const shared = new WeakMap<SessionStore, MemoryStore>();
 runStoreSuite({
@@ -493,6 +494,20 @@ describe('TieredStore consistency', () => {
     } finally {
       await eventual.close();
       await fenced.close();
+      await memory.close();
+    }
+  });
+
+  it('tiered store getLocal when given a slot then answers a key read again with the one record its copy unpacked to, and every other caller with its own', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const tier = new TieredStore({ shared: new HandFencedStore(memory), clock, consistency: 'eventual', closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await tier.set(rec, 0);
+      await checkSlotReads(tier, clock, rec);
+    } finally {
+      await tier.close();
       await memory.close();
     }
   });

@@ -71,11 +71,14 @@ export class MemoryStore implements SessionStore {
   /** `get` without the promise: everything is in memory. */
   getLocal(key: string, slot?: LocalSlot): SessionRecord | null {
     this.#open();
-    const stored = toStoredKey(key);
+    const held = this.#packer.held(slot);
+    const stored = held === undefined ? toStoredKey(key) : held.stored;
     const value = this.#records.use(stored);
     if (value === undefined) return null;
+    const shared = this.#packer.shared(held, value, this.#clock.now());
+    if (shared !== undefined) return shared;
     const head = this.#live(stored, value);
-    return head ? this.#packer.record(key, value, head, slot) : null;
+    return head ? this.#packer.record(key, stored, value, head, slot) : null;
   }
 
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
@@ -160,7 +163,7 @@ export class MemoryStore implements SessionStore {
     for (const stored of [...keys]) {
       const value = this.#records.peek(stored);
       const head = value === undefined ? null : this.#live(stored, value);
-      if (head) out.push(this.#packer.record(fromStoredKey(stored), value!, head));
+      if (head) out.push(this.#packer.record(fromStoredKey(stored), stored, value!, head));
     }
     return out;
   }

@@ -13,6 +13,7 @@
  * @module
  */
 import type { LocalSlot, SessionRecord } from '../../core/store.js';
+import { isExpired } from '../../core/store.js';
 import { ByteCode } from './byte-code.js';
 
 const TEXT = 3;
@@ -93,9 +94,14 @@ export function readHead(s: string): Head {
   return h;
 }
 
-/** A recent text: `text` is the data packed in `packed` (never empty while the entry is kept). */
-class RecentText {
-  constructor(readonly owner: RecordPacker, public packed: string, public text: string) {}
+/**
+ * A recent text: `text` is the data packed in `packed` (never empty while the entry is kept) for the
+ * key the table holds as `stored`. `record` is the whole record last unpacked from `packed` for a
+ * caller's slot (SessionStore.getLocal), handed to that slot's later calls while `packed` stays.
+ */
+export class RecentText {
+  record: SessionRecord | null = null;
+  constructor(readonly owner: RecordPacker, readonly stored: string, public packed: string, public text: string) {}
 }
 
 /**
@@ -168,14 +174,34 @@ export class RecordPacker {
   }
 
   /**
-   * The whole record stored as `s` under `key`, whose header is `h`: a new object the caller owns. With
-   * `slot` (the caller's for this key), the recent text found or kept is left there, and tried first.
+   * The whole record stored as `s` under `key` (the table's `stored`), whose header is `h`: a new
+   * object. Without `slot` the caller owns it. With `slot` (the caller's for this key), the recent text
+   * found or kept is left there, tried first, and keeps the record for `shared` to hand out again: the
+   * caller must not change it.
    */
-  record(key: string, s: string, h: Head, slot?: LocalSlot): SessionRecord {
-    return {
-      key, data: this.#recentData(key, s, h, slot), version: h.version, userId: h.userId, createdAt: h.createdAt,
+  record(key: string, stored: string, s: string, h: Head, slot?: LocalSlot): SessionRecord {
+    const rec: SessionRecord = {
+      key, data: this.#recentData(key, stored, s, h, slot), version: h.version, userId: h.userId, createdAt: h.createdAt,
       lastSeenAt: h.lastSeenAt, expiresAt: h.expiresAt, absoluteExpiresAt: h.absoluteExpiresAt,
     };
+    // #recentData left this packer's entry for `s` in the slot, or nothing.
+    if (slot?.local !== undefined) (slot.local as RecentText).record = rec;
+    return rec;
+  }
+
+  /** The entry `slot` holds from this packer, while it is kept: its `stored` names the slot's key in the table. */
+  held(slot: LocalSlot | undefined): RecentText | undefined {
+    const held = slot?.local;
+    return held instanceof RecentText && held.owner === this && held.packed !== '' ? held : undefined;
+  }
+
+  /**
+   * The record `held` keeps, when the table holds `s` for its key and that is the very packed string
+   * the record came from, and the record is live at `now`: a returning read unpacks nothing.
+   */
+  shared(held: RecentText | undefined, s: string, now: number): SessionRecord | undefined {
+    const rec = held?.record;
+    return rec != null && held!.packed === s && !isExpired(rec, now) ? rec : undefined;
   }
 
   /** The record `s` with new lastSeenAt and expiresAt; owner and data are copied as they are (and, with `key`, its recent text follows). */
@@ -188,19 +214,22 @@ export class RecordPacker {
     const packed = out.toString('latin1', 0, o);
     if (key !== undefined) {
       const hit = this.#recent.get(key);
-      if (hit !== undefined && hit.packed === s) hit.packed = packed;
+      if (hit !== undefined && hit.packed === s) {
+        hit.packed = packed;
+        hit.record = null;
+      }
     }
     return packed;
   }
 
   /** `data(s, h)`, from the texts unpacked last when `s` is the very string one came from (see RECENT_TEXTS). */
-  #recentData(key: string, s: string, h: Head, slot: LocalSlot | undefined): string {
+  #recentData(key: string, stored: string, s: string, h: Head, slot: LocalSlot | undefined): string {
     const held = slot?.local;
     if (held instanceof RecentText && held.owner === this && held.packed === s) return held.text;
     let hit = this.#recent.get(key);
     if (hit === undefined || hit.packed !== s) {
       const text = this.data(s, h);
-      hit = this.#remember(key, hit, s, text, true);
+      hit = this.#remember(key, hit, s, text, stored);
       if (hit === undefined) {
         if (slot !== undefined) slot.local = undefined;
         return text;
@@ -216,15 +245,16 @@ export class RecordPacker {
    */
   #follow(key: string, packed: string, text: string): void {
     const hit = this.#recent.get(key);
-    if (hit !== undefined) this.#remember(key, hit, packed, text, false);
+    if (hit !== undefined) this.#remember(key, hit, packed, text);
   }
 
   /**
-   * Points `key`'s entry (`hit`, if any) at `packed` and its text, or adds one when `add`; too long a
+   * Points `key`'s entry (`hit`, if any) at `packed` and its text, or adds one when given the key's
+   * form in the table (`stored`); too long a
    * text is not kept. Returns the entry that now holds the text, if any. An entry that leaves is emptied,
    * so a slot still holding it neither matches nor keeps its strings alive.
    */
-  #remember(key: string, hit: RecentText | undefined, packed: string, text: string, add: boolean): RecentText | undefined {
+  #remember(key: string, hit: RecentText | undefined, packed: string, text: string, stored?: string): RecentText | undefined {
     if (text.length > RECENT_TEXTS.maxChars) {
       if (hit !== undefined) this.#forget(key, hit);
       return undefined;
@@ -232,14 +262,15 @@ export class RecordPacker {
     if (hit !== undefined) {
       hit.packed = packed;
       hit.text = text;
+      hit.record = null;
       return hit;
     }
-    if (!add) return undefined;
+    if (stored === undefined) return undefined;
     if (this.#recent.size >= RECENT_TEXTS.entries) {
       const [oldest, entry] = this.#recent.entries().next().value!;
       this.#forget(oldest, entry);
     }
-    const entry = new RecentText(this, packed, text);
+    const entry = new RecentText(this, stored, packed, text);
     this.#recent.set(key, entry);
     return entry;
   }
@@ -248,6 +279,7 @@ export class RecordPacker {
     this.#recent.delete(key);
     entry.packed = '';
     entry.text = '';
+    entry.record = null;
   }
 
   #input(size: number): Buffer {

@@ -130,7 +130,7 @@ export class TieredStore implements SessionStore {
     if (this.#fence) return undefined;
     const state = this.#shared.feedState;
     if (state !== undefined && state !== 'listening') return undefined;
-    const local = this.#lru.live(this.#lru.stored(key), key, this.clock.now(), slot);
+    const local = this.#lru.live(key, this.clock.now(), slot);
     if (local !== undefined) this.#hits++;
     return local;
   }
@@ -144,7 +144,7 @@ export class TieredStore implements SessionStore {
       const trusted = this.#trusted();
       if (trusted === true || (trusted !== false && await trusted)) {
         // Looked up again: the fence may have delivered a report that dropped or replaced the copy.
-        const local = this.#lru.live(stored, key, this.clock.now());
+        const local = this.#lru.live(key, this.clock.now(), undefined, stored);
         if (local !== undefined) {
           this.#hits++;
           return local;

@@ -48,18 +48,22 @@ export class LocalCopies {
   /** A new record object unpacked from the copy under `stored` (`key`'s form), its recency left as it is. */
   record(stored: string, key: string): SessionRecord | undefined {
     const value = this.#table.peek(stored);
-    return value === undefined ? undefined : this.#packer.record(key, value, readHead(value));
+    return value === undefined ? undefined : this.#packer.record(key, stored, value, readHead(value));
   }
 
   /**
-   * The record under `stored` if its copy is still live at `now`, marked as recently used; an expired
-   * copy is not unpacked. `slot`: see SessionStore.getLocal.
+   * `key`'s record if its copy is still live at `now`, marked as recently used; an expired copy is not
+   * unpacked. `stored`: the key's form, when the caller has it. `slot`: see SessionStore.getLocal.
    */
-  live(stored: string, key: string, now: number, slot?: LocalSlot): SessionRecord | undefined {
+  live(key: string, now: number, slot?: LocalSlot, stored?: string): SessionRecord | undefined {
+    const held = this.#packer.held(slot);
+    stored ??= held === undefined ? toStoredKey(key) : held.stored;
     const value = this.#table.use(stored);
     if (value === undefined) return undefined;
+    const shared = this.#packer.shared(held, value, now);
+    if (shared !== undefined) return shared;
     const head = readHead(value);
-    return isExpired(head, now) ? undefined : this.#packer.record(key, value, head, slot);
+    return isExpired(head, now) ? undefined : this.#packer.record(key, stored, value, head, slot);
   }
 
   /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */

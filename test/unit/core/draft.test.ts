@@ -52,6 +52,26 @@ describe('drafts', () => {
     assert.equal(finished(d), base, 'an unchanged draft finishes to its original, shared');
   });
 
+  it('draft when several nested drafts were read before their parent changed then each stays the one handle, and its changes land', () => {
+    const base = original();
+    const d = draft(base);
+    const cart = d.cart;
+    const prefs = d.prefs;
+    const tags = d.prefs.tags;
+    assert.equal(d.cart, cart, 'the first child read is the same draft on every read');
+    assert.equal(d.prefs, prefs, 'so is the second');
+    d.n = 1;
+    assert.equal(d.cart, cart, 'still the same after the parent changed');
+    assert.equal(d.prefs, prefs);
+    assert.equal(d.prefs.tags, tags);
+    cart.push({ sku: 'pen', qty: 1 });
+    prefs.theme = 'light';
+    tags.push('b');
+    assert.deepEqual(finished(d), { cart: [{ sku: 'mug', qty: 1 }, { sku: 'lamp', qty: 2 }, { sku: 'pen', qty: 1 }], prefs: { theme: 'light', tags: ['a', 'b'] }, n: 1 });
+    assert.equal(base.cart.length, 2);
+    assert.equal(base.prefs.theme, 'dark');
+  });
+
   it('draft when changed at any depth then the original stays as it was and the result shares what was not touched', () => {
     const base = original();
     const d = draft(base);

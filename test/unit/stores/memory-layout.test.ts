@@ -115,7 +115,14 @@ describe('RecordPacker', () => {
         if (!held.has(key)) held.set(key, { local: undefined });
         return held.get(key);
       };
-      const read = (key: string, s: string): string => p.record(key, s, readHead(s), slot(key)).data;
+      // As the stores read: the record a slot keeps when it stands for `s`, else unpacked.
+      const read = (key: string, s: string): string => {
+        const sl = slot(key);
+        const rec = p.shared(p.held(sl), s, now) ?? p.record(key, key, s, readHead(s), sl);
+        const { version, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, userId } = readHead(s);
+        assert.deepEqual({ ...rec, data: '' }, { key, data: '', version, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, userId });
+        return rec.data;
+      };
       const one = p.pack(base);
       const two = p.pack({ ...base, data: base.data.replace('light', 'dark'), version: 2 });
       assert.equal(read('k', one), base.data);
@@ -147,19 +154,53 @@ describe('RecordPacker', () => {
     const p = trained();
     const slot: LocalSlot = { local: undefined };
     const one = p.pack(base);
-    assert.equal(p.record('k', one, readHead(one), slot).data, base.data);
+    assert.equal(p.record('k', 'k', one, readHead(one), slot).data, base.data);
     const entry = slot.local;
     assert.ok(entry !== undefined, 'the text kept is left in the slot');
-    assert.equal(p.record('k', one, readHead(one), slot).data, base.data);
+    assert.equal(p.record('k', 'k', one, readHead(one), slot).data, base.data);
     assert.equal(slot.local, entry, 'the same entry serves the same packed string');
     const other = new RecordPacker();
     const theirs = other.pack(base);
-    assert.equal(other.record('k', theirs, readHead(theirs), slot).data, base.data);
+    assert.equal(other.record('k', 'k', theirs, readHead(theirs), slot).data, base.data);
     assert.notEqual(slot.local, entry, 'another packer does not take this one\'s entry');
     for (let i = 0; i <= RECENT_TEXTS.entries; i++) {
       const s = p.pack({ ...base, data: `{"i":${i}}` });
-      p.record(`key-${i}`, s, readHead(s));
+      p.record(`key-${i}`, `key-${i}`, s, readHead(s));
     }
-    assert.deepEqual({ ...(entry as object) }, { ...(entry as object), packed: '', text: '' }, 'an entry pushed out is emptied, so a slot still holding it keeps nothing alive');
+    assert.deepEqual({ ...(entry as object) }, { ...(entry as object), packed: '', text: '', record: null }, 'an entry pushed out is emptied, so a slot still holding it keeps nothing alive');
+  });
+
+  it('record packer when a slot keeps a record then hands out that one object only for its own packed string, while live, until the key is written, touched or pushed out', () => {
+    const p = trained();
+    const slot: LocalSlot = { local: undefined };
+    const one = p.pack(base);
+    assert.equal(p.held(slot), undefined, 'an empty slot holds nothing');
+    const first = p.record('k', 'stored-k', one, readHead(one), slot);
+    const held = p.held(slot);
+    assert.equal(held?.stored, 'stored-k', 'the slot names the key as the table holds it');
+    assert.equal(p.shared(held, one, now), first, 'the same packed string: the same record, nothing unpacked');
+    assert.equal(p.shared(held, p.pack({ ...base, version: 2 }), now), undefined, 'another packed string: unpacked afresh');
+    assert.equal(p.shared(held, one, base.expiresAt), undefined, 'not once its idle deadline has come');
+    assert.equal(p.shared(held, one, base.absoluteExpiresAt), undefined, 'nor its absolute one');
+    assert.equal(new RecordPacker().held(slot), undefined, 'another packer does not take this one\'s entry');
+    // Touched: the entry follows the new string, and the record (with the old deadlines) is let go.
+    const touched = p.touched(one, readHead(one), now + 5_000, now + 1, 'k');
+    assert.equal(p.shared(held, touched, now), undefined);
+    assert.equal(p.shared(held, one, now), undefined);
+    const again = p.record('k', 'stored-k', touched, readHead(touched), slot);
+    assert.notEqual(again, first);
+    assert.equal(again.expiresAt, now + 5_000);
+    assert.equal(p.shared(p.held(slot), touched, now), again);
+    // Written: the same.
+    const written = p.pack({ ...base, data: '{"d":{"n":9}}', version: 2 }, 'k');
+    assert.equal(p.shared(p.held(slot), written, now), undefined);
+    assert.equal(p.record('k', 'stored-k', written, readHead(written), slot).data, '{"d":{"n":9}}');
+    // Pushed out of the recent entries: the slot holds nothing any more.
+    for (let i = 0; i < RECENT_TEXTS.entries; i++) {
+      const s = p.pack({ ...base, data: `{"i":${i}}` });
+      p.record(`key-${i}`, `key-${i}`, s, readHead(s));
+    }
+    assert.equal(p.held(slot), undefined);
+    assert.equal(p.shared(held, written, now), undefined);
   });
 });
