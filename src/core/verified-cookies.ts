@@ -2,7 +2,7 @@
  * Session cookies whose signature was already verified: a returning session's requests skip the HMAC
  * and the base64url checks, paying only the hash of the ID that the store key needs anyway.
  *
- * What is kept is `signature → { store key, stale }`: no cookie value and no raw ID, so a heap dump of
+ * What is kept is `{ signature, store key, stale }`: no cookie value and no raw ID, so a heap dump of
  * the cache yields nothing that opens a session (a signature without its ID is useless, and the store
  * key is a one-way hash). A cookie is accepted from the cache only when its signature is remembered
  * and its ID hashes to the remembered key, i.e. it is the very value that verified; anything else goes
@@ -13,7 +13,8 @@
  *
  * An entry also holds the decoded-session cache's entry its session was last read through
  * (decoded.ts, DecodedHolder) and the store's slot for its key (SessionStore.getLocal, where the
- * bundled stores leave the record's unpacked text): the session's next request finds both there,
+ * bundled stores leave the key's form in their table and the record last unpacked): the session's
+ * next request finds both there,
  * each checked against what is stored now, without two more lookups by key in large Maps. It holds
  * nothing the caches do not: an entry either cache lets go is emptied.
  * @module
@@ -37,6 +38,8 @@ export interface VerifiedCookie {
 }
 
 interface Entry extends DecodedHolder, LocalSlot {
+  /** The signature that verified: a cookie is taken from the cache only when it carries exactly this one. */
+  signature: string;
   key: string;
   stale: boolean;
 }
@@ -48,10 +51,22 @@ export const VERIFIED_COOKIES_MAX = 10_000;
 const SIG_LENGTH = 43;
 const MAX_ID_LENGTH = 128;
 
+/**
+ * The cache's key for the signature at `at` in `value`: a small integer mixed from its first eight
+ * characters, read in place. A string key would be a new slice of every request's cookie, hashed
+ * afresh by the Map; this costs eight character reads. Signatures are HMAC output, so these numbers
+ * spread evenly; two signatures that share one only displace each other's entry.
+ */
+function signatureKey(value: string, at: number): number {
+  let n = 0;
+  for (let i = at; i < at + 8; i++) n = ((n << 5) - n + value.charCodeAt(i)) & 0x3fffffff;
+  return n;
+}
+
 export class VerifiedCookies {
   readonly #signer: Signer;
   readonly #max: number;
-  readonly #seen = new Map<string, Entry>();
+  readonly #seen = new Map<number, Entry>();
 
   constructor(signer: Signer, max = VERIFIED_COOKIES_MAX) {
     this.#signer = signer;
@@ -68,16 +83,14 @@ export class VerifiedCookies {
     // Cheap shape check first, so junk of any length is refused before anything is hashed.
     if (dot <= 0 || dot > MAX_ID_LENGTH || value.length - dot - 1 !== SIG_LENGTH) return null;
     const id = value.slice(0, dot);
-    const signature = value.slice(dot + 1);
-    const hit = this.#seen.get(signature);
-    if (hit !== undefined) {
+    const hit = this.#seen.get(signatureKey(value, dot + 1));
+    if (hit !== undefined && value.endsWith(hit.signature)) {
       const key = hashId(id);
       if (key === hit.key) return { id, key, stale: hit.stale, holder: hit };
     }
     const unsigned = this.#signer.unsign(value);
     if (!unsigned) return null;
-    const entry: Entry = { key: hashId(unsigned.id), stale: unsigned.stale, decoded: undefined, local: undefined };
-    this.#keep(signature, entry);
+    const entry = this.#keep(value.slice(dot + 1), hashId(unsigned.id), unsigned.stale);
     return { id: unsigned.id, key: entry.key, stale: entry.stale, holder: entry };
   }
 
@@ -88,12 +101,16 @@ export class VerifiedCookies {
    */
   sign(id: string, key: string): string {
     const value = this.#signer.sign(id);
-    this.#keep(value.slice(value.lastIndexOf('.') + 1), { key, stale: false, decoded: undefined, local: undefined });
+    this.#keep(value.slice(value.lastIndexOf('.') + 1), key, false);
     return value;
   }
 
-  #keep(signature: string, entry: Entry): void {
-    if (this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value!);
-    this.#seen.set(signature, entry);
+  #keep(signature: string, key: string, stale: boolean): Entry {
+    const entry: Entry = { signature, key, stale, decoded: undefined, local: undefined };
+    const at = signatureKey(signature, 0);
+    // A signature sharing the number takes its place, as the newest entry.
+    if (!this.#seen.delete(at) && this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value!);
+    this.#seen.set(at, entry);
+    return entry;
   }
 }

@@ -97,6 +97,35 @@ describe('VerifiedCookies with a remembered signature', () => {
     assert.equal(cache.verify(`${good.slice(0, good.lastIndexOf('.') - 1)}.${signature}`), null);
     assert.equal(cache.size, 1);
   });
+
+  it('verify when two verified signatures share the number the cache files them under then each still verifies as itself, the later displacing the earlier', () => {
+    // The number mixes a signature's first eight characters as n·31 + c: "Ba" and "CB" there give the
+    // same one. Signatures of that shape do not come out of HMAC on demand, so this signer accepts any.
+    let unsigns = 0;
+    class AcceptingSigner extends Signer {
+      override unsign(value: string) {
+        unsigns++;
+        return { id: value.slice(0, value.lastIndexOf('.')), stale: false };
+      }
+    }
+    const cache = new VerifiedCookies(new AcceptingSigner([SECRET_A]));
+    const signature = (pair: string) => `AAAAAA${pair}${'A'.repeat(35)}`;
+    const [idA, idB] = [generateId(), generateId()];
+    const a = `${idA}.${signature('Ba')}`;
+    const b = `${idB}.${signature('CB')}`;
+    const expect = (value: string, id: string, checks: number) => {
+      assert.deepEqual(fields(cache.verify(value)), { id, key: hashId(id), stale: false });
+      assert.equal(unsigns, checks);
+    };
+    expect(a, idA, 1);
+    expect(a, idA, 1);
+    expect(b, idB, 2);
+    expect(b, idB, 2);
+    assert.equal(cache.size, 1, 'one place for both');
+    expect(a, idA, 3);
+    assert.equal(cache.verify(`${idB}.${signature('Ba')}`)?.id, idB, 'a remembered signature with another ID: the full check decides');
+    assert.equal(unsigns, 4);
+  });
 });
 
 describe('Engine and verified cookies', () => {
