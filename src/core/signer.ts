@@ -13,6 +13,8 @@ export interface Unsigned {
   id: string;
   /** True when a secret other than the first verified it: the cookie should be re-signed. */
   stale: boolean;
+  /** The signature, as a string of its own (no slice of the value, so keeping it keeps nothing else). */
+  signature: string;
 }
 
 export class Signer {
@@ -23,7 +25,12 @@ export class Signer {
   }
 
   sign(id: string): string {
-    return `${id}.${this.#mac(this.#keys[0]!, id).toString('base64url')}`;
+    return `${id}.${this.signature(id)}`;
+  }
+
+  /** The signature `sign` appends to `id`. */
+  signature(id: string): string {
+    return this.#mac(this.#keys[0]!, id).toString('base64url');
   }
 
   /**
@@ -37,13 +44,14 @@ export class Signer {
     if (!isWellFormedId(id)) return null;
     const given = Buffer.from(value.slice(dot + 1), 'base64url');
     // base64url decoding is lenient; re-encoding must reproduce the text exactly.
-    if (given.length !== 32 || given.toString('base64url') !== value.slice(dot + 1)) return null;
+    const signature = given.toString('base64url');
+    if (given.length !== 32 || signature !== value.slice(dot + 1)) return null;
     let match = -1;
     // Every key is tried, so timing does not tell which one matched.
     for (let i = 0; i < this.#keys.length; i++) {
       if (timingSafeEqual(given, this.#mac(this.#keys[i]!, id)) && match === -1) match = i;
     }
-    return match === -1 ? null : { id, stale: match !== 0 };
+    return match === -1 ? null : { id, stale: match !== 0, signature };
   }
 
   #mac(key: Buffer, id: string): Buffer {

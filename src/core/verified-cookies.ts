@@ -2,7 +2,8 @@
  * Session cookies whose signature was already verified: a returning session's requests skip the HMAC
  * and the base64url checks, paying only the hash of the ID that the store key needs anyway.
  *
- * What is kept is `{ signature, store key, stale }`: no cookie value and no raw ID, so a heap dump of
+ * What is kept is `{ signature, store key, stale }`, each a string of its own (a slice of the cookie
+ * would keep the whole cookie alive): no cookie value and no raw ID, so a heap dump of
  * the cache yields nothing that opens a session (a signature without its ID is useless, and the store
  * key is a one-way hash). A cookie is accepted from the cache only when its signature is remembered
  * and its ID hashes to the remembered key, i.e. it is the very value that verified; anything else goes
@@ -90,7 +91,7 @@ export class VerifiedCookies {
     }
     const unsigned = this.#signer.unsign(value);
     if (!unsigned) return null;
-    const entry = this.#keep(value.slice(dot + 1), hashId(unsigned.id), unsigned.stale);
+    const entry = this.#keep(unsigned.signature, hashId(unsigned.id), unsigned.stale);
     return { id: unsigned.id, key: entry.key, stale: entry.stale, holder: entry };
   }
 
@@ -100,9 +101,9 @@ export class VerifiedCookies {
    * the ID's store key, which the caller has already computed.
    */
   sign(id: string, key: string): string {
-    const value = this.#signer.sign(id);
-    this.#keep(value.slice(value.lastIndexOf('.') + 1), key, false);
-    return value;
+    const signature = this.#signer.signature(id);
+    this.#keep(signature, key, false);
+    return `${id}.${signature}`;
   }
 
   #keep(signature: string, key: string, stale: boolean): Entry {

@@ -89,7 +89,7 @@ describe('engine lifecycle', () => {
     const rotated = rig({ secrets: [SECRET_A, SECRET_B] }, old);
     const t = await trip(rotated.tether, cookie, (s) => assert.deepEqual(s.get('cart'), ['fig']), 'GET');
     assert.equal(t.setCookies.length, 1, 'the stale cookie is sent again');
-    assert.deepEqual(new Signer([SECRET_A]).unsign(valueOf(t.cookie!)), { id: session.id, stale: false });
+    assert.deepEqual(new Signer([SECRET_A]).unsign(valueOf(t.cookie!)), { id: session.id, stale: false, signature: new Signer([SECRET_A]).signature(session.id!) });
     const dropped = rig({ secrets: [SECRET_A] }, old);
     const d = await trip(dropped.tether, cookie, (s) => {
       assert.equal(s.isNew, true);

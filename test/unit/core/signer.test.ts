@@ -17,8 +17,10 @@ describe('Signer', () => {
     const id = generateId();
     const byOld = new Signer([SECRET_B]).sign(id);
     const rotated = new Signer([SECRET_A, SECRET_B]);
-    assert.deepEqual(rotated.unsign(byOld), { id, stale: true });
-    assert.deepEqual(rotated.unsign(rotated.sign(id)), { id, stale: false });
+    const sigOf = (value: string) => value.slice(value.lastIndexOf('.') + 1);
+    assert.deepEqual(rotated.unsign(byOld), { id, stale: true, signature: sigOf(byOld) });
+    assert.deepEqual(rotated.unsign(rotated.sign(id)), { id, stale: false, signature: rotated.signature(id) });
+    assert.equal(rotated.sign(id), `${id}.${rotated.signature(id)}`);
     assert.equal(new Signer([SECRET_A]).unsign(byOld), null, 'a dropped secret verifies nothing');
   });
 
