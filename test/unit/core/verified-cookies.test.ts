@@ -57,6 +57,12 @@ describe('VerifiedCookies', () => {
     }
     assert.equal(cache.verify(good + 'x'), null);
     assert.equal(cache.verify('x' + good), null);
+    // A dot in the signature, where the ID's dot would be for a shorter signature, or both.
+    const dot = good.lastIndexOf('.');
+    for (const at of [dot + 1, dot + 20, good.length - 1]) {
+      assert.equal(cache.verify(`${good.slice(0, at)}.${good.slice(at + 1)}`), null, `a dot at ${at}`);
+    }
+    assert.equal(cache.verify(`${good.slice(0, dot)}x${good.slice(dot + 1, -1)}.`), null);
     assert.equal(cache.size, 1, 'refused values are never remembered');
   });
 
