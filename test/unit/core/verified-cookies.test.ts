@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Signer } from '../../../src/core/signer.js';
 import { generateId, hashId } from '../../../src/core/ids.js';
+import { getHeapSnapshot } from 'node:v8';
+import { readCookie } from '../../../src/core/cookie.js';
 import { VerifiedCookies } from '../../../src/core/verified-cookies.js';
 import type { VerifiedCookie } from '../../../src/core/verified-cookies.js';
 import { SECRET_A, SECRET_B, rig, trip } from '../support.js';
@@ -89,6 +91,39 @@ describe('VerifiedCookies', () => {
       assert.equal(cache.verify(junk), null, junk.slice(0, 20));
     }
     assert.equal(cache.size, 0);
+  });
+});
+
+/** Every string reachable in this process (a heap snapshot collects garbage first). */
+async function reachableStrings(): Promise<string[]> {
+  let json = '';
+  for await (const chunk of getHeapSnapshot()) json += chunk;
+  return (JSON.parse(json) as { strings: string[] }).strings;
+}
+
+describe('VerifiedCookies and what a heap dump would show', () => {
+  it('verify when cookies verified, by the signer or from the cache, then the cache keeps no cookie value and no ID, only signatures and keys', async () => {
+    const signer = new Signer([SECRET_A]);
+    const cache = new VerifiedCookies(signer);
+    // Verified as the adapters do: a slice of a Cookie header. Only the IDs' first characters leave
+    // this scope, to look for; no reference to the header, the value or the ID does.
+    const probes = (() => {
+      const out: Array<{ idStart: string; key: string; signature: string }> = [];
+      for (let i = 0; i < 3; i++) {
+        const id = generateId();
+        const value = i === 2 ? cache.sign(id, hashId(id)) : signer.sign(id);
+        const header = `theme=dark; sid=${value}; lang=en`;
+        for (let k = 0; k < 2; k++) assert.equal(cache.verify(readCookie(header, 'sid')!)?.id, id);
+        out.push({ idStart: id.slice(0, 16).split('').join(''), key: hashId(id), signature: value.slice(value.lastIndexOf('.') + 1).split('').join('') });
+      }
+      return out;
+    })();
+    /[a-z]/.exec('overwrites the last match, which keeps the subject of the last regular expression run');
+    const strings = await reachableStrings();
+    for (const { idStart, key, signature } of probes) {
+      assert.equal(strings.some((t) => t.includes(idStart) && t !== idStart), false, 'no string holding the ID (the cookie value, its header, the ID itself)');
+      assert.ok(strings.includes(key) && strings.includes(signature), 'while the key and the signature are there');
+    }
   });
 });
 
