@@ -7,7 +7,7 @@ import { getHeapSnapshot } from 'node:v8';
 import { readCookie } from '../../../src/core/cookie.js';
 import { VerifiedCookies } from '../../../src/core/verified-cookies.js';
 import type { VerifiedCookie } from '../../../src/core/verified-cookies.js';
-import { SECRET_A, SECRET_B, rig, trip } from '../support.js';
+import { SECRET_A, SECRET_B, rig, trip, valueOf } from '../support.js';
 
 /** What a verification says of the cookie, without its holder. */
 const fields = (v: VerifiedCookie | null) => v && { id: v.id, key: v.key, stale: v.stale };
@@ -171,6 +171,30 @@ describe('VerifiedCookies with a remembered signature', () => {
 });
 
 describe('Engine and verified cookies', () => {
+  it('engine when sessions were created, read, written and logged in then a heap snapshot holds no string with any of their IDs', async () => {
+    const r = rig({ csrf: false });
+    // Only the IDs' first characters leave this scope, to look for.
+    const idStarts = await (async () => {
+      const out: string[] = [];
+      const remember = (cookie: string | undefined) => out.push(valueOf(cookie!).slice(0, 16).split('').join(''));
+      for (let i = 0; i < 3; i++) {
+        const made = await trip(r.tether, undefined, (s) => s.set('n', i));
+        remember(made.cookie);
+        await trip(r.tether, made.cookie, (s) => assert.equal(s.get('n'), i), 'GET');
+        await trip(r.tether, made.cookie, (s) => s.set('n', i + 1));
+        const login = await trip(r.tether, made.cookie, (s) => s.login(`user-${i}`));
+        remember(login.cookie);
+        await trip(r.tether, login.cookie, (s) => assert.equal(s.get('n'), i + 1), 'GET');
+      }
+      return out;
+    })();
+    /[a-z]/.exec('overwrites the last match, which keeps the subject of the last regular expression run');
+    const strings = await reachableStrings();
+    assert.equal(idStarts.length, 6);
+    for (const start of idStarts) assert.equal(strings.some((t) => t.includes(start) && t !== start), false, start);
+    assert.ok(r.tether.stats().verifiedCookies >= 3, 'while their cookies are remembered as verified');
+  });
+
   it('cookie of a new session when issued then is not remembered; once it returns, and when a login regenerates the session, it is', async () => {
     const r = rig();
     const first = await trip(r.tether, undefined, (s) => s.set('a', 1));
