@@ -24,8 +24,9 @@ export class Signer {
     this.#keys = secrets.map((s) => Buffer.from(s, 'utf8'));
   }
 
-  sign(id: string): string {
-    return `${id}.${this.signature(id)}`;
+  /** The cookie value for `id`; `signature`, when the caller has computed it already, is `signature(id)`. */
+  sign(id: string, signature = this.signature(id)): string {
+    return `${id}.${signature}`;
   }
 
   /** The signature `sign` appends to `id`. */

@@ -106,7 +106,7 @@ export class VerifiedCookies {
   sign(id: string, key: string): string {
     const signature = this.#signer.signature(id);
     this.#keep(signature, key, false);
-    return `${id}.${signature}`;
+    return this.#signer.sign(id, signature);
   }
 
   #keep(signature: string, key: string, stale: boolean): Entry {
