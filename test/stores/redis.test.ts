@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js';
 import { plainSender } from '../../src/stores/redis/options.js';
+import { escapeGlob } from '../../src/stores/redis/feed.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
@@ -139,6 +140,90 @@ describe('RedisStore own cases', () => {
     assert.deepEqual(seenByB, []);
     await a.close();
     await b.close();
+  });
+
+  it('redis change feed when this store and another write then each listener hears every change once: the other’s over Redis, its own as acknowledged', async () => {
+    const clock = new ManualClock();
+    const keyPrefix = nextPrefix();
+    const a = new RedisStore({ url: server.url, keyPrefix, clock });
+    const b = new RedisStore({ url: server.url, keyPrefix, clock });
+    const heard: string[] = [];
+    let resyncs = 0;
+    const stop = a.subscribe((key, stamp) => heard.push(`${key} ${stamp ?? '-'}`), { onResync: () => { resyncs++; } });
+    try {
+      await waitFor('the change feed to attach', 5_000, async () => resyncs >= 1);
+      const own = makeRecord(clock, { key: 'own', userId: 'feed-user' });
+      // Each of this store's own changes is heard by the time its call returns.
+      await a.set(own, 0);
+      assert.deepEqual(heard, [`own 1:${own.expiresAt}`]);
+      await a.touch('own', own.expiresAt + 5, own.lastSeenAt + 5);
+      assert.deepEqual(heard.at(-1), `own 1:${own.expiresAt + 5}`);
+      const next = makeRecord(clock, { key: 'own-next', userId: 'feed-user' });
+      assert.ok((await a.regenerate!({ ...own, version: 2, expiresAt: clock.now() - 1, absoluteExpiresAt: clock.now() - 1 }, 1, next)).ok);
+      assert.deepEqual(heard.slice(-2), [`own 2:${clock.now() - 1}`, `own-next 1:${next.expiresAt}`]);
+      assert.equal(await a.destroyByUser('feed-user'), 1);
+      assert.deepEqual(heard.at(-1), 'own-next -');
+      await a.destroy('gone');
+      assert.deepEqual(heard.at(-1), 'gone -');
+      // The other store's changes arrive over Redis.
+      const theirs = makeRecord(clock, { key: 'theirs' });
+      await b.set(theirs, 0);
+      await waitFor('the other store’s change', 5_000, async () => heard.includes(`theirs 1:${theirs.expiresAt}`));
+      // Nothing came twice: Redis did not send this store its own messages back.
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(heard.length, new Set(heard).size, heard.join(' | '));
+      assert.equal(heard.length, 7, heard.join(' | '));
+      // A conflict publishes nothing, and is heard by nobody.
+      assert.equal((await a.set({ ...theirs, version: 6 }, 5)).ok, false);
+      assert.equal(heard.length, 7);
+    } finally {
+      stop();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('redis change feed when stores with any other tag publish then it hears each message once, and never its own store’s', async () => {
+    const clock = new ManualClock();
+    const keyPrefix = `${nextPrefix()}[*?\\]`;
+    const store = new RedisStore({ url: server.url, keyPrefix, clock });
+    const raw = new Redis(server.url);
+    const spy = new Redis(server.url);
+    const heard: string[] = [];
+    let resyncs = 0;
+    const stop = store.subscribe((key) => heard.push(key), { onResync: () => { resyncs++; } });
+    try {
+      await waitFor('the change feed to attach', 5_000, async () => resyncs >= 1);
+      // The store's own channel, as a spy on every channel of the prefix sees it.
+      const channels: string[] = [];
+      spy.on('pmessage', (_p: string, channel: string) => channels.push(channel));
+      await spy.psubscribe(`${escapeGlob(keyPrefix)}changes:*`);
+      await store.set(makeRecord(clock, { key: 'probe' }), 0);
+      await waitFor('the spy to see the store’s channel', 5_000, async () => channels.length > 0);
+      const base = `${keyPrefix}changes:`;
+      const tag = channels[0]!.slice(base.length);
+      assert.match(tag, /^[0-9A-Za-z]{7}$/);
+      heard.length = 0;
+      // Every tag that differs from the store's at one position, and one that differs everywhere.
+      const other = (c: string): string => (c === 'z' ? 'y' : 'z');
+      const tags = [...tag].map((c, i) => tag.slice(0, i) + other(c) + tag.slice(i + 1));
+      tags.push([...tag].map(other).join(''));
+      for (const [i, t] of tags.entries()) await raw.publish(base + t, `!k${i}`);
+      // Channels that only look alike: the store's own, longer or shorter tags, another prefix that begins with this one.
+      await raw.publish(base + tag, '!own');
+      await raw.publish(base + tag + 'x', '!longer');
+      await raw.publish(base + tag.slice(1), '!shorter');
+      await raw.publish(`${keyPrefix}changes:xchanges:${tags[0]}`, '!nested');
+      await raw.publish(`${keyPrefix}changes`, '!bare');
+      await raw.publish(base + 'marker0', '!marker');
+      await waitFor('the marker', 5_000, async () => heard.includes('marker'));
+      assert.deepEqual(heard, [...tags.map((_t, i) => `k${i}`), 'marker']);
+    } finally {
+      stop();
+      spy.disconnect();
+      raw.disconnect();
+      await store.close();
+    }
   });
 
   it('redis store when a session is written then keeps one string per session and one sorted set per user, with TTLs', async () => {

@@ -218,10 +218,14 @@ describe('change report wire formats', () => {
     const sub = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     sub.on('error', () => {});
     const messages: string[] = [];
-    sub.on('message', (_channel: string, message: string) => messages.push(message));
+    const channels = new Set<string>();
+    sub.on('pmessage', (_pattern: string, channel: string, message: string) => {
+      channels.add(channel);
+      messages.push(message);
+    });
     try {
       await sub.connect();
-      await sub.subscribe(`${keyPrefix}changes`);
+      await sub.psubscribe(`${keyPrefix}changes:*`);
       const key = 'ключ =1:2 !';
       const rec = makeRecord(clock, { key, version: 1 });
       await store.set(rec, 0);
@@ -231,6 +235,9 @@ describe('change report wire formats', () => {
       const want = [`=1:${rec.expiresAt} ${key}`, `=2:${rec.expiresAt} ${key}`, `=2:${rec.expiresAt + 1} ${key}`, `!${key}`];
       await waitFor('four change messages', 5_000, async () => messages.length >= want.length);
       assert.deepEqual(messages, want);
+      // All on the store's own channel: <prefix>changes:<seven alphanumerics>.
+      assert.equal(channels.size, 1);
+      assert.match([...channels][0]!, new RegExp(`^${keyPrefix}changes:[0-9A-Za-z]{7}$`));
     } finally {
       sub.disconnect();
       await store.close();

@@ -16,7 +16,7 @@ import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreO
 import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, REGENERATE, SET, TOUCH, UNINDEX } from './scripts.js';
 import type { Script } from './scripts.js';
 import { decode, digits16, encode } from './record.js';
-import { ChangeFeed, type ChangeFeedOptions } from './feed.js';
+import { ChangeFeed, changeChannel, escapeGlob, writerTag, type ChangeFeedOptions } from './feed.js';
 import { checkEvictionPolicy } from './eviction.js';
 import { Deadlines } from '../../core/timeout.js';
 
@@ -59,9 +59,11 @@ export class RedisStore implements SessionStore {
   /** `<prefix>s:` and `<prefix>u:`: session and user-index key prefixes. */
   readonly #sp: string;
   readonly #up: string;
-  /** What the scripts publish on: the change channel, or '' when publishing is off. */
+  /** What the scripts publish on: this store's change channel (feed.ts), or '' when publishing is off. */
   readonly #channel: string;
-  readonly #feedChannel: string;
+  /** `<prefix>changes`, and this store's tag: its channel is `<prefix>changes:<tag>`. */
+  readonly #feedBase: string;
+  readonly #tag = writerTag();
   readonly #waiters = new Set<() => void>();
   /** Every command's bound (commandTimeoutMs), one ticker for all: no timer per command. */
   readonly #deadlines: Deadlines;
@@ -95,8 +97,8 @@ export class RedisStore implements SessionStore {
     this.#cluster = client.isCluster;
     this.#sp = `${this.#opts.keyPrefix}s:`;
     this.#up = `${this.#opts.keyPrefix}u:`;
-    this.#feedChannel = `${this.#opts.keyPrefix}changes`;
-    this.#channel = this.#opts.publishChanges ? this.#feedChannel : '';
+    this.#feedBase = `${this.#opts.keyPrefix}changes`;
+    this.#channel = this.#opts.publishChanges ? changeChannel(this.#feedBase, this.#tag) : '';
     // An 'error' event without a listener would be printed by ioredis; failures reach callers as
     // STORE_UNAVAILABLE instead, and the client keeps reconnecting on its own.
     client.on('error', noop);
@@ -142,6 +144,7 @@ export class RedisStore implements SessionStore {
     const now = this.clock.now();
     // Whole milliseconds: PEXPIRE refuses fractions, and a clock may return them.
     const ttl = Math.ceil((record.expiresAt < record.absoluteExpiresAt ? record.expiresAt : record.absoluteExpiresAt) - now);
+    const message = this.#message(record);
     let mode = '0';
     let reply: number | string;
     try {
@@ -158,7 +161,7 @@ export class RedisStore implements SessionStore {
       // KEYS, then only the ARGV this mode reads (see SET in scripts.ts).
       const args: Array<string | number> = mode === '1' ? [skey, this.#up + userId] : [skey];
       const numKeys = args.length;
-      args.push(expectedVersion, now, value, ttl, mode, this.#channel, this.#channel === '' ? '' : `=${stampOf(record)} ${key}`);
+      args.push(expectedVersion, now, value, ttl, mode, this.#channel, message);
       if (userId !== null) args.push(userId);
       if (mode === '1') args.push(record.absoluteExpiresAt, key);
       reply = await this.#eval(SET, numKeys, args) as number | string;
@@ -166,6 +169,7 @@ export class RedisStore implements SessionStore {
       throw this.#fail('set', err);
     }
     if (typeof reply === 'number' && reply >= 0) return { ok: false, current: reply };
+    this.#published(message);
     if (typeof reply === 'string') await this.#unindex(reply, key);
     return OK;
   }
@@ -186,18 +190,21 @@ export class RedisStore implements SessionStore {
     const keys = [this.#sp + ended.key, this.#sp + created.key];
     if (oldMode === '1') keys.push(this.#up + ended.userId);
     if (newMode === '1') keys.push(this.#up + created.userId);
-    const message = (r: SessionRecord): string => this.#channel === '' ? '' : `=${stampOf(r)} ${r.key}`;
+    const endedMessage = this.#message(ended);
+    const createdMessage = this.#message(created);
     let reply: unknown;
     try {
       reply = await this.#eval(REGENERATE, keys.length, [...keys, now, this.#channel,
-        expectedVersion, oldMode, message(ended), ended.userId ?? '', ended.key,
-        encode(created), ttl, newMode, message(created), created.userId ?? '', created.absoluteExpiresAt, created.key]);
+        expectedVersion, oldMode, endedMessage, ended.userId ?? '', ended.key,
+        encode(created), ttl, newMode, createdMessage, created.userId ?? '', created.absoluteExpiresAt, created.key]);
     } catch (err) {
       throw this.#fail('regenerate', err);
     }
     if (reply === -2) throw idCollision();
     if (typeof reply === 'number') return { ok: false, current: reply };
     const [old, fresh] = reply as [number | string, number | string];
+    this.#published(endedMessage);
+    this.#published(createdMessage);
     if (typeof old === 'string') await this.#unindex(old, ended.key);
     if (typeof fresh === 'string') await this.#unindex(fresh, created.key);
     return OK;
@@ -207,12 +214,17 @@ export class RedisStore implements SessionStore {
     this.#open();
     const patch = digits16(lastSeenAt, 'lastSeenAt') + digits16(expiresAt, 'expiresAt');
     if (this.#client.status !== 'ready') await this.#whenReady();
+    let version: number;
     try {
       // expiresAt as its digits (checked whole above): the script puts the string into the stamp as is.
-      return (await this.#eval(TOUCH, 1, [this.#sp + key, this.clock.now(), String(expiresAt), patch, key, this.#channel])) === 1;
+      // It answers the version it found, 0 when there was nothing to touch.
+      version = await this.#eval(TOUCH, 1, [this.#sp + key, this.clock.now(), String(expiresAt), patch, key, this.#channel]) as number;
     } catch (err) {
       throw this.#fail('touch', err);
     }
+    if (version === 0) return false;
+    this.#published(this.#message({ key, version, expiresAt }));
+    return true;
   }
 
   async destroy(key: string): Promise<void> {
@@ -224,6 +236,7 @@ export class RedisStore implements SessionStore {
     } catch (err) {
       throw this.#fail('destroy', err);
     }
+    this.#published(this.#removal(key));
     if (owner !== null) await this.#unindex(owner, key);
   }
 
@@ -256,15 +269,20 @@ export class RedisStore implements SessionStore {
       const members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, 0, -1))).filter((m) => !keep.has(m));
       if (members.length === 0) return 0;
       const now = this.clock.now();
+      let removed: number;
       if (!this.#cluster) {
         const argv = [idx, ...members.map((m) => this.#sp + m), userId, now, this.#channel, ...members];
-        return await this.#eval(DESTROY_BY_USER, members.length + 1, argv) as number;
+        removed = await this.#eval(DESTROY_BY_USER, members.length + 1, argv) as number;
+      } else {
+        // Cluster: each session on its own slot, deleted only if still this user's. The index entries
+        // stay until pruned by deadline: removing one here could race a re-created session of the same key.
+        const each = await Promise.all(members.map((m) =>
+          this.#eval(DESTROY_IF_OWNED, 1, [this.#sp + m, userId, now, m, this.#channel]) as Promise<number>));
+        removed = each.reduce((a, b) => a + b, 0);
       }
-      // Cluster: each session on its own slot, deleted only if still this user's. The index entries
-      // stay until pruned by deadline: removing one here could race a re-created session of the same key.
-      const removed = await Promise.all(members.map((m) =>
-        this.#eval(DESTROY_IF_OWNED, 1, [this.#sp + m, userId, now, m, this.#channel]) as Promise<number>));
-      return removed.reduce((a, b) => a + b, 0);
+      // Every listed key is reported, also one another user owns now: a removal report only drops a copy.
+      for (const m of members) this.#published(this.#removal(m));
+      return removed;
     } catch (err) {
       throw this.#fail('destroyByUser', err);
     }
@@ -274,7 +292,7 @@ export class RedisStore implements SessionStore {
   async count(): Promise<number> {
     this.#open();
     if (this.#client.status !== 'ready') await this.#whenReady();
-    const pattern = `${this.#sp.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const pattern = `${escapeGlob(this.#sp)}*`;
     const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
     let total = 0;
     try {
@@ -301,7 +319,7 @@ export class RedisStore implements SessionStore {
    */
   subscribe(listener: (key: string, stamp?: string) => void, options: ChangeFeedOptions = {}): () => void {
     this.#open();
-    this.#feed ??= new ChangeFeed(this.#client, this.#feedChannel, this.#opts.commandTimeoutMs);
+    this.#feed ??= new ChangeFeed(this.#client, this.#feedBase, this.#tag, this.#opts.commandTimeoutMs);
     return this.#feed.add(listener, options);
   }
 
@@ -345,6 +363,23 @@ export class RedisStore implements SessionStore {
 
   #open(): void {
     if (this.#closed) throw new StoreClosedError('RedisStore');
+  }
+
+  /** The change message a set or touch leaving `r` publishes (feed.ts), or '' when publishing is off. */
+  #message(r: Pick<SessionRecord, 'key' | 'version' | 'expiresAt'>): string {
+    return this.#channel === '' ? '' : `=${stampOf(r)} ${r.key}`;
+  }
+
+  #removal(key: string): string {
+    return this.#channel === '' ? '' : `!${key}`;
+  }
+
+  /**
+   * A change this store's script published: Redis sends it to every other store's feed, not back to
+   * this one's (feed.ts), so this store's own listeners hear it from here, once the write is acknowledged.
+   */
+  #published(message: string): void {
+    if (message !== '') this.#feed?.deliver(message);
   }
 
   /**

@@ -41,7 +41,7 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** Bound on establishing a connection (TCP + handshake). @default 5000 */
   connectTimeoutMs?: number;
-  /** Publish every change on `<prefix>changes` so `subscribe()` in any process sees it. @default true */
+  /** Publish every change on `<prefix>changes:<tag>` (this store's channel) so `subscribe()` in any process sees it. @default true */
   publishChanges?: boolean;
 }
 

@@ -146,8 +146,8 @@ return 1
  * The data is not rewritten: SETRANGE patches lastSeenAt and expiresAt in the header.
  * KEYS[1] session. ARGV: 1 now, 2 expiresAt (decimal digits, reused verbatim in the stamp), 3 header
  * bytes 32–63 (lastSeenAt then expiresAt), 4 store key, 5 change channel ('' = none).
- * Returns 1 when touched, 0 otherwise. The stamp names the version found in the header, which may be
- * newer than the one the caller last read.
+ * Returns the version found in the header when touched (at least 1; it may be newer than the one the
+ * caller last read, and the stamp names it), 0 otherwise.
  */
 export const TOUCH = new Script(`${RECORD}
 local h = head(KEYS[1])
@@ -158,11 +158,11 @@ local e = tonumber(ARGV[2])
 local a = tonumber(string.sub(h, 65, 80))
 if a < e then e = a end
 redis.call('PEXPIRE', KEYS[1], string.format('%d', e - now))
+local v = tonumber(string.sub(h, 1, 16))
 if ARGV[5] ~= '' then
-  local stamp = string.format('%d', tonumber(string.sub(h, 1, 16))) .. ':' .. ARGV[2]
-  redis.call('PUBLISH', ARGV[5], '=' .. stamp .. ' ' .. ARGV[4])
+  redis.call('PUBLISH', ARGV[5], '=' .. string.format('%d', v) .. ':' .. ARGV[2] .. ' ' .. ARGV[4])
 end
-return 1
+return v
 `);
 
 /**
