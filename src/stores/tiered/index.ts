@@ -30,6 +30,8 @@ export type { SharedStoreExtras, TieredConsistency, TieredStats, TieredStoreOpti
 /** A write in flight: the copy to keep once it is acknowledged, and the key's generation when it was sent. */
 interface Writing {
   copy: SessionRecord;
+  /** The key's form in the local copies (converted once per write). */
+  stored: string;
   g: Generation;
   stamp: string;
   seen: number;
@@ -139,7 +141,7 @@ export class TieredStore implements SessionStore {
     this.#open();
     const stored = this.#lru.stored(key);
     const peeked = this.#lru.head(stored);
-    if (peeked && isExpired(peeked, this.clock.now())) this.#lru.delete(key);
+    if (peeked && isExpired(peeked, this.clock.now())) this.#lru.delete(stored);
     else if (peeked) {
       const trusted = this.#trusted();
       if (trusted === true || (trusted !== false && await trusted)) {
@@ -182,7 +184,7 @@ export class TieredStore implements SessionStore {
       echo = res.ok;
       return res;
     } catch (err) {
-      this.#invalidate(record.key, false);
+      this.#invalidate(record.key, false, w.stored);
       throw err;
     } finally {
       this.#finish(w, echo);
@@ -206,8 +208,8 @@ export class TieredStore implements SessionStore {
       echo = res.ok;
       return res;
     } catch (err) {
-      this.#invalidate(ended.key, false);
-      this.#invalidate(created.key, false);
+      this.#invalidate(ended.key, false, old.stored);
+      this.#invalidate(created.key, false, fresh.stored);
       throw err;
     } finally {
       this.#finish(old, echo);
@@ -218,11 +220,12 @@ export class TieredStore implements SessionStore {
   /** A write of `record` begins: its copy is dropped and its echo awaited until the write is answered. */
   #begin(record: SessionRecord): Writing {
     const g = this.#acquire(record.key);
-    this.#invalidate(record.key, false);
+    const stored = this.#lru.stored(record.key);
+    this.#invalidate(record.key, false, stored);
     const stamp = stampOf(record);
     this.#echoes?.expect(record.key, stamp);
     g.writes++;
-    return { copy: { ...record }, g, stamp, seen: 0 };
+    return { copy: { ...record }, stored, g, stamp, seen: 0 };
   }
 
   /** The write was answered: its copy is kept if it was written and no other change was reported meanwhile. */
@@ -231,8 +234,8 @@ export class TieredStore implements SessionStore {
     w.g.gen++; // fetches that began while this write was in flight may hold the old version
     // A record written already expired (the old ID of a regenerated session) is gone from the
     // shared store too: nothing to keep.
-    if (res.ok && clean && !this.#closed && !isExpired(w.copy, this.clock.now())) this.#put(w.copy);
-    else this.#lru.delete(w.copy.key);
+    if (res.ok && clean && !this.#closed && !isExpired(w.copy, this.clock.now())) this.#put(w.copy, w.stored);
+    else this.#lru.delete(w.stored);
   }
 
   #finish(w: Writing, echo: boolean): void {
@@ -246,8 +249,9 @@ export class TieredStore implements SessionStore {
     const g = this.#acquire(key);
     // Taken out first, and put back with the new deadline once acknowledged, if no other change was
     // reported meanwhile (this touch's echo carries the stamp expected here).
-    const local = this.#lru.record(this.#lru.stored(key), key);
-    this.#invalidate(key, false);
+    const stored = this.#lru.stored(key);
+    const local = this.#lru.record(stored, key);
+    this.#invalidate(key, false, stored);
     const stamp = local ? stampOf({ version: local.version, expiresAt }) : undefined;
     if (stamp !== undefined) this.#echoes?.expect(key, stamp);
     g.writes++;
@@ -258,11 +262,11 @@ export class TieredStore implements SessionStore {
       const touched = await pending;
       const clean = g.gen === seen;
       g.gen++;
-      if (local && touched && clean && !this.#closed) this.#put({ ...local, expiresAt, lastSeenAt });
+      if (local && touched && clean && !this.#closed) this.#put({ ...local, expiresAt, lastSeenAt }, stored);
       echo = touched;
       return touched;
     } catch (err) {
-      this.#invalidate(key, false);
+      this.#invalidate(key, false, stored);
       throw err;
     } finally {
       if (!echo && stamp !== undefined) this.#echoes?.forget(key, stamp);
@@ -296,7 +300,7 @@ export class TieredStore implements SessionStore {
     } finally {
       // The feed reports each key too; this also covers a tier without one (singleProcess).
       const keep = new Set(options.except ?? []);
-      for (const [key, rec] of this.#lru.heads()) if (rec.userId === userId && !keep.has(key)) this.#lru.delete(key);
+      for (const [key, stored, rec] of this.#lru.heads()) if (rec.userId === userId && !keep.has(key)) this.#lru.delete(stored);
       for (const g of this.#gens.values()) g.gen++;
     }
   }
@@ -304,7 +308,7 @@ export class TieredStore implements SessionStore {
   async #sweep(sharedSweep: () => Promise<number>): Promise<number> {
     if (this.#closed) return 0;
     const now = this.clock.now();
-    for (const [key, rec] of this.#lru.heads()) if (isExpired(rec, now)) this.#lru.delete(key);
+    for (const [, stored, rec] of this.#lru.heads()) if (isExpired(rec, now)) this.#lru.delete(stored);
     return sharedSweep();
   }
 
@@ -344,8 +348,8 @@ export class TieredStore implements SessionStore {
     return this.#fence ? this.#fence.wait() : true;
   }
 
-  #put(rec: SessionRecord): void {
-    const stored = this.#lru.stored(rec.key);
+  /** Keeps `rec` (`stored`: its key's form) unless a newer version of it is held. */
+  #put(rec: SessionRecord, stored = this.#lru.stored(rec.key)): void {
     const current = this.#lru.head(stored);
     if (current && current.version > rec.version) return;
     this.#lru.set(rec, stored);
@@ -364,10 +368,11 @@ export class TieredStore implements SessionStore {
     this.#invalidate(key, true);
   }
 
-  #invalidate(key: string, fromFeed: boolean): void {
+  /** Drops `key`'s copy (`stored`: its form, when the caller has it) and bumps its generation. */
+  #invalidate(key: string, fromFeed: boolean, stored = this.#lru.stored(key)): void {
     const g = this.#gens.get(key);
     if (g) g.gen++;
-    if (this.#lru.delete(key) && fromFeed) this.#invalidations++;
+    if (this.#lru.delete(stored) && fromFeed) this.#invalidations++;
   }
 
   #dropAll(): void {

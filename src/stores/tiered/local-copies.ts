@@ -73,16 +73,20 @@ export class LocalCopies {
     else this.#table.put(stored, packed);
   }
 
-  delete(key: string): boolean {
-    return this.#table.delete(toStoredKey(key));
+  /** Drops the copy under `stored` (a key's form: see `stored`). */
+  delete(stored: string): boolean {
+    return this.#table.delete(stored);
   }
 
   clear(): void {
     this.#table.clear();
   }
 
-  /** Keys and header fields of every copy, oldest first; a snapshot, so deleting while iterating is safe. */
-  heads(): Array<[string, Head]> {
-    return [...this.#table.entries()].map(([stored, value]) => [fromStoredKey(stored), readHead(value)]);
+  /**
+   * Keys, their forms here and header fields of every copy, oldest first; a snapshot, so deleting
+   * while iterating is safe.
+   */
+  heads(): Array<[key: string, stored: string, head: Head]> {
+    return [...this.#table.entries()].map(([stored, value]) => [fromStoredKey(stored), stored, readHead(value)]);
   }
 }
