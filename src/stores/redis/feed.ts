@@ -160,16 +160,17 @@ export class ChangeFeed {
 
   #listen(sub: Redis): void {
     sub.on('error', () => {});
-    sub.on('pmessage', (_pattern: string, _channel: string, message: string) => this.deliver(message));
+    sub.on('pmessage', (_pattern: string, _channel: string, message: string) => {
+      const [key, stamp] = parseChange(message);
+      this.deliver(key, stamp);
+    });
   }
 
   /**
-   * Reports a change message to every listener: one received from another store, or one of this
-   * store's own, which it hands over when its write is acknowledged (Redis does not send it back).
+   * Reports a change to every listener: one received from another store, or one of this store's own,
+   * which it hands over when its write is acknowledged (Redis does not send it back).
    */
-  deliver(message: string): void {
-    if (this.#listeners.size === 0) return;
-    const [key, stamp] = parseChange(message);
+  deliver(key: string, stamp: string | undefined): void {
     for (const listener of this.#listeners.keys()) {
       try {
         listener(key, stamp);

@@ -144,7 +144,6 @@ export class RedisStore implements SessionStore {
     const now = this.clock.now();
     // Whole milliseconds: PEXPIRE refuses fractions, and a clock may return them.
     const ttl = Math.ceil((record.expiresAt < record.absoluteExpiresAt ? record.expiresAt : record.absoluteExpiresAt) - now);
-    const message = this.#message(record);
     let mode = '0';
     let reply: number | string;
     try {
@@ -161,7 +160,7 @@ export class RedisStore implements SessionStore {
       // KEYS, then only the ARGV this mode reads (see SET in scripts.ts).
       const args: Array<string | number> = mode === '1' ? [skey, this.#up + userId] : [skey];
       const numKeys = args.length;
-      args.push(expectedVersion, now, value, ttl, mode, this.#channel, message);
+      args.push(expectedVersion, now, value, ttl, mode, this.#channel, this.#message(record));
       if (userId !== null) args.push(userId);
       if (mode === '1') args.push(record.absoluteExpiresAt, key);
       reply = await this.#eval(SET, numKeys, args) as number | string;
@@ -169,7 +168,7 @@ export class RedisStore implements SessionStore {
       throw this.#fail('set', err);
     }
     if (typeof reply === 'number' && reply >= 0) return { ok: false, current: reply };
-    this.#published(message);
+    this.#published(key, stampOf(record));
     if (typeof reply === 'string') await this.#unindex(reply, key);
     return OK;
   }
@@ -190,21 +189,19 @@ export class RedisStore implements SessionStore {
     const keys = [this.#sp + ended.key, this.#sp + created.key];
     if (oldMode === '1') keys.push(this.#up + ended.userId);
     if (newMode === '1') keys.push(this.#up + created.userId);
-    const endedMessage = this.#message(ended);
-    const createdMessage = this.#message(created);
     let reply: unknown;
     try {
       reply = await this.#eval(REGENERATE, keys.length, [...keys, now, this.#channel,
-        expectedVersion, oldMode, endedMessage, ended.userId ?? '', ended.key,
-        encode(created), ttl, newMode, createdMessage, created.userId ?? '', created.absoluteExpiresAt, created.key]);
+        expectedVersion, oldMode, this.#message(ended), ended.userId ?? '', ended.key,
+        encode(created), ttl, newMode, this.#message(created), created.userId ?? '', created.absoluteExpiresAt, created.key]);
     } catch (err) {
       throw this.#fail('regenerate', err);
     }
     if (reply === -2) throw idCollision();
     if (typeof reply === 'number') return { ok: false, current: reply };
     const [old, fresh] = reply as [number | string, number | string];
-    this.#published(endedMessage);
-    this.#published(createdMessage);
+    this.#published(ended.key, stampOf(ended));
+    this.#published(created.key, stampOf(created));
     if (typeof old === 'string') await this.#unindex(old, ended.key);
     if (typeof fresh === 'string') await this.#unindex(fresh, created.key);
     return OK;
@@ -223,7 +220,7 @@ export class RedisStore implements SessionStore {
       throw this.#fail('touch', err);
     }
     if (version === 0) return false;
-    this.#published(this.#message({ key, version, expiresAt }));
+    this.#published(key, stampOf({ version, expiresAt }));
     return true;
   }
 
@@ -236,7 +233,7 @@ export class RedisStore implements SessionStore {
     } catch (err) {
       throw this.#fail('destroy', err);
     }
-    this.#published(this.#removal(key));
+    this.#published(key);
     if (owner !== null) await this.#unindex(owner, key);
   }
 
@@ -281,7 +278,7 @@ export class RedisStore implements SessionStore {
         removed = each.reduce((a, b) => a + b, 0);
       }
       // Every listed key is reported, also one another user owns now: a removal report only drops a copy.
-      for (const m of members) this.#published(this.#removal(m));
+      for (const m of members) this.#published(m);
       return removed;
     } catch (err) {
       throw this.#fail('destroyByUser', err);
@@ -365,21 +362,18 @@ export class RedisStore implements SessionStore {
     if (this.#closed) throw new StoreClosedError('RedisStore');
   }
 
-  /** The change message a set or touch leaving `r` publishes (feed.ts), or '' when publishing is off. */
-  #message(r: Pick<SessionRecord, 'key' | 'version' | 'expiresAt'>): string {
+  /** The change message a set leaving `r` publishes (feed.ts), or '' when publishing is off. */
+  #message(r: SessionRecord): string {
     return this.#channel === '' ? '' : `=${stampOf(r)} ${r.key}`;
   }
 
-  #removal(key: string): string {
-    return this.#channel === '' ? '' : `!${key}`;
-  }
-
   /**
-   * A change this store's script published: Redis sends it to every other store's feed, not back to
-   * this one's (feed.ts), so this store's own listeners hear it from here, once the write is acknowledged.
+   * A change this store's script published (`stamp` undefined for a removal): Redis sends it to every
+   * other store's feed, not back to this one's (feed.ts), so this store's own listeners hear it from
+   * here, once the write is acknowledged.
    */
-  #published(message: string): void {
-    if (message !== '') this.#feed?.deliver(message);
+  #published(key: string, stamp?: string): void {
+    if (this.#channel !== '') this.#feed?.deliver(key, stamp);
   }
 
   /**
