@@ -7,7 +7,7 @@
  * @module
  */
 import { hashId } from './ids.js';
-import { jsonExactCopy, sameData } from './decoded.js';
+import { jsonExact, sameData } from './decoded.js';
 import type { DecodedCache } from './decoded.js';
 import { jsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
@@ -97,19 +97,21 @@ export class Committer {
   }
 
   /**
-   * The text to store for the request's session. With `written`, for the JSON codec, the data is first
-   * copied (when it is exactly what JSON gives back) and the text encoded from that private copy:
-   * `written.env` is then the decoding of the text, ready for the decoded cache.
+   * The text to store for the request's session. With `written`, for the JSON codec, the data is
+   * copied (when it is exactly what JSON gives back) and its text built in the same walk, which writes
+   * what the request left unchanged from the text it had before (decoded.ts `jsonExact`): `written.env`
+   * is then the decoding of the text, ready for the decoded cache.
    */
   #encode(s: SessionState, written?: Written): string {
-    let d = dataOf(s);
-    const exact = written && this.#e.options.codec === jsonCodec ? jsonExactCopy(d) : undefined;
-    if (exact !== undefined) d = exact;
-    const env: Envelope = { d };
+    const d = dataOf(s);
+    const exact = written && this.#e.options.codec === jsonCodec ? jsonExact(d) : undefined;
+    const env: Envelope = { d: exact === undefined ? d : exact.value };
     if (s.csrf !== undefined) env.c = s.csrf;
     if (s.ua !== undefined) env.u = s.ua;
     if (written) written.env = exact === undefined ? null : env;
-    const text = this.#e.options.codec.encode(env);
+    // With the data's text at hand, the envelope's is what JSON.stringify(env) gives, without a walk of the data.
+    const text = exact === undefined ? this.#e.options.codec.encode(env)
+      : `{"d":${exact.text}${env.c === undefined ? '' : `,"c":${JSON.stringify(env.c)}`}${env.u === undefined ? '' : `,"u":${JSON.stringify(env.u)}`}}`;
     const bytes = Buffer.byteLength(text);
     if (bytes > this.#e.options.maxSessionBytes) throw new SessionTooLargeError(bytes, this.#e.options.maxSessionBytes);
     return text;

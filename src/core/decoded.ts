@@ -9,7 +9,9 @@
  * codec decodes again per request, since its values may be class instances a generic copy would not
  * rebuild, and its data is compared by value at commit. A request that never looks at its session
  * pays for neither.
- * The bound is the total length of the texts held (large sessions are not kept), oldest entry first.
+ * The bound is the total length of the texts held (large sessions are not kept), oldest entry first;
+ * the decoded objects take a few times that in heap, and the texts of their parts that writes found
+ * unchanged (kept to write them again, see `jsonExact`) at most as much again.
  * A caller may hold on to the entry it was handed (a verified cookie does: DecodedHolder) and try it
  * before the lookup by key; a dropped entry is emptied, so a holder never serves or keeps it.
  * @module
@@ -38,59 +40,134 @@ export function sameData(data: SessionData, loaded: SessionData): boolean {
   return parts !== undefined ? parts.copy === null : dequal(data, loaded);
 }
 
+/** A copy of JSON-exact data and its JSON text (see jsonExact). */
+export interface ExactJson<V> {
+  value: V;
+  /** What `JSON.stringify(value)` returns. */
+  text: string;
+}
+
 /**
  * A copy of `value` if it is exactly what a JSON round trip gives back (plain objects and arrays,
- * strings, finite numbers, booleans, null), else undefined: anything JSON would drop or change (a
- * Date, undefined, NaN, a class instance, a hole in an array, a prototype key) is refused, so a copy
- * taken is always equal to the JSON codec's decoding of the text written from `value`.
+ * strings, finite numbers, booleans, null), with its JSON text, else undefined: anything JSON would
+ * drop or change (a Date, undefined, NaN, a class instance, a hole in an array, a prototype key) is
+ * refused, so a copy taken is always equal to the JSON codec's decoding of the text.
+ *
+ * The copy and the text are built in one walk. What a draft still shares with its original, which
+ * nothing ever changes, is shared by the copy too, and written out from the text its object had the
+ * last time it was written (kept by object, see `fragment`): encoding costs in proportion to what
+ * changed, not to the whole session.
  */
-export function jsonExactCopy<V>(value: V): V | undefined {
+export function jsonExact<V>(value: V): ExactJson<V> | undefined {
   const out = exact(value, 0);
-  return out === REFUSED ? undefined : out as V;
+  return out === REFUSED ? undefined : { value: out as V, text };
 }
 
 const REFUSED = Symbol('refused');
 /** Deeper than this is not worth checking: such data is decoded again instead. */
 const MAX_DEPTH = 64;
+/** The JSON text of the value `exact` (or `copyExact`) returned last: read it before the next call. */
+let text = '';
+
+/**
+ * JSON texts of objects that are never changed: decoded session data, and the copies `jsonExact` makes
+ * (each becomes the original of the session's next request). Kept from the first write that finds the
+ * object unchanged, for as long as the object lives.
+ */
+const fragments = new WeakMap<object, string>();
+
+function fragment(o: object): string {
+  let t = fragments.get(o);
+  if (t === undefined) {
+    t = JSON.stringify(o);
+    fragments.set(o, t);
+  }
+  return t;
+}
 
 function exact(v: unknown, depth: number): unknown {
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : REFUSED;
-  if (typeof v !== 'object' || depth > MAX_DEPTH) return REFUSED;
+  switch (typeof v) {
+    case 'string':
+      text = JSON.stringify(v);
+      return v;
+    case 'number':
+      // A finite number's JSON is its string form; -0 is written "0", which decodes to 0, so the copy holds 0.
+      if (!Number.isFinite(v)) return REFUSED;
+      text = String(v);
+      return v === 0 ? 0 : v;
+    case 'boolean':
+      text = v ? 'true' : 'false';
+      return v;
+    case 'object':
+      break;
+    default:
+      return REFUSED;
+  }
+  if (v === null) {
+    text = 'null';
+    return v;
+  }
+  if (depth > MAX_DEPTH) return REFUSED;
   // A draft's original is decoded JSON that nothing changes: it is shared as it is. Of a changed draft
   // only the copy is walked, and its entries still shared with the original are shared too.
   const parts = draftParts(v);
   if (parts !== undefined) {
-    if (parts.copy === null) return parts.base;
+    if (parts.copy === null) {
+      text = fragment(parts.base);
+      return parts.base;
+    }
     return copyExact(parts.copy, parts.base, depth);
   }
   return copyExact(v, undefined, depth);
+}
+
+/** Whether `e`, an entry of a draft's copy, is still the original's own object at the same place. */
+function shared(e: unknown, original: unknown): e is object {
+  return e === original && typeof e === 'object' && e !== null;
 }
 
 function copyExact(v: object, base: object | undefined, depth: number): unknown {
   if (Array.isArray(v)) {
     const from = base as unknown[] | undefined;
     const out = new Array<unknown>(v.length);
+    let t = '[';
     for (let i = 0; i < v.length; i++) {
       if (!(i in v)) return REFUSED;
       const e: unknown = v[i];
-      const c = from !== undefined && e === from[i] && typeof e === 'object' ? e : exact(e, depth + 1);
-      if (c === REFUSED) return REFUSED;
+      let c: unknown;
+      if (from !== undefined && shared(e, from[i])) {
+        c = e;
+        text = fragment(e);
+      } else {
+        c = exact(e, depth + 1);
+        if (c === REFUSED) return REFUSED;
+      }
+      t += i === 0 ? text : `,${text}`;
       out[i] = c;
     }
+    text = `${t}]`;
     return out;
   }
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return REFUSED;
   const from = base as Record<string, unknown> | undefined;
   const out: Record<string, unknown> = {};
+  let t = '{';
   for (const k in v) {
     if (k === '__proto__' || k === 'constructor' || k === 'toJSON') return REFUSED;
     const e = (v as Record<string, unknown>)[k];
-    const c = from !== undefined && e === from[k] && typeof e === 'object' && Object.hasOwn(from, k) ? e : exact(e, depth + 1);
-    if (c === REFUSED) return REFUSED;
+    let c: unknown;
+    if (from !== undefined && shared(e, from[k]) && Object.hasOwn(from, k)) {
+      c = e;
+      text = fragment(e);
+    } else {
+      c = exact(e, depth + 1);
+      if (c === REFUSED) return REFUSED;
+    }
+    t += `${t.length === 1 ? '' : ','}${JSON.stringify(k)}:${text}`;
     out[k] = c;
   }
+  text = `${t}}`;
   return out;
 }
 
@@ -159,7 +236,7 @@ export class DecodedCache {
 
   /**
    * Keeps `env` as the decoding of `text` without decoding it: for the text a request has just written
-   * from data it holds. The caller guarantees that decoding `text` would give `env` (jsonExactCopy).
+   * from data it holds. The caller guarantees that decoding `text` would give `env` (jsonExact).
    */
   prime(key: string, text: string, env: Envelope): void {
     const hit = this.#map.get(key);

@@ -3,7 +3,7 @@
  * decoded envelope that other requests of the session share: reading it copies nothing, the first
  * change to an object or array copies that one node (and its ancestors) shallowly, and at commit the
  * draft is finished into plain data that reuses every untouched subtree of the shared original
- * (decoded.ts `jsonExactCopy`). A request that only reads its session pays for no copy and no
+ * (decoded.ts `jsonExact`). A request that only reads its session pays for no copy and no
  * comparison: the draft knows it changed nothing.
  *
  * Drafts are made only over plain JSON values (what the JSON codec decodes to). The shared original

@@ -1,7 +1,7 @@
 /** Decoded sessions shared between requests, each request's own copy, and "changed?" by value. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DECODED_CACHE_MAX_TEXT, DecodedCache, jsonExactCopy } from '../../../src/core/decoded.js';
+import { DECODED_CACHE_MAX_TEXT, DecodedCache, jsonExact } from '../../../src/core/decoded.js';
 import type { DecodedEntry } from '../../../src/core/decoded.js';
 import { jsonCodec } from '../../../src/core/codec.js';
 import type { SessionCodec } from '../../../src/core/codec.js';
@@ -182,10 +182,14 @@ describe('decoded sessions', () => {
     }, 'GET');
   });
 
-  it('jsonExactCopy when given plain JSON then copies it; when JSON would drop or change anything then refuses', () => {
-    const plain = { a: [1, 'two', null, true, { b: -0.5 }], c: { d: {} }, e: '' };
-    const copy = jsonExactCopy(plain);
-    assert.deepEqual(copy, plain);
+  it('jsonExact when given plain JSON then copies it with its JSON text; when JSON would drop or change anything then refuses', () => {
+    const plain = { a: [1, 'two', null, true, { b: -0.5 }], c: { d: {}, e: [] }, e: '', 10: 'ten', 2: ['\u2028', '\ud83d', '"\\'], '': -0, n: 1e21 };
+    const exact = jsonExact(plain);
+    assert.equal(exact?.text, JSON.stringify(plain));
+    const copy = exact?.value;
+    // What the text decodes to: -0 is written "0", and the copy holds 0.
+    assert.deepEqual(copy, JSON.parse(JSON.stringify(plain)));
+    assert.ok(Object.is(copy![''], 0));
     assert.notEqual(copy, plain);
     assert.notEqual(copy!.a, plain.a);
     assert.equal(JSON.stringify(copy), JSON.stringify(plain));
@@ -196,7 +200,9 @@ describe('decoded sessions', () => {
       { when: new Date(0) }, { u: undefined }, { n: Number.NaN }, { n: Infinity }, { p: new Point() },
       { s: sparse }, JSON.parse('{"__proto__":{"x":1}}'), { f: () => 1 }, { toJSON: () => 1 }, { m: new Map() }, { b: 10n },
     ];
-    for (const value of refused) assert.equal(jsonExactCopy(value), undefined, `refused: ${String(Object.keys(value as object))}`);
-    assert.deepEqual(jsonExactCopy(Object.assign(Object.create(null) as object, { k: 1 })), { k: 1 });
+    for (const value of refused) assert.equal(jsonExact(value)?.value, undefined, `refused: ${String(Object.keys(value as object))}`);
+    const bare = jsonExact(Object.assign(Object.create(null) as object, { k: [1, { j: 'x' }] }));
+    assert.deepEqual(bare?.value, { k: [1, { j: 'x' }] });
+    assert.equal(bare?.text, '{"k":[1,{"j":"x"}]}');
   });
 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { draft, draftChanged } from '../../../src/core/draft.js';
-import { jsonExactCopy } from '../../../src/core/decoded.js';
+import { jsonExact } from '../../../src/core/decoded.js';
 import { rig, trip } from '../support.js';
 
 interface Data {
@@ -27,10 +27,27 @@ function original(): Data {
 
 /** The plain data a draft finishes to (what the commit encodes and keeps). */
 function finished(d: object): Data {
-  const out = jsonExactCopy(d);
+  const out = jsonExact(d);
   assert.ok(out !== undefined, 'plain JSON data finishes exactly');
-  return out as Data;
+  assert.equal(out.text, JSON.stringify(out.value), 'the text built with the copy is its JSON');
+  return out.value as Data;
 }
+
+/** A small seeded generator (mulberry32), so a failing sequence can be replayed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Strings and numbers whose JSON takes care: escapes, control characters, lone surrogates, exponents, -0. */
+const AWKWARD = ['', '"', '\\', '\n\t\u0001', 'é', '😀', '\ud800', 'a\u2028b', '</script>', -0, 0.1, 1e21, 1e-7, -1.5, 2 ** 53, 123456789];
+const KEYS = ['a', 'b', 'cart', '10', '2', '-1', '01', '', '"q"', 'ключ', 'x y'];
 
 describe('drafts', () => {
   it('draft when only read then reports no change, and reads every value of the original', () => {
@@ -107,6 +124,61 @@ describe('drafts', () => {
     assert.equal(JSON.stringify(d), JSON.stringify(plainCopy));
   });
 
+  it('draft when each version is changed at random and finished, and the next drafted over it, then every text is JSON.stringify of its data', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const rnd = random(seed);
+      const pick = <V>(list: readonly V[]): V => list[Math.floor(rnd() * list.length)]!;
+      const leaf = (): unknown => (rnd() < 0.5 ? pick(AWKWARD) : pick([true, false, null, Math.floor(rnd() * 100), `s${Math.floor(rnd() * 1000)}`]));
+      const tree = (depth: number): unknown => {
+        if (depth > 3 || rnd() < 0.3) return leaf();
+        if (rnd() < 0.4) return Array.from({ length: Math.floor(rnd() * 4) }, () => tree(depth + 1));
+        const o: Record<string, unknown> = {};
+        for (let i = Math.floor(rnd() * 4); i > 0; i--) o[pick(KEYS)] = tree(depth + 1);
+        return o;
+      };
+      // The same changes on a draft and on plain data: a path of objects and arrays, then a change at its end.
+      const change = (x: Record<string, unknown>, plan: number[]): void => {
+        let at: unknown = x;
+        for (const r of plan.slice(0, -1)) {
+          const keys = Array.isArray(at) ? [...at.keys()] : Object.keys(at as object);
+          const next = keys.length === 0 ? undefined : (at as Record<string, unknown>)[keys[Math.floor(r * keys.length)]!];
+          if (next === null || typeof next !== 'object') break;
+          at = next;
+        }
+        const r = plan.at(-1)!;
+        if (Array.isArray(at)) {
+          if (r < 0.3) at.push(plan.length);
+          else if (r < 0.5 && at.length > 0) at.pop();
+          else if (at.length > 0) at[Math.floor(r * at.length)] = { v: r };
+        } else {
+          const o = at as Record<string, unknown>;
+          const k = KEYS[Math.floor(r * KEYS.length)]!;
+          if (r < 0.2 && k in o) delete o[k];
+          else o[k] = r < 0.6 ? Math.floor(r * 1000) : [AWKWARD[Math.floor(r * AWKWARD.length)]];
+        }
+      };
+      const start = { ...(tree(0) as object), cart: [{ sku: 'mug', qty: 1 }], prefs: { theme: 'dark', tags: ['é', '"'] } };
+      let current = JSON.parse(JSON.stringify(start)) as Data;
+      let plain = JSON.parse(JSON.stringify(start)) as Data;
+      for (let version = 0; version < 30; version++) {
+        const d = draft(current);
+        const plans = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => Array.from({ length: 1 + Math.floor(rnd() * 4) }, rnd));
+        for (const plan of plans) {
+          change(d, plan);
+          change(plain, plan);
+        }
+        const out = jsonExact(d);
+        assert.ok(out !== undefined, `seed ${seed} version ${version}: JSON data finishes exactly`);
+        assert.equal(out.text, JSON.stringify(plain), `seed ${seed} version ${version}`);
+        // The copy is what the text decodes to (-0 included, written "0").
+        assert.deepStrictEqual(out.value, JSON.parse(out.text));
+        // What the engine does: the copy becomes the next request's original.
+        current = out.value as Data;
+        plain = JSON.parse(JSON.stringify(plain)) as Data;
+      }
+    }
+  });
+
   it('draft when a nested draft is stored under another key then each place finishes to its own plain copy', () => {
     const d = draft(original());
     d.saved = d.cart;
@@ -130,7 +202,7 @@ describe('drafts', () => {
   it('draft when the route keeps values of its own in it then a Date or undefined makes the result inexact, as plain data does', () => {
     const d = draft(original());
     d.when = new Date(0);
-    assert.equal(jsonExactCopy(d), undefined);
+    assert.equal(jsonExact(d)?.value, undefined);
     assert.equal(JSON.parse(JSON.stringify(d)).when, '1970-01-01T00:00:00.000Z');
   });
 
