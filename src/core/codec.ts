@@ -32,6 +32,14 @@ export const jsonCodec: SessionCodec = {
   },
 };
 
+/** What `jsonCodec.encode(env)` gives, from the JSON text of `env.d` already at hand. */
+export function jsonEnvelope(dataText: string, env: Envelope): string {
+  let text = `{"d":${dataText}`;
+  if (env.c !== undefined) text += `,"c":${JSON.stringify(env.c)}`;
+  if (env.u !== undefined) text += `,"u":${JSON.stringify(env.u)}`;
+  return `${text}}`;
+}
+
 /**
  * Parses JSON the engine itself stored (user contexts): prototype keys are dropped rather than
  * refused, so one poisoned record cannot make a user's state unreadable for good.

@@ -9,7 +9,7 @@
 import { hashId } from './ids.js';
 import { jsonExact, sameData } from './decoded.js';
 import type { DecodedCache } from './decoded.js';
-import { jsonCodec } from './codec.js';
+import { jsonCodec, jsonEnvelope } from './codec.js';
 import type { Envelope } from './codec.js';
 import { dataOf } from './session.js';
 import type { SessionState } from './session.js';
@@ -109,9 +109,7 @@ export class Committer {
     if (s.csrf !== undefined) env.c = s.csrf;
     if (s.ua !== undefined) env.u = s.ua;
     if (written) written.env = exact === undefined ? null : env;
-    // With the data's text at hand, the envelope's is what JSON.stringify(env) gives, without a walk of the data.
-    const text = exact === undefined ? this.#e.options.codec.encode(env)
-      : `{"d":${exact.text}${env.c === undefined ? '' : `,"c":${JSON.stringify(env.c)}`}${env.u === undefined ? '' : `,"u":${JSON.stringify(env.u)}`}}`;
+    const text = exact === undefined ? this.#e.options.codec.encode(env) : jsonEnvelope(exact.text, env);
     const bytes = Buffer.byteLength(text);
     if (bytes > this.#e.options.maxSessionBytes) throw new SessionTooLargeError(bytes, this.#e.options.maxSessionBytes);
     return text;

@@ -45,7 +45,7 @@ export function parseChange(message: string): [key: string, stamp: string | unde
 }
 
 /** Characters in a store's tag: few, because each is one pattern every PUBLISH is matched against. */
-export const TAG_LENGTH = 7;
+const TAG_LENGTH = 7;
 const TAG_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** A store's tag: TAG_LENGTH random alphanumerics, so no tag holds a character special to a pattern. */

@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DECODED_CACHE_MAX_TEXT, DecodedCache, jsonExact } from '../../../src/core/decoded.js';
 import type { DecodedEntry } from '../../../src/core/decoded.js';
-import { jsonCodec } from '../../../src/core/codec.js';
-import type { SessionCodec } from '../../../src/core/codec.js';
+import { jsonCodec, jsonEnvelope } from '../../../src/core/codec.js';
+import type { Envelope, SessionCodec } from '../../../src/core/codec.js';
 import { rig, trip } from '../support.js';
 
 interface Cart {
@@ -180,6 +180,13 @@ describe('decoded sessions', () => {
       assert.equal(s.get('n'), 7);
       assert.equal(s.data.cart!.length, 1);
     }, 'GET');
+  });
+
+  it('jsonEnvelope when given the data’s JSON text then gives what jsonCodec.encode gives, with or without a token and a user agent', () => {
+    const d = { cart: [{ sku: 'é"\\' }], n: 1 };
+    for (const env of [{ d }, { d, c: 'tok-en_0' }, { d, u: 'Mozilla/5.0 ("x"; \u2028 ☃)' }, { d, c: 'a', u: '' }] as Envelope[]) {
+      assert.equal(jsonEnvelope(JSON.stringify(d), env), jsonCodec.encode(env));
+    }
   });
 
   it('jsonExact when given plain JSON then copies it with its JSON text; when JSON would drop or change anything then refuses', () => {
