@@ -76,6 +76,23 @@ let text = '';
  */
 const fragments = new WeakMap<object, string>();
 
+/**
+ * Object keys as JSON with the colon after them, for the few keys sessions use again and again: the
+ * first 4,096 names of at most 32 characters are kept (names, never values), for the process's life.
+ */
+const keyTexts = new Map<string, string>();
+const KEY_TEXTS_MAX = 4_096;
+const KEY_TEXT_MAX_LENGTH = 32;
+
+function keyText(k: string): string {
+  let t = keyTexts.get(k);
+  if (t === undefined) {
+    t = `${JSON.stringify(k)}:`;
+    if (k.length <= KEY_TEXT_MAX_LENGTH && keyTexts.size < KEY_TEXTS_MAX) keyTexts.set(k, t);
+  }
+  return t;
+}
+
 function fragment(o: object): string {
   let t = fragments.get(o);
   if (t === undefined) {
@@ -164,7 +181,7 @@ function copyExact(v: object, base: object | undefined, depth: number): unknown 
       c = exact(e, depth + 1);
       if (c === REFUSED) return REFUSED;
     }
-    t += `${t.length === 1 ? '' : ','}${JSON.stringify(k)}:${text}`;
+    t += `${t.length === 1 ? '' : ','}${keyText(k)}${text}`;
     out[k] = c;
   }
   text = `${t}}`;
