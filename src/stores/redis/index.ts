@@ -144,6 +144,7 @@ export class RedisStore implements SessionStore {
     const now = this.clock.now();
     // Whole milliseconds: PEXPIRE refuses fractions, and a clock may return them.
     const ttl = Math.ceil((record.expiresAt < record.absoluteExpiresAt ? record.expiresAt : record.absoluteExpiresAt) - now);
+    const stamp = stampOf(record);
     let mode = '0';
     let reply: number | string;
     try {
@@ -160,7 +161,7 @@ export class RedisStore implements SessionStore {
       // KEYS, then only the ARGV this mode reads (see SET in scripts.ts).
       const args: Array<string | number> = mode === '1' ? [skey, this.#up + userId] : [skey];
       const numKeys = args.length;
-      args.push(expectedVersion, now, value, ttl, mode, this.#channel, this.#message(record));
+      args.push(expectedVersion, now, value, ttl, mode, this.#channel, this.#message(key, stamp));
       if (userId !== null) args.push(userId);
       if (mode === '1') args.push(record.absoluteExpiresAt, key);
       reply = await this.#eval(SET, numKeys, args) as number | string;
@@ -168,7 +169,7 @@ export class RedisStore implements SessionStore {
       throw this.#fail('set', err);
     }
     if (typeof reply === 'number' && reply >= 0) return { ok: false, current: reply };
-    this.#published(key, stampOf(record));
+    this.#published(key, stamp);
     if (typeof reply === 'string') await this.#unindex(reply, key);
     return OK;
   }
@@ -189,19 +190,21 @@ export class RedisStore implements SessionStore {
     const keys = [this.#sp + ended.key, this.#sp + created.key];
     if (oldMode === '1') keys.push(this.#up + ended.userId);
     if (newMode === '1') keys.push(this.#up + created.userId);
+    const endedStamp = stampOf(ended);
+    const createdStamp = stampOf(created);
     let reply: unknown;
     try {
       reply = await this.#eval(REGENERATE, keys.length, [...keys, now, this.#channel,
-        expectedVersion, oldMode, this.#message(ended), ended.userId ?? '', ended.key,
-        encode(created), ttl, newMode, this.#message(created), created.userId ?? '', created.absoluteExpiresAt, created.key]);
+        expectedVersion, oldMode, this.#message(ended.key, endedStamp), ended.userId ?? '', ended.key,
+        encode(created), ttl, newMode, this.#message(created.key, createdStamp), created.userId ?? '', created.absoluteExpiresAt, created.key]);
     } catch (err) {
       throw this.#fail('regenerate', err);
     }
     if (reply === -2) throw idCollision();
     if (typeof reply === 'number') return { ok: false, current: reply };
     const [old, fresh] = reply as [number | string, number | string];
-    this.#published(ended.key, stampOf(ended));
-    this.#published(created.key, stampOf(created));
+    this.#published(ended.key, endedStamp);
+    this.#published(created.key, createdStamp);
     if (typeof old === 'string') await this.#unindex(old, ended.key);
     if (typeof fresh === 'string') await this.#unindex(fresh, created.key);
     return OK;
@@ -362,9 +365,9 @@ export class RedisStore implements SessionStore {
     if (this.#closed) throw new StoreClosedError('RedisStore');
   }
 
-  /** The change message a set leaving `r` publishes (feed.ts), or '' when publishing is off. */
-  #message(r: SessionRecord): string {
-    return this.#channel === '' ? '' : `=${stampOf(r)} ${r.key}`;
+  /** The change message a set leaving `key` at `stamp` publishes (feed.ts), or '' when publishing is off. */
+  #message(key: string, stamp: string): string {
+    return this.#channel === '' ? '' : `=${stamp} ${key}`;
   }
 
   /**
