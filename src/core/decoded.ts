@@ -21,6 +21,7 @@ import { dequal } from 'dequal';
 import type { Envelope } from './codec.js';
 import type { SessionData } from './session.js';
 import { draftParts } from './draft.js';
+import { decimal } from './decimal.js';
 
 /** Total characters of stored text the cache holds (decoded objects take a few times that in heap). */
 export const DECODED_CACHE_MAX_CHARS = 4 * 1024 * 1024;
@@ -110,7 +111,7 @@ function exact(v: unknown, depth: number): unknown {
     case 'number':
       // A finite number's JSON is its string form; -0 is written "0", which decodes to 0, so the copy holds 0.
       if (!Number.isFinite(v)) return REFUSED;
-      text = String(v);
+      text = decimal(v);
       return v === 0 ? 0 : v;
     case 'boolean':
       text = v ? 'true' : 'false';

@@ -7,6 +7,7 @@
  * @module
  */
 import { SessionConflictError } from './errors.js';
+import { decimal } from './decimal.js';
 
 /** Time source; injected so expiry tests never sleep. */
 export interface Clock {
@@ -210,7 +211,7 @@ export interface SessionStore {
 
 /** The state a set or touch left behind, as change feeds report it: `<version>:<expiresAt>`. */
 export function stampOf(r: Pick<SessionRecord, 'version' | 'expiresAt'>): string {
-  return `${r.version}:${r.expiresAt}`;
+  return `${r.version}:${decimal(r.expiresAt)}`;
 }
 
 /** True when the record is past either deadline at `now`. */

@@ -9,6 +9,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
+import { decimal } from '../../core/decimal.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
@@ -218,7 +219,7 @@ export class RedisStore implements SessionStore {
     try {
       // expiresAt as its digits (checked whole above): the script puts the string into the stamp as is.
       // It answers the version it found, 0 when there was nothing to touch.
-      version = await this.#eval(TOUCH, 1, [this.#sp + key, this.clock.now(), String(expiresAt), patch, key, this.#channel]) as number;
+      version = await this.#eval(TOUCH, 1, [this.#sp + key, this.clock.now(), decimal(expiresAt), patch, key, this.#channel]) as number;
     } catch (err) {
       throw this.#fail('touch', err);
     }

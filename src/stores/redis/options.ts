@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import type { Cluster, ClusterNode, ClusterOptions, Command, Redis, RedisOptions } from 'ioredis';
 import { OptionsInvalidError } from '../../core/errors.js';
 import { checkOptions } from '../../core/options-check.js';
+import { decimal } from '../../core/decimal.js';
 import { ServerClock, systemClock } from '../../core/store.js';
 import type { Clock } from '../../core/store.js';
 
@@ -169,7 +170,7 @@ export function plainSender(client: Redis): CommandSender | undefined {
     constructor(name: string, args: Array<string | number>) {
       super(name, NO_ARGS as string[], UTF8);
       // What the constructor does to each argument it flattened (numbers become their decimal text).
-      for (let i = 0; i < args.length; i++) if (typeof args[i] !== 'string') args[i] = String(args[i]);
+      for (let i = 0; i < args.length; i++) if (typeof args[i] !== 'string') args[i] = decimal(args[i] as number);
       this.args = args;
     }
   }

@@ -19,6 +19,7 @@
  * | 97…     | owner, then data                                |
  * @module
  */
+import { decimal } from '../../core/decimal.js';
 import type { SessionRecord } from '../../core/store.js';
 
 /** Bytes before the owner; the scripts in scripts.ts use the same offsets. */
@@ -30,7 +31,7 @@ export function digits16(n: number, what: string): string {
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new RangeError(`RedisStore stores ${what} as a whole, non-negative number (got ${n})`);
   }
-  const s = String(n);
+  const s = decimal(n);
   return ZEROS.slice(s.length) + s;
 }
 
