@@ -110,8 +110,12 @@ export class Committer {
     if (s.ua !== undefined) env.u = s.ua;
     if (written) written.env = exact === undefined ? null : env;
     const text = exact === undefined ? this.#e.options.codec.encode(env) : jsonEnvelope(exact.text, env);
-    const bytes = Buffer.byteLength(text);
-    if (bytes > this.#e.options.maxSessionBytes) throw new SessionTooLargeError(bytes, this.#e.options.maxSessionBytes);
+    const max = this.#e.options.maxSessionBytes;
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: a text that short is within the limit uncounted.
+    if (text.length * 3 > max) {
+      const bytes = Buffer.byteLength(text);
+      if (bytes > max) throw new SessionTooLargeError(bytes, max);
+    }
     return text;
   }
 

@@ -266,6 +266,31 @@ describe('engine lifecycle', () => {
     assert.equal(small.store.calls.set, 0);
   });
 
+  it('session of multi-byte characters then maxSessionBytes counts its UTF-8 bytes, to the byte', async () => {
+    const limit = 400;
+    const outcomes: Array<{ k: number; bytes: number; ok: boolean }> = [];
+    // '€' is one UTF-16 code unit and 3 bytes of UTF-8; '😀' two units and 4 bytes.
+    for (const char of ['€', '😀', 'é']) {
+      for (let k = 1; k <= 400; k++) {
+        const r = rig({ maxSessionBytes: limit });
+        try {
+          const t = await trip(r.tether, undefined, (s) => s.set('blob', char.repeat(k)));
+          const bytes = Buffer.byteLength((await r.memory.get(hashId(t.session.id!)))!.data);
+          outcomes.push({ k, bytes, ok: true });
+        } catch (err) {
+          assert.equal((err as { code?: string }).code, 'SESSION_TOO_LARGE');
+          const bytes = Number(/take (\d+) bytes/.exec((err as Error).message)![1]);
+          outcomes.push({ k, bytes, ok: false });
+          break;
+        }
+      }
+    }
+    for (const o of outcomes) assert.equal(o.ok, o.bytes <= limit, `${o.k} characters, ${o.bytes} bytes`);
+    // Each character ended on a refusal, and the last accepted session was within a character of the limit.
+    assert.equal(outcomes.filter((o) => !o.ok).length, 3);
+    assert.ok(outcomes.some((o) => o.ok && o.bytes > limit - 4));
+  });
+
   it('stored data when it holds __proto__ and constructor.prototype then loading pollutes nothing', async () => {
     const r = rig();
     const raw = '{"d":{"a":1,"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"nested":{"__proto__":{"polluted":"yes"}}}}';
