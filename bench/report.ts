@@ -366,7 +366,9 @@ export function renderReport(paths: ReportPaths = {}): string[] {
     '',
     'Rerun on your machine: `npm run bench` (everything, about 20 minutes; `-- --quick` for a two-minute smoke run), ' +
       '`npm run bench:core` (the engine alone on node:http), `npm run bench:stores` (store operations). ' +
-      'Each writes bench/results/<name>.json and regenerates this page.',
+      'Each writes bench/results/<name>.json and regenerates this page. ' +
+      'To weigh a change: `npm run bench:compare` measures this checkout against a commit (`-- --base REF`, HEAD by default) ' +
+      'on the same stacks in alternating rounds, and prints the median of the round-by-round differences.',
   ];
   if (run) parts.push('', runSection(run));
   if (core) parts.push('', coreSection(core));

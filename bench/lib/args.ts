@@ -59,3 +59,52 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
   }
   return out;
 }
+
+/** Flags of `npm run bench:compare` (bench/compare.ts). */
+export const COMPARE_USAGE = `flags:
+  --base REF         the commit to compare with (default HEAD: the working tree's changes are compared)
+  --only a,b         stacks (ids as npm run bench prints them; default tether-fastify-memory,tether-fastify-redis)
+  --scenarios a,b    read, write, login (default read,write)
+  --rounds N         alternating rounds (default 6)
+  --duration S       seconds per measurement (default 3)`;
+
+export interface CompareArgs {
+  base: string;
+  only: string[];
+  scenarios: Array<'read' | 'write' | 'login'>;
+  rounds: number;
+  durationS: number;
+}
+
+export function parseCompareArgs(argv: readonly string[]): CompareArgs {
+  const out: CompareArgs = { base: 'HEAD', only: ['tether-fastify-memory', 'tether-fastify-redis'], scenarios: ['read', 'write'], rounds: 6, durationS: 3 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    const need = (what: string): string => {
+      if (!v) throw new Error(`${a} needs ${what}\n${COMPARE_USAGE}`);
+      i++;
+      return v;
+    };
+    const positive = (): number => {
+      const n = Number(need('a positive number'));
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`${a} needs a positive number\n${COMPARE_USAGE}`);
+      return n;
+    };
+    switch (a) {
+      case '--base': out.base = need('a commit'); break;
+      case '--only': out.only = need('stack ids').split(','); break;
+      case '--scenarios': {
+        const list = need('scenarios').split(',');
+        if (list.some((x) => !['read', 'write', 'login'].includes(x))) throw new Error(`--scenarios takes read, write, login\n${COMPARE_USAGE}`);
+        out.scenarios = list as CompareArgs['scenarios'];
+        break;
+      }
+      case '--rounds': out.rounds = Math.round(positive()); break;
+      case '--duration': out.durationS = positive(); break;
+      case '--help': case '-h': console.log(COMPARE_USAGE); process.exit(0); break;
+      default: throw new Error(`unknown flag ${a}\n${COMPARE_USAGE}`);
+    }
+  }
+  return out;
+}

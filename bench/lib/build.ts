@@ -10,9 +10,10 @@
  * node_modules, as in an app. The output goes to node_modules/.cache/tether-bench.
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { build } from 'esbuild';
-import type { Plugin } from 'esbuild';
+import type { BuildOptions, Plugin } from 'esbuild';
 import { ROOT } from './procs.js';
 
 export const BUILD_DIR = `${ROOT}node_modules/.cache/tether-bench`;
@@ -23,9 +24,9 @@ export interface BenchBuild {
   memoryProbe: string;
 }
 
-/** Resolves `tether` and `tether/<sub>` to the TypeScript sources named by the package's exports. */
-function tetherSources(): Plugin {
-  const exportsMap = (JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { exports: Record<string, Record<string, string> | string> }).exports;
+/** Resolves `tether` and `tether/<sub>` to the TypeScript sources named by the exports of the package at `root`. */
+function tetherSources(root: string): Plugin {
+  const exportsMap = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { exports: Record<string, Record<string, string> | string> }).exports;
   return {
     name: 'tether-sources',
     setup(b) {
@@ -34,17 +35,43 @@ function tetherSources(): Plugin {
         const entry = exportsMap[key];
         const source = typeof entry === 'object' ? entry['tether-source'] : undefined;
         if (!source) return { errors: [{ text: `package.json exports has no tether-source entry for "${args.path}"` }] };
-        return { path: `${ROOT}${source.replace(/^\.\//, '')}` };
+        return { path: `${root}${source.replace(/^\.\//, '')}` };
       });
     },
   };
+}
+
+/**
+ * How every entry is compiled: bundled with Tether's sources from `root`, every package left external.
+ * Each file is written under a temporary name and renamed into place, so a run that starts a server
+ * while another run (a test, a second bench) rebuilds it never reads half a file.
+ */
+async function compile(root: string, options: BuildOptions): Promise<void> {
+  const result = await build({
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    plugins: [tetherSources(root)],
+    keepNames: false,
+    logLevel: 'error',
+    ...options,
+    write: false,
+  });
+  for (const file of result.outputFiles) {
+    mkdirSync(dirname(file.path), { recursive: true });
+    const temporary = `${file.path}.${process.pid}.tmp`;
+    writeFileSync(temporary, file.contents);
+    renameSync(temporary, file.path);
+  }
 }
 
 let built: Promise<BenchBuild> | null = null;
 
 export function buildBench(): Promise<BenchBuild> {
   built ??= (async () => {
-    await build({
+    await compile(ROOT, {
       entryPoints: {
         server: `${ROOT}bench/lib/server.ts`,
         load: `${ROOT}bench/lib/load.ts`,
@@ -52,16 +79,17 @@ export function buildBench(): Promise<BenchBuild> {
       },
       outdir: BUILD_DIR,
       outExtension: { '.js': '.mjs' },
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      packages: 'external',
-      plugins: [tetherSources()],
-      keepNames: false,
-      logLevel: 'error',
     });
     return { server: `${BUILD_DIR}/server.mjs`, load: `${BUILD_DIR}/load.mjs`, memoryProbe: `${BUILD_DIR}/memory-probe.mjs` };
   })();
   return built;
+}
+
+/**
+ * The server under test compiled from another checkout of the project (`root`, ending in a slash: a
+ * git worktree of an earlier commit, see bench/compare.ts) into `outfile`. Put the file under this
+ * checkout (BUILD_DIR), so the packages it imports load from this checkout's node_modules.
+ */
+export async function buildServerFrom(root: string, outfile: string): Promise<void> {
+  await compile(root, { entryPoints: [`${root}bench/lib/server.ts`], outfile });
 }

@@ -83,7 +83,7 @@ export interface StackOutcome {
   census?: Partial<Record<Scenario, Census>>;
 }
 
-interface Live {
+export interface Live {
   spec: StackSpec;
   server: ServerProcess;
   redis?: RedisServer;
@@ -92,7 +92,7 @@ interface Live {
   login: Credential[];
 }
 
-async function startStack(spec: StackSpec, o: HarnessOptions, serverScript: string): Promise<Live> {
+export async function startStack(spec: StackSpec, o: HarnessOptions, serverScript: string): Promise<Live> {
   let redis: RedisServer | undefined;
   let sqlite: TempSqliteFile | undefined;
   if (usesRedis(spec)) redis = await startRedis();
@@ -112,7 +112,7 @@ async function startStack(spec: StackSpec, o: HarnessOptions, serverScript: stri
   }
 }
 
-async function stopStack(l: Live): Promise<void> {
+export async function stopStack(l: Live): Promise<void> {
   await l.server.close().catch(() => {});
   await l.redis?.dispose().catch(() => {});
   await l.sqlite?.remove().catch(() => {});
@@ -142,7 +142,7 @@ async function drive(load: LoadProcess, l: Live, scenario: Scenario, durationS: 
   return res;
 }
 
-async function measure(load: LoadProcess, l: Live, scenario: Scenario, pass: number, o: HarnessOptions): Promise<PassFigures> {
+export async function measure(load: LoadProcess, l: Live, scenario: Scenario, pass: number, o: HarnessOptions): Promise<PassFigures> {
   if (o.settleS > 0) await drive(load, l, scenario, o.settleS, o);
   if (o.profileDir) await l.server.profileStart();
   const cpu0 = await l.server.cpu();

@@ -16,3 +16,20 @@ export function round(x: number): number {
   if (a >= 1) return Math.round(x * 100) / 100;
   return Math.round(x * 1000) / 1000;
 }
+
+/** Two builds measured in the same rounds: their medians, and the median of the round-by-round differences. */
+export interface PairedChange {
+  base: number;
+  current: number;
+  /** Median of current − base, round by round. */
+  change: number;
+  /** Rounds in which current was below base. */
+  lower: number;
+  rounds: number;
+}
+
+export function pairedChange(base: readonly number[], current: readonly number[]): PairedChange {
+  const n = Math.min(base.length, current.length);
+  const diffs = Array.from({ length: n }, (_, i) => current[i]! - base[i]!);
+  return { base: median(base), current: median(current), change: median(diffs), lower: diffs.filter((d) => d < 0).length, rounds: n };
+}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { summarise } from '../../../bench/lib/summary.js';
-import { median, round } from '../../../bench/lib/stats.js';
+import { median, pairedChange, round } from '../../../bench/lib/stats.js';
 import { stackById } from '../../../bench/lib/stacks.js';
 import type { PassFigures, StackOutcome } from '../../../bench/lib/harness.js';
 
@@ -70,4 +70,13 @@ test('a stack whose baseline did not run has no overhead, and a scenario with no
   assert.equal(ours!.results.read!.overheadUs, null);
   assert.equal(ours!.results.read!.vsNode, null);
   assert.equal(ours!.results.write, undefined);
+});
+
+test('pairedChange takes the median of round-by-round differences and counts the rounds that went down', () => {
+  // The medians of the two builds differ by 1, but every round went down by 2 or more: the pairs say so.
+  const c = pairedChange([50, 60, 52, 70, 55], [48, 57, 50, 66, 53]);
+  assert.deepEqual(c, { base: 55, current: 53, change: -2, lower: 5, rounds: 5 });
+  assert.deepEqual(pairedChange([10, 10, 10, 10], [11, 9, 12, 10]), { base: 10, current: 10.5, change: 0.5, lower: 1, rounds: 4 });
+  // Extra figures of one build (a round cut short) are left out of the pairs.
+  assert.equal(pairedChange([1, 2, 3], [2, 3]).rounds, 2);
 });
