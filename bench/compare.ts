@@ -111,6 +111,6 @@ for (const [key, [a, b]] of figures) {
   const cpu = pairedChange(a!.map((f) => f.serverCpuUs), b!.map((f) => f.serverCpuUs));
   const store = a!.some((f) => f.storeCpuUs > 0) ? pairedChange(a!.map((f) => f.storeCpuUs), b!.map((f) => f.storeCpuUs)) : null;
   const fmt = (x: number): string => x.toFixed(1);
-  console.log(`  ${key.padEnd(34)} ${fmt(cpu.base).padStart(6)} → ${fmt(cpu.current).padStart(6)}  change ${cpu.change >= 0 ? '+' : ''}${fmt(cpu.change)}` +
+  console.log(`  ${key.padEnd(40)} ${fmt(cpu.base).padStart(6)} → ${fmt(cpu.current).padStart(6)}  change ${cpu.change >= 0 ? '+' : ''}${fmt(cpu.change)}` +
     `  (lower in ${cpu.lower} of ${cpu.rounds} rounds)${store ? `  redis-server ${fmt(store.base)} → ${fmt(store.current)}` : ''}`);
 }
