@@ -68,6 +68,22 @@ describe('MemoryStore bounds', () => {
     await store.close();
   });
 
+  it('memory store when a record fits maxBytes only coded then it is stored coded at once', async () => {
+    const clock = new ManualClock();
+    const data = JSON.stringify({ d: { text: 'lorem ipsum dolor sit amet '.repeat(40) } });
+    const probe = await trainedStore(clock);
+    const rec = makeRecord(clock, { data });
+    await probe.set(rec, 0);
+    const uncoded = probe.bytes; // written for later coding: the data as it is
+    await probe.close();
+    // A bound below the uncoded entry: the coded form is what fits.
+    const store = await trainedStore(clock, uncoded - 1);
+    await store.set(rec, 0);
+    assert.ok(store.bytes < uncoded, `${store.bytes} bytes held, the uncoded entry took ${uncoded}`);
+    assert.equal((await store.get(rec.key))?.data, data);
+    await store.close();
+  });
+
   it('memory store when a record is touched then it counts as recently used', async () => {
     const clock = new ManualClock();
     const store = await trainedStore(clock, 4_000);

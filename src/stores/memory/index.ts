@@ -109,9 +109,11 @@ export class MemoryStore implements SessionStore {
   #packed(record: SessionRecord, stored: string): string | null {
     // Written already past a deadline (how the engine ends a regenerated record): nothing to keep.
     if (isExpired(record, this.#clock.now())) return null;
-    const packed = this.#packer.pack(record, record.key);
-    const size = entryBytes(stored, packed);
     const max = this.#records.maxBytes;
+    // Coded later (WRITE_BEHIND), unless only the coded form fits the bound.
+    let packed = this.#packer.pack(record, record.key, true);
+    if (entryBytes(stored, packed) > max) packed = this.#packer.pack(record, record.key);
+    const size = entryBytes(stored, packed);
     if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
     return packed;
   }
@@ -129,6 +131,7 @@ export class MemoryStore implements SessionStore {
     }
     if (record.userId !== null) this.#index(record.userId, stored);
     this.#records.put(stored, packed);
+    this.#packer.kept(this.#records, stored, packed);
     this.#notify(record.key, stampOf(record));
     return { ok: true };
   }
@@ -140,7 +143,9 @@ export class MemoryStore implements SessionStore {
     const head = value === undefined ? null : this.#live(stored, value);
     if (!head) return false;
     // A touch is a use: the record also becomes the most recently used.
-    this.#records.put(stored, this.#packer.touched(value!, head, expiresAt, lastSeenAt, key));
+    const packed = this.#packer.touched(value!, head, expiresAt, lastSeenAt, key);
+    this.#records.put(stored, packed);
+    this.#packer.kept(this.#records, stored, packed);
     this.#notify(key, stampOf({ version: head.version, expiresAt }));
     return true;
   }

@@ -3,7 +3,8 @@
  * it at one heap byte per character) holding a small header and the data, Huffman-coded once the
  * store has learned its byte frequencies (only counts are kept, never text). A typical 207-character
  * session becomes a string of about 165 characters (168 heap bytes); with its key and map slot the
- * store holds it in about 255 heap bytes, where objects per field took 512.
+ * store holds it in about 255 heap bytes, where objects per field took 512. A write's data is coded
+ * behind it (WRITE_BEHIND), so the last few thousand records written may still be uncoded.
  *
  * Layout, byte by byte: flags; the numbers (varints of version, createdAt, lastSeenAt − createdAt,
  * expiresAt − lastSeenAt, absoluteExpiresAt − createdAt; or, for any value that is not a
@@ -15,6 +16,8 @@
 import type { LocalSlot, SessionRecord } from '../../core/store.js';
 import { isExpired } from '../../core/store.js';
 import { ByteCode } from './byte-code.js';
+import { fromStoredKey } from './keys.js';
+import type { RecordTable } from './table.js';
 
 const TEXT = 3;
 /** The data's bytes: ASCII (read back one byte per character), UTF-8, or UTF-16LE code units. */
@@ -38,6 +41,14 @@ const SCRATCH_KEPT = 64 * 1024;
  * (oldest first) and by text length; an entry is used only while its packed string is the stored one.
  */
 export const RECENT_TEXTS = { entries: 1024, maxChars: 4096 } as const;
+
+/**
+ * Writes whose data is coded later (write-behind): a record is written with its data as it is, and
+ * coded in place once this many later writes of the same table have come after it, if it is still the
+ * record stored. A session written again before then (a busy one) skips the coding that would have
+ * been thrown away; at most this many records are held uncoded, a few dozen bytes more each.
+ */
+export const WRITE_BEHIND = { entries: 2048 } as const;
 
 /** Records whose bytes train the code, and how many bytes of each count: one big record cannot skew it. */
 export const TRAINING = { records: 128, bytesPerRecord: 1024 } as const;
@@ -115,14 +126,19 @@ export class RecordPacker {
   #counts: number[] | null = new Array<number>(256).fill(0);
   #sampled = 0;
   readonly #recent = new Map<string, RecentText>();
+  /** Stored key → the uncoded packed string written under it, oldest first (WRITE_BEHIND). */
+  readonly #uncoded = new Map<string, string>();
 
   /** Whether data is being coded yet (the code is trained). */
   get coding(): boolean {
     return this.#code !== null;
   }
 
-  /** The packed string of `r`; with `key`, a recent text kept for that key (RECENT_TEXTS) follows the new string. */
-  pack(r: PackedFields, key?: string): string {
+  /**
+   * The packed string of `r`; with `key`, a recent text kept for that key (RECENT_TEXTS) follows the new
+   * string. With `later`, the data is left uncoded, to be coded by `kept` (WRITE_BEHIND).
+   */
+  pack(r: PackedFields, key?: string, later = false): string {
     const { data, userId } = r;
     const input = this.#input(data.length * 3);
     let text: number;
@@ -147,7 +163,7 @@ export class RecordPacker {
       o += out.write(userId, o, ownerLatin1 ? 'latin1' : 'utf16le');
     }
     // Coded only when strictly shorter, length included.
-    const coded = this.#code && n > 0 ? this.#code.encode(input, n, out, putVarint(out, o, n), o + n - 1) : -1;
+    const coded = this.#code && n > 0 && !later ? this.#code.encode(input, n, out, putVarint(out, o, n), o + n - 1) : -1;
     if (coded >= 0) {
       flags |= CODED;
       o = coded;
@@ -158,6 +174,42 @@ export class RecordPacker {
     const packed = out.toString('latin1', 0, o);
     if (key !== undefined) this.#follow(key, packed, data);
     return packed;
+  }
+
+  /**
+   * After `table` stored `packed` under `stored` (`key`'s form): a record whose data is uncoded while
+   * the code exists waits its turn, and the one that waited longest, once WRITE_BEHIND.entries wait, is
+   * coded in place when the table still holds that very string (not rewritten, touched, removed or
+   * pushed out meanwhile). Its recency is left as it is, and so is a recent text kept for it.
+   */
+  kept(table: RecordTable, stored: string, packed: string): void {
+    if (this.#code === null || packed.charCodeAt(0) & CODED) return;
+    this.#uncoded.delete(stored);
+    this.#uncoded.set(stored, packed);
+    if (this.#uncoded.size <= WRITE_BEHIND.entries) return;
+    const [oldest, s] = this.#uncoded.entries().next().value!;
+    this.#uncoded.delete(oldest);
+    if (table.peek(oldest) !== s) return;
+    const coded = this.#coded(s);
+    if (coded === undefined) return;
+    table.replace(oldest, coded);
+    const hit = this.#recent.get(fromStoredKey(oldest));
+    if (hit !== undefined && hit.packed === s) hit.packed = coded;
+  }
+
+  /** The uncoded record `s` with its data coded, or undefined when coding would not make it shorter. */
+  #coded(s: string): string | undefined {
+    const h = readHead(s);
+    const n = s.length - h.body;
+    if (n === 0) return undefined;
+    const input = this.#input(n);
+    input.write(s.slice(h.body), 0, 'latin1');
+    const out = this.#output(h.body + 10 + n);
+    const o = out.write(s.slice(0, h.body), 0, 'latin1');
+    const end = this.#code!.encode(input, n, out, putVarint(out, o, n), o + n - 1);
+    if (end < 0) return undefined;
+    out[0] = h.flags | CODED;
+    return out.toString('latin1', 0, end);
   }
 
   /** The data of the record stored as `s`, whose header is `h`. */

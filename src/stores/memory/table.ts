@@ -97,6 +97,24 @@ export class RecordTable {
     this.#flipWhenDue();
   }
 
+  /**
+   * Puts `value` in place of the key's value, its recency left as it is; the caller makes it no longer
+   * than the value it replaces (as coding a record does), so the bound still holds.
+   */
+  replace(storedKey: string, value: string): void {
+    const young = this.#young.get(storedKey);
+    const previous = young ?? this.#old.get(storedKey);
+    if (previous === undefined) return;
+    const change = value.length - previous.length;
+    if (young !== undefined) {
+      this.#young.set(storedKey, value);
+      this.#youngBytes += change;
+    } else {
+      this.#old.set(storedKey, value);
+    }
+    this.#bytes += change;
+  }
+
   /** Removes the key; returns whether it was there. */
   delete(storedKey: string): boolean {
     const young = this.#young.get(storedKey);

@@ -68,9 +68,15 @@ export class LocalCopies {
 
   /** Keeps a copy of `rec` (replacing any); a record larger than the whole bound is not kept. */
   set(rec: SessionRecord, stored = toStoredKey(rec.key)): void {
-    const packed = this.#packer.pack(rec, rec.key);
-    if (entryBytes(stored, packed) > this.#table.maxBytes) this.#table.delete(stored);
-    else this.#table.put(stored, packed);
+    // Coded later (WRITE_BEHIND), unless only the coded form fits the bound.
+    let packed = this.#packer.pack(rec, rec.key, true);
+    if (entryBytes(stored, packed) > this.#table.maxBytes) packed = this.#packer.pack(rec, rec.key);
+    if (entryBytes(stored, packed) > this.#table.maxBytes) {
+      this.#table.delete(stored);
+      return;
+    }
+    this.#table.put(stored, packed);
+    this.#packer.kept(this.#table, stored, packed);
   }
 
   /** Drops the copy under `stored` (a key's form: see `stored`). */

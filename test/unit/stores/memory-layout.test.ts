@@ -1,7 +1,9 @@
 /** RecordPacker: one string per record, every field given back exactly, before and after the code is trained. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RECENT_TEXTS, RecordPacker, TRAINING, readHead } from '../../../src/stores/memory/layout.js';
+import { RECENT_TEXTS, RecordPacker, TRAINING, WRITE_BEHIND, readHead } from '../../../src/stores/memory/layout.js';
+import { RecordTable, entryBytes } from '../../../src/stores/memory/table.js';
+import { toStoredKey } from '../../../src/stores/memory/keys.js';
 import type { PackedFields } from '../../../src/stores/memory/layout.js';
 import type { LocalSlot } from '../../../src/core/store.js';
 
@@ -203,4 +205,60 @@ describe('RecordPacker', () => {
     assert.equal(p.held(slot), undefined);
     assert.equal(p.shared(held, written, now), undefined);
   });
+
+  it('record packer when records are written for later coding then codes each in place once WRITE_BEHIND.entries later writes came, only if it is still the one stored', () => {
+    const p = trained();
+    const table = new RecordTable(1 << 30, () => {});
+    const coded = (s: string): boolean => (readHead(s).flags & 4) !== 0; // the CODED flag
+    const session = (i: number, version = 1): PackedFields => ({ ...base, version, data: base.data.replace('10013', String(20_000 + i)) });
+    const write = (i: number, version = 1): string => {
+      const key = `key-${i}`;
+      const stored = toStoredKey(key);
+      const s = p.pack(session(i, version), key, true);
+      table.put(stored, s);
+      p.kept(table, stored, s);
+      return s;
+    };
+    const at = (i: number): string => table.peek(toStoredKey(`key-${i}`))!;
+
+    const first = write(0);
+    assert.ok(!coded(first), 'written as it is');
+    assert.deepEqual(unpack(p, first), session(0));
+    // Read once, so a recent text and a kept record stand for the uncoded string.
+    const slot: LocalSlot = { local: undefined };
+    const read = p.record('key-0', toStoredKey('key-0'), first, readHead(first), slot);
+    write(1);
+    write(1, 2); // written again before its turn: only the newer string waits
+    write(2);
+    table.delete(toStoredKey('key-2')); // removed before its turn
+    write(3);
+    // Written again, coded at once (as when only the coded form fits the bound): the waiting string is stale.
+    const newer = p.pack(session(3, 2), 'key-3');
+    table.put(toStoredKey('key-3'), newer);
+    p.kept(table, toStoredKey('key-3'), newer);
+    for (let i = 4; i < WRITE_BEHIND.entries; i++) write(i);
+    assert.equal(at(0), first, 'not yet: WRITE_BEHIND.entries records wait');
+    const order = [...table.entries()].map(([k]) => k);
+    const bytes = table.bytes;
+
+    const last = write(WRITE_BEHIND.entries);
+    const now0 = at(0);
+    assert.ok(coded(now0), 'the one that waited longest is coded');
+    assert.deepEqual(unpack(p, now0), session(0), 'every field as before');
+    assert.ok(now0.length < first.length);
+    assert.equal(table.bytes, bytes + entryBytes(toStoredKey(`key-${WRITE_BEHIND.entries}`), last) - (first.length - now0.length),
+      'the bound counts the shorter string');
+    assert.deepEqual([...table.entries()].map(([k]) => k).slice(0, order.length), order, 'its recency is left as it was');
+    assert.equal(p.shared(p.held(slot), now0, now), read, 'the record a slot keeps still stands for the coded string');
+
+    write(WRITE_BEHIND.entries + 1);
+    assert.ok(coded(at(1)), 'the record written again was coded at its own turn');
+    assert.deepEqual(unpack(p, at(1)), session(1, 2));
+    assert.equal(table.peek(toStoredKey('key-2')), undefined, 'a removed record is not put back');
+    write(WRITE_BEHIND.entries + 2);
+    write(WRITE_BEHIND.entries + 3);
+    assert.equal(at(3), newer, 'a record written again meanwhile is never replaced by the older one coded');
+    for (let i = 4; i < 10; i++) assert.ok(!coded(at(i)), `key-${i} still waits`);
+  });
 });
+

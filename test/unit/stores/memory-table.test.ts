@@ -93,4 +93,24 @@ describe('RecordTable', () => {
     assert.equal(seen.at(-1), key(2), 'the used entry comes last');
     assert.equal(table.size, 0);
   });
+
+  it('record table when a value is replaced by a shorter one then its place in the order stays and the bound counts the new size', () => {
+    const { table, evicted } = filled(10, 10);
+    const order = keys(table);
+    // key 1 is in the older generation by now, key 9 in the younger.
+    table.replace(key(1), value(1, 40));
+    table.replace(key(9), value(9, 40));
+    table.replace('absent', value(0, 40));
+    assert.deepEqual(keys(table), order, 'no entry moved, none added');
+    assert.equal(table.peek(key(1)), value(1, 40));
+    assert.equal(table.bytes, ENTRY * 10 - 2 * 60);
+    // The room freed is used: a small entry fits without evicting anything.
+    assert.ok(entryBytes(key(10), value(10, 30)) <= 2 * 60);
+    table.put(key(10), value(10, 30));
+    assert.deepEqual(evicted, []);
+    for (let i = 12; i < 30; i++) table.put(key(i), value(i));
+    assert.ok(table.bytes <= ENTRY * 10);
+    assert.equal(table.bytes, [...table.entries()].reduce((n, [k, v]) => n + entryBytes(k, v), 0), 'the count matches the entries held');
+  });
 });
+
