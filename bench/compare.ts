@@ -67,15 +67,15 @@ if (specs.some(usesRedis)) ensureSystemPackages(['redis-server'], 'The benchmark
 const started = Date.now();
 const log = (line: string): void => console.log(`${String(Math.round((Date.now() - started) / 1000)).padStart(4)}s ${line}`);
 const base = await buildBase(args.base).catch(refuse);
-const current = (await buildBench()).server;
-const builds = [{ label: `base ${base.commit.slice(0, 9)}`, server: base.server }, { label: 'this checkout', server: current }];
+const compiled = await buildBench();
+const builds = [{ label: `base ${base.commit.slice(0, 9)}`, server: base.server }, { label: 'this checkout', server: compiled.server }];
 log(`npm run bench:compare: ${builds[0]!.label} against ${builds[1]!.label}; ${specs.length} stack(s) × ${args.scenarios.join(', ')}; ${args.rounds} rounds of ${args.durationS} s`);
 
 const o: HarnessOptions = {
   stacks: specs, scenarios: args.scenarios, passes: args.rounds, durationS: args.durationS, warmupS: 1.5, settleS: 0.75,
   connections: 10, sessions: 1000, loginSessions: 1000, raceWrites: 0, censusRequests: 0, log,
 };
-const load = new LoadProcess((await buildBench()).load);
+const load = new LoadProcess(compiled.load);
 const live: Live[][] = [];
 const figures = new Map<string, PassFigures[][]>();
 try {

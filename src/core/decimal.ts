@@ -21,4 +21,3 @@ export function decimal(n: number): string {
   const low = String(lo);
   return String(hi) + ZEROS.slice(low.length) + low;
 }
-

@@ -44,11 +44,14 @@ export const RECENT_TEXTS = { entries: 1024, maxChars: 4096 } as const;
 
 /**
  * Writes whose data is coded later (write-behind): a record is written with its data as it is, and
- * coded in place once this many later writes of the same table have come after it, if it is still the
+ * coded in place once `entries` later writes of the same table have come after it, if it is still the
  * record stored. A session written again before then (a busy one) skips the coding that would have
- * been thrown away; at most this many records are held uncoded, a few dozen bytes more each.
+ * been thrown away; at most `entries` records are held uncoded, a few dozen bytes more each. The
+ * records waiting (some perhaps removed from the table meanwhile, still referenced until their turn)
+ * also hold at most `maxChars` characters, and at most an eighth of the table's bound: the oldest go
+ * first.
  */
-export const WRITE_BEHIND = { entries: 2048 } as const;
+export const WRITE_BEHIND = { entries: 2048, maxChars: 1024 * 1024 } as const;
 
 /** Records whose bytes train the code, and how many bytes of each count: one big record cannot skew it. */
 export const TRAINING = { records: 128, bytesPerRecord: 1024 } as const;
@@ -128,6 +131,8 @@ export class RecordPacker {
   readonly #recent = new Map<string, RecentText>();
   /** Stored key → the uncoded packed string written under it, oldest first (WRITE_BEHIND). */
   readonly #uncoded = new Map<string, string>();
+  /** Characters of the strings in #uncoded. */
+  #uncodedChars = 0;
 
   /** Whether data is being coded yet (the code is trained). */
   get coding(): boolean {
@@ -184,16 +189,28 @@ export class RecordPacker {
    */
   kept(table: RecordTable, stored: string, packed: string): void {
     if (this.#code === null || packed.charCodeAt(0) & CODED) return;
-    this.#uncoded.delete(stored);
+    const waiting = this.#uncoded.get(stored);
+    if (waiting !== undefined) {
+      this.#uncoded.delete(stored);
+      this.#uncodedChars -= waiting.length;
+    }
     this.#uncoded.set(stored, packed);
-    if (this.#uncoded.size <= WRITE_BEHIND.entries) return;
-    const [oldest, s] = this.#uncoded.entries().next().value!;
-    this.#uncoded.delete(oldest);
-    if (table.peek(oldest) !== s) return;
+    this.#uncodedChars += packed.length;
+    const maxChars = Math.min(WRITE_BEHIND.maxChars, table.maxBytes / 8);
+    while (this.#uncoded.size > WRITE_BEHIND.entries || this.#uncodedChars > maxChars) {
+      const [oldest, s] = this.#uncoded.entries().next().value!;
+      this.#uncoded.delete(oldest);
+      this.#uncodedChars -= s.length;
+      if (table.peek(oldest) === s) this.#codeInPlace(table, oldest, s);
+    }
+  }
+
+  /** Replaces the uncoded record `s` under `stored` by its coded form, when that is shorter. */
+  #codeInPlace(table: RecordTable, stored: string, s: string): void {
     const coded = this.#coded(s);
     if (coded === undefined) return;
-    table.replace(oldest, coded);
-    const hit = this.#recent.get(fromStoredKey(oldest));
+    table.replace(stored, coded);
+    const hit = this.#recent.get(fromStoredKey(stored));
     if (hit !== undefined && hit.packed === s) hit.packed = coded;
   }
 

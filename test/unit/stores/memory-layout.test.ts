@@ -260,5 +260,22 @@ describe('RecordPacker', () => {
     assert.equal(at(3), newer, 'a record written again meanwhile is never replaced by the older one coded');
     for (let i = 4; i < 10; i++) assert.ok(!coded(at(i)), `key-${i} still waits`);
   });
+
+  it('record packer when the records waiting to be coded pass an eighth of the table\'s bound then codes the oldest at once', () => {
+    const p = trained();
+    const table = new RecordTable(8 * 3_500, () => {}); // records waiting: at most 3,500 characters
+    const coded = (s: string): boolean => (readHead(s).flags & 4) !== 0; // the CODED flag
+    const session = (i: number): PackedFields => ({ ...base, data: JSON.stringify({ d: { i, text: 'lorem ipsum dolor sit amet '.repeat(37) } }) });
+    const stored = (i: number): string => toStoredKey(`key-${i}`);
+    for (let i = 0; i < 4; i++) {
+      const s = p.pack(session(i), `key-${i}`, true);
+      assert.ok(s.length > 1_000 && s.length < 1_100);
+      table.put(stored(i), s);
+      p.kept(table, stored(i), s);
+    }
+    assert.ok(coded(table.peek(stored(0))!), 'the oldest went first, long before WRITE_BEHIND.entries records waited');
+    for (let i = 1; i < 4; i++) assert.ok(!coded(table.peek(stored(i))!), `key-${i} still waits`);
+    assert.deepEqual(unpack(p, table.peek(stored(0))!), session(0));
+  });
 });
 
