@@ -10,7 +10,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, stampOf } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
-import { fromStoredKey, toStoredKey } from './keys.js';
+import { fromStoredKey, knownStoredKey, toStoredKey } from './keys.js';
 import { RecordPacker, readHead } from './layout.js';
 import type { Head } from './layout.js';
 import { RecordTable, entryBytes } from './table.js';
@@ -72,7 +72,9 @@ export class MemoryStore implements SessionStore {
   getLocal(key: string, slot?: LocalSlot): SessionRecord | null {
     this.#open();
     const held = this.#packer.held(slot);
-    const stored = held === undefined ? toStoredKey(key) : held.stored;
+    let stored: string;
+    if (held === undefined) stored = toStoredKey(key);
+    else knownStoredKey(key, (stored = held.stored));
     const value = this.#records.use(stored);
     if (value === undefined) return null;
     const shared = this.#packer.shared(held, value, this.#clock.now());

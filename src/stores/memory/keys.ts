@@ -30,6 +30,15 @@ export function toStoredKey(key: string): string {
   return stored;
 }
 
+/**
+ * Tells the conversion that `stored` is `key`'s form, already known to the caller (a read that found
+ * the key through its slot): the same request's write then converts `key` with a comparison.
+ */
+export function knownStoredKey(key: string, stored: string): void {
+  lastKey = key;
+  lastStored = stored;
+}
+
 export function fromStoredKey(stored: string): string {
   if (stored.length === RAW_KEY_LENGTH) {
     scratch.write(stored, 0, 'latin1');

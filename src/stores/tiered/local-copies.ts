@@ -8,7 +8,7 @@
  */
 import type { LocalSlot, SessionRecord } from '../../core/store.js';
 import { isExpired } from '../../core/store.js';
-import { fromStoredKey, toStoredKey } from '../memory/keys.js';
+import { fromStoredKey, knownStoredKey, toStoredKey } from '../memory/keys.js';
 import { RecordPacker, readHead } from '../memory/layout.js';
 import type { Head } from '../memory/layout.js';
 import { RecordTable, entryBytes } from '../memory/table.js';
@@ -57,7 +57,10 @@ export class LocalCopies {
    */
   live(key: string, now: number, slot?: LocalSlot, stored?: string): SessionRecord | undefined {
     const held = this.#packer.held(slot);
-    stored ??= held === undefined ? toStoredKey(key) : held.stored;
+    if (stored === undefined) {
+      if (held === undefined) stored = toStoredKey(key);
+      else knownStoredKey(key, (stored = held.stored));
+    }
     const value = this.#table.use(stored);
     if (value === undefined) return undefined;
     const shared = this.#packer.shared(held, value, now);

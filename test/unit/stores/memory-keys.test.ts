@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { RAW_KEY_LENGTH, fromStoredKey, storedKeyBytes, toStoredKey } from '../../../src/stores/memory/keys.js';
+import { RAW_KEY_LENGTH, fromStoredKey, knownStoredKey, storedKeyBytes, toStoredKey } from '../../../src/stores/memory/keys.js';
 
 describe('MemoryStore keys', () => {
   it('stored key when the key is a base64url SHA-256 then it is its 32 bytes and converts back', () => {
@@ -14,6 +14,19 @@ describe('MemoryStore keys', () => {
       assert.equal(fromStoredKey(stored), key);
       assert.equal(storedKeyBytes(stored), 32);
     }
+  });
+
+  it('stored key when a caller names a key\'s known form then that key converts to it and every other key as before', () => {
+    const [a, b] = [randomBytes(32).toString('base64url'), randomBytes(32).toString('base64url')];
+    const [sa, sb] = [randomBytesBack(a), randomBytesBack(b)];
+    toStoredKey(b);
+    knownStoredKey(a, sa);
+    assert.equal(toStoredKey(a), sa);
+    assert.equal(toStoredKey(b), sb);
+    assert.equal(toStoredKey(a), sa);
+    knownStoredKey('user:1', 'user:1');
+    assert.equal(toStoredKey(a), sa);
+    assert.equal(fromStoredKey(toStoredKey('user:1')), 'user:1');
   });
 
   it('stored key when 43 base64url characters end in stray bits then it is not taken for a digest', () => {
