@@ -114,8 +114,11 @@ export class MemoryStore implements SessionStore {
     const max = this.#records.maxBytes;
     // Coded later (WRITE_BEHIND), unless only the coded form fits the bound.
     let packed = this.#packer.pack(record, record.key, true);
-    if (entryBytes(stored, packed) > max) packed = this.#packer.pack(record, record.key);
-    const size = entryBytes(stored, packed);
+    let size = entryBytes(stored, packed);
+    if (size > max) {
+      packed = this.#packer.pack(record, record.key);
+      size = entryBytes(stored, packed);
+    }
     if (size > max) throw new OptionsInvalidError(`MemoryStore options.maxBytes (${max}) is smaller than one record (${size} bytes)`);
     return packed;
   }

@@ -221,7 +221,7 @@ export class TieredStore implements SessionStore {
   #begin(record: SessionRecord): Writing {
     const g = this.#acquire(record.key);
     const stored = this.#lru.stored(record.key);
-    this.#invalidate(record.key, false, stored);
+    this.#invalidate(record.key, false, stored, g);
     const stamp = stampOf(record);
     this.#echoes?.expect(record.key, stamp);
     g.writes++;
@@ -368,9 +368,8 @@ export class TieredStore implements SessionStore {
     this.#invalidate(key, true);
   }
 
-  /** Drops `key`'s copy (`stored`: its form, when the caller has it) and bumps its generation. */
-  #invalidate(key: string, fromFeed: boolean, stored = this.#lru.stored(key)): void {
-    const g = this.#gens.get(key);
+  /** Drops `key`'s copy (`stored`: its form, `g`: its generation, when the caller has them) and bumps its generation. */
+  #invalidate(key: string, fromFeed: boolean, stored = this.#lru.stored(key), g = this.#gens.get(key)): void {
     if (g) g.gen++;
     if (this.#lru.delete(stored) && fromFeed) this.#invalidations++;
   }

@@ -73,10 +73,12 @@ export class LocalCopies {
   set(rec: SessionRecord, stored = toStoredKey(rec.key)): void {
     // Coded later (WRITE_BEHIND), unless only the coded form fits the bound.
     let packed = this.#packer.pack(rec, rec.key, true);
-    if (entryBytes(stored, packed) > this.#table.maxBytes) packed = this.#packer.pack(rec, rec.key);
     if (entryBytes(stored, packed) > this.#table.maxBytes) {
-      this.#table.delete(stored);
-      return;
+      packed = this.#packer.pack(rec, rec.key);
+      if (entryBytes(stored, packed) > this.#table.maxBytes) {
+        this.#table.delete(stored);
+        return;
+      }
     }
     this.#table.put(stored, packed);
     this.#packer.kept(this.#table, stored, packed);
