@@ -13,6 +13,13 @@ import { copyData } from './decoded.js';
 /** Keys a data bag refuses: they would reach prototypes. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+/** What update() answers once a synchronous change is made: one settled promise for every call. */
+const DONE: Promise<void> = Promise.resolve();
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
 export type SessionData = Record<string, unknown>;
 
 /**
@@ -140,9 +147,28 @@ export class Session<T extends object = SessionData> {
    * session meanwhile (compare-and-set conflict). Prefer this for read-modify-write: it never loses an
    * update and never fails with SESSION_CONFLICT unless the session ended.
    */
-  async update(fn: UpdateFn<T>): Promise<void> {
-    this.#live();
-    await fn(dataOf(this.#s) as Partial<T>);
+  update(fn: UpdateFn<T>): Promise<void> {
+    // Not an async function, and no closure here: a synchronous `fn`, the common case, then costs no
+    // frame, no context and no extra turn.
+    let out: void | Promise<void>;
+    try {
+      this.#live();
+      out = fn(dataOf(this.#s) as Partial<T>);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (isThenable(out)) return this.#afterward(out, fn);
+    this.#replays(fn);
+    return DONE;
+  }
+
+  /** Records `fn` for replay once its promise `out` settles well. */
+  #afterward(out: PromiseLike<unknown>, fn: UpdateFn<T>): Promise<void> {
+    return Promise.resolve(out).then(() => this.#replays(fn));
+  }
+
+  /** Records `fn` to run again on fresh data should the write meet a conflict. */
+  #replays(fn: UpdateFn<T>): void {
     this.#s.ops.push((data) => fn(data as Partial<T>));
   }
 

@@ -60,13 +60,31 @@ export class Signer {
   }
 }
 
-/** Constant-time string equality for tokens. */
+/** Characters a token may have for safeEqual's scratch buffers (three UTF-8 bytes each at most). */
+const SCRATCH_CHARS = 64;
+const scratchA = Buffer.alloc(SCRATCH_CHARS * 3);
+const scratchB = Buffer.alloc(SCRATCH_CHARS * 3);
+
+/**
+ * Constant-time string equality for tokens. Tokens up to SCRATCH_CHARS characters are written into
+ * two zero-filled scratch buffers, compared whole and zeroed again, so a check allocates nothing;
+ * the byte lengths are compared apart (a length is no secret, and a shorter text's zero tail must
+ * not match a NUL character).
+ */
 export function safeEqual(a: string, b: string): boolean {
-  const ab = Buffer.from(a);
-  const bb = Buffer.from(b);
-  if (ab.length !== bb.length) {
-    timingSafeEqual(ab, ab);
-    return false;
+  if (a.length > SCRATCH_CHARS || b.length > SCRATCH_CHARS) {
+    const ab = Buffer.from(a);
+    const bb = Buffer.from(b);
+    if (ab.length !== bb.length) {
+      timingSafeEqual(ab, ab);
+      return false;
+    }
+    return timingSafeEqual(ab, bb);
   }
-  return timingSafeEqual(ab, bb);
+  const na = scratchA.write(a, 0);
+  const nb = scratchB.write(b, 0);
+  const same = timingSafeEqual(scratchA, scratchB);
+  scratchA.fill(0, 0, na);
+  scratchB.fill(0, 0, nb);
+  return same && na === nb;
 }

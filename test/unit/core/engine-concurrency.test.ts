@@ -44,6 +44,36 @@ describe('engine concurrency', () => {
     assert.ok(replays.length >= 10 && replays.every((r) => r === 'replayed'));
   });
 
+  it('update() when its function throws, the session ended, or it is asynchronous or a thenable then errors reject and every change replays', async () => {
+    const [a, b] = pair();
+    const { cookie } = await trip(a.tether, undefined, (s) => s.set('n', 0));
+    const sa = await a.tether.open(post(cookie));
+    const boom = new Error('boom');
+    // A throwing function is a rejected promise, never a synchronous throw, and records nothing to replay.
+    const thrown = sa.update(() => { throw boom; });
+    assert.ok(thrown instanceof Promise);
+    await assert.rejects(thrown, (err) => err === boom);
+    const sync = sa.update((d) => void (d.n = Number(d.n) + 1));
+    assert.ok(sync instanceof Promise);
+    await sync;
+    await sa.update(async (d) => { await sleep(1); d.n = Number(d.n) + 10; });
+    const thenable = { then(done: () => void) { setTimeout(done, 1); } };
+    await sa.update((d) => { d.n = Number(d.n) + 100; return thenable as unknown as Promise<void>; });
+    assert.equal(sa.get('n'), 111);
+    // Another engine writes first: all three changes are replayed on its value, the throwing one is not.
+    const sb = await b.tether.open(post(cookie));
+    sb.set('n', 1000);
+    await b.tether.commit(sb);
+    await a.tether.commit(sa);
+    assert.equal((await trip(a.tether, cookie, () => {}, 'GET')).session.get('n'), 1111);
+    const ended = await a.tether.open(post(cookie));
+    ended.destroy();
+    const late = ended.update((d) => void (d.n = 0));
+    assert.ok(late instanceof Promise);
+    await assert.rejects(late, { code: 'SESSION_ENDED' });
+    a.tether.abandon(ended);
+  });
+
   it('direct mutation when another engine wrote the session meanwhile then fails 409 SESSION_CONFLICT and the other write stands', async () => {
     const [a, b] = pair();
     const { cookie, session } = await trip(a.tether, undefined, (s) => s.set('n', 0));

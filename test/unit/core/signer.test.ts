@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { Signer } from '../../../src/core/signer.js';
+import { Signer, safeEqual } from '../../../src/core/signer.js';
 import { generateId } from '../../../src/core/ids.js';
 import { SECRET_A, SECRET_B } from '../support.js';
 
@@ -42,5 +42,34 @@ describe('Signer', () => {
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     const twin = alphabet[alphabet.indexOf(last) ^ 1]!;
     assert.equal(s.unsign(`${id}.${sig.slice(0, -1)}${twin}`), null);
+  });
+});
+
+describe('safeEqual', () => {
+  it('when texts differ anywhere, in length, by a trailing NUL or in multi-byte characters then false; equal texts true', () => {
+    const token = generateId();
+    const cases: Array<[string, string, boolean]> = [
+      [token, token, true], ['', '', true], [token, token.slice(0, -1), false], [token.slice(0, -1), token, false],
+      [token, token + '\0', false], ['x', 'x\0', false], ['\0', '', false], ['é', 'é', true], ['é', 'e', false],
+      ['\u00e9', '\u00c3\u00a9', false], ['\u{1F600}', '\u{1F600}', true], ['\u{1F600}', '\u{1F601}', false],
+      ['a'.repeat(64), 'a'.repeat(64), true], ['a'.repeat(65), 'a'.repeat(65), true], ['a'.repeat(65), 'a'.repeat(64) + 'b', false],
+      ['a'.repeat(64), 'a'.repeat(65), false], ['\u0800'.repeat(64), '\u0800'.repeat(64), true], ['\u0800'.repeat(64), '\u0800'.repeat(63) + '\u0801', false],
+    ];
+    for (const [a, b, want] of cases) assert.equal(safeEqual(a, b), want, `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+    for (let i = 0; i < token.length; i++) {
+      const changed = token.slice(0, i) + (token[i] === 'A' ? 'B' : 'A') + token.slice(i + 1);
+      assert.equal(safeEqual(token, changed), false, `position ${i}`);
+    }
+  });
+
+  it('when a longer pair was compared before then a shorter equal pair still compares equal, and a shorter unequal one unequal', () => {
+    // Two different long texts leave different bytes behind unless each check clears what it wrote.
+    for (const [long1, long2] of [['aaaaaaaa', 'aaaaaaab'], ['a'.repeat(60), 'b'.repeat(60)], ['\u0800'.repeat(50), '\u0801'.repeat(50)]]) {
+      assert.equal(safeEqual(long1!, long2!), false);
+      assert.equal(safeEqual('a', 'a'), true);
+      assert.equal(safeEqual(long2!, long1!), false);
+      assert.equal(safeEqual('ab', 'ac'), false);
+      assert.equal(safeEqual('', ''), true);
+    }
   });
 });
