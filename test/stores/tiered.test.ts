@@ -467,6 +467,66 @@ describe('TieredStore consistency', () => {
     });
   }
 
+  it('tiered store when its own write is in flight then eventual reads are served the copy held before, fenced reads none; the answer decides what is kept', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    /** Holds each set until `answer()`, then writes it through. */
+    class HeldSets extends HandFencedStore {
+      answer: () => void = () => {};
+      override async set(rec: SessionRecord, expected: number) {
+        await new Promise<void>((resolve) => (this.answer = resolve));
+        return super.set(rec, expected);
+      }
+    }
+    const shared = new HeldSets(memory);
+    const eventual = new TieredStore({ shared, clock, consistency: 'eventual', closeShared: false });
+    const fenced = new TieredStore({ shared, clock, consistency: 'fenced', closeShared: false });
+    try {
+      const rec = makeRecord(clock);
+      await memory.set(rec, 0);
+      await eventual.get(rec.key);
+      assert.equal(eventual.getLocal(rec.key)?.version, 1);
+      const written = eventual.set({ ...rec, version: 2, data: '"v2"' }, 1);
+      await settle();
+      assert.equal(eventual.getLocal(rec.key)?.version, 1, 'the copy held before the write, while it is in flight');
+      shared.answer();
+      assert.deepEqual(await written, { ok: true });
+      assert.deepEqual(eventual.getLocal(rec.key), { ...rec, version: 2, data: '"v2"' }, 'the written copy once acknowledged');
+      // A conflict, then a failure: no copy is left either time.
+      const conflicting = eventual.set({ ...rec, version: 2, data: '"other"' }, 1);
+      await settle();
+      assert.equal(eventual.getLocal(rec.key)?.version, 2);
+      shared.answer();
+      assert.deepEqual(await conflicting, { ok: false, current: 2 });
+      assert.equal(eventual.getLocal(rec.key), undefined, 'dropped on a conflict');
+      await eventual.get(rec.key);
+      shared.fail('set', 'reject');
+      const failing = eventual.set({ ...rec, version: 3, data: '"v3"' }, 2);
+      await settle();
+      shared.answer();
+      await assert.rejects(failing);
+      shared.heal();
+      assert.equal(eventual.getLocal(rec.key), undefined, 'dropped on a failure');
+      // Fenced: a read while the write is in flight goes to the shared store.
+      assert.equal((await fenced.get(rec.key))?.version, 2, 'fetched and kept');
+      const fencedWrite = fenced.set({ ...rec, version: 3, data: '"v3"' }, 2);
+      await settle();
+      const misses = fenced.stats().misses;
+      const during = fenced.get(rec.key);
+      await settle();
+      // Had the copy stayed, the read would wait for a fence: answered here so that shows as a hit.
+      while (shared.pending.length > 0) shared.pending.shift()!(true);
+      assert.equal((await during)?.version, 2, 'the version the shared store holds while the write is held');
+      assert.equal(fenced.stats().misses, misses + 1, 'read from the shared store, not from a copy');
+      shared.answer();
+      assert.deepEqual(await fencedWrite, { ok: true });
+    } finally {
+      await eventual.close();
+      await fenced.close();
+      await memory.close();
+    }
+  });
+
   it('tiered store getLocal when a copy may be served at once then returns it with no promise, and otherwise leaves the read to get', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });

@@ -129,11 +129,15 @@ export class MemoryStore implements SessionStore {
     const current = value === undefined ? null : this.#live(stored, value);
     const currentVersion = current ? current.version : 0;
     if (currentVersion !== expectedVersion) return { ok: false, current: currentVersion };
-    if (current) this.#remove(stored, current);
     if (packed === null) {
-      if (current) this.#notify(record.key);
+      if (current) {
+        this.#remove(stored, current);
+        this.#notify(record.key);
+      }
       return { ok: true };
     }
+    // Replaced in place (RecordTable.put); the owner's index changes only with the owner.
+    if (current && current.userId !== record.userId) this.#unindex(stored, current);
     if (record.userId !== null) this.#index(record.userId, stored);
     this.#records.put(stored, packed);
     this.#packer.kept(this.#records, stored, packed);

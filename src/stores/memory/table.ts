@@ -75,15 +75,29 @@ export class RecordTable {
   }
 
   /**
-   * Stores `value` as most recently used, replacing any entry under the key, then evicts the oldest
-   * entries until the bound holds (the new one too, if it is left alone and still too big).
+   * Stores `value` as recently used, replacing any entry under the key, then evicts the oldest
+   * entries until the bound holds (the new one too, if it is left alone and still too big). An entry
+   * of the younger generation is replaced where it stands, as `use` leaves it where it stands: a
+   * delete and an insert would leave a hole in the Map on every write of a session.
    */
   put(storedKey: string, value: string): void {
-    this.delete(storedKey);
-    const bytes = entryBytes(storedKey, value);
-    this.#young.set(storedKey, value);
-    this.#bytes += bytes;
-    this.#youngBytes += bytes;
+    const young = this.#young.get(storedKey);
+    if (young !== undefined) {
+      const change = value.length - young.length;
+      this.#young.set(storedKey, value);
+      this.#bytes += change;
+      this.#youngBytes += change;
+    } else {
+      const old = this.#old.get(storedKey);
+      if (old !== undefined) {
+        this.#old.delete(storedKey);
+        this.#bytes -= entryBytes(storedKey, old);
+      }
+      const bytes = entryBytes(storedKey, value);
+      this.#young.set(storedKey, value);
+      this.#bytes += bytes;
+      this.#youngBytes += bytes;
+    }
     while (this.#bytes > this.maxBytes) {
       if (this.#old.size === 0) this.#flip();
       const oldest = this.#old.entries().next();

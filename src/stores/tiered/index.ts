@@ -217,11 +217,17 @@ export class TieredStore implements SessionStore {
     }
   }
 
-  /** A write of `record` begins: its copy is dropped and its echo awaited until the write is answered. */
+  /**
+   * A write of `record` begins: its echo is awaited until the write is answered. Fenced, its copy is
+   * dropped: a read must not return the version before a write that the shared store may have applied
+   * and another process read. With eventual reads the copy stays until the answer (a read while the
+   * write is in flight may return either version), and the written one then replaces it in place.
+   */
   #begin(record: SessionRecord): Writing {
     const g = this.#acquire(record.key);
     const stored = this.#lru.stored(record.key);
-    this.#invalidate(record.key, false, stored, g);
+    if (this.#fence) this.#invalidate(record.key, false, stored, g);
+    else g.gen++;
     const stamp = stampOf(record);
     this.#echoes?.expect(record.key, stamp);
     g.writes++;

@@ -72,6 +72,20 @@ describe('RecordTable', () => {
     assert.equal(table.bytes, 0);
   });
 
+  it('record table when a key of the younger generation is put again then it keeps its place; one of the older moves to the younger', () => {
+    const { table, evicted } = filled(10, 8); // k00–k05 flipped into the older generation, k06–k07 younger
+    table.put(key(6), value(6, 150));
+    table.put(key(1), value(1, 120));
+    assert.deepEqual(keys(table), [key(0), key(2), key(3), key(4), key(5), key(6), key(7), key(1)]);
+    assert.equal(table.peek(key(6)), value(6, 150));
+    assert.equal(table.bytes, [...table.entries()].reduce((n, [k, v]) => n + entryBytes(k, v), 0));
+    // Growing in place still keeps the bound: the oldest go first.
+    table.put(key(7), value(7, 100 + ENTRY * 3));
+    assert.deepEqual(evicted, [key(0), key(2)]);
+    assert.ok(table.bytes <= table.maxBytes);
+    assert.equal(table.bytes, [...table.entries()].reduce((n, [k, v]) => n + entryBytes(k, v), 0));
+  });
+
   it('record table when one entry is larger than the bound then it is evicted at once', () => {
     const { table, evicted } = filled(2, 1);
     table.put(key(1), value(1, 1000));
