@@ -242,24 +242,41 @@ export class DecodedCache {
 
   #keep(key: string, text: string, env: Envelope): DecodedEntry | undefined {
     if (text.length > DECODED_CACHE_MAX_TEXT || this.#maxChars === 0) return undefined;
-    while (this.#chars + text.length > this.#maxChars && this.#map.size > 0) {
-      const [oldKey, old] = this.#map.entries().next().value!;
-      this.#drop(oldKey, old);
-    }
+    this.#fit(text.length);
     const entry: DecodedEntry = { text, env };
     this.#map.set(key, entry);
     this.#chars += text.length;
     return entry;
   }
 
+  /** Drops the oldest entries until `more` characters fit the bound. */
+  #fit(more: number): void {
+    while (this.#chars + more > this.#maxChars && this.#map.size > 0) {
+      const [oldKey, old] = this.#map.entries().next().value!;
+      this.#drop(oldKey, old);
+    }
+  }
+
   /**
    * Keeps `env` as the decoding of `text` without decoding it: for the text a request has just written
-   * from data it holds. The caller guarantees that decoding `text` would give `env` (jsonExact).
+   * from data it holds. The caller guarantees that decoding `text` would give `env` (jsonExact). A key
+   * held already has its entry updated where it stands (the entries leave oldest first, as reads leave
+   * them): a delete and an insert would leave a hole in the Map on every write. A holder of the entry
+   * then sees the new text with its decoding.
    */
   prime(key: string, text: string, env: Envelope): void {
     const hit = this.#map.get(key);
-    if (hit !== undefined) this.#drop(key, hit);
-    this.#keep(key, text, env);
+    if (hit === undefined) {
+      this.#keep(key, text, env);
+    } else if (text.length > DECODED_CACHE_MAX_TEXT) {
+      this.#drop(key, hit);
+    } else {
+      this.#chars += text.length - hit.text!.length;
+      hit.text = text;
+      hit.env = env;
+      // Over the bound by the growth: the oldest go, this entry too if it is the oldest.
+      this.#fit(0);
+    }
   }
 
   /** Forgets a session (destroyed, regenerated): its decoded data should not outlive it here. */

@@ -46,10 +46,10 @@ export const RECENT_TEXTS = { entries: 1024, maxChars: 4096 } as const;
  * Writes whose data is coded later (write-behind): a record is written with its data as it is, and
  * coded in place once `entries` later writes of the same table have come after it, if it is still the
  * record stored. A session written again before then (a busy one) skips the coding that would have
- * been thrown away; at most `entries` records are held uncoded, a few dozen bytes more each. The
- * records waiting (some perhaps removed from the table meanwhile, still referenced until their turn)
- * also hold at most `maxChars` characters, and at most an eighth of the table's bound: the oldest go
- * first.
+ * been thrown away: its older string is passed over at its turn. At most `entries` records are held
+ * uncoded, a few dozen bytes more each. The records waiting (some perhaps written again or removed
+ * from the table meanwhile, still referenced until their turn) also hold at most `maxChars`
+ * characters, and at most an eighth of the table's bound: the oldest go first.
  */
 export const WRITE_BEHIND = { entries: 2048, maxChars: 1024 * 1024 } as const;
 
@@ -129,9 +129,16 @@ export class RecordPacker {
   #counts: number[] | null = new Array<number>(256).fill(0);
   #sampled = 0;
   readonly #recent = new Map<string, RecentText>();
-  /** Stored key → the uncoded packed string written under it, oldest first (WRITE_BEHIND). */
-  readonly #uncoded = new Map<string, string>();
-  /** Characters of the strings in #uncoded. */
+  /**
+   * The uncoded packed strings written (WRITE_BEHIND), oldest first, with the stored keys they were
+   * written under: a ring of `entries` + 1 slots from #waitFirst, #waiting long. A ring and not a Map
+   * by key: a delete and an insert per write left holes a Map of thousands of entries had to rehash.
+   */
+  readonly #waitKeys: Array<string | undefined> = new Array<string | undefined>(WRITE_BEHIND.entries + 1);
+  readonly #waitStrings: Array<string | undefined> = new Array<string | undefined>(WRITE_BEHIND.entries + 1);
+  #waitFirst = 0;
+  #waiting = 0;
+  /** Characters of the strings waiting. */
   #uncodedChars = 0;
 
   /** Whether data is being coded yet (the code is trained). */
@@ -183,23 +190,28 @@ export class RecordPacker {
 
   /**
    * After `table` stored `packed` under `stored` (`key`'s form): a record whose data is uncoded while
-   * the code exists waits its turn, and the one that waited longest, once WRITE_BEHIND.entries wait, is
-   * coded in place when the table still holds that very string (not rewritten, touched, removed or
-   * pushed out meanwhile). Its recency is left as it is, and so is a recent text kept for it.
+   * the code exists waits its turn, and the one that waited longest, once WRITE_BEHIND.entries more were
+   * written after it, is coded in place when the table still holds that very string (not rewritten,
+   * touched, removed or pushed out meanwhile; otherwise it is passed over). Its recency is left as it
+   * is, and so is a recent text kept for it.
    */
   kept(table: RecordTable, stored: string, packed: string): void {
     if (this.#code === null || packed.charCodeAt(0) & CODED) return;
-    const waiting = this.#uncoded.get(stored);
-    if (waiting !== undefined) {
-      this.#uncoded.delete(stored);
-      this.#uncodedChars -= waiting.length;
-    }
-    this.#uncoded.set(stored, packed);
+    const slots = this.#waitKeys.length;
+    const at = (this.#waitFirst + this.#waiting) % slots;
+    this.#waitKeys[at] = stored;
+    this.#waitStrings[at] = packed;
+    this.#waiting++;
     this.#uncodedChars += packed.length;
     const maxChars = Math.min(WRITE_BEHIND.maxChars, table.maxBytes / 8);
-    while (this.#uncoded.size > WRITE_BEHIND.entries || this.#uncodedChars > maxChars) {
-      const [oldest, s] = this.#uncoded.entries().next().value!;
-      this.#uncoded.delete(oldest);
+    while (this.#waiting > WRITE_BEHIND.entries || this.#uncodedChars > maxChars) {
+      const first = this.#waitFirst;
+      const oldest = this.#waitKeys[first]!;
+      const s = this.#waitStrings[first]!;
+      this.#waitKeys[first] = undefined;
+      this.#waitStrings[first] = undefined;
+      this.#waitFirst = (first + 1) % slots;
+      this.#waiting--;
       this.#uncodedChars -= s.length;
       if (table.peek(oldest) === s) this.#codeInPlace(table, oldest, s);
     }

@@ -110,6 +110,37 @@ describe('decoded sessions', () => {
     assert.equal(decodes, 8);
   });
 
+  it('prime when the key is held then updates its entry in place: served without decoding, through its holder too, within the bound', () => {
+    const cache = new DecodedCache(100);
+    let decodes = 0;
+    const decode = (text: string) => (decodes++, jsonCodec.decode(text));
+    const text = (n: number, pad = 20) => `{"d":{"n":${n},"pad":"${'x'.repeat(pad)}"}}`;
+    const holder = { decoded: undefined as DecodedEntry | undefined };
+    cache.envelope('a', text(1), decode, holder);
+    cache.envelope('b', text(2), decode);
+    const written = jsonCodec.decode(text(3));
+    cache.prime('a', text(3), written);
+    assert.equal(cache.size, 2);
+    assert.equal(cache.envelope('a', text(3), decode, holder), written, 'the primed decoding, through the holder');
+    assert.equal(cache.envelope('a', text(3), decode), written, 'and by key');
+    assert.equal(decodes, 2);
+    // In place: 'a' is still the oldest, so the next entry that needs room takes it first.
+    cache.envelope('c', text(4), decode);
+    assert.equal(cache.size, 2);
+    cache.envelope('b', text(2), decode);
+    assert.equal(decodes, 3, "'b' was kept");
+    cache.envelope('a', text(3), decode);
+    assert.equal(decodes, 4, "'a' left first");
+    // Growing past the bound drops the oldest; a text too long to keep drops its entry.
+    cache.prime('a', text(5, 60), jsonCodec.decode(text(5, 60)));
+    assert.equal(cache.size, 1);
+    assert.equal(cache.envelope('a', text(5, 60), decode).d.n, 5);
+    assert.equal(decodes, 4);
+    const huge = `{"d":{"s":"${'y'.repeat(DECODED_CACHE_MAX_TEXT)}"}}`;
+    cache.prime('a', huge, jsonCodec.decode(huge));
+    assert.equal(cache.size, 0);
+  });
+
   it('holder when its entry is current then answers without the cache; when the text changed, or the entry was dropped, it decodes again and holds nothing stale', () => {
     const cache = new DecodedCache(100);
     let decodes = 0;
