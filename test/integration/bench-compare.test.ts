@@ -60,7 +60,10 @@ test('bench:compare measures the base commit and this checkout in alternating ro
   assert.ok(summary, r.stdout);
   const cpu = (build: string): number[] => rounds.filter((x) => x.build === build).map((x) => x.cpu);
   const [b, c] = [cpu(base), cpu('this checkout')];
+  // The rounds print rounded figures: a round whose two figures print alike may have gone either way.
   const lower = [0, 1].filter((i) => c[i]! < b[i]!).length;
-  assert.equal(Number(summary[4]), lower, 'rounds lower counted from the rounds printed');
+  const notHigher = [0, 1].filter((i) => c[i]! <= b[i]!).length;
+  const counted = Number(summary[4]);
+  assert.ok(counted >= lower && counted <= notHigher, `rounds lower (${counted}) counted from the rounds printed (${lower} to ${notHigher})`);
   assert.ok(Math.abs(Number(summary[3]) - ((c[0]! - b[0]!) + (c[1]! - b[1]!)) / 2) < 0.11, 'the change is the median of the two differences');
 });
