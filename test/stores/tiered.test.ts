@@ -364,6 +364,14 @@ async function withCachedRecord(run: (t: { node: TieredStore; shared: HandFenced
   }
 }
 
+/** An eventual and a fenced tier over one shared store, which they leave open. */
+function bothConsistencies(shared: SessionStore, clock: Clock): { eventual: TieredStore; fenced: TieredStore } {
+  return {
+    eventual: new TieredStore({ shared, clock, consistency: 'eventual', closeShared: false }),
+    fenced: new TieredStore({ shared, clock, consistency: 'fenced', closeShared: false }),
+  };
+}
+
 /** Lets every promise callback queued so far run. */
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -479,8 +487,7 @@ describe('TieredStore consistency', () => {
       }
     }
     const shared = new HeldSets(memory);
-    const eventual = new TieredStore({ shared, clock, consistency: 'eventual', closeShared: false });
-    const fenced = new TieredStore({ shared, clock, consistency: 'fenced', closeShared: false });
+    const { eventual, fenced } = bothConsistencies(shared, clock);
     try {
       const rec = makeRecord(clock);
       await memory.set(rec, 0);
@@ -531,8 +538,7 @@ describe('TieredStore consistency', () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     const shared = new HandFencedStore(memory);
-    const eventual = new TieredStore({ shared, clock, consistency: 'eventual', closeShared: false });
-    const fenced = new TieredStore({ shared, clock, consistency: 'fenced', closeShared: false });
+    const { eventual, fenced } = bothConsistencies(shared, clock);
     try {
       const rec = makeRecord(clock);
       await memory.set(rec, 0);
