@@ -11,9 +11,10 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { atExit } from './exit.js';
 
 const live = new Set<ChildProcess>();
-process.once('exit', () => {
+atExit(() => {
   for (const c of live) if (c.exitCode === null && c.signalCode === null) try { c.kill('SIGKILL'); } catch { /* gone */ }
 });
 

@@ -17,6 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { atExit } from './exit.js';
 
 export interface StartPostgresOptions {
   /** fsync=off, synchronous_commit=off, full_page_writes=off: for tests that do not test durability. @default false */
@@ -55,7 +56,7 @@ const STOP_TIMEOUT_MS = 10_000;
 const live = new Map<number, { root: string; proc: () => ChildProcess | null; watchdog: () => ChildProcess | null }>();
 let nextId = 0;
 
-process.once('exit', () => {
+atExit(() => {
   for (const { root, proc, watchdog } of live.values()) {
     const w = watchdog()?.pid;
     if (w !== undefined) {

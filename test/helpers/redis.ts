@@ -5,7 +5,8 @@
  * in the foreground (`--daemonize no`) so the PID we hold is the server's. The handle stops it
  * (SIGTERM), crashes it (`kill`, SIGKILL) and restarts it on the same port and folder, waiting for
  * PING each time. `dispose()` also removes the folder. Servers still running when this process exits
- * are killed by an exit hook, so a crashed test run leaves nothing behind. `startRedisCluster()` and
+ * are killed and their folders removed by an exit hook (helpers/exit.ts: also on SIGINT, SIGTERM
+ * and SIGHUP), so a failed or interrupted run leaves nothing behind. `startRedisCluster()` and
  * `startRedisSentinel()` build the other two topologies from the same pieces.
  * @module
  */
@@ -16,6 +17,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { atExit } from './exit.js';
 
 export interface StartRedisOptions {
   /** Append-only file: `true`/`'everysec'` → fsync once a second, `'always'` → fsync before every reply. @default false (no persistence at all) */
@@ -54,7 +56,7 @@ const live = new Set<ChildProcess>();
 /** Folders this helper created and has not removed yet. */
 const ownDirs = new Set<string>();
 
-process.once('exit', () => {
+atExit(() => {
   for (const child of live) {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
