@@ -30,6 +30,7 @@ import { writeResults } from './lib/results.js';
 import { measureMemory } from './lib/memory.js';
 import { renderReport } from './report.js';
 import { printRun } from './lib/print.js';
+import { serverNodeArgs } from './lib/procs.js';
 
 const args = parseArgs(process.argv.slice(2));
 const started = Date.now();
@@ -72,7 +73,7 @@ const results = {
   elapsedS: Math.round((Date.now() - started) / 1000),
   machine: machine(),
   versions: versions(['express', 'fastify', 'express-session', 'connect-redis', '@fastify/session', '@fastify/cookie', 'redis', 'ioredis', 'better-sqlite3', 'autocannon'], true),
-  config: { ...config, scenarios },
+  config: { ...config, scenarios, serverNodeArgs: serverNodeArgs() },
   leftOut: missing.map((s) => ({ id: s.id, reason: `src/stores/${s.store} not in this checkout` })),
   stacks: summary,
   memory,

@@ -60,16 +60,27 @@ export interface CpuSample {
   handled: number;
 }
 
+/**
+ * Node flags of every server under test. `--no-memory-reducer`: a server waits idle while the other
+ * stacks are measured (over a minute in a full run), long enough for V8's memory reducer to shrink its
+ * heap, young generation included; its next pass then collects several times as often until the young
+ * generation has grown back, and its CPU per request rises by an amount that depends on when the reducer
+ * ran and how much the stack allocates (bench/analysis.md item 37). A server under steady traffic is
+ * never idle that long, so the flag measures each stack as it serves, and every stack alike.
+ * BENCH_SERVER_NODE_ARGS adds flags, e.g. --perf-basic-prof for `perf record`.
+ */
+export function serverNodeArgs(): string[] {
+  return ['--no-memory-reducer', ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+}
+
 export class ServerProcess {
   readonly child: ChildProcess;
   readonly #ch: Channel;
   port = 0;
 
-  /** `script`: the compiled server (bench/lib/build.ts), run by plain node. */
+  /** `script`: the compiled server (bench/lib/build.ts), run by plain node with serverNodeArgs(). */
   constructor(readonly stack: string, script: string) {
-    // BENCH_SERVER_NODE_ARGS: extra node flags for the servers under test, e.g. --perf-basic-prof for `perf record`.
-    const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    this.child = fork(script, [], { cwd: ROOT, execArgv: extra, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(script, [], { cwd: ROOT, execArgv: serverNodeArgs(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.#ch = new Channel(this.child, `server ${stack}`);
   }
 

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from '../../bench/lib/procs.js';
+import { ROOT, ServerProcess } from '../../bench/lib/procs.js';
+import { buildBench } from '../../bench/lib/build.js';
 import type { StackSummary } from '../../bench/lib/summary.js';
 import { parseArgs } from '../../bench/lib/args.js';
 
@@ -45,8 +46,9 @@ test('a partial quick run reports every figure, the Redis census and lost update
   assert.equal(digest(committed), before, 'a partial run does not replace bench/results/run.json');
   assert.match(r.stdout, /read: req\/s\s+×node\s+p50 ms/);
 
-  const run = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; stacks: StackSummary[]; config: { scenarios: string[] } };
+  const run = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; stacks: StackSummary[]; config: { scenarios: string[]; serverNodeArgs: string[] } };
   assert.equal(run.quick, true);
+  assert.ok(run.config.serverNodeArgs.includes('--no-memory-reducer'), 'the servers\' node flags are recorded');
   assert.deepEqual(run.stacks.map((s) => s.id), ['node-bare', 'fastify-bare', 'tether-fastify-redis', 'fastify-session-redis']);
   const by = (id: string): StackSummary => run.stacks.find((s) => s.id === id)!;
   for (const s of run.stacks) {
@@ -81,4 +83,22 @@ test('a partial quick run reports every figure, the Redis census and lost update
   const fr = by('fastify-session-redis').race!;
   assert.equal(fr.ok, 50);
   assert.equal(fr.lost, fr.ok - fr.final, 'lost is what was answered 200 but not counted');
+});
+
+test('a server under test runs with V8\'s memory reducer off, and with the flags BENCH_SERVER_NODE_ARGS adds', { timeout: 60_000 }, async () => {
+  const build = await buildBench();
+  const saved = process.env.BENCH_SERVER_NODE_ARGS;
+  process.env.BENCH_SERVER_NODE_ARGS = '--max-old-space-size=512';
+  const server = new ServerProcess('node-bare', build.server);
+  if (saved === undefined) delete process.env.BENCH_SERVER_NODE_ARGS;
+  else process.env.BENCH_SERVER_NODE_ARGS = saved;
+  try {
+    await server.start({});
+    const argv = readFileSync(`/proc/${server.child.pid}/cmdline`, 'utf8').split('\0');
+    const script = argv.indexOf(build.server);
+    assert.ok(script > 0, argv.join(' '));
+    assert.deepEqual(argv.slice(1, script), ['--no-memory-reducer', '--max-old-space-size=512'], 'node flags come before the script');
+  } finally {
+    await server.close();
+  }
 });
