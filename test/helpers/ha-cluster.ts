@@ -6,8 +6,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { startApp, REPO_ROOT } from './node-process.js';
 import type { AppProcess, Exit } from './node-process.js';
@@ -17,6 +15,7 @@ import { startRedis, freePort } from './redis.js';
 import type { RedisServer } from './redis.js';
 import { startPostgres } from './postgres.js';
 import type { PostgresServer } from './postgres.js';
+import { removeTempDir, tempDir } from './exit.js';
 
 export interface HaClusterOptions {
   nodes?: number;
@@ -78,7 +77,7 @@ export async function startHaCluster(options: HaClusterOptions = {}): Promise<Ha
   const pg = await startPostgres({ fast: true });
   const nodes: HaNode[] = [];
   for (let i = 1; i <= count; i++) {
-    nodes.push({ name: `node${i}`, port: await freePort(), dataDir: await mkdtemp(path.join(os.tmpdir(), `tether-ha-node${i}-`)), app: null });
+    nodes.push({ name: `node${i}`, port: await freePort(), dataDir: await tempDir(`tether-ha-node${i}-`), app: null });
   }
   const startNode = async (n: HaNode): Promise<void> => {
     n.app = await startApp({
@@ -124,7 +123,7 @@ export async function startHaCluster(options: HaClusterOptions = {}): Promise<Ha
     async dispose() {
       await haproxy.stop();
       await Promise.all(nodes.map((n) => n.app?.stop()));
-      await Promise.all(nodes.map((n) => rm(n.dataDir, { recursive: true, force: true })));
+      await Promise.all(nodes.map((n) => removeTempDir(n.dataDir)));
       await redis.dispose();
       await pg.dispose();
     },

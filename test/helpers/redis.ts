@@ -13,11 +13,10 @@
 import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { atExit } from './exit.js';
+import { atExit, removeTempDir, tempDir } from './exit.js';
 
 export interface StartRedisOptions {
   /** Append-only file: `true`/`'everysec'` → fsync once a second, `'always'` → fsync before every reply. @default false (no persistence at all) */
@@ -53,8 +52,6 @@ const DEFAULT_READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
 const POLL_MS = 20;
 const live = new Set<ChildProcess>();
-/** Folders this helper created and has not removed yet. */
-const ownDirs = new Set<string>();
 
 atExit(() => {
   for (const child of live) {
@@ -62,16 +59,7 @@ atExit(() => {
       try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
   }
-  for (const dir of ownDirs) {
-    try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* best effort at exit */ }
-  }
 });
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  ownDirs.add(dir);
-  return dir;
-}
 
 /** A free loopback port (the OS picks it; released just before the server binds it). */
 import { freePort } from './net.js';
@@ -253,10 +241,7 @@ async function runServer(args: string[], { port, dir, ownDir, logFile, readyTime
     },
     dispose: async () => {
       await halt('SIGTERM');
-      if (ownDir) {
-        await rm(dir, { recursive: true, force: true });
-        ownDirs.delete(dir);
-      }
+      if (ownDir) await removeTempDir(dir);
     },
   };
 }

@@ -5,13 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { loadConfig } from '../../apps/shop/config.js';
 import { startShop } from '../../apps/shop/server.js';
 import type { Shop } from '../../apps/shop/server.js';
+import { removeTempDir, tempDir } from './exit.js';
 
 export const TEST_SECRET = 'test-secret-for-the-shop-0123456789abcdef';
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
@@ -27,7 +25,7 @@ export interface TestShop {
 
 /** The shop in this process on a free loopback port, with its own temporary data dir. */
 export async function startTestShop(env: Record<string, string> = {}): Promise<TestShop> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'tether-shop-'));
+  const dataDir = await tempDir('tether-shop-');
   const logs: string[] = [];
   const config = loadConfig({
     PORT: '0', HOST: '127.0.0.1', TETHER_DATA_DIR: dataDir, TETHER_SECRET: TEST_SECRET, SHOP_ADMIN_PASSWORD: ADMIN_PASSWORD,
@@ -38,7 +36,7 @@ export async function startTestShop(env: Record<string, string> = {}): Promise<T
     shop, url: shop.url, dataDir, logs,
     async stop() {
       await shop.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await removeTempDir(dataDir);
     },
   };
 }
