@@ -240,7 +240,7 @@ function runSection(r: RunFile): string {
     provenance(r),
     '',
     `Every stack serves the same routes and bodies (bench/lib/workload.ts); sessions hold about 200 bytes of JSON. ` +
-      `autocannon runs in its own process with ${c.connections} connections; each server runs in its own process${c.serverNodeArgs?.length ? ` (run as \`node ${c.serverNodeArgs.join(' ')}\`; why: item 37 of the analysis below)` : ''}, each Redis-backed stack has its own redis-server. ` +
+      `autocannon runs in its own process with ${c.connections} connections; each server runs in its own process${c.serverNodeArgs?.length ? ` (run as \`node ${c.serverNodeArgs.join(' ')}\`)` : ''}, each Redis-backed stack has its own redis-server. ` +
       `${c.passes} measured pass(es) of ${c.durationS} s per scenario and stack, in rotating order, after a ${c.warmupS} s warm-up; figures are medians over the passes. ` +
       `**CPU µs/req** is the server process's CPU (process.cpuUsage) plus, where sessions live in Redis, the redis-server's CPU time, divided by the requests handled: ` +
       `the steady figure on a shared machine, where requests/s and latency move with whatever else runs. ` +

@@ -61,16 +61,11 @@ export interface CpuSample {
 }
 
 /**
- * Node flags of every server under test. `--no-memory-reducer`: a server waits idle while the other
- * stacks are measured (over a minute in a full run), long enough for V8's memory reducer to shrink its
- * heap, young generation included; its next pass then collects several times as often until the young
- * generation has grown back, and its CPU per request rises by an amount that depends on when the reducer
- * ran and how much the stack allocates (bench/analysis.md item 37). A server under steady traffic is
- * never idle that long, so the flag measures each stack as it serves, and every stack alike.
- * BENCH_SERVER_NODE_ARGS adds flags, e.g. --perf-basic-prof for `perf record`.
+ * Node flags of the servers under test: what BENCH_SERVER_NODE_ARGS names (e.g. --perf-basic-prof for
+ * `perf record`), none by default. Runs record them (bench/analysis.md item 37 measured one that was not kept).
  */
 export function serverNodeArgs(): string[] {
-  return ['--no-memory-reducer', ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  return process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 }
 
 export class ServerProcess {

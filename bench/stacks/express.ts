@@ -9,7 +9,7 @@ import express from 'express';
 import type { Request, Response, Express } from 'express';
 import session from 'express-session';
 import { RedisStore } from 'connect-redis';
-import { createClient } from 'redis';
+import { anchorRedisClient } from './redis-client.js';
 import { sessions, sessionOf } from 'tether/express';
 import type { StackSpec } from '../lib/stacks.js';
 import { ROUTES, BENCH_SECRET, DUMMY_CSRF, SESSION_KEYS, readBody, seedData, loginUser, raceDelay } from '../lib/workload.js';
@@ -76,8 +76,7 @@ async function withExpressSession(app: Express, spec: StackSpec, env: StackEnv, 
   let close = async (): Promise<void> => {};
   let store: session.Store | undefined;
   if (spec.store === 'redis') {
-    const client = createClient({ url: env.redisUrl });
-    await client.connect();
+    const client = await anchorRedisClient(env.redisUrl);
     store = new RedisStore({ client });
     close = async () => { await client.quit(); };
   }

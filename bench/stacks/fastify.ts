@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RedisStore } from 'connect-redis';
-import { createClient } from 'redis';
+import { anchorRedisClient } from './redis-client.js';
 import { tetherPlugin } from 'tether/fastify';
 import type { StackSpec } from '../lib/stacks.js';
 import { ROUTES, BENCH_SECRET, DUMMY_CSRF, SESSION_KEYS, readBody, seedData, loginUser, raceDelay } from '../lib/workload.js';
@@ -83,8 +83,7 @@ interface FastifySessionObject extends ShopSession {
 }
 
 async function withFastifySession(app: FastifyInstance, env: StackEnv, counter: Counter): Promise<() => Promise<void>> {
-  const client = createClient({ url: env.redisUrl });
-  await client.connect();
+  const client = await anchorRedisClient(env.redisUrl);
   await app.register(require('@fastify/cookie'));
   await app.register(require('@fastify/session'), {
     secret: BENCH_SECRET, store: new RedisStore({ client }), saveUninitialized: false, cookie: { secure: false },

@@ -6,15 +6,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, ServerProcess } from '../../bench/lib/procs.js';
 import { buildBench } from '../../bench/lib/build.js';
 import type { StackSummary } from '../../bench/lib/summary.js';
 import { parseArgs } from '../../bench/lib/args.js';
+import { waitFor } from '../helpers/redis.js';
 
 const digest = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -48,7 +49,7 @@ test('a partial quick run reports every figure, the Redis census and lost update
 
   const run = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; stacks: StackSummary[]; config: { scenarios: string[]; serverNodeArgs: string[] } };
   assert.equal(run.quick, true);
-  assert.ok(run.config.serverNodeArgs.includes('--no-memory-reducer'), 'the servers\' node flags are recorded');
+  assert.deepEqual(run.config.serverNodeArgs, process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [], 'the servers\' node flags are recorded');
   assert.deepEqual(run.stacks.map((s) => s.id), ['node-bare', 'fastify-bare', 'tether-fastify-redis', 'fastify-session-redis']);
   const by = (id: string): StackSummary => run.stacks.find((s) => s.id === id)!;
   for (const s of run.stacks) {
@@ -85,7 +86,7 @@ test('a partial quick run reports every figure, the Redis census and lost update
   assert.equal(fr.lost, fr.ok - fr.final, 'lost is what was answered 200 but not counted');
 });
 
-test('a server under test runs with V8\'s memory reducer off, and with the flags BENCH_SERVER_NODE_ARGS adds', { timeout: 60_000 }, async () => {
+test('a server under test runs with the node flags BENCH_SERVER_NODE_ARGS names', { timeout: 60_000 }, async () => {
   const build = await buildBench();
   const saved = process.env.BENCH_SERVER_NODE_ARGS;
   process.env.BENCH_SERVER_NODE_ARGS = '--max-old-space-size=512';
@@ -97,8 +98,56 @@ test('a server under test runs with V8\'s memory reducer off, and with the flags
     const argv = readFileSync(`/proc/${server.child.pid}/cmdline`, 'utf8').split('\0');
     const script = argv.indexOf(build.server);
     assert.ok(script > 0, argv.join(' '));
-    assert.deepEqual(argv.slice(1, script), ['--no-memory-reducer', '--max-old-space-size=512'], 'node flags come before the script');
+    assert.deepEqual(argv.slice(1, script), ['--max-old-space-size=512'], 'node flags come before the script');
   } finally {
     await server.close();
+  }
+});
+
+/** PIDs of the running (not zombie) children of `ppid` whose command is `comm`, from /proc. */
+function childrenNamed(ppid: number, comm: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const [state, parent] = stat.slice(close + 2).split(' ');
+      if (Number(parent) === ppid && state !== 'Z' && stat.slice(stat.indexOf('(') + 1, close) === comm) out.push(Number(name));
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}
+
+const runningPid = (pid: number): boolean => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+test('a run stopped midway stops its redis-servers and servers quietly, and writes nothing', { timeout: 120_000 }, async () => {
+  const committed = join(ROOT, 'bench/results/run.json');
+  const before = digest(committed);
+  const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', 'bench/run.ts',
+    '--only', 'fastify-session-redis,tether-fastify-redis', '--scenarios', 'read', '--no-memory', '--no-report'], { cwd: ROOT });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await waitFor('both Redis stacks to start and the measuring to begin', 90_000, async () => /warm-up/.test(stdout));
+    const redis = childrenNamed(child.pid!, 'redis-server');
+    assert.equal(redis.length, 2, 'one redis-server per Redis-backed stack');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143);
+    await waitFor('the redis-servers to stop', 5_000, async () => redis.every((pid) => !runningPid(pid)));
+    assert.doesNotMatch(stderr, /Unhandled 'error' event|SocketClosedUnexpectedlyError/, 'no server crashed on its way out');
+    assert.equal(digest(committed), before);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
