@@ -103,6 +103,7 @@ export async function startStack(spec: StackSpec, o: HarnessOptions, serverScrip
     await server.start({ ...(redis ? { redisUrl: redis.url } : {}), ...(sqlite ? { sqlitePath: sqlite.path } : {}) });
     const rw = await seedSessions(spec, server.port, o.sessions, 0);
     const login = o.scenarios.includes('login') ? await seedSessions(spec, server.port, o.loginSessions, o.sessions) : [];
+    await server.collect();
     return { spec, server, redis, sqlite, rw, login };
   } catch (err) {
     await server.close().catch(() => {});

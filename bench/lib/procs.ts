@@ -84,6 +84,11 @@ export class ServerProcess {
     this.port = m.port as number;
   }
 
+  /** A full, compacting collection in the server, when it runs with --expose-gc; false otherwise. */
+  async collect(): Promise<boolean> {
+    return (await this.#ch.ask({ type: 'gc' })).collected as boolean;
+  }
+
   async cpu(): Promise<CpuSample> {
     const m = await this.#ch.ask({ type: 'cpu' });
     return { cpuUs: (m.user as number) + (m.system as number), systemUs: m.system as number, handled: m.handled as number };

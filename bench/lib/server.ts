@@ -5,7 +5,8 @@
  * `{ type: 'cpu', seq }` answers with `process.cpuUsage()` and the number of requests the route handlers
  * ran, read before and after each measured pass; `{ type: 'close' }` closes the store and exits (which
  * also writes a `--cpu-prof` profile when the harness asked for one); `{ type: 'profile', action }` starts
- * and stops the V8 CPU profiler around one measured pass (the harness's --profile).
+ * and stops the V8 CPU profiler around one measured pass (the harness's --profile); `{ type: 'gc', seq }`
+ * runs a full collection when node runs with --expose-gc, and says whether it did.
  * @module
  */
 import type { AddressInfo } from 'node:net';
@@ -14,7 +15,7 @@ import { Session } from 'node:inspector';
 import { stackById } from './stacks.js';
 import type { Counter, RunningApp, StackEnv } from '../stacks/context.js';
 
-type Msg = { type: 'init'; stack: string; env: StackEnv } | { type: 'cpu'; seq: number } | { type: 'close' }
+type Msg = { type: 'init'; stack: string; env: StackEnv } | { type: 'cpu'; seq: number } | { type: 'close' } | { type: 'gc'; seq: number }
   | { type: 'profile'; seq: number; action: 'start' } | { type: 'profile'; seq: number; action: 'stop'; file: string };
 
 let inspectorSession: Session | null = null;
@@ -65,6 +66,10 @@ process.on('message', (msg: Msg) => {
   } else if (msg.type === 'cpu') {
     const { user, system } = process.cpuUsage();
     reply({ type: 'cpu', seq: msg.seq, user, system, handled: counter.handled, heapUsed: process.memoryUsage().heapUsed });
+  } else if (msg.type === 'gc') {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    reply({ type: 'gc', seq: msg.seq, collected: gc !== undefined });
   } else if (msg.type === 'profile') {
     profile(msg);
   } else if (msg.type === 'close') {

@@ -86,10 +86,10 @@ test('a partial quick run reports every figure, the Redis census and lost update
   assert.equal(fr.lost, fr.ok - fr.final, 'lost is what was answered 200 but not counted');
 });
 
-test('a server under test runs with the node flags BENCH_SERVER_NODE_ARGS names', { timeout: 60_000 }, async () => {
+test('a server under test runs with the node flags BENCH_SERVER_NODE_ARGS names, and collects on request when they expose gc', { timeout: 60_000 }, async () => {
   const build = await buildBench();
   const saved = process.env.BENCH_SERVER_NODE_ARGS;
-  process.env.BENCH_SERVER_NODE_ARGS = '--max-old-space-size=512';
+  process.env.BENCH_SERVER_NODE_ARGS = '--max-old-space-size=512 --expose-gc';
   const server = new ServerProcess('node-bare', build.server);
   if (saved === undefined) delete process.env.BENCH_SERVER_NODE_ARGS;
   else process.env.BENCH_SERVER_NODE_ARGS = saved;
@@ -98,7 +98,8 @@ test('a server under test runs with the node flags BENCH_SERVER_NODE_ARGS names'
     const argv = readFileSync(`/proc/${server.child.pid}/cmdline`, 'utf8').split('\0');
     const script = argv.indexOf(build.server);
     assert.ok(script > 0, argv.join(' '));
-    assert.deepEqual(argv.slice(1, script), ['--max-old-space-size=512'], 'node flags come before the script');
+    assert.deepEqual(argv.slice(1, script), ['--max-old-space-size=512', '--expose-gc'], 'node flags come before the script');
+    assert.equal(await server.collect(), true, 'with --expose-gc, a full collection on request');
   } finally {
     await server.close();
   }
