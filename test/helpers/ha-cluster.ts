@@ -5,7 +5,6 @@
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { startApp, REPO_ROOT } from './node-process.js';
 import type { AppProcess, Exit } from './node-process.js';
@@ -16,6 +15,9 @@ import type { RedisServer } from './redis.js';
 import { startPostgres } from './postgres.js';
 import type { PostgresServer } from './postgres.js';
 import { removeTempDir, tempDir } from './exit.js';
+import { childPids } from './procfs.js';
+
+export { childPids };
 
 export interface HaClusterOptions {
   nodes?: number;
@@ -53,19 +55,6 @@ export interface HaCluster {
 
 export const HA_SECRET = 'ha-cluster-secret-ha-cluster-secret-0123456789';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** PIDs whose parent is `pid` (Linux /proc). */
-export function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(name));
-    } catch { /* exited meanwhile */ }
-  }
-  return out;
-}
 
 export async function startHaCluster(options: HaClusterOptions = {}): Promise<HaCluster> {
   const count = options.nodes ?? 3;

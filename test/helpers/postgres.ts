@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { atExit } from './exit.js';
+import { childPids } from './procfs.js';
 
 export interface StartPostgresOptions {
   /** fsync=off, synchronous_commit=off, full_page_writes=off: for tests that do not test durability. @default false */
@@ -178,20 +179,6 @@ function tail(file: string): string {
   }
 }
 
-/** PIDs whose parent is `pid` (Linux /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(name));
-    } catch { /* exited meanwhile */ }
-  }
-  return out;
-}
-
 function exited(proc: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -304,7 +291,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const p = proc;
     if (!p?.pid || p.exitCode !== null || p.signalCode !== null) return;
     const pid = p.pid;
-    const kids = signal === 'SIGKILL' ? childrenOf(pid) : [];
+    const kids = signal === 'SIGKILL' ? childPids(pid) : [];
     try { process.kill(pid, signal); } catch { /* already gone */ }
     for (const kid of kids) {
       try { process.kill(kid, 'SIGKILL'); } catch { /* already gone */ }
@@ -336,7 +323,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     pause: () => {
       const pid = proc?.pid;
       if (!pid) return;
-      paused = [pid, ...childrenOf(pid)];
+      paused = [pid, ...childPids(pid)];
       signalAll(paused, 'SIGSTOP');
     },
     resume: () => {

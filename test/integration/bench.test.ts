@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, ServerProcess } from '../../bench/lib/procs.js';
@@ -16,6 +16,7 @@ import { buildBench } from '../../bench/lib/build.js';
 import type { StackSummary } from '../../bench/lib/summary.js';
 import { parseArgs } from '../../bench/lib/args.js';
 import { waitFor } from '../helpers/redis.js';
+import { childPids, isRunning, procStat } from '../helpers/procfs.js';
 
 const digest = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -105,30 +106,6 @@ test('a server under test runs with the node flags BENCH_SERVER_NODE_ARGS names,
   }
 });
 
-/** PIDs of the running (not zombie) children of `ppid` whose command is `comm`, from /proc. */
-function childrenNamed(ppid: number, comm: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const [state, parent] = stat.slice(close + 2).split(' ');
-      if (Number(parent) === ppid && state !== 'Z' && stat.slice(stat.indexOf('(') + 1, close) === comm) out.push(Number(name));
-    } catch { /* gone meanwhile */ }
-  }
-  return out;
-}
-
-const runningPid = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-};
-
 test('a run stopped midway stops its redis-servers and servers quietly, and writes nothing', { timeout: 120_000 }, async () => {
   const committed = join(ROOT, 'bench/results/run.json');
   const before = digest(committed);
@@ -141,11 +118,11 @@ test('a run stopped midway stops its redis-servers and servers quietly, and writ
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
     await waitFor('both Redis stacks to start and the measuring to begin', 90_000, async () => /warm-up/.test(stdout));
-    const redis = childrenNamed(child.pid!, 'redis-server');
+    const redis = childPids(child.pid!).filter((pid) => procStat(pid)?.comm === 'redis-server' && isRunning(pid));
     assert.equal(redis.length, 2, 'one redis-server per Redis-backed stack');
     child.kill('SIGTERM');
     assert.equal(await exited, 143);
-    await waitFor('the redis-servers to stop', 5_000, async () => redis.every((pid) => !runningPid(pid)));
+    await waitFor('the redis-servers to stop', 5_000, async () => redis.every((pid) => !isRunning(pid)));
     assert.doesNotMatch(stderr, /Unhandled 'error' event|SocketClosedUnexpectedlyError/, 'no server crashed on its way out');
     assert.equal(digest(committed), before);
   } finally {

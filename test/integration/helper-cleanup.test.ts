@@ -6,22 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/node-process.js';
 import { waitFor } from '../helpers/redis.js';
+import { isRunning } from '../helpers/procfs.js';
 
 const FIXTURE = path.join(REPO_ROOT, 'test/fixtures/helper-servers.ts');
-
-/** Running (not a zombie) per /proc: a killed child whose parent has gone may stay a zombie until reaped. */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 interface Stopped { code: number | null; signal: NodeJS.Signals | null; out: string; redisPid: number; dirs: string[] }
 
@@ -35,11 +26,11 @@ async function startAndStop(signal: NodeJS.Signals, args: string[] = []): Promis
   try {
     await waitFor('the fixture to start its servers', 20_000, async () => out.includes('\n'));
     const started = JSON.parse(out.slice(0, out.indexOf('\n'))) as { redisPid: number; dirs: string[] };
-    assert.ok(running(started.redisPid), 'redis-server runs before the signal');
+    assert.ok(isRunning(started.redisPid), 'redis-server runs before the signal');
     for (const dir of started.dirs) assert.ok(existsSync(dir), `${dir} exists before the signal`);
     child.kill(signal);
     const exit = await exited;
-    await waitFor('redis-server to stop', 5_000, async () => !running(started.redisPid));
+    await waitFor('redis-server to stop', 5_000, async () => !isRunning(started.redisPid));
     return { ...exit, out, ...started };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -50,7 +41,7 @@ for (const [signal, status] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
   test(`a process stopped by ${signal} leaves no redis-server and no folder behind`, { timeout: 60_000 }, async () => {
     const r = await startAndStop(signal);
     assert.deepEqual([r.code, r.signal], [status, null], `exit status 128 + the signal's number, after the exit hooks`);
-    assert.equal(running(r.redisPid), false);
+    assert.equal(isRunning(r.redisPid), false);
     for (const dir of r.dirs) assert.equal(existsSync(dir), false, `${dir} removed`);
   });
 }
@@ -59,6 +50,6 @@ test('a process with its own SIGTERM listener decides when to exit, and still cl
   const r = await startAndStop('SIGTERM', ['drain']);
   assert.match(r.out, /draining\n/);
   assert.deepEqual([r.code, r.signal], [0, null], 'its own exit status, not 143');
-  assert.equal(running(r.redisPid), false);
+  assert.equal(isRunning(r.redisPid), false);
   for (const dir of r.dirs) assert.equal(existsSync(dir), false, `${dir} removed`);
 });
