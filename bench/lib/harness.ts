@@ -11,7 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import type { StackSpec } from './stacks.js';
 import { usesRedis } from './stacks.js';
-import { ServerProcess, LoadProcess, procCpuUs, redisStats, commandDelta } from './procs.js';
+import { ServerProcess, LoadProcess, procCpuUs, redisStats, commandDelta, serverNodeArgs } from './procs.js';
 import type { RedisStats } from './procs.js';
 import type { Credential } from './load.js';
 import { seedSessions, race } from './http.js';
@@ -103,7 +103,8 @@ export async function startStack(spec: StackSpec, o: HarnessOptions, serverScrip
     await server.start({ ...(redis ? { redisUrl: redis.url } : {}), ...(sqlite ? { sqlitePath: sqlite.path } : {}) });
     const rw = await seedSessions(spec, server.port, o.sessions, 0);
     const login = o.scenarios.includes('login') ? await seedSessions(spec, server.port, o.loginSessions, o.sessions) : [];
-    await server.collect();
+    // Only a server run with --expose-gc can collect; a base commit's server (bench:compare) may not know the message.
+    if (serverNodeArgs().includes('--expose-gc')) await server.collect();
     return { spec, server, redis, sqlite, rw, login };
   } catch (err) {
     await server.close().catch(() => {});
