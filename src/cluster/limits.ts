@@ -14,6 +14,7 @@ import type { Worker } from 'node:cluster';
 import { isMessage } from './messages.js';
 import type { LimitReplyMessage, LimitRequestMessage } from './messages.js';
 import { answerWorker, askPrimary } from './ask.js';
+import { OldestFirst } from '../core/oldest-first.js';
 
 /** How long a worker waits for the primary's count before it counts the event alone. */
 export const CLUSTER_LIMIT_TIMEOUT_MS = 1_000;
@@ -36,6 +37,7 @@ export class SlidingWindowLimiter {
   readonly #now: () => number;
   /** Insertion order is recency order. */
   readonly #windows = new Map<string, Window>();
+  readonly #oldest = new OldestFirst<string, Window>();
 
   constructor(limit: number, windowMs = 60_000, maxKeys = 100_000, now: () => number = Date.now) {
     this.limit = limit;
@@ -51,7 +53,7 @@ export class SlidingWindowLimiter {
     if (w) this.#windows.delete(key);
     w = this.#rolled(w, now);
     this.#windows.set(key, w);
-    if (this.#windows.size > this.#maxKeys) this.#windows.delete(this.#windows.keys().next().value!);
+    if (this.#windows.size > this.#maxKeys) this.#oldest.shift(this.#windows);
     if (!this.#within(w, now)) return false;
     w.current++;
     return true;

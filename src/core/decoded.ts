@@ -22,6 +22,7 @@ import type { Envelope } from './codec.js';
 import type { SessionData } from './session.js';
 import { draftParts } from './draft.js';
 import { decimal } from './decimal.js';
+import { OldestFirst } from './oldest-first.js';
 
 /** Total characters of stored text the cache holds (decoded objects take a few times that in heap). */
 export const DECODED_CACHE_MAX_CHARS = 4 * 1024 * 1024;
@@ -208,6 +209,7 @@ export interface DecodedHolder {
 
 export class DecodedCache {
   readonly #map = new Map<string, DecodedEntry>();
+  readonly #oldest = new OldestFirst<string, DecodedEntry>();
   readonly #maxChars: number;
   #chars = 0;
 
@@ -252,8 +254,7 @@ export class DecodedCache {
   /** Drops the oldest entries until `more` characters fit the bound. */
   #fit(more: number): void {
     while (this.#chars + more > this.#maxChars && this.#map.size > 0) {
-      const [oldKey, old] = this.#map.entries().next().value!;
-      this.#drop(oldKey, old);
+      this.#release(this.#oldest.shift(this.#map)![1]);
     }
   }
 
@@ -287,6 +288,11 @@ export class DecodedCache {
 
   #drop(key: string, entry: DecodedEntry): void {
     this.#map.delete(key);
+    this.#release(entry);
+  }
+
+  /** Empties an entry that has left the Map, so a holder still pointing at it matches nothing. */
+  #release(entry: DecodedEntry): void {
     this.#chars -= entry.text!.length;
     entry.text = undefined;
     entry.env = undefined;

@@ -24,6 +24,7 @@ import { hashId } from './ids.js';
 import type { Signer } from './signer.js';
 import type { DecodedHolder } from './decoded.js';
 import type { LocalSlot } from './store.js';
+import { OldestFirst } from './oldest-first.js';
 
 export interface VerifiedCookie {
   id: string;
@@ -69,6 +70,7 @@ export class VerifiedCookies {
   readonly #signer: Signer;
   readonly #max: number;
   readonly #seen = new Map<number, Entry>();
+  readonly #oldest = new OldestFirst<number, Entry>();
 
   constructor(signer: Signer, max = VERIFIED_COOKIES_MAX) {
     this.#signer = signer;
@@ -113,7 +115,7 @@ export class VerifiedCookies {
     const entry: Entry = { signature, key, stale, decoded: undefined, local: undefined };
     const at = signatureKey(signature, 0);
     // A signature sharing the number takes its place, as the newest entry.
-    if (!this.#seen.delete(at) && this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value!);
+    if (!this.#seen.delete(at) && this.#seen.size >= this.#max) this.#oldest.shift(this.#seen);
     this.#seen.set(at, entry);
     return entry;
   }

@@ -18,6 +18,7 @@ import { isExpired } from '../../core/store.js';
 import { ByteCode } from './byte-code.js';
 import { fromStoredKey } from './keys.js';
 import type { RecordTable } from './table.js';
+import { OldestFirst } from '../../core/oldest-first.js';
 
 const TEXT = 3;
 /** The data's bytes: ASCII (read back one byte per character), UTF-8, or UTF-16LE code units. */
@@ -129,6 +130,7 @@ export class RecordPacker {
   #counts: number[] | null = new Array<number>(256).fill(0);
   #sampled = 0;
   readonly #recent = new Map<string, RecentText>();
+  readonly #oldestRecent = new OldestFirst<string, RecentText>();
   /**
    * The uncoded packed strings written (WRITE_BEHIND), oldest first, with the stored keys they were
    * written under: a ring of `entries` + 1 slots from #waitFirst, #waiting long. A ring and not a Map
@@ -348,8 +350,7 @@ export class RecordPacker {
     }
     if (stored === undefined) return undefined;
     if (this.#recent.size >= RECENT_TEXTS.entries) {
-      const [oldest, entry] = this.#recent.entries().next().value!;
-      this.#forget(oldest, entry);
+      RecordPacker.#empty(this.#oldestRecent.shift(this.#recent)![1]);
     }
     const entry = new RecentText(this, stored, packed, text);
     this.#recent.set(key, entry);
@@ -358,6 +359,11 @@ export class RecordPacker {
 
   #forget(key: string, entry: RecentText): void {
     this.#recent.delete(key);
+    RecordPacker.#empty(entry);
+  }
+
+  /** Empties an entry that has left the Map, so a slot still holding it neither matches nor keeps its strings alive. */
+  static #empty(entry: RecentText): void {
     entry.packed = '';
     entry.text = '';
     entry.record = null;

@@ -5,6 +5,7 @@
  * @module
  */
 import { storedKeyBytes } from './keys.js';
+import { OldestFirst } from '../../core/oldest-first.js';
 
 /**
  * Estimated heap bytes of one entry beyond its characters: two string headers (16 bytes each, plus
@@ -35,6 +36,7 @@ export class RecordTable {
   readonly maxBytes: number;
   #young = new Map<string, string>();
   #old = new Map<string, string>();
+  readonly #oldest = new OldestFirst<string, string>();
   readonly #onEvict: (storedKey: string, value: string) => void;
   #bytes = 0;
   #youngBytes = 0;
@@ -100,10 +102,9 @@ export class RecordTable {
     }
     while (this.#bytes > this.maxBytes) {
       if (this.#old.size === 0) this.#flip();
-      const oldest = this.#old.entries().next();
-      if (oldest.done) break;
-      const [k, v] = oldest.value;
-      this.#old.delete(k);
+      const oldest = this.#oldest.shift(this.#old);
+      if (oldest === undefined) break;
+      const [k, v] = oldest;
       this.#bytes -= entryBytes(k, v);
       this.evictions++;
       this.#onEvict(k, v);
