@@ -7,7 +7,7 @@
  * The earlier commit (`--base`, HEAD by default, so uncommitted changes are what is compared) is checked
  * out in a temporary git worktree and its bench server compiled from there (bench/lib/build.ts
  * `buildServerFrom`); this checkout's server is compiled as `npm run bench` compiles it. Each stack runs
- * twice, one server per build, each with its own redis-server (or SQLite file) and 1,000 sessions.
+ * twice, one server per build, each with its own redis-server (or SQLite file) and 1,000 sessions (`--sessions`).
  * Every round measures both servers in each scenario, the order alternating from round to round, and
  * reports the server process's CPU per handled request (redis-server's beside it).
  *
@@ -73,7 +73,7 @@ log(`npm run bench:compare: ${builds[0]!.label} against ${builds[1]!.label}; ${s
 
 const o: HarnessOptions = {
   stacks: specs, scenarios: args.scenarios, passes: args.rounds, durationS: args.durationS, warmupS: 1.5, settleS: 0.75,
-  connections: 10, sessions: 1000, loginSessions: 1000, raceWrites: 0, censusRequests: 0, log,
+  connections: 10, sessions: args.sessions, loginSessions: 1000, raceWrites: 0, censusRequests: 0, log,
 };
 const load = new LoadProcess(compiled.load);
 const live: Live[][] = [];

@@ -4,7 +4,7 @@
  * What it measures: the same routes (bench/lib/workload.ts) on bare node:http, Fastify and Express,
  * express-session (MemoryStore, connect-redis), @fastify/session (connect-redis) and Tether through its
  * Express and Fastify adapters over the memory, SQLite, Redis and tiered-over-Redis stores. Scenarios: a
- * GET that reads the session, a POST that changes it (both rotating over 1,000 pre-created sessions), a
+ * GET that reads the session, a POST that changes it (both rotating over 1,000 pre-created sessions, or `--sessions N`), a
  * login that regenerates the ID, and 50 concurrent naive read-modify-writes on one session (lost updates).
  * autocannon runs in its own process, each server in another; every redis-using stack has its own
  * redis-server. Then bytes per session with 100,000 sessions (bench/lib/memory-probe.ts).
@@ -50,8 +50,8 @@ if (stacks.some(usesRedis) || args.memory) ensureSystemPackages(['redis-server']
 const scenarios: Scenario[] = args.scenarios ?? ['read', 'write', 'login'];
 const config = args.quick
   // Quick: no separate warm-up; the half-second settle before each measurement warms the JIT.
-  ? { passes: args.passes ?? 1, durationS: args.durationS ?? 0.6, warmupS: 0, settleS: 0.35, connections: args.connections ?? 10, sessions: 1000, loginSessions: 200, raceWrites: 50, censusRequests: 30 }
-  : { passes: args.passes ?? 5, durationS: args.durationS ?? 3, warmupS: 1.5, settleS: 0.75, connections: args.connections ?? 10, sessions: 1000, loginSessions: 1000, raceWrites: 50, censusRequests: 100 };
+  ? { passes: args.passes ?? 1, durationS: args.durationS ?? 0.6, warmupS: 0, settleS: 0.35, connections: args.connections ?? 10, sessions: args.sessions ?? 1000, loginSessions: 200, raceWrites: 50, censusRequests: 30 }
+  : { passes: args.passes ?? 5, durationS: args.durationS ?? 3, warmupS: 1.5, settleS: 0.75, connections: args.connections ?? 10, sessions: args.sessions ?? 1000, loginSessions: 1000, raceWrites: 50, censusRequests: 100 };
 
 log(`npm run bench${args.quick ? ' --quick' : ''}: ${stacks.length} stacks × ${scenarios.join(', ')}; ${config.passes} pass(es) of ${config.durationS} s, ${config.connections} connections`);
 const outcomes = await runHarness({ stacks, scenarios, ...config, ...(args.profileDir ? { profileDir: args.profileDir } : {}), log });

@@ -6,6 +6,7 @@ export interface BenchArgs {
   passes?: number;
   durationS?: number;
   connections?: number;
+  sessions?: number;
   only?: string[];
   scenarios?: Array<'read' | 'write' | 'login'>;
   profileDir?: string;
@@ -19,6 +20,7 @@ export const USAGE = `flags:
   --passes N         measured passes per scenario and stack (medians are taken over them)
   --duration S       seconds per measured pass
   --connections N    concurrent connections autocannon keeps open
+  --sessions N       pre-created sessions the reads and writes rotate over (default 1,000)
   --only a,b         only these stacks (ids as printed), plus the bare ones they are compared with
   --scenarios a,b    only these scenarios (read, write, login)
   --profile DIR      V8 CPU profile (as --cpu-prof) of each measured pass: DIR/<stack>.<scenario>.<pass>.cpuprofile
@@ -42,6 +44,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case '--passes': out.passes = Math.round(num(a, v)); i++; break;
       case '--duration': out.durationS = num(a, v); i++; break;
       case '--connections': out.connections = Math.round(num(a, v)); i++; break;
+      case '--sessions': out.sessions = Math.round(num(a, v)); i++; break;
       case '--only': if (!v) throw new Error(`--only needs stack ids\n${USAGE}`); out.only = v.split(','); i++; break;
       case '--scenarios': {
         const list = (v ?? '').split(',');
@@ -66,7 +69,8 @@ export const COMPARE_USAGE = `flags:
   --only a,b         stacks (ids as npm run bench prints them; default tether-fastify-memory,tether-fastify-redis)
   --scenarios a,b    read, write, login (default read,write)
   --rounds N         alternating rounds (default 6)
-  --duration S       seconds per measurement (default 3)`;
+  --duration S       seconds per measurement (default 3)
+  --sessions N       pre-created sessions the reads and writes rotate over (default 1,000)`;
 
 export interface CompareArgs {
   base: string;
@@ -74,10 +78,11 @@ export interface CompareArgs {
   scenarios: Array<'read' | 'write' | 'login'>;
   rounds: number;
   durationS: number;
+  sessions: number;
 }
 
 export function parseCompareArgs(argv: readonly string[]): CompareArgs {
-  const out: CompareArgs = { base: 'HEAD', only: ['tether-fastify-memory', 'tether-fastify-redis'], scenarios: ['read', 'write'], rounds: 6, durationS: 3 };
+  const out: CompareArgs = { base: 'HEAD', only: ['tether-fastify-memory', 'tether-fastify-redis'], scenarios: ['read', 'write'], rounds: 6, durationS: 3, sessions: 1000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -102,6 +107,7 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
       }
       case '--rounds': out.rounds = Math.round(positive()); break;
       case '--duration': out.durationS = positive(); break;
+      case '--sessions': out.sessions = Math.round(positive()); break;
       case '--help': case '-h': console.log(COMPARE_USAGE); process.exit(0); break;
       default: throw new Error(`unknown flag ${a}\n${COMPARE_USAGE}`);
     }
