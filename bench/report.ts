@@ -373,7 +373,8 @@ export function renderReport(paths: ReportPaths = {}): string[] {
       '`npm run bench:core` (the engine alone on node:http), `npm run bench:stores` (store operations). ' +
       'Each writes bench/results/<name>.json and regenerates this page. ' +
       'To weigh a change: `npm run bench:compare` measures this checkout against a commit (`-- --base REF`, HEAD by default) ' +
-      'on the same stacks in alternating rounds, and prints the median of the round-by-round differences.',
+      'on the same stacks in alternating rounds, and prints the median of the round-by-round differences. ' +
+      'Both take `-- --sessions N` to rotate over N sessions instead of 1,000.',
   ];
   if (run) parts.push('', runSection(run));
   if (core) parts.push('', coreSection(core));
