@@ -6,8 +6,8 @@
  * the front every time, so those holes pile up: with 10,000 entries each such call cost ≈ 6 µs, more
  * than the rest of a request. One iterator kept from call to call steps over each hole once, since
  * a Map's iterator is live (it skips entries deleted ahead of it and reaches those added after it).
- * The kept iterator may hold the table the Map had before it last grew or shrank, until the next
- * `shift` moves it on: at most one more table of the Map's own size.
+ * The kept iterator may keep the tables the Map had before it last grew or shrank reachable, until
+ * the next `shift` moves it on to the current one.
  * @module
  */
 export class OldestFirst<K, V> {
