@@ -23,10 +23,11 @@ function compare(args: string[]): Promise<{ code: number; stdout: string; stderr
 const worktrees = (): string => execFileSync('git', ['worktree', 'list', '--porcelain'], { cwd: ROOT, encoding: 'utf8' });
 
 test('bench:compare flags are checked before anything starts', async () => {
-  assert.deepEqual(parseCompareArgs([]), { base: 'HEAD', only: ['tether-fastify-memory', 'tether-fastify-redis'], scenarios: ['read', 'write'], rounds: 6, durationS: 3 });
-  assert.deepEqual(parseCompareArgs(['--base', 'v1', '--only', 'a', '--scenarios', 'login', '--rounds', '3', '--duration', '0.5']),
-    { base: 'v1', only: ['a'], scenarios: ['login'], rounds: 3, durationS: 0.5 });
+  assert.deepEqual(parseCompareArgs([]), { base: 'HEAD', only: ['tether-fastify-memory', 'tether-fastify-redis'], scenarios: ['read', 'write'], rounds: 6, durationS: 3, sessions: 1000 });
+  assert.deepEqual(parseCompareArgs(['--base', 'v1', '--only', 'a', '--scenarios', 'login', '--rounds', '3', '--duration', '0.5', '--sessions', '5000']),
+    { base: 'v1', only: ['a'], scenarios: ['login'], rounds: 3, durationS: 0.5, sessions: 5000 });
   assert.throws(() => parseCompareArgs(['--rounds', '0']), /--rounds needs a positive number/);
+  assert.throws(() => parseCompareArgs(['--sessions', '-1']), /--sessions needs a positive number/);
   assert.throws(() => parseCompareArgs(['--scenarios', 'read,delete']), /--scenarios takes read, write, login/);
   assert.throws(() => parseCompareArgs(['--base']), /--base needs a commit/);
   assert.throws(() => parseCompareArgs(['--quick']), /unknown flag --quick/);

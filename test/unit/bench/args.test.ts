@@ -1,7 +1,7 @@
-/** The benchmark scripts' flags: --sessions sets how many sessions the reads and writes rotate over. */
+/** npm run bench's flags: --sessions sets how many sessions the reads and writes rotate over (bench:compare's: test/integration/bench-compare.test.ts). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseArgs, parseCompareArgs } from '../../../bench/lib/args.js';
+import { parseArgs } from '../../../bench/lib/args.js';
 
 describe('bench flags', () => {
   it('parseArgs when --sessions is given then it is kept, and left unset otherwise', () => {
@@ -13,11 +13,5 @@ describe('bench flags', () => {
     for (const bad of [['--sessions'], ['--sessions', '0'], ['--sessions', 'many']]) {
       assert.throws(() => parseArgs(bad), /--sessions needs a positive number/);
     }
-  });
-
-  it('parseCompareArgs when --sessions is given then it is kept, else 1,000', () => {
-    assert.equal(parseCompareArgs([]).sessions, 1000);
-    assert.equal(parseCompareArgs(['--sessions', '5000', '--rounds', '2']).sessions, 5000);
-    assert.throws(() => parseCompareArgs(['--sessions', '-1']), /--sessions needs a positive number/);
   });
 });
