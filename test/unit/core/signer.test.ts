@@ -42,6 +42,24 @@ describe('Signer', () => {
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
     const twin = alphabet[alphabet.indexOf(last) ^ 1]!;
     assert.equal(s.unsign(`${id}.${sig.slice(0, -1)}${twin}`), null);
+    // Standard base64's '+' and '/' decode to the same bytes as base64url's '-' and '_'.
+    let found = 0;
+    for (let i = 0; i < 200 && found < 5; i++) {
+      const [otherId, otherSig] = s.sign(generateId()).split('.') as [string, string];
+      if (!/[-_]/.test(otherSig)) continue;
+      found++;
+      assert.equal(s.unsign(`${otherId}.${otherSig.replace(/-/g, '+').replace(/_/g, '/')}`), null);
+      assert.equal(s.unsign(`${otherId}.${otherSig}`)?.id, otherId);
+    }
+    assert.equal(found, 5);
+  });
+
+  it('unsign when the signature holds characters outside base64url, of any UTF-8 width, then returns null', () => {
+    const s = new Signer([SECRET_A]);
+    const [id, sig] = s.sign(generateId()).split('.') as [string, string];
+    for (const c of ['=', ' ', '\0', 'é', '\u0800', '\u{1F600}']) {
+      assert.equal(s.unsign(`${id}.${c}${sig.slice(c.length)}`), null, JSON.stringify(c));
+    }
   });
 });
 
