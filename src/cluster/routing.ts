@@ -78,8 +78,9 @@ export class Router {
 
   /** A stable 32-bit seed for a session ID. */
   seed(id: string): number {
-    const digest = this.#key === undefined ? createHash('sha256').update(id).digest() : createHmac('sha256', this.#key).update(id).digest();
-    return digest.readUInt32BE(0);
+    // As hex text: a digest to a Buffer costs a backing store per call, which the GC then sweeps.
+    const hex = this.#key === undefined ? createHash('sha256').update(id).digest('hex') : createHmac('sha256', this.#key).update(id).digest('hex');
+    return Number.parseInt(hex.slice(0, 8), 16);
   }
 
   /**

@@ -1,6 +1,7 @@
 /** Unit tests of the primary's routing: reading the session cookie from a raw head, and the rendezvous hash. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
 import { Router, sessionIdFromHead } from '../../../src/cluster/routing.js';
 
 const head = (...lines: string[]): Buffer => Buffer.from(`GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`, 'latin1');
@@ -75,5 +76,18 @@ describe('Router', () => {
     const keyed = new Router('a-routing-key');
     const differ = ids.slice(0, 200).filter((id) => plain.pick(id, [0, 1]) !== keyed.pick(id, [0, 1])).length;
     assert.ok(differ > 50, `only ${differ} of 200 differ`);
+  });
+
+  it('Router seed when an ID is hashed then it is the first four bytes of its SHA-256, or of its HMAC when keyed, big-endian and unsigned', () => {
+    const plain = new Router();
+    const keyed = new Router('a-routing-key');
+    let high = 0;
+    for (const id of ids.slice(0, 200)) {
+      const want = createHash('sha256').update(id).digest().readUInt32BE(0);
+      assert.equal(plain.seed(id), want);
+      assert.equal(keyed.seed(id), createHmac('sha256', 'a-routing-key').update(id).digest().readUInt32BE(0));
+      if (want >= 0x80000000) high++;
+    }
+    assert.ok(high > 50, 'seeds with the top bit set are covered');
   });
 });
