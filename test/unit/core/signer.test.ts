@@ -13,6 +13,30 @@ describe('Signer', () => {
     assert.equal(new Signer([SECRET_A, SECRET_B]).sign(id), `${id}.${mac}`);
   });
 
+  it('signature when keys are shorter, as long as or longer than a SHA-256 block, or multi-byte, then it equals createHmac for messages of every length', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const secrets = ['k', 'x'.repeat(31), 'y'.repeat(63), 'z'.repeat(64), 'w'.repeat(65), 'v'.repeat(200), 'é'.repeat(32), 'é'.repeat(33), '\u{1F511}'.repeat(20), SECRET_A];
+    const messages = ['', 'a', 'é', '\u{1F600}x', 'x'.repeat(170), 'é'.repeat(171), '\u0800'.repeat(170), '\u0800'.repeat(171), 'x'.repeat(2000)];
+    for (let n = 22; n <= 128; n++) {
+      let id = '';
+      for (let i = 0; i < n; i++) id += alphabet[(i * 7 + n) % 64];
+      messages.push(id);
+    }
+    for (const secret of secrets) {
+      const signer = new Signer([secret]);
+      for (const m of messages) {
+        assert.equal(signer.signature(m), createHmac('sha256', secret).update(m).digest('base64url'), `${secret.length} ${m.length}`);
+      }
+    }
+    // Interleaved keys and lengths: nothing of one call is left over for the next.
+    const a = new Signer([SECRET_A]);
+    const b = new Signer([SECRET_B]);
+    for (const m of [...messages].reverse()) {
+      assert.equal(a.signature(m), createHmac('sha256', SECRET_A).update(m).digest('base64url'));
+      assert.equal(b.signature(m), createHmac('sha256', SECRET_B).update(m).digest('base64url'));
+    }
+  });
+
   it('unsign when the value was signed with any listed secret then returns the id, stale unless the first signed it', () => {
     const id = generateId();
     const byOld = new Signer([SECRET_B]).sign(id);
