@@ -29,7 +29,7 @@ const oneShot = typeof crypto.hash === 'function' ? crypto.hash : undefined;
  * with both padded keys prepared once and each digest taken by the one-shot `crypto.hash` (Node ≥
  * 20.12). `createHmac` builds a native Hmac object per call, which OpenSSL 3 sets up afresh and the
  * garbage collector must finalise: on a server reading 20,000 sessions, more than its caches hold,
- * that cost ≈ 6 µs per read (bench/analysis.md item 39). The output is createHmac's (the tests
+ * that cost ≈ 3–6 µs per read (bench/analysis.md item 39). The output is createHmac's (the tests
  * compare them over keys either side of the block size and messages of every length a cookie ID
  * may have); messages longer than ROOM, and Nodes without `crypto.hash`, take createHmac itself.
  */
@@ -76,7 +76,7 @@ export class Signer {
 
   /** The signature `sign` appends to `id`. */
   signature(id: string): string {
-    return this.#mac(this.#keys[0]!, id);
+    return this.#keys[0]!.base64url(id);
   }
 
   /**
@@ -95,18 +95,13 @@ export class Signer {
     let match = -1;
     // Every key is tried, so timing does not tell which one matched.
     for (let i = 0; i < this.#keys.length; i++) {
-      const expected = this.#mac(this.#keys[i]!, id);
+      const expected = this.#keys[i]!.base64url(id);
       if (safeEqual(given, expected) && match === -1) {
         match = i;
         signature = expected;
       }
     }
     return signature === null ? null : { id, stale: match !== 0, signature };
-  }
-
-  /** HMAC-SHA256 as base64url text, what both callers need: a digest to a Buffer costs a backing store per call. */
-  #mac(key: Mac, id: string): string {
-    return key.base64url(id);
   }
 }
 
