@@ -57,7 +57,10 @@ class Mac {
     }
     const n = this.#inner.write(message, BLOCK, 'utf8');
     // 'binary' (latin1) text maps each digest byte to one character and back.
-    this.#outer.write(oneShot('sha256', this.#inner.subarray(0, BLOCK + n), 'binary'), BLOCK, 'latin1');
+    const inner = oneShot('sha256', this.#inner.subarray(0, BLOCK + n), 'binary');
+    // The message is a session ID: not left behind in the buffer for a heap dump to find.
+    this.#inner.fill(0, BLOCK, BLOCK + n);
+    this.#outer.write(inner, BLOCK, 'latin1');
     return oneShot('sha256', this.#outer, 'base64url');
   }
 }
