@@ -5,12 +5,15 @@
 import * as crypto from 'node:crypto';
 import { randomFillSync } from 'node:crypto';
 
+/** Node's one-shot `crypto.hash` (Node ≥ 20.12), or undefined on an older Node. */
+export const oneShotHash = typeof crypto.hash === 'function' ? crypto.hash : undefined;
+
 /**
  * SHA-256 of a string (UTF-8) in base64url. Runs on every request that carries a cookie: the one-shot
- * `crypto.hash` (Node ≥ 20.12) costs a fraction of building a Hash object; older Nodes take createHash.
+ * `crypto.hash` costs a fraction of building a Hash object; older Nodes take createHash.
  */
-const sha256: (text: string) => string = typeof crypto.hash === 'function'
-  ? (text) => crypto.hash('sha256', text, 'base64url')
+const sha256: (text: string) => string = oneShotHash !== undefined
+  ? (text) => oneShotHash('sha256', text, 'base64url')
   : (text) => crypto.createHash('sha256').update(text).digest('base64url');
 
 /**

@@ -3,9 +3,8 @@
  * signs; every secret verifies, so secrets rotate without logging anyone out.
  * @module
  */
-import * as crypto from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { isWellFormedId } from './ids.js';
+import { isWellFormedId, oneShotHash as oneShot } from './ids.js';
 
 /** A signature is HMAC-SHA256 in base64url: exactly 43 characters. */
 const SIG_LENGTH = 43;
@@ -22,7 +21,6 @@ export interface Unsigned {
 const BLOCK = 64;
 /** Message bytes a Mac hashes through its own buffer; a longer message goes to createHmac. */
 const ROOM = 512;
-const oneShot = typeof crypto.hash === 'function' ? crypto.hash : undefined;
 
 /**
  * HMAC-SHA256 (RFC 2104) of one key, as base64url: SHA-256(K ⊕ opad ‖ SHA-256(K ⊕ ipad ‖ message)),
