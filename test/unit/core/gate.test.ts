@@ -54,4 +54,43 @@ describe('session gate', () => {
     assert.equal(gate.waiting, 0);
     assert.ok(gate.tryAcquire('k'), 'free once the last holder released');
   });
+
+  it('release then keeps the key as free, and holding it again reuses that entry; past the free limit the oldest free keys leave first', () => {
+    const gate = new SessionGate(3);
+    for (const k of ['a', 'b', 'c']) gate.tryAcquire(k)!();
+    assert.equal(gate.size, 3, 'released keys stay, free');
+    gate.tryAcquire('a')!();
+    assert.equal(gate.size, 3, 'holding a free key again adds no entry');
+    gate.tryAcquire('d')!();
+    assert.equal(gate.size, 3, 'a fourth free key drops one');
+    assert.equal(gate.waiting, 0);
+    for (const k of ['a', 'b', 'c', 'd']) assert.ok(gate.tryAcquire(k), `${k} is free, kept or not`);
+  });
+
+  it('release past the free limit when the oldest keys are held then drops only free ones, and the held keys stay held', async () => {
+    const gate = new SessionGate(2);
+    const held = ['h1', 'h2'].map((k) => gate.tryAcquire(k)!);
+    for (let i = 0; i < 50; i++) gate.tryAcquire(`k${i}`)!();
+    assert.equal(gate.size, 4, 'the two held keys and two free ones');
+    assert.equal(gate.tryAcquire('h1'), null, 'h1 is still held');
+    assert.equal(gate.tryAcquire('h2'), null, 'h2 is still held');
+    const waiter = gate.acquire('h1', 1_000);
+    held[0]!();
+    const next = await waiter;
+    assert.equal(gate.tryAcquire('h1'), null, 'handed to its waiter, not freed');
+    next();
+    held[1]!();
+    assert.equal(gate.waiting, 0);
+    assert.ok(gate.size <= 2, `at most the free limit once nothing is held (${gate.size})`);
+    assert.ok(gate.tryAcquire('h1') && gate.tryAcquire('h2'), 'both free again');
+  });
+
+  it('acquire of a key that is free (kept after a release) then holds it at once', async () => {
+    const gate = new SessionGate();
+    gate.tryAcquire('k')!();
+    const release = await gate.acquire('k', 1_000);
+    assert.equal(gate.tryAcquire('k'), null);
+    release();
+    assert.ok(gate.tryAcquire('k'));
+  });
 });
