@@ -56,6 +56,14 @@ export interface OutageOptions {
   clock: Clock;
   /** Cuts the feed connection(s) on the server side; resolves once the server did it. */
   interrupt(): Promise<void>;
+  /**
+   * Ends the outage, for an `interrupt` that keeps the feed down (cutting it again as it comes back,
+   * so that a feed that reconnects before the loop starts is still seen down): called once the
+   * reader's feed was seen down on `restoreAfter` iterations (default 5); the feed counts as back
+   * only after it.
+   */
+  restore?(): Promise<void>;
+  restoreAfter?: number;
   /** Iterations to run after the feed is seen listening again. */
   afterRecovery: number;
   /** Bounds on the whole loop. */
@@ -86,6 +94,8 @@ export async function writesAcrossFeedOutage(o: OutageOptions): Promise<OutageRe
   let downIterations = 0;
   let backAt = -1;
   let hitsAtRecovery = 0;
+  // Without a restore the outage ends by itself: the first iteration that finds the feed back counts.
+  let restored = o.restore === undefined;
   let i = 0;
   for (; i < o.maxIterations && Date.now() < deadline; i++) {
     const next = { ...cur, version: cur.version + 1, data: String(i + 1) };
@@ -95,8 +105,13 @@ export async function writesAcrossFeedOutage(o: OutageOptions): Promise<OutageRe
       const got = await o.reader.get(cur.key);
       assert.equal(got?.version, cur.version, `iteration ${i}, read ${r}: version ${got?.version} after ${cur.version} was acknowledged (feed ${o.readerShared.feedState})`);
     }
-    if (o.readerShared.feedState !== 'listening') downIterations++;
-    else if (downIterations > 0 && backAt < 0) {
+    if (o.readerShared.feedState !== 'listening') {
+      downIterations++;
+      if (!restored && downIterations >= (o.restoreAfter ?? 5)) {
+        restored = true;
+        await o.restore!();
+      }
+    } else if (downIterations > 0 && backAt < 0 && restored) {
       backAt = i;
       hitsAtRecovery = o.reader.stats().hits;
     }

@@ -70,19 +70,36 @@ describe('TieredStore over PostgreSQL', () => {
     const table = nextTable();
     const writer = await node(table, clock);
     const reader = await node(table, clock);
+    // One admin connection, opened before the cut: the cut is then one round trip. A feed reconnects
+    // within 50–100 ms, which a loaded machine can spend before the loop's first iteration, so the
+    // LISTEN backends are terminated again every 25 ms until the loop has seen the reader's feed down.
+    const admin = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 5_000 });
+    admin.on('error', () => {});
+    await admin.connect();
+    // A feed connection's last statement is its LISTEN, or the SELECT 1 of a fence or heartbeat.
+    const terminate = async (): Promise<Array<{ ok: boolean }>> => (await admin.query<{ ok: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+       WHERE application_name = 'tether' AND (query LIKE 'LISTEN%' OR query = 'SELECT 1') AND datname = current_database()`)).rows;
+    let again: NodeJS.Timeout | undefined;
     try {
       const result = await writesAcrossFeedOutage({
         writer, reader, readerShared: sharedOf.get(reader)!, clock,
         interrupt: async () => {
-          // A feed connection's last statement is its LISTEN, or the SELECT 1 of a fence or heartbeat.
-          const killed = await query<{ ok: boolean }>(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-            WHERE application_name = 'tether' AND (query LIKE 'LISTEN%' OR query = 'SELECT 1') AND datname = current_database()`);
+          const killed = await terminate();
           assert.ok(killed.length >= 2 && killed.every((k) => k.ok), `terminated ${killed.length} LISTEN backends`);
+          again = setInterval(() => void terminate().catch(() => {}), 25);
+        },
+        restore: async () => {
+          clearInterval(again);
+          await admin.query('SELECT 1'); // queued behind any cut in flight: none comes after this
         },
         afterRecovery: 30, maxIterations: 10_000, maxMs: 30_000,
       });
+      assert.ok(result.downIterations >= 5, `the reader's feed was seen down on ${result.downIterations} iterations`);
       assert.ok(result.hitsAfterRecovery > 0, 'the reader serves local copies again once LISTEN is back');
     } finally {
+      clearInterval(again);
+      await admin.end().catch(() => {});
       await writer.close();
       await reader.close();
     }
