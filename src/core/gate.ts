@@ -4,17 +4,12 @@
  *
  * Each key in the map is held (its value: null, or the queue of requests waiting for it) or free
  * (FREE). Taking a free key costs one release function and no promise: only a request that has to
- * wait gets one, resolved when the holder before it releases.
- *
- * A released key stays in the map, marked free, until more than `freeLimit` are: deleting it and
- * inserting it again at the session's next write would leave a hole in V8's hash table each time,
- * so that the table rehashes every few writes, and a map that runs empty reallocates its table at
- * every release (`Runtime_MapShrink`, ≈ 6 % of a write over MemoryStore in-process). Past the limit
- * the oldest entries that are free leave first.
+ * wait gets one, resolved when the holder before it releases. Released keys stay, free, up to
+ * `freeLimit` of them (kept-map.ts), so a session's next write takes the same entry again.
  * @module
  */
 import { SessionBusyError } from './errors.js';
-import { OldestFirst } from './oldest-first.js';
+import { KeptMap } from './kept-map.js';
 
 export type Release = () => void;
 
@@ -32,14 +27,11 @@ export const GATE_FREE_KEYS = 4096;
 
 export class SessionGate {
   /** Keys → FREE, or held: null, or the turns waiting, oldest first. */
-  readonly #queues = new Map<string, Turn[] | null | typeof FREE>();
-  readonly #oldest = new OldestFirst<string, Turn[] | null | typeof FREE>();
-  readonly #freeLimit: number;
-  #free = 0;
+  readonly #queues: KeptMap<string, Turn[] | null | typeof FREE>;
   #waiting = 0;
 
   constructor(freeLimit = GATE_FREE_KEYS) {
-    this.#freeLimit = freeLimit;
+    this.#queues = new KeptMap(freeLimit, (state) => state === FREE);
   }
 
   /** Requests queued or holding, across keys. */
@@ -55,7 +47,7 @@ export class SessionGate {
   /** Holds `key` at once when no one holds or awaits it (no promise to wait for); null otherwise. */
   tryAcquire(key: string): Release | null {
     const state = this.#queues.get(key);
-    if (state === FREE) this.#free--;
+    if (state === FREE) this.#queues.resume();
     else if (state !== undefined) return null;
     this.#queues.set(key, null);
     this.#waiting++;
@@ -102,19 +94,7 @@ export class SessionGate {
         return;
       }
       this.#queues.set(key, FREE);
-      if (++this.#free > this.#freeLimit) this.#dropOldestFree();
+      this.#queues.rest();
     };
-  }
-
-  /** Removes the oldest free key; held ones passed on the way go back in, at the end. */
-  #dropOldestFree(): void {
-    for (;;) {
-      const [key, state] = this.#oldest.shift(this.#queues)!;
-      if (state === FREE) {
-        this.#free--;
-        return;
-      }
-      this.#queues.set(key, state);
-    }
   }
 }

@@ -7,23 +7,29 @@
  * tier does not know (see SessionStore.subscribe), so the tier ignores it instead of dropping its copy.
  * Bounded: an echo that never comes (a store publishing nothing, a touch that hit a newer version) is
  * pushed out by later ones, and an echo forgotten too early only costs an invalidation, as before stamps.
+ * A key with none awaited keeps its (empty) entry for its next write (kept-map.ts).
  * @module
  */
+import { KeptMap } from '../../core/kept-map.js';
 
 /** Echoes awaited per key; older ones are dropped first. */
 const MAX_PER_KEY = 8;
 /** Keys with awaited echoes; past this the whole set is dropped (a feed that stopped echoing). */
 const MAX_KEYS = 10_000;
+/** Keys with none awaited kept at most. */
+const IDLE_KEYS = 4096;
 
 export class Echoes {
-  readonly #byKey = new Map<string, string[]>();
+  readonly #byKey = new KeptMap<string, string[]>(IDLE_KEYS, (stamps) => stamps.length === 0);
 
   /** A write of `key` that will leave `stamp` is about to be sent. */
   expect(key: string, stamp: string): void {
     let stamps = this.#byKey.get(key);
     if (!stamps) {
-      if (this.#byKey.size >= MAX_KEYS) this.#byKey.clear();
+      if (this.#byKey.size - this.#byKey.idle >= MAX_KEYS) this.#byKey.clear();
       this.#byKey.set(key, (stamps = []));
+    } else if (stamps.length === 0) {
+      this.#byKey.resume();
     }
     stamps.push(stamp);
     if (stamps.length > MAX_PER_KEY) stamps.shift();
@@ -39,8 +45,9 @@ export class Echoes {
     const stamps = this.#byKey.get(key);
     const i = stamps ? stamps.indexOf(stamp) : -1;
     if (i < 0) return false;
-    stamps!.splice(i, 1);
-    if (stamps!.length === 0) this.#byKey.delete(key);
+    if (i === 0) stamps!.shift();
+    else stamps!.splice(i, 1);
+    if (stamps!.length === 0) this.#byKey.rest();
     return true;
   }
 

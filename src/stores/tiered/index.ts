@@ -18,6 +18,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
+import { KeptMap } from '../../core/kept-map.js';
 import { LocalCopies } from './local-copies.js';
 import { Echoes } from './echoes.js';
 import { FenceCoalescer } from './fence.js';
@@ -37,7 +38,10 @@ interface Writing {
   seen: number;
 }
 
-/** A key's generation while a read or write of it is in flight; every invalidation bumps it. */
+/** A key's generation, bumped by every invalidation; read while a fetch or write of it is in flight. */
+/** Generations with no fetch or write in flight kept at most, for their keys' next use. */
+const IDLE_GENERATIONS = 4096;
+
 interface Generation {
   gen: number;
   users: number;
@@ -73,7 +77,8 @@ export class TieredStore implements SessionStore {
   readonly clock: Clock;
   readonly #closeShared: boolean;
   readonly #lru: LocalCopies;
-  readonly #gens = new Map<string, Generation>();
+  /** Per-key generations; one with no users stays (kept-map.ts) until more than IDLE_GENERATIONS do. */
+  readonly #gens = new KeptMap<string, Generation>(IDLE_GENERATIONS, (g) => g.users === 0);
   /** Stamps of own writes whose reports are awaited; absent without a feed. */
   readonly #echoes: Echoes | undefined;
   readonly #fence: FenceCoalescer | undefined;
@@ -164,7 +169,7 @@ export class TieredStore implements SessionStore {
       if (rec && g.gen === seen && g.writes === 0 && !this.#closed) this.#put(rec);
       return rec;
     } finally {
-      this.#release(key, g);
+      this.#release(g);
     }
   }
 
@@ -247,7 +252,7 @@ export class TieredStore implements SessionStore {
   #finish(w: Writing, echo: boolean): void {
     if (!echo) this.#echoes?.forget(w.copy.key, w.stamp);
     w.g.writes--;
-    this.#release(w.copy.key, w.g);
+    this.#release(w.g);
   }
 
   async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
@@ -277,7 +282,7 @@ export class TieredStore implements SessionStore {
     } finally {
       if (!echo && stamp !== undefined) this.#echoes?.forget(key, stamp);
       g.writes--;
-      this.#release(key, g);
+      this.#release(g);
     }
   }
 
@@ -289,7 +294,7 @@ export class TieredStore implements SessionStore {
       await this.#shared.destroy(key);
     } finally {
       this.#invalidate(key, false);
-      this.#release(key, g);
+      this.#release(g);
     }
   }
 
@@ -389,11 +394,12 @@ export class TieredStore implements SessionStore {
   #acquire(key: string): Generation {
     let g = this.#gens.get(key);
     if (!g) this.#gens.set(key, (g = { gen: 0, users: 0, writes: 0 }));
+    else if (g.users === 0) this.#gens.resume();
     g.users++;
     return g;
   }
 
-  #release(key: string, g: Generation): void {
-    if (--g.users === 0) this.#gens.delete(key);
+  #release(g: Generation): void {
+    if (--g.users === 0) this.#gens.rest();
   }
 }
