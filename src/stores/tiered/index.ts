@@ -38,10 +38,10 @@ interface Writing {
   seen: number;
 }
 
-/** A key's generation, bumped by every invalidation; read while a fetch or write of it is in flight. */
 /** Generations with no fetch or write in flight kept at most, for their keys' next use. */
 const IDLE_GENERATIONS = 4096;
 
+/** A key's generation, bumped by every invalidation; read while a fetch or write of it is in flight. */
 interface Generation {
   gen: number;
   users: number;
