@@ -16,8 +16,8 @@ import { KeptMap } from '../../core/kept-map.js';
 const MAX_PER_KEY = 8;
 /** Keys with awaited echoes; past this the whole set is dropped (a feed that stopped echoing). */
 const MAX_KEYS = 10_000;
-/** Keys with none awaited kept at most. */
-const IDLE_KEYS = 4096;
+/** Keys with none awaited kept at most (as many as the tier keeps idle generations of). */
+const IDLE_KEYS = 1024;
 
 export class Echoes {
   readonly #byKey = new KeptMap<string, string[]>(IDLE_KEYS, (stamps) => stamps.length === 0);

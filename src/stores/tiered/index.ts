@@ -38,8 +38,13 @@ interface Writing {
   seen: number;
 }
 
-/** Generations with no fetch or write in flight kept at most, for their keys' next use. */
-const IDLE_GENERATIONS = 4096;
+/**
+ * Generations with no fetch or write in flight kept at most, for their keys' next use: as many keys
+ * as the local copies keep recent texts of (RECENT_TEXTS). Each costs ≈ 200 bytes with its key, a
+ * fixed sum that a bytes-per-session figure carries too (4,096 of them added ≈ 6 bytes per session
+ * to the tier's figure at 100,000 sessions).
+ */
+const IDLE_GENERATIONS = 1024;
 
 /** A key's generation, bumped by every invalidation; read while a fetch or write of it is in flight. */
 interface Generation {
