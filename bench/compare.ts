@@ -24,7 +24,7 @@ import { BUILD_DIR, buildBench, buildServerFrom } from './lib/build.js';
 import { measure, startStack, stopStack } from './lib/harness.js';
 import type { HarnessOptions, Live, PassFigures } from './lib/harness.js';
 import { LoadProcess, ROOT } from './lib/procs.js';
-import { stackById, usesRedis } from './lib/stacks.js';
+import { ID_WIDTH, stackById, usesRedis } from './lib/stacks.js';
 import { parseCompareArgs } from './lib/args.js';
 import { pairedChange } from './lib/stats.js';
 
@@ -95,7 +95,7 @@ try {
           const key = `${sc} ${l.spec.id}`;
           if (!figures.has(key)) figures.set(key, [[], []]);
           figures.get(key)![b]!.push(f);
-          log(`  round ${r + 1}/${args.rounds} ${sc.padEnd(5)} ${l.spec.id.padEnd(26)} ${builds[b]!.label.padEnd(15)} ${f.serverCpuUs.toFixed(1).padStart(6)} µs CPU/req` +
+          log(`  round ${r + 1}/${args.rounds} ${sc.padEnd(5)} ${l.spec.id.padEnd(ID_WIDTH)} ${builds[b]!.label.padEnd(15)} ${f.serverCpuUs.toFixed(1).padStart(6)} µs CPU/req` +
             `${f.storeCpuUs ? ` + ${f.storeCpuUs.toFixed(1)} redis` : ''}${f.non2xx || f.errors ? `  (${f.non2xx} non-2xx, ${f.errors} errors)` : ''}`);
         }
       }

@@ -10,7 +10,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { StackSpec } from './stacks.js';
-import { usesRedis } from './stacks.js';
+import { ID_WIDTH, usesRedis } from './stacks.js';
 import { ServerProcess, LoadProcess, procCpuUs, redisStats, commandDelta, serverNodeArgs } from './procs.js';
 import type { RedisStats } from './procs.js';
 import type { Credential } from './load.js';
@@ -200,7 +200,7 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
           try {
             const f = await measure(load, l, sc, p, o);
             (out.passes[sc] ??= []).push(f);
-            o.log(`  pass ${p + 1}/${o.passes} ${sc.padEnd(5)} ${l.spec.id.padEnd(26)} ${Math.round(f.rps).toString().padStart(6)} req/s  ` +
+            o.log(`  pass ${p + 1}/${o.passes} ${sc.padEnd(5)} ${l.spec.id.padEnd(ID_WIDTH)} ${Math.round(f.rps).toString().padStart(6)} req/s  ` +
               `${f.serverCpuUs.toFixed(1).padStart(6)} µs CPU/req (${f.serverSystemUs.toFixed(1)} sys)${f.storeCpuUs ? ` + ${f.storeCpuUs.toFixed(1)} redis` : ''}` +
               `${f.non2xx || f.errors ? `  (${f.non2xx} non-2xx, ${f.errors} errors)` : ''}`);
           } catch (err) {
@@ -221,7 +221,7 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
               creds: sc === 'login' ? l.login : l.rw, cookieName: l.spec.cookieName, n: o.censusRequests,
             });
             (out.census ??= {})[sc] = c;
-            o.log(`  redis ${sc.padEnd(5)} ${l.spec.id.padEnd(26)} ${c.clientCommands} client commands (${Object.entries(c.byCommand).map(([k, v]) => `${k} ${v}`).join(', ')}), ${c.scriptCommands} inside Lua`);
+            o.log(`  redis ${sc.padEnd(5)} ${l.spec.id.padEnd(ID_WIDTH)} ${c.clientCommands} client commands (${Object.entries(c.byCommand).map(([k, v]) => `${k} ${v}`).join(', ')}), ${c.scriptCommands} inside Lua`);
           } catch (err) {
             o.log(`  census ${l.spec.id} ${sc} failed: ${(err as Error).message}`);
           }
@@ -234,7 +234,7 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
         try {
           const r = await race(l.spec, l.server.port, o.raceWrites);
           outcomes.get(l.spec.id)!.race = r;
-          o.log(`  race ${l.spec.id.padEnd(26)} ${r.ok}/${r.sent} answered 200, counter ${r.final}, lost ${r.lost}`);
+          o.log(`  race ${l.spec.id.padEnd(ID_WIDTH)} ${r.ok}/${r.sent} answered 200, counter ${r.final}, lost ${r.lost}`);
         } catch (err) {
           o.log(`  race ${l.spec.id} failed: ${(err as Error).message}`);
         }

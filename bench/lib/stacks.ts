@@ -63,6 +63,9 @@ export const STACKS: readonly StackSpec[] = [
   tether('fastify', 'tiered-eventual', 'Tether Fastify + tiered/Redis (eventual)'),
 ];
 
+/** Width of the longest stack id: the column the console output pads ids to. */
+export const ID_WIDTH = Math.max(...STACKS.map((s) => s.id.length));
+
 export function stackById(id: string): StackSpec {
   const s = STACKS.find((x) => x.id === id);
   if (!s) throw new Error(`unknown stack "${id}"; known: ${STACKS.map((x) => x.id).join(', ')}`);

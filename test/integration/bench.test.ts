@@ -46,7 +46,7 @@ test('a partial quick run reports every figure, the Redis census and lost update
   const r = await bench(['--quick', '--only', 'tether-fastify-redis,fastify-session-redis', '--scenarios', 'read,write', '--no-memory', '--json', out]);
   assert.equal(r.code, 0, r.stderr || r.stdout);
   assert.equal(digest(committed), before, 'a partial run does not replace bench/results/run.json');
-  assert.match(r.stdout, /read: req\/s\s+×node\s+p50 ms/);
+  assert.match(r.stdout, /\nread:\n +req\/s +×node +p50 ms/);
 
   const run = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; stacks: StackSummary[]; config: { scenarios: string[]; serverNodeArgs: string[] } };
   assert.equal(run.quick, true);
