@@ -29,6 +29,8 @@ export interface RunFile extends Common {
     scenarios: Array<'read' | 'write' | 'login'>;
     /** Node flags of the servers under test (absent in runs before they were recorded). */
     serverNodeArgs?: string[];
+    /** Each pass measured a framework's stacks together, around the framework without sessions (bench/lib/harness.ts passOrder). */
+    grouped?: boolean;
   };
   leftOut: Array<{ id: string; reason: string }>;
   stacks: StackSummary[];
@@ -241,7 +243,7 @@ function runSection(r: RunFile): string {
     '',
     `Every stack serves the same routes and bodies (bench/lib/workload.ts); sessions hold about 200 bytes of JSON. ` +
       `autocannon runs in its own process with ${c.connections} connections; each server runs in its own process${c.serverNodeArgs?.length ? ` (run as \`node ${c.serverNodeArgs.join(' ')}\`)` : ''}, each Redis-backed stack has its own redis-server. ` +
-      `${c.passes} measured pass(es) of ${c.durationS} s per scenario and stack, in rotating order, after a ${c.warmupS} s warm-up; figures are medians over the passes. ` +
+      `${c.passes} measured pass(es) of ${c.durationS} s per scenario and stack, in rotating order${c.grouped ? ', each framework\'s stacks together around the framework without sessions' : ''}, after a ${c.warmupS} s warm-up; figures are medians over the passes. ` +
       `**CPU µs/req** is the server process's CPU (process.cpuUsage) plus, where sessions live in Redis, the redis-server's CPU time, divided by the requests handled: ` +
       `the steady figure on a shared machine, where requests/s and latency move with whatever else runs. ` +
       `**Overhead** is CPU µs/req minus that of the same framework without sessions in the same pass. ` +

@@ -75,7 +75,7 @@ const results = {
   elapsedS: Math.round((Date.now() - started) / 1000),
   machine: machine(),
   versions: versions(['express', 'fastify', 'express-session', 'connect-redis', '@fastify/session', '@fastify/cookie', 'redis', 'ioredis', 'better-sqlite3', 'autocannon'], true),
-  config: { ...config, scenarios, serverNodeArgs: serverNodeArgs() },
+  config: { ...config, scenarios, serverNodeArgs: serverNodeArgs(), grouped: true },
   leftOut: missing.map((s) => ({ id: s.id, reason: `src/stores/${s.store} not in this checkout` })),
   stacks: summary,
   memory,

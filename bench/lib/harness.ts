@@ -1,7 +1,9 @@
 /**
  * Runs scenarios against stacks under identical load: starts each stack's backend and server, seeds
  * sessions, warms up, then for every pass measures every (scenario, stack) in a rotating order, so
- * machine drift spreads over all stacks instead of favouring whichever ran first.
+ * machine drift spreads over all stacks instead of favouring whichever ran first. Within a pass the
+ * stacks of one framework run together, around the same framework without sessions (`passOrder`), so
+ * that a session overhead is the difference of two measurements taken seconds apart.
  *
  * Per measurement: server CPU (process.cpuUsage over IPC) and handled-request count before and after,
  * redis-server CPU (INFO cpu) and INFO commandstats before and after, autocannon's responses and the
@@ -164,6 +166,29 @@ export async function measure(load: LoadProcess, l: Live, scenario: Scenario, pa
   };
 }
 
+/**
+ * The order of one pass (`pass` from 0): the stacks grouped by their baseline (the same framework
+ * without sessions), each baseline in the middle of its group, the others around it; the groups and the
+ * stacks within each turn by one place per pass. A stack is then measured at most half its group away
+ * from the baseline its overhead is taken against, where a rotation of the whole list put a
+ * framework's last stack up to ≈ 60 s after its baseline in the full run.
+ */
+export function passOrder<T>(items: readonly T[], specOf: (item: T) => StackSpec, pass: number): T[] {
+  const groups = new Map<string, { base: T[]; others: T[] }>();
+  for (const item of items) {
+    const spec = specOf(item);
+    let g = groups.get(spec.baseline);
+    if (g === undefined) groups.set(spec.baseline, (g = { base: [], others: [] }));
+    (spec.id === spec.baseline ? g.base : g.others).push(item);
+  }
+  const turn = <U>(list: readonly U[]): U[] => list.map((_, i) => list[(i + pass) % list.length]!);
+  return turn([...groups.values()]).flatMap(({ base, others }) => {
+    const o = turn(others);
+    const mid = Math.floor(o.length / 2);
+    return [...o.slice(0, mid), ...base, ...o.slice(mid)];
+  });
+}
+
 /** Runs everything; stacks that fail to start or to serve are reported with their error, not dropped silently. */
 export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
   const outcomes = new Map<string, StackOutcome>(o.stacks.map((s) => [s.id, { stack: s, passes: {} }]));
@@ -193,7 +218,7 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
     }
     for (let p = 0; p < o.passes; p++) {
       for (const sc of o.scenarios) {
-        const order = live.map((_, i) => live[(i + p) % live.length]!);
+        const order = passOrder(live, (l) => l.spec, p);
         for (const l of order) {
           const out = outcomes.get(l.spec.id)!;
           if (out.error) continue;

@@ -169,3 +169,10 @@ test('the page names the node flags the servers ran with, when there were any', 
   file.config.serverNodeArgs = ['--perf-basic-prof', '--max-old-space-size=512'];
   assert.match(renderedPage(file), /each server runs in its own process \(run as `node --perf-basic-prof --max-old-space-size=512`\)/);
 });
+
+test('the page says a run measured each framework\'s stacks together only when it did', () => {
+  const file = run([stack('fastify-bare', 0, 0)], MEMORY);
+  assert.match(renderedPage(file), /in rotating order, after a 1 s warm-up/, 'a run from before the grouping says nothing of it');
+  file.config.grouped = true;
+  assert.match(renderedPage(file), /in rotating order, each framework's stacks together around the framework without sessions, after a 1 s warm-up/);
+});
