@@ -84,6 +84,7 @@ const results = {
 const partial = Boolean(args.only || args.scenarios);
 const paths = writeResults(partial ? null : 'run', results, args.json);
 printRun(results);
+if (args.quick) log(`quick run: ${config.passes} pass(es) of ${config.durationS} s per stack and scenario and no separate warm-up, so the frameworks' own warm-up shows in the figures and an overhead can even come out below zero; npm run bench gives figures to quote`);
 if (partial) log(`partial run: ${paths.length ? `results in ${paths.join(', ')}` : 'results not written (add --json FILE)'}; bench/results/run.json and the docs left as they were`);
 else log(`results: ${paths.join(', ')}`);
 if (args.report && !partial) log(`report: ${renderReport().join(', ')}`);

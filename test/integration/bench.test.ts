@@ -47,6 +47,7 @@ test('a partial quick run reports every figure, the Redis census and lost update
   assert.equal(r.code, 0, r.stderr || r.stdout);
   assert.equal(digest(committed), before, 'a partial run does not replace bench/results/run.json');
   assert.match(r.stdout, /\nread:\n +req\/s +×node +p50 ms/);
+  assert.match(r.stdout, /quick run: 1 pass\(es\) of 0\.6 s per stack and scenario and no separate warm-up/, 'a quick run says how rough its figures are');
 
   const run = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; stacks: StackSummary[]; config: { scenarios: string[]; serverNodeArgs: string[] } };
   assert.equal(run.quick, true);
