@@ -8,6 +8,7 @@
  */
 import { hashId } from './ids.js';
 import { jsonExact, sameData } from './decoded.js';
+import { draftWrites } from './draft.js';
 import type { DecodedCache } from './decoded.js';
 import { jsonCodec, jsonEnvelope } from './codec.js';
 import type { Envelope } from './codec.js';
@@ -267,11 +268,29 @@ export class Committer {
     into.userId = replay.userId;
   }
 
-  /** True when every change the handler made went through `update`/`setUser`, so it can be re-applied. */
+  /**
+   * True when every change the handler made went through `update`/`setUser`, so it can be re-applied.
+   * Data in a draft (the JSON codec) counts its writes: any beyond those of completed `update()`
+   * functions were made outside them. What the count cannot see is a change to an object an update
+   * function assigned (a plain object, not a draft) made after that function returned; so the functions
+   * are also run again on the loaded data, and must give the request's text. When they do not, a
+   * second run tells why: functions that give a different text each time (a random ID, the time) are
+   * replayed, since the count showed nothing else wrote; functions that give the same text twice show
+   * that the data was changed some other way, which cannot be replayed.
+   */
   async #replayable(s: SessionState, currentText: string): Promise<boolean> {
+    const writes = s.data === null ? 0 : draftWrites(s.data);
+    if (writes !== undefined && writes !== s.updateWrites) return false;
+    const probe = await this.#probe(s);
+    if (probe === currentText) return true;
+    return writes !== undefined && (await this.#probe(s)) !== probe;
+  }
+
+  /** The text the request's replayable changes give when re-applied to the data it loaded (null if the owner differs). */
+  async #probe(s: SessionState): Promise<string | null> {
     const probe: SessionState = { ...s };
     await this.#rebase(s, s.loadedText!, s.loadedUserId, probe);
-    return this.#encode(probe) === currentText && probe.userId === s.userId;
+    return probe.userId === s.userId ? this.#encode(probe) : null;
   }
 
   /** A record that still names a session: not past a deadline, not ended by a regeneration. */

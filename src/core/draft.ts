@@ -13,6 +13,14 @@
 
 import { inspect } from 'node:util';
 import type { InspectOptionsStylized } from 'node:util';
+import { SessionKeyInvalidError } from './errors.js';
+
+/**
+ * Keys no object of session data may be given (`session.set()`, or any write through a draft):
+ * `__proto__` would swap the object's prototype (and JSON would then drop what it holds), and all
+ * three reach prototypes when data is merged elsewhere.
+ */
+export const FORBIDDEN_KEYS: ReadonlySet<PropertyKey> = new Set<PropertyKey>(['__proto__', 'constructor', 'prototype']);
 
 type Container = Record<string, unknown> | unknown[];
 
@@ -28,8 +36,13 @@ class Node {
   first: Node | null = null;
   children: Map<string, Node> | null = null;
   readonly proxy: Container;
+  /** The draft's top node: it counts the writes made through any node under it. */
+  readonly root: Node;
+  /** Writes (set, delete, define) through this draft and every node under it; kept on the root only. */
+  writes = 0;
 
   constructor(readonly base: Container, readonly parent: Node | null) {
+    this.root = parent === null ? this : parent.root;
     // The target is what Array.isArray and the invariants of a proxy see: an array for an array.
     this.proxy = new Proxy((Array.isArray(base) ? [this] : this) as Container, handler);
   }
@@ -131,14 +144,22 @@ const handler: ProxyHandler<Container> = {
     return read(node, src as Record<string, unknown>, key);
   },
   set(t, key, value) {
-    (change(nodeOf(t)) as Record<PropertyKey, unknown>)[key] = value;
+    const node = nodeOf(t);
+    if (FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
+    node.root.writes++;
+    (change(node) as Record<PropertyKey, unknown>)[key] = value;
     return true;
   },
   deleteProperty(t, key) {
-    return Reflect.deleteProperty(change(nodeOf(t)), key);
+    const node = nodeOf(t);
+    node.root.writes++;
+    return Reflect.deleteProperty(change(node), key);
   },
   defineProperty(t, key, desc) {
-    return Reflect.defineProperty(change(nodeOf(t)), key, desc);
+    const node = nodeOf(t);
+    if (FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
+    node.root.writes++;
+    return Reflect.defineProperty(change(node), key, desc);
   },
   has(t, key) {
     const node = nodeOf(t);
@@ -174,6 +195,14 @@ const handler: ProxyHandler<Container> = {
 /** A draft over `base`, which it never changes. */
 export function draft<V extends Container>(base: V): V {
   return new Node(base, null).proxy as V;
+}
+
+/**
+ * How many writes were made through the draft `d` and the drafts under it (each set, delete or
+ * define counts, whether or not it changed a value); undefined when `d` is not a draft.
+ */
+export function draftWrites(d: object): number | undefined {
+  return draftNode(d)?.root.writes;
 }
 
 /** Whether anything was changed through the draft `d` (or the drafts under it). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { generateId, handleOf, isWellFormedId } from './ids.js';
+import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
 import { Signer } from './signer.js';
 import { Committer, ENDED, sessionExpired } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
@@ -34,6 +34,8 @@ import { UserContexts } from './user-context.js';
 export type { RequestView } from './csrf.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+/** What a new session's draft is made over: never changed (every write lands in the draft's copy). */
+const NO_DATA: SessionData = Object.freeze({}) as SessionData;
 
 export interface OpenOptions {
   /**
@@ -110,7 +112,10 @@ export class Tether<T extends object = SessionData> {
     this.#verified = new VerifiedCookies(this.#signer);
     this.#deadlines = new Deadlines(this.options.storeTimeoutMs, { onFailure: () => void this.#stats.storeErrors++ });
     const codec = this.options.codec;
-    this.#copyLoaded = codec === jsonCodec ? (s) => draft(s.loaded!.d) : (s) => codec.decode(s.loadedText!).d;
+    // A new session's data is a draft too, over an empty object no draft changes: its writes are
+    // checked and counted as a stored session's are.
+    this.#copyLoaded = codec === jsonCodec ? (s) => draft(s.loaded === null ? NO_DATA : s.loaded.d)
+      : (s) => (s.loaded === null ? {} : codec.decode(s.loadedText!).d);
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
     this.#commits = new Committer({
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,
@@ -207,6 +212,7 @@ export class Tether<T extends object = SessionData> {
 
   /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */
   async listUserSessions(userId: string, current?: Session<T>): Promise<UserSessionInfo[]> {
+    checkUserId(userId);
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const now = this.options.clock.now();
     const currentKey = current ? sessionState(current).key : null;
@@ -224,6 +230,7 @@ export class Tether<T extends object = SessionData> {
 
   /** Ends one of the user's sessions by its handle; false when the user has no such session. */
   async destroyUserSession(userId: string, handle: string): Promise<boolean> {
+    checkUserId(userId);
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const target = records.find((r) => handleOf(r.key) === handle);
     if (!target) return false;
@@ -234,6 +241,7 @@ export class Tether<T extends object = SessionData> {
 
   /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */
   async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
+    checkUserId(userId);
     const exceptKey = options.except ? sessionState(options.except).key : null;
     const n = await this.#call(() => this.store.destroyByUser(userId, { except: exceptKey ? [exceptKey] : [] }), 'destroyByUser');
     this.#stats.destroyed += n;
@@ -267,7 +275,7 @@ export class Tether<T extends object = SessionData> {
   #newState(ua: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, ops: [], regenerate: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, ops: [], updateWrites: 0, regenerate: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, committed: false, setCookies: [],
       newId: this.#newId,
     };

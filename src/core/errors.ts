@@ -76,6 +76,19 @@ export class SessionKeyInvalidError extends TetherError {
   }
 }
 
+/**
+ * A user ID that stores could not keep apart from another: not a string, empty, longer than
+ * MAX_USER_ID_LENGTH, holding U+0000, or not well-formed UTF-16 (a lone surrogate). Stores index
+ * sessions by the ID's UTF-8 bytes, where every lone surrogate becomes U+FFFD: two such IDs would name
+ * one user, whose session list and "log out everywhere" would then reach the other's sessions.
+ */
+export class UserIdInvalidError extends TetherError {
+  constructor(why: string) {
+    super('USER_ID_INVALID', `invalid user ID: ${why}`, 400);
+    this.name = 'UserIdInvalidError';
+  }
+}
+
 /** The session ended (destroyed) and can no longer be used in this request. */
 export class SessionEndedError extends TetherError {
   constructor() {
@@ -159,6 +172,7 @@ export const ERROR_CODES = [
   'SESSION_CONFLICT',
   'SESSION_TOO_LARGE',
   'SESSION_KEY_INVALID',
+  'USER_ID_INVALID',
   'SESSION_ENDED',
   'CSRF_TOKEN_INVALID',
   'ORIGIN_MISMATCH',

@@ -4,6 +4,7 @@
  */
 import * as crypto from 'node:crypto';
 import { randomFillSync } from 'node:crypto';
+import { UserIdInvalidError } from './errors.js';
 
 /** Node's one-shot `crypto.hash` (Node ≥ 20.12), or undefined on an older Node. */
 export const oneShotHash = typeof crypto.hash === 'function' ? crypto.hash : undefined;
@@ -59,6 +60,24 @@ export function hashId(id: string): string {
 /** A short opaque handle for a store key, safe to show to its owner (session lists): not the cookie, not the key. */
 export function handleOf(key: string): string {
   return sha256('handle:' + key).slice(0, 22);
+}
+
+/** Longest user ID accepted: an email address or an account number fits many times over. */
+export const MAX_USER_ID_LENGTH = 1024;
+
+/** A lone surrogate (ill-formed UTF-16) or U+0000, which no store can keep apart from another ID. */
+const UNSTORABLE = /[\p{Cs}\0]/u;
+
+/**
+ * Returns `userId` if every store can keep it apart from any other (see UserIdInvalidError), else
+ * throws UserIdInvalidError.
+ */
+export function checkUserId(userId: unknown): string {
+  if (typeof userId !== 'string') throw new UserIdInvalidError(`expected a string, got ${userId === null ? 'null' : typeof userId}`);
+  if (userId.length === 0) throw new UserIdInvalidError('empty');
+  if (userId.length > MAX_USER_ID_LENGTH) throw new UserIdInvalidError(`${userId.length} characters, over ${MAX_USER_ID_LENGTH}`);
+  if (UNSTORABLE.test(userId)) throw new UserIdInvalidError('it holds U+0000 or a lone surrogate (not well-formed UTF-16)');
+  return userId;
 }
 
 /** The store key of a user's context record. */

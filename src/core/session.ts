@@ -7,11 +7,10 @@ import { SessionEndedError, SessionKeyInvalidError } from './errors.js';
 import type { SessionRecord } from './store.js';
 import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
-import { handleOf, randomToken } from './ids.js';
+import { checkUserId, handleOf, randomToken } from './ids.js';
 import { copyData } from './decoded.js';
+import { FORBIDDEN_KEYS, draftWrites } from './draft.js';
 
-/** Keys a data bag refuses: they would reach prototypes. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** What update() answers once a synchronous change is made: one settled promise for every call. */
 const DONE: Promise<void> = Promise.resolve();
@@ -41,13 +40,22 @@ export interface SessionState {
   loaded: Envelope | null;
   /** This request's own data; null until first touched (then its view of `loaded.d`, or `{}`). */
   data: SessionData | null;
-  /** Makes this request's view of the loaded data (the engine's, per codec): a draft, or a fresh decoding. */
+  /**
+   * Makes this request's data (the engine's, per codec): a draft over the loaded data (or over an empty
+   * object for a session not stored yet), or a fresh decoding.
+   */
   copyLoaded: (state: SessionState) => SessionData;
   csrf: string | undefined;
   ua: string | undefined;
   userId: string | null;
   /** Replayable changes, in order, re-applied on fresh data after a CAS conflict. */
   ops: Array<(data: SessionData, state: SessionState) => void | Promise<void>>;
+  /**
+   * Writes made through the data's draft by `update()` functions that completed (draft.ts
+   * `draftWrites`): when the draft counts more, something else changed the data, and the request's
+   * changes cannot be re-applied by replaying `ops`.
+   */
+  updateWrites: number;
   regenerate: boolean;
   destroyed: boolean;
   touch: boolean;
@@ -120,6 +128,7 @@ export class Session<T extends object = SessionData> {
     return copyData(dataOf(this.#s)) as Partial<T>;
   }
 
+  /** The value stored under `key`, undefined when the data holds none (inherited properties are not data). */
   get<K extends keyof T & string>(key: K): T[K] | undefined {
     const s = this.#s;
     if (s.data === null) {
@@ -128,7 +137,8 @@ export class Session<T extends object = SessionData> {
       const v = s.loaded.d[key];
       if (v === null || typeof v !== 'object') return v as T[K];
     }
-    return dataOf(s)[key] as T[K] | undefined;
+    const d = dataOf(s);
+    return Object.hasOwn(d, key) ? d[key] as T[K] : undefined;
   }
 
   set<K extends keyof T & string>(key: K, value: T[K]): void {
@@ -145,31 +155,48 @@ export class Session<T extends object = SessionData> {
   /**
    * Changes the data through `fn`, now and again on fresh data should another request have written the
    * session meanwhile (compare-and-set conflict). Prefer this for read-modify-write: it never loses an
-   * update and never fails with SESSION_CONFLICT unless the session ended.
+   * update and never fails with SESSION_CONFLICT unless the session ended, or the request also changed
+   * the data outside `update()`. On a conflict `fn` runs again, on the data the request loaded, to check
+   * that it gives what the request holds (once more if it does not: a function that writes a random ID
+   * or the time is still replayed), and then on the fresh data: keep it free of side effects.
    */
   update(fn: UpdateFn<T>): Promise<void> {
     // Not an async function, and no closure here: a synchronous `fn`, the common case, then costs no
     // frame, no context and no extra turn.
     let out: void | Promise<void>;
+    let data: SessionData;
+    let before: number | undefined;
     try {
       this.#live();
-      out = fn(dataOf(this.#s) as Partial<T>);
+      data = dataOf(this.#s);
+      before = draftWrites(data);
+      out = fn(data as Partial<T>);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (isThenable(out)) return this.#afterward(out, fn);
-    this.#replays(fn);
+    if (isThenable(out)) return this.#afterward(out, fn, data, before);
+    this.#replays(fn, data, before);
     return DONE;
   }
 
-  /** Records `fn` for replay once its promise `out` settles well. */
-  #afterward(out: PromiseLike<unknown>, fn: UpdateFn<T>): Promise<void> {
-    return Promise.resolve(out).then(() => this.#replays(fn));
+  /**
+   * Records `fn` for replay once its promise `out` settles well. The writes made meanwhile are counted
+   * as its own: another write of the same request while `fn` awaits would be taken for one of them.
+   */
+  #afterward(out: PromiseLike<unknown>, fn: UpdateFn<T>, data: SessionData, before: number | undefined): Promise<void> {
+    return Promise.resolve(out).then(() => this.#replays(fn, data, before));
   }
 
-  /** Records `fn` to run again on fresh data should the write meet a conflict. */
-  #replays(fn: UpdateFn<T>): void {
-    this.#s.ops.push((data) => fn(data as Partial<T>));
+  /**
+   * Records `fn` to run again on fresh data should the write meet a conflict, and counts the writes it
+   * made through the draft (`before`: the draft's count when it began), so that the commit can tell them
+   * from changes made outside `update()`. A function that threw is not recorded: its writes, if any,
+   * stay uncounted, and the request's changes are then not replayed.
+   */
+  #replays(fn: UpdateFn<T>, data: SessionData, before: number | undefined): void {
+    const s = this.#s;
+    if (before !== undefined) s.updateWrites += draftWrites(data)! - before;
+    s.ops.push((d) => fn(d as Partial<T>));
   }
 
   /** The user this session belongs to, or null. */
@@ -177,9 +204,13 @@ export class Session<T extends object = SessionData> {
     return this.#s.userId;
   }
 
-  /** Sets the owner without a new ID. Use `login()` at authentication. */
+  /**
+   * Sets the owner without a new ID (null: none). Use `login()` at authentication. A user ID stores
+   * could confuse with another's is refused with UserIdInvalidError (see `checkUserId`).
+   */
   setUser(userId: string | null): void {
     this.#live();
+    if (userId !== null) checkUserId(userId);
     this.#s.userId = userId;
     this.#s.ops.push((_data, state) => {
       state.userId = userId;
@@ -246,9 +277,9 @@ function checkKey(key: unknown): void {
   if (typeof key !== 'string' || FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
 }
 
-/** The request's own data, made from the loaded envelope the first time it is needed. */
+/** The request's own data, made from the loaded envelope (or for a new session) the first time it is needed. */
 export function dataOf(s: SessionState): SessionData {
-  return s.data ??= s.loaded === null ? {} : s.copyLoaded(s);
+  return s.data ??= s.copyLoaded(s);
 }
 
 export function sessionState(s: Session<object>): SessionState {

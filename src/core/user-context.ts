@@ -4,7 +4,7 @@
  * devices of one user never lose each other's updates.
  * @module
  */
-import { userContextKey } from './ids.js';
+import { checkUserId, userContextKey } from './ids.js';
 import { SessionConflictError } from './errors.js';
 import { parseStoredJson } from './codec.js';
 import type { ResolvedOptions } from './options.js';
@@ -25,7 +25,8 @@ export class UserContexts {
 
   /** The user's context, `{}` when none was saved. */
   async get<C extends UserContextData = UserContextData>(userId: string): Promise<Partial<C>> {
-    const rec = await this.#call(() => this.#store.get(userContextKey(userId)), 'get');
+    const key = userContextKey(checkUserId(userId));
+    const rec = await this.#call(() => this.#store.get(key), 'get');
     return rec ? (parseStoredJson(rec.data) as Partial<C>) : {};
   }
 
@@ -37,7 +38,7 @@ export class UserContexts {
     userId: string,
     fn: (ctx: Partial<C>) => void | Partial<C> | Promise<void | Partial<C>>,
   ): Promise<Partial<C>> {
-    const key = userContextKey(userId);
+    const key = userContextKey(checkUserId(userId));
     for (let attempt = 0; attempt <= this.#o.maxReplays * 4; attempt++) {
       const rec = await this.#call(() => this.#store.get(key), 'get');
       const current = rec ? (parseStoredJson(rec.data) as Partial<C>) : {};
@@ -58,6 +59,7 @@ export class UserContexts {
 
   /** Deletes the user's context (account deletion). */
   async clear(userId: string): Promise<void> {
-    await this.#call(() => this.#store.destroy(userContextKey(userId)), 'destroy');
+    const key = userContextKey(checkUserId(userId));
+    await this.#call(() => this.#store.destroy(key), 'destroy');
   }
 }

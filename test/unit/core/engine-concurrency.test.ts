@@ -1,6 +1,7 @@
 /** No lost updates, no resurrection, fail closed: the gate, compare-and-set across engines, and misbehaving stores. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { hashId } from '../../../src/core/ids.js';
 import { rig, trip, view, sleep, ManualClock, FaultyStore, SECRET_A } from '../support.js';
 import { StaleReadStore, syncStore } from '../../fixtures/stores.js';
@@ -72,6 +73,52 @@ describe('engine concurrency', () => {
     assert.ok(late instanceof Promise);
     await assert.rejects(late, { code: 'SESSION_ENDED' });
     a.tether.abandon(ended);
+  });
+
+  it('update() when its function writes a random ID or the time then a conflict replays it all the same, running it once more', async () => {
+    const [a, b] = pair();
+    const { cookie } = await trip(a.tether, undefined, (s) => s.set('cart', []));
+    let runs = 0;
+    const addLine = (item: string) => (d: Record<string, unknown>): void => {
+      runs++;
+      (d.cart as unknown[]).push({ item, line: randomUUID(), at: Date.now() + Math.random() });
+    };
+    const sa = await a.tether.open(post(cookie));
+    const sb = await b.tether.open(post(cookie));
+    await sa.update(addLine('A'));
+    await sa.update(async (d) => { await sleep(1); d.savedAt = performance.now(); });
+    await sb.update(addLine('B'));
+    await b.tether.commit(sb);
+    runs = 0;
+    await a.tether.commit(sa);
+    assert.equal(runs, 3, 'twice on the loaded data (it gave another text each time), once on the fresh data');
+    const stored = (await trip(a.tether, cookie, () => {}, 'GET')).session.snapshot();
+    assert.deepEqual((stored.cart as Array<{ item: string }>).map((l) => l.item), ['B', 'A']);
+    assert.equal(typeof stored.savedAt, 'number');
+  });
+
+  it('update() when its function writes and then throws, or a value it handed out or assigned is changed after it, then a conflict fails 409 SESSION_CONFLICT', async () => {
+    for (const misuse of ['throws', 'escapes', 'assigned'] as const) {
+      const [a, b] = pair();
+      const { cookie } = await trip(a.tether, undefined, (s) => s.set('cart', ['x']));
+      const sa = await a.tether.open(post(cookie));
+      const sb = await b.tether.open(post(cookie));
+      if (misuse === 'throws') {
+        await assert.rejects(sa.update((d) => { d.n = 1; throw new Error('half done'); }), /half done/);
+      } else if (misuse === 'escapes') {
+        let cart: unknown[] = [];
+        await sa.update((d) => { cart = d.cart as unknown[]; });
+        cart.push('y');
+      } else {
+        // An object the function assigned is plain, not a draft: its later change is found by the probe.
+        await sa.update((d) => { d.list = []; });
+        (sa.data.list as unknown[]).push('y');
+      }
+      sb.set('other', 1);
+      await b.tether.commit(sb);
+      await assert.rejects(a.tether.commit(sa), { code: 'SESSION_CONFLICT' }, misuse);
+      assert.deepEqual((await trip(a.tether, cookie, () => {}, 'GET')).session.snapshot(), { cart: ['x'], other: 1 }, misuse);
+    }
   });
 
   it('direct mutation when another engine wrote the session meanwhile then fails 409 SESSION_CONFLICT and the other write stands', async () => {

@@ -26,6 +26,8 @@ function attributes(setCookie: string): Map<string, string> {
   }));
 }
 
+const post = (cookie: string | undefined) => view('POST', cookie ? { cookie } : {});
+
 describe('engine lifecycle', () => {
   it('request when it stores nothing then gets no cookie and causes no store call', async () => {
     const r = rig();
@@ -338,5 +340,76 @@ describe('engine lifecycle', () => {
     }
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     assert.deepEqual(await r.tether.commit(s), []);
+  });
+
+  it('session.data when given __proto__, constructor or prototype at any depth, in a new or a stored session, then throws SESSION_KEY_INVALID and nothing changes', async () => {
+    const r = rig();
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('prefs', { theme: 'light' }));
+    const hostile = JSON.parse('{"theme":"dark","__proto__":{"isAdmin":true}}') as Record<string, unknown>;
+    for (const c of [undefined, cookie]) {
+      const s = await r.tether.open(post(c));
+      const data = s.data as Record<string, unknown>;
+      assert.throws(() => Object.assign(data, hostile), { code: 'SESSION_KEY_INVALID', status: 400 });
+      assert.throws(() => { data['__proto__'] = { isAdmin: true }; }, { code: 'SESSION_KEY_INVALID' });
+      assert.throws(() => Object.defineProperty(data, 'constructor', { value: 1 }), { code: 'SESSION_KEY_INVALID' });
+      // Stored objects are drafts at every depth (an object the request assigns is its own plain object).
+      const prefs = (c === undefined ? s.data : s.data.prefs) as Record<string, unknown>;
+      for (const key of ['__proto__', 'constructor', 'prototype']) {
+        assert.throws(() => { prefs[key] = { isAdmin: true }; }, { code: 'SESSION_KEY_INVALID' }, key);
+      }
+      assert.equal(Object.getPrototypeOf(s.data), Object.prototype);
+      assert.equal(data.isAdmin, undefined);
+      assert.equal(s.get('isAdmin' as never), undefined);
+      r.tether.abandon(s);
+    }
+    // What Object.assign wrote before the refused key stays a change like any other: nothing else does.
+    const t = await trip(r.tether, cookie, (s) => { s.data.theme = 'dark'; });
+    assert.equal(JSON.stringify(t.session.data), '{"prefs":{"theme":"light"},"theme":"dark"}');
+    assert.equal(({} as Record<string, unknown>).isAdmin, undefined);
+  });
+
+  it('session.get when the key is only inherited (constructor, toString) then answers undefined, whether or not the data was read before', async () => {
+    const r = rig();
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    for (const touch of [false, true]) {
+      await trip(r.tether, cookie, (s) => {
+        if (touch) void s.data.n;
+        assert.equal(s.get('constructor' as never), undefined, `touched: ${touch}`);
+        assert.equal(s.get('toString' as never), undefined, `touched: ${touch}`);
+        assert.equal(s.get('hasOwnProperty' as never), undefined, `touched: ${touch}`);
+        assert.equal(s.get('n'), 1);
+      }, 'GET');
+    }
+    const fresh = await r.tether.open(post(undefined));
+    assert.equal(fresh.get('constructor' as never), undefined);
+    fresh.set('n', 2);
+    assert.equal(fresh.get('toString' as never), undefined);
+    r.tether.abandon(fresh);
+  });
+
+  it('user ID when not a string, empty, over 1,024 characters, holding U+0000 or a lone surrogate then login, setUser and the user calls throw USER_ID_INVALID 400', async () => {
+    const r = rig();
+    const bad: unknown[] = ['user\ud800', 'user\udc00', 'a\udc00\ud800b', 'nul\u0000', '', 'x'.repeat(1025), 42, undefined];
+    for (const userId of bad) {
+      const s = await r.tether.open(post(undefined));
+      assert.throws(() => s.login(userId as string), { code: 'USER_ID_INVALID', status: 400 }, JSON.stringify(userId));
+      assert.throws(() => s.setUser(userId as string), { code: 'USER_ID_INVALID' });
+      assert.equal(s.userId, null, 'nothing was set');
+      r.tether.abandon(s);
+      await assert.rejects(r.tether.listUserSessions(userId as string), { code: 'USER_ID_INVALID' });
+      await assert.rejects(r.tether.destroyUserSessions(userId as string), { code: 'USER_ID_INVALID' });
+      await assert.rejects(r.tether.destroyUserSession(userId as string, 'handle'), { code: 'USER_ID_INVALID' });
+      await assert.rejects(r.tether.users.get(userId as string), { code: 'USER_ID_INVALID' });
+      await assert.rejects(r.tether.users.update(userId as string, () => ({ x: 1 })), { code: 'USER_ID_INVALID' });
+      await assert.rejects(r.tether.users.clear(userId as string), { code: 'USER_ID_INVALID' });
+    }
+    // Characters outside the BMP (a well-formed surrogate pair), other scripts and the longest ID are accepted.
+    for (const userId of ['ana😀', 'ユーザー', 'x'.repeat(1024)]) {
+      const t = await trip(r.tether, undefined, (s) => s.login(userId));
+      assert.equal(t.session.userId, userId);
+      assert.equal((await r.tether.listUserSessions(userId)).length, 1);
+    }
+    const t = await trip(r.tether, undefined, (s) => { s.login('ana😀'); s.setUser(null); });
+    assert.equal(t.session.userId, null);
   });
 });
