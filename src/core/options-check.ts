@@ -5,6 +5,14 @@
  */
 import { OptionsInvalidError } from './errors.js';
 
+/**
+ * The longest delay Node.js timers accept (2^31 − 1 ms, about 24.8 days). A longer one is not an
+ * error there: setTimeout and setInterval warn (TimeoutOverflowWarning) and fire after 1 ms, so a
+ * timeout meant as "very long" would fail every call at once. Options that end up in a timer are
+ * checked against it at construction instead.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 export type OptionKind =
   | 'string'
   | 'nonEmptyString'
@@ -13,6 +21,8 @@ export type OptionKind =
   | 'object'
   | 'positiveInteger'
   | 'nonNegativeInteger'
+  | 'timerMs'
+  | 'timerMsOrZero'
   | 'positiveNumber'
   | 'fraction'
   | 'stringArray'
@@ -30,6 +40,8 @@ const EXPECTED: Record<Exclude<OptionKind, readonly string[] | ((value: unknown)
   object: 'an object',
   positiveInteger: 'a positive integer',
   nonNegativeInteger: 'a non-negative integer',
+  timerMs: `a positive integer of milliseconds, at most ${MAX_TIMER_MS} (about 24.8 days, the longest a Node.js timer can wait)`,
+  timerMsOrZero: `0 or a positive integer of milliseconds, at most ${MAX_TIMER_MS} (about 24.8 days, the longest a Node.js timer can wait)`,
   positiveNumber: 'a positive number',
   fraction: 'a number between 0 and 1',
   stringArray: 'an array of strings',
@@ -49,6 +61,8 @@ function accepts(kind: OptionKind, v: unknown): string | null {
       case 'object': return typeof v === 'object' && v !== null && !Array.isArray(v);
       case 'positiveInteger': return Number.isSafeInteger(v) && (v as number) > 0;
       case 'nonNegativeInteger': return Number.isSafeInteger(v) && (v as number) >= 0;
+      case 'timerMs': return Number.isSafeInteger(v) && (v as number) > 0 && (v as number) <= MAX_TIMER_MS;
+      case 'timerMsOrZero': return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_TIMER_MS;
       case 'positiveNumber': return typeof v === 'number' && Number.isFinite(v) && v > 0;
       case 'fraction': return typeof v === 'number' && v >= 0 && v <= 1;
       case 'stringArray': return Array.isArray(v) && v.every((s) => typeof s === 'string');

@@ -28,7 +28,7 @@ export interface CookieOptions {
   sameSite?: SameSite;
   /** @default true in production, else false */
   secure?: boolean;
-  /** Persistent cookie lifetime, at most absoluteTimeoutMs; omitted (default) makes a browser-session cookie. */
+  /** Persistent cookie lifetime, from 1000 ms (Max-Age counts whole seconds) to absoluteTimeoutMs; omitted (default) makes a browser-session cookie. */
   maxAgeMs?: number;
 }
 
@@ -55,15 +55,19 @@ export interface TetherOptions {
   idleTimeoutMs?: number;
   /** Absolute lifetime, counted from creation or the last regeneration. @default 12 hours */
   absoluteTimeoutMs?: number;
-  /** Minimum time between expiry touches of an unchanged session. @default min(60 s, idleTimeoutMs / 10) */
+  /**
+   * Minimum time between expiry touches of an unchanged session; shorter than idleTimeoutMs. Requests
+   * that change nothing keep a session alive when they come at most idleTimeoutMs − touchIntervalMs apart.
+   * @default min(60 s, idleTimeoutMs / 10)
+   */
   touchIntervalMs?: number;
   /** Extra life given to records in the store past the engine's own deadlines, so the engine sees expiries. @default 60 s */
   expiryGraceMs?: number;
   /** Upper bound on one encoded session. @default 64 KiB */
   maxSessionBytes?: number;
-  /** Bound on every store call. @default 2000 ms */
+  /** Bound on every store call, at most 2^31 − 1 ms. @default 2000 ms */
   storeTimeoutMs?: number;
-  /** Bound on waiting for the per-session gate. @default 15000 ms */
+  /** Bound on waiting for the per-session gate, at most 2^31 − 1 ms (a Node.js timer's longest delay). @default 15000 ms */
   gateTimeoutMs?: number;
   /** Compare-and-set replays of `session.update()` before giving up with SESSION_CONFLICT. @default 8 */
   maxReplays?: number;
@@ -165,8 +169,8 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
   checkOptions('Tether', input, {
     store: checkStore, secrets: checkSecrets, production: 'boolean', cookie: 'object',
     idleTimeoutMs: 'positiveInteger', absoluteTimeoutMs: 'positiveInteger', touchIntervalMs: 'nonNegativeInteger',
-    expiryGraceMs: 'nonNegativeInteger', maxSessionBytes: 'positiveInteger', storeTimeoutMs: 'positiveInteger',
-    gateTimeoutMs: 'positiveInteger', maxReplays: 'nonNegativeInteger', maxSessionsPerUser: 'nonNegativeInteger',
+    expiryGraceMs: 'nonNegativeInteger', maxSessionBytes: 'positiveInteger', storeTimeoutMs: 'timerMs',
+    gateTimeoutMs: 'timerMs', maxReplays: 'nonNegativeInteger', maxSessionsPerUser: 'nonNegativeInteger',
     userContextTtlMs: 'positiveInteger',
     csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
@@ -209,9 +213,27 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
 
   const idleTimeoutMs = input.idleTimeoutMs ?? TETHER_DEFAULTS.idleTimeoutMs;
   const absoluteTimeoutMs = input.absoluteTimeoutMs ?? TETHER_DEFAULTS.absoluteTimeoutMs;
+  // Max-Age counts whole seconds, and a cookie is sent with the floor of maxAgeMs / 1000: under a
+  // second that is Max-Age=0, which tells the browser to delete the cookie as it receives it, so no
+  // session could ever be carried.
+  if (c.maxAgeMs !== undefined && c.maxAgeMs < 1000) {
+    throw new OptionsInvalidError(`Tether options.cookie.maxAgeMs (${c.maxAgeMs}) is under 1000: the cookie's Max-Age counts whole seconds, `
+      + 'and Max-Age=0 deletes the cookie as it is set. Give at least 1000 ms, or leave maxAgeMs unset (a browser-session cookie)');
+  }
   if (c.maxAgeMs !== undefined && c.maxAgeMs > absoluteTimeoutMs) {
     throw new OptionsInvalidError(`Tether options.cookie.maxAgeMs (${c.maxAgeMs}) is longer than absoluteTimeoutMs (${absoluteTimeoutMs}): ` +
       'the cookie would outlive every session it can carry. Leave maxAgeMs unset (a browser-session cookie) or make it at most absoluteTimeoutMs');
+  }
+  // A request that changes nothing moves the idle deadline only when the last touch is at least
+  // touchIntervalMs old. At touchIntervalMs >= idleTimeoutMs that is never before the session has
+  // already expired, so a user who only reads would be logged out while active. The default is at
+  // most a tenth of idleTimeoutMs, so only a touchIntervalMs given here can cross it.
+  const touchIntervalMs = input.touchIntervalMs ?? Math.min(60_000, Math.floor(idleTimeoutMs / 10));
+  if (touchIntervalMs >= idleTimeoutMs) {
+    const idle = input.idleTimeoutMs === undefined ? `${idleTimeoutMs}, the default` : `${idleTimeoutMs}`;
+    throw new OptionsInvalidError(`Tether options.touchIntervalMs (${touchIntervalMs}) must be shorter than options.idleTimeoutMs (${idle}): `
+      + 'requests that change nothing would never move the idle deadline, and sessions in use would expire. '
+      + 'Leave touchIntervalMs unset (at most a tenth of idleTimeoutMs) or make it well under idleTimeoutMs');
   }
   const csrf = input.csrf === false ? false : Object.freeze({
     header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
@@ -228,7 +250,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     cookie: Object.freeze({ name, path, domain: c.domain, sameSite, secure, httpOnly: true as const, maxAgeMs: c.maxAgeMs }),
     idleTimeoutMs,
     absoluteTimeoutMs,
-    touchIntervalMs: input.touchIntervalMs ?? Math.min(60_000, Math.floor(idleTimeoutMs / 10)),
+    touchIntervalMs,
     expiryGraceMs: input.expiryGraceMs ?? TETHER_DEFAULTS.expiryGraceMs,
     maxSessionBytes: input.maxSessionBytes ?? TETHER_DEFAULTS.maxSessionBytes,
     storeTimeoutMs: input.storeTimeoutMs ?? TETHER_DEFAULTS.storeTimeoutMs,

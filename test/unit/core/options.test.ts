@@ -69,6 +69,42 @@ describe('engine options', () => {
     assert.equal(createTether({ secrets: [SECRET_A], absoluteTimeoutMs: 3_600_000, cookie: { maxAgeMs: 3_600_000 } }).options.cookie.maxAgeMs, 3_600_000);
   });
 
+  it('cookie maxAgeMs when under one second then construction throws OPTIONS_INVALID (Max-Age=0 would delete the cookie)', () => {
+    invalid({ secrets: [SECRET_A], cookie: { maxAgeMs: 1 } }, /cookie\.maxAgeMs \(1\) is under 1000/);
+    invalid({ secrets: [SECRET_A], cookie: { maxAgeMs: 999 } }, /cookie\.maxAgeMs \(999\) is under 1000.*Max-Age=0/);
+    const tether = createTether({ secrets: [SECRET_A], cookie: { maxAgeMs: 1000 } });
+    assert.equal(tether.options.cookie.maxAgeMs, 1000);
+  });
+
+  it('touchIntervalMs when not shorter than idleTimeoutMs then construction throws OPTIONS_INVALID naming both', () => {
+    invalid({ secrets: [SECRET_A], idleTimeoutMs: 60_000, touchIntervalMs: 60_000 },
+      /options\.touchIntervalMs \(60000\) must be shorter than options\.idleTimeoutMs \(60000\)/);
+    invalid({ secrets: [SECRET_A], idleTimeoutMs: 60_000, touchIntervalMs: 90_000 }, /touchIntervalMs \(90000\).*idleTimeoutMs \(60000\)/);
+    // Only the interval given: it is compared with the default idle timeout, and the message says so.
+    invalid({ secrets: [SECRET_A], touchIntervalMs: TETHER_DEFAULTS.idleTimeoutMs },
+      /touchIntervalMs \(1800000\) must be shorter than options\.idleTimeoutMs \(1800000, the default\)/);
+    assert.equal(resolveOptions({ secrets: [SECRET_A], idleTimeoutMs: 60_000, touchIntervalMs: 59_999 }).touchIntervalMs, 59_999);
+    assert.equal(resolveOptions({ secrets: [SECRET_A], idleTimeoutMs: 60_000, touchIntervalMs: 0 }).touchIntervalMs, 0);
+    assert.equal(resolveOptions({ secrets: [SECRET_A], touchIntervalMs: TETHER_DEFAULTS.idleTimeoutMs - 1 }).touchIntervalMs, TETHER_DEFAULTS.idleTimeoutMs - 1);
+    // Only the idle timeout given: the derived interval stays under it, down to the shortest idle timeouts.
+    for (const idleTimeoutMs of [1, 9, 10, 1_000, 600_000, 86_400_000]) {
+      const o = resolveOptions({ secrets: [SECRET_A], idleTimeoutMs });
+      assert.ok(o.touchIntervalMs < o.idleTimeoutMs, `idle ${idleTimeoutMs}: touch ${o.touchIntervalMs}`);
+    }
+  });
+
+  it('gateTimeoutMs or storeTimeoutMs when over 2^31 - 1 ms then construction throws OPTIONS_INVALID (a timer would fire at once)', () => {
+    for (const key of ['gateTimeoutMs', 'storeTimeoutMs'] as const) {
+      invalid({ secrets: [SECRET_A], [key]: 2_147_483_648 }, new RegExp(`options\\.${key} must be a positive integer of milliseconds, at most 2147483647`));
+      invalid({ secrets: [SECRET_A], [key]: 30 * 86_400_000 }, new RegExp(`${key} must be .*at most 2147483647`));
+      invalid({ secrets: [SECRET_A], [key]: 0 }, new RegExp(`${key} must be a positive integer`));
+      assert.equal(resolveOptions({ secrets: [SECRET_A], [key]: 2_147_483_647 })[key], 2_147_483_647);
+    }
+    // Durations that never reach a timer keep their range: a user context may live for months.
+    assert.equal(resolveOptions({ secrets: [SECRET_A], userContextTtlMs: 365 * 86_400_000 }).userContextTtlMs, 365 * 86_400_000);
+    assert.equal(resolveOptions({ secrets: [SECRET_A], idleTimeoutMs: 40 * 86_400_000, absoluteTimeoutMs: 40 * 86_400_000 }).idleTimeoutMs, 40 * 86_400_000);
+  });
+
   it('cookie defaults when not production then sid, HttpOnly, SameSite=Lax, Path=/, not Secure', () => {
     const o = resolveOptions({ secrets: [SECRET_A], production: false });
     assert.deepEqual({ ...o.cookie }, { name: 'sid', path: '/', domain: undefined, sameSite: 'lax', secure: false, httpOnly: true, maxAgeMs: undefined });
