@@ -105,8 +105,8 @@ export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOpt
   checkOptions('runCluster', input, {
     workers: 'positiveInteger', port: PORT, host: 'nonEmptyString', startWorker: 'function', workerMain: 'nonEmptyString',
     cookieName: 'nonEmptyString', secretsForRouting: 'stringArray', nodeName: 'nonEmptyString', maxHeadBytes: 'positiveInteger',
-    headTimeoutMs: 'positiveInteger', drainDelayMs: 'nonNegativeInteger', shutdownTimeoutMs: 'positiveInteger',
-    maxRestarts: 'positiveInteger', restartWindowMs: 'positiveInteger', maxPendingConnections: 'positiveInteger',
+    headTimeoutMs: 'timerMs', drainDelayMs: 'timerMsOrZero', shutdownTimeoutMs: 'timerMs',
+    maxRestarts: 'positiveInteger', restartWindowMs: 'timerMs', maxPendingConnections: 'positiveInteger',
     handleSignals: 'boolean', env: 'object', log: 'function',
   });
   if (input === undefined || input.workers === undefined) throw new OptionsInvalidError('runCluster options.workers is required (a positive integer)');

@@ -178,4 +178,10 @@ describe('MemoryStore bounds', () => {
     assert.throws(() => new MemoryStore({ maxByte: 1 } as never), { code: 'OPTIONS_INVALID', message: /options\.maxByte is not an option/ });
     assert.throws(() => new MemoryStore({ maxBytes: -1 }), { code: 'OPTIONS_INVALID', message: /maxBytes must be a positive integer/ });
   });
+
+  it('memory store when sweepIntervalMs is over 2^31 - 1 ms then throws OPTIONS_INVALID, and at the bound it is accepted', async () => {
+    assert.throws(() => new MemoryStore({ sweepIntervalMs: 2_147_483_648 }), { code: 'OPTIONS_INVALID', message: /sweepIntervalMs must be 0 or a positive integer of milliseconds, at most 2147483647/ });
+    await new MemoryStore({ sweepIntervalMs: 2_147_483_647 }).close();
+    await new MemoryStore({ sweepIntervalMs: 0 }).close();
+  });
 });

@@ -88,6 +88,8 @@ describe('PostgresStore options and loading', () => {
     assert.throws(() => new PostgresStore({ tableName: 'sessions; DROP TABLE users' }), { code: 'OPTIONS_INVALID', message: /tableName must be a plain identifier/ });
     assert.throws(() => new PostgresStore({ schema: 'a-b' }), { code: 'OPTIONS_INVALID', message: /schema/ });
     assert.throws(() => new PostgresStore({ statementTimeoutMs: 0 }), { code: 'OPTIONS_INVALID', message: /statementTimeoutMs/ });
+    assert.throws(() => new PostgresStore({ statementTimeoutMs: 2_147_483_648 }), { code: 'OPTIONS_INVALID', message: /statementTimeoutMs must be .*at most 2147483647/ });
+    assert.throws(() => new PostgresStore({ sweepIntervalMs: 2_147_483_648 }), { code: 'OPTIONS_INVALID', message: /sweepIntervalMs must be .*at most 2147483647/ });
     assert.throws(() => new PostgresStore({ pool: {} as never }), { code: 'OPTIONS_INVALID', message: /pool must be a pg\.Pool/ });
     assert.throws(() => new PostgresStore({ connectionString: 'postgres://x', pool: new pg.Pool() }), { code: 'OPTIONS_INVALID', message: /either/ });
   });

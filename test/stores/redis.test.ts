@@ -59,6 +59,8 @@ describe('RedisStore own cases', () => {
     assert.throws(() => new RedisStore({ url: server.url, cluster: { nodes: [{ host: '127.0.0.1', port: 1 }] } }),
       { code: 'OPTIONS_INVALID', message: /give only one/ });
     assert.throws(() => new RedisStore({ commandTimeoutMs: 0 }), { code: 'OPTIONS_INVALID', message: /commandTimeoutMs/ });
+    assert.throws(() => new RedisStore({ commandTimeoutMs: 2_147_483_648 }), { code: 'OPTIONS_INVALID', message: /commandTimeoutMs must be .*at most 2147483647/ });
+    assert.throws(() => new RedisStore({ connectTimeoutMs: 2_147_483_648 }), { code: 'OPTIONS_INVALID', message: /connectTimeoutMs must be .*at most 2147483647/ });
   });
 
   it('redis store when given its own ioredis client then uses it and leaves it open on close', async () => {

@@ -151,6 +151,13 @@ describe('SqliteStore options', () => {
     assert.throws(() => new SqliteStore({ path: '' }), { code: 'OPTIONS_INVALID', message: /path must be a non-empty string/ });
   });
 
+  it('sqlite store when a timeout or interval is over 2^31 - 1 ms then throws OPTIONS_INVALID, and at the bound it is accepted', async () => {
+    for (const key of ['busyTimeoutMs', 'sweepIntervalMs', 'changePollMs'] as const) {
+      assert.throws(() => new SqliteStore({ path: ':memory:', [key]: 2_147_483_648 }), { code: 'OPTIONS_INVALID', message: new RegExp(`${key} must be .*at most 2147483647`) });
+    }
+    await new SqliteStore({ path: ':memory:', busyTimeoutMs: 2_147_483_647, sweepIntervalMs: 2_147_483_647, changePollMs: 2_147_483_647 }).close();
+  });
+
   it('sqlite store when the folder of path is missing then creates it and applies synchronous FULL', async () => {
     const { dir } = await temp();
     const path = join(dir, 'a', 'b', 'sessions.db');

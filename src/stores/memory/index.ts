@@ -39,7 +39,7 @@ export class MemoryStore implements SessionStore {
   constructor(options: MemoryStoreOptions = {}) {
     checkOptions('MemoryStore', options, {
       maxBytes: 'positiveInteger',
-      sweepIntervalMs: 'nonNegativeInteger',
+      sweepIntervalMs: 'timerMsOrZero',
       clock: 'clock',
     });
     this.#records = new RecordTable(options.maxBytes ?? MEMORY_STORE_DEFAULTS.maxBytes, (stored, value) => {

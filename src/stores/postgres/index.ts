@@ -29,7 +29,7 @@ import type { Pool, PoolClient, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
-import { checkOptions } from '../../core/options-check.js';
+import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
 import { ChangeFeed } from './feed.js';
@@ -59,9 +59,9 @@ export interface PostgresStoreOptions {
   clock?: Clock;
   /** The machine's clock that the default ServerClock corrects (tests play a machine whose clock is off). @default system clock */
   localClock?: Clock;
-  /** Server-side statement_timeout and connection timeout, in ms; the client gives up 500 ms later. @default 2000 */
+  /** Server-side statement_timeout and connection timeout, in ms (at most 2^31 − 1); the client gives up 500 ms later. @default 2000 */
   statementTimeoutMs?: number;
-  /** How often expired rows are deleted, in ms; 0 disables the timer. @default 60_000 */
+  /** How often expired rows are deleted, in ms (at most 2^31 − 1); 0 disables the timer. @default 60_000 */
   sweepIntervalMs?: number;
   /** Send NOTIFY on every write. Off only if no process puts a cache in front of this table. @default true */
   notify?: boolean;
@@ -120,8 +120,8 @@ export class PostgresStore implements SessionStore {
         ? null : 'a non-empty string of at most 63 bytes'),
       clock: 'clock',
       localClock: 'clock',
-      statementTimeoutMs: 'positiveInteger',
-      sweepIntervalMs: 'nonNegativeInteger',
+      statementTimeoutMs: 'timerMs',
+      sweepIntervalMs: 'timerMsOrZero',
       notify: 'boolean',
     });
     if (options.pool && options.connectionString) {
@@ -133,7 +133,9 @@ export class PostgresStore implements SessionStore {
       throw new OptionsInvalidError(`the default NOTIFY channel "${channel}" is over 63 bytes; set options.channel`);
     }
     const timeoutMs = options.statementTimeoutMs ?? POSTGRES_STORE_DEFAULTS.statementTimeoutMs;
-    this.#queryTimeoutMs = timeoutMs + QUERY_TIMEOUT_GRACE_MS;
+    // The derived bounds stay in a timer's range (and in PostgreSQL's, an int of ms) even for the
+    // longest statementTimeoutMs accepted; at that length the grace no longer matters.
+    this.#queryTimeoutMs = Math.min(timeoutMs + QUERY_TIMEOUT_GRACE_MS, MAX_TIMER_MS);
     this.#serverClock = options.clock ? undefined : new ServerClock(options.localClock ?? systemClock);
     this.clock = options.clock ?? this.#serverClock!;
     this.#names = schemaNames(tableName, options.schema);
@@ -151,7 +153,7 @@ export class PostgresStore implements SessionStore {
         connectionTimeoutMillis: timeoutMs,
         statement_timeout: timeoutMs,
         query_timeout: this.#queryTimeoutMs,
-        idle_in_transaction_session_timeout: timeoutMs * 5,
+        idle_in_transaction_session_timeout: Math.min(timeoutMs * 5, MAX_TIMER_MS),
         application_name: 'tether',
         keepAlive: true,
       });

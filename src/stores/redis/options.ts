@@ -84,8 +84,8 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
     keyPrefix: 'string',
     clock: 'clock',
     localClock: 'clock',
-    commandTimeoutMs: 'positiveInteger',
-    connectTimeoutMs: 'positiveInteger',
+    commandTimeoutMs: 'timerMs',
+    connectTimeoutMs: 'timerMs',
     publishChanges: 'boolean',
   });
   const given = (['url', 'client', 'cluster', 'sentinel'] as const).filter((k) => options[k] !== undefined);

@@ -111,10 +111,10 @@ export class SqliteStore implements SessionStore {
   constructor(options: SqliteStoreOptions) {
     checkOptions('SqliteStore', options, {
       path: 'nonEmptyString',
-      busyTimeoutMs: 'nonNegativeInteger',
+      busyTimeoutMs: 'timerMsOrZero',
       synchronous: ['NORMAL', 'FULL'],
-      sweepIntervalMs: 'nonNegativeInteger',
-      changePollMs: 'positiveInteger',
+      sweepIntervalMs: 'timerMsOrZero',
+      changePollMs: 'timerMs',
       clock: 'clock',
     });
     if (typeof options?.path !== 'string') {

@@ -32,6 +32,13 @@ describe('resolveClusterOptions', () => {
   it('resolveClusterOptions when the cookie name is not a token then it refuses', () => {
     invalid(() => resolveClusterOptions({ workers: 1, port: 0, startWorker: start, cookieName: 'a;b' }), /cookieName/);
   });
+  it('resolveClusterOptions when a timeout or delay is over 2^31 - 1 ms then it refuses, and at the bound it accepts', () => {
+    for (const key of ['headTimeoutMs', 'drainDelayMs', 'shutdownTimeoutMs', 'restartWindowMs'] as const) {
+      invalid(() => resolveClusterOptions({ workers: 1, port: 0, startWorker: start, [key]: 2_147_483_648 }), new RegExp(`${key} must be .*at most 2147483647`));
+    }
+    const o = resolveClusterOptions({ workers: 1, port: 0, startWorker: start, headTimeoutMs: 2_147_483_647, shutdownTimeoutMs: 2_147_483_647, restartWindowMs: 2_147_483_647 });
+    assert.equal(o.shutdownTimeoutMs, 2_147_483_647);
+  });
   it('resolveClusterOptions when the drain delay is not shorter than the shutdown bound then it refuses', () => {
     invalid(() => resolveClusterOptions({ workers: 1, port: 0, startWorker: start, drainDelayMs: 9000, shutdownTimeoutMs: 9000 }), /drainDelayMs/);
   });
