@@ -121,6 +121,25 @@ describe('PostgresStore options and loading', () => {
     assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1);
     await pool.end();
   });
+
+  it('postgres store when statementTimeoutMs is the longest accepted then its calls work without overflowing a timer', async () => {
+    const { url } = await fast();
+    const overflows: Error[] = [];
+    const onWarning = (w: Error): void => { if (w.name === 'TimeoutOverflowWarning') overflows.push(w); };
+    process.on('warning', onWarning);
+    const clock = new ManualClock();
+    const store = new PostgresStore({ connectionString: url, tableName: `longest_${++tables}`, clock, statementTimeoutMs: 2_147_483_647, sweepIntervalMs: 2_147_483_647 });
+    try {
+      const rec = makeRecord(clock);
+      assert.deepEqual(await store.set(rec, 0), { ok: true });
+      assert.deepEqual(await store.get(rec.key), rec);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(overflows, []);
+    } finally {
+      process.off('warning', onWarning);
+      await store.close();
+    }
+  });
 });
 
 describe('PostgresStore schema and migrations', () => {
