@@ -52,6 +52,18 @@ export class StoreClosedError extends TetherError {
   }
 }
 
+/**
+ * The store refused the values of a call it can never accept (PostgreSQL's data exceptions, such as a
+ * NUL character in text): the same call fails every time, so unlike STORE_UNAVAILABLE it is not worth
+ * retrying, and the store itself is up.
+ */
+export class StoreRejectedError extends TetherError {
+  constructor(message: string, options: TetherErrorOptions = {}) {
+    super('STORE_REJECTED', message, 500, options);
+    this.name = 'StoreRejectedError';
+  }
+}
+
 /** A write lost a compare-and-set race (or the session ended meanwhile) and could not be replayed. */
 export class SessionConflictError extends TetherError {
   constructor(message = 'the session was changed or ended by another request; retry') {
@@ -169,6 +181,7 @@ export const ERROR_CODES = [
   'OPTIONS_INVALID',
   'STORE_UNAVAILABLE',
   'STORE_CLOSED',
+  'STORE_REJECTED',
   'SESSION_CONFLICT',
   'SESSION_TOO_LARGE',
   'SESSION_KEY_INVALID',

@@ -352,6 +352,70 @@ describe('PostgresStore outages and crashes (fsync and synchronous_commit on)', 
   });
 });
 
+describe('PostgresStore values PostgreSQL refuses', () => {
+  /** A data exception: STORE_REJECTED with the SQLSTATE and PostgreSQL's text, the driver error as cause, no key or value quoted. */
+  const rejected = (name: string, secret: string, key?: string) => (err: Error & { code?: string; status?: number; cause?: { code?: string } }): boolean => {
+    assert.equal(err.code, 'STORE_REJECTED', `${name}: ${err.message}`);
+    assert.equal(err.status, 500, name);
+    assert.equal(err.cause?.code, '22021', `${name} carries the driver error`);
+    assert.match(err.message, /22021 invalid byte sequence for encoding "UTF8": 0x00/, name);
+    assert.doesNotMatch(err.message, /reachable/, `${name} does not send the operator to check the server`);
+    assert.ok(!err.message.includes(secret), `${name}'s message does not quote the value`);
+    if (key !== undefined) assert.ok(!err.message.includes(key), `${name}'s message does not name the key`);
+    return true;
+  };
+
+  it('postgres store when a record\'s data or user ID holds U+0000 then rejects with STORE_REJECTED, writes nothing, and keeps working', async () => {
+    const { url } = await fast();
+    const clock = new ManualClock();
+    const store = new PostgresStore({ connectionString: url, tableName: `rejects_${++tables}`, clock, sweepIntervalMs: 0 });
+    try {
+      // A custom codec's text, not JSON: the default codec would have escaped the NUL as \u0000.
+      const secret = 'card=4111';
+      const nulData = makeRecord(clock, { data: `${secret}\u0000tail` });
+      await assert.rejects(store.set(nulData, 0), rejected('set (create, data)', secret, nulData.key));
+      const nulUser = makeRecord(clock, { userId: `${secret}\u0000` });
+      await assert.rejects(store.set(nulUser, 0), rejected('set (create, userId)', secret, nulUser.key));
+      assert.equal(await store.get(nulData.key), null);
+      assert.equal(await store.count(), 0);
+
+      // The next record goes through on the same store and pool.
+      const next = makeRecord(clock);
+      assert.deepEqual(await store.set(next, 0), { ok: true });
+      // An update carrying the NUL is refused too, and the stored version stays as it was.
+      await assert.rejects(store.set({ ...next, version: 2, data: `${secret}\u0000` }, 1), rejected('set (update)', secret, next.key));
+      assert.deepEqual(await store.get(next.key), next);
+      assert.deepEqual(await store.set({ ...next, version: 2, data: '{"n":2}' }, 1), { ok: true });
+
+      // A login's regeneration: nothing of it applies, the old record stays.
+      const created = makeRecord(clock, { data: `${secret}\u0000` });
+      await assert.rejects(store.regenerate({ ...next, version: 3, expiresAt: clock.now() }, 2, created), rejected('regenerate', secret));
+      assert.equal((await store.get(next.key))?.version, 2);
+      assert.equal(await store.get(created.key), null);
+
+      // Reading by such a user ID is a data exception as well, not an outage.
+      await assert.rejects(store.listByUser(`${secret}\u0000`), rejected('listByUser', secret));
+      await assert.rejects(store.destroyByUser(`${secret}\u0000`), rejected('destroyByUser', secret));
+      assert.equal(await store.count(), 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('postgres store when nothing listens at its address then still rejects with STORE_UNAVAILABLE', async () => {
+    const store = new PostgresStore({ connectionString: 'postgres://tether@127.0.0.1:1/none', statementTimeoutMs: 1_000, sweepIntervalMs: 0 });
+    try {
+      await assert.rejects(store.get(makeKey()), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'STORE_UNAVAILABLE', err.message);
+        return true;
+      });
+      await assert.rejects(store.set(makeRecord(new ManualClock(), { data: '\u0000' }), 0), { code: 'STORE_UNAVAILABLE' });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('PostgresStore sweep', () => {
   it('postgres sweep when more rows are due than one batch then removes them all and keeps live ones', async () => {
     const { url } = await fast();

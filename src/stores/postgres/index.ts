@@ -19,14 +19,16 @@
  *   on `onResync`, and not trust its copies while `feedState !== 'listening'`. `fence()` is a round
  *   trip on the LISTEN connection that orders the read after every notification already committed.
  * - Backend failures reject with STORE_UNAVAILABLE (driver error as `cause`) within about
- *   connect + statement timeout; after `close()` every call rejects with STORE_CLOSED.
+ *   connect + statement timeout; a call whose values PostgreSQL refuses (a data exception, SQLSTATE
+ *   class 22, such as a NUL in text) rejects with STORE_REJECTED instead, since it would fail on every
+ *   try; after `close()` every call rejects with STORE_CLOSED.
  * - Durability is PostgreSQL's: with `synchronous_commit=on` (the default) an acknowledged write
  *   survives a server crash. See docs/stores.md.
  * @module
  */
 import { createRequire } from 'node:module';
 import type { Pool, PoolClient, QueryResult } from 'pg';
-import { OptionsInvalidError, StoreClosedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
+import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
@@ -76,6 +78,8 @@ export const POSTGRES_STORE_DEFAULTS = {
 
 /** Client-side grace after the server's statement_timeout, so the server's cancel (a definite outcome) normally wins. */
 const QUERY_TIMEOUT_GRACE_MS = 500;
+/** SQLSTATE class 22, data exception: the values of a statement cannot be stored, however often it is sent. */
+const DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
 const SWEEP_BATCH = 1_000;
 const SWEEP_MAX_BATCHES = 100;
 /** How often `set` re-tries when the read after a failed write shows the expected version (the row changed in between). */
@@ -371,8 +375,18 @@ export class PostgresStore implements SessionStore {
     if (this.#closed) return new StoreClosedError('PostgresStore');
     if (isTetherError(err)) return err;
     const e = err as { code?: unknown; message?: unknown };
-    const why = [typeof e.code === 'string' ? e.code : '', typeof e.message === 'string' ? e.message.slice(0, 200) : '']
-      .filter(Boolean).join(' ');
+    const code = typeof e.code === 'string' ? e.code : '';
+    const why = [code, typeof e.message === 'string' ? e.message.slice(0, 200) : ''].filter(Boolean).join(' ');
+    // A data exception is PostgreSQL refusing this call's values (a NUL in text, a number out of
+    // range): the server is up and the same call fails every time, so STORE_UNAVAILABLE's retry and
+    // its "check that PostgreSQL is reachable" would mislead. Only pg's DatabaseError carries a
+    // SQLSTATE; a socket error's code (ECONNREFUSED…) never matches, so connection failures stay
+    // STORE_UNAVAILABLE. PostgreSQL's texts for these statements name an encoding, a byte or a
+    // number, never a record's data or user ID, so the message may keep them.
+    if (DATA_EXCEPTION.test(code)) {
+      return new StoreRejectedError(`PostgresStore ${op} was refused by PostgreSQL (${why}): a value given cannot be stored, `
+        + 'for example a NUL character (U+0000) in the session data or the user ID; retrying will not help', { cause: err });
+    }
     return new StoreUnavailableError(`PostgresStore ${op} failed${why ? ` (${why})` : ''}; check that PostgreSQL is reachable `
       + '(options connectionString or pool) and answers within options.statementTimeoutMs', { cause: err });
   }
