@@ -57,6 +57,9 @@ describe('fromExpressSessionStore contract edges', () => {
     // A hung call under the in-process lock does not keep the key locked after it timed out.
     await assert.rejects(store.set(makeRecord(clock, { key: 'k' }), 0), { code: 'STORE_UNAVAILABLE' });
     await assert.rejects(store.set(makeRecord(clock, { key: 'k' }), 0), { code: 'STORE_UNAVAILABLE' });
+    // Past what a Node.js timer can wait, the deadline would fire after 1 ms: refused at construction.
+    assert.throws(() => fromExpressSessionStore(hung, { timeoutMs: 2 ** 31 }), { code: 'OPTIONS_INVALID', message: /timeoutMs.*2147483647/ });
+    fromExpressSessionStore(hung, { timeoutMs: 2 ** 31 - 1 });
   });
 
   it('adapter when records and express-session’s own sessions share the store then neither reads the other', async () => {

@@ -88,7 +88,7 @@ export class ExpressSessionStoreAdapter implements SessionStore {
       || typeof store.destroy !== 'function') {
       throw new TypeError('fromExpressSessionStore(store): store must implement get, set and destroy (express-session Store)');
     }
-    checkOptions('fromExpressSessionStore', options, { prefix: 'nonEmptyString', timeoutMs: 'positiveInteger', clock: 'clock' });
+    checkOptions('fromExpressSessionStore', options, { prefix: 'nonEmptyString', timeoutMs: 'timerMs', clock: 'clock' });
     this.legacy = store;
     this.name = `express-session:${(store as { constructor?: { name?: string } }).constructor?.name || 'store'}`;
     this.#prefix = options.prefix ?? EXPRESS_SESSION_STORE_DEFAULTS.prefix;
