@@ -11,7 +11,6 @@ import { checkUserId, handleOf, randomToken } from './ids.js';
 import { copyData } from './decoded.js';
 import { FORBIDDEN_KEYS, draftWrites } from './draft.js';
 
-
 /** What update() answers once a synchronous change is made: one settled promise for every call. */
 const DONE: Promise<void> = Promise.resolve();
 
@@ -38,7 +37,7 @@ export interface SessionState {
   loadedUserId: string | null;
   /** The stored envelope, shared with other requests of this session: never changed. */
   loaded: Envelope | null;
-  /** This request's own data; null until first touched (then its view of `loaded.d`, or `{}`). */
+  /** This request's own data; null until first touched (then made by `copyLoaded`). */
   data: SessionData | null;
   /**
    * Makes this request's data (the engine's, per codec): a draft over the loaded data (or over an empty
