@@ -149,6 +149,14 @@ export class FlowStepOutOfOrderError extends TetherError {
   }
 }
 
+/** A flow was asked for a step it does not declare (usually a step name taken from the request path). */
+export class FlowStepUnknownError extends TetherError {
+  constructor(message: string) {
+    super('FLOW_STEP_UNKNOWN', message, 404);
+    this.name = 'FlowStepUnknownError';
+  }
+}
+
 /** A store URL in a form `createStore` does not know. */
 export class StoreUrlInvalidError extends TetherError {
   constructor(message: string) {
@@ -192,6 +200,7 @@ export const ERROR_CODES = [
   'UNSUPPORTED_MEDIA_TYPE',
   'RATE_LIMITED',
   'FLOW_STEP_OUT_OF_ORDER',
+  'FLOW_STEP_UNKNOWN',
   'STORE_URL_INVALID',
   'SESSION_BUSY',
   'INTERNAL_ERROR',

@@ -16,7 +16,7 @@
  * await checkout.complete(userId, (run) => placeOrder(run.runId, run.data));
  */
 import { randomUUID } from 'node:crypto';
-import { FlowStepOutOfOrderError, OptionsInvalidError } from '../core/errors.js';
+import { FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
 
 export interface FlowStepDefinition<D = unknown> {
   /** Letters, digits, `-` and `_`; unique within the flow. */
@@ -146,22 +146,27 @@ export class FlowRunner {
 
   /**
    * Posts a step's input. The current step or any earlier one is accepted; an earlier one updates its
-   * data and the flow continues from the step after it. A later one throws FLOW_STEP_OUT_OF_ORDER.
+   * data and the flow continues from the step after it. A later one throws FLOW_STEP_OUT_OF_ORDER, and a
+   * name the flow does not declare FLOW_STEP_UNKNOWN. The order is checked before the input is parsed,
+   * so a step posted too early is refused as such, whatever its input.
    */
   async submit(userId: string, stepName: string, input: unknown): Promise<FlowView> {
     const index = this.flow.steps.findIndex((s) => s.name === stepName);
-    if (index < 0) throw new TypeError(`flow "${this.flow.name}" has no step "${stepName}"`);
+    // The name usually comes from the request (a path like /flow/:step), so it is a client error; the
+    // message lists the flow's steps rather than repeating whatever the client sent.
+    if (index < 0) throw new FlowStepUnknownError(`flow "${this.flow.name}" has no such step; its steps are ${this.flow.steps.map((s) => s.name).join(', ')}`);
     const step = this.flow.steps[index]!;
     if (!step.parse) throw new FlowStepOutOfOrderError(`step "${stepName}" takes no input; complete the flow instead`);
+    // The first step is never out of order, so only a later one costs this read. The check is repeated
+    // in the write below, against the state the write actually changes.
+    if (index > 0) this.#checkOrder(stateOf(await this.#store.get(userId), this.flow.name), index);
+    // Parsed outside the update: `parse` runs once, not again on every compare-and-set replay.
     const parsed = step.parse(input);
     let view!: FlowView;
     await this.#store.update(userId, (ctx) => {
       const flows = flowsOf(ctx);
       const state: FlowState = stateOf(ctx, this.flow.name) ?? { runId: randomUUID(), step: 0, data: {}, updatedAt: 0 };
-      if (index > state.step) {
-        const expected = this.flow.steps[state.step]?.name;
-        throw new FlowStepOutOfOrderError(`step "${stepName}" comes later; ${expected ? `post "${expected}" first` : 'the flow is complete'}`);
-      }
+      this.#checkOrder(state, index);
       state.data[stepName] = parsed;
       state.step = index + 1;
       state.updatedAt = Date.now();
@@ -169,6 +174,14 @@ export class FlowRunner {
       view = this.flow.view(state);
     });
     return view;
+  }
+
+  /** Throws FLOW_STEP_OUT_OF_ORDER when the step at `index` comes after the one the user is at. */
+  #checkOrder(state: FlowState | undefined, index: number): void {
+    const at = state?.step ?? 0;
+    if (index <= at) return;
+    const expected = this.flow.steps[at]?.name;
+    throw new FlowStepOutOfOrderError(`step "${this.flow.steps[index]!.name}" comes later; ${expected ? `post "${expected}" first` : 'the flow is complete'}`);
   }
 
   /** One step back (data kept); at the first step throws FLOW_STEP_OUT_OF_ORDER. */

@@ -262,6 +262,9 @@ describe('shop api: checkout and orders', () => {
     const { client } = await newUser();
     assert.deepEqual((await client.get('/api/checkout')).body, { step: 'shipping', steps: ['shipping', 'payment', 'review'], data: {}, runId: null });
     assertError(await client.post('/api/checkout/payment', CARD), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    // Too early is what is wrong with these, whatever their input.
+    assertError(await client.post('/api/checkout/payment', { cardNumber: '12ab' }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await client.post('/api/checkout/payment', {}), 409, 'FLOW_STEP_OUT_OF_ORDER');
     assertError(await client.post('/api/checkout/confirm'), 409, 'FLOW_STEP_OUT_OF_ORDER');
     assertError(await client.post('/api/checkout/back'), 409, 'FLOW_STEP_OUT_OF_ORDER');
   });

@@ -43,6 +43,40 @@ describe('flow', () => {
     await assert.rejects(run.complete('u1', () => 'order'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
   });
 
+  it('flow when a later step is posted first with invalid input then refuses with FLOW_STEP_OUT_OF_ORDER without parsing it', async () => {
+    const { tether } = setup();
+    let parsed = 0;
+    const strictCard = (input: unknown): { last4: string } => {
+      parsed++;
+      throw new TetherError('VALIDATION_FAILED', `card is required, got ${JSON.stringify(input)}`, 400);
+    };
+    const run = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: strictCard }, { name: 'review' }] }).using(tether.users);
+    await assert.rejects(run.submit('u1', 'payment', {}), { code: 'FLOW_STEP_OUT_OF_ORDER', status: 409, message: /post "shipping" first/ });
+    await assert.rejects(run.submit('u1', 'payment', null), { code: 'FLOW_STEP_OUT_OF_ORDER', status: 409 });
+    assert.equal(parsed, 0, 'the input of a step posted too early is not parsed');
+    assert.equal((await run.view('u1')).runId, null);
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await assert.rejects(run.submit('u1', 'payment', {}), { code: 'VALIDATION_FAILED', status: 400 }, 'once in order, the input is checked');
+    assert.equal(parsed, 1);
+    assert.equal((await run.view('u1')).step, 'payment');
+  });
+
+  it('flow when a step name it does not declare is posted then refuses with FLOW_STEP_UNKNOWN (404), not echoing the name, and changes nothing', async () => {
+    const { run } = setup();
+    for (const name of ['nope', '__proto__', 'constructor', '', 'x'.repeat(5000)]) {
+      await assert.rejects(run.submit('u1', name, { name: 'Ada' }), (err: unknown) => {
+        assert.ok(err instanceof TetherError, `${name.slice(0, 20)}: a TetherError, got ${String(err)}`);
+        assert.equal(err.code, 'FLOW_STEP_UNKNOWN');
+        assert.equal(err.status, 404);
+        assert.equal(err.name, 'FlowStepUnknownError');
+        assert.match(err.message, /shipping, payment, review/);
+        if (name.length > 0) assert.ok(!err.message.includes(name), 'the message does not repeat the requested name');
+        return true;
+      });
+    }
+    assert.equal((await run.view('u1')).runId, null);
+  });
+
   it('flow when a step input is invalid then the parse error propagates and the state is unchanged', async () => {
     const { run } = setup();
     await run.submit('u1', 'shipping', { name: 'Ada' });
