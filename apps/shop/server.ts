@@ -4,8 +4,10 @@
  * `startShop` also listens and is what main.ts and (later) each cluster worker call.
  * @module
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import { createTether, isTetherError, RateLimitedError } from 'tether';
 import type { Tether } from 'tether';
@@ -60,12 +62,86 @@ function mapFrameworkError(err: FastifyError): { status: number; code: string; m
       return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'this route accepts application/json only' };
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return { status: 400, code: 'BAD_REQUEST', message: 'the body does not match its Content-Length' };
+    // The router's own refusals (through frameworkErrors). Fastify's messages quote the URL; these do not.
+    case 'FST_ERR_BAD_URL':
+      return { status: 400, code: 'BAD_REQUEST', message: 'the URL path is not validly percent-encoded' };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { status: 414, code: 'URI_TOO_LONG', message: 'a segment of the URL path is too long' };
     default:
       if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
         return { status: err.statusCode, code: 'BAD_REQUEST', message: 'the request could not be understood' };
       }
       return { status: 500, code: 'INTERNAL_ERROR', message: 'internal server error' };
   }
+}
+
+/**
+ * Headers every response carries, whichever way it is sent: the onSend hook for routed requests, and
+ * directly for the answers given before any route (and so any hook) is chosen.
+ */
+function contractHeaders(config: ShopConfig): Array<[string, string]> {
+  return [
+    ['x-tether-node', config.nodeName],
+    ['x-content-type-options', 'nosniff'],
+    ['referrer-policy', 'same-origin'],
+    ...(config.production ? [['strict-transport-security', 'max-age=31536000'] as [string, string]] : []),
+  ];
+}
+
+/**
+ * Fastify's `frameworkErrors`: the router refused the request before choosing a route (a URL that does
+ * not decode, a path parameter over the router's maxParamLength). No hook runs for such a request, so no
+ * session was opened and the contract's headers are set here.
+ */
+function answerFrameworkError(config: ShopConfig): (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => void {
+  return (err, req, reply) => {
+    const mapped = mapFrameworkError(err);
+    if (mapped.status >= 500) req.log.error({ err, method: req.method }, 'request failed');
+    for (const [name, value] of contractHeaders(config)) reply.header(name, value);
+    reply.code(mapped.status).header('cache-control', 'no-store')
+      .send({ error: { code: mapped.code, message: mapped.message } });
+  };
+}
+
+/** What node:http's parser refusals are answered with, by the parser's error code. */
+function mapClientError(code: string): { status: number; code: string; message: string } {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, code: 'REQUEST_TIMEOUT', message: 'the request did not arrive in time' };
+    case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, code: 'HEADERS_TOO_LARGE', message: 'the request head is over the size limit' };
+    default:
+      return { status: 400, code: 'BAD_REQUEST', message: 'the request is not valid HTTP' };
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler`: node:http could not parse a request (a head over the size limit, a
+ * broken Content-Length or chunk, a control character in a header, a request line that is not HTTP) or
+ * a slow client passed a deadline. There is no request to answer through Fastify, so a minimal response
+ * in the contract's shape is written to the socket, which is then destroyed: after a parse error the
+ * rest of the stream cannot be trusted. The error's rawPacket holds the request's bytes (its cookie
+ * too), so only the code is logged, at trace, as Fastify does; a client's mistake is not a server error.
+ */
+function answerClientError(config: ShopConfig): (this: FastifyInstance, err: ConnectionError, socket: Socket) => void {
+  return function (err, socket) {
+    // A connection reset by the client, or already closed, has no one left to answer.
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    this.log.trace({ code: err.code }, 'client error');
+    // As node:http does by default: no answer when a response on this connection has sent its head
+    // already, since a second status line in the middle of it would corrupt what the client reads.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const mapped = mapClientError(err.code);
+      const body = JSON.stringify({ error: { code: mapped.code, message: mapped.message } });
+      const headers = [
+        ['content-type', 'application/json; charset=utf-8'], ['content-length', String(Buffer.byteLength(body))],
+        ['cache-control', 'no-store'], ...contractHeaders(config), ['connection', 'close'],
+      ];
+      socket.write(`HTTP/1.1 ${mapped.status} ${STATUS_CODES[mapped.status]}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n${body}`);
+    }
+    socket.destroy();
+  };
 }
 
 function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>): void {
@@ -101,10 +177,7 @@ function installNotFound(app: FastifyInstance, page: Parameters<typeof sendNotFo
 
 function installHeaders(app: FastifyInstance, config: ShopConfig): void {
   app.addHook('onSend', async (req, reply, payload) => {
-    reply.header('x-tether-node', config.nodeName);
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'same-origin');
-    if (config.production) reply.header('strict-transport-security', 'max-age=31536000');
+    for (const [name, value] of contractHeaders(config)) reply.header(name, value);
     // Anything under /api may carry session data, so no cache may keep it; pages set their own policy
     // (and the Tether plugin, running after this hook, makes any response that sets the cookie no-store).
     if (req.url.startsWith('/api/') || !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
@@ -288,6 +361,10 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
       connectionsCheckingInterval: deadlines.connectionsCheckingInterval,
     },
     return503OnClosing: true,
+    // Requests refused before any route runs are answered in the contract's shape too, not Fastify's:
+    // the router's refusals here, node:http's (a request it cannot parse) below.
+    frameworkErrors: answerFrameworkError(config),
+    clientErrorHandler: answerClientError(config),
     // Behind a proxy (SHOP_TRUST_PROXY), req.ip is the client from X-Forwarded-For, so limits stay per client.
     trustProxy: config.trustProxy === false ? false : config.trustProxy,
   });

@@ -115,6 +115,12 @@ function assert408(conn: RawConnection, what: string): void {
   assert.ok(conn.firstByteMs !== undefined && conn.closedMs !== undefined && conn.closedMs >= conn.firstByteMs);
   // The 408 is the only response: nothing was answered before the deadline.
   assert.equal(conn.received.match(/HTTP\/1\.1 /g)?.length, 1, `${what}: ${JSON.stringify(conn.received)}`);
+  // In the contract's shape like every other error, not Fastify's own.
+  const body = JSON.parse(conn.received.slice(conn.received.indexOf('\r\n\r\n') + 4)) as { error?: { code?: string; message?: string } };
+  assert.deepEqual(Object.keys(body), ['error'], `${what}: ${JSON.stringify(conn.received)}`);
+  assert.equal(body.error?.code, 'REQUEST_TIMEOUT');
+  assert.equal(typeof body.error?.message, 'string');
+  assert.match(conn.received, /\r\nconnection: close\r\n/i);
 }
 
 /** A head that never ends: a request line, then a header line every 500 ms; 408 and close after the head deadline. */
