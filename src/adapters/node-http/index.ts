@@ -22,20 +22,38 @@ export interface NodeAdapterOptions {
   csrf?: boolean | ((req: IncomingMessage) => boolean);
   /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
   write?: (req: IncomingMessage) => boolean;
+  /**
+   * Told of every error the handler throws or rejects with, whether it had answered yet or not. An error
+   * before the handler ended its response is also answered as a JSON error, and the session's changes
+   * are dropped; after it, the response and the session's commit go on as the handler left them.
+   * @default console.error of the error
+   */
+  onError?: (err: unknown, req: IncomingMessage) => void;
 }
 
 export type SessionHandler<T extends object> = (req: IncomingMessage, res: ServerResponse, session: Session<T>) => unknown;
 
+/** Where a handler's errors go unless `onError` is given: stderr, as Express's and Hono's defaults do. */
+function logError(err: unknown): void {
+  console.error(err);
+}
+
 /** Wraps a request handler: loads the session, checks CSRF, runs the handler, commits before responding. */
 export function withSessions<T extends object>(tether: Tether<T>, handler: SessionHandler<T>, options: NodeAdapterOptions = {}) {
+  const onError = options.onError ?? logError;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const begun = beginSession(tether, req, res, options);
     const session = begun instanceof Promise ? await begun : begun;
     if (!session) return;
-    holdResponse(res, () => tether.commitNow(session));
+    const held = holdResponse(res, () => tether.commitNow(session));
     try {
       await handler(req, res, session);
     } catch (err) {
+      onError(err, req);
+      // A handler that ended its response has answered, and its session's commit began with that
+      // answer: the error neither replaces the response nor stops the commit. Its `end` may still be
+      // held for the commit, and then the response only looks unanswered (its head is not out yet).
+      if (held.ended || res.writableEnded) return;
       tether.abandon(session);
       sendError(res, err);
     }

@@ -4,6 +4,12 @@
  * headers are added and the deferred calls replayed in order, or, if the commit failed, the response
  * becomes the error instead (the socket is closed if the head was somehow out already).
  *
+ * Once the handler's `end` is held, the response it describes is final. Until the commit settles the
+ * head is not out, so `res.headersSent` is still false and an error path that runs meanwhile (a handler
+ * that throws after answering, then the adapter's or the framework's error handler) takes the response
+ * for unanswered: it changes the status and headers and calls `end` again. Those later calls are
+ * dropped, and the status and headers the `end` was given with are put back before it is replayed.
+ *
  * Two ways to intercept the four methods, one behaviour:
  * - `holdResponse` replaces them on the response object itself, for the length of the hold. Any
  *   node:http response can be held so.
@@ -42,6 +48,10 @@ class Hold {
   #started = false;
   /** Committed, its head out, its `end` still to come through `late`. */
   #awaitingEnd = false;
+  /** The handler's `end` has come: whatever is called after it is dropped. */
+  #ended = false;
+  /** The status and headers as they were when `end` came, taken only when the commit was still pending then. */
+  #final: Final | undefined;
 
   constructor(res: ServerResponse, commit: Commit, late: LateEnd | undefined, next: Methods, release: (res: ServerResponse) => void) {
     this.#res = res;
@@ -51,16 +61,24 @@ class Hold {
     this.#release = release;
   }
 
+  /** Whether the handler has ended the response, though its `end` may still be held. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
   call(m: Method, args: unknown[]): unknown {
     const res = this.#res;
+    if (this.#ended) return heldResult(m, res);
     if (this.#awaitingEnd) {
       if (m !== 'end') return this.#next[m].apply(res, args);
+      this.#ended = true;
       this.#awaitingEnd = false;
       this.#release(res);
       this.#late!().then(() => this.#next.end.apply(res, args), (err: unknown) => res.destroy(err instanceof Error ? err : undefined));
       return res;
     }
     this.#queue.push(m, args);
+    if (m === 'end') this.#ended = true;
     if (!this.#started) {
       this.#started = true;
       let cookies: string[] | Promise<string[]>;
@@ -70,8 +88,16 @@ class Hold {
         this.#failed(err);
         return heldResult(m, res);
       }
-      if (cookies instanceof Promise) cookies.then((c) => this.#committed(c), (err: unknown) => this.#failed(err));
-      else this.#committed(cookies);
+      if (cookies instanceof Promise) {
+        if (m === 'end') this.#final = finalOf(res);
+        cookies.then((c) => this.#committed(c), (err: unknown) => this.#failed(err));
+      } else {
+        this.#committed(cookies);
+      }
+    } else if (m === 'end') {
+      // Still held after the first call, so the commit is pending: what runs until it settles must not
+      // change the response this `end` completes. A synchronous commit replays at once and needs none.
+      this.#final = finalOf(res);
     }
     return heldResult(m, res);
   }
@@ -81,6 +107,7 @@ class Hold {
     const q = this.#queue;
     this.#awaitingEnd = this.#late !== undefined && !q.includes('end');
     if (!this.#awaitingEnd) this.#release(res);
+    if (this.#final !== undefined) putBack(res, this.#final);
     appendSetCookie(res, cookies);
     for (let i = 0; i < q.length; i += 2) this.#next[q[i] as Method].apply(res, q[i + 1] as unknown[]);
   }
@@ -92,13 +119,46 @@ class Hold {
   }
 }
 
+/** A response's status and headers, with each header's name as it was set. */
+interface Final {
+  statusCode: number;
+  statusMessage: string | undefined;
+  names: string[];
+  values: Array<number | string | readonly string[]>;
+}
+
+/** Taken when a held `end` comes while the commit is pending: a copy, since error paths change the response in place. */
+function finalOf(res: ServerResponse): Final {
+  const headers = res.getHeaders();
+  // Every outgoing message has getRawHeaderNames (Node ≥ 15.13); @types/node declares it on ClientRequest only.
+  const names = (res as unknown as { getRawHeaderNames(): string[] }).getRawHeaderNames();
+  const values: Final['values'] = [];
+  for (const name of names) values.push(headers[name.toLowerCase()]!);
+  // statusMessage is undefined until writeHead sets it; the type says string.
+  return { statusCode: res.statusCode, statusMessage: res.statusMessage as string | undefined, names, values };
+}
+
+/** Makes the response what it was when its `end` came, before that `end` is replayed. */
+function putBack(res: ServerResponse, final: Final): void {
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  for (let i = 0; i < final.names.length; i++) res.setHeader(final.names[i]!, final.values[i]!);
+  res.statusCode = final.statusCode;
+  (res as { statusMessage: string | undefined }).statusMessage = final.statusMessage;
+}
+
 /** What a held call returns, as the real method would: `write` true (no back-pressure yet), the others the response. */
 function heldResult(m: Method, res: ServerResponse): unknown {
   return m === 'write' ? true : res;
 }
 
+/** A held response, as its holder sees it. */
+export interface HeldResponse {
+  /** Whether the handler has ended the response, though its `end` may still be held. */
+  readonly ended: boolean;
+}
+
 /** Holds `res` by replacing its four methods on the object itself until the hold ends. */
-export function holdResponse(res: ServerResponse, commit: Commit, late?: LateEnd): void {
+export function holdResponse(res: ServerResponse, commit: Commit, late?: LateEnd): HeldResponse {
   const r = res as unknown as Methods;
   const original: Methods = { writeHead: r.writeHead, write: r.write, end: r.end, flushHeaders: r.flushHeaders };
   const restore = (): void => {
@@ -114,6 +174,7 @@ export function holdResponse(res: ServerResponse, commit: Commit, late?: LateEnd
   r.write = through('write', hold);
   r.end = through('end', hold);
   r.flushHeaders = through('flushHeaders', hold);
+  return hold;
 }
 
 function through(m: Method, hold: Hold): Apply {

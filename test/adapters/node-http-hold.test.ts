@@ -1,0 +1,120 @@
+/**
+ * tether/node holds each response until its session is committed (src/adapters/shared/hold.ts): what
+ * the handler answered is what goes out, whatever runs while the commit is pending, with a real
+ * node:http server on loopback and a store whose writes take a while.
+ */
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createTether, MemoryStore } from '../../src/index.js';
+import type { Session, SessionRecord } from '../../src/index.js';
+import { withSessions } from '../../src/adapters/node-http/index.js';
+import type { NodeAdapterOptions } from '../../src/adapters/node-http/index.js';
+import { listen, CookieClient } from '../helpers/cookie-client.js';
+import type { Listening } from '../helpers/cookie-client.js';
+
+const SECRET = 'a-test-secret-of-at-least-32-characters!!';
+type Data = Record<string, unknown>;
+type Route = (req: IncomingMessage, res: ServerResponse, s: Session<Data>) => unknown;
+
+let running: Listening | null = null;
+afterEach(async () => {
+  await running?.close();
+  running = null;
+});
+
+/** A MemoryStore whose writes answer after `ms`, so every commit that writes is pending for a while. */
+function slowStore(ms: number): MemoryStore {
+  const store = new MemoryStore();
+  const set = store.set.bind(store);
+  store.set = async (record: SessionRecord, expected: number) => {
+    await sleep(ms);
+    return set(record, expected);
+  };
+  return store;
+}
+
+/** Serves `route` at /, and GET /read answering the stored session's data. */
+async function serve(route: Route, options: NodeAdapterOptions = {}): Promise<CookieClient> {
+  const tether = createTether<Data>({ secrets: [SECRET], store: slowStore(30) });
+  running = await listen(withSessions(tether, (req, res, s) => {
+    if (req.url === '/read') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(s.data));
+      return;
+    }
+    return route(req, res, s);
+  }, { csrf: false, ...options }));
+  return new CookieClient(running.url);
+}
+
+describe('node:http adapter: the response the handler ended with', () => {
+  it('when the handler throws after ending its response then the client gets that response and the session is stored', async () => {
+    const errors: unknown[] = [];
+    const boom = new Error('after end');
+    const c = await serve(async (_req, res, s) => {
+      s.set('n', 5);
+      res.statusCode = 201;
+      res.setHeader('content-type', 'text/plain');
+      res.setHeader('X-Handler', 'yes');
+      res.end('ok');
+      await Promise.resolve();
+      throw boom;
+    }, { onError: (err) => errors.push(err) });
+    const r = await c.request('/');
+    assert.equal(r.status, 201);
+    assert.equal(r.headers.get('content-type'), 'text/plain');
+    assert.equal(r.headers.get('x-handler'), 'yes');
+    assert.equal(r.body, 'ok');
+    assert.equal(r.setCookies.length, 1, 'the session committed with the response carries its cookie');
+    assert.deepEqual(errors, [boom]);
+    assert.deepEqual((await c.request('/read')).json(), { n: 5 });
+  });
+
+  it('when something changes the status or headers or answers again after the handler ended then none of it goes out', async () => {
+    const c = await serve(async (_req, res, s) => {
+      s.set('n', 1);
+      res.setHeader('content-type', 'text/plain');
+      res.end('first');
+      res.statusCode = 418;
+      res.statusMessage = 'Teapot';
+      res.removeHeader('content-type');
+      res.setHeader('x-late', 'yes');
+      res.writeHead(400, { 'x-later': 'yes' });
+      res.write('second');
+      res.end('third');
+    });
+    const r = await c.request('/');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'text/plain');
+    assert.equal(r.headers.get('x-late'), null);
+    assert.equal(r.headers.get('x-later'), null);
+    assert.equal(r.body, 'first');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when the handler throws before ending its response then the error is answered and reported and nothing is stored', async () => {
+    const errors: unknown[] = [];
+    const c = await serve(async (_req, _res, s) => {
+      s.set('n', 7);
+      await Promise.resolve();
+      throw new Error('before end');
+    }, { onError: (err, req) => errors.push([(err as Error).message, req.url]) });
+    const r = await c.request('/');
+    assert.equal(r.status, 500);
+    assert.equal(r.json<{ error: { code: string } }>().error.code, 'INTERNAL_ERROR');
+    assert.deepEqual(errors, [['before end', '/']]);
+    assert.equal(r.setCookies.length, 0);
+  });
+
+  it('when no onError is given then a handler error is printed with console.error', async (t) => {
+    const printed = t.mock.method(console, 'error', () => {});
+    const boom = new Error('printed');
+    const c = await serve(() => {
+      throw boom;
+    });
+    assert.equal((await c.request('/')).status, 500);
+    assert.deepEqual(printed.mock.calls.map((call) => call.arguments), [[boom]]);
+  });
+});
