@@ -1,7 +1,8 @@
 /**
  * tether/express holds each response until its session is committed (src/adapters/shared/hold.ts): what
  * the route answered is what goes out, whatever Express's error handling does while the commit is
- * pending, with a real Express app on loopback and a store whose writes take a while.
+ * pending, and the session's cookie and no-store go out with it even when the route gave its headers
+ * to writeHead; with a real Express app on loopback and a store whose writes take a while.
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -82,4 +83,37 @@ describe('express adapter: the response the route ended with', () => {
       assert.deepEqual(responseErrors, [], 'nothing was written after the end');
     });
   }
+});
+
+describe('express adapter: headers given to writeHead', () => {
+  it('when a route sends caching headers with writeHead then the session cookie still goes out with no-store', async () => {
+    running = await listen(appWith((app) => {
+      app.get('/', (req, res) => {
+        sessionOf<Data>(req).set('n', 1);
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=3600' });
+        res.end('ok');
+      });
+    }));
+    const r = await new CookieClient(running.url).request('/');
+    assert.equal(r.body, 'ok');
+    assert.equal(r.headers.get('content-type'), 'text/plain');
+    assert.equal(r.setCookies.length, 1);
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+  });
+
+  it('when a route sets its own cookie with writeHead then both cookies go out, the route\'s first', async () => {
+    running = await listen(appWith((app) => {
+      app.get('/', (req, res) => {
+        sessionOf<Data>(req).set('n', 1);
+        res.writeHead(200, { 'set-cookie': 'theme=dark; Path=/' });
+        res.end();
+      });
+    }));
+    const c = new CookieClient(running.url);
+    const r = await c.request('/');
+    assert.equal(r.setCookies.length, 2);
+    assert.equal(r.setCookies[0], 'theme=dark; Path=/');
+    assert.match(r.setCookies[1]!, /^sid=/);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
 });

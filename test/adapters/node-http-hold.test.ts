@@ -1,6 +1,7 @@
 /**
  * tether/node holds each response until its session is committed (src/adapters/shared/hold.ts): what
- * the handler answered is what goes out, whatever runs while the commit is pending, with a real
+ * the handler answered is what goes out, whatever runs while the commit is pending, and the session's
+ * cookie and no-store go out with it even when the handler gave its headers to writeHead; with a real
  * node:http server on loopback and a store whose writes take a while.
  */
 import { describe, it, afterEach } from 'node:test';
@@ -116,5 +117,62 @@ describe('node:http adapter: the response the handler ended with', () => {
     });
     assert.equal((await c.request('/')).status, 500);
     assert.deepEqual(printed.mock.calls.map((call) => call.arguments), [[boom]]);
+  });
+});
+
+describe('node:http adapter: headers given to writeHead', () => {
+  it('when the handler sends caching headers with writeHead then the session cookie still goes out with no-store', async () => {
+    const c = await serve((_req, res, s) => {
+      s.set('n', 1);
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=3600' });
+      res.end('ok');
+    });
+    const r = await c.request('/');
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'ok');
+    assert.equal(r.headers.get('content-type'), 'text/plain');
+    assert.equal(r.setCookies.length, 1);
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+  });
+
+  it('when the handler sets its own cookie with writeHead then both cookies go out, the handler\'s first', async () => {
+    const c = await serve((_req, res, s) => {
+      s.set('n', 1);
+      res.writeHead(200, { 'set-cookie': 'theme=dark; Path=/' });
+      res.end();
+    });
+    const r = await c.request('/');
+    assert.equal(r.setCookies.length, 2);
+    assert.equal(r.setCookies[0], 'theme=dark; Path=/');
+    assert.match(r.setCookies[1]!, /^sid=/);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when the handler gives writeHead a status message and a list of header pairs then they replace what was set, and the session cookie is added', async () => {
+    const c = await serve((_req, res, s) => {
+      s.set('n', 1);
+      res.setHeader('x-kind', 'set before');
+      res.setHeader('cache-control', 'public');
+      res.writeHead(201, 'Made', ['x-kind', 'a', 'x-kind', 'b', 'Set-Cookie', 'theme=dark; Path=/', 'cache-control', 'max-age=60']);
+      res.end('made');
+    });
+    const r = await c.request('/');
+    assert.equal(r.status, 201);
+    assert.equal(r.body, 'made');
+    assert.equal(r.headers.get('x-kind'), 'a, b');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.equal(r.setCookies.length, 2);
+    assert.equal(r.setCookies[0], 'theme=dark; Path=/');
+    assert.match(r.setCookies[1]!, /^sid=/);
+  });
+
+  it('when the session sets no cookie then writeHead\'s headers go out as given', async () => {
+    const c = await serve((_req, res) => {
+      res.writeHead(200, { 'cache-control': 'public, max-age=3600', 'set-cookie': 'theme=dark; Path=/' });
+      res.end();
+    });
+    const r = await c.request('/');
+    assert.equal(r.headers.get('cache-control'), 'public, max-age=3600');
+    assert.deepEqual(r.setCookies, ['theme=dark; Path=/']);
   });
 });

@@ -108,6 +108,10 @@ class Hold {
     this.#awaitingEnd = this.#late !== undefined && !q.includes('end');
     if (!this.#awaitingEnd) this.#release(res);
     if (this.#final !== undefined) putBack(res, this.#final);
+    // Node gives the headers passed to writeHead precedence over those set before: set them first, as
+    // writeHead would, so that the session's cookies are added to the handler's and its no-store wins.
+    // Only a first call can be a writeHead that sends: any after a write, an end or a flush would throw.
+    if (q[0] === 'writeHead') q[1] = applyHead(res, q[1] as unknown[]);
     appendSetCookie(res, cookies);
     for (let i = 0; i < q.length; i += 2) this.#next[q[i] as Method].apply(res, q[i + 1] as unknown[]);
   }
@@ -144,6 +148,32 @@ function putBack(res: ServerResponse, final: Final): void {
   for (let i = 0; i < final.names.length; i++) res.setHeader(final.names[i]!, final.values[i]!);
   res.statusCode = final.statusCode;
   (res as { statusMessage: string | undefined }).statusMessage = final.statusMessage;
+}
+
+/**
+ * Sets the headers a held `writeHead(status[, message][, headers])` was given on the response, as Node's
+ * writeHead does when headers were set before it: an object's by `setHeader`, an array of name and value
+ * pairs by removing each name and then appending every pair. Returns the arguments without the headers.
+ */
+function applyHead(res: ServerResponse, args: unknown[]): unknown[] {
+  const withMessage = typeof args[1] === 'string';
+  const headers = withMessage ? args[2] : args[1];
+  if (headers === undefined || headers === null) return args;
+  if (Array.isArray(headers)) {
+    // An odd-length list is left to writeHead, which refuses it.
+    if (headers.length % 2 !== 0) return args;
+    for (let i = 0; i < headers.length; i += 2) res.removeHeader(headers[i] as string);
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]) res.appendHeader(headers[i] as string, headers[i + 1] as string | readonly string[]);
+    }
+  } else if (typeof headers === 'object') {
+    for (const [name, value] of Object.entries(headers)) {
+      if (name) res.setHeader(name, value as number | string | readonly string[]);
+    }
+  } else {
+    return args;
+  }
+  return withMessage ? [args[0], args[1]] : [args[0]];
 }
 
 /** What a held call returns, as the real method would: `write` true (no back-pressure yet), the others the response. */
