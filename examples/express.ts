@@ -1,6 +1,6 @@
 import express from 'express';
 import { createTether } from 'tether';
-import { sessions, sessionOf } from 'tether/express';
+import { sessions, sessionOf, sessionErrors } from 'tether/express';
 
 type Data = { visits: number };
 const tether = createTether<Data>({ secrets: process.env.TETHER_SECRET?.split(',') });
@@ -16,4 +16,5 @@ app.post('/api/visits', async (req, res) => {
   await s.update((d) => { d.visits = (d.visits ?? 0) + 1; });
   res.json({ visits: s.data.visits, csrfToken: s.csrfToken });
 });
+app.use(sessionErrors());
 app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');

@@ -1,11 +1,12 @@
 /**
- * tether/express: the native middleware (`sessions`, `req.tether`) and an express-session drop-in
- * (`session`, default export) with `fromExpressSessionStore` for existing express-session stores.
+ * tether/express: the native middleware (`sessions`, `req.tether`, `sessionErrors`) and an
+ * express-session drop-in (`session`, default export) with `fromExpressSessionStore` for existing
+ * express-session stores.
  * @module
  * @example
  * import express from 'express';
  * import { createTether } from 'tether';
- * import { sessions, sessionOf } from 'tether/express';
+ * import { sessions, sessionOf, sessionErrors } from 'tether/express';
  * const tether = createTether({ secrets: [process.env.TETHER_SECRET!] });
  * const app = express();
  * app.use(sessions(tether));
@@ -14,6 +15,7 @@
  *   await s.update((d) => { d.visits = (d.visits ?? 0) + 1; });
  *   res.json({ visits: s.data.visits });
  * });
+ * app.use(sessionErrors()); // after the routes: a failed request writes nothing to its session
  * @example
  * // An express-session app switches by changing one import:
  * import session from 'tether/express'; // was: import session from 'express-session'
@@ -21,12 +23,12 @@
  */
 import { session } from './compat.js';
 import { csrfProtection, csrfTokenOf } from './compat-csrf.js';
-import { sessions, sessionOf } from './native.js';
+import { sessions, sessionOf, sessionErrors } from './native.js';
 import { fromExpressSessionStore, ExpressSessionStoreAdapter } from './legacy-store.js';
 import { CompatSession } from './compat-session.js';
 import { CompatCookie } from './compat-cookie.js';
 
-export { sessions, sessionOf } from './native.js';
+export { sessions, sessionOf, sessionErrors } from './native.js';
 export type { ExpressAdapterOptions } from './native.js';
 export { session } from './compat.js';
 export type { CompatMiddleware } from './compat.js';
@@ -44,5 +46,5 @@ export default session;
 
 // CommonJS apps (require(esm), Node ≥ 20.19): `const session = require('tether/express')` is the
 // middleware itself, with the rest attached, as express-session's module is.
-Object.assign(session, { session, sessions, sessionOf, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter });
+Object.assign(session, { session, sessions, sessionOf, sessionErrors, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter });
 export { session as 'module.exports' };

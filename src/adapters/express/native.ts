@@ -3,7 +3,7 @@
  * before the response's status line goes out.
  * @module
  */
-import type { Request, Response, NextFunction, RequestHandler } from 'express';
+import type { Request, Response, NextFunction, RequestHandler, ErrorRequestHandler } from 'express';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
@@ -27,8 +27,16 @@ export interface ExpressAdapterOptions {
 }
 
 /**
+ * Requests whose error reached `sessionErrors()`: their sessions are abandoned when their responses end.
+ * Marked rather than abandoned there, so that an error raised after the response was ended, its commit
+ * under way, leaves that commit alone (abandoning would release the session's gate before the write).
+ */
+const FAILED = new WeakSet<Request>();
+
+/**
  * Express middleware. The session is committed before the response's status line goes out; a response
- * with a 5xx status (a handler error, answered by an error handler) writes nothing.
+ * with a 5xx status (a handler error, answered by an error handler) writes nothing, nor does a request
+ * whose error reached `sessionErrors()`, whatever its status.
  */
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
   installExpressHold();
@@ -38,8 +46,9 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
       req.tether = session as unknown as Session<Record<string, unknown>>;
       holdExpressResponse(res, () => {
         // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
-        // the 5xx they answer with. A failed request writes nothing, as in every adapter.
-        if (res.statusCode >= 500) {
+        // the 5xx they usually answer with, or the mark sessionErrors() left when the app registered it.
+        // A failed request writes nothing, as in every adapter.
+        if (res.statusCode >= 500 || FAILED.has(req)) {
           tether.abandon(session);
           return [];
         }
@@ -51,6 +60,24 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
     const begun = beginSession(tether, req, res, options);
     if (begun instanceof Promise) begun.then(start, (err: unknown) => sendError(res, err));
     else start(begun);
+  };
+}
+
+/**
+ * Error-handling middleware, registered after the routes (and before the app's own error handlers): a
+ * request whose error reaches Express's error handling writes none of its session's changes, whatever
+ * status the error is answered with. Without it only a 5xx answer drops them, so an error answered with
+ * a 4xx (a `409`, say) would commit what the handler had changed before it failed. An error raised
+ * after the handler had ended its response changes nothing: that response and its session stand.
+ * @example
+ * app.use(sessions(tether));
+ * app.post('/orders', placeOrder);
+ * app.use(sessionErrors());
+ */
+export function sessionErrors(): ErrorRequestHandler {
+  return (err: unknown, req: Request, _res: Response, next: NextFunction): void => {
+    if (req.tether !== undefined) FAILED.add(req);
+    next(err);
   };
 }
 

@@ -1,0 +1,107 @@
+/**
+ * tether/express and a route's errors: `sessionErrors()` drops the changes of any request whose error
+ * reaches Express's error handling; without it only a 5xx answer does. A real Express app on loopback.
+ */
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import express from 'express';
+import type { Express, NextFunction, Request, Response } from 'express';
+import { createTether, MemoryStore } from '../../src/index.js';
+import type { SessionRecord } from '../../src/index.js';
+import { sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
+import { listen, CookieClient } from '../helpers/cookie-client.js';
+import type { Listening } from '../helpers/cookie-client.js';
+
+const SECRET = 'a-test-secret-of-at-least-32-characters!!';
+type Data = Record<string, unknown>;
+
+let running: Listening | null = null;
+afterEach(async () => {
+  await running?.close();
+  running = null;
+});
+
+/** An error Express's final handler answers with its status. */
+function statusError(status: number, message: string): Error & { status: number } {
+  return Object.assign(new Error(message), { status });
+}
+
+/**
+ * An app whose POST /start stores n = 1, POST /fail sets n = 2 and throws `error`, POST /late answers,
+ * then throws `error`; GET /read answers the stored data. `after` adds what follows the routes.
+ */
+async function start(error: Error, after: (app: Express) => void): Promise<CookieClient> {
+  const store = new MemoryStore();
+  const set = store.set.bind(store);
+  // Slow writes keep a commit pending while a late error runs through Express's error handling.
+  store.set = async (record: SessionRecord, expected: number) => {
+    await sleep(20);
+    return set(record, expected);
+  };
+  const tether = createTether<Data>({ secrets: [SECRET], store });
+  const app = express();
+  // Express's final handler prints every error's stack unless the app runs as 'test'.
+  app.set('env', 'test');
+  app.use(sessions(tether, { csrf: false }));
+  app.post('/start', (req, res) => {
+    sessionOf<Data>(req).set('n', 1);
+    res.json({ ok: true });
+  });
+  app.post('/fail', async (req) => {
+    sessionOf<Data>(req).set('n', 2);
+    await Promise.resolve();
+    throw error;
+  });
+  app.post('/late', async (req, res) => {
+    sessionOf<Data>(req).set('n', 3);
+    res.json({ answered: true });
+    await Promise.resolve();
+    throw error;
+  });
+  app.get('/read', (req, res) => res.json(sessionOf<Data>(req).data));
+  after(app);
+  running = await listen(app);
+  const c = new CookieClient(running.url);
+  assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+  return c;
+}
+
+describe('express adapter: sessionErrors()', () => {
+  it('when a route sets a value and then fails with a 409 then the stored session is unchanged', async () => {
+    const c = await start(statusError(409, 'conflict'), (app) => app.use(sessionErrors()));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 409);
+    assert.equal(r.setCookies.length, 0);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when the app\'s own error handler follows it and answers a 4xx then the stored session is unchanged', async () => {
+    const c = await start(statusError(422, 'invalid'), (app) => {
+      app.use(sessionErrors());
+      app.use((err: Error & { status: number }, _req: Request, res: Response, _next: NextFunction) => {
+        void _next;
+        res.status(err.status).json({ error: err.message });
+      });
+    });
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 422);
+    assert.deepEqual(r.json(), { error: 'invalid' });
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a route fails after answering then its answer goes out and its session is stored', async () => {
+    const c = await start(statusError(409, 'too late'), (app) => app.use(sessionErrors()));
+    const r = await c.request('/late', { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json(), { answered: true });
+    assert.deepEqual((await c.request('/read')).json(), { n: 3 });
+  });
+
+  it('when a request fails without it then an error answered with a 5xx still writes nothing', async () => {
+    const c = await start(new Error('boom'), () => {});
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+});
