@@ -34,7 +34,24 @@ function allowed(opts: ResolvedCsrf, origin: string, req: RequestView): boolean 
   // Default: the host the request was addressed to. The scheme is not compared: TLS usually ends at a
   // proxy, so the server cannot tell it reliably without trusting forwarded headers.
   const host = req.header('host');
-  return host !== undefined && new URL(origin).host === host.toLowerCase();
+  if (host === undefined) return false;
+  const url = new URL(origin);
+  if (url.host === host.toLowerCase()) return true;
+  // A Host that names the scheme's default port (app:80) names the origin a browser writes without it.
+  return sameHost(url.protocol, url.host, host);
+}
+
+/** A Host header's form: a name or address and maybe a port, nothing a URL would read as more. */
+const HOST_FORM = /^[^/?#@\\\s]+$/;
+
+/** Whether `host` (a Host header) is `originHost` once read as a URL of `protocol`, which drops a default port. */
+function sameHost(protocol: string, originHost: string, host: string): boolean {
+  if (!HOST_FORM.test(host)) return false;
+  try {
+    return new URL(`${protocol}//${host}`).host === originHost;
+  } catch {
+    return false;
+  }
 }
 
 export function checkCsrf(opts: ResolvedCsrf, token: string | undefined, req: RequestView): void {

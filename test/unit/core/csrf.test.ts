@@ -87,6 +87,23 @@ describe('csrf', () => {
     assert.equal(await check(tether, 'POST', { ...ok, origin: `https://${HOST}`, 'sec-fetch-site': 'cross-site' }), mismatch);
   });
 
+  it('origin when the Host header names the default port of its scheme then matches, and another port does not', async () => {
+    const { tether } = rig();
+    const a = await withToken(tether);
+    const ok = { cookie: a.cookie, 'x-csrf-token': a.token, ...JSON_BODY };
+    const mismatch = '403 ORIGIN_MISMATCH';
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}:443`, origin: `https://${HOST}` }), 'ok');
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST.toUpperCase()}:80`, origin: `http://${HOST}` }), 'ok');
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}:80`, referer: `http://${HOST}/cart` }), 'ok');
+    assert.equal(await check(tether, 'POST', { ...ok, host: '[::1]:80', origin: 'http://[::1]' }), 'ok');
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}:8443`, origin: `https://${HOST}:8443` }), 'ok');
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}:80`, origin: `https://${HOST}` }), mismatch);
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}:443`, origin: `http://${HOST}` }), mismatch);
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}:8443`, origin: `https://${HOST}` }), mismatch);
+    assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}/x`, origin: `https://${HOST}` }), mismatch);
+    assert.equal(await check(tether, 'POST', { ...ok, host: 'bad host', origin: `https://${HOST}` }), mismatch);
+  });
+
   it('origin when csrf.origins is configured then only those full origins pass', async () => {
     const { tether } = rig({ csrf: { origins: ['https://shop.example'], requireOrigin: true } });
     const a = await withToken(tether);
