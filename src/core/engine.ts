@@ -102,6 +102,9 @@ export class Tether<T extends object = SessionData> {
     if (this.options.secretsGenerated) {
       process.emitWarning('no secrets given: a random one was generated, so sessions end when the process restarts', { code: 'TETHER_SECRET_GENERATED' });
     }
+    if (this.options.production && !this.options.cookie.secure) {
+      process.emitWarning('cookie.secure is false in production: browsers will send the session cookie over plain HTTP too', { code: 'TETHER_INSECURE_COOKIE' });
+    }
     if (!this.options.store && this.options.production) {
       process.emitWarning('MemoryStore in production: sessions are lost on restart and not shared between processes', { code: 'TETHER_MEMORY_STORE' });
     }

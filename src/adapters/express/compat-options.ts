@@ -242,8 +242,10 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     store,
     idleTimeoutMs,
     absoluteTimeoutMs: t.absoluteTimeoutMs ?? Math.max(TETHER_DEFAULTS.absoluteTimeoutMs, idleTimeoutMs),
-    // The engine's cookie settings only name the cookie: the compat layer writes every Set-Cookie itself.
-    cookie: { name, secure: name.startsWith('__Host-') || name.startsWith('__Secure-') },
+    // The engine's cookie settings only name the cookie: the compat layer writes every Set-Cookie itself,
+    // Secure decided per request (and warned about here when a production cookie goes out without it),
+    // so the engine is told secure, which keeps it from warning about a cookie it never writes.
+    cookie: { name, secure: true },
     csrf: { jsonOnly: false, ...t.csrf },
     generateId: () => newId(null),
   };

@@ -1,6 +1,7 @@
 /** Engine options: validated once at construction, unsafe combinations refused, defaults in one place. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { MemoryStore } from '../../../src/stores/memory/index.js';
 import { once } from 'node:events';
 import { createTether } from '../../../src/core/engine.js';
 import { resolveOptions, TETHER_DEFAULTS } from '../../../src/core/options.js';
@@ -47,6 +48,21 @@ describe('engine options', () => {
     createTether({ production: false });
     const [w] = (await warned) as [Error & { code?: string }];
     assert.equal(w.code, 'TETHER_SECRET_GENERATED');
+  });
+
+  it('production when cookie.secure is set to false then a TETHER_INSECURE_COOKIE warning is emitted, and none by default', async () => {
+    const seen: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => void seen.push(w.code ?? '');
+    process.on('warning', onWarning);
+    try {
+      createTether({ production: true, secrets: [SECRET_A], store: new MemoryStore(), cookie: { secure: false } });
+      createTether({ production: true, secrets: [SECRET_A], store: new MemoryStore() });
+      createTether({ production: false, secrets: [SECRET_A], cookie: { secure: false } });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(seen.filter((c) => c === 'TETHER_INSECURE_COOKIE'), ['TETHER_INSECURE_COOKIE']);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('cookie when sameSite is none without secure then construction throws OPTIONS_INVALID', () => {
