@@ -30,7 +30,7 @@ export interface ShopConfig {
   newSessionsPerMinute: number;
   /** New sessions per minute from all addresses together: bounds the sessions a distributed flood can store. */
   newSessionsPerMinuteTotal: number;
-  /** Requests per minute from one address whose session cookie is forged or names no session, before 429 (ID guessing). */
+  /** Requests per minute from one address whose session cookie is forged, before 429 (ID guessing). */
   rejectedCookiesPerMinute: number;
   /** Failed logins for one account in LOGIN_FAILURE_WINDOW_MS, after which its logins answer 429 (password guessing). */
   loginFailuresPerAccount: number;

@@ -191,12 +191,14 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
   // And for all addresses together (SECURITY.md S47): a flood from many addresses cannot fill the store
   // faster than this; active sessions stay under about this rate times the idle timeout.
   const total = sharedLimiter('shop:new-sessions-total', ctx.config.newSessionsPerMinuteTotal, 60_000);
-  // ID guessing (SECURITY.md S34): session cookies that are forged or name no session, per address.
+  // ID guessing (SECURITY.md S34): forged session cookies, per address. A guess cannot carry a valid
+  // signature; a signed cookie that names no session is a real one whose session ended, was replaced
+  // by a login, or timed out long ago, and a returning user is not throttled for it.
   const rejected = sharedLimiter('shop:rejected-cookies', ctx.config.rejectedCookiesPerMinute, 60_000);
   // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
   // one is counted; regenerating an existing session (login) never is.
   app.addHook('onRequest', async (req) => {
-    if (req.session?.rejectedCookie && !(await rejected.take(req.ip))) {
+    if (req.session?.rejectedCookie === 'forged' && !(await rejected.take(req.ip))) {
       ctx.counters.rateLimited++;
       throw new RateLimitedError('too many requests with an invalid session cookie from this address; slow down');
     }

@@ -65,9 +65,18 @@ export interface EngineStats {
   storeErrors: number;
   /** Session cookies that were forged or named no session (Session.rejectedCookie). */
   rejectedCookies: number;
+  /**
+   * Of those, the forged ones (malformed, or signed by no configured secret): what ID guessing sends,
+   * since a guess cannot carry a valid signature. The others name no session: ended, replaced by a
+   * login, or timed out longer ago than `expiryGraceMs`.
+   */
+  forgedCookies: number;
   /** Sessions presented by another browser than the one they began in (the `anomaly` event). */
   anomalies: number;
+  /** Requests queued at a per-session gate behind another request of the same session. */
   gateWaiting: number;
+  /** Requests holding a per-session gate (writers inside their session section). */
+  gateHolding: number;
   /** Cookies remembered as verified (their next return skips the HMAC); at most 10,000. */
   verifiedCookies: number;
 }
@@ -93,8 +102,9 @@ export class Tether<T extends object = SessionData> {
   /** The commit path (commit.ts). */
   readonly #commits: Committer;
   #warnedUndecodable = false;
-  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'verifiedCookies'> = {
-    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0, rejectedCookies: 0, anomalies: 0,
+  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies'> = {
+    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
+    rejectedCookies: 0, forgedCookies: 0, anomalies: 0,
   };
 
   constructor(options: TetherOptions = {}) {
@@ -255,7 +265,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   stats(): EngineStats {
-    return { ...this.#stats, gateWaiting: this.#gate.waiting, verifiedCookies: this.#verified.size };
+    return { ...this.#stats, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size };
   }
 
   async close(): Promise<void> {
@@ -355,11 +365,19 @@ export class Tether<T extends object = SessionData> {
     }
   }
 
-  /** The presented cookie names no session: expire it in the browser, and count it. */
+  /**
+   * The presented cookie names no session: count it, and expire it in the browser if it is forged. A
+   * signed cookie that names no session is left alone: its session may have been replaced by a login
+   * that is answering this browser meanwhile (the store keeps nothing of the old record to tell), and a
+   * request that raced the login would otherwise clear the new cookie once answered after it. Such a
+   * cookie costs its browser nothing: every request with it goes on without a session, and the first
+   * that stores one replaces it.
+   */
   #reject(state: SessionState, why: RejectedCookie): void {
-    state.clearCookie = true;
+    state.clearCookie = why === 'forged';
     state.rejected = why;
     this.#stats.rejectedCookies++;
+    if (why === 'forged') this.#stats.forgedCookies++;
   }
 
   #release(state: SessionState): void {

@@ -29,14 +29,20 @@ export class SessionGate {
   /** Keys → FREE, or held: null, or the turns waiting, oldest first. */
   readonly #queues: KeptMap<string, Turn[] | null | typeof FREE>;
   #waiting = 0;
+  #holding = 0;
 
   constructor(freeLimit = GATE_FREE_KEYS) {
     this.#queues = new KeptMap(freeLimit, (state) => state === FREE);
   }
 
-  /** Requests queued or holding, across keys. */
+  /** Requests queued behind a holder, across keys. */
   get waiting(): number {
     return this.#waiting;
+  }
+
+  /** Requests holding a key, across keys (at most one per key). */
+  get holding(): number {
+    return this.#holding;
   }
 
   /** Keys in the map, held or free (at most the holders plus the free limit). */
@@ -50,7 +56,7 @@ export class SessionGate {
     if (state === FREE) this.#queues.resume();
     else if (state !== undefined) return null;
     this.#queues.set(key, null);
-    this.#waiting++;
+    this.#holding++;
     return this.#releaser(key);
   }
 
@@ -70,6 +76,7 @@ export class SessionGate {
       }, timeoutMs);
       turn.wake = (release) => {
         clearTimeout(timer);
+        this.#waiting--;
         resolve(release);
       };
     });
@@ -85,11 +92,12 @@ export class SessionGate {
     return () => {
       if (released) return;
       released = true;
-      this.#waiting--;
+      this.#holding--;
       const queue = this.#queues.get(key) as Turn[] | null;
       let next = queue?.shift();
       while (next !== undefined && next.gaveUp) next = queue!.shift();
       if (next !== undefined) {
+        this.#holding++;
         next.wake(this.#releaser(key));
         return;
       }

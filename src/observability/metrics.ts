@@ -52,7 +52,8 @@ const ENGINE_COUNTERS: ReadonlyArray<[keyof EngineStats, string, string]> = [
   ['touches', 'store_touches_total', 'Expiry-only refreshes of unchanged sessions.'],
   ['storeErrors', 'store_errors_total', 'Store calls that failed or timed out.'],
   ['anomalies', 'session_anomalies_total', 'Sessions presented by another browser than the one they began in (User-Agent changed).'],
-  ['rejectedCookies', 'cookies_rejected_total', 'Session cookies that were forged or named no session: a rise means ID guessing.'],
+  ['rejectedCookies', 'cookies_rejected_total', 'Session cookies that were forged or named no session (ended, replaced by a login, or timed out longer ago than expiryGraceMs).'],
+  ['forgedCookies', 'cookies_forged_total', 'Session cookies malformed or signed by no configured secret: a rise means ID guessing, or a secret dropped while its cookies were live.'],
 ];
 
 const CACHE_COUNTERS: ReadonlyArray<[keyof CacheStats, string, string]> = [
@@ -90,6 +91,12 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
     name: p + 'gate_waiting', help: 'Requests waiting their turn at a per-session gate in this process.', registers: [registry],
     collect() {
       this.set(tether.stats().gateWaiting);
+    },
+  });
+  new Gauge({
+    name: p + 'gate_holding', help: 'Requests holding a per-session gate (writers inside their session section) in this process.', registers: [registry],
+    collect() {
+      this.set(tether.stats().gateHolding);
     },
   });
   if (storeStats(tether.store) !== null) {

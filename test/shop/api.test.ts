@@ -355,6 +355,25 @@ describe('shop: session ID guessing', () => {
     assert.equal(known.status, 200, 'the address’s valid session is not refused');
     assert.equal((await guess('198.51.100.21')).status, 200, 'another address has its own allowance');
   });
+
+  it('signed cookies that name no session (ended by a logout) when one address sends more than the limit then they are not throttled: a guess cannot be signed', async () => {
+    await clearOfMinuteBoundary();
+    const client = '198.51.100.30';
+    const cookies: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const r = await rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': client });
+      const cookie = String(r.headers['set-cookie']).split(';')[0]!;
+      cookies.push(cookie);
+      const token = (r.body as { csrfToken: string }).csrfToken;
+      const ended = await rawRequest(shop.url + '/api/auth/logout', 'POST', {
+        'x-forwarded-for': client, cookie, 'x-csrf-token': token, origin: shop.url, 'content-type': 'application/json',
+      }, '{}');
+      assert.equal(ended.status, 200, `logout answered ${ended.status} ${ended.text}`);
+    }
+    const statuses: number[] = [];
+    for (const cookie of cookies) statuses.push((await rawRequest(shop.url + '/api/products', 'GET', { 'x-forwarded-for': client, cookie })).status);
+    assert.deepEqual(statuses, Array(7).fill(200));
+  });
 });
 
 describe('shop: new sessions from many addresses', () => {

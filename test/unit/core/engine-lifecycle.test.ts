@@ -144,7 +144,28 @@ describe('engine lifecycle', () => {
     r.clock.advance(60_001);
     assert.equal(await rejectedBy(idle.cookie), null, 'a session that timed out is expired, not rejected');
     assert.equal(r.tether.stats().rejectedCookies, 4);
+    assert.equal(r.tether.stats().forgedCookies, 2);
     assert.equal(r.tether.stats().expired, 1);
+  });
+
+  it('cookie of a session a login replaced when a request that raced the login presents it then the request goes on without a session and leaves the cookie alone', async () => {
+    const r = rig();
+    const before = await trip(r.tether, undefined, (s) => s.set('cart', ['book']));
+    const racer = await r.tether.open(view('GET', { cookie: before.cookie! }));
+    // The racing request is queued behind the login (as a writer would be) and loads after it.
+    const login = await trip(r.tether, before.cookie, (s) => s.login('alice'));
+    r.tether.abandon(racer);
+    const late = await r.tether.open(view('GET', { cookie: before.cookie! }));
+    assert.equal(late.rejectedCookie, 'unknown');
+    assert.equal(late.isNew, true);
+    assert.deepEqual(await r.tether.commit(late), [], 'no clearing Set-Cookie: the login response carries the new cookie');
+    const after = await trip(r.tether, login.cookie, () => {}, 'GET');
+    assert.equal(after.session.userId, 'alice');
+    // The destroying request clears the cookie; a forged one is cleared on every request.
+    const logout = await trip(r.tether, login.cookie, (s) => s.destroy());
+    assert.equal(logout.cookie, '');
+    const forged = await r.tether.open(view('GET', { cookie: `sid=${'a'.repeat(43)}.${'b'.repeat(43)}` }));
+    assert.match((await r.tether.commit(forged)).join(), /^sid=;/);
   });
 
   it('session when presented by another browser (User-Agent) then an anomaly is reported, and with userAgentChange end the session ends', async () => {
@@ -207,7 +228,8 @@ describe('engine lifecycle', () => {
     }, 'GET');
     assert.equal(again.session.isNew, false);
     const replay = await trip(r.tether, first.cookie, (s) => assert.equal(s.isNew, true), 'GET');
-    assert.equal(replay.cookie, '', 'the old cookie is cleared');
+    assert.deepEqual(replay.setCookies, [], 'the old cookie is left alone: the login’s response carries the new one');
+    assert.equal(replay.session.rejectedCookie, 'unknown');
   });
 
   it('destroy when called then deletes the record and expires the cookie with the same attributes it was set with', async () => {

@@ -29,7 +29,8 @@ describe('session gate', () => {
     release();
     await new Promise((r) => setImmediate(r));
     assert.ok(gate.tryAcquire('k'), 'the timed-out turn was given away');
-    assert.equal(gate.waiting, 1);
+    assert.equal(gate.waiting, 0, 'the turn that gave up waits no more');
+    assert.equal(gate.holding, 1);
   });
 
   it('acquire when several wait then each gets the key in arrival order, a turn that gave up is skipped, and a second release is a no-op', async () => {
@@ -40,7 +41,8 @@ describe('session gate', () => {
     const quitter = gate.acquire('k', 20);
     const b = gate.acquire('k', 1_000).then((r) => (order.push('b'), r));
     await assert.rejects(quitter, { code: 'SESSION_BUSY' });
-    assert.equal(gate.waiting, 3, 'the holder and two queued; the one that gave up is not counted');
+    assert.equal(gate.waiting, 2, 'two queued; the one that gave up is not counted');
+    assert.equal(gate.holding, 1);
     first();
     first();
     const releaseA = await a;
@@ -49,10 +51,28 @@ describe('session gate', () => {
     releaseA();
     const releaseB = await b;
     assert.deepEqual(order, ['a', 'b']);
-    assert.equal(gate.waiting, 1);
+    assert.equal(gate.waiting, 0);
+    assert.equal(gate.holding, 1);
     releaseB();
     assert.equal(gate.waiting, 0);
+    assert.equal(gate.holding, 0);
     assert.ok(gate.tryAcquire('k'), 'free once the last holder released');
+  });
+
+  it('waiting and holding when writers hold different keys then count holders apart from those queued', async () => {
+    const gate = new SessionGate();
+    const held = ['a', 'b', 'c'].map((k) => gate.tryAcquire(k)!);
+    assert.deepEqual([gate.waiting, gate.holding], [0, 3], 'three holders, no one waits');
+    const queued = [gate.acquire('a', 1_000), gate.acquire('a', 1_000)];
+    assert.deepEqual([gate.waiting, gate.holding], [2, 3]);
+    held[0]!();
+    const next = await queued[0]!;
+    assert.deepEqual([gate.waiting, gate.holding], [1, 3], 'the first waiter now holds a');
+    next();
+    (await queued[1]!)();
+    held[1]!();
+    held[2]!();
+    assert.deepEqual([gate.waiting, gate.holding], [0, 0]);
   });
 
   it('release then keeps the key as free, and holding it again reuses that entry; past the free limit the oldest free keys leave first', () => {

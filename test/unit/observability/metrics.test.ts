@@ -34,10 +34,42 @@ describe('tether metrics', () => {
     assert.equal(metricValue(text, 'tether_sessions_regenerated_total'), 1);
     assert.equal(metricValue(text, 'tether_cas_conflicts_total'), 0);
     assert.equal(metricValue(text, 'tether_gate_waiting'), 0);
+    assert.equal(metricValue(text, 'tether_gate_holding'), 0);
     assert.equal(metricValue(text, 'tether_store_duration_seconds_count{op="set",store="memory"}'), 1, 'the create');
     assert.equal(metricValue(text, 'tether_store_duration_seconds_count{op="regenerate",store="memory"}'), 1, 'both writes of the regeneration');
     assert.doesNotMatch(text, /tether_cache_hits_total/, 'no cache figures from a store without stats()');
     assert.equal(store.name, 'memory', 'the wrapped store keeps its other members');
+    await tether.close();
+  });
+
+  it('metrics when writers hold their sessions and cookies are forged or name no session then the gauges and counters tell them apart', async () => {
+    const registry = new Registry();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
+    registerTetherMetrics(tether, registry);
+    const cookies: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const s = await tether.open(view());
+      s.set('x', i);
+      cookies.push((await tether.commit(s))[0]!.split(';')[0]!);
+    }
+    // Two writers of two sessions hold their gates; a third request of the first session waits.
+    const holders = await Promise.all(cookies.map((c) => tether.open(view(c, 'POST'))));
+    const waiter = tether.open(view(cookies[0], 'POST'));
+    let text = await registry.metrics();
+    assert.equal(metricValue(text, 'tether_gate_holding'), 2);
+    assert.equal(metricValue(text, 'tether_gate_waiting'), 1);
+    for (const h of holders) tether.abandon(h);
+    tether.abandon(await waiter);
+    text = await registry.metrics();
+    assert.deepEqual([metricValue(text, 'tether_gate_holding'), metricValue(text, 'tether_gate_waiting')], [0, 0]);
+    // One forged cookie and one signed cookie whose session was destroyed.
+    const ended = await tether.open(view(cookies[1], 'POST'));
+    ended.destroy();
+    await tether.commit(ended);
+    for (const c of [`sid=${'a'.repeat(43)}.${'b'.repeat(43)}`, cookies[1]!]) tether.abandon(await tether.open(view(c)));
+    text = await registry.metrics();
+    assert.equal(metricValue(text, 'tether_cookies_rejected_total'), 2);
+    assert.equal(metricValue(text, 'tether_cookies_forged_total'), 1);
     await tether.close();
   });
 
