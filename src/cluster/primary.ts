@@ -157,7 +157,10 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
         reachedReady = true;
         slot.ready = phase !== 'closed' && worker.isConnected();
         slot.failuresBeforeReady = 0;
+        // A worker still starting when a drain message was broadcast had no listener for it and dropped it:
+        // tell it now where the shutdown stands, or it would idle until the deadline kills it.
         if (phase === 'draining') send(worker, { type: 'tether:drain', phase: 'prepare' });
+        else if (phase === 'closed') send(worker, { type: 'tether:drain', phase: 'stop' });
         if (slots.every((s) => s.ready)) markReady();
         flushWaiting();
       } else if (isMessage<DrainingMessage>(msg, 'tether:draining')) {
@@ -246,6 +249,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
       w.socket.destroy();
     }
     for (const s of slots) s.ready = false;
+    // Workers that have not reported ready yet miss this; each is sent it when its ready message comes.
     broadcast({ type: 'tether:drain', phase: 'stop' });
     await allExited;
     clearTimeout(force);

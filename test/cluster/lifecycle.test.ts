@@ -2,7 +2,8 @@
  * Worker and primary lifecycle of the one-machine cluster, with real processes (the tiny app on a shared
  * SQLite file): a killed worker is replaced under its name while the other serves its sessions, a worker
  * told to stop alone finishes its in-flight request, idle keep-alive connections time out in the worker,
- * and SIGTERM to the primary finishes in-flight requests and exits 0 within 10 s.
+ * SIGTERM to the primary finishes in-flight requests and exits 0 within 10 s, and SIGTERM while a
+ * replacement worker is still starting stops that worker as soon as it is ready instead of at the deadline.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -135,5 +136,28 @@ describe('cluster lifecycle', { timeout: 180_000 }, () => {
     const cart = await client.request('GET', '/api/cart');
     assert.deepEqual(cart.body.cart, { kept: 5 });
     client.close();
+  });
+
+  it('primary when SIGTERM arrives while a replacement worker is still starting then that worker stops once ready and the primary exits 0 without waiting for the deadline', async (t) => {
+    const ownDb = await tempSqliteFile();
+    const ownPort = await freePort();
+    const slow = await startApp({
+      script: 'test/cluster/fixtures/tiny-app.ts', port: ownPort, readyNodes: 2,
+      env: { TINY_DB: ownDb.path, TETHER_WORKERS: '2', TETHER_NODE_NAME: 'slow', TINY_START_DELAY_MS: '600' },
+    });
+    try {
+      process.kill(await pidOf(ownPort, 'slow:w1'), 'SIGKILL');
+      // The replacement is forked at once and spends 600 ms in startWorker: the stop message reaches it
+      // before it listens for messages.
+      await sleep(150);
+      const e = await slow.stop('SIGTERM', 20_000);
+      assert.equal(e.code, 0);
+      assert.doesNotMatch(slow.output(), /shutdown deadline passed/);
+      assert.ok(e.elapsedMs < 4_000, `exited after ${e.elapsedMs} ms (the deadline is 9000)`);
+      t.diagnostic(`SIGTERM 150 ms after a worker was killed: exited 0 after ${e.elapsedMs} ms`);
+    } finally {
+      await slow.kill();
+      await ownDb.remove();
+    }
   });
 });
