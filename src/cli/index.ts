@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { haproxyConfig, HAPROXY_DEFAULTS } from '../cluster/haproxy.js';
+import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } from '../cluster/haproxy.js';
 import { isTetherError } from '../core/errors.js';
 import { handleOf } from '../core/ids.js';
 import { jsonCodec } from '../core/codec.js';
@@ -24,13 +24,14 @@ Commands:
 
 tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [options]
   --listen <host:port>       where HAProxy accepts clients (required)
-  --nodes <list>             the nodes, comma-separated host:port (required)
+  --nodes <list>             the nodes, comma-separated host:port (required; may be repeated)
   --stats <host:port>        also serve HAProxy's stats page there
   --check-inter <duration>   time between health checks, e.g. 2s or 500ms (default ${HAPROXY_DEFAULTS.checkInterMs / 1000}s)
   --check-fastinter <duration>  checks while a node changes state (default ${HAPROXY_DEFAULTS.checkFastInterMs}ms)
   --fall <n>                 failed checks before a node is down (default ${HAPROXY_DEFAULTS.fall})
   --rise <n>                 passed checks before a node is up again (default ${HAPROXY_DEFAULTS.rise})
-  --cookie <name>            HAProxy's persistence cookie (default ${HAPROXY_DEFAULTS.cookie})
+  --cookie <name>            HAProxy's persistence cookie (default ${HAPROXY_DEFAULTS.cookie}); must differ from the
+                             app's session cookie (sid, or __Host-sid when Secure)
   --health-path <path>       the nodes' health check path (default ${HAPROXY_DEFAULTS.healthPath})
 
 Example:
@@ -56,22 +57,40 @@ function duration(value: string | undefined, name: string): number | undefined {
   const m = /^(\d+)(ms|s)?$/.exec(value);
   const n = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : NaN;
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${name} must be a duration like 2s or 500ms (got "${value}")`);
+  // HAProxy refuses a longer time as a timer overflow, and with it the whole configuration.
+  if (n > HAPROXY_MAX_MS) throw new UsageError(`${name} must be at most ${HAPROXY_MAX_MS}ms (about 24.8 days, the longest time HAProxy accepts; got "${value}")`);
   return n;
 }
 
 function count(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw new UsageError(`${name} must be a whole number from 1 to 1000 (got "${value}")`);
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > HAPROXY_MAX_CHECKS) {
+    throw new UsageError(`${name} must be a whole number from 1 to ${HAPROXY_MAX_CHECKS} (got "${value}")`);
+  }
   return Number(value);
 }
 
+/**
+ * Refuses an option given more than once: parseArgs keeps only the last value, so `--listen a --listen b`
+ * would silently drop one of them.
+ */
+function refuseRepeats(tokens: ReadonlyArray<{ kind: string; name?: string }>, repeatable: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name === undefined || repeatable.includes(t.name)) continue;
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given more than once`);
+    seen.add(t.name);
+  }
+}
+
 function haproxyCommand(args: string[], io: CliIo): number {
-  const { values, positionals } = parseArgs({
+  const { values, positionals, tokens } = parseArgs({
     args,
     strict: true,
     allowPositionals: true,
+    tokens: true,
     options: {
-      listen: { type: 'string' }, nodes: { type: 'string' }, stats: { type: 'string' }, 'check-inter': { type: 'string' },
+      listen: { type: 'string' }, nodes: { type: 'string', multiple: true }, stats: { type: 'string' }, 'check-inter': { type: 'string' },
       'check-fastinter': { type: 'string' },
       fall: { type: 'string' }, rise: { type: 'string' }, cookie: { type: 'string' }, 'health-path': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -82,9 +101,11 @@ function haproxyCommand(args: string[], io: CliIo): number {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  // --nodes may be repeated, each adding its nodes; every other option takes one value.
+  refuseRepeats(tokens, ['nodes']);
   if (values.listen === undefined) throw new UsageError('--listen <host:port> is required');
   if (values.nodes === undefined) throw new UsageError('--nodes <host:port,...> is required');
-  const nodes = values.nodes.split(',').map((s) => s.trim());
+  const nodes = values.nodes.flatMap((v) => v.split(',')).map((s) => s.trim());
   if (nodes.some((n) => n === '')) throw new UsageError('--nodes has an empty entry (comma-separated host:port, no trailing comma)');
   const text = haproxyConfig({
     listen: values.listen,
@@ -102,14 +123,15 @@ function haproxyCommand(args: string[], io: CliIo): number {
 }
 
 async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
+  const { values, positionals, tokens } = parseArgs({
+    args, strict: true, allowPositionals: true, tokens: true,
     options: { store: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) {
     io.out(USAGE);
     return 0;
   }
+  refuseRepeats(tokens, []);
   const [action, userId, extra] = positionals;
   if (action !== 'list' && action !== 'end' && action !== 'count') throw new UsageError(`sessions needs list, end or count (got ${action === undefined ? 'nothing' : `"${action}"`})`);
   if (action === 'count' ? userId !== undefined : extra !== undefined) throw new UsageError(`unexpected argument "${action === 'count' ? userId : extra}"`);

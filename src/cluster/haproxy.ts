@@ -7,6 +7,7 @@
  */
 import { OptionsInvalidError } from '../core/errors.js';
 import { checkOptions } from '../core/options-check.js';
+import { TETHER_DEFAULTS } from '../core/options.js';
 
 export interface HaproxyConfigOptions {
   /** Address HAProxy listens on, `host:port`. */
@@ -15,19 +16,22 @@ export interface HaproxyConfigOptions {
   nodes: readonly string[];
   /** Address of the stats page, `host:port`; omitted: no stats page. */
   stats?: string;
-  /** Name of HAProxy's persistence cookie. @default 'SRV' */
+  /**
+   * Name of HAProxy's persistence cookie; it must differ from the app's session cookie, which HAProxy
+   * would otherwise overwrite and strip from requests. @default 'SRV'
+   */
   cookie?: string;
   /** Health check path on each node. @default '/healthz' */
   healthPath?: string;
-  /** Milliseconds between health checks. @default 2000 */
+  /** Milliseconds between health checks, at most 2147483647. @default 2000 */
   checkInterMs?: number;
-  /** Milliseconds between checks while a node changes state (after a first failed or passed check). @default 500 */
+  /** Milliseconds between checks while a node changes state (after a first failed or passed check), at most 2147483647. @default 500 */
   checkFastInterMs?: number;
-  /** Failed checks before a node is marked down. @default 3 */
+  /** Failed checks before a node is marked down, at most 1000. @default 3 */
   fall?: number;
-  /** Passed checks before a node is back up. @default 2 */
+  /** Passed checks before a node is back up, at most 1000. @default 2 */
   rise?: number;
-  /** @default 4096 */
+  /** At most 2147483647. @default 4096 */
   maxconn?: number;
 }
 
@@ -50,10 +54,30 @@ export const HAPROXY_DEFAULTS = {
   },
 } as const;
 
+/**
+ * The longest time HAProxy accepts in its configuration (2^31 − 1 ms, about 24.8 days); a longer one is
+ * refused as a timer overflow and the whole configuration with it.
+ */
+export const HAPROXY_MAX_MS = 2_147_483_647;
+/** Most checks `fall` and `rise` may count. HAProxy reads them into an int, so a larger number wraps silently. */
+export const HAPROXY_MAX_CHECKS = 1000;
+/** HAProxy reads maxconn into an int: a larger number wraps silently instead of being refused. */
+const HAPROXY_MAX_INT = 2_147_483_647;
+
+/**
+ * Cookie names HAProxy must not take: the app's session cookie with Tether's default name ('sid', or
+ * '__Host-sid' when Secure). With `insert indirect` HAProxy overwrites a cookie of its own name in
+ * responses and removes it from requests, so the app would never see its session again.
+ */
+const SESSION_COOKIE_NAMES: readonly string[] = Object.freeze([TETHER_DEFAULTS.cookieName, `__Host-${TETHER_DEFAULTS.cookieName}`]);
+
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV6 = /^\[[0-9A-Fa-f:.]+\]$/;
 const COOKIE = /^[A-Za-z0-9_-]{1,64}$/;
-const PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
+// URL path characters HAProxy's configuration parser leaves alone in an unquoted word. It reads quotes and
+// backslashes as quoting (a `'` pair vanishes, a lone one is an error), `#` as the start of a comment and
+// whitespace as the end of the word, so those are refused rather than written as the check would change.
+const PATH = /^\/[A-Za-z0-9._~!$&()*+,;=:@%/-]*$/;
 
 /** Checks `host:port` (IPv6 in brackets) and returns it unchanged; throws naming `what`. */
 export function checkAddress(value: unknown, what: string): string {
@@ -71,13 +95,34 @@ export function checkAddress(value: unknown, what: string): string {
   return value;
 }
 
+/**
+ * The form of a checked `host:port` two spellings of one address share: the host as a URL holds it
+ * (lower case, IPv4 and IPv6 in canonical form) and the port without leading zeros.
+ */
+function addressKey(value: string): string {
+  const colon = value.lastIndexOf(':');
+  const host = value.slice(0, colon);
+  const port = Number(value.slice(colon + 1));
+  try {
+    return `${new URL(`http://${host}/`).hostname}:${port}`;
+  } catch {
+    return `${host.toLowerCase()}:${port}`;
+  }
+}
+
+const upTo = (max: number, what: string) => (v: unknown): string | null =>
+  (Number.isSafeInteger(v) && (v as number) > 0 && (v as number) <= max ? null : `a positive integer ${what}, at most ${max}`);
+
 const ms = (n: number): string => (n % 1000 === 0 ? `${n / 1000}s` : `${n}ms`);
 
 /** The whole haproxy.cfg as text. Throws OPTIONS_INVALID with a precise message on a bad argument. */
 export function haproxyConfig(options: HaproxyConfigOptions): string {
   checkOptions('haproxy-config', options, {
     listen: 'string', nodes: 'stringArray', stats: 'string', cookie: 'string', healthPath: 'string',
-    checkInterMs: 'positiveInteger', checkFastInterMs: 'positiveInteger', fall: 'positiveInteger', rise: 'positiveInteger', maxconn: 'positiveInteger',
+    checkInterMs: upTo(HAPROXY_MAX_MS, 'of milliseconds (about 24.8 days, the longest time HAProxy accepts)'),
+    checkFastInterMs: upTo(HAPROXY_MAX_MS, 'of milliseconds (about 24.8 days, the longest time HAProxy accepts)'),
+    fall: upTo(HAPROXY_MAX_CHECKS, 'of checks'), rise: upTo(HAPROXY_MAX_CHECKS, 'of checks'),
+    maxconn: upTo(HAPROXY_MAX_INT, 'of connections'),
   });
   const d = HAPROXY_DEFAULTS;
   const listen = checkAddress(options.listen, '--listen');
@@ -85,15 +130,29 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     throw new OptionsInvalidError('--nodes needs at least one host:port (comma-separated)');
   }
   const nodes = options.nodes.map((n, i) => checkAddress(n, `--nodes entry ${i + 1}`));
-  const dup = nodes.find((n, i) => nodes.indexOf(n) !== i);
-  if (dup !== undefined) throw new OptionsInvalidError(`--nodes lists ${dup} twice`);
-  if (nodes.includes(listen)) throw new OptionsInvalidError(`--listen ${listen} is also one of --nodes`);
+  // Compared in one spelling: 127.0.0.1:03001 is the same node as 127.0.0.1:3001, and HAProxy would
+  // balance to it twice.
+  const keys = nodes.map(addressKey);
+  const dupAt = keys.findIndex((k, i) => keys.indexOf(k) !== i);
+  if (dupAt !== -1) {
+    const first = nodes[keys.indexOf(keys[dupAt]!)]!;
+    const again = nodes[dupAt]!;
+    throw new OptionsInvalidError(first === again ? `--nodes lists ${first} twice` : `--nodes lists ${first} twice (also as ${again})`);
+  }
+  if (keys.includes(addressKey(listen))) throw new OptionsInvalidError(`--listen ${listen} is also one of --nodes`);
   const stats = options.stats === undefined ? undefined : checkAddress(options.stats, '--stats');
-  if (stats !== undefined && (stats === listen || nodes.includes(stats))) throw new OptionsInvalidError(`--stats ${stats} is already used`);
+  if (stats !== undefined && [addressKey(listen), ...keys].includes(addressKey(stats))) throw new OptionsInvalidError(`--stats ${stats} is already used`);
   const cookie = options.cookie ?? d.cookie;
   if (!COOKIE.test(cookie)) throw new OptionsInvalidError('--cookie must be 1–64 letters, digits, "_" or "-"');
+  if (SESSION_COOKIE_NAMES.includes(cookie)) {
+    throw new OptionsInvalidError(`--cookie ${cookie} is the name of Tether's session cookie: HAProxy would overwrite it and strip it from requests, `
+      + 'so every session would be lost. Choose another name (the default is SRV)');
+  }
   const healthPath = options.healthPath ?? d.healthPath;
-  if (!PATH.test(healthPath)) throw new OptionsInvalidError('--health-path must be a path starting with "/" without spaces');
+  if (!PATH.test(healthPath)) {
+    throw new OptionsInvalidError(`--health-path "${healthPath}" must be a path starting with "/" without spaces, quotes, backslashes or "#" `
+      + '(HAProxy\'s configuration parser would read them as syntax)');
+  }
   const inter = options.checkInterMs ?? d.checkInterMs;
   const fastinter = options.checkFastInterMs ?? d.checkFastInterMs;
   const fall = options.fall ?? d.fall;
