@@ -262,6 +262,37 @@ describe('SqliteStore across connections', () => {
     }
   });
 
+  it('fence when more changes wait than one poll reads then resolves false, and true once a later poll delivered the rest', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
+    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const raw = new Database(path);
+    let seen = 0;
+    let last = '';
+    const off = a.subscribe((key) => {
+      seen++;
+      last = key;
+    });
+    try {
+      // Another process's 100,000 changes (one poll's worth), then the write a reader waits for.
+      raw.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+        INSERT INTO tether_changes (key, at) SELECT 'other' || i, ? FROM n`).run(Date.now());
+      const rec = makeRecord(clock);
+      await b.set(rec, 0);
+      assert.equal(await a.fence(), false, 'the write is not delivered yet, so the fence cannot vouch for it');
+      assert.equal(seen, 100_000);
+      assert.equal(await a.fence(), true);
+      assert.deepEqual([seen, last], [100_001, rec.key]);
+      assert.equal(await a.fence(), true, 'an idle fence');
+    } finally {
+      off();
+      raw.close();
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('change feed when rows it had not read were trimmed then calls onResync', async () => {
     const { path } = await temp();
     const clock = new ManualClock();

@@ -67,6 +67,32 @@ describe('TieredStore across nodes', () => {
     }
   });
 
+  it('two nodes over one SQLite file when another writes more changes than one poll reads before its write then the next read returns that write', async () => {
+    const { path } = await tempSqliteFile().then((f) => (temps.push(f), f));
+    const clock = new ManualClock();
+    const writer = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    // A slow timer poll: only the read fence can deliver the invalidation in time.
+    const node = new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 }), clock });
+    try {
+      const rec = makeRecord(clock);
+      await writer.set(rec, 0);
+      assert.equal((await node.get(rec.key))?.version, 1);
+      assert.equal((await node.get(rec.key))?.version, 1, 'the copy is served locally');
+      // 100,000 changes of other sessions, more than one poll reads, then the write the read must see.
+      for (let done = 0; done < 100_000; done += 5_000) {
+        await Promise.all(Array.from({ length: 5_000 }, () => writer.set(makeRecord(clock), 0)));
+      }
+      assert.deepEqual(await writer.set({ ...rec, version: 2, data: '"v2"' }, 1), { ok: true });
+      const hits = node.stats().hits;
+      assert.equal((await node.get(rec.key))?.version, 2, 'a fenced read is never older than a write acknowledged before it');
+      assert.equal((await node.get(rec.key))?.version, 2);
+      assert.equal(node.stats().hits, hits + 1, 'and once the feed caught up, copies are served locally again');
+    } finally {
+      await node.close();
+      await writer.close();
+    }
+  });
+
   it('two nodes over one MemoryStore when one acknowledges a write then the other’s next read returns it', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });

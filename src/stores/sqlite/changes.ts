@@ -106,17 +106,19 @@ export class ChangeFeed {
   }
 
   /**
-   * Delivers every change other connections committed before this call. Throws driver errors.
+   * Delivers the changes other connections committed before this call, at most POLL_MAX_BATCHES ×
+   * POLL_BATCH rows of them. Returns true when that was all of them, false when the cap stopped it
+   * with rows left unread (the next poll goes on from there). Throws driver errors.
    * Idle cost: one `PRAGMA data_version`.
    */
-  poll(): void {
-    if (this.#listeners.size === 0) return;
+  poll(): boolean {
+    if (this.#listeners.size === 0) return true;
     const dv = this.#s.dataVersion.get()!;
     if (dv === this.#dataVersion) {
       // No other connection committed since the last poll, so every newer row is our own.
       for (const seq of this.#ownSeqs) if (seq > this.#lastSeq) this.#lastSeq = seq;
       this.#ownSeqs.clear();
-      return;
+      return true;
     }
     for (let batch = 0; batch < POLL_MAX_BATCHES; batch++) {
       const { trimmed, rows } = this.#readSince(this.#lastSeq);
@@ -133,9 +135,10 @@ export class ChangeFeed {
       if (rows.length < POLL_BATCH) {
         // Only now is everything up to the version we read delivered; a capped poll retries next tick.
         this.#dataVersion = dv;
-        return;
+        return true;
       }
     }
+    return false;
   }
 
   /** Deletes rows older than the retention window (at most TRIM_BATCH per call); returns how many. */

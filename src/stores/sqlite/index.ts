@@ -236,23 +236,31 @@ export class SqliteStore implements SessionStore {
   }
 
   /**
-   * Delivers now, synchronously, every change other connections committed before the call. TieredStore
+   * Delivers now, synchronously, the changes other connections committed before the call. TieredStore
    * calls it (through `fence()`) before serving a cached copy, so a read never predates a write
    * acknowledged before it.
+   * Returns true when every such change was delivered; false when more were waiting than one poll reads
+   * (100,000 rows, so that one call never blocks the event loop for long), and the rest are left to the
+   * next call or timer poll.
    * Costs one `PRAGMA data_version` when nothing changed.
    */
-  flushChanges(): void {
+  flushChanges(): boolean {
     this.#open();
-    this.#read('change poll', () => this.#feed.poll());
+    return this.#read('change poll', () => this.#feed.poll());
   }
 
   /**
-   * Read fence (see SessionStore.fence): `flushChanges()`, so it resolves true with every change
-   * committed before the call delivered. Rejects with STORE_UNAVAILABLE when the poll fails.
+   * Read fence (see SessionStore.fence): `flushChanges()`, resolving true only when it delivered every
+   * change committed before the call. After a burst of more changes than one poll reads, it resolves
+   * false: the change a cached copy waits for may be among the rows not yet read, and false makes the
+   * reader go to the file, which is always current. Polling on until caught up would make the fence
+   * wait (or block the event loop) for as long as the backlog takes, and dropping every cached copy
+   * would cost every other key a miss; reading through costs only the reads made while the backlog
+   * lasts, and each fence reads another 100,000 rows of it, so it is gone after a few. Rejects with
+   * STORE_UNAVAILABLE when the poll fails.
    */
   async fence(): Promise<boolean> {
-    this.flushChanges();
-    return true;
+    return this.flushChanges();
   }
 
   async close(): Promise<void> {
