@@ -190,6 +190,143 @@ describe('SqliteStore options', () => {
   });
 });
 
+/**
+ * Another process that takes the file's write lock (BEGIN IMMEDIATE), writes, and holds it `holdMs`
+ * before committing. Resolves once the lock is held; `released` resolves when the child committed.
+ */
+async function holdWriteLock(path: string, holdMs: number): Promise<{ released: Promise<void> }> {
+  const script = `const Database = require('better-sqlite3');
+    const db = new Database(process.argv[1]);
+    db.exec('BEGIN IMMEDIATE');
+    db.prepare("INSERT INTO tether_meta (name, value) VALUES ('held', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1").run();
+    process.stdout.write('held\\n');
+    setTimeout(() => { db.exec('COMMIT'); db.close(); process.stdout.write('released\\n'); }, Number(process.argv[2]));`;
+  const child = spawn(process.execPath, ['-e', script, path, String(holdMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const guard = setTimeout(() => child.kill('SIGKILL'), holdMs + 20_000);
+  let out = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const ended = new Promise<void>((resolve) => child.on('close', () => {
+    clearTimeout(guard);
+    resolve();
+  }));
+  const line = (text: string) => new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (out.includes(`${text}\n`)) resolve();
+    };
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      check();
+    });
+    void ended.then(() => (out.includes(`${text}\n`) ? resolve() : reject(new Error(`lock holder ended before '${text}': ${stderr}`))));
+    check();
+  });
+  await line('held');
+  return { released: line('released') };
+}
+
+/**
+ * Ticks every 10 ms until stopped; stopping returns the largest gap seen between ticks (the event loop's
+ * longest stall). Stopping again is harmless, so a test's `finally` can make sure the timer is gone.
+ */
+function watchLoop(): () => number {
+  let last = performance.now();
+  let worst = 0;
+  let timer: NodeJS.Timeout | undefined = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 10);
+  return () => {
+    if (timer) worst = Math.max(worst, performance.now() - last);
+    clearInterval(timer);
+    timer = undefined;
+    return worst;
+  };
+}
+
+describe('SqliteStore waiting for another process’s lock', () => {
+  it('sqlite store when another process holds the write lock for a while then writes wait without blocking the event loop and commit in order once it is released', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, busyTimeoutMs: 3_000, sweepIntervalMs: 0 });
+    const heard: string[] = [];
+    const off = store.subscribe((key) => heard.push(key));
+    let stop = (): number => 0;
+    try {
+      const rec = makeRecord(clock, { userId: 'erin' });
+      const other = makeRecord(clock, { userId: 'erin' });
+      await store.set(rec, 0);
+      heard.length = 0;
+      const { released } = await holdWriteLock(path, 1_500);
+      stop = watchLoop();
+      const started = performance.now();
+      let releasedAt = Infinity;
+      void released.then(() => (releasedAt = performance.now()));
+      // One turn's group commit, then, while it waits, writes of later turns and a read.
+      const batch = [store.set({ ...rec, version: 2, data: '"2"' }, 1), store.set(other, 0)];
+      await new Promise((r) => setTimeout(r, 100));
+      const readStarted = performance.now();
+      assert.deepEqual(await store.get(rec.key), rec, 'a read is answered while the write waits');
+      assert.ok(performance.now() - readStarted < 100, 'and at once');
+      const later = store.set({ ...rec, version: 3, data: '"3"' }, 2);
+      const removed = store.destroyByUser('erin', { except: [rec.key] });
+      assert.deepEqual(await Promise.all(batch), [{ ok: true }, { ok: true }]);
+      const answeredAt = performance.now();
+      assert.deepEqual(await later, { ok: true }, 'a later write waits behind the first, so it sees its version');
+      assert.equal(await removed, 1, 'the create queued before destroyByUser was committed first');
+      const worst = stop();
+      await released;
+      assert.ok(answeredAt >= releasedAt - 50, `the writes were answered once the lock was released (${(answeredAt - started).toFixed(0)} ms)`);
+      assert.ok(worst < 200, `the event loop kept turning while the writes waited (longest gap ${worst.toFixed(0)} ms)`);
+      assert.equal((await store.get(rec.key))?.data, '"3"');
+      assert.equal(await store.get(other.key), null);
+      assert.deepEqual(heard, [rec.key, other.key, rec.key, other.key], 'each change reported after its commit, in order');
+    } finally {
+      stop();
+      off();
+      await store.close();
+    }
+  });
+
+  it('sqlite store when another process holds the write lock past busyTimeoutMs then the write fails with STORE_UNAVAILABLE at about that time, and close waits for a later write, without blocking the event loop', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, busyTimeoutMs: 500, sweepIntervalMs: 0 });
+    const [rec, alongside, late] = [makeRecord(clock), makeRecord(clock), makeRecord(clock)];
+    const { released } = await holdWriteLock(path, 2_000);
+    const stop = watchLoop();
+    try {
+      const started = performance.now();
+      const beside = store.set(alongside, 0);
+      await assert.rejects(store.set(rec, 0), (err: Error & { code?: string; cause?: { code?: string } }) =>
+        err.code === 'STORE_UNAVAILABLE' && err.cause?.code === 'SQLITE_BUSY' && /busyTimeoutMs/.test(err.message));
+      const elapsed = performance.now() - started;
+      await assert.rejects(beside, { code: 'STORE_UNAVAILABLE' }, 'the whole group commit failed');
+      assert.ok(elapsed >= 450 && elapsed < 1_000, `failed after ${elapsed.toFixed(0)} ms`);
+      // A write waits busyTimeoutMs from when it is first tried: this one outlasts the lock.
+      await new Promise((r) => setTimeout(r, 1_100));
+      const last = store.set(late, 0);
+      await store.close();
+      assert.deepEqual(await last, { ok: true }, 'close waited for the write to commit');
+      const worst = stop();
+      await released;
+      assert.ok(worst < 200, `the event loop kept turning while the writes waited (longest gap ${worst.toFixed(0)} ms)`);
+    } finally {
+      stop();
+      await store.close();
+    }
+    const again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    try {
+      assert.deepEqual(await again.get(late.key), late);
+      assert.equal(await again.get(rec.key), null);
+      assert.deepEqual(await again.set(rec, 0), { ok: true }, 'writes go through once the lock is free');
+    } finally {
+      await again.close();
+    }
+  });
+});
+
 describe('SqliteStore across connections', () => {
   it('two stores on one file when both write then each sees the other’s writes and CAS conflicts', async () => {
     const { path } = await temp();

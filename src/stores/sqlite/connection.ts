@@ -11,8 +11,18 @@ import { StoreUnavailableError, isTetherError } from '../../core/errors.js';
 import { migrate } from './schema.js';
 
 /**
- * Opens `path` in WAL mode with the given busy timeout and `synchronous` level, migrated to the
- * current schema. Throws STORE_UNAVAILABLE (driver missing, file unusable, lock not obtained in time).
+ * How long one statement waits inside SQLite for another connection's lock once the file is open.
+ * SQLite's busy handler sleeps in the calling thread, so every millisecond of it is a millisecond the
+ * event loop stands still: the store keeps it to a few and waits for the rest between attempts, on
+ * timers (see `SqliteStore`), until `busyTimeoutMs` has passed.
+ */
+export const LOCK_WAIT_MS = 5;
+
+/**
+ * Opens `path` in WAL mode with the given `synchronous` level, migrated to the current schema. Opening
+ * waits up to `busyTimeoutMs` for other connections' locks, blocking (a constructor cannot await); the
+ * connection returned waits at most LOCK_WAIT_MS per statement.
+ * Throws STORE_UNAVAILABLE (driver missing, file unusable, lock not obtained in time).
  */
 export function openDatabase(path: string, busyTimeoutMs: number, synchronous: 'NORMAL' | 'FULL'): BetterSqlite3.Database {
   const Database = loadDriver();
@@ -23,6 +33,7 @@ export function openDatabase(path: string, busyTimeoutMs: number, synchronous: '
     if (!db.memory) enableWal(db, busyTimeoutMs);
     db.pragma(`synchronous = ${synchronous}`);
     migrate(db);
+    db.pragma(`busy_timeout = ${Math.min(busyTimeoutMs, LOCK_WAIT_MS)}`);
     return db;
   } catch (err) {
     db?.close();
@@ -62,7 +73,11 @@ function enableWal(db: BetterSqlite3.Database, timeoutMs: number): void {
   }
 }
 
-const isBusy = (err: unknown): boolean => /^SQLITE_BUSY/.test(String((err as { code?: unknown } | null)?.code));
+/** SQLITE_BUSY and its extended codes, from the driver's error or from the STORE_UNAVAILABLE wrapping it. */
+export const isBusy = (err: unknown): boolean => {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  return /^SQLITE_BUSY/.test(String(e?.code)) || (isTetherError(err) && /^SQLITE_BUSY/.test(String(e?.cause?.code)));
+};
 
 const HINTS: Array<[RegExp, string]> = [
   [/^SQLITE_BUSY/, 'another connection held the lock longer than options.busyTimeoutMs'],

@@ -6,9 +6,19 @@
  * committed write survives a killed process but the last commits may roll back on an OS crash or
  * power loss (the file stays consistent); with 'FULL' it also survives those, if the disk honours fsync.
  *
- * better-sqlite3 is synchronous: each call blocks the event loop for its duration, and a write waiting
- * for another process's lock blocks for up to `busyTimeoutMs`. Every write is an IMMEDIATE transaction,
- * so the compare-and-set, the user index (a column) and the change-log row commit together or not at all.
+ * better-sqlite3 is synchronous: each call blocks the event loop for its duration. Every write is an
+ * IMMEDIATE transaction, so the compare-and-set, the user index (a column) and the change-log row commit
+ * together or not at all.
+ *
+ * Waiting for another process's lock: SQLite's busy handler sleeps in the calling thread, so a write
+ * left to wait there blocked every request of the process, and the engine's store deadline could not
+ * fire, for up to `busyTimeoutMs`. The connection waits at most LOCK_WAIT_MS per attempt instead; a
+ * transaction that still finds the lock taken was rolled back whole by the driver (nothing of it
+ * committed), and is tried again on a timer with a growing pause until `busyTimeoutMs` has passed since
+ * it was first tried, then fails with STORE_UNAVAILABLE as before. Writes wait in one line while the
+ * first waits for the lock, so they still commit in the order they were made. A read can meet a lock
+ * too (another connection rebuilding the WAL index after a crash answers SQLITE_BUSY_RECOVERY), and is
+ * retried the same way.
  *
  * Group commit: `set`, `regenerate`, `touch` and `destroy` calls made in one turn of the event loop
  * are committed together, in the order they were made, at the end of that turn (`setImmediate`): one
@@ -23,7 +33,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
-import { openDatabase, unavailable } from './connection.js';
+import { isBusy, openDatabase, unavailable } from './connection.js';
 import { ChangeFeed } from './changes.js';
 import type { ChangeFeedOptions } from './changes.js';
 
@@ -33,7 +43,10 @@ export type { ChangeFeedOptions } from './changes.js';
 export interface SqliteStoreOptions {
   /** The database file (its folder is created when missing), or ':memory:' for a private in-memory one. */
   path: string;
-  /** How long a write waits for another connection's lock before failing with STORE_UNAVAILABLE. @default 5000 */
+  /**
+   * How long a write waits, in all, for another connection's lock before failing with STORE_UNAVAILABLE.
+   * It waits on timers between short attempts, so the event loop keeps running meanwhile. @default 5000
+   */
   busyTimeoutMs?: number;
   /**
    * - 'NORMAL': committed writes survive a process crash; an OS crash or power loss may roll back the
@@ -61,6 +74,11 @@ const SWEEP_BATCH = 500;
 const SWEEP_MAX_BATCHES = 10_000;
 /** The change log is trimmed after this many of this connection's writes (and on every sweep). */
 const TRIM_EVERY_WRITES = 1_000;
+/**
+ * Pauses before each new attempt of a transaction or read that found another connection's lock, in ms
+ * (the last repeats). Short at first, because most locks are held for a commit's worth of time.
+ */
+const RETRY_PAUSES_MS = [1, 2, 5, 10, 20, 25, 50];
 
 const COLUMNS = `key, data, version, user_id AS userId, created_at AS createdAt, last_seen_at AS lastSeenAt,
   expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`;
@@ -78,6 +96,19 @@ interface Transactions {
   destroy(key: string): void;
   destroyByUser(p: Params): number;
   sweep(now: number): number;
+}
+
+/**
+ * A write transaction on its way to the file: `attempt` runs it once (throwing what it threw), `settle`
+ * answers its callers with the outcome.
+ */
+interface Job {
+  op: string;
+  attempt: () => void;
+  settle: (err?: unknown) => void;
+  /** When it stops waiting for another connection's lock (performance.now() time). */
+  deadline: number;
+  tries: number;
 }
 
 /** A write waiting for the group commit, and then what it answered. */
@@ -104,8 +135,18 @@ export class SqliteStore implements SessionStore {
   #queue: Queued[] = [];
   /** Runs a batch of queued writes in one IMMEDIATE transaction. */
   readonly #commitBatch: (batch: Queued[]) => void;
+  readonly #busyTimeoutMs: number;
+  /**
+   * Write transactions waiting for another connection's lock, oldest first; while it is not empty,
+   * every new one waits behind them (see the module comment).
+   */
+  #line: Job[] = [];
+  #lineTimer: NodeJS.Timeout | undefined;
+  /** Called once the line is empty: `close()` waits for what is in it. */
+  #onLineEmpty: Array<() => void> = [];
   #sinceTrim = 0;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SqliteStoreOptions) {
@@ -122,6 +163,7 @@ export class SqliteStore implements SessionStore {
     }
     const o = { ...SQLITE_STORE_DEFAULTS, ...stripUndefined(options), path: options.path };
     this.#clock = options.clock ?? systemClock;
+    this.#busyTimeoutMs = o.busyTimeoutMs;
     const db = openDatabase(o.path, o.busyTimeoutMs, o.synchronous);
     try {
       this.#db = db;
@@ -199,7 +241,8 @@ export class SqliteStore implements SessionStore {
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
     const except = JSON.stringify(options.except ?? []);
-    return this.#write('destroyByUser', () => this.#tx.destroyByUser({ userId, except, now: this.#clock.now() }));
+    const now = this.#clock.now();
+    return this.#write('destroyByUser', () => this.#tx.destroyByUser({ userId, except, now }));
   }
 
   /** Deletes expired records in short transactions and trims the change log; returns how many records. */
@@ -208,11 +251,12 @@ export class SqliteStore implements SessionStore {
     const now = this.#clock.now();
     let removed = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
-      const n = this.#write('sweep', () => this.#tx.sweep(now));
+      const n = await this.#write('sweep', () => this.#tx.sweep(now));
       removed += n;
+      if (this.#closed) return removed;
       if (n < SWEEP_BATCH) break;
     }
-    this.#write('trim', () => this.#feed.trim());
+    await this.#write('trim', () => this.#feed.trim());
     return removed;
   }
 
@@ -246,7 +290,12 @@ export class SqliteStore implements SessionStore {
    */
   flushChanges(): boolean {
     this.#open();
-    return this.#read('change poll', () => this.#feed.poll());
+    try {
+      return this.#feed.poll();
+    } catch (err) {
+      // Not retried as reads are: it is synchronous, and a fence that fails makes the reader read through.
+      throw unavailable(err, 'change poll');
+    }
   }
 
   /**
@@ -263,11 +312,17 @@ export class SqliteStore implements SessionStore {
     return this.flushChanges();
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Commits what is queued, waits for the writes still waiting for a lock to commit or fail, then closes. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#commitQueued();
     this.#closed = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    if (this.#line.length > 0) await new Promise<void>((resolve) => this.#onLineEmpty.push(resolve));
     this.#feed.stop();
     this.#db.close();
   }
@@ -276,11 +331,25 @@ export class SqliteStore implements SessionStore {
     if (this.#closed) throw new StoreClosedError('SqliteStore');
   }
 
-  #read<T>(op: string, fn: () => T): T {
+  /** Runs a read; if another connection's lock stops it, tries again on a timer (see the module comment). */
+  #read<T>(op: string, fn: () => T): T | Promise<T> {
     try {
       return fn();
     } catch (err) {
-      throw unavailable(err, op);
+      if (!isBusy(err) || this.#busyTimeoutMs === 0) throw unavailable(err, op);
+      return this.#readLater(op, fn, performance.now() + this.#busyTimeoutMs);
+    }
+  }
+
+  async #readLater<T>(op: string, fn: () => T, deadline: number): Promise<T> {
+    for (let tries = 1; ; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, pauseBefore(tries, deadline)));
+      this.#open();
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err) || performance.now() >= deadline) throw unavailable(err, op);
+      }
     }
   }
 
@@ -294,30 +363,89 @@ export class SqliteStore implements SessionStore {
 
   /**
    * Commits every queued write and settles their promises: a call made alone is its own transaction,
-   * several share one (each in a savepoint, `#batches`).
+   * several share one (each in a savepoint, `#batches`). At once when no write waits for a lock, else
+   * in line behind those that do.
    */
   #commitQueued(): void {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    try {
-      if (batch.length === 1) batch[0]!.result = this.#write(batch[0]!.op, batch[0]!.run);
-      else this.#write('commit', () => this.#commitBatch(batch));
-    } catch (err) {
-      // The commit itself failed: none of the batch holds, whatever each call had answered.
-      for (const q of batch) q.reject(unavailable(err, q.op));
-      return;
-    }
-    for (const q of batch) {
-      if (q.failed) q.reject(unavailable(q.error, q.op));
-      else q.resolve(q.result);
-    }
+    const single = batch.length === 1 ? batch[0]! : undefined;
+    this.#submit(single?.op ?? 'commit', () => {
+      // A new attempt starts afresh: the one before was rolled back whole.
+      for (const q of batch) q.failed = false;
+      if (single) single.result = this.#transact(single.op, single.run);
+      else this.#transact('commit', () => this.#commitBatch(batch));
+    }, (err) => {
+      if (err !== undefined) {
+        // The commit itself failed: none of the batch holds, whatever each call had answered.
+        for (const q of batch) q.reject(unavailable(err, q.op));
+        return;
+      }
+      for (const q of batch) {
+        if (q.failed) q.reject(unavailable(q.error, q.op));
+        else q.resolve(q.result);
+      }
+    });
   }
 
-  /** Runs one write transaction, then announces its change rows: only after the commit succeeded. */
-  #write<T>(op: string, fn: () => T): T {
-    // Writes keep the order they were made in: whatever is queued commits first.
-    if (this.#queue.length > 0) this.#commitQueued();
+  /** A write outside the group commit; whatever is queued commits first, so writes keep their order. */
+  #write<T>(op: string, fn: () => T): Promise<T> {
+    this.#commitQueued();
+    return new Promise<T>((resolve, reject) => {
+      let out: T;
+      this.#submit(op, () => {
+        out = this.#transact(op, fn);
+      }, (err) => (err === undefined ? resolve(out) : reject(err)));
+    });
+  }
+
+  /**
+   * Runs a write transaction now if nothing waits for a lock and the lock is free (the usual case, with
+   * no timer), else puts it in line.
+   */
+  #submit(op: string, attempt: () => void, settle: (err?: unknown) => void): void {
+    const job: Job = { op, attempt, settle, deadline: performance.now() + this.#busyTimeoutMs, tries: 0 };
+    if (this.#line.length === 0 && this.#try(job)) return;
+    this.#line.push(job);
+    if (this.#line.length === 1) this.#retryLater();
+  }
+
+  /** One attempt at `job`; false when it found the lock taken and may wait longer. Settles it otherwise. */
+  #try(job: Job): boolean {
+    job.tries++;
+    try {
+      job.attempt();
+    } catch (err) {
+      if (isBusy(err) && performance.now() < job.deadline) return false;
+      job.settle(unavailable(err, job.op));
+      return true;
+    }
+    job.settle();
+    return true;
+  }
+
+  #retryLater(): void {
+    const head = this.#line[0]!;
+    this.#lineTimer = setTimeout(() => {
+      this.#lineTimer = undefined;
+      // Runs the line while the lock is free; the first that finds it taken waits again.
+      while (this.#line.length > 0) {
+        if (!this.#try(this.#line[0]!)) {
+          this.#retryLater();
+          return;
+        }
+        this.#line.shift();
+      }
+      for (const resolve of this.#onLineEmpty.splice(0)) resolve();
+    }, pauseBefore(head.tries, head.deadline));
+  }
+
+  /**
+   * Runs one write transaction, then announces its change rows: only after the commit succeeded. Throws
+   * STORE_UNAVAILABLE (the driver's error as cause) when it fails; then nothing of it committed.
+   */
+  #transact<T>(op: string, fn: () => T): T {
     this.#pending.length = 0;
     let out: T;
     try {
@@ -440,6 +568,12 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
       SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)`),
     count: prep('SELECT count(*) FROM tether_sessions WHERE min(expires_at, absolute_expires_at) > @now').pluck(),
   };
+}
+
+/** The pause before attempt `tries + 1` of something that found a lock taken, never past `deadline`. */
+function pauseBefore(tries: number, deadline: number): number {
+  const pause = RETRY_PAUSES_MS[Math.min(tries, RETRY_PAUSES_MS.length) - 1] ?? 1;
+  return Math.max(0, Math.min(pause, Math.ceil(deadline - performance.now())));
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
