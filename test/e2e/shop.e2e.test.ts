@@ -292,3 +292,29 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     assert.deepEqual([...a.errors, ...b.errors, ...admin.errors], []);
   });
 });
+
+describe('shop in Chromium: where a login goes next', () => {
+  it('login when ?next= names another origin, however spelled (a tab or line break the URL parser drops) then the browser stays on the shop', async () => {
+    const { context, page } = await newPage();
+    const offSite: string[] = [];
+    await context.route((url) => url.origin !== new URL(t.url).origin, async (route) => {
+      offSite.push(route.request().url());
+      await route.abort();
+    });
+    try {
+      for (const next of ['/%09/evil.example/phish', '/%0a/evil.example/x', '/%0D/evil.example/y', '//evil.example/z', '/\\evil.example', 'https://evil.example/', '/account?tab=orders']) {
+        await context.clearCookies();
+        await page.goto(`${t.url}/login?next=${next}`);
+        await page.fill('#username', 'admin');
+        await page.fill('#password', ADMIN_PASSWORD);
+        await page.getByRole('button', { name: 'Log in' }).click();
+        const expected = next.startsWith('/account') ? `${t.url}/account?tab=orders` : `${t.url}/`;
+        await page.waitForURL(expected);
+        assert.equal(page.url(), expected, next);
+      }
+      assert.deepEqual(offSite, []);
+    } finally {
+      await context.close();
+    }
+  });
+});

@@ -139,10 +139,21 @@ export function signedOut() {
   location.assign('/');
 }
 
-/** A same-site path from `?next=`, or the fallback: never an open redirect. */
+/**
+ * A same-site path from `?next=`, or the fallback: never an open redirect. The value is resolved the
+ * way the browser will resolve it (which drops tabs and line breaks, so `/\t/evil.example` is
+ * `//evil.example`), and only a result on this origin is kept.
+ */
 export function safeNext(fallback = '/') {
   const next = new URLSearchParams(location.search).get('next');
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : fallback;
+  if (!next || !next.startsWith('/')) return fallback;
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return fallback;
+  }
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : fallback;
 }
 
 /** For pages that need an account: loads the session and sends visitors to the login page. */
