@@ -76,6 +76,10 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       const committed = tether.commitNow(session);
       cookies = committed instanceof Promise ? await committed : committed;
     } catch (err) {
+      // Hono's `c.res` setter copies every header of the response it replaces onto the new one, and the
+      // old Set-Cookie over the new one's: cleared first, the error goes out with its own headers only,
+      // none of the handler's (its cookies, its Location, the content-length of its body).
+      c.res = undefined;
       c.res = errorOut(err);
       return;
     }
@@ -89,6 +93,9 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
         res = new Response(res.body, res);
         for (const ck of cookies) res.headers.append('set-cookie', ck);
         res.headers.set('cache-control', 'no-store');
+        // The copy holds the handler's headers already; cleared first, or the setter would put the
+        // handler's Set-Cookie over the session's and the session's record would be stored orphaned.
+        c.res = undefined;
         c.res = res;
       }
     }

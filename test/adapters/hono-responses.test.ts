@@ -1,0 +1,120 @@
+/**
+ * tether/hono replaces the handler's response after the commit (with the session's cookies, or with the
+ * error when the commit failed): what goes out is the error alone, or the handler's response plus the
+ * session's cookies; with @hono/node-server on loopback and a store whose writes fail on demand.
+ */
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hono } from 'hono';
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createTether, MemoryStore } from '../../src/index.js';
+import type { SessionRecord } from '../../src/index.js';
+import { sessions } from '../../src/adapters/hono/index.js';
+import type { TetherEnv } from '../../src/adapters/hono/index.js';
+import { listen, CookieClient } from '../helpers/cookie-client.js';
+import type { Listening } from '../helpers/cookie-client.js';
+
+const SECRET = 'a-test-secret-of-at-least-32-characters!!';
+type Data = Record<string, unknown>;
+
+const closing: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closing.splice(0)) await close();
+});
+
+/** A MemoryStore whose writes reject while `failing.on` is set. */
+function failingStore(): { store: MemoryStore; failing: { on: boolean } } {
+  const store = new MemoryStore();
+  const failing = { on: false };
+  const set = store.set.bind(store);
+  store.set = async (record: SessionRecord, expected: number) => {
+    if (failing.on) throw new Error('disk full');
+    return set(record, expected);
+  };
+  return { store, failing };
+}
+
+async function start(app: Hono<TetherEnv<Data>>): Promise<string> {
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
+  });
+  closing.push(() => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** An upstream server whose answer the handlers pass on as a fetch() Response (immutable headers). */
+async function upstream(): Promise<Listening> {
+  const up = await listen((_req, res) => {
+    res.setHeader('content-type', 'text/plain');
+    res.setHeader('content-length', '2');
+    res.setHeader('set-cookie', 'up=1; Path=/');
+    res.setHeader('x-upstream', 'yes');
+    res.end('ok');
+  });
+  closing.push(() => up.close());
+  return up;
+}
+
+async function app(): Promise<{ c: CookieClient; failing: { on: boolean }; up: Listening }> {
+  const { store, failing } = failingStore();
+  const tether = createTether<Data>({ secrets: [SECRET], store });
+  const up = await upstream();
+  const hono = new Hono<TetherEnv<Data>>();
+  hono.use(sessions(tether, { csrf: false }));
+  hono.post('/remember', (c) => {
+    c.get('session').set('n', 1);
+    c.header('set-cookie', 'remember=TOKEN; Path=/');
+    c.header('location', '/account');
+    c.header('x-handler', 'yes');
+    return c.json({ ok: true }, 201);
+  });
+  hono.post('/proxy', async (c) => {
+    c.get('session').set('n', 2);
+    return fetch(up.url);
+  });
+  hono.get('/read', (c) => c.json(c.get('session').data));
+  return { c: new CookieClient(await start(hono)), failing, up };
+}
+
+function assertErrorOnly(r: { status: number; headers: Headers; body: string; setCookies: string[] }): void {
+  assert.equal(r.status, 503);
+  assert.deepEqual(JSON.parse(r.body).error.code, 'STORE_UNAVAILABLE', 'the whole JSON body goes out');
+  assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+  assert.equal(r.headers.get('cache-control'), 'no-store');
+  assert.equal(r.headers.get('retry-after'), '1');
+  assert.deepEqual(r.setCookies, [], 'none of the handler\'s cookies go out with the error');
+  assert.equal(r.headers.get('location'), null);
+  assert.equal(r.headers.get('x-handler'), null);
+  assert.equal(r.headers.get('x-upstream'), null);
+}
+
+describe('hono adapter: the response after the commit', () => {
+  it('when the commit fails then the error goes out without the handler\'s cookies, Location or other headers', async () => {
+    const { c, failing } = await app();
+    failing.on = true;
+    assertErrorOnly(await c.request('/remember', { method: 'POST' }));
+  });
+
+  it('when the commit fails after the handler returned a fetch() response then the error body is whole and carries none of its headers', async () => {
+    const { c, failing } = await app();
+    failing.on = true;
+    assertErrorOnly(await c.request('/proxy', { method: 'POST' }));
+  });
+
+  it('when the handler returns a fetch() response with its own Set-Cookie then the new session\'s cookie goes out too', async () => {
+    const { c } = await app();
+    const r = await c.request('/proxy', { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'ok');
+    assert.equal(r.headers.get('x-upstream'), 'yes');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.equal(r.setCookies.length, 2, r.setCookies.join(' | '));
+    assert.ok(r.setCookies.some((v) => v.startsWith('up=1')));
+    assert.deepEqual((await c.request('/read')).json(), { n: 2 }, 'the stored session is the one the cookie names');
+  });
+});
