@@ -59,12 +59,17 @@ function addCookies(reply: FastifyReply, cookies: string[]): void {
   reply.header('cache-control', 'no-store');
 }
 
-/** The reply becomes the error: nothing the handler answered may go out unsaved. Returns the new payload. */
+/**
+ * The reply becomes the error: nothing the handler answered may go out unsaved, so every header it set
+ * goes (its cookies, a Location, the content-length of its payload), as `sendError` does for node:http.
+ * Returns the new payload.
+ */
 function failedCommit(reply: FastifyReply, err: unknown): string {
   const { status, body } = errorResponse(err);
+  // getHeaders() gives the reply's headers and those set on reply.raw; removeHeader removes both.
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
   reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
   if (status === 503) reply.header('retry-after', '1');
-  reply.removeHeader('content-length');
   return JSON.stringify(body);
 }
 
