@@ -109,6 +109,19 @@ export class SessionEndedError extends TetherError {
   }
 }
 
+/**
+ * The session was changed after the engine had committed this request's session (or dropped its
+ * changes): a streamed or hijacked response whose body is still being written, or code that runs after
+ * the response was sent. The change could no longer be stored, so it is refused instead of being lost
+ * without a word. A mistake in the application, not the client's: make the change before the response.
+ */
+export class SessionCommittedError extends TetherError {
+  constructor() {
+    super('SESSION_COMMITTED', 'the session was changed after this request\'s session was committed (a streamed or hijacked response, or code that runs after the response): make session changes before the response is sent', 500);
+    this.name = 'SessionCommittedError';
+  }
+}
+
 /** An unsafe request without the session's synchronizer token. */
 export class CsrfTokenInvalidError extends TetherError {
   constructor() {
@@ -195,6 +208,7 @@ export const ERROR_CODES = [
   'SESSION_KEY_INVALID',
   'USER_ID_INVALID',
   'SESSION_ENDED',
+  'SESSION_COMMITTED',
   'CSRF_TOKEN_INVALID',
   'ORIGIN_MISMATCH',
   'UNSUPPORTED_MEDIA_TYPE',

@@ -3,7 +3,7 @@
  * login) that the engine carries out at commit, before the response goes out.
  * @module
  */
-import { SessionEndedError, SessionKeyInvalidError } from './errors.js';
+import { SessionCommittedError, SessionEndedError, SessionKeyInvalidError } from './errors.js';
 import type { SessionRecord } from './store.js';
 import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
@@ -116,7 +116,9 @@ export class Session<T extends object = SessionData> {
    * The data bag. Changes are detected at commit; only a real change is written. With the JSON codec
    * (the default) it is a copy-on-write view of the stored data (a Proxy): reading copies nothing, and
    * a change copies only the objects it touches. Use `snapshot()` for a plain copy to hand elsewhere
-   * (structuredClone and postMessage refuse a Proxy).
+   * (structuredClone and postMessage refuse a Proxy). It stays readable after the commit, but a write
+   * through it then is not stored and, unlike the methods, not refused: checking every write would
+   * cost every write. Change the data before the response is sent (see SessionCommittedError).
    */
   get data(): Partial<T> {
     return dataOf(this.#s) as Partial<T>;
@@ -183,7 +185,11 @@ export class Session<T extends object = SessionData> {
    * as its own: another write of the same request while `fn` awaits would be taken for one of them.
    */
   #afterward(out: PromiseLike<unknown>, fn: UpdateFn<T>, data: SessionData, before: number | undefined): Promise<void> {
-    return Promise.resolve(out).then(() => this.#replays(fn, data, before));
+    return Promise.resolve(out).then(() => {
+      // Committed while `fn` awaited: what it changed since then will never be stored.
+      if (this.#s.committed) throw new SessionCommittedError();
+      this.#replays(fn, data, before);
+    });
   }
 
   /**
@@ -232,18 +238,26 @@ export class Session<T extends object = SessionData> {
     this.#s.csrf = randomToken();
   }
 
-  /** Ends the session at commit: the record is deleted and the cookie expired. */
+  /**
+   * Ends the session at commit: the record is deleted and the cookie expired. Once committed, see
+   * `Tether.endNow` (a destroy() then would leave the session live, so it is refused).
+   */
   destroy(): void {
+    this.#open();
     this.#s.destroyed = true;
   }
 
   /** Forces an expiry refresh at commit even when the touch interval has not passed. */
   touch(): void {
+    this.#open();
     this.#s.touch = true;
   }
 
   /** The session's CSRF synchronizer token; asking for it creates the session. */
   get csrfToken(): string {
+    const s = this.#s;
+    // Reading the token the session has changes nothing: a streamed page may still print it after the commit.
+    if (s.csrf !== undefined && !s.destroyed) return s.csrf;
     this.#live();
     if (this.#s.csrf === undefined) {
       this.#s.csrf = randomToken();
@@ -267,8 +281,22 @@ export class Session<T extends object = SessionData> {
     return this.#s.record?.lastSeenAt ?? null;
   }
 
+  /**
+   * Refuses a change that could not apply or could only be lost: to a destroyed session (SESSION_ENDED,
+   * also once that ending is committed: the session is gone), or after the commit.
+   */
   #live(): void {
     if (this.#s.destroyed) throw new SessionEndedError();
+    this.#open();
+  }
+
+  /**
+   * Refuses a change once the engine has committed the session or dropped its changes (`committed` is
+   * set by both): the change would never be stored, and the application would never learn of it. A
+   * streamed body (Hono's `stream()`, a Fastify stream payload) or a hijacked reply runs after that.
+   */
+  #open(): void {
+    if (this.#s.committed) throw new SessionCommittedError();
   }
 }
 

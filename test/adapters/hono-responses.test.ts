@@ -1,11 +1,13 @@
 /**
  * tether/hono replaces the handler's response after the commit (with the session's cookies, or with the
  * error when the commit failed): what goes out is the error alone, or the handler's response plus the
- * session's cookies; with @hono/node-server on loopback and a store whose writes fail on demand.
+ * session's cookies; a change made in a `stream()` callback, after the commit, is refused. With
+ * @hono/node-server on loopback and a store whose writes fail on demand.
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hono } from 'hono';
+import { stream } from 'hono/streaming';
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,16 +26,20 @@ afterEach(async () => {
   for (const close of closing.splice(0)) await close();
 });
 
-/** A MemoryStore whose writes reject while `failing.on` is set. */
-function failingStore(): { store: MemoryStore; failing: { on: boolean } } {
+/** A MemoryStore whose writes reject while `failing.on` is set; `stored` settles after its first write. */
+function failingStore(): { store: MemoryStore; failing: { on: boolean }; stored: Promise<void> } {
   const store = new MemoryStore();
   const failing = { on: false };
+  let written!: () => void;
+  const stored = new Promise<void>((resolve) => { written = resolve; });
   const set = store.set.bind(store);
   store.set = async (record: SessionRecord, expected: number) => {
     if (failing.on) throw new Error('disk full');
-    return set(record, expected);
+    const out = await set(record, expected);
+    written();
+    return out;
   };
-  return { store, failing };
+  return { store, failing, stored };
 }
 
 async function start(app: Hono<TetherEnv<Data>>): Promise<string> {
@@ -61,7 +67,7 @@ async function upstream(): Promise<Listening> {
 }
 
 async function app(): Promise<{ c: CookieClient; failing: { on: boolean }; up: Listening }> {
-  const { store, failing } = failingStore();
+  const { store, failing, stored } = failingStore();
   const tether = createTether<Data>({ secrets: [SECRET], store });
   const up = await upstream();
   const hono = new Hono<TetherEnv<Data>>();
@@ -76,6 +82,22 @@ async function app(): Promise<{ c: CookieClient; failing: { on: boolean }; up: L
   hono.post('/proxy', async (c) => {
     c.get('session').set('n', 2);
     return fetch(up.url);
+  });
+  hono.post('/stream', (c) => {
+    const session = c.get('session');
+    session.set('n', 3);
+    return stream(c, async (out) => {
+      // A body that streams for a while: its session was committed when the handler returned.
+      await out.write('a:');
+      await stored;
+      let outcome = 'ok';
+      try {
+        await session.update((d) => { d.late = 1; });
+      } catch (err) {
+        outcome = (err as { code?: string }).code ?? 'threw';
+      }
+      await out.write(outcome);
+    });
   });
   hono.get('/read', (c) => c.json(c.get('session').data));
   return { c: new CookieClient(await start(hono)), failing, up };
@@ -116,5 +138,16 @@ describe('hono adapter: the response after the commit', () => {
     assert.equal(r.setCookies.length, 2, r.setCookies.join(' | '));
     assert.ok(r.setCookies.some((v) => v.startsWith('up=1')));
     assert.deepEqual((await c.request('/read')).json(), { n: 2 }, 'the stored session is the one the cookie names');
+  });
+});
+
+describe('hono adapter: changes after the commit', () => {
+  it('when a stream() callback changes the session then the change throws SESSION_COMMITTED', async () => {
+    const { c } = await app();
+    const r = await c.request('/stream', { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'a:SESSION_COMMITTED');
+    assert.equal(r.setCookies.length, 1, 'what the handler changed before returning is committed');
+    assert.deepEqual((await c.request('/read')).json(), { n: 3 });
   });
 });

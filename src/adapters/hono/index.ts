@@ -1,6 +1,8 @@
 /**
  * tether/hono: Hono middleware (on Node via @hono/node-server, or any runtime). `c.get('session')` is
- * the request's Tether session; it is committed after the handler, before the response leaves.
+ * the request's Tether session; it is committed after the handler, before the response leaves. A
+ * `stream()` callback writes the body after that commit: a session change made there throws
+ * SESSION_COMMITTED.
  * @module
  * @example
  * import { Hono } from 'hono';
