@@ -1,12 +1,14 @@
 /**
- * tether/fastify commits in onSend: a failed commit turns the reply into the error alone; with a real
- * Fastify server on loopback and a store whose writes fail on demand.
+ * tether/fastify commits in onSend: a failed commit turns the reply into the error alone, a change made
+ * while a stream payload is sent is refused, and a hijacked reply commits at its first raw write; with
+ * a real Fastify server on loopback and a store whose writes fail on demand.
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { createTether, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { tetherPlugin } from '../../src/adapters/fastify/index.js';
@@ -33,11 +35,15 @@ function failingStore(): { store: MemoryStore; failing: { on: boolean } } {
   return { store, failing };
 }
 
-async function start(setup: (app: FastifyInstance) => void): Promise<{ c: CookieClient; failing: { on: boolean } }> {
+async function start(setup: (app: FastifyInstance) => void, gateTimeoutMs?: number): Promise<{ c: CookieClient; failing: { on: boolean } }> {
   const { store, failing } = failingStore();
   const app = Fastify();
-  await app.register(tetherPlugin, { tether: createTether<Data>({ secrets: [SECRET], store, csrf: false }) });
+  await app.register(tetherPlugin, { tether: createTether<Data>({ secrets: [SECRET], store, csrf: false, ...(gateTimeoutMs ? { gateTimeoutMs } : {}) }) });
   app.get('/read', async (req) => req.session.data);
+  app.post('/write', async (req) => {
+    req.session.set('w', 1);
+    return { ok: true };
+  });
   setup(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   running = app;
@@ -67,5 +73,85 @@ describe('fastify adapter: a failed commit', () => {
     assert.equal(r.headers.get('x-raw'), null);
     failing.on = false;
     assert.deepEqual((await c.request('/read')).json(), {}, 'nothing was stored');
+  });
+});
+
+/** Runs `change` and answers what came of it: 'ok', or the code it threw. */
+function attempt(change: () => void): string {
+  try {
+    change();
+    return 'ok';
+  } catch (err) {
+    return (err as { code?: string }).code ?? 'threw';
+  }
+}
+
+describe('fastify adapter: changes after the commit', () => {
+  it('when the session is changed while a stream payload is read then the change throws SESSION_COMMITTED', async () => {
+    const { c } = await start((app) => {
+      app.post('/stream', async (req, reply) => {
+        req.session.set('n', 1);
+        let sent = false;
+        const body = new Readable({
+          read() {
+            if (sent) {
+              this.push(null);
+              return;
+            }
+            sent = true;
+            this.push(attempt(() => req.session.set('late', 1)));
+          },
+        });
+        return reply.type('text/plain').send(body);
+      });
+    });
+    const r = await c.request('/stream', { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'SESSION_COMMITTED');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a hijacked reply writes then the session is committed first and its cookie goes out; later changes throw SESSION_COMMITTED', async () => {
+    const { c } = await start((app) => {
+      app.post('/hijack', async (req, reply) => {
+        reply.hijack();
+        req.session.set('n', 1);
+        reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+        reply.raw.write('a:');
+        reply.raw.end(attempt(() => req.session.set('late', 1)));
+      });
+    });
+    const r = await c.request('/hijack', { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'a:SESSION_COMMITTED');
+    assert.equal(r.setCookies.length, 1, 'the new session\'s cookie goes out with the hijacked response');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a hijacked reply streams for long then its first write releases the session to other writers', async () => {
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => { finish = resolve; });
+    const { c } = await start((app) => {
+      app.post('/hijack', async (req, reply) => {
+        reply.hijack();
+        req.session.set('n', 1);
+        reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+        reply.raw.write('streaming');
+        void finished.then(() => reply.raw.end());
+      });
+    }, 300);
+    await c.request('/write', { method: 'POST' });
+    const base = c.base;
+    const cookie = [...c.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const streaming = await fetch(`${base}/hijack`, { method: 'POST', headers: { cookie } });
+    try {
+      const other = await c.request('/write', { method: 'POST' });
+      assert.equal(other.status, 200, 'another writer of the session does not wait for the stream to end');
+    } finally {
+      finish();
+      await streaming.text();
+    }
+    assert.deepEqual((await c.request('/read')).json(), { w: 1, n: 1 });
   });
 });

@@ -1,6 +1,9 @@
 /**
  * tether/fastify: a Fastify 5 plugin. `request.session` is the request's Tether session, committed
- * in `onSend`, before the reply goes out; a store failure turns the reply into a clean error.
+ * in `onSend`, before the reply goes out; a store failure turns the reply into a clean error. A stream
+ * payload is sent after that commit: changing the session while it is read throws SESSION_COMMITTED.
+ * A hijacked reply (`reply.hijack()`) has no onSend: its `reply.raw` is held instead, and the session
+ * is committed at its first write, as tether/node does; changes after that throw SESSION_COMMITTED.
  * @module
  * @example
  * import Fastify from 'fastify';
@@ -18,6 +21,7 @@ import type { Tether } from '../../core/engine.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
 import { HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
+import { holdResponse } from '../shared/hold.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,11 +41,58 @@ export interface FastifyAdapterOptions {
 
 const NO_OPEN_OPTIONS = Object.freeze({});
 
+/** The engine, on the Fastify instance the plugin was registered on (its children inherit it). */
+const ENGINE = Symbol('tether.fastify.engine');
+/** Raw responses of hijacked replies already held: a second `hijack()` must not hold (and commit) again. */
+const HIJACKED = new WeakSet<object>();
+/** Per Reply prototype given `hijackHeld`: the hijack it had before (its own, or the one it inherited). */
+const FASTIFY_HIJACK = new WeakMap<object, (this: FastifyReply) => FastifyReply>();
+
+/**
+ * Stands in for `reply.hijack()` on the replies of the routes the plugin serves. A hijacked reply skips
+ * onSend, where the session is committed: without this its changes would be dropped without a word, a
+ * new session's cookie never sent, and a writer's gate kept until the response closes (for a long
+ * stream, every other writer of the session would meet SESSION_BUSY). So `reply.raw` is held until its
+ * first write, which commits the session and adds its cookies (src/adapters/shared/hold.ts).
+ */
+function hijackHeld(this: FastifyReply): FastifyReply {
+  let owner = Object.getPrototypeOf(this) as object;
+  while (!FASTIFY_HIJACK.has(owner)) owner = Object.getPrototypeOf(owner) as object;
+  FASTIFY_HIJACK.get(owner)!.call(this);
+  // Replies of another Fastify instance that shares the prototype: no session of ours, nothing to hold.
+  const session = this.request.session;
+  const tether = (this.server as unknown as Record<symbol, Tether<object> | undefined>)[ENGINE];
+  const raw = this.raw;
+  if (!session || tether === undefined || HIJACKED.has(raw)) return this;
+  HIJACKED.add(raw);
+  if (raw.headersSent) {
+    // Written to before the hijack: no cookie can go out any more, so nothing may be stored.
+    tether.abandon(session);
+    return this;
+  }
+  holdResponse(raw, () => tether.commitNow(session));
+  return this;
+}
+
+/**
+ * Puts `hijackHeld` on the reply's prototype, once: a property on every reply would cost every request,
+ * and Fastify offers no hook for a hijack. The prototype may be Fastify's own Reply.prototype, shared
+ * by every instance of that copy of Fastify; `hijackHeld` does only what Fastify's does for a reply
+ * without a session of this plugin.
+ */
+function holdOnHijack(reply: FastifyReply): void {
+  if (reply.hijack === hijackHeld) return;
+  const proto = Object.getPrototypeOf(reply) as FastifyReply;
+  FASTIFY_HIJACK.set(proto, proto.hijack);
+  Object.defineProperty(proto, 'hijack', { configurable: true, writable: true, value: hijackHeld });
+}
+
 /** Attaches the opened session to the request and runs the CSRF checks (which may throw). */
 function attach(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, view: RequestView, csrf: boolean, session: Session<object>): void {
   req.session = session as Session<SessionData>;
   // Instead of an onRequestAbort hook, which would add a listener to every request.
   abandonOnEarlyClose(tether, session, reply.raw);
+  holdOnHijack(reply);
   if (csrf) tether.checkRequest(session, view);
 }
 
@@ -76,6 +127,7 @@ function failedCommit(reply: FastifyReply, err: unknown): string {
 const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyInstance, opts) => {
   const tether = opts.tether;
   app.decorateRequest('session', null as unknown as Session<SessionData>);
+  (app as unknown as Record<symbol, Tether<object>>)[ENGINE] = tether;
 
   // Callback-style hooks: a session the engine opens or commits at once (held in memory, nothing to
   // write) costs no promise and no closure; the others continue when theirs settles.
