@@ -6,14 +6,13 @@
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import type { Express, NextFunction, Request, Response } from 'express';
-import { createTether, MemoryStore } from '../../src/index.js';
-import type { SessionRecord } from '../../src/index.js';
+import { createTether } from '../../src/index.js';
 import { sessions, sessionOf } from '../../src/adapters/express/index.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
+import { slowStore } from '../fixtures/stores.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -24,16 +23,6 @@ afterEach(async () => {
   running = null;
 });
 
-/** A MemoryStore whose writes answer after `ms`, so every commit that writes is pending for a while. */
-function slowStore(ms: number): MemoryStore {
-  const store = new MemoryStore();
-  const set = store.set.bind(store);
-  store.set = async (record: SessionRecord, expected: number) => {
-    await sleep(ms);
-    return set(record, expected);
-  };
-  return store;
-}
 
 /** An app with sessions on a slow store and GET /read answering the stored session's data; `routes` adds the rest. */
 function appWith(routes: (app: Express) => void): Express {

@@ -6,14 +6,14 @@
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createTether, MemoryStore } from '../../src/index.js';
-import type { Session, SessionRecord } from '../../src/index.js';
+import { createTether } from '../../src/index.js';
+import type { Session } from '../../src/index.js';
 import { withSessions } from '../../src/adapters/node-http/index.js';
 import type { NodeAdapterOptions } from '../../src/adapters/node-http/index.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
+import { slowStore } from '../fixtures/stores.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -25,16 +25,6 @@ afterEach(async () => {
   running = null;
 });
 
-/** A MemoryStore whose writes answer after `ms`, so every commit that writes is pending for a while. */
-function slowStore(ms: number): MemoryStore {
-  const store = new MemoryStore();
-  const set = store.set.bind(store);
-  store.set = async (record: SessionRecord, expected: number) => {
-    await sleep(ms);
-    return set(record, expected);
-  };
-  return store;
-}
 
 /** Serves `route` at /, and GET /read answering the stored session's data. */
 async function serve(route: Route, options: NodeAdapterOptions = {}): Promise<CookieClient> {
