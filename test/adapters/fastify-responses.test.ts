@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { createTether, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { tetherPlugin } from '../../src/adapters/fastify/index.js';
-import { CookieClient } from '../helpers/cookie-client.js';
+import { assertCommitErrorOnly, CookieClient } from '../helpers/cookie-client.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -61,16 +61,7 @@ describe('fastify adapter: a failed commit', () => {
       });
     });
     failing.on = true;
-    const r = await c.request('/remember', { method: 'POST' });
-    assert.equal(r.status, 503);
-    assert.equal(r.json<{ error: { code: string } }>().error.code, 'STORE_UNAVAILABLE');
-    assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
-    assert.equal(r.headers.get('cache-control'), 'no-store');
-    assert.equal(r.headers.get('retry-after'), '1');
-    assert.deepEqual(r.setCookies, [], 'none of the handler\'s cookies go out with the error');
-    assert.equal(r.headers.get('location'), null);
-    assert.equal(r.headers.get('x-handler'), null);
-    assert.equal(r.headers.get('x-raw'), null);
+    assertCommitErrorOnly(await c.request('/remember', { method: 'POST' }), ['x-handler', 'x-raw']);
     failing.on = false;
     assert.deepEqual((await c.request('/read')).json(), {}, 'nothing was stored');
   });

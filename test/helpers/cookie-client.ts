@@ -3,6 +3,7 @@
  * 127.0.0.1 port, `CookieClient` is a minimal browser (a cookie jar, redirects not followed) on fetch.
  * @module
  */
+import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -135,4 +136,18 @@ export function cookieAttributes(setCookie: string): Record<string, string> {
     const [k, ...v] = a.trim().split('=');
     return [k!.toLowerCase(), v.join('=')];
   }));
+}
+
+/**
+ * Asserts that `r` is the 503 a failed commit answers and nothing of what the handler had set: none of
+ * its cookies, no Location, none of the `handlerHeaders` it set.
+ */
+export function assertCommitErrorOnly(r: Reply, handlerHeaders: readonly string[]): void {
+  assert.equal(r.status, 503);
+  assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'STORE_UNAVAILABLE', 'the whole JSON body goes out');
+  assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+  assert.equal(r.headers.get('cache-control'), 'no-store');
+  assert.equal(r.headers.get('retry-after'), '1');
+  assert.deepEqual(r.setCookies, [], 'none of the handler\'s cookies go out with the error');
+  for (const name of ['location', ...handlerHeaders]) assert.equal(r.headers.get(name), null, name);
 }
