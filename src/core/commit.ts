@@ -8,7 +8,8 @@
  */
 import { hashId } from './ids.js';
 import { jsonExact, sameData } from './decoded.js';
-import { draftWrites } from './draft.js';
+import { draftHoldsPlain, draftWrites } from './draft.js';
+import { dequal } from 'dequal';
 import type { DecodedCache } from './decoded.js';
 import { jsonCodec, jsonEnvelope } from './codec.js';
 import type { Envelope } from './codec.js';
@@ -271,19 +272,22 @@ export class Committer {
   /**
    * True when every change the handler made went through `update`/`setUser`, so it can be re-applied.
    * Data in a draft (the JSON codec) counts its writes: any beyond those of completed `update()`
-   * functions were made outside them. What the count cannot see is a change to an object an update
-   * function assigned (a plain object, not a draft) made after that function returned; so the functions
-   * are also run again on the loaded data, and must give the request's text. When they do not, a
-   * second run tells why: functions that give a different text each time (a random ID, the time) are
-   * replayed, since the count showed nothing else wrote; functions that give the same text twice show
-   * that the data was changed some other way, which cannot be replayed.
+   * functions were made outside them. The functions are run again on the loaded data, and giving the
+   * request's text settles it. When they give another text, they write something that differs at each
+   * run (a random ID, the time): if every value they wrote was a draft or a plain value, the count saw
+   * every change, and the request is replayed. An object or array they wrote as it was could have been
+   * changed afterwards through a reference, which no count sees: then a second run marks which parts
+   * differ from run to run, and everything else must be as the first run left it.
    */
   async #replayable(s: SessionState, currentText: string): Promise<boolean> {
     const writes = s.data === null ? 0 : draftWrites(s.data);
     if (writes !== undefined && writes !== s.updateWrites) return false;
-    const probe = await this.#probe(s);
-    if (probe === currentText) return true;
-    return writes !== undefined && (await this.#probe(s)) !== probe;
+    const first = await this.#probe(s);
+    if (first === currentText) return true;
+    if (writes === undefined || first === null || s.data === null) return false;
+    if (!draftHoldsPlain(s.data)) return true;
+    const second = await this.#probe(s);
+    return second !== null && sameExceptVarying(JSON.parse(currentText), JSON.parse(first), JSON.parse(second));
   }
 
   /** The text the request's replayable changes give when re-applied to the data it loaded (null if the owner differs). */
@@ -322,4 +326,25 @@ export class Committer {
   }
 
 
+}
+
+/**
+ * Whether `current` equals `a` wherever two runs of the same functions, `a` and `b`, agree: where they
+ * differ as values, or in their keys, anything is accepted, since that part differs from run to run.
+ */
+function sameExceptVarying(current: unknown, a: unknown, b: unknown): boolean {
+  if (dequal(a, b)) return dequal(current, a);
+  if (!isContainer(a) || !isContainer(b) || Array.isArray(a) !== Array.isArray(b)) return true;
+  if (!sameKeys(a, b)) return true;
+  if (!isContainer(current) || Array.isArray(current) !== Array.isArray(a) || !sameKeys(current, a)) return false;
+  return Object.keys(a).every((k) => sameExceptVarying(current[k], a[k], b[k]));
+}
+
+function isContainer(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object';
+}
+
+function sameKeys(x: Record<string, unknown>, y: Record<string, unknown>): boolean {
+  const kx = Object.keys(x);
+  return kx.length === Object.keys(y).length && kx.every((k) => Object.hasOwn(y, k));
 }

@@ -40,6 +40,11 @@ class Node {
   readonly root: Node;
   /** Writes (set, delete, define) through this draft and every node under it; kept on the root only. */
   writes = 0;
+  /**
+   * An object or array that is not a draft was written into this draft or a node under it (kept on the
+   * root only): changes made to it later, through a reference to it, are not counted in `writes`.
+   */
+  plain = false;
 
   constructor(readonly base: Container, readonly parent: Node | null) {
     this.root = parent === null ? this : parent.root;
@@ -147,6 +152,7 @@ const handler: ProxyHandler<Container> = {
     const node = nodeOf(t);
     if (FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
     node.root.writes++;
+    if (value !== null && typeof value === 'object' && draftNode(value) === undefined) node.root.plain = true;
     (change(node) as Record<PropertyKey, unknown>)[key] = value;
     return true;
   },
@@ -159,6 +165,8 @@ const handler: ProxyHandler<Container> = {
     const node = nodeOf(t);
     if (FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
     node.root.writes++;
+    const value: unknown = desc.value;
+    if (value !== null && typeof value === 'object' && draftNode(value) === undefined) node.root.plain = true;
     return Reflect.defineProperty(change(node), key, desc);
   },
   has(t, key) {
@@ -203,6 +211,11 @@ export function draft<V extends Container>(base: V): V {
  */
 export function draftWrites(d: object): number | undefined {
   return draftNode(d)?.root.writes;
+}
+
+/** Whether an object or array that is not a draft was written into the draft `d` (see Node.plain). */
+export function draftHoldsPlain(d: object): boolean {
+  return draftNode(d)?.root.plain === true;
 }
 
 /** Whether anything was changed through the draft `d` (or the drafts under it). */

@@ -55,6 +55,8 @@ export interface SessionState {
    * changes cannot be re-applied by replaying `ops`.
    */
   updateWrites: number;
+  /** The draft's write count up to which `updateWrites` has counted: overlapping updates count each write once. */
+  updateCountedTo: number;
   regenerate: boolean;
   destroyed: boolean;
   touch: boolean;
@@ -200,7 +202,13 @@ export class Session<T extends object = SessionData> {
    */
   #replays(fn: UpdateFn<T>, data: SessionData, before: number | undefined): void {
     const s = this.#s;
-    if (before !== undefined) s.updateWrites += draftWrites(data)! - before;
+    if (before !== undefined) {
+      // Updates that overlapped (an asynchronous one awaiting while another ran) share writes: each is
+      // counted once, from where the last completed update stopped counting.
+      const now = draftWrites(data)!;
+      s.updateWrites += now - Math.max(before, s.updateCountedTo);
+      s.updateCountedTo = Math.max(now, s.updateCountedTo);
+    }
     s.ops.push((d) => fn(d as Partial<T>));
   }
 
