@@ -51,17 +51,21 @@ async function start(setup: (app: FastifyInstance) => void, gateTimeoutMs?: numb
 }
 
 describe('fastify adapter: a failed commit', () => {
-  it('when the commit fails then the error goes out without the handler\'s cookies, Location or other headers', async () => {
+  it('when the commit fails then the error goes out without the handler\'s cookies, Location or content headers, and keeps the security headers', async () => {
     const { c, failing } = await start((app) => {
       app.post('/remember', async (req, reply) => {
         req.session.set('n', 1);
-        reply.raw.setHeader('x-raw', 'yes');
-        void reply.code(201).header('set-cookie', 'remember=TOKEN; Path=/').header('location', '/account').header('x-handler', 'yes');
+        reply.raw.setHeader('etag', '"v1"');
+        void reply.code(201).header('set-cookie', 'remember=TOKEN; Path=/').header('location', '/account').header('last-modified', 'Mon, 30 Nov 2026 00:00:00 GMT')
+          .header('x-content-type-options', 'nosniff').header('strict-transport-security', 'max-age=31536000');
         return { ok: true };
       });
     });
     failing.on = true;
-    assertCommitErrorOnly(await c.request('/remember', { method: 'POST' }), ['x-handler', 'x-raw']);
+    const r = await c.request('/remember', { method: 'POST' });
+    assertCommitErrorOnly(r, ['etag', 'last-modified']);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', 'a header every response carries stays');
+    assert.equal(r.headers.get('strict-transport-security'), 'max-age=31536000');
     failing.on = false;
     assert.deepEqual((await c.request('/read')).json(), {}, 'nothing was stored');
   });

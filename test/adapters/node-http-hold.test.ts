@@ -99,6 +99,42 @@ describe('node:http adapter: the response the handler ended with', () => {
     assert.equal(r.setCookies.length, 0);
   });
 
+  it('when a cookie is appended after the handler ended then it does not go out with the response', async () => {
+    const c = await serve(async (_req, res, s) => {
+      s.set('n', 1);
+      res.setHeader('set-cookie', ['theme=dark; Path=/']);
+      res.end('first');
+      res.appendHeader('set-cookie', 'late=1; Path=/');
+    });
+    const r = await c.request('/');
+    assert.equal(r.body, 'first');
+    assert.deepEqual(r.setCookies.map((v) => v.split('=')[0]), ['theme', 'sid']);
+  });
+
+  it('when onError itself throws then the error is still answered, the session dropped, and nothing is left unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown): void => void unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const c = await serve(async (_req, res, s) => {
+        s.set('n', 9);
+        res.setHeader('strict-transport-security', 'max-age=31536000');
+        res.setHeader('etag', '"v1"');
+        throw new Error('handler failed');
+      }, { onError: () => { throw new Error('reporter failed'); } });
+      const r = await c.request('/');
+      assert.equal(r.status, 500);
+      assert.equal(r.json<{ error: { code: string } }>().error.code, 'INTERNAL_ERROR');
+      assert.equal(r.headers.get('strict-transport-security'), 'max-age=31536000', 'a header every response carries stays');
+      assert.equal(r.headers.get('etag'), null, 'the handler\'s answer does not');
+      assert.deepEqual((await c.request('/read')).json(), {});
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('when no onError is given then a handler error is printed with console.error', async (t) => {
     const printed = t.mock.method(console, 'error', () => {});
     const boom = new Error('printed');

@@ -302,7 +302,7 @@ describe('shop in Chromium: where a login goes next', () => {
       await route.abort();
     });
     try {
-      for (const next of ['/%09/evil.example/phish', '/%0a/evil.example/x', '/%0D/evil.example/y', '//evil.example/z', '/\\evil.example', 'https://evil.example/', '/account?tab=orders']) {
+      for (const next of ['/%09/evil.example/phish', '/%0a/evil.example/x', '/%0D/evil.example/y', '//evil.example/z', '/\\evil.example', 'https://evil.example/', '/.//evil.example/x', '/a/..//evil.example', '/%2e//evil.example', '/account?tab=orders']) {
         await context.clearCookies();
         await page.goto(`${t.url}/login?next=${next}`);
         await page.fill('#username', 'admin');

@@ -139,8 +139,8 @@ export function cookieAttributes(setCookie: string): Record<string, string> {
 }
 
 /**
- * Asserts that `r` is the 503 a failed commit answers and nothing of what the handler had set: none of
- * its cookies, no Location, none of the `handlerHeaders` it set.
+ * Asserts that `r` is the 503 a failed commit answers and nothing of the answer the handler had made:
+ * none of its cookies, no Location, none of the `handlerHeaders` it set.
  */
 export function assertCommitErrorOnly(r: Reply, handlerHeaders: readonly string[]): void {
   assert.equal(r.status, 503);

@@ -350,7 +350,8 @@ export class RequestSessions implements SessionController {
       }
       if (this.#cfg.userIdFrom) {
         const raw = this.#cfg.userIdFrom(mine);
-        const userId = raw === undefined || raw === null ? null : String(raw);
+        // No owner for an empty ID, as for none: USER_ID_INVALID would fail every commit of the session.
+        const userId = raw === undefined || raw === null || raw === '' ? null : String(raw);
         if (userId !== s.userId) s.setUser(userId);
       }
       if (this.#touch) s.touch();

@@ -20,7 +20,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { Tether } from '../../core/engine.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
+import { ANSWER_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 declare module 'fastify' {
@@ -111,14 +111,15 @@ function addCookies(reply: FastifyReply, cookies: string[]): void {
 }
 
 /**
- * The reply becomes the error: nothing the handler answered may go out unsaved, so every header it set
- * goes (its cookies, a Location, the content-length of its payload), as `sendError` does for node:http.
- * Returns the new payload.
+ * The reply becomes the error: nothing the handler answered may go out unsaved, so the headers of its
+ * answer go (its cookies, a Location, its payload's content headers: ANSWER_HEADERS), as `sendError`
+ * does for node:http; those every response carries (security headers from hooks) stay. Returns the new
+ * payload.
  */
 function failedCommit(reply: FastifyReply, err: unknown): string {
   const { status, body } = errorResponse(err);
   // getHeaders() gives the reply's headers and those set on reply.raw; removeHeader removes both.
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
   reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
   if (status === 503) reply.header('retry-after', '1');
   return JSON.stringify(body);

@@ -49,13 +49,19 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
     try {
       await handler(req, res, session);
     } catch (err) {
-      onError(err, req);
       // A handler that ended its response has answered, and its session's commit began with that
       // answer: the error neither replaces the response nor stops the commit. Its `end` may still be
       // held for the commit, and then the response only looks unanswered (its head is not out yet).
-      if (held.ended || res.writableEnded) return;
-      tether.abandon(session);
-      sendError(res, err);
+      if (!held.ended && !res.writableEnded) {
+        tether.abandon(session);
+        sendError(res, err);
+      }
+      // Told last, and a reporter that throws is ignored: the answer and the gate come first.
+      try {
+        onError(err, req);
+      } catch {
+        // Nothing to do: the error was answered.
+      }
     }
   };
 }

@@ -136,7 +136,13 @@ interface Final {
  */
 function finalOf(res: ServerResponse): Final {
   // statusMessage is undefined until writeHead sets it; the type says string.
-  return { statusCode: res.statusCode, statusMessage: res.statusMessage as string | undefined, headers: res.getHeaders() };
+  const headers = res.getHeaders();
+  // getHeaders copies only the top level: appendHeader pushes onto the response's own arrays.
+  for (const name of Object.keys(headers)) {
+    const v = headers[name];
+    if (Array.isArray(v)) headers[name] = v.slice();
+  }
+  return { statusCode: res.statusCode, statusMessage: res.statusMessage as string | undefined, headers };
 }
 
 /**
@@ -156,7 +162,12 @@ function putBack(res: ServerResponse, final: Final): void {
 function sameHeaders(res: ServerResponse, headers: OutgoingHttpHeaders): boolean {
   const names = Object.keys(headers);
   if (res.getHeaderNames().length !== names.length) return false;
-  for (const name of names) if (res.getHeader(name) !== headers[name]) return false;
+  for (const name of names) {
+    const now = res.getHeader(name);
+    const then = headers[name];
+    if (now === then) continue;
+    if (!Array.isArray(now) || !Array.isArray(then) || now.length !== then.length || now.some((v, i) => v !== then[i])) return false;
+  }
   return true;
 }
 

@@ -38,6 +38,16 @@ export function errorResponse(err: unknown): { status: number; body: { error: { 
   return { status: internal.status, body: internal.toJSON() };
 }
 
+/**
+ * Headers that belong to the answer a handler made, which an error answered in its place drops: its
+ * cookies, where it sent the client, and what described its body. Others stay: the security headers a
+ * middleware or hook sets on every response (HSTS, nosniff, CSP, CORS) belong on the error too.
+ */
+export const ANSWER_HEADERS: ReadonlySet<string> = new Set([
+  'set-cookie', 'location', 'refresh', 'link', 'etag', 'last-modified', 'expires', 'cache-control', 'content-type', 'content-length',
+  'content-encoding', 'content-language', 'content-range', 'content-disposition', 'content-location', 'retry-after',
+]);
+
 /** Replaces whatever the response holds with the error, if nothing was sent yet; else ends the connection. */
 export function sendError(res: ServerResponse, err: unknown, end: (chunk?: string) => void = (c) => res.end(c)): void {
   if (res.headersSent) {
@@ -45,7 +55,7 @@ export function sendError(res: ServerResponse, err: unknown, end: (chunk?: strin
     return;
   }
   const { status, body } = errorResponse(err);
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  for (const name of res.getHeaderNames()) if (ANSWER_HEADERS.has(name)) res.removeHeader(name);
   res.statusCode = status;
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('cache-control', 'no-store');

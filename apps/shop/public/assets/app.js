@@ -153,7 +153,9 @@ export function safeNext(fallback = '/') {
   } catch {
     return fallback;
   }
-  return url.origin === location.origin ? url.pathname + url.search + url.hash : fallback;
+  // The whole URL, not its path: a path the parser made from dot segments (`/.//evil.example`) can begin
+  // with `//`, which location.assign would read as another host. Such a path names no page here either.
+  return url.origin === location.origin && !url.pathname.startsWith('//') ? url.href : fallback;
 }
 
 /** For pages that need an account: loads the session and sends visitors to the login page. */
