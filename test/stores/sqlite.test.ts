@@ -192,16 +192,20 @@ describe('SqliteStore options', () => {
 
 /**
  * Another process that takes the file's write lock (BEGIN IMMEDIATE), writes, and holds it `holdMs`
- * before committing. Resolves once the lock is held; `released` resolves when the child committed.
+ * before committing, or until `release()` is called, whichever comes first. Resolves once the lock is
+ * held; `released` resolves when the child committed.
  */
-async function holdWriteLock(path: string, holdMs: number): Promise<{ released: Promise<void> }> {
+async function holdWriteLock(path: string, holdMs: number): Promise<{ released: Promise<void>; release: () => void }> {
   const script = `const Database = require('better-sqlite3');
     const db = new Database(process.argv[1]);
     db.exec('BEGIN IMMEDIATE');
     db.prepare("INSERT INTO tether_meta (name, value) VALUES ('held', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1").run();
     process.stdout.write('held\\n');
-    setTimeout(() => { db.exec('COMMIT'); db.close(); process.stdout.write('released\\n'); }, Number(process.argv[2]));`;
-  const child = spawn(process.execPath, ['-e', script, path, String(holdMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let done = false;
+    const release = () => { if (done) return; done = true; db.exec('COMMIT'); db.close(); process.stdout.write('released\\n'); process.stdin.destroy(); };
+    const timer = setTimeout(release, Number(process.argv[2]));
+    process.stdin.on('data', () => { clearTimeout(timer); release(); });`;
+  const child = spawn(process.execPath, ['-e', script, path, String(holdMs)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   const guard = setTimeout(() => child.kill('SIGKILL'), holdMs + 20_000);
   let out = '';
   let stderr = '';
@@ -222,7 +226,7 @@ async function holdWriteLock(path: string, holdMs: number): Promise<{ released: 
     check();
   });
   await line('held');
-  return { released: line('released') };
+  return { released: line('released'), release: () => void child.stdin.write('release\n') };
 }
 
 /**
@@ -294,7 +298,7 @@ describe('SqliteStore waiting for another process’s lock', () => {
     const clock = new ManualClock();
     const store = new SqliteStore({ path, clock, busyTimeoutMs: 500, sweepIntervalMs: 0 });
     const [rec, alongside, late] = [makeRecord(clock), makeRecord(clock), makeRecord(clock)];
-    const { released } = await holdWriteLock(path, 2_000);
+    const { released, release } = await holdWriteLock(path, 10_000);
     const stop = watchLoop();
     try {
       const started = performance.now();
@@ -304,9 +308,11 @@ describe('SqliteStore waiting for another process’s lock', () => {
       const elapsed = performance.now() - started;
       await assert.rejects(beside, { code: 'STORE_UNAVAILABLE' }, 'the whole group commit failed');
       assert.ok(elapsed >= 450 && elapsed < 1_000, `failed after ${elapsed.toFixed(0)} ms`);
-      // A write waits busyTimeoutMs from when it is first tried: this one outlasts the lock.
-      await new Promise((r) => setTimeout(r, 1_100));
+      // A write waits busyTimeoutMs from when it is first tried: this one outlasts the lock, released
+      // while it waits.
       const last = store.set(late, 0);
+      await new Promise((r) => setTimeout(r, 100));
+      release();
       await store.close();
       assert.deepEqual(await last, { ok: true }, 'close waited for the write to commit');
       const worst = stop();
