@@ -77,6 +77,10 @@ export interface EngineStats {
   gateWaiting: number;
   /** Requests holding a per-session gate (writers inside their session section). */
   gateHolding: number;
+  /** Requests that had to wait at a per-session gate (their session's gate was held), since start. */
+  gateWaits: number;
+  /** Seconds those requests spent waiting, in all (given up at `gateTimeoutMs` or not). */
+  gateWaitSeconds: number;
   /** Cookies remembered as verified (their next return skips the HMAC); at most 10,000. */
   verifiedCookies: number;
 }
@@ -104,7 +108,7 @@ export class Tether<T extends object = SessionData> {
   #warnedUndecodable = false;
   readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
-    rejectedCookies: 0, forgedCookies: 0, anomalies: 0,
+    rejectedCookies: 0, forgedCookies: 0, anomalies: 0, gateWaits: 0, gateWaitSeconds: 0,
   };
 
   constructor(options: TetherOptions = {}) {
@@ -294,8 +298,15 @@ export class Tether<T extends object = SessionData> {
     };
   }
 
+  /** A writer whose session's gate was held: waits its turn, counted with the time it waited (given up or not). */
   async #openAfterGate(state: SessionState, unsigned: VerifiedCookie): Promise<Session<T>> {
-    state.release = await this.#gate.acquire(unsigned.key, this.options.gateTimeoutMs);
+    const queuedAt = performance.now();
+    try {
+      state.release = await this.#gate.acquire(unsigned.key, this.options.gateTimeoutMs);
+    } finally {
+      this.#stats.gateWaits++;
+      this.#stats.gateWaitSeconds += (performance.now() - queuedAt) / 1000;
+    }
     return this.#load(state, unsigned);
   }
 

@@ -53,6 +53,8 @@ const ENGINE_COUNTERS: ReadonlyArray<[keyof EngineStats, string, string]> = [
   ['storeErrors', 'store_errors_total', 'Store calls that failed or timed out.'],
   ['anomalies', 'session_anomalies_total', 'Sessions presented by another browser than the one they began in (User-Agent changed).'],
   ['rejectedCookies', 'cookies_rejected_total', 'Session cookies that were forged or named no session (ended, replaced by a login, or timed out longer ago than expiryGraceMs).'],
+  ['gateWaits', 'gate_waits_total', 'Requests that waited at a per-session gate while another request of the same session held it.'],
+  ['gateWaitSeconds', 'gate_wait_seconds_total', 'Seconds requests spent waiting at per-session gates; divided by gate_waits_total, the mean wait.'],
   ['forgedCookies', 'cookies_forged_total', 'Session cookies malformed or signed by no configured secret: a rise means ID guessing, or a secret dropped while its cookies were live.'],
 ];
 

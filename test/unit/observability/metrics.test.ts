@@ -58,10 +58,14 @@ describe('tether metrics', () => {
     let text = await registry.metrics();
     assert.equal(metricValue(text, 'tether_gate_holding'), 2);
     assert.equal(metricValue(text, 'tether_gate_waiting'), 1);
+    await new Promise((resolve) => setTimeout(resolve, 60));
     for (const h of holders) tether.abandon(h);
     tether.abandon(await waiter);
     text = await registry.metrics();
     assert.deepEqual([metricValue(text, 'tether_gate_holding'), metricValue(text, 'tether_gate_waiting')], [0, 0]);
+    assert.equal(metricValue(text, 'tether_gate_waits_total'), 1, 'one request waited');
+    const waited = metricValue(text, 'tether_gate_wait_seconds_total');
+    assert.ok(waited >= 0.05 && waited < 5, `for as long as the holder kept its gate (${waited} s)`);
     // One forged cookie and one signed cookie whose session was destroyed.
     const ended = await tether.open(view(cookies[1], 'POST'));
     ended.destroy();
