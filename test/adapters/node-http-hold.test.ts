@@ -111,6 +111,21 @@ describe('node:http adapter: the response the handler ended with', () => {
     assert.deepEqual(r.setCookies.map((v) => v.split('=')[0]), ['theme', 'sid']);
   });
 
+  it('when the handler throws after writing part of its response, before ending it, then the connection is closed and nothing more goes out', async () => {
+    const errors: string[] = [];
+    const c = await serve(async (_req, res, s) => {
+      s.set('n', 3);
+      res.setHeader('content-type', 'text/plain');
+      res.write('partial');
+      await Promise.resolve();
+      throw new Error('mid-stream');
+    }, { onError: (err) => void errors.push((err as Error).message) });
+    const outcome = await c.request('/').then((r) => `answered ${r.status}: ${r.body}`, () => 'connection closed');
+    assert.equal(outcome, 'connection closed', 'no error body appended to what was written');
+    assert.deepEqual(errors, ['mid-stream']);
+    assert.equal((await c.request('/read')).status, 200, 'the server goes on');
+  });
+
   it('when onError itself throws then the error is still answered, the session dropped, and nothing is left unhandled', async () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (err: unknown): void => void unhandled.push(err);

@@ -52,7 +52,13 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
       // A handler that ended its response has answered, and its session's commit began with that
       // answer: the error neither replaces the response nor stops the commit. Its `end` may still be
       // held for the commit, and then the response only looks unanswered (its head is not out yet).
-      if (!held.ended && !res.writableEnded) {
+      if (held.ended || res.writableEnded) {
+        // Answered: see above.
+      } else if (held.begun) {
+        // Begun, not ended: the error cannot replace what was written, and the commit that the first
+        // write began goes on; the connection is closed once it settles, as when a head is out.
+        held.abort();
+      } else {
         tether.abandon(session);
         sendError(res, err);
       }

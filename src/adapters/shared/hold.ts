@@ -52,6 +52,10 @@ class Hold {
   #ended = false;
   /** The status and headers as they were when `end` came, taken only when the commit was still pending then. */
   #final: Final | undefined;
+  /** The commit has answered (the calls were replayed, or the error sent). */
+  #settled = false;
+  /** Cut off (see `abort`): once the commit settles, the connection is closed instead of answered. */
+  #aborted = false;
 
   constructor(res: ServerResponse, commit: Commit, late: LateEnd | undefined, next: Methods, release: (res: ServerResponse) => void) {
     this.#res = res;
@@ -64,6 +68,21 @@ class Hold {
   /** Whether the handler has ended the response, though its `end` may still be held. */
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /** Whether the handler has begun its response (a head or body call came), held or not. */
+  get begun(): boolean {
+    return this.#started;
+  }
+
+  /**
+   * The handler failed after beginning its response and before ending it: what it wrote cannot become
+   * an error response, so the connection is closed, once the commit that its first call began has
+   * settled (at once if it has), and nothing more of the response goes out.
+   */
+  abort(): void {
+    this.#aborted = true;
+    if (this.#settled) this.#res.destroy();
   }
 
   call(m: Method, args: unknown[]): unknown {
@@ -105,6 +124,12 @@ class Hold {
   #committed(cookies: string[]): void {
     const res = this.#res;
     const q = this.#queue;
+    this.#settled = true;
+    if (this.#aborted) {
+      this.#release(res);
+      res.destroy();
+      return;
+    }
     this.#awaitingEnd = this.#late !== undefined && !q.includes('end');
     if (!this.#awaitingEnd) this.#release(res);
     if (this.#final !== undefined) putBack(res, this.#final);
@@ -118,7 +143,12 @@ class Hold {
 
   #failed(err: unknown): void {
     const res = this.#res;
+    this.#settled = true;
     this.#release(res);
+    if (this.#aborted) {
+      res.destroy();
+      return;
+    }
     sendError(res, err, (chunk) => this.#next.end.call(res, chunk));
   }
 }
@@ -206,6 +236,10 @@ function heldResult(m: Method, res: ServerResponse): unknown {
 export interface HeldResponse {
   /** Whether the handler has ended the response, though its `end` may still be held. */
   readonly ended: boolean;
+  /** Whether the handler has begun its response (a head or body call came), held or not. */
+  readonly begun: boolean;
+  /** Closes the connection of a response begun and not ended, once its commit settles (see Hold.abort). */
+  abort(): void;
 }
 
 /** Holds `res` by replacing its four methods on the object itself until the hold ends. */
