@@ -140,6 +140,14 @@ function read(node: Node, src: Record<string, unknown>, key: string): unknown {
   return draftable(v) && v === (node.base as Record<string, unknown>)[key] ? child(node, key, v) : v;
 }
 
+/** Checks and counts a write of `value` under `key` through `node` (see Node.writes and Node.plain). */
+function writing(node: Node, key: PropertyKey, value: unknown): void {
+  if (FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
+  const root = node.root;
+  root.writes++;
+  if (value !== null && typeof value === 'object' && draftNode(value) === undefined) root.plain = true;
+}
+
 const handler: ProxyHandler<Container> = {
   get(t, key, receiver) {
     const node = nodeOf(t);
@@ -150,9 +158,7 @@ const handler: ProxyHandler<Container> = {
   },
   set(t, key, value) {
     const node = nodeOf(t);
-    if (FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
-    node.root.writes++;
-    if (value !== null && typeof value === 'object' && draftNode(value) === undefined) node.root.plain = true;
+    writing(node, key, value);
     (change(node) as Record<PropertyKey, unknown>)[key] = value;
     return true;
   },
@@ -163,10 +169,7 @@ const handler: ProxyHandler<Container> = {
   },
   defineProperty(t, key, desc) {
     const node = nodeOf(t);
-    if (FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
-    node.root.writes++;
-    const value: unknown = desc.value;
-    if (value !== null && typeof value === 'object' && draftNode(value) === undefined) node.root.plain = true;
+    writing(node, key, desc.value);
     return Reflect.defineProperty(change(node), key, desc);
   },
   has(t, key) {
