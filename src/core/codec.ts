@@ -13,6 +13,8 @@ export interface Envelope {
   c?: string;
   /** The user agent at creation, for session lists. */
   u?: string;
+  /** 1 for a remembered session (`session.remember()`): its own timeouts and a persistent cookie. */
+  r?: 1;
 }
 
 export interface SessionCodec {
@@ -28,6 +30,7 @@ export const jsonCodec: SessionCodec = {
     const out: Envelope = { d: d as Record<string, unknown> };
     if (typeof parsed?.c === 'string') out.c = parsed.c;
     if (typeof parsed?.u === 'string') out.u = parsed.u;
+    if (parsed?.r === 1) out.r = 1;
     return out;
   },
 };
@@ -37,6 +40,7 @@ export function jsonEnvelope(dataText: string, env: Envelope): string {
   let text = `{"d":${dataText}`;
   if (env.c !== undefined) text += `,"c":${JSON.stringify(env.c)}`;
   if (env.u !== undefined) text += `,"u":${JSON.stringify(env.u)}`;
+  if (env.r === 1) text += ',"r":1';
   return `${text}}`;
 }
 

@@ -16,7 +16,7 @@ import type { Envelope } from './codec.js';
 import { dataOf } from './session.js';
 import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
-import type { ResolvedOptions } from './options.js';
+import type { Lifetime, ResolvedOptions } from './options.js';
 import { idCollision } from './store.js';
 import type { SessionRecord, SessionStore, SetResult } from './store.js';
 import type { LifecycleEvent } from '../observability/channels.js';
@@ -30,10 +30,44 @@ import type { LifecycleEvent } from '../observability/channels.js';
  */
 export const ENDED = '"tether:ended"';
 
-/** Whether a record is past its idle or absolute deadline, by the engine's settings or the store's. */
-export function sessionExpired(r: SessionRecord, now: number, o: Readonly<ResolvedOptions>): boolean {
-  return now >= r.lastSeenAt + o.idleTimeoutMs || now >= r.createdAt + o.absoluteTimeoutMs
-    || now >= r.expiresAt || now >= r.absoluteExpiresAt;
+/**
+ * How a record stands against its deadlines (see `expiryOf`). `LiveIfRemembered`: past the engine's
+ * own timeouts, within those of a remembered session: live if it is one.
+ */
+export const Expiry = { Live: 0, Expired: 1, LiveIfRemembered: 2 } as const;
+export type Expiry = typeof Expiry[keyof typeof Expiry];
+
+/** How a record stands against its deadlines: the store's, and the engine's timeouts (a remembered session's longer ones). */
+export function expiryOf(r: SessionRecord, now: number, o: Readonly<ResolvedOptions>): Expiry {
+  if (now >= r.expiresAt || now >= r.absoluteExpiresAt) return Expiry.Expired;
+  if (now < r.lastSeenAt + o.idleTimeoutMs && now < r.createdAt + o.absoluteTimeoutMs) return Expiry.Live;
+  return now >= r.lastSeenAt + o.remember.idleTimeoutMs || now >= r.createdAt + o.remember.absoluteTimeoutMs ? Expiry.Expired : Expiry.LiveIfRemembered;
+}
+
+/**
+ * Whether a record is past its idle or absolute deadline, by the engine's settings or the store's.
+ * `remembered` tells whether the record is a remembered session's (by default by decoding it), and is
+ * asked only when that decides.
+ */
+export function sessionExpired(r: SessionRecord, now: number, o: Readonly<ResolvedOptions>,
+  remembered: (r: SessionRecord) => boolean = (rec) => rememberedIn(rec, o)): boolean {
+  const e = expiryOf(r, now, o);
+  return e === Expiry.Expired || (e === Expiry.LiveIfRemembered && !remembered(r));
+}
+
+/** Whether a stored record is a remembered session's; false for one the codec cannot read. */
+function rememberedIn(r: SessionRecord, o: Readonly<ResolvedOptions>): boolean {
+  if (r.data === ENDED) return false;
+  try {
+    return o.codec.decode(r.data).r === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** The timeouts that apply to a session: a remembered one's, or the engine's. */
+export function lifetimeOf(s: SessionState, o: Readonly<ResolvedOptions>): Readonly<Lifetime> {
+  return s.remembered ? o.remember : o;
 }
 
 /** Filled by #encode: the envelope a write's text decodes to, when it could be kept without decoding. */
@@ -61,10 +95,11 @@ export interface CommitParts {
   call<R>(op: () => Promise<R>, what: string): Promise<R>;
   emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
   /**
-   * The Set-Cookie value that carries the ID of a session stored under `key`; with `remember` (the
-   * default) the signed value is remembered as verified, so its first return skips the HMAC.
+   * The Set-Cookie value that carries the ID of a session stored under `key`: persistent for
+   * `lastingMs` when given, else with the cookie options' lifetime. With `keepVerified` (the default)
+   * the signed value is remembered as verified, so its first return skips the HMAC.
    */
-  issueCookie(id: string, key: string, remember?: boolean): string;
+  issueCookie(id: string, key: string, lastingMs: number | undefined, keepVerified?: boolean): string;
   /** The Set-Cookie value that expires the session cookie. */
   readonly clearCookie: string;
 }
@@ -92,9 +127,10 @@ export class Committer {
     const loaded = s.loaded!;
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
     // After update() a change is all but certain: the text decides at once, sparing the comparison.
-    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
+    const same = s.userId === s.loadedUserId && s.csrf === loaded.c && s.remembered === (loaded.r === 1)
+      && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
     if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
-    if (s.resign) s.setCookies.push(this.#e.issueCookie(s.id!, record.key));
+    if (s.resign) this.#sendCookie(s, record, now);
     return undefined;
   }
 
@@ -110,6 +146,7 @@ export class Committer {
     const env: Envelope = { d: exact === undefined ? d : exact.value };
     if (s.csrf !== undefined) env.c = s.csrf;
     if (s.ua !== undefined) env.u = s.ua;
+    if (s.remembered) env.r = 1;
     if (written) written.env = exact === undefined ? null : env;
     const text = exact === undefined ? this.#e.options.codec.encode(env) : jsonEnvelope(exact.text, env);
     const max = this.#e.options.maxSessionBytes;
@@ -123,10 +160,22 @@ export class Committer {
 
   #newRecord(s: SessionState, id: string, text: string, now: number): SessionRecord {
     const o = this.#e.options;
+    const life = lifetimeOf(s, o);
     return {
       key: hashId(id), data: text, version: 1, userId: s.userId, createdAt: now, lastSeenAt: now,
-      expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: now + o.absoluteTimeoutMs + o.expiryGraceMs,
+      expiresAt: now + life.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: now + life.absoluteTimeoutMs + o.expiryGraceMs,
     };
+  }
+
+  /**
+   * Sends the session's cookie again (`record`: its stored record, as of `now`). A remembered session's
+   * is persistent for as long as the session can last: its idle timeout, cut to what is left of its
+   * absolute lifetime.
+   */
+  #sendCookie(s: SessionState, record: SessionRecord, now: number, keepVerified = true): void {
+    const r = this.#e.options.remember;
+    const lasting = s.remembered ? Math.min(r.idleTimeoutMs, record.createdAt + r.absoluteTimeoutMs - now) : undefined;
+    s.setCookies.push(this.#e.issueCookie(s.id!, record.key, lasting, keepVerified));
   }
 
   /** Whether a session not yet stored has anything worth storing. */
@@ -183,7 +232,7 @@ export class Committer {
       s.record = record;
       // A brand-new session's cookie is not remembered as verified: most never come back (crawlers,
       // one-page visits), and a flood of them would push out the cookies of returning users.
-      s.setCookies.push(this.#e.issueCookie(id, record.key, previous !== null));
+      this.#sendCookie(s, record, now, previous !== null);
       if (previous) {
         this.#e.decoded.forget(previous.key);
         this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key);
@@ -197,21 +246,28 @@ export class Committer {
     const written: Written = same ? NOTHING_WRITTEN : { env: null };
     const text = same ? null : this.#encode(s, written);
     if (text !== null && (text !== s.loadedText || s.userId !== s.loadedUserId)) {
-      const final = await this.#writeLoop(s, now, text, written, (base, data) => ({
-        key: base.key, data, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
-        expiresAt: now + o.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.absoluteExpiresAt,
-      }));
+      // The deadlines follow the session's lifetime as the write leaves it: remembering it (or no longer) moves both.
+      const final = await this.#writeLoop(s, now, text, written, (base, data) => {
+        const life = lifetimeOf(s, o);
+        return {
+          key: base.key, data, version: base.version + 1, userId: s.userId, createdAt: base.createdAt, lastSeenAt: now,
+          expiresAt: now + life.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.createdAt + life.absoluteTimeoutMs + o.expiryGraceMs,
+        };
+      });
       this.#keepWritten(record.key, final, written);
-      if (s.resign || o.cookie.maxAgeMs !== undefined) s.setCookies.push(this.#e.issueCookie(s.id!, record.key));
+      // A remembered session's cookie lasts as long as it; one no longer remembered gets the plain cookie back.
+      if (s.resign || o.cookie.maxAgeMs !== undefined || s.remembered || s.loaded!.r === 1) this.#sendCookie(s, s.record!, now);
       if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key, now);
       return;
     }
     if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
-      await this.#e.call(() => this.#e.store.touch(record.key, now + o.idleTimeoutMs + o.expiryGraceMs, now), 'touch');
+      const idle = lifetimeOf(s, o).idleTimeoutMs;
+      await this.#e.call(() => this.#e.store.touch(record.key, now + idle + o.expiryGraceMs, now), 'touch');
       this.#e.stats.touches++;
-      if (o.cookie.maxAgeMs !== undefined) s.resign = true;
+      // A persistent cookie is sent again with each touch, so that it lasts as long as the session.
+      if (o.cookie.maxAgeMs !== undefined || s.remembered) s.resign = true;
     }
-    if (s.resign) s.setCookies.push(this.#e.issueCookie(s.id!, record.key));
+    if (s.resign) this.#sendCookie(s, record, now);
   }
 
   /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */
@@ -262,11 +318,12 @@ export class Committer {
   async #rebase(s: SessionState, data: string, userId: string | null, into: SessionState): Promise<void> {
     const env = this.#e.options.codec.decode(data);
     // A token rotated by regenerate() in this request is part of the intent, not of the data to rebase.
-    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId };
+    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId, remembered: env.r === 1 };
     for (const op of s.ops) await op(env.d, replay);
     into.data = env.d;
     into.csrf = replay.csrf;
     into.userId = replay.userId;
+    into.remembered = replay.remembered;
   }
 
   /**

@@ -46,6 +46,8 @@ export function readCookie(header: string | undefined, name: string): string | u
 export class SessionCookie {
   readonly #name: string;
   readonly #attributes: string;
+  /** The attributes without a Max-Age, for a cookie given its own. */
+  readonly #lasting: string;
   /** Expires the cookie in the browser, with the same attributes it was set with. */
   readonly clear: string;
 
@@ -60,11 +62,17 @@ export class SessionCookie {
     const sample = serialize(opts.name, 'v', { ...attributes, maxAge: opts.maxAgeMs === undefined ? undefined : Math.floor(opts.maxAgeMs / 1000) });
     this.#name = opts.name;
     this.#attributes = sample.slice(opts.name.length + 2);
+    this.#lasting = serialize(opts.name, 'v', attributes).slice(opts.name.length + 2);
     this.clear = serialize(opts.name, '', { ...attributes, expires: new Date(0), maxAge: 0 });
   }
 
   /** The Set-Cookie value carrying `value` (a signed ID). */
   set(value: string): string {
     return `${this.#name}=${value}${this.#attributes}`;
+  }
+
+  /** The Set-Cookie value carrying `value` for `maxAgeMs` (a persistent cookie; at least a second). */
+  lasting(value: string, maxAgeMs: number): string {
+    return `${this.#name}=${value}; Max-Age=${Math.max(1, Math.floor(maxAgeMs / 1000))}${this.#lasting}`;
   }
 }

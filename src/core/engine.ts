@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
 import { Signer } from './signer.js';
-import { Committer, ENDED, sessionExpired } from './commit.js';
+import { Committer, ENDED, Expiry, expiryOf, sessionExpired } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
 import { SessionCookie, readCookie } from './cookie.js';
@@ -50,6 +50,8 @@ export interface UserSessionInfo {
   createdAt: number;
   lastSeenAt: number;
   userAgent: string | null;
+  /** Marked with `session.remember()` ("keep me signed in"). */
+  remembered: boolean;
   current: boolean;
 }
 
@@ -138,7 +140,10 @@ export class Tether<T extends object = SessionData> {
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,
       call: (op, what) => this.#call(op, what),
       emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
-      issueCookie: (id, key, remember = true) => (remember ? this.#cookie.set(this.#verified.sign(id, key)) : this.cookieFor(id)),
+      issueCookie: (id, key, lastingMs, keepVerified = true) => {
+        const value = keepVerified ? this.#verified.sign(id, key) : this.#signer.sign(id);
+        return lastingMs === undefined ? this.#cookie.set(value) : this.#cookie.lasting(value, lastingMs);
+      },
       clearCookie: this.#cookie.clear,
     });
   }
@@ -233,16 +238,20 @@ export class Tether<T extends object = SessionData> {
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const now = this.options.clock.now();
     const currentKey = current ? sessionState(current).key : null;
-    return records
-      .filter((r) => !this.#expired(r, now))
-      .map((r) => ({
-        id: handleOf(r.key),
-        createdAt: r.createdAt,
-        lastSeenAt: r.lastSeenAt,
-        userAgent: this.options.codec.decode(r.data).u ?? null,
-        current: r.key === currentKey,
-      }))
-      .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+    const listed: UserSessionInfo[] = [];
+    for (const r of records) {
+      // A record the codec cannot read is listed without what its envelope would tell.
+      let env: Envelope | null = null;
+      try {
+        env = this.options.codec.decode(r.data);
+      } catch { /* listed as is */ }
+      if (sessionExpired(r, now, this.options, () => env?.r === 1)) continue;
+      listed.push({
+        id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, userAgent: env?.u ?? null,
+        remembered: env?.r === 1, current: r.key === currentKey,
+      });
+    }
+    return listed.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
   }
 
   /** Ends one of the user's sessions by its handle; false when the user has no such session. */
@@ -292,7 +301,7 @@ export class Tether<T extends object = SessionData> {
   #newState(ua: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, committed: false, setCookies: [],
       newId: this.#newId,
     };
@@ -338,7 +347,11 @@ export class Tether<T extends object = SessionData> {
       this.#reject(state, 'unknown');
       return this.#released(state);
     }
-    if (this.#expired(record, this.options.clock.now())) return this.#end(state, record, 'expired');
+    // Past the engine's timeouts, a remembered session may still be live: its decoding (kept) tells.
+    const expiry = expiryOf(record, this.options.clock.now(), this.options);
+    if (expiry !== Expiry.Live && (expiry === Expiry.Expired || this.#decode(key, record.data, unsigned.holder)?.r !== 1)) {
+      return this.#end(state, record, 'expired');
+    }
     const env = this.#decode(key, record.data, unsigned.holder);
     if (!env) {
       this.#reject(state, 'unknown');
@@ -358,6 +371,7 @@ export class Tether<T extends object = SessionData> {
     state.loaded = env;
     state.csrf = env.c;
     state.ua = env.u;
+    state.remembered = env.r === 1;
     state.resign = unsigned.stale;
     return new Session<T>(state);
   }
@@ -426,10 +440,6 @@ export class Tether<T extends object = SessionData> {
   #released(state: SessionState): Session<T> {
     this.#release(state);
     return new Session<T>(state);
-  }
-
-  #expired(r: SessionRecord, now: number): boolean {
-    return sessionExpired(r, now, this.options);
   }
 
   /** `store.getLocal`, failing as a store call would (STORE_UNAVAILABLE, counted) when it throws. */

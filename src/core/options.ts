@@ -43,6 +43,18 @@ export interface CsrfOptions {
   jsonOnly?: boolean;
 }
 
+/**
+ * "Remember me": the lifetime of a session marked with `session.remember()`, typically at a login whose
+ * user asked to stay signed in. Its cookie is persistent (Max-Age), and its idle and absolute timeouts
+ * are these instead of the engine's.
+ */
+export interface RememberOptions {
+  /** Idle timeout of a remembered session, at least idleTimeoutMs. @default 14 days */
+  idleTimeoutMs?: number;
+  /** Absolute lifetime of a remembered session, at least absoluteTimeoutMs. @default 30 days (or absoluteTimeoutMs, if longer) */
+  absoluteTimeoutMs?: number;
+}
+
 export interface TetherOptions {
   /** Where sessions live. @default a MemoryStore (warned about in production) */
   store?: SessionStore;
@@ -73,6 +85,8 @@ export interface TetherOptions {
   maxReplays?: number;
   /** Sessions a user may hold; a login over it ends the oldest. 0 = no limit. @default 0 */
   maxSessionsPerUser?: number;
+  /** Timeouts of sessions marked with `session.remember()` ("keep me signed in"). */
+  remember?: RememberOptions;
   /** How long a user context lives after its last write. @default 90 days */
   userContextTtlMs?: number;
   /** CSRF protection settings; `false` turns the checks off. */
@@ -105,6 +119,8 @@ export const TETHER_DEFAULTS = {
   maxReplays: 8,
   maxSessionsPerUser: 0,
   userContextTtlMs: 90 * 86_400_000,
+  rememberIdleTimeoutMs: 14 * 86_400_000,
+  rememberAbsoluteTimeoutMs: 30 * 86_400_000,
   csrfHeader: 'x-csrf-token',
   minSecretLength: 32,
 } as const;
@@ -117,6 +133,12 @@ export interface ResolvedCookie {
   secure: boolean;
   httpOnly: true;
   maxAgeMs: number | undefined;
+}
+
+/** A session's two timeouts: the engine's, or those of a remembered session. */
+export interface Lifetime {
+  idleTimeoutMs: number;
+  absoluteTimeoutMs: number;
 }
 
 export interface ResolvedCsrf {
@@ -134,6 +156,8 @@ export interface ResolvedOptions {
   cookie: Readonly<ResolvedCookie>;
   idleTimeoutMs: number;
   absoluteTimeoutMs: number;
+  /** The timeouts of a remembered session (`session.remember()`). */
+  remember: Readonly<Lifetime>;
   touchIntervalMs: number;
   expiryGraceMs: number;
   maxSessionBytes: number;
@@ -174,8 +198,9 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     userContextTtlMs: 'positiveInteger',
     csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
-    clock: 'clock', userAgentChange: ['report', 'end'],
+    clock: 'clock', userAgentChange: ['report', 'end'], remember: 'object',
   });
+  checkOptions('Tether', input.remember, { idleTimeoutMs: 'positiveInteger', absoluteTimeoutMs: 'positiveInteger' }, 'options.remember');
   checkOptions('Tether', input.cookie, {
     name: 'nonEmptyString', path: 'nonEmptyString', domain: 'nonEmptyString', sameSite: ['lax', 'strict', 'none'],
     secure: 'boolean', maxAgeMs: 'positiveInteger',
@@ -235,6 +260,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
       + 'requests that change nothing would never move the idle deadline, and sessions in use would expire. '
       + 'Leave touchIntervalMs unset (at most a tenth of idleTimeoutMs) or make it well under idleTimeoutMs');
   }
+  const remember = rememberLifetime(input, idleTimeoutMs, absoluteTimeoutMs);
   const csrf = input.csrf === false ? false : Object.freeze({
     header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
@@ -250,6 +276,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     cookie: Object.freeze({ name, path, domain: c.domain, sameSite, secure, httpOnly: true as const, maxAgeMs: c.maxAgeMs }),
     idleTimeoutMs,
     absoluteTimeoutMs,
+    remember,
     touchIntervalMs,
     expiryGraceMs: input.expiryGraceMs ?? TETHER_DEFAULTS.expiryGraceMs,
     maxSessionBytes: input.maxSessionBytes ?? TETHER_DEFAULTS.maxSessionBytes,
@@ -264,6 +291,23 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     userAgentChange: input.userAgentChange ?? 'report',
     clock: input.clock ?? input.store?.clock ?? systemClock,
   });
+}
+
+/**
+ * The timeouts of a remembered session. Remembering never shortens a session: each is at least the
+ * engine's own. The default idle timeout is cut to the absolute one given, where that is shorter.
+ */
+function rememberLifetime(input: TetherOptions, idleTimeoutMs: number, absoluteTimeoutMs: number): Readonly<Lifetime> {
+  const r = input.remember ?? {};
+  const absolute = r.absoluteTimeoutMs ?? Math.max(TETHER_DEFAULTS.rememberAbsoluteTimeoutMs, absoluteTimeoutMs);
+  const idle = r.idleTimeoutMs ?? Math.max(idleTimeoutMs, Math.min(TETHER_DEFAULTS.rememberIdleTimeoutMs, absolute));
+  if (idle < idleTimeoutMs) {
+    throw new OptionsInvalidError(`Tether options.remember.idleTimeoutMs (${idle}) is shorter than options.idleTimeoutMs (${idleTimeoutMs}): remembering a session must not shorten it`);
+  }
+  if (absolute < absoluteTimeoutMs) {
+    throw new OptionsInvalidError(`Tether options.remember.absoluteTimeoutMs (${absolute}) is shorter than options.absoluteTimeoutMs (${absoluteTimeoutMs}): remembering a session must not shorten it`);
+  }
+  return Object.freeze({ idleTimeoutMs: idle, absoluteTimeoutMs: absolute });
 }
 
 function normaliseOrigin(origin: string): string {

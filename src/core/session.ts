@@ -47,6 +47,8 @@ export interface SessionState {
   csrf: string | undefined;
   ua: string | undefined;
   userId: string | null;
+  /** Marked with `remember()`: the session has the longer timeouts of `options.remember` and a persistent cookie. */
+  remembered: boolean;
   /** Replayable changes, in order, re-applied on fresh data after a CAS conflict. */
   ops: Array<(data: SessionData, state: SessionState) => void | Promise<void>>;
   /**
@@ -228,6 +230,26 @@ export class Session<T extends object = SessionData> {
     this.#s.ops.push((_data, state) => {
       state.userId = userId;
     });
+  }
+
+  /**
+   * "Keep me signed in": from this commit on the session has the timeouts of `options.remember` (by
+   * default 14 days idle, 30 days in all) instead of the engine's, and its cookie is persistent, sent
+   * again with each touch so that it lasts as long as the session. `remember(false)` gives the session
+   * its ordinary timeouts and a browser-session cookie back. Call it with `login()`; it does not store
+   * a session that holds nothing else.
+   */
+  remember(on = true): void {
+    this.#live();
+    this.#s.remembered = on;
+    this.#s.ops.push((_data, state) => {
+      state.remembered = on;
+    });
+  }
+
+  /** Whether the session is remembered (see `remember()`). */
+  get remembered(): boolean {
+    return this.#s.remembered;
   }
 
   /** Authentication: binds the user, issues a new ID and CSRF token; data is kept. */

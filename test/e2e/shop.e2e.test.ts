@@ -108,7 +108,7 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.fill('#username', USERNAME);
     await page.fill('#password', PASSWORD);
     await page.getByRole('button', { name: 'Create account' }).click();
-    await page.waitForURL(/\/checkout$/);
+    await page.waitForURL((u) => u.pathname === '/checkout');
     await page.getByTestId('user').waitFor();
     assert.equal(await page.getByTestId('user').textContent(), `Hi, ${USERNAME}`);
     assert.equal(await cartCount(page), '3', 'the anonymous cart was kept');
@@ -130,9 +130,15 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await b.page.goto(t.url + '/login?next=/checkout');
     await b.page.fill('#username', USERNAME);
     await b.page.fill('#password', PASSWORD);
+    await b.page.getByLabel('Keep me signed in on this device').check();
     await b.page.getByRole('button', { name: 'Log in' }).click();
-    await b.page.waitForURL(/\/checkout$/);
+    // The path, not the URL's end: /login?next=/checkout ends the same way.
+    await b.page.waitForURL((u) => u.pathname === '/checkout');
     await b.page.locator('form[data-step=payment]').waitFor();
+    // Kept signed in: the browser holds a persistent cookie (about 14 days); the first browser's lasts the browser session.
+    const [kept] = await b.context.cookies();
+    assert.ok(kept!.expires * 1000 > Date.now() + 13 * 86_400_000, `persistent cookie, expires ${kept!.expires}`);
+    assert.equal((await a.context.cookies())[0]!.expires, -1, 'the first browser, not kept signed in, has a session cookie');
     assert.equal(await b.page.locator('.steps li[aria-current=step]').textContent(), 'Payment');
     assert.equal(await cartCount(b.page), '3', 'the second browser sees the same cart');
     await shot(b.page, '4-resumed-on-second-browser');
@@ -170,6 +176,7 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.goto(t.url + '/account');
     await page.getByTestId('session-row').nth(1).waitFor();
     assert.equal(await page.getByTestId('session-row').count(), 2);
+    assert.equal(await page.getByTestId('session-row').filter({ hasText: 'Kept signed in' }).count(), 1, 'the second browser\'s session is marked');
     await shot(page, '7-account');
     await page.getByTestId('logout-others').click();
     await page.getByTestId('session-row').nth(1).waitFor({ state: 'detached' });

@@ -321,6 +321,32 @@ describe('RedisStore own cases', () => {
     }
   });
 
+  it('redis store when a login is remembered then the record and its user index live for the remembered timeouts, and a plain one for the engine\'s', async () => {
+    const keyPrefix = nextPrefix();
+    const tether = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: server.url, keyPrefix }), production: false });
+    const raw = new Redis(server.url);
+    const DAY = 86_400_000;
+    try {
+      const kept = await trip(tether, undefined, (s) => {
+        s.login('remembered-user');
+        s.remember();
+      });
+      const plain = await trip(tether, undefined, (s) => s.login('remembered-user'));
+      const keptTtl = await raw.pttl(`${keyPrefix}s:${hashId(kept.session.id!)}`);
+      const plainTtl = await raw.pttl(`${keyPrefix}s:${hashId(plain.session.id!)}`);
+      assert.ok(keptTtl > 14 * DAY - 60_000 && keptTtl <= 14 * DAY + 60_000, `remembered: 14 days idle (+ grace), pttl ${keptTtl}`);
+      assert.ok(plainTtl > 30 * 60_000 && plainTtl <= 31 * 60_000, `plain: 30 minutes idle (+ grace), pttl ${plainTtl}`);
+      assert.ok(await raw.pttl(`${keyPrefix}u:remembered-user`) >= keptTtl, 'the user index outlives the remembered session');
+      // A touch keeps the remembered lifetime.
+      await trip(tether, kept.cookie, (s) => s.touch(), 'GET');
+      assert.ok(await raw.pttl(`${keyPrefix}s:${hashId(kept.session.id!)}`) > 14 * DAY - 60_000);
+      assert.deepEqual((await tether.listUserSessions('remembered-user')).map((x) => x.remembered).sort(), [false, true]);
+    } finally {
+      raw.disconnect();
+      await tether.close();
+    }
+  });
+
   it('redis store when a login regenerates then it takes one GET and one script, and another process\'s write meanwhile is replayed into the new record', async () => {
     const keyPrefix = nextPrefix();
     const here = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: server.url, keyPrefix }), production: false });

@@ -60,6 +60,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
       createdAt: new Date(s.createdAt).toISOString(),
       lastSeenAt: new Date(s.lastSeenAt).toISOString(),
       userAgent: s.userAgent,
+      remembered: s.remembered,
       current: s.current,
     }));
   });

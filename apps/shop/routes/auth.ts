@@ -16,13 +16,19 @@ import type { SessionView, ShopContext, ShopSession, ShopUserContext } from '../
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 
-function credentials(body: unknown): { username: string; password: string } {
+function credentials(body: unknown): { username: string; password: string; remember: boolean } {
   const b = objectBody(body);
-  onlyKeys(b, ['username', 'password']);
+  onlyKeys(b, ['username', 'password', 'remember']);
   if (typeof b.username !== 'string' || !USERNAME.test(b.username)) {
     throw validationFailed('username must be 3 to 32 letters, digits, _ . or -');
   }
-  return { username: b.username, password: newPassword(b, 'password') };
+  return { username: b.username, password: newPassword(b, 'password'), remember: rememberField(b) };
+}
+
+/** "Keep me signed in": optional, a boolean. */
+function rememberField(b: Record<string, unknown>): boolean {
+  if (b.remember !== undefined && typeof b.remember !== 'boolean') throw validationFailed('remember must be true or false');
+  return b.remember === true;
 }
 
 /** A password being chosen: 8 to 128 characters, not trimmed (spaces are part of a password). */
@@ -34,8 +40,11 @@ export function newPassword(b: Record<string, unknown>, name: string): string {
   return v;
 }
 
-/** Binds the session to the user: cart merged (sum, capped), preferences applied or saved, ID regenerated. */
-async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: User): Promise<void> {
+/**
+ * Binds the session to the user: cart merged (sum, capped), preferences applied or saved, ID regenerated;
+ * with `remember`, kept for the engine's remembered timeouts under a persistent cookie.
+ */
+async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: User, remember: boolean): Promise<void> {
   const anonymousCart = session.userId === null ? linesOf(session.data.cart) : [];
   const anonymousPrefs = session.userId === null && isPreferences(session.data.preferences) ? session.data.preferences : undefined;
   await ctx.tether.users.update<ShopUserContext>(user.id, (c) => {
@@ -48,6 +57,7 @@ async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: Use
     d.username = user.username;
   });
   session.login(user.id);
+  session.remember(remember);
 }
 
 /**
@@ -57,9 +67,9 @@ async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: Use
  * store its session just after. So the session is stored here, before the answer, and the account read
  * again: if it changed since the password was checked, this session is ended too (S28).
  */
-async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User): Promise<SessionView> {
+async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User, remember: boolean): Promise<SessionView> {
   const session = sessionOf(req);
-  await signIn(ctx, session, user);
+  await signIn(ctx, session, user, remember);
   const view = await sessionView(ctx, session);
   await ctx.tether.commit(session);
   const now = await ctx.db.findUserById(user.id);
@@ -72,13 +82,13 @@ async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User): 
 
 export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.post('/api/auth/register', async (req, reply) => {
-    const { username, password } = credentials(req.body);
+    const { username, password, remember } = credentials(req.body);
     if (await ctx.db.findUserByName(username)) throw usernameTaken();
     const user = await ctx.db.createUser({
       id: randomUUID(), username, passwordHash: await hashPassword(password), isAdmin: false, createdAt: Date.now(), disabledAt: null,
     });
     if (!user) throw usernameTaken(); // lost a race with another registration of the same name
-    const view = await finishSignIn(ctx, req, user);
+    const view = await finishSignIn(ctx, req, user, remember);
     audit(ctx, req, 'auth.register', { user: user.id });
     return reply.code(201).send(view);
   });
@@ -88,6 +98,7 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.username !== 'string' || typeof b.password !== 'string' || b.username.length > 64 || b.password.length > 1024) {
       throw validationFailed('username and password are required');
     }
+    const remember = rememberField(b);
     const attempt = await ctx.loginFailures.begin(ctx, req, b.username);
     const user = await ctx.db.findUserByName(b.username);
     // An unknown name costs one hash too, so timing does not tell which usernames exist.
@@ -103,8 +114,8 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
       audit(ctx, req, 'auth.login_failed', { user: user.id, reason: 'disabled' });
       throw accountDisabled();
     }
-    const view = await finishSignIn(ctx, req, user);
-    audit(ctx, req, 'auth.login', { user: user.id });
+    const view = await finishSignIn(ctx, req, user, remember);
+    audit(ctx, req, 'auth.login', { user: user.id, remember });
     return view;
   });
 

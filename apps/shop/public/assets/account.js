@@ -45,7 +45,8 @@ async function renderSessions(host) {
   const sessions = await api('GET', '/api/me/sessions');
   const others = sessions.filter((s) => !s.current).length;
   const rows = sessions.map((s) => el('tr', { 'data-testid': 'session-row' },
-    el('td', {}, device(s.userAgent), ' ', s.current ? el('span', { class: 'tag' }, 'This device') : null),
+    el('td', {}, device(s.userAgent), ' ', s.current ? el('span', { class: 'tag' }, 'This device') : null,
+      ' ', s.remembered ? el('span', { class: 'tag', title: 'Stays signed in after the browser closes' }, 'Kept signed in') : null),
     el('td', {}, new Date(s.createdAt).toLocaleString()),
     el('td', {}, new Date(s.lastSeenAt).toLocaleString()),
     el('td', {}, s.current ? null : el('button', {

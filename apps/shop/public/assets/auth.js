@@ -28,6 +28,7 @@ async function onSubmit(e) {
   const submit = document.getElementById('auth-submit');
   const username = document.getElementById('username').value.trim();
   const password = document.getElementById('password').value;
+  const remember = document.getElementById('remember').checked;
   error.textContent = '';
   if (!/^[A-Za-z0-9_.-]{3,32}$/.test(username)) {
     error.textContent = 'The username is 3 to 32 letters, digits, _ . or -';
@@ -41,7 +42,7 @@ async function onSubmit(e) {
   }
   submit.disabled = true;
   try {
-    const view = await api('POST', register ? '/api/auth/register' : '/api/auth/login', { username, password });
+    const view = await api('POST', register ? '/api/auth/register' : '/api/auth/login', { username, password, remember });
     setSession(view);
     location.assign(safeNext('/'));
   } catch (err) {
