@@ -40,7 +40,7 @@ Example:
 tether sessions list <userId> [--store <url>] [--json]
 tether sessions end <userId> [--store <url>]
 tether sessions count [--store <url>]
-  list                       the user's live sessions: handle, created, last seen, expires, user agent
+  list                       the user's live sessions: handle, created, last seen, expires, remembered, user agent
   end                        ends every session of the user ("log out everywhere"); their user context stays
   count                      records in the store (sessions and user contexts)
   --store <url>              the store the app uses: sqlite:<file>, redis://…, postgres://… (default: env TETHER_STORE)
@@ -155,11 +155,11 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
         createdAt: new Date(r.createdAt).toISOString(),
         lastSeenAt: new Date(r.lastSeenAt).toISOString(),
         expiresAt: new Date(Math.min(r.expiresAt, r.absoluteExpiresAt)).toISOString(),
-        userAgent: userAgentOf(r.data),
+        ...envelopeFacts(r.data),
       })).sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt));
       if (values.json) io.out(`${JSON.stringify(rows)}\n`);
       else if (rows.length === 0) io.out(`no live sessions for ${userId}\n`);
-      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
+      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}${r.remembered ? '  remembered' : ''}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
     }
     return 0;
   } finally {
@@ -167,12 +167,13 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   }
 }
 
-/** The user agent a session began with, when its data is in the default JSON codec; else null. */
-function userAgentOf(data: string): string | null {
+/** The user agent a session began with, and whether it is remembered, when its data is in the default JSON codec. */
+function envelopeFacts(data: string): { userAgent: string | null; remembered: boolean } {
   try {
-    return jsonCodec.decode(data).u ?? null;
+    const env = jsonCodec.decode(data);
+    return { userAgent: env.u ?? null, remembered: env.r === 1 };
   } catch {
-    return null;
+    return { userAgent: null, remembered: false };
   }
 }
 
