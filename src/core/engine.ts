@@ -296,6 +296,15 @@ export class Tether<T extends object = SessionData> {
     return raw === undefined ? null : this.#verified.verify(raw)?.key ?? null;
   }
 
+  /**
+   * Runs a call into a store the engine does not own (the express-session store a migration reads) as
+   * the engine runs its own: within `storeTimeoutMs`, a failure rejected as STORE_UNAVAILABLE and
+   * counted in `storeErrors`. `op` names the call (the store method) in the timeout's message.
+   */
+  callStore<R>(call: () => Promise<R>, op: string): Promise<R> {
+    return this.#call(call, op);
+  }
+
   // ---- internals ----
 
   #newState(ua: string | undefined): SessionState {

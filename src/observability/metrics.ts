@@ -120,7 +120,8 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
   }
 }
 
-const TIMED = ['get', 'set', 'regenerate', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'sweep', 'count'] as const;
+// readLegacy and destroyLegacy: a migration's calls into an express-session store (tether/express).
+const TIMED = ['get', 'set', 'regenerate', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'sweep', 'count', 'readLegacy', 'destroyLegacy'] as const;
 
 /**
  * Wraps a store so each call's latency lands in `<prefix>store_duration_seconds{op,store}`. Other

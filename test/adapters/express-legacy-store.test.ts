@@ -10,10 +10,12 @@ import express from 'express';
 import expressSession from 'express-session';
 import { RedisStore as ConnectRedisStore } from 'connect-redis';
 import { createClient } from 'redis';
+import { Registry } from 'prom-client';
 import session, { fromExpressSessionStore, ExpressSessionStoreAdapter } from 'tether/express';
 import type { ExpressSessionStoreLike } from 'tether/express';
 import { MemoryStore } from 'tether';
 import type { SessionStore } from 'tether';
+import { instrumentStore, registerTetherMetrics } from 'tether/observability';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
@@ -240,6 +242,65 @@ describe('migration from express-session', () => {
     assert.ok(adapter instanceof ExpressSessionStoreAdapter);
     await migrationScenario(old, adapter);
     assert.equal(await adapter.count!(), 2, 'the migrated session and the stale cookie’s new one, as Tether records');
+  });
+});
+
+describe('migration when the express-session store fails', () => {
+  before(() => process.on('warning', quiet));
+  after(() => process.off('warning', quiet));
+
+  it('migration when reading or deleting the old session fails then the request fails 503 and the failure counts as a store error', async (t) => {
+    const inner = new expressSession.MemoryStore();
+    inner.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    let failGet = true;
+    const old: ExpressSessionStoreLike = {
+      get: (sid, cb) => (failGet ? cb(new Error('ECONNREFUSED')) : inner.get(sid, cb)),
+      set: inner.set.bind(inner),
+      destroy: (_sid, cb) => cb?.(new Error('ECONNRESET')),
+    };
+    const mw = session({ secret: 'keyboard cat', store: new MemoryStore({ sweepIntervalMs: 0 }), tether: { migrateFrom: old } });
+    const registry = new Registry();
+    registerTetherMetrics(mw.tether, registry);
+    const app = express();
+    app.use(mw);
+    app.get('/visit', (req, res) => {
+      req.session.legacyViews = 1;
+      res.json({ user: req.session.legacyUser ?? null });
+    });
+    app.use((err: { status?: number; code?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(err.status ?? 500).json({ error: { code: err.code ?? 'ERROR' } });
+    });
+    const server = await listen(app);
+    t.after(() => server.close());
+    const browser = new CookieClient(server.url);
+    browser.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+
+    const read = await browser.clone().request('/visit');
+    assert.deepEqual([read.status, read.json()], [503, { error: { code: 'STORE_UNAVAILABLE' } }]);
+    assert.equal(mw.tether.stats().storeErrors, 1, 'the failed read');
+
+    failGet = false;
+    const retire = await browser.clone().request('/visit');
+    assert.equal(retire.status, 503, 'the old record could not be deleted');
+    assert.equal(mw.tether.stats().storeErrors, 2, 'the failed delete');
+    const text = await registry.metrics();
+    assert.match(text, /^tether_store_errors_total 2$/m);
+  });
+
+  it('migration when the express-session store is instrumented then its migration calls are timed as readLegacy and destroyLegacy', async (t) => {
+    const old = new expressSession.MemoryStore();
+    old.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    const registry = new Registry();
+    const app = appOn(session({ secret: 'keyboard cat', store: instrumentStore(fromExpressSessionStore(old), registry) }));
+    const server = await listen(app);
+    t.after(() => server.close());
+    const browser = new CookieClient(server.url);
+    browser.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+    assert.deepEqual((await browser.request('/visit')).json(), { user: 'alice', views: 1 });
+    const text = await registry.metrics();
+    for (const op of ['readLegacy', 'destroyLegacy']) {
+      assert.match(text, new RegExp(`^tether_store_duration_seconds_count\\{op="${op}",store="express-session:MemoryStore"\\} 1$`, 'm'));
+    }
   });
 });
 

@@ -34,9 +34,13 @@ export function legacyRequest(cfg: ResolvedCompat, view: RequestView): { view: R
   return { view: { method: view.method, header: (n) => (n === 'cookie' ? withoutCookie(header, cfg.name) : view.header(n)) }, sid };
 }
 
-/** Reads the old session; null when the old store no longer has it. */
+/**
+ * Reads the old session; null when the old store no longer has it. Calls into the old store run through
+ * the engine, so that their failures count in its store errors as its own calls' do.
+ */
 export async function readAdoption(cfg: ResolvedCompat, sid: string): Promise<Adoption | null> {
-  const old = await cfg.legacy!.source.readLegacy(sid);
+  const source = cfg.legacy!.source;
+  const old = await cfg.tether.callStore(() => source.readLegacy(sid), 'readLegacy');
   if (!old) return null;
   const { cookie, ...data } = old;
   const c = (typeof cookie === 'object' && cookie !== null ? cookie : {}) as { originalMaxAge?: unknown; path?: unknown };
@@ -46,7 +50,8 @@ export async function readAdoption(cfg: ResolvedCompat, sid: string): Promise<Ad
 
 /** Deletes the old record; returns the Set-Cookie that expires the old cookie, when its name is not ours. */
 export async function retire(cfg: ResolvedCompat, adoption: Adoption, defaults: CompatCookie): Promise<[string, string] | null> {
-  await cfg.legacy!.source.destroyLegacy(adoption.sid);
+  const source = cfg.legacy!.source;
+  await cfg.tether.callStore(() => source.destroyLegacy(adoption.sid), 'destroyLegacy');
   const name = cfg.legacy!.name;
   if (name === cfg.name) return null;
   const clear = defaults.clone();

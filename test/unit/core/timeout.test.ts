@@ -110,4 +110,14 @@ describe('store call deadlines', () => {
     assert.equal(tether.stats().storeErrors, 1);
     await memory.close();
   });
+
+  it('callStore when a call into another store fails or outlasts storeTimeoutMs then it rejects STORE_UNAVAILABLE and counts as a store error', async () => {
+    const tether = createTether({ secrets: ['0123456789abcdef0123456789abcdef'], storeTimeoutMs: 50 });
+    assert.equal(await tether.callStore(async () => 'answer', 'readLegacy'), 'answer');
+    await assert.rejects(tether.callStore(() => Promise.reject(new Error('ECONNREFUSED')), 'readLegacy'),
+      (err: Error & { code?: string }) => err.code === 'STORE_UNAVAILABLE' && (err.cause as Error).message === 'ECONNREFUSED');
+    await assert.rejects(tether.callStore(() => new Promise(() => {}), 'destroyLegacy'), { code: 'STORE_UNAVAILABLE', message: /did not answer destroyLegacy within 50 ms/ });
+    assert.equal(tether.stats().storeErrors, 2);
+    await tether.close();
+  });
 });
