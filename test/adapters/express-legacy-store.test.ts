@@ -4,6 +4,7 @@
  * on the user's next visit.
  */
 import { describe, it, before, after } from 'node:test';
+import type { TestContext } from 'node:test';
 import { createHmac } from 'node:crypto';
 import assert from 'node:assert/strict';
 import express from 'express';
@@ -12,7 +13,7 @@ import { RedisStore as ConnectRedisStore } from 'connect-redis';
 import { createClient } from 'redis';
 import { Registry } from 'prom-client';
 import session, { fromExpressSessionStore, ExpressSessionStoreAdapter } from 'tether/express';
-import type { ExpressSessionStoreLike } from 'tether/express';
+import type { CompatTetherOptions, ExpressSessionStoreLike } from 'tether/express';
 import { MemoryStore } from 'tether';
 import type { SessionStore } from 'tether';
 import { instrumentStore, registerTetherMetrics } from 'tether/observability';
@@ -21,6 +22,7 @@ import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
+import { FaultyStore, latch, storedData } from './express-compat.kit.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -242,6 +244,145 @@ describe('migration from express-session', () => {
     assert.ok(adapter instanceof ExpressSessionStoreAdapter);
     await migrationScenario(old, adapter);
     assert.equal(await adapter.count!(), 2, 'the migrated session and the stale cookie’s new one, as Tether records');
+  });
+});
+
+describe('migration when requests with the same express-session cookie overlap', () => {
+  before(() => process.on('warning', quiet));
+  after(() => process.off('warning', quiet));
+
+  /**
+   * Tether over `target`, migrating from `old` (holding `sid-1`, Alice's). The first request to reach a
+   * handler waits there until `held.release()`; `arrival()` resolves when the next request reaches the app.
+   */
+  async function overlapping(t: TestContext, old: expressSession.MemoryStore, target: SessionStore, tether: CompatTetherOptions = {}) {
+    old.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice', legacyViews: 1 });
+    const held = latch();
+    let first = true;
+    const arrivals: Array<() => void> = [];
+    const app = express();
+    app.use((_req, _res, next) => {
+      arrivals.shift()?.();
+      next();
+    });
+    app.use(session({ secret: 'keyboard cat', store: target, tether: { migrateFrom: old, ...tether } }));
+    const hold = async (): Promise<void> => {
+      if (!first) return;
+      first = false;
+      held.enter();
+      await held.wait;
+    };
+    app.post('/add', async (req, res) => {
+      await hold();
+      const cart = (req.session as { cart?: string[] }).cart ?? [];
+      (req.session as { cart?: string[] }).cart = [...cart, String(req.query.item)];
+      res.json({ user: req.session.legacyUser ?? null });
+    });
+    app.post('/logout', async (req, res) => {
+      await hold();
+      req.session.regenerate(() => res.end());
+    });
+    app.use((err: { status?: number; code?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(err.status ?? 500).json({ error: { code: err.code ?? 'ERROR' } });
+    });
+    const server = await listen(app);
+    t.after(() => {
+      held.release();
+      return server.close();
+    });
+    const browser = new CookieClient(server.url);
+    browser.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+    /** Resolves once the next request has reached the app and gone as far as it can without I/O. */
+    const arrival = async (): Promise<void> => {
+      await new Promise<void>((r) => arrivals.push(r));
+      await new Promise((r) => setImmediate(r));
+    };
+    return { held, browser, arrival };
+  }
+
+  const oldRecord = (old: expressSession.MemoryStore) => new Promise((r) => old.get('sid-1', (_e, s) => r(s ?? null)));
+
+  it('migration when two first requests carry the same old cookie then both land in one Tether session and both changes survive', async (t) => {
+    const old = new expressSession.MemoryStore();
+    const target = new MemoryStore({ sweepIntervalMs: 0 });
+    const { held, browser, arrival } = await overlapping(t, old, target);
+    const a = browser.clone();
+    const b = browser.clone();
+    const first = a.request('/add?item=a', { method: 'POST' });
+    await held.entered;
+    const arrived = arrival();
+    const second = b.request('/add?item=b', { method: 'POST' });
+    await arrived;
+    held.release();
+    const [ra, rb] = await Promise.all([first, second]);
+    assert.deepEqual([ra.status, rb.status], [200, 200]);
+    assert.deepEqual([ra.json(), rb.json()], [{ user: 'alice' }, { user: 'alice' }]);
+    assert.ok(a.get('sid'), 'the first request set a Tether cookie');
+    assert.equal(b.get('sid'), a.get('sid'), 'the second request was sent the same session’s cookie');
+    assert.deepEqual([a.get('connect.sid'), b.get('connect.sid')], [undefined, undefined], 'both expired the old cookie');
+    assert.deepEqual(await storedData(target, a.get('sid')), { legacyUser: 'alice', legacyViews: 1, cart: ['a', 'b'] });
+    assert.equal(await target.count(), 1, 'one Tether session');
+    assert.equal(await oldRecord(old), null, 'the old record is gone');
+  });
+
+  it('migration when the first adoption fails to store then a request that waited for it adopts the session itself', async (t) => {
+    const old = new expressSession.MemoryStore();
+    const target = new FaultyStore(new MemoryStore({ sweepIntervalMs: 0 }));
+    let failures = 1;
+    target.beforeSet = () => {
+      if (failures-- > 0) throw new Error('injected failure in set (ECONNREFUSED)');
+    };
+    const { held, browser, arrival } = await overlapping(t, old, target);
+    const a = browser.clone();
+    const b = browser.clone();
+    const first = a.request('/add?item=a', { method: 'POST' });
+    await held.entered;
+    const arrived = arrival();
+    const second = b.request('/add?item=b', { method: 'POST' });
+    await arrived;
+    held.release();
+    const [ra, rb] = await Promise.all([first, second]);
+    assert.deepEqual([ra.status, rb.status], [503, 200]);
+    assert.equal(a.get('sid'), undefined);
+    assert.deepEqual(await storedData(target, b.get('sid')), { legacyUser: 'alice', legacyViews: 1, cart: ['b'] });
+    assert.equal(await oldRecord(old), null, 'deleted once the second adoption was stored');
+  });
+
+  it('migration when the first request logs out meanwhile then the one that waited does not bring the old session back', async (t) => {
+    const old = new expressSession.MemoryStore();
+    const target = new MemoryStore({ sweepIntervalMs: 0 });
+    const { held, browser, arrival } = await overlapping(t, old, target);
+    const a = browser.clone();
+    const b = browser.clone();
+    const first = a.request('/logout', { method: 'POST' });
+    await held.entered;
+    const arrived = arrival();
+    const second = b.request('/add?item=b', { method: 'POST' });
+    await arrived;
+    held.release();
+    const [ra, rb] = await Promise.all([first, second]);
+    assert.deepEqual([ra.status, rb.status], [200, 200]);
+    assert.deepEqual(rb.json(), { user: null }, 'a fresh session, not Alice’s');
+    assert.equal(await oldRecord(old), null);
+    assert.deepEqual(await storedData(target, b.get('sid')), { cart: ['b'] });
+  });
+
+  it('migration when the first adoption runs past gateTimeoutMs then the request waiting for it fails 503 SESSION_BUSY', async (t) => {
+    const old = new expressSession.MemoryStore();
+    const target = new MemoryStore({ sweepIntervalMs: 0 });
+    const { held, browser, arrival } = await overlapping(t, old, target, { gateTimeoutMs: 100 });
+    const a = browser.clone();
+    const first = a.request('/add?item=a', { method: 'POST' });
+    await held.entered;
+    const arrived = arrival();
+    const second = browser.clone().request('/add?item=b', { method: 'POST' });
+    await arrived;
+    const rb = await second;
+    held.release();
+    const ra = await first;
+    assert.deepEqual([rb.status, rb.json()], [503, { error: { code: 'SESSION_BUSY' } }]);
+    assert.equal(ra.status, 200);
+    assert.deepEqual(await storedData(target, a.get('sid')), { legacyUser: 'alice', legacyViews: 1, cart: ['a'] });
   });
 });
 

@@ -21,6 +21,7 @@ import type { CompatCookieOptions } from './compat-cookie.js';
 import { ExpressSessionStoreAdapter, isExpressSessionStore } from './legacy-store.js';
 import type { ExpressSessionStoreLike } from './legacy-store.js';
 import { LEGACY_COOKIE_NAME } from './legacy-cookie.js';
+import { Adoptions } from './legacy-migration.js';
 
 /** Engine settings that have no express-session counterpart. */
 export interface CompatTetherOptions extends Pick<TetherOptions,
@@ -102,7 +103,7 @@ export interface ResolvedCompat {
   newId(req: Request | null): string;
   /** Runs `fn` (which may make the engine generate an ID, e.g. Session#regenerate) with `req` as genid's argument. */
   withRequest<T>(req: Request, fn: () => T): T;
-  legacy: { name: string; secrets: readonly Buffer[]; source: ExpressSessionStoreAdapter } | null;
+  legacy: { name: string; secrets: readonly Buffer[]; source: ExpressSessionStoreAdapter; adoptions: Adoptions } | null;
   /** What `req.sessionStore` shows: the store the app passed. */
   appStore: unknown;
   userIdFrom: ((data: Record<string, unknown>) => string | null | undefined) | undefined;
@@ -288,7 +289,9 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
         genidReq = previous;
       }
     },
-    legacy: migrate ? { name: options.name ?? options.key ?? LEGACY_COOKIE_NAME, secrets: rawSecrets.map(keyBytes), source: legacySource! } : null,
+    legacy: migrate
+      ? { name: options.name ?? options.key ?? LEGACY_COOKIE_NAME, secrets: rawSecrets.map(keyBytes), source: legacySource!, adoptions: new Adoptions() }
+      : null,
     appStore: options.store ?? tether.store,
     userIdFrom: t.userIdFrom,
     warn,

@@ -20,8 +20,8 @@ import type { SessionController } from './compat-session.js';
 import type { CompatCookie } from './compat-cookie.js';
 import { jsonClone, jsonEqual, merge3, replaceContents } from './merge.js';
 import type { ResolvedCompat } from './compat-options.js';
-import { legacyRequest, readAdoption, retire } from './legacy-migration.js';
-import type { Adoption } from './legacy-migration.js';
+import { Claim, expireLegacyCookie, legacyRequest, readAdoption, retire } from './legacy-migration.js';
+import type { Adopted, Adoption } from './legacy-migration.js';
 import { SetCookieQueue } from './set-cookies.js';
 
 type Data = Record<string, unknown>;
@@ -50,6 +50,14 @@ export function controllerOf(req: Request): RequestSessions {
 
 const noop = (): void => {};
 
+/** `view` carrying the Tether cookie of session `id` in place of the request's cookies. */
+function carrying(cfg: ResolvedCompat, view: RequestView, id: string): RequestView {
+  const header = cfg.tether.cookieFor(id);
+  const value = header.slice(header.indexOf('=') + 1, header.includes(';') ? header.indexOf(';') : undefined);
+  const cookie = `${cfg.name}=${value}`;
+  return { method: view.method, header: (n) => (n === 'cookie' ? cookie : view.header(n)) };
+}
+
 export class RequestSessions implements SessionController {
   readonly #cfg: ResolvedCompat;
   readonly #req: Request;
@@ -76,6 +84,12 @@ export class RequestSessions implements SessionController {
   #legacy: Adoption | null = null;
   /** Its data lives only in `req.session` so far: the old copy must stay until Tether has stored it. */
   #legacyPending = false;
+  /** This request's hold on the old session it adopts: other requests presenting it wait (legacy-migration.ts). */
+  #claim: Claim | null = null;
+  /** Another request's adoption of the old session this request presented, which this one joined. */
+  #joined: Adopted | null = null;
+  /** finish() has begun: from then on it, not abort(), releases the claim. */
+  #finishing = false;
   readonly #out: SetCookieQueue;
   #next: (err: unknown) => void = noop;
 
@@ -100,20 +114,37 @@ export class RequestSessions implements SessionController {
     const view = viewOf(req);
     const legacy = legacyRequest(cfg, view);
     const write = cfg.write(req);
-    const s = await cfg.tether.open(legacy.view, { write });
-    const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
-    ctl.#next = next;
-    if (s.isNew && legacy.sid !== null) {
-      try {
+    let s = await cfg.tether.open(legacy.view, { write });
+    if (!s.isNew || legacy.sid === null) return new RequestSessions(cfg, req, view, write, defaults, s).#install(next);
+    let claim: Claim | null = null;
+    try {
+      const turn = await cfg.legacy!.adoptions.claim(legacy.sid, cfg.tether.options.gateTimeoutMs);
+      if (turn instanceof Claim) {
+        claim = turn;
         const adoption = await readAdoption(cfg, legacy.sid);
-        if (adoption) ctl.#adopt(adoption);
-      } catch (err) {
-        cfg.tether.abandon(s);
-        throw err;
+        const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
+        if (adoption) ctl.#adopt(adoption, claim);
+        // Gone from the old store (migrated or ended): nothing for others to wait for.
+        else claim.release();
+        return ctl.#install(next);
       }
+      // Another request of this process adopted it: open the Tether session it became, as if this
+      // request had carried its cookie. One that ended since is left, as its cookie would be.
+      const adopted = await cfg.tether.open(carrying(cfg, legacy.view, turn.id), { write });
+      if (adopted.isNew) {
+        cfg.tether.abandon(adopted);
+      } else {
+        cfg.tether.abandon(s);
+        s = adopted;
+      }
+      const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
+      ctl.#joined = turn;
+      return ctl.#install(next);
+    } catch (err) {
+      claim?.release();
+      cfg.tether.abandon(s);
+      throw err;
     }
-    ctl.#install();
-    return ctl;
   }
 
   // ---- SessionController (what req.session's methods call) ----
@@ -139,8 +170,10 @@ export class RequestSessions implements SessionController {
         this.#id = null;
         sessionState(s).id = null;
       }
-      // A session taken over from express-session ends here too: its old copy must not come back.
+      // A session taken over from express-session ends here too: its old copy must not come back, and
+      // what is stored next is not the old session's, for a request with its cookie to join.
       this.#legacyPending = false;
+      this.#claim?.end();
       this.#cookie = this.#defaults.clone();
       this.#compat = new CompatSession(this, {});
       holder(this.#req).session = this.#compat;
@@ -221,15 +254,26 @@ export class RequestSessions implements SessionController {
 
   /** Runs at the first write of the response head: commits, and returns the Set-Cookie values to send. */
   async finish(): Promise<string[]> {
-    await this.#settle();
-    if (!this.#ended) {
-      if (holder(this.#req).session !== this.#compat || this.#compat === undefined) await this.#run(() => this.#unset());
-      else await this.#run(() => this.#commit());
+    this.#finishing = true;
+    try {
+      await this.#settle();
+      if (!this.#ended) {
+        if (holder(this.#req).session !== this.#compat || this.#compat === undefined) await this.#run(() => this.#unset());
+        else await this.#run(() => this.#commit());
+      }
+      // An adopted session that holds nothing is retired too; one that could not be stored is kept for next time.
+      if (this.#legacy && (this.#stored || this.#ended || !this.#legacyPending)) await this.#run(() => this.#retireLegacy());
+      if (this.#joined) {
+        // The request that adopted the session expires the old cookie too, but either response may come last.
+        const clear = expireLegacyCookie(this.#cfg, this.#joined.path, this.#defaults);
+        if (clear) this.#out.add(...clear);
+      }
+      this.#resendIfDue();
+      return this.#out.close();
+    } finally {
+      // The adoption is settled: a request still waiting takes over whatever the old store still holds.
+      this.#claim?.release();
     }
-    // An adopted session that holds nothing is retired too; one that could not be stored is kept for next time.
-    if (this.#legacy && (this.#stored || this.#ended || !this.#legacyPending)) await this.#run(() => this.#retireLegacy());
-    this.#resendIfDue();
-    return this.#out.close();
   }
 
   /** Runs before `res.end` when the head went out earlier (streaming): writes what changed since. */
@@ -242,6 +286,7 @@ export class RequestSessions implements SessionController {
 
   /** The client went away before the head was written: give the gate back. */
   abort(): void {
+    if (!this.#finishing) this.#claim?.release();
     if (this.#out.closed || !this.#current) return;
     this.#cfg.tether.abandon(this.#current);
     this.#current = null;
@@ -249,7 +294,8 @@ export class RequestSessions implements SessionController {
 
   // ---- internals ----
 
-  #install(): void {
+  #install(next: (err: unknown) => void): this {
+    this.#next = next;
     const h = holder(this.#req);
     h[CONTROLLER] = this;
     h.session = this.#compat;
@@ -262,6 +308,7 @@ export class RequestSessions implements SessionController {
         throw new TypeError('req.sessionID is read-only: use req.session.regenerate() for a new ID');
       },
     });
+    return this;
   }
 
   /** Serialises this request's session operations; after a failed write every later one fails the same way. */
@@ -306,10 +353,7 @@ export class RequestSessions implements SessionController {
     const tether = this.#cfg.tether;
     let s: TSession;
     if (this.#stored && this.#id !== null) {
-      const header = tether.cookieFor(this.#id);
-      const value = header.slice(header.indexOf('=') + 1, header.includes(';') ? header.indexOf(';') : undefined);
-      const cookie = `${this.#cfg.name}=${value}`;
-      s = await tether.open({ method: this.#view.method, header: (n) => (n === 'cookie' ? cookie : this.#view.header(n)) }, { write: this.#write });
+      s = await tether.open(carrying(this.#cfg, this.#view, this.#id), { write: this.#write });
       if (s.isNew) {
         tether.abandon(s);
         throw new SessionConflictError('the session ended while this request ran');
@@ -368,6 +412,8 @@ export class RequestSessions implements SessionController {
       this.#out.pushEngine(await tether.commit(s), this.#cookie);
       this.#stored = !s.isNew;
       this.#id = s.id ?? this.#id;
+      // The adopted data is in Tether: requests that presented the old session meanwhile can open it.
+      if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, path: this.#legacy.path });
       if (changed || this.#regenerated) this.#modified = true;
       this.#base = mine;
       this.#regenerated = false;
@@ -381,6 +427,7 @@ export class RequestSessions implements SessionController {
   }
 
   async #end(): Promise<void> {
+    this.#claim?.end();
     const s = await this.#ensureOpen();
     this.#current = null;
     s.destroy();
@@ -407,7 +454,8 @@ export class RequestSessions implements SessionController {
   }
 
   /** The old session's data becomes this request's change, so the next commit writes it under a new ID. */
-  #adopt(adoption: Adoption): void {
+  #adopt(adoption: Adoption, claim: Claim): void {
+    this.#claim = claim;
     if (adoption.originalMaxAge !== undefined) this.#cookie.applyOverrides({ originalMaxAge: adoption.originalMaxAge });
     this.#cookie.resetMaxAge();
     this.#compat = new CompatSession(this, jsonClone(adoption.data));
@@ -430,7 +478,8 @@ export class RequestSessions implements SessionController {
   /** express-session's rule: a known session's cookie is sent again with `rolling`, or when persistent and changed. */
   #resendIfDue(): void {
     if (this.#ended || !this.#stored || this.#id === null || this.#out.has(this.#cfg.name)) return;
-    if (this.#cfg.rolling || (this.#cookie.expires !== null && this.#modified)) {
+    // One that joined another request's adoption may be answered last: it carries the new cookie too.
+    if (this.#cfg.rolling || this.#joined !== null || (this.#cookie.expires !== null && this.#modified)) {
       this.#out.pushEngine([this.#cfg.tether.cookieFor(this.#id)], this.#cookie);
     }
   }

@@ -1,10 +1,12 @@
 /**
  * Moving a session express-session stored into Tether on the user's next visit: recognise its signed
  * `s:` cookie, read the old record, and after the data is safely in Tether delete the old record and
- * expire the old cookie, so that it can never load the session again.
+ * expire the old cookie, so that it can never load the session again. Requests of this process that
+ * present the same old session meanwhile join the one adoption (`Adoptions`).
  * @module
  */
 import type { RequestView } from '../../core/csrf.js';
+import { SessionBusyError } from '../../core/errors.js';
 import type { CompatCookie } from './compat-cookie.js';
 import type { ResolvedCompat } from './compat-options.js';
 import { isLegacyValue, legacySessionId, withoutCookie } from './legacy-cookie.js';
@@ -52,9 +54,111 @@ export async function readAdoption(cfg: ResolvedCompat, sid: string): Promise<Ad
 export async function retire(cfg: ResolvedCompat, adoption: Adoption, defaults: CompatCookie): Promise<[string, string] | null> {
   const source = cfg.legacy!.source;
   await cfg.tether.callStore(() => source.destroyLegacy(adoption.sid), 'destroyLegacy');
+  return expireLegacyCookie(cfg, adoption.path, defaults);
+}
+
+/** The Set-Cookie that expires the old cookie set for `path`; null when its name is ours (our cookie replaces it). */
+export function expireLegacyCookie(cfg: ResolvedCompat, path: string, defaults: CompatCookie): [string, string] | null {
   const name = cfg.legacy!.name;
   if (name === cfg.name) return null;
   const clear = defaults.clone();
-  clear.path = adoption.path;
+  clear.path = path;
   return [name, clear.serializeClear(name)];
+}
+
+/** What an adoption became, for the requests that presented the same old session meanwhile. */
+export interface Adopted {
+  /** The Tether session that holds the old session's data. */
+  id: string;
+  /** The old cookie's path, to expire it with. */
+  path: string;
+}
+
+/**
+ * A request's hold on an old session ID while it adopts it. `adopted()` answers the requests waiting
+ * for it as soon as the data is stored in Tether; `release()`, when the request is done, removes the
+ * hold and answers null to those still waiting if nothing was adopted (they then try themselves).
+ */
+export class Claim {
+  /** What the adoption became; null when it became no session others may join. */
+  readonly outcome: Promise<Adopted | null>;
+  readonly #resolve: (outcome: Adopted | null) => void;
+  readonly #remove: () => void;
+  #open = true;
+
+  constructor(remove: () => void) {
+    let resolve!: (outcome: Adopted | null) => void;
+    this.outcome = new Promise((r) => (resolve = r));
+    this.#resolve = resolve;
+    this.#remove = remove;
+  }
+
+  /** The old session's data is stored in Tether as `adopted.id`. */
+  adopted(adopted: Adopted): void {
+    if (this.#open) this.#resolve(adopted);
+  }
+
+  /**
+   * The old session ended in this request (logout, login) before it was stored: what the request
+   * stores afterwards belongs to it alone, never to another holder of the old cookie.
+   */
+  end(): void {
+    this.#open = false;
+  }
+
+  /** The request is done with the old session: the hold goes, and waiters not yet answered get null. */
+  release(): void {
+    this.#open = false;
+    this.#resolve(null);
+    this.#remove();
+  }
+}
+
+/**
+ * Adoptions in flight in this process, by old session ID. Without them, two first requests of one
+ * browser (a page and its XHR, both still carrying only the old cookie) would each store the old data
+ * under a new random ID, and the browser would keep one cookie: the other request's change lost. The
+ * first to come claims the old session; the others wait, then open the Tether session it became.
+ * An entry lives as long as the request holding it. Across processes nothing coordinates: an
+ * express-session store has no compare-and-set to claim a record with.
+ */
+export class Adoptions {
+  readonly #held = new Map<string, Claim>();
+
+  /** Old sessions being adopted now. */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /**
+   * A claim on `sid` for this request, or, while another request holds one, what its adoption became
+   * once it is known (a null outcome: claim again). Waits at most `timeoutMs` in all, as a writer waits
+   * at a session's gate, then fails with SESSION_BUSY.
+   */
+  async claim(sid: string, timeoutMs: number): Promise<Claim | Adopted> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const held = this.#held.get(sid);
+      if (held === undefined) {
+        const claim: Claim = new Claim(() => {
+          if (this.#held.get(sid) === claim) this.#held.delete(sid);
+        });
+        this.#held.set(sid, claim);
+        return claim;
+      }
+      const adopted = await within(held.outcome, deadline - Date.now(), timeoutMs);
+      if (adopted !== null) return adopted;
+    }
+  }
+}
+
+/** `outcome`, or SESSION_BUSY after `ms` (an outcome already known wins even when no time is left). */
+function within<T>(outcome: Promise<T>, ms: number, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new SessionBusyError(timeoutMs)), Math.max(0, ms));
+    void outcome.then((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
 }
