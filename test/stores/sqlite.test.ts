@@ -1,4 +1,4 @@
-/** SqliteStore: the shared conformance suite plus migrations, several connections, the change feed and crashes. */
+/** SqliteStore: the shared conformance suite plus migrations, other processes' locks, several connections, the change feed and crashes. */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -195,7 +195,7 @@ describe('SqliteStore options', () => {
  * before committing, or until `release()` is called, whichever comes first. Resolves once the lock is
  * held; `released` resolves when the child committed.
  */
-async function holdWriteLock(path: string, holdMs: number): Promise<{ released: Promise<void>; release: () => void }> {
+function holdWriteLock(path: string, holdMs: number): Promise<LockHolder> {
   const script = `const Database = require('better-sqlite3');
     const db = new Database(process.argv[1]);
     db.exec('BEGIN IMMEDIATE');
@@ -205,28 +205,84 @@ async function holdWriteLock(path: string, holdMs: number): Promise<{ released: 
     const release = () => { if (done) return; done = true; db.exec('COMMIT'); db.close(); process.stdout.write('released\\n'); process.stdin.destroy(); };
     const timer = setTimeout(release, Number(process.argv[2]));
     process.stdin.on('data', () => { clearTimeout(timer); release(); });`;
-  const child = spawn(process.execPath, ['-e', script, path, String(holdMs)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  const guard = setTimeout(() => child.kill('SIGKILL'), holdMs + 20_000);
+  return holdLock(process.execPath, ['-e', script, path, String(holdMs)], holdMs + 20_000);
+}
+
+/**
+ * Another process caught rebuilding the WAL index, as SQLite does when it finds the index damaged (a
+ * process died while updating it): it holds the index's write, checkpoint and recovery locks (bytes
+ * 120-122 of the -shm file, as SQLite's recovery does) with the index header cleared, until `release()`
+ * is called. A reader meanwhile gets SQLITE_BUSY_RECOVERY; once the locks are free, the next reader
+ * rebuilds the index from the WAL itself. (Another process's lock on the whole file, locking_mode
+ * EXCLUSIVE, cannot happen to an open store: its connection holds a shared lock on the file for as long
+ * as it is open.) No SQLite call holds these locks for as long as a test needs, and Node has no call for
+ * POSIX record locks (fcntl), hence Perl, which every Debian and Ubuntu system has (struct flock as on
+ * 64-bit Linux).
+ */
+function holdRecoveryLocks(path: string): Promise<LockHolder> {
+  const script = `use strict; use Fcntl qw(O_RDWR SEEK_SET F_SETLK F_WRLCK F_UNLCK);
+    sysopen(my $fh, "$ARGV[0]-shm", O_RDWR) or die "open: $!";
+    my $lock = pack('s s x4 q q i x4', F_WRLCK, SEEK_SET, 120, 3, 0);
+    fcntl($fh, F_SETLK, $lock) or die "lock: $!";
+    sysseek($fh, 0, SEEK_SET) and syswrite($fh, "\\0" x 96) == 96 or die "clear: $!";
+    $| = 1; print "held\\n";
+    <STDIN>;
+    my $unlock = pack('s s x4 q q i x4', F_UNLCK, SEEK_SET, 120, 3, 0);
+    fcntl($fh, F_SETLK, $unlock) or die "unlock: $!";
+    print "released\\n";`;
+  return holdLock('perl', ['-e', script, path], 60_000);
+}
+
+interface LockHolder {
+  /** Resolves once the holder let go. */
+  released: Promise<void>;
+  /** Tells the holder to let go; calling it again is harmless. */
+  release: () => void;
+}
+
+/**
+ * Runs a lock holder: a process that prints `held` once it holds its lock, lets go when sent a line (or
+ * ends), and prints `released` once it has. Resolves once the lock is held; killed after `guardMs`.
+ */
+async function holdLock(command: string, args: string[], guardMs: number): Promise<LockHolder> {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const guard = setTimeout(() => child.kill('SIGKILL'), guardMs);
   let out = '';
   let stderr = '';
+  const onOutput: Array<() => void> = [];
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    for (const check of onOutput) check();
+  });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.on('error', (err) => (stderr += err.message));
+  // Told to let go after it ended: nothing to do.
+  child.stdin.on('error', () => {});
   const ended = new Promise<void>((resolve) => child.on('close', () => {
     clearTimeout(guard);
     resolve();
   }));
   const line = (text: string) => new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (out.includes(`${text}\n`)) resolve();
-    };
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-      check();
+    const seen = () => out.includes(`${text}\n`);
+    onOutput.push(() => {
+      if (seen()) resolve();
     });
-    void ended.then(() => (out.includes(`${text}\n`) ? resolve() : reject(new Error(`lock holder ended before '${text}': ${stderr}`))));
-    check();
+    void ended.then(() => (seen() ? resolve() : reject(new Error(`lock holder ended before '${text}': ${stderr}`))));
   });
-  await line('held');
-  return { released: line('released'), release: () => void child.stdin.write('release\n') };
+  const held = line('held');
+  const released = line('released');
+  // Awaited by the caller only after a release; a holder that never held is reported by `held`.
+  released.catch(() => {});
+  await held;
+  let told = false;
+  return {
+    released,
+    release: () => {
+      if (told) return;
+      told = true;
+      child.stdin.end('release\n');
+    },
+  };
 }
 
 /**
@@ -329,6 +385,70 @@ describe('SqliteStore waiting for another process’s lock', () => {
       assert.deepEqual(await again.set(rec, 0), { ok: true }, 'writes go through once the lock is free');
     } finally {
       await again.close();
+    }
+  });
+});
+
+describe('SqliteStore reading while another process rebuilds the WAL index', () => {
+  it('sqlite store when another process is rebuilding the WAL index then reads wait without blocking the event loop and are answered once it is done', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, busyTimeoutMs: 5_000, sweepIntervalMs: 0 });
+    let stop = (): number => 0;
+    let release = (): void => {};
+    try {
+      const rec = makeRecord(clock, { userId: 'fay' });
+      await store.set(rec, 0);
+      const holder = await holdRecoveryLocks(path);
+      release = holder.release;
+      stop = watchLoop();
+      let answeredAt = 0;
+      const reads = Promise.allSettled([store.get(rec.key), store.listByUser('fay'), store.count()]);
+      void reads.then(() => (answeredAt = performance.now()));
+      // The holder lets go only when told, and is told from this event loop: a read that waited inside
+      // SQLite, blocking the loop, would hold up its own release until busyTimeoutMs.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(answeredAt, 0, 'no read was answered while the index was being rebuilt');
+      const releasing = performance.now();
+      release();
+      assert.deepEqual(await reads, [rec, [rec], 1].map((value) => ({ status: 'fulfilled', value })));
+      assert.ok(answeredAt >= releasing, 'the reads were answered once the holder was told to let go');
+      const worst = stop();
+      await holder.released;
+      assert.ok(worst < 200, `the event loop kept turning while the reads waited (longest gap ${worst.toFixed(0)} ms)`);
+    } finally {
+      stop();
+      release();
+      await store.close();
+    }
+  });
+
+  it('sqlite store when another process rebuilds the WAL index past busyTimeoutMs then a read fails with STORE_UNAVAILABLE at about that time without blocking the event loop, and the next read after it is done rebuilds the index', { timeout: 30_000 }, async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, busyTimeoutMs: 1_000, sweepIntervalMs: 0 });
+    let stop = (): number => 0;
+    let release = (): void => {};
+    try {
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      const holder = await holdRecoveryLocks(path);
+      release = holder.release;
+      stop = watchLoop();
+      const started = performance.now();
+      await assert.rejects(store.get(rec.key), (err: Error & { code?: string; cause?: { code?: string } }) =>
+        err.code === 'STORE_UNAVAILABLE' && err.cause?.code === 'SQLITE_BUSY_RECOVERY' && /busyTimeoutMs/.test(err.message));
+      const elapsed = performance.now() - started;
+      const worst = stop();
+      assert.ok(elapsed >= 1_000 && elapsed < 2_500, `failed after ${elapsed.toFixed(0)} ms`);
+      assert.ok(worst < 200, `the event loop kept turning while the read waited (longest gap ${worst.toFixed(0)} ms)`);
+      release();
+      await holder.released;
+      assert.deepEqual(await store.get(rec.key), rec, 'nothing of the WAL was lost');
+    } finally {
+      stop();
+      release();
+      await store.close();
     }
   });
 });
