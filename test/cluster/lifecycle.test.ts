@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { CLUSTER_DEFAULTS, Router } from 'tether/cluster';
 import { TestClient } from '../helpers/http-client.js';
+import type { Reply } from '../helpers/http-client.js';
 import { startApp, probe } from '../helpers/node-process.js';
 import type { AppProcess } from '../helpers/node-process.js';
 import { childPids, procStat } from '../helpers/procfs.js';
@@ -45,6 +46,23 @@ async function until(what: string, check: () => boolean, detail = (): string => 
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${detail()}`);
     await sleep(10);
   }
+}
+
+let slowTags = 0;
+
+/**
+ * GET /slow?ms=… on a new connection of `client`; resolves once a worker has begun it (the app prints
+ * so), with the reply still to come. Under load the request can take a while to reach a worker, and a
+ * stop that came first would rightly refuse it.
+ */
+async function slowRequest(app: AppProcess, client: TestClient, ms: number): Promise<{ reply: Promise<Reply> }> {
+  const tag = `t${++slowTags}`;
+  client.newConnection();
+  const reply = client.request('GET', `/slow?ms=${ms}&tag=${tag}`);
+  // Awaited by the caller; a request that fails before it starts shows in the wait below.
+  reply.catch(() => {});
+  await until(`/slow to start in a worker`, () => app.output().includes(`slow ${tag} started\n`), () => app.output().slice(-2000));
+  return { reply };
 }
 
 async function newSession(url: string): Promise<TestClient> {
@@ -103,11 +121,9 @@ describe('cluster lifecycle', { timeout: 180_000 }, () => {
     const client = await newSession(app.url);
     const name = workerOf(client);
     const pid = await pidOf(port, name);
-    client.newConnection();
-    const slow = client.request('GET', '/slow?ms=800');
-    await sleep(200);
+    const slow = await slowRequest(app, client, 800);
     process.kill(pid, 'SIGTERM');
-    const r = await slow;
+    const r = await slow.reply;
     assert.equal(r.status, 200);
     assert.equal(r.node, name);
     assert.notEqual(await pidOf(port, name, pid), pid);
@@ -132,11 +148,9 @@ describe('cluster lifecycle', { timeout: 180_000 }, () => {
   it('primary when SIGTERM arrives with requests in flight then they complete, it exits 0 within 10 s, and a restart keeps the sessions', async () => {
     const client = await newSession(app.url);
     assert.equal((await client.request('POST', '/api/cart/items', { productId: 'kept', quantity: 5 })).status, 201);
-    client.newConnection();
-    const slow = client.request('GET', '/slow?ms=1500');
-    await sleep(300);
+    const slow = await slowRequest(app, client, 1500);
     const exit = app.stop('SIGTERM', 20_000);
-    const r = await slow;
+    const r = await slow.reply;
     assert.equal(r.status, 200);
     const e = await exit;
     assert.equal(e.code, 0);
