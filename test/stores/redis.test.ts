@@ -269,7 +269,13 @@ describe('RedisStore own cases', () => {
       await store.set({ ...rec, version: 2, data: '{"n":2}' }, 1);
       const skey = `${keyPrefix}s:${rec.key}`;
       const before = await raw.get(skey);
-      await new Promise((r) => setTimeout(r, 50));
+      // Redis delivers a subscriber's messages in the order they were published: once a marker
+      // published now has arrived, so has everything published before it.
+      const delivered = async (marker: string): Promise<void> => {
+        await raw.publish(`${keyPrefix}marker`, marker);
+        await waitFor(`the marker ${marker}`, 5_000, async () => heard.includes(marker));
+      };
+      await delivered('after the writes');
       heard.length = 0;
       const unchanged = async (what: string): Promise<void> => {
         assert.equal(await raw.get(skey), before, `${what}: the stored value is the one it found`);
@@ -286,9 +292,8 @@ describe('RedisStore own cases', () => {
       await unchanged('a create over a live record');
       assert.equal(await raw.exists(`${keyPrefix}s:${fresh.key}`), 0, 'the new record of the refused regeneration was not written');
       assert.deepEqual(await raw.zrange(`${keyPrefix}u:cas-user`, 0, -1), [rec.key], 'the index is as it was');
-      await raw.ping();
-      await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(heard, [], 'a refused write reports no change');
+      await delivered('after the refusals');
+      assert.deepEqual(heard, ['after the refusals'], 'a refused write reports no change');
       // A value that is not a record (here too short to hold a header) is left as it is, and reads as no session.
       const other = `${keyPrefix}s:${makeRecord(clock).key}`;
       await raw.set(other, 'not a session', 'PX', 45_000);
