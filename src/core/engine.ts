@@ -192,6 +192,11 @@ export class Tether<T extends object = SessionData> {
   commitNow(session: Session<T>): string[] | Promise<string[]> {
     const s = sessionState(session);
     if (s.committed) return s.setCookies;
+    if (s.updating !== 0) return (s.afterUpdates ??= this.#afterUpdates(s));
+    return this.#commitState(s);
+  }
+
+  #commitState(s: SessionState): string[] | Promise<string[]> {
     s.committed = true;
     let pending: Promise<void> | undefined;
     try {
@@ -200,6 +205,25 @@ export class Tether<T extends object = SessionData> {
       if (pending === undefined) this.#release(s);
     }
     return pending === undefined ? s.setCookies : this.#settle(s, pending);
+  }
+
+  /**
+   * Commits once the request's asynchronous `update()` functions have settled (one the handler did not
+   * await would otherwise be refused with SESSION_COMMITTED, its change lost), or at gateTimeoutMs:
+   * a function that never settles must not hold the response, nor the session's gate, for good.
+   */
+  async #afterUpdates(s: SessionState): Promise<string[]> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.options.gateTimeoutMs);
+      s.updated = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    s.updated = null;
+    s.afterUpdates = null;
+    // Abandoned meanwhile (the handler failed): nothing to store.
+    return s.committed ? s.setCookies : this.#commitState(s);
   }
 
   /**
@@ -311,7 +335,7 @@ export class Tether<T extends object = SessionData> {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
       ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, destroyed: false,
-      touch: false, resign: false, clearCookie: false, rejected: null, release: null, committed: false, setCookies: [],
+      touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, committed: false, setCookies: [],
       newId: this.#newId,
     };
   }

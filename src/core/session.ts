@@ -69,6 +69,12 @@ export interface SessionState {
   /** Why the presented cookie was refused, when it was neither live nor merely expired (see Session.rejectedCookie). */
   rejected: RejectedCookie | null;
   release: Release | null;
+  /** `update()` functions still awaiting: the commit waits for them (at most gateTimeoutMs). */
+  updating: number;
+  /** Wakes a commit waiting for `updating` to reach 0. */
+  updated: (() => void) | null;
+  /** That commit, shared by every call to commit while it waits. */
+  afterUpdates: Promise<string[]> | null;
   committed: boolean;
   setCookies: string[];
   newId: () => string;
@@ -163,7 +169,9 @@ export class Session<T extends object = SessionData> {
    * update and never fails with SESSION_CONFLICT unless the session ended, or the request also changed
    * the data outside `update()`. On a conflict `fn` runs again, on the data the request loaded, to check
    * that it gives what the request holds (once more if it does not: a function that writes a random ID
-   * or the time is still replayed), and then on the fresh data: keep it free of side effects.
+   * or the time is still replayed), and then on the fresh data: keep it free of side effects. The
+   * commit waits for an asynchronous `fn` still running (at most gateTimeoutMs): its change is stored
+   * even when the handler did not await it.
    */
   update(fn: UpdateFn<T>): Promise<void> {
     // Not an async function, and no closure here: a synchronous `fn`, the common case, then costs no
@@ -179,7 +187,10 @@ export class Session<T extends object = SessionData> {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (isThenable(out)) return this.#afterward(out, fn, data, before);
+    if (isThenable(out)) {
+      this.#s.updating++;
+      return this.#afterward(out, fn, data, before);
+    }
     this.#replays(fn, data, before);
     return DONE;
   }
@@ -190,10 +201,23 @@ export class Session<T extends object = SessionData> {
    */
   #afterward(out: PromiseLike<unknown>, fn: UpdateFn<T>, data: SessionData, before: number | undefined): Promise<void> {
     return Promise.resolve(out).then(() => {
-      // Committed while `fn` awaited: what it changed since then will never be stored.
-      if (this.#s.committed) throw new SessionCommittedError();
-      this.#replays(fn, data, before);
+      try {
+        // Committed while `fn` awaited (the commit waited for it no longer): its change will never be stored.
+        if (this.#s.committed) throw new SessionCommittedError();
+        this.#replays(fn, data, before);
+      } finally {
+        this.#settled();
+      }
+    }, (err: unknown) => {
+      this.#settled();
+      throw err;
     });
+  }
+
+  /** One asynchronous update fewer in flight; the last one wakes a commit waiting for them. */
+  #settled(): void {
+    const s = this.#s;
+    if (--s.updating === 0 && s.updated !== null) s.updated();
   }
 
   /**

@@ -56,6 +56,15 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.deepEqual(read.setCookies, []);
   });
 
+  test('update not awaited by the handler when the response is sent then the commit waited for it and its change is stored', async (t) => {
+    const env = await setup(t);
+    const { cookie, token } = await newSession(env);
+    const r = await env.call('POST', '/add-later', { cookie, token, body: { item: 'pear' } });
+    assert.equal(r.status, 200);
+    const read = await env.call('GET', '/state', { cookie });
+    assert.deepEqual(read.json?.data, { cart: ['pear'] });
+  });
+
   test('regenerate when requested then the ID changes, data stays, and the old cookie and old token are dead', async (t) => {
     const env = await setup(t);
     const s = await newSession(env);

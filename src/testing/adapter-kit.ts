@@ -61,6 +61,16 @@ export function suiteRoutes(hooks: RouteHooks): SuiteRoute[] {
       },
     },
     {
+      // An asynchronous update the handler does not await: the commit waits for it.
+      method: 'POST', path: '/add-later', handle: (s, body) => {
+        void s.update(async (d) => {
+          await sleep(5);
+          d.cart = [...(d.cart ?? []), String(field(body, 'item'))];
+        });
+        return { json: { ok: true } };
+      },
+    },
+    {
       // Read, wait, write: the read-modify-write that loses updates without a per-session gate.
       method: 'POST', path: '/count', handle: async (s) => {
         const n = s.data.n ?? 0;

@@ -53,18 +53,82 @@ describe('session changes after the commit', () => {
     await refused(() => s.set('late', 1));
   });
 
-  it('an update whose function awaits past the commit then rejects with SESSION_COMMITTED', async () => {
+  it('an update not awaited when the handler returns then the commit waits for it, and its change is stored', async () => {
     const r = rig();
-    const s = await r.tether.open(view('POST'));
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    const s = await r.tether.open(view('POST', { cookie: cookie! }));
     let go!: () => void;
     const gate = new Promise<void>((resolve) => { go = resolve; });
     const late = s.update(async (d) => {
       await gate;
       d.late = 1;
     });
+    let committed = false;
+    const commit = r.tether.commit(s).then((c) => { committed = true; return c; });
+    const again = r.tether.commit(s);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(committed, false, 'the commit waits for the update');
+    go();
+    await late;
+    await commit;
+    await again;
+    const after = await trip(r.tether, cookie, () => {}, 'GET');
+    assert.deepEqual(after.session.snapshot(), { n: 1, late: 1 });
+  });
+
+  it('an update that never settles then the commit goes ahead at gateTimeoutMs, and the late update rejects with SESSION_COMMITTED', async () => {
+    const r = rig({ gateTimeoutMs: 50 });
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    const s = await r.tether.open(view('POST', { cookie: cookie! }));
+    let go!: () => void;
+    const gate = new Promise<void>((resolve) => { go = resolve; });
+    s.set('n', 2);
+    const late = s.update(async (d) => {
+      await gate;
+      d.late = 1;
+    });
+    const started = Date.now();
     await r.tether.commit(s);
+    assert.ok(Date.now() - started >= 45, 'it waited about gateTimeoutMs');
     go();
     await refused(() => late);
+    const after = await trip(r.tether, cookie, () => {}, 'GET');
+    assert.deepEqual(after.session.snapshot(), { n: 2 }, 'what was done before the commit is stored, the late change is not');
+  });
+
+  it('an update in flight when the session is abandoned then nothing is stored and the update rejects with SESSION_COMMITTED', async () => {
+    const r = rig();
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    const s = await r.tether.open(view('POST', { cookie: cookie! }));
+    let go!: () => void;
+    const gate = new Promise<void>((resolve) => { go = resolve; });
+    const late = s.update(async (d) => {
+      await gate;
+      d.late = 1;
+    });
+    const commit = r.tether.commit(s);
+    r.tether.abandon(s);
+    go();
+    await refused(() => late);
+    assert.deepEqual(await commit, []);
+    const after = await trip(r.tether, cookie, () => {}, 'GET');
+    assert.deepEqual(after.session.snapshot(), { n: 1 });
+  });
+
+  it('an update whose function fails while the commit waits then the commit goes ahead with the other changes', async () => {
+    const r = rig();
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    const s = await r.tether.open(view('POST', { cookie: cookie! }));
+    s.set('n', 3);
+    const failing = s.update(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      throw new Error('boom');
+    });
+    const commit = r.tether.commit(s);
+    await assert.rejects(failing, /boom/);
+    await commit;
+    const after = await trip(r.tether, cookie, () => {}, 'GET');
+    assert.deepEqual(after.session.snapshot(), { n: 3 });
   });
 
   it('csrfToken after the commit answers the token the session has, and refuses to make one', async () => {
