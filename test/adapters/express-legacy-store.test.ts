@@ -160,7 +160,9 @@ function appOn(middleware: express.RequestHandler): express.Express {
 }
 
 /** Logs in on express-session over `oldStore`, then visits the Tether app over `tetherStore` with the same cookies. */
-async function migrationScenario(oldStore: expressSession.Store, tetherStore: SessionStore | expressSession.Store, name?: string, migrateFrom?: expressSession.Store): Promise<void> {
+async function migrationScenario(
+  oldStore: expressSession.Store, tetherStore: SessionStore | expressSession.Store, name?: string, migrateFrom?: CompatTetherOptions['migrateFrom'],
+): Promise<void> {
   const opts = { secret: 'keyboard cat', resave: false, saveUninitialized: false, ...(name ? { name } : {}) };
   const before: Listening = await listen(appOn(expressSession({ ...opts, store: oldStore })));
   const browser = new CookieClient(before.url);
@@ -236,6 +238,44 @@ describe('migration from express-session', () => {
     assert.equal(await new Promise((r) => old.get('sid-1', (_e, s) => r(s ?? null))), null);
     assert.deepEqual((await stale.request('/visit')).json(), { user: null });
     await server.close();
+  });
+
+  it('migration when migrateFrom is fromExpressSessionStore(old, options), instrumented, then that adapter is the source', async () => {
+    const old = new expressSession.MemoryStore();
+    const registry = new Registry();
+    await migrationScenario(old, new MemoryStore(), undefined, instrumentStore(fromExpressSessionStore(old, { prefix: 'app:' }), registry));
+    const text = await registry.metrics();
+    // Read at the first visit and for the stale cookie; deleted once.
+    assert.match(text, /^tether_store_duration_seconds_count\{op="readLegacy",store="express-session:MemoryStore"\} 2$/m);
+    assert.match(text, /^tether_store_duration_seconds_count\{op="destroyLegacy",store="express-session:MemoryStore"\} 1$/m);
+  });
+
+  it('migration when migrateFrom is fromExpressSessionStore(old, { timeoutMs }) then that bound applies to the old store', async (t) => {
+    const hung: ExpressSessionStoreLike = { get: () => {}, set: () => {}, destroy: () => {} };
+    const app = express();
+    app.use(session({
+      secret: 'keyboard cat', store: new MemoryStore({ sweepIntervalMs: 0 }),
+      tether: { storeTimeoutMs: 10_000, migrateFrom: fromExpressSessionStore(hung, { timeoutMs: 50 }) },
+    }));
+    app.get('/visit', (_req, res) => res.end());
+    app.use((err: { status?: number; code?: string; message?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(err.status ?? 500).json({ error: { code: err.code ?? 'ERROR', message: err.message } });
+    });
+    const server = await listen(app);
+    t.after(() => server.close());
+    const browser = new CookieClient(server.url);
+    browser.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+    const started = Date.now();
+    const r = await browser.request('/visit');
+    assert.equal(r.status, 503);
+    assert.match(r.json<{ error: { message: string } }>().error.message, /did not answer get within 50 ms \(option timeoutMs\)/);
+    assert.ok(Date.now() - started < 5_000, 'not storeTimeoutMs');
+  });
+
+  it('migrateFrom when not an express-session store or its adapter then OPTIONS_INVALID saying what it takes', () => {
+    const expected = /options\.tether\.migrateFrom must be an express-session Store \(get, set, destroy\) or what fromExpressSessionStore\(\) returns/;
+    assert.throws(() => session({ secret: 'keyboard cat', tether: { migrateFrom: new MemoryStore() as never } }), { code: 'OPTIONS_INVALID', message: expected });
+    assert.throws(() => session({ secret: 'keyboard cat', tether: { migrateFrom: { get: () => {} } as never } }), { code: 'OPTIONS_INVALID', message: expected });
   });
 
   it('adapter when passed explicitly then it is the Tether store and migration still works', async () => {

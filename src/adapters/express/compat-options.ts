@@ -41,8 +41,12 @@ export interface CompatTetherOptions extends Pick<TetherOptions,
   write?: (req: Request) => boolean;
   /** Adopt sessions express-session stored (its `s:` cookie + the old store) on the user's next visit. @default true when an old store is known */
   migrateLegacySessions?: boolean;
-  /** The express-session store to migrate from when `store` is already a Tether store. */
-  migrateFrom?: ExpressSessionStoreLike;
+  /**
+   * The express-session store to migrate from when `store` is already a Tether store: the store itself,
+   * or `fromExpressSessionStore(store, { timeoutMs, prefix })` for options of its own, with or without
+   * `instrumentStore` around it.
+   */
+  migrateFrom?: ExpressSessionStoreLike | ExpressSessionStoreAdapter;
   /**
    * Which user a session belongs to, read from its data at each commit, for Tether's per-user features
    * (`listUserSessions`, `destroyUserSessions`, `maxSessionsPerUser`).
@@ -150,7 +154,10 @@ function checkCompat(options: CompatSessionOptions): void {
   const engineKinds = Object.fromEntries(ENGINE_KEYS.map((k) => [k, 'any' as const]));
   checkOptions('session', options.tether, {
     ...engineKinds, write: 'function', migrateLegacySessions: 'boolean', userIdFrom: 'function',
-    migrateFrom: (v) => (isExpressSessionStore(v) ? null : 'an express-session Store (get, set, destroy)'),
+    // The adapter has a user index, so isExpressSessionStore() calls it a Tether store. instrumentStore's
+    // proxy of one is an instance too (a Proxy without a getPrototypeOf trap answers with its target's).
+    migrateFrom: (v) => (isExpressSessionStore(v) || v instanceof ExpressSessionStoreAdapter
+      ? null : 'an express-session Store (get, set, destroy) or what fromExpressSessionStore() returns'),
   }, 'options.tether');
   const c = options.tether?.csrf as unknown;
   if (c !== undefined && (typeof c !== 'object' || c === null)) throw new OptionsInvalidError('session options.tether.csrf must be an object (mount csrfProtection() to use it)');
