@@ -4,10 +4,13 @@
  * off by default and on with csrfProtection().
  */
 import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
-import { csrfProtection, csrfTokenOf } from 'tether/express';
-import { compatApp, backend, storedData, latch } from './express-compat.kit.js';
+import session, { csrfProtection, csrfTokenOf } from 'tether/express';
+import type { CompatTetherOptions } from 'tether/express';
+import { compatApp, backend, storedData, latch, leavingRequest, arrivals, SECRET } from './express-compat.kit.js';
+import { listen, CookieClient } from '../helpers/cookie-client.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -208,6 +211,100 @@ describe('compat middleware: commit before the response, fail closed', () => {
     assert.equal(r.body, 'chunk 1\nchunk 2\n');
     assert.equal((await c.request('/read')).body, '2');
     await app.close();
+  });
+});
+
+describe('compat middleware: a client that goes away', () => {
+  /**
+   * `/poll` is a long poll that answers only when there is news: for a client that went away, never.
+   * `/slow` and `/signup` wait in their handlers until `slow.release()`; `/signup` stores a new session
+   * and asks for its CSRF token first, and `issued` gives its cookie.
+   */
+  async function pollingApp(t: TestContext, tether: CompatTetherOptions = {}) {
+    const mw = session({ secret: SECRET, tether: { gateTimeoutMs: 1_000, ...tether } });
+    const seen = arrivals();
+    const slow = latch();
+    let issue!: (cookie: string) => void;
+    const issued = new Promise<string>((r) => (issue = r));
+    const app = express();
+    app.use(seen.mw);
+    app.use(mw);
+    app.post('/login', (req, res) => {
+      req.session.gA = 'alice';
+      res.end();
+    });
+    app.get('/slow', async (_req, res) => {
+      slow.enter();
+      await slow.wait;
+      res.end();
+    });
+    app.get('/signup', async (req, res) => {
+      req.session.gA = 'bob';
+      await (req.session.save as () => Promise<void>)();
+      await csrfTokenOf(req);
+      issue(mw.tether.cookieFor(req.sessionID).split(';')[0]!.slice('sid='.length));
+      slow.enter();
+      await slow.wait;
+      res.end();
+    });
+    app.get('/poll', () => {});
+    app.get('/visit', (req, res) => res.json({ user: req.session.gA ?? null }));
+    app.get('/listeners', (_req, res) => res.json(res.listenerCount('close')));
+    app.use((err: { status?: number; code?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(err.status ?? 500).json({ error: { code: err.code ?? 'ERROR' } });
+    });
+    const server = await listen(app);
+    t.after(() => {
+      slow.release();
+      return server.close();
+    });
+    return { mw, seen, slow, issued, url: server.url, client: () => new CookieClient(server.url) };
+  }
+
+  it('early close when the client goes away while its request waits at the gate then the gate is given back once it loads', async (t) => {
+    const { mw, seen, slow, url, client } = await pollingApp(t);
+    const c = client();
+    await c.request('/login', { method: 'POST' });
+    const first = c.request('/slow');
+    await slow.entered;
+    const arrived = seen.arrived('/poll');
+    const closed = seen.closed('/poll');
+    const poll = leavingRequest(url, '/poll', `sid=${c.get('sid')}`);
+    await arrived;
+    assert.equal(mw.tether.stats().gateWaiting, 1, 'the poll waits behind /slow');
+    poll.leave();
+    await closed;
+    slow.release();
+    assert.equal((await first).status, 200);
+    // The poll's handler never ends: the session's next request must not wait for it.
+    const next = await c.request('/visit');
+    assert.deepEqual([next.status, next.json()], [200, { user: 'alice' }]);
+    assert.deepEqual([mw.tether.stats().gateHolding, mw.tether.stats().gateWaiting], [0, 0]);
+  });
+
+  it('early close when the request took the gate after loading (a save, then the CSRF token) then leaving gives it back', async (t) => {
+    const { mw, seen, slow, issued, url, client } = await pollingApp(t);
+    const closed = seen.closed('/signup');
+    const signup = leavingRequest(url, '/signup');
+    await slow.entered;
+    assert.equal(mw.tether.stats().gateHolding, 1);
+    signup.leave();
+    await closed;
+    assert.equal(mw.tether.stats().gateHolding, 0);
+    const c = client();
+    c.set('sid', await issued);
+    assert.deepEqual((await c.request('/visit')).json(), { user: 'bob' });
+  });
+
+  it('early close when a request holds neither the gate nor a claim then it adds no close listener', async (t) => {
+    let writes = true;
+    const { client } = await pollingApp(t, { write: () => writes });
+    const c = client();
+    assert.equal((await c.request('/listeners')).json(), 0, 'no cookie: a new session, no gate');
+    await c.request('/login', { method: 'POST' });
+    assert.equal((await c.request('/listeners')).json(), 1, 'a writer holds the gate');
+    writes = false;
+    assert.equal((await c.request('/listeners')).json(), 0, 'a reader never waits at the gate');
   });
 });
 

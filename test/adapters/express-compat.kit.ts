@@ -2,6 +2,7 @@
  * Shared set-up of the express-session drop-in's tests: an Express app on the compat middleware over
  * a counting MemoryStore and a hand-moved clock, listening on a loopback port.
  */
+import http from 'node:http';
 import express from 'express';
 import type { Request, Response, NextFunction } from 'express';
 import session from 'tether/express';
@@ -90,4 +91,39 @@ export function latch(): { entered: Promise<void>; enter: () => void; release: (
   const entered = new Promise<void>((r) => (enter = r));
   const wait = new Promise<void>((r) => (release = r));
   return { entered, enter, release, wait };
+}
+
+/**
+ * A request whose client goes away before it is answered, as a browser tab closed mid-load: sent at
+ * once, `leave()` destroys its socket.
+ */
+export function leavingRequest(url: string, path: string, cookie?: string): { leave(): void } {
+  const req = http.request(`${url}${path}`, { headers: cookie === undefined ? {} : { cookie } });
+  req.on('error', () => {});
+  req.end();
+  return { leave: () => req.destroy() };
+}
+
+/**
+ * Middleware to mount before session(). Asked before the request for `path` is sent, `arrived(path)`
+ * resolves once it has come in and gone as far as it can without I/O, `closed(path)` once its
+ * response has closed (its client went away, or it was answered).
+ */
+export function arrivals(): { mw: express.RequestHandler; arrived(path: string): Promise<void>; closed(path: string): Promise<void> } {
+  const arrived = new Map<string, () => void>();
+  const closed = new Map<string, () => void>();
+  const on = (map: Map<string, () => void>, path: string): Promise<void> => new Promise<void>((r) => map.set(path, r));
+  return {
+    mw: (req, res, next) => {
+      const onClose = closed.get(req.path);
+      if (onClose) res.once('close', onClose);
+      arrived.get(req.path)?.();
+      next();
+    },
+    arrived: async (path) => {
+      await on(arrived, path);
+      await new Promise((r) => setImmediate(r));
+    },
+    closed: (path) => on(closed, path),
+  };
 }

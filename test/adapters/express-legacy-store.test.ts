@@ -22,7 +22,7 @@ import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
-import { FaultyStore, latch, storedData } from './express-compat.kit.js';
+import { FaultyStore, arrivals, latch, leavingRequest, storedData } from './express-compat.kit.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -423,6 +423,52 @@ describe('migration when requests with the same express-session cookie overlap',
     assert.deepEqual([rb.status, rb.json()], [503, { error: { code: 'SESSION_BUSY' } }]);
     assert.equal(ra.status, 200);
     assert.deepEqual(await storedData(target, a.get('sid')), { legacyUser: 'alice', legacyViews: 1, cart: ['a'] });
+  });
+});
+
+describe('migration when the first request’s client goes away', () => {
+  before(() => process.on('warning', quiet));
+  after(() => process.off('warning', quiet));
+
+  it('migration when the client goes away while the old session is read then the claim is given back once it loads', async (t) => {
+    const inner = new expressSession.MemoryStore();
+    inner.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    const reading = latch();
+    const old: ExpressSessionStoreLike = {
+      get: (sid, cb) => {
+        reading.enter();
+        void reading.wait.then(() => inner.get(sid, cb));
+      },
+      set: inner.set.bind(inner),
+      destroy: inner.destroy.bind(inner),
+    };
+    const mw = session({ secret: 'keyboard cat', store: new MemoryStore({ sweepIntervalMs: 0 }), tether: { migrateFrom: old, gateTimeoutMs: 1_000 } });
+    const seen = arrivals();
+    const app = express();
+    app.use(seen.mw);
+    app.use(mw);
+    // A long poll, answered only when there is news: for a client that went away, never.
+    app.get('/poll', () => {});
+    app.get('/visit', (req, res) => res.json({ user: req.session.legacyUser ?? null }));
+    app.use((err: { status?: number; code?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(err.status ?? 500).json({ error: { code: err.code ?? 'ERROR' } });
+    });
+    const server = await listen(app);
+    t.after(() => server.close());
+    const legacyCookie = `connect.sid=${encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`)}`;
+
+    const closed = seen.closed('/poll');
+    const poll = leavingRequest(server.url, '/poll', legacyCookie);
+    await reading.entered;
+    poll.leave();
+    await closed;
+    reading.release();
+    // The poll's handler never ends: the next request with the old cookie must not wait for it.
+    const browser = new CookieClient(server.url);
+    browser.set('connect.sid', legacyCookie.slice('connect.sid='.length));
+    const r = await browser.request('/visit');
+    assert.deepEqual([r.status, r.json()], [200, { user: 'alice' }]);
+    assert.equal(mw.tether.stats().gateHolding, 0);
   });
 });
 

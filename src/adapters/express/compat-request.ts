@@ -9,6 +9,7 @@
  * changes of one value fail with 409 SESSION_CONFLICT instead of one silently winning.
  * @module
  */
+import type { ServerResponse } from 'node:http';
 import type { Request } from 'express';
 import type { Session } from '../../core/session.js';
 import { sessionState } from '../../core/session.js';
@@ -61,6 +62,7 @@ function carrying(cfg: ResolvedCompat, view: RequestView, id: string): RequestVi
 export class RequestSessions implements SessionController {
   readonly #cfg: ResolvedCompat;
   readonly #req: Request;
+  readonly #res: ServerResponse;
   readonly #view: RequestView;
   readonly #write: boolean;
   /** This request's default cookie; a session's own settings are the differences from it. */
@@ -90,12 +92,15 @@ export class RequestSessions implements SessionController {
   #joined: Adopted | null = null;
   /** finish() has begun: from then on it, not abort(), releases the claim. */
   #finishing = false;
+  /** abort() listens for the response's 'close'. */
+  #listening = false;
   readonly #out: SetCookieQueue;
   #next: (err: unknown) => void = noop;
 
-  private constructor(cfg: ResolvedCompat, req: Request, view: RequestView, write: boolean, defaults: CompatCookie, s: TSession) {
+  private constructor(cfg: ResolvedCompat, req: Request, res: ServerResponse, view: RequestView, write: boolean, defaults: CompatCookie, s: TSession) {
     this.#cfg = cfg;
     this.#req = req;
+    this.#res = res;
     this.#view = view;
     this.#write = write;
     this.#defaults = defaults;
@@ -110,19 +115,21 @@ export class RequestSessions implements SessionController {
   }
 
   /** Loads the request's session (migrating an express-session one if configured) and installs `req.session`. */
-  static async open(cfg: ResolvedCompat, req: Request, defaults: CompatCookie, next: (err: unknown) => void): Promise<RequestSessions> {
+  static async open(
+    cfg: ResolvedCompat, req: Request, res: ServerResponse, defaults: CompatCookie, next: (err: unknown) => void,
+  ): Promise<RequestSessions> {
     const view = viewOf(req);
     const legacy = legacyRequest(cfg, view);
     const write = cfg.write(req);
     let s = await cfg.tether.open(legacy.view, { write });
-    if (!s.isNew || legacy.sid === null) return new RequestSessions(cfg, req, view, write, defaults, s).#install(next);
+    if (!s.isNew || legacy.sid === null) return new RequestSessions(cfg, req, res, view, write, defaults, s).#install(next);
     let claim: Claim | null = null;
     try {
       const turn = await cfg.legacy!.adoptions.claim(legacy.sid, cfg.tether.options.gateTimeoutMs);
       if (turn instanceof Claim) {
         claim = turn;
         const adoption = await readAdoption(cfg, legacy.sid);
-        const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
+        const ctl = new RequestSessions(cfg, req, res, view, write, defaults, s);
         if (adoption) ctl.#adopt(adoption, claim);
         // Gone from the old store (migrated or ended): nothing for others to wait for.
         else claim.release();
@@ -137,7 +144,7 @@ export class RequestSessions implements SessionController {
         cfg.tether.abandon(s);
         s = adopted;
       }
-      const ctl = new RequestSessions(cfg, req, view, write, defaults, s);
+      const ctl = new RequestSessions(cfg, req, res, view, write, defaults, s);
       ctl.#joined = turn;
       return ctl.#install(next);
     } catch (err) {
@@ -284,7 +291,20 @@ export class RequestSessions implements SessionController {
     else await this.#run(() => this.#commit());
   }
 
-  /** The client went away before the head was written: give the gate back. */
+  /**
+   * Called once the session is loaded, before the handler runs. A client that goes away before its
+   * response ends must not keep what the request holds: the session's gate, or its claim on an old
+   * session. Only a request that holds one listens for that (a listener on every request would cost
+   * every read for nothing, as in the native adapters), and it may have gone while the session loaded
+   * (waiting at the gate behind another request of the session, or for the old store): its 'close'
+   * came before anyone listened, so what it holds is given back now.
+   */
+  loaded(): void {
+    if (this.#res.closed) this.abort();
+    else this.#listen();
+  }
+
+  /** The client went away before the head was written: give the gate and the claim back. */
   abort(): void {
     if (!this.#finishing) this.#claim?.release();
     if (this.#out.closed || !this.#current) return;
@@ -293,6 +313,15 @@ export class RequestSessions implements SessionController {
   }
 
   // ---- internals ----
+
+  /** Listens for an early close once the request holds the gate or a claim (see `loaded`). */
+  #listen(): void {
+    if (this.#listening) return;
+    const gate = this.#current !== null && sessionState(this.#current).release !== null;
+    if (!gate && this.#claim === null) return;
+    this.#listening = true;
+    this.#res.once('close', () => this.abort());
+  }
 
   #install(next: (err: unknown) => void): this {
     this.#next = next;
@@ -363,6 +392,8 @@ export class RequestSessions implements SessionController {
       if (this.#id !== null) sessionState(s).id = this.#id;
     }
     this.#current = s;
+    // Opened again after a save, a writer holds the gate: for the first time, if this request stored the session.
+    this.#listen();
     return s;
   }
 

@@ -43,11 +43,11 @@ export function session(options: CompatSessionOptions = {}): CompatMiddleware {
       next();
       return;
     }
-    RequestSessions.open(cfg, req, defaults, next).then(
+    RequestSessions.open(cfg, req, res, defaults, next).then(
       (ctl) => {
         // The head waits for the commit; an `end` after a streamed head first writes what changed since.
         holdExpressResponse(res, () => ctl.finish(), () => ctl.finishLate());
-        res.once('close', () => ctl.abort());
+        ctl.loaded();
         next();
       },
       (err: unknown) => next(err),
