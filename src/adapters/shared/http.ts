@@ -78,7 +78,10 @@ export function appendSetCookie(res: ServerResponse, cookies: readonly string[])
  * every read for nothing. After a commit, abandoning is a no-op.
  */
 export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session: Session<T>, res: ServerResponse): void {
-  if (sessionState(session).release !== null) res.once('close', () => tether.abandon(session));
+  if (sessionState(session).release === null) return;
+  // Gone while it waited for its turn: its handler answers nobody, and may never end.
+  if (res.closed) tether.abandon(session);
+  else res.once('close', () => tether.abandon(session));
 }
 
 export interface BeginOptions<R> {

@@ -1,0 +1,128 @@
+/**
+ * A client that goes away while its request waits at the session's gate (tether/express `sessions()`,
+ * tether/fastify): once the request gets its turn and loads the session, it gives the gate back at
+ * once, since nobody is left to answer. Its handler may never end its response (it answers nobody),
+ * and the session's next request must not wait for it.
+ */
+import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import express from 'express';
+import Fastify from 'fastify';
+import { createTether } from '../../src/core/engine.js';
+import type { Tether } from '../../src/core/engine.js';
+import { sessions, sessionOf } from '../../src/adapters/express/index.js';
+import { tetherPlugin } from '../../src/adapters/fastify/index.js';
+import { MemoryStore } from '../../src/stores/memory/index.js';
+import { CookieClient, listen } from '../helpers/cookie-client.js';
+import { latch, leavingRequest } from './express-compat.kit.js';
+import { SECRET_A } from '../unit/support.js';
+
+/** What each app provides: `/start` stores a session, `/slow` holds its turn until `slow` is released, `/never` never answers, `/visit` writes. */
+interface App {
+  url: string;
+  tether: Tether<Record<string, unknown>>;
+  slow: ReturnType<typeof latch>;
+  /** Resolves when a request for `path` has arrived (before it waits for the session), with its response. */
+  arrived(path: string): Promise<ServerResponse>;
+}
+
+function arrivals(): { seen(path: string, res: ServerResponse): void; arrived(path: string): Promise<ServerResponse> } {
+  const waiting = new Map<string, (res: ServerResponse) => void>();
+  return {
+    seen: (path, res) => waiting.get(path)?.(res),
+    arrived: (path) => new Promise((resolve) => waiting.set(path, resolve)),
+  };
+}
+
+async function expressApp(t: TestContext): Promise<App> {
+  const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
+  const slow = latch();
+  const never = latch();
+  const seen = arrivals();
+  const app = express();
+  app.use((req, res, next) => (seen.seen(req.path, res), next()));
+  // Every request is a writer (it waits its turn at the gate); no CSRF, these are plain GETs.
+  app.use(sessions(tether, { csrf: false, write: () => true }));
+  app.get('/start', (req, res) => (sessionOf<Record<string, unknown>>(req).set('n', 0), res.json({ ok: true })));
+  app.get('/slow', async (req, res) => {
+    slow.enter();
+    await slow.wait;
+    res.json({ ok: true });
+  });
+  app.get('/never', async () => {
+    await never.wait;
+  });
+  app.get('/visit', async (req, res) => {
+    await sessionOf<Record<string, unknown>>(req).update((d) => void (d.n = Number(d.n) + 1));
+    res.json({ n: sessionOf<Record<string, unknown>>(req).get('n') });
+  });
+  const server = await listen(app);
+  t.after(async () => {
+    never.release();
+    await server.close();
+  });
+  return { url: server.url, tether, slow, arrived: seen.arrived };
+}
+
+async function fastifyApp(t: TestContext): Promise<App> {
+  const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
+  const slow = latch();
+  const never = latch();
+  const seen = arrivals();
+  const app = Fastify();
+  app.addHook('onRequest', (req, reply, done) => {
+    seen.seen(req.url, reply.raw);
+    done();
+  });
+  await app.register(tetherPlugin, { tether, csrf: false });
+  const config = { tether: { write: true } };
+  app.get('/start', { config }, async (req) => (req.session.set('n', 0), { ok: true }));
+  app.get('/slow', { config }, async () => {
+    slow.enter();
+    await slow.wait;
+    return { ok: true };
+  });
+  app.get('/never', { config }, async () => {
+    await never.wait;
+    return {};
+  });
+  app.get('/visit', { config }, async (req) => {
+    await req.session.update((d) => void (d.n = Number(d.n) + 1));
+    return { n: req.session.get('n') };
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  t.after(async () => {
+    never.release();
+    await app.close();
+  });
+  return { url: `http://127.0.0.1:${port}`, tether, slow, arrived: seen.arrived };
+}
+
+for (const [name, start] of [['express sessions()', expressApp], ['fastify plugin', fastifyApp]] as const) {
+  describe(`${name}: a client that goes away while waiting for the session`, () => {
+    it('early close when the request waited at the gate and its handler never answers then the session\'s next request does not wait for it', async (t) => {
+      const app = await start(t);
+      const c = new CookieClient(app.url);
+      assert.equal((await c.request('/start')).status, 200);
+      const first = c.request('/slow');
+      await app.slow.entered;
+      const arrived = app.arrived('/never');
+      const gone = leavingRequest(app.url, '/never', `sid=${c.get('sid')}`);
+      const res = await arrived;
+      // It has come in and now waits behind /slow.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(app.tether.stats().gateWaiting, 1);
+      const closed = new Promise((resolve) => res.once('close', resolve));
+      gone.leave();
+      await closed;
+      app.slow.release();
+      assert.equal((await first).status, 200);
+      const next = await c.request('/visit');
+      assert.deepEqual([next.status, next.json()], [200, { n: 1 }], 'not 503 SESSION_BUSY after gateTimeoutMs');
+      assert.deepEqual([app.tether.stats().gateHolding, app.tether.stats().gateWaiting], [0, 0]);
+    });
+  });
+}
