@@ -246,6 +246,9 @@ export class Tether<T extends object = SessionData> {
   /** Ends the request without writing anything (handler failed); releases the gate. */
   abandon(session: Session<T>): void {
     const s = sessionState(session);
+    // A commit under way releases the gate when its write settles: released now, the session's next
+    // writer would load the record the write is replacing.
+    if (s.committed) return;
     s.committed = true;
     this.#release(s);
   }

@@ -1,6 +1,6 @@
 /**
- * A client that goes away while its request waits at the session's gate (tether/express `sessions()`,
- * tether/fastify): once the request gets its turn and loads the session, it gives the gate back at
+ * A client that goes away while its request waits at the session's gate (tether/node, tether/express
+ * `sessions()`, tether/fastify): once the request gets its turn and loads the session, it gives the gate back at
  * once, since nobody is left to answer. Its handler may never end its response (it answers nobody),
  * and the session's next request must not wait for it.
  */
@@ -14,6 +14,7 @@ import { createTether } from '../../src/core/engine.js';
 import type { Tether } from '../../src/core/engine.js';
 import { sessions, sessionOf } from '../../src/adapters/express/index.js';
 import { tetherPlugin } from '../../src/adapters/fastify/index.js';
+import { withSessions } from '../../src/adapters/node-http/index.js';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import { CookieClient, listen } from '../helpers/cookie-client.js';
 import { latch, leavingRequest } from './express-compat.kit.js';
@@ -101,7 +102,36 @@ async function fastifyApp(t: TestContext): Promise<App> {
   return { url: `http://127.0.0.1:${port}`, tether, slow, arrived: seen.arrived };
 }
 
-for (const [name, start] of [['express sessions()', expressApp], ['fastify plugin', fastifyApp]] as const) {
+async function nodeApp(t: TestContext): Promise<App> {
+  const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
+  const slow = latch();
+  const never = latch();
+  const seen = arrivals();
+  const handler = withSessions(tether, async (req, res, session) => {
+    if (req.url === '/start') session.set('n', 0);
+    else if (req.url === '/slow') {
+      slow.enter();
+      await slow.wait;
+    } else if (req.url === '/never') {
+      // Ends its response some day, long after its client left.
+      void never.wait.then(() => res.end());
+      return;
+    } else await session.update((d) => void (d.n = Number(d.n) + 1));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(req.url === '/visit' ? { n: session.get('n') } : { ok: true }));
+  }, { csrf: false, write: () => true });
+  const server = await listen((req, res) => {
+    seen.seen(req.url!, res);
+    void handler(req, res);
+  });
+  t.after(async () => {
+    never.release();
+    await server.close();
+  });
+  return { url: server.url, tether, slow, arrived: seen.arrived };
+}
+
+for (const [name, start] of [['node:http withSessions()', nodeApp], ['express sessions()', expressApp], ['fastify plugin', fastifyApp]] as const) {
   describe(`${name}: a client that goes away while waiting for the session`, () => {
     it('early close when the request waited at the gate and its handler never answers then the session\'s next request does not wait for it', async (t) => {
       const app = await start(t);

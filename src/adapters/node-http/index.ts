@@ -14,7 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
-import { beginSession, sendError } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 export interface NodeAdapterOptions {
@@ -46,6 +46,7 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
     const session = begun instanceof Promise ? await begun : begun;
     if (!session) return;
     const held = holdResponse(res, () => tether.commitNow(session));
+    abandonOnEarlyClose(tether, session, res);
     try {
       await handler(req, res, session);
     } catch (err) {

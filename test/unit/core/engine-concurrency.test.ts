@@ -19,6 +19,30 @@ const post = (cookie: string | undefined) => view('POST', cookie ? { cookie } : 
 const get = (cookie: string | undefined) => view('GET', cookie ? { cookie } : {});
 
 describe('engine concurrency', () => {
+  it('abandon() when the session\'s commit is writing then the gate stays held until the write settles, and the next writer loads what it wrote', async () => {
+    const r = rig();
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    let done!: () => void;
+    const writing = new Promise<void>((resolve) => { done = resolve; });
+    const s = await r.tether.open(post(a.cookie));
+    s.set('n', 2);
+    r.store.beforeSet = () => writing;
+    const commit = r.tether.commit(s);
+    // The client went away while the write was under way.
+    r.tether.abandon(s);
+    assert.equal(r.tether.stats().gateHolding, 1, 'the commit still holds the gate');
+    const next = r.tether.open(post(a.cookie));
+    await sleep(10);
+    assert.equal(r.tether.stats().gateWaiting, 1, 'the next writer waits for the write');
+    r.store.beforeSet = undefined;
+    done();
+    await commit;
+    const s2 = await next;
+    assert.equal(s2.get('n'), 2, 'and then loads what it wrote');
+    await r.tether.commit(s2);
+    assert.equal(r.tether.stats().conflicts, 0);
+  });
+
   it('two engines when their update() calls interleave on one session then no increment is lost', async () => {
     const [a, b] = pair();
     const { cookie } = await trip(a.tether, undefined, (s) => s.set('n', 0));
