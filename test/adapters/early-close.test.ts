@@ -1,6 +1,6 @@
 /**
  * A client that goes away while its request waits at the session's gate (tether/node, tether/express
- * `sessions()`, tether/fastify): once the request gets its turn and loads the session, it gives the gate back at
+ * `sessions()`, tether/fastify, tether/hono): once the request gets its turn and loads the session, it gives the gate back at
  * once, since nobody is left to answer. Its handler may never end its response (it answers nobody),
  * and the session's next request must not wait for it.
  */
@@ -15,6 +15,12 @@ import type { Tether } from '../../src/core/engine.js';
 import { sessions, sessionOf } from '../../src/adapters/express/index.js';
 import { tetherPlugin } from '../../src/adapters/fastify/index.js';
 import { withSessions } from '../../src/adapters/node-http/index.js';
+import { sessions as honoSessions } from '../../src/adapters/hono/index.js';
+import type { TetherEnv } from '../../src/adapters/hono/index.js';
+import { Hono } from 'hono';
+import { serve } from '@hono/node-server';
+import type { HttpBindings } from '@hono/node-server';
+import type { Server } from 'node:http';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import { CookieClient, listen } from '../helpers/cookie-client.js';
 import { latch, leavingRequest } from './express-compat.kit.js';
@@ -131,7 +137,46 @@ async function nodeApp(t: TestContext): Promise<App> {
   return { url: server.url, tether, slow, arrived: seen.arrived };
 }
 
-for (const [name, start] of [['node:http withSessions()', nodeApp], ['express sessions()', expressApp], ['fastify plugin', fastifyApp]] as const) {
+async function honoApp(t: TestContext): Promise<App> {
+  const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
+  const slow = latch();
+  const never = latch();
+  const seen = arrivals();
+  const app = new Hono<TetherEnv<Record<string, unknown>> & { Bindings: HttpBindings }>();
+  app.use(async (c, next) => {
+    seen.seen(c.req.path, c.env.outgoing);
+    await next();
+  });
+  app.use(honoSessions(tether, { csrf: false, write: () => true }));
+  app.get('/start', (c) => (c.get('session').set('n', 0), c.json({ ok: true })));
+  app.get('/slow', async (c) => {
+    slow.enter();
+    await slow.wait;
+    return c.json({ ok: true });
+  });
+  app.get('/never', async (c) => {
+    await never.wait;
+    return c.json({});
+  });
+  app.get('/visit', async (c) => {
+    await c.get('session').update((d) => void (d.n = Number(d.n) + 1));
+    return c.json({ n: c.get('session').get('n') });
+  });
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
+  });
+  const { port } = server.address() as { port: number };
+  t.after(async () => {
+    never.release();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  });
+  return { url: `http://127.0.0.1:${port}`, tether, slow, arrived: seen.arrived };
+}
+
+for (const [name, start] of [['node:http withSessions()', nodeApp], ['hono sessions()', honoApp], ['express sessions()', expressApp], ['fastify plugin', fastifyApp]] as const) {
   describe(`${name}: a client that goes away while waiting for the session`, () => {
     it('early close when the request waited at the gate and its handler never answers then the session\'s next request does not wait for it', async (t) => {
       const app = await start(t);

@@ -18,6 +18,7 @@
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Tether } from '../../core/engine.js';
+import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
 import { errorResponse } from '../shared/http.js';
@@ -44,6 +45,16 @@ function errorOut(err: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers });
 }
 
+/**
+ * A client that goes away before its response is sent must not keep the session's gate: its handler
+ * may never return (it answers nobody). Only a request that may write holds the gate, so only those
+ * listen; after the commit, abandoning is a no-op.
+ */
+function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>, signal: AbortSignal): void {
+  if (signal.aborted) tether.abandon(session);
+  else signal.addEventListener('abort', () => tether.abandon(session), { once: true });
+}
+
 export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
   return async (c, next) => {
     const view = viewOf(c);
@@ -62,6 +73,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       return errorOut(err);
     }
     c.set('session', session);
+    if (sessionState(session).release !== null) abandonOnAbort(tether, session, c.req.raw.signal);
     try {
       await next();
     } catch (err) {
