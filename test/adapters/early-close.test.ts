@@ -43,11 +43,14 @@ function arrivals(): { seen(path: string, res: ServerResponse): void; arrived(pa
   };
 }
 
-async function expressApp(t: TestContext): Promise<App> {
+/** What every app is made of: an engine whose gate waits 2 s at most, the two latches, the arrivals. */
+function parts() {
   const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
-  const slow = latch();
-  const never = latch();
-  const seen = arrivals();
+  return { tether, slow: latch(), never: latch(), seen: arrivals() };
+}
+
+async function expressApp(t: TestContext): Promise<App> {
+  const { tether, slow, never, seen } = parts();
   const app = express();
   app.use((req, res, next) => (seen.seen(req.path, res), next()));
   // Every request is a writer (it waits its turn at the gate); no CSRF, these are plain GETs.
@@ -74,10 +77,7 @@ async function expressApp(t: TestContext): Promise<App> {
 }
 
 async function fastifyApp(t: TestContext): Promise<App> {
-  const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
-  const slow = latch();
-  const never = latch();
-  const seen = arrivals();
+  const { tether, slow, never, seen } = parts();
   const app = Fastify();
   app.addHook('onRequest', (req, reply, done) => {
     seen.seen(req.url, reply.raw);
@@ -109,10 +109,7 @@ async function fastifyApp(t: TestContext): Promise<App> {
 }
 
 async function nodeApp(t: TestContext): Promise<App> {
-  const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
-  const slow = latch();
-  const never = latch();
-  const seen = arrivals();
+  const { tether, slow, never, seen } = parts();
   const handler = withSessions(tether, async (req, res, session) => {
     if (req.url === '/start') session.set('n', 0);
     else if (req.url === '/slow') {
@@ -138,10 +135,7 @@ async function nodeApp(t: TestContext): Promise<App> {
 }
 
 async function honoApp(t: TestContext): Promise<App> {
-  const tether = createTether<Record<string, unknown>>({ secrets: [SECRET_A], store: new MemoryStore(), gateTimeoutMs: 2_000 });
-  const slow = latch();
-  const never = latch();
-  const seen = arrivals();
+  const { tether, slow, never, seen } = parts();
   const app = new Hono<TetherEnv<Record<string, unknown>> & { Bindings: HttpBindings }>();
   app.use(async (c, next) => {
     seen.seen(c.req.path, c.env.outgoing);

@@ -337,7 +337,23 @@ describe('migration when requests with the same express-session cookie overlap',
       await new Promise<void>((r) => arrivals.push(r));
       await new Promise((r) => setImmediate(r));
     };
-    return { held, browser, arrival };
+    /**
+     * Two first requests with the old cookie, from two copies of the browser: `firstPath` is held in its
+     * handler until `secondPath` has arrived, then both are answered.
+     */
+    const together = async (firstPath: string, secondPath: string) => {
+      const a = browser.clone();
+      const b = browser.clone();
+      const first = a.request(firstPath, { method: 'POST' });
+      await held.entered;
+      const arrived = arrival();
+      const second = b.request(secondPath, { method: 'POST' });
+      await arrived;
+      held.release();
+      const [ra, rb] = await Promise.all([first, second]);
+      return { a, b, ra, rb };
+    };
+    return { held, browser, arrival, together };
   }
 
   const oldRecord = (old: expressSession.MemoryStore) => new Promise((r) => old.get('sid-1', (_e, s) => r(s ?? null)));
@@ -345,16 +361,8 @@ describe('migration when requests with the same express-session cookie overlap',
   it('migration when two first requests carry the same old cookie then both land in one Tether session and both changes survive', async (t) => {
     const old = new expressSession.MemoryStore();
     const target = new MemoryStore({ sweepIntervalMs: 0 });
-    const { held, browser, arrival } = await overlapping(t, old, target);
-    const a = browser.clone();
-    const b = browser.clone();
-    const first = a.request('/add?item=a', { method: 'POST' });
-    await held.entered;
-    const arrived = arrival();
-    const second = b.request('/add?item=b', { method: 'POST' });
-    await arrived;
-    held.release();
-    const [ra, rb] = await Promise.all([first, second]);
+    const { together } = await overlapping(t, old, target);
+    const { a, b, ra, rb } = await together('/add?item=a', '/add?item=b');
     assert.deepEqual([ra.status, rb.status], [200, 200]);
     assert.deepEqual([ra.json(), rb.json()], [{ user: 'alice' }, { user: 'alice' }]);
     assert.ok(a.get('sid'), 'the first request set a Tether cookie');
@@ -372,16 +380,8 @@ describe('migration when requests with the same express-session cookie overlap',
     target.beforeSet = () => {
       if (failures-- > 0) throw new Error('injected failure in set (ECONNREFUSED)');
     };
-    const { held, browser, arrival } = await overlapping(t, old, target);
-    const a = browser.clone();
-    const b = browser.clone();
-    const first = a.request('/add?item=a', { method: 'POST' });
-    await held.entered;
-    const arrived = arrival();
-    const second = b.request('/add?item=b', { method: 'POST' });
-    await arrived;
-    held.release();
-    const [ra, rb] = await Promise.all([first, second]);
+    const { together } = await overlapping(t, old, target);
+    const { a, b, ra, rb } = await together('/add?item=a', '/add?item=b');
     assert.deepEqual([ra.status, rb.status], [503, 200]);
     assert.equal(a.get('sid'), undefined);
     assert.deepEqual(await storedData(target, b.get('sid')), { legacyUser: 'alice', legacyViews: 1, cart: ['b'] });
@@ -391,16 +391,8 @@ describe('migration when requests with the same express-session cookie overlap',
   it('migration when the first request logs out meanwhile then the one that waited does not bring the old session back', async (t) => {
     const old = new expressSession.MemoryStore();
     const target = new MemoryStore({ sweepIntervalMs: 0 });
-    const { held, browser, arrival } = await overlapping(t, old, target);
-    const a = browser.clone();
-    const b = browser.clone();
-    const first = a.request('/logout', { method: 'POST' });
-    await held.entered;
-    const arrived = arrival();
-    const second = b.request('/add?item=b', { method: 'POST' });
-    await arrived;
-    held.release();
-    const [ra, rb] = await Promise.all([first, second]);
+    const { together } = await overlapping(t, old, target);
+    const { b, ra, rb } = await together('/logout', '/add?item=b');
     assert.deepEqual([ra.status, rb.status], [200, 200]);
     assert.deepEqual(rb.json(), { user: null }, 'a fresh session, not Alice’s');
     assert.equal(await oldRecord(old), null);

@@ -31,6 +31,26 @@ async function refused(change: () => unknown): Promise<void> {
   });
 }
 
+/**
+ * A stored session `{ n: 1 }` opened for writing, with `before` applied, and an asynchronous update that
+ * sets `late` once `go()` is called.
+ */
+async function pendingUpdate(options: Parameters<typeof rig>[0] = {}, before: (s: S) => void = () => {}) {
+  const r = rig(options);
+  const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
+  const s = await r.tether.open(view('POST', { cookie: cookie! }));
+  before(s as S);
+  let go!: () => void;
+  const gate = new Promise<void>((resolve) => { go = resolve; });
+  const late = s.update(async (d) => {
+    await gate;
+    d.late = 1;
+  });
+  /** The session as the next request sees it. */
+  const stored = async (): Promise<unknown> => (await trip(r.tether, cookie, () => {}, 'GET')).session.snapshot();
+  return { r, s, go, late, stored };
+}
+
 describe('session changes after the commit', () => {
   for (const [name, change] of Object.entries(CHANGES)) {
     it(`${name} after the commit then throws SESSION_COMMITTED, reads still work and the stored session is unchanged`, async () => {
@@ -54,15 +74,7 @@ describe('session changes after the commit', () => {
   });
 
   it('an update not awaited when the handler returns then the commit waits for it, and its change is stored', async () => {
-    const r = rig();
-    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
-    const s = await r.tether.open(view('POST', { cookie: cookie! }));
-    let go!: () => void;
-    const gate = new Promise<void>((resolve) => { go = resolve; });
-    const late = s.update(async (d) => {
-      await gate;
-      d.late = 1;
-    });
+    const { r, s, go, late, stored } = await pendingUpdate();
     let committed = false;
     const commit = r.tether.commit(s).then((c) => { committed = true; return c; });
     const again = r.tether.commit(s);
@@ -72,47 +84,27 @@ describe('session changes after the commit', () => {
     await late;
     await commit;
     await again;
-    const after = await trip(r.tether, cookie, () => {}, 'GET');
-    assert.deepEqual(after.session.snapshot(), { n: 1, late: 1 });
+    assert.deepEqual(await stored(), { n: 1, late: 1 });
   });
 
   it('an update that never settles then the commit goes ahead at gateTimeoutMs, and the late update rejects with SESSION_COMMITTED', async () => {
-    const r = rig({ gateTimeoutMs: 50 });
-    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
-    const s = await r.tether.open(view('POST', { cookie: cookie! }));
-    let go!: () => void;
-    const gate = new Promise<void>((resolve) => { go = resolve; });
-    s.set('n', 2);
-    const late = s.update(async (d) => {
-      await gate;
-      d.late = 1;
-    });
+    const { r, s, go, late, stored } = await pendingUpdate({ gateTimeoutMs: 50 }, (x) => x.set('n', 2));
     const started = Date.now();
     await r.tether.commit(s);
     assert.ok(Date.now() - started >= 45, 'it waited about gateTimeoutMs');
     go();
     await refused(() => late);
-    const after = await trip(r.tether, cookie, () => {}, 'GET');
-    assert.deepEqual(after.session.snapshot(), { n: 2 }, 'what was done before the commit is stored, the late change is not');
+    assert.deepEqual(await stored(), { n: 2 }, 'what was done before the commit is stored, the late change is not');
   });
 
   it('an update in flight when the session is abandoned then nothing is stored and the update rejects with SESSION_COMMITTED', async () => {
-    const r = rig();
-    const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
-    const s = await r.tether.open(view('POST', { cookie: cookie! }));
-    let go!: () => void;
-    const gate = new Promise<void>((resolve) => { go = resolve; });
-    const late = s.update(async (d) => {
-      await gate;
-      d.late = 1;
-    });
+    const { r, s, go, late, stored } = await pendingUpdate();
     const commit = r.tether.commit(s);
     r.tether.abandon(s);
     go();
     await refused(() => late);
     assert.deepEqual(await commit, []);
-    const after = await trip(r.tether, cookie, () => {}, 'GET');
-    assert.deepEqual(after.session.snapshot(), { n: 1 });
+    assert.deepEqual(await stored(), { n: 1 });
   });
 
   it('an update whose function fails while the commit waits then the commit goes ahead with the other changes', async () => {
