@@ -440,6 +440,29 @@ describe('shop api: admin', () => {
     assertError(await admin.post('/api/admin/users/nobody_here/sessions/end'), 404, 'USER_NOT_FOUND');
   });
 
+  it('overview when the store fails or hangs on counting its records then 503 STORE_UNAVAILABLE within storeTimeoutMs, counted as a store error', async () => {
+    const admin = new ShopClient(t.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    const store = t.shop.tether.store as { count?: () => Promise<number> };
+    const errorsBefore = t.shop.tether.stats().storeErrors;
+    try {
+      store.count = () => Promise.reject(new Error('disk I/O error'));
+      const failed = await admin.get('/api/admin/overview');
+      assertError(failed, 503, 'STORE_UNAVAILABLE');
+      assert.equal(failed.headers['retry-after'], '1');
+      assert.doesNotMatch(failed.text, /disk I\/O/, 'the driver\'s message stays in the log');
+      store.count = () => new Promise(() => {});
+      const started = Date.now();
+      assertError(await admin.get('/api/admin/overview'), 503, 'STORE_UNAVAILABLE');
+      const ms = Date.now() - started;
+      assert.ok(ms < t.shop.tether.options.storeTimeoutMs + 1500, `answered after ${ms} ms`);
+    } finally {
+      delete store.count;
+    }
+    assert.equal(t.shop.tether.stats().storeErrors, errorsBefore + 2);
+    assert.equal(typeof (await admin.get('/api/admin/overview')).body.store.records, 'number', 'counted again once the store answers');
+  });
+
   it('cart when a logged-in user adds concurrently from two devices then every add counts', async () => {
     const { client: a, username } = await newUser();
     const b = new ShopClient(t.url);

@@ -50,11 +50,14 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.get('/api/admin/overview', async (req) => {
     await requireAdmin(ctx, req);
     const store = ctx.tether.store as typeof ctx.tether.store & { stats?: () => unknown };
+    // Bounded and mapped like the engine's own calls: a store that fails or hangs is 503 STORE_UNAVAILABLE
+    // within storeTimeoutMs, counted in storeErrors, not a 500 or a request that never ends.
+    const count = store.count?.bind(store);
     return {
       nodes: [nodeFigures(ctx)],
       store: {
         name: store.name,
-        records: typeof store.count === 'function' ? await store.count() : null,
+        records: count ? await ctx.tether.callStore(count, 'count') : null,
         stats: typeof store.stats === 'function' ? store.stats() : null,
       },
       orders: { placedByThisNode: ctx.counters.ordersPlaced },
