@@ -2,8 +2,9 @@
  * The shop end to end in Chromium (playwright-core + Debian chromium): browse → add to cart → register →
  * cart kept → every checkout step → order listed; a second browser resumes the unfinished checkout;
  * "log out other sessions" logs the other browser out, and so does a password change; the admin disables
- * and enables the account from the admin page; the shopper deletes it. Screenshots go to test-artifacts/; docs/shop.png
- * (the README's) is written when missing or when UPDATE_SCREENSHOTS=1.
+ * and enables the account from the admin page; the shopper deletes it; the admin page says so when the
+ * session store fails. Screenshots go to test-artifacts/; docs/shop.png (the README's) is written when
+ * missing or when UPDATE_SCREENSHOTS=1.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -321,6 +322,42 @@ describe('shop in Chromium: where a login goes next', () => {
       }
       assert.deepEqual(offSite, []);
     } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: the admin page in a store outage', () => {
+  it('admin page when the session store fails then says so in place of the figures, and shows them again once the store answers', async () => {
+    const { context, page, errors } = await newPage();
+    const store = t.shop.tether.store as { get?: unknown };
+    try {
+      await page.goto(t.url + '/login?next=/admin');
+      await page.fill('#username', 'admin');
+      await page.fill('#password', ADMIN_PASSWORD);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.waitForURL(`${t.url}/admin`);
+      await page.getByTestId('node-row').waitFor();
+      // Every request that reads a session now fails as it does with the store down: 503 STORE_UNAVAILABLE.
+      store.get = () => Promise.reject(new Error('the store is down'));
+      await page.getByTestId('admin-error').filter({ hasText: 'The figures could not be loaded (trying again every 5 s): the session store failed on get' }).waitFor();
+      assert.equal(await page.getByTestId('node-row').count(), 0, 'no stale figures');
+      await shot(page, '10-admin-store-outage');
+      delete store.get;
+      await page.getByTestId('node-row').waitFor();
+      assert.equal(await page.getByTestId('admin-error').count(), 0);
+
+      // The page's first call failing (the page itself came before the outage, or from the browser's cache).
+      const down = JSON.stringify({ error: { code: 'STORE_UNAVAILABLE', message: 'the session store failed on get' } });
+      await page.route('**/api/session', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: down }));
+      await page.reload();
+      await page.getByTestId('admin-error').filter({ hasText: 'The admin page could not be loaded; reload it to try again: the session store failed on get' }).waitFor();
+      await page.unroute('**/api/session');
+      await page.reload();
+      await page.getByTestId('node-row').waitFor();
+      assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
+    } finally {
+      delete store.get;
       await context.close();
     }
   });

@@ -1,6 +1,6 @@
 // Admin: live sessions per node, engine and store figures, and a user's status: ending their sessions,
 // disabling or enabling the account. Refreshes itself.
-import { api, ApiError, describeError, el, requireLogin, toast } from './app.js';
+import { api, ApiError, describeError, el, requireLogin } from './app.js';
 
 const REFRESH_MS = 5000;
 
@@ -108,6 +108,13 @@ function usersPanel(manage) {
   return { panel, list };
 }
 
+/** A failure in place of what could not be loaded: stale figures would pass for current ones. */
+function failure(what, err) {
+  return el('div', { class: 'panel', role: 'alert', 'data-testid': 'admin-error' },
+    el('p', { class: 'form-error' }, `${what}: ${describeError(err)}`));
+}
+
+/** Shows the figures, or why they are missing (a store outage answers 503); false once the page is not the admin's. */
 async function refresh(live, panels) {
   let o;
   try {
@@ -117,7 +124,8 @@ async function refresh(live, panels) {
       document.getElementById('admin').replaceChildren(el('div', { class: 'panel empty' }, el('p', {}, 'This page is for the admin account.')));
       return false;
     }
-    throw err;
+    live.replaceChildren(failure(`The figures could not be loaded (trying again every ${REFRESH_MS / 1000} s)`, err));
+    return true;
   }
   live.replaceChildren(
     el('section', { class: 'panel' }, el('h2', {}, 'Live sessions per node'),
@@ -142,8 +150,10 @@ async function main() {
   document.getElementById('admin').replaceChildren(live);
   if (!(await refresh(live, panels))) return;
   const timer = setInterval(() => {
-    if (!document.hidden) refresh(live, panels).catch(() => clearInterval(timer));
+    if (!document.hidden) {
+      refresh(live, panels).then((more) => more || clearInterval(timer), () => clearInterval(timer));
+    }
   }, REFRESH_MS);
 }
 
-main().catch((err) => toast(describeError(err)));
+main().catch((err) => document.getElementById('admin').replaceChildren(failure('The admin page could not be loaded; reload it to try again', err)));
