@@ -1,6 +1,7 @@
-/** Prometheus metrics: engine counters read at scrape time, store latency per call, cache figures when the store has stats(). */
+/** Prometheus metrics: engine counters read at scrape time, store latency per call, cache figures when the store has stats(); docs/metrics.md lists them all. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { createTether, MemoryStore } from 'tether';
 import type { SessionStore } from 'tether';
@@ -144,5 +145,32 @@ describe('tether metrics', () => {
       await tether.close();
       await file.remove();
     }
+  });
+});
+
+describe('docs/metrics.md', () => {
+  it('metrics table when compared with what registerTetherMetrics and instrumentStore register then lists each once, with its type and labels, and nothing else', async () => {
+    const rows = [...readFileSync('docs/metrics.md', 'utf8').matchAll(/^\| `(tether_\w+)` \| (\w+) \| (.+?) \| (.+) \|$/gm)]
+      .map((m) => ({ name: m[1]!, type: m[2]!, labels: m[3] === '—' ? [] : [...m[3]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!), meaning: m[4]! }));
+    const names = rows.map((r) => r.name);
+    assert.equal(new Set(names).size, names.length, 'a metric listed twice');
+    // Every metric there is: an instrumented store that reports cache figures.
+    const registry = new Registry();
+    const base = new MemoryStore({ sweepIntervalMs: 0 });
+    const store = Object.assign(Object.create(instrumentStore(base, registry)) as SessionStore, { stats: () => ({ hits: 1, misses: 1 }) });
+    const tether = createTether({ store: base, secrets: ['m'.repeat(32)] });
+    registerTetherMetrics({ stats: () => tether.stats(), store }, registry);
+    const exported = (await registry.getMetricsAsJSON()).map((m) => ({
+      name: m.name, type: String(m.type), labels: [...(registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames].sort(),
+    }));
+    assert.deepEqual(exported.map((m) => m.name).filter((n) => !names.includes(n)), [], 'metrics missing from docs/metrics.md');
+    assert.deepEqual(names.filter((n) => !exported.some((m) => m.name === n)), [], 'documented metrics not exported');
+    for (const m of exported) {
+      const row = rows.find((r) => r.name === m.name)!;
+      assert.equal(row.type, m.type, `${m.name}: documented type`);
+      assert.deepEqual([...row.labels].sort(), m.labels, `${m.name}: documented labels`);
+      assert.ok(row.meaning.length > 20, `${m.name} needs a meaning`);
+    }
+    await tether.close();
   });
 });
