@@ -217,9 +217,16 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
 function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   app.addHook('onResponse', async (req) => {
     const s = req.session;
-    if (s && !s.destroyed && s.handle !== null) ctx.active.seen(s.handle);
+    if (s && !s.destroyed && s.handle !== null) ctx.active.seen(s.handle, s.userId);
   });
-  ctx.tether.events.on('destroyed', (m: { handle: string }) => ctx.active.forget(m.handle));
+  // '*': every session of the user at once (destroyUserSessions); one that was spared is seen again as it answers.
+  ctx.tether.events.on('destroyed', (m: { handle: string; userId: string | null }) => {
+    if (m.handle === '*') {
+      if (m.userId !== null) ctx.active.forgetUser(m.userId);
+    } else {
+      ctx.active.forget(m.handle);
+    }
+  });
   ctx.tether.events.on('expired', (m: { handle: string }) => ctx.active.forget(m.handle));
   ctx.tether.events.on('regenerated', (m: { previousHandle?: string }) => {
     if (m.previousHandle) ctx.active.forget(m.previousHandle);

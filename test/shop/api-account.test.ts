@@ -509,6 +509,22 @@ describe('shop api: disabling and deleting accounts (S28)', () => {
     assert.equal((await admin.get(`/api/admin/users/${username}`)).body.disabledAt, null);
   });
 
+  it('live sessions when a user\'s sessions are ended all at once (disable, log out other sessions) then no longer count them', async () => {
+    const admin = await adminClient();
+    const live = async (): Promise<number> => (await admin.get('/api/admin/overview')).body.nodes[0].activeSessions;
+    const { client: laptop, username } = await newUser();
+    const phone = new ShopClient(t.url);
+    await phone.login(username);
+    const tablet = new ShopClient(t.url);
+    await tablet.login(username);
+    const before = await live();
+    const ended = await laptop.request('DELETE', '/api/me/sessions/others');
+    assert.deepEqual(ended.body, { ended: 2 });
+    assert.equal(await live(), before - 2, 'the two ended, the laptop still served');
+    assert.equal((await admin.post(`/api/admin/users/${username}/disable`)).body.ended, 1);
+    assert.equal(await live(), before - 3);
+  });
+
   it('users when listed by the admin then come by name, narrowed by a prefix in any case; bad limits 400; others 403', async () => {
     const admin = await adminClient();
     const stem = uniqueName('lst');
