@@ -1,4 +1,4 @@
-/** docs/errors.md, ERROR_CODES and the error classes agree in both directions, statuses included. */
+/** docs/errors.md, ERROR_CODES and the error classes agree in both directions, statuses included; every warning code is documented. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -68,6 +68,19 @@ describe('error codes', () => {
     }
     assert.ok(used.size >= 10, 'the scan finds the error constructors');
     assert.deepEqual([...used].filter((c) => !(ERROR_CODES as readonly string[]).includes(c)), []);
+  });
+
+  it('warning codes in the source when compared with the docs then each is listed: in docs/errors.md, TETHER_COMPAT_* in the migration guide', () => {
+    const used = new Set<string>();
+    for (const file of sourceFiles('src')) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/'(TETHER_[A-Z_]+)'/g)) used.add(m[1]!);
+    }
+    assert.ok(used.size >= 10, 'the scan finds the warning codes');
+    const errorsDoc = readFileSync('docs/errors.md', 'utf8');
+    const warnings = new Set([...errorsDoc.slice(errorsDoc.indexOf('## Warnings')).matchAll(/^\| `(TETHER_[A-Z_*]+)` \|/gm)].map((m) => m[1]!));
+    const migration = readFileSync('docs/migrating-from-express-session.md', 'utf8');
+    const missing = [...used].filter((c) => (c.startsWith('TETHER_COMPAT_') ? !migration.includes(`\`${c}\``) || !warnings.has('TETHER_COMPAT_*') : !warnings.has(c)));
+    assert.deepEqual(missing, []);
   });
 
   it('errorResponse when given a TetherError or anything else then answers its status and code, hiding internals', () => {
