@@ -16,6 +16,7 @@ import type { CheckResult } from '../helpers/cart-load.js';
 import { startApp, probe } from '../helpers/node-process.js';
 import type { AppProcess } from '../helpers/node-process.js';
 import { freePort } from '../helpers/redis.js';
+import { ADMIN_PASSWORD, ShopClient } from '../helpers/shop.js';
 
 const NODE = 'fo';
 const CLIENTS = 20;
@@ -56,7 +57,7 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
     script: 'apps/shop/main.ts', port, readyNodes: 2, readyTimeoutMs: 60_000,
     env: {
       TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE, TETHER_DATA_DIR: dataDir,
-      TETHER_SECRET: 'failover-test-secret-failover-test-secret-0123', SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
+      TETHER_SECRET: 'failover-test-secret-failover-test-secret-0123', SHOP_ADMIN_PASSWORD: ADMIN_PASSWORD,
       SHOP_NEW_SESSIONS_PER_MINUTE: '100000', SHOP_REJECTED_COOKIES_PER_MINUTE: '100000',
     },
   });
@@ -85,6 +86,20 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
       }
     }
     assert.equal(seen.size, 2, `scrapes reached both workers (${[...seen].join(', ')})`);
+  });
+
+  it('admin overview when served by one worker then lists every worker with its live sessions and engine figures', async () => {
+    const admin = new ShopClient(app.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    const r = await admin.get('/api/admin/overview');
+    assert.equal(r.status, 200, r.text);
+    const nodes = r.body.nodes as Array<{ node: string; pid: number | null; activeSessions: number; engine: { created: number } }>;
+    assert.deepEqual(nodes.map((n) => n.node), [`${NODE}:w1`, `${NODE}:w2`]);
+    for (const n of nodes) assert.ok(Number.isInteger(n.activeSessions) && Number.isInteger(n.engine.created), JSON.stringify(n));
+    // The admin's session was created by whichever worker its first request reached (it had no cookie yet).
+    const sum = (f: (n: (typeof nodes)[number]) => number): number => nodes.reduce((a, n) => a + f(n), 0);
+    assert.ok(sum((n) => n.engine.created) >= 1 && sum((n) => n.activeSessions) >= 1, JSON.stringify(nodes));
+    assert.equal(typeof nodes.find((n) => n.node === r.headers['x-tether-node'])!.pid, 'number', 'the answering worker\'s own figures');
   });
 
   it('cluster when a worker is killed with SIGKILL under load then no acknowledged add is lost and affected clients continue on the live worker', async (t) => {

@@ -1,9 +1,11 @@
 /**
- * The admin API (the `admin` account only): live sessions per node, store figures, a user's status,
- * ending a user's sessions, disabling and enabling accounts.
+ * The admin API (the `admin` account only): live sessions per node (every worker of a cluster), store
+ * figures, a user's status, ending a user's sessions, disabling and enabling accounts.
  * @module
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { EngineStats } from 'tether';
+import { clusterMetrics, isClusterWorker } from 'tether/cluster';
 import type { User } from '../db/index.js';
 import { adminAccount, forbidden, userNotFound, validationFailed } from '../lib/errors.js';
 import { audit, requireUser } from '../context.js';
@@ -14,8 +16,17 @@ async function requireAdmin(ctx: ShopContext, req: FastifyRequest): Promise<void
   if (!user?.isAdmin) throw forbidden();
 }
 
-/** This process's figures; with several nodes the admin page lists one entry per node. */
-export function nodeFigures(ctx: ShopContext): Record<string, unknown> {
+/** A node's figures on the admin page; `pid` and `uptimeSeconds` are known for the process that answers only. */
+export interface NodeFigures {
+  node: string;
+  pid: number | null;
+  activeSessions: number;
+  uptimeSeconds: number | null;
+  engine: Partial<EngineStats>;
+}
+
+/** This process's figures. */
+export function nodeFigures(ctx: ShopContext): NodeFigures {
   return {
     node: ctx.config.nodeName,
     pid: process.pid,
@@ -23,6 +34,42 @@ export function nodeFigures(ctx: ShopContext): Record<string, unknown> {
     uptimeSeconds: Math.round(process.uptime()),
     engine: ctx.tether.stats(),
   };
+}
+
+/** The series the other workers' figures are read from, and where each goes. */
+const SERIES: Record<string, (n: NodeFigures, v: number) => void> = {
+  shop_active_sessions: (n, v) => void (n.activeSessions = v),
+  tether_sessions_created_total: (n, v) => void (n.engine.created = v),
+  tether_sessions_regenerated_total: (n, v) => void (n.engine.regenerated = v),
+  tether_sessions_destroyed_total: (n, v) => void (n.engine.destroyed = v),
+  tether_sessions_expired_total: (n, v) => void (n.engine.expired = v),
+  tether_cas_conflicts_total: (n, v) => void (n.engine.conflicts = v),
+};
+
+/**
+ * Every worker's figures under the cluster. A request reaches one worker, so the others' come from the
+ * metrics the primary collects from all of them (each series labelled with its `node`); this worker's
+ * alone when the primary does not answer, as /metrics does.
+ */
+async function clusterNodes(ctx: ShopContext): Promise<NodeFigures[]> {
+  let text: string;
+  try {
+    text = await clusterMetrics();
+  } catch {
+    return [nodeFigures(ctx)];
+  }
+  const nodes = new Map<string, NodeFigures>([[ctx.config.nodeName, nodeFigures(ctx)]]);
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\{(?:.*,)?node="((?:[^"\\]|\\.)*)"(?:,.*)?\} (\S+)$/.exec(line);
+    const put = m ? SERIES[m[1]!] : undefined;
+    if (!m || !put) continue;
+    const name = m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    if (name === ctx.config.nodeName) continue;
+    let n = nodes.get(name);
+    if (!n) nodes.set(name, (n = { node: name, pid: null, activeSessions: 0, uptimeSeconds: null, engine: { created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0 } }));
+    put(n, Number(m[3]));
+  }
+  return [...nodes.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
 }
 
 type UserParams = { Params: { username: string } };
@@ -54,7 +101,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
     // within storeTimeoutMs, counted in storeErrors, not a 500 or a request that never ends.
     const count = store.count?.bind(store);
     return {
-      nodes: [nodeFigures(ctx)],
+      nodes: isClusterWorker() ? await clusterNodes(ctx) : [nodeFigures(ctx)],
       store: {
         name: store.name,
         records: count ? await ctx.tether.callStore(count, 'count') : null,
