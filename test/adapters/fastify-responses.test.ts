@@ -150,3 +150,31 @@ describe('fastify adapter: changes after the commit', () => {
     assert.deepEqual((await c.request('/read')).json(), { w: 1, n: 1 });
   });
 });
+
+describe('fastify adapter: routes without a session', () => {
+  it('route with tether.session false when requested with a session cookie, while the store is down, then it answers without a store call, a cookie or a CSRF check', async () => {
+    const store = new MemoryStore();
+    const app = Fastify();
+    // The CSRF checks on: an unsafe request to a route without a session must not be refused for its token.
+    await app.register(tetherPlugin, { tether: createTether<Data>({ secrets: [SECRET], store }) });
+    app.get('/state', async (req) => req.session.data);
+    app.post('/start', { config: { tether: { csrf: false } } }, async (req) => (req.session.set('n', 1), { ok: true }));
+    const bare = { config: { tether: { session: false } } };
+    app.get('/asset', bare, async (req) => ({ session: req.session }));
+    app.post('/hook', bare, async (req) => ({ session: req.session }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    running = app;
+    const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+    assert.equal((await c.request('/start', { method: 'POST', json: {} })).status, 200);
+    let calls = 0;
+    store.get = () => (calls++, Promise.reject(new Error('the store is down')));
+    store.getLocal = () => { calls++; throw new Error('the store is down'); };
+    assert.equal((await c.request('/state')).status, 503, 'a route with a session needs the store');
+    calls = 0;
+    for (const r of [await c.request('/asset'), await c.request('/hook', { method: 'POST', json: {} })]) {
+      assert.deepEqual([r.status, r.json()], [200, { session: null }]);
+      assert.deepEqual(r.setCookies, []);
+    }
+    assert.equal(calls, 0, 'no store call');
+  });
+});

@@ -68,6 +68,23 @@ describe('shop pages', () => {
     assert.equal(again.status, 304);
   });
 
+  it('pages and assets when the session store is down then still load for a visitor with a session, while the API answers 503', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    const store = t.shop.tether.store as { get?: unknown };
+    store.get = () => Promise.reject(new Error('the store is down'));
+    try {
+      assert.equal((await c.get('/api/session')).status, 503);
+      for (const path of ['/', '/login', '/assets/app.js', '/favicon.ico']) {
+        const r = await c.get(path, { headers: { accept: 'text/html' } });
+        assert.equal(r.status, 200, path);
+      }
+    } finally {
+      delete store.get;
+    }
+    assert.equal((await c.get('/api/session')).status, 200);
+  });
+
   it('unknown page or asset when requested then 404: a page for browsers, NOT_FOUND JSON otherwise', async () => {
     assertError(await rawRequest(t.url + '/assets/../config.ts', 'GET', {}), 404, 'NOT_FOUND');
     assertError(await rawRequest(t.url + '/assets/missing.js', 'GET', {}), 404, 'NOT_FOUND');

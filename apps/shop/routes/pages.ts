@@ -56,18 +56,25 @@ function send(req: FastifyRequest, reply: FastifyReply, file: StaticFile, status
   return reply.code(status).send(file.body);
 }
 
+/**
+ * Pages and assets are the same for everyone (each page asks /api/session for the visitor's state): they
+ * open no session, so they cost no store call and still load when the session store is down, where the
+ * page can say so.
+ */
+const NO_SESSION = { tether: { session: false } };
+
 export function pageRoutes(app: FastifyInstance): { notFoundPage: StaticFile } {
   const pages = new Map<string, StaticFile>();
   for (const [, file] of PAGES) if (!pages.has(file)) pages.set(file, load(file));
-  for (const [url, file] of PAGES) app.get(url, async (req, reply) => send(req, reply, pages.get(file)!));
+  for (const [url, file] of PAGES) app.get(url, { config: NO_SESSION }, async (req, reply) => send(req, reply, pages.get(file)!));
   const assets = new Map<string, StaticFile>(ASSETS.map((name) => [name, load(`assets/${name}`)]));
-  app.get<{ Params: { name: string } }>('/assets/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/assets/:name', { config: NO_SESSION }, async (req, reply) => {
     const file = assets.get(req.params.name);
     if (!file) return reply.callNotFound();
     return send(req, reply, file);
   });
   const favicon = assets.get('favicon.svg')!;
-  app.get('/favicon.ico', async (req, reply) => send(req, reply, favicon));
+  app.get('/favicon.ico', { config: NO_SESSION }, async (req, reply) => send(req, reply, favicon));
   return { notFoundPage: load('404.html') };
 }
 

@@ -28,8 +28,11 @@ declare module 'fastify' {
     session: Session<SessionData>;
   }
   interface FastifyContextConfig {
-    /** Per-route: `csrf: false` skips the CSRF checks; `write` overrides the gate decision. */
-    tether?: { csrf?: boolean; write?: boolean };
+    /**
+     * Per-route: `csrf: false` skips the CSRF checks; `write` overrides the gate decision; `session: false`
+     * opens no session at all (static files, health checks): no store call, no cookie, `req.session` null.
+     */
+    tether?: { csrf?: boolean; write?: boolean; session?: boolean };
   }
 }
 
@@ -134,6 +137,10 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   // write) costs no promise and no closure; the others continue when theirs settles.
   app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const routeOpts = req.routeOptions.config?.tether;
+    if (routeOpts?.session === false) {
+      done();
+      return;
+    }
     const view = new HeadersView(req.method, req.headers);
     const csrf = (routeOpts?.csrf ?? opts.csrf ?? true) !== false;
     let opened: Session<object> | Promise<Session<object>>;
