@@ -9,7 +9,7 @@
  * const registry = new Registry();
  * const tether = createTether({ store: instrumentStore(new SqliteStore({ path }), registry) });
  * registerTetherMetrics(tether, registry);
- * app.get('/metrics', async () => registry.metrics());
+ * app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
