@@ -288,6 +288,8 @@ async function holdLock(command: string, args: string[], guardMs: number): Promi
 /**
  * Ticks every 10 ms until stopped; stopping returns the largest gap seen between ticks (the event loop's
  * longest stall). Stopping again is harmless, so a test's `finally` can make sure the timer is gone.
+ * The tests bound the gap well under their busyTimeoutMs (a loop blocked by SQLite stalls that long),
+ * and well over what a loaded machine adds by itself (a couple of hundred milliseconds at worst).
  */
 function watchLoop(): () => number {
   let last = performance.now();
@@ -344,7 +346,7 @@ describe('SqliteStore waiting for another process’s lock', () => {
       const worst = stop();
       await holder.released;
       assert.ok(answeredAt >= releasing, `the writes were answered once the lock was released (${(answeredAt - started).toFixed(0)} ms)`);
-      assert.ok(worst < 200, `the event loop kept turning while the writes waited (longest gap ${worst.toFixed(0)} ms)`);
+      assert.ok(worst < 400, `the event loop kept turning while the writes waited (longest gap ${worst.toFixed(0)} ms)`);
       assert.equal((await store.get(rec.key))?.data, '"3"');
       assert.equal(await store.get(other.key), null);
       assert.deepEqual(heard, [rec.key, other.key, rec.key, other.key], 'each change reported after its commit, in order');
@@ -380,7 +382,7 @@ describe('SqliteStore waiting for another process’s lock', () => {
       assert.deepEqual(await last, { ok: true }, 'close waited for the write to commit');
       const worst = stop();
       await released;
-      assert.ok(worst < 200, `the event loop kept turning while the writes waited (longest gap ${worst.toFixed(0)} ms)`);
+      assert.ok(worst < 350, `the event loop kept turning while the writes waited (longest gap ${worst.toFixed(0)} ms)`);
     } finally {
       stop();
       await store.close();
@@ -422,7 +424,7 @@ describe('SqliteStore reading while another process rebuilds the WAL index', () 
       assert.ok(answeredAt >= releasing, 'the reads were answered once the holder was told to let go');
       const worst = stop();
       await holder.released;
-      assert.ok(worst < 200, `the event loop kept turning while the reads waited (longest gap ${worst.toFixed(0)} ms)`);
+      assert.ok(worst < 400, `the event loop kept turning while the reads waited (longest gap ${worst.toFixed(0)} ms)`);
     } finally {
       stop();
       release();
@@ -448,7 +450,7 @@ describe('SqliteStore reading while another process rebuilds the WAL index', () 
       const elapsed = performance.now() - started;
       const worst = stop();
       assert.ok(elapsed >= 1_000 && elapsed < 2_500, `failed after ${elapsed.toFixed(0)} ms`);
-      assert.ok(worst < 200, `the event loop kept turning while the read waited (longest gap ${worst.toFixed(0)} ms)`);
+      assert.ok(worst < 400, `the event loop kept turning while the read waited (longest gap ${worst.toFixed(0)} ms)`);
       release();
       await holder.released;
       assert.deepEqual(await store.get(rec.key), rec, 'nothing of the WAL was lost');
