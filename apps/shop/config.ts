@@ -26,6 +26,9 @@ export interface ShopConfig {
   production: boolean;
   idleTimeoutSec: number;
   absoluteTimeoutSec: number;
+  /** Timeouts of a session kept signed in ("Keep me signed in"), at least the ordinary ones. */
+  rememberIdleTimeoutSec: number;
+  rememberAbsoluteTimeoutSec: number;
   workers: number;
   newSessionsPerMinute: number;
   /** New sessions per minute from all addresses together: bounds the sessions a distributed flood can store. */
@@ -71,6 +74,8 @@ export const SHOP_DEFAULTS = {
   dataDir: './data',
   idleTimeoutSec: 1800,
   absoluteTimeoutSec: 43_200,
+  rememberIdleTimeoutSec: 14 * 86_400,
+  rememberAbsoluteTimeoutSec: 30 * 86_400,
   workers: 1,
   newSessionsPerMinute: 120,
   newSessionsPerMinuteTotal: 6_000,
@@ -183,6 +188,15 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
 
   const idleTimeoutSec = integer(env, 'TETHER_IDLE_TIMEOUT', SHOP_DEFAULTS.idleTimeoutSec, 1, 31_536_000);
   const absoluteTimeoutSec = integer(env, 'TETHER_ABSOLUTE_TIMEOUT', SHOP_DEFAULTS.absoluteTimeoutSec, 1, 31_536_000);
+  // Keeping a session signed in never shortens it: unset, each follows the ordinary one when that is longer.
+  const rememberIdleTimeoutSec = integer(env, 'TETHER_REMEMBER_IDLE_TIMEOUT', Math.max(SHOP_DEFAULTS.rememberIdleTimeoutSec, idleTimeoutSec), 1, 31_536_000);
+  const rememberAbsoluteTimeoutSec = integer(env, 'TETHER_REMEMBER_ABSOLUTE_TIMEOUT', Math.max(SHOP_DEFAULTS.rememberAbsoluteTimeoutSec, absoluteTimeoutSec), 1, 31_536_000);
+  if (rememberIdleTimeoutSec < idleTimeoutSec) {
+    throw new ConfigError('TETHER_REMEMBER_IDLE_TIMEOUT', `must be at least TETHER_IDLE_TIMEOUT (${idleTimeoutSec}), got ${rememberIdleTimeoutSec}`);
+  }
+  if (rememberAbsoluteTimeoutSec < absoluteTimeoutSec) {
+    throw new ConfigError('TETHER_REMEMBER_ABSOLUTE_TIMEOUT', `must be at least TETHER_ABSOLUTE_TIMEOUT (${absoluteTimeoutSec}), got ${rememberAbsoluteTimeoutSec}`);
+  }
   const workers = integer(env, 'TETHER_WORKERS', SHOP_DEFAULTS.workers, 1, 256);
   const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
   const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
@@ -249,6 +263,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     production,
     idleTimeoutSec,
     absoluteTimeoutSec,
+    rememberIdleTimeoutSec,
+    rememberAbsoluteTimeoutSec,
     workers,
     newSessionsPerMinute,
     newSessionsPerMinuteTotal,

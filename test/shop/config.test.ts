@@ -29,6 +29,9 @@ describe('shop config', () => {
     assert.equal(c.databaseUrl, `sqlite:${join(dir, 'shop.db')}`);
     assert.equal(c.idleTimeoutSec, 1800);
     assert.equal(c.absoluteTimeoutSec, 43_200);
+    assert.deepEqual([c.rememberIdleTimeoutSec, c.rememberAbsoluteTimeoutSec], [14 * 86_400, 30 * 86_400]);
+    const long = loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, TETHER_IDLE_TIMEOUT: String(20 * 86_400), TETHER_ABSOLUTE_TIMEOUT: String(40 * 86_400) }, quiet);
+    assert.deepEqual([long.rememberIdleTimeoutSec, long.rememberAbsoluteTimeoutSec], [20 * 86_400, 40 * 86_400], 'never shorter than the ordinary timeouts');
     assert.equal(c.workers, 1);
     assert.equal(c.newSessionsPerMinute, SHOP_DEFAULTS.newSessionsPerMinute);
     assert.equal(c.newSessionsPerMinuteTotal, 6_000);
@@ -53,6 +56,7 @@ describe('shop config', () => {
       ['SHOP_REQUEST_TIMEOUT', '0'], ['SHOP_REQUEST_TIMEOUT', '-1'], ['SHOP_REQUEST_TIMEOUT', '86401'], ['TETHER_STORE', 'mongo://x'], ['SHOP_DATABASE_URL', 'mysql://x'],
       ['TETHER_SECRET', 'short'], ['TETHER_SECRET', `${SECRET},short`], ['SHOP_ADMIN_PASSWORD', 'short'], ['SHOP_PUBLIC_ORIGIN', 'not a url'],
       ['SHOP_LOG_LEVEL', 'verbose'], ['SHOP_LOG_LEVEL', 'info,debug'], ['SHOP_LOGIN_FAILURES_PER_ACCOUNT', '0'], ['SHOP_LOGIN_FAILURES_PER_ADDRESS', 'many'],
+      ['TETHER_REMEMBER_IDLE_TIMEOUT', '60'], ['TETHER_REMEMBER_ABSOLUTE_TIMEOUT', '3600'], ['TETHER_REMEMBER_IDLE_TIMEOUT', 'weeks'],
     ];
     for (const [name, value] of cases) {
       assert.throws(() => loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, [name]: value }, quiet), (err: unknown) => {
