@@ -14,6 +14,8 @@ import { FORBIDDEN_KEYS, draftWrites } from './draft.js';
 /** What update() answers once a synchronous change is made: one settled promise for every call. */
 const DONE: Promise<void> = Promise.resolve();
 
+function ignore(): void {}
+
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
@@ -200,10 +202,15 @@ export class Session<T extends object = SessionData> {
    * as its own: another write of the same request while `fn` awaits would be taken for one of them.
    */
   #afterward(out: PromiseLike<unknown>, fn: UpdateFn<T>, data: SessionData, before: number | undefined): Promise<void> {
-    return Promise.resolve(out).then(() => {
+    const settled: Promise<void> = Promise.resolve(out).then(() => {
       try {
-        // Committed while `fn` awaited (the commit waited for it no longer): its change will never be stored.
-        if (this.#s.committed) throw new SessionCommittedError();
+        // Committed while `fn` awaited (the commit waited for it no longer, or the request was abandoned:
+        // its client went away): its change will never be stored. A handler that awaits it learns so;
+        // one that did not, as update() allows, must not have the process end on an unhandled rejection.
+        if (this.#s.committed) {
+          void settled.catch(ignore);
+          throw new SessionCommittedError();
+        }
         this.#replays(fn, data, before);
       } finally {
         this.#settled();
@@ -212,6 +219,7 @@ export class Session<T extends object = SessionData> {
       this.#settled();
       throw err;
     });
+    return settled;
   }
 
   /** One asynchronous update fewer in flight; the last one wakes a commit waiting for them. */

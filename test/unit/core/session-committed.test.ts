@@ -107,6 +107,30 @@ describe('session changes after the commit', () => {
     assert.deepEqual(await stored(), { n: 1 });
   });
 
+  for (const [name, leave] of [
+    ['the session is abandoned while the commit waits (its client went away)', (r: ReturnType<typeof rig>, s: S) => {
+      const commit = r.tether.commit(s);
+      r.tether.abandon(s);
+      return commit;
+    }],
+    ['the commit stops waiting at gateTimeoutMs', (r: ReturnType<typeof rig>, s: S) => r.tether.commit(s)],
+  ] as const) {
+    it(`an update the handler did not await when ${name} then its SESSION_COMMITTED is no unhandled rejection`, async () => {
+      const crashes: unknown[] = [];
+      const onCrash = (err: unknown): void => void crashes.push(err);
+      process.on('unhandledRejection', onCrash);
+      try {
+        const { r, s, go } = await pendingUpdate({ gateTimeoutMs: 30 });
+        await leave(r, s);
+        go();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.deepEqual(crashes, [], 'an unhandled rejection ends the process');
+      } finally {
+        process.off('unhandledRejection', onCrash);
+      }
+    });
+  }
+
   it('an update whose function fails while the commit waits then the commit goes ahead with the other changes', async () => {
     const r = rig();
     const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
