@@ -240,7 +240,14 @@ export class Tether<T extends object = SessionData> {
       s.committed = false;
       s.setCookies.length = 0;
     }
-    await this.commit(session);
+    // Not after the update() functions still running, as a commit would wait (up to gateTimeoutMs):
+    // whatever they change ends with the session. A commit waiting for them goes ahead now, as this one.
+    if (s.afterUpdates !== null) {
+      s.updated?.();
+      await s.afterUpdates;
+      return;
+    }
+    await this.#commitState(s);
   }
 
   /** Ends the request without writing anything (handler failed); releases the gate. */

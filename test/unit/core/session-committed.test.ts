@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rig, trip, view } from '../support.js';
+import { sessionState } from '../../../src/core/session.js';
 import type { Session } from '../../../src/core/session.js';
 import { isTetherError } from '../../../src/core/errors.js';
 
@@ -128,6 +129,31 @@ describe('session changes after the commit', () => {
       } finally {
         process.off('unhandledRejection', onCrash);
       }
+    });
+  }
+
+  let waiting: Promise<string[]> | undefined;
+  for (const [name, first] of [
+    ['before any commit', async () => {}],
+    ['after a commit that stopped waiting for it at gateTimeoutMs', (r: ReturnType<typeof rig>, s: S) => r.tether.commit(s)],
+    ['while a commit waits for it', (r: ReturnType<typeof rig>, s: S) => {
+      waiting = r.tether.commit(s);
+    }],
+  ] as const) {
+    it(`endNow when an update is still running ${name} then the session ends at once, without waiting for the update`, async () => {
+      waiting = undefined;
+      const { r, s, go, late, stored } = await pendingUpdate({ gateTimeoutMs: 1_000 });
+      await first(r, s);
+      let ended: string[] | undefined;
+      const ending = r.tether.endNow(s).then(() => (ended = sessionState(s).setCookies));
+      await Promise.race([ending, new Promise((resolve) => setTimeout(resolve, 400))]);
+      assert.equal(r.store.calls.destroy, 1, 'the record is deleted now, not after another gateTimeoutMs');
+      assert.match(ended?.[0] ?? '', /^sid=;/, 'and the response expires the cookie');
+      assert.equal(r.tether.stats().gateHolding, 0);
+      if (waiting) assert.deepEqual(await waiting, ended, 'the waiting commit answers what the ending sends');
+      go();
+      await refused(() => late);
+      assert.deepEqual(await stored(), {}, 'the session is gone');
     });
   }
 
