@@ -17,6 +17,11 @@ export interface Envelope {
   r?: 1;
 }
 
+/**
+ * Encodes and decodes a session's envelope. A custom codec must keep every field of the envelope, not
+ * only `d`: a token (`c`), the user agent (`u`) and the remembered flag (`r`) it drops are lost, and a
+ * remembered session then ends at the engine's ordinary timeouts.
+ */
 export interface SessionCodec {
   encode(envelope: Envelope): string;
   decode(text: string): Envelope;

@@ -25,6 +25,7 @@ import { holdResponse } from '../shared/hold.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /** The request's session; null on a route with `config: { tether: { session: false } }`. */
     session: Session<SessionData>;
   }
   interface FastifyContextConfig {
