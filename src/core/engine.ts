@@ -23,7 +23,8 @@ import type { Envelope } from './codec.js';
 import { Session, sessionState } from './session.js';
 import type { RejectedCookie, SessionData, SessionState } from './session.js';
 import { OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
-import type { LocalSlot, SessionRecord, SessionStore } from './store.js';
+import { warnSweptListenerThrew } from './store.js';
+import type { LocalSlot, SessionRecord, SessionStore, SweptSession } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 import { channels } from '../observability/channels.js';
 import type { LifecycleEvent, LifecycleMessage } from '../observability/channels.js';
@@ -59,7 +60,10 @@ export interface EngineStats {
   created: number;
   regenerated: number;
   destroyed: number;
+  /** Sessions that timed out: presented past a timeout, or deleted by the store's sweep (`swept`). */
   expired: number;
+  /** Of those, the ones the store's sweep deleted in this process (the `expired` event with reason `swept`). */
+  swept: number;
   conflicts: number;
   replays: number;
   writes: number;
@@ -108,8 +112,10 @@ export class Tether<T extends object = SessionData> {
   /** The commit path (commit.ts). */
   readonly #commits: Committer;
   #warnedUndecodable = false;
+  /** Ends the subscription to the store's swept sessions (SessionStore.onSwept); absent without one. */
+  readonly #unsubscribeSwept: (() => void) | undefined;
   readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies'> = {
-    created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
+    created: 0, regenerated: 0, destroyed: 0, expired: 0, swept: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
     rejectedCookies: 0, forgedCookies: 0, anomalies: 0, gateWaits: 0, gateWaitSeconds: 0,
   };
 
@@ -146,6 +152,8 @@ export class Tether<T extends object = SessionData> {
       },
       clearCookie: this.#cookie.clear,
     });
+    // Sessions that time out unseen end in the store's sweep, off every request's path.
+    this.#unsubscribeSwept = this.store.onSwept?.((swept) => this.#swept(swept));
   }
 
   /** Loads the session named by the request's cookie (or an empty, not yet stored one). */
@@ -316,6 +324,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   async close(): Promise<void> {
+    this.#unsubscribeSwept?.();
     await this.store.close();
   }
 
@@ -495,6 +504,25 @@ export class Tether<T extends object = SessionData> {
       this.#stats.storeErrors++;
       throw isTetherError(err) ? err : new StoreUnavailableError('the session store failed on get', { cause: err });
     }
+  }
+
+  /**
+   * Sessions the store's sweep deleted because they timed out: `expired` with reason `swept`, each
+   * counted. A listener that throws is reported once per batch (TETHER_SWEEP_LISTENER_THREW) and the
+   * batch's other sessions are still reported: the sweep runs on a timer, with nobody to answer.
+   */
+  #swept(swept: ReadonlyArray<SweptSession>): void {
+    let failure: { err: unknown } | undefined;
+    for (const { key, userId } of swept) {
+      this.#stats.swept++;
+      this.#decoded.forget(key);
+      try {
+        this.#emit('expired', key, userId, 'swept');
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    if (failure !== undefined) warnSweptListenerThrew(failure.err);
   }
 
   #call<R>(op: () => Promise<R>, what: string): Promise<R> {

@@ -105,6 +105,16 @@ export interface DestroyByUserOptions {
   except?: readonly string[];
 }
 
+/** A session a sweep deleted because it timed out (SessionStore.onSwept). */
+export interface SweptSession {
+  /** Its store key. */
+  key: string;
+  /** Its owner, null for an anonymous session. */
+  userId: string | null;
+}
+
+export type SweptListener = (swept: ReadonlyArray<SweptSession>) => void;
+
 /** A caller's slot for one store key, kept between calls (see SessionStore.getLocal). */
 export interface LocalSlot {
   local: unknown;
@@ -150,6 +160,18 @@ export interface SessionStore {
    * Absent: the backend expires records itself (Redis TTL).
    */
   sweep?(): Promise<number>;
+  /**
+   * Optional, with `sweep`: calls `listener` with the sessions each sweep deleted because they timed
+   * out, once the deletion committed and before `sweep()` resolves, in batches (one per delete
+   * statement or transaction). Only
+   * session records: not user contexts (`user:` keys), and not records written already past a deadline
+   * (`lastSeenAt` at or after it: how the engine ends a regenerated session, which is no expiry). Each
+   * deleted record is reported once, by the client whose sweep deleted it, whichever of the processes
+   * sharing the backend that is. A listener that throws stops neither the sweep nor the other
+   * listeners (warning `TETHER_SWEEP_LISTENER_THREW`). Absent: nothing reports sessions the backend
+   * expires (Redis TTLs). Returns an unsubscribe function.
+   */
+  onSwept?(listener: SweptListener): () => void;
   /**
    * Optional: `get(key)` answered from this process's memory, with no I/O, or `undefined` when it
    * cannot be answered so (a miss, or a copy that must first be checked with a backend). A defined
@@ -240,4 +262,43 @@ export function assertNextVersion(record: SessionRecord, expectedVersion: number
   if (record.version !== expectedVersion + 1) {
     throw new RangeError(`record.version must be expectedVersion + 1 (got ${record.version} after ${expectedVersion})`);
   }
+}
+
+/** Whether a store key names a session, not a user context (`user:<hash>`, src/core/ids.ts). */
+export function isSessionKey(key: string): boolean {
+  return !key.startsWith('user:');
+}
+
+/**
+ * Whether a deleted record timed out, rather than being written already past a deadline (a
+ * regeneration's ended record, whose `lastSeenAt` is its ending): what `onSwept` reports.
+ */
+export function timedOut(record: Pick<SessionRecord, 'key' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>): boolean {
+  return isSessionKey(record.key) && deadlineOf(record) > record.lastSeenAt;
+}
+
+/**
+ * Hands `swept` to every listener; one that throws is reported (TETHER_SWEEP_LISTENER_THREW) and the
+ * others still run: the sweep that calls it goes on whatever they do.
+ */
+export function reportSwept(listeners: Iterable<SweptListener>, swept: ReadonlyArray<SweptSession>): void {
+  if (swept.length === 0) return;
+  for (const listener of [...listeners]) {
+    try {
+      listener(swept);
+    } catch (err) {
+      warnSweptListenerThrew(err);
+    }
+  }
+}
+
+/**
+ * The warning for a listener of swept sessions that threw. Given as text: `process.emitWarning` drops
+ * the code of a warning passed as an Error. The error's stack goes in `detail`.
+ */
+export function warnSweptListenerThrew(err: unknown): void {
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  process.emitWarning(`a listener of swept sessions threw (${message}); the other sessions and listeners were still reported`, {
+    code: 'TETHER_SWEEP_LISTENER_THREW', type: 'TetherWarning', detail: err instanceof Error ? err.stack : undefined,
+  });
 }

@@ -25,7 +25,8 @@ export interface LifecycleMessage {
   userId: string | null;
   /**
    * destroyed: 'logout' | 'user' (destroyByUser) | 'limit' (maxSessionsPerUser) | 'anomaly' (userAgentChange
-   * 'end'); conflict: 'replayed' | 'rejected'; anomaly: 'user-agent'.
+   * 'end'); expired: 'swept' (deleted by the store's sweep; absent when presented past a timeout);
+   * conflict: 'replayed' | 'rejected'; anomaly: 'user-agent'.
    */
   reason?: string;
   at: number;

@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { stampOf } from '../core/store.js';
-import type { Clock, SessionRecord, SessionStore } from '../core/store.js';
+import type { Clock, SessionRecord, SessionStore, SweptSession } from '../core/store.js';
 
 /** A clock the suite moves by hand; starts at the real time so native TTLs stay in the future. */
 export class ManualClock implements Clock {
@@ -46,6 +46,8 @@ export interface StoreSuiteFactory {
   lacks?: { sweep?: boolean; changeFeed?: boolean; stamps?: boolean };
   /** The store has `regenerate` (checked), and its cases are registered. @default false */
   regenerates?: boolean;
+  /** The store has `onSwept` (checked), and its cases are registered. @default false */
+  reportsSwept?: boolean;
 }
 
 let counter = 0;
@@ -361,6 +363,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.equal(typeof store.sweep === 'function', !factory.lacks?.sweep, 'sweep()');
       assert.equal(typeof store.subscribe === 'function', !factory.lacks?.changeFeed, 'subscribe()');
       assert.equal(typeof store.regenerate === 'function', factory.regenerates === true, 'regenerate()');
+      assert.equal(typeof store.onSwept === 'function', factory.reportsSwept === true, 'onSwept()');
     });
 
     if (factory.regenerates) {
@@ -418,6 +421,66 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         assert.ok(await store.get(live.key));
         assert.equal(await store.get(dead.key), null);
       });
+
+    if (factory.reportsSwept) {
+      /** Every report `client` gives while `fn` runs, in one list. */
+      const reportsDuring = async (clients: SessionStore[], fn: () => Promise<unknown>): Promise<SweptSession[][]> => {
+        const reports = clients.map(() => [] as SweptSession[]);
+        const offs = clients.map((c, i) => c.onSwept!((swept) => void reports[i]!.push(...swept)));
+        try {
+          await fn();
+        } finally {
+          for (const off of offs) off();
+        }
+        return reports;
+      };
+      const byKey = (a: SweptSession, b: SweptSession): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+      test('a sweep reports exactly the timed-out sessions it deleted, with their owners', async () => {
+        assert.ok(store.sweep);
+        // What earlier cases left expired goes first, so the report below is this case's alone.
+        await store.sweep();
+        const now = clock.now();
+        const idle = makeRecord(clock, { userId: makeKey('u'), expiresAt: now + 10 });
+        const absolute = makeRecord(clock, { absoluteExpiresAt: now + 10 });
+        const live = makeRecord(clock, { userId: idle.userId });
+        const context = makeRecord(clock, { key: 'user:' + makeKey(), expiresAt: now + 10 });
+        const regenerated = makeRecord(clock, { userId: idle.userId });
+        for (const r of [idle, absolute, live, context, regenerated]) assert.deepEqual(await store.set(r, 0), { ok: true });
+        // Ended as a regeneration ends the old record: written already past its deadlines, not timed out.
+        const ended = { ...regenerated, data: '"ended"', version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+        assert.deepEqual(await store.set(ended, 1), { ok: true });
+        clock.advance(20);
+        let removed = 0;
+        const [reported] = await reportsDuring([store], async () => (removed = await store.sweep!()));
+        assert.deepEqual(reported!.sort(byKey), [
+          { key: idle.key, userId: idle.userId },
+          { key: absolute.key, userId: null },
+        ].sort(byKey));
+        assert.ok(removed >= 3, `sweep removed ${removed}: the two sessions and the user context`);
+        assert.ok(await store.get(live.key));
+        const [again] = await reportsDuring([store], () => store.sweep!());
+        assert.deepEqual(again, [], 'a deleted session is reported once');
+      });
+
+      test('two clients sweeping at once report each deleted session once, by the client that deleted it', async () => {
+        const other = await peer();
+        const clients = other === store ? [store] : [store, other];
+        const now = clock.now();
+        const dead = Array.from({ length: 1_200 }, (_, i) => makeRecord(clock, { userId: i % 3 === 0 ? null : `u${i % 7}`, expiresAt: now + 10 }));
+        for (let i = 0; i < dead.length; i += 100) {
+          const results = await Promise.all(dead.slice(i, i + 100).map((r) => store.set(r, 0)));
+          for (const res of results) assert.deepEqual(res, { ok: true });
+        }
+        clock.advance(20);
+        const reports = await reportsDuring(clients, () => Promise.all([store.sweep!(), other.sweep!()]));
+        const all = reports.flat();
+        const mine = new Set(dead.map((r) => r.key));
+        const ours = all.filter((s) => mine.has(s.key));
+        assert.equal(new Set(ours.map((s) => s.key)).size, ours.length, 'no session reported twice');
+        assert.deepEqual(ours.sort(byKey), dead.map((r) => ({ key: r.key, userId: r.userId })).sort(byKey));
+      });
+    }
 
     if (!factory.lacks?.changeFeed) test('the change feed reports a write made through another client', async () => {
       assert.ok(store.subscribe);

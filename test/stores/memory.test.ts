@@ -28,12 +28,14 @@ async function trainedStore(clock: Clock, maxBytes?: number): Promise<MemoryStor
 runStoreSuite({
   name: 'memory',
   regenerates: true,
+  reportsSwept: true,
   open: async (clock) => new MemoryStore({ clock, sweepIntervalMs: 0 }),
 });
 
 runStoreSuite({
   name: 'memory (trained data code)',
   regenerates: true,
+  reportsSwept: true,
   open: (clock) => trainedStore(clock),
 });
 

@@ -58,6 +58,7 @@ function collect(store: PostgresStore): { events: string[]; resyncs: () => numbe
 runStoreSuite({
   name: 'postgres',
   regenerates: true,
+  reportsSwept: true,
   open: async (clock) => {
     const { url } = await fast();
     const tableName = `suite_${++tables}`;

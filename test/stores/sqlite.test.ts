@@ -22,6 +22,7 @@ const files = new WeakMap<SessionStore, TempSqliteFile>();
 runStoreSuite({
   name: 'sqlite',
   regenerates: true,
+  reportsSwept: true,
   open: async (clock) => {
     const file = await tempSqliteFile();
     const store = new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });

@@ -48,6 +48,7 @@ async function node(tableName: string, clock: Clock): Promise<TieredStore> {
 runStoreSuite({
   name: 'tiered over postgres',
   regenerates: true,
+  reportsSwept: true,
   open: (clock) => node(nextTable(), clock),
   connect: (store, clock) => node(tableOf.get(store)!, clock),
   dispose: async (store) => {

@@ -16,6 +16,7 @@ const shared = new WeakMap<SessionStore, MemoryStore>();
 runStoreSuite({
   name: 'tiered over memory',
   regenerates: true,
+  reportsSwept: true,
   open: async (clock) => {
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     const tier = new TieredStore({ shared: memory, clock });
@@ -24,6 +25,10 @@ runStoreSuite({
   },
   // Another node's tier over the same backend; it leaves the shared store to the first tier to close.
   connect: async (store, clock) => new TieredStore({ shared: shared.get(store)!, clock, closeShared: false }),
+  skip: {
+    'two clients sweeping at once report each deleted session once, by the client that deleted it':
+      'both tiers pass their listeners to one MemoryStore object, which reports every sweep to each',
+  },
 });
 
 const files = new WeakMap<SessionStore, TempSqliteFile>();
@@ -32,6 +37,7 @@ const sqliteTier = (path: string, clock: Clock): TieredStore =>
 runStoreSuite({
   name: 'tiered over sqlite',
   regenerates: true,
+  reportsSwept: true,
   open: async (clock) => {
     const file = await tempSqliteFile();
     const tier = sqliteTier(file.path, clock);

@@ -7,8 +7,8 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, stampOf } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, reportSwept, stampOf, timedOut } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { fromStoredKey, knownStoredKey, toStoredKey } from './keys.js';
 import { RecordPacker, readHead } from './layout.js';
@@ -33,6 +33,9 @@ export class MemoryStore implements SessionStore {
   /** Owner → stored keys of their records; anonymous records are not listed. */
   readonly #byUser = new Map<string, Set<string>>();
   readonly #listeners = new Set<(key: string, stamp?: string) => void>();
+  readonly #sweptListeners = new Set<SweptListener>();
+  /** Timed-out sessions a read or write found and dropped this turn, reported at its end (`#lapse`). */
+  #lapsed: SweptSession[] = [];
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -203,15 +206,28 @@ export class MemoryStore implements SessionStore {
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
     const now = this.#clock.now();
+    const swept: SweptSession[] | null = this.#sweptListeners.size > 0 ? [] : null;
     let removed = 0;
     for (const [stored, value] of this.#records.entries()) {
       const head = readHead(value);
       if (isExpired(head, now)) {
+        if (swept !== null) timedOutSession(swept, stored, head);
         this.#remove(stored, head);
         removed++;
       }
     }
+    if (swept !== null) reportSwept(this.#sweptListeners, swept);
     return removed;
+  }
+
+  /**
+   * Reports the sessions each sweep drops because they timed out (see SessionStore.onSwept), and those a
+   * read or write meets past their deadline and drops, at the end of that turn: a store with a
+   * backend keeps such a record until its sweep.
+   */
+  onSwept(listener: SweptListener): () => void {
+    this.#sweptListeners.add(listener);
+    return () => this.#sweptListeners.delete(listener);
   }
 
   async count(): Promise<number> {
@@ -232,6 +248,8 @@ export class MemoryStore implements SessionStore {
     this.#records.clear();
     this.#byUser.clear();
     this.#listeners.clear();
+    this.#sweptListeners.clear();
+    this.#lapsed = [];
   }
 
   #open(): void {
@@ -242,10 +260,22 @@ export class MemoryStore implements SessionStore {
   #live(stored: string, value: string): Head | null {
     const head = readHead(value);
     if (isExpired(head, this.#clock.now())) {
+      if (this.#sweptListeners.size > 0) this.#lapse(stored, head);
       this.#remove(stored, head);
       return null;
     }
     return head;
+  }
+
+  /** Queues a timed-out record found outside a sweep for the report at the end of this turn. */
+  #lapse(stored: string, head: Head): void {
+    timedOutSession(this.#lapsed, stored, head);
+    if (this.#lapsed.length !== 1) return;
+    setImmediate(() => {
+      const lapsed = this.#lapsed;
+      this.#lapsed = [];
+      reportSwept(this.#sweptListeners, lapsed);
+    });
   }
 
   #index(userId: string, stored: string): void {
@@ -269,5 +299,13 @@ export class MemoryStore implements SessionStore {
 
   #notify(key: string, stamp?: string): void {
     for (const listener of this.#listeners) listener(key, stamp);
+  }
+}
+
+/** Adds the record to `out` when it is a session that timed out (see `timedOut`). */
+function timedOutSession(out: SweptSession[], stored: string, head: Head): void {
+  const key = fromStoredKey(stored);
+  if (timedOut({ key, lastSeenAt: head.lastSeenAt, expiresAt: head.expiresAt, absoluteExpiresAt: head.absoluteExpiresAt })) {
+    out.push({ key, userId: head.userId });
   }
 }

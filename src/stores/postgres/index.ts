@@ -29,15 +29,15 @@
 import { createRequire } from 'node:module';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, reportSwept, timedOut } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
 import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
 import { ChangeFeed } from './feed.js';
 import type { ChangeFeedSubscription, FeedState } from './feed.js';
 import { statements, prepared, toRecord } from './sql.js';
-import type { RecordRow } from './sql.js';
+import type { RecordRow, SweptRow } from './sql.js';
 
 export type { ChangeFeedSubscription, FeedState } from './feed.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
@@ -112,6 +112,7 @@ export class PostgresStore implements SessionStore {
   #migrated = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
+  readonly #sweptListeners = new Set<SweptListener>();
 
   constructor(options: PostgresStoreOptions = {}) {
     checkOptions('PostgresStore', options, {
@@ -283,11 +284,31 @@ export class PostgresStore implements SessionStore {
     const now = this.clock.now();
     let removed = 0;
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
-      const res = await this.#query('sweep', this.#sql.sweep, [now, SWEEP_BATCH]);
-      removed += res.rowCount ?? 0;
-      if ((res.rowCount ?? 0) < SWEEP_BATCH) break;
+      const res = await this.#query<SweptRow>('sweep', this.#sql.sweep, [now, SWEEP_BATCH]);
+      removed += res.rows.length;
+      if (this.#sweptListeners.size > 0) this.#reportSwept(res.rows);
+      if (res.rows.length < SWEEP_BATCH) break;
     }
     return removed;
+  }
+
+  /**
+   * Reports the sessions this store's sweeps delete because they timed out (see SessionStore.onSwept):
+   * each statement's, once it committed. Of several processes sweeping one table, each row is reported
+   * by the one whose statement deleted it.
+   */
+  onSwept(listener: SweptListener): () => void {
+    this.#sweptListeners.add(listener);
+    return () => this.#sweptListeners.delete(listener);
+  }
+
+  #reportSwept(rows: SweptRow[]): void {
+    const swept: SweptSession[] = [];
+    for (const r of rows) {
+      const deleted = { key: r.key, lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at), absoluteExpiresAt: Number(r.absolute_expires_at) };
+      if (timedOut(deleted)) swept.push({ key: r.key, userId: r.user_id });
+    }
+    reportSwept(this.#sweptListeners, swept);
   }
 
   /** Live rows (by the store clock). */

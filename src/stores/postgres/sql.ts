@@ -52,6 +52,9 @@ export function toRecord(row: RecordRow): SessionRecord {
   };
 }
 
+/** A row a sweep deleted: what `onSwept` needs to tell a timed-out session. */
+export type SweptRow = Pick<RecordRow, 'key' | 'user_id' | 'last_seen_at' | 'expires_at' | 'absolute_expires_at'>;
+
 const COLUMNS = 'key, data, version, user_id, created_at, last_seen_at, expires_at, absolute_expires_at';
 const live = (now: string, alias = ''): string => `${alias}expires_at > ${now} AND ${alias}absolute_expires_at > ${now}`;
 
@@ -133,11 +136,14 @@ export function statements(table: string, notify: boolean) {
 
     /**
      * $1 now, $2 batch size. The outer predicate repeats the deadline so that a row re-created between
-     * the subquery and the delete (an expired key replaced by a create) is re-checked and kept.
+     * the subquery and the delete (an expired key replaced by a create) is re-checked and kept. It
+     * returns only the rows this statement deleted: a row another process's sweep deleted first is
+     * skipped, so each is reported once (SessionStore.onSwept).
      */
     sweep: `DELETE FROM ${table} WHERE key IN (
       SELECT key FROM ${table} WHERE least(expires_at, absolute_expires_at) <= $1 LIMIT $2
-    ) AND least(expires_at, absolute_expires_at) <= $1`,
+    ) AND least(expires_at, absolute_expires_at) <= $1
+    RETURNING key, user_id, last_seen_at, expires_at, absolute_expires_at`,
 
     count: `SELECT count(*) AS n FROM ${table} WHERE ${live('$1')}`,
   };

@@ -30,8 +30,8 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, reportSwept, timedOut } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isBusy, openDatabase, unavailable } from './connection.js';
 import { ChangeFeed } from './changes.js';
@@ -85,6 +85,7 @@ const COLUMNS = `key, data, version, user_id AS userId, created_at AS createdAt,
 const LIVE = 'expires_at > @now AND absolute_expires_at > @now';
 
 type Row = SessionRecord;
+type SweptRow = Pick<SessionRecord, 'key' | 'userId' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>;
 type Params = Record<string, string | number | null>;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 type Statements = Record<'get' | 'insertFree' | 'updateAt' | 'version' | 'touch' | 'destroy' | 'listByUser'
@@ -95,7 +96,7 @@ interface Transactions {
   touch(p: Params): boolean;
   destroy(key: string): void;
   destroyByUser(p: Params): number;
-  sweep(now: number): number;
+  sweep(now: number): SweptRow[];
 }
 
 /**
@@ -148,6 +149,7 @@ export class SqliteStore implements SessionStore {
   #closed = false;
   #closing: Promise<void> | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
+  readonly #sweptListeners = new Set<SweptListener>();
 
   constructor(options: SqliteStoreOptions) {
     checkOptions('SqliteStore', options, {
@@ -245,19 +247,35 @@ export class SqliteStore implements SessionStore {
     return this.#write('destroyByUser', () => this.#tx.destroyByUser({ userId, except, now }));
   }
 
-  /** Deletes expired records in short transactions and trims the change log; returns how many records. */
+  /**
+   * Deletes expired records in short transactions and trims the change log; returns how many records.
+   * Each transaction's timed-out sessions go to the `onSwept` listeners once it committed.
+   */
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
     const now = this.#clock.now();
     let removed = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
-      const n = await this.#write('sweep', () => this.#tx.sweep(now));
-      removed += n;
+      const rows = await this.#write('sweep', () => this.#tx.sweep(now));
+      removed += rows.length;
+      if (this.#sweptListeners.size > 0) {
+        reportSwept(this.#sweptListeners, rows.filter(timedOut).map(({ key, userId }) => ({ key, userId })));
+      }
       if (this.#closed) return removed;
-      if (n < SWEEP_BATCH) break;
+      if (rows.length < SWEEP_BATCH) break;
     }
     await this.#write('trim', () => this.#feed.trim());
     return removed;
+  }
+
+  /**
+   * Reports the sessions this connection's sweeps delete because they timed out (see
+   * SessionStore.onSwept). The delete returns the rows it removed inside its write transaction, so of
+   * several processes sweeping one file, each row is reported by the one that deleted it.
+   */
+  onSwept(listener: SweptListener): () => void {
+    this.#sweptListeners.add(listener);
+    return () => this.#sweptListeners.delete(listener);
   }
 
   /** Live (unexpired) records in the file. */
@@ -530,7 +548,7 @@ export class SqliteStore implements SessionStore {
       for (const r of rows) this.#log(r.key);
       return rows.filter((r) => r.live === 1).length;
     });
-    const sweep = db.transaction((now: number): number => s.sweep.run({ now, limit: SWEEP_BATCH }).changes);
+    const sweep = db.transaction((now: number): SweptRow[] => s.sweep.all({ now, limit: SWEEP_BATCH }) as SweptRow[]);
     return {
       set: (p, e) => set.immediate(p, e),
       regenerate: (o, e, c) => regenerate.immediate(o, e, c),
@@ -565,7 +583,8 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
       WHERE user_id = @userId AND key NOT IN (SELECT value FROM json_each(@except))
       RETURNING key, (${LIVE}) AS live`),
     sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
-      SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)`),
+      SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)
+      RETURNING key, user_id AS userId, last_seen_at AS lastSeenAt, expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`),
     count: prep('SELECT count(*) FROM tether_sessions WHERE min(expires_at, absolute_expires_at) > @now').pluck(),
   };
 }

@@ -16,7 +16,7 @@
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { KeptMap } from '../../core/kept-map.js';
 import { LocalCopies } from './local-copies.js';
@@ -75,6 +75,11 @@ export class TieredStore implements SessionStore {
    * served and leave by the LRU bound.
    */
   readonly sweep?: () => Promise<number>;
+  /**
+   * The shared store's report of the sessions its sweeps delete (see SessionStore.onSwept), whether the
+   * sweep runs through this tier or on the shared store's own timer; absent when it has none.
+   */
+  readonly onSwept?: (listener: SweptListener) => () => void;
   /** The consistency in force (the option, or its default for this shared store). */
   readonly consistency: TieredConsistency;
   readonly #shared: SessionStore;
@@ -130,6 +135,7 @@ export class TieredStore implements SessionStore {
     if (typeof shared.count === 'function') this.count = () => shared.count!();
     if (typeof shared.regenerate === 'function') this.regenerate = (ended, version, created) => this.#regenerate(ended, version, created);
     if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));
+    if (typeof shared.onSwept === 'function') this.onSwept = (listener) => shared.onSwept!(listener);
   }
 
   /**

@@ -5,7 +5,7 @@
 import type { Clock, SessionStore } from '../../core/store.js';
 
 /** The optional SessionStore members the tier uses when the shared store has them. */
-export type SharedStoreExtras = Pick<SessionStore, 'subscribe' | 'fence' | 'feedState' | 'regenerate'>;
+export type SharedStoreExtras = Pick<SessionStore, 'subscribe' | 'fence' | 'feedState' | 'regenerate' | 'onSwept'>;
 
 /**
  * How a local hit relates to writes made through other processes.

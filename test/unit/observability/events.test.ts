@@ -7,6 +7,11 @@ import type { LifecycleEvent, LifecycleMessage } from '../../../src/observabilit
 import { hashId } from '../../../src/core/ids.js';
 import { rig, trip, view } from '../support.js';
 import type { Rig } from '../support.js';
+import { Tether } from '../../../src/core/engine.js';
+import { SqliteStore } from '../../../src/stores/sqlite/index.js';
+import { MemoryStore } from '../../../src/stores/memory/index.js';
+import { ManualClock } from '../../../src/testing/store-suite.js';
+import { tempSqliteFile } from '../../helpers/sqlite.js';
 
 const EVENTS = Object.keys(CHANNEL_NAMES) as LifecycleEvent[];
 let unsubscribe: Array<() => void> = [];
@@ -113,5 +118,71 @@ describe('lifecycle events', () => {
     assert.deepEqual(seen.map((m) => `${m.event}${m.reason ? ':' + m.reason : ''}`),
       ['created', 'created', 'destroyed:limit', 'destroyed:user', 'created', 'destroyed:user']);
     assert.deepEqual(r.tether.stats().destroyed, 3);
+  });
+
+  it('expired when the store\'s sweep deletes sessions that timed out unseen then each is reported with reason swept, once, and counted', async () => {
+    const file = await tempSqliteFile();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });
+    const tether = new Tether({ secrets: ['s'.repeat(32)], clock, store, idleTimeoutMs: 60_000, expiryGraceMs: 1_000 });
+    try {
+      const fromChannels = listenChannels();
+      const fromEmitter: LifecycleMessage[] = [];
+      for (const event of EVENTS) tether.events.on(event, (m: LifecycleMessage) => fromEmitter.push(m));
+      const anonymous = await trip(tether, undefined, (s) => s.set('n', 0));
+      // The login ends the first record by writing it past its deadline: the sweep deletes it too, as no expiry.
+      const first = await trip(tether, undefined, (s) => s.set('n', 1));
+      const alice = await trip(tether, first.cookie, (s) => s.login('alice'));
+      clock.advance(60_000 + 1_000 + 1);
+      assert.equal(await store.sweep(), 3);
+      const anonymousHandle = fromEmitter.find((m) => m.event === 'created')!.handle;
+      const aliceHandle = fromEmitter.find((m) => m.event === 'regenerated')!.handle;
+      for (const seen of [fromChannels, fromEmitter]) {
+        const swept = seen.filter((m) => m.event === 'expired');
+        assert.deepEqual(swept.map((m) => [m.reason, m.userId]).sort(), [['swept', 'alice'], ['swept', null]].sort());
+        assert.deepEqual(new Set(swept.map((m) => m.handle)), new Set([anonymousHandle, aliceHandle]));
+        assert.ok(swept.every((m) => m.at === clock.now()));
+      }
+      assert.equal(tether.stats().expired, 2);
+      assert.equal(tether.stats().swept, 2);
+      assert.equal(await store.sweep(), 0);
+      assert.equal(tether.stats().expired, 2, 'reported once');
+      // Presented afterwards, a swept session names none: nothing more to report.
+      await trip(tether, anonymous.cookie, () => {}, 'GET');
+      assert.equal(tether.stats().expired, 2);
+    } finally {
+      await tether.close();
+      await file.remove();
+    }
+  });
+
+  it('expired when a listener throws for swept sessions then the sweep goes on, the rest are reported, and one warning says so', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const tether = new Tether({ secrets: ['s'.repeat(32)], clock, store: memory, idleTimeoutMs: 60_000, expiryGraceMs: 0 });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      if (w.code === 'TETHER_SWEEP_LISTENER_THREW') warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    try {
+      let calls = 0;
+      tether.events.on('expired', () => {
+        calls++;
+        throw new Error('listener failed');
+      });
+      for (let i = 0; i < 3; i++) await trip(tether, undefined, (s) => s.set('n', i));
+      clock.advance(60_001);
+      assert.equal(await memory.sweep(), 3);
+      assert.equal(calls, 3, 'every swept session reached the listener');
+      assert.equal(tether.stats().swept, 3);
+      // process.emitWarning delivers on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!.message, /listener failed/);
+    } finally {
+      process.off('warning', onWarning);
+      await tether.close();
+    }
   });
 });

@@ -78,6 +78,32 @@ describe('tether metrics', () => {
     await tether.close();
   });
 
+  it('metrics when the instrumented store\'s sweep deletes timed-out sessions then they count as expired and as swept', async () => {
+    const registry = new Registry();
+    const file = await tempSqliteFile();
+    let now = Date.now();
+    const clock = { now: () => now };
+    const store = instrumentStore(new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 }), registry);
+    const tether = createTether({ store, clock, secrets: ['m'.repeat(32)], idleTimeoutMs: 60_000, expiryGraceMs: 0 });
+    registerTetherMetrics(tether, registry);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const s = await tether.open(view());
+        s.set('x', i);
+        await tether.commit(s);
+      }
+      now += 60_001;
+      assert.equal(await store.sweep!(), 2);
+      const text = await registry.metrics();
+      assert.equal(metricValue(text, 'tether_sessions_expired_total'), 2);
+      assert.equal(metricValue(text, 'tether_sessions_swept_total'), 2);
+      assert.equal(metricValue(text, 'tether_store_duration_seconds_count{op="sweep",store="sqlite"}'), 1);
+    } finally {
+      await tether.close();
+      await file.remove();
+    }
+  });
+
   it('metrics when a session is regenerated over SqliteStore then the store histogram counts one regenerate call and no set', async () => {
     const registry = new Registry();
     const file = await tempSqliteFile();
