@@ -163,9 +163,9 @@ export interface SessionStore {
   /**
    * Optional, with `sweep`: calls `listener` with the sessions each sweep deleted because they timed
    * out, once the deletion committed and before `sweep()` resolves, in batches (one per delete
-   * statement or transaction). Only
-   * session records: not user contexts (`user:` keys), and not records written already past a deadline
-   * (`lastSeenAt` at or after it: how the engine ends a regenerated session, which is no expiry). Each
+   * statement or transaction). Only session records: not user contexts (`user:` keys), and not records
+   * written already past a deadline (`lastSeenAt` at or after it: how the engine ends a regenerated
+   * session, which is no expiry). Each
    * deleted record is reported once, by the client whose sweep deleted it, whichever of the processes
    * sharing the backend that is. A listener that throws stops neither the sweep nor the other
    * listeners (warning `TETHER_SWEEP_LISTENER_THREW`). Absent: nothing reports sessions the backend
