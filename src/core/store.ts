@@ -293,12 +293,23 @@ export function reportSwept(listeners: Iterable<SweptListener>, swept: ReadonlyA
 }
 
 /**
- * The warning for a listener of swept sessions that threw. Given as text: `process.emitWarning` drops
- * the code of a warning passed as an Error. The error's stack goes in `detail`.
+ * The warning for a store listener that threw (`what` it was, `after`: what happened anyway). Given as
+ * text: `process.emitWarning` ignores the code of a warning passed as an Error. The error's stack goes
+ * in `detail`.
  */
-export function warnSweptListenerThrew(err: unknown): void {
+export function warnListenerThrew(code: string, what: string, err: unknown, after: string): void {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  process.emitWarning(`a listener of swept sessions threw (${message}); the other sessions and listeners were still reported`, {
-    code: 'TETHER_SWEEP_LISTENER_THREW', type: 'TetherWarning', detail: err instanceof Error ? err.stack : undefined,
+  process.emitWarning(`${what} threw (${message}); ${after}`, {
+    code, type: 'TetherWarning', detail: err instanceof Error ? err.stack : undefined,
   });
+}
+
+/** The warning for a listener of swept sessions that threw. */
+export function warnSweptListenerThrew(err: unknown): void {
+  warnListenerThrew('TETHER_SWEEP_LISTENER_THREW', 'a listener of swept sessions', err, 'the other sessions and listeners were still reported');
+}
+
+/** The warning for a change-feed listener that threw. */
+export function warnChangeListenerThrew(err: unknown): void {
+  warnListenerThrew('TETHER_CHANGE_LISTENER_THREW', 'a change-feed listener', err, 'the other listeners still ran');
 }

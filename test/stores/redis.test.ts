@@ -144,6 +144,36 @@ describe('RedisStore own cases', () => {
     await b.close();
   });
 
+  it('redis change feed when a listener throws then the others still hear the change, and a TETHER_CHANGE_LISTENER_THREW warning names the error', async () => {
+    const clock = new ManualClock();
+    const keyPrefix = nextPrefix();
+    const a = new RedisStore({ url: server.url, keyPrefix, clock });
+    const b = new RedisStore({ url: server.url, keyPrefix, clock });
+    const warnings: Array<Error & { code?: string }> = [];
+    const onWarning = (w: Error & { code?: string }): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    let attached = 0;
+    const heard: string[] = [];
+    const stopThrowing = a.subscribe(() => { throw new Error('listener bug'); }, { onResync: () => { attached++; } });
+    const stop = a.subscribe((key) => heard.push(key));
+    try {
+      await waitFor('the change feed to attach', 5_000, async () => attached >= 1);
+      const rec = makeRecord(clock);
+      await b.set(rec, 0);
+      await waitFor('the change over Redis', 5_000, async () => heard.includes(rec.key));
+      await waitFor('the warning', 5_000, async () => warnings.some((w) => w.code === 'TETHER_CHANGE_LISTENER_THREW'));
+      const w = warnings.find((x) => x.code === 'TETHER_CHANGE_LISTENER_THREW')!;
+      assert.match(w.message, /listener bug/);
+      assert.equal(w.name, 'TetherWarning');
+    } finally {
+      process.off('warning', onWarning);
+      stopThrowing();
+      stop();
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('redis change feed when this store and another write then each listener hears every change once: the other’s over Redis, its own as acknowledged', async () => {
     const clock = new ManualClock();
     const keyPrefix = nextPrefix();

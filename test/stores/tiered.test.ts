@@ -25,10 +25,8 @@ runStoreSuite({
   },
   // Another node's tier over the same backend; it leaves the shared store to the first tier to close.
   connect: async (store, clock) => new TieredStore({ shared: shared.get(store)!, clock, closeShared: false }),
-  skip: {
-    'two clients sweeping at once report each deleted session once, by the client that deleted it':
-      'both tiers pass their listeners to one MemoryStore object, which reports every sweep to each',
-  },
+  // Both tiers pass their listeners to one MemoryStore object, which reports every sweep to each.
+  peersShareSweeps: true,
 });
 
 const files = new WeakMap<SessionStore, TempSqliteFile>();

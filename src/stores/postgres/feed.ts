@@ -14,6 +14,7 @@
  * @module
  */
 import type { Notification, PoolClient } from 'pg';
+import { warnChangeListenerThrew } from '../../core/store.js';
 import type { ChangeFeedState } from '../../core/store.js';
 import { timed } from './sql.js';
 
@@ -230,6 +231,6 @@ function guard(fn: () => void): void {
   try {
     fn();
   } catch (err) {
-    process.emitWarning(err as Error, { code: 'TETHER_CHANGE_LISTENER_THREW', type: 'TetherWarning' });
+    warnChangeListenerThrew(err);
   }
 }

@@ -24,6 +24,7 @@
 import { randomInt } from 'node:crypto';
 import { Redis as RedisConnection } from 'ioredis';
 import type { Cluster, Redis } from 'ioredis';
+import { warnChangeListenerThrew } from '../../core/store.js';
 import type { ChangeFeedState } from '../../core/store.js';
 import type { RedisClient } from './options.js';
 
@@ -175,7 +176,7 @@ export class ChangeFeed {
       try {
         listener(key, stamp);
       } catch (err) {
-        process.emitWarning(err as Error, { code: 'TETHER_CHANGE_LISTENER_THREW', type: 'TetherWarning' });
+        warnChangeListenerThrew(err);
       }
     }
   }
@@ -247,7 +248,7 @@ export class ChangeFeed {
       try {
         onResync?.();
       } catch (err) {
-        process.emitWarning(err as Error, { code: 'TETHER_CHANGE_LISTENER_THREW', type: 'TetherWarning' });
+        warnChangeListenerThrew(err);
       }
     }
   }
