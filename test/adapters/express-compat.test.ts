@@ -440,7 +440,7 @@ describe('session() options', () => {
     await app!.close();
   });
 
-  it('cookie.maxAge per session when longer than the idle timeout then one warning says the session ends first', async () => {
+  it('cookie.maxAge per session when longer than a remembered session’s idle timeout then one warning says the session ends first', async () => {
     let app: Awaited<ReturnType<typeof compatApp>> | undefined;
     const codes = await warningsDuring(async () => {
       app = await compatApp({}, (a) => a.get('/', (req, res) => {

@@ -429,6 +429,7 @@ export class RequestSessions implements SessionController {
         const userId = raw === undefined || raw === null || raw === '' ? null : String(raw);
         if (userId !== s.userId) s.setUser(userId);
       }
+      this.#rememberByCookie(s);
       if (this.#touch) s.touch();
       if (s.isNew) {
         if (this.#cfg.saveUninitialized) void s.csrfToken;
@@ -440,7 +441,13 @@ export class RequestSessions implements SessionController {
         const willStore = Object.keys(mine).length > 0 || sessionState(s).csrf !== undefined;
         if (s.id === null && willStore) sessionState(s).id = this.sessionId();
       }
-      this.#out.pushEngine(await tether.commit(s), this.#cookie);
+      // The engine sends a remembered session's cookie again with each write and touch, so that it lasts
+      // as long as the session. Here the cookie's lifetime is the app's, and express-session's rules say
+      // when it goes out again (#resendIfDue); a new ID, a re-signing or a change of lifetime still send it.
+      const st = sessionState(s);
+      const refreshOnly = !s.isNew && !st.regenerate && !st.resign && st.remembered && st.loaded?.r === 1;
+      const headers = await tether.commit(s);
+      this.#out.pushEngine(refreshOnly ? [] : headers, this.#cookie);
       this.#stored = !s.isNew;
       this.#id = s.id ?? this.#id;
       // The adopted data is in Tether: requests that presented the old session meanwhile can open it.
@@ -455,6 +462,18 @@ export class RequestSessions implements SessionController {
       throw err;
     }
     if (this.#legacy && this.#stored) await this.#retireLegacy();
+  }
+
+  /**
+   * express-session's "remember me" is a per-session cookie lifetime (`req.session.cookie.maxAge` set at
+   * login). One longer than the idle timeout makes the session a remembered one, whose timeouts
+   * (`tether.remember`) keep it on the server as long as its cookie; cut back to within the idle timeout,
+   * or to a browser-session cookie, it is an ordinary session again.
+   */
+  #rememberByCookie(s: TSession): void {
+    const lifetime = this.#cookie.originalMaxAge;
+    const lasting = lifetime !== null && lifetime > this.#cfg.tether.options.idleTimeoutMs;
+    if (lasting !== s.remembered) s.remember(lasting);
   }
 
   async #end(): Promise<void> {

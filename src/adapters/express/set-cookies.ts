@@ -71,9 +71,11 @@ export class SetCookieQueue {
 
   #checkLifetime(cookie: CompatCookie): void {
     const lifetime = cookie.originalMaxAge;
-    const idle = this.#cfg.tether.options.idleTimeoutMs;
+    // A lifetime past the idle timeout makes the session a remembered one (compat-request.ts): only one
+    // past a remembered session's idle timeout outlives its session.
+    const idle = this.#cfg.tether.options.remember.idleTimeoutMs;
     if (lifetime !== null && lifetime > idle) {
-      this.#cfg.warn('TETHER_COMPAT_COOKIE_OUTLIVES_SESSION', `a session cookie was given a lifetime of ${Math.round(lifetime / 1000)} s, longer than the server-side idle timeout of ${Math.round(idle / 1000)} s: the session ends before its cookie. Set tether.idleTimeoutMs (and absoluteTimeoutMs) to the longest lifetime you hand out.`);
+      this.#cfg.warn('TETHER_COMPAT_COOKIE_OUTLIVES_SESSION', `a session cookie was given a lifetime of ${Math.round(lifetime / 1000)} s, longer than a remembered session's idle timeout of ${Math.round(idle / 1000)} s: the session ends before its cookie. Set tether.remember.idleTimeoutMs (and absoluteTimeoutMs) to the longest lifetime you hand out.`);
     }
     if (this.#cfg.production && cookie.secure !== true) {
       this.#cfg.warn('TETHER_COMPAT_INSECURE_COOKIE', 'a session cookie went out without Secure in production: the request did not look like HTTPS. Behind a TLS proxy set app.set(\'trust proxy\', …) or the proxy option, or cookie.secure: true.');
