@@ -32,7 +32,9 @@ if (selected.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TETHER_TEST_CONCURRENCY ?? '3';
+// --test-force-exit: a test that fails before closing what it opened (a server, a client) must not keep
+// its file's process, and with it the run and its summary, waiting forever.
 process.exit(run(process.execPath, [
   '--conditions=tether-source', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
-  '--test-reporter=spec', '--test-timeout=240000', ...selected,
+  '--test-reporter=spec', '--test-timeout=240000', '--test-force-exit', ...selected,
 ]));
