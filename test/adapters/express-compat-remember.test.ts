@@ -15,7 +15,7 @@ import session from 'tether/express';
 import type { CompatSessionOptions } from 'tether/express';
 import { hashId } from '../../src/core/ids.js';
 import { cookieAttributes } from '../helpers/cookie-client.js';
-import { compatApp, idOf, SECRET } from './express-compat.kit.js';
+import { compatApp, idOf, SECRET, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -59,22 +59,6 @@ function routes(a: express.Express): void {
 async function rememberedIn(store: SessionStore, cookie: string | undefined): Promise<boolean | null> {
   const rec = await store.get(hashId(idOf(cookie)));
   return rec ? jsonCodec.decode(rec.data).r === 1 : null;
-}
-
-/** The TetherWarning messages emitted while `fn` runs, by code. */
-async function warningsOf(fn: () => unknown): Promise<Array<[code: string, message: string]>> {
-  const seen: Array<[string, string]> = [];
-  const on = (w: Error & { code?: string }): void => {
-    if (w.code) seen.push([w.code, w.message]);
-  };
-  process.on('warning', on);
-  try {
-    await fn();
-    await new Promise((r) => setImmediate(r));
-  } finally {
-    process.off('warning', on);
-  }
-  return seen;
 }
 
 describe('session() "remember me": a per-session cookie.maxAge', () => {

@@ -68,11 +68,11 @@ export async function storedData(store: SessionStore, cookieValue: string | unde
   return rec ? jsonCodec.decode(rec.data).d : null;
 }
 
-/** The warning codes emitted while `fn` runs (and one turn after, as emitWarning is asynchronous). */
-export async function warningsDuring(fn: () => unknown): Promise<string[]> {
-  const codes: string[] = [];
+/** The warnings with a code emitted while `fn` runs (and one turn after, as emitWarning is asynchronous), with their messages. */
+export async function warningMessagesDuring(fn: () => unknown): Promise<Array<[code: string, message: string]>> {
+  const seen: Array<[string, string]> = [];
   const on = (w: Error & { code?: string }): void => {
-    if (w.code) codes.push(w.code);
+    if (w.code) seen.push([w.code, w.message]);
   };
   process.on('warning', on);
   try {
@@ -81,7 +81,12 @@ export async function warningsDuring(fn: () => unknown): Promise<string[]> {
   } finally {
     process.off('warning', on);
   }
-  return codes;
+  return seen;
+}
+
+/** The warning codes emitted while `fn` runs. */
+export async function warningsDuring(fn: () => unknown): Promise<string[]> {
+  return (await warningMessagesDuring(fn)).map(([code]) => code);
 }
 
 /** A latch a handler awaits, released by the test: holds a request inside its handler. */
