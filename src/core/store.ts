@@ -265,7 +265,7 @@ export function assertNextVersion(record: SessionRecord, expectedVersion: number
 }
 
 /** Whether a store key names a session, not a user context (`user:<hash>`, src/core/ids.ts). */
-export function isSessionKey(key: string): boolean {
+function isSessionKey(key: string): boolean {
   return !key.startsWith('user:');
 }
 
@@ -273,22 +273,48 @@ export function isSessionKey(key: string): boolean {
  * Whether a deleted record timed out, rather than being written already past a deadline (a
  * regeneration's ended record, whose `lastSeenAt` is its ending): what `onSwept` reports.
  */
-export function timedOut(record: Pick<SessionRecord, 'key' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>): boolean {
+function timedOut(record: Pick<SessionRecord, 'key' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>): boolean {
   return isSessionKey(record.key) && deadlineOf(record) > record.lastSeenAt;
 }
 
-/**
- * Hands `swept` to every listener; one that throws is reported (TETHER_SWEEP_LISTENER_THREW) and the
- * others still run: the sweep that calls it goes on whatever they do.
- */
-export function reportSwept(listeners: Iterable<SweptListener>, swept: ReadonlyArray<SweptSession>): void {
-  if (swept.length === 0) return;
-  for (const listener of [...listeners]) {
-    try {
-      listener(swept);
-    } catch (err) {
-      warnSweptListenerThrew(err);
+/** What a store knows of a record it deleted: enough to tell whether it timed out, and whose it was. */
+export type DeletedRecord = Pick<SessionRecord, 'key' | 'userId' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>;
+
+/** A store's listeners of swept sessions (SessionStore.onSwept): what `onSwept` adds to, and its sweeps report to. */
+export class SweptListeners {
+  readonly #listeners = new Set<SweptListener>();
+
+  /** Whether anyone listens: a sweep collects nothing for nobody. */
+  get active(): boolean {
+    return this.#listeners.size > 0;
+  }
+
+  /** Adds a listener; returns its unsubscribe function. */
+  add(listener: SweptListener): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /**
+   * Reports, of the records deleted, the sessions that timed out (see `timedOut`) to every listener;
+   * one that throws is reported (TETHER_SWEEP_LISTENER_THREW) and the others still run: the sweep that
+   * calls it goes on whatever they do.
+   */
+  report(deleted: Iterable<DeletedRecord>): void {
+    const swept: SweptSession[] = [];
+    for (const r of deleted) if (timedOut(r)) swept.push({ key: r.key, userId: r.userId });
+    if (swept.length === 0) return;
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(swept);
+      } catch (err) {
+        warnSweptListenerThrew(err);
+      }
     }
+  }
+
+  clear(): void {
+    this.#listeners.clear();
   }
 }
 

@@ -7,8 +7,8 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, reportSwept, stampOf, timedOut } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
+import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, stampOf, SweptListeners } from '../../core/store.js';
+import type { Clock, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { fromStoredKey, knownStoredKey, toStoredKey } from './keys.js';
 import { RecordPacker, readHead } from './layout.js';
@@ -33,9 +33,9 @@ export class MemoryStore implements SessionStore {
   /** Owner → stored keys of their records; anonymous records are not listed. */
   readonly #byUser = new Map<string, Set<string>>();
   readonly #listeners = new Set<(key: string, stamp?: string) => void>();
-  readonly #sweptListeners = new Set<SweptListener>();
-  /** Timed-out sessions a read or write found and dropped this turn, reported at its end (`#lapse`). */
-  #lapsed: SweptSession[] = [];
+  readonly #swept = new SweptListeners();
+  /** Expired records a read or write found and dropped this turn, reported at its end (`#lapse`). */
+  #lapsed: DeletedRecord[] = [];
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -206,17 +206,17 @@ export class MemoryStore implements SessionStore {
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
     const now = this.#clock.now();
-    const swept: SweptSession[] | null = this.#sweptListeners.size > 0 ? [] : null;
+    const swept: DeletedRecord[] | null = this.#swept.active ? [] : null;
     let removed = 0;
     for (const [stored, value] of this.#records.entries()) {
       const head = readHead(value);
       if (isExpired(head, now)) {
-        if (swept !== null) timedOutSession(swept, stored, head);
+        if (swept !== null) swept.push(deleted(stored, head));
         this.#remove(stored, head);
         removed++;
       }
     }
-    if (swept !== null) reportSwept(this.#sweptListeners, swept);
+    if (swept !== null) this.#swept.report(swept);
     return removed;
   }
 
@@ -226,8 +226,7 @@ export class MemoryStore implements SessionStore {
    * backend keeps such a record until its sweep.
    */
   onSwept(listener: SweptListener): () => void {
-    this.#sweptListeners.add(listener);
-    return () => this.#sweptListeners.delete(listener);
+    return this.#swept.add(listener);
   }
 
   async count(): Promise<number> {
@@ -248,7 +247,7 @@ export class MemoryStore implements SessionStore {
     this.#records.clear();
     this.#byUser.clear();
     this.#listeners.clear();
-    this.#sweptListeners.clear();
+    this.#swept.clear();
     this.#lapsed = [];
   }
 
@@ -260,21 +259,21 @@ export class MemoryStore implements SessionStore {
   #live(stored: string, value: string): Head | null {
     const head = readHead(value);
     if (isExpired(head, this.#clock.now())) {
-      if (this.#sweptListeners.size > 0) this.#lapse(stored, head);
+      if (this.#swept.active) this.#lapse(stored, head);
       this.#remove(stored, head);
       return null;
     }
     return head;
   }
 
-  /** Queues a timed-out record found outside a sweep for the report at the end of this turn. */
+  /** Queues an expired record found outside a sweep for the report at the end of this turn. */
   #lapse(stored: string, head: Head): void {
-    timedOutSession(this.#lapsed, stored, head);
+    this.#lapsed.push(deleted(stored, head));
     if (this.#lapsed.length !== 1) return;
     setImmediate(() => {
       const lapsed = this.#lapsed;
       this.#lapsed = [];
-      reportSwept(this.#sweptListeners, lapsed);
+      this.#swept.report(lapsed);
     });
   }
 
@@ -302,10 +301,7 @@ export class MemoryStore implements SessionStore {
   }
 }
 
-/** Adds the record to `out` when it is a session that timed out (see `timedOut`). */
-function timedOutSession(out: SweptSession[], stored: string, head: Head): void {
-  const key = fromStoredKey(stored);
-  if (timedOut({ key, lastSeenAt: head.lastSeenAt, expiresAt: head.expiresAt, absoluteExpiresAt: head.absoluteExpiresAt })) {
-    out.push({ key, userId: head.userId });
-  }
+/** What the swept-session report needs of a record dropped from the table. */
+function deleted(stored: string, head: Head): DeletedRecord {
+  return { key: fromStoredKey(stored), userId: head.userId, lastSeenAt: head.lastSeenAt, expiresAt: head.expiresAt, absoluteExpiresAt: head.absoluteExpiresAt };
 }

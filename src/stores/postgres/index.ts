@@ -29,8 +29,8 @@
 import { createRequire } from 'node:module';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, reportSwept, timedOut } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, SweptListeners } from '../../core/store.js';
+import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
@@ -112,7 +112,7 @@ export class PostgresStore implements SessionStore {
   #migrated = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
-  readonly #sweptListeners = new Set<SweptListener>();
+  readonly #swept = new SweptListeners();
 
   constructor(options: PostgresStoreOptions = {}) {
     checkOptions('PostgresStore', options, {
@@ -286,7 +286,11 @@ export class PostgresStore implements SessionStore {
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
       const res = await this.#query<SweptRow>('sweep', this.#sql.sweep, [now, SWEEP_BATCH]);
       removed += res.rows.length;
-      if (this.#sweptListeners.size > 0) this.#reportSwept(res.rows);
+      if (this.#swept.active) {
+        this.#swept.report(res.rows.map((r) => ({
+          key: r.key, userId: r.user_id, lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at), absoluteExpiresAt: Number(r.absolute_expires_at),
+        })));
+      }
       if (res.rows.length < SWEEP_BATCH) break;
     }
     return removed;
@@ -298,17 +302,7 @@ export class PostgresStore implements SessionStore {
    * by the one whose statement deleted it.
    */
   onSwept(listener: SweptListener): () => void {
-    this.#sweptListeners.add(listener);
-    return () => this.#sweptListeners.delete(listener);
-  }
-
-  #reportSwept(rows: SweptRow[]): void {
-    const swept: SweptSession[] = [];
-    for (const r of rows) {
-      const deleted = { key: r.key, lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at), absoluteExpiresAt: Number(r.absolute_expires_at) };
-      if (timedOut(deleted)) swept.push({ key: r.key, userId: r.user_id });
-    }
-    reportSwept(this.#sweptListeners, swept);
+    return this.#swept.add(listener);
   }
 
   /** Live rows (by the store clock). */

@@ -30,8 +30,8 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, reportSwept, timedOut } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, SweptListeners } from '../../core/store.js';
+import type { Clock, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isBusy, openDatabase, unavailable } from './connection.js';
 import { ChangeFeed } from './changes.js';
@@ -85,7 +85,6 @@ const COLUMNS = `key, data, version, user_id AS userId, created_at AS createdAt,
 const LIVE = 'expires_at > @now AND absolute_expires_at > @now';
 
 type Row = SessionRecord;
-type SweptRow = Pick<SessionRecord, 'key' | 'userId' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>;
 type Params = Record<string, string | number | null>;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 type Statements = Record<'get' | 'insertFree' | 'updateAt' | 'version' | 'touch' | 'destroy' | 'listByUser'
@@ -96,7 +95,7 @@ interface Transactions {
   touch(p: Params): boolean;
   destroy(key: string): void;
   destroyByUser(p: Params): number;
-  sweep(now: number): SweptRow[];
+  sweep(now: number): DeletedRecord[];
 }
 
 /**
@@ -149,7 +148,7 @@ export class SqliteStore implements SessionStore {
   #closed = false;
   #closing: Promise<void> | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
-  readonly #sweptListeners = new Set<SweptListener>();
+  readonly #swept = new SweptListeners();
 
   constructor(options: SqliteStoreOptions) {
     checkOptions('SqliteStore', options, {
@@ -258,9 +257,7 @@ export class SqliteStore implements SessionStore {
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       const rows = await this.#write('sweep', () => this.#tx.sweep(now));
       removed += rows.length;
-      if (this.#sweptListeners.size > 0) {
-        reportSwept(this.#sweptListeners, rows.filter(timedOut).map(({ key, userId }) => ({ key, userId })));
-      }
+      if (this.#swept.active) this.#swept.report(rows);
       if (this.#closed) return removed;
       if (rows.length < SWEEP_BATCH) break;
     }
@@ -274,8 +271,7 @@ export class SqliteStore implements SessionStore {
    * several processes sweeping one file, each row is reported by the one that deleted it.
    */
   onSwept(listener: SweptListener): () => void {
-    this.#sweptListeners.add(listener);
-    return () => this.#sweptListeners.delete(listener);
+    return this.#swept.add(listener);
   }
 
   /** Live (unexpired) records in the file. */
@@ -548,7 +544,7 @@ export class SqliteStore implements SessionStore {
       for (const r of rows) this.#log(r.key);
       return rows.filter((r) => r.live === 1).length;
     });
-    const sweep = db.transaction((now: number): SweptRow[] => s.sweep.all({ now, limit: SWEEP_BATCH }) as SweptRow[]);
+    const sweep = db.transaction((now: number): DeletedRecord[] => s.sweep.all({ now, limit: SWEEP_BATCH }) as DeletedRecord[]);
     return {
       set: (p, e) => set.immediate(p, e),
       regenerate: (o, e, c) => regenerate.immediate(o, e, c),
