@@ -238,12 +238,14 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
     test('listByUser lists only that user’s live sessions', async () => {
       const user = `u-${makeKey('user')}`;
       const a = makeRecord(clock, { userId: user });
-      const b = makeRecord(clock, { userId: user, expiresAt: clock.now() + 100 });
+      // Seconds, not milliseconds, before `b` expires: a store whose backend expires keys in real time
+      // (Redis) must still hold it when first listed on a loaded machine.
+      const b = makeRecord(clock, { userId: user, expiresAt: clock.now() + 30_000 });
       const c = makeRecord(clock, { userId: `${user}-other` });
       const d = makeRecord(clock);
       for (const r of [a, b, c, d]) await store.set(r, 0);
       assert.deepEqual((await store.listByUser(user)).map((r) => r.key).sort(), [a.key, b.key].sort());
-      clock.advance(200);
+      clock.advance(30_001);
       assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [a.key]);
       assert.deepEqual(await store.listByUser(`nobody-${makeKey()}`), []);
     });
