@@ -262,7 +262,7 @@ export class Committer {
     }
     if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
       const idle = lifetimeOf(s, o).idleTimeoutMs;
-      await this.#e.call(() => this.#e.store.touch(record.key, now + idle + o.expiryGraceMs, now), 'touch');
+      await this.#e.call(() => this.#e.store.touch(record.key, now + idle + o.expiryGraceMs, now, record.version), 'touch');
       this.#e.stats.touches++;
       // A persistent cookie is sent again with each touch, so that it lasts as long as the session.
       if (o.cookie.maxAgeMs !== undefined || s.remembered) s.resign = true;

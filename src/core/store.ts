@@ -129,8 +129,11 @@ export interface LocalSlot {
  *   So a key that was destroyed can never be written again by a request that loaded it before
  *   (its expectedVersion is > 0), which is what makes logout final. The user index is updated in the
  *   same atomic step: the key is listed under `record.userId` and removed from a previous owner.
- * - `touch(key, expiresAt, lastSeenAt)` moves the idle deadline of an existing, unexpired record; on a missing
- *   key it does nothing (it never creates). Returns whether a record was touched.
+ * - `touch(key, expiresAt, lastSeenAt, version?)` moves the idle deadline of an existing, unexpired record; on a
+ *   missing key it does nothing (it never creates). Given `version`, only a record still at that version is
+ *   touched: a request that read an older state must not put its deadline over the one a newer write set
+ *   (a session remembered meanwhile would get the ordinary idle timeout back). Returns whether a record
+ *   was touched.
  * - `destroy(key)` removes the record and its index entry; idempotent.
  * - `listByUser(userId)` returns the user's live records (any order); `destroyByUser` removes them all
  *   but `except`, returning how many it removed.
@@ -149,7 +152,7 @@ export interface SessionStore {
   readonly clock?: Clock;
   get(key: string): Promise<SessionRecord | null>;
   set(record: SessionRecord, expectedVersion: number): Promise<SetResult>;
-  touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean>;
+  touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean>;
   destroy(key: string): Promise<void>;
   listByUser(userId: string): Promise<SessionRecord[]>;
   destroyByUser(userId: string, options?: DestroyByUserOptions): Promise<number>;

@@ -93,8 +93,8 @@ export class FaultyStore implements SessionStore {
     });
   }
 
-  touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
-    return this.#run('touch', [key, expiresAt, lastSeenAt], () => this.inner.touch(key, expiresAt, lastSeenAt));
+  touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
+    return this.#run('touch', [key, expiresAt, lastSeenAt, version], () => this.inner.touch(key, expiresAt, lastSeenAt, version));
   }
 
   destroy(key: string): Promise<void> {

@@ -221,6 +221,26 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.equal(await store.get(rec.key), null);
     });
 
+    test('touch with a version touches only a record still at that version', async () => {
+      const rec = makeRecord(clock, { expiresAt: clock.now() + 1_000 });
+      await store.set(rec, 0);
+      // A newer write set a long deadline (a session remembered meanwhile); a touch by a request that
+      // read version 1 must not put its shorter one over it.
+      const longer = { ...rec, version: 2, data: '"remembered"', expiresAt: clock.now() + 50_000 };
+      assert.deepEqual(await store.set(longer, 1), { ok: true });
+      assert.equal(await store.touch(rec.key, clock.now() + 2_000, clock.now(), 1), false);
+      let got = await store.get(rec.key);
+      assert.equal(got?.expiresAt, longer.expiresAt);
+      assert.equal(got?.version, 2);
+      clock.advance(100);
+      assert.equal(await store.touch(rec.key, clock.now() + 60_000, clock.now(), 2), true);
+      got = await store.get(rec.key);
+      assert.equal(got?.expiresAt, clock.now() + 60_000);
+      assert.equal(got?.lastSeenAt, clock.now());
+      assert.equal(got?.version, 2, 'a touch leaves the version');
+      assert.equal(await store.touch(makeKey('touch-v'), clock.now() + 1_000, clock.now(), 1), false, 'nor creates');
+    });
+
     test('stored copies are isolated from the caller', async () => {
       const rec = makeRecord(clock);
       await store.set(rec, 0);

@@ -117,11 +117,11 @@ export class ExpressSessionStoreAdapter implements SessionStore {
     });
   }
 
-  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+  async touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
     this.#open();
     return this.#locked(key, async () => {
       const current = await this.#read(key);
-      if (!current) return false;
+      if (!current || (version !== undefined && current.version !== version)) return false;
       await this.#write({ ...current, expiresAt, lastSeenAt });
       return true;
     });

@@ -148,12 +148,12 @@ export class MemoryStore implements SessionStore {
     return { ok: true };
   }
 
-  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+  async touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
     this.#open();
     const stored = toStoredKey(key);
     const value = this.#records.peek(stored);
     const head = value === undefined ? null : this.#live(stored, value);
-    if (!head) return false;
+    if (!head || (version !== undefined && head.version !== version)) return false;
     // A touch is a use: the record also becomes the most recently used.
     const packed = this.#packer.touched(value!, head, expiresAt, lastSeenAt, key);
     this.#records.put(stored, packed);

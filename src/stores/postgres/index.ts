@@ -254,9 +254,10 @@ export class PostgresStore implements SessionStore {
     return { ok: false, current };
   }
 
-  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+  async touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
     if (!this.#migrated) await this.ready();
-    const res = await this.#query('touch', this.#sql.touch, this.#notifying([key, expiresAt, lastSeenAt, this.clock.now()]));
+    const res = await this.#query('touch', this.#sql.touch,
+      this.#notifying([key, expiresAt, lastSeenAt, this.clock.now(), version ?? null]));
     return res.rows.length > 0;
   }
 

@@ -117,11 +117,12 @@ export function statements(table: string, notify: boolean) {
     /** The version a failed write lost to: $1 key, $2 now. */
     version: `SELECT version FROM ${table} WHERE key = $1 AND ${live('$2')}`,
 
-    /** $1 key, $2 expiresAt, $3 lastSeenAt, $4 now, [$5 channel]. Never creates. */
+    /** $1 key, $2 expiresAt, $3 lastSeenAt, $4 now, $5 version (null: any), [$6 channel]. Never creates. */
     touch: `WITH w AS (
-      UPDATE ${table} SET expires_at = $2, last_seen_at = $3 WHERE key = $1 AND ${live('$4')}
+      UPDATE ${table} SET expires_at = $2, last_seen_at = $3
+      WHERE key = $1 AND ${live('$4')} AND ($5::bigint IS NULL OR version = $5::bigint)
       RETURNING key, version, expires_at
-    ) ${emit('$5', STAMPED)}`,
+    ) ${emit('$6', STAMPED)}`,
 
     /** $1 key, [$2 channel]. */
     destroy: `WITH w AS (DELETE FROM ${table} WHERE key = $1 RETURNING key) ${emit('$2', REMOVED)}`,

@@ -211,7 +211,7 @@ export class RedisStore implements SessionStore {
     return OK;
   }
 
-  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+  async touch(key: string, expiresAt: number, lastSeenAt: number, expected?: number): Promise<boolean> {
     this.#open();
     const patch = digits16(lastSeenAt, 'lastSeenAt') + digits16(expiresAt, 'expiresAt');
     if (this.#client.status !== 'ready') await this.#whenReady();
@@ -219,7 +219,8 @@ export class RedisStore implements SessionStore {
     try {
       // expiresAt as its digits (checked whole above): the script puts the string into the stamp as is.
       // It answers the version it found, 0 when there was nothing to touch.
-      version = await this.#eval(TOUCH, 1, [this.#sp + key, this.clock.now(), decimal(expiresAt), patch, key, this.#channel]) as number;
+      version = await this.#eval(TOUCH, 1, [this.#sp + key, this.clock.now(), decimal(expiresAt), patch, key, this.#channel,
+        expected === undefined ? '' : decimal(expected)]) as number;
     } catch (err) {
       throw this.#fail('touch', err);
     }

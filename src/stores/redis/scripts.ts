@@ -145,20 +145,22 @@ return 1
  * Moves the idle deadline of a live record (by the caller's clock) and its TTL; never creates.
  * The data is not rewritten: SETRANGE patches lastSeenAt and expiresAt in the header.
  * KEYS[1] session. ARGV: 1 now, 2 expiresAt (decimal digits, reused verbatim in the stamp), 3 header
- * bytes 32–63 (lastSeenAt then expiresAt), 4 store key, 5 change channel ('' = none).
- * Returns the version found in the header when touched (at least 1; it may be newer than the one the
- * caller last read, and the stamp names it), 0 otherwise.
+ * bytes 32–63 (lastSeenAt then expiresAt), 4 store key, 5 change channel ('' = none), 6 the version the
+ * record must still have ('' = any).
+ * Returns the version found in the header when touched (at least 1; without ARGV[6] it may be newer
+ * than the one the caller last read, and the stamp names it), 0 otherwise.
  */
 export const TOUCH = new Script(`${RECORD}
 local h = head(KEYS[1])
 local now = tonumber(ARGV[1])
 if not h or not live(h, now) then return 0 end
+local v = tonumber(string.sub(h, 1, 16))
+if ARGV[6] ~= '' and v ~= tonumber(ARGV[6]) then return 0 end
 redis.call('SETRANGE', KEYS[1], 32, ARGV[3])
 local e = tonumber(ARGV[2])
 local a = tonumber(string.sub(h, 65, 80))
 if a < e then e = a end
 redis.call('PEXPIRE', KEYS[1], string.format('%d', e - now))
-local v = tonumber(string.sub(h, 1, 16))
 if ARGV[5] ~= '' then
   redis.call('PUBLISH', ARGV[5], '=' .. string.format('%d', v) .. ':' .. ARGV[2] .. ' ' .. ARGV[4])
 end

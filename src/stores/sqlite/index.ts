@@ -222,10 +222,10 @@ export class SqliteStore implements SessionStore {
     };
   }
 
-  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+  async touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
     this.#open();
     const now = this.#clock.now();
-    return this.#enqueue('touch', () => this.#tx.touch({ key, expiresAt, lastSeenAt, now }));
+    return this.#enqueue('touch', () => this.#tx.touch({ key, expiresAt, lastSeenAt, now, version: version ?? null }));
   }
 
   async destroy(key: string): Promise<void> {
@@ -572,7 +572,7 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
     version: prep(`SELECT version FROM tether_sessions WHERE key = @key AND ${LIVE}`).pluck(),
     // Returns the version touched: the change row's stamp names it.
     touch: prep(`UPDATE tether_sessions SET expires_at = @expiresAt, last_seen_at = @lastSeenAt WHERE key = @key AND ${LIVE}
-      RETURNING version`).pluck(),
+      AND (@version IS NULL OR version = @version) RETURNING version`).pluck(),
     destroy: prep('DELETE FROM tether_sessions WHERE key = ?'),
     listByUser: prep(`SELECT ${COLUMNS} FROM tether_sessions WHERE user_id = @userId AND ${LIVE}`),
     destroyByUser: prep(`DELETE FROM tether_sessions

@@ -266,20 +266,22 @@ export class TieredStore implements SessionStore {
     this.#release(w.g);
   }
 
-  async touch(key: string, expiresAt: number, lastSeenAt: number): Promise<boolean> {
+  async touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
     this.#open();
     const g = this.#acquire(key);
     // Taken out first, and put back with the new deadline once acknowledged, if no other change was
-    // reported meanwhile (this touch's echo carries the stamp expected here).
+    // reported meanwhile (this touch's echo carries the stamp expected here). A copy of another version
+    // than the one to touch is not the record touched.
     const stored = this.#lru.stored(key);
-    const local = this.#lru.record(stored, key);
+    const held = this.#lru.record(stored, key);
+    const local = held && (version === undefined || held.version === version) ? held : null;
     this.#invalidate(key, false, stored);
     const stamp = local ? stampOf({ version: local.version, expiresAt }) : undefined;
     if (stamp !== undefined) this.#echoes?.expect(key, stamp);
     g.writes++;
     let echo = false;
     try {
-      const pending = this.#shared.touch(key, expiresAt, lastSeenAt);
+      const pending = this.#shared.touch(key, expiresAt, lastSeenAt, version);
       const seen = g.gen;
       const touched = await pending;
       const clean = g.gen === seen;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { hashId } from '../../../src/core/ids.js';
 import { Tether } from '../../../src/core/engine.js';
 import { OptionsInvalidError } from '../../../src/core/errors.js';
-import { SECRET_A, rig, trip } from '../support.js';
+import { SECRET_A, rig, trip, view } from '../support.js';
 
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;
@@ -158,6 +158,25 @@ describe('remembered sessions', () => {
     });
     assert.equal(maxAge(kept.setCookies[0]), 14 * DAY / 1000);
     assert.match(kept.setCookies[0]!, /^sid=[^;]+; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Lax$/);
+  });
+
+  it('remember() when another request reading the session commits an expiry touch after it then the remembered deadline stays', async () => {
+    const r = rig({ idleTimeoutMs: 30 * MIN });
+    const login = await trip(r.tether, undefined, (s) => s.login('ada'));
+    r.clock.advance(10 * MIN);
+    // A reader loads the session (its touch is due), a settings toggle remembers it and commits, then
+    // the reader commits its touch.
+    const reader = await r.tether.open(view('GET', { cookie: login.cookie! }));
+    assert.equal(reader.userId, 'ada');
+    await trip(r.tether, login.cookie, (s) => s.remember());
+    await r.tether.commit(reader);
+    const rec = await r.memory.get(hashId(login.session.id!));
+    assert.equal(rec!.expiresAt, r.clock.now() + 14 * DAY + 60_000, 'the touch of the older version left it alone');
+    r.clock.advance(DAY);
+    await trip(r.tether, login.cookie, (s) => {
+      assert.equal(s.isNew, false, 'a day idle, still signed in');
+      assert.equal(s.remembered, true);
+    }, 'GET');
   });
 
   it('options.remember when shorter than the engine timeouts or mistyped then construction fails with OPTIONS_INVALID', () => {
