@@ -230,7 +230,7 @@ export class Tether<T extends object = SessionData> {
     });
     s.updated = null;
     s.afterUpdates = null;
-    // Abandoned meanwhile (the handler failed): nothing to store.
+    // Committed meanwhile, by a commit called between the last update settling and this turn.
     return s.committed ? s.setCookies : this.#commitState(s);
   }
 
@@ -258,12 +258,16 @@ export class Tether<T extends object = SessionData> {
     await this.#commitState(s);
   }
 
-  /** Ends the request without writing anything (handler failed); releases the gate. */
+  /**
+   * Ends the request without writing anything (handler failed, or its client went away before it was
+   * answered); releases the gate. A no-op once the commit has begun, its wait for pending `update()`
+   * functions included: the handler has answered, so its changes are stored.
+   */
   abandon(session: Session<T>): void {
     const s = sessionState(session);
     // A commit under way releases the gate when its write settles: released now, the session's next
     // writer would load the record the write is replacing.
-    if (s.committed) return;
+    if (s.committed || s.afterUpdates !== null) return;
     s.committed = true;
     this.#release(s);
   }

@@ -173,7 +173,7 @@ export class Session<T extends object = SessionData> {
    * that it gives what the request holds (once more if it does not: a function that writes a random ID
    * or the time is still replayed), and then on the fresh data: keep it free of side effects. The
    * commit waits for an asynchronous `fn` still running (at most gateTimeoutMs): its change is stored
-   * even when the handler did not await it.
+   * even when the handler did not await it, and even when the client goes away meanwhile.
    */
   update(fn: UpdateFn<T>): Promise<void> {
     // Not an async function, and no closure here: a synchronous `fn`, the common case, then costs no
@@ -204,9 +204,10 @@ export class Session<T extends object = SessionData> {
   #afterward(out: PromiseLike<unknown>, fn: UpdateFn<T>, data: SessionData, before: number | undefined): Promise<void> {
     const settled: Promise<void> = Promise.resolve(out).then(() => {
       try {
-        // Committed while `fn` awaited (the commit waited for it no longer, or the request was abandoned:
-        // its client went away): its change will never be stored. A handler that awaits it learns so;
-        // one that did not, as update() allows, must not have the process end on an unhandled rejection.
+        // Committed while `fn` awaited (the commit waited for it no longer, or the request was abandoned
+        // before its commit: the handler failed, or its client went away first): its change will never
+        // be stored. A handler that awaits it learns so; one that did not, as update() allows, must not
+        // have the process end on an unhandled rejection.
         if (this.#s.committed) {
           void settled.catch(ignore);
           throw new SessionCommittedError();

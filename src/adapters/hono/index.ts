@@ -48,7 +48,8 @@ function errorOut(err: unknown): Response {
 /**
  * A client that goes away before its response is sent must not keep the session's gate: its handler
  * may never return (it answers nobody). Only a request that may write holds the gate, so only those
- * listen; after the commit, abandoning is a no-op.
+ * listen. Once the commit has begun (its wait for pending `update()` calls included), abandoning is a
+ * no-op: the handler answered, and what it changed is stored.
  */
 function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>, signal: AbortSignal): void {
   if (signal.aborted) tether.abandon(session);

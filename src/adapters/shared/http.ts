@@ -75,7 +75,8 @@ export function appendSetCookie(res: ServerResponse, cookies: readonly string[])
 /**
  * A client that goes away before its response ends must not keep the session's gate. Only a request
  * that may write holds it, so only those listen: a listener on every read-only request would cost
- * every read for nothing. After a commit, abandoning is a no-op.
+ * every read for nothing. Once the commit has begun (its wait for pending `update()` calls included),
+ * abandoning is a no-op: the handler answered, and what it changed is stored.
  */
 export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session: Session<T>, res: ServerResponse): void {
   if (sessionState(session).release === null) return;

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rig, trip, view } from '../support.js';
+import { rig, sleep, trip, view } from '../support.js';
 import { sessionState } from '../../../src/core/session.js';
 import type { Session } from '../../../src/core/session.js';
 import { isTetherError } from '../../../src/core/errors.js';
@@ -49,7 +49,7 @@ async function pendingUpdate(options: Parameters<typeof rig>[0] = {}, before: (s
   });
   /** The session as the next request sees it. */
   const stored = async (): Promise<unknown> => (await trip(r.tether, cookie, () => {}, 'GET')).session.snapshot();
-  return { r, s, go, late, stored };
+  return { r, s, go, late, stored, cookie: cookie! };
 }
 
 describe('session changes after the commit', () => {
@@ -98,21 +98,36 @@ describe('session changes after the commit', () => {
     assert.deepEqual(await stored(), { n: 2 }, 'what was done before the commit is stored, the late change is not');
   });
 
-  it('an update in flight when the session is abandoned then nothing is stored and the update rejects with SESSION_COMMITTED', async () => {
+  it('an update in flight when the session is abandoned before its commit then nothing is stored, the gate is given back at once and the update rejects with SESSION_COMMITTED', async () => {
     const { r, s, go, late, stored } = await pendingUpdate();
-    const commit = r.tether.commit(s);
     r.tether.abandon(s);
+    assert.equal(r.tether.stats().gateHolding, 0);
     go();
     await refused(() => late);
-    assert.deepEqual(await commit, []);
     assert.deepEqual(await stored(), { n: 1 });
   });
 
+  it('abandon() when the commit waits for an update (its client went away) then the commit goes on, the update\'s change is stored and the gate is held until then', async () => {
+    const { r, s, go, late, stored, cookie } = await pendingUpdate({}, (x) => x.set('n', 2));
+    const commit = r.tether.commit(s);
+    r.tether.abandon(s);
+    assert.equal(r.tether.stats().gateHolding, 1, 'the waiting commit still holds the gate');
+    const next = r.tether.open(view('POST', { cookie }));
+    await sleep(10);
+    assert.equal(r.tether.stats().gateWaiting, 1, 'the next writer waits for the commit');
+    go();
+    await late;
+    await commit;
+    const after = await next;
+    assert.deepEqual(after.snapshot(), { n: 2, late: 1 }, 'and then loads what it stored');
+    r.tether.abandon(after);
+    assert.deepEqual(await stored(), { n: 2, late: 1 });
+    assert.equal(r.tether.stats().gateHolding, 0);
+  });
+
   for (const [name, leave] of [
-    ['the session is abandoned while the commit waits (its client went away)', (r: ReturnType<typeof rig>, s: S) => {
-      const commit = r.tether.commit(s);
+    ['the session is abandoned before its commit (its client went away while the handler ran)', async (r: ReturnType<typeof rig>, s: S) => {
       r.tether.abandon(s);
-      return commit;
     }],
     ['the commit stops waiting at gateTimeoutMs', (r: ReturnType<typeof rig>, s: S) => r.tether.commit(s)],
   ] as const) {
