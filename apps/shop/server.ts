@@ -239,19 +239,21 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
 
 /**
  * Fastify's own per-request lines, replaced: one record per request at `debug` when it completes
- * (method, path without the query, status, time, the session by its handle), none when it starts or
- * finds no route.
+ * (method, route, status, time, the session by its handle), none when it starts or finds no route.
+ * The route is the pattern (`/api/admin/users/:username`), not the path, which holds what the
+ * parameters name; a request that matched no route has none (null), since its path can hold a
+ * username too (a trailing slash, a mistyped sub-route).
  * Headers are not logged at all, so no cookie, CSRF token or credential can reach the log.
  */
 class ShopLogController extends LogController {
   override incomingRequest(): void {}
 
-  /** Fastify's line names the URL with its query; the `request` record has the path. */
+  /** Fastify's line names the URL with its query; the `request` record says route null. */
   override routeNotFound(): void {}
 
   override requestCompleted(error: Error | null, req: FastifyRequest, reply: FastifyReply): void {
     const fields = {
-      method: req.method, path: req.url.split('?')[0]!.slice(0, 200), status: reply.statusCode,
+      method: req.method, route: req.routeOptions.url ?? null, status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 10) / 10, session: req.session?.handle ?? null,
     };
     if (error) reply.log.error({ ...fields, err: error }, 'request errored');

@@ -108,9 +108,9 @@ describe('shop log at SHOP_LOG_LEVEL=debug', () => {
     for (const r of mine) assert.match(String(r.session), /^[A-Za-z0-9_-]{16,64}$/, `${r.event} names its session by handle`);
 
     const requests = all.filter((r) => r.msg === 'request');
-    assert.ok(requests.some((r) => r.method === 'POST' && r.path === '/api/checkout/confirm' && r.status === 201));
-    assert.ok(requests.some((r) => r.path === '/api/cart/items' && r.status === 403));
-    assert.ok(requests.every((r) => typeof r.ms === 'number' && !String(r.path).includes('?')));
+    assert.ok(requests.some((r) => r.method === 'POST' && r.route === '/api/checkout/confirm' && r.status === 201));
+    assert.ok(requests.some((r) => r.route === '/api/cart/items' && r.status === 403));
+    assert.ok(requests.every((r) => typeof r.ms === 'number' && !('path' in r)));
 
     const metrics = (await admin.get('/metrics')).text;
     const count = (event: string): number => Number(new RegExp(`^shop_auth_events_total\\{[^}]*event="${event.replace('.', '\\.')}"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
@@ -119,6 +119,34 @@ describe('shop log at SHOP_LOG_LEVEL=debug', () => {
 
     const text = t.logs.join('\n');
     for (const s of secrets) assert.ok(!text.includes(s), `the log holds a secret (${s.slice(0, 4)}…)`);
+  });
+
+  it('request records when an admin looks a user up by name then name the route, never the path with the username; a request that matches no route names none', async () => {
+    const username = uniqueName('named');
+    assert.equal((await new ShopClient(t.url).register(username)).status, 201);
+    const admin = new ShopClient(t.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    const from = t.logs.length;
+    assert.equal((await admin.get(`/api/admin/users/${username}`)).status, 200);
+    assert.equal((await admin.post(`/api/admin/users/${username}/sessions/end`)).status, 200);
+    // A trailing slash matches no route: the path alone would name the user.
+    assert.equal((await admin.get(`/api/admin/users/${username}/`)).status, 404);
+    assert.equal((await admin.get(`/api/no-such-route/${username}?token=query-secret-000`)).status, 404);
+    // The record is written as the response finishes, which can be after the client has read it.
+    let requests: LogRecord[] = [];
+    for (let i = 0; i < 100 && requests.length < 4; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      requests = records(t, from).filter((r) => r.msg === 'request');
+    }
+    assert.deepEqual(requests.map((r) => [r.method, r.route, r.status]), [
+      ['GET', '/api/admin/users/:username', 200],
+      ['POST', '/api/admin/users/:username/sessions/end', 200],
+      ['GET', null, 404],
+      ['GET', null, 404],
+    ]);
+    const text = t.logs.slice(from).join('\n');
+    assert.ok(!text.includes(username), 'no log line names the user');
+    assert.ok(!text.includes('query-secret-000'), 'no query string is logged');
   });
 });
 
