@@ -358,6 +358,9 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
       // The same shape as the cluster primary's lines: the level by name, the time in ISO 8601.
       formatters: { level: (label: string) => ({ level: label }) },
       timestamp: () => `,"time":"${new Date().toISOString()}"`,
+      // Fastify's own lines that carry the request (its fallback error handler's) would give its URL
+      // with the path parameters and the query: the route instead, as in the `request` record.
+      serializers: { req: (req: FastifyRequest) => ({ method: req.method, route: req.routeOptions?.url ?? null }) },
       stream: { write: (line: string) => config.log(line.trimEnd()) },
     },
     logController: new ShopLogController(),

@@ -148,6 +148,32 @@ describe('shop log at SHOP_LOG_LEVEL=debug', () => {
     assert.ok(!text.includes(username), 'no log line names the user');
     assert.ok(!text.includes('query-secret-000'), 'no query string is logged');
   });
+
+  it('log when the shop\'s error handler itself fails then Fastify\'s fallback line names the route, not the URL with its username and query', async (ctx) => {
+    const username = uniqueName('fell');
+    const client = new ShopClient(t.url);
+    assert.equal((await client.register(username)).status, 201);
+    const tether = t.shop.tether as { abandon(s: unknown): void };
+    const abandon = tether.abandon;
+    ctx.after(() => void (tether.abandon = abandon));
+    // The Tether plugin's onError hook calls it first, then the shop's error handler.
+    tether.abandon = () => {
+      throw new Error('abandon failed');
+    };
+    const from = t.logs.length;
+    const r = await client.get(`/api/admin/users/${username}?token=query-secret-000`);
+    tether.abandon = abandon;
+    assert.equal(r.status, 500);
+    let failed: LogRecord | undefined;
+    for (let i = 0; i < 100 && !failed; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      failed = records(t, from).find((r) => r.req !== undefined);
+    }
+    assert.deepEqual(failed!.req, { method: 'GET', route: '/api/admin/users/:username' });
+    const text = t.logs.slice(from).join('\n');
+    assert.ok(!text.includes(username), 'no log line names the user');
+    assert.ok(!text.includes('query-secret-000'), 'no query string is logged');
+  });
 });
 
 describe('shop log at the default level (info)', () => {
