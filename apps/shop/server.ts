@@ -217,7 +217,7 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
 function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   app.addHook('onResponse', async (req) => {
     const s = req.session;
-    if (s && !s.destroyed && s.handle !== null) ctx.active.seen(s.handle, s.userId);
+    if (s && !s.destroyed && s.handle !== null) ctx.active.seen(s.handle, s.userId, s.remembered);
   });
   // '*': every session of the user at once (destroyUserSessions); one that was spared is seen again as it answers.
   ctx.tether.events.on('destroyed', (m: { handle: string; userId: string | null }) => {
@@ -263,7 +263,7 @@ class ShopLogController extends LogController {
 
 function shopMetrics(registry: Registry, ctx: ShopContext): void {
   new Gauge({
-    name: 'shop_active_sessions', help: 'Sessions this process served within the idle timeout.', registers: [registry],
+    name: 'shop_active_sessions', help: 'Sessions this process served within their idle timeout (remembered ones within theirs).', registers: [registry],
     collect() {
       this.set(ctx.active.count());
     },
@@ -341,7 +341,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     config, tether, db, products,
     catalog: new Map(products.map((p) => [p.id, p])),
     checkout: checkoutFlow.using(tether.users),
-    active: new ActiveSessions(config.idleTimeoutSec * 1000),
+    active: new ActiveSessions(tether.options.idleTimeoutMs, tether.options.remember.idleTimeoutMs),
     counters,
     loginFailures: new LoginFailures(config),
   };

@@ -472,6 +472,35 @@ describe('shop api: admin', () => {
   });
 });
 
+describe('shop api: live sessions (TETHER_IDLE_TIMEOUT=2)', () => {
+  let short: TestShop;
+  before(async () => {
+    short = await startTestShop({ TETHER_IDLE_TIMEOUT: '2' });
+  });
+  after(async () => {
+    await short?.stop();
+  });
+
+  const live = async (): Promise<number> => {
+    const text = (await new ShopClient(short.url).get('/metrics')).text;
+    return Number(/^shop_active_sessions\{[^}]*\} (\d+)$/m.exec(text)![1]);
+  };
+
+  it('shop_active_sessions when sessions go unseen past the idle timeout then counts the remembered ones, live for the remembered idle timeout, and not the others', async () => {
+    const username = uniqueName('kept');
+    const ordinary = new ShopClient(short.url);
+    assert.equal((await ordinary.register(username)).status, 201);
+    const kept = new ShopClient(short.url);
+    await kept.session();
+    assert.equal((await kept.post('/api/auth/login', { username, password: 'correct horse battery', remember: true })).status, 200);
+    assert.equal(await live(), 2);
+    await new Promise((r) => setTimeout(r, 2_200));
+    assert.equal(await live(), 1, 'the remembered session is counted, the ordinary one not');
+    assert.equal((await kept.get('/api/session')).body.authenticated, true, 'the one counted is live');
+    assert.equal((await ordinary.get('/api/session')).body.authenticated, false, 'the one not counted has ended');
+  });
+});
+
 describe('shop api: disabling and deleting accounts (S28)', () => {
   async function adminClient(): Promise<ShopClient> {
     const admin = new ShopClient(t.url);

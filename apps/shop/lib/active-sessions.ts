@@ -1,6 +1,8 @@
 /**
- * Sessions this process served within the idle window: the "live sessions on this node" figure of the
- * admin page and metrics. Bounded: at most `max` handles, the least recently seen dropped first.
+ * Sessions this process served within their idle timeout: the "live sessions on this node" figure of
+ * the admin page and metrics. A remembered session ("keep me signed in") lives for the longer idle
+ * timeout of remembered sessions, so it is counted for that long. Bounded: at most `max` handles, the
+ * least recently seen dropped first.
  * @module
  */
 
@@ -11,35 +13,43 @@ interface Seen {
 
 export class ActiveSessions {
   readonly #windowMs: number;
+  readonly #rememberedWindowMs: number;
   readonly #max: number;
-  /** handle → last seen (ms) and owner; insertion order is recency order. */
-  readonly #seen = new Map<string, Seen>();
   /**
-   * user → the handles of theirs in #seen: "log out everywhere" reports one `destroyed` message for all
-   * of a user's sessions (handle '*'), which names the user only.
+   * handle → last seen (ms) and owner, ordinary and remembered sessions apart: insertion order is
+   * recency order, so within one window each map expires from its front.
+   */
+  readonly #seen = new Map<string, Seen>();
+  readonly #remembered = new Map<string, Seen>();
+  /**
+   * user → the handles of theirs in either map: "log out everywhere" reports one `destroyed` message
+   * for all of a user's sessions (handle '*'), which names the user only.
    */
   readonly #byUser = new Map<string, Set<string>>();
 
-  constructor(windowMs: number, max = 200_000) {
+  /** `windowMs`: the idle timeout; `rememberedWindowMs`: that of remembered sessions. */
+  constructor(windowMs: number, rememberedWindowMs: number, max = 200_000) {
     this.#windowMs = windowMs;
+    this.#rememberedWindowMs = rememberedWindowMs;
     this.#max = max;
   }
 
-  seen(handle: string, userId: string | null, now = Date.now()): void {
+  seen(handle: string, userId: string | null, remembered: boolean, now = Date.now()): void {
     this.forget(handle);
-    this.#seen.set(handle, { at: now, userId });
+    (remembered ? this.#remembered : this.#seen).set(handle, { at: now, userId });
     if (userId !== null) {
       let handles = this.#byUser.get(userId);
       if (!handles) this.#byUser.set(userId, (handles = new Set()));
       handles.add(handle);
     }
-    if (this.#seen.size > this.#max) this.forget(this.#seen.keys().next().value!);
+    if (this.#seen.size + this.#remembered.size > this.#max) this.#forgetOldest();
   }
 
   forget(handle: string): void {
-    const entry = this.#seen.get(handle);
+    const entry = this.#seen.get(handle) ?? this.#remembered.get(handle);
     if (!entry) return;
     this.#seen.delete(handle);
+    this.#remembered.delete(handle);
     if (entry.userId === null) return;
     const handles = this.#byUser.get(entry.userId)!;
     handles.delete(handle);
@@ -52,10 +62,22 @@ export class ActiveSessions {
   }
 
   count(now = Date.now()): number {
-    for (const [handle, { at }] of this.#seen) {
-      if (now - at < this.#windowMs) break;
+    this.#expire(this.#seen, this.#windowMs, now);
+    this.#expire(this.#remembered, this.#rememberedWindowMs, now);
+    return this.#seen.size + this.#remembered.size;
+  }
+
+  #expire(seen: Map<string, Seen>, windowMs: number, now: number): void {
+    for (const [handle, { at }] of seen) {
+      if (now - at < windowMs) break;
       this.forget(handle);
     }
-    return this.#seen.size;
+  }
+
+  #forgetOldest(): void {
+    const ordinary = this.#seen.entries().next().value;
+    const remembered = this.#remembered.entries().next().value;
+    const oldest = !remembered || (ordinary && ordinary[1].at <= remembered[1].at) ? ordinary : remembered;
+    if (oldest) this.forget(oldest[0]);
   }
 }
