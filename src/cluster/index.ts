@@ -24,7 +24,7 @@ import { serveClusterMetrics } from './metrics.js';
 import { serveClusterLimits } from './limits.js';
 
 export { acceptHandoff } from './worker.js';
-export { clusterMetrics, serveClusterMetrics, shareWorkerMetrics, CLUSTER_METRICS_TIMEOUT_MS } from './metrics.js';
+export { clusterMetrics, serveClusterMetrics, shareWorkerMetrics, CLUSTER_METRICS_TIMEOUT_MS, PER_WORKER_METRICS } from './metrics.js';
 export { sharedLimiter, serveClusterLimits, SlidingWindowLimiter, CLUSTER_LIMIT_TIMEOUT_MS } from './limits.js';
 export type { SharedLimiter } from './limits.js';
 export type { WorkerHandle } from './worker.js';

@@ -30,6 +30,11 @@ export interface WorkerHandle {
 
 type Emit = (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
 
+/** This worker's name as the primary gave it (`<node>:w<slot>`), or `pid<pid>` in a worker runCluster did not start. */
+export function workerName(): string {
+  return process.env.TETHER_NODE_NAME ?? `pid${process.pid}`;
+}
+
 function send(msg: WorkerMessage): void {
   if (process.connected && process.send) process.send(msg, undefined, {}, () => { /* primary gone: nothing to tell */ });
 }
@@ -49,7 +54,7 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
   const sockets = new Set<Socket>();
   let state: WorkerHandle['state'] = 'serving';
   let stopping: Promise<void> | null = null;
-  const node = process.env.TETHER_NODE_NAME ?? `pid${process.pid}`;
+  const node = workerName();
 
   // Node's HTTP server sets up its connection list (headers/request timeouts, closeIdleConnections) on
   // 'listening'. This server never listens itself, so it is told it does.
