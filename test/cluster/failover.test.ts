@@ -88,14 +88,16 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
     assert.equal(seen.size, 2, `scrapes reached both workers (${[...seen].join(', ')})`);
   });
 
-  it('admin overview when served by one worker then lists every worker with its live sessions and engine figures', async () => {
+  it('admin overview when served by one worker then lists every worker with its live sessions, engine figures and uptime', async () => {
     const admin = new ShopClient(app.url);
     assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
     const r = await admin.get('/api/admin/overview');
     assert.equal(r.status, 200, r.text);
-    const nodes = r.body.nodes as Array<{ node: string; pid: number | null; activeSessions: number; engine: { created: number } }>;
+    const nodes = r.body.nodes as Array<{ node: string; pid: number | null; activeSessions: number; uptimeSeconds: number | null; engine: { created: number } }>;
     assert.deepEqual(nodes.map((n) => n.node), [`${NODE}:w1`, `${NODE}:w2`]);
     for (const n of nodes) assert.ok(Number.isInteger(n.activeSessions) && Number.isInteger(n.engine.created), JSON.stringify(n));
+    // Both started with the cluster in before(), which has not been restarted yet.
+    for (const n of nodes) assert.ok(Number.isInteger(n.uptimeSeconds) && n.uptimeSeconds! >= 0 && n.uptimeSeconds! < 240, `every worker's uptime: ${JSON.stringify(n)}`);
     // The admin's session was created by whichever worker its first request reached (it had no cookie yet).
     const sum = (f: (n: (typeof nodes)[number]) => number): number => nodes.reduce((a, n) => a + f(n), 0);
     assert.ok(sum((n) => n.engine.created) >= 1 && sum((n) => n.activeSessions) >= 1, JSON.stringify(nodes));

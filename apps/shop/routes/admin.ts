@@ -16,7 +16,7 @@ async function requireAdmin(ctx: ShopContext, req: FastifyRequest): Promise<void
   if (!user?.isAdmin) throw forbidden();
 }
 
-/** A node's figures on the admin page; `pid` and `uptimeSeconds` are known for the process that answers only. */
+/** A node's figures on the admin page; `pid` is known for the process that answers only. */
 export interface NodeFigures {
   node: string;
   pid: number | null;
@@ -44,6 +44,8 @@ const SERIES: Record<string, (n: NodeFigures, v: number) => void> = {
   tether_sessions_destroyed_total: (n, v) => void (n.engine.destroyed = v),
   tether_sessions_expired_total: (n, v) => void (n.engine.expired = v),
   tether_cas_conflicts_total: (n, v) => void (n.engine.conflicts = v),
+  // Whole seconds, as prom-client rounds the start time.
+  process_start_time_seconds: (n, v) => void (n.uptimeSeconds = Math.max(0, Math.round(Date.now() / 1000 - v))),
 };
 
 /**
