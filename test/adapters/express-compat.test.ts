@@ -162,6 +162,34 @@ describe('session() data and cookie', () => {
     await app.close();
   });
 
+  it('cookie.maxAge option when one session is given a browser-session cookie then its later responses keep it one', async () => {
+    for (const rolling of [false, true]) {
+      const app = await compatApp({ cookie: { maxAge: 3_600_000 }, rolling }, (a) => {
+        a.post('/session-only', (req, res) => {
+          req.session.compatNote = 'mine';
+          (req.session.cookie as { expires: unknown }).expires = false;
+          res.end();
+        });
+        a.get('/read', (req, res) => res.json({ originalMaxAge: req.session.cookie.originalMaxAge, expires: req.session.cookie.expires ?? null }));
+        a.post('/change', (req, res) => {
+          req.session.compatViews = (req.session.compatViews ?? 0) + 1;
+          res.end();
+        });
+      });
+      const c = app.client();
+      const first = await c.request('/session-only', { method: 'POST' });
+      assert.equal(cookieAttributes(first.setCookies[0]!)['max-age'], undefined);
+      const read = await c.request('/read');
+      assert.deepEqual(read.json(), { originalMaxAge: null, expires: null }, `rolling ${rolling}`);
+      const changed = await c.request('/change', { method: 'POST' });
+      for (const r of [read, changed]) {
+        assert.equal(r.setCookies.length, rolling ? 1 : 0, `rolling ${rolling}`);
+        if (rolling) assert.equal(cookieAttributes(r.setCookies[0]!)['max-age'], undefined, 'rolling: the session’s own browser-session cookie');
+      }
+      await app.close();
+    }
+  });
+
   it('rolling when true then every response to a stored session re-sends the cookie; when false only new sessions get one', async () => {
     for (const rolling of [true, false]) {
       const app = await compatApp({ rolling }, (a) => {

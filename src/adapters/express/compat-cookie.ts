@@ -128,7 +128,8 @@ export class CompatCookie {
 
   /** Restarts the lifetime from now: express-session's Session#resetMaxAge. */
   resetMaxAge(): void {
-    if (this.originalMaxAge !== null) this.maxAge = this.originalMaxAge;
+    // With no lifetime of its own it is a browser-session cookie, whatever expiry the defaults it came from had.
+    this.maxAge = this.originalMaxAge;
   }
 
   /** The fields that differ from `defaults`, for storage with the session. */
