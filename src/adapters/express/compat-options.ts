@@ -96,6 +96,8 @@ export interface ResolvedCompat {
   name: string;
   /** A fresh cookie with this request's defaults (`'auto'` settings resolved). */
   cookieFor(req: Request): CompatCookie;
+  /** `cookie` is a function: the defaults may differ from one request to the next. */
+  cookiePerRequest: boolean;
   rolling: boolean;
   saveUninitialized: boolean;
   unsetDestroy: boolean;
@@ -281,6 +283,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
 
   return {
     tether, name, cookieFor, clock, production,
+    cookiePerRequest: typeof options.cookie === 'function',
     rolling: options.rolling ?? COMPAT_DEFAULTS.rolling,
     saveUninitialized: options.saveUninitialized ?? COMPAT_DEFAULTS.saveUninitialized,
     unsetDestroy: (options.unset ?? COMPAT_DEFAULTS.unset) === 'destroy',
