@@ -30,7 +30,9 @@ const DAY = 86_400_000;
 
 /**
  * The classic login: `?remember=<days>` gives the cookie that lifetime, anything else a browser-session
- * cookie. `/me` reads, `/view` changes the session, `/forget` and `/shorten` cut the lifetime back.
+ * cookie. `/me` reads, `/view` changes the session, `/forget` (`expires = false`, or `maxAge = null` with
+ * `?null`; changing the session too with `?change`, unsetting it after with `?drop`) and `/shorten` cut
+ * the lifetime back.
  */
 function routes(a: express.Express): void {
   a.post('/login', (req, res, next) => {
@@ -46,7 +48,11 @@ function routes(a: express.Express): void {
   a.get('/me', (req, res) => res.json({ user: req.session.rememberUser ?? null }));
   a.post('/view', (req, res) => res.json({ views: (req.session.rememberViews = (req.session.rememberViews ?? 0) + 1) }));
   a.post('/forget', (req, res) => {
-    (req.session.cookie as { expires: unknown }).expires = false;
+    if (req.query.null !== undefined) (req.session.cookie as { maxAge: unknown }).maxAge = null;
+    else (req.session.cookie as { expires: unknown }).expires = false;
+    if (req.query.change !== undefined) req.session.rememberViews = (req.session.rememberViews ?? 0) + 1;
+    // `unset: 'keep'`: the request's changes, the cut included, are dropped.
+    if (req.query.drop !== undefined) (req as { session: unknown }).session = null;
     res.end();
   });
   a.post('/shorten', (req, res) => {
@@ -119,6 +125,78 @@ describe('session() "remember me": a per-session cookie.maxAge', () => {
       assert.deepEqual((await c.request('/me')).json(), { user: 'alice' }, path);
       app.clock.advance(32 * MIN);
       assert.deepEqual((await c.request('/me')).json(), { user: null }, `${path}: 30 minutes idle end it again`);
+      await app.close();
+    }
+  });
+
+  it('remembered session when a request cuts its cookie to the browser session then that response sets it, whatever rolling, resave, saveUninitialized', async () => {
+    const modes: CompatSessionOptions[] = [{}, { resave: false, saveUninitialized: false }, { resave: true, saveUninitialized: true }];
+    for (const rolling of [false, true]) {
+      for (const mode of modes) {
+        const app = await compatApp({ ...mode, rolling }, routes);
+        for (const forget of ['/forget', '/forget?change', '/forget?null', '/forget?null&change']) {
+          const what = `${forget} ${JSON.stringify({ ...mode, rolling })}`;
+          const c = app.client();
+          await c.request('/login?remember=7', { method: 'POST' });
+          const sid = c.get('sid');
+          const cut = await c.request(forget, { method: 'POST' });
+          // express-session sends nothing here without rolling (with `expires = false` on a changed session, a
+          // browser-session cookie), leaving the 7-day cookie of a session that is no longer remembered.
+          assert.equal(cut.setCookies.length, 1, what);
+          const attrs = cookieAttributes(cut.setCookies[0]!);
+          assert.equal(attrs['max-age'], undefined, what);
+          assert.equal(attrs.expires, undefined, what);
+          assert.equal(idOf(c.get('sid')), idOf(sid), `${what}: same session`);
+          assert.equal(await rememberedIn(app.store, c.get('sid')), false, what);
+          // From then on, express-session's rules: with rolling every response, otherwise none for a browser-session cookie.
+          for (const later of [await c.request('/me'), await c.request('/view', { method: 'POST' })]) {
+            assert.equal(later.setCookies.length, rolling ? 1 : 0, what);
+            if (rolling) assert.equal(cookieAttributes(later.setCookies[0]!)['max-age'], undefined, what);
+          }
+        }
+        await app.close();
+      }
+    }
+  });
+
+  it('ordinary session with a browser-session cookie when a request sets expires = false or maxAge = null then no Set-Cookie without rolling, as express-session', async () => {
+    for (const rolling of [false, true]) {
+      const app = await compatApp({ rolling }, routes);
+      for (const forget of ['/forget', '/forget?null', '/forget?null&change']) {
+        const c = app.client();
+        await c.request('/login', { method: 'POST' });
+        const cut = await c.request(forget, { method: 'POST' });
+        assert.equal(cut.setCookies.length, rolling ? 1 : 0, `${forget} rolling: ${rolling}`);
+        if (rolling) assert.equal(cookieAttributes(cut.setCookies[0]!)['max-age'], undefined);
+        assert.equal(await rememberedIn(app.store, c.get('sid')), false);
+      }
+      await app.close();
+    }
+  });
+
+  it('ordinary session with a persistent cookie when a request cuts it to the browser session then that response sets it and the session stays ordinary', async () => {
+    // A 2-hour cookie that is the idle timeout; a remembered session's cut to 10 minutes.
+    const setups: Array<[options: CompatSessionOptions, start: string[]]> = [[{ cookie: { maxAge: 2 * HOUR } }, ['/view']], [{}, ['/login?remember=7', '/shorten']]];
+    for (const [options, start] of setups) {
+      const app = await compatApp(options, routes);
+      for (const forget of ['/forget', '/forget?change', '/forget?null', '/forget?null&change']) {
+        const what = `${start.join(', ')} then ${forget}`;
+        const c = app.client();
+        let first;
+        for (const path of start) first = await c.request(path, { method: 'POST' });
+        assert.ok(cookieAttributes(first!.setCookies[0]!)['max-age'], `${what}: persistent first`);
+        assert.equal(await rememberedIn(app.store, c.get('sid')), false, what);
+        const cut = await c.request(forget, { method: 'POST' });
+        // express-session sends nothing here (with `expires = false` on a changed session, a browser-session cookie).
+        assert.equal(cut.setCookies.length, 1, what);
+        assert.equal(cookieAttributes(cut.setCookies[0]!)['max-age'], undefined, what);
+        assert.equal(await rememberedIn(app.store, c.get('sid')), false, what);
+        assert.deepEqual((await c.request('/view', { method: 'POST' })).setCookies, [], `${what}: a browser-session cookie is not re-sent for a change`);
+      }
+      const dropped = app.client();
+      for (const path of start) await dropped.request(path, { method: 'POST' });
+      assert.deepEqual((await dropped.request('/forget?drop', { method: 'POST' })).setCookies, [], 'a cut that req.session = null dropped');
+      assert.ok(cookieAttributes((await dropped.request('/view', { method: 'POST' })).setCookies[0]!)['max-age'], 'still persistent');
       await app.close();
     }
   });

@@ -76,6 +76,10 @@ export class RequestSessions implements SessionController {
   #base: Data;
   #compat: CompatSession | undefined;
   #cookie: CompatCookie;
+  /** The session's cookie lifetime as the request arrived (null: a browser-session cookie, or a new session). */
+  #arrivedLifetime: number | null;
+  /** The lifetime stored with the session, as loaded or last committed. */
+  #storedLifetime: number | null;
   #chain: Promise<unknown> = Promise.resolve();
   #broken: unknown = null;
   #ended = false;
@@ -111,6 +115,7 @@ export class RequestSessions implements SessionController {
     const data = jsonClone(s.data as Data);
     this.#base = jsonClone(data);
     this.#cookie = this.#cookieFrom(data.cookie);
+    this.#arrivedLifetime = this.#storedLifetime = s.isNew ? null : this.#cookie.originalMaxAge;
     this.#compat = new CompatSession(this, data);
   }
 
@@ -182,6 +187,8 @@ export class RequestSessions implements SessionController {
       this.#legacyPending = false;
       this.#claim?.end();
       this.#cookie = this.#defaults.clone();
+      // The new ID's cookie goes out anyway.
+      this.#arrivedLifetime = null;
       this.#compat = new CompatSession(this, {});
       holder(this.#req).session = this.#compat;
     });
@@ -216,6 +223,7 @@ export class RequestSessions implements SessionController {
       const data = jsonClone(s.data as Data);
       this.#base = jsonClone(data);
       this.#cookie = this.#cookieFrom(data.cookie);
+      this.#storedLifetime = this.#cookie.originalMaxAge;
       this.#compat = new CompatSession(this, data);
       holder(this.#req).session = this.#compat;
     });
@@ -458,6 +466,7 @@ export class RequestSessions implements SessionController {
       if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, path: this.#legacy.path });
       if (changed || this.#regenerated) this.#modified = true;
       this.#base = mine;
+      this.#storedLifetime = this.#cookie.originalMaxAge;
       this.#regenerated = false;
       this.#touch = false;
     } catch (err) {
@@ -529,11 +538,18 @@ export class RequestSessions implements SessionController {
     this.#legacy = null;
   }
 
-  /** express-session's rule: a known session's cookie is sent again with `rolling`, or when persistent and changed. */
+  /**
+   * express-session's rule: a known session's cookie is sent again with `rolling`, or when persistent and
+   * changed. Also when the request cut a persistent cookie to a browser-session one ("forget me"), changed
+   * or not: express-session would leave the lasting cookie in the browser, and (keeping no `expires = false`
+   * apart from null) this layer would never replace it. A remembered session's cut goes out with the
+   * engine's cookie.
+   */
   #resendIfDue(): void {
     if (this.#ended || !this.#stored || this.#id === null || this.#out.has(this.#cfg.name)) return;
+    const cut = this.#arrivedLifetime !== null && this.#storedLifetime === null;
     // One that joined another request's adoption may be answered last: it carries the new cookie too.
-    if (this.#cfg.rolling || this.#joined !== null || (this.#cookie.expires !== null && this.#modified)) {
+    if (this.#cfg.rolling || this.#joined !== null || cut || (this.#cookie.expires !== null && this.#modified)) {
       this.#out.pushEngine([this.#cfg.tether.cookieFor(this.#id)], this.#cookie);
     }
   }
