@@ -11,7 +11,7 @@ import net from 'node:net';
 import { Router } from 'tether/cluster';
 import { TestClient } from '../helpers/http-client.js';
 import type { Reply } from '../helpers/http-client.js';
-import { startApp, probe } from '../helpers/node-process.js';
+import { startApp, probe, pidOf } from '../helpers/node-process.js';
 import type { AppProcess } from '../helpers/node-process.js';
 import { childPids, procStat } from '../helpers/procfs.js';
 import { freePort } from '../helpers/redis.js';
@@ -28,18 +28,6 @@ function workerOf(client: TestClient): string {
   return `${NODE}:w${new Router().pick(v.slice(0, v.lastIndexOf('.')), [0, 1])! + 1}`;
 }
 
-/** PID of worker `name`, asking /healthz on new connections until it answers (bounded). */
-async function pidOf(port: number, name: string, notPid = 0): Promise<number> {
-  for (let i = 0; i < 400; i++) {
-    const r = await probe(port).catch(() => null);
-    if (r?.status === 200 && r.node === name) {
-      const pid = JSON.parse(r.body).pid as number;
-      if (pid !== notPid) return pid;
-    }
-    await sleep(25);
-  }
-  throw new Error(`worker ${name} did not answer`);
-}
 
 /** Polls `check` until it holds; throws after `timeoutMs`, with `detail()` in the message. */
 async function until(what: string, check: () => boolean, detail = (): string => '', timeoutMs = 30_000): Promise<void> {

@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PER_WORKER_METRICS } from 'tether/cluster';
-import { startApp, probe } from '../helpers/node-process.js';
+import { startApp, pidOf } from '../helpers/node-process.js';
 import type { AppProcess } from '../helpers/node-process.js';
 import { freePort } from '../helpers/redis.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
@@ -41,17 +41,6 @@ async function scrape(url: string): Promise<{ node: string; text: string }> {
   return { node: res.headers.get('x-tether-node') ?? '', text: await res.text() };
 }
 
-async function pidOf(port: number, name: string, notPid = 0): Promise<number> {
-  for (let i = 0; i < 400; i++) {
-    const r = await probe(port).catch(() => null);
-    if (r?.status === 200 && r.node === name) {
-      const pid = JSON.parse(r.body).pid as number;
-      if (pid !== notPid) return pid;
-    }
-    await sleep(25);
-  }
-  throw new Error(`worker ${name} did not answer`);
-}
 
 describe('cluster metrics over HTTP', { timeout: 120_000 }, () => {
   let app: AppProcess;

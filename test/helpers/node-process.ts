@@ -70,6 +70,19 @@ export function probe(port: number, urlPath = '/healthz', timeoutMs = 2_000): Pr
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** PID of worker `name` (from /healthz's body), asking on new connections until it answers (bounded). */
+export async function pidOf(port: number, name: string, notPid = 0): Promise<number> {
+  for (let i = 0; i < 400; i++) {
+    const r = await probe(port).catch(() => null);
+    if (r?.status === 200 && r.node === name) {
+      const pid = JSON.parse(r.body).pid as number;
+      if (pid !== notPid) return pid;
+    }
+    await sleep(25);
+  }
+  throw new Error(`worker ${name} did not answer`);
+}
+
 /** Polls the health path until `readyNodes` distinct nodes answered 200, within `timeoutMs`. */
 export async function waitHealthy(port: number, readyNodes = 1, timeoutMs = 30_000, healthPath = '/healthz', alive: () => boolean = () => true): Promise<void> {
   const seen = new Set<string>();
