@@ -8,7 +8,8 @@
  *   name: 'checkout',
  *   steps: [
  *     { name: 'shipping', parse: parseShipping },
- *     { name: 'payment', parse: parsePayment },
+ *     // A step's parse also gets what the steps before it kept: here, the shipping country.
+ *     { name: 'payment', parse: (input, earlier) => parsePayment(input, earlier.shipping as Shipping) },
  *     { name: 'review' }, // no input: the flow is completed from here with complete()
  *   ],
  * }).using(tether.users);
@@ -16,17 +17,28 @@
  * await checkout.complete(userId, (run) => placeOrder(run.runId, run.data));
  */
 import { randomUUID } from 'node:crypto';
+import rfdc from 'rfdc';
+import { dequal } from 'dequal';
 import { FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
+
+/**
+ * What the steps before a step kept, by step name (`{ shipping: … }`): a deep-frozen copy, so a step's
+ * `parse` can check its input against them but not change them.
+ */
+export type FlowEarlier = Readonly<Record<string, unknown>>;
 
 export interface FlowStepDefinition<D = unknown> {
   /** Letters, digits, `-` and `_`; unique within the flow. */
   name: string;
   /**
    * Checks the step's input and returns what to keep (only what later steps need: never a full card
-   * number). Throw to refuse; the flow is then left unchanged. Must be pure: it runs before the write.
+   * number). `earlier` holds what the steps before this one kept, so the input can be checked against
+   * them (a payment method the shipping country allows). Throw to refuse; the flow is then left
+   * unchanged. Must be pure: it runs before the write, and runs again on the earlier data the write
+   * finds when another request changed them meanwhile.
    * Absent: the step takes no input; only the last step may lack it, and the flow completes from there.
    */
-  parse?: (input: unknown) => D;
+  parse?: (input: unknown, earlier: FlowEarlier) => D;
 }
 
 export interface FlowDefinition {
@@ -62,6 +74,19 @@ export interface FlowContextStore {
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+/** Deep copies that work on a session's data too, a Proxy that structuredClone refuses. */
+const copy = rfdc({ proto: false, circles: false }) as <V>(value: V) => V;
+
+function deepFreeze<V>(value: V): V {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+const NOTHING_EARLIER: FlowEarlier = Object.freeze({});
 
 export class Flow {
   readonly name: string;
@@ -99,7 +124,7 @@ export class Flow {
       step: this.steps[index]?.name ?? 'complete',
       index,
       steps: this.steps.map((s) => s.name),
-      data: structuredClone(state?.data ?? {}),
+      data: copy(state?.data ?? {}),
       runId: state?.runId ?? null,
     };
   }
@@ -157,23 +182,49 @@ export class FlowRunner {
     if (index < 0) throw new FlowStepUnknownError(`flow "${this.flow.name}" has no such step; its steps are ${this.flow.steps.map((s) => s.name).join(', ')}`);
     const step = this.flow.steps[index]!;
     if (!step.parse) throw new FlowStepOutOfOrderError(`step "${stepName}" takes no input; complete the flow instead`);
-    // The first step is never out of order, so only a later one costs this read. The check is repeated
-    // in the write below, against the state the write actually changes.
-    if (index > 0) this.#checkOrder(stateOf(await this.#store.get(userId), this.flow.name), index);
-    // Parsed outside the update: `parse` runs once, not again on every compare-and-set replay.
-    const parsed = step.parse(input);
-    let view!: FlowView;
-    await this.#store.update(userId, (ctx) => {
-      const flows = flowsOf(ctx);
-      const state: FlowState = stateOf(ctx, this.flow.name) ?? { runId: randomUUID(), step: 0, data: {}, updatedAt: 0 };
+    // The first step is never out of order and has nothing before it, so only a later one costs this
+    // read. The check is repeated in the write below, against the state the write actually changes.
+    let earlier = NOTHING_EARLIER;
+    if (index > 0) {
+      const state = stateOf(await this.#store.get(userId), this.flow.name);
       this.#checkOrder(state, index);
+      earlier = this.#earlier(state, index);
+    }
+    // Parsed outside the update: `parse` runs once, not again on every compare-and-set replay, unless
+    // the replay finds other earlier data.
+    let parsed = step.parse(input, earlier);
+    let stored!: FlowState;
+    await this.#store.update(userId, (ctx) => {
+      // Everything that may refuse comes before the first write: a refused step leaves the context as it was.
+      const found = stateOf(ctx, this.flow.name);
+      this.#checkOrder(found, index);
+      if (index > 0) {
+        const current = this.#earlier(found, index);
+        // An earlier step was posted again since `parse` ran (another device): check the input against
+        // what this write keeps, never against earlier data no longer there.
+        if (!dequal(current, earlier)) {
+          earlier = current;
+          parsed = step.parse!(input, current);
+        }
+      }
+      const state: FlowState = found ?? { runId: randomUUID(), step: 0, data: {}, updatedAt: 0 };
       state.data[stepName] = parsed;
       state.step = index + 1;
       state.updatedAt = Date.now();
-      flows[this.flow.name] = state;
-      view = this.flow.view(state);
+      flowsOf(ctx)[this.flow.name] = state;
+      stored = state;
     });
-    return view;
+    return this.flow.view(stored);
+  }
+
+  /** A frozen copy of what the steps before the one at `index` kept. */
+  #earlier(state: FlowState | undefined, index: number): FlowEarlier {
+    if (!state) return NOTHING_EARLIER;
+    const out: Record<string, unknown> = {};
+    for (const s of this.flow.steps.slice(0, index)) {
+      if (Object.hasOwn(state.data, s.name)) out[s.name] = copy(state.data[s.name]);
+    }
+    return deepFreeze(out);
   }
 
   /** Throws FLOW_STEP_OUT_OF_ORDER when the step at `index` comes after the one the user is at. */
@@ -186,15 +237,15 @@ export class FlowRunner {
 
   /** One step back (data kept); at the first step throws FLOW_STEP_OUT_OF_ORDER. */
   async back(userId: string): Promise<FlowView> {
-    let view!: FlowView;
+    let stored!: FlowState;
     await this.#store.update(userId, (ctx) => {
       const state = stateOf(ctx, this.flow.name);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
       state.step -= 1;
       state.updatedAt = Date.now();
-      view = this.flow.view(state);
+      stored = state;
     });
-    return view;
+    return this.flow.view(stored);
   }
 
   /**
@@ -207,7 +258,7 @@ export class FlowRunner {
       const expected = this.flow.steps[state?.step ?? 0]?.name ?? 'complete';
       throw new FlowStepOutOfOrderError(`the flow is not ready to complete; post "${expected}" first`);
     }
-    const result = await action({ runId: state.runId, data: structuredClone(state.data) });
+    const result = await action({ runId: state.runId, data: copy(state.data) });
     await this.#store.update(userId, (ctx) => {
       // Only the completion that finds its own run still there ends it (and runs onCompleted).
       if (stateOf(ctx, this.flow.name)?.runId !== state.runId) return;

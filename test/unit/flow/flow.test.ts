@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTether, MemoryStore, TetherError } from 'tether';
 import { defineFlow } from 'tether/flow';
+import type { FlowContextStore, FlowEarlier } from 'tether/flow';
 
 function parseName(input: unknown): { name: string } {
   const name = (input as { name?: unknown } | null)?.name;
@@ -10,6 +11,45 @@ function parseName(input: unknown): { name: string } {
   return { name };
 }
 const parseCard = (input: unknown): { last4: string } => ({ last4: String((input as { card: string }).card).slice(-4) });
+
+/** Payment methods by shipping country: the payment step depends on the shipping step. */
+const METHODS: Record<string, string[]> = { US: ['card', 'cod'], FR: ['card', 'sepa'] };
+const parseCountry = (input: unknown): { country: string } => ({ country: String((input as { country: string }).country) });
+
+/** A payment step checked against the shipping step before it; `seen` records what each call was given. */
+function countryFlow(seen: FlowEarlier[] = []) {
+  const parseMethod = (input: unknown, earlier: FlowEarlier): { method: string; currency: string } => {
+    seen.push(earlier);
+    const { country } = earlier.shipping as { country: string };
+    const method = String((input as { method: string }).method);
+    if (!METHODS[country]?.includes(method)) throw new TetherError('VALIDATION_FAILED', `${method} is not offered in ${country}`, 400);
+    return { method, currency: country === 'US' ? 'USD' : 'EUR' };
+  };
+  return defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseCountry }, { name: 'payment', parse: parseMethod }, { name: 'review' }] });
+}
+
+/**
+ * `store`, with `meanwhile` run once by the next update: before it reads (`before`), or after its first
+ * read, so that its first write meets a compare-and-set conflict and it runs again on fresh data (`during`).
+ */
+function racing(store: FlowContextStore, when: 'before' | 'during', meanwhile: () => Promise<unknown>): FlowContextStore {
+  let pending: (() => Promise<unknown>) | undefined = meanwhile;
+  const take = async () => {
+    const run = pending;
+    pending = undefined;
+    await run?.();
+  };
+  return {
+    get: (userId) => store.get(userId),
+    async update(userId, fn) {
+      if (when === 'before') await take();
+      return store.update(userId, async (ctx) => {
+        if (when === 'during') await take();
+        return fn(ctx);
+      });
+    },
+  };
+}
 
 function setup() {
   const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)] });
@@ -157,6 +197,59 @@ describe('flow', () => {
     assert.equal((await run.view('u1')).runId, null);
     assert.notEqual((await run.submit('u1', 'shipping', { name: 'Ada' })).runId, before);
   });
+
+  it('flow when a step is parsed then parse gets a frozen copy of what the steps before it kept, and only those', async () => {
+    const { tether } = setup();
+    const seen: FlowEarlier[] = [];
+    const shippingSeen: FlowEarlier[] = [];
+    const flow = countryFlow(seen);
+    const run = defineFlow({
+      name: 'checkout',
+      steps: [{ name: 'shipping', parse: (input, earlier) => (shippingSeen.push(earlier), parseCountry(input)) }, flow.steps[1]!, flow.steps[2]!],
+    }).using(tether.users);
+    await run.submit('u1', 'shipping', { country: 'US' });
+    assert.deepEqual(shippingSeen, [{}], 'the first step has nothing before it');
+    await assert.rejects(run.submit('u1', 'payment', { method: 'sepa' }), { code: 'VALIDATION_FAILED', message: /sepa is not offered in US/ });
+    const v = await run.submit('u1', 'payment', { method: 'cod' });
+    assert.deepEqual(v.data.payment, { method: 'cod', currency: 'USD' });
+    assert.deepEqual(seen, [{ shipping: { country: 'US' } }, { shipping: { country: 'US' } }], 'parsed once per submit');
+    const earlier = seen[1]!;
+    assert.ok(Object.isFrozen(earlier) && Object.isFrozen(earlier.shipping));
+    assert.throws(() => { (earlier.shipping as { country: string }).country = 'FR'; }, TypeError);
+    // Back at the first step, the data the later steps kept is not "earlier" to it.
+    await run.back('u1');
+    await run.back('u1');
+    await run.submit('u1', 'shipping', { country: 'FR' });
+    assert.deepEqual(shippingSeen, [{}, {}]);
+    assert.deepEqual((await run.submit('u1', 'payment', { method: 'sepa' })).data.payment, { method: 'sepa', currency: 'EUR' });
+    assert.deepEqual(seen.at(-1), { shipping: { country: 'FR' } });
+  });
+
+  for (const when of ['before', 'during'] as const) {
+    it(`flow when an earlier step is re-posted on another device ${when === 'before' ? 'before the write' : 'while the write runs (compare-and-set conflict)'} then the step is parsed again on the earlier data the write keeps`, async () => {
+      const { tether } = setup();
+      const seen: FlowEarlier[] = [];
+      const flow = countryFlow(seen);
+      const other = flow.using(tether.users);
+      await other.submit('u1', 'shipping', { country: 'US' });
+      const device = flow.using(racing(tether.users, when, () => other.submit('u1', 'shipping', { country: 'FR' })));
+      // Valid in both countries: kept, with what the current shipping country gives.
+      const v = await device.submit('u1', 'payment', { method: 'card' });
+      assert.deepEqual(v.data, { shipping: { country: 'FR' }, payment: { method: 'card', currency: 'EUR' } });
+      assert.equal(v.step, 'review');
+      assert.deepEqual(seen.map((e) => (e.shipping as { country: string }).country), ['US', 'FR']);
+      assert.deepEqual((await other.view('u1')).data.payment, { method: 'card', currency: 'EUR' }, 'what was stored, not only what was answered');
+
+      // Valid only for the country parse saw first: refused, and the other device's step stands.
+      await other.reset('u1');
+      await other.submit('u1', 'shipping', { country: 'US' });
+      const refused = flow.using(racing(tether.users, when, () => other.submit('u1', 'shipping', { country: 'FR' })));
+      await assert.rejects(refused.submit('u1', 'payment', { method: 'cod' }), { code: 'VALIDATION_FAILED', message: /cod is not offered in FR/ });
+      const after = await other.view('u1');
+      assert.equal(after.step, 'payment');
+      assert.deepEqual(after.data, { shipping: { country: 'FR' } });
+    });
+  }
 
   it('defineFlow when given bad definitions then throws OPTIONS_INVALID naming the problem', () => {
     assert.throws(() => defineFlow({ name: '__proto__', steps: [{ name: 'a' }] }), { code: 'OPTIONS_INVALID' });
