@@ -8,7 +8,7 @@ import { checkUserId, userContextKey } from './ids.js';
 import { SessionConflictError } from './errors.js';
 import { parseStoredJson } from './codec.js';
 import type { ResolvedOptions } from './options.js';
-import type { SessionStore } from './store.js';
+import type { Clock, SessionStore } from './store.js';
 
 export type UserContextData = Record<string, unknown>;
 
@@ -21,6 +21,11 @@ export class UserContexts {
     this.#store = store;
     this.#o = options;
     this.#call = call;
+  }
+
+  /** The engine's clock, which the contexts' deadlines follow (and flows kept in them: `tether/flow`). */
+  get clock(): Clock {
+    return this.#o.clock;
   }
 
   /** The user's context, `{}` when none was saved. */

@@ -20,6 +20,9 @@ import { randomUUID } from 'node:crypto';
 import rfdc from 'rfdc';
 import { dequal } from 'dequal';
 import { FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
+import { checkOptions } from '../core/options-check.js';
+import { systemClock } from '../core/store.js';
+import type { Clock } from '../core/store.js';
 
 /**
  * What the steps before a step kept, by step name (`{ shipping: … }`): a deep-frozen copy, so a step's
@@ -44,6 +47,17 @@ export interface FlowStepDefinition<D = unknown> {
 export interface FlowDefinition {
   name: string;
   steps: readonly FlowStepDefinition[];
+  /**
+   * A run with no submit or back for this long is over: it is treated as absent (a fresh flow to view,
+   * a new run on the first step's submit, later steps out of order, nothing to complete). At most
+   * 2^31 − 1 ms, like every timeout. @default undefined: runs last as long as what keeps them.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Time for `updatedAt` and `idleTimeoutMs`. @default the context store's own `clock` when it has one
+   * (`tether.users` has the engine's), else the system clock
+   */
+  clock?: Clock;
 }
 
 /** What is kept in the user context under `flows[<name>]`. */
@@ -71,6 +85,8 @@ export interface FlowView {
 export interface FlowContextStore {
   get(userId: string): Promise<Record<string, unknown>>;
   update(userId: string, fn: (ctx: Record<string, unknown>) => void | Promise<void>): Promise<unknown>;
+  /** The time its contexts follow; a flow given no `clock` of its own uses it. */
+  readonly clock?: Clock;
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
@@ -91,6 +107,9 @@ const NOTHING_EARLIER: FlowEarlier = Object.freeze({});
 export class Flow {
   readonly name: string;
   readonly steps: readonly FlowStepDefinition[];
+  /** Undefined: runs never expire. */
+  readonly idleTimeoutMs: number | undefined;
+  readonly clock: Clock | undefined;
 
   constructor(def: FlowDefinition) {
     if (typeof def?.name !== 'string' || !NAME.test(def.name)) throw new OptionsInvalidError('defineFlow options.name must be letters, digits, - or _, starting with a letter');
@@ -103,8 +122,11 @@ export class Flow {
       if (s.parse !== undefined && typeof s.parse !== 'function') throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].parse must be a function`);
       if (s.parse === undefined && i !== def.steps.length - 1) throw new OptionsInvalidError(`defineFlow "${def.name}": only the last step may take no input (steps[${i}] "${s.name}" has no parse)`);
     });
+    checkOptions(`defineFlow "${def.name}"`, def, { name: 'any', steps: 'any', idleTimeoutMs: 'timerMs', clock: 'clock' });
     this.name = def.name;
     this.steps = Object.freeze(def.steps.map((s) => Object.freeze({ ...s })));
+    this.idleTimeoutMs = def.idleTimeoutMs;
+    this.clock = def.clock;
   }
 
   /** The flow run against a user-context store (usually `tether.users`). */
@@ -159,14 +181,27 @@ export interface CompleteOptions<R> {
 export class FlowRunner {
   readonly flow: Flow;
   readonly #store: FlowContextStore;
+  readonly #clock: Clock;
 
   constructor(flow: Flow, store: FlowContextStore) {
     this.flow = flow;
     this.#store = store;
+    this.#clock = flow.clock ?? store.clock ?? systemClock;
   }
 
   async view(userId: string): Promise<FlowView> {
-    return this.flow.view(stateOf(await this.#store.get(userId), this.flow.name));
+    return this.flow.view(this.#live(await this.#store.get(userId), this.#clock.now()));
+  }
+
+  /**
+   * The flow's state in `ctx`, unless its run has been idle for `idleTimeoutMs` (or longer): it then
+   * counts as absent, as the engine counts a session past its idle deadline. It stays stored until a
+   * new run or `reset()` replaces it: reading never writes.
+   */
+  #live(ctx: Record<string, unknown>, now: number): FlowState | undefined {
+    const state = stateOf(ctx, this.flow.name);
+    const idle = this.flow.idleTimeoutMs;
+    return state && idle !== undefined && state.updatedAt + idle <= now ? undefined : state;
   }
 
   /**
@@ -186,7 +221,7 @@ export class FlowRunner {
     // read. The check is repeated in the write below, against the state the write actually changes.
     let earlier = NOTHING_EARLIER;
     if (index > 0) {
-      const state = stateOf(await this.#store.get(userId), this.flow.name);
+      const state = this.#live(await this.#store.get(userId), this.#clock.now());
       this.#checkOrder(state, index);
       earlier = this.#earlier(state, index);
     }
@@ -196,7 +231,9 @@ export class FlowRunner {
     let stored!: FlowState;
     await this.#store.update(userId, (ctx) => {
       // Everything that may refuse comes before the first write: a refused step leaves the context as it was.
-      const found = stateOf(ctx, this.flow.name);
+      const now = this.#clock.now();
+      // An expired run is replaced by a new one (new runId, its data dropped) when the first step is posted.
+      const found = this.#live(ctx, now);
       this.#checkOrder(found, index);
       if (index > 0) {
         const current = this.#earlier(found, index);
@@ -210,7 +247,7 @@ export class FlowRunner {
       const state: FlowState = found ?? { runId: randomUUID(), step: 0, data: {}, updatedAt: 0 };
       state.data[stepName] = parsed;
       state.step = index + 1;
-      state.updatedAt = Date.now();
+      state.updatedAt = now;
       flowsOf(ctx)[this.flow.name] = state;
       stored = state;
     });
@@ -239,10 +276,11 @@ export class FlowRunner {
   async back(userId: string): Promise<FlowView> {
     let stored!: FlowState;
     await this.#store.update(userId, (ctx) => {
-      const state = stateOf(ctx, this.flow.name);
+      const now = this.#clock.now();
+      const state = this.#live(ctx, now);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
       state.step -= 1;
-      state.updatedAt = Date.now();
+      state.updatedAt = now;
       stored = state;
     });
     return this.flow.view(stored);
@@ -253,7 +291,7 @@ export class FlowRunner {
    * ends the run. `action` must be idempotent per `runId` (two concurrent completions both reach it).
    */
   async complete<R>(userId: string, action: (run: { runId: string; data: Record<string, unknown> }) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
-    const state = stateOf(await this.#store.get(userId), this.flow.name);
+    const state = this.#live(await this.#store.get(userId), this.#clock.now());
     if (!state || state.step < this.flow.completeAt) {
       const expected = this.flow.steps[state?.step ?? 0]?.name ?? 'complete';
       throw new FlowStepOutOfOrderError(`the flow is not ready to complete; post "${expected}" first`);

@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTether, MemoryStore, TetherError } from 'tether';
+import { ManualClock } from 'tether/testing';
 import { defineFlow } from 'tether/flow';
 import type { FlowContextStore, FlowEarlier } from 'tether/flow';
 
@@ -250,6 +251,66 @@ describe('flow', () => {
       assert.deepEqual(after.data, { shipping: { country: 'FR' } });
     });
   }
+
+  it('flow when a run is idle for idleTimeoutMs then it counts as absent: a fresh view, later steps out of order, nothing to complete, a new run on the first step', async () => {
+    const { tether } = setup();
+    const clock = new ManualClock();
+    const run = defineFlow({ name: 'checkout', idleTimeoutMs: 1000, clock, steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
+    const first = await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    clock.advance(999);
+    assert.equal((await run.view('u1')).step, 'review', 'still live a millisecond before the deadline (and a view does not start the idle time again)');
+    clock.advance(1);
+    assert.deepEqual(await run.view('u1'), { flow: 'checkout', step: 'shipping', index: 0, steps: ['shipping', 'payment', 'review'], data: {}, runId: null });
+    await assert.rejects(run.complete('u1', () => 'order'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    await assert.rejects(run.submit('u1', 'payment', { card: '4242' }), { code: 'FLOW_STEP_OUT_OF_ORDER', message: /post "shipping" first/ });
+    await assert.rejects(run.back('u1'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    const fresh = await run.submit('u1', 'shipping', { name: 'Grace' });
+    assert.notEqual(fresh.runId, first.runId, 'a new run');
+    assert.deepEqual(fresh.data, { shipping: { name: 'Grace' } }, 'the expired run\'s data is dropped');
+    assert.equal(fresh.step, 'payment');
+  });
+
+  it('flow when steps are posted or taken back within idleTimeoutMs then each one starts the idle time again', async () => {
+    const { tether } = setup();
+    const clock = new ManualClock();
+    const run = defineFlow({ name: 'checkout', idleTimeoutMs: 1000, clock, steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
+    const { runId } = await run.submit('u1', 'shipping', { name: 'Ada' });
+    clock.advance(900);
+    await run.submit('u1', 'payment', { card: '4242' });
+    clock.advance(900);
+    await run.back('u1');
+    clock.advance(900);
+    await run.submit('u1', 'payment', { card: '4242' });
+    clock.advance(900);
+    assert.equal((await run.view('u1')).runId, runId);
+    clock.advance(99);
+    assert.equal(await run.complete('u1', (r) => r.runId), runId, 'within the idle time of the last submit');
+  });
+
+  it('flow when given no clock then follows the engine clock of tether.users; without idleTimeoutMs a run never expires', async () => {
+    const clock = new ManualClock();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)], clock });
+    const steps = [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }];
+    const expiring = defineFlow({ name: 'checkout', idleTimeoutMs: 60_000, steps }).using(tether.users);
+    const lasting = defineFlow({ name: 'wishlist', steps }).using(tether.users);
+    await expiring.submit('u1', 'shipping', { name: 'Ada' });
+    await lasting.submit('u1', 'shipping', { name: 'Ada' });
+    clock.advance(60_000);
+    assert.equal((await expiring.view('u1')).runId, null);
+    clock.advance(365 * 24 * 3600_000);
+    assert.equal((await lasting.view('u1')).step, 'payment');
+  });
+
+  it('defineFlow when idleTimeoutMs or clock is not valid, or an option is unknown, then throws OPTIONS_INVALID naming it', () => {
+    const steps = [{ name: 'a', parse: parseName }];
+    for (const idleTimeoutMs of [0, -1, 1.5, 2 ** 31, Number.NaN, Infinity, '1000', null]) {
+      assert.throws(() => defineFlow({ name: 'f', steps, idleTimeoutMs: idleTimeoutMs as number }), { code: 'OPTIONS_INVALID', message: /defineFlow "f" options\.idleTimeoutMs must be a positive integer of milliseconds, at most 2147483647/ }, String(idleTimeoutMs));
+    }
+    assert.equal(defineFlow({ name: 'f', steps, idleTimeoutMs: 2 ** 31 - 1 }).idleTimeoutMs, 2 ** 31 - 1);
+    assert.throws(() => defineFlow({ name: 'f', steps, clock: Date.now as never }), { code: 'OPTIONS_INVALID', message: /options\.clock must be an object with a now\(\) method/ });
+    assert.throws(() => defineFlow({ name: 'f', steps, idleTimeout: 1000 } as never), { code: 'OPTIONS_INVALID', message: /options\.idleTimeout is not an option \(known: clock, idleTimeoutMs, name, steps\)/ });
+  });
 
   it('defineFlow when given bad definitions then throws OPTIONS_INVALID naming the problem', () => {
     assert.throws(() => defineFlow({ name: '__proto__', steps: [{ name: 'a' }] }), { code: 'OPTIONS_INVALID' });
