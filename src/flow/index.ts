@@ -1,6 +1,7 @@
 /**
  * tether/flow: multi-step flows (checkout, sign-up wizards) whose order the server enforces and whose
- * progress lives in the user context, so it survives logout and resumes on another device.
+ * progress lives in the user context, so it survives logout and resumes on another device, or, for a
+ * visitor without an account yet, in the session (`sessionFlows`).
  * @module
  * @example
  * import { defineFlow } from 'tether/flow';
@@ -15,6 +16,9 @@
  * }).using(tether.users);
  * await checkout.submit(userId, 'shipping', body); // → { step: 'payment', data: { shipping: … }, … }
  * await checkout.complete(userId, (run) => placeOrder(run.runId, run.data));
+ * // Before the user exists: progress kept in the request's session.
+ * const signup = defineFlow({ name: 'signup', steps: [{ name: 'email', parse: parseEmail }] }).using(sessionFlows);
+ * await signup.submit(req.session, 'email', body);
  */
 import { randomUUID } from 'node:crypto';
 import rfdc from 'rfdc';
@@ -60,7 +64,7 @@ export interface FlowDefinition {
   clock?: Clock;
 }
 
-/** What is kept in the user context under `flows[<name>]`. */
+/** What is kept in the user context (or the session's data) under `flows[<name>]`. */
 export interface FlowState {
   /** One per run of the flow: the idempotency key of its completion. */
   runId: string;
@@ -81,15 +85,26 @@ export interface FlowView {
   runId: string | null;
 }
 
-/** The part of `tether.users` a flow needs: a user context read and a compare-and-set update. */
-export interface FlowContextStore {
-  get(userId: string): Promise<Record<string, unknown>>;
-  update(userId: string, fn: (ctx: Record<string, unknown>) => void | Promise<void>): Promise<unknown>;
+/**
+ * Where a flow keeps its progress, by key `K`: `tether.users` (the user ID) or `sessionFlows` (the
+ * request's Session). `update` must not lose a change made concurrently under the same key: it runs
+ * `fn` again on the fresh context after a conflict (compare-and-set), or runs changes one at a time.
+ * The runner's `fn` is pure and throws, if it does, before its first write.
+ */
+export interface FlowContextStore<K = string> {
+  get(key: K): Promise<Record<string, unknown>>;
+  update(key: K, fn: (ctx: Record<string, unknown>) => void | Promise<void>): Promise<unknown>;
   /** The time its contexts follow; a flow given no `clock` of its own uses it. */
   readonly clock?: Clock;
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+/** Names that session data refuses as keys (they reach prototypes), so a session flow could not keep them. */
+const RESERVED = new Set(['constructor', 'prototype']);
+
+function validName(name: unknown): name is string {
+  return typeof name === 'string' && NAME.test(name) && !RESERVED.has(name);
+}
 
 /** Deep copies that work on a session's data too, a Proxy that structuredClone refuses. */
 const copy = rfdc({ proto: false, circles: false }) as <V>(value: V) => V;
@@ -112,11 +127,11 @@ export class Flow {
   readonly clock: Clock | undefined;
 
   constructor(def: FlowDefinition) {
-    if (typeof def?.name !== 'string' || !NAME.test(def.name)) throw new OptionsInvalidError('defineFlow options.name must be letters, digits, - or _, starting with a letter');
+    if (!validName(def?.name)) throw new OptionsInvalidError('defineFlow options.name must be letters, digits, - or _, starting with a letter, and not constructor or prototype');
     if (!Array.isArray(def.steps) || def.steps.length === 0) throw new OptionsInvalidError(`defineFlow "${def.name}": options.steps must be a non-empty array`);
     const seen = new Set<string>();
     def.steps.forEach((s, i) => {
-      if (typeof s?.name !== 'string' || !NAME.test(s.name)) throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].name must be letters, digits, - or _`);
+      if (!validName(s?.name)) throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].name must be letters, digits, - or _, and not constructor or prototype`);
       if (seen.has(s.name)) throw new OptionsInvalidError(`defineFlow "${def.name}": step "${s.name}" appears twice`);
       seen.add(s.name);
       if (s.parse !== undefined && typeof s.parse !== 'function') throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].parse must be a function`);
@@ -129,8 +144,11 @@ export class Flow {
     this.clock = def.clock;
   }
 
-  /** The flow run against a user-context store (usually `tether.users`). */
-  using(store: FlowContextStore): FlowRunner {
+  /**
+   * The flow run against a context store: `tether.users` (progress per user, keyed by user ID) or
+   * `sessionFlows` (progress per session, keyed by the request's Session).
+   */
+  using<K>(store: FlowContextStore<K>): FlowRunner<K> {
     return new FlowRunner(this, store);
   }
 
@@ -178,19 +196,20 @@ export interface CompleteOptions<R> {
   onCompleted?: (ctx: Record<string, unknown>, result: R) => void;
 }
 
-export class FlowRunner {
+/** A flow bound to a context store; `key` names whose progress: a user ID, or a Session for `sessionFlows`. */
+export class FlowRunner<K = string> {
   readonly flow: Flow;
-  readonly #store: FlowContextStore;
+  readonly #store: FlowContextStore<K>;
   readonly #clock: Clock;
 
-  constructor(flow: Flow, store: FlowContextStore) {
+  constructor(flow: Flow, store: FlowContextStore<K>) {
     this.flow = flow;
     this.#store = store;
     this.#clock = flow.clock ?? store.clock ?? systemClock;
   }
 
-  async view(userId: string): Promise<FlowView> {
-    return this.flow.view(this.#live(await this.#store.get(userId), this.#clock.now()));
+  async view(key: K): Promise<FlowView> {
+    return this.flow.view(this.#live(await this.#store.get(key), this.#clock.now()));
   }
 
   /**
@@ -210,18 +229,23 @@ export class FlowRunner {
    * name the flow does not declare FLOW_STEP_UNKNOWN. The order is checked before the input is parsed,
    * so a step posted too early is refused as such, whatever its input.
    */
-  async submit(userId: string, stepName: string, input: unknown): Promise<FlowView> {
+  async submit(key: K, stepName: string, input: unknown): Promise<FlowView> {
     const index = this.flow.steps.findIndex((s) => s.name === stepName);
     // The name usually comes from the request (a path like /flow/:step), so it is a client error; the
     // message lists the flow's steps rather than repeating whatever the client sent.
     if (index < 0) throw new FlowStepUnknownError(`flow "${this.flow.name}" has no such step; its steps are ${this.flow.steps.map((s) => s.name).join(', ')}`);
     const step = this.flow.steps[index]!;
     if (!step.parse) throw new FlowStepOutOfOrderError(`step "${stepName}" takes no input; complete the flow instead`);
+    // The time and a new run's ID are taken once, outside the update, so that a replay of it writes what
+    // its first run wrote: a session replays a change at its commit only when rerunning it on the data
+    // the request loaded gives what the request holds (Session.update).
+    const now = this.#clock.now();
+    let runId: string | undefined;
     // The first step is never out of order and has nothing before it, so only a later one costs this
     // read. The check is repeated in the write below, against the state the write actually changes.
     let earlier = NOTHING_EARLIER;
     if (index > 0) {
-      const state = this.#live(await this.#store.get(userId), this.#clock.now());
+      const state = this.#live(await this.#store.get(key), now);
       this.#checkOrder(state, index);
       earlier = this.#earlier(state, index);
     }
@@ -229,9 +253,9 @@ export class FlowRunner {
     // the replay finds other earlier data.
     let parsed = step.parse(input, earlier);
     let stored!: FlowState;
-    await this.#store.update(userId, (ctx) => {
-      // Everything that may refuse comes before the first write: a refused step leaves the context as it was.
-      const now = this.#clock.now();
+    await this.#store.update(key, (ctx) => {
+      // Everything that may refuse comes before the first write: a refused step leaves the context as it
+      // was, a session's too (its data keeps what an update() function wrote before throwing).
       // An expired run is replaced by a new one (new runId, its data dropped) when the first step is posted.
       const found = this.#live(ctx, now);
       this.#checkOrder(found, index);
@@ -244,7 +268,7 @@ export class FlowRunner {
           parsed = step.parse!(input, current);
         }
       }
-      const state: FlowState = found ?? { runId: randomUUID(), step: 0, data: {}, updatedAt: 0 };
+      const state: FlowState = found ?? { runId: (runId ??= randomUUID()), step: 0, data: {}, updatedAt: 0 };
       state.data[stepName] = parsed;
       state.step = index + 1;
       state.updatedAt = now;
@@ -273,10 +297,11 @@ export class FlowRunner {
   }
 
   /** One step back (data kept); at the first step throws FLOW_STEP_OUT_OF_ORDER. */
-  async back(userId: string): Promise<FlowView> {
+  async back(key: K): Promise<FlowView> {
     let stored!: FlowState;
-    await this.#store.update(userId, (ctx) => {
-      const now = this.#clock.now();
+    // Taken once, as in submit.
+    const now = this.#clock.now();
+    await this.#store.update(key, (ctx) => {
       const state = this.#live(ctx, now);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
       state.step -= 1;
@@ -290,16 +315,18 @@ export class FlowRunner {
    * Completes the flow: checks every step was taken, runs `action` with the run's ID and data, then
    * ends the run. `action` must be idempotent per `runId` (two concurrent completions both reach it).
    */
-  async complete<R>(userId: string, action: (run: { runId: string; data: Record<string, unknown> }) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
-    const state = this.#live(await this.#store.get(userId), this.#clock.now());
+  async complete<R>(key: K, action: (run: { runId: string; data: Record<string, unknown> }) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
+    const state = this.#live(await this.#store.get(key), this.#clock.now());
     if (!state || state.step < this.flow.completeAt) {
       const expected = this.flow.steps[state?.step ?? 0]?.name ?? 'complete';
       throw new FlowStepOutOfOrderError(`the flow is not ready to complete; post "${expected}" first`);
     }
-    const result = await action({ runId: state.runId, data: copy(state.data) });
-    await this.#store.update(userId, (ctx) => {
+    // Taken now: a session's context is its live data, which `action` could change.
+    const runId = state.runId;
+    const result = await action({ runId, data: copy(state.data) });
+    await this.#store.update(key, (ctx) => {
       // Only the completion that finds its own run still there ends it (and runs onCompleted).
-      if (stateOf(ctx, this.flow.name)?.runId !== state.runId) return;
+      if (stateOf(ctx, this.flow.name)?.runId !== runId) return;
       delete flowsOf(ctx)[this.flow.name];
       options.onCompleted?.(ctx, result);
     });
@@ -307,9 +334,11 @@ export class FlowRunner {
   }
 
   /** Abandons the flow: the next submit starts a new run. */
-  async reset(userId: string): Promise<void> {
-    await this.#store.update(userId, (ctx) => {
+  async reset(key: K): Promise<void> {
+    await this.#store.update(key, (ctx) => {
       if (stateOf(ctx, this.flow.name)) delete flowsOf(ctx)[this.flow.name];
     });
   }
 }
+
+export { sessionFlows } from './session.js';

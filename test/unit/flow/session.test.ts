@@ -1,0 +1,105 @@
+/** Session flows (`sessionFlows`): progress kept in the request's session, for visitors without an account. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { TetherError } from 'tether';
+import type { Session, Tether } from 'tether';
+import { defineFlow, sessionFlows } from 'tether/flow';
+import type { FlowEarlier, FlowView } from 'tether/flow';
+import { rig, trip } from '../support.js';
+
+/** A student plan needs an .edu address: the plan step depends on the email step. */
+const parseEmail = (input: unknown): { email: string } => {
+  const email = (input as { email?: unknown } | null)?.email;
+  if (typeof email !== 'string' || !email.includes('@')) throw new TetherError('VALIDATION_FAILED', 'email is required', 400);
+  return { email };
+};
+function parsePlan(input: unknown, earlier: FlowEarlier): { plan: string; domain: string } {
+  const plan = String((input as { plan: string }).plan);
+  const domain = (earlier.email as { email: string }).email.split('@')[1]!;
+  if (plan === 'student' && !domain.endsWith('.edu')) throw new TetherError('VALIDATION_FAILED', 'the student plan needs an .edu address', 400);
+  return { plan, domain };
+}
+const steps = [{ name: 'email', parse: parseEmail }, { name: 'plan', parse: parsePlan }, { name: 'confirm' }];
+const signup = defineFlow({ name: 'signup', steps });
+const flows = signup.using(sessionFlows);
+
+/** Type checks: a typed session is a key, a user ID is not, and a user-context runner takes no session. */
+function typedUse(session: Session<{ cart: string[] }>, tether: Tether): void {
+  void flows.view(session);
+  // @ts-expect-error a session flow is keyed by the Session, not a user ID
+  void flows.view('u1');
+  // @ts-expect-error a user-context flow is keyed by the user ID
+  void signup.using(tether.users).view(session);
+}
+void typedUse;
+
+describe('sessionFlows', () => {
+  it('sessionFlows when a visitor views and posts steps then progress is stored in the session, and a view or a refused step stores none', async () => {
+    const { tether, store, clock } = rig();
+    // A session has no clock of its own to give: the engine's is passed to the flow.
+    const flows = defineFlow({ name: 'signup', steps, clock }).using(sessionFlows);
+    const viewed = await trip(tether, undefined, async (s) => {
+      assert.equal((await flows.view(s)).step, 'email');
+    }, 'GET');
+    assert.deepEqual(viewed.setCookies, [], 'viewing a flow creates no session');
+    await assert.rejects(trip(tether, undefined, (s) => flows.submit(s, 'plan', { plan: 'pro' })), { code: 'FLOW_STEP_OUT_OF_ORDER', status: 409 });
+    await assert.rejects(trip(tether, undefined, (s) => flows.submit(s, 'email', {})), { code: 'VALIDATION_FAILED' });
+    assert.equal(store.calls.set, 0, 'a refused step stores no session');
+
+    let first!: FlowView;
+    const a = await trip(tether, undefined, async (s) => {
+      first = await flows.submit(s, 'email', { email: 'ada@uni.edu' });
+    });
+    assert.ok(a.cookie, 'the first step stores the session');
+    assert.equal(first.step, 'plan');
+    const b = await trip(tether, a.cookie, async (s) => {
+      const v = await flows.submit(s, 'plan', { plan: 'student' });
+      assert.deepEqual(v.data, { email: { email: 'ada@uni.edu' }, plan: { plan: 'student', domain: 'uni.edu' } });
+      assert.equal(v.runId, first.runId);
+      assert.deepEqual(s.snapshot(), { flows: { signup: { runId: first.runId, step: 2, data: v.data, updatedAt: clock.now() } } });
+    });
+    let accounts = 0;
+    await trip(tether, b.cookie, async (s) => {
+      assert.equal(await flows.complete(s, ({ runId }) => (accounts++, runId)), first.runId);
+      assert.deepEqual(s.data, { flows: {} });
+    });
+    await trip(tether, b.cookie, async (s) => {
+      assert.equal((await flows.view(s)).runId, null, 'completed once');
+      await assert.rejects(flows.complete(s, () => accounts++), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    });
+    assert.equal(accounts, 1);
+  });
+
+  for (const plan of ['pro', 'student'] as const) {
+    it(`sessionFlows when another process re-posts the first step of the same session before this request commits then the commit replays the later step on it, ${plan === 'pro' ? 'parsed again' : 'and fails when it no longer parses'}`, async () => {
+      const one = rig();
+      const two = rig({}, one);
+      const { cookie } = await trip(one.tether, undefined, (s) => flows.submit(s, 'email', { email: 'ada@uni.edu' }));
+      // Both processes load the session before either writes: the per-session gate is per process.
+      const header = { cookie: cookie! };
+      const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const answered = await flows.submit(mine, 'plan', { plan });
+      assert.equal((answered.data.plan as { domain: string }).domain, 'uni.edu', 'checked against what this request loaded');
+      await flows.submit(theirs, 'email', { email: 'ada@example.com' });
+      await two.tether.commit(theirs);
+      if (plan === 'student') {
+        await assert.rejects(one.tether.commit(mine), { code: 'VALIDATION_FAILED', message: /needs an \.edu address/ });
+      } else {
+        await one.tether.commit(mine);
+      }
+      assert.equal(one.tether.stats().replays, 1, 'replayed, not refused with SESSION_CONFLICT');
+      // A writer of this process, so it waits for the gate the failed commit, too, must have given back.
+      await trip(one.tether, cookie, async (s) => {
+        const v = await flows.view(s);
+        if (plan === 'student') {
+          assert.equal(v.step, 'plan', 'the other process\'s step stands, the refused one is not stored');
+          assert.deepEqual(v.data, { email: { email: 'ada@example.com' } });
+        } else {
+          assert.equal(v.step, 'confirm');
+          assert.deepEqual(v.data, { email: { email: 'ada@example.com' }, plan: { plan: 'pro', domain: 'example.com' } });
+        }
+      });
+    });
+  }
+});
