@@ -53,8 +53,9 @@ export interface FlowDefinition {
   steps: readonly FlowStepDefinition[];
   /**
    * A run with no submit or back for this long is over: it is treated as absent (a fresh flow to view,
-   * a new run on the first step's submit, later steps out of order, nothing to complete). At most
-   * 2^31 − 1 ms, like every timeout. @default undefined: runs last as long as what keeps them.
+   * a new run on the first step's submit, later steps out of order, nothing to complete). A positive
+   * integer, at most 2^31 − 1 like every timeout option. @default undefined: a run lasts as long as the
+   * context that keeps it
    */
   idleTimeoutMs?: number;
   /**
@@ -190,8 +191,9 @@ function stateOf(ctx: Record<string, unknown>, name: string): FlowState | undefi
 
 export interface CompleteOptions<R> {
   /**
-   * Changes the user context in the same write that ends the run (e.g. empties the cart). Its effect is
-   * stored once per run; like any `users.update` function it may be re-run on fresh data after a conflict.
+   * Changes the context (the user context, or the session's data) in the same write that ends the run
+   * (e.g. empties the cart). Its effect is stored once per run; like any `update` function it may be
+   * re-run on fresh data after a conflict.
    */
   onCompleted?: (ctx: Record<string, unknown>, result: R) => void;
 }
