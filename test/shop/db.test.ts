@@ -1,7 +1,8 @@
 /**
  * The shop's repository on both databases it supports: an account can be disabled, enabled and deleted
- * (with its orders, and nobody else's), a database created before accounts could be disabled is
- * migrated in place with its users intact, and password checks are counted per key, exactly, however
+ * (with its orders, and nobody else's), a guest's order is stored without a user, a database created
+ * before accounts could be disabled and before guest orders is migrated in place with its users and
+ * orders intact, and password checks are counted per key, exactly, however
  * many run at once. Real SQLite files and a real PostgreSQL server.
  */
 import { after, before, describe, it } from 'node:test';
@@ -30,11 +31,16 @@ after(async () => {
 
 const user = (name: string): User => ({ id: `id-${name}`, username: name, passwordHash: 'scrypt$x', isAdmin: false, createdAt: 1_700_000_000_000, disabledAt: null });
 const order = (u: User, n: number): Order => ({
-  id: `order-${u.username}-${n}`, userId: u.id, idempotencyKey: `key-${u.username}-${n}`, items: [{ productId: 'camp-mug', name: 'Mug', quantity: 1, priceCents: 1800 }],
+  id: `order-${u.username}-${n}`, userId: u.id, email: null, idempotencyKey: `key-${u.username}-${n}`, items: [{ productId: 'camp-mug', name: 'Mug', quantity: 1, priceCents: 1800 }],
   totalCents: 1800, shipping: { name: u.username }, payment: { last4: '4242', expiry: '12/39', brand: 'Visa' }, createdAt: 1_700_000_000_000 + n,
 });
 
-/** A database as the shop created it before `disabled_at`: one user with one order. */
+const guestOrder = (n: number): Order => ({
+  id: `order-guest-${n}`, userId: null, email: 'ada@example.org', idempotencyKey: `guest-checkout:${n}`, items: [{ productId: 'candle', name: 'Candle', quantity: 2, priceCents: 2400 }],
+  totalCents: 4800, shipping: { name: 'Ada' }, payment: { last4: '4444', expiry: '01/38', brand: 'Mastercard' }, createdAt: 1_700_000_000_000 + n,
+});
+
+/** A database as the shop created it before `disabled_at` and guest orders: one user with one order. */
 interface Fixture {
   oldSchema(): Promise<void>;
   open(): ShopDb;
@@ -131,7 +137,25 @@ for (const [name, fixture] of Object.entries(databases)) {
       }
     });
 
-    it('migrate when the database predates disabling accounts then its users and orders stay and can be disabled; a second migrate changes nothing', async () => {
+    it('placeOrder when the order is a guest\'s then it is stored with no user and its email, found by its key, listed for no user', async () => {
+      const db = (await fixture()).open();
+      try {
+        await db.migrate();
+        assert.deepEqual(await db.placeOrder(guestOrder(1)), { order: guestOrder(1), created: true });
+        assert.deepEqual(await db.placeOrder({ ...guestOrder(1), id: 'order-guest-again' }), { order: guestOrder(1), created: false });
+        assert.deepEqual(await db.findOrderByKey('guest-checkout:1'), guestOrder(1));
+        const u = (await db.createUser(user('edsger')))!;
+        await db.placeOrder(order(u, 1));
+        assert.equal((await db.findOrderByKey('key-edsger-1'))!.email, null);
+        assert.deepEqual((await db.listOrders(u.id)).map((o) => o.id), ['order-edsger-1']);
+        assert.equal(await db.deleteUser(u.id), true);
+        assert.ok(await db.findOrderByKey('guest-checkout:1'), 'deleting a user leaves guest orders');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('migrate when the database predates disabling accounts and guest orders then its users and orders stay, accounts can be disabled and guests order; a second migrate changes nothing', async () => {
       const f = await fixture();
       await f.oldSchema();
       const db = f.open();
@@ -142,6 +166,15 @@ for (const [name, fixture] of Object.entries(databases)) {
         assert.equal(old?.id, 'id-old');
         assert.equal(old?.passwordHash, 'scrypt$old');
         assert.equal(old?.disabledAt, null);
+        const [kept] = await db.listOrders('id-old');
+        assert.equal(kept?.id, 'order-old');
+        assert.equal(kept?.email, null);
+        assert.deepEqual(kept?.payment, { last4: '1111', expiry: '01/30', brand: 'Visa' });
+        assert.equal((await db.placeOrder(guestOrder(2))).created, true);
+        assert.equal((await db.findOrderByKey('guest-checkout:2'))!.userId, null);
+        // The rebuilt SQLite table still refuses an order for a user that does not exist.
+        await assert.rejects(db.placeOrder({ ...guestOrder(3), userId: 'id-nobody' }));
+        await db.migrate();
         assert.equal((await db.listOrders('id-old')).length, 1);
         assert.equal(await db.setDisabled('id-old', 5), true);
         assert.equal((await db.findUserById('id-old'))!.disabledAt, 5);

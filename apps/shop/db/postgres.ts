@@ -18,10 +18,13 @@ CREATE TABLE IF NOT EXISTS shop_users (
 ALTER TABLE shop_users ADD COLUMN IF NOT EXISTS disabled_at BIGINT;
 CREATE UNIQUE INDEX IF NOT EXISTS shop_users_username ON shop_users (lower(username));
 CREATE TABLE IF NOT EXISTS shop_orders (
-  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES shop_users(id), idempotency_key TEXT NOT NULL UNIQUE,
+  id TEXT PRIMARY KEY, user_id TEXT REFERENCES shop_users(id), idempotency_key TEXT NOT NULL UNIQUE,
   items JSONB NOT NULL, total_cents INTEGER NOT NULL, shipping JSONB NOT NULL, payment JSONB NOT NULL,
   created_at BIGINT NOT NULL, seq BIGSERIAL
 );
+-- Guest orders (no user, an email for the receipt); a table from before them gains both.
+ALTER TABLE shop_orders ALTER COLUMN user_id DROP NOT NULL;
+ALTER TABLE shop_orders ADD COLUMN IF NOT EXISTS email TEXT;
 CREATE INDEX IF NOT EXISTS shop_orders_by_user ON shop_orders (user_id, created_at DESC);
 CREATE TABLE IF NOT EXISTS shop_login_attempts (id BIGSERIAL PRIMARY KEY, key TEXT NOT NULL, at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS shop_login_attempts_by_key ON shop_login_attempts (key, at);
@@ -30,13 +33,13 @@ CREATE INDEX IF NOT EXISTS shop_login_attempts_by_time ON shop_login_attempts (a
 
 interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
 interface UserRow { id: string; username: string; password_hash: string; is_admin: boolean; created_at: string; disabled_at: string | null }
-interface OrderRow { id: string; user_id: string; idempotency_key: string; items: Order['items']; total_cents: number; shipping: Order['shipping']; payment: Order['payment']; created_at: string }
+interface OrderRow { id: string; user_id: string | null; email: string | null; idempotency_key: string; items: Order['items']; total_cents: number; shipping: Order['shipping']; payment: Order['payment']; created_at: string }
 
 const product = (r: ProductRow): Product => ({ id: r.id, name: r.name, priceCents: r.price_cents, description: r.description, category: r.category, hue: r.hue });
 const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin, createdAt: Number(r.created_at),
   disabledAt: r.disabled_at === null ? null : Number(r.disabled_at) });
 const order = (r: OrderRow): Order => ({
-  id: r.id, userId: r.user_id, idempotencyKey: r.idempotency_key, items: r.items, totalCents: r.total_cents,
+  id: r.id, userId: r.user_id, email: r.email, idempotencyKey: r.idempotency_key, items: r.items, totalCents: r.total_cents,
   shipping: r.shipping, payment: r.payment, createdAt: Number(r.created_at),
 });
 
@@ -117,9 +120,9 @@ export class PostgresShopDb implements ShopDb {
   }
 
   async placeOrder(o: Order): Promise<{ order: Order; created: boolean }> {
-    const res = await this.#pool.query(`INSERT INTO shop_orders (id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING`,
-    [o.id, o.userId, o.idempotencyKey, JSON.stringify(o.items), o.totalCents, JSON.stringify(o.shipping), JSON.stringify(o.payment), o.createdAt]);
+    const res = await this.#pool.query(`INSERT INTO shop_orders (id, user_id, email, idempotency_key, items, total_cents, shipping, payment, created_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING`,
+    [o.id, o.userId, o.email, o.idempotencyKey, JSON.stringify(o.items), o.totalCents, JSON.stringify(o.shipping), JSON.stringify(o.payment), o.createdAt]);
     if (res.rowCount === 1) return { order: o, created: true };
     const r = (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE idempotency_key = $1', [o.idempotencyKey])).rows[0]!;
     return { order: order(r), created: false };

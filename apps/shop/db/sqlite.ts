@@ -9,6 +9,15 @@ import Database from 'better-sqlite3';
 import { likePrefix } from './types.js';
 import type { Order, Product, ShopDb, User } from './types.js';
 
+/** user_id is null for a guest's order, which has an email instead. */
+function ordersTable(name: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+  id TEXT PRIMARY KEY, user_id TEXT REFERENCES users(id), email TEXT, idempotency_key TEXT NOT NULL UNIQUE,
+  items TEXT NOT NULL, total_cents INTEGER NOT NULL, shipping TEXT NOT NULL, payment TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);`;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS products (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
@@ -18,11 +27,7 @@ CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
   is_admin INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, disabled_at INTEGER
 );
-CREATE TABLE IF NOT EXISTS orders (
-  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), idempotency_key TEXT NOT NULL UNIQUE,
-  items TEXT NOT NULL, total_cents INTEGER NOT NULL, shipping TEXT NOT NULL, payment TEXT NOT NULL,
-  created_at INTEGER NOT NULL
-);
+${ordersTable('orders')}
 CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, created_at DESC);
 CREATE TABLE IF NOT EXISTS login_attempts (id INTEGER PRIMARY KEY, key TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS login_attempts_by_key ON login_attempts (key, at);
@@ -31,12 +36,12 @@ CREATE INDEX IF NOT EXISTS login_attempts_by_time ON login_attempts (at);
 
 interface ProductRow { id: string; name: string; price_cents: number; description: string; category: string; hue: number }
 interface UserRow { id: string; username: string; password_hash: string; is_admin: number; created_at: number; disabled_at: number | null }
-interface OrderRow { id: string; user_id: string; idempotency_key: string; items: string; total_cents: number; shipping: string; payment: string; created_at: number }
+interface OrderRow { id: string; user_id: string | null; email: string | null; idempotency_key: string; items: string; total_cents: number; shipping: string; payment: string; created_at: number }
 
 const product = (r: ProductRow): Product => ({ id: r.id, name: r.name, priceCents: r.price_cents, description: r.description, category: r.category, hue: r.hue });
 const user = (r: UserRow): User => ({ id: r.id, username: r.username, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at, disabledAt: r.disabled_at });
 const order = (r: OrderRow): Order => ({
-  id: r.id, userId: r.user_id, idempotencyKey: r.idempotency_key, items: JSON.parse(r.items) as Order['items'],
+  id: r.id, userId: r.user_id, email: r.email, idempotencyKey: r.idempotency_key, items: JSON.parse(r.items) as Order['items'],
   totalCents: r.total_cents, shipping: JSON.parse(r.shipping) as Order['shipping'], payment: JSON.parse(r.payment) as Order['payment'],
   createdAt: r.created_at,
 });
@@ -59,6 +64,18 @@ export class SqliteShopDb implements ShopDb {
       // A data file from before accounts could be disabled gains the column.
       const columns = this.#db.prepare('PRAGMA table_info(users)').all() as Array<{ name: string }>;
       if (!columns.some((c) => c.name === 'disabled_at')) this.#db.exec('ALTER TABLE users ADD COLUMN disabled_at INTEGER');
+      // A data file from before guest checkout has user_id NOT NULL and no email. SQLite cannot drop a
+      // NOT NULL in place, so the table is rebuilt (https://www.sqlite.org/lang_altertable.html#otheralter),
+      // rowids kept: listOrders breaks ties on them.
+      const orderColumns = this.#db.prepare('PRAGMA table_info(orders)').all() as Array<{ name: string; notnull: number }>;
+      if (!orderColumns.some((c) => c.name === 'email')) {
+        this.#db.exec(`${ordersTable('orders_new')}
+          INSERT INTO orders_new (rowid, id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at)
+            SELECT rowid, id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at FROM orders;
+          DROP TABLE orders;
+          ALTER TABLE orders_new RENAME TO orders;
+          CREATE INDEX orders_by_user ON orders (user_id, created_at DESC);`);
+      }
     }).immediate();
   }
 
@@ -116,9 +133,9 @@ export class SqliteShopDb implements ShopDb {
   }
 
   async placeOrder(o: Order): Promise<{ order: Order; created: boolean }> {
-    const res = this.#db.prepare(`INSERT INTO orders (id, user_id, idempotency_key, items, total_cents, shipping, payment, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`).run(
-      o.id, o.userId, o.idempotencyKey, JSON.stringify(o.items), o.totalCents, JSON.stringify(o.shipping), JSON.stringify(o.payment), o.createdAt);
+    const res = this.#db.prepare(`INSERT INTO orders (id, user_id, email, idempotency_key, items, total_cents, shipping, payment, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`).run(
+      o.id, o.userId, o.email, o.idempotencyKey, JSON.stringify(o.items), o.totalCents, JSON.stringify(o.shipping), JSON.stringify(o.payment), o.createdAt);
     if (res.changes === 1) return { order: o, created: true };
     const r = this.#db.prepare('SELECT * FROM orders WHERE idempotency_key = ?').get(o.idempotencyKey) as OrderRow;
     return { order: order(r), created: false };

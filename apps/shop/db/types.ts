@@ -34,7 +34,10 @@ export interface OrderLine {
 
 export interface Order {
   id: string;
-  userId: string;
+  /** Null: a guest's order, placed without an account. */
+  userId: string | null;
+  /** Where a guest's receipt goes; null for a user's order. */
+  email: string | null;
   /** One per checkout run: a second confirm of the same run finds this order instead of placing another. */
   idempotencyKey: string;
   items: OrderLine[];

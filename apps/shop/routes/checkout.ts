@@ -54,6 +54,7 @@ async function placeOrder(ctx: ShopContext, userId: string, runId: string, data:
   return ctx.db.placeOrder({
     id: `ord_${randomBytes(9).toString('base64url')}`,
     userId,
+    email: null,
     idempotencyKey: `checkout:${runId}`,
     items,
     totalCents: items.reduce((sum, l) => sum + l.quantity * l.priceCents, 0),
