@@ -1,5 +1,5 @@
 /**
- * What every route of the shop shares: the engine, the database, the catalog, the checkout flow, and
+ * What every route of the shop shares: the engine, the database, the catalog, the checkout flows, and
  * the helpers that read a request's session, user and cart.
  * @module
  */
@@ -20,6 +20,8 @@ export interface ShopSession {
   preferences: Preferences;
   recentlyViewed: string[];
   username: string;
+  /** IDs of the orders placed in this session as a guest, the latest last (a few). */
+  guestOrders: string[];
 }
 
 /** The user context (per user, shared by all their devices). */
@@ -36,6 +38,8 @@ export interface ShopContext {
   catalog: ReadonlyMap<string, Product>;
   products: readonly Product[];
   checkout: FlowRunner;
+  /** A guest's checkout, kept in the session (sessionFlows). */
+  guestCheckout: FlowRunner<Session<object>>;
   active: ActiveSessions;
   counters: { ordersPlaced: number; rateLimited: number; auth: Map<string, number> };
   /** Failed password checks per account and per address (login, re-authentication, password change, deletion). */

@@ -14,11 +14,12 @@ import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
 import { registerTetherMetrics, instrumentStore } from 'tether/observability';
 import { isClusterWorker, shareWorkerMetrics, sharedLimiter } from 'tether/cluster';
+import { sessionFlows } from 'tether/flow';
 import { openSessionStore, SHOP_DEFAULTS } from './config.js';
 import type { ShopConfig } from './config.js';
 import { openShopDb } from './db/index.js';
 import type { ShopDb } from './db/index.js';
-import { checkoutFlow } from './lib/checkout.js';
+import { checkoutFlow, guestCheckoutFlow } from './lib/checkout.js';
 import { ActiveSessions } from './lib/active-sessions.js';
 import { LoginFailures } from './lib/login-failures.js';
 import type { ShopContext, ShopSession } from './context.js';
@@ -341,6 +342,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     config, tether, db, products,
     catalog: new Map(products.map((p) => [p.id, p])),
     checkout: checkoutFlow.using(tether.users),
+    guestCheckout: guestCheckoutFlow.using(sessionFlows),
     active: new ActiveSessions(tether.options.idleTimeoutMs, tether.options.remember.idleTimeoutMs),
     counters,
     loginFailures: new LoginFailures(config),

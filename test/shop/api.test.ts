@@ -238,7 +238,7 @@ describe('shop api: CSRF and request errors', () => {
     await c.add('camp-mug', 2);
     const before = (await c.get('/api/session')).body;
     const routes = ['/api/cart/items', '/api/cart/items/camp-mug', '/api/auth/register', '/api/auth/login', '/api/auth/logout',
-      '/api/preferences', '/api/checkout/shipping', '/api/checkout/confirm', '/api/me/password', '/api/me/sessions/others',
+      '/api/preferences', '/api/checkout/contact', '/api/checkout/shipping', '/api/checkout/confirm', '/api/me/password', '/api/me/sessions/others',
       '/api/admin/users/admin/sessions/end'];
     for (const path of routes) {
       for (const method of ['GET', 'HEAD']) {

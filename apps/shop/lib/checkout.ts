@@ -1,9 +1,11 @@
 /**
- * The checkout flow: shipping → payment → review, each step's input checked here. Payment keeps only
- * the brand, the last four digits and the expiry: the full card number is never stored.
+ * The checkout flows: shipping → payment → review, each step's input checked here, and for a guest the
+ * same steps after one that asks for the receipt's email address. Payment keeps only the brand, the last
+ * four digits and the expiry: the full card number is never stored.
  * @module
  */
 import { defineFlow } from 'tether/flow';
+import type { FlowStepDefinition } from 'tether/flow';
 import { validationFailed } from './errors.js';
 import { objectBody, onlyKeys, stringField } from './validate.js';
 
@@ -13,6 +15,11 @@ export interface Shipping {
   city: string;
   postalCode: string;
   country: string;
+}
+
+/** A guest's: where the receipt goes. */
+export interface Contact {
+  email: string;
 }
 
 export interface Payment {
@@ -31,6 +38,19 @@ export function parseShipping(input: unknown): Shipping {
     postalCode: stringField(b, 'postalCode', 2, 12, /^[A-Za-z0-9][A-Za-z0-9 -]*$/, 'may hold letters, digits, spaces and -'),
     country: stringField(b, 'country', 2, 56),
   };
+}
+
+/**
+ * The form WHATWG's `<input type=email>` accepts (HTML §4.10.5.1.5), but with a dot in the domain: a
+ * receipt to `ada@localhost` would never arrive. At most 254 characters (RFC 5321 §4.5.3.1.3), 64
+ * before the @.
+ */
+const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+export function parseContact(input: unknown): Contact {
+  const b = objectBody(input);
+  onlyKeys(b, ['email']);
+  return { email: stringField(b, 'email', 3, 254, EMAIL, 'must be an email address, like ada@example.org') };
 }
 
 /** The Luhn (mod 10) check digit test. */
@@ -76,11 +96,17 @@ export function parsePayment(input: unknown, now: Date = new Date()): Payment {
   return { brand: brandOf(digits), last4: digits.slice(-4), expiry: `${String(month).padStart(2, '0')}/${String(year).slice(-2)}` };
 }
 
-export const checkoutFlow = defineFlow({
-  name: 'checkout',
-  steps: [
-    { name: 'shipping', parse: parseShipping },
-    { name: 'payment', parse: (input) => parsePayment(input) },
-    { name: 'review' },
-  ],
-});
+const STEPS: readonly FlowStepDefinition[] = [
+  { name: 'shipping', parse: parseShipping },
+  { name: 'payment', parse: (input) => parsePayment(input) },
+  { name: 'review' },
+];
+
+/** A user's, kept in the user context: it follows them to their other devices. */
+export const checkoutFlow = defineFlow({ name: 'checkout', steps: STEPS });
+
+/**
+ * A guest's, kept in the session: the same steps after the email address. A flow of its own, so that
+ * its view lists the step a user's lacks and its runs never pass for a user's.
+ */
+export const guestCheckoutFlow = defineFlow({ name: 'guestCheckout', steps: [{ name: 'contact', parse: parseContact }, ...STEPS] });

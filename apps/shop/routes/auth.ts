@@ -1,6 +1,7 @@
 /**
  * Registration, login and logout. Both sign-ins regenerate the session (new ID, new CSRF token: a token
- * from before is then invalid) and fold the anonymous cart and preferences into the user context.
+ * from before is then invalid), fold the anonymous cart and preferences into the user context, and
+ * drop a guest checkout in progress.
  * @module
  */
 import { randomUUID } from 'node:crypto';
@@ -41,7 +42,8 @@ export function newPassword(b: Record<string, unknown>, name: string): string {
 }
 
 /**
- * Binds the session to the user: cart merged (sum, capped), preferences applied or saved, ID regenerated;
+ * Binds the session to the user: cart merged (sum, capped), preferences applied or saved, a guest
+ * checkout dropped, ID regenerated;
  * with `remember`, kept for the engine's remembered timeouts under a persistent cookie.
  */
 async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: User, remember: boolean): Promise<void> {
@@ -56,6 +58,10 @@ async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: Use
     delete d.preferences;
     d.username = user.username;
   });
+  // A guest checkout in progress is dropped, not carried over: the user goes on with the account's own
+  // checkout, which may hold a run from another device that a guest's steps must not overwrite. The
+  // cart it was for is merged above, so nothing but the typed-in steps is lost.
+  await ctx.guestCheckout.reset(session);
   session.login(user.id);
   session.remember(remember);
 }

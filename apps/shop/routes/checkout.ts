@@ -1,22 +1,95 @@
 /**
- * Checkout, login required: shipping → payment → review → confirm, in that order (the server refuses
- * skipping), resumable on any device of the user. Confirm is idempotent per flow run: two concurrent
- * confirms place one order (unique idempotency key in the orders table), and a confirm that names its
- * run (`runId` from GET /api/checkout) answers a repeat, a double click or a retry after a lost reply,
- * with the order that run placed.
+ * Checkout: shipping → payment → review → confirm, in that order (the server refuses skipping). Like the
+ * cart, the routes work on the checkout of whoever makes the request: a logged-in user's is kept in the
+ * user context and resumes on any of their devices; a guest's (an email address first, then the same
+ * steps) is kept in the session and ends with it, and its order is stored without a user. Confirm is
+ * idempotent per flow run: two concurrent confirms place one order (unique idempotency key in the orders
+ * table), and a confirm that names its run (`runId` from GET /api/checkout) answers a repeat, a double
+ * click or a retry after a lost reply, with the order that run placed.
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
-import type { FlowView } from 'tether/flow';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { CompleteOptions, FlowRunner, FlowView } from 'tether/flow';
 import type { Order } from '../db/index.js';
 import { centsToAmount, linesOf, subtractLines } from '../lib/cart.js';
+import type { CartLine } from '../lib/cart.js';
 import { cartEmpty, validationFailed } from '../lib/errors.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { FlowStepOutOfOrderError } from 'tether';
-import type { Payment, Shipping } from '../lib/checkout.js';
-import { requireUser } from '../context.js';
+import type { Contact, Payment, Shipping } from '../lib/checkout.js';
+import { sessionOf } from '../context.js';
 import type { ShopContext, ShopUserContext } from '../context.js';
+
+type Placed = { order: Order; created: boolean };
+type Run = { runId: string; data: Record<string, unknown> };
+
+/** One requester's checkout: its flow bound to where the progress lives, and what its orders are. */
+interface Checkout {
+  view(): Promise<FlowView>;
+  submit(step: string, input: unknown): Promise<FlowView>;
+  back(): Promise<FlowView>;
+  complete(action: (run: Run) => Promise<Placed>, options: CompleteOptions<Placed>): Promise<Placed>;
+  /** Prefix of its orders' idempotency keys: a guest's runs and a user's never share one. */
+  keyPrefix: string;
+  /** The cart the order is made of. */
+  cart(): Promise<CartLine[]>;
+  /** Who the order is for: the user, or the guest's email address from the run's data. */
+  owner(data: Record<string, unknown>): { userId: string | null; email: string | null };
+  /** Whether a stored order is one this requester placed, and may be answered with. */
+  owns(order: Order): boolean;
+  /** In the write that ends the run (the user context, or the guest's session data). */
+  onCompleted(c: Record<string, unknown>, placed: Placed): void;
+}
+
+/** Only what was ordered leaves the cart: anything added meanwhile stays. */
+function takeOrderedFromCart(c: Record<string, unknown>, { order }: Placed): void {
+  c.cart = subtractLines(linesOf(c.cart), order.items);
+}
+
+/** How many of its orders a guest's session remembers, for confirms that repeat them. */
+const GUEST_ORDERS_KEPT = 10;
+
+function guestOrdersOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : [];
+}
+
+function bound<K>(runner: FlowRunner<K>, key: K): Pick<Checkout, 'view' | 'submit' | 'back' | 'complete'> {
+  return {
+    view: () => runner.view(key),
+    submit: (step, input) => runner.submit(key, step, input),
+    back: () => runner.back(key),
+    complete: (action, options) => runner.complete(key, action, options),
+  };
+}
+
+function checkoutOf(ctx: ShopContext, req: FastifyRequest): Checkout {
+  const session = sessionOf(req);
+  const userId = session.userId;
+  if (userId !== null) {
+    return {
+      ...bound(ctx.checkout, userId),
+      keyPrefix: 'checkout',
+      cart: async () => linesOf((await ctx.tether.users.get<ShopUserContext>(userId)).cart),
+      owner: () => ({ userId, email: null }),
+      owns: (o) => o.userId === userId,
+      onCompleted: takeOrderedFromCart,
+    };
+  }
+  return {
+    ...bound(ctx.guestCheckout, session),
+    keyPrefix: 'guest-checkout',
+    cart: async () => linesOf(session.data.cart),
+    owner: (data) => ({ userId: null, email: (data.contact as Contact).email }),
+    // A guest order has no user to compare: the session that placed it keeps its ID, so another
+    // session naming the run (its runId leaked) is not answered with it.
+    owns: (o) => o.userId === null && guestOrdersOf(session.data.guestOrders).includes(o.id),
+    onCompleted: (c, placed) => {
+      takeOrderedFromCart(c, placed);
+      c.guestOrders = [...guestOrdersOf(c.guestOrders).filter((id) => id !== placed.order.id), placed.order.id].slice(-GUEST_ORDERS_KEPT);
+    },
+  };
+}
 
 function flowJson(v: FlowView): Record<string, unknown> {
   return { step: v.step, steps: v.steps, data: v.data, runId: v.runId };
@@ -37,12 +110,12 @@ function placedJson(order: Order): Record<string, unknown> {
   return { orderId: order.id, total: centsToAmount(order.totalCents) };
 }
 
-async function placeOrder(ctx: ShopContext, userId: string, runId: string, data: Record<string, unknown>): Promise<{ order: Order; created: boolean }> {
-  const uc = await ctx.tether.users.get<ShopUserContext>(userId);
-  const lines = linesOf(uc.cart).filter((l) => ctx.catalog.has(l.productId));
+async function placeOrder(ctx: ShopContext, checkout: Checkout, { runId, data }: Run): Promise<Placed> {
+  const idempotencyKey = `${checkout.keyPrefix}:${runId}`;
+  const lines = (await checkout.cart()).filter((l) => ctx.catalog.has(l.productId));
   if (lines.length === 0) {
     // A concurrent confirm of this run may have placed the order and emptied the cart already.
-    const placed = await ctx.db.findOrderByKey(`checkout:${runId}`);
+    const placed = await ctx.db.findOrderByKey(idempotencyKey);
     if (placed) return { order: placed, created: false };
     throw cartEmpty();
   }
@@ -53,9 +126,8 @@ async function placeOrder(ctx: ShopContext, userId: string, runId: string, data:
   const payment = data.payment as Payment;
   return ctx.db.placeOrder({
     id: `ord_${randomBytes(9).toString('base64url')}`,
-    userId,
-    email: null,
-    idempotencyKey: `checkout:${runId}`,
+    ...checkout.owner(data),
+    idempotencyKey,
     items,
     totalCents: items.reduce((sum, l) => sum + l.quantity * l.priceCents, 0),
     shipping: { ...(data.shipping as Shipping) },
@@ -64,39 +136,40 @@ async function placeOrder(ctx: ShopContext, userId: string, runId: string, data:
   });
 }
 
-export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
-  app.get('/api/checkout', async (req) => flowJson(await ctx.checkout.view(requireUser(req))));
+/** Steps that take input, in either flow; posting one the requester's flow lacks is 404 FLOW_STEP_UNKNOWN. */
+function postableSteps(ctx: ShopContext): string[] {
+  const names = [ctx.guestCheckout, ctx.checkout].flatMap((r) => r.flow.steps.filter((s) => s.parse).map((s) => s.name));
+  return [...new Set(names)];
+}
 
-  for (const step of ['shipping', 'payment'] as const) {
-    app.post(`/api/checkout/${step}`, async (req) => flowJson(await ctx.checkout.submit(requireUser(req), step, req.body)));
+export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
+  app.get('/api/checkout', async (req) => flowJson(await checkoutOf(ctx, req).view()));
+
+  for (const step of postableSteps(ctx)) {
+    app.post(`/api/checkout/${step}`, async (req) => flowJson(await checkoutOf(ctx, req).submit(step, req.body)));
   }
 
-  app.post('/api/checkout/back', async (req) => flowJson(await ctx.checkout.back(requireUser(req))));
+  app.post('/api/checkout/back', async (req) => flowJson(await checkoutOf(ctx, req).back()));
 
   app.post('/api/checkout/confirm', async (req, reply) => {
-    const userId = requireUser(req);
+    const checkout = checkoutOf(ctx, req);
     const runId = confirmedRun(req.body);
-    // The order a named run placed, if it did (for this user): a repeat of that confirm gets it again.
+    // The order a named run placed, if it did (for this requester): a repeat of that confirm gets it again.
     const placedBy = async (): Promise<Order | null> => {
       if (runId === undefined) return null;
-      const placed = await ctx.db.findOrderByKey(`checkout:${runId}`);
-      return placed && placed.userId === userId ? placed : null;
+      const placed = await ctx.db.findOrderByKey(`${checkout.keyPrefix}:${runId}`);
+      return placed && checkout.owns(placed) ? placed : null;
     };
     let placed = await placedBy();
     if (placed) return reply.code(200).send(placedJson(placed));
-    if (runId !== undefined && (await ctx.checkout.view(userId)).runId !== runId) {
+    if (runId !== undefined && (await checkout.view()).runId !== runId) {
       // Ended meanwhile by a concurrent confirm of the same run, or not the current run at all.
       placed = await placedBy();
       if (placed) return reply.code(200).send(placedJson(placed));
       throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
     }
     try {
-      const { order, created } = await ctx.checkout.complete(userId, (run) => placeOrder(ctx, userId, run.runId, run.data), {
-        // In the same write that ends the run: only what was ordered leaves the cart.
-        onCompleted: (c: ShopUserContext, result) => {
-          c.cart = subtractLines(linesOf(c.cart), result.order.items);
-        },
-      });
+      const { order, created } = await checkout.complete((run) => placeOrder(ctx, checkout, run), { onCompleted: checkout.onCompleted });
       if (created) ctx.counters.ordersPlaced++;
       return reply.code(created ? 201 : 200).send(placedJson(order));
     } catch (err) {

@@ -1,0 +1,199 @@
+/**
+ * The shop's public HTTP contract, guest checkout: a visitor without an account checks out through the
+ * same /api/checkout routes, an email address first, the progress kept in the session; steps in order,
+ * input checked, confirm idempotent per run and placing one order however many race, the order stored
+ * without a user; a login drops the guest checkout. In-process shop, SQLite stores.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import type { Reply, TestShop } from '../helpers/shop.js';
+
+let t: TestShop;
+before(async () => {
+  t = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '100000' });
+});
+after(async () => {
+  await t?.stop();
+});
+
+function assertError(r: Reply, status: number, code: string): void {
+  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
+  assert.equal(r.body?.error?.code, code);
+}
+
+const CONTACT = { email: 'ada@example.org' };
+const SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
+const CARD = { cardNumber: '5555 5555 5555 4444', expiry: '12/39' };
+
+/** A guest with `items` in the cart, at the review step; returns the run's ID. */
+async function guestAtReview(items: Array<[string, number]> = [['notebook', 2]]): Promise<{ client: ShopClient; runId: string }> {
+  const client = new ShopClient(t.url);
+  for (const [id, n] of items) await client.add(id, n);
+  await client.post('/api/checkout/contact', CONTACT);
+  await client.post('/api/checkout/shipping', SHIPPING);
+  const view = (await client.post('/api/checkout/payment', CARD)).body;
+  assert.equal(view.step, 'review');
+  return { client, runId: view.runId };
+}
+
+describe('shop api: guest checkout', () => {
+  it('checkout when a visitor has no session then shows the guest steps, email first, and creates no session', async () => {
+    const c = new ShopClient(t.url);
+    const r = await c.get('/api/checkout');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { step: 'contact', steps: ['contact', 'shipping', 'payment', 'review'], data: {}, runId: null });
+    assert.equal(r.headers['set-cookie'], undefined, 'viewing the checkout made no session');
+  });
+
+  it('guest checkout when steps are skipped or back is used at the start then 409 FLOW_STEP_OUT_OF_ORDER', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 1);
+    assertError(await c.post('/api/checkout/shipping', SHIPPING), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await c.post('/api/checkout/payment', CARD), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await c.post('/api/checkout/confirm'), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await c.post('/api/checkout/back'), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assert.equal((await c.post('/api/checkout/contact', CONTACT)).body.step, 'shipping');
+    // Too early is what is wrong with it, whatever its input.
+    assertError(await c.post('/api/checkout/payment', { cardNumber: '12ab' }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await c.post('/api/checkout/confirm'), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assert.equal((await c.post('/api/checkout/back')).body.step, 'contact');
+    assert.deepEqual((await c.get('/api/checkout')).body.data, { contact: CONTACT }, 'back keeps what was entered');
+  });
+
+  it('guest checkout when the input is bad then 400 VALIDATION_FAILED and the step stays', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    for (const body of [{}, { email: '' }, { email: 'ada' }, { email: 'ada@' }, { email: '@example.org' }, { email: 'ada@localhost' },
+      { email: 'ada lovelace@example.org' }, { email: 'ada@@example.org' }, { email: 'ada@exa mple.org' }, { email: 'ada@-example.org' },
+      { email: `${'a'.repeat(65)}@example.org` }, { email: `ada@${'a'.repeat(250)}.org` }, { email: 42 }, { email: ['ada@example.org'] },
+      { ...CONTACT, name: 'Ada' }, []]) {
+      assertError(await c.post('/api/checkout/contact', body), 400, 'VALIDATION_FAILED');
+    }
+    assert.equal((await c.get('/api/checkout')).body.step, 'contact');
+    // Trimmed, and any address of the common form is taken.
+    assert.deepEqual((await c.post('/api/checkout/contact', { email: '  ada.king+shop@mail.example.co.uk ' })).body.data.contact, { email: 'ada.king+shop@mail.example.co.uk' });
+    assertError(await c.post('/api/checkout/shipping', { ...SHIPPING, city: '' }), 400, 'VALIDATION_FAILED');
+    await c.post('/api/checkout/shipping', SHIPPING);
+    for (const card of [{ cardNumber: '4242 4242 4242 4241', expiry: '12/39' }, { cardNumber: '4242424242424242', expiry: '01/20' },
+      { cardNumber: '4242424242424242', expiry: '13/30' }, { cardNumber: '4242424242424242' }]) {
+      assertError(await c.post('/api/checkout/payment', card), 400, 'VALIDATION_FAILED');
+    }
+    assert.equal((await c.get('/api/checkout')).body.step, 'payment');
+  });
+
+  it('guest checkout when every step is taken then confirm places an order with no user and the email, empties the cart and resets the flow', async () => {
+    const placedBefore = t.shop.context.counters.ordersPlaced;
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 2);
+    await c.add('headphones', 1);
+    assert.equal((await c.post('/api/checkout/contact', CONTACT)).body.step, 'shipping');
+    assert.equal((await c.post('/api/checkout/shipping', SHIPPING)).body.step, 'payment');
+    const pay = await c.post('/api/checkout/payment', CARD);
+    assert.equal(pay.body.step, 'review');
+    assert.deepEqual(pay.body.data, { contact: CONTACT, shipping: SHIPPING, payment: { brand: 'Mastercard', last4: '4444', expiry: '12/39' } });
+    assert.ok(!pay.text.includes('5555555555554444') && !pay.text.includes('5555 5555'), 'no full card number kept');
+    const confirm = await c.post('/api/checkout/confirm', { runId: pay.body.runId });
+    assert.equal(confirm.status, 201);
+    assert.match(confirm.body.orderId, /^ord_/);
+    assert.equal(confirm.body.total, 2 * 14 + 149);
+    assert.deepEqual((await c.get('/api/cart')).body, { items: [], count: 0, total: 0 });
+    assert.deepEqual((await c.get('/api/checkout')).body, { step: 'contact', steps: ['contact', 'shipping', 'payment', 'review'], data: {}, runId: null });
+    assert.equal(t.shop.context.counters.ordersPlaced, placedBefore + 1);
+
+    const stored = await t.shop.db.findOrderByKey(`guest-checkout:${pay.body.runId}`);
+    assert.equal(stored?.id, confirm.body.orderId);
+    assert.equal(stored?.userId, null, 'stored without a user');
+    assert.equal(stored?.email, CONTACT.email);
+    assert.deepEqual(stored?.shipping, SHIPPING);
+    assert.deepEqual(stored?.payment, { brand: 'Mastercard', last4: '4444', expiry: '12/39' });
+    assert.deepEqual(stored?.items.map((i) => [i.productId, i.quantity]), [['camp-mug', 2], ['headphones', 1]]);
+    assertError(await c.get('/api/orders'), 401, 'AUTH_REQUIRED');
+  });
+
+  it('guest confirm when the cart is empty then 409 CART_EMPTY and the flow waits', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    await c.post('/api/checkout/contact', CONTACT);
+    await c.post('/api/checkout/shipping', SHIPPING);
+    await c.post('/api/checkout/payment', CARD);
+    assertError(await c.post('/api/checkout/confirm'), 409, 'CART_EMPTY');
+    assert.equal((await c.get('/api/checkout')).body.step, 'review');
+  });
+
+  it('guest confirm when it names its run then repeats, concurrent or later, answer 200 with the same order; a stale run is refused', async () => {
+    const { client, runId } = await guestAtReview();
+    const replies = await Promise.all([1, 2, 3].map(() => client.post('/api/checkout/confirm', { runId })));
+    assert.deepEqual(replies.map((r) => r.status).sort(), [200, 200, 201]);
+    assert.equal(new Set(replies.map((r) => r.body.orderId)).size, 1, 'every reply names the one order');
+    const later = await client.post('/api/checkout/confirm', { runId });
+    assert.equal(later.status, 200);
+    assert.equal(later.body.orderId, replies[0]!.body.orderId);
+
+    await client.add('candle', 1);
+    await client.post('/api/checkout/contact', CONTACT);
+    await client.post('/api/checkout/shipping', SHIPPING);
+    const next = (await client.post('/api/checkout/payment', CARD)).body;
+    assert.notEqual(next.runId, runId, 'a new run');
+    assertError(await client.post('/api/checkout/confirm', { runId: 'f'.repeat(36) }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await client.post('/api/checkout/confirm', { runId: 'no spaces' }), 400, 'VALIDATION_FAILED');
+    assert.equal(await t.shop.db.findOrderByKey(`guest-checkout:${next.runId}`), null, 'nothing placed by the refused confirms');
+    assert.equal((await client.post('/api/checkout/confirm', { runId: next.runId })).status, 201);
+    assert.equal((await client.post('/api/checkout/confirm', { runId })).body.orderId, replies[0]!.body.orderId, 'the earlier run still answers');
+  });
+
+  it('guest confirm when sent twice concurrently without a runId then exactly one order is placed', async () => {
+    const placedBefore = t.shop.context.counters.ordersPlaced;
+    const { client, runId } = await guestAtReview([['notebook', 3]]);
+    const [a, b] = await Promise.all([client.post('/api/checkout/confirm'), client.post('/api/checkout/confirm')]);
+    assert.ok([a, b].every((r) => [200, 201, 409].includes(r.status)), `${a.status} ${b.status}`);
+    assert.equal([a, b].filter((r) => r.status === 201).length, 1, 'one confirm created the order');
+    const ok = [a, b].filter((r) => r.status < 300);
+    assert.ok(ok.every((r) => r.body.orderId === ok[0]!.body.orderId), 'a second success returns the same order');
+    assert.equal(t.shop.context.counters.ordersPlaced, placedBefore + 1);
+    assert.equal((await t.shop.db.findOrderByKey(`guest-checkout:${runId}`))?.id, ok[0]!.body.orderId);
+    assert.equal((await client.get('/api/cart')).body.count, 0);
+  });
+
+  it('guest confirm when another session or a user names the run then it is not answered with that run\'s order', async () => {
+    const { client, runId } = await guestAtReview();
+    assert.equal((await client.post('/api/checkout/confirm', { runId })).status, 201);
+    const other = new ShopClient(t.url);
+    await other.session();
+    assertError(await other.post('/api/checkout/confirm', { runId }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    const user = new ShopClient(t.url);
+    await user.register(uniqueName());
+    assertError(await user.post('/api/checkout/confirm', { runId }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+  });
+
+  it('guest checkout when a request lacks the CSRF token or comes from another origin then 403 and nothing changes', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('candle', 1);
+    assertError(await c.post('/api/checkout/contact', CONTACT, { csrf: false }), 403, 'CSRF_TOKEN_INVALID');
+    assertError(await c.post('/api/checkout/contact', CONTACT, { headers: { origin: 'https://evil.example' } }), 403, 'ORIGIN_MISMATCH');
+    const stranger = new ShopClient(t.url);
+    assertError(await stranger.post('/api/checkout/contact', CONTACT), 403, 'CSRF_TOKEN_INVALID');
+    assert.equal((await c.get('/api/checkout')).body.step, 'contact');
+  });
+
+  it('checkout when a guest logs in mid-checkout then the guest checkout is dropped, the cart merged, and the account\'s checkout shown', async () => {
+    const username = uniqueName();
+    const owner = new ShopClient(t.url);
+    await owner.register(username);
+    await owner.post('/api/checkout/shipping', { ...SHIPPING, city: 'Cambridge' });
+
+    const { client } = await guestAtReview([['candle', 2]]);
+    const login = await client.login(username);
+    assert.equal(login.status, 200);
+    assert.equal(login.body.cart.count, 2, 'the cart came along');
+    const view = (await client.get('/api/checkout')).body;
+    assert.deepEqual(view.steps, ['shipping', 'payment', 'review']);
+    assert.equal(view.step, 'payment', 'the account\'s own checkout, as its other device left it');
+    assert.equal(view.data.shipping.city, 'Cambridge');
+    assert.equal(view.data.contact, undefined);
+    assertError(await client.post('/api/checkout/contact', CONTACT), 404, 'FLOW_STEP_UNKNOWN');
+
+    await client.post('/api/auth/logout');
+    assert.equal((await client.get('/api/checkout')).body.step, 'contact', 'logged out, a fresh guest checkout');
+  });
+});
