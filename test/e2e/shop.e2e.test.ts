@@ -3,7 +3,7 @@
  * cart kept → every checkout step → order listed; a second browser resumes the unfinished checkout;
  * "log out other sessions" logs the other browser out, and so does a password change; the admin disables
  * and enables the account from the admin page; the shopper deletes it; the admin page says so when the
- * session store fails. Screenshots go to test-artifacts/; docs/shop.png (the README's) is written when
+ * session store fails; a visitor without an account checks out as a guest. Screenshots go to test-artifacts/; docs/shop.png (the README's) is written when
  * missing or when UPDATE_SCREENSHOTS=1.
  */
 import { after, before, describe, it } from 'node:test';
@@ -357,6 +357,64 @@ describe('shop in Chromium: the admin page in a store outage', () => {
       assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
     } finally {
       delete store.get;
+      await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
+  it('guest when checking out without an account then gives an email, takes every step and sees the order, stored without a user', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await page.goto(t.url + '/');
+      await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
+      await waitForCount(page, '1');
+      await page.getByRole('link', { name: /^Cart, 1 item/ }).click();
+      await page.getByTestId('cart-line').first().waitFor();
+      await page.getByTestId('guest-checkout').click();
+      await page.waitForURL((u) => u.pathname === '/checkout');
+      await page.locator('form[data-step=contact]').waitFor();
+      assert.equal(await page.locator('.steps li[aria-current=step]').textContent(), 'Contact');
+      assert.equal(await page.getByTestId('user').count(), 0, 'still not logged in');
+
+      await page.getByLabel('Email').fill('ada@localhost');
+      await page.getByRole('button', { name: 'Continue to shipping' }).click();
+      await page.getByText('email must be an email address').waitFor();
+      await page.getByLabel('Email').fill('ada@example.org');
+      await shot(page, '11-guest-contact');
+      await page.getByRole('button', { name: 'Continue to shipping' }).click();
+      await page.locator('form[data-step=shipping]').waitFor();
+      await page.getByLabel('Full name').fill('Ada Lovelace');
+      await page.getByLabel('Address').fill('12 St James Square');
+      await page.getByLabel('City').fill('London');
+      await page.getByLabel('Postal code').fill('SW1Y 4JH');
+      await page.getByLabel('Country').fill('United Kingdom');
+      await page.getByRole('button', { name: 'Continue to payment' }).click();
+      await page.locator('form[data-step=payment]').waitFor();
+      await page.getByLabel('Card number').fill('5555 5555 5555 4444');
+      await page.getByLabel('Expiry (MM/YY)').fill('10/37');
+      await page.getByRole('button', { name: 'Review order' }).click();
+      await page.locator('[data-step=review]').waitFor();
+      assert.equal(await page.getByTestId('review-contact').textContent(), 'ada@example.org');
+      assert.match((await page.getByTestId('review-payment').textContent()) ?? '', /Mastercard ending in 4444/);
+      await shot(page, '12-guest-review');
+      const confirm = page.waitForRequest((r) => new URL(r.url()).pathname === '/api/checkout/confirm');
+      await page.getByTestId('place-order').click();
+      const { runId } = (await confirm).postDataJSON() as { runId: string };
+      await page.getByTestId('order-placed').waitFor();
+      const orderId = (await page.getByTestId('order-id').textContent())!;
+      assert.match(orderId, /^ord_/);
+      assert.match((await page.getByTestId('order-receipt').textContent()) ?? '', /ada@example\.org/);
+      assert.equal(await page.getByRole('link', { name: 'See your orders' }).count(), 0, 'a guest has no order list');
+      assert.equal(await cartCount(page), '0', 'the cart was emptied');
+      await shot(page, '13-guest-order-placed');
+
+      const order = await t.shop.db.findOrderByKey(`guest-checkout:${runId}`);
+      assert.equal(order?.id, orderId);
+      assert.equal(order?.userId, null);
+      assert.equal(order?.email, 'ada@example.org');
+      assert.deepEqual(errors, []);
+    } finally {
       await context.close();
     }
   });

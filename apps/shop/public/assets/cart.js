@@ -1,4 +1,4 @@
-// The cart: change quantities, remove lines, go to checkout (via login when needed).
+// The cart: change quantities, remove lines, go to checkout (logged in, after logging in, or as a guest).
 import { api, describeError, el, formatPrice, loadSession, onChange, setCart, state, toast } from './app.js';
 import { artFor } from './art.js';
 import { loadProducts } from './catalog.js';
@@ -51,7 +51,9 @@ function render() {
         el('dt', {}, 'Items'), el('dd', { 'data-testid': 'cart-items' }, String(c.count)),
         el('dt', {}, 'Shipping'), el('dd', {}, 'Free'),
         el('dt', { class: 'total' }, 'Total'), el('dd', { class: 'total', 'data-testid': 'cart-total' }, formatPrice(c.total))),
-      el('a', { class: 'button primary', href: next, 'data-testid': 'to-checkout' }, state.session?.authenticated ? 'Check out' : 'Log in to check out'))));
+      el('div', { class: 'actions' },
+        el('a', { class: 'button primary', href: next, 'data-testid': 'to-checkout' }, state.session?.authenticated ? 'Check out' : 'Log in to check out'),
+        state.session?.authenticated ? null : el('a', { class: 'button', href: '/checkout', 'data-testid': 'guest-checkout' }, 'Check out as a guest')))));
 }
 
 async function main() {

@@ -1,11 +1,14 @@
-// Checkout: shipping → payment → review → place order. The server keeps the step, so the page always
-// renders what GET /api/checkout says, and another device resumes at the same place.
-import { api, describeError, el, formatPrice, loadSession, requireLogin, state, toast } from './app.js';
+// Checkout: shipping → payment → review → place order; a guest gives an email address first. The server
+// keeps the step (a user's in the account, so another device resumes at the same place; a guest's in the
+// session), so the page always renders what GET /api/checkout says.
+import { api, describeError, el, formatPrice, loadSession, state, toast } from './app.js';
 
-const LABELS = { shipping: 'Shipping', payment: 'Payment', review: 'Review' };
+const LABELS = { contact: 'Contact', shipping: 'Shipping', payment: 'Payment', review: 'Review' };
 let flow = null;
 let editing = null;
 let placed = null;
+// Where a guest's receipt goes, kept for the confirmation: the run (and its data) ends with the order.
+let receiptTo = null;
 
 function field(name, label, value, attrs = {}) {
   return el('label', {}, label, el('input', { id: name, name, value: value ?? '', required: true, ...attrs }));
@@ -27,7 +30,9 @@ async function post(path, body) {
     const box = document.getElementById('step-error');
     if (box) box.textContent = describeError(err);
     else toast(describeError(err));
-    if (err.code === 'FLOW_STEP_OUT_OF_ORDER') await refresh();
+    // Out of order, or a step this checkout does not have (a login in another tab swapped the guest's for
+    // the account's): show what the server has now.
+    if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN') await refresh();
   }
 }
 
@@ -49,6 +54,16 @@ function formOf(step, fields, submitLabel, withBack) {
   return form;
 }
 
+function contactForm() {
+  const d = flow.data.contact ?? {};
+  return formOf('contact', [
+    el('p', { class: 'muted' }, 'Checking out as a guest. Have an account? ',
+      el('a', { href: '/login?next=/checkout', 'data-testid': 'checkout-login' }, 'Log in'), ' instead: your cart comes along, what you type here does not.'),
+    field('email', 'Email', d.email, { type: 'email', autocomplete: 'email', maxlength: '254' }),
+    el('p', { class: 'muted' }, 'For the receipt only.'),
+  ], 'Continue to shipping', editing === 'contact');
+}
+
 function shippingForm() {
   const d = flow.data.shipping ?? {};
   return formOf('shipping', [
@@ -58,7 +73,7 @@ function shippingForm() {
       field('city', 'City', d.city, { autocomplete: 'address-level2', maxlength: '100' }),
       field('postalCode', 'Postal code', d.postalCode, { autocomplete: 'postal-code', maxlength: '12' })),
     field('country', 'Country', d.country, { autocomplete: 'country-name', maxlength: '56' }),
-  ], 'Continue to payment', editing === 'shipping');
+  ], 'Continue to payment', editing === 'shipping' || flow.steps[0] !== 'shipping');
 }
 
 function paymentForm() {
@@ -74,6 +89,7 @@ function paymentForm() {
 function review() {
   const s = flow.data.shipping;
   const p = flow.data.payment;
+  const c = flow.data.contact;
   const cart = state.session?.cart ?? { items: [], count: 0, total: 0 };
   const place = el('button', {
     type: 'button', class: 'primary', 'data-testid': 'place-order', disabled: cart.items.length === 0,
@@ -81,6 +97,7 @@ function review() {
       place.disabled = true;
       try {
         // Naming the run makes a retry (a lost reply, a second click) answer with the same order.
+        receiptTo = c?.email ?? null;
         placed = await api('POST', '/api/checkout/confirm', { runId: flow.runId });
         await loadSession({ create: true });
         flow = await api('GET', '/api/checkout');
@@ -97,6 +114,8 @@ function review() {
       el('thead', {}, el('tr', {}, el('th', {}, 'Item'), el('th', {}, 'Qty'), el('th', {}, 'Price'))),
       el('tbody', {}, ...cart.items.map((i) => el('tr', {}, el('td', {}, i.name), el('td', {}, String(i.quantity)), el('td', {}, formatPrice(i.price * i.quantity)))))),
     el('div', { class: 'review' },
+      c ? el('section', {}, el('h3', {}, 'Receipt to'), el('p', { 'data-testid': 'review-contact' }, c.email),
+        el('button', { type: 'button', class: 'link', onclick: () => { editing = 'contact'; render(); } }, 'Change email')) : null,
       el('section', {}, el('h3', {}, 'Ship to'), el('p', { 'data-testid': 'review-shipping' }, s.name, el('br'), s.address, el('br'), `${s.postalCode} ${s.city}`, el('br'), s.country),
         el('button', { type: 'button', class: 'link', onclick: () => { editing = 'shipping'; render(); } }, 'Change address')),
       el('section', {}, el('h3', {}, 'Pay with'), el('p', { 'data-testid': 'review-payment' }, `${p.brand} ending in ${p.last4}`, el('br'), `Expires ${p.expiry}`))),
@@ -110,11 +129,15 @@ function render() {
   if (placed) {
     host.replaceChildren(el('div', { class: 'panel stack', 'data-testid': 'order-placed' },
       el('h2', { tabindex: '-1', id: 'step-title' }, 'Thank you! Your order is placed.'),
-      el('p', {}, 'Order ', el('strong', { 'data-testid': 'order-id' }, placed.orderId), ` · ${formatPrice(placed.total)}`),
-      el('div', { class: 'actions' }, el('a', { class: 'button primary', href: '/orders' }, 'See your orders'), el('a', { href: '/' }, 'Keep shopping'))));
+      el('p', {}, 'Order ', el('strong', { 'data-testid': 'order-id' }, placed.orderId), ' · ', el('span', { 'data-testid': 'order-total' }, formatPrice(placed.total))),
+      receiptTo ? el('p', { 'data-testid': 'order-receipt' }, `Receipt to ${receiptTo} (this demo shop sends no email). Note the order number: without an account, this page is the only place it is shown.`) : null,
+      el('div', { class: 'actions' },
+        receiptTo ? null : el('a', { class: 'button primary', href: '/orders' }, 'See your orders'),
+        el('a', { class: receiptTo ? 'button primary' : undefined, href: '/' }, 'Keep shopping'))));
   } else {
     const step = editing ?? flow.step;
-    host.replaceChildren(step === 'shipping' ? shippingForm() : step === 'payment' ? paymentForm() : review());
+    const forms = { contact: contactForm, shipping: shippingForm, payment: paymentForm };
+    host.replaceChildren((forms[step] ?? review)());
   }
   document.getElementById('step-title')?.focus();
 }
@@ -125,7 +148,8 @@ async function refresh() {
 }
 
 async function main() {
-  if (!(await requireLogin())) return;
+  // A session for the steps to come (their CSRF token); a visitor without an account checks out as a guest.
+  await loadSession({ create: true });
   flow = await api('GET', '/api/checkout');
   render();
 }
