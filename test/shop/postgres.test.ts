@@ -1,6 +1,7 @@
 /**
  * The shop with PostgreSQL for both its own data (SHOP_DATABASE_URL) and the sessions (TETHER_STORE):
- * accounts, cart, checkout with two concurrent confirms, orders, and a session that outlives the process.
+ * accounts, cart, checkout with two concurrent confirms (a user's and a guest's), orders, and a session
+ * that outlives the process.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,6 +48,21 @@ describe('shop on PostgreSQL', { timeout: 120_000 }, () => {
     assert.equal(orders.length, 1);
     assert.deepEqual(orders[0].payment, { brand: 'Mastercard', last4: '4444' });
     assert.equal(orders[0].total, 249);
+  });
+
+  it('shop when a guest\'s confirms race on PostgreSQL then one order is placed, without a user, and the session\'s cart is emptied', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('candle', 2);
+    await c.post('/api/checkout/contact', { email: 'grace@example.org' });
+    await c.post('/api/checkout/shipping', SHIPPING);
+    const { runId } = (await c.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '10/35' })).body;
+    const replies = await Promise.all([1, 2].map(() => c.post('/api/checkout/confirm', { runId })));
+    assert.deepEqual(replies.map((r) => r.status).sort(), [200, 201]);
+    assert.equal(replies[0]!.body.orderId, replies[1]!.body.orderId);
+    const order = await t.shop.db.findOrderByKey(`guest-checkout:${runId}`);
+    assert.equal(order?.userId, null);
+    assert.equal(order?.email, 'grace@example.org');
+    assert.equal((await c.get('/api/cart')).body.count, 0);
   });
 
   it('shop when restarted on the same PostgreSQL then the session and cart are still there', async () => {
