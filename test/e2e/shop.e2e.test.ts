@@ -60,6 +60,15 @@ async function waitForCount(page: Page, count: string): Promise<void> {
   await page.getByTestId('cart-count').filter({ hasText: new RegExp(`^${count}$`) }).waitFor();
 }
 
+/** Fills the checkout's shipping form with one address. */
+async function fillShipping(page: Page): Promise<void> {
+  await page.getByLabel('Full name').fill('Ada Lovelace');
+  await page.getByLabel('Address').fill('12 St James Square');
+  await page.getByLabel('City').fill('London');
+  await page.getByLabel('Postal code').fill('SW1Y 4JH');
+  await page.getByLabel('Country').fill('United Kingdom');
+}
+
 async function cartCount(page: Page): Promise<string> {
   return (await page.getByTestId('cart-count').textContent()) ?? '';
 }
@@ -118,11 +127,7 @@ describe('shop e2e', { timeout: 180_000 }, () => {
   it('shopper when filling shipping then reaches payment; a second browser logging in resumes at payment', async () => {
     const { page } = a;
     await page.locator('form[data-step=shipping]').waitFor();
-    await page.getByLabel('Full name').fill('Ada Lovelace');
-    await page.getByLabel('Address').fill('12 St James Square');
-    await page.getByLabel('City').fill('London');
-    await page.getByLabel('Postal code').fill('SW1Y 4JH');
-    await page.getByLabel('Country').fill('United Kingdom');
+    await fillShipping(page);
     await shot(page, '3-shipping');
     await page.getByRole('button', { name: 'Continue to payment' }).click();
     await page.locator('form[data-step=payment]').waitFor();
@@ -384,11 +389,7 @@ describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
       await shot(page, '11-guest-contact');
       await page.getByRole('button', { name: 'Continue to shipping' }).click();
       await page.locator('form[data-step=shipping]').waitFor();
-      await page.getByLabel('Full name').fill('Ada Lovelace');
-      await page.getByLabel('Address').fill('12 St James Square');
-      await page.getByLabel('City').fill('London');
-      await page.getByLabel('Postal code').fill('SW1Y 4JH');
-      await page.getByLabel('Country').fill('United Kingdom');
+      await fillShipping(page);
       await page.getByRole('button', { name: 'Continue to payment' }).click();
       await page.locator('form[data-step=payment]').waitFor();
       await page.getByLabel('Card number').fill('5555 5555 5555 4444');

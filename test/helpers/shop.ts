@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
 import http from 'node:http';
 import { loadConfig } from '../../apps/shop/config.js';
 import { startShop } from '../../apps/shop/server.js';
@@ -47,6 +48,12 @@ export interface Reply {
   text: string;
   /** The parsed JSON body (undefined when the body is not JSON). */
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** Asserts the shop's error shape: `status` and `{"error":{"code"}}`. */
+export function assertError(r: Reply, status: number, code: string): void {
+  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
+  assert.equal(r.body?.error?.code, code);
 }
 
 export interface RequestOptions {

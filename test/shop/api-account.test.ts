@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import { ADMIN_PASSWORD, ShopClient, assertError, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
 
 let t: TestShop;
@@ -18,10 +18,6 @@ after(async () => {
   await t?.stop();
 });
 
-function assertError(r: Reply, status: number, code: string): void {
-  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
-  assert.equal(r.body?.error?.code, code);
-}
 
 /** A login undone after its commit answers with the session cookie expired, never with a cookie naming the ended session. */
 function assertCookieOnlyExpired(r: Reply): void {

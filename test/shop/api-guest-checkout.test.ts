@@ -6,8 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
-import type { Reply, TestShop } from '../helpers/shop.js';
+import { ShopClient, assertError, startTestShop, uniqueName } from '../helpers/shop.js';
+import type { TestShop } from '../helpers/shop.js';
 
 let t: TestShop;
 before(async () => {
@@ -17,10 +17,6 @@ after(async () => {
   await t?.stop();
 });
 
-function assertError(r: Reply, status: number, code: string): void {
-  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
-  assert.equal(r.body?.error?.code, code);
-}
 
 const CONTACT = { email: 'ada@example.org' };
 const SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
