@@ -144,3 +144,17 @@ describe('session() with cookie as a function of the request', () => {
     assert.deepEqual(within, []);
   });
 });
+
+describe('session() with cookie as a function and saveUninitialized', () => {
+  it('cookie function when a session stored empty is used on a request given a lasting lifetime then it keeps its browser-session one', async () => {
+    const app = await compatApp({ cookie: byClient(7), saveUninitialized: true }, routes);
+    const c = app.client();
+    const first = await c.request('/me');
+    assert.equal(cookieAttributes(first.setCookies[0]!)['max-age'], undefined);
+    assert.equal(await rememberedIn(app.store, c.get('sid')), false, 'stored empty, with a browser-session cookie');
+    const visit = await c.request('/view', { method: 'POST', ...APP });
+    assert.equal(await rememberedIn(app.store, c.get('sid')), false, 'not remembered on a request given a lasting lifetime');
+    assert.deepEqual(visit.setCookies, [], 'its browser-session cookie is not re-sent for a change');
+    await app.close();
+  });
+});

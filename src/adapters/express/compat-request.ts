@@ -381,11 +381,16 @@ export class RequestSessions implements SessionController {
     for (const k of Object.keys(data)) if (RESERVED_KEYS.has(k)) throw new SessionKeyInvalidError(k);
     const out = jsonClone(data);
     const overrides = this.#cookie.overridesAgainst(this.#defaults);
+    const empty = Object.keys(out).length === 0;
     // With `cookie` a function the defaults are this request's: a session keeps the lifetime it was given
     // (express-session stores its whole cookie), so a request given another does not remember or forget it.
-    // Not for a session left empty, which a regenerated one (a logout) must be to end.
-    if (this.#cfg.cookiePerRequest && Object.keys(out).length > 0) overrides.originalMaxAge = this.#cookie.originalMaxAge;
-    if (Object.keys(overrides).length > 0 && (this.#stored || Object.keys(out).length > 0)) out.cookie = overrides;
+    // Also one stored empty (saveUninitialized), which would otherwise take the next request's lifetime.
+    // Not for a session left empty that is not stored, nor for a regenerated one (a logout), which must
+    // stay empty to end.
+    const keepsLifetime = this.#cfg.cookiePerRequest
+      && (!empty || (this.#stored && !this.#regenerated) || this.#cfg.saveUninitialized);
+    if (keepsLifetime) overrides.originalMaxAge = this.#cookie.originalMaxAge;
+    if (Object.keys(overrides).length > 0 && (this.#stored || !empty || keepsLifetime)) out.cookie = overrides;
     return out;
   }
 
