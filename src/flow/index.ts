@@ -54,7 +54,7 @@ export interface FlowDefinition {
   /**
    * A run with no submit or back for this long is over: it is treated as absent (a fresh flow to view,
    * a new run on the first step's submit, later steps out of order, nothing to complete). A positive
-   * integer, at most 2^31 − 1 like every timeout option. @default undefined: a run lasts as long as the
+   * integer; no timer waits for it, so it may exceed 2^31 − 1 ms (a checkout kept 30 days). @default undefined: a run lasts as long as the
    * context that keeps it
    */
   idleTimeoutMs?: number;
@@ -138,7 +138,7 @@ export class Flow {
       if (s.parse !== undefined && typeof s.parse !== 'function') throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].parse must be a function`);
       if (s.parse === undefined && i !== def.steps.length - 1) throw new OptionsInvalidError(`defineFlow "${def.name}": only the last step may take no input (steps[${i}] "${s.name}" has no parse)`);
     });
-    checkOptions(`defineFlow "${def.name}"`, def, { name: 'any', steps: 'any', idleTimeoutMs: 'timerMs', clock: 'clock' });
+    checkOptions(`defineFlow "${def.name}"`, def, { name: 'any', steps: 'any', idleTimeoutMs: 'positiveInteger', clock: 'clock' });
     this.name = def.name;
     this.steps = Object.freeze(def.steps.map((s) => Object.freeze({ ...s })));
     this.idleTimeoutMs = def.idleTimeoutMs;
