@@ -419,4 +419,43 @@ describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
       await context.close();
     }
   });
+
+  it('guest when the session ends mid-checkout (its cookie gone, as at expiry) then the page shows the checkout started over and says why, at a step and at Place order', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      const toReview = async (): Promise<void> => {
+        await page.goto(t.url + '/');
+        await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
+        await waitForCount(page, '1');
+        await page.goto(t.url + '/checkout');
+        await page.getByLabel('Email').fill('ada@example.org');
+        await page.getByRole('button', { name: 'Continue to shipping' }).click();
+        await page.locator('form[data-step=shipping]').waitFor();
+      };
+      await toReview();
+      await context.clearCookies();
+      await fillShipping(page);
+      await page.getByRole('button', { name: 'Continue to payment' }).click();
+      await page.locator('form[data-step=contact]').waitFor();
+      await page.locator('#step-error').filter({ hasText: /post "contact" first/ }).waitFor();
+
+      await toReview();
+      await fillShipping(page);
+      await page.getByRole('button', { name: 'Continue to payment' }).click();
+      await page.getByLabel('Card number').fill('5555 5555 5555 4444');
+      await page.getByLabel('Expiry (MM/YY)').fill('10/37');
+      await page.getByRole('button', { name: 'Review order' }).click();
+      await page.locator('[data-step=review]').waitFor();
+      await context.clearCookies();
+      await page.getByTestId('place-order').click();
+      // Not left on a review of a cart that went with the session, its button repeating the refusal.
+      await page.locator('form[data-step=contact]').waitFor();
+      await page.locator('#step-error').filter({ hasText: /no longer the current one/ }).waitFor();
+      assert.equal(await page.getByTestId('place-order').count(), 0);
+      assert.equal(await cartCount(page), '0');
+      assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
+    } finally {
+      await context.close();
+    }
+  });
 });

@@ -27,13 +27,18 @@ async function post(path, body) {
     editing = null;
     render();
   } catch (err) {
-    const box = document.getElementById('step-error');
-    if (box) box.textContent = describeError(err);
-    else toast(describeError(err));
     // Out of order, or a step this checkout does not have (a login in another tab swapped the guest's for
-    // the account's): show what the server has now.
+    // the account's, or the session ended and took a guest's checkout with it): show what the server has
+    // now, and then why, or the message would go with the form it was in.
     if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN') await refresh();
+    showError(err);
   }
+}
+
+function showError(err) {
+  const box = document.getElementById('step-error');
+  if (box) box.textContent = describeError(err);
+  else toast(describeError(err));
 }
 
 function formOf(step, fields, submitLabel, withBack) {
@@ -103,8 +108,11 @@ function review() {
         flow = await api('GET', '/api/checkout');
         render();
       } catch (err) {
-        document.getElementById('step-error').textContent = describeError(err);
         place.disabled = false;
+        // The run is gone (the session ended, or another tab finished or restarted it): placing it again
+        // would only repeat this, so show the checkout as it is now.
+        if (err.code === 'FLOW_STEP_OUT_OF_ORDER') await refresh();
+        showError(err);
       }
     },
   }, `Place order · ${formatPrice(cart.total)}`);
@@ -144,6 +152,7 @@ function render() {
 
 async function refresh() {
   flow = await api('GET', '/api/checkout');
+  editing = null;
   render();
 }
 
