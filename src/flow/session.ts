@@ -17,7 +17,7 @@ import type { FlowContextStore } from './index.js';
  * that request with the flow's error.
  * @example
  * const signup = defineFlow({ name: 'signup', steps }).using(sessionFlows);
- * app.post('/signup/:step', async (req) => signup.submit(req.session, req.params.step, req.body));
+ * app.post<{ Params: { step: string } }>('/signup/:step', async (req) => signup.submit(req.session, req.params.step, req.body));
  */
 export const sessionFlows: FlowContextStore<Session<object>> = Object.freeze({
   // The request's own data, not a copy: the runner only reads it, and copies what it hands out.
