@@ -1,13 +1,14 @@
 /**
  * tether/express and a route's errors: `sessionErrors()` drops the changes of any request whose error
- * reaches Express's error handling; without it only a 5xx answer does. A real Express app on loopback.
+ * reaches Express's error handling (without it only a 5xx answer does) and answers a TetherError in
+ * Tether's shape. A real Express app on loopback.
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import type { Express, NextFunction, Request, Response } from 'express';
-import { createTether, MemoryStore } from '../../src/index.js';
+import { createTether, FlowStepOutOfOrderError, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
@@ -102,6 +103,47 @@ describe('express adapter: sessionErrors()', () => {
     const c = await start(new Error('boom'), () => {});
     const r = await c.request('/fail', { method: 'POST' });
     assert.equal(r.status, 500);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a route throws a TetherError then it is answered with its status and Tether\'s body, and nothing is stored', async () => {
+    const c = await start(new FlowStepOutOfOrderError('post shipping first'), (app) => app.use(sessionErrors()));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 409);
+    assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.deepEqual(r.json(), { error: { code: 'FLOW_STEP_OUT_OF_ORDER', message: 'post shipping first' } });
+    assert.equal(r.setCookies.length, 0);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a route throws a plain Error then Express\'s own handler answers it, as before', async () => {
+    const c = await start(new Error('boom'), (app) => app.use(sessionErrors()));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.match(r.headers.get('content-type') ?? '', /^text\/html/);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a TetherError comes after the route answered then its answer goes out and its session is stored', async () => {
+    const c = await start(new FlowStepOutOfOrderError('too late'), (app) => app.use(sessionErrors()));
+    const r = await c.request('/late', { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json(), { answered: true });
+    assert.deepEqual((await c.request('/read')).json(), { n: 3 });
+  });
+
+  it('when answer is false then a TetherError goes on to the app\'s handler and nothing is stored', async () => {
+    const c = await start(new FlowStepOutOfOrderError('post shipping first'), (app) => {
+      app.use(sessionErrors({ answer: false }));
+      app.use((err: Error & { code: string }, _req: Request, res: Response, _next: NextFunction) => {
+        void _next;
+        res.status(400).json({ mine: err.code });
+      });
+    });
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 400);
+    assert.deepEqual(r.json(), { mine: 'FLOW_STEP_OUT_OF_ORDER' });
     assert.deepEqual((await c.request('/read')).json(), { n: 1 });
   });
 });

@@ -15,7 +15,7 @@
  *   await s.update((d) => { d.visits = (d.visits ?? 0) + 1; });
  *   res.json({ visits: s.data.visits });
  * });
- * app.use(sessionErrors()); // after the routes: a failed request writes nothing to its session
+ * app.use(sessionErrors()); // after the routes: a failed request writes nothing; TetherErrors answered as JSON
  * @example
  * // An express-session app switches by changing one import:
  * import session from 'tether/express'; // was: import session from 'express-session'
@@ -29,7 +29,7 @@ import { CompatSession } from './compat-session.js';
 import { CompatCookie } from './compat-cookie.js';
 
 export { sessions, sessionOf, sessionErrors } from './native.js';
-export type { ExpressAdapterOptions } from './native.js';
+export type { ExpressAdapterOptions, SessionErrorsOptions } from './native.js';
 export { session } from './compat.js';
 export type { CompatMiddleware } from './compat.js';
 export { csrfProtection, csrfTokenOf } from './compat-csrf.js';

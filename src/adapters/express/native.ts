@@ -6,6 +6,7 @@
 import type { Request, Response, NextFunction, RequestHandler, ErrorRequestHandler } from 'express';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
+import { isTetherError } from '../../core/errors.js';
 import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
 
@@ -63,21 +64,37 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
   };
 }
 
+export interface SessionErrorsOptions {
+  /**
+   * Answer a TetherError with its status and `{"error":{"code","message"}}`, as tether/node does; false
+   * passes it on like any other error, for an app whose own error handler answers TetherErrors.
+   * @default true
+   */
+  answer?: boolean;
+}
+
 /**
  * Error-handling middleware, registered after the routes (and before the app's own error handlers): a
  * request whose error reaches Express's error handling writes none of its session's changes, whatever
  * status the error is answered with. Without it only a 5xx answer drops them, so an error answered with
  * a 4xx (a `409`, say) would commit what the handler had changed before it failed. An error raised
  * after the handler had ended its response changes nothing: that response and its session stand.
+ *
+ * A TetherError (a flow's `FLOW_STEP_OUT_OF_ORDER`, a `SESSION_CONFLICT`) is answered here, in
+ * Tether's shape, unless `answer` is false or the response's head is out; every other error goes on to
+ * the next error handler (the app's, or Express's own) as before.
  * @example
  * app.use(sessions(tether));
  * app.post('/orders', placeOrder);
  * app.use(sessionErrors());
  */
-export function sessionErrors(): ErrorRequestHandler {
-  return (err: unknown, req: Request, _res: Response, next: NextFunction): void => {
+export function sessionErrors(options: SessionErrorsOptions = {}): ErrorRequestHandler {
+  const answer = options.answer ?? true;
+  return (err: unknown, req: Request, res: Response, next: NextFunction): void => {
     if (req.tether !== undefined) FAILED.add(req);
-    next(err);
+    // A response ended but held for its commit still looks unanswered: the hold drops this answer.
+    if (answer && isTetherError(err) && !res.headersSent) sendError(res, err);
+    else next(err);
   };
 }
 
