@@ -18,6 +18,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Tether } from '../../core/engine.js';
+import { isTetherError } from '../../core/errors.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
 import { ANSWER_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
@@ -120,7 +121,7 @@ function addCookies(reply: FastifyReply, cookies: string[]): void {
  * does for node:http; those every response carries (security headers from hooks) stay. Returns the new
  * payload.
  */
-function failedCommit(reply: FastifyReply, err: unknown): string {
+function errorPayload(reply: FastifyReply, err: unknown): string {
   const { status, body } = errorResponse(err);
   // getHeaders() gives the reply's headers and those set on reply.raw; removeHeader removes both.
   for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
@@ -177,7 +178,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     try {
       cookies = tether.commitNow(session);
     } catch (err) {
-      done(null, failedCommit(reply, err));
+      done(null, errorPayload(reply, err));
       return;
     }
     if (!(cookies instanceof Promise)) {
@@ -188,7 +189,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     cookies.then((c) => {
       addCookies(reply, c);
       done(null, payload);
-    }, (err: unknown) => done(null, failedCommit(reply, err)));
+    }, (err: unknown) => done(null, errorPayload(reply, err)));
   });
 
   // A handler that threw wrote nothing: its half-done session changes are dropped, as in every adapter.
@@ -202,6 +203,22 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
 
 // Skip encapsulation so the hooks apply to every route of the parent (what fastify-plugin does).
 (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+
+/**
+ * For `app.setErrorHandler`: answers a TetherError a route or hook throws (a flow's
+ * `FLOW_STEP_OUT_OF_ORDER`, a `SESSION_CONFLICT`) with its status and `{"error":{"code","message"}}`,
+ * as tether/node does. Any other error is sent on to the error handler above this one, in the end
+ * Fastify's own, so its answers stand (a body that fails validation: `400 FST_ERR_VALIDATION`). The
+ * failed request's session changes are dropped by the plugin's onError hook, which runs before this.
+ * An app with an error handler of its own can call this one from it.
+ * @example
+ * await app.register(tetherPlugin, { tether });
+ * app.setErrorHandler(tetherErrorHandler);
+ */
+export function tetherErrorHandler(err: Error, _req: FastifyRequest, reply: FastifyReply): void {
+  if (isTetherError(err)) void reply.send(errorPayload(reply, err));
+  else void reply.send(err);
+}
 
 export const tetherPlugin = plugin;
 export default plugin;

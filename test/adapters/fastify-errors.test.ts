@@ -1,0 +1,85 @@
+/**
+ * tether/fastify and a route's errors: with `app.setErrorHandler(tetherErrorHandler)` a TetherError is
+ * answered in Tether's shape, every other error as Fastify answers it, and a failed request stores none
+ * of its session's changes. A real Fastify server on loopback.
+ */
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { createTether, FlowStepOutOfOrderError, StoreUnavailableError } from '../../src/index.js';
+import { tetherPlugin, tetherErrorHandler } from '../../src/adapters/fastify/index.js';
+import { CookieClient } from '../helpers/cookie-client.js';
+
+const SECRET = 'a-test-secret-of-at-least-32-characters!!';
+
+let running: FastifyInstance | null = null;
+afterEach(async () => {
+  await running?.close();
+  running = null;
+});
+
+/**
+ * POST /start stores n = 1; POST /fail sets n = 2, a cookie and a Location, then throws `error`;
+ * POST /typed takes a body with a number `n`; GET /read answers the stored data.
+ */
+async function start(error: Error): Promise<CookieClient> {
+  const app = Fastify();
+  await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false }) });
+  app.setErrorHandler(tetherErrorHandler);
+  app.post('/start', async (req) => {
+    req.session.set('n', 1);
+    return { ok: true };
+  });
+  app.post('/fail', async (req, reply) => {
+    req.session.set('n', 2);
+    void reply.header('set-cookie', 'remember=TOKEN; Path=/').header('location', '/next');
+    await Promise.resolve();
+    throw error;
+  });
+  app.post('/typed', { schema: { body: { type: 'object', required: ['n'], properties: { n: { type: 'number' } } } } }, async () => ({ ok: true }));
+  app.get('/read', async (req) => req.session.data);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  running = app;
+  const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+  assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+  return c;
+}
+
+describe('fastify adapter: tetherErrorHandler', () => {
+  it('when a route throws a TetherError then it is answered with its status and Tether\'s body alone, and nothing is stored', async () => {
+    const c = await start(new FlowStepOutOfOrderError('post shipping first'));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 409);
+    assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.deepEqual(r.json(), { error: { code: 'FLOW_STEP_OUT_OF_ORDER', message: 'post shipping first' } });
+    assert.deepEqual(r.setCookies, []);
+    assert.equal(r.location, null);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a route throws a 503 TetherError then the answer says when to retry', async () => {
+    const c = await start(new StoreUnavailableError('store down'));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.deepEqual(r.json(), { error: { code: 'STORE_UNAVAILABLE', message: 'store down' } });
+  });
+
+  it('when a route throws a plain Error then Fastify answers it as it would without the handler, and nothing is stored', async () => {
+    const c = await start(new Error('boom'));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.deepEqual(r.json(), { statusCode: 500, error: 'Internal Server Error', message: 'boom' });
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a body fails the route\'s schema then Fastify\'s own 400 answers it', async () => {
+    const c = await start(new Error('unused'));
+    const r = await c.request('/typed', { method: 'POST', json: { n: 'one' } });
+    assert.equal(r.status, 400);
+    assert.equal(r.json<{ code: string }>().code, 'FST_ERR_VALIDATION');
+  });
+});
