@@ -16,8 +16,9 @@
  *   return c.json({ visits: s.data.visits });
  * });
  */
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, Env, ErrorHandler, MiddlewareHandler } from 'hono';
 import type { Tether } from '../../core/engine.js';
+import { isTetherError } from '../../core/errors.js';
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
@@ -114,5 +115,36 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
         c.res = res;
       }
     }
+  };
+}
+
+/** What Hono answers when the app sets no error handler: an HTTPException's own response, else a logged 500. */
+function honoDefault(err: Error, c: Context): Response {
+  if ('getResponse' in err && typeof err.getResponse === 'function') {
+    const res = (err as { getResponse(): Response }).getResponse();
+    return c.newResponse(res.body, res);
+  }
+  console.error(err);
+  return c.text('Internal Server Error', 500);
+}
+
+/**
+ * For `app.onError`: answers a TetherError a route throws (a flow's `FLOW_STEP_OUT_OF_ORDER`, a
+ * `SESSION_CONFLICT`) with its status and `{"error":{"code","message"}}`, as tether/node does; any
+ * other error goes to `fallback`, by default what Hono answers without an error handler. The failed
+ * request's session changes are dropped by `sessions()`, as for any error.
+ * @example
+ * app.use(sessions(tether));
+ * app.onError(tetherErrors());
+ * // or, with the app's own answer for the others:
+ * app.onError(tetherErrors((err, c) => c.json({ error: { code: 'INTERNAL_ERROR', message: 'internal server error' } }, 500)));
+ */
+export function tetherErrors<E extends Env = Env>(fallback: ErrorHandler<E> = honoDefault): ErrorHandler<E> {
+  return (err, c) => {
+    if (!isTetherError(err)) return fallback(err, c);
+    // As for a failed commit: when the route had answered (a middleware failed on the way out), Hono's
+    // `c.res` setter would copy that answer's headers (its cookies, its Location) onto the error.
+    c.res = undefined;
+    return errorOut(err);
   };
 }

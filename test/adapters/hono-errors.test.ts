@@ -1,0 +1,128 @@
+/**
+ * tether/hono and a route's errors: with `app.onError(tetherErrors())` a TetherError is answered in
+ * Tether's shape, every other error as Hono answers it (or by the fallback given), and a failed request
+ * stores none of its session's changes. With @hono/node-server on loopback.
+ */
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createTether, FlowStepOutOfOrderError } from '../../src/index.js';
+import { sessions, tetherErrors } from '../../src/adapters/hono/index.js';
+import type { TetherEnv } from '../../src/adapters/hono/index.js';
+import { CookieClient } from '../helpers/cookie-client.js';
+
+const SECRET = 'a-test-secret-of-at-least-32-characters!!';
+type Data = Record<string, unknown>;
+
+const closing: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closing.splice(0)) await close();
+});
+
+/**
+ * POST /start stores n = 1; POST /fail sets n = 2, a cookie and a Location, then throws `error`;
+ * POST /answered answers with a cookie and a Location, then a middleware throws `error` on its way out;
+ * GET /read answers the stored data. `onError` registers the app's error handler.
+ */
+async function start(error: Error, onError: (app: Hono<TetherEnv<Data>>) => void): Promise<CookieClient> {
+  const app = new Hono<TetherEnv<Data>>();
+  app.use(sessions(createTether<Data>({ secrets: [SECRET], csrf: false })));
+  app.post('/start', (c) => {
+    c.get('session').set('n', 1);
+    return c.json({ ok: true });
+  });
+  app.post('/fail', async (c) => {
+    c.get('session').set('n', 2);
+    c.header('set-cookie', 'remember=TOKEN; Path=/');
+    c.header('location', '/next');
+    await Promise.resolve();
+    throw error;
+  });
+  // The route answers, with a cookie and a Location; a middleware then fails on the way out.
+  app.use('/answered', async (_c, next) => {
+    await next();
+    throw error;
+  });
+  app.post('/answered', (c) => {
+    c.get('session').set('n', 3);
+    c.header('set-cookie', 'remember=TOKEN; Path=/');
+    return c.redirect('/next', 303);
+  });
+  app.get('/read', (c) => c.json(c.get('session').data));
+  onError(app);
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
+  });
+  closing.push(() => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  const c = new CookieClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+  return c;
+}
+
+/** Runs `fn` with console.error silenced (Hono's default logs every other error), returning what it logged. */
+async function quietly<T>(fn: () => Promise<T>): Promise<{ out: T; logged: unknown[] }> {
+  const logged: unknown[] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => { logged.push(...args); };
+  try {
+    return { out: await fn(), logged };
+  } finally {
+    console.error = error;
+  }
+}
+
+describe('hono adapter: tetherErrors()', () => {
+  it('when a route throws a TetherError then it is answered with its status and Tether\'s body alone, and nothing is stored', async () => {
+    const c = await start(new FlowStepOutOfOrderError('post shipping first'), (app) => app.onError(tetherErrors()));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 409);
+    assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.deepEqual(r.json(), { error: { code: 'FLOW_STEP_OUT_OF_ORDER', message: 'post shipping first' } });
+    assert.deepEqual(r.setCookies, []);
+    assert.equal(r.location, null);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a TetherError comes after the route answered then the error replaces that answer, its cookie and Location too', async () => {
+    const c = await start(new FlowStepOutOfOrderError('refused on the way out'), (app) => app.onError(tetherErrors()));
+    const r = await c.request('/answered', { method: 'POST' });
+    assert.equal(r.status, 409);
+    assert.deepEqual(r.json(), { error: { code: 'FLOW_STEP_OUT_OF_ORDER', message: 'refused on the way out' } });
+    assert.deepEqual(r.setCookies, []);
+    assert.equal(r.location, null);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a route throws a plain Error then Hono\'s default answer goes out, and nothing is stored', async () => {
+    const boom = new Error('boom');
+    const c = await start(boom, (app) => app.onError(tetherErrors()));
+    const { out: r, logged } = await quietly(() => c.request('/fail', { method: 'POST' }));
+    assert.equal(r.status, 500);
+    assert.equal(r.body, 'Internal Server Error');
+    assert.deepEqual(logged, [boom]);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a route throws an HTTPException then its own response goes out, as Hono answers it', async () => {
+    const c = await start(new HTTPException(418, { message: 'teapot' }), (app) => app.onError(tetherErrors()));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 418);
+    assert.equal(r.body, 'teapot');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a fallback is given then it answers the other errors', async () => {
+    const c = await start(new Error('boom'), (app) => app.onError(tetherErrors((err, ctx) => ctx.json({ mine: err.message }, 500))));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.deepEqual(r.json(), { mine: 'boom' });
+  });
+});
