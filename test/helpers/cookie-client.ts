@@ -46,6 +46,16 @@ export interface Reply {
   json<T = unknown>(): T;
 }
 
+/** Asserts a Tether error answer and nothing else: its status, `{"error":{"code","message"}}`, no-store, no cookie, no Location. */
+export function assertTetherErrorAnswer(r: Reply, status: number, code: string, message: string): void {
+  assert.equal(r.status, status);
+  assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+  assert.equal(r.headers.get('cache-control'), 'no-store');
+  assert.deepEqual(r.json(), { error: { code, message } });
+  assert.deepEqual(r.setCookies, []);
+  assert.equal(r.location, null);
+}
+
 export interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;
