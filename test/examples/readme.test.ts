@@ -1,16 +1,17 @@
 /**
- * Every README example is a file in examples/ and runs: the README's code blocks must equal those
- * files, and each file is started as a user would start it and driven over HTTP.
+ * Every README example, and docs/flows.md's, is a file in examples/ and runs: the marked code blocks
+ * must equal those files, and each file is started as a user would start it and driven over HTTP.
  */
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { freePort } from '../helpers/net.js';
 
-const readme = readFileSync('README.md', 'utf8');
-const blocks = [...readme.matchAll(/<!-- example: (\S+) -->\s*```ts\n([\s\S]*?)```/g)].map((m) => ({ file: m[1]!, code: m[2]! }));
-
+function examplesIn(doc: string): { file: string; code: string }[] {
+  return [...readFileSync(doc, 'utf8').matchAll(/<!-- example: (\S+) -->\s*```ts\n([\s\S]*?)```/g)].map((m) => ({ file: m[1]!, code: m[2]! }));
+}
+const blocks = examplesIn('README.md');
 
 async function waitFor(url: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -25,6 +26,21 @@ async function waitFor(url: string, ms: number): Promise<void> {
   }
 }
 
+/** Starts `file` as a user would and returns its base URL once `path` answers; killed after the test. */
+async function start(t: TestContext, file: string, path: string): Promise<string> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', file], {
+    env: { ...process.env, PORT: String(port), NODE_ENV: 'development', NODE_NO_WARNINGS: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(`${base}${path}`, 20_000).catch((err) => assert.fail(`${file} did not start: ${err}\n${stderr}`));
+  return base;
+}
+
 describe('README examples', () => {
   it('readme when read then shows one example per adapter, each equal to its file in examples/', () => {
     assert.deepEqual(blocks.map((b) => b.file).sort(), ['examples/express-session-compat.ts', 'examples/express.ts', 'examples/fastify.ts', 'examples/hono.ts', 'examples/node-http.ts']);
@@ -33,16 +49,7 @@ describe('README examples', () => {
 
   for (const file of ['examples/node-http.ts', 'examples/express.ts', 'examples/fastify.ts', 'examples/hono.ts']) {
     it(`${file} when started then keeps a visit counter per session behind a CSRF token`, async (t) => {
-      const port = await freePort();
-      const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', file], {
-        env: { ...process.env, PORT: String(port), NODE_ENV: 'development', NODE_NO_WARNINGS: '1' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      t.after(() => child.kill('SIGKILL'));
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const base = `http://127.0.0.1:${port}`;
-      await waitFor(`${base}/api/session`, 20_000).catch((err) => assert.fail(`${file} did not start: ${err}\n${stderr}`));
+      const base = await start(t, file, '/api/session');
 
       const first = await fetch(`${base}/api/session`);
       const { csrfToken, visits } = (await first.json()) as { csrfToken: string; visits: number };
@@ -67,14 +74,7 @@ describe('README examples', () => {
   }
 
   it('examples/express-session-compat.ts when started then counts views per session like express-session', async (t) => {
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', 'examples/express-session-compat.ts'], {
-      env: { ...process.env, PORT: String(port), NODE_ENV: 'development', NODE_NO_WARNINGS: '1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    t.after(() => child.kill('SIGKILL'));
-    const base = `http://127.0.0.1:${port}/`;
-    await waitFor(base, 20_000);
+    const base = `${await start(t, 'examples/express-session-compat.ts', '/')}/`;
     const first = await fetch(base);
     assert.equal(await first.text(), 'views: 1');
     const cookie = first.headers.get('set-cookie')?.split(';')[0];
@@ -82,5 +82,67 @@ describe('README examples', () => {
     const second = await fetch(base, { headers: { cookie } });
     assert.equal(await second.text(), 'views: 2');
     assert.equal(await (await fetch(base)).text(), 'views: 1', 'a client without the cookie starts again');
+  });
+});
+
+describe('docs examples', () => {
+  it('flows.md when read then leads with examples/flow.ts, equal to its file', () => {
+    const flows = examplesIn('docs/flows.md');
+    assert.deepEqual(flows.map((b) => b.file), ['examples/flow.ts']);
+    assert.equal(flows[0]!.code, readFileSync('examples/flow.ts', 'utf8'), 'examples/flow.ts differs from its block in docs/flows.md');
+  });
+
+  it('examples/flow.ts when started then takes the steps in order, checks a step against the one before, and completes once', async (t) => {
+    const base = await start(t, 'examples/flow.ts', '/api/flow');
+    const first = await fetch(`${base}/api/flow`);
+    const view = (await first.json()) as { step: string; steps: string[]; runId: string | null; csrfToken: string };
+    assert.equal(view.step, 'plan');
+    assert.deepEqual(view.steps, ['plan', 'seats', 'confirm']);
+    assert.equal(view.runId, null);
+    const cookie = first.headers.get('set-cookie')?.split(';')[0];
+    assert.ok(cookie, 'asking for the CSRF token creates the session');
+    // Back and complete take no body, and Fastify refuses a JSON content type with an empty one.
+    const post = (path: string, body?: unknown) => fetch(`${base}/api/flow/${path}`, {
+      method: 'POST',
+      headers: { cookie, 'x-csrf-token': view.csrfToken, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const errorCode = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
+
+    const refused = await fetch(`${base}/api/flow/plan`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{"plan":"team"}' });
+    assert.equal(refused.status, 403);
+    assert.equal(await errorCode(refused), 'CSRF_TOKEN_INVALID');
+
+    const early = await post('seats', { seats: 2 });
+    assert.equal(early.status, 409);
+    assert.equal(await errorCode(early), 'FLOW_STEP_OUT_OF_ORDER');
+
+    const plan = await post('plan', { plan: 'starter' });
+    assert.equal(plan.status, 200);
+    const afterPlan = (await plan.json()) as { step: string; data: object; runId: string };
+    assert.equal(afterPlan.step, 'seats');
+    assert.deepEqual(afterPlan.data, { plan: 'starter' });
+    assert.ok(afterPlan.runId);
+
+    const tooMany = await post('seats', { seats: 20 });
+    assert.equal(tooMany.status, 400, 'the starter plan chosen before takes at most 5 seats');
+    assert.equal(await errorCode(tooMany), 'VALIDATION_FAILED');
+    assert.equal(((await (await fetch(`${base}/api/flow`, { headers: { cookie } })).json()) as { step: string }).step, 'seats', 'a refused step changes nothing');
+
+    const seats = await post('seats', { seats: 3 });
+    assert.equal(seats.status, 200);
+    assert.equal(((await seats.json()) as { step: string }).step, 'confirm');
+    const back = await post('back');
+    assert.equal(back.status, 200);
+    assert.deepEqual((await back.json()) as object, { flow: 'signup', step: 'seats', index: 1, steps: ['plan', 'seats', 'confirm'], data: { plan: 'starter', seats: 3 }, runId: afterPlan.runId });
+    assert.equal((await post('seats', { seats: 4 })).status, 200);
+
+    const done = await post('complete');
+    assert.equal(done.status, 201);
+    assert.deepEqual(await done.json(), { runId: afterPlan.runId, plan: 'starter', seats: 4 });
+    const again = await post('complete');
+    assert.equal(again.status, 409, 'the run ended with the first completion');
+    assert.equal(await errorCode(again), 'FLOW_STEP_OUT_OF_ORDER');
+    assert.equal(((await (await fetch(`${base}/api/flow`, { headers: { cookie } })).json()) as { step: string }).step, 'plan');
   });
 });
