@@ -23,13 +23,21 @@ afterEach(async () => {
   for (const close of closing.splice(0)) await close();
 });
 
+const CSP = "default-src 'self'";
+
 /**
- * POST /start stores n = 1; POST /fail sets n = 2, a cookie and a Location, then throws `error`;
+ * Every response carries a CSP and nosniff, set before the routes run, as a security-headers middleware
+ * does. POST /start stores n = 1; POST /fail sets n = 2, a cookie and a Location, then throws `error`;
  * POST /answered answers with a cookie and a Location, then a middleware throws `error` on its way out;
  * GET /read answers the stored data. `onError` registers the app's error handler.
  */
 async function start(error: Error, onError: (app: Hono<TetherEnv<Data>>) => void): Promise<CookieClient> {
   const app = new Hono<TetherEnv<Data>>();
+  app.use(async (c, next) => {
+    c.header('content-security-policy', CSP);
+    c.header('x-content-type-options', 'nosniff');
+    await next();
+  });
   app.use(sessions(createTether<Data>({ secrets: [SECRET], csrf: false })));
   app.post('/start', (c) => {
     c.get('session').set('n', 1);
@@ -94,6 +102,19 @@ describe('hono adapter: tetherErrors()', () => {
     assert.deepEqual(r.setCookies, []);
     assert.equal(r.location, null);
     assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a TetherError is answered then the headers every response carries stay, before and after the route answered', async () => {
+    const c = await start(new FlowStepOutOfOrderError('post shipping first'), (app) => app.onError(tetherErrors()));
+    for (const path of ['/fail', '/answered']) {
+      const r = await c.request(path, { method: 'POST' });
+      assert.equal(r.status, 409);
+      assert.equal(r.headers.get('content-security-policy'), CSP, path);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
+      assert.equal(r.headers.get('cache-control'), 'no-store', path);
+      assert.deepEqual(r.setCookies, [], path);
+      assert.equal(r.location, null, path);
+    }
   });
 
   it('when a route throws a plain Error then Hono\'s default answer goes out, and nothing is stored', async () => {

@@ -22,7 +22,7 @@ import { isTetherError } from '../../core/errors.js';
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { errorResponse } from '../shared/http.js';
+import { ANSWER_HEADERS, errorResponse } from '../shared/http.js';
 
 export interface TetherEnv<T extends object = SessionData> {
   Variables: { session: Session<T> };
@@ -39,10 +39,14 @@ function viewOf(c: Context): RequestView {
   return { method: c.req.method, header: (name) => c.req.header(name) };
 }
 
-function errorOut(err: unknown): Response {
+/** The error's response; with `kept`, also those of its headers that are not an answer's own (ANSWER_HEADERS). */
+function errorOut(err: unknown, kept?: Headers): Response {
   const { status, body } = errorResponse(err);
-  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
-  if (status === 503) headers['retry-after'] = '1';
+  const headers = new Headers();
+  if (kept) for (const [name, value] of kept) if (!ANSWER_HEADERS.has(name)) headers.append(name, value);
+  headers.set('content-type', 'application/json; charset=utf-8');
+  headers.set('cache-control', 'no-store');
+  if (status === 503) headers.set('retry-after', '1');
   return new Response(JSON.stringify(body), { status, headers });
 }
 
@@ -142,9 +146,12 @@ function honoDefault(err: Error, c: Context): Response {
 export function tetherErrors<E extends Env = Env>(fallback: ErrorHandler<E> = honoDefault): ErrorHandler<E> {
   return (err, c) => {
     if (!isTetherError(err)) return fallback(err, c);
-    // As for a failed commit: when the route had answered (a middleware failed on the way out), Hono's
-    // `c.res` setter would copy that answer's headers (its cookies, its Location) onto the error.
+    // Hono's `c.res` setter would copy every header of the answer so far onto the error, the route's
+    // cookies and Location too: only those every response carries (a middleware's CSP, CORS) go over,
+    // as Hono's own error answer and the other adapters keep them. `c.res` holds those set before the
+    // route answered too.
+    const kept = c.res.headers;
     c.res = undefined;
-    return errorOut(err);
+    return errorOut(err, kept);
   };
 }
