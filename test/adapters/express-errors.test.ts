@@ -30,7 +30,7 @@ function statusError(status: number, message: string): Error & { status: number 
 
 /**
  * An app whose POST /start stores n = 1, POST /fail sets n = 2 and throws `error`, POST /late answers,
- * then throws `error`; GET /read answers the stored data. `after` adds what follows the routes.
+ * then throws `error`, POST /partial writes part of its body, then throws `error`; GET /read answers the stored data. `after` adds what follows the routes.
  */
 async function start(error: Error, after: (app: Express) => void): Promise<CookieClient> {
   const store = new MemoryStore();
@@ -57,6 +57,12 @@ async function start(error: Error, after: (app: Express) => void): Promise<Cooki
   app.post('/late', async (req, res) => {
     sessionOf<Data>(req).set('n', 3);
     res.json({ answered: true });
+    await Promise.resolve();
+    throw error;
+  });
+  app.post('/partial', async (req, res) => {
+    sessionOf<Data>(req).set('n', 4);
+    res.type('text/plain').write('partial');
     await Promise.resolve();
     throw error;
   });
@@ -127,6 +133,14 @@ describe('express adapter: sessionErrors()', () => {
     assert.equal(r.status, 200);
     assert.deepEqual(r.json(), { answered: true });
     assert.deepEqual((await c.request('/read')).json(), { n: 3 });
+  });
+
+  it('when a TetherError comes after the route wrote part of its body, its commit pending, then the connection is closed', async () => {
+    const c = await start(new FlowStepOutOfOrderError('mid-body'), (app) => app.use(sessionErrors()));
+    const outcome = await c.request('/partial', { method: 'POST' }).then((r) => `answered ${r.status}: ${r.body}`, () => 'connection closed');
+    assert.equal(outcome, 'connection closed', 'no error answer over what was written');
+    // The commit began with the first write, before the error, as when the head is out.
+    assert.deepEqual((await c.request('/read')).json(), { n: 4 });
   });
 
   it('when answer is false then a TetherError goes on to the app\'s handler and nothing is stored', async () => {

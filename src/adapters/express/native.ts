@@ -8,6 +8,7 @@ import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
 import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
+import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
 
 declare global {
@@ -78,7 +79,8 @@ export interface SessionErrorsOptions {
  * request whose error reaches Express's error handling writes none of its session's changes, whatever
  * status the error is answered with. Without it only a 5xx answer drops them, so an error answered with
  * a 4xx (a `409`, say) would commit what the handler had changed before it failed. An error raised
- * after the handler had ended its response changes nothing: that response and its session stand.
+ * after the handler had ended its response changes nothing: that response and its session stand. One
+ * raised after it began its response (a `write`) closes the connection, as Express does once the head is out.
  *
  * A TetherError (a flow's `FLOW_STEP_OUT_OF_ORDER`, a `SESSION_CONFLICT`) is answered here, in
  * Tether's shape, unless `answer` is false or the response's head is out; every other error goes on to
@@ -92,6 +94,14 @@ export function sessionErrors(options: SessionErrorsOptions = {}): ErrorRequestH
   const answer = options.answer ?? true;
   return (err: unknown, req: Request, res: Response, next: NextFunction): void => {
     if (req.tether !== undefined) FAILED.add(req);
+    const held = heldOnPrototype(res);
+    if (held !== undefined && held.begun && !held.ended) {
+      // Begun (a write), not ended, its head held for the commit that write began: `headersSent` is
+      // still false, but what was written cannot become an error answer, as when the head is out.
+      held.abort();
+      next(err);
+      return;
+    }
     // A response ended but held for its commit still looks unanswered: the hold drops this answer.
     if (answer && isTetherError(err) && !res.headersSent) sendError(res, err);
     else next(err);
