@@ -27,6 +27,9 @@ import { FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } fr
 import { checkOptions } from '../core/options-check.js';
 import { systemClock } from '../core/store.js';
 import type { Clock } from '../core/store.js';
+import { UserContexts } from '../core/user-context.js';
+import { flowChannels } from '../observability/channels.js';
+import type { FlowEvent, FlowMessage } from '../observability/channels.js';
 
 /**
  * What the steps before a step kept, by step name (`{ shipping: … }`): a deep-frozen copy, so a step's
@@ -203,15 +206,45 @@ export class FlowRunner<K = string> {
   readonly flow: Flow;
   readonly #store: FlowContextStore<K>;
   readonly #clock: Clock;
+  /** Keys are user IDs, which events may carry (as the engine's do); a Session never goes in one. */
+  readonly #userKeyed: boolean;
 
   constructor(flow: Flow, store: FlowContextStore<K>) {
     this.flow = flow;
     this.#store = store;
     this.#clock = flow.clock ?? store.clock ?? systemClock;
+    this.#userKeyed = store instanceof UserContexts;
   }
 
   async view(key: K): Promise<FlowView> {
-    return this.flow.view(this.#live(await this.#store.get(key), this.#clock.now()));
+    const now = this.#clock.now();
+    return this.flow.view(this.#live(await this.#store.get(key), now, this.#expiry(key, now)));
+  }
+
+  /** Publishes on the event's channel; builds nothing when it has no subscriber. */
+  #publish(event: FlowEvent, key: K, runId: string, at: number, index?: number): void {
+    const channel = flowChannels[event];
+    if (!channel.hasSubscribers) return;
+    const msg: FlowMessage = { event, flow: this.flow.name, runId, at };
+    if (index !== undefined) {
+      msg.step = this.flow.steps[index]?.name ?? 'complete';
+      msg.index = index;
+    }
+    if (this.#userKeyed) msg.userId = key as string;
+    channel.publish(msg);
+  }
+
+  /**
+   * Reports an expired run found by one call, once however often the call reads it (a compare-and-set
+   * replay reads it again).
+   */
+  #expiry(key: K, now: number): (runId: string) => void {
+    let told = false;
+    return (runId) => {
+      if (told) return;
+      told = true;
+      this.#publish('expired', key, runId, now);
+    };
   }
 
   /**
@@ -219,10 +252,14 @@ export class FlowRunner<K = string> {
    * counts as absent, as the engine counts a session past its idle deadline. It stays stored until a
    * new run or `reset()` replaces it: reading never writes.
    */
-  #live(ctx: Record<string, unknown>, now: number): FlowState | undefined {
+  #live(ctx: Record<string, unknown>, now: number, expired: (runId: string) => void): FlowState | undefined {
     const state = stateOf(ctx, this.flow.name);
     const idle = this.flow.idleTimeoutMs;
-    return state && idle !== undefined && state.updatedAt + idle <= now ? undefined : state;
+    if (state && idle !== undefined && state.updatedAt + idle <= now) {
+      expired(state.runId);
+      return undefined;
+    }
+    return state;
   }
 
   /**
@@ -242,12 +279,13 @@ export class FlowRunner<K = string> {
     // its first run wrote: a session replays a change at its commit only when rerunning it on the data
     // the request loaded gives what the request holds (Session.update).
     const now = this.#clock.now();
+    const expired = this.#expiry(key, now);
     let runId: string | undefined;
     // The first step is never out of order and has nothing before it, so only a later one costs this
     // read. The check is repeated in the write below, against the state the write actually changes.
     let earlier = NOTHING_EARLIER;
     if (index > 0) {
-      const state = this.#live(await this.#store.get(key), now);
+      const state = this.#live(await this.#store.get(key), now, expired);
       this.#checkOrder(state, index);
       earlier = this.#earlier(state, index);
     }
@@ -259,7 +297,7 @@ export class FlowRunner<K = string> {
       // Everything that may refuse comes before the first write: a refused step leaves the context as it
       // was, a session's too (its data keeps what an update() function wrote before throwing).
       // An expired run is replaced by a new one (new runId, its data dropped) when the first step is posted.
-      const found = this.#live(ctx, now);
+      const found = this.#live(ctx, now, expired);
       this.#checkOrder(found, index);
       if (index > 0) {
         const current = this.#earlier(found, index);
@@ -277,6 +315,8 @@ export class FlowRunner<K = string> {
       flowsOf(ctx)[this.flow.name] = state;
       stored = state;
     });
+    // After the write, once per call: a replay of the update above publishes nothing of its own.
+    this.#publish('step', key, stored.runId, now, index);
     return this.flow.view(stored);
   }
 
@@ -303,13 +343,15 @@ export class FlowRunner<K = string> {
     let stored!: FlowState;
     // Taken once, as in submit.
     const now = this.#clock.now();
+    const expired = this.#expiry(key, now);
     await this.#store.update(key, (ctx) => {
-      const state = this.#live(ctx, now);
+      const state = this.#live(ctx, now, expired);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
       state.step -= 1;
       state.updatedAt = now;
       stored = state;
     });
+    this.#publish('back', key, stored.runId, now, stored.step);
     return this.flow.view(stored);
   }
 
@@ -318,7 +360,8 @@ export class FlowRunner<K = string> {
    * ends the run. `action` must be idempotent per `runId` (two concurrent completions both reach it).
    */
   async complete<R>(key: K, action: (run: { runId: string; data: Record<string, unknown> }) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
-    const state = this.#live(await this.#store.get(key), this.#clock.now());
+    const now = this.#clock.now();
+    const state = this.#live(await this.#store.get(key), now, this.#expiry(key, now));
     if (!state || state.step < this.flow.completeAt) {
       const expected = this.flow.steps[state?.step ?? 0]?.name ?? 'complete';
       throw new FlowStepOutOfOrderError(`the flow is not ready to complete; post "${expected}" first`);
@@ -326,20 +369,35 @@ export class FlowRunner<K = string> {
     // Taken now: a session's context is its live data, which `action` could change.
     const runId = state.runId;
     const result = await action({ runId, data: copy(state.data) });
+    // Set by the update's last run: a replay that finds the run gone ended nothing.
+    let ended = false;
     await this.#store.update(key, (ctx) => {
+      ended = false;
       // Only the completion that finds its own run still there ends it (and runs onCompleted).
       if (stateOf(ctx, this.flow.name)?.runId !== runId) return;
       delete flowsOf(ctx)[this.flow.name];
       options.onCompleted?.(ctx, result);
+      ended = true;
     });
+    if (ended) this.#publish('completed', key, runId, this.#clock.now());
     return result;
   }
 
-  /** Abandons the flow: the next submit starts a new run. */
+  /**
+   * Abandons the flow: the next submit starts a new run. Reported as `reset` when a live run was
+   * removed; a run already past `idleTimeoutMs` is reported as `expired` instead.
+   */
   async reset(key: K): Promise<void> {
+    const now = this.#clock.now();
+    const expired = this.#expiry(key, now);
+    let removed: string | undefined;
     await this.#store.update(key, (ctx) => {
-      if (stateOf(ctx, this.flow.name)) delete flowsOf(ctx)[this.flow.name];
+      removed = undefined;
+      if (!stateOf(ctx, this.flow.name)) return;
+      removed = this.#live(ctx, now, expired)?.runId;
+      delete flowsOf(ctx)[this.flow.name];
     });
+    if (removed !== undefined) this.#publish('reset', key, removed, now);
   }
 }
 

@@ -40,3 +40,40 @@ export const channels = {
   conflict: diagnostics.channel(CHANNEL_NAMES.conflict),
   anomaly: diagnostics.channel(CHANNEL_NAMES.anomaly),
 };
+
+/** Flow channels (`tether/flow`), one per event, named as the session ones. */
+export const FLOW_CHANNEL_NAMES = {
+  step: 'tether:flow:step',
+  back: 'tether:flow:back',
+  completed: 'tether:flow:completed',
+  reset: 'tether:flow:reset',
+  expired: 'tether:flow:expired',
+} as const;
+
+export type FlowEvent = keyof typeof FLOW_CHANNEL_NAMES;
+
+export interface FlowMessage {
+  event: FlowEvent;
+  /** The flow's declared name. */
+  flow: string;
+  /** The run the event belongs to (for expired: the run that timed out). */
+  runId: string;
+  /**
+   * step: the step whose input was stored, and its index. back: the step the user is back at. Absent
+   * for completed, reset and expired.
+   */
+  step?: string;
+  index?: number;
+  /** The user, for a flow kept in user contexts (`tether.users`); absent for `sessionFlows`. */
+  userId?: string;
+  /** Epoch ms, from the flow's clock. */
+  at: number;
+}
+
+export const flowChannels = {
+  step: diagnostics.channel(FLOW_CHANNEL_NAMES.step),
+  back: diagnostics.channel(FLOW_CHANNEL_NAMES.back),
+  completed: diagnostics.channel(FLOW_CHANNEL_NAMES.completed),
+  reset: diagnostics.channel(FLOW_CHANNEL_NAMES.reset),
+  expired: diagnostics.channel(FLOW_CHANNEL_NAMES.expired),
+};

@@ -3,7 +3,7 @@
  * (prom-client) for an engine and its store.
  * @module
  */
-export { CHANNEL_NAMES } from './channels.js';
-export type { LifecycleEvent, LifecycleMessage } from './channels.js';
+export { CHANNEL_NAMES, FLOW_CHANNEL_NAMES } from './channels.js';
+export type { LifecycleEvent, LifecycleMessage, FlowEvent, FlowMessage } from './channels.js';
 export { registerTetherMetrics, instrumentStore } from './metrics.js';
 export type { MetricsSource, CacheStats, TetherMetricsOptions } from './metrics.js';
