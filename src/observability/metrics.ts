@@ -13,7 +13,10 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import diagnostics from 'node:diagnostics_channel';
 import type { EngineStats } from '../core/engine.js';
+import { FLOW_CHANNEL_NAMES } from './channels.js';
+import type { FlowMessage } from './channels.js';
 import type { SessionStore } from '../core/store.js';
 
 /** What the metrics read from an engine: its counters and its store. */
@@ -151,4 +154,31 @@ export function instrumentStore<S extends SessionStore>(store: S, registry: Regi
       };
     },
   });
+}
+
+/**
+ * Counts every flow's events (`tether/flow`) on `registry`: steps stored per flow and step, runs
+ * completed and runs found expired per flow, a checkout funnel. Subscribes to the flow channels of the
+ * process, so flows on any engine count; call once per registry. Labels come from the flows' declared
+ * names, so their number is bounded by the code. Returns a function that unsubscribes.
+ * @example
+ * registerFlowMetrics(registry);
+ * // rate(tether_flow_steps_total{flow="checkout"}[1h]) by step: where users stop
+ */
+export function registerFlowMetrics(registry: Registry, options: TetherMetricsOptions = {}): () => void {
+  const p = options.prefix ?? 'tether_';
+  const steps = new Counter({ name: p + 'flow_steps_total', help: 'Flow steps whose input was stored, by flow and step.', labelNames: ['flow', 'step'], registers: [registry] });
+  const completed = new Counter({ name: p + 'flow_completed_total', help: 'Flow runs ended by complete(), by flow.', labelNames: ['flow'], registers: [registry] });
+  const expired = new Counter({ name: p + 'flow_expired_total', help: 'Calls that found a flow run idle past idleTimeoutMs, by flow.', labelNames: ['flow'], registers: [registry] });
+  const onStep = (msg: unknown) => steps.inc({ flow: (msg as FlowMessage).flow, step: (msg as FlowMessage).step! });
+  const onCompleted = (msg: unknown) => completed.inc({ flow: (msg as FlowMessage).flow });
+  const onExpired = (msg: unknown) => expired.inc({ flow: (msg as FlowMessage).flow });
+  diagnostics.subscribe(FLOW_CHANNEL_NAMES.step, onStep);
+  diagnostics.subscribe(FLOW_CHANNEL_NAMES.completed, onCompleted);
+  diagnostics.subscribe(FLOW_CHANNEL_NAMES.expired, onExpired);
+  return () => {
+    diagnostics.unsubscribe(FLOW_CHANNEL_NAMES.step, onStep);
+    diagnostics.unsubscribe(FLOW_CHANNEL_NAMES.completed, onCompleted);
+    diagnostics.unsubscribe(FLOW_CHANNEL_NAMES.expired, onExpired);
+  };
 }

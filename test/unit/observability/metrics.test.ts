@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { createTether, MemoryStore } from 'tether';
 import type { SessionStore } from 'tether';
-import { instrumentStore, registerTetherMetrics } from 'tether/observability';
+import { defineFlow } from 'tether/flow';
+import { ManualClock } from 'tether/testing';
+import { instrumentStore, registerFlowMetrics, registerTetherMetrics } from 'tether/observability';
 import { SqliteStore } from 'tether/sqlite';
 import { TieredStore } from 'tether/tiered';
 import { tempSqliteFile } from '../../helpers/sqlite.js';
@@ -172,10 +174,38 @@ describe('tether metrics', () => {
       await file.remove();
     }
   });
+
+  it('flow metrics when a checkout run goes step, step, back, step, complete and another run expires then the funnel counts them per flow and step', async () => {
+    const registry = new Registry();
+    const unsubscribe = registerFlowMetrics(registry);
+    const clock = new ManualClock();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)], clock });
+    const take = (input: unknown) => input;
+    const run = defineFlow({ name: 'checkout', idleTimeoutMs: 1000, steps: [{ name: 'shipping', parse: take }, { name: 'payment', parse: take }, { name: 'review' }] }).using(tether.users);
+    try {
+      await run.submit('u1', 'shipping', {});
+      await run.submit('u1', 'payment', {});
+      await run.back('u1');
+      await run.submit('u1', 'payment', {});
+      await Promise.all([run.complete('u1', () => 'a'), run.complete('u1', () => 'b')]);
+      await run.submit('u2', 'shipping', {});
+      clock.advance(1000);
+      await run.view('u2');
+      const text = await registry.metrics();
+      assert.equal(metricValue(text, 'tether_flow_steps_total{flow="checkout",step="shipping"}'), 2);
+      assert.equal(metricValue(text, 'tether_flow_steps_total{flow="checkout",step="payment"}'), 2, 'posted again after back');
+      assert.equal(metricValue(text, 'tether_flow_completed_total{flow="checkout"}'), 1, 'one of two racing completions ended the run');
+      assert.equal(metricValue(text, 'tether_flow_expired_total{flow="checkout"}'), 1);
+      assert.doesNotMatch(text, /u1|u2/, 'no user in a label');
+    } finally {
+      unsubscribe();
+      await tether.close();
+    }
+  });
 });
 
 describe('docs/metrics.md', () => {
-  it('metrics table when compared with what registerTetherMetrics and instrumentStore register then lists each once, with its type and labels, and nothing else', async () => {
+  it('metrics table when compared with what registerTetherMetrics, registerFlowMetrics and instrumentStore register then lists each once, with its type and labels, and nothing else', async () => {
     const rows = [...readFileSync('docs/metrics.md', 'utf8').matchAll(/^\| `(tether_\w+)` \| (\w+) \| (.+?) \| (.+) \|$/gm)]
       .map((m) => ({ name: m[1]!, type: m[2]!, labels: m[3] === '—' ? [] : [...m[3]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!), meaning: m[4]! }));
     const names = rows.map((r) => r.name);
@@ -186,6 +216,7 @@ describe('docs/metrics.md', () => {
     const store = Object.assign(Object.create(instrumentStore(base, registry)) as SessionStore, { stats: () => ({ hits: 1, misses: 1 }) });
     const tether = createTether({ store: base, secrets: ['m'.repeat(32)] });
     registerTetherMetrics({ stats: () => tether.stats(), store }, registry);
+    const unsubscribe = registerFlowMetrics(registry);
     const exported = (await registry.getMetricsAsJSON()).map((m) => ({
       name: m.name, type: String(m.type), labels: [...(registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames].sort(),
     }));
@@ -197,6 +228,7 @@ describe('docs/metrics.md', () => {
       assert.deepEqual([...row.labels].sort(), m.labels, `${m.name}: documented labels`);
       assert.ok(row.meaning.length > 20, `${m.name} needs a meaning`);
     }
+    unsubscribe();
     await tether.close();
   });
 });
