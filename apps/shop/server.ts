@@ -12,7 +12,7 @@ import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import { createTether, isTetherError, RateLimitedError } from 'tether';
 import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
-import { registerTetherMetrics, instrumentStore } from 'tether/observability';
+import { registerFlowMetrics, registerTetherMetrics, instrumentStore } from 'tether/observability';
 import { isClusterWorker, shareWorkerMetrics, sharedLimiter } from 'tether/cluster';
 import { sessionFlows } from 'tether/flow';
 import { openSessionStore, SHOP_DEFAULTS } from './config.js';
@@ -336,6 +336,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     csrf: { requireOrigin: true, ...(config.publicOrigin ? { origins: [config.publicOrigin] } : {}) },
   });
   registerTetherMetrics(tether, registry);
+  // The checkout funnel on /metrics; the flow channels are the process's, so unsubscribed on close.
+  const stopFlowMetrics = registerFlowMetrics(registry);
   const products = await db.listProducts();
   const counters = { ordersPlaced: 0, rateLimited: 0, auth: new Map<string, number>() };
   const context: ShopContext = {
@@ -405,6 +407,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
 
   let closing: Promise<void> | undefined;
   app.addHook('onClose', async () => {
+    stopFlowMetrics();
     await Promise.allSettled([tether.close(), db!.close()]);
   });
   return {

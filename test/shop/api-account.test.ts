@@ -303,6 +303,12 @@ describe('shop api: checkout and orders', () => {
 
   it('checkout when every step is taken then confirm places the order, empties the cart and resets the flow', async () => {
     const { client } = await newUser();
+    const funnel = async (): Promise<number[]> => {
+      const text = (await client.get('/metrics')).text;
+      return ['tether_flow_steps_total{flow="checkout",step="shipping"', 'tether_flow_steps_total{flow="checkout",step="payment"', 'tether_flow_completed_total{flow="checkout"']
+        .map((series) => Number(text.split('\n').find((l) => l.startsWith(series))?.split(' ').pop() ?? 0));
+    };
+    const before = await funnel();
     assertError(await client.post('/api/checkout/confirm'), 409, 'FLOW_STEP_OUT_OF_ORDER');
     await client.add('camp-mug', 2);
     await client.add('headphones', 1);
@@ -322,6 +328,7 @@ describe('shop api: checkout and orders', () => {
     assert.equal(confirm.status, 201);
     assert.match(confirm.body.orderId, /^ord_/);
     assert.equal(confirm.body.total, 2 * 14 + 149);
+    assert.deepEqual((await funnel()).map((n, i) => n - before[i]!), [3, 2, 1], '/metrics shows the checkout funnel');
     assert.deepEqual((await client.get('/api/cart')).body, { items: [], count: 0, total: 0 });
     assert.equal((await client.get('/api/checkout')).body.step, 'shipping');
     const orders = (await client.get('/api/orders')).body;
