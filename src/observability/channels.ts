@@ -32,14 +32,12 @@ export interface LifecycleMessage {
   at: number;
 }
 
-export const channels = {
-  created: diagnostics.channel(CHANNEL_NAMES.created),
-  regenerated: diagnostics.channel(CHANNEL_NAMES.regenerated),
-  destroyed: diagnostics.channel(CHANNEL_NAMES.destroyed),
-  expired: diagnostics.channel(CHANNEL_NAMES.expired),
-  conflict: diagnostics.channel(CHANNEL_NAMES.conflict),
-  anomaly: diagnostics.channel(CHANNEL_NAMES.anomaly),
-};
+/** One channel object per name, under the same keys. */
+function channelsOf<K extends string>(names: Readonly<Record<K, string>>): Record<K, diagnostics.Channel> {
+  return Object.fromEntries(Object.entries(names).map(([k, name]) => [k, diagnostics.channel(name as string)])) as Record<K, diagnostics.Channel>;
+}
+
+export const channels = channelsOf(CHANNEL_NAMES);
 
 /** Flow channels (`tether/flow`), one per event, named as the session ones. */
 export const FLOW_CHANNEL_NAMES = {
@@ -70,10 +68,4 @@ export interface FlowMessage {
   at: number;
 }
 
-export const flowChannels = {
-  step: diagnostics.channel(FLOW_CHANNEL_NAMES.step),
-  back: diagnostics.channel(FLOW_CHANNEL_NAMES.back),
-  completed: diagnostics.channel(FLOW_CHANNEL_NAMES.completed),
-  reset: diagnostics.channel(FLOW_CHANNEL_NAMES.reset),
-  expired: diagnostics.channel(FLOW_CHANNEL_NAMES.expired),
-};
+export const flowChannels = channelsOf(FLOW_CHANNEL_NAMES);

@@ -170,15 +170,13 @@ export function registerFlowMetrics(registry: Registry, options: TetherMetricsOp
   const steps = new Counter({ name: p + 'flow_steps_total', help: 'Flow steps whose input was stored, by flow and step.', labelNames: ['flow', 'step'], registers: [registry] });
   const completed = new Counter({ name: p + 'flow_completed_total', help: 'Flow runs ended by complete(), by flow.', labelNames: ['flow'], registers: [registry] });
   const expired = new Counter({ name: p + 'flow_expired_total', help: 'Calls that found a flow run idle past idleTimeoutMs, by flow.', labelNames: ['flow'], registers: [registry] });
-  const onStep = (msg: unknown) => steps.inc({ flow: (msg as FlowMessage).flow, step: (msg as FlowMessage).step! });
-  const onCompleted = (msg: unknown) => completed.inc({ flow: (msg as FlowMessage).flow });
-  const onExpired = (msg: unknown) => expired.inc({ flow: (msg as FlowMessage).flow });
-  diagnostics.subscribe(FLOW_CHANNEL_NAMES.step, onStep);
-  diagnostics.subscribe(FLOW_CHANNEL_NAMES.completed, onCompleted);
-  diagnostics.subscribe(FLOW_CHANNEL_NAMES.expired, onExpired);
+  const listeners: Array<[string, (msg: unknown) => void]> = [
+    [FLOW_CHANNEL_NAMES.step, (msg) => steps.inc({ flow: (msg as FlowMessage).flow, step: (msg as FlowMessage).step! })],
+    [FLOW_CHANNEL_NAMES.completed, (msg) => completed.inc({ flow: (msg as FlowMessage).flow })],
+    [FLOW_CHANNEL_NAMES.expired, (msg) => expired.inc({ flow: (msg as FlowMessage).flow })],
+  ];
+  for (const [name, fn] of listeners) diagnostics.subscribe(name, fn);
   return () => {
-    diagnostics.unsubscribe(FLOW_CHANNEL_NAMES.step, onStep);
-    diagnostics.unsubscribe(FLOW_CHANNEL_NAMES.completed, onCompleted);
-    diagnostics.unsubscribe(FLOW_CHANNEL_NAMES.expired, onExpired);
+    for (const [name, fn] of listeners) diagnostics.unsubscribe(name, fn);
   };
 }

@@ -13,7 +13,7 @@ import type { SessionStore } from 'tether';
 import type { CompatCookieOptions } from 'tether/express';
 import { hashId } from '../../src/core/ids.js';
 import { cookieAttributes } from '../helpers/cookie-client.js';
-import { compatApp, idOf, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
+import { DAY, HOUR, MIN, compatApp, idOf, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -22,9 +22,6 @@ declare module 'express-session' {
   }
 }
 
-const MIN = 60_000;
-const HOUR = 3_600_000;
-const DAY = 86_400_000;
 const APP = { headers: { 'x-client': 'app' } };
 
 /** The mobile app's requests get a lasting cookie of `days`, the browser's a browser-session one. */

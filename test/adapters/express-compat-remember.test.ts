@@ -15,7 +15,7 @@ import session from 'tether/express';
 import type { CompatSessionOptions } from 'tether/express';
 import { hashId } from '../../src/core/ids.js';
 import { cookieAttributes } from '../helpers/cookie-client.js';
-import { compatApp, idOf, SECRET, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
+import { DAY, HOUR, MIN, compatApp, idOf, SECRET, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -24,9 +24,6 @@ declare module 'express-session' {
   }
 }
 
-const MIN = 60_000;
-const HOUR = 3_600_000;
-const DAY = 86_400_000;
 
 /**
  * The classic login: `?remember=<days>` gives the cookie that lifetime, anything else a browser-session

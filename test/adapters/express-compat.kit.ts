@@ -19,6 +19,10 @@ export { ManualClock, FaultyStore };
 /** Long enough for Tether (≥ 32 characters), so no HKDF warning in tests that do not test it. */
 export const SECRET = 'compat-test-secret-0123456789abcdefghij';
 
+export const MIN = 60_000;
+export const HOUR = 3_600_000;
+export const DAY = 86_400_000;
+
 export interface Backend {
   clock: ManualClock;
   memory: MemoryStore;

@@ -303,15 +303,15 @@ export function installHold(proto: object): void {
   }
 }
 
-/**
- * Holds `res` through the methods `installHold(proto)` defined, leaving the response object as it is;
- * a response that does not inherit from `proto`, or is held already, is held with `holdResponse`.
- */
 /** The hold `holdOnPrototype` keeps `res` in while its commit is pending; undefined once released, or if not so held. */
 export function heldOnPrototype(res: ServerResponse): HeldResponse | undefined {
   return HELD.get(res);
 }
 
+/**
+ * Holds `res` through the methods `installHold(proto)` defined, leaving the response object as it is;
+ * a response that does not inherit from `proto`, or is held already, is held with `holdResponse`.
+ */
 export function holdOnPrototype(proto: object, res: ServerResponse, commit: Commit, late?: LateEnd): void {
   const next = INSTALLED.get(proto);
   // Already held (a second session middleware on the same request): this hold goes in front of that
