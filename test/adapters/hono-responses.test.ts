@@ -20,6 +20,7 @@ import type { Listening } from '../helpers/cookie-client.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
+const CSP = "default-src 'self'";
 
 const closing: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -66,12 +67,30 @@ async function upstream(): Promise<Listening> {
   return up;
 }
 
+/** The same, answering chunked: its Transfer-Encoding must not frame an error sent in its place. */
+async function chunkedUpstream(): Promise<Listening> {
+  const up = await listen((_req, res) => {
+    res.setHeader('content-type', 'text/plain');
+    res.setHeader('x-upstream', 'yes');
+    res.write('o');
+    res.end('k');
+  });
+  closing.push(() => up.close());
+  return up;
+}
+
 async function app(): Promise<{ c: CookieClient; failing: { on: boolean }; up: Listening }> {
   const { store, failing, stored } = failingStore();
   const tether = createTether<Data>({ secrets: [SECRET], store });
   const up = await upstream();
+  const chunked = await chunkedUpstream();
   const hono = new Hono<TetherEnv<Data>>();
   hono.use(sessions(tether, { csrf: false }));
+  // Registered after sessions(): it sets its header on the handler's answer, before the commit.
+  hono.use(async (c, next) => {
+    await next();
+    c.header('content-security-policy', CSP);
+  });
   hono.post('/remember', (c) => {
     c.get('session').set('n', 1);
     c.header('set-cookie', 'remember=TOKEN; Path=/');
@@ -82,6 +101,10 @@ async function app(): Promise<{ c: CookieClient; failing: { on: boolean }; up: L
   hono.post('/proxy', async (c) => {
     c.get('session').set('n', 2);
     return fetch(up.url);
+  });
+  hono.post('/proxy-chunked', async (c) => {
+    c.get('session').set('n', 4);
+    return fetch(chunked.url);
   });
   hono.post('/stream', (c) => {
     const session = c.get('session');
@@ -104,16 +127,24 @@ async function app(): Promise<{ c: CookieClient; failing: { on: boolean }; up: L
 }
 
 describe('hono adapter: the response after the commit', () => {
-  it('when the commit fails then the error goes out without the handler\'s cookies, Location or other headers', async () => {
+  it('when the commit fails then the error goes out without the handler\'s cookies or Location, keeping the headers every response carries', async () => {
     const { c, failing } = await app();
     failing.on = true;
-    assertCommitErrorOnly(await c.request('/remember', { method: 'POST' }), ['x-handler', 'x-upstream']);
+    const r = await c.request('/remember', { method: 'POST' });
+    assertCommitErrorOnly(r, []);
+    assert.equal(r.headers.get('content-security-policy'), CSP, 'a middleware\'s header stays, as on the other adapters');
+    assert.equal(r.headers.get('x-handler'), 'yes', 'a header that is not the answer\'s own stays, as on the other adapters');
   });
 
-  it('when the commit fails after the handler returned a fetch() response then the error body is whole and carries none of its headers', async () => {
+  it('when the commit fails after the handler returned a fetch() response then the error body is whole, without its cookies or framing', async () => {
     const { c, failing } = await app();
     failing.on = true;
-    assertCommitErrorOnly(await c.request('/proxy', { method: 'POST' }), ['x-handler', 'x-upstream']);
+    for (const path of ['/proxy', '/proxy-chunked']) {
+      const r = await c.request(path, { method: 'POST' });
+      assertCommitErrorOnly(r, ['transfer-encoding']);
+      assert.equal(r.headers.get('content-length'), String(Buffer.byteLength(r.body)), path);
+      assert.equal(r.headers.get('content-security-policy'), CSP, path);
+    }
   });
 
   it('when the handler returns a fetch() response with its own Set-Cookie then the new session\'s cookie goes out too', async () => {

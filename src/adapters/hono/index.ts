@@ -97,10 +97,12 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       cookies = committed instanceof Promise ? await committed : committed;
     } catch (err) {
       // Hono's `c.res` setter copies every header of the response it replaces onto the new one, and the
-      // old Set-Cookie over the new one's: cleared first, the error goes out with its own headers only,
-      // none of the handler's (its cookies, its Location, the content-length of its body).
+      // old Set-Cookie over the new one's: cleared first, the error keeps only the headers that are not
+      // the answer's own (a middleware's CSP or CORS stay; its cookies, Location and framing go), as
+      // tetherErrors() and the other adapters do.
+      const kept = c.res.headers;
       c.res = undefined;
-      c.res = errorOut(err);
+      c.res = errorOut(err, kept);
       return;
     }
     if (cookies.length > 0) {

@@ -40,12 +40,15 @@ export function errorResponse(err: unknown): { status: number; body: { error: { 
 
 /**
  * Headers that belong to the answer a handler made, which an error answered in its place drops: its
- * cookies, where it sent the client, and what described its body. Others stay: the security headers a
- * middleware or hook sets on every response (HSTS, nosniff, CSP, CORS) belong on the error too.
+ * cookies, where it sent the client, what described its body, and how that body was framed on the
+ * connection (hop-by-hop headers, which a response passed on from an upstream `fetch()` carries).
+ * Others stay: the security headers a middleware or hook sets on every response (HSTS, nosniff, CSP,
+ * CORS) belong on the error too.
  */
 export const ANSWER_HEADERS: ReadonlySet<string> = new Set([
   'set-cookie', 'location', 'refresh', 'link', 'etag', 'last-modified', 'expires', 'cache-control', 'content-type', 'content-length',
   'content-encoding', 'content-language', 'content-range', 'content-disposition', 'content-location', 'retry-after',
+  'transfer-encoding', 'connection', 'keep-alive', 'trailer', 'upgrade', 'proxy-connection',
 ]);
 
 /** Replaces whatever the response holds with the error, if nothing was sent yet; else ends the connection. */
