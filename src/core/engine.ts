@@ -206,6 +206,12 @@ export class Tether<T extends object = SessionData> {
 
   #commitState(s: SessionState): string[] | Promise<string[]> {
     s.committed = true;
+    // A request that never called afterCommit() pays this one check.
+    if (s.afterCommit !== null) return this.#persistThenRun(s, s.afterCommit);
+    return this.#persist(s);
+  }
+
+  #persist(s: SessionState): string[] | Promise<string[]> {
     let pending: Promise<void> | undefined;
     try {
       pending = this.#commits.persist(s);
@@ -213,6 +219,23 @@ export class Tether<T extends object = SessionData> {
       if (pending === undefined) this.#release(s);
     }
     return pending === undefined ? s.setCookies : this.#settle(s, pending);
+  }
+
+  /**
+   * Commits, then runs the `afterCommit()` callbacks once the commit succeeded. They are taken now: a
+   * commit that fails drops them, and a later one (endNow's) does not run them again.
+   */
+  #persistThenRun(s: SessionState, after: Array<() => void>): string[] | Promise<string[]> {
+    s.afterCommit = null;
+    const out = this.#persist(s);
+    if (Array.isArray(out)) {
+      runAfterCommit(after);
+      return out;
+    }
+    return out.then((cookies) => {
+      runAfterCommit(after);
+      return cookies;
+    });
   }
 
   /**
@@ -269,6 +292,8 @@ export class Tether<T extends object = SessionData> {
     // writer would load the record the write is replacing.
     if (s.committed || s.afterUpdates !== null) return;
     s.committed = true;
+    // Nothing of the request is stored: a later endNow, which commits an ending, must not run them.
+    s.afterCommit = null;
     this.#release(s);
   }
 
@@ -358,7 +383,7 @@ export class Tether<T extends object = SessionData> {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
       ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, destroyed: false,
-      touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, committed: false, setCookies: [],
+      touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [],
       newId: this.#newId,
     };
   }
@@ -558,6 +583,23 @@ export function createTether<T extends object = SessionData>(options: TetherOpti
 }
 
 export { OptionsInvalidError };
+
+/**
+ * Runs a successful commit's `afterCommit()` callbacks in order. One that throws must neither fail the
+ * commit, whose write stands, nor keep the others from running: its error is thrown again on the next
+ * tick, where it is uncaught as it would have been without the engine in between.
+ */
+function runAfterCommit(callbacks: Array<() => void>): void {
+  for (const fn of callbacks) {
+    try {
+      fn();
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+}
 
 /**
  * A custom ID generator whose every ID is checked: one that is not base64url of 22–128 characters would

@@ -77,6 +77,8 @@ export interface SessionState {
   updated: (() => void) | null;
   /** That commit, shared by every call to commit while it waits. */
   afterUpdates: Promise<string[]> | null;
+  /** `afterCommit()` callbacks, in order; null until one is registered, and again once taken by a commit or dropped. */
+  afterCommit: Array<() => void> | null;
   committed: boolean;
   setCookies: string[];
   newId: () => string;
@@ -245,6 +247,24 @@ export class Session<T extends object = SessionData> {
       s.updateCountedTo = Math.max(now, s.updateCountedTo);
     }
     s.ops.push((d) => fn(d as Partial<T>));
+  }
+
+  /**
+   * Runs `fn` once this request's commit has succeeded: the store holds what the request changed (for a
+   * destroyed session, its deletion), or the commit found nothing to store. For what must not happen
+   * for a change that was not kept: an event, a message to another system. Callbacks run in the order
+   * registered, before the commit answers (so before the response goes out), once, after the last
+   * write of a commit that re-applied `update()` functions on fresh data. They never run when the
+   * commit fails (SESSION_CONFLICT, STORE_UNAVAILABLE, SESSION_TOO_LARGE…) or the request is abandoned
+   * (the handler failed, the client went away). A callback that throws fails neither the commit nor
+   * the callbacks after it: its error is thrown again on the next tick (`process.nextTick`), as
+   * node:diagnostics_channel does with a subscriber that throws, which ends the process unless an
+   * `uncaughtException` handler takes it. Catch what a callback may throw.
+   */
+  afterCommit(fn: () => void): void {
+    // Not refused on a destroyed session: its commit stores the deletion, which a callback may follow.
+    this.#open();
+    (this.#s.afterCommit ??= []).push(fn);
   }
 
   /** The user this session belongs to, or null. */
