@@ -98,6 +98,13 @@ export interface FlowView {
 export interface FlowContextStore<K = string> {
   get(key: K): Promise<Record<string, unknown>>;
   update(key: K, fn: (ctx: Record<string, unknown>) => void | Promise<void>): Promise<unknown>;
+  /**
+   * Runs `fn` once the change the last `update` under `key` made is durable, and never if it is not
+   * kept: for a store whose update resolves before the change is written (a session's, stored at the
+   * request's commit). The flow publishes its events through it. Absent: `fn` runs at once, for a
+   * store whose update is durable when it resolves.
+   */
+  afterWrite?(key: K, fn: () => void): void;
   /** The time its contexts follow; a flow given no `clock` of its own uses it. */
   readonly clock?: Clock;
 }
@@ -235,6 +242,16 @@ export class FlowRunner<K = string> {
   }
 
   /**
+   * Runs `publish` once the change the call made is durable (FlowContextStore.afterWrite): an event is
+   * never published for a change that was not kept. It reads what the update's last run left, as a
+   * compare-and-set replay may have changed it.
+   */
+  #afterWrite(key: K, publish: () => void): void {
+    if (this.#store.afterWrite === undefined) publish();
+    else this.#store.afterWrite(key, publish);
+  }
+
+  /**
    * Reports an expired run found by one call, once however often the call reads it (a compare-and-set
    * replay reads it again).
    */
@@ -316,7 +333,7 @@ export class FlowRunner<K = string> {
       stored = state;
     });
     // After the write, once per call: a replay of the update above publishes nothing of its own.
-    this.#publish('step', key, stored.runId, now, index);
+    this.#afterWrite(key, () => this.#publish('step', key, stored.runId, now, index));
     return this.flow.view(stored);
   }
 
@@ -351,7 +368,7 @@ export class FlowRunner<K = string> {
       state.updatedAt = now;
       stored = state;
     });
-    this.#publish('back', key, stored.runId, now, stored.step);
+    this.#afterWrite(key, () => this.#publish('back', key, stored.runId, now, stored.step));
     return this.flow.view(stored);
   }
 
@@ -379,7 +396,9 @@ export class FlowRunner<K = string> {
       options.onCompleted?.(ctx, result);
       ended = true;
     });
-    if (ended) this.#publish('completed', key, runId, this.#clock.now());
+    this.#afterWrite(key, () => {
+      if (ended) this.#publish('completed', key, runId, this.#clock.now());
+    });
     return result;
   }
 
@@ -397,7 +416,9 @@ export class FlowRunner<K = string> {
       removed = this.#live(ctx, now, expired)?.runId;
       delete flowsOf(ctx)[this.flow.name];
     });
-    if (removed !== undefined) this.#publish('reset', key, removed, now);
+    this.#afterWrite(key, () => {
+      if (removed !== undefined) this.#publish('reset', key, removed, now);
+    });
   }
 }
 

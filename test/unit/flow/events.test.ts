@@ -7,6 +7,8 @@ import { ManualClock } from 'tether/testing';
 import { defineFlow, sessionFlows } from 'tether/flow';
 import { FLOW_CHANNEL_NAMES } from 'tether/observability';
 import type { FlowMessage } from 'tether/observability';
+import type { Session } from 'tether';
+import { rig, trip, view } from '../support.js';
 
 function parseName(input: unknown): { name: string } {
   const name = (input as { name?: unknown } | null)?.name;
@@ -160,5 +162,162 @@ describe('flow events', () => {
     await run.submit('u1', 'payment', { name: 'card' });
     assert.equal(await run.complete('u1', () => 'order'), 'order');
     await tether.close();
+  });
+});
+
+describe('session flow events and the commit', () => {
+  const signup = defineFlow({ name: 'signup', idleTimeoutMs: 1000, steps }).using(sessionFlows);
+  const post = (cookie?: string) => view('POST', cookie === undefined ? {} : { cookie });
+
+  /** The messages of tether:flow:step alone, as a funnel that counts steps subscribes. */
+  function listenSteps(): { seen: FlowMessage[]; stop: () => void } {
+    const seen: FlowMessage[] = [];
+    const onMessage = (msg: unknown) => seen.push(msg as FlowMessage);
+    diagnostics.subscribe('tether:flow:step', onMessage);
+    return { seen, stop: () => diagnostics.unsubscribe('tether:flow:step', onMessage) };
+  }
+
+  it('session flow events when a step is posted then tether:flow:step is published after the request\'s commit has stored it, not when the call returns', async () => {
+    const r = rig();
+    const { seen, stop } = listenSteps();
+    try {
+      const session = await r.tether.open(post());
+      const { runId } = await signup.submit(session, 'shipping', { name: 'Ada' });
+      assert.equal(seen.length, 0, 'not before the commit');
+      let stored: unknown;
+      r.store.beforeSet = () => { stored = seen.length; };
+      await r.tether.commit(session);
+      assert.equal(stored, 0, 'not while the store writes');
+      assert.deepEqual(seen.map((m) => [m.event, m.step, m.runId]), [['step', 'shipping', runId]]);
+    } finally {
+      stop();
+      await r.tether.close();
+    }
+  });
+
+  for (const [name, fault] of [['rejects', 'reject'], ['does not answer', 'hang']] as const) {
+    it(`session flow events when the commit fails because the store ${name} then tether:flow:step is not published`, async () => {
+      const r = rig({ storeTimeoutMs: 50 });
+      const { seen, stop } = listenSteps();
+      try {
+        const session = await r.tether.open(post());
+        await signup.submit(session, 'shipping', { name: 'Ada' });
+        r.store.fail('set', fault);
+        await assert.rejects(r.tether.commit(session), { code: 'STORE_UNAVAILABLE' });
+        r.tether.abandon(session);
+        assert.equal(seen.length, 0);
+        // The step was not kept: posting it again once the store is back is published, once.
+        r.store.heal();
+        await trip(r.tether, undefined, (s) => signup.submit(s, 'shipping', { name: 'Ada' }));
+        assert.deepEqual(seen.map((m) => m.event), ['step']);
+      } finally {
+        stop();
+        await r.tether.close();
+      }
+    });
+  }
+
+  it('session flow events when the request is abandoned (the handler failed after the step) then none is published', async () => {
+    const r = rig();
+    const { seen, stop } = listenSteps();
+    try {
+      await assert.rejects(trip(r.tether, undefined, async (s) => {
+        await signup.submit(s, 'shipping', { name: 'Ada' });
+        throw new Error('the handler failed');
+      }), /the handler failed/);
+      assert.deepEqual(seen, []);
+    } finally {
+      stop();
+      await r.tether.close();
+    }
+  });
+
+  it('session flow events when a run goes step, back, reset, step, complete then each event comes after its request\'s commit, and expired when the call finds it', async () => {
+    const r = rig();
+    const flow = defineFlow({ name: 'signup', idleTimeoutMs: 1000, steps, clock: r.clock }).using(sessionFlows);
+    const { seen, stop } = listen();
+    try {
+      /** One request: `fn`'s events are not out before its commit. */
+      let cookie: string | undefined;
+      const request = async (fn: (s: Session<object>) => Promise<unknown>): Promise<void> => {
+        const before = seen.length;
+        cookie = (await trip(r.tether, cookie, async (s) => {
+          await fn(s);
+          assert.equal(seen.length, before, 'nothing before the commit');
+        })).cookie;
+      };
+      await request((s) => flow.submit(s, 'shipping', { name: 'Ada' }));
+      await request((s) => flow.submit(s, 'payment', { name: 'card' }));
+      await request((s) => flow.back(s));
+      await request((s) => flow.reset(s));
+      await request((s) => flow.submit(s, 'shipping', { name: 'Ada' }));
+      await request((s) => flow.submit(s, 'payment', { name: 'card' }));
+      await request((s) => flow.complete(s, () => 'account'));
+      assert.deepEqual(seen.map((m) => [m.event, m.step]), [
+        ['step', 'shipping'], ['step', 'payment'], ['back', 'payment'], ['reset', undefined],
+        ['step', 'shipping'], ['step', 'payment'], ['completed', undefined],
+      ]);
+      // An expired run is reported by the read that finds it, whatever becomes of the request.
+      await request((s) => flow.submit(s, 'shipping', { name: 'Ada' }));
+      r.clock.advance(1000);
+      seen.length = 0;
+      const session = await r.tether.open(post(cookie));
+      await flow.view(session);
+      assert.deepEqual(seen.map((m) => m.event), ['expired']);
+      r.tether.abandon(session);
+    } finally {
+      stop();
+      await r.tether.close();
+    }
+  });
+
+  it('flow events when the context store has afterWrite then each event waits for the function it was given, and expired does not', async () => {
+    const { tether, clock } = setup();
+    const pending: Array<() => void> = [];
+    const keys: string[] = [];
+    const deferred = defineFlow({ name: 'checkout', idleTimeoutMs: 1000, steps }).using({
+      get: (userId: string) => tether.users.get(userId),
+      update: (userId: string, fn: (ctx: Record<string, unknown>) => void | Promise<void>) => tether.users.update(userId, fn),
+      afterWrite: (userId: string, fn: () => void) => { keys.push(userId); pending.push(fn); },
+      clock: tether.users.clock,
+    });
+    const { seen, stop } = listen();
+    try {
+      await deferred.submit('u1', 'shipping', { name: 'Ada' });
+      await deferred.back('u1');
+      await deferred.reset('u1');
+      assert.equal(seen.length, 0);
+      assert.deepEqual(keys, ['u1', 'u1', 'u1']);
+      for (const fn of pending.splice(0)) fn();
+      assert.deepEqual(seen.map((m) => m.event), ['step', 'back', 'reset']);
+      await deferred.submit('u1', 'shipping', { name: 'Ada' });
+      clock.advance(1000);
+      await deferred.view('u1');
+      assert.deepEqual(seen.map((m) => m.event), ['step', 'back', 'reset', 'expired'], 'expired at once, the step still waiting');
+    } finally {
+      stop();
+      await tether.close();
+    }
+  });
+
+  it('session flow events when the commit replays the step on another process\'s write then it is published once, after the final write', async () => {
+    const one = rig();
+    const two = rig({}, one);
+    const { cookie } = await trip(one.tether, undefined, (s) => signup.submit(s, 'shipping', { name: 'Ada' }));
+    const { seen, stop } = listenSteps();
+    try {
+      const mine = await one.tether.open(post(cookie));
+      const theirs = await two.tether.open(post(cookie));
+      await signup.submit(mine, 'payment', { name: 'card' });
+      await signup.submit(theirs, 'shipping', { name: 'Grace' });
+      await two.tether.commit(theirs);
+      assert.deepEqual(seen.map((m) => m.step), ['shipping']);
+      await one.tether.commit(mine);
+      assert.equal(one.tether.stats().replays, 1, 'replayed');
+      assert.deepEqual(seen.map((m) => m.step), ['shipping', 'payment']);
+    } finally {
+      stop();
+      await one.tether.close();
+    }
   });
 });
