@@ -99,10 +99,11 @@ export interface FlowContextStore<K = string> {
   get(key: K): Promise<Record<string, unknown>>;
   update(key: K, fn: (ctx: Record<string, unknown>) => void | Promise<void>): Promise<unknown>;
   /**
-   * Runs `fn` once the change the last `update` under `key` made is durable, and never if it is not
+   * Runs `fn` once the change of the `update` under way for `key` is durable, and never if it is not
    * kept: for a store whose update resolves before the change is written (a session's, stored at the
-   * request's commit). The flow publishes its events through it. Absent: `fn` runs at once, for a
-   * store whose update is durable when it resolves.
+   * request's commit). The flow publishes its events through it, called from inside its update
+   * function (once, by its first run that succeeds). Absent: the flow publishes once `update`
+   * resolves, for a store whose update is durable then.
    */
   afterWrite?(key: K, fn: () => void): void;
   /** The time its contexts follow; a flow given no `clock` of its own uses it. */
@@ -242,13 +243,28 @@ export class FlowRunner<K = string> {
   }
 
   /**
-   * Runs `publish` once the change the call made is durable (FlowContextStore.afterWrite): an event is
-   * never published for a change that was not kept. It reads what the update's last run left, as a
-   * compare-and-set replay may have changed it.
+   * The context store's update, then `publish` once its change is durable (FlowContextStore.afterWrite):
+   * an event is never published for a change that was not kept. `publish` reads what the update's last
+   * run left, as a compare-and-set replay may have changed it. It is handed to `afterWrite` by the
+   * update's first run that succeeds, not after the update resolves: a session's update runs before the
+   * commit begins (the commit waits for it), while a call the handler did not await may resume only
+   * once the commit is under way, when the session takes no more callbacks. A replay, at the commit,
+   * hands nothing again.
    */
-  #afterWrite(key: K, publish: () => void): void {
-    if (this.#store.afterWrite === undefined) publish();
-    else this.#store.afterWrite(key, publish);
+  async #write(key: K, fn: (ctx: Record<string, unknown>) => void, publish: () => void): Promise<void> {
+    const store = this.#store;
+    if (store.afterWrite === undefined) {
+      await store.update(key, fn);
+      publish();
+      return;
+    }
+    let handed = false;
+    await store.update(key, (ctx) => {
+      fn(ctx);
+      if (handed) return;
+      handed = true;
+      store.afterWrite!(key, publish);
+    });
   }
 
   /**
@@ -310,7 +326,7 @@ export class FlowRunner<K = string> {
     // the replay finds other earlier data.
     let parsed = step.parse(input, earlier);
     let stored!: FlowState;
-    await this.#store.update(key, (ctx) => {
+    await this.#write(key, (ctx) => {
       // Everything that may refuse comes before the first write: a refused step leaves the context as it
       // was, a session's too (its data keeps what an update() function wrote before throwing).
       // An expired run is replaced by a new one (new runId, its data dropped) when the first step is posted.
@@ -331,9 +347,7 @@ export class FlowRunner<K = string> {
       state.updatedAt = now;
       flowsOf(ctx)[this.flow.name] = state;
       stored = state;
-    });
-    // After the write, once per call: a replay of the update above publishes nothing of its own.
-    this.#afterWrite(key, () => this.#publish('step', key, stored.runId, now, index));
+    }, () => this.#publish('step', key, stored.runId, now, index));
     return this.flow.view(stored);
   }
 
@@ -361,14 +375,13 @@ export class FlowRunner<K = string> {
     // Taken once, as in submit.
     const now = this.#clock.now();
     const expired = this.#expiry(key, now);
-    await this.#store.update(key, (ctx) => {
+    await this.#write(key, (ctx) => {
       const state = this.#live(ctx, now, expired);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
       state.step -= 1;
       state.updatedAt = now;
       stored = state;
-    });
-    this.#afterWrite(key, () => this.#publish('back', key, stored.runId, now, stored.step));
+    }, () => this.#publish('back', key, stored.runId, now, stored.step));
     return this.flow.view(stored);
   }
 
@@ -388,15 +401,14 @@ export class FlowRunner<K = string> {
     const result = await action({ runId, data: copy(state.data) });
     // Set by the update's last run: a replay that finds the run gone ended nothing.
     let ended = false;
-    await this.#store.update(key, (ctx) => {
+    await this.#write(key, (ctx) => {
       ended = false;
       // Only the completion that finds its own run still there ends it (and runs onCompleted).
       if (stateOf(ctx, this.flow.name)?.runId !== runId) return;
       delete flowsOf(ctx)[this.flow.name];
       options.onCompleted?.(ctx, result);
       ended = true;
-    });
-    this.#afterWrite(key, () => {
+    }, () => {
       if (ended) this.#publish('completed', key, runId, this.#clock.now());
     });
     return result;
@@ -410,13 +422,12 @@ export class FlowRunner<K = string> {
     const now = this.#clock.now();
     const expired = this.#expiry(key, now);
     let removed: string | undefined;
-    await this.#store.update(key, (ctx) => {
+    await this.#write(key, (ctx) => {
       removed = undefined;
       if (!stateOf(ctx, this.flow.name)) return;
       removed = this.#live(ctx, now, expired)?.runId;
       delete flowsOf(ctx)[this.flow.name];
-    });
-    this.#afterWrite(key, () => {
+    }, () => {
       if (removed !== undefined) this.#publish('reset', key, removed, now);
     });
   }

@@ -217,6 +217,24 @@ describe('session flow events and the commit', () => {
     });
   }
 
+  it('session flow events when the handler does not await the step and the commit begins first then the call still resolves, its step stored and published', async () => {
+    const r = rig();
+    const { seen, stop } = listenSteps();
+    try {
+      const session = await r.tether.open(post());
+      // Not awaited: the commit waits for the step's update, then begins before the call resumes.
+      const call = signup.submit(session, 'shipping', { name: 'Ada' });
+      const cookies = await r.tether.commit(session);
+      const { runId } = await call;
+      assert.deepEqual(seen.map((m) => [m.event, m.step, m.runId]), [['step', 'shipping', runId]]);
+      const again = await r.tether.open(view('GET', { cookie: cookies[0]!.split(';')[0]! }));
+      assert.equal((await signup.view(again)).step, 'payment', 'the step was stored');
+    } finally {
+      stop();
+      await r.tether.close();
+    }
+  });
+
   it('session flow events when the request is abandoned (the handler failed after the step) then none is published', async () => {
     const r = rig();
     const { seen, stop } = listenSteps();
