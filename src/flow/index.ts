@@ -209,6 +209,20 @@ export interface CompleteOptions<R> {
   onCompleted?: (ctx: Record<string, unknown>, result: R) => void;
 }
 
+/** How many expired runs per flow a process remembers having reported. */
+const EXPIRED_RUNS_KEPT = 1024;
+const expiredRuns = new WeakMap<Flow, Set<string>>();
+
+/** True the first time `runId` is reported expired in this process (of the last EXPIRED_RUNS_KEPT). */
+function firstExpiry(flow: Flow, runId: string): boolean {
+  let runs = expiredRuns.get(flow);
+  if (runs === undefined) expiredRuns.set(flow, (runs = new Set()));
+  if (runs.has(runId)) return false;
+  runs.add(runId);
+  if (runs.size > EXPIRED_RUNS_KEPT) runs.delete(runs.values().next().value!);
+  return true;
+}
+
 /** A flow bound to a context store; `key` names whose progress: a user ID, or a Session for `sessionFlows`. */
 export class FlowRunner<K = string> {
   readonly flow: Flow;
@@ -269,13 +283,15 @@ export class FlowRunner<K = string> {
 
   /**
    * Reports an expired run found by one call, once however often the call reads it (a compare-and-set
-   * replay reads it again).
+   * replay reads it again), and once per run in this process however many calls find it (a page that
+   * polls its checkout would count each view): the runs reported last are kept, per flow.
    */
   #expiry(key: K, now: number): (runId: string) => void {
     let told = false;
     return (runId) => {
       if (told) return;
       told = true;
+      if (!flowChannels.expired.hasSubscribers || !firstExpiry(this.flow, runId)) return;
       this.#publish('expired', key, runId, now);
     };
   }

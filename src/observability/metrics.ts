@@ -169,7 +169,7 @@ export function registerFlowMetrics(registry: Registry, options: TetherMetricsOp
   const p = options.prefix ?? 'tether_';
   const steps = new Counter({ name: p + 'flow_steps_total', help: 'Flow steps whose input was stored, by flow and step.', labelNames: ['flow', 'step'], registers: [registry] });
   const completed = new Counter({ name: p + 'flow_completed_total', help: 'Flow runs ended by complete(), by flow.', labelNames: ['flow'], registers: [registry] });
-  const expired = new Counter({ name: p + 'flow_expired_total', help: 'Calls that found a flow run idle past idleTimeoutMs, by flow.', labelNames: ['flow'], registers: [registry] });
+  const expired = new Counter({ name: p + 'flow_expired_total', help: 'Flow runs found idle past idleTimeoutMs (once per run in this process), by flow.', labelNames: ['flow'], registers: [registry] });
   const listeners: Array<[string, (msg: unknown) => void]> = [
     [FLOW_CHANNEL_NAMES.step, (msg) => steps.inc({ flow: (msg as FlowMessage).flow, step: (msg as FlowMessage).step! })],
     [FLOW_CHANNEL_NAMES.completed, (msg) => completed.inc({ flow: (msg as FlowMessage).flow })],

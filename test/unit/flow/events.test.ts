@@ -83,7 +83,7 @@ describe('flow events', () => {
     }
   });
 
-  it('flow events when a call finds its run past idleTimeoutMs then it reports expired once, lazily, and reset of a live run reports reset', async () => {
+  it('flow events when calls find a run past idleTimeoutMs then it reports expired once per run, lazily, and reset of a live run reports reset', async () => {
     const { tether, clock, run } = setup();
     const { runId } = await run.submit('u1', 'shipping', { name: 'Ada' });
     const { seen, stop } = listen();
@@ -93,15 +93,36 @@ describe('flow events', () => {
       assert.equal(seen.length, 0, 'nothing before the deadline, and nothing without a call');
       clock.advance(1);
       await run.view('u1');
-      // Refused as out of order, having noticed the run expired: reported, as each call that notices is.
+      // Views, a step refused as out of order and the first step of a new run all find it expired: one report.
+      await run.view('u1');
       await assert.rejects(run.submit('u1', 'payment', { name: 'card' }), { code: 'FLOW_STEP_OUT_OF_ORDER' });
       const fresh = await run.submit('u1', 'shipping', { name: 'Grace' });
-      assert.deepEqual(seen.map((m) => [m.event, m.runId]), [['expired', runId], ['expired', runId], ['expired', runId], ['step', fresh.runId]]);
+      assert.deepEqual(seen.map((m) => [m.event, m.runId]), [['expired', runId], ['step', fresh.runId]]);
       seen.length = 0;
       await run.reset('u1');
       assert.deepEqual(seen.map((m) => [m.event, m.runId]), [['reset', fresh.runId]]);
       await run.reset('u1');
       assert.equal(seen.length, 1, 'a reset that finds no run reports nothing');
+    } finally {
+      stop();
+      await tether.close();
+    }
+  });
+
+  it('flow events when more runs expire than a process remembers then each is reported once while remembered, and the oldest again once forgotten', async () => {
+    const { tether, clock, run } = setup();
+    const users = Array.from({ length: 1025 }, (_, i) => `u${i}`);
+    for (const u of users) await run.submit(u, 'shipping', { name: 'Ada' });
+    clock.advance(1000);
+    const { seen, stop } = listen();
+    try {
+      for (const u of users) await run.view(u);
+      assert.equal(seen.length, 1025, 'each run once');
+      await run.view('u1024');
+      await run.view('u1');
+      assert.equal(seen.length, 1025, 'the runs remembered are not reported again');
+      await run.view('u0');
+      assert.deepEqual(seen.slice(1025).map((m) => m.userId), ['u0'], 'the oldest, forgotten, is reported again');
     } finally {
       stop();
       await tether.close();
