@@ -3,8 +3,9 @@
  * cart kept → every checkout step → order listed; a second browser resumes the unfinished checkout;
  * "log out other sessions" logs the other browser out, and so does a password change; the admin disables
  * and enables the account from the admin page; the shopper deletes it; the admin page says so when the
- * session store fails; a visitor without an account checks out as a guest. Screenshots go to test-artifacts/; docs/shop.png (the README's) is written when
- * missing or when UPDATE_SCREENSHOTS=1.
+ * session store fails; a visitor without an account checks out as a guest and finds the order on the
+ * orders page, which sends a visitor without guest orders to log in. Screenshots go to test-artifacts/;
+ * docs/shop.png (the README's) is written when missing or when UPDATE_SCREENSHOTS=1.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -368,7 +369,7 @@ describe('shop in Chromium: the admin page in a store outage', () => {
 });
 
 describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
-  it('guest when checking out without an account then gives an email, takes every step and sees the order, stored without a user', async () => {
+  it('guest when checking out without an account then gives an email, takes every step and sees the order, stored without a user and listed on the orders page', async () => {
     const { context, page, errors } = await newPage();
     try {
       await page.goto(t.url + '/');
@@ -406,7 +407,6 @@ describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
       const orderId = (await page.getByTestId('order-id').textContent())!;
       assert.match(orderId, /^ord_/);
       assert.match((await page.getByTestId('order-receipt').textContent()) ?? '', /ada@example\.org/);
-      assert.equal(await page.getByRole('link', { name: 'See your orders' }).count(), 0, 'a guest has no order list');
       assert.equal(await cartCount(page), '0', 'the cart was emptied');
       await shot(page, '13-guest-order-placed');
 
@@ -414,6 +414,33 @@ describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
       assert.equal(order?.id, orderId);
       assert.equal(order?.userId, null);
       assert.equal(order?.email, 'ada@example.org');
+
+      await page.getByRole('link', { name: 'Your orders' }).click();
+      await page.waitForURL((u) => u.pathname === '/orders');
+      const listed = page.locator(`[data-order="${orderId}"]`);
+      await listed.waitFor();
+      assert.match((await page.getByTestId('guest-orders-note').textContent()) ?? '', /placed in this browser as a guest/);
+      assert.equal(await listed.getByTestId('order-email').textContent(), 'Receipt to ada@example.org');
+      assert.equal(await page.getByTestId('order').count(), 1);
+      assert.equal(await page.getByTestId('user').count(), 0, 'still not logged in');
+      await shot(page, '14-guest-orders');
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('visitor when opening the orders page without orders placed as a guest then is sent to log in, with or without a session', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await page.goto(t.url + '/orders');
+      await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('next') === '/orders');
+      await page.goto(t.url + '/');
+      await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
+      await waitForCount(page, '1');
+      await page.goto(t.url + '/orders');
+      await page.waitForURL((u) => u.pathname === '/login');
+      assert.equal(await page.getByTestId('order').count(), 0);
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

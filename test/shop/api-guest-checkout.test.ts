@@ -2,7 +2,8 @@
  * The shop's public HTTP contract, guest checkout: a visitor without an account checks out through the
  * same /api/checkout routes, an email address first, the progress kept in the session; steps in order,
  * input checked, confirm idempotent per run and placing one order however many race, the order stored
- * without a user; a login drops the guest checkout. In-process shop, SQLite stores.
+ * without a user; a login drops the guest checkout; GET /api/orders lists a visitor the orders its session
+ * placed as a guest, and nobody else's. In-process shop, SQLite stores.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,10 +24,9 @@ const SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'L
 const CARD = { cardNumber: '5555 5555 5555 4444', expiry: '12/39' };
 
 /** A guest with `items` in the cart, at the review step; returns the run's ID. */
-async function guestAtReview(items: Array<[string, number]> = [['notebook', 2]]): Promise<{ client: ShopClient; runId: string }> {
-  const client = new ShopClient(t.url);
+async function guestAtReview(items: Array<[string, number]> = [['notebook', 2]], client = new ShopClient(t.url), contact = CONTACT): Promise<{ client: ShopClient; runId: string }> {
   for (const [id, n] of items) await client.add(id, n);
-  await client.post('/api/checkout/contact', CONTACT);
+  await client.post('/api/checkout/contact', contact);
   await client.post('/api/checkout/shipping', SHIPPING);
   const view = (await client.post('/api/checkout/payment', CARD)).body;
   assert.equal(view.step, 'review');
@@ -104,7 +104,7 @@ describe('shop api: guest checkout', () => {
     assert.deepEqual(stored?.shipping, SHIPPING);
     assert.deepEqual(stored?.payment, { brand: 'Mastercard', last4: '4444', expiry: '12/39' });
     assert.deepEqual(stored?.items.map((i) => [i.productId, i.quantity]), [['camp-mug', 2], ['headphones', 1]]);
-    assertError(await c.get('/api/orders'), 401, 'AUTH_REQUIRED');
+    assert.deepEqual((await c.get('/api/orders')).body.map((o: { id: string }) => o.id), [confirm.body.orderId], 'listed for the session that placed it');
   });
 
   it('guest confirm when the cart is empty then 409 CART_EMPTY and the flow waits', async () => {
@@ -191,5 +191,92 @@ describe('shop api: guest checkout', () => {
 
     await client.post('/api/auth/logout');
     assert.equal((await client.get('/api/checkout')).body.step, 'contact', 'logged out, a fresh guest checkout');
+  });
+});
+
+/** Places a guest order in `client`'s session; returns its ID. */
+async function guestOrder(client: ShopClient, items: Array<[string, number]>, contact = CONTACT): Promise<string> {
+  const { runId } = await guestAtReview(items, client, contact);
+  const r = await client.post('/api/checkout/confirm', { runId });
+  assert.equal(r.status, 201, r.text);
+  return r.body.orderId;
+}
+
+/**
+ * Sets `guestOrders` in the session data of `client`'s session, through the shop's engine in this
+ * process: what no request can do, standing in for data that names an order it should not.
+ */
+async function plantGuestOrders(client: ShopClient, ids: string[]): Promise<void> {
+  const headers: Record<string, string> = { cookie: client.cookieHeader, 'user-agent': client.userAgent };
+  const session = await t.shop.tether.open({ method: 'POST', header: (name) => headers[name.toLowerCase()] });
+  assert.equal(session.isNew, false, 'the client\'s session was found');
+  await session.update((d) => {
+    d.guestOrders = ids;
+  });
+  await t.shop.tether.commit(session);
+}
+
+describe('shop api: a guest\'s orders', () => {
+  it('orders when a guest placed two orders then lists both, newest first, with the email; another guest session gets []', async () => {
+    const c = new ShopClient(t.url);
+    const first = await guestOrder(c, [['candle', 1]]);
+    const second = await guestOrder(c, [['camp-mug', 2]], { email: 'grace@example.org' });
+    const r = await c.get('/api/orders');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.map((o: { id: string }) => o.id), [second, first]);
+    assert.deepEqual(r.body.map((o: { email: string }) => o.email), ['grace@example.org', CONTACT.email]);
+    const [latest] = r.body;
+    assert.deepEqual(Object.keys(latest).sort(), ['createdAt', 'email', 'id', 'items', 'payment', 'shipping', 'total'], 'the shape of a user\'s order, and the email');
+    assert.deepEqual(latest.items, [{ productId: 'camp-mug', name: 'Enamel Camp Mug', quantity: 2, price: 14 }]);
+    assert.equal(latest.total, 28);
+    assert.deepEqual(latest.shipping, SHIPPING);
+    assert.deepEqual(latest.payment, { brand: 'Mastercard', last4: '4444' });
+
+    const other = new ShopClient(t.url);
+    await other.session();
+    const none = await other.get('/api/orders');
+    assert.equal(none.status, 200);
+    assert.deepEqual(none.body, []);
+    await guestOrder(other, [['notebook', 1]]);
+    assert.equal((await other.get('/api/orders')).body.length, 1, 'only its own');
+    assert.deepEqual((await c.get('/api/orders')).body.map((o: { id: string }) => o.id), [second, first]);
+  });
+
+  it('orders when a visitor has no session then 200 [] and no cookie is set', async () => {
+    const c = new ShopClient(t.url);
+    const r = await c.get('/api/orders');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, []);
+    assert.equal(r.headers['set-cookie'], undefined, 'listing made no session');
+    assert.equal(r.headers['cache-control'], 'no-store');
+  });
+
+  it('orders when a guest session\'s data names a user\'s order or an unknown ID then only its orders stored without a user are listed', async () => {
+    const user = new ShopClient(t.url);
+    await user.register(uniqueName());
+    await user.add('planter', 1);
+    await user.post('/api/checkout/shipping', SHIPPING);
+    await user.post('/api/checkout/payment', CARD);
+    const usersOrder = (await user.post('/api/checkout/confirm')).body.orderId as string;
+    assert.match(usersOrder, /^ord_/);
+
+    const guest = new ShopClient(t.url);
+    const own = await guestOrder(guest, [['candle', 1]]);
+    await plantGuestOrders(guest, [usersOrder, own, 'ord_nothing_here', 'x'.repeat(500)]);
+    assert.deepEqual((await guest.get('/api/orders')).body.map((o: { id: string }) => o.id), [own], 'never the user\'s order');
+    await plantGuestOrders(guest, [usersOrder]);
+    assert.deepEqual((await guest.get('/api/orders')).body, []);
+
+    // The repository method itself, on this shop's SQLite database.
+    assert.deepEqual((await t.shop.db.listGuestOrders([usersOrder, own])).map((o) => o.id), [own]);
+    assert.deepEqual(await t.shop.db.listGuestOrders([usersOrder]), []);
+    assert.deepEqual((await user.get('/api/orders')).body.map((o: { id: string }) => o.id), [usersOrder], 'a user\'s list is as before');
+  });
+
+  it('orders when a guest who ordered logs in then lists the account\'s orders, not the guest\'s', async () => {
+    const c = new ShopClient(t.url);
+    await guestOrder(c, [['candle', 1]]);
+    assert.equal((await c.register(uniqueName())).status, 201);
+    assert.deepEqual((await c.get('/api/orders')).body, []);
   });
 });

@@ -1,9 +1,9 @@
 /**
  * The shop's repository on both databases it supports: an account can be disabled, enabled and deleted
- * (with its orders, and nobody else's), a guest's order is stored without a user, a database created
- * before accounts could be disabled and before guest orders is migrated in place with its users and
- * orders intact, and password checks are counted per key, exactly, however
- * many run at once. Real SQLite files and a real PostgreSQL server.
+ * (with its orders, and nobody else's), a guest's order is stored without a user, guest orders listed
+ * by their IDs never include a user's, a database created before accounts could be disabled and before
+ * guest orders is migrated in place with its users and orders intact, and password checks are counted
+ * per key, exactly, however many run at once. Real SQLite files and a real PostgreSQL server.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ import pg from 'pg';
 import { SqliteShopDb } from '../../apps/shop/db/sqlite.js';
 import { PostgresShopDb } from '../../apps/shop/db/postgres.js';
 import type { Order, ShopDb, User } from '../../apps/shop/db/index.js';
+import { MAX_GUEST_ORDER_IDS } from '../../apps/shop/db/types.js';
 import { createDatabase, startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 
@@ -150,6 +151,29 @@ for (const [name, fixture] of Object.entries(databases)) {
         assert.deepEqual((await db.listOrders(u.id)).map((o) => o.id), ['order-edsger-1']);
         assert.equal(await db.deleteUser(u.id), true);
         assert.ok(await db.findOrderByKey('guest-checkout:1'), 'deleting a user leaves guest orders');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('listGuestOrders when the IDs name guest orders, a user\'s order and nothing then lists only the guest orders among them, newest first', async () => {
+      const db = (await fixture()).open();
+      try {
+        await db.migrate();
+        const u = (await db.createUser(user('barbara')))!;
+        await db.placeOrder(order(u, 1));
+        for (const n of [1, 2, 3]) await db.placeOrder(guestOrder(n));
+        // Same time as order-guest-2: the later insert comes first, as listOrders breaks ties.
+        await db.placeOrder({ ...guestOrder(2), id: 'order-guest-2b', idempotencyKey: 'guest-checkout:2b' });
+        assert.deepEqual((await db.listGuestOrders(['order-guest-1', 'order-barbara-1', 'order-guest-2', 'order-none', 'order-guest-2b', 'order-guest-1'])).map((o) => o.id),
+          ['order-guest-2b', 'order-guest-2', 'order-guest-1'], 'never the user\'s order, each once');
+        assert.deepEqual(await db.listGuestOrders(['order-guest-3']), [guestOrder(3)]);
+        assert.deepEqual(await db.listGuestOrders(['order-barbara-1']), []);
+        assert.deepEqual(await db.listGuestOrders([]), []);
+        assert.deepEqual(await db.listGuestOrders(["' OR 1=1 --", '%', 'order-guest-%']), [], 'IDs are values, never SQL or patterns');
+        const many = Array.from({ length: MAX_GUEST_ORDER_IDS }, (_, i) => `order-guest-${i}`);
+        assert.equal((await db.listGuestOrders(many)).length, 3, `${MAX_GUEST_ORDER_IDS} IDs in one call`);
+        await assert.rejects(db.listGuestOrders([...many, 'one-more']), RangeError);
       } finally {
         await db.close();
       }

@@ -1,7 +1,7 @@
 /**
  * The shop with PostgreSQL for both its own data (SHOP_DATABASE_URL) and the sessions (TETHER_STORE):
- * accounts, cart, checkout with two concurrent confirms (a user's and a guest's), orders, and a session
- * that outlives the process.
+ * accounts, cart, checkout with two concurrent confirms (a user's and a guest's), orders (a guest's listed
+ * to the session that placed it), and a session that outlives the process.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,6 +63,9 @@ describe('shop on PostgreSQL', { timeout: 120_000 }, () => {
     assert.equal(order?.userId, null);
     assert.equal(order?.email, 'grace@example.org');
     assert.equal((await c.get('/api/cart')).body.count, 0);
+    const listed = (await c.get('/api/orders')).body;
+    assert.deepEqual(listed.map((o: { id: string; email: string }) => [o.id, o.email]), [[order!.id, 'grace@example.org']], 'the session lists the order it placed');
+    assert.deepEqual((await new ShopClient(t.url).get('/api/orders')).body, [], 'and no other visitor does');
   });
 
   it('shop when restarted on the same PostgreSQL then the session and cart are still there', async () => {

@@ -3,7 +3,7 @@
  * @module
  */
 import pg from 'pg';
-import { likePrefix } from './types.js';
+import { guestOrderIds, likePrefix } from './types.js';
 import type { Order, Product, ShopDb, User } from './types.js';
 
 const SCHEMA = `
@@ -135,6 +135,12 @@ export class PostgresShopDb implements ShopDb {
 
   async listOrders(userId: string): Promise<Order[]> {
     return (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE user_id = $1 ORDER BY created_at DESC, seq DESC', [userId])).rows.map(order);
+  }
+
+  async listGuestOrders(ids: readonly string[]): Promise<Order[]> {
+    const unique = guestOrderIds(ids);
+    if (unique.length === 0) return [];
+    return (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE user_id IS NULL AND id = ANY($1::text[]) ORDER BY created_at DESC, seq DESC', [unique])).rows.map(order);
   }
 
   /** Runs `fn` in one transaction on one pooled connection, rolled back when it throws. */

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { likePrefix } from './types.js';
+import { guestOrderIds, likePrefix } from './types.js';
 import type { Order, Product, ShopDb, User } from './types.js';
 
 /** user_id is null for a guest's order, which has an email instead. */
@@ -148,6 +148,15 @@ export class SqliteShopDb implements ShopDb {
 
   async listOrders(userId: string): Promise<Order[]> {
     return (this.#db.prepare('SELECT * FROM orders WHERE user_id = ? ORDER BY created_at DESC, rowid DESC').all(userId) as OrderRow[]).map(order);
+  }
+
+  async listGuestOrders(ids: readonly string[]): Promise<Order[]> {
+    const unique = guestOrderIds(ids);
+    if (unique.length === 0) return [];
+    // One placeholder per ID (at most MAX_GUEST_ORDER_IDS): the IDs are only ever bound, never spliced in.
+    const placeholders = unique.map(() => '?').join(', ');
+    return (this.#db.prepare(`SELECT * FROM orders WHERE user_id IS NULL AND id IN (${placeholders}) ORDER BY created_at DESC, rowid DESC`)
+      .all(...unique) as OrderRow[]).map(order);
   }
 
   async addLoginAttempt(keys: readonly string[], at: number, since: number): Promise<{ ids: number[]; counts: number[] }> {

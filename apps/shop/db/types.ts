@@ -71,6 +71,12 @@ export interface ShopDb {
   /** Newest first. */
   listOrders(userId: string): Promise<Order[]>;
   /**
+   * The guests' orders (stored without a user) among `ids`, newest first; an ID that names a user's
+   * order, or none, is left out. At most MAX_GUEST_ORDER_IDS IDs (a RangeError past that), so one
+   * call is one bounded query.
+   */
+  listGuestOrders(ids: readonly string[]): Promise<Order[]>;
+  /**
    * Counts a password check in progress against each of `keys` (opaque, already hashed), in one
    * transaction serialised per key: drops attempts from before `since`, adds one at `at` per key, and
    * returns each key's attempts since `since`, this one included, and the IDs of the rows added.
@@ -79,6 +85,16 @@ export interface ShopDb {
   /** Forgets attempts by the IDs `addLoginAttempt` gave (a check that succeeded, or was refused unchecked). */
   removeLoginAttempts(ids: readonly number[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** How many IDs one listGuestOrders call takes: a guest's session keeps far fewer (GUEST_ORDERS_KEPT). */
+export const MAX_GUEST_ORDER_IDS = 100;
+
+/** The IDs listGuestOrders looks up, without repeats; a RangeError when there are too many. */
+export function guestOrderIds(ids: readonly string[]): string[] {
+  const unique = [...new Set(ids)];
+  if (unique.length > MAX_GUEST_ORDER_IDS) throw new RangeError(`listGuestOrders takes at most ${MAX_GUEST_ORDER_IDS} IDs, not ${unique.length}`);
+  return unique;
 }
 
 /** A LIKE pattern (escape character: backslash) for names starting with `prefix` exactly as typed. */

@@ -8,6 +8,7 @@ import { objectBody, onlyKeys } from '../lib/validate.js';
 import { audit, requireUser, sessionOf, sessionView } from '../context.js';
 import type { ShopContext } from '../context.js';
 import { newPassword } from './auth.js';
+import { GUEST_ORDERS_KEPT, guestOrdersOf } from './checkout.js';
 
 export function orderJson(o: Order): Record<string, unknown> {
   return {
@@ -17,6 +18,8 @@ export function orderJson(o: Order): Record<string, unknown> {
     total: centsToAmount(o.totalCents),
     shipping: o.shipping,
     payment: { brand: o.payment.brand, last4: o.payment.last4 },
+    // A guest's order: where its receipt went. A user's has none, and its JSON is as before.
+    ...(o.email !== null ? { email: o.email } : {}),
   };
 }
 
@@ -125,8 +128,15 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     return { deleted: true, endedSessions };
   });
 
+  /**
+   * A user's orders; for a visitor, the orders this session placed as a guest (the IDs its data keeps,
+   * and of those only orders stored without a user). Only the session's data is read, never written,
+   * so a visitor without a session gets [] and no session (the route is not `createsSession`).
+   */
   app.get('/api/orders', async (req) => {
-    const userId = requireUser(req);
-    return (await ctx.db.listOrders(userId)).map(orderJson);
+    const session = sessionOf(req);
+    if (session.userId !== null) return (await ctx.db.listOrders(session.userId)).map(orderJson);
+    const ids = guestOrdersOf(session.data.guestOrders).slice(-GUEST_ORDERS_KEPT);
+    return (await ctx.db.listGuestOrders(ids)).map(orderJson);
   });
 }

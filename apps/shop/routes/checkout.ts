@@ -47,10 +47,11 @@ function takeOrderedFromCart(c: Record<string, unknown>, { order }: Placed): voi
   c.cart = subtractLines(linesOf(c.cart), order.items);
 }
 
-/** How many of its orders a guest's session remembers, for confirms that repeat them. */
-const GUEST_ORDERS_KEPT = 10;
+/** How many of its orders a guest's session remembers, for confirms that repeat them and GET /api/orders. */
+export const GUEST_ORDERS_KEPT = 10;
 
-function guestOrdersOf(value: unknown): string[] {
+/** The order IDs a guest's session data names (`guestOrders`), the latest last; anything else there is ignored. */
+export function guestOrdersOf(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : [];
 }
 

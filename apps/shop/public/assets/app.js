@@ -158,11 +158,16 @@ export function safeNext(fallback = '/') {
   return url.origin === location.origin && !url.pathname.startsWith('//') ? url.href : fallback;
 }
 
+/** Sends the visitor to the login page, which comes back here after it. */
+export function sendToLogin() {
+  location.replace('/login?next=' + encodeURIComponent(location.pathname));
+}
+
 /** For pages that need an account: loads the session and sends visitors to the login page. */
 export async function requireLogin() {
   const s = await loadSession({ create: true });
   if (!s?.authenticated) {
-    location.replace('/login?next=' + encodeURIComponent(location.pathname));
+    sendToLogin();
     return null;
   }
   return s;

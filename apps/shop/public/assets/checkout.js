@@ -138,10 +138,10 @@ function render() {
     host.replaceChildren(el('div', { class: 'panel stack', 'data-testid': 'order-placed' },
       el('h2', { tabindex: '-1', id: 'step-title' }, 'Thank you! Your order is placed.'),
       el('p', {}, 'Order ', el('strong', { 'data-testid': 'order-id' }, placed.orderId), ' · ', el('span', { 'data-testid': 'order-total' }, formatPrice(placed.total))),
-      receiptTo ? el('p', { 'data-testid': 'order-receipt' }, `Receipt to ${receiptTo} (this demo shop sends no email). Note the order number: without an account, this page is the only place it is shown.`) : null,
+      receiptTo ? el('p', { 'data-testid': 'order-receipt' }, `Receipt to ${receiptTo} (this demo shop sends no email). Note the order number: without an account, your orders are listed in this browser only while this session lasts.`) : null,
       el('div', { class: 'actions' },
-        receiptTo ? null : el('a', { class: 'button primary', href: '/orders' }, 'See your orders'),
-        el('a', { class: receiptTo ? 'button primary' : undefined, href: '/' }, 'Keep shopping'))));
+        el('a', { class: 'button primary', href: '/orders' }, receiptTo ? 'Your orders' : 'See your orders'),
+        el('a', { href: '/' }, 'Keep shopping'))));
   } else {
     const step = editing ?? flow.step;
     const forms = { contact: contactForm, shipping: shippingForm, payment: paymentForm };
