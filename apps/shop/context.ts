@@ -76,6 +76,8 @@ export interface SessionView {
   cart: CartView;
   preferences: Preferences;
   recentlyViewed: string[];
+  /** How many orders this session placed as a guest (0 once logged in): the header then links to them. */
+  guestOrders: number;
 }
 
 /** The cart of whoever makes the request: the user context's when logged in, else the session's. */
@@ -111,5 +113,11 @@ export async function sessionView(ctx: ShopContext, session: Session<ShopSession
     cart: cartView(lines, ctx.catalog),
     preferences: preferencesOf(prefs),
     recentlyViewed: recent,
+    guestOrders: session.userId === null ? guestOrdersOf(session.data.guestOrders).length : 0,
   };
+}
+
+/** The order IDs a guest's session data names (`guestOrders`), the latest last; anything else there is ignored. */
+export function guestOrdersOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : [];
 }

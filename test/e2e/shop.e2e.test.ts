@@ -423,6 +423,7 @@ describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
       assert.equal(await listed.getByTestId('order-email').textContent(), 'Receipt to ada@example.org');
       assert.equal(await page.getByTestId('order').count(), 1);
       assert.equal(await page.getByTestId('user').count(), 0, 'still not logged in');
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Orders' }).waitFor();
       await shot(page, '14-guest-orders');
       assert.deepEqual(errors, []);
     } finally {

@@ -232,8 +232,10 @@ describe('shop api: a guest\'s orders', () => {
     assert.deepEqual(latest.shipping, SHIPPING);
     assert.deepEqual(latest.payment, { brand: 'Mastercard', last4: '4444' });
 
+    assert.equal((await c.session()).body.guestOrders, 2, 'the session summary counts them, for the header\'s link');
+
     const other = new ShopClient(t.url);
-    await other.session();
+    assert.equal((await other.session()).body.guestOrders, 0);
     const none = await other.get('/api/orders');
     assert.equal(none.status, 200);
     assert.deepEqual(none.body, []);

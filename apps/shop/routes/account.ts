@@ -5,10 +5,10 @@ import { centsToAmount } from '../lib/cart.js';
 import { adminAccount, invalidCredentials, reauthRequired, sessionNotFound, validationFailed } from '../lib/errors.js';
 import { hashPassword, verifyPassword } from '../lib/passwords.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
-import { audit, requireUser, sessionOf, sessionView } from '../context.js';
+import { audit, guestOrdersOf, requireUser, sessionOf, sessionView } from '../context.js';
 import type { ShopContext } from '../context.js';
 import { newPassword } from './auth.js';
-import { GUEST_ORDERS_KEPT, guestOrdersOf } from './checkout.js';
+import { GUEST_ORDERS_KEPT } from './checkout.js';
 
 export function orderJson(o: Order): Record<string, unknown> {
   return {

@@ -18,7 +18,7 @@ import { cartEmpty, validationFailed } from '../lib/errors.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
-import { sessionOf } from '../context.js';
+import { guestOrdersOf, sessionOf } from '../context.js';
 import type { ShopContext, ShopUserContext } from '../context.js';
 
 type Placed = { order: Order; created: boolean };
@@ -49,11 +49,6 @@ function takeOrderedFromCart(c: Record<string, unknown>, { order }: Placed): voi
 
 /** How many of its orders a guest's session remembers, for confirms that repeat them and GET /api/orders. */
 export const GUEST_ORDERS_KEPT = 10;
-
-/** The order IDs a guest's session data names (`guestOrders`), the latest last; anything else there is ignored. */
-export function guestOrdersOf(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : [];
-}
 
 function bound<K>(runner: FlowRunner<K>, key: K): Pick<Checkout, 'view' | 'submit' | 'back' | 'complete'> {
   return {

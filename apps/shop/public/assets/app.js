@@ -211,6 +211,7 @@ export function renderHeader() {
   const link = (href, text) => el('a', { href, 'aria-current': here === href ? 'page' : undefined }, text);
   const nav = el('nav', { class: 'nav', 'aria-label': 'Main' }, link('/', 'Shop'));
   if (s?.authenticated) nav.append(link('/orders', 'Orders'), link('/account', 'Account'));
+  else if (s?.guestOrders > 0) nav.append(link('/orders', 'Orders'));
   if (s?.user?.username === 'admin') nav.append(link('/admin', 'Admin'));
 
   const dark = document.documentElement.getAttribute('data-theme') === 'dark';
