@@ -1,7 +1,10 @@
 // The Debian packages the test suite (and the benchmarks) start for real: installed when missing (as
 // root with apt-get), otherwise a clear failure naming them. Never a silent skip.
+// Run directly, `node scripts/system-packages.mjs [package…]` does the same for the packages named (all
+// of them when none is), e.g. for docs/deploy.md's walk-through.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 const which = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
 const hasPostgres = () => existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`));
@@ -38,4 +41,25 @@ export function ensureSystemPackages(wanted = SYSTEM_PACKAGES.map((p) => p.pkg),
     console.error(`Could not install: ${still.join(', ') || missing.join(', ')}`);
     process.exit(1);
   }
+}
+
+/** Whether this file is the script node was started with, rather than a module another one imports. */
+const runDirectly = () => {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+};
+
+if (runDirectly()) {
+  const named = process.argv.slice(2);
+  const wanted = named.length > 0 ? named : SYSTEM_PACKAGES.map((p) => p.pkg);
+  try {
+    ensureSystemPackages(wanted, 'You', `node scripts/system-packages.mjs ${named.join(' ')}`.trimEnd());
+  } catch (err) {
+    console.error(err instanceof TypeError ? err.message : err);
+    process.exit(2);
+  }
+  console.log(`present: ${wanted.join(', ')}`);
 }

@@ -21,6 +21,14 @@ function ensure(args: string, path: string): { status: number | null; stdout: st
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `node system-packages.mjs …args`, as docs/deploy.md runs it. */
+function runScript(args: string[], path: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(dir, 'system-packages.mjs'), ...args], {
+    encoding: 'utf8', cwd: dir, env: { PATH: path }, timeout: 20_000, ...unprivileged,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 describe('system packages', () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'tether-pkgs-'));
@@ -58,5 +66,24 @@ describe('system packages', () => {
     // redis-server is on this machine: npm test has ensured it before any test runs.
     const r = ensure(`['redis-server']`, process.env.PATH ?? '/usr/bin:/bin');
     assert.deepEqual({ status: r.status, stdout: r.stdout, stderr: r.stderr }, { status: 0, stdout: '', stderr: '' });
+  });
+
+  it('when run as a script with packages named and one is missing then it exits 1 naming it and the command to rerun', () => {
+    // Without a PATH no command is found: redis-server, detected by its command, is certain to be missing.
+    const r = runScript(['redis-server'], '/nonexistent');
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^You need these Debian packages, which are missing: redis-server\./);
+    assert.match(r.stderr, /run node scripts\/system-packages\.mjs redis-server as root/);
+  });
+
+  it('when run as a script with the packages present then it says so and exits 0', () => {
+    const r = runScript(['redis-server'], process.env.PATH ?? '/usr/bin:/bin');
+    assert.deepEqual({ status: r.status, stdout: r.stdout, stderr: r.stderr }, { status: 0, stdout: 'present: redis-server\n', stderr: '' });
+  });
+
+  it('when run as a script with a package it does not know then it exits 2 naming the known ones', () => {
+    const r = runScript(['redis'], process.env.PATH ?? '/usr/bin:/bin');
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, 'unknown system packages: redis (known: redis-server, postgresql, haproxy, chromium)\n');
   });
 });
