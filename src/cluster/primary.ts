@@ -185,7 +185,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
         return;
       }
       if (!reachedReady) slot.failuresBeforeReady++;
-      o.log('warn', 'worker exited; starting a replacement', { worker: slot.name, pid: worker.process.pid, code, signal });
+      o.log('warn', 'worker exited; starting a replacement', { worker: slot.name, workerPid: worker.process.pid, code, signal });
       scheduleRespawn(slot);
     });
   };

@@ -105,6 +105,11 @@ describe('cluster lifecycle', { timeout: 180_000 }, () => {
     assert.equal(cart.node, victim, 'the session is routed back to its worker once replaced');
     assert.deepEqual(cart.body.cart, { before: 2, after: 1 });
     client.close();
+    // The primary's log line names the dead worker apart: its own `pid` stays the primary's.
+    const exited = app.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.msg === 'worker exited; starting a replacement' && e.workerPid === pid);
+    assert.ok(exited, app.output().slice(-2000));
+    assert.deepEqual({ pid: exited.pid, worker: exited.worker, signal: exited.signal }, { pid: app.pid, worker: victim, signal: 'SIGKILL' });
   });
 
   it('worker when it alone gets SIGTERM then its in-flight request completes and it is replaced', async () => {
