@@ -1,0 +1,129 @@
+/**
+ * The package as a user installs it: `npm pack` from a checkout without dist/ builds it (prepack), the
+ * tarball holds what every export and the `tether` command need and nothing of the repository's own
+ * (tests, the shop), and a consumer project loads every subpath and runs the command with plain Node
+ * (no tsx, no `tether-source` condition) and type-checks against the packed declarations.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import type { SpawnSyncOptions } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  files: string[];
+  exports: Record<string, string | Record<string, string>>;
+};
+/** What the build needs besides the files the package ships. */
+const BUILD_INPUTS = ['tsconfig.json', 'tsconfig.build.json'];
+
+function run(cmd: string, args: string[], options: SpawnSyncOptions): string {
+  const out = spawnSync(cmd, args, { encoding: 'utf8', timeout: 240_000, ...options });
+  assert.equal(out.status, 0, `${cmd} ${args.join(' ')} failed (${out.signal ?? out.status}):\n${String(out.stdout).slice(-2000)}\n${String(out.stderr).slice(-2000)}`);
+  return String(out.stdout);
+}
+
+/** Every file an export names for plain Node or for TypeScript (not the source condition). */
+function exportTargets(): string[] {
+  return Object.values(pkg.exports).flatMap((t) => (typeof t === 'string' ? [t] : Object.entries(t).filter(([c]) => c !== 'tether-source').map(([, f]) => f)))
+    .map((f) => f.replace(/^\.\//, ''));
+}
+
+function subpaths(): string[] {
+  return Object.entries(pkg.exports).filter(([, t]) => typeof t === 'object').map(([s]) => (s === '.' ? pkg.name : `${pkg.name}/${s.slice(2)}`));
+}
+
+describe('the packed package', { timeout: 600_000 }, () => {
+  let dir: string;
+  let files: string[];
+  let consumer: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tether-pack-'));
+    const checkout = join(dir, 'checkout');
+    mkdirSync(checkout);
+    // A checkout as git gives it: the shipped sources and the build's configuration, no dist/.
+    for (const f of [...pkg.files.filter((f) => f !== 'dist'), ...BUILD_INPUTS, 'package.json']) cpSync(join(root, f), join(checkout, f), { recursive: true });
+    symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'), 'dir');
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', out], { cwd: checkout, env: { ...process.env, npm_config_loglevel: 'error' } })) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    files = packed!.files.map((f) => f.path);
+
+    consumer = join(dir, 'consumer');
+    const modules = join(consumer, 'node_modules');
+    mkdirSync(join(modules, pkg.name), { recursive: true });
+    run('tar', ['-xzf', join(out, packed!.filename), '-C', join(modules, pkg.name), '--strip-components=1'], {});
+    // Its dependencies and the peers a user adds, as installed for this repository; not tsx, which only
+    // a source checkout uses (bin/tether.js falls back to it when there is no dist/).
+    for (const name of readdirSync(join(root, 'node_modules'))) {
+      if (name === pkg.name || name === 'tsx' || name.startsWith('.')) continue;
+      symlinkSync(join(root, 'node_modules', name), join(modules, name), 'dir');
+    }
+    writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('npm pack when run from a checkout without dist then builds it and ships every export\'s files, the command, and none of the repository\'s own', () => {
+    for (const target of exportTargets()) assert.ok(files.includes(target), `${target} is packed`);
+    assert.ok(files.includes('bin/tether.js'));
+    assert.ok(files.includes('dist/cli/index.js'), 'the command runs the built CLI');
+    assert.ok(files.includes('README.md'));
+    const foreign = files.filter((f) => /^(test|apps|bench|scripts|examples|\.ci)\//.test(f) || f.endsWith('.tsbuildinfo'));
+    assert.deepEqual(foreign, []);
+  });
+
+  it('a consumer when it imports every subpath with plain node then each loads from dist', () => {
+    const probe = `
+      const out = {};
+      for (const s of ${JSON.stringify(subpaths())}) {
+        const m = await import(s);
+        out[s] = { url: import.meta.resolve(s), exports: Object.keys(m).length };
+      }
+      console.log(JSON.stringify(out));`;
+    const report = JSON.parse(run(process.execPath, ['--input-type=module', '-e', probe], { cwd: consumer, env: { ...process.env, NODE_OPTIONS: '' } })) as Record<string, { url: string; exports: number }>;
+    assert.deepEqual(Object.keys(report), subpaths());
+    for (const [s, { url, exports }] of Object.entries(report)) {
+      assert.match(url, new RegExp(`/node_modules/${pkg.name}/dist/.+\\.js$`), s);
+      assert.ok(exports > 0, `${s} exports something`);
+    }
+  });
+
+  it('a consumer when it runs the tether command then it answers from dist without tsx', () => {
+    const help = run(process.execPath, [join(consumer, 'node_modules', pkg.name, 'bin', 'tether.js'), '--help'], { cwd: consumer, env: { ...process.env, NODE_OPTIONS: '' } });
+    assert.match(help, /^Usage: tether <command>/);
+  });
+
+  it('a consumer when it type-checks code using the package then the packed declarations resolve, strict, with no errors in them', () => {
+    writeFileSync(join(consumer, 'app.ts'), `
+import { createTether, MemoryStore, TetherError, type Session } from '${pkg.name}';
+import { sessions } from '${pkg.name}/express';
+import tetherPlugin from '${pkg.name}/fastify';
+import { defineFlow, sessionFlows } from '${pkg.name}/flow';
+import { RedisStore } from '${pkg.name}/redis';
+import { registerTetherMetrics } from '${pkg.name}/observability';
+
+type Data = { visits: number };
+const tether = createTether<Data>({ secrets: ['x'.repeat(32)], store: new MemoryStore() });
+const flow = defineFlow({ name: 'signup', steps: [{ name: 'plan', parse: (v: unknown) => String(v) }, { name: 'done' }] }).using(sessionFlows);
+export function visits(s: Session<Data>): number {
+  // @ts-expect-error the data is typed: a string is not a count
+  s.data.visits = 'many';
+  return s.data.visits ?? 0;
+}
+export const parts = [sessions(tether), tetherPlugin, flow, RedisStore, registerTetherMetrics, TetherError] as const;
+`);
+    writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+      files: ['app.ts'],
+    }));
+    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], { cwd: consumer });
+  });
+});
