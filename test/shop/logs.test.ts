@@ -185,6 +185,24 @@ describe('shop log at the default level (info)', () => {
     await t?.stop();
   });
 
+  it('log when a logout\'s commit fails then no auth.logout record is written, and the retried logout writes one', async () => {
+    const c = new ShopClient(t.url);
+    await c.register(uniqueName('leaving'));
+    const store = t.shop.tether.store as { destroy: (...args: unknown[]) => Promise<unknown> };
+    const destroy = store.destroy;
+    const from = t.logs.length;
+    store.destroy = () => Promise.reject(new Error('disk I/O error'));
+    try {
+      const failed = await c.post('/api/auth/logout');
+      assert.equal(failed.status, 503, failed.text);
+    } finally {
+      store.destroy = destroy;
+    }
+    assert.deepEqual(records(t, from).filter((x) => x.event === 'auth.logout'), [], 'the session was not ended');
+    assert.equal((await c.post('/api/auth/logout')).status, 200);
+    assert.deepEqual(records(t, from).filter((x) => x.event === 'auth.logout').length, 1);
+  });
+
   it('log when requests are served then only audit records are written, one per account event', async () => {
     const from = t.logs.length;
     const c = new ShopClient(t.url);

@@ -126,8 +126,11 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
   });
 
   app.post('/api/auth/logout', async (req, reply) => {
-    if (sessionOf(req).userId !== null) audit(ctx, req, 'auth.logout', { user: sessionOf(req).userId });
-    sessionOf(req).destroy();
+    const session = sessionOf(req);
+    const userId = session.userId;
+    // Once the session's end is stored: a logout whose commit failed (503) logged nobody out.
+    if (userId !== null) session.afterCommit(() => audit(ctx, req, 'auth.logout', { user: userId }));
+    session.destroy();
     // Also drops the cookie in browsers that honour it, whatever path or name it was set under.
     reply.header('clear-site-data', '"cookies"');
     return { authenticated: false };
