@@ -38,10 +38,12 @@ Example:
   npx tether haproxy-config --listen 127.0.0.1:8080 --nodes 127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003 > haproxy.cfg
 
 tether sessions list <userId> [--store <url>] [--json]
-tether sessions end <userId> [--store <url>]
+tether sessions end <userId> [--handle=<handle>] [--store <url>]
 tether sessions count [--store <url>]
   list                       the user's live sessions: handle, created, last seen, expires, remembered, user agent
   end                        ends every session of the user ("log out everywhere"); their user context stays
+  --handle=<handle>          with end: only that one of the user's sessions (as list shows it; with the =,
+                             since a handle may begin with -)
   count                      records in the store (sessions and user contexts)
   --store <url>              the store the app uses: sqlite:<file>, redis://…, postgres://… (default: env TETHER_STORE)
   --json                     one JSON array instead of a table
@@ -125,7 +127,7 @@ function haproxyCommand(args: string[], io: CliIo): number {
 async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals, tokens } = parseArgs({
     args, strict: true, allowPositionals: true, tokens: true,
-    options: { store: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { store: { type: 'string' }, json: { type: 'boolean' }, handle: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) {
     io.out(USAGE);
@@ -136,6 +138,8 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   if (action !== 'list' && action !== 'end' && action !== 'count') throw new UsageError(`sessions needs list, end or count (got ${action === undefined ? 'nothing' : `"${action}"`})`);
   if (action === 'count' ? userId !== undefined : extra !== undefined) throw new UsageError(`unexpected argument "${action === 'count' ? userId : extra}"`);
   if (action !== 'count' && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID`);
+  if (values.handle !== undefined && action !== 'end') throw new UsageError('--handle goes with sessions end');
+  if (values.handle === '') throw new UsageError('--handle needs a session handle (sessions list shows them)');
   // Loaded only here: haproxy-config needs no store driver.
   const { createStore, parseStoreUrl } = await import('../stores/index.js');
   const url = values.store ?? env.TETHER_STORE;
@@ -146,6 +150,15 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
     if (action === 'count') {
       if (typeof store.count !== 'function') throw new UsageError(`the ${store.name} store does not count its records`);
       io.out(`${await store.count()}\n`);
+    } else if (action === 'end' && values.handle !== undefined) {
+      // Only a session the user holds: a handle names a store key's hash, never another user's session.
+      const target = (await store.listByUser(userId!)).find((r) => handleOf(r.key) === values.handle);
+      if (target === undefined) {
+        io.err(`tether sessions: ${userId} has no session ${values.handle}\n`);
+        return 1;
+      }
+      await store.destroy(target.key);
+      io.out(`ended session ${values.handle} of ${userId}\n`);
     } else if (action === 'end') {
       const ended = await store.destroyByUser(userId!);
       io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of ${userId}\n`);

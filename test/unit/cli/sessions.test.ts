@@ -80,6 +80,20 @@ describe('tether sessions', () => {
     assert.equal((await run(['sessions', 'end', 'ada', '--store', url])).out, 'ended 0 sessions of ada\n');
   });
 
+  it('sessions end --handle when given one of the user\'s handles then only that session ends; another user\'s handle or an unknown one ends nothing and exits 1', async () => {
+    const { url, keys } = await seeded();
+    const other = await run(['sessions', 'end', 'ada', `--handle=${handleOf(keys.bob!)}`, '--store', url]);
+    assert.deepEqual({ code: other.code, out: other.out, err: other.err }, { code: 1, out: '', err: `tether sessions: ada has no session ${handleOf(keys.bob!)}\n` });
+    assert.equal((await run(['sessions', 'end', 'ada', '--handle=-nosuchhandle', '--store', url])).err, 'tether sessions: ada has no session -nosuchhandle\n', 'a handle may begin with -');
+    assert.equal((await run(['sessions', 'count', '--store', url])).out, '4\n', 'nothing ended');
+    const r = await run(['sessions', 'end', 'ada', `--handle=${handleOf(keys.ada1!)}`, '--store', url]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, `ended session ${handleOf(keys.ada1!)} of ada\n`);
+    const left = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', url])).out) as Array<{ handle: string }>;
+    assert.deepEqual(left.map((x) => x.handle), [handleOf(keys.ada2!)]);
+    assert.equal((await run(['sessions', 'list', 'bob', '--store', url])).out.split('\n').filter(Boolean).length, 1, 'bob keeps his');
+  });
+
   it('sessions when arguments are missing or wrong, or the store is process-local, then it exits 2 saying why, and prints nothing', async () => {
     const { url } = await seeded();
     const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
@@ -92,6 +106,8 @@ describe('tether sessions', () => {
       [['sessions', 'list', 'ada', '--store', 'memory'], {}, /a memory store lives inside the app's process/],
       [['sessions', 'list', 'ada', '--store', 'mongo://x'], {}, /OPTIONS_INVALID|not understood/],
       [['sessions', 'list', 'ada', '--bogus'], { TETHER_STORE: url }, /Unknown option '--bogus'/],
+      [['sessions', 'list', 'ada', '--handle', 'h'], { TETHER_STORE: url }, /--handle goes with sessions end/],
+      [['sessions', 'end', 'ada', '--handle', ''], { TETHER_STORE: url }, /--handle needs a session handle/],
     ];
     for (const [argv, env, re] of cases) {
       const r = await run(argv, env);
