@@ -143,7 +143,6 @@ export class PostgresShopDb implements ShopDb {
     return (await this.#pool.query<OrderRow>('SELECT * FROM shop_orders WHERE user_id IS NULL AND id = ANY($1::text[]) ORDER BY created_at DESC, seq DESC', [unique])).rows.map(order);
   }
 
-  /** Runs `fn` in one transaction on one pooled connection, rolled back when it throws. */
   async addLoginAttempt(keys: readonly string[], at: number, since: number): Promise<{ ids: number[]; counts: number[] }> {
     return this.#transaction(async (client) => {
       // One check at a time per key, on every node sharing the database: each counts the ones before it.
@@ -165,6 +164,7 @@ export class PostgresShopDb implements ShopDb {
     await this.#pool.query('DELETE FROM shop_login_attempts WHERE id = ANY($1::bigint[])', [ids]);
   }
 
+  /** Runs `fn` in one transaction on one pooled connection, rolled back when it throws. */
   async #transaction<R>(fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
     const client = await this.#pool.connect();
     try {
