@@ -15,6 +15,8 @@ export interface RequestView {
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const FORM_TYPE = /^(?:application\/x-www-form-urlencoded|multipart\/form-data)\s*(?:;|$)/i;
+const FORMS_TOO = 'this route accepts application/json, application/x-www-form-urlencoded or multipart/form-data only';
 
 export function isSafeMethod(method: string): boolean {
   return SAFE.has(method);
@@ -54,8 +56,13 @@ function sameHost(protocol: string, originHost: string, host: string): boolean {
   }
 }
 
-export function checkCsrf(opts: ResolvedCsrf, token: string | undefined, req: RequestView): void {
-  if (SAFE.has(req.method)) return;
+/**
+ * Every check the request's head decides: Sec-Fetch-Site, Origin/Referer, content type, and the token
+ * when the header carries it. Returns true when the token is still to be read from the form body (a
+ * form post without the header, `forms` on): `checkCsrfForm` does that once the body is parsed.
+ */
+export function checkCsrfHead(opts: ResolvedCsrf, token: string | undefined, req: RequestView): boolean {
+  if (SAFE.has(req.method)) return false;
   if (req.header('sec-fetch-site') === 'cross-site') throw new OriginMismatchError('cross-site request refused (Sec-Fetch-Site)');
   const originHeader = req.header('origin');
   if (originHeader !== undefined) {
@@ -72,10 +79,47 @@ export function checkCsrf(opts: ResolvedCsrf, token: string | undefined, req: Re
   }
   if (opts.jsonOnly && hasBody(req)) {
     const type = req.header('content-type');
-    if (type === undefined || !JSON_TYPE.test(type)) throw new UnsupportedMediaTypeError();
+    if (type === undefined || !JSON_TYPE.test(type)) {
+      if (!opts.forms) throw new UnsupportedMediaTypeError();
+      if (type === undefined || !FORM_TYPE.test(type)) throw new UnsupportedMediaTypeError(FORMS_TOO);
+    }
   }
   const given = req.header(opts.header);
-  if (given === undefined || token === undefined || !safeEqual(given, token)) throw new CsrfTokenInvalidError();
+  if (given === undefined) {
+    // Only with forms on is the content type looked at again: a JSON request pays nothing for forms.
+    if (opts.forms && isFormPost(req)) return true;
+    throw new CsrfTokenInvalidError();
+  }
+  if (token === undefined || !safeEqual(given, token)) throw new CsrfTokenInvalidError();
+  return false;
+}
+
+/**
+ * The token of a form post, from `form[opts.formField]`: a parsed body (an object of fields). A field
+ * that is missing, not a string (a file) or repeated (an array, as parsers give a field sent twice) is
+ * refused, never picked from: a body that names the token twice is not one a page of ours rendered.
+ */
+export function checkCsrfForm(opts: ResolvedCsrf, token: string | undefined, form: object | undefined): void {
+  const field = opts.formField;
+  if (typeof form !== 'object' || form === null) {
+    throw new CsrfTokenInvalidError(`missing CSRF token: the form body was not parsed before the CSRF check, so its ${field} field could not be read`);
+  }
+  const given = Object.hasOwn(form, field) ? (form as Record<string, unknown>)[field] : undefined;
+  if (Array.isArray(given)) throw new CsrfTokenInvalidError(`invalid CSRF token: the form field ${field} was sent more than once`);
+  if (typeof given !== 'string' || token === undefined || !safeEqual(given, token)) {
+    throw new CsrfTokenInvalidError(`missing or invalid CSRF token (form field ${field} or header ${opts.header})`);
+  }
+}
+
+/** The complete check; `form` is the parsed body, read only when the token is to come from it. */
+export function checkCsrf(opts: ResolvedCsrf, token: string | undefined, req: RequestView, form?: object): void {
+  if (checkCsrfHead(opts, token, req)) checkCsrfForm(opts, token, form);
+}
+
+/** A form post with a body: the content types an HTML form sends, that a form field can be read from. */
+function isFormPost(req: RequestView): boolean {
+  const type = req.header('content-type');
+  return type !== undefined && FORM_TYPE.test(type) && hasBody(req);
 }
 
 function hasBody(req: RequestView): boolean {

@@ -28,7 +28,7 @@ import type { LocalSlot, SessionRecord, SessionStore, SweptSession } from './sto
 import { MemoryStore } from '../stores/memory/index.js';
 import { channels } from '../observability/channels.js';
 import type { LifecycleEvent, LifecycleMessage } from '../observability/channels.js';
-import { checkCsrf } from './csrf.js';
+import { checkCsrf, checkCsrfHead } from './csrf.js';
 import type { RequestView } from './csrf.js';
 import { UserContexts } from './user-context.js';
 
@@ -297,10 +297,40 @@ export class Tether<T extends object = SessionData> {
     this.#release(s);
   }
 
-  /** CSRF checks for an unsafe request: Sec-Fetch-Site, Origin/Referer, content type, synchronizer token. */
-  checkRequest(session: Session<T>, req: RequestView): void {
+  /**
+   * CSRF checks for an unsafe request: Sec-Fetch-Site, Origin/Referer, content type, synchronizer token.
+   * Throws ORIGIN_MISMATCH, UNSUPPORTED_MEDIA_TYPE or CSRF_TOKEN_INVALID; safe methods always pass.
+   *
+   * With `csrf.forms`, a form post (`application/x-www-form-urlencoded`, `multipart/form-data`) without
+   * the token header takes the token from `form[csrf.formField]`, where `form` is its parsed body (an
+   * object of fields, as body parsers give it). Without `form`, such a request fails CSRF_TOKEN_INVALID:
+   * a caller that cannot read the body refuses form posts rather than letting them through. An adapter
+   * that parses the body after opening the session calls `checkRequestHead` first instead.
+   * @example
+   * // Express, a body parser registered before the session middleware:
+   * tether.checkRequest(session, view, req.body);
+   */
+  checkRequest(session: Session<T>, req: RequestView, form?: object): void {
     if (this.options.csrf === false) return;
-    checkCsrf(this.options.csrf, sessionState(session).csrf, req);
+    checkCsrf(this.options.csrf, sessionState(session).csrf, req, form);
+  }
+
+  /**
+   * The part of `checkRequest` the request's head decides, for an adapter that opens the session before
+   * the body is parsed: Sec-Fetch-Site, Origin/Referer, the content type, and the token when it is in
+   * the header. Returns true only for a form post whose token is still to be read from its body (with
+   * `csrf.forms`): the adapter then calls `checkRequest(session, req, form)` with the parsed body once
+   * it has it, before the route's handler runs, and answers its error. False: nothing is left to check.
+   * Costs a JSON request what `checkRequest` does.
+   * @example
+   * // onRequest (no body yet):
+   * const pending = tether.checkRequestHead(session, view);
+   * // once the body is parsed, before the handler, if pending:
+   * tether.checkRequest(session, view, body);
+   */
+  checkRequestHead(session: Session<T>, req: RequestView): boolean {
+    if (this.options.csrf === false) return false;
+    return checkCsrfHead(this.options.csrf, sessionState(session).csrf, req);
   }
 
   /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */

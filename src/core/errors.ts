@@ -122,10 +122,10 @@ export class SessionCommittedError extends TetherError {
   }
 }
 
-/** An unsafe request without the session's synchronizer token. */
+/** An unsafe request without the session's synchronizer token (in its header, or its form field with `csrf.forms`). */
 export class CsrfTokenInvalidError extends TetherError {
-  constructor() {
-    super('CSRF_TOKEN_INVALID', 'missing or invalid CSRF token (header x-csrf-token)', 403);
+  constructor(message = 'missing or invalid CSRF token (header x-csrf-token)') {
+    super('CSRF_TOKEN_INVALID', message, 403);
     this.name = 'CsrfTokenInvalidError';
   }
 }
@@ -138,7 +138,7 @@ export class OriginMismatchError extends TetherError {
   }
 }
 
-/** A JSON route was sent a CORS-simple content type (text/plain, a form). */
+/** A JSON route was sent a CORS-simple content type (text/plain, or a form without `csrf.forms`). */
 export class UnsupportedMediaTypeError extends TetherError {
   constructor(message = 'this route accepts application/json only') {
     super('UNSUPPORTED_MEDIA_TYPE', message, 415);

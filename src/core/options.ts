@@ -41,6 +41,16 @@ export interface CsrfOptions {
   requireOrigin?: boolean;
   /** Refuse the CORS-simple content types (text/plain, forms) on unsafe requests with a body. @default true */
   jsonOnly?: boolean;
+  /**
+   * Accept HTML form posts (`application/x-www-form-urlencoded`, `multipart/form-data`): they pass the
+   * content-type check, and one without the token header takes the token from the `formField` field of
+   * its parsed body. Sec-Fetch-Site and Origin/Referer are checked as for any request; text/plain and a
+   * missing content type stay refused while `jsonOnly`. See the README's adapter sections for where each
+   * adapter reads the body. @default false
+   */
+  forms?: boolean;
+  /** The form field that carries the token when `forms` is on. @default '_csrf' */
+  formField?: string;
 }
 
 /**
@@ -122,6 +132,7 @@ export const TETHER_DEFAULTS = {
   rememberIdleTimeoutMs: 14 * 86_400_000,
   rememberAbsoluteTimeoutMs: 30 * 86_400_000,
   csrfHeader: 'x-csrf-token',
+  csrfFormField: '_csrf',
   minSecretLength: 32,
 } as const;
 
@@ -146,6 +157,8 @@ export interface ResolvedCsrf {
   origins: readonly string[] | undefined;
   requireOrigin: boolean;
   jsonOnly: boolean;
+  forms: boolean;
+  formField: string;
 }
 
 export interface ResolvedOptions {
@@ -206,7 +219,9 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     secure: 'boolean', maxAgeMs: 'positiveInteger',
   }, 'options.cookie');
   if (input.csrf) {
-    checkOptions('Tether', input.csrf, { header: 'nonEmptyString', origins: 'stringArray', requireOrigin: 'boolean', jsonOnly: 'boolean' }, 'options.csrf');
+    checkOptions('Tether', input.csrf, {
+      header: 'nonEmptyString', origins: 'stringArray', requireOrigin: 'boolean', jsonOnly: 'boolean', forms: 'boolean', formField: 'nonEmptyString',
+    }, 'options.csrf');
   }
 
   const production = input.production ?? process.env.NODE_ENV === 'production';
@@ -266,6 +281,8 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
     requireOrigin: input.csrf?.requireOrigin ?? false,
     jsonOnly: input.csrf?.jsonOnly ?? true,
+    forms: input.csrf?.forms ?? false,
+    formField: input.csrf?.formField ?? TETHER_DEFAULTS.csrfFormField,
   });
 
   return Object.freeze({

@@ -12,14 +12,19 @@ async function withToken(tether: Tether): Promise<{ cookie: string; token: strin
   return { cookie: t.cookie!, token, setCookies: t.setCookies };
 }
 
-/** Opens a session as `headers` describe and runs the CSRF checks; resolves to the error code or 'ok'. */
-async function check(tether: Tether, method: string, headers: Record<string, string>): Promise<string> {
+/**
+ * Opens a session as `headers` describe and runs the CSRF checks (with `form` as the parsed body when
+ * given); resolves to the error code or 'ok'. `messages` collects the error messages.
+ */
+async function check(tether: Tether, method: string, headers: Record<string, string>, form?: object, messages?: string[]): Promise<string> {
   const s = await tether.open(view(method, { host: HOST, ...headers }));
   try {
-    tether.checkRequest(s, view(method, { host: HOST, ...headers }));
+    if (form === undefined) tether.checkRequest(s, view(method, { host: HOST, ...headers }));
+    else tether.checkRequest(s, view(method, { host: HOST, ...headers }), form);
     return 'ok';
   } catch (err) {
-    const e = err as { code: string; status: number };
+    const e = err as { code: string; status: number; message: string };
+    messages?.push(e.message);
     return `${e.status} ${e.code}`;
   } finally {
     tether.abandon(s);
@@ -131,5 +136,120 @@ describe('csrf', () => {
   it('csrf when turned off then unsafe requests pass unchecked', async () => {
     const { tether } = rig({ csrf: false });
     assert.equal(await check(tether, 'POST', { origin: 'https://evil.example', 'content-type': 'text/plain', 'content-length': '3' }), 'ok');
+  });
+
+  describe('forms (csrf.forms)', () => {
+    const FORM = { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '10' };
+    const MULTIPART = { 'content-type': 'multipart/form-data; boundary=----x', 'content-length': '10' };
+
+    it('form post when forms are off (the default) then fails 415 as before, even with the token in the field', async () => {
+      const { tether } = rig();
+      const a = await withToken(tether);
+      const base = { cookie: a.cookie, origin: `https://${HOST}`, ...FORM };
+      assert.equal(await check(tether, 'POST', base, { _csrf: a.token }), '415 UNSUPPORTED_MEDIA_TYPE');
+      assert.equal(tether.options.csrf && tether.options.csrf.forms, false);
+    });
+
+    it('form post when the field carries the token then passes; missing, wrong, another session\'s, a file or repeated then fails 403 CSRF_TOKEN_INVALID', async () => {
+      const { tether } = rig({ csrf: { forms: true } });
+      const mine = await withToken(tether);
+      const other = await withToken(tether);
+      for (const type of [FORM, MULTIPART, { ...FORM, 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' }]) {
+        const base = { cookie: mine.cookie, origin: `https://${HOST}`, ...type };
+        assert.equal(await check(tether, 'POST', base, { _csrf: mine.token, item: 'tea' }), 'ok', type['content-type']);
+      }
+      const base = { cookie: mine.cookie, origin: `https://${HOST}`, ...FORM };
+      const messages: string[] = [];
+      assert.equal(await check(tether, 'POST', base, { item: 'tea' }, messages), '403 CSRF_TOKEN_INVALID', 'missing');
+      assert.match(messages.pop()!, /form field _csrf/);
+      assert.equal(await check(tether, 'POST', base, { _csrf: other.token }), '403 CSRF_TOKEN_INVALID', 'another session\'s');
+      assert.equal(await check(tether, 'POST', base, { _csrf: mine.token.slice(1) }), '403 CSRF_TOKEN_INVALID', 'cut short');
+      assert.equal(await check(tether, 'POST', base, { _csrf: '' }), '403 CSRF_TOKEN_INVALID', 'empty');
+      assert.equal(await check(tether, 'POST', base, { _csrf: new Blob([mine.token]) }), '403 CSRF_TOKEN_INVALID', 'a file');
+      assert.equal(await check(tether, 'POST', base, { _csrf: { value: mine.token } }), '403 CSRF_TOKEN_INVALID', 'an object');
+      assert.equal(await check(tether, 'POST', base, { _csrf: [mine.token, mine.token] }, messages), '403 CSRF_TOKEN_INVALID', 'repeated');
+      assert.match(messages.pop()!, /sent more than once/);
+      assert.equal(await check(tether, 'POST', base, Object.create({ _csrf: mine.token }) as object), '403 CSRF_TOKEN_INVALID', 'inherited, not the body\'s own');
+      assert.equal(await check(tether, 'POST', { ...base, cookie: '' }, { _csrf: mine.token }), '403 CSRF_TOKEN_INVALID', 'no session: no token is valid');
+      const nullProto = Object.assign(Object.create(null) as object, { _csrf: mine.token });
+      assert.equal(await check(tether, 'POST', base, nullProto), 'ok', 'a body without a prototype (qs, Hono)');
+    });
+
+    it('form post when the caller gives no parsed body then fails 403 CSRF_TOKEN_INVALID saying the body was not parsed', async () => {
+      const { tether } = rig({ csrf: { forms: true } });
+      const a = await withToken(tether);
+      const messages: string[] = [];
+      assert.equal(await check(tether, 'POST', { cookie: a.cookie, origin: `https://${HOST}`, ...FORM }, undefined, messages), '403 CSRF_TOKEN_INVALID');
+      assert.match(messages[0]!, /not parsed/);
+    });
+
+    it('form post when the header carries the token then passes without the body, and a wrong header is not rescued by the field', async () => {
+      const { tether } = rig({ csrf: { forms: true } });
+      const a = await withToken(tether);
+      const base = { cookie: a.cookie, origin: `https://${HOST}`, ...FORM };
+      assert.equal(await check(tether, 'POST', { ...base, 'x-csrf-token': a.token }), 'ok');
+      assert.equal(await check(tether, 'POST', { ...base, 'x-csrf-token': 'wrong' }, { _csrf: a.token }), '403 CSRF_TOKEN_INVALID');
+    });
+
+    it('form post when from another origin then fails 403 ORIGIN_MISMATCH before the body is looked at', async () => {
+      const { tether } = rig({ csrf: { forms: true } });
+      const a = await withToken(tether);
+      const form = { _csrf: a.token };
+      assert.equal(await check(tether, 'POST', { cookie: a.cookie, origin: 'https://evil.example', ...FORM }, form), '403 ORIGIN_MISMATCH');
+      assert.equal(await check(tether, 'POST', { cookie: a.cookie, referer: 'https://evil.example/x', ...FORM }, form), '403 ORIGIN_MISMATCH');
+      assert.equal(await check(tether, 'POST', { cookie: a.cookie, 'sec-fetch-site': 'cross-site', ...FORM }, form), '403 ORIGIN_MISMATCH');
+      const s = await tether.open(view('POST', { host: HOST, cookie: a.cookie, origin: 'https://evil.example', ...FORM }));
+      assert.throws(() => tether.checkRequestHead(s, view('POST', { host: HOST, cookie: a.cookie, origin: 'https://evil.example', ...FORM })), { code: 'ORIGIN_MISMATCH' });
+      tether.abandon(s);
+    });
+
+    it('unsafe request when forms are on and its type is text/plain, another type or none then still fails 415, and JSON still needs the header', async () => {
+      const { tether } = rig({ csrf: { forms: true } });
+      const a = await withToken(tether);
+      const base = { cookie: a.cookie, origin: `https://${HOST}` };
+      const form = { _csrf: a.token };
+      const messages: string[] = [];
+      for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/xml', 'multipart/mixed; boundary=x']) {
+        assert.equal(await check(tether, 'POST', { ...base, 'content-type': type, 'content-length': '10' }, form, messages), '415 UNSUPPORTED_MEDIA_TYPE', type);
+      }
+      assert.match(messages[0]!, /application\/x-www-form-urlencoded/);
+      assert.equal(await check(tether, 'POST', { ...base, 'transfer-encoding': 'chunked' }, form), '415 UNSUPPORTED_MEDIA_TYPE', 'a body without a type');
+      assert.equal(await check(tether, 'POST', { ...base, ...JSON_BODY }, form), '403 CSRF_TOKEN_INVALID', 'JSON: the header only');
+      assert.equal(await check(tether, 'POST', { ...base, ...JSON_BODY, 'x-csrf-token': a.token }), 'ok');
+      assert.equal(await check(tether, 'POST', { ...base, 'content-type': 'application/x-www-form-urlencoded' }, form), '403 CSRF_TOKEN_INVALID', 'a form type without a body: no field to read');
+    });
+
+    it('formField when set then names the field, and the default one is no longer read', async () => {
+      const { tether } = rig({ csrf: { forms: true, formField: 'authenticity_token' } });
+      const a = await withToken(tether);
+      const base = { cookie: a.cookie, origin: `https://${HOST}`, ...FORM };
+      assert.equal(await check(tether, 'POST', base, { authenticity_token: a.token }), 'ok');
+      assert.equal(await check(tether, 'POST', base, { _csrf: a.token }), '403 CSRF_TOKEN_INVALID');
+    });
+
+    it('checkRequestHead when the token is in the header or the request is JSON then leaves nothing to check; for a form post without it, the field', async () => {
+      const { tether } = rig({ csrf: { forms: true } });
+      const a = await withToken(tether);
+      const head = async (headers: Record<string, string>): Promise<boolean> => {
+        const v = view('POST', { host: HOST, cookie: a.cookie, origin: `https://${HOST}`, ...headers });
+        const s = await tether.open(v);
+        try {
+          return tether.checkRequestHead(s, v);
+        } finally {
+          tether.abandon(s);
+        }
+      };
+      assert.equal(await head({ ...FORM }), true);
+      assert.equal(await head({ ...MULTIPART }), true);
+      assert.equal(await head({ ...FORM, 'x-csrf-token': a.token }), false);
+      assert.equal(await head({ ...JSON_BODY, 'x-csrf-token': a.token }), false);
+      await assert.rejects(head({ ...JSON_BODY }), { code: 'CSRF_TOKEN_INVALID' });
+      const off = rig();
+      const b = await withToken(off.tether);
+      const v = view('POST', { host: HOST, cookie: b.cookie, origin: `https://${HOST}`, ...JSON_BODY, 'x-csrf-token': b.token });
+      const s = await off.tether.open(v);
+      assert.equal(off.tether.checkRequestHead(s, v), false, 'forms off: as checkRequest');
+      off.tether.abandon(s);
+    });
   });
 });

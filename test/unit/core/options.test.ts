@@ -17,6 +17,7 @@ describe('engine options', () => {
     invalid({ secrets: [SECRET_A], idleTimeout: 5 }, /options\.idleTimeout is not an option/);
     invalid({ secrets: [SECRET_A], cookie: { sameSite: 'lax', httpOnly: false } }, /options\.cookie\.httpOnly is not an option/);
     invalid({ secrets: [SECRET_A], csrf: { origin: 'https://a.example' } }, /options\.csrf\.origin is not an option/);
+    invalid({ secrets: [SECRET_A], csrf: { form: true } }, /options\.csrf\.form is not an option \(known: .*forms/);
   });
 
   it('options when a value has the wrong type then construction throws OPTIONS_INVALID saying what was expected', () => {
@@ -27,6 +28,8 @@ describe('engine options', () => {
     invalid({ secrets: [SECRET_A], cookie: { sameSite: 'loose' } }, /sameSite must be one of "lax", "strict", "none"/);
     invalid({ secrets: [SECRET_A], cookie: 'sid' }, /options\.cookie must be an object/);
     invalid({ secrets: [SECRET_A], csrf: true }, /csrf must be false or an object/);
+    invalid({ secrets: [SECRET_A], csrf: { forms: 'yes' } }, /csrf\.forms must be a boolean/);
+    invalid({ secrets: [SECRET_A], csrf: { forms: true, formField: '' } }, /csrf\.formField must be a non-empty string/);
     invalid({ secrets: [SECRET_A], store: {} }, /store must be a SessionStore/);
     invalid({ secrets: [SECRET_A], clock: Date }, /clock must be an object with a now\(\) method/);
     invalid({ secrets: 42 }, /secrets must be a string or a non-empty array of strings/);
@@ -145,7 +148,7 @@ describe('engine options', () => {
     assert.equal(o.storeTimeoutMs, 2_000);
     assert.equal(o.touchIntervalMs, 60_000);
     assert.equal(resolveOptions({ secrets: [SECRET_A], idleTimeoutMs: 100_000 }).touchIntervalMs, 10_000);
-    assert.deepEqual(o.csrf, { header: 'x-csrf-token', origins: undefined, requireOrigin: false, jsonOnly: true });
+    assert.deepEqual(o.csrf, { header: 'x-csrf-token', origins: undefined, requireOrigin: false, jsonOnly: true, forms: false, formField: '_csrf' });
   });
 
   it('csrf.origins when one is not an origin then construction throws, else they are normalised', () => {
