@@ -8,6 +8,7 @@ import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
 import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
+import type { FormSource } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
 
@@ -28,6 +29,13 @@ export interface ExpressAdapterOptions {
   write?: (req: Request) => boolean;
 }
 
+/** With `csrf.forms`, the token of a form post comes from `req.body`: its parser runs before `sessions()`. */
+const EXPRESS_FORM: FormSource<Request> = {
+  body: (req) => (req as { body?: unknown }).body,
+  unparsed: (field) => `missing CSRF token: the form body was not parsed when sessions() ran, so its ${field} field could not be read. `
+    + 'Register the body parser before sessions(): app.use(express.urlencoded({ extended: false })), then app.use(sessions(tether))',
+};
+
 /**
  * Requests whose error reached `sessionErrors()`: their sessions are abandoned when their responses end.
  * Marked rather than abandoned there, so that an error raised after the response was ended, its commit
@@ -42,6 +50,7 @@ const FAILED = new WeakSet<Request>();
  */
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
   installExpressHold();
+  const begin = { ...options, form: EXPRESS_FORM };
   return (req: Request, res: Response, next: NextFunction): void => {
     const start = (session: Session<T> | null): void => {
       if (!session) return;
@@ -59,7 +68,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
       abandonOnEarlyClose(tether, session, res);
       next();
     };
-    const begun = beginSession(tether, req, res, options);
+    const begun = beginSession(tether, req, res, begin);
     if (begun instanceof Promise) begun.then(start, (err: unknown) => sendError(res, err));
     else start(begun);
   };

@@ -18,7 +18,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Tether } from '../../core/engine.js';
-import { isTetherError } from '../../core/errors.js';
+import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
 import { ANSWER_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
@@ -92,13 +92,35 @@ function holdOnHijack(reply: FastifyReply): void {
   Object.defineProperty(proto, 'hijack', { configurable: true, writable: true, value: hijackHeld });
 }
 
+/**
+ * Form posts (`csrf.forms`) whose token is still to be read from the body, parsed after onRequest: the
+ * preValidation hook checks them. A set rather than a request decoration, which every request would pay for.
+ */
+const FORM_PENDING = new WeakSet<FastifyRequest>();
+
 /** Attaches the opened session to the request and runs the CSRF checks (which may throw). */
 function attach(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, view: RequestView, csrf: boolean, session: Session<object>): void {
   req.session = session as Session<SessionData>;
   // Instead of an onRequestAbort hook, which would add a listener to every request.
   abandonOnEarlyClose(tether, session, reply.raw);
   holdOnHijack(reply);
-  if (csrf) tether.checkRequest(session, view);
+  if (csrf && tether.checkRequestHead(session, view)) FORM_PENDING.add(req);
+}
+
+/**
+ * The fields to read a form's token from: Fastify's parsed body, whose form parser the app registers.
+ * @fastify/multipart with `attachFieldsToBody: true` gives a field as `{ type: 'field', value }`.
+ */
+function formFields(body: unknown, field: string): object {
+  if (typeof body !== 'object' || body === null) {
+    throw new CsrfTokenInvalidError(`missing CSRF token: the form body was not parsed, so its ${field} field could not be read. Register a form body parser: `
+      + '@fastify/formbody for application/x-www-form-urlencoded, @fastify/multipart with attachFieldsToBody for multipart/form-data');
+  }
+  const value = (body as Record<string, unknown>)[field];
+  if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'field') {
+    return { [field]: (value as { value?: unknown }).value };
+  }
+  return body;
 }
 
 /** Answers the request with the error; the route handler does not run (`done` is not called). */
@@ -167,6 +189,26 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
       done();
     }, (err: unknown) => refuse(tether, req, reply, err));
   });
+
+  // With forms on only: otherwise no request is ever pending, and a hook would cost every request.
+  const csrfOptions = tether.options.csrf;
+  if (csrfOptions !== false && csrfOptions.forms) {
+    const field = csrfOptions.formField;
+    // After Fastify has parsed the body, before validation and the handler.
+    app.addHook('preValidation', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+      if (!FORM_PENDING.has(req)) {
+        done();
+        return;
+      }
+      try {
+        tether.checkRequest(req.session, new HeadersView(req.method, req.headers), formFields(req.body, field));
+      } catch (err) {
+        refuse(tether, req, reply, err);
+        return;
+      }
+      done();
+    });
+  }
 
   app.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
     const session = req.session;

@@ -18,7 +18,7 @@
  */
 import type { Context, Env, ErrorHandler, MiddlewareHandler } from 'hono';
 import type { Tether } from '../../core/engine.js';
-import { isTetherError } from '../../core/errors.js';
+import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
@@ -33,6 +33,10 @@ export interface HonoAdapterOptions {
   csrf?: boolean | ((c: Context) => boolean);
   /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
   write?: (c: Context) => boolean;
+}
+
+function formField<T extends object>(tether: Tether<T>): string {
+  return tether.options.csrf === false ? '' : tether.options.csrf.formField;
 }
 
 function viewOf(c: Context): RequestView {
@@ -61,6 +65,21 @@ function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>
   else signal.addEventListener('abort', () => tether.abandon(session), { once: true });
 }
 
+/**
+ * A form post's fields (`csrf.forms`), from `c.req.parseBody({ all: true })`: Hono keeps the body it read
+ * and the FormData it parsed, so the handler's own `parseBody()` (with its own options), `formData()` or
+ * `text()` read them again. `all` shows a repeated field as an array, which the engine refuses; without
+ * it only the last value would be seen. (Hono releases that cached parseBody's first result hand the
+ * handler's `parseBody()` this one: a repeated field as an array.)
+ */
+async function formFields(c: Context, field: string): Promise<object> {
+  try {
+    return await c.req.parseBody({ all: true });
+  } catch {
+    throw new CsrfTokenInvalidError(`missing CSRF token: the form body could not be parsed, so its ${field} field could not be read`);
+  }
+}
+
 export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
   return async (c, next) => {
     const view = viewOf(c);
@@ -73,7 +92,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     try {
       const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
-      if (csrf) tether.checkRequest(session, view);
+      if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether)));
     } catch (err) {
       tether.abandon(session);
       return errorOut(err);

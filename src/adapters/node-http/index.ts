@@ -14,11 +14,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
-import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, sendError, viewOf } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 export interface NodeAdapterOptions {
-  /** Run the CSRF checks on unsafe methods. @default true (when the engine's csrf is not false) */
+  /**
+   * Run the CSRF checks on unsafe methods. @default true (when the engine's csrf is not false)
+   *
+   * The adapter reads no body: with `csrf.forms`, a form post whose token is only in its form field is
+   * refused (403 CSRF_TOKEN_INVALID). A route that takes HTML forms skips the check here and its handler
+   * calls `checkFormPost` with the parsed body, before it changes anything.
+   */
   csrf?: boolean | ((req: IncomingMessage) => boolean);
   /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
   write?: (req: IncomingMessage) => boolean;
@@ -71,4 +77,25 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
       }
     }
   };
+}
+
+/**
+ * The CSRF checks of a request whose body the handler has parsed, for a route whose check `withSessions`
+ * skipped (its `csrf` option): the same checks, with the token read from `fields[csrf.formField]` when
+ * the request is a form post without the token header (`csrf.forms`). Call it before the handler changes
+ * anything; it throws ORIGIN_MISMATCH, UNSUPPORTED_MEDIA_TYPE or CSRF_TOKEN_INVALID, which `withSessions`
+ * answers as JSON (thrown before the response), dropping the session's changes. `fields` is the parsed
+ * body, a field sent twice as an array (which is refused).
+ * @example
+ * const forms = new Set(['/comment']);
+ * createServer(withSessions(tether, async (req, res, session) => {
+ *   if (forms.has(req.url!)) {
+ *     const fields = await parseForm(req); // the app's urlencoded or multipart parser
+ *     checkFormPost(tether, session, req, fields);
+ *     // …
+ *   }
+ * }, { csrf: (req) => !forms.has(req.url!) }));
+ */
+export function checkFormPost<T extends object>(tether: Tether<T>, session: Session<T>, req: IncomingMessage, fields: object): void {
+  tether.checkRequest(session, viewOf(req), fields);
 }

@@ -1,0 +1,91 @@
+/**
+ * tether/fastify with `csrf.forms`: a form post's token is checked in preValidation, once Fastify has
+ * parsed the body. @fastify/formbody and @fastify/multipart are stood in for by content-type parsers
+ * giving the same shapes.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { tetherPlugin } from '../../src/adapters/fastify/index.js';
+import type { Tether } from '../../src/core/engine.js';
+import type { Session } from '../../src/core/session.js';
+import type { RunningApp } from '../../src/testing/adapter-kit.js';
+import { addItem, formCases, formSetup, parseUrlencoded } from './csrf-forms.kit.js';
+import type { FormData } from './csrf-forms.kit.js';
+
+/** What @fastify/formbody gives. */
+function formbody(app: FastifyInstance): void {
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, parseUrlencoded(body as string)));
+}
+
+/** What @fastify/multipart with `attachFieldsToBody: true` gives: each field as { type: 'field', fieldname, value }, a repeated one as an array. */
+function multipartFields(app: FastifyInstance): void {
+  app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (req, body, done) => {
+    new Response(body as Buffer, { headers: { 'content-type': req.headers['content-type']! } }).formData().then((fd) => {
+      const out: Record<string, unknown> = {};
+      for (const [fieldname, value] of fd) {
+        const part = { type: 'field', fieldname, value };
+        const prev = out[fieldname];
+        out[fieldname] = prev === undefined ? part : Array.isArray(prev) ? [...prev, part] : [prev, part];
+      }
+      done(null, out);
+    }, (err: Error) => done(err));
+  });
+}
+
+async function serve(tether: Tether<FormData>, seen: unknown[], parsers: (app: FastifyInstance) => void): Promise<RunningApp> {
+  const app = Fastify();
+  parsers(app);
+  await app.register(tetherPlugin, { tether });
+  const session = (req: { session: unknown }): Session<FormData> => req.session as Session<FormData>;
+  app.get('/token', async (req) => ({ token: req.session.csrfToken }));
+  app.get('/state', async (req) => ({ cart: session(req).data.cart ?? [] }));
+  app.post('/add', async (req) => addItem(session(req), req.body, seen));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, close: () => app.close() };
+}
+
+describe('fastify plugin with csrf.forms', () => {
+  formCases('fastify', (tether, seen) => serve(tether, seen, formbody));
+
+  it('fastify: multipart form post (@fastify/multipart, attachFieldsToBody) when _csrf carries the token then passes; repeated then 403', async (t) => {
+    const env = await formSetup(t, (tether, seen) => serve(tether, seen, multipartFields));
+    const bad = new globalThis.FormData();
+    bad.append('item', 'tea');
+    bad.append('_csrf', env.token);
+    bad.append('_csrf', env.token);
+    const refused = await env.post('/add', bad);
+    assert.equal(refused.code, 'CSRF_TOKEN_INVALID');
+    assert.deepEqual(env.seen, []);
+    const form = new globalThis.FormData();
+    form.append('item', 'tea');
+    form.append('_csrf', env.token);
+    const reply = await env.post('/add', form);
+    assert.equal(reply.status, 200, JSON.stringify(reply.json));
+    assert.equal(env.seen.length, 1);
+    const fields = (env.seen as unknown[])[0] as { item?: { value?: string } };
+    assert.equal(fields.item?.value, 'tea', 'the handler sees the parser\'s own shapes');
+  });
+
+  it('fastify: form post when the registered parser gives no object then 403 CSRF_TOKEN_INVALID saying to register a form body parser', async (t) => {
+    const env = await formSetup(t, (tether, seen) => serve(tether, seen, (app) => {
+      app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    }));
+    const reply = await env.post('/add', `item=tea&_csrf=${encodeURIComponent(env.token)}`);
+    assert.equal(reply.status, 403);
+    assert.equal(reply.code, 'CSRF_TOKEN_INVALID');
+    assert.match(reply.message!, /Register a form body parser: @fastify\/formbody/);
+    assert.deepEqual(env.seen, []);
+    assert.deepEqual(await env.cart(), []);
+  });
+
+  it('fastify: form post when no parser is registered for its type then Fastify\'s own 415, before the handler', async (t) => {
+    const env = await formSetup(t, (tether, seen) => serve(tether, seen, () => {}));
+    const reply = await env.post('/add', `item=tea&_csrf=${encodeURIComponent(env.token)}`);
+    assert.equal(reply.status, 415);
+    assert.deepEqual(env.seen, []);
+    assert.deepEqual(await env.cart(), []);
+  });
+});
