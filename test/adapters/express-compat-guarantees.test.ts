@@ -343,4 +343,18 @@ describe('compat middleware: CSRF', () => {
     assert.equal((await c.request('/transfer', { form: { _csrf: after } })).status, 200);
     await app.close();
   });
+
+  it('csrfProtection when tether.csrf.formField is set then that field carries the token', async () => {
+    const app = await compatApp({ tether: { csrf: { formField: 'authenticity_token' } } }, (a) => {
+      a.use(express.urlencoded({ extended: false }));
+      a.use(csrfProtection());
+      a.get('/form', async (req, res) => res.json({ token: await csrfTokenOf(req) }));
+      a.post('/transfer', (req, res) => res.send(String((req.session.gViews = (req.session.gViews ?? 0) + 1))));
+    });
+    const c = app.client();
+    const { token } = (await c.request('/form')).json<{ token: string }>();
+    assert.equal((await c.request('/transfer', { form: { _csrf: token } })).status, 403);
+    assert.equal((await c.request('/transfer', { form: { authenticity_token: token } })).status, 200);
+    await app.close();
+  });
 });

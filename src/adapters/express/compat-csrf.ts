@@ -16,7 +16,7 @@ export function csrfTokenOf(req: Request): Promise<string> {
 }
 
 export interface CsrfProtectionOptions {
-  /** Body field that carries the token in HTML forms (the body must be parsed first). @default '_csrf' */
+  /** Body field that carries the token in HTML forms (the body must be parsed first). @default `tether.csrf.formField`, '_csrf' */
   field?: string;
 }
 
@@ -30,7 +30,6 @@ export interface CsrfProtectionOptions {
  * app.get('/form', async (req, res) => res.send(`<input type="hidden" name="_csrf" value="${await csrfTokenOf(req)}">`));
  */
 export function csrfProtection(options: CsrfProtectionOptions = {}): RequestHandler {
-  const field = options.field ?? '_csrf';
   return (req: Request, _res: Response, next: NextFunction): void => {
     let check: Promise<void>;
     try {
@@ -39,12 +38,16 @@ export function csrfProtection(options: CsrfProtectionOptions = {}): RequestHand
         const tether = ctl.tether;
         const csrf = tether.options.csrf;
         const headerName = csrf === false ? '' : csrf.header;
+        const field = options.field ?? (csrf === false ? '_csrf' : csrf.formField);
         const body = (req as { body?: unknown }).body;
-        const fromBody = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[field] : undefined;
+        const form = typeof body === 'object' && body !== null ? body : undefined;
+        const fromBody = form === undefined ? undefined : (form as Record<string, unknown>)[field];
+        // The field stands in for the header (jsonOnly is off here by default); with `tether.csrf.forms`
+        // the engine reads the body itself when neither carries it, and says why it refuses.
         tether.checkRequest(session, {
           method: view.method,
           header: (n) => (n === headerName ? view.header(n) ?? (typeof fromBody === 'string' ? fromBody : undefined) : view.header(n)),
-        });
+        }, form);
       });
     } catch (err) {
       next(err);
