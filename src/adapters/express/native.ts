@@ -47,6 +47,13 @@ const FAILED = new WeakSet<Request>();
  * Express middleware. The session is committed before the response's status line goes out; a response
  * with a 5xx status (a handler error, answered by an error handler) writes nothing, nor does a request
  * whose error reached `sessionErrors()`, whatever its status.
+ *
+ * With the engine's `csrf.forms`, a form post without the token header is checked against its
+ * `csrf.formField` field in `req.body`: register the body parser before this middleware, or such posts
+ * are refused (403 CSRF_TOKEN_INVALID, saying so).
+ * @example
+ * app.use(express.urlencoded({ extended: false }));
+ * app.use(sessions(createTether({ secrets, csrf: { forms: true } })));
  */
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
   installExpressHold();

@@ -4,6 +4,8 @@
  * payload is sent after that commit: changing the session while it is read throws SESSION_COMMITTED.
  * A hijacked reply (`reply.hijack()`) has no onSend: its `reply.raw` is held instead, and the session
  * is committed at its first write, as tether/node does; changes after that throw SESSION_COMMITTED.
+ * With the engine's `csrf.forms`, a form post's token field is checked in a `preValidation` hook, once
+ * the app's form parser (@fastify/formbody, @fastify/multipart with `attachFieldsToBody`) has run.
  * @module
  * @example
  * import Fastify from 'fastify';

@@ -69,8 +69,8 @@ function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>
  * A form post's fields (`csrf.forms`), from `c.req.parseBody({ all: true })`: Hono keeps the body it read
  * and the FormData it parsed, so the handler's own `parseBody()` (with its own options), `formData()` or
  * `text()` read them again. `all` shows a repeated field as an array, which the engine refuses; without
- * it only the last value would be seen. (Hono releases that cached parseBody's first result hand the
- * handler's `parseBody()` this one: a repeated field as an array.)
+ * it only the last value would be seen. (Older Hono 4 releases cached parseBody's first result: there
+ * the handler's `parseBody()` gets this one, a repeated field as an array.)
  */
 async function formFields(c: Context, field: string): Promise<object> {
   try {
@@ -80,6 +80,11 @@ async function formFields(c: Context, field: string): Promise<object> {
   }
 }
 
+/**
+ * Hono middleware: `c.get('session')` is the request's session, committed once the handler has answered.
+ * With the engine's `csrf.forms`, a form post without the token header is checked against its
+ * `csrf.formField` field, read here with `c.req.parseBody()`; the handler can read the body again.
+ */
 export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
   return async (c, next) => {
     const view = viewOf(c);
