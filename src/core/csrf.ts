@@ -79,19 +79,25 @@ export function checkCsrfHead(opts: ResolvedCsrf, token: string | undefined, req
   }
   if (opts.jsonOnly && hasBody(req)) {
     const type = req.header('content-type');
-    if (type === undefined || !JSON_TYPE.test(type)) {
-      if (!opts.forms) throw new UnsupportedMediaTypeError();
-      if (type === undefined || !FORM_TYPE.test(type)) throw new UnsupportedMediaTypeError(FORMS_TOO);
-    }
+    if (type === undefined || !JSON_TYPE.test(type)) refuseType(opts, type);
   }
   const given = req.header(opts.header);
-  if (given === undefined) {
-    // Only with forms on is the content type looked at again: a JSON request pays nothing for forms.
-    if (opts.forms && isFormPost(req)) return true;
-    throw new CsrfTokenInvalidError();
-  }
+  // The form cases live apart, so a JSON request runs the same code as without forms.
+  if (given === undefined) return formPending(opts, req);
   if (token === undefined || !safeEqual(given, token)) throw new CsrfTokenInvalidError();
   return false;
+}
+
+/** A body that is not JSON: refused, unless forms are on and it is one. */
+function refuseType(opts: ResolvedCsrf, type: string | undefined): void {
+  if (!opts.forms) throw new UnsupportedMediaTypeError();
+  if (type === undefined || !FORM_TYPE.test(type)) throw new UnsupportedMediaTypeError(FORMS_TOO);
+}
+
+/** No token header: a form post's token is still to come from its body (forms on); anything else is refused. */
+function formPending(opts: ResolvedCsrf, req: RequestView): true {
+  if (opts.forms && isFormPost(req)) return true;
+  throw new CsrfTokenInvalidError();
 }
 
 /**

@@ -33,7 +33,8 @@ export interface ExpressAdapterOptions {
 const EXPRESS_FORM: FormSource<Request> = {
   body: (req) => (req as { body?: unknown }).body,
   unparsed: (field) => `missing CSRF token: the form body was not parsed when sessions() ran, so its ${field} field could not be read. `
-    + 'Register the body parser before sessions(): app.use(express.urlencoded({ extended: false })), then app.use(sessions(tether))',
+    + 'Register the body parser before sessions(): app.use(express.urlencoded({ extended: false })), then app.use(sessions(tether)); '
+    + 'for multipart forms, a multipart parser there too (multer\'s upload.none())',
 };
 
 /**
