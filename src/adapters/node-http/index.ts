@@ -15,6 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import { abandonOnEarlyClose, beginSession, sendError, viewOf } from '../shared/http.js';
+import type { FormSource } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 export interface NodeAdapterOptions {
@@ -44,11 +45,19 @@ function logError(err: unknown): void {
   console.error(err);
 }
 
+/** The adapter reads no body: a form post whose token is only in its field is refused, saying what to do. */
+const NO_BODY: FormSource<IncomingMessage> = {
+  body: () => undefined,
+  unparsed: (field, header) => `missing CSRF token: tether/node reads no request body, so the ${field} field of a form post cannot be checked here. `
+    + `Send the token in the ${header} header, or skip this route's check (the csrf option) and call checkFormPost() once the handler has parsed the body`,
+};
+
 /** Wraps a request handler: loads the session, checks CSRF, runs the handler, commits before responding. */
 export function withSessions<T extends object>(tether: Tether<T>, handler: SessionHandler<T>, options: NodeAdapterOptions = {}) {
   const onError = options.onError ?? logError;
+  const begin = { ...options, form: NO_BODY };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const begun = beginSession(tether, req, res, options);
+    const begun = beginSession(tether, req, res, begin);
     const session = begun instanceof Promise ? await begun : begun;
     if (!session) return;
     const held = holdResponse(res, () => tether.commitNow(session));

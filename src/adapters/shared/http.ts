@@ -95,7 +95,7 @@ export interface BeginOptions<R> {
   write?: (req: R) => boolean;
   /**
    * Where a form post's parsed body is when the session is opened (`csrf.forms`), read only for a form
-   * post without the token header. Without it (node:http reads no body), such a post is refused.
+   * post without the token header. Without it, such a post is refused.
    */
   form?: FormSource<R>;
 }
@@ -103,14 +103,8 @@ export interface BeginOptions<R> {
 /** A form post's parsed body, and what to tell an app whose body was not parsed by then. */
 export interface FormSource<R> {
   body(req: R): unknown;
-  /** The CSRF_TOKEN_INVALID message when `body` gives no object, given the form field's name. */
-  unparsed(field: string): string;
-}
-
-/** tether/node reads no body: a form post's token can only come in the header there. */
-function noBody(field: string, header: string): string {
-  return `missing CSRF token: tether/node reads no request body, so the ${field} field of a form post cannot be checked here. `
-    + `Send the token in the ${header} header, or skip this route's check (the csrf option) and call checkFormPost() once the handler has parsed the body`;
+  /** The CSRF_TOKEN_INVALID message when `body` gives no object, given the form field's and the header's names. */
+  unparsed(field: string, header: string): string;
 }
 
 /**
@@ -141,7 +135,7 @@ function checked<T extends object, R extends IncomingMessage>(
 ): Session<T> | null {
   try {
     const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
-    // A form post whose token is in its body (csrf.forms): the body was parsed before the session opened.
+    // A form post whose token is in its body (csrf.forms): read from the body parsed before the session opened.
     if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, formOf(tether, req, options.form));
   } catch (err) {
     tether.abandon(session);
@@ -156,5 +150,6 @@ function formOf<T extends object, R>(tether: Tether<T>, req: R, source: FormSour
   if (typeof body === 'object' && body !== null) return body;
   const csrf = tether.options.csrf;
   const field = csrf === false ? '' : csrf.formField;
-  throw new CsrfTokenInvalidError(source ? source.unparsed(field) : noBody(field, csrf === false ? '' : csrf.header));
+  const header = csrf === false ? '' : csrf.header;
+  throw new CsrfTokenInvalidError(source ? source.unparsed(field, header) : `missing CSRF token: no parsed form body to read its ${field} field from`);
 }
