@@ -1,6 +1,7 @@
 /**
  * CSRF defence bound to the session (OWASP CSRF cheat sheet): Fetch Metadata, Origin/Referer, the
- * CORS-simple content types, and a per-session synchronizer token that never travels in a cookie.
+ * CORS-simple content types, and a per-session synchronizer token that never travels in a cookie: sent
+ * in a header, or, with `forms`, in an HTML form's field.
  * @module
  */
 import { CsrfTokenInvalidError, OriginMismatchError, UnsupportedMediaTypeError } from './errors.js';
