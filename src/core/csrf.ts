@@ -85,8 +85,13 @@ export function checkCsrfHead(opts: ResolvedCsrf, token: string | undefined, req
   const given = req.header(opts.header);
   // The form cases live apart, so a JSON request runs the same code as without forms.
   if (given === undefined) return formPending(opts, req);
-  if (token === undefined || !safeEqual(given, token)) throw new CsrfTokenInvalidError();
+  if (token === undefined || !safeEqual(given, token)) throw new CsrfTokenInvalidError(tokenMessage(opts));
   return false;
+}
+
+/** Names the header the token is expected in: the configured one, not the default's. */
+function tokenMessage(opts: ResolvedCsrf): string {
+  return `missing or invalid CSRF token (header ${opts.header})`;
 }
 
 /** A body that is not JSON: refused, unless forms are on and it is one. */
@@ -98,7 +103,7 @@ function refuseType(opts: ResolvedCsrf, type: string | undefined): void {
 /** No token header: a form post's token is still to come from its body (forms on); anything else is refused. */
 function formPending(opts: ResolvedCsrf, req: RequestView): true {
   if (opts.forms && isFormPost(req)) return true;
-  throw new CsrfTokenInvalidError();
+  throw new CsrfTokenInvalidError(tokenMessage(opts));
 }
 
 /**

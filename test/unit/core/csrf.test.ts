@@ -34,6 +34,16 @@ async function check(tether: Tether, method: string, headers: Record<string, str
 const JSON_BODY = { 'content-type': 'application/json', 'content-length': '2' };
 
 describe('csrf', () => {
+  it('token when missing or wrong under a configured header name then the message names that header', async () => {
+    const { tether } = rig({ csrf: { header: 'x-my-token' } });
+    const { cookie, token } = await withToken(tether);
+    const messages: string[] = [];
+    assert.equal(await check(tether, 'POST', { cookie, ...JSON_BODY }, undefined, messages), '403 CSRF_TOKEN_INVALID');
+    assert.equal(await check(tether, 'POST', { cookie, ...JSON_BODY, 'x-my-token': token + 'x' }, undefined, messages), '403 CSRF_TOKEN_INVALID');
+    assert.equal(await check(tether, 'POST', { cookie, ...JSON_BODY, 'x-my-token': token }), 'ok');
+    assert.deepEqual(messages, Array(2).fill('missing or invalid CSRF token (header x-my-token)'));
+  });
+
   it('safe methods when sent without a token then pass', async () => {
     const { tether } = rig();
     for (const m of ['GET', 'HEAD', 'OPTIONS']) assert.equal(await check(tether, m, { origin: 'https://evil.example' }), 'ok');
