@@ -20,15 +20,14 @@ import { withSessions } from '../../src/adapters/node-http/index.js';
 import { sessions as honoSessions } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import { Hono } from 'hono';
-import { serve } from '@hono/node-server';
 import type { HttpBindings } from '@hono/node-server';
-import type { Server } from 'node:http';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import { sessionState } from '../../src/core/session.js';
 import type { Session } from '../../src/core/session.js';
 import { CookieClient, listen } from '../helpers/cookie-client.js';
 import { latch, leavingRequest } from './express-compat.kit.js';
 import { SECRET_A } from '../unit/support.js';
+import { serveHono } from '../helpers/hono.js';
 
 type Sess = Session<Record<string, unknown>>;
 
@@ -204,18 +203,12 @@ async function honoApp(t: TestContext): Promise<App> {
     await c.get('session').update((d) => void (d.n = Number(d.n) + 1));
     return c.json({ n: c.get('session').get('n') });
   });
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
-  });
-  const { port } = server.address() as { port: number };
+  const running = await serveHono(app);
   t.after(async () => {
     never.release();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await running.close();
   });
-  return { url: `http://127.0.0.1:${port}`, tether, slow, late, arrived: seen.arrived };
+  return { url: running.url, tether, slow, late, arrived: seen.arrived };
 }
 
 for (const [name, start] of [['node:http withSessions()', nodeApp], ['hono sessions()', honoApp], ['express sessions()', expressApp], ['fastify plugin', fastifyApp]] as const) {

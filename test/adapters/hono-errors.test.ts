@@ -7,13 +7,11 @@ import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { serve } from '@hono/node-server';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createTether, FlowStepOutOfOrderError } from '../../src/index.js';
 import { sessions, tetherErrors } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import { CookieClient, assertTetherErrorAnswer } from '../helpers/cookie-client.js';
+import { serveHono } from '../helpers/hono.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -62,14 +60,9 @@ async function start(error: Error, onError: (app: Hono<TetherEnv<Data>>) => void
   });
   app.get('/read', (c) => c.json(c.get('session').data));
   onError(app);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
-  });
-  closing.push(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
-  const c = new CookieClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const running = await serveHono(app);
+  closing.push(() => running.close());
+  const c = new CookieClient(running.url);
   assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
   return c;
 }

@@ -1,15 +1,14 @@
 /** tether/hono with `csrf.forms`: the middleware reads the token field, and the handler can still read the body. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
 import { Hono } from 'hono';
-import { serve as honoServe } from '@hono/node-server';
 import { sessions } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import type { Tether } from '../../src/core/engine.js';
 import type { RunningApp } from '../../src/testing/adapter-kit.js';
 import { addItem, formCases, formSetup } from './csrf-forms.kit.js';
 import type { FormData } from './csrf-forms.kit.js';
+import { serveHono } from '../helpers/hono.js';
 
 async function serve(tether: Tether<FormData>, seen: unknown[]): Promise<RunningApp> {
   const app = new Hono<TetherEnv<FormData>>();
@@ -20,17 +19,7 @@ async function serve(tether: Tether<FormData>, seen: unknown[]): Promise<Running
   app.post('/add', async (c) => c.json(await addItem(c.get('session'), await c.req.parseBody(), seen)));
   app.post('/add-all', async (c) => c.json(await addItem(c.get('session'), await c.req.parseBody({ all: true }), seen)));
   app.post('/add-text', async (c) => c.json(await addItem(c.get('session'), Object.fromEntries(new URLSearchParams(await c.req.text())), seen)));
-  const server = await new Promise<Server>((resolve) => {
-    const s = honoServe({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
-  });
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
+  return serveHono(app);
 }
 
 describe('hono sessions() with csrf.forms', () => {

@@ -8,15 +8,13 @@ import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
-import { serve } from '@hono/node-server';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createTether, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { sessions } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import { assertCommitErrorOnly, listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
+import { serveHono } from '../helpers/hono.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -44,14 +42,9 @@ function failingStore(): { store: MemoryStore; failing: { on: boolean }; stored:
 }
 
 async function start(app: Hono<TetherEnv<Data>>): Promise<string> {
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
-  });
-  closing.push(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const running = await serveHono(app);
+  closing.push(() => running.close());
+  return running.url;
 }
 
 /** An upstream server whose answer the handlers pass on as a fetch() Response (immutable headers). */

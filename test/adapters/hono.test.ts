@@ -1,11 +1,10 @@
 /** tether/hono on Node through @hono/node-server: the shared adapter suite. */
 import { Hono } from 'hono';
-import { serve } from '@hono/node-server';
-import type { Server } from 'node:http';
 import { sessions } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import { runAdapterSuite, routeFor } from '../../src/testing/adapter-suite.js';
 import type { SuiteData } from '../../src/testing/adapter-suite.js';
+import { serveHono } from '../helpers/hono.js';
 
 runAdapterSuite({
   name: 'hono',
@@ -21,16 +20,6 @@ runAdapterSuite({
       });
     }
     app.onError((_err, c) => c.json({ error: { code: 'INTERNAL_ERROR', message: 'internal server error' } }, 500));
-    const server = await new Promise<Server>((resolve) => {
-      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
-    });
-    const { port } = server.address() as { port: number };
-    return {
-      url: `http://127.0.0.1:${port}`,
-      close: () => new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-    };
+    return serveHono(app);
   },
 });
