@@ -161,3 +161,23 @@ export function parseUrlencoded(text: string): Record<string, string | string[]>
   }
   return out;
 }
+
+/** A multipart form of `item` and the token (`tokens` times: twice is a repeated field). */
+export function multipartForm(token: string, tokens = 1): globalThis.FormData {
+  const form = new globalThis.FormData();
+  form.append('item', 'tea');
+  for (let i = 0; i < tokens; i++) form.append('_csrf', token);
+  return form;
+}
+
+/**
+ * A multipart post whose token field is repeated is refused before the handler; one carrying it once
+ * passes (200). Returns that reply.
+ */
+export async function assertMultipartToken(env: FormEnv): Promise<FormReply> {
+  assert.equal((await env.post('/add', multipartForm(env.token, 2))).code, 'CSRF_TOKEN_INVALID');
+  assert.deepEqual(env.seen, []);
+  const reply = await env.post('/add', multipartForm(env.token));
+  assert.equal(reply.status, 200, JSON.stringify(reply.json));
+  return reply;
+}

@@ -6,7 +6,7 @@ import { sessions } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import type { Tether } from '../../src/core/engine.js';
 import type { RunningApp } from '../../src/testing/adapter-kit.js';
-import { addItem, formCases, formSetup } from './csrf-forms.kit.js';
+import { addItem, assertMultipartToken, formCases, formSetup } from './csrf-forms.kit.js';
 import type { FormData } from './csrf-forms.kit.js';
 import { serveHono } from '../helpers/hono.js';
 
@@ -44,17 +44,7 @@ describe('hono sessions() with csrf.forms', () => {
     asFile.append('item', 'tea');
     asFile.append('_csrf', new Blob([env.token]), 'token.txt');
     assert.equal((await env.post('/add', asFile)).code, 'CSRF_TOKEN_INVALID');
-    const twice = new globalThis.FormData();
-    twice.append('item', 'tea');
-    twice.append('_csrf', env.token);
-    twice.append('_csrf', env.token);
-    assert.equal((await env.post('/add', twice)).code, 'CSRF_TOKEN_INVALID');
-    assert.deepEqual(env.seen, []);
-    const form = new globalThis.FormData();
-    form.append('item', 'tea');
-    form.append('_csrf', env.token);
-    const reply = await env.post('/add', form);
-    assert.equal(reply.status, 200, JSON.stringify(reply.json));
+    await assertMultipartToken(env);
     assert.deepEqual(await env.cart(), ['tea']);
   });
 
