@@ -83,6 +83,37 @@ describe('README examples', () => {
     assert.equal(await second.text(), 'views: 2');
     assert.equal(await (await fetch(base)).text(), 'views: 1', 'a client without the cookie starts again');
   });
+
+  it('examples/forms.ts when started then stores a note posted by a same-origin form with its _csrf field, and nothing without it', async (t) => {
+    const base = await start(t, 'examples/forms.ts', '/');
+    const first = await fetch(`${base}/`);
+    const page = await first.text();
+    assert.match(page, /<form method="post" action="\/notes">/);
+    const csrf = /<input type="hidden" name="_csrf" value="([\w-]+)">/.exec(page)?.[1];
+    assert.ok(csrf, 'the page holds the session\'s token in a hidden field');
+    const cookie = first.headers.get('set-cookie')?.split(';')[0];
+    assert.ok(cookie, 'rendering the token creates the session');
+    const notes = async () => [...(await (await fetch(`${base}/`, { headers: { cookie } })).text()).matchAll(/<li>(.*?)<\/li>/g)].map((m) => m[1]);
+    // What a browser sends for a form on the page: its own Origin, the urlencoded body, no token header.
+    const post = (fields: Record<string, string>, origin = base) => fetch(`${base}/notes`, {
+      method: 'POST', redirect: 'manual', body: new URLSearchParams(fields),
+      headers: { cookie, origin, 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const refusedWith = async (res: Response, code: string) => {
+      assert.equal(res.status, 403);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, code);
+    };
+
+    const added = await post({ _csrf: csrf, note: 'buy <milk> & "eggs"' });
+    assert.equal(added.status, 303);
+    assert.equal(added.headers.get('location'), '/');
+    assert.deepEqual(await notes(), ['buy &#60;milk&#62; &#38; &#34;eggs&#34;'], 'the note is listed, escaped');
+
+    await refusedWith(await post({ note: 'no token' }), 'CSRF_TOKEN_INVALID');
+    await refusedWith(await post({ _csrf: 'guess', note: 'wrong token' }), 'CSRF_TOKEN_INVALID');
+    await refusedWith(await post({ _csrf: csrf, note: 'elsewhere' }, 'http://127.0.0.1:1'), 'ORIGIN_MISMATCH');
+    assert.equal((await notes()).length, 1, 'no refused post stored its note');
+  });
 });
 
 describe('docs examples', () => {
