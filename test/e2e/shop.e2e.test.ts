@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium.js';
 import { ADMIN_PASSWORD, REPO_ROOT, startTestShop } from '../helpers/shop.js';
 import type { TestShop } from '../helpers/shop.js';
 
@@ -27,11 +27,7 @@ let browser: Browser;
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   t = await startTestShop();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
