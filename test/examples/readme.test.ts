@@ -113,6 +113,14 @@ describe('README examples', () => {
     await refusedWith(await post({ _csrf: 'guess', note: 'wrong token' }), 'CSRF_TOKEN_INVALID');
     await refusedWith(await post({ _csrf: csrf, note: 'elsewhere' }, 'http://127.0.0.1:1'), 'ORIGIN_MISMATCH');
     assert.equal((await notes()).length, 1, 'no refused post stored its note');
+
+    // The token header passes a JSON body, which no parser of the example reads: not a note, not a crash.
+    const json = await fetch(`${base}/notes`, {
+      method: 'POST', redirect: 'manual', body: '{"note":"json"}',
+      headers: { cookie, origin: base, 'x-csrf-token': csrf, 'content-type': 'application/json' },
+    });
+    assert.equal(json.status, 303);
+    assert.equal((await notes()).length, 1);
   });
 });
 
