@@ -141,6 +141,15 @@ export async function listen(server: Server): Promise<RunningApp> {
   };
 }
 
+/** A response body's JSON object, or undefined when it is empty or not JSON. */
+export function jsonOf(text: string): Record<string, unknown> | undefined {
+  try {
+    return text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Reply {
   status: number;
   json: Record<string, unknown> | undefined;
@@ -175,12 +184,7 @@ export function client(app: RunningApp, cookieName = 'sid') {
     }
     const res = await fetch(app.url + path, { method, headers, body, redirect: 'manual', signal: o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(10_000)]) : AbortSignal.timeout(10_000) });
     const text = await res.text();
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
-    } catch {
-      json = undefined;
-    }
+    const json = jsonOf(text);
     const setCookies = res.headers.getSetCookie();
     const mine = setCookies.filter((c) => c.startsWith(`${cookieName}=`)).at(-1)?.split(';')[0];
     const cookie = mine === undefined ? o.cookie : mine === `${cookieName}=` ? '' : mine;

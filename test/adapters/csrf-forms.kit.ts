@@ -10,6 +10,7 @@ import { Tether } from '../../src/core/engine.js';
 import type { CsrfOptions } from '../../src/core/options.js';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import type { Session } from '../../src/core/session.js';
+import { jsonOf } from '../../src/testing/adapter-kit.js';
 import type { RunningApp } from '../../src/testing/adapter-kit.js';
 
 export interface FormData {
@@ -67,13 +68,7 @@ export async function formSetup(t: TestContext, start: StartFormApp, csrf: CsrfO
     const h: Record<string, string> = { cookie, origin: app.url, ...headers };
     if (typeof body === 'string') h['content-type'] ??= URLENCODED;
     const r = await fetch(app.url + path, { method: 'POST', headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
-    const text = await r.text();
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
-    } catch {
-      json = undefined;
-    }
+    const json = jsonOf(await r.text());
     const error = json?.error as { code?: string; message?: string } | undefined;
     return { status: r.status, json, code: error?.code, message: error?.message };
   };
