@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isTetherError, type RequestView, type Session, type Tether } from 'tether';
+
+/** A handler sets its status and headers on `res` and returns the body; the adapter ends the response. */
+export type Handler<T extends object> = (req: IncomingMessage, res: ServerResponse, session: Session<T>) => Promise<string>;
+
+/** Answers `{"error":{"code","message"}}` with the error's status, in place of whatever the handler set. */
+function answerError(res: ServerResponse, err: unknown): void {
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  const known = isTetherError(err);
+  res.writeHead(known ? err.status : 500, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    ...(known && err.status === 503 ? { 'retry-after': '1' } : {}),
+  });
+  res.end(JSON.stringify({ error: known ? { code: err.code, message: err.message } : { code: 'INTERNAL_ERROR', message: 'internal server error' } }));
+}
+
+export interface AdapterOptions {
+  /** Whether a request is checked for CSRF (webhooks and other cross-site posts are not). @default every request */
+  csrf?: (req: IncomingMessage) => boolean;
+}
+
+export function sessionsFor<T extends object>(tether: Tether<T>, handler: Handler<T>, options: AdapterOptions = {}) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const view: RequestView = {
+      method: req.method ?? 'GET',
+      header: (name) => {
+        const v = req.headers[name];
+        return Array.isArray(v) ? v.join(', ') : v;
+      },
+    };
+    let session: Session<T>;
+    try {
+      session = await tether.open(view); // 1. load; a writer waits its turn at the session's gate
+    } catch (err) {
+      answerError(res, err); // the store is down: 503 STORE_UNAVAILABLE
+      return;
+    }
+    // 2. A writer whose client leaves gives its turn back (a no-op once the commit has begun).
+    res.once('close', () => tether.abandon(session));
+    let body: string;
+    try {
+      // 3. CSRF on unsafe methods: Fetch Metadata, Origin, content type, token
+      if (options.csrf?.(req) ?? true) tether.checkRequest(session, view);
+      body = await handler(req, res, session); // 4. the app
+    } catch (err) {
+      tether.abandon(session); // a failed request writes nothing
+      answerError(res, err);
+      return;
+    }
+    let cookies: string[];
+    try {
+      cookies = await tether.commit(session); // 5. store the changes, before the head goes out
+    } catch (err) {
+      answerError(res, err); // 409 SESSION_CONFLICT, 503 STORE_UNAVAILABLE, 413 SESSION_TOO_LARGE
+      return;
+    }
+    if (cookies.length > 0) {
+      res.appendHeader('set-cookie', cookies);
+      res.setHeader('cache-control', 'no-store');
+    }
+    res.end(body);
+  };
+}
