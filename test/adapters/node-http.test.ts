@@ -1,16 +1,10 @@
 /** tether/node over a plain node:http server: the shared adapter suite. */
 import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { withSessions } from '../../src/adapters/node-http/index.js';
 import { runAdapterSuite, listen, routeFor } from '../../src/testing/adapter-suite.js';
 import type { RouteResult } from '../../src/testing/adapter-suite.js';
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  return text && /json/.test(req.headers['content-type'] ?? '') ? JSON.parse(text) : undefined;
-}
+import { readJson } from '../helpers/body.js';
 
 function send(res: ServerResponse, out: RouteResult): void {
   if (out.redirect) {

@@ -9,13 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { runAdapterSuite, listen, routeFor } from '../../src/testing/adapter-suite.js';
 import { sessionsFor } from '../../examples/adapter.js';
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  return text && /json/.test(req.headers['content-type'] ?? '') ? JSON.parse(text) : undefined;
-}
+import { readJson } from '../helpers/body.js';
 
 it('adapters.md when read then shows examples/adapter.ts, equal to its file', () => {
   const blocks = [...readFileSync('docs/adapters.md', 'utf8').matchAll(/<!-- example: (\S+) -->\s*```ts\n([\s\S]*?)```/g)];

@@ -6,7 +6,6 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { createTether, TetherError } from 'tether';
 import type { Tether } from 'tether';
 import { withSessions } from 'tether/node';
@@ -16,6 +15,7 @@ import type { FlowEarlier, FlowView } from 'tether/flow';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening, Reply } from '../helpers/cookie-client.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
+import { readJson } from '../helpers/body.js';
 
 const SECRET = 's'.repeat(32);
 
@@ -35,12 +35,6 @@ function parsePlan(input: unknown, earlier: FlowEarlier): { plan: string; domain
 }
 
 const signup = defineFlow({ name: 'signup', steps: [{ name: 'email', parse: parseEmail }, { name: 'plan', parse: parsePlan }, { name: 'confirm' }] }).using(sessionFlows);
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
-}
 
 /** GET /signup, POST /signup/<step>, /signup/back, /signup/complete; accounts are created once per run. */
 function signupApp(tether: Tether, accounts: Map<string, Record<string, unknown>>) {
