@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import express from 'express';
 import type { Express } from 'express';
-import { sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
+import { csrfCheck, sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
 import { listen } from '../../src/testing/adapter-kit.js';
 import type { Tether } from '../../src/core/engine.js';
 import { addItem, formCases, formSetup } from './csrf-forms.kit.js';
@@ -27,6 +27,33 @@ async function start(tether: Tether<FormData>, seen: unknown[]) {
 
 describe('express sessions() with csrf.forms', () => {
   formCases('express', start);
+
+  it('express: a route whose own parser runs after sessions() when it skips the check there and mounts csrfCheck() after its parser then forms post, and bad ones are refused before the handler', async (t) => {
+    const env = await formSetup(t, async (tether, seen) => {
+      const app = express();
+      const late = (req: express.Request) => req.path === '/add' || req.path === '/unparsed';
+      app.use(sessions(tether, { csrf: (req) => !late(req) }));
+      app.get('/token', (req, res) => void res.json({ token: sessionOf<FormData>(req).csrfToken }));
+      app.get('/state', (req, res) => void res.json({ cart: sessionOf<FormData>(req).data.cart ?? [] }));
+      // The route's own parser, as multer is mounted on an upload route, then the check.
+      app.post('/add', express.urlencoded({ extended: false }), csrfCheck(tether), async (req, res) => void res.json(await addItem(sessionOf<FormData>(req), req.body, seen)));
+      app.post('/unparsed', csrfCheck(tether), (_req, res) => void res.json({ ran: true }));
+      app.use(sessionErrors());
+      return listen(createServer(app));
+    });
+    const token = encodeURIComponent(env.token);
+    assert.equal((await env.post('/add', 'item=tea')).code, 'CSRF_TOKEN_INVALID');
+    assert.equal((await env.post('/add', 'item=tea&_csrf=wrong')).code, 'CSRF_TOKEN_INVALID');
+    assert.equal((await env.post('/add', `item=tea&_csrf=${token}`, { origin: 'http://127.0.0.1:1' })).code, 'ORIGIN_MISMATCH');
+    assert.deepEqual(env.seen, [], 'no handler ran');
+    const ok = await env.post('/add', `item=tea&_csrf=${token}`);
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.deepEqual(await env.cart(), ['tea']);
+    // A route with csrfCheck() but no parser fails closed, its message naming the unparsed body.
+    const unparsed = await env.post('/unparsed', `_csrf=${token}`);
+    assert.equal(unparsed.code, 'CSRF_TOKEN_INVALID');
+    assert.match(unparsed.message!, /not parsed before the CSRF check/);
+  });
 
   it('express: form post when the body parser is registered after sessions() then 403 CSRF_TOKEN_INVALID saying to register it first', async (t) => {
     const env = await formSetup(t, async (tether, seen) => {

@@ -28,7 +28,7 @@ import { fromExpressSessionStore, ExpressSessionStoreAdapter } from './legacy-st
 import { CompatSession } from './compat-session.js';
 import { CompatCookie } from './compat-cookie.js';
 
-export { sessions, sessionOf, sessionErrors } from './native.js';
+export { sessions, sessionOf, sessionErrors, csrfCheck } from './native.js';
 export type { ExpressAdapterOptions, SessionErrorsOptions } from './native.js';
 export { session } from './compat.js';
 export type { CompatMiddleware } from './compat.js';

@@ -7,7 +7,7 @@ import type { Request, Response, NextFunction, RequestHandler, ErrorRequestHandl
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
-import { abandonOnEarlyClose, beginSession, sendError } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, sendError, viewOf } from '../shared/http.js';
 import type { FormSource } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
@@ -122,6 +122,31 @@ export function sessionErrors(options: SessionErrorsOptions = {}): ErrorRequestH
     // A response ended but held for its commit still looks unanswered: the hold drops this answer.
     if (answer && isTetherError(err) && !res.headersSent) sendError(res, err);
     else next(err);
+  };
+}
+
+/**
+ * Tether's CSRF checks as a route's middleware, for a route whose body a parser of its own reads after
+ * `sessions()` (multer on an upload route): skip that route in `sessions()` (its `csrf` option) and
+ * mount this after the route's parser, before its handler. A form post's token is read from `req.body`
+ * (`csrf.forms`), other requests are checked as `sessions()` checks them; a refusal goes to Express's
+ * error handling, which `sessionErrors()` answers with the error's status and code.
+ * @example
+ * const isUpload = (req: Request) => req.path === '/avatar';
+ * app.use(sessions(tether, { csrf: (req) => !isUpload(req) }));
+ * app.post('/avatar', upload.single('avatar'), csrfCheck(tether), (req, res) => { … });
+ * app.use(sessionErrors());
+ */
+export function csrfCheck<T extends object>(tether: Tether<T>): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    try {
+      const body = (req as { body?: unknown }).body;
+      tether.checkRequest(sessionOf<T>(req), viewOf(req), typeof body === 'object' && body !== null ? body : undefined);
+    } catch (err) {
+      next(err);
+      return;
+    }
+    next();
   };
 }
 
