@@ -85,99 +85,80 @@ const databases: Record<string, () => Promise<Fixture>> = {
   },
 };
 
+/** Runs `fn` on a freshly migrated database of `fixture`'s kind, closed afterwards. */
+async function withDb(fixture: (typeof databases)[string], fn: (db: ShopDb) => Promise<void>): Promise<void> {
+  const db = (await fixture()).open();
+  try {
+    await db.migrate();
+    await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
 for (const [name, fixture] of Object.entries(databases)) {
   describe(`shop database on ${name}: accounts`, { timeout: 60_000 }, () => {
-    it('setDisabled when set and cleared then the account reads back disabled at that time, then enabled; an unknown user is false', async () => {
-      const db = (await fixture()).open();
-      try {
-        await db.migrate();
-        const u = (await db.createUser(user('ada')))!;
-        assert.equal((await db.findUserById(u.id))!.disabledAt, null);
-        assert.equal(await db.setDisabled(u.id, 1_800_000_000_123), true);
-        assert.equal((await db.findUserByName('ADA'))!.disabledAt, 1_800_000_000_123);
-        assert.equal(await db.setDisabled(u.id, null), true);
-        assert.equal((await db.findUserById(u.id))!.disabledAt, null);
-        assert.equal(await db.setDisabled('id-nobody', 1), false);
-      } finally {
-        await db.close();
-      }
-    });
+    it('setDisabled when set and cleared then the account reads back disabled at that time, then enabled; an unknown user is false', async () => withDb(fixture, async (db) => {
+      const u = (await db.createUser(user('ada')))!;
+      assert.equal((await db.findUserById(u.id))!.disabledAt, null);
+      assert.equal(await db.setDisabled(u.id, 1_800_000_000_123), true);
+      assert.equal((await db.findUserByName('ADA'))!.disabledAt, 1_800_000_000_123);
+      assert.equal(await db.setDisabled(u.id, null), true);
+      assert.equal((await db.findUserById(u.id))!.disabledAt, null);
+      assert.equal(await db.setDisabled('id-nobody', 1), false);
+    }));
 
-    it('deleteUser when the user has orders then the user and their orders go and another user\'s stay; the name is free again', async () => {
-      const db = (await fixture()).open();
-      try {
-        await db.migrate();
-        const [a, b] = [(await db.createUser(user('alan')))!, (await db.createUser(user('grace')))!];
-        for (const n of [1, 2]) await db.placeOrder(order(a, n));
-        await db.placeOrder(order(b, 1));
-        assert.equal(await db.deleteUser(a.id), true);
-        assert.equal(await db.findUserById(a.id), null);
-        assert.deepEqual(await db.listOrders(a.id), []);
-        assert.equal(await db.findOrderByKey('key-alan-1'), null);
-        assert.equal((await db.listOrders(b.id)).length, 1);
-        assert.equal(await db.deleteUser(a.id), false);
-        assert.ok(await db.createUser({ ...user('alan'), id: 'id-alan-2' }), 'the username can be taken again');
-      } finally {
-        await db.close();
-      }
-    });
+    it('deleteUser when the user has orders then the user and their orders go and another user\'s stay; the name is free again', async () => withDb(fixture, async (db) => {
+      const [a, b] = [(await db.createUser(user('alan')))!, (await db.createUser(user('grace')))!];
+      for (const n of [1, 2]) await db.placeOrder(order(a, n));
+      await db.placeOrder(order(b, 1));
+      assert.equal(await db.deleteUser(a.id), true);
+      assert.equal(await db.findUserById(a.id), null);
+      assert.deepEqual(await db.listOrders(a.id), []);
+      assert.equal(await db.findOrderByKey('key-alan-1'), null);
+      assert.equal((await db.listOrders(b.id)).length, 1);
+      assert.equal(await db.deleteUser(a.id), false);
+      assert.ok(await db.createUser({ ...user('alan'), id: 'id-alan-2' }), 'the username can be taken again');
+    }));
 
-    it('listUsers when given a prefix then lists the names starting with it in any case, by name, up to the limit; wildcards match only themselves', async () => {
-      const db = (await fixture()).open();
-      try {
-        await db.migrate();
-        for (const n of ['bob', 'Bea', 'beth', 'b_x', 'bzz', 'carl']) await db.createUser(user(n));
-        assert.deepEqual((await db.listUsers('b', 10)).map((u) => u.username), ['b_x', 'Bea', 'beth', 'bob', 'bzz']);
-        assert.deepEqual((await db.listUsers('BE', 10)).map((u) => u.username), ['Bea', 'beth']);
-        assert.deepEqual((await db.listUsers('b_', 10)).map((u) => u.username), ['b_x'], '_ is not a wildcard');
-        assert.deepEqual((await db.listUsers('%', 10)).map((u) => u.username), [], '% is not a wildcard');
-        assert.deepEqual((await db.listUsers('', 2)).map((u) => u.username), ['b_x', 'Bea']);
-        assert.equal((await db.listUsers('carl', 10))[0]!.disabledAt, null);
-      } finally {
-        await db.close();
-      }
-    });
+    it('listUsers when given a prefix then lists the names starting with it in any case, by name, up to the limit; wildcards match only themselves', async () => withDb(fixture, async (db) => {
+      for (const n of ['bob', 'Bea', 'beth', 'b_x', 'bzz', 'carl']) await db.createUser(user(n));
+      assert.deepEqual((await db.listUsers('b', 10)).map((u) => u.username), ['b_x', 'Bea', 'beth', 'bob', 'bzz']);
+      assert.deepEqual((await db.listUsers('BE', 10)).map((u) => u.username), ['Bea', 'beth']);
+      assert.deepEqual((await db.listUsers('b_', 10)).map((u) => u.username), ['b_x'], '_ is not a wildcard');
+      assert.deepEqual((await db.listUsers('%', 10)).map((u) => u.username), [], '% is not a wildcard');
+      assert.deepEqual((await db.listUsers('', 2)).map((u) => u.username), ['b_x', 'Bea']);
+      assert.equal((await db.listUsers('carl', 10))[0]!.disabledAt, null);
+    }));
 
-    it('placeOrder when the order is a guest\'s then it is stored with no user and its email, found by its key, listed for no user', async () => {
-      const db = (await fixture()).open();
-      try {
-        await db.migrate();
-        assert.deepEqual(await db.placeOrder(guestOrder(1)), { order: guestOrder(1), created: true });
-        assert.deepEqual(await db.placeOrder({ ...guestOrder(1), id: 'order-guest-again' }), { order: guestOrder(1), created: false });
-        assert.deepEqual(await db.findOrderByKey('guest-checkout:1'), guestOrder(1));
-        const u = (await db.createUser(user('edsger')))!;
-        await db.placeOrder(order(u, 1));
-        assert.equal((await db.findOrderByKey('key-edsger-1'))!.email, null);
-        assert.deepEqual((await db.listOrders(u.id)).map((o) => o.id), ['order-edsger-1']);
-        assert.equal(await db.deleteUser(u.id), true);
-        assert.ok(await db.findOrderByKey('guest-checkout:1'), 'deleting a user leaves guest orders');
-      } finally {
-        await db.close();
-      }
-    });
+    it('placeOrder when the order is a guest\'s then it is stored with no user and its email, found by its key, listed for no user', async () => withDb(fixture, async (db) => {
+      assert.deepEqual(await db.placeOrder(guestOrder(1)), { order: guestOrder(1), created: true });
+      assert.deepEqual(await db.placeOrder({ ...guestOrder(1), id: 'order-guest-again' }), { order: guestOrder(1), created: false });
+      assert.deepEqual(await db.findOrderByKey('guest-checkout:1'), guestOrder(1));
+      const u = (await db.createUser(user('edsger')))!;
+      await db.placeOrder(order(u, 1));
+      assert.equal((await db.findOrderByKey('key-edsger-1'))!.email, null);
+      assert.deepEqual((await db.listOrders(u.id)).map((o) => o.id), ['order-edsger-1']);
+      assert.equal(await db.deleteUser(u.id), true);
+      assert.ok(await db.findOrderByKey('guest-checkout:1'), 'deleting a user leaves guest orders');
+    }));
 
-    it('listGuestOrders when the IDs name guest orders, a user\'s order and nothing then lists only the guest orders among them, newest first', async () => {
-      const db = (await fixture()).open();
-      try {
-        await db.migrate();
-        const u = (await db.createUser(user('barbara')))!;
-        await db.placeOrder(order(u, 1));
-        for (const n of [1, 2, 3]) await db.placeOrder(guestOrder(n));
-        // Same time as order-guest-2: the later insert comes first, as listOrders breaks ties.
-        await db.placeOrder({ ...guestOrder(2), id: 'order-guest-2b', idempotencyKey: 'guest-checkout:2b' });
-        assert.deepEqual((await db.listGuestOrders(['order-guest-1', 'order-barbara-1', 'order-guest-2', 'order-none', 'order-guest-2b', 'order-guest-1'])).map((o) => o.id),
-          ['order-guest-2b', 'order-guest-2', 'order-guest-1'], 'never the user\'s order, each once');
-        assert.deepEqual(await db.listGuestOrders(['order-guest-3']), [guestOrder(3)]);
-        assert.deepEqual(await db.listGuestOrders(['order-barbara-1']), []);
-        assert.deepEqual(await db.listGuestOrders([]), []);
-        assert.deepEqual(await db.listGuestOrders(["' OR 1=1 --", '%', 'order-guest-%']), [], 'IDs are values, never SQL or patterns');
-        const many = Array.from({ length: MAX_GUEST_ORDER_IDS }, (_, i) => `order-guest-${i}`);
-        assert.equal((await db.listGuestOrders(many)).length, 3, `${MAX_GUEST_ORDER_IDS} IDs in one call`);
-        await assert.rejects(db.listGuestOrders([...many, 'one-more']), RangeError);
-      } finally {
-        await db.close();
-      }
-    });
+    it('listGuestOrders when the IDs name guest orders, a user\'s order and nothing then lists only the guest orders among them, newest first', async () => withDb(fixture, async (db) => {
+      const u = (await db.createUser(user('barbara')))!;
+      await db.placeOrder(order(u, 1));
+      for (const n of [1, 2, 3]) await db.placeOrder(guestOrder(n));
+      // Same time as order-guest-2: the later insert comes first, as listOrders breaks ties.
+      await db.placeOrder({ ...guestOrder(2), id: 'order-guest-2b', idempotencyKey: 'guest-checkout:2b' });
+      assert.deepEqual((await db.listGuestOrders(['order-guest-1', 'order-barbara-1', 'order-guest-2', 'order-none', 'order-guest-2b', 'order-guest-1'])).map((o) => o.id),
+        ['order-guest-2b', 'order-guest-2', 'order-guest-1'], 'never the user\'s order, each once');
+      assert.deepEqual(await db.listGuestOrders(['order-guest-3']), [guestOrder(3)]);
+      assert.deepEqual(await db.listGuestOrders(['order-barbara-1']), []);
+      assert.deepEqual(await db.listGuestOrders([]), []);
+      assert.deepEqual(await db.listGuestOrders(["' OR 1=1 --", '%', 'order-guest-%']), [], 'IDs are values, never SQL or patterns');
+      const many = Array.from({ length: MAX_GUEST_ORDER_IDS }, (_, i) => `order-guest-${i}`);
+      assert.equal((await db.listGuestOrders(many)).length, 3, `${MAX_GUEST_ORDER_IDS} IDs in one call`);
+      await assert.rejects(db.listGuestOrders([...many, 'one-more']), RangeError);
+    }));
 
     it('migrate when the database predates disabling accounts and guest orders then its users and orders stay, accounts can be disabled and guests order; a second migrate changes nothing', async () => {
       const f = await fixture();
@@ -209,26 +190,20 @@ for (const [name, fixture] of Object.entries(databases)) {
   });
 
   describe(`shop database on ${name}: login attempts`, { timeout: 60_000 }, () => {
-    it('addLoginAttempt when attempts pile up, age out or are removed then each key counts its own within the window', async () => {
-      const db = (await fixture()).open();
-      try {
-        await db.migrate();
-        const first = await db.addLoginAttempt(['acct-a', 'addr-1'], 1_000, 0);
-        assert.deepEqual(first.counts, [1, 1]);
-        assert.equal(new Set(first.ids).size, 2);
-        assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 2_000, 0)).counts, [2, 2]);
-        assert.deepEqual((await db.addLoginAttempt(['acct-b', 'addr-1'], 3_000, 0)).counts, [1, 3]);
-        // Removing a check that succeeded takes it out of both counts.
-        const ok = await db.addLoginAttempt(['acct-a', 'addr-1'], 4_000, 0);
-        assert.deepEqual(ok.counts, [3, 4]);
-        await db.removeLoginAttempts(ok.ids);
-        // A window starting after the first two attempts no longer counts them (and drops them).
-        assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 5_000, 2_500)).counts, [1, 2]);
-        assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 5_000, 0)).counts, [2, 3], 'the attempts before the window are gone');
-      } finally {
-        await db.close();
-      }
-    });
+    it('addLoginAttempt when attempts pile up, age out or are removed then each key counts its own within the window', async () => withDb(fixture, async (db) => {
+      const first = await db.addLoginAttempt(['acct-a', 'addr-1'], 1_000, 0);
+      assert.deepEqual(first.counts, [1, 1]);
+      assert.equal(new Set(first.ids).size, 2);
+      assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 2_000, 0)).counts, [2, 2]);
+      assert.deepEqual((await db.addLoginAttempt(['acct-b', 'addr-1'], 3_000, 0)).counts, [1, 3]);
+      // Removing a check that succeeded takes it out of both counts.
+      const ok = await db.addLoginAttempt(['acct-a', 'addr-1'], 4_000, 0);
+      assert.deepEqual(ok.counts, [3, 4]);
+      await db.removeLoginAttempts(ok.ids);
+      // A window starting after the first two attempts no longer counts them (and drops them).
+      assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 5_000, 2_500)).counts, [1, 2]);
+      assert.deepEqual((await db.addLoginAttempt(['acct-a', 'addr-1'], 5_000, 0)).counts, [2, 3], 'the attempts before the window are gone');
+    }));
 
     it('addLoginAttempt when 12 checks of one key run at once through two handles on the database then each gets its own place: 1 to 12', async () => {
       const f = await fixture();
