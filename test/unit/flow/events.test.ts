@@ -7,7 +7,7 @@ import { ManualClock } from 'tether/testing';
 import { defineFlow, sessionFlows } from 'tether/flow';
 import { FLOW_CHANNEL_NAMES } from 'tether/observability';
 import type { FlowMessage } from 'tether/observability';
-import type { Session } from 'tether';
+import type { Session, TetherOptions } from 'tether';
 import { rig, trip, view } from '../support.js';
 
 function parseName(input: unknown): { name: string } {
@@ -198,78 +198,62 @@ describe('session flow events and the commit', () => {
     return { seen, stop: () => diagnostics.unsubscribe('tether:flow:step', onMessage) };
   }
 
-  it('session flow events when a step is posted then tether:flow:step is published after the request\'s commit has stored it, not when the call returns', async () => {
-    const r = rig();
+  /** Runs `fn` on a fresh engine with tether:flow:step listened to; unsubscribes and closes afterwards. */
+  async function withSteps(options: TetherOptions, fn: (r: ReturnType<typeof rig>, seen: FlowMessage[]) => Promise<void>): Promise<void> {
+    const r = rig(options);
     const { seen, stop } = listenSteps();
     try {
-      const session = await r.tether.open(post());
-      const { runId } = await signup.submit(session, 'shipping', { name: 'Ada' });
-      assert.equal(seen.length, 0, 'not before the commit');
-      let stored: unknown;
-      r.store.beforeSet = () => { stored = seen.length; };
-      await r.tether.commit(session);
-      assert.equal(stored, 0, 'not while the store writes');
-      assert.deepEqual(seen.map((m) => [m.event, m.step, m.runId]), [['step', 'shipping', runId]]);
+      await fn(r, seen);
     } finally {
       stop();
       await r.tether.close();
     }
-  });
-
-  for (const [name, fault] of [['rejects', 'reject'], ['does not answer', 'hang']] as const) {
-    it(`session flow events when the commit fails because the store ${name} then tether:flow:step is not published`, async () => {
-      const r = rig({ storeTimeoutMs: 50 });
-      const { seen, stop } = listenSteps();
-      try {
-        const session = await r.tether.open(post());
-        await signup.submit(session, 'shipping', { name: 'Ada' });
-        r.store.fail('set', fault);
-        await assert.rejects(r.tether.commit(session), { code: 'STORE_UNAVAILABLE' });
-        r.tether.abandon(session);
-        assert.equal(seen.length, 0);
-        // The step was not kept: posting it again once the store is back is published, once.
-        r.store.heal();
-        await trip(r.tether, undefined, (s) => signup.submit(s, 'shipping', { name: 'Ada' }));
-        assert.deepEqual(seen.map((m) => m.event), ['step']);
-      } finally {
-        stop();
-        await r.tether.close();
-      }
-    });
   }
 
-  it('session flow events when the handler does not await the step and the commit begins first then the call still resolves, its step stored and published', async () => {
-    const r = rig();
-    const { seen, stop } = listenSteps();
-    try {
-      const session = await r.tether.open(post());
-      // Not awaited: the commit waits for the step's update, then begins before the call resumes.
-      const call = signup.submit(session, 'shipping', { name: 'Ada' });
-      const cookies = await r.tether.commit(session);
-      const { runId } = await call;
-      assert.deepEqual(seen.map((m) => [m.event, m.step, m.runId]), [['step', 'shipping', runId]]);
-      const again = await r.tether.open(view('GET', { cookie: cookies[0]!.split(';')[0]! }));
-      assert.equal((await signup.view(again)).step, 'payment', 'the step was stored');
-    } finally {
-      stop();
-      await r.tether.close();
-    }
-  });
+  it('session flow events when a step is posted then tether:flow:step is published after the request\'s commit has stored it, not when the call returns', async () => withSteps({}, async (r, seen) => {
+    const session = await r.tether.open(post());
+    const { runId } = await signup.submit(session, 'shipping', { name: 'Ada' });
+    assert.equal(seen.length, 0, 'not before the commit');
+    let stored: unknown;
+    r.store.beforeSet = () => { stored = seen.length; };
+    await r.tether.commit(session);
+    assert.equal(stored, 0, 'not while the store writes');
+    assert.deepEqual(seen.map((m) => [m.event, m.step, m.runId]), [['step', 'shipping', runId]]);
+  }));
 
-  it('session flow events when the request is abandoned (the handler failed after the step) then none is published', async () => {
-    const r = rig();
-    const { seen, stop } = listenSteps();
-    try {
-      await assert.rejects(trip(r.tether, undefined, async (s) => {
-        await signup.submit(s, 'shipping', { name: 'Ada' });
-        throw new Error('the handler failed');
-      }), /the handler failed/);
-      assert.deepEqual(seen, []);
-    } finally {
-      stop();
-      await r.tether.close();
-    }
-  });
+  for (const [name, fault] of [['rejects', 'reject'], ['does not answer', 'hang']] as const) {
+    it(`session flow events when the commit fails because the store ${name} then tether:flow:step is not published`, async () => withSteps({ storeTimeoutMs: 50 }, async (r, seen) => {
+      const session = await r.tether.open(post());
+      await signup.submit(session, 'shipping', { name: 'Ada' });
+      r.store.fail('set', fault);
+      await assert.rejects(r.tether.commit(session), { code: 'STORE_UNAVAILABLE' });
+      r.tether.abandon(session);
+      assert.equal(seen.length, 0);
+      // The step was not kept: posting it again once the store is back is published, once.
+      r.store.heal();
+      await trip(r.tether, undefined, (s) => signup.submit(s, 'shipping', { name: 'Ada' }));
+      assert.deepEqual(seen.map((m) => m.event), ['step']);
+    }));
+  }
+
+  it('session flow events when the handler does not await the step and the commit begins first then the call still resolves, its step stored and published', async () => withSteps({}, async (r, seen) => {
+    const session = await r.tether.open(post());
+    // Not awaited: the commit waits for the step's update, then begins before the call resumes.
+    const call = signup.submit(session, 'shipping', { name: 'Ada' });
+    const cookies = await r.tether.commit(session);
+    const { runId } = await call;
+    assert.deepEqual(seen.map((m) => [m.event, m.step, m.runId]), [['step', 'shipping', runId]]);
+    const again = await r.tether.open(view('GET', { cookie: cookies[0]!.split(';')[0]! }));
+    assert.equal((await signup.view(again)).step, 'payment', 'the step was stored');
+  }));
+
+  it('session flow events when the request is abandoned (the handler failed after the step) then none is published', async () => withSteps({}, async (r, seen) => {
+    await assert.rejects(trip(r.tether, undefined, async (s) => {
+      await signup.submit(s, 'shipping', { name: 'Ada' });
+      throw new Error('the handler failed');
+    }), /the handler failed/);
+    assert.deepEqual(seen, []);
+  }));
 
   it('session flow events when a run goes step, back, reset, step, complete then each event comes after its request\'s commit, and expired when the call finds it', async () => {
     const r = rig();
