@@ -264,6 +264,8 @@ export class Session<T extends object = SessionData> {
   afterCommit(fn: () => void): void {
     // Not refused on a destroyed session: its commit stores the deletion, which a callback may follow.
     this.#open();
+    // Refused here, in the handler's stack: found at the commit, it would end the process instead.
+    if (typeof fn !== 'function') throw new TypeError('session.afterCommit(fn) takes a function');
     (this.#s.afterCommit ??= []).push(fn);
   }
 

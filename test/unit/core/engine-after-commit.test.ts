@@ -272,6 +272,19 @@ describe('session.afterCommit', () => {
     });
   }
 
+  it('afterCommit when given something other than a function then it throws a TypeError at once and the commit runs as without it', async () => {
+    const r = rig();
+    const cookie = await stored(r);
+    const s = await r.tether.open(post(cookie)) as S;
+    s.set('n', 2);
+    for (const bad of [undefined, null, 'fn', {}]) {
+      assert.throws(() => s.afterCommit(bad as unknown as () => void), { name: 'TypeError', message: /takes a function/ });
+    }
+    assert.equal(sessionState(s).afterCommit, null, 'nothing was registered');
+    assert.ok(Array.isArray(await r.tether.commit(s)));
+    assert.equal(storedData(r, s) !== null && (storedData(r, s) as { n: number }).n, 2);
+  });
+
   it('afterCommit when a request never calls it then its session state holds no callback list', async () => {
     const r = rig();
     const t = await trip(r.tether, await stored(r), (s) => s.set('n', 2));
