@@ -307,10 +307,17 @@ export class Session<T extends object = SessionData> {
     return this.#s.remembered;
   }
 
-  /** Authentication: binds the user, issues a new ID and CSRF token; data is kept. */
+  /**
+   * Authentication: binds the user, issues a new ID and CSRF token; data is kept. Signing in as another
+   * user than the session's owner also ends "keep me signed in" (`remember()`): whoever signs in on a
+   * browser another user had kept signed in does not inherit it. The same user signing in again (a
+   * fresh check of the password) keeps it, as an anonymous session keeps its own.
+   */
   login(userId: string): void {
+    const owner = this.#s.userId;
     this.setUser(userId);
     this.regenerate();
+    if (this.#s.remembered && owner !== null && owner !== userId) this.remember(false);
   }
 
   /** A new ID and CSRF token at commit; data kept; the old record is deleted. */

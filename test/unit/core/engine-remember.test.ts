@@ -50,6 +50,36 @@ describe('remembered sessions', () => {
     await trip(r.tether, login.cookie, (s) => assert.equal(s.isNew, true), 'GET');
   });
 
+  it('login when another user signs in on a remembered session then it is no longer remembered; the same user again, or a remembered guest, keeps it', async () => {
+    const r = rig({ idleTimeoutMs: 30 * MIN });
+    const ada = await trip(r.tether, undefined, (s) => {
+      s.login('ada');
+      s.remember();
+    });
+    const again = await trip(r.tether, ada.cookie, (s) => s.login('ada'));
+    assert.equal(again.session.remembered, true, 'the same user signing in again keeps it');
+    assert.equal(maxAge(again.setCookies[0]), 14 * DAY / 1000);
+    const bob = await trip(r.tether, again.cookie, (s) => s.login('bob'));
+    assert.equal(bob.session.remembered, false, 'another user does not inherit it');
+    assert.equal(maxAge(bob.setCookies[0]), undefined, 'a browser-session cookie');
+    const rec = await r.memory.get(hashId(bob.session.id!));
+    assert.ok(rec && rec.expiresAt <= r.clock.now() + 30 * MIN + r.tether.options.expiryGraceMs, 'stored with the ordinary deadline');
+    r.clock.advance(30 * MIN);
+    assert.equal((await trip(r.tether, bob.cookie, () => {}, 'GET')).session.isNew, true, 'ends at the ordinary idle timeout');
+    const chosen = await trip(r.tether, undefined, (s) => {
+      s.login('ada');
+      s.remember();
+      s.login('bob');
+      s.remember();
+    });
+    assert.equal(chosen.session.remembered, true, 'remember() after the login still sets it');
+    const guest = await trip(r.tether, undefined, (s) => {
+      s.set('cart', ['x']);
+      s.remember();
+    });
+    assert.equal((await trip(r.tether, guest.cookie, (s) => s.login('cy'))).session.remembered, true, 'a guest session keeps its own');
+  });
+
   it('remembered session when active then ends at the remembered absolute timeout, its cookie cut to what is left', async () => {
     const r = rig({ idleTimeoutMs: 30 * MIN, remember: { idleTimeoutMs: 2 * DAY, absoluteTimeoutMs: 5 * DAY } });
     const login = await trip(r.tether, undefined, (s) => {
