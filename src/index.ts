@@ -8,6 +8,8 @@
 export { Tether, createTether } from './core/engine.js';
 export type { OpenOptions, UserSessionInfo, EngineStats, RequestView } from './core/engine.js';
 export { Session } from './core/session.js';
+export { SocketSession } from './core/socket.js';
+export type { SocketOptions, SocketEndReason } from './core/socket.js';
 export type { RejectedCookie, SessionData, UpdateFn } from './core/session.js';
 export { resolveOptions, TETHER_DEFAULTS } from './core/options.js';
 export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions } from './core/options.js';

@@ -51,6 +51,8 @@ export const HAPROXY_DEFAULTS = {
     httpRequest: '10s',
     httpKeepAlive: '10s',
     queue: '30s',
+    /** How long an upgraded connection (a WebSocket) may stay idle. */
+    tunnel: '1h',
   },
 } as const;
 
@@ -179,6 +181,8 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     `    timeout http-request ${t.httpRequest}`,
     `    timeout http-keep-alive ${t.httpKeepAlive}`,
     `    timeout queue ${t.queue}`,
+    '    # Once a connection is upgraded (a WebSocket), this replaces the client and server timeouts.',
+    `    timeout tunnel ${t.tunnel}`,
     '    # A request is retried only when the connection to a node failed, so it never reached the node:',
     '    # retrying after a timeout or an empty response could apply a POST twice.',
     '    retries 3',

@@ -32,7 +32,7 @@ function originOf(value: string): string | null {
   }
 }
 
-function allowed(opts: ResolvedCsrf, origin: string, req: RequestView): boolean {
+function allowed(opts: Pick<ResolvedCsrf, 'origins'>, origin: string, req: RequestView): boolean {
   if (opts.origins) return opts.origins.includes(origin);
   // Default: the host the request was addressed to. The scheme is not compared: TLS usually ends at a
   // proxy, so the server cannot tell it reliably without trusting forwarded headers.
@@ -58,26 +58,34 @@ function sameHost(protocol: string, originHost: string, host: string): boolean {
 }
 
 /**
+ * Sec-Fetch-Site, then Origin (or, with `referer`, the Referer when Origin is absent) against the
+ * allowed origins; with neither, refused only under `requireOrigin`. Throws ORIGIN_MISMATCH.
+ */
+export function checkOrigin(opts: Pick<ResolvedCsrf, 'origins' | 'requireOrigin'>, req: RequestView, referer: boolean): void {
+  if (req.header('sec-fetch-site') === 'cross-site') throw new OriginMismatchError('cross-site request refused (Sec-Fetch-Site)');
+  const originHeader = req.header('origin');
+  if (originHeader !== undefined) {
+    const origin = originOf(originHeader);
+    if (origin === null || !allowed(opts, origin, req)) throw new OriginMismatchError();
+    return;
+  }
+  const refererHeader = referer ? req.header('referer') : undefined;
+  if (refererHeader !== undefined) {
+    const origin = originOf(refererHeader);
+    if (origin === null || !allowed(opts, origin, req)) throw new OriginMismatchError('the Referer names another origin');
+  } else if (opts.requireOrigin) {
+    throw new OriginMismatchError(referer ? 'an unsafe request must carry Origin or Referer' : 'the request must carry Origin');
+  }
+}
+
+/**
  * Every check the request's head decides: Sec-Fetch-Site, Origin/Referer, content type, and the token
  * when the header carries it. Returns true when the token is still to be read from the form body (a
  * form post without the header, `forms` on): `checkCsrfForm` does that once the body is parsed.
  */
 export function checkCsrfHead(opts: ResolvedCsrf, token: string | undefined, req: RequestView): boolean {
   if (SAFE.has(req.method)) return false;
-  if (req.header('sec-fetch-site') === 'cross-site') throw new OriginMismatchError('cross-site request refused (Sec-Fetch-Site)');
-  const originHeader = req.header('origin');
-  if (originHeader !== undefined) {
-    const origin = originOf(originHeader);
-    if (origin === null || !allowed(opts, origin, req)) throw new OriginMismatchError();
-  } else {
-    const referer = req.header('referer');
-    if (referer !== undefined) {
-      const origin = originOf(referer);
-      if (origin === null || !allowed(opts, origin, req)) throw new OriginMismatchError('the Referer names another origin');
-    } else if (opts.requireOrigin) {
-      throw new OriginMismatchError('an unsafe request must carry Origin or Referer');
-    }
-  }
+  checkOrigin(opts, req, true);
   if (opts.jsonOnly && hasBody(req)) {
     const type = req.header('content-type');
     if (type === undefined || !JSON_TYPE.test(type)) refuseType(opts, type);

@@ -28,9 +28,11 @@ import type { LocalSlot, SessionRecord, SessionStore, SweptSession } from './sto
 import { MemoryStore } from '../stores/memory/index.js';
 import { channels } from '../observability/channels.js';
 import type { LifecycleEvent, LifecycleMessage } from '../observability/channels.js';
-import { checkCsrf, checkCsrfHead } from './csrf.js';
+import { checkCsrf, checkCsrfHead, checkOrigin } from './csrf.js';
 import type { RequestView } from './csrf.js';
 import { UserContexts } from './user-context.js';
+import { SocketRegistry, SocketSession } from './socket.js';
+import type { SocketOptions } from './socket.js';
 
 export type { RequestView } from './csrf.js';
 
@@ -89,6 +91,8 @@ export interface EngineStats {
   gateWaitSeconds: number;
   /** Cookies remembered as verified (their next return skips the HMAC); at most 10,000. */
   verifiedCookies: number;
+  /** Sessions of open sockets (`openSocket`) this engine watches: opened with a session, not yet closed or ended. */
+  sockets: number;
 }
 
 export class Tether<T extends object = SessionData> {
@@ -112,9 +116,11 @@ export class Tether<T extends object = SessionData> {
   /** The commit path (commit.ts). */
   readonly #commits: Committer;
   #warnedUndecodable = false;
+  /** The sessions of open sockets (`openSocket`), made with the first. */
+  #sockets: SocketRegistry | null = null;
   /** Ends the subscription to the store's swept sessions (SessionStore.onSwept); absent without one. */
   readonly #unsubscribeSwept: (() => void) | undefined;
-  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies'> = {
+  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies' | 'sockets'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, swept: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
     rejectedCookies: 0, forgedCookies: 0, anomalies: 0, gateWaits: 0, gateWaitSeconds: 0,
   };
@@ -333,6 +339,34 @@ export class Tether<T extends object = SessionData> {
     return checkCsrfHead(this.options.csrf, sessionState(session).csrf, req);
   }
 
+  /**
+   * For a WebSocket handshake (or any request that opens a long-lived connection): checks where it
+   * comes from, then reads the session its cookie names, as a read-only request would. A browser sends
+   * its cookies with a handshake that a page of another origin opens, and no CORS stands in the way, so
+   * the handshake must come from an allowed origin: Sec-Fetch-Site `cross-site` and an Origin other than
+   * `csrf.origins` (by default the Host's) are refused with ORIGIN_MISMATCH (403), as is a handshake
+   * without Origin under `csrf.requireOrigin` (browsers always send one). Rejects with
+   * STORE_UNAVAILABLE when the store cannot answer. The SocketSession follows the session while the
+   * connection lives: see its `touch()`, `update()`, `onEnd()` and `close()`.
+   * @example
+   * server.on('upgrade', async (req, socket, head) => {
+   *   const live = await tether.openSocket(viewOf(req)); // answer its error's status on the socket
+   *   if (!live.userId) return refuse(socket, 401);
+   *   wss.handleUpgrade(req, socket, head, (ws) => {
+   *     live.onEnd(() => ws.close(4001, 'session ended'));
+   *     ws.on('message', () => void live.touch());
+   *     ws.on('close', () => live.close());
+   *   });
+   * });
+   */
+  async openSocket(req: RequestView, options: SocketOptions = {}): Promise<SocketSession<T>> {
+    const csrf = this.options.csrf;
+    checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false } : csrf, req, false);
+    const session = await this.open(req, { write: false });
+    const cookies = await this.commit(session);
+    return new SocketSession<T>(this, this.#sockets ??= new SocketRegistry(), req, session, cookies, options);
+  }
+
   /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */
   async listUserSessions(userId: string, current?: Session<T>): Promise<UserSessionInfo[]> {
     checkUserId(userId);
@@ -372,6 +406,7 @@ export class Tether<T extends object = SessionData> {
     const exceptKey = options.except ? sessionState(options.except).key : null;
     const n = await this.#call(() => this.store.destroyByUser(userId, { except: exceptKey ? [exceptKey] : [] }), 'destroyByUser');
     this.#stats.destroyed += n;
+    this.#sockets?.endedForUser(userId, exceptKey);
     if (channels.destroyed.hasSubscribers || this.events.listenerCount('destroyed') > 0) {
       this.#publish('destroyed', { event: 'destroyed', handle: '*', userId, reason: 'user', at: this.options.clock.now() });
     }
@@ -379,7 +414,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   stats(): EngineStats {
-    return { ...this.#stats, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size };
+    return { ...this.#stats, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size, sockets: this.#sockets?.size ?? 0 };
   }
 
   async close(): Promise<void> {
@@ -594,11 +629,19 @@ export class Tether<T extends object = SessionData> {
     else if (event === 'destroyed') this.#stats.destroyed++;
     else if (event === 'expired') this.#stats.expired++;
     else if (event === 'anomaly') this.#stats.anomalies++;
+    if (this.#sockets !== null) this.#socketsHear(event, key, previousKey);
     if (!channels[event].hasSubscribers && this.events.listenerCount(event) === 0) return;
     const msg: LifecycleMessage = { event, handle: handleOf(key), userId, at: this.options.clock.now() };
     if (reason !== undefined) msg.reason = reason;
     if (previousKey !== undefined) msg.previousHandle = handleOf(previousKey);
     this.#publish(event, msg);
+  }
+
+  /** An ending in this process reaches the sockets of the session that ended. */
+  #socketsHear(event: LifecycleEvent, key: string, previousKey: string | undefined): void {
+    const sockets = this.#sockets!;
+    if (event === 'destroyed' || event === 'expired') sockets.ended(key, event);
+    else if (event === 'regenerated' && previousKey !== undefined) sockets.ended(previousKey, 'regenerated');
   }
 
   #publish(event: LifecycleEvent, msg: LifecycleMessage): void {

@@ -105,6 +105,12 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
       this.set(tether.stats().gateHolding);
     },
   });
+  new Gauge({
+    name: p + 'sockets', help: 'Sessions of open sockets (openSocket) this process watches for their end.', registers: [registry],
+    collect() {
+      this.set(tether.stats().sockets);
+    },
+  });
   if (storeStats(tether.store) !== null) {
     for (const [key, name, help] of CACHE_COUNTERS) cumulative(registry, p + name, help, () => storeStats(tether.store)?.[key]);
     new Gauge({

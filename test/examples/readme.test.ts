@@ -2,44 +2,15 @@
  * Every README example, and docs/flows.md's, is a file in examples/ and runs: the marked code blocks
  * must equal those files, and each file is started as a user would start it and driven over HTTP.
  */
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { freePort } from '../helpers/net.js';
+import { startExample } from '../helpers/example.js';
 
 function examplesIn(doc: string): { file: string; code: string }[] {
   return [...readFileSync(doc, 'utf8').matchAll(/<!-- example: (\S+) -->\s*```ts\n([\s\S]*?)```/g)].map((m) => ({ file: m[1]!, code: m[2]! }));
 }
 const blocks = examplesIn('README.md');
-
-async function waitFor(url: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      await fetch(url);
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** Starts `file` as a user would and returns its base URL once `path` answers; killed after the test. */
-async function start(t: TestContext, file: string, path: string): Promise<string> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--conditions=tether-source', '--import', 'tsx', file], {
-    env: { ...process.env, PORT: String(port), NODE_ENV: 'development', NODE_NO_WARNINGS: '1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor(`${base}${path}`, 20_000).catch((err) => assert.fail(`${file} did not start: ${err}\n${stderr}`));
-  return base;
-}
 
 describe('README examples', () => {
   it('readme when read then shows one example per adapter, each equal to its file in examples/', () => {
@@ -49,7 +20,7 @@ describe('README examples', () => {
 
   for (const file of ['examples/node-http.ts', 'examples/express.ts', 'examples/fastify.ts', 'examples/hono.ts']) {
     it(`${file} when started then keeps a visit counter per session behind a CSRF token`, async (t) => {
-      const base = await start(t, file, '/api/session');
+      const base = await startExample(t, file, '/api/session');
 
       const first = await fetch(`${base}/api/session`);
       const { csrfToken, visits } = (await first.json()) as { csrfToken: string; visits: number };
@@ -74,7 +45,7 @@ describe('README examples', () => {
   }
 
   it('examples/express-session-compat.ts when started then counts views per session like express-session', async (t) => {
-    const base = `${await start(t, 'examples/express-session-compat.ts', '/')}/`;
+    const base = `${await startExample(t, 'examples/express-session-compat.ts', '/')}/`;
     const first = await fetch(base);
     assert.equal(await first.text(), 'views: 1');
     const cookie = first.headers.get('set-cookie')?.split(';')[0];
@@ -85,7 +56,7 @@ describe('README examples', () => {
   });
 
   it('examples/forms.ts when started then stores a note posted by a same-origin form with its _csrf field, and nothing without it', async (t) => {
-    const base = await start(t, 'examples/forms.ts', '/');
+    const base = await startExample(t, 'examples/forms.ts', '/');
     const first = await fetch(`${base}/`);
     const page = await first.text();
     assert.match(page, /<form method="post" action="\/notes">/);
@@ -132,7 +103,7 @@ describe('docs examples', () => {
   });
 
   it('examples/flow.ts when started then takes the steps in order, checks a step against the one before, and completes once', async (t) => {
-    const base = await start(t, 'examples/flow.ts', '/api/flow');
+    const base = await startExample(t, 'examples/flow.ts', '/api/flow');
     const first = await fetch(`${base}/api/flow`);
     const view = (await first.json()) as { step: string; steps: string[]; runId: string | null; csrfToken: string };
     assert.equal(view.step, 'plan');

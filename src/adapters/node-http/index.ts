@@ -11,10 +11,13 @@
  *   res.end(String(session.data.visits));
  * })).listen(3000);
  */
+import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
-import { abandonOnEarlyClose, beginSession, sendError, viewOf } from '../shared/http.js';
+import type { SocketOptions, SocketSession } from '../../core/socket.js';
+import { abandonOnEarlyClose, beginSession, errorResponse, sendError, viewOf } from '../shared/http.js';
 import type { FormSource } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
@@ -107,4 +110,58 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
  */
 export function checkFormPost<T extends object>(tether: Tether<T>, session: Session<T>, req: IncomingMessage, fields: object): void {
   tether.checkRequest(session, viewOf(req), fields);
+}
+
+/**
+ * The session of a WebSocket handshake (the server's `upgrade` event): `tether.openSocket()` for a
+ * node:http request. Rejects with ORIGIN_MISMATCH (403) for a handshake from another origin or site,
+ * STORE_UNAVAILABLE (503) when the store cannot answer: answer those with `refuseUpgrade`.
+ * @example
+ * import { WebSocketServer } from 'ws';
+ * const wss = new WebSocketServer({ noServer: true });
+ * server.on('upgrade', async (req, socket, head) => {
+ *   let live;
+ *   try {
+ *     live = await openSocket(tether, req);
+ *   } catch (err) {
+ *     return refuseUpgrade(socket, err);
+ *   }
+ *   if (live.userId === null) return refuseUpgrade(socket, 401);
+ *   wss.handleUpgrade(req, socket, head, (ws) => {
+ *     live.onEnd(() => ws.close(4001, 'session ended'));
+ *     ws.on('message', () => void live.touch());
+ *     ws.on('close', () => live.close());
+ *   });
+ * });
+ */
+export function openSocket<T extends object>(tether: Tether<T>, req: IncomingMessage, options?: SocketOptions): Promise<SocketSession<T>> {
+  return tether.openSocket(viewOf(req), options);
+}
+
+/**
+ * Answers a handshake that will not be upgraded and closes its connection: a Tether error with its
+ * status and `{"error":{"code","message"}}` (any other error as 500 INTERNAL_ERROR), or a bare status
+ * (401: no session; 403: not allowed) with the status's own code.
+ */
+export function refuseUpgrade(socket: Duplex, reason: unknown): void {
+  let status: number;
+  let body: { error: { code: string; message: string } };
+  if (typeof reason === 'number') {
+    status = reason;
+    const text = STATUS_CODES[status] ?? 'Error';
+    body = { error: { code: text.toUpperCase().replace(/[^A-Z0-9]+/g, '_'), message: text } };
+  } else {
+    ({ status, body } = errorResponse(reason));
+  }
+  const json = JSON.stringify(body);
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/json; charset=utf-8',
+    'Cache-Control: no-store',
+    `Content-Length: ${Buffer.byteLength(json)}`,
+    ...(status === 503 ? ['Retry-After: 1'] : []),
+    'Connection: close',
+  ];
+  if (socket.writable) socket.end(`${head.join('\r\n')}\r\n\r\n${json}`);
+  else socket.destroy();
 }

@@ -56,6 +56,7 @@ describe('tether haproxy-config', () => {
       'timeout connect 5s',
       'timeout client 30s',
       'timeout server 30s',
+      'timeout tunnel 1h',
       'server node1 127.0.0.1:3001 check cookie node1',
       'server node2 127.0.0.1:3002 check cookie node2',
       'server node3 127.0.0.1:3003 check cookie node3',

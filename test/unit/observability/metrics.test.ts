@@ -45,6 +45,25 @@ describe('tether metrics', () => {
     await tether.close();
   });
 
+  it('metrics when sockets follow sessions then tether_sockets counts those watched, until closed or ended', async () => {
+    const registry = new Registry();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
+    registerTetherMetrics(tether, registry);
+    const s = await tether.open(view());
+    s.set('x', 1);
+    const cookie = (await tether.commit(s))[0]!.split(';')[0]!;
+    const sockets = await Promise.all([1, 2, 3].map(() => tether.openSocket(view(cookie), { checkIntervalMs: 0 })));
+    await tether.openSocket(view(), { checkIntervalMs: 0 });
+    assert.equal(metricValue(await registry.metrics(), 'tether_sockets'), 3, 'the one without a session is not watched');
+    sockets[0]!.close();
+    assert.equal(metricValue(await registry.metrics(), 'tether_sockets'), 2);
+    const end = await tether.open(view(cookie, 'POST'));
+    end.destroy();
+    await tether.commit(end);
+    assert.equal(metricValue(await registry.metrics(), 'tether_sockets'), 0, 'the logout ended the others');
+    await tether.close();
+  });
+
   it('metrics when writers hold their sessions and cookies are forged or name no session then the gauges and counters tell them apart', async () => {
     const registry = new Registry();
     const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });

@@ -1,0 +1,268 @@
+/**
+ * Sessions on WebSocket connections (and any long-lived connection an HTTP request opens): the
+ * handshake's origin is checked, the session is read at the handshake and again as the socket is
+ * used, kept alive by the socket's activity, written through the session's gate, and watched for
+ * its end, so that a logout closes the sockets it should.
+ * @module
+ */
+import { SessionEndedError } from './errors.js';
+import { sessionState } from './session.js';
+import type { Session, UpdateFn } from './session.js';
+import type { RequestView } from './csrf.js';
+import type { Clock } from './store.js';
+
+export interface SocketOptions {
+  /**
+   * How often the session is read again, so that a socket learns of an end this process did not see
+   * (a logout handled by another process, a timeout); 0: only when `touch()`, `refresh()` or
+   * `update()` read it. The timer does not keep the process alive.
+   * @default 60_000
+   */
+  checkIntervalMs?: number;
+}
+
+/**
+ * Why a socket's session ended: `destroyed` (a logout, "log out everywhere", a session limit), `expired`
+ * (its timeout), `regenerated` (a login or `regenerate()` in this process gave it a new ID: the browser
+ * holds a new cookie, which a new connection carries), `gone` (a read found no session: ended in
+ * another process, by any of those).
+ */
+export type SocketEndReason = 'destroyed' | 'expired' | 'regenerated' | 'gone';
+
+/** What a SocketSession needs of the engine: the request API, and its clock and touch interval. */
+export interface SocketEngine<T extends object> {
+  open(req: RequestView, options?: { write?: boolean }): Promise<Session<T>>;
+  commit(session: Session<T>): Promise<string[]>;
+  abandon(session: Session<T>): void;
+  readonly options: { readonly clock: Clock; readonly touchIntervalMs: number };
+}
+
+/** The sockets of one engine by store key: how the engine's lifecycle events reach them. */
+export class SocketRegistry {
+  readonly #byKey = new Map<string, Set<SocketSession<object>>>();
+
+  add(key: string, socket: SocketSession<object>): void {
+    let set = this.#byKey.get(key);
+    if (set === undefined) this.#byKey.set(key, (set = new Set()));
+    set.add(socket);
+  }
+
+  remove(key: string, socket: SocketSession<object>): void {
+    const set = this.#byKey.get(key);
+    if (set === undefined) return;
+    set.delete(socket);
+    if (set.size === 0) this.#byKey.delete(key);
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const set of this.#byKey.values()) n += set.size;
+    return n;
+  }
+
+  /** The session under `key` ended in this process. */
+  ended(key: string, reason: SocketEndReason): void {
+    const set = this.#byKey.get(key);
+    if (set === undefined) return;
+    for (const socket of [...set]) socket.end(reason);
+  }
+
+  /** Every session of `userId` ended (`destroyUserSessions`), but the one under `except`. */
+  endedForUser(userId: string, except: string | null): void {
+    for (const [key, set] of [...this.#byKey]) {
+      if (key === except) continue;
+      for (const socket of [...set]) if (socket.userId === userId) socket.end('destroyed');
+    }
+  }
+}
+
+/**
+ * A session as a long-lived connection sees it: read at the handshake and again on demand, never
+ * written but through `update()`. Built by `tether.openSocket()`; call `close()` when the connection closes.
+ */
+export class SocketSession<T extends object> {
+  readonly #engine: SocketEngine<T>;
+  readonly #registry: SocketRegistry;
+  /** The handshake's cookie and User-Agent: what a request of this browser would carry. */
+  readonly #view: RequestView;
+  #session: Session<T>;
+  #key: string | null;
+  #ended: SocketEndReason | null = null;
+  #closed = false;
+  #onEnd: Array<(reason: SocketEndReason) => void> = [];
+  /** When the store was last read (the engine's clock), to space out touch()'s reads. */
+  #readAt: number;
+  #reading: Promise<boolean> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  /** Set-Cookie values the handshake's commit gave (see `cookies`). */
+  readonly cookies: readonly string[];
+
+  /** @internal built by the engine */
+  constructor(engine: SocketEngine<T>, registry: SocketRegistry, req: RequestView, session: Session<T>, cookies: string[], options: SocketOptions) {
+    this.#engine = engine;
+    this.#registry = registry;
+    const cookie = req.header('cookie');
+    const ua = req.header('user-agent');
+    this.#view = { method: 'GET', header: (name) => (name === 'cookie' ? cookie : name === 'user-agent' ? ua : undefined) };
+    this.#session = session;
+    this.#key = sessionState(session).key;
+    this.#readAt = engine.options.clock.now();
+    this.cookies = cookies;
+    if (this.#key === null) return;
+    registry.add(this.#key, this as unknown as SocketSession<object>);
+    const every = options.checkIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.#timer = setInterval(() => void this.refresh().catch(() => {}), every);
+      this.#timer.unref();
+    }
+  }
+
+  /** True when the handshake carried no live session (nothing to watch; `touch()` answers false). */
+  get isNew(): boolean {
+    return this.#key === null;
+  }
+
+  /** The session's opaque handle (as `listUserSessions()` gives it), or null without a session. */
+  get handle(): string | null {
+    return this.#session.handle;
+  }
+
+  /** The owner, as last read. */
+  get userId(): string | null {
+    return this.#session.userId;
+  }
+
+  /** The data as last read; read-only (change it with `update()`). */
+  get data(): Readonly<Partial<T>> {
+    return this.#session.data;
+  }
+
+  /** One value of the data as last read. */
+  get<K extends keyof T & string>(key: K): T[K] | undefined {
+    return this.#session.get(key);
+  }
+
+  /** Why the session ended, or null while it lives (and for a socket that never had one). */
+  get ended(): SocketEndReason | null {
+    return this.#ended;
+  }
+
+  /**
+   * Runs `fn` once when the session ends (see SocketEndReason), at once if it already has. Close the
+   * socket there: what it was allowed to see belonged to a session that is over.
+   */
+  onEnd(fn: (reason: SocketEndReason) => void): void {
+    if (typeof fn !== 'function') throw new TypeError('socket.onEnd(fn) takes a function');
+    if (this.#ended !== null) {
+      const reason = this.#ended;
+      queueMicrotask(() => fn(reason));
+      return;
+    }
+    if (!this.#closed) this.#onEnd.push(fn);
+  }
+
+  /**
+   * Activity on the socket (a message from the browser): keeps the session alive as a request would,
+   * its idle deadline moved when a touch is due. Reads the store at most once per `touchIntervalMs`
+   * and answers from what it knows in between. Resolves whether the session lives.
+   */
+  touch(): Promise<boolean> {
+    if (this.#ended !== null || this.#key === null) return Promise.resolve(false);
+    if (this.#engine.options.clock.now() - this.#readAt < this.#engine.options.touchIntervalMs) return Promise.resolve(true);
+    return this.refresh();
+  }
+
+  /**
+   * Reads the session again now (its data, its owner, whether it lives), as a request of this browser
+   * would, a touch included when one is due. Resolves whether it lives; rejects with STORE_UNAVAILABLE
+   * when the store cannot answer (the session is not taken for ended). Calls made while a read is
+   * under way share it.
+   */
+  refresh(): Promise<boolean> {
+    if (this.#ended !== null || this.#key === null) return Promise.resolve(false);
+    return (this.#reading ??= this.#read().finally(() => {
+      this.#reading = null;
+    }));
+  }
+
+  /**
+   * Changes the session as a request of this browser would: waits its turn at the session's gate, runs
+   * `fn` as `session.update(fn)` does (again on fresh data after a conflict), and stores the change
+   * before it resolves. Rejects with SESSION_ENDED once the session has ended; with the commit's
+   * errors (SESSION_TOO_LARGE, STORE_UNAVAILABLE…) otherwise.
+   */
+  async update(fn: UpdateFn<T>): Promise<void> {
+    if (this.#ended !== null || this.#key === null) throw new SessionEndedError();
+    const session = await this.#engine.open(this.#view, { write: true });
+    if (!this.#same(session)) {
+      await this.#engine.commit(session);
+      this.end('gone');
+      throw new SessionEndedError();
+    }
+    try {
+      await session.update(fn);
+    } catch (err) {
+      // As a request whose handler failed: nothing of it is stored.
+      this.#engine.abandon(session);
+      throw err;
+    }
+    await this.#engine.commit(session);
+    this.#read1(session);
+  }
+
+  /** Stops watching the session: call it when the connection closes. `onEnd` callbacks no longer run. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#onEnd = [];
+    this.#unwatch();
+  }
+
+  /** @internal The session ended: the registry (an event of this engine) or a read found so. */
+  end(reason: SocketEndReason): void {
+    if (this.#ended !== null) return;
+    this.#ended = reason;
+    this.#unwatch();
+    const callbacks = this.#onEnd;
+    this.#onEnd = [];
+    for (const fn of callbacks) {
+      try {
+        fn(reason);
+      } catch (err) {
+        // As afterCommit: an app's callback that throws is thrown again, uncaught, off this path.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  async #read(): Promise<boolean> {
+    const session = await this.#engine.open(this.#view, { write: false });
+    // A read-only request: the commit writes only a touch that is due, never the data.
+    await this.#engine.commit(session);
+    if (this.#ended !== null) return false;
+    if (!this.#same(session)) {
+      this.end('gone');
+      return false;
+    }
+    this.#read1(session);
+    return true;
+  }
+
+  /** Whether a reopened session is this socket's, still live (not a fresh anonymous one). */
+  #same(session: Session<T>): boolean {
+    return sessionState(session).key === this.#key && !session.isNew;
+  }
+
+  #read1(session: Session<T>): void {
+    this.#session = session;
+    this.#readAt = this.#engine.options.clock.now();
+  }
+
+  #unwatch(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    if (this.#key !== null) this.#registry.remove(this.#key, this as unknown as SocketSession<object>);
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * tether/node's `openSocket` and `refuseUpgrade` on a real node:http server with the `ws` library: a
+ * refused handshake gets its status, the JSON error and a closed connection; a store that fails
+ * refuses with 503 and Retry-After; the process stays up.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { WebSocketServer } from 'ws';
+import { createTether } from '../../src/core/engine.js';
+import { MemoryStore } from '../../src/stores/memory/index.js';
+import { FaultyStore } from '../../src/testing/faulty-store.js';
+import { withSessions, openSocket, refuseUpgrade } from '../../src/adapters/node-http/index.js';
+import { listen } from '../helpers/cookie-client.js';
+import { SECRET_A } from '../unit/support.js';
+
+/** A raw handshake: its status, headers and body, and whether the server closed the connection. */
+function handshake(url: string, headers: Record<string, string>): Promise<{ res: IncomingMessage; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers } });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      reject(new Error(`upgraded: ${res.statusCode}`));
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ res, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('tether/node openSocket and refuseUpgrade', () => {
+  it('refuseUpgrade when the store fails, the origin is foreign or the app refuses then the status, its JSON error and Connection: close; the server stays up', async (t) => {
+    const store = new FaultyStore(new MemoryStore({ sweepIntervalMs: 0 }));
+    const tether = createTether({ secrets: [SECRET_A], store, storeTimeoutMs: 100 });
+    const wss = new WebSocketServer({ noServer: true });
+    const app = await listen(withSessions(tether, (_req, res, session) => {
+      session.set('n', 1);
+      res.end('ok');
+    }));
+    t.after(() => app.close());
+    app.server.on('upgrade', async (req, socket, head) => {
+      try {
+        const live = await openSocket(tether, req, { checkIntervalMs: 0 });
+        if (live.isNew) return refuseUpgrade(socket, 401);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.on('close', () => live.close());
+        });
+      } catch (err) {
+        refuseUpgrade(socket, err);
+      }
+    });
+    const origin = app.url;
+    const first = await fetch(app.url);
+    const cookie = first.headers.get('set-cookie')!.split(';')[0]!;
+
+    const none = await handshake(app.url, { origin });
+    assert.equal(none.res.statusCode, 401);
+    assert.equal(none.res.headers.connection, 'close');
+    assert.equal(none.res.headers['content-type'], 'application/json; charset=utf-8');
+    assert.deepEqual(JSON.parse(none.body), { error: { code: 'UNAUTHORIZED', message: 'Unauthorized' } });
+
+    const foreign = await handshake(app.url, { origin: 'http://evil.test', cookie });
+    assert.equal(foreign.res.statusCode, 403);
+    assert.equal(JSON.parse(foreign.body).error.code, 'ORIGIN_MISMATCH');
+
+    store.fail('get', 'reject');
+    const down = await handshake(app.url, { origin, cookie });
+    assert.equal(down.res.statusCode, 503);
+    assert.equal(down.res.headers['retry-after'], '1');
+    assert.equal(JSON.parse(down.body).error.code, 'STORE_UNAVAILABLE');
+    store.heal();
+
+    // Upgraded once the store answers again.
+    await assert.rejects(handshake(app.url, { origin, cookie }), /upgraded: 101/);
+    assert.equal((await fetch(app.url, { headers: { cookie } })).status, 200, 'the server still answers requests');
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * examples/websocket.ts (docs/websocket.md's example, equal to its block), started as a user would start
+ * it and driven with a real WebSocket client over loopback: only a signed-in session from the app's own
+ * origin is upgraded, its messages are stored in the session, and a logout closes the socket.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { startExample } from '../helpers/example.js';
+
+interface Opened {
+  ws: WebSocket;
+  /** Messages received, parsed, in order. */
+  messages: Array<Record<string, unknown>>;
+  /** Resolves with the close code and reason. */
+  closed: Promise<{ code: number; reason: string }>;
+  /** Resolves once `n` messages have arrived. */
+  received(n: number): Promise<void>;
+}
+
+/** Opens a WebSocket to `url`; rejects with the refused handshake's status and body. */
+function connect(url: string, headers: Record<string, string>): Promise<Opened> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    const messages: Array<Record<string, unknown>> = [];
+    const waiters: Array<[number, () => void]> = [];
+    ws.on('message', (data) => {
+      messages.push(JSON.parse(String(data)) as Record<string, unknown>);
+      for (const [n, done] of waiters) if (messages.length >= n) done();
+    });
+    const closed = new Promise<{ code: number; reason: string }>((done) => ws.on('close', (code, reason) => done({ code, reason: String(reason) })));
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += String(c)));
+      res.on('end', () => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode, body: JSON.parse(body) as unknown })));
+    });
+    ws.on('error', reject);
+    ws.on('open', () => resolve({
+      ws, messages, closed,
+      received: (n) => (messages.length >= n ? Promise.resolve() : new Promise((done) => waiters.push([n, done]))),
+    }));
+  });
+}
+
+describe('examples/websocket.ts', () => {
+  it('websocket.md when read then shows examples/websocket.ts, equal to its file', () => {
+    const blocks = [...readFileSync('docs/websocket.md', 'utf8').matchAll(/<!-- example: (\S+) -->\s*```ts\n([\s\S]*?)```/g)];
+    assert.deepEqual(blocks.map((m) => m[1]), ['examples/websocket.ts']);
+    assert.equal(blocks[0]![2], readFileSync('examples/websocket.ts', 'utf8'));
+  });
+
+  it('examples/websocket.ts when started then upgrades only a signed-in session from its own origin, stores its messages and closes the socket at logout', async (t) => {
+    const base = await startExample(t, 'examples/websocket.ts', '/');
+    const live = base.replace('http:', 'ws:') + '/live';
+    const origin = base;
+
+    // Signed in over HTTP.
+    const login = await fetch(`${base}/login`, { method: 'POST', headers: { origin, 'content-type': 'application/json', 'x-csrf-token': 'x' }, body: '{"user":"ada"}' });
+    assert.equal(login.status, 403, 'the login itself needs the token');
+    const first = await fetch(`${base}/`);
+    const cookie0 = first.headers.get('set-cookie')!.split(';')[0]!;
+    const { csrfToken } = (await first.json()) as { csrfToken: string };
+    const signed = await fetch(`${base}/login`, { method: 'POST', headers: { origin, cookie: cookie0, 'content-type': 'application/json', 'x-csrf-token': csrfToken }, body: '{"user":"ada"}' });
+    assert.equal(signed.status, 200);
+    const cookie = signed.headers.get('set-cookie')!.split(';')[0]!;
+    const token = ((await signed.json()) as { csrfToken: string }).csrfToken;
+
+    // Refused handshakes: another origin, no session, the pre-login cookie, another path.
+    await assert.rejects(connect(live, { cookie, origin: 'http://evil.test' }), { status: 403, body: { error: { code: 'ORIGIN_MISMATCH', message: 'the request comes from another origin' } } });
+    await assert.rejects(connect(live, { origin }), { status: 401, body: { error: { code: 'UNAUTHORIZED', message: 'Unauthorized' } } });
+    await assert.rejects(connect(live, { cookie: cookie0, origin }), { status: 401 }, 'the cookie the login replaced names no session');
+    await assert.rejects(connect(`${base.replace('http:', 'ws:')}/other`, { cookie, origin }), { status: 404 });
+
+    // Two sockets of the session: each message is stored in the session, whichever socket sent it.
+    const a = await connect(live, { cookie, origin });
+    const b = await connect(live, { cookie, origin });
+    await a.received(1);
+    assert.deepEqual(a.messages[0], { type: 'hello', user: 'ada', messages: 0 });
+    a.ws.send('one');
+    await a.received(2);
+    b.ws.send('two');
+    await b.received(2);
+    assert.deepEqual(b.messages[1], { type: 'count', messages: 2 });
+
+    // A logout over HTTP closes both.
+    const out = await fetch(`${base}/logout`, { method: 'POST', headers: { origin, cookie, 'content-type': 'application/json', 'x-csrf-token': token }, body: '{}' });
+    assert.equal(out.status, 200);
+    assert.deepEqual(await a.closed, { code: 4001, reason: 'session destroyed' });
+    assert.deepEqual(await b.closed, { code: 4001, reason: 'session destroyed' });
+    await assert.rejects(connect(live, { cookie, origin }), { status: 401 });
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * tether.openSocket(): a WebSocket handshake's origin checked, its session read, kept alive by the
+ * socket's activity, changed through the gate, and watched for its end in this process and others.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rig, sleep, trip, view } from '../support.js';
+import type { Rig } from '../support.js';
+import type { SocketEndReason, SocketSession } from '../../../src/core/socket.js';
+
+type Data = { n: number; name: string };
+const MIN = 60_000;
+const HOST = { host: 'app.test', origin: 'http://app.test' };
+
+/** A handshake from the app's own page, with `cookie`. */
+function handshake(cookie: string | undefined, headers: Record<string, string> = {}) {
+  return view('GET', { ...HOST, 'user-agent': 'UA', ...(cookie ? { cookie } : {}), ...headers });
+}
+
+/** A stored session of `user` (null: anonymous) holding `{ n: 1 }`, and its cookie. */
+async function signedIn(r: Rig<Data>, user: string | null = 'ada'): Promise<string> {
+  const t = await trip(r.tether, undefined, (s) => {
+    s.set('n', 1);
+    if (user !== null) s.login(user);
+  }, 'POST', { 'user-agent': 'UA', ...HOST });
+  return t.cookie!;
+}
+
+/** Records the reasons a socket's onEnd callbacks are given. */
+function ends(socket: SocketSession<Data>): SocketEndReason[] {
+  const seen: SocketEndReason[] = [];
+  socket.onEnd((reason) => void seen.push(reason));
+  return seen;
+}
+
+describe('tether.openSocket', () => {
+  it('openSocket when the handshake comes from another origin, another site or a bad Origin then ORIGIN_MISMATCH; from its own, or without Origin, it opens', async () => {
+    const r = rig<Data>();
+    const cookie = await signedIn(r);
+    for (const headers of [
+      { origin: 'http://evil.test' } as Record<string, string>,
+      { origin: 'http://app.test.evil.test' },
+      { origin: 'null' },
+      { origin: 'https://app.test:8443' },
+      { 'sec-fetch-site': 'cross-site' },
+    ]) {
+      await assert.rejects(r.tether.openSocket(handshake(cookie, headers)), { code: 'ORIGIN_MISMATCH', status: 403 }, JSON.stringify(headers));
+    }
+    const own = await r.tether.openSocket(handshake(cookie));
+    assert.equal(own.userId, 'ada');
+    const noOrigin = await r.tether.openSocket(view('GET', { host: 'app.test', 'user-agent': 'UA', cookie }));
+    assert.equal(noOrigin.userId, 'ada', 'a client that is no browser sends no Origin, and no cookie of a browser');
+    own.close();
+    noOrigin.close();
+    assert.equal(r.tether.stats().sockets, 0);
+
+    const strict = rig<Data>({ csrf: { origins: ['https://shop.test'], requireOrigin: true } });
+    const c2 = await trip(strict.tether, undefined, (s) => s.login('bo'), 'POST', { 'user-agent': 'UA', origin: 'https://shop.test' });
+    await assert.rejects(strict.tether.openSocket(view('GET', { host: 'shop.test', cookie: c2.cookie! })), { code: 'ORIGIN_MISMATCH', message: /must carry Origin/ });
+    await assert.rejects(strict.tether.openSocket(handshake(c2.cookie, { host: 'shop.test', origin: 'http://shop.test' })), { code: 'ORIGIN_MISMATCH' });
+    const listed = await strict.tether.openSocket(handshake(c2.cookie, { origin: 'https://shop.test' }));
+    assert.equal(listed.userId, 'bo');
+    listed.close();
+
+    // Without CSRF checks for requests, a handshake is still held to the Host's origin.
+    const off = rig<Data>({ csrf: false });
+    await assert.rejects(off.tether.openSocket(handshake(undefined, { origin: 'http://evil.test' })), { code: 'ORIGIN_MISMATCH' });
+  });
+
+  it('openSocket when the handshake carries no session then it is new, watches nothing and refuses update', async () => {
+    const r = rig<Data>();
+    const none = await r.tether.openSocket(handshake(undefined));
+    assert.equal(none.isNew, true);
+    assert.equal(none.userId, null);
+    assert.equal(none.handle, null);
+    assert.equal(await none.touch(), false);
+    assert.equal(await none.refresh(), false);
+    await assert.rejects(none.update((d) => void (d.n = 2)), { code: 'SESSION_ENDED' });
+    assert.equal(r.tether.stats().sockets, 0);
+    assert.equal(r.store.writes, 0, 'a handshake stores no session');
+  });
+
+  it('openSocket when the socket is used then touch() reads the store at most once per touchIntervalMs and keeps the session alive past its idle timeout', async () => {
+    const r = rig<Data>({ idleTimeoutMs: 30 * MIN, touchIntervalMs: MIN });
+    const cookie = await signedIn(r);
+    const socket = await r.tether.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    assert.deepEqual({ ...socket.data }, { n: 1 });
+    assert.equal(socket.get('n'), 1);
+    const seen = ends(socket);
+    r.store.resetCounts();
+    for (let i = 0; i < 5; i++) assert.equal(await socket.touch(), true);
+    assert.equal(r.store.calls.get, 0, 'within the interval, touch() answers from what it knows');
+    // A message every 10 minutes for two hours: the session outlives its 30-minute idle timeout.
+    for (let minutes = 0; minutes < 120; minutes += 10) {
+      r.clock.advance(10 * MIN);
+      assert.equal(await socket.touch(), true, `after ${minutes + 10} min`);
+    }
+    assert.equal(r.store.calls.get, 12, 'one read per touch() past the interval');
+    assert.ok(r.store.calls.touch >= 12, 'each due touch moved the idle deadline');
+    assert.deepEqual(seen, []);
+    assert.equal((await trip(r.tether, cookie, () => {}, 'GET', { 'user-agent': 'UA' })).session.userId, 'ada', 'the browser is still signed in');
+    socket.close();
+  });
+
+  it('openSocket when the socket is idle past the idle timeout then refresh() finds the session expired and onEnd says so', async () => {
+    const r = rig<Data>({ idleTimeoutMs: 30 * MIN });
+    const socket = await r.tether.openSocket(handshake(await signedIn(r)), { checkIntervalMs: 0 });
+    const seen = ends(socket);
+    // Past the timeout, within expiryGraceMs: the store still holds the record, and the engine ends it.
+    r.clock.advance(30 * MIN + 1_000);
+    assert.equal(await socket.refresh(), false);
+    assert.deepEqual(seen, ['expired']);
+    assert.equal(socket.ended, 'expired');
+    assert.equal(await socket.touch(), false);
+  });
+
+  it('openSocket when this process logs the session out, logs it in again or ends the user\'s sessions then the sockets of those sessions end at once, and no others', async () => {
+    const r = rig<Data>();
+    const [a, b, c, d] = [await signedIn(r), await signedIn(r), await signedIn(r, 'bo'), await signedIn(r)];
+    const open = async (cookie: string) => r.tether.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    const sa = await open(a);
+    const sa2 = await open(a);
+    const sb = await open(b);
+    const sc = await open(c);
+    const sd = await open(d);
+    const [ea, ea2, eb, ec, ed] = [sa, sa2, sb, sc, sd].map(ends);
+    assert.equal(r.tether.stats().sockets, 5);
+
+    await trip(r.tether, a, (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    assert.deepEqual([ea, ea2], [['destroyed'], ['destroyed']], 'both sockets of the session');
+    assert.equal(sa.userId, 'ada', 'the last owner is still known');
+
+    await trip(r.tether, b, (s) => s.login('ada'), 'POST', { 'user-agent': 'UA', ...HOST });
+    assert.deepEqual(eb, ['regenerated'], 'the browser now holds another cookie');
+
+    const dSession = (await trip(r.tether, d, () => {}, 'GET', { 'user-agent': 'UA' })).session;
+    const third = await signedIn(r);
+    const s3 = await open(third);
+    const e3 = ends(s3);
+    // Ada's: the third, d (kept) and the one b's login made.
+    assert.equal(await r.tether.destroyUserSessions('ada', { except: dSession }), 2);
+    assert.deepEqual(e3, ['destroyed']);
+    assert.deepEqual(ed, [], 'the session kept by except');
+    assert.deepEqual(ec, [], 'another user');
+    assert.equal(r.tether.stats().sockets, 2);
+    sc.close();
+    sd.close();
+    assert.equal(r.tether.stats().sockets, 0);
+  });
+
+  it('openSocket when another process logs the session out then refresh() finds it gone, and the check timer finds it without a call', async () => {
+    const a = rig<Data>();
+    const b = rig<Data>({}, a);
+    const cookie = await signedIn(a);
+    const polled = await a.tether.openSocket(handshake(cookie), { checkIntervalMs: 15 });
+    const asked = await a.tether.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    const [ep, ea] = [ends(polled), ends(asked)];
+    await trip(b.tether, cookie, (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    assert.deepEqual(ea, [], 'this process did not see the logout');
+    assert.equal(await asked.refresh(), false);
+    assert.deepEqual(ea, ['gone']);
+    for (let i = 0; i < 200 && ep.length === 0; i++) await sleep(5);
+    assert.deepEqual(ep, ['gone'], 'the timer read it again');
+    assert.equal(a.tether.stats().sockets, 0);
+  });
+
+  it('openSocket when the store fails then refresh() rejects STORE_UNAVAILABLE, the session is not taken for ended, and a later refresh succeeds', async () => {
+    const r = rig<Data>({ storeTimeoutMs: 50 });
+    const socket = await r.tether.openSocket(handshake(await signedIn(r)), { checkIntervalMs: 0 });
+    const seen = ends(socket);
+    r.store.fail('get', 'reject');
+    await assert.rejects(socket.refresh(), { code: 'STORE_UNAVAILABLE' });
+    await assert.rejects(socket.update((d) => void (d.n = 5)), { code: 'STORE_UNAVAILABLE' });
+    assert.equal(socket.ended, null);
+    r.store.heal();
+    assert.equal(await socket.refresh(), true);
+    assert.deepEqual(seen, []);
+    assert.equal(r.tether.stats().gateHolding, 0, 'the failed update gave the gate back');
+    socket.close();
+  });
+
+  it('openSocket update when socket messages and requests change the session at once then nothing is lost; a failing function stores nothing; after the end SESSION_ENDED', async () => {
+    const r = rig<Data>();
+    const cookie = await signedIn(r);
+    const socket = await r.tether.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    const bump = (d: Partial<Data>) => void (d.n = (d.n ?? 0) + 1);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => i % 2 === 0
+      ? socket.update(async (d) => {
+        const n = d.n ?? 0;
+        await sleep(1);
+        d.n = n + 1;
+      })
+      : trip(r.tether, cookie, (s) => s.update(bump), 'POST', { 'user-agent': 'UA', ...HOST })));
+    assert.equal((await trip(r.tether, cookie, () => {}, 'GET', { 'user-agent': 'UA' })).session.get('n'), 21);
+    const last = socket.get('n')!;
+    assert.ok(last >= 2 && last <= 21, 'the socket holds what its last update stored');
+    assert.equal(await socket.refresh(), true);
+    assert.equal(socket.get('n'), 21, 'and reads the rest again on refresh()');
+
+    const writes = r.store.calls.set;
+    await assert.rejects(socket.update(() => {
+      throw new Error('refused');
+    }), /refused/);
+    assert.equal(r.store.calls.set, writes, 'nothing stored');
+    assert.equal(r.tether.stats().gateHolding, 0);
+
+    await trip(r.tether, cookie, (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    await assert.rejects(socket.update(bump), { code: 'SESSION_ENDED' });
+  });
+
+  it('openSocket onEnd when a callback throws then the others run and the error is thrown again on the next tick; one registered after the end runs; close() silences them', async () => {
+    const r = rig<Data>();
+    const cookie = await signedIn(r);
+    const socket = await r.tether.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    const closed = await r.tether.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    const silenced = ends(closed);
+    closed.close();
+    const boom = new Error('listener failed');
+    const ran: string[] = [];
+    socket.onEnd(() => {
+      throw boom;
+    });
+    socket.onEnd((reason) => void ran.push(reason));
+    assert.throws(() => socket.onEnd('x' as unknown as () => void), TypeError);
+    const caught: unknown[] = [];
+    const saved = process.rawListeners('uncaughtException') as Array<(err: unknown) => void>;
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', (err) => void caught.push(err));
+    try {
+      await trip(r.tether, cookie, (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+      assert.deepEqual(ran, ['destroyed']);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    } finally {
+      process.removeAllListeners('uncaughtException');
+      for (const l of saved) process.on('uncaughtException', l);
+    }
+    assert.deepEqual(caught, [boom]);
+    const late: SocketEndReason[] = [];
+    socket.onEnd((reason) => void late.push(reason));
+    await Promise.resolve();
+    assert.deepEqual(late, ['destroyed']);
+    assert.deepEqual(silenced, [], 'a closed socket hears nothing');
+  });
+});
