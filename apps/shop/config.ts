@@ -41,6 +41,10 @@ export interface ShopConfig {
   loginFailuresPerAddress: number;
   /** How long after a login ending other sessions needs no password again (ASVS 7.5.2); 0: always asked. */
   reauthWindowSec: number;
+  /** Live-channel sockets (lib/live.ts) one process keeps open at most; 0 turns the channel off. */
+  liveMaxSockets: number;
+  /** Seconds between reads of a live socket's session, for an end handled by another process. */
+  liveCheckIntervalSec: number;
   /** Seconds a client has to send a whole request head before 408 and close (slowloris, SECURITY.md S51). */
   headersTimeoutSec: number;
   /** Seconds a client has to send a whole request, head and body, before 408 and close; at least headersTimeoutSec. */
@@ -83,6 +87,8 @@ export const SHOP_DEFAULTS = {
   reauthWindowSec: 900,
   loginFailuresPerAccount: 10,
   loginFailuresPerAddress: 100,
+  liveMaxSockets: 10_000,
+  liveCheckIntervalSec: 30,
   headersTimeoutSec: 20,
   requestTimeoutSec: 120,
   /** Seconds an idle keep-alive connection stays open after a response (SECURITY.md S52); not a setting. */
@@ -204,6 +210,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const reauthWindowSec = integer(env, 'SHOP_REAUTH_WINDOW', SHOP_DEFAULTS.reauthWindowSec, 0, 86_400);
   const loginFailuresPerAccount = integer(env, 'SHOP_LOGIN_FAILURES_PER_ACCOUNT', SHOP_DEFAULTS.loginFailuresPerAccount, 1, 1_000_000);
   const loginFailuresPerAddress = integer(env, 'SHOP_LOGIN_FAILURES_PER_ADDRESS', SHOP_DEFAULTS.loginFailuresPerAddress, 1, 1_000_000);
+  const liveMaxSockets = integer(env, 'SHOP_LIVE_MAX_SOCKETS', SHOP_DEFAULTS.liveMaxSockets, 0, 1_000_000);
+  const liveCheckIntervalSec = integer(env, 'SHOP_LIVE_CHECK_INTERVAL', SHOP_DEFAULTS.liveCheckIntervalSec, 1, 3_600);
   const headersTimeoutSec = integer(env, 'SHOP_HEADERS_TIMEOUT', SHOP_DEFAULTS.headersTimeoutSec, 1, 3_600);
   const requestTimeoutSec = integer(env, 'SHOP_REQUEST_TIMEOUT', SHOP_DEFAULTS.requestTimeoutSec, 1, 86_400);
   // Node refuses a head deadline later than the whole request's.
@@ -272,6 +280,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     reauthWindowSec,
     loginFailuresPerAccount,
     loginFailuresPerAddress,
+    liveMaxSockets,
+    liveCheckIntervalSec,
     headersTimeoutSec,
     requestTimeoutSec,
     logLevel: logLevel as LogLevel,

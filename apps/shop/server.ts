@@ -21,6 +21,7 @@ import { openShopDb } from './db/index.js';
 import type { ShopDb } from './db/index.js';
 import { checkoutFlow, guestCheckoutFlow } from './lib/checkout.js';
 import { ActiveSessions } from './lib/active-sessions.js';
+import { attachLive } from './lib/live.js';
 import { LoginFailures } from './lib/login-failures.js';
 import type { ShopContext, ShopSession } from './context.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -404,6 +405,18 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   checkoutRoutes(app, context);
   adminRoutes(app, context);
   installNotFound(app, pageRoutes(app).notFoundPage);
+
+  // The live channel (a WebSocket per signed-in page) shares the server; it is closed first on close,
+  // since an open WebSocket would keep the server from closing.
+  if (config.liveMaxSockets > 0) {
+    const live = attachLive(app.server, tether, {
+      maxSockets: config.liveMaxSockets,
+      checkIntervalMs: config.liveCheckIntervalSec * 1000,
+      heartbeatMs: 30_000,
+      warn: (fields, message) => app.log.warn(fields, message),
+    });
+    app.addHook('preClose', async () => live.close());
+  }
 
   let closing: Promise<void> | undefined;
   app.addHook('onClose', async () => {

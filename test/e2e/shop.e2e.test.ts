@@ -1,7 +1,8 @@
 /**
  * The shop end to end in Chromium (playwright-core + Debian chromium): browse → add to cart → register →
  * cart kept → every checkout step → order listed; a second browser resumes the unfinished checkout;
- * "log out other sessions" logs the other browser out, and so does a password change; the admin disables
+ * "log out other sessions" logs the other browser out (its open page says so at once, through the live
+ * channel), and so does a password change; the admin disables
  * and enables the account from the admin page; the shopper deletes it; the admin page says so when the
  * session store fails; a visitor without an account checks out as a guest and finds the order on the
  * orders page, which sends a visitor without guest orders to log in. Screenshots go to test-artifacts/;
@@ -174,8 +175,11 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await shot(page, '6-orders');
   });
 
-  it('shopper when logging out other sessions then the other browser is logged out', async () => {
+  it('shopper when logging out other sessions then the other browser is logged out, and its open page says so at once', async () => {
     const { page } = a;
+    // The other browser shows a page, signed in, with its live channel open.
+    await b.page.goto(t.url + '/');
+    await b.page.getByTestId('user').waitFor();
     await page.goto(t.url + '/account');
     await page.getByTestId('session-row').nth(1).waitFor();
     assert.equal(await page.getByTestId('session-row').count(), 2);
@@ -183,6 +187,11 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await shot(page, '7-account');
     await page.getByTestId('logout-others').click();
     await page.getByTestId('session-row').nth(1).waitFor({ state: 'detached' });
+    // Without a reload or a click: the live channel closed when the session ended.
+    await b.page.getByTestId('signed-out').waitFor();
+    await b.page.getByRole('link', { name: 'Log in again' }).waitFor();
+    assert.equal(await b.page.getByTestId('user').count(), 0, 'the header no longer greets the user');
+    await shot(b.page, '7b-signed-out');
     await b.page.goto(t.url + '/account');
     await b.page.waitForURL(/\/login\?next=/);
     await b.page.getByRole('link', { name: 'Log in' }).waitFor();

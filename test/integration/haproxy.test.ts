@@ -2,7 +2,8 @@
  * Many machines on one: real HAProxy (configured by `tether haproxy-config`) in front of three shop nodes
  * (`npm start` with TETHER_WORKERS=1) sharing a real redis-server (sessions, TETHER_STORE) and a real
  * PostgreSQL (the shop's data, SHOP_DATABASE_URL). A client stays on one node; kill -9 of that node under
- * load loses no acknowledged add and its clients are redispatched; the node comes back and rejoins; a
+ * load loses no acknowledged add and its clients are redispatched; a WebSocket passes through to its
+ * client's node and is closed when another node logs the session out; the node comes back and rejoins; a
  * rolling restart (SIGTERM, drain while /healthz answers 503, start again) fails no request at all.
  *
  * Health checks run faster than the generated defaults (inter 1s, fastinter 250ms) to keep the test
@@ -14,6 +15,7 @@ import { CartLoad, recoveryAfter } from '../helpers/cart-load.js';
 import type { CheckResult, OpRecord } from '../helpers/cart-load.js';
 import { TestClient } from '../helpers/http-client.js';
 import { startHaCluster } from '../helpers/ha-cluster.js';
+import { connect } from '../helpers/ws.js';
 import type { HaCluster } from '../helpers/ha-cluster.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -51,6 +53,28 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
       assert.equal(nodeOf(r.node), home, `request ${i}`);
     }
     client.close();
+  });
+
+  it('haproxy when a signed-in browser opens the live channel then the WebSocket reaches its node, and a logout handled by another node closes it', async () => {
+    const client = new TestClient(ha.haproxy.url);
+    client.csrfToken = ((await client.request('GET', '/api/session')).body as { csrfToken: string }).csrfToken;
+    const reg = await client.request('POST', '/api/auth/register', { username: `live_${process.pid}`, password: 'correct horse battery' });
+    assert.equal(reg.status, 201);
+    const home = nodeOf(reg.node)!;
+    const live = await connect(ha.haproxy.url.replace('http:', 'ws:') + '/api/live', { cookie: client.cookieHeader, origin: ha.haproxy.url });
+    await live.received(1);
+    assert.deepEqual(live.messages, [{ type: 'hello' }]);
+    // The logout goes to another node directly (its own origin), with the browser's session cookie.
+    const other = ha.nodes.find((n) => n.name !== home)!;
+    const direct = new TestClient(`http://127.0.0.1:${other.port}`);
+    direct.cookies.set('sid', client.cookies.get('sid')!);
+    direct.csrfToken = (reg.body as { csrfToken: string }).csrfToken;
+    const out = await direct.request('POST', '/api/auth/logout');
+    assert.equal(out.status, 200);
+    assert.equal(nodeOf(out.node), other.name);
+    assert.deepEqual(await live.closed, { code: 4001, reason: 'gone' }, 'found by the home node\'s check (SHOP_LIVE_CHECK_INTERVAL=1)');
+    client.close();
+    direct.close();
   });
 
   it('haproxy when a node is killed with SIGKILL under load then no acknowledged add is lost, its clients move on, and it rejoins', async (t) => {

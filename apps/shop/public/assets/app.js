@@ -94,8 +94,61 @@ export function onChange(fn) {
   listeners.add(fn);
 }
 function notify() {
+  syncLive();
   renderHeader();
   for (const fn of listeners) fn(state.session);
+}
+
+// The live channel: while signed in, a WebSocket the server closes (4001) the moment this session ends
+// (a logout in another tab, "log out everywhere" from another device, a timeout), so the page says so
+// at once instead of failing at the next click. The server sends nothing else; the page sends nothing.
+let live = null;
+let liveFailures = 0;
+let signedOutNotice = false;
+
+function syncLive() {
+  const wanted = state.session?.authenticated === true && typeof WebSocket === 'function';
+  if (wanted && live === null) openLive();
+  else if (!wanted && live !== null) {
+    const ws = live;
+    live = null;
+    ws.close(1000);
+  }
+}
+
+function openLive() {
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/live`);
+  live = ws;
+  let opened = false;
+  ws.addEventListener('open', () => {
+    opened = true;
+    liveFailures = 0;
+  });
+  ws.addEventListener('close', (event) => {
+    if (live !== ws) return; // closed here, on purpose
+    live = null;
+    // Ended (4001), or refused at the handshake (no longer signed in?): ask what this browser is now.
+    if (event.code === 4001 || !opened) {
+      void sessionChanged();
+      return;
+    }
+    // The server went away (a restart, a drain) or the network did: again later, while signed in.
+    setTimeout(() => { if (live === null) syncLive(); }, Math.min(30_000, 1000 * 2 ** liveFailures++));
+  });
+}
+
+/** The live channel closed: signed in again in another tab (a new cookie), or signed out. */
+async function sessionChanged() {
+  let view = null;
+  try {
+    view = await request('GET', '/api/session');
+  } catch {
+    // The server is unreachable: try the channel again later, the session as it was.
+    setTimeout(() => { if (live === null) syncLive(); }, Math.min(30_000, 1000 * 2 ** liveFailures++));
+    return;
+  }
+  if (!view?.authenticated && state.session?.authenticated) signedOutNotice = true;
+  setSession(view);
 }
 
 export function currency() {
@@ -135,6 +188,8 @@ export async function logout() {
 /** After a logout or an account deletion: forgets the session here and goes to the home page. */
 export function signedOut() {
   setSessionHint(false);
+  live?.close(1000);
+  live = null;
   state.session = null;
   location.assign('/');
 }
@@ -237,7 +292,11 @@ export function renderHeader() {
 
   // Re-rendering must not throw a keyboard user's focus back to the top of the page.
   const focusedKey = host.contains(document.activeElement) ? keyOf(document.activeElement) : null;
-  host.replaceChildren(el('div', { class: 'bar' }, brand, nav, el('div', { class: 'tools' }, currencySelect, themeButton, ...account, cart)));
+  const notice = signedOutNotice && !s?.authenticated
+    ? el('p', { class: 'signed-out', role: 'status', 'data-testid': 'signed-out' }, 'You were signed out on this device. ',
+      el('a', { href: '/login?next=' + encodeURIComponent(here === '/login' || here === '/register' ? '/' : here) }, 'Log in again'))
+    : null;
+  host.replaceChildren(el('div', { class: 'bar' }, brand, nav, el('div', { class: 'tools' }, currencySelect, themeButton, ...account, cart)), ...(notice ? [notice] : []));
   if (focusedKey) [...host.querySelectorAll('a, button, select')].find((n) => keyOf(n) === focusedKey)?.focus();
 }
 
