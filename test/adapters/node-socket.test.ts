@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect as tcpConnect } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { createTether } from '../../src/core/engine.js';
@@ -77,5 +78,45 @@ describe('tether/node openSocket and refuseUpgrade', () => {
     // Upgraded once the store answers again.
     await assert.rejects(handshake(app.url, { origin, cookie }), /upgraded: 101/);
     assert.equal((await fetch(app.url, { headers: { cookie } })).status, 200, 'the server still answers requests');
+  });
+
+  it('openSocket when the client resets the connection while the session is read then the server stays up and answers the next handshake', async (t) => {
+    const store = new FaultyStore(new MemoryStore({ sweepIntervalMs: 0 }));
+    const tether = createTether({ secrets: [SECRET_A], store });
+    const app = await listen(withSessions(tether, (_req, res, session) => {
+      session.set('n', 1);
+      res.end('ok');
+    }));
+    t.after(() => app.close());
+    const outcomes: string[] = [];
+    app.server.on('upgrade', async (req, socket) => {
+      try {
+        const live = await openSocket(tether, req, { checkIntervalMs: 0 });
+        live.close();
+        outcomes.push(socket.destroyed ? 'gone' : 'open');
+        refuseUpgrade(socket, 401);
+      } catch (err) {
+        refuseUpgrade(socket, err);
+      }
+    });
+    const cookie = (await fetch(app.url)).headers.get('set-cookie')!.split(';')[0]!;
+    store.fail('get', { delayMs: 200 });
+    const { port } = new URL(app.url);
+    await new Promise<void>((resolve, reject) => {
+      const raw = tcpConnect(Number(port), '127.0.0.1', () => {
+        raw.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ${cookie}\r\n\r\n`);
+        // An RST while the server waits for the store.
+        setTimeout(() => {
+          raw.resetAndDestroy();
+          resolve();
+        }, 50);
+      });
+      raw.on('error', reject);
+    });
+    for (let i = 0; i < 100 && outcomes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(outcomes, ['gone']);
+    store.heal();
+    const next = await handshake(app.url, { origin: app.url, cookie });
+    assert.equal(next.res.statusCode, 401, 'the server is still up');
   });
 });

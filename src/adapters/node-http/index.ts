@@ -135,7 +135,16 @@ export function checkFormPost<T extends object>(tether: Tether<T>, session: Sess
  * });
  */
 export function openSocket<T extends object>(tether: Tether<T>, req: IncomingMessage, options?: SocketOptions): Promise<SocketSession<T>> {
+  // node:http takes its error listener off a socket it hands to `upgrade`: a client that resets the
+  // connection while the session is read would end the process on an unhandled 'error'. Kept on: the
+  // WebSocket library's own listeners come and go, this one only ends the connection.
+  const socket = req.socket;
+  if (!socket.listeners('error').includes(endOnError)) socket.on('error', endOnError);
   return tether.openSocket(viewOf(req), options);
+}
+
+function endOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /**
