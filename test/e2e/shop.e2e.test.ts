@@ -201,6 +201,44 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     assert.equal(await page.getByTestId('user').textContent(), `Hi, ${USERNAME}`, 'this browser stays logged in');
   });
 
+  it('shopper when signing in again in another tab then the open page keeps quiet and follows the new session; a logout there is then told here', async () => {
+    const { page, context } = a;
+    await page.goto(t.url + '/');
+    await page.getByTestId('user').waitFor();
+    // The page's next live socket: the one it opens once its first has ended.
+    const reopened = new Promise<void>((resolve) => page.on('websocket', (ws) => {
+      if (ws.url().endsWith('/api/live')) ws.on('framereceived', (f) => String(f.payload).includes('hello') && resolve());
+    }));
+    const tab = await context.newPage();
+    await tab.goto(t.url + '/login');
+    await tab.fill('#username', USERNAME);
+    await tab.fill('#password', PASSWORD);
+    await tab.getByRole('button', { name: 'Log in' }).click();
+    await tab.waitForURL(`${t.url}/`);
+    await tab.getByTestId('user').waitFor();
+    // The login gave the browser a new session: the first page's channel ended (regenerated), and the
+    // page, finding itself still signed in, opened a new one on the new session without a word.
+    await reopened;
+    assert.equal(await page.getByTestId('signed-out').count(), 0, 'no notice for a login in another tab');
+    assert.equal(await page.getByTestId('user').textContent(), `Hi, ${USERNAME}`);
+    await tab.getByRole('button', { name: 'Log out' }).click();
+    await page.getByTestId('signed-out').waitFor();
+    assert.equal(await page.getByTestId('user').count(), 0);
+    // Closed once its own logout has taken it home (closing it mid-navigation can stall Chromium). The tab
+    // that logged out is not told it was signed out: it knows.
+    await tab.getByRole('link', { name: 'Log in', exact: true }).waitFor();
+    assert.equal(await tab.getByTestId('signed-out').count(), 0);
+    await tab.close();
+    // Signed in again for what follows.
+    await page.getByRole('link', { name: 'Log in again' }).click();
+    await page.fill('#username', USERNAME);
+    await page.fill('#password', PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`${t.url}/`);
+    await page.getByTestId('user').waitFor();
+    assert.equal(await page.getByTestId('signed-out').count(), 0);
+  });
+
   it('shopper when changing the password then the other browser is logged out and only the new password logs in', async () => {
     await b.page.goto(t.url + '/login?next=/account');
     await b.page.fill('#username', USERNAME);

@@ -1,6 +1,6 @@
 // The account page: preferences, the password, the devices (sessions) signed in, logging out others or one
 // of them, and deleting the account.
-import { api, ApiError, describeError, el, logout, onChange, requireLogin, setPreferences, setSession, signedOut, state, toast } from './app.js';
+import { api, ApiError, describeError, el, ending, logout, onChange, requireLogin, setPreferences, setSession, signedOut, state, toast } from './app.js';
 
 function device(ua) {
   if (!ua) return 'Unknown device';
@@ -125,7 +125,7 @@ function deletePanel() {
         e.preventDefault();
         error.textContent = '';
         try {
-          await api('DELETE', '/api/me', { password: password.value });
+          await ending(() => api('DELETE', '/api/me', { password: password.value }));
           signedOut();
         } catch (err) {
           error.textContent = err instanceof ApiError && err.code === 'INVALID_CREDENTIALS' ? 'The password is wrong.' : describeError(err);

@@ -105,6 +105,23 @@ function notify() {
 let live = null;
 let liveFailures = 0;
 let signedOutNotice = false;
+/** Set while this page ends its own session (a logout, deleting the account): that close is no news. */
+let leaving = false;
+
+/**
+ * Runs `send`, a request that ends this session on purpose, so that the live channel's close it causes
+ * does not tell the user what they just did. On failure the session goes on, and so does the channel.
+ */
+export async function ending(send) {
+  leaving = true;
+  try {
+    return await send();
+  } catch (err) {
+    leaving = false;
+    if (live === null) syncLive();
+    throw err;
+  }
+}
 
 function syncLive() {
   const wanted = state.session?.authenticated === true && typeof WebSocket === 'function';
@@ -127,9 +144,10 @@ function openLive() {
   ws.addEventListener('close', (event) => {
     if (live !== ws) return; // closed here, on purpose
     live = null;
+    if (leaving && event.code === 4001) return;
     // Ended (4001), or refused at the handshake (no longer signed in?): ask what this browser is now.
     if (event.code === 4001 || !opened) {
-      void sessionChanged();
+      void sessionChanged(event.reason);
       return;
     }
     // The server went away (a restart, a drain) or the network did: again later, while signed in.
@@ -137,15 +155,25 @@ function openLive() {
   });
 }
 
-/** The live channel closed: signed in again in another tab (a new cookie), or signed out. */
-async function sessionChanged() {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The live channel closed: signed in again in another tab (a new cookie), or signed out. `regenerated`
+ * means a login in this browser replaced the session, and its answer, with the new cookie, may still be
+ * on its way: the page asks again for a few seconds before it takes itself for signed out.
+ */
+async function sessionChanged(reason) {
   let view = null;
-  try {
-    view = await request('GET', '/api/session');
-  } catch {
-    // The server is unreachable: try the channel again later, the session as it was.
-    setTimeout(() => { if (live === null) syncLive(); }, Math.min(30_000, 1000 * 2 ** liveFailures++));
-    return;
+  for (const wait of reason === 'regenerated' ? [0, 250, 500, 1000, 2000] : [0]) {
+    await sleep(wait);
+    try {
+      view = await request('GET', '/api/session');
+    } catch {
+      // The server is unreachable: try the channel again later, the session as it was.
+      setTimeout(() => { if (live === null) syncLive(); }, Math.min(30_000, 1000 * 2 ** liveFailures++));
+      return;
+    }
+    if (view?.authenticated) break;
   }
   if (!view?.authenticated && state.session?.authenticated) signedOutNotice = true;
   setSession(view);
@@ -179,7 +207,7 @@ export async function addToCart(productId, quantity = 1) {
 
 export async function logout() {
   try {
-    await api('POST', '/api/auth/logout');
+    await ending(() => api('POST', '/api/auth/logout'));
   } finally {
     signedOut();
   }
