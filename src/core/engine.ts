@@ -349,9 +349,11 @@ export class Tether<T extends object = SessionData> {
    * STORE_UNAVAILABLE when the store cannot answer. The SocketSession follows the session while the
    * connection lives: see its `touch()`, `update()`, `onEnd()` and `close()`.
    * @example
+   * // node:http with `ws`: tether/node's openSocket(tether, req) calls this; see docs/websocket.md.
    * server.on('upgrade', async (req, socket, head) => {
-   *   const live = await tether.openSocket(viewOf(req)); // answer its error's status on the socket
-   *   if (!live.userId) return refuse(socket, 401);
+   *   const live = await openSocket(tether, req).catch((err) => void refuseUpgrade(socket, err));
+   *   if (!live) return;
+   *   if (!live.userId) return refuseUpgrade(socket, 401);
    *   wss.handleUpgrade(req, socket, head, (ws) => {
    *     live.onEnd(() => ws.close(4001, 'session ended'));
    *     ws.on('message', () => void live.touch());

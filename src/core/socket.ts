@@ -40,24 +40,26 @@ export interface SocketEngine<T extends object> {
 /** The sockets of one engine by store key: how the engine's lifecycle events reach them. */
 export class SocketRegistry {
   readonly #byKey = new Map<string, Set<SocketSession<object>>>();
+  #size = 0;
 
   add(key: string, socket: SocketSession<object>): void {
     let set = this.#byKey.get(key);
     if (set === undefined) this.#byKey.set(key, (set = new Set()));
+    if (set.has(socket)) return;
     set.add(socket);
+    this.#size++;
   }
 
   remove(key: string, socket: SocketSession<object>): void {
     const set = this.#byKey.get(key);
-    if (set === undefined) return;
-    set.delete(socket);
+    if (set === undefined || !set.delete(socket)) return;
+    this.#size--;
     if (set.size === 0) this.#byKey.delete(key);
   }
 
+  /** Sockets watched. */
   get size(): number {
-    let n = 0;
-    for (const set of this.#byKey.values()) n += set.size;
-    return n;
+    return this.#size;
   }
 
   /** The session under `key` ended in this process. */
