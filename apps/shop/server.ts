@@ -5,6 +5,8 @@
  * @module
  */
 import { STATUS_CODES } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import proxyAddr from '@fastify/proxy-addr';
 import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -14,6 +16,7 @@ import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
 import { registerFlowMetrics, registerTetherMetrics, instrumentStore } from 'tether/observability';
 import { isClusterWorker, shareWorkerMetrics, sharedLimiter } from 'tether/cluster';
+import type { SharedLimiter } from 'tether/cluster';
 import { sessionFlows } from 'tether/flow';
 import { openSessionStore, SHOP_DEFAULTS } from './config.js';
 import type { ShopConfig } from './config.js';
@@ -187,16 +190,22 @@ function installHeaders(app: FastifyInstance, config: ShopConfig): void {
   });
 }
 
-function installRateLimit(app: FastifyInstance, ctx: ShopContext): void {
+/**
+ * ID guessing (SECURITY.md S34): forged session cookies, per address, over requests and live-channel
+ * handshakes alike. A guess cannot carry a valid signature; a signed cookie that names no session is a
+ * real one whose session ended, was replaced by a login, or timed out long ago, and a returning user is
+ * not throttled for it.
+ */
+function forgedCookieLimiter(ctx: ShopContext): SharedLimiter {
+  return sharedLimiter('shop:rejected-cookies', ctx.config.rejectedCookiesPerMinute, 60_000);
+}
+
+function installRateLimit(app: FastifyInstance, ctx: ShopContext, rejected: SharedLimiter): void {
   // Counted once for the whole cluster (the primary keeps the count), not once per worker.
   const limiter = sharedLimiter('shop:new-sessions', ctx.config.newSessionsPerMinute, 60_000);
   // And for all addresses together (SECURITY.md S47): a flood from many addresses cannot fill the store
   // faster than this; active sessions stay under about this rate times the idle timeout.
   const total = sharedLimiter('shop:new-sessions-total', ctx.config.newSessionsPerMinuteTotal, 60_000);
-  // ID guessing (SECURITY.md S34): forged session cookies, per address. A guess cannot carry a valid
-  // signature; a signed cookie that names no session is a real one whose session ended, was replaced
-  // by a login, or timed out long ago, and a returning user is not throttled for it.
-  const rejected = sharedLimiter('shop:rejected-cookies', ctx.config.rejectedCookiesPerMinute, 60_000);
   // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
   // one is counted; regenerating an existing session (login) never is.
   app.addHook('onRequest', async (req) => {
@@ -393,7 +402,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   installErrorHandling(app, tether);
   installHeaders(app, config);
   await app.register(tetherPlugin, { tether: tether as unknown as Tether<object> });
-  installRateLimit(app, context);
+  const forged = forgedCookieLimiter(context);
+  installRateLimit(app, context, forged);
   installActivity(app, context);
 
   systemRoutes(app, context, registry);
@@ -406,6 +416,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   adminRoutes(app, context);
   installNotFound(app, pageRoutes(app).notFoundPage);
 
+  const trusted = config.trustProxy === false ? null : proxyAddr.compile(config.trustProxy);
+  const clientAddress = (req: IncomingMessage): string => (trusted ? proxyAddr(req, trusted) : req.socket.remoteAddress ?? '');
   // The live channel (a WebSocket per signed-in page) shares the server; it is closed first on close,
   // since an open WebSocket would keep the server from closing.
   if (config.liveMaxSockets > 0) {
@@ -414,6 +426,12 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
       checkIntervalMs: config.liveCheckIntervalSec * 1000,
       heartbeatMs: 30_000,
       warn: (fields, message) => app.log.warn(fields, message),
+      forgedAllowed: async (req) => {
+        // The client's address as Fastify gives a request's (req.ip): behind SHOP_TRUST_PROXY, from X-Forwarded-For.
+        if (await forged.take(clientAddress(req))) return true;
+        context.counters.rateLimited++;
+        return false;
+      },
     });
     app.addHook('preClose', async () => live.close());
   }

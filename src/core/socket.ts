@@ -7,7 +7,7 @@
  */
 import { SessionEndedError } from './errors.js';
 import { sessionState } from './session.js';
-import type { Session, UpdateFn } from './session.js';
+import type { RejectedCookie, Session, UpdateFn } from './session.js';
 import type { RequestView } from './csrf.js';
 import type { Clock } from './store.js';
 
@@ -96,8 +96,16 @@ export class SocketSession<T extends object> {
   #readAt: number;
   #reading: Promise<boolean> | null = null;
   #timer: NodeJS.Timeout | null = null;
-  /** Set-Cookie values the handshake's commit gave (see `cookies`). */
+  /**
+   * Set-Cookie values the handshake's commit gave: usually none; a cookie re-signed with the first
+   * secret, or one expiring a forged cookie. A 101 response may carry them.
+   */
   readonly cookies: readonly string[];
+  /**
+   * Set when the handshake carried a session cookie that was forged or names no session, as
+   * `Session.rejectedCookie`: count the forged ones per client, as for requests (ID guessing).
+   */
+  readonly rejectedCookie: RejectedCookie | null;
 
   /** @internal built by the engine */
   constructor(engine: SocketEngine<T>, registry: SocketRegistry, req: RequestView, session: Session<T>, cookies: string[], options: SocketOptions) {
@@ -110,6 +118,7 @@ export class SocketSession<T extends object> {
     this.#key = sessionState(session).key;
     this.#readAt = engine.options.clock.now();
     this.cookies = cookies;
+    this.rejectedCookie = session.rejectedCookie;
     if (this.#key === null) return;
     registry.add(this.#key, this as unknown as SocketSession<object>);
     const every = options.checkIntervalMs ?? 60_000;

@@ -3,6 +3,7 @@
  * error codes, headers and the new-session rate limit. In-process shop on a free port, SQLite stores.
  */
 import { randomBytes } from 'node:crypto';
+import { connect } from '../helpers/ws.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ShopClient, rawRequest, startTestShop } from '../helpers/shop.js';
@@ -371,6 +372,22 @@ describe('shop: session ID guessing', () => {
     const known = await rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': guesser, cookie: pair });
     assert.equal(known.status, 200, 'the address’s valid session is not refused');
     assert.equal((await guess('198.51.100.21')).status, 200, 'another address has its own allowance');
+  });
+
+  it('random session IDs when one address sends them in requests and live-channel handshakes then both count toward one limit, and the handshake past it is 429', async () => {
+    await clearOfMinuteBoundary();
+    const guesser = '198.51.100.40';
+    const name = String((await rawRequest(shop.url + '/api/session', 'GET', {})).headers['set-cookie']).split('=')[0]!;
+    const forged = () => `${name}=${randomBytes(32).toString('base64url')}.${randomBytes(32).toString('base64url')}`;
+    const live = shop.url.replace('http:', 'ws:') + '/api/live';
+    const handshake = (client: string) => connect(live, { origin: shop.url, 'x-forwarded-for': client, cookie: forged() }).then(
+      () => assert.fail('a forged cookie was upgraded'), (err: { status: number; body: { error: { code: string } } }) => [err.status, err.body.error.code]);
+    for (let i = 0; i < 3; i++) assert.equal((await rawRequest(shop.url + '/api/products', 'GET', { 'x-forwarded-for': guesser, cookie: forged() })).status, 200);
+    assert.deepEqual(await handshake(guesser), [401, 'UNAUTHORIZED']);
+    assert.deepEqual(await handshake(guesser), [401, 'UNAUTHORIZED']);
+    assert.deepEqual(await handshake(guesser), [429, 'RATE_LIMITED'], 'the sixth forged cookie from the address, over requests and handshakes');
+    assertError(await rawRequest(shop.url + '/api/products', 'GET', { 'x-forwarded-for': guesser, cookie: forged() }), 429, 'RATE_LIMITED');
+    assert.deepEqual(await handshake('198.51.100.41'), [401, 'UNAUTHORIZED'], 'another address behind the proxy has its own allowance');
   });
 
   it('signed cookies that name no session (ended by a logout) when one address sends more than the limit then they are not throttled: a guess cannot be signed', async () => {

@@ -9,9 +9,10 @@
  * `heartbeatMs` drops connections whose other end vanished without a close.
  * @module
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
+import { RateLimitedError } from 'tether';
 import type { Tether } from 'tether';
 import { openSocket, refuseUpgrade } from 'tether/node';
 
@@ -25,6 +26,11 @@ export interface LiveOptions {
   /** How often each socket's session is read again, for an end in another process. */
   checkIntervalMs: number;
   heartbeatMs: number;
+  /**
+   * A handshake carried a forged session cookie (ID guessing, SECURITY.md S34): counts it for the
+   * client, as the shop counts such requests; false once the client is over its limit (429).
+   */
+  forgedAllowed(req: IncomingMessage): Promise<boolean>;
   /** Logs a refused or failed handshake (no headers, no cookie). */
   warn(fields: Record<string, unknown>, message: string): void;
 }
@@ -52,6 +58,10 @@ export function attachLive<T extends object>(server: Server, tether: Tether<T>, 
     } catch (err) {
       options.warn({ event: 'live.refused', code: (err as { code?: string }).code ?? 'INTERNAL_ERROR' }, 'a live-channel handshake was refused');
       return refuseUpgrade(socket, err);
+    }
+    if (live.rejectedCookie === 'forged' && !(await options.forgedAllowed(req))) {
+      live.close();
+      return refuseUpgrade(socket, new RateLimitedError('too many requests with an invalid session cookie from this address; slow down'));
     }
     if (live.userId === null) return refuseUpgrade(socket, 401);
     const session = live;

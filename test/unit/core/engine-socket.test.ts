@@ -76,6 +76,11 @@ describe('tether.openSocket', () => {
     assert.equal(await none.touch(), false);
     assert.equal(await none.refresh(), false);
     await assert.rejects(none.update((d) => void (d.n = 2)), { code: 'SESSION_ENDED' });
+    assert.equal(none.rejectedCookie, null);
+    const forged = await r.tether.openSocket(handshake('sid=' + 'A'.repeat(43) + '.' + 'B'.repeat(43)));
+    assert.equal(forged.rejectedCookie, 'forged', 'counted per client by the app, as for requests');
+    assert.equal(forged.isNew, true);
+    assert.ok(forged.cookies.some((c) => c.startsWith('sid=;')), 'the handshake\'s answer may expire the forged cookie');
     assert.equal(r.tether.stats().sockets, 0);
     assert.equal(r.store.writes, 0, 'a handshake stores no session');
   });
