@@ -387,6 +387,8 @@ describe('shop in Chromium: the admin page in a store outage', () => {
       await page.getByRole('button', { name: 'Log in' }).click();
       await page.waitForURL(`${t.url}/admin`);
       await page.getByTestId('node-row').waitFor();
+      // This page's own live channel, at least, within a refresh of the figures.
+      await page.getByTestId('live-sockets').filter({ hasText: /^[1-9]\d*$/ }).waitFor();
       // Every request that reads a session now fails as it does with the store down: 503 STORE_UNAVAILABLE.
       store.get = () => Promise.reject(new Error('the store is down'));
       await page.getByTestId('admin-error').filter({ hasText: 'The figures could not be loaded (trying again every 5 s): the session store failed on get' }).waitFor();

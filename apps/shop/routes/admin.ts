@@ -44,6 +44,7 @@ const SERIES: Record<string, (n: NodeFigures, v: number) => void> = {
   tether_sessions_destroyed_total: (n, v) => void (n.engine.destroyed = v),
   tether_sessions_expired_total: (n, v) => void (n.engine.expired = v),
   tether_cas_conflicts_total: (n, v) => void (n.engine.conflicts = v),
+  tether_sockets: (n, v) => void (n.engine.sockets = v),
   // Whole seconds, as prom-client rounds the start time.
   process_start_time_seconds: (n, v) => void (n.uptimeSeconds = Math.max(0, Math.round(Date.now() / 1000 - v))),
 };
@@ -68,7 +69,7 @@ async function clusterNodes(ctx: ShopContext): Promise<NodeFigures[]> {
     const name = m[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     if (name === ctx.config.nodeName) continue;
     let n = nodes.get(name);
-    if (!n) nodes.set(name, (n = { node: name, pid: null, activeSessions: 0, uptimeSeconds: null, engine: { created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0 } }));
+    if (!n) nodes.set(name, (n = { node: name, pid: null, activeSessions: 0, uptimeSeconds: null, engine: { created: 0, regenerated: 0, destroyed: 0, expired: 0, conflicts: 0, sockets: 0 } }));
     put(n, Number(m[3]));
   }
   return [...nodes.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));

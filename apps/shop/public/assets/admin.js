@@ -129,10 +129,10 @@ async function refresh(live, panels) {
   }
   live.replaceChildren(
     el('section', { class: 'panel' }, el('h2', {}, 'Live sessions per node'),
-      el('table', {}, el('thead', {}, el('tr', {}, ...['Node', 'PID', 'Live sessions', 'Created', 'Regenerated', 'Destroyed', 'Expired', 'CAS conflicts', 'Uptime'].map((h) => el('th', {}, h)))),
+      el('table', {}, el('thead', {}, el('tr', {}, ...['Node', 'PID', 'Live sessions', 'Live sockets', 'Created', 'Regenerated', 'Destroyed', 'Expired', 'CAS conflicts', 'Uptime'].map((h) => el('th', {}, h)))),
         el('tbody', {}, ...o.nodes.map((n) => el('tr', { 'data-testid': 'node-row' },
           el('td', {}, n.node), el('td', {}, n.pid === null ? '—' : String(n.pid)), el('td', { 'data-testid': 'live-sessions' }, String(n.activeSessions)),
-          el('td', {}, String(n.engine.created)), el('td', {}, String(n.engine.regenerated)), el('td', {}, String(n.engine.destroyed)),
+          el('td', { 'data-testid': 'live-sockets' }, String(n.engine.sockets ?? 0)), el('td', {}, String(n.engine.created)), el('td', {}, String(n.engine.regenerated)), el('td', {}, String(n.engine.destroyed)),
           el('td', {}, String(n.engine.expired)), el('td', {}, String(n.engine.conflicts)), el('td', {}, n.uptimeSeconds === null ? '—' : `${n.uptimeSeconds} s`)))))),
     el('section', { class: 'panel' }, el('h2', {}, `Store: ${o.store.name}`),
       el('p', {}, o.store.records === null ? 'Record count not reported.' : `${o.store.records} records (sessions and user contexts).`),
