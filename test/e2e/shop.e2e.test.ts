@@ -14,7 +14,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium } from '../helpers/chromium.js';
-import { ADMIN_PASSWORD, REPO_ROOT, startTestShop } from '../helpers/shop.js';
+import { ADMIN_PASSWORD, REPO_ROOT, ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import { connect } from '../helpers/ws.js';
 import type { TestShop } from '../helpers/shop.js';
 
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
@@ -529,6 +530,38 @@ describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
       assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
     } finally {
       await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: the live channel when the server refuses it', () => {
+  it('live channel when its handshake is refused (the process is at SHOP_LIVE_MAX_SOCKETS) then the page tries again less and less often, and the page works', async () => {
+    const full = await startTestShop({ SHOP_LIVE_MAX_SOCKETS: '1' });
+    const { context, page } = await newPage();
+    try {
+      // Another client holds the process's one live socket.
+      const holder = new ShopClient(full.url);
+      assert.equal((await holder.register(uniqueName('holder'))).status, 201);
+      const held = await connect(full.url.replace('http:', 'ws:') + '/api/live', { origin: full.url, cookie: holder.cookieHeader, 'user-agent': holder.userAgent });
+      const attempts: number[] = [];
+      page.on('websocket', (ws) => {
+        if (ws.url().endsWith('/api/live')) attempts.push(Date.now());
+      });
+      await page.goto(full.url + '/register');
+      await page.fill('#username', uniqueName('page'));
+      await page.fill('#password', 'correct horse battery');
+      await page.locator('form button[type=submit]').click();
+      await page.getByTestId('user').waitFor();
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      // Refused at once each time: without the back-off that is hundreds of attempts in 4 s; with it, one
+      // at once and then after 1, 2 (and 4) s.
+      assert.ok(attempts.length >= 2 && attempts.length <= 4, `${attempts.length} handshakes in 4 s`);
+      for (let i = 2; i < attempts.length; i++) assert.ok(attempts[i]! - attempts[i - 1]! >= attempts[i - 1]! - attempts[i - 2]!, 'each wait at least as long as the last');
+      assert.equal(await page.getByTestId('signed-out').count(), 0, 'a refused channel is not a logout');
+      held.ws.close();
+    } finally {
+      await context.close();
+      await full.stop();
     }
   });
 });

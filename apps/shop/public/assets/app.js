@@ -104,6 +104,9 @@ function notify() {
 // at once instead of failing at the next click. The server sends nothing else; the page sends nothing.
 let live = null;
 let liveFailures = 0;
+/** No new socket before this time (ms): after a refused or dropped one, waits double up to 30 s. */
+let liveNotBefore = 0;
+let liveTimer = null;
 let signedOutNotice = false;
 /** Set while this page ends its own session (a logout, deleting the account): that close is no news. */
 let leaving = false;
@@ -125,8 +128,14 @@ export async function ending(send) {
 
 function syncLive() {
   const wanted = state.session?.authenticated === true && typeof WebSocket === 'function';
-  if (wanted && live === null) openLive();
-  else if (!wanted && live !== null) {
+  if (wanted && live === null) {
+    const wait = liveNotBefore - Date.now();
+    if (wait <= 0) openLive();
+    else liveTimer ??= setTimeout(() => {
+      liveTimer = null;
+      syncLive();
+    }, wait);
+  } else if (!wanted && live !== null) {
     const ws = live;
     live = null;
     ws.close(1000);
@@ -145,14 +154,16 @@ function openLive() {
     if (live !== ws) return; // closed here, on purpose
     live = null;
     if (leaving && event.code === 4001) return;
-    // Ended (4001), or refused at the handshake (no longer signed in?): ask what this browser is now.
-    if (event.code === 4001 || !opened) {
-      void sessionChanged(event.reason);
-      return;
-    }
-    // The server went away (a restart, a drain) or the network did: again later, while signed in.
-    setTimeout(() => { if (live === null) syncLive(); }, Math.min(30_000, 1000 * 2 ** liveFailures++));
+    // Refused at the handshake, or dropped (a restart, a drain, the network): the next one waits.
+    if (event.code !== 4001) backOff();
+    // Ended (4001), or refused (no longer signed in?): ask what this browser is now.
+    if (event.code === 4001 || !opened) void sessionChanged(event.reason);
+    else syncLive();
   });
+}
+
+function backOff() {
+  liveNotBefore = Date.now() + Math.min(30_000, 1000 * 2 ** liveFailures++);
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -169,8 +180,9 @@ async function sessionChanged(reason) {
     try {
       view = await request('GET', '/api/session');
     } catch {
-      // The server is unreachable: try the channel again later, the session as it was.
-      setTimeout(() => { if (live === null) syncLive(); }, Math.min(30_000, 1000 * 2 ** liveFailures++));
+      // The server is unreachable: the channel again later, the session as it was.
+      backOff();
+      syncLive();
       return;
     }
     if (view?.authenticated) break;
