@@ -119,4 +119,33 @@ describe('tether/node openSocket and refuseUpgrade', () => {
     const next = await handshake(app.url, { origin: app.url, cookie });
     assert.equal(next.res.statusCode, 401, 'the server is still up');
   });
+
+  it('refuseUpgrade when the client resets the connection as the answer arrives then the server stays up', async (t) => {
+    const tether = createTether({ secrets: [SECRET_A], store: new MemoryStore({ sweepIntervalMs: 0 }) });
+    const app = await listen(withSessions(tether, (_req, res) => void res.end('ok')));
+    t.after(() => app.close());
+    let refused = 0;
+    // A wrong path, refused at once without openSocket.
+    app.server.on('upgrade', (_req, socket) => {
+      refuseUpgrade(socket, 404);
+      refused++;
+    });
+    const { port } = new URL(app.url);
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const raw = tcpConnect(Number(port), '127.0.0.1', () => {
+          raw.write(`GET /x HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+        });
+        // An RST once the answer's first bytes arrive, before the server's side has closed.
+        raw.once('data', () => {
+          raw.resetAndDestroy();
+          resolve();
+        });
+        raw.on('error', reject);
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(refused, 5);
+    assert.equal((await fetch(app.url)).status, 200, 'the server is still up');
+  });
 });

@@ -48,7 +48,6 @@ export function attachLive<T extends object>(server: Server, tether: Tether<T>, 
   let closing = false;
 
   server.on('upgrade', async (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
     if (closing) return refuseUpgrade(socket, 503);
     if ((req.url ?? '').split('?')[0] !== LIVE_PATH) return refuseUpgrade(socket, 404);
     if (wss.clients.size >= options.maxSockets) return refuseUpgrade(socket, 503);

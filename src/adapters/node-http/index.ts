@@ -135,12 +135,17 @@ export function checkFormPost<T extends object>(tether: Tether<T>, session: Sess
  * });
  */
 export function openSocket<T extends object>(tether: Tether<T>, req: IncomingMessage, options?: SocketOptions): Promise<SocketSession<T>> {
-  // node:http takes its error listener off a socket it hands to `upgrade`: a client that resets the
-  // connection while the session is read would end the process on an unhandled 'error'. Kept on: the
-  // WebSocket library's own listeners come and go, this one only ends the connection.
-  const socket = req.socket;
-  if (!socket.listeners('error').includes(endOnError)) socket.on('error', endOnError);
+  guardUpgraded(req.socket);
   return tether.openSocket(viewOf(req), options);
+}
+
+/**
+ * node:http takes its error listener off a socket it hands to `upgrade`: a client that resets the
+ * connection while the handshake is read or answered would end the process on an unhandled 'error'.
+ * Kept on: the WebSocket library's own listeners come and go, this one only ends the connection.
+ */
+function guardUpgraded(socket: Duplex): void {
+  if (!socket.listeners('error').includes(endOnError)) socket.on('error', endOnError);
 }
 
 function endOnError(this: Duplex): void {
@@ -153,6 +158,8 @@ function endOnError(this: Duplex): void {
  * (401: no session; 403: not allowed) with the status's own code.
  */
 export function refuseUpgrade(socket: Duplex, reason: unknown): void {
+  // Refused without openSocket first (a wrong path): a client gone meanwhile must not crash the write.
+  guardUpgraded(socket);
   let status: number;
   let body: { error: { code: string; message: string } };
   if (typeof reason === 'number') {
