@@ -33,6 +33,10 @@ import type { RequestView } from './csrf.js';
 import { UserContexts } from './user-context.js';
 import { SocketRegistry, SocketSession } from './socket.js';
 import type { SocketOptions } from './socket.js';
+import { checkOptions } from './options-check.js';
+import type { OptionKind } from './options-check.js';
+
+const SOCKET_OPTIONS: Record<keyof SocketOptions, OptionKind> = { checkIntervalMs: 'timerMsOrZero', changeFeed: 'boolean' };
 
 export type { RequestView } from './csrf.js';
 
@@ -362,11 +366,13 @@ export class Tether<T extends object = SessionData> {
    * });
    */
   async openSocket(req: RequestView, options: SocketOptions = {}): Promise<SocketSession<T>> {
+    checkOptions('openSocket', options, SOCKET_OPTIONS);
     const csrf = this.options.csrf;
     checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false } : csrf, req, false);
     const session = await this.open(req, { write: false });
     const cookies = await this.commit(session);
-    return new SocketSession<T>(this, this.#sockets ??= new SocketRegistry(), req, session, cookies, options);
+    this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener) => this.store.subscribe!(listener) : undefined);
+    return new SocketSession<T>(this, this.#sockets, req, session, cookies, options);
   }
 
   /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */
@@ -421,6 +427,7 @@ export class Tether<T extends object = SessionData> {
 
   async close(): Promise<void> {
     this.#unsubscribeSwept?.();
+    this.#sockets?.stop();
     await this.store.close();
   }
 

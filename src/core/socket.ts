@@ -19,7 +19,22 @@ export interface SocketOptions {
    * @default 60_000
    */
   checkIntervalMs?: number;
+  /**
+   * Whether the store's change feed (SessionStore.subscribe: MemoryStore, SqliteStore, RedisStore,
+   * PostgresStore, a TieredStore over one of them) prompts a read of the session when a client of the
+   * same backend removes it, or writes it already ended (a regeneration), so that the socket learns of
+   * a logout in another process within the feed's delay rather than at the next check. The first
+   * socket that uses it subscribes the engine for its lifetime: RedisStore then holds a subscriber
+   * connection, PostgresStore a LISTEN connection, SqliteStore polls its change log. Timeouts a
+   * backend enforces itself (RedisStore's TTLs) and changes a feed lost while disconnected are not
+   * reported: the check timer still finds those.
+   * @default true
+   */
+  changeFeed?: boolean;
 }
+
+/** A store's change feed, as SessionStore.subscribe gives it. */
+export type ChangeFeedSubscribe = (listener: (key: string, stamp?: string) => void) => () => void;
 
 /**
  * Why a socket's session ended: `destroyed` (a logout, "log out everywhere", a session limit), `expired`
@@ -37,17 +52,59 @@ export interface SocketEngine<T extends object> {
   readonly options: { readonly clock: Clock; readonly touchIntervalMs: number };
 }
 
-/** The sockets of one engine by store key: how the engine's lifecycle events reach them. */
+/**
+ * The sockets of one engine by store key: how the engine's lifecycle events reach them, and the
+ * store's change feed, where it has one, the removals made by other processes.
+ */
 export class SocketRegistry {
   readonly #byKey = new Map<string, Set<SocketSession<object>>>();
+  readonly #subscribe: ChangeFeedSubscribe | undefined;
+  readonly #clock: Clock;
+  #unsubscribe: (() => void) | null = null;
+  #stopped = false;
   #size = 0;
 
-  add(key: string, socket: SocketSession<object>): void {
+  /** `subscribe`: the store's change feed, or undefined when it has none. */
+  constructor(clock: Clock, subscribe?: ChangeFeedSubscribe) {
+    this.#clock = clock;
+    this.#subscribe = subscribe;
+  }
+
+  /** Adds a socket; `feed`: it wants the change feed's reports (subscribes the engine with the first). */
+  add(key: string, socket: SocketSession<object>, feed: boolean): void {
     let set = this.#byKey.get(key);
     if (set === undefined) this.#byKey.set(key, (set = new Set()));
     if (set.has(socket)) return;
     set.add(socket);
     this.#size++;
+    if (feed && this.#unsubscribe === null && this.#subscribe !== undefined && !this.#stopped) {
+      try {
+        this.#unsubscribe = this.#subscribe((k, stamp) => this.#reported(k, stamp));
+      } catch {
+        // A store that cannot subscribe now (closing): the sockets' checks still find their ends.
+      }
+    }
+  }
+
+  /** Leaves the change feed (the engine closes). */
+  stop(): void {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+  }
+
+  /**
+   * A report of the change feed: each socket of the key decides whether it ended the session (see
+   * SocketSession.heard). That waits for the end of the turn: an ending in this process is told by the
+   * engine first, with its own reason, and the report it also makes is then moot.
+   */
+  #reported(key: string, stamp: string | undefined): void {
+    if (!this.#byKey.has(key)) return;
+    const expiresAt = stamp === undefined ? undefined : Number(stamp.slice(stamp.indexOf(':') + 1));
+    setImmediate(() => {
+      const set = this.#byKey.get(key);
+      if (set !== undefined) for (const socket of [...set]) socket.heard(expiresAt, this.#clock.now());
+    });
   }
 
   remove(key: string, socket: SocketSession<object>): void {
@@ -87,6 +144,8 @@ export class SocketSession<T extends object> {
   readonly #registry: SocketRegistry;
   /** The handshake's cookie and User-Agent: what a request of this browser would carry. */
   readonly #view: RequestView;
+  /** Whether change-feed reports prompt a read (options.changeFeed). */
+  readonly #feed: boolean;
   #session: Session<T>;
   #key: string | null;
   #ended: SocketEndReason | null = null;
@@ -119,8 +178,9 @@ export class SocketSession<T extends object> {
     this.#readAt = engine.options.clock.now();
     this.cookies = cookies;
     this.rejectedCookie = session.rejectedCookie;
+    this.#feed = options.changeFeed ?? true;
     if (this.#key === null) return;
-    registry.add(this.#key, this as unknown as SocketSession<object>);
+    registry.add(this.#key, this as unknown as SocketSession<object>, this.#feed);
     const every = options.checkIntervalMs ?? 60_000;
     if (every > 0) {
       this.#timer = setInterval(() => void this.refresh().catch(() => {}), every);
@@ -229,6 +289,20 @@ export class SocketSession<T extends object> {
     this.#unwatch();
   }
 
+  /**
+   * @internal The change feed reported the session changed (`expiresAt`: its new idle deadline) or
+   * removed (undefined). A removal, or a state written already past its deadline (how a regeneration
+   * ends the old ID), sends the socket to read it again, if it listens. "Past" is judged by this
+   * process's clock, or by the deadline this socket last read, which a live write never moves back:
+   * a regeneration in a process whose clock runs ahead of this one's is still heard. Any other change
+   * did not end the session; its data is read at the next touch or refresh.
+   */
+  heard(expiresAt: number | undefined, now: number): void {
+    if (!this.#feed || this.#ended !== null) return;
+    if (expiresAt !== undefined && expiresAt > now && !(expiresAt < this.#expiresAt)) return;
+    this.refresh().catch(() => {});
+  }
+
   /** @internal The session ended: the registry (an event of this engine) or a read found so. */
   end(reason: SocketEndReason): void {
     if (this.#ended !== null) return;
@@ -264,6 +338,11 @@ export class SocketSession<T extends object> {
   /** Whether a reopened session is this socket's, still live (not a fresh anonymous one). */
   #same(session: Session<T>): boolean {
     return sessionState(session).key === this.#key && !session.isNew;
+  }
+
+  /** The idle deadline of the session's record as last read (Infinity when not known). */
+  get #expiresAt(): number {
+    return sessionState(this.#session).record?.expiresAt ?? Infinity;
   }
 
   #read1(session: Session<T>): void {

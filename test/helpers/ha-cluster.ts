@@ -75,7 +75,6 @@ export async function startHaCluster(options: HaClusterOptions = {}): Promise<Ha
         TETHER_WORKERS: String(options.workersPerNode ?? 1), TETHER_NODE_NAME: n.name, TETHER_DATA_DIR: n.dataDir,
         TETHER_SECRET: HA_SECRET, TETHER_STORE: redis.url, SHOP_DATABASE_URL: pg.url, SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
         SHOP_NEW_SESSIONS_PER_MINUTE: '100000', SHOP_REJECTED_COOKIES_PER_MINUTE: '100000', TETHER_DRAIN_DELAY_MS: String(drainDelayMs),
-        SHOP_LIVE_CHECK_INTERVAL: '1',
       },
     });
   };

@@ -4,9 +4,25 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rig, sleep, trip, view } from '../support.js';
+import { ManualClock, SECRET_A, rig, sleep, trip, view } from '../support.js';
 import type { Rig } from '../support.js';
 import type { SocketEndReason, SocketSession } from '../../../src/core/socket.js';
+import { Tether } from '../../../src/core/engine.js';
+import { MemoryStore } from '../../../src/stores/memory/index.js';
+
+/** A MemoryStore that counts who listens to its change feed. */
+class ListenedStore extends MemoryStore {
+  subscribed = 0;
+  unsubscribed = 0;
+  override subscribe(listener: (key: string, stamp?: string) => void): () => void {
+    this.subscribed++;
+    const off = super.subscribe(listener);
+    return () => {
+      this.unsubscribed++;
+      off();
+    };
+  }
+}
 
 type Data = { n: number; name: string };
 const MIN = 60_000;
@@ -245,5 +261,48 @@ describe('tether.openSocket', () => {
     await Promise.resolve();
     assert.deepEqual(late, ['destroyed']);
     assert.deepEqual(silenced, [], 'a closed socket hears nothing');
+  });
+
+  it('openSocket with a store that has a change feed then the first socket that wants it subscribes the engine once, until close; endings here keep their own reason; an eviction ends the socket', async () => {
+    const clock = new ManualClock();
+    const store = new ListenedStore({ clock, sweepIntervalMs: 0, maxBytes: 64 * 1024 });
+    const tether = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const r = { tether } as Rig<Data>;
+    const [a, b, c] = [await signedIn(r), await signedIn(r), await signedIn(r)];
+    const unfed = await tether.openSocket(handshake(a), { checkIntervalMs: 0, changeFeed: false });
+    assert.equal(store.subscribed, 0, 'a socket that does not want the feed subscribes nothing');
+    const sa = await tether.openSocket(handshake(a), { checkIntervalMs: 0 });
+    const sb = await tether.openSocket(handshake(b), { checkIntervalMs: 0 });
+    const sc = await tether.openSocket(handshake(c), { checkIntervalMs: 0 });
+    assert.equal(store.subscribed, 1, 'one subscription for the engine');
+    const [eu, ea, eb, ec] = [ends(unfed), ends(sa), ends(sb), ends(sc)];
+
+    // Ended in this process: the engine tells its reason; the feed's report of the removal changes nothing.
+    await trip(tether, a, (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    await trip(tether, b, (s) => s.login('ada'), 'POST', { 'user-agent': 'UA', ...HOST });
+    await sleep(20);
+    assert.deepEqual([eu, ea, eb], [['destroyed'], ['destroyed'], ['regenerated']]);
+
+    // A bounded store drops its oldest sessions when full: the socket of one it dropped reads it again and ends.
+    for (let i = 0; i < 400 && ec.length === 0; i++) {
+      await trip(tether, undefined, (s) => s.set('name', 'x'.repeat(200)), 'POST', { 'user-agent': 'UA', ...HOST });
+      await sleep(0);
+    }
+    await sleep(20);
+    assert.deepEqual(ec, ['gone']);
+    assert.equal(store.unsubscribed, 0);
+    await tether.close();
+    assert.equal(store.unsubscribed, 1, 'the engine left the feed as it closed');
+  });
+
+  it('openSocket when its options are not options then OPTIONS_INVALID before any read', async () => {
+    const r = rig<Data>();
+    const cookie = await signedIn(r);
+    r.store.resetCounts();
+    for (const options of [{ checkIntervalMs: -1 }, { checkIntervalMs: Number.NaN }, { checkIntervalMs: 2 ** 31 }, { changeFeed: 'yes' }, { every: 5 }]) {
+      await assert.rejects(r.tether.openSocket(handshake(cookie), options as never), { code: 'OPTIONS_INVALID' }, JSON.stringify(options));
+    }
+    assert.equal(r.store.calls.get, 0);
+    assert.equal(r.tether.stats().sockets, 0);
   });
 });
