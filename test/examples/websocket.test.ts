@@ -1,7 +1,9 @@
 /**
- * examples/websocket.ts (docs/websocket.md's example, equal to its block), started as a user would start
- * it and driven with a real WebSocket client over loopback: only a signed-in session from the app's own
- * origin is upgraded, its messages are stored in the session, and a logout closes the socket.
+ * examples/websocket.ts (node:http and `ws`) and examples/fastify-websocket.ts (Fastify and
+ * @fastify/websocket), docs/websocket.md's examples, equal to its blocks, each started as a user would
+ * start it and driven with a real WebSocket client over loopback, the same way: only a signed-in
+ * session from the app's own origin is upgraded, its messages are stored in the session, and a logout
+ * closes the socket.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,15 +11,17 @@ import { readFileSync } from 'node:fs';
 import { startExample } from '../helpers/example.js';
 import { connect } from '../helpers/ws.js';
 
-describe('examples/websocket.ts', () => {
-  it('websocket.md when read then shows examples/websocket.ts, equal to its file', () => {
+const EXAMPLES = ['examples/websocket.ts', 'examples/fastify-websocket.ts'];
+
+describe('examples of sessions on WebSockets', () => {
+  it('websocket.md when read then shows each example, equal to its file', () => {
     const blocks = [...readFileSync('docs/websocket.md', 'utf8').matchAll(/<!-- example: (\S+) -->\s*```ts\n([\s\S]*?)```/g)];
-    assert.deepEqual(blocks.map((m) => m[1]), ['examples/websocket.ts']);
-    assert.equal(blocks[0]![2], readFileSync('examples/websocket.ts', 'utf8'));
+    assert.deepEqual(blocks.map((m) => m[1]), EXAMPLES);
+    for (const [i, file] of EXAMPLES.entries()) assert.equal(blocks[i]![2], readFileSync(file, 'utf8'), file);
   });
 
-  it('examples/websocket.ts when started then upgrades only a signed-in session from its own origin, stores its messages and closes the socket at logout', async (t) => {
-    const base = await startExample(t, 'examples/websocket.ts', '/');
+  for (const file of EXAMPLES) it(`${file} when started then upgrades only a signed-in session from its own origin, stores its messages and closes the socket at logout`, async (t) => {
+    const base = await startExample(t, file, '/');
     const live = base.replace('http:', 'ws:') + '/live';
     const origin = base;
 
