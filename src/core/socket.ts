@@ -10,6 +10,7 @@ import { sessionState } from './session.js';
 import type { RejectedCookie, Session, UpdateFn } from './session.js';
 import type { RequestView } from './csrf.js';
 import type { Clock } from './store.js';
+import { MAX_TIMER_MS } from './options-check.js';
 
 export interface SocketOptions {
   /**
@@ -49,7 +50,7 @@ export interface SocketEngine<T extends object> {
   open(req: RequestView, options?: { write?: boolean }): Promise<Session<T>>;
   commit(session: Session<T>): Promise<string[]>;
   abandon(session: Session<T>): void;
-  readonly options: { readonly clock: Clock; readonly touchIntervalMs: number };
+  readonly options: { readonly clock: Clock; readonly touchIntervalMs: number; readonly expiryGraceMs: number };
 }
 
 /**
@@ -151,10 +152,14 @@ export class SocketSession<T extends object> {
   #ended: SocketEndReason | null = null;
   #closed = false;
   #onEnd: Array<(reason: SocketEndReason) => void> = [];
-  /** When the store was last read (the engine's clock), to space out touch()'s reads. */
-  #readAt: number;
+  /** When touch() last read the store (the engine's clock), to space out its reads. */
+  #touchedAt: number;
+  /** The read under way, of `touch()` and of the others: each shares one of its own kind. */
+  #touching: Promise<boolean> | null = null;
   #reading: Promise<boolean> | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** Fires at the session's timeout as last read, to read it then (see `#atDeadline`). */
+  #deadlineTimer: NodeJS.Timeout | null = null;
   /**
    * Set-Cookie values the handshake's commit gave: usually none; a cookie re-signed with the first
    * secret, or one expiring a forged cookie. A 101 response may carry them.
@@ -175,7 +180,7 @@ export class SocketSession<T extends object> {
     this.#view = { method: 'GET', header: (name) => (name === 'cookie' ? cookie : name === 'user-agent' ? ua : undefined) };
     this.#session = session;
     this.#key = sessionState(session).key;
-    this.#readAt = engine.options.clock.now();
+    this.#touchedAt = engine.options.clock.now();
     this.cookies = cookies;
     this.rejectedCookie = session.rejectedCookie;
     this.#feed = options.changeFeed ?? true;
@@ -186,6 +191,7 @@ export class SocketSession<T extends object> {
       this.#timer = setInterval(() => void this.refresh().catch(() => {}), every);
       this.#timer.unref();
     }
+    this.#atDeadline();
   }
 
   /** True when the handshake carried no live session (nothing to watch; `touch()` answers false). */
@@ -239,19 +245,26 @@ export class SocketSession<T extends object> {
    */
   touch(): Promise<boolean> {
     if (this.#ended !== null || this.#key === null) return Promise.resolve(false);
-    if (this.#engine.options.clock.now() - this.#readAt < this.#engine.options.touchIntervalMs) return Promise.resolve(true);
-    return this.refresh();
+    const now = this.#engine.options.clock.now();
+    if (now - this.#touchedAt < this.#engine.options.touchIntervalMs) return Promise.resolve(true);
+    return (this.#touching ??= this.#read(true).then((live) => {
+      this.#touchedAt = now;
+      return live;
+    }).finally(() => {
+      this.#touching = null;
+    }));
   }
 
   /**
    * Reads the session again now (its data, its owner, whether it lives), as a request of this browser
-   * would, a touch included when one is due. Resolves whether it lives; rejects with STORE_UNAVAILABLE
-   * when the store cannot answer (the session is not taken for ended). Calls made while a read is
-   * under way share it.
+   * would, but without keeping it alive: that is `touch()`'s, for activity. The check timer and the
+   * change feed read so, so an open socket on which nothing happens does not hold its session past
+   * the idle timeout. Resolves whether it lives; rejects with STORE_UNAVAILABLE when the store cannot
+   * answer (the session is not taken for ended). Calls made while a read is under way share it.
    */
   refresh(): Promise<boolean> {
     if (this.#ended !== null || this.#key === null) return Promise.resolve(false);
-    return (this.#reading ??= this.#read().finally(() => {
+    return (this.#reading ??= this.#read(false).finally(() => {
       this.#reading = null;
     }));
   }
@@ -278,6 +291,7 @@ export class SocketSession<T extends object> {
       throw err;
     }
     await this.#engine.commit(session);
+    this.#touchedAt = this.#engine.options.clock.now();
     this.#read1(session);
   }
 
@@ -322,10 +336,12 @@ export class SocketSession<T extends object> {
     }
   }
 
-  async #read(): Promise<boolean> {
+  /** Reads the session; `touch`: committed as a read-only request (a touch when due), else let go unwritten. */
+  async #read(touch: boolean): Promise<boolean> {
     const session = await this.#engine.open(this.#view, { write: false });
-    // A read-only request: the commit writes only a touch that is due, never the data.
-    await this.#engine.commit(session);
+    // A read-only request: its commit writes only a touch that is due, never the data.
+    if (touch) await this.#engine.commit(session);
+    else this.#engine.abandon(session);
     if (this.#ended !== null) return false;
     if (!this.#same(session)) {
       this.end('gone');
@@ -347,12 +363,36 @@ export class SocketSession<T extends object> {
 
   #read1(session: Session<T>): void {
     this.#session = session;
-    this.#readAt = this.#engine.options.clock.now();
+    this.#atDeadline();
+  }
+
+  /**
+   * Reads the session again when it times out, as last read: the earlier of its idle and absolute
+   * deadlines (the record's, less the grace the engine adds for the store). It ends then, `expired`,
+   * unless activity elsewhere moved it, which the read finds, and the timer is set again. So a socket
+   * learns of its session's timeout on time, whatever the store, and without a check timer. At least
+   * a second from now: a deadline this process's clock already passed cannot make it read in a loop.
+   */
+  #atDeadline(): void {
+    if (this.#deadlineTimer !== null) clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = null;
+    const record = sessionState(this.#session).record;
+    if (record === null || this.#ended !== null || this.#closed) return;
+    const deadline = Math.min(record.expiresAt, record.absoluteExpiresAt) - this.#engine.options.expiryGraceMs;
+    const delay = Math.max(deadline - this.#engine.options.clock.now() + 1, 1_000);
+    if (delay > MAX_TIMER_MS) return;
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = null;
+      this.refresh().catch(() => {});
+    }, delay);
+    this.#deadlineTimer.unref();
   }
 
   #unwatch(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    if (this.#deadlineTimer !== null) clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = null;
     if (this.#key !== null) this.#registry.remove(this.#key, this as unknown as SocketSession<object>);
   }
 }
