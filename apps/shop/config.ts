@@ -88,7 +88,7 @@ export const SHOP_DEFAULTS = {
   loginFailuresPerAccount: 10,
   loginFailuresPerAddress: 100,
   liveMaxSockets: 10_000,
-  liveCheckIntervalSec: 30,
+  liveCheckIntervalSec: 300,
   headersTimeoutSec: 20,
   requestTimeoutSec: 120,
   /** Seconds an idle keep-alive connection stays open after a response (SECURITY.md S52); not a setting. */

@@ -371,7 +371,7 @@ export class Tether<T extends object = SessionData> {
     checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false } : csrf, req, false);
     const session = await this.open(req, { write: false });
     const cookies = await this.commit(session);
-    this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener) => this.store.subscribe!(listener) : undefined);
+    this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener, o) => this.store.subscribe!(listener, o) : undefined);
     return new SocketSession<T>(this, this.#sockets, req, session, cookies, options);
   }
 

@@ -17,7 +17,8 @@ export interface SocketOptions {
    * How often the session is read again, so that a socket learns of an end this process did not see
    * (a logout handled by another process, a timeout); 0: only when `touch()`, `refresh()` or
    * `update()` read it. The timer does not keep the process alive.
-   * @default 60_000
+   * @default 60_000; FED_CHECK_INTERVAL_MS (5 min) for a socket the change feed watches (see
+   * `changeFeed`), for which the check is only a safety net
    */
   checkIntervalMs?: number;
   /**
@@ -27,15 +28,22 @@ export interface SocketOptions {
    * a logout in another process within the feed's delay rather than at the next check. The first
    * socket that uses it subscribes the engine for its lifetime: RedisStore then holds a subscriber
    * connection, PostgresStore a LISTEN connection, SqliteStore polls its change log. Timeouts a
-   * backend enforces itself (RedisStore's TTLs) and changes a feed lost while disconnected are not
-   * reported: the check timer still finds those.
+   * backend enforces itself (RedisStore's TTLs) are found by the socket's timer at its session's
+   * deadline. When the feed may have lost reports (it reconnected), every socket it watches reads its
+   * session again, spread over a few seconds (RESYNC_SPREAD_MS).
    * @default true
    */
   changeFeed?: boolean;
 }
 
 /** A store's change feed, as SessionStore.subscribe gives it. */
-export type ChangeFeedSubscribe = (listener: (key: string, stamp?: string) => void) => () => void;
+export type ChangeFeedSubscribe = (listener: (key: string, stamp?: string) => void, options: { onResync: () => void }) => () => void;
+
+/** The check interval of a socket the change feed watches, by default: a safety net (see SocketOptions). */
+export const FED_CHECK_INTERVAL_MS = 300_000;
+/** Over how long the sockets read again after the change feed may have lost reports (a reconnection). */
+export const RESYNC_SPREAD_MS = 5_000;
+const RESYNC_SLICES = 50;
 
 /**
  * Why a socket's session ended: `destroyed` (a logout, "log out everywhere", a session limit), `expired`
@@ -64,6 +72,7 @@ export class SocketRegistry {
   #unsubscribe: (() => void) | null = null;
   #stopped = false;
   #size = 0;
+  #resyncTimer: NodeJS.Timeout | null = null;
 
   /** `subscribe`: the store's change feed, or undefined when it has none. */
   constructor(clock: Clock, subscribe?: ChangeFeedSubscribe) {
@@ -71,20 +80,25 @@ export class SocketRegistry {
     this.#subscribe = subscribe;
   }
 
-  /** Adds a socket; `feed`: it wants the change feed's reports (subscribes the engine with the first). */
-  add(key: string, socket: SocketSession<object>, feed: boolean): void {
+  /**
+   * Adds a socket; `feed`: it wants the change feed's reports (subscribes the engine with the first).
+   * Returns whether the feed watches it.
+   */
+  add(key: string, socket: SocketSession<object>, feed: boolean): boolean {
     let set = this.#byKey.get(key);
     if (set === undefined) this.#byKey.set(key, (set = new Set()));
-    if (set.has(socket)) return;
-    set.add(socket);
-    this.#size++;
+    if (!set.has(socket)) {
+      set.add(socket);
+      this.#size++;
+    }
     if (feed && this.#unsubscribe === null && this.#subscribe !== undefined && !this.#stopped) {
       try {
-        this.#unsubscribe = this.#subscribe((k, stamp) => this.#reported(k, stamp));
+        this.#unsubscribe = this.#subscribe((k, stamp) => this.#reported(k, stamp), { onResync: () => this.#resynced() });
       } catch {
         // A store that cannot subscribe now (closing): the sockets' checks still find their ends.
       }
     }
+    return feed && this.#unsubscribe !== null;
   }
 
   /** Leaves the change feed (the engine closes). */
@@ -92,6 +106,31 @@ export class SocketRegistry {
     this.#stopped = true;
     this.#unsubscribe?.();
     this.#unsubscribe = null;
+    if (this.#resyncTimer !== null) clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = null;
+  }
+
+  /**
+   * The feed may have lost reports (it reconnected, or its log was trimmed): every socket it watches
+   * reads its session again, spread over RESYNC_SPREAD_MS in slices, so that a feed back from an
+   * outage does not send them all to the store at once. A resync during one starts it over.
+   */
+  #resynced(): void {
+    if (this.#resyncTimer !== null) clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = null;
+    const sockets = [...this.#byKey.values()].flatMap((set) => [...set]);
+    const per = Math.ceil(sockets.length / RESYNC_SLICES);
+    let next = 0;
+    const slice = (): void => {
+      this.#resyncTimer = null;
+      if (this.#stopped) return;
+      for (const socket of sockets.slice(next, next + per)) socket.heard(undefined, this.#clock.now());
+      next += per;
+      if (next >= sockets.length) return;
+      this.#resyncTimer = setTimeout(slice, RESYNC_SPREAD_MS / RESYNC_SLICES);
+      this.#resyncTimer.unref();
+    };
+    if (sockets.length > 0) slice();
   }
 
   /**
@@ -185,8 +224,8 @@ export class SocketSession<T extends object> {
     this.rejectedCookie = session.rejectedCookie;
     this.#feed = options.changeFeed ?? true;
     if (this.#key === null) return;
-    registry.add(this.#key, this as unknown as SocketSession<object>, this.#feed);
-    const every = options.checkIntervalMs ?? 60_000;
+    const watched = registry.add(this.#key, this as unknown as SocketSession<object>, this.#feed);
+    const every = options.checkIntervalMs ?? (watched ? FED_CHECK_INTERVAL_MS : 60_000);
     if (every > 0) {
       this.#timer = setInterval(() => void this.refresh().catch(() => {}), every);
       this.#timer.unref();

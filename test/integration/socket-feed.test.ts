@@ -16,7 +16,7 @@ import { TieredStore } from '../../src/stores/tiered/index.js';
 import { SECRET_A, sleep, trip, view } from '../unit/support.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
-import { startRedis } from '../helpers/redis.js';
+import { redisCommand, startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
@@ -164,6 +164,30 @@ describe('sockets and the change feed: clocks apart', () => {
     } finally {
       await here.close();
       await file.remove();
+    }
+  });
+});
+
+describe('sockets and the change feed: a feed that reconnects', () => {
+  it('RedisStore: a logout published while the subscriber was cut off is lost; the resync after it reconnects makes the socket read, and it ends', async () => {
+    const keyPrefix = `feed${++prefixes}:`;
+    const here = new Tether<Data>({ secrets: [SECRET_A], store: new RedisStore({ url: redis.url, keyPrefix }) });
+    const there = new Tether<Data>({ secrets: [SECRET_A], store: new RedisStore({ url: redis.url, keyPrefix }) });
+    try {
+      const cookie = (await trip(here, undefined, (s) => { s.set('n', 1); s.login('ed'); }, 'POST', HEADERS)).cookie!;
+      const socket = await here.openSocket(view('GET', { ...HEADERS, cookie }), { checkIntervalMs: 0 });
+      const seen = ends(socket);
+      const store = here.store as RedisStore;
+      for (let i = 0; i < 200 && store.feedState !== 'listening'; i++) await sleep(10);
+      assert.equal(store.feedState, 'listening');
+      // Cut the subscriber off, and log out at once, before it is back: the change notice reaches nobody.
+      await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+      await trip(there, cookie, (s) => s.destroy(), 'POST', HEADERS);
+      await until(seen, 10_000);
+      assert.deepEqual(seen, ['gone']);
+    } finally {
+      await here.close();
+      await there.close();
     }
   });
 });

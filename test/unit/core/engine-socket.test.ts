@@ -10,13 +10,16 @@ import type { SocketEndReason, SocketSession } from '../../../src/core/socket.js
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 
-/** A MemoryStore that counts who listens to its change feed. */
+/** A MemoryStore that counts who listens to its change feed; `lossy`: one whose feed reports nothing, as one that lost them. */
 class ListenedStore extends MemoryStore {
   subscribed = 0;
   unsubscribed = 0;
-  override subscribe(listener: (key: string, stamp?: string) => void): () => void {
+  lossy = false;
+  readonly resyncs: Array<() => void> = [];
+  override subscribe(listener: (key: string, stamp?: string) => void, options: { onResync?: () => void } = {}): () => void {
     this.subscribed++;
-    const off = super.subscribe(listener);
+    if (options.onResync) this.resyncs.push(options.onResync);
+    const off = this.lossy ? () => {} : super.subscribe(listener);
     return () => {
       this.unsubscribed++;
       off();
@@ -329,5 +332,28 @@ describe('tether.openSocket', () => {
     assert.deepEqual(eu, ['expired'], 'its own timer read it at the moved deadline, with no check timer');
     assert.equal(tether.stats().sockets, 0);
     await tether.close();
+  });
+
+  it('openSocket when the change feed may have lost reports (onResync) then every socket it watches reads its session again, and the ended ones end', async () => {
+    const clock = new ManualClock();
+    const store = new ListenedStore({ clock, sweepIntervalMs: 0 });
+    store.lossy = true;
+    const here = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const there = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const r = { tether: here } as Rig<Data>;
+    const cookies = [await signedIn(r), await signedIn(r), await signedIn(r)];
+    const sockets = await Promise.all(cookies.map((c) => here.openSocket(handshake(c), { checkIntervalMs: 0 })));
+    const unfed = await here.openSocket(handshake(cookies[0]), { checkIntervalMs: 0, changeFeed: false });
+    const seen = [...sockets, unfed].map(ends);
+    await trip(there, cookies[0], (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    await trip(there, cookies[1], (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    await sleep(50);
+    assert.deepEqual(seen, [[], [], [], []], 'the feed lost the reports');
+    assert.equal(store.resyncs.length, 1);
+    store.resyncs[0]!();
+    for (let i = 0; i < 100 && (seen[0]!.length === 0 || seen[1]!.length === 0); i++) await sleep(20);
+    assert.deepEqual(seen, [['gone'], ['gone'], [], []], 'the live one stays; the one without the feed waits for its own read');
+    assert.equal(here.stats().sockets, 2);
+    await here.close();
   });
 });
