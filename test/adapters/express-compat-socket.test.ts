@@ -1,12 +1,15 @@
 /**
  * The express-session drop-in and a WebSocket: `openSocket(sessions.tether, req)` from tether/node on
  * the server's `upgrade` event gives the drop-in's session (its owner as `userIdFrom` sets it), and a
- * `req.session.destroy()` over HTTP closes the socket (docs/migrating-from-express-session.md).
+ * `req.session.destroy()` over HTTP closes the socket (docs/migrating-from-express-session.md). And
+ * socket.io's own recipe for express-session, `io.engine.use(middleware)`, with the drop-in.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
 import { WebSocketServer } from 'ws';
+import { Server as SocketIoServer } from 'socket.io';
+import { io as ioClient } from 'socket.io-client';
 import session from 'tether/express';
 import { openSocket, refuseUpgrade } from 'tether/node';
 import { listen } from '../helpers/cookie-client.js';
@@ -53,5 +56,88 @@ describe('express-session drop-in with a WebSocket', () => {
     assert.deepEqual(socket.messages[0], { user: 'ada' });
     assert.equal((await fetch(`${server.url}/logout`, { method: 'POST', headers: { cookie } })).status, 200);
     assert.deepEqual(await socket.closed, { code: 4001, reason: 'destroyed' });
+  });
+});
+
+describe('express-session drop-in with socket.io (io.engine.use)', () => {
+  it('io.engine.use(drop-in) when a client connects by polling or by WebSocket then socket.request.session is the session; reload() and save() from events lose nothing beside HTTP writes; a stale object refuses', async (t) => {
+    const sessions = session({ secret: SECRET, resave: false, saveUninitialized: false });
+    const app = express();
+    app.use(sessions);
+    app.post('/login', (req, res) => {
+      (req.session as unknown as Record<string, unknown>).user = 'ada';
+      res.json({ ok: true });
+    });
+    app.post('/inc', (req, res) => {
+      const s = req.session as unknown as { count?: number };
+      s.count = (s.count ?? 0) + 1;
+      res.json({ count: s.count });
+    });
+    app.get('/me', (req, res) => res.json(req.session));
+    app.post('/logout', (req, res) => req.session.destroy(() => res.json({ ok: true })));
+    const server = await listen(app);
+    const io = new SocketIoServer(server.server);
+    const clients: Array<ReturnType<typeof ioClient>> = [];
+    // io.close() closes the server too, and would wait for its connections: they are cut first.
+    t.after(async () => {
+      for (const c of clients) c.close();
+      const closed = server.close();
+      void io.close();
+      await closed;
+    });
+    io.engine.use(sessions);
+    type Req = { session: { user?: string; count?: number; reload(cb: (err?: unknown) => void): void; save(cb: (err?: unknown) => void): void } };
+    io.on('connection', (socket) => {
+      const req = socket.request as unknown as Req;
+      const stale = req.session;
+      socket.emit('hello', req.session.user ?? null);
+      // socket.io's documented pattern: reload before each change, then save.
+      socket.on('inc', (ack: (a: unknown) => void) => req.session.reload((err) => {
+        if (err) return ack({ error: String(err) });
+        const s = req.session;
+        s.count = (s.count ?? 0) + 1;
+        s.save((e) => ack(e ? { error: String(e) } : { count: s.count }));
+      }));
+      socket.on('stale', (ack: (a: unknown) => void) => {
+        stale.count = 1_000;
+        stale.save((e) => ack({ error: e instanceof Error ? e.message : null }));
+      });
+    });
+    const login = await fetch(`${server.url}/login`, { method: 'POST' });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+
+    for (const transports of [['polling', 'websocket'], ['websocket']]) {
+      const c = ioClient(server.url, { extraHeaders: { cookie }, transports, reconnection: false });
+      clients.push(c);
+      assert.equal(await new Promise((res) => c.once('hello', res)), 'ada', transports.join('+'));
+    }
+    // Ten changes from each socket, one after another on each, and ten over HTTP, all at once: every one is kept.
+    const inc = async (c: (typeof clients)[number]) => {
+      const got: unknown[] = [];
+      for (let i = 0; i < 10; i++) got.push(await c.timeout(10_000).emitWithAck('inc'));
+      return got;
+    };
+    const posts = Array.from({ length: 10 }, () => fetch(`${server.url}/inc`, { method: 'POST', headers: { cookie } }).then((r) => r.json()));
+    const answers = (await Promise.all([...clients.map(inc), ...posts])).flat();
+    assert.deepEqual(answers.filter((a) => 'error' in (a as object)), [], 'no change failed');
+    assert.equal(((await (await fetch(`${server.url}/me`, { headers: { cookie } })).json()) as { count: number }).count, 30);
+
+    // Two changes at once on one connection: where they overlap, each reload() replaces the object the
+    // other is changing, and that one's save() is refused, saying so (express-session would store both
+    // on the same count: one lost). Either way the count holds every acknowledged change.
+    const both = (await Promise.all([0, 1].map(() => clients[0]!.timeout(10_000).emitWithAck('inc')))) as Array<{ count?: number; error?: string }>;
+    const kept = both.filter((a) => a.count !== undefined).length;
+    assert.ok(kept >= 1, JSON.stringify(both));
+    assert.equal(((await (await fetch(`${server.url}/me`, { headers: { cookie } })).json()) as { count: number }).count, 30 + kept, 'every acknowledged change, and no other');
+
+    // The object the handshake gave, after reload() replaced it: saving it would store what it held then.
+    const staleAnswer = (await clients[0]!.timeout(5_000).emitWithAck('stale')) as { error: string | null };
+    assert.match(staleAnswer.error ?? '', /replaced by regenerate\(\), reload\(\) or destroy\(\)/);
+    assert.equal(((await (await fetch(`${server.url}/me`, { headers: { cookie } })).json()) as { count: number }).count, 30 + kept, 'nothing of it stored');
+
+    // Logged out over HTTP: the next reload() finds no session.
+    assert.equal((await fetch(`${server.url}/logout`, { method: 'POST', headers: { cookie } })).status, 200);
+    const after = (await clients[1]!.timeout(5_000).emitWithAck('inc')) as { error?: string };
+    assert.ok(after.error, `reload() after the logout: ${JSON.stringify(after)}`);
   });
 });
