@@ -1,17 +1,38 @@
 /**
- * examples/websocket.ts (node:http and `ws`) and examples/fastify-websocket.ts (Fastify and
- * @fastify/websocket), docs/websocket.md's examples, equal to its blocks, each started as a user would
- * start it and driven with a real WebSocket client over loopback, the same way: only a signed-in
- * session from the app's own origin is upgraded, its messages are stored in the session, and a logout
- * closes the socket.
+ * examples/websocket.ts (node:http and `ws`), examples/fastify-websocket.ts (Fastify and
+ * @fastify/websocket) and examples/socketio.ts (socket.io), docs/websocket.md's examples, equal to its
+ * blocks, each started as a user would start it and driven with a real client over loopback: only a
+ * signed-in session from the app's own origin gets a connection, its messages are stored in the
+ * session, and a logout ends the connection.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startExample } from '../helpers/example.js';
 import { connect } from '../helpers/ws.js';
+import { io as ioClient } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 
-const EXAMPLES = ['examples/websocket.ts', 'examples/fastify-websocket.ts'];
+const EXAMPLES = ['examples/websocket.ts', 'examples/fastify-websocket.ts', 'examples/socketio.ts'];
+/** The examples on plain WebSockets, driven alike below. */
+const WS_EXAMPLES = EXAMPLES.slice(0, 2);
+
+/**
+ * Signs in as ada over the example's HTTP routes, as its page would: the login is refused without the
+ * CSRF token, then sent with it. Returns the cookie before the login, the one after, and the token.
+ */
+async function signIn(base: string): Promise<{ cookie0: string; cookie: string; token: string }> {
+  const origin = base;
+  const login = await fetch(`${base}/login`, { method: 'POST', headers: { origin, 'content-type': 'application/json', 'x-csrf-token': 'x' }, body: '{"user":"ada"}' });
+  assert.equal(login.status, 403, 'the login itself needs the token');
+  const first = await fetch(`${base}/`);
+  const cookie0 = first.headers.get('set-cookie')!.split(';')[0]!;
+  const { csrfToken } = (await first.json()) as { csrfToken: string };
+  const signed = await fetch(`${base}/login`, { method: 'POST', headers: { origin, cookie: cookie0, 'content-type': 'application/json', 'x-csrf-token': csrfToken }, body: '{"user":"ada"}' });
+  assert.equal(signed.status, 200);
+  const cookie = signed.headers.get('set-cookie')!.split(';')[0]!;
+  return { cookie0, cookie, token: ((await signed.json()) as { csrfToken: string }).csrfToken };
+}
 
 describe('examples of sessions on WebSockets', () => {
   it('websocket.md when read then shows each example, equal to its file', () => {
@@ -20,21 +41,12 @@ describe('examples of sessions on WebSockets', () => {
     for (const [i, file] of EXAMPLES.entries()) assert.equal(blocks[i]![2], readFileSync(file, 'utf8'), file);
   });
 
-  for (const file of EXAMPLES) it(`${file} when started then upgrades only a signed-in session from its own origin, stores its messages and closes the socket at logout`, async (t) => {
+  for (const file of WS_EXAMPLES) it(`${file} when started then upgrades only a signed-in session from its own origin, stores its messages and closes the socket at logout`, async (t) => {
     const base = await startExample(t, file, '/');
     const live = base.replace('http:', 'ws:') + '/live';
     const origin = base;
 
-    // Signed in over HTTP.
-    const login = await fetch(`${base}/login`, { method: 'POST', headers: { origin, 'content-type': 'application/json', 'x-csrf-token': 'x' }, body: '{"user":"ada"}' });
-    assert.equal(login.status, 403, 'the login itself needs the token');
-    const first = await fetch(`${base}/`);
-    const cookie0 = first.headers.get('set-cookie')!.split(';')[0]!;
-    const { csrfToken } = (await first.json()) as { csrfToken: string };
-    const signed = await fetch(`${base}/login`, { method: 'POST', headers: { origin, cookie: cookie0, 'content-type': 'application/json', 'x-csrf-token': csrfToken }, body: '{"user":"ada"}' });
-    assert.equal(signed.status, 200);
-    const cookie = signed.headers.get('set-cookie')!.split(';')[0]!;
-    const token = ((await signed.json()) as { csrfToken: string }).csrfToken;
+    const { cookie0, cookie, token } = await signIn(base);
 
     // Refused handshakes: another origin, no session, the pre-login cookie, another path.
     await assert.rejects(connect(live, { cookie, origin: 'http://evil.test' }), { status: 403, body: { error: { code: 'ORIGIN_MISMATCH', message: 'the request comes from another origin' } } });
@@ -59,5 +71,40 @@ describe('examples of sessions on WebSockets', () => {
     assert.deepEqual(await a.closed, { code: 4001, reason: 'session destroyed' });
     assert.deepEqual(await b.closed, { code: 4001, reason: 'session destroyed' });
     await assert.rejects(connect(live, { cookie, origin }), { status: 401 });
+  });
+
+  it('examples/socketio.ts when started then connects only a signed-in session from its own origin, on either transport, stores its messages and disconnects at logout', async (t) => {
+    const base = await startExample(t, 'examples/socketio.ts', '/');
+    const origin = base;
+    const { cookie0, cookie, token } = await signIn(base);
+
+    const opened: Socket[] = [];
+    t.after(() => { for (const s of opened) s.close(); });
+    /** Connects; resolves with the hello, or rejects with the refusal's data. */
+    const open = (headers: Record<string, string>, transports = ['polling', 'websocket']) => new Promise<{ socket: Socket; hello: unknown }>((resolve, reject) => {
+      const socket = ioClient(base, { extraHeaders: headers, transports, reconnection: false });
+      opened.push(socket);
+      socket.once('hello', (hello: unknown) => resolve({ socket, hello }));
+      socket.once('connect_error', (err: Error & { data?: unknown }) => reject(err.data ?? err));
+    });
+    await assert.rejects(open({ cookie, origin: 'http://evil.test' }), { code: 'ORIGIN_MISMATCH' });
+    await assert.rejects(open({ origin }), { code: 'UNAUTHORIZED' });
+    await assert.rejects(open({ cookie: cookie0, origin }), { code: 'UNAUTHORIZED' }, 'the cookie the login replaced names no session');
+
+    const a = await open({ cookie, origin });
+    const b = await open({ cookie, origin }, ['websocket']);
+    assert.deepEqual(a.hello, { user: 'ada', messages: 0 });
+    assert.deepEqual(await a.socket.timeout(5_000).emitWithAck('message', 'one'), { messages: 1 });
+    assert.deepEqual(await b.socket.timeout(5_000).emitWithAck('message', 'two'), { messages: 2 });
+
+    const ended = [a, b].map(({ socket }) => new Promise((resolve) => {
+      let reason: unknown;
+      socket.once('ended', (r: unknown) => (reason = r));
+      socket.once('disconnect', (why: string) => resolve([reason, why]));
+    }));
+    const out = await fetch(`${base}/logout`, { method: 'POST', headers: { origin, cookie, 'content-type': 'application/json', 'x-csrf-token': token }, body: '{}' });
+    assert.equal(out.status, 200);
+    assert.deepEqual(await Promise.all(ended), [['destroyed', 'io server disconnect'], ['destroyed', 'io server disconnect']]);
+    await assert.rejects(open({ cookie, origin }), { code: 'UNAUTHORIZED' });
   });
 });
