@@ -33,7 +33,7 @@ io.use(async (socket, next) => {
     socket.data.session = session;
     next();
   } catch (err) {
-    next(isTetherError(err) ? refused(err.code, err.message) : refused('INTERNAL', 'session unavailable')); // ORIGIN_MISMATCH, STORE_UNAVAILABLE
+    next(isTetherError(err) ? refused(err.code, err.message) : refused('INTERNAL_ERROR', 'internal server error')); // ORIGIN_MISMATCH, STORE_UNAVAILABLE
   }
 });
 io.on('connection', (socket) => {
