@@ -565,3 +565,26 @@ describe('shop in Chromium: the live channel when the server refuses it', () => 
     }
   });
 });
+
+describe('shop in Chromium: the idle timeout', () => {
+  it('signed-in page when nothing happens past the idle timeout then its open live channel does not keep the session alive, and the page says it was signed out for inactivity', async () => {
+    const shop = await startTestShop({ TETHER_IDLE_TIMEOUT: '3' });
+    const { context, page } = await newPage();
+    try {
+      await page.goto(shop.url + '/register');
+      await page.fill('#username', uniqueName('idle'));
+      await page.fill('#password', 'correct horse battery');
+      await page.locator('form button[type=submit]').click();
+      await page.getByTestId('user').waitFor();
+      const idleFrom = Date.now();
+      // No click, no request: the page only keeps its live channel open, and the session times out.
+      await page.getByTestId('signed-out').filter({ hasText: 'after a period of inactivity' }).waitFor({ timeout: 15_000 });
+      assert.ok(Date.now() - idleFrom >= 2_000, `signed out after ${Date.now() - idleFrom} ms of a 3 s idle timeout`);
+      assert.equal(await page.getByTestId('user').count(), 0);
+      await page.getByRole('link', { name: 'Log in again' }).waitFor();
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});

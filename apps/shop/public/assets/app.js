@@ -107,6 +107,7 @@ let liveFailures = 0;
 /** No new socket before this time (ms): after a refused or dropped one, waits double up to 30 s. */
 let liveNotBefore = 0;
 let liveTimer = null;
+/** Why this page was signed out by someone else, to say so: `ended` (a logout elsewhere…), `idle` (the idle timeout); false: it was not. */
 let signedOutNotice = false;
 /** Set while this page ends its own session (a logout, deleting the account): that close is no news. */
 let leaving = false;
@@ -187,7 +188,7 @@ async function sessionChanged(reason) {
     }
     if (view?.authenticated) break;
   }
-  if (!view?.authenticated && state.session?.authenticated) signedOutNotice = true;
+  if (!view?.authenticated && state.session?.authenticated) signedOutNotice = reason === 'expired' ? 'idle' : 'ended';
   setSession(view);
 }
 
@@ -333,7 +334,8 @@ export function renderHeader() {
   // Re-rendering must not throw a keyboard user's focus back to the top of the page.
   const focusedKey = host.contains(document.activeElement) ? keyOf(document.activeElement) : null;
   const notice = signedOutNotice && !s?.authenticated
-    ? el('p', { class: 'signed-out', role: 'status', 'data-testid': 'signed-out' }, 'You were signed out on this device. ',
+    ? el('p', { class: 'signed-out', role: 'status', 'data-testid': 'signed-out' },
+      signedOutNotice === 'idle' ? 'You were signed out after a period of inactivity. ' : 'You were signed out on this device. ',
       el('a', { href: '/login?next=' + encodeURIComponent(here === '/login' || here === '/register' ? '/' : here) }, 'Log in again'))
     : null;
   host.replaceChildren(el('div', { class: 'bar' }, brand, nav, el('div', { class: 'tools' }, currencySelect, themeButton, ...account, cart)), ...(notice ? [notice] : []));
