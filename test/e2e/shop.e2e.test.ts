@@ -5,7 +5,8 @@
  * channel), and so does a password change; the admin disables
  * and enables the account from the admin page; the shopper deletes it; the admin page says so when the
  * session store fails; a visitor without an account checks out as a guest and finds the order on the
- * orders page, which sends a visitor without guest orders to log in. Screenshots go to test-artifacts/;
+ * orders page, which sends a visitor without guest orders to log in; a page left alone past the idle
+ * timeout says it was signed out for inactivity. Screenshots go to test-artifacts/;
  * docs/shop.png (the README's) is written when missing or when UPDATE_SCREENSHOTS=1.
  */
 import { after, before, describe, it } from 'node:test';
