@@ -27,10 +27,10 @@ export interface SocketOptions {
    * same backend removes it, or writes it already ended (a regeneration), so that the socket learns of
    * a logout in another process within the feed's delay rather than at the next check. The first
    * socket that uses it subscribes the engine for its lifetime: RedisStore then holds a subscriber
-   * connection, PostgresStore a LISTEN connection, SqliteStore polls its change log. Timeouts a
-   * backend enforces itself (RedisStore's TTLs) are found by the socket's timer at its session's
-   * deadline. When the feed may have lost reports (it reconnected), every socket it watches reads its
-   * session again, spread over a few seconds (RESYNC_SPREAD_MS).
+   * connection, PostgresStore a LISTEN connection (one of its pool's), SqliteStore polls its change
+   * log. Timeouts a backend enforces itself (RedisStore's TTLs) are found by the socket's timer at its
+   * session's deadline. When the feed may have lost reports (it reconnected), every socket it watches
+   * reads its session again, spread over a few seconds (RESYNC_SPREAD_MS).
    * @default true
    */
   changeFeed?: boolean;
