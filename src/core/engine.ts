@@ -32,11 +32,12 @@ import { checkCsrf, checkCsrfHead, checkOrigin } from './csrf.js';
 import type { RequestView } from './csrf.js';
 import { UserContexts } from './user-context.js';
 import { SocketRegistry, SocketSession } from './socket.js';
-import type { SocketOptions } from './socket.js';
+import type { SocketEndReason, SocketOptions } from './socket.js';
 import { checkOptions } from './options-check.js';
 import type { OptionKind } from './options-check.js';
 
 const SOCKET_OPTIONS: Record<keyof SocketOptions, OptionKind> = { checkIntervalMs: 'timerMsOrZero', changeFeed: 'boolean' };
+const NO_SOCKET_ENDS: Readonly<Record<SocketEndReason, number>> = Object.freeze({ destroyed: 0, expired: 0, regenerated: 0, gone: 0 });
 
 export type { RequestView } from './csrf.js';
 
@@ -97,6 +98,8 @@ export interface EngineStats {
   verifiedCookies: number;
   /** Sessions of open sockets (`openSocket`) this engine watches: opened with a session, not yet closed or ended. */
   sockets: number;
+  /** Sockets whose session ended while they were open, by reason (SocketEndReason). */
+  socketEnds: Readonly<Record<SocketEndReason, number>>;
 }
 
 export class Tether<T extends object = SessionData> {
@@ -124,7 +127,7 @@ export class Tether<T extends object = SessionData> {
   #sockets: SocketRegistry | null = null;
   /** Ends the subscription to the store's swept sessions (SessionStore.onSwept); absent without one. */
   readonly #unsubscribeSwept: (() => void) | undefined;
-  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies' | 'sockets'> = {
+  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies' | 'sockets' | 'socketEnds'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, swept: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
     rejectedCookies: 0, forgedCookies: 0, anomalies: 0, gateWaits: 0, gateWaitSeconds: 0,
   };
@@ -422,7 +425,8 @@ export class Tether<T extends object = SessionData> {
   }
 
   stats(): EngineStats {
-    return { ...this.#stats, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size, sockets: this.#sockets?.size ?? 0 };
+    return { ...this.#stats, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size,
+      sockets: this.#sockets?.size ?? 0, socketEnds: this.#sockets?.ends ?? NO_SOCKET_ENDS };
   }
 
   async close(): Promise<void> {

@@ -73,6 +73,8 @@ export class SocketRegistry {
   #stopped = false;
   #size = 0;
   #resyncTimer: NodeJS.Timeout | null = null;
+  /** Sockets whose session ended, by reason (closed ones are not counted). */
+  readonly #ends: Record<SocketEndReason, number> = { destroyed: 0, expired: 0, regenerated: 0, gone: 0 };
 
   /** `subscribe`: the store's change feed, or undefined when it has none. */
   constructor(clock: Clock, subscribe?: ChangeFeedSubscribe) {
@@ -157,6 +159,16 @@ export class SocketRegistry {
   /** Sockets watched. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Sockets whose session ended, by reason, since the engine began. */
+  get ends(): Readonly<Record<SocketEndReason, number>> {
+    return { ...this.#ends };
+  }
+
+  /** @internal A socket's session ended (SocketSession.end). */
+  counted(reason: SocketEndReason): void {
+    this.#ends[reason]++;
   }
 
   /** The session under `key` ended in this process. */
@@ -360,6 +372,7 @@ export class SocketSession<T extends object> {
   end(reason: SocketEndReason): void {
     if (this.#ended !== null) return;
     this.#ended = reason;
+    this.#registry.counted(reason);
     this.#unwatch();
     const callbacks = this.#onEnd;
     this.#onEnd = [];

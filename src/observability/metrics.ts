@@ -44,7 +44,10 @@ export interface TetherMetricsOptions {
   prefix?: string;
 }
 
-const ENGINE_COUNTERS: ReadonlyArray<[keyof EngineStats, string, string]> = [
+/** The engine's counters: its stats that are plain numbers. */
+type EngineCount = { [K in keyof EngineStats]: EngineStats[K] extends number ? K : never }[keyof EngineStats];
+
+const ENGINE_COUNTERS: ReadonlyArray<[EngineCount, string, string]> = [
   ['created', 'sessions_created_total', 'Sessions created (first stored).'],
   ['regenerated', 'sessions_regenerated_total', 'Sessions given a new ID (login, privilege change).'],
   ['destroyed', 'sessions_destroyed_total', 'Sessions destroyed (logout, ended by the user or an admin, per-user limit).'],
@@ -109,6 +112,14 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
     name: p + 'sockets', help: 'Sessions of open sockets (openSocket) this process watches for their end.', registers: [registry],
     collect() {
       this.set(tether.stats().sockets);
+    },
+  });
+  new Counter({
+    name: p + 'socket_ends_total', help: 'Open sockets whose session ended, by reason (destroyed, expired, regenerated, gone).',
+    labelNames: ['reason'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(tether.stats().socketEnds)) this.inc({ reason }, n);
     },
   });
   if (storeStats(tether.store) !== null) {

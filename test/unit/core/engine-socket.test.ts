@@ -167,9 +167,11 @@ describe('tether.openSocket', () => {
     assert.deepEqual(ed, [], 'the session kept by except');
     assert.deepEqual(ec, [], 'another user');
     assert.equal(r.tether.stats().sockets, 2);
+    assert.deepEqual(r.tether.stats().socketEnds, { destroyed: 3, expired: 0, regenerated: 1, gone: 0 });
     sc.close();
     sd.close();
     assert.equal(r.tether.stats().sockets, 0);
+    assert.deepEqual(r.tether.stats().socketEnds, { destroyed: 3, expired: 0, regenerated: 1, gone: 0 }, 'closed ones are not ends');
   });
 
   it('openSocket when another process logs the session out then refresh() finds it gone, and the check timer finds it without a call', async () => {

@@ -45,7 +45,7 @@ describe('tether metrics', () => {
     await tether.close();
   });
 
-  it('metrics when sockets follow sessions then tether_sockets counts those watched, until closed or ended', async () => {
+  it('metrics when sockets follow sessions then tether_sockets counts those watched, until closed or ended, and tether_socket_ends_total the ended ones by reason', async () => {
     const registry = new Registry();
     const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
     registerTetherMetrics(tether, registry);
@@ -60,7 +60,10 @@ describe('tether metrics', () => {
     const end = await tether.open(view(cookie, 'POST'));
     end.destroy();
     await tether.commit(end);
-    assert.equal(metricValue(await registry.metrics(), 'tether_sockets'), 0, 'the logout ended the others');
+    const text = await registry.metrics();
+    assert.equal(metricValue(text, 'tether_sockets'), 0, 'the logout ended the others');
+    assert.equal(metricValue(text, 'tether_socket_ends_total{reason="destroyed"}'), 2, 'not the one closed first');
+    assert.equal(metricValue(text, 'tether_socket_ends_total{reason="expired"}'), 0);
     await tether.close();
   });
 
