@@ -17,8 +17,7 @@ export interface SocketOptions {
    * How often the session is read again, so that a socket learns of an end this process did not see
    * (a logout handled by another process, a timeout); 0: only when `touch()`, `refresh()` or
    * `update()` read it. The timer does not keep the process alive.
-   * @default 60_000; FED_CHECK_INTERVAL_MS (5 min) for a socket the change feed watches (see
-   * `changeFeed`), for which the check is only a safety net
+   * @default 60_000
    */
   checkIntervalMs?: number;
   /**
@@ -39,8 +38,6 @@ export interface SocketOptions {
 /** A store's change feed, as SessionStore.subscribe gives it. */
 export type ChangeFeedSubscribe = (listener: (key: string, stamp?: string) => void, options: { onResync: () => void }) => () => void;
 
-/** The check interval of a socket the change feed watches, by default: a safety net (see SocketOptions). */
-export const FED_CHECK_INTERVAL_MS = 300_000;
 /** Over how long the sockets read again after the change feed may have lost reports (a reconnection). */
 export const RESYNC_SPREAD_MS = 5_000;
 const RESYNC_SLICES = 50;
@@ -82,11 +79,8 @@ export class SocketRegistry {
     this.#subscribe = subscribe;
   }
 
-  /**
-   * Adds a socket; `feed`: it wants the change feed's reports (subscribes the engine with the first).
-   * Returns whether the feed watches it.
-   */
-  add(key: string, socket: SocketSession<object>, feed: boolean): boolean {
+  /** Adds a socket; `feed`: it wants the change feed's reports (subscribes the engine with the first). */
+  add(key: string, socket: SocketSession<object>, feed: boolean): void {
     let set = this.#byKey.get(key);
     if (set === undefined) this.#byKey.set(key, (set = new Set()));
     if (!set.has(socket)) {
@@ -100,7 +94,6 @@ export class SocketRegistry {
         // A store that cannot subscribe now (closing): the sockets' checks still find their ends.
       }
     }
-    return feed && this.#unsubscribe !== null;
   }
 
   /** Leaves the change feed (the engine closes). */
@@ -236,8 +229,8 @@ export class SocketSession<T extends object> {
     this.rejectedCookie = session.rejectedCookie;
     this.#feed = options.changeFeed ?? true;
     if (this.#key === null) return;
-    const watched = registry.add(this.#key, this as unknown as SocketSession<object>, this.#feed);
-    const every = options.checkIntervalMs ?? (watched ? FED_CHECK_INTERVAL_MS : 60_000);
+    registry.add(this.#key, this as unknown as SocketSession<object>, this.#feed);
+    const every = options.checkIntervalMs ?? 60_000;
     if (every > 0) {
       this.#timer = setInterval(() => void this.refresh().catch(() => {}), every);
       this.#timer.unref();
