@@ -358,7 +358,10 @@ export class SocketSession<T extends object> {
   heard(expiresAt: number | undefined, now: number): void {
     if (!this.#feed || this.#ended !== null) return;
     if (expiresAt !== undefined && expiresAt > now && !(expiresAt < this.#expiresAt)) return;
-    this.refresh().catch(() => {});
+    // A read under way may have read the store before the change it reports: a read after it, then.
+    const fresh = (): void => void this.refresh().catch(() => {});
+    if (this.#reading !== null) void this.#reading.then(fresh, fresh);
+    else fresh();
   }
 
   /** @internal The session ended: the registry (an event of this engine) or a read found so. */

@@ -9,6 +9,44 @@ import type { Rig } from '../support.js';
 import type { SocketEndReason, SocketSession } from '../../../src/core/socket.js';
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
+import type { DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../../src/core/store.js';
+
+/** A MemoryStore's client whose reads, while `slow`, answer 100 ms after they read (what they found may be stale by then). */
+class SlowReadStore implements SessionStore {
+  readonly name = 'slow-reads';
+  slow = false;
+  readonly #inner: MemoryStore;
+  constructor(inner: MemoryStore) {
+    this.#inner = inner;
+  }
+  async get(key: string): Promise<SessionRecord | null> {
+    const slow = this.slow;
+    const found = await this.#inner.get(key);
+    if (slow) await sleep(100);
+    return found;
+  }
+  set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
+    return this.#inner.set(record, expectedVersion);
+  }
+  touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
+    return this.#inner.touch(key, expiresAt, lastSeenAt, version);
+  }
+  destroy(key: string): Promise<void> {
+    return this.#inner.destroy(key);
+  }
+  listByUser(userId: string): Promise<SessionRecord[]> {
+    return this.#inner.listByUser(userId);
+  }
+  destroyByUser(userId: string, options?: DestroyByUserOptions): Promise<number> {
+    return this.#inner.destroyByUser(userId, options);
+  }
+  subscribe(listener: (key: string, stamp?: string) => void): () => void {
+    return this.#inner.subscribe(listener);
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
 
 /** A MemoryStore that counts who listens to its change feed; `lossy`: one whose feed reports nothing, as one that lost them. */
 class ListenedStore extends MemoryStore {
@@ -357,6 +395,25 @@ describe('tether.openSocket', () => {
     for (let i = 0; i < 100 && (seen[0]!.length === 0 || seen[1]!.length === 0); i++) await sleep(20);
     assert.deepEqual(seen, [['gone'], ['gone'], [], []], 'the live one stays; the one without the feed waits for its own read');
     assert.equal(here.stats().sockets, 2);
+    await here.close();
+  });
+
+  it('openSocket when the feed reports an end while a read of the socket is under way, one that read the store before it, then a read after it finds the end', async () => {
+    const clock = new ManualClock();
+    const store = new SlowReadStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
+    const here = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const there = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const cookie = await signedIn({ tether: here } as Rig<Data>);
+    const socket = await here.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    const seen = ends(socket);
+    store.slow = true;
+    const reading = socket.refresh();
+    await sleep(10);
+    store.slow = false;
+    await trip(there, cookie, (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    assert.equal(await reading, true, 'the read under way found the session, as it was before the logout');
+    for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(10);
+    assert.deepEqual(seen, ['gone']);
     await here.close();
   });
 });
