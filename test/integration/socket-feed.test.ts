@@ -1,7 +1,9 @@
 /**
  * Sockets learn of an end in another process through the store's change feed: two engines (two
  * processes' worth) on one real backend each, a socket opened on one with no check timer, the session
- * ended on the other. Without the feed nothing would tell the socket until its next read.
+ * ended on the other. Without the feed nothing would tell the socket until its next read. Then two
+ * processes whose clocks are a minute apart, and a RedisStore subscriber cut off while the end is
+ * published (the resync after it reconnects).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
