@@ -9,61 +9,7 @@ import type { Rig } from '../support.js';
 import type { SocketEndReason, SocketSession } from '../../../src/core/socket.js';
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
-import type { DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../../src/core/store.js';
-
-/** A MemoryStore's client whose reads, while `slow`, answer 100 ms after they read (what they found may be stale by then). */
-class SlowReadStore implements SessionStore {
-  readonly name = 'slow-reads';
-  slow = false;
-  readonly #inner: MemoryStore;
-  constructor(inner: MemoryStore) {
-    this.#inner = inner;
-  }
-  async get(key: string): Promise<SessionRecord | null> {
-    const slow = this.slow;
-    const found = await this.#inner.get(key);
-    if (slow) await sleep(100);
-    return found;
-  }
-  set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
-    return this.#inner.set(record, expectedVersion);
-  }
-  touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean> {
-    return this.#inner.touch(key, expiresAt, lastSeenAt, version);
-  }
-  destroy(key: string): Promise<void> {
-    return this.#inner.destroy(key);
-  }
-  listByUser(userId: string): Promise<SessionRecord[]> {
-    return this.#inner.listByUser(userId);
-  }
-  destroyByUser(userId: string, options?: DestroyByUserOptions): Promise<number> {
-    return this.#inner.destroyByUser(userId, options);
-  }
-  subscribe(listener: (key: string, stamp?: string) => void): () => void {
-    return this.#inner.subscribe(listener);
-  }
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-}
-
-/** A MemoryStore that counts who listens to its change feed; `lossy`: one whose feed reports nothing, as one that lost them. */
-class ListenedStore extends MemoryStore {
-  subscribed = 0;
-  unsubscribed = 0;
-  lossy = false;
-  readonly resyncs: Array<() => void> = [];
-  override subscribe(listener: (key: string, stamp?: string) => void, options: { onResync?: () => void } = {}): () => void {
-    this.subscribed++;
-    if (options.onResync) this.resyncs.push(options.onResync);
-    const off = this.lossy ? () => {} : super.subscribe(listener);
-    return () => {
-      this.unsubscribed++;
-      off();
-    };
-  }
-}
+import { GatedStore } from '../../fixtures/gated-store.js';
 
 type Data = { n: number; name: string };
 const MIN = 60_000;
@@ -308,16 +254,16 @@ describe('tether.openSocket', () => {
 
   it('openSocket with a store that has a change feed then the first socket that wants it subscribes the engine once, until close; endings here keep their own reason; an eviction ends the socket', async () => {
     const clock = new ManualClock();
-    const store = new ListenedStore({ clock, sweepIntervalMs: 0, maxBytes: 64 * 1024 });
+    const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0, maxBytes: 64 * 1024 }));
     const tether = new Tether<Data>({ secrets: [SECRET_A], clock, store });
     const r = { tether } as Rig<Data>;
     const [a, b, c] = [await signedIn(r), await signedIn(r), await signedIn(r)];
     const unfed = await tether.openSocket(handshake(a), { checkIntervalMs: 0, changeFeed: false });
-    assert.equal(store.subscribed, 0, 'a socket that does not want the feed subscribes nothing');
+    assert.equal(store.subscribers, 0, 'a socket that does not want the feed subscribes nothing');
     const sa = await tether.openSocket(handshake(a), { checkIntervalMs: 0 });
     const sb = await tether.openSocket(handshake(b), { checkIntervalMs: 0 });
     const sc = await tether.openSocket(handshake(c), { checkIntervalMs: 0 });
-    assert.equal(store.subscribed, 1, 'one subscription for the engine');
+    assert.equal(store.subscribers, 1, 'one subscription for the engine');
     const [eu, ea, eb, ec] = [ends(unfed), ends(sa), ends(sb), ends(sc)];
 
     // Ended in this process: the engine tells its reason; the feed's report of the removal changes nothing.
@@ -333,9 +279,9 @@ describe('tether.openSocket', () => {
     }
     await sleep(20);
     assert.deepEqual(ec, ['gone']);
-    assert.equal(store.unsubscribed, 0);
+    assert.equal(store.subscribers, 1);
     await tether.close();
-    assert.equal(store.unsubscribed, 1, 'the engine left the feed as it closed');
+    assert.equal(store.subscribers, 0, 'the engine left the feed as it closed');
   });
 
   it('openSocket when its options are not options then OPTIONS_INVALID before any read', async () => {
@@ -377,8 +323,8 @@ describe('tether.openSocket', () => {
 
   it('openSocket when the change feed may have lost reports (onResync) then every socket it watches reads its session again, and the ended ones end', async () => {
     const clock = new ManualClock();
-    const store = new ListenedStore({ clock, sweepIntervalMs: 0 });
-    store.lossy = true;
+    const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
+    store.losing = true;
     const here = new Tether<Data>({ secrets: [SECRET_A], clock, store });
     const there = new Tether<Data>({ secrets: [SECRET_A], clock, store });
     const r = { tether: here } as Rig<Data>;
@@ -390,8 +336,7 @@ describe('tether.openSocket', () => {
     await trip(there, cookies[1], (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
     await sleep(50);
     assert.deepEqual(seen, [[], [], [], []], 'the feed lost the reports');
-    assert.equal(store.resyncs.length, 1);
-    store.resyncs[0]!();
+    store.resync();
     for (let i = 0; i < 100 && (seen[0]!.length === 0 || seen[1]!.length === 0); i++) await sleep(20);
     assert.deepEqual(seen, [['gone'], ['gone'], [], []], 'the live one stays; the one without the feed waits for its own read');
     assert.equal(here.stats().sockets, 2);
@@ -400,17 +345,19 @@ describe('tether.openSocket', () => {
 
   it('openSocket when the feed reports an end while a read of the socket is under way, one that read the store before it, then a read after it finds the end', async () => {
     const clock = new ManualClock();
-    const store = new SlowReadStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
+    const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
     const here = new Tether<Data>({ secrets: [SECRET_A], clock, store });
     const there = new Tether<Data>({ secrets: [SECRET_A], clock, store });
     const cookie = await signedIn({ tether: here } as Rig<Data>);
     const socket = await here.openSocket(handshake(cookie), { checkIntervalMs: 0 });
     const seen = ends(socket);
-    store.slow = true;
+    const read = store.hold();
     const reading = socket.refresh();
+    await read;
+    // Logged out everywhere in the other process (no read of the store, which holds the next one).
+    assert.equal(await there.destroyUserSessions('ada'), 1);
     await sleep(10);
-    store.slow = false;
-    await trip(there, cookie, (s) => s.destroy(), 'POST', { 'user-agent': 'UA', ...HOST });
+    store.release();
     assert.equal(await reading, true, 'the read under way found the session, as it was before the logout');
     for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(10);
     assert.deepEqual(seen, ['gone']);
