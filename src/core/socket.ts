@@ -9,6 +9,7 @@ import { SessionEndedError } from './errors.js';
 import { sessionState } from './session.js';
 import type { RejectedCookie, Session, UpdateFn } from './session.js';
 import type { RequestView } from './csrf.js';
+import { deadlineOf, expiresAtOfStamp } from './store.js';
 import type { Clock } from './store.js';
 import { MAX_TIMER_MS } from './options-check.js';
 
@@ -135,7 +136,7 @@ export class SocketRegistry {
    */
   #reported(key: string, stamp: string | undefined): void {
     if (!this.#byKey.has(key)) return;
-    const expiresAt = stamp === undefined ? undefined : Number(stamp.slice(stamp.indexOf(':') + 1));
+    const expiresAt = stamp === undefined ? undefined : expiresAtOfStamp(stamp);
     setImmediate(() => {
       const set = this.#byKey.get(key);
       if (set !== undefined) for (const socket of [...set]) socket.heard(expiresAt, this.#clock.now());
@@ -426,7 +427,7 @@ export class SocketSession<T extends object> {
     this.#deadlineTimer = null;
     const record = sessionState(this.#session).record;
     if (record === null || this.#ended !== null || this.#closed) return;
-    const deadline = Math.min(record.expiresAt, record.absoluteExpiresAt) - this.#engine.options.expiryGraceMs;
+    const deadline = deadlineOf(record) - this.#engine.options.expiryGraceMs;
     const delay = Math.max(deadline - this.#engine.options.clock.now() + 1, 1_000);
     if (delay > MAX_TIMER_MS) return;
     this.#deadlineTimer = setTimeout(() => {

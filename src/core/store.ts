@@ -239,6 +239,12 @@ export function stampOf(r: Pick<SessionRecord, 'version' | 'expiresAt'>): string
   return `${r.version}:${decimal(r.expiresAt)}`;
 }
 
+/** The `expiresAt` a stamp (`stampOf`) reports; NaN for text that is no stamp. */
+export function expiresAtOfStamp(stamp: string): number {
+  const colon = stamp.indexOf(':');
+  return colon < 0 ? Number.NaN : Number(stamp.slice(colon + 1));
+}
+
 /** True when the record is past either deadline at `now`. */
 export function isExpired(record: Pick<SessionRecord, 'expiresAt' | 'absoluteExpiresAt'>, now: number): boolean {
   return record.expiresAt <= now || record.absoluteExpiresAt <= now;
