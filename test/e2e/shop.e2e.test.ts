@@ -69,6 +69,20 @@ async function fillShipping(page: Page): Promise<void> {
   await page.getByLabel('Country').fill('United Kingdom');
 }
 
+/**
+ * Registers a new account in `page` as a shopper would, on the shop at `url`; resolves, once signed
+ * in, with the time just before the form was sent (before the session was made).
+ */
+async function registerInPage(page: Page, url: string, prefix: string): Promise<number> {
+  await page.goto(url + '/register');
+  await page.fill('#username', uniqueName(prefix));
+  await page.fill('#password', 'correct horse battery');
+  const sent = Date.now();
+  await page.locator('form button[type=submit]').click();
+  await page.getByTestId('user').waitFor();
+  return sent;
+}
+
 async function cartCount(page: Page): Promise<string> {
   return (await page.getByTestId('cart-count').textContent()) ?? '';
 }
@@ -548,11 +562,7 @@ describe('shop in Chromium: the live channel when the server refuses it', () => 
       page.on('websocket', (ws) => {
         if (ws.url().endsWith('/api/live')) attempts.push(Date.now());
       });
-      await page.goto(full.url + '/register');
-      await page.fill('#username', uniqueName('page'));
-      await page.fill('#password', 'correct horse battery');
-      await page.locator('form button[type=submit]').click();
-      await page.getByTestId('user').waitFor();
+      await registerInPage(page, full.url, 'page');
       await new Promise((resolve) => setTimeout(resolve, 4_000));
       // Refused at once each time: without the back-off that is hundreds of attempts in 4 s; with it, one
       // at once and then after 1, 2 (and 4) s.
@@ -572,13 +582,8 @@ describe('shop in Chromium: the idle timeout', () => {
     const shop = await startTestShop({ TETHER_IDLE_TIMEOUT: '3' });
     const { context, page } = await newPage();
     try {
-      await page.goto(shop.url + '/register');
-      await page.fill('#username', uniqueName('idle'));
-      await page.fill('#password', 'correct horse battery');
-      // Before the session is made: it cannot time out earlier than 3 s after this.
-      const before = Date.now();
-      await page.locator('form button[type=submit]').click();
-      await page.getByTestId('user').waitFor();
+      // Sent before the session is made: it cannot time out earlier than 3 s after that.
+      const before = await registerInPage(page, shop.url, 'idle');
       // No click, no request: the page only keeps its live channel open, and the session times out.
       await page.getByTestId('signed-out').filter({ hasText: 'after a period of inactivity' }).waitFor({ timeout: 15_000 });
       assert.ok(Date.now() - before >= 2_900, `signed out ${Date.now() - before} ms after registering, with a 3 s idle timeout`);
