@@ -31,13 +31,12 @@ import type { LifecycleEvent, LifecycleMessage } from '../observability/channels
 import { checkCsrf, checkCsrfHead, checkOrigin } from './csrf.js';
 import type { RequestView } from './csrf.js';
 import { UserContexts } from './user-context.js';
-import { SocketRegistry, SocketSession } from './socket.js';
+import { NO_SOCKET_ENDS, SocketRegistry, SocketSession } from './socket.js';
 import type { SocketEndReason, SocketOptions } from './socket.js';
 import { checkOptions } from './options-check.js';
 import type { OptionKind } from './options-check.js';
 
 const SOCKET_OPTIONS: Record<keyof SocketOptions, OptionKind> = { checkIntervalMs: 'timerMsOrZero', changeFeed: 'boolean' };
-const NO_SOCKET_ENDS: Readonly<Record<SocketEndReason, number>> = Object.freeze({ destroyed: 0, expired: 0, regenerated: 0, gone: 0 });
 
 export type { RequestView } from './csrf.js';
 

@@ -42,6 +42,8 @@ export type ChangeFeedSubscribe = (listener: (key: string, stamp?: string) => vo
 /** Over how long the sockets read again after the change feed may have lost reports (a reconnection). */
 export const RESYNC_SPREAD_MS = 5_000;
 const RESYNC_SLICES = 50;
+/** No socket ended yet, for each reason. */
+export const NO_SOCKET_ENDS: Readonly<Record<SocketEndReason, number>> = Object.freeze({ destroyed: 0, expired: 0, regenerated: 0, gone: 0 });
 
 /**
  * Why a socket's session ended: `destroyed` (a logout, "log out everywhere", a session limit), `expired`
@@ -72,7 +74,7 @@ export class SocketRegistry {
   #size = 0;
   #resyncTimer: NodeJS.Timeout | null = null;
   /** Sockets whose session ended, by reason (closed ones are not counted). */
-  readonly #ends: Record<SocketEndReason, number> = { destroyed: 0, expired: 0, regenerated: 0, gone: 0 };
+  readonly #ends: Record<SocketEndReason, number> = { ...NO_SOCKET_ENDS };
 
   /** `subscribe`: the store's change feed, or undefined when it has none. */
   constructor(clock: Clock, subscribe?: ChangeFeedSubscribe) {

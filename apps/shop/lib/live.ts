@@ -5,8 +5,8 @@
  *
  * The browser sends nothing on it; the server sends `{"type":"hello"}` once, then `{"type":"ended",
  * "reason"}` and closes with 4001 when the session ends. An end in this process reaches the socket at
- * once; one in another worker or node through the store's change feed, or at the socket's next check
- * (`checkIntervalMs`) for what no feed reports (a Redis TTL expiry). A ping every
+ * once; one in another worker or node through the store's change feed, a timeout at the session's
+ * deadline, and anything else at the socket's next check (`checkIntervalMs`). A ping every
  * `heartbeatMs` drops connections whose other end vanished without a close.
  * @module
  */
