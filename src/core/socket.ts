@@ -207,6 +207,8 @@ export class SocketSession<T extends object> {
   #timer: NodeJS.Timeout | null = null;
   /** Fires at the session's timeout as last read, to read it then (see `#atDeadline`). */
   #deadlineTimer: NodeJS.Timeout | null = null;
+  /** The latest idle deadline the change feed reported for a live write (see `heard`). */
+  #heardExpiresAt = -Infinity;
   /**
    * Set-Cookie values the handshake's commit gave: usually none; a cookie re-signed with the first
    * secret, or one expiring a forged cookie. A 101 response may carry them.
@@ -353,14 +355,27 @@ export class SocketSession<T extends object> {
   /**
    * @internal The change feed reported the session changed (`expiresAt`: its new idle deadline) or
    * removed (undefined). A removal, or a state written already past its deadline (how a regeneration
-   * ends the old ID), sends the socket to read it again, if it listens. "Past" is judged by this
-   * process's clock, or by the deadline this socket last read, which a live write never moves back:
-   * a regeneration in a process whose clock runs ahead of this one's is still heard. Any other change
-   * did not end the session; its data is read at the next touch or refresh.
+   * ends the old ID), sends the socket to read it again, if it listens. Any other change did not end
+   * the session; its data is read at the next touch or refresh.
+   *
+   * "Past" is judged by this process's clock, or against the latest live deadline known (read, or
+   * reported since): a live write sets its deadline a whole window (idle timeout and grace) after its
+   * writer's now, an ending one just before it, so a deadline more than half a window before the
+   * latest is an ending. A regeneration in a process whose clock runs ahead of this one's is still
+   * heard, and a live write from one whose clock trails by a few milliseconds (two RedisStores' samples
+   * of the server's time) does not send the socket to the store.
    */
   heard(expiresAt: number | undefined, now: number): void {
     if (!this.#feed || this.#ended !== null) return;
-    if (expiresAt !== undefined && expiresAt > now && !(expiresAt < this.#expiresAt)) return;
+    if (expiresAt !== undefined && expiresAt > now) {
+      const record = sessionState(this.#session).record;
+      const latest = Math.max(this.#heardExpiresAt, record?.expiresAt ?? -Infinity);
+      const halfWindow = record === null ? 0 : (record.expiresAt - record.lastSeenAt) / 2;
+      if (!(expiresAt < latest - halfWindow)) {
+        if (expiresAt > this.#heardExpiresAt) this.#heardExpiresAt = expiresAt;
+        return;
+      }
+    }
     // A read under way may have read the store before the change it reports: a read after it, then.
     const fresh = (): void => void this.refresh().catch(() => {});
     if (this.#reading !== null) void this.#reading.then(fresh, fresh);
@@ -405,11 +420,6 @@ export class SocketSession<T extends object> {
   /** Whether a reopened session is this socket's, still live (not a fresh anonymous one). */
   #same(session: Session<T>): boolean {
     return sessionState(session).key === this.#key && !session.isNew;
-  }
-
-  /** The idle deadline of the session's record as last read (Infinity when not known). */
-  get #expiresAt(): number {
-    return sessionState(this.#session).record?.expiresAt ?? Infinity;
   }
 
   #read1(session: Session<T>): void {

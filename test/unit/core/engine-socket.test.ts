@@ -363,4 +363,24 @@ describe('tether.openSocket', () => {
     assert.deepEqual(seen, ['gone']);
     await here.close();
   });
+  it('openSocket when another process whose clock trails writes the data then the socket does not read it; a login there with its clock ahead still ends it', async () => {
+    const clock = new ManualClock();
+    const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
+    const here = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const behind = new Tether<Data>({ secrets: [SECRET_A], clock: { now: () => clock.now() - 40 }, store });
+    const ahead = new Tether<Data>({ secrets: [SECRET_A], clock: { now: () => clock.now() + 5_000 }, store });
+    const cookie = await signedIn({ tether: here } as Rig<Data>);
+    const socket = await here.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+    const seen = ends(socket);
+    const reads = store.calls.get;
+    clock.advance(10);
+    await trip(behind, cookie, (s) => s.set('n', 2), 'POST', { 'user-agent': 'UA', ...HOST });
+    await sleep(20);
+    assert.equal(store.calls.get - reads, 1, 'only the write\'s own read: its deadline, 30 ms before the one the socket read, is a live one');
+    assert.equal(socket.get('n'), 1);
+    await trip(ahead, cookie, (s) => s.login('ada'), 'POST', { 'user-agent': 'UA', ...HOST });
+    for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(10);
+    assert.deepEqual(seen, ['gone'], 'the old ID\'s ending deadline is 5 s ahead of this clock, far before the latest live one');
+    await here.close();
+  });
 });
