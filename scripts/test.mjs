@@ -34,7 +34,9 @@ if (selected.length === 0) {
 const concurrency = process.env.TETHER_TEST_CONCURRENCY ?? '3';
 // --test-force-exit: a test that fails before closing what it opened (a server, a client) must not keep
 // its file's process, and with it the run and its summary, waiting forever.
+// --test-timeout bounds each file's whole run: the Chromium and HAProxy files take ≈ 100 s alone and
+// went past 240 s with a second run of the suite beside them on this two-core machine.
 process.exit(run(process.execPath, [
   '--conditions=tether-source', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
-  '--test-reporter=spec', '--test-timeout=240000', '--test-force-exit', ...selected,
+  '--test-reporter=spec', '--test-timeout=480000', '--test-force-exit', ...selected,
 ]));
