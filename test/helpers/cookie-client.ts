@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { RequestListener, Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen as listenOn } from '../../src/testing/adapter-kit.js';
 
 export interface Listening {
   /** http://127.0.0.1:<port> */
@@ -20,19 +20,7 @@ export async function listen(handler: RequestListener): Promise<Listening> {
   const server = createServer(handler);
   // Keep-alive sockets would hold close() open; tests make few requests.
   server.keepAliveTimeout = 1;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    server,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  return { ...(await listenOn(server)), server };
 }
 
 export interface Reply {
