@@ -80,6 +80,17 @@ export class SessionTooLargeError extends TetherError {
   }
 }
 
+/**
+ * A form body longer than the adapter reads for its CSRF field (tether/hono `formBodyLimit`, with
+ * `csrf.forms`); the request was refused before the handler, with nothing read past the limit.
+ */
+export class PayloadTooLargeError extends TetherError {
+  constructor(limit: number) {
+    super('PAYLOAD_TOO_LARGE', `the form body is over the limit of ${limit} bytes read for its CSRF field (option formBodyLimit); send the token in the x-csrf-token header instead, or raise the limit`, 413);
+    this.name = 'PayloadTooLargeError';
+  }
+}
+
 /** A session data key that would clash with prototypes or is not a string. */
 export class SessionKeyInvalidError extends TetherError {
   constructor(key: string) {
@@ -205,6 +216,7 @@ export const ERROR_CODES = [
   'STORE_REJECTED',
   'SESSION_CONFLICT',
   'SESSION_TOO_LARGE',
+  'PAYLOAD_TOO_LARGE',
   'SESSION_KEY_INVALID',
   'USER_ID_INVALID',
   'SESSION_ENDED',

@@ -80,7 +80,7 @@ export async function formSetup(t: TestContext, start: StartFormApp, csrf: CsrfO
 }
 
 /** Asserts a refusal that the handler never saw and that stored nothing. */
-async function refused(env: FormEnv, reply: FormReply, status: number, code: string, what: string): Promise<void> {
+export async function refused(env: FormEnv, reply: FormReply, status: number, code: string, what: string): Promise<void> {
   assert.equal(reply.status, status, `${what}: ${JSON.stringify(reply.json)}`);
   assert.equal(reply.code, code, what);
   assert.deepEqual(env.seen, [], `${what}: the handler did not run`);

@@ -2,17 +2,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hono } from 'hono';
-import { sessions } from '../../src/adapters/hono/index.js';
-import type { TetherEnv } from '../../src/adapters/hono/index.js';
+import { DEFAULT_FORM_BODY_LIMIT, sessions } from '../../src/adapters/hono/index.js';
+import type { HonoAdapterOptions, TetherEnv } from '../../src/adapters/hono/index.js';
 import type { Tether } from '../../src/core/engine.js';
 import type { RunningApp } from '../../src/testing/adapter-kit.js';
-import { addItem, assertMultipartToken, formCases, formSetup } from './csrf-forms.kit.js';
+import { addItem, assertMultipartToken, formCases, formSetup, refused } from './csrf-forms.kit.js';
 import type { FormData } from './csrf-forms.kit.js';
 import { serveHono } from '../helpers/hono.js';
 
-async function serve(tether: Tether<FormData>, seen: unknown[]): Promise<RunningApp> {
+async function serve(tether: Tether<FormData>, seen: unknown[], options?: HonoAdapterOptions): Promise<RunningApp> {
   const app = new Hono<TetherEnv<FormData>>();
-  app.use(sessions(tether));
+  app.use(sessions(tether, options));
   app.get('/token', (c) => c.json({ token: c.get('session').csrfToken }));
   app.get('/state', (c) => c.json({ cart: c.get('session').data.cart ?? [] }));
   // The handler reads the body the middleware has already read: Hono keeps it.
@@ -55,5 +55,41 @@ describe('hono sessions() with csrf.forms', () => {
     assert.equal(reply.code, 'CSRF_TOKEN_INVALID');
     assert.match(reply.message!, /could not be parsed/);
     assert.deepEqual(env.seen, []);
+  });
+  it('hono: form post when its body is over formBodyLimit then 413 PAYLOAD_TOO_LARGE before the handler, by Content-Length or as a chunked body arrives', async (t) => {
+    const env = await formSetup(t, (tether, seen) => serve(tether, seen, { formBodyLimit: 256 }));
+    const token = encodeURIComponent(env.token);
+    const big = `item=tea&_csrf=${token}&pad=${'x'.repeat(300)}`;
+    await refused(env, await env.post('/add', big), 413, 'PAYLOAD_TOO_LARGE', 'by Content-Length');
+    const chunked = await fetch(`${env.app.url}/add`, {
+      method: 'POST', duplex: 'half', signal: AbortSignal.timeout(10_000),
+      headers: { cookie: env.cookie, origin: env.app.url, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new ReadableStream({ start(ctl) { for (let i = 0; i < 4; i++) ctl.enqueue(new TextEncoder().encode(`${i ? '&' : ''}f${i}=${'y'.repeat(100)}`)); ctl.close(); } }),
+    } as RequestInit);
+    const reply = (await chunked.json()) as { error: { code: string; message: string } };
+    assert.equal(chunked.status, 413);
+    assert.equal(reply.error.code, 'PAYLOAD_TOO_LARGE');
+    assert.match(reply.error.message, /formBodyLimit/);
+    assert.deepEqual(env.seen, [], 'the handler did not run');
+    const small = await env.post('/add', `item=tea&_csrf=${token}`);
+    assert.equal(small.status, 200, JSON.stringify(small.json));
+    const headerToken = await env.post('/add', `item=cocoa&pad=${'x'.repeat(300)}`, { 'x-csrf-token': env.token });
+    assert.equal(headerToken.status, 200, 'with the header token the middleware reads no body, so its limit does not apply');
+    assert.deepEqual(await env.cart(), ['tea', 'cocoa']);
+  });
+
+  it('hono: formBodyLimit when not a whole number of bytes then OPTIONS_INVALID; by default 100 KiB', async (t) => {
+    const env = await formSetup(t, serve);
+    for (const formBodyLimit of [0, -1, 1.5, Number.NaN, '1000' as unknown as number]) {
+      assert.throws(() => sessions(env.tether, { formBodyLimit }), { code: 'OPTIONS_INVALID' }, String(formBodyLimit));
+    }
+    assert.equal(DEFAULT_FORM_BODY_LIMIT, 102_400);
+    const token = encodeURIComponent(env.token);
+    const near = `item=tea&_csrf=${token}&pad=`;
+    assert.equal((await env.post('/add', near + 'x'.repeat(DEFAULT_FORM_BODY_LIMIT - near.length))).status, 200, 'at the limit');
+    const over = await env.post('/add', near + 'x'.repeat(DEFAULT_FORM_BODY_LIMIT - near.length + 1));
+    assert.deepEqual([over.status, over.code], [413, 'PAYLOAD_TOO_LARGE'], 'one byte over');
+    assert.equal(env.seen.length, 1, 'the handler ran for the post at the limit only');
+    assert.deepEqual(await env.cart(), ['tea']);
   });
 });

@@ -17,8 +17,9 @@
  * });
  */
 import type { Context, Env, ErrorHandler, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Tether } from '../../core/engine.js';
-import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
+import { CsrfTokenInvalidError, OptionsInvalidError, PayloadTooLargeError, isTetherError } from '../../core/errors.js';
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
@@ -33,7 +34,18 @@ export interface HonoAdapterOptions {
   csrf?: boolean | ((c: Context) => boolean);
   /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
   write?: (c: Context) => boolean;
+  /**
+   * With the engine's `csrf.forms`: the most bytes of a form body this middleware reads to find the
+   * token field of a post without the token header. A longer body is refused, 413 PAYLOAD_TOO_LARGE,
+   * before the handler, with nothing read past the limit (Content-Length, or a chunked body as it
+   * arrives: Hono's `bodyLimit`). Raise it for large forms (uploads), or send the token in the header,
+   * which needs no body read. @default 102400 (100 KiB, body-parser's default)
+   */
+  formBodyLimit?: number;
 }
+
+/** The form body limit when none is given: body-parser's default. */
+export const DEFAULT_FORM_BODY_LIMIT = 100 * 1024;
 
 function formField<T extends object>(tether: Tether<T>): string {
   return tether.options.csrf === false ? '' : tether.options.csrf.formField;
@@ -72,12 +84,16 @@ function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>
  * it only the last value would be seen. (Older Hono 4 releases cached parseBody's first result: there
  * the handler's `parseBody()` gets this one, a repeated field as an array.)
  */
-async function formFields(c: Context, field: string): Promise<object> {
-  try {
-    return await c.req.parseBody({ all: true });
-  } catch {
-    throw new CsrfTokenInvalidError(`missing CSRF token: the form body could not be parsed, so its ${field} field could not be read`);
-  }
+async function formFields(c: Context, field: string, limit: number): Promise<object> {
+  let fields: object = {};
+  await bodyLimit({ maxSize: limit, onError: () => { throw new PayloadTooLargeError(limit); } })(c, async () => {
+    try {
+      fields = await c.req.parseBody({ all: true });
+    } catch {
+      throw new CsrfTokenInvalidError(`missing CSRF token: the form body could not be parsed, so its ${field} field could not be read`);
+    }
+  });
+  return fields;
 }
 
 /**
@@ -86,6 +102,8 @@ async function formFields(c: Context, field: string): Promise<object> {
  * `csrf.formField` field, read here with `c.req.parseBody()`; the handler can read the body again.
  */
 export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
+  const limit = options.formBodyLimit ?? DEFAULT_FORM_BODY_LIMIT;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new OptionsInvalidError(`tether/hono sessions() options.formBodyLimit must be a whole number of bytes, at least 1 (got ${String(options.formBodyLimit)})`);
   return async (c, next) => {
     const view = viewOf(c);
     let session: Session<T>;
@@ -97,7 +115,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     try {
       const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
-      if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether)));
+      if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limit));
     } catch (err) {
       tether.abandon(session);
       return errorOut(err);
