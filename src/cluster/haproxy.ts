@@ -49,7 +49,8 @@ export const HAPROXY_DEFAULTS = {
     server: '30s',
     /** Bound on receiving a whole request head (slowloris). */
     httpRequest: '10s',
-    httpKeepAlive: '10s',
+    /** How long an idle client connection is kept between requests: Node's own default (S52: 5 s). */
+    httpKeepAlive: '5s',
     queue: '30s',
     /** How long an upgraded connection (a WebSocket) may stay idle. */
     tunnel: '1h',

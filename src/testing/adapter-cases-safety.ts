@@ -39,6 +39,23 @@ export function safetyCases({ test, setup, newSession }: SuiteContext): void {
     assert.deepEqual((await env.call('GET', '/state', { cookie: a.cookie })).json?.data, { cart: ['ok'] });
   });
 
+  test('unsafe request when the right token comes anywhere but its header (query, JSON body, a cookie) then 403 CSRF_TOKEN_INVALID (S36)', async (t) => {
+    const env = await setup(t);
+    const a = await newSession(env);
+    const q = encodeURIComponent(a.token);
+    const offers: Array<[string, Record<string, unknown>, Record<string, string>]> = [
+      [`/add?_csrf=${q}&csrf=${q}&x-csrf-token=${q}`, { item: 'x' }, {}],
+      ['/add', { item: 'x', _csrf: a.token, csrfToken: a.token, 'x-csrf-token': a.token }, {}],
+      ['/add', { item: 'x' }, { cookie: `${a.cookie}; _csrf=${q}; x-csrf-token=${q}` }],
+    ];
+    for (const [path, body, headers] of offers) {
+      const r = await env.call('POST', path, { cookie: headers.cookie ?? a.cookie, body });
+      assert.equal(r.status, 403, path + JSON.stringify(body) + JSON.stringify(headers));
+      assert.equal(codeOf(r), 'CSRF_TOKEN_INVALID');
+    }
+    assert.deepEqual((await env.call('GET', '/state', { cookie: a.cookie })).json?.data, {}, 'nothing stored');
+  });
+
   test('unsafe request from another origin then 403 ORIGIN_MISMATCH: other, null or look-alike Origin, foreign Referer, Sec-Fetch-Site cross-site', async (t) => {
     const env = await setup(t);
     const s = await newSession(env);

@@ -201,6 +201,19 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false, 'the cookie itself still works');
   });
 
+  test('request data when it carries cookie attributes (path, query, forwarded headers) then the Set-Cookie attributes are the same as always (S17)', async (t) => {
+    const env = await setup(t);
+    const plain = (await newSession(env)).reply.setCookies[0]!;
+    const evil = ';Domain=evil.example;SameSite=None;Path=/evil;Max-Age=99999999';
+    const r = await env.call('GET', `/token?next=${evil}&${evil.slice(1)}`, {
+      headers: { 'x-forwarded-host': `evil.example${evil}`, 'x-forwarded-proto': `https${evil}`, 'x-forwarded-for': `1.2.3.4${evil}`, referer: `http://evil.example/${evil}` },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.setCookies.length, 1);
+    assert.deepEqual(attributes(r.setCookies[0]!), attributes(plain), 'attributes fixed when the engine was built');
+    assert.equal(r.setCookies[0]!.includes('evil'), false);
+  });
+
   test('many tiny cookies when sent beside the session cookie then it is still found; past the header limit 431, never a 500', async (t) => {
     const env = await setup(t);
     const s = await newSession(env);

@@ -53,6 +53,7 @@ describe('tether haproxy-config', () => {
       'http-check expect status 200',
       'default-server inter 2s fastinter 500ms fall 3 rise 2',
       'timeout http-request 10s',
+      'timeout http-keep-alive 5s',
       'timeout connect 5s',
       'timeout client 30s',
       'timeout server 30s',

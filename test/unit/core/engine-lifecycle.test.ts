@@ -1,6 +1,7 @@
 /** The engine's session lifecycle: lazy creation, hashed store keys, signing and rotation, regenerate, destroy, limits. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { Signer } from '../../../src/core/signer.js';
 import { generateId, hashId } from '../../../src/core/ids.js';
 import { cookiePair, rig, trip, view, valueOf, SECRET_A, SECRET_B } from '../support.js';
@@ -433,5 +434,20 @@ describe('engine lifecycle', () => {
     }
     const t = await trip(r.tether, undefined, (s) => { s.login('ana😀'); s.setUser(null); });
     assert.equal(t.session.userId, null);
+  });
+  it('cookie when the session is full, logged in, remembered, with the longest ID and attributes then every Set-Cookie stays under 4096 bytes', async () => {
+    const longestId = () => randomBytes(96).toString('base64url');
+    const r = rig({ production: true, generateId: longestId, cookie: { name: `s${'x'.repeat(200)}`, domain: `${'d'.repeat(60)}.example.com`, path: `/${'p'.repeat(200)}` } });
+    const max = r.tether.options.maxSessionBytes;
+    const full = await trip(r.tether, undefined, (s) => {
+      s.set('blob', 'x'.repeat(max - 1_000));
+      s.login('u'.repeat(1_024));
+      s.remember();
+    });
+    assert.equal(valueOf(full.cookie!).length, 128 + 1 + 43, 'the longest ID and its signature');
+    const out = await trip(r.tether, full.cookie, (s) => s.destroy());
+    const all = [...full.setCookies, ...out.setCookies];
+    assert.ok(all.some((c) => /Max-Age=\d{6,}/.test(c)), 'a persistent cookie among them');
+    for (const c of all) assert.ok(Buffer.byteLength(c) < 4096, `${Buffer.byteLength(c)} bytes: ${c.slice(0, 80)}…`);
   });
 });
