@@ -6,6 +6,7 @@ import { MemoryStore } from '../../src/stores/memory/index.js';
 import { TRAINING } from '../../src/stores/memory/layout.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { checkSlotReads } from '../helpers/local-slot.js';
+import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
 import type { Clock } from '../../src/core/store.js';
 
 /** JSON shaped like the engine's envelope, about 200 characters. */
@@ -40,6 +41,10 @@ runStoreSuite({
 });
 
 describe('MemoryStore bounds', () => {
+  it('memory store sweep timer when sweepIntervalMs passes then a timed-out session is deleted and reported without a call to sweep()', async () => {
+    await assertSweepsOnItsOwn((clock, sweepIntervalMs) => new MemoryStore({ clock, sweepIntervalMs }));
+  });
+
   it('memory store when over maxBytes then evicts least recently used first and never exceeds the bound', async () => {
     const clock = new ManualClock();
     const store = new MemoryStore({ clock, maxBytes: 20_000, sweepIntervalMs: 0 });

@@ -8,6 +8,7 @@ import { PostgresStore, MIGRATIONS } from '../../src/stores/postgres/index.js';
 import { runStoreSuite, ManualClock, makeKey, makeRecord } from '../../src/testing/store-suite.js';
 import { startPostgres, createDatabase } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
+import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
 
 /** One fast (fsync off) server for everything that does not test durability; started on first use. */
 let fastServer: Promise<PostgresServer> | undefined;
@@ -84,6 +85,11 @@ runStoreSuite({
 });
 
 describe('PostgresStore options and loading', () => {
+  it('postgres store sweep timer when sweepIntervalMs passes then a timed-out session is deleted and reported without a call to sweep()', async () => {
+    const { url } = await fast();
+    await assertSweepsOnItsOwn((clock, sweepIntervalMs) => new PostgresStore({ connectionString: url, tableName: `swept_${++tables}`, clock, sweepIntervalMs }));
+  });
+
   it('postgres store when given unknown or unsafe options then throws OPTIONS_INVALID', () => {
     assert.throws(() => new PostgresStore({ tableNmae: 'x' } as never), { code: 'OPTIONS_INVALID', message: /options\.tableNmae is not an option/ });
     assert.throws(() => new PostgresStore({ tableName: 'sessions; DROP TABLE users' }), { code: 'OPTIONS_INVALID', message: /tableName must be a plain identifier/ });

@@ -13,6 +13,7 @@ import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-
 import type { SessionStore } from '../../src/core/store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
+import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 const WRITER = fileURLToPath(new URL('../fixtures/sqlite-writer.ts', import.meta.url));
@@ -145,6 +146,15 @@ describe('SqliteStore schema', () => {
 });
 
 describe('SqliteStore options', () => {
+  it('sqlite store sweep timer when sweepIntervalMs passes then a timed-out session is deleted and reported without a call to sweep()', async () => {
+    const file = await tempSqliteFile();
+    try {
+      await assertSweepsOnItsOwn((clock, sweepIntervalMs) => new SqliteStore({ path: file.path, clock, sweepIntervalMs }));
+    } finally {
+      await file.remove();
+    }
+  });
+
   it('sqlite store when given an unknown, mistyped or missing option then throws OPTIONS_INVALID', () => {
     assert.throws(() => new SqliteStore({ path: ':memory:', busyTimeout: 1 } as never), { code: 'OPTIONS_INVALID', message: /busyTimeout is not an option/ });
     assert.throws(() => new SqliteStore({ path: ':memory:', synchronous: 'OFF' as never }), { code: 'OPTIONS_INVALID', message: /synchronous must be one of "NORMAL", "FULL"/ });
