@@ -76,6 +76,19 @@ describe('shop api: registration, login, logout', () => {
     assert.equal((await c.session()).body.authenticated, false);
   });
 
+  it('login and register when posted without the session\'s token, or from another origin, then 403 and nobody is signed in (login CSRF)', async () => {
+    const { username } = await newUser();
+    const visitor = new ShopClient(t.url);
+    await visitor.session();
+    const body = { username, password: 'correct horse battery' };
+    assertError(await visitor.request('POST', '/api/auth/login', { json: body, csrf: false }), 403, 'CSRF_TOKEN_INVALID');
+    assertError(await visitor.request('POST', '/api/auth/login', { json: body, headers: { origin: 'https://evil.example' } }), 403, 'ORIGIN_MISMATCH');
+    assertError(await visitor.request('POST', '/api/auth/login', { json: body, headers: { 'sec-fetch-site': 'cross-site' } }), 403, 'ORIGIN_MISMATCH');
+    assertError(await visitor.request('POST', '/api/auth/register', { json: { username: uniqueName('csrf'), password: 'correct horse battery' }, csrf: false }), 403, 'CSRF_TOKEN_INVALID');
+    assert.equal((await visitor.get('/api/session')).body.authenticated, false);
+    assert.equal((await visitor.login(username)).status, 200, 'with its token, from its own page');
+  });
+
   it('login when "keep me signed in" is asked then the cookie is persistent and the session listed as remembered; without it a browser-session cookie; a non-boolean 400', async () => {
     const { username } = await newUser();
     const kept = new ShopClient(t.url);
