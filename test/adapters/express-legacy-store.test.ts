@@ -211,13 +211,15 @@ describe('migration from express-session', () => {
     await migrationScenario(old, fromExpressSessionStore(old), 'app.sid');
   });
 
-  it('migration when the express-session cookie is forged or signed with another secret then nothing is adopted', async () => {
+  it('migration when the express-session cookie is forged, signed with another secret or unsigned (no s: prefix) then nothing is adopted', async () => {
     const old = new expressSession.MemoryStore();
     old.set('victim', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
     const app = await listen(appOn(session({ secret: 'keyboard cat', store: old })));
-    const c = new CookieClient(app.url);
-    c.set('connect.sid', encodeURIComponent('s:victim.forgedsignature'));
-    assert.deepEqual((await c.request('/visit')).json(), { user: null, views: 1 });
+    for (const value of ['s:victim.forgedsignature', `s:${expressSessionSign('victim', 'another secret')}`, expressSessionSign('victim', 'keyboard cat'), 'victim']) {
+      const c = new CookieClient(app.url);
+      c.set('connect.sid', encodeURIComponent(value));
+      assert.deepEqual((await c.request('/visit')).json(), { user: null, views: 1 }, value);
+    }
     assert.ok(await new Promise((r) => old.get('victim', (_e, s) => r(s))), 'the old session is left alone');
     await app.close();
   });
