@@ -188,6 +188,29 @@ export function safetyCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(next.status, 200);
   });
 
+  test('error answers when forced (CSRF, origin, media type, too large, store outage, a throwing handler) then carry neither the session ID, its cookie nor its token (S6)', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
+    const replies: Array<[string, Reply]> = [
+      ['no token', await env.call('POST', '/add', { cookie: s.cookie, body: { item: 'x' } })],
+      ['another origin', await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'x' }, headers: { origin: 'https://evil.example' } })],
+      ['text/plain', await env.call('POST', '/add', { cookie: s.cookie, token: s.token, headers: { 'content-type': 'text/plain' } })],
+      ['too large', await env.call('POST', '/fill', { cookie: s.cookie, token: s.token, body: { size: 70_000 } })],
+      ['handler throws', await env.call('POST', '/boom', { cookie: s.cookie, token: s.token })],
+    ];
+    env.store.fail('get', 'reject');
+    replies.push(['store outage', await env.call('GET', '/state', { cookie: s.cookie })]);
+    env.store.heal();
+    for (const [what, r] of replies) {
+      assert.ok(r.status >= 400, `${what}: ${r.status}`);
+      const seen = JSON.stringify(r.json ?? null) + [...r.headers].filter(([name]) => name !== 'set-cookie').map(([n, v]) => `${n}: ${v}`).join('\n');
+      for (const [secret, name] of [[idOf(s.cookie), 'the ID'], [value, 'the cookie value'], [s.token, 'the CSRF token']] as const) {
+        assert.equal(seen.includes(secret), false, `${what}: the answer holds ${name}`);
+      }
+    }
+  });
+
   test('client when it goes away while its request holds the session then the session is released for the next request', async (t) => {
     const env = await setup(t, { gateTimeoutMs: 3_000 });
     const s = await newSession(env);
