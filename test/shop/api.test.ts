@@ -269,6 +269,18 @@ describe('shop api: CSRF and request errors', () => {
     assert.equal(({} as Record<string, unknown>).theme, undefined);
   });
 
+  it('body when JSON nested 10,000 deep or holding 10,000 keys then 400 and the shop still answers', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    const wide = JSON.stringify(Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [i.toString(36), 0])));
+    for (const raw of [deep, `{"productId":${deep}}`, wide]) {
+      const r = await c.request('POST', '/api/cart/items', { raw, contentType: 'application/json' });
+      assert.equal(r.status, 400, raw.slice(0, 40));
+    }
+    assert.equal((await c.add('camp-mug')).status, 201, 'and the next request is served');
+  });
+
   it('body when over 100 KiB then 413 PAYLOAD_TOO_LARGE', async () => {
     const c = new ShopClient(t.url);
     await c.session();
