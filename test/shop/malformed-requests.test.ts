@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ShopClient, rawRequest, startTestShop } from '../helpers/shop.js';
+import { ShopClient, rawRequest, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { TestShop } from '../helpers/shop.js';
 
 let t: TestShop;
@@ -152,6 +152,22 @@ describe('shop: malformed requests (node:http client errors)', () => {
     assert.equal(r.received.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer only');
     assert.ok(r.closed, 'the server closed the connection');
     assert.equal((await c.get('/api/cart')).body.count, 0, 'nothing was added');
+  });
+
+  it('cookie header when it holds NUL, a bare CR or emoji then 400 BAD_REQUEST for the control characters, an anonymous answer for emoji, never a 500', async () => {
+    const c = new ShopClient(t.url);
+    assert.equal((await c.register(uniqueName('cookie'))).status, 201);
+    const [name, value] = c.cookieHeader.split('=') as [string, string];
+    const request = (cookie: Buffer): Buffer => Buffer.concat([Buffer.from('GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: '), cookie, Buffer.from('\r\nConnection: close\r\n\r\n')]);
+    for (const bad of [`${name}=${value}\x00`, `${name}=${value.slice(0, 10)}\r${value.slice(10)}`]) {
+      assertContractError(await exchange(request(Buffer.from(bad, 'latin1'))), 400, 'BAD_REQUEST', [value]);
+    }
+    for (const emoji of [`${name}=😀.😀`, `${name}=${value}😀`, `😀=${value}; ${name}=😀`]) {
+      const r = await exchange(request(Buffer.from(emoji, 'utf8')));
+      assert.equal(r.status, 200, emoji);
+      assert.equal(r.body.authenticated, false, emoji);
+    }
+    assert.equal((await c.get('/api/session')).body.authenticated, true, 'the session itself is untouched');
   });
 
   it('server when refused malformed requests then still serves, and logs none of them as a server error', async () => {
