@@ -183,7 +183,7 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(env.store.writes, 0);
   });
 
-  test('session ID when offered anywhere but the cookie then it is ignored: query, path parameter, headers (S5)', async (t) => {
+  test('session ID when offered anywhere but the cookie then it is ignored: query, path parameter, headers, body (S5)', async (t) => {
     const env = await setup(t);
     const s = await newSession(env);
     const value = s.cookie.slice(s.cookie.indexOf('=') + 1);
@@ -197,6 +197,10 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
       assert.ok(r.status < 500, `${path} ${Object.keys(headers)} → ${r.status}`);
       if (r.status === 200) assert.equal(r.json?.isNew, true, `${path} ${Object.keys(headers)}`);
     }
+    const posted = await env.call('POST', '/open', { body: { sid: value, sessionId: value, 'connect.sid': s.cookie, cookie: s.cookie } });
+    assert.equal(posted.status, 200, 'a JSON body naming the session (a route without CSRF checks)');
+    assert.equal(posted.json?.isNew, true, 'is a new session: the body is never read for an ID');
+    assert.notEqual(posted.cookie, s.cookie);
     assert.equal(env.store.calls.get, 0, 'nothing but the cookie leads to a store lookup');
     assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false, 'the cookie itself still works');
   });
