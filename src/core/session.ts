@@ -312,12 +312,26 @@ export class Session<T extends object = SessionData> {
    * user than the session's owner also ends "keep me signed in" (`remember()`): whoever signs in on a
    * browser another user had kept signed in does not inherit it. The same user signing in again (a
    * fresh check of the password) keeps it, as an anonymous session keeps its own.
+   *
+   * `keep`: the only data keys the signed-in session carries over; every other one is deleted (flow
+   * state, anything a visitor's requests put there). Pre-login data is the visitor's, and whoever
+   * planted a session cookie in this browser chose it: name what a login should carry (a cart), or
+   * `keep: []` for none. Without `keep`, all data is carried.
    */
-  login(userId: string): void {
+  login(userId: string, options?: { keep?: readonly (keyof T & string)[] }): void {
+    const keep = options?.keep;
+    if (keep !== undefined && (!Array.isArray(keep) || keep.some((k) => typeof k !== 'string'))) {
+      throw new TypeError('session.login(userId, { keep }) takes an array of data keys');
+    }
     const owner = this.#s.userId;
     this.setUser(userId);
     this.regenerate();
     if (this.#s.remembered && owner !== null && owner !== userId) this.remember(false);
+    // Last: a user ID refused or an ID generator that fails above leaves the data as it was.
+    if (keep !== undefined) {
+      const data = dataOf(this.#s);
+      for (const key of Object.keys(data)) if (!keep.includes(key as keyof T & string)) delete data[key];
+    }
   }
 
   /** A new ID and CSRF token at commit; data kept; the old record is deleted. */

@@ -7,6 +7,7 @@ import { generateId, hashId } from '../../../src/core/ids.js';
 import { cookiePair, rig, trip, view, valueOf, SECRET_A, SECRET_B } from '../support.js';
 import type { Rig } from '../support.js';
 import type { SessionRecord } from '../../../src/core/store.js';
+import type { Session, SessionData } from '../../../src/core/session.js';
 
 /** Puts a record straight into the backend and returns the cookie that names it. */
 async function plant(r: Rig, data: string, userId: string | null = null): Promise<{ id: string; cookie: string }> {
@@ -231,6 +232,30 @@ describe('engine lifecycle', () => {
     const replay = await trip(r.tether, first.cookie, (s) => assert.equal(s.isNew, true), 'GET');
     assert.deepEqual(replay.setCookies, [], 'the old cookie is left alone: the login’s response carries the new one');
     assert.equal(replay.session.rejectedCookie, 'unknown');
+  });
+
+  it('login with keep when called then the signed-in session carries only the keys named; without keep all of them; a bad keep or user ID changes nothing', async () => {
+    const r = rig();
+    const visitor = async () => (await trip(r.tether, undefined, (s) => {
+      s.set('cart', ['plum']);
+      s.set('flows', { checkout: { step: 'shipping', address: 'planted' } });
+      s.set('n', 3);
+    })).cookie!;
+    const loggedIn = async (cookie: string, fn: (s: Session<SessionData>) => void) => {
+      const t = await trip(r.tether, cookie, fn);
+      return (await trip(r.tether, t.cookie, () => {}, 'GET')).session.snapshot();
+    };
+    assert.deepEqual(await loggedIn(await visitor(), (s) => s.login('ada', { keep: ['cart'] })), { cart: ['plum'] });
+    assert.deepEqual(await loggedIn(await visitor(), (s) => s.login('ada', { keep: [] })), {});
+    assert.deepEqual(await loggedIn(await visitor(), (s) => s.login('ada')), { cart: ['plum'], flows: { checkout: { step: 'shipping', address: 'planted' } }, n: 3 });
+    const cookie = await visitor();
+    for (const [userId, keep, code] of [['ada', 'cart', undefined], ['ada', [1], undefined], ['', ['cart'], 'USER_ID_INVALID']] as const) {
+      await trip(r.tether, cookie, (s) => {
+        assert.throws(() => s.login(userId, { keep: keep as unknown as string[] }), code ? { code } : TypeError);
+        assert.equal(s.userId, null);
+        assert.deepEqual(s.snapshot(), { cart: ['plum'], flows: { checkout: { step: 'shipping', address: 'planted' } }, n: 3 });
+      });
+    }
   });
 
   it('destroy when called then deletes the record and expires the cookie with the same attributes it was set with', async () => {
