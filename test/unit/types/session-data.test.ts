@@ -44,6 +44,9 @@ async function typedUse(): Promise<Session<Shop>> {
     // @ts-expect-error get returns the declared type
     const wrong: number | undefined = s.get('cart');
     void wrong;
+    s.login('ada', { keep: ['cart'] });
+    // @ts-expect-error keep names keys of the data
+    s.login('ada', { keep: ['wishlist'] });
   }
   return s;
 }
