@@ -28,6 +28,8 @@ export interface ShopConfig {
   absoluteTimeoutSec: number;
   /** Timeouts of a session kept signed in ("Keep me signed in"), at least the ordinary ones. */
   rememberIdleTimeoutSec: number;
+  /** Sessions one account may have at once; a login past it signs the oldest out (0: no limit). */
+  maxSessionsPerUser: number;
   rememberAbsoluteTimeoutSec: number;
   workers: number;
   newSessionsPerMinute: number;
@@ -80,6 +82,7 @@ export const SHOP_DEFAULTS = {
   absoluteTimeoutSec: 43_200,
   rememberIdleTimeoutSec: 14 * 86_400,
   rememberAbsoluteTimeoutSec: 30 * 86_400,
+  maxSessionsPerUser: 20,
   workers: 1,
   newSessionsPerMinute: 120,
   newSessionsPerMinuteTotal: 6_000,
@@ -203,6 +206,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   if (rememberAbsoluteTimeoutSec < absoluteTimeoutSec) {
     throw new ConfigError('TETHER_REMEMBER_ABSOLUTE_TIMEOUT', `must be at least TETHER_ABSOLUTE_TIMEOUT (${absoluteTimeoutSec}), got ${rememberAbsoluteTimeoutSec}`);
   }
+  const maxSessionsPerUser = integer(env, 'TETHER_MAX_SESSIONS_PER_USER', SHOP_DEFAULTS.maxSessionsPerUser, 0, 100_000);
   const workers = integer(env, 'TETHER_WORKERS', SHOP_DEFAULTS.workers, 1, 256);
   const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
   const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
@@ -273,6 +277,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     absoluteTimeoutSec,
     rememberIdleTimeoutSec,
     rememberAbsoluteTimeoutSec,
+    maxSessionsPerUser,
     workers,
     newSessionsPerMinute,
     newSessionsPerMinuteTotal,

@@ -343,6 +343,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     idleTimeoutMs: config.idleTimeoutSec * 1000,
     absoluteTimeoutMs: config.absoluteTimeoutSec * 1000,
     remember: { idleTimeoutMs: config.rememberIdleTimeoutSec * 1000, absoluteTimeoutMs: config.rememberAbsoluteTimeoutSec * 1000 },
+    maxSessionsPerUser: config.maxSessionsPerUser,
     // Every unsafe request must name its origin (browsers send Origin on every POST, PUT, PATCH, DELETE).
     csrf: { requireOrigin: true, ...(config.publicOrigin ? { origins: [config.publicOrigin] } : {}) },
   });

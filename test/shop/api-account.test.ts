@@ -524,6 +524,30 @@ describe('shop api: live sessions (TETHER_IDLE_TIMEOUT=2)', () => {
   });
 });
 
+describe('shop api: sessions per account (TETHER_MAX_SESSIONS_PER_USER=2)', () => {
+  let capped: TestShop;
+  before(async () => {
+    capped = await startTestShop({ TETHER_MAX_SESSIONS_PER_USER: '2' });
+  });
+  after(async () => {
+    await capped?.stop();
+  });
+
+  it('login when the account already has the most sessions allowed then the oldest is signed out, the others stay', async () => {
+    const username = uniqueName('capped');
+    const first = new ShopClient(capped.url);
+    assert.equal((await first.register(username)).status, 201);
+    const second = new ShopClient(capped.url);
+    assert.equal((await second.login(username)).status, 200);
+    assert.equal((await first.get('/api/session')).body.authenticated, true, 'two are allowed');
+    const third = new ShopClient(capped.url);
+    assert.equal((await third.login(username)).status, 200);
+    assert.equal((await first.get('/api/session')).body.authenticated, false, 'the oldest was signed out');
+    assert.equal((await second.get('/api/session')).body.authenticated, true);
+    assert.equal(((await third.get('/api/me/sessions')).body as unknown[]).length, 2);
+  });
+});
+
 describe('shop api: disabling and deleting accounts (S28)', () => {
   async function adminClient(): Promise<ShopClient> {
     const admin = new ShopClient(t.url);
