@@ -521,6 +521,28 @@ describe('RedisStore faults', () => {
     });
   }
 
+  it('redis store when Redis is full (maxmemory, noeviction) then writes fail STORE_UNAVAILABLE, never a silent success; reads still answer, and writes work once there is room', async () => {
+    const full = await startRedis({ extraArgs: ['--maxmemory-policy', 'noeviction'] });
+    const store = new RedisStore({ url: full.url });
+    const tether = createTether({ secrets: [SECRET_A], store });
+    try {
+      const kept = await trip(tether, undefined, (s) => { s.set('cart', ['plum']); s.login('full-user'); }, 'POST');
+      // A limit under what Redis already holds: it is over its maxmemory, as once filled up.
+      await redisCommand(full.port, ['CONFIG', 'SET', 'maxmemory', '1']);
+      assert.match(await redisCommand(full.port, ['SET', 'probe', 'x']).catch((err: Error) => err.message), /OOM/, 'Redis is full');
+      await assert.rejects(store.set(makeRecord(new ManualClock()), 0), { code: 'STORE_UNAVAILABLE' });
+      await assert.rejects(trip(tether, undefined, (s) => s.set('cart', ['pear']), 'POST'), { code: 'STORE_UNAVAILABLE' }, 'a new session is not answered as stored');
+      await assert.rejects(trip(tether, kept.cookie, (s) => s.set('cart', ['plum', 'fig']), 'POST'), { code: 'STORE_UNAVAILABLE' });
+      await trip(tether, kept.cookie, (s) => assert.deepEqual(s.get('cart'), ['plum'], 'read, unchanged'), 'GET');
+      await redisCommand(full.port, ['CONFIG', 'SET', 'maxmemory', '0']);
+      const after = await trip(tether, kept.cookie, (s) => s.set('cart', ['plum', 'fig']), 'POST');
+      await trip(tether, after.cookie, (s) => assert.deepEqual(s.get('cart'), ['plum', 'fig']), 'GET');
+    } finally {
+      await tether.close();
+      await full.dispose();
+    }
+  });
+
   it('redis store when redis-server is stopped then every call fails with STORE_UNAVAILABLE within 3 s, and the same instance recovers after restart', async () => {
     const flaky = await startRedis();
     const clock = new ManualClock();
