@@ -94,6 +94,28 @@ for (const backend of backends) {
       const late = await trip(behind, created.cookie, (s) => assert.equal(s.isNew, true, 'ended on the machine behind too'), 'GET');
       assert.ok(late.setCookies.some((c) => c.startsWith('sid=;')), 'the ended session’s cookie is cleared');
     });
+
+    it('sessions when machines five minutes apart keep one active then it ends at its absolute timeout on each of them, not before', async (t) => {
+      const space = `abs${++spaces}`;
+      const absoluteTimeoutMs = 6_000;
+      const node = (skew: number): Tether => {
+        const tether = createTether({ secrets: [SECRET_A], store: backend.open(space, { localClock: skewed(skew) }), idleTimeoutMs: 5_000, absoluteTimeoutMs, touchIntervalMs: 0 });
+        t.after(() => tether.close());
+        return tether;
+      };
+      const [right, ahead, behind] = [node(0), node(SKEW_MS), node(-SKEW_MS)];
+      const started = Date.now();
+      const created = await trip(right, undefined, (s) => s.set('n', 1));
+      for (const machine of [ahead, behind]) {
+        await new Promise((r) => setTimeout(r, 1_000));
+        await trip(machine, created.cookie, (s) => assert.equal(s.isNew, false, 'active, within its lifetime'), 'GET');
+      }
+      assert.ok(Date.now() - started < absoluteTimeoutMs, 'the checks above ran inside the lifetime');
+      await new Promise((r) => setTimeout(r, Math.max(0, started + absoluteTimeoutMs + 300 - Date.now())));
+      for (const machine of [behind, ahead, right]) {
+        await trip(machine, created.cookie, (s) => assert.equal(s.isNew, true, 'past its absolute timeout on every machine'), 'GET');
+      }
+    });
   });
 }
 
