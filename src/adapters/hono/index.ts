@@ -84,9 +84,9 @@ function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>
  * it only the last value would be seen. (Older Hono 4 releases cached parseBody's first result: there
  * the handler's `parseBody()` gets this one, a repeated field as an array.)
  */
-async function formFields(c: Context, field: string, limit: number): Promise<object> {
+async function formFields(c: Context, field: string, limitBody: MiddlewareHandler): Promise<object> {
   let fields: object = {};
-  await bodyLimit({ maxSize: limit, onError: () => { throw new PayloadTooLargeError(limit); } })(c, async () => {
+  await limitBody(c, async () => {
     try {
       fields = await c.req.parseBody({ all: true });
     } catch {
@@ -104,6 +104,8 @@ async function formFields(c: Context, field: string, limit: number): Promise<obj
 export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
   const limit = options.formBodyLimit ?? DEFAULT_FORM_BODY_LIMIT;
   if (!Number.isSafeInteger(limit) || limit < 1) throw new OptionsInvalidError(`tether/hono sessions() options.formBodyLimit must be a whole number of bytes, at least 1 (got ${String(options.formBodyLimit)})`);
+  // Hono's own body limit, built once: Content-Length checked, a chunked body counted as it arrives.
+  const limitBody = bodyLimit({ maxSize: limit, onError: () => { throw new PayloadTooLargeError(limit); } });
   return async (c, next) => {
     const view = viewOf(c);
     let session: Session<T>;
@@ -115,7 +117,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     try {
       const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
-      if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limit));
+      if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limitBody));
     } catch (err) {
       tether.abandon(session);
       return errorOut(err);
