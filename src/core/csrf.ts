@@ -32,16 +32,29 @@ function originOf(value: string): string | null {
   }
 }
 
-function allowed(opts: Pick<ResolvedCsrf, 'origins'>, origin: string, req: RequestView): boolean {
+function allowed(opts: Pick<ResolvedCsrf, 'origins' | 'secureOnly'>, origin: string, req: RequestView): boolean {
   if (opts.origins) return opts.origins.includes(origin);
-  // Default: the host the request was addressed to. The scheme is not compared: TLS usually ends at a
-  // proxy, so the server cannot tell it reliably without trusting forwarded headers.
+  // Default: the host the request was addressed to. TLS usually ends at a proxy, so the request's own
+  // scheme is not known without trusting forwarded headers; but a site whose cookie is Secure is served
+  // over HTTPS, and a browser sends that cookie to no other origin than a secure one.
   const host = req.header('host');
   if (host === undefined) return false;
   const url = new URL(origin);
+  if (opts.secureOnly && !secureOrigin(url)) return false;
   if (url.host === host.toLowerCase()) return true;
   // A Host that names the scheme's default port (app:80) names the origin a browser writes without it.
   return sameHost(url.protocol, url.host, host);
+}
+
+/**
+ * An origin a browser counts as secure (a "potentially trustworthy" one, W3C Secure Contexts §3.1):
+ * https, or http to a loopback host, where browsers send Secure cookies too (a production build tried
+ * on http://localhost).
+ */
+function secureOrigin(url: URL): boolean {
+  if (url.protocol === 'https:') return true;
+  const name = url.hostname;
+  return name === 'localhost' || name.endsWith('.localhost') || name === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(name);
 }
 
 /** A Host header's form: a name or address and maybe a port, nothing a URL would read as more. */
@@ -61,7 +74,7 @@ function sameHost(protocol: string, originHost: string, host: string): boolean {
  * Sec-Fetch-Site, then Origin (or, with `referer`, the Referer when Origin is absent) against the
  * allowed origins; with neither, refused only under `requireOrigin`. Throws ORIGIN_MISMATCH.
  */
-export function checkOrigin(opts: Pick<ResolvedCsrf, 'origins' | 'requireOrigin'>, req: RequestView, referer: boolean): void {
+export function checkOrigin(opts: Pick<ResolvedCsrf, 'origins' | 'requireOrigin' | 'secureOnly'>, req: RequestView, referer: boolean): void {
   if (req.header('sec-fetch-site') === 'cross-site') throw new OriginMismatchError('cross-site request refused (Sec-Fetch-Site)');
   const originHeader = req.header('origin');
   if (originHeader !== undefined) {

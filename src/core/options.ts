@@ -35,7 +35,11 @@ export interface CookieOptions {
 export interface CsrfOptions {
   /** Header carrying the synchronizer token. @default 'x-csrf-token' */
   header?: string;
-  /** Allowed origins (full `scheme://host[:port]`); default: the origin named by the request's Host. */
+  /**
+   * Allowed origins (full `scheme://host[:port]`). Default: the host and port named by the request's
+   * Host; with a Secure cookie (production's default) the scheme too must be https (or http to a
+   * loopback host, which browsers treat as secure), since the server behind a TLS proxy cannot see it.
+   */
   origins?: string[];
   /** Refuse unsafe requests that carry neither Origin nor Referer. @default false (non-browser clients send neither) */
   requireOrigin?: boolean;
@@ -156,6 +160,8 @@ export interface ResolvedCsrf {
   header: string;
   origins: readonly string[] | undefined;
   requireOrigin: boolean;
+  /** Without `origins`: only a secure origin (https, or http to a loopback host) passes; set when the cookie is Secure. */
+  secureOnly: boolean;
   jsonOnly: boolean;
   forms: boolean;
   formField: string;
@@ -280,6 +286,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
     requireOrigin: input.csrf?.requireOrigin ?? false,
+    secureOnly: secure,
     jsonOnly: input.csrf?.jsonOnly ?? true,
     forms: input.csrf?.forms ?? false,
     formField: input.csrf?.formField ?? TETHER_DEFAULTS.csrfFormField,

@@ -119,6 +119,33 @@ describe('csrf', () => {
     assert.equal(await check(tether, 'POST', { ...ok, host: 'bad host', origin: `https://${HOST}` }), mismatch);
   });
 
+  it('origin when the cookie is Secure then an http origin of the Host fails 403 ORIGIN_MISMATCH, except on a loopback host; without Secure the scheme is not compared', async () => {
+    const mismatch = '403 ORIGIN_MISMATCH';
+    for (const options of [{ production: true }, { cookie: { secure: true } }]) {
+      const { tether } = rig(options);
+      const a = await withToken(tether);
+      const ok = { cookie: a.cookie, 'x-csrf-token': a.token, ...JSON_BODY };
+      assert.equal(await check(tether, 'POST', { ...ok, origin: `https://${HOST}` }), 'ok');
+      assert.equal(await check(tether, 'POST', { ...ok, origin: `http://${HOST}` }), mismatch, 'http origin');
+      assert.equal(await check(tether, 'POST', { ...ok, referer: `http://${HOST}/cart` }), mismatch, 'http Referer');
+      assert.equal(await check(tether, 'POST', { ...ok, host: `${HOST}:80`, origin: `http://${HOST}` }), mismatch, 'http origin, port 80');
+      for (const host of ['localhost:3000', 'shop.localhost:3000', '127.0.0.1:3000', '127.1.2.3:3000', '[::1]:3000']) {
+        assert.equal(await check(tether, 'POST', { ...ok, host, origin: `http://${host}` }), 'ok', `loopback ${host}`);
+      }
+      for (const host of ['10.0.0.1:3000', 'localhost.example:3000', '127.0.0.1.example:3000', '[::2]:3000']) {
+        assert.equal(await check(tether, 'POST', { ...ok, host, origin: `http://${host}` }), mismatch, `not loopback ${host}`);
+      }
+      const socket = await tether.openSocket(view('GET', { host: HOST, cookie: a.cookie, origin: `http://${HOST}` })).then(() => 'ok', (err: { code: string }) => err.code);
+      assert.equal(socket, 'ORIGIN_MISMATCH', 'a WebSocket handshake from the http origin');
+    }
+    const { tether } = rig({ cookie: { secure: false } });
+    const a = await withToken(tether);
+    assert.equal(await check(tether, 'POST', { cookie: a.cookie, 'x-csrf-token': a.token, ...JSON_BODY, origin: `http://${HOST}` }), 'ok');
+    const { tether: open } = rig({ production: true, csrf: { origins: ['http://shop.example'] } });
+    const b = await withToken(open);
+    assert.equal(await check(open, 'POST', { cookie: b.cookie, 'x-csrf-token': b.token, ...JSON_BODY, origin: 'http://shop.example' }), 'ok', 'csrf.origins decides alone');
+  });
+
   it('origin when csrf.origins is configured then only those full origins pass', async () => {
     const { tether } = rig({ csrf: { origins: ['https://shop.example'], requireOrigin: true } });
     const a = await withToken(tether);
