@@ -15,12 +15,15 @@ export interface Envelope {
   u?: string;
   /** 1 for a remembered session (`session.remember()`): its own timeouts and a persistent cookie. */
   r?: 1;
+  /** When the owner last proved who they are (`login()`, `reauthenticated()`), in ms of the engine's clock. */
+  a?: number;
 }
 
 /**
  * Encodes and decodes a session's envelope. A custom codec must keep every field of the envelope, not
- * only `d`: a token (`c`), the user agent (`u`) and the remembered flag (`r`) it drops are lost, and a
- * remembered session then ends at the engine's ordinary timeouts.
+ * only `d`: a token (`c`), the user agent (`u`), the remembered flag (`r`) and the authentication time
+ * (`a`) it drops are lost: a remembered session then ends at the engine's ordinary timeouts, and
+ * `requireRecentAuth()` asks its user to sign in again.
  */
 export interface SessionCodec {
   encode(envelope: Envelope): string;
@@ -36,6 +39,7 @@ export const jsonCodec: SessionCodec = {
     if (typeof parsed?.c === 'string') out.c = parsed.c;
     if (typeof parsed?.u === 'string') out.u = parsed.u;
     if (parsed?.r === 1) out.r = 1;
+    if (typeof parsed?.a === 'number' && Number.isFinite(parsed.a)) out.a = parsed.a;
     return out;
   },
 };
@@ -46,6 +50,7 @@ export function jsonEnvelope(dataText: string, env: Envelope): string {
   if (env.c !== undefined) text += `,"c":${JSON.stringify(env.c)}`;
   if (env.u !== undefined) text += `,"u":${JSON.stringify(env.u)}`;
   if (env.r === 1) text += ',"r":1';
+  if (env.a !== undefined) text += `,"a":${env.a}`;
   return `${text}}`;
 }
 

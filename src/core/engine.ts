@@ -110,6 +110,7 @@ export class Tether<T extends object = SessionData> {
   readonly #signer: Signer;
   readonly #cookie: SessionCookie;
   readonly #newId: () => string;
+  readonly #now: () => number = () => this.options.clock.now();
   /** Cookies verified before, by digest: returning sessions skip the HMAC (verified-cookies.ts). */
   readonly #verified: VerifiedCookies;
   readonly #gate = new SessionGate();
@@ -459,9 +460,9 @@ export class Tether<T extends object = SessionData> {
   #newState(ua: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [],
-      newId: this.#newId,
+      newId: this.#newId, now: this.#now,
     };
   }
 
@@ -530,6 +531,7 @@ export class Tether<T extends object = SessionData> {
     state.csrf = env.c;
     state.ua = env.u;
     state.remembered = env.r === 1;
+    state.authAt = env.a;
     state.resign = unsigned.stale;
     return new Session<T>(state);
   }

@@ -91,6 +91,17 @@ export class PayloadTooLargeError extends TetherError {
   }
 }
 
+/**
+ * A sensitive action needs the user to prove who they are again (`session.requireRecentAuth()`): not
+ * signed in, or signed in longer ago than the action allows. Answer with a password prompt.
+ */
+export class ReauthRequiredError extends TetherError {
+  constructor(message = 'confirm who you are again (sign in, or re-enter your password) to do this') {
+    super('REAUTH_REQUIRED', message, 401);
+    this.name = 'ReauthRequiredError';
+  }
+}
+
 /** A session data key that would clash with prototypes or is not a string. */
 export class SessionKeyInvalidError extends TetherError {
   constructor(key: string) {
@@ -217,6 +228,7 @@ export const ERROR_CODES = [
   'SESSION_CONFLICT',
   'SESSION_TOO_LARGE',
   'PAYLOAD_TOO_LARGE',
+  'REAUTH_REQUIRED',
   'SESSION_KEY_INVALID',
   'USER_ID_INVALID',
   'SESSION_ENDED',

@@ -3,7 +3,7 @@
  * login) that the engine carries out at commit, before the response goes out.
  * @module
  */
-import { SessionCommittedError, SessionEndedError, SessionKeyInvalidError } from './errors.js';
+import { ReauthRequiredError, SessionCommittedError, SessionEndedError, SessionKeyInvalidError } from './errors.js';
 import type { SessionRecord } from './store.js';
 import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
@@ -51,6 +51,8 @@ export interface SessionState {
   userId: string | null;
   /** Marked with `remember()`: the session has the longer timeouts of `options.remember` and a persistent cookie. */
   remembered: boolean;
+  /** When the owner last proved who they are (`login()`, `reauthenticated()`); undefined when not known. */
+  authAt: number | undefined;
   /** Replayable changes, in order, re-applied on fresh data after a CAS conflict. */
   ops: Array<(data: SessionData, state: SessionState) => void | Promise<void>>;
   /**
@@ -82,6 +84,8 @@ export interface SessionState {
   committed: boolean;
   setCookies: string[];
   newId: () => string;
+  /** The engine's clock. */
+  now: () => number;
 }
 
 let internals!: (s: Session) => SessionState;
@@ -281,10 +285,13 @@ export class Session<T extends object = SessionData> {
   setUser(userId: string | null): void {
     this.#live();
     if (userId !== null) checkUserId(userId);
-    this.#s.userId = userId;
-    this.#s.ops.push((_data, state) => {
+    // Another owner has not proved who they are here: the authentication time was the previous one's.
+    const own = (state: SessionState): void => {
+      if (state.userId !== userId) state.authAt = undefined;
       state.userId = userId;
-    });
+    };
+    own(this.#s);
+    this.#s.ops.push((_data, state) => own(state));
   }
 
   /**
@@ -326,12 +333,57 @@ export class Session<T extends object = SessionData> {
     const owner = this.#s.userId;
     this.setUser(userId);
     this.regenerate();
+    this.#authenticated();
     if (this.#s.remembered && owner !== null && owner !== userId) this.remember(false);
     // Last: a user ID refused or an ID generator that fails above leaves the data as it was.
     if (keep !== undefined) {
       const data = dataOf(this.#s);
       for (const key of Object.keys(data)) if (!keep.includes(key as keyof T & string)) delete data[key];
     }
+  }
+
+  /**
+   * The signed-in user has just proved who they are again (typed their password, passed a second
+   * factor): `authenticatedAt` becomes now, and `requireRecentAuth()` lets them through. Nothing
+   * else changes; a step-up that grants more than the session had should also `regenerate()`. Throws
+   * TypeError on a session with no user.
+   */
+  reauthenticated(): void {
+    this.#live();
+    if (this.#s.userId === null) throw new TypeError('session.reauthenticated() needs a signed-in session: call login(userId) to sign one in');
+    this.#authenticated();
+  }
+
+  /**
+   * When the session's user last proved who they are: the time of `login()` or `reauthenticated()`, in
+   * ms of the engine's clock (epoch ms by default); null with no user, or a user set by `setUser()`.
+   * Survives remembered sessions' returns: a browser "kept signed in" for days has an old one.
+   */
+  get authenticatedAt(): number | null {
+    return this.#s.userId === null ? null : this.#s.authAt ?? null;
+  }
+
+  /**
+   * Step-up for a sensitive action (changing the email, a large payment): throws ReauthRequiredError
+   * (REAUTH_REQUIRED, 401) unless the user proved who they are less than `maxAgeMs` ago (see
+   * `authenticatedAt`; 0 asks every time). The app answers it with a password prompt, checks the
+   * password, calls `reauthenticated()` and retries.
+   * @example
+   * session.requireRecentAuth(15 * 60_000); // signed in or re-confirmed within 15 minutes
+   */
+  requireRecentAuth(maxAgeMs: number): void {
+    if (typeof maxAgeMs !== 'number' || !(maxAgeMs >= 0)) throw new TypeError('session.requireRecentAuth(maxAgeMs) takes a number of milliseconds, 0 or more');
+    const at = this.authenticatedAt;
+    if (at === null) throw new ReauthRequiredError(this.#s.userId === null ? 'sign in first' : undefined);
+    if (this.#s.now() - at >= maxAgeMs) throw new ReauthRequiredError();
+  }
+
+  #authenticated(): void {
+    const at = this.#s.now();
+    this.#s.authAt = at;
+    this.#s.ops.push((_data, state) => {
+      state.authAt = at;
+    });
   }
 
   /** A new ID and CSRF token at commit; data kept; the old record is deleted. */

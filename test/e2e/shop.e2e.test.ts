@@ -549,6 +549,53 @@ describe('shop in Chromium: guest checkout', { timeout: 120_000 }, () => {
   });
 });
 
+describe('shop in Chromium: step-up at checkout', () => {
+  it('signed-in shopper when the sign-in is older than SHOP_REAUTH_WINDOW then Place order asks for the password: cancelled or wrong places nothing, the right one places the order', async () => {
+    const shop = await startTestShop({ SHOP_REAUTH_WINDOW: '0' });
+    const { context, page, errors } = await newPage();
+    try {
+      await registerInPage(page, shop.url, 'stepup');
+      await page.goto(shop.url + '/');
+      await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
+      await waitForCount(page, '1');
+      await page.goto(shop.url + '/checkout');
+      await page.locator('form[data-step=shipping]').waitFor();
+      await fillShipping(page);
+      await page.getByRole('button', { name: 'Continue to payment' }).click();
+      await page.locator('form[data-step=payment]').waitFor();
+      await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+      await page.getByLabel('Expiry (MM/YY)').fill('11/38');
+      await page.getByRole('button', { name: 'Review order' }).click();
+      await page.locator('[data-step=review]').waitFor();
+
+      const dialog = page.getByTestId('reauth');
+      await page.getByTestId('place-order').click();
+      await dialog.getByText('Enter your password to place the order').waitFor();
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      assert.equal(await page.getByTestId('order-placed').count(), 0, 'cancelled: no order');
+
+      await page.getByTestId('place-order').click();
+      await dialog.getByLabel('Password').fill('not the password at all');
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await page.locator('#step-error').filter({ hasText: 'the password is wrong' }).waitFor();
+      assert.equal(await page.getByTestId('order-placed').count(), 0, 'wrong password: no order');
+      await shot(page, '15-step-up-wrong-password');
+
+      await page.getByTestId('place-order').click();
+      await dialog.getByLabel('Password').fill('correct horse battery');
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await page.getByTestId('order-placed').waitFor();
+      assert.match((await page.getByTestId('order-id').textContent()) ?? '', /^ord_/);
+      assert.equal(await cartCount(page), '0');
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});
+
 describe('shop in Chromium: the live channel when the server refuses it', () => {
   it('live channel when its handshake is refused (the process is at SHOP_LIVE_MAX_SOCKETS) then the page tries again less and less often, and the page works', async () => {
     const full = await startTestShop({ SHOP_LIVE_MAX_SOCKETS: '1' });

@@ -5,6 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ADMIN_PASSWORD, ShopClient, assertError, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
 
@@ -248,6 +249,68 @@ describe('shop api: ending sessions needs a recent login (SHOP_REAUTH_WINDOW=0: 
     assert.deepEqual((await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'correct horse battery' } })).body, { ended: 1 });
     assert.equal((await c.get('/api/session')).body.authenticated, false);
     assert.equal((await a.get('/api/session')).body.authenticated, true);
+  });
+
+  it('checkout confirm when signed in then 401 REAUTH_REQUIRED without the password, INVALID_CREDENTIALS with a wrong one (no order either way), and the right one places the order', async () => {
+    const a = new ShopClient(strict.url);
+    assert.equal((await a.register(uniqueName())).status, 201);
+    await a.add('headphones', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    const view = (await a.post('/api/checkout/payment', CARD)).body as { step: string; runId: string };
+    assert.equal(view.step, 'review');
+    const key = `checkout:${view.runId}`;
+    assertError(await a.post('/api/checkout/confirm', { runId: view.runId }), 401, 'REAUTH_REQUIRED');
+    assertError(await a.post('/api/checkout/confirm', { runId: view.runId, password: 'not it at all' }), 401, 'INVALID_CREDENTIALS');
+    assertError(await a.post('/api/checkout/confirm', { runId: view.runId, password: 42 }), 400, 'VALIDATION_FAILED');
+    assert.equal(await strict.shop.db.findOrderByKey(key), null, 'no order placed by the refused confirms');
+    assert.equal((await a.get('/api/checkout')).body.step, 'review', 'the checkout waits at review');
+    const placed = await a.post('/api/checkout/confirm', { runId: view.runId, password: 'correct horse battery' });
+    assert.equal(placed.status, 201);
+    assert.equal((await strict.shop.db.findOrderByKey(key))?.id, placed.body.orderId);
+    // A repeat of the placed run answers its order without asking again.
+    assert.equal((await a.post('/api/checkout/confirm', { runId: view.runId })).body.orderId, placed.body.orderId);
+  });
+
+  it('guest confirm when it sends a password then 400 VALIDATION_FAILED, and without one it needs no step-up', async () => {
+    const g = new ShopClient(strict.url);
+    await g.add('headphones', 1);
+    await g.post('/api/checkout/contact', { email: 'guest@example.org' });
+    await g.post('/api/checkout/shipping', SHIPPING);
+    await g.post('/api/checkout/payment', CARD);
+    assertError(await g.post('/api/checkout/confirm', { password: 'anything at all' }), 400, 'VALIDATION_FAILED');
+    assert.equal((await g.post('/api/checkout/confirm')).status, 201);
+  });
+});
+
+describe('shop api: step-up counts from the last sign-in or password typed again (SHOP_REAUTH_WINDOW=2)', () => {
+  let windowed: TestShop;
+  before(async () => {
+    windowed = await startTestShop({ SHOP_REAUTH_WINDOW: '2', TETHER_STORE: 'memory' });
+  });
+  after(async () => {
+    await windowed?.stop();
+  });
+
+  it('password when typed again then the actions after it need none until the window passes; a wrong one is refused even within it', async () => {
+    const a = new ShopClient(windowed.url);
+    const username = uniqueName();
+    assert.equal((await a.register(username)).status, 201);
+    await a.add('headphones', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    await a.post('/api/checkout/payment', CARD);
+    await sleep(2_100);
+    assertError(await a.post('/api/checkout/confirm'), 401, 'REAUTH_REQUIRED');
+    const placed = await a.post('/api/checkout/confirm', { password: 'correct horse battery' });
+    assert.equal(placed.status, 201);
+    const b = new ShopClient(windowed.url, 'device-b');
+    assert.equal((await b.login(username)).status, 200);
+    assert.deepEqual((await a.request('DELETE', '/api/me/sessions/others')).body, { ended: 1 }, 'just confirmed: no password asked');
+    assertError(await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'wrong password here' } }), 401, 'INVALID_CREDENTIALS');
+    const c = new ShopClient(windowed.url, 'device-c');
+    assert.equal((await c.login(username)).status, 200);
+    await sleep(2_100);
+    assertError(await a.request('DELETE', '/api/me/sessions/others'), 401, 'REAUTH_REQUIRED');
+    assert.equal((await c.get('/api/session')).body.authenticated, true, 'nothing ended by the refused call');
   });
 });
 

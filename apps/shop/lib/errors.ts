@@ -12,7 +12,6 @@ export const authRequired = (): TetherError => new TetherError('AUTH_REQUIRED', 
 export const forbidden = (): TetherError => new TetherError('FORBIDDEN', 'this needs the admin account', 403);
 export const invalidCredentials = (message = 'wrong username or password'): TetherError => new TetherError('INVALID_CREDENTIALS', message, 401);
 export const usernameTaken = (): TetherError => new TetherError('USERNAME_TAKEN', 'that username is taken', 409);
-export const reauthRequired = (): TetherError => new TetherError('REAUTH_REQUIRED', 'confirm your password to do this: the login was too long ago', 401);
 export const sessionNotFound = (): TetherError => new TetherError('SESSION_NOT_FOUND', 'you have no such session', 404);
 export const userNotFound = (): TetherError => new TetherError('USER_NOT_FOUND', 'no such user', 404);
 export const cartEmpty = (): TetherError => new TetherError('CART_EMPTY', 'the cart is empty', 409);

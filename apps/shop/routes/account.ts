@@ -1,9 +1,10 @@
 /** The account: the user's sessions (devices), password, orders, and deleting it. @module */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Order, User } from '../db/index.js';
+import type { Order } from '../db/index.js';
 import { centsToAmount } from '../lib/cart.js';
-import { adminAccount, invalidCredentials, reauthRequired, sessionNotFound, validationFailed } from '../lib/errors.js';
-import { hashPassword, verifyPassword } from '../lib/passwords.js';
+import { adminAccount, sessionNotFound, validationFailed } from '../lib/errors.js';
+import { hashPassword } from '../lib/passwords.js';
+import { checkPassword, stepUp } from '../lib/reauth.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { audit, guestOrdersOf, requireUser, sessionOf, sessionView } from '../context.js';
 import type { ShopContext } from '../context.js';
@@ -23,35 +24,11 @@ export function orderJson(o: Order): Record<string, unknown> {
   };
 }
 
-/**
- * Ending sessions needs a recent authentication (ASVS 7.5.2): a login within SHOP_REAUTH_WINDOW, or the
- * password again in the body (`{"password": …}`), else 401 REAUTH_REQUIRED: whoever holds only a stolen
- * session cookie cannot end the owner's other sessions with it.
- */
+/** Ending sessions: `{"password": …}` or nothing (stepUp), else 400 VALIDATION_FAILED. */
 async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: string): Promise<void> {
-  const since = sessionOf(req).createdAt;
   const body = req.body === undefined || req.body === null ? {} : objectBody(req.body);
   onlyKeys(body, ['password']);
-  if (body.password === undefined && since !== null && ctx.tether.options.clock.now() - since < ctx.config.reauthWindowSec * 1000) return;
-  if (typeof body.password !== 'string' || body.password.length > 1024) throw reauthRequired();
-  await checkPassword(ctx, req, userId, body.password, 'the password is wrong');
-}
-
-/**
- * The user, once their own password is given again; 401 INVALID_CREDENTIALS with `message` when it is not. Wrong
- * answers count against the account and the address like failed logins, so a session alone is no
- * way around their limit.
- */
-async function checkPassword(ctx: ShopContext, req: FastifyRequest, userId: string, password: string, message: string): Promise<User> {
-  const user = await ctx.db.findUserById(userId);
-  if (!user) throw invalidCredentials(message);
-  const attempt = await ctx.loginFailures.begin(ctx, req, user.username);
-  if (await verifyPassword(password, user.passwordHash)) {
-    await attempt.succeeded();
-    return user;
-  }
-  audit(ctx, req, 'auth.password_check_failed', { user: userId });
-  throw invalidCredentials(message);
+  await stepUp(ctx, req, userId, body.password);
 }
 
 export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {

@@ -5,7 +5,8 @@
  * steps) is kept in the session and ends with it, and its order is stored without a user. Confirm is
  * idempotent per flow run: two concurrent confirms place one order (unique idempotency key in the orders
  * table), and a confirm that names its run (`runId` from GET /api/checkout) answers a repeat, a double
- * click or a retry after a lost reply, with the order that run placed.
+ * click or a retry after a lost reply, with the order that run placed. A user signed in longer ago than
+ * SHOP_REAUTH_WINDOW (a remembered session) confirms with the password (step-up, ASVS 7.5.3).
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -19,6 +20,7 @@ import { objectBody, onlyKeys } from '../lib/validate.js';
 import { FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
 import { guestOrdersOf, sessionOf } from '../context.js';
+import { stepUp } from '../lib/reauth.js';
 import type { ShopContext, ShopUserContext } from '../context.js';
 
 type Placed = { order: Order; created: boolean };
@@ -91,14 +93,16 @@ function flowJson(v: FlowView): Record<string, unknown> {
   return { step: v.step, steps: v.steps, data: v.data, runId: v.runId };
 }
 
-/** The run a confirm names, if any: `{}` (or no body) confirms whatever run is current. */
-function confirmedRun(body: unknown): string | undefined {
-  if (body === undefined || body === null) return undefined;
+/**
+ * What a confirm sends: the run it names, if any (`{}`, or no body, confirms whatever run is current),
+ * and a signed-in user's password when the page asked for it (REAUTH_REQUIRED).
+ */
+function confirmBody(body: unknown): { runId: string | undefined; password: unknown } {
+  if (body === undefined || body === null) return { runId: undefined, password: undefined };
   const b = objectBody(body);
-  onlyKeys(b, ['runId']);
-  if (b.runId === undefined) return undefined;
-  if (typeof b.runId !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(b.runId)) throw validationFailed('runId must be the runId GET /api/checkout gave');
-  return b.runId;
+  onlyKeys(b, ['runId', 'password']);
+  if (b.runId !== undefined && (typeof b.runId !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(b.runId))) throw validationFailed('runId must be the runId GET /api/checkout gave');
+  return { runId: b.runId, password: b.password };
 }
 
 /** What a confirm answers: the order placed (or placed already by the same run). */
@@ -149,7 +153,9 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
 
   app.post('/api/checkout/confirm', async (req, reply) => {
     const checkout = checkoutOf(ctx, req);
-    const runId = confirmedRun(req.body);
+    const { runId, password } = confirmBody(req.body);
+    const userId = sessionOf(req).userId;
+    if (userId === null && password !== undefined) throw validationFailed('a guest checkout takes no password');
     // The order a named run placed, if it did (for this requester): a repeat of that confirm gets it again.
     const placedBy = async (): Promise<Order | null> => {
       if (runId === undefined) return null;
@@ -164,6 +170,8 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
       if (placed) return reply.code(200).send(placedJson(placed));
       throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
     }
+    // Placing an order is the shop's high-value action: a sign-in long ago asks for the password first.
+    if (userId !== null) await stepUp(ctx, req, userId, password);
     try {
       const { order, created } = await checkout.complete((run) => placeOrder(ctx, checkout, run), { onCompleted: checkout.onCompleted });
       if (created) ctx.counters.ordersPlaced++;

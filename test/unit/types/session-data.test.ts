@@ -47,6 +47,13 @@ async function typedUse(): Promise<Session<Shop>> {
     s.login('ada', { keep: ['cart'] });
     // @ts-expect-error keep names keys of the data
     s.login('ada', { keep: ['wishlist'] });
+    const at: number | null = s.authenticatedAt;
+    // @ts-expect-error authenticatedAt may be null
+    const sure: number = s.authenticatedAt;
+    void at;
+    void sure;
+    // @ts-expect-error requireRecentAuth takes milliseconds
+    assert.throws(() => s.requireRecentAuth('15m'), TypeError);
   }
   return s;
 }

@@ -1,6 +1,6 @@
 // The account page: preferences, the password, the devices (sessions) signed in, logging out others or one
 // of them, and deleting the account.
-import { api, ApiError, describeError, el, ending, logout, onChange, requireLogin, setPreferences, setSession, signedOut, state, toast } from './app.js';
+import { api, ApiError, askPassword, describeError, el, ending, logout, onChange, requireLogin, setPreferences, setSession, signedOut, state, toast } from './app.js';
 
 function device(ua) {
   if (!ua) return 'Unknown device';
@@ -9,33 +9,13 @@ function device(ua) {
   return os ? `${browser} on ${os}` : browser;
 }
 
-/** Asks for the password again (a dialog); resolves with it, or null when cancelled. */
-function askPassword() {
-  return new Promise((resolve) => {
-    const input = el('input', { type: 'password', autocomplete: 'current-password', required: true, maxlength: '128', id: 'reauth-password' });
-    const dialog = el('dialog', { 'data-testid': 'reauth' },
-      el('form', { method: 'dialog', class: 'form' },
-        el('p', {}, 'You signed in a while ago. Enter your password to log out other devices.'),
-        el('label', {}, 'Password', input),
-        el('div', { class: 'actions' },
-          el('button', { type: 'submit', class: 'primary', value: 'ok' }, 'Confirm'),
-          el('button', { type: 'button', onclick: () => dialog.close('') }, 'Cancel'))));
-    dialog.addEventListener('close', () => {
-      dialog.remove();
-      resolve(dialog.returnValue === 'ok' && input.value ? input.value : null);
-    });
-    document.body.append(dialog);
-    dialog.showModal();
-  });
-}
-
 /** Ends sessions: the server asks for the password again when the login was long ago (REAUTH_REQUIRED). */
 async function endSessions(path) {
   try {
     return await api('DELETE', path);
   } catch (err) {
     if (!(err instanceof ApiError && err.code === 'REAUTH_REQUIRED')) throw err;
-    const password = await askPassword();
+    const password = await askPassword('You signed in a while ago. Enter your password to log out other devices.');
     if (password === null) return null;
     return api('DELETE', path, { password });
   }

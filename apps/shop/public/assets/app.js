@@ -270,6 +270,29 @@ export async function requireLogin() {
 }
 
 let toastTimer;
+/**
+ * Asks for the password again (a dialog) when the server answers REAUTH_REQUIRED (a sign-in long ago);
+ * resolves with it, or null when cancelled.
+ */
+export function askPassword(why) {
+  return new Promise((resolve) => {
+    const input = el('input', { type: 'password', autocomplete: 'current-password', required: true, maxlength: '128', id: 'reauth-password' });
+    const dialog = el('dialog', { 'data-testid': 'reauth' },
+      el('form', { method: 'dialog', class: 'form' },
+        el('p', {}, why),
+        el('label', {}, 'Password', input),
+        el('div', { class: 'actions' },
+          el('button', { type: 'submit', class: 'primary', value: 'ok' }, 'Confirm'),
+          el('button', { type: 'button', onclick: () => dialog.close('') }, 'Cancel'))));
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      resolve(dialog.returnValue === 'ok' && input.value ? input.value : null);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
 export function toast(message) {
   const t = document.getElementById('toast');
   if (!t) return;

@@ -1,7 +1,7 @@
 // Checkout: shipping → payment → review → place order; a guest gives an email address first. The server
 // keeps the step (a user's in the account, so another device resumes at the same place; a guest's in the
 // session), so the page always renders what GET /api/checkout says.
-import { api, describeError, el, formatPrice, loadSession, state, toast } from './app.js';
+import { api, ApiError, askPassword, describeError, el, formatPrice, loadSession, state, toast } from './app.js';
 
 const LABELS = { contact: 'Contact', shipping: 'Shipping', payment: 'Payment', review: 'Review' };
 let flow = null;
@@ -91,6 +91,21 @@ function paymentForm() {
   ], 'Review order', true);
 }
 
+/**
+ * Places the order. A user who signed in a while ago (kept signed in) is asked for the password first
+ * (REAUTH_REQUIRED); null when they cancel.
+ */
+async function confirm(body) {
+  try {
+    return await api('POST', '/api/checkout/confirm', body);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.code === 'REAUTH_REQUIRED')) throw err;
+    const password = await askPassword('You signed in a while ago. Enter your password to place the order.');
+    if (password === null) return null;
+    return api('POST', '/api/checkout/confirm', { ...body, password });
+  }
+}
+
 function review() {
   const s = flow.data.shipping;
   const p = flow.data.payment;
@@ -103,7 +118,11 @@ function review() {
       try {
         // Naming the run makes a retry (a lost reply, a second click) answer with the same order.
         receiptTo = c?.email ?? null;
-        placed = await api('POST', '/api/checkout/confirm', { runId: flow.runId });
+        placed = await confirm({ runId: flow.runId });
+        if (placed === null) {
+          place.disabled = false;
+          return;
+        }
         await loadSession({ create: true });
         flow = await api('GET', '/api/checkout');
         render();

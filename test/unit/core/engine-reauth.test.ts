@@ -1,0 +1,164 @@
+/** Step-up: the authentication time `login()` and `reauthenticated()` record, and `requireRecentAuth()`. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rig, trip, view } from '../support.js';
+import type { Rig } from '../support.js';
+import { ReauthRequiredError } from '../../../src/core/errors.js';
+
+const MINUTE = 60_000;
+
+/** Whether `requireRecentAuth(maxAgeMs)` lets the session through; the error code when it does not. */
+function gate(s: { requireRecentAuth(ms: number): void }, maxAgeMs: number): string {
+  try {
+    s.requireRecentAuth(maxAgeMs);
+    return 'ok';
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+}
+
+async function signedIn(r: Rig, userId = 'ada'): Promise<string> {
+  const t = await trip(r.tether, undefined, (s) => s.login(userId));
+  return t.cookie!;
+}
+
+describe('step-up (authenticatedAt, requireRecentAuth, reauthenticated)', () => {
+  it('anonymous session when asked for a recent authentication then REAUTH_REQUIRED 401, and reauthenticated() is a TypeError', async () => {
+    const { tether } = rig();
+    const s = await tether.open(view('POST'));
+    assert.equal(s.authenticatedAt, null);
+    assert.throws(() => s.requireRecentAuth(MINUTE), (err: unknown) => err instanceof ReauthRequiredError && err.code === 'REAUTH_REQUIRED' && err.status === 401 && /sign in/.test(err.message));
+    assert.throws(() => s.reauthenticated(), TypeError);
+    for (const bad of [-1, Number.NaN, '60000', undefined]) assert.throws(() => s.requireRecentAuth(bad as number), TypeError, String(bad));
+    tether.abandon(s);
+  });
+
+  it('login when made then authenticatedAt is its time, stored: within maxAgeMs the action passes, past it REAUTH_REQUIRED', async () => {
+    const r = rig({ idleTimeoutMs: 60 * MINUTE });
+    const at = r.clock.now();
+    const cookie = await signedIn(r);
+    r.clock.advance(10 * MINUTE);
+    const later = await trip(r.tether, cookie, (s) => {
+      assert.equal(s.authenticatedAt, at);
+      assert.equal(gate(s, 15 * MINUTE), 'ok');
+      assert.equal(gate(s, 10 * MINUTE + 1), 'ok');
+      assert.equal(gate(s, 10 * MINUTE), 'REAUTH_REQUIRED', 'at exactly maxAgeMs');
+    });
+    r.clock.advance(6 * MINUTE);
+    await trip(r.tether, later.cookie, (s) => assert.equal(gate(s, 15 * MINUTE), 'REAUTH_REQUIRED'));
+  });
+
+  it('reauthenticated() when called then authenticatedAt is now, stored, with the same ID and CSRF token', async () => {
+    const r = rig({ idleTimeoutMs: 60 * MINUTE });
+    const cookie = await signedIn(r);
+    r.clock.advance(30 * MINUTE);
+    let token = '';
+    const confirmed = await trip(r.tether, cookie, (s) => {
+      token = s.csrfToken;
+      assert.equal(gate(s, 15 * MINUTE), 'REAUTH_REQUIRED');
+      s.reauthenticated();
+      assert.equal(s.authenticatedAt, r.clock.now());
+      assert.equal(gate(s, 15 * MINUTE), 'ok');
+      assert.equal(gate(s, 0), 'REAUTH_REQUIRED', '0 asks every time');
+    });
+    assert.deepEqual(confirmed.setCookies, [], 'no new cookie: the ID is the same');
+    const at = r.clock.now();
+    r.clock.advance(5 * MINUTE);
+    await trip(r.tether, cookie, (s) => {
+      assert.equal(s.authenticatedAt, at);
+      assert.equal(s.csrfToken, token);
+      assert.equal(gate(s, 15 * MINUTE), 'ok');
+    });
+  });
+
+  it('setUser when it names another user or none then authenticatedAt is null; the same user keeps it', async () => {
+    const r = rig();
+    const at = r.clock.now();
+    const cookie = await signedIn(r);
+    await trip(r.tether, cookie, (s) => s.setUser('ada'));
+    await trip(r.tether, cookie, (s) => assert.equal(s.authenticatedAt, at));
+    await trip(r.tether, cookie, (s) => {
+      s.setUser('grace');
+      assert.equal(s.authenticatedAt, null);
+      assert.equal(gate(s, MINUTE), 'REAUTH_REQUIRED');
+      // Back to the one who signed in within the same request: still not proved again here.
+      s.setUser('ada');
+      assert.equal(s.authenticatedAt, null);
+    });
+    await trip(r.tether, cookie, (s) => assert.equal(s.authenticatedAt, null, 'stored'));
+    const fresh = await signedIn(r);
+    await trip(r.tether, fresh, (s) => {
+      s.setUser(null);
+      assert.equal(s.authenticatedAt, null);
+      s.setUser('ada');
+    });
+    await trip(r.tether, fresh, (s) => assert.equal(s.authenticatedAt, null));
+  });
+
+  it('login as another user on a signed-in session then authenticatedAt is the new login\'s', async () => {
+    const r = rig({ idleTimeoutMs: 60 * MINUTE });
+    const cookie = await signedIn(r, 'ada');
+    r.clock.advance(20 * MINUTE);
+    const at = r.clock.now();
+    const other = await trip(r.tether, cookie, (s) => s.login('grace'));
+    await trip(r.tether, other.cookie, (s) => {
+      assert.equal(s.userId, 'grace');
+      assert.equal(s.authenticatedAt, at);
+    });
+  });
+
+  it('remembered session when it comes back days later then authenticatedAt is still the login\'s, and a step-up is asked', async () => {
+    const r = rig();
+    const at = r.clock.now();
+    const t = await trip(r.tether, undefined, (s) => {
+      s.login('ada');
+      s.remember();
+    });
+    r.clock.advance(3 * 24 * 60 * MINUTE);
+    await trip(r.tether, t.cookie, (s) => {
+      assert.equal(s.userId, 'ada');
+      assert.equal(s.authenticatedAt, at);
+      assert.equal(gate(s, 15 * MINUTE), 'REAUTH_REQUIRED');
+    });
+  });
+
+  it('request that only reads authenticatedAt then writes nothing', async () => {
+    const r = rig();
+    const cookie = await signedIn(r);
+    const writes = r.tether.stats().writes;
+    await trip(r.tether, cookie, (s) => {
+      assert.notEqual(s.authenticatedAt, null);
+      s.requireRecentAuth(MINUTE);
+    }, 'GET');
+    assert.equal(r.tether.stats().writes, writes);
+  });
+
+  it('reauthenticated() when another engine changed the session meanwhile then the replayed commit keeps both', async () => {
+    const a = rig({ idleTimeoutMs: 60 * MINUTE });
+    const b = rig({ idleTimeoutMs: 60 * MINUTE }, a);
+    const cookie = await signedIn(a);
+    await trip(a.tether, cookie, (s) => s.set('n', 0));
+    a.clock.advance(30 * MINUTE);
+    const sa = await a.tether.open(view('POST', { cookie }));
+    sa.reauthenticated();
+    await sa.update((d) => void (d.n = Number(d.n) + 1));
+    await trip(b.tether, cookie, (s) => s.update((d) => void (d.n = Number(d.n) + 10)));
+    await a.tether.commit(sa);
+    assert.equal(a.tether.stats().replays, 1);
+    await trip(b.tether, cookie, (s) => {
+      assert.equal(s.get('n'), 11);
+      assert.equal(s.authenticatedAt, a.clock.now());
+    });
+    // The other way round: a plain update replayed over a step-up keeps the step-up.
+    a.clock.advance(MINUTE);
+    const sb = await b.tether.open(view('POST', { cookie }));
+    await sb.update((d) => void (d.n = Number(d.n) + 100));
+    const at = a.clock.now();
+    await trip(a.tether, cookie, (s) => s.reauthenticated());
+    await b.tether.commit(sb);
+    await trip(a.tether, cookie, (s) => {
+      assert.equal(s.get('n'), 111);
+      assert.equal(s.authenticatedAt, at);
+    });
+  });
+});
