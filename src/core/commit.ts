@@ -159,12 +159,18 @@ export class Committer {
     return text;
   }
 
+  /**
+   * A new session's record, or a regenerated one's under its new ID. A regeneration keeps the session's
+   * age, so its absolute timeout still counts from its creation (a new ID is not a new session, as in
+   * Servlet's changeSessionId); a login starts the lifetime again, as a new authentication.
+   */
   #newRecord(s: SessionState, id: string, text: string, now: number): SessionRecord {
     const o = this.#e.options;
     const life = lifetimeOf(s, o);
+    const createdAt = s.record !== null && !s.newLifetime ? s.record.createdAt : now;
     return {
-      key: hashId(id), data: text, version: 1, userId: s.userId, createdAt: now, lastSeenAt: now,
-      expiresAt: now + life.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: now + life.absoluteTimeoutMs + o.expiryGraceMs,
+      key: hashId(id), data: text, version: 1, userId: s.userId, createdAt, lastSeenAt: now,
+      expiresAt: now + life.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: createdAt + life.absoluteTimeoutMs + o.expiryGraceMs,
     };
   }
 

@@ -460,7 +460,7 @@ export class Tether<T extends object = SessionData> {
   #newState(ua: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, newLifetime: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [],
       newId: this.#newId, now: this.#now,
     };

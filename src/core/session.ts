@@ -64,6 +64,8 @@ export interface SessionState {
   /** The draft's write count up to which `updateWrites` has counted: overlapping updates count each write once. */
   updateCountedTo: number;
   regenerate: boolean;
+  /** Set by `login()`: the regenerated session's absolute lifetime starts again (a plain regenerate() keeps its age). */
+  newLifetime: boolean;
   destroyed: boolean;
   touch: boolean;
   /** The cookie verified with an old secret: send it again, signed with the current one. */
@@ -333,6 +335,7 @@ export class Session<T extends object = SessionData> {
     const owner = this.#s.userId;
     this.setUser(userId);
     this.regenerate();
+    this.#s.newLifetime = true;
     this.#authenticated();
     if (this.#s.remembered && owner !== null && owner !== userId) this.remember(false);
     // Last: a user ID refused or an ID generator that fails above leaves the data as it was.
@@ -386,7 +389,10 @@ export class Session<T extends object = SessionData> {
     });
   }
 
-  /** A new ID and CSRF token at commit; data kept; the old record is deleted. */
+  /**
+   * A new ID and CSRF token at commit; data kept; the old record is deleted. The session keeps its age:
+   * its absolute timeout still counts from its creation or last `login()`, which starts it again.
+   */
   regenerate(): void {
     this.#live();
     // The ID first: a custom generator that fails leaves the session as it was.

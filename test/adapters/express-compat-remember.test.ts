@@ -198,6 +198,24 @@ describe('session() "remember me": a per-session cookie.maxAge', () => {
     }
   });
 
+  it('regenerate when called on a session half through its absolute lifetime then the new session\'s lifetime starts again, as express-session\'s new session', async () => {
+    const app = await compatApp({ tether: { idleTimeoutMs: 40 * MIN, absoluteTimeoutMs: 60 * MIN } }, routes);
+    try {
+      const c = app.client();
+      await c.request('/view', { method: 'POST' });
+      app.clock.advance(30 * MIN);
+      await c.request('/login', { method: 'POST' });
+      app.clock.advance(30 * MIN);
+      assert.deepEqual((await c.request('/me')).json(), { user: 'alice' }, '60 min after the first session began');
+      app.clock.advance(29 * MIN);
+      assert.deepEqual((await c.request('/me')).json(), { user: 'alice' });
+      app.clock.advance(MIN);
+      assert.deepEqual((await c.request('/me')).json(), { user: null }, '60 min after the regeneration');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('regenerate when a remembered session logs in again without remember then the new session is not remembered', async () => {
     const app = await compatApp({}, routes);
     const c = app.client();

@@ -175,6 +175,8 @@ export class RequestSessions implements SessionController {
       const s = await this.#ensureOpen();
       if (this.#stored) {
         this.#cfg.withRequest(this.#req, () => s.regenerate());
+        // express-session's regenerate() makes a new session: its lifetime starts again, as at a login.
+        sessionState(s).newLifetime = true;
         this.#regenerated = true;
         this.#id = s.id;
       } else if (this.#id !== null) {

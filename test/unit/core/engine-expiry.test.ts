@@ -56,6 +56,31 @@ describe('engine expiry', () => {
     assert.equal(end.cookie, '');
   });
 
+  it('regenerate when called mid-life then the session keeps its age and ends at the first absolute deadline; a login starts it again', async () => {
+    const r = rig({ idleTimeoutMs: 40 * MIN, absoluteTimeoutMs: 60 * MIN });
+    const start = r.clock.now();
+    const a = await trip(r.tether, undefined, (s) => s.login('ada'));
+    r.clock.advance(30 * MIN);
+    const renewed = await trip(r.tether, a.cookie, (s) => s.regenerate());
+    assert.notEqual(renewed.cookie, a.cookie, 'a new ID');
+    const [listed] = await r.tether.listUserSessions('ada');
+    assert.equal(listed!.createdAt, start, 'listed with the age it had');
+    r.clock.advance(30 * MIN - 1);
+    await trip(r.tether, renewed.cookie, (s) => assert.equal(s.userId, 'ada', 'alive just before the first deadline'), 'GET');
+    r.clock.advance(1);
+    await trip(r.tether, renewed.cookie, (s) => assert.equal(s.isNew, true, 'ended 60 min after its creation, not after the regeneration'), 'GET');
+
+    const b = await trip(r.tether, undefined, (s) => s.set('cart', ['mug']));
+    r.clock.advance(30 * MIN);
+    const signedIn = await trip(r.tether, b.cookie, (s) => s.login('ada'));
+    r.clock.advance(30 * MIN);
+    await trip(r.tether, signedIn.cookie, (s) => assert.equal(s.userId, 'ada'), 'GET');
+    r.clock.advance(29 * MIN);
+    await trip(r.tether, signedIn.cookie, (s) => assert.deepEqual([s.userId, s.get('cart')], ['ada', ['mug']], 'a login starts the lifetime again'));
+    r.clock.advance(MIN);
+    await trip(r.tether, signedIn.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+  });
+
   it('read-only traffic when within touchIntervalMs then writes nothing, and after it then touches exactly once', async () => {
     const r = rig({ idleTimeoutMs: 30 * MIN });
     assert.equal(r.tether.options.touchIntervalMs, MIN, 'default: min(60 s, idle / 10)');
