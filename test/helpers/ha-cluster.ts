@@ -34,6 +34,8 @@ export interface HaNode {
   readonly port: number;
   readonly dataDir: string;
   app: AppProcess | null;
+  /** The signing secrets it runs with (TETHER_SECRET). @default HA_SECRET */
+  secret: string;
 }
 
 export interface HaCluster {
@@ -43,7 +45,8 @@ export interface HaCluster {
   readonly nodes: readonly HaNode[];
   /** inter + (fall - 1) * fastinter + 500 ms: how long a draining node keeps serving (docs/deploy.md). */
   readonly drainDelayMs: number;
-  startNode(node: HaNode): Promise<void>;
+  /** Starts the node, with `secret` (TETHER_SECRET, kept for its later starts) when given. */
+  startNode(node: HaNode, secret?: string): Promise<void>;
   /** SIGKILL to the node's primary and its workers at once; resolves when the primary is gone. */
   killNode(node: HaNode): Promise<void>;
   /** SIGTERM to the node's primary (drain); resolves with its exit. */
@@ -66,14 +69,15 @@ export async function startHaCluster(options: HaClusterOptions = {}): Promise<Ha
   const pg = await startPostgres({ fast: true });
   const nodes: HaNode[] = [];
   for (let i = 1; i <= count; i++) {
-    nodes.push({ name: `node${i}`, port: await freePort(), dataDir: await tempDir(`tether-ha-node${i}-`), app: null });
+    nodes.push({ name: `node${i}`, port: await freePort(), dataDir: await tempDir(`tether-ha-node${i}-`), app: null, secret: HA_SECRET });
   }
-  const startNode = async (n: HaNode): Promise<void> => {
+  const startNode = async (n: HaNode, secret?: string): Promise<void> => {
+    if (secret !== undefined) n.secret = secret;
     n.app = await startApp({
       script: 'apps/shop/main.ts', port: n.port, readyNodes: options.workersPerNode ?? 1, readyTimeoutMs: 90_000,
       env: {
         TETHER_WORKERS: String(options.workersPerNode ?? 1), TETHER_NODE_NAME: n.name, TETHER_DATA_DIR: n.dataDir,
-        TETHER_SECRET: HA_SECRET, TETHER_STORE: redis.url, SHOP_DATABASE_URL: pg.url, SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
+        TETHER_SECRET: n.secret, TETHER_STORE: redis.url, SHOP_DATABASE_URL: pg.url, SHOP_ADMIN_PASSWORD: 'admin-password-for-tests',
         SHOP_NEW_SESSIONS_PER_MINUTE: '100000', SHOP_REJECTED_COOKIES_PER_MINUTE: '100000', TETHER_DRAIN_DELAY_MS: String(drainDelayMs),
       },
     });

@@ -14,7 +14,8 @@ import assert from 'node:assert/strict';
 import { CartLoad, recoveryAfter } from '../helpers/cart-load.js';
 import type { CheckResult, OpRecord } from '../helpers/cart-load.js';
 import { TestClient } from '../helpers/http-client.js';
-import { startHaCluster } from '../helpers/ha-cluster.js';
+import { HA_SECRET, startHaCluster } from '../helpers/ha-cluster.js';
+import { ShopClient } from '../helpers/shop.js';
 import { connect } from '../helpers/ws.js';
 import type { HaCluster } from '../helpers/ha-cluster.js';
 
@@ -150,6 +151,45 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     assert.deepEqual(failed, [], 'no request failed during the rolling restart');
     assertNothingLost(await load.check());
     t.diagnostic(`rolling restart: ${load.count('ok')} adds acknowledged, 0 failed; nodes stopped in ${exits.join(', ')} ms`);
+    load.close();
+  });
+
+  it('haproxy when the signing secret is rotated by three rolling restarts under load then no request fails, nothing is lost, and only a cookie unused since the old secret was dropped needs a new session', async (t) => {
+    const rotated = 'ha-cluster-rotated-secret-0123456789abcdefghij';
+    // Two visitors signed by the old secret: one comes back while both secrets verify, one not until after.
+    const returning = new ShopClient(ha.haproxy.url);
+    const away = new ShopClient(ha.haproxy.url);
+    for (const c of [returning, away]) assert.equal((await c.add('camp-mug', 1)).status, 201);
+    const load = new CartLoad({ url: ha.haproxy.url, clients: 12, opsPerClient: 5000, pauseMs: 20, maxMs: 300_000, logoutEvery: 50 });
+    await load.prepare();
+    const running = load.run();
+    const started = Date.now();
+    const rolling = async (secret: string): Promise<void> => {
+      for (const n of ha.nodes) {
+        const before = load.count('ok');
+        while (load.count('ok') < before + 40) await sleep(25);
+        assert.equal((await ha.stopNode(n)).code, 0, `${n.name} exit code`);
+        await ha.startNode(n, secret);
+        await ha.waitState(n, (s) => s === 'UP');
+      }
+    };
+    // docs/deploy.md: the new secret verifies everywhere, then signs everywhere, then the old one goes.
+    await rolling(`${HA_SECRET},${rotated}`);
+    await rolling(`${rotated},${HA_SECRET}`);
+    const cart = await returning.get('/api/cart');
+    assert.equal(cart.body.count, 1, 'an old cookie still opens its session while the old secret verifies');
+    assert.ok(cart.headers['set-cookie'], 'and is signed again with the new secret');
+    await rolling(rotated);
+    const before = load.count('ok');
+    while (load.count('ok') < before + 60) await sleep(25);
+    load.stop();
+    await running;
+    const failed = load.ops().filter((o) => o.outcome !== 'ok');
+    assert.deepEqual(failed, [], 'no request failed during the rotation');
+    assertNothingLost(await load.check());
+    assert.equal((await returning.get('/api/cart')).body.count, 1, 'the cookie signed again keeps its session');
+    assert.equal((await away.get('/api/cart')).body.count, 0, 'a cookie only the dropped secret signed opens nothing');
+    t.diagnostic(`secret rotation (9 restarts in ${Date.now() - started} ms): ${load.count('ok')} adds acknowledged, 0 failed`);
     load.close();
   });
 });
