@@ -28,6 +28,11 @@ export interface StartPostgresOptions {
   settings?: Record<string, string | number>;
   /** Bound on each wait for readiness, in ms. @default 20_000 */
   readyTimeoutMs?: number;
+  /**
+   * A streaming-replication standby of this server: copied with pg_basebackup (-R, WAL streamed) instead
+   * of initdb, read-only until `promote()`. The database is the primary's.
+   */
+  standbyOf?: PostgresServer;
 }
 
 export interface PostgresServer {
@@ -47,6 +52,8 @@ export interface PostgresServer {
   resume(): void;
   /** Stops the server if it runs, then starts it again on the same port and data folder; resolves when ready. */
   restart(): Promise<void>;
+  /** A standby (`standbyOf`) becomes a primary that takes writes (pg_promote); resolves once it does. */
+  promote(): Promise<void>;
   /** stop(), then removes the temporary folder. */
   dispose(): Promise<void>;
 }
@@ -228,8 +235,13 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     fs.chownSync(root, user.uid, user.gid);
     fs.chownSync(socketDir, user.uid, user.gid);
   }
-  // --no-sync only skips initdb's own flush of the template files; the server's fsync setting is separate.
-  await run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions'], user);
+  if (options.standbyOf) {
+    // initdb's pg_hba.conf lets 127.0.0.1 replicate under trust; -R writes primary_conninfo and standby.signal.
+    await run(path.join(bin, 'pg_basebackup'), ['-D', dataDir, '-h', '127.0.0.1', '-p', String(options.standbyOf.port), '-U', 'postgres', '-R', '-X', 'stream', '--checkpoint=fast', '--no-sync'], user);
+  } else {
+    // --no-sync only skips initdb's own flush of the template files; the server's fsync setting is separate.
+    await run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions'], user);
+  }
 
   const settings: Record<string, string | number> = {
     listen_addresses: '127.0.0.1',
@@ -304,7 +316,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
   try {
     await launchRetrying(true);
-    if (database !== 'postgres') await createDatabase(`postgres://postgres@127.0.0.1:${port}/postgres`, database);
+    if (database !== 'postgres' && !options.standbyOf) await createDatabase(`postgres://postgres@127.0.0.1:${port}/postgres`, database);
   } catch (err) {
     await halt('SIGKILL');
     live.delete(id);
@@ -335,6 +347,17 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     restart: async () => {
       await halt('SIGINT');
       await launchRetrying(false);
+    },
+    promote: async () => {
+      const client = new pg.Client({ connectionString: url(), connectionTimeoutMillis: 5_000 });
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ promoted: boolean }>('SELECT pg_promote(true, 30) AS promoted');
+        if (rows[0]?.promoted !== true) throw new Error(`the standby was not promoted within 30 s: ${tail(logFile)}`);
+      } finally {
+        await client.end().catch(() => {});
+      }
     },
     dispose: async () => {
       await halt('SIGINT');
