@@ -59,6 +59,8 @@ export interface UserSessionInfo {
   userAgent: string | null;
   /** Marked with `session.remember()` ("keep me signed in"). */
   remembered: boolean;
+  /** When its user last signed in or confirmed who they are there (`session.authenticatedAt`); null when not known. */
+  authenticatedAt: number | null;
   current: boolean;
 }
 
@@ -394,7 +396,7 @@ export class Tether<T extends object = SessionData> {
       if (sessionExpired(r, now, this.options, () => env?.r === 1)) continue;
       listed.push({
         id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, userAgent: env?.u ?? null,
-        remembered: env?.r === 1, current: r.key === currentKey,
+        remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: r.key === currentKey,
       });
     }
     return listed.sort((a, b) => b.lastSeenAt - a.lastSeenAt);

@@ -63,6 +63,8 @@ describe('step-up (authenticatedAt, requireRecentAuth, reauthenticated)', () => 
     });
     assert.deepEqual(confirmed.setCookies, [], 'no new cookie: the ID is the same');
     const at = r.clock.now();
+    const [listed] = await r.tether.listUserSessions('ada');
+    assert.equal(listed!.authenticatedAt, at, 'the account page lists it');
     r.clock.advance(5 * MINUTE);
     await trip(r.tether, cookie, (s) => {
       assert.equal(s.authenticatedAt, at);
