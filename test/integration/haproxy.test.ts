@@ -80,6 +80,34 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     direct.close();
   });
 
+  it('haproxy when a request head is over 16 KiB then it is refused 4xx, never a 5xx, and a 12 KiB Cookie header still reaches the session (S49)', async (t) => {
+    const client = new TestClient(ha.haproxy.url);
+    try {
+      const first = await client.request('GET', '/api/session');
+      assert.equal(first.status, 200);
+      const session = client.cookieHeader;
+      assert.ok(session, 'a session cookie');
+      const padded = async (bytes: number): Promise<{ status: number; node: string | undefined; same: boolean }> => {
+        const other = new TestClient(ha.haproxy.url);
+        try {
+          const r = await other.request('GET', '/api/session', undefined, { cookie: `pad=${'a'.repeat(bytes)}; ${session}` });
+          return { status: r.status, node: r.node, same: r.status === 200 && r.body?.csrfToken === first.body.csrfToken };
+        } finally {
+          other.close();
+        }
+      };
+      const big = await padded(17 * 1024);
+      assert.ok(big.status === 400 || big.status === 431, `17 KiB Cookie: ${big.status}`);
+      const fits = await padded(12 * 1024);
+      assert.equal(fits.status, 200, '12 KiB Cookie served');
+      assert.ok(fits.same, 'the session the cookie names is the one answered');
+      assert.equal((await client.request('GET', '/api/session')).body.csrfToken, first.body.csrfToken, 'the session is untouched');
+      t.diagnostic(`17 KiB Cookie: ${big.status} from ${big.node === undefined ? 'HAProxy' : big.node}`);
+    } finally {
+      client.close();
+    }
+  });
+
   it('haproxy when a node is killed with SIGKILL under load then no acknowledged add is lost, its clients move on, and it rejoins', async (t) => {
     const load = new CartLoad({ url: ha.haproxy.url, clients: 12, opsPerClient: 400, pauseMs: 20, maxMs: 90_000, logoutEvery: 25 });
     await load.prepare();
