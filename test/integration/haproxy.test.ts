@@ -16,6 +16,7 @@ import type { CheckResult, OpRecord } from '../helpers/cart-load.js';
 import { TestClient } from '../helpers/http-client.js';
 import { HA_SECRET, startHaCluster } from '../helpers/ha-cluster.js';
 import { ShopClient } from '../helpers/shop.js';
+import { RawConnection } from '../helpers/raw-connection.js';
 import { connect } from '../helpers/ws.js';
 import type { HaCluster } from '../helpers/ha-cluster.js';
 
@@ -106,6 +107,41 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     } finally {
       client.close();
     }
+  });
+
+  it('haproxy when a client drips its head or idles on a kept-alive connection then the generated timeouts close it (408 after 10 s; idle after 5 s), while others are served (S51, S52)', async (t) => {
+    const port = Number(new URL(ha.haproxy.url).port);
+    const slow = await RawConnection.open(port);
+    slow.write(`GET /api/session HTTP/1.1\r\nHost: ${new URL(ha.haproxy.url).host}\r\n`);
+    const idle = await RawConnection.open(port);
+    idle.write(`GET /healthz HTTP/1.1\r\nHost: ${new URL(ha.haproxy.url).host}\r\n\r\n`);
+    const others = async (): Promise<number> => {
+      let served = 0;
+      const client = new TestClient(ha.haproxy.url);
+      try {
+        for (let i = 0; i < 12 && !(slow.isClosed && idle.isClosed); i++) {
+          await sleep(1_000);
+          if ((await client.request('GET', '/healthz')).status === 200) served++;
+        }
+      } finally {
+        client.close();
+      }
+      return served;
+    };
+    const [dripped, , , served] = await Promise.all([
+      slow.drip((i) => `X-Drip-${i}: ${'d'.repeat(8)}\r\n`, 500, 60),
+      slow.waitClosed(),
+      idle.waitClosed(),
+      others(),
+    ]);
+    assert.match(slow.received, /^HTTP\/1\.[01] 408 /, `dripped head: ${JSON.stringify(slow.received.slice(0, 200))}`);
+    assert.ok(slow.firstByteMs! >= 10_000 - 50 && slow.closedMs! <= 10_000 + 3_000, `408 after ${slow.firstByteMs} ms, closed after ${slow.closedMs} ms (timeout http-request 10s)`);
+    assert.match(idle.received, /^HTTP\/1\.1 200 /);
+    assert.equal(idle.received.match(/HTTP\/1\.1 /g)?.length, 1, 'nothing sent after the response');
+    const idleMs = idle.closedMs! - idle.firstByteMs!;
+    assert.ok(idleMs >= 5_000 - 50 && idleMs <= 5_000 + 3_000, `idle connection closed ${idleMs.toFixed(0)} ms after the response (timeout http-keep-alive 5s)`);
+    assert.ok(served >= 4, `other clients served meanwhile (${served})`);
+    t.diagnostic(`dripped head: ${dripped} lines, 408 after ${slow.firstByteMs!.toFixed(0)} ms; idle keep-alive closed ${idleMs.toFixed(0)} ms after the response; ${served} other requests served`);
   });
 
   it('haproxy when a node is killed with SIGKILL under load then no acknowledged add is lost, its clients move on, and it rejoins', async (t) => {
