@@ -11,8 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CartLoad, recoveryAfter } from '../helpers/cart-load.js';
-import type { CheckResult } from '../helpers/cart-load.js';
+import { CartLoad, assertNothingLost, recoveryAfter } from '../helpers/cart-load.js';
 import { startApp, probe } from '../helpers/node-process.js';
 import type { AppProcess } from '../helpers/node-process.js';
 import { freePort } from '../helpers/redis.js';
@@ -37,15 +36,6 @@ async function untilAcked(load: CartLoad, n: number): Promise<void> {
     await sleep(25);
   }
   throw new Error(`only ${load.count('ok')} adds acknowledged, waited for ${n}`);
-}
-
-function assertNothingLost(r: CheckResult): void {
-  assert.deepEqual(r.unreadable, [], 'every session is readable and still the same session');
-  assert.deepEqual(r.lost, [], 'no acknowledged add is missing');
-  assert.deepEqual(r.phantom, [], 'no unit beyond what was sent');
-  assert.deepEqual(r.resurrected, [], 'no acknowledged logout undone');
-  assert.ok(r.logouts > 0, 'acknowledged logouts were checked');
-  assert.ok(r.acknowledged > 0);
 }
 
 describe('cluster failover and drain with the shop', { timeout: 240_000 }, () => {

@@ -16,6 +16,7 @@
  * session: "resurrected" otherwise), and a session whose logout's outcome is unknown is checked for neither.
  * @module
  */
+import assert from 'node:assert/strict';
 import { TestClient, isConnectionError } from './http-client.js';
 
 export type Outcome = 'ok' | 'conn-error' | 'timeout' | 'http-error';
@@ -290,4 +291,14 @@ export function recoveryAfter(load: CartLoad, at: number): { affected: number; r
     if (next) recoveryMs.push(next.endedAt - at);
   }
   return { affected, recoveryMs: recoveryMs.sort((a, b) => a - b) };
+}
+
+/** Asserts the checker found nothing lost, phantom, unreadable or resurrected, and that it checked logouts and adds. */
+export function assertNothingLost(r: CheckResult): void {
+  assert.deepEqual(r.unreadable, [], 'every session is readable and still the same session');
+  assert.deepEqual(r.lost, [], 'no acknowledged add is missing');
+  assert.deepEqual(r.phantom, [], 'no unit beyond what was sent');
+  assert.deepEqual(r.resurrected, [], 'no acknowledged logout undone');
+  assert.ok(r.logouts > 0, 'acknowledged logouts were checked');
+  assert.ok(r.acknowledged > 0);
 }
