@@ -202,16 +202,21 @@ function identifier(name: string): string {
   return `"${name}"`;
 }
 
-/** Creates database `name` on the server behind `url`; returns the URL naming it. */
-export async function createDatabase(url: string, name: string): Promise<string> {
+/** Runs one query on a connection of its own to `url`; resolves with its rows. */
+export async function pgQuery<R extends object>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   client.on('error', () => {});
   await client.connect();
   try {
-    await client.query(`CREATE DATABASE ${identifier(name)}`);
+    return (await client.query<R>(text, values)).rows;
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** Creates database `name` on the server behind `url`; returns the URL naming it. */
+export async function createDatabase(url: string, name: string): Promise<string> {
+  await pgQuery(url, `CREATE DATABASE ${identifier(name)}`);
   const u = new URL(url);
   u.pathname = `/${name}`;
   return u.toString();
@@ -349,15 +354,8 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       await launchRetrying(false);
     },
     promote: async () => {
-      const client = new pg.Client({ connectionString: url(), connectionTimeoutMillis: 5_000 });
-      client.on('error', () => {});
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ promoted: boolean }>('SELECT pg_promote(true, 30) AS promoted');
-        if (rows[0]?.promoted !== true) throw new Error(`the standby was not promoted within 30 s: ${tail(logFile)}`);
-      } finally {
-        await client.end().catch(() => {});
-      }
+      const [row] = await pgQuery<{ promoted: boolean }>(url(), 'SELECT pg_promote(true, 30) AS promoted');
+      if (row?.promoted !== true) throw new Error(`the standby was not promoted within 30 s: ${tail(logFile)}`);
     },
     dispose: async () => {
       await halt('SIGINT');

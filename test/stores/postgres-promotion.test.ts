@@ -6,23 +6,12 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import { PostgresStore } from '../../src/stores/postgres/index.js';
 import { ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionRecord } from '../../src/core/store.js';
-import { startPostgres } from '../helpers/postgres.js';
+import { pgQuery, startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 
-async function query<R extends object>(url: string, text: string): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return (await client.query<R>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -55,13 +44,13 @@ async function failover(servers: PostgresServer[], { synchronous, lagging }: { s
   const standby = await startPostgres({ standbyOf: primary });
   servers.push(standby);
   if (synchronous) {
-    await query(primary.url, "ALTER SYSTEM SET synchronous_standby_names = '*'");
-    await query(primary.url, 'SELECT pg_reload_conf()');
+    await pgQuery(primary.url, "ALTER SYSTEM SET synchronous_standby_names = '*'");
+    await pgQuery(primary.url, 'SELECT pg_reload_conf()');
   }
   const want = synchronous ? 'sync' : 'async';
   await until(`the standby to stream (${want})`, async () =>
-    (await query<{ sync_state: string }>(primary.url, 'SELECT sync_state FROM pg_stat_replication')).some((r) => r.sync_state === want));
-  const [setting] = await query<{ synchronous_commit: string }>(primary.url, 'SHOW synchronous_commit');
+    (await pgQuery<{ sync_state: string }>(primary.url, 'SELECT sync_state FROM pg_stat_replication')).some((r) => r.sync_state === want));
+  const [setting] = await pgQuery<{ synchronous_commit: string }>(primary.url, 'SHOW synchronous_commit');
   assert.equal(setting!.synchronous_commit, 'on');
 
   const clock = new ManualClock();

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PostgresStore, MIGRATIONS } from '../../src/stores/postgres/index.js';
 import { runStoreSuite, ManualClock, makeKey, makeRecord } from '../../src/testing/store-suite.js';
-import { startPostgres, createDatabase } from '../helpers/postgres.js';
+import { startPostgres, createDatabase, pgQuery } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
 
@@ -27,16 +27,6 @@ after(async () => {
 let tables = 0;
 const tableOf = new WeakMap<object, string>();
 
-async function query<R extends object>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return (await client.query<R>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 /** Waits for `fn` to return true, polling; bounded in time and count. */
 async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
@@ -80,7 +70,7 @@ runStoreSuite({
   },
   dispose: async (store) => {
     const { url } = await fast();
-    await query(url, `DROP TABLE IF EXISTS "${tableOf.get(store)!}"`);
+    await pgQuery(url, `DROP TABLE IF EXISTS "${tableOf.get(store)!}"`);
   },
 });
 
@@ -157,11 +147,11 @@ describe('PostgresStore schema and migrations', () => {
     const b = new PostgresStore({ connectionString: url, sweepIntervalMs: 0 });
     await b.ready();
     await Promise.all([a.close(), b.close()]);
-    const rows = await query<{ table_name: string; version: number }>(url, 'SELECT table_name, version FROM tether_migrations ORDER BY version');
+    const rows = await pgQuery<{ table_name: string; version: number }>(url, 'SELECT table_name, version FROM tether_migrations ORDER BY version');
     assert.deepEqual(rows.map((r) => ({ ...r })), MIGRATIONS.map((m) => ({ table_name: 'tether_sessions', version: m.version })));
-    const indexes = await query<{ indexname: string }>(url, `SELECT indexname FROM pg_indexes WHERE tablename = 'tether_sessions' ORDER BY indexname`);
+    const indexes = await pgQuery<{ indexname: string }>(url, `SELECT indexname FROM pg_indexes WHERE tablename = 'tether_sessions' ORDER BY indexname`);
     assert.deepEqual(indexes.map((r) => r.indexname), ['tether_sessions_deadline_idx', 'tether_sessions_pkey', 'tether_sessions_user_id_idx']);
-    const cols = await query<{ column_name: string; data_type: string }>(url,
+    const cols = await pgQuery<{ column_name: string; data_type: string }>(url,
       `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'tether_sessions' ORDER BY ordinal_position`);
     assert.deepEqual(cols.map((c) => `${c.column_name}:${c.data_type}`), ['key:text', 'data:text', 'version:bigint', 'user_id:text',
       'created_at:bigint', 'last_seen_at:bigint', 'expires_at:bigint', 'absolute_expires_at:bigint']);
@@ -176,7 +166,7 @@ describe('PostgresStore schema and migrations', () => {
     assert.deepEqual(await stores[0]!.set(rec, 0), { ok: true });
     assert.equal((await stores[1]!.get(rec.key))?.data, rec.data);
     await Promise.all(stores.map((s) => s.close()));
-    const rows = await query<{ table_name: string; n: string }>(url, 'SELECT table_name, count(*) AS n FROM tether_migrations GROUP BY table_name ORDER BY table_name');
+    const rows = await pgQuery<{ table_name: string; n: string }>(url, 'SELECT table_name, count(*) AS n FROM tether_migrations GROUP BY table_name ORDER BY table_name');
     assert.deepEqual(rows.map((r) => [r.table_name, Number(r.n)]), [['race_a', MIGRATIONS.length], ['race_b', MIGRATIONS.length]]);
   });
 
@@ -188,9 +178,9 @@ describe('PostgresStore schema and migrations', () => {
     await store.set(rec, 0);
     assert.deepEqual((await store.listByUser('u1')).map((r) => r.key), [rec.key]);
     await store.close();
-    const rows = await query<{ n: string }>(url, 'SELECT count(*) AS n FROM tenant_a.sessions');
+    const rows = await pgQuery<{ n: string }>(url, 'SELECT count(*) AS n FROM tenant_a.sessions');
     assert.equal(Number(rows[0]!.n), 1);
-    const mig = await query<{ n: string }>(url, `SELECT count(*) AS n FROM tenant_a.tether_migrations WHERE table_name = 'sessions'`);
+    const mig = await pgQuery<{ n: string }>(url, `SELECT count(*) AS n FROM tenant_a.tether_migrations WHERE table_name = 'sessions'`);
     assert.equal(Number(mig[0]!.n), MIGRATIONS.length);
   });
 });
@@ -255,7 +245,7 @@ describe('PostgresStore change feed', () => {
     const feed = collect(a);
     assert.equal(await a.feedListening(), true);
     await until('onResync once LISTEN is active', () => feed.resyncs() === 1);
-    const killed = await query<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+    const killed = await pgQuery<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
       WHERE application_name = 'tether' AND query LIKE 'LISTEN%' AND datname = current_database()`);
     assert.ok(killed.length >= 1, 'found the LISTEN connection');
     await until('onResync on loss and again once listening', () => feed.resyncs() >= 3 && a.feedState === 'listening');
@@ -329,7 +319,7 @@ describe('PostgresStore outages and crashes (fsync and synchronous_commit on)', 
   });
 
   it('postgres store when the postmaster is killed -9 after acknowledged writes then every one is there after restart', async () => {
-    const [setting] = await query<{ synchronous_commit: string }>(server.url, 'SHOW synchronous_commit');
+    const [setting] = await pgQuery<{ synchronous_commit: string }>(server.url, 'SHOW synchronous_commit');
     assert.equal(setting!.synchronous_commit, 'on');
     const tableName = 'durable';
     const store = new PostgresStore({ connectionString: server.url, tableName, clock, sweepIntervalMs: 0 });
@@ -431,7 +421,7 @@ describe('PostgresStore sweep', () => {
     const store = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
     await store.ready();
     const now = clock.now();
-    await query(url, `INSERT INTO "${tableName}" SELECT 'dead' || g, '{}', 1, NULL, $1::bigint, $1::bigint, $1::bigint + 10, $1::bigint + 1000 FROM generate_series(1, 2500) g`, [now]);
+    await pgQuery(url, `INSERT INTO "${tableName}" SELECT 'dead' || g, '{}', 1, NULL, $1::bigint, $1::bigint, $1::bigint + 10, $1::bigint + 1000 FROM generate_series(1, 2500) g`, [now]);
     const live = makeRecord(clock);
     await store.set(live, 0);
     clock.advance(20);

@@ -6,7 +6,7 @@ import { TieredStore } from '../../src/stores/tiered/index.js';
 import { PostgresStore } from '../../src/stores/postgres/index.js';
 import { runStoreSuite, ManualClock } from '../../src/testing/store-suite.js';
 import type { Clock, SessionStore } from '../../src/core/store.js';
-import { startPostgres } from '../helpers/postgres.js';
+import { pgQuery, startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 import { twoNodeCases, writesAcrossFeedOutage } from '../helpers/tiered.js';
 
@@ -23,16 +23,7 @@ after(async () => {
   await server?.dispose();
 });
 
-async function query<R extends object>(text: string): Promise<R[]> {
-  const client = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 5_000 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return (await client.query<R>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = <R extends object>(text: string): Promise<R[]> => pgQuery<R>(server.url, text);
 
 /** A node: its own PostgresStore (own pool) on `tableName` behind its own tier, returned once LISTEN is active. */
 async function node(tableName: string, clock: Clock): Promise<TieredStore> {
