@@ -40,7 +40,7 @@ Example:
 tether sessions list <userId> [--store <url>] [--json]
 tether sessions end <userId> [--handle=<handle>] [--store <url>]
 tether sessions count [--store <url>]
-  list                       the user's live sessions: handle, created, last seen, expires, remembered, user agent
+  list                       the user's live sessions: handle, created, last seen, expires, signed in, remembered, user agent
   end                        ends every session of the user ("log out everywhere"); their user context stays
   --handle=<handle>          with end: only that one of the user's sessions (as list shows it; with the =,
                              since a handle may begin with -)
@@ -172,7 +172,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
       })).sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt));
       if (values.json) io.out(`${JSON.stringify(rows)}\n`);
       else if (rows.length === 0) io.out(`no live sessions for ${userId}\n`);
-      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}${r.remembered ? '  remembered' : ''}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
+      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}${r.authenticatedAt ? `  signed in ${r.authenticatedAt}` : ''}${r.remembered ? '  remembered' : ''}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
     }
     return 0;
   } finally {
@@ -180,13 +180,16 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   }
 }
 
-/** The user agent a session began with, and whether it is remembered, when its data is in the default JSON codec. */
-function envelopeFacts(data: string): { userAgent: string | null; remembered: boolean } {
+/**
+ * The user agent a session began with, whether it is remembered, and when its user last signed in or
+ * confirmed the password there, when its data is in the default JSON codec.
+ */
+function envelopeFacts(data: string): { userAgent: string | null; remembered: boolean; authenticatedAt: string | null } {
   try {
     const env = jsonCodec.decode(data);
-    return { userAgent: env.u ?? null, remembered: env.r === 1 };
+    return { userAgent: env.u ?? null, remembered: env.r === 1, authenticatedAt: env.a === undefined ? null : new Date(env.a).toISOString() };
   } catch {
-    return { userAgent: null, remembered: false };
+    return { userAgent: null, remembered: false, authenticatedAt: null };
   }
 }
 
