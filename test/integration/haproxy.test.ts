@@ -150,6 +150,9 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     const killAt = Date.now();
     await ha.killNode(victim);
     await ha.waitState(victim, (s) => s.startsWith('DOWN'));
+    // The first check after the kill fails within inter, then fall - 1 more at fastinter (1 s + 2 × 250 ms here).
+    const downMs = Date.now() - killAt;
+    assert.ok(downMs < 4_000, `marked down ${downMs} ms after the kill`);
     await sleep(1_000);
     await ha.startNode(victim);
     await ha.waitState(victim, (s) => s === 'UP');
@@ -180,7 +183,7 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     const firstMoved = pinned.map((c) => (c.ops.find((o) => o.outcome === 'ok' && o.startedAt > killAt && nodeOf(o.node) !== victim.name)?.endedAt ?? NaN) - killAt);
     t.diagnostic(`kill -9 ${victim.name}: ${failed.length} failed (${[...new Set(failed.map((o) => o.status ?? o.outcome))].join(', ') || 'none'}), `
       + `${pinned.length} clients pinned to it, kill → first success elsewhere ${firstMoved.sort((a, b) => a - b).join(', ')} ms, `
-      + `affected recovered ${recovery.recoveryMs.join(', ') || 'n/a'} ms; back in rotation ${rejoinedAt - killAt} ms after the kill`);
+      + `affected recovered ${recovery.recoveryMs.join(', ') || 'n/a'} ms; marked down after ${downMs} ms, back in rotation ${rejoinedAt - killAt} ms after the kill`);
     load.close();
   });
 
