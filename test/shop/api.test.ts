@@ -234,7 +234,7 @@ describe('shop api: CSRF and request errors', () => {
     assert.deepEqual((await c.get('/api/cart')).body.items.map((i: { productId: string }) => i.productId).sort(), ['camp-mug', 'headlamp']);
   });
 
-  it('state-changing routes when requested with GET or HEAD then nothing changes (S39)', async () => {
+  it('state-changing routes when requested with GET, HEAD or OPTIONS then nothing changes (S39)', async () => {
     const c = new ShopClient(t.url);
     await c.add('camp-mug', 2);
     const before = (await c.get('/api/session')).body;
@@ -242,7 +242,7 @@ describe('shop api: CSRF and request errors', () => {
       '/api/preferences', '/api/checkout/contact', '/api/checkout/shipping', '/api/checkout/confirm', '/api/me/password', '/api/me/sessions/others',
       '/api/admin/users/admin/sessions/end'];
     for (const path of routes) {
-      for (const method of ['GET', 'HEAD']) {
+      for (const method of ['GET', 'HEAD', 'OPTIONS']) {
         const r = await c.request(method, `${path}?productId=headlamp&quantity=0&username=x&password=y`);
         assert.ok([404, 405].includes(r.status), `${method} ${path} → ${r.status}`);
       }
