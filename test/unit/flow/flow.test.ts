@@ -160,6 +160,23 @@ describe('flow', () => {
     assert.equal((await deviceB.view('u2')).step, 'shipping', 'another user has their own flow');
   });
 
+  it('flow when another flow with the same step names has progressed then its state is not reused: this one starts at its first step, refuses a later one, and each keeps its own data and run (S42)', async () => {
+    const { tether, run: checkout } = setup();
+    const returns = defineFlow({ name: 'returns', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
+    const a = await checkout.submit('u1', 'shipping', { name: 'Ada' });
+    await checkout.submit('u1', 'payment', { card: '4242424242424242' });
+    assert.deepEqual(await returns.view('u1'), { flow: 'returns', step: 'shipping', index: 0, steps: ['shipping', 'payment', 'review'], data: {}, runId: null });
+    await assert.rejects(returns.submit('u1', 'payment', { card: '1111' }), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    await assert.rejects(returns.complete('u1', () => 'refund'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    const r = await returns.submit('u1', 'shipping', { name: 'Grace' });
+    assert.notEqual(r.runId, a.runId);
+    assert.deepEqual(r.data, { shipping: { name: 'Grace' } });
+    const seen: unknown[] = [];
+    await checkout.complete('u1', ({ data, runId }) => { seen.push(data, runId); return 'order'; });
+    assert.deepEqual(seen, [{ shipping: { name: 'Ada' }, payment: { last4: '4242' } }, a.runId], 'the action sees its own flow\'s data and run only');
+    assert.equal((await returns.view('u1')).step, 'payment', 'completing one flow leaves the other where it was');
+  });
+
   it('flow when completed twice concurrently then both see one idempotent action per run and the flow resets once', async () => {
     const { run, tether } = setup();
     await run.submit('u1', 'shipping', { name: 'Ada' });
