@@ -79,7 +79,7 @@ export interface TetherOptions {
   cookie?: CookieOptions;
   /** Idle (rolling) timeout. @default 30 minutes */
   idleTimeoutMs?: number;
-  /** Absolute lifetime, counted from creation or the last regeneration. @default 12 hours */
+  /** Absolute lifetime, counted from creation or the last `login()` (a plain `regenerate()` keeps the session's age). @default 12 hours */
   absoluteTimeoutMs?: number;
   /**
    * Minimum time between expiry touches of an unchanged session; shorter than idleTimeoutMs. Requests
