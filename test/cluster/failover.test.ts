@@ -30,14 +30,6 @@ async function pidOf(port: number, name: string): Promise<number> {
   throw new Error(`worker ${name} did not answer /healthz`);
 }
 
-async function untilAcked(load: CartLoad, n: number): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (load.count('ok') >= n) return;
-    await sleep(25);
-  }
-  throw new Error(`only ${load.count('ok')} adds acknowledged, waited for ${n}`);
-}
-
 describe('cluster failover and drain with the shop', { timeout: 240_000 }, () => {
   let app: AppProcess;
   let dataDir: string;
@@ -99,7 +91,7 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
     killLoad = load;
     await load.prepare();
     const running = load.run();
-    await untilAcked(load, 200);
+    await load.acked(200, 15_000);
     const victim = `${NODE}:w1`;
     const pid = await pidOf(port, victim);
     const killAt = Date.now();
@@ -125,7 +117,7 @@ describe('cluster failover and drain with the shop', { timeout: 240_000 }, () =>
     const load = new CartLoad({ url: app.url, clients: CLIENTS, opsPerClient: 200, pauseMs: 15, maxMs: 30_000, logoutEvery: 5 });
     await load.prepare();
     const running = load.run();
-    await untilAcked(load, 200);
+    await load.acked(200, 15_000);
     const stopAt = Date.now();
     const exit = await app.stop('SIGTERM', 20_000);
     load.stop();

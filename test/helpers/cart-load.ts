@@ -211,6 +211,16 @@ export class CartLoad {
     return this.clients.flatMap((c) => c.ops).sort((a, b) => a.startedAt - b.startedAt);
   }
 
+  /** Waits until `n` adds or logouts in all were acknowledged; throws after `timeoutMs` (polled every 25 ms). */
+  async acked(n: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+      if (this.count('ok') >= n) return;
+      await sleep(25);
+    }
+    throw new Error(`only ${this.count('ok')} requests acknowledged, waited ${timeoutMs} ms for ${n}`);
+  }
+
   count(outcome: Outcome, from = 0, to = Infinity): number {
     return this.ops().filter((o) => o.outcome === outcome && o.endedAt >= from && o.startedAt <= to).length;
   }

@@ -146,7 +146,7 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     }
     const victim = ha.nodes.find((n) => n.name === home.get(0))!;
     const running = load.run();
-    while (load.count('ok') < 150) await sleep(25);
+    await load.acked(150);
     const killAt = Date.now();
     await ha.killNode(victim);
     await ha.waitState(victim, (s) => s.startsWith('DOWN'));
@@ -194,7 +194,7 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     const exits: number[] = [];
     for (const n of ha.nodes) {
       const before = load.count('ok');
-      while (load.count('ok') < before + 60) await sleep(25);
+      await load.acked(before + 60);
       const exit = await ha.stopNode(n);
       assert.equal(exit.code, 0, `${n.name} exit code`);
       assert.ok(exit.elapsedMs < 10_000, `${n.name} stopped in ${exit.elapsedMs} ms`);
@@ -203,7 +203,7 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
       await ha.waitState(n, (s) => s === 'UP');
     }
     const before = load.count('ok');
-    while (load.count('ok') < before + 60) await sleep(25);
+    await load.acked(before + 60);
     load.stop();
     await running;
     const failed = load.ops().filter((o) => o.outcome !== 'ok');

@@ -38,7 +38,7 @@ describe('shop on a slow Redis (F10)', { timeout: 180_000 }, () => {
     const load = new CartLoad({ url: shop.url, clients: 6, opsPerClient: 5000, pauseMs: 50, maxMs: 120_000, logoutEvery: 15 });
     await load.prepare();
     const running = load.run();
-    while (load.count('ok') < 150) await sleep(25);
+    await load.acked(150);
     proxy.setDelay(HOLD_MS);
     const slowFrom = Date.now();
     await sleep(SLOW_FOR_MS);
@@ -48,7 +48,7 @@ describe('shop on a slow Redis (F10)', { timeout: 180_000 }, () => {
     const firstOk = (): number | undefined => load.ops().find((o) => o.outcome === 'ok' && o.startedAt >= slowTo)?.endedAt;
     for (let i = 0; i < 800 && firstOk() === undefined; i++) await sleep(25);
     const before = load.count('ok');
-    while (load.count('ok') < before + 60) await sleep(25);
+    await load.acked(before + 60);
     load.stop();
     await running;
 
