@@ -32,7 +32,7 @@ function originOf(value: string): string | null {
   }
 }
 
-function allowed(opts: Pick<ResolvedCsrf, 'origins' | 'secureOnly'>, origin: string, req: RequestView): boolean {
+function allowed(opts: Pick<ResolvedCsrf, 'origins' | 'secureOrigins'>, origin: string, req: RequestView): boolean {
   if (opts.origins) return opts.origins.includes(origin);
   // Default: the host the request was addressed to. TLS usually ends at a proxy, so the request's own
   // scheme is not known without trusting forwarded headers; but a site whose cookie is Secure is served
@@ -40,7 +40,7 @@ function allowed(opts: Pick<ResolvedCsrf, 'origins' | 'secureOnly'>, origin: str
   const host = req.header('host');
   if (host === undefined) return false;
   const url = new URL(origin);
-  if (opts.secureOnly && !secureOrigin(url)) return false;
+  if (opts.secureOrigins && !secureOrigin(url)) return false;
   if (url.host === host.toLowerCase()) return true;
   // A Host that names the scheme's default port (app:80) names the origin a browser writes without it.
   return sameHost(url.protocol, url.host, host);
@@ -74,7 +74,7 @@ function sameHost(protocol: string, originHost: string, host: string): boolean {
  * Sec-Fetch-Site, then Origin (or, with `referer`, the Referer when Origin is absent) against the
  * allowed origins; with neither, refused only under `requireOrigin`. Throws ORIGIN_MISMATCH.
  */
-export function checkOrigin(opts: Pick<ResolvedCsrf, 'origins' | 'requireOrigin' | 'secureOnly'>, req: RequestView, referer: boolean): void {
+export function checkOrigin(opts: Pick<ResolvedCsrf, 'origins' | 'requireOrigin' | 'secureOrigins'>, req: RequestView, referer: boolean): void {
   if (req.header('sec-fetch-site') === 'cross-site') throw new OriginMismatchError('cross-site request refused (Sec-Fetch-Site)');
   const originHeader = req.header('origin');
   if (originHeader !== undefined) {

@@ -373,7 +373,7 @@ export class Tether<T extends object = SessionData> {
   async openSocket(req: RequestView, options: SocketOptions = {}): Promise<SocketSession<T>> {
     checkOptions('openSocket', options, SOCKET_OPTIONS);
     const csrf = this.options.csrf;
-    checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false, secureOnly: this.options.cookie.secure } : csrf, req, false);
+    checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false, secureOrigins: this.options.cookie.secure } : csrf, req, false);
     const session = await this.open(req, { write: false });
     const cookies = await this.commit(session);
     this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener, o) => this.store.subscribe!(listener, o) : undefined);

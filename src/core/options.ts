@@ -43,6 +43,11 @@ export interface CsrfOptions {
   origins?: string[];
   /** Refuse unsafe requests that carry neither Origin nor Referer. @default false (non-browser clients send neither) */
   requireOrigin?: boolean;
+  /**
+   * Without `origins`: accept only a secure origin of the Host (https, or http to a loopback host, which
+   * browsers count as secure). @default `cookie.secure`: a site whose cookie is Secure is served over HTTPS
+   */
+  secureOrigins?: boolean;
   /** Refuse the CORS-simple content types (text/plain, forms) on unsafe requests with a body. @default true */
   jsonOnly?: boolean;
   /**
@@ -160,8 +165,8 @@ export interface ResolvedCsrf {
   header: string;
   origins: readonly string[] | undefined;
   requireOrigin: boolean;
-  /** Without `origins`: only a secure origin (https, or http to a loopback host) passes; set when the cookie is Secure. */
-  secureOnly: boolean;
+  /** Without `origins`: only a secure origin (https, or http to a loopback host) passes (CsrfOptions.secureOrigins). */
+  secureOrigins: boolean;
   jsonOnly: boolean;
   forms: boolean;
   formField: string;
@@ -226,7 +231,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
   }, 'options.cookie');
   if (input.csrf) {
     checkOptions('Tether', input.csrf, {
-      header: 'nonEmptyString', origins: 'stringArray', requireOrigin: 'boolean', jsonOnly: 'boolean', forms: 'boolean', formField: 'nonEmptyString',
+      header: 'nonEmptyString', origins: 'stringArray', requireOrigin: 'boolean', secureOrigins: 'boolean', jsonOnly: 'boolean', forms: 'boolean', formField: 'nonEmptyString',
     }, 'options.csrf');
   }
 
@@ -286,7 +291,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
     requireOrigin: input.csrf?.requireOrigin ?? false,
-    secureOnly: secure,
+    secureOrigins: input.csrf?.secureOrigins ?? secure,
     jsonOnly: input.csrf?.jsonOnly ?? true,
     forms: input.csrf?.forms ?? false,
     formField: input.csrf?.formField ?? TETHER_DEFAULTS.csrfFormField,

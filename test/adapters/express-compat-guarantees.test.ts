@@ -11,6 +11,7 @@ import session, { csrfProtection, csrfTokenOf } from 'tether/express';
 import type { CompatTetherOptions } from 'tether/express';
 import { compatApp, backend, storedData, latch, leavingRequest, arrivals, SECRET } from './express-compat.kit.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
+import { rawRequest } from '../helpers/shop.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -342,6 +343,37 @@ describe('compat middleware: CSRF', () => {
     assert.equal((await c.request('/transfer', { form: { _csrf: token } })).status, 403);
     assert.equal((await c.request('/transfer', { form: { _csrf: after } })).status, 200);
     await app.close();
+  });
+
+  it('csrfProtection when the cookie is not always Secure then an http origin of the Host passes; with cookie.secure true only https does (S37)', async () => {
+    const cases = [
+      [{}, 'http', 200],
+      [{ cookie: { secure: 'auto' as const }, proxy: true }, 'http', 200],
+      [{ cookie: { secure: true }, proxy: true }, 'http', 403],
+      [{ cookie: { secure: true }, proxy: true }, 'https', 200],
+    ] as const;
+    for (const [options, scheme, want] of cases) {
+      const app = await compatApp(options, (a) => {
+        a.use(express.urlencoded({ extended: false }));
+        a.use(csrfProtection());
+        a.get('/form', async (req, res) => res.json({ token: await csrfTokenOf(req) }));
+        a.post('/transfer', (req, res) => res.send('ok'));
+      });
+      try {
+        // A host that is not a loopback one, as a deployed app is reached (node:http: fetch sends its own
+        // Host); behind a TLS proxy with `proxy`.
+        const headers = { host: 'shop.example', ...('proxy' in options ? { 'x-forwarded-proto': 'https' } : {}) };
+        const form = await rawRequest(`${app.url}/form`, 'GET', headers);
+        const cookie = String(form.headers['set-cookie']?.[0]).split(';')[0]!;
+        const body = new URLSearchParams({ _csrf: (form.body as { token: string }).token }).toString();
+        const r = await rawRequest(`${app.url}/transfer`, 'POST', {
+          ...headers, cookie, origin: `${scheme}://shop.example`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length),
+        }, body);
+        assert.equal(r.status, want, `${JSON.stringify(options)} with a ${scheme} origin: ${r.text}`);
+      } finally {
+        await app.close();
+      }
+    }
   });
 
   it('csrfProtection when tether.csrf.formField is set then that field carries the token', async () => {

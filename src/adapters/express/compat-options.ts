@@ -256,7 +256,8 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     // Secure decided per request (and warned about here when a production cookie goes out without it),
     // so the engine is told secure, which keeps it from warning about a cookie it never writes.
     cookie: { name, secure: true },
-    csrf: { jsonOnly: false, ...t.csrf },
+    // The origin check asks for https only where every cookie is Secure; with 'auto' a plain-HTTP request is served too.
+    csrf: { jsonOnly: false, secureOrigins: staticSecure === true, ...t.csrf },
     generateId: () => newId(null),
   };
   if (secrets.length > 0) engineOptions.secrets = secrets;

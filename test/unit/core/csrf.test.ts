@@ -144,6 +144,14 @@ describe('csrf', () => {
     const { tether: open } = rig({ production: true, csrf: { origins: ['http://shop.example'] } });
     const b = await withToken(open);
     assert.equal(await check(open, 'POST', { cookie: b.cookie, 'x-csrf-token': b.token, ...JSON_BODY, origin: 'http://shop.example' }), 'ok', 'csrf.origins decides alone');
+    // csrf.secureOrigins overrides the cookie's say, either way.
+    const { tether: relaxed } = rig({ production: true, csrf: { secureOrigins: false } });
+    const c = await withToken(relaxed);
+    assert.equal(await check(relaxed, 'POST', { cookie: c.cookie, 'x-csrf-token': c.token, ...JSON_BODY, origin: `http://${HOST}` }), 'ok', 'secureOrigins: false');
+    const { tether: strict } = rig({ csrf: { secureOrigins: true } });
+    const d = await withToken(strict);
+    assert.equal(await check(strict, 'POST', { cookie: d.cookie, 'x-csrf-token': d.token, ...JSON_BODY, origin: `http://${HOST}` }), '403 ORIGIN_MISMATCH', 'secureOrigins: true');
+    assert.throws(() => rig({ csrf: { secureOrigins: 'yes' as unknown as boolean } }), { code: 'OPTIONS_INVALID' });
   });
 
   it('origin when csrf.origins is configured then only those full origins pass', async () => {

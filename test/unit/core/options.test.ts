@@ -148,7 +148,7 @@ describe('engine options', () => {
     assert.equal(o.storeTimeoutMs, 2_000);
     assert.equal(o.touchIntervalMs, 60_000);
     assert.equal(resolveOptions({ secrets: [SECRET_A], idleTimeoutMs: 100_000 }).touchIntervalMs, 10_000);
-    assert.deepEqual(o.csrf, { header: 'x-csrf-token', origins: undefined, requireOrigin: false, secureOnly: false, jsonOnly: true, forms: false, formField: '_csrf' });
+    assert.deepEqual(o.csrf, { header: 'x-csrf-token', origins: undefined, requireOrigin: false, secureOrigins: false, jsonOnly: true, forms: false, formField: '_csrf' });
   });
 
   it('csrf.origins when one is not an origin then construction throws, else they are normalised', () => {
