@@ -311,6 +311,11 @@ describe('shop api: step-up counts from the last sign-in or password typed again
     await sleep(2_100);
     assertError(await a.request('DELETE', '/api/me/sessions/others'), 401, 'REAUTH_REQUIRED');
     assert.equal((await c.get('/api/session')).body.authenticated, true, 'nothing ended by the refused call');
+    // A password change types the current password: the step-ups right after it ask for nothing.
+    const d = new ShopClient(windowed.url, 'device-d');
+    assert.equal((await d.login(username)).status, 200);
+    assert.equal((await a.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'a brand new secret', logoutOtherSessions: false })).status, 200);
+    assert.deepEqual((await a.request('DELETE', '/api/me/sessions/others')).body, { ended: 2 }, 'just typed the password: no step-up asked');
   });
 });
 

@@ -66,7 +66,8 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
   /**
    * A password change: the current password first (whoever holds only the session cannot do it), then
    * a new session ID and CSRF token for this device, and by default every other session of the user
-   * ended, so a session an attacker may hold does not outlive the change.
+   * ended, so a session an attacker may hold does not outlive the change. The password typed counts as
+   * a confirmation (`reauthenticated()`) for the step-ups after it.
    */
   app.post('/api/me/password', async (req) => {
     const userId = requireUser(req);
@@ -79,6 +80,8 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     await ctx.db.setPasswordHash(userId, await hashPassword(password));
     const session = sessionOf(req);
     session.regenerate();
+    // The current password was just typed: a step-up in the next SHOP_REAUTH_WINDOW asks for it no more.
+    session.reauthenticated();
     const endedSessions = b.logoutOtherSessions === false ? 0 : await ctx.tether.destroyUserSessions(userId, { except: session });
     audit(ctx, req, 'account.password_changed', { user: userId, endedSessions });
     return { ...(await sessionView(ctx, session)), endedSessions };
