@@ -14,6 +14,7 @@ export type { RejectedCookie, SessionData, UpdateFn } from './core/session.js';
 export { resolveOptions, TETHER_DEFAULTS } from './core/options.js';
 export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions } from './core/options.js';
 export type { SessionStore, SessionRecord, LocalSlot, SetResult, Clock, DestroyByUserOptions, ChangeFeedOptions } from './core/store.js';
+export type { SharedLimiter } from './core/rate-limit.js';
 export { systemClock, isExpired, deadlineOf, ServerClock } from './core/store.js';
 export { jsonCodec, parseJsonSafely } from './core/codec.js';
 export type { SessionCodec, Envelope } from './core/codec.js';

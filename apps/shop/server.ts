@@ -198,15 +198,18 @@ function installHeaders(app: FastifyInstance, config: ShopConfig): void {
  * not throttled for it.
  */
 function forgedCookieLimiter(ctx: ShopContext): SharedLimiter {
-  return sharedLimiter('shop:rejected-cookies', ctx.config.rejectedCookiesPerMinute, 60_000);
+  return sharedLimiter('shop:rejected-cookies', ctx.config.rejectedCookiesPerMinute, 60_000, { store: ctx.tether.store });
 }
 
 function installRateLimit(app: FastifyInstance, ctx: ShopContext, rejected: SharedLimiter): void {
-  // Counted once for the whole cluster (the primary keeps the count), not once per worker.
-  const limiter = sharedLimiter('shop:new-sessions', ctx.config.newSessionsPerMinute, 60_000);
+  // Counted once for every machine when the session store is shared (Redis, PostgreSQL, tiered over
+  // either: the counts live there), else once for the machine's cluster (the primary keeps the count),
+  // never once per worker.
+  const { store } = ctx.tether;
+  const limiter = sharedLimiter('shop:new-sessions', ctx.config.newSessionsPerMinute, 60_000, { store });
   // And for all addresses together (SECURITY.md S47): a flood from many addresses cannot fill the store
   // faster than this; active sessions stay under about this rate times the idle timeout.
-  const total = sharedLimiter('shop:new-sessions-total', ctx.config.newSessionsPerMinuteTotal, 60_000);
+  const total = sharedLimiter('shop:new-sessions-total', ctx.config.newSessionsPerMinuteTotal, 60_000, { store });
   // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
   // one is counted; regenerating an existing session (login) never is.
   app.addHook('onRequest', async (req) => {

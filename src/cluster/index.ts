@@ -26,7 +26,7 @@ import { serveClusterLimits } from './limits.js';
 export { acceptHandoff } from './worker.js';
 export { clusterMetrics, serveClusterMetrics, shareWorkerMetrics, CLUSTER_METRICS_TIMEOUT_MS, PER_WORKER_METRICS } from './metrics.js';
 export { sharedLimiter, serveClusterLimits, SlidingWindowLimiter, CLUSTER_LIMIT_TIMEOUT_MS } from './limits.js';
-export type { SharedLimiter } from './limits.js';
+export type { SharedLimiter, SharedLimiterOptions } from './limits.js';
 export type { WorkerHandle } from './worker.js';
 export type { ClusterPrimary, WorkerInfo } from './primary.js';
 export { CLUSTER_DEFAULTS, resolveClusterOptions, resolveWorkerOptions, stderrLog } from './options.js';

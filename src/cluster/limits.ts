@@ -2,7 +2,8 @@
  * Rate limits counted once for a whole one-machine cluster. The primary hands each connection to any
  * worker, so limits counted per process would admit as many times the limit as there are workers;
  * `sharedLimiter` in a worker asks the primary instead, which keeps the only count. Outside a cluster
- * (or in the primary) the count is the process's own. Behind HAProxy each machine counts for itself.
+ * (or in the primary) the count is the process's own. Behind HAProxy, where each machine's primary
+ * would count for itself, give it the shared session store (`{ store }`): the counts then live there.
  * @module
  * @example
  * // in the worker's app (the primary answers on its own: runCluster calls serveClusterLimits)
@@ -15,6 +16,12 @@ import { isMessage } from './messages.js';
 import type { LimitReplyMessage, LimitRequestMessage } from './messages.js';
 import { answerWorker, askPrimary } from './ask.js';
 import { OldestFirst } from '../core/oldest-first.js';
+import { checkLimiter, windowPosition, withinLimit } from '../core/rate-limit.js';
+import type { SharedLimiter } from '../core/rate-limit.js';
+import type { SessionStore } from '../core/store.js';
+import { isTetherError } from '../core/errors.js';
+
+export type { SharedLimiter } from '../core/rate-limit.js';
 
 /** How long a worker waits for the primary's count before it counts the event alone. */
 export const CLUSTER_LIMIT_TIMEOUT_MS = 1_000;
@@ -68,27 +75,19 @@ export class SlidingWindowLimiter {
 
   /** `w` as of `now`: the same window, or moved on by one or more windows. */
   #rolled(w: Window | undefined, now: number): Window {
-    const aligned = now - (now % this.windowMs);
+    const aligned = windowPosition(now, this.windowMs).start;
     if (!w || aligned - w.start >= 2 * this.windowMs) return { start: aligned, current: 0, previous: 0 };
     if (aligned !== w.start) return { start: aligned, current: 0, previous: w.current };
     return w;
   }
 
   #within(w: Window, now: number): boolean {
-    const overlap = 1 - (now - w.start) / this.windowMs;
-    return w.previous * overlap + w.current < this.limit;
+    return withinLimit(w.previous, w.current, windowPosition(now, this.windowMs).previousWeight, this.limit);
   }
 
   get size(): number {
     return this.#windows.size;
   }
-}
-
-/** Counts events per key against a limit: at once in one process, through the primary in a cluster worker. */
-export interface SharedLimiter {
-  take(key: string): boolean | Promise<boolean>;
-  /** Whether a `take` now would be allowed, counting nothing: for limits on failures, checked before the attempt. */
-  peek(key: string): boolean | Promise<boolean>;
 }
 
 const served = new Map<string, SlidingWindowLimiter>();
@@ -108,17 +107,59 @@ export function serveClusterLimits(): void {
   });
 }
 
+/** sharedLimiter's options. */
+export interface SharedLimiterOptions {
+  /**
+   * A store shared by every machine (RedisStore, PostgresStore, or a TieredStore over either): the
+   * counts then live there, and the limit holds once for every process and machine that uses the
+   * store (behind HAProxy, say), not once per machine. A store without shared counts (`limiter`
+   * absent: MemoryStore, SQLiteStore) is ignored.
+   */
+  store?: SessionStore;
+}
+
 /**
- * A limiter named `name`, counting `limit` events per key in any `windowMs`. In a cluster worker every
- * `take` asks the primary; should it not answer within CLUSTER_LIMIT_TIMEOUT_MS (a primary that is
- * shutting down), the worker counts that event in its own window, so a limit never blocks a request
- * for long and is still enforced per worker.
+ * A limiter named `name`, counting `limit` events per key in any `windowMs`. With `options.store`
+ * offering shared counts, every `take` counts there; in a cluster worker otherwise every `take` asks
+ * the primary; elsewhere the process counts alone. Should the store fail (STORE_UNAVAILABLE: an
+ * outage, a command past its timeout) or the primary not answer within CLUSTER_LIMIT_TIMEOUT_MS (a
+ * primary that is shutting down), the event is counted the next way down (the primary, then the
+ * process), so a limit never blocks a request for longer than the store's or the primary's bound and
+ * is still enforced, per machine or per process, meanwhile.
  */
-export function sharedLimiter(name: string, limit: number, windowMs = 60_000): SharedLimiter {
+export function sharedLimiter(name: string, limit: number, windowMs = 60_000, options: SharedLimiterOptions = {}): SharedLimiter {
+  checkLimiter(name, limit, windowMs);
   const local = new SlidingWindowLimiter(limit, windowMs);
-  if (!cluster.isWorker || !process.send) return local;
-  const ask = (key: string, peek: boolean): Promise<boolean> =>
-    askPrimary<LimitReplyMessage>('sharedLimiter()', { type: 'tether:limit', name, key, limit, windowMs, ...(peek ? { peek } : {}) }, 'tether:limit-reply', CLUSTER_LIMIT_TIMEOUT_MS)
-      .then((reply) => reply.allowed, () => (peek ? local.peek(key) : local.take(key)));
-  return { take: (key) => ask(key, false), peek: (key) => ask(key, true) };
+  let machine: SharedLimiter = local;
+  if (cluster.isWorker && process.send) {
+    const ask = (key: string, peek: boolean): Promise<boolean> =>
+      askPrimary<LimitReplyMessage>('sharedLimiter()', { type: 'tether:limit', name, key, limit, windowMs, ...(peek ? { peek } : {}) }, 'tether:limit-reply', CLUSTER_LIMIT_TIMEOUT_MS)
+        .then((reply) => reply.allowed, () => (peek ? local.peek(key) : local.take(key)));
+    machine = { take: (key) => ask(key, false), peek: (key) => ask(key, true) };
+  }
+  const shared = options.store?.limiter?.(name, limit, windowMs);
+  if (!shared) return machine;
+  return {
+    take: async (key) => {
+      try {
+        return await shared.take(key);
+      } catch (err) {
+        if (!isStoreFailure(err)) throw err;
+        return machine.take(key);
+      }
+    },
+    peek: async (key) => {
+      try {
+        return await shared.peek(key);
+      } catch (err) {
+        if (!isStoreFailure(err)) throw err;
+        return machine.peek(key);
+      }
+    },
+  };
+}
+
+/** An outage or a closed store, which the next way down can stand in for; anything else is a bug to surface. */
+function isStoreFailure(err: unknown): boolean {
+  return isTetherError(err) && (err.code === 'STORE_UNAVAILABLE' || err.code === 'STORE_CLOSED');
 }

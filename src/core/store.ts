@@ -6,6 +6,7 @@
  * The conformance suite in src/testing/store-suite.ts is the executable form of this contract.
  * @module
  */
+import type { SharedLimiter } from './rate-limit.js';
 import { SessionConflictError } from './errors.js';
 import { decimal } from './decimal.js';
 
@@ -232,6 +233,16 @@ export interface SessionStore {
    * neither key changed. Absent: the engine makes the two calls.
    */
   regenerate?(ended: SessionRecord, expectedVersion: number, created: SessionRecord): Promise<SetResult>;
+  /**
+   * Optional: a rate limiter whose counts live in the backend, so every process and machine sharing
+   * it counts together: at most `limit` events per key in any `windowMs` (a sliding window of two
+   * fixed ones, rate-limit.ts), by the store's clock. Keys are kept as digests only. Calls reject like
+   * any other (STORE_UNAVAILABLE, STORE_CLOSED); a bad name, limit or window throws a TypeError.
+   * Absent on stores one machine owns (MemoryStore, SQLiteStore): `sharedLimiter` (tether/cluster)
+   * then counts on the machine. Prefer `sharedLimiter(name, limit, windowMs, { store })` to calling
+   * this directly: it counts on the machine while the store is out.
+   */
+  limiter?(name: string, limit: number, windowMs: number): SharedLimiter;
 }
 
 /** The state a set or touch left behind, as change feeds report it: `<version>:<expiresAt>`. */

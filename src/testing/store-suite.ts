@@ -48,6 +48,8 @@ export interface StoreSuiteFactory {
   regenerates?: boolean;
   /** The store has `onSwept` (checked), and its cases are registered. @default false */
   reportsSwept?: boolean;
+  /** The store has `limiter` (counts shared by every client of the backend; checked), and its cases are registered. @default false */
+  limits?: boolean;
   /**
    * The client `connect` returns sweeps the very store object `store` wraps (tiers over one in-process
    * MemoryStore), whose listeners hear every sweep: the concurrent-sweep case then listens on `store` alone.
@@ -391,7 +393,67 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.equal(typeof store.subscribe === 'function', !factory.lacks?.changeFeed, 'subscribe()');
       assert.equal(typeof store.regenerate === 'function', factory.regenerates === true, 'regenerate()');
       assert.equal(typeof store.onSwept === 'function', factory.reportsSwept === true, 'onSwept()');
+      assert.equal(typeof store.limiter === 'function', factory.limits === true, 'limiter()');
     });
+
+    if (factory.limits) {
+      /** Moves the suite's clock to the start of the next fixed window of `windowMs`. */
+      const toWindowStart = (windowMs: number): void => clock.advance(windowMs - (clock.now() % windowMs));
+      const takes = async (limiter: { take(key: string): boolean | Promise<boolean> }, key: string, n: number): Promise<boolean[]> => {
+        const out: boolean[] = [];
+        for (let i = 0; i < n; i++) out.push(await limiter.take(key));
+        return out;
+      };
+
+      test('limiter allows limit events per key in a window, then refuses; other keys and names count apart; peek counts nothing', async () => {
+        const windowMs = 60_000;
+        toWindowStart(windowMs);
+        const limiter = store.limiter!('suite.a', 3, windowMs);
+        const key = `10.0.0.${++counter}`;
+        assert.equal(await limiter.peek(key), true);
+        assert.equal(await limiter.peek(key), true, 'a peek counted');
+        assert.deepEqual(await takes(limiter, key, 5), [true, true, true, false, false]);
+        assert.equal(await limiter.peek(key), false);
+        assert.deepEqual(await takes(limiter, `${key}x`, 1), [true], 'another key shares the count');
+        assert.deepEqual(await takes(store.limiter!('suite.b', 3, windowMs), key, 1), [true], 'another name shares the count');
+      });
+
+      test('limiter counts once for every client of the backend', async () => {
+        const windowMs = 60_000;
+        toWindowStart(windowMs);
+        const other = await peer();
+        const mine = store.limiter!('suite.shared', 4, windowMs);
+        const theirs = other.limiter!('suite.shared', 4, windowMs);
+        const key = `10.0.1.${++counter}`;
+        const got = [await mine.take(key), await theirs.take(key), await mine.take(key), await theirs.take(key), await mine.take(key), await theirs.take(key)];
+        assert.deepEqual(got, [true, true, true, true, false, false]);
+        assert.equal(await theirs.peek(key), false);
+        // Taken at once from both: exactly the limit passes.
+        const burst = `10.0.2.${counter}`;
+        const all = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? mine : theirs).take(burst)));
+        assert.equal(all.filter(Boolean).length, 4);
+      });
+
+      test('limiter window slides: the last window weighs by how much of it still overlaps, and is forgotten after', async () => {
+        const windowMs = 10_000;
+        toWindowStart(windowMs);
+        const limiter = store.limiter!('suite.slide', 3, windowMs);
+        const key = `10.0.3.${++counter}`;
+        assert.deepEqual(await takes(limiter, key, 4), [true, true, true, false]);
+        // Half way through the next window the last one's 3 count as 1.5: one more fits (2.5), not two (3.5).
+        clock.advance(windowMs + windowMs / 2);
+        assert.deepEqual(await takes(limiter, key, 3), [true, true, false]);
+        // Two windows on, nothing counted before weighs.
+        clock.advance(2 * windowMs);
+        assert.deepEqual(await takes(limiter, key, 4), [true, true, true, false]);
+      });
+
+      test('limiter with a bad name, limit or window throws a TypeError', async () => {
+        for (const [name, limit, windowMs] of [['', 1, 1], ['has space', 1, 1], ['{tag}', 1, 1], ['ok', 0, 1000], ['ok', 1.5, 1000], ['ok', 1, 0], ['ok', 1, Number.NaN]] as const) {
+          assert.throws(() => store.limiter!(name, limit, windowMs), TypeError, `${name} ${limit} ${windowMs}`);
+        }
+      });
+    }
 
     if (factory.regenerates) {
       /** A live record of `userId` and what a regeneration writes over it: its ended form and a new record. */

@@ -48,6 +48,7 @@ function collect(store: PostgresStore): { events: string[]; resyncs: () => numbe
 
 runStoreSuite({
   name: 'postgres',
+  limits: true,
   regenerates: true,
   reportsSwept: true,
   open: async (clock) => {
@@ -70,7 +71,7 @@ runStoreSuite({
   },
   dispose: async (store) => {
     const { url } = await fast();
-    await pgQuery(url, `DROP TABLE IF EXISTS "${tableOf.get(store)!}"`);
+    await pgQuery(url, `DROP TABLE IF EXISTS "${tableOf.get(store)!}", "${tableOf.get(store)!}_limits"`);
   },
 });
 
@@ -430,5 +431,34 @@ describe('PostgresStore sweep', () => {
     assert.ok(await store.get(live.key));
     assert.equal(makeKey().length, 43);
     await store.close();
+  });
+
+  it('postgres limiter when it counts then keeps one row per limiter and key under a digest, and sweep removes it after its last window without counting it as a session', async () => {
+    const { url } = await fast();
+    const clock = new ManualClock(60_000 * Math.ceil(Date.now() / 60_000));
+    const tableName = `limits_${++tables}`;
+    const store = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    try {
+      const limiter = store.limiter('signups', 2, 60_000);
+      assert.deepEqual([await limiter.take('203.0.113.7'), await limiter.take('203.0.113.7'), await limiter.take('203.0.113.7')], [true, true, false]);
+      assert.equal(await limiter.take('203.0.113.8'), true);
+      const rows = await pgQuery<{ key: string; current: number; previous: number; window_start: string; expires_at: string }>(url,
+        `SELECT key, current, previous, window_start, expires_at FROM "${tableName}_limits" ORDER BY current DESC`);
+      assert.equal(rows.length, 2);
+      assert.ok(rows.every((r) => /^[A-Za-z0-9_-]{32}$/.test(r.key)), rows.map((r) => r.key).join(' '));
+      assert.deepEqual([rows[0]!.current, rows[0]!.previous, Number(rows[0]!.window_start), Number(rows[0]!.expires_at)], [2, 0, clock.now(), clock.now() + 120_000],
+        'a refused take is not counted; the row is kept until the next window ends');
+      // In the next window the count moves to `previous`; past it, the sweep removes the rows.
+      clock.advance(60_000);
+      assert.equal(await limiter.take('203.0.113.7'), false, 'the last window still weighs 2 × 1');
+      assert.equal(await limiter.peek('203.0.113.8'), true);
+      clock.advance(60_000);
+      assert.equal(await store.sweep(), 0, 'limiter rows are not sessions');
+      assert.equal(Number((await pgQuery<{ n: string }>(url, `SELECT count(*) AS n FROM "${tableName}_limits"`))[0]!.n), 0);
+      assert.equal(await limiter.take('203.0.113.7'), true);
+    } finally {
+      await store.close();
+      await pgQuery(url, `DROP TABLE IF EXISTS "${tableName}", "${tableName}_limits"`);
+    }
   });
 });

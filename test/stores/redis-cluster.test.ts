@@ -22,6 +22,7 @@ after(async () => {
 runStoreSuite({
   name: 'redis cluster',
   lacks: { sweep: true },
+  limits: true,
   open: async (clock) => {
     const keyPrefix = nextPrefix();
     const store = new RedisStore({ cluster: { nodes: [...cluster.seeds] }, keyPrefix, clock });

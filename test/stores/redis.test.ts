@@ -10,6 +10,7 @@ import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
 import { createTether } from '../../src/core/engine.js';
+import { sharedLimiter } from '../../src/cluster/limits.js';
 import { hashId } from '../../src/core/ids.js';
 import { cookiePair, trip, view, SECRET_A } from '../unit/support.js';
 import type { RedisServer } from '../helpers/redis.js';
@@ -29,6 +30,7 @@ after(async () => {
 runStoreSuite({
   name: 'redis',
   lacks: { sweep: true },
+  limits: true,
   regenerates: true,
   open: async (clock) => {
     const keyPrefix = nextPrefix();
@@ -278,6 +280,27 @@ describe('RedisStore own cases', () => {
       assert.ok((await raw.pttl(`${keyPrefix}u:layout-user`)) > pttl, 'the index outlives its sessions');
       await store.destroy(rec.key);
       assert.deepEqual(await raw.keys(`${keyPrefix}*`), [], 'destroy leaves neither the hash nor the index entry');
+    } finally {
+      raw.disconnect();
+      await store.close();
+    }
+  });
+
+  it('redis limiter when it counts then keeps two keys per limiter and key, named by a digest and never the key, each for at most two windows', async () => {
+    const keyPrefix = nextPrefix();
+    const store = new RedisStore({ url: server.url, keyPrefix });
+    const raw = new Redis(server.url);
+    try {
+      const limiter = store.limiter('signups', 2, 60_000);
+      assert.deepEqual([await limiter.take('203.0.113.7'), await limiter.take('203.0.113.7'), await limiter.take('203.0.113.7')], [true, true, false]);
+      const keys = await raw.keys(`${keyPrefix}*`);
+      assert.equal(keys.length, 1, keys.join(' '));
+      assert.match(keys[0]!, new RegExp(`^${keyPrefix}l:signups:\\{[A-Za-z0-9_-]{32}\\}:\\d+$`));
+      assert.ok(!keys[0]!.includes('203.0.113.7'));
+      assert.equal(await raw.get(keys[0]!), '2', 'a refused take is not counted');
+      const pttl = await raw.pttl(keys[0]!);
+      assert.ok(pttl > 60_000 && pttl <= 120_000, `kept until the next window ends, pttl ${pttl}`);
+      assert.equal(await store.count(), 0, 'limiter keys are not sessions');
     } finally {
       raw.disconnect();
       await store.close();
@@ -639,6 +662,32 @@ describe('RedisStore faults', () => {
     proxy.setDelay(0);
     await trip(fast, cookie, (s) => assert.equal(s.get('who'), 'fast', 'the acknowledged write was not overwritten'), 'GET');
     await trip(slow, cookie, (s) => assert.equal(s.get('who'), 'fast'), 'GET');
+  });
+
+  it('sharedLimiter over a RedisStore when redis-server hangs then it counts on the machine within the store\'s bound, and in Redis again once it resumes', async () => {
+    const hung = await startRedis();
+    const store = new RedisStore({ url: hung.url, commandTimeoutMs: 500 });
+    const other = new RedisStore({ url: hung.url, commandTimeoutMs: 500 });
+    const limiter = sharedLimiter('outage', 3, 60_000, { store });
+    const peer = sharedLimiter('outage', 3, 60_000, { store: other });
+    try {
+      assert.equal(await limiter.take('k'), true);
+      assert.equal(await peer.take('k'), true, 'the peer counts in Redis too');
+      process.kill(hung.pid, 'SIGSTOP');
+      const started = Date.now();
+      // Redis out: each process counts alone, so this one allows its own 3 and no more.
+      assert.deepEqual([await limiter.take('k'), await limiter.take('k'), await limiter.take('k'), await limiter.take('k')], [true, true, true, false]);
+      assert.ok(Date.now() - started < 4 * 1_500, `took ${Date.now() - started} ms`);
+      process.kill(hung.pid, 'SIGCONT');
+      // Back in Redis, shared again: 3 in all for a new key, whichever process takes them (a process
+      // still counting alone would allow the fourth, its own second).
+      assert.deepEqual([await peer.take('k2'), await limiter.take('k2'), await peer.take('k2'), await limiter.take('k2')], [true, true, true, false]);
+    } finally {
+      if (hung.pid) process.kill(hung.pid, 'SIGCONT');
+      await store.close();
+      await other.close();
+      await hung.dispose();
+    }
   });
 
   it('redis store when redis-server hangs (SIGSTOP) then calls fail with STORE_UNAVAILABLE within 3 s and succeed once it resumes', async () => {

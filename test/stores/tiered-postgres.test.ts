@@ -38,6 +38,7 @@ async function node(tableName: string, clock: Clock): Promise<TieredStore> {
 
 runStoreSuite({
   name: 'tiered over postgres',
+  limits: true,
   regenerates: true,
   reportsSwept: true,
   open: (clock) => node(nextTable(), clock),

@@ -36,6 +36,7 @@ async function node(keyPrefix: string, clock: Clock, consistency?: TieredConsist
 runStoreSuite({
   name: 'tiered over redis',
   lacks: { sweep: true },
+  limits: true,
   regenerates: true,
   open: (clock) => node(nextPrefix(), clock),
   connect: (store, clock) => node(prefixOf.get(store)!, clock),

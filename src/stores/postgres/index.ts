@@ -27,6 +27,8 @@
  * @module
  */
 import { createRequire } from 'node:module';
+import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
+import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, SweptListeners } from '../../core/store.js';
@@ -145,7 +147,7 @@ export class PostgresStore implements SessionStore {
     this.clock = options.clock ?? this.#serverClock!;
     this.#names = schemaNames(tableName, options.schema);
     const notify = options.notify ?? POSTGRES_STORE_DEFAULTS.notify;
-    this.#sql = statements(this.#names.table, notify);
+    this.#sql = statements(this.#names.table, notify, this.#names.limits);
     this.#channel = notify ? channel : null;
     if (options.pool) {
       this.#pool = options.pool;
@@ -294,7 +296,38 @@ export class PostgresStore implements SessionStore {
       }
       if (res.rows.length < SWEEP_BATCH) break;
     }
+    // The rate limiters' counts past their last window (not sessions: not counted, not reported).
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+      const res = await this.#query('sweep', this.#sql.limitSweep, [now, SWEEP_BATCH]);
+      if ((res.rowCount ?? 0) < SWEEP_BATCH) break;
+    }
     return removed;
+  }
+
+  /**
+   * A rate limiter counted in PostgreSQL (see SessionStore.limiter), so every process and machine on
+   * this table counts together: one row per limiter and key in `<table>_limits`, under a digest of
+   * both (never the key), kept until the window after its own ends and then removed by `sweep()`.
+   * A take is one upsert, a peek one select. Time is the store's clock, so machines agree on the windows.
+   */
+  limiter(name: string, limit: number, windowMs: number): SharedLimiter {
+    checkLimiter(name, limit, windowMs);
+    return {
+      take: async (key) => {
+        const { start, previousWeight } = windowPosition(this.clock.now(), windowMs);
+        const res = await this.#query('limiter take', this.#sql.limitTake, [limiterDigest(name, key), start, windowMs, previousWeight, limit]);
+        return res.rows.length === 1;
+      },
+      peek: async (key) => {
+        const { start, previousWeight } = windowPosition(this.clock.now(), windowMs);
+        const res = await this.#query<{ window_start: string; current: number; previous: number }>('limiter peek', this.#sql.limitPeek, [limiterDigest(name, key)]);
+        const row = res.rows[0];
+        if (!row) return true;
+        const at = Number(row.window_start);
+        if (at >= start) return withinLimit(row.previous, row.current, previousWeight, limit);
+        return withinLimit(at === start - windowMs ? row.current : 0, 0, previousWeight, limit);
+      },
+    };
   }
 
   /**

@@ -21,6 +21,9 @@ export interface SchemaNames {
   readonly migrations: string;
   readonly userIndex: string;
   readonly deadlineIndex: string;
+  /** The rate limiters' counts (PostgresStore.limiter), quoted and qualified, and their sweep's index. */
+  readonly limits: string;
+  readonly limitsDeadlineIndex: string;
   /** Quoted schema, or null for the connection's search_path. */
   readonly schema: string | null;
 }
@@ -48,6 +51,8 @@ export function schemaNames(tableName: string, schema: string | undefined): Sche
     // Index names live in the table's schema; CREATE INDEX takes them unqualified.
     userIndex: quoteIdent(`${tableName}_user_id_idx`),
     deadlineIndex: quoteIdent(`${tableName}_deadline_idx`),
+    limits: q(`${tableName}_limits`),
+    limitsDeadlineIndex: quoteIdent(`${tableName}_limits_deadline_idx`),
     schema: schema ? quoteIdent(schema) : null,
   };
 }
@@ -76,6 +81,22 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX IF NOT EXISTS ${n.userIndex} ON ${n.table} (user_id) WHERE user_id IS NOT NULL`,
       // The sweep's predicate, so sweeping scans only what is due.
       `CREATE INDEX IF NOT EXISTS ${n.deadlineIndex} ON ${n.table} ((least(expires_at, absolute_expires_at)))`,
+    ],
+  },
+  {
+    version: 2,
+    description: 'rate limiter counts',
+    statements: (n) => [
+      // One row per limiter and key (`key`: a digest of both, never the key itself), this fixed
+      // window's count and the one before, kept until the window after this one ends.
+      `CREATE TABLE IF NOT EXISTS ${n.limits} (
+        key text PRIMARY KEY,
+        window_start bigint NOT NULL,
+        current integer NOT NULL,
+        previous integer NOT NULL,
+        expires_at bigint NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS ${n.limitsDeadlineIndex} ON ${n.limits} (expires_at)`,
     ],
   },
 ];

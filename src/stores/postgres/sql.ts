@@ -63,11 +63,16 @@ const STAMPED = `'=' || version || ':' || expires_at || ' ' || key`;
 /** NOTIFY payload of a removal: `!<key>`. */
 const REMOVED = `'!' || key`;
 
+/** A limiter row's counts as of the window starting at EXCLUDED.window_start (limitTake). */
+const ROLLED_CURRENT = `CASE WHEN l.window_start >= EXCLUDED.window_start THEN l.current ELSE 0 END`;
+const ROLLED_PREVIOUS = `CASE WHEN l.window_start >= EXCLUDED.window_start THEN l.previous
+  WHEN l.window_start = EXCLUDED.window_start - $3::bigint THEN l.current ELSE 0 END`;
+
 /**
- * `table` is quoted and qualified. With `notify`, each write statement takes the channel as its last
+ * `table` is quoted and qualified; `limits` too (the rate limiters' table). With `notify`, each write statement takes the channel as its last
  * parameter and returns one row per changed key; without, the same rows come back with no NOTIFY.
  */
-export function statements(table: string, notify: boolean) {
+export function statements(table: string, notify: boolean, limits: string) {
   const emit = (channelParam: string, payload: string, extra = ''): string =>
     (notify ? `SELECT pg_notify(${channelParam}, ${payload})${extra} FROM w` : `SELECT key${extra} FROM w`);
   return {
@@ -147,5 +152,29 @@ export function statements(table: string, notify: boolean) {
     RETURNING key, user_id, last_seen_at, expires_at, absolute_expires_at`,
 
     count: `SELECT count(*) AS n FROM ${table} WHERE ${live('$1')}`,
+
+    /**
+     * One event against a sliding-window limit (src/core/rate-limit.ts), counted only when it fits:
+     * $1 key digest, $2 this window's start, $3 window ms, $4 the previous window's weight, $5 limit.
+     * A row from an earlier window is rolled forward first (its count becomes the previous one, or
+     * nothing when two windows have passed); a row from a later one (another machine's clock ahead)
+     * is taken as this window. The upsert's row lock makes concurrent takes count one by one. One row
+     * back when counted, none when refused.
+     */
+    limitTake: `INSERT INTO ${limits} AS l (key, window_start, current, previous, expires_at)
+      VALUES ($1, $2::bigint, 1, 0, $2::bigint + 2 * $3::bigint)
+      ON CONFLICT (key) DO UPDATE SET
+        window_start = greatest(l.window_start, EXCLUDED.window_start),
+        previous = ${ROLLED_PREVIOUS},
+        current = ${ROLLED_CURRENT} + 1,
+        expires_at = greatest(l.window_start, EXCLUDED.window_start) + 2 * $3::bigint
+      WHERE (${ROLLED_PREVIOUS}) * $4::float8 + ${ROLLED_CURRENT} < $5::integer
+      RETURNING 1 AS counted`,
+
+    /** A limiter key's counts for peek: $1 key digest. */
+    limitPeek: `SELECT window_start, current, previous FROM ${limits} WHERE key = $1`,
+
+    /** Counts past their last window: $1 now, $2 batch size. */
+    limitSweep: `DELETE FROM ${limits} WHERE key IN (SELECT key FROM ${limits} WHERE expires_at <= $1 LIMIT $2) AND expires_at <= $1`,
   };
 }

@@ -14,7 +14,9 @@ import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stamp
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
-import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, REGENERATE, SET, TOUCH, UNINDEX } from './scripts.js';
+import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REGENERATE, SET, TOUCH, UNINDEX } from './scripts.js';
+import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
+import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Script } from './scripts.js';
 import { decode, digits16, encode } from './record.js';
 import { ChangeFeed, changeChannel, escapeGlob, writerTag, type ChangeFeedOptions } from './feed.js';
@@ -311,6 +313,48 @@ export class RedisStore implements SessionStore {
       throw this.#fail('count', err);
     }
     return total;
+  }
+
+  /**
+   * A rate limiter counted in Redis (see SessionStore.limiter), so every process and machine on this
+   * prefix counts together: a key's counts are two keys, `<prefix>l:<name>:{<digest>}:<window start>`
+   * (the digest of the name and the key, never the key; one hash tag, so one slot on a Cluster), kept
+   * until the window after theirs ends. A take is one script (MGET, then INCR and PEXPIRE when it
+   * fits), a peek one MGET. Time is the store's clock, so machines agree on the windows.
+   */
+  limiter(name: string, limit: number, windowMs: number): SharedLimiter {
+    checkLimiter(name, limit, windowMs);
+    const base = `${this.#opts.keyPrefix}l:${name}:`;
+    const keysAt = (key: string, start: number): [string, string] => {
+      const tagged = `${base}{${limiterDigest(name, key)}}:`;
+      return [tagged + decimal(start), tagged + decimal(start - windowMs)];
+    };
+    return {
+      take: async (key) => {
+        this.#open();
+        if (this.#client.status !== 'ready') await this.#whenReady();
+        const now = this.clock.now();
+        const { start, previousWeight } = windowPosition(now, windowMs);
+        try {
+          const counted = await this.#eval(LIMIT_TAKE, 2, [...keysAt(key, start), limit, previousWeight.toFixed(6), decimal(start + 2 * windowMs - now)]);
+          return counted === 1;
+        } catch (err) {
+          throw this.#fail('limiter take', err);
+        }
+      },
+      peek: async (key) => {
+        this.#open();
+        if (this.#client.status !== 'ready') await this.#whenReady();
+        const { start, previousWeight } = windowPosition(this.clock.now(), windowMs);
+        let counts: Array<string | null>;
+        try {
+          counts = await this.#bound('MGET', () => this.#client.mget(...keysAt(key, start)));
+        } catch (err) {
+          throw this.#fail('limiter peek', err);
+        }
+        return withinLimit(Number(counts[1] ?? 0), Number(counts[0] ?? 0), previousWeight, limit);
+      },
+    };
   }
 
   /**

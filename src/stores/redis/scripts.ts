@@ -227,3 +227,19 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '!' .. ARGV[3]) end
 if live(h, tonumber(ARGV[2])) then return 1 end
 return 0
 `);
+
+/**
+ * Counts one event against a sliding-window limit (src/core/rate-limit.ts) unless it is at the limit.
+ * KEYS[1] this fixed window's count, KEYS[2] the previous window's (one hash slot: the keys share a
+ * hash tag). ARGV: 1 limit, 2 the previous window's weight (0..1), 3 ms to keep this window's count
+ * (until the next window ends, while it still weighs). Returns 1 when counted, 0 when refused.
+ */
+export const LIMIT_TAKE = new Script(`
+local counts = redis.call('MGET', KEYS[1], KEYS[2])
+local current = tonumber(counts[1]) or 0
+local previous = tonumber(counts[2]) or 0
+if previous * tonumber(ARGV[2]) + current >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`);

@@ -16,6 +16,7 @@
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration } from '../../core/store.js';
+import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { KeptMap } from '../../core/kept-map.js';
@@ -80,6 +81,8 @@ export class TieredStore implements SessionStore {
    * sweep runs through this tier or on the shared store's own timer; absent when it has none.
    */
   readonly onSwept?: (listener: SweptListener) => () => void;
+  /** The shared store's rate limiter (see SessionStore.limiter): its counts are every machine's; absent when it has none. */
+  readonly limiter?: (name: string, limit: number, windowMs: number) => SharedLimiter;
   /** The consistency in force (the option, or its default for this shared store). */
   readonly consistency: TieredConsistency;
   readonly #shared: SessionStore;
@@ -136,6 +139,7 @@ export class TieredStore implements SessionStore {
     if (typeof shared.regenerate === 'function') this.regenerate = (ended, version, created) => this.#regenerate(ended, version, created);
     if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));
     if (typeof shared.onSwept === 'function') this.onSwept = (listener) => shared.onSwept!(listener);
+    if (typeof shared.limiter === 'function') this.limiter = (name, limit, windowMs) => shared.limiter!(name, limit, windowMs);
   }
 
   /**

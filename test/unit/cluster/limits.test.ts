@@ -2,6 +2,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SlidingWindowLimiter, sharedLimiter } from '../../../src/cluster/limits.js';
+import { MemoryStore } from '../../../src/stores/memory/index.js';
+import { StoreClosedError, StoreUnavailableError } from '../../../src/core/errors.js';
+import type { SessionStore } from '../../../src/core/store.js';
 
 describe('sliding-window limiter', () => {
   it('key when it reaches the limit then further events are refused and not counted, other keys unaffected', () => {
@@ -55,5 +58,28 @@ describe('sliding-window limiter', () => {
   it('sharedLimiter outside a cluster then counts in this process and answers at once', () => {
     const l = sharedLimiter('unit', 2, 60_000);
     assert.deepEqual([l.peek('k'), l.take('k'), l.take('k'), l.peek('k'), l.take('k')], [true, true, true, false, false]);
+  });
+
+  it('sharedLimiter given a store without shared counts then counts in this process', () => {
+    const l = sharedLimiter('unit.memory', 1, 60_000, { store: new MemoryStore() });
+    assert.deepEqual([l.take('k'), l.take('k')], [true, false]);
+  });
+
+  it('sharedLimiter given a store whose limiter fails then an outage is counted here and anything else is thrown', async () => {
+    let failure: Error = new StoreUnavailableError('down');
+    const store = { limiter: () => ({ take: () => Promise.reject(failure), peek: () => Promise.reject(failure) }) } as unknown as SessionStore;
+    const l = sharedLimiter('unit.failing', 2, 60_000, { store });
+    assert.deepEqual([await l.take('k'), await l.take('k'), await l.peek('k'), await l.take('k')], [true, true, false, false]);
+    failure = new StoreClosedError('test');
+    assert.equal(await l.take('j'), true);
+    failure = new TypeError('a bug');
+    await assert.rejects(Promise.resolve().then(() => l.take('i')), TypeError);
+    await assert.rejects(Promise.resolve().then(() => l.peek('i')), TypeError);
+  });
+
+  it('sharedLimiter given a bad name, limit or window then throws a TypeError', () => {
+    assert.throws(() => sharedLimiter('has space', 1), TypeError);
+    assert.throws(() => sharedLimiter('ok', 0), TypeError);
+    assert.throws(() => sharedLimiter('ok', 1, 0), TypeError);
   });
 });

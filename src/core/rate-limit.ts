@@ -1,0 +1,52 @@
+/**
+ * Sliding-window rate limits: the arithmetic every limiter shares (the process's own
+ * SlidingWindowLimiter, and the counts a shared store keeps for many machines), and the interface
+ * callers use. A window is two fixed windows, the previous one weighted by how much of it still
+ * overlaps the last `windowMs`, so a burst at a window's edge cannot pass twice the limit.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+
+/** Counts events per key against a limit: at once in one process, through the primary or a shared store elsewhere. */
+export interface SharedLimiter {
+  /** Counts one event for `key`; false (and nothing counted) when the key is at its limit. */
+  take(key: string): boolean | Promise<boolean>;
+  /** Whether a `take` now would be allowed, counting nothing: for limits on failures, checked before the attempt. */
+  peek(key: string): boolean | Promise<boolean>;
+}
+
+/** Where `now` falls: the start of its fixed window, and the weight of the window before it (1 at the start, 0 at the end). */
+export interface WindowPosition {
+  readonly start: number;
+  readonly previousWeight: number;
+}
+
+export function windowPosition(now: number, windowMs: number): WindowPosition {
+  const start = now - (now % windowMs);
+  return { start, previousWeight: 1 - (now - start) / windowMs };
+}
+
+/** Whether one more event fits: the previous window's events weighted, plus this window's, under `limit`. */
+export function withinLimit(previous: number, current: number, previousWeight: number, limit: number): boolean {
+  return previous * previousWeight + current < limit;
+}
+
+/** A limiter's name: letters, digits and `_.:-`, so it can stand in a key or a log line as it is. */
+const LIMITER_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+/** Throws a TypeError unless `name`, `limit` (a whole number ≥ 1) and `windowMs` (≥ 1 ms) make a limiter. */
+export function checkLimiter(name: string, limit: number, windowMs: number): void {
+  if (typeof name !== 'string' || !LIMITER_NAME.test(name)) {
+    throw new TypeError(`limiter name must be 1–100 letters, digits or _.:- (got ${JSON.stringify(name)})`);
+  }
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError(`limit must be a whole number of at least 1 (got ${limit})`);
+  if (!Number.isSafeInteger(windowMs) || windowMs < 1) throw new TypeError(`windowMs must be a whole number of milliseconds, at least 1 (got ${windowMs})`);
+}
+
+/**
+ * What a shared store keeps a key's counts under: a digest of the limiter's name and the key, never
+ * the key itself (a client's address, a name typed into a login form, which may be a password).
+ */
+export function limiterDigest(name: string, key: string): string {
+  return createHash('sha256').update(`${name}\0${key}`).digest('base64url').slice(0, 32);
+}
