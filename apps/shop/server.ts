@@ -229,18 +229,35 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext, rejected: Shar
   });
 }
 
+/** How many sessions ended on purpose the shop remembers, to tell a replayed cookie of one (S33). */
+const ENDED_SESSIONS_KEPT = 10_000;
+
 function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   app.addHook('onResponse', async (req) => {
     const s = req.session;
     if (s && !s.destroyed && s.handle !== null) ctx.active.seen(s.handle, s.userId, s.remembered);
   });
   // '*': every session of the user at once (destroyUserSessions); one that was spared is seen again as it answers.
-  ctx.tether.events.on('destroyed', (m: { handle: string; userId: string | null }) => {
+  // Sessions ended on purpose lately, by handle, with why: a cookie of one presented again is logged as
+  // a warning (S33: the reuse of an ended session ID). Bounded; the oldest are forgotten first.
+  const ended = new Map<string, string>();
+  ctx.tether.events.on('destroyed', (m: { handle: string; userId: string | null; reason?: string }) => {
     if (m.handle === '*') {
       if (m.userId !== null) ctx.active.forgetUser(m.userId);
     } else {
       ctx.active.forget(m.handle);
+      ended.set(m.handle, m.reason ?? 'destroyed');
+      if (ended.size > ENDED_SESSIONS_KEPT) ended.delete(ended.keys().next().value!);
     }
+  });
+  // A cookie of an ended session: after a logout or a session ended for the user, someone may be
+  // replaying a copy of it; after a timeout or a login (the old cookie of a request that raced it), a
+  // browser is simply behind. Logged by handle (the one the ending reported), never by ID.
+  ctx.tether.events.on('reused', (m: { handle: string; userId: string | null }) => {
+    const why = ended.get(m.handle);
+    const fields = { event: 'security.session_reused', session: m.handle, user: m.userId, ended: why ?? null };
+    if (why !== undefined) app.log.warn(fields, `the cookie of a session ended (${why}) was presented again`);
+    else app.log.info(fields, 'the cookie of a session that no longer exists was presented');
   });
   ctx.tether.events.on('expired', (m: { handle: string }) => ctx.active.forget(m.handle));
   ctx.tether.events.on('regenerated', (m: { previousHandle?: string }) => {

@@ -506,6 +506,9 @@ export class Tether<T extends object = SessionData> {
     const key = unsigned.key;
     if (!record || record.data === ENDED) {
       this.#reject(state, 'unknown');
+      // A cookie we signed for a session that has ended (logged out, timed out, replaced by a login):
+      // its handle is the one the ending reported, so a subscriber can tell a replayed logout apart.
+      this.#emit('reused', key, record?.userId ?? null);
       return this.#released(state);
     }
     // Past the engine's timeouts, a remembered session may still be live: its decoding (kept) tells.

@@ -12,6 +12,7 @@ export const CHANNEL_NAMES = {
   expired: 'tether:session:expired',
   conflict: 'tether:session:conflict',
   anomaly: 'tether:session:anomaly',
+  reused: 'tether:session:reused',
 } as const;
 
 export type LifecycleEvent = keyof typeof CHANNEL_NAMES;
@@ -26,7 +27,7 @@ export interface LifecycleMessage {
   /**
    * destroyed: 'logout' | 'user' (destroyByUser) | 'limit' (maxSessionsPerUser) | 'anomaly' (userAgentChange
    * 'end'); expired: 'swept' (deleted by the store's sweep; absent when presented past a timeout);
-   * conflict: 'replayed' | 'rejected'; anomaly: 'user-agent'.
+   * conflict: 'replayed' | 'rejected'; anomaly: 'user-agent'. reused has none.
    */
   reason?: string;
   at: number;

@@ -209,6 +209,24 @@ describe('shop api: my sessions', () => {
     for (const v of cookieValue.split(/[ .]/)) assert.ok(!lines[0]!.includes(v), 'no cookie part in the log');
   });
 
+  it('session cookie when presented again after its logout then the shop logs the reuse as a warning by handle, never by ID (S33)', async () => {
+    const { client } = await newUser();
+    const handle = ((await client.get('/api/me/sessions')).body as Array<{ id: string; current: boolean }>).find((s) => s.current)!.id;
+    const copy = new ShopClient(t.url);
+    for (const [k, v] of client.cookies) copy.cookies.set(k, v);
+    assert.equal((await client.request('POST', '/api/auth/logout')).status, 200);
+    const before = t.logs.length;
+    assert.equal((await copy.get('/api/session')).body.authenticated, false, 'the copy opens nothing');
+    const lines = t.logs.slice(before).filter((l) => l.includes('"security.session_reused"'));
+    assert.equal(lines.length, 1, t.logs.slice(before).join('\n'));
+    const record = JSON.parse(lines[0]!);
+    assert.equal(record.level, 'warn');
+    assert.equal(record.session, handle);
+    assert.equal(record.ended, 'logout');
+    assert.match(record.msg, /ended \(logout\) was presented again/);
+    for (const v of [...copy.cookies.values()].join(' ').split(/[ .]/)) assert.ok(!lines[0]!.includes(v), 'no cookie part in the log');
+  });
+
   it('sessions when "others" are ended then every other device is logged out and this one stays', async () => {
     const { client: a, username } = await newUser();
     const others = [new ShopClient(t.url), new ShopClient(t.url)];

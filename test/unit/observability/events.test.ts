@@ -43,6 +43,7 @@ describe('lifecycle events', () => {
     assert.deepEqual(CHANNEL_NAMES, {
       created: 'tether:session:created', regenerated: 'tether:session:regenerated', destroyed: 'tether:session:destroyed',
       expired: 'tether:session:expired', conflict: 'tether:session:conflict', anomaly: 'tether:session:anomaly',
+      reused: 'tether:session:reused',
     });
   });
 
@@ -77,6 +78,30 @@ describe('lifecycle events', () => {
     }
   });
 
+  it('reused when a signed cookie of an ended session is presented again then both feeds report it with the handle its ending had, and a forged cookie with nothing', async () => {
+    const r = rig({ idleTimeoutMs: 60_000 });
+    const fromChannels = listenChannels();
+    const fromEmitters = listenEmitter(r);
+    const first = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    const loggedIn = await trip(r.tether, first.cookie, (s) => s.login('alice'));
+    await trip(r.tether, first.cookie, () => {}, 'GET');
+    await trip(r.tether, loggedIn.cookie, (s) => s.destroy());
+    await trip(r.tether, loggedIn.cookie, () => {}, 'GET');
+    await trip(r.tether, `sid=${'a'.repeat(43)}.${'b'.repeat(43)}`, () => {}, 'GET');
+    for (const seen of [fromChannels, fromEmitters]) {
+      assert.deepEqual(seen.map((m) => `${m.event}${m.reason ? ':' + m.reason : ''}`), ['created', 'regenerated', 'reused', 'destroyed:logout', 'reused']);
+      const [c, g, u1, d, u2] = seen as [LifecycleMessage, LifecycleMessage, LifecycleMessage, LifecycleMessage, LifecycleMessage];
+      assert.equal(u1.handle, c.handle, 'the cookie a login replaced names the session the login ended');
+      assert.equal(u1.handle, g.previousHandle);
+      assert.equal(u2.handle, d.handle, 'the cookie of a logged-out session names it');
+      assert.equal(u2.userId, null, 'the record is gone, and with it the owner');
+    }
+    const text = JSON.stringify(fromChannels);
+    for (const secret of [first.session.id!, loggedIn.session.id!, hashId(first.session.id!), hashId(loggedIn.session.id!)]) {
+      assert.equal(text.includes(secret), false, 'no id or store key in an event');
+    }
+  });
+
   it('conflict when a direct change cannot be replayed then is reported as rejected', async () => {
     const a = rig();
     const b = rig({}, a);
@@ -91,7 +116,7 @@ describe('lifecycle events', () => {
     assert.deepEqual(seen.map((m) => `${m.event}${m.reason ? ':' + m.reason : ''}`), ['created', 'conflict:rejected']);
   });
 
-  it('expiry when a dead session is presented then created is followed by expired, once', async () => {
+  it('expiry when a dead session is presented then created is followed by expired, once, and presenting it again is a reuse', async () => {
     const r = rig({ idleTimeoutMs: 60_000 });
     const fromChannels = listenChannels();
     const fromEmitter = listenEmitter(r);
@@ -99,9 +124,10 @@ describe('lifecycle events', () => {
     r.clock.advance(60_001);
     await trip(r.tether, cookie, () => {}, 'GET');
     await trip(r.tether, cookie, () => {}, 'GET');
-    assert.deepEqual(fromChannels.map((m) => m.event), ['created', 'expired']);
-    assert.deepEqual(fromEmitter.map((m) => m.event), ['created', 'expired']);
+    assert.deepEqual(fromChannels.map((m) => m.event), ['created', 'expired', 'reused']);
+    assert.deepEqual(fromEmitter.map((m) => m.event), ['created', 'expired', 'reused']);
     assert.equal(fromChannels[0]!.handle, fromChannels[1]!.handle);
+    assert.equal(fromChannels[2]!.handle, fromChannels[1]!.handle);
   });
 
   it('destroyed when ended by user management or the session limit then carries reason user or limit', async () => {
