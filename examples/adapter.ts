@@ -29,6 +29,7 @@ export function sessionsFor<T extends object>(tether: Tether<T>, handler: Handle
         const v = req.headers[name];
         return Array.isArray(v) ? v.join(', ') : v;
       },
+      address: () => req.socket.remoteAddress, // behind a proxy: the address it forwards
     };
     let session: Session<T>;
     try {

@@ -53,6 +53,8 @@ export interface ShopConfig {
   requestTimeoutSec: number;
   /** The least severe log records written (pino levels); `silent` writes none. */
   logLevel: LogLevel;
+  /** The engine's addressChange: what a session seen from another network does. */
+  addressChange: 'off' | 'report' | 'end';
   /** Set only when SHOP_ADMIN_PASSWORD is. */
   adminPassword: string | undefined;
   /** The origin unsafe requests must come from; undefined: the origin of the request's Host. */
@@ -97,6 +99,7 @@ export const SHOP_DEFAULTS = {
   /** Seconds an idle keep-alive connection stays open after a response (SECURITY.md S52); not a setting. */
   keepAliveTimeoutSec: 5,
   logLevel: 'info' as LogLevel,
+  addressChange: 'report' as 'off' | 'report' | 'end',
   minSecretLength: 32,
 } as const;
 
@@ -224,6 +227,10 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   }
   const logLevel = text(env, 'SHOP_LOG_LEVEL')?.toLowerCase() ?? SHOP_DEFAULTS.logLevel;
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError('SHOP_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  const addressChange = text(env, 'TETHER_ADDRESS_CHANGE')?.toLowerCase() ?? SHOP_DEFAULTS.addressChange;
+  if (addressChange !== 'off' && addressChange !== 'report' && addressChange !== 'end') {
+    throw new ConfigError('TETHER_ADDRESS_CHANGE', `must be one of off, report, end, got "${addressChange}"`);
+  }
   const adminPassword = env.SHOP_ADMIN_PASSWORD === undefined || env.SHOP_ADMIN_PASSWORD === '' ? undefined : env.SHOP_ADMIN_PASSWORD;
   if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 128)) {
     throw new ConfigError('SHOP_ADMIN_PASSWORD', 'must be 8 to 128 characters');
@@ -290,6 +297,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     headersTimeoutSec,
     requestTimeoutSec,
     logLevel: logLevel as LogLevel,
+    addressChange,
     adminPassword,
     publicOrigin,
     nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,

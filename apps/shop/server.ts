@@ -263,9 +263,11 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   ctx.tether.events.on('regenerated', (m: { previousHandle?: string }) => {
     if (m.previousHandle) ctx.active.forget(m.previousHandle);
   });
-  // S33: a session presented by another browser is logged, by its handle (a one-way hash), never its ID.
-  ctx.tether.events.on('anomaly', (m: { handle: string; userId: string | null }) => {
-    app.log.warn({ event: 'security.session_anomaly', session: m.handle, user: m.userId }, 'a session was presented by another browser than the one it began in');
+  // S33: a session presented by another browser, or from another network (TETHER_ADDRESS_CHANGE), is
+  // logged by its handle (a one-way hash), never its ID.
+  ctx.tether.events.on('anomaly', (m: { handle: string; userId: string | null; reason?: string }) => {
+    app.log.warn({ event: 'security.session_anomaly', session: m.handle, user: m.userId, reason: m.reason },
+      m.reason === 'address' ? 'a session was presented from another network than the one it was last seen from' : 'a session was presented by another browser than the one it began in');
   });
 }
 
@@ -364,6 +366,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     absoluteTimeoutMs: config.absoluteTimeoutSec * 1000,
     remember: { idleTimeoutMs: config.rememberIdleTimeoutSec * 1000, absoluteTimeoutMs: config.rememberAbsoluteTimeoutSec * 1000 },
     maxSessionsPerUser: config.maxSessionsPerUser,
+    addressChange: config.addressChange,
     // Every unsafe request must name its origin (browsers send Origin on every POST, PUT, PATCH, DELETE).
     csrf: { requireOrigin: true, ...(config.publicOrigin ? { origins: [config.publicOrigin] } : {}) },
   });

@@ -172,7 +172,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
       })).sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt));
       if (values.json) io.out(`${JSON.stringify(rows)}\n`);
       else if (rows.length === 0) io.out(`no live sessions for ${userId}\n`);
-      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}${r.authenticatedAt ? `  signed in ${r.authenticatedAt}` : ''}${r.remembered ? '  remembered' : ''}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
+      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}${r.authenticatedAt ? `  signed in ${r.authenticatedAt}` : ''}${r.remembered ? '  remembered' : ''}${r.network ? `  from ${r.network}` : ''}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
     }
     return 0;
   } finally {
@@ -181,15 +181,16 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
 }
 
 /**
- * The user agent a session began with, whether it is remembered, and when its user last signed in or
- * confirmed the password there, when its data is in the default JSON codec.
+ * The user agent a session began with, whether it is remembered, when its user last signed in or
+ * confirmed the password there, and the network it was last seen from (`addressChange`), when its
+ * data is in the default JSON codec.
  */
-function envelopeFacts(data: string): { userAgent: string | null; remembered: boolean; authenticatedAt: string | null } {
+function envelopeFacts(data: string): { userAgent: string | null; remembered: boolean; authenticatedAt: string | null; network: string | null } {
   try {
     const env = jsonCodec.decode(data);
-    return { userAgent: env.u ?? null, remembered: env.r === 1, authenticatedAt: env.a === undefined ? null : new Date(env.a).toISOString() };
+    return { userAgent: env.u ?? null, remembered: env.r === 1, authenticatedAt: env.a === undefined ? null : new Date(env.a).toISOString(), network: env.n ?? null };
   } catch {
-    return { userAgent: null, remembered: false, authenticatedAt: null };
+    return { userAgent: null, remembered: false, authenticatedAt: null, network: null };
   }
 }
 

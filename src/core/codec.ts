@@ -17,13 +17,16 @@ export interface Envelope {
   r?: 1;
   /** When the owner last proved who they are (`login()`, `reauthenticated()`), in ms of the engine's clock. */
   a?: number;
+  /** The network the session was last seen from (`addressChange`), e.g. `203.0.113.0/24`. */
+  n?: string;
 }
 
 /**
  * Encodes and decodes a session's envelope. A custom codec must keep every field of the envelope, not
  * only `d`: a token (`c`), the user agent (`u`), the remembered flag (`r`) and the authentication time
- * (`a`) it drops are lost: a remembered session then ends at the engine's ordinary timeouts, and
- * `requireRecentAuth()` asks its user to sign in again.
+ * (`a`) and the network (`n`) it drops are lost: a remembered session then ends at the engine's
+ * ordinary timeouts, `requireRecentAuth()` asks its user to sign in again, and `addressChange` has
+ * nothing to compare with.
  */
 export interface SessionCodec {
   encode(envelope: Envelope): string;
@@ -40,6 +43,7 @@ export const jsonCodec: SessionCodec = {
     if (typeof parsed?.u === 'string') out.u = parsed.u;
     if (parsed?.r === 1) out.r = 1;
     if (typeof parsed?.a === 'number' && Number.isFinite(parsed.a)) out.a = parsed.a;
+    if (typeof parsed?.n === 'string') out.n = parsed.n;
     return out;
   },
 };
@@ -51,6 +55,7 @@ export function jsonEnvelope(dataText: string, env: Envelope): string {
   if (env.u !== undefined) text += `,"u":${JSON.stringify(env.u)}`;
   if (env.r === 1) text += ',"r":1';
   if (env.a !== undefined) text += `,"a":${env.a}`;
+  if (env.n !== undefined) text += `,"n":${JSON.stringify(env.n)}`;
   return `${text}}`;
 }
 

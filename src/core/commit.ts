@@ -128,7 +128,7 @@ export class Committer {
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
     // After update() a change is all but certain: the text decides at once, sparing the comparison.
     const same = s.userId === s.loadedUserId && s.csrf === loaded.c && s.remembered === (loaded.r === 1) && s.authAt === loaded.a
-      && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
+      && s.net === loaded.n && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
     if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
     if (s.resign) this.#sendCookie(s, record, now);
     return undefined;
@@ -148,6 +148,7 @@ export class Committer {
     if (s.ua !== undefined) env.u = s.ua;
     if (s.remembered) env.r = 1;
     if (s.authAt !== undefined && s.userId !== null) env.a = s.authAt;
+    if (s.net !== undefined) env.n = s.net;
     if (written) written.env = exact === undefined ? null : env;
     const text = exact === undefined ? this.#e.options.codec.encode(env) : jsonEnvelope(exact.text, env);
     const max = this.#e.options.maxSessionBytes;
@@ -325,13 +326,14 @@ export class Committer {
   async #rebase(s: SessionState, data: string, userId: string | null, into: SessionState): Promise<void> {
     const env = this.#e.options.codec.decode(data);
     // A token rotated by regenerate() in this request is part of the intent, not of the data to rebase.
-    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId, remembered: env.r === 1, authAt: userId === null ? undefined : env.a };
+    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId, remembered: env.r === 1, authAt: userId === null ? undefined : env.a, net: s.net ?? env.n };
     for (const op of s.ops) await op(env.d, replay);
     into.data = env.d;
     into.csrf = replay.csrf;
     into.userId = replay.userId;
     into.remembered = replay.remembered;
     into.authAt = replay.authAt;
+    into.net = replay.net;
   }
 
   /**

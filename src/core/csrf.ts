@@ -12,6 +12,12 @@ import { safeEqual } from './signer.js';
 export interface RequestView {
   method: string;
   header(name: string): string | undefined;
+  /**
+   * The client's address as the framework gives it (Express's and Fastify's `req.ip`, under their
+   * trust-proxy settings; the socket's peer on node:http). Asked only under `addressChange`; absent or
+   * undefined: nothing is compared.
+   */
+  address?(): string | undefined;
 }
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);

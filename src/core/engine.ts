@@ -4,6 +4,7 @@
  * before the response goes out.
  * @module
  */
+import { networkOf } from './network.js';
 import { EventEmitter } from 'node:events';
 import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
 import { Signer } from './signer.js';
@@ -57,6 +58,8 @@ export interface UserSessionInfo {
   createdAt: number;
   lastSeenAt: number;
   userAgent: string | null;
+  /** The network it was last seen from (`addressChange`: the client's address cut to `addressPrefix`), e.g. `203.0.113.0/24`; null when not recorded. */
+  network: string | null;
   /** Marked with `session.remember()` ("keep me signed in"). */
   remembered: boolean;
   /** When its user last signed in or confirmed who they are there (`session.authenticatedAt`); null when not known. */
@@ -183,7 +186,8 @@ export class Tether<T extends object = SessionData> {
    * promise. What fails before anything waits is thrown rather than rejected.
    */
   openNow(req: RequestView, options: OpenOptions = {}): Session<T> | Promise<Session<T>> {
-    const state = this.#newState(req.header('user-agent'));
+    const o = this.options;
+    const state = this.#newState(req.header('user-agent'), o.addressChange === 'off' ? undefined : networkOf(req.address?.(), o.addressPrefix));
     const raw = readCookie(req.header('cookie'), this.options.cookie.name);
     if (raw === undefined) return new Session<T>(state);
     const unsigned = this.#verified.verify(raw);
@@ -395,7 +399,7 @@ export class Tether<T extends object = SessionData> {
       } catch { /* listed as is */ }
       if (sessionExpired(r, now, this.options, () => env?.r === 1)) continue;
       listed.push({
-        id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, userAgent: env?.u ?? null,
+        id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, userAgent: env?.u ?? null, network: env?.n ?? null,
         remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: r.key === currentKey,
       });
     }
@@ -459,10 +463,10 @@ export class Tether<T extends object = SessionData> {
 
   // ---- internals ----
 
-  #newState(ua: string | undefined): SessionState {
+  #newState(ua: string | undefined, net: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, newLifetime: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, newLifetime: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [],
       newId: this.#newId, now: this.#now,
     };
@@ -525,6 +529,14 @@ export class Tether<T extends object = SessionData> {
     if (state.ua !== env.u) {
       this.#emit('anomaly', key, record.userId, 'user-agent');
       if (this.options.userAgentChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly');
+    }
+    // From another network than the one it was last seen from (addressChange; a request without an
+    // address keeps the stored one). Reported once: the commit stores the new network.
+    if (state.net === undefined) {
+      state.net = env.n;
+    } else if (env.n !== undefined && state.net !== env.n) {
+      this.#emit('anomaly', key, record.userId, 'address');
+      if (this.options.addressChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly');
     }
     state.id = unsigned.id;
     state.key = key;

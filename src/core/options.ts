@@ -3,6 +3,7 @@
  * and comes out as a frozen `ResolvedOptions`. Defaults live in `TETHER_DEFAULTS`.
  * @module
  */
+import type { AddressPrefix } from './network.js';
 import { randomBytes } from 'node:crypto';
 import { OptionsInvalidError } from './errors.js';
 import { checkOptions } from './options-check.js';
@@ -121,6 +122,19 @@ export interface TetherOptions {
    */
   userAgentChange?: 'report' | 'end';
   /**
+   * A session presented from another network than the one it was last seen from (the client's
+   * address, cut to `addressPrefix`, differs from the one stored): `'report'` emits an `anomaly` event
+   * (reason `address`), counts it and stores the new network, so each move is reported once; `'end'`
+   * also ends the session, and the request continues with a fresh anonymous one; `'off'` stores and
+   * compares nothing. The address is the adapter's: Express's and Fastify's `req.ip` (under their
+   * `trust proxy` settings), the socket's peer on node:http, the `clientAddress` option on Hono; a
+   * request without one (a WebSocket handshake) is not compared. Clients change networks legitimately
+   * (mobile, Wi-Fi to cellular, VPNs): `'end'` logs those users out. @default 'off'
+   */
+  addressChange?: 'off' | 'report' | 'end';
+  /** The prefix lengths `addressChange` compares. @default { ipv4: 24, ipv6: 48 } */
+  addressPrefix?: { ipv4?: number; ipv6?: number };
+  /**
    * Decides every deadline. @default the store's own `clock` when it has one (RedisStore follows the
    * Redis server's time, so machines whose clocks differ still agree), else the system clock
    */
@@ -194,6 +208,8 @@ export interface ResolvedOptions {
   generateId: (() => string) | undefined;
   codec: SessionCodec;
   userAgentChange: 'report' | 'end';
+  addressChange: 'off' | 'report' | 'end';
+  addressPrefix: Readonly<AddressPrefix>;
   clock: Clock;
 }
 
@@ -222,8 +238,12 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     userContextTtlMs: 'positiveInteger',
     csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
-    clock: 'clock', userAgentChange: ['report', 'end'], remember: 'object',
+    clock: 'clock', userAgentChange: ['report', 'end'], addressChange: ['off', 'report', 'end'], addressPrefix: 'object', remember: 'object',
   });
+  checkOptions('Tether', input.addressPrefix, {
+    ipv4: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 32 ? null : 'a whole number from 1 to 32'),
+    ipv6: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 128 ? null : 'a whole number from 1 to 128'),
+  }, 'options.addressPrefix');
   checkOptions('Tether', input.remember, { idleTimeoutMs: 'positiveInteger', absoluteTimeoutMs: 'positiveInteger' }, 'options.remember');
   checkOptions('Tether', input.cookie, {
     name: 'nonEmptyString', path: 'nonEmptyString', domain: 'nonEmptyString', sameSite: ['lax', 'strict', 'none'],
@@ -318,6 +338,8 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     generateId: input.generateId,
     codec: input.codec ?? jsonCodec,
     userAgentChange: input.userAgentChange ?? 'report',
+    addressChange: input.addressChange ?? 'off',
+    addressPrefix: Object.freeze({ ipv4: input.addressPrefix?.ipv4 ?? 24, ipv6: input.addressPrefix?.ipv6 ?? 48 }),
     clock: input.clock ?? input.store?.clock ?? systemClock,
   });
 }

@@ -53,6 +53,8 @@ export interface SessionState {
   remembered: boolean;
   /** When the owner last proved who they are (`login()`, `reauthenticated()`); undefined when not known. */
   authAt: number | undefined;
+  /** The network the request came from, under `addressChange` (else what the session had stored). */
+  net: string | undefined;
   /** Replayable changes, in order, re-applied on fresh data after a CAS conflict. */
   ops: Array<(data: SessionData, state: SessionState) => void | Promise<void>>;
   /**

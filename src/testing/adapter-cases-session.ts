@@ -56,6 +56,28 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.deepEqual(read.setCookies, []);
   });
 
+  test('session when presented from another client address under addressChange then an anomaly is reported once, and with end the session ends', async (t) => {
+    for (const policy of ['report', 'end'] as const) {
+      // A /32 prefix: 127.0.0.1 and 127.0.0.2 are then two networks (both reach the loopback listener).
+      const env = await setup(t, { addressChange: policy, addressPrefix: { ipv4: 32 } });
+      const seen: Array<string | undefined> = [];
+      env.tether.events.on('anomaly', (m: { reason?: string }) => void seen.push(m.reason));
+      const { cookie } = await newSession(env);
+      const moved = await env.call('GET', '/state', { cookie, localAddress: '127.0.0.2' });
+      assert.equal(moved.status, 200);
+      assert.deepEqual(seen, ['address'], `${policy}: the move is reported`);
+      if (policy === 'report') {
+        assert.equal(moved.json?.isNew, false, 'report: the request goes on with its session');
+        const again = await env.call('GET', '/state', { cookie, localAddress: '127.0.0.2' });
+        assert.equal(again.json?.isNew, false);
+        assert.deepEqual(seen, ['address'], 'report: the new network was stored, so it is reported once');
+      } else {
+        assert.equal(moved.json?.isNew, true, 'end: the request goes on with a fresh session');
+        assert.equal((await env.call('GET', '/state', { cookie })).json?.isNew, true, 'end: the session is gone, also from its first address');
+      }
+    }
+  });
+
   test('update not awaited by the handler when the response is sent then the commit waited for it and its change is stored', async (t) => {
     const env = await setup(t);
     const { cookie, token } = await newSession(env);

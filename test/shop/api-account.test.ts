@@ -6,14 +6,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ADMIN_PASSWORD, ShopClient, assertError, startTestShop, uniqueName } from '../helpers/shop.js';
+import { ADMIN_PASSWORD, ShopClient, assertError, rawRequest, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
 
 let t: TestShop;
 before(async () => {
   // Every client here is a new session from 127.0.0.1: on a fast machine the file makes more than the
   // default 120 a minute. The limit itself is tested in api.test.ts.
-  t = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '100000' });
+  // Behind a proxy on loopback: a request may name its client with X-Forwarded-For (the address cases).
+  t = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '100000', SHOP_TRUST_PROXY: '127.0.0.1' });
 });
 after(async () => {
   await t?.stop();
@@ -207,6 +208,28 @@ describe('shop api: my sessions', () => {
     assert.match(record.msg, /presented by another browser/);
     const cookieValue = [...client.cookies.values()].join(' ');
     for (const v of cookieValue.split(/[ .]/)) assert.ok(!lines[0]!.includes(v), 'no cookie part in the log');
+  });
+
+  it('session when presented from another network then the shop logs it by handle, lists the network, and the request goes on (S33, TETHER_ADDRESS_CHANGE report)', async () => {
+    const { client } = await newUser();
+    const mine = async (): Promise<{ id: string; network: string | null }> =>
+      ((await client.get('/api/me/sessions')).body as Array<{ id: string; current: boolean; network: string | null }>).find((s) => s.current)!;
+    assert.equal((await mine()).network, '127.0.0.0/24', 'the network it signed up from');
+    const before = t.logs.length;
+    const from = (address: string) => rawRequest(`${t.url}/api/session`, 'GET', { cookie: client.cookieHeader, 'user-agent': client.userAgent, 'x-forwarded-for': address });
+    assert.equal(((await from('198.51.100.77')).body as { authenticated: boolean }).authenticated, true);
+    assert.equal(((await from('198.51.100.78')).body as { authenticated: boolean }).authenticated, true);
+    const lines = t.logs.slice(before).filter((l) => l.includes('"security.session_anomaly"'));
+    assert.equal(lines.length, 1, `one line, the second request being from the same network: ${t.logs.slice(before).join('\n')}`);
+    const record = JSON.parse(lines[0]!);
+    assert.equal(record.level, 'warn');
+    assert.equal(record.reason, 'address');
+    assert.match(record.msg, /from another network/);
+    assert.ok(!lines[0]!.includes('198.51.100'), 'no address in the log');
+    // Listed from the first network again (which is itself a move back, reported after this answer).
+    const listed = await mine();
+    assert.equal(record.session, listed.id);
+    assert.equal(listed.network, '198.51.100.0/24', 'the new network is stored, and listed');
   });
 
   it('session cookie when presented again after its logout then the shop logs the reuse as a warning by handle, never by ID (S33)', async () => {

@@ -40,6 +40,8 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
       createdAt: new Date(s.createdAt).toISOString(),
       lastSeenAt: new Date(s.lastSeenAt).toISOString(),
       userAgent: s.userAgent,
+      // The network it was last seen from (the address cut to /24 or /48), as the owner would recognise it.
+      network: s.network,
       remembered: s.remembered,
       current: s.current,
     }));

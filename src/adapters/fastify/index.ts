@@ -167,7 +167,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
       done();
       return;
     }
-    const view = new HeadersView(req.method, req.headers);
+    const view = new HeadersView(req.method, req.headers, req);
     const csrf = (routeOpts?.csrf ?? opts.csrf ?? true) !== false;
     let opened: Session<object> | Promise<Session<object>>;
     try {

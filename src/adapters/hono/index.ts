@@ -42,6 +42,12 @@ export interface HonoAdapterOptions {
    * which needs no body read. @default 102400 (100 KiB, body-parser's default)
    */
   formBodyLimit?: number;
+  /**
+   * The client's address, for the engine's `addressChange` (asked only when that is on). Hono has no
+   * portable one; behind a proxy, derive it from the forwarded header your proxy sets.
+   * @default the socket's peer under @hono/node-server (`c.env.incoming`), else none (nothing compared)
+   */
+  clientAddress?: (c: Context) => string | undefined;
 }
 
 /** The form body limit when none is given: body-parser's default. */
@@ -51,8 +57,13 @@ function formField<T extends object>(tether: Tether<T>): string {
   return tether.options.csrf === false ? '' : tether.options.csrf.formField;
 }
 
-function viewOf(c: Context): RequestView {
-  return { method: c.req.method, header: (name) => c.req.header(name) };
+function viewOf(c: Context, clientAddress: (c: Context) => string | undefined): RequestView {
+  return { method: c.req.method, header: (name) => c.req.header(name), address: () => clientAddress(c) };
+}
+
+/** @hono/node-server hands the node:http request to the app as `c.env.incoming`. */
+function nodeServerAddress(c: Context): string | undefined {
+  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress;
 }
 
 /** The error's response; with `kept`, also those of its headers that are not an answer's own (ANSWER_HEADERS). */
@@ -103,11 +114,12 @@ async function formFields(c: Context, field: string, limitBody: MiddlewareHandle
  */
 export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
   const limit = options.formBodyLimit ?? DEFAULT_FORM_BODY_LIMIT;
+  const clientAddress = options.clientAddress ?? nodeServerAddress;
   if (!Number.isSafeInteger(limit) || limit < 1) throw new OptionsInvalidError(`tether/hono sessions() options.formBodyLimit must be a whole number of bytes, at least 1 (got ${String(options.formBodyLimit)})`);
   // Hono's own body limit, built once: Content-Length checked, a chunked body counted as it arrives.
   const limitBody = bodyLimit({ maxSize: limit, onError: () => { throw new PayloadTooLargeError(limit); } });
   return async (c, next) => {
-    const view = viewOf(c);
+    const view = viewOf(c, clientAddress);
     let session: Session<T>;
     try {
       const opened = tether.openNow(view, options.write ? { write: options.write(c) } : {});

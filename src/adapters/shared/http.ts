@@ -11,24 +11,38 @@ import type { Tether } from '../../core/engine.js';
 import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 
-/** The engine's view of a request's method and headers: one object per request, no closure. */
+/** Where a request's client address comes from: the framework's `ip` (Express, Fastify: under their trust-proxy settings), else the socket's peer. */
+export interface AddressSource {
+  readonly ip?: string;
+  readonly socket?: { readonly remoteAddress?: string } | null;
+}
+
+/** The engine's view of a request's method, headers and client address: one object per request, no closure. */
 export class HeadersView implements RequestView {
   readonly method: string;
   readonly #headers: IncomingHttpHeaders;
+  readonly #client: AddressSource | undefined;
 
-  constructor(method: string, headers: IncomingHttpHeaders) {
+  constructor(method: string, headers: IncomingHttpHeaders, client?: AddressSource) {
     this.method = method;
     this.#headers = headers;
+    this.#client = client;
   }
 
   header(name: string): string | undefined {
     const v = this.#headers[name];
     return Array.isArray(v) ? v.join(', ') : v;
   }
+
+  address(): string | undefined {
+    const c = this.#client;
+    return c === undefined ? undefined : c.ip ?? c.socket?.remoteAddress;
+  }
 }
 
+/** The view of a node:http request (Express's too: its `req.ip` follows `trust proxy`). */
 export function viewOf(req: IncomingMessage): RequestView {
-  return new HeadersView(req.method ?? 'GET', req.headers);
+  return new HeadersView(req.method ?? 'GET', req.headers, req as IncomingMessage & AddressSource);
 }
 
 /** Status and `{"error":{"code","message"}}` body for any thrown value; unknown errors say nothing of their internals. */
