@@ -139,24 +139,16 @@ export function sharedLimiter(name: string, limit: number, windowMs = 60_000, op
   }
   const shared = options.store?.limiter?.(name, limit, windowMs);
   if (!shared) return machine;
-  return {
-    take: async (key) => {
-      try {
-        return await shared.take(key);
-      } catch (err) {
-        if (!isStoreFailure(err)) throw err;
-        return machine.take(key);
-      }
-    },
-    peek: async (key) => {
-      try {
-        return await shared.peek(key);
-      } catch (err) {
-        if (!isStoreFailure(err)) throw err;
-        return machine.peek(key);
-      }
-    },
+  // The store's count; during an outage, the machine's.
+  const either = (op: 'take' | 'peek') => async (key: string): Promise<boolean> => {
+    try {
+      return await shared[op](key);
+    } catch (err) {
+      if (!isStoreFailure(err)) throw err;
+      return machine[op](key);
+    }
   };
+  return { take: either('take'), peek: either('peek') };
 }
 
 /** An outage or a closed store, which the next way down can stand in for; anything else is a bug to surface. */
