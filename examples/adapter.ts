@@ -11,7 +11,9 @@ function answerError(res: ServerResponse, err: unknown): void {
   res.writeHead(known ? err.status : 500, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
+    // A store outage: try again in a second. Too many new sessions: when the error says.
     ...(known && err.status === 503 ? { 'retry-after': '1' } : {}),
+    ...(known && err.status === 429 ? { 'retry-after': String((err as { retryAfterSec?: number }).retryAfterSec ?? 60) } : {}),
   });
   res.end(JSON.stringify({ error: known ? { code: err.code, message: err.message } : { code: 'INTERNAL_ERROR', message: 'internal server error' } }));
 }

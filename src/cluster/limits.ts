@@ -15,80 +15,15 @@ import type { Worker } from 'node:cluster';
 import { isMessage } from './messages.js';
 import type { LimitReplyMessage, LimitRequestMessage } from './messages.js';
 import { answerWorker, askPrimary } from './ask.js';
-import { OldestFirst } from '../core/oldest-first.js';
-import { checkLimiter, windowPosition, withinLimit } from '../core/rate-limit.js';
+import { SlidingWindowLimiter, checkLimiter, fallingBackTo } from '../core/rate-limit.js';
 import type { SharedLimiter } from '../core/rate-limit.js';
 import type { SessionStore } from '../core/store.js';
-import { isTetherError } from '../core/errors.js';
 
+export { SlidingWindowLimiter } from '../core/rate-limit.js';
 export type { SharedLimiter } from '../core/rate-limit.js';
 
 /** How long a worker waits for the primary's count before it counts the event alone. */
 export const CLUSTER_LIMIT_TIMEOUT_MS = 1_000;
-
-/**
- * A per-key sliding-window counter (two fixed windows, the previous one weighted by how much of it
- * still overlaps), bounded in memory: at most `maxKeys` keys, the least recently seen dropped first.
- */
-/** One key's count: the current fixed window's events and the previous window's. */
-interface Window {
-  start: number;
-  current: number;
-  previous: number;
-}
-
-export class SlidingWindowLimiter {
-  readonly limit: number;
-  readonly windowMs: number;
-  readonly #maxKeys: number;
-  readonly #now: () => number;
-  /** Insertion order is recency order. */
-  readonly #windows = new Map<string, Window>();
-  readonly #oldest = new OldestFirst<string, Window>();
-
-  constructor(limit: number, windowMs = 60_000, maxKeys = 100_000, now: () => number = Date.now) {
-    this.limit = limit;
-    this.windowMs = windowMs;
-    this.#maxKeys = maxKeys;
-    this.#now = now;
-  }
-
-  /** Counts one event for `key`; false (and not counted) when the key is over its limit. */
-  take(key: string): boolean {
-    const now = this.#now();
-    let w = this.#windows.get(key);
-    if (w) this.#windows.delete(key);
-    w = this.#rolled(w, now);
-    this.#windows.set(key, w);
-    if (this.#windows.size > this.#maxKeys) this.#oldest.shift(this.#windows);
-    if (!this.#within(w, now)) return false;
-    w.current++;
-    return true;
-  }
-
-  /** Whether an event for `key` would be within its limit now; counts nothing and keeps no key. */
-  peek(key: string): boolean {
-    const now = this.#now();
-    const w = this.#windows.get(key);
-    return w === undefined || this.#within(this.#rolled(w, now), now);
-  }
-
-  /** `w` as of `now`: the same window, or moved on by one or more windows. */
-  #rolled(w: Window | undefined, now: number): Window {
-    const aligned = windowPosition(now, this.windowMs).start;
-    if (!w || aligned - w.start >= 2 * this.windowMs) return { start: aligned, current: 0, previous: 0 };
-    if (aligned !== w.start) return { start: aligned, current: 0, previous: w.current };
-    return w;
-  }
-
-  #within(w: Window, now: number): boolean {
-    return withinLimit(w.previous, w.current, windowPosition(now, this.windowMs).previousWeight, this.limit);
-  }
-
-  get size(): number {
-    return this.#windows.size;
-  }
-}
 
 const served = new Map<string, SlidingWindowLimiter>();
 let serving = false;
@@ -137,21 +72,5 @@ export function sharedLimiter(name: string, limit: number, windowMs = 60_000, op
         .then((reply) => reply.allowed, () => (peek ? local.peek(key) : local.take(key)));
     machine = { take: (key) => ask(key, false), peek: (key) => ask(key, true) };
   }
-  const shared = options.store?.limiter?.(name, limit, windowMs);
-  if (!shared) return machine;
-  // The store's count; during an outage, the machine's.
-  const either = (op: 'take' | 'peek') => async (key: string): Promise<boolean> => {
-    try {
-      return await shared[op](key);
-    } catch (err) {
-      if (!isStoreFailure(err)) throw err;
-      return machine[op](key);
-    }
-  };
-  return { take: either('take'), peek: either('peek') };
-}
-
-/** An outage or a closed store, which the next way down can stand in for; anything else is a bug to surface. */
-function isStoreFailure(err: unknown): boolean {
-  return isTetherError(err) && (err.code === 'STORE_UNAVAILABLE' || err.code === 'STORE_CLOSED');
+  return fallingBackTo(options.store?.limiter?.(name, limit, windowMs), machine);
 }

@@ -93,6 +93,8 @@ export interface CommitParts {
   readonly stats: CommitStats;
   /** A store call under the engine's deadline. */
   call<R>(op: () => Promise<R>, what: string): Promise<R>;
+  /** Under `newSessions` limits: counts a new session about to be stored, or throws RATE_LIMITED. */
+  admit?: (s: SessionState) => Promise<void>;
   emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
   /**
    * The Set-Cookie value that carries the ID of a session stored under `key`: persistent for
@@ -227,6 +229,7 @@ export class Committer {
         }), inOneStep);
       }
       if (record === null) {
+        if (!regenerating && this.#e.admit !== undefined) await this.#e.admit(s);
         const fresh = this.#newRecord(s, id, text, now);
         const res = await this.#e.call(() => store.set(fresh, 0), 'set');
         if (!res.ok) throw idCollision();

@@ -4,6 +4,7 @@
  * before the response goes out.
  * @module
  */
+import { Admission } from './admission.js';
 import { networkOf } from './network.js';
 import { EventEmitter } from 'node:events';
 import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
@@ -127,6 +128,8 @@ export class Tether<T extends object = SessionData> {
   readonly #copyLoaded: (s: SessionState) => SessionData;
   /** The commit path (commit.ts). */
   readonly #commits: Committer;
+  /** The newSessions limits, or null without them. */
+  readonly #admission: Admission | null;
   #warnedUndecodable = false;
   /** The sessions of open sockets (`openSocket`), made with the first. */
   #sockets: SocketRegistry | null = null;
@@ -160,8 +163,11 @@ export class Tether<T extends object = SessionData> {
     this.#copyLoaded = codec === jsonCodec ? (s) => draft(s.loaded === null ? NO_DATA : s.loaded.d)
       : (s) => (s.loaded === null ? {} : codec.decode(s.loadedText!).d);
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
+    this.#admission = this.options.newSessions === null ? null : new Admission(this.options.newSessions, this.store, this.options.clock);
+    const admission = this.#admission;
     this.#commits = new Committer({
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,
+      admit: admission === null ? undefined : (s) => admission.admit(s.view?.address?.()),
       call: (op, what) => this.#call(op, what),
       emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
       issueCookie: (id, key, lastingMs, keepVerified = true) => {
@@ -188,6 +194,7 @@ export class Tether<T extends object = SessionData> {
   openNow(req: RequestView, options: OpenOptions = {}): Session<T> | Promise<Session<T>> {
     const o = this.options;
     const state = this.#newState(req.header('user-agent'), o.addressChange === 'off' ? undefined : networkOf(req.address?.(), o.addressPrefix));
+    if (this.#admission !== null) state.view = req;
     const raw = readCookie(req.header('cookie'), this.options.cookie.name);
     if (raw === undefined) return new Session<T>(state);
     const unsigned = this.#verified.verify(raw);
@@ -466,7 +473,7 @@ export class Tether<T extends object = SessionData> {
   #newState(ua: string | undefined, net: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, newLifetime: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, newLifetime: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [],
       newId: this.#newId, now: this.#now,
     };

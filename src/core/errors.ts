@@ -170,9 +170,12 @@ export class UnsupportedMediaTypeError extends TetherError {
 
 /** Too many new sessions from one client. */
 export class RateLimitedError extends TetherError {
-  constructor(message = 'too many new sessions from this address; slow down') {
+  /** Seconds the client should wait: the adapters send it as Retry-After. @default 60 */
+  readonly retryAfterSec: number;
+  constructor(message = 'too many new sessions from this address; slow down', retryAfterSec = 60) {
     super('RATE_LIMITED', message, 429);
     this.name = 'RateLimitedError';
+    this.retryAfterSec = retryAfterSec;
   }
 }
 

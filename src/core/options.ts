@@ -3,6 +3,7 @@
  * and comes out as a frozen `ResolvedOptions`. Defaults live in `TETHER_DEFAULTS`.
  * @module
  */
+import type { SharedLimiter } from './rate-limit.js';
 import type { AddressPrefix } from './network.js';
 import { randomBytes } from 'node:crypto';
 import { OptionsInvalidError } from './errors.js';
@@ -134,11 +135,37 @@ export interface TetherOptions {
   addressChange?: 'off' | 'report' | 'end';
   /** The prefix lengths `addressChange` compares. @default { ipv4: 24, ipv6: 48 } */
   addressPrefix?: { ipv4?: number; ipv6?: number };
+  /** Limits on creating sessions (off unless given): see NewSessionLimits. */
+  newSessions?: NewSessionLimits;
   /**
    * Decides every deadline. @default the store's own `clock` when it has one (RedisStore follows the
    * Redis server's time, so machines whose clocks differ still agree), else the system clock
    */
   clock?: Clock;
+}
+
+/**
+ * Limits on how fast sessions are created (SECURITY.md S47): a request that would store a new session
+ * past either is refused, 429 RATE_LIMITED with Retry-After, and stores nothing (its handler has run;
+ * nothing of the session is kept). Logins that regenerate a stored session, and every write to one, are
+ * never counted. Counts live in the store when it keeps shared ones (RedisStore, PostgresStore, a
+ * TieredStore over either: every machine counts together), else in this process (pass `limiter` to
+ * count elsewhere, e.g. `sharedLimiter` from tether/cluster for a cluster's workers); while the store
+ * is out, in this process.
+ */
+export interface NewSessionLimits {
+  /**
+   * New sessions per client address (the adapter's, as for `addressChange`; an IPv6 client counted by
+   * its /64, which one client controls) in any `windowMs`; a request without an address is not
+   * counted here. 0: no limit. @default 0
+   */
+  perAddress?: number;
+  /** New sessions from all clients together in any `windowMs`: bounds how fast a flood from many addresses fills the store. 0: no limit. @default 0 */
+  total?: number;
+  /** @default 60000 */
+  windowMs?: number;
+  /** Where the counts are kept, instead of the store (or this process). */
+  limiter?: (name: string, limit: number, windowMs: number) => SharedLimiter;
 }
 
 export const TETHER_DEFAULTS = {
@@ -210,6 +237,7 @@ export interface ResolvedOptions {
   userAgentChange: 'report' | 'end';
   addressChange: 'off' | 'report' | 'end';
   addressPrefix: Readonly<AddressPrefix>;
+  newSessions: Readonly<{ perAddress: number; total: number; windowMs: number; limiter: NewSessionLimits['limiter'] }> | null;
   clock: Clock;
 }
 
@@ -238,8 +266,11 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     userContextTtlMs: 'positiveInteger',
     csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
-    clock: 'clock', userAgentChange: ['report', 'end'], addressChange: ['off', 'report', 'end'], addressPrefix: 'object', remember: 'object',
+    clock: 'clock', userAgentChange: ['report', 'end'], addressChange: ['off', 'report', 'end'], addressPrefix: 'object', newSessions: 'object', remember: 'object',
   });
+  checkOptions('Tether', input.newSessions, {
+    perAddress: 'nonNegativeInteger', total: 'nonNegativeInteger', windowMs: 'positiveInteger', limiter: 'function',
+  }, 'options.newSessions');
   checkOptions('Tether', input.addressPrefix, {
     ipv4: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 32 ? null : 'a whole number from 1 to 32'),
     ipv6: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 128 ? null : 'a whole number from 1 to 128'),
@@ -340,6 +371,9 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     userAgentChange: input.userAgentChange ?? 'report',
     addressChange: input.addressChange ?? 'off',
     addressPrefix: Object.freeze({ ipv4: input.addressPrefix?.ipv4 ?? 24, ipv6: input.addressPrefix?.ipv6 ?? 48 }),
+    newSessions: input.newSessions && ((input.newSessions.perAddress ?? 0) > 0 || (input.newSessions.total ?? 0) > 0)
+      ? Object.freeze({ perAddress: input.newSessions.perAddress ?? 0, total: input.newSessions.total ?? 0, windowMs: input.newSessions.windowMs ?? 60_000, limiter: input.newSessions.limiter })
+      : null,
     clock: input.clock ?? input.store?.clock ?? systemClock,
   });
 }

@@ -6,6 +6,8 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { isTetherError } from './errors.js';
+import { OldestFirst } from './oldest-first.js';
 
 /** Counts events per key against a limit: at once in one process, through the primary or a shared store elsewhere. */
 export interface SharedLimiter {
@@ -49,4 +51,90 @@ export function checkLimiter(name: string, limit: number, windowMs: number): voi
  */
 export function limiterDigest(name: string, key: string): string {
   return createHash('sha256').update(`${name}\0${key}`).digest('base64url').slice(0, 32);
+}
+
+/**
+ * A per-key sliding-window counter (two fixed windows, the previous one weighted by how much of it
+ * still overlaps), bounded in memory: at most `maxKeys` keys, the least recently seen dropped first.
+ */
+/** One key's count: the current fixed window's events and the previous window's. */
+interface Window {
+  start: number;
+  current: number;
+  previous: number;
+}
+
+export class SlidingWindowLimiter {
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly #maxKeys: number;
+  readonly #now: () => number;
+  /** Insertion order is recency order. */
+  readonly #windows = new Map<string, Window>();
+  readonly #oldest = new OldestFirst<string, Window>();
+
+  constructor(limit: number, windowMs = 60_000, maxKeys = 100_000, now: () => number = Date.now) {
+    this.limit = limit;
+    this.windowMs = windowMs;
+    this.#maxKeys = maxKeys;
+    this.#now = now;
+  }
+
+  /** Counts one event for `key`; false (and not counted) when the key is over its limit. */
+  take(key: string): boolean {
+    const now = this.#now();
+    let w = this.#windows.get(key);
+    if (w) this.#windows.delete(key);
+    w = this.#rolled(w, now);
+    this.#windows.set(key, w);
+    if (this.#windows.size > this.#maxKeys) this.#oldest.shift(this.#windows);
+    if (!this.#within(w, now)) return false;
+    w.current++;
+    return true;
+  }
+
+  /** Whether an event for `key` would be within its limit now; counts nothing and keeps no key. */
+  peek(key: string): boolean {
+    const now = this.#now();
+    const w = this.#windows.get(key);
+    return w === undefined || this.#within(this.#rolled(w, now), now);
+  }
+
+  /** `w` as of `now`: the same window, or moved on by one or more windows. */
+  #rolled(w: Window | undefined, now: number): Window {
+    const aligned = windowPosition(now, this.windowMs).start;
+    if (!w || aligned - w.start >= 2 * this.windowMs) return { start: aligned, current: 0, previous: 0 };
+    if (aligned !== w.start) return { start: aligned, current: 0, previous: w.current };
+    return w;
+  }
+
+  #within(w: Window, now: number): boolean {
+    return withinLimit(w.previous, w.current, windowPosition(now, this.windowMs).previousWeight, this.limit);
+  }
+
+  get size(): number {
+    return this.#windows.size;
+  }
+}
+
+/**
+ * `shared` (a store's counts), counted on `machine` instead while the store is out (STORE_UNAVAILABLE,
+ * STORE_CLOSED); any other failure is a bug and is thrown. Without `shared`, `machine` itself.
+ */
+export function fallingBackTo(shared: SharedLimiter | undefined, machine: SharedLimiter): SharedLimiter {
+  if (!shared) return machine;
+  const either = (op: 'take' | 'peek') => async (key: string): Promise<boolean> => {
+    try {
+      return await shared[op](key);
+    } catch (err) {
+      if (!isStoreFailure(err)) throw err;
+      return machine[op](key);
+    }
+  };
+  return { take: either('take'), peek: either('peek') };
+}
+
+/** An outage or a closed store, which the machine's count can stand in for. */
+function isStoreFailure(err: unknown): boolean {
+  return isTetherError(err) && (err.code === 'STORE_UNAVAILABLE' || err.code === 'STORE_CLOSED');
 }

@@ -3,6 +3,7 @@
  * login) that the engine carries out at commit, before the response goes out.
  * @module
  */
+import type { RequestView } from './csrf.js';
 import { ReauthRequiredError, SessionCommittedError, SessionEndedError, SessionKeyInvalidError } from './errors.js';
 import type { SessionRecord } from './store.js';
 import type { Envelope } from './codec.js';
@@ -55,6 +56,8 @@ export interface SessionState {
   authAt: number | undefined;
   /** The network the request came from, under `addressChange` (else what the session had stored). */
   net: string | undefined;
+  /** The request, kept only under `newSessions` limits: its address is asked when a new session is stored. */
+  view: RequestView | null;
   /** Replayable changes, in order, re-applied on fresh data after a CAS conflict. */
   ops: Array<(data: SessionData, state: SessionState) => void | Promise<void>>;
   /**

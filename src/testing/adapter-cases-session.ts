@@ -78,6 +78,20 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     }
   });
 
+  test('new sessions from one client address when past newSessions.perAddress then 429 RATE_LIMITED with Retry-After and no cookie, while another address goes on', async (t) => {
+    const env = await setup(t, { newSessions: { perAddress: 2, windowMs: 30_000 } });
+    for (let i = 0; i < 2; i++) assert.ok((await env.call('GET', '/token')).cookie, `session ${i + 1} is created`);
+    const refused = await env.call('GET', '/token');
+    assert.equal(refused.status, 429);
+    assert.equal((refused.json?.error as { code?: string } | undefined)?.code, 'RATE_LIMITED');
+    assert.equal(refused.headers.get('retry-after'), '30');
+    assert.equal(refused.cookie, undefined, 'no session cookie');
+    assert.equal(await env.memory.count(), 2, 'nothing stored');
+    const other = await env.call('GET', '/token', { localAddress: '127.0.0.2' });
+    assert.equal(other.status, 200);
+    assert.ok(other.cookie);
+  });
+
   test('update not awaited by the handler when the response is sent then the commit waited for it and its change is stored', async (t) => {
     const env = await setup(t);
     const { cookie, token } = await newSession(env);

@@ -307,6 +307,26 @@ describe('RedisStore own cases', () => {
     }
   });
 
+  it('engines on two processes\' RedisStores under newSessions when one address creates sessions through both then the limit holds once', async () => {
+    const keyPrefix = nextPrefix();
+    const stores = [new RedisStore({ url: server.url, keyPrefix }), new RedisStore({ url: server.url, keyPrefix })];
+    const engines = stores.map((store) => createTether({ secrets: [SECRET_A], store, newSessions: { perAddress: 3 } }));
+    try {
+      const codes: Array<string | null> = [];
+      for (let i = 0; i < 6; i++) {
+        const tether = engines[i % 2]!;
+        const s = await tether.open({ method: 'POST', header: () => undefined, address: () => '203.0.113.50' });
+        s.set('n', i);
+        codes.push(await tether.commit(s).then(() => null, (err: { code: string }) => err.code));
+      }
+      assert.deepEqual(codes, [null, null, null, 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED']);
+      assert.equal(await stores[0]!.count(), 3);
+    } finally {
+      await Promise.all(engines.map((e) => e.close()));
+      await Promise.all(stores.map((store) => store.close()));
+    }
+  });
+
   it('redis store when a write or a regeneration conflicts then the stored value and its TTL stay as they were, and nothing is published', async () => {
     const clock = new ManualClock();
     const keyPrefix = nextPrefix();

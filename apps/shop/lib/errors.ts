@@ -18,8 +18,4 @@ export const cartEmpty = (): TetherError => new TetherError('CART_EMPTY', 'the c
 export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISABLED', 'this account is disabled', 403);
 export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);
 
-/** 429 with `retryAfterSec`, the Retry-After the error handler sends. */
-export class LoginThrottledError extends RateLimitedError {
-  readonly retryAfterSec = LOGIN_FAILURE_WINDOW_MS / 1000;
-}
-export const loginThrottled = (): TetherError => new LoginThrottledError('too many failed password checks for this account or from this address; try again later');
+export const loginThrottled = (): TetherError => new RateLimitedError('too many failed password checks for this account or from this address; try again later', LOGIN_FAILURE_WINDOW_MS / 1000);

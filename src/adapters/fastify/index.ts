@@ -128,8 +128,8 @@ function formFields(body: unknown, field: string): object {
 /** Answers the request with the error; the route handler does not run (`done` is not called). */
 function refuse(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, err: unknown): void {
   if (req.session) tether.abandon(req.session);
-  const { status, body } = errorResponse(err);
-  if (status === 503) reply.header('retry-after', '1');
+  const { status, body, retryAfter } = errorResponse(err);
+  if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
   void reply.code(status).header('cache-control', 'no-store').send(body);
 }
 
@@ -146,11 +146,11 @@ function addCookies(reply: FastifyReply, cookies: string[]): void {
  * payload.
  */
 function errorPayload(reply: FastifyReply, err: unknown): string {
-  const { status, body } = errorResponse(err);
+  const { status, body, retryAfter } = errorResponse(err);
   // getHeaders() gives the reply's headers and those set on reply.raw; removeHeader removes both.
   for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
   reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
-  if (status === 503) reply.header('retry-after', '1');
+  if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
   return JSON.stringify(body);
 }
 

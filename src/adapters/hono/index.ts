@@ -68,12 +68,12 @@ function nodeServerAddress(c: Context): string | undefined {
 
 /** The error's response; with `kept`, also those of its headers that are not an answer's own (ANSWER_HEADERS). */
 function errorOut(err: unknown, kept?: Headers): Response {
-  const { status, body } = errorResponse(err);
+  const { status, body, retryAfter } = errorResponse(err);
   const headers = new Headers();
   if (kept) for (const [name, value] of kept) if (!ANSWER_HEADERS.has(name)) headers.append(name, value);
   headers.set('content-type', 'application/json; charset=utf-8');
   headers.set('cache-control', 'no-store');
-  if (status === 503) headers.set('retry-after', '1');
+  if (retryAfter !== undefined) headers.set('retry-after', retryAfter);
   return new Response(JSON.stringify(body), { status, headers });
 }
 

@@ -162,12 +162,13 @@ export function refuseUpgrade(socket: Duplex, reason: unknown): void {
   guardUpgraded(socket);
   let status: number;
   let body: { error: { code: string; message: string } };
+  let retryAfter: string | undefined;
   if (typeof reason === 'number') {
     status = reason;
     const text = STATUS_CODES[status] ?? 'Error';
     body = { error: { code: text.toUpperCase().replace(/[^A-Z0-9]+/g, '_'), message: text } };
   } else {
-    ({ status, body } = errorResponse(reason));
+    ({ status, body, retryAfter } = errorResponse(reason));
   }
   const json = JSON.stringify(body);
   const head = [
@@ -175,7 +176,7 @@ export function refuseUpgrade(socket: Duplex, reason: unknown): void {
     'Content-Type: application/json; charset=utf-8',
     'Cache-Control: no-store',
     `Content-Length: ${Buffer.byteLength(json)}`,
-    ...(status === 503 ? ['Retry-After: 1'] : []),
+    ...(retryAfter !== undefined ? [`Retry-After: ${retryAfter}`] : []),
     'Connection: close',
   ];
   if (socket.writable) socket.end(`${head.join('\r\n')}\r\n\r\n${json}`);

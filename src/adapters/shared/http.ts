@@ -45,11 +45,17 @@ export function viewOf(req: IncomingMessage): RequestView {
   return new HeadersView(req.method ?? 'GET', req.headers, req as IncomingMessage & AddressSource);
 }
 
-/** Status and `{"error":{"code","message"}}` body for any thrown value; unknown errors say nothing of their internals. */
-export function errorResponse(err: unknown): { status: number; body: { error: { code: string; message: string } } } {
-  if (isTetherError(err)) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+/**
+ * Status, `{"error":{"code","message"}}` body and Retry-After (seconds, as text: 1 for a store outage,
+ * the error's `retryAfterSec` for 429) for any thrown value; unknown errors say nothing of their internals.
+ */
+export function errorResponse(err: unknown): { status: number; body: { error: { code: string; message: string } }; retryAfter: string | undefined } {
+  if (isTetherError(err)) {
+    const wait = err.status === 503 ? 1 : err.status === 429 ? (err as { retryAfterSec?: unknown }).retryAfterSec : undefined;
+    return { status: err.status, body: { error: { code: err.code, message: err.message } }, retryAfter: typeof wait === 'number' && wait > 0 ? String(Math.ceil(wait)) : undefined };
+  }
   const internal = new InternalError();
-  return { status: internal.status, body: internal.toJSON() };
+  return { status: internal.status, body: internal.toJSON(), retryAfter: undefined };
 }
 
 /**
@@ -71,12 +77,12 @@ export function sendError(res: ServerResponse, err: unknown, end: (chunk?: strin
     res.destroy(err instanceof Error ? err : undefined);
     return;
   }
-  const { status, body } = errorResponse(err);
+  const { status, body, retryAfter } = errorResponse(err);
   for (const name of res.getHeaderNames()) if (ANSWER_HEADERS.has(name)) res.removeHeader(name);
   res.statusCode = status;
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('cache-control', 'no-store');
-  if (status === 503) res.setHeader('retry-after', '1');
+  if (retryAfter !== undefined) res.setHeader('retry-after', retryAfter);
   end(JSON.stringify(body));
 }
 

@@ -86,7 +86,14 @@ describe('error codes', () => {
   it('errorResponse when given a TetherError or anything else then answers its status and code, hiding internals', () => {
     assert.deepEqual(errorResponse(new errors.SessionTooLargeError(70_000, 65_536)).status, 413);
     const hidden = errorResponse(new Error('password=hunter2 at db.internal'));
-    assert.deepEqual(hidden, { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal server error' } } });
+    assert.deepEqual(hidden, { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal server error' } }, retryAfter: undefined });
     assert.deepEqual(errorResponse('a string').body.error.code, 'INTERNAL_ERROR');
+  });
+
+  it('errorResponse when the error asks the client to wait then gives Retry-After: 1 s for a store outage, the error\'s own for 429, none otherwise', () => {
+    assert.equal(errorResponse(new errors.StoreUnavailableError('down')).retryAfter, '1');
+    assert.equal(errorResponse(new errors.RateLimitedError()).retryAfter, '60');
+    assert.equal(errorResponse(new errors.RateLimitedError('slow down', 899.2)).retryAfter, '900');
+    assert.equal(errorResponse(new errors.SessionTooLargeError(70_000, 65_536)).retryAfter, undefined);
   });
 });
