@@ -12,6 +12,8 @@ export interface DeadlineOptions {
   late?: (what: string, ms: number) => string;
   /** Reject with a failed call's own error, unwrapped (a store that words its errors itself). @default false */
   passErrors?: boolean;
+  /** Runs after a tick that failed one or more calls at their deadline (a store may then drop a hung connection). */
+  onLate?: () => void;
 }
 
 /** A call awaiting its answer: a link in the queue, in deadline order. */
@@ -49,6 +51,7 @@ export class Deadlines {
   readonly #onFailure: () => void;
   readonly #late: (what: string, ms: number) => string;
   readonly #passErrors: boolean;
+  readonly #onLate: (() => void) | undefined;
   #ticker: NodeJS.Timeout | undefined;
 
   constructor(ms: number, options: DeadlineOptions = {}) {
@@ -56,6 +59,7 @@ export class Deadlines {
     this.#onFailure = options.onFailure ?? (() => {});
     this.#late = options.late ?? ((what, bound) => `the session store did not answer ${what} within ${bound} ms (option storeTimeoutMs)`);
     this.#passErrors = options.passErrors ?? false;
+    this.#onLate = options.onLate;
     this.#tickMs = Math.max(1, Math.min(100, Math.floor(ms / 10)));
   }
 
@@ -119,13 +123,16 @@ export class Deadlines {
 
   #tick(): void {
     const now = Date.now();
+    let late = false;
     // The head is never a settled call: #settle drops those as they reach it.
     for (let entry = this.#head; entry !== null && entry.at <= now; entry = this.#head) {
       const reject = entry.reject!;
       this.#settle(entry);
       this.#onFailure();
       reject(new StoreUnavailableError(this.#late(entry.what, this.#ms)));
+      late = true;
     }
+    if (late) this.#onLate?.();
     if (this.#pending === 0) {
       clearInterval(this.#ticker);
       this.#ticker = undefined;

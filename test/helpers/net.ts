@@ -34,25 +34,36 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
     // One queue per connection, released head first: a later, shorter delay never overtakes a chunk.
     const queue: Array<{ at: number; chunk: Buffer }> = [];
     let timer: NodeJS.Timeout | undefined;
-    const pump = (): void => {
-      timer = undefined;
-      while (queue.length > 0 && queue[0]!.at <= Date.now()) upstream.write(queue.shift()!.chunk);
-      if (queue.length > 0) timer = setTimeout(pump, queue[0]!.at - Date.now());
-    };
-    client.on('data', (chunk: Buffer) => {
-      queue.push({ at: Date.now() + delayMs, chunk });
-      if (timer === undefined) pump();
-    });
-    upstream.on('data', (chunk) => client.write(chunk));
-    const end = (): void => {
+    // The client has closed its side: what it sent before is still delivered, then the upstream is
+    // ended, as TCP delivers the bytes sent before a FIN.
+    let clientGone = false;
+    const finish = (): void => {
       clearTimeout(timer);
       client.destroy();
       upstream.destroy();
       sockets.delete(client);
       sockets.delete(upstream);
     };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
+    const pump = (): void => {
+      timer = undefined;
+      while (queue.length > 0 && queue[0]!.at <= Date.now()) upstream.write(queue.shift()!.chunk);
+      if (queue.length > 0) timer = setTimeout(pump, queue[0]!.at - Date.now());
+      else if (clientGone) upstream.end();
+    };
+    client.on('data', (chunk: Buffer) => {
+      queue.push({ at: Date.now() + delayMs, chunk });
+      if (timer === undefined) pump();
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!client.destroyed) client.write(chunk);
+    });
+    const clientClosed = (): void => {
+      if (clientGone) return;
+      clientGone = true;
+      if (queue.length === 0) finish();
+    };
+    client.on('close', clientClosed).on('error', clientClosed);
+    upstream.on('close', finish).on('error', finish);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

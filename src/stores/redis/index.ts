@@ -71,12 +71,15 @@ export class RedisStore implements SessionStore {
   /** Every command's bound (commandTimeoutMs), one ticker for all: no timer per command. */
   readonly #deadlines: Deadlines;
   readonly #onReady = (): void => {
+    this.#dropped = false;
     this.checkEvictionPolicy().catch(noop);
     void this.#syncClock();
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
   };
   #feed: ChangeFeed | null = null;
+  /** #hung dropped the connection; cleared when the client is ready again. */
+  #dropped = false;
   #policy: Promise<string | null> | null = null;
   #closed = false;
 
@@ -92,6 +95,7 @@ export class RedisStore implements SessionStore {
     this.#deadlines = new Deadlines(this.#opts.commandTimeoutMs, {
       passErrors: true,
       late: (what, ms) => `RedisStore: no reply from Redis to ${what} within ${ms} ms (options.commandTimeoutMs)`,
+      onLate: () => this.#hung(),
     });
     const { client, owned, send } = buildClient(options);
     this.#client = client;
@@ -123,7 +127,7 @@ export class RedisStore implements SessionStore {
 
   async get(key: string): Promise<SessionRecord | null> {
     this.#open();
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     // Until Redis's time has been sampled once, a read waits for that sample (sent alongside the GET,
     // so no longer than the GET itself): it decides an expiry.
     const firstSync = this.#serverClock?.synced === false ? this.#firstSync ?? this.#syncClock() : null;
@@ -140,7 +144,7 @@ export class RedisStore implements SessionStore {
   async set(record: SessionRecord, expectedVersion: number): Promise<SetResult> {
     this.#open();
     assertNextVersion(record, expectedVersion);
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     const { key, userId } = record;
     const skey = this.#sp + key;
     const value = encode(record);
@@ -186,7 +190,7 @@ export class RedisStore implements SessionStore {
       const res = await this.set(ended, expectedVersion);
       return res.ok ? this.set(created, 0) : res;
     }
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     const ttl = Math.ceil(deadlineOf(created) - now);
     const oldMode = ended.userId === null ? '0' : '1';
     const newMode = created.userId === null ? '0' : '1';
@@ -216,7 +220,7 @@ export class RedisStore implements SessionStore {
   async touch(key: string, expiresAt: number, lastSeenAt: number, expected?: number): Promise<boolean> {
     this.#open();
     const patch = digits16(lastSeenAt, 'lastSeenAt') + digits16(expiresAt, 'expiresAt');
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     let version: number;
     try {
       // expiresAt as its digits (checked whole above): the script puts the string into the stamp as is.
@@ -233,7 +237,7 @@ export class RedisStore implements SessionStore {
 
   async destroy(key: string): Promise<void> {
     this.#open();
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     let owner: string | null;
     try {
       owner = await this.#eval(DESTROY, 1, [this.#sp + key, key, this.#channel]) as string | null;
@@ -246,7 +250,7 @@ export class RedisStore implements SessionStore {
 
   async listByUser(userId: string): Promise<SessionRecord[]> {
     this.#open();
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     try {
       const members = await this.#bound('ZRANGE', () => this.#client.zrange(this.#up + userId, 0, -1));
       if (members.length === 0) return [];
@@ -266,7 +270,7 @@ export class RedisStore implements SessionStore {
 
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     const keep = new Set(options.except ?? []);
     const idx = this.#up + userId;
     try {
@@ -295,7 +299,7 @@ export class RedisStore implements SessionStore {
   /** How many session keys exist under this prefix (SCAN over every primary: O(keys), for admin pages). */
   async count(): Promise<number> {
     this.#open();
-    if (this.#client.status !== 'ready') await this.#whenReady();
+    if (!this.#ready()) await this.#whenReady();
     const pattern = `${escapeGlob(this.#sp)}*`;
     const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
     let total = 0;
@@ -332,7 +336,7 @@ export class RedisStore implements SessionStore {
     return {
       take: async (key) => {
         this.#open();
-        if (this.#client.status !== 'ready') await this.#whenReady();
+        if (!this.#ready()) await this.#whenReady();
         const now = this.clock.now();
         const { start, previousWeight } = windowPosition(now, windowMs);
         try {
@@ -344,7 +348,7 @@ export class RedisStore implements SessionStore {
       },
       peek: async (key) => {
         this.#open();
-        if (this.#client.status !== 'ready') await this.#whenReady();
+        if (!this.#ready()) await this.#whenReady();
         const { start, previousWeight } = windowPosition(this.clock.now(), windowMs);
         let counts: Array<string | null>;
         try {
@@ -376,7 +380,7 @@ export class RedisStore implements SessionStore {
    */
   checkEvictionPolicy(): Promise<string | null> {
     this.#policy ??= (async () => {
-      if (this.#client.status !== 'ready') await this.#whenReady();
+      if (!this.#ready()) await this.#whenReady();
       return this.#bound('CONFIG GET', () => checkEvictionPolicy(this.#client));
     })();
     // A connection failure is not an answer: the next connection asks again.
@@ -396,7 +400,7 @@ export class RedisStore implements SessionStore {
       this.#client.off('error', noop);
       return;
     }
-    if (this.#client.status !== 'ready') {
+    if (!this.#ready()) {
       this.#client.disconnect();
       return;
     }
@@ -409,6 +413,32 @@ export class RedisStore implements SessionStore {
 
   #open(): void {
     if (this.#closed) throw new StoreClosedError('RedisStore');
+  }
+
+  /**
+   * A command passed commandTimeoutMs on a connection that is up: the server took it and does not
+   * answer (hung, or a network that holds what it is sent). Every command sent after it would wait in
+   * the client's queue, holding its arguments (a session's data), for as long as that lasts: at a
+   * thousand writes a second, tens of megabytes every ten seconds. So the store drops the connection:
+   * the queued commands fail at once (their callers gave up already, at their own deadlines), and the
+   * client reconnects, sending nothing until the server answers again (no offline queue). Only the
+   * store's own standalone client: a caller's client is used as configured, and a Cluster client's
+   * nodes reconnect on their own.
+   */
+  #hung(): void {
+    if (!this.#owned || this.#cluster || this.#closed || !this.#ready()) return;
+    // Destroyed, not ended: a hung server would not answer the FIN either. ioredis sees the close,
+    // fails what was queued, and reconnects by its retry strategy; until its next 'ready', calls wait
+    // for the new connection instead of writing to the old one.
+    const stream = (this.#client as Redis).stream;
+    if (!stream || stream.destroyed) return;
+    this.#dropped = true;
+    stream.destroy();
+  }
+
+  /** The client can take commands: connected and ready, and not on a connection #hung dropped. */
+  #ready(): boolean {
+    return this.#client.status === 'ready' && !this.#dropped;
   }
 
   /** The change message a set leaving `key` at `stamp` publishes (feed.ts), or '' when publishing is off. */
