@@ -9,6 +9,7 @@ import { runStoreSuite, ManualClock, makeKey, makeRecord } from '../../src/testi
 import { startPostgres, createDatabase, pgQuery } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
+import { heapAfterGc, writeOpenLoop } from '../helpers/heap.js';
 
 /** One fast (fsync off) server for everything that does not test durability; started on first use. */
 let fastServer: Promise<PostgresServer> | undefined;
@@ -316,6 +317,27 @@ describe('PostgresStore outages and crashes (fsync and synchronous_commit on)', 
       server.resume();
     }
     await until('the store answers again', async () => (await store.get(rec.key).catch(() => null)) !== null);
+    await store.close();
+  });
+
+  it('postgres store when the server hangs under a stream of writes then nothing piles up: memory stays flat, and writes work once it resumes', async (t) => {
+    const store = new PostgresStore({ connectionString: server.url, clock, sweepIntervalMs: 0, statementTimeoutMs: 500 });
+    const rec = makeRecord(clock, { data: JSON.stringify({ blob: 'x'.repeat(1_000) }) });
+    await store.set(rec, 0);
+    server.pause();
+    try {
+      const heapBefore = heapAfterGc();
+      // 2,000 writes a second for 5 s, answered or not: each waits for a pooled connection at most the timeout.
+      const { sent, failed, settled } = await writeOpenLoop(store, rec, { perTick: 40, tickMs: 20, forMs: 5_000, max: 12_000 });
+      await settled;
+      const grown = heapAfterGc() - heapBefore;
+      t.diagnostic(`${sent} writes to a hung PostgreSQL, ${failed()} failed; the heap grew ${(grown / 1e6).toFixed(1)} MB`);
+      assert.equal(failed(), sent, 'every write failed (none waits on)');
+      assert.ok(grown < 16e6, `the heap grew ${(grown / 1e6).toFixed(1)} MB`);
+    } finally {
+      server.resume();
+    }
+    await until('the store writes again', async () => store.touch(rec.key, rec.expiresAt + 1, rec.lastSeenAt).then(() => true, () => false));
     await store.close();
   });
 

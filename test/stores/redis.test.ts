@@ -1,8 +1,6 @@
 /** RedisStore against a real redis-server: the conformance suite, key layout, the eviction guard, crash and outage recovery. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
 import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js';
 import { plainSender } from '../../src/stores/redis/options.js';
@@ -11,6 +9,7 @@ import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-
 import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
+import { heapAfterGc, writeOpenLoop } from '../helpers/heap.js';
 import { createTether } from '../../src/core/engine.js';
 import { sharedLimiter } from '../../src/cluster/limits.js';
 import { hashId } from '../../src/core/ids.js';
@@ -18,16 +17,6 @@ import { cookiePair, trip, view, SECRET_A } from '../unit/support.js';
 import type { RedisServer } from '../helpers/redis.js';
 
 let server: RedisServer;
-
-/** A full garbage collection, then the heap in use (bytes): `gc` made reachable for this process. */
-function collector(): () => number {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  return () => {
-    gc();
-    return process.memoryUsage().heapUsed;
-  };
-}
 let prefixes = 0;
 const nextPrefix = (): string => `t${process.pid}-${++prefixes}:`;
 const prefixOf = new WeakMap<SessionStore, string>();
@@ -733,23 +722,16 @@ describe('RedisStore faults', () => {
     const hung = await startRedis();
     const store = new RedisStore({ url: hung.url, commandTimeoutMs: 500 });
     const rec = makeRecord(new ManualClock(), { data: JSON.stringify({ blob: 'x'.repeat(1_000) }) });
-    const gc = collector();
     try {
       await store.set(rec, 0);
       process.kill(hung.pid, 'SIGSTOP');
-      const heapBefore = gc();
-      // An open loop, as requests arrive whether or not Redis answers: 2,000 writes a second for 5 s.
-      let failed = 0;
-      let sent = 0;
-      const started = Date.now();
-      while (Date.now() - started < 5_000 && sent < 12_000) {
-        for (let i = 0; i < 40; i++, sent++) store.set({ ...rec, version: 2 }, 1).catch(() => void failed++);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      await new Promise((r) => setTimeout(r, 1_500));
-      const grown = gc() - heapBefore;
-      t.diagnostic(`${sent} writes to a hung Redis, ${failed} failed; the heap grew ${(grown / 1e6).toFixed(1)} MB`);
-      assert.equal(failed, sent, 'every write failed (none waits on)');
+      const heapBefore = heapAfterGc();
+      // 2,000 writes a second for 5 s, answered or not.
+      const { sent, failed, settled } = await writeOpenLoop(store, rec, { perTick: 40, tickMs: 20, forMs: 5_000, max: 12_000 });
+      await settled;
+      const grown = heapAfterGc() - heapBefore;
+      t.diagnostic(`${sent} writes to a hung Redis, ${failed()} failed; the heap grew ${(grown / 1e6).toFixed(1)} MB`);
+      assert.equal(failed(), sent, 'every write failed (none waits on)');
       assert.ok(grown < 16e6, `the heap grew ${(grown / 1e6).toFixed(1)} MB: commands pile up on the hung connection`);
       process.kill(hung.pid, 'SIGCONT');
       const deadline = Date.now() + 10_000;
