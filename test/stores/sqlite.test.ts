@@ -1,4 +1,5 @@
 /** SqliteStore: the shared conformance suite plus migrations, other processes' locks, several connections, the change feed and crashes. */
+import { heapAfterGc, writeOpenLoop } from '../helpers/heap.js';
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -195,6 +196,31 @@ describe('SqliteStore options', () => {
       raw.exec('COMMIT');
       assert.deepEqual(await store.set(rec, 0), { ok: true });
     } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+
+  it('sqlite store when another connection holds the write lock under a stream of writes then each waits at most busyTimeoutMs: memory stays flat', async (t) => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, busyTimeoutMs: 1_000, sweepIntervalMs: 0 });
+    const raw = new Database(path);
+    try {
+      const rec = makeRecord(clock, { data: JSON.stringify({ blob: 'x'.repeat(1_000) }) });
+      await store.set(rec, 0);
+      raw.exec('BEGIN IMMEDIATE');
+      const heapBefore = heapAfterGc();
+      const { sent, failed, settled } = await writeOpenLoop(store, rec, { perTick: 40, tickMs: 20, forMs: 5_000, max: 12_000 });
+      await settled;
+      const grown = heapAfterGc() - heapBefore;
+      t.diagnostic(`${sent} writes while the lock was held, ${failed()} failed; the heap grew ${(grown / 1e6).toFixed(1)} MB`);
+      assert.equal(failed(), sent);
+      assert.ok(grown < 16e6, `the heap grew ${(grown / 1e6).toFixed(1)} MB`);
+      raw.exec('COMMIT');
+      assert.equal(await store.touch(rec.key, rec.expiresAt + 1, rec.lastSeenAt), true);
+    } finally {
+      if (raw.inTransaction) raw.exec('COMMIT');
       raw.close();
       await store.close();
     }
