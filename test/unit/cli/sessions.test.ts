@@ -29,7 +29,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 /** When ada signed in on Firefox. */
 const SIGNED_IN = Date.parse('2026-11-20T08:30:00.000Z');
 
-/** A store file holding two sessions of `ada` (one from Firefox, remembered, signed in at SIGNED_IN), one of `bob` and one anonymous. */
+/** A store file holding two sessions of `ada` (one from Firefox, remembered, signed in at SIGNED_IN, last seen from 203.0.113.0/24), one of `bob` and one anonymous. */
 async function seeded(): Promise<{ url: string; keys: Record<string, string> }> {
   const file = path.join(dir, `s${Math.random().toString(36).slice(2)}.db`);
   const store = new SqliteStore({ path: file });
@@ -39,7 +39,7 @@ async function seeded(): Promise<{ url: string; keys: Record<string, string> }> 
     const key = hashId(generateId());
     keys[name] = key;
     const at = now - age * 60_000;
-    const data = jsonCodec.encode({ d: { n: 1 }, ...(ua ? { u: ua } : {}), ...(name === 'ada1' ? { r: 1 as const, a: SIGNED_IN } : {}) });
+    const data = jsonCodec.encode({ d: { n: 1 }, ...(ua ? { u: ua } : {}), ...(name === 'ada1' ? { r: 1 as const, a: SIGNED_IN, n: '203.0.113.0/24' } : {}) });
     assert.equal((await store.set({ key, data, version: 1, userId, createdAt: at, lastSeenAt: at, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
   }
   await store.close();
@@ -54,7 +54,7 @@ describe('tether sessions', () => {
     const lines = r.out.trim().split('\n');
     assert.equal(lines.length, 2);
     assert.ok(lines[0]!.startsWith(handleOf(keys.ada2!)), 'the most recently seen first');
-    assert.ok(lines[1]!.startsWith(handleOf(keys.ada1!)) && lines[1]!.endsWith('  signed in 2026-11-20T08:30:00.000Z  remembered  Firefox/140'), lines[1]);
+    assert.ok(lines[1]!.startsWith(handleOf(keys.ada1!)) && lines[1]!.endsWith('  signed in 2026-11-20T08:30:00.000Z  remembered  from 203.0.113.0/24  Firefox/140'), lines[1]);
     assert.ok(!lines[0]!.includes('remembered'));
     assert.ok(!r.out.includes(keys.ada1!), 'the store key is never printed, only its handle');
     const json = JSON.parse((await run(['sessions', 'list', 'ada', '--json'], { TETHER_STORE: url })).out) as Array<Record<string, string | null>>;
@@ -63,6 +63,7 @@ describe('tether sessions', () => {
     assert.equal(json[0]!.userAgent, null);
     assert.deepEqual(json.map((s) => s.remembered), [false, true]);
     assert.deepEqual(json.map((s) => s.authenticatedAt), [null, '2026-11-20T08:30:00.000Z']);
+    assert.deepEqual(json.map((s) => s.network), [null, '203.0.113.0/24'], 'the network it was last seen from (addressChange)');
     assert.ok(Date.parse(json[0]!.expiresAt!) > Date.now());
     assert.equal((await run(['sessions', 'list', 'nobody', '--store', url])).out, 'no live sessions for nobody\n');
   });
