@@ -152,6 +152,21 @@ describe('compat middleware: commit before the response, fail closed', () => {
     await app.close();
   });
 
+  it('new sessions when past tether.newSessions.perAddress then 429 RATE_LIMITED with Retry-After, and nothing stored', async () => {
+    const app = await compatApp({ tether: { newSessions: { perAddress: 1, windowMs: 20_000 } } }, (a) => a.post('/', (req, res) => {
+      req.session.views = 1;
+      res.send('stored, says the handler');
+    }));
+    const first = await app.client().request('/', { method: 'POST' });
+    assert.equal(first.status, 200);
+    const second = await app.client().request('/', { method: 'POST' });
+    assert.equal(second.status, 429);
+    assert.equal(second.json<ErrorBody>().error.code, 'RATE_LIMITED');
+    assert.equal(second.headers.get('retry-after'), '20');
+    assert.deepEqual(second.setCookies, []);
+    await app.close();
+  });
+
   it('store failure when loading fails then the error reaches Express’s error handler with status 503 and the handler never runs', async () => {
     let ran = false;
     const app = await compatApp({}, (a) => {

@@ -26,7 +26,8 @@ import { Adoptions } from './legacy-migration.js';
 /** Engine settings that have no express-session counterpart. */
 export interface CompatTetherOptions extends Pick<TetherOptions,
   'production' | 'idleTimeoutMs' | 'absoluteTimeoutMs' | 'touchIntervalMs' | 'expiryGraceMs' | 'maxSessionBytes'
-  | 'storeTimeoutMs' | 'gateTimeoutMs' | 'maxReplays' | 'maxSessionsPerUser' | 'remember' | 'userContextTtlMs' | 'clock'> {
+  | 'storeTimeoutMs' | 'gateTimeoutMs' | 'maxReplays' | 'maxSessionsPerUser' | 'remember' | 'userContextTtlMs' | 'clock'
+  | 'userAgentChange' | 'addressChange' | 'addressPrefix' | 'newSessions'> {
   /**
    * CSRF settings used by `csrfProtection()`. The compat middleware itself never checks CSRF
    * (express-session apps send no tokens); mount `csrfProtection()` to turn the checks on.
@@ -117,7 +118,8 @@ export interface ResolvedCompat {
 }
 
 const ENGINE_KEYS = ['production', 'idleTimeoutMs', 'absoluteTimeoutMs', 'touchIntervalMs', 'expiryGraceMs', 'maxSessionBytes',
-  'storeTimeoutMs', 'gateTimeoutMs', 'maxReplays', 'maxSessionsPerUser', 'remember', 'userContextTtlMs', 'clock', 'csrf'] as const;
+  'storeTimeoutMs', 'gateTimeoutMs', 'maxReplays', 'maxSessionsPerUser', 'remember', 'userContextTtlMs', 'clock', 'csrf',
+  'userAgentChange', 'addressChange', 'addressPrefix', 'newSessions'] as const;
 
 const isKey = (v: unknown): boolean => typeof v === 'string' || ArrayBuffer.isView(v) || v instanceof KeyObject;
 
