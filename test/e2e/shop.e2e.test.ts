@@ -200,6 +200,7 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.getByTestId('session-row').nth(1).waitFor();
     assert.equal(await page.getByTestId('session-row').count(), 2);
     assert.equal(await page.getByTestId('session-row').filter({ hasText: 'Kept signed in' }).count(), 1, 'the second browser\'s session is marked');
+    assert.deepEqual(await page.getByTestId('session-network').allTextContents(), ['127.0.0.0/24', '127.0.0.0/24'], 'each session shows the network it was last seen from');
     await shot(page, '7-account');
     await page.getByTestId('logout-others').click();
     await page.getByTestId('session-row').nth(1).waitFor({ state: 'detached' });
