@@ -4,11 +4,11 @@
  * before the response goes out.
  * @module
  */
-import { Admission } from './admission.js';
-import { networkOf } from './network.js';
 import { EventEmitter } from 'node:events';
 import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
 import { Signer } from './signer.js';
+import { Admission } from './admission.js';
+import { networkOf } from './network.js';
 import { Committer, ENDED, Expiry, expiryOf, sessionExpired } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';

@@ -3,13 +3,13 @@
  * and comes out as a frozen `ResolvedOptions`. Defaults live in `TETHER_DEFAULTS`.
  * @module
  */
-import type { SharedLimiter } from './rate-limit.js';
-import type { AddressPrefix } from './network.js';
 import { randomBytes } from 'node:crypto';
 import { OptionsInvalidError } from './errors.js';
 import { checkOptions } from './options-check.js';
 import { systemClock } from './store.js';
 import type { Clock, SessionStore } from './store.js';
+import type { AddressPrefix } from './network.js';
+import type { SharedLimiter } from './rate-limit.js';
 import type { SessionCodec } from './codec.js';
 import { jsonCodec } from './codec.js';
 

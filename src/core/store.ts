@@ -6,9 +6,9 @@
  * The conformance suite in src/testing/store-suite.ts is the executable form of this contract.
  * @module
  */
-import type { SharedLimiter } from './rate-limit.js';
 import { SessionConflictError } from './errors.js';
 import { decimal } from './decimal.js';
+import type { SharedLimiter } from './rate-limit.js';
 
 /** Time source; injected so expiry tests never sleep. */
 export interface Clock {
