@@ -1,5 +1,4 @@
 /** SqliteStore: the shared conformance suite plus migrations, other processes' locks, several connections, the change feed and crashes. */
-import { heapAfterGc, writeOpenLoop } from '../helpers/heap.js';
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,6 +12,7 @@ import { MIGRATIONS, migrate } from '../../src/stores/sqlite/schema.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { SessionStore } from '../../src/core/store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
+import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
 import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
 
@@ -210,13 +210,7 @@ describe('SqliteStore options', () => {
       const rec = makeRecord(clock, { data: JSON.stringify({ blob: 'x'.repeat(1_000) }) });
       await store.set(rec, 0);
       raw.exec('BEGIN IMMEDIATE');
-      const heapBefore = heapAfterGc();
-      const { sent, failed, settled } = await writeOpenLoop(store, rec, { perTick: 40, tickMs: 20, forMs: 5_000, max: 12_000 });
-      await settled;
-      const grown = heapAfterGc() - heapBefore;
-      t.diagnostic(`${sent} writes while the lock was held, ${failed()} failed; the heap grew ${(grown / 1e6).toFixed(1)} MB`);
-      assert.equal(failed(), sent);
-      assert.ok(grown < 16e6, `the heap grew ${(grown / 1e6).toFixed(1)} MB`);
+      await assertMemoryFlatUnderWrites(t, store, rec, 'while the lock was held');
       raw.exec('COMMIT');
       assert.equal(await store.touch(rec.key, rec.expiresAt + 1, rec.lastSeenAt), true);
     } finally {
