@@ -78,12 +78,13 @@ describe('hono sessions() with csrf.forms', () => {
     assert.deepEqual(await env.cart(), ['tea', 'cocoa']);
   });
 
-  it('hono: formBodyLimit when not a whole number of bytes then OPTIONS_INVALID; by default 100 KiB', async (t) => {
+  it('hono: formBodyLimit when not a whole number of bytes, or clientAddress when not a function, then OPTIONS_INVALID; by default 100 KiB', async (t) => {
     const env = await formSetup(t, serve);
     for (const formBodyLimit of [0, -1, 1.5, Number.NaN, '1000' as unknown as number]) {
       assert.throws(() => sessions(env.tether, { formBodyLimit }), { code: 'OPTIONS_INVALID' }, String(formBodyLimit));
     }
     assert.equal(DEFAULT_FORM_BODY_LIMIT, 102_400);
+    assert.throws(() => sessions(env.tether, { clientAddress: 'x-forwarded-for' as never }), { code: 'OPTIONS_INVALID' }, 'clientAddress is a function');
     const token = encodeURIComponent(env.token);
     const near = `item=tea&_csrf=${token}&pad=`;
     assert.equal((await env.post('/add', near + 'x'.repeat(DEFAULT_FORM_BODY_LIMIT - near.length))).status, 200, 'at the limit');

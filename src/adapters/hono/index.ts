@@ -114,6 +114,9 @@ async function formFields(c: Context, field: string, limitBody: MiddlewareHandle
  */
 export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapterOptions = {}): MiddlewareHandler<TetherEnv<T>> {
   const limit = options.formBodyLimit ?? DEFAULT_FORM_BODY_LIMIT;
+  if (options.clientAddress !== undefined && typeof options.clientAddress !== 'function') {
+    throw new OptionsInvalidError(`tether/hono sessions() options.clientAddress must be a function of the request's context (got ${typeof options.clientAddress})`);
+  }
   const clientAddress = options.clientAddress ?? nodeServerAddress;
   if (!Number.isSafeInteger(limit) || limit < 1) throw new OptionsInvalidError(`tether/hono sessions() options.formBodyLimit must be a whole number of bytes, at least 1 (got ${String(options.formBodyLimit)})`);
   // Hono's own body limit, built once: Content-Length checked, a chunked body counted as it arrives.
