@@ -53,10 +53,6 @@ export function limiterDigest(name: string, key: string): string {
   return createHash('sha256').update(`${name}\0${key}`).digest('base64url').slice(0, 32);
 }
 
-/**
- * A per-key sliding-window counter (two fixed windows, the previous one weighted by how much of it
- * still overlaps), bounded in memory: at most `maxKeys` keys, the least recently seen dropped first.
- */
 /** One key's count: the current fixed window's events and the previous window's. */
 interface Window {
   start: number;
@@ -64,6 +60,11 @@ interface Window {
   previous: number;
 }
 
+/**
+ * A per-key sliding-window counter in this process (two fixed windows, the previous one weighted by
+ * how much of it still overlaps), bounded in memory: at most `maxKeys` keys, the least recently seen
+ * dropped first. `now` is its clock (the engine passes its own).
+ */
 export class SlidingWindowLimiter {
   readonly limit: number;
   readonly windowMs: number;
