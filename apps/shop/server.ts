@@ -257,7 +257,7 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
     const why = ended.get(m.handle);
     const fields = { event: 'security.session_reused', session: m.handle, user: m.userId, ended: why ?? null };
     if (why !== undefined) app.log.warn(fields, `the cookie of a session ended (${why}) was presented again`);
-    else app.log.info(fields, 'the cookie of a session that no longer exists was presented');
+    else app.log.debug(fields, 'the cookie of a session that no longer exists was presented');
   });
   ctx.tether.events.on('expired', (m: { handle: string }) => ctx.active.forget(m.handle));
   ctx.tether.events.on('regenerated', (m: { previousHandle?: string }) => {
