@@ -190,8 +190,7 @@ export function client(app: RunningApp, cookieName = 'sid') {
     const text = await res.text();
     const json = jsonOf(text);
     const setCookies = res.headers.getSetCookie();
-    const mine = setCookies.filter((c) => c.startsWith(`${cookieName}=`)).at(-1)?.split(';')[0];
-    const cookie = mine === undefined ? o.cookie : mine === `${cookieName}=` ? '' : mine;
+    const cookie = nextCookie(setCookies, cookieName, o.cookie);
     return { status: res.status, json, headers: res.headers, setCookies, cookie };
   };
 }
@@ -209,11 +208,16 @@ function getFrom(url: string, headers: Record<string, string>, localAddress: str
         const setCookies = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
         const out = new Headers();
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) for (const one of ([] as string[]).concat(v)) out.append(k, one);
-        const mine = setCookies.filter((c) => c.startsWith(`${cookieName}=`)).at(-1)?.split(';')[0];
-        resolve({ status: res.statusCode ?? 0, json: jsonOf(text), headers: out, setCookies, cookie: mine === undefined ? sent : mine === `${cookieName}=` ? '' : mine });
+        resolve({ status: res.statusCode ?? 0, json: jsonOf(text), headers: out, setCookies, cookie: nextCookie(setCookies, cookieName, sent) });
       });
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 10 s`)));
     req.on('error', reject);
   });
+}
+
+/** The session cookie to send next: the last one set (`''` when cleared), else the one sent. */
+function nextCookie(setCookies: readonly string[], cookieName: string, sent: string | undefined): string | undefined {
+  const mine = setCookies.filter((c) => c.startsWith(`${cookieName}=`)).at(-1)?.split(';')[0];
+  return mine === undefined ? sent : mine === `${cookieName}=` ? '' : mine;
 }
