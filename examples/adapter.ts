@@ -8,12 +8,12 @@ export type Handler<T extends object> = (req: IncomingMessage, res: ServerRespon
 function answerError(res: ServerResponse, err: unknown): void {
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   const known = isTetherError(err);
+  // A limit: when the error says. A store outage: try again in a second.
+  const wait = known ? err.retryAfterSec ?? (err.status === 503 ? 1 : undefined) : undefined;
   res.writeHead(known ? err.status : 500, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
-    // A store outage: try again in a second. Too many new sessions: when the error says.
-    ...(known && err.status === 503 ? { 'retry-after': '1' } : {}),
-    ...(known && err.status === 429 ? { 'retry-after': String((err as { retryAfterSec?: number }).retryAfterSec ?? 60) } : {}),
+    ...(wait === undefined ? {} : { 'retry-after': String(wait) }),
   });
   res.end(JSON.stringify({ error: known ? { code: err.code, message: err.message } : { code: 'INTERNAL_ERROR', message: 'internal server error' } }));
 }

@@ -35,6 +35,8 @@ export interface ShopConfig {
   newSessionsPerMinute: number;
   /** New sessions per minute from all addresses together: bounds the sessions a distributed flood can store. */
   newSessionsPerMinuteTotal: number;
+  /** The most sessions the store may hold: past it a new one is refused 503 TOO_MANY_SESSIONS (0: no cap). */
+  maxSessions: number;
   /** Requests per minute from one address whose session cookie is forged, before 429 (ID guessing). */
   rejectedCookiesPerMinute: number;
   /** Failed logins for one account in LOGIN_FAILURE_WINDOW_MS, after which its logins answer 429 (password guessing). */
@@ -88,6 +90,7 @@ export const SHOP_DEFAULTS = {
   workers: 1,
   newSessionsPerMinute: 120,
   newSessionsPerMinuteTotal: 6_000,
+  maxSessions: 1_000_000,
   rejectedCookiesPerMinute: 100,
   reauthWindowSec: 900,
   loginFailuresPerAccount: 10,
@@ -213,6 +216,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const workers = integer(env, 'TETHER_WORKERS', SHOP_DEFAULTS.workers, 1, 256);
   const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
   const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
+  const maxSessions = integer(env, 'SHOP_MAX_SESSIONS', SHOP_DEFAULTS.maxSessions, 0, 1_000_000_000);
   const rejectedCookiesPerMinute = integer(env, 'SHOP_REJECTED_COOKIES_PER_MINUTE', SHOP_DEFAULTS.rejectedCookiesPerMinute, 1, 1_000_000);
   const reauthWindowSec = integer(env, 'SHOP_REAUTH_WINDOW', SHOP_DEFAULTS.reauthWindowSec, 0, 86_400);
   const loginFailuresPerAccount = integer(env, 'SHOP_LOGIN_FAILURES_PER_ACCOUNT', SHOP_DEFAULTS.loginFailuresPerAccount, 1, 1_000_000);
@@ -288,6 +292,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     workers,
     newSessionsPerMinute,
     newSessionsPerMinuteTotal,
+    maxSessions,
     rejectedCookiesPerMinute,
     reauthWindowSec,
     loginFailuresPerAccount,

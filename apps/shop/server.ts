@@ -163,10 +163,10 @@ function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>)
       body = { error: { code: mapped.code, message: mapped.message } };
     }
     if (status >= 500) req.log.error({ err, method: req.method, route: req.routeOptions.url ?? null }, 'request failed');
-    if (status === 503) reply.header('retry-after', '1');
-    // The new-session limits count per clock minute: by then the window has moved on. A limit with a
-    // longer window says so on its error.
-    if (status === 429) reply.header('retry-after', String((err as { retryAfterSec?: number }).retryAfterSec ?? 60));
+    // A limit says when to try again on its error; else a store outage: in a second, and the new-session
+    // limits, which count per clock minute: by then the window has moved on.
+    const wait = (err as { retryAfterSec?: number }).retryAfterSec ?? (status === 503 ? 1 : status === 429 ? 60 : undefined);
+    if (wait !== undefined) reply.header('retry-after', String(wait));
     // A request that failed changes nothing: whatever the handler did to the session is not written.
     if (req.session) tether.abandon(req.session as never);
     return reply.code(status).header('cache-control', 'no-store').send(body);
@@ -367,6 +367,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     remember: { idleTimeoutMs: config.rememberIdleTimeoutSec * 1000, absoluteTimeoutMs: config.rememberAbsoluteTimeoutSec * 1000 },
     maxSessionsPerUser: config.maxSessionsPerUser,
     addressChange: config.addressChange,
+    // The per-address and total rates are the shop's own hooks (installRateLimit), checked before a route runs.
+    newSessions: { maxActive: config.maxSessions },
     // Every unsafe request must name its origin (browsers send Origin on every POST, PUT, PATCH, DELETE).
     csrf: { requireOrigin: true, ...(config.publicOrigin ? { origins: [config.publicOrigin] } : {}) },
   });

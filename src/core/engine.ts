@@ -91,6 +91,8 @@ export interface EngineStats {
   forgedCookies: number;
   /** Sessions presented by another browser than the one they began in (the `anomaly` event). */
   anomalies: number;
+  /** New sessions refused under `newSessions`: a rate passed (RATE_LIMITED) or the store full (TOO_MANY_SESSIONS). */
+  refusedSessions: number;
   /** Requests queued at a per-session gate behind another request of the same session. */
   gateWaiting: number;
   /** Requests holding a per-session gate (writers inside their session section). */
@@ -137,7 +139,7 @@ export class Tether<T extends object = SessionData> {
   readonly #unsubscribeSwept: (() => void) | undefined;
   readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies' | 'sockets' | 'socketEnds'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, swept: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
-    rejectedCookies: 0, forgedCookies: 0, anomalies: 0, gateWaits: 0, gateWaitSeconds: 0,
+    rejectedCookies: 0, forgedCookies: 0, anomalies: 0, refusedSessions: 0, gateWaits: 0, gateWaitSeconds: 0,
   };
 
   constructor(options: TetherOptions = {}) {
@@ -163,11 +165,14 @@ export class Tether<T extends object = SessionData> {
     this.#copyLoaded = codec === jsonCodec ? (s) => draft(s.loaded === null ? NO_DATA : s.loaded.d)
       : (s) => (s.loaded === null ? {} : codec.decode(s.loadedText!).d);
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
-    this.#admission = this.options.newSessions === null ? null : new Admission(this.options.newSessions, this.store, this.options.clock);
+    this.#admission = this.options.newSessions === null ? null : new Admission(this.options.newSessions, this.store, this.options.clock, () => this.#call(() => this.store.count!(), 'count'));
     const admission = this.#admission;
     this.#commits = new Committer({
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,
-      admit: admission === null ? undefined : (s) => admission.admit(s.view?.address?.()),
+      admit: admission === null ? undefined : (s) => admission.admit(s.view?.address?.()).catch((err: unknown) => {
+        if (isTetherError(err) && (err.code === 'RATE_LIMITED' || err.code === 'TOO_MANY_SESSIONS')) this.#stats.refusedSessions++;
+        throw err;
+      }),
       call: (op, what) => this.#call(op, what),
       emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
       issueCookie: (id, key, lastingMs, keepVerified = true) => {

@@ -15,6 +15,8 @@ export interface TetherErrorOptions {
 export class TetherError extends Error {
   readonly code: string;
   readonly status: number;
+  /** Seconds the client should wait before trying again, where the error says (the adapters send it as Retry-After; a 503 without it: 1). */
+  declare readonly retryAfterSec?: number;
   constructor(code: string, message: string, status = 500, options: TetherErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TetherError';
@@ -171,10 +173,25 @@ export class UnsupportedMediaTypeError extends TetherError {
 /** Too many new sessions from one client. */
 export class RateLimitedError extends TetherError {
   /** Seconds the client should wait: the adapters send it as Retry-After. @default 60 */
-  readonly retryAfterSec: number;
+  declare readonly retryAfterSec: number;
   constructor(message = 'too many new sessions from this address; slow down', retryAfterSec = 60) {
     super('RATE_LIMITED', message, 429);
     this.name = 'RateLimitedError';
+    this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/**
+ * The store already holds `newSessions.maxActive` live sessions (as last counted, plus those this
+ * engine stored since): no new one is stored until some end. The client did nothing wrong, so 503, with
+ * Retry-After: when the store is counted again.
+ */
+export class TooManySessionsError extends TetherError {
+  /** Seconds until the store is counted again: the adapters send it as Retry-After. */
+  declare readonly retryAfterSec: number;
+  constructor(message: string, retryAfterSec: number) {
+    super('TOO_MANY_SESSIONS', message, 503);
+    this.name = 'TooManySessionsError';
     this.retryAfterSec = retryAfterSec;
   }
 }
@@ -240,6 +257,7 @@ export const ERROR_CODES = [
   'ORIGIN_MISMATCH',
   'UNSUPPORTED_MEDIA_TYPE',
   'RATE_LIMITED',
+  'TOO_MANY_SESSIONS',
   'FLOW_STEP_OUT_OF_ORDER',
   'FLOW_STEP_UNKNOWN',
   'STORE_URL_INVALID',

@@ -145,10 +145,10 @@ export interface TetherOptions {
 }
 
 /**
- * Limits on how fast sessions are created (SECURITY.md S47): a request that would store a new session
- * past either is refused, 429 RATE_LIMITED with Retry-After, and stores nothing (its handler has run;
- * nothing of the session is kept). Logins that regenerate a stored session, and every write to one, are
- * never counted. Counts live in the store when it keeps shared ones (RedisStore, PostgresStore, a
+ * Limits on creating sessions (SECURITY.md S47): how fast, and how many may live at once. A request
+ * that would store a new session past a rate is refused, 429 RATE_LIMITED with Retry-After, and stores
+ * nothing (its handler has run; nothing of the session is kept). Logins that regenerate a stored
+ * session, and every write to one, are never counted. The rates' counts live in the store when it keeps shared ones (RedisStore, PostgresStore, a
  * TieredStore over either: every machine counts together), else in this process (pass `limiter` to
  * count elsewhere, e.g. `sharedLimiter` from tether/cluster for a cluster's workers); while the store
  * is out, in this process.
@@ -164,6 +164,18 @@ export interface NewSessionLimits {
   total?: number;
   /** @default 60000 */
   windowMs?: number;
+  /**
+   * The most live sessions the store may hold (Tomcat's `maxActiveSessions`): a request that would store
+   * a new session while the store holds this many is refused, 503 TOO_MANY_SESSIONS with Retry-After,
+   * and stores nothing, until sessions end. The store's `count()` is asked at most every `recountMs`
+   * (off the requests' path after the first time); in between, each session this engine stores adds one.
+   * Machines sharing a store each learn of the others' new sessions at their next count, so together
+   * they may pass the cap by what they create in `recountMs`; pair it with `total`. While the store
+   * cannot be counted, the last count holds (none yet: nothing is refused). 0: no cap. @default 0
+   */
+  maxActive?: number;
+  /** How often the store's live sessions are counted under `maxActive`. @default 5000 */
+  recountMs?: number;
   /** Where the counts are kept, instead of the store (or this process). */
   limiter?: (name: string, limit: number, windowMs: number) => SharedLimiter;
 }
@@ -237,7 +249,7 @@ export interface ResolvedOptions {
   userAgentChange: 'report' | 'end';
   addressChange: 'off' | 'report' | 'end';
   addressPrefix: Readonly<AddressPrefix>;
-  newSessions: Readonly<{ perAddress: number; total: number; windowMs: number; limiter: NewSessionLimits['limiter'] }> | null;
+  newSessions: Readonly<Required<Omit<NewSessionLimits, 'limiter'>> & Pick<NewSessionLimits, 'limiter'>> | null;
   clock: Clock;
 }
 
@@ -269,7 +281,8 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     clock: 'clock', userAgentChange: ['report', 'end'], addressChange: ['off', 'report', 'end'], addressPrefix: 'object', newSessions: 'object', remember: 'object',
   });
   checkOptions('Tether', input.newSessions, {
-    perAddress: 'nonNegativeInteger', total: 'nonNegativeInteger', windowMs: 'positiveInteger', limiter: 'function',
+    perAddress: 'nonNegativeInteger', total: 'nonNegativeInteger', windowMs: 'positiveInteger', maxActive: 'nonNegativeInteger', recountMs: 'positiveInteger',
+    limiter: 'function',
   }, 'options.newSessions');
   checkOptions('Tether', input.addressPrefix, {
     ipv4: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 32 ? null : 'a whole number from 1 to 32'),
@@ -371,8 +384,11 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     userAgentChange: input.userAgentChange ?? 'report',
     addressChange: input.addressChange ?? 'off',
     addressPrefix: Object.freeze({ ipv4: input.addressPrefix?.ipv4 ?? 24, ipv6: input.addressPrefix?.ipv6 ?? 48 }),
-    newSessions: input.newSessions && ((input.newSessions.perAddress ?? 0) > 0 || (input.newSessions.total ?? 0) > 0)
-      ? Object.freeze({ perAddress: input.newSessions.perAddress ?? 0, total: input.newSessions.total ?? 0, windowMs: input.newSessions.windowMs ?? 60_000, limiter: input.newSessions.limiter })
+    newSessions: input.newSessions && ((input.newSessions.perAddress ?? 0) > 0 || (input.newSessions.total ?? 0) > 0 || (input.newSessions.maxActive ?? 0) > 0)
+      ? Object.freeze({
+        perAddress: input.newSessions.perAddress ?? 0, total: input.newSessions.total ?? 0, windowMs: input.newSessions.windowMs ?? 60_000,
+        maxActive: input.newSessions.maxActive ?? 0, recountMs: input.newSessions.recountMs ?? 5_000, limiter: input.newSessions.limiter,
+      })
       : null,
     clock: input.clock ?? input.store?.clock ?? systemClock,
   });

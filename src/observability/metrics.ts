@@ -62,6 +62,7 @@ const ENGINE_COUNTERS: ReadonlyArray<[EngineCount, string, string]> = [
   ['rejectedCookies', 'cookies_rejected_total', 'Session cookies that were forged or named no session (ended, replaced by a login, or timed out longer ago than expiryGraceMs).'],
   ['gateWaits', 'gate_waits_total', 'Requests that waited at a per-session gate while another request of the same session held it.'],
   ['gateWaitSeconds', 'gate_wait_seconds_total', 'Seconds requests spent waiting at per-session gates; divided by gate_waits_total, the mean wait.'],
+  ['refusedSessions', 'sessions_refused_total', 'New sessions refused under the engine\'s newSessions limits: a rate passed (429 RATE_LIMITED) or the store holding maxActive sessions (503 TOO_MANY_SESSIONS).'],
   ['forgedCookies', 'cookies_forged_total', 'Session cookies malformed or signed by no configured secret: a rise means ID guessing, or a secret dropped while its cookies were live.'],
 ];
 

@@ -92,6 +92,20 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.ok(other.cookie);
   });
 
+  test('new sessions when the store holds newSessions.maxActive then 503 TOO_MANY_SESSIONS with Retry-After and no cookie, while stored sessions go on', async (t) => {
+    const env = await setup(t, { newSessions: { maxActive: 2, recountMs: 3_000 } });
+    const first = await newSession(env);
+    assert.ok((await env.call('GET', '/token')).cookie, 'the second session is created');
+    const refused = await env.call('GET', '/token');
+    assert.equal(refused.status, 503);
+    assert.equal((refused.json?.error as { code?: string } | undefined)?.code, 'TOO_MANY_SESSIONS');
+    assert.equal(refused.headers.get('retry-after'), '3');
+    assert.equal(refused.cookie, undefined, 'no session cookie');
+    assert.equal(await env.memory.count(), 2, 'nothing stored');
+    const write = await env.call('POST', '/add', { cookie: first.cookie, token: first.token, body: { item: 'pear' } });
+    assert.equal(write.status, 200, 'a stored session goes on');
+  });
+
   test('update not awaited by the handler when the response is sent then the commit waited for it and its change is stored', async (t) => {
     const env = await setup(t);
     const { cookie, token } = await newSession(env);

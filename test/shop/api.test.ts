@@ -452,3 +452,29 @@ describe('shop: new sessions from many addresses', () => {
     assert.equal(again.status, 200, 'an existing session is not limited');
   });
 });
+
+describe('shop: a store holding SHOP_MAX_SESSIONS', () => {
+  let shop: TestShop;
+  before(async () => {
+    shop = await startTestShop({ SHOP_MAX_SESSIONS: '2', SHOP_TRUST_PROXY: '127.0.0.1' });
+  });
+  after(async () => {
+    await shop?.stop();
+  });
+
+  it('new sessions when the store holds SHOP_MAX_SESSIONS then 503 TOO_MANY_SESSIONS with Retry-After, while existing sessions go on', async () => {
+    const session = (client: string, cookie?: string) => rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': client, ...(cookie ? { cookie } : {}) });
+    const first = await session('203.0.113.1');
+    assert.equal(first.status, 200);
+    assert.equal((await session('203.0.113.2')).status, 200);
+    const refused = await session('203.0.113.3');
+    assertError(refused, 503, 'TOO_MANY_SESSIONS');
+    assert.equal(refused.headers['retry-after'], '5');
+    assert.equal(refused.headers['set-cookie'], undefined, 'no session was created');
+    const cookie = String(first.headers['set-cookie']).split(';')[0]!;
+    const again = await session('203.0.113.1', cookie);
+    assert.equal(again.status, 200, 'an existing session goes on');
+    const metrics = await rawRequest(shop.url + '/metrics', 'GET', {});
+    assert.match(metrics.text, /^tether_sessions_refused_total\{node="[^"]*"\} 1$/m);
+  });
+});

@@ -11,6 +11,8 @@ import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
 import { createTether } from '../../src/core/engine.js';
+import type { Tether } from '../../src/core/engine.js';
+import type { Session, SessionData } from '../../src/core/session.js';
 import { sharedLimiter } from '../../src/cluster/limits.js';
 import { hashId } from '../../src/core/ids.js';
 import { cookiePair, trip, view, SECRET_A } from '../unit/support.js';
@@ -322,6 +324,41 @@ describe('RedisStore own cases', () => {
       }
       assert.deepEqual(codes, [null, null, null, 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED']);
       assert.equal(await stores[0]!.count(), 3);
+    } finally {
+      await Promise.all(engines.map((e) => e.close()));
+      await Promise.all(stores.map((store) => store.close()));
+    }
+  });
+
+  it('engines on three RedisStores under newSessions.maxActive when they create, log in and log out then each refuses by the sessions Redis holds, counted once per recountMs', async () => {
+    const keyPrefix = nextPrefix();
+    const stores = [0, 1, 2].map(() => new RedisStore({ url: server.url, keyPrefix }));
+    const engines = stores.map((store) => createTether({ secrets: [SECRET_A], store, newSessions: { maxActive: 3, recountMs: 60_000 } }));
+    const [a, b, c] = engines as [Tether, Tether, Tether];
+    const request = async (tether: Tether, cookie: string | undefined, fn: (s: Session<SessionData>) => unknown): Promise<{ code: string | null; cookie?: string }> => {
+      const s = await tether.open({ method: 'POST', header: (n) => (n === 'cookie' ? cookie : undefined) });
+      await fn(s);
+      return tether.commit(s).then((set) => ({ code: null, cookie: set.find((v) => v.startsWith('sid='))?.split(';')[0] }), (err: { code: string }) => ({ code: err.code }));
+    };
+    const create = (tether: Tether) => request(tether, undefined, (s) => s.set('n', 1));
+    try {
+      const first = await create(a);
+      assert.equal((await create(a)).code, null);
+      assert.equal((await create(b)).code, null, 'b counted 2 in Redis at its first new session');
+      assert.equal((await create(b)).code, 'TOO_MANY_SESSIONS', 'b: 2 counted and its own 1');
+      const login = await request(a, first.cookie, (s) => s.login('alice'));
+      assert.equal(login.code, null, 'a login over a stored session is not refused');
+      assert.equal(await stores[0]!.count(), 3, 'the record a login ended is not counted');
+      assert.equal((await create(c)).code, 'TOO_MANY_SESSIONS', 'c counted 3 in Redis');
+      assert.equal((await request(a, login.cookie, (s) => s.destroy())).code, null);
+      assert.equal(await stores[0]!.count(), 2, 'limiter and user-index keys are not counted either');
+      const d = createTether({ secrets: [SECRET_A], store: stores[2]!, newSessions: { maxActive: 3 } });
+      try {
+        assert.equal((await create(d)).code, null, 'a fresh count: 2');
+        assert.equal((await create(d)).code, 'TOO_MANY_SESSIONS');
+      } finally {
+        await d.close();
+      }
     } finally {
       await Promise.all(engines.map((e) => e.close()));
       await Promise.all(stores.map((store) => store.close()));

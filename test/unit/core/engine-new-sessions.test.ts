@@ -1,7 +1,9 @@
-/** newSessions: limits on creating sessions, per client address and in total (SECURITY.md S47). */
+/** newSessions: limits on creating sessions, per client address and in total, and on the sessions the store holds (SECURITY.md S47). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rig } from '../support.js';
+import { rig, SECRET_A } from '../support.js';
+import { Tether } from '../../../src/core/engine.js';
+import { MemoryStore } from '../../../src/stores/memory/index.js';
 import type { Rig } from '../support.js';
 import type { Session, SessionData } from '../../../src/core/session.js';
 import type { TetherOptions } from '../../../src/core/options.js';
@@ -56,6 +58,7 @@ describe('limits on creating sessions (newSessions)', () => {
     const codes = [];
     for (const address of ['192.0.2.1', '192.0.2.2', undefined, '192.0.2.4']) codes.push((await create(r, address)).code);
     assert.deepEqual(codes, [null, null, null, 'RATE_LIMITED']);
+    assert.equal(r.tether.stats().refusedSessions, 1);
   });
 
   it('newSessions with its own limiter when counting then asks it, by name, per address and in total', async () => {
@@ -76,5 +79,88 @@ describe('limits on creating sessions (newSessions)', () => {
     const r = rig({ newSessions: { perAddress: 0, total: 0 } });
     assert.equal(r.tether.options.newSessions, null);
     for (let i = 0; i < 5; i++) assert.equal((await create(r, '203.0.113.9')).code, null);
+  });
+});
+
+describe('a cap on live sessions (newSessions.maxActive)', () => {
+  it('new sessions when the store holds maxActive then TOO_MANY_SESSIONS with Retry-After, nothing stored; existing sessions, their writes and logins go on', async () => {
+    const r = rig({ newSessions: { maxActive: 3, recountMs: 4_000 } });
+    const made = [];
+    for (let i = 0; i < 3; i++) made.push(await create(r, `203.0.113.${i}`));
+    assert.deepEqual(made.map((m) => m.code), [null, null, null]);
+    const refused = await create(r, '203.0.113.9');
+    assert.equal(refused.code, 'TOO_MANY_SESSIONS');
+    assert.equal(refused.retryAfterSec, 4, 'when the store is counted again');
+    assert.equal(await r.memory.count(), 3, 'the refused session was not stored');
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'whatever the address');
+    assert.equal(r.tether.stats().refusedSessions, 2);
+    assert.equal((await from(r, '203.0.113.9', undefined, () => {})).code, null, 'a request that stores nothing is not refused');
+    assert.equal((await from(r, '203.0.113.0', made[0]!.cookie, (s) => s.set('n', 2))).code, null, 'a write to a stored session goes on');
+    const login = await from(r, '203.0.113.0', made[0]!.cookie, (s) => s.login('alice'));
+    assert.equal(login.code, null, 'a login over a stored session is not a new one');
+    assert.equal(await r.memory.count(), 3);
+  });
+
+  it('the store when sessions end then new ones are admitted once it is counted again, the count asked once per recountMs', async () => {
+    const r = rig({ newSessions: { maxActive: 2, recountMs: 5_000 } });
+    const a = await create(r, undefined);
+    await create(r, undefined);
+    assert.equal(r.store.calls.count, 1, 'counted once, at the first new session');
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS');
+    assert.equal(r.store.calls.count, 1, 'a refusal within recountMs asks nothing');
+    assert.equal((await from(r, undefined, a.cookie, (s) => s.destroy())).code, null);
+    assert.equal(await r.memory.count(), 1);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'until the store is counted again, the ended session is not seen');
+    r.clock.advance(5_000);
+    assert.equal((await create(r, undefined)).code, null, 'the last count would refuse it, so the request waited for a new one');
+    assert.equal(r.store.calls.count, 2);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'the session just stored counts at once');
+    assert.equal(await r.memory.count(), 2);
+  });
+
+  it('two engines on one store when both create sessions then each sees the others at its next count, the due count running behind the request', async () => {
+    const one = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } });
+    const two = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } }, one);
+    await create(one, undefined);
+    await create(one, undefined);
+    await create(two, undefined);
+    assert.equal((await create(two, undefined)).code, null, 'two counted 2 at its first session, then stored 2 of its own');
+    assert.equal(await one.memory.count(), 4);
+    assert.equal((await create(one, undefined)).code, null, 'one has not counted since its first session: 0 and its own 2');
+    one.clock.advance(1_000);
+    const before = one.store.calls.count;
+    assert.equal((await create(one, undefined)).code, null, 'its last count would admit it, so the due count ran behind the request: the cap passed by one');
+    assert.equal(one.store.calls.count, before + 1);
+    assert.equal((await create(one, undefined)).code, 'TOO_MANY_SESSIONS', 'the count saw 5');
+    assert.equal((await create(two, undefined)).code, 'TOO_MANY_SESSIONS', 'two: its last count (2) and its own 2 reach the cap, so it waited for its due count: 6');
+    assert.equal(await one.memory.count(), 6);
+  });
+
+  it('the store when it cannot be counted then nothing is refused until a count succeeds; after one, the last count holds while counting fails', async () => {
+    const r = rig({ newSessions: { maxActive: 2, recountMs: 1_000 }, storeTimeoutMs: 50 });
+    r.store.fail('count', 'hang');
+    assert.equal((await create(r, undefined)).code, null, 'the first request waited for the count, then went on without it');
+    assert.equal((await create(r, undefined)).code, null);
+    assert.equal((await create(r, undefined)).code, null, 'no count, no cap: the store holds 3');
+    assert.equal(r.store.calls.count, 1, 'a failed count is tried again recountMs later, not by every request');
+    r.store.heal();
+    r.clock.advance(1_000);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'counted: 3 of 2');
+    r.store.fail('count', 'reject');
+    r.clock.advance(1_000);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'the count failed: the last one holds');
+    assert.equal(await r.memory.count(), 3);
+  });
+
+  it('options when maxActive is malformed or the store cannot count then OPTIONS_INVALID; maxActive alone turns newSessions on', async () => {
+    for (const bad of [{ newSessions: { maxActive: -1 } }, { newSessions: { maxActive: 2.5 } }, { newSessions: { maxActive: 2, recountMs: 0 } }]) {
+      assert.throws(() => rig(bad as unknown as TetherOptions), (err: { code?: string }) => err.code === 'OPTIONS_INVALID', JSON.stringify(bad));
+    }
+    const memory = new MemoryStore();
+    const uncounted = Object.assign(Object.create(memory) as MemoryStore, { count: undefined });
+    assert.throws(() => new Tether({ secrets: [SECRET_A], store: uncounted, newSessions: { maxActive: 10 } }),
+      (err: { code?: string; message?: string }) => err.code === 'OPTIONS_INVALID' && /count/.test(err.message ?? ''));
+    assert.deepEqual(rig({ newSessions: { maxActive: 7 } }).tether.options.newSessions, { perAddress: 0, total: 0, windowMs: 60_000, maxActive: 7, recountMs: 5_000, limiter: undefined });
+    await memory.close();
   });
 });
