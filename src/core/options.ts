@@ -43,7 +43,12 @@ export interface CsrfOptions {
    * loopback host, which browsers treat as secure), since the server behind a TLS proxy cannot see it.
    */
   origins?: string[];
-  /** Refuse unsafe requests that carry neither Origin nor Referer. @default false (non-browser clients send neither) */
+  /**
+   * Refuse unsafe requests that carry neither Origin nor Referer (browsers send Origin with every unsafe
+   * request; a client that sends neither must name its origin or go without CSRF protection). @default
+   * `secureOrigins`: a site served over HTTPS requires one, as Django does for secure requests; over
+   * plain HTTP (development, tests, tools), none is required
+   */
   requireOrigin?: boolean;
   /**
    * Without `origins`: accept only a secure origin of the Host (https, or http to a loopback host, which
@@ -354,7 +359,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
   const csrf = input.csrf === false ? false : Object.freeze({
     header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
-    requireOrigin: input.csrf?.requireOrigin ?? false,
+    requireOrigin: input.csrf?.requireOrigin ?? input.csrf?.secureOrigins ?? secure,
     secureOrigins: input.csrf?.secureOrigins ?? secure,
     jsonOnly: input.csrf?.jsonOnly ?? true,
     forms: input.csrf?.forms ?? false,

@@ -154,6 +154,24 @@ describe('csrf', () => {
     assert.throws(() => rig({ csrf: { secureOrigins: 'yes' as unknown as boolean } }), { code: 'OPTIONS_INVALID' });
   });
 
+  it('origin when the cookie is Secure and an unsafe request carries neither Origin nor Referer then 403 ORIGIN_MISMATCH by default; without Secure, or with requireOrigin: false, it passes', async () => {
+    const neither = async (options: Parameters<typeof rig>[0]): Promise<string> => {
+      const { tether } = rig(options);
+      const a = await withToken(tether);
+      return check(tether, 'POST', { cookie: a.cookie, 'x-csrf-token': a.token, ...JSON_BODY });
+    };
+    assert.equal(await neither({ production: true }), '403 ORIGIN_MISMATCH', 'production: the cookie is Secure');
+    assert.equal(await neither({ cookie: { secure: true } }), '403 ORIGIN_MISMATCH');
+    assert.equal(await neither({ csrf: { secureOrigins: true } }), '403 ORIGIN_MISMATCH', 'requireOrigin follows secureOrigins');
+    assert.equal(await neither({}), 'ok', 'plain HTTP (development): the token alone');
+    assert.equal(await neither({ production: true, csrf: { requireOrigin: false } }), 'ok', 'requireOrigin: false');
+    assert.equal(await neither({ production: true, csrf: { secureOrigins: false } }), 'ok');
+    const { tether } = rig({ production: true });
+    assert.equal(tether.options.csrf && tether.options.csrf.requireOrigin, true);
+    const a = await withToken(tether);
+    await assert.rejects(tether.openSocket(view('GET', { host: HOST, cookie: a.cookie })), { code: 'ORIGIN_MISMATCH' }, 'a WebSocket handshake without Origin too');
+  });
+
   it('origin when csrf.origins is configured then only those full origins pass', async () => {
     const { tether } = rig({ csrf: { origins: ['https://shop.example'], requireOrigin: true } });
     const a = await withToken(tether);
