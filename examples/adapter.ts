@@ -40,7 +40,12 @@ export function sessionsFor<T extends object>(tether: Tether<T>, handler: Handle
       answerError(res, err); // the store is down: 503 STORE_UNAVAILABLE
       return;
     }
-    // 2. A writer whose client leaves gives its turn back (a no-op once the commit has begun).
+    // 2. A client that left while the request waited gets nothing run for it; one that leaves later
+    //    gives its turn back (a no-op once the commit has begun).
+    if (res.closed) {
+      tether.abandon(session);
+      return;
+    }
     res.once('close', () => tether.abandon(session));
     let body: string;
     try {

@@ -231,6 +231,38 @@ export function safetyCases({ test, setup, newSession }: SuiteContext): void {
     assert.deepEqual((await env.call('GET', '/state', { cookie: s.cookie })).json?.data, { cart: ['next'] }, 'nor after its handler went on');
   });
 
+  test('client when it goes away while its request waits for the session\'s turn then its handler never runs, and the turn passes on', async (t) => {
+    const env = await setup(t, { gateTimeoutMs: 5_000 });
+    const s = await newSession(env);
+    let entries = 0;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    env.hooks.hold = () => {
+      entries++;
+      return released;
+    };
+    const first = env.call('POST', '/slow', { cookie: s.cookie, token: s.token, body: { mode: 'direct' } });
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !ok(); i++) await sleep(10);
+      assert.ok(ok(), what);
+    };
+    await until('the first request holds the session', () => entries === 1);
+    const abort = new AbortController();
+    const gone = env.call('POST', '/slow', { cookie: s.cookie, token: s.token, body: { mode: 'update' }, signal: abort.signal }).catch((e: unknown) => e);
+    await until('the second request waits for its turn', () => env.tether.stats().gateWaiting === 1);
+    abort.abort();
+    await gone;
+    await sleep(50);
+    release();
+    assert.equal((await first).status, 200);
+    await until('the turn has passed on and been given back', () => env.tether.stats().gateWaiting === 0 && env.tether.stats().gateHolding === 0);
+    await sleep(20);
+    assert.equal(entries, 1, 'the handler of the request whose client had gone never ran');
+    const next = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'next' } });
+    assert.equal(next.status, 200);
+    assert.deepEqual((next.json?.data as { cart: string[] }).cart, ['late', 'next'], 'the gone request wrote nothing');
+  });
+
   for (const mode of ['direct', 'update'] as const) {
     test(`slow ${mode} write when another process logged the session out meanwhile then 409 and the session stays ended`, async (t) => {
       const a = await setup(t);

@@ -61,7 +61,8 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
   const begin = { ...options, form: EXPRESS_FORM };
   return (req: Request, res: Response, next: NextFunction): void => {
     const start = (session: Session<T> | null): void => {
-      if (!session) return;
+      // Gone before its session opened: no route runs for it (see abandonOnEarlyClose).
+      if (!session || !abandonOnEarlyClose(tether, session, res)) return;
       req.tether = session as unknown as Session<Record<string, unknown>>;
       holdExpressResponse(res, () => {
         // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
@@ -73,7 +74,6 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
         }
         return tether.commitNow(session);
       });
-      abandonOnEarlyClose(tether, session, res);
       next();
     };
     const begun = beginSession(tether, req, res, begin);

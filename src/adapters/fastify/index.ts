@@ -100,11 +100,18 @@ function holdOnHijack(reply: FastifyReply): void {
  */
 const FORM_PENDING = new WeakSet<FastifyRequest>();
 
-/** Attaches the opened session to the request and runs the CSRF checks (which may throw). */
+/**
+ * Attaches the opened session to the request and runs the CSRF checks (which may throw). A client gone
+ * before its session opened gets no session and its reply is hijacked, so Fastify runs no more of the
+ * request (see abandonOnEarlyClose).
+ */
 function attach(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, view: RequestView, csrf: boolean, session: Session<object>): void {
-  req.session = session as Session<SessionData>;
   // Instead of an onRequestAbort hook, which would add a listener to every request.
-  abandonOnEarlyClose(tether, session, reply.raw);
+  if (!abandonOnEarlyClose(tether, session, reply.raw)) {
+    reply.hijack();
+    return;
+  }
+  req.session = session as Session<SessionData>;
   holdOnHijack(reply);
   if (csrf && tether.checkRequestHead(session, view)) FORM_PENDING.add(req);
 }

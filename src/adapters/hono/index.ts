@@ -80,13 +80,22 @@ function errorOut(err: unknown, kept?: Headers): Response {
 /**
  * A client that goes away before its response is sent must not keep the session's gate: its handler
  * may never return (it answers nobody). Only a request that may write holds the gate, so only those
- * listen. Once the commit has begun (its wait for pending `update()` calls included), abandoning is a
- * no-op: the handler answered, and what it changed is stored.
+ * listen (the signal is Hono's Request's, which @hono/node-server makes only when asked for). Once the
+ * commit has begun (its wait for pending `update()` calls included), abandoning is a no-op: the handler
+ * answered, and what it changed is stored. Returns false when the client had already gone while the
+ * request waited for its session's turn: the session is abandoned and no handler should run for it.
  */
-function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>, signal: AbortSignal): void {
-  if (signal.aborted) tether.abandon(session);
-  else signal.addEventListener('abort', () => tether.abandon(session), { once: true });
+function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>, signal: AbortSignal): boolean {
+  if (signal.aborted) {
+    tether.abandon(session);
+    return false;
+  }
+  signal.addEventListener('abort', () => tether.abandon(session), { once: true });
+  return true;
 }
+
+/** What a request whose client has gone is answered with, unread: 499, as proxies log a client that closed first. */
+const CLIENT_GONE = 499;
 
 /**
  * A form post's fields (`csrf.forms`), from `c.req.parseBody({ all: true })`: Hono keeps the body it read
@@ -130,6 +139,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     } catch (err) {
       return errorOut(err);
     }
+    if (sessionState(session).release !== null && !abandonOnAbort(tether, session, c.req.raw.signal)) return new Response(null, { status: CLIENT_GONE });
     try {
       const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
       if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limitBody));
@@ -138,7 +148,6 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       return errorOut(err);
     }
     c.set('session', session);
-    if (sessionState(session).release !== null) abandonOnAbort(tether, session, c.req.raw.signal);
     try {
       await next();
     } catch (err) {

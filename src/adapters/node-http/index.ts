@@ -62,9 +62,8 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const begun = beginSession(tether, req, res, begin);
     const session = begun instanceof Promise ? await begun : begun;
-    if (!session) return;
+    if (!session || !abandonOnEarlyClose(tether, session, res)) return;
     const held = holdResponse(res, () => tether.commitNow(session));
-    abandonOnEarlyClose(tether, session, res);
     try {
       await handler(req, res, session);
     } catch (err) {

@@ -101,12 +101,19 @@ export function appendSetCookie(res: ServerResponse, cookies: readonly string[])
  * that may write holds it, so only those listen: a listener on every read-only request would cost
  * every read for nothing. Once the commit has begun (its wait for pending `update()` calls included),
  * abandoning is a no-op: the handler answered, and what it changed is stored.
+ *
+ * Returns false when the client had already gone by the time its session opened (a writer waits for
+ * its session's turn, any request for a store that answers late): the session is abandoned, and the
+ * adapter does not run the handler, which would answer nobody, could store none of its session's
+ * changes (they throw SESSION_COMMITTED), and might never end.
  */
-export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session: Session<T>, res: ServerResponse): void {
-  if (sessionState(session).release === null) return;
-  // Gone while it waited for its turn: its handler answers nobody, and may never end.
-  if (res.closed) tether.abandon(session);
-  else res.once('close', () => tether.abandon(session));
+export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session: Session<T>, res: ServerResponse): boolean {
+  if (res.closed) {
+    tether.abandon(session);
+    return false;
+  }
+  if (sessionState(session).release !== null) res.once('close', () => tether.abandon(session));
+  return true;
 }
 
 export interface BeginOptions<R> {
