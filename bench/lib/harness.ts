@@ -55,6 +55,8 @@ export interface HarnessOptions {
   censusRequests: number;
   /** Write a V8 CPU profile of every measured pass into this folder (<stack>.<scenario>.<pass>.cpuprofile). */
   profileDir?: string;
+  /** Called once the timed passes are over, before the census and the races, which time nothing. */
+  afterPasses?: () => void;
   log: (line: string) => void;
 }
 
@@ -235,6 +237,7 @@ export async function runHarness(o: HarnessOptions): Promise<StackOutcome[]> {
         }
       }
     }
+    o.afterPasses?.();
     if (o.censusRequests > 0) {
       for (const l of live) {
         const out = outcomes.get(l.spec.id)!;
