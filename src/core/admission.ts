@@ -84,7 +84,7 @@ class ActiveCap {
       if (this.#full(true)) await counting;
     }
     if (this.#full(false)) {
-      throw new TooManySessionsError(`the session store holds its limit of ${this.#max} sessions; try again later`, this.#retryAfterSec);
+      throw new TooManySessionsError('the server holds as many sessions as it may right now; try again in a few seconds', this.#retryAfterSec);
     }
     this.#since++;
   }
