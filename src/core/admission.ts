@@ -22,7 +22,7 @@ export class Admission {
   readonly #active: ActiveCap | null;
   readonly #retryAfterSec: number;
 
-  /** `count`: the store's `count()` under the engine's deadline. */
+  /** `count`: the store's `count()`. */
   constructor(limits: Limits, store: SessionStore, clock: Clock, count: () => Promise<number>) {
     const now = (): number => clock.now();
     const make = limits.limiter
@@ -49,24 +49,31 @@ export class Admission {
   }
 }
 
+/** A count that has not settled by then is given up (the last count holds); a store call's own deadline would cut off a long SCAN. */
+const COUNT_GIVE_UP_MS = 60_000;
+/** Counting may take at most this share of the time: a count that took 300 ms is not repeated for 30 s. */
+const COUNT_DUTY = 0.01;
+
 /**
- * The cap on live sessions: the store's count, asked again every `recountMs`, plus the sessions
- * admitted since that count began. A due count runs in the background, unless the request has no count
- * to go by or the last one would refuse it: then it waits for the new one. Sessions admitted while a count runs are added on top of it whether or not
- * it saw them, and sessions that end are only seen by the next count: both err towards refusing.
+ * The cap on live sessions: the store's count plus the sessions admitted since that count began. The
+ * first count starts with the engine; until one has succeeded nothing is refused. A count is asked
+ * again at most every `recountMs`, and never so often that counting takes more than 1 % of the time
+ * (RedisStore counts by SCAN, ≈ 3 ms per 1,000 keys). A due count runs behind the request, unless the
+ * last count would refuse it: then it waits for the new one. Sessions admitted while a count runs are
+ * added on top of it whether or not it saw them, and sessions that end are only seen by the next
+ * count: both err towards refusing.
  */
 class ActiveCap {
   readonly #max: number;
   readonly #recountMs: number;
   readonly #clock: Clock;
   readonly #count: () => Promise<number>;
-  readonly #retryAfterSec: number;
   /** The last count, or null before one succeeded. */
   #counted: number | null = null;
   /** Sessions admitted since the last count began. */
   #since = 0;
-  /** When the last count began (or failed), by the clock. */
-  #at = -Infinity;
+  /** When the next count is due, by the clock. */
+  #next = -Infinity;
   #running: Promise<void> | null = null;
 
   constructor(max: number, recountMs: number, clock: Clock, count: () => Promise<number>) {
@@ -74,37 +81,45 @@ class ActiveCap {
     this.#recountMs = recountMs;
     this.#clock = clock;
     this.#count = count;
-    this.#retryAfterSec = Math.ceil(recountMs / 1000);
+    void this.#recount();
   }
 
   async admit(): Promise<void> {
-    if (this.#clock.now() - this.#at >= this.#recountMs) {
+    if (this.#clock.now() >= this.#next) {
       const counting = this.#recount();
-      // Only a request that has no count yet, or that the last count would refuse, waits for the new one.
-      if (this.#full(true)) await counting;
+      if (this.#full()) await counting;
     }
-    if (this.#full(false)) {
-      throw new TooManySessionsError('the server holds as many sessions as it may right now; try again in a few seconds', this.#retryAfterSec);
+    if (this.#full()) {
+      const retryAfterSec = Math.max(1, Math.ceil((this.#next - this.#clock.now()) / 1000));
+      throw new TooManySessionsError('the server holds as many sessions as it may right now; try again in a few seconds', retryAfterSec);
     }
     this.#since++;
   }
 
-  /** Whether the cap is reached; without a count, `unknown`. */
-  #full(unknown: boolean): boolean {
-    return this.#counted === null ? unknown : this.#counted + this.#since >= this.#max;
+  #full(): boolean {
+    return this.#counted !== null && this.#counted + this.#since >= this.#max;
   }
 
   #recount(): Promise<void> {
     if (this.#running !== null) return this.#running;
     const admittedBefore = this.#since;
-    this.#at = this.#clock.now();
-    this.#running = this.#count().then((n) => {
+    const began = this.#clock.now();
+    const t0 = performance.now();
+    let giveUp: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      giveUp = setTimeout(() => reject(new Error('the count took too long')), COUNT_GIVE_UP_MS);
+      giveUp.unref();
+    });
+    // A store that throws instead of rejecting fails this count, not the engine's construction.
+    this.#running = Promise.race([new Promise<number>((resolve) => resolve(this.#count())), late]).then((n) => {
       this.#counted = n;
       this.#since -= admittedBefore;
+      this.#next = began + Math.max(this.#recountMs, (performance.now() - t0) / COUNT_DUTY);
     }, () => {
       // The store could not be counted: the last count holds, and the next is tried `recountMs` from now.
-      this.#at = this.#clock.now();
+      this.#next = this.#clock.now() + this.#recountMs;
     }).finally(() => {
+      clearTimeout(giveUp);
       this.#running = null;
     });
     return this.#running;

@@ -172,14 +172,19 @@ export interface NewSessionLimits {
   /**
    * The most live sessions the store may hold (Tomcat's `maxActiveSessions`): a request that would store
    * a new session while the store holds this many is refused, 503 TOO_MANY_SESSIONS with Retry-After,
-   * and stores nothing, until sessions end. The store's `count()` is asked at most every `recountMs`
-   * (off the requests' path after the first time); in between, each session this engine stores adds one.
-   * Machines sharing a store each learn of the others' new sessions at their next count, so together
-   * they may pass the cap by what they create in `recountMs`; pair it with `total`. While the store
-   * cannot be counted, the last count holds (none yet: nothing is refused). 0: no cap. @default 0
+   * and stores nothing, until sessions end. The store's `count()` is asked when the engine starts, then
+   * at most every `recountMs`, off the requests' path (a request that the last count would refuse waits
+   * for a due one); in between, each session this engine stores adds one. Machines sharing a store each
+   * learn of the others' new sessions at their next count, so together they may pass the cap by what
+   * they create in that time; pair it with `total`. Until a count has succeeded, nothing is refused;
+   * while the store cannot be counted, the last count holds. 0: no cap. @default 0
    */
   maxActive?: number;
-  /** How often the store's live sessions are counted under `maxActive`. @default 5000 */
+  /**
+   * How often, at most, the store's live sessions are counted under `maxActive`. Counts are spaced
+   * further apart when they are slow, so that counting takes at most 1 % of the time: RedisStore counts
+   * by SCAN, ≈ 0.3 s per 100,000 keys, so with that many the count is repeated every 30 s. @default 5000
+   */
   recountMs?: number;
   /** Where the counts are kept, instead of the store (or this process). */
   limiter?: (name: string, limit: number, windowMs: number) => SharedLimiter;

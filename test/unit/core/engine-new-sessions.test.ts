@@ -1,7 +1,7 @@
 /** newSessions: limits on creating sessions, per client address and in total, and on the sessions the store holds (SECURITY.md S47). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rig, SECRET_A } from '../support.js';
+import { FaultyStore, ManualClock, rig, sleep, SECRET_A } from '../support.js';
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 import type { Rig } from '../support.js';
@@ -101,11 +101,12 @@ describe('a cap on live sessions (newSessions.maxActive)', () => {
     assert.equal(await r.memory.count(), 3);
   });
 
-  it('the store when sessions end then new ones are admitted once it is counted again, the count asked once per recountMs', async () => {
+  it('the store when sessions end then new ones are admitted once it is counted again, the count asked when the engine starts and once per recountMs', async () => {
     const r = rig({ newSessions: { maxActive: 2, recountMs: 5_000 } });
+    assert.equal(r.store.calls.count, 1, 'counted when the engine started');
     const a = await create(r, undefined);
     await create(r, undefined);
-    assert.equal(r.store.calls.count, 1, 'counted once, at the first new session');
+    assert.equal(r.store.calls.count, 1);
     assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS');
     assert.equal(r.store.calls.count, 1, 'a refusal within recountMs asks nothing');
     assert.equal((await from(r, undefined, a.cookie, (s) => s.destroy())).code, null);
@@ -118,38 +119,59 @@ describe('a cap on live sessions (newSessions.maxActive)', () => {
     assert.equal(await r.memory.count(), 2);
   });
 
-  it('two engines on one store when both create sessions then each sees the others at its next count, the due count running behind the request', async () => {
+  it('two engines on one store when both create sessions then each sees the others\' only at its next count, which runs behind a request its last count admits', async () => {
     const one = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } });
     const two = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } }, one);
-    await create(one, undefined);
-    await create(one, undefined);
-    await create(two, undefined);
-    assert.equal((await create(two, undefined)).code, null, 'two counted 2 at its first session, then stored 2 of its own');
-    assert.equal(await one.memory.count(), 4);
-    assert.equal((await create(one, undefined)).code, null, 'one has not counted since its first session: 0 and its own 2');
+    const codes = [];
+    for (const r of [one, one, two, two, one]) codes.push((await create(r, undefined)).code);
+    assert.deepEqual(codes, [null, null, null, null, null], 'each counted 0 when it started and adds only its own: the cap passed by one');
     one.clock.advance(1_000);
     const before = one.store.calls.count;
-    assert.equal((await create(one, undefined)).code, null, 'its last count would admit it, so the due count ran behind the request: the cap passed by one');
+    assert.equal((await create(one, undefined)).code, null, 'its last count (0 and its own 3) admits it: the due count ran behind the request');
     assert.equal(one.store.calls.count, before + 1);
-    assert.equal((await create(one, undefined)).code, 'TOO_MANY_SESSIONS', 'the count saw 5');
-    assert.equal((await create(two, undefined)).code, 'TOO_MANY_SESSIONS', 'two: its last count (2) and its own 2 reach the cap, so it waited for its due count: 6');
-    assert.equal(await one.memory.count(), 6);
+    assert.equal((await create(one, undefined)).code, 'TOO_MANY_SESSIONS', 'the count saw 5, and its own one since: 6');
+    assert.equal((await create(two, undefined)).code, null, 'two, the same: its last count (0 and its own 2) admits it');
+    assert.equal((await create(two, undefined)).code, 'TOO_MANY_SESSIONS');
+    assert.equal(await one.memory.count(), 7);
   });
 
   it('the store when it cannot be counted then nothing is refused until a count succeeds; after one, the last count holds while counting fails', async () => {
-    const r = rig({ newSessions: { maxActive: 2, recountMs: 1_000 }, storeTimeoutMs: 50 });
-    r.store.fail('count', 'hang');
-    assert.equal((await create(r, undefined)).code, null, 'the first request waited for the count, then went on without it');
-    assert.equal((await create(r, undefined)).code, null);
-    assert.equal((await create(r, undefined)).code, null, 'no count, no cap: the store holds 3');
-    assert.equal(r.store.calls.count, 1, 'a failed count is tried again recountMs later, not by every request');
-    r.store.heal();
-    r.clock.advance(1_000);
-    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'counted: 3 of 2');
-    r.store.fail('count', 'reject');
-    r.clock.advance(1_000);
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const store = new FaultyStore(memory).fail('count', 'reject');
+    const r = rig({ newSessions: { maxActive: 2, recountMs: 1_000 } }, { store, memory, clock });
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await create(r, undefined)).code);
+    assert.deepEqual(codes, [null, null, null], 'no count, no cap: the store holds 3');
+    assert.equal(store.calls.count, 1, 'a failed count is tried again recountMs later, not by every request');
+    store.heal();
+    clock.advance(1_000);
+    assert.equal((await create(r, undefined)).code, null, 'still no count to go by: the due one runs behind the request');
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'counted: 3, and 1 since');
+    store.fail('count', 'reject');
+    clock.advance(1_000);
     assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'the count failed: the last one holds');
-    assert.equal(await r.memory.count(), 3);
+    assert.equal(await memory.count(), 4);
+    const throwing = new FaultyStore(new MemoryStore({ clock, sweepIntervalMs: 0 })).fail('count', 'throw');
+    const t = rig({ newSessions: { maxActive: 1 } }, { store: throwing, memory: throwing.inner as MemoryStore, clock });
+    assert.equal((await create(t, undefined)).code, null, 'a store whose count() throws fails the count, not the engine');
+  });
+
+  it('the store when counting it is slow then counts are spaced so that counting takes at most 1 % of the time, and Retry-After says when the next is due', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const store = new FaultyStore(memory).fail('count', { delayMs: 60 });
+    const r = rig({ newSessions: { maxActive: 1, recountMs: 1_000 } }, { store, memory, clock });
+    await sleep(150);
+    assert.equal((await create(r, undefined)).code, null, 'counted 0 when the engine started');
+    clock.advance(1_500);
+    const refused = await create(r, undefined);
+    assert.equal(refused.code, 'TOO_MANY_SESSIONS');
+    assert.equal(store.calls.count, 1, 'a count that took 60 ms or more is not repeated within 6 s, recountMs or not');
+    assert.ok(refused.retryAfterSec! >= 5, `Retry-After ${refused.retryAfterSec}`);
+    clock.advance(refused.retryAfterSec! * 1000);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS');
+    assert.equal(store.calls.count, 2, 'due again: the request the last count refuses waited for it');
   });
 
   it('options when maxActive is malformed or the store cannot count then OPTIONS_INVALID; maxActive alone turns newSessions on', async () => {
