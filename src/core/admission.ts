@@ -47,6 +47,11 @@ export class Admission {
     }
     if (this.#active !== null) await this.#active.admit();
   }
+
+  /** The live sessions as last counted plus those admitted since; null without the cap or before a count. */
+  get activeSessions(): number | null {
+    return this.#active?.reckoned ?? null;
+  }
 }
 
 /** A count that has not settled by then is given up (the last count holds); a store call's own deadline would cut off a long SCAN. */
@@ -94,6 +99,10 @@ class ActiveCap {
       throw new TooManySessionsError('the server holds as many sessions as it may right now; try again in a few seconds', retryAfterSec);
     }
     this.#since++;
+  }
+
+  get reckoned(): number | null {
+    return this.#counted === null ? null : this.#counted + this.#since;
   }
 
   #full(): boolean {

@@ -93,6 +93,11 @@ export interface EngineStats {
   anomalies: number;
   /** New sessions refused under `newSessions`: a rate passed (RATE_LIMITED) or the store full (TOO_MANY_SESSIONS). */
   refusedSessions: number;
+  /**
+   * Under `newSessions.maxActive`: the live sessions the store holds as this engine reckons them, its last
+   * count plus the sessions it stored since; null without the cap, or before a count has succeeded.
+   */
+  activeSessions: number | null;
   /** Requests queued at a per-session gate behind another request of the same session. */
   gateWaiting: number;
   /** Requests holding a per-session gate (writers inside their session section). */
@@ -137,7 +142,7 @@ export class Tether<T extends object = SessionData> {
   #sockets: SocketRegistry | null = null;
   /** Ends the subscription to the store's swept sessions (SessionStore.onSwept); absent without one. */
   readonly #unsubscribeSwept: (() => void) | undefined;
-  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies' | 'sockets' | 'socketEnds'> = {
+  readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies' | 'sockets' | 'socketEnds' | 'activeSessions'> = {
     created: 0, regenerated: 0, destroyed: 0, expired: 0, swept: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
     rejectedCookies: 0, forgedCookies: 0, anomalies: 0, refusedSessions: 0, gateWaits: 0, gateWaitSeconds: 0,
   };
@@ -443,7 +448,7 @@ export class Tether<T extends object = SessionData> {
   }
 
   stats(): EngineStats {
-    return { ...this.#stats, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size,
+    return { ...this.#stats, activeSessions: this.#admission?.activeSessions ?? null, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size,
       sockets: this.#sockets?.size ?? 0, socketEnds: this.#sockets?.ends ?? NO_SOCKET_ENDS };
   }
 

@@ -88,6 +88,8 @@ describe('a cap on live sessions (newSessions.maxActive)', () => {
     const made = [];
     for (let i = 0; i < 3; i++) made.push(await create(r, `203.0.113.${i}`));
     assert.deepEqual(made.map((m) => m.code), [null, null, null]);
+    assert.equal(r.tether.stats().activeSessions, 3, 'counted 0 when the engine started, and stored 3 since');
+    assert.equal(rig().tether.stats().activeSessions, null, 'no cap, no count');
     const refused = await create(r, '203.0.113.9');
     assert.equal(refused.code, 'TOO_MANY_SESSIONS');
     assert.equal(refused.retryAfterSec, 4, 'when the store is counted again');
