@@ -22,8 +22,7 @@ export class Admission {
   readonly #active: ActiveCap | null;
   readonly #retryAfterSec: number;
 
-  /** `count`: the store's `count()`. */
-  constructor(limits: Limits, store: SessionStore, clock: Clock, count: () => Promise<number>) {
+  constructor(limits: Limits, store: SessionStore, clock: Clock) {
     const now = (): number => clock.now();
     const make = limits.limiter
       ?? ((name: string, limit: number, windowMs: number) => fallingBackTo(store.limiter?.(name, limit, windowMs), new SlidingWindowLimiter(limit, windowMs, 100_000, now)));
@@ -33,7 +32,7 @@ export class Admission {
     if (limits.maxActive > 0 && typeof store.count !== 'function') {
       throw new OptionsInvalidError('Tether: options.newSessions.maxActive needs a store that counts its sessions (count()); this one does not');
     }
-    this.#active = limits.maxActive > 0 ? new ActiveCap(limits.maxActive, limits.recountMs, clock, count) : null;
+    this.#active = limits.maxActive > 0 ? new ActiveCap(limits.maxActive, limits.recountMs, clock, () => store.count!()) : null;
   }
 
   /** Counts one new session from `address` (undefined: counted in the total only), or throws RATE_LIMITED. */
