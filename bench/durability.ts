@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { wholeFlag } from './lib/args.js';
 import { RedisStore } from '../src/stores/redis/index.js';
 import { ManualClock, makeRecord } from '../src/testing/store-suite.js';
 import type { SessionRecord } from '../src/core/store.js';
@@ -32,13 +33,8 @@ const { values } = parseArgs({
     'busy-disk': { type: 'boolean', default: false }, json: { type: 'string' },
   },
 });
-const int = (v: string, name: string, max: number): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be a whole number from 1 to ${max}`);
-  return n;
-};
-const rounds = int(values.rounds!, 'rounds', 100);
-const writes = int(values.writes!, 'writes', 100_000);
+const rounds = wholeFlag(values.rounds!, 'rounds', 100);
+const writes = wholeFlag(values.writes!, 'writes', 100_000);
 const busyDisk = values['busy-disk']!;
 ensureSystemPackages(['redis-server'], 'The durability benchmark', 'npm run bench:durability');
 

@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { wholeFlag } from './lib/args.js';
 import { machine, versions } from './lib/machine.js';
 import { measureThroughput } from './ha/throughput.js';
 import type { ThroughputRow } from './ha/throughput.js';
@@ -28,15 +29,10 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' }, passes: { type: 'string', default: '2' }, 'skip-haproxy': { type: 'boolean', default: false },
   },
 });
-const int = (v: string, name: string, max: number): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be a whole number from 1 to ${max}`);
-  return n;
-};
-const rounds = int(values.rounds!, 'rounds', 10);
-const clients = int(values.clients!, 'clients', 200);
-const durationS = int(values.duration!, 'duration', 120);
-const passes = int(values.passes!, 'passes', 5);
+const rounds = wholeFlag(values.rounds!, 'rounds', 10);
+const clients = wholeFlag(values.clients!, 'clients', 200);
+const durationS = wholeFlag(values.duration!, 'duration', 120);
+const passes = wholeFlag(values.passes!, 'passes', 5);
 
 const haproxyVersion = (): string => /version (\S+)/i.exec(spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'not installed';
 const step = (what: string): void => console.log(`[ha] ${new Date().toISOString()} ${what}`);

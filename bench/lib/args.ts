@@ -114,3 +114,10 @@ export function parseCompareArgs(argv: readonly string[]): CompareArgs {
   }
   return out;
 }
+
+/** The value of `--name`: a whole number from 1 to `max`, or an error saying so. */
+export function wholeFlag(value: string, name: string, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be a whole number from 1 to ${max}`);
+  return n;
+}

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { hashId, generateId } from '../core/ids.js';
 import { Signer } from '../core/signer.js';
-import type { SuiteContext } from './adapter-suite.js';
+import type { SuiteContext, SuiteEnv } from './adapter-suite.js';
 import { SUITE_SECRETS } from './adapter-suite.js';
 
 const MIN = 60_000;
@@ -17,6 +17,16 @@ function attributes(line: string): Map<string, string> {
     const [k, ...v] = p.trim().split('=');
     return [k!.toLowerCase(), v.join('=')] as [string, string];
   }));
+}
+
+/** A new session asked for (GET /token) while the store holds 2: refused with `status` and `code`, no cookie, nothing stored. */
+async function refusedNewSession(env: SuiteEnv, status: number, code: string, retryAfter: string): Promise<void> {
+  const refused = await env.call('GET', '/token');
+  assert.equal(refused.status, status);
+  assert.equal((refused.json?.error as { code?: string } | undefined)?.code, code);
+  assert.equal(refused.headers.get('retry-after'), retryAfter);
+  assert.equal(refused.cookie, undefined, 'no session cookie');
+  assert.equal(await env.memory.count(), 2, 'nothing stored');
 }
 
 function idOf(cookie: string): string {
@@ -81,12 +91,7 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
   test('new sessions from one client address when past newSessions.perAddress then 429 RATE_LIMITED with Retry-After and no cookie, while another address goes on', async (t) => {
     const env = await setup(t, { newSessions: { perAddress: 2, windowMs: 30_000 } });
     for (let i = 0; i < 2; i++) assert.ok((await env.call('GET', '/token')).cookie, `session ${i + 1} is created`);
-    const refused = await env.call('GET', '/token');
-    assert.equal(refused.status, 429);
-    assert.equal((refused.json?.error as { code?: string } | undefined)?.code, 'RATE_LIMITED');
-    assert.equal(refused.headers.get('retry-after'), '30');
-    assert.equal(refused.cookie, undefined, 'no session cookie');
-    assert.equal(await env.memory.count(), 2, 'nothing stored');
+    await refusedNewSession(env, 429, 'RATE_LIMITED', '30');
     const other = await env.call('GET', '/token', { localAddress: '127.0.0.2' });
     assert.equal(other.status, 200);
     assert.ok(other.cookie);
@@ -96,12 +101,7 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     const env = await setup(t, { newSessions: { maxActive: 2, recountMs: 3_000 } });
     const first = await newSession(env);
     assert.ok((await env.call('GET', '/token')).cookie, 'the second session is created');
-    const refused = await env.call('GET', '/token');
-    assert.equal(refused.status, 503);
-    assert.equal((refused.json?.error as { code?: string } | undefined)?.code, 'TOO_MANY_SESSIONS');
-    assert.equal(refused.headers.get('retry-after'), '3');
-    assert.equal(refused.cookie, undefined, 'no session cookie');
-    assert.equal(await env.memory.count(), 2, 'nothing stored');
+    await refusedNewSession(env, 503, 'TOO_MANY_SESSIONS', '3');
     const write = await env.call('POST', '/add', { cookie: first.cookie, token: first.token, body: { item: 'pear' } });
     assert.equal(write.status, 200, 'a stored session goes on');
   });
