@@ -15,6 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wholeFlag } from './lib/args.js';
@@ -38,7 +39,14 @@ const writes = wholeFlag(values.writes!, 'writes', 100_000);
 const busyDisk = values['busy-disk']!;
 ensureSystemPackages(['redis-server'], 'The durability benchmark', 'npm run bench:durability');
 
-interface Round { acknowledged: number; lost: number; resurrected: number; writeMs: number }
+interface Round {
+  acknowledged: number;
+  lost: number;
+  resurrected: number;
+  writeMs: number;
+  /** Redis logged that an AOF fsync lagged ("disk is busy?"): it may then reply before writing the AOF. */
+  fsyncLagged: boolean;
+}
 
 /** A child process that writes 1 MiB blocks to a file in `dir` and fsyncs each, until killed or 512 MiB. */
 function diskLoad(dir: string): { stop: () => void } {
@@ -76,6 +84,7 @@ async function round(mode: 'always' | 'everysec'): Promise<Round> {
     const writeMs = performance.now() - t0;
     await redis.kill();
     load?.stop();
+    const fsyncLagged = /fsync is taking too long/.test(await readFile(join(redis.dir, 'redis.log'), 'utf8').catch(() => ''));
     await redis.restart();
     await waitFor('the store to reconnect', 10_000, async () => (await store.get([...live.keys()][0]!).catch(() => undefined)) !== undefined);
     let lost = 0;
@@ -85,7 +94,7 @@ async function round(mode: 'always' | 'everysec'): Promise<Round> {
     }
     let resurrected = 0;
     for (const key of destroyed) if ((await store.get(key)) !== null) resurrected++;
-    return { acknowledged: writes, lost, resurrected, writeMs };
+    return { acknowledged: writes, lost, resurrected, writeMs, fsyncLagged };
   } finally {
     load?.stop();
     await store.close();
@@ -100,13 +109,14 @@ for (const mode of ['everysec', 'always'] as const) {
   for (let r = 0; r < rounds; r++) {
     const one = await round(mode);
     results[mode].push(one);
-    console.log(`${mode.padEnd(8)} round ${r + 1}/${rounds}: ${one.acknowledged} acknowledged in ${Math.round(one.writeMs)} ms, ${one.lost} lost, ${one.resurrected} destroyed sessions back`);
+    console.log(`${mode.padEnd(8)} round ${r + 1}/${rounds}: ${one.acknowledged} acknowledged in ${Math.round(one.writeMs)} ms, ${one.lost} lost, ${one.resurrected} destroyed sessions back${one.fsyncLagged ? ' (Redis logged a lagging AOF fsync)' : ''}`);
   }
 }
 console.log(`\nkill -9 at the last acknowledgement, ${rounds} rounds of ${writes} writes${busyDisk ? ', another process fsyncing the same disk' : ''}:`);
 for (const [mode, rs] of Object.entries(results)) {
   const lost = rs.map((r) => r.lost + r.resurrected);
-  console.log(`  appendfsync ${mode.padEnd(8)} rounds losing anything: ${lost.filter((n) => n > 0).length}/${rs.length}; most lost in a round: ${Math.max(...lost)}; median write ${(median(rs.map((r) => r.writeMs / r.acknowledged)) * 1000).toFixed(0)} µs`);
+  console.log(`  appendfsync ${mode.padEnd(8)} rounds losing anything: ${lost.filter((n) => n > 0).length}/${rs.length}; most lost in a round: ${Math.max(...lost)}; `
+    + `rounds with a lagging fsync: ${rs.filter((r) => r.fsyncLagged).length}; median write ${(median(rs.map((r) => r.writeMs / r.acknowledged)) * 1000).toFixed(0)} µs`);
 }
 if (values.json) {
   mkdirSync(dirname(values.json), { recursive: true });
