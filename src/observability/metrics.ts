@@ -23,6 +23,8 @@ import type { SessionStore } from '../core/store.js';
 export interface MetricsSource {
   stats(): EngineStats;
   readonly store: SessionStore;
+  /** The engine's options: under `newSessions.maxActive` the cap and the engine's reckoning are exported too. */
+  readonly options?: { readonly newSessions: { readonly maxActive: number } | null };
 }
 
 /** Figures a caching store (TieredStore) may report through an optional `stats()`. */
@@ -115,6 +117,22 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
       this.set(tether.stats().sockets);
     },
   });
+  const maxActive = tether.options?.newSessions?.maxActive ?? 0;
+  if (maxActive > 0) {
+    new Gauge({
+      name: p + 'sessions_active', registers: [registry],
+      help: 'Under newSessions.maxActive: the live sessions the store holds as this process reckons them (its last count plus the sessions it stored since); NaN before a count succeeded.',
+      collect() {
+        this.set(tether.stats().activeSessions ?? Number.NaN);
+      },
+    });
+    new Gauge({
+      name: p + 'sessions_active_max', help: 'newSessions.maxActive: past it, new sessions are refused 503 TOO_MANY_SESSIONS.', registers: [registry],
+      collect() {
+        this.set(maxActive);
+      },
+    });
+  }
   new Counter({
     name: p + 'socket_ends_total', help: 'Open sockets whose session ended, by reason (destroyed, expired, regenerated, gone).',
     labelNames: ['reason'], registers: [registry],

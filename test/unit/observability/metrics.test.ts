@@ -45,6 +45,26 @@ describe('tether metrics', () => {
     await tether.close();
   });
 
+  it('metrics under newSessions.maxActive then tether_sessions_active is the engine\'s reckoning and tether_sessions_active_max the cap; without the cap neither is exported', async () => {
+    const registry = new Registry();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)], newSessions: { maxActive: 50 } });
+    registerTetherMetrics(tether, registry);
+    for (let i = 0; i < 3; i++) {
+      const s = await tether.open(view());
+      s.set('x', i);
+      await tether.commit(s);
+    }
+    const text = await registry.metrics();
+    assert.equal(metricValue(text, 'tether_sessions_active'), 3);
+    assert.equal(metricValue(text, 'tether_sessions_active_max'), 50);
+    const plain = new Registry();
+    const uncapped = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
+    registerTetherMetrics(uncapped, plain);
+    assert.doesNotMatch(await plain.metrics(), /tether_sessions_active/);
+    await tether.close();
+    await uncapped.close();
+  });
+
   it('metrics when sockets follow sessions then tether_sockets counts those watched, until closed or ended, and tether_socket_ends_total the ended ones by reason', async () => {
     const registry = new Registry();
     const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
@@ -232,12 +252,12 @@ describe('docs/metrics.md', () => {
       .map((m) => ({ name: m[1]!, type: m[2]!, labels: m[3] === '—' ? [] : [...m[3]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!), meaning: m[4]! }));
     const names = rows.map((r) => r.name);
     assert.equal(new Set(names).size, names.length, 'a metric listed twice');
-    // Every metric there is: an instrumented store that reports cache figures.
+    // Every metric there is: an instrumented store that reports cache figures, an engine with the cap.
     const registry = new Registry();
     const base = new MemoryStore({ sweepIntervalMs: 0 });
     const store = Object.assign(Object.create(instrumentStore(base, registry)) as SessionStore, { stats: () => ({ hits: 1, misses: 1 }) });
-    const tether = createTether({ store: base, secrets: ['m'.repeat(32)] });
-    registerTetherMetrics({ stats: () => tether.stats(), store }, registry);
+    const tether = createTether({ store: base, secrets: ['m'.repeat(32)], newSessions: { maxActive: 10 } });
+    registerTetherMetrics({ stats: () => tether.stats(), store, options: tether.options }, registry);
     const unsubscribe = registerFlowMetrics(registry);
     const exported = (await registry.getMetricsAsJSON()).map((m) => ({
       name: m.name, type: String(m.type), labels: [...(registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames].sort(),
