@@ -561,6 +561,7 @@ describe('shop api: admin', () => {
     assert.ok(overview.nodes[0].activeSessions >= 2);
     assert.equal(typeof overview.nodes[0].engine.created, 'number');
     assert.equal(overview.store.name, 'sqlite', 'the default session store is SQLite in the data dir');
+    assert.equal(overview.store.cap, 1_000_000, 'SHOP_MAX_SESSIONS, its default');
     const ended = await admin.post(`/api/admin/users/${username}/sessions/end`);
     assert.deepEqual(ended.body, { username, ended: 1 });
     assert.equal((await victim.get('/api/session')).body.authenticated, false);

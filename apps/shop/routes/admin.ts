@@ -108,6 +108,8 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
       store: {
         name: store.name,
         records: count ? await ctx.tether.callStore(count, 'count') : null,
+        // SHOP_MAX_SESSIONS (null: no cap), compared with the same count.
+        cap: ctx.config.maxSessions > 0 ? ctx.config.maxSessions : null,
         stats: typeof store.stats === 'function' ? store.stats() : null,
       },
       orders: { placedByThisNode: ctx.counters.ordersPlaced },
