@@ -62,13 +62,15 @@ async function round(mode: 'always' | 'everysec'): Promise<Round> {
   const store = new RedisStore({ url: redis.url, clock });
   const load = busyDisk ? diskLoad(redis.dir) : null;
   try {
-    // Of every ten writes: six creates, three updates of an earlier create, one destroy of another.
+    // Of every ten writes: six creates, three updates of an earlier create, one destroy of another
+    // (an earlier create already destroyed is created anew instead).
     const live = new Map<string, SessionRecord>();
+    const created: string[] = [];
     const destroyed = new Set<string>();
     const t0 = performance.now();
     for (let i = 0; i < writes; i++) {
       const kind = i % 10;
-      const older = [...live.values()][i % Math.max(1, live.size)];
+      const older = created.length === 0 ? undefined : live.get(created[(i * 7919) % created.length]!);
       if (kind >= 6 && kind <= 8 && older) {
         const next = { ...older, version: older.version + 1, data: JSON.stringify({ i }) };
         if ((await store.set(next, older.version)).ok) live.set(next.key, next);
@@ -78,7 +80,10 @@ async function round(mode: 'always' | 'everysec'): Promise<Round> {
         destroyed.add(older.key);
       } else {
         const rec = makeRecord(clock, { data: JSON.stringify({ i }) });
-        if ((await store.set(rec, 0)).ok) live.set(rec.key, rec);
+        if ((await store.set(rec, 0)).ok) {
+          live.set(rec.key, rec);
+          created.push(rec.key);
+        }
       }
     }
     const writeMs = performance.now() - t0;

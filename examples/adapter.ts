@@ -8,8 +8,8 @@ export type Handler<T extends object> = (req: IncomingMessage, res: ServerRespon
 function answerError(res: ServerResponse, err: unknown): void {
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   const known = isTetherError(err);
-  // A limit: when the error says. A store outage: try again in a second.
-  const wait = known ? err.retryAfterSec ?? (err.status === 503 ? 1 : undefined) : undefined;
+  // When to try again, where the error says: a limit's window, a second for a store outage.
+  const wait = known ? err.retryAfterSec : undefined;
   res.writeHead(known ? err.status : 500, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',

@@ -163,9 +163,8 @@ function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>)
       body = { error: { code: mapped.code, message: mapped.message } };
     }
     if (status >= 500) req.log.error({ err, method: req.method, route: req.routeOptions.url ?? null }, 'request failed');
-    // A limit says when to try again on its error; else a store outage: in a second, and the new-session
-    // limits, which count per clock minute: by then the window has moved on.
-    const wait = (err as { retryAfterSec?: number }).retryAfterSec ?? (status === 503 ? 1 : status === 429 ? 60 : undefined);
+    // When to try again, where the error says: a limit's window, a second for a store outage.
+    const wait = isTetherError(err) ? err.retryAfterSec : undefined;
     if (wait !== undefined) reply.header('retry-after', String(wait));
     // A request that failed changes nothing: whatever the handler did to the session is not written.
     if (req.session) tether.abandon(req.session as never);

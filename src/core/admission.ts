@@ -112,7 +112,6 @@ class ActiveCap {
     if (this.#running !== null) return this.#running;
     const admittedBefore = this.#since;
     const began = this.#clock.now();
-    const t0 = performance.now();
     let giveUp: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       giveUp = setTimeout(() => reject(new Error('the count took too long')), COUNT_GIVE_UP_MS);
@@ -122,7 +121,7 @@ class ActiveCap {
     this.#running = Promise.race([new Promise<number>((resolve) => resolve(this.#count())), late]).then((n) => {
       this.#counted = n;
       this.#since -= admittedBefore;
-      this.#next = began + Math.max(this.#recountMs, (performance.now() - t0) / COUNT_DUTY);
+      this.#next = began + Math.max(this.#recountMs, (this.#clock.now() - began) / COUNT_DUTY);
     }, () => {
       // The store could not be counted: the last count holds, and the next is tried `recountMs` from now.
       this.#next = this.#clock.now() + this.#recountMs;

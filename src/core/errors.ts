@@ -9,19 +9,22 @@
 
 export interface TetherErrorOptions {
   cause?: unknown;
+  /** Seconds the client should wait before trying again. @default 1 for a 503 (a store outage, a busy session), none otherwise */
+  retryAfterSec?: number;
 }
 
 /** The base class: `code` is the same string the HTTP adapters put in `{"error":{"code"}}`. */
 export class TetherError extends Error {
   readonly code: string;
   readonly status: number;
-  /** Seconds the client should wait before trying again, where the error says (the adapters send it as Retry-After; a 503 without it: 1). */
-  declare readonly retryAfterSec?: number;
+  /** Seconds the client should wait before trying again (the adapters send it as Retry-After): 1 for a 503 unless the error says otherwise. */
+  readonly retryAfterSec: number | undefined;
   constructor(code: string, message: string, status = 500, options: TetherErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TetherError';
     this.code = code;
     this.status = status;
+    this.retryAfterSec = options.retryAfterSec ?? (status === 503 ? 1 : undefined);
   }
 
   /** The JSON body every adapter sends for this error. */
@@ -175,9 +178,8 @@ export class RateLimitedError extends TetherError {
   /** Seconds the client should wait: the adapters send it as Retry-After. @default 60 */
   declare readonly retryAfterSec: number;
   constructor(message = 'too many new sessions from this address; slow down', retryAfterSec = 60) {
-    super('RATE_LIMITED', message, 429);
+    super('RATE_LIMITED', message, 429, { retryAfterSec });
     this.name = 'RateLimitedError';
-    this.retryAfterSec = retryAfterSec;
   }
 }
 
@@ -190,9 +192,8 @@ export class TooManySessionsError extends TetherError {
   /** Seconds until the store is counted again: the adapters send it as Retry-After. */
   declare readonly retryAfterSec: number;
   constructor(message: string, retryAfterSec: number) {
-    super('TOO_MANY_SESSIONS', message, 503);
+    super('TOO_MANY_SESSIONS', message, 503, { retryAfterSec });
     this.name = 'TooManySessionsError';
-    this.retryAfterSec = retryAfterSec;
   }
 }
 

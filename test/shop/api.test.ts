@@ -470,7 +470,7 @@ describe('shop: a store holding SHOP_MAX_SESSIONS', () => {
     const refused = await session('203.0.113.3');
     assertError(refused, 503, 'TOO_MANY_SESSIONS');
     const wait = Number(refused.headers['retry-after']);
-    assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 5, `Retry-After ${String(refused.headers['retry-after'])}: until the store is counted again, at most every 5 s`);
+    assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 60, `Retry-After ${String(refused.headers['retry-after'])}: until the store is counted again`);
     assert.equal(refused.headers['set-cookie'], undefined, 'no session was created');
     const cookie = String(first.headers['set-cookie']).split(';')[0]!;
     const again = await session('203.0.113.1', cookie);

@@ -46,13 +46,12 @@ export function viewOf(req: IncomingMessage): RequestView {
 }
 
 /**
- * Status, `{"error":{"code","message"}}` body and Retry-After (seconds, as text: the error's
- * `retryAfterSec` when it has one, else 1 for a 503) for any thrown value; unknown errors say nothing
- * of their internals.
+ * Status, `{"error":{"code","message"}}` body and Retry-After (the error's `retryAfterSec`, as text) for
+ * any thrown value; unknown errors say nothing of their internals.
  */
 export function errorResponse(err: unknown): { status: number; body: { error: { code: string; message: string } }; retryAfter: string | undefined } {
   if (isTetherError(err)) {
-    const wait = err.retryAfterSec ?? (err.status === 503 ? 1 : undefined);
+    const wait = err.retryAfterSec;
     return { status: err.status, body: { error: { code: err.code, message: err.message } }, retryAfter: typeof wait === 'number' && wait > 0 ? String(Math.ceil(wait)) : undefined };
   }
   const internal = new InternalError();
