@@ -39,11 +39,14 @@ Example:
 
 tether sessions list <userId> [--store <url>] [--json]
 tether sessions end <userId> [--handle=<handle>] [--store <url>]
+tether sessions end --all [--store <url>]
 tether sessions count [--store <url>]
   list                       the user's live sessions: handle, created, last seen, expires, signed in, remembered, user agent
   end                        ends every session of the user ("log out everywhere"); their user context stays
   --handle=<handle>          with end: only that one of the user's sessions (as list shows it; with the =,
                              since a handle may begin with -)
+  --all                      with end, instead of a user ID: ends every session of every user, anonymous ones
+                             too (after a breach); user contexts stay
   count                      records in the store (sessions and user contexts)
   --store <url>              the store the app uses: sqlite:<file>, redis://…, postgres://… (default: env TETHER_STORE)
   --json                     one JSON array instead of a table
@@ -127,7 +130,7 @@ function haproxyCommand(args: string[], io: CliIo): number {
 async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals, tokens } = parseArgs({
     args, strict: true, allowPositionals: true, tokens: true,
-    options: { store: { type: 'string' }, json: { type: 'boolean' }, handle: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { store: { type: 'string' }, json: { type: 'boolean' }, handle: { type: 'string' }, all: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) {
     io.out(USAGE);
@@ -137,7 +140,11 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   const [action, userId, extra] = positionals;
   if (action !== 'list' && action !== 'end' && action !== 'count') throw new UsageError(`sessions needs list, end or count (got ${action === undefined ? 'nothing' : `"${action}"`})`);
   if (action === 'count' ? userId !== undefined : extra !== undefined) throw new UsageError(`unexpected argument "${action === 'count' ? userId : extra}"`);
-  if (action !== 'count' && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID`);
+  const all = values.all === true;
+  if (all && action !== 'end') throw new UsageError('--all goes with sessions end');
+  if (all && userId !== undefined) throw new UsageError('sessions end --all ends everyone\'s sessions: give no user ID');
+  if (all && values.handle !== undefined) throw new UsageError('--all and --handle do not go together');
+  if (action !== 'count' && !all && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID${action === 'end' ? ' (or --all)' : ''}`);
   if (values.handle !== undefined && action !== 'end') throw new UsageError('--handle goes with sessions end');
   if (values.handle === '') throw new UsageError('--handle needs a session handle (sessions list shows them)');
   // Loaded only here: haproxy-config needs no store driver.
@@ -150,6 +157,10 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
     if (action === 'count') {
       if (typeof store.count !== 'function') throw new UsageError(`the ${store.name} store does not count its records`);
       io.out(`${await store.count()}\n`);
+    } else if (all) {
+      if (typeof store.destroyAll !== 'function') throw new UsageError(`the ${store.name} store cannot end every session`);
+      const ended = await store.destroyAll();
+      io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of every user\n`);
     } else if (action === 'end' && values.handle !== undefined) {
       // Only a session the user holds: a handle names a store key's hash, never another user's session.
       const target = (await store.listByUser(userId!)).find((r) => handleOf(r.key) === values.handle);

@@ -51,6 +51,11 @@ export class Admission {
   get activeSessions(): number | null {
     return this.#active?.reckoned ?? null;
   }
+
+  /** Many sessions ended at once (`destroyAllSessions`): the next new session counts the store again. */
+  recountSoon(): void {
+    this.#active?.recountSoon();
+  }
 }
 
 /** A count that has not settled by then is given up (the last count holds); a store call's own deadline would cut off a long SCAN. */
@@ -98,6 +103,10 @@ class ActiveCap {
       throw new TooManySessionsError('the server holds as many sessions as it may right now; try again in a few seconds', retryAfterSec);
     }
     this.#since++;
+  }
+
+  recountSoon(): void {
+    this.#next = -Infinity;
   }
 
   get reckoned(): number | null {

@@ -447,6 +447,39 @@ export class Tether<T extends object = SessionData> {
     return n;
   }
 
+  /**
+   * Ends every session of every user at once (ASVS 7.4.5): after a breach, or when what sessions hold
+   * changes meaning. Every request then starts anonymous; user contexts (`tether.users`) stay. This
+   * process's open WebSockets end at once, other processes' when their feed reports the removals (or at
+   * their next check). Returns how many live sessions ended; the `destroyed` event is published once,
+   * with handle `*`, userId null and reason `all`. It walks the whole store, so it is bounded by the
+   * store's own per-command deadlines, not `storeTimeoutMs`. Needs a store with `destroyAll()` (every
+   * store Tether ships); otherwise it throws OPTIONS_INVALID.
+   * @example
+   * // An operator's endpoint, after a password database leak:
+   * const ended = await tether.destroyAllSessions();
+   */
+  async destroyAllSessions(): Promise<number> {
+    const store = this.store;
+    if (typeof store.destroyAll !== 'function') {
+      throw new OptionsInvalidError(`Tether: the ${store.name} store cannot end every session (it has no destroyAll()); end them by replacing the signing secret (docs/deploy.md)`);
+    }
+    let n: number;
+    try {
+      n = await store.destroyAll();
+    } catch (err) {
+      this.#stats.storeErrors++;
+      throw isTetherError(err) ? err : new StoreUnavailableError('the session store failed on destroyAll', { cause: err });
+    }
+    this.#stats.destroyed += n;
+    this.#admission?.recountSoon();
+    this.#sockets?.endedAll();
+    if (channels.destroyed.hasSubscribers || this.events.listenerCount('destroyed') > 0) {
+      this.#publish('destroyed', { event: 'destroyed', handle: '*', userId: null, reason: 'all', at: this.options.clock.now() });
+    }
+    return n;
+  }
+
   stats(): EngineStats {
     return { ...this.#stats, activeSessions: this.#admission?.activeSessions ?? null, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size,
       sockets: this.#sockets?.size ?? 0, socketEnds: this.#sockets?.ends ?? NO_SOCKET_ENDS };

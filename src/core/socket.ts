@@ -174,6 +174,11 @@ export class SocketRegistry {
     for (const socket of [...set]) socket.end(reason);
   }
 
+  /** Every session ended (`destroyAllSessions`). */
+  endedAll(): void {
+    for (const set of [...this.#byKey.values()]) for (const socket of [...set]) socket.end('destroyed');
+  }
+
   /** Every session of `userId` ended (`destroyUserSessions`), but the one under `except`. */
   endedForUser(userId: string, except: string | null): void {
     for (const [key, set] of [...this.#byKey]) {

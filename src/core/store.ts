@@ -225,6 +225,16 @@ export interface SessionStore {
   /** Optional: how many live records the store holds (admin page, metrics). */
   count?(): Promise<number>;
   /**
+   * Optional: ends every session at once (ASVS 7.4.5, "for all users": after a breach, or a change of
+   * what a session may hold). Removes every session record and its user-index entry, as `destroy`
+   * removes one, and reports each removal on the change feed without a stamp; user contexts
+   * (`user:` keys) stay, since a user's saved state is not a session. Returns how many live sessions
+   * it removed. It works in batches, each atomic: a session written while it runs is removed or kept
+   * whole; one created after it resolves is kept. Absent: the engine's `destroyAllSessions()` is
+   * refused with OPTIONS_INVALID.
+   */
+  destroyAll?(): Promise<number>;
+  /**
    * Optional: a regeneration in one step. Writes `ended` (the old record, rewritten with its deadlines
    * already passed) by compare-and-set over `expectedVersion`, and only then `created` (version 1, a
    * new key), atomically: the outcome of `set(ended, expectedVersion)` followed by `set(created, 0)`,
@@ -285,7 +295,7 @@ export function assertNextVersion(record: SessionRecord, expectedVersion: number
 }
 
 /** Whether a store key names a session, not a user context (`user:<hash>`, src/core/ids.ts). */
-function isSessionKey(key: string): boolean {
+export function isSessionKey(key: string): boolean {
   return !key.startsWith('user:');
 }
 

@@ -26,7 +26,7 @@ export interface LifecycleMessage {
   userId: string | null;
   /**
    * destroyed: 'logout' | 'user' (destroyByUser) | 'limit' (maxSessionsPerUser) | 'anomaly' (userAgentChange
-   * 'end'); expired: 'swept' (deleted by the store's sweep; absent when presented past a timeout);
+   * 'end') | 'all' (destroyAllSessions, handle `*`); expired: 'swept' (deleted by the store's sweep; absent when presented past a timeout);
    * conflict: 'replayed' | 'rejected'; anomaly: 'user-agent'. reused has none.
    */
   reason?: string;

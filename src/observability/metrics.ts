@@ -161,7 +161,7 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
 }
 
 // readLegacy and destroyLegacy: a migration's calls into an express-session store (tether/express).
-const TIMED = ['get', 'set', 'regenerate', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'sweep', 'count', 'readLegacy', 'destroyLegacy'] as const;
+const TIMED = ['get', 'set', 'regenerate', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'sweep', 'count', 'destroyAll', 'readLegacy', 'destroyLegacy'] as const;
 
 /**
  * Wraps a store so each call's latency lands in `<prefix>store_duration_seconds{op,store}`. Other

@@ -5,7 +5,7 @@
  */
 import type { DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../core/store.js';
 
-export type StoreMethod = 'get' | 'set' | 'touch' | 'destroy' | 'listByUser' | 'destroyByUser' | 'count';
+export type StoreMethod = 'get' | 'set' | 'touch' | 'destroy' | 'listByUser' | 'destroyByUser' | 'count' | 'destroyAll';
 
 /**
  * - 'hang': the call never settles (a dead backend behind a socket that never times out).
@@ -15,8 +15,8 @@ export type StoreMethod = 'get' | 'set' | 'touch' | 'destroy' | 'listByUser' | '
  */
 export type StoreFault = 'hang' | 'reject' | 'throw' | { delayMs: number };
 
-const METHODS: readonly StoreMethod[] = ['get', 'set', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'count'];
-const WRITES: readonly StoreMethod[] = ['set', 'touch', 'destroy', 'destroyByUser'];
+const METHODS: readonly StoreMethod[] = ['get', 'set', 'touch', 'destroy', 'listByUser', 'destroyByUser', 'count', 'destroyAll'];
+const WRITES: readonly StoreMethod[] = ['set', 'touch', 'destroy', 'destroyByUser', 'destroyAll'];
 
 /** One call as the backend saw it: everything that ever reaches a store, for "what leaked" checks. */
 export interface StoreCall {
@@ -29,7 +29,7 @@ export interface StoreCall {
 export class FaultyStore implements SessionStore {
   readonly name: string;
   readonly inner: SessionStore;
-  readonly calls: Record<StoreMethod, number> = { get: 0, set: 0, touch: 0, destroy: 0, listByUser: 0, destroyByUser: 0, count: 0 };
+  readonly calls: Record<StoreMethod, number> = { get: 0, set: 0, touch: 0, destroy: 0, listByUser: 0, destroyByUser: 0, count: 0, destroyAll: 0 };
   readonly log: StoreCall[] = [];
   readonly #faults = new Map<StoreMethod, StoreFault>();
   /** Called (and awaited) before a `set` reaches the backend; lets a test hold a write in flight. */
@@ -67,7 +67,7 @@ export class FaultyStore implements SessionStore {
     return this;
   }
 
-  /** Calls that change the backend: set, touch, destroy, destroyByUser. */
+  /** Calls that change the backend: set, touch, destroy, destroyByUser, destroyAll. */
   get writes(): number {
     return WRITES.reduce((n, m) => n + this.calls[m], 0);
   }
@@ -111,6 +111,10 @@ export class FaultyStore implements SessionStore {
 
   count(): Promise<number> {
     return this.#run('count', [], () => (this.inner.count ? this.inner.count() : Promise.reject(new Error(`${this.inner.name} cannot count`))));
+  }
+
+  destroyAll(): Promise<number> {
+    return this.#run('destroyAll', [], () => (this.inner.destroyAll ? this.inner.destroyAll() : Promise.reject(new Error(`${this.inner.name} cannot end every session`))));
   }
 
   close(): Promise<void> {

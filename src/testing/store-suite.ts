@@ -50,6 +50,8 @@ export interface StoreSuiteFactory {
   reportsSwept?: boolean;
   /** The store has `limiter` (counts shared by every client of the backend; checked), and its cases are registered. @default false */
   limits?: boolean;
+  /** The store has `destroyAll` (checked), and its cases are registered. @default false */
+  destroysAll?: boolean;
   /**
    * The client `connect` returns sweeps the very store object `store` wraps (tiers over one in-process
    * MemoryStore), whose listeners hear every sweep: the concurrent-sweep case then listens on `store` alone.
@@ -394,7 +396,67 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.equal(typeof store.regenerate === 'function', factory.regenerates === true, 'regenerate()');
       assert.equal(typeof store.onSwept === 'function', factory.reportsSwept === true, 'onSwept()');
       assert.equal(typeof store.limiter === 'function', factory.limits === true, 'limiter()');
+      assert.equal(typeof store.destroyAll === 'function', factory.destroysAll === true, 'destroyAll()');
     });
+
+    if (factory.destroysAll) {
+      test('destroyAll removes every session and its index entries, keeps user contexts, and counts what it removed', async () => {
+        const other = await peer();
+        // Whatever earlier cases left goes first, so the count below is this case's alone.
+        await store.destroyAll!();
+        const user = `u-${makeKey('all')}`;
+        const owned = [makeRecord(clock, { userId: user }), makeRecord(clock, { userId: user })];
+        const anonymous = makeRecord(clock);
+        const context = makeRecord(clock, { key: 'user:' + makeKey() });
+        const expired = makeRecord(clock, { expiresAt: clock.now() + 10 });
+        // More than one batch of every backend's.
+        const many = Array.from({ length: 2_500 }, (_, i) => makeRecord(clock, { userId: i % 2 === 0 ? null : `u${i % 5}-${user}` }));
+        for (const r of [...owned, anonymous, context, expired]) assert.deepEqual(await store.set(r, 0), { ok: true });
+        for (let i = 0; i < many.length; i += 250) {
+          for (const res of await Promise.all(many.slice(i, i + 250).map((r) => other.set(r, 0)))) assert.deepEqual(res, { ok: true });
+        }
+        clock.advance(20);
+        assert.equal(await other.destroyAll!(), many.length + 3, 'the live sessions, not the user context nor the expired one');
+        for (const r of [...owned, anonymous, ...many.slice(0, 50), ...many.slice(-50)]) assert.equal(await store.get(r.key), null, r.key);
+        assert.deepEqual(await store.listByUser(user), []);
+        assert.deepEqual(await store.listByUser(`u1-${user}`), []);
+        assert.equal((await store.get(context.key))?.data, context.data, 'the user context stays');
+        assert.deepEqual(await store.set({ ...anonymous, version: 2 }, 1), { ok: false, current: 0 }, 'a removed session is never written again');
+        assert.equal(await store.destroyAll!(), 0);
+        const later = makeRecord(clock, { userId: user });
+        assert.deepEqual(await store.set(later, 0), { ok: true });
+        assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [later.key], 'new sessions are stored and indexed as before');
+        await store.destroy(later.key);
+        await store.destroy(context.key);
+      });
+
+      if (!factory.lacks?.changeFeed) test('destroyAll reports each removal on the change feed, without a stamp', async () => {
+        const other = await peer();
+        const records = Array.from({ length: 30 }, () => makeRecord(clock, { userId: makeKey('u') }));
+        for (const r of records) await store.set(r, 0);
+        const keys = new Set(records.map((r) => r.key));
+        const heard = new Map<string, string | undefined>();
+        let done: () => void = () => {};
+        const all = new Promise<void>((resolve) => (done = resolve));
+        const off = store.subscribe!((key, stamp) => {
+          if (!keys.has(key)) return;
+          heard.set(key, stamp);
+          if (heard.size === keys.size) done();
+        });
+        try {
+          // Give subscription-based feeds (pub/sub, LISTEN) a moment to attach before writing.
+          await new Promise((r) => setTimeout(r, 50));
+          assert.equal(await other.destroyAll!(), records.length);
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, 5_000)))]);
+          clearTimeout(timer);
+          assert.equal(heard.size, keys.size, 'every removed session reported');
+          for (const stamp of heard.values()) assert.equal(stamp, undefined);
+        } finally {
+          off();
+        }
+      });
+    }
 
     if (factory.limits) {
       /** Moves the suite's clock to the start of the next fixed window of `windowMs`. */

@@ -36,6 +36,7 @@ declare module 'express-session' {
 runStoreSuite({
   name: 'express-session MemoryStore via fromExpressSessionStore',
   lacks: { changeFeed: true },
+  destroysAll: true,
   open: async (clock) => fromExpressSessionStore(new expressSession.MemoryStore(), { clock }),
 });
 
@@ -47,6 +48,7 @@ describe('fromExpressSessionStore contract edges', () => {
     const bare: ExpressSessionStoreLike = { get: inner.get.bind(inner), set: inner.set.bind(inner), destroy: inner.destroy.bind(inner) };
     const store = fromExpressSessionStore(bare, { clock });
     assert.equal(store.count, undefined);
+    assert.equal(store.destroyAll, undefined);
     await assert.rejects(store.listByUser('u'), { code: 'STORE_UNAVAILABLE', message: /has no all\(\)/ });
     assert.throws(() => session({ store: bare, tether: { maxSessionsPerUser: 2 } }), { code: 'OPTIONS_INVALID' });
   });
@@ -80,6 +82,21 @@ describe('fromExpressSessionStore contract edges', () => {
     const ours = sessions[`tether:${rec.key}`] as { cookie: { expires: string } };
     assert.ok(Date.parse(ours.cookie.expires) > Date.now(), 'cookie.expires gives the store its own TTL');
   });
+
+  it('adapter destroyAll when express-session’s own sessions share the store then they end too, which a migration would otherwise adopt; user contexts stay', async () => {
+    const inner = new expressSession.MemoryStore();
+    const store = fromExpressSessionStore(inner, { clock });
+    const rec = makeRecord(clock, { userId: 'ada' });
+    const context = makeRecord(clock, { key: 'user:' + rec.key });
+    await store.set(rec, 0);
+    await store.set(context, 0);
+    inner.set('legacy-sid', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'ada' });
+    assert.equal(await store.destroyAll!(), 2);
+    assert.equal(await store.readLegacy('legacy-sid'), null);
+    assert.equal(await store.get(rec.key), null);
+    assert.equal((await store.get(context.key))?.data, context.data);
+    assert.equal(await store.count!(), 1, 'the user context');
+  });
 });
 
 // ---- connect-redis on a real redis-server ----
@@ -108,6 +125,7 @@ describe('fromExpressSessionStore over connect-redis', () => {
   runStoreSuite({
     name: 'connect-redis via fromExpressSessionStore',
     lacks: { changeFeed: true },
+    destroysAll: true,
     open: async (clock) => fromExpressSessionStore((await connectRedis()).store, { clock }),
   });
 

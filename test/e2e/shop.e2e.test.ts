@@ -644,3 +644,47 @@ describe('shop in Chromium: the idle timeout', () => {
     }
   });
 });
+
+describe('shop in Chromium: the admin ends every session', () => {
+  it('admin when ending every session after the password then the shopper\'s open page says it was signed out, and the admin is signed out too', async () => {
+    const shop = await startTestShop();
+    const shopper = await newPage();
+    const admin = await newPage();
+    try {
+      await registerInPage(shopper.page, shop.url, 'all');
+      await shopper.page.goto(shop.url + '/account');
+      await shopper.page.getByTestId('session-row').first().waitFor();
+      const { page } = admin;
+      await page.goto(shop.url + '/login?next=/admin');
+      await page.fill('#username', 'admin');
+      await page.fill('#password', ADMIN_PASSWORD);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.waitForURL(`${shop.url}/admin`);
+      const dialog = page.getByTestId('reauth');
+      await page.getByRole('button', { name: 'End every session' }).click();
+      await dialog.getByText('Ending every session signs out every visitor, you included').waitFor();
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      assert.equal(await shopper.page.getByTestId('signed-out').count(), 0, 'cancelled: nothing ended');
+      await page.getByRole('button', { name: 'End every session' }).click();
+      await dialog.getByLabel('Password').fill('not the password at all');
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await page.getByTestId('end-all-result').filter({ hasText: 'the password is wrong' }).waitFor();
+      await page.getByRole('button', { name: 'End every session' }).click();
+      await dialog.getByLabel('Password').fill(ADMIN_PASSWORD);
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await page.locator('#toast').filter({ hasText: 'Ended 2 sessions. Log in again to go on.' }).waitFor();
+      await shopper.page.getByTestId('signed-out').filter({ hasText: 'You were signed out on this device.' }).waitFor();
+      await shot(shopper.page, '16-signed-out-by-admin');
+      await page.waitForURL(`${shop.url}/`);
+      await page.getByRole('link', { name: 'Log in' }).first().waitFor();
+      await page.goto(shop.url + '/admin');
+      await page.waitForURL(/\/login\?next=/);
+      assert.deepEqual([...shopper.errors, ...admin.errors], []);
+    } finally {
+      await shopper.context.close();
+      await admin.context.close();
+      await shop.stop();
+    }
+  });
+});

@@ -858,3 +858,38 @@ describe('shop api: failed password checks are limited per account and per addre
     assertError(await b.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'a new password here' }), 429, 'RATE_LIMITED');
   });
 });
+
+describe('shop api: the admin ends every session (ASVS 7.4.5)', () => {
+  let own: TestShop;
+  before(async () => {
+    own = await startTestShop({ SHOP_REAUTH_WINDOW: '0' });
+  });
+  after(async () => {
+    await own?.stop();
+  });
+
+  it('every session when ended by the admin with the password then every device is signed out, carts of guests gone, saved carts kept; refused without the password or for others', async () => {
+    const admin = new ShopClient(own.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    const a = new ShopClient(own.url);
+    const username = uniqueName();
+    assert.equal((await a.register(username)).status, 201);
+    await a.add('camp-mug', 2);
+    const b = new ShopClient(own.url, 'device-b');
+    await b.login(username);
+    const guest = new ShopClient(own.url);
+    await guest.add('headlamp', 1);
+    assertError(await a.post('/api/admin/sessions/end'), 403, 'FORBIDDEN');
+    assertError(await admin.post('/api/admin/sessions/end'), 401, 'REAUTH_REQUIRED');
+    assertError(await admin.post('/api/admin/sessions/end', { password: 'not it at all' }), 401, 'INVALID_CREDENTIALS');
+    assert.equal((await b.get('/api/session')).body.authenticated, true, 'nothing ended by the refused calls');
+    const ended = await admin.post('/api/admin/sessions/end', { password: ADMIN_PASSWORD });
+    assert.equal(ended.status, 200);
+    assert.equal(ended.body.ended, 4, 'the admin, two devices and the guest');
+    assert.match(String(ended.headers['set-cookie']), /Max-Age=0|Expires=Thu, 01 Jan 1970/, 'the admin\'s cookie is expired in the answer');
+    for (const c of [a, b, admin]) assert.equal((await c.get('/api/session')).body.authenticated, false);
+    assert.deepEqual((await guest.get('/api/cart')).body.items, [], 'a guest\'s cart lived in the session');
+    assert.equal((await a.login(username)).status, 200);
+    assert.deepEqual((await a.get('/api/cart')).body.items.map((i: { productId: string; quantity: number }) => [i.productId, i.quantity]), [['camp-mug', 2]], 'the account\'s saved cart follows the user');
+  });
+});

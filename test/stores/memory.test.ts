@@ -30,6 +30,7 @@ runStoreSuite({
   name: 'memory',
   regenerates: true,
   reportsSwept: true,
+  destroysAll: true,
   open: async (clock) => new MemoryStore({ clock, sweepIntervalMs: 0 }),
 });
 
@@ -37,6 +38,7 @@ runStoreSuite({
   name: 'memory (trained data code)',
   regenerates: true,
   reportsSwept: true,
+  destroysAll: true,
   open: (clock) => trainedStore(clock),
 });
 

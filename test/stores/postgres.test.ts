@@ -52,6 +52,7 @@ runStoreSuite({
   limits: true,
   regenerates: true,
   reportsSwept: true,
+  destroysAll: true,
   open: async (clock) => {
     const { url } = await fast();
     const tableName = `suite_${++tables}`;
@@ -474,6 +475,109 @@ describe('PostgresStore sweep', () => {
       assert.equal(await limiter.take('203.0.113.7'), true);
     } finally {
       await store.close();
+      await pgQuery(url, `DROP TABLE IF EXISTS "${tableName}", "${tableName}_limits"`);
+    }
+  });
+});
+
+describe('PostgresStore destroyAll', () => {
+  it('postgres destroyAll when sessions span several batches around a run of user contexts then another store hears each removed key once, without a stamp, and the contexts stay', async () => {
+    const { url } = await fast();
+    const clock = new ManualClock();
+    const tableName = `destroy_all_${++tables}`;
+    const a = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    const b = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0 });
+    const quiet = new PostgresStore({ connectionString: url, tableName, clock, sweepIntervalMs: 0, notify: false });
+    const heard: Array<[string, string | undefined]> = [];
+    const off = b.subscribe((key, stamp) => heard.push([key, stamp]));
+    try {
+      await a.ready();
+      assert.equal(await b.feedListening(), true);
+      const now = clock.now();
+      // In key order: 1,250 sessions ('a…'), 2,500 user contexts ('user:…', whole batches of them), 1,250 sessions ('z…').
+      // Every fifth session is already past its idle deadline, every seventh past its absolute one; every third has an owner.
+      await pgQuery(url, `INSERT INTO "${tableName}" SELECT CASE WHEN g % 2 = 0 THEN 'a' ELSE 'z' END || g, '{}', 1,
+        CASE WHEN g % 3 = 0 THEN 'u' || g % 4 END, $1::bigint, $1::bigint,
+        $1::bigint + CASE WHEN g % 5 = 0 THEN 0 ELSE 60000 END, $1::bigint + CASE WHEN g % 7 = 0 THEN 0 ELSE 60000 END
+        FROM generate_series(1, 2500) g`, [now]);
+      await pgQuery(url, `INSERT INTO "${tableName}" SELECT 'user:' || g, '{}', 1, NULL, $1::bigint, $1::bigint, $1::bigint + 60000, $1::bigint + 60000
+        FROM generate_series(1, 2500) g`, [now]);
+      const dead = Array.from({ length: 2500 }, (_, i) => i + 1).filter((g) => g % 5 === 0 || g % 7 === 0).length;
+      assert.equal(await a.destroyAll(), 2500 - dead, 'the live sessions only');
+      assert.equal(await a.count(), 2500, 'the user contexts stay');
+      assert.deepEqual(await a.listByUser('u1'), []);
+      // Notifications arrive in commit order: once the sentinel is heard, every removal is.
+      const sentinel = makeRecord(clock);
+      await a.set(sentinel, 0);
+      await until('the sentinel', () => heard.some(([key]) => key === sentinel.key));
+      const removals = heard.filter(([key]) => key !== sentinel.key);
+      assert.equal(removals.length, 2500, 'each removed key once');
+      assert.equal(new Set(removals.map(([key]) => key)).size, 2500);
+      assert.ok(removals.every(([key, stamp]) => /^[az]\d+$/.test(key) && stamp === undefined), 'sessions only, without a stamp');
+
+      // With notify off the statement has no pg_notify: it removes the same way and sends nothing.
+      heard.length = 0;
+      const records = [makeRecord(clock, { userId: 'u1' }), makeRecord(clock)];
+      for (const r of records) await a.set(r, 0);
+      await until('their writes', () => heard.length === records.length);
+      assert.equal(await quiet.destroyAll(), records.length + 1, 'these and the sentinel');
+      const after = makeRecord(clock);
+      await a.set(after, 0);
+      await until('the next write', () => heard.some(([key]) => key === after.key));
+      assert.deepEqual(heard.map(([key]) => key), [...records.map((r) => r.key), after.key]);
+      assert.equal(await a.get(records[0]!.key), null);
+      assert.deepEqual(await a.listByUser('u1'), []);
+    } finally {
+      off();
+      await Promise.all([a.close(), b.close(), quiet.close()]);
+      await pgQuery(url, `DROP TABLE IF EXISTS "${tableName}", "${tableName}_limits"`);
+    }
+  });
+
+  it('postgres destroyAll when a write holds a session\'s row then waits for it rather than skip it, and sends again a batch PostgreSQL ends to break a deadlock', async () => {
+    const { url } = await fast();
+    const clock = new ManualClock();
+    const tableName = `destroy_all_lock_${++tables}`;
+    // The store's sessions check for a deadlock after 2 s, the holder's after a minute: PostgreSQL ends the store's statement.
+    const pool = new pg.Pool({ connectionString: url, options: '-c deadlock_timeout=2s' });
+    const store = new PostgresStore({ pool, tableName, clock, sweepIntervalMs: 0 });
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      const records = Array.from({ length: 20 }, () => makeRecord(clock));
+      // The statement deletes its batch in an order of its own: a round whose held row comes first
+      // there has nothing to cross, and the next holds another row (at most two rounds).
+      for (const held of records) {
+        for (const r of records) assert.deepEqual(await store.set(r, 0), { ok: true });
+        await holder.query('BEGIN');
+        await holder.query(`SET LOCAL deadlock_timeout = '60s'`);
+        await holder.query(`SELECT 1 FROM "${tableName}" WHERE key = $1 FOR UPDATE`, [held.key]);
+        const destroying = store.destroyAll();
+        destroying.catch(() => {});
+        // Asked on another connection: a transaction sees pg_stat_activity as it was at its first look.
+        await until('destroyAll waiting for the held row', async () => (await pgQuery(url, `SELECT 1 FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH batch%'`)).length === 1);
+        // The rows the waiting statement has deleted carry its transaction as xmax.
+        const taken = await holder.query<{ key: string }>(`SELECT key FROM "${tableName}"
+          WHERE xmax <> '0'::xid AND xmax <> pg_current_xact_id()::xid`);
+        if (taken.rows.length === 0) {
+          await holder.query('COMMIT');
+          assert.equal(await destroying, records.length, 'the held row is removed once it is released');
+          continue;
+        }
+        // Deleting one of them waits for the store's statement, which waits for us: a deadlock.
+        await holder.query(`DELETE FROM "${tableName}" WHERE key = $1`, [taken.rows[0]!.key]);
+        await holder.query('COMMIT');
+        assert.equal(await destroying, records.length - 1, 'sent again after the deadlock, it removes all but the row we deleted');
+        assert.equal(await store.count(), 0);
+        return;
+      }
+      assert.fail('no round crossed the statement\'s locks');
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await holder.end();
+      await store.close();
+      await pool.end();
       await pgQuery(url, `DROP TABLE IF EXISTS "${tableName}", "${tableName}_limits"`);
     }
   });

@@ -23,6 +23,7 @@ runStoreSuite({
   name: 'redis cluster',
   lacks: { sweep: true },
   limits: true,
+  destroysAll: true,
   open: async (clock) => {
     const keyPrefix = nextPrefix();
     const store = new RedisStore({ cluster: { nodes: [...cluster.seeds] }, keyPrefix, clock });

@@ -34,6 +34,7 @@ runStoreSuite({
   name: 'redis',
   lacks: { sweep: true },
   limits: true,
+  destroysAll: true,
   regenerates: true,
   open: async (clock) => {
     const keyPrefix = nextPrefix();

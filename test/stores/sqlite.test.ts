@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
 import { SqliteStore, SCHEMA_VERSION } from '../../src/stores/sqlite/index.js';
 import { MIGRATIONS, migrate } from '../../src/stores/sqlite/schema.js';
+import { TieredStore } from '../../src/stores/tiered/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import { isSessionKey } from '../../src/core/store.js';
 import type { SessionStore } from '../../src/core/store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
@@ -25,6 +27,7 @@ runStoreSuite({
   name: 'sqlite',
   regenerates: true,
   reportsSwept: true,
+  destroysAll: true,
   open: async (clock) => {
     const file = await tempSqliteFile();
     const store = new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });
@@ -762,6 +765,117 @@ describe('SqliteStore sweep and count', () => {
       assert.ok(await store.get(live.key));
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('SqliteStore destroyAll', () => {
+  it('sqlite store when another store on the same file runs destroyAll then it and its tier hear every removed key, without a stamp', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 20 });
+    // 'eventual': a hit is served from the tier's copy with no fence, so only the feed can drop it.
+    const tier = new TieredStore({ shared: a, clock, consistency: 'eventual' });
+    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const heard = new Map<string, string | undefined>();
+    const off = a.subscribe((key, stamp) => heard.set(key, stamp));
+    try {
+      const sessions = Array.from({ length: 1_200 }, (_, i) => makeRecord(clock, { userId: i % 3 === 0 ? `u${i % 7}` : null }));
+      const context = makeRecord(clock, { key: `user:${makeRecord(clock).key}` });
+      await Promise.all([...sessions, context].map((r) => tier.set(r, 0)));
+      for (const r of [...sessions, context]) assert.deepEqual(await tier.get(r.key), r);
+      const hits = tier.stats().hits;
+      assert.deepEqual(await tier.get(sessions[0]!.key), sessions[0], 'copies are served from the tier');
+      assert.equal(tier.stats().hits, hits + 1);
+      heard.clear();
+
+      assert.equal(await b.destroyAll(), sessions.length);
+      for (let i = 0; i < 250 && heard.size < sessions.length; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(heard.size, sessions.length, 'every removed session reported to the other store');
+      assert.ok(!heard.has(context.key), 'the user context was not removed, so not reported');
+      for (const stamp of heard.values()) assert.equal(stamp, undefined);
+      for (const r of sessions) assert.equal(await tier.get(r.key), null, r.key);
+      assert.deepEqual(await tier.listByUser('u0'), []);
+      assert.deepEqual(await tier.get(context.key), context, 'the user context stays, in the tier and the file');
+      assert.deepEqual(await b.get(context.key), context);
+    } finally {
+      off();
+      await tier.close();
+      await b.close();
+    }
+  });
+
+  it('sqlite store when session keys sort on both sides of the user contexts then destroyAll removes exactly those isSessionKey names', async () => {
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    try {
+      const keys = ['-a', '0a', 'Ua', 'USER:a', 'user', 'user9', 'user;', 'user;a', 'userA', 'user_a', 'users', 'v', 'zz',
+        'user:', 'user:a', 'user:zz', 'user::'];
+      for (const key of keys) assert.deepEqual(await store.set(makeRecord(clock, { key }), 0), { ok: true });
+      const sessions = keys.filter(isSessionKey);
+      assert.equal(await store.destroyAll(), sessions.length);
+      for (const key of keys) assert.equal((await store.get(key)) === null, isSessionKey(key), key);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('sqlite store when destroyAll removes more sessions than one transaction holds then each batch commits and is reported on its own, and a session created meanwhile is removed too', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const raw = new Database(path);
+    const sessionsLeft = raw.prepare('SELECT count(*) FROM tether_sessions').pluck();
+    const left: number[] = [];
+    const late = makeRecord(clock, { userId: 'late' });
+    const off = store.subscribe(() => {
+      // Each report comes once its transaction committed: another connection sees what is left then.
+      const n = sessionsLeft.get() as number;
+      if (left.at(-1) === n) return;
+      left.push(n);
+      // Another process creates a session between two batches.
+      if (left.length === 1) {
+        raw.prepare(`INSERT INTO tether_sessions (key, data, version, user_id, created_at, last_seen_at, expires_at, absolute_expires_at)
+          VALUES (?, ?, 1, ?, ?, ?, ?, ?)`).run(late.key, late.data, late.userId, late.createdAt, late.lastSeenAt, late.expiresAt, late.absoluteExpiresAt);
+      }
+    });
+    try {
+      const expired = Array.from({ length: 100 }, () => makeRecord(clock, { expiresAt: clock.now() + 10 }));
+      const live = Array.from({ length: 1_900 }, () => makeRecord(clock));
+      await Promise.all([...expired, ...live].map((r) => store.set(r, 0)));
+      clock.advance(10);
+      assert.equal(await store.destroyAll(), live.length + 1, 'the live sessions, the late one among them; not the expired ones');
+      assert.ok(left.length >= 4, `several transactions, each reported once it committed (sessions left after each: ${left.join(', ')})`);
+      assert.equal(left.at(-1), 0);
+      assert.equal(await store.get(late.key), null, 'the session created between batches was removed');
+      assert.equal(sessionsLeft.get(), 0);
+      assert.equal(raw.prepare('SELECT count(*) FROM tether_changes WHERE stamp IS NULL').pluck().get(), expired.length + live.length + 1,
+        'a change row for each removal, for other processes');
+    } finally {
+      off();
+      raw.close();
+      await store.close();
+    }
+  });
+
+  it('sqlite store when closed during destroyAll then it rejects with STORE_CLOSED, and the batches it committed stay deleted', async () => {
+    const { path } = await temp();
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    await Promise.all(Array.from({ length: 1_200 }, () => store.set(makeRecord(clock), 0)));
+    let closing: Promise<void> | undefined;
+    // Closed once the first batch committed.
+    const off = store.subscribe(() => (closing ??= store.close()));
+    await assert.rejects(store.destroyAll(), { code: 'STORE_CLOSED' });
+    off();
+    await closing;
+    await assert.rejects(store.destroyAll(), { code: 'STORE_CLOSED' });
+    const again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    try {
+      assert.equal(await again.count(), 700, 'the first batch of 500 was removed, the rest kept whole');
+      assert.equal(await again.destroyAll(), 700);
+    } finally {
+      await again.close();
     }
   });
 });

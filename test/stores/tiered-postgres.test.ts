@@ -38,6 +38,7 @@ async function node(tableName: string, clock: Clock): Promise<TieredStore> {
 
 runStoreSuite({
   name: 'tiered over postgres',
+  destroysAll: true,
   limits: true,
   regenerates: true,
   reportsSwept: true,

@@ -35,6 +35,7 @@ async function node(keyPrefix: string, clock: Clock, consistency?: TieredConsist
 
 runStoreSuite({
   name: 'tiered over redis',
+  destroysAll: true,
   lacks: { sweep: true },
   limits: true,
   regenerates: true,

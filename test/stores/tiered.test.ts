@@ -15,6 +15,7 @@ import { checkSlotReads } from '../helpers/local-slot.js';
 const shared = new WeakMap<SessionStore, MemoryStore>();
 runStoreSuite({
   name: 'tiered over memory',
+  destroysAll: true,
   regenerates: true,
   reportsSwept: true,
   open: async (clock) => {
@@ -34,6 +35,7 @@ const sqliteTier = (path: string, clock: Clock): TieredStore =>
   new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 20 }), clock });
 runStoreSuite({
   name: 'tiered over sqlite',
+  destroysAll: true,
   regenerates: true,
   reportsSwept: true,
   open: async (clock) => {

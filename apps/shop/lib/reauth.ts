@@ -10,6 +10,7 @@ import { audit, sessionOf } from '../context.js';
 import type { ShopContext } from '../context.js';
 import { invalidCredentials, validationFailed } from './errors.js';
 import { verifyPassword } from './passwords.js';
+import { objectBody, onlyKeys } from './validate.js';
 
 /**
  * The user, once their own password is given again; 401 INVALID_CREDENTIALS with `message` when it is
@@ -41,4 +42,11 @@ export async function stepUp(ctx: ShopContext, req: FastifyRequest, userId: stri
   await checkPassword(ctx, req, userId, password, 'the password is wrong');
   session.reauthenticated();
   audit(ctx, req, 'auth.reauthenticated', { user: userId });
+}
+
+/** Ending sessions: `{"password": …}` or nothing (stepUp), else 400 VALIDATION_FAILED. */
+export async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: string): Promise<void> {
+  const body = req.body === undefined || req.body === null ? {} : objectBody(req.body);
+  onlyKeys(body, ['password']);
+  await stepUp(ctx, req, userId, body.password);
 }

@@ -1,10 +1,10 @@
 /** The account: the user's sessions (devices), password, orders, and deleting it. @module */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Order } from '../db/index.js';
 import { centsToAmount } from '../lib/cart.js';
 import { adminAccount, sessionNotFound, validationFailed } from '../lib/errors.js';
 import { hashPassword } from '../lib/passwords.js';
-import { checkPassword, stepUp } from '../lib/reauth.js';
+import { checkPassword, requireRecentAuth } from '../lib/reauth.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { audit, guestOrdersOf, requireUser, sessionOf, sessionView } from '../context.js';
 import type { ShopContext } from '../context.js';
@@ -22,13 +22,6 @@ export function orderJson(o: Order): Record<string, unknown> {
     // A guest's order: where its receipt went. A user's has none, and its JSON is as before.
     ...(o.email !== null ? { email: o.email } : {}),
   };
-}
-
-/** Ending sessions: `{"password": …}` or nothing (stepUp), else 400 VALIDATION_FAILED. */
-async function requireRecentAuth(ctx: ShopContext, req: FastifyRequest, userId: string): Promise<void> {
-  const body = req.body === undefined || req.body === null ? {} : objectBody(req.body);
-  onlyKeys(body, ['password']);
-  await stepUp(ctx, req, userId, body.password);
 }
 
 export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {

@@ -1,6 +1,6 @@
 /**
  * The admin API (the `admin` account only): live sessions per node (every worker of a cluster), store
- * figures, a user's status, ending a user's sessions, disabling and enabling accounts.
+ * figures, a user's status, ending a user's sessions or everyone's, disabling and enabling accounts.
  * @module
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -8,7 +8,8 @@ import type { EngineStats } from 'tether';
 import { clusterMetrics, isClusterWorker } from 'tether/cluster';
 import type { User } from '../db/index.js';
 import { adminAccount, forbidden, userNotFound, validationFailed } from '../lib/errors.js';
-import { audit, requireUser } from '../context.js';
+import { audit, requireUser, sessionOf } from '../context.js';
+import { requireRecentAuth } from '../lib/reauth.js';
 import type { ShopContext } from '../context.js';
 
 async function requireAdmin(ctx: ShopContext, req: FastifyRequest): Promise<void> {
@@ -137,6 +138,22 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const ended = await ctx.tether.destroyUserSessions(user.id);
     audit(ctx, req, 'admin.sessions_ended', { admin: requireUser(req), user: user.id, ended });
     return { username: user.username, ended };
+  });
+
+  /**
+   * Ends every session of every user (ASVS 7.4.5: after a breach), the admin's own with them; carts
+   * saved to accounts (user contexts) stay. A step-up like ending one's own sessions: `{"password": …}`,
+   * or a sign-in within SHOP_REAUTH_WINDOW, else 401 REAUTH_REQUIRED.
+   */
+  app.post('/api/admin/sessions/end', async (req) => {
+    await requireAdmin(ctx, req);
+    const adminId = requireUser(req);
+    await requireRecentAuth(ctx, req, adminId);
+    const ended = await ctx.tether.destroyAllSessions();
+    audit(ctx, req, 'admin.all_sessions_ended', { admin: adminId, ended });
+    // Gone from the store already: this expires the admin's cookie in the answer.
+    sessionOf(req).destroy();
+    return { ended };
   });
 
   /**

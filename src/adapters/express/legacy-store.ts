@@ -8,13 +8,14 @@
  *   between the read and the write of one record (the window is one store round trip);
  * - a touch rewrites the whole record (express-session stores have no partial update), under the same lock;
  * - no per-user index: `listByUser`/`destroyByUser` scan `all()` (every session in the store), and
- *   reject when the store has no `all()`;
+ *   reject when the store has no `all()`; `destroyAll` (present only with `all()`) ends express-session's
+ *   own sessions there too, which a migration would otherwise adopt;
  * - no change feed, so a TieredStore in front of it is for one process only;
  * - durability is whatever the wrapped store gives, and its client's outage handling applies.
  * @module
  */
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
-import { assertNextVersion, deadlineOf, isExpired, systemClock } from '../../core/store.js';
+import { assertNextVersion, deadlineOf, isExpired, isSessionKey, systemClock } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 
@@ -82,6 +83,7 @@ export class ExpressSessionStoreAdapter implements SessionStore {
   /** Present only when the wrapped store has `all()`. */
   readonly count?: () => Promise<number>;
   readonly sweep?: () => Promise<number>;
+  readonly destroyAll?: () => Promise<number>;
 
   constructor(store: ExpressSessionStoreLike, options: ExpressSessionStoreAdapterOptions = {}) {
     if (typeof store !== 'object' || store === null || typeof store.get !== 'function' || typeof store.set !== 'function'
@@ -97,6 +99,7 @@ export class ExpressSessionStoreAdapter implements SessionStore {
     if (typeof store.all === 'function') {
       this.count = async () => (await this.#ours()).length;
       this.sweep = async () => this.#sweep();
+      this.destroyAll = async () => this.#destroyAll();
     }
   }
 
@@ -199,24 +202,52 @@ export class ExpressSessionStoreAdapter implements SessionStore {
     await this.#call<void>('set', (cb) => this.legacy.set(this.#prefix + key, env, cb));
   }
 
-  /** Every Tether record in the store, live or not (needs `all()`). */
-  async #scan(): Promise<SessionRecord[]> {
+  /** Every entry of the wrapped store, Tether's and express-session's own, as (id, value) (needs `all()`). */
+  async #entries(): Promise<Array<[string, unknown]>> {
     const all = this.legacy.all;
     if (typeof all !== 'function') {
       throw new StoreUnavailableError(`${this.name} has no all(), so sessions cannot be listed per user; use a Tether store for listUserSessions, destroyUserSessions and maxSessionsPerUser`);
     }
     const raw = await this.#call<unknown>('all', (cb) => all.call(this.legacy, cb));
-    const entries: Array<[string, unknown]> = Array.isArray(raw)
+    return Array.isArray(raw)
       // connect-redis and others return a list of sessions carrying their `id`; MemoryStore an id → session map.
       ? raw.map((s) => [String((s as { id?: unknown })?.id ?? ''), s] as [string, unknown])
       : Object.entries((raw ?? {}) as Record<string, unknown>);
+  }
+
+  /** Every Tether record in the store, live or not (needs `all()`). */
+  async #scan(): Promise<SessionRecord[]> {
     const out: SessionRecord[] = [];
-    for (const [sid, sess] of entries) {
+    for (const [sid, sess] of await this.#entries()) {
       if (!sid.startsWith(this.#prefix)) continue;
       const rec = decode(sid.slice(this.#prefix.length), sess);
       if (rec) out.push(rec);
     }
     return out;
+  }
+
+  /**
+   * Ends every session in the wrapped store (see SessionStore.destroyAll): Tether's session records,
+   * and the sessions express-session itself left there, which a migration would otherwise adopt. One
+   * `destroy` each, after one `all()`; Tether's user contexts stay. Counts the live ones.
+   */
+  async #destroyAll(): Promise<number> {
+    this.#open();
+    const now = this.#clock.now();
+    let removed = 0;
+    for (const [sid, sess] of await this.#entries()) {
+      if (!sid.startsWith(this.#prefix)) {
+        if (sid === '') continue;
+        await this.#call<void>('destroy', (cb) => this.legacy.destroy(sid, cb));
+        removed++;
+        continue;
+      }
+      const rec = decode(sid.slice(this.#prefix.length), sess);
+      if (rec === null || !isSessionKey(rec.key)) continue;
+      await this.destroy(rec.key);
+      if (!isExpired(rec, now)) removed++;
+    }
+    return removed;
   }
 
   async #ours(): Promise<SessionRecord[]> {

@@ -7,7 +7,7 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, stampOf, SweptListeners } from '../../core/store.js';
+import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, isSessionKey, stampOf, SweptListeners } from '../../core/store.js';
 import type { Clock, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { fromStoredKey, knownStoredKey, toStoredKey } from './keys.js';
@@ -199,6 +199,22 @@ export class MemoryStore implements SessionStore {
       if (!isExpired(head, this.#clock.now())) removed++;
       this.#remove(stored, head);
       this.#notify(fromStoredKey(stored));
+    }
+    return removed;
+  }
+
+  /** Ends every session (see SessionStore.destroyAll); user contexts stay. */
+  async destroyAll(): Promise<number> {
+    this.#open();
+    const now = this.#clock.now();
+    let removed = 0;
+    for (const [stored, value] of [...this.#records.entries()]) {
+      const key = fromStoredKey(stored);
+      if (!isSessionKey(key)) continue;
+      const head = readHead(value);
+      if (!isExpired(head, now)) removed++;
+      this.#remove(stored, head);
+      this.#notify(key);
     }
     return removed;
   }

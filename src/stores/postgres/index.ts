@@ -12,6 +12,8 @@
  *   current version. The user index is the `user_id` column, so it changes atomically with the write.
  * - Every write that changed a row sends `pg_notify(channel, payload)` in the same statement (the key,
  *   with the new state's stamp after a set or touch; feed.ts): delivered if and only if the write commits.
+ * - `destroyAll()` deletes in keyset batches over the primary key, one statement each, every removal
+ *   notified as `destroy`'s is; it waits for rows that concurrent writes hold, so none is skipped.
  * - `subscribe(listener, { onResync })` holds one dedicated connection running LISTEN and reconnects
  *   with backoff. While it is disconnected nothing is delivered (PostgreSQL keeps no notifications for
  *   absent listeners), so `onResync` runs when the connection drops and again whenever LISTEN becomes
@@ -39,7 +41,7 @@ import type { SchemaNames } from './schema.js';
 import { ChangeFeed } from './feed.js';
 import type { ChangeFeedSubscription, FeedState } from './feed.js';
 import { statements, prepared, toRecord } from './sql.js';
-import type { RecordRow, SweptRow } from './sql.js';
+import type { DestroyAllRow, RecordRow, SweptRow } from './sql.js';
 
 export type { ChangeFeedSubscription, FeedState } from './feed.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
@@ -84,6 +86,10 @@ const QUERY_TIMEOUT_GRACE_MS = 500;
 const DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
 const SWEEP_BATCH = 1_000;
 const SWEEP_MAX_BATCHES = 100;
+/** Keys each statement of `destroyAll` takes (sessions and user contexts alike; it deletes the sessions). */
+const DESTROY_ALL_BATCH = 1_000;
+/** How often a statement PostgreSQL aborted to break a deadlock is sent (destroyAll's batches). */
+const DEADLOCK_ATTEMPTS = 3;
 /** How often `set` re-tries when the read after a failed write shows the expected version (the row changed in between). */
 const SET_ATTEMPTS = 3;
 
@@ -280,6 +286,43 @@ export class PostgresStore implements SessionStore {
     return res.rows.filter((row) => row.live).length;
   }
 
+  /**
+   * Ends every session (see SessionStore.destroyAll); user contexts (`user:` keys) stay. A keyset loop
+   * over the primary key: each batch is one statement (sql.ts `destroyAll`) that takes the next
+   * DESTROY_ALL_BATCH keys after the last batch's, deletes the sessions among them and sends a
+   * `pg_notify` removal for each, so it commits (rows, user index and notifications) or not at all and
+   * locks only its own rows, briefly. It waits for a row a concurrent write holds rather than skip it,
+   * so every session stored before the call is removed; one written meanwhile behind the cursor is
+   * kept whole. A batch PostgreSQL aborts as a deadlock victim (crossing another multi-row delete) is
+   * sent again. Returns how many of the deleted rows were live by the store's clock at the start.
+   */
+  async destroyAll(): Promise<number> {
+    this.#open();
+    if (!this.#migrated) await this.ready();
+    const now = this.clock.now();
+    let removed = 0;
+    let after: string | null = null;
+    for (;;) {
+      const res = await this.#destroyAllBatch(after, now);
+      const row = res.rows[0];
+      removed += Number(row?.live ?? 0);
+      if (!row || row.last === null || Number(row.scanned) < DESTROY_ALL_BATCH) return removed;
+      after = row.last;
+    }
+  }
+
+  async #destroyAllBatch(after: string | null, now: number): Promise<QueryResult<DestroyAllRow>> {
+    const text = after === null ? this.#sql.destroyAllFirst : this.#sql.destroyAll;
+    const values = this.#notifying([after ?? '', DESTROY_ALL_BATCH, now]);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#query<DestroyAllRow>('destroyAll', text, values);
+      } catch (err) {
+        if (attempt >= DEADLOCK_ATTEMPTS || !deadlocked(err)) throw err;
+      }
+    }
+  }
+
   /** Deletes expired rows in batches (each one short, so none runs into statement_timeout); returns how many. */
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
@@ -439,6 +482,12 @@ export class PostgresStore implements SessionStore {
     return new StoreUnavailableError(`PostgresStore ${op} failed${why ? ` (${why})` : ''}; check that PostgreSQL is reachable `
       + '(options connectionString or pool) and answers within options.statementTimeoutMs', { cause: err });
   }
+}
+
+/** Whether a call failed because PostgreSQL chose its statement to break a deadlock (SQLSTATE 40P01): nothing of it applied. */
+function deadlocked(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return typeof cause === 'object' && cause !== null && cause.code === '40P01';
 }
 
 /** A record's columns, in the order the create, update and regenerate statements take them. */

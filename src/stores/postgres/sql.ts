@@ -52,6 +52,13 @@ export function toRecord(row: RecordRow): SessionRecord {
   };
 }
 
+/** What one batch of destroyAll reports (the `destroyAll` statements); counts are bigint, so strings. */
+export interface DestroyAllRow {
+  scanned: string;
+  last: string | null;
+  live: string;
+}
+
 /** A row a sweep deleted: what `onSwept` needs to tell a timed-out session. */
 export type SweptRow = Pick<RecordRow, 'key' | 'user_id' | 'last_seen_at' | 'expires_at' | 'absolute_expires_at'>;
 
@@ -75,6 +82,13 @@ const ROLLED_PREVIOUS = `CASE WHEN l.window_start >= EXCLUDED.window_start THEN 
 export function statements(table: string, notify: boolean, limits: string) {
   const emit = (channelParam: string, payload: string, extra = ''): string =>
     (notify ? `SELECT pg_notify(${channelParam}, ${payload})${extra} FROM w` : `SELECT key${extra} FROM w`);
+  const destroyAllBatch = (after: '>' | '>='): string => `WITH batch AS (
+      SELECT key FROM ${table} WHERE key ${after} $1 ORDER BY key LIMIT $2
+    ), w AS (
+      DELETE FROM ${table} WHERE key IN (SELECT key FROM batch) AND key NOT LIKE 'user:%'
+      RETURNING key, (${live('$3')}) AS live
+    ) SELECT (SELECT count(*) FROM batch) AS scanned, (SELECT max(key) FROM batch) AS last,
+      count(*) FILTER (WHERE live) AS live${notify ? `, count(pg_notify($4, ${REMOVED})) AS notified` : ''} FROM w`;
   return {
     get: `SELECT ${COLUMNS} FROM ${table} WHERE key = $1 AND ${live('$2')}`,
 
@@ -139,6 +153,18 @@ export function statements(table: string, notify: boolean, limits: string) {
       DELETE FROM ${table} WHERE user_id = $1 AND key <> ALL($2::text[])
       RETURNING key, (${live('$3')}) AS live
     ) ${emit('$4', REMOVED, ', live')}`,
+
+    /**
+     * One batch of destroyAll, after the key `$1` ($1 '' and `destroyAllFirst` for the first batch, so
+     * that even an empty key is taken): $2 batch size, $3 now, [$4 channel]. `batch` is the next $2 keys
+     * of any kind in key order (the primary key's index), so each statement reads at most $2 index
+     * entries however many user contexts lie between sessions; of them, the sessions are deleted, each
+     * notified as a removal. One row back: `scanned` (fewer than $2: the table is done), `last` (the
+     * next batch's $1), `live` (the deleted rows live at $3). A row another client deleted first is not
+     * deleted, counted or notified again; one a concurrent write holds is waited for and then deleted.
+     */
+    destroyAllFirst: destroyAllBatch('>='),
+    destroyAll: destroyAllBatch('>'),
 
     /**
      * $1 now, $2 batch size. The outer predicate repeats the deadline so that a row re-created between

@@ -10,11 +10,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { decimal } from '../../core/decimal.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision, isSessionKey } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
-import { DESTROY, DESTROY_BY_USER, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REGENERATE, SET, TOUCH, UNINDEX } from './scripts.js';
+import { DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REGENERATE, SET, TOUCH, UNINDEX } from './scripts.js';
 import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Script } from './scripts.js';
@@ -300,23 +300,64 @@ export class RedisStore implements SessionStore {
   async count(): Promise<number> {
     this.#open();
     if (!this.#ready()) await this.#whenReady();
-    const pattern = `${escapeGlob(this.#sp)}*`;
-    const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
     let total = 0;
     try {
-      for (const node of nodes) {
-        let cursor = '0';
-        for (let i = 0; i < 10_000_000; i++) {
-          const [next, keys] = await this.#bound('SCAN', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
-          total += keys.length;
-          cursor = next;
-          if (cursor === '0') break;
-        }
-      }
+      await this.#scan((keys) => void (total += keys.length));
     } catch (err) {
       throw this.#fail('count', err);
     }
     return total;
+  }
+
+  /**
+   * Ends every session (see SessionStore.destroyAll): a SCAN over every primary, each batch of about
+   * a thousand session keys deleted by one script (on a Cluster, one call per session, each on its
+   * node), which publishes each removal; owners' index entries are then dropped as `destroy` drops
+   * them (on a Cluster they stay until pruned by deadline, as in destroyByUser). User contexts stay.
+   */
+  async destroyAll(): Promise<number> {
+    this.#open();
+    if (!this.#ready()) await this.#whenReady();
+    let removed = 0;
+    try {
+      await this.#scan(async (keys) => {
+        const members = keys.map((k) => k.slice(this.#sp.length)).filter(isSessionKey);
+        if (members.length === 0) return;
+        const now = this.clock.now();
+        const batches = this.#cluster ? members.map((m) => [m]) : [members];
+        const results = await Promise.all(batches.map((batch) =>
+          this.#eval(DESTROY_EACH, batch.length, [...batch.map((m) => this.#sp + m), now, this.#channel, ...batch]) as Promise<Array<number | string>>));
+        const owned: Array<Promise<void>> = [];
+        for (const [live, ...deleted] of results) {
+          removed += live as number;
+          for (let i = 0; i < deleted.length; i += 2) {
+            const member = deleted[i] as string;
+            const owner = deleted[i + 1] as string;
+            this.#published(member);
+            if (owner !== '') owned.push(this.#unindex(owner, member));
+          }
+        }
+        await Promise.all(owned);
+      });
+    } catch (err) {
+      throw this.#fail('destroyAll', err);
+    }
+    return removed;
+  }
+
+  /** Every key under the session prefix, in SCAN batches handed to `each` one at a time, on every primary. */
+  async #scan(each: (keys: string[]) => void | Promise<void>): Promise<void> {
+    const pattern = `${escapeGlob(this.#sp)}*`;
+    const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      for (let i = 0; i < 10_000_000; i++) {
+        const [next, keys] = await this.#bound('SCAN', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
+        if (keys.length > 0) await each(keys);
+        cursor = next;
+        if (cursor === '0') break;
+      }
+    }
   }
 
   /**

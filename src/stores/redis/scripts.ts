@@ -180,6 +180,29 @@ return u
 `);
 
 /**
+ * Deletes the listed sessions, whoever owns them (destroyAll, one batch of a SCAN; on a Cluster one
+ * session per call). KEYS[1..n] sessions. ARGV: 1 now, 2 change channel ('' = none), 3..n+2 store keys.
+ * Returns how many deleted sessions were live at now, then, for each deleted one, its store key and
+ * its owner ('' when anonymous), so the caller can report the removal and tidy that index.
+ */
+export const DESTROY_EACH = new Script(`${RECORD}
+local now = tonumber(ARGV[1])
+local out = {0}
+for i = 1, #KEYS do
+  local h = head(KEYS[i])
+  if h then
+    local u = owner(KEYS[i], h)
+    redis.call('DEL', KEYS[i])
+    if live(h, now) then out[1] = out[1] + 1 end
+    if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '!' .. ARGV[i + 2]) end
+    out[#out + 1] = ARGV[i + 2]
+    out[#out + 1] = u or ''
+  end
+end
+return out
+`);
+
+/**
  * Removes a member from a user index unless its session is (again) owned by that user; atomic with
  * the SET script because both keys live on the one server (standalone only).
  * KEYS[1] index, KEYS[2] session. ARGV: 1 store key, 2 userId.

@@ -72,6 +72,8 @@ export const SQLITE_STORE_DEFAULTS = {
 /** Rows deleted per sweep transaction, so a large sweep never holds the write lock for long. */
 const SWEEP_BATCH = 500;
 const SWEEP_MAX_BATCHES = 10_000;
+/** Sessions deleted per destroyAll transaction, for the same reason. */
+const DESTROY_ALL_BATCH = 500;
 /** The change log is trimmed after this many of this connection's writes (and on every sweep). */
 const TRIM_EVERY_WRITES = 1_000;
 /**
@@ -83,18 +85,25 @@ const RETRY_PAUSES_MS = [1, 2, 5, 10, 20, 25, 50];
 const COLUMNS = `key, data, version, user_id AS userId, created_at AS createdAt, last_seen_at AS lastSeenAt,
   expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`;
 const LIVE = 'expires_at > @now AND absolute_expires_at > @now';
+/**
+ * Session keys: every key but user contexts (isSessionKey). Keys compare as bytes (BINARY), so those
+ * starting with 'user:' are exactly the ones from 'user:' up to 'user;' (';' follows ':'), and this
+ * reads as two ranges of the primary-key index that never visit a user context.
+ */
+const SESSION_KEY = "(key < 'user:' OR key >= 'user;')";
 
 type Row = SessionRecord;
 type Params = Record<string, string | number | null>;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 type Statements = Record<'get' | 'insertFree' | 'updateAt' | 'version' | 'touch' | 'destroy' | 'listByUser'
-  | 'destroyByUser' | 'sweep' | 'count', Statement>;
+  | 'destroyByUser' | 'destroyAll' | 'sweep' | 'count', Statement>;
 interface Transactions {
   set(p: Params, expected: number): SetResult;
   regenerate(ended: Params, expected: number, created: Params): SetResult;
   touch(p: Params): boolean;
   destroy(key: string): void;
   destroyByUser(p: Params): number;
+  destroyAll(now: number): { deleted: number; live: number };
   sweep(now: number): DeletedRecord[];
 }
 
@@ -244,6 +253,28 @@ export class SqliteStore implements SessionStore {
     const except = JSON.stringify(options.except ?? []);
     const now = this.#clock.now();
     return this.#write('destroyByUser', () => this.#tx.destroyByUser({ userId, except, now }));
+  }
+
+  /**
+   * Ends every session (see SessionStore.destroyAll); user contexts stay. Deletes DESTROY_ALL_BATCH
+   * sessions per IMMEDIATE transaction, each logging a change row per key (no stamp) as `destroy`
+   * does, until a transaction finds fewer left: a session created before that last transaction is
+   * removed too, whichever process created it. Gives the event loop a turn between transactions.
+   * Returns how many of the sessions removed were live by the store clock when it was called. Closed
+   * midway, it rejects with STORE_CLOSED; the transactions that committed stay.
+   */
+  async destroyAll(): Promise<number> {
+    this.#open();
+    const now = this.#clock.now();
+    let live = 0;
+    for (;;) {
+      const batch = await this.#write('destroyAll', () => this.#tx.destroyAll(now));
+      live += batch.live;
+      if (batch.deleted < DESTROY_ALL_BATCH) return live;
+      await new Promise((resolve) => setImmediate(resolve));
+      // Closed meanwhile: not every session ended, so no count to report.
+      this.#open();
+    }
   }
 
   /**
@@ -544,6 +575,11 @@ export class SqliteStore implements SessionStore {
       for (const r of rows) this.#log(r.key);
       return rows.filter((r) => r.live === 1).length;
     });
+    const destroyAll = db.transaction((now: number): { deleted: number; live: number } => {
+      const rows = s.destroyAll.all({ now, limit: DESTROY_ALL_BATCH }) as Array<{ key: string; live: number }>;
+      for (const r of rows) this.#log(r.key);
+      return { deleted: rows.length, live: rows.filter((r) => r.live === 1).length };
+    });
     const sweep = db.transaction((now: number): DeletedRecord[] => s.sweep.all({ now, limit: SWEEP_BATCH }) as DeletedRecord[]);
     return {
       set: (p, e) => set.immediate(p, e),
@@ -551,6 +587,7 @@ export class SqliteStore implements SessionStore {
       touch: (p) => touch.immediate(p),
       destroy: (k) => destroy.immediate(k),
       destroyByUser: (p) => destroyByUser.immediate(p),
+      destroyAll: (now) => destroyAll.immediate(now),
       sweep: (now) => sweep.immediate(now),
     };
   }
@@ -577,6 +614,9 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
     listByUser: prep(`SELECT ${COLUMNS} FROM tether_sessions WHERE user_id = @userId AND ${LIVE}`),
     destroyByUser: prep(`DELETE FROM tether_sessions
       WHERE user_id = @userId AND key NOT IN (SELECT value FROM json_each(@except))
+      RETURNING key, (${LIVE}) AS live`),
+    destroyAll: prep(`DELETE FROM tether_sessions WHERE key IN (
+      SELECT key FROM tether_sessions WHERE ${SESSION_KEY} LIMIT @limit)
       RETURNING key, (${LIVE}) AS live`),
     sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)

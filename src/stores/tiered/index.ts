@@ -15,7 +15,7 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration } from '../../core/store.js';
+import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration, isSessionKey } from '../../core/store.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
@@ -81,6 +81,8 @@ export class TieredStore implements SessionStore {
    * sweep runs through this tier or on the shared store's own timer; absent when it has none.
    */
   readonly onSwept?: (listener: SweptListener) => () => void;
+  /** The shared store's `destroyAll`, this tier's copies of sessions dropped with it; absent when it has none. */
+  readonly destroyAll?: () => Promise<number>;
   /** The shared store's rate limiter (see SessionStore.limiter): its counts are every machine's; absent when it has none. */
   readonly limiter?: (name: string, limit: number, windowMs: number) => SharedLimiter;
   /** The consistency in force (the option, or its default for this shared store). */
@@ -139,6 +141,7 @@ export class TieredStore implements SessionStore {
     if (typeof shared.regenerate === 'function') this.regenerate = (ended, version, created) => this.#regenerate(ended, version, created);
     if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));
     if (typeof shared.onSwept === 'function') this.onSwept = (listener) => shared.onSwept!(listener);
+    if (typeof shared.destroyAll === 'function') this.destroyAll = () => this.#destroyAll(shared.destroyAll!.bind(shared));
     if (typeof shared.limiter === 'function') this.limiter = (name, limit, windowMs) => shared.limiter!(name, limit, windowMs);
   }
 
@@ -329,6 +332,17 @@ export class TieredStore implements SessionStore {
       // The feed reports each key too; this also covers a tier without one (singleProcess).
       const keep = new Set(options.except ?? []);
       for (const [key, stored, rec] of this.#lru.heads()) if (rec.userId === userId && !keep.has(key)) this.#lru.delete(stored);
+      for (const g of this.#gens.values()) g.gen++;
+    }
+  }
+
+  async #destroyAll(sharedDestroyAll: () => Promise<number>): Promise<number> {
+    this.#open();
+    try {
+      return await sharedDestroyAll();
+    } finally {
+      // The feed reports each key too; this also covers a tier without one (singleProcess).
+      for (const [key, stored] of this.#lru.heads()) if (isSessionKey(key)) this.#lru.delete(stored);
       for (const g of this.#gens.values()) g.gen++;
     }
   }

@@ -85,6 +85,26 @@ describe('tether sessions', () => {
     assert.equal((await run(['sessions', 'end', 'ada', '--store', url])).out, 'ended 0 sessions of ada\n');
   });
 
+  it('sessions end --all when run then every session of every user is gone for an engine on the same store, user contexts stay', async () => {
+    const { url } = await seeded();
+    const file = url.slice('sqlite:'.length);
+    const tether = createTether({ secrets: ['s'.repeat(40)], store: new SqliteStore({ path: file }) });
+    try {
+      await tether.users.update('ada', () => ({ saved: ['tea'] }));
+      assert.equal((await run(['sessions', 'count', '--store', url])).out, '5\n');
+      const r = await run(['sessions', 'end', '--all', '--store', url]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, 'ended 4 sessions of every user\n');
+      assert.equal((await run(['sessions', 'count', '--store', url])).out, '1\n', 'ada\'s user context');
+      assert.deepEqual(await tether.listUserSessions('ada'), []);
+      assert.deepEqual(await tether.listUserSessions('bob'), []);
+      assert.deepEqual(await tether.users.get('ada'), { saved: ['tea'] });
+    } finally {
+      await tether.close();
+    }
+    assert.equal((await run(['sessions', 'end', '--all'], { TETHER_STORE: url })).out, 'ended 0 sessions of every user\n');
+  });
+
   it('sessions end --handle when given one of the user\'s handles then only that session ends; another user\'s handle or an unknown one ends nothing and exits 1', async () => {
     const { url, keys } = await seeded();
     const other = await run(['sessions', 'end', 'ada', `--handle=${handleOf(keys.bob!)}`, '--store', url]);
@@ -104,7 +124,10 @@ describe('tether sessions', () => {
     const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
       [['sessions'], { TETHER_STORE: url }, /sessions needs list, end or count \(got nothing\)/],
       [['sessions', 'drop', 'ada'], { TETHER_STORE: url }, /sessions needs list, end or count \(got "drop"\)/],
-      [['sessions', 'end'], { TETHER_STORE: url }, /sessions end needs a user ID/],
+      [['sessions', 'end'], { TETHER_STORE: url }, /sessions end needs a user ID \(or --all\)/],
+      [['sessions', 'end', 'ada', '--all'], { TETHER_STORE: url }, /give no user ID/],
+      [['sessions', 'list', '--all'], { TETHER_STORE: url }, /--all goes with sessions end/],
+      [['sessions', 'end', '--all', '--handle=h'], { TETHER_STORE: url }, /--all and --handle do not go together/],
       [['sessions', 'end', 'ada', 'bob'], { TETHER_STORE: url }, /unexpected argument "bob"/],
       [['sessions', 'count', 'ada'], { TETHER_STORE: url }, /unexpected argument "ada"/],
       [['sessions', 'list', 'ada'], {}, /no store: pass --store <url> or set TETHER_STORE/],

@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { Signer } from '../../../src/core/signer.js';
 import { generateId, hashId } from '../../../src/core/ids.js';
 import { cookiePair, rig, trip, view, valueOf, SECRET_A, SECRET_B } from '../support.js';
+import { Tether } from '../../../src/core/engine.js';
 import type { Rig } from '../support.js';
-import type { SessionRecord } from '../../../src/core/store.js';
+import type { SessionRecord, SessionStore } from '../../../src/core/store.js';
 import type { Session, SessionData } from '../../../src/core/session.js';
 
 /** Puts a record straight into the backend and returns the cookie that names it. */
@@ -205,6 +206,24 @@ describe('engine lifecycle', () => {
     assert.notEqual(t.session.id, forged);
     assert.equal(await r.memory.get(hashId(forged)), null);
     assert.equal(r.store.log.some((c) => c.method === 'set' && (c.args[0] as SessionRecord).key === hashId(forged)), false, 'nothing written under the sent id');
+  });
+
+  it('destroyAllSessions when the store fails then STORE_UNAVAILABLE, counted, every session kept; a store without destroyAll() then OPTIONS_INVALID', async () => {
+    const r = rig();
+    const t = await trip(r.tether, undefined, (s) => s.login('ada'));
+    r.store.fail('destroyAll', 'reject');
+    await assert.rejects(r.tether.destroyAllSessions(), (err: { code?: string }) => err.code === 'STORE_UNAVAILABLE');
+    assert.equal(r.tether.stats().storeErrors, 1);
+    r.store.heal();
+    assert.equal((await trip(r.tether, t.cookie, () => {}, 'GET')).session.userId, 'ada');
+    const m = r.memory;
+    const unable: SessionStore = {
+      name: 'plain', get: (k) => m.get(k), set: (rec, v) => m.set(rec, v), touch: (k, e, l, v) => m.touch(k, e, l, v), destroy: (k) => m.destroy(k),
+      listByUser: (u) => m.listByUser(u), destroyByUser: (u, o) => m.destroyByUser(u, o), close: async () => {},
+    };
+    await assert.rejects(new Tether({ secrets: [SECRET_A], store: unable }).destroyAllSessions(),
+      (err: { code?: string; message?: string }) => err.code === 'OPTIONS_INVALID' && /destroyAll/.test(err.message ?? ''));
+    assert.equal((await trip(r.tether, t.cookie, () => {}, 'GET')).session.userId, 'ada');
   });
 
   it('regenerate when called then gives a new id, keeps the data, deletes the old record and rotates the CSRF token', async () => {

@@ -121,7 +121,19 @@ describe('a cap on live sessions (newSessions.maxActive)', () => {
     assert.equal(await r.memory.count(), 2);
   });
 
-  it('two engines on one store when both create sessions then each sees the others\' only at its next count, which runs behind a request its last count admits', async () => {
+  it('maxActive when every session was ended then the next new session counts the store again at once, within recountMs', async () => {
+    const r = rig({ newSessions: { maxActive: 2, recountMs: 60_000 } });
+    await create(r, undefined);
+    await create(r, undefined);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS');
+    assert.equal(await r.tether.destroyAllSessions(), 2);
+    assert.equal(r.store.calls.count, 1, 'nothing counted yet');
+    assert.equal((await create(r, undefined)).code, null, 'counted again, 0 found');
+    assert.equal(r.store.calls.count, 2);
+    assert.equal(r.tether.stats().activeSessions, 1);
+  });
+
+it('two engines on one store when both create sessions then each sees the others\' only at its next count, which runs behind a request its last count admits', async () => {
     const one = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } });
     const two = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } }, one);
     const codes = [];

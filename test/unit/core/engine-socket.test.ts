@@ -158,6 +158,21 @@ describe('tether.openSocket', () => {
     assert.deepEqual(r.tether.stats().socketEnds, { destroyed: 3, expired: 0, regenerated: 1, gone: 0 }, 'closed ones are not ends');
   });
 
+  it('openSocket when every session is ended in this process then every socket ends at once; in another, at its next read', async () => {
+    const a = rig<Data>();
+    const b = rig<Data>({}, a);
+    const cookies = [await signedIn(a), await signedIn(a, 'bo'), await signedIn(a, null)];
+    const here = await Promise.all(cookies.map((c) => a.tether.openSocket(handshake(c), { checkIntervalMs: 0 })));
+    const there = await Promise.all(cookies.map((c) => b.tether.openSocket(handshake(c), { checkIntervalMs: 0 })));
+    const [eh, et] = [here.map(ends), there.map(ends)];
+    assert.equal(await a.tether.destroyAllSessions(), 3);
+    assert.deepEqual(eh, [['destroyed'], ['destroyed'], ['destroyed']]);
+    assert.deepEqual(et, [[], [], []], 'another process learns of it at its next read');
+    assert.deepEqual(await Promise.all(there.map((s) => s.refresh())), [false, false, false]);
+    assert.deepEqual(et, [['gone'], ['gone'], ['gone']]);
+    assert.equal(a.tether.stats().socketEnds.destroyed, 3);
+  });
+
   it('openSocket when another process logs the session out then refresh() finds it gone, and the check timer finds it without a call', async () => {
     const a = rig<Data>();
     const b = rig<Data>({}, a);

@@ -1,6 +1,7 @@
 /**
  * The per-user registry on real stores: maxSessionsPerUser ends the oldest session at a login over the
- * limit, "log out everywhere" ends every other device, and disabling an account ends them all.
+ * limit, "log out everywhere" ends every other device, disabling an account ends them all, and
+ * destroyAllSessions ends everyone's.
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,6 +93,31 @@ for (const [name, open] of stores) {
       assert.equal((await trip(tether, c.cookie, () => {}, 'GET')).session.isNew, true);
       const listed = await tether.listUserSessions('erin', here.session);
       assert.deepEqual(listed.map((s) => s.current), [true]);
+      await tether.close();
+    });
+
+    it('end every session when asked then every device of every user, and anonymous carts, start anew; user contexts stay', async () => {
+      const clock = new ManualClock();
+      const tether = createTether({ secrets: [SECRET_A], store: await open(clock), clock });
+      const events: Array<Record<string, unknown>> = [];
+      tether.events.on('destroyed', (m) => events.push({ ...m }));
+      const devices = [await trip(tether, undefined, (s) => s.login('hana')), await trip(tether, undefined, (s) => s.login('hana')),
+        await trip(tether, undefined, (s) => s.login('ivan')), await trip(tether, undefined, (s) => s.set('cart', 3))];
+      await tether.users.update('hana', () => ({ saved: ['tea'] }));
+      const destroyedBefore = tether.stats().destroyed;
+      assert.equal(await tether.destroyAllSessions(), 4);
+      for (const t of devices) {
+        const after = (await trip(tether, t.cookie, () => {}, 'GET')).session;
+        assert.equal(after.isNew, true);
+        assert.equal(after.userId, null);
+      }
+      assert.deepEqual(await tether.listUserSessions('hana'), []);
+      assert.deepEqual(await tether.users.get('hana'), { saved: ['tea'] }, 'a user\'s saved state is no session');
+      assert.equal(tether.stats().destroyed - destroyedBefore, 4);
+      assert.deepEqual(events, [{ event: 'destroyed', handle: '*', userId: null, reason: 'all', at: clock.now() }]);
+      const again = await trip(tether, undefined, (s) => s.login('hana'));
+      assert.equal((await trip(tether, again.cookie, () => {}, 'GET')).session.userId, 'hana', 'logins go on as before');
+      assert.equal(await tether.destroyAllSessions(), 1);
       await tether.close();
     });
 

@@ -1,6 +1,6 @@
 // Admin: live sessions per node, engine and store figures, and a user's status: ending their sessions,
-// disabling or enabling the account. Refreshes itself.
-import { api, ApiError, describeError, el, requireLogin } from './app.js';
+// disabling or enabling the account; ending every session. Refreshes itself.
+import { api, ApiError, askPassword, describeError, el, requireLogin, signedOut, toast } from './app.js';
 
 const REFRESH_MS = 5000;
 
@@ -108,6 +108,32 @@ function usersPanel(manage) {
   return { panel, list };
 }
 
+/**
+ * Ends every session of every user, the admin's own too (after a breach): always after the password,
+ * since nothing undoes it. Saved carts stay with the accounts.
+ */
+function endAllPanel() {
+  const result = el('p', { role: 'status', class: 'muted', 'data-testid': 'end-all-result' });
+  const button = el('button', {
+    type: 'button', class: 'danger', onclick: async () => {
+      const password = await askPassword('Ending every session signs out every visitor, you included, and empties guests\' carts. Enter your password to go on.');
+      if (password === null) return;
+      try {
+        const r = await api('POST', '/api/admin/sessions/end', { password });
+        toast(`Ended ${r.ended} session${r.ended === 1 ? '' : 's'}. Log in again to go on.`);
+        setTimeout(signedOut, 1500);
+      } catch (err) {
+        result.textContent = describeError(err);
+      }
+    },
+  }, 'End every session');
+  return el('section', { class: 'panel', id: 'end-all' },
+    el('h2', {}, 'End every session'),
+    el('p', {}, 'Signs out every visitor on every node at once, anonymous ones too. Accounts, orders and saved carts stay.'),
+    el('div', { class: 'actions' }, button),
+    result);
+}
+
 /** A failure in place of what could not be loaded: stale figures would pass for current ones. */
 function failure(what, err) {
   return el('div', { class: 'panel', role: 'alert', 'data-testid': 'admin-error' },
@@ -147,7 +173,7 @@ async function main() {
   const live = el('div', { class: 'stack' });
   const manager = userPanel(() => void users.list());
   const users = usersPanel((name) => manager.manage(name));
-  const panels = [users.panel, manager.panel];
+  const panels = [users.panel, manager.panel, endAllPanel()];
   document.getElementById('admin').replaceChildren(live);
   if (!(await refresh(live, panels))) return;
   const timer = setInterval(() => {
