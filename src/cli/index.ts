@@ -47,7 +47,7 @@ tether sessions count [--store <url>]
                              since a handle may begin with -)
   --all                      with end, instead of a user ID: ends every session of every user, anonymous ones
                              too (after a breach); user contexts stay
-  count                      records in the store (sessions and user contexts)
+  count                      live sessions in the store (user contexts are not counted)
   --store <url>              the store the app uses: sqlite:<file>, redis://…, postgres://… (default: env TETHER_STORE)
   --json                     one JSON array instead of a table
 
@@ -155,7 +155,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   const store = await createStore(url);
   try {
     if (action === 'count') {
-      if (typeof store.count !== 'function') throw new UsageError(`the ${store.name} store does not count its records`);
+      if (typeof store.count !== 'function') throw new UsageError(`the ${store.name} store does not count its sessions`);
       io.out(`${await store.count()}\n`);
     } else if (all) {
       if (typeof store.destroyAll !== 'function') throw new UsageError(`the ${store.name} store cannot end every session`);

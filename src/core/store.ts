@@ -222,7 +222,10 @@ export interface SessionStore {
    * Absent: the feed never stops delivering without calling `onResync` (a polled log, in-process calls).
    */
   readonly feedState?: ChangeFeedState;
-  /** Optional: how many live records the store holds (admin page, metrics). */
+  /**
+   * Optional: how many live sessions the store holds (admin page, CLI, `newSessions.maxActive`): user
+   * contexts (`user:` keys) are not sessions and are not counted.
+   */
   count?(): Promise<number>;
   /**
    * Optional: ends every session at once (ASVS 7.4.5, "for all users": after a breach, or a change of

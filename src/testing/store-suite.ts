@@ -245,6 +245,19 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.equal(await store.touch(makeKey('touch-v'), clock.now() + 1_000, clock.now(), 1), false, 'nor creates');
     });
 
+    test('count, where the store has it, counts live sessions and not user contexts', async () => {
+      if (!store.count) return;
+      const before = await store.count();
+      const sessions = [makeRecord(clock, { userId: makeKey('u') }), makeRecord(clock)];
+      const context = makeRecord(clock, { key: 'user:' + makeKey() });
+      for (const r of [...sessions, context]) assert.deepEqual(await store.set(r, 0), { ok: true });
+      assert.equal(await store.count(), before + 2);
+      await store.destroy(sessions[0]!.key);
+      assert.equal(await store.count(), before + 1);
+      for (const r of [sessions[1]!, context]) await store.destroy(r.key);
+      assert.equal(await store.count(), before);
+    });
+
     test('stored copies are isolated from the caller', async () => {
       const rec = makeRecord(clock);
       await store.set(rec, 0);

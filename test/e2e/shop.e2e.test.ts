@@ -318,7 +318,7 @@ describe('shop e2e', { timeout: 180_000 }, () => {
     await page.fill('#password', ADMIN_PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(`${t.url}/admin`);
-    await page.getByTestId('store-records').filter({ hasText: /^\d+ records \(sessions and user contexts\), of at most 1000000:/ }).waitFor();
+    await page.getByTestId('store-sessions').filter({ hasText: /^\d+ sessions, of at most 1000000:/ }).waitFor();
     await page.getByLabel('Find by name').fill(USERNAME.slice(0, 4));
     await page.getByTestId('user-row').filter({ hasText: USERNAME }).getByRole('button', { name: USERNAME }).click();
     await page.getByTestId('user-status').filter({ hasText: /^Active$/ }).waitFor();

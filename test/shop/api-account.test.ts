@@ -588,7 +588,7 @@ describe('shop api: admin', () => {
       delete store.count;
     }
     assert.equal(t.shop.tether.stats().storeErrors, errorsBefore + 2);
-    assert.equal(typeof (await admin.get('/api/admin/overview')).body.store.records, 'number', 'counted again once the store answers');
+    assert.equal(typeof (await admin.get('/api/admin/overview')).body.store.sessions, 'number', 'counted again once the store answers');
   });
 
   it('cart when a logged-in user adds concurrently from two devices then every add counts', async () => {

@@ -108,7 +108,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
       nodes: isClusterWorker() ? await clusterNodes(ctx) : [nodeFigures(ctx)],
       store: {
         name: store.name,
-        records: count ? await ctx.tether.callStore(count, 'count') : null,
+        sessions: count ? await ctx.tether.callStore(count, 'count') : null,
         // SHOP_MAX_SESSIONS (null: no cap), compared with the same count.
         cap: ctx.config.maxSessions > 0 ? ctx.config.maxSessions : null,
         stats: typeof store.stats === 'function' ? store.stats() : null,

@@ -97,7 +97,7 @@ export class ExpressSessionStoreAdapter implements SessionStore {
     this.#timeoutMs = options.timeoutMs ?? EXPRESS_SESSION_STORE_DEFAULTS.timeoutMs;
     this.#clock = options.clock ?? systemClock;
     if (typeof store.all === 'function') {
-      this.count = async () => (await this.#ours()).length;
+      this.count = async () => (await this.#ours()).filter((r) => isSessionKey(r.key)).length;
       this.sweep = async () => this.#sweep();
       this.destroyAll = async () => this.#destroyAll();
     }

@@ -10,7 +10,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, isSessionKey, stampOf, SweptListeners } from '../../core/store.js';
 import type { Clock, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
-import { fromStoredKey, knownStoredKey, toStoredKey } from './keys.js';
+import { fromStoredKey, isSessionStoredKey, knownStoredKey, toStoredKey } from './keys.js';
 import { RecordPacker, readHead } from './layout.js';
 import type { Head } from './layout.js';
 import { RecordTable, entryBytes } from './table.js';
@@ -245,9 +245,12 @@ export class MemoryStore implements SessionStore {
     return this.#swept.add(listener);
   }
 
+  /** The sessions held, user contexts not counted: one pass over the table. */
   async count(): Promise<number> {
     this.#open();
-    return this.#records.size;
+    let n = 0;
+    for (const stored of this.#records.keys()) if (isSessionStoredKey(stored)) n++;
+    return n;
   }
 
   /** Reports each set and touch with its stamp, each removal (destroy, eviction) without; see SessionStore.subscribe. */

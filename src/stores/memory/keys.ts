@@ -47,6 +47,12 @@ export function fromStoredKey(stored: string): string {
   return stored.length < RAW_KEY_LENGTH ? stored : stored.slice(LONG.length);
 }
 
+/** Whether a stored key names a session, not a user context (`isSessionKey` of `fromStoredKey(stored)`, without making the string). */
+export function isSessionStoredKey(stored: string): boolean {
+  if (stored.length === RAW_KEY_LENGTH) return true;
+  return !stored.startsWith('user:', stored.length < RAW_KEY_LENGTH ? 0 : LONG.length);
+}
+
 /**
  * Decodes `key` into `scratch[0, 32)` if it is a digest: 43 base64url digits whose last one carries
  * no stray bits (so the bytes give the same text back). Returns whether it was one.

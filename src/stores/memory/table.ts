@@ -154,6 +154,11 @@ export class RecordTable {
   }
 
   /** Least recently used first (to a generation's resolution); safe to `delete` the current key while iterating. */
+  *keys(): IterableIterator<string> {
+    yield* this.#old.keys();
+    yield* this.#young.keys();
+  }
+
   *entries(): IterableIterator<[string, string]> {
     yield* this.#old.entries();
     yield* this.#young.entries();

@@ -69,6 +69,8 @@ const live = (now: string, alias = ''): string => `${alias}expires_at > ${now} A
 const STAMPED = `'=' || version || ':' || expires_at || ' ' || key`;
 /** NOTIFY payload of a removal: `!<key>`. */
 const REMOVED = `'!' || key`;
+/** Session keys: every key but user contexts (isSessionKey); LIKE compares exactly, whatever the collation. */
+const SESSION_KEY = `key NOT LIKE 'user:%'`;
 
 /** A limiter row's counts as of the window starting at EXCLUDED.window_start (limitTake). */
 const ROLLED_CURRENT = `CASE WHEN l.window_start >= EXCLUDED.window_start THEN l.current ELSE 0 END`;
@@ -85,7 +87,7 @@ export function statements(table: string, notify: boolean, limits: string) {
   const destroyAllBatch = (after: '>' | '>='): string => `WITH batch AS (
       SELECT key FROM ${table} WHERE key ${after} $1 ORDER BY key LIMIT $2
     ), w AS (
-      DELETE FROM ${table} WHERE key IN (SELECT key FROM batch) AND key NOT LIKE 'user:%'
+      DELETE FROM ${table} WHERE key IN (SELECT key FROM batch) AND ${SESSION_KEY}
       RETURNING key, (${live('$3')}) AS live
     ) SELECT (SELECT count(*) FROM batch) AS scanned, (SELECT max(key) FROM batch) AS last,
       count(*) FILTER (WHERE live) AS live${notify ? `, count(pg_notify($4, ${REMOVED})) AS notified` : ''} FROM w`;
@@ -177,7 +179,7 @@ export function statements(table: string, notify: boolean, limits: string) {
     ) AND least(expires_at, absolute_expires_at) <= $1
     RETURNING key, user_id, last_seen_at, expires_at, absolute_expires_at`,
 
-    count: `SELECT count(*) AS n FROM ${table} WHERE ${live('$1')}`,
+    count: `SELECT count(*) AS n FROM ${table} WHERE ${live('$1')} AND ${SESSION_KEY}`,
 
     /**
      * One event against a sliding-window limit (src/core/rate-limit.ts), counted only when it fits:

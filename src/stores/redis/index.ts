@@ -296,13 +296,16 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  /** How many session keys exist under this prefix (SCAN over every primary: O(keys), for admin pages). */
+  /** How many sessions exist under this prefix, user contexts not counted (SCAN over every primary: O(keys), for admin pages). */
   async count(): Promise<number> {
     this.#open();
     if (!this.#ready()) await this.#whenReady();
+    const contexts = this.#sp + 'user:';
     let total = 0;
     try {
-      await this.#scan((keys) => void (total += keys.length));
+      await this.#scan((keys) => {
+        for (const k of keys) if (!k.startsWith(contexts)) total++;
+      });
     } catch (err) {
       throw this.#fail('count', err);
     }

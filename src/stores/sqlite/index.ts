@@ -621,7 +621,7 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
     sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)
       RETURNING key, user_id AS userId, last_seen_at AS lastSeenAt, expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`),
-    count: prep('SELECT count(*) FROM tether_sessions WHERE min(expires_at, absolute_expires_at) > @now').pluck(),
+    count: prep(`SELECT count(*) FROM tether_sessions WHERE ${SESSION_KEY} AND min(expires_at, absolute_expires_at) > @now`).pluck(),
   };
 }
 

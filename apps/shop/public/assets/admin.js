@@ -161,8 +161,8 @@ async function refresh(live, panels) {
           el('td', { 'data-testid': 'live-sockets' }, String(n.engine.sockets ?? 0)), el('td', {}, String(n.engine.created)), el('td', {}, String(n.engine.regenerated)), el('td', {}, String(n.engine.destroyed)),
           el('td', {}, String(n.engine.expired)), el('td', {}, String(n.engine.conflicts)), el('td', {}, n.uptimeSeconds === null ? '—' : `${n.uptimeSeconds} s`)))))),
     el('section', { class: 'panel' }, el('h2', {}, `Store: ${o.store.name}`),
-      el('p', { 'data-testid': 'store-records' }, o.store.records === null ? 'Record count not reported.'
-        : `${o.store.records} records (sessions and user contexts)${o.store.cap === null ? '' : `, of at most ${o.store.cap}: past it, new visitors are asked to come back later`}.`),
+      el('p', { 'data-testid': 'store-sessions' }, o.store.sessions === null ? 'Session count not reported.'
+        : `${o.store.sessions} sessions${o.store.cap === null ? '' : `, of at most ${o.store.cap}: past it, new visitors are asked to come back later`}.`),
       figures(o.store.stats)));
   if (!panels[0].isConnected) document.getElementById('admin').append(...panels);
   return true;
