@@ -83,6 +83,15 @@ async function registerInPage(page: Page, url: string, prefix: string): Promise<
   return sent;
 }
 
+/** Logs the admin in from the login page of the shop at `url`, onto the admin page. */
+async function adminInPage(page: Page, url: string): Promise<void> {
+  await page.goto(url + '/login?next=/admin');
+  await page.fill('#username', 'admin');
+  await page.fill('#password', ADMIN_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(`${url}/admin`);
+}
+
 async function cartCount(page: Page): Promise<string> {
   return (await page.getByTestId('cart-count').textContent()) ?? '';
 }
@@ -313,11 +322,7 @@ describe('shop e2e', { timeout: 180_000 }, () => {
 
     admin = await newPage();
     const { page } = admin;
-    await page.goto(t.url + '/login?next=/admin');
-    await page.fill('#username', 'admin');
-    await page.fill('#password', ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.waitForURL(`${t.url}/admin`);
+    await adminInPage(page, t.url);
     await page.getByTestId('store-sessions').filter({ hasText: /^\d+ sessions, of at most 1000000:/ }).waitFor();
     await page.getByLabel('Find by name').fill(USERNAME.slice(0, 4));
     await page.getByTestId('user-row').filter({ hasText: USERNAME }).getByRole('button', { name: USERNAME }).click();
@@ -399,11 +404,7 @@ describe('shop in Chromium: the admin page in a store outage', () => {
     const { context, page, errors } = await newPage();
     const store = t.shop.tether.store as { get?: unknown };
     try {
-      await page.goto(t.url + '/login?next=/admin');
-      await page.fill('#username', 'admin');
-      await page.fill('#password', ADMIN_PASSWORD);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.waitForURL(`${t.url}/admin`);
+      await adminInPage(page, t.url);
       await page.getByTestId('node-row').waitFor();
       // This page's own live channel, at least, within a refresh of the figures.
       await page.getByTestId('live-sockets').filter({ hasText: /^[1-9]\d*$/ }).waitFor();
@@ -655,11 +656,7 @@ describe('shop in Chromium: the admin ends every session', () => {
       await shopper.page.goto(shop.url + '/account');
       await shopper.page.getByTestId('session-row').first().waitFor();
       const { page } = admin;
-      await page.goto(shop.url + '/login?next=/admin');
-      await page.fill('#username', 'admin');
-      await page.fill('#password', ADMIN_PASSWORD);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.waitForURL(`${shop.url}/admin`);
+      await adminInPage(page, shop.url);
       const dialog = page.getByTestId('reauth');
       await page.getByRole('button', { name: 'End every session' }).click();
       await dialog.getByText('Ending every session signs out every visitor, you included').waitFor();
