@@ -767,6 +767,24 @@ describe('SqliteStore sweep and count', () => {
       await store.close();
     }
   });
+  it('sweep when it deletes several batches then other work runs between them, not only after the last', async () => {
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    try {
+      for (let i = 0; i < 1_600; i++) await store.set(makeRecord(clock, { expiresAt: clock.now() + 10 }), 0);
+      clock.advance(10);
+      const reported: number[] = [];
+      store.onSwept((batch) => reported.push(batch.length));
+      // Another request's work, queued as the sweep starts: it must not wait for all four transactions.
+      let reportedBeforeIt = -1;
+      setImmediate(() => { reportedBeforeIt = reported.length; });
+      assert.equal(await store.sweep(), 1_600);
+      assert.deepEqual(reported, [500, 500, 500, 100]);
+      assert.equal(reportedBeforeIt, 1);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('SqliteStore destroyAll', () => {

@@ -271,7 +271,7 @@ export class SqliteStore implements SessionStore {
       const batch = await this.#write('destroyAll', () => this.#tx.destroyAll(now));
       live += batch.live;
       if (batch.deleted < DESTROY_ALL_BATCH) return live;
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
       // Closed meanwhile: not every session ended, so no count to report.
       this.#open();
     }
@@ -279,7 +279,9 @@ export class SqliteStore implements SessionStore {
 
   /**
    * Deletes expired records in short transactions and trims the change log; returns how many records.
-   * Each transaction's timed-out sessions go to the `onSwept` listeners once it committed.
+   * Each transaction's timed-out sessions go to the `onSwept` listeners once it committed. The event
+   * loop gets a turn between transactions: a sweep of many thousand records (after a quiet night, or
+   * a long stop) would otherwise hold every request of the process for its whole length.
    */
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
@@ -291,6 +293,8 @@ export class SqliteStore implements SessionStore {
       if (this.#swept.active) this.#swept.report(rows);
       if (this.#closed) return removed;
       if (rows.length < SWEEP_BATCH) break;
+      await nextTurn();
+      if (this.#closed) return removed;
     }
     await this.#write('trim', () => this.#feed.trim());
     return removed;
@@ -626,6 +630,11 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
 }
 
 /** The pause before attempt `tries + 1` of something that found a lock taken, never past `deadline`. */
+/** Resolves once the event loop has run what was waiting (timers, I/O, other requests). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function pauseBefore(tries: number, deadline: number): number {
   const pause = RETRY_PAUSES_MS[Math.min(tries, RETRY_PAUSES_MS.length) - 1] ?? 1;
   return Math.max(0, Math.min(pause, Math.ceil(deadline - performance.now())));
