@@ -274,6 +274,14 @@ export function isExpired(record: Pick<SessionRecord, 'expiresAt' | 'absoluteExp
   return record.expiresAt <= now || record.absoluteExpiresAt <= now;
 }
 
+/**
+ * Resolves once the event loop has run what was waiting (timers, I/O, other requests): a store's long
+ * pass (a sweep, destroyAll) awaits it between two batches, so the process goes on answering meanwhile.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** The earlier of the two deadlines: what a TTL-based backend should expire the record at. */
 export function deadlineOf(record: Pick<SessionRecord, 'expiresAt' | 'absoluteExpiresAt'>): number {
   return Math.min(record.expiresAt, record.absoluteExpiresAt);

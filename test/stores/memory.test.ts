@@ -144,6 +144,32 @@ describe('MemoryStore bounds', () => {
     await store.close();
   });
 
+  it('memory store sweep when it has many records to drop then other work runs between its slices, and every session is reported once', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    try {
+      const n = 30_000;
+      for (let i = 0; i < n; i++) await store.set(makeRecord(clock, { expiresAt: clock.now() + 10, userId: i % 2 ? 'bob' : null }), 0);
+      const live = makeRecord(clock);
+      await store.set(live, 0);
+      clock.advance(10);
+      const reported: string[][] = [];
+      store.onSwept((batch) => reported.push(batch.map((s) => s.key)));
+      // Another request's work, queued as the sweep starts: it runs after the first slice, not after the last.
+      let slicesBeforeIt = -1;
+      setImmediate(() => { slicesBeforeIt = reported.length; });
+      assert.equal(await store.sweep(), n);
+      assert.ok(reported.length >= 2, `${reported.length} slice(s)`);
+      assert.ok(slicesBeforeIt >= 1 && slicesBeforeIt < reported.length, `ran after ${slicesBeforeIt} of ${reported.length} slices`);
+      assert.equal(new Set(reported.flat()).size, n);
+      assert.equal(await store.count(), 1);
+      assert.ok(await store.get(live.key));
+      assert.deepEqual(await store.listByUser('bob'), []);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('memory store when holding typical sessions then accounts well under 300 bytes for each', async () => {
     const clock = new ManualClock();
     const store = await trainedStore(clock);

@@ -30,7 +30,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, SweptListeners } from '../../core/store.js';
+import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, nextTurn, SweptListeners } from '../../core/store.js';
 import type { Clock, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isBusy, openDatabase, unavailable } from './connection.js';
@@ -630,11 +630,6 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
 }
 
 /** The pause before attempt `tries + 1` of something that found a lock taken, never past `deadline`. */
-/** Resolves once the event loop has run what was waiting (timers, I/O, other requests). */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 function pauseBefore(tries: number, deadline: number): number {
   const pause = RETRY_PAUSES_MS[Math.min(tries, RETRY_PAUSES_MS.length) - 1] ?? 1;
   return Math.max(0, Math.min(pause, Math.ceil(deadline - performance.now())));
