@@ -7,7 +7,7 @@ import { TRAINING } from '../../src/stores/memory/layout.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { checkSlotReads } from '../helpers/local-slot.js';
 import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
-import type { Clock } from '../../src/core/store.js';
+import type { Clock, SessionRecord } from '../../src/core/store.js';
 
 /** JSON shaped like the engine's envelope, about 200 characters. */
 function sessionData(i: number): string {
@@ -168,6 +168,111 @@ describe('MemoryStore bounds', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('memory store destroyAll when it has many sessions to remove then other work runs between its slices, each session held is removed and reported once, and those created meanwhile are kept', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    try {
+      const n = 30_000;
+      const held = Array.from({ length: n }, (_, i) => makeRecord(clock, { userId: i % 2 ? 'bob' : null }));
+      for (const r of held) await store.set(r, 0);
+      const expired = makeRecord(clock, { expiresAt: clock.now() + 10, userId: 'bob' });
+      const context = makeRecord(clock, { key: `user:${makeRecord(clock).key}` });
+      await store.set(expired, 0);
+      await store.set(context, 0);
+      clock.advance(10);
+      const reported = new Map<string, number>();
+      store.subscribe((key, stamp) => {
+        if (stamp === undefined) reported.set(key, (reported.get(key) ?? 0) + 1);
+      });
+      // Other requests' work on every turn while it runs: each creates a session, and rewrites one held
+      // that the walk reaches last.
+      const created: SessionRecord[] = [];
+      let firstAfter = -1;
+      let rewrites = 0;
+      let done = false;
+      const work = (): void => {
+        if (done) return;
+        if (firstAfter < 0) firstAfter = reported.size;
+        clock.advance(1);
+        const rec = makeRecord(clock, { userId: 'bob' });
+        created.push(rec);
+        void store.set(rec, 0);
+        const last = held[n - created.length]!;
+        void store.set({ ...last, version: 2, data: '{"n":2}' }, 1).then((res) => { if (res.ok) rewrites++; });
+        setImmediate(work);
+      };
+      setImmediate(work);
+      const ended = await store.destroyAll().finally(() => (done = true));
+      assert.equal(ended, n, 'the live sessions held, not the expired one nor the user context');
+      assert.ok(firstAfter > 0 && firstAfter < n, `other work first ran after ${firstAfter} of ${n + 1} removals`);
+      assert.ok(created.length >= 2, `it ran on ${created.length} turn(s) meanwhile`);
+      assert.ok(rewrites >= 1, 'a session held was written while it ran');
+      assert.equal(reported.size, n + 1, 'each session held reported, the expired one too');
+      assert.ok([...reported.values()].every((times) => times === 1), 'each once');
+      for (const r of held) assert.equal(await store.get(r.key), null, r.key);
+      for (const r of created) assert.deepEqual(await store.get(r.key), r, 'created meanwhile: kept whole');
+      assert.deepEqual(new Set((await store.listByUser('bob')).map((r) => r.key)), new Set(created.map((r) => r.key)));
+      assert.equal(await store.count(), created.length);
+      assert.deepEqual(await store.get(context.key), context, 'the user context stays');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('memory store destroyAll when reads move records and the generations flip while it runs then it still removes every session held when it was called', async () => {
+    const clock = new ManualClock();
+    const maxBytes = 8 * 1024 * 1024;
+    const store = new MemoryStore({ clock, maxBytes, sweepIntervalMs: 0 });
+    try {
+      // Nearly full, no eviction: the older generation holds about the first half, the younger the rest.
+      const held: SessionRecord[] = [];
+      while (store.bytes < 0.95 * maxBytes) {
+        const rec = makeRecord(clock, { data: sessionData(held.length) });
+        held.push(rec);
+        await store.set(rec, 0);
+      }
+      assert.equal(store.evictions, 0);
+      const removals = { n: 0 };
+      store.subscribe((_key, stamp) => { if (stamp === undefined) removals.n++; });
+      // Once the walk emptied the older generation: a write that takes the younger past half the bound
+      // (the generations flip), then reads of the sessions written last, which move them to the new
+      // younger one before the walk reaches them.
+      const big = makeRecord(clock, { data: 'x'.repeat(maxBytes / 4) });
+      let readBack = -1;
+      let done = false;
+      const work = (): void => {
+        if (done) return;
+        if (readBack < 0 && removals.n >= 0.6 * held.length) {
+          void store.set(big, 0);
+          readBack = held.slice(-100).filter((r) => store.getLocal(r.key) !== null).length;
+        }
+        setImmediate(work);
+      };
+      setImmediate(work);
+      assert.equal(await store.destroyAll().finally(() => (done = true)), held.length);
+      assert.equal(readBack, 100, 'the last sessions were read while still held, after most were removed');
+      const left = held.filter((r) => store.getLocal(r.key) !== null).length;
+      assert.equal(left, 0, `${left} session(s) held when it was called still there`);
+      assert.equal(await store.count(), 1);
+      assert.ok(await store.get(big.key), 'the session created meanwhile stays');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('memory store when closed during destroyAll then it rejects with STORE_CLOSED, as other calls on a closed store', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    for (let i = 0; i < 30_000; i++) await store.set(makeRecord(clock), 0);
+    let closing: Promise<void> | undefined;
+    // Closed by other work between two slices.
+    setImmediate(() => (closing = store.close()));
+    await assert.rejects(store.destroyAll(), { code: 'STORE_CLOSED' });
+    assert.ok(closing, 'closed while it ran');
+    await closing;
+    await assert.rejects(store.destroyAll(), { code: 'STORE_CLOSED' });
   });
 
   it('memory store when holding typical sessions then accounts well under 300 bytes for each', async () => {

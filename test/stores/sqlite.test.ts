@@ -12,7 +12,7 @@ import { MIGRATIONS, migrate } from '../../src/stores/sqlite/schema.js';
 import { TieredStore } from '../../src/stores/tiered/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { isSessionKey } from '../../src/core/store.js';
-import type { SessionStore } from '../../src/core/store.js';
+import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
@@ -838,7 +838,7 @@ describe('SqliteStore destroyAll', () => {
     }
   });
 
-  it('sqlite store when destroyAll removes more sessions than one transaction holds then each batch commits and is reported on its own, and a session created meanwhile is removed too', async () => {
+  it('sqlite store when destroyAll removes more sessions than one transaction holds then each batch commits and is reported on its own, and a session inserted meanwhile with an earlier created_at is removed too', async () => {
     const { path } = await temp();
     const clock = new ManualClock();
     const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
@@ -851,7 +851,8 @@ describe('SqliteStore destroyAll', () => {
       const n = sessionsLeft.get() as number;
       if (left.at(-1) === n) return;
       left.push(n);
-      // Another process creates a session between two batches.
+      // Another process inserts a session between two batches, created before the call (as a
+      // regeneration keeps the session's age).
       if (left.length === 1) {
         raw.prepare(`INSERT INTO tether_sessions (key, data, version, user_id, created_at, last_seen_at, expires_at, absolute_expires_at)
           VALUES (?, ?, 1, ?, ?, ?, ?, ?)`).run(late.key, late.data, late.userId, late.createdAt, late.lastSeenAt, late.expiresAt, late.absoluteExpiresAt);
@@ -865,13 +866,72 @@ describe('SqliteStore destroyAll', () => {
       assert.equal(await store.destroyAll(), live.length + 1, 'the live sessions, the late one among them; not the expired ones');
       assert.ok(left.length >= 4, `several transactions, each reported once it committed (sessions left after each: ${left.join(', ')})`);
       assert.equal(left.at(-1), 0);
-      assert.equal(await store.get(late.key), null, 'the session created between batches was removed');
+      assert.equal(await store.get(late.key), null, 'the session inserted between batches, created before the call, was removed');
       assert.equal(sessionsLeft.get(), 0);
       assert.equal(raw.prepare('SELECT count(*) FROM tether_changes WHERE stamp IS NULL').pluck().get(), expired.length + live.length + 1,
         'a change row for each removal, for other processes');
     } finally {
       off();
       raw.close();
+      await store.close();
+    }
+  });
+
+  it('sqlite store destroyAll when it deletes several batches then other work runs between them, not only after the last, and a session that work creates is kept', async () => {
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    try {
+      for (let i = 0; i < 1_600; i++) await store.set(makeRecord(clock), 0);
+      let removed = 0;
+      store.subscribe((_key, stamp) => { if (stamp === undefined) removed++; });
+      // Another request's work, queued as destroyAll starts: it must not wait for all four transactions.
+      // It logs someone in: a session created after the call, which stays.
+      let removedBeforeIt = -1;
+      let late: SessionRecord | undefined;
+      setImmediate(() => {
+        removedBeforeIt = removed;
+        clock.advance(1);
+        late = makeRecord(clock, { userId: 'late' });
+        void store.set(late, 0);
+      });
+      assert.equal(await store.destroyAll(), 1_600);
+      assert.equal(removedBeforeIt, 500);
+      assert.equal(removed, 1_600);
+      assert.deepEqual(await store.get(late!.key), late, 'the session created between batches is kept whole');
+      assert.deepEqual((await store.listByUser('late')).map((r) => r.key), [late!.key]);
+      assert.equal(await store.count(), 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('sqlite store destroyAll when more sessions than a batch are created between every two of its batches then it still ends, and keeps those', async () => {
+    const clock = new ManualClock();
+    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    try {
+      const held = Array.from({ length: 1_200 }, () => makeRecord(clock));
+      await Promise.all(held.map((r) => store.set(r, 0)));
+      // Logins on every turn while it runs, 600 a turn; for at most 30 turns, so that a loop that also
+      // takes them ends too.
+      const created: SessionRecord[] = [];
+      let turns = 0;
+      let done = false;
+      const work = (): void => {
+        if (done || ++turns > 30) return;
+        clock.advance(1);
+        for (let i = 0; i < 600; i++) {
+          const rec = makeRecord(clock);
+          created.push(rec);
+          void store.set(rec, 0);
+        }
+        setImmediate(work);
+      };
+      setImmediate(work);
+      assert.equal(await store.destroyAll().finally(() => (done = true)), held.length);
+      assert.ok(turns >= 1 && turns <= 5, `ended after ${turns} turn(s) of creation, not when the creation stopped`);
+      for (const r of held) assert.equal(await store.get(r.key), null, r.key);
+      assert.equal(await store.count(), created.length, 'every session created while it ran is kept');
+    } finally {
       await store.close();
     }
   });

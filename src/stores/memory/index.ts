@@ -7,7 +7,7 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, isSessionKey, nextTurn, stampOf, SweptListeners } from '../../core/store.js';
+import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, nextTurn, stampOf, SweptListeners } from '../../core/store.js';
 import type { Clock, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { fromStoredKey, isSessionStoredKey, knownStoredKey, toStoredKey } from './keys.js';
@@ -211,19 +211,33 @@ export class MemoryStore implements SessionStore {
     return removed;
   }
 
-  /** Ends every session (see SessionStore.destroyAll); user contexts stay. */
+  /**
+   * Ends every session (see SessionStore.destroyAll); user contexts stay. It removes the sessions held
+   * when it was called: it copies the table's keys, then looks each up and removes it in slices of about
+   * SWEEP_SLICE_MS with a turn of the event loop between two, as `sweep` does. A session created
+   * meanwhile is kept, so steady creation cannot keep it going; one written meanwhile is removed whole
+   * at its turn, or was already. Copied keys rather than an iterator over the table: a read moves a
+   * record to the younger generation, and once the generations flip during the walk (this empties the
+   * older one), a record moved so would be missed. The copy is the one step not sliced, about a tenth
+   * of what removing 100,000 sessions in one go took. Returns how many of the sessions removed were
+   * live by the store clock when it was called. Closed midway, it rejects with STORE_CLOSED, as
+   * SqliteStore does; what it removed stays removed.
+   */
   async destroyAll(): Promise<number> {
     this.#open();
     const now = this.#clock.now();
     let removed = 0;
-    for (const [stored, value] of [...this.#records.entries()]) {
-      const key = fromStoredKey(stored);
-      if (!isSessionKey(key)) continue;
+    await this.#inSlices(this.#records.keyList(), (stored) => {
+      if (!isSessionStoredKey(stored)) return;
+      const value = this.#records.peek(stored);
+      if (value === undefined) return;
       const head = readHead(value);
       if (!isExpired(head, now)) removed++;
       this.#remove(stored, head);
-      this.#notify(key);
-    }
+      this.#notify(fromStoredKey(stored));
+    });
+    // Closed meanwhile: not every session ended, so no count to report.
+    this.#open();
     return removed;
   }
 
@@ -235,29 +249,40 @@ export class MemoryStore implements SessionStore {
   async sweep(): Promise<number> {
     if (this.#closed) return 0;
     const now = this.#clock.now();
-    let swept: DeletedRecord[] | null = this.#swept.active ? [] : null;
+    let swept: DeletedRecord[] = [];
     let removed = 0;
+    const report = (): void => {
+      if (swept.length === 0) return;
+      this.#swept.report(swept);
+      swept = [];
+    };
+    await this.#inSlices(this.#records.entries(), ([stored, value]) => {
+      const head = readHead(value);
+      if (!isExpired(head, now)) return;
+      if (this.#swept.active) swept.push(deleted(stored, head));
+      this.#remove(stored, head);
+      removed++;
+    }, report);
+    report();
+    return removed;
+  }
+
+  /**
+   * Calls `each` on every item, in slices of about SWEEP_SLICE_MS (the clock read every SWEEP_CHECK
+   * items) with a turn of the event loop between two, `pause` called before each turn. Stops when the
+   * store was closed during a turn: the items left are not visited.
+   */
+  async #inSlices<T>(items: Iterable<T>, each: (item: T) => void, pause?: () => void): Promise<void> {
     let seen = 0;
     let sliceStart = performance.now();
-    for (const [stored, value] of this.#records.entries()) {
-      const head = readHead(value);
-      if (isExpired(head, now)) {
-        if (swept !== null) swept.push(deleted(stored, head));
-        this.#remove(stored, head);
-        removed++;
-      }
+    for (const item of items) {
+      each(item);
       if (++seen % SWEEP_CHECK !== 0 || performance.now() - sliceStart < SWEEP_SLICE_MS) continue;
-      if (swept !== null && swept.length > 0) {
-        this.#swept.report(swept);
-        swept = [];
-      }
+      pause?.();
       await nextTurn();
-      if (this.#closed) return removed;
-      if (swept === null && this.#swept.active) swept = [];
+      if (this.#closed) return;
       sliceStart = performance.now();
     }
-    if (swept !== null && swept.length > 0) this.#swept.report(swept);
-    return removed;
   }
 
   /**

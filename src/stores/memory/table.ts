@@ -159,6 +159,11 @@ export class RecordTable {
     yield* this.#young.keys();
   }
 
+  /** Every key, copied: spreading the maps themselves is several times faster than the `keys()` generator. */
+  keyList(): string[] {
+    return [...this.#old.keys(), ...this.#young.keys()];
+  }
+
   *entries(): IterableIterator<[string, string]> {
     yield* this.#old.entries();
     yield* this.#young.entries();

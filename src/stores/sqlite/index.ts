@@ -258,8 +258,10 @@ export class SqliteStore implements SessionStore {
   /**
    * Ends every session (see SessionStore.destroyAll); user contexts stay. Deletes DESTROY_ALL_BATCH
    * sessions per IMMEDIATE transaction, each logging a change row per key (no stamp) as `destroy`
-   * does, until a transaction finds fewer left: a session created before that last transaction is
-   * removed too, whichever process created it. Gives the event loop a turn between transactions.
+   * does, until a transaction finds fewer left. Only sessions created at or before the call (created_at,
+   * by the store clock) are taken, whichever process wrote them: one created meanwhile, as a login's
+   * new record is, is kept whole, so steady creation cannot keep the loop going; a session rewritten
+   * meanwhile keeps its created_at and is removed. Gives the event loop a turn between transactions.
    * Returns how many of the sessions removed were live by the store clock when it was called. Closed
    * midway, it rejects with STORE_CLOSED; the transactions that committed stay.
    */
@@ -619,8 +621,9 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
     destroyByUser: prep(`DELETE FROM tether_sessions
       WHERE user_id = @userId AND key NOT IN (SELECT value FROM json_each(@except))
       RETURNING key, (${LIVE}) AS live`),
+    // Still the two key ranges of SESSION_KEY, each row's created_at read as it is met.
     destroyAll: prep(`DELETE FROM tether_sessions WHERE key IN (
-      SELECT key FROM tether_sessions WHERE ${SESSION_KEY} LIMIT @limit)
+      SELECT key FROM tether_sessions WHERE ${SESSION_KEY} AND created_at <= @now LIMIT @limit)
       RETURNING key, (${LIVE}) AS live`),
     sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)
