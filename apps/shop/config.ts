@@ -30,6 +30,9 @@ export interface ShopConfig {
   rememberIdleTimeoutSec: number;
   /** Sessions one account may have at once; a login past it signs the oldest out (0: no limit). */
   maxSessionsPerUser: number;
+  /** A session's ID is replaced once it is this old (0: never), the old one naming it renewalGraceSec more. */
+  renewalIntervalSec: number;
+  renewalGraceSec: number;
   rememberAbsoluteTimeoutSec: number;
   workers: number;
   newSessionsPerMinute: number;
@@ -87,6 +90,8 @@ export const SHOP_DEFAULTS = {
   rememberIdleTimeoutSec: 14 * 86_400,
   rememberAbsoluteTimeoutSec: 30 * 86_400,
   maxSessionsPerUser: 20,
+  renewalIntervalSec: 900,
+  renewalGraceSec: 30,
   workers: 1,
   newSessionsPerMinute: 120,
   newSessionsPerMinuteTotal: 6_000,
@@ -213,6 +218,11 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     throw new ConfigError('TETHER_REMEMBER_ABSOLUTE_TIMEOUT', `must be at least TETHER_ABSOLUTE_TIMEOUT (${absoluteTimeoutSec}), got ${rememberAbsoluteTimeoutSec}`);
   }
   const maxSessionsPerUser = integer(env, 'TETHER_MAX_SESSIONS_PER_USER', SHOP_DEFAULTS.maxSessionsPerUser, 0, 100_000);
+  const renewalIntervalSec = integer(env, 'TETHER_RENEWAL_INTERVAL', SHOP_DEFAULTS.renewalIntervalSec, 0, 31_536_000);
+  const renewalGraceSec = integer(env, 'TETHER_RENEWAL_GRACE', Math.min(SHOP_DEFAULTS.renewalGraceSec, Math.floor(renewalIntervalSec / 2)), 0, 60);
+  if (renewalIntervalSec > 0 && renewalGraceSec >= renewalIntervalSec) {
+    throw new ConfigError('TETHER_RENEWAL_GRACE', `must be shorter than TETHER_RENEWAL_INTERVAL (${renewalIntervalSec}), got ${renewalGraceSec}`);
+  }
   const workers = integer(env, 'TETHER_WORKERS', SHOP_DEFAULTS.workers, 1, 256);
   const newSessionsPerMinute = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE', SHOP_DEFAULTS.newSessionsPerMinute, 1, 1_000_000);
   const newSessionsPerMinuteTotal = integer(env, 'SHOP_NEW_SESSIONS_PER_MINUTE_TOTAL', SHOP_DEFAULTS.newSessionsPerMinuteTotal, 1, 100_000_000);
@@ -289,6 +299,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     rememberIdleTimeoutSec,
     rememberAbsoluteTimeoutSec,
     maxSessionsPerUser,
+    renewalIntervalSec,
+    renewalGraceSec,
     workers,
     newSessionsPerMinute,
     newSessionsPerMinuteTotal,

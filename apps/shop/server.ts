@@ -365,6 +365,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     absoluteTimeoutMs: config.absoluteTimeoutSec * 1000,
     remember: { idleTimeoutMs: config.rememberIdleTimeoutSec * 1000, absoluteTimeoutMs: config.rememberAbsoluteTimeoutSec * 1000 },
     maxSessionsPerUser: config.maxSessionsPerUser,
+    // OWASP's renewal timeout: a stolen ID works for at most the interval, even while its owner stays active.
+    renewal: config.renewalIntervalSec === 0 ? false : { intervalMs: config.renewalIntervalSec * 1000, graceMs: config.renewalGraceSec * 1000 },
     addressChange: config.addressChange,
     // The per-address and total rates are the shop's own hooks (installRateLimit), checked before a route runs.
     newSessions: { maxActive: config.maxSessions },

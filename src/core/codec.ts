@@ -19,14 +19,17 @@ export interface Envelope {
   a?: number;
   /** The network the session was last seen from (`addressChange`), e.g. `203.0.113.0/24`. */
   n?: string;
+  /** When the session's current ID was issued, in ms of the engine's clock: kept under `renewal` only. */
+  i?: number;
 }
 
 /**
  * Encodes and decodes a session's envelope. A custom codec must keep every field of the envelope, not
- * only `d`: a token (`c`), the user agent (`u`), the remembered flag (`r`) and the authentication time
- * (`a`) and the network (`n`) it drops are lost: a remembered session then ends at the engine's
- * ordinary timeouts, `requireRecentAuth()` asks its user to sign in again, and `addressChange` has
- * nothing to compare with.
+ * only `d`: a token (`c`), the user agent (`u`), the remembered flag (`r`), the authentication time
+ * (`a`), the network (`n`) and the ID's issue time (`i`) it drops are lost: a remembered session then
+ * ends at the engine's ordinary timeouts, `requireRecentAuth()` asks its user to sign in again,
+ * `addressChange` has nothing to compare with, and under `renewal` a session older than the interval
+ * gets a new ID at every request.
  */
 export interface SessionCodec {
   encode(envelope: Envelope): string;
@@ -44,6 +47,7 @@ export const jsonCodec: SessionCodec = {
     if (parsed?.r === 1) out.r = 1;
     if (typeof parsed?.a === 'number' && Number.isFinite(parsed.a)) out.a = parsed.a;
     if (typeof parsed?.n === 'string') out.n = parsed.n;
+    if (typeof parsed?.i === 'number' && Number.isFinite(parsed.i)) out.i = parsed.i;
     return out;
   },
 };
@@ -56,6 +60,7 @@ export function jsonEnvelope(dataText: string, env: Envelope): string {
   if (env.r === 1) text += ',"r":1';
   if (env.a !== undefined) text += `,"a":${env.a}`;
   if (env.n !== undefined) text += `,"n":${JSON.stringify(env.n)}`;
+  if (env.i !== undefined) text += `,"i":${env.i}`;
   return `${text}}`;
 }
 

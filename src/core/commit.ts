@@ -18,6 +18,7 @@ import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
 import type { Lifetime, ResolvedOptions } from './options.js';
 import { idCollision } from './store.js';
+import { isMoved, movedData, movedId } from './renewal.js';
 import type { SessionRecord, SessionStore, SetResult } from './store.js';
 import type { LifecycleEvent } from '../observability/channels.js';
 
@@ -126,6 +127,8 @@ export class Committer {
       return undefined;
     }
     if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
+    // An ID past the renewal interval is replaced by whichever request of the session can deliver the cookie first.
+    if (o.renewal !== null && s.renew && now - (s.issuedAt ?? record.createdAt) >= o.renewal.intervalMs) return this.#renew(s, now);
     const loaded = s.loaded!;
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
     // After update() a change is all but certain: the text decides at once, sparing the comparison.
@@ -151,6 +154,7 @@ export class Committer {
     if (s.remembered) env.r = 1;
     if (s.authAt !== undefined && s.userId !== null) env.a = s.authAt;
     if (s.net !== undefined) env.n = s.net;
+    if (s.issuedAt !== undefined) env.i = s.issuedAt;
     if (written) written.env = exact === undefined ? null : env;
     const text = exact === undefined ? this.#e.options.codec.encode(env) : jsonEnvelope(exact.text, env);
     const max = this.#e.options.maxSessionBytes;
@@ -214,6 +218,8 @@ export class Committer {
       // cache with every new visitor's session.
       const regenerating = s.record !== null;
       const written: Written = regenerating ? { env: null } : NOTHING_WRITTEN;
+      // Under renewal a new ID is dated, so that the commit of a request that finds it due replaces it.
+      if (o.renewal !== null) s.issuedAt = now;
       let text = this.#encode(s, regenerating ? written : undefined);
       const id = s.id ?? s.newId();
       const store = this.#e.store;
@@ -265,10 +271,12 @@ export class Committer {
           expiresAt: now + life.idleTimeoutMs + o.expiryGraceMs, absoluteExpiresAt: base.createdAt + life.absoluteTimeoutMs + o.expiryGraceMs,
         };
       });
-      this.#keepWritten(record.key, final, written);
+      // The key written may be another than the one loaded: a renewal by another request was followed.
+      const key = s.record!.key;
+      this.#keepWritten(key, final, written);
       // A remembered session's cookie lasts as long as it; one no longer remembered gets the plain cookie back.
       if (s.resign || o.cookie.maxAgeMs !== undefined || s.remembered || s.loaded!.r === 1) this.#sendCookie(s, s.record!, now);
-      if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, record.key, now);
+      if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, key, now);
       return;
     }
     if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
@@ -279,6 +287,93 @@ export class Committer {
       if (o.cookie.maxAgeMs !== undefined || s.remembered) s.resign = true;
     }
     if (s.resign) this.#sendCookie(s, record, now);
+  }
+
+  /**
+   * Replaces an ID past the renewal interval (`renewal`): the session, with what this request changed,
+   * is stored under a new ID first, then the old record becomes a pointer to it (renewal.ts), live for
+   * the grace, by compare-and-set, so that a pointer never names a key not yet written. Data, owner,
+   * CSRF token and age are kept; the answer carries the new cookie. When another request of the session
+   * wrote (or renewed) first, the compare-and-set fails: the copy is removed, and this request commits
+   * as one with no renewal due would, following the other's renewal if that is what it meets.
+   */
+  async #renew(s: SessionState, now: number): Promise<void> {
+    const o = this.#e.options;
+    const store = this.#e.store;
+    const record = s.record!;
+    const oldId = s.id!;
+    const issuedAt = s.issuedAt;
+    s.issuedAt = now;
+    const written: Written = { env: null };
+    let text: string;
+    try {
+      text = this.#encode(s, written);
+    } finally {
+      s.issuedAt = issuedAt;
+    }
+    const id = s.newId();
+    const fresh = this.#newRecord(s, id, text, now);
+    const created = await this.#e.call(() => store.set(fresh, 0), 'set');
+    if (!created.ok) throw idCollision();
+    const until = now + o.renewal!.graceMs;
+    const pointer: SessionRecord = {
+      ...record, data: movedData(oldId, id), version: record.version + 1, userId: null,
+      lastSeenAt: until, expiresAt: until, absoluteExpiresAt: Math.min(record.absoluteExpiresAt, until),
+    };
+    // A failure here leaves the copy: the pointer may have been written, and then the copy is the session.
+    const res = await this.#e.call(() => store.set(pointer, record.version), 'set');
+    if (!res.ok) {
+      await this.#e.call(() => store.destroy(fresh.key), 'destroy');
+      s.renew = false;
+      await this.persist(s);
+      return;
+    }
+    this.#e.stats.writes += 2;
+    this.#keepWritten(fresh.key, text, written);
+    this.#e.decoded.forget(record.key);
+    s.id = id;
+    s.key = fresh.key;
+    s.record = fresh;
+    s.issuedAt = now;
+    this.#sendCookie(s, fresh, now);
+    this.#e.emit('regenerated', fresh.key, fresh.userId, 'renewal', record.key);
+  }
+
+  /**
+   * The session a renewal's pointer leads to, for the request whose cookie named the old ID; null when
+   * the pointer does not open with it or the session it names is gone. The request's commit then
+   * carries the new ID's cookie (a regeneration of its own gives it a newer one).
+   */
+  async #follow(s: SessionState, pointer: SessionRecord, now: number): Promise<SessionRecord | null> {
+    const id = s.presentedId === null || now >= pointer.expiresAt ? null : movedId(pointer.data, s.presentedId);
+    if (id === null) return null;
+    const target = await this.#e.call(() => this.#e.store.get(hashId(id)), 'get');
+    if (target === null || isMoved(target.data)) return null;
+    if (!s.regenerate) {
+      s.id = id;
+      s.key = target.key;
+      s.resign = true;
+    }
+    return target;
+  }
+
+  /**
+   * Whether the session a renewal's pointer led to is what this request loaded, but for the ID's issue
+   * time: the renewal was all the other request stored, so this one's changes apply to it as they are
+   * (even those `update()` did not make), keeping the new issue time unless this request regenerates.
+   */
+  #onlyRenewed(s: SessionState, target: SessionRecord): boolean {
+    const loaded = s.loaded;
+    if (target.version !== 1 || target.userId !== s.loadedUserId || loaded === null) return false;
+    let env: Envelope;
+    try {
+      env = this.#e.options.codec.decode(target.data);
+    } catch {
+      return false;
+    }
+    const same = env.c === loaded.c && env.u === loaded.u && env.r === loaded.r && env.a === loaded.a && env.n === loaded.n && dequal(env.d, loaded.d);
+    if (same && !s.regenerate) s.issuedAt = env.i;
+    return same;
   }
 
   /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */
@@ -310,11 +405,24 @@ export class Committer {
       }
       this.#e.stats.conflicts++;
       replayable ??= await this.#replayable(s, firstText);
-      const fresh = replayable && attempt < this.#e.options.maxReplays ? await this.#e.call(() => this.#e.store.get(base.key), 'get') : null;
+      const budget = attempt < this.#e.options.maxReplays;
+      // Under renewal the record is read even for changes that cannot be replayed: the conflict may be
+      // another request's renewal, which changed nothing they depend on.
+      let fresh = budget && (replayable || this.#e.options.renewal !== null) ? await this.#e.call(() => this.#e.store.get(base.key), 'get') : null;
+      if (fresh !== null && isMoved(fresh.data)) {
+        // Another request of the session renewed its ID: the change goes to the session under the new one.
+        fresh = await this.#follow(s, fresh, now);
+        if (fresh !== null && this.#onlyRenewed(s, fresh)) {
+          base = fresh;
+          text = this.#encode(s, written);
+          continue;
+        }
+      }
+      if (!replayable) fresh = null;
       if (!fresh || !this.#live(fresh, now)) {
         this.#e.emit('conflict', base.key, s.userId, 'rejected');
         // Replayable and still within budget means the fresh record was read, and it was gone.
-        const ended = replayable && attempt < this.#e.options.maxReplays;
+        const ended = replayable && budget;
         throw new SessionConflictError(ended ? 'the session ended while this request ran' : undefined);
       }
       this.#e.emit('conflict', base.key, s.userId, 'replayed');
@@ -329,7 +437,8 @@ export class Committer {
   async #rebase(s: SessionState, data: string, userId: string | null, into: SessionState): Promise<void> {
     const env = this.#e.options.codec.decode(data);
     // A token rotated by regenerate() in this request is part of the intent, not of the data to rebase.
-    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId, remembered: env.r === 1, authAt: userId === null ? undefined : env.a, net: s.net ?? env.n };
+    const replay: SessionState = { ...s, data: env.d, csrf: s.regenerate ? s.csrf : env.c, ua: env.u, userId, remembered: env.r === 1, authAt: userId === null ? undefined : env.a, net: s.net ?? env.n,
+      issuedAt: s.regenerate ? s.issuedAt : env.i };
     for (const op of s.ops) await op(env.d, replay);
     into.data = env.d;
     into.csrf = replay.csrf;
@@ -337,6 +446,7 @@ export class Committer {
     into.remembered = replay.remembered;
     into.authAt = replay.authAt;
     into.net = replay.net;
+    into.issuedAt = replay.issuedAt;
   }
 
   /**

@@ -5,7 +5,8 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
+import { checkUserId, generateId, handleOf, hashId, isWellFormedId } from './ids.js';
+import { isMoved, movedId } from './renewal.js';
 import { Signer } from './signer.js';
 import { Admission } from './admission.js';
 import { networkOf } from './network.js';
@@ -52,6 +53,12 @@ export interface OpenOptions {
    * @default true for unsafe methods (POST, PUT, PATCH, DELETE), false for GET, HEAD, OPTIONS
    */
   write?: boolean;
+  /**
+   * Whether the commit may replace a due ID (`renewal`): false for a caller that cannot deliver the new
+   * cookie to the browser (a read for a WebSocket, a background job), since the browser would keep
+   * only the old ID, dead after the grace. @default true
+   */
+  renew?: boolean;
 }
 
 export interface UserSessionInfo {
@@ -212,6 +219,7 @@ export class Tether<T extends object = SessionData> {
       this.#reject(state, 'forged');
       return new Session<T>(state);
     }
+    if (options.renew === false) state.renew = false;
     const write = options.write ?? !SAFE_METHODS.has(req.method);
     if (write) {
       const release = this.#gate.tryAcquire(unsigned.key);
@@ -395,7 +403,8 @@ export class Tether<T extends object = SessionData> {
     checkOptions('openSocket', options, SOCKET_OPTIONS);
     const csrf = this.options.csrf;
     checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false, secureOrigins: this.options.cookie.secure } : csrf, req, false);
-    const session = await this.open(req, { write: false });
+    // No renewal: a handshake's answer may not carry cookies to the browser (socket.io's does not).
+    const session = await this.open(req, { write: false, renew: false });
     const cookies = await this.commit(session);
     this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener, o) => this.store.subscribe!(listener, o) : undefined);
     return new SocketSession<T>(this, this.#sockets, req, session, cookies, options);
@@ -516,7 +525,7 @@ export class Tether<T extends object = SessionData> {
   #newState(ua: string | undefined, net: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, newLifetime: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, issuedAt: undefined, renew: true, presentedId: null, newLifetime: false, destroyed: false,
       touch: false, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [],
       newId: this.#newId, now: this.#now,
     };
@@ -557,7 +566,38 @@ export class Tether<T extends object = SessionData> {
 
   /** The session over the record the cookie names; one past a deadline is destroyed (a promise). */
   #loaded(state: SessionState, unsigned: VerifiedCookie, record: SessionRecord | null): Session<T> | Promise<Session<T>> {
-    const key = unsigned.key;
+    if (record !== null && isMoved(record.data)) return this.#follow(state, unsigned, record);
+    return this.#opened(state, unsigned.id, unsigned.key, unsigned.holder, record, unsigned.stale);
+  }
+
+  /**
+   * The cookie names an ID that renewal replaced (renewal.ts): within the grace the request opens the
+   * session under its new ID, and its commit sends the new cookie; past the grace, or when that session
+   * has ended since, there is no session.
+   */
+  async #follow(state: SessionState, unsigned: VerifiedCookie, pointer: SessionRecord): Promise<Session<T>> {
+    try {
+      const id = this.options.clock.now() < pointer.expiresAt ? movedId(pointer.data, unsigned.id) : null;
+      if (id !== null) {
+        const key = hashId(id);
+        // The cookie's slot is for its own key: the new key's lookups get one of their own.
+        const slot: DecodedHolder & LocalSlot = { decoded: undefined, local: undefined };
+        const local = this.#getLocal(key, slot);
+        const target = local !== undefined ? local : await this.#call(() => this.store.get(key), 'get');
+        if (target !== null && !isMoved(target.data)) {
+          state.presentedId = unsigned.id;
+          return await this.#opened(state, id, key, slot, target, true);
+        }
+      }
+    } catch (err) {
+      this.#release(state);
+      throw err;
+    }
+    return this.#opened(state, unsigned.id, unsigned.key, unsigned.holder, null, false);
+  }
+
+  /** The session over `record`, stored under `key` for `id`; `resign`: its cookie goes out again. */
+  #opened(state: SessionState, id: string, key: string, holder: DecodedHolder, record: SessionRecord | null, resign: boolean): Session<T> | Promise<Session<T>> {
     if (!record || record.data === ENDED) {
       this.#reject(state, 'unknown');
       // A cookie we signed for a session that has ended (logged out, timed out, replaced by a login):
@@ -567,10 +607,10 @@ export class Tether<T extends object = SessionData> {
     }
     // Past the engine's timeouts, a remembered session may still be live: its decoding (kept) tells.
     const expiry = expiryOf(record, this.options.clock.now(), this.options);
-    if (expiry !== Expiry.Live && (expiry === Expiry.Expired || this.#decode(key, record.data, unsigned.holder)?.r !== 1)) {
+    if (expiry !== Expiry.Live && (expiry === Expiry.Expired || this.#decode(key, record.data, holder)?.r !== 1)) {
       return this.#end(state, record, 'expired');
     }
-    const env = this.#decode(key, record.data, unsigned.holder);
+    const env = this.#decode(key, record.data, holder);
     if (!env) {
       this.#reject(state, 'unknown');
       return this.#released(state);
@@ -588,7 +628,8 @@ export class Tether<T extends object = SessionData> {
       this.#emit('anomaly', key, record.userId, 'address');
       if (this.options.addressChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly');
     }
-    state.id = unsigned.id;
+    state.id = id;
+    state.presentedId ??= id;
     state.key = key;
     state.record = record;
     state.loadedText = record.data;
@@ -599,7 +640,8 @@ export class Tether<T extends object = SessionData> {
     state.ua = env.u;
     state.remembered = env.r === 1;
     state.authAt = env.a;
-    state.resign = unsigned.stale;
+    state.issuedAt = env.i;
+    state.resign = resign;
     return new Session<T>(state);
   }
 

@@ -81,6 +81,21 @@ export interface RememberOptions {
   absoluteTimeoutMs?: number;
 }
 
+/**
+ * Renewal timeout (OWASP Session Management Cheat Sheet, "Renewal Timeout"): a session's ID is replaced
+ * once it is `intervalMs` old, whatever the session does, so that a stolen ID works for at most that
+ * long even while its owner stays active. The request that finds the ID due answers with the new
+ * cookie; data, owner, CSRF token and the session's age are kept. The old ID goes on naming the session
+ * for `graceMs`, for the requests the browser sent before the new cookie arrived, then dies. Requests
+ * that cannot deliver a cookie (a WebSocket's reads, `open(req, { renew: false })`) never renew.
+ */
+export interface RenewalOptions {
+  /** How old an ID may get before the next request replaces it; longer than graceMs. */
+  intervalMs: number;
+  /** How long the replaced ID still names the session, at most 60 s. @default 30 s */
+  graceMs?: number;
+}
+
 export interface TetherOptions {
   /** Where sessions live. @default a MemoryStore (warned about in production) */
   store?: SessionStore;
@@ -113,6 +128,8 @@ export interface TetherOptions {
   maxSessionsPerUser?: number;
   /** Timeouts of sessions marked with `session.remember()` ("keep me signed in"). */
   remember?: RememberOptions;
+  /** Replaces a session's ID once it is `renewal.intervalMs` old (see RenewalOptions). @default off */
+  renewal?: RenewalOptions | false;
   /** How long a user context lives after its last write. @default 90 days */
   userContextTtlMs?: number;
   /** CSRF protection settings; `false` turns the checks off. */
@@ -207,6 +224,9 @@ export const TETHER_DEFAULTS = {
   userContextTtlMs: 90 * 86_400_000,
   rememberIdleTimeoutMs: 14 * 86_400_000,
   rememberAbsoluteTimeoutMs: 30 * 86_400_000,
+  renewalGraceMs: 30_000,
+  /** The longest `renewal.graceMs`: a replaced ID must die soon (SECURITY.md S26). */
+  maxRenewalGraceMs: 60_000,
   csrfHeader: 'x-csrf-token',
   csrfFormField: '_csrf',
   minSecretLength: 32,
@@ -249,6 +269,8 @@ export interface ResolvedOptions {
   absoluteTimeoutMs: number;
   /** The timeouts of a remembered session (`session.remember()`). */
   remember: Readonly<Lifetime>;
+  /** The renewal timeout, or null when IDs are not renewed. */
+  renewal: Readonly<Required<RenewalOptions>> | null;
   touchIntervalMs: number;
   expiryGraceMs: number;
   maxSessionBytes: number;
@@ -293,6 +315,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
     clock: 'clock', userAgentChange: ['report', 'end'], addressChange: ['off', 'report', 'end'], addressPrefix: 'object', newSessions: 'object', remember: 'object',
+    renewal: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
   });
   checkOptions('Tether', input.newSessions, {
     perAddress: 'nonNegativeInteger', total: 'nonNegativeInteger', windowMs: 'positiveInteger', maxActive: 'nonNegativeInteger', recountMs: 'positiveInteger',
@@ -365,6 +388,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
       + 'Leave touchIntervalMs unset (at most a tenth of idleTimeoutMs) or make it well under idleTimeoutMs');
   }
   const remember = rememberLifetime(input, idleTimeoutMs, absoluteTimeoutMs);
+  const renewal = renewalOf(input.renewal);
   const csrf = input.csrf === false ? false : Object.freeze({
     header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
@@ -384,6 +408,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     idleTimeoutMs,
     absoluteTimeoutMs,
     remember,
+    renewal,
     touchIntervalMs,
     expiryGraceMs: input.expiryGraceMs ?? TETHER_DEFAULTS.expiryGraceMs,
     maxSessionBytes: input.maxSessionBytes ?? TETHER_DEFAULTS.maxSessionBytes,
@@ -406,6 +431,21 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
       : null,
     clock: input.clock ?? input.store?.clock ?? systemClock,
   });
+}
+
+/** The renewal timeout: both figures checked, the grace within what S26 allows and shorter than the interval. */
+function renewalOf(input: RenewalOptions | false | undefined): Readonly<Required<RenewalOptions>> | null {
+  if (input === undefined || input === false) return null;
+  checkOptions('Tether', input, { intervalMs: 'positiveInteger', graceMs: 'nonNegativeInteger' }, 'options.renewal');
+  if (input.intervalMs === undefined) throw new OptionsInvalidError('Tether options.renewal.intervalMs is required: how old an ID may get before it is replaced');
+  const graceMs = input.graceMs ?? Math.min(TETHER_DEFAULTS.renewalGraceMs, Math.floor(input.intervalMs / 2));
+  if (graceMs > TETHER_DEFAULTS.maxRenewalGraceMs) {
+    throw new OptionsInvalidError(`Tether options.renewal.graceMs (${graceMs}) is over ${TETHER_DEFAULTS.maxRenewalGraceMs}: a replaced ID must stop naming its session within a minute`);
+  }
+  if (graceMs >= input.intervalMs) {
+    throw new OptionsInvalidError(`Tether options.renewal.graceMs (${graceMs}) must be shorter than renewal.intervalMs (${input.intervalMs}): an ID would be replaced again before the one it replaced died`);
+  }
+  return Object.freeze({ intervalMs: input.intervalMs, graceMs });
 }
 
 /**

@@ -69,6 +69,12 @@ export interface SessionState {
   /** The draft's write count up to which `updateWrites` has counted: overlapping updates count each write once. */
   updateCountedTo: number;
   regenerate: boolean;
+  /** When the session's current ID was issued (the envelope's `i`), kept under `renewal` only. */
+  issuedAt: number | undefined;
+  /** This request can deliver a new cookie, so its commit may renew a due ID (`renewal`). */
+  renew: boolean;
+  /** The ID the request's cookie carried (null without one): what opens a renewal's pointer (renewal.ts). */
+  presentedId: string | null;
   /** Set by `login()`: the regenerated session's absolute lifetime starts again (a plain regenerate() keeps its age). */
   newLifetime: boolean;
   destroyed: boolean;

@@ -55,7 +55,7 @@ export type SocketEndReason = 'destroyed' | 'expired' | 'regenerated' | 'gone';
 
 /** What a SocketSession needs of the engine: the request API, and its clock and touch interval. */
 export interface SocketEngine<T extends object> {
-  open(req: RequestView, options?: { write?: boolean }): Promise<Session<T>>;
+  open(req: RequestView, options?: { write?: boolean; renew?: boolean }): Promise<Session<T>>;
   commit(session: Session<T>): Promise<string[]>;
   abandon(session: Session<T>): void;
   readonly options: { readonly clock: Clock; readonly touchIntervalMs: number; readonly expiryGraceMs: number };
@@ -331,10 +331,10 @@ export class SocketSession<T extends object> {
    */
   async update(fn: UpdateFn<T>): Promise<void> {
     if (this.#ended !== null || this.#key === null) throw new SessionEndedError();
-    const session = await this.#engine.open(this.#view, { write: true });
+    const session = await this.#engine.open(this.#view, { write: true, renew: false });
     if (!this.#same(session)) {
       await this.#engine.commit(session);
-      this.end('gone');
+      this.end(endOf(session));
       throw new SessionEndedError();
     }
     try {
@@ -409,20 +409,23 @@ export class SocketSession<T extends object> {
 
   /** Reads the session; `touch`: committed as a read-only request (a touch when due), else let go unwritten. */
   async #read(touch: boolean): Promise<boolean> {
-    const session = await this.#engine.open(this.#view, { write: false });
+    const session = await this.#engine.open(this.#view, { write: false, renew: false });
     // A read-only request: its commit writes only a touch that is due, never the data.
     if (touch) await this.#engine.commit(session);
     else this.#engine.abandon(session);
     if (this.#ended !== null) return false;
     if (!this.#same(session)) {
-      this.end('gone');
+      this.end(endOf(session));
       return false;
     }
     this.#read1(session);
     return true;
   }
 
-  /** Whether a reopened session is this socket's, still live (not a fresh anonymous one). */
+  /**
+   * Whether a reopened session is this socket's, still live (not a fresh anonymous one). A session
+   * reached through a renewal's pointer is not: the socket's cookie dies with the grace.
+   */
   #same(session: Session<T>): boolean {
     return sessionState(session).key === this.#key && !session.isNew;
   }
@@ -461,4 +464,13 @@ export class SocketSession<T extends object> {
     this.#deadlineTimer = null;
     if (this.#key !== null) this.#registry.remove(this.#key, this as unknown as SocketSession<object>);
   }
+}
+
+/**
+ * Why a socket's session, reopened, is no longer its own: its ID was renewed (the cookie led to the
+ * session's new ID; the browser has it, and a new connection carries it), or it ended.
+ */
+function endOf(session: Session<object>): SocketEndReason {
+  const s = sessionState(session);
+  return s.key !== null && s.id !== s.presentedId ? 'regenerated' : 'gone';
 }

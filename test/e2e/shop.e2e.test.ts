@@ -646,6 +646,39 @@ describe('shop in Chromium: the idle timeout', () => {
   });
 });
 
+describe('shop in Chromium: the session ID renewed while the page is in use', () => {
+  it('renewal when the ID is older than TETHER_RENEWAL_INTERVAL then the next requests of the page carry a new cookie, it stays signed in, and the old cookie ends after the grace', async () => {
+    const shop = await startTestShop({ TETHER_RENEWAL_INTERVAL: '3', TETHER_RENEWAL_GRACE: '1' });
+    const { context, page, errors } = await newPage();
+    try {
+      await registerInPage(page, shop.url, 'renew');
+      const [first] = await context.cookies();
+      await new Promise((r) => setTimeout(r, 3_300));
+      await page.goto(shop.url + '/');
+      await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
+      await waitForCount(page, '1');
+      const [second] = await context.cookies();
+      assert.equal(second!.name, first!.name);
+      assert.notEqual(second!.value, first!.value, 'the browser was given a new ID');
+      await page.getByRole('button', { name: 'Add Wireless Headphones to cart' }).click();
+      await waitForCount(page, '2');
+      assert.equal(await page.getByTestId('user').count(), 1, 'still signed in');
+      assert.equal(await page.getByTestId('signed-out').count(), 0, 'the live channel took the new ID for no sign-out');
+      await new Promise((r) => setTimeout(r, 1_300));
+      const replayed = new ShopClient(shop.url);
+      replayed.cookies.set(first!.name, first!.value);
+      assert.equal((await replayed.get('/api/session')).body.authenticated, false, 'the old cookie names no session after the grace');
+      await page.reload();
+      await waitForCount(page, '2');
+      await page.getByTestId('user').waitFor();
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});
+
 describe('shop in Chromium: the admin ends every session', () => {
   it('admin when ending every session after the password then the shopper\'s open page says it was signed out, and the admin is signed out too', async () => {
     const shop = await startTestShop();

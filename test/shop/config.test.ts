@@ -46,6 +46,11 @@ describe('shop config', () => {
     assert.equal(c.loginFailuresPerAddress, 100);
     assert.equal(c.maxSessionsPerUser, 20);
     assert.equal(c.maxSessions, 1_000_000);
+    assert.deepEqual([c.renewalIntervalSec, c.renewalGraceSec], [900, 30]);
+    const off = loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, TETHER_RENEWAL_INTERVAL: '0' }, quiet);
+    assert.deepEqual([off.renewalIntervalSec, off.renewalGraceSec], [0, 0], '0: no renewal');
+    const short = loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, TETHER_RENEWAL_INTERVAL: '20' }, quiet);
+    assert.deepEqual([short.renewalIntervalSec, short.renewalGraceSec], [20, 10], 'the grace follows a short interval');
     assert.equal(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, SHOP_MAX_SESSIONS: '0' }, quiet).maxSessions, 0, '0: no cap');
     assert.equal(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, TETHER_MAX_SESSIONS_PER_USER: '0' }, quiet).maxSessionsPerUser, 0, '0: no limit');
     assert.equal(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, SHOP_LOG_LEVEL: 'DEBUG' }, quiet).logLevel, 'debug');
@@ -62,6 +67,7 @@ describe('shop config', () => {
       ['SHOP_LOG_LEVEL', 'verbose'], ['SHOP_LOG_LEVEL', 'info,debug'], ['SHOP_LOGIN_FAILURES_PER_ACCOUNT', '0'], ['SHOP_LOGIN_FAILURES_PER_ADDRESS', 'many'],
       ['TETHER_REMEMBER_IDLE_TIMEOUT', '60'], ['TETHER_REMEMBER_ABSOLUTE_TIMEOUT', '3600'], ['TETHER_REMEMBER_IDLE_TIMEOUT', 'weeks'],
       ['TETHER_MAX_SESSIONS_PER_USER', '-1'], ['TETHER_MAX_SESSIONS_PER_USER', 'few'], ['SHOP_MAX_SESSIONS', '-1'], ['SHOP_MAX_SESSIONS', 'all'],
+      ['TETHER_RENEWAL_INTERVAL', '-1'], ['TETHER_RENEWAL_INTERVAL', 'hourly'], ['TETHER_RENEWAL_GRACE', '61'], ['TETHER_RENEWAL_GRACE', '900'],
     ];
     for (const [name, value] of cases) {
       assert.throws(() => loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, [name]: value }, quiet), (err: unknown) => {

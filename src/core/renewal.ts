@@ -1,0 +1,50 @@
+/**
+ * What a record whose ID renewal replaced holds (`renewal`, OWASP's renewal timeout): for the grace,
+ * the old key names the session's new ID, sealed with a key only the old ID gives (AES-256-GCM under
+ * HKDF-SHA-256 of it). A request that presents the old cookie in the grace, sent before the new one
+ * arrived or whose answer carrying it was lost, opens the session and is given the new cookie, as
+ * PHP's `session_regenerate_id` documentation advises for unstable networks; the store, which only
+ * ever sees hashes of IDs, cannot read which ID it is.
+ * @module
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+
+/**
+ * The start of such a record's data: valid JSON (a string), like ENDED, so stores that check their
+ * data accept it, and never a codec envelope.
+ */
+const MOVED = '"tether:moved:';
+const INFO = 'tether session renewal';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+function keyOf(oldId: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', oldId, '', INFO, 32));
+}
+
+/** The data of the record under the old ID's key: the new ID, sealed with the old one. */
+export function movedData(oldId: string, newId: string): string {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', keyOf(oldId), iv);
+  const sealed = Buffer.concat([iv, cipher.update(newId, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return `${MOVED}${sealed.toString('base64url')}"`;
+}
+
+/** Whether a record's data is such a pointer. */
+export function isMoved(data: string): boolean {
+  return data.startsWith(MOVED);
+}
+
+/** The new ID a pointer names, opened with the old ID; null when it does not open with that ID. */
+export function movedId(data: string, oldId: string): string | null {
+  if (!isMoved(data) || !data.endsWith('"')) return null;
+  const sealed = Buffer.from(data.slice(MOVED.length, -1), 'base64url');
+  if (sealed.length <= IV_BYTES + TAG_BYTES) return null;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', keyOf(oldId), sealed.subarray(0, IV_BYTES));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+  } catch {
+    return null;
+  }
+}

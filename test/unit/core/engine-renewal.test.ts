@@ -1,0 +1,209 @@
+/**
+ * The renewal timeout (`renewal`): an ID past the interval is replaced at the next request that can
+ * deliver a cookie, the old ID names the session for the grace only, and requests racing the renewal
+ * lose nothing.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { hashId } from '../../../src/core/ids.js';
+import { isMoved, movedId } from '../../../src/core/renewal.js';
+import { Tether } from '../../../src/core/engine.js';
+import { MemoryStore } from '../../../src/stores/memory/index.js';
+import { cookiePair, ManualClock, rig, sleep, trip, view, SECRET_A } from '../support.js';
+import type { Rig } from '../support.js';
+import type { SocketEndReason } from '../../../src/core/socket.js';
+
+const RENEWAL = { intervalMs: 60_000, graceMs: 10_000 };
+const get = (cookie: string) => view('GET', { cookie });
+const post = (cookie: string) => view('POST', { cookie });
+
+/** A signed-in session with data and a CSRF token, and its cookie. */
+async function signedIn(r: Rig): Promise<{ cookie: string; id: string; token: string; createdAt: number }> {
+  const t = await trip(r.tether, undefined, (s) => {
+    s.set('cart', ['apple']);
+    s.login('u1');
+  });
+  const token = (await trip(r.tether, t.cookie, (s) => s.csrfToken, 'GET')).session.csrfToken;
+  return { cookie: t.cookie!, id: t.session.id!, token, createdAt: t.session.createdAt! };
+}
+
+describe('engine renewal', () => {
+  it('renewal when the ID is older than the interval then the next request answers a new cookie and keeps data, owner, token and age', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(59_000);
+    const early = await trip(r.tether, first.cookie, () => {}, 'GET');
+    assert.equal(cookiePair(early.setCookies), undefined, 'not due before the interval');
+    r.clock.advance(1_000);
+    const renewed = await trip(r.tether, first.cookie, (s) => assert.equal(s.id, first.id, 'the handler sees the ID it was sent'), 'GET');
+    const next = cookiePair(renewed.setCookies);
+    assert.ok(next !== undefined && next !== first.cookie, 'a new cookie');
+    assert.notEqual(renewed.session.id, first.id);
+    const after = await trip(r.tether, next, (s) => {
+      assert.deepEqual(s.get('cart'), ['apple']);
+      assert.equal(s.userId, 'u1');
+      assert.equal(s.csrfToken, first.token);
+      assert.equal(s.createdAt, first.createdAt);
+    }, 'GET');
+    assert.equal(cookiePair(after.setCookies), undefined, 'the new ID is not due again');
+    const sessions = await r.tether.listUserSessions('u1');
+    assert.equal(sessions.length, 1, 'the old ID is not listed as a session of its user');
+    assert.equal(sessions[0]!.id, renewed.session.handle);
+  });
+
+  it('renewal when the old cookie comes back within the grace then it opens the session and is answered the new cookie; after the grace it names none', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    const renewed = await trip(r.tether, first.cookie, () => {}, 'GET');
+    const next = cookiePair(renewed.setCookies)!;
+    r.clock.advance(9_000);
+    // A request the browser sent before the new cookie arrived, or whose answer was lost: it writes to the session.
+    const late = await trip(r.tether, first.cookie, (s) => s.update((d) => void (d.cart = [...(d.cart as string[]), 'pear'])));
+    assert.equal(cookiePair(late.setCookies), next, 'the new cookie again');
+    assert.equal(late.session.handle, renewed.session.handle);
+    await trip(r.tether, next, (s) => assert.deepEqual(s.get('cart'), ['apple', 'pear']), 'GET');
+    r.clock.advance(1_000);
+    const dead = await trip(r.tether, first.cookie, (s) => {
+      assert.equal(s.isNew, true);
+      assert.equal(s.rejectedCookie, 'unknown');
+    }, 'GET');
+    assert.equal(cookiePair(dead.setCookies), undefined);
+    await trip(r.tether, next, (s) => assert.deepEqual(s.get('cart'), ['apple', 'pear']), 'GET');
+  });
+
+  it('renewal when the store holds the old record then it is a pointer sealed with the old ID: no new ID in clear, no owner', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    const renewed = await trip(r.tether, first.cookie, () => {}, 'GET');
+    const pointer = (await r.memory.get(hashId(first.id)))!;
+    assert.ok(isMoved(pointer.data));
+    assert.equal(pointer.userId, null);
+    assert.equal(pointer.data.includes(renewed.session.id!), false);
+    assert.equal(pointer.expiresAt, r.clock.now() + RENEWAL.graceMs);
+    assert.equal(movedId(pointer.data, first.id), renewed.session.id);
+    assert.equal(movedId(pointer.data, renewed.session.id!), null, 'another ID does not open it');
+    assert.equal(movedId(pointer.data.slice(0, -3) + 'AA"', first.id), null, 'nor does a changed pointer');
+  });
+
+  it('renewal when two requests of the session find the ID due at once then one renews, the other follows, and neither change is lost', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    // Read-only requests take no turn at the gate: both load the old record.
+    const a = await r.tether.open(get(first.cookie));
+    const b = await r.tether.open(get(first.cookie));
+    await a.update((d) => void (d.a = 1));
+    await b.update((d) => void (d.b = 2));
+    const ca = cookiePair(await r.tether.commit(a));
+    const cb = cookiePair(await r.tether.commit(b));
+    assert.ok(ca !== undefined && ca !== first.cookie);
+    assert.equal(cb, ca, 'both answered the one new cookie');
+    await trip(r.tether, ca, (s) => {
+      assert.equal(s.get('a'), 1);
+      assert.equal(s.get('b'), 2);
+      assert.deepEqual(s.get('cart'), ['apple']);
+    }, 'GET');
+    assert.equal((await r.tether.listUserSessions('u1')).length, 1, 'the losing renewal left no copy behind');
+  });
+
+  it('renewal when the request that lost the race changed data outside update() then it still lands on the new ID, since the winner only renewed', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    const a = await r.tether.open(get(first.cookie));
+    const b = await r.tether.open(post(first.cookie));
+    b.set('note', 'typed');
+    const ca = cookiePair(await r.tether.commit(a));
+    const cb = cookiePair(await r.tether.commit(b));
+    assert.equal(cb, ca);
+    await trip(r.tether, ca, (s) => assert.equal(s.get('note'), 'typed'), 'GET');
+  });
+
+  it('renewal when the session is logged out, or its user everywhere, within the grace then the old cookie names no session', async () => {
+    for (const end of ['logout', 'everywhere'] as const) {
+      const r = rig({ renewal: RENEWAL });
+      const first = await signedIn(r);
+      r.clock.advance(61_000);
+      const next = cookiePair((await trip(r.tether, first.cookie, () => {}, 'GET')).setCookies)!;
+      if (end === 'logout') await trip(r.tether, next, (s) => s.destroy());
+      else assert.equal(await r.tether.destroyUserSessions('u1'), 1);
+      const old = await trip(r.tether, first.cookie, () => {}, 'GET');
+      assert.equal(old.session.isNew, true, end);
+      assert.equal(old.session.rejectedCookie, 'unknown', end);
+    }
+  });
+
+  it('renewal when a request cannot deliver a cookie (renew: false) then the ID stays as it is', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    const s = await r.tether.open(get(first.cookie), { renew: false });
+    assert.deepEqual(await r.tether.commit(s), []);
+    assert.equal(isMoved((await r.memory.get(hashId(first.id)))!.data), false);
+    const later = await trip(r.tether, first.cookie, () => {}, 'GET');
+    assert.ok(cookiePair(later.setCookies) !== undefined, 'the next request that can renews');
+  });
+
+  it('renewal when a login gives the session a new ID then that ID is dated from the login, and so is a new session', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(50_000);
+    const relogged = await trip(r.tether, first.cookie, (s) => s.login('u1'));
+    r.clock.advance(20_000);
+    // 70 s after the session began, 20 s after the login's ID.
+    const t = await trip(r.tether, relogged.cookie, () => {}, 'GET');
+    assert.equal(cookiePair(t.setCookies), undefined);
+  });
+
+  it('renewal when a session stored before renewal was configured has no issue time then its age decides', async () => {
+    const plain = rig();
+    const first = await signedIn(plain);
+    plain.clock.advance(61_000);
+    const renewing = rig({ renewal: RENEWAL }, plain);
+    const t = await trip(renewing.tether, first.cookie, () => {}, 'GET');
+    assert.ok(cookiePair(t.setCookies) !== undefined);
+  });
+
+  it('renewal when the engine has no renewal then nothing stores an issue time', async () => {
+    const r = rig();
+    const first = await signedIn(r);
+    assert.equal('i' in JSON.parse((await r.memory.get(hashId(first.id)))!.data), false);
+  });
+
+  it('renewal when sockets watch the session then their reads never renew it, and a renewal here or in another process ends them as regenerated', async () => {
+    // Two processes over one store with a change feed.
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const a = { tether: new Tether({ secrets: [SECRET_A], clock, store: memory, renewal: RENEWAL }), clock, memory };
+    const b = { tether: new Tether({ secrets: [SECRET_A], clock, store: memory, renewal: RENEWAL }) };
+    const HOST = { host: 'app.test', origin: 'http://app.test' };
+    const t = await trip(a.tether, undefined, (s) => s.login('u1'), 'POST', HOST);
+    const first = t.cookie!;
+    const here = await a.tether.openSocket(view('GET', { ...HOST, cookie: first }), { checkIntervalMs: 0 });
+    const there = await b.tether.openSocket(view('GET', { ...HOST, cookie: first }), { checkIntervalMs: 0 });
+    const seen: Array<[string, SocketEndReason]> = [];
+    here.onEnd((reason) => void seen.push(['here', reason]));
+    there.onEnd((reason) => void seen.push(['there', reason]));
+    a.clock.advance(61_000);
+    assert.equal(await here.refresh(), true);
+    await here.touch();
+    assert.equal(isMoved((await a.memory.get(hashId(t.session.id!)))!.data), false, 'a socket cannot deliver a cookie');
+    const renewed = await trip(a.tether, first, () => {}, 'GET', HOST);
+    assert.ok(cookiePair(renewed.setCookies) !== undefined);
+    await sleep(20);
+    assert.deepEqual(seen.sort(), [['here', 'regenerated'], ['there', 'regenerated']]);
+  });
+
+  it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
+    const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
+    assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
+    assert.throws(() => make({ intervalMs: 10_000, graceMs: 10_000 }), { code: 'OPTIONS_INVALID', message: /shorter than renewal.intervalMs/ });
+    assert.throws(() => make({ graceMs: 1_000 }), { code: 'OPTIONS_INVALID', message: /intervalMs/ });
+    assert.throws(() => make('15m'), { code: 'OPTIONS_INVALID' });
+    assert.deepEqual(make({ intervalMs: 900_000 }).options.renewal, { intervalMs: 900_000, graceMs: 30_000 });
+    assert.deepEqual(make({ intervalMs: 20_000 }).options.renewal, { intervalMs: 20_000, graceMs: 10_000 });
+    assert.equal(make(false).options.renewal, null);
+  });
+});
