@@ -78,6 +78,32 @@ describe('session() "remember me": a per-session cookie.maxAge', () => {
     await app.close();
   });
 
+  it('renewal (tether.renewal) when a session’s ID is due then the next response carries the new ID with the app’s cookie lifetime, remembered or not, and the old cookie ends after the grace', async () => {
+    for (const remember of ['?remember=7', ''] as const) {
+      const app = await compatApp({ tether: { renewal: { intervalMs: 10 * MIN, graceMs: 30_000 } } }, routes);
+      const c = app.client();
+      await c.request(`/login${remember}`, { method: 'POST' });
+      const first = c.get('sid')!;
+      app.clock.advance(11 * MIN);
+      const renewed = await c.request('/me');
+      assert.deepEqual(renewed.json(), { user: 'alice' }, remember);
+      assert.equal(renewed.setCookies.length, 1, `${remember}: the new ID goes out even on a read of a remembered session`);
+      assert.equal(cookieAttributes(renewed.setCookies[0]!)['max-age'], remember ? String(7 * 86_400) : undefined);
+      const second = c.get('sid')!;
+      assert.notEqual(idOf(second), idOf(first));
+      const old = app.client();
+      old.set('sid', first);
+      assert.deepEqual((await old.request('/me')).json(), { user: 'alice' }, `${remember}: within the grace`);
+      assert.equal(old.get('sid'), second, `${remember}: answered the new ID`);
+      app.clock.advance(31_000);
+      const late = app.client();
+      late.set('sid', first);
+      assert.deepEqual((await late.request('/me')).json(), { user: null }, `${remember}: past the grace`);
+      assert.deepEqual((await c.request('/me')).json(), { user: 'alice' });
+      await app.close();
+    }
+  });
+
   it('login when it leaves the cookie a browser-session one then the session ends after the engine’s 30 minutes idle', async () => {
     const app = await compatApp({}, routes);
     const c = app.client();

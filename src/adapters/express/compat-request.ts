@@ -462,11 +462,13 @@ export class RequestSessions implements SessionController {
       }
       // The engine sends a remembered session's cookie again with each write and touch, so that it lasts
       // as long as the session. Here the cookie's lifetime is the app's, and express-session's rules say
-      // when it goes out again (#resendIfDue); a new ID, a re-signing or a change of lifetime still send it.
+      // when it goes out again (#resendIfDue); a new ID (a renewal's too), a re-signing or a change of
+      // lifetime still send it.
       const st = sessionState(s);
+      const idBefore = s.id;
       const refreshOnly = !s.isNew && !st.regenerate && !st.resign && st.remembered && st.loaded?.r === 1;
       const headers = await tether.commit(s);
-      this.#out.pushEngine(refreshOnly ? [] : headers, this.#cookie);
+      this.#out.pushEngine(refreshOnly && s.id === idBefore ? [] : headers, this.#cookie);
       this.#stored = !s.isNew;
       this.#id = s.id ?? this.#id;
       // The adopted data is in Tether: requests that presented the old session meanwhile can open it.
