@@ -134,6 +134,23 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal((await env.call('POST', '/add', { cookie: r.cookie, token, body: { item: 'fig' } })).status, 200);
   });
 
+  test('renewal when the ID is past renewal.intervalMs then a read answers a new ID with the data, the old cookie is answered the new one within the grace, and names nothing after it', async (t) => {
+    const env = await setup(t, { renewal: { intervalMs: 60_000, graceMs: 10_000 } });
+    const s = await newSession(env);
+    await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'pear' } });
+    env.clock.advance(61_000);
+    const r = await env.call('GET', '/state', { cookie: s.cookie });
+    assert.deepEqual(r.json?.data, { cart: ['pear'] });
+    assert.ok(r.cookie && idOf(r.cookie) !== idOf(s.cookie), 'a new ID');
+    const late = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'fig' } });
+    assert.equal(late.status, 200, 'within the grace the old cookie, and the token, still work');
+    assert.equal(late.cookie, r.cookie, 'answered the new ID');
+    assert.deepEqual((await env.call('GET', '/state', { cookie: r.cookie })).json?.data, { cart: ['pear', 'fig'] });
+    env.clock.advance(10_000);
+    assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, true, 'past the grace the old cookie is dead');
+    assert.equal((await env.call('POST', '/add', { cookie: r.cookie, token: s.token, body: { item: 'kiwi' } })).status, 200, 'the token is kept');
+  });
+
   test('login when it succeeds then the pre-login cookie and pre-login CSRF token are refused', async (t) => {
     const env = await setup(t);
     const pre = await newSession(env);
