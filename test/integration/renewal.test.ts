@@ -4,65 +4,20 @@
  * the user's session list showing one session, and two processes renewing the same session at once
  * losing neither change and leaving no copy behind.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tether } from '../../src/core/engine.js';
-import type { SessionStore } from '../../src/core/store.js';
-import { SqliteStore } from '../../src/stores/sqlite/index.js';
-import { RedisStore } from '../../src/stores/redis/index.js';
-import { PostgresStore } from '../../src/stores/postgres/index.js';
-import { TieredStore } from '../../src/stores/tiered/index.js';
 import { cookiePair, SECRET_A, sleep, trip, view } from '../unit/support.js';
-import { tempSqliteFile } from '../helpers/sqlite.js';
-import type { TempSqliteFile } from '../helpers/sqlite.js';
-import { startRedis } from '../helpers/redis.js';
-import type { RedisServer } from '../helpers/redis.js';
-import { startPostgres } from '../helpers/postgres.js';
-import type { PostgresServer } from '../helpers/postgres.js';
+import { realBackends } from '../helpers/backends.js';
 
 const RENEWAL = { intervalMs: 2_000, graceMs: 1_000 };
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-let sqlite: TempSqliteFile;
-let prefixes = 0;
-
-before(async () => {
-  [redis, postgres, sqlite] = await Promise.all([startRedis(), startPostgres({ fast: true }), tempSqliteFile()]);
-});
-after(async () => {
-  await Promise.all([redis?.dispose(), postgres?.dispose(), sqlite?.remove()]);
-});
-
-const backends: Array<{ name: string; pair(): [SessionStore, SessionStore] }> = [
-  { name: 'SqliteStore', pair: () => [
-    new SqliteStore({ path: sqlite.path, sweepIntervalMs: 0, changePollMs: 20 }),
-    new SqliteStore({ path: sqlite.path, sweepIntervalMs: 0, changePollMs: 20 }),
-  ] },
-  { name: 'RedisStore', pair: () => {
-    const keyPrefix = `renew${++prefixes}:`;
-    return [new RedisStore({ url: redis.url, keyPrefix }), new RedisStore({ url: redis.url, keyPrefix })];
-  } },
-  { name: 'PostgresStore', pair: () => {
-    const tableName = `renew_sessions_${++prefixes}`;
-    return [
-      new PostgresStore({ connectionString: postgres.url, tableName, sweepIntervalMs: 0 }),
-      new PostgresStore({ connectionString: postgres.url, tableName, sweepIntervalMs: 0 }),
-    ];
-  } },
-  { name: 'TieredStore over RedisStore', pair: () => {
-    const keyPrefix = `renew${++prefixes}:`;
-    return [
-      new TieredStore({ shared: new RedisStore({ url: redis.url, keyPrefix }) }),
-      new TieredStore({ shared: new RedisStore({ url: redis.url, keyPrefix }) }),
-    ];
-  } },
-];
+const backends = realBackends('renew').list;
 
 describe('renewal over real backends', () => {
   for (const backend of backends) {
     it(`${backend.name}: renewal when one process renews the ID then the other follows the old cookie within the grace only, and racing renewals lose nothing`, async () => {
-      const [sa, sb] = backend.pair();
+      const { a: sa, b: sb } = backend.pair();
       const a = new Tether({ secrets: [SECRET_A], store: sa, renewal: RENEWAL });
       const b = new Tether({ secrets: [SECRET_A], store: sb, renewal: RENEWAL });
       try {

@@ -8,69 +8,28 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tether } from '../../src/core/engine.js';
-import type { SessionStore } from '../../src/core/store.js';
 import type { SocketEndReason, SocketSession } from '../../src/core/socket.js';
 import { MemoryStore } from '../../src/stores/memory/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { RedisStore } from '../../src/stores/redis/index.js';
-import { PostgresStore } from '../../src/stores/postgres/index.js';
-import { TieredStore } from '../../src/stores/tiered/index.js';
 import { SECRET_A, sleep, trip, view } from '../unit/support.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
-import type { TempSqliteFile } from '../helpers/sqlite.js';
-import { redisCommand, startRedis } from '../helpers/redis.js';
-import type { RedisServer } from '../helpers/redis.js';
-import { startPostgres } from '../helpers/postgres.js';
-import type { PostgresServer } from '../helpers/postgres.js';
+import { redisCommand } from '../helpers/redis.js';
+import { realBackends } from '../helpers/backends.js';
+import type { SharedBackend } from '../helpers/backends.js';
 
 type Data = { n: number };
 const HEADERS = { host: 'app.test', origin: 'http://app.test', 'user-agent': 'UA' };
 
-interface Pair {
-  /** Two clients of one backend, as two processes would hold. */
-  a: SessionStore;
-  b: SessionStore;
-}
-
-let redis: RedisServer;
-let postgres: PostgresServer;
-let sqlite: TempSqliteFile;
+const real = realBackends('feed');
 let prefixes = 0;
 
-before(async () => {
-  [redis, postgres, sqlite] = await Promise.all([startRedis(), startPostgres({ fast: true }), tempSqliteFile()]);
-});
-after(async () => {
-  await Promise.all([redis?.dispose(), postgres?.dispose(), sqlite?.remove()]);
-});
-
-const backends: Array<{ name: string; pair(): Pair }> = [
+const backends: SharedBackend[] = [
   { name: 'MemoryStore (two engines in one process)', pair: () => {
     const store = new MemoryStore({ sweepIntervalMs: 0 });
     return { a: store, b: store };
   } },
-  { name: 'SqliteStore (two connections to one file)', pair: () => ({
-    a: new SqliteStore({ path: sqlite.path, sweepIntervalMs: 0, changePollMs: 20 }),
-    b: new SqliteStore({ path: sqlite.path, sweepIntervalMs: 0, changePollMs: 20 }),
-  }) },
-  { name: 'RedisStore', pair: () => {
-    const keyPrefix = `feed${++prefixes}:`;
-    return { a: new RedisStore({ url: redis.url, keyPrefix }), b: new RedisStore({ url: redis.url, keyPrefix }) };
-  } },
-  { name: 'PostgresStore', pair: () => {
-    const tableName = `feed_sessions_${++prefixes}`;
-    return {
-      a: new PostgresStore({ connectionString: postgres.url, tableName, sweepIntervalMs: 0 }),
-      b: new PostgresStore({ connectionString: postgres.url, tableName, sweepIntervalMs: 0 }),
-    };
-  } },
-  { name: 'TieredStore over RedisStore', pair: () => {
-    const keyPrefix = `feed${++prefixes}:`;
-    return {
-      a: new TieredStore({ shared: new RedisStore({ url: redis.url, keyPrefix }) }),
-      b: new TieredStore({ shared: new RedisStore({ url: redis.url, keyPrefix }) }),
-    };
-  } },
+  ...real.list,
 ];
 
 /** Waits (bounded) until `seen` holds something. */
@@ -172,9 +131,9 @@ describe('sockets and the change feed: clocks apart', () => {
 
 describe('sockets and the change feed: a feed that reconnects', () => {
   it('RedisStore: a logout published while the subscriber was cut off is lost; the resync after it reconnects makes the socket read, and it ends', async () => {
-    const keyPrefix = `feed${++prefixes}:`;
-    const here = new Tether<Data>({ secrets: [SECRET_A], store: new RedisStore({ url: redis.url, keyPrefix }) });
-    const there = new Tether<Data>({ secrets: [SECRET_A], store: new RedisStore({ url: redis.url, keyPrefix }) });
+    const keyPrefix = `feedcut${++prefixes}:`;
+    const here = new Tether<Data>({ secrets: [SECRET_A], store: new RedisStore({ url: real.redis.url, keyPrefix }) });
+    const there = new Tether<Data>({ secrets: [SECRET_A], store: new RedisStore({ url: real.redis.url, keyPrefix }) });
     try {
       const cookie = (await trip(here, undefined, (s) => { s.set('n', 1); s.login('ed'); }, 'POST', HEADERS)).cookie!;
       const socket = await here.openSocket(view('GET', { ...HEADERS, cookie }), { checkIntervalMs: 0 });
@@ -183,7 +142,7 @@ describe('sockets and the change feed: a feed that reconnects', () => {
       for (let i = 0; i < 200 && store.feedState !== 'listening'; i++) await sleep(10);
       assert.equal(store.feedState, 'listening');
       // Cut the subscriber off, and log out at once, before it is back: the change notice reaches nobody.
-      await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+      await redisCommand(real.redis.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']);
       await trip(there, cookie, (s) => s.destroy(), 'POST', HEADERS);
       await until(seen, 10_000);
       assert.deepEqual(seen, ['gone']);
