@@ -78,6 +78,8 @@ export interface UserSessionInfo {
 export interface EngineStats {
   created: number;
   regenerated: number;
+  /** Of those, IDs replaced by the renewal timeout (`renewal`; the `regenerated` event with reason `renewal`). */
+  renewed: number;
   destroyed: number;
   /** Sessions that timed out: presented past a timeout, or deleted by the store's sweep (`swept`). */
   expired: number;
@@ -150,7 +152,7 @@ export class Tether<T extends object = SessionData> {
   /** Ends the subscription to the store's swept sessions (SessionStore.onSwept); absent without one. */
   readonly #unsubscribeSwept: (() => void) | undefined;
   readonly #stats: Omit<EngineStats, 'gateWaiting' | 'gateHolding' | 'verifiedCookies' | 'sockets' | 'socketEnds' | 'activeSessions'> = {
-    created: 0, regenerated: 0, destroyed: 0, expired: 0, swept: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
+    created: 0, regenerated: 0, renewed: 0, destroyed: 0, expired: 0, swept: 0, conflicts: 0, replays: 0, writes: 0, touches: 0, storeErrors: 0,
     rejectedCookies: 0, forgedCookies: 0, anomalies: 0, refusedSessions: 0, gateWaits: 0, gateWaitSeconds: 0,
   };
 
@@ -748,7 +750,10 @@ export class Tether<T extends object = SessionData> {
 
   #emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void {
     if (event === 'created') this.#stats.created++;
-    else if (event === 'regenerated') this.#stats.regenerated++;
+    else if (event === 'regenerated') {
+      this.#stats.regenerated++;
+      if (reason === 'renewal') this.#stats.renewed++;
+    }
     else if (event === 'destroyed') this.#stats.destroyed++;
     else if (event === 'expired') this.#stats.expired++;
     else if (event === 'anomaly') this.#stats.anomalies++;

@@ -52,6 +52,7 @@ type EngineCount = { [K in keyof EngineStats]: EngineStats[K] extends number ? K
 const ENGINE_COUNTERS: ReadonlyArray<[EngineCount, string, string]> = [
   ['created', 'sessions_created_total', 'Sessions created (first stored).'],
   ['regenerated', 'sessions_regenerated_total', 'Sessions given a new ID (login, privilege change, renewal).'],
+  ['renewed', 'sessions_renewed_total', 'Of those, IDs replaced by the renewal timeout.'],
   ['destroyed', 'sessions_destroyed_total', 'Sessions destroyed (logout, ended by the user or an admin, per-user limit).'],
   ['expired', 'sessions_expired_total', 'Sessions that timed out: found expired on load, or deleted by the store\'s sweep.'],
   ['swept', 'sessions_swept_total', 'Of those, sessions the store\'s sweep deleted in this process.'],

@@ -46,6 +46,7 @@ describe('engine renewal', () => {
       assert.equal(s.createdAt, first.createdAt);
     }, 'GET');
     assert.equal(cookiePair(after.setCookies), undefined, 'the new ID is not due again');
+    assert.deepEqual([r.tether.stats().renewed, r.tether.stats().regenerated], [1, 1], 'one renewal, counted as a regeneration too');
     const sessions = await r.tether.listUserSessions('u1');
     assert.equal(sessions.length, 1, 'the old ID is not listed as a session of its user');
     assert.equal(sessions[0]!.id, renewed.session.handle);
