@@ -262,6 +262,45 @@ describe('MemoryStore bounds', () => {
     }
   });
 
+  it('memory store sweep when the generations flip while it runs then it still drops every record that was due', async () => {
+    const clock = new ManualClock();
+    const maxBytes = 8 * 1024 * 1024;
+    const store = new MemoryStore({ clock, maxBytes, sweepIntervalMs: 0 });
+    try {
+      // Nearly full, no eviction: the older generation holds about the first half, the younger the rest.
+      const held: string[] = [];
+      while (store.bytes < 0.95 * maxBytes) {
+        const rec = makeRecord(clock, { data: sessionData(held.length) });
+        held.push(rec.key);
+        await store.set(rec, 0);
+      }
+      assert.equal(store.evictions, 0);
+      clock.advance(2 * 3_600_000);
+      let swept = 0;
+      store.onSwept((batch) => void (swept += batch.length));
+      // While the sweep is within the older generation: the rest of it is destroyed (logouts), and a
+      // write takes the younger past half the bound, so the generations flip.
+      const big = makeRecord(clock, { data: 'x'.repeat(maxBytes / 4) });
+      let flipped = false;
+      let done = false;
+      const work = (): void => {
+        if (done) return;
+        if (!flipped && swept >= 0.1 * held.length) {
+          flipped = true;
+          for (const key of held.slice(0, Math.floor(held.length * 0.6))) void store.destroy(key);
+          void store.set(big, 0);
+        }
+        setImmediate(work);
+      };
+      setImmediate(work);
+      await store.sweep().finally(() => (done = true));
+      assert.ok(flipped, 'the destroys and the write came while the sweep ran');
+      assert.equal(await store.count(), 1, 'only the record written meanwhile is left');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('memory store when closed during destroyAll then it rejects with STORE_CLOSED, as other calls on a closed store', async () => {
     const clock = new ManualClock();
     const store = new MemoryStore({ clock, sweepIntervalMs: 0 });

@@ -164,9 +164,16 @@ export class RecordTable {
     return [...this.#old.keys(), ...this.#young.keys()];
   }
 
+  /**
+   * Every entry, older generation first. Both generations are taken when the walk begins: a walk that
+   * spans turns of the event loop (a sweep) may see the generations flip, once the older one has
+   * emptied, and must then still visit the one that was younger, not the new one begun empty.
+   */
   *entries(): IterableIterator<[string, string]> {
-    yield* this.#old.entries();
-    yield* this.#young.entries();
+    const old = this.#old;
+    const young = this.#young;
+    yield* old.entries();
+    yield* young.entries();
   }
 
   #flipWhenDue(): void {
