@@ -337,6 +337,7 @@ export class Committer {
     s.issuedAt = now;
     this.#sendCookie(s, fresh, now);
     this.#e.emit('regenerated', fresh.key, fresh.userId, 'renewal', record.key);
+    if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, fresh.key, now);
   }
 
   /**

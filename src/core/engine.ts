@@ -409,7 +409,12 @@ export class Tether<T extends object = SessionData> {
     const session = await this.open(req, { write: false, renew: false });
     const cookies = await this.commit(session);
     this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener, o) => this.store.subscribe!(listener, o) : undefined);
-    return new SocketSession<T>(this, this.#sockets, req, session, cookies, options);
+    // A cookie whose ID renewal replaced, presented within the grace: the socket reads the session under
+    // its new ID from now on, since the old one soon names nothing.
+    const s = sessionState(session);
+    const view: RequestView = s.id === null || s.id === s.presentedId ? req
+      : { method: req.method, header: (name) => (name === 'cookie' ? `${this.options.cookie.name}=${this.#signer.sign(s.id!)}` : req.header(name)) };
+    return new SocketSession<T>(this, this.#sockets, view, session, cookies, options);
   }
 
   /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */

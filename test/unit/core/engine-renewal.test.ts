@@ -197,6 +197,33 @@ describe('engine renewal', () => {
     assert.deepEqual(seen.sort(), [['here', 'regenerated'], ['there', 'regenerated']]);
   });
 
+  it('renewal when a socket opens with the old cookie within the grace then it follows the session under its new ID past the grace', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const HOST = { host: 'app.test', origin: 'http://app.test' };
+    const t = await trip(r.tether, undefined, (s) => s.login('u1'), 'POST', HOST);
+    r.clock.advance(61_000);
+    const renewed = await trip(r.tether, t.cookie, () => {}, 'GET', HOST);
+    const socket = await r.tether.openSocket(view('GET', { ...HOST, cookie: t.cookie! }), { checkIntervalMs: 0 });
+    assert.equal(socket.userId, 'u1');
+    assert.deepEqual(socket.cookies.map((c) => c.split(';')[0]), [cookiePair(renewed.setCookies)], 'the handshake may carry the new cookie');
+    r.clock.advance(RENEWAL.graceMs + 1_000);
+    assert.equal(await socket.refresh(), true, 'still the session, past the grace');
+    socket.close();
+  });
+
+  it('renewal when the renewing request also gives the session its owner then maxSessionsPerUser holds as on any write', async () => {
+    const r = rig({ renewal: RENEWAL, maxSessionsPerUser: 1 });
+    const guest = await trip(r.tether, undefined, (s) => s.set('cart', ['tea']));
+    r.clock.advance(1_000);
+    const other = await signedIn(r);
+    r.clock.advance(60_000);
+    const owned = await trip(r.tether, guest.cookie, (s) => s.setUser('u1'));
+    assert.ok(cookiePair(owned.setCookies) !== guest.cookie, 'renewed');
+    const sessions = await r.tether.listUserSessions('u1');
+    assert.deepEqual(sessions.map((x) => x.id), [owned.session.handle], 'the older session of u1 ended');
+    assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.isNew, true);
+  });
+
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
     const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
     assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
