@@ -176,6 +176,21 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.equal(await store.get(rec.key), null);
     });
 
+    test('a record rewritten without owner, its lastSeenAt at a near deadline (a renewal\'s pointer), is live until then and off its owner\'s index', async () => {
+      const user = makeKey('u');
+      const owned = makeRecord(clock, { userId: user });
+      assert.deepEqual(await store.set(owned, 0), { ok: true });
+      const until = clock.now() + 5_000;
+      const pointer = { ...owned, data: '"moved"', version: 2, userId: null, lastSeenAt: until, expiresAt: until, absoluteExpiresAt: until };
+      assert.deepEqual(await store.set(pointer, 1), { ok: true });
+      assert.deepEqual(await store.get(owned.key), pointer);
+      assert.deepEqual(await store.listByUser(user), []);
+      clock.advance(4_999);
+      assert.deepEqual(await store.get(owned.key), pointer);
+      clock.advance(1);
+      assert.equal(await store.get(owned.key), null);
+    });
+
     test('a compare-and-set to a record already past its deadline ends it: nothing live is left, and the old version conflicts', async () => {
       const rec = makeRecord(clock, { userId: 'ending-user' });
       const before = store.count ? await store.count() : 0;
@@ -617,10 +632,14 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         const live = makeRecord(clock, { userId: idle.userId });
         const context = makeRecord(clock, { key: 'user:' + makeKey(), expiresAt: now + 10 });
         const regenerated = makeRecord(clock, { userId: idle.userId });
-        for (const r of [idle, absolute, live, context, regenerated]) assert.deepEqual(await store.set(r, 0), { ok: true });
+        const renewed = makeRecord(clock, { userId: idle.userId });
+        for (const r of [idle, absolute, live, context, regenerated, renewed]) assert.deepEqual(await store.set(r, 0), { ok: true });
         // Ended as a regeneration ends the old record: written already past its deadlines, not timed out.
         const ended = { ...regenerated, data: '"ended"', version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
         assert.deepEqual(await store.set(ended, 1), { ok: true });
+        // A renewal's pointer: live until its deadline, which is its lastSeenAt, then gone, not timed out.
+        const pointer = { ...renewed, data: '"moved"', version: 2, userId: null, lastSeenAt: now + 10, expiresAt: now + 10, absoluteExpiresAt: now + 10 };
+        assert.deepEqual(await store.set(pointer, 1), { ok: true });
         clock.advance(20);
         let removed = 0;
         const [reported] = await reportsDuring([store], async () => (removed = await store.sweep!()));
