@@ -784,6 +784,47 @@ describe('RedisStore faults', () => {
     }
   });
 
+  it('engine over redis-server busy in one long command (DEBUG SLEEP) then requests fail STORE_UNAVAILABLE within storeTimeoutMs, and no acknowledged update is lost, late ones included', async () => {
+    // Unlike SIGSTOP the server takes the commands sent meanwhile and runs them when it wakes: a write
+    // reported failed may still land (its outcome is unknown), and must not overwrite a newer one.
+    const busy = await startRedis({ extraArgs: ['--enable-debug-command', 'yes'] });
+    const tether = createTether({ secrets: [SECRET_A], store: new RedisStore({ url: busy.url, commandTimeoutMs: 500 }), storeTimeoutMs: 500 });
+    let acked = 0;
+    let attempted = 0;
+    const add = async (): Promise<boolean> => {
+      attempted++;
+      try {
+        await trip(tether, cookie, (s) => s.update((d) => void (d.n = (d.n as number) + 1)));
+        acked++;
+        return true;
+      } catch (err) {
+        assert.equal((err as { code?: string }).code, 'STORE_UNAVAILABLE');
+        return false;
+      }
+    };
+    const { cookie } = await trip(tether, undefined, (s) => s.set('n', 0));
+    try {
+      assert.equal(await add(), true);
+      const sleeping = redisCommand(busy.port, ['DEBUG', 'SLEEP', '2'], 10_000);
+      await new Promise((r) => setTimeout(r, 100));
+      const write = await timedFailure(() => trip(tether, cookie, (s) => s.update((d) => void (d.n = (d.n as number) + 1))));
+      attempted++;
+      assert.equal(write.code, 'STORE_UNAVAILABLE');
+      assert.ok(write.ms < 1_500, `the write failed after ${write.ms} ms`);
+      const read = await timedFailure(() => trip(tether, cookie, (s) => s.get('n'), 'GET'));
+      assert.deepEqual([read.code, read.ms < 1_500], ['STORE_UNAVAILABLE', true], `the read failed after ${read.ms} ms`);
+      assert.equal(await sleeping, 'OK');
+      const until = Date.now() + 10_000;
+      while (acked < 6 && Date.now() < until) await add();
+      assert.equal(acked, 6, 'writes work again once the command ends');
+      const n = (await trip(tether, cookie, () => {}, 'GET')).session.get('n') as number;
+      assert.ok(n >= acked && n <= attempted, `n = ${n}: every one of the ${acked} acknowledged adds is there, and none of the ${attempted} was applied twice`);
+    } finally {
+      await tether.close();
+      await busy.dispose();
+    }
+  });
+
   it('redis store when redis-server hangs (SIGSTOP) then calls fail with STORE_UNAVAILABLE within 3 s and succeed once it resumes', async () => {
     const hung = await startRedis();
     const store = new RedisStore({ url: hung.url });
