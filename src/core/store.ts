@@ -160,7 +160,8 @@ export interface SessionStore {
   close(): Promise<void>;
 
   /**
-   * Optional. Removes expired records where the backend has no native expiry; returns how many.
+   * Optional. Removes expired records where the backend has no native expiry (or, for RedisStore with
+   * `reportExpired`, claims the sessions Redis expired, to report them); returns how many.
    * Absent: the backend expires records itself (Redis TTL).
    */
   sweep?(): Promise<number>;
@@ -173,7 +174,7 @@ export interface SessionStore {
    * deleted record is reported once, by the client whose sweep deleted it, whichever of the processes
    * sharing the backend that is. A listener that throws stops neither the sweep nor the other
    * listeners (warning `TETHER_SWEEP_LISTENER_THREW`). Absent: nothing reports sessions the backend
-   * expires (Redis TTLs). Returns an unsubscribe function.
+   * expires (Redis TTLs, unless RedisStore's `reportExpired`). Returns an unsubscribe function.
    */
   onSwept?(listener: SweptListener): () => void;
   /**
@@ -344,6 +345,11 @@ export class SweptListeners {
   report(deleted: Iterable<DeletedRecord>): void {
     const swept: SweptSession[] = [];
     for (const r of deleted) if (timedOut(r)) swept.push({ key: r.key, userId: r.userId });
+    this.reportSessions(swept);
+  }
+
+  /** Reports sessions already known to have timed out (RedisStore's claims) to every listener, as `report` does. */
+  reportSessions(swept: SweptSession[]): void {
     if (swept.length === 0) return;
     for (const listener of [...this.#listeners]) {
       try {

@@ -15,6 +15,24 @@ function sessionData(i: number): string {
     prefs: { theme: i % 2 ? 'dark' : 'light', lang: 'en-GB', currency: 'EUR' }, n: i, r: 0 } });
 }
 
+/**
+ * A MemoryStore of 8 MiB nearly full, with no eviction: its older generation holds about the first half
+ * of `held`, the younger the rest.
+ */
+async function nearlyFull(): Promise<{ clock: ManualClock; maxBytes: number; store: MemoryStore; held: SessionRecord[] }> {
+  const clock = new ManualClock();
+  const maxBytes = 8 * 1024 * 1024;
+  const store = new MemoryStore({ clock, maxBytes, sweepIntervalMs: 0 });
+  const held: SessionRecord[] = [];
+  while (store.bytes < 0.95 * maxBytes) {
+    const rec = makeRecord(clock, { data: sessionData(held.length) });
+    held.push(rec);
+    await store.set(rec, 0);
+  }
+  assert.equal(store.evictions, 0);
+  return { clock, maxBytes, store, held };
+}
+
 /** A store whose data code is trained: the records it packs from now on are coded. */
 async function trainedStore(clock: Clock, maxBytes?: number): Promise<MemoryStore> {
   const store = new MemoryStore({ clock, sweepIntervalMs: 0, ...(maxBytes ? { maxBytes } : {}) });
@@ -222,18 +240,8 @@ describe('MemoryStore bounds', () => {
   });
 
   it('memory store destroyAll when reads move records and the generations flip while it runs then it still removes every session held when it was called', async () => {
-    const clock = new ManualClock();
-    const maxBytes = 8 * 1024 * 1024;
-    const store = new MemoryStore({ clock, maxBytes, sweepIntervalMs: 0 });
+    const { clock, maxBytes, store, held } = await nearlyFull();
     try {
-      // Nearly full, no eviction: the older generation holds about the first half, the younger the rest.
-      const held: SessionRecord[] = [];
-      while (store.bytes < 0.95 * maxBytes) {
-        const rec = makeRecord(clock, { data: sessionData(held.length) });
-        held.push(rec);
-        await store.set(rec, 0);
-      }
-      assert.equal(store.evictions, 0);
       const removals = { n: 0 };
       store.subscribe((_key, stamp) => { if (stamp === undefined) removals.n++; });
       // Once the walk emptied the older generation: a write that takes the younger past half the bound
@@ -263,18 +271,8 @@ describe('MemoryStore bounds', () => {
   });
 
   it('memory store sweep when the generations flip while it runs then it still drops every record that was due', async () => {
-    const clock = new ManualClock();
-    const maxBytes = 8 * 1024 * 1024;
-    const store = new MemoryStore({ clock, maxBytes, sweepIntervalMs: 0 });
+    const { clock, maxBytes, store, held } = await nearlyFull();
     try {
-      // Nearly full, no eviction: the older generation holds about the first half, the younger the rest.
-      const held: string[] = [];
-      while (store.bytes < 0.95 * maxBytes) {
-        const rec = makeRecord(clock, { data: sessionData(held.length) });
-        held.push(rec.key);
-        await store.set(rec, 0);
-      }
-      assert.equal(store.evictions, 0);
       clock.advance(2 * 3_600_000);
       let swept = 0;
       store.onSwept((batch) => void (swept += batch.length));
@@ -287,7 +285,7 @@ describe('MemoryStore bounds', () => {
         if (done) return;
         if (!flipped && swept >= 0.1 * held.length) {
           flipped = true;
-          for (const key of held.slice(0, Math.floor(held.length * 0.6))) void store.destroy(key);
+          for (const r of held.slice(0, Math.floor(held.length * 0.6))) void store.destroy(r.key);
           void store.set(big, 0);
         }
         setImmediate(work);

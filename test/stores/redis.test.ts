@@ -6,7 +6,7 @@ import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js'
 import { plainSender } from '../../src/stores/redis/options.js';
 import { escapeGlob } from '../../src/stores/redis/feed.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
-import type { SessionRecord, SessionStore } from '../../src/core/store.js';
+import type { SessionRecord, SessionStore, SweptSession } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
@@ -15,7 +15,7 @@ import type { Tether } from '../../src/core/engine.js';
 import type { Session, SessionData } from '../../src/core/session.js';
 import { sharedLimiter } from '../../src/cluster/limits.js';
 import { hashId } from '../../src/core/ids.js';
-import { cookiePair, trip, view, SECRET_A } from '../unit/support.js';
+import { cookiePair, sleep, trip, view, SECRET_A } from '../unit/support.js';
 import type { RedisServer } from '../helpers/redis.js';
 
 let server: RedisServer;
@@ -47,6 +47,22 @@ runStoreSuite({
   connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock }),
 });
 
+// The same cases with reports of sessions that time out (a hash of those due, claimed by a sweep).
+runStoreSuite({
+  name: 'redis with reportExpired',
+  limits: true,
+  destroysAll: true,
+  reportsSwept: true,
+  open: async (clock) => {
+    const keyPrefix = nextPrefix();
+    const store = new RedisStore({ url: server.url, keyPrefix, clock, reportExpired: true, sweepIntervalMs: 0 });
+    prefixOf.set(store, keyPrefix);
+    store.subscribe(() => {})();
+    return store;
+  },
+  connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock, reportExpired: true, sweepIntervalMs: 0 }),
+});
+
 /** Resolves with the rejection's code and how long the call took. */
 async function timedFailure(call: () => Promise<unknown>): Promise<{ code: string | undefined; ms: number }> {
   const start = Date.now();
@@ -57,6 +73,69 @@ async function timedFailure(call: () => Promise<unknown>): Promise<{ code: strin
   }
   return { code: 'RESOLVED', ms: Date.now() - start };
 }
+
+describe('RedisStore reportExpired', () => {
+  const reportingPair = (): [RedisStore, RedisStore, string] => {
+    const keyPrefix = nextPrefix();
+    return [new RedisStore({ url: server.url, keyPrefix, reportExpired: true, sweepIntervalMs: 0 }),
+      new RedisStore({ url: server.url, keyPrefix, reportExpired: true, sweepIntervalMs: 0 }), keyPrefix];
+  };
+
+  it('redis store with reportExpired when sessions time out in Redis then two processes sweeping at once report each once, with its owner; logged-out ones, renewal pointers and user contexts never', async () => {
+    const [a, b, prefix] = reportingPair();
+    try {
+      const now = a.clock.now();
+      const soon = { expiresAt: now + 300 };
+      const idle = Array.from({ length: 30 }, (_, i) => makeRecord(a.clock, { ...soon, userId: i % 3 === 0 ? null : `u${i % 4}` }));
+      const live = makeRecord(a.clock, { userId: 'u1' });
+      const loggedOut = makeRecord(a.clock, { ...soon, userId: 'u2' });
+      const context = makeRecord(a.clock, { ...soon, key: 'user:' + makeRecord(a.clock).key.slice(5) });
+      const renewed = makeRecord(a.clock, { userId: 'u3' });
+      for (const r of [...idle, live, loggedOut, context, renewed]) assert.deepEqual(await a.set(r, 0), { ok: true });
+      await b.destroy(loggedOut.key);
+      const until = now + 300;
+      assert.deepEqual(await b.set({ ...renewed, data: '"moved"', version: 2, userId: null, lastSeenAt: until, expiresAt: until, absoluteExpiresAt: until }, 1), { ok: true });
+      await sleep(600);
+      const reports: SweptSession[][] = [[], []];
+      a.onSwept!((s) => void reports[0]!.push(...s));
+      b.onSwept!((s) => void reports[1]!.push(...s));
+      const [na, nb] = await Promise.all([a.sweep!(), b.sweep!()]);
+      const all = reports.flat();
+      assert.equal(na + nb, idle.length);
+      assert.equal(all.length, idle.length, 'each reported once, by one process');
+      const byKey = new Map(all.map((s) => [s.key, s.userId]));
+      for (const r of idle) assert.equal(byKey.get(r.key), r.userId, r.key);
+      assert.deepEqual([await a.sweep!(), await b.sweep!()], [0, 0], 'nothing is reported twice');
+      assert.ok(await a.get(live.key), 'a live session stays');
+      assert.equal(await redisCommand(server.port, ['HLEN', `${prefix}due`]), '1', 'the hash of sessions due holds the live one alone');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('engine over a RedisStore with reportExpired when a session times out unseen then the sweep publishes expired with reason swept and its owner', async () => {
+    const [store] = reportingPair();
+    const tether = createTether({ secrets: [SECRET_A], store, idleTimeoutMs: 300, expiryGraceMs: 0 });
+    const events: Array<{ reason?: string; userId: string | null }> = [];
+    tether.events.on('expired', (m: { reason?: string; userId: string | null }) => void events.push({ reason: m.reason, userId: m.userId }));
+    try {
+      await trip(tether, undefined, (s) => s.login('ada'));
+      await trip(tether, undefined, (s) => s.set('cart', ['tea']));
+      await sleep(500);
+      assert.equal(await store.sweep!(), 2);
+      assert.deepEqual(events.sort((x, y) => String(x.userId).localeCompare(String(y.userId))), [{ reason: 'swept', userId: 'ada' }, { reason: 'swept', userId: null }]);
+      assert.equal(tether.stats().swept, 2);
+    } finally {
+      await tether.close();
+    }
+  });
+
+  it('redis store with reportExpired on a Cluster then OPTIONS_INVALID, before any connection', () => {
+    assert.throws(() => new RedisStore({ cluster: { nodes: ['127.0.0.1:1'] }, reportExpired: true }), { code: 'OPTIONS_INVALID', message: /reportExpired/ });
+    assert.throws(() => new RedisStore({ url: server.url, reportExpired: true, sweepIntervalMs: -1 }), { code: 'OPTIONS_INVALID' });
+  });
+});
 
 describe('RedisStore own cases', () => {
   it('redis store when given an unknown option, a bad URL or two locations then throws OPTIONS_INVALID', () => {
@@ -753,8 +832,11 @@ describe('RedisStore faults', () => {
       assert.deepEqual([await limiter.take('k'), await limiter.take('k'), await limiter.take('k'), await limiter.take('k')], [true, true, true, false]);
       assert.ok(Date.now() - started < 4 * 1_500, `took ${Date.now() - started} ms`);
       process.kill(hung.pid, 'SIGCONT');
-      // Back in Redis, shared again: 3 in all for a new key, whichever process takes them (a process
-      // still counting alone would allow the fourth, its own second).
+      // Once both stores answer again (each dropped its connection to the hung server, and reconnects:
+      // on a loaded machine that takes a while), back in Redis, shared again: 3 in all for a new key,
+      // whichever process takes them (a process still counting alone would allow the fourth, its own second).
+      const answers = (s: RedisStore): Promise<boolean> => s.get('probe').then(() => true, () => false);
+      await waitFor('both stores answering again', 10_000, async () => (await answers(store)) && (await answers(other)));
       assert.deepEqual([await peer.take('k2'), await limiter.take('k2'), await peer.take('k2'), await limiter.take('k2')], [true, true, true, false]);
     } finally {
       if (hung.pid) process.kill(hung.pid, 'SIGCONT');

@@ -10,11 +10,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { decimal } from '../../core/decimal.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision, isSessionKey } from '../../core/store.js';
-import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, SweptListeners, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision, isSessionKey } from '../../core/store.js';
+import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
-import { DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REGENERATE, SET, TOUCH, UNINDEX } from './scripts.js';
+import { CLAIM_EXPIRED, DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REGENERATE, SET, SET_REPORTED, TOUCH, UNINDEX } from './scripts.js';
 import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Script } from './scripts.js';
@@ -46,6 +46,14 @@ export class RedisStore implements SessionStore {
    * Cluster, where the two sessions and the indexes may live on different nodes.
    */
   readonly regenerate?: (ended: SessionRecord, expectedVersion: number, created: SessionRecord) => Promise<SetResult>;
+  /**
+   * With `reportExpired` (see SessionStore.sweep): claims the sessions of the hash of those due whose
+   * record Redis expired, or that are past a deadline by the store's clock (then deleted), in batches
+   * of HSCAN; returns how many. Absent otherwise: Redis expires records by itself.
+   */
+  readonly sweep?: () => Promise<number>;
+  /** With `reportExpired` (see SessionStore.onSwept): the sessions each sweep claimed, with their owners. */
+  readonly onSwept?: (listener: SweptListener) => () => void;
   readonly #client: RedisClient;
   /** The store's own standalone client: commands sent with their arguments as they are (options.ts plainSender). */
   readonly #send: CommandSender | undefined;
@@ -78,6 +86,10 @@ export class RedisStore implements SessionStore {
     this.#waiters.clear();
   };
   #feed: ChangeFeed | null = null;
+  /** With `reportExpired`: `<prefix>due`, the hash of sessions that can time out (key → owner, '' when anonymous); '' without. */
+  readonly #due: string;
+  readonly #swept = new SweptListeners();
+  #sweepTimer: NodeJS.Timeout | undefined;
   /** #hung dropped the connection; cleared when the client is ready again. */
   #dropped = false;
   #policy: Promise<string | null> | null = null;
@@ -106,12 +118,23 @@ export class RedisStore implements SessionStore {
     this.#up = `${this.#opts.keyPrefix}u:`;
     this.#feedBase = `${this.#opts.keyPrefix}changes`;
     this.#channel = this.#opts.publishChanges ? changeChannel(this.#feedBase, this.#tag) : '';
+    this.#due = this.#opts.reportExpired ? `${this.#opts.keyPrefix}due` : '';
     // An 'error' event without a listener would be printed by ioredis; failures reach callers as
     // STORE_UNAVAILABLE instead, and the client keeps reconnecting on its own.
     client.on('error', noop);
     client.on('ready', this.#onReady);
-    if (!this.#cluster) {
+    if (this.#due !== '') {
+      // A login's two writes go through SET_REPORTED each (the ended record leaves the hash, the new one enters it).
+      this.sweep = () => this.#sweep();
+      this.onSwept = (listener) => this.#swept.add(listener);
+      if (this.#opts.sweepIntervalMs > 0) {
+        this.#sweepTimer = setInterval(() => void this.#sweep().catch(noop), this.#opts.sweepIntervalMs);
+        this.#sweepTimer.unref();
+      }
+    } else if (!this.#cluster) {
       this.regenerate = (ended, expectedVersion, created) => this.#regenerate(ended, expectedVersion, created);
+    }
+    if (!this.#cluster) {
       this.fence = () => {
         if (this.#closed) return Promise.reject(new StoreClosedError('RedisStore'));
         return this.#feed ? this.#feed.fence() : Promise.resolve(false);
@@ -169,9 +192,17 @@ export class RedisStore implements SessionStore {
       const args: Array<string | number> = mode === '1' ? [skey, this.#up + userId] : [skey];
       const numKeys = args.length;
       args.push(expectedVersion, now, value, ttl, mode, this.#channel, this.#message(key, stamp));
-      if (userId !== null) args.push(userId);
-      if (mode === '1') args.push(record.absoluteExpiresAt, key);
-      reply = await this.#eval(SET, numKeys, args) as number | string;
+      if (this.#due !== '') {
+        // Every argument, then the hash of sessions due and whether this record can time out: not an
+        // ending, not a renewal's pointer (its deadline is its lastSeenAt), not a user context.
+        const due = ttl > 0 && isSessionKey(key) && deadlineOf(record) > record.lastSeenAt;
+        args.push(userId ?? '', record.absoluteExpiresAt, key, this.#due, due ? '1' : '0');
+        reply = await this.#eval(SET_REPORTED, numKeys, args) as number | string;
+      } else {
+        if (userId !== null) args.push(userId);
+        if (mode === '1') args.push(record.absoluteExpiresAt, key);
+        reply = await this.#eval(SET, numKeys, args) as number | string;
+      }
     } catch (err) {
       throw this.#fail('set', err);
     }
@@ -240,6 +271,7 @@ export class RedisStore implements SessionStore {
     if (!this.#ready()) await this.#whenReady();
     let owner: string | null;
     try {
+      await this.#undue([key]);
       owner = await this.#eval(DESTROY, 1, [this.#sp + key, key, this.#channel]) as string | null;
     } catch (err) {
       throw this.#fail('destroy', err);
@@ -276,6 +308,7 @@ export class RedisStore implements SessionStore {
     try {
       const members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, 0, -1))).filter((m) => !keep.has(m));
       if (members.length === 0) return 0;
+      await this.#undue(members);
       const now = this.clock.now();
       let removed: number;
       if (!this.#cluster) {
@@ -326,6 +359,7 @@ export class RedisStore implements SessionStore {
       await this.#scan(async (keys) => {
         const members = keys.map((k) => k.slice(this.#sp.length)).filter(isSessionKey);
         if (members.length === 0) return;
+        await this.#undue(members);
         const now = this.clock.now();
         const batches = this.#cluster ? members.map((m) => [m]) : [members];
         const results = await Promise.all(batches.map((batch) =>
@@ -349,6 +383,44 @@ export class RedisStore implements SessionStore {
   }
 
   /** Every key under the session prefix, in SCAN batches handed to `each` one at a time, on every primary. */
+  /**
+   * With `reportExpired`: takes sessions about to be removed out of the hash of those due, before they
+   * are removed, so that a sweep never reports a logout as a timeout. Should the removal then fail, the
+   * session, still there, is no longer reported when it times out: a report missed, never a false one.
+   */
+  async #undue(members: string[]): Promise<void> {
+    if (this.#due === '') return;
+    await this.#bound('HDEL', () => this.#client.hdel(this.#due, ...members));
+  }
+
+  /** See `sweep`: HSCAN over the hash of sessions due, each batch claimed by CLAIM_EXPIRED, each batch's claims reported. */
+  async #sweep(): Promise<number> {
+    if (this.#closed) return 0;
+    if (!this.#ready()) await this.#whenReady();
+    const client = this.#client as Redis;
+    let claimed = 0;
+    let cursor = '0';
+    try {
+      for (let i = 0; i < 10_000_000; i++) {
+        const [next, flat] = await this.#bound('HSCAN', () => client.hscan(this.#due, cursor, 'COUNT', 500));
+        cursor = next;
+        const members: string[] = [];
+        for (let j = 0; j < flat.length; j += 2) members.push(flat[j]!);
+        if (members.length > 0) {
+          const out = await this.#eval(CLAIM_EXPIRED, 0, [this.#due, this.clock.now(), this.#sp, ...members]) as string[];
+          const swept: SweptSession[] = [];
+          for (let j = 0; j < out.length; j += 2) swept.push({ key: out[j]!, userId: out[j + 1] === '' ? null : out[j + 1]! });
+          claimed += swept.length;
+          if (this.#swept.active) this.#swept.reportSessions(swept);
+        }
+        if (cursor === '0' || this.#closed) break;
+      }
+    } catch (err) {
+      throw this.#fail('sweep', err);
+    }
+    return claimed;
+  }
+
   async #scan(each: (keys: string[]) => void | Promise<void>): Promise<void> {
     const pattern = `${escapeGlob(this.#sp)}*`;
     const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
@@ -436,6 +508,8 @@ export class RedisStore implements SessionStore {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#syncTimer);
+    clearInterval(this.#sweepTimer);
+    this.#swept.clear();
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
     await this.#feed?.close();

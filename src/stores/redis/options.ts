@@ -44,6 +44,18 @@ export interface RedisStoreOptions {
   connectTimeoutMs?: number;
   /** Publish every change on `<prefix>changes:<tag>` (this store's channel) so `subscribe()` in any process sees it. @default true */
   publishChanges?: boolean;
+  /**
+   * Report sessions that time out unseen (`onSwept`, and so the engine's `expired` event with reason
+   * `swept`), as the other stores' sweeps do: each session that can time out is listed in the hash
+   * `<prefix>due` (its owner, or '' when anonymous), and a sweep every `sweepIntervalMs` claims the
+   * entries whose record Redis expired (or that are past their deadline by the store's clock), each
+   * once, whichever process's sweep gets it. Costs one HSET inside each write's script, an HDEL before
+   * each destroy, a login's two writes instead of one script, and the hash's memory (≈ 100 bytes per
+   * session). One server or Sentinel only: refused on a Cluster. @default false
+   */
+  reportExpired?: boolean;
+  /** With `reportExpired`: how often the sweep runs, 0 for none (call `sweep()` yourself). @default 60000 */
+  sweepIntervalMs?: number;
 }
 
 export const REDIS_STORE_DEFAULTS = {
@@ -52,6 +64,7 @@ export const REDIS_STORE_DEFAULTS = {
   commandTimeoutMs: 2_000,
   connectTimeoutMs: 5_000,
   publishChanges: true,
+  sweepIntervalMs: 60_000,
   /** Longest pause between reconnection attempts, in ms: recovery is at most this long after Redis returns. */
   maxReconnectDelayMs: 1_000,
 } as const;
@@ -61,6 +74,8 @@ export interface ResolvedRedisStoreOptions {
   readonly clock: Clock;
   readonly commandTimeoutMs: number;
   readonly publishChanges: boolean;
+  readonly reportExpired: boolean;
+  readonly sweepIntervalMs: number;
 }
 
 const isNodeList = (v: unknown): string | null =>
@@ -87,6 +102,8 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
     commandTimeoutMs: 'timerMs',
     connectTimeoutMs: 'timerMs',
     publishChanges: 'boolean',
+    reportExpired: 'boolean',
+    sweepIntervalMs: 'timerMsOrZero',
   });
   const given = (['url', 'client', 'cluster', 'sentinel'] as const).filter((k) => options[k] !== undefined);
   if (given.length > 1) {
@@ -94,6 +111,9 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
   }
   if (options.cluster) checkOptions('RedisStore', options.cluster, { nodes: isNodeList, options: 'object' }, 'options.cluster');
   if (options.cluster && options.cluster.nodes === undefined) throw new OptionsInvalidError('RedisStore options.cluster.nodes is required');
+  if (options.reportExpired && (options.cluster !== undefined || (options.client as { isCluster?: boolean } | undefined)?.isCluster === true)) {
+    throw new OptionsInvalidError('RedisStore options.reportExpired needs one server or Sentinel: on a Cluster the sessions and the hash of those due live on different nodes');
+  }
   if (options.sentinel) {
     const s = options.sentinel;
     if (isNodeList(s.sentinels) !== null) throw new OptionsInvalidError('RedisStore options.sentinel.sentinels must be a non-empty array of { host, port }');
@@ -104,6 +124,8 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
     clock: options.clock ?? new ServerClock(options.localClock ?? systemClock),
     commandTimeoutMs: options.commandTimeoutMs ?? REDIS_STORE_DEFAULTS.commandTimeoutMs,
     publishChanges: options.publishChanges ?? REDIS_STORE_DEFAULTS.publishChanges,
+    reportExpired: options.reportExpired ?? false,
+    sweepIntervalMs: options.sweepIntervalMs ?? REDIS_STORE_DEFAULTS.sweepIntervalMs,
   });
 }
 

@@ -7,7 +7,8 @@
  * `absoluteExpiresAt` ever written for that member (a session never lives past it, so an entry whose
  * score has passed is certainly dead). Every script touches the keys it is given and no other, so each
  * runs on Redis Cluster too; the two that touch two keys (an index and a session) are only used when
- * one server holds every key. Times come in as decimal epoch milliseconds from the store's clock, and
+ * one server holds every key, and so are the two of `reportExpired` (SET_REPORTED, CLAIM_EXPIRED),
+ * which also reach the hash of sessions due, `<prefix>due`, named in their arguments. Times come in as decimal epoch milliseconds from the store's clock, and
  * TTLs are set relative to that clock (PEXPIRE deadline − now, not PEXPIREAT): the store's clock is
  * the one authority on expiry, and Redis's own clock, wherever it stands, never ends a session early.
  * Change messages follow feed.ts: `=<version>:<expiresAt> <key>` after a set or touch, `!<key>` after
@@ -104,6 +105,49 @@ end
  */
 export const SET = new Script(`${PUT}
 return put(KEYS[1], head(KEYS[1]), KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+`);
+
+/**
+ * `SET` for a store that reports sessions that time out (RedisStore `reportExpired`; one server only):
+ * the same compare-and-set, and in the same step the session's entry in the hash of those due: its
+ * owner ('' when anonymous) when it can time out, none when it cannot (a record ended, a renewal's
+ * pointer, a user context). The hash is named in ARGV: it is on the one server with every key.
+ * KEYS as SET. ARGV: 1–7 as SET, then always 8 userId ('' when anonymous), 9 absoluteExpiresAt,
+ * 10 store key, 11 the hash of sessions due, 12 '1' when the record can time out.
+ */
+export const SET_REPORTED = new Script(`${PUT}
+local r = put(KEYS[1], head(KEYS[1]), KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+if type(r) == 'number' and r >= 0 then return r end
+if ARGV[12] == '1' then redis.call('HSET', ARGV[11], ARGV[10], ARGV[8]) else redis.call('HDEL', ARGV[11], ARGV[10]) end
+return r
+`);
+
+/**
+ * Claims sessions that timed out from the hash of those due (RedisStore `reportExpired`; one server
+ * only): an entry whose record is gone (Redis expired it) or past a deadline at `now` (the record is
+ * then deleted) leaves the hash, and is returned, so that of several processes sweeping at once one
+ * reports it. An entry whose record is live stays.
+ * ARGV: 1 the hash, 2 now, 3 the session key prefix, 4..n store keys.
+ * Returns, for each claimed session, its store key and its owner ('' when anonymous).
+ */
+export const CLAIM_EXPIRED = new Script(`${RECORD}
+local now = tonumber(ARGV[2])
+local out = {}
+for i = 4, #ARGV do
+  local m = ARGV[i]
+  local u = redis.call('HGET', ARGV[1], m)
+  if u then
+    local s = ARGV[3] .. m
+    local h = head(s)
+    if not h or not live(h, now) then
+      if h then redis.call('DEL', s) end
+      redis.call('HDEL', ARGV[1], m)
+      out[#out + 1] = m
+      out[#out + 1] = u
+    end
+  end
+end
+return out
 `);
 
 /**
