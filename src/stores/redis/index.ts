@@ -382,7 +382,6 @@ export class RedisStore implements SessionStore {
     return removed;
   }
 
-  /** Every key under the session prefix, in SCAN batches handed to `each` one at a time, on every primary. */
   /**
    * With `reportExpired`: takes sessions about to be removed out of the hash of those due, before they
    * are removed, so that a sweep never reports a logout as a timeout. Should the removal then fail, the
@@ -421,6 +420,7 @@ export class RedisStore implements SessionStore {
     return claimed;
   }
 
+  /** Every key under the session prefix, in SCAN batches handed to `each` one at a time, on every primary. */
   async #scan(each: (keys: string[]) => void | Promise<void>): Promise<void> {
     const pattern = `${escapeGlob(this.#sp)}*`;
     const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
