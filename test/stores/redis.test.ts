@@ -84,18 +84,20 @@ describe('RedisStore reportExpired', () => {
   it('redis store with reportExpired when sessions time out in Redis then two processes sweeping at once report each once, with its owner; logged-out ones, renewal pointers and user contexts never', async () => {
     const [a, b, prefix] = reportingPair();
     try {
+      // Deadlines well ahead of the writes: a record written already past its deadline is an ending, never reported.
       const now = a.clock.now();
-      const soon = { expiresAt: now + 300 };
+      const soon = { expiresAt: now + 2_000 };
       const idle = Array.from({ length: 30 }, (_, i) => makeRecord(a.clock, { ...soon, userId: i % 3 === 0 ? null : `u${i % 4}` }));
       const live = makeRecord(a.clock, { userId: 'u1' });
       const loggedOut = makeRecord(a.clock, { ...soon, userId: 'u2' });
       const context = makeRecord(a.clock, { ...soon, key: 'user:' + makeRecord(a.clock).key.slice(5) });
       const renewed = makeRecord(a.clock, { userId: 'u3' });
-      for (const r of [...idle, live, loggedOut, context, renewed]) assert.deepEqual(await a.set(r, 0), { ok: true });
+      for (const res of await Promise.all([...idle, live, loggedOut, context, renewed].map((r) => a.set(r, 0)))) assert.deepEqual(res, { ok: true });
       await b.destroy(loggedOut.key);
-      const until = now + 300;
+      const until = now + 2_000;
       assert.deepEqual(await b.set({ ...renewed, data: '"moved"', version: 2, userId: null, lastSeenAt: until, expiresAt: until, absoluteExpiresAt: until }, 1), { ok: true });
-      await sleep(600);
+      assert.ok(a.clock.now() < until, 'every record was written before its deadline');
+      await sleep(until + 300 - a.clock.now());
       const reports: SweptSession[][] = [[], []];
       a.onSwept!((s) => void reports[0]!.push(...s));
       b.onSwept!((s) => void reports[1]!.push(...s));
@@ -116,13 +118,13 @@ describe('RedisStore reportExpired', () => {
 
   it('engine over a RedisStore with reportExpired when a session times out unseen then the sweep publishes expired with reason swept and its owner', async () => {
     const [store] = reportingPair();
-    const tether = createTether({ secrets: [SECRET_A], store, idleTimeoutMs: 300, expiryGraceMs: 0 });
+    const tether = createTether({ secrets: [SECRET_A], store, idleTimeoutMs: 1_500, expiryGraceMs: 0 });
     const events: Array<{ reason?: string; userId: string | null }> = [];
     tether.events.on('expired', (m: { reason?: string; userId: string | null }) => void events.push({ reason: m.reason, userId: m.userId }));
     try {
       await trip(tether, undefined, (s) => s.login('ada'));
       await trip(tether, undefined, (s) => s.set('cart', ['tea']));
-      await sleep(500);
+      await sleep(1_800);
       assert.equal(await store.sweep!(), 2);
       assert.deepEqual(events.sort((x, y) => String(x.userId).localeCompare(String(y.userId))), [{ reason: 'swept', userId: 'ada' }, { reason: 'swept', userId: null }]);
       assert.equal(tether.stats().swept, 2);
