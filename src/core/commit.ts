@@ -18,7 +18,7 @@ import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
 import type { Lifetime, ResolvedOptions } from './options.js';
 import { idCollision } from './store.js';
-import { isMoved, movedData, movedId } from './renewal.js';
+import { isMoved, movedData, pointedTo } from './renewal.js';
 import type { SessionRecord, SessionStore, SetResult } from './store.js';
 import type { LifecycleEvent } from '../observability/channels.js';
 
@@ -346,12 +346,12 @@ export class Committer {
    * carries the new ID's cookie (a regeneration of its own gives it a newer one).
    */
   async #follow(s: SessionState, pointer: SessionRecord, now: number): Promise<SessionRecord | null> {
-    const id = s.presentedId === null || now >= pointer.expiresAt ? null : movedId(pointer.data, s.presentedId);
-    if (id === null) return null;
-    const target = await this.#e.call(() => this.#e.store.get(hashId(id)), 'get');
+    const to = pointedTo(pointer, s.presentedId, now);
+    if (to === null) return null;
+    const target = await this.#e.call(() => this.#e.store.get(to.key), 'get');
     if (target === null || isMoved(target.data)) return null;
     if (!s.regenerate) {
-      s.id = id;
+      s.id = to.id;
       s.key = target.key;
       s.resign = true;
     }

@@ -5,8 +5,8 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { checkUserId, generateId, handleOf, hashId, isWellFormedId } from './ids.js';
-import { isMoved, movedId } from './renewal.js';
+import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
+import { isMoved, pointedTo } from './renewal.js';
 import { Signer } from './signer.js';
 import { Admission } from './admission.js';
 import { networkOf } from './network.js';
@@ -584,9 +584,9 @@ export class Tether<T extends object = SessionData> {
    */
   async #follow(state: SessionState, unsigned: VerifiedCookie, pointer: SessionRecord): Promise<Session<T>> {
     try {
-      const id = this.options.clock.now() < pointer.expiresAt ? movedId(pointer.data, unsigned.id) : null;
-      if (id !== null) {
-        const key = hashId(id);
+      const to = pointedTo(pointer, unsigned.id, this.options.clock.now());
+      if (to !== null) {
+        const { id, key } = to;
         // The cookie's slot is for its own key: the new key's lookups get one of their own.
         const slot: DecodedHolder & LocalSlot = { decoded: undefined, local: undefined };
         const local = this.#getLocal(key, slot);

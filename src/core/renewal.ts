@@ -8,6 +8,8 @@
  * @module
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { hashId } from './ids.js';
+import type { SessionRecord } from './store.js';
 
 /**
  * The start of such a record's data: valid JSON (a string), like ENDED, so stores that check their
@@ -33,6 +35,15 @@ export function movedData(oldId: string, newId: string): string {
 /** Whether a record's data is such a pointer. */
 export function isMoved(data: string): boolean {
   return data.startsWith(MOVED);
+}
+
+/**
+ * The new ID, and its store key, that a pointer names for a request presenting `oldId` at `now`; null
+ * past the pointer's deadline (the grace), or when it does not open with that ID.
+ */
+export function pointedTo(pointer: SessionRecord, oldId: string | null, now: number): { id: string; key: string } | null {
+  const id = oldId === null || now >= pointer.expiresAt ? null : movedId(pointer.data, oldId);
+  return id === null ? null : { id, key: hashId(id) };
 }
 
 /** The new ID a pointer names, opened with the old ID; null when it does not open with that ID. */
