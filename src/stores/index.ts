@@ -11,6 +11,9 @@ import { checkOptions } from '../core/options-check.js';
 import type { Clock, SessionStore } from '../core/store.js';
 import { MemoryStore } from './memory/index.js';
 import { SqliteStore } from './sqlite/index.js';
+import type { PostgresStoreOptions } from './postgres/index.js';
+import type { RedisStoreOptions } from './redis/options.js';
+import type { TieredConsistency } from './tiered/options.js';
 
 export interface CreateStoreOptions {
   /** Folder of the default SQLite file for the URL `sqlite:`. @default './data' (against the working folder) */
@@ -25,18 +28,45 @@ export const STORE_URL_FORMS = [
   'memory',
   'sqlite:PATH (relative to the working folder)',
   'sqlite: (sessions.db in options.dataDir, default ./data)',
-  'redis://[user:password@]host[:port][/db]',
+  'redis://[user:password@]host[:port][/db][?keyPrefix=…&reportExpired=true&cache=fenced|eventual]',
   'rediss://… (Redis over TLS)',
-  'postgres://[user:password@]host[:port]/database',
+  'postgres://[user:password@]host[:port]/database[?tableName=…&schema=…&cache=fenced|eventual]',
   'postgresql://…',
 ] as const;
 
-/** What a URL names, before anything is opened or loaded. */
+/** `cache=` on a redis:// or postgres:// URL: a TieredStore (tether/tiered) over the store the URL names. */
+export interface UrlNearCache {
+  consistency: TieredConsistency;
+  maxBytes?: number;
+}
+
+/** RedisStore options a redis:// URL may carry as query parameters. */
+export type RedisUrlOptions = Pick<RedisStoreOptions, 'keyPrefix' | 'reportExpired' | 'sweepIntervalMs'>;
+/** PostgresStore options a postgres:// URL may carry as query parameters. */
+export type PostgresUrlOptions = Pick<PostgresStoreOptions, 'tableName' | 'schema' | 'sweepIntervalMs'>;
+
+/**
+ * What a URL names, before anything is opened or loaded. `options` and `cache` appear only when the URL
+ * sets one of Tether's parameters; `url` / `connectionString` is then the URL without them, as its driver
+ * (ioredis, pg) receives it.
+ */
 export type StoreTarget =
   | { kind: 'memory' }
   | { kind: 'sqlite'; path: string }
-  | { kind: 'redis'; url: string }
-  | { kind: 'postgres'; connectionString: string };
+  | { kind: 'redis'; url: string; options?: RedisUrlOptions; cache?: UrlNearCache }
+  | { kind: 'postgres'; connectionString: string; options?: PostgresUrlOptions; cache?: UrlNearCache };
+
+type ParamKind = 'text' | 'flag' | 'integer';
+/**
+ * Tether's own query parameters, per scheme: taken out of the URL before the driver sees it (ioredis and
+ * pg read the rest, e.g. `family=6`, `sslmode=require`). Without this, `keyPrefix` would reach ioredis as
+ * its own key prefix and put a second prefix on every key the store's scripts touch.
+ */
+const URL_PARAMS = {
+  redis: { keyPrefix: 'text', reportExpired: 'flag', sweepIntervalMs: 'integer' },
+  postgres: { tableName: 'text', schema: 'text', sweepIntervalMs: 'integer' },
+} as const satisfies Record<string, Record<string, ParamKind>>;
+const CACHE_PARAMS = { cache: 'text', cacheMaxBytes: 'integer' } as const satisfies Record<string, ParamKind>;
 
 /** Parses a store URL; throws STORE_URL_INVALID naming the accepted forms. Opens and loads nothing. */
 export function parseStoreUrl(url: string, options: CreateStoreOptions = {}): StoreTarget {
@@ -53,13 +83,78 @@ export function parseStoreUrl(url: string, options: CreateStoreOptions = {}): St
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
   if (scheme === 'redis' || scheme === 'rediss') {
     requireHost(url, scheme);
-    return { kind: 'redis', url };
+    const { rest, options, cache } = takeParams<RedisUrlOptions>(url, scheme, URL_PARAMS.redis);
+    return { kind: 'redis', url: rest, ...(options && { options }), ...(cache && { cache }) };
   }
   if (scheme === 'postgres' || scheme === 'postgresql') {
     requireHost(url, scheme);
-    return { kind: 'postgres', connectionString: url };
+    const { rest, options, cache } = takeParams<PostgresUrlOptions>(url, scheme, URL_PARAMS.postgres);
+    return { kind: 'postgres', connectionString: rest, ...(options && { options }), ...(cache && { cache }) };
   }
   throw invalid(`the store URL ${describe(url)} is not understood`);
+}
+
+/**
+ * Splits Tether's parameters off a URL's query. The rest of the URL is kept byte for byte (the driver's
+ * parameters are not decoded and encoded again), and a URL without Tether's parameters comes back as given.
+ */
+function takeParams<O>(url: string, scheme: string, known: Readonly<Record<keyof O & string, ParamKind>>):
+{ rest: string; options?: O; cache?: UrlNearCache } {
+  const q = url.indexOf('?');
+  if (q < 0) return { rest: url };
+  const end = url.indexOf('#', q) < 0 ? url.length : url.indexOf('#', q);
+  const kept: string[] = [];
+  const options: Record<string, string | number | boolean> = {};
+  const cacheParams: Partial<Record<keyof typeof CACHE_PARAMS, string | number | boolean>> = {};
+  let taken = 0;
+  for (const part of url.slice(q + 1, end).split('&')) {
+    const eq = part.indexOf('=');
+    const name = decodeParam(eq < 0 ? part : part.slice(0, eq), scheme);
+    const kind = Object.hasOwn(known, name) ? known[name as keyof O & string] : Object.hasOwn(CACHE_PARAMS, name) ? CACHE_PARAMS[name as keyof typeof CACHE_PARAMS] : undefined;
+    if (kind === undefined) {
+      if (part !== '') kept.push(part);
+      continue;
+    }
+    const target: Record<string, unknown> = Object.hasOwn(known, name) ? options : cacheParams;
+    if (name in target) throw invalid(`the ${scheme}:// URL sets ${name} more than once`);
+    target[name] = paramValue(name, kind, eq < 0 ? '' : decodeParam(part.slice(eq + 1), scheme), scheme);
+    taken++;
+  }
+  if (taken === 0) return { rest: url };
+  const rest = url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : '') + url.slice(end);
+  let cache: UrlNearCache | undefined;
+  if (cacheParams.cache !== undefined) {
+    if (cacheParams.cache !== 'fenced' && cacheParams.cache !== 'eventual') {
+      throw invalid(`the ${scheme}:// URL's cache must be fenced or eventual`);
+    }
+    cache = { consistency: cacheParams.cache, ...(cacheParams.cacheMaxBytes !== undefined && { maxBytes: cacheParams.cacheMaxBytes as number }) };
+  } else if (cacheParams.cacheMaxBytes !== undefined) {
+    throw invalid(`the ${scheme}:// URL sets cacheMaxBytes without cache=fenced or cache=eventual`);
+  }
+  return { rest, ...(Object.keys(options).length > 0 && { options: options as O }), ...(cache && { cache }) };
+}
+
+function decodeParam(text: string, scheme: string): string {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    throw invalid(`the ${scheme}:// URL's query does not percent-decode`);
+  }
+}
+
+function paramValue(name: string, kind: ParamKind, value: string, scheme: string): string | number | boolean {
+  if (kind === 'flag') {
+    if (value === 'true' || value === '1') return true;
+    if (value === 'false' || value === '0') return false;
+    throw invalid(`the ${scheme}:// URL's ${name} must be true or false`);
+  }
+  if (kind === 'integer') {
+    const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n)) throw invalid(`the ${scheme}:// URL's ${name} must be a whole number`);
+    return n;
+  }
+  if (value === '') throw invalid(`the ${scheme}:// URL's ${name} is empty`);
+  return value;
 }
 
 /**
@@ -77,12 +172,23 @@ export async function createStore(url: string, options: CreateStoreOptions = {})
       return new SqliteStore({ path: target.path, ...clock });
     case 'redis': {
       const { RedisStore } = await import('./redis/index.js');
-      return new RedisStore({ url: target.url, ...clock });
+      return nearCache(new RedisStore({ url: target.url, ...target.options, ...clock }), target.cache);
     }
     case 'postgres': {
       const { PostgresStore } = await import('./postgres/index.js');
-      return new PostgresStore({ connectionString: target.connectionString, ...clock });
+      return nearCache(new PostgresStore({ connectionString: target.connectionString, ...target.options, ...clock }), target.cache);
     }
+  }
+}
+
+async function nearCache(shared: SessionStore, cache: UrlNearCache | undefined): Promise<SessionStore> {
+  if (cache === undefined) return shared;
+  const { TieredStore } = await import('./tiered/index.js');
+  try {
+    return new TieredStore({ shared, ...cache });
+  } catch (err) {
+    await shared.close();
+    throw err;
   }
 }
 

@@ -74,6 +74,55 @@ describe('createStore', () => {
       { kind: 'postgres', connectionString: 'postgresql://app:pw@db:5433/shop?sslmode=require' });
   });
 
+  it('parseStoreUrl when a redis URL carries Tether parameters then takes them out and leaves the driver its own, byte for byte', () => {
+    assert.deepEqual(parseStoreUrl('redis://:pw@127.0.0.1:6379/2?family=6&keyPrefix=app%3A&reportExpired=true&sweepIntervalMs=5000&cache=eventual&cacheMaxBytes=1048576'), {
+      kind: 'redis',
+      url: 'redis://:pw@127.0.0.1:6379/2?family=6',
+      options: { keyPrefix: 'app:', reportExpired: true, sweepIntervalMs: 5000 },
+      cache: { consistency: 'eventual', maxBytes: 1048576 },
+    });
+    assert.deepEqual(parseStoreUrl('rediss://cache.internal?reportExpired=0'),
+      { kind: 'redis', url: 'rediss://cache.internal', options: { reportExpired: false } });
+    assert.deepEqual(parseStoreUrl('redis://127.0.0.1?cache=fenced'), { kind: 'redis', url: 'redis://127.0.0.1', cache: { consistency: 'fenced' } });
+    // Another store's parameter is not Tether's here: the driver gets it.
+    assert.deepEqual(parseStoreUrl('redis://127.0.0.1?tableName=x'), { kind: 'redis', url: 'redis://127.0.0.1?tableName=x' });
+  });
+
+  it('parseStoreUrl when a postgres URL carries Tether parameters then takes them out and keeps the driver parameters as written', () => {
+    assert.deepEqual(parseStoreUrl('postgresql://app:pw@db:5433/shop?options=-c%20statement_timeout%3D5000&tableName=shop_sessions&schema=app&sslmode=require&cache=fenced'), {
+      kind: 'postgres',
+      connectionString: 'postgresql://app:pw@db:5433/shop?options=-c%20statement_timeout%3D5000&sslmode=require',
+      options: { tableName: 'shop_sessions', schema: 'app' },
+      cache: { consistency: 'fenced' },
+    });
+    assert.deepEqual(parseStoreUrl('postgres://app@127.0.0.1/shop?sweepIntervalMs=0'),
+      { kind: 'postgres', connectionString: 'postgres://app@127.0.0.1/shop', options: { sweepIntervalMs: 0 } });
+  });
+
+  it('createStore when a Tether parameter in the URL is wrong then rejects with STORE_URL_INVALID naming it and never the password', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['redis://:hunter2@127.0.0.1?cache=lazy', /cache must be fenced or eventual/],
+      ['redis://:hunter2@127.0.0.1?cache=', /cache is empty/],
+      ['redis://:hunter2@127.0.0.1?reportExpired=yes', /reportExpired must be true or false/],
+      ['redis://:hunter2@127.0.0.1?sweepIntervalMs=1e3', /sweepIntervalMs must be a whole number/],
+      ['redis://:hunter2@127.0.0.1?sweepIntervalMs=-1', /sweepIntervalMs must be a whole number/],
+      ['redis://:hunter2@127.0.0.1?keyPrefix=', /keyPrefix is empty/],
+      ['redis://:hunter2@127.0.0.1?keyPrefix=a&keyPrefix=b', /sets keyPrefix more than once/],
+      ['redis://:hunter2@127.0.0.1?cacheMaxBytes=1000', /cacheMaxBytes without cache=fenced or cache=eventual/],
+      ['redis://:hunter2@127.0.0.1?keyPrefix=%E0%A4%A', /does not percent-decode/],
+      ['postgres://u:hunter2@127.0.0.1/db?tableName=', /tableName is empty/],
+      ['postgres://u:hunter2@127.0.0.1/db?cache=eventual&cacheMaxBytes=lots', /cacheMaxBytes must be a whole number/],
+    ];
+    for (const [url, message] of cases) {
+      await assert.rejects(createStore(url), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'STORE_URL_INVALID', url);
+        assert.match(err.message, message, url);
+        assert.ok(!err.message.includes('hunter2'), 'the password stays out of the message');
+        return true;
+      });
+    }
+  });
+
   it('createStore when given a URL it does not know then rejects with STORE_URL_INVALID naming the forms and no password', async () => {
     const bad = ['', 'mysql://root:hunter2@127.0.0.1/db', 'Memory', 'memory://x', 'sqlite://relative.db', 'redis://', 'postgres://',
       'redis:127.0.0.1', 'http://127.0.0.1', '  memory', 'file:sessions.db'];
