@@ -68,6 +68,28 @@ describe('VerifiedCookies', () => {
     assert.equal(cache.size, 1, 'refused values are never remembered');
   });
 
+  it('verify when a remembered ID comes with its signature changed after the characters the cache files it under then refuses it from the cache and sends it to the full check', () => {
+    let unsigns = 0;
+    class CountingSigner extends Signer {
+      override unsign(value: string) {
+        unsigns++;
+        return super.unsign(value);
+      }
+    }
+    const cache = new VerifiedCookies(new CountingSigner([SECRET_A]));
+    const id = generateId();
+    const good = cache.sign(id, hashId(id));
+    const dot = good.lastIndexOf('.');
+    // The first eight characters of the signature choose the entry: these all find the remembered one.
+    for (let i = dot + 9; i < good.length; i++) {
+      const bad = good.slice(0, i) + (good[i] === 'A' ? 'B' : 'A') + good.slice(i + 1);
+      assert.equal(cache.verify(bad), null, `changed at ${i}`);
+    }
+    assert.equal(unsigns, good.length - dot - 9, 'each went through the signer');
+    assert.ok(cache.verify(good));
+    assert.equal(unsigns, good.length - dot - 9, 'the value itself still comes from the cache');
+  });
+
   it('verify when another engine signed with a secret this one does not hold then refuses it', () => {
     const cache = new VerifiedCookies(new Signer([SECRET_A]));
     assert.equal(cache.verify(new Signer([SECRET_B]).sign(generateId())), null);
