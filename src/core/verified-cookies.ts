@@ -1,16 +1,19 @@
 /**
  * Session cookies whose signature was already verified: a returning session's requests skip the HMAC
- * and the base64url checks, paying only the hash of the ID that the store key needs anyway.
+ * and the base64url checks, paying one SHA-256 of the cookie value in place of the one of the ID that
+ * the store key would need.
  *
- * What is kept is `{ signature, store key, stale }`, each a string of its own (a slice of the cookie
- * would keep the whole cookie alive): no cookie value and no raw ID, so a heap dump of
- * the cache yields nothing that opens a session (a signature without its ID is useless, and the store
- * key is a one-way hash). A cookie is accepted from the cache only when its signature is remembered
- * and its ID hashes to the remembered key, i.e. it is the very value that verified; anything else goes
- * through the full, constant-time check. Only values that verified, or that the engine signed for a
- * session it regenerated or re-signed, are entered, so forged cookies cannot fill it, and neither can a
- * flood of new sessions (whose cookies mostly never return). The bound is a count, and the oldest entry
- * goes first.
+ * What is kept is `{ digest, store key, stale }`: the SHA-256 of the cookie value that verified and the
+ * SHA-256 of its ID, no cookie value, no raw ID and no signature, so a heap dump of the cache yields
+ * nothing that opens a session (both are one-way hashes). A cookie is accepted from the cache only
+ * when the whole value hashes to the remembered digest, i.e. it is the very value that verified, ID and
+ * signature alike; anything else goes through the full, constant-time check. Comparing digests, not the
+ * signature itself, keeps the cache path timing-safe without a slower comparison: how much of a guess
+ * matches a digest tells nothing about the signature (who holds an ID but not its cookie cannot steer
+ * a SHA-256), and the one hash a hit costs replaces the hash of the ID the store key needed. Only
+ * values that verified, or that the engine signed for a session it regenerated or re-signed, are
+ * entered, so forged cookies cannot fill it, and neither can a flood of new sessions (whose cookies
+ * mostly never return). The bound is a count, and the oldest entry goes first.
  *
  * An entry also holds the decoded-session cache's entry its session was last read through
  * (decoded.ts, DecodedHolder) and the store's slot for its key (SessionStore.getLocal, where the
@@ -40,8 +43,9 @@ export interface VerifiedCookie {
 }
 
 interface Entry extends DecodedHolder, LocalSlot {
-  /** The signature that verified: a cookie is taken from the cache only when it carries exactly this one. */
-  signature: string;
+  /** SHA-256 of the cookie value that verified: a cookie is taken from the cache only when it hashes to this. */
+  digest: string;
+  /** The store key: SHA-256 of the value's ID. */
   key: string;
   stale: boolean;
 }
@@ -66,18 +70,6 @@ function signatureKey(value: string, at: number): number {
   return n;
 }
 
-/**
- * Whether the SIG_LENGTH characters of `value` from `at` are `signature`, in time that does not depend
- * on where they differ: every character is compared and the differences are or-ed together. An early
- * exit (`endsWith`, `===`) would tell whoever holds an ID, but not its cookie, how much of a guessed
- * signature was right. Read in place, so a check allocates nothing.
- */
-function sameSignature(value: string, at: number, signature: string): boolean {
-  let diff = 0;
-  for (let i = 0; i < SIG_LENGTH; i++) diff |= value.charCodeAt(at + i) ^ signature.charCodeAt(i);
-  return diff === 0;
-}
-
 export class VerifiedCookies {
   readonly #signer: Signer;
   readonly #max: number;
@@ -100,15 +92,12 @@ export class VerifiedCookies {
     // header would go through the runtime); a value with another dot after it fails the signer's check.
     const dot = value.length - SIG_LENGTH - 1;
     if (dot <= 0 || dot > MAX_ID_LENGTH || value.charCodeAt(dot) !== DOT) return null;
-    const id = value.slice(0, dot);
     const hit = this.#seen.get(signatureKey(value, dot + 1));
-    if (hit !== undefined && sameSignature(value, dot + 1, hit.signature)) {
-      const key = hashId(id);
-      if (key === hit.key) return { id, key, stale: hit.stale, holder: hit };
-    }
+    const digest = hit === undefined ? undefined : hashId(value);
+    if (hit !== undefined && digest === hit.digest) return { id: value.slice(0, dot), key: hit.key, stale: hit.stale, holder: hit };
     const unsigned = this.#signer.unsign(value);
     if (!unsigned) return null;
-    const entry = this.#keep(unsigned.signature, hashId(unsigned.id), unsigned.stale);
+    const entry = this.#keep(unsigned.signature, digest ?? hashId(value), hashId(unsigned.id), unsigned.stale);
     return { id: unsigned.id, key: entry.key, stale: entry.stale, holder: entry };
   }
 
@@ -119,12 +108,13 @@ export class VerifiedCookies {
    */
   sign(id: string, key: string): string {
     const signature = this.#signer.signature(id);
-    this.#keep(signature, key, false);
-    return this.#signer.sign(id, signature);
+    const value = this.#signer.sign(id, signature);
+    this.#keep(signature, hashId(value), key, false);
+    return value;
   }
 
-  #keep(signature: string, key: string, stale: boolean): Entry {
-    const entry: Entry = { signature, key, stale, decoded: undefined, local: undefined };
+  #keep(signature: string, digest: string, key: string, stale: boolean): Entry {
+    const entry: Entry = { digest, key, stale, decoded: undefined, local: undefined };
     const at = signatureKey(signature, 0);
     // A signature sharing the number takes its place, as the newest entry.
     if (!this.#seen.delete(at) && this.#seen.size >= this.#max) this.#oldest.shift(this.#seen);

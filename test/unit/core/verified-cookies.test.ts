@@ -124,27 +124,27 @@ async function reachableStrings(): Promise<string[]> {
 }
 
 describe('VerifiedCookies and what a heap dump would show', () => {
-  it('verify when cookies verified, by the signer or from the cache, then the cache keeps no cookie value and no ID, only signatures and keys', async () => {
+  it('verify when cookies verified, by the signer or from the cache, then the cache keeps no cookie value and no ID, only the hashes of both', async () => {
     const signer = new Signer([SECRET_A]);
     const cache = new VerifiedCookies(signer);
     // Verified as the adapters do: a slice of a Cookie header. Only the IDs' first characters leave
     // this scope, to look for; no reference to the header, the value or the ID does.
     const probes = (() => {
-      const out: Array<{ idStart: string; key: string; signature: string }> = [];
+      const out: Array<{ idStart: string; key: string; digest: string }> = [];
       for (let i = 0; i < 3; i++) {
         const id = generateId();
         const value = i === 2 ? cache.sign(id, hashId(id)) : signer.sign(id);
         const header = `theme=dark; sid=${value}; lang=en`;
         for (let k = 0; k < 2; k++) assert.equal(cache.verify(readCookie(header, 'sid')!)?.id, id);
-        out.push({ idStart: id.slice(0, 16).split('').join(''), key: hashId(id), signature: value.slice(value.lastIndexOf('.') + 1).split('').join('') });
+        out.push({ idStart: id.slice(0, 16).split('').join(''), key: hashId(id), digest: hashId(value) });
       }
       return out;
     })();
     /[a-z]/.exec('overwrites the last match, which keeps the subject of the last regular expression run');
     const strings = await reachableStrings();
-    for (const { idStart, key, signature } of probes) {
+    for (const { idStart, key, digest } of probes) {
       assert.equal(strings.some((t) => t.includes(idStart) && t !== idStart), false, 'no string holding the ID (the cookie value, its header, the ID itself)');
-      assert.ok(strings.includes(key) && strings.includes(signature), 'while the key and the signature are there');
+      assert.ok(strings.includes(key) && strings.includes(digest), 'while the hashes of the ID and of the value are there');
     }
   });
 });
