@@ -9,6 +9,15 @@ import { VerifiedCookies } from '../../../src/core/verified-cookies.js';
 import type { VerifiedCookie } from '../../../src/core/verified-cookies.js';
 import { SECRET_A, SECRET_B, rig, trip, valueOf } from '../support.js';
 
+/** A signer that counts the full checks it makes. */
+class CountingSigner extends Signer {
+  unsigns = 0;
+  override unsign(value: string) {
+    this.unsigns++;
+    return super.unsign(value);
+  }
+}
+
 /** What a verification says of the cookie, without its holder. */
 const fields = (v: VerifiedCookie | null) => v && { id: v.id, key: v.key, stale: v.stale };
 
@@ -29,22 +38,16 @@ describe('VerifiedCookies', () => {
   });
 
   it('sign when the engine issues a cookie then its first return skips the HMAC, and a changed copy still gets the full check', () => {
-    let unsigns = 0;
-    class CountingSigner extends Signer {
-      override unsign(value: string) {
-        unsigns++;
-        return super.unsign(value);
-      }
-    }
-    const cache = new VerifiedCookies(new CountingSigner([SECRET_A]));
+    const signer = new CountingSigner([SECRET_A]);
+    const cache = new VerifiedCookies(signer);
     const id = generateId();
     const value = cache.sign(id, hashId(id));
     assert.equal(value, new Signer([SECRET_A]).sign(id), 'signed with the first secret, as the signer does');
     assert.deepEqual(fields(cache.verify(value)), { id, key: hashId(id), stale: false });
-    assert.equal(unsigns, 0);
+    assert.equal(signer.unsigns, 0);
     const other = generateId();
     assert.equal(cache.verify(`${other}${value.slice(value.indexOf('.'))}`), null, 'another ID under the remembered signature');
-    assert.equal(unsigns, 1);
+    assert.equal(signer.unsigns, 1);
   });
 
   it('verify when a remembered value is changed in any one character then refuses it', () => {
@@ -69,14 +72,8 @@ describe('VerifiedCookies', () => {
   });
 
   it('verify when a remembered ID comes with its signature changed after the characters the cache files it under then refuses it from the cache and sends it to the full check', () => {
-    let unsigns = 0;
-    class CountingSigner extends Signer {
-      override unsign(value: string) {
-        unsigns++;
-        return super.unsign(value);
-      }
-    }
-    const cache = new VerifiedCookies(new CountingSigner([SECRET_A]));
+    const signer = new CountingSigner([SECRET_A]);
+    const cache = new VerifiedCookies(signer);
     const id = generateId();
     const good = cache.sign(id, hashId(id));
     const dot = good.lastIndexOf('.');
@@ -85,9 +82,9 @@ describe('VerifiedCookies', () => {
       const bad = good.slice(0, i) + (good[i] === 'A' ? 'B' : 'A') + good.slice(i + 1);
       assert.equal(cache.verify(bad), null, `changed at ${i}`);
     }
-    assert.equal(unsigns, good.length - dot - 9, 'each went through the signer');
+    assert.equal(signer.unsigns, good.length - dot - 9, 'each went through the signer');
     assert.ok(cache.verify(good));
-    assert.equal(unsigns, good.length - dot - 9, 'the value itself still comes from the cache');
+    assert.equal(signer.unsigns, good.length - dot - 9, 'the value itself still comes from the cache');
   });
 
   it('verify when another engine signed with a secret this one does not hold then refuses it', () => {
@@ -164,22 +161,22 @@ describe('VerifiedCookies with a remembered signature', () => {
   it('verify when two verified signatures share the number the cache files them under then each still verifies as itself, the later displacing the earlier', () => {
     // The number mixes a signature's first eight characters as n·31 + c: "Ba" and "CB" there give the
     // same one. Signatures of that shape do not come out of HMAC on demand, so this signer accepts any.
-    let unsigns = 0;
-    class AcceptingSigner extends Signer {
+    class AcceptingSigner extends CountingSigner {
       override unsign(value: string) {
-        unsigns++;
+        this.unsigns++;
         const dot = value.lastIndexOf('.');
         return { id: value.slice(0, dot), stale: false, signature: value.slice(dot + 1) };
       }
     }
-    const cache = new VerifiedCookies(new AcceptingSigner([SECRET_A]));
+    const signer = new AcceptingSigner([SECRET_A]);
+    const cache = new VerifiedCookies(signer);
     const signature = (pair: string) => `AAAAAA${pair}${'A'.repeat(35)}`;
     const [idA, idB] = [generateId(), generateId()];
     const a = `${idA}.${signature('Ba')}`;
     const b = `${idB}.${signature('CB')}`;
     const expect = (value: string, id: string, checks: number) => {
       assert.deepEqual(fields(cache.verify(value)), { id, key: hashId(id), stale: false });
-      assert.equal(unsigns, checks);
+      assert.equal(signer.unsigns, checks);
     };
     expect(a, idA, 1);
     expect(a, idA, 1);
@@ -188,7 +185,7 @@ describe('VerifiedCookies with a remembered signature', () => {
     assert.equal(cache.size, 1, 'one place for both');
     expect(a, idA, 3);
     assert.equal(cache.verify(`${idB}.${signature('Ba')}`)?.id, idB, 'a remembered signature with another ID: the full check decides');
-    assert.equal(unsigns, 4);
+    assert.equal(signer.unsigns, 4);
   });
 });
 
