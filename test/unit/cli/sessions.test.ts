@@ -3,7 +3,7 @@
  * (a real SQLite file here), and an engine on that store sees the result; bad arguments exit 2 with a
  * clear message, and a memory store, which lives inside an app's process, is refused.
  */
-import { describe, it, after } from 'node:test';
+import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,9 @@ import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 import { generateId, handleOf, hashId } from '../../../src/core/ids.js';
 import { jsonCodec } from '../../../src/core/codec.js';
 import { REPO_ROOT } from '../../helpers/node-process.js';
+import { RedisStore } from '../../../src/stores/redis/index.js';
+import { startRedis } from '../../helpers/redis.js';
+import type { RedisServer } from '../../helpers/redis.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-sessions-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -150,5 +153,36 @@ describe('tether sessions', () => {
     const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/tether.js'), 'sessions', 'end', 'bob'], { encoding: 'utf8', env: { ...process.env, TETHER_STORE: url } });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'ended 1 session of bob\n');
+  });
+});
+
+describe('tether sessions on a Redis the app keys under a prefix of its own', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.dispose();
+  });
+
+  it('sessions when the store URL names the app\'s key prefix then counts and ends that app\'s sessions, and no other app\'s', async () => {
+    const now = Date.now();
+    for (const keyPrefix of ['shop:', 'tether:']) {
+      const store = new RedisStore({ url: redis.url, keyPrefix });
+      for (const userId of ['ada', 'ada', null]) {
+        const key = hashId(generateId());
+        const data = jsonCodec.encode({ d: { n: 1 } });
+        assert.equal((await store.set({ key, data, version: 1, userId, createdAt: now, lastSeenAt: now, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+      }
+      await store.close();
+    }
+    const shop = `${redis.url}?keyPrefix=shop%3A`;
+    assert.equal((await run(['sessions', 'count', '--store', shop])).out, '3\n');
+    const r = await run(['sessions', 'end', 'ada'], { TETHER_STORE: shop });
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'ended 2 sessions of ada\n');
+    assert.equal((await run(['sessions', 'count', '--store', shop])).out, '1\n');
+    assert.equal((await run(['sessions', 'count', '--store', redis.url])).out, '3\n', 'the app under the default prefix keeps its sessions');
+    assert.equal(JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', redis.url])).out).length, 2);
   });
 });
