@@ -11,6 +11,7 @@ import { checkOptions } from '../core/options-check.js';
 import type { Clock, SessionStore } from '../core/store.js';
 import { MemoryStore } from './memory/index.js';
 import { SqliteStore } from './sqlite/index.js';
+import type { SqliteStoreOptions } from './sqlite/index.js';
 import type { PostgresStoreOptions } from './postgres/index.js';
 import type { RedisStoreOptions } from './redis/options.js';
 import type { TieredConsistency } from './tiered/options.js';
@@ -28,18 +29,21 @@ export const STORE_URL_FORMS = [
   'memory',
   'sqlite:PATH (relative to the working folder)',
   'sqlite: (sessions.db in options.dataDir, default ./data)',
+  'sqlite:…?synchronous=FULL&cache=fenced|eventual',
   'redis://[user:password@]host[:port][/db][?keyPrefix=…&reportExpired=true&cache=fenced|eventual]',
   'rediss://… (Redis over TLS)',
   'postgres://[user:password@]host[:port]/database[?tableName=…&schema=…&cache=fenced|eventual]',
   'postgresql://…',
 ] as const;
 
-/** `cache=` on a redis:// or postgres:// URL: a TieredStore (tether/tiered) over the store the URL names. */
+/** `cache=` on a sqlite:, redis:// or postgres:// URL: a TieredStore (tether/tiered) over the store the URL names. */
 export interface UrlNearCache {
   consistency: TieredConsistency;
   maxBytes?: number;
 }
 
+/** SqliteStore options a sqlite: URL may carry as query parameters. */
+export type SqliteUrlOptions = Pick<SqliteStoreOptions, 'synchronous' | 'busyTimeoutMs' | 'sweepIntervalMs'>;
 /** RedisStore options a redis:// URL may carry as query parameters. */
 export type RedisUrlOptions = Pick<RedisStoreOptions, 'keyPrefix' | 'reportExpired' | 'sweepIntervalMs'>;
 /** PostgresStore options a postgres:// URL may carry as query parameters. */
@@ -52,7 +56,7 @@ export type PostgresUrlOptions = Pick<PostgresStoreOptions, 'tableName' | 'schem
  */
 export type StoreTarget =
   | { kind: 'memory' }
-  | { kind: 'sqlite'; path: string }
+  | { kind: 'sqlite'; path: string; options?: SqliteUrlOptions; cache?: UrlNearCache }
   | { kind: 'redis'; url: string; options?: RedisUrlOptions; cache?: UrlNearCache }
   | { kind: 'postgres'; connectionString: string; options?: PostgresUrlOptions; cache?: UrlNearCache };
 
@@ -63,6 +67,7 @@ type ParamKind = 'text' | 'flag' | 'integer';
  * its own key prefix and put a second prefix on every key the store's scripts touch.
  */
 const URL_PARAMS = {
+  sqlite: { synchronous: 'text', busyTimeoutMs: 'integer', sweepIntervalMs: 'integer' },
   redis: { keyPrefix: 'text', reportExpired: 'flag', sweepIntervalMs: 'integer' },
   postgres: { tableName: 'text', schema: 'text', sweepIntervalMs: 'integer' },
 } as const satisfies Record<string, Record<string, ParamKind>>;
@@ -74,21 +79,27 @@ export function parseStoreUrl(url: string, options: CreateStoreOptions = {}): St
   if (typeof url !== 'string') throw invalid('the store URL must be a string');
   if (url === 'memory' || url === 'memory:') return { kind: 'memory' };
   if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length);
+    const { rest, options: sqlite, cache } = takeParams<SqliteUrlOptions>(url, 'sqlite:', URL_PARAMS.sqlite);
+    // No driver reads a query here: a '?' left over is a parameter Tether does not know, not a file name.
+    const unknown = rest.indexOf('?');
+    if (unknown >= 0) {
+      throw invalid(`the sqlite: URL has a parameter that is not one of ${[...Object.keys(URL_PARAMS.sqlite), ...Object.keys(CACHE_PARAMS)].join(', ')}`);
+    }
+    const path = rest.slice('sqlite:'.length);
     if (path.startsWith('//')) throw invalid('write a SQLite URL as sqlite:PATH, without "//" (e.g. sqlite:/var/lib/app/sessions.db)');
-    if (path === '') return { kind: 'sqlite', path: resolve(options.dataDir ?? CREATE_STORE_DEFAULTS.dataDir, CREATE_STORE_DEFAULTS.sqliteFileName) };
-    if (path === ':memory:') return { kind: 'sqlite', path };
-    return { kind: 'sqlite', path: resolve(path) };
+    const file = path === '' ? resolve(options.dataDir ?? CREATE_STORE_DEFAULTS.dataDir, CREATE_STORE_DEFAULTS.sqliteFileName)
+      : path === ':memory:' ? path : resolve(path);
+    return { kind: 'sqlite', path: file, ...(sqlite && { options: sqlite }), ...(cache && { cache }) };
   }
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
   if (scheme === 'redis' || scheme === 'rediss') {
     requireHost(url, scheme);
-    const { rest, options, cache } = takeParams<RedisUrlOptions>(url, scheme, URL_PARAMS.redis);
+    const { rest, options, cache } = takeParams<RedisUrlOptions>(url, `${scheme}://`, URL_PARAMS.redis);
     return { kind: 'redis', url: rest, ...(options && { options }), ...(cache && { cache }) };
   }
   if (scheme === 'postgres' || scheme === 'postgresql') {
     requireHost(url, scheme);
-    const { rest, options, cache } = takeParams<PostgresUrlOptions>(url, scheme, URL_PARAMS.postgres);
+    const { rest, options, cache } = takeParams<PostgresUrlOptions>(url, `${scheme}://`, URL_PARAMS.postgres);
     return { kind: 'postgres', connectionString: rest, ...(options && { options }), ...(cache && { cache }) };
   }
   throw invalid(`the store URL ${describe(url)} is not understood`);
@@ -98,7 +109,7 @@ export function parseStoreUrl(url: string, options: CreateStoreOptions = {}): St
  * Splits Tether's parameters off a URL's query. The rest of the URL is kept byte for byte (the driver's
  * parameters are not decoded and encoded again), and a URL without Tether's parameters comes back as given.
  */
-function takeParams<O>(url: string, scheme: string, known: Readonly<Record<keyof O & string, ParamKind>>):
+function takeParams<O>(url: string, label: string, known: Readonly<Record<keyof O & string, ParamKind>>):
 { rest: string; options?: O; cache?: UrlNearCache } {
   const q = url.indexOf('?');
   if (q < 0) return { rest: url };
@@ -109,15 +120,15 @@ function takeParams<O>(url: string, scheme: string, known: Readonly<Record<keyof
   let taken = 0;
   for (const part of url.slice(q + 1, end).split('&')) {
     const eq = part.indexOf('=');
-    const name = decodeParam(eq < 0 ? part : part.slice(0, eq), scheme);
+    const name = decodeParam(eq < 0 ? part : part.slice(0, eq), label);
     const kind = Object.hasOwn(known, name) ? known[name as keyof O & string] : Object.hasOwn(CACHE_PARAMS, name) ? CACHE_PARAMS[name as keyof typeof CACHE_PARAMS] : undefined;
     if (kind === undefined) {
       if (part !== '') kept.push(part);
       continue;
     }
     const target: Record<string, unknown> = Object.hasOwn(known, name) ? options : cacheParams;
-    if (name in target) throw invalid(`the ${scheme}:// URL sets ${name} more than once`);
-    target[name] = paramValue(name, kind, eq < 0 ? '' : decodeParam(part.slice(eq + 1), scheme), scheme);
+    if (name in target) throw invalid(`the ${label} URL sets ${name} more than once`);
+    target[name] = paramValue(name, kind, eq < 0 ? '' : decodeParam(part.slice(eq + 1), label), label);
     taken++;
   }
   if (taken === 0) return { rest: url };
@@ -125,35 +136,35 @@ function takeParams<O>(url: string, scheme: string, known: Readonly<Record<keyof
   let cache: UrlNearCache | undefined;
   if (cacheParams.cache !== undefined) {
     if (cacheParams.cache !== 'fenced' && cacheParams.cache !== 'eventual') {
-      throw invalid(`the ${scheme}:// URL's cache must be fenced or eventual`);
+      throw invalid(`the ${label} URL's cache must be fenced or eventual`);
     }
     cache = { consistency: cacheParams.cache, ...(cacheParams.cacheMaxBytes !== undefined && { maxBytes: cacheParams.cacheMaxBytes as number }) };
   } else if (cacheParams.cacheMaxBytes !== undefined) {
-    throw invalid(`the ${scheme}:// URL sets cacheMaxBytes without cache=fenced or cache=eventual`);
+    throw invalid(`the ${label} URL sets cacheMaxBytes without cache=fenced or cache=eventual`);
   }
   return { rest, ...(Object.keys(options).length > 0 && { options: options as O }), ...(cache && { cache }) };
 }
 
-function decodeParam(text: string, scheme: string): string {
+function decodeParam(text: string, label: string): string {
   try {
     return decodeURIComponent(text.replaceAll('+', ' '));
   } catch {
-    throw invalid(`the ${scheme}:// URL's query does not percent-decode`);
+    throw invalid(`the ${label} URL's query does not percent-decode`);
   }
 }
 
-function paramValue(name: string, kind: ParamKind, value: string, scheme: string): string | number | boolean {
+function paramValue(name: string, kind: ParamKind, value: string, label: string): string | number | boolean {
   if (kind === 'flag') {
     if (value === 'true' || value === '1') return true;
     if (value === 'false' || value === '0') return false;
-    throw invalid(`the ${scheme}:// URL's ${name} must be true or false`);
+    throw invalid(`the ${label} URL's ${name} must be true or false`);
   }
   if (kind === 'integer') {
     const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
-    if (!Number.isSafeInteger(n)) throw invalid(`the ${scheme}:// URL's ${name} must be a whole number`);
+    if (!Number.isSafeInteger(n)) throw invalid(`the ${label} URL's ${name} must be a whole number`);
     return n;
   }
-  if (value === '') throw invalid(`the ${scheme}:// URL's ${name} is empty`);
+  if (value === '') throw invalid(`the ${label} URL's ${name} is empty`);
   return value;
 }
 
@@ -169,7 +180,7 @@ export async function createStore(url: string, options: CreateStoreOptions = {})
     case 'memory':
       return new MemoryStore(clock);
     case 'sqlite':
-      return new SqliteStore({ path: target.path, ...clock });
+      return nearCache(new SqliteStore({ path: target.path, ...target.options, ...clock }), target.cache);
     case 'redis': {
       const { RedisStore } = await import('./redis/index.js');
       return nearCache(new RedisStore({ url: target.url, ...target.options, ...clock }), target.cache);

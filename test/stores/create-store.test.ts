@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createStore, parseStoreUrl } from '../../src/stores/index.js';
+import type { SqliteStore } from '../../src/stores/sqlite/index.js';
+import type { TieredStore } from '../../src/stores/tiered/index.js';
 import { ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import type { TempSqliteFile } from '../helpers/sqlite.js';
@@ -64,6 +67,41 @@ describe('createStore', () => {
     assert.deepEqual(parseStoreUrl('sqlite:'), { kind: 'sqlite', path: resolve('data', 'sessions.db') });
     assert.deepEqual(parseStoreUrl('sqlite::memory:'), { kind: 'sqlite', path: ':memory:' });
     assert.deepEqual(parseStoreUrl('sqlite:/var/lib/app/s.db'), { kind: 'sqlite', path: '/var/lib/app/s.db' });
+  });
+
+  it('createStore when a sqlite URL carries parameters then opens the file with them, through a near-cache when asked, and refuses any it does not know', async () => {
+    const tmp = await tempSqliteFile('params.db');
+    temps.push(tmp);
+    assert.deepEqual(parseStoreUrl(`sqlite:${tmp.path}?synchronous=FULL&busyTimeoutMs=250&cache=eventual&cacheMaxBytes=65536`), {
+      kind: 'sqlite', path: tmp.path, options: { synchronous: 'FULL', busyTimeoutMs: 250 }, cache: { consistency: 'eventual', maxBytes: 65536 },
+    });
+    assert.deepEqual(parseStoreUrl('sqlite:?cache=fenced', { dataDir: tmp.dir }), { kind: 'sqlite', path: join(tmp.dir, 'sessions.db'), cache: { consistency: 'fenced' } });
+    const full = await createStore(`sqlite:${tmp.path}?synchronous=FULL`);
+    assert.equal(full.name, 'sqlite');
+    assert.equal((full as SqliteStore).synchronous, 'FULL');
+    await full.close();
+
+    const clock = new ManualClock();
+    const tiered = await createStore(`sqlite:${tmp.path}?cache=eventual`, { clock }) as TieredStore;
+    try {
+      assert.equal(tiered.name, 'tiered');
+      const rec = makeRecord(clock);
+      await tiered.set(rec, 0);
+      const deadline = Date.now() + 5_000;
+      while (tiered.stats().hits === 0 && Date.now() < deadline) {
+        assert.equal((await tiered.get(rec.key))?.data, rec.data);
+        await delay(20);
+      }
+      assert.ok(tiered.stats().hits > 0, 'reads are answered from the local copy');
+    } finally {
+      await tiered.close();
+    }
+
+    for (const url of [`sqlite:${tmp.path}?mode=ro`, `sqlite:${tmp.path}?synchronous=FULL&journal=wal`, 'sqlite:what?.db']) {
+      await assert.rejects(createStore(url), { code: 'STORE_URL_INVALID', message: /parameter that is not one of synchronous, busyTimeoutMs, sweepIntervalMs, cache, cacheMaxBytes/ });
+    }
+    assert.ok(!existsSync(join(process.cwd(), 'what')), 'nothing was created for a refused URL');
+    await assert.rejects(createStore(`sqlite:${tmp.path}?synchronous=OFF`), { code: 'OPTIONS_INVALID', message: /synchronous/ });
   });
 
   it('parseStoreUrl when given redis or postgres URLs then chooses that store without connecting', () => {
