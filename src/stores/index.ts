@@ -2,7 +2,9 @@
  * createStore: a SessionStore from one URL (an env var or CLI flag), loading only the driver that URL needs.
  *
  * Redis and PostgreSQL stores are loaded with `import()`, so `createStore('sqlite:…')` never loads
- * ioredis or pg; SQLite's driver is itself loaded only when a SqliteStore is constructed.
+ * ioredis or pg; SQLite's driver is itself loaded only when a SqliteStore is constructed. A URL may also
+ * set some of its store's options and a tiered near-cache over it as query parameters (URL_PARAMS,
+ * CACHE_PARAMS; docs/stores.md, "Store URLs"), so that one environment variable describes the store.
  * @module
  */
 import { resolve } from 'node:path';
@@ -81,8 +83,7 @@ export function parseStoreUrl(url: string, options: CreateStoreOptions = {}): St
   if (url.startsWith('sqlite:')) {
     const { rest, options: sqlite, cache } = takeParams<SqliteUrlOptions>(url, 'sqlite:', URL_PARAMS.sqlite);
     // No driver reads a query here: a '?' left over is a parameter Tether does not know, not a file name.
-    const unknown = rest.indexOf('?');
-    if (unknown >= 0) {
+    if (rest.includes('?')) {
       throw invalid(`the sqlite: URL has a parameter that is not one of ${[...Object.keys(URL_PARAMS.sqlite), ...Object.keys(CACHE_PARAMS)].join(', ')}`);
     }
     const path = rest.slice('sqlite:'.length);
