@@ -15,7 +15,7 @@ export interface ShopConfig {
   host: string;
   /** Absolute path; created when missing. */
   dataDir: string;
-  /** Session store URL: `sqlite:<file>`, `memory`, `redis://…`, `postgres://…`. */
+  /** Session store URL (createStore): `sqlite:<file>`, `memory`, `redis://…`, `redis+sentinel://…`, `redis+cluster://…`, `postgres://…`. */
   storeUrl: string;
   /** The shop's own data: `sqlite:<file>` or `postgres://…`. */
   databaseUrl: string;

@@ -48,7 +48,8 @@ tether sessions count [--store <url>]
   --all                      with end, instead of a user ID: ends every session of every user, anonymous ones
                              too (after a breach); user contexts stay
   count                      live sessions in the store (user contexts are not counted)
-  --store <url>              the store the app uses: sqlite:<file>, redis://…, postgres://… (default: env TETHER_STORE);
+  --store <url>              the store the app uses: sqlite:<file>, redis://… (redis+sentinel://…, redis+cluster://…),
+                             postgres://… (default: env TETHER_STORE);
                              with the app's keyPrefix= (Redis) or tableName=/schema= (PostgreSQL) if it sets them
   --json                     one JSON array instead of a table
 

@@ -34,6 +34,8 @@ export const STORE_URL_FORMS = [
   'sqlite:…?synchronous=FULL&cache=fenced|eventual',
   'redis://[user:password@]host[:port][/db][?keyPrefix=…&reportExpired=true&cache=fenced|eventual]',
   'rediss://… (Redis over TLS)',
+  'redis+sentinel://[user:password@]host[:port][,host[:port]…]/name[/db] (Sentinels, port 26379 by default)',
+  'redis+cluster://[user:password@]host[:port][,host[:port]…] (Redis Cluster seed nodes)',
   'postgres://[user:password@]host[:port]/database[?tableName=…&schema=…&cache=fenced|eventual]',
   'postgresql://…',
 ] as const;
@@ -59,8 +61,29 @@ export type PostgresUrlOptions = Pick<PostgresStoreOptions, 'tableName' | 'schem
 export type StoreTarget =
   | { kind: 'memory' }
   | { kind: 'sqlite'; path: string; options?: SqliteUrlOptions; cache?: UrlNearCache }
-  | { kind: 'redis'; url: string; options?: RedisUrlOptions; cache?: UrlNearCache }
+  | ({ kind: 'redis'; options?: RedisUrlOptions; cache?: UrlNearCache } & RedisConnection)
   | { kind: 'postgres'; connectionString: string; options?: PostgresUrlOptions; cache?: UrlNearCache };
+
+/** A host and port of a multi-host URL. */
+export interface UrlHost {
+  host: string;
+  port: number;
+}
+
+/** Credentials a multi-host URL carries (for the Redis servers, not the Sentinels). */
+export interface UrlCredentials {
+  username?: string;
+  password?: string;
+}
+
+/**
+ * Where Redis is: a redis:// URL for ioredis; the Sentinels and master name of
+ * `redis+sentinel://host:26379,host:26379/name[/db]`; the seed nodes of `redis+cluster://host:6379,host:6379`.
+ */
+export type RedisConnection =
+  | { url: string }
+  | { sentinel: { sentinels: UrlHost[]; name: string; db?: number } & UrlCredentials }
+  | { cluster: { nodes: UrlHost[] } & UrlCredentials };
 
 type ParamKind = 'text' | 'flag' | 'integer';
 /**
@@ -97,6 +120,19 @@ export function parseStoreUrl(url: string, options: CreateStoreOptions = {}): St
     requireHost(url, scheme);
     const { rest, options, cache } = takeParams<RedisUrlOptions>(url, `${scheme}://`, URL_PARAMS.redis);
     return { kind: 'redis', url: rest, ...(options && { options }), ...(cache && { cache }) };
+  }
+  if (scheme === 'redis+sentinel' || scheme === 'redis+cluster') {
+    const { rest, options, cache } = takeParams<RedisUrlOptions>(url, `${scheme}://`, URL_PARAMS.redis);
+    const multi = parseMultiHost(rest, scheme, scheme === 'redis+sentinel' ? 26379 : 6379);
+    const extras = { ...(options && { options }), ...(cache && { cache }) };
+    if (scheme === 'redis+cluster') {
+      if (multi.path.length > 0) throw invalid('a redis+cluster:// URL names no database: Redis Cluster has only database 0');
+      return { kind: 'redis', cluster: { nodes: multi.hosts, ...multi.credentials }, ...extras };
+    }
+    const [name, db, ...more] = multi.path;
+    if (name === undefined || name === '' || more.length > 0) throw invalid('a redis+sentinel:// URL ends with /NAME, the master group the Sentinels watch, or /NAME/DB');
+    const dbNumber = db === undefined ? undefined : paramValue('database', 'integer', db, `${scheme}://`) as number;
+    return { kind: 'redis', sentinel: { sentinels: multi.hosts, name, ...(dbNumber !== undefined && { db: dbNumber }), ...multi.credentials }, ...extras };
   }
   if (scheme === 'postgres' || scheme === 'postgresql') {
     requireHost(url, scheme);
@@ -146,6 +182,40 @@ function takeParams<O>(url: string, label: string, known: Readonly<Record<keyof 
   return { rest, ...(Object.keys(options).length > 0 && { options: options as O }), ...(cache && { cache }) };
 }
 
+/**
+ * `scheme://[user[:password]@]host[:port][,host[:port]…][/segment…]`, which `new URL` does not take
+ * (several hosts). IPv6 hosts are written in brackets. Tether's parameters were taken out already, so
+ * whatever query is left is one no driver would read: refused.
+ */
+function parseMultiHost(url: string, scheme: string, defaultPort: number): { hosts: UrlHost[]; credentials: UrlCredentials; path: string[] } {
+  const label = `${scheme}://`;
+  let body = url.slice(label.length);
+  if (body.includes('?') || body.includes('#')) {
+    throw invalid(`the ${label} URL has a parameter that is not one of ${[...Object.keys(URL_PARAMS.redis), ...Object.keys(CACHE_PARAMS)].join(', ')}`);
+  }
+  const slash = body.indexOf('/');
+  const path = slash < 0 ? [] : body.slice(slash + 1).split('/').map((p) => decodeParam(p, label));
+  body = slash < 0 ? body : body.slice(0, slash);
+  const at = body.lastIndexOf('@');
+  const credentials: UrlCredentials = {};
+  if (at >= 0) {
+    const info = body.slice(0, at);
+    const colon = info.indexOf(':');
+    const username = decodeParam(colon < 0 ? info : info.slice(0, colon), label);
+    const password = colon < 0 ? '' : decodeParam(info.slice(colon + 1), label);
+    if (username !== '') credentials.username = username;
+    if (password !== '') credentials.password = password;
+    body = body.slice(at + 1);
+  }
+  const hosts = body.split(',').map((h): UrlHost => {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(h);
+    const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
+    if (!m || port < 1 || port > 65535) throw invalid(`the ${label} URL's host list must be host[:port] separated by commas`);
+    return { host: m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!, port };
+  });
+  return { hosts, credentials, path };
+}
+
 function decodeParam(text: string, label: string): string {
   try {
     return decodeURIComponent(text.replaceAll('+', ' '));
@@ -184,13 +254,20 @@ export async function createStore(url: string, options: CreateStoreOptions = {})
       return nearCache(new SqliteStore({ path: target.path, ...target.options, ...clock }), target.cache);
     case 'redis': {
       const { RedisStore } = await import('./redis/index.js');
-      return nearCache(new RedisStore({ url: target.url, ...target.options, ...clock }), target.cache);
+      const connection = 'url' in target ? { url: target.url }
+        : 'sentinel' in target ? { sentinel: target.sentinel }
+          : { cluster: { nodes: target.cluster.nodes, options: { redisOptions: credentialsOf(target.cluster) } } };
+      return nearCache(new RedisStore({ ...connection, ...target.options, ...clock }), target.cache);
     }
     case 'postgres': {
       const { PostgresStore } = await import('./postgres/index.js');
       return nearCache(new PostgresStore({ connectionString: target.connectionString, ...target.options, ...clock }), target.cache);
     }
   }
+}
+
+function credentialsOf(c: UrlCredentials): UrlCredentials {
+  return { ...(c.username !== undefined && { username: c.username }), ...(c.password !== undefined && { password: c.password }) };
 }
 
 async function nearCache(shared: SessionStore, cache: UrlNearCache | undefined): Promise<SessionStore> {

@@ -10,8 +10,8 @@ import { RedisStore } from '../../src/stores/redis/index.js';
 import type { TieredStore } from '../../src/stores/tiered/index.js';
 import { makeRecord } from '../../src/testing/store-suite.js';
 import { Redis } from 'ioredis';
-import { startRedis } from '../helpers/redis.js';
-import type { RedisServer } from '../helpers/redis.js';
+import { startRedis, startRedisCluster, startRedisSentinel } from '../helpers/redis.js';
+import type { RedisCluster, RedisServer } from '../helpers/redis.js';
 import { pgQuery, startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 
@@ -93,7 +93,59 @@ describe('createStore with URL parameters on real servers', () => {
     }
   });
 
-  it('createStore when the store refuses an option from the URL then rejects with its code and leaves no connection open', async () => {
+  it('createStore when the store refuses an option from the URL then rejects with the code of the store, naming the option', async () => {
     await assert.rejects(createStore(`${postgres.url}?tableName=bad%20name`, { clock }), { code: 'OPTIONS_INVALID', message: /tableName/ });
+  });
+});
+
+describe('createStore with Sentinel and Cluster URLs on real servers', () => {
+  let primary: RedisServer;
+  let sentinel: RedisServer;
+  let cluster: RedisCluster;
+  before(async () => {
+    primary = await startRedis();
+    [sentinel, cluster] = await Promise.all([startRedisSentinel(primary.port, 'urlmaster'), startRedisCluster(3)]);
+  });
+  after(async () => {
+    await Promise.all([sentinel?.dispose(), cluster?.dispose()]);
+    await primary?.dispose();
+  });
+
+  it('createStore when given a redis+sentinel URL then finds the master through the Sentinel and writes to the database and prefix it names', async () => {
+    const store = await createStore(`redis+sentinel://127.0.0.1:${sentinel.port}/urlmaster/3?keyPrefix=sen:&cache=eventual`, { clock });
+    const raw = new Redis(`${primary.url}/3`);
+    try {
+      assert.equal(store.name, 'tiered');
+      const rec = makeRecord(clock);
+      await store.set(rec, 0);
+      assert.equal((await store.get(rec.key))?.data, rec.data);
+      assert.equal((await raw.keys('sen:s:*')).length, 1, 'the record is in database 3 of the master, under the prefix');
+    } finally {
+      raw.disconnect();
+      await store.close();
+    }
+  });
+
+  it('createStore when given a redis+cluster URL with one seed then reaches every node, and reportExpired is refused as on a Cluster', async () => {
+    const seed = cluster.seeds[0]!;
+    const store = await createStore(`redis+cluster://${seed.host}:${seed.port}?keyPrefix=clu:`, { clock });
+    try {
+      const recs = Array.from({ length: 20 }, () => makeRecord(clock));
+      for (const rec of recs) await store.set(rec, 0);
+      for (const rec of recs) assert.equal((await store.get(rec.key))?.data, rec.data);
+      let onNodes = 0;
+      for (const node of cluster.nodes) {
+        const raw = new Redis(node.url);
+        try {
+          if ((await raw.keys('clu:*')).length > 0) onNodes++;
+        } finally {
+          raw.disconnect();
+        }
+      }
+      assert.ok(onNodes >= 2, `the records are spread over the cluster's nodes (${onNodes})`);
+    } finally {
+      await store.close();
+    }
+    await assert.rejects(createStore(`redis+cluster://${seed.host}:${seed.port}?reportExpired=true`, { clock }), { code: 'OPTIONS_INVALID', message: /Cluster/ });
   });
 });

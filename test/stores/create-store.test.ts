@@ -137,6 +137,46 @@ describe('createStore', () => {
       { kind: 'postgres', connectionString: 'postgres://app@127.0.0.1/shop', options: { sweepIntervalMs: 0 } });
   });
 
+  it('parseStoreUrl when given redis+sentinel or redis+cluster URLs then lists the hosts, the master name, the database and the credentials', () => {
+    assert.deepEqual(parseStoreUrl('redis+sentinel://app:s%40cret@10.0.0.1,10.0.0.2:26380,[::1]:26381/mymaster/2?keyPrefix=shop:&cache=fenced'), {
+      kind: 'redis',
+      sentinel: {
+        sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26380 }, { host: '::1', port: 26381 }],
+        name: 'mymaster', db: 2, username: 'app', password: 's@cret',
+      },
+      options: { keyPrefix: 'shop:' },
+      cache: { consistency: 'fenced' },
+    });
+    assert.deepEqual(parseStoreUrl('redis+sentinel://sentinel.internal/primary'),
+      { kind: 'redis', sentinel: { sentinels: [{ host: 'sentinel.internal', port: 26379 }], name: 'primary' } });
+    assert.deepEqual(parseStoreUrl('redis+cluster://:pw@10.0.0.1:7000,10.0.0.2'), {
+      kind: 'redis', cluster: { nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 6379 }], password: 'pw' },
+    });
+  });
+
+  it('createStore when a redis+sentinel or redis+cluster URL is malformed then rejects with STORE_URL_INVALID saying what is wrong, never the password', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['redis+sentinel://:hunter2@10.0.0.1', /ends with \/NAME/],
+      ['redis+sentinel://:hunter2@10.0.0.1/', /ends with \/NAME/],
+      ['redis+sentinel://:hunter2@10.0.0.1/a/1/x', /ends with \/NAME/],
+      ['redis+sentinel://:hunter2@10.0.0.1/a/zero', /database must be a whole number/],
+      ['redis+sentinel://:hunter2@10.0.0.1:99999/a', /host list must be host\[:port\]/],
+      ['redis+sentinel://:hunter2@10.0.0.1,,10.0.0.2/a', /host list must be host\[:port\]/],
+      ['redis+cluster://:hunter2@', /host list must be host\[:port\]/],
+      ['redis+cluster://:hunter2@10.0.0.1:7000/1', /names no database/],
+      ['redis+cluster://:hunter2@10.0.0.1?family=6', /parameter that is not one of keyPrefix/],
+      ['redis+cluster://:hunter2@10.0.0.1?cache=sometimes', /cache must be fenced or eventual/],
+    ];
+    for (const [url, message] of cases) {
+      await assert.rejects(createStore(url), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'STORE_URL_INVALID', url);
+        assert.match(err.message, message, url);
+        assert.ok(!err.message.includes('hunter2'), 'the password stays out of the message');
+        return true;
+      });
+    }
+  });
+
   it('createStore when a Tether parameter in the URL is wrong then rejects with STORE_URL_INVALID naming it and never the password', async () => {
     const cases: Array<[string, RegExp]> = [
       ['redis://:hunter2@127.0.0.1?cache=lazy', /cache must be fenced or eventual/],
