@@ -1,13 +1,14 @@
 /**
- * The shop on the tiered near-cache over Redis, chosen in the URL alone
- * (TETHER_STORE=redis://…?cache=fenced): two nodes sharing one redis-server and one shop database, each
- * reading sessions from its own local copies, and neither ever answering from a copy older than what
- * the other acknowledged.
+ * The shop on stores chosen by TETHER_STORE's URL alone: the tiered near-cache over Redis
+ * (`redis://…?cache=fenced`), two nodes sharing one redis-server and one shop database, each reading
+ * sessions from its own local copies, and neither ever answering from a copy older than what the other
+ * acknowledged; and Redis found through a Sentinel (`redis+sentinel://…/name`).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startRedis } from '../helpers/redis.js';
+import { Redis } from 'ioredis';
+import { startRedis, startRedisSentinel } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { ADMIN_PASSWORD, ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { TestShop } from '../helpers/shop.js';
@@ -70,5 +71,36 @@ describe('shop on the tiered store over Redis (cache=fenced in TETHER_STORE)', {
     assert.ok(overview.body.store.stats.hits > 0, JSON.stringify(overview.body.store.stats));
     assert.ok(overview.body.store.stats.fences > 0, 'fenced reads asked the shared store for a fence');
     assert.ok(overview.body.store.sessions >= 1, 'the shared store counts the sessions');
+  });
+});
+
+describe('shop on Redis found through a Sentinel (redis+sentinel:// in TETHER_STORE)', { timeout: 120_000 }, () => {
+  let primary: RedisServer;
+  let sentinel: RedisServer;
+  let shop: TestShop;
+  before(async () => {
+    primary = await startRedis();
+    sentinel = await startRedisSentinel(primary.port, 'shopmaster');
+    shop = await startTestShop({ TETHER_STORE: `redis+sentinel://127.0.0.1:${sentinel.port}/shopmaster?keyPrefix=shop-sentinel:` });
+  });
+  after(async () => {
+    await shop?.stop();
+    await sentinel?.dispose();
+    await primary?.dispose();
+  });
+
+  it('shop when its store is named by a Sentinel URL then a shopper signs in, fills a cart stored on the master under the URL's prefix, and signs out', async () => {
+    const c = new ShopClient(shop.url);
+    assert.equal((await c.register(uniqueName('sen'))).status, 201);
+    assert.equal((await c.add('candle', 2)).status, 201);
+    const raw = new Redis(primary.url);
+    try {
+      assert.ok((await raw.keys('shop-sentinel:s:*')).length >= 1, 'the session is on the master, under the URL\'s prefix');
+    } finally {
+      raw.disconnect();
+    }
+    assert.equal((await c.session()).body.cart.count, 2);
+    assert.equal((await c.post('/api/auth/logout')).status, 200);
+    assert.equal((await c.session()).body.authenticated, false);
   });
 });
