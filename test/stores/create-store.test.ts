@@ -17,6 +17,18 @@ after(async () => {
   for (const t of temps) await t.remove();
 });
 
+/** Each URL is refused with STORE_URL_INVALID, a message matching its pattern and no password (hunter2) in it. */
+async function rejectsEach(cases: ReadonlyArray<[string, RegExp]>): Promise<void> {
+  for (const [url, message] of cases) {
+    await assert.rejects(createStore(url), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'STORE_URL_INVALID', url);
+      assert.match(err.message, message, url);
+      assert.ok(!err.message.includes('hunter2'), 'the password stays out of the message');
+      return true;
+    });
+  }
+}
+
 const loadedDrivers = (): string[] => Object.keys(createRequire(import.meta.url).cache)
   .filter((p) => /[\\/]node_modules[\\/](ioredis|pg)[\\/]/.test(p));
 
@@ -167,14 +179,7 @@ describe('createStore', () => {
       ['redis+cluster://:hunter2@10.0.0.1?family=6', /parameter that is not one of keyPrefix/],
       ['redis+cluster://:hunter2@10.0.0.1?cache=sometimes', /cache must be fenced or eventual/],
     ];
-    for (const [url, message] of cases) {
-      await assert.rejects(createStore(url), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'STORE_URL_INVALID', url);
-        assert.match(err.message, message, url);
-        assert.ok(!err.message.includes('hunter2'), 'the password stays out of the message');
-        return true;
-      });
-    }
+    await rejectsEach(cases);
   });
 
   it('createStore when a Tether parameter in the URL is wrong then rejects with STORE_URL_INVALID naming it and never the password', async () => {
@@ -191,14 +196,7 @@ describe('createStore', () => {
       ['postgres://u:hunter2@127.0.0.1/db?tableName=', /tableName is empty/],
       ['postgres://u:hunter2@127.0.0.1/db?cache=eventual&cacheMaxBytes=lots', /cacheMaxBytes must be a whole number/],
     ];
-    for (const [url, message] of cases) {
-      await assert.rejects(createStore(url), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'STORE_URL_INVALID', url);
-        assert.match(err.message, message, url);
-        assert.ok(!err.message.includes('hunter2'), 'the password stays out of the message');
-        return true;
-      });
-    }
+    await rejectsEach(cases);
   });
 
   it('createStore when given a URL it does not know then rejects with STORE_URL_INVALID naming the forms and no password', async () => {
