@@ -89,7 +89,7 @@ describe('shop on Redis found through a Sentinel (redis+sentinel:// in TETHER_ST
     await primary?.dispose();
   });
 
-  it('shop when its store is named by a Sentinel URL then a shopper signs in, fills a cart stored on the master under the URL's prefix, and signs out', async () => {
+  it('shop when its store is named by a Sentinel URL then a shopper signs in, fills a cart stored on the master under the prefix of the URL, and signs out', async () => {
     const c = new ShopClient(shop.url);
     assert.equal((await c.register(uniqueName('sen'))).status, 201);
     assert.equal((await c.add('candle', 2)).status, 201);
