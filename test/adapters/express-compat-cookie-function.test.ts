@@ -155,3 +155,36 @@ describe('session() with cookie as a function and saveUninitialized', () => {
     await app.close();
   });
 });
+
+describe('session() with cookie attributes no Set-Cookie header can carry', () => {
+  it('cookie attributes a Set-Cookie header cannot carry, taken from the request or set by the route, when a session is saved then 500 OPTIONS_INVALID naming the attribute, no cookie, nothing stored', async () => {
+    // An app that takes the cookie's domain from a request header, as S17 warns against.
+    const app = await compatApp({ cookie: (req: Request): CompatCookieOptions => ({ domain: req.get('x-site') ?? 'shop.example' }) }, (a) => {
+      routes(a);
+      a.post('/path', (req, res) => {
+        req.session.cookie.path = String(req.get('x-path'));
+        req.session.fnViews = 1;
+        res.end();
+      });
+    });
+    const c = app.client();
+    for (const [path, headers, attribute] of [
+      ['/view', { 'x-site': 'evil.example; HttpOnly' }, 'domain'],
+      ['/view', { 'x-site': 'evil.example\tSameSite=None' }, 'domain'],
+      ['/path', { 'x-path': '/;Domain=evil.example' }, 'path'],
+    ] as const) {
+      const r = await c.request(path, { method: 'POST', headers });
+      assert.equal(r.status, 500, path);
+      const error = r.json<{ error: { code: string; message: string } }>().error;
+      assert.equal(error.code, 'OPTIONS_INVALID');
+      assert.match(error.message, new RegExp(`its ${attribute} holds`));
+      assert.ok(!error.message.includes('evil'), 'the value is not echoed');
+      assert.deepEqual(r.setCookies, []);
+    }
+    assert.equal(app.store.calls.set, 0, 'no session was stored for a cookie that could not be sent');
+    const ok = await c.request('/view', { method: 'POST' });
+    assert.equal(ok.status, 200);
+    assert.equal(cookieAttributes(ok.setCookies[0]!).domain, 'shop.example');
+    await app.close();
+  });
+});

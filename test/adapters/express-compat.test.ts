@@ -405,6 +405,36 @@ describe('session() options', () => {
     await app.close();
   });
 
+  it('X-Forwarded-Proto when sent by a hop that is not trusted then the request stays plain HTTP: no Secure from auto, no cookie and no record under secure true', async () => {
+    const route = (a: import('express').Express) => a.get('/', (req, res) => res.send(String((req.session.compatViews = 1))));
+    const spoofed = { headers: { 'x-forwarded-proto': 'https' } };
+    // Express trusts no proxy by default; then one trusted elsewhere, not the loopback the request comes from.
+    for (const trust of [undefined, '10.0.0.1']) {
+      const auto = await compatApp({ cookie: { secure: 'auto' } }, (a) => {
+        if (trust !== undefined) a.set('trust proxy', trust);
+        route(a);
+      });
+      const r = await auto.client().request('/', spoofed);
+      assert.equal(cookieAttributes(r.setCookies[0]!).secure, undefined, `trust proxy ${trust}`);
+      await auto.close();
+      const strict = await compatApp({ cookie: { secure: true }, name: 'sid' }, (a) => {
+        if (trust !== undefined) a.set('trust proxy', trust);
+        route(a);
+      });
+      const plain = await strict.client().request('/', spoofed);
+      assert.deepEqual(plain.setCookies, [], `trust proxy ${trust}`);
+      assert.equal(strict.store.calls.set, 0, 'a session whose cookie cannot be set is not stored');
+      await strict.close();
+    }
+    // proxy: false ignores the header even where Express would trust it.
+    const off = await compatApp({ proxy: false, cookie: { secure: 'auto' } }, (a) => {
+      a.set('trust proxy', true);
+      route(a);
+    });
+    assert.equal(cookieAttributes((await off.client().request('/', spoofed)).setCookies[0]!).secure, undefined);
+    await off.close();
+  });
+
   it('secret list when the cookie was signed by the old secret then it is accepted and re-signed with the new one', async () => {
     const shared = backend();
     const oldApp = await compatApp({ secret: SECRET }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = (req.session.compatViews ?? 0) + 1)))), shared);

@@ -14,7 +14,7 @@ import type { Request } from 'express';
 import type { Session } from '../../core/session.js';
 import { sessionState } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { SessionConflictError, SessionKeyInvalidError } from '../../core/errors.js';
+import { OptionsInvalidError, SessionConflictError, SessionKeyInvalidError } from '../../core/errors.js';
 import { viewOf } from '../shared/http.js';
 import { CompatSession, dataOf, RESERVED_KEYS } from './compat-session.js';
 import type { SessionController } from './compat-session.js';
@@ -450,6 +450,7 @@ export class RequestSessions implements SessionController {
       }
       this.#rememberByCookie(s);
       if (this.#touch) s.touch();
+      this.#checkCookie();
       if (s.isNew) {
         if (this.#cfg.saveUninitialized) void s.csrfToken;
         if (!this.#out.deliverable(this.#cookie)) {
@@ -484,6 +485,21 @@ export class RequestSessions implements SessionController {
       throw err;
     }
     if (this.#legacy && this.#stored) await this.#retireLegacy();
+  }
+
+  /**
+   * Refuses, before anything is stored, attributes the app gave `req.session.cookie` that no Set-Cookie
+   * header can carry (a `;` or a line break in its domain or path): the cookie could not be sent, and
+   * the record stored for it would be an orphan until its idle timeout.
+   */
+  #checkCookie(): void {
+    try {
+      this.#cookie.serialize(this.#cfg.name, 'x');
+    } catch (err) {
+      // Not the value itself: an app may have taken it from the request, and the answer would echo it.
+      const attribute = /option (\w+) is invalid/.exec((err as Error).message)?.[1] ?? 'an attribute';
+      throw new OptionsInvalidError(`req.session.cookie cannot be sent: its ${attribute} holds what a Set-Cookie header cannot carry`);
+    }
   }
 
   /**
