@@ -230,6 +230,38 @@ describe('compat middleware: commit before the response, fail closed', () => {
   });
 });
 
+describe('compat middleware: prototype keys from a request body', () => {
+  it('req.session when a parsed body with __proto__ and constructor is merged into it then nothing of them is stored, no prototype is polluted, and the next request finds the session intact', async () => {
+    const app = await compatApp({}, (a) => {
+      a.use(express.json());
+      a.post('/merge', (req, res) => {
+        // The mistake S16 guards against: a body copied into the session as it is.
+        Object.assign(req.session, req.body);
+        res.json({ gA: req.session.gA ?? null });
+      });
+      a.get('/me', (req, res) => res.json({
+        gA: req.session.gA ?? null, admin: (req.session as unknown as { isAdmin?: boolean }).isAdmin ?? null,
+        save: typeof req.session.save, regenerate: typeof req.session.regenerate,
+      }));
+    });
+    const c = app.client();
+    // JSON.parse makes __proto__ an own key, as a body parser does (JSON.stringify then sends it).
+    const body = '{"__proto__":{"isAdmin":true},"gA":"kept","nested":{"__proto__":{"isAdmin":true}}}';
+    const merged = await c.request('/merge', { method: 'POST', json: JSON.parse(body) });
+    assert.equal(merged.status, 200);
+    assert.equal(merged.json<{ gA: string }>().gA, 'kept');
+    const stored = await storedData(app.store, c.get('sid'));
+    assert.equal(JSON.stringify(stored).includes('isAdmin'), false, `nothing of __proto__ is stored: ${JSON.stringify(stored)}`);
+    assert.deepEqual((await c.request('/me')).json(), { gA: 'kept', admin: null, save: 'function', regenerate: 'function' });
+    assert.equal(({} as { isAdmin?: boolean }).isAdmin, undefined, 'Object.prototype untouched');
+
+    const ctor = await c.request('/merge', { method: 'POST', json: { constructor: 'x', gA: 'again' } });
+    assert.equal(ctor.status, 500, 'constructor cannot be overwritten on req.session');
+    assert.deepEqual((await c.request('/me')).json(), { gA: 'kept', admin: null, save: 'function', regenerate: 'function' }, 'the failed request changed nothing');
+    await app.close();
+  });
+});
+
 describe('compat middleware: a client that goes away', () => {
   /**
    * `/poll` is a long poll that answers only when there is news: for a client that went away, never.
