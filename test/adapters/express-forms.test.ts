@@ -26,7 +26,7 @@ async function start(tether: Tether<FormData>, seen: unknown[]) {
 }
 
 describe('express sessions() with csrf.forms', () => {
-  formCases('express', start);
+  formCases('express', start, 1_000);
 
   it('express: a route whose own parser runs after sessions() when it skips the check there and mounts csrfCheck() after its parser then forms post, and bad ones are refused before the handler', async (t) => {
     const env = await formSetup(t, async (tether, seen) => {
