@@ -14,6 +14,8 @@ export const SYSTEM_PACKAGES = [
   { pkg: 'postgresql', present: hasPostgres },
   { pkg: 'haproxy', present: () => which('haproxy') || existsSync('/usr/sbin/haproxy') },
   { pkg: 'chromium', present: () => existsSync('/usr/bin/chromium') },
+  // libfaketime: a process whose OS clock is off (SECURITY.md F14) without changing the machine's.
+  { pkg: 'faketime', present: () => which('faketime') },
 ];
 
 /**

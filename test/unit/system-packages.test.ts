@@ -84,6 +84,6 @@ describe('system packages', () => {
   it('when run as a script with a package it does not know then it exits 2 naming the known ones', () => {
     const r = runScript(['redis'], process.env.PATH ?? '/usr/bin:/bin');
     assert.equal(r.status, 2);
-    assert.equal(r.stderr, 'unknown system packages: redis (known: redis-server, postgresql, haproxy, chromium)\n');
+    assert.equal(r.stderr, 'unknown system packages: redis (known: redis-server, postgresql, haproxy, chromium, faketime)\n');
   });
 });
