@@ -1,8 +1,9 @@
 /**
  * SECURITY.md F14 with real OS clocks: two processes whose clocks libfaketime sets five minutes ahead
- * and five minutes behind share one redis-server. Each RedisStore's default ServerClock follows Redis's
- * time, so both agree on when a session times out: neither keeps it ten minutes too long nor ends it
- * early. (test/stores/server-clock.test.ts plays the same skew in-process through `localClock`.)
+ * and five minutes behind share one redis-server, or one PostgreSQL. Each store's default ServerClock
+ * follows the server's time, so both agree on when a session times out: neither keeps it ten minutes
+ * too long nor ends it early. (test/stores/server-clock.test.ts plays the same skew in-process through
+ * `localClock`.)
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,8 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
+import { startPostgres } from '../helpers/postgres.js';
+import type { PostgresServer } from '../helpers/postgres.js';
 import { REPO_ROOT } from '../helpers/node-process.js';
 import { atExit } from '../helpers/exit.js';
 
@@ -30,10 +33,10 @@ class SkewedProcess {
   readonly #replies: Array<(line: string) => void> = [];
   #stderr = '';
 
-  constructor(offset: string, redisUrl: string, keyPrefix: string) {
+  constructor(offset: string, kind: 'redis' | 'postgres', url: string, space: string) {
     const script = path.join(REPO_ROOT, 'test/fixtures/clock-skew-child.ts');
     // Only the wall clock is moved: timers run on the monotonic clock, left alone.
-    this.#child = spawn('faketime', ['-f', offset, process.execPath, '--conditions=tether-source', '--import', 'tsx', script, redisUrl, keyPrefix], {
+    this.#child = spawn('faketime', ['-f', offset, process.execPath, '--conditions=tether-source', '--import', 'tsx', script, kind, url, space], {
       cwd: REPO_ROOT, env: { ...process.env, FAKETIME_DONT_FAKE_MONOTONIC: '1' },
     });
     children.add(this.#child);
@@ -60,40 +63,50 @@ class SkewedProcess {
   }
 }
 
-describe('RedisStore between processes whose OS clocks are five minutes apart each way', () => {
-  let redis: RedisServer;
-  let ahead: SkewedProcess;
-  let behind: SkewedProcess;
-  before(async () => {
-    redis = await startRedis();
-    ahead = new SkewedProcess('+5m', redis.url, 'skew:');
-    behind = new SkewedProcess('-5m', redis.url, 'skew:');
-  });
-  after(async () => {
-    await Promise.all([ahead?.close(), behind?.close()]);
-    await redis?.dispose();
-  });
-
-  it('processes when their OS clocks are five minutes ahead and behind then each store clock follows Redis, and a session one writes times out for both on time', async () => {
-    for (const [p, skew] of [[ahead, SKEW_MS], [behind, -SKEW_MS]] as const) {
-      const sent = Date.now();
-      const { os, store } = await p.ask<{ os: number; store: number }>({ op: 'clock' });
-      const received = Date.now();
-      assert.ok(Math.abs(os - skew - (sent + received) / 2) < 5_000, `the process's OS clock is off by ${os - received} ms`);
-      assert.ok(store >= sent - 1_000 && store <= received + 1_000, `its store clock is within a second of this machine's: off by ${store - received} ms`);
-    }
-    // Written by the process ahead with a 3 s idle timeout: without one clock, the process behind would
-    // see it alive for ten minutes more; with the machine clocks' midpoint, not at all.
-    assert.deepEqual(await ahead.ask({ op: 'set', key: 'aheadsession', idleMs: 3_000 }), { ok: true });
-    assert.deepEqual(await behind.ask({ op: 'get', key: 'aheadsession' }), { found: true }, 'alive for the process behind');
-    assert.deepEqual(await ahead.ask({ op: 'get', key: 'aheadsession' }), { found: true }, 'and for the one ahead');
-    await delay(4_000);
-    assert.deepEqual(await behind.ask({ op: 'get', key: 'aheadsession' }), { found: false }, 'timed out for the process behind');
-    assert.deepEqual(await ahead.ask({ op: 'get', key: 'aheadsession' }), { found: false });
-    // The same the other way round.
-    assert.deepEqual(await behind.ask({ op: 'set', key: 'behindsession', idleMs: 3_000 }), { ok: true });
-    assert.deepEqual(await ahead.ask({ op: 'get', key: 'behindsession' }), { found: true }, 'not ended early for the process ahead');
-    await delay(4_000);
-    assert.deepEqual(await ahead.ask({ op: 'get', key: 'behindsession' }), { found: false });
-  });
+let redis: RedisServer;
+let postgres: PostgresServer;
+before(async () => {
+  [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
 });
+after(async () => {
+  await Promise.all([redis?.dispose(), postgres?.dispose()]);
+});
+
+for (const kind of ['redis', 'postgres'] as const) {
+  describe(`${kind === 'redis' ? 'RedisStore' : 'PostgresStore'} between processes whose OS clocks are five minutes apart each way`, () => {
+    let ahead: SkewedProcess;
+    let behind: SkewedProcess;
+    before(() => {
+      const url = kind === 'redis' ? redis.url : postgres.url;
+      const space = kind === 'redis' ? 'skew:' : 'skew_sessions';
+      ahead = new SkewedProcess('+5m', kind, url, space);
+      behind = new SkewedProcess('-5m', kind, url, space);
+    });
+    after(async () => {
+      await Promise.all([ahead?.close(), behind?.close()]);
+    });
+
+    it('processes when their OS clocks are five minutes ahead and behind then each store clock follows the server, and a session one writes times out for both on time', async () => {
+      for (const [p, skew] of [[ahead, SKEW_MS], [behind, -SKEW_MS]] as const) {
+        const sent = Date.now();
+        const { os, store } = await p.ask<{ os: number; store: number }>({ op: 'clock' });
+        const received = Date.now();
+        assert.ok(Math.abs(os - skew - (sent + received) / 2) < 5_000, `the process's OS clock is off by ${os - received} ms`);
+        assert.ok(store >= sent - 1_000 && store <= received + 1_000, `its store clock is within a second of this machine's: off by ${store - received} ms`);
+      }
+      // Written by the process ahead with a 3 s idle timeout: by its OS clock, the process behind would
+      // see it alive for ten minutes more.
+      assert.deepEqual(await ahead.ask({ op: 'set', key: 'aheadsession', idleMs: 3_000 }), { ok: true });
+      assert.deepEqual(await behind.ask({ op: 'get', key: 'aheadsession' }), { found: true }, 'alive for the process behind');
+      assert.deepEqual(await ahead.ask({ op: 'get', key: 'aheadsession' }), { found: true }, 'and for the one ahead');
+      await delay(4_000);
+      assert.deepEqual(await behind.ask({ op: 'get', key: 'aheadsession' }), { found: false }, 'timed out for the process behind');
+      assert.deepEqual(await ahead.ask({ op: 'get', key: 'aheadsession' }), { found: false });
+      // The same the other way round: by its OS clock, the process ahead would find it over at once.
+      assert.deepEqual(await behind.ask({ op: 'set', key: 'behindsession', idleMs: 3_000 }), { ok: true });
+      assert.deepEqual(await ahead.ask({ op: 'get', key: 'behindsession' }), { found: true }, 'not ended early for the process ahead');
+      await delay(4_000);
+      assert.deepEqual(await ahead.ask({ op: 'get', key: 'behindsession' }), { found: false });
+    });
+  });
+}
