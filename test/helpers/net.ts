@@ -1,4 +1,4 @@
-/** Loopback helpers shared by every test that starts a server: a free port on 127.0.0.1, a delaying TCP proxy. */
+/** Loopback helpers shared by every test that starts a server: a free port on 127.0.0.1, a delaying and cutting TCP proxy. */
 import net from 'node:net';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
@@ -17,6 +17,11 @@ export interface DelayingProxy {
   readonly port: number;
   /** Holds every byte sent to the server from now on for `ms` (0: none); order within a connection is kept. */
   setDelay(ms: number): void;
+  /**
+   * Cuts the connection at the next bytes a client sends: `'before'` drops them unsent, `'after'` passes
+   * them to the server and drops its reply (the command ran, the client never hears of it). Once.
+   */
+  cutNext(when: 'before' | 'after'): void;
   close(): Promise<void>;
 }
 
@@ -27,6 +32,7 @@ export interface DelayingProxy {
  */
 export async function delayingProxy(targetPort: number): Promise<DelayingProxy> {
   let delayMs = 0;
+  let cut: 'before' | 'after' | null = null;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
@@ -37,6 +43,8 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
     // The client has closed its side: what it sent before is still delivered, then the upstream is
     // ended, as TCP delivers the bytes sent before a FIN.
     let clientGone = false;
+    // Cut on purpose (cutNext): the upstream is ended or destroyed there, not by the client's close.
+    let cutting = false;
     const finish = (): void => {
       clearTimeout(timer);
       client.destroy();
@@ -51,6 +59,17 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
       else if (clientGone) upstream.end();
     };
     client.on('data', (chunk: Buffer) => {
+      if (cut !== null) {
+        const when = cut;
+        cut = null;
+        cutting = true;
+        client.destroy();
+        sockets.delete(client);
+        // The reply is dropped with the client's socket; the upstream ends once the chunk is sent.
+        if (when === 'after') upstream.end(chunk);
+        else upstream.destroy();
+        return;
+      }
       queue.push({ at: Date.now() + delayMs, chunk });
       if (timer === undefined) pump();
     });
@@ -58,7 +77,7 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
       if (!client.destroyed) client.write(chunk);
     });
     const clientClosed = (): void => {
-      if (clientGone) return;
+      if (clientGone || cutting) return;
       clientGone = true;
       if (queue.length === 0) finish();
     };
@@ -72,6 +91,7 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
   return {
     port: (server.address() as net.AddressInfo).port,
     setDelay: (ms) => { delayMs = ms; },
+    cutNext: (when) => { cut = when; },
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());

@@ -819,6 +819,44 @@ describe('RedisStore faults', () => {
     assert.equal(seen, 'fast');
   });
 
+  it('write when the connection is cut after the command was sent, its reply lost, or before it was sent, then the call fails STORE_UNAVAILABLE, the command ran at most once and was never resent, and the store goes on', async (t) => {
+    const keyPrefix = nextPrefix();
+    const proxy = await delayingProxy(server.port);
+    t.after(() => proxy.close());
+    // A long command timeout: a failure before it comes from the cut connection, not from the deadline.
+    const store = new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix, commandTimeoutMs: 20_000 });
+    const direct = new RedisStore({ url: server.url, keyPrefix });
+    t.after(() => Promise.all([store.close(), direct.close()]));
+    const clock = { now: () => Date.now() };
+    const scriptCalls = async (): Promise<number> => {
+      const stats = await redisCommand(server.port, ['INFO', 'commandstats']);
+      return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    const reconnected = (): Promise<void> => waitFor('the store answering again', 15_000, () => store.get('probe').then(() => true, () => false));
+    // One write first: Redis then holds the script, so the cut write is one EVALSHA that runs.
+    assert.deepEqual(await store.set(makeRecord(clock), 0), { ok: true });
+
+    const sent = makeRecord(clock);
+    const before = await scriptCalls();
+    proxy.cutNext('after');
+    const started = Date.now();
+    await assert.rejects(store.set(sent, 0), { code: 'STORE_UNAVAILABLE' });
+    assert.ok(Date.now() - started < 15_000, 'failed with the connection, not at the command timeout');
+    assert.equal((await direct.get(sent.key))?.version, 1, 'the write ran: Redis had it before the cut');
+    await reconnected();
+    await sleep(300);
+    assert.equal(await scriptCalls() - before, 1, 'and ran once: not sent again on the new connection');
+    assert.deepEqual(await store.set(sent, 0), { ok: false, current: 1 }, 'a retry by the caller is a conflict, not a second write');
+
+    const unsent = makeRecord(clock);
+    proxy.cutNext('before');
+    await assert.rejects(store.set(unsent, 0), { code: 'STORE_UNAVAILABLE' });
+    assert.equal(await direct.get(unsent.key), null, 'nothing was written');
+    await reconnected();
+    assert.deepEqual(await store.set(unsent, 0), { ok: true }, 'the caller\'s retry writes it');
+    assert.equal((await direct.get(unsent.key))?.version, 1);
+  });
+
   it('sharedLimiter over a RedisStore when redis-server hangs then it counts on the machine within the store\'s bound, and in Redis again once it resumes', async () => {
     const hung = await startRedis();
     const store = new RedisStore({ url: hung.url, commandTimeoutMs: 500 });
