@@ -76,3 +76,23 @@ export function realBackends(name: string): RealBackends {
     ],
   };
 }
+
+/** A redis-server and a PostgreSQL, started before the tests of the scope it is called in and stopped after them. */
+export function redisAndPostgres(): { readonly redis: RedisServer; readonly postgres: PostgresServer } {
+  let redis: RedisServer;
+  let postgres: PostgresServer;
+  before(async () => {
+    [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
+  });
+  after(async () => {
+    await Promise.all([redis?.dispose(), postgres?.dispose()]);
+  });
+  return {
+    get redis() {
+      return redis;
+    },
+    get postgres() {
+      return postgres;
+    },
+  };
+}

@@ -12,25 +12,18 @@ import { makeRecord } from '../../src/testing/store-suite.js';
 import { Redis } from 'ioredis';
 import { startRedis, startRedisCluster, startRedisSentinel } from '../helpers/redis.js';
 import type { RedisCluster, RedisServer } from '../helpers/redis.js';
-import { pgQuery, startPostgres } from '../helpers/postgres.js';
-import type { PostgresServer } from '../helpers/postgres.js';
+import { pgQuery } from '../helpers/postgres.js';
+import { redisAndPostgres } from '../helpers/backends.js';
 
 const clock = { now: () => Date.now() };
 
 describe('createStore with URL parameters on real servers', () => {
-  let redis: RedisServer;
-  let postgres: PostgresServer;
-  before(async () => {
-    [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
-  });
-  after(async () => {
-    await Promise.all([redis?.dispose(), postgres?.dispose()]);
-  });
+  const servers = redisAndPostgres();
 
   it('createStore when a redis URL sets keyPrefix, reportExpired and cache=fenced then writes under that prefix, lists what can time out, and reads through a tier that sees another client\'s change', async () => {
-    const store = await createStore(`${redis.url}/0?keyPrefix=url1%3A&reportExpired=true&sweepIntervalMs=0&cache=fenced&cacheMaxBytes=65536`, { clock });
-    const other = new RedisStore({ url: redis.url, keyPrefix: 'url1:', clock });
-    const raw = new Redis(redis.url);
+    const store = await createStore(`${servers.redis.url}/0?keyPrefix=url1%3A&reportExpired=true&sweepIntervalMs=0&cache=fenced&cacheMaxBytes=65536`, { clock });
+    const other = new RedisStore({ url: servers.redis.url, keyPrefix: 'url1:', clock });
+    const raw = new Redis(servers.redis.url);
     try {
       assert.equal(store.name, 'tiered');
       const rec = makeRecord(clock, { userId: 'ada' });
@@ -54,8 +47,8 @@ describe('createStore with URL parameters on real servers', () => {
   });
 
   it('createStore when a redis URL sets cache=eventual then a repeated read is a local hit', async () => {
-    const store = await createStore(`${redis.url}?keyPrefix=url2:&cache=eventual`, { clock }) as TieredStore;
-    const raw = new Redis(redis.url);
+    const store = await createStore(`${servers.redis.url}?keyPrefix=url2:&cache=eventual`, { clock }) as TieredStore;
+    const raw = new Redis(servers.redis.url);
     try {
       const rec = makeRecord(clock);
       await store.set(rec, 0);
@@ -79,14 +72,14 @@ describe('createStore with URL parameters on real servers', () => {
   });
 
   it('createStore when a postgres URL sets tableName, schema and cache then creates that table and reads through a tier', async () => {
-    await pgQuery(postgres.url, 'CREATE SCHEMA IF NOT EXISTS shopdata');
-    const store = await createStore(`${postgres.url}?tableName=url_sessions&schema=shopdata&cache=fenced`, { clock });
+    await pgQuery(servers.postgres.url, 'CREATE SCHEMA IF NOT EXISTS shopdata');
+    const store = await createStore(`${servers.postgres.url}?tableName=url_sessions&schema=shopdata&cache=fenced`, { clock });
     try {
       assert.equal(store.name, 'tiered');
       const rec = makeRecord(clock);
       await store.set(rec, 0);
       assert.equal((await store.get(rec.key))?.data, rec.data);
-      const rows = await pgQuery<{ n: string }>(postgres.url, 'SELECT count(*)::text AS n FROM shopdata.url_sessions');
+      const rows = await pgQuery<{ n: string }>(servers.postgres.url, 'SELECT count(*)::text AS n FROM shopdata.url_sessions');
       assert.equal(rows[0]!.n, '1', 'the record is in the table the URL named');
     } finally {
       await store.close();
@@ -94,7 +87,7 @@ describe('createStore with URL parameters on real servers', () => {
   });
 
   it('createStore when the store refuses an option from the URL then rejects with the code of the store, naming the option', async () => {
-    await assert.rejects(createStore(`${postgres.url}?tableName=bad%20name`, { clock }), { code: 'OPTIONS_INVALID', message: /tableName/ });
+    await assert.rejects(createStore(`${servers.postgres.url}?tableName=bad%20name`, { clock }), { code: 'OPTIONS_INVALID', message: /tableName/ });
   });
 });
 

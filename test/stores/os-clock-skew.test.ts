@@ -13,10 +13,7 @@ import { createInterface } from 'node:readline';
 import type { Interface } from 'node:readline';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startRedis } from '../helpers/redis.js';
-import type { RedisServer } from '../helpers/redis.js';
-import { startPostgres } from '../helpers/postgres.js';
-import type { PostgresServer } from '../helpers/postgres.js';
+import { redisAndPostgres } from '../helpers/backends.js';
 import { REPO_ROOT } from '../helpers/node-process.js';
 import { atExit } from '../helpers/exit.js';
 
@@ -63,21 +60,14 @@ class SkewedProcess {
   }
 }
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-before(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
-});
-after(async () => {
-  await Promise.all([redis?.dispose(), postgres?.dispose()]);
-});
+const servers = redisAndPostgres();
 
 for (const kind of ['redis', 'postgres'] as const) {
   describe(`${kind === 'redis' ? 'RedisStore' : 'PostgresStore'} between processes whose OS clocks are five minutes apart each way`, () => {
     let ahead: SkewedProcess;
     let behind: SkewedProcess;
     before(() => {
-      const url = kind === 'redis' ? redis.url : postgres.url;
+      const url = kind === 'redis' ? servers.redis.url : servers.postgres.url;
       const space = kind === 'redis' ? 'skew:' : 'skew_sessions';
       ahead = new SkewedProcess('+5m', kind, url, space);
       behind = new SkewedProcess('-5m', kind, url, space);

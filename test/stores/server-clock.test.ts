@@ -4,7 +4,7 @@
  * machine whose clock is five minutes off neither ends sessions early nor keeps them late. Real
  * redis-server and PostgreSQL; the skewed machines are played through `localClock`.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RedisStore } from '../../src/stores/redis/index.js';
 import { PostgresStore } from '../../src/stores/postgres/index.js';
@@ -14,10 +14,7 @@ import type { Tether } from '../../src/core/engine.js';
 import { ManualClock } from '../../src/testing/store-suite.js';
 import { ServerClock } from '../../src/core/store.js';
 import type { Clock, SessionStore } from '../../src/core/store.js';
-import { startRedis } from '../helpers/redis.js';
-import type { RedisServer } from '../helpers/redis.js';
-import { startPostgres } from '../helpers/postgres.js';
-import type { PostgresServer } from '../helpers/postgres.js';
+import { redisAndPostgres } from '../helpers/backends.js';
 import { trip, SECRET_A } from '../unit/support.js';
 
 const SKEW_MS = 5 * 60_000;
@@ -28,19 +25,12 @@ interface ClockOptions {
   localClock?: Clock;
 }
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-before(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres({ fast: true })]);
-});
-after(async () => {
-  await Promise.all([redis?.dispose(), postgres?.dispose()]);
-});
+const servers = redisAndPostgres();
 
 /** Each backend's store over shared data named `space`: every store opened with one `space` sees the same sessions. */
 const backends: Array<{ name: string; open: (space: string, o: ClockOptions) => SessionStore & { clock: Clock } }> = [
-  { name: 'RedisStore', open: (space, o) => new RedisStore({ url: redis.url, keyPrefix: `${space}:`, ...o }) },
-  { name: 'PostgresStore', open: (space, o) => new PostgresStore({ connectionString: postgres.url, tableName: space, sweepIntervalMs: 0, ...o }) },
+  { name: 'RedisStore', open: (space, o) => new RedisStore({ url: servers.redis.url, keyPrefix: `${space}:`, ...o }) },
+  { name: 'PostgresStore', open: (space, o) => new PostgresStore({ connectionString: servers.postgres.url, tableName: space, sweepIntervalMs: 0, ...o }) },
 ];
 
 let spaces = 0;
