@@ -11,7 +11,7 @@ export { Session } from './core/session.js';
 export { SocketSession } from './core/socket.js';
 export type { SocketOptions, SocketEndReason } from './core/socket.js';
 export type { RejectedCookie, SessionData, UpdateFn } from './core/session.js';
-export { resolveOptions, TETHER_DEFAULTS } from './core/options.js';
+export { resolveOptions, secretProblem, TETHER_DEFAULTS } from './core/options.js';
 export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions } from './core/options.js';
 export type { SessionStore, SessionRecord, LocalSlot, SetResult, Clock, DestroyByUserOptions, ChangeFeedOptions } from './core/store.js';
 export type { SharedLimiter } from './core/rate-limit.js';

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { secretProblem } from 'tether';
 import type { SessionStore } from 'tether';
 import { createStore, parseStoreUrl } from 'tether/stores';
 
@@ -201,9 +202,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   if (rawSecrets !== undefined) {
     secrets = rawSecrets.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     if (secrets.length === 0) throw new ConfigError('TETHER_SECRET', 'holds no secret');
-    if (secrets.some((s) => s.length < SHOP_DEFAULTS.minSecretLength)) {
-      throw new ConfigError('TETHER_SECRET', `every secret must be at least ${SHOP_DEFAULTS.minSecretLength} characters`);
-    }
+    const problem = secrets.map((s) => secretProblem(s, production)).find((p) => p !== null);
+    if (problem) throw new ConfigError('TETHER_SECRET', problem);
   }
 
   const idleTimeoutSec = integer(env, 'TETHER_IDLE_TIMEOUT', SHOP_DEFAULTS.idleTimeoutSec, 1, 31_536_000);

@@ -99,7 +99,10 @@ export interface RenewalOptions {
 export interface TetherOptions {
   /** Where sessions live. @default a MemoryStore (warned about in production) */
   store?: SessionStore;
-  /** Signing secrets, at least 32 characters each; the first signs, all verify. Required in production. */
+  /**
+   * Signing secrets, at least 32 characters each; the first signs, all verify. Required in production,
+   * where each must also have at least 8 different characters (a repeated character or word is refused).
+   */
   secrets?: string | readonly string[];
   /** @default process.env.NODE_ENV === 'production' */
   production?: boolean;
@@ -230,6 +233,12 @@ export const TETHER_DEFAULTS = {
   csrfHeader: 'x-csrf-token',
   csrfFormField: '_csrf',
   minSecretLength: 32,
+  /**
+   * In production, the fewest different characters a secret may have. Random secrets are far above it
+   * (32 random hex characters have about 14, 43 of base64url about 31); a repeated character or word
+   * ('x' × 32, 'secret' × 6, 'changeme…') is far below, and would sign cookies anyone can forge.
+   */
+  minSecretDistinctChars: 8,
 } as const;
 
 export interface ResolvedCookie {
@@ -305,6 +314,21 @@ function checkSecrets(v: unknown): string | null {
   return null;
 }
 
+/**
+ * Why `secret` cannot sign sessions, or null when it can: under TETHER_DEFAULTS.minSecretLength
+ * characters, or, in production, under minSecretDistinctChars different ones (a repeated character or
+ * word). The reason never quotes the secret, only counts its characters.
+ */
+export function secretProblem(secret: string, production: boolean): string | null {
+  if (secret.length < TETHER_DEFAULTS.minSecretLength) return `every secret must be at least ${TETHER_DEFAULTS.minSecretLength} characters`;
+  const distinct = new Set(secret).size;
+  if (production && distinct < TETHER_DEFAULTS.minSecretDistinctChars) {
+    return `a secret with ${distinct} different characters is a repeated pattern, not a random secret; in production each needs at least `
+      + `${TETHER_DEFAULTS.minSecretDistinctChars}. Generate one with node -e "console.log(require('node:crypto').randomBytes(32).toString('base64url'))"`;
+  }
+  return null;
+}
+
 export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOptions> {
   checkOptions('Tether', input, {
     store: checkStore, secrets: checkSecrets, production: 'boolean', cookie: 'object',
@@ -345,9 +369,8 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     secretsGenerated = true;
   }
   for (const s of secrets) {
-    if (s.length < TETHER_DEFAULTS.minSecretLength) {
-      throw new OptionsInvalidError(`Tether options.secrets: every secret must be at least ${TETHER_DEFAULTS.minSecretLength} characters`);
-    }
+    const problem = secretProblem(s, production);
+    if (problem !== null) throw new OptionsInvalidError(`Tether options.secrets: ${problem}`);
   }
 
   const c = input.cookie ?? {};

@@ -17,7 +17,7 @@ after(async () => {
 });
 
 const quiet = (): void => {};
-const SECRET = 's'.repeat(40);
+const SECRET = 'shop-config-test-secret-0123456789abcdef';
 
 describe('shop config', () => {
   it('config when nothing is set then uses the documented defaults with SQLite stores in the data dir', async () => {
@@ -109,6 +109,19 @@ describe('shop config', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'production', TETHER_DATA_DIR: 'unused' }, quiet), { name: 'ConfigError', message: /^TETHER_SECRET: is required/ });
   });
 
+  it('config when NODE_ENV=production and a TETHER_SECRET is a repeated character or word then throws naming TETHER_SECRET, never quoting it', async () => {
+    for (const weak of ['t'.repeat(32), 'changeme'.repeat(4)]) {
+      assert.throws(() => loadConfig({ NODE_ENV: 'production', TETHER_DATA_DIR: 'unused', TETHER_SECRET: `${SECRET},${weak}` }, quiet), (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.variable, 'TETHER_SECRET');
+        assert.match(err.message, /different characters is a repeated pattern/);
+        assert.ok(!err.message.includes(weak.slice(0, 8)));
+        return true;
+      });
+      assert.deepEqual(loadConfig({ TETHER_DATA_DIR: 'unused', TETHER_SECRET: weak }, quiet).secrets, [weak], 'accepted in development');
+    }
+  });
+
   it('config when TETHER_SECRET is unset in development then generates one, keeps it 0600 in the data dir and reuses it', async () => {
     const dir = await tempDir();
     const lines: string[] = [];
@@ -124,8 +137,9 @@ describe('shop config', () => {
 
   it('config when several secrets and a public origin are given then keeps them in order and normalises the origin', async () => {
     const dir = await tempDir();
-    const c = loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: ` ${SECRET} , ${'t'.repeat(32)}`, SHOP_PUBLIC_ORIGIN: 'https://Shop.Example/path', NODE_ENV: 'production' }, quiet);
-    assert.deepEqual(c.secrets, [SECRET, 't'.repeat(32)]);
+    const older = 'older-secret-kept-for-rotation-0123456789';
+    const c = loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: ` ${SECRET} , ${older}`, SHOP_PUBLIC_ORIGIN: 'https://Shop.Example/path', NODE_ENV: 'production' }, quiet);
+    assert.deepEqual(c.secrets, [SECRET, older]);
     assert.equal(c.publicOrigin, 'https://shop.example');
     assert.equal(c.production, true);
   });

@@ -1,6 +1,7 @@
 /** Engine options: validated once at construction, unsafe combinations refused, defaults in one place. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 import { once } from 'node:events';
 import { createTether } from '../../../src/core/engine.js';
@@ -40,6 +41,25 @@ describe('engine options', () => {
     invalid({ secrets: 'short' }, /at least 32 characters/);
     invalid({ secrets: [SECRET_A, 'x'.repeat(31)] }, /at least 32 characters/);
     assert.doesNotThrow(() => createTether({ secrets: 'x'.repeat(32) }));
+  });
+
+  it('secrets when one is a repeated character or word then production refuses it with OPTIONS_INVALID, never quoting it; random ones pass', () => {
+    const store = new MemoryStore({ sweepIntervalMs: 0 });
+    for (const weak of ['x'.repeat(32), 'secret'.repeat(6), 'changeme'.repeat(4), 'password'.repeat(4), `${'ab'.repeat(20)}`]) {
+      assert.throws(() => resolveOptions({ production: true, secrets: [SECRET_A, weak], store }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'OPTIONS_INVALID');
+        assert.match(err.message, /different characters is a repeated pattern/);
+        assert.ok(!err.message.includes(weak.slice(0, 8)), 'the secret is not in the message');
+        return true;
+      });
+      assert.doesNotThrow(() => resolveOptions({ production: false, secrets: weak }), 'accepted outside production');
+    }
+    // Random secrets in the usual encodings, many times over: never refused.
+    for (let i = 0; i < 2_000; i++) {
+      for (const random of [randomBytes(16).toString('hex'), randomBytes(32).toString('base64url'), randomBytes(24).toString('base64')]) {
+        assert.doesNotThrow(() => resolveOptions({ production: true, secrets: random, store }));
+      }
+    }
   });
 
   it('production when no secret is given then construction throws OPTIONS_INVALID', () => {
