@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { secretProblem } from 'tether';
+import { secretProblem, TETHER_DEFAULTS } from 'tether';
 import type { SessionStore } from 'tether';
 import { createStore, parseStoreUrl } from 'tether/stores';
 
@@ -109,7 +109,6 @@ export const SHOP_DEFAULTS = {
   keepAliveTimeoutSec: 5,
   logLevel: 'info' as LogLevel,
   addressChange: 'report' as 'off' | 'report' | 'end',
-  minSecretLength: 32,
 } as const;
 
 /** A configuration error: the message names the variable; main.ts prints it and exits non-zero. */
@@ -181,7 +180,7 @@ function developmentSecret(dataDir: string): { secret: string; created: boolean 
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   const existing = readFileSync(file, 'utf8').trim();
-  if (existing.length < SHOP_DEFAULTS.minSecretLength) {
+  if (secretProblem(existing, false) !== null) {
     throw new ConfigError('TETHER_SECRET', `unset, and the generated secret in ${file} is damaged; delete the file or set TETHER_SECRET`);
   }
   return { secret: existing, created: false };
@@ -196,7 +195,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
 
   const rawSecrets = text(env, 'TETHER_SECRET');
   if (production && rawSecrets === undefined) {
-    throw new ConfigError('TETHER_SECRET', `is required when NODE_ENV=production (comma-separated, each at least ${SHOP_DEFAULTS.minSecretLength} characters; e.g. from \`openssl rand -base64 48\`)`);
+    throw new ConfigError('TETHER_SECRET', `is required when NODE_ENV=production (comma-separated, each at least ${TETHER_DEFAULTS.minSecretLength} characters; e.g. from \`openssl rand -base64 48\`)`);
   }
   let secrets: string[] = [];
   if (rawSecrets !== undefined) {

@@ -106,9 +106,7 @@ export function parseStoreUrl(url: string, options: CreateStoreOptions = {}): St
   if (url.startsWith('sqlite:')) {
     const { rest, options: sqlite, cache } = takeParams<SqliteUrlOptions>(url, 'sqlite:', URL_PARAMS.sqlite);
     // No driver reads a query here: a '?' left over is a parameter Tether does not know, not a file name.
-    if (rest.includes('?')) {
-      throw invalid(`the sqlite: URL has a parameter that is not one of ${[...Object.keys(URL_PARAMS.sqlite), ...Object.keys(CACHE_PARAMS)].join(', ')}`);
-    }
+    if (rest.includes('?')) throw unknownParameter('sqlite:', URL_PARAMS.sqlite);
     const path = rest.slice('sqlite:'.length);
     if (path.startsWith('//')) throw invalid('write a SQLite URL as sqlite:PATH, without "//" (e.g. sqlite:/var/lib/app/sessions.db)');
     const file = path === '' ? resolve(options.dataDir ?? CREATE_STORE_DEFAULTS.dataDir, CREATE_STORE_DEFAULTS.sqliteFileName)
@@ -158,12 +156,13 @@ function takeParams<O>(url: string, label: string, known: Readonly<Record<keyof 
   for (const part of url.slice(q + 1, end).split('&')) {
     const eq = part.indexOf('=');
     const name = decodeParam(eq < 0 ? part : part.slice(0, eq), label);
-    const kind = Object.hasOwn(known, name) ? known[name as keyof O & string] : Object.hasOwn(CACHE_PARAMS, name) ? CACHE_PARAMS[name as keyof typeof CACHE_PARAMS] : undefined;
+    const own = Object.hasOwn(known, name);
+    const kind = own ? known[name as keyof O & string] : Object.hasOwn(CACHE_PARAMS, name) ? CACHE_PARAMS[name as keyof typeof CACHE_PARAMS] : undefined;
     if (kind === undefined) {
       if (part !== '') kept.push(part);
       continue;
     }
-    const target: Record<string, unknown> = Object.hasOwn(known, name) ? options : cacheParams;
+    const target: Record<string, unknown> = own ? options : cacheParams;
     if (name in target) throw invalid(`the ${label} URL sets ${name} more than once`);
     target[name] = paramValue(name, kind, eq < 0 ? '' : decodeParam(part.slice(eq + 1), label), label);
     taken++;
@@ -190,9 +189,7 @@ function takeParams<O>(url: string, label: string, known: Readonly<Record<keyof 
 function parseMultiHost(url: string, scheme: string, defaultPort: number): { hosts: UrlHost[]; credentials: UrlCredentials; path: string[] } {
   const label = `${scheme}://`;
   let body = url.slice(label.length);
-  if (body.includes('?') || body.includes('#')) {
-    throw invalid(`the ${label} URL has a parameter that is not one of ${[...Object.keys(URL_PARAMS.redis), ...Object.keys(CACHE_PARAMS)].join(', ')}`);
-  }
+  if (body.includes('?') || body.includes('#')) throw unknownParameter(label, URL_PARAMS.redis);
   const slash = body.indexOf('/');
   const path = slash < 0 ? [] : body.slice(slash + 1).split('/').map((p) => decodeParam(p, label));
   body = slash < 0 ? body : body.slice(0, slash);
@@ -214,6 +211,11 @@ function parseMultiHost(url: string, scheme: string, defaultPort: number): { hos
     return { host: m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!, port };
   });
   return { hosts, credentials, path };
+}
+
+/** A URL no driver reads, with a query parameter Tether does not know: refused, naming those it knows. */
+function unknownParameter(label: string, known: Readonly<Record<string, ParamKind>>): StoreUrlInvalidError {
+  return invalid(`the ${label} URL has a parameter that is not one of ${[...Object.keys(known), ...Object.keys(CACHE_PARAMS)].join(', ')}`);
 }
 
 function decodeParam(text: string, label: string): string {
