@@ -64,10 +64,10 @@ export function sessionsFor<T extends object>(tether: Tether<T>, handler: Handle
       answerError(res, err); // 409 SESSION_CONFLICT, 503 STORE_UNAVAILABLE, 413 SESSION_TOO_LARGE
       return;
     }
-    if (cookies.length > 0) {
-      res.appendHeader('set-cookie', cookies);
-      res.setHeader('cache-control', 'no-store');
-    }
+    if (cookies.length > 0) res.appendHeader('set-cookie', cookies);
+    // A request that ended its session, under the clearSiteData option: the browser drops the site's data too.
+    if (session.clearSiteData !== null) res.setHeader('clear-site-data', session.clearSiteData);
+    if (cookies.length > 0 || session.clearSiteData !== null) res.setHeader('cache-control', 'no-store');
     res.end(body);
   };
 }

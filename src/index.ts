@@ -12,7 +12,7 @@ export { SocketSession } from './core/socket.js';
 export type { SocketOptions, SocketEndReason } from './core/socket.js';
 export type { RejectedCookie, SessionData, UpdateFn } from './core/session.js';
 export { resolveOptions, secretProblem, TETHER_DEFAULTS } from './core/options.js';
-export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions } from './core/options.js';
+export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions, ClearSiteDataType } from './core/options.js';
 export type { SessionStore, SessionRecord, LocalSlot, SetResult, Clock, DestroyByUserOptions, ChangeFeedOptions } from './core/store.js';
 export type { SharedLimiter } from './core/rate-limit.js';
 export { systemClock, isExpired, deadlineOf, ServerClock } from './core/store.js';

@@ -372,6 +372,9 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     newSessions: { maxActive: config.maxSessions },
     // Every unsafe request must name its origin (browsers send Origin on every POST, PUT, PATCH, DELETE).
     csrf: { requireOrigin: true, ...(config.publicOrigin ? { origins: [config.publicOrigin] } : {}) },
+    // An answer that ends its session (logout, account deletion) tells the browser to drop the site's
+    // cookies too, whatever path or name they were set under.
+    clearSiteData: ['cookies'],
   });
   registerTetherMetrics(tether, registry);
   // The checkout funnel on /metrics; the flow channels are the process's, so unsubscribed on close.

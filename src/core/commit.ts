@@ -124,6 +124,7 @@ export class Committer {
     const record = s.record;
     if (record === null && (s.destroyed || !this.#hasContent(s))) {
       if (s.clearCookie) s.setCookies.push(this.#e.clearCookie);
+      if (s.destroyed) s.clearSiteData = o.clearSiteData;
       return undefined;
     }
     if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
@@ -206,6 +207,7 @@ export class Committer {
       await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
       this.#e.emit('destroyed', rec.key, rec.userId, 'logout');
       s.setCookies.push(this.#e.clearCookie);
+      s.clearSiteData = o.clearSiteData;
       return;
     }
     if (s.record === null || s.regenerate) {

@@ -163,10 +163,32 @@ export interface TetherOptions {
   /** Limits on creating sessions (off unless given): see NewSessionLimits. */
   newSessions?: NewSessionLimits;
   /**
+   * A `Clear-Site-Data` header on the response of a request that ended its session (`destroy()`,
+   * `logout()`), telling the browser to drop what it kept of the site while signed in (SECURITY.md
+   * S16). `true` sends `"cache", "storage"`: cached pages and the origin's storage (localStorage,
+   * IndexedDB, service workers). A list names the types, `['cache', 'cookies', 'storage']` say;
+   * `'cookies'` reaches every cookie of the site's registrable domain (its sibling subdomains too), which
+   * is why `true` leaves it out: the session cookie itself is expired by the logout's Set-Cookie anyway.
+   * Any adapter sends it; so does the express-session drop-in, on `req.session.destroy()`. @default false
+   */
+  clearSiteData?: boolean | readonly ClearSiteDataType[];
+  /**
    * Decides every deadline. @default the store's own `clock` when it has one (RedisStore follows the
    * Redis server's time, so machines whose clocks differ still agree), else the system clock
    */
   clock?: Clock;
+}
+
+/** A type of browser data `Clear-Site-Data` names (W3C Clear Site Data); `'*'` is every type. */
+export type ClearSiteDataType = 'cache' | 'cookies' | 'storage' | 'executionContexts' | 'clientHints' | 'prefetchCache' | 'prerenderCache' | '*';
+
+const CLEAR_SITE_DATA_TYPES: ReadonlySet<string> = new Set<ClearSiteDataType>(['cache', 'cookies', 'storage', 'executionContexts', 'clientHints', 'prefetchCache', 'prerenderCache', '*']);
+
+/** The Clear-Site-Data header value of the `clearSiteData` option, or null for none. */
+function clearSiteDataOf(v: boolean | readonly ClearSiteDataType[] | undefined): string | null {
+  if (v === undefined || v === false) return null;
+  const types = v === true ? ['cache', 'storage'] : v;
+  return types.map((t) => `"${t}"`).join(', ');
 }
 
 /**
@@ -295,6 +317,8 @@ export interface ResolvedOptions {
   addressChange: 'off' | 'report' | 'end';
   addressPrefix: Readonly<AddressPrefix>;
   newSessions: Readonly<Required<Omit<NewSessionLimits, 'limiter'>> & Pick<NewSessionLimits, 'limiter'>> | null;
+  /** The Clear-Site-Data header value sent when a request ends its session, or null. */
+  clearSiteData: string | null;
   clock: Clock;
 }
 
@@ -340,6 +364,8 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
     clock: 'clock', userAgentChange: ['report', 'end'], addressChange: ['off', 'report', 'end'], addressPrefix: 'object', newSessions: 'object', remember: 'object',
     renewal: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
+    clearSiteData: (v) => (typeof v === 'boolean' || (Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === 'string' && CLEAR_SITE_DATA_TYPES.has(t)))
+      ? null : `true, false or a non-empty list of ${[...CLEAR_SITE_DATA_TYPES].map((t) => `'${t}'`).join(', ')}`),
   });
   checkOptions('Tether', input.newSessions, {
     perAddress: 'nonNegativeInteger', total: 'nonNegativeInteger', windowMs: 'positiveInteger', maxActive: 'nonNegativeInteger', recountMs: 'positiveInteger',
@@ -452,6 +478,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
         maxActive: input.newSessions.maxActive ?? 0, recountMs: input.newSessions.recountMs ?? 5_000, limiter: input.newSessions.limiter,
       })
       : null,
+    clearSiteData: clearSiteDataOf(input.clearSiteData),
     clock: input.clock ?? input.store?.clock ?? systemClock,
   });
 }

@@ -96,6 +96,8 @@ export interface SessionState {
   afterCommit: Array<() => void> | null;
   committed: boolean;
   setCookies: string[];
+  /** The Clear-Site-Data value the response carries: set by a commit that ended the session under the `clearSiteData` option. */
+  clearSiteData: string | null;
   newId: () => string;
   /** The engine's clock. */
   now: () => number;
@@ -141,6 +143,15 @@ export class Session<T extends object = SessionData> {
 
   get destroyed(): boolean {
     return this.#s.destroyed;
+  }
+
+  /**
+   * The `Clear-Site-Data` value the response to this request carries, or null: set once a commit has
+   * ended the session under the `clearSiteData` option. Every adapter sends it; an app that commits by
+   * hand (`tether.commit`) sends it with the Set-Cookie values.
+   */
+  get clearSiteData(): string | null {
+    return this.#s.clearSiteData;
   }
 
   /**

@@ -184,6 +184,35 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(await env.memory.count(), 0, 'nothing came back');
   });
 
+  test('logout under clearSiteData when requested then only its answer carries Clear-Site-Data, no-store; a failed one carries none (S16)', async (t) => {
+    const plain = await setup(t);
+    const p = await newSession(plain);
+    const plainOut = await plain.call('POST', '/logout', { cookie: p.cookie, token: p.token });
+    assert.equal(plainOut.status, 200);
+    assert.equal(plainOut.headers.get('clear-site-data'), null, 'off by default');
+    for (const [option, header] of [[true, '"cache", "storage"'], [['cookies', 'storage'], '"cookies", "storage"']] as const) {
+      const env = await setup(t, { clearSiteData: option });
+      const s = await newSession(env);
+      assert.equal(s.reply.headers.get('clear-site-data'), null, 'not on a new session');
+      const add = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'a' } });
+      assert.equal(add.headers.get('clear-site-data'), null, 'not on a write');
+      const login = await env.call('POST', '/login', { cookie: s.cookie, token: s.token, body: { user: 'alice' } });
+      assert.equal(login.headers.get('clear-site-data'), null, 'not on a login, which ends the old ID but not the session');
+      const token = login.json?.token as string;
+      env.store.fail('destroy', 'reject');
+      const failed = await env.call('POST', '/logout', { cookie: login.cookie, token });
+      assert.equal(failed.status, 503);
+      assert.equal(failed.headers.get('clear-site-data'), null, 'a logout that did not end the session clears nothing');
+      env.store.heal();
+      const out = await env.call('POST', '/logout', { cookie: login.cookie, token });
+      assert.equal(out.status, 200);
+      assert.equal(out.cookie, '', 'the cookie is cleared');
+      assert.equal(out.headers.get('clear-site-data'), header);
+      assert.equal(out.headers.get('cache-control'), 'no-store');
+      assert.equal(await env.memory.count(), 0);
+    }
+  });
+
   test('store when sessions are created, changed, regenerated and ended over HTTP then it never received a cookie value or raw ID', async (t) => {
     const env = await setup(t);
     const s = await newSession(env);

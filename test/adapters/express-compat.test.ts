@@ -235,6 +235,40 @@ describe('session() data and cookie', () => {
     }
   });
 
+  it('tether.clearSiteData when the session is destroyed, unset or regenerated empty then that answer carries Clear-Site-Data; a session stored after the end, none (S16)', async () => {
+    const app = await compatApp({ unset: 'destroy', tether: { clearSiteData: ['cache', 'cookies'] } }, (a) => {
+      a.get('/set', (req, res) => res.send(String((req.session.compatViews = 1))));
+      a.get('/destroy', (req, res) => req.session.destroy(() => res.end()));
+      a.get('/unset', (req, res) => {
+        (req as { session: unknown }).session = null;
+        res.end();
+      });
+      // Passport's logout: the user is cleared and the session regenerated, left empty.
+      a.get('/logout', (req, res) => req.session.regenerate(() => res.end()));
+      // A login after an end: a new session is stored, whose cookie must not be cleared.
+      a.get('/relogin', (req, res) => req.session.regenerate(() => {
+        req.session.compatNote = 'again';
+        res.end();
+      }));
+    });
+    const c = app.client();
+    const set = await c.request('/set');
+    assert.equal(set.headers.get('clear-site-data'), null);
+    for (const path of ['/destroy', '/unset', '/logout']) {
+      await c.request('/set');
+      const cookie = c.get('sid');
+      const out = await c.request(path);
+      assert.equal(out.headers.get('clear-site-data'), '"cache", "cookies"', path);
+      assert.equal(out.headers.get('cache-control'), 'no-store', path);
+      assert.equal(await storedData(app.store, cookie), null, `${path} ended the session`);
+    }
+    await c.request('/set');
+    const again = await c.request('/relogin');
+    assert.equal(again.headers.get('clear-site-data'), null, 'a regenerate that stores data is a login, not a logout');
+    assert.deepEqual(await storedData(app.store, c.get('sid')), { compatNote: 'again' });
+    await app.close();
+  });
+
   it('cookie.path when the request is outside it then the request has no session', async () => {
     const app = await compatApp({ cookie: { path: '/app' } }, (a) => {
       a.get('/app/x', (req, res) => res.json({ has: req.session !== undefined }));

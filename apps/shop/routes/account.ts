@@ -87,7 +87,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
    * transaction first, so no new login can start; then the user context (saved cart, preferences,
    * unfinished checkout) and every session, this one with its cookie.
    */
-  app.delete('/api/me', async (req, reply) => {
+  app.delete('/api/me', async (req) => {
     const userId = requireUser(req);
     const b = objectBody(req.body);
     onlyKeys(b, ['password']);
@@ -99,7 +99,6 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const endedSessions = await ctx.tether.destroyUserSessions(userId, { except: session });
     audit(ctx, req, 'account.deleted', { user: userId, endedSessions: endedSessions + 1 });
     session.destroy();
-    reply.header('clear-site-data', '"cookies"');
     return { deleted: true, endedSessions };
   });
 

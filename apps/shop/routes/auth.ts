@@ -125,14 +125,12 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
     return view;
   });
 
-  app.post('/api/auth/logout', async (req, reply) => {
+  app.post('/api/auth/logout', async (req) => {
     const session = sessionOf(req);
     const userId = session.userId;
     // Once the session's end is stored: a logout whose commit failed (503) logged nobody out.
     if (userId !== null) session.afterCommit(() => audit(ctx, req, 'auth.logout', { user: userId }));
     session.destroy();
-    // Also drops the cookie in browsers that honour it, whatever path or name it was set under.
-    reply.header('clear-site-data', '"cookies"');
     return { authenticated: false };
   });
 }

@@ -99,6 +99,8 @@ export class RequestSessions implements SessionController {
   /** abort() listens for the response's 'close'. */
   #listening = false;
   readonly #out: SetCookieQueue;
+  /** The Clear-Site-Data value of the session this request ended (tether's `clearSiteData` option), until it stores another. */
+  #clearSiteData: string | null = null;
   #next: (err: unknown) => void = noop;
 
   private constructor(cfg: ResolvedCompat, req: Request, res: ServerResponse, view: RequestView, write: boolean, defaults: CompatCookie, s: TSession) {
@@ -269,6 +271,11 @@ export class RequestSessions implements SessionController {
     return this.#run(async () => fn(await this.#ensureOpen(), this.#view));
   }
 
+  /** The Clear-Site-Data value to send with finish()'s cookies: set when this request ended its session. */
+  get clearSiteData(): string | null {
+    return this.#clearSiteData;
+  }
+
   /** Runs at the first write of the response head: commits, and returns the Set-Cookie values to send. */
   async finish(): Promise<string[]> {
     this.#finishing = true;
@@ -429,6 +436,7 @@ export class RequestSessions implements SessionController {
         // Regenerated and left empty (logout): end the old session rather than store an empty new one.
         s.destroy();
         this.#out.pushEngine(await tether.commit(s), this.#cookie);
+        this.#clearSiteData = s.clearSiteData;
         this.#stored = false;
         this.#id = null;
         this.#base = {};
@@ -471,6 +479,8 @@ export class RequestSessions implements SessionController {
       const headers = await tether.commit(s);
       this.#out.pushEngine(refreshOnly && s.id === idBefore ? [] : headers, this.#cookie);
       this.#stored = !s.isNew;
+      // A session stored after one was ended keeps its cookie: the browser is not told to clear the site.
+      if (this.#stored) this.#clearSiteData = null;
       this.#id = s.id ?? this.#id;
       // The adopted data is in Tether: requests that presented the old session meanwhile can open it.
       if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, path: this.#legacy.path });
@@ -525,6 +535,7 @@ export class RequestSessions implements SessionController {
       this.#broken = err;
       throw err;
     }
+    this.#clearSiteData = s.clearSiteData;
     this.#ended = true;
     this.#stored = false;
     this.#compat = undefined;

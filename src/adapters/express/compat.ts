@@ -46,7 +46,7 @@ export function session(options: CompatSessionOptions = {}): CompatMiddleware {
     RequestSessions.open(cfg, req, res, defaults, next).then(
       (ctl) => {
         // The head waits for the commit; an `end` after a streamed head first writes what changed since.
-        holdExpressResponse(res, () => ctl.finish(), () => ctl.finishLate());
+        holdExpressResponse(res, () => ctl.finish(), () => ctl.finishLate(), ctl);
         ctl.loaded();
         next();
       },

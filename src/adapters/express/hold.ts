@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import type { ServerResponse } from 'node:http';
 import { holdOnPrototype, holdResponse, installHold } from '../shared/hold.js';
-import type { Commit, LateEnd } from '../shared/hold.js';
+import type { Commit, Ending, LateEnd } from '../shared/hold.js';
 
 /** `express.response` of the Express this package resolves, null when there is none; undefined until looked up. */
 let base: object | null | undefined;
@@ -30,8 +30,8 @@ export function installExpressHold(): void {
   if (proto !== null) installHold(proto);
 }
 
-export function holdExpressResponse(res: ServerResponse, commit: Commit, late?: LateEnd): void {
+export function holdExpressResponse(res: ServerResponse, commit: Commit, late?: LateEnd, ending?: Ending): void {
   const proto = expressResponse();
-  if (proto === null) holdResponse(res, commit, late);
-  else holdOnPrototype(proto, res, commit, late);
+  if (proto === null) holdResponse(res, commit, late, ending);
+  else holdOnPrototype(proto, res, commit, late, ending);
 }

@@ -73,7 +73,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
           return [];
         }
         return tether.commitNow(session);
-      });
+      }, undefined, session);
       next();
     };
     const begun = beginSession(tether, req, res, begin);

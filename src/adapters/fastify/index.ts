@@ -77,7 +77,7 @@ function hijackHeld(this: FastifyReply): FastifyReply {
     tether.abandon(session);
     return this;
   }
-  holdResponse(raw, () => tether.commitNow(session));
+  holdResponse(raw, () => tether.commitNow(session), undefined, session);
   return this;
 }
 
@@ -140,9 +140,11 @@ function refuse(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply
   void reply.code(status).header('cache-control', 'no-store').send(body);
 }
 
-function addCookies(reply: FastifyReply, cookies: string[]): void {
-  if (cookies.length === 0) return;
-  reply.header('set-cookie', cookies);
+/** What a commit sends: its Set-Cookie values, and Clear-Site-Data when it ended the session; either makes the reply no-store. */
+function addCookies(reply: FastifyReply, cookies: string[], clearSiteData: string | null): void {
+  if (cookies.length === 0 && clearSiteData === null) return;
+  if (cookies.length > 0) reply.header('set-cookie', cookies);
+  if (clearSiteData !== null) reply.header('clear-site-data', clearSiteData);
   reply.header('cache-control', 'no-store');
 }
 
@@ -233,12 +235,12 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
       return;
     }
     if (!(cookies instanceof Promise)) {
-      addCookies(reply, cookies);
+      addCookies(reply, cookies, session.clearSiteData);
       done(null, payload);
       return;
     }
     cookies.then((c) => {
-      addCookies(reply, c);
+      addCookies(reply, c, session.clearSiteData);
       done(null, payload);
     }, (err: unknown) => done(null, errorPayload(reply, err)));
   });

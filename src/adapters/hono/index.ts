@@ -173,16 +173,15 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       c.res = errorOut(err, kept);
       return;
     }
-    if (cookies.length > 0) {
+    const clearSiteData = session.clearSiteData;
+    if (cookies.length > 0 || clearSiteData !== null) {
       // Responses can be immutable (e.g. from fetch); rebuild when needed.
       let res = c.res;
       try {
-        for (const ck of cookies) res.headers.append('set-cookie', ck);
-        res.headers.set('cache-control', 'no-store');
+        addSessionHeaders(res.headers, cookies, clearSiteData);
       } catch {
         res = new Response(res.body, res);
-        for (const ck of cookies) res.headers.append('set-cookie', ck);
-        res.headers.set('cache-control', 'no-store');
+        addSessionHeaders(res.headers, cookies, clearSiteData);
         // The copy holds the handler's headers already; cleared first, or the setter would put the
         // handler's Set-Cookie over the session's and the session's record would be stored orphaned.
         c.res = undefined;
@@ -190,6 +189,13 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       }
     }
   };
+}
+
+/** What a commit sends: its Set-Cookie values, and Clear-Site-Data when it ended the session; the response becomes no-store. */
+function addSessionHeaders(headers: Headers, cookies: readonly string[], clearSiteData: string | null): void {
+  for (const ck of cookies) headers.append('set-cookie', ck);
+  if (clearSiteData !== null) headers.set('clear-site-data', clearSiteData);
+  headers.set('cache-control', 'no-store');
 }
 
 /** What Hono answers when the app sets no error handler: an HTTPException's own response, else a logged 500. */

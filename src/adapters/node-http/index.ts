@@ -63,7 +63,7 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
     const begun = beginSession(tether, req, res, begin);
     const session = begun instanceof Promise ? await begun : begun;
     if (!session || !abandonOnEarlyClose(tether, session, res)) return;
-    const held = holdResponse(res, () => tether.commitNow(session));
+    const held = holdResponse(res, () => tether.commitNow(session), undefined, session);
     try {
       await handler(req, res, session);
     } catch (err) {

@@ -27,6 +27,10 @@ type Apply = (this: ServerResponse, ...args: unknown[]) => unknown;
 type Methods = Record<Method, Apply>;
 /** The commit: the Set-Cookie values to send, or a promise of them; what it throws or rejects is answered as an error. */
 export type Commit = () => string[] | Promise<string[]>;
+/** Where the hold reads, once the commit settled, the Clear-Site-Data value it sends with the cookies: the session. */
+export interface Ending {
+  readonly clearSiteData: string | null;
+}
 /**
  * For a response whose head went out before it ended (streaming): runs before that `end`, after the
  * head's commit. A rejection closes the socket instead of ending the response.
@@ -39,6 +43,7 @@ class Hold {
   readonly #res: ServerResponse;
   readonly #commit: Commit;
   readonly #late: LateEnd | undefined;
+  readonly #ending: Ending | undefined;
   /** Where a call goes once released: the methods the interception stands in front of. */
   readonly #next: Methods;
   /** Called once the calls go straight through again (removes the interception). */
@@ -57,10 +62,11 @@ class Hold {
   /** Cut off (see `abort`): once the commit settles, the connection is closed instead of answered. */
   #aborted = false;
 
-  constructor(res: ServerResponse, commit: Commit, late: LateEnd | undefined, next: Methods, release: (res: ServerResponse) => void) {
+  constructor(res: ServerResponse, commit: Commit, late: LateEnd | undefined, ending: Ending | undefined, next: Methods, release: (res: ServerResponse) => void) {
     this.#res = res;
     this.#commit = commit;
     this.#late = late;
+    this.#ending = ending;
     this.#next = next;
     this.#release = release;
   }
@@ -137,7 +143,7 @@ class Hold {
     // writeHead would, so that the session's cookies are added to the handler's and its no-store wins.
     // Only a first call can be a writeHead that sends: any after a write, an end or a flush would throw.
     if (q[0] === 'writeHead') q[1] = applyHead(res, q[1] as unknown[]);
-    appendSetCookie(res, cookies);
+    appendSetCookie(res, cookies, this.#ending?.clearSiteData);
     for (let i = 0; i < q.length; i += 2) this.#next[q[i] as Method].apply(res, q[i + 1] as unknown[]);
   }
 
@@ -243,7 +249,7 @@ export interface HeldResponse {
 }
 
 /** Holds `res` by replacing its four methods on the object itself until the hold ends. */
-export function holdResponse(res: ServerResponse, commit: Commit, late?: LateEnd): HeldResponse {
+export function holdResponse(res: ServerResponse, commit: Commit, late?: LateEnd, ending?: Ending): HeldResponse {
   const r = res as unknown as Methods;
   const original: Methods = { writeHead: r.writeHead, write: r.write, end: r.end, flushHeaders: r.flushHeaders };
   const restore = (): void => {
@@ -252,7 +258,7 @@ export function holdResponse(res: ServerResponse, commit: Commit, late?: LateEnd
     r.end = original.end;
     r.flushHeaders = original.flushHeaders;
   };
-  const hold = new Hold(res, commit, late, original, restore);
+  const hold = new Hold(res, commit, late, ending, original, restore);
   // One function literal for all four: with four different ones a node:http read cost ≈ 5 µs more
   // (≈ 24.6 against ≈ 19.8 µs of CPU per request, alternating runs of the bench server).
   r.writeHead = through('writeHead', hold);
@@ -312,15 +318,15 @@ export function heldOnPrototype(res: ServerResponse): HeldResponse | undefined {
  * Holds `res` through the methods `installHold(proto)` defined, leaving the response object as it is;
  * a response that does not inherit from `proto`, or is held already, is held with `holdResponse`.
  */
-export function holdOnPrototype(proto: object, res: ServerResponse, commit: Commit, late?: LateEnd): void {
+export function holdOnPrototype(proto: object, res: ServerResponse, commit: Commit, late?: LateEnd, ending?: Ending): void {
   const next = INSTALLED.get(proto);
   // Already held (a second session middleware on the same request): this hold goes in front of that
   // one, on the object, so both commit, the later one first, as two per-response holds would.
   if (next === undefined || HELD.has(res) || !Object.prototype.isPrototypeOf.call(proto, res)) {
-    holdResponse(res, commit, late);
+    holdResponse(res, commit, late, ending);
     return;
   }
   // Released calls go on below the holding methods: an own override on the response (compression's
   // `end`, say) already ran on its way to them.
-  HELD.set(res, new Hold(res, commit, late, next, release));
+  HELD.set(res, new Hold(res, commit, late, ending, next, release));
 }

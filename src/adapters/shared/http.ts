@@ -60,15 +60,15 @@ export function errorResponse(err: unknown): { status: number; body: { error: { 
 
 /**
  * Headers that belong to the answer a handler made, which an error answered in its place drops: its
- * cookies, where it sent the client, what described its body, and how that body was framed on the
- * connection (hop-by-hop headers, which a response passed on from an upstream `fetch()` carries).
+ * cookies (and a Clear-Site-Data: a logout that failed ended nothing), where it sent the client, what
+ * described its body, and how that body was framed on the connection (hop-by-hop headers, which a response passed on from an upstream `fetch()` carries).
  * Others stay: the security headers a middleware or hook sets on every response (HSTS, nosniff, CSP,
  * CORS) belong on the error too.
  */
 export const ANSWER_HEADERS: ReadonlySet<string> = new Set([
   'set-cookie', 'location', 'refresh', 'link', 'etag', 'last-modified', 'expires', 'cache-control', 'content-type', 'content-length',
   'content-encoding', 'content-language', 'content-range', 'content-disposition', 'content-location', 'retry-after',
-  'transfer-encoding', 'connection', 'keep-alive', 'trailer', 'upgrade', 'proxy-connection',
+  'transfer-encoding', 'connection', 'keep-alive', 'trailer', 'upgrade', 'proxy-connection', 'clear-site-data',
 ]);
 
 /** Replaces whatever the response holds with the error, if nothing was sent yet; else ends the connection. */
@@ -86,12 +86,19 @@ export function sendError(res: ServerResponse, err: unknown, end: (chunk?: strin
   end(JSON.stringify(body));
 }
 
-export function appendSetCookie(res: ServerResponse, cookies: readonly string[]): void {
-  if (cookies.length === 0) return;
-  const prev = res.getHeader('set-cookie');
-  const list = prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)];
-  res.setHeader('set-cookie', [...list, ...cookies]);
-  // A response that sets the session cookie must not be cached by anyone.
+/**
+ * Adds what a commit sends: its Set-Cookie values, and `clearSiteData` (Session.clearSiteData) when it
+ * ended the session. Either makes the response `no-store`.
+ */
+export function appendSetCookie(res: ServerResponse, cookies: readonly string[], clearSiteData: string | null = null): void {
+  if (cookies.length === 0 && clearSiteData === null) return;
+  if (cookies.length > 0) {
+    const prev = res.getHeader('set-cookie');
+    const list = prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)];
+    res.setHeader('set-cookie', [...list, ...cookies]);
+  }
+  if (clearSiteData !== null) res.setHeader('clear-site-data', clearSiteData);
+  // A response that sets the session cookie, or ends the session, must not be cached by anyone.
   res.setHeader('cache-control', 'no-store');
 }
 

@@ -171,6 +171,18 @@ describe('engine options', () => {
     assert.deepEqual(o.csrf, { header: 'x-csrf-token', origins: undefined, requireOrigin: false, secureOrigins: false, jsonOnly: true, forms: false, formField: '_csrf' });
   });
 
+  it('clearSiteData when given then it becomes the header value; an unknown or empty list is OPTIONS_INVALID (S16)', () => {
+    assert.equal(resolveOptions({ secrets: [SECRET_A] }).clearSiteData, null, 'off by default');
+    assert.equal(resolveOptions({ secrets: [SECRET_A], clearSiteData: false }).clearSiteData, null);
+    assert.equal(resolveOptions({ secrets: [SECRET_A], clearSiteData: true }).clearSiteData, '"cache", "storage"');
+    assert.equal(resolveOptions({ secrets: [SECRET_A], clearSiteData: ['*'] }).clearSiteData, '"*"');
+    assert.equal(resolveOptions({ secrets: [SECRET_A], clearSiteData: ['cookies', 'executionContexts'] }).clearSiteData, '"cookies", "executionContexts"');
+    invalid({ secrets: [SECRET_A], clearSiteData: ['cache', 'history'] }, /clearSiteData must be true, false or a non-empty list of 'cache'/);
+    invalid({ secrets: [SECRET_A], clearSiteData: [] }, /clearSiteData must be/);
+    invalid({ secrets: [SECRET_A], clearSiteData: '"cache"' }, /clearSiteData must be/);
+    invalid({ secrets: [SECRET_A], clearSiteData: ['"cache"\r\nSet-Cookie: x=1'] }, /clearSiteData must be/);
+  });
+
   it('csrf.origins when one is not an origin then construction throws, else they are normalised', () => {
     invalid({ secrets: [SECRET_A], csrf: { origins: ['not a url'] } }, /is not an origin/);
     const o = resolveOptions({ secrets: [SECRET_A], csrf: { origins: ['https://Shop.Example:443/path'] } });
