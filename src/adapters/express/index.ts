@@ -29,7 +29,7 @@ import { CompatSession } from './compat-session.js';
 import { CompatCookie } from './compat-cookie.js';
 
 export { sessions, sessionOf, sessionErrors, csrfCheck } from './native.js';
-export type { ExpressAdapterOptions, SessionErrorsOptions } from './native.js';
+export type { ExpressAdapterOptions, SessionErrorsOptions, TetherSessionData } from './native.js';
 export { session } from './compat.js';
 export type { CompatMiddleware } from './compat.js';
 export { csrfProtection, csrfTokenOf } from './compat-csrf.js';

@@ -12,12 +12,23 @@ import type { FormSource } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
 
+/**
+ * The shape of `req.tether`'s data, for every route: extend it by declaration merging to type the app's
+ * session. Keys not declared stay `unknown`.
+ * @example
+ * declare module 'tether/express' {
+ *   interface TetherSessionData { cart?: string[]; theme?: 'light' | 'dark' }
+ * }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface TetherSessionData extends Record<string, unknown> {}
+
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** The Tether session of this request (set by `sessions()`). */
-      tether?: Session<Record<string, unknown>>;
+      tether?: Session<TetherSessionData>;
     }
   }
 }
@@ -63,7 +74,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
     const start = (session: Session<T> | null): void => {
       // Gone before its session opened: no route runs for it (see abandonOnEarlyClose).
       if (!session || !abandonOnEarlyClose(tether, session, res)) return;
-      req.tether = session as unknown as Session<Record<string, unknown>>;
+      req.tether = session as unknown as Session<TetherSessionData>;
       holdExpressResponse(res, () => {
         // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
         // the 5xx they usually answer with, or the mark sessionErrors() left when the app registered it.
@@ -151,7 +162,7 @@ export function csrfCheck<T extends object>(tether: Tether<T>): RequestHandler {
 }
 
 /** The typed session of a request that went through `sessions()`. */
-export function sessionOf<T extends object>(req: Request): Session<T> {
+export function sessionOf<T extends object = TetherSessionData>(req: Request): Session<T> {
   if (!req.tether) throw new Error('tether: sessions() middleware did not run for this request');
   return req.tether as unknown as Session<T>;
 }

@@ -21,15 +21,26 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Tether } from '../../core/engine.js';
 import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
-import type { Session, SessionData } from '../../core/session.js';
+import type { Session } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
 import { ANSWER_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
+/**
+ * The shape of `request.session`'s data, for every route: extend it by declaration merging to type the
+ * app's session (as @fastify/session's `Session` interface is extended). Keys not declared stay `unknown`.
+ * @example
+ * declare module 'tether/fastify' {
+ *   interface TetherSessionData { cart?: string[]; theme?: 'light' | 'dark' }
+ * }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface TetherSessionData extends Record<string, unknown> {}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The request's session; null on a route with `config: { tether: { session: false } }`. */
-    session: Session<SessionData>;
+    session: Session<TetherSessionData>;
   }
   interface FastifyContextConfig {
     /**
@@ -111,7 +122,7 @@ function attach(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply
     reply.hijack();
     return;
   }
-  req.session = session as Session<SessionData>;
+  req.session = session as Session<TetherSessionData>;
   holdOnHijack(reply);
   if (csrf && tether.checkRequestHead(session, view)) FORM_PENDING.add(req);
 }
@@ -165,7 +176,7 @@ function errorPayload(reply: FastifyReply, err: unknown): string {
 
 const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyInstance, opts) => {
   const tether = opts.tether;
-  app.decorateRequest('session', null as unknown as Session<SessionData>);
+  app.decorateRequest('session', null as unknown as Session<TetherSessionData>);
   (app as unknown as Record<symbol, Tether<object>>)[ENGINE] = tether;
 
   // Callback-style hooks: a session the engine opens or commits at once (held in memory, nothing to
