@@ -1,15 +1,18 @@
 /**
  * The `tether` command line: `tether haproxy-config …` prints an haproxy.cfg for a set of nodes;
  * `tether sessions …` lists, counts and ends sessions in a store, for an operator (a compromised
- * account, a user who asks to be logged out everywhere). `main(argv)` resolves to the exit code and
+ * account, a user who asks to be logged out everywhere); `tether secret` makes a signing secret, or
+ * checks TETHER_SECRET against what production accepts without printing it. `main(argv)` resolves to the exit code and
  * writes through the given streams, so tests call it in-process.
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } from '../cluster/haproxy.js';
 import { isTetherError } from '../core/errors.js';
 import { handleOf } from '../core/ids.js';
 import { jsonCodec } from '../core/codec.js';
+import { secretProblem } from '../core/options.js';
 
 export interface CliIo {
   out: (text: string) => void;
@@ -21,6 +24,7 @@ const USAGE = `Usage: tether <command> [options]
 Commands:
   haproxy-config   Print an haproxy.cfg that balances Tether nodes with cookie persistence.
   sessions         List, count or end sessions in a store.
+  secret           Print a new signing secret, or check TETHER_SECRET.
 
 tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [options]
   --listen <host:port>       where HAProxy accepts clients (required)
@@ -55,6 +59,15 @@ tether sessions count [--store <url>]
 
 Example:
   TETHER_STORE=redis://127.0.0.1:6379 npx tether sessions end 5f0c…
+
+tether secret [--check]
+  (no option)                prints a new secret: 32 random bytes, base64url (43 characters)
+  --check                    checks each secret of TETHER_SECRET (comma-separated, the first signs) against
+                             what production accepts; prints only their positions and lengths, never a
+                             secret; exits 1 when one is refused
+
+Example, adding a new secret last during a rotation (docs/deploy.md):
+  export TETHER_SECRET="$TETHER_SECRET,$(npx tether secret)" && npx tether secret --check
 `;
 
 class UsageError extends Error {}
@@ -193,6 +206,31 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   }
 }
 
+function secretCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): number {
+  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  // A secret on the command line would stay in the shell's history and the process list.
+  if (positionals.length > 0) throw new UsageError('secret takes no argument: --check reads TETHER_SECRET from the environment');
+  if (!values.check) {
+    io.out(`${randomBytes(32).toString('base64url')}\n`);
+    return 0;
+  }
+  const raw = env.TETHER_SECRET;
+  if (raw === undefined || raw === '') throw new UsageError('--check reads TETHER_SECRET, which is not set');
+  const secrets = raw.split(',');
+  let refused = 0;
+  secrets.forEach((secret, i) => {
+    const problem = secretProblem(secret, true);
+    if (problem !== null) refused++;
+    const what = `secret ${i + 1} of ${secrets.length}${i === 0 ? ' (signs)' : ' (verifies)'}, ${secret.length} characters`;
+    (problem === null ? io.out : io.err)(`${what}: ${problem ?? 'ok'}\n`);
+  });
+  return refused === 0 ? 0 : 1;
+}
+
 /**
  * The user agent a session began with, whether it is remembered, when its user last signed in or
  * confirmed the password there, and the network it was last seen from (`addressChange`), when its
@@ -221,6 +259,7 @@ export async function main(
     }
     if (command === 'haproxy-config') return haproxyCommand(rest, io);
     if (command === 'sessions') return await sessionsCommand(rest, io, env);
+    if (command === 'secret') return secretCommand(rest, io, env);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     const known = err instanceof UsageError || isTetherError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');

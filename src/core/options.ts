@@ -348,7 +348,7 @@ export function secretProblem(secret: string, production: boolean): string | nul
   const distinct = new Set(secret).size;
   if (production && distinct < TETHER_DEFAULTS.minSecretDistinctChars) {
     return `a secret with ${distinct} different characters is a repeated pattern, not a random secret; in production each needs at least `
-      + `${TETHER_DEFAULTS.minSecretDistinctChars}. Generate one with node -e "console.log(require('node:crypto').randomBytes(32).toString('base64url'))"`;
+      + `${TETHER_DEFAULTS.minSecretDistinctChars}. Generate one with npx tether secret`;
   }
   return null;
 }
