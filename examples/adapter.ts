@@ -4,9 +4,13 @@ import { isTetherError, type RequestView, type Session, type Tether } from 'teth
 /** A handler sets its status and headers on `res` and returns the body; the adapter ends the response. */
 export type Handler<T extends object> = (req: IncomingMessage, res: ServerResponse, session: Session<T>) => Promise<string>;
 
-/** Answers `{"error":{"code","message"}}` with the error's status, in place of whatever the handler set. */
-function answerError(res: ServerResponse, err: unknown): void {
+/**
+ * Answers `{"error":{"code","message"}}` with the error's status, in place of whatever the handler set,
+ * with the Set-Cookie values an abandoned session still sends (the expiry of a forged cookie).
+ */
+function answerError(res: ServerResponse, err: unknown, cookies: readonly string[] = []): void {
   for (const name of res.getHeaderNames()) res.removeHeader(name);
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies);
   const known = isTetherError(err);
   // When to try again, where the error says: a limit's window, a second for a store outage.
   const wait = known ? err.retryAfterSec : undefined;
@@ -53,8 +57,7 @@ export function sessionsFor<T extends object>(tether: Tether<T>, handler: Handle
       if (options.csrf?.(req) ?? true) tether.checkRequest(session, view);
       body = await handler(req, res, session); // 4. the app
     } catch (err) {
-      tether.abandon(session); // a failed request writes nothing
-      answerError(res, err);
+      answerError(res, err, tether.abandon(session)); // a failed request writes nothing
       return;
     }
     let cookies: string[];

@@ -123,6 +123,9 @@ export interface EngineStats {
   socketEnds: Readonly<Record<SocketEndReason, number>>;
 }
 
+/** What an abandoned request's answer carries when it carries no cookie. */
+const NO_COOKIES: readonly string[] = Object.freeze([]);
+
 export class Tether<T extends object = SessionData> {
   readonly options: Readonly<ResolvedOptions>;
   readonly store: SessionStore;
@@ -331,16 +334,24 @@ export class Tether<T extends object = SessionData> {
    * Ends the request without writing anything (handler failed, or its client went away before it was
    * answered); releases the gate. A no-op once the commit has begun, its wait for pending `update()`
    * functions included: the handler has answered, so its changes are stored.
+   *
+   * Returns the Set-Cookie values the error answer carries (and `commit` returns from then on): none,
+   * except the expiry of a presented cookie that names nothing whatever the request's outcome (forged,
+   * or its session timed out). Left in the browser, such a cookie would be sent into every refusal: an
+   * app that throttles forged cookies per address, answering 429, would never let go of a browser whose
+   * cookie a replaced secret no longer verifies.
    */
-  abandon(session: Session<T>): void {
+  abandon(session: Session<T>): readonly string[] {
     const s = sessionState(session);
     // A commit under way releases the gate when its write settles: released now, the session's next
     // writer would load the record the write is replacing.
-    if (s.committed || s.afterUpdates !== null) return;
+    if (s.committed || s.afterUpdates !== null) return NO_COOKIES;
     s.committed = true;
     // Nothing of the request is stored: a later endNow, which commits an ending, must not run them.
     s.afterCommit = null;
+    if (s.clearCookie && s.record === null) s.setCookies.push(this.#cookie.clear);
     this.#release(s);
+    return s.setCookies;
   }
 
   /**

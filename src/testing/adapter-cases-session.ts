@@ -326,6 +326,28 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal((await env.call('GET', '/state', { cookie: s.cookie })).json?.isNew, false, 'the server is still up');
   });
 
+  test('forged cookie when its request fails (403 CSRF, a handler that throws) then the error answer expires it all the same', async (t) => {
+    const env = await setup(t);
+    // Signed by a secret the server does not hold: the browser of a user after a one-step secret replacement.
+    const forged = `sid=${new Signer(['a-secret-this-server-never-had-0123456789']).sign(generateId())}`;
+    const refused = await env.call('POST', '/add', { cookie: forged, body: { item: 'x' } });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.cookie, '', 'a refused request expires the forged cookie');
+    const failed = await env.call('GET', '/boom-read', { cookie: forged });
+    assert.equal(failed.status, 500);
+    assert.equal(failed.cookie, '', 'so does a failed one');
+    assert.equal(failed.setCookies.length, 1, 'and sets nothing else');
+    // A signed cookie that names no session is left alone, failure or not (see #reject in the engine).
+    const s = await newSession(env);
+    await env.call('POST', '/logout', { cookie: s.cookie, token: s.token });
+    const stale = await env.call('GET', '/boom-read', { cookie: s.cookie });
+    assert.equal(stale.status, 500);
+    assert.deepEqual(stale.setCookies, []);
+    const plain = await env.call('GET', '/boom-read');
+    assert.deepEqual(plain.setCookies, [], 'no cookie, none set');
+    assert.equal(await env.memory.count(), 0, 'nothing stored');
+  });
+
   test('signed, well-formed, never-issued ID when presented then it is not adopted', async (t) => {
     const env = await setup(t);
     const forged = generateId();

@@ -111,6 +111,11 @@ export function suiteRoutes(hooks: RouteHooks): SuiteRoute[] {
       },
     },
     { method: 'POST', path: '/open', csrf: false, handle: (s) => (s.set('n', 7), state(s)) },
+    {
+      method: 'GET', path: '/boom-read', handle: () => {
+        throw new Error('the handler failed');
+      },
+    },
   ];
 }
 

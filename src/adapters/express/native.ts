@@ -79,10 +79,8 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
         // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
         // the 5xx they usually answer with, or the mark sessionErrors() left when the app registered it.
         // A failed request writes nothing, as in every adapter.
-        if (res.statusCode >= 500 || FAILED.has(req)) {
-          tether.abandon(session);
-          return [];
-        }
+        // (A cookie that names nothing is expired all the same: see Tether#abandon.)
+        if (res.statusCode >= 500 || FAILED.has(req)) return tether.abandon(session);
         return tether.commitNow(session);
       }, undefined, session);
       next();

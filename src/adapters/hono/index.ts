@@ -66,14 +66,18 @@ function nodeServerAddress(c: Context): string | undefined {
   return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress;
 }
 
-/** The error's response; with `kept`, also those of its headers that are not an answer's own (ANSWER_HEADERS). */
-function errorOut(err: unknown, kept?: Headers): Response {
+/**
+ * The error's response; with `kept`, also those of its headers that are not an answer's own
+ * (ANSWER_HEADERS); with `cookies`, what the abandoned session's answer carries (Tether#abandon).
+ */
+function errorOut(err: unknown, kept?: Headers, cookies: readonly string[] = []): Response {
   const { status, body, retryAfter } = errorResponse(err);
   const headers = new Headers();
   if (kept) for (const [name, value] of kept) if (!ANSWER_HEADERS.has(name)) headers.append(name, value);
   headers.set('content-type', 'application/json; charset=utf-8');
   headers.set('cache-control', 'no-store');
   if (retryAfter !== undefined) headers.set('retry-after', retryAfter);
+  for (const ck of cookies) headers.append('set-cookie', ck);
   return new Response(JSON.stringify(body), { status, headers });
 }
 
@@ -144,8 +148,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
       if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limitBody));
     } catch (err) {
-      tether.abandon(session);
-      return errorOut(err);
+      return errorOut(err, undefined, tether.abandon(session));
     }
     c.set('session', session);
     try {
@@ -156,7 +159,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     // Hono hands a handler's error to app.onError and records it here: a failed request writes nothing.
     if (c.error) {
-      tether.abandon(session);
+      addToResponse(c, tether.abandon(session), null);
       return;
     }
     let cookies: string[];
@@ -173,25 +176,30 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       c.res = errorOut(err, kept);
       return;
     }
-    const clearSiteData = session.clearSiteData;
-    if (cookies.length > 0 || clearSiteData !== null) {
-      // Responses can be immutable (e.g. from fetch); rebuild when needed.
-      let res = c.res;
-      try {
-        addSessionHeaders(res.headers, cookies, clearSiteData);
-      } catch {
-        res = new Response(res.body, res);
-        addSessionHeaders(res.headers, cookies, clearSiteData);
-        // The copy holds the handler's headers already; cleared first, or the setter would put the
-        // handler's Set-Cookie over the session's and the session's record would be stored orphaned.
-        c.res = undefined;
-        c.res = res;
-      }
-    }
+    addToResponse(c, cookies, session.clearSiteData);
   };
 }
 
-/** What a commit sends: its Set-Cookie values, and Clear-Site-Data when it ended the session; the response becomes no-store. */
+/**
+ * Adds what a commit sends to `c.res`: its Set-Cookie values, and Clear-Site-Data when it ended the
+ * session; the response becomes no-store. Nothing at all when it sends neither.
+ */
+function addToResponse(c: Context, cookies: readonly string[], clearSiteData: string | null): void {
+  if (cookies.length === 0 && clearSiteData === null) return;
+  // Responses can be immutable (e.g. from fetch); rebuild when needed.
+  let res = c.res;
+  try {
+    addSessionHeaders(res.headers, cookies, clearSiteData);
+  } catch {
+    res = new Response(res.body, res);
+    addSessionHeaders(res.headers, cookies, clearSiteData);
+    // The copy holds the handler's headers already; cleared first, or the setter would put the
+    // handler's Set-Cookie over the session's and the session's record would be stored orphaned.
+    c.res = undefined;
+    c.res = res;
+  }
+}
+
 function addSessionHeaders(headers: Headers, cookies: readonly string[], clearSiteData: string | null): void {
   for (const ck of cookies) headers.append('set-cookie', ck);
   if (clearSiteData !== null) headers.set('clear-site-data', clearSiteData);

@@ -26,7 +26,7 @@ type Method = 'writeHead' | 'write' | 'end' | 'flushHeaders';
 type Apply = (this: ServerResponse, ...args: unknown[]) => unknown;
 type Methods = Record<Method, Apply>;
 /** The commit: the Set-Cookie values to send, or a promise of them; what it throws or rejects is answered as an error. */
-export type Commit = () => string[] | Promise<string[]>;
+export type Commit = () => readonly string[] | Promise<readonly string[]>;
 /** Where the hold reads, once the commit settled, the Clear-Site-Data value it sends with the cookies: the session. */
 export interface Ending {
   readonly clearSiteData: string | null;
@@ -106,7 +106,7 @@ class Hold {
     if (m === 'end') this.#ended = true;
     if (!this.#started) {
       this.#started = true;
-      let cookies: string[] | Promise<string[]>;
+      let cookies: readonly string[] | Promise<readonly string[]>;
       try {
         cookies = this.#commit();
       } catch (err) {
@@ -127,7 +127,7 @@ class Hold {
     return heldResult(m, res);
   }
 
-  #committed(cookies: string[]): void {
+  #committed(cookies: readonly string[]): void {
     const res = this.#res;
     const q = this.#queue;
     this.#settled = true;

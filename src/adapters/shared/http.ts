@@ -71,8 +71,11 @@ export const ANSWER_HEADERS: ReadonlySet<string> = new Set([
   'transfer-encoding', 'connection', 'keep-alive', 'trailer', 'upgrade', 'proxy-connection', 'clear-site-data',
 ]);
 
-/** Replaces whatever the response holds with the error, if nothing was sent yet; else ends the connection. */
-export function sendError(res: ServerResponse, err: unknown, end: (chunk?: string) => void = (c) => res.end(c)): void {
+/**
+ * Replaces whatever the response holds with the error, if nothing was sent yet; else ends the
+ * connection. `cookies`: what the abandoned session's answer carries (Tether#abandon).
+ */
+export function sendError(res: ServerResponse, err: unknown, end: (chunk?: string) => void = (c) => res.end(c), cookies: readonly string[] = []): void {
   if (res.headersSent) {
     res.destroy(err instanceof Error ? err : undefined);
     return;
@@ -83,6 +86,7 @@ export function sendError(res: ServerResponse, err: unknown, end: (chunk?: strin
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('cache-control', 'no-store');
   if (retryAfter !== undefined) res.setHeader('retry-after', retryAfter);
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies);
   end(JSON.stringify(body));
 }
 
@@ -172,8 +176,7 @@ function checked<T extends object, R extends IncomingMessage>(
     // A form post whose token is in its body (csrf.forms): read from the body parsed before the session opened.
     if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, formOf(tether, req, options.form));
   } catch (err) {
-    tether.abandon(session);
-    sendError(res, err);
+    sendError(res, err, undefined, tether.abandon(session));
     return null;
   }
   return session;
