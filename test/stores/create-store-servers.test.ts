@@ -119,7 +119,7 @@ describe('createStore with Sentinel and Cluster URLs on real servers', () => {
     }
   });
 
-  it('createStore when given a redis+cluster URL with one seed then reaches every node, and reportExpired is refused as on a Cluster', async () => {
+  it('createStore when given a redis+cluster URL with one seed then reaches every node, and reportExpired turns on its sweep', async () => {
     const seed = cluster.seeds[0]!;
     const store = await createStore(`redis+cluster://${seed.host}:${seed.port}?keyPrefix=clu:`, { clock });
     try {
@@ -139,6 +139,12 @@ describe('createStore with Sentinel and Cluster URLs on real servers', () => {
     } finally {
       await store.close();
     }
-    await assert.rejects(createStore(`redis+cluster://${seed.host}:${seed.port}?reportExpired=true`, { clock }), { code: 'OPTIONS_INVALID', message: /Cluster/ });
+    const reporting = await createStore(`redis+cluster://${seed.host}:${seed.port}?keyPrefix=clu2:&reportExpired=true&sweepIntervalMs=0`, { clock });
+    try {
+      assert.equal(typeof reporting.sweep, 'function');
+      assert.equal(await reporting.sweep!(), 0);
+    } finally {
+      await reporting.close();
+    }
   });
 });

@@ -14,7 +14,7 @@ import { SERVER_CLOCK_SYNC_MS, ServerClock, SweptListeners, assertNextVersion, d
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
-import { CLAIM_EXPIRED, DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REGENERATE, SET, SET_REPORTED, TOUCH, UNINDEX } from './scripts.js';
+import { CLAIM_DUE, CLAIM_EXPIRED, DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REAP, REGENERATE, SET, SET_REPORTED, TOUCH, UNINDEX } from './scripts.js';
 import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Script } from './scripts.js';
@@ -29,6 +29,12 @@ export type { RedisClient, RedisStoreOptions } from './options.js';
 export type { ChangeFeedOptions } from './feed.js';
 
 const OK: SetResult = Object.freeze({ ok: true });
+
+/**
+ * With `reportExpired` on a Cluster: how many hashes of sessions due, `<prefix>due{0}` … `{15}`, each
+ * on the slot of its hash tag, so the entries (and the sweeps' work) spread over the primaries.
+ */
+export const DUE_SHARDS = 16;
 
 export class RedisStore implements SessionStore {
   readonly name = 'redis';
@@ -86,7 +92,10 @@ export class RedisStore implements SessionStore {
     this.#waiters.clear();
   };
   #feed: ChangeFeed | null = null;
-  /** With `reportExpired`: `<prefix>due`, the hash of sessions that can time out (key → owner, '' when anonymous); '' without. */
+  /**
+   * With `reportExpired`: `<prefix>due`, the hash of sessions that can time out (key → owner, '' when
+   * anonymous); '' without. On a Cluster the name of DUE_SHARDS hashes, each with its hash tag (`#dueOf`).
+   */
   readonly #due: string;
   readonly #swept = new SweptListeners();
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -192,17 +201,23 @@ export class RedisStore implements SessionStore {
       const args: Array<string | number> = mode === '1' ? [skey, this.#up + userId] : [skey];
       const numKeys = args.length;
       args.push(expectedVersion, now, value, ttl, mode, this.#channel, this.#message(key, stamp));
-      if (this.#due !== '') {
-        // Every argument, then the hash of sessions due and whether this record can time out: not an
-        // ending, not a renewal's pointer (its deadline is its lastSeenAt), not a user context.
-        const due = ttl > 0 && isSessionKey(key) && deadlineOf(record) > record.lastSeenAt;
+      // Whether this record can time out: not an ending, not a renewal's pointer (its deadline is its
+      // lastSeenAt), not a user context.
+      const due = this.#due !== '' && ttl > 0 && isSessionKey(key) && deadlineOf(record) > record.lastSeenAt;
+      if (this.#due !== '' && !this.#cluster) {
+        // Every argument, then the hash of sessions due and whether this record can time out.
         args.push(userId ?? '', record.absoluteExpiresAt, key, this.#due, due ? '1' : '0');
         reply = await this.#eval(SET_REPORTED, numKeys, args) as number | string;
       } else {
+        // On a Cluster the hash is on another slot: a record that cannot time out leaves it first, so
+        // that no sweep reports an ending as a timeout (should the write then fail, a report is missed,
+        // never a false one made). One that can enters it once written (below).
+        if (this.#due !== '' && !due && isSessionKey(key)) await this.#undue([key]);
         if (userId !== null) args.push(userId);
         if (mode === '1') args.push(record.absoluteExpiresAt, key);
         reply = await this.#eval(SET, numKeys, args) as number | string;
       }
+      if (due && this.#cluster && !(typeof reply === 'number' && reply >= 0)) await this.#listDue(key, userId);
     } catch (err) {
       throw this.#fail('set', err);
     }
@@ -389,35 +404,82 @@ export class RedisStore implements SessionStore {
    */
   async #undue(members: string[]): Promise<void> {
     if (this.#due === '') return;
-    await this.#bound('HDEL', () => this.#client.hdel(this.#due, ...members));
+    if (!this.#cluster) {
+      await this.#bound('HDEL', () => this.#client.hdel(this.#due, ...members));
+      return;
+    }
+    const byHash = new Map<string, string[]>();
+    for (const m of members) {
+      const hash = this.#dueOf(m);
+      const list = byHash.get(hash);
+      if (list) list.push(m);
+      else byHash.set(hash, [m]);
+    }
+    await Promise.all([...byHash].map(([hash, list]) => this.#bound('HDEL', () => this.#client.hdel(hash, ...list))));
   }
 
-  /** See `sweep`: HSCAN over the hash of sessions due, each batch claimed by CLAIM_EXPIRED, each batch's claims reported. */
+  /**
+   * On a Cluster, with `reportExpired`: lists a session just written in the hash of those due. A failure
+   * is not the write's (it is stored): the session is then not reported when it times out, unless a
+   * later write lists it. A process that stalls between the write and this longer than the session's
+   * idle timeout could list a session a sweep has reported already, and it would be reported again:
+   * the one way a Cluster's report can come twice, where one server's cannot.
+   */
+  async #listDue(key: string, userId: string | null): Promise<void> {
+    const hash = this.#dueOf(key);
+    await this.#bound('HSET', () => this.#client.hset(hash, key, userId ?? '')).catch(noop);
+  }
+
+  /** The hash of sessions due that lists `key`: the one hash on one server, one of DUE_SHARDS on a Cluster. */
+  #dueOf(key: string): string {
+    if (!this.#cluster) return this.#due;
+    let h = 0;
+    for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) >>> 0;
+    return `${this.#due}{${h % DUE_SHARDS}}`;
+  }
+
+  /**
+   * See `sweep`: HSCAN over the hash of sessions due (each of them on a Cluster), each batch claimed by
+   * CLAIM_EXPIRED (on a Cluster: REAP on each session's slot, then CLAIM_DUE on the hash's), each
+   * batch's claims reported.
+   */
   async #sweep(): Promise<number> {
     if (this.#closed) return 0;
     if (!this.#ready()) await this.#whenReady();
-    const client = this.#client as Redis;
+    const hashes = this.#cluster ? Array.from({ length: DUE_SHARDS }, (_, i) => `${this.#due}{${i}}`) : [this.#due];
     let claimed = 0;
-    let cursor = '0';
     try {
-      for (let i = 0; i < 10_000_000; i++) {
-        const [next, flat] = await this.#bound('HSCAN', () => client.hscan(this.#due, cursor, 'COUNT', 500));
-        cursor = next;
-        const members: string[] = [];
-        for (let j = 0; j < flat.length; j += 2) members.push(flat[j]!);
-        if (members.length > 0) {
-          const out = await this.#eval(CLAIM_EXPIRED, 0, [this.#due, this.clock.now(), this.#sp, ...members]) as string[];
-          const swept: SweptSession[] = [];
-          for (let j = 0; j < out.length; j += 2) swept.push({ key: out[j]!, userId: out[j + 1] === '' ? null : out[j + 1]! });
-          claimed += swept.length;
-          if (this.#swept.active) this.#swept.reportSessions(swept);
+      for (const hash of hashes) {
+        let cursor = '0';
+        for (let i = 0; i < 10_000_000; i++) {
+          const [next, flat] = await this.#bound('HSCAN', () => this.#client.hscan(hash, cursor, 'COUNT', 500));
+          cursor = next;
+          const members: string[] = [];
+          for (let j = 0; j < flat.length; j += 2) members.push(flat[j]!);
+          if (members.length > 0) {
+            const out = await this.#claim(hash, members);
+            const swept: SweptSession[] = [];
+            for (let j = 0; j < out.length; j += 2) swept.push({ key: out[j]!, userId: out[j + 1] === '' ? null : out[j + 1]! });
+            claimed += swept.length;
+            if (this.#swept.active) this.#swept.reportSessions(swept);
+          }
+          if (cursor === '0' || this.#closed) break;
         }
-        if (cursor === '0' || this.#closed) break;
+        if (this.#closed) break;
       }
     } catch (err) {
       throw this.#fail('sweep', err);
     }
     return claimed;
+  }
+
+  /** Claims the members of one hash of sessions due whose records are gone or past a deadline: key, owner pairs. */
+  async #claim(hash: string, members: string[]): Promise<string[]> {
+    const now = this.clock.now();
+    if (!this.#cluster) return await this.#eval(CLAIM_EXPIRED, 0, [hash, now, this.#sp, ...members]) as string[];
+    const gone = await Promise.all(members.map((m) => this.#eval(REAP, 1, [this.#sp + m, now]) as Promise<number>));
+    const dead = members.filter((_, i) => gone[i] === 1);
+    return dead.length === 0 ? [] : await this.#eval(CLAIM_DUE, 1, [hash, ...dead]) as string[];
   }
 
   /** Every key under the session prefix, in SCAN batches handed to `each` one at a time, on every primary. */

@@ -51,7 +51,9 @@ export interface RedisStoreOptions {
    * entries whose record Redis expired (or that are past their deadline by the store's clock), each
    * once, whichever process's sweep gets it. Costs one HSET inside each write's script, an HDEL before
    * each destroy, a login's two writes instead of one script, and the hash's memory (≈ 100 bytes per
-   * session). One server or Sentinel only: refused on a Cluster. @default false
+   * session). On a Cluster the hash is split in 16 (`<prefix>due{0}` … `{15}`, spread over the
+   * primaries by their hash tags) and each write of a session costs one HSET more, after it, as a
+   * round trip of its own: see docs/stores.md for what that changes. @default false
    */
   reportExpired?: boolean;
   /** With `reportExpired`: how often the sweep runs, 0 for none (call `sweep()` yourself). @default 60000 */
@@ -111,9 +113,6 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
   }
   if (options.cluster) checkOptions('RedisStore', options.cluster, { nodes: isNodeList, options: 'object' }, 'options.cluster');
   if (options.cluster && options.cluster.nodes === undefined) throw new OptionsInvalidError('RedisStore options.cluster.nodes is required');
-  if (options.reportExpired && (options.cluster !== undefined || (options.client as { isCluster?: boolean } | undefined)?.isCluster === true)) {
-    throw new OptionsInvalidError('RedisStore options.reportExpired needs one server or Sentinel: on a Cluster the sessions and the hash of those due live on different nodes');
-  }
   if (options.sentinel) {
     const s = options.sentinel;
     if (isNodeList(s.sentinels) !== null) throw new OptionsInvalidError('RedisStore options.sentinel.sentinels must be a non-empty array of { host, port }');

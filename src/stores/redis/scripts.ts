@@ -7,8 +7,9 @@
  * `absoluteExpiresAt` ever written for that member (a session never lives past it, so an entry whose
  * score has passed is certainly dead). Every script touches the keys it is given and no other, so each
  * runs on Redis Cluster too; the two that touch two keys (an index and a session) are only used when
- * one server holds every key, and so are the two of `reportExpired` (SET_REPORTED, CLAIM_EXPIRED),
- * which also reach the hash of sessions due, `<prefix>due`, named in their arguments. Times come in as decimal epoch milliseconds from the store's clock, and
+ * one server holds every key, and so are two of `reportExpired` (SET_REPORTED, CLAIM_EXPIRED),
+ * which also reach the hash of sessions due, `<prefix>due`, named in their arguments; on a Cluster
+ * the hash is split in DUE_SHARDS, each on its own slot, and REAP and CLAIM_DUE take their place. Times come in as decimal epoch milliseconds from the store's clock, and
  * TTLs are set relative to that clock (PEXPIRE deadline − now, not PEXPIREAT): the store's clock is
  * the one authority on expiry, and Redis's own clock, wherever it stands, never ends a session early.
  * Change messages follow feed.ts: `=<version>:<expiresAt> <key>` after a set or touch, `!<key>` after
@@ -145,6 +146,37 @@ for i = 4, #ARGV do
       out[#out + 1] = m
       out[#out + 1] = u
     end
+  end
+end
+return out
+`);
+
+/**
+ * The Cluster half of a sweep, per session (RedisStore `reportExpired`): whether the record under
+ * KEYS[1] is gone (Redis expired it) or past a deadline at ARGV[1] (it is then deleted). Returns 1
+ * for either, 0 while it is live. CLAIM_DUE then takes those still listed out of their hash.
+ */
+export const REAP = new Script(`${RECORD}
+local h = head(KEYS[1])
+if not h then return 1 end
+if live(h, tonumber(ARGV[1])) then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`);
+
+/**
+ * The Cluster claim (RedisStore `reportExpired`): takes the store keys in ARGV, whose records REAP
+ * found gone, out of the hash of sessions due KEYS[1], each once whichever process asks first.
+ * Returns, for each one taken, its store key and its owner ('' when anonymous).
+ */
+export const CLAIM_DUE = new Script(`
+local out = {}
+for i = 1, #ARGV do
+  local u = redis.call('HGET', KEYS[1], ARGV[i])
+  if u then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    out[#out + 1] = ARGV[i]
+    out[#out + 1] = u
   end
 end
 return out
