@@ -1,9 +1,10 @@
 /** RedisStore against a real three-primary Redis Cluster: the conformance suite plus sessions spread over every primary. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisStore } from '../../src/stores/redis/index.js';
+import { DUE_SHARDS, RedisStore } from '../../src/stores/redis/index.js';
+import { sweepsReportEachOnce } from '../helpers/report-expired.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
-import type { SessionStore, SweptSession } from '../../src/core/store.js';
+import type { SessionStore } from '../../src/core/store.js';
 import { startRedisCluster, redisCommand, waitFor } from '../helpers/redis.js';
 import type { RedisCluster } from '../helpers/redis.js';
 
@@ -52,63 +53,28 @@ runStoreSuite({
 });
 
 describe('RedisStore on a cluster', () => {
-  it('cluster store with reportExpired when sessions time out in Redis then two processes sweeping at once report each once, with its owner; logged-out ones, renewal pointers and user contexts never', async () => {
+  it('cluster store with reportExpired when sessions time out in Redis then two processes sweeping at once report each once, with its owner; logged-out ones, ended ones, renewal pointers and user contexts never', async () => {
     const keyPrefix = nextPrefix();
     const open = (): RedisStore => new RedisStore({ cluster: { nodes: [...cluster.seeds] }, keyPrefix, reportExpired: true, sweepIntervalMs: 0 });
-    const a = open();
-    const b = open();
-    try {
-      // Deadlines well ahead of the writes: a record written already past its deadline is an ending, never reported.
-      const now = a.clock.now();
-      const soon = { expiresAt: now + 2_000 };
-      const idle = Array.from({ length: 60 }, (_, i) => makeRecord(a.clock, { ...soon, userId: i % 3 === 0 ? null : `u${i % 4}` }));
-      const live = makeRecord(a.clock, { userId: 'u1' });
-      const loggedOut = makeRecord(a.clock, { ...soon, userId: 'u2' });
-      const context = makeRecord(a.clock, { ...soon, key: 'user:' + makeRecord(a.clock).key.slice(5) });
-      const renewed = makeRecord(a.clock, { userId: 'u3' });
-      const ended = makeRecord(a.clock, { userId: 'u3' });
-      for (const res of await Promise.all([...idle, live, loggedOut, context, renewed, ended].map((r) => a.set(r, 0)))) assert.deepEqual(res, { ok: true });
-      await b.destroy(loggedOut.key);
-      const until = now + 2_000;
-      assert.deepEqual(await b.set({ ...renewed, data: '"moved"', version: 2, userId: null, lastSeenAt: until, expiresAt: until, absoluteExpiresAt: until }, 1), { ok: true });
-      const t = a.clock.now();
-      assert.deepEqual(await b.set({ ...ended, data: '"ended"', version: 2, lastSeenAt: t, expiresAt: t - 1, absoluteExpiresAt: t - 1 }, 1), { ok: true });
-      assert.ok(a.clock.now() < until, 'every record was written before its deadline');
-
-      // The hashes of sessions due are spread over the primaries.
-      const holders = new Set<number>();
-      for (let i = 0; i < 16; i++) {
-        const slot = Number(await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'KEYSLOT', `${keyPrefix}due{${i}}`]));
+    // Each of the 16 hashes of sessions due, on the primary that holds its slot.
+    const dueHashes = async (): Promise<Array<{ port: number; hash: string }>> => {
+      const out: Array<{ port: number; hash: string }> = [];
+      for (let i = 0; i < DUE_SHARDS; i++) {
+        const hash = `${keyPrefix}due{${i}}`;
+        const slot = Number(await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'KEYSLOT', hash]));
         for (const node of cluster.nodes) {
-          if (Number(await redisCommand(node.port, ['CLUSTER', 'COUNTKEYSINSLOT', slot])) > 0) holders.add(node.port);
+          if (Number(await redisCommand(node.port, ['CLUSTER', 'COUNTKEYSINSLOT', slot])) > 0) out.push({ port: node.port, hash });
         }
       }
-      assert.equal(holders.size, 3, 'every primary holds some of the hashes of sessions due');
-
-      await new Promise((r) => setTimeout(r, until + 300 - a.clock.now()));
-      const reports: SweptSession[][] = [[], []];
-      a.onSwept!((s) => void reports[0]!.push(...s));
-      b.onSwept!((s) => void reports[1]!.push(...s));
-      const [na, nb] = await Promise.all([a.sweep!(), b.sweep!()]);
-      const all = reports.flat();
-      assert.equal(na + nb, idle.length);
-      assert.equal(all.length, idle.length, 'each reported once, by one process');
-      const byKey = new Map(all.map((s) => [s.key, s.userId]));
-      for (const r of idle) assert.equal(byKey.get(r.key), r.userId, r.key);
-      assert.deepEqual([await a.sweep!(), await b.sweep!()], [0, 0], 'nothing is reported twice');
-      assert.ok(await a.get(live.key), 'a live session stays');
+      return out;
+    };
+    await sweepsReportEachOnce(open(), open(), 60, async () => {
       let listed = 0;
-      for (let i = 0; i < 16; i++) {
-        const slot = Number(await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'KEYSLOT', `${keyPrefix}due{${i}}`]));
-        for (const node of cluster.nodes) {
-          if (Number(await redisCommand(node.port, ['CLUSTER', 'COUNTKEYSINSLOT', slot])) > 0) listed += Number(await redisCommand(node.port, ['HLEN', `${keyPrefix}due{${i}}`]));
-        }
-      }
-      assert.equal(listed, 1, 'the hashes of sessions due hold the live one alone');
-    } finally {
-      await a.close();
-      await b.close();
-    }
+      for (const { port, hash } of await dueHashes()) listed += Number(await redisCommand(port, ['HLEN', hash]));
+      return listed;
+    }, async () => {
+      assert.equal(new Set((await dueHashes()).map((d) => d.port)).size, 3, 'every primary holds some of the hashes of sessions due');
+    });
   });
 
   it('change feed when its subscriber connection is killed then it subscribes again on a node it picks, calls onResync, and reports later changes', async () => {

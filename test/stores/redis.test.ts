@@ -6,10 +6,11 @@ import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js'
 import { plainSender } from '../../src/stores/redis/options.js';
 import { escapeGlob } from '../../src/stores/redis/feed.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
-import type { SessionRecord, SessionStore, SweptSession } from '../../src/core/store.js';
+import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
+import { sweepsReportEachOnce } from '../helpers/report-expired.js';
 import { createTether } from '../../src/core/engine.js';
 import type { Tether } from '../../src/core/engine.js';
 import type { Session, SessionData } from '../../src/core/session.js';
@@ -81,39 +82,9 @@ describe('RedisStore reportExpired', () => {
       new RedisStore({ url: server.url, keyPrefix, reportExpired: true, sweepIntervalMs: 0 }), keyPrefix];
   };
 
-  it('redis store with reportExpired when sessions time out in Redis then two processes sweeping at once report each once, with its owner; logged-out ones, renewal pointers and user contexts never', async () => {
+  it('redis store with reportExpired when sessions time out in Redis then two processes sweeping at once report each once, with its owner; logged-out ones, ended ones, renewal pointers and user contexts never', async () => {
     const [a, b, prefix] = reportingPair();
-    try {
-      // Deadlines well ahead of the writes: a record written already past its deadline is an ending, never reported.
-      const now = a.clock.now();
-      const soon = { expiresAt: now + 2_000 };
-      const idle = Array.from({ length: 30 }, (_, i) => makeRecord(a.clock, { ...soon, userId: i % 3 === 0 ? null : `u${i % 4}` }));
-      const live = makeRecord(a.clock, { userId: 'u1' });
-      const loggedOut = makeRecord(a.clock, { ...soon, userId: 'u2' });
-      const context = makeRecord(a.clock, { ...soon, key: 'user:' + makeRecord(a.clock).key.slice(5) });
-      const renewed = makeRecord(a.clock, { userId: 'u3' });
-      for (const res of await Promise.all([...idle, live, loggedOut, context, renewed].map((r) => a.set(r, 0)))) assert.deepEqual(res, { ok: true });
-      await b.destroy(loggedOut.key);
-      const until = now + 2_000;
-      assert.deepEqual(await b.set({ ...renewed, data: '"moved"', version: 2, userId: null, lastSeenAt: until, expiresAt: until, absoluteExpiresAt: until }, 1), { ok: true });
-      assert.ok(a.clock.now() < until, 'every record was written before its deadline');
-      await sleep(until + 300 - a.clock.now());
-      const reports: SweptSession[][] = [[], []];
-      a.onSwept!((s) => void reports[0]!.push(...s));
-      b.onSwept!((s) => void reports[1]!.push(...s));
-      const [na, nb] = await Promise.all([a.sweep!(), b.sweep!()]);
-      const all = reports.flat();
-      assert.equal(na + nb, idle.length);
-      assert.equal(all.length, idle.length, 'each reported once, by one process');
-      const byKey = new Map(all.map((s) => [s.key, s.userId]));
-      for (const r of idle) assert.equal(byKey.get(r.key), r.userId, r.key);
-      assert.deepEqual([await a.sweep!(), await b.sweep!()], [0, 0], 'nothing is reported twice');
-      assert.ok(await a.get(live.key), 'a live session stays');
-      assert.equal(await redisCommand(server.port, ['HLEN', `${prefix}due`]), '1', 'the hash of sessions due holds the live one alone');
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await sweepsReportEachOnce(a, b, 30, async () => Number(await redisCommand(server.port, ['HLEN', `${prefix}due`])));
   });
 
   it('engine over a RedisStore with reportExpired when a session times out unseen then the sweep publishes expired with reason swept and its owner', async () => {
