@@ -195,7 +195,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
 
   const rawSecrets = text(env, 'TETHER_SECRET');
   if (production && rawSecrets === undefined) {
-    throw new ConfigError('TETHER_SECRET', `is required when NODE_ENV=production (comma-separated, each at least ${TETHER_DEFAULTS.minSecretLength} characters; e.g. from \`openssl rand -base64 48\`)`);
+    throw new ConfigError('TETHER_SECRET', `is required when NODE_ENV=production (comma-separated, each at least ${TETHER_DEFAULTS.minSecretLength} characters; e.g. from \`npx tether secret\`)`);
   }
   let secrets: string[] = [];
   if (rawSecrets !== undefined) {
