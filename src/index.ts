@@ -18,6 +18,8 @@ export type { SharedLimiter } from './core/rate-limit.js';
 export { systemClock, isExpired, deadlineOf, ServerClock } from './core/store.js';
 export { jsonCodec, parseJsonSafely } from './core/codec.js';
 export type { SessionCodec, Envelope } from './core/codec.js';
+export { encryptedCodec } from './core/encrypted-codec.js';
+export type { EncryptedCodecOptions } from './core/encrypted-codec.js';
 export { UserContexts } from './core/user-context.js';
 export type { UserContextData } from './core/user-context.js';
 export { isSafeMethod } from './core/csrf.js';

@@ -34,6 +34,18 @@ export interface Envelope {
 export interface SessionCodec {
   encode(envelope: Envelope): string;
   decode(text: string): Envelope;
+  /**
+   * True when `decode` gives what `jsonCodec.decode` gives for the envelope's JSON text (plain JSON
+   * values, its fields checked alike), as `encryptedCodec` over the JSON codec does. The engine then
+   * treats the data as it treats the JSON codec's: one decoding shared by the requests of a session,
+   * each request's data a copy-on-write draft over it, a write's new text decoded by no one.
+   */
+  readonly json?: boolean;
+}
+
+/** Whether the engine may treat `codec`'s data as the JSON codec's (see SessionCodec.json). */
+export function isJsonCodec(codec: SessionCodec): boolean {
+  return codec === jsonCodec || codec.json === true;
 }
 
 export const jsonCodec: SessionCodec = {

@@ -11,7 +11,7 @@ import { jsonExact, sameData } from './decoded.js';
 import { draftHoldsPlain, draftWrites } from './draft.js';
 import { dequal } from 'dequal';
 import type { DecodedCache } from './decoded.js';
-import { jsonCodec, jsonEnvelope } from './codec.js';
+import { isJsonCodec, jsonCodec, jsonEnvelope } from './codec.js';
 import type { Envelope } from './codec.js';
 import { dataOf } from './session.js';
 import type { SessionState } from './session.js';
@@ -148,7 +148,8 @@ export class Committer {
    */
   #encode(s: SessionState, written?: Written): string {
     const d = dataOf(s);
-    const exact = written && this.#e.options.codec === jsonCodec ? jsonExact(d) : undefined;
+    const codec = this.#e.options.codec;
+    const exact = written && isJsonCodec(codec) ? jsonExact(d) : undefined;
     const env: Envelope = { d: exact === undefined ? d : exact.value };
     if (s.csrf !== undefined) env.c = s.csrf;
     if (s.ua !== undefined) env.u = s.ua;
@@ -157,7 +158,8 @@ export class Committer {
     if (s.net !== undefined) env.n = s.net;
     if (s.issuedAt !== undefined) env.i = s.issuedAt;
     if (written) written.env = exact === undefined ? null : env;
-    const text = exact === undefined ? this.#e.options.codec.encode(env) : jsonEnvelope(exact.text, env);
+    // A codec that only wraps the JSON (encryptedCodec) is given the envelope of the exact copy.
+    const text = exact === undefined || codec !== jsonCodec ? codec.encode(env) : jsonEnvelope(exact.text, env);
     const max = this.#e.options.maxSessionBytes;
     // A UTF-16 code unit is at most 3 bytes of UTF-8: a text that short is within the limit uncounted.
     if (text.length * 3 > max) {

@@ -21,7 +21,7 @@ import type { DecodedHolder } from './decoded.js';
 import { draft } from './draft.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
-import { jsonCodec } from './codec.js';
+import { isJsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
 import { Session, sessionState } from './session.js';
 import type { RejectedCookie, SessionData, SessionState } from './session.js';
@@ -179,7 +179,7 @@ export class Tether<T extends object = SessionData> {
     const codec = this.options.codec;
     // A new session's data is a draft too, over an empty object no draft changes: its writes are
     // checked and counted as a stored session's are.
-    this.#copyLoaded = codec === jsonCodec ? (s) => draft(s.loaded === null ? NO_DATA : s.loaded.d)
+    this.#copyLoaded = isJsonCodec(codec) ? (s) => draft(s.loaded === null ? NO_DATA : s.loaded.d)
       : (s) => (s.loaded === null ? {} : codec.decode(s.loadedText!).d);
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
     this.#admission = this.options.newSessions === null ? null : new Admission(this.options.newSessions, this.store, this.options.clock);

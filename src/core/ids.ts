@@ -31,13 +31,24 @@ let poolAt = POOL_BYTES;
 
 /** 32 random bytes from the CSPRNG as base64url (43 characters): session IDs and CSRF tokens. */
 export function randomToken(): string {
-  if (poolAt === POOL_BYTES) {
+  if (poolAt + TOKEN_BYTES > POOL_BYTES) {
     randomFillSync(pool);
     poolAt = 0;
   }
   const token = pool.toString('base64url', poolAt, poolAt + TOKEN_BYTES);
   poolAt += TOKEN_BYTES;
   return token;
+}
+
+/** `n` random bytes (at most 32) from the same pool, in a buffer of their own: the IVs of seal.ts. */
+export function randomPoolBytes(n: number): Buffer {
+  if (poolAt + n > POOL_BYTES) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolAt, poolAt + n));
+  poolAt += n;
+  return out;
 }
 
 /** A new session ID: 256 random bits as base64url, 43 characters. */

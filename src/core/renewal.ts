@@ -7,8 +7,9 @@
  * ever sees hashes of IDs, cannot read which ID it is.
  * @module
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
 import { hashId } from './ids.js';
+import { seal, unseal } from './seal.js';
 import type { SessionRecord } from './store.js';
 
 /**
@@ -17,8 +18,6 @@ import type { SessionRecord } from './store.js';
  */
 const MOVED = '"tether:moved:';
 const INFO = 'tether session renewal';
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 
 function keyOf(oldId: string): Buffer {
   return Buffer.from(hkdfSync('sha256', oldId, '', INFO, 32));
@@ -26,10 +25,7 @@ function keyOf(oldId: string): Buffer {
 
 /** The data of the record under the old ID's key: the new ID, sealed with the old one. */
 export function movedData(oldId: string, newId: string): string {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', keyOf(oldId), iv);
-  const sealed = Buffer.concat([iv, cipher.update(newId, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-  return `${MOVED}${sealed.toString('base64url')}"`;
+  return `${MOVED}${seal(keyOf(oldId), newId).toString('base64url')}"`;
 }
 
 /** Whether a record's data is such a pointer. */
@@ -49,13 +45,5 @@ export function pointedTo(pointer: SessionRecord, oldId: string | null, now: num
 /** The new ID a pointer names, opened with the old ID; null when it does not open with that ID. */
 export function movedId(data: string, oldId: string): string | null {
   if (!isMoved(data) || !data.endsWith('"')) return null;
-  const sealed = Buffer.from(data.slice(MOVED.length, -1), 'base64url');
-  if (sealed.length <= IV_BYTES + TAG_BYTES) return null;
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', keyOf(oldId), sealed.subarray(0, IV_BYTES));
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]).toString('utf8');
-  } catch {
-    return null;
-  }
+  return unseal(keyOf(oldId), Buffer.from(data.slice(MOVED.length, -1), 'base64url'));
 }
