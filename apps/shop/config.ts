@@ -22,6 +22,8 @@ export interface ShopConfig {
   databaseUrl: string;
   /** First signs, all verify. */
   secrets: string[];
+  /** Keys of encryptedCodec (first encrypts, all decrypt); empty: session data stored as JSON. */
+  dataKeys: string[];
   /** True when no TETHER_SECRET was given and one was generated (development only). */
   secretGenerated: boolean;
   production: boolean;
@@ -205,6 +207,14 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     if (problem) throw new ConfigError('TETHER_SECRET', problem);
   }
 
+  // Session data encrypted at rest (encryptedCodec), under keys of its own.
+  const rawDataKeys = text(env, 'TETHER_DATA_KEY');
+  const dataKeys = rawDataKeys === undefined ? [] : rawDataKeys.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  if (rawDataKeys !== undefined && dataKeys.length === 0) throw new ConfigError('TETHER_DATA_KEY', 'holds no key');
+  const keyProblem = dataKeys.map((k) => secretProblem(k, true)).find((p) => p !== null);
+  if (keyProblem) throw new ConfigError('TETHER_DATA_KEY', keyProblem);
+  if (dataKeys.some((k) => secrets.includes(k))) throw new ConfigError('TETHER_DATA_KEY', 'must not repeat a signing secret of TETHER_SECRET');
+
   const idleTimeoutSec = integer(env, 'TETHER_IDLE_TIMEOUT', SHOP_DEFAULTS.idleTimeoutSec, 1, 31_536_000);
   const absoluteTimeoutSec = integer(env, 'TETHER_ABSOLUTE_TIMEOUT', SHOP_DEFAULTS.absoluteTimeoutSec, 1, 31_536_000);
   // Keeping a session signed in never shortens it: unset, each follows the ordinary one when that is longer.
@@ -291,6 +301,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     storeUrl: storeUrlRaw ?? `sqlite:${join(dataDir, 'sessions.db')}`,
     databaseUrl: dbUrlRaw ?? `sqlite:${join(dataDir, 'shop.db')}`,
     secrets,
+    dataKeys,
     secretGenerated,
     production,
     idleTimeoutSec,

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
-import { createTether, isTetherError, RateLimitedError } from 'tether';
+import { createTether, encryptedCodec, isTetherError, RateLimitedError } from 'tether';
 import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
 import { registerFlowMetrics, registerTetherMetrics, instrumentStore } from 'tether/observability';
@@ -375,6 +375,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     // An answer that ends its session (logout, account deletion) tells the browser to drop the site's
     // cookies too, whatever path or name they were set under.
     clearSiteData: ['cookies'],
+    // TETHER_DATA_KEY: carts, preferences and checkout details encrypted in the session store.
+    ...(config.dataKeys.length > 0 ? { codec: encryptedCodec({ keys: config.dataKeys }) } : {}),
   });
   registerTetherMetrics(tether, registry);
   // The checkout funnel on /metrics; the flow channels are the process's, so unsubscribed on close.

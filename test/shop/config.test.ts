@@ -56,6 +56,21 @@ describe('shop config', () => {
     assert.equal(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, SHOP_LOG_LEVEL: 'DEBUG' }, quiet).logLevel, 'debug');
   });
 
+  it('config TETHER_DATA_KEY when given then its keys are taken, each checked as production checks a secret; unset, none', async () => {
+    const dir = await tempDir();
+    assert.deepEqual(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET }, quiet).dataKeys, []);
+    const keys = ['data-key-one-0123456789abcdefghijklmn', 'data-key-two-0123456789abcdefghijklmn'];
+    assert.deepEqual(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, TETHER_DATA_KEY: keys.join(', ') }, quiet).dataKeys, keys);
+    for (const [value, message] of [
+      [' , ', /holds no key/],
+      ['x'.repeat(40), /different characters/],
+      ['short-key', /at least 32 characters/],
+      [SECRET, /must not repeat a signing secret/],
+    ] as const) {
+      assert.throws(() => loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: SECRET, TETHER_DATA_KEY: value }, quiet), (err: Error) => /TETHER_DATA_KEY/.test(err.message) && message.test(err.message), value);
+    }
+  });
+
   it('config when a variable is invalid then throws ConfigError naming it', async () => {
     const dir = await tempDir();
     const cases: Array<[string, string]> = [
