@@ -9,6 +9,9 @@ import { createRequire } from 'node:module';
 import express from 'express';
 import expressSession from 'express-session';
 import session from 'tether/express';
+import { encryptedCodec } from 'tether';
+import { randomBytes } from 'node:crypto';
+import { hashId } from '../../src/core/ids.js';
 import { cookieAttributes } from '../helpers/cookie-client.js';
 import { compatApp, idOf, storedData, warningsDuring, backend, SECRET } from './express-compat.kit.js';
 
@@ -266,6 +269,22 @@ describe('session() data and cookie', () => {
     const again = await c.request('/relogin');
     assert.equal(again.headers.get('clear-site-data'), null, 'a regenerate that stores data is a login, not a logout');
     assert.deepEqual(await storedData(app.store, c.get('sid')), { compatNote: 'again' });
+    await app.close();
+  });
+
+  it('tether.codec when encryptedCodec then req.session works as before and the store holds the data encrypted', async () => {
+    const codec = encryptedCodec({ keys: randomBytes(32).toString('base64url') });
+    const app = await compatApp({ tether: { codec } }, (a) => {
+      a.get('/set', (req, res) => res.send(String((req.session.compatNote = 'secret-note'))));
+      a.get('/get', (req, res) => res.json({ note: req.session.compatNote ?? null }));
+    });
+    const c = app.client();
+    await c.request('/set');
+    assert.deepEqual((await c.request('/get')).json(), { note: 'secret-note' });
+    const rec = await app.store.get(hashId(idOf(c.get('sid'))));
+    assert.ok(rec && rec.data.startsWith('"tether:enc:1:'), 'stored encrypted');
+    assert.equal(rec.data.includes('secret-note'), false);
+    assert.equal(codec.decode(rec.data).d.compatNote, 'secret-note');
     await app.close();
   });
 

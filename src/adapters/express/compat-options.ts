@@ -27,7 +27,7 @@ import { Adoptions } from './legacy-migration.js';
 export interface CompatTetherOptions extends Pick<TetherOptions,
   'production' | 'idleTimeoutMs' | 'absoluteTimeoutMs' | 'touchIntervalMs' | 'expiryGraceMs' | 'maxSessionBytes'
   | 'storeTimeoutMs' | 'gateTimeoutMs' | 'maxReplays' | 'maxSessionsPerUser' | 'remember' | 'userContextTtlMs' | 'clock'
-  | 'userAgentChange' | 'addressChange' | 'addressPrefix' | 'newSessions' | 'renewal' | 'clearSiteData'> {
+  | 'userAgentChange' | 'addressChange' | 'addressPrefix' | 'newSessions' | 'renewal' | 'clearSiteData' | 'codec'> {
   /**
    * CSRF settings used by `csrfProtection()`. The compat middleware itself never checks CSRF
    * (express-session apps send no tokens); mount `csrfProtection()` to turn the checks on.
@@ -119,7 +119,7 @@ export interface ResolvedCompat {
 
 const ENGINE_KEYS = ['production', 'idleTimeoutMs', 'absoluteTimeoutMs', 'touchIntervalMs', 'expiryGraceMs', 'maxSessionBytes',
   'storeTimeoutMs', 'gateTimeoutMs', 'maxReplays', 'maxSessionsPerUser', 'remember', 'userContextTtlMs', 'clock', 'csrf',
-  'userAgentChange', 'addressChange', 'addressPrefix', 'newSessions', 'renewal', 'clearSiteData'] as const;
+  'userAgentChange', 'addressChange', 'addressPrefix', 'newSessions', 'renewal', 'clearSiteData', 'codec'] as const;
 
 const isKey = (v: unknown): boolean => typeof v === 'string' || ArrayBuffer.isView(v) || v instanceof KeyObject;
 
