@@ -12,6 +12,8 @@ import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } f
 import { isTetherError } from '../core/errors.js';
 import { handleOf } from '../core/ids.js';
 import { jsonCodec } from '../core/codec.js';
+import type { SessionCodec } from '../core/codec.js';
+import { encryptedCodec } from '../core/encrypted-codec.js';
 import { secretProblem } from '../core/options.js';
 
 export interface CliIo {
@@ -46,6 +48,7 @@ tether sessions end <userId> [--handle=<handle>] [--store <url>]
 tether sessions end --all [--store <url>]
 tether sessions count [--store <url>]
   list                       the user's live sessions: handle, created, last seen, expires, signed in, remembered, user agent
+                             (with env TETHER_DATA_KEY when the app encrypts session data, encryptedCodec)
   end                        ends every session of the user ("log out everywhere"); their user context stays
   --handle=<handle>          with end: only that one of the user's sessions (as list shows it; with the =,
                              since a handle may begin with -)
@@ -167,6 +170,9 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   const url = values.store ?? env.TETHER_STORE;
   if (url === undefined || url === '') throw new UsageError('no store: pass --store <url> or set TETHER_STORE');
   if (parseStoreUrl(url).kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
+  // The app's encryptedCodec keys, where it encrypts session data: what `list` shows is inside.
+  const dataKeys = (env.TETHER_DATA_KEY ?? '').split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;
   const store = await createStore(url);
   try {
     if (action === 'count') {
@@ -194,7 +200,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
         createdAt: new Date(r.createdAt).toISOString(),
         lastSeenAt: new Date(r.lastSeenAt).toISOString(),
         expiresAt: new Date(Math.min(r.expiresAt, r.absoluteExpiresAt)).toISOString(),
-        ...envelopeFacts(r.data),
+        ...envelopeFacts(r.data, codec),
       })).sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt));
       if (values.json) io.out(`${JSON.stringify(rows)}\n`);
       else if (rows.length === 0) io.out(`no live sessions for ${userId}\n`);
@@ -236,9 +242,9 @@ function secretCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): numbe
  * confirmed the password there, and the network it was last seen from (`addressChange`), when its
  * data is in the default JSON codec.
  */
-function envelopeFacts(data: string): { userAgent: string | null; remembered: boolean; authenticatedAt: string | null; network: string | null } {
+function envelopeFacts(data: string, codec: SessionCodec): { userAgent: string | null; remembered: boolean; authenticatedAt: string | null; network: string | null } {
   try {
-    const env = jsonCodec.decode(data);
+    const env = codec.decode(data);
     return { userAgent: env.u ?? null, remembered: env.r === 1, authenticatedAt: env.a === undefined ? null : new Date(env.a).toISOString(), network: env.n ?? null };
   } catch {
     return { userAgent: null, remembered: false, authenticatedAt: null, network: null };

@@ -14,6 +14,8 @@ import { createTether } from '../../../src/index.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 import { generateId, handleOf, hashId } from '../../../src/core/ids.js';
 import { jsonCodec } from '../../../src/core/codec.js';
+import type { SessionCodec } from '../../../src/core/codec.js';
+import { encryptedCodec } from '../../../src/core/encrypted-codec.js';
 import { REPO_ROOT } from '../../helpers/node-process.js';
 import { RedisStore } from '../../../src/stores/redis/index.js';
 import { startRedis } from '../../helpers/redis.js';
@@ -33,7 +35,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 const SIGNED_IN = Date.parse('2026-11-20T08:30:00.000Z');
 
 /** A store file holding two sessions of `ada` (one from Firefox, remembered, signed in at SIGNED_IN, last seen from 203.0.113.0/24), one of `bob` and one anonymous. */
-async function seeded(): Promise<{ url: string; keys: Record<string, string> }> {
+async function seeded(codec: SessionCodec = jsonCodec): Promise<{ url: string; keys: Record<string, string> }> {
   const file = path.join(dir, `s${Math.random().toString(36).slice(2)}.db`);
   const store = new SqliteStore({ path: file });
   const now = Date.now();
@@ -42,7 +44,7 @@ async function seeded(): Promise<{ url: string; keys: Record<string, string> }> 
     const key = hashId(generateId());
     keys[name] = key;
     const at = now - age * 60_000;
-    const data = jsonCodec.encode({ d: { n: 1 }, ...(ua ? { u: ua } : {}), ...(name === 'ada1' ? { r: 1 as const, a: SIGNED_IN, n: '203.0.113.0/24' } : {}) });
+    const data = codec.encode({ d: { n: 1 }, ...(ua ? { u: ua } : {}), ...(name === 'ada1' ? { r: 1 as const, a: SIGNED_IN, n: '203.0.113.0/24' } : {}) });
     assert.equal((await store.set({ key, data, version: 1, userId, createdAt: at, lastSeenAt: at, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
   }
   await store.close();
@@ -69,6 +71,19 @@ describe('tether sessions', () => {
     assert.deepEqual(json.map((s) => s.network), [null, '203.0.113.0/24'], 'the network it was last seen from (addressChange)');
     assert.ok(Date.parse(json[0]!.expiresAt!) > Date.now());
     assert.equal((await run(['sessions', 'list', 'nobody', '--store', url])).out, 'no live sessions for nobody\n');
+  });
+
+  it('sessions list when the app encrypts session data then TETHER_DATA_KEY shows what is inside; without it, the same sessions with nothing of it', async () => {
+    const key = 'cli-data-key-0123456789abcdefghijklmnop';
+    const { url, keys } = await seeded(encryptedCodec({ keys: key }));
+    const withKey = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', url], { TETHER_DATA_KEY: key })).out) as Array<Record<string, string | boolean | null>>;
+    assert.deepEqual(withKey.map((s) => [s.handle, s.userAgent, s.remembered]), [[handleOf(keys.ada2!), null, false], [handleOf(keys.ada1!), 'Firefox/140', true]]);
+    const without = await run(['sessions', 'list', 'ada', '--json', '--store', url]);
+    assert.equal(without.code, 0, without.err);
+    assert.deepEqual((JSON.parse(without.out) as Array<Record<string, unknown>>).map((s) => [s.handle, s.userAgent, s.remembered]), [[handleOf(keys.ada2!), null, false], [handleOf(keys.ada1!), null, false]]);
+    const weak = await run(['sessions', 'list', 'ada', '--store', url], { TETHER_DATA_KEY: 'short' });
+    assert.equal(weak.code, 2);
+    assert.match(weak.err, /keys\[0\] has 5 characters/);
   });
 
   it('sessions end when run then the user\'s sessions are gone for an engine on the same store, and nobody else\'s', async () => {
