@@ -65,9 +65,10 @@ Example:
 
 tether secret [--check]
   (no option)                prints a new secret: 32 random bytes, base64url (43 characters)
-  --check                    checks each secret of TETHER_SECRET (comma-separated, the first signs) against
-                             what production accepts; prints only their positions and lengths, never a
-                             secret; exits 1 when one is refused
+  --check                    checks each secret of TETHER_SECRET (comma-separated, the first signs), and each
+                             key of TETHER_DATA_KEY (encryptedCodec) when set, against what production
+                             accepts; prints only their positions and lengths, never a secret; exits 1
+                             when one is refused
 
 Example, adding a new secret last during a rotation (docs/deploy.md):
   export TETHER_SECRET="$TETHER_SECRET,$(npx tether secret)" && npx tether secret --check
@@ -219,20 +220,27 @@ function secretCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): numbe
     return 0;
   }
   // A secret on the command line would stay in the shell's history and the process list.
-  if (positionals.length > 0) throw new UsageError('secret takes no argument: --check reads TETHER_SECRET from the environment');
+  if (positionals.length > 0) throw new UsageError('secret takes no argument: --check reads TETHER_SECRET (and TETHER_DATA_KEY) from the environment');
   if (!values.check) {
     io.out(`${randomBytes(32).toString('base64url')}\n`);
     return 0;
   }
-  const raw = env.TETHER_SECRET;
-  if (raw === undefined || raw === '') throw new UsageError('--check reads TETHER_SECRET, which is not set');
-  const secrets = raw.split(',');
+  const listed = (name: string): string[] => (env[name] ?? '').split(',').filter((_, i, all) => all.length > 1 || all[0] !== '');
+  const secrets = listed('TETHER_SECRET');
+  const dataKeys = listed('TETHER_DATA_KEY');
+  if (secrets.length === 0 && dataKeys.length === 0) throw new UsageError('--check reads TETHER_SECRET and TETHER_DATA_KEY, and neither is set');
   let refused = 0;
-  secrets.forEach((secret, i) => {
-    const problem = secretProblem(secret, true);
+  const judge = (what: string, problem: string | null): void => {
     if (problem !== null) refused++;
-    const what = `secret ${i + 1} of ${secrets.length}${i === 0 ? ' (signs)' : ' (verifies)'}, ${secret.length} characters`;
     (problem === null ? io.out : io.err)(`${what}: ${problem ?? 'ok'}\n`);
+  };
+  secrets.forEach((secret, i) => {
+    judge(`secret ${i + 1} of ${secrets.length}${i === 0 ? ' (signs)' : ' (verifies)'}, ${secret.length} characters`, secretProblem(secret, true));
+  });
+  // The keys of encryptedCodec (the shop's TETHER_DATA_KEY): the same rules, and none may be a signing secret.
+  dataKeys.forEach((key, i) => {
+    const problem = secretProblem(key, true) ?? (secrets.includes(key) ? 'the same as a signing secret of TETHER_SECRET: keep the two apart' : null);
+    judge(`data key ${i + 1} of ${dataKeys.length}${i === 0 ? ' (encrypts)' : ' (decrypts)'}, ${key.length} characters`, problem);
   });
   return refused === 0 ? 0 : 1;
 }

@@ -46,6 +46,20 @@ describe('tether secret', () => {
     assert.equal(ok.code, 0);
   });
 
+  it('secret --check when TETHER_DATA_KEY is set then its keys are judged too, and one that repeats a signing secret is refused', async () => {
+    const [secret, key] = [(await run(['secret'])).out.trim(), (await run(['secret'])).out.trim()];
+    const ok = await run(['secret', '--check'], { TETHER_SECRET: secret, TETHER_DATA_KEY: key });
+    assert.equal(ok.code, 0, ok.err);
+    assert.equal(ok.out, 'secret 1 of 1 (signs), 43 characters: ok\ndata key 1 of 1 (encrypts), 43 characters: ok\n');
+    const same = await run(['secret', '--check'], { TETHER_SECRET: secret, TETHER_DATA_KEY: `${key},${secret}` });
+    assert.equal(same.code, 1);
+    assert.match(same.err, /^data key 2 of 2 \(decrypts\), 43 characters: the same as a signing secret/);
+    const alone = await run(['secret', '--check'], { TETHER_DATA_KEY: 'x'.repeat(40) });
+    assert.equal(alone.code, 1);
+    assert.match(alone.err, /data key 1 of 1 \(encrypts\), 40 characters: a secret with 1 different characters/);
+    for (const r of [ok, same, alone]) for (const text of [secret, key]) assert.equal(`${r.out}${r.err}`.includes(text), false, 'a key was printed');
+  });
+
   it('secret when misused then exits 2 with the reason: a secret as an argument, --check without TETHER_SECRET', async () => {
     const arg = await run(['secret', 'my-secret-value-that-would-stay-in-history']);
     assert.equal(arg.code, 2);
@@ -53,7 +67,7 @@ describe('tether secret', () => {
     assert.equal(arg.err.includes('my-secret-value'), false);
     const unset = await run(['secret', '--check'], {});
     assert.equal(unset.code, 2);
-    assert.match(unset.err, /TETHER_SECRET, which is not set/);
+    assert.match(unset.err, /reads TETHER_SECRET and TETHER_DATA_KEY, and neither is set/);
   });
 
   it('secret when run through bin/tether.js then prints one and exits 0', () => {
