@@ -225,9 +225,9 @@ function secretCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): numbe
     io.out(`${randomBytes(32).toString('base64url')}\n`);
     return 0;
   }
-  const listed = (name: string): string[] => (env[name] ?? '').split(',').filter((_, i, all) => all.length > 1 || all[0] !== '');
-  const secrets = listed('TETHER_SECRET');
-  const dataKeys = listed('TETHER_DATA_KEY');
+  const listed = (value: string | undefined): string[] => (value ?? '').split(',').filter((_, i, all) => all.length > 1 || all[0] !== '');
+  const secrets = listed(env.TETHER_SECRET);
+  const dataKeys = listed(env.TETHER_DATA_KEY);
   if (secrets.length === 0 && dataKeys.length === 0) throw new UsageError('--check reads TETHER_SECRET and TETHER_DATA_KEY, and neither is set');
   let refused = 0;
   const judge = (what: string, problem: string | null): void => {
