@@ -6,11 +6,10 @@
  * writes through the given streams, so tests call it in-process.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } from '../cluster/haproxy.js';
 import { isTetherError } from '../core/errors.js';
-import { handleOf } from '../core/ids.js';
+import { handleOf, randomToken } from '../core/ids.js';
 import { jsonCodec } from '../core/codec.js';
 import type { SessionCodec } from '../core/codec.js';
 import { encryptedCodec } from '../core/encrypted-codec.js';
@@ -172,7 +171,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   if (url === undefined || url === '') throw new UsageError('no store: pass --store <url> or set TETHER_STORE');
   if (parseStoreUrl(url).kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
   // The app's encryptedCodec keys, where it encrypts session data: what `list` shows is inside.
-  const dataKeys = (env.TETHER_DATA_KEY ?? '').split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  const dataKeys = listOf(env.TETHER_DATA_KEY);
   const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;
   const store = await createStore(url);
   try {
@@ -213,6 +212,11 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   }
 }
 
+/** A comma-separated variable's entries, trimmed, empty ones dropped (TETHER_SECRET, TETHER_DATA_KEY). */
+function listOf(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+}
+
 function secretCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): number {
   const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
@@ -222,12 +226,11 @@ function secretCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): numbe
   // A secret on the command line would stay in the shell's history and the process list.
   if (positionals.length > 0) throw new UsageError('secret takes no argument: --check reads TETHER_SECRET (and TETHER_DATA_KEY) from the environment');
   if (!values.check) {
-    io.out(`${randomBytes(32).toString('base64url')}\n`);
+    io.out(`${randomToken()}\n`);
     return 0;
   }
-  const listed = (value: string | undefined): string[] => (value ?? '').split(',').filter((_, i, all) => all.length > 1 || all[0] !== '');
-  const secrets = listed(env.TETHER_SECRET);
-  const dataKeys = listed(env.TETHER_DATA_KEY);
+  const secrets = listOf(env.TETHER_SECRET);
+  const dataKeys = listOf(env.TETHER_DATA_KEY);
   if (secrets.length === 0 && dataKeys.length === 0) throw new UsageError('--check reads TETHER_SECRET and TETHER_DATA_KEY, and neither is set');
   let refused = 0;
   const judge = (what: string, problem: string | null): void => {

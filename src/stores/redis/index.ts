@@ -435,7 +435,12 @@ export class RedisStore implements SessionStore {
     if (!this.#cluster) return this.#due;
     let h = 0;
     for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) >>> 0;
-    return `${this.#due}{${h % DUE_SHARDS}}`;
+    return this.#dueShard(h % DUE_SHARDS);
+  }
+
+  /** The `i`-th hash of sessions due on a Cluster: its hash tag puts it on a slot of its own. */
+  #dueShard(i: number): string {
+    return `${this.#due}{${i}}`;
   }
 
   /**
@@ -446,7 +451,7 @@ export class RedisStore implements SessionStore {
   async #sweep(): Promise<number> {
     if (this.#closed) return 0;
     if (!this.#ready()) await this.#whenReady();
-    const hashes = this.#cluster ? Array.from({ length: DUE_SHARDS }, (_, i) => `${this.#due}{${i}}`) : [this.#due];
+    const hashes = this.#cluster ? Array.from({ length: DUE_SHARDS }, (_, i) => this.#dueShard(i)) : [this.#due];
     let claimed = 0;
     try {
       for (const hash of hashes) {
