@@ -41,6 +41,14 @@ export interface SessionCodec {
    * each request's data a copy-on-write draft over it, a write's new text decoded by no one.
    */
   readonly json?: boolean;
+  /**
+   * How the engine stores its own JSON records besides sessions (user contexts, and the flows kept in
+   * them): `encodeText` turns their JSON text into what is stored, and `decodeText` turns it back
+   * (throwing when it cannot). A codec without them leaves those records JSON. `encryptedCodec`
+   * encrypts them as it encrypts sessions.
+   */
+  encodeText?(json: string): string;
+  decodeText?(stored: string): string;
 }
 
 /** Whether the engine may treat `codec`'s data as the JSON codec's (see SessionCodec.json). */

@@ -4,6 +4,7 @@
  * AES-256-GCM under keys derived from the given secrets, the first encrypting, all decrypting, so a
  * key is rotated as the signing secrets are. Confidentiality only: whoever can write to the store can
  * still delete or replace records, and a record's owner and deadlines stay readable beside its data.
+ * User contexts (`tether.users`) are sealed alike, through `encodeText` / `decodeText`.
  * @module
  */
 import { createHash, hkdfSync } from 'node:crypto';
@@ -79,23 +80,28 @@ export function encryptedCodec(options: EncryptedCodecOptions): SessionCodec {
   if (byId.size !== keys.length) throw new OptionsInvalidError('encryptedCodec options.keys holds the same key twice');
   const current = keys[0]!;
 
+  /** The text `inner` encoded, from a stored record (or the record itself when plaintext is read). */
+  const open = (text: string): string => {
+    if (!text.startsWith(MARK)) {
+      if (readPlaintext) return text;
+      throw new TypeError('the record is not encrypted');
+    }
+    const body = text.slice(MARK.length, -1);
+    const key = byId.get(body.slice(0, KID_CHARS));
+    if (key === undefined || body[KID_CHARS] !== ':' || !text.endsWith('"')) throw new TypeError('the record is encrypted under a key this codec does not hold');
+    const plain = unseal(key, Buffer.from(body.slice(KID_CHARS + 1), 'base64url'));
+    if (plain === null) throw new TypeError('the encrypted record was changed, cut short, or sealed under another key');
+    return plain;
+  };
+  const close = (text: string): string => `${MARK}${current.id}:${seal(current.key, text).toString('base64url')}"`;
+
   return {
     // Over the JSON codec, what decode gives is the JSON codec's decoding: the engine shares it.
     json: isJsonCodec(inner),
-    encode(envelope: Envelope): string {
-      return `${MARK}${current.id}:${seal(current.key, inner.encode(envelope)).toString('base64url')}"`;
-    },
-    decode(text: string): Envelope {
-      if (!text.startsWith(MARK)) {
-        if (readPlaintext) return inner.decode(text);
-        throw new TypeError('the record is not encrypted');
-      }
-      const body = text.slice(MARK.length, -1);
-      const key = byId.get(body.slice(0, KID_CHARS));
-      if (key === undefined || body[KID_CHARS] !== ':' || !text.endsWith('"')) throw new TypeError('the record is encrypted under a key this codec does not hold');
-      const plain = unseal(key, Buffer.from(body.slice(KID_CHARS + 1), 'base64url'));
-      if (plain === null) throw new TypeError('the encrypted record was changed, cut short, or sealed under another key');
-      return inner.decode(plain);
-    },
+    encode: (envelope: Envelope): string => close(inner.encode(envelope)),
+    decode: (text: string): Envelope => inner.decode(open(text)),
+    // User contexts: their JSON text, sealed alike.
+    encodeText: close,
+    decodeText: open,
   };
 }

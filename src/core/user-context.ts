@@ -8,7 +8,7 @@ import { checkUserId, userContextKey } from './ids.js';
 import { SessionConflictError } from './errors.js';
 import { parseStoredJson } from './codec.js';
 import type { ResolvedOptions } from './options.js';
-import type { Clock, SessionStore } from './store.js';
+import type { Clock, SessionRecord, SessionStore } from './store.js';
 
 export type UserContextData = Record<string, unknown>;
 
@@ -16,6 +16,7 @@ export class UserContexts {
   readonly #store: SessionStore;
   readonly #o: Readonly<ResolvedOptions>;
   readonly #call: <R>(op: () => Promise<R>, what: string) => Promise<R>;
+  #warnedUndecodable = false;
 
   constructor(store: SessionStore, options: Readonly<ResolvedOptions>, call: <R>(op: () => Promise<R>, what: string) => Promise<R>) {
     this.#store = store;
@@ -32,7 +33,7 @@ export class UserContexts {
   async get<C extends UserContextData = UserContextData>(userId: string): Promise<Partial<C>> {
     const key = userContextKey(checkUserId(userId));
     const rec = await this.#call(() => this.#store.get(key), 'get');
-    return rec ? (parseStoredJson(rec.data) as Partial<C>) : {};
+    return this.#read(rec).context as Partial<C>;
   }
 
   /**
@@ -44,12 +45,15 @@ export class UserContexts {
     fn: (ctx: Partial<C>) => void | Partial<C> | Promise<void | Partial<C>>,
   ): Promise<Partial<C>> {
     const key = userContextKey(checkUserId(userId));
+    const codec = this.#o.codec;
     for (let attempt = 0; attempt <= this.#o.maxReplays * 4; attempt++) {
       const rec = await this.#call(() => this.#store.get(key), 'get');
-      const current = rec ? (parseStoredJson(rec.data) as Partial<C>) : {};
+      const { context, json: before } = this.#read(rec);
+      const current = context as Partial<C>;
       const next = (await fn(current)) ?? current;
-      const data = JSON.stringify(next);
-      if (rec && data === rec.data) return next;
+      const json = JSON.stringify(next);
+      if (rec && json === before) return next;
+      const data = codec.encodeText ? codec.encodeText(json) : json;
       const now = this.#o.clock.now();
       const deadline = now + this.#o.userContextTtlMs;
       const version = rec?.version ?? 0;
@@ -60,6 +64,30 @@ export class UserContexts {
       if (res.ok) return next;
     }
     throw new SessionConflictError('the user context kept changing under this update; retry');
+  }
+
+  /**
+   * A stored context and the JSON text it was read from (null when none is stored). One the codec
+   * cannot read (changed in the store, or sealed under a key no longer held) is treated as absent,
+   * as a session is: its user's next update starts afresh instead of every call failing.
+   */
+  #read(rec: SessionRecord | null): { context: UserContextData; json: string | null } {
+    if (rec === null) return { context: {}, json: null };
+    try {
+      const codec = this.#o.codec;
+      const json = codec.decodeText ? codec.decodeText(rec.data) : rec.data;
+      const context = parseStoredJson(json);
+      if (typeof context !== 'object' || context === null || Array.isArray(context)) throw new TypeError('a user context must be a JSON object');
+      return { context: context as UserContextData, json };
+    } catch (err) {
+      if (!this.#warnedUndecodable) {
+        this.#warnedUndecodable = true;
+        // The message may quote the record, and with it user data: name the error type only.
+        const kind = err instanceof Error ? err.name : typeof err;
+        process.emitWarning(`a stored user context could not be decoded (${kind}) and was treated as empty; check the codec option and the store's data`, { code: 'TETHER_RECORD_UNDECODABLE' });
+      }
+      return { context: {}, json: null };
+    }
   }
 
   /** Deletes the user's context (account deletion). */

@@ -1,7 +1,7 @@
 /**
  * encryptedCodec: session data encrypted at rest (AES-256-GCM), keys rotated like signing secrets,
  * tampered or foreign records refused, plaintext records read while the codec is turned on; and an
- * engine over a real SQLite file whose bytes never hold what the sessions hold.
+ * engine over a real SQLite file whose bytes never hold what the sessions, or the user contexts, hold.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +12,7 @@ import { encryptedCodec } from '../../../src/core/encrypted-codec.js';
 import { jsonCodec } from '../../../src/core/codec.js';
 import type { Envelope } from '../../../src/core/codec.js';
 import { createTether } from '../../../src/core/engine.js';
+import { userContextKey } from '../../../src/core/ids.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 import { tempSqliteFile } from '../../helpers/sqlite.js';
@@ -135,6 +136,43 @@ describe('encryptedCodec', () => {
       const stranger = await trip(other, first.cookie, () => {}, 'GET');
       assert.equal(stranger.session.isNew, true);
       assert.equal(await warned, 'TETHER_RECORD_UNDECODABLE');
+      await other.close();
+    } finally {
+      await file.remove();
+    }
+  });
+
+  it('user contexts under encryptedCodec when stored then the SQLite file holds none of them, a plaintext one is read and sealed at its next change, and another key reads an empty context', async () => {
+    const file = await tempSqliteFile();
+    const dataKey = key();
+    try {
+      // A context saved before the codec was turned on.
+      const before = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: file.path, sweepIntervalMs: 0 }) });
+      await before.users.update('early', (ctx) => ({ ...ctx, saved: ['plain-jam'] }));
+      await before.close();
+
+      const tether = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: file.path, sweepIntervalMs: 0 }), codec: encryptedCodec({ keys: dataKey }) });
+      await tether.users.update('ada', (ctx) => ({ ...ctx, saved: ['secret-tea'], address: 'Elm Street 7' }));
+      assert.deepEqual(await tether.users.get('ada'), { saved: ['secret-tea'], address: 'Elm Street 7' });
+      assert.deepEqual(await tether.users.get('early'), { saved: ['plain-jam'] }, 'a plaintext context is still read');
+      const stored = (await tether.store.get(userContextKey('ada')))!;
+      // Unchanged by an update that changes nothing, though every sealing differs.
+      await tether.users.update('ada', () => {});
+      assert.equal((await tether.store.get(stored.key))!.version, stored.version, 'a no-op update writes nothing');
+      await tether.users.update('early', (ctx) => ({ ...ctx, saved: [...(ctx.saved as string[]), 'more-marmalade'] }));
+      await tether.close();
+
+      const bytes = readdirSync(file.dir).map((f) => readFileSync(join(file.dir, f)).toString('latin1')).join('');
+      assert.ok(bytes.includes('tether:enc:1:'), 'sealed contexts are in the file');
+      for (const secret of ['secret-tea', 'Elm Street', 'more-marmalade']) assert.equal(bytes.includes(secret), false, `${secret} is not readable in the file`);
+
+      // Another key: the context reads as empty (warned), and an update starts it afresh.
+      const other = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: file.path, sweepIntervalMs: 0 }), codec: encryptedCodec({ keys: key() }) });
+      const warned = new Promise<string | undefined>((resolve) => process.once('warning', (w: Error & { code?: string }) => resolve(w.code)));
+      assert.deepEqual(await other.users.get('ada'), {});
+      assert.equal(await warned, 'TETHER_RECORD_UNDECODABLE');
+      assert.deepEqual(await other.users.update('ada', (ctx) => ({ ...ctx, n: 1 })), { n: 1 });
+      assert.deepEqual(await other.users.get('ada'), { n: 1 });
       await other.close();
     } finally {
       await file.remove();
