@@ -85,6 +85,14 @@ export class SessionTooLargeError extends TetherError {
   }
 }
 
+/** The stored user context would exceed `maxUserContextBytes`; nothing was written. */
+export class UserContextTooLargeError extends TetherError {
+  constructor(bytes: number, limit: number) {
+    super('USER_CONTEXT_TOO_LARGE', `the user context would take ${bytes} bytes, over the limit of ${limit} (option maxUserContextBytes)`, 413);
+    this.name = 'UserContextTooLargeError';
+  }
+}
+
 /**
  * A form body longer than the adapter reads for its CSRF field (tether/hono `formBodyLimit`, with
  * `csrf.forms`); the request was refused before the handler, with nothing read past the limit.
@@ -248,6 +256,7 @@ export const ERROR_CODES = [
   'STORE_REJECTED',
   'SESSION_CONFLICT',
   'SESSION_TOO_LARGE',
+  'USER_CONTEXT_TOO_LARGE',
   'PAYLOAD_TOO_LARGE',
   'REAUTH_REQUIRED',
   'SESSION_KEY_INVALID',

@@ -135,6 +135,8 @@ export interface TetherOptions {
   renewal?: RenewalOptions | false;
   /** How long a user context lives after its last write. @default 90 days */
   userContextTtlMs?: number;
+  /** Upper bound on one stored user context (`tether.users`), as the codec stores it. @default 64 KiB */
+  maxUserContextBytes?: number;
   /** CSRF protection settings; `false` turns the checks off. */
   csrf?: CsrfOptions | false;
   /** A custom ID generator: base64url, 22–128 characters, ≥128 bits of entropy. Each ID is checked: another value fails with OPTIONS_INVALID. */
@@ -247,6 +249,7 @@ export const TETHER_DEFAULTS = {
   maxReplays: 8,
   maxSessionsPerUser: 0,
   userContextTtlMs: 90 * 86_400_000,
+  maxUserContextBytes: 64 * 1024,
   rememberIdleTimeoutMs: 14 * 86_400_000,
   rememberAbsoluteTimeoutMs: 30 * 86_400_000,
   renewalGraceMs: 30_000,
@@ -310,6 +313,7 @@ export interface ResolvedOptions {
   maxReplays: number;
   maxSessionsPerUser: number;
   userContextTtlMs: number;
+  maxUserContextBytes: number;
   csrf: Readonly<ResolvedCsrf> | false;
   generateId: (() => string) | undefined;
   codec: SessionCodec;
@@ -359,7 +363,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     idleTimeoutMs: 'positiveInteger', absoluteTimeoutMs: 'positiveInteger', touchIntervalMs: 'nonNegativeInteger',
     expiryGraceMs: 'nonNegativeInteger', maxSessionBytes: 'positiveInteger', storeTimeoutMs: 'timerMs',
     gateTimeoutMs: 'timerMs', maxReplays: 'nonNegativeInteger', maxSessionsPerUser: 'nonNegativeInteger',
-    userContextTtlMs: 'positiveInteger',
+    userContextTtlMs: 'positiveInteger', maxUserContextBytes: 'positiveInteger',
     csrf: (v) => (v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)) ? null : 'false or an object'),
     generateId: 'function', codec: (v) => (typeof (v as SessionCodec)?.encode === 'function' && typeof (v as SessionCodec)?.decode === 'function' ? null : 'an object with encode() and decode()'),
     clock: 'clock', userAgentChange: ['report', 'end'], addressChange: ['off', 'report', 'end'], addressPrefix: 'object', newSessions: 'object', remember: 'object',
@@ -466,6 +470,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     maxReplays: input.maxReplays ?? TETHER_DEFAULTS.maxReplays,
     maxSessionsPerUser: input.maxSessionsPerUser ?? TETHER_DEFAULTS.maxSessionsPerUser,
     userContextTtlMs: input.userContextTtlMs ?? TETHER_DEFAULTS.userContextTtlMs,
+    maxUserContextBytes: input.maxUserContextBytes ?? TETHER_DEFAULTS.maxUserContextBytes,
     csrf,
     generateId: input.generateId,
     codec: input.codec ?? jsonCodec,

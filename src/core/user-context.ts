@@ -5,7 +5,7 @@
  * @module
  */
 import { checkUserId, userContextKey } from './ids.js';
-import { SessionConflictError } from './errors.js';
+import { SessionConflictError, UserContextTooLargeError } from './errors.js';
 import { parseStoredJson } from './codec.js';
 import type { ResolvedOptions } from './options.js';
 import type { Clock, SessionRecord, SessionStore } from './store.js';
@@ -54,6 +54,12 @@ export class UserContexts {
       const json = JSON.stringify(next);
       if (rec && json === before) return next;
       const data = codec.encodeText ? codec.encodeText(json) : json;
+      const max = this.#o.maxUserContextBytes;
+      // A UTF-16 code unit is at most 3 bytes of UTF-8: a text that short is within the limit uncounted.
+      if (data.length * 3 > max) {
+        const bytes = Buffer.byteLength(data);
+        if (bytes > max) throw new UserContextTooLargeError(bytes, max);
+      }
       const now = this.#o.clock.now();
       const deadline = now + this.#o.userContextTtlMs;
       const version = rec?.version ?? 0;

@@ -26,7 +26,7 @@ import { Adoptions } from './legacy-migration.js';
 /** Engine settings that have no express-session counterpart. */
 export interface CompatTetherOptions extends Pick<TetherOptions,
   'production' | 'idleTimeoutMs' | 'absoluteTimeoutMs' | 'touchIntervalMs' | 'expiryGraceMs' | 'maxSessionBytes'
-  | 'storeTimeoutMs' | 'gateTimeoutMs' | 'maxReplays' | 'maxSessionsPerUser' | 'remember' | 'userContextTtlMs' | 'clock'
+  | 'storeTimeoutMs' | 'gateTimeoutMs' | 'maxReplays' | 'maxSessionsPerUser' | 'remember' | 'userContextTtlMs' | 'maxUserContextBytes' | 'clock'
   | 'userAgentChange' | 'addressChange' | 'addressPrefix' | 'newSessions' | 'renewal' | 'clearSiteData' | 'codec'> {
   /**
    * CSRF settings used by `csrfProtection()`. The compat middleware itself never checks CSRF
@@ -118,7 +118,7 @@ export interface ResolvedCompat {
 }
 
 const ENGINE_KEYS = ['production', 'idleTimeoutMs', 'absoluteTimeoutMs', 'touchIntervalMs', 'expiryGraceMs', 'maxSessionBytes',
-  'storeTimeoutMs', 'gateTimeoutMs', 'maxReplays', 'maxSessionsPerUser', 'remember', 'userContextTtlMs', 'clock', 'csrf',
+  'storeTimeoutMs', 'gateTimeoutMs', 'maxReplays', 'maxSessionsPerUser', 'remember', 'userContextTtlMs', 'maxUserContextBytes', 'clock', 'csrf',
   'userAgentChange', 'addressChange', 'addressPrefix', 'newSessions', 'renewal', 'clearSiteData', 'codec'] as const;
 
 const isKey = (v: unknown): boolean => typeof v === 'string' || ArrayBuffer.isView(v) || v instanceof KeyObject;

@@ -52,4 +52,24 @@ describe('user contexts', () => {
     assert.deepEqual(await r.tether.users.get('dave'), { ok: true });
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
+
+  it('update when the context would grow past maxUserContextBytes then USER_CONTEXT_TOO_LARGE (413), nothing written, the stored context unchanged', async () => {
+    const r = rig({ maxUserContextBytes: 1024 });
+    await r.tether.users.update<{ notes: string[] }>('erin', () => ({ notes: ['a'.repeat(900)] }));
+    r.store.resetCounts();
+    await assert.rejects(
+      r.tether.users.update<{ notes: string[] }>('erin', (c) => void c.notes!.push('b'.repeat(200))),
+      (err: Error & { code?: string; status?: number }) => err.code === 'USER_CONTEXT_TOO_LARGE' && err.status === 413 && /over the limit of 1024/.test(err.message),
+    );
+    assert.equal(r.store.calls.set, 0, 'nothing written');
+    assert.deepEqual(await r.tether.users.get('erin'), { notes: ['a'.repeat(900)] });
+    // Counted in UTF-8 bytes: 400 three-byte characters are 1,200 bytes, over the limit in 400 code units.
+    await assert.rejects(r.tether.users.update('frank', () => ({ s: '€'.repeat(400) })), { code: 'USER_CONTEXT_TOO_LARGE' });
+    assert.deepEqual(await r.tether.users.get('frank'), {});
+    assert.deepEqual(await r.tether.users.update('frank', () => ({ s: '€'.repeat(300) })), { s: '€'.repeat(300) }, 'just under the limit');
+  });
+
+  it('maxUserContextBytes when not a positive integer then OPTIONS_INVALID', () => {
+    for (const v of [0, -1, 1.5, '64k']) assert.throws(() => rig({ maxUserContextBytes: v as number }), { code: 'OPTIONS_INVALID' });
+  });
 });
