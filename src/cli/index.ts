@@ -1,7 +1,8 @@
 /**
  * The `tether` command line: `tether haproxy-config …` prints an haproxy.cfg for a set of nodes;
  * `tether sessions …` lists, counts and ends sessions in a store, for an operator (a compromised
- * account, a user who asks to be logged out everywhere); `tether secret` makes a signing secret, or
+ * account, a user who asks to be logged out everywhere); `tether users …` shows or clears a user's
+ * context (a request for their data, or its erasure); `tether secret` makes a signing secret, or
  * checks TETHER_SECRET against what production accepts without printing it. `main(argv)` resolves to the exit code and
  * writes through the given streams, so tests call it in-process.
  * @module
@@ -9,11 +10,12 @@
 import { parseArgs } from 'node:util';
 import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } from '../cluster/haproxy.js';
 import { isTetherError } from '../core/errors.js';
-import { handleOf, randomToken } from '../core/ids.js';
-import { jsonCodec } from '../core/codec.js';
+import { checkUserId, handleOf, randomToken, userContextKey } from '../core/ids.js';
+import { jsonCodec, parseStoredJson } from '../core/codec.js';
 import type { SessionCodec } from '../core/codec.js';
 import { encryptedCodec } from '../core/encrypted-codec.js';
 import { secretProblem } from '../core/options.js';
+import type { SessionStore } from '../core/store.js';
 
 export interface CliIo {
   out: (text: string) => void;
@@ -25,6 +27,7 @@ const USAGE = `Usage: tether <command> [options]
 Commands:
   haproxy-config   Print an haproxy.cfg that balances Tether nodes with cookie persistence.
   sessions         List, count or end sessions in a store.
+  users            Show or clear a user's context (saved cart, preferences, flows) in a store.
   secret           Print a new signing secret, or check TETHER_SECRET.
 
 tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [options]
@@ -61,6 +64,18 @@ tether sessions count [--store <url>]
 
 Example:
   TETHER_STORE=redis://127.0.0.1:6379 npx tether sessions end 5f0c…
+
+tether users show <userId> [--store <url>] [--json]
+tether users clear <userId> [--store <url>]
+  show                       the user's context as JSON, when it was last written and when it expires
+                             (with env TETHER_DATA_KEY when the app encrypts its data, encryptedCodec)
+  clear                      deletes the user's context (their sessions stay: sessions end <userId> ends those)
+  --store <url>              as for sessions (default: env TETHER_STORE)
+  --json                     with show: one JSON object (userId, lastWrittenAt, expiresAt, context; context
+                             null when there is none)
+
+Example, a user's request for their data:
+  TETHER_STORE=sqlite:data/sessions.db npx tether users show 5f0c… --json > 5f0c.json
 
 tether secret [--check]
   (no option)                prints a new secret: 32 random bytes, base64url (43 characters)
@@ -165,15 +180,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   if (action !== 'count' && !all && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID${action === 'end' ? ' (or --all)' : ''}`);
   if (values.handle !== undefined && action !== 'end') throw new UsageError('--handle goes with sessions end');
   if (values.handle === '') throw new UsageError('--handle needs a session handle (sessions list shows them)');
-  // Loaded only here: haproxy-config needs no store driver.
-  const { createStore, parseStoreUrl } = await import('../stores/index.js');
-  const url = values.store ?? env.TETHER_STORE;
-  if (url === undefined || url === '') throw new UsageError('no store: pass --store <url> or set TETHER_STORE');
-  if (parseStoreUrl(url).kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
-  // The app's encryptedCodec keys, where it encrypts session data: what `list` shows is inside.
-  const dataKeys = listOf(env.TETHER_DATA_KEY);
-  const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;
-  const store = await createStore(url);
+  const { store, codec } = await appStore(values.store, env);
   try {
     if (action === 'count') {
       if (typeof store.count !== 'function') throw new UsageError(`the ${store.name} store does not count its sessions`);
@@ -209,6 +216,76 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * The store the app shares (`--store`, else TETHER_STORE), opened, and the codec its data is read with:
+ * the app's encryptedCodec keys from TETHER_DATA_KEY when set, so that what is shown is what is inside.
+ */
+async function appStore(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<{ store: SessionStore; codec: SessionCodec }> {
+  // Loaded only here: haproxy-config needs no store driver.
+  const { createStore, parseStoreUrl } = await import('../stores/index.js');
+  const url = flag ?? env.TETHER_STORE;
+  if (url === undefined || url === '') throw new UsageError('no store: pass --store <url> or set TETHER_STORE');
+  if (parseStoreUrl(url).kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
+  const dataKeys = listOf(env.TETHER_DATA_KEY);
+  const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;
+  return { store: await createStore(url), codec };
+}
+
+async function usersCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals, tokens } = parseArgs({
+    args, strict: true, allowPositionals: true, tokens: true,
+    options: { store: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  refuseRepeats(tokens, []);
+  const [action, userId, extra] = positionals;
+  if (action !== 'show' && action !== 'clear') throw new UsageError(`users needs show or clear (got ${action === undefined ? 'nothing' : `"${action}"`})`);
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  if (userId === undefined || userId === '') throw new UsageError(`users ${action} needs a user ID`);
+  if (values.json && action !== 'show') throw new UsageError('--json goes with users show');
+  const key = userContextKey(checkUserId(userId));
+  const { store, codec } = await appStore(values.store, env);
+  try {
+    const rec = await store.get(key);
+    if (action === 'clear') {
+      if (rec !== null) await store.destroy(key);
+      io.out(rec === null ? `${userId} has no user context\n` : `cleared the user context of ${userId}\n`);
+      return 0;
+    }
+    if (rec === null) {
+      io.out(values.json ? `${JSON.stringify({ userId, context: null })}\n` : `${userId} has no user context\n`);
+      return 0;
+    }
+    const context = readContext(rec.data, codec);
+    if (context === null) {
+      io.err(`tether users: the user context of ${userId} could not be read ${codec === jsonCodec
+        ? '(if the app encrypts its data, set TETHER_DATA_KEY to its keys)' : 'with the keys of TETHER_DATA_KEY'}\n`);
+      return 1;
+    }
+    const lastWrittenAt = new Date(rec.lastSeenAt).toISOString();
+    const expiresAt = new Date(Math.min(rec.expiresAt, rec.absoluteExpiresAt)).toISOString();
+    io.out(values.json
+      ? `${JSON.stringify({ userId, lastWrittenAt, expiresAt, context })}\n`
+      : `user context of ${userId}: last written ${lastWrittenAt}, expires ${expiresAt}\n${JSON.stringify(context, null, 2)}\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/** A stored user context read as the app reads it, or null when it is not one (encrypted under keys not given). */
+function readContext(data: string, codec: SessionCodec): Record<string, unknown> | null {
+  try {
+    const context = parseStoredJson(codec.decodeText ? codec.decodeText(data) : data);
+    return typeof context === 'object' && context !== null && !Array.isArray(context) ? context as Record<string, unknown> : null;
+  } catch {
+    return null;
   }
 }
 
@@ -276,6 +353,7 @@ export async function main(
     }
     if (command === 'haproxy-config') return haproxyCommand(rest, io);
     if (command === 'sessions') return await sessionsCommand(rest, io, env);
+    if (command === 'users') return await usersCommand(rest, io, env);
     if (command === 'secret') return secretCommand(rest, io, env);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
