@@ -96,3 +96,13 @@ export function parseStoredJson(text: string): unknown {
 export function parseJsonSafely(text: string): unknown {
   return sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
 }
+
+/**
+ * The UTF-8 length of `text` when it is over `max` bytes, else null. A UTF-16 code unit is at most 3
+ * bytes of UTF-8, so a text that short is within the limit uncounted.
+ */
+export function bytesOver(text: string, max: number): number | null {
+  if (text.length * 3 <= max) return null;
+  const bytes = Buffer.byteLength(text);
+  return bytes > max ? bytes : null;
+}

@@ -11,7 +11,7 @@ import { jsonExact, sameData } from './decoded.js';
 import { draftHoldsPlain, draftWrites } from './draft.js';
 import { dequal } from 'dequal';
 import type { DecodedCache } from './decoded.js';
-import { isJsonCodec, jsonCodec, jsonEnvelope } from './codec.js';
+import { bytesOver, isJsonCodec, jsonCodec, jsonEnvelope } from './codec.js';
 import type { Envelope } from './codec.js';
 import { dataOf } from './session.js';
 import type { SessionState } from './session.js';
@@ -161,11 +161,8 @@ export class Committer {
     // A codec that only wraps the JSON (encryptedCodec) is given the envelope of the exact copy.
     const text = exact === undefined || codec !== jsonCodec ? codec.encode(env) : jsonEnvelope(exact.text, env);
     const max = this.#e.options.maxSessionBytes;
-    // A UTF-16 code unit is at most 3 bytes of UTF-8: a text that short is within the limit uncounted.
-    if (text.length * 3 > max) {
-      const bytes = Buffer.byteLength(text);
-      if (bytes > max) throw new SessionTooLargeError(bytes, max);
-    }
+    const bytes = bytesOver(text, max);
+    if (bytes !== null) throw new SessionTooLargeError(bytes, max);
     return text;
   }
 

@@ -6,7 +6,7 @@
  */
 import { checkUserId, userContextKey } from './ids.js';
 import { SessionConflictError, UserContextTooLargeError } from './errors.js';
-import { parseStoredJson } from './codec.js';
+import { bytesOver, parseStoredJson } from './codec.js';
 import type { ResolvedOptions } from './options.js';
 import type { Clock, SessionRecord, SessionStore } from './store.js';
 
@@ -55,11 +55,8 @@ export class UserContexts {
       if (rec && json === before) return next;
       const data = codec.encodeText ? codec.encodeText(json) : json;
       const max = this.#o.maxUserContextBytes;
-      // A UTF-16 code unit is at most 3 bytes of UTF-8: a text that short is within the limit uncounted.
-      if (data.length * 3 > max) {
-        const bytes = Buffer.byteLength(data);
-        if (bytes > max) throw new UserContextTooLargeError(bytes, max);
-      }
+      const bytes = bytesOver(data, max);
+      if (bytes !== null) throw new UserContextTooLargeError(bytes, max);
       const now = this.#o.clock.now();
       const deadline = now + this.#o.userContextTtlMs;
       const version = rec?.version ?? 0;
