@@ -13,17 +13,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../../../src/cli/index.js';
+import { runCli as run } from '../../helpers/cli.js';
 import { haproxyConfig } from '../../../src/cluster/haproxy.js';
 import { REPO_ROOT } from '../../helpers/node-process.js';
 import { freePort } from '../../helpers/net.js';
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
-  return { code, out, err };
-}
 
 const NODES = '127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-haproxy-cfg-'));

@@ -6,16 +6,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { main } from '../../../src/cli/index.js';
+import { runCli as run } from '../../helpers/cli.js';
 import { createTether } from '../../../src/core/engine.js';
 import { REPO_ROOT } from '../../helpers/node-process.js';
-
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } }, env);
-  return { code, out, err };
-}
 
 describe('tether secret', () => {
   it('secret when run then prints 43 base64url characters that production accepts, new each time', async () => {

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../../../src/cli/index.js';
+import { runCli as run } from '../../helpers/cli.js';
 import { createTether } from '../../../src/index.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 import { generateId, handleOf, hashId } from '../../../src/core/ids.js';
@@ -23,13 +23,6 @@ import type { RedisServer } from '../../helpers/redis.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-sessions-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } }, env);
-  return { code, out, err };
-}
 
 /** When ada signed in on Firefox. */
 const SIGNED_IN = Date.parse('2026-11-20T08:30:00.000Z');

@@ -9,20 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../../../src/cli/index.js';
+import { runCli as run } from '../../helpers/cli.js';
 import { createTether, encryptedCodec } from '../../../src/index.js';
 import type { SessionCodec } from '../../../src/index.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-users-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } }, env);
-  return { code, out, err };
-}
 
 /** A store file where `ada` has a user context and a signed-in session, written by an engine with `codec`. */
 async function seeded(codec?: SessionCodec): Promise<{ url: string; file: string }> {
