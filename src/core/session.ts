@@ -369,13 +369,19 @@ export class Session<T extends object = SessionData> {
 
   /**
    * The signed-in user has just proved who they are again (typed their password, passed a second
-   * factor): `authenticatedAt` becomes now, and `requireRecentAuth()` lets them through. Nothing
-   * else changes; a step-up that grants more than the session had should also `regenerate()`. Throws
-   * TypeError on a session with no user.
+   * factor): `authenticatedAt` becomes now, and `requireRecentAuth()` lets them through. The session
+   * also gets a new ID, as at a login (ASVS 5 7.2.4: a new session token at re-authentication; OWASP:
+   * a new ID at every privilege change): a copy of the old cookie, taken before the step-up, does not
+   * carry what the step-up grants. The data, the user, the age and the CSRF token stay, so the page's
+   * forms keep working. `{ regenerate: false }` keeps the ID (where the answer cannot deliver a new
+   * cookie). Throws TypeError on a session with no user.
    */
-  reauthenticated(): void {
+  reauthenticated(options?: { regenerate?: boolean }): void {
+    const regenerate = options?.regenerate ?? true;
+    if (typeof regenerate !== 'boolean') throw new TypeError('session.reauthenticated({ regenerate }) takes true or false');
     this.#live();
     if (this.#s.userId === null) throw new TypeError('session.reauthenticated() needs a signed-in session: call login(userId) to sign one in');
+    if (regenerate) this.#newId();
     this.#authenticated();
   }
 
@@ -418,10 +424,15 @@ export class Session<T extends object = SessionData> {
   regenerate(): void {
     this.#live();
     // The ID first: a custom generator that fails leaves the session as it was.
+    this.#newId();
+    this.#s.csrf = randomToken();
+  }
+
+  /** A new ID for the session at commit; the old one ends then. */
+  #newId(): void {
     const id = this.#s.newId();
     this.#s.regenerate = true;
     this.#s.id = id;
-    this.#s.csrf = randomToken();
   }
 
   /**

@@ -47,7 +47,7 @@ export const NO_SOCKET_ENDS: Readonly<Record<SocketEndReason, number>> = Object.
 
 /**
  * Why a socket's session ended: `destroyed` (a logout, "log out everywhere", a session limit), `expired`
- * (its timeout), `regenerated` (a login or `regenerate()` in this process gave it a new ID: the browser
+ * (its timeout), `regenerated` (a login, a step-up (`reauthenticated()`) or `regenerate()` in this process gave it a new ID: the browser
  * holds a new cookie, which a new connection carries), `gone` (a read found no session: ended in
  * another process, by any of those).
  */

@@ -270,7 +270,7 @@ describe('shop api: ending sessions needs a recent login (SHOP_REAUTH_WINDOW=0: 
     await strict?.stop();
   });
 
-  it('sessions when ended without the password then 401 REAUTH_REQUIRED; a wrong one 401 INVALID_CREDENTIALS; the right one ends them', async () => {
+  it('sessions when ended without the password then 401 REAUTH_REQUIRED; a wrong one 401 INVALID_CREDENTIALS; the right one ends them and renews this device\'s ID', async () => {
     const a = new ShopClient(strict.url);
     const username = uniqueName();
     assert.equal((await a.register(username)).status, 201);
@@ -285,7 +285,12 @@ describe('shop api: ending sessions needs a recent login (SHOP_REAUTH_WINDOW=0: 
     assertError(await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'not it at all' } }), 401, 'INVALID_CREDENTIALS');
     assertError(await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'correct horse battery', extra: 1 } }), 400, 'VALIDATION_FAILED');
     assert.equal((await b.get('/api/session')).body.authenticated, true, 'nothing ended by the refused calls');
+    const copy = new ShopClient(strict.url);
+    for (const [name, value] of a.cookies) copy.cookies.set(name, value);
+    const before = a.cookieHeader;
     assert.deepEqual((await a.request('DELETE', `/api/me/sessions/${bId}`, { json: { password: 'correct horse battery' } })).body, { ended: 1 });
+    assert.notEqual(a.cookieHeader, before, 'the step-up with the password renewed the session ID (ASVS 5 7.2.4)');
+    assert.equal((await copy.get('/api/session')).body.authenticated, false, 'a copy of the cookie taken before the step-up is signed out');
     assert.equal((await b.get('/api/session')).body.authenticated, false);
     assert.deepEqual((await a.request('DELETE', '/api/me/sessions/others', { json: { password: 'correct horse battery' } })).body, { ended: 1 });
     assert.equal((await c.get('/api/session')).body.authenticated, false);

@@ -32,8 +32,10 @@ export async function checkPassword(ctx: ShopContext, req: FastifyRequest, userI
 /**
  * Step-up: without `password`, the signed-in user must have signed in or confirmed it within
  * SHOP_REAUTH_WINDOW, else 401 REAUTH_REQUIRED (the page then asks for it); with it, the password is
- * checked (401 INVALID_CREDENTIALS) and the window starts again (`session.reauthenticated()`).
- * Whoever holds only a stolen session cookie of a session signed in long ago cannot go on.
+ * checked (401 INVALID_CREDENTIALS) and the window starts again (`session.reauthenticated()`, which
+ * also gives the session a new ID: the answer carries the new cookie, the CSRF token stays).
+ * Whoever holds only a stolen session cookie of a session signed in long ago cannot go on, nor can a
+ * copy of the cookie taken before the step-up.
  */
 export async function stepUp(ctx: ShopContext, req: FastifyRequest, userId: string, password: unknown): Promise<void> {
   const session = sessionOf(req);

@@ -76,7 +76,8 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     const session = sessionOf(req);
     session.regenerate();
     // The current password was just typed: a step-up in the next SHOP_REAUTH_WINDOW asks for it no more.
-    session.reauthenticated();
+    // The ID is new already (regenerate(), with a new CSRF token too).
+    session.reauthenticated({ regenerate: false });
     const endedSessions = b.logoutOtherSessions === false ? 0 : await ctx.tether.destroyUserSessions(userId, { except: session });
     audit(ctx, req, 'account.password_changed', { user: userId, endedSessions });
     return { ...(await sessionView(ctx, session)), endedSessions };

@@ -1,7 +1,7 @@
 /** Step-up: the authentication time `login()` and `reauthenticated()` record, and `requireRecentAuth()`. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rig, trip, view } from '../support.js';
+import { cookiePair, rig, trip, view } from '../support.js';
 import type { Rig } from '../support.js';
 import { ReauthRequiredError } from '../../../src/core/errors.js';
 
@@ -48,29 +48,53 @@ describe('step-up (authenticatedAt, requireRecentAuth, reauthenticated)', () => 
     await trip(r.tether, later.cookie, (s) => assert.equal(gate(s, 15 * MINUTE), 'REAUTH_REQUIRED'));
   });
 
-  it('reauthenticated() when called then authenticatedAt is now, stored, with the same ID and CSRF token', async () => {
+  it('reauthenticated() when called then authenticatedAt is now, stored under a new ID with the same data, user and CSRF token, and the old cookie opens nothing', async () => {
     const r = rig({ idleTimeoutMs: 60 * MINUTE });
     const cookie = await signedIn(r);
+    await trip(r.tether, cookie, (s) => s.set('cart', ['tea']));
     r.clock.advance(30 * MINUTE);
     let token = '';
+    let oldId: string | null = null;
     const confirmed = await trip(r.tether, cookie, (s) => {
       token = s.csrfToken;
+      oldId = s.id;
       assert.equal(gate(s, 15 * MINUTE), 'REAUTH_REQUIRED');
       s.reauthenticated();
       assert.equal(s.authenticatedAt, r.clock.now());
       assert.equal(gate(s, 15 * MINUTE), 'ok');
       assert.equal(gate(s, 0), 'REAUTH_REQUIRED', '0 asks every time');
+      assert.notEqual(s.id, oldId, 'a new ID (ASVS 5 7.2.4)');
     });
-    assert.deepEqual(confirmed.setCookies, [], 'no new cookie: the ID is the same');
+    assert.equal(confirmed.setCookies.length, 1, 'the new cookie');
+    assert.notEqual(confirmed.cookie, cookie);
     const at = r.clock.now();
     const [listed] = await r.tether.listUserSessions('ada');
     assert.equal(listed!.authenticatedAt, at, 'the account page lists it');
     r.clock.advance(5 * MINUTE);
-    await trip(r.tether, cookie, (s) => {
+    await trip(r.tether, confirmed.cookie, (s) => {
+      assert.equal(s.userId, 'ada');
+      assert.deepEqual(s.get('cart'), ['tea']);
       assert.equal(s.authenticatedAt, at);
-      assert.equal(s.csrfToken, token);
+      assert.equal(s.csrfToken, token, 'the page\'s forms keep their token');
       assert.equal(gate(s, 15 * MINUTE), 'ok');
     });
+    // A copy of the cookie taken before the step-up carries neither the session nor the step-up.
+    await trip(r.tether, cookie, (s) => {
+      assert.equal(s.userId, null);
+      assert.equal(gate(s, 15 * MINUTE), 'REAUTH_REQUIRED');
+    }, 'GET');
+  });
+
+  it('reauthenticated({ regenerate: false }) when called then the step-up is stored under the same ID, with no new cookie; a regenerate that is not a boolean is a TypeError', async () => {
+    const r = rig({ idleTimeoutMs: 60 * MINUTE });
+    const cookie = await signedIn(r);
+    r.clock.advance(30 * MINUTE);
+    const confirmed = await trip(r.tether, cookie, (s) => {
+      assert.throws(() => s.reauthenticated({ regenerate: 'no' as never }), TypeError);
+      s.reauthenticated({ regenerate: false });
+    });
+    assert.deepEqual(confirmed.setCookies, [], 'no new cookie: the ID is the same');
+    await trip(r.tether, cookie, (s) => assert.equal(gate(s, 15 * MINUTE), 'ok'));
   });
 
   it('setUser when it names another user or none then authenticatedAt is null; the same user keeps it', async () => {
@@ -135,7 +159,7 @@ describe('step-up (authenticatedAt, requireRecentAuth, reauthenticated)', () => 
     assert.equal(r.tether.stats().writes, writes);
   });
 
-  it('reauthenticated() when another engine changed the session meanwhile then the replayed commit keeps both', async () => {
+  it('reauthenticated() when another engine changed the session meanwhile then the replayed commit keeps both, under the new ID', async () => {
     const a = rig({ idleTimeoutMs: 60 * MINUTE });
     const b = rig({ idleTimeoutMs: 60 * MINUTE }, a);
     const cookie = await signedIn(a);
@@ -145,22 +169,29 @@ describe('step-up (authenticatedAt, requireRecentAuth, reauthenticated)', () => 
     sa.reauthenticated();
     await sa.update((d) => void (d.n = Number(d.n) + 1));
     await trip(b.tether, cookie, (s) => s.update((d) => void (d.n = Number(d.n) + 10)));
-    await a.tether.commit(sa);
+    const fresh = cookiePair(await a.tether.commit(sa));
     assert.equal(a.tether.stats().replays, 1);
-    await trip(b.tether, cookie, (s) => {
+    assert.ok(fresh);
+    await trip(b.tether, fresh, (s) => {
       assert.equal(s.get('n'), 11);
       assert.equal(s.authenticatedAt, a.clock.now());
     });
-    // The other way round: a plain update replayed over a step-up keeps the step-up.
+    // The other way round: a plain update replayed over a step-up that kept the ID keeps the step-up.
     a.clock.advance(MINUTE);
-    const sb = await b.tether.open(view('POST', { cookie }));
+    const sb = await b.tether.open(view('POST', { cookie: fresh }));
     await sb.update((d) => void (d.n = Number(d.n) + 100));
     const at = a.clock.now();
-    await trip(a.tether, cookie, (s) => s.reauthenticated());
+    await trip(a.tether, fresh, (s) => s.reauthenticated({ regenerate: false }));
     await b.tether.commit(sb);
-    await trip(a.tether, cookie, (s) => {
+    await trip(a.tether, fresh, (s) => {
       assert.equal(s.get('n'), 111);
       assert.equal(s.authenticatedAt, at);
     });
+    // A write racing a step-up that renewed the ID is refused, not stored under the old ID nor lost silently.
+    const sc = await b.tether.open(view('POST', { cookie: fresh }));
+    await sc.update((d) => void (d.n = Number(d.n) + 1000));
+    const renewed = await trip(a.tether, fresh, (s) => s.reauthenticated());
+    await assert.rejects(b.tether.commit(sc), { code: 'SESSION_CONFLICT' });
+    await trip(a.tether, renewed.cookie, (s) => assert.equal(s.get('n'), 111));
   });
 });
