@@ -17,6 +17,7 @@ import type { Session, SessionData } from '../../src/core/session.js';
 import { sharedLimiter } from '../../src/cluster/limits.js';
 import { hashId } from '../../src/core/ids.js';
 import { cookiePair, sleep, trip, view, SECRET_A } from '../unit/support.js';
+import { clearOfWindowBoundary } from '../helpers/time.js';
 import type { RedisServer } from '../helpers/redis.js';
 
 let server: RedisServer;
@@ -836,6 +837,8 @@ describe('RedisStore faults', () => {
     try {
       assert.equal(await limiter.take('k'), true);
       assert.equal(await peer.take('k'), true, 'the peer counts in Redis too');
+      // The four takes below wait up to 500 ms each for Redis: clear of the limits' window boundary for all of them.
+      await clearOfWindowBoundary(8_000);
       process.kill(hung.pid, 'SIGSTOP');
       const started = Date.now();
       // Redis out: each process counts alone, so this one allows its own 3 and no more.
@@ -847,6 +850,7 @@ describe('RedisStore faults', () => {
       // whichever process takes them (a process still counting alone would allow the fourth, its own second).
       const answers = (s: RedisStore): Promise<boolean> => s.get('probe').then(() => true, () => false);
       await waitFor('both stores answering again', 10_000, async () => (await answers(store)) && (await answers(other)));
+      await clearOfWindowBoundary(3_000);
       assert.deepEqual([await peer.take('k2'), await limiter.take('k2'), await peer.take('k2'), await limiter.take('k2')], [true, true, true, false]);
     } finally {
       if (hung.pid) process.kill(hung.pid, 'SIGCONT');
