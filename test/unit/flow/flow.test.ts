@@ -76,6 +76,17 @@ describe('flow', () => {
     assert.equal(b.runId, a.runId);
   });
 
+  it('flow on tether.users when a step would pass maxUserContextBytes then 413 USER_CONTEXT_TOO_LARGE and the run stays at its step', async () => {
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)], maxUserContextBytes: 2_048 });
+    const run = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
+    const first = await run.submit('u1', 'shipping', { name: 'Ada' });
+    await assert.rejects(run.submit('u1', 'shipping', { name: 'A'.repeat(3_000) }), { code: 'USER_CONTEXT_TOO_LARGE', status: 413 });
+    const after = await run.view('u1');
+    assert.equal(after.step, 'payment');
+    assert.equal(after.runId, first.runId);
+    assert.deepEqual(after.data, { shipping: { name: 'Ada' } });
+  });
+
   it('flow when a later step is posted first then refuses with FLOW_STEP_OUT_OF_ORDER and changes nothing', async () => {
     const { run } = setup();
     await assert.rejects(run.submit('u1', 'payment', { card: '1' }), { code: 'FLOW_STEP_OUT_OF_ORDER', status: 409 });
