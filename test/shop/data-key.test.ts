@@ -30,6 +30,20 @@ async function withShop<T>(dir: string, env: Record<string, string>, fn: (url: s
   }
 }
 
+/**
+ * A visitor puts 3 of one product in the cart (kept in the session), and `username` registers and puts 2
+ * of another in theirs (kept in their user context). Returns the visitor's cookies and both products.
+ */
+async function fillCarts(url: string, username: string): Promise<{ cookies: Array<[string, string]>; productId: string; savedId: string }> {
+  const c = new ShopClient(url);
+  const products = (await c.get('/api/products')).body as Array<{ id: string }>;
+  assert.equal((await c.add(products[2]!.id, 3)).status, 201);
+  const u = new ShopClient(url);
+  assert.equal((await u.register(username)).status, 201);
+  assert.equal((await u.add(products[4]!.id, 2)).status, 201);
+  return { cookies: [...c.cookies], productId: products[2]!.id, savedId: products[4]!.id };
+}
+
 describe('shop with TETHER_DATA_KEY', () => {
   it('carts when stored, a visitor\'s and a signed-in user\'s, then the session store holds them encrypted, and a restart with the key reads them back', async () => {
     const key = randomBytes(32).toString('base64url');
@@ -37,15 +51,7 @@ describe('shop with TETHER_DATA_KEY', () => {
     const encrypted = await tempDir('tether-shop-key-');
     const plain = await tempDir('tether-shop-plain-');
     try {
-      const shopper = await withShop(encrypted, { TETHER_DATA_KEY: key }, async (url) => {
-        const c = new ShopClient(url);
-        const products = (await c.get('/api/products')).body as Array<{ id: string }>;
-        assert.equal((await c.add(products[2]!.id, 3)).status, 201);
-        const u = new ShopClient(url);
-        assert.equal((await u.register(username)).status, 201);
-        assert.equal((await u.add(products[4]!.id, 2)).status, 201);
-        return { cookies: [...c.cookies], productId: products[2]!.id, savedId: products[4]!.id };
-      });
+      const shopper = await withShop(encrypted, { TETHER_DATA_KEY: key }, (url) => fillCarts(url, username));
       const bytes = sessionFiles(encrypted);
       assert.ok(bytes.includes('tether:enc:1:'), 'encrypted records are in the store');
       assert.equal(bytes.includes(shopper.productId), false, 'the cart is not readable in the store');
@@ -62,15 +68,7 @@ describe('shop with TETHER_DATA_KEY', () => {
         assert.deepEqual(saved.items.map((i) => [i.productId, i.quantity]), [[shopper.savedId, 2]], 'the user\'s saved cart after a restart');
       });
 
-      const productId = await withShop(plain, {}, async (url) => {
-        const c = new ShopClient(url);
-        const products = (await c.get('/api/products')).body as Array<{ id: string }>;
-        assert.equal((await c.add(products[2]!.id, 3)).status, 201);
-        const u = new ShopClient(url);
-        assert.equal((await u.register(username)).status, 201);
-        assert.equal((await u.add(products[4]!.id, 2)).status, 201);
-        return products[2]!.id;
-      });
+      const { productId } = await withShop(plain, {}, (url) => fillCarts(url, username));
       assert.ok(sessionFiles(plain).includes(productId), 'without the key the same cart is readable in the store');
       assert.ok(sessionFiles(plain).includes(shopper.savedId), 'without the key the user\'s saved cart is readable in the store');
     } finally {
