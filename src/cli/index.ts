@@ -11,7 +11,8 @@ import { parseArgs } from 'node:util';
 import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } from '../cluster/haproxy.js';
 import { isTetherError } from '../core/errors.js';
 import { checkUserId, handleOf, randomToken, userContextKey } from '../core/ids.js';
-import { jsonCodec, parseStoredJson } from '../core/codec.js';
+import { jsonCodec } from '../core/codec.js';
+import { decodeUserContext } from '../core/user-context.js';
 import type { SessionCodec } from '../core/codec.js';
 import { encryptedCodec } from '../core/encrypted-codec.js';
 import { secretProblem } from '../core/options.js';
@@ -282,8 +283,7 @@ async function usersCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): 
 /** A stored user context read as the app reads it, or null when it is not one (encrypted under keys not given). */
 function readContext(data: string, codec: SessionCodec): Record<string, unknown> | null {
   try {
-    const context = parseStoredJson(codec.decodeText ? codec.decodeText(data) : data);
-    return typeof context === 'object' && context !== null && !Array.isArray(context) ? context as Record<string, unknown> : null;
+    return decodeUserContext(data, codec).context;
   } catch {
     return null;
   }

@@ -7,10 +7,22 @@
 import { checkUserId, userContextKey } from './ids.js';
 import { SessionConflictError, UserContextTooLargeError } from './errors.js';
 import { bytesOver, parseStoredJson } from './codec.js';
+import type { SessionCodec } from './codec.js';
 import type { ResolvedOptions } from './options.js';
 import type { Clock, SessionRecord, SessionStore } from './store.js';
 
 export type UserContextData = Record<string, unknown>;
+
+/**
+ * A stored user context as `codec` stored it (`decodeText`, else JSON) and the JSON text it holds;
+ * throws when the codec cannot read it or it is not a JSON object. Shared by `tether.users` and the CLI.
+ */
+export function decodeUserContext(data: string, codec: SessionCodec): { context: UserContextData; json: string } {
+  const json = codec.decodeText ? codec.decodeText(data) : data;
+  const context = parseStoredJson(json);
+  if (typeof context !== 'object' || context === null || Array.isArray(context)) throw new TypeError('a user context must be a JSON object');
+  return { context: context as UserContextData, json };
+}
 
 export class UserContexts {
   readonly #store: SessionStore;
@@ -77,11 +89,7 @@ export class UserContexts {
   #read(rec: SessionRecord | null): { context: UserContextData; json: string | null } {
     if (rec === null) return { context: {}, json: null };
     try {
-      const codec = this.#o.codec;
-      const json = codec.decodeText ? codec.decodeText(rec.data) : rec.data;
-      const context = parseStoredJson(json);
-      if (typeof context !== 'object' || context === null || Array.isArray(context)) throw new TypeError('a user context must be a JSON object');
-      return { context: context as UserContextData, json };
+      return decodeUserContext(rec.data, this.#o.codec);
     } catch (err) {
       if (!this.#warnedUndecodable) {
         this.#warnedUndecodable = true;
