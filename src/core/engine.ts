@@ -164,6 +164,13 @@ export class Tether<T extends object = SessionData> {
     if (this.options.secretsGenerated) {
       process.emitWarning('no secrets given: a random one was generated, so sessions end when the process restarts', { code: 'TETHER_SECRET_GENERATED' });
     }
+    const weak = this.options.weakSecrets;
+    if (weak.length > 0) {
+      // Positions only: the message never quotes a secret.
+      process.emitWarning(`options.secrets: secret${weak.length > 1 ? 's' : ''} ${weak.join(', ')} of ${this.options.secrets.length} `
+        + `${weak.length > 1 ? 'are repeated patterns' : 'is a repeated pattern'}, not random, and would be refused in production; `
+        + 'generate one with npx tether secret', { code: 'TETHER_WEAK_SECRET' });
+    }
     if (this.options.production && !this.options.cookie.secure) {
       process.emitWarning('cookie.secure is false in production: browsers will send the session cookie over plain HTTP too', { code: 'TETHER_INSECURE_COOKIE' });
     }

@@ -297,6 +297,11 @@ export interface ResolvedOptions {
   store: SessionStore | undefined;
   secrets: readonly string[];
   secretsGenerated: boolean;
+  /**
+   * Outside production, the positions (from 1) of the secrets production would refuse as a repeated
+   * pattern: the engine warns TETHER_WEAK_SECRET naming them. Empty in production, which refuses them.
+   */
+  weakSecrets: readonly number[];
   production: boolean;
   cookie: Readonly<ResolvedCookie>;
   idleTimeoutMs: number;
@@ -398,10 +403,12 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     secrets = [randomBytes(32).toString('base64url')];
     secretsGenerated = true;
   }
-  for (const s of secrets) {
+  const weakSecrets: number[] = [];
+  secrets.forEach((s, i) => {
     const problem = secretProblem(s, production);
     if (problem !== null) throw new OptionsInvalidError(`Tether options.secrets: ${problem}`);
-  }
+    if (!production && secretProblem(s, true) !== null) weakSecrets.push(i + 1);
+  });
 
   const c = input.cookie ?? {};
   const secure = c.secure ?? production;
@@ -456,6 +463,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
     store: input.store,
     secrets: Object.freeze(secrets),
     secretsGenerated,
+    weakSecrets: Object.freeze(weakSecrets),
     production,
     cookie: Object.freeze({ name, path, domain: c.domain, sameSite, secure, httpOnly: true as const, maxAgeMs: c.maxAgeMs }),
     idleTimeoutMs,

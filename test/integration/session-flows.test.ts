@@ -17,7 +17,7 @@ import type { Listening, Reply } from '../helpers/cookie-client.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import { readJson } from '../helpers/body.js';
 
-const SECRET = 's'.repeat(32);
+const SECRET = 'session-flows-test-secret-0123456789abcdef';
 
 function parseEmail(input: unknown): { email: string } {
   const email = (input as { email?: unknown } | null)?.email;

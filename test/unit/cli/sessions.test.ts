@@ -20,6 +20,7 @@ import { REPO_ROOT } from '../../helpers/node-process.js';
 import { RedisStore } from '../../../src/stores/redis/index.js';
 import { startRedis } from '../../helpers/redis.js';
 import type { RedisServer } from '../../helpers/redis.js';
+import { SECRET_A } from '../support.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-sessions-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -86,7 +87,7 @@ describe('tether sessions', () => {
     assert.equal(r.code, 0, r.err);
     assert.equal(r.out, 'ended 2 sessions of ada\n');
     assert.equal((await run(['sessions', 'count', '--store', url])).out, '2\n');
-    const tether = createTether({ secrets: ['s'.repeat(40)], store: new SqliteStore({ path: url.slice('sqlite:'.length) }) });
+    const tether = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: url.slice('sqlite:'.length) }) });
     try {
       assert.deepEqual(await tether.listUserSessions('ada'), []);
       assert.equal((await tether.listUserSessions('bob')).length, 1);
@@ -99,7 +100,7 @@ describe('tether sessions', () => {
   it('sessions end --all when run then every session of every user is gone for an engine on the same store, user contexts stay', async () => {
     const { url } = await seeded();
     const file = url.slice('sqlite:'.length);
-    const tether = createTether({ secrets: ['s'.repeat(40)], store: new SqliteStore({ path: file }) });
+    const tether = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: file }) });
     try {
       await tether.users.update('ada', () => ({ saved: ['tea'] }));
       assert.equal((await run(['sessions', 'count', '--store', url])).out, '4\n', 'sessions, not the user context');

@@ -13,6 +13,7 @@ import { runCli as run } from '../../helpers/cli.js';
 import { createTether, encryptedCodec } from '../../../src/index.js';
 import type { SessionCodec } from '../../../src/index.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
+import { SECRET_A } from '../support.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-users-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,7 +21,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** A store file where `ada` has a user context and a signed-in session, written by an engine with `codec`. */
 async function seeded(codec?: SessionCodec): Promise<{ url: string; file: string }> {
   const file = path.join(dir, `u${Math.random().toString(36).slice(2)}.db`);
-  const tether = createTether({ secrets: ['s'.repeat(40)], store: new SqliteStore({ path: file }), ...(codec ? { codec } : {}) });
+  const tether = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: file }), ...(codec ? { codec } : {}) });
   try {
     await tether.users.update('ada', () => ({ saved: ['tea', 'jam'], preferences: { theme: 'dark' } }));
     const session = await tether.open({ method: 'GET', header: () => undefined });
@@ -55,7 +56,7 @@ describe('tether users', () => {
     const { url, file } = await seeded();
     const r = await run(['users', 'clear', 'ada', '--store', url]);
     assert.deepEqual(r, { code: 0, out: 'cleared the user context of ada\n', err: '' });
-    const tether = createTether({ secrets: ['s'.repeat(40)], store: new SqliteStore({ path: file }) });
+    const tether = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: file }) });
     try {
       assert.deepEqual(await tether.users.get('ada'), {});
       assert.equal((await tether.listUserSessions('ada')).length, 1, 'the session stays');

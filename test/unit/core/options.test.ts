@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
-import { once } from 'node:events';
 import { createTether } from '../../../src/core/engine.js';
 import { resolveOptions, TETHER_DEFAULTS } from '../../../src/core/options.js';
 import type { TetherOptions } from '../../../src/core/options.js';
@@ -12,6 +11,20 @@ import { SECRET_A, SECRET_B } from '../support.js';
 const invalid = (options: unknown, message: RegExp): void => {
   assert.throws(() => createTether(options as TetherOptions), { code: 'OPTIONS_INVALID', message });
 };
+
+/** The process warnings `fn` raises (delivered on the next turn, so collected past it). */
+async function warningsOf(fn: () => void): Promise<Array<Error & { code?: string }>> {
+  const seen: Array<Error & { code?: string }> = [];
+  const onWarning = (w: Error & { code?: string }): void => void seen.push(w);
+  process.on('warning', onWarning);
+  try {
+    fn();
+    await new Promise((resolve) => setImmediate(resolve));
+    return seen;
+  } finally {
+    process.off('warning', onWarning);
+  }
+}
 
 describe('engine options', () => {
   it('options when a key is unknown then construction throws OPTIONS_INVALID naming it', () => {
@@ -40,7 +53,7 @@ describe('engine options', () => {
   it('secrets when one is shorter than 32 characters then construction throws OPTIONS_INVALID', () => {
     invalid({ secrets: 'short' }, /at least 32 characters/);
     invalid({ secrets: [SECRET_A, 'x'.repeat(31)] }, /at least 32 characters/);
-    assert.doesNotThrow(() => createTether({ secrets: 'x'.repeat(32) }));
+    assert.doesNotThrow(() => createTether({ secrets: SECRET_A.slice(0, 32) }));
   });
 
   it('secrets when one is a repeated character or word then production refuses it with OPTIONS_INVALID, never quoting it; random ones pass', () => {
@@ -67,25 +80,33 @@ describe('engine options', () => {
   });
 
   it('no secret outside production then one is generated with a TETHER_SECRET_GENERATED warning', async () => {
-    const warned = once(process, 'warning');
-    createTether({ production: false });
-    const [w] = (await warned) as [Error & { code?: string }];
-    assert.equal(w.code, 'TETHER_SECRET_GENERATED');
+    const seen = await warningsOf(() => createTether({ production: false }));
+    assert.deepEqual(seen.map((w) => w.code), ['TETHER_SECRET_GENERATED']);
+  });
+
+  it('secrets outside production when one is a repeated pattern then a TETHER_WEAK_SECRET warning names its position, never the secret', async () => {
+    const weak = 'changeme'.repeat(4);
+    const seen = await warningsOf(() => {
+      createTether({ production: false, secrets: [SECRET_A, weak] });
+      createTether({ production: false, secrets: [weak, 'x'.repeat(40)] });
+      createTether({ production: false, secrets: [SECRET_A, SECRET_B] });
+      createTether({ production: false });
+    });
+    const weakWarnings = seen.filter((w) => w.code === 'TETHER_WEAK_SECRET');
+    assert.deepEqual(weakWarnings.map((w) => w.message.match(/secrets? ([\d, ]+) of (\d+)/)?.slice(1)), [['2', '2'], ['1, 2', '2']]);
+    for (const w of weakWarnings) {
+      assert.match(w.message, /refused in production; generate one with npx tether secret/);
+      assert.ok(!w.message.includes('changeme') && !w.message.includes('xxxx'), 'the secret is not quoted');
+    }
   });
 
   it('production when cookie.secure is set to false then a TETHER_INSECURE_COOKIE warning is emitted, and none by default', async () => {
-    const seen: string[] = [];
-    const onWarning = (w: Error & { code?: string }): void => void seen.push(w.code ?? '');
-    process.on('warning', onWarning);
-    try {
+    const seen = await warningsOf(() => {
       createTether({ production: true, secrets: [SECRET_A], store: new MemoryStore(), cookie: { secure: false } });
       createTether({ production: true, secrets: [SECRET_A], store: new MemoryStore() });
       createTether({ production: false, secrets: [SECRET_A], cookie: { secure: false } });
-      await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual(seen.filter((c) => c === 'TETHER_INSECURE_COOKIE'), ['TETHER_INSECURE_COOKIE']);
-    } finally {
-      process.off('warning', onWarning);
-    }
+    });
+    assert.deepEqual(seen.map((w) => w.code).filter((c) => c === 'TETHER_INSECURE_COOKIE'), ['TETHER_INSECURE_COOKIE']);
   });
 
   it('cookie when sameSite is none without secure then construction throws OPTIONS_INVALID', () => {

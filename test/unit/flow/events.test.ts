@@ -8,7 +8,7 @@ import { defineFlow, sessionFlows } from 'tether/flow';
 import { FLOW_CHANNEL_NAMES } from 'tether/observability';
 import type { FlowMessage } from 'tether/observability';
 import type { Session, TetherOptions } from 'tether';
-import { rig, trip, view } from '../support.js';
+import { SECRET_A, rig, trip, view } from '../support.js';
 
 function parseName(input: unknown): { name: string } {
   const name = (input as { name?: unknown } | null)?.name;
@@ -27,7 +27,7 @@ function listen(): { seen: FlowMessage[]; stop: () => void } {
 }
 
 function setup(clock = new ManualClock()) {
-  const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)], clock });
+  const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A], clock });
   return { tether, clock, run: defineFlow({ name: 'checkout', idleTimeoutMs: 1000, steps }).using(tether.users) };
 }
 
@@ -130,7 +130,7 @@ describe('flow events', () => {
   });
 
   it('flow events when a flow keeps its progress in the session then messages carry no user and no session', async () => {
-    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)] });
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A] });
     const signup = defineFlow({ name: 'signup', steps: [{ name: 'email', parse: parseName }] }).using(sessionFlows);
     const { seen, stop } = listen();
     try {

@@ -5,6 +5,7 @@ import { createTether, MemoryStore, TetherError } from 'tether';
 import { ManualClock } from 'tether/testing';
 import { defineFlow } from 'tether/flow';
 import type { FlowContextStore, FlowEarlier } from 'tether/flow';
+import { SECRET_A } from '../support.js';
 
 function parseName(input: unknown): { name: string } {
   const name = (input as { name?: unknown } | null)?.name;
@@ -53,7 +54,7 @@ function racing(store: FlowContextStore, when: 'before' | 'during', meanwhile: (
 }
 
 function setup() {
-  const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)] });
+  const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A] });
   const flow = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] });
   return { tether, flow, run: flow.using(tether.users) };
 }
@@ -77,7 +78,7 @@ describe('flow', () => {
   });
 
   it('flow on tether.users when a step would pass maxUserContextBytes then 413 USER_CONTEXT_TOO_LARGE and the run stays at its step', async () => {
-    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)], maxUserContextBytes: 2_048 });
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A], maxUserContextBytes: 2_048 });
     const run = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
     const first = await run.submit('u1', 'shipping', { name: 'Ada' });
     await assert.rejects(run.submit('u1', 'shipping', { name: 'A'.repeat(3_000) }), { code: 'USER_CONTEXT_TOO_LARGE', status: 413 });
@@ -162,8 +163,8 @@ describe('flow', () => {
   it('flow when opened through another engine on the same store then resumes at the same step', async () => {
     const store = new MemoryStore({ sweepIntervalMs: 0 });
     const flow = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] });
-    const deviceA = flow.using(createTether({ store, secrets: ['a'.repeat(32)] }).users);
-    const deviceB = flow.using(createTether({ store, secrets: ['a'.repeat(32)] }).users);
+    const deviceA = flow.using(createTether({ store, secrets: [SECRET_A] }).users);
+    const deviceB = flow.using(createTether({ store, secrets: [SECRET_A] }).users);
     await deviceA.submit('u1', 'shipping', { name: 'Ada' });
     const v = await deviceB.view('u1');
     assert.equal(v.step, 'payment');
@@ -318,7 +319,7 @@ describe('flow', () => {
 
   it('flow when given no clock then follows the engine clock of tether.users; without idleTimeoutMs a run never expires', async () => {
     const clock = new ManualClock();
-    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['x'.repeat(32)], clock });
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A], clock });
     const steps = [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }];
     const expiring = defineFlow({ name: 'checkout', idleTimeoutMs: 60_000, steps }).using(tether.users);
     const lasting = defineFlow({ name: 'wishlist', steps }).using(tether.users);

@@ -5,7 +5,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { CHANNEL_NAMES } from '../../../src/observability/channels.js';
 import type { LifecycleEvent, LifecycleMessage } from '../../../src/observability/channels.js';
 import { hashId } from '../../../src/core/ids.js';
-import { rig, trip, view } from '../support.js';
+import { SECRET_A, rig, trip, view } from '../support.js';
 import type { Rig } from '../support.js';
 import { Tether } from '../../../src/core/engine.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
@@ -150,7 +150,7 @@ describe('lifecycle events', () => {
     const file = await tempSqliteFile();
     const clock = new ManualClock();
     const store = new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });
-    const tether = new Tether({ secrets: ['s'.repeat(32)], clock, store, idleTimeoutMs: 60_000, expiryGraceMs: 1_000 });
+    const tether = new Tether({ secrets: [SECRET_A], clock, store, idleTimeoutMs: 60_000, expiryGraceMs: 1_000 });
     try {
       const fromChannels = listenChannels();
       const fromEmitter: LifecycleMessage[] = [];
@@ -185,7 +185,7 @@ describe('lifecycle events', () => {
   it('expired when a listener throws for swept sessions then the sweep goes on, the rest are reported, and one warning says so', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const tether = new Tether({ secrets: ['s'.repeat(32)], clock, store: memory, idleTimeoutMs: 60_000, expiryGraceMs: 0 });
+    const tether = new Tether({ secrets: [SECRET_A], clock, store: memory, idleTimeoutMs: 60_000, expiryGraceMs: 0 });
     const warnings: Error[] = [];
     const onWarning = (w: Error & { code?: string }): void => {
       if (w.code === 'TETHER_SWEEP_LISTENER_THREW') warnings.push(w);

@@ -11,6 +11,7 @@ import { instrumentStore, registerFlowMetrics, registerTetherMetrics } from 'tet
 import { SqliteStore } from 'tether/sqlite';
 import { TieredStore } from 'tether/tiered';
 import { tempSqliteFile } from '../../helpers/sqlite.js';
+import { SECRET_A } from '../support.js';
 
 const view = (cookie?: string, method = 'GET') => ({ method, header: (n: string) => (n === 'cookie' ? cookie : undefined) });
 
@@ -24,7 +25,7 @@ describe('tether metrics', () => {
   it('metrics when sessions are created and regenerated then the counters and the store histogram say so', async () => {
     const registry = new Registry();
     const store = instrumentStore(new MemoryStore({ sweepIntervalMs: 0 }), registry);
-    const tether = createTether({ store, secrets: ['m'.repeat(32)] });
+    const tether = createTether({ store, secrets: [SECRET_A] });
     registerTetherMetrics(tether, registry);
     const s = await tether.open(view());
     s.set('x', 1);
@@ -47,7 +48,7 @@ describe('tether metrics', () => {
 
   it('metrics under newSessions.maxActive then tether_sessions_active is the engine\'s reckoning and tether_sessions_active_max the cap; without the cap neither is exported', async () => {
     const registry = new Registry();
-    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)], newSessions: { maxActive: 50 } });
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A], newSessions: { maxActive: 50 } });
     registerTetherMetrics(tether, registry);
     for (let i = 0; i < 3; i++) {
       const s = await tether.open(view());
@@ -58,7 +59,7 @@ describe('tether metrics', () => {
     assert.equal(metricValue(text, 'tether_sessions_active'), 3);
     assert.equal(metricValue(text, 'tether_sessions_active_max'), 50);
     const plain = new Registry();
-    const uncapped = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
+    const uncapped = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A] });
     registerTetherMetrics(uncapped, plain);
     assert.doesNotMatch(await plain.metrics(), /tether_sessions_active/);
     await tether.close();
@@ -67,7 +68,7 @@ describe('tether metrics', () => {
 
   it('metrics when sockets follow sessions then tether_sockets counts those watched, until closed or ended, and tether_socket_ends_total the ended ones by reason', async () => {
     const registry = new Registry();
-    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A] });
     registerTetherMetrics(tether, registry);
     const s = await tether.open(view());
     s.set('x', 1);
@@ -89,7 +90,7 @@ describe('tether metrics', () => {
 
   it('metrics when writers hold their sessions and cookies are forged or name no session then the gauges and counters tell them apart', async () => {
     const registry = new Registry();
-    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)] });
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A] });
     registerTetherMetrics(tether, registry);
     const cookies: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -128,7 +129,7 @@ describe('tether metrics', () => {
     let now = Date.now();
     const clock = { now: () => now };
     const store = instrumentStore(new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 }), registry);
-    const tether = createTether({ store, clock, secrets: ['m'.repeat(32)], idleTimeoutMs: 60_000, expiryGraceMs: 0 });
+    const tether = createTether({ store, clock, secrets: [SECRET_A], idleTimeoutMs: 60_000, expiryGraceMs: 0 });
     registerTetherMetrics(tether, registry);
     try {
       for (let i = 0; i < 2; i++) {
@@ -152,7 +153,7 @@ describe('tether metrics', () => {
     const registry = new Registry();
     const file = await tempSqliteFile();
     const store = instrumentStore(new SqliteStore({ path: file.path, sweepIntervalMs: 0 }), registry);
-    const tether = createTether({ store, secrets: ['m'.repeat(32)] });
+    const tether = createTether({ store, secrets: [SECRET_A] });
     try {
       const s = await tether.open(view());
       s.set('x', 1);
@@ -180,7 +181,7 @@ describe('tether metrics', () => {
     const registry = new Registry();
     const base = new MemoryStore({ sweepIntervalMs: 0 });
     const store = Object.assign(Object.create(base) as SessionStore, { stats: () => ({ hits: 7, misses: 2, invalidations: 1, bytes: 512 }) });
-    registerTetherMetrics({ stats: () => createTether({ store: base, secrets: ['m'.repeat(32)] }).stats(), store }, registry);
+    registerTetherMetrics({ stats: () => createTether({ store: base, secrets: [SECRET_A] }).stats(), store }, registry);
     const text = await registry.metrics();
     assert.equal(metricValue(text, 'tether_cache_hits_total'), 7);
     assert.equal(metricValue(text, 'tether_cache_misses_total'), 2);
@@ -196,7 +197,7 @@ describe('tether metrics', () => {
     assert.equal(shared.synchronous, 'NORMAL', 'a getter reading #private fields works through the wrapper');
     const tier = new TieredStore({ shared });
     assert.equal(tier.consistency, 'fenced', 'the wrapped store keeps its fence()');
-    const tether = createTether({ store: tier, secrets: ['m'.repeat(32)] });
+    const tether = createTether({ store: tier, secrets: [SECRET_A] });
     try {
       registerTetherMetrics(tether, registry);
       const s = await tether.open(view());
@@ -221,7 +222,7 @@ describe('tether metrics', () => {
     const registry = new Registry();
     const unsubscribe = registerFlowMetrics(registry);
     const clock = new ManualClock();
-    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: ['m'.repeat(32)], clock });
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A], clock });
     const take = (input: unknown) => input;
     const run = defineFlow({ name: 'checkout', idleTimeoutMs: 1000, steps: [{ name: 'shipping', parse: take }, { name: 'payment', parse: take }, { name: 'review' }] }).using(tether.users);
     try {
@@ -256,7 +257,7 @@ describe('docs/metrics.md', () => {
     const registry = new Registry();
     const base = new MemoryStore({ sweepIntervalMs: 0 });
     const store = Object.assign(Object.create(instrumentStore(base, registry)) as SessionStore, { stats: () => ({ hits: 1, misses: 1 }) });
-    const tether = createTether({ store: base, secrets: ['m'.repeat(32)], newSessions: { maxActive: 10 } });
+    const tether = createTether({ store: base, secrets: [SECRET_A], newSessions: { maxActive: 10 } });
     registerTetherMetrics({ stats: () => tether.stats(), store, options: tether.options }, registry);
     const unsubscribe = registerFlowMetrics(registry);
     const exported = (await registry.getMetricsAsJSON()).map((m) => ({
