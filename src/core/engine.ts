@@ -126,7 +126,7 @@ export interface EngineStats {
 /** What an abandoned request's answer carries when it carries no cookie. */
 const NO_COOKIES: readonly string[] = Object.freeze([]);
 
-export class Tether<T extends object = SessionData> {
+export class Tether<T extends object = SessionData> implements AsyncDisposable {
   readonly options: Readonly<ResolvedOptions>;
   readonly store: SessionStore;
   readonly events = new EventEmitter();
@@ -517,6 +517,11 @@ export class Tether<T extends object = SessionData> {
   stats(): EngineStats {
     return { ...this.#stats, activeSessions: this.#admission?.activeSessions ?? null, gateWaiting: this.#gate.waiting, gateHolding: this.#gate.holding, verifiedCookies: this.#verified.size,
       sockets: this.#sockets?.size ?? 0, socketEnds: this.#sockets?.ends ?? NO_SOCKET_ENDS };
+  }
+
+  /** `close()`, for `await using tether = createTether(…)`: the engine and its store are closed when the block ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async close(): Promise<void> {

@@ -243,10 +243,11 @@ function paramValue(name: string, kind: ParamKind, value: string, label: string)
 
 /**
  * Builds the store a URL names. Redis and PostgreSQL stores connect lazily, as their constructors do.
+ * Every store it builds can be closed by `await using`.
  * @example
  * const store = await createStore(process.env.TETHER_STORE ?? 'sqlite:');
  */
-export async function createStore(url: string, options: CreateStoreOptions = {}): Promise<SessionStore> {
+export async function createStore(url: string, options: CreateStoreOptions = {}): Promise<SessionStore & AsyncDisposable> {
   const target = parseStoreUrl(url, options);
   const clock = options.clock === undefined ? {} : { clock: options.clock };
   switch (target.kind) {
@@ -272,7 +273,7 @@ function credentialsOf(c: UrlCredentials): UrlCredentials {
   return { ...(c.username !== undefined && { username: c.username }), ...(c.password !== undefined && { password: c.password }) };
 }
 
-async function nearCache(shared: SessionStore, cache: UrlNearCache | undefined): Promise<SessionStore> {
+async function nearCache(shared: SessionStore & AsyncDisposable, cache: UrlNearCache | undefined): Promise<SessionStore & AsyncDisposable> {
   if (cache === undefined) return shared;
   const { TieredStore } = await import('./tiered/index.js');
   try {

@@ -4,6 +4,7 @@
  * @module
  */
 import { describe, it, before, after } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { stampOf } from '../core/store.js';
 import type { Clock, SessionRecord, SessionStore, SweptSession } from '../core/store.js';
@@ -104,7 +105,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       return s;
     };
 
-    const test = (name: string, fn: () => Promise<void>): void => {
+    const test = (name: string, fn: (t: TestContext) => Promise<void>): void => {
       const reason = factory.skip?.[name];
       if (reason !== undefined) it(name, { skip: reason }, fn);
       else it(name, fn);
@@ -429,6 +430,26 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         await assert.rejects(call, (err: { code?: string }) => err.code === 'STORE_CLOSED');
       }
       if (!factory.connect) await factory.dispose?.(own);
+    });
+
+    test('when its await using block ends then the store is closed as by close()', async (t) => {
+      const own = factory.connect ? await factory.connect(store, clock) : await factory.open(clock);
+      const disposable = own as SessionStore & Partial<AsyncDisposable>;
+      if (typeof disposable[Symbol.asyncDispose] !== 'function') {
+        await own.close();
+        if (!factory.connect) await factory.dispose?.(own);
+        t.skip('the store has no [Symbol.asyncDispose]() (Tether\'s own stores all do)');
+        return;
+      }
+      const rec = makeRecord(clock);
+      {
+        await using held = disposable as SessionStore & AsyncDisposable;
+        assert.deepEqual(await held.set(rec, 0), { ok: true });
+      }
+      await assert.rejects(own.get(rec.key), (err: { code?: string }) => err.code === 'STORE_CLOSED');
+      // A second client of the same backend (`connect`) still reads what the closed one wrote.
+      if (factory.connect) assert.equal((await store.get(rec.key))?.data, rec.data, 'what it wrote stays in the backend');
+      else await factory.dispose?.(own);
     });
 
     test('optional members are present exactly as declared', async () => {

@@ -139,13 +139,9 @@ describe('SqliteStore schema', () => {
     const startAt = Date.now() + 2_500;
     const runs = await Promise.all([1, 2, 3].map(() => runWriter(path, 20, undefined, startAt)));
     for (const r of runs) assert.equal(r.code, 0, r.stderr);
-    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
-    try {
-      assert.equal(await store.count(), 60);
-      for (const r of runs) for (const key of r.keys) assert.ok(await store.get(key), 'every acknowledged key is present');
-    } finally {
-      await store.close();
-    }
+    await using store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    assert.equal(await store.count(), 60);
+    for (const r of runs) for (const key of r.keys) assert.ok(await store.get(key), 'every acknowledged key is present');
   });
 });
 
@@ -421,14 +417,10 @@ describe('SqliteStore waiting for another process’s lock', () => {
       stop();
       await store.close();
     }
-    const again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
-    try {
-      assert.deepEqual(await again.get(late.key), late);
-      assert.equal(await again.get(rec.key), null);
-      assert.deepEqual(await again.set(rec, 0), { ok: true }, 'writes go through once the lock is free');
-    } finally {
-      await again.close();
-    }
+    await using again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    assert.deepEqual(await again.get(late.key), late);
+    assert.equal(await again.get(rec.key), null);
+    assert.deepEqual(await again.set(rec, 0), { ok: true }, 'writes go through once the lock is free');
   });
 });
 
@@ -657,67 +649,55 @@ describe('SqliteStore group commit', () => {
   it('a regeneration that fails in a batch then only it is rolled back, and the writes around it commit', async () => {
     const { path } = await temp();
     const clock = new ManualClock();
-    const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
-    try {
-      const [a, b, taken] = [makeRecord(clock, { userId: 'u' }), makeRecord(clock), makeRecord(clock)];
-      await store.set(a, 0);
-      await store.set(taken, 0);
-      const ended = { ...a, version: 2, data: '"x"', expiresAt: clock.now() - 1, absoluteExpiresAt: clock.now() - 1 };
-      const collide = { ...makeRecord(clock, { userId: 'u' }), key: taken.key };
-      const [before, regen, after] = await Promise.allSettled([
-        store.set(b, 0),
-        store.regenerate(ended, 1, collide),
-        store.set({ ...taken, version: 2, data: '"after"' }, 1),
-      ]);
-      assert.deepEqual(before, { status: 'fulfilled', value: { ok: true } });
-      assert.equal(regen.status, 'rejected');
-      assert.equal((regen as PromiseRejectedResult).reason.code, 'SESSION_CONFLICT');
-      assert.deepEqual(after, { status: 'fulfilled', value: { ok: true } });
-      assert.deepEqual(await store.get(a.key), a, 'the refused regeneration did not end the old record');
-      assert.deepEqual(await store.get(b.key), b);
-      assert.equal((await store.get(taken.key))?.data, '"after"');
-    } finally {
-      await store.close();
-    }
+    await using store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const [a, b, taken] = [makeRecord(clock, { userId: 'u' }), makeRecord(clock), makeRecord(clock)];
+    await store.set(a, 0);
+    await store.set(taken, 0);
+    const ended = { ...a, version: 2, data: '"x"', expiresAt: clock.now() - 1, absoluteExpiresAt: clock.now() - 1 };
+    const collide = { ...makeRecord(clock, { userId: 'u' }), key: taken.key };
+    const [before, regen, after] = await Promise.allSettled([
+      store.set(b, 0),
+      store.regenerate(ended, 1, collide),
+      store.set({ ...taken, version: 2, data: '"after"' }, 1),
+    ]);
+    assert.deepEqual(before, { status: 'fulfilled', value: { ok: true } });
+    assert.equal(regen.status, 'rejected');
+    assert.equal((regen as PromiseRejectedResult).reason.code, 'SESSION_CONFLICT');
+    assert.deepEqual(after, { status: 'fulfilled', value: { ok: true } });
+    assert.deepEqual(await store.get(a.key), a, 'the refused regeneration did not end the old record');
+    assert.deepEqual(await store.get(b.key), b);
+    assert.equal((await store.get(taken.key))?.data, '"after"');
   });
 
   it('writes made in one turn then keep their order, other writes and close commit what is queued first, and a read in that turn sees what was acknowledged', async () => {
     const { path } = await temp();
     const clock = new ManualClock();
-    const store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    await using store = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
     const heard: string[] = [];
     store.subscribe((key, stamp) => heard.push(`${key}${stamp ? ' ' + stamp : ''}`));
     const rec = makeRecord(clock, { userId: 'dave' });
     const other = makeRecord(clock, { userId: 'dave' });
     const late = makeRecord(clock);
-    try {
-      await store.set(rec, 0);
-      heard.length = 0;
-      const set = store.set({ ...rec, version: 2, data: '"2"' }, 1);
-      const gone = store.destroy(rec.key);
-      const made = store.set(other, 0);
-      assert.equal((await store.get(rec.key))?.data, rec.data, 'a read in the same turn sees the acknowledged version');
-      // destroyByUser runs at once, after the writes queued before it.
-      assert.equal(await store.destroyByUser('dave'), 1, 'the queued create was committed first, then removed');
-      assert.deepEqual(await set, { ok: true });
-      await gone;
-      assert.deepEqual(await made, { ok: true });
-      assert.equal(await store.get(rec.key), null);
-      assert.equal(await store.get(other.key), null);
-      assert.deepEqual(heard, [`${rec.key} 2:${rec.expiresAt}`, rec.key, `${other.key} 1:${other.expiresAt}`, other.key],
-        'subscribers hear each change once it committed, in order');
-      const queued = store.set(late, 0);
-      await store.close();
-      assert.deepEqual(await queued, { ok: true }, 'close commits what is queued');
-    } finally {
-      await store.close();
-    }
-    const again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
-    try {
-      assert.deepEqual(await again.get(late.key), late);
-    } finally {
-      await again.close();
-    }
+    await store.set(rec, 0);
+    heard.length = 0;
+    const set = store.set({ ...rec, version: 2, data: '"2"' }, 1);
+    const gone = store.destroy(rec.key);
+    const made = store.set(other, 0);
+    assert.equal((await store.get(rec.key))?.data, rec.data, 'a read in the same turn sees the acknowledged version');
+    // destroyByUser runs at once, after the writes queued before it.
+    assert.equal(await store.destroyByUser('dave'), 1, 'the queued create was committed first, then removed');
+    assert.deepEqual(await set, { ok: true });
+    await gone;
+    assert.deepEqual(await made, { ok: true });
+    assert.equal(await store.get(rec.key), null);
+    assert.equal(await store.get(other.key), null);
+    assert.deepEqual(heard, [`${rec.key} 2:${rec.expiresAt}`, rec.key, `${other.key} 1:${other.expiresAt}`, other.key],
+      'subscribers hear each change once it committed, in order');
+    const queued = store.set(late, 0);
+    await store.close();
+    assert.deepEqual(await queued, { ok: true }, 'close commits what is queued');
+    await using again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    assert.deepEqual(await again.get(late.key), late);
   });
 });
 
@@ -752,38 +732,30 @@ describe('SqliteStore sweep and count', () => {
 
   it('sweep when more expired records than one batch then removes them all and count sees only live ones', async () => {
     const clock = new ManualClock();
-    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
-    try {
-      for (let i = 0; i < 1_200; i++) await store.set(makeRecord(clock, { expiresAt: clock.now() + 10 }), 0);
-      const live = makeRecord(clock);
-      await store.set(live, 0);
-      assert.equal(await store.count(), 1_201);
-      clock.advance(10);
-      assert.equal(await store.count(), 1);
-      assert.equal(await store.sweep(), 1_200);
-      assert.equal(await store.sweep(), 0);
-      assert.ok(await store.get(live.key));
-    } finally {
-      await store.close();
-    }
+    await using store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    for (let i = 0; i < 1_200; i++) await store.set(makeRecord(clock, { expiresAt: clock.now() + 10 }), 0);
+    const live = makeRecord(clock);
+    await store.set(live, 0);
+    assert.equal(await store.count(), 1_201);
+    clock.advance(10);
+    assert.equal(await store.count(), 1);
+    assert.equal(await store.sweep(), 1_200);
+    assert.equal(await store.sweep(), 0);
+    assert.ok(await store.get(live.key));
   });
   it('sweep when it deletes several batches then other work runs between them, not only after the last', async () => {
     const clock = new ManualClock();
-    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
-    try {
-      for (let i = 0; i < 1_600; i++) await store.set(makeRecord(clock, { expiresAt: clock.now() + 10 }), 0);
-      clock.advance(10);
-      const reported: number[] = [];
-      store.onSwept((batch) => reported.push(batch.length));
-      // Another request's work, queued as the sweep starts: it must not wait for all four transactions.
-      let reportedBeforeIt = -1;
-      setImmediate(() => { reportedBeforeIt = reported.length; });
-      assert.equal(await store.sweep(), 1_600);
-      assert.deepEqual(reported, [500, 500, 500, 100]);
-      assert.equal(reportedBeforeIt, 1);
-    } finally {
-      await store.close();
-    }
+    await using store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    for (let i = 0; i < 1_600; i++) await store.set(makeRecord(clock, { expiresAt: clock.now() + 10 }), 0);
+    clock.advance(10);
+    const reported: number[] = [];
+    store.onSwept((batch) => reported.push(batch.length));
+    // Another request's work, queued as the sweep starts: it must not wait for all four transactions.
+    let reportedBeforeIt = -1;
+    setImmediate(() => { reportedBeforeIt = reported.length; });
+    assert.equal(await store.sweep(), 1_600);
+    assert.deepEqual(reported, [500, 500, 500, 100]);
+    assert.equal(reportedBeforeIt, 1);
   });
 });
 
@@ -825,17 +797,13 @@ describe('SqliteStore destroyAll', () => {
 
   it('sqlite store when session keys sort on both sides of the user contexts then destroyAll removes exactly those isSessionKey names', async () => {
     const clock = new ManualClock();
-    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
-    try {
-      const keys = ['-a', '0a', 'Ua', 'USER:a', 'user', 'user9', 'user;', 'user;a', 'userA', 'user_a', 'users', 'v', 'zz',
-        'user:', 'user:a', 'user:zz', 'user::'];
-      for (const key of keys) assert.deepEqual(await store.set(makeRecord(clock, { key }), 0), { ok: true });
-      const sessions = keys.filter(isSessionKey);
-      assert.equal(await store.destroyAll(), sessions.length);
-      for (const key of keys) assert.equal((await store.get(key)) === null, isSessionKey(key), key);
-    } finally {
-      await store.close();
-    }
+    await using store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    const keys = ['-a', '0a', 'Ua', 'USER:a', 'user', 'user9', 'user;', 'user;a', 'userA', 'user_a', 'users', 'v', 'zz',
+      'user:', 'user:a', 'user:zz', 'user::'];
+    for (const key of keys) assert.deepEqual(await store.set(makeRecord(clock, { key }), 0), { ok: true });
+    const sessions = keys.filter(isSessionKey);
+    assert.equal(await store.destroyAll(), sessions.length);
+    for (const key of keys) assert.equal((await store.get(key)) === null, isSessionKey(key), key);
   });
 
   it('sqlite store when destroyAll removes more sessions than one transaction holds then each batch commits and is reported on its own, and a session inserted meanwhile with an earlier created_at is removed too', async () => {
@@ -879,61 +847,53 @@ describe('SqliteStore destroyAll', () => {
 
   it('sqlite store destroyAll when it deletes several batches then other work runs between them, not only after the last, and a session that work creates is kept', async () => {
     const clock = new ManualClock();
-    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
-    try {
-      for (let i = 0; i < 1_600; i++) await store.set(makeRecord(clock), 0);
-      let removed = 0;
-      store.subscribe((_key, stamp) => { if (stamp === undefined) removed++; });
-      // Another request's work, queued as destroyAll starts: it must not wait for all four transactions.
-      // It logs someone in: a session created after the call, which stays.
-      let removedBeforeIt = -1;
-      let late: SessionRecord | undefined;
-      setImmediate(() => {
-        removedBeforeIt = removed;
-        clock.advance(1);
-        late = makeRecord(clock, { userId: 'late' });
-        void store.set(late, 0);
-      });
-      assert.equal(await store.destroyAll(), 1_600);
-      assert.equal(removedBeforeIt, 500);
-      assert.equal(removed, 1_600);
-      assert.deepEqual(await store.get(late!.key), late, 'the session created between batches is kept whole');
-      assert.deepEqual((await store.listByUser('late')).map((r) => r.key), [late!.key]);
-      assert.equal(await store.count(), 1);
-    } finally {
-      await store.close();
-    }
+    await using store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    for (let i = 0; i < 1_600; i++) await store.set(makeRecord(clock), 0);
+    let removed = 0;
+    store.subscribe((_key, stamp) => { if (stamp === undefined) removed++; });
+    // Another request's work, queued as destroyAll starts: it must not wait for all four transactions.
+    // It logs someone in: a session created after the call, which stays.
+    let removedBeforeIt = -1;
+    let late: SessionRecord | undefined;
+    setImmediate(() => {
+      removedBeforeIt = removed;
+      clock.advance(1);
+      late = makeRecord(clock, { userId: 'late' });
+      void store.set(late, 0);
+    });
+    assert.equal(await store.destroyAll(), 1_600);
+    assert.equal(removedBeforeIt, 500);
+    assert.equal(removed, 1_600);
+    assert.deepEqual(await store.get(late!.key), late, 'the session created between batches is kept whole');
+    assert.deepEqual((await store.listByUser('late')).map((r) => r.key), [late!.key]);
+    assert.equal(await store.count(), 1);
   });
 
   it('sqlite store destroyAll when more sessions than a batch are created between every two of its batches then it still ends, and keeps those', async () => {
     const clock = new ManualClock();
-    const store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
-    try {
-      const held = Array.from({ length: 1_200 }, () => makeRecord(clock));
-      await Promise.all(held.map((r) => store.set(r, 0)));
-      // Logins on every turn while it runs, 600 a turn; for at most 30 turns, so that a loop that also
-      // takes them ends too.
-      const created: SessionRecord[] = [];
-      let turns = 0;
-      let done = false;
-      const work = (): void => {
-        if (done || ++turns > 30) return;
-        clock.advance(1);
-        for (let i = 0; i < 600; i++) {
-          const rec = makeRecord(clock);
-          created.push(rec);
-          void store.set(rec, 0);
-        }
-        setImmediate(work);
-      };
+    await using store = new SqliteStore({ path: ':memory:', clock, sweepIntervalMs: 0 });
+    const held = Array.from({ length: 1_200 }, () => makeRecord(clock));
+    await Promise.all(held.map((r) => store.set(r, 0)));
+    // Logins on every turn while it runs, 600 a turn; for at most 30 turns, so that a loop that also
+    // takes them ends too.
+    const created: SessionRecord[] = [];
+    let turns = 0;
+    let done = false;
+    const work = (): void => {
+      if (done || ++turns > 30) return;
+      clock.advance(1);
+      for (let i = 0; i < 600; i++) {
+        const rec = makeRecord(clock);
+        created.push(rec);
+        void store.set(rec, 0);
+      }
       setImmediate(work);
-      assert.equal(await store.destroyAll().finally(() => (done = true)), held.length);
-      assert.ok(turns >= 1 && turns <= 5, `ended after ${turns} turn(s) of creation, not when the creation stopped`);
-      for (const r of held) assert.equal(await store.get(r.key), null, r.key);
-      assert.equal(await store.count(), created.length, 'every session created while it ran is kept');
-    } finally {
-      await store.close();
-    }
+    };
+    setImmediate(work);
+    assert.equal(await store.destroyAll().finally(() => (done = true)), held.length);
+    assert.ok(turns >= 1 && turns <= 5, `ended after ${turns} turn(s) of creation, not when the creation stopped`);
+    for (const r of held) assert.equal(await store.get(r.key), null, r.key);
+    assert.equal(await store.count(), created.length, 'every session created while it ran is kept');
   });
 
   it('sqlite store when closed during destroyAll then it rejects with STORE_CLOSED, and the batches it committed stay deleted', async () => {
@@ -948,13 +908,9 @@ describe('SqliteStore destroyAll', () => {
     off();
     await closing;
     await assert.rejects(store.destroyAll(), { code: 'STORE_CLOSED' });
-    const again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
-    try {
-      assert.equal(await again.count(), 700, 'the first batch of 500 was removed, the rest kept whole');
-      assert.equal(await again.destroyAll(), 700);
-    } finally {
-      await again.close();
-    }
+    await using again = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    assert.equal(await again.count(), 700, 'the first batch of 500 was removed, the rest kept whole');
+    assert.equal(await again.destroyAll(), 700);
   });
 });
 
@@ -967,13 +923,9 @@ describe('SqliteStore crash safety', () => {
     const raw = new Database(path);
     assert.equal(raw.pragma('integrity_check', { simple: true }), 'ok');
     raw.close();
-    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
-    try {
-      const missing: string[] = [];
-      for (const key of run.keys) if (!(await store.get(key))) missing.push(key);
-      assert.deepEqual(missing, [], `${missing.length} of ${run.keys.length} acknowledged writes lost`);
-    } finally {
-      await store.close();
-    }
+    await using store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    const missing: string[] = [];
+    for (const key of run.keys) if (!(await store.get(key))) missing.push(key);
+    assert.deepEqual(missing, [], `${missing.length} of ${run.keys.length} acknowledged writes lost`);
   });
 });

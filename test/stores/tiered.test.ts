@@ -76,27 +76,22 @@ describe('TieredStore across nodes', () => {
   it('two nodes over one SQLite file when another writes more changes than one poll reads before its write then the next read returns that write', async () => {
     const { path } = await tempSqliteFile().then((f) => (temps.push(f), f));
     const clock = new ManualClock();
-    const writer = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    await using writer = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
     // A slow timer poll: only the read fence can deliver the invalidation in time.
-    const node = new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 }), clock });
-    try {
-      const rec = makeRecord(clock);
-      await writer.set(rec, 0);
-      assert.equal((await node.get(rec.key))?.version, 1);
-      assert.equal((await node.get(rec.key))?.version, 1, 'the copy is served locally');
-      // 100,000 changes of other sessions, more than one poll reads, then the write the read must see.
-      for (let done = 0; done < 100_000; done += 5_000) {
-        await Promise.all(Array.from({ length: 5_000 }, () => writer.set(makeRecord(clock), 0)));
-      }
-      assert.deepEqual(await writer.set({ ...rec, version: 2, data: '"v2"' }, 1), { ok: true });
-      const hits = node.stats().hits;
-      assert.equal((await node.get(rec.key))?.version, 2, 'a fenced read is never older than a write acknowledged before it');
-      assert.equal((await node.get(rec.key))?.version, 2);
-      assert.equal(node.stats().hits, hits + 1, 'and once the feed caught up, copies are served locally again');
-    } finally {
-      await node.close();
-      await writer.close();
+    await using node = new TieredStore({ shared: new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 }), clock });
+    const rec = makeRecord(clock);
+    await writer.set(rec, 0);
+    assert.equal((await node.get(rec.key))?.version, 1);
+    assert.equal((await node.get(rec.key))?.version, 1, 'the copy is served locally');
+    // 100,000 changes of other sessions, more than one poll reads, then the write the read must see.
+    for (let done = 0; done < 100_000; done += 5_000) {
+      await Promise.all(Array.from({ length: 5_000 }, () => writer.set(makeRecord(clock), 0)));
     }
+    assert.deepEqual(await writer.set({ ...rec, version: 2, data: '"v2"' }, 1), { ok: true });
+    const hits = node.stats().hits;
+    assert.equal((await node.get(rec.key))?.version, 2, 'a fenced read is never older than a write acknowledged before it');
+    assert.equal((await node.get(rec.key))?.version, 2);
+    assert.equal(node.stats().hits, hits + 1, 'and once the feed caught up, copies are served locally again');
   });
 
   it('two nodes over one MemoryStore when one acknowledges a write then the other’s next read returns it', async () => {
@@ -142,24 +137,19 @@ describe('TieredStore races', () => {
 
   it('tiered store when a fetch started before its own write returns late then the old version is not cached', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     const gated = new GatedStore(memory);
-    const node = new TieredStore({ shared: gated, clock, closeShared: false });
-    try {
-      const rec = makeRecord(clock);
-      await memory.set(rec, 0);
-      const reached = gated.hold();
-      const stale = node.get(rec.key);
-      await reached;
-      assert.deepEqual(await node.set({ ...rec, version: 2, data: '"v2"' }, 1), { ok: true });
-      gated.release();
-      assert.equal((await stale)?.version, 1);
-      assert.equal((await node.get(rec.key))?.version, 2);
-      assert.equal((await node.get(rec.key))?.version, 2);
-    } finally {
-      await node.close();
-      await memory.close();
-    }
+    await using node = new TieredStore({ shared: gated, clock, closeShared: false });
+    const rec = makeRecord(clock);
+    await memory.set(rec, 0);
+    const reached = gated.hold();
+    const stale = node.get(rec.key);
+    await reached;
+    assert.deepEqual(await node.set({ ...rec, version: 2, data: '"v2"' }, 1), { ok: true });
+    gated.release();
+    assert.equal((await stale)?.version, 1);
+    assert.equal((await node.get(rec.key))?.version, 2);
+    assert.equal((await node.get(rec.key))?.version, 2);
   });
 });
 
@@ -170,189 +160,147 @@ describe('TieredStore write-through', () => {
       const file = await tempSqliteFile();
       temps.push(file);
       const store = backend === 'memory' ? new MemoryStore({ clock, sweepIntervalMs: 0 }) : new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 });
-      const node = new TieredStore({ shared: store, clock });
-      try {
-        const rec = makeRecord(clock);
-        await node.set(rec, 0);
-        await node.set({ ...rec, version: 2, data: '"v2"' }, 1);
-        assert.deepEqual(await node.get(rec.key), { ...rec, version: 2, data: '"v2"' });
-        assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses }, { hits: 1, misses: 0 });
-        assert.equal(await node.touch(rec.key, clock.now() + 5_000, clock.now() + 1), true);
-        assert.equal((await node.get(rec.key))?.expiresAt, clock.now() + 5_000, 'touch updated the local copy');
-        assert.equal(node.stats().hits, 2);
-      } finally {
-        await node.close();
-      }
+      await using node = new TieredStore({ shared: store, clock });
+      const rec = makeRecord(clock);
+      await node.set(rec, 0);
+      await node.set({ ...rec, version: 2, data: '"v2"' }, 1);
+      assert.deepEqual(await node.get(rec.key), { ...rec, version: 2, data: '"v2"' });
+      assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses }, { hits: 1, misses: 0 });
+      assert.equal(await node.touch(rec.key, clock.now() + 5_000, clock.now() + 1), true);
+      assert.equal((await node.get(rec.key))?.expiresAt, clock.now() + 5_000, 'touch updated the local copy');
+      assert.equal(node.stats().hits, 2);
     });
   }
 
   it('tiered store when a write ends a record (deadlines already passed, as for a regenerated session’s old ID) then no local copy of it is kept', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const node = new TieredStore({ shared: memory, clock });
-    try {
-      const rec = makeRecord(clock);
-      await node.set(rec, 0);
-      assert.equal(node.stats().entries, 1);
-      const now = clock.now();
-      const ended = { ...rec, version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
-      assert.equal((await node.set(ended, 1)).ok, true);
-      assert.deepEqual({ entries: node.stats().entries, bytes: node.stats().bytes }, { entries: 0, bytes: 0 });
-      assert.equal(await node.get(rec.key), null);
-    } finally {
-      await node.close();
-    }
+    await using node = new TieredStore({ shared: memory, clock });
+    const rec = makeRecord(clock);
+    await node.set(rec, 0);
+    assert.equal(node.stats().entries, 1);
+    const now = clock.now();
+    const ended = { ...rec, version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+    assert.equal((await node.set(ended, 1)).ok, true);
+    assert.deepEqual({ entries: node.stats().entries, bytes: node.stats().bytes }, { entries: 0, bytes: 0 });
+    assert.equal(await node.get(rec.key), null);
   });
 
   it('tiered store over sqlite when a regeneration succeeds then the new record is served from its copy and the old one has none', async () => {
     const clock = new ManualClock();
     const file = await tempSqliteFile();
     temps.push(file);
-    const node = new TieredStore({ shared: new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 }), clock });
-    try {
-      assert.equal(typeof node.regenerate, 'function', 'passed through from the shared store');
-      const old = makeRecord(clock, { userId: 'regen' });
-      await node.set(old, 0);
-      const now = clock.now();
-      const ended = { ...old, version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
-      const created = makeRecord(clock, { userId: 'regen', data: '"new"' });
-      assert.deepEqual(await node.regenerate!(ended, 1, created), { ok: true });
-      assert.equal(node.stats().entries, 1, 'one copy: the new record');
-      const misses = node.stats().misses;
-      assert.deepEqual(await node.get(created.key), created);
-      assert.equal(node.stats().misses, misses, 'served from the copy');
-      assert.equal(await node.get(old.key), null);
-      // A conflict keeps no copy of either record.
-      const stale = { ...created, version: 5, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
-      const next = makeRecord(clock, { userId: 'regen' });
-      assert.deepEqual(await node.regenerate!(stale, 4, next), { ok: false, current: 1 });
-      assert.equal(node.stats().entries, 0);
-      assert.equal(await node.get(next.key), null);
-      assert.deepEqual(await node.get(created.key), created);
-    } finally {
-      await node.close();
-    }
+    await using node = new TieredStore({ shared: new SqliteStore({ path: file.path, clock, sweepIntervalMs: 0 }), clock });
+    assert.equal(typeof node.regenerate, 'function', 'passed through from the shared store');
+    const old = makeRecord(clock, { userId: 'regen' });
+    await node.set(old, 0);
+    const now = clock.now();
+    const ended = { ...old, version: 2, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+    const created = makeRecord(clock, { userId: 'regen', data: '"new"' });
+    assert.deepEqual(await node.regenerate!(ended, 1, created), { ok: true });
+    assert.equal(node.stats().entries, 1, 'one copy: the new record');
+    const misses = node.stats().misses;
+    assert.deepEqual(await node.get(created.key), created);
+    assert.equal(node.stats().misses, misses, 'served from the copy');
+    assert.equal(await node.get(old.key), null);
+    // A conflict keeps no copy of either record.
+    const stale = { ...created, version: 5, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: now - 1 };
+    const next = makeRecord(clock, { userId: 'regen' });
+    assert.deepEqual(await node.regenerate!(stale, 4, next), { ok: false, current: 1 });
+    assert.equal(node.stats().entries, 0);
+    assert.equal(await node.get(next.key), null);
+    assert.deepEqual(await node.get(created.key), created);
   });
 
   it('tiered store when the shared store fails a write then the write rejects and no local copy is left', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     const gated = new GatedStore(memory);
-    const node = new TieredStore({ shared: gated, clock, closeShared: false });
-    try {
-      const rec = makeRecord(clock);
-      await node.set(rec, 0);
-      assert.ok(await node.get(rec.key));
-      gated.fail('set', 'reject');
-      await assert.rejects(node.set({ ...rec, version: 2, data: '"lost"' }, 1));
-      gated.heal();
-      const misses = node.stats().misses;
-      assert.equal((await node.get(rec.key))?.data, rec.data, 'the store still holds version 1');
-      assert.equal(node.stats().misses, misses + 1, 'and it was read from the store, not a local copy');
-    } finally {
-      await node.close();
-      await memory.close();
-    }
+    await using node = new TieredStore({ shared: gated, clock, closeShared: false });
+    const rec = makeRecord(clock);
+    await node.set(rec, 0);
+    assert.ok(await node.get(rec.key));
+    gated.fail('set', 'reject');
+    await assert.rejects(node.set({ ...rec, version: 2, data: '"lost"' }, 1));
+    gated.heal();
+    const misses = node.stats().misses;
+    assert.equal((await node.get(rec.key))?.data, rec.data, 'the store still holds version 1');
+    assert.equal(node.stats().misses, misses + 1, 'and it was read from the store, not a local copy');
   });
 
   it('tiered store when a write conflicts then the local copy is dropped and the next read fetches', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     // No feed, so the tier cannot hear the write made behind its back; only the conflict tells it.
-    const node = new TieredStore({ shared: new GatedStore(memory, { feed: false }), clock, singleProcess: true, closeShared: false });
-    try {
-      const rec = makeRecord(clock);
-      await node.set(rec, 0);
-      await memory.set({ ...rec, version: 2, data: '"elsewhere"' }, 1);
-      assert.equal((await node.get(rec.key))?.version, 1, 'stale, as documented for singleProcess misuse');
-      assert.deepEqual(await node.set({ ...rec, version: 2, data: '"mine"' }, 1), { ok: false, current: 2 });
-      assert.equal((await node.get(rec.key))?.data, '"elsewhere"');
-    } finally {
-      await node.close();
-      await memory.close();
-    }
+    await using node = new TieredStore({ shared: new GatedStore(memory, { feed: false }), clock, singleProcess: true, closeShared: false });
+    const rec = makeRecord(clock);
+    await node.set(rec, 0);
+    await memory.set({ ...rec, version: 2, data: '"elsewhere"' }, 1);
+    assert.equal((await node.get(rec.key))?.version, 1, 'stale, as documented for singleProcess misuse');
+    assert.deepEqual(await node.set({ ...rec, version: 2, data: '"mine"' }, 1), { ok: false, current: 2 });
+    assert.equal((await node.get(rec.key))?.data, '"elsewhere"');
   });
 
   it('tiered store when the feed reports it may have lost changes then every local copy is dropped', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     const gated = new GatedStore(memory);
-    const node = new TieredStore({ shared: gated, clock, closeShared: false });
-    try {
-      const recs = [makeRecord(clock), makeRecord(clock)];
-      for (const r of recs) await memory.set(r, 0);
-      for (const r of recs) await node.get(r.key);
-      assert.equal(node.stats().entries, 2);
-      gated.resync();
-      assert.equal(node.stats().entries, 0);
-      assert.ok(await node.get(recs[0]!.key));
-    } finally {
-      await node.close();
-      await memory.close();
-    }
+    await using node = new TieredStore({ shared: gated, clock, closeShared: false });
+    const recs = [makeRecord(clock), makeRecord(clock)];
+    for (const r of recs) await memory.set(r, 0);
+    for (const r of recs) await node.get(r.key);
+    assert.equal(node.stats().entries, 2);
+    gated.resync();
+    assert.equal(node.stats().entries, 0);
+    assert.ok(await node.get(recs[0]!.key));
   });
 
   it('tiered store when destroyByUser runs then that user’s local copies are gone, except the kept one', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const node = new TieredStore({ shared: new GatedStore(memory, { feed: false }), clock, singleProcess: true, closeShared: false });
-    try {
-      const [keep, gone] = [makeRecord(clock, { userId: 'dora' }), makeRecord(clock, { userId: 'dora' })];
-      for (const r of [keep!, gone!]) await node.set(r, 0);
-      assert.equal(await node.destroyByUser('dora', { except: [keep!.key] }), 1);
-      assert.equal(await node.get(gone!.key), null);
-      assert.ok(await node.get(keep!.key));
-    } finally {
-      await node.close();
-      await memory.close();
-    }
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using node = new TieredStore({ shared: new GatedStore(memory, { feed: false }), clock, singleProcess: true, closeShared: false });
+    const [keep, gone] = [makeRecord(clock, { userId: 'dora' }), makeRecord(clock, { userId: 'dora' })];
+    for (const r of [keep!, gone!]) await node.set(r, 0);
+    assert.equal(await node.destroyByUser('dora', { except: [keep!.key] }), 1);
+    assert.equal(await node.get(gone!.key), null);
+    assert.ok(await node.get(keep!.key));
   });
 });
 
 describe('TieredStore bounds, stats and options', () => {
   it('tiered store when local copies exceed maxBytes then evicts the coldest and stays under the bound', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const node = new TieredStore({ shared: memory, clock, maxBytes: 20_000, closeShared: false });
-    try {
-      const recs = Array.from({ length: 60 }, () => makeRecord(clock, { data: 'x'.repeat(500) }));
-      await node.set(recs[0]!, 0);
-      for (const r of recs.slice(1)) {
-        await node.get(recs[0]!.key);
-        await node.set(r, 0);
-        assert.ok(node.stats().bytes <= 20_000);
-      }
-      const s = node.stats();
-      assert.ok(s.evictions > 0);
-      assert.ok(s.entries < 60);
-      const hits = s.hits;
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using node = new TieredStore({ shared: memory, clock, maxBytes: 20_000, closeShared: false });
+    const recs = Array.from({ length: 60 }, () => makeRecord(clock, { data: 'x'.repeat(500) }));
+    await node.set(recs[0]!, 0);
+    for (const r of recs.slice(1)) {
       await node.get(recs[0]!.key);
-      assert.equal(node.stats().hits, hits + 1, 'the hot record is still local');
-      assert.ok(await node.get(recs[1]!.key), 'an evicted record is still in the shared store');
-    } finally {
-      await node.close();
-      await memory.close();
+      await node.set(r, 0);
+      assert.ok(node.stats().bytes <= 20_000);
     }
+    const s = node.stats();
+    assert.ok(s.evictions > 0);
+    assert.ok(s.entries < 60);
+    const hits = s.hits;
+    await node.get(recs[0]!.key);
+    assert.equal(node.stats().hits, hits + 1, 'the hot record is still local');
+    assert.ok(await node.get(recs[1]!.key), 'an evicted record is still in the shared store');
   });
 
   it('tiered store stats count hits, misses and the hit ratio, and expiry follows the clock', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const node = new TieredStore({ shared: memory, clock, closeShared: false });
-    try {
-      assert.equal(node.stats().hitRatio, 0);
-      const rec = makeRecord(clock, { expiresAt: clock.now() + 1_000 });
-      await memory.set(rec, 0);
-      await node.get(rec.key);
-      await node.get(rec.key);
-      await node.get(rec.key);
-      assert.deepEqual({ ...node.stats(), bytes: 0 }, { hits: 2, misses: 1, invalidations: 0, evictions: 0, bytes: 0, entries: 1, hitRatio: 2 / 3, fences: 0 });
-      clock.advance(1_000);
-      assert.equal(await node.get(rec.key), null, 'an expired local copy is never served');
-    } finally {
-      await node.close();
-      await memory.close();
-    }
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using node = new TieredStore({ shared: memory, clock, closeShared: false });
+    assert.equal(node.stats().hitRatio, 0);
+    const rec = makeRecord(clock, { expiresAt: clock.now() + 1_000 });
+    await memory.set(rec, 0);
+    await node.get(rec.key);
+    await node.get(rec.key);
+    await node.get(rec.key);
+    assert.deepEqual({ ...node.stats(), bytes: 0 }, { hits: 2, misses: 1, invalidations: 0, evictions: 0, bytes: 0, entries: 1, hitRatio: 2 / 3, fences: 0 });
+    clock.advance(1_000);
+    assert.equal(await node.get(rec.key), null, 'an expired local copy is never served');
   });
 
   it('tiered store when the shared store has no change feed then throws OPTIONS_INVALID unless singleProcess', async () => {
@@ -382,18 +330,13 @@ class HandFencedStore extends GatedStore {
 /** A fenced tier over a HandFencedStore, holding one record it has read once (cached); closed after `run`. */
 async function withCachedRecord(run: (t: { node: TieredStore; shared: HandFencedStore; rec: SessionRecord }) => Promise<void>): Promise<void> {
   const clock = new ManualClock();
-  const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+  await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
   const shared = new HandFencedStore(memory);
-  const node = new TieredStore({ shared, clock, closeShared: false });
-  try {
-    const rec = makeRecord(clock);
-    await memory.set(rec, 0);
-    await node.get(rec.key);
-    await run({ node, shared, rec });
-  } finally {
-    await node.close();
-    await memory.close();
-  }
+  await using node = new TieredStore({ shared, clock, closeShared: false });
+  const rec = makeRecord(clock);
+  await memory.set(rec, 0);
+  await node.get(rec.key);
+  await run({ node, shared, rec });
 }
 
 /** An eventual and a fenced tier over one shared store, which they leave open. */
@@ -452,58 +395,48 @@ describe('TieredStore consistency', () => {
 
   it('tiered store when a fence resolves false or rejects then the read goes to the shared store', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     // No feed, so the write below stays unreported and the local copy stale: only the fence decides.
     const shared = new HandFencedStore(memory, { feed: false });
-    const node = new TieredStore({ shared, clock, singleProcess: true, closeShared: false });
-    try {
-      const rec = makeRecord(clock);
-      await node.set(rec, 0);
-      await memory.set({ ...rec, version: 2, data: '"v2"' }, 1);
-      const served = async (answer: boolean | Error): Promise<number | undefined> => {
-        const read = node.get(rec.key);
-        await settle();
-        shared.pending.shift()!(answer);
-        return (await read)?.version;
-      };
-      assert.equal(await served(true), 1, 'a true fence lets the copy be served (stale here only because the feed is hidden)');
-      assert.equal(await served(false), 2, 'false: read through');
-      await memory.set({ ...rec, version: 3, data: '"v3"' }, 2);
-      assert.equal(await served(new Error('fence failed')), 3, 'rejected: read through');
-      assert.equal(node.stats().hits, 1);
-    } finally {
-      await node.close();
-      await memory.close();
-    }
+    await using node = new TieredStore({ shared, clock, singleProcess: true, closeShared: false });
+    const rec = makeRecord(clock);
+    await node.set(rec, 0);
+    await memory.set({ ...rec, version: 2, data: '"v2"' }, 1);
+    const served = async (answer: boolean | Error): Promise<number | undefined> => {
+      const read = node.get(rec.key);
+      await settle();
+      shared.pending.shift()!(answer);
+      return (await read)?.version;
+    };
+    assert.equal(await served(true), 1, 'a true fence lets the copy be served (stale here only because the feed is hidden)');
+    assert.equal(await served(false), 2, 'false: read through');
+    await memory.set({ ...rec, version: 3, data: '"v3"' }, 2);
+    assert.equal(await served(new Error('fence failed')), 3, 'rejected: read through');
+    assert.equal(node.stats().hits, 1);
   });
 
   for (const consistency of ['fenced', 'eventual'] as const) {
     it(`tiered store (${consistency}) when the feed is not listening then no local copy is served until it is`, async () => {
       const clock = new ManualClock();
-      const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+      await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
       const shared = new HandFencedStore(memory);
-      const node = new TieredStore({ shared, clock, consistency, closeShared: false });
-      try {
-        const rec = makeRecord(clock);
-        await memory.set(rec, 0);
-        await node.get(rec.key);
-        assert.equal(node.stats().entries, 1, 'a local copy is there');
-        shared.feedState = 'connecting';
-        assert.equal((await node.get(rec.key))?.version, 1);
-        assert.equal((await node.get(rec.key))?.version, 1);
-        assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses, fences: node.stats().fences }, { hits: 0, misses: 3, fences: 0 });
-        shared.feedState = 'listening';
-        shared.resync();
-        await node.get(rec.key);
-        const hit = node.get(rec.key);
-        await settle();
-        shared.pending.shift()?.(true);
-        assert.equal((await hit)?.version, 1);
-        assert.equal(node.stats().hits, 1, 'served locally again once the feed is back');
-      } finally {
-        await node.close();
-        await memory.close();
-      }
+      await using node = new TieredStore({ shared, clock, consistency, closeShared: false });
+      const rec = makeRecord(clock);
+      await memory.set(rec, 0);
+      await node.get(rec.key);
+      assert.equal(node.stats().entries, 1, 'a local copy is there');
+      shared.feedState = 'connecting';
+      assert.equal((await node.get(rec.key))?.version, 1);
+      assert.equal((await node.get(rec.key))?.version, 1);
+      assert.deepEqual({ hits: node.stats().hits, misses: node.stats().misses, fences: node.stats().fences }, { hits: 0, misses: 3, fences: 0 });
+      shared.feedState = 'listening';
+      shared.resync();
+      await node.get(rec.key);
+      const hit = node.get(rec.key);
+      await settle();
+      shared.pending.shift()?.(true);
+      assert.equal((await hit)?.version, 1);
+      assert.equal(node.stats().hits, 1, 'served locally again once the feed is back');
     });
   }
 
@@ -598,15 +531,10 @@ describe('TieredStore consistency', () => {
 
   it('tiered store getLocal when given a slot then answers a key read again with the one record its copy unpacked to, and every other caller with its own', async () => {
     const clock = new ManualClock();
-    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
-    const tier = new TieredStore({ shared: new HandFencedStore(memory), clock, consistency: 'eventual', closeShared: false });
-    try {
-      const rec = makeRecord(clock);
-      await tier.set(rec, 0);
-      await checkSlotReads(tier, clock, rec);
-    } finally {
-      await tier.close();
-      await memory.close();
-    }
+    await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    await using tier = new TieredStore({ shared: new HandFencedStore(memory), clock, consistency: 'eventual', closeShared: false });
+    const rec = makeRecord(clock);
+    await tier.set(rec, 0);
+    await checkSlotReads(tier, clock, rec);
   });
 });

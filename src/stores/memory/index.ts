@@ -33,7 +33,7 @@ export const MEMORY_STORE_DEFAULTS = { maxBytes: 64 * 1024 * 1024, sweepInterval
 const SWEEP_SLICE_MS = 2;
 const SWEEP_CHECK = 256;
 
-export class MemoryStore implements SessionStore {
+export class MemoryStore implements SessionStore, AsyncDisposable {
   readonly name = 'memory';
   readonly #clock: Clock;
   readonly #records: RecordTable;
@@ -306,6 +306,11 @@ export class MemoryStore implements SessionStore {
   subscribe(listener: (key: string, stamp?: string) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** `close()`, for `await using store = new …Store(…)`: the store is closed when the block ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async close(): Promise<void> {

@@ -99,7 +99,7 @@ const identifier = (max: number) => (v: unknown): string | null =>
 /** The server's time in epoch milliseconds (clock_timestamp: the time now, not the transaction's start). */
 const SERVER_TIME_SQL = 'SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS ms';
 
-export class PostgresStore implements SessionStore {
+export class PostgresStore implements SessionStore, AsyncDisposable {
   readonly name = 'postgres';
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
@@ -413,6 +413,11 @@ export class PostgresStore implements SessionStore {
   /** Resolves true once the change feed's LISTEN is active (false after `timeoutMs`). Needs a subscriber. */
   feedListening(timeoutMs = 5_000): Promise<boolean> {
     return this.#feed.listening(timeoutMs);
+  }
+
+  /** `close()`, for `await using store = new …Store(…)`: the store is closed when the block ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async close(): Promise<void> {

@@ -36,7 +36,7 @@ const OK: SetResult = Object.freeze({ ok: true });
  */
 export const DUE_SHARDS = 16;
 
-export class RedisStore implements SessionStore {
+export class RedisStore implements SessionStore, AsyncDisposable {
   readonly name = 'redis';
   /**
    * Read fence (see SessionStore.fence): a PING on the change feed's subscriber connection, answered
@@ -569,6 +569,11 @@ export class RedisStore implements SessionStore {
     // A connection failure is not an answer: the next connection asks again.
     this.#policy.catch(() => { this.#policy = null; });
     return this.#policy;
+  }
+
+  /** `close()`, for `await using store = new …Store(…)`: the store is closed when the block ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async close(): Promise<void> {

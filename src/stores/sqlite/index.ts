@@ -131,7 +131,7 @@ interface Queued {
   error?: unknown;
 }
 
-export class SqliteStore implements SessionStore {
+export class SqliteStore implements SessionStore, AsyncDisposable {
   readonly name = 'sqlite';
   readonly #db: BetterSqlite3.Database;
   readonly #clock: Clock;
@@ -361,6 +361,11 @@ export class SqliteStore implements SessionStore {
    */
   async fence(): Promise<boolean> {
     return this.flushChanges();
+  }
+
+  /** `close()`, for `await using store = new …Store(…)`: the store is closed when the block ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Commits what is queued, waits for the writes still waiting for a lock to commit or fail, then closes. */

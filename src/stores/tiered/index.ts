@@ -62,7 +62,7 @@ const isStore = (v: unknown): string | null => {
     ? null : 'a SessionStore';
 };
 
-export class TieredStore implements SessionStore {
+export class TieredStore implements SessionStore, AsyncDisposable {
   readonly name = 'tiered';
   /** Passes through to the shared store's feed; absent when it has none. */
   readonly subscribe?: (listener: (key: string, stamp?: string) => void, options?: { onResync?: () => void }) => () => void;
@@ -366,6 +366,11 @@ export class TieredStore implements SessionStore {
       hitRatio: reads === 0 ? 0 : this.#hits / reads,
       fences: this.#fence?.sent ?? 0,
     };
+  }
+
+  /** `close()`, for `await using store = new …Store(…)`: the store is closed when the block ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,8 @@ import { generateId, hashId } from '../../../src/core/ids.js';
 import { cookiePair, rig, trip, view, valueOf, SECRET_A, SECRET_B } from '../support.js';
 import { Tether } from '../../../src/core/engine.js';
 import type { Rig } from '../support.js';
+import { SqliteStore } from '../../../src/stores/sqlite/index.js';
+import { tempSqliteFile } from '../../helpers/sqlite.js';
 import type { SessionRecord, SessionStore } from '../../../src/core/store.js';
 import type { Session, SessionData } from '../../../src/core/session.js';
 
@@ -493,5 +495,22 @@ describe('engine lifecycle', () => {
     const all = [...full.setCookies, ...out.setCookies];
     assert.ok(all.some((c) => /Max-Age=\d{6,}/.test(c)), 'a persistent cookie among them');
     for (const c of all) assert.ok(Buffer.byteLength(c) < 4096, `${Buffer.byteLength(c)} bytes: ${c.slice(0, 80)}…`);
+  });
+
+  it('engine when its await using block ends then it and its store are closed, and what it committed reads back from the file', async () => {
+    const file = await tempSqliteFile();
+    try {
+      let cookie: string | undefined;
+      let store: SqliteStore;
+      {
+        await using tether = new Tether({ secrets: [SECRET_A], store: (store = new SqliteStore({ path: file.path, sweepIntervalMs: 0 })) });
+        cookie = (await trip(tether, undefined, (s) => s.set('cart', ['tea']))).cookie;
+      }
+      await assert.rejects(store.get('any'), (err: { code?: string }) => err.code === 'STORE_CLOSED');
+      await using again = new Tether({ secrets: [SECRET_A], store: new SqliteStore({ path: file.path, sweepIntervalMs: 0 }) });
+      await trip(again, cookie, (s) => void assert.deepEqual(s.get('cart'), ['tea']), 'GET');
+    } finally {
+      await file.remove();
+    }
   });
 });
