@@ -119,6 +119,11 @@ export function visits(s: Session<Data>): number {
   return s.data.visits ?? 0;
 }
 export const parts = [sessions(tether), tetherPlugin, flow, RedisStore, registerTetherMetrics, TetherError] as const;
+export async function closing(): Promise<number> {
+  await using store = new MemoryStore();
+  await using engine = createTether({ secrets: ['x'.repeat(32)], store });
+  return engine.stats().created;
+}
 `);
     writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify({
       compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
