@@ -282,8 +282,11 @@ export class Committer {
     }
     if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
       const idle = lifetimeOf(s, o).idleTimeoutMs;
-      await this.#e.call(() => this.#e.store.touch(record.key, now + idle + o.expiryGraceMs, now, record.version), 'touch');
+      const expiresAt = now + idle + o.expiryGraceMs;
+      const moved = await this.#e.call(() => this.#e.store.touch(record.key, expiresAt, now, record.version), 'touch');
       this.#e.stats.touches++;
+      // What the store now holds (a touch keeps the version), for the session's deadlines (`expiresAt`).
+      if (moved) s.record = { ...record, lastSeenAt: now, expiresAt };
       // A persistent cookie is sent again with each touch, so that it lasts as long as the session.
       if (o.cookie.maxAgeMs !== undefined || s.remembered) s.resign = true;
     }

@@ -6,6 +6,7 @@
 import type { RequestView } from './csrf.js';
 import { ReauthRequiredError, SessionCommittedError, SessionEndedError, SessionKeyInvalidError } from './errors.js';
 import type { SessionRecord } from './store.js';
+import type { ResolvedOptions } from './options.js';
 import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
 import { checkUserId, handleOf, randomToken } from './ids.js';
@@ -101,6 +102,8 @@ export interface SessionState {
   newId: () => string;
   /** The engine's clock. */
   now: () => number;
+  /** The engine's options (its timeouts, for the session's deadlines). */
+  options: Readonly<ResolvedOptions>;
 }
 
 let internals!: (s: Session) => SessionState;
@@ -476,6 +479,39 @@ export class Session<T extends object = SessionData> {
 
   get lastSeenAt(): number | null {
     return this.#s.record?.lastSeenAt ?? null;
+  }
+
+  /**
+   * When the session ends unless a request comes first (ms since the epoch, by the engine's clock): the
+   * earlier of its idle and absolute deadlines, as the store holds them. After this request's commit,
+   * as the commit left them: a write or a touch moves the idle deadline (a touch is written once
+   * `touchIntervalMs` has passed since the last, so the deadline may stand up to that much earlier
+   * than the last request plus the idle timeout). null for a session not stored, or ended. The cookie
+   * carries no expiry (a browser-session cookie), so this is what a page asks to warn before a timeout.
+   */
+  get expiresAt(): number | null {
+    const r = this.#deadlineBase();
+    if (r === null) return null;
+    const o = this.#s.options;
+    const life = this.#s.remembered ? o.remember : o;
+    return Math.min(r.expiresAt - o.expiryGraceMs, r.lastSeenAt + life.idleTimeoutMs, this.#absolute(r));
+  }
+
+  /** When the session ends whatever it does (its absolute timeout; a login starts it again); null as for `expiresAt`. */
+  get absoluteExpiresAt(): number | null {
+    const r = this.#deadlineBase();
+    return r === null ? null : this.#absolute(r);
+  }
+
+  #deadlineBase(): SessionRecord | null {
+    return this.#s.destroyed ? null : this.#s.record;
+  }
+
+  /** The absolute deadline as the engine judges it: the store's, and the session's timeout from its creation. */
+  #absolute(r: SessionRecord): number {
+    const o = this.#s.options;
+    const life = this.#s.remembered ? o.remember : o;
+    return Math.min(r.absoluteExpiresAt - o.expiryGraceMs, r.createdAt + life.absoluteTimeoutMs);
   }
 
   /**

@@ -111,4 +111,57 @@ describe('engine expiry', () => {
     await trip(r.tether, a.cookie, (s) => s.touch(), 'GET');
     assert.equal(r.store.calls.touch, 1);
   });
+
+  it('session.expiresAt and absoluteExpiresAt when read before and after each commit then give the deadlines the engine ends the session at', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN, absoluteTimeoutMs: 60 * MIN, touchIntervalMs: MIN, expiryGraceMs: 5 * MIN });
+    const t0 = r.clock.now();
+    const a = await trip(r.tether, undefined, (s) => {
+      assert.deepEqual([s.expiresAt, s.absoluteExpiresAt], [null, null], 'not stored yet');
+      s.set('n', 1);
+    });
+    assert.equal(a.session.expiresAt, t0 + 10 * MIN, 'the idle deadline, without the store’s grace');
+    assert.equal(a.session.absoluteExpiresAt, t0 + 60 * MIN);
+
+    // Within the touch interval a read writes nothing, and the deadline stands.
+    r.clock.advance(30_000);
+    const b = await trip(r.tether, a.cookie, (s) => assert.equal(s.expiresAt, t0 + 10 * MIN), 'GET');
+    assert.equal(b.session.expiresAt, t0 + 10 * MIN);
+    // Past it, the read touches: before its commit the deadline is the stored one, after it a whole idle timeout from now.
+    r.clock.advance(2 * MIN);
+    const t1 = r.clock.now();
+    const c = await trip(r.tether, a.cookie, (s) => assert.equal(s.expiresAt, t0 + 10 * MIN), 'GET');
+    assert.deepEqual([c.session.expiresAt, c.session.lastSeenAt, c.session.absoluteExpiresAt], [t1 + 10 * MIN, t1, t0 + 60 * MIN]);
+    // Near the end of its life the absolute deadline comes first.
+    r.clock.advance(7.5 * MIN);
+    const writes = async (): Promise<number | null> => (await trip(r.tether, a.cookie, (s) => s.set('n', Number(s.get('n')) + 1))).session.expiresAt;
+    for (let t = 10; t < 55; t += 9) {
+      assert.equal(await writes(), r.clock.now() + 10 * MIN, `at ${t} min`);
+      r.clock.advance(9 * MIN);
+    }
+    assert.equal(r.clock.now(), t0 + 55 * MIN);
+    assert.equal(await writes(), t0 + 60 * MIN, 'the absolute deadline');
+    // And the session ends there: alive a millisecond before, gone at it.
+    r.clock.advance(5 * MIN - 1);
+    await trip(r.tether, a.cookie, (s) => assert.equal(s.isNew, false), 'GET');
+    r.clock.advance(1);
+    await trip(r.tether, a.cookie, (s) => assert.deepEqual([s.isNew, s.expiresAt], [true, null]), 'GET');
+  });
+
+  it('session.expiresAt when the session is remembered or destroyed then follows: the longer timeouts, then null', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN, absoluteTimeoutMs: 60 * MIN, remember: { idleTimeoutMs: 24 * 60 * MIN, absoluteTimeoutMs: 7 * 24 * 60 * MIN } });
+    const t0 = r.clock.now();
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.clock.advance(MIN);
+    const kept = await trip(r.tether, a.cookie, (s) => s.remember());
+    assert.equal(kept.session.expiresAt, t0 + MIN + 24 * 60 * MIN);
+    assert.equal(kept.session.absoluteExpiresAt, t0 + 7 * 24 * 60 * MIN, 'counted from the session’s creation');
+    // Idle past the plain timeout, within the remembered one: alive, with the same deadlines as stored.
+    r.clock.advance(12 * 60 * MIN);
+    await trip(r.tether, a.cookie, (s) => {
+      assert.equal(s.isNew, false);
+      assert.equal(s.expiresAt, t0 + MIN + 24 * 60 * MIN);
+    }, 'GET');
+    const out = await trip(r.tether, a.cookie, (s) => s.destroy());
+    assert.deepEqual([out.session.expiresAt, out.session.absoluteExpiresAt], [null, null]);
+  });
 });
