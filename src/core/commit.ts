@@ -129,13 +129,13 @@ export class Committer {
     }
     if (s.destroyed || record === null || s.regenerate) return this.#write(s, now);
     // An ID past the renewal interval is replaced by whichever request of the session can deliver the cookie first.
-    if (o.renewal !== null && s.renew && now - (s.issuedAt ?? record.createdAt) >= o.renewal.intervalMs) return this.#renew(s, now);
+    if (o.renewal !== null && s.renew && s.touch !== false && now - (s.issuedAt ?? record.createdAt) >= o.renewal.intervalMs) return this.#renew(s, now);
     const loaded = s.loaded!;
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
     // After update() a change is all but certain: the text decides at once, sparing the comparison.
     const same = s.userId === s.loadedUserId && s.csrf === loaded.c && s.remembered === (loaded.r === 1) && s.authAt === loaded.a
       && s.net === loaded.n && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
-    if (!same || s.touch || now - record.lastSeenAt >= o.touchIntervalMs) return this.#write(s, now, same);
+    if (!same || s.touch === true || (s.touch === undefined && now - record.lastSeenAt >= o.touchIntervalMs)) return this.#write(s, now, same);
     if (s.resign) this.#sendCookie(s, record, now);
     return undefined;
   }
@@ -280,7 +280,7 @@ export class Committer {
       if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, key, now);
       return;
     }
-    if (s.touch || now - record.lastSeenAt >= o.touchIntervalMs) {
+    if (s.touch === true || (s.touch === undefined && now - record.lastSeenAt >= o.touchIntervalMs)) {
       const idle = lifetimeOf(s, o).idleTimeoutMs;
       const expiresAt = now + idle + o.expiryGraceMs;
       const moved = await this.#e.call(() => this.#e.store.touch(record.key, expiresAt, now, record.version), 'touch');

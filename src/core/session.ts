@@ -79,7 +79,8 @@ export interface SessionState {
   /** Set by `login()`: the regenerated session's absolute lifetime starts again (a plain regenerate() keeps its age). */
   newLifetime: boolean;
   destroyed: boolean;
-  touch: boolean;
+  /** `touch()`: true forces a touch at commit, false forbids one (and a renewal), undefined leaves it to the touch interval. */
+  touch: boolean | undefined;
   /** The cookie verified with an old secret: send it again, signed with the current one. */
   resign: boolean;
   /** A cookie was presented that names no live session: expire it in the browser. */
@@ -447,10 +448,16 @@ export class Session<T extends object = SessionData> {
     this.#s.destroyed = true;
   }
 
-  /** Forces an expiry refresh at commit even when the touch interval has not passed. */
-  touch(): void {
+  /**
+   * `touch()` moves the idle deadline at commit even when the touch interval has not passed.
+   * `touch(false)`: this request is not the user's activity (a poll, a status check, a page asking how
+   * long its session has left): its commit moves no deadline and renews no ID, so the session times out
+   * as if the request had not come. A change to the data is still stored, and a write sets new deadlines.
+   */
+  touch(on = true): void {
+    if (typeof on !== 'boolean') throw new TypeError('session.touch(on): on must be true or false');
     this.#open();
-    this.#s.touch = true;
+    this.#s.touch = on;
   }
 
   /** The session's CSRF synchronizer token; asking for it creates the session. */

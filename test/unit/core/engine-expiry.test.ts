@@ -164,4 +164,44 @@ describe('engine expiry', () => {
     const out = await trip(r.tether, a.cookie, (s) => s.destroy());
     assert.deepEqual([out.session.expiresAt, out.session.absoluteExpiresAt], [null, null]);
   });
+
+  it('session.touch(false) when a request past the touch interval is not the user’s activity then it moves no deadline, and the session times out as if it had not come', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN, touchIntervalMs: MIN });
+    const t0 = r.clock.now();
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.clock.advance(9 * MIN);
+    const touches = r.tether.stats().touches;
+    const poll = await trip(r.tether, a.cookie, (s) => {
+      s.touch(false);
+      assert.equal(s.get('n'), 1);
+    }, 'GET');
+    assert.equal(r.tether.stats().touches, touches, 'no touch stored');
+    assert.equal(poll.session.expiresAt, t0 + 10 * MIN);
+    assert.equal((await r.memory.get(hashId(a.session.id!)))?.lastSeenAt, t0);
+    // A later touch() in the same request wins, as the last word does.
+    const b = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.clock.advance(1.5 * MIN);
+    const kept = await trip(r.tether, b.cookie, (s) => {
+      s.touch(false);
+      s.touch();
+    }, 'GET');
+    assert.equal(kept.session.expiresAt, r.clock.now() + 10 * MIN);
+    assert.throws(() => kept.session.touch('no' as unknown as boolean), TypeError);
+    // The first session has ended at its deadline (half a minute ago): the poll did not count.
+    const late = await trip(r.tether, a.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+    assert.equal(late.cookie, '');
+  });
+
+  it('session.touch(false) when the request changes the data then the change is stored with new deadlines, as every write', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN, touchIntervalMs: MIN });
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.clock.advance(5 * MIN);
+    const w = await trip(r.tether, a.cookie, (s) => {
+      s.touch(false);
+      s.set('n', 2);
+    });
+    assert.equal(w.session.expiresAt, r.clock.now() + 10 * MIN);
+    r.clock.advance(9 * MIN);
+    await trip(r.tether, a.cookie, (s) => assert.deepEqual([s.isNew, s.get('n')], [false, 2]), 'GET');
+  });
 });

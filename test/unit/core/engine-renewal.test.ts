@@ -52,6 +52,17 @@ describe('engine renewal', () => {
     assert.equal(sessions[0]!.id, renewed.session.handle);
   });
 
+  it('renewal when the request due for it is not the user’s activity (session.touch(false)) then it keeps the ID, and the next request renews it', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    const poll = await trip(r.tether, first.cookie, (s) => s.touch(false), 'GET');
+    assert.equal(cookiePair(poll.setCookies), undefined, 'no new cookie');
+    assert.equal(r.tether.stats().renewed, 0);
+    const renewed = await trip(r.tether, first.cookie, () => {}, 'GET');
+    assert.ok(cookiePair(renewed.setCookies) !== undefined && renewed.session.id !== first.id, 'renewed by the next request');
+  });
+
   it('renewal when the old cookie comes back within the grace then it opens the session and is answered the new cookie; after the grace it names none', async () => {
     const r = rig({ renewal: RENEWAL });
     const first = await signedIn(r);
