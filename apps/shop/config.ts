@@ -51,6 +51,8 @@ export interface ShopConfig {
   loginFailuresPerAddress: number;
   /** How long after a login ending other sessions needs no password again (ASVS 7.5.2); 0: always asked. */
   reauthWindowSec: number;
+  /** Seconds before the idle timeout at which a signed-in page warns and offers to stay signed in (WCAG 2.2.1); 0: no warning. */
+  idleWarningSec: number;
   /** Live-channel sockets (lib/live.ts) one process keeps open at most; 0 turns the channel off. */
   liveMaxSockets: number;
   /** Seconds between reads of a live socket's session, for an end handled by another process. */
@@ -101,6 +103,7 @@ export const SHOP_DEFAULTS = {
   maxSessions: 1_000_000,
   rejectedCookiesPerMinute: 100,
   reauthWindowSec: 900,
+  idleWarningSec: 120,
   loginFailuresPerAccount: 10,
   loginFailuresPerAddress: 100,
   liveMaxSockets: 10_000,
@@ -238,6 +241,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const maxSessions = integer(env, 'SHOP_MAX_SESSIONS', SHOP_DEFAULTS.maxSessions, 0, 1_000_000_000);
   const rejectedCookiesPerMinute = integer(env, 'SHOP_REJECTED_COOKIES_PER_MINUTE', SHOP_DEFAULTS.rejectedCookiesPerMinute, 1, 1_000_000);
   const reauthWindowSec = integer(env, 'SHOP_REAUTH_WINDOW', SHOP_DEFAULTS.reauthWindowSec, 0, 86_400);
+  const idleWarningSec = integer(env, 'SHOP_IDLE_WARNING', SHOP_DEFAULTS.idleWarningSec, 0, 86_400);
   const loginFailuresPerAccount = integer(env, 'SHOP_LOGIN_FAILURES_PER_ACCOUNT', SHOP_DEFAULTS.loginFailuresPerAccount, 1, 1_000_000);
   const loginFailuresPerAddress = integer(env, 'SHOP_LOGIN_FAILURES_PER_ADDRESS', SHOP_DEFAULTS.loginFailuresPerAddress, 1, 1_000_000);
   const liveMaxSockets = integer(env, 'SHOP_LIVE_MAX_SOCKETS', SHOP_DEFAULTS.liveMaxSockets, 0, 1_000_000);
@@ -317,6 +321,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     maxSessions,
     rejectedCookiesPerMinute,
     reauthWindowSec,
+    idleWarningSec,
     loginFailuresPerAccount,
     loginFailuresPerAddress,
     liveMaxSockets,

@@ -78,6 +78,8 @@ export interface SessionView {
   recentlyViewed: string[];
   /** How many orders this session placed as a guest (0 once logged in): the header then links to them. */
   guestOrders: number;
+  /** How long before the idle timeout a signed-in page warns (SHOP_IDLE_WARNING); 0: it does not. */
+  idleWarningSeconds: number;
 }
 
 /** The cart of whoever makes the request: the user context's when logged in, else the session's. */
@@ -114,6 +116,7 @@ export async function sessionView(ctx: ShopContext, session: Session<ShopSession
     preferences: preferencesOf(prefs),
     recentlyViewed: recent,
     guestOrders: session.userId === null ? guestOrdersOf(session.data.guestOrders).length : 0,
+    idleWarningSeconds: ctx.config.idleWarningSec,
   };
 }
 

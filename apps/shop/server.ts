@@ -228,6 +228,27 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext, rejected: Shar
   });
 }
 
+/**
+ * Every /api answer to a signed-in session says how long the session has left after it, in ms
+ * (`X-Session-Expires-In`): the page warns from it before the idle timeout (SHOP_IDLE_WARNING, WCAG
+ * 2.2.1). Taken once the commit has stored the request's changes (`afterCommit`), so a touch or a write
+ * the request made counts; relative, so the browser's clock need not agree with the server's.
+ */
+function installDeadlineHeader(app: FastifyInstance, ctx: ShopContext): void {
+  if (ctx.config.idleWarningSec === 0) return;
+  const clock = ctx.tether.options.clock;
+  app.addHook('preHandler', (req, reply, done) => {
+    const s = req.session;
+    if (s && req.url.startsWith('/api/')) {
+      s.afterCommit(() => {
+        const at = s.userId === null ? null : s.expiresAt;
+        if (at !== null) reply.header('x-session-expires-in', String(Math.max(0, at - clock.now())));
+      });
+    }
+    done();
+  });
+}
+
 /** How many sessions ended on purpose the shop remembers, to tell a replayed cookie of one (S33). */
 const ENDED_SESSIONS_KEPT = 10_000;
 
@@ -438,6 +459,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   const forged = forgedCookieLimiter(context);
   installRateLimit(app, context, forged);
   installActivity(app, context);
+  installDeadlineHeader(app, context);
 
   systemRoutes(app, context, registry);
   catalogRoutes(app, context);

@@ -646,6 +646,39 @@ describe('shop in Chromium: the idle timeout', () => {
   });
 });
 
+describe('shop in Chromium: the idle timeout told ahead of time', () => {
+  it('signed-in page when the idle timeout nears then it says when, "Stay signed in" keeps the session past it, and left alone it is signed out', async () => {
+    const shop = await startTestShop({ TETHER_IDLE_TIMEOUT: '8', SHOP_IDLE_WARNING: '5' });
+    const { context, page, errors } = await newPage();
+    try {
+      const before = await registerInPage(page, shop.url, 'warned');
+      const warning = page.getByTestId('idle-warning');
+      await warning.waitFor({ timeout: 10_000 });
+      const shownAfter = Date.now() - before;
+      assert.ok(shownAfter >= 2_500 && shownAfter < 8_000, `shown ${shownAfter} ms after registering: 5 s before an 8 s timeout`);
+      assert.match(await warning.textContent() ?? '', /you will be signed out at .+ after a period of inactivity/i);
+      await shot(page, 'idle-warning');
+      await page.getByRole('button', { name: 'Stay signed in' }).click();
+      await warning.waitFor({ state: 'hidden' });
+      const kept = Date.now();
+      // Past the end the session had before the click: still signed in.
+      await page.waitForTimeout(Math.max(0, before + 9_000 - Date.now()));
+      assert.equal(await page.getByTestId('user').count(), 1, 'still signed in');
+      assert.equal(await page.getByTestId('signed-out').count(), 0);
+      // Left alone: warned again (asking how long is left moved nothing), then signed out.
+      await warning.waitFor({ timeout: 10_000 });
+      await page.getByTestId('signed-out').filter({ hasText: 'after a period of inactivity' }).waitFor({ timeout: 15_000 });
+      assert.ok(Date.now() - kept >= 7_500, `signed out ${Date.now() - kept} ms after "Stay signed in", with an 8 s timeout`);
+      assert.equal(await warning.count(), 0, 'the warning gives way to the notice');
+      assert.equal(await page.getByTestId('user').count(), 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});
+
 describe('shop in Chromium: the session ID renewed while the page is in use', () => {
   it('renewal when the ID is older than TETHER_RENEWAL_INTERVAL then the next requests of the page carry a new cookie, it stays signed in, and the old cookie ends after the grace', async () => {
     const shop = await startTestShop({ TETHER_RENEWAL_INTERVAL: '3', TETHER_RENEWAL_GRACE: '1' });

@@ -102,7 +102,7 @@ describe('shop api: session and catalog', () => {
     assert.equal(r.status, 200);
     assert.deepEqual({ ...r.body, csrfToken: 'x' }, {
       authenticated: false, user: null, csrfToken: 'x', cart: { items: [], count: 0, total: 0 },
-      preferences: { theme: 'light', currency: 'USD' }, recentlyViewed: [], guestOrders: 0,
+      preferences: { theme: 'light', currency: 'USD' }, recentlyViewed: [], guestOrders: 0, idleWarningSeconds: 120,
     });
     assert.match(r.body.csrfToken, /^[A-Za-z0-9_-]{32,}$/);
     assert.ok(r.headers['set-cookie']?.length, 'the cookie is set');

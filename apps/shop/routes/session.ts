@@ -27,6 +27,21 @@ export function sessionRoutes(app: FastifyInstance, ctx: ShopContext): void {
   // The one route that creates sessions (it hands out the CSRF token), hence rate-limited per address.
   app.get('/api/session', { config: { shop: { createsSession: true } } }, async (req) => sessionView(ctx, sessionOf(req)));
 
+  // How long the session has left, asked by a page about to warn of the idle timeout: not the user's
+  // activity, so asking moves no deadline (the answer's X-Session-Expires-In says it too).
+  app.get('/api/session/deadline', async (req) => {
+    const session = sessionOf(req);
+    session.touch(false);
+    const at = session.expiresAt;
+    return { authenticated: session.userId !== null, expiresIn: at === null ? null : Math.max(0, at - ctx.tether.options.clock.now()) };
+  });
+
+  // "Stay signed in": the user's answer to that warning, which moves the idle deadline now.
+  app.post('/api/session/keepalive', async (req, reply) => {
+    sessionOf(req).touch();
+    return reply.code(204).send();
+  });
+
   app.put('/api/preferences', async (req) => {
     const change = parsePreferences(req.body);
     const session = sessionOf(req);

@@ -46,6 +46,8 @@ async function request(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const res = await fetch(path, init);
+  const left = res.headers.get('x-session-expires-in');
+  if (left !== null && /^\d+$/.test(left)) idleDeadline(Date.now() + Number(left));
   const data = res.status === 204 ? null : await res.json().catch(() => null);
   if (!res.ok) throw new ApiError(res.status, data?.error?.code ?? 'HTTP_' + res.status, data?.error?.message ?? res.statusText);
   return data;
@@ -82,6 +84,8 @@ export function setSession(view) {
     setSessionHint(true);
     applyTheme(view.preferences.theme);
   }
+  // The deadline came with the answer, before the view that says whether and when to warn.
+  idleDeadline(idleAt);
   notify();
 }
 
@@ -190,6 +194,58 @@ async function sessionChanged(reason) {
   }
   if (!view?.authenticated && state.session?.authenticated) signedOutNotice = reason === 'expired' ? 'idle' : 'ended';
   setSession(view);
+}
+
+// The idle timeout, ahead of time (WCAG 2.2.1): every API answer to a signed-in session says how long
+// the session has left (X-Session-Expires-In). SHOP_IDLE_WARNING seconds before the end, the page asks
+// again (another tab may have been busy meanwhile; asking is not activity and moves nothing) and, if the
+// end is still that near, says when it comes, with a button that keeps the session.
+let idleAt = 0;
+let idleTimer = null;
+/** The time the warning shows (the session's end), or null: no warning. */
+let idleWarning = null;
+
+function idleDeadline(at) {
+  idleAt = at;
+  clearTimeout(idleTimer);
+  idleTimer = null;
+  const lead = (state.session?.idleWarningSeconds ?? 0) * 1000;
+  let showing = null;
+  if (lead > 0 && at > 0 && state.session?.authenticated === true) {
+    const wait = at - lead - Date.now();
+    if (wait > 0) idleTimer = setTimeout(checkIdle, wait);
+    else {
+      showing = at;
+      // Past the end (a second after it, for the server's own clock), ask again: signed out by then, the
+      // page says so even without its live channel.
+      idleTimer = setTimeout(checkIdle, Math.max(0, at - Date.now()) + 1000);
+    }
+  }
+  if (showing !== idleWarning) {
+    idleWarning = showing;
+    renderHeader();
+  }
+}
+
+async function checkIdle() {
+  idleTimer = null;
+  let answer;
+  try {
+    // A signed-in answer's header sets the deadline again, and with it the warning.
+    answer = await request('GET', '/api/session/deadline');
+  } catch {
+    idleTimer = setTimeout(checkIdle, 5000);
+    return;
+  }
+  if (!answer?.authenticated && state.session?.authenticated) void sessionChanged('expired');
+}
+
+async function stayIn() {
+  try {
+    await api('POST', '/api/session/keepalive');
+  } catch (err) {
+    toast(describeError(err));
+  }
 }
 
 export function currency() {
@@ -361,7 +417,13 @@ export function renderHeader() {
       signedOutNotice === 'idle' ? 'You were signed out after a period of inactivity. ' : 'You were signed out on this device. ',
       el('a', { href: '/login?next=' + encodeURIComponent(here === '/login' || here === '/register' ? '/' : here) }, 'Log in again'))
     : null;
-  host.replaceChildren(el('div', { class: 'bar' }, brand, nav, el('div', { class: 'tools' }, currencySelect, themeButton, ...account, cart)), ...(notice ? [notice] : []));
+  const warning = idleWarning !== null && s?.authenticated
+    ? el('p', { class: 'signed-out', role: 'alert', 'data-testid': 'idle-warning' },
+      `For your security you will be signed out at ${new Date(idleWarning).toLocaleTimeString()} after a period of inactivity. `,
+      el('button', { type: 'button', class: 'primary', onclick: () => stayIn() }, 'Stay signed in'))
+    : null;
+  host.replaceChildren(el('div', { class: 'bar' }, brand, nav, el('div', { class: 'tools' }, currencySelect, themeButton, ...account, cart)),
+    ...(notice ? [notice] : []), ...(warning ? [warning] : []));
   if (focusedKey) [...host.querySelectorAll('a, button, select')].find((n) => keyOf(n) === focusedKey)?.focus();
 }
 
