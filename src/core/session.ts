@@ -500,8 +500,7 @@ export class Session<T extends object = SessionData> {
     const r = this.#deadlineBase();
     if (r === null) return null;
     const o = this.#s.options;
-    const life = this.#s.remembered ? o.remember : o;
-    return Math.min(r.expiresAt - o.expiryGraceMs, r.lastSeenAt + life.idleTimeoutMs, this.#absolute(r));
+    return Math.min(r.expiresAt - o.expiryGraceMs, r.lastSeenAt + this.#lifetime().idleTimeoutMs, this.#absolute(r));
   }
 
   /** When the session ends whatever it does (its absolute timeout; a login starts it again); null as for `expiresAt`. */
@@ -514,11 +513,14 @@ export class Session<T extends object = SessionData> {
     return this.#s.destroyed ? null : this.#s.record;
   }
 
+  /** The timeouts that apply: a remembered session's, or the engine's (as commit.ts `lifetimeOf`). */
+  #lifetime(): { idleTimeoutMs: number; absoluteTimeoutMs: number } {
+    return this.#s.remembered ? this.#s.options.remember : this.#s.options;
+  }
+
   /** The absolute deadline as the engine judges it: the store's, and the session's timeout from its creation. */
   #absolute(r: SessionRecord): number {
-    const o = this.#s.options;
-    const life = this.#s.remembered ? o.remember : o;
-    return Math.min(r.absoluteExpiresAt - o.expiryGraceMs, r.createdAt + life.absoluteTimeoutMs);
+    return Math.min(r.absoluteExpiresAt - this.#s.options.expiryGraceMs, r.createdAt + this.#lifetime().absoluteTimeoutMs);
   }
 
   /**

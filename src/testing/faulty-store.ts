@@ -26,7 +26,7 @@ export interface StoreCall {
   result?: unknown;
 }
 
-export class FaultyStore implements SessionStore {
+export class FaultyStore implements SessionStore, AsyncDisposable {
   readonly name: string;
   readonly inner: SessionStore;
   readonly calls: Record<StoreMethod, number> = { get: 0, set: 0, touch: 0, destroy: 0, listByUser: 0, destroyByUser: 0, count: 0, destroyAll: 0 };
@@ -115,6 +115,11 @@ export class FaultyStore implements SessionStore {
 
   destroyAll(): Promise<number> {
     return this.#run('destroyAll', [], () => (this.inner.destroyAll ? this.inner.destroyAll() : Promise.reject(new Error(`${this.inner.name} cannot end every session`))));
+  }
+
+  /** `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   close(): Promise<void> {

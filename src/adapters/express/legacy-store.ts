@@ -71,7 +71,7 @@ function safeParse(text: string): unknown {
 }
 
 /** A SessionStore over an express-session store, plus read access to express-session's own sessions. */
-export class ExpressSessionStoreAdapter implements SessionStore {
+export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable {
   readonly name: string;
   /** The wrapped express-session store. */
   readonly legacy: ExpressSessionStoreLike;
@@ -150,6 +150,11 @@ export class ExpressSessionStoreAdapter implements SessionStore {
       removed++;
     }
     return removed;
+  }
+
+  /** `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Marks this adapter closed. The wrapped store (and its client) belongs to the app and stays open. */
