@@ -23,7 +23,7 @@ import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
 import { isJsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
-import { Session, sessionState } from './session.js';
+import { Session, deadlinesOf, sessionState } from './session.js';
 import type { RejectedCookie, SessionData, SessionState } from './session.js';
 import { OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
 import { warnSweptListenerThrew } from './store.js';
@@ -65,6 +65,8 @@ export interface UserSessionInfo {
   id: string;
   createdAt: number;
   lastSeenAt: number;
+  /** When it ends unless it is used first (`session.expiresAt` there). */
+  expiresAt: number;
   userAgent: string | null;
   /** The network it was last seen from (`addressChange`: the client's address cut to `addressPrefix`), e.g. `203.0.113.0/24`; null when not recorded. */
   network: string | null;
@@ -450,7 +452,8 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       } catch { /* listed as is */ }
       if (sessionExpired(r, now, this.options, () => env?.r === 1)) continue;
       listed.push({
-        id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, userAgent: env?.u ?? null, network: env?.n ?? null,
+        id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, expiresAt: deadlinesOf(r, env?.r === 1, this.options).expiresAt,
+        userAgent: env?.u ?? null, network: env?.n ?? null,
         remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: r.key === currentKey,
       });
     }

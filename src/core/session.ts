@@ -107,6 +107,24 @@ export interface SessionState {
   options: Readonly<ResolvedOptions>;
 }
 
+export interface Deadlines {
+  /** When the session ends unless a request comes first: the earlier of its idle and absolute deadlines. */
+  expiresAt: number;
+  /** When it ends whatever it does. */
+  absoluteExpiresAt: number;
+}
+
+/**
+ * A stored session's deadlines as the engine judges them (commit.ts `expiryOf`): the store's, less the
+ * grace the engine gives the store, and the timeouts that apply (a remembered session's, or the engine's)
+ * from its last activity and its creation.
+ */
+export function deadlinesOf(r: SessionRecord, remembered: boolean, o: Readonly<ResolvedOptions>): Deadlines {
+  const life = remembered ? o.remember : o;
+  const absoluteExpiresAt = Math.min(r.absoluteExpiresAt - o.expiryGraceMs, r.createdAt + life.absoluteTimeoutMs);
+  return { expiresAt: Math.min(r.expiresAt - o.expiryGraceMs, r.lastSeenAt + life.idleTimeoutMs, absoluteExpiresAt), absoluteExpiresAt };
+}
+
 let internals!: (s: Session) => SessionState;
 
 export class Session<T extends object = SessionData> {
@@ -497,30 +515,17 @@ export class Session<T extends object = SessionData> {
    * carries no expiry (a browser-session cookie), so this is what a page asks to warn before a timeout.
    */
   get expiresAt(): number | null {
-    const r = this.#deadlineBase();
-    if (r === null) return null;
-    const o = this.#s.options;
-    return Math.min(r.expiresAt - o.expiryGraceMs, r.lastSeenAt + this.#lifetime().idleTimeoutMs, this.#absolute(r));
+    return this.#deadlines()?.expiresAt ?? null;
   }
 
   /** When the session ends whatever it does (its absolute timeout; a login starts it again); null as for `expiresAt`. */
   get absoluteExpiresAt(): number | null {
-    const r = this.#deadlineBase();
-    return r === null ? null : this.#absolute(r);
+    return this.#deadlines()?.absoluteExpiresAt ?? null;
   }
 
-  #deadlineBase(): SessionRecord | null {
-    return this.#s.destroyed ? null : this.#s.record;
-  }
-
-  /** The timeouts that apply: a remembered session's, or the engine's (as commit.ts `lifetimeOf`). */
-  #lifetime(): { idleTimeoutMs: number; absoluteTimeoutMs: number } {
-    return this.#s.remembered ? this.#s.options.remember : this.#s.options;
-  }
-
-  /** The absolute deadline as the engine judges it: the store's, and the session's timeout from its creation. */
-  #absolute(r: SessionRecord): number {
-    return Math.min(r.absoluteExpiresAt - this.#s.options.expiryGraceMs, r.createdAt + this.#lifetime().absoluteTimeoutMs);
+  #deadlines(): Deadlines | null {
+    const s = this.#s;
+    return s.destroyed || s.record === null ? null : deadlinesOf(s.record, s.remembered, s.options);
   }
 
   /**

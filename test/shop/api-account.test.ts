@@ -179,11 +179,13 @@ describe('shop api: my sessions', () => {
     const { client: a, username } = await newUser();
     const b = new ShopClient(t.url, 'device-b');
     await b.login(username);
-    const list = (await a.get('/api/me/sessions')).body as Array<{ id: string; current: boolean; userAgent: string; createdAt: string; lastSeenAt: string }>;
+    const list = (await a.get('/api/me/sessions')).body as Array<{ id: string; current: boolean; userAgent: string; createdAt: string; lastSeenAt: string; expiresAt: string }>;
     assert.equal(list.length, 2);
     assert.equal(list.filter((s) => s.current).length, 1);
     assert.ok(list.every((s) => !a.cookieHeader.includes(s.id) && !b.cookieHeader.includes(s.id)), 'ids are not cookie values');
     assert.ok(list.every((s) => !Number.isNaN(Date.parse(s.createdAt)) && !Number.isNaN(Date.parse(s.lastSeenAt))));
+    // The shop's idle timeout is 30 minutes: each session signs out half an hour after it was last seen, unless used.
+    assert.ok(list.every((s) => Date.parse(s.expiresAt) - Date.parse(s.lastSeenAt) === 30 * 60_000), JSON.stringify(list.map((s) => [s.lastSeenAt, s.expiresAt])));
     const other = list.find((s) => !s.current)!;
     assert.equal(other.userAgent, 'device-b');
     assertError(await a.request('DELETE', '/api/me/sessions/AAAAAAAAAAAAAAAAAAAAAA'), 404, 'SESSION_NOT_FOUND');

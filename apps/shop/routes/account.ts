@@ -32,6 +32,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
       id: s.id,
       createdAt: new Date(s.createdAt).toISOString(),
       lastSeenAt: new Date(s.lastSeenAt).toISOString(),
+      expiresAt: new Date(s.expiresAt).toISOString(),
       userAgent: s.userAgent,
       // The network it was last seen from (the address cut to /24 or /48), as the owner would recognise it.
       network: s.network,

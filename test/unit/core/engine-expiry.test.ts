@@ -204,4 +204,20 @@ describe('engine expiry', () => {
     r.clock.advance(9 * MIN);
     await trip(r.tether, a.cookie, (s) => assert.deepEqual([s.isNew, s.get('n')], [false, 2]), 'GET');
   });
+
+  it('listUserSessions when listing then each session’s expiresAt is the one its own requests see', async () => {
+    const r = rig({ idleTimeoutMs: 10 * MIN, touchIntervalMs: MIN, remember: { idleTimeoutMs: 24 * 60 * MIN, absoluteTimeoutMs: 7 * 24 * 60 * MIN } });
+    const plain = await trip(r.tether, undefined, (s) => s.login('u1'));
+    const kept = await trip(r.tether, undefined, (s) => {
+      s.login('u1');
+      s.remember();
+    });
+    r.clock.advance(3 * MIN);
+    const touched = await trip(r.tether, plain.cookie, () => {}, 'GET');
+    const listed = await r.tether.listUserSessions('u1');
+    const byHandle = new Map(listed.map((x) => [x.id, x.expiresAt]));
+    assert.equal(byHandle.get(touched.session.handle!), touched.session.expiresAt);
+    assert.equal(byHandle.get(kept.session.handle!), kept.session.expiresAt);
+    assert.equal(touched.session.expiresAt, r.clock.now() + 10 * MIN);
+  });
 });

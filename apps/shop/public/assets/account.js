@@ -29,6 +29,7 @@ async function renderSessions(host) {
       ' ', s.remembered ? el('span', { class: 'tag', title: 'Stays signed in after the browser closes' }, 'Kept signed in') : null),
     el('td', {}, new Date(s.createdAt).toLocaleString()),
     el('td', {}, new Date(s.lastSeenAt).toLocaleString()),
+    el('td', { 'data-testid': 'session-expires' }, new Date(s.expiresAt).toLocaleString()),
     el('td', { 'data-testid': 'session-network' }, s.network ?? '–'),
     el('td', {}, s.current ? null : el('button', {
       type: 'button', class: 'danger', 'aria-label': `Log out ${device(s.userAgent)}`,
@@ -44,7 +45,7 @@ async function renderSessions(host) {
   host.replaceChildren(
     el('h2', {}, 'Where you are logged in'),
     el('p', { class: 'muted', 'data-testid': 'session-count' }, `${sessions.length} active session${sessions.length === 1 ? '' : 's'}`),
-    el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Device'), el('th', {}, 'Signed in'), el('th', {}, 'Last active'), el('th', {}, 'Network'), el('th', {}, el('span', { class: 'visually-hidden' }, 'Actions')))), el('tbody', {}, ...rows)),
+    el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Device'), el('th', {}, 'Signed in'), el('th', {}, 'Last active'), el('th', { title: 'When it signs out unless it is used before' }, 'Signs out if idle'), el('th', {}, 'Network'), el('th', {}, el('span', { class: 'visually-hidden' }, 'Actions')))), el('tbody', {}, ...rows)),
     el('div', { class: 'actions' },
       el('button', {
         type: 'button', class: 'primary', disabled: others === 0, 'data-testid': 'logout-others',
