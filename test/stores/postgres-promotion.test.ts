@@ -57,9 +57,12 @@ async function failover(servers: PostgresServer[], { synchronous, lagging }: { s
   const tableName = 'failover';
   const store = new PostgresStore({ connectionString: primary.url, tableName, clock, sweepIntervalMs: 0, statementTimeoutMs: 2_000 });
   await store.ready();
-  // What the store acknowledged: each key's last written record, and the keys it destroyed.
+  // What the store acknowledged: each key's last written record, and the keys it destroyed. A destroy
+  // under way when the primary died has an unknown outcome (done and replicated, its answer lost): its
+  // key may be gone from the promoted server without a write being lost.
   const written = new Map<string, SessionRecord>();
   const destroyed = new Set<string>();
+  const destroying = new Set<string>();
   let failures = 0;
   const writers = Array.from({ length: 4 }, async (_, w) => {
     for (let i = 0; i < 5_000; i++) {
@@ -69,7 +72,9 @@ async function failover(servers: PostgresServer[], { synchronous, lagging }: { s
         const next = { ...rec, version: 2, data: JSON.stringify({ w, i, again: true }) };
         if ((await store.set(next, 1)).ok) written.set(rec.key, next);
         if (i % 5 === 4) {
+          destroying.add(rec.key);
           await store.destroy(rec.key);
+          destroying.delete(rec.key);
           written.delete(rec.key);
           destroyed.add(rec.key);
         }
@@ -100,7 +105,9 @@ async function failover(servers: PostgresServer[], { synchronous, lagging }: { s
   const result: Failover = { written: written.size, destroyed: destroyed.size, missing: [], stale: [], resurrected: [] };
   for (const [key, rec] of written) {
     const got = await promoted.get(key);
-    if (got === null) result.missing.push(key);
+    if (got === null) {
+      if (!destroying.has(key)) result.missing.push(key);
+    }
     else if (got.version < rec.version || (got.version === rec.version && got.data !== rec.data)) result.stale.push(key);
   }
   for (const key of destroyed) if ((await promoted.get(key)) !== null) result.resurrected.push(key);
@@ -139,5 +146,48 @@ describe('PostgresStore when the primary fails over to its standby (F13)', () =>
     const lost = r.missing.length + r.stale.length + r.resurrected.length;
     assert.ok(lost > 0, 'the changes acknowledged while the standby was down are not on it');
     t.diagnostic(`asynchronous standby, down: ${lost} of ${r.written + r.destroyed} acknowledged changes lost at the promotion (${r.missing.length} writes missing, ${r.stale.length} rolled back, ${r.resurrected.length} destroys undone)`);
+  });
+});
+
+describe('PostgresStore when a commit stops waiting for its synchronous standby', () => {
+  it('postgres store when the wait of a write for the synchronous standby is cancelled then the write is not acknowledged: STORE_UNAVAILABLE, and reads go on', async () => {
+    const server = await startPostgres();
+    const clock = new ManualClock();
+    const store = new PostgresStore({ connectionString: server.url, tableName: 'unreplicated', clock, sweepIntervalMs: 0, statementTimeoutMs: 10_000 });
+    try {
+      const kept = makeRecord(clock);
+      assert.deepEqual(await store.set(kept, 0), { ok: true });
+      // A synchronous standby that never connects: every commit waits for it. Cancelling that wait
+      // (pg_cancel_backend, as an operator would to free a stuck session) makes PostgreSQL warn and answer
+      // as if the commit were done, though no standby has it.
+      await pgQuery(server.url, "ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'");
+      await pgQuery(server.url, 'SELECT pg_reload_conf()');
+      const waiting = async (): Promise<number | undefined> => (await pgQuery<{ pid: number }>(server.url,
+        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = current_database()"))[0]?.pid;
+      /** What `write` ends with once its wait is cancelled: its error, or 'acknowledged'. */
+      const cancelled = async (write: Promise<unknown>): Promise<unknown> => {
+        const outcome = write.then(() => 'acknowledged', (err: unknown) => err);
+        let pid: number | undefined;
+        await until('a write to wait for the standby', async () => (pid = await waiting()) !== undefined);
+        await pgQuery(server.url, 'SELECT pg_cancel_backend($1)', [pid]);
+        return outcome;
+      };
+      const unavailable = (err: unknown): void => {
+        const e = err as { code?: string; message?: string };
+        assert.ok(e.code === 'STORE_UNAVAILABLE' && /synchronous standby/.test(e.message ?? ''), String(err));
+      };
+      const rec = makeRecord(clock);
+      unavailable(await cancelled(store.set(rec, 0)));
+      unavailable(await cancelled(store.destroy(kept.key)));
+      // Each is on this server all the same: its outcome was unknown, not a failure.
+      assert.equal((await store.get(rec.key))?.version, 1, 'reads go on');
+      assert.equal(await store.get(kept.key), null);
+      await pgQuery(server.url, 'ALTER SYSTEM RESET synchronous_standby_names');
+      await pgQuery(server.url, 'SELECT pg_reload_conf()');
+      await until('writes to be acknowledged again', () => store.set(makeRecord(clock), 0).then(() => true, () => false));
+    } finally {
+      await store.close();
+      await server.dispose();
+    }
   });
 });

@@ -31,7 +31,7 @@
 import { createRequire } from 'node:module';
 import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
-import type { Pool, PoolClient, QueryResult } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, SweptListeners } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
@@ -84,6 +84,18 @@ export const POSTGRES_STORE_DEFAULTS = {
 const QUERY_TIMEOUT_GRACE_MS = 500;
 /** SQLSTATE class 22, data exception: the values of a statement cannot be stored, however often it is sent. */
 const DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
+
+/** The calls that only read: any other runs as a write (`#written`). */
+const READS = new Set(['get', 'listByUser', 'limiter peek', 'count']);
+
+/**
+ * The routine a notice comes from when a commit stopped waiting for a synchronous standby because its
+ * query was cancelled (pg_cancel_backend, an operator freeing a stuck session): PostgreSQL then answers
+ * with a WARNING, not an error, and the statement looks successful. (statement_timeout does not end that
+ * wait: it is disabled before the commit; the client-side timeout does, and fails the call.) Source
+ * names are not translated, unlike the message (lc_messages).
+ */
+const SYNC_REP_WAIT = 'SyncRepWaitForLSN';
 const SWEEP_BATCH = 1_000;
 const SWEEP_MAX_BATCHES = 100;
 /** Keys each statement of `destroyAll` takes (sessions and user contexts alike; it deletes the sessions). */
@@ -461,10 +473,49 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
   async #query<R extends object = object>(op: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
     this.#open();
     if (!this.#migrated) await this.ready();
+    const config = prepared(text, values, this.#queryTimeoutMs);
     try {
-      return await this.#pool.query<R>(prepared(text, values, this.#queryTimeoutMs));
+      return await (READS.has(op) ? this.#pool.query<R>(config) : this.#written<R>(op, config));
     } catch (err) {
       throw this.#fail(op, err);
+    }
+  }
+
+  /**
+   * A write, on a client of its own so that the notices PostgreSQL sends while it runs are this
+   * write's. One whose commit stopped waiting for the synchronous standby (SYNC_REP_WAIT) is on this
+   * server but maybe not on the standby, so a failover could lose it: it is not acknowledged, and
+   * fails STORE_UNAVAILABLE with its outcome unknown, as a write whose answer was lost.
+   */
+  async #written<R extends object>(op: string, config: QueryConfig): Promise<QueryResult<R>> {
+    const client = await this.#pool.connect();
+    let unreplicated = false;
+    let lost: Error | undefined;
+    const onNotice = (n: { routine?: string }): void => {
+      if (n.routine === SYNC_REP_WAIT) unreplicated = true;
+    };
+    // The connection failing while the write runs: the write's own rejection reports it.
+    const onError = (err: Error): void => {
+      lost = err;
+    };
+    client.on('notice', onNotice);
+    client.on('error', onError);
+    let failed: Error | undefined;
+    try {
+      const res = await client.query<R>(config);
+      if (unreplicated) {
+        throw new StoreUnavailableError(`PostgresStore ${op}: PostgreSQL committed it but its wait for the synchronous standby was `
+          + 'cancelled, so a failover could lose it; not acknowledged, its outcome is unknown. Check the standby (pg_stat_replication)');
+      }
+      return res;
+    } catch (err) {
+      if (!isTetherError(err)) failed = lost ?? (err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    } finally {
+      client.off('notice', onNotice);
+      client.off('error', onError);
+      // As pool.query does: a client whose query failed is not reused.
+      client.release(failed);
     }
   }
 
