@@ -213,7 +213,8 @@ function idleDeadline(at) {
   let showing = null;
   if (lead > 0 && at > 0 && state.session?.authenticated === true) {
     const wait = at - lead - Date.now();
-    if (wait > 0) idleTimer = setTimeout(checkIdle, wait);
+    // Timers take at most 2^31 − 1 ms (24.8 days; a kept-signed-in session may last longer): asked again then.
+    if (wait > 0) idleTimer = setTimeout(checkIdle, Math.min(wait, 2 ** 31 - 1));
     else {
       showing = at;
       // Past the end (a second after it, for the server's own clock), ask again: signed out by then, the
