@@ -155,8 +155,8 @@ describe('PostgresStore when a commit stops waiting for its synchronous standby'
     const clock = new ManualClock();
     const store = new PostgresStore({ connectionString: server.url, tableName: 'unreplicated', clock, sweepIntervalMs: 0, statementTimeoutMs: 10_000 });
     try {
-      const kept = makeRecord(clock);
-      assert.deepEqual(await store.set(kept, 0), { ok: true });
+      const kept = Array.from({ length: 20 }, () => makeRecord(clock));
+      for (const r of kept) assert.deepEqual(await store.set(r, 0), { ok: true });
       // A synchronous standby that never connects: every commit waits for it. Cancelling that wait
       // (pg_cancel_backend, as an operator would to free a stuck session) makes PostgreSQL warn and answer
       // as if the commit were done, though no standby has it.
@@ -164,24 +164,39 @@ describe('PostgresStore when a commit stops waiting for its synchronous standby'
       await pgQuery(server.url, 'SELECT pg_reload_conf()');
       const waiting = async (): Promise<number | undefined> => (await pgQuery<{ pid: number }>(server.url,
         "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = current_database()"))[0]?.pid;
-      /** What `write` ends with once its wait is cancelled: its error, or 'acknowledged'. */
-      const cancelled = async (write: Promise<unknown>): Promise<unknown> => {
-        const outcome = write.then(() => 'acknowledged', (err: unknown) => err);
-        let pid: number | undefined;
-        await until('a write to wait for the standby', async () => (pid = await waiting()) !== undefined);
-        await pgQuery(server.url, 'SELECT pg_cancel_backend($1)', [pid]);
-        return outcome;
+      /**
+       * What a write ends with once its wait is cancelled: its error, or 'acknowledged'. A pooled
+       * connection reads the new setting after its next command, so a write may still be answered at once
+       * under the old one: then another is made.
+       */
+      const cancelled = async (write: () => Promise<unknown>): Promise<unknown> => {
+        for (let attempt = 0; attempt < 10; attempt++) {
+          let settled = false;
+          const outcome = write().then(() => 'acknowledged', (err: unknown) => err).finally(() => {
+            settled = true;
+          });
+          let pid: number | undefined;
+          await until('a write to wait for the standby, or be answered', async () => settled || (pid = await waiting()) !== undefined);
+          if (pid === undefined) {
+            assert.equal(await outcome, 'acknowledged', 'answered before the setting reached its connection');
+            continue;
+          }
+          await pgQuery(server.url, 'SELECT pg_cancel_backend($1)', [pid]);
+          return outcome;
+        }
+        return assert.fail('no write waited for the standby');
       };
       const unavailable = (err: unknown): void => {
         const e = err as { code?: string; message?: string };
         assert.ok(e.code === 'STORE_UNAVAILABLE' && /synchronous standby/.test(e.message ?? ''), String(err));
       };
-      const rec = makeRecord(clock);
-      unavailable(await cancelled(store.set(rec, 0)));
-      unavailable(await cancelled(store.destroy(kept.key)));
+      let created = makeRecord(clock);
+      unavailable(await cancelled(() => store.set((created = makeRecord(clock)), 0)));
+      let destroyed = '';
+      unavailable(await cancelled(() => store.destroy((destroyed = kept.pop()!.key))));
       // Each is on this server all the same: its outcome was unknown, not a failure.
-      assert.equal((await store.get(rec.key))?.version, 1, 'reads go on');
-      assert.equal(await store.get(kept.key), null);
+      assert.equal((await store.get(created.key))?.version, 1, 'reads go on');
+      assert.equal(await store.get(destroyed), null);
       await pgQuery(server.url, 'ALTER SYSTEM RESET synchronous_standby_names');
       await pgQuery(server.url, 'SELECT pg_reload_conf()');
       await until('writes to be acknowledged again', () => store.set(makeRecord(clock), 0).then(() => true, () => false));
