@@ -173,6 +173,33 @@ describe('PostgresStore schema and migrations', () => {
     assert.deepEqual(rows.map((r) => [r.table_name, Number(r.n)]), [['race_a', MIGRATIONS.length], ['race_b', MIGRATIONS.length]]);
   });
 
+  it('postgres store when its connection is terminated during the migration then ready() fails STORE_UNAVAILABLE, the process goes on, and the next call migrates', async () => {
+    const url = await createDatabase((await fast()).url, 'migrate_terminated');
+    // Another session holds the migrations' lock, so the store's migration waits on it, then is terminated.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT pg_advisory_xact_lock(hashtext('tether_migrations'))`);
+      const clock = new ManualClock();
+      const store = new PostgresStore({ connectionString: url, tableName: 'terminated', clock, sweepIntervalMs: 0 });
+      const first = store.ready().then(() => null, (err: unknown) => err);
+      // Asked on connections of their own: inside the holder's transaction pg_stat_activity is a snapshot.
+      let pid: number | undefined;
+      await until('the migration to wait for the lock', async () => (pid = (await pgQuery<{ pid: number }>(url,
+        `SELECT pid FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE '%pg_advisory_xact_lock%'`))[0]?.pid) !== undefined);
+      await pgQuery(url, 'SELECT pg_terminate_backend($1)', [pid]);
+      const err = await first as { code?: string } | null;
+      assert.equal(err?.code, 'STORE_UNAVAILABLE');
+      await holder.query('ROLLBACK');
+      const rec = makeRecord(clock);
+      assert.deepEqual(await store.set(rec, 0), { ok: true }, 'the next call migrates and writes');
+      await store.close();
+    } finally {
+      await holder.end();
+    }
+  });
+
   it('postgres store when given a schema then creates it and keeps its table and migrations there', async () => {
     const { url } = await fast();
     const clock = new ManualClock();

@@ -207,14 +207,21 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
     if (this.#closed) return Promise.reject(new StoreClosedError('PostgresStore'));
     this.#ready ??= (async () => {
       let client: PoolClient | undefined;
+      // A checked-out client has no listener of the pool's: without one, its connection dropping during
+      // the migration (the server restarting, the backend terminated) would be an uncaught 'error'. The
+      // statement under way rejects as well, and that failure is reported.
+      const onError = (): void => {};
       try {
         client = await this.#pool.connect();
+        client.on('error', onError);
         await migrate(client, this.#names);
         // Before the first statement that decides an expiry: the server's time.
         await this.#syncClock(client);
+        client.off('error', onError);
         client.release();
         this.#migrated = true;
       } catch (err) {
+        // The listener stays: the client is dropped, and its socket may still report the failure.
         client?.release(err instanceof Error ? err : true);
         this.#ready = null;
         throw this.#fail('migrate', err);
