@@ -218,3 +218,31 @@ for (const [name, fixture] of Object.entries(databases)) {
     });
   });
 }
+
+describe('shop database on PostgreSQL: a connection lost while checked out', { timeout: 60_000 }, () => {
+  it('migrate when its connection is terminated while it waits for another worker\'s lock then it rejects, the process goes on, and a later migrate works', async () => {
+    const url = await createDatabase(server.url, `shop_db_${++pgDatabases}`);
+    // Another worker migrating: it holds the migration lock.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    const db = new PostgresShopDb(url);
+    try {
+      await holder.query('SELECT pg_advisory_lock(746574)');
+      const first = db.migrate().then(() => null, (err: unknown) => err);
+      let pid: number | undefined;
+      for (let i = 0; i < 200 && pid === undefined; i++) {
+        pid = (await holder.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE '%pg_advisory_lock%'`)).rows[0]?.pid;
+        if (pid === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(pid !== undefined, 'the migration waits for the lock');
+      await holder.query('SELECT pg_terminate_backend($1)', [pid]);
+      assert.ok(await first instanceof Error, 'the migration failed');
+      await holder.query('SELECT pg_advisory_unlock(746574)');
+      await db.migrate();
+      assert.deepEqual((await db.addLoginAttempt(['after-terminate'], 1_000, 0)).counts, [1], 'migrated: its tables answer');
+    } finally {
+      await db.close();
+      await holder.end();
+    }
+  });
+});

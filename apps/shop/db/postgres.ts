@@ -54,14 +54,37 @@ export class PostgresShopDb implements ShopDb {
   }
 
   async migrate(): Promise<void> {
-    const client = await this.#pool.connect();
-    try {
+    await this.#withClient(async (client) => {
       // Several workers may start at once: one migrates, the others wait for it.
       await client.query('SELECT pg_advisory_lock(746574)');
-      await client.query(SCHEMA);
-    } finally {
-      await client.query('SELECT pg_advisory_unlock(746574)').catch(() => {});
+      try {
+        await client.query(SCHEMA);
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(746574)').catch(() => {});
+      }
+    });
+  }
+
+  /**
+   * Runs `fn` on one pooled connection. A checked-out client has none of the pool's listeners: its
+   * connection dropping meanwhile would be an uncaught 'error' without this one (the query under way
+   * rejects too, and that is what `fn` sees). A client whose work failed is not reused, as pool.query
+   * does: a terminated backend answers the query under way with an error before its socket closes, so
+   * the client may look healthy when it is released.
+   */
+  async #withClient<R>(fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+    const client = await this.#pool.connect();
+    const onError = (): void => {};
+    client.on('error', onError);
+    try {
+      const result = await fn(client);
+      client.off('error', onError);
       client.release();
+      return result;
+    } catch (err) {
+      // The listener stays: the client is dropped, and its socket may still report the failure.
+      client.release(err instanceof Error ? err : true);
+      throw err;
     }
   }
 
@@ -166,18 +189,17 @@ export class PostgresShopDb implements ShopDb {
 
   /** Runs `fn` in one transaction on one pooled connection, rolled back when it throws. */
   async #transaction<R>(fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
-    const client = await this.#pool.connect();
-    try {
+    return this.#withClient(async (client) => {
       await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      try {
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    });
   }
 
   async close(): Promise<void> {
