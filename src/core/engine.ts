@@ -137,7 +137,6 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   readonly #signer: Signer;
   readonly #cookie: SessionCookie;
   readonly #newId: () => string;
-  readonly #now: () => number = () => this.options.clock.now();
   /** Cookies verified before, by digest: returning sessions skip the HMAC (verified-cookies.ts). */
   readonly #verified: VerifiedCookies;
   readonly #gate = new SessionGate();
@@ -560,7 +559,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
       ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, issuedAt: undefined, renew: true, presentedId: null, newLifetime: false, destroyed: false,
       touch: undefined, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [], clearSiteData: null,
-      newId: this.#newId, now: this.#now, options: this.options,
+      newId: this.#newId, options: this.options,
     };
   }
 

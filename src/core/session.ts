@@ -101,9 +101,7 @@ export interface SessionState {
   /** The Clear-Site-Data value the response carries: set by a commit that ended the session under the `clearSiteData` option. */
   clearSiteData: string | null;
   newId: () => string;
-  /** The engine's clock. */
-  now: () => number;
-  /** The engine's options (its timeouts, for the session's deadlines). */
+  /** The engine's options: its clock, and its timeouts for the session's deadlines. */
   options: Readonly<ResolvedOptions>;
 }
 
@@ -428,11 +426,11 @@ export class Session<T extends object = SessionData> {
     if (typeof maxAgeMs !== 'number' || !(maxAgeMs >= 0)) throw new TypeError('session.requireRecentAuth(maxAgeMs) takes a number of milliseconds, 0 or more');
     const at = this.authenticatedAt;
     if (at === null) throw new ReauthRequiredError(this.#s.userId === null ? 'sign in first' : undefined);
-    if (this.#s.now() - at >= maxAgeMs) throw new ReauthRequiredError();
+    if (this.#s.options.clock.now() - at >= maxAgeMs) throw new ReauthRequiredError();
   }
 
   #authenticated(): void {
-    const at = this.#s.now();
+    const at = this.#s.options.clock.now();
     this.#s.authAt = at;
     this.#s.ops.push((_data, state) => {
       state.authAt = at;
