@@ -206,23 +206,14 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
   ready(): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreClosedError('PostgresStore'));
     this.#ready ??= (async () => {
-      let client: PoolClient | undefined;
-      // A checked-out client has no listener of the pool's: without one, its connection dropping during
-      // the migration (the server restarting, the backend terminated) would be an uncaught 'error'. The
-      // statement under way rejects as well, and that failure is reported.
-      const onError = (): void => {};
       try {
-        client = await this.#pool.connect();
-        client.on('error', onError);
-        await migrate(client, this.#names);
-        // Before the first statement that decides an expiry: the server's time.
-        await this.#syncClock(client);
-        client.off('error', onError);
-        client.release();
+        await this.#withClient(async (client) => {
+          await migrate(client, this.#names);
+          // Before the first statement that decides an expiry: the server's time.
+          await this.#syncClock(client);
+        });
         this.#migrated = true;
       } catch (err) {
-        // The listener stays: the client is dropped, and its socket may still report the failure.
-        client?.release(err instanceof Error ? err : true);
         this.#ready = null;
         throw this.#fail('migrate', err);
       }
@@ -495,36 +486,54 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
    * fails STORE_UNAVAILABLE with its outcome unknown, as a write whose answer was lost.
    */
   async #written<R extends object>(op: string, config: QueryConfig): Promise<QueryResult<R>> {
-    const client = await this.#pool.connect();
-    let unreplicated = false;
-    let lost: Error | undefined;
-    const onNotice = (n: { routine?: string }): void => {
-      if (n.routine === SYNC_REP_WAIT) unreplicated = true;
-    };
-    // The connection failing while the write runs: the write's own rejection reports it.
-    const onError = (err: Error): void => {
-      lost = err;
-    };
-    client.on('notice', onNotice);
-    client.on('error', onError);
-    let failed: Error | undefined;
-    try {
-      const res = await client.query<R>(config);
-      if (unreplicated) {
-        throw new StoreUnavailableError(`PostgresStore ${op}: PostgreSQL committed it but its wait for the synchronous standby was `
-          + 'cancelled, so a failover could lose it; not acknowledged, its outcome is unknown. Check the standby (pg_stat_replication)');
+    return this.#withClient(async (client) => {
+      let unreplicated = false;
+      const onNotice = (n: { routine?: string }): void => {
+        if (n.routine === SYNC_REP_WAIT) unreplicated = true;
+      };
+      client.on('notice', onNotice);
+      try {
+        const res = await client.query<R>(config);
+        if (unreplicated) {
+          throw new StoreUnavailableError(`PostgresStore ${op}: PostgreSQL committed it but its wait for the synchronous standby was `
+            + 'cancelled, so a failover could lose it; not acknowledged, its outcome is unknown. Check the standby (pg_stat_replication)');
+        }
+        return res;
+      } finally {
+        client.off('notice', onNotice);
       }
-      return res;
-    } catch (err) {
-      if (!isTetherError(err)) failed = lost ?? (err instanceof Error ? err : new Error(String(err)));
-      throw err;
-    } finally {
-      client.off('notice', onNotice);
+    });
+  }
+
+  /**
+   * Runs `fn` on a client of the pool's. A checked-out client has no listener of the pool's: without
+   * one, its connection dropping meanwhile (the server restarting, the backend terminated) would be an
+   * uncaught 'error'; the statement under way rejects as well, and that failure is reported. As
+   * pool.query does, a client whose work failed is not reused (a terminated backend answers the
+   * statement under way before its socket closes, so the client may still look healthy); one refused
+   * by this store's own checks is.
+   */
+  async #withClient<R>(fn: (client: PoolClient) => Promise<R>): Promise<R> {
+    const client = await this.#pool.connect();
+    const onError = (): void => {};
+    client.on('error', onError);
+    try {
+      const result = await fn(client);
       client.off('error', onError);
-      // As pool.query does: a client whose query failed is not reused.
-      client.release(failed);
+      client.release();
+      return result;
+    } catch (err) {
+      if (isTetherError(err)) {
+        client.off('error', onError);
+        client.release();
+      } else {
+        // The listener stays: the client is dropped, and its socket may still report the failure.
+        client.release(err instanceof Error ? err : true);
+      }
+      throw err;
     }
   }
+
 
   #fail(op: string, err: unknown): Error {
     if (this.#closed) return new StoreClosedError('PostgresStore');
