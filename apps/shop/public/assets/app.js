@@ -84,8 +84,8 @@ export function setSession(view) {
     setSessionHint(true);
     applyTheme(view.preferences.theme);
   }
-  // The deadline came with the answer, before the view that says whether and when to warn.
-  idleDeadline(idleAt);
+  // The deadline came with the answer, before the view that says whether and when to warn; notify() renders.
+  idleDeadline(idleAt, false);
   notify();
 }
 
@@ -205,7 +205,8 @@ let idleTimer = null;
 /** The time the warning shows (the session's end), or null: no warning. */
 let idleWarning = null;
 
-function idleDeadline(at) {
+/** `render`: false when the caller renders the header anyway. */
+function idleDeadline(at, render = true) {
   idleAt = at;
   clearTimeout(idleTimer);
   idleTimer = null;
@@ -224,7 +225,7 @@ function idleDeadline(at) {
   }
   if (showing !== idleWarning) {
     idleWarning = showing;
-    renderHeader();
+    if (render) renderHeader();
   }
 }
 
