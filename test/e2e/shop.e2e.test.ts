@@ -677,6 +677,33 @@ describe('shop in Chromium: the idle timeout told ahead of time', () => {
       await shop.stop();
     }
   });
+
+  it('signed-in page without a live channel when the idle timeout passes then the warning\'s own check says it was signed out for inactivity', async () => {
+    const shop = await startTestShop({ TETHER_IDLE_TIMEOUT: '6', SHOP_IDLE_WARNING: '3' });
+    const { context, page, errors } = await newPage();
+    try {
+      // A browser (or a proxy in front of the shop) without WebSockets: nothing tells the page of the end
+      // but its own timers.
+      await context.addInitScript(() => {
+        Reflect.deleteProperty(globalThis, 'WebSocket');
+      });
+      const sockets: string[] = [];
+      page.on('websocket', (ws) => sockets.push(ws.url()));
+      const before = await registerInPage(page, shop.url, 'unplugged');
+      await page.getByTestId('idle-warning').waitFor({ timeout: 10_000 });
+      await page.getByTestId('signed-out').filter({ hasText: 'after a period of inactivity' }).waitFor({ timeout: 15_000 });
+      const after = Date.now() - before;
+      assert.ok(after >= 5_900, `signed out ${after} ms after registering, with a 6 s idle timeout`);
+      assert.ok(after < 12_000, `told ${after} ms after registering: a second past the end, not at some later click`);
+      assert.deepEqual(sockets, [], 'no live channel was opened');
+      assert.equal(await page.getByTestId('idle-warning').count(), 0, 'the warning gives way to the notice');
+      assert.equal(await page.getByTestId('user').count(), 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
 });
 
 describe('shop in Chromium: the session ID renewed while the page is in use', () => {
