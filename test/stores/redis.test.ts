@@ -24,11 +24,14 @@ let server: RedisServer;
 let prefixes = 0;
 const nextPrefix = (): string => `t${process.pid}-${++prefixes}:`;
 const prefixOf = new WeakMap<SessionStore, string>();
+/** Clients the tests built and passed in: a store never closes a client it was given. */
+const callerClients: Redis[] = [];
 
 before(async () => {
   server = await startRedis();
 });
 after(async () => {
+  for (const client of callerClients) client.disconnect();
   await server?.dispose();
 });
 
@@ -63,6 +66,26 @@ runStoreSuite({
     return store;
   },
   connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock, reportExpired: true, sweepIntervalMs: 0 }),
+});
+
+// The same cases through a client of the caller's that maps RESP3 replies to their own shapes (maps as
+// objects): what the store reads must not depend on how a caller set up the client.
+runStoreSuite({
+  name: 'redis through a caller client with replyMapping resp3',
+  lacks: { sweep: true },
+  limits: true,
+  destroysAll: true,
+  regenerates: true,
+  open: async (clock) => {
+    const keyPrefix = nextPrefix();
+    const client = new Redis(server.url, { ...redisClientOptions(), replyMapping: 'resp3' });
+    callerClients.push(client);
+    const store = new RedisStore({ client, keyPrefix, clock });
+    prefixOf.set(store, keyPrefix);
+    store.subscribe(() => {})();
+    return store;
+  },
+  connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock }),
 });
 
 /** Resolves with the rejection's code and how long the call took. */
@@ -463,7 +486,7 @@ describe('RedisStore own cases', () => {
       assert.deepEqual(await store.set({ ...rec, version: 1, expiresAt: clock.now() + 90_000, absoluteExpiresAt: clock.now() + 90_000 }, 0), { ok: false, current: 2 });
       await unchanged('a create over a live record');
       assert.equal(await raw.exists(`${keyPrefix}s:${fresh.key}`), 0, 'the new record of the refused regeneration was not written');
-      assert.deepEqual(await raw.zrange(`${keyPrefix}u:cas-user`, 0, -1), [rec.key], 'the index is as it was');
+      assert.deepEqual(await raw.zrange(`${keyPrefix}u:cas-user`, '0', '-1'), [rec.key], 'the index is as it was');
       await delivered('after the refusals');
       assert.deepEqual(heard, ['after the refusals'], 'a refused write reports no change');
       // A value that is not a record (here too short to hold a header) is left as it is, and reads as no session.
@@ -489,7 +512,7 @@ describe('RedisStore own cases', () => {
       const first = await trip(tether, undefined, (s) => s.login('regen-user'));
       const again = await trip(tether, first.cookie, (s) => s.login('regen-user'));
       assert.notEqual(again.session.id, first.session.id);
-      assert.deepEqual(await raw.zrange(`${keyPrefix}u:regen-user`, 0, -1), [hashId(again.session.id!)], 'the index names the new record only');
+      assert.deepEqual(await raw.zrange(`${keyPrefix}u:regen-user`, '0', '-1'), [hashId(again.session.id!)], 'the index names the new record only');
       assert.deepEqual(await raw.keys(`${keyPrefix}s:*`), [`${keyPrefix}s:${hashId(again.session.id!)}`], 'only the new record is stored');
       assert.equal((await tether.listUserSessions('regen-user')).length, 1);
     } finally {
@@ -556,7 +579,7 @@ describe('RedisStore own cases', () => {
       assert.deepEqual({ ...next.session.data }, { n: 2, m: 1 });
       assert.equal(next.session.userId, 'one-step');
       assert.deepEqual(await raw.keys(`${keyPrefix}s:*`), [`${keyPrefix}s:${hashId(login.id!)}`], 'only the new record is stored');
-      assert.deepEqual(await raw.zrange(`${keyPrefix}u:one-step`, 0, -1), [hashId(login.id!)]);
+      assert.deepEqual(await raw.zrange(`${keyPrefix}u:one-step`, '0', '-1'), [hashId(login.id!)]);
     } finally {
       raw.disconnect();
       await here.close();
@@ -601,6 +624,28 @@ describe('RedisStore own cases', () => {
       await new Promise((r) => setImmediate(r));
       assert.equal(warnings.length, 1);
       await safe.close();
+    } finally {
+      process.off('warning', onWarning);
+      await redisCommand(server.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+    }
+  });
+
+  it('redis store through a caller client with replyMapping resp3 when maxmemory-policy is allkeys-lru then it reads the policy from the map reply', async () => {
+    // Each store reads the policy once: one store per setting.
+    const storeOnItsOwnClient = (): RedisStore => {
+      const client = new Redis(server.url, { ...redisClientOptions(), replyMapping: 'resp3' });
+      callerClients.push(client);
+      return new RedisStore({ client, keyPrefix: nextPrefix() });
+    };
+    const onWarning = (): void => {};
+    process.on('warning', onWarning);
+    try {
+      await redisCommand(server.port, ['CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru']);
+      await using risky = storeOnItsOwnClient();
+      assert.equal(await risky.checkEvictionPolicy(), 'allkeys-lru');
+      await redisCommand(server.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+      await using safe = storeOnItsOwnClient();
+      assert.equal(await safe.checkEvictionPolicy(), 'noeviction');
     } finally {
       process.off('warning', onWarning);
       await redisCommand(server.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);

@@ -11,6 +11,8 @@ import { spawnSync } from 'node:child_process';
 import type { SpawnSyncOptions } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startRedis } from '../helpers/redis.js';
+import type { RedisServer } from '../helpers/redis.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -41,7 +43,28 @@ function subpaths(): string[] {
 describe('the packed package', { timeout: 600_000 }, () => {
   let dir: string;
   let files: string[];
+  let tarball: string;
   let consumer: string;
+
+  /**
+   * A project in `dir/name` with the packed package installed, and its dependencies and the peers a user
+   * adds as installed for this repository (not tsx, which only a source checkout uses: bin/tether.js
+   * falls back to it when there is no dist/). `swap` installs a package under another name's folder
+   * (`{ ioredis: 'ioredis5' }`), or leaves one out (null).
+   */
+  function consumerWith(name: string, swap: Record<string, string | null> = {}): string {
+    const project = join(dir, name);
+    const modules = join(project, 'node_modules');
+    mkdirSync(join(modules, pkg.name), { recursive: true });
+    run('tar', ['-xzf', tarball, '-C', join(modules, pkg.name), '--strip-components=1'], {});
+    for (const entry of readdirSync(join(root, 'node_modules'))) {
+      if (entry === pkg.name || entry === 'tsx' || entry.startsWith('.') || entry in swap) continue;
+      symlinkSync(join(root, 'node_modules', entry), join(modules, entry), 'dir');
+    }
+    for (const [as, from] of Object.entries(swap)) if (from !== null) symlinkSync(join(root, 'node_modules', from), join(modules, as), 'dir');
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name, private: true, type: 'module' }));
+    return project;
+  }
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'tether-pack-'));
@@ -55,17 +78,8 @@ describe('the packed package', { timeout: 600_000 }, () => {
     const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', out], { cwd: checkout, env: { ...process.env, npm_config_loglevel: 'error' } })) as Array<{ filename: string; files: Array<{ path: string }> }>;
     files = packed!.files.map((f) => f.path);
 
-    consumer = join(dir, 'consumer');
-    const modules = join(consumer, 'node_modules');
-    mkdirSync(join(modules, pkg.name), { recursive: true });
-    run('tar', ['-xzf', join(out, packed!.filename), '-C', join(modules, pkg.name), '--strip-components=1'], {});
-    // Its dependencies and the peers a user adds, as installed for this repository; not tsx, which only
-    // a source checkout uses (bin/tether.js falls back to it when there is no dist/).
-    for (const name of readdirSync(join(root, 'node_modules'))) {
-      if (name === pkg.name || name === 'tsx' || name.startsWith('.')) continue;
-      symlinkSync(join(root, 'node_modules', name), join(modules, name), 'dir');
-    }
-    writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    tarball = join(out, packed!.filename);
+    consumer = consumerWith('consumer');
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -130,5 +144,84 @@ export async function closing(): Promise<number> {
       files: ['app.ts'],
     }));
     run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], { cwd: consumer });
+  });
+
+  it('a consumer without ioredis when it imports tether/redis then it loads, and building a store says what to install', () => {
+    const bare = consumerWith('consumer-no-ioredis', { ioredis: null, ioredis5: null });
+    const probe = `
+      const { RedisStore } = await import('${pkg.name}/redis');
+      try {
+        new RedisStore();
+        console.log(JSON.stringify({ built: true }));
+      } catch (err) {
+        console.log(JSON.stringify({ code: err.code, message: err.message }));
+      }
+      process.exit(0);`;
+    const result = JSON.parse(run(process.execPath, ['--input-type=module', '-e', probe], { cwd: bare, env: { ...process.env, NODE_OPTIONS: '' } })) as { code?: string; message?: string };
+    assert.equal(result.code, 'OPTIONS_INVALID');
+    assert.match(result.message ?? '', /needs the ioredis package \(npm install ioredis\)/);
+  });
+
+  describe('on ioredis 5, the older major of the peer range', () => {
+    let redis: RedisServer;
+    let older: string;
+    before(async () => {
+      redis = await startRedis();
+      older = consumerWith('consumer-ioredis5', { ioredis: 'ioredis5' });
+    });
+    after(async () => {
+      await redis?.dispose();
+    });
+
+    it('a consumer on ioredis 5 when it runs the store conformance suite against RedisStore then every case passes, and the packed declarations type-check', () => {
+      // What the consumer resolves is ioredis 5, not the repository's own.
+      const version = run(process.execPath, ['--input-type=module', '-e', "import { createRequire } from 'node:module'; console.log(createRequire(import.meta.url)('ioredis/package.json').version)"], { cwd: older, env: { ...process.env, NODE_OPTIONS: '' } }).trim();
+      assert.match(version, /^5\./);
+      writeFileSync(join(older, 'redis-suite.test.js'), `
+import { RedisStore } from '${pkg.name}/redis';
+import { runStoreSuite } from '${pkg.name}/testing';
+const url = process.env.SUITE_REDIS_URL;
+let made = 0;
+const prefixOf = new WeakMap();
+runStoreSuite({
+  name: 'redis on ioredis 5',
+  lacks: { sweep: true },
+  limits: true,
+  destroysAll: true,
+  regenerates: true,
+  open: async (clock) => {
+    const keyPrefix = 'v5-' + ++made + ':';
+    const store = new RedisStore({ url, keyPrefix, clock });
+    prefixOf.set(store, keyPrefix);
+    store.subscribe(() => {})();
+    return store;
+  },
+  connect: async (store, clock) => new RedisStore({ url, keyPrefix: prefixOf.get(store), clock }),
+});
+`);
+      // A run of its own, not a subtest of this one: without the runner's NODE_TEST_CONTEXT it prints its summary.
+      const { NODE_TEST_CONTEXT: _ours, ...env } = process.env;
+      const suite = spawnSync(process.execPath, ['--test', '--test-reporter=tap', 'redis-suite.test.js'],
+        { cwd: older, encoding: 'utf8', timeout: 300_000, env: { ...env, NODE_OPTIONS: '', SUITE_REDIS_URL: redis.url } });
+      const summary = (name: string): number => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(suite.stdout)?.[1] ?? NaN);
+      assert.equal(suite.status, 0, `the suite failed:\n${suite.stdout.slice(-4000)}\n${suite.stderr.slice(-2000)}`);
+      assert.equal(summary('fail'), 0);
+      assert.equal(summary('cancelled'), 0);
+      assert.equal(summary('skipped'), 0);
+      // Every case the suite declares ran and passed: 38 of them when this was written.
+      assert.equal(summary('pass'), summary('tests'));
+      assert.ok(summary('pass') >= 38, `${summary('pass')} cases passed`);
+
+      writeFileSync(join(older, 'app.ts'), `
+import { Redis } from 'ioredis';
+import { RedisStore, redisClientOptions } from '${pkg.name}/redis';
+export const store = new RedisStore({ client: new Redis(6379, '127.0.0.1', redisClientOptions()) });
+`);
+      writeFileSync(join(older, 'tsconfig.json'), JSON.stringify({
+        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+        files: ['app.ts'],
+      }));
+      run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', older], { cwd: older });
+    });
   });
 });

@@ -23,7 +23,7 @@ export async function checkEvictionPolicy(client: RedisClient): Promise<string |
   for (const node of nodes) {
     let policy: string | undefined;
     try {
-      policy = ((await node.config('GET', 'maxmemory-policy')) as string[])[1];
+      policy = policyOf(await node.config('GET', 'maxmemory-policy'));
     } catch (err) {
       if ((err as Error).name === 'ReplyError') continue; // unknown command, NOPERM: cannot tell
       throw err;
@@ -40,4 +40,13 @@ export async function checkEvictionPolicy(client: RedisClient): Promise<string |
     found ??= policy;
   }
   return found;
+}
+
+/**
+ * The policy in a `CONFIG GET maxmemory-policy` reply: a `[name, value]` array over RESP2 and by
+ * default over RESP3, an object from a client that maps RESP3 maps (`replyMapping: 'resp3'`).
+ */
+function policyOf(reply: unknown): string | undefined {
+  const value = Array.isArray(reply) ? reply[1] : (reply as Record<string, unknown> | null)?.['maxmemory-policy'];
+  return typeof value === 'string' ? value : undefined;
 }

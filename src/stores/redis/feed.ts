@@ -22,7 +22,6 @@
  * @module
  */
 import { randomInt } from 'node:crypto';
-import { Redis as RedisConnection } from 'ioredis';
 import type { Cluster, Redis } from 'ioredis';
 import { warnChangeListenerThrew } from '../../core/store.js';
 import type { ChangeFeedState } from '../../core/store.js';
@@ -139,8 +138,10 @@ export class ChangeFeed {
       return null;
     }
     const node = nodes[Math.floor(Math.random() * nodes.length)]!;
-    // No reconnection to the same node: on 'end' the next attempt picks a node again.
-    const sub = new RedisConnection({ ...node.options, ...SUBSCRIBER, retryStrategy: () => null });
+    // No reconnection to the same node: on 'end' the next attempt picks a node again. A duplicate of the
+    // node's connection: built by the ioredis the Cluster came from, which need not be the one this
+    // package resolves (a caller's client), and importing tether/redis must not need ioredis at all.
+    const sub = node.duplicate({ ...SUBSCRIBER, retryStrategy: () => null });
     this.#listen(sub);
     sub.once('end', () => {
       this.#gap();

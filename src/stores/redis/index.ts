@@ -299,7 +299,7 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     this.#open();
     if (!this.#ready()) await this.#whenReady();
     try {
-      const members = await this.#bound('ZRANGE', () => this.#client.zrange(this.#up + userId, 0, -1));
+      const members = await this.#bound('ZRANGE', () => this.#client.zrange(this.#up + userId, '0', '-1'));
       if (members.length === 0) return [];
       const values = await this.#fetch(members);
       const now = this.clock.now();
@@ -321,7 +321,7 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     const keep = new Set(options.except ?? []);
     const idx = this.#up + userId;
     try {
-      const members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, 0, -1))).filter((m) => !keep.has(m));
+      const members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, '0', '-1'))).filter((m) => !keep.has(m));
       if (members.length === 0) return 0;
       await this.#undue(members);
       const now = this.clock.now();

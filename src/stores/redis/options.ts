@@ -168,7 +168,7 @@ function loadIoredis(): IoredisModule {
   try {
     return createRequire(import.meta.url)('ioredis') as IoredisModule;
   } catch (err) {
-    throw new OptionsInvalidError(`RedisStore needs the ioredis package (npm install ioredis@5), or pass options.client: ${(err as Error).message}`);
+    throw new OptionsInvalidError(`RedisStore needs the ioredis package (npm install ioredis), or pass options.client: ${(err as Error).message}`);
   }
 }
 
