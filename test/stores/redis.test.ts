@@ -3,10 +3,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js';
+import type { RedisStoreOptions } from '../../src/stores/redis/index.js';
 import { plainSender } from '../../src/stores/redis/options.js';
 import { escapeGlob } from '../../src/stores/redis/feed.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
-import type { SessionRecord, SessionStore } from '../../src/core/store.js';
+import type { StoreSuiteFactory } from '../../src/testing/store-suite.js';
+import type { Clock, SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import { delayingProxy } from '../helpers/net.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
@@ -35,22 +37,28 @@ after(async () => {
   await server?.dispose();
 });
 
-runStoreSuite({
-  name: 'redis',
-  lacks: { sweep: true },
-  limits: true,
-  destroysAll: true,
-  regenerates: true,
-  open: async (clock) => {
-    const keyPrefix = nextPrefix();
-    const store = new RedisStore({ url: server.url, keyPrefix, clock });
-    prefixOf.set(store, keyPrefix);
-    // A long-lived process subscribes at start-up; attach the feed now, as it would be by then.
-    store.subscribe(() => {})();
-    return store;
-  },
-  connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock }),
-});
+/**
+ * A suite's `open` (a store on a new key prefix, its change feed attached, as a long-lived process's is
+ * by the time it serves) and `connect` (another store on that prefix, built by `again`).
+ */
+function onNewPrefix(build: (keyPrefix: string, clock: Clock) => RedisStore, again = build): Pick<StoreSuiteFactory, 'open' | 'connect'> {
+  return {
+    open: async (clock) => {
+      const keyPrefix = nextPrefix();
+      const store = build(keyPrefix, clock);
+      prefixOf.set(store, keyPrefix);
+      store.subscribe(() => {})();
+      return store;
+    },
+    connect: async (store, clock) => again(prefixOf.get(store)!, clock),
+  };
+}
+/** Builds a store with its own client to the test server. */
+const byUrl = (options: Partial<RedisStoreOptions> = {}) =>
+  (keyPrefix: string, clock: Clock): RedisStore => new RedisStore({ url: server.url, keyPrefix, clock, ...options });
+const everyCase = { lacks: { sweep: true }, limits: true, destroysAll: true, regenerates: true } as const;
+
+runStoreSuite({ name: 'redis', ...everyCase, ...onNewPrefix(byUrl()) });
 
 // The same cases with reports of sessions that time out (a hash of those due, claimed by a sweep).
 runStoreSuite({
@@ -58,34 +66,19 @@ runStoreSuite({
   limits: true,
   destroysAll: true,
   reportsSwept: true,
-  open: async (clock) => {
-    const keyPrefix = nextPrefix();
-    const store = new RedisStore({ url: server.url, keyPrefix, clock, reportExpired: true, sweepIntervalMs: 0 });
-    prefixOf.set(store, keyPrefix);
-    store.subscribe(() => {})();
-    return store;
-  },
-  connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock, reportExpired: true, sweepIntervalMs: 0 }),
+  ...onNewPrefix(byUrl({ reportExpired: true, sweepIntervalMs: 0 })),
 });
 
 // The same cases through a client of the caller's that maps RESP3 replies to their own shapes (maps as
 // objects): what the store reads must not depend on how a caller set up the client.
 runStoreSuite({
   name: 'redis through a caller client with replyMapping resp3',
-  lacks: { sweep: true },
-  limits: true,
-  destroysAll: true,
-  regenerates: true,
-  open: async (clock) => {
-    const keyPrefix = nextPrefix();
+  ...everyCase,
+  ...onNewPrefix((keyPrefix, clock) => {
     const client = new Redis(server.url, { ...redisClientOptions(), replyMapping: 'resp3' });
     callerClients.push(client);
-    const store = new RedisStore({ client, keyPrefix, clock });
-    prefixOf.set(store, keyPrefix);
-    store.subscribe(() => {})();
-    return store;
-  },
-  connect: async (store, clock) => new RedisStore({ url: server.url, keyPrefix: prefixOf.get(store)!, clock }),
+    return new RedisStore({ client, keyPrefix, clock });
+  }, byUrl()),
 });
 
 /** Resolves with the rejection's code and how long the call took. */
