@@ -645,6 +645,21 @@ describe('RedisStore own cases', () => {
     }
   });
 
+  it('redis store when its URL says protocol=2 then its connections speak RESP2, and RESP3 without it', async () => {
+    /** The protocol of each connection of this store's client name, from the server's CLIENT LIST. */
+    const protocols = async (name: string): Promise<string[]> => (await redisCommand(server.port, ['CLIENT', 'LIST']))
+      .split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => / resp=(\d)/.exec(line)?.[1] ?? '?');
+    for (const [query, resp] of [['', '3'], ['?protocol=2', '2']] as const) {
+      const name = `proto${resp}-${process.pid}`;
+      const url = `${server.url}/${query}${query ? '&' : '?'}connectionName=${name}`;
+      await using store = new RedisStore({ url, keyPrefix: nextPrefix() });
+      const rec = makeRecord(new ManualClock());
+      assert.deepEqual(await store.set(rec, 0), { ok: true });
+      assert.equal((await store.get(rec.key))?.data, rec.data);
+      assert.deepEqual(await protocols(name), [resp], query || 'the default');
+    }
+  });
+
   it('redis store when CONFIG is disabled on the server then cannot tell the policy and still works', async () => {
     const locked = await startRedis({ extraArgs: ['--rename-command', 'CONFIG', '""'] });
     const store = new RedisStore({ url: locked.url });
