@@ -28,6 +28,12 @@ const nextPrefix = (): string => `t${process.pid}-${++prefixes}:`;
 const prefixOf = new WeakMap<SessionStore, string>();
 /** Clients the tests built and passed in: a store never closes a client it was given. */
 const callerClients: Redis[] = [];
+/** A client of the caller's that maps RESP3 replies to their own shapes (maps as objects), closed after the file. */
+function resp3MappedClient(): Redis {
+  const client = new Redis(server.url, { ...redisClientOptions(), replyMapping: 'resp3' });
+  callerClients.push(client);
+  return client;
+}
 
 before(async () => {
   server = await startRedis();
@@ -74,11 +80,7 @@ runStoreSuite({
 runStoreSuite({
   name: 'redis through a caller client with replyMapping resp3',
   ...everyCase,
-  ...onNewPrefix((keyPrefix, clock) => {
-    const client = new Redis(server.url, { ...redisClientOptions(), replyMapping: 'resp3' });
-    callerClients.push(client);
-    return new RedisStore({ client, keyPrefix, clock });
-  }, byUrl()),
+  ...onNewPrefix((keyPrefix, clock) => new RedisStore({ client: resp3MappedClient(), keyPrefix, clock }), byUrl()),
 });
 
 /** Resolves with the rejection's code and how long the call took. */
@@ -625,11 +627,7 @@ describe('RedisStore own cases', () => {
 
   it('redis store through a caller client with replyMapping resp3 when maxmemory-policy is allkeys-lru then it reads the policy from the map reply', async () => {
     // Each store reads the policy once: one store per setting.
-    const storeOnItsOwnClient = (): RedisStore => {
-      const client = new Redis(server.url, { ...redisClientOptions(), replyMapping: 'resp3' });
-      callerClients.push(client);
-      return new RedisStore({ client, keyPrefix: nextPrefix() });
-    };
+    const storeOnItsOwnClient = (): RedisStore => new RedisStore({ client: resp3MappedClient(), keyPrefix: nextPrefix() });
     const onWarning = (): void => {};
     process.on('warning', onWarning);
     try {

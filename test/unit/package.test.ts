@@ -66,6 +66,16 @@ describe('the packed package', { timeout: 600_000 }, () => {
     return project;
   }
 
+  /** Type-checks `source` as `app.ts` of `project`, strict and with the packed declarations checked too. */
+  function typeCheck(project: string, source: string): void {
+    writeFileSync(join(project, 'app.ts'), source);
+    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+      files: ['app.ts'],
+    }));
+    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], { cwd: project });
+  }
+
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'tether-pack-'));
     const checkout = join(dir, 'checkout');
@@ -116,7 +126,7 @@ describe('the packed package', { timeout: 600_000 }, () => {
   });
 
   it('a consumer when it type-checks code using the package then the packed declarations resolve, strict, with no errors in them', () => {
-    writeFileSync(join(consumer, 'app.ts'), `
+    typeCheck(consumer, `
 import { createTether, MemoryStore, TetherError, type Session } from '${pkg.name}';
 import { sessions } from '${pkg.name}/express';
 import tetherPlugin from '${pkg.name}/fastify';
@@ -139,11 +149,6 @@ export async function closing(): Promise<number> {
   return engine.stats().created;
 }
 `);
-    writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
-      files: ['app.ts'],
-    }));
-    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], { cwd: consumer });
   });
 
   it('a consumer without ioredis when it imports tether/redis then it loads, and building a store says what to install', () => {
@@ -212,16 +217,11 @@ runStoreSuite({
       assert.equal(summary('pass'), summary('tests'));
       assert.ok(summary('pass') >= 38, `${summary('pass')} cases passed`);
 
-      writeFileSync(join(older, 'app.ts'), `
+      typeCheck(older, `
 import { Redis } from 'ioredis';
 import { RedisStore, redisClientOptions } from '${pkg.name}/redis';
 export const store = new RedisStore({ client: new Redis(6379, '127.0.0.1', redisClientOptions()) });
 `);
-      writeFileSync(join(older, 'tsconfig.json'), JSON.stringify({
-        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
-        files: ['app.ts'],
-      }));
-      run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', older], { cwd: older });
     });
   });
 });
