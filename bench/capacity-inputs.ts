@@ -63,7 +63,7 @@ async function createSessions(url: string, n: number): Promise<void> {
       next++;
       const c = new TestClient(url);
       const s = await c.request('GET', '/api/session');
-      c.csrfToken = s.body.csrfToken;
+      c.csrfToken = (s.body as { csrfToken: string }).csrfToken;
       for (const p of ['camp-mug', 'headlamp', 'notebook']) await c.request('POST', '/api/cart/items', { productId: p, quantity: 1 });
       c.close();
     }

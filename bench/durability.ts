@@ -34,9 +34,9 @@ const { values } = parseArgs({
     'busy-disk': { type: 'boolean', default: false }, json: { type: 'string' },
   },
 });
-const rounds = wholeFlag(values.rounds!, 'rounds', 100);
-const writes = wholeFlag(values.writes!, 'writes', 100_000);
-const busyDisk = values['busy-disk']!;
+const rounds = wholeFlag(values.rounds, 'rounds', 100);
+const writes = wholeFlag(values.writes, 'writes', 100_000);
+const busyDisk = values['busy-disk'];
 ensureSystemPackages(['redis-server'], 'The durability benchmark', 'npm run bench:durability');
 
 interface Round {

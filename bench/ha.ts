@@ -29,10 +29,10 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' }, passes: { type: 'string', default: '2' }, 'skip-haproxy': { type: 'boolean', default: false },
   },
 });
-const rounds = wholeFlag(values.rounds!, 'rounds', 10);
-const clients = wholeFlag(values.clients!, 'clients', 200);
-const durationS = wholeFlag(values.duration!, 'duration', 120);
-const passes = wholeFlag(values.passes!, 'passes', 5);
+const rounds = wholeFlag(values.rounds, 'rounds', 10);
+const clients = wholeFlag(values.clients, 'clients', 200);
+const durationS = wholeFlag(values.duration, 'duration', 120);
+const passes = wholeFlag(values.passes, 'passes', 5);
 
 const haproxyVersion = (): string => /version (\S+)/i.exec(spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? 'not installed';
 const step = (what: string): void => console.log(`[ha] ${new Date().toISOString()} ${what}`);

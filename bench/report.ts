@@ -174,7 +174,7 @@ export function targetChecks(r: Pick<RunFile, 'stacks' | 'memory'>): TargetCheck
       if (v === undefined || v === null) return [];
       const mine = w!.overheadByPassUs;
       const theirs = anchorWrite?.overheadByPassUs;
-      const ratios = perPass && mine && theirs ? mine.flatMap((x, i) => (theirs[i] ? [x / theirs[i]!] : [])) : [];
+      const ratios = perPass && mine && theirs ? mine.flatMap((x, i) => (theirs[i] ? [x / theirs[i]] : [])) : [];
       return [{
         id, label: by(id)!.label, value: v, met: v <= limit / 2,
         share: { median: v / limit, passes: range(ratios) },

@@ -17,7 +17,7 @@ app.setErrorHandler(tetherErrorHandler);
 const me = (s: Session<Data>) => ({ user: s.destroyed ? null : s.userId, csrfToken: s.destroyed ? null : s.csrfToken });
 app.get('/', async (req) => me(req.session));
 app.post<{ Body: { user?: unknown } }>('/login', async (req) => {
-  req.session.login(String(req.body?.user || 'guest').slice(0, 64));
+  req.session.login(typeof req.body?.user === 'string' && req.body.user !== '' ? req.body.user.slice(0, 64) : 'guest');
   return me(req.session);
 });
 app.post('/logout', async (req) => {
@@ -44,15 +44,16 @@ app.get('/live', {
   ws.send(JSON.stringify({ type: 'hello', user: session.userId, messages: session.get('messages') ?? 0 }));
   // A logout, a login elsewhere in the browser, a timeout: what this socket may see ends with the session.
   session.onEnd((reason) => ws.close(4001, `session ${reason}`));
-  ws.on('message', async () => {
+  // A message is activity (it keeps the session alive) and here also a change, stored as a request's.
+  const count = async (): Promise<void> => {
     try {
-      // A message is activity (it keeps the session alive) and here also a change, stored as a request's.
       await session.update((d) => { d.messages = (d.messages ?? 0) + 1; });
       ws.send(JSON.stringify({ type: 'count', messages: session.get('messages') }));
     } catch {
       ws.close(1011, 'session unavailable');
     }
-  });
+  };
+  ws.on('message', () => void count());
   ws.on('close', () => session.close());
 });
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' });

@@ -23,7 +23,8 @@ app.get('/', (req, res) => {
 });
 app.post('/notes', async (req, res) => {
   // No body when no parser here read it (JSON with the token header); an array when the field came twice.
-  const note = typeof req.body?.note === 'string' ? req.body.note.trim().slice(0, 200) : '';
+  const field = (req.body as { note?: unknown } | undefined)?.note;
+  const note = typeof field === 'string' ? field.trim().slice(0, 200) : '';
   // The last 50 only: a session is no place for an unbounded list.
   if (note) await sessionOf<Data>(req).update((d) => { d.notes = [...(d.notes ?? []), note].slice(-50); });
   // 303: the browser follows with a GET, so reloading the page does not post the note again.

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
+import type { DefaultEventsMap } from 'socket.io';
 import { createTether, isTetherError } from 'tether';
 import type { SocketSession } from 'tether';
 import { withSessions, openSocket } from 'tether/node';
@@ -13,7 +14,8 @@ const server = createServer(withSessions(tether, async (req, res, session) => {
     let text = '';
     req.setEncoding('utf8').on('data', (c: string) => (text = (text + c).slice(0, 1024))).on('end', () => done(text));
   });
-  if (req.method === 'POST' && req.url === '/login') session.login(String(JSON.parse(body || '{}').user || 'guest').slice(0, 64));
+  const { user } = JSON.parse(body || '{}') as { user?: unknown };
+  if (req.method === 'POST' && req.url === '/login') session.login(typeof user === 'string' && user !== '' ? user.slice(0, 64) : 'guest');
   if (req.method === 'POST' && req.url === '/logout') session.destroy();
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ user: session.destroyed ? null : session.userId, csrfToken: session.destroyed ? null : session.csrfToken }));
@@ -21,23 +23,22 @@ const server = createServer(withSessions(tether, async (req, res, session) => {
 
 // socket.io: a connection only from this app's pages (the Origin), only when signed in; the session's
 // end disconnects it. A refusal reaches the client as connect_error, its code in `data`.
-const io = new Server(server, { maxHttpBufferSize: 4096 });
+const io = new Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, { session: SocketSession<Data> }>(server, { maxHttpBufferSize: 4096 });
 const refused = (code: string, message: string) => Object.assign(new Error(message), { data: { code } });
-io.use(async (socket, next) => {
-  try {
-    const session = await openSocket(tether, socket.request);
+io.use((socket, next) => {
+  openSocket(tether, socket.request).then((session) => {
     if (session.userId === null) {
       session.close();
       return next(refused('UNAUTHORIZED', 'sign in first'));
     }
     socket.data.session = session;
     next();
-  } catch (err) {
+  }, (err: unknown) => {
     next(isTetherError(err) ? refused(err.code, err.message) : refused('INTERNAL_ERROR', 'internal server error')); // ORIGIN_MISMATCH, STORE_UNAVAILABLE
-  }
+  });
 });
 io.on('connection', (socket) => {
-  const session: SocketSession<Data> = socket.data.session;
+  const session = socket.data.session;
   socket.emit('hello', { user: session.userId, messages: session.get('messages') ?? 0 });
   // A logout, a login elsewhere in the browser, a timeout: what this connection may see ends with the session.
   session.onEnd((reason) => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: makes sure the real backends the tests start are installed, type-checks, then runs
+// `npm test`: makes sure the real backends the tests start are installed, type-checks, lints, then runs
 // every test file with Node's built-in runner, whose summary ends the output.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -13,6 +13,12 @@ const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit' }).status ?? 
 console.log('# type-check (tsc --noEmit)');
 if (run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--noEmit']) !== 0) {
   console.error('type-check failed');
+  process.exit(1);
+}
+
+console.log('# lint (eslint)');
+if (run(process.execPath, ['node_modules/eslint/bin/eslint.js', '.', '--cache', '--cache-location', 'node_modules/.cache/eslint/']) !== 0) {
+  console.error('lint failed');
   process.exit(1);
 }
 

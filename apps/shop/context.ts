@@ -49,7 +49,7 @@ export interface ShopContext {
 export const MAX_RECENTLY_VIEWED = 10;
 
 export function sessionOf(req: FastifyRequest): Session<ShopSession> {
-  return req.session as unknown as Session<ShopSession>;
+  return req.session;
 }
 
 /**

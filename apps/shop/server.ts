@@ -167,7 +167,7 @@ function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>)
     const wait = isTetherError(err) ? err.retryAfterSec : undefined;
     if (wait !== undefined) reply.header('retry-after', String(wait));
     // A request that failed changes nothing: whatever the handler did to the session is not written.
-    if (req.session) tether.abandon(req.session as never);
+    if (req.session) tether.abandon(req.session);
     return reply.code(status).header('cache-control', 'no-store').send(body);
   });
 }
@@ -494,7 +494,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   let closing: Promise<void> | undefined;
   app.addHook('onClose', async () => {
     stopFlowMetrics();
-    await Promise.allSettled([tether.close(), db!.close()]);
+    await Promise.allSettled([tether.close(), db.close()]);
   });
   return {
     app, tether, db, context,

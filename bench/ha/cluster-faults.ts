@@ -50,7 +50,7 @@ async function workerPid(port: number, name: string, notPid = 0, timeoutMs = 90_
   while (Date.now() < deadline) {
     const r = await probe(port).catch(() => null);
     if (r?.status === 200 && r.node === name) {
-      const pid = JSON.parse(r.body).pid as number;
+      const { pid } = JSON.parse(r.body) as { pid: number };
       if (pid !== notPid) return pid;
     }
     await sleep(20);

@@ -42,7 +42,7 @@ export async function sessions(url: string, n: number): Promise<Credential[]> {
   for (let i = 0; i < n; i++) {
     const c = new TestClient(url, { keepAlive: false });
     const r = await c.request('GET', '/api/session');
-    out.push({ cookie: c.cookieHeader, csrf: r.body.csrfToken as string });
+    out.push({ cookie: c.cookieHeader, csrf: (r.body as { csrfToken: string }).csrfToken });
     c.close();
   }
   return out;
@@ -62,7 +62,7 @@ export function cannon(url: string, creds: Credential[], scenario: 'read' | 'wri
           ? [{ method: 'GET', path: '/api/cart', headers }]
           : products.map((p) => ({ method: 'POST' as const, path: '/api/cart/items', headers, body: JSON.stringify({ productId: p, quantity: 1 }) })));
       },
-    }, (err, res) => (err ? reject(err) : resolve(res)));
+    }, (err, res) => (err ? reject(err as Error) : resolve(res)));
   });
 }
 

@@ -56,7 +56,7 @@ export async function seedSessions(spec: StackSpec, port: number, count: number,
     if (r.status !== 200) throw new Error(`${spec.id}: POST ${ROUTES.seed} answered ${r.status}`);
     return Array.from({ length: count }, () => ({ cookie: DUMMY_COOKIE, csrf: DUMMY_CSRF }));
   }
-  const out: Credential[] = new Array(count);
+  const out = new Array<Credential>(count);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < count) {

@@ -112,7 +112,7 @@ async function run(req: RunRequest): Promise<RunResult> {
     }];
   }
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
+    const instance = autocannon(opts, (err, res) => (err ? reject(err as Error) : resolve(res)));
     instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => {
       if (n === latencies.length) {
         const bigger = new Float64Array(latencies.length * 2);

@@ -82,7 +82,7 @@ async function expressSessionMemory(): Promise<Record<string, number>> {
   const put = (i: number): Promise<void> => new Promise((resolve, reject) => {
     // What the middleware saves for a fresh session: its Cookie (defaults) and the data.
     const data = { cookie: new session.Cookie(), ...seedData(i) } as unknown as session.SessionData;
-    store.set(randomBytes(24).toString('base64url'), data, (err) => (err ? reject(err) : resolve()));
+    store.set(randomBytes(24).toString('base64url'), data, (err) => (err ? reject(err as Error) : resolve()));
   });
   for (let i = 0; i < 10; i++) await put(i);
   const before = heapAfterGc();

@@ -22,7 +22,7 @@ let inspectorSession: Session | null = null;
 
 /** The V8 CPU profiler (what --cpu-prof runs) over exactly one measured pass, through node:inspector. */
 function profile(msg: Extract<Msg, { type: 'profile' }>): void {
-  const done = (err?: unknown): void => reply({ type: err ? 'error' : 'profile', seq: msg.seq, error: err ? String(err) : undefined });
+  const done = (err?: unknown): void => reply({ type: err ? 'error' : 'profile', seq: msg.seq, error: err ? (err instanceof Error ? err.message : JSON.stringify(err)) : undefined });
   if (msg.action === 'start') {
     inspectorSession ??= new Session();
     try { inspectorSession.connect(); } catch { /* already connected */ }

@@ -67,7 +67,7 @@ export function summarise(outcomes: readonly StackOutcome[], scenarios: readonly
       const base = s.layer === 'none' ? undefined : byId.get(s.baseline)?.passes[sc];
       const lim = limit?.passes[sc];
       const pairs = <T>(other: PassFigures[] | undefined, f: (a: PassFigures, b: PassFigures) => T): T[] =>
-        other ? mine.flatMap((m, i) => (other[i] ? [f(m, other[i]!)] : [])) : [];
+        other ? mine.flatMap((m, i) => (other[i] ? [f(m, other[i])] : [])) : [];
       const overheadByPass = pairs(base, (m, b) => cpuOf(m) - cpuOf(b));
       const commands = mine.map((m) => m.commandsPerRequest).filter((x): x is number => x !== null);
       out.results[sc] = {

@@ -5,9 +5,8 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import type { Server } from 'node:http';
 import Fastify from 'fastify';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { RedisStore } from 'connect-redis';
 import { anchorRedisClient } from './redis-client.js';
 import { tetherPlugin } from 'tether/fastify';
@@ -84,8 +83,8 @@ interface FastifySessionObject extends ShopSession {
 
 async function withFastifySession(app: FastifyInstance, env: StackEnv, counter: Counter): Promise<() => Promise<void>> {
   const client = await anchorRedisClient(env.redisUrl);
-  await app.register(require('@fastify/cookie'));
-  await app.register(require('@fastify/session'), {
+  await app.register(require('@fastify/cookie') as FastifyPluginCallback);
+  await app.register(require('@fastify/session') as FastifyPluginCallback<Record<string, unknown>>, {
     secret: BENCH_SECRET, store: new RedisStore({ client }), saveUninitialized: false, cookie: { secure: false },
   });
   const data = (req: FastifyRequest): FastifySessionObject => (req as unknown as { session: FastifySessionObject }).session;
@@ -157,7 +156,7 @@ export async function buildFastify(spec: StackSpec, env: StackEnv, counter: Coun
   else throw new Error(`Fastify has no layer ${spec.layer}`);
   await app.ready();
   return {
-    server: app.server as Server,
+    server: app.server,
     close: async () => { await app.close(); await close(); },
   };
 }

@@ -60,7 +60,7 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
   // 'listening'. This server never listens itself, so it is told it does.
   if (!server.listening) server.emit('listening');
 
-  const originalEmit = server.emit as Emit;
+  const originalEmit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
   (server as { emit: Emit }).emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'request' && state !== 'serving') {
       const req = args[0] as IncomingMessage;
@@ -72,7 +72,7 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
         return true;
       }
     }
-    return originalEmit.call(this, event, ...args);
+    return originalEmit(event, ...args);
   };
 
   const accept = (socket: Socket, head: Buffer): void => {

@@ -61,7 +61,7 @@ export const jsonCodec: SessionCodec = {
   decode: (text) => {
     const parsed = sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' }) as Partial<Envelope> | null;
     const d = parsed && typeof parsed.d === 'object' && parsed.d !== null && !Array.isArray(parsed.d) ? parsed.d : {};
-    const out: Envelope = { d: d as Record<string, unknown> };
+    const out: Envelope = { d };
     if (typeof parsed?.c === 'string') out.c = parsed.c;
     if (typeof parsed?.u === 'string') out.u = parsed.u;
     if (parsed?.r === 1) out.r = 1;

@@ -75,7 +75,7 @@ export function lifetimeOf(s: SessionState, o: Readonly<ResolvedOptions>): Reado
 interface Written {
   env: Envelope | null;
 }
-const NOTHING_WRITTEN: Written = Object.freeze({ env: null }) as Written;
+const NOTHING_WRITTEN: Written = Object.freeze({ env: null });
 
 /** Counters the commit path adds to (the engine's stats). */
 export interface CommitStats {
@@ -273,10 +273,10 @@ export class Committer {
         };
       });
       // The key written may be another than the one loaded: a renewal by another request was followed.
-      const key = s.record!.key;
+      const key = s.record.key;
       this.#keepWritten(key, final, written);
       // A remembered session's cookie lasts as long as it; one no longer remembered gets the plain cookie back.
-      if (s.resign || o.cookie.maxAgeMs !== undefined || s.remembered || s.loaded!.r === 1) this.#sendCookie(s, s.record!, now);
+      if (s.resign || o.cookie.maxAgeMs !== undefined || s.remembered || s.loaded!.r === 1) this.#sendCookie(s, s.record, now);
       if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, key, now);
       return;
     }

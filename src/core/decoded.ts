@@ -18,7 +18,7 @@
  */
 import rfdc from 'rfdc';
 import { dequal } from 'dequal';
-import type { Envelope } from './codec.js';
+import type { Envelope, SessionCodec } from './codec.js';
 import type { SessionData } from './session.js';
 import { draftParts } from './draft.js';
 import { decimal } from './decimal.js';
@@ -30,7 +30,7 @@ export const DECODED_CACHE_MAX_CHARS = 4 * 1024 * 1024;
 export const DECODED_CACHE_MAX_TEXT = 16 * 1024;
 
 /** Deep-copies plain data (a draft included): `session.snapshot()`. */
-export const copyData = rfdc({ proto: false, circles: false }) as <V>(value: V) => V;
+export const copyData = rfdc({ proto: false, circles: false });
 
 /**
  * True when `data` holds the same values as `loaded`, so writing it would store nothing new: for a
@@ -167,7 +167,7 @@ function copyExact(v: object, base: object | undefined, depth: number): unknown 
     text = `${t}]`;
     return out;
   }
-  const proto = Object.getPrototypeOf(v);
+  const proto: unknown = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return REFUSED;
   const from = base as Record<string, unknown> | undefined;
   const out: Record<string, unknown> = {};
@@ -224,13 +224,14 @@ export class DecodedCache {
   /**
    * The shared envelope decoded from exactly `text`, decoding (and keeping) it when needed. Never mutate
    * it. With `holder`, the entry it holds is tried first, and it is then pointed at the entry kept.
+   * `codec.decode` is called as a method: an app's codec may be a class whose methods use `this`.
    */
-  envelope(key: string, text: string, decode: (text: string) => Envelope, holder?: DecodedHolder): Envelope {
+  envelope(key: string, text: string, codec: Pick<SessionCodec, 'decode'>, holder?: DecodedHolder): Envelope {
     const held = holder?.decoded;
     if (held !== undefined && held.text === text) return held.env!;
     let hit = this.#map.get(key);
     if (hit === undefined || hit.text !== text) {
-      const env = decode(text);
+      const env = codec.decode(text);
       if (hit !== undefined) this.#drop(key, hit);
       hit = this.#keep(key, text, env);
       if (hit === undefined) {

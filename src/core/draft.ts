@@ -89,7 +89,7 @@ const NODE = Symbol('tether.draft');
 function draftable(v: unknown): v is Container {
   if (v === null || typeof v !== 'object') return false;
   if (Array.isArray(v)) return true;
-  const proto = Object.getPrototypeOf(v);
+  const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
@@ -154,7 +154,7 @@ const handler: ProxyHandler<Container> = {
     if (key === NODE) return node;
     const src = (node.copy ?? node.base) as Record<PropertyKey, unknown>;
     if (typeof key !== 'string' || !Object.hasOwn(src, key)) return Reflect.get(src, key, receiver);
-    return read(node, src as Record<string, unknown>, key);
+    return read(node, src, key);
   },
   set(t, key, value) {
     const node = nodeOf(t);
@@ -193,7 +193,7 @@ const handler: ProxyHandler<Container> = {
     return d;
   },
   getPrototypeOf(t) {
-    return Object.getPrototypeOf(nodeOf(t).base);
+    return Object.getPrototypeOf(nodeOf(t).base) as object | null;
   },
   preventExtensions() {
     return false;

@@ -45,7 +45,7 @@ export type { RequestView } from './csrf.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 /** What a new session's draft is made over: never changed (every write lands in the draft's copy). */
-const NO_DATA: SessionData = Object.freeze({}) as SessionData;
+const NO_DATA: SessionData = Object.freeze({});
 
 export interface OpenOptions {
   /**
@@ -726,7 +726,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    */
   #decode(key: string, text: string, holder: DecodedHolder): Envelope | null {
     try {
-      return this.#decoded.envelope(key, text, this.options.codec.decode, holder);
+      return this.#decoded.envelope(key, text, this.options.codec, holder);
     } catch (err) {
       if (!this.#warnedUndecodable) {
         this.#warnedUndecodable = true;

@@ -277,8 +277,15 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** True for any Tether error, also one from another copy of the package. */
+/**
+ * True for any Tether error, also one from another copy of the package. Never throws: a value whose
+ * properties throw when read (a revoked Proxy) is not one.
+ */
 export function isTetherError(err: unknown): err is TetherError {
-  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
-    && typeof (err as { status?: unknown }).status === 'number' && err instanceof Error;
+  try {
+    return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+      && typeof (err as { status?: unknown }).status === 'number' && err instanceof Error;
+  } catch {
+    return false;
+  }
 }

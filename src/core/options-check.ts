@@ -51,7 +51,7 @@ const EXPECTED: Record<Exclude<OptionKind, readonly string[] | ((value: unknown)
 
 function accepts(kind: OptionKind, v: unknown): string | null {
   if (typeof kind === 'function') return kind(v);
-  if (Array.isArray(kind)) return kind.includes(v as string) ? null : `one of ${kind.map((k) => JSON.stringify(k)).join(', ')}`;
+  if (Array.isArray(kind)) return kind.includes(v) ? null : `one of ${kind.map((k) => JSON.stringify(k)).join(', ')}`;
   const ok = (() => {
     switch (kind as keyof typeof EXPECTED) {
       case 'string': return typeof v === 'string';

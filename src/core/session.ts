@@ -383,7 +383,7 @@ export class Session<T extends object = SessionData> {
     // Last: a user ID refused or an ID generator that fails above leaves the data as it was.
     if (keep !== undefined) {
       const data = dataOf(this.#s);
-      for (const key of Object.keys(data)) if (!keep.includes(key as keyof T & string)) delete data[key];
+      for (const key of Object.keys(data)) if (!keep.includes(key)) delete data[key];
     }
   }
 
@@ -555,5 +555,5 @@ export function dataOf(s: SessionState): SessionData {
 }
 
 export function sessionState(s: Session<object>): SessionState {
-  return internals(s as Session);
+  return internals(s);
 }

@@ -239,7 +239,7 @@ export class SocketSession<T extends object> {
     this.rejectedCookie = session.rejectedCookie;
     this.#feed = options.changeFeed ?? true;
     if (this.#key === null) return;
-    registry.add(this.#key, this as unknown as SocketSession<object>, this.#feed);
+    registry.add(this.#key, this, this.#feed);
     const every = options.checkIntervalMs ?? 60_000;
     if (every > 0) {
       this.#timer = setInterval(() => void this.refresh().catch(() => {}), every);
@@ -462,7 +462,7 @@ export class SocketSession<T extends object> {
     this.#timer = null;
     if (this.#deadlineTimer !== null) clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = null;
-    if (this.#key !== null) this.#registry.remove(this.#key, this as unknown as SocketSession<object>);
+    if (this.#key !== null) this.#registry.remove(this.#key, this);
   }
 }
 

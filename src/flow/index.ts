@@ -119,7 +119,7 @@ function validName(name: unknown): name is string {
 }
 
 /** Deep copies that work on a session's data too, a Proxy that structuredClone refuses. */
-const copy = rfdc({ proto: false, circles: false }) as <V>(value: V) => V;
+const copy = rfdc({ proto: false, circles: false });
 
 function deepFreeze<V>(value: V): V {
   if (value !== null && typeof value === 'object') {
@@ -140,18 +140,20 @@ export class Flow {
 
   constructor(def: FlowDefinition) {
     if (!validName(def?.name)) throw new OptionsInvalidError('defineFlow options.name must be letters, digits, - or _, starting with a letter, and not constructor or prototype');
-    if (!Array.isArray(def.steps) || def.steps.length === 0) throw new OptionsInvalidError(`defineFlow "${def.name}": options.steps must be a non-empty array`);
+    // Array.isArray narrows a readonly array to any[]: the steps keep their declared type past the check.
+    const steps: readonly FlowStepDefinition[] = def.steps;
+    if (!Array.isArray(def.steps) || steps.length === 0) throw new OptionsInvalidError(`defineFlow "${def.name}": options.steps must be a non-empty array`);
     const seen = new Set<string>();
-    def.steps.forEach((s, i) => {
+    steps.forEach((s, i) => {
       if (!validName(s?.name)) throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].name must be letters, digits, - or _, and not constructor or prototype`);
       if (seen.has(s.name)) throw new OptionsInvalidError(`defineFlow "${def.name}": step "${s.name}" appears twice`);
       seen.add(s.name);
       if (s.parse !== undefined && typeof s.parse !== 'function') throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].parse must be a function`);
-      if (s.parse === undefined && i !== def.steps.length - 1) throw new OptionsInvalidError(`defineFlow "${def.name}": only the last step may take no input (steps[${i}] "${s.name}" has no parse)`);
+      if (s.parse === undefined && i !== steps.length - 1) throw new OptionsInvalidError(`defineFlow "${def.name}": only the last step may take no input (steps[${i}] "${s.name}" has no parse)`);
     });
     checkOptions(`defineFlow "${def.name}"`, def, { name: 'any', steps: 'any', idleTimeoutMs: 'positiveInteger', clock: 'clock' });
     this.name = def.name;
-    this.steps = Object.freeze(def.steps.map((s) => Object.freeze({ ...s })));
+    this.steps = Object.freeze(steps.map((s) => Object.freeze({ ...s })));
     this.idleTimeoutMs = def.idleTimeoutMs;
     this.clock = def.clock;
   }

@@ -81,7 +81,7 @@ function storeStats(store: SessionStore): CacheStats | null {
   const s = store as SessionStore & { stats?: () => unknown };
   if (typeof s.stats !== 'function') return null;
   const v = s.stats();
-  return typeof v === 'object' && v !== null ? (v as CacheStats) : null;
+  return typeof v === 'object' && v !== null ? v : null;
 }
 
 /** Counters reporting a cumulative value read at scrape time. */

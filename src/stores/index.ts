@@ -285,7 +285,7 @@ async function nearCache(shared: SessionStore & AsyncDisposable, cache: UrlNearC
 }
 
 function requireHost(url: string, scheme: string): void {
-  let host = '';
+  let host: string;
   try {
     host = new URL(url).hostname;
   } catch {

@@ -188,6 +188,19 @@ export function safetyCases({ test, setup, newSession }: SuiteContext): void {
     assert.equal(next.status, 200);
   });
 
+  test('handler when it throws a value none of whose properties can be read then the answer is a 500 INTERNAL_ERROR, nothing is written, and the app goes on', async (t) => {
+    const env = await setup(t);
+    const s = await newSession(env);
+    const writes = env.store.calls.set;
+    const boom = await env.call('POST', '/boom-unreadable', { cookie: s.cookie, token: s.token });
+    assert.equal(boom.status, 500);
+    assert.equal(codeOf(boom), 'INTERNAL_ERROR');
+    assert.equal(env.store.calls.set, writes, 'a failed request writes nothing');
+    const next = await env.call('POST', '/add', { cookie: s.cookie, token: s.token, body: { item: 'z' } });
+    assert.equal(next.status, 200, 'the session was released and the app still answers');
+    assert.deepEqual(next.json?.data, { cart: ['z'] });
+  });
+
   test('error answers when forced (CSRF, origin, media type, too large, store outage, a throwing handler) then carry neither the session ID, its cookie nor its token (S6)', async (t) => {
     const env = await setup(t);
     const s = await newSession(env);

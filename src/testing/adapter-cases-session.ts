@@ -290,8 +290,8 @@ export function sessionCases({ test, setup, newSession }: SuiteContext): void {
     ];
     for (const [path, headers] of offers) {
       const r = await env.call('GET', path, { headers });
-      assert.ok(r.status < 500, `${path} ${Object.keys(headers)} → ${r.status}`);
-      if (r.status === 200) assert.equal(r.json?.isNew, true, `${path} ${Object.keys(headers)}`);
+      assert.ok(r.status < 500, `${path} ${Object.keys(headers).join(',')} → ${r.status}`);
+      if (r.status === 200) assert.equal(r.json?.isNew, true, `${path} ${Object.keys(headers).join(',')}`);
     }
     const posted = await env.call('POST', '/open', { body: { sid: value, sessionId: value, 'connect.sid': s.cookie, cookie: s.cookie } });
     assert.equal(posted.status, 200, 'a JSON body naming the session (a route without CSRF checks)');

@@ -110,6 +110,12 @@ export function suiteRoutes(hooks: RouteHooks): SuiteRoute[] {
         throw new Error('the handler failed');
       },
     },
+    {
+      method: 'POST', path: '/boom-unreadable', handle: (s) => {
+        s.set('n', 99);
+        throw unreadableError();
+      },
+    },
     { method: 'POST', path: '/open', csrf: false, handle: (s) => (s.set('n', 7), state(s)) },
     {
       method: 'GET', path: '/boom-read', handle: () => {
@@ -117,6 +123,17 @@ export function suiteRoutes(hooks: RouteHooks): SuiteRoute[] {
       },
     },
   ];
+}
+
+/**
+ * What a handler may throw that no property of can be read: every read, prototype lookup and key listing
+ * throws (as a revoked Proxy's does). An adapter must still answer 500 and stay up.
+ */
+export function unreadableError(): unknown {
+  const fail = (): never => {
+    throw new Error('this thrown value cannot be read');
+  };
+  return new Proxy(new Error('unreadable'), { get: fail, getPrototypeOf: fail, has: fail, ownKeys: fail, getOwnPropertyDescriptor: fail });
 }
 
 /** Finds the route a request is for (adapters use it for per-route CSRF settings). */

@@ -53,11 +53,11 @@ export interface SuiteEnv {
 }
 
 export interface SuiteContext {
-  test(name: string, fn: (t: TestContext) => Promise<void>): void;
+  test: (name: string, fn: (t: TestContext) => Promise<void>) => void;
   /** A fresh app; pass `shareWith` to run a second engine (another process's worth) on the same store and clock. */
-  setup(t: TestContext, options?: TetherOptions, shareWith?: SuiteEnv): Promise<SuiteEnv>;
+  setup: (t: TestContext, options?: TetherOptions, shareWith?: SuiteEnv) => Promise<SuiteEnv>;
   /** Creates a session through the app: GET /token. */
-  newSession(env: SuiteEnv): Promise<{ cookie: string; token: string; reply: Reply }>;
+  newSession: (env: SuiteEnv) => Promise<{ cookie: string; token: string; reply: Reply }>;
 }
 
 /**

@@ -556,7 +556,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         assert.equal(await theirs.peek(key), false);
         // Taken at once from both: exactly the limit passes.
         const burst = `10.0.2.${counter}`;
-        const all = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? mine : theirs).take(burst)));
+        const all = await Promise.all(Array.from({ length: 12 }, async (_, i) => (i % 2 ? mine : theirs).take(burst)));
         assert.equal(all.filter(Boolean).length, 4);
       });
 
@@ -625,7 +625,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
     }
 
     if (!factory.lacks?.sweep) test('sweep removes expired records and keeps live ones', async () => {
-        assert.ok(store.sweep);
+        assert.ok(store.sweep !== undefined);
         const live = makeRecord(clock);
         const dead = makeRecord(clock, { expiresAt: clock.now() + 10 });
         await store.set(live, 0);
@@ -652,7 +652,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       const byKey = (a: SweptSession, b: SweptSession): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
       test('a sweep reports exactly the timed-out sessions it deleted, with their owners', async () => {
-        assert.ok(store.sweep);
+        assert.ok(store.sweep !== undefined);
         // What earlier cases left expired goes first, so the report below is this case's alone.
         await store.sweep();
         const now = clock.now();
@@ -704,7 +704,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
     }
 
     if (!factory.lacks?.changeFeed) test('the change feed reports a write made through another client', async () => {
-      assert.ok(store.subscribe);
+      assert.ok(store.subscribe !== undefined);
       const other = await peer();
       const rec = makeRecord(clock);
       const seen = new Promise<string>((resolve) => {

@@ -44,7 +44,7 @@ interface App {
   arrived(path: string): Promise<ServerResponse>;
 }
 
-function arrivals(): { seen(path: string, res: ServerResponse): void; arrived(path: string): Promise<ServerResponse> } {
+function arrivals(): { seen: (path: string, res: ServerResponse) => void; arrived: (path: string) => Promise<ServerResponse> } {
   const waiting = new Map<string, (res: ServerResponse) => void>();
   return {
     seen: (path, res) => waiting.get(path)?.(res),

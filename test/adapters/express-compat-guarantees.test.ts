@@ -370,9 +370,9 @@ describe('compat middleware: CSRF', () => {
       a.use(csrfProtection());
       a.get('/form', async (req, res) => res.json({ token: await csrfTokenOf(req) }));
       a.post('/transfer', (req, res) => res.send(String((req.session.gViews = (req.session.gViews ?? 0) + 1))));
-      a.post('/login', (req, res) => req.session.regenerate(async () => {
+      a.post('/login', (req, res, next) => req.session.regenerate(() => {
         req.session.gA = 'alice';
-        res.json({ token: await csrfTokenOf(req) });
+        csrfTokenOf(req).then((token) => res.json({ token }), next);
       }));
     });
     const c = app.client();

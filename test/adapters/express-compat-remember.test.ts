@@ -15,6 +15,7 @@ import session from 'tether/express';
 import type { CompatSessionOptions } from 'tether/express';
 import { hashId } from '../../src/core/ids.js';
 import { cookieAttributes } from '../helpers/cookie-client.js';
+import type { Reply } from '../helpers/cookie-client.js';
 import { DAY, HOUR, MIN, compatApp, idOf, SECRET, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
 
 declare module 'express-session' {
@@ -35,7 +36,7 @@ function routes(a: express.Express): void {
   a.post('/login', (req, res, next) => {
     req.session.regenerate((err) => {
       if (err) return next(err);
-      req.session.rememberUser = String(req.query.user ?? 'alice');
+      req.session.rememberUser = typeof req.query.user === 'string' ? req.query.user : 'alice';
       if (req.query.remember !== undefined) req.session.cookie.maxAge = Number(req.query.remember) * DAY;
       // express-session's README: `expires = false` keeps the cookie for the browser session only (its types say Date | null).
       else (req.session.cookie as { expires: unknown }).expires = false;
@@ -205,7 +206,7 @@ describe('session() "remember me": a per-session cookie.maxAge', () => {
       for (const forget of ['/forget', '/forget?change', '/forget?null', '/forget?null&change']) {
         const what = `${start.join(', ')} then ${forget}`;
         const c = app.client();
-        let first;
+        let first: Reply | undefined;
         for (const path of start) first = await c.request(path, { method: 'POST' });
         assert.ok(cookieAttributes(first!.setCookies[0]!)['max-age'], `${what}: persistent first`);
         assert.equal(await rememberedIn(app.store, c.get('sid')), false, what);
@@ -307,7 +308,7 @@ describe('session() "remember me": sessions migrated from express-session', () =
   it('migration when the old session’s cookie had a long originalMaxAge then the Tether session is remembered', async () => {
     const old = new expressSession.MemoryStore();
     const cookie = { originalMaxAge: 10 * DAY, expires: new Date(Date.now() + 10 * DAY), httpOnly: true, path: '/' };
-    old.set('old-sid', { cookie: cookie as unknown as expressSession.Cookie, rememberUser: 'alice' });
+    old.set('old-sid', { cookie: cookie, rememberUser: 'alice' });
     const app = await compatApp({ tether: { migrateFrom: old } }, routes);
     const c = app.client();
     c.set('connect.sid', encodeURIComponent(`s:old-sid.${createHmac('sha256', SECRET).update('old-sid').digest('base64').replace(/=+$/, '')}`));

@@ -32,18 +32,15 @@ describe('express-session drop-in with a WebSocket', () => {
     const server = await listen(app);
     t.after(() => server.close());
     const wss = new WebSocketServer({ noServer: true });
-    server.server.on('upgrade', async (req, socket, head) => {
-      try {
-        const live = await openSocket(sessions.tether, req, { checkIntervalMs: 0 });
+    server.server.on('upgrade', (req, socket, head) => {
+      openSocket(sessions.tether, req, { checkIntervalMs: 0 }).then((live) => {
         if (live.userId === null) return refuseUpgrade(socket, 401);
         wss.handleUpgrade(req, socket, head, (ws) => {
           ws.send(JSON.stringify({ user: live.userId }));
           live.onEnd((reason) => ws.close(4001, reason));
           ws.on('close', () => live.close());
         });
-      } catch (err) {
-        refuseUpgrade(socket, err);
-      }
+      }).catch((err: unknown) => refuseUpgrade(socket, err));
     });
     const origin = server.url;
     const live = server.url.replace('http:', 'ws:') + '/';
@@ -93,10 +90,10 @@ describe('express-session drop-in with socket.io (io.engine.use)', () => {
       socket.emit('hello', req.session.user ?? null);
       // socket.io's documented pattern: reload before each change, then save.
       socket.on('inc', (ack: (a: unknown) => void) => req.session.reload((err) => {
-        if (err) return ack({ error: String(err) });
+        if (err) return ack({ error: err instanceof Error ? err.message : JSON.stringify(err) });
         const s = req.session;
         s.count = (s.count ?? 0) + 1;
-        s.save((e) => ack(e ? { error: String(e) } : { count: s.count }));
+        s.save((e) => ack(e ? { error: e instanceof Error ? e.message : JSON.stringify(e) } : { count: s.count }));
       }));
       socket.on('stale', (ack: (a: unknown) => void) => {
         stale.count = 1_000;

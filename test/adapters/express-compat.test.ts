@@ -339,13 +339,14 @@ describe('session() methods', () => {
       await req.session.reload().catch((err: Error) => req.session.compatNote = err.message);
       res.json({ saved, id, note: req.session.compatNote, touch: req.session.touch() === req.session });
     });
-    a.get('/save-then-change', (req, res) => {
+    a.get('/save-then-change', (req, res, next) => {
       req.session.compatNote = 'saved';
-      req.session.save(async (err) => {
-        if (err) throw err;
-        const during = await storedData(app.store, `${req.sessionID}.x`);
-        req.session.compatViews = 7;
-        res.json({ during });
+      req.session.save((err) => {
+        if (err) return next(err);
+        storedData(app.store, `${req.sessionID}.x`).then((during) => {
+          req.session.compatViews = 7;
+          res.json({ during });
+        }, next);
       });
     });
   };

@@ -79,6 +79,7 @@ describe('express adapter: responses held on the prototype', () => {
     const app = express();
     let wrapped = 0;
     app.use((_req: Request, res: Response, next: NextFunction) => {
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to be called with `this` by the wrapper below, as compression-like middleware does
       const end = res.end;
       res.end = function (this: ServerResponse, ...args: unknown[]) {
         wrapped++;

@@ -73,7 +73,7 @@ describe('fromExpressSessionStore contract edges', () => {
     const store = fromExpressSessionStore(inner, { clock });
     const rec = makeRecord(clock);
     await store.set(rec, 0);
-    inner.set('legacy-sid', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyViews: 3 });
+    inner.set('legacy-sid', { cookie: { originalMaxAge: null }, legacyViews: 3 });
     assert.deepEqual(await store.readLegacy('legacy-sid'), { cookie: { originalMaxAge: null }, legacyViews: 3 });
     assert.equal(await store.readLegacy(`tether:${rec.key}`), null);
     assert.equal(await store.get('legacy-sid'), null);
@@ -90,7 +90,7 @@ describe('fromExpressSessionStore contract edges', () => {
     const context = makeRecord(clock, { key: 'user:' + rec.key });
     await store.set(rec, 0);
     await store.set(context, 0);
-    inner.set('legacy-sid', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'ada' });
+    inner.set('legacy-sid', { cookie: { originalMaxAge: null }, legacyUser: 'ada' });
     assert.equal(await store.destroyAll!(), 2);
     assert.equal(await store.readLegacy('legacy-sid'), null);
     assert.equal(await store.get(rec.key), null);
@@ -231,7 +231,7 @@ describe('migration from express-session', () => {
 
   it('migration when the express-session cookie is forged, signed with another secret or unsigned (no s: prefix) then nothing is adopted', async () => {
     const old = new expressSession.MemoryStore();
-    old.set('victim', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    old.set('victim', { cookie: { originalMaxAge: null }, legacyUser: 'alice' });
     const app = await listen(appOn(session({ secret: 'keyboard cat', store: old })));
     for (const value of ['s:victim.forgedsignature', `s:${expressSessionSign('victim', 'another secret')}`, expressSessionSign('victim', 'keyboard cat'), 'victim']) {
       const c = new CookieClient(app.url);
@@ -244,7 +244,7 @@ describe('migration from express-session', () => {
 
   it('migration when the first request after the switch logs out then the old session is gone for good', async () => {
     const old = new expressSession.MemoryStore();
-    old.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    old.set('sid-1', { cookie: { originalMaxAge: null }, legacyUser: 'alice' });
     const app = express();
     app.use(session({ secret: 'keyboard cat', store: old }));
     app.post('/logout', (req, res) => req.session.regenerate(() => res.end()));
@@ -316,7 +316,7 @@ describe('migration when requests with the same express-session cookie overlap',
    * handler waits there until `held.release()`; `arrival()` resolves when the next request reaches the app.
    */
   async function overlapping(t: TestContext, old: expressSession.MemoryStore, target: SessionStore, tether: CompatTetherOptions = {}) {
-    old.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice', legacyViews: 1 });
+    old.set('sid-1', { cookie: { originalMaxAge: null }, legacyUser: 'alice', legacyViews: 1 });
     const held = latch();
     let first = true;
     const arrivals: Array<() => void> = [];
@@ -335,7 +335,8 @@ describe('migration when requests with the same express-session cookie overlap',
     app.post('/add', async (req, res) => {
       await hold();
       const cart = (req.session as { cart?: string[] }).cart ?? [];
-      (req.session as { cart?: string[] }).cart = [...cart, String(req.query.item)];
+      const { item } = req.query;
+      (req.session as { cart?: string[] }).cart = [...cart, typeof item === 'string' ? item : ''];
       res.json({ user: req.session.legacyUser ?? null });
     });
     app.post('/logout', async (req, res) => {
@@ -444,7 +445,7 @@ describe('migration when the first request’s client goes away', () => {
 
   it('migration when the client goes away while the old session is read then the claim is given back once it loads', async (t) => {
     const inner = new expressSession.MemoryStore();
-    inner.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    inner.set('sid-1', { cookie: { originalMaxAge: null }, legacyUser: 'alice' });
     const reading = latch();
     const old: ExpressSessionStoreLike = {
       get: (sid, cb) => {
@@ -490,7 +491,7 @@ describe('migration when the express-session store fails', () => {
 
   it('migration when reading or deleting the old session fails then the request fails 503 and the failure counts as a store error', async (t) => {
     const inner = new expressSession.MemoryStore();
-    inner.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    inner.set('sid-1', { cookie: { originalMaxAge: null }, legacyUser: 'alice' });
     let failGet = true;
     const old: ExpressSessionStoreLike = {
       get: (sid, cb) => (failGet ? cb(new Error('ECONNREFUSED')) : inner.get(sid, cb)),
@@ -528,7 +529,7 @@ describe('migration when the express-session store fails', () => {
 
   it('migration when the express-session store is instrumented then its migration calls are timed as readLegacy and destroyLegacy', async (t) => {
     const old = new expressSession.MemoryStore();
-    old.set('sid-1', { cookie: { originalMaxAge: null } as expressSession.Cookie, legacyUser: 'alice' });
+    old.set('sid-1', { cookie: { originalMaxAge: null }, legacyUser: 'alice' });
     const registry = new Registry();
     const app = appOn(session({ secret: 'keyboard cat', store: instrumentStore(fromExpressSessionStore(old), registry) }));
     const server = await listen(app);

@@ -42,7 +42,7 @@ describe('fastify plugin with csrf.forms', () => {
     const env = await formSetup(t, (tether, seen) => serve(tether, seen, multipartFields));
     await assertMultipartToken(env);
     assert.equal(env.seen.length, 1);
-    const fields = (env.seen as unknown[])[0] as { item?: { value?: string } };
+    const fields = (env.seen)[0] as { item?: { value?: string } };
     assert.equal(fields.item?.value, 'tea', 'the handler sees the parser\'s own shapes');
   });
 

@@ -1,22 +1,22 @@
 /** tether/fastify on Fastify 5: the shared adapter suite. */
 import Fastify from 'fastify';
-import { tetherPlugin } from '../../src/adapters/fastify/index.js';
+import { tetherErrorHandler, tetherPlugin } from '../../src/adapters/fastify/index.js';
 import { runAdapterSuite } from '../../src/testing/adapter-suite.js';
-import type { SuiteData } from '../../src/testing/adapter-suite.js';
-import type { Session } from '../../src/core/session.js';
 
 runAdapterSuite({
   name: 'fastify',
   async start(tether, routes) {
     const app = Fastify();
     await app.register(tetherPlugin, { tether });
+    // As docs/errors.md advises: without it Fastify answers a thrown value it cannot read with 200.
+    app.setErrorHandler(tetherErrorHandler);
     for (const route of routes) {
       app.route({
         method: route.method,
         url: route.path,
         config: { tether: route.csrf === false ? { csrf: false } : {} },
         handler: async (req, reply) => {
-          const out = await route.handle(req.session as unknown as Session<SuiteData>, req.body);
+          const out = await route.handle(req.session, req.body);
           if (out.redirect) return reply.redirect(out.redirect, 302);
           return reply.code(out.status ?? 200).send(out.json ?? {});
         },

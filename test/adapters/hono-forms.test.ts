@@ -65,7 +65,7 @@ describe('hono sessions() with csrf.forms', () => {
       method: 'POST', duplex: 'half', signal: AbortSignal.timeout(10_000),
       headers: { cookie: env.cookie, origin: env.app.url, 'content-type': 'application/x-www-form-urlencoded' },
       body: new ReadableStream({ start(ctl) { for (let i = 0; i < 4; i++) ctl.enqueue(new TextEncoder().encode(`${i ? '&' : ''}f${i}=${'y'.repeat(100)}`)); ctl.close(); } }),
-    } as RequestInit);
+    });
     const reply = (await chunked.json()) as { error: { code: string; message: string } };
     assert.equal(chunked.status, 413);
     assert.equal(reply.error.code, 'PAYLOAD_TOO_LARGE');

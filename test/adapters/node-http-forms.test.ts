@@ -27,7 +27,7 @@ function json(res: ServerResponse, body: unknown): void {
 const FORM_ROUTES = new Set(['/add']);
 
 function start(tether: Tether<FormData>, seen: unknown[]) {
-  return listen(createServer(withSessions(tether, async (req, res, session) => {
+  const handler = withSessions(tether, async (req, res, session) => {
     if (req.url === '/token') return json(res, { token: session.csrfToken });
     if (req.url === '/state') return json(res, { cart: session.data.cart ?? [] });
     if (req.url === '/add') {
@@ -39,7 +39,8 @@ function start(tether: Tether<FormData>, seen: unknown[]) {
     if (req.url === '/add-unchecked-body') return json(res, await addItem(session, await readForm(req), seen));
     res.statusCode = 404;
     res.end();
-  }, { csrf: (req) => !FORM_ROUTES.has(req.url ?? ''), onError: () => {} })));
+  }, { csrf: (req) => !FORM_ROUTES.has(req.url ?? ''), onError: () => {} });
+  return listen(createServer((req, res) => void handler(req, res)));
 }
 
 describe('node:http withSessions() with csrf.forms', () => {

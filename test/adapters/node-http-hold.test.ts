@@ -29,14 +29,15 @@ afterEach(async () => {
 /** Serves `route` at /, and GET /read answering the stored session's data. */
 async function serve(route: Route, options: NodeAdapterOptions = {}): Promise<CookieClient> {
   const tether = createTether<Data>({ secrets: [SECRET], store: slowStore(30) });
-  running = await listen(withSessions(tether, (req, res, s) => {
+  const handler = withSessions(tether, (req, res, s) => {
     if (req.url === '/read') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(s.data));
       return;
     }
     return route(req, res, s);
-  }, { csrf: false, ...options }));
+  }, { csrf: false, ...options });
+  running = await listen((req, res) => void handler(req, res));
   return new CookieClient(running.url);
 }
 

@@ -38,21 +38,19 @@ describe('tether/node openSocket and refuseUpgrade', () => {
     const store = new FaultyStore(new MemoryStore({ sweepIntervalMs: 0 }));
     const tether = createTether({ secrets: [SECRET_A], store, storeTimeoutMs: 100 });
     const wss = new WebSocketServer({ noServer: true });
-    const app = await listen(withSessions(tether, (_req, res, session) => {
+    const handler = withSessions(tether, (_req, res, session) => {
       session.set('n', 1);
       res.end('ok');
-    }));
+    });
+    const app = await listen((req, res) => void handler(req, res));
     t.after(() => app.close());
-    app.server.on('upgrade', async (req, socket, head) => {
-      try {
-        const live = await openSocket(tether, req, { checkIntervalMs: 0 });
+    app.server.on('upgrade', (req, socket, head) => {
+      openSocket(tether, req, { checkIntervalMs: 0 }).then((live) => {
         if (live.isNew) return refuseUpgrade(socket, 401);
         wss.handleUpgrade(req, socket, head, (ws) => {
           ws.on('close', () => live.close());
         });
-      } catch (err) {
-        refuseUpgrade(socket, err);
-      }
+      }).catch((err: unknown) => refuseUpgrade(socket, err));
     });
     const origin = app.url;
     const first = await fetch(app.url);
@@ -83,21 +81,19 @@ describe('tether/node openSocket and refuseUpgrade', () => {
   it('openSocket when the client resets the connection while the session is read then the server stays up and answers the next handshake', async (t) => {
     const store = new FaultyStore(new MemoryStore({ sweepIntervalMs: 0 }));
     const tether = createTether({ secrets: [SECRET_A], store });
-    const app = await listen(withSessions(tether, (_req, res, session) => {
+    const handler = withSessions(tether, (_req, res, session) => {
       session.set('n', 1);
       res.end('ok');
-    }));
+    });
+    const app = await listen((req, res) => void handler(req, res));
     t.after(() => app.close());
     const outcomes: string[] = [];
-    app.server.on('upgrade', async (req, socket) => {
-      try {
-        const live = await openSocket(tether, req, { checkIntervalMs: 0 });
+    app.server.on('upgrade', (req, socket) => {
+      openSocket(tether, req, { checkIntervalMs: 0 }).then((live) => {
         live.close();
         outcomes.push(socket.destroyed ? 'gone' : 'open');
         refuseUpgrade(socket, 401);
-      } catch (err) {
-        refuseUpgrade(socket, err);
-      }
+      }).catch((err: unknown) => refuseUpgrade(socket, err));
     });
     const cookie = (await fetch(app.url)).headers.get('set-cookie')!.split(';')[0]!;
     store.fail('get', { delayMs: 200 });
@@ -122,7 +118,8 @@ describe('tether/node openSocket and refuseUpgrade', () => {
 
   it('refuseUpgrade when the client resets the connection as the answer arrives then the server stays up', async (t) => {
     const tether = createTether({ secrets: [SECRET_A], store: new MemoryStore({ sweepIntervalMs: 0 }) });
-    const app = await listen(withSessions(tether, (_req, res) => void res.end('ok')));
+    const handler = withSessions(tether, (_req, res) => void res.end('ok'));
+    const app = await listen((req, res) => void handler(req, res));
     t.after(() => app.close());
     let refused = 0;
     // A wrong path, refused at once without openSocket.

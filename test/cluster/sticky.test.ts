@@ -36,11 +36,14 @@ function raw(port: number, parts: Array<string | Buffer>, untilResponses: number
     });
     socket.on('end', done);
     socket.on('error', (err) => { clearTimeout(timer); reject(err); });
-    socket.on('connect', async () => {
+    const send = async (): Promise<void> => {
       for (const p of parts) {
         socket.write(p);
         if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
       }
+    };
+    socket.on('connect', () => {
+      send().catch(reject);
     });
   });
 }

@@ -21,7 +21,7 @@ runAdapterSuite({
   name: 'docs/adapters.md example',
   async start(tether, routes) {
     const routeOf = (req: IncomingMessage) => routeFor(routes, req.method ?? 'GET', req.url ?? '/');
-    return listen(createServer(sessionsFor(tether, async (req, res, session) => {
+    const handler = sessionsFor(tether, async (req, res, session) => {
       const route = routeOf(req);
       if (!route) {
         res.statusCode = 404;
@@ -36,6 +36,7 @@ runAdapterSuite({
       res.statusCode = out.status ?? 200;
       res.setHeader('content-type', 'application/json');
       return JSON.stringify(out.json ?? {});
-    }, { csrf: (req) => routeOf(req)?.csrf !== false })));
+    }, { csrf: (req) => routeOf(req)?.csrf !== false });
+    return listen(createServer((req, res) => void handler(req, res)));
   },
 });

@@ -144,7 +144,7 @@ describe('docs examples', () => {
     assert.equal(((await seats.json()) as { step: string }).step, 'confirm');
     const back = await post('back');
     assert.equal(back.status, 200);
-    assert.deepEqual((await back.json()) as object, { flow: 'signup', step: 'seats', index: 1, steps: ['plan', 'seats', 'confirm'], data: { plan: 'starter', seats: 3 }, runId: afterPlan.runId });
+    assert.deepEqual((await back.json()), { flow: 'signup', step: 'seats', index: 1, steps: ['plan', 'seats', 'confirm'], data: { plan: 'starter', seats: 3 }, runId: afterPlan.runId });
     assert.equal((await post('seats', { seats: 4 })).status, 200);
 
     const done = await post('complete');

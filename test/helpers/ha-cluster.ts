@@ -118,7 +118,7 @@ export async function startHaCluster(options: HaClusterOptions = {}): Promise<Ha
     stopNode: (n) => n.app!.stop('SIGTERM', 20_000),
     async dispose() {
       await haproxy.stop();
-      await Promise.all(nodes.map((n) => n.app?.stop()));
+      await Promise.all(nodes.map(async (n) => { await n.app?.stop(); }));
       await Promise.all(nodes.map((n) => removeTempDir(n.dataDir)));
       await redis.dispose();
       await pg.dispose();

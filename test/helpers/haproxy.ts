@@ -77,8 +77,8 @@ export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
     out += c.toString('utf8');
     if (out.length > 512 * 1024) out = out.slice(-512 * 1024);
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => { live.delete(child); resolve(); }));
   for (let i = 0; i < 200 && !(await accepts(options.port)); i++) {
     if (child.exitCode !== null) break;
@@ -105,7 +105,7 @@ export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
       const states: Record<string, string> = {};
       for (const line of lines.slice(1)) {
         const f = line.split(',');
-        if (f[px] === backend && f[sv] !== 'BACKEND' && f[sv] !== 'FRONTEND' && f[sv]) states[f[sv]!] = f[st]!;
+        if (f[px] === backend && f[sv] !== 'BACKEND' && f[sv] !== 'FRONTEND' && f[sv]) states[f[sv]] = f[st]!;
       }
       return states;
     },

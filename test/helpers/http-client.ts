@@ -12,6 +12,7 @@ export interface Reply {
   headers: IncomingHttpHeaders;
   text: string;
   /** Parsed JSON body, or undefined when the body is not JSON. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tests (and bench/) read JSON answers of any shape and assert on them; `unknown` fails their type-check
   body: any;
   /** The X-Tether-Node header: which worker or node answered. */
   node: string | undefined;

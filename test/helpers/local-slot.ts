@@ -18,8 +18,8 @@ export async function checkSlotReads(store: SessionStore, clock: ManualClock, re
   const own = await store.get(rec.key);
   assert.deepEqual(own, rec);
   assert.notEqual(own, first, 'get gives the caller an object of its own');
-  own!.data = '{"changed":true}';
-  own!.version = 9;
+  own.data = '{"changed":true}';
+  own.version = 9;
   assert.deepEqual(getLocal(slot), rec, 'which it may change without reaching anyone else');
   assert.notEqual(getLocal(), first, 'as does getLocal without a slot');
 

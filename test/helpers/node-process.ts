@@ -118,8 +118,8 @@ export async function startApp(options: StartOptions): Promise<AppProcess> {
     out += c.toString('utf8');
     if (out.length > 256 * 1024) out = out.slice(-256 * 1024);
   };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
       live.delete(child);
@@ -132,7 +132,7 @@ export async function startApp(options: StartOptions): Promise<AppProcess> {
   } catch (err) {
     if (running()) child.kill('SIGKILL');
     await exited;
-    throw new Error(`${(err as Error).message}\n--- output ---\n${out.slice(-4000)}`);
+    throw new Error(`${(err as Error).message}\n--- output ---\n${out.slice(-4000)}`, { cause: err });
   }
   const stop = async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<Exit> => {
     const t0 = Date.now();

@@ -120,7 +120,8 @@ export async function waitFor(what: string, timeoutMs: number, check: () => Prom
     }
     await sleep(POLL_MS);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  const reason = last instanceof Error ? String(last) : JSON.stringify(last);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${reason}` : ''}`, { cause: last });
 }
 
 function exited(child: ChildProcess): boolean {
@@ -209,7 +210,7 @@ async function runServer(args: string[], { port, dir, ownDir, logFile, readyTime
       if (!exited(proc)) proc.kill('SIGKILL');
       await waitExit(proc, STOP_TIMEOUT_MS);
       child = null;
-      throw new Error(`${(err as Error).message}\n--- redis.log ---\n${await logTail()}`);
+      throw new Error(`${(err as Error).message}\n--- redis.log ---\n${await logTail()}`, { cause: err });
     }
   };
 
@@ -229,7 +230,7 @@ async function runServer(args: string[], { port, dir, ownDir, logFile, readyTime
     url: `redis://127.0.0.1:${port}`,
     port,
     get pid() {
-      const proc = child as ChildProcess | null;
+      const proc = child;
       return proc && !exited(proc) ? proc.pid ?? 0 : 0;
     },
     dir,

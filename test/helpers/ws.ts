@@ -18,7 +18,8 @@ export function connect(url: string, headers: Record<string, string>): Promise<O
     const messages: Array<Record<string, unknown>> = [];
     const waiters: Array<[number, () => void]> = [];
     ws.on('message', (data) => {
-      messages.push(JSON.parse(String(data)) as Record<string, unknown>);
+      // A Buffer: the socket's binaryType is the default, 'nodebuffer'.
+      messages.push(JSON.parse((data as Buffer).toString('utf8')) as Record<string, unknown>);
       for (const [n, done] of waiters) if (messages.length >= n) done();
     });
     const closed = new Promise<{ code: number; reason: string }>((done) => ws.on('close', (code, reason) => done({ code, reason: String(reason) })));

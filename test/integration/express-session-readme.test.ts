@@ -47,6 +47,7 @@ async function run(code: string): Promise<{ url: string; server: Server; warning
     if (w.code) warnings.push(w.code);
   };
   process.on('warning', onWarning);
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- runs the README's CommonJS example text as written, with a shimmed require
   new Function('require', changed)(shimRequire);
   assert.ok(server, 'the example called app.listen');
   if (!server.listening) await new Promise((r) => server!.once('listening', r));

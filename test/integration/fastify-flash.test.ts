@@ -46,7 +46,7 @@ describe('@fastify/flash on tether/fastify', () => {
   /** A browser with a session and its CSRF token, which every POST sends as X-CSRF-Token. */
   async function browser(): Promise<{ c: CookieClient; headers: Record<string, string> }> {
     const c = new CookieClient(a.url);
-    const { csrfToken } = (await c.request('/token')).json() as { csrfToken: string };
+    const { csrfToken } = (await c.request('/token')).json<{ csrfToken: string }>();
     return { c, headers: { 'x-csrf-token': csrfToken } };
   }
 

@@ -52,9 +52,9 @@ async function beforeApp(t: TestContext): Promise<string> {
     return { user: null };
   });
   await app.ready();
-  const { url, close } = await listenOn(app.server);
-  t.after(close);
-  return url;
+  const running = await listenOn(app.server);
+  t.after(() => running.close());
+  return running.url;
 }
 
 interface Me {

@@ -71,7 +71,8 @@ interface Server {
 
 async function start(path: string, accounts: Map<string, Record<string, unknown>>): Promise<Server> {
   const tether = createTether({ store: new SqliteStore({ path, sweepIntervalMs: 0 }), secrets: [SECRET] });
-  const app = await listen(signupApp(tether, accounts));
+  const handler = signupApp(tether, accounts);
+  const app = await listen((req, res) => void handler(req, res));
   return {
     app,
     async close() {

@@ -64,7 +64,7 @@ describe('shop on PostgreSQL', { timeout: 120_000 }, () => {
     assert.equal(order?.email, 'grace@example.org');
     assert.equal((await c.get('/api/cart')).body.count, 0);
     const listed = (await c.get('/api/orders')).body;
-    assert.deepEqual(listed.map((o: { id: string; email: string }) => [o.id, o.email]), [[order!.id, 'grace@example.org']], 'the session lists the order it placed');
+    assert.deepEqual(listed.map((o: { id: string; email: string }) => [o.id, o.email]), [[order.id, 'grace@example.org']], 'the session lists the order it placed');
     assert.deepEqual((await new ShopClient(t.url).get('/api/orders')).body, [], 'and no other visitor does');
   });
 

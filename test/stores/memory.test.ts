@@ -305,7 +305,9 @@ describe('MemoryStore bounds', () => {
     for (let i = 0; i < 30_000; i++) await store.set(makeRecord(clock), 0);
     let closing: Promise<void> | undefined;
     // Closed by other work between two slices.
-    setImmediate(() => (closing = store.close()));
+    setImmediate(() => {
+      closing = store.close();
+    });
     await assert.rejects(store.destroyAll(), { code: 'STORE_CLOSED' });
     assert.ok(closing, 'closed while it ran');
     await closing;

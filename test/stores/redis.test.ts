@@ -564,7 +564,7 @@ describe('RedisStore own cases', () => {
       const login = await here.open(view('POST', { cookie: plain.cookie! }));
       await trip(there, plain.cookie, (s) => s.update((d) => { d.n = 2; }));
       before = await calls();
-      await login.login('one-step');
+      login.login('one-step');
       await login.update((d) => { d.m = 1; });
       const cookie = cookiePair(await here.commit(login));
       after = await calls();

@@ -25,7 +25,7 @@ function onPrivateVolume(): string[] {
   } catch (err) {
     throw new Error('this test mounts a small tmpfs volume in a private mount namespace with `unshare` (util-linux); '
       + 'it needs root, or unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1): '
-      + (err as Error).message);
+      + (err as Error).message, { cause: err });
   }
   return [...NAMESPACE, '--', 'sh', '-c', `mount -t tmpfs -o size=${VOLUME_BYTES} tmpfs "$DATA_DIR" && exec "$@"`, 'sh'];
 }

@@ -662,7 +662,7 @@ describe('SqliteStore group commit', () => {
     ]);
     assert.deepEqual(before, { status: 'fulfilled', value: { ok: true } });
     assert.equal(regen.status, 'rejected');
-    assert.equal((regen as PromiseRejectedResult).reason.code, 'SESSION_CONFLICT');
+    assert.equal(regen.reason.code, 'SESSION_CONFLICT');
     assert.deepEqual(after, { status: 'fulfilled', value: { ok: true } });
     assert.deepEqual(await store.get(a.key), a, 'the refused regeneration did not end the old record');
     assert.deepEqual(await store.get(b.key), b);
@@ -903,7 +903,9 @@ describe('SqliteStore destroyAll', () => {
     await Promise.all(Array.from({ length: 1_200 }, () => store.set(makeRecord(clock), 0)));
     let closing: Promise<void> | undefined;
     // Closed once the first batch committed.
-    const off = store.subscribe(() => (closing ??= store.close()));
+    const off = store.subscribe(() => {
+      closing ??= store.close();
+    });
     await assert.rejects(store.destroyAll(), { code: 'STORE_CLOSED' });
     off();
     await closing;

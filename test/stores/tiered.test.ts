@@ -260,10 +260,10 @@ describe('TieredStore write-through', () => {
     await using memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
     await using node = new TieredStore({ shared: new GatedStore(memory, { feed: false }), clock, singleProcess: true, closeShared: false });
     const [keep, gone] = [makeRecord(clock, { userId: 'dora' }), makeRecord(clock, { userId: 'dora' })];
-    for (const r of [keep!, gone!]) await node.set(r, 0);
-    assert.equal(await node.destroyByUser('dora', { except: [keep!.key] }), 1);
-    assert.equal(await node.get(gone!.key), null);
-    assert.ok(await node.get(keep!.key));
+    for (const r of [keep, gone]) await node.set(r, 0);
+    assert.equal(await node.destroyByUser('dora', { except: [keep.key] }), 1);
+    assert.equal(await node.get(gone.key), null);
+    assert.ok(await node.get(keep.key));
   });
 });
 

@@ -40,6 +40,31 @@ function subpaths(): string[] {
   return Object.entries(pkg.exports).filter(([, t]) => typeof t === 'object').map(([s]) => (s === '.' ? pkg.name : `${pkg.name}/${s.slice(2)}`));
 }
 
+/** An app that uses every subpath's main exports, its session data typed. */
+const CONSUMER_APP = `
+import { createTether, MemoryStore, TetherError, type Session } from '${pkg.name}';
+import { sessions } from '${pkg.name}/express';
+import tetherPlugin from '${pkg.name}/fastify';
+import { defineFlow, sessionFlows } from '${pkg.name}/flow';
+import { RedisStore } from '${pkg.name}/redis';
+import { registerTetherMetrics } from '${pkg.name}/observability';
+
+type Data = { visits: number };
+const tether = createTether<Data>({ secrets: ['x'.repeat(32)], store: new MemoryStore() });
+const flow = defineFlow({ name: 'signup', steps: [{ name: 'plan', parse: (v: unknown) => String(v) }, { name: 'done' }] }).using(sessionFlows);
+export function visits(s: Session<Data>): number {
+  // @ts-expect-error the data is typed: a string is not a count
+  s.data.visits = 'many';
+  return s.data.visits ?? 0;
+}
+export const parts = [sessions(tether), tetherPlugin, flow, RedisStore, registerTetherMetrics, TetherError] as const;
+export async function closing(): Promise<number> {
+  await using store = new MemoryStore();
+  await using engine = createTether({ secrets: ['x'.repeat(32)], store });
+  return engine.stats().created;
+}
+`;
+
 describe('the packed package', { timeout: 600_000 }, () => {
   let dir: string;
   let files: string[];
@@ -66,14 +91,17 @@ describe('the packed package', { timeout: 600_000 }, () => {
     return project;
   }
 
-  /** Type-checks `source` as `app.ts` of `project`, strict and with the packed declarations checked too. */
-  function typeCheck(project: string, source: string): void {
+  /**
+   * Type-checks `source` as `app.ts` of `project`, strict and with the packed declarations checked too,
+   * with the TypeScript installed as `compiler` in this repository (`typescript7`: the next major).
+   */
+  function typeCheck(project: string, source: string, compiler = 'typescript'): void {
     writeFileSync(join(project, 'app.ts'), source);
     writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
       compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
       files: ['app.ts'],
     }));
-    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], { cwd: project });
+    run(process.execPath, [join(root, 'node_modules', compiler, 'bin', 'tsc'), '-p', project], { cwd: project });
   }
 
   before(() => {
@@ -126,29 +154,13 @@ describe('the packed package', { timeout: 600_000 }, () => {
   });
 
   it('a consumer when it type-checks code using the package then the packed declarations resolve, strict, with no errors in them', () => {
-    typeCheck(consumer, `
-import { createTether, MemoryStore, TetherError, type Session } from '${pkg.name}';
-import { sessions } from '${pkg.name}/express';
-import tetherPlugin from '${pkg.name}/fastify';
-import { defineFlow, sessionFlows } from '${pkg.name}/flow';
-import { RedisStore } from '${pkg.name}/redis';
-import { registerTetherMetrics } from '${pkg.name}/observability';
+    typeCheck(consumer, CONSUMER_APP);
+  });
 
-type Data = { visits: number };
-const tether = createTether<Data>({ secrets: ['x'.repeat(32)], store: new MemoryStore() });
-const flow = defineFlow({ name: 'signup', steps: [{ name: 'plan', parse: (v: unknown) => String(v) }, { name: 'done' }] }).using(sessionFlows);
-export function visits(s: Session<Data>): number {
-  // @ts-expect-error the data is typed: a string is not a count
-  s.data.visits = 'many';
-  return s.data.visits ?? 0;
-}
-export const parts = [sessions(tether), tetherPlugin, flow, RedisStore, registerTetherMetrics, TetherError] as const;
-export async function closing(): Promise<number> {
-  await using store = new MemoryStore();
-  await using engine = createTether({ secrets: ['x'.repeat(32)], store });
-  return engine.stats().created;
-}
-`);
+  it('a consumer on TypeScript 7 when it type-checks the same code then the packed declarations pass there too', () => {
+    const next = consumerWith('consumer-typescript7');
+    typeCheck(next, CONSUMER_APP, 'typescript7');
+    assert.match(run(process.execPath, [join(root, 'node_modules', 'typescript7', 'bin', 'tsc'), '--version'], {}), /^Version 7\./);
   });
 
   it('a consumer without ioredis when it imports tether/redis then it loads, and building a store says what to install', () => {

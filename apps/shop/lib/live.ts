@@ -11,6 +11,7 @@
  * @module
  */
 import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { RateLimitedError } from 'tether';
@@ -48,7 +49,13 @@ export function attachLive<T extends object>(server: Server, tether: Tether<T>, 
   const alive = new WeakSet<WebSocket>();
   let closing = false;
 
-  server.on('upgrade', async (req, socket, head) => {
+  // A handshake that fails where nothing above catches it is refused as an internal error, never left
+  // as an unhandled rejection.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrade(req, socket, head).catch((err: unknown) => refuseUpgrade(socket, err));
+  });
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (closing) return refuseUpgrade(socket, 503);
     if ((req.url ?? '').split('?')[0] !== LIVE_PATH) return refuseUpgrade(socket, 404);
     if (wss.clients.size >= options.maxSockets) return refuseUpgrade(socket, 503);
@@ -67,7 +74,8 @@ export function attachLive<T extends object>(server: Server, tether: Tether<T>, 
     const session = live;
     if (closing || socket.destroyed) {
       session.close();
-      return socket.destroy();
+      socket.destroy();
+      return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       alive.add(ws);
@@ -82,7 +90,7 @@ export function attachLive<T extends object>(server: Server, tether: Tether<T>, 
       });
       ws.send(JSON.stringify({ type: 'hello' }));
     });
-  });
+  }
 
   const heartbeat = setInterval(() => {
     for (const ws of wss.clients) {

@@ -11,7 +11,7 @@ import type { User } from '../db/index.js';
 import { linesOf, mergeLines, isPreferences, preferencesOf } from '../lib/cart.js';
 import { accountDisabled, invalidCredentials, usernameTaken, validationFailed } from '../lib/errors.js';
 import { dummyHash, hashPassword, verifyPassword } from '../lib/passwords.js';
-import { objectBody, onlyKeys, stringField } from '../lib/validate.js';
+import { objectBody, onlyKeys } from '../lib/validate.js';
 import { audit, sessionOf, sessionView } from '../context.js';
 import type { SessionView, ShopContext, ShopSession, ShopUserContext } from '../context.js';
 

@@ -41,7 +41,7 @@ interface Checkout {
   /** Whether a stored order is one this requester placed, and may be answered with. */
   owns(order: Order): boolean;
   /** In the write that ends the run (the user context, or the guest's session data). */
-  onCompleted(c: Record<string, unknown>, placed: Placed): void;
+  onCompleted: (c: Record<string, unknown>, placed: Placed) => void;
 }
 
 /** Only what was ordered leaves the cart: anything added meanwhile stays. */

@@ -139,7 +139,7 @@ export class CompatCookie {
       const mine = this[k] ?? null;
       if (mine !== (defaults[k] ?? null)) out[k] = mine;
     }
-    return out as CookieOverrides;
+    return out;
   }
 
   /** Applies stored overrides (from the session's `cookie` entry); unknown or mistyped fields are ignored. */
@@ -162,7 +162,7 @@ export class CompatCookie {
     if (typeof from !== 'object' || from === null) throw new TypeError('req.session.cookie must be an object');
     const f = from as Record<string, unknown>;
     this.applyOverrides(f);
-    if (f.expires instanceof Date || f.expires === null) this.expires = f.expires as Date | null;
+    if (f.expires instanceof Date || f.expires === null) this.expires = f.expires;
     else if (typeof f.maxAge === 'number') this.maxAge = f.maxAge;
     if (typeof f.originalMaxAge === 'number' || f.originalMaxAge === null) this.originalMaxAge = f.originalMaxAge;
   }

@@ -224,7 +224,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
   } else if (options.store !== undefined && isExpressSessionStore(options.store)) {
     store = legacySource = new ExpressSessionStoreAdapter(options.store, { clock });
   } else {
-    store = options.store as SessionStore | undefined;
+    store = options.store;
   }
   if (legacySource) {
     warn('TETHER_COMPAT_LEGACY_STORE', `${legacySource.name} is an express-session store: compare-and-set is emulated in this process only, it has no per-user index and no change feed. Move to a Tether store to get every guarantee; sessions migrate on each user's next visit (docs/migrating-from-express-session.md).`);

@@ -40,6 +40,8 @@ interface Holder {
   [CONTROLLER]?: RequestSessions;
 }
 
+// A cast: under an app's declaration merging, Express's Request and Holder may share no property.
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
 const holder = (req: Request): Holder => req as unknown as Holder;
 
 /** The controller of a request that went through `session()`. */
@@ -81,7 +83,8 @@ export class RequestSessions implements SessionController {
   /** The lifetime stored with the session, as loaded or last committed. */
   #storedLifetime: number | null;
   #chain: Promise<unknown> = Promise.resolve();
-  #broken: unknown = null;
+  /** The failure that broke this request's sessions: every later operation throws it again. */
+  #broken: { err: unknown } | null = null;
   #ended = false;
   #modified = false;
   #touch = false;
@@ -360,7 +363,7 @@ export class RequestSessions implements SessionController {
   /** Serialises this request's session operations; after a failed write every later one fails the same way. */
   #run<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.#chain.then(() => {
-      if (this.#broken) throw this.#broken;
+      if (this.#broken) throw this.#broken.err;
       return fn();
     });
     this.#chain = p.then(noop, noop);
@@ -369,7 +372,7 @@ export class RequestSessions implements SessionController {
 
   async #settle(): Promise<void> {
     await this.#chain;
-    if (this.#broken) throw this.#broken;
+    if (this.#broken) throw this.#broken.err;
   }
 
   #assertCurrent(session: CompatSession): void {
@@ -491,7 +494,7 @@ export class RequestSessions implements SessionController {
       this.#touch = false;
     } catch (err) {
       tether.abandon(s);
-      this.#broken = err;
+      this.#broken = { err };
       throw err;
     }
     if (this.#legacy && this.#stored) await this.#retireLegacy();
@@ -532,7 +535,7 @@ export class RequestSessions implements SessionController {
     try {
       this.#out.pushEngine(await this.#cfg.tether.commit(s), this.#cookie);
     } catch (err) {
-      this.#broken = err;
+      this.#broken = { err };
       throw err;
     }
     this.#clearSiteData = s.clearSiteData;
@@ -568,7 +571,7 @@ export class RequestSessions implements SessionController {
       const clear = await retire(this.#cfg, this.#legacy!, this.#defaults);
       if (clear) this.#out.add(...clear);
     } catch (err) {
-      this.#broken = err;
+      this.#broken = { err };
       throw err;
     }
     this.#legacy = null;

@@ -209,14 +209,14 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
 
   /** Every entry of the wrapped store, Tether's and express-session's own, as (id, value) (needs `all()`). */
   async #entries(): Promise<Array<[string, unknown]>> {
-    const all = this.legacy.all;
-    if (typeof all !== 'function') {
+    const legacy = this.legacy;
+    if (typeof legacy.all !== 'function') {
       throw new StoreUnavailableError(`${this.name} has no all(), so sessions cannot be listed per user; use a Tether store for listUserSessions, destroyUserSessions and maxSessionsPerUser`);
     }
-    const raw = await this.#call<unknown>('all', (cb) => all.call(this.legacy, cb));
+    const raw = await this.#call<unknown>('all', (cb) => legacy.all!(cb));
     return Array.isArray(raw)
       // connect-redis and others return a list of sessions carrying their `id`; MemoryStore an id → session map.
-      ? raw.map((s) => [String((s as { id?: unknown })?.id ?? ''), s] as [string, unknown])
+      ? raw.map((s) => [idOf(s), s] as [string, unknown])
       : Object.entries((raw ?? {}) as Record<string, unknown>);
   }
 
@@ -329,4 +329,10 @@ export function isExpressSessionStore(store: unknown): store is ExpressSessionSt
   if (typeof s.get !== 'function' || typeof s.set !== 'function' || typeof s.destroy !== 'function') return false;
   // Tether stores have the user index; express-session stores have none.
   return typeof s.listByUser !== 'function';
+}
+
+/** The session ID an express-session store's `all()` gives with a session (connect-redis and others). */
+function idOf(session: unknown): string {
+  const id = (session as { id?: unknown } | null)?.id;
+  return typeof id === 'string' ? id : '';
 }

@@ -49,7 +49,7 @@ function merge(base: Side, mine: Side, theirs: Side, path: string): Side {
   if (jsonEqual(mine, base)) return theirs;
   if (jsonEqual(theirs, base)) return mine;
   if (isPlainObject(mine) && isPlainObject(theirs) && (base === ABSENT || isPlainObject(base))) {
-    const b = base === ABSENT ? {} : (base as Record<string, unknown>);
+    const b = base === ABSENT ? {} : base;
     const out: Record<string, unknown> = {};
     const keys = new Set([...Object.keys(theirs), ...Object.keys(mine)]);
     for (const k of keys) {

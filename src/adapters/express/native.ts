@@ -74,7 +74,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
     const start = (session: Session<T> | null): void => {
       // Gone before its session opened: no route runs for it (see abandonOnEarlyClose).
       if (!session || !abandonOnEarlyClose(tether, session, res)) return;
-      req.tether = session as unknown as Session<TetherSessionData>;
+      req.tether = session;
       holdExpressResponse(res, () => {
         // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
         // the 5xx they usually answer with, or the mark sessionErrors() left when the app registered it.

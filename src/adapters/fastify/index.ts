@@ -101,6 +101,8 @@ function hijackHeld(this: FastifyReply): FastifyReply {
 function holdOnHijack(reply: FastifyReply): void {
   if (reply.hijack === hijackHeld) return;
   const proto = Object.getPrototypeOf(reply) as FastifyReply;
+  // Kept to be called on each reply (`.call(this)` in hijackHeld), never detached from one.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   FASTIFY_HIJACK.set(proto, proto.hijack);
   Object.defineProperty(proto, 'hijack', { configurable: true, writable: true, value: hijackHeld });
 }
@@ -122,7 +124,7 @@ function attach(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply
     reply.hijack();
     return;
   }
-  req.session = session as Session<TetherSessionData>;
+  req.session = session;
   holdOnHijack(reply);
   if (csrf && tether.checkRequestHead(session, view)) FORM_PENDING.add(req);
 }
@@ -268,11 +270,24 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
 // Skip encapsulation so the hooks apply to every route of the parent (what fastify-plugin does).
 (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
 
+/** Whether reading what an error handler reads of `err` throws (a revoked Proxy, a getter that fails). */
+function unreadable(err: unknown): boolean {
+  try {
+    const e = err as { status?: unknown; statusCode?: unknown; message?: unknown; code?: unknown } | null;
+    void [e?.status, e?.statusCode, e?.message, e?.code, err instanceof Error];
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /**
  * For `app.setErrorHandler`: answers a TetherError a route or hook throws (a flow's
  * `FLOW_STEP_OUT_OF_ORDER`, a `SESSION_CONFLICT`) with its status and `{"error":{"code","message"}}`,
  * as tether/node does. Any other error is sent on to the error handler above this one, in the end
- * Fastify's own, so its answers stand (a body that fails validation: `400 FST_ERR_VALIDATION`). The
+ * Fastify's own, so its answers stand (a body that fails validation: `400 FST_ERR_VALIDATION`). A thrown
+ * value that cannot be read (its properties throw) is answered `500 INTERNAL_ERROR`: Fastify's own
+ * handler would answer it 200. The
  * failed request's session changes are dropped by the plugin's onError hook, which runs before this.
  * An app with an error handler of its own can call this one from it.
  * @example
@@ -280,9 +295,10 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
  * app.setErrorHandler(tetherErrorHandler);
  */
 export function tetherErrorHandler(err: Error, _req: FastifyRequest, reply: FastifyReply): void {
-  if (isTetherError(err)) void reply.send(errorPayload(reply, err));
+  if (isTetherError(err) || unreadable(err)) void reply.send(errorPayload(reply, err));
   else void reply.send(err);
 }
 
 export const tetherPlugin = plugin;
 export default plugin;
+

@@ -108,7 +108,7 @@ const CLIENT_GONE = 499;
  * it only the last value would be seen. (Older Hono 4 releases cached parseBody's first result: there
  * the handler's `parseBody()` gets this one, a repeated field as an array.)
  */
-async function formFields(c: Context, field: string, limitBody: MiddlewareHandler): Promise<object> {
+async function formFields<E extends Env>(c: Context<E, string>, field: string, limitBody: MiddlewareHandler): Promise<object> {
   let fields: object = {};
   await limitBody(c, async () => {
     try {

@@ -56,10 +56,18 @@ const NO_BODY: FormSource<IncomingMessage> = {
 };
 
 /** Wraps a request handler: loads the session, checks CSRF, runs the handler, commits before responding. */
-export function withSessions<T extends object>(tether: Tether<T>, handler: SessionHandler<T>, options: NodeAdapterOptions = {}) {
+export function withSessions<T extends object>(tether: Tether<T>, handler: SessionHandler<T>, options: NodeAdapterOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? logError;
   const begin = { ...options, form: NO_BODY };
-  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  // Told last, and a reporter that throws is ignored: the answer and the gate come first.
+  const report = (err: unknown, req: IncomingMessage): void => {
+    try {
+      onError(err, req);
+    } catch {
+      // Nothing to do: the error was answered.
+    }
+  };
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const begun = beginSession(tether, req, res, begin);
     const session = begun instanceof Promise ? await begun : begun;
     if (!session || !abandonOnEarlyClose(tether, session, res)) return;
@@ -80,13 +88,16 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
         tether.abandon(session);
         sendError(res, err);
       }
-      // Told last, and a reporter that throws is ignored: the answer and the gate come first.
-      try {
-        onError(err, req);
-      } catch {
-        // Nothing to do: the error was answered.
-      }
+      report(err, req);
     }
+  };
+  // A listener for http.createServer, which ignores what it returns: a failure past the error answer
+  // above (one that cannot be answered) ends the connection, never the process by an unhandled rejection.
+  return (req, res) => {
+    serve(req, res).catch((err: unknown) => {
+      res.destroy();
+      report(err, req);
+    });
   };
 }
 
@@ -114,28 +125,35 @@ export function checkFormPost<T extends object>(tether: Tether<T>, session: Sess
 /**
  * The session of a WebSocket handshake (the server's `upgrade` event): `tether.openSocket()` for a
  * node:http request. Rejects with ORIGIN_MISMATCH (403) for a handshake from another origin or site,
- * STORE_UNAVAILABLE (503) when the store cannot answer: answer those with `refuseUpgrade`.
+ * STORE_UNAVAILABLE (503) when the store cannot answer: answer those with `refuseUpgrade`. For a
+ * handshake (a request with an Upgrade header) the session is closed when its connection closes: a
+ * refused handshake's at once, an accepted one's with the WebSocket, so a session the app refuses
+ * (anonymous, say) or forgets to close is not watched on. Calling `close()` as well does no harm.
  * @example
  * import { WebSocketServer } from 'ws';
  * const wss = new WebSocketServer({ noServer: true });
- * server.on('upgrade', async (req, socket, head) => {
- *   let live;
- *   try {
- *     live = await openSocket(tether, req);
- *   } catch (err) {
- *     return refuseUpgrade(socket, err);
- *   }
- *   if (live.userId === null) return refuseUpgrade(socket, 401);
- *   wss.handleUpgrade(req, socket, head, (ws) => {
- *     live.onEnd(() => ws.close(4001, 'session ended'));
- *     ws.on('message', () => void live.touch());
- *     ws.on('close', () => live.close());
- *   });
+ * server.on('upgrade', (req, socket, head) => {
+ *   openSocket(tether, req).then((live) => {
+ *     if (live.userId === null) return refuseUpgrade(socket, 401);
+ *     wss.handleUpgrade(req, socket, head, (ws) => {
+ *       live.onEnd(() => ws.close(4001, 'session ended'));
+ *       ws.on('message', () => void live.touch().catch(() => ws.close(1011)));
+ *       ws.on('close', () => live.close());
+ *     });
+ *   }).catch((err: unknown) => refuseUpgrade(socket, err));
  * });
  */
 export function openSocket<T extends object>(tether: Tether<T>, req: IncomingMessage, options?: SocketOptions): Promise<SocketSession<T>> {
-  guardUpgraded(req.socket);
-  return tether.openSocket(viewOf(req), options);
+  const connection = req.socket;
+  guardUpgraded(connection);
+  const opened = tether.openSocket(viewOf(req), options);
+  // Not for a plain request (socket.io's long polling): its connection is not the socket's.
+  if (req.headers.upgrade === undefined) return opened;
+  return opened.then((live) => {
+    if (connection.destroyed) live.close();
+    else connection.once('close', () => live.close());
+    return live;
+  });
 }
 
 /**

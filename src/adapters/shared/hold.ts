@@ -178,7 +178,7 @@ function finalOf(res: ServerResponse): Final {
     const v = headers[name];
     if (Array.isArray(v)) headers[name] = v.slice();
   }
-  return { statusCode: res.statusCode, statusMessage: res.statusMessage as string | undefined, headers };
+  return { statusCode: res.statusCode, statusMessage: res.statusMessage, headers };
 }
 
 /**

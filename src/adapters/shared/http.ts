@@ -42,7 +42,7 @@ export class HeadersView implements RequestView {
 
 /** The view of a node:http request (Express's too: its `req.ip` follows `trust proxy`). */
 export function viewOf(req: IncomingMessage): RequestView {
-  return new HeadersView(req.method ?? 'GET', req.headers, req as IncomingMessage & AddressSource);
+  return new HeadersView(req.method ?? 'GET', req.headers, req);
 }
 
 /**

@@ -47,6 +47,6 @@ export async function checkEvictionPolicy(client: RedisClient): Promise<string |
  * default over RESP3, an object from a client that maps RESP3 maps (`replyMapping: 'resp3'`).
  */
 function policyOf(reply: unknown): string | undefined {
-  const value = Array.isArray(reply) ? reply[1] : (reply as Record<string, unknown> | null)?.['maxmemory-policy'];
+  const value: unknown = Array.isArray(reply) ? (reply as unknown[])[1] : (reply as Record<string, unknown> | null)?.['maxmemory-policy'];
   return typeof value === 'string' ? value : undefined;
 }

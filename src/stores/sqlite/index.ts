@@ -150,7 +150,6 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
    * every new one waits behind them (see the module comment).
    */
   #line: Job[] = [];
-  #lineTimer: NodeJS.Timeout | undefined;
   /** Called once the line is empty: `close()` waits for what is in it. */
   #onLineEmpty: Array<() => void> = [];
   #sinceTrim = 0;
@@ -186,9 +185,11 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
       throw unavailable(err, 'open');
     }
     if (o.sweepIntervalMs > 0) {
-      this.#sweepTimer = setInterval(() => this.sweep().catch(() => {
-        // The next tick retries; callers see failures on their own calls.
-      }), o.sweepIntervalMs);
+      this.#sweepTimer = setInterval(() => {
+        this.sweep().catch(() => {
+          // The next tick retries; callers see failures on their own calls.
+        });
+      }, o.sweepIntervalMs);
       this.#sweepTimer.unref();
     }
   }
@@ -452,7 +453,10 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
       let out: T;
       this.#submit(op, () => {
         out = this.#transact(op, fn);
-      }, (err) => (err === undefined ? resolve(out) : reject(err)));
+      }, (err?: unknown) => {
+        if (err === undefined) resolve(out);
+        else reject(unavailable(err, op));
+      });
     });
   }
 
@@ -483,8 +487,7 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
 
   #retryLater(): void {
     const head = this.#line[0]!;
-    this.#lineTimer = setTimeout(() => {
-      this.#lineTimer = undefined;
+    setTimeout(() => {
       // Runs the line while the lock is free; the first that finds it taken waits again.
       while (this.#line.length > 0) {
         if (!this.#try(this.#line[0]!)) {

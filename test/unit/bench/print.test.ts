@@ -35,7 +35,7 @@ test('the console table keeps every column under its title, for the longest stac
   const rows = lines.filter((l) => ids.some((id) => l.startsWith(`  ${id} `)));
   assert.equal(rows.length, ids.length);
   // Titles are two or more spaces apart; where each ends, every row has the end of a figure.
-  const ends = [...header.matchAll(/\S+(?: \S+)*/g)].map((m) => m.index! + m[0].length);
+  const ends = [...header.matchAll(/\S+(?: \S+)*/g)].map((m) => m.index + m[0].length);
   assert.equal(ends.length, 10);
   for (const row of rows) {
     assert.ok(row.length <= header.length, row);

@@ -97,16 +97,16 @@ describe('decoded sessions', () => {
     let decodes = 0;
     const decode = (text: string) => (decodes++, jsonCodec.decode(text));
     const text = (n: number) => `{"d":{"n":${n},"pad":"${'x'.repeat(20)}"}}`;
-    for (let i = 0; i < 5; i++) cache.envelope(`k${i}`, text(i), decode);
+    for (let i = 0; i < 5; i++) cache.envelope(`k${i}`, text(i), { decode });
     assert.ok(cache.size < 5 && cache.size >= 2, `bounded by characters (${cache.size} kept)`);
     assert.equal(decodes, 5);
-    cache.envelope('k4', text(4), decode);
+    cache.envelope('k4', text(4), { decode });
     assert.equal(decodes, 5, 'the newest entry is served from the cache');
-    cache.envelope('k0', text(0), decode);
+    cache.envelope('k0', text(0), { decode });
     assert.equal(decodes, 6, 'the oldest one was dropped');
-    assert.equal(cache.envelope('k4', text(44), decode).d.n, 44, 'another text under the same key is decoded again');
+    assert.equal(cache.envelope('k4', text(44), { decode }).d.n, 44, 'another text under the same key is decoded again');
     cache.forget('k4');
-    cache.envelope('k4', text(44), decode);
+    cache.envelope('k4', text(44), { decode });
     assert.equal(decodes, 8);
   });
 
@@ -116,25 +116,25 @@ describe('decoded sessions', () => {
     const decode = (text: string) => (decodes++, jsonCodec.decode(text));
     const text = (n: number, pad = 20) => `{"d":{"n":${n},"pad":"${'x'.repeat(pad)}"}}`;
     const holder = { decoded: undefined as DecodedEntry | undefined };
-    cache.envelope('a', text(1), decode, holder);
-    cache.envelope('b', text(2), decode);
+    cache.envelope('a', text(1), { decode }, holder);
+    cache.envelope('b', text(2), { decode });
     const written = jsonCodec.decode(text(3));
     cache.prime('a', text(3), written);
     assert.equal(cache.size, 2);
-    assert.equal(cache.envelope('a', text(3), decode, holder), written, 'the primed decoding, through the holder');
-    assert.equal(cache.envelope('a', text(3), decode), written, 'and by key');
+    assert.equal(cache.envelope('a', text(3), { decode }, holder), written, 'the primed decoding, through the holder');
+    assert.equal(cache.envelope('a', text(3), { decode }), written, 'and by key');
     assert.equal(decodes, 2);
     // In place: 'a' is still the oldest, so the next entry that needs room takes it first.
-    cache.envelope('c', text(4), decode);
+    cache.envelope('c', text(4), { decode });
     assert.equal(cache.size, 2);
-    cache.envelope('b', text(2), decode);
+    cache.envelope('b', text(2), { decode });
     assert.equal(decodes, 3, "'b' was kept");
-    cache.envelope('a', text(3), decode);
+    cache.envelope('a', text(3), { decode });
     assert.equal(decodes, 4, "'a' left first");
     // Growing past the bound drops the oldest; a text too long to keep drops its entry.
     cache.prime('a', text(5, 60), jsonCodec.decode(text(5, 60)));
     assert.equal(cache.size, 1);
-    assert.equal(cache.envelope('a', text(5, 60), decode).d.n, 5);
+    assert.equal(cache.envelope('a', text(5, 60), { decode }).d.n, 5);
     assert.equal(decodes, 4);
     const huge = `{"d":{"s":"${'y'.repeat(DECODED_CACHE_MAX_TEXT)}"}}`;
     cache.prime('a', huge, jsonCodec.decode(huge));
@@ -147,28 +147,29 @@ describe('decoded sessions', () => {
     const decode = (text: string) => (decodes++, jsonCodec.decode(text));
     const text = (n: number) => `{"d":{"n":${n},"pad":"${'x'.repeat(20)}"}}`;
     const holder = { decoded: undefined as DecodedEntry | undefined };
-    const first = cache.envelope('k', text(1), decode, holder);
+    const first = cache.envelope('k', text(1), { decode }, holder);
     assert.equal(holder.decoded?.env, first, 'the holder points at the entry kept');
     cache.forget('k');
     assert.equal(holder.decoded?.text, undefined, 'a forgotten entry keeps neither its text nor its decoding alive');
-    assert.equal(cache.envelope('k', text(1), decode, holder).d.n, 1);
+    assert.equal(cache.envelope('k', text(1), { decode }, holder).d.n, 1);
     assert.equal(decodes, 2, 'a dropped entry is not served through its holder');
-    assert.equal(cache.envelope('k', text(1), decode, holder), holder.decoded?.env);
+    assert.equal(cache.envelope('k', text(1), { decode }, holder), holder.decoded?.env);
     assert.equal(decodes, 2, 'a current entry is served through its holder');
-    assert.equal(cache.envelope('k', text(2), decode, holder).d.n, 2, 'a changed text is decoded again, not served from the holder');
+    assert.equal(cache.envelope('k', text(2), { decode }, holder).d.n, 2, 'a changed text is decoded again, not served from the holder');
     assert.equal(decodes, 3);
-    for (let i = 0; i < 5; i++) cache.envelope(`other${i}`, text(10 + i), decode);
+    for (let i = 0; i < 5; i++) cache.envelope(`other${i}`, text(10 + i), { decode });
     assert.equal(holder.decoded?.text, undefined, 'an entry evicted by the bound is released by its holder too');
-    assert.equal(cache.envelope('k', text(2), decode, holder).d.n, 2);
+    assert.equal(cache.envelope('k', text(2), { decode }, holder).d.n, 2);
     assert.equal(decodes, 9);
     const big = `{"d":{"s":"${'y'.repeat(DECODED_CACHE_MAX_TEXT)}"}}`;
-    assert.equal((cache.envelope('big', big, decode, holder).d.s as string).length, DECODED_CACHE_MAX_TEXT);
+    assert.equal((cache.envelope('big', big, { decode }, holder).d.s as string).length, DECODED_CACHE_MAX_TEXT);
     assert.equal(holder.decoded, undefined, 'a text too large to keep is not held either');
   });
 
   it('written data when it is plain JSON then the next request reads it back equal, and changing it there leaves the stored copy alone', async () => {
     const { tether, cookie } = await seeded();
     await trip(tether, cookie, (s) => s.update((d) => { d.cart!.push({ sku: 'lamp', qty: 2 }); }));
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- the original, wrapped by the counting stub and put back after; jsonCodec's decode does not use `this`
     const decode = jsonCodec.decode;
     let decodes = 0;
     jsonCodec.decode = (text) => (decodes++, decode(text));
@@ -180,7 +181,7 @@ describe('decoded sessions', () => {
     }
     assert.equal(decodes, 0, 'the text this engine wrote is not decoded again');
     assert.deepEqual(a.data.cart, [{ sku: 'mug', qty: 1 }, { sku: 'lamp', qty: 2 }]);
-    a.data.cart!.pop();
+    a.data.cart.pop();
     tether.abandon(a);
     await trip(tether, cookie, (s) => assert.equal(s.data.cart!.length, 2, 'the kept copy was not the request\'s'), 'GET');
   });
@@ -227,9 +228,9 @@ describe('decoded sessions', () => {
     const copy = exact?.value;
     // What the text decodes to: -0 is written "0", and the copy holds 0.
     assert.deepEqual(copy, JSON.parse(JSON.stringify(plain)));
-    assert.ok(Object.is(copy![''], 0));
+    assert.ok(Object.is(copy[''], 0));
     assert.notEqual(copy, plain);
-    assert.notEqual(copy!.a, plain.a);
+    assert.notEqual(copy.a, plain.a);
     assert.equal(JSON.stringify(copy), JSON.stringify(plain));
     class Point { x = 1; }
     const sparse: unknown[] = [1];

@@ -173,7 +173,7 @@ describe('drafts', () => {
         // The copy is what the text decodes to (-0 included, written "0").
         assert.deepStrictEqual(out.value, JSON.parse(out.text));
         // What the engine does: the copy becomes the next request's original.
-        current = out.value as Data;
+        current = out.value;
         plain = JSON.parse(JSON.stringify(plain)) as Data;
       }
     }

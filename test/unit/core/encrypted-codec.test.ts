@@ -83,7 +83,7 @@ describe('encryptedCodec', () => {
     const codec = encryptedCodec({ keys: key() });
     assert.equal(codec.json, true, 'over the JSON codec, the engine may share its decodings');
     let decoded = 0;
-    const counted = { json: codec.json, encode: codec.encode, decode: (text: string) => (decoded++, codec.decode(text)) };
+    const counted = { json: codec.json, encode: (envelope: Envelope) => codec.encode(envelope), decode: (text: string) => (decoded++, codec.decode(text)) };
     const tether = createTether<{ cart: string[] }>({ secrets: [SECRET_A], store: new MemoryStore({ sweepIntervalMs: 0 }), codec: counted });
     try {
       const first = await trip(tether, undefined, (s) => s.set('cart', ['tea']));

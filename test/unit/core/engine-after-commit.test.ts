@@ -278,7 +278,7 @@ describe('session.afterCommit', () => {
     const s = await r.tether.open(post(cookie)) as S;
     s.set('n', 2);
     for (const bad of [undefined, null, 'fn', {}]) {
-      assert.throws(() => s.afterCommit(bad as unknown as () => void), { name: 'TypeError', message: /takes a function/ });
+      assert.throws(() => s.afterCommit(bad as () => void), { name: 'TypeError', message: /takes a function/ });
     }
     assert.equal(sessionState(s).afterCommit, null, 'nothing was registered');
     assert.ok(Array.isArray(await r.tether.commit(s)));

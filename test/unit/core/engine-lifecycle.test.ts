@@ -11,6 +11,8 @@ import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 import { tempSqliteFile } from '../../helpers/sqlite.js';
 import type { SessionRecord, SessionStore } from '../../../src/core/store.js';
 import type { Session, SessionData } from '../../../src/core/session.js';
+import { jsonCodec } from '../../../src/core/codec.js';
+import type { Envelope, SessionCodec } from '../../../src/core/codec.js';
 
 /** Puts a record straight into the backend and returns the cookie that names it. */
 async function plant(r: Rig, data: string, userId: string | null = null): Promise<{ id: string; cookie: string }> {
@@ -78,7 +80,7 @@ describe('engine lifecycle', () => {
     secrets.push(valueOf(t.cookie!), t.session.id!);
     t = await trip(r.tether, t.cookie, (s) => s.update((d) => void (d.n = 2)));
     await r.tether.listUserSessions('alice');
-    t = await trip(r.tether, t.cookie, (s) => s.destroy());
+    await trip(r.tether, t.cookie, (s) => s.destroy());
     const dump = r.store.dump();
     for (const secret of secrets.filter(Boolean)) {
       assert.equal(dump.includes(secret), false, 'a raw id or cookie value reached the store');
@@ -401,11 +403,36 @@ describe('engine lifecycle', () => {
     }
   });
 
+  it('a codec written as a class when its methods use this then every read and write calls them on the codec', async () => {
+    class Tagged implements SessionCodec {
+      readonly #tag = 'v7:';
+      encode(env: Envelope): string {
+        return this.#tag + jsonCodec.encode(env);
+      }
+      decode(text: string): Envelope {
+        if (!text.startsWith(this.#tag)) throw new Error('not tagged');
+        return jsonCodec.decode(text.slice(this.#tag.length));
+      }
+    }
+    const r = rig({ codec: new Tagged() });
+    const first = await trip(r.tether, undefined, (s) => s.set('cart', ['a']));
+    const stored = await r.memory.get(hashId(first.session.id!));
+    assert.match(stored!.data, /^v7:/);
+    const second = await trip(r.tether, first.cookie, (s) => {
+      assert.equal(s.isNew, false, 'the stored record was read back through the codec');
+      assert.deepEqual(s.get('cart'), ['a']);
+      s.set('cart', ['a', 'b']);
+    });
+    assert.equal(second.session.id, first.session.id);
+    const read = await trip(r.tether, second.cookie, (s) => assert.deepEqual(s.get('cart'), ['a', 'b']), 'GET');
+    assert.equal(read.session.isNew, false);
+  });
+
   it('session.set when the key is __proto__, constructor or prototype then throws SESSION_KEY_INVALID', async () => {
     const r = rig();
     const s = await r.tether.open(view('POST'));
     for (const key of ['__proto__', 'constructor', 'prototype']) {
-      assert.throws(() => s.set(key as never, { polluted: true } as never), { code: 'SESSION_KEY_INVALID', status: 400 });
+      assert.throws(() => s.set(key as never, { polluted: true }), { code: 'SESSION_KEY_INVALID', status: 400 });
     }
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     assert.deepEqual(await r.tether.commit(s), []);

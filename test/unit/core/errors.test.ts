@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as errors from '../../../src/core/errors.js';
 import { ERROR_CODES, TetherError, isTetherError } from '../../../src/core/errors.js';
 import { errorResponse } from '../../../src/adapters/shared/http.js';
+import { unreadableError } from '../../../src/testing/adapter-kit.js';
 
 interface DocRow { code: string; status: number; className: string; meaning: string }
 
@@ -88,6 +89,13 @@ describe('error codes', () => {
     const hidden = errorResponse(new Error('password=hunter2 at db.internal'));
     assert.deepEqual(hidden, { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal server error' } }, retryAfter: undefined });
     assert.deepEqual(errorResponse('a string').body.error.code, 'INTERNAL_ERROR');
+  });
+
+  it('isTetherError and errorResponse when given a value none of whose properties can be read then neither throws: it is not a Tether error, and answers 500', () => {
+    const unreadable = unreadableError();
+    assert.throws(() => (unreadable as { code?: unknown }).code, /cannot be read/, 'reading it throws');
+    assert.equal(isTetherError(unreadable), false);
+    assert.deepEqual(errorResponse(unreadable), { status: 500, body: { error: { code: 'INTERNAL_ERROR', message: 'internal server error' } }, retryAfter: undefined });
   });
 
   it('errorResponse when the error asks the client to wait then gives Retry-After: 1 s for a store outage, the error\'s own for 429, none otherwise', () => {

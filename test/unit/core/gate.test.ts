@@ -14,7 +14,7 @@ describe('session gate', () => {
     const waiter = gate.acquire('k', 1_000).then((r) => (order.push('waiter'), r));
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(order, [], 'acquire waits behind the holder');
-    release!();
+    release();
     const second = await waiter;
     assert.deepEqual(order, ['waiter']);
     assert.equal(gate.tryAcquire('k'), null, 'still held by the waiter');

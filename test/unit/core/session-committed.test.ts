@@ -40,7 +40,7 @@ async function pendingUpdate(options: Parameters<typeof rig>[0] = {}, before: (s
   const r = rig(options);
   const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
   const s = await r.tether.open(view('POST', { cookie: cookie! }));
-  before(s as S);
+  before(s);
   let go!: () => void;
   const gate = new Promise<void>((resolve) => { go = resolve; });
   const late = s.update(async (d) => {
@@ -58,7 +58,7 @@ describe('session changes after the commit', () => {
       const r = rig();
       const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1));
       const t = await trip(r.tether, cookie, (s) => s.set('n', 2));
-      await refused(() => change(t.session as S));
+      await refused(() => change(t.session));
       assert.equal(t.session.get('n'), 2, 'reading after the commit still works');
       assert.deepEqual(t.session.snapshot(), { n: 2 });
       const after = await trip(r.tether, cookie, () => {}, 'GET');
@@ -156,7 +156,8 @@ describe('session changes after the commit', () => {
     }],
   ] as const) {
     it(`endNow when an update is still running ${name} then the session ends at once, without waiting for the update`, async () => {
-      waiting = undefined;
+      // Set again by `first` (while a commit waits): kept at its declared type, not narrowed to undefined.
+      waiting = undefined as Promise<string[]> | undefined;
       const { r, s, go, late, stored } = await pendingUpdate({ gateTimeoutMs: 1_000 });
       await first(r, s);
       let ended: string[] | undefined;

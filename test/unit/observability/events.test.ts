@@ -158,7 +158,7 @@ describe('lifecycle events', () => {
       const anonymous = await trip(tether, undefined, (s) => s.set('n', 0));
       // The login ends the first record by writing it past its deadline: the sweep deletes it too, as no expiry.
       const first = await trip(tether, undefined, (s) => s.set('n', 1));
-      const alice = await trip(tether, first.cookie, (s) => s.login('alice'));
+      await trip(tether, first.cookie, (s) => s.login('alice'));
       clock.advance(60_000 + 1_000 + 1);
       assert.equal(await store.sweep(), 3);
       const anonymousHandle = fromEmitter.find((m) => m.event === 'created')!.handle;

@@ -138,7 +138,7 @@ describe('tether metrics', () => {
         await tether.commit(s);
       }
       now += 60_001;
-      assert.equal(await store.sweep!(), 2);
+      assert.equal(await store.sweep(), 2);
       const text = await registry.metrics();
       assert.equal(metricValue(text, 'tether_sessions_expired_total'), 2);
       assert.equal(metricValue(text, 'tether_sessions_swept_total'), 2);

@@ -33,7 +33,10 @@ function hasSessionHint() {
   try { return localStorage.getItem(SESSION_HINT) === '1'; } catch { return false; }
 }
 function setSessionHint(on) {
-  try { on ? localStorage.setItem(SESSION_HINT, '1') : localStorage.removeItem(SESSION_HINT); } catch { /* storage blocked */ }
+  try {
+    if (on) localStorage.setItem(SESSION_HINT, '1');
+    else localStorage.removeItem(SESSION_HINT);
+  } catch { /* storage blocked */ }
 }
 
 async function request(method, path, body) {
