@@ -1,5 +1,6 @@
 /** SqliteStore: the shared conformance suite plus migrations, other processes' locks, several connections, the change feed and crashes. */
 import { describe, it, after } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -489,128 +490,100 @@ describe('SqliteStore reading while another process rebuilds the WAL index', () 
 });
 
 describe('SqliteStore across connections', () => {
-  it('two stores on one file when both write then each sees the other’s writes and CAS conflicts', async () => {
+  /**
+   * Two stores on one new file sharing a clock, as two processes open it: `a` with `options`, `b` a
+   * plain writer. Both are closed, their subscriptions with them, when the test ends.
+   */
+  async function twoStores(t: TestContext, options: { changePollMs?: number } = {}): Promise<{ path: string; clock: ManualClock; a: SqliteStore; b: SqliteStore }> {
     const { path } = await temp();
     const clock = new ManualClock();
-    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, ...options });
     const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
-    try {
-      const rec = makeRecord(clock, { userId: 'carol' });
-      assert.deepEqual(await a.set(rec, 0), { ok: true });
-      assert.deepEqual(await b.get(rec.key), rec);
-      assert.deepEqual(await b.set({ ...rec, version: 2, data: '"b"' }, 1), { ok: true });
-      assert.deepEqual(await a.set({ ...rec, version: 2, data: '"a"' }, 1), { ok: false, current: 2 });
-      assert.equal((await a.get(rec.key))?.data, '"b"');
-      assert.deepEqual((await a.listByUser('carol')).map((r) => r.key), [rec.key]);
-      assert.equal(await b.destroyByUser('carol'), 1);
-      assert.equal(await a.get(rec.key), null);
-    } finally {
+    t.after(async () => {
       await a.close();
       await b.close();
-    }
+    });
+    return { path, clock, a, b };
+  }
+
+  it('two stores on one file when both write then each sees the other’s writes and CAS conflicts', async (t) => {
+    const { clock, a, b } = await twoStores(t);
+    const rec = makeRecord(clock, { userId: 'carol' });
+    assert.deepEqual(await a.set(rec, 0), { ok: true });
+    assert.deepEqual(await b.get(rec.key), rec);
+    assert.deepEqual(await b.set({ ...rec, version: 2, data: '"b"' }, 1), { ok: true });
+    assert.deepEqual(await a.set({ ...rec, version: 2, data: '"a"' }, 1), { ok: false, current: 2 });
+    assert.equal((await a.get(rec.key))?.data, '"b"');
+    assert.deepEqual((await a.listByUser('carol')).map((r) => r.key), [rec.key]);
+    assert.equal(await b.destroyByUser('carol'), 1);
+    assert.equal(await a.get(rec.key), null);
   });
 
-  it('change feed when another connection sets, touches and destroys then reports each, and own writes at once', async () => {
-    const { path } = await temp();
-    const clock = new ManualClock();
-    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 20 });
-    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+  it('change feed when another connection sets, touches and destroys then reports each, and own writes at once', async (t) => {
+    const { clock, a, b } = await twoStores(t, { changePollMs: 20 });
     const seen: string[] = [];
-    const off = a.subscribe((key) => seen.push(key));
-    try {
-      const rec = makeRecord(clock);
-      await b.set(rec, 0);
-      await b.touch(rec.key, clock.now() + 5_000, clock.now());
-      await b.destroy(rec.key);
-      await b.destroy(rec.key); // a no-op destroy changes nothing and reports nothing
-      for (let i = 0; i < 250 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(seen, [rec.key, rec.key, rec.key]);
+    a.subscribe((key) => seen.push(key));
+    const rec = makeRecord(clock);
+    await b.set(rec, 0);
+    await b.touch(rec.key, clock.now() + 5_000, clock.now());
+    await b.destroy(rec.key);
+    await b.destroy(rec.key); // a no-op destroy changes nothing and reports nothing
+    for (let i = 0; i < 250 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(seen, [rec.key, rec.key, rec.key]);
 
-      const own = makeRecord(clock);
-      await a.set(own, 0);
-      assert.deepEqual(seen.slice(3), [own.key], 'own write reported before set resolved');
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(seen.length, 4, 'the poll does not report an own write a second time');
-    } finally {
-      off();
-      await a.close();
-      await b.close();
-    }
+    const own = makeRecord(clock);
+    await a.set(own, 0);
+    assert.deepEqual(seen.slice(3), [own.key], 'own write reported before set resolved');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(seen.length, 4, 'the poll does not report an own write a second time');
   });
 
-  it('flushChanges when another connection committed then delivers its change synchronously', async () => {
-    const { path } = await temp();
-    const clock = new ManualClock();
-    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
-    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+  it('flushChanges when another connection committed then delivers its change synchronously', async (t) => {
+    const { clock, a, b } = await twoStores(t, { changePollMs: 60_000 });
     const seen: string[] = [];
-    const off = a.subscribe((key) => seen.push(key));
-    try {
-      const rec = makeRecord(clock);
-      await b.set(rec, 0);
-      assert.deepEqual(seen, []);
-      a.flushChanges();
-      assert.deepEqual(seen, [rec.key]);
-      a.flushChanges();
-      assert.deepEqual(seen, [rec.key], 'an idle flush delivers nothing new');
-    } finally {
-      off();
-      await a.close();
-      await b.close();
-    }
+    a.subscribe((key) => seen.push(key));
+    const rec = makeRecord(clock);
+    await b.set(rec, 0);
+    assert.deepEqual(seen, []);
+    a.flushChanges();
+    assert.deepEqual(seen, [rec.key]);
+    a.flushChanges();
+    assert.deepEqual(seen, [rec.key], 'an idle flush delivers nothing new');
   });
 
-  it('fence when more changes wait than one poll reads then resolves false, and true once a later poll delivered the rest', async () => {
-    const { path } = await temp();
-    const clock = new ManualClock();
-    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
-    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+  it('fence when more changes wait than one poll reads then resolves false, and true once a later poll delivered the rest', async (t) => {
+    const { path, clock, a, b } = await twoStores(t, { changePollMs: 60_000 });
     const raw = new Database(path);
+    t.after(() => raw.close());
     let seen = 0;
     let last = '';
-    const off = a.subscribe((key) => {
+    a.subscribe((key) => {
       seen++;
       last = key;
     });
-    try {
-      // Another process's 100,000 changes (one poll's worth), then the write a reader waits for.
-      raw.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
-        INSERT INTO tether_changes (key, at) SELECT 'other' || i, ? FROM n`).run(Date.now());
-      const rec = makeRecord(clock);
-      await b.set(rec, 0);
-      assert.equal(await a.fence(), false, 'the write is not delivered yet, so the fence cannot vouch for it');
-      assert.equal(seen, 100_000);
-      assert.equal(await a.fence(), true);
-      assert.deepEqual([seen, last], [100_001, rec.key]);
-      assert.equal(await a.fence(), true, 'an idle fence');
-    } finally {
-      off();
-      raw.close();
-      await a.close();
-      await b.close();
-    }
+    // Another process's 100,000 changes (one poll's worth), then the write a reader waits for.
+    raw.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+      INSERT INTO tether_changes (key, at) SELECT 'other' || i, ? FROM n`).run(Date.now());
+    const rec = makeRecord(clock);
+    await b.set(rec, 0);
+    assert.equal(await a.fence(), false, 'the write is not delivered yet, so the fence cannot vouch for it');
+    assert.equal(seen, 100_000);
+    assert.equal(await a.fence(), true);
+    assert.deepEqual([seen, last], [100_001, rec.key]);
+    assert.equal(await a.fence(), true, 'an idle fence');
   });
 
-  it('change feed when rows it had not read were trimmed then calls onResync', async () => {
-    const { path } = await temp();
-    const clock = new ManualClock();
-    const a = new SqliteStore({ path, clock, sweepIntervalMs: 0, changePollMs: 60_000 });
-    const b = new SqliteStore({ path, clock, sweepIntervalMs: 0 });
+  it('change feed when rows it had not read were trimmed then calls onResync', async (t) => {
+    const { path, clock, a, b } = await twoStores(t, { changePollMs: 60_000 });
     let lost = 0;
-    const off = a.subscribe(() => {}, { onResync: () => lost++ });
+    a.subscribe(() => {}, { onResync: () => lost++ });
     const raw = new Database(path);
-    try {
-      await b.set(makeRecord(clock), 0);
-      // What a trim by another process does once rows pass the retention window.
-      raw.exec("DELETE FROM tether_changes; UPDATE tether_meta SET value = (SELECT seq FROM sqlite_sequence WHERE name = 'tether_changes') WHERE name = 'changes_trimmed_through'");
-      a.flushChanges();
-      assert.equal(lost, 1);
-    } finally {
-      raw.close();
-      off();
-      await a.close();
-      await b.close();
-    }
+    t.after(() => raw.close());
+    await b.set(makeRecord(clock), 0);
+    // What a trim by another process does once rows pass the retention window.
+    raw.exec("DELETE FROM tether_changes; UPDATE tether_meta SET value = (SELECT seq FROM sqlite_sequence WHERE name = 'tether_changes') WHERE name = 'changes_trimmed_through'");
+    a.flushChanges();
+    assert.equal(lost, 1);
   });
 });
 
