@@ -409,15 +409,15 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * connection lives: see its `touch()`, `update()`, `onEnd()` and `close()`.
    * @example
    * // node:http with `ws`: tether/node's openSocket(tether, req) calls this; see docs/websocket.md.
-   * server.on('upgrade', async (req, socket, head) => {
-   *   const live = await openSocket(tether, req).catch((err) => void refuseUpgrade(socket, err));
-   *   if (!live) return;
-   *   if (!live.userId) return refuseUpgrade(socket, 401);
-   *   wss.handleUpgrade(req, socket, head, (ws) => {
-   *     live.onEnd(() => ws.close(4001, 'session ended'));
-   *     ws.on('message', () => void live.touch());
-   *     ws.on('close', () => live.close());
-   *   });
+   * server.on('upgrade', (req, socket, head) => {
+   *   openSocket(tether, req).then((live) => {
+   *     if (live.userId === null) return refuseUpgrade(socket, 401);
+   *     wss.handleUpgrade(req, socket, head, (ws) => {
+   *       live.onEnd(() => ws.close(4001, 'session ended'));
+   *       ws.on('message', () => void live.touch().catch(() => ws.close(1011)));
+   *       ws.on('close', () => live.close());
+   *     });
+   *   }).catch((err: unknown) => refuseUpgrade(socket, err));
    * });
    */
   async openSocket(req: RequestView, options: SocketOptions = {}): Promise<SocketSession<T>> {
