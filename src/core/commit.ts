@@ -109,6 +109,7 @@ export interface CommitParts {
 
 export class Committer {
   readonly #e: CommitParts;
+  #warnedUnencodable = false;
 
   constructor(parts: CommitParts) {
     this.#e = parts;
@@ -159,7 +160,13 @@ export class Committer {
     if (s.issuedAt !== undefined) env.i = s.issuedAt;
     if (written) written.env = exact === undefined ? null : env;
     // A codec that only wraps the JSON (encryptedCodec) is given the envelope of the exact copy.
-    const text = exact === undefined || codec !== jsonCodec ? codec.encode(env) : jsonEnvelope(exact.text, env);
+    let text: string;
+    try {
+      text = exact === undefined || codec !== jsonCodec ? codec.encode(env) : jsonEnvelope(exact.text, env);
+    } catch (err) {
+      this.#unencodable(err);
+      throw err;
+    }
     const max = this.#e.options.maxSessionBytes;
     const bytes = bytesOver(text, max);
     if (bytes !== null) throw new SessionTooLargeError(bytes, max);
@@ -379,6 +386,18 @@ export class Committer {
     const same = env.c === loaded.c && env.u === loaded.u && env.r === loaded.r && env.a === loaded.a && env.n === loaded.n && dequal(env.d, loaded.d);
     if (same && !s.regenerate) s.issuedAt = env.i;
     return same;
+  }
+
+  /**
+   * Warns, once per engine, that a session's data could not be encoded: a bug of the app's (a BigInt,
+   * a cycle), which its request answers with a bare 500 and nothing stored. The error is rethrown as it
+   * came; its message may quote the data, so the warning names its type only.
+   */
+  #unencodable(err: unknown): void {
+    if (this.#warnedUnencodable) return;
+    this.#warnedUnencodable = true;
+    const kind = err instanceof Error ? err.name : typeof err;
+    process.emitWarning(`a session's data could not be encoded (${kind}), so its request failed and stored nothing: with the JSON codec, session data must be JSON values (no BigInt, no cycles, no toJSON that throws)`, { code: 'TETHER_SESSION_UNENCODABLE' });
   }
 
   /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */

@@ -403,6 +403,34 @@ describe('engine lifecycle', () => {
     }
   });
 
+  it('session data that JSON cannot encode (a BigInt, a cycle, a throwing toJSON) when committed then the commit fails, nothing is stored, and one warning names the rule', async () => {
+    const r = rig();
+    const warnings: Array<{ code?: string; message: string }> = [];
+    const onWarning = (w: Error & { code?: string }): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const { cookie } = await trip(r.tether, undefined, (s) => s.set('cart', ['a']));
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      for (const value of [10n, cyclic, { toJSON: () => { throw new Error('secret-ish detail'); } }]) {
+        const s = await r.tether.open(post(cookie));
+        s.set('bad', value);
+        const writes = r.store.calls.set;
+        await assert.rejects(async () => r.tether.commit(s));
+        assert.equal(r.store.calls.set, writes, 'nothing was written');
+      }
+      const read = await trip(r.tether, cookie, (s) => assert.deepEqual(s.get('cart'), ['a']), 'GET');
+      assert.equal(read.session.isNew, false, 'the session is as it was');
+      await new Promise((resolve) => setImmediate(resolve));
+      const mine = warnings.filter((w) => w.code === 'TETHER_SESSION_UNENCODABLE');
+      assert.equal(mine.length, 1);
+      assert.match(mine[0]!.message, /JSON/);
+      assert.equal(mine[0]!.message.includes('secret-ish'), false, 'the error\'s own message is not quoted');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a codec written as a class when its methods use this then every read and write calls them on the codec', async () => {
     class Tagged implements SessionCodec {
       readonly #tag = 'v7:';
