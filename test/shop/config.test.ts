@@ -125,6 +125,8 @@ describe('shop config', () => {
   });
 
   it('config when NODE_ENV=production and a TETHER_SECRET is a repeated character or word then throws naming TETHER_SECRET, never quoting it', async () => {
+    // Accepted in development, the config makes its data dir: a temporary one, not a folder of the checkout.
+    const dir = await tempDir();
     for (const weak of ['t'.repeat(32), 'changeme'.repeat(4)]) {
       assert.throws(() => loadConfig({ NODE_ENV: 'production', TETHER_DATA_DIR: 'unused', TETHER_SECRET: `${SECRET},${weak}` }, quiet), (err: Error) => {
         assert.ok(err instanceof ConfigError);
@@ -133,7 +135,7 @@ describe('shop config', () => {
         assert.ok(!err.message.includes(weak.slice(0, 8)));
         return true;
       });
-      assert.deepEqual(loadConfig({ TETHER_DATA_DIR: 'unused', TETHER_SECRET: weak }, quiet).secrets, [weak], 'accepted in development');
+      assert.deepEqual(loadConfig({ TETHER_DATA_DIR: dir, TETHER_SECRET: weak }, quiet).secrets, [weak], 'accepted in development');
     }
   });
 
