@@ -9,6 +9,7 @@ import { Tether } from '../../../src/core/engine.js';
 import type { Rig } from '../support.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 import { tempSqliteFile } from '../../helpers/sqlite.js';
+import { nextWarnings, warningsDuring } from '../../helpers/warnings.js';
 import type { SessionRecord, SessionStore } from '../../../src/core/store.js';
 import type { Session, SessionData } from '../../../src/core/session.js';
 import { jsonCodec } from '../../../src/core/codec.js';
@@ -380,55 +381,43 @@ describe('engine lifecycle', () => {
     assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
   });
 
-  it('stored record when the codec cannot read it or it was ended by a regeneration then the session is treated as absent, with one warning', async () => {
+  it('stored record when the codec cannot read it or it was ended by a regeneration then the session is treated as absent, with one warning', async (t) => {
     const r = rig();
-    const warnings: Array<{ code?: string; message: string }> = [];
-    const onWarning = (w: Error & { code?: string }): void => void warnings.push(w);
-    process.on('warning', onWarning);
-    try {
-      for (const data of ['not json at all', '{"d":', '"tether:ended"']) {
-        const { cookie, id } = await plant(r, data);
-        const t = await trip(r.tether, cookie, (s) => {
-          assert.equal(s.isNew, true, data);
-          s.set('cart', ['fresh']);
-        });
-        assert.notEqual(t.session.id, id, 'a new ID, never the unreadable one');
-        assert.equal((await r.memory.get(hashId(id)))?.data, data, 'the unreadable record is left alone');
-      }
-      await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual(warnings.filter((w) => w.code === 'TETHER_RECORD_UNDECODABLE').length, 1);
-      assert.equal(warnings.some((w) => w.message.includes('not json')), false, 'the record is not quoted');
-    } finally {
-      process.off('warning', onWarning);
+    const warnings = warningsDuring(t);
+    for (const data of ['not json at all', '{"d":', '"tether:ended"']) {
+      const { cookie, id } = await plant(r, data);
+      const answered = await trip(r.tether, cookie, (s) => {
+        assert.equal(s.isNew, true, data);
+        s.set('cart', ['fresh']);
+      });
+      assert.notEqual(answered.session.id, id, 'a new ID, never the unreadable one');
+      assert.equal((await r.memory.get(hashId(id)))?.data, data, 'the unreadable record is left alone');
     }
+    await nextWarnings();
+    assert.deepEqual(warnings.filter((w) => w.code === 'TETHER_RECORD_UNDECODABLE').length, 1);
+    assert.equal(warnings.some((w) => w.message.includes('not json')), false, 'the record is not quoted');
   });
 
-  it('session data that JSON cannot encode (a BigInt, a cycle, a throwing toJSON) when committed then the commit fails, nothing is stored, and one warning names the rule', async () => {
+  it('session data that JSON cannot encode (a BigInt, a cycle, a throwing toJSON) when committed then the commit fails, nothing is stored, and one warning names the rule', async (t) => {
     const r = rig();
-    const warnings: Array<{ code?: string; message: string }> = [];
-    const onWarning = (w: Error & { code?: string }): void => void warnings.push(w);
-    process.on('warning', onWarning);
-    try {
-      const { cookie } = await trip(r.tether, undefined, (s) => s.set('cart', ['a']));
-      const cyclic: Record<string, unknown> = {};
-      cyclic.self = cyclic;
-      for (const value of [10n, cyclic, { toJSON: () => { throw new Error('secret-ish detail'); } }]) {
-        const s = await r.tether.open(post(cookie));
-        s.set('bad', value);
-        const writes = r.store.calls.set;
-        await assert.rejects(async () => r.tether.commit(s));
-        assert.equal(r.store.calls.set, writes, 'nothing was written');
-      }
-      const read = await trip(r.tether, cookie, (s) => assert.deepEqual(s.get('cart'), ['a']), 'GET');
-      assert.equal(read.session.isNew, false, 'the session is as it was');
-      await new Promise((resolve) => setImmediate(resolve));
-      const mine = warnings.filter((w) => w.code === 'TETHER_SESSION_UNENCODABLE');
-      assert.equal(mine.length, 1);
-      assert.match(mine[0]!.message, /JSON/);
-      assert.equal(mine[0]!.message.includes('secret-ish'), false, 'the error\'s own message is not quoted');
-    } finally {
-      process.off('warning', onWarning);
+    const warnings = warningsDuring(t);
+    const { cookie } = await trip(r.tether, undefined, (s) => s.set('cart', ['a']));
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const value of [10n, cyclic, { toJSON: () => { throw new Error('secret-ish detail'); } }]) {
+      const s = await r.tether.open(post(cookie));
+      s.set('bad', value);
+      const writes = r.store.calls.set;
+      await assert.rejects(async () => r.tether.commit(s));
+      assert.equal(r.store.calls.set, writes, 'nothing was written');
     }
+    const read = await trip(r.tether, cookie, (s) => assert.deepEqual(s.get('cart'), ['a']), 'GET');
+    assert.equal(read.session.isNew, false, 'the session is as it was');
+    await nextWarnings();
+    const mine = warnings.filter((w) => w.code === 'TETHER_SESSION_UNENCODABLE');
+    assert.equal(mine.length, 1);
+    assert.match(mine[0]!.message, /JSON/);
+    assert.equal(mine[0]!.message.includes('secret-ish'), false, 'the error\'s own message is not quoted');
   });
 
   it('a codec written as a class when its methods use this then every read and write calls them on the codec', async () => {
