@@ -106,3 +106,25 @@ export function bytesOver(text: string, max: number): number | null {
   const bytes = Buffer.byteLength(text);
   return bytes > max ? bytes : null;
 }
+
+/**
+ * A warning given once by its holder (an engine, its user registry) when a codec fails on a record or
+ * on session data. It names the error's type only: the codec's message may quote the record, and with
+ * it user data.
+ */
+export class CodecFailureWarning {
+  readonly #code: string;
+  readonly #message: (kind: string) => string;
+  #warned = false;
+
+  constructor(code: string, message: (kind: string) => string) {
+    this.#code = code;
+    this.#message = message;
+  }
+
+  warn(err: unknown): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    process.emitWarning(this.#message(err instanceof Error ? err.name : typeof err), { code: this.#code });
+  }
+}

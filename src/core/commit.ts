@@ -11,7 +11,7 @@ import { jsonExact, sameData } from './decoded.js';
 import { draftHoldsPlain, draftWrites } from './draft.js';
 import { dequal } from 'dequal';
 import type { DecodedCache } from './decoded.js';
-import { bytesOver, isJsonCodec, jsonCodec, jsonEnvelope } from './codec.js';
+import { CodecFailureWarning, bytesOver, isJsonCodec, jsonCodec, jsonEnvelope } from './codec.js';
 import type { Envelope } from './codec.js';
 import { dataOf } from './session.js';
 import type { SessionState } from './session.js';
@@ -109,7 +109,8 @@ export interface CommitParts {
 
 export class Committer {
   readonly #e: CommitParts;
-  #warnedUnencodable = false;
+  /** A session's data the codec could not encode: a bug of the app's (a BigInt, a cycle), whose request fails with a bare 500 and stores nothing. */
+  readonly #unencodable = new CodecFailureWarning('TETHER_SESSION_UNENCODABLE', (kind) => `a session's data could not be encoded (${kind}), so its request failed and stored nothing: with the JSON codec, session data must be JSON values (no BigInt, no cycles, no toJSON that throws)`);
 
   constructor(parts: CommitParts) {
     this.#e = parts;
@@ -164,7 +165,7 @@ export class Committer {
     try {
       text = exact === undefined || codec !== jsonCodec ? codec.encode(env) : jsonEnvelope(exact.text, env);
     } catch (err) {
-      this.#unencodable(err);
+      this.#unencodable.warn(err);
       throw err;
     }
     const max = this.#e.options.maxSessionBytes;
@@ -386,18 +387,6 @@ export class Committer {
     const same = env.c === loaded.c && env.u === loaded.u && env.r === loaded.r && env.a === loaded.a && env.n === loaded.n && dequal(env.d, loaded.d);
     if (same && !s.regenerate) s.issuedAt = env.i;
     return same;
-  }
-
-  /**
-   * Warns, once per engine, that a session's data could not be encoded: a bug of the app's (a BigInt,
-   * a cycle), which its request answers with a bare 500 and nothing stored. The error is rethrown as it
-   * came; its message may quote the data, so the warning names its type only.
-   */
-  #unencodable(err: unknown): void {
-    if (this.#warnedUnencodable) return;
-    this.#warnedUnencodable = true;
-    const kind = err instanceof Error ? err.name : typeof err;
-    process.emitWarning(`a session's data could not be encoded (${kind}), so its request failed and stored nothing: with the JSON codec, session data must be JSON values (no BigInt, no cycles, no toJSON that throws)`, { code: 'TETHER_SESSION_UNENCODABLE' });
   }
 
   /** Keeps the decoding of the text just written (see #encode), so the session's next request skips the codec. */

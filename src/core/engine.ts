@@ -21,7 +21,7 @@ import type { DecodedHolder } from './decoded.js';
 import { draft } from './draft.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
-import { isJsonCodec } from './codec.js';
+import { CodecFailureWarning, isJsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
 import { Session, deadlinesOf, sessionState } from './session.js';
 import type { RejectedCookie, SessionData, SessionState } from './session.js';
@@ -150,7 +150,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   readonly #commits: Committer;
   /** The newSessions limits, or null without them. */
   readonly #admission: Admission | null;
-  #warnedUndecodable = false;
+  readonly #undecodable = new CodecFailureWarning('TETHER_RECORD_UNDECODABLE', (kind) => `a stored session could not be decoded (${kind}) and was treated as absent; check the codec option and the store's data`);
   /** The sessions of open sockets (`openSocket`), made with the first. */
   #sockets: SocketRegistry | null = null;
   /** Ends the subscription to the store's swept sessions (SessionStore.onSwept); absent without one. */
@@ -728,12 +728,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     try {
       return this.#decoded.envelope(key, text, this.options.codec, holder);
     } catch (err) {
-      if (!this.#warnedUndecodable) {
-        this.#warnedUndecodable = true;
-        // The codec's message may quote the record, and with it user data: name the error type only.
-        const kind = err instanceof Error ? err.name : typeof err;
-        process.emitWarning(`a stored session could not be decoded (${kind}) and was treated as absent; check the codec option and the store's data`, { code: 'TETHER_RECORD_UNDECODABLE' });
-      }
+      this.#undecodable.warn(err);
       return null;
     }
   }

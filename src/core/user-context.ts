@@ -6,7 +6,7 @@
  */
 import { checkUserId, userContextKey } from './ids.js';
 import { SessionConflictError, UserContextTooLargeError } from './errors.js';
-import { bytesOver, parseStoredJson } from './codec.js';
+import { CodecFailureWarning, bytesOver, parseStoredJson } from './codec.js';
 import type { SessionCodec } from './codec.js';
 import type { ResolvedOptions } from './options.js';
 import type { Clock, SessionRecord, SessionStore } from './store.js';
@@ -28,7 +28,7 @@ export class UserContexts {
   readonly #store: SessionStore;
   readonly #o: Readonly<ResolvedOptions>;
   readonly #call: <R>(op: () => Promise<R>, what: string) => Promise<R>;
-  #warnedUndecodable = false;
+  readonly #undecodable = new CodecFailureWarning('TETHER_RECORD_UNDECODABLE', (kind) => `a stored user context could not be decoded (${kind}) and was treated as empty; check the codec option and the store's data`);
 
   constructor(store: SessionStore, options: Readonly<ResolvedOptions>, call: <R>(op: () => Promise<R>, what: string) => Promise<R>) {
     this.#store = store;
@@ -91,12 +91,7 @@ export class UserContexts {
     try {
       return decodeUserContext(rec.data, this.#o.codec);
     } catch (err) {
-      if (!this.#warnedUndecodable) {
-        this.#warnedUndecodable = true;
-        // The message may quote the record, and with it user data: name the error type only.
-        const kind = err instanceof Error ? err.name : typeof err;
-        process.emitWarning(`a stored user context could not be decoded (${kind}) and was treated as empty; check the codec option and the store's data`, { code: 'TETHER_RECORD_UNDECODABLE' });
-      }
+      this.#undecodable.warn(err);
       return { context: {}, json: null };
     }
   }
