@@ -7,7 +7,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CartLoad, assertNothingLost } from '../helpers/cart-load.js';
+import { CartLoad, assertNothingLost, refusedByProxy } from '../helpers/cart-load.js';
 import { HA_SECRET, startHaCluster } from '../helpers/ha-cluster.js';
 import type { HaCluster } from '../helpers/ha-cluster.js';
 import { ShopClient } from '../helpers/shop.js';
@@ -40,9 +40,8 @@ describe('HAProxy tier faults: whole-tier kill, a hung Redis, secret rotation', 
     const failed = load.ops().filter((o) => o.outcome !== 'ok');
     assert.deepEqual(failed.filter((o) => o.endedAt < killAt), [], 'nothing failed before the kill');
     // What failed was in flight at the kill or sent while every node was down, until the load stopped
-    // (how many depends on how long the exits took to be seen): HAProxy's 502 or 503, or a cut connection.
-    const unexpected = failed.filter((o) => o.startedAt > stopAt
-      || !(o.outcome === 'conn-error' || (o.outcome === 'http-error' && (o.status === 502 || o.status === 503))));
+    // (how many depends on how long the exits took to be seen): HAProxy's refusal or a cut connection.
+    const unexpected = failed.filter((o) => o.startedAt > stopAt || !refusedByProxy(o));
     assert.deepEqual(unexpected, [], 'only requests in flight at the kill or sent while the tier was down failed, each refused by HAProxy');
     const result = await load.check();
     assertNothingLost(result);
