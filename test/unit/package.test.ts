@@ -94,6 +94,8 @@ describe('the packed package', { timeout: 600_000 }, () => {
   /**
    * Type-checks `source` as `app.ts` of `project`, strict and with the packed declarations checked too,
    * with the TypeScript installed as `compiler` in this repository (`typescript7`: the next major).
+   * Its dependencies' declarations are checked as well (`skipLibCheck: false`): ioredis 6.1's import the
+   * untyped `redis-errors`, so such a project needs `@types/redis-errors`, a devDependency here for that.
    */
   function typeCheck(project: string, source: string, compiler = 'typescript'): void {
     writeFileSync(join(project, 'app.ts'), source);
