@@ -303,12 +303,12 @@ export function recoveryAfter(load: CartLoad, at: number): { affected: number; r
   return { affected, recoveryMs: recoveryMs.sort((a, b) => a - b) };
 }
 
-/** Asserts the checker found nothing lost, phantom, unreadable or resurrected, and that it checked logouts and adds. */
 /** Whether a failed op is what a proxy gives for a node that died: a 502, 503 or 504, or a cut connection. */
 export function refusedByProxy(o: OpRecord): boolean {
   return o.outcome === 'conn-error' || (o.outcome === 'http-error' && (o.status === 502 || o.status === 503 || o.status === 504));
 }
 
+/** Asserts the checker found nothing lost, phantom, unreadable or resurrected, and that it checked logouts and adds. */
 export function assertNothingLost(r: CheckResult): void {
   assert.deepEqual(r.unreadable, [], 'every session is readable and still the same session');
   assert.deepEqual(r.lost, [], 'no acknowledged add is missing');
