@@ -8,12 +8,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type express from 'express';
 import type { Request } from 'express';
-import { jsonCodec } from 'tether';
-import type { SessionStore } from 'tether';
 import type { CompatCookieOptions } from 'tether/express';
-import { hashId } from '../../src/core/ids.js';
 import { cookieAttributes } from '../helpers/cookie-client.js';
-import { DAY, HOUR, MIN, compatApp, idOf, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
+import { DAY, HOUR, MIN, compatApp, rememberedIn, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -41,11 +38,6 @@ function routes(a: express.Express): void {
 }
 
 /** Whether the record the cookie names is a remembered session's; null when there is none. */
-async function rememberedIn(store: SessionStore, cookie: string | undefined): Promise<boolean | null> {
-  const rec = await store.get(hashId(idOf(cookie)));
-  return rec ? jsonCodec.decode(rec.data).r === 1 : null;
-}
-
 describe('session() with cookie as a function of the request', () => {
   it('cookie function when it returns a lifetime past the idle timeout for some requests then only the sessions created on those are remembered', async () => {
     const app = await compatApp({ cookie: byClient(7) }, routes);

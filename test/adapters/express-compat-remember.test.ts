@@ -9,14 +9,12 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import express from 'express';
 import expressSession from 'express-session';
-import { jsonCodec } from 'tether';
-import type { SessionStore } from 'tether';
 import session from 'tether/express';
 import type { CompatSessionOptions } from 'tether/express';
 import { hashId } from '../../src/core/ids.js';
 import { cookieAttributes } from '../helpers/cookie-client.js';
 import type { Reply } from '../helpers/cookie-client.js';
-import { DAY, HOUR, MIN, compatApp, idOf, SECRET, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
+import { DAY, HOUR, MIN, compatApp, idOf, rememberedIn, SECRET, warningMessagesDuring as warningsOf } from './express-compat.kit.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -60,11 +58,6 @@ function routes(a: express.Express): void {
 }
 
 /** Whether the record the cookie names is a remembered session's; null when there is none. */
-async function rememberedIn(store: SessionStore, cookie: string | undefined): Promise<boolean | null> {
-  const rec = await store.get(hashId(idOf(cookie)));
-  return rec ? jsonCodec.decode(rec.data).r === 1 : null;
-}
-
 describe('session() "remember me": a per-session cookie.maxAge', () => {
   it('login when it sets cookie.maxAge to 7 days then the session survives 3 hours idle and ends 7 days idle later', async () => {
     const app = await compatApp({ tether: { remember: { idleTimeoutMs: 7 * DAY } } }, routes);

@@ -66,6 +66,12 @@ export function idOf(cookieValue: string | undefined): string {
   return cookieValue.slice(0, cookieValue.lastIndexOf('.'));
 }
 
+/** Whether the session `cookie` names is stored as remembered ("keep me signed in"); null when none is stored. */
+export async function rememberedIn(store: SessionStore, cookie: string | undefined): Promise<boolean | null> {
+  const rec = await store.get(hashId(idOf(cookie)));
+  return rec ? jsonCodec.decode(rec.data).r === 1 : null;
+}
+
 /** The stored data of the session a cookie value names, or null when there is no record. */
 export async function storedData(store: SessionStore, cookieValue: string | undefined): Promise<Record<string, unknown> | null> {
   const rec = await store.get(hashId(idOf(cookieValue)));
