@@ -308,6 +308,13 @@ export function refusedByProxy(o: OpRecord): boolean {
   return o.outcome === 'conn-error' || (o.outcome === 'http-error' && (o.status === 502 || o.status === 503 || o.status === 504));
 }
 
+/** The failed ops counted by kind, for a diagnostic: "conn-error: 5, 503: 4", or "none". */
+export function failureKinds(failed: readonly OpRecord[]): string {
+  const counts = new Map<string | number, number>();
+  for (const o of failed) counts.set(o.status ?? o.outcome, (counts.get(o.status ?? o.outcome) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => `${kind}: ${n}`).join(', ') || 'none';
+}
+
 /** Asserts the checker found nothing lost, phantom, unreadable or resurrected, and that it checked logouts and adds. */
 export function assertNothingLost(r: CheckResult): void {
   assert.deepEqual(r.unreadable, [], 'every session is readable and still the same session');

@@ -7,7 +7,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CartLoad, assertNothingLost, refusedByProxy } from '../helpers/cart-load.js';
+import { CartLoad, assertNothingLost, failureKinds, refusedByProxy } from '../helpers/cart-load.js';
 import { HA_SECRET, startHaCluster } from '../helpers/ha-cluster.js';
 import type { HaCluster } from '../helpers/ha-cluster.js';
 import { ShopClient } from '../helpers/shop.js';
@@ -45,8 +45,7 @@ describe('HAProxy tier faults: whole-tier kill, a hung Redis, secret rotation', 
     assert.deepEqual(unexpected, [], 'only requests in flight at the kill or sent while the tier was down failed, each refused by HAProxy');
     const result = await load.check();
     assertNothingLost(result);
-    const kinds = [...new Set(failed.map((o) => o.status ?? o.outcome))].map((k) => `${k}: ${failed.filter((o) => (o.status ?? o.outcome) === k).length}`);
-    t.diagnostic(`whole tier killed: ${load.count('ok')} adds acknowledged before, ${failed.length} failed at the kill (${kinds.join(', ')}), `
+    t.diagnostic(`whole tier killed: ${load.count('ok')} adds acknowledged before, ${failed.length} failed at the kill (${failureKinds(failed)}), `
       + `${result.clients} sessions and ${result.logouts} logouts checked after the restart (${Date.now() - killAt} ms later)`);
     load.close();
   });

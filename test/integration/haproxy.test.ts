@@ -13,7 +13,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CartLoad, assertNothingLost, recoveryAfter, refusedByProxy } from '../helpers/cart-load.js';
+import { CartLoad, assertNothingLost, failureKinds, recoveryAfter, refusedByProxy } from '../helpers/cart-load.js';
 import { TestClient } from '../helpers/http-client.js';
 import { startHaCluster } from '../helpers/ha-cluster.js';
 import { RawConnection } from '../helpers/raw-connection.js';
@@ -179,7 +179,7 @@ describe('HAProxy in front of three shop nodes on Redis and PostgreSQL', { timeo
     const recovery = recoveryAfter(load, killAt);
     const pinned = load.clients.filter((x) => home.get(x.index) === victim.name);
     const firstMoved = pinned.map((c) => (c.ops.find((o) => o.outcome === 'ok' && o.startedAt > killAt && nodeOf(o.node) !== victim.name)?.endedAt ?? NaN) - killAt);
-    t.diagnostic(`kill -9 ${victim.name}: ${failed.length} failed (${[...new Set(failed.map((o) => o.status ?? o.outcome))].join(', ') || 'none'}), `
+    t.diagnostic(`kill -9 ${victim.name}: ${failed.length} failed (${failureKinds(failed)}), `
       + `${pinned.length} clients pinned to it, kill → first success elsewhere ${firstMoved.sort((a, b) => a - b).join(', ')} ms, `
       + `affected recovered ${recovery.recoveryMs.join(', ') || 'n/a'} ms; marked down after ${downMs} ms, back in rotation ${rejoinedAt - killAt} ms after the kill`);
     load.close();
