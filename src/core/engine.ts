@@ -15,6 +15,7 @@ import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
 import { SessionCookie, readCookie } from './cookie.js';
 import { SessionGate } from './gate.js';
+import type { Release } from './gate.js';
 import { Deadlines } from './timeout.js';
 import { DecodedCache } from './decoded.js';
 import type { DecodedHolder } from './decoded.js';
@@ -565,14 +566,19 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
 
   /** A writer whose session's gate was held: waits its turn, counted with the time it waited (given up or not). */
   async #openAfterGate(state: SessionState, unsigned: VerifiedCookie): Promise<Session<T>> {
+    state.release = await this.#awaitGate(unsigned.key);
+    return this.#load(state, unsigned);
+  }
+
+  /** Waits for the gate of `key` (SESSION_BUSY past gateTimeoutMs), counted with the time it waited. */
+  async #awaitGate(key: string): Promise<Release> {
     const queuedAt = performance.now();
     try {
-      state.release = await this.#gate.acquire(unsigned.key, this.options.gateTimeoutMs);
+      return await this.#gate.acquire(key, this.options.gateTimeoutMs);
     } finally {
       this.#stats.gateWaits++;
       this.#stats.gateWaitSeconds += (performance.now() - queuedAt) / 1000;
     }
-    return this.#load(state, unsigned);
   }
 
   /** Reads the record (the gate held, for a writer): at once when the store holds it in memory. */
@@ -612,6 +618,13 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       const to = pointedTo(pointer, unsigned.id, this.options.clock.now());
       if (to !== null) {
         const { id, key } = to;
+        // A writer holds the gate of the key its cookie names, but the session is under the new key now,
+        // whose gate the requests presenting the new cookie take: it takes that one instead, and reads
+        // the session once it holds it, so the two cookies' writers still run one at a time.
+        if (state.release !== null) {
+          this.#release(state);
+          state.release = this.#gate.tryAcquire(key) ?? await this.#awaitGate(key);
+        }
         // The cookie's slot is for its own key: the new key's lookups get one of their own.
         const slot: DecodedHolder & LocalSlot = { decoded: undefined, local: undefined };
         const local = this.#getLocal(key, slot);

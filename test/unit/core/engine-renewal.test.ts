@@ -133,6 +133,32 @@ describe('engine renewal', () => {
     await trip(r.tether, ca, (s) => assert.equal(s.get('note'), 'typed'), 'GET');
   });
 
+  it('renewal when writers present the old cookie (in the grace) and the new one at once then they take one gate in turn, and both writes land', async () => {
+    for (const oldFirst of [true, false]) {
+      const r = rig({ renewal: RENEWAL });
+      const first = await signedIn(r);
+      r.clock.advance(61_000);
+      const next = cookiePair((await trip(r.tether, first.cookie, (s) => s.set('n', 0), 'POST')).setCookies)!;
+      const [cookieA, cookieB] = oldFirst ? [first.cookie, next] : [next, first.cookie];
+      const a = await r.tether.open(post(cookieA));
+      let bOpened = false;
+      const b = Promise.resolve(r.tether.open(post(cookieB))).then((s) => {
+        bOpened = true;
+        return s;
+      });
+      await sleep(20);
+      assert.equal(bOpened, false, `${oldFirst ? 'new' : 'old'} cookie's writer waits for the one before it`);
+      assert.equal(r.tether.stats().gateHolding, 1, 'one holder for the one session');
+      a.set('n', (a.get('n') as number) + 1);
+      await r.tether.commit(a);
+      const sb = await b;
+      sb.set('n', (sb.get('n') as number) + 1);
+      assert.equal(cookiePair(await r.tether.commit(sb)) ?? next, next, 'the new cookie, or none to send');
+      await trip(r.tether, next, (s) => assert.equal(s.get('n'), 2, 'neither increment lost'), 'GET');
+      assert.equal(r.tether.stats().gateHolding, 0);
+    }
+  });
+
   it('renewal when the session is logged out, or its user everywhere, within the grace then the old cookie names no session', async () => {
     for (const end of ['logout', 'everywhere'] as const) {
       const r = rig({ renewal: RENEWAL });
