@@ -74,6 +74,12 @@ export interface FlowState {
   runId: string;
   /** Index of the step the user is at; `steps.length` when every step took its input. */
   step: number;
+  /**
+   * The steps posted before it, by name (the first `step` of the definition that stored the run), so a
+   * run stored under an older definition resumes at the first step of the current one it has not
+   * posted. Absent from runs stored before it was kept: `step` is taken as it is then.
+   */
+  done?: string[];
   data: Record<string, unknown>;
   updatedAt: number;
 }
@@ -137,6 +143,7 @@ export class Flow {
   /** Undefined: runs never expire. */
   readonly idleTimeoutMs: number | undefined;
   readonly clock: Clock | undefined;
+  readonly #names: ReadonlySet<string>;
 
   constructor(def: FlowDefinition) {
     if (!validName(def?.name)) throw new OptionsInvalidError('defineFlow options.name must be letters, digits, - or _, starting with a letter, and not constructor or prototype');
@@ -154,6 +161,7 @@ export class Flow {
     checkOptions(`defineFlow "${def.name}"`, def, { name: 'any', steps: 'any', idleTimeoutMs: 'positiveInteger', clock: 'clock' });
     this.name = def.name;
     this.steps = Object.freeze(steps.map((s) => Object.freeze({ ...s })));
+    this.#names = seen;
     this.idleTimeoutMs = def.idleTimeoutMs;
     this.clock = def.clock;
   }
@@ -172,15 +180,46 @@ export class Flow {
   }
 
   view(state: FlowState | undefined): FlowView {
-    const index = state?.step ?? 0;
+    const run = state === undefined ? undefined : this.current(state);
+    const index = run?.step ?? 0;
     return {
       flow: this.name,
       step: this.steps[index]?.name ?? 'complete',
       index,
       steps: this.steps.map((s) => s.name),
-      data: copy(state?.data ?? {}),
-      runId: state?.runId ?? null,
+      data: copy(run?.data ?? {}),
+      runId: run?.runId ?? null,
     };
+  }
+
+  /**
+   * The run as this definition reads it. A deploy may have added, removed, renamed or reordered steps
+   * since the run was stored: the user is then at the first step of this definition not among the
+   * run's posted ones (`done`), so a step added before the one the user was at must be posted too, and
+   * what removed steps kept is dropped. `state` itself when nothing differs; otherwise a new state.
+   */
+  current(state: FlowState): FlowState {
+    const done = Array.isArray(state.done) ? state.done : null;
+    let step = 0;
+    if (done === null) step = Math.min(Math.max(0, Math.trunc(Number(state.step)) || 0), this.completeAt);
+    else while (step < this.steps.length && done.includes(this.steps[step]!.name)) step++;
+    const data = state.data !== null && typeof state.data === 'object' ? state.data : {};
+    const names = Object.keys(data);
+    if (done !== null && step === state.step && data === state.data && names.every((n) => this.#names.has(n))) return state;
+    const kept: Record<string, unknown> = {};
+    for (const n of names) if (this.#names.has(n)) kept[n] = data[n];
+    return { runId: state.runId, step, done: this.#namesBefore(step), data: kept, updatedAt: state.updatedAt };
+  }
+
+  /** The names of the steps before the one at `index`: what a run at `index` has posted. */
+  #namesBefore(index: number): string[] {
+    return this.steps.slice(0, index).map((s) => s.name);
+  }
+
+  /** Moves `state` to the step at `index`, its posted steps with it. */
+  moveTo(state: FlowState, index: number): void {
+    state.step = index;
+    state.done = this.#namesBefore(index);
   }
 }
 
@@ -305,12 +344,13 @@ export class FlowRunner<K = string> {
    */
   #live(ctx: Record<string, unknown>, now: number, expired: (runId: string) => void): FlowState | undefined {
     const state = stateOf(ctx, this.flow.name);
+    if (!state) return undefined;
     const idle = this.flow.idleTimeoutMs;
-    if (state && idle !== undefined && state.updatedAt + idle <= now) {
+    if (idle !== undefined && state.updatedAt + idle <= now) {
       expired(state.runId);
       return undefined;
     }
-    return state;
+    return this.flow.current(state);
   }
 
   /**
@@ -361,7 +401,7 @@ export class FlowRunner<K = string> {
       }
       const state: FlowState = found ?? { runId: (runId ??= randomUUID()), step: 0, data: {}, updatedAt: 0 };
       state.data[stepName] = parsed;
-      state.step = index + 1;
+      this.flow.moveTo(state, index + 1);
       state.updatedAt = now;
       flowsOf(ctx)[this.flow.name] = state;
       stored = state;
@@ -396,8 +436,9 @@ export class FlowRunner<K = string> {
     await this.#write(key, (ctx) => {
       const state = this.#live(ctx, now, expired);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
-      state.step -= 1;
+      this.flow.moveTo(state, state.step - 1);
       state.updatedAt = now;
+      flowsOf(ctx)[this.flow.name] = state;
       stored = state;
     }, () => this.#publish('back', key, stored.runId, now, stored.step));
     return this.flow.view(stored);

@@ -160,6 +160,54 @@ describe('flow', () => {
     assert.deepEqual(v.data, { shipping: { name: 'Grace' }, payment: { last4: '4242' } });
   });
 
+  it('flow when a deploy adds a step before the one the user is at then the run resumes at it, and later steps and complete wait for it', async () => {
+    const { tether, run } = setup();
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    const next = defineFlow({ name: 'checkout', steps: [{ name: 'terms', parse: (i) => i }, { name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
+    const v = await next.view('u1');
+    assert.deepEqual([v.step, v.index], ['terms', 0]);
+    assert.deepEqual(v.data, { shipping: { name: 'Ada' }, payment: { last4: '4242' } }, 'what the run kept stays');
+    await assert.rejects(next.submit('u1', 'payment', { card: '1111' }), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    let ran = 0;
+    await assert.rejects(next.complete('u1', () => ran++), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    // Posting the new step is posting an earlier one: the steps after it may depend on it, so they are posted again.
+    assert.equal((await next.submit('u1', 'terms', { accepted: true })).step, 'shipping');
+    await next.submit('u1', 'shipping', { name: 'Ada' });
+    await next.submit('u1', 'payment', { card: '4242' });
+    assert.deepEqual(await next.complete('u1', ({ data }) => Object.keys(data)), ['shipping', 'payment', 'terms']);
+    assert.equal(ran, 0);
+  });
+
+  it('flow when a deploy removes or renames steps then the run resumes at the first step it has not posted, and what removed steps kept is dropped', async () => {
+    const { tether } = setup();
+    const keep = (i: unknown) => i;
+    const v1 = defineFlow({ name: 'f', steps: [{ name: 'a', parse: keep }, { name: 'b', parse: keep }, { name: 'c', parse: keep }] }).using(tether.users);
+    for (const [step, input] of [['a', 1], ['b', 2], ['c', 3]] as const) await v1.submit('u1', step, input);
+    await v1.submit('u2', 'a', 1);
+    await v1.submit('u2', 'b', 2);
+    const removed = defineFlow({ name: 'f', steps: [{ name: 'a', parse: keep }, { name: 'c', parse: keep }] }).using(tether.users);
+    const done = await removed.view('u1');
+    assert.deepEqual([done.step, done.index, done.data], ['complete', 2, { a: 1, c: 3 }]);
+    assert.equal((await removed.back('u1')).step, 'c');
+    const stored = (await tether.users.get('u1')).flows as Record<string, { updatedAt: number }>;
+    assert.deepEqual(stored, { f: { runId: done.runId, step: 1, done: ['a'], data: { a: 1, c: 3 }, updatedAt: stored.f!.updatedAt } }, 'stored as the current steps read it');
+    const renamed = defineFlow({ name: 'f', steps: [{ name: 'a', parse: keep }, { name: 'x', parse: keep }, { name: 'c', parse: keep }] }).using(tether.users);
+    const atX = await renamed.view('u2');
+    assert.deepEqual([atX.step, atX.data], ['x', { a: 1 }], 'b was posted, x was not');
+    await assert.rejects(renamed.submit('u2', 'c', 3), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+    assert.equal((await renamed.submit('u2', 'x', 9)).step, 'c');
+  });
+
+  it('flow when a run was stored with only its step index (before posted steps were kept) then the index is used, within the current steps', async () => {
+    const { tether, run } = setup();
+    await tether.users.update('u1', (ctx) => void (ctx.flows = { checkout: { runId: 'r1', step: 1, data: { shipping: { name: 'Ada' } }, updatedAt: 0 } }));
+    assert.deepEqual([(await run.view('u1')).step, (await run.view('u1')).runId], ['payment', 'r1']);
+    await tether.users.update('u2', (ctx) => void (ctx.flows = { checkout: { runId: 'r2', step: 7, data: {}, updatedAt: 0 } }));
+    assert.deepEqual([(await run.view('u2')).step, (await run.view('u2')).index], ['review', 2], 'past the end: at the last step, which completes');
+    assert.equal((await run.submit('u1', 'payment', { card: '4242' })).step, 'review');
+  });
+
   it('flow when opened through another engine on the same store then resumes at the same step', async () => {
     const store = new MemoryStore({ sweepIntervalMs: 0 });
     const flow = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] });

@@ -56,7 +56,7 @@ describe('sessionFlows', () => {
       const v = await flows.submit(s, 'plan', { plan: 'student' });
       assert.deepEqual(v.data, { email: { email: 'ada@uni.edu' }, plan: { plan: 'student', domain: 'uni.edu' } });
       assert.equal(v.runId, first.runId);
-      assert.deepEqual(s.snapshot(), { flows: { signup: { runId: first.runId, step: 2, data: v.data, updatedAt: clock.now() } } });
+      assert.deepEqual(s.snapshot(), { flows: { signup: { runId: first.runId, step: 2, done: ['email', 'plan'], data: v.data, updatedAt: clock.now() } } });
     });
     let accounts = 0;
     await trip(tether, b.cookie, async (s) => {
@@ -68,6 +68,32 @@ describe('sessionFlows', () => {
       await assert.rejects(flows.complete(s, () => accounts++), { code: 'FLOW_STEP_OUT_OF_ORDER' });
     });
     assert.equal(accounts, 1);
+  });
+
+  it('sessionFlows when a deploy changes the steps then a visitor\'s run resumes at the first step it has not posted, and the session stores it so', async () => {
+    const { tether } = rig();
+    const a = await trip(tether, undefined, async (s) => {
+      await flows.submit(s, 'email', { email: 'ada@uni.edu' });
+      await flows.submit(s, 'plan', { plan: 'student' });
+    });
+    const terms = { name: 'terms', parse: (i: unknown) => i };
+    const added = defineFlow({ name: 'signup', steps: [steps[0]!, terms, steps[1]!, steps[2]!] }).using(sessionFlows);
+    const b = await trip(tether, a.cookie, async (s) => {
+      assert.equal((await added.view(s)).step, 'terms');
+      await assert.rejects(added.complete(s, () => 'account'), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+      assert.equal((await added.submit(s, 'terms', { accepted: true })).step, 'plan');
+    });
+    const removed = defineFlow({ name: 'signup', steps: [steps[0]!, steps[2]!] }).using(sessionFlows);
+    const c = await trip(tether, b.cookie, async (s) => {
+      const v = await removed.view(s);
+      assert.deepEqual([v.step, v.data], ['confirm', { email: { email: 'ada@uni.edu' } }]);
+      // A write under the new steps stores the run as they read it: the removed steps' data goes.
+      assert.equal((await removed.submit(s, 'email', { email: 'ada@mit.edu' })).step, 'confirm');
+    });
+    await trip(tether, c.cookie, (s) => {
+      const stored = (s.snapshot() as { flows: { signup: { step: number; done: string[]; data: object } } }).flows.signup;
+      assert.deepEqual([stored.step, stored.done, stored.data], [1, ['email'], { email: { email: 'ada@mit.edu' } }]);
+    }, 'GET');
   });
 
   for (const plan of ['pro', 'student'] as const) {
