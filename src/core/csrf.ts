@@ -43,7 +43,10 @@ function allowed(opts: Pick<ResolvedCsrf, 'origins' | 'secureOrigins'>, origin: 
   // Default: the host the request was addressed to. TLS usually ends at a proxy, so the request's own
   // scheme is not known without trusting forwarded headers; but a site whose cookie is Secure is served
   // over HTTPS, and a browser sends that cookie to no other origin than a secure one.
-  const host = req.header('host');
+  // Over HTTP/2 the authority is the `:authority` pseudo-header, which Node's compatibility API (and
+  // the frameworks on it) lists among the headers; a client sends Host there only optionally (RFC 9113
+  // §8.3.1), and browsers do not.
+  const host = req.header('host') ?? req.header(':authority');
   if (host === undefined) return false;
   const url = new URL(origin);
   if (opts.secureOrigins && !secureOrigin(url)) return false;

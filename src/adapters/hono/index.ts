@@ -58,7 +58,19 @@ function formField<T extends object>(tether: Tether<T>): string {
 }
 
 function viewOf(c: Context, clientAddress: (c: Context) => string | undefined): RequestView {
-  return { method: c.req.method, header: (name) => c.req.header(name), address: () => clientAddress(c) };
+  return { method: c.req.method, header: (name) => (name === ':authority' ? authorityOf(c) : c.req.header(name)), address: () => clientAddress(c) };
+}
+
+/**
+ * An HTTP/2 request's authority (RFC 9113 §8.3.1), which a fetch Request cannot carry as a header: the
+ * host of the URL the server built from it. Asked only when the request has no Host.
+ */
+function authorityOf(c: Context): string | undefined {
+  try {
+    return new URL(c.req.url).host || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** @hono/node-server hands the node:http request to the app as `c.env.incoming`. */
@@ -135,6 +147,10 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
   // Hono's own body limit, built once: Content-Length checked, a chunked body counted as it arrives.
   const limitBody = bodyLimit({ maxSize: limit, onError: () => { throw new PayloadTooLargeError(limit); } });
   return async (c, next) => {
+    // Mounted twice on one request (the app and a sub-app): the first mount's session serves it, as
+    // with express-session, where the first one wins. A second one would wait at the gate its own
+    // request holds.
+    if ((c.get('session') as Session<T> | undefined) !== undefined) return next();
     const view = viewOf(c, clientAddress);
     let session: Session<T>;
     try {
@@ -171,9 +187,12 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       // old Set-Cookie over the new one's: cleared first, the error keeps only the headers that are not
       // the answer's own (a middleware's CSP or CORS stay; its cookies, Location and framing go), as
       // tetherErrors() and the other adapters do.
-      const kept = c.res.headers;
+      const replaced = c.res;
       c.res = undefined;
-      c.res = errorOut(err, kept);
+      c.res = errorOut(err, replaced.headers);
+      // The handler's body never goes out: cancelled, a `stream()` callback's writes fail and its
+      // onAbort listeners run, and a body passed on from fetch() lets its connection go.
+      replaced.body?.cancel().catch(() => {});
       return;
     }
     addToResponse(c, cookies, session.clearSiteData);
