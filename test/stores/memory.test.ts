@@ -126,6 +126,25 @@ describe('MemoryStore bounds', () => {
     await store.close();
   });
 
+  it('memory store when a rewrite of the first record written grows past the bound then an older one is evicted, never the write just acknowledged', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, maxBytes: 10_000, sweepIntervalMs: 0 });
+    try {
+      const a = makeRecord(clock, { data: JSON.stringify('a'.repeat(3_000)) });
+      const b = makeRecord(clock, { data: JSON.stringify('b'.repeat(1_500)) });
+      await store.set(a, 0);
+      await store.set(b, 0);
+      assert.equal(store.evictions, 0);
+      const grown = { ...a, version: 2, data: JSON.stringify('A'.repeat(8_600)) };
+      assert.deepEqual(await store.set(grown, 1), { ok: true });
+      assert.equal(store.evictions, 1);
+      assert.equal((await store.get(a.key))?.version, 2, 'the write acknowledged is kept');
+      assert.equal(await store.get(b.key), null, 'the least recently written goes');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('memory store when a record is evicted then subscribers hear its key without a stamp and its owner no longer lists it', async () => {
     const clock = new ManualClock();
     const store = new MemoryStore({ clock, maxBytes: 2_000, sweepIntervalMs: 0 });
@@ -160,6 +179,23 @@ describe('MemoryStore bounds', () => {
     assert.equal(store.bytes, 0);
     assert.equal(await store.count(), 0);
     await store.close();
+  });
+
+  it('memory store count when a session is past its deadline and not yet swept then it is not counted, as by the other stores', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    try {
+      await store.set(makeRecord(clock, { expiresAt: clock.now() + 1_000 }), 0);
+      await store.set(makeRecord(clock, { expiresAt: clock.now() + 5_000 }), 0);
+      assert.equal(await store.count(), 2);
+      clock.advance(1_000);
+      assert.equal(await store.count(), 1, 'the timed-out one is left out before any sweep');
+      clock.advance(4_000);
+      assert.equal(await store.count(), 0);
+      assert.equal(await store.sweep(), 2, 'both still held until the sweep');
+    } finally {
+      await store.close();
+    }
   });
 
   it('memory store sweep when it has many records to drop then other work runs between its slices, and every session is reported once', async () => {

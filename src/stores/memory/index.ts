@@ -294,11 +294,16 @@ export class MemoryStore implements SessionStore, AsyncDisposable {
     return this.#swept.add(listener);
   }
 
-  /** The sessions held, user contexts not counted: one pass over the table. */
+  /**
+   * The live sessions held, user contexts not counted: one pass over the table. One past its deadline
+   * is left out, as the other stores leave it out, though it stays held until the sweep drops it (a
+   * count that included it would turn new visitors away under `newSessions.maxActive`).
+   */
   async count(): Promise<number> {
     this.#open();
+    const now = this.#clock.now();
     let n = 0;
-    for (const stored of this.#records.keys()) if (isSessionStoredKey(stored)) n++;
+    for (const [stored, value] of this.#records.entries()) if (isSessionStoredKey(stored) && !isExpired(readHead(value), now)) n++;
     return n;
   }
 
