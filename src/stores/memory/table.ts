@@ -101,7 +101,12 @@ export class RecordTable {
       this.#youngBytes += bytes;
     }
     while (this.#bytes > this.maxBytes) {
-      if (this.#old.size === 0) this.#flip();
+      if (this.#old.size === 0) {
+        // The flip makes the younger generation the one evicted from, in its order: the entry just
+        // written, maybe replaced where it stood, goes last first, so that it is the last evicted.
+        if (this.#young.delete(storedKey)) this.#young.set(storedKey, value);
+        this.#flip();
+      }
       const oldest = this.#oldest.shift(this.#old);
       if (oldest === undefined) break;
       const [k, v] = oldest;
