@@ -108,6 +108,26 @@ describe('TieredStore across nodes', () => {
       await memory.close();
     }
   });
+
+  it('tiered store with closeShared false when closed then what it passes through to the shared store (count, subscribe, onSwept) refuses STORE_CLOSED too', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const tier = new TieredStore({ shared: memory, clock, closeShared: false });
+    try {
+      await tier.set(makeRecord(clock), 0);
+      assert.equal(await tier.count!(), 1);
+      await tier.close();
+      await assert.rejects(tier.count!(), { code: 'STORE_CLOSED' });
+      let heard = 0;
+      assert.throws(() => tier.subscribe!(() => heard++), { code: 'STORE_CLOSED' });
+      assert.throws(() => tier.onSwept!(() => heard++), { code: 'STORE_CLOSED' });
+      await memory.set(makeRecord(clock), 0);
+      assert.equal(heard, 0);
+      assert.equal(await memory.count(), 2, 'the shared store, still open, still answers');
+    } finally {
+      await memory.close();
+    }
+  });
 });
 
 describe('TieredStore races', () => {

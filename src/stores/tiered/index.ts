@@ -135,14 +135,28 @@ export class TieredStore implements SessionStore, AsyncDisposable {
     if (typeof shared.subscribe === 'function') {
       this.#echoes = new Echoes();
       this.#unsubscribe = shared.subscribe((key, stamp) => this.#reported(key, stamp), { onResync: () => this.#dropAll() });
-      this.subscribe = (listener, opts) => shared.subscribe!(listener, opts);
+      this.subscribe = (listener, opts) => {
+        this.#open();
+        return shared.subscribe!(listener, opts);
+      };
     }
-    if (typeof shared.count === 'function') this.count = () => shared.count!();
+    // What passes straight through checks first that this tier is open: with closeShared false, the
+    // shared store outlives it, and would answer a closed tier's calls.
+    if (typeof shared.count === 'function') this.count = async () => {
+      this.#open();
+      return shared.count!();
+    };
     if (typeof shared.regenerate === 'function') this.regenerate = (ended, version, created) => this.#regenerate(ended, version, created);
     if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));
-    if (typeof shared.onSwept === 'function') this.onSwept = (listener) => shared.onSwept!(listener);
+    if (typeof shared.onSwept === 'function') this.onSwept = (listener) => {
+      this.#open();
+      return shared.onSwept!(listener);
+    };
     if (typeof shared.destroyAll === 'function') this.destroyAll = () => this.#destroyAll(shared.destroyAll!.bind(shared));
-    if (typeof shared.limiter === 'function') this.limiter = (name, limit, windowMs) => shared.limiter!(name, limit, windowMs);
+    if (typeof shared.limiter === 'function') this.limiter = (name, limit, windowMs) => {
+      this.#open();
+      return shared.limiter!(name, limit, windowMs);
+    };
   }
 
   /**
