@@ -18,6 +18,7 @@ export interface DeadlineOptions {
 
 /** A call awaiting its answer: a link in the queue, in deadline order. */
 class Pending {
+  /** The deadline on the monotonic clock (performance.now): a step of the wall clock neither stretches nor collapses it. */
   readonly at: number;
   readonly what: string;
   /** Fails the call; null once it is settled (nothing is kept of a settled call's promise). */
@@ -82,7 +83,7 @@ export class Deadlines {
       op = Promise.reject(err);
     }
     return new Promise<T>((resolve, reject) => {
-      const entry = new Pending(Date.now() + this.#ms, what, reject);
+      const entry = new Pending(performance.now() + this.#ms, what, reject);
       this.#enqueue(entry);
       op.then(
         (value) => {
@@ -122,7 +123,7 @@ export class Deadlines {
   }
 
   #tick(): void {
-    const now = Date.now();
+    const now = performance.now();
     let late = false;
     // The head is never a settled call: #settle drops those as they reach it.
     for (let entry = this.#head; entry !== null && entry.at <= now; entry = this.#head) {

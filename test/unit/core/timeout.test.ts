@@ -21,6 +21,24 @@ describe('store call deadlines', () => {
     assert.equal(d.pending, 0);
   });
 
+  it('call when the wall clock steps back or forward while it waits then its deadline is still the bound from its start', { timeout: 10_000 }, async () => {
+    const wall = Date.now;
+    for (const step of [-600_000, 600_000]) {
+      const d = new Deadlines(100);
+      const started = performance.now();
+      const hung = d.run(() => new Promise(() => {}), 'get');
+      // A step of the system clock (NTP, a VM resumed): Date.now jumps, the monotonic clock does not.
+      Date.now = () => wall() + step;
+      try {
+        await assert.rejects(hung, { code: 'STORE_UNAVAILABLE' });
+      } finally {
+        Date.now = wall;
+      }
+      const took = performance.now() - started;
+      assert.ok(took >= 95 && took < 5_000, `step ${step} ms: failed after ${Math.round(took)} ms`);
+    }
+  });
+
   it('calls when they answer, throw or reject then settle with their outcome and leave nothing pending', async () => {
     const d = new Deadlines(1_000);
     assert.equal(await d.run(() => Promise.resolve(7), 'get'), 7);
