@@ -124,8 +124,8 @@ export class SessionKeyInvalidError extends TetherError {
 }
 
 /**
- * A user ID that stores could not keep apart from another: not a string, empty, longer than
- * MAX_USER_ID_LENGTH, holding U+0000, or not well-formed UTF-16 (a lone surrogate). Stores index
+ * A user ID that stores could not keep apart from another, or index: not a string, empty, longer than
+ * MAX_USER_ID_BYTES in UTF-8, holding U+0000, or not well-formed UTF-16 (a lone surrogate). Stores index
  * sessions by the ID's UTF-8 bytes, where every lone surrogate becomes U+FFFD: two such IDs would name
  * one user, whose session list and "log out everywhere" would then reach the other's sessions.
  */

@@ -73,8 +73,12 @@ export function handleOf(key: string): string {
   return sha256('handle:' + key).slice(0, 22);
 }
 
-/** Longest user ID accepted: an email address or an account number fits many times over. */
-export const MAX_USER_ID_LENGTH = 1024;
+/**
+ * Longest user ID accepted, in UTF-8 bytes (as stores keep it; 1,024 ASCII characters, fewer in other
+ * scripts): an email address or an account number fits many times over, and every store can index it
+ * (PostgreSQL's B-tree takes at most 2,704 bytes per entry).
+ */
+export const MAX_USER_ID_BYTES = 1024;
 
 /** A lone surrogate (ill-formed UTF-16) or U+0000, which no store can keep apart from another ID. */
 const UNSTORABLE = /[\p{Cs}\0]/u;
@@ -86,7 +90,9 @@ const UNSTORABLE = /[\p{Cs}\0]/u;
 export function checkUserId(userId: unknown): string {
   if (typeof userId !== 'string') throw new UserIdInvalidError(`expected a string, got ${userId === null ? 'null' : typeof userId}`);
   if (userId.length === 0) throw new UserIdInvalidError('empty');
-  if (userId.length > MAX_USER_ID_LENGTH) throw new UserIdInvalidError(`${userId.length} characters, over ${MAX_USER_ID_LENGTH}`);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only an ID of over a third of the bound is measured.
+  const bytes = userId.length > MAX_USER_ID_BYTES / 3 ? Buffer.byteLength(userId, 'utf8') : userId.length;
+  if (bytes > MAX_USER_ID_BYTES) throw new UserIdInvalidError(`${bytes} bytes as UTF-8, over ${MAX_USER_ID_BYTES}`);
   if (UNSTORABLE.test(userId)) throw new UserIdInvalidError('it holds U+0000 or a lone surrogate (not well-formed UTF-16)');
   return userId;
 }

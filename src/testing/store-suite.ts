@@ -8,6 +8,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { stampOf } from '../core/store.js';
 import type { Clock, SessionRecord, SessionStore, SweptSession } from '../core/store.js';
+import { MAX_USER_ID_BYTES } from '../core/ids.js';
 
 /** A clock the suite moves by hand; starts at the real time so native TTLs stay in the future. */
 export class ManualClock implements Clock {
@@ -366,6 +367,17 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       await store.set(rec, 0);
       assert.equal((await store.get(rec.key))?.data, data);
       assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [rec.key]);
+    });
+
+    test('the longest user ID the engine accepts (1,024 bytes of UTF-8, in a 3-byte script) is stored, listed and its sessions destroyed', async () => {
+      const suffix = makeKey();
+      const user = suffix + 'ユ'.repeat(Math.floor((MAX_USER_ID_BYTES - suffix.length) / 3));
+      assert.ok(Buffer.byteLength(user) > MAX_USER_ID_BYTES - 3 && Buffer.byteLength(user) <= MAX_USER_ID_BYTES);
+      const rec = makeRecord(clock, { userId: user });
+      assert.deepEqual(await store.set(rec, 0), { ok: true });
+      assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [rec.key]);
+      assert.equal(await store.destroyByUser(user), 1);
+      assert.equal(await store.get(rec.key), null);
     });
 
     test('awkward keys are plain keys (user-context style and odd characters)', async () => {

@@ -500,9 +500,9 @@ describe('engine lifecycle', () => {
     r.tether.abandon(fresh);
   });
 
-  it('user ID when not a string, empty, over 1,024 characters, holding U+0000 or a lone surrogate then login, setUser and the user calls throw USER_ID_INVALID 400', async () => {
+  it('user ID when not a string, empty, over 1,024 bytes in UTF-8, holding U+0000 or a lone surrogate then login, setUser and the user calls throw USER_ID_INVALID 400', async () => {
     const r = rig();
-    const bad: unknown[] = ['user\ud800', 'user\udc00', 'a\udc00\ud800b', 'nul\u0000', '', 'x'.repeat(1025), 42, undefined];
+    const bad: unknown[] = ['user\ud800', 'user\udc00', 'a\udc00\ud800b', 'nul\u0000', '', 'x'.repeat(1025), 'ユ'.repeat(342), '😀'.repeat(257), 42, undefined];
     for (const userId of bad) {
       const s = await r.tether.open(post(undefined));
       assert.throws(() => s.login(userId as string), { code: 'USER_ID_INVALID', status: 400 }, JSON.stringify(userId));
@@ -517,7 +517,7 @@ describe('engine lifecycle', () => {
       await assert.rejects(r.tether.users.clear(userId as string), { code: 'USER_ID_INVALID' });
     }
     // Characters outside the BMP (a well-formed surrogate pair), other scripts and the longest ID are accepted.
-    for (const userId of ['ana😀', 'ユーザー', 'x'.repeat(1024)]) {
+    for (const userId of ['ana😀', 'ユーザー', 'x'.repeat(1024), 'ユ'.repeat(341), '😀'.repeat(256)]) {
       const t = await trip(r.tether, undefined, (s) => s.login(userId));
       assert.equal(t.session.userId, userId);
       assert.equal((await r.tether.listUserSessions(userId)).length, 1);
