@@ -8,20 +8,34 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createTether, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { tetherPlugin } from '../../src/adapters/fastify/index.js';
-import { assertCommitErrorOnly, CookieClient } from '../helpers/cookie-client.js';
+import { assertCommitErrorOnly, CookieClient, listen } from '../helpers/cookie-client.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
 
 let running: FastifyInstance | null = null;
+const closing: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   await running?.close();
   running = null;
+  for (const close of closing.splice(0)) await close();
 });
+
+/** Settles with `settled`, or rejects after `ms` saying what did not happen. */
+function within<T>(settled: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); });
+  return Promise.race([settled, late]).finally(() => clearTimeout(timer));
+}
 
 /** A MemoryStore whose writes reject while `failing.on` is set. */
 function failingStore(): { store: MemoryStore; failing: { on: boolean } } {
@@ -68,6 +82,99 @@ describe('fastify adapter: a failed commit', () => {
     assert.equal(r.headers.get('strict-transport-security'), 'max-age=31536000');
     failing.on = false;
     assert.deepEqual((await c.request('/read')).json(), {}, 'nothing was stored');
+  });
+
+  it('when the commit fails after the route sent a file stream then the error goes out and the file stream is destroyed, its descriptor closed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tether-fastify-'));
+    closing.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'body.json');
+    writeFileSync(file, JSON.stringify({ file: true }));
+    const streams: ReadStream[] = [];
+    const { c, failing } = await start((app) => {
+      app.post('/file', async (req, reply) => {
+        req.session.set('n', 1);
+        const body = createReadStream(file);
+        streams.push(body);
+        return reply.type('application/json').send(body);
+      });
+    });
+    failing.on = true;
+    const r = await c.request('/file', { method: 'POST' });
+    assertCommitErrorOnly(r, []);
+    assert.equal(streams.length, 1);
+    const body = streams[0]!;
+    if (!body.closed) await within(once(body, 'close'), 2000, 'the file stream closes');
+    assert.equal(body.destroyed, true);
+    assert.equal(body.bytesRead, 0, 'nothing of the file was read for a reply that never sends it');
+  });
+
+  it('when the commit fails after the route sent a web Response then the error goes out and the Response\'s body is cancelled', async () => {
+    let cancelled!: () => void;
+    const wasCancelled = new Promise<void>((resolve) => { cancelled = resolve; });
+    const { c, failing } = await start((app) => {
+      app.post('/response', async (req, reply) => {
+        req.session.set('n', 1);
+        // A body that never ends by itself (an event feed): only a cancel lets it go.
+        const body = new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}), cancel: () => cancelled() });
+        return reply.send(new Response(body, { headers: { 'content-type': 'text/event-stream', 'set-cookie': 'app=1; Path=/' } }));
+      });
+    });
+    failing.on = true;
+    const r = await c.request('/response', { method: 'POST' });
+    assertCommitErrorOnly(r, []);
+    await within(wasCancelled, 2000, 'the Response body is cancelled');
+  });
+});
+
+describe('fastify adapter: the reply that sets the session cookie', () => {
+  it('when the route sends a web Response with its own Cache-Control then the reply is no-store and keeps the Response\'s status, headers and Set-Cookie', async () => {
+    const up = await listen((_req, res) => {
+      res.setHeader('cache-control', 'public, max-age=3600');
+      res.setHeader('set-cookie', 'up=1; Path=/');
+      res.setHeader('content-type', 'text/plain');
+      res.end('from upstream');
+    });
+    closing.push(() => up.close());
+    const { c } = await start((app) => {
+      app.post('/built', async (req, reply) => {
+        req.session.set('n', 1);
+        return reply.send(new Response('built', { status: 201, headers: { 'cache-control': 'public, max-age=3600', 'set-cookie': 'app=1; Path=/', 'x-app': 'yes' } }));
+      });
+      // A fetch() Response: its headers are immutable.
+      app.post('/fetched', async (req, reply) => {
+        req.session.set('n', 2);
+        return reply.send(await fetch(up.url));
+      });
+    });
+    const built = await c.request('/built', { method: 'POST' });
+    assert.deepEqual([built.status, built.body, built.headers.get('x-app')], [201, 'built', 'yes']);
+    assert.equal(built.headers.get('cache-control'), 'no-store', 'a response that sets the session cookie is not cacheable');
+    assert.deepEqual(built.setCookies.map((v) => v.split('=')[0]).sort(), ['app', 'sid']);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+
+    // A new visitor: its session is created, so this reply too sets the session cookie.
+    const other = new CookieClient(c.base);
+    const fetched = await other.request('/fetched', { method: 'POST' });
+    assert.deepEqual([fetched.status, fetched.body], [200, 'from upstream']);
+    assert.equal(fetched.headers.get('cache-control'), 'no-store');
+    assert.deepEqual(fetched.setCookies.map((v) => v.split('=')[0]).sort(), ['sid', 'up']);
+    assert.deepEqual((await other.request('/read')).json(), { n: 2 }, 'the stored session is the one the cookie names');
+  });
+
+  it('when the route sets a cookie on reply.raw then it goes out with the session\'s cookie', async () => {
+    const { c } = await start((app) => {
+      app.post('/raw', async (req, reply) => {
+        req.session.set('n', 1);
+        // What Express-style middleware does to the response.
+        reply.raw.setHeader('set-cookie', ['raw=1; Path=/', 'raw2=2; Path=/']);
+        return { ok: true };
+      });
+    });
+    const r = await c.request('/raw', { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.setCookies.map((v) => v.split('=')[0]), ['raw', 'raw2', 'sid']);
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
   });
 });
 

@@ -153,6 +153,102 @@ describe('hono adapter: the response after the commit', () => {
   });
 });
 
+/** Settles with `settled`, or rejects after `ms` saying what did not happen. */
+function within<T>(settled: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); });
+  return Promise.race([settled, late]).finally(() => clearTimeout(timer));
+}
+
+describe('hono adapter: a stream() response whose commit fails', () => {
+  it('when the commit fails after a stream() response then the error goes out and the stream callback ends: its onAbort listeners run and it stops writing', async () => {
+    const { store, failing } = failingStore();
+    const hono = new Hono<TetherEnv<Data>>();
+    hono.use(sessions(createTether<Data>({ secrets: [SECRET], store }), { csrf: false }));
+    const seen = { aborted: 0, writes: 0 };
+    let ended!: () => void;
+    const callbackEnded = new Promise<void>((resolve) => { ended = resolve; });
+    hono.post('/feed', (c) => {
+      c.get('session').set('n', 1);
+      return stream(c, async (out) => {
+        out.onAbort(() => { seen.aborted++; });
+        try {
+          // A feed that writes until its reader goes away (bounded, so a failing test ends).
+          for (let i = 0; i < 1000 && !out.aborted; i++) {
+            await out.write(`event ${i}\n`);
+            seen.writes++;
+          }
+        } finally {
+          ended();
+        }
+      });
+    });
+    const c = new CookieClient(await start(hono));
+    failing.on = true;
+    const r = await c.request('/feed', { method: 'POST' });
+    assertCommitErrorOnly(r, []);
+    await within(callbackEnded, 2000, 'the stream() callback ends');
+    assert.equal(seen.aborted, 1, 'its onAbort listener ran');
+    assert.ok(seen.writes < 1000, `the callback stopped at the abort, after ${seen.writes} writes`);
+  });
+});
+
+describe('hono adapter: mounted twice', () => {
+  it('when sessions() is mounted on the app and on a sub-app with one engine then a write answers at once and is stored, the first mount\'s session serving the sub-app', async () => {
+    const tether = createTether<Data>({ secrets: [SECRET], store: new MemoryStore(), gateTimeoutMs: 500 });
+    const hono = new Hono<TetherEnv<Data>>();
+    hono.use(sessions(tether, { csrf: false }));
+    const outer: Array<TetherEnv<Data>['Variables']['session']> = [];
+    hono.use(async (c, next) => {
+      outer.push(c.get('session'));
+      await next();
+    });
+    const sub = new Hono<TetherEnv<Data>>();
+    sub.use(sessions(tether, { csrf: false }));
+    sub.post('/write', (c) => {
+      const session = c.get('session');
+      session.set('n', Number(session.get('n') ?? 0) + 1);
+      return c.json({ same: c.get('session') === outer.at(-1) });
+    });
+    sub.get('/read', (c) => c.json(c.get('session').data));
+    hono.route('/sub', sub);
+    const c = new CookieClient(await start(hono));
+    // The first write creates the session; the second presents its cookie, so it takes the session's gate.
+    const answers: unknown[] = [];
+    for (const expected of [{ n: 1 }, { n: 2 }]) {
+      const started = Date.now();
+      const r = await c.request('/sub/write', { method: 'POST' });
+      assert.equal(r.status, 200, r.body);
+      assert.ok(Date.now() - started < 400, 'no wait at the session\'s gate');
+      answers.push(r.json());
+      assert.deepEqual((await c.request('/sub/read')).json(), expected);
+    }
+    assert.deepEqual(answers, [{ same: true }, { same: true }], 'the sub-app sees the app\'s session');
+  });
+
+  it('when the app\'s mount has the CSRF checks off and the sub-app\'s has them on then a post to the sub-app without its token is refused 403 and stores nothing', async () => {
+    const tether = createTether<Data>({ secrets: [SECRET], store: new MemoryStore(), gateTimeoutMs: 500 });
+    const hono = new Hono<TetherEnv<Data>>();
+    hono.use(sessions(tether, { csrf: false }));
+    hono.post('/start', (c) => (c.get('session').set('n', 1), c.json({ token: c.get('session').csrfToken })));
+    const sub = new Hono<TetherEnv<Data>>();
+    sub.use(sessions(tether));
+    sub.post('/write', (c) => (c.get('session').set('n', 2), c.json({ ok: true })));
+    hono.route('/sub', sub);
+    hono.get('/read', (c) => c.json(c.get('session').data));
+    const c = new CookieClient(await start(hono));
+    const { token } = (await c.request('/start', { method: 'POST' })).json<{ token: string }>();
+    const origin = { origin: c.base };
+    const refused = await c.request('/sub/write', { method: 'POST', json: {}, headers: origin });
+    assert.equal(refused.status, 403, refused.body);
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'CSRF_TOKEN_INVALID');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 }, 'nothing was stored');
+    const accepted = await c.request('/sub/write', { method: 'POST', json: {}, headers: { ...origin, 'x-csrf-token': token } });
+    assert.equal(accepted.status, 200, accepted.body);
+    assert.deepEqual((await c.request('/read')).json(), { n: 2 });
+  });
+});
+
 describe('hono adapter: changes after the commit', () => {
   it('when a stream() callback changes the session then the change throws SESSION_COMMITTED', async () => {
     const { c } = await app();

@@ -1,7 +1,10 @@
 /**
  * tether/fastify: a Fastify 5 plugin. `request.session` is the request's Tether session, committed
- * in `onSend`, before the reply goes out; a store failure turns the reply into a clean error. A stream
- * payload is sent after that commit: changing the session while it is read throws SESSION_COMMITTED.
+ * in `onSend`, before the reply goes out; a store failure turns the reply into a clean error (a stream
+ * payload it replaces is destroyed, a web Response's body cancelled). A stream payload is sent after that
+ * commit: changing the session while it is read throws SESSION_COMMITTED. A reply that sets the
+ * session cookie is `Cache-Control: no-store`, whatever a web Response payload carries, and keeps the
+ * Set-Cookie values set on `reply.raw`.
  * A hijacked reply (`reply.hijack()`) has no onSend: its `reply.raw` is held instead, and the session
  * is committed at its first write, as tether/node does; changes after that throw SESSION_COMMITTED.
  * With the engine's `csrf.forms`, a form post's token field is checked in a `preValidation` hook, once
@@ -153,12 +156,82 @@ function refuse(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply
   void reply.code(status).header('cache-control', 'no-store').send(body);
 }
 
-/** What a commit sends: its Set-Cookie values, and Clear-Site-Data when it ended the session; either makes the reply no-store. */
-function addCookies(reply: FastifyReply, cookies: string[], clearSiteData: string | null): void {
-  if (cookies.length === 0 && clearSiteData === null) return;
-  if (cookies.length > 0) reply.header('set-cookie', cookies);
+/**
+ * What a commit sends: its Set-Cookie values, and Clear-Site-Data when it ended the session; either
+ * makes the reply no-store. Returns the payload to send: a web Response payload's own headers are
+ * applied by Fastify after the onSend hooks, over the reply's, so those the session sets are set on
+ * it too (see sessionResponse).
+ */
+function addCookies(reply: FastifyReply, payload: unknown, cookies: string[], clearSiteData: string | null): unknown {
+  if (cookies.length === 0 && clearSiteData === null) return payload;
+  if (cookies.length > 0) {
+    // Fastify writes the reply's headers over reply.raw's, so the session's Set-Cookie would replace
+    // one set on reply.raw (by the app, or Express-style middleware). Moved onto the reply, the raw
+    // values go out first; a Set-Cookie of the reply's own replaces them, as it does without a session.
+    const raw = reply.raw.getHeader('set-cookie');
+    if (raw !== undefined) {
+      reply.raw.removeHeader('set-cookie');
+      if (!reply.hasHeader('set-cookie')) reply.header('set-cookie', Array.isArray(raw) ? raw : [String(raw)]);
+    }
+    reply.header('set-cookie', cookies);
+  }
   if (clearSiteData !== null) reply.header('clear-site-data', clearSiteData);
   reply.header('cache-control', 'no-store');
+  return isWebResponse(payload) ? sessionResponse(payload, clearSiteData) : payload;
+}
+
+/** Whether the payload is a web Response, tested as Fastify tests it. */
+function isWebResponse(payload: unknown): payload is Response {
+  return typeof payload === 'object' && payload !== null && Object.prototype.toString.call(payload) === '[object Response]';
+}
+
+/**
+ * The Response payload with the session's Cache-Control (and Clear-Site-Data) set on its own headers,
+ * which Fastify copies onto the reply after the onSend hooks: its `Cache-Control: public` would
+ * otherwise make a response that sets the session cookie cacheable. A Response whose headers are
+ * immutable (one from fetch()) is rebuilt around the same body. Its Set-Cookie values stay: Fastify
+ * appends them to the reply's. One that cannot be rebuilt (its body read or locked, the status 0 of
+ * Response.error()) is left as it is: Fastify refuses to send it.
+ */
+function sessionResponse(payload: Response, clearSiteData: string | null): Response {
+  const set = (headers: Headers): void => {
+    headers.set('cache-control', 'no-store');
+    if (clearSiteData !== null) headers.set('clear-site-data', clearSiteData);
+  };
+  try {
+    set(payload.headers);
+    return payload;
+  } catch {
+    // Immutable headers.
+  }
+  let rebuilt: Response;
+  try {
+    rebuilt = new Response(payload.body, payload);
+  } catch {
+    return payload;
+  }
+  set(rebuilt.headers);
+  return rebuilt;
+}
+
+/**
+ * Lets go of a payload the error replaces, which Fastify never sends, so never closes: a file stream
+ * would keep its descriptor open, a stream of the app's would wait for a reader for ever. A node
+ * stream is destroyed (closed or aborted when that is all it offers, as Fastify ends a stream payload
+ * whose response closed); a web stream, or a web Response's body, is cancelled.
+ */
+function release(payload: unknown): void {
+  if (typeof payload !== 'object' || payload === null) return;
+  const body: unknown = isWebResponse(payload) ? payload.body : payload;
+  if (typeof body !== 'object' || body === null) return;
+  const stream = body as { pipe?: unknown; destroy?: () => void; close?: (cb: () => void) => void; abort?: () => void; getReader?: unknown; locked?: boolean; cancel?: () => Promise<void> };
+  if (typeof stream.pipe === 'function') {
+    if (typeof stream.destroy === 'function') stream.destroy();
+    else if (typeof stream.close === 'function') stream.close(() => {});
+    else if (typeof stream.abort === 'function') stream.abort();
+  } else if (typeof stream.getReader === 'function' && typeof stream.cancel === 'function' && stream.locked !== true) {
+    stream.cancel().catch(() => {});
+  }
 }
 
 /**
@@ -244,18 +317,20 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     try {
       cookies = tether.commitNow(session);
     } catch (err) {
+      release(payload);
       done(null, errorPayload(reply, err));
       return;
     }
     if (!(cookies instanceof Promise)) {
-      addCookies(reply, cookies, session.clearSiteData);
-      done(null, payload);
+      done(null, addCookies(reply, payload, cookies, session.clearSiteData));
       return;
     }
     cookies.then((c) => {
-      addCookies(reply, c, session.clearSiteData);
-      done(null, payload);
-    }, (err: unknown) => done(null, errorPayload(reply, err)));
+      done(null, addCookies(reply, payload, c, session.clearSiteData));
+    }, (err: unknown) => {
+      release(payload);
+      done(null, errorPayload(reply, err));
+    });
   });
 
   // A handler that threw wrote nothing: its half-done session changes are dropped, as in every adapter.

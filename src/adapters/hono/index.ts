@@ -2,7 +2,9 @@
  * tether/hono: Hono middleware (on Node via @hono/node-server, or any runtime). `c.get('session')` is
  * the request's Tether session; it is committed after the handler, before the response leaves. A
  * `stream()` callback writes the body after that commit: a session change made there throws
- * SESSION_COMMITTED.
+ * SESSION_COMMITTED; when the commit fails, its body is cancelled (its writes fail, its onAbort
+ * listeners run). Mounted twice on one request (the app and a sub-app), the first mount's session
+ * serves it: the second opens none, runs only its CSRF checks, and passes the request on.
  * @module
  * @example
  * import { Hono } from 'hono';
@@ -146,12 +148,26 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
   if (!Number.isSafeInteger(limit) || limit < 1) throw new OptionsInvalidError(`tether/hono sessions() options.formBodyLimit must be a whole number of bytes, at least 1 (got ${String(options.formBodyLimit)})`);
   // Hono's own body limit, built once: Content-Length checked, a chunked body counted as it arrives.
   const limitBody = bodyLimit({ maxSize: limit, onError: () => { throw new PayloadTooLargeError(limit); } });
+  /** The CSRF checks, unless `options.csrf` turns them off for this request; throws what they find. */
+  const checkCsrf = async (c: Context<TetherEnv<T>, string>, session: Session<T>, view: RequestView): Promise<void> => {
+    const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
+    if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limitBody));
+  };
   return async (c, next) => {
-    // Mounted twice on one request (the app and a sub-app): the first mount's session serves it, as
-    // with express-session, where the first one wins. A second one would wait at the gate its own
-    // request holds.
-    if ((c.get('session') as Session<T> | undefined) !== undefined) return next();
     const view = viewOf(c, clientAddress);
+    // Mounted twice on one request (the app and a sub-app): the first mount's session serves it, as
+    // with express-session, where the first one wins; a second one opening its own would wait at the
+    // gate its request holds. This mount's CSRF checks still apply: one with them on, under a mount
+    // with them off, is not bypassed. Its error leaves the session to the first mount, which commits it.
+    const open = c.get('session') as Session<T> | undefined;
+    if (open !== undefined) {
+      try {
+        await checkCsrf(c, open, view);
+      } catch (err) {
+        return errorOut(err);
+      }
+      return next();
+    }
     let session: Session<T>;
     try {
       const opened = tether.openNow(view, options.write ? { write: options.write(c) } : {});
@@ -161,8 +177,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     if (sessionState(session).release !== null && !abandonOnAbort(tether, session, c.req.raw.signal)) return new Response(null, { status: CLIENT_GONE });
     try {
-      const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
-      if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limitBody));
+      await checkCsrf(c, session, view);
     } catch (err) {
       return errorOut(err, undefined, tether.abandon(session));
     }
