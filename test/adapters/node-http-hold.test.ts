@@ -6,14 +6,15 @@
  */
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { get } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createTether } from '../../src/index.js';
+import { createTether, MemoryStore } from '../../src/index.js';
 import type { Session } from '../../src/index.js';
 import { withSessions } from '../../src/adapters/node-http/index.js';
 import type { NodeAdapterOptions } from '../../src/adapters/node-http/index.js';
 import { listen, CookieClient } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
-import { slowStore } from '../fixtures/stores.js';
+import { FaultyStore, slowStore } from '../fixtures/stores.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -159,6 +160,74 @@ describe('node:http adapter: the response the handler ended with', () => {
     });
     assert.equal((await c.request('/')).status, 500);
     assert.deepEqual(printed.mock.calls.map((call) => call.arguments), [[boom]]);
+  });
+});
+
+/** A GET read with node:http to its end or to a cut connection: the status, the body that arrived, and whether it was cut. */
+function read(url: string): Promise<{ status: number; setCookies: string[]; body: string; cut: boolean }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let body = '';
+      const done = (cut: boolean): void => resolve({ status: res.statusCode!, setCookies: res.headers['set-cookie'] ?? [], body, cut });
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => done(false));
+      res.on('error', () => done(true));
+    }).on('error', reject);
+  });
+}
+
+describe('node:http adapter: a response begun before the commit settles', () => {
+  it('when the handler has begun its response then res.headersSent reads true, as without the hold', async () => {
+    const seen: boolean[] = [];
+    const c = await serve((_req, res, s) => {
+      s.set('n', 1);
+      seen.push(res.headersSent);
+      res.write('a');
+      seen.push(res.headersSent);
+      res.end('b');
+    });
+    const r = await c.request('/');
+    assert.equal(r.body, 'ab');
+    assert.equal(r.setCookies.length, 1);
+    assert.deepEqual(seen, [false, true]);
+  });
+
+  it('when the handler throws after writing part of its response then that part goes out with the session cookie before the connection is cut', async () => {
+    const c = await serve(async (_req, res, s) => {
+      s.set('n', 3);
+      res.setHeader('content-type', 'text/plain');
+      res.write('partial');
+      await Promise.resolve();
+      throw new Error('mid-stream');
+    }, { onError: () => {} });
+    const r = await read(running!.url);
+    assert.deepEqual({ status: r.status, body: r.body, cut: r.cut }, { status: 200, body: 'partial', cut: true });
+    assert.equal(r.setCookies.length, 1);
+    c.set('sid', r.setCookies[0]!.split(';')[0]!.slice('sid='.length));
+    assert.deepEqual((await c.request('/read')).json(), { n: 3 });
+  });
+
+  it('when the commit fails then the callbacks given to res.end and res.write are called and the handler finishes', async () => {
+    const store = new FaultyStore(new MemoryStore());
+    const tether = createTether<Data>({ secrets: [SECRET], store });
+    const finished: string[] = [];
+    running = await listen(withSessions(tether, async (req, res, s) => {
+      s.set('n', 1);
+      if (req.url === '/end') {
+        await new Promise<void>((resolve) => res.end('body', () => resolve()));
+      } else {
+        await new Promise<void>((resolve) => res.write('chunk', () => resolve()));
+        res.end();
+      }
+      finished.push(req.url!);
+    }, { csrf: false }));
+    store.fail('set', 'reject');
+    const c = new CookieClient(running.url);
+    assert.equal((await c.request('/end')).status, 503);
+    assert.equal((await c.request('/write')).status, 503);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(finished, ['/end', '/write']);
   });
 });
 

@@ -55,6 +55,9 @@ const EXPRESS_FORM: FormSource<Request> = {
  */
 const FAILED = new WeakSet<Request>();
 
+/** The engine whose session each request's `req.tether` is: a second `sessions()` of that engine passes. */
+const ENGINE = new WeakMap<Request, Tether<object>>();
+
 /**
  * Express middleware. The session is committed before the response's status line goes out; a response
  * with a 5xx status (a handler error, answered by an error handler) writes nothing, nor does a request
@@ -63,6 +66,9 @@ const FAILED = new WeakSet<Request>();
  * With the engine's `csrf.forms`, a form post without the token header is checked against its
  * `csrf.formField` field in `req.body`: register the body parser before this middleware, or such posts
  * are refused (403 CSRF_TOKEN_INVALID, saying so).
+ *
+ * Mounted twice with one engine (on the app and again on a router), the first one wins: the request
+ * keeps the session it opened. Middlewares of different engines each open their own.
  * @example
  * app.use(express.urlencoded({ extended: false }));
  * app.use(sessions(createTether({ secrets, csrf: { forms: true } })));
@@ -71,10 +77,16 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
   installExpressHold();
   const begin = { ...options, form: EXPRESS_FORM };
   return (req: Request, res: Response, next: NextFunction): void => {
+    // A writer would wait at the gate for its own session, which holds it until the response ends.
+    if (req.tether !== undefined && ENGINE.get(req) === tether) {
+      next();
+      return;
+    }
     const start = (session: Session<T> | null): void => {
       // Gone before its session opened: no route runs for it (see abandonOnEarlyClose).
       if (!session || !abandonOnEarlyClose(tether, session, res)) return;
       req.tether = session;
+      ENGINE.set(req, tether);
       holdExpressResponse(res, () => {
         // Express routes a handler's error to its error handlers, out of our sight; what reaches us is
         // the 5xx they usually answer with, or the mark sessionErrors() left when the app registered it.
@@ -122,13 +134,13 @@ export function sessionErrors(options: SessionErrorsOptions = {}): ErrorRequestH
     if (req.tether !== undefined) FAILED.add(req);
     const held = heldOnPrototype(res);
     if (held !== undefined && held.begun && !held.ended) {
-      // Begun (a write), not ended, its head held for the commit that write began: `headersSent` is
-      // still false, but what was written cannot become an error answer, as when the head is out.
+      // Begun (a write), not ended, its head held for the commit that write began: what was written
+      // cannot become an error answer; it goes out once committed, then the connection is closed.
       held.abort();
       next(err);
       return;
     }
-    // A response ended but held for its commit still looks unanswered: the hold drops this answer.
+    // A response begun, held for its commit or not, reads headersSent: it is not answered again.
     if (answer && isTetherError(err) && !res.headersSent) sendError(res, err);
     else next(err);
   };

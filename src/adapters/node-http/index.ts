@@ -77,12 +77,13 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
     } catch (err) {
       // A handler that ended its response has answered, and its session's commit began with that
       // answer: the error neither replaces the response nor stops the commit. Its `end` may still be
-      // held for the commit, and then the response only looks unanswered (its head is not out yet).
+      // held for the commit (its head not out yet).
       if (held.ended || res.writableEnded) {
         // Answered: see above.
       } else if (held.begun) {
         // Begun, not ended: the error cannot replace what was written, and the commit that the first
-        // write began goes on; the connection is closed once it settles, as when a head is out.
+        // write began goes on; once it settles, what was written goes out and the connection is
+        // closed, as when a head is out.
         held.abort();
       } else {
         tether.abandon(session);

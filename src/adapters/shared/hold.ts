@@ -4,11 +4,19 @@
  * headers are added and the deferred calls replayed in order, or, if the commit failed, the response
  * becomes the error instead (the socket is closed if the head was somehow out already).
  *
- * Once the handler's `end` is held, the response it describes is final. Until the commit settles the
- * head is not out, so `res.headersSent` is still false and an error path that runs meanwhile (a handler
- * that throws after answering, then the adapter's or the framework's error handler) takes the response
- * for unanswered: it changes the status and headers and calls `end` again. Those later calls are
- * dropped, and the status and headers the `end` was given with are put back before it is replayed.
+ * Once the handler has begun its response, `res.headersSent` reads true, as Node's would (each of the
+ * four sends or fixes the head), though the head is held: an error path that runs meanwhile (a handler
+ * that throws after answering or mid-body, then the framework's error handling) takes the response for
+ * answered, as it would without the hold, and closes the connection instead of answering (Express's
+ * final handler destroys `req.socket`). Such a close waits for the commit: what the handler wrote goes
+ * out first, then the connection is closed (see `Hold.abort`). Once the handler's `end` is held, the
+ * response it describes is final: an error handler that answers all the same has its calls dropped, and
+ * the status and headers the `end` was given with are put back before it is replayed.
+ *
+ * A call the hold does not make (dropped, or replaced by the error answer of a failed commit) still has
+ * its callback called, once the response is done: without an error when it finished, with Node's
+ * ERR_STREAM_PREMATURE_CLOSE when the connection closed first. A handler awaiting `res.end(data, cb)`
+ * goes on either way.
  *
  * Two ways to intercept the four methods, one behaviour:
  * - `holdResponse` replaces them on the response object itself, for the length of the hold. Any
@@ -20,6 +28,7 @@
  * @module
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { finished } from 'node:stream';
 import { appendSetCookie, sendError } from './http.js';
 
 type Method = 'writeHead' | 'write' | 'end' | 'flushHeaders';
@@ -59,16 +68,36 @@ class Hold {
   #final: Final | undefined;
   /** The commit has answered (the calls were replayed, or the error sent). */
   #settled = false;
-  /** Cut off (see `abort`): once the commit settles, the connection is closed instead of answered. */
+  /** Not released yet: the calls still come to this hold. */
+  #holding = true;
+  /** Cut off (see `abort`): once the commit settles and the held calls are made, the connection is closed. */
   #aborted = false;
+  /** The error the close was asked with (a socket's `destroy(err)` put off by `#guard`). */
+  #abortError: Error | undefined;
+  /** Gives the socket its own `destroy` back; set while `#guard` puts a close off. */
+  #unguard: (() => void) | undefined;
 
-  constructor(res: ServerResponse, commit: Commit, late: LateEnd | undefined, ending: Ending | undefined, next: Methods, release: (res: ServerResponse) => void) {
+  /** The hold on the object that this one went in front of (two session middlewares on one request). */
+  readonly under: Hold | undefined;
+
+  constructor(res: ServerResponse, commit: Commit, late: LateEnd | undefined, ending: Ending | undefined, next: Methods, release: (res: ServerResponse) => void, under?: Hold) {
     this.#res = res;
+    this.under = under;
     this.#commit = commit;
     this.#late = late;
     this.#ending = ending;
     this.#next = next;
     this.#release = release;
+  }
+
+  /** Whether the calls still come to this hold (not released yet). */
+  get holding(): boolean {
+    return this.#holding;
+  }
+
+  #letGo(): void {
+    this.#holding = false;
+    this.#release(this.#res);
   }
 
   /** Whether the handler has ended the response, though its `end` may still be held. */
@@ -82,24 +111,92 @@ class Hold {
   }
 
   /**
-   * The handler failed after beginning its response and before ending it: what it wrote cannot become
-   * an error response, so the connection is closed, once the commit that its first call began has
-   * settled (at once if it has), and nothing more of the response goes out.
+   * What `res.headersSent` reads while the response is held: true once the handler has begun it. An
+   * error path asks it to learn whether it may still answer; told no, it closes the connection, which
+   * must not cut off a response held for its commit: until the commit settles, the socket's `destroy`
+   * is put off (`#guard`).
    */
-  abort(): void {
+  sent(): boolean {
+    if (!this.#started) return false;
+    if (!this.#settled) this.#guard();
+    return true;
+  }
+
+  /**
+   * The connection is to be closed (the handler failed after beginning its response; an error path
+   * destroyed the socket): once the commit that its first call began has settled (at once if it has),
+   * what the handler had written goes out, then the connection is closed, as it would be without the
+   * hold. Calls made after this are dropped, and the response keeps the status and headers it has now.
+   * A failed commit is answered as an error first, since nothing was sent.
+   */
+  abort(err?: Error): void {
+    if (this.#settled) {
+      this.#res.destroy(err);
+      return;
+    }
+    if (this.#aborted) return;
     this.#aborted = true;
-    if (this.#settled) this.#res.destroy();
+    this.#abortError = err;
+    this.#final ??= finalOf(this.#res);
+  }
+
+  /**
+   * Puts off closes of the connection until the commit settles: the socket's `destroy`, which an error
+   * path calls (Express's final handler: `req.socket.destroy()`), becomes `abort` meanwhile. Only on
+   * the error path: a response is guarded once something asks whether its head is out.
+   */
+  #guard(): void {
+    const socket = this.#res.socket;
+    if (this.#unguard !== undefined || socket === null || socket.destroyed) return;
+    const own = Object.getOwnPropertyDescriptor(socket, 'destroy');
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with `this` below
+    const destroy = socket.destroy;
+    let guarding = true;
+    const hold = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the socket's method is called with the socket as `this`
+    socket.destroy = function (this: typeof socket, err?: Error) {
+      // A copy left in place by another hold (two holds on one response) passes the call on once this one settled.
+      if (!guarding) return destroy.call(this, err);
+      hold.abort(err);
+      return this;
+    };
+    this.#unguard = () => {
+      guarding = false;
+      if (own !== undefined) Object.defineProperty(socket, 'destroy', own);
+      else delete (socket as { destroy?: unknown }).destroy;
+    };
+  }
+
+  /** Ends the guard, if any; returns the connection to close when the response was aborted. */
+  #settle(): { destroy(err?: Error): unknown } {
+    this.#settled = true;
+    this.#unguard?.();
+    return this.#res.socket ?? this.#res;
+  }
+
+  /**
+   * A call that is not made: its callback (a `write`'s or an `end`'s last argument) is called once the
+   * response is done, as Node calls one on a stream that finished or was destroyed.
+   */
+  #dropped(args: unknown[]): void {
+    const cb = args[args.length - 1];
+    if (typeof cb === 'function') finished(this.#res, (err) => (cb as (err?: Error) => void)(err ?? undefined));
   }
 
   call(m: Method, args: unknown[]): unknown {
     const res = this.#res;
-    if (this.#ended) return heldResult(m, res);
+    if (this.#ended || this.#aborted) {
+      this.#dropped(args);
+      return heldResult(m, res);
+    }
     if (this.#awaitingEnd) {
       if (m !== 'end') return this.#next[m].apply(res, args);
       this.#ended = true;
       this.#awaitingEnd = false;
-      this.#release(res);
-      this.#late!().then(() => this.#next.end.apply(res, args), (err: unknown) => res.destroy(err instanceof Error ? err : undefined));
+      this.#letGo();
+      this.#late!().then(() => this.#next.end.apply(res, args), (err: unknown) => {
+        this.#dropped(args);
+        res.destroy(err instanceof Error ? err : undefined);
+      });
       return res;
     }
     this.#queue.push(m, args);
@@ -130,14 +227,10 @@ class Hold {
   #committed(cookies: readonly string[]): void {
     const res = this.#res;
     const q = this.#queue;
-    this.#settled = true;
-    if (this.#aborted) {
-      this.#release(res);
-      res.destroy();
-      return;
-    }
-    this.#awaitingEnd = this.#late !== undefined && !q.includes('end');
-    if (!this.#awaitingEnd) this.#release(res);
+    const connection = this.#settle();
+    const aborted = this.#aborted;
+    this.#awaitingEnd = this.#late !== undefined && !aborted && !q.includes('end');
+    if (!this.#awaitingEnd) this.#letGo();
     if (this.#final !== undefined) putBack(res, this.#final);
     // Node gives the headers passed to writeHead precedence over those set before: set them first, as
     // writeHead would, so that the session's cookies are added to the handler's and its no-store wins.
@@ -145,17 +238,27 @@ class Hold {
     if (q[0] === 'writeHead') q[1] = applyHead(res, q[1] as unknown[]);
     appendSetCookie(res, cookies, this.#ending?.clearSiteData);
     for (let i = 0; i < q.length; i += 2) this.#next[q[i] as Method].apply(res, q[i + 1] as unknown[]);
+    if (aborted) this.#close(connection);
   }
 
   #failed(err: unknown): void {
     const res = this.#res;
-    this.#settled = true;
-    this.#release(res);
-    if (this.#aborted) {
-      res.destroy();
-      return;
-    }
+    const q = this.#queue;
+    const connection = this.#settle();
+    this.#letGo();
+    for (let i = 1; i < q.length; i += 2) this.#dropped(q[i] as unknown[]);
+    // Nothing was sent: the error is answered, also on a response whose connection is then closed.
     sendError(res, err, (chunk) => this.#next.end.call(res, chunk));
+    if (this.#aborted) this.#close(connection);
+  }
+
+  /**
+   * Closes the connection after what was just written: Node corks the socket for a response's first
+   * write until the next tick, and a destroy before that would drop it.
+   */
+  #close(connection: { destroy(err?: Error): unknown }): void {
+    const err = this.#abortError;
+    process.nextTick(() => connection.destroy(err));
   }
 }
 
@@ -244,7 +347,7 @@ export interface HeldResponse {
   readonly ended: boolean;
   /** Whether the handler has begun its response (a head or body call came), held or not. */
   readonly begun: boolean;
-  /** Closes the connection of a response begun and not ended, once its commit settles (see Hold.abort). */
+  /** Closes the connection of a response begun and not ended, once its commit settles and what was written went out (see Hold.abort). */
   abort(): void;
 }
 
@@ -258,14 +361,31 @@ export function holdResponse(res: ServerResponse, commit: Commit, late?: LateEnd
     r.end = original.end;
     r.flushHeaders = original.flushHeaders;
   };
-  const hold = new Hold(res, commit, late, ending, original, restore);
+  const hold = new Hold(res, commit, late, ending, original, restore, (res as HeldOnObject)[HOLD]);
   // One function literal for all four: with four different ones a node:http read cost ≈ 5 µs more
   // (≈ 24.6 against ≈ 19.8 µs of CPU per request, alternating runs of the bench server).
   r.writeHead = through('writeHead', hold);
   r.write = through('write', hold);
   r.end = through('end', hold);
   r.flushHeaders = through('flushHeaders', hold);
+  // `headersSent`: one getter for every response, which finds the hold in a property of the response.
+  // A WeakMap entry per response cost ≈ 1.4 µs a hold (its garbage collection, in a loop of 20,000
+  // holds), a getter closure per response a hidden class of its own. Both stay once released, the
+  // getter then only passing on.
+  const held = res as HeldOnObject;
+  if (held[HOLD] === undefined) Object.defineProperty(res, 'headersSent', { configurable: true, get: ownHeadersSent });
+  held[HOLD] = hold;
   return hold;
+}
+
+/** The latest hold `holdResponse` put on a response; a hold it replaced is the new one's `under`. */
+const HOLD = Symbol('tether.hold');
+type HeldOnObject = ServerResponse & { [HOLD]?: Hold };
+
+/** `headersSent` of a response held on the object: true while a hold of it has begun, else what it inherits. */
+function ownHeadersSent(this: HeldOnObject): boolean {
+  for (let h = this[HOLD]; h !== undefined; h = h.under) if (h.holding && h.sent()) return true;
+  return Reflect.get(Object.getPrototypeOf(this) as object, 'headersSent', this) as boolean;
 }
 
 function through(m: Method, hold: Hold): Apply {
@@ -297,6 +417,18 @@ export function installHold(proto: object): void {
     };
   }
   INSTALLED.set(proto, next);
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, called with the response as `this`
+  const ownSent = Object.getOwnPropertyDescriptor(proto, 'headersSent')?.get;
+  // Read only by error paths and such (Express's final handler, an app's error handler): a held
+  // response the handler has begun reads true, as Node's would; any other asks what proto had.
+  Object.defineProperty(proto, 'headersSent', {
+    configurable: true,
+    get(this: ServerResponse): boolean {
+      const h = HELD.get(this);
+      if (h !== undefined && h.sent()) return true;
+      return ownSent !== undefined ? ownSent.call(this) as boolean : Reflect.get(above, 'headersSent', this) as boolean;
+    },
+  });
   for (const m of METHODS) {
     Object.defineProperty(proto, m, {
       configurable: true,
