@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
+import { PassThrough } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { createTether } from '../../src/core/engine.js';
@@ -76,6 +77,24 @@ describe('tether/node openSocket and refuseUpgrade', () => {
     // Upgraded once the store answers again.
     await assert.rejects(handshake(app.url, { origin, cookie }), /upgraded: 101/);
     assert.equal((await fetch(app.url, { headers: { cookie } })).status, 200, 'the server still answers requests');
+  });
+
+  it('refuseUpgrade with headers then the answer carries them beside its own, which they cannot replace; a name or value Node would refuse throws', async (t) => {
+    const app = await listen((_req, res) => void res.end());
+    t.after(() => app.close());
+    app.server.on('upgrade', (_req, socket) => {
+      refuseUpgrade(socket, 404, { headers: { 'X-Node': 'a', 'X-Content-Type-Options': 'nosniff', 'Content-Type': 'text/html', connection: 'keep-alive' } });
+    });
+    const { res, body } = await handshake(app.url, {});
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.headers['x-node'], 'a');
+    assert.equal(res.headers['x-content-type-options'], 'nosniff');
+    assert.equal(res.headers['content-type'], 'application/json; charset=utf-8', 'its own Content-Type stays');
+    assert.equal(res.headers.connection, 'close');
+    assert.equal(JSON.parse(body).error.code, 'NOT_FOUND');
+    const socket = new PassThrough();
+    assert.throws(() => refuseUpgrade(socket, 404, { headers: { 'X-Bad': 'a\r\nSet-Cookie: sid=x' } }), { code: 'ERR_INVALID_CHAR' });
+    assert.throws(() => refuseUpgrade(socket, 404, { headers: { 'X Bad': 'a' } }), { code: 'ERR_INVALID_HTTP_TOKEN' });
   });
 
   it('openSocket when the client resets the connection while the session is read then the server stays up and answers the next handshake', async (t) => {

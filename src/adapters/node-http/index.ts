@@ -11,7 +11,7 @@
  *   res.end(String(session.data.visits));
  * })).listen(3000);
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Tether } from '../../core/engine.js';
@@ -170,12 +170,31 @@ function endOnError(this: Duplex): void {
   this.destroy();
 }
 
+export interface RefuseUpgradeOptions {
+  /**
+   * Headers the answer carries besides its own (those every response of the app carries: a node's
+   * name, `X-Content-Type-Options`…). Names and values are checked as Node checks a response's
+   * (`ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`: no line break can get in); one the answer sets itself
+   * (Content-Type, Content-Length, Cache-Control, Retry-After, Connection) is left out.
+   */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** The headers a refused handshake's answer sets itself, which `headers` cannot replace. */
+const REFUSAL_HEADERS = new Set(['content-type', 'content-length', 'cache-control', 'retry-after', 'connection']);
+
 /**
  * Answers a handshake that will not be upgraded and closes its connection: a Tether error with its
  * status and `{"error":{"code","message"}}` (any other error as 500 INTERNAL_ERROR), or a bare status
  * (401: no session; 403: not allowed) with the status's own code.
  */
-export function refuseUpgrade(socket: Duplex, reason: unknown): void {
+export function refuseUpgrade(socket: Duplex, reason: unknown, options: RefuseUpgradeOptions = {}): void {
+  const extra: string[] = [];
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    if (!REFUSAL_HEADERS.has(name.toLowerCase())) extra.push(`${name}: ${value}`);
+  }
   // Refused without openSocket first (a wrong path): a client gone meanwhile must not crash the write.
   guardUpgraded(socket);
   let status: number;
@@ -195,6 +214,7 @@ export function refuseUpgrade(socket: Duplex, reason: unknown): void {
     'Cache-Control: no-store',
     `Content-Length: ${Buffer.byteLength(json)}`,
     ...(retryAfter !== undefined ? [`Retry-After: ${retryAfter}`] : []),
+    ...extra,
     'Connection: close',
   ];
   if (socket.writable) socket.end(`${head.join('\r\n')}\r\n\r\n${json}`);
