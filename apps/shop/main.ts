@@ -9,6 +9,7 @@ import { resolveOptions } from 'tether';
 import { runCluster } from 'tether/cluster';
 import { ConfigError, loadConfig, processLocal } from './config.js';
 import type { ShopConfig } from './config.js';
+import { relayForgets } from './lib/active-sessions.js';
 
 /** Workers when TETHER_WORKERS is not set (1 when a store lives inside the process). */
 const DEFAULT_WORKERS = 2;
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
     },
   });
   if (cluster.role === 'primary') {
+    relayForgets();
     console.log(`tether shop listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${cluster.port} (${workers} worker(s), data in ${config.dataDir})`);
   }
 }

@@ -23,7 +23,8 @@ import type { ShopConfig } from './config.js';
 import { openShopDb } from './db/index.js';
 import type { ShopDb } from './db/index.js';
 import { checkoutFlow, guestCheckoutFlow } from './lib/checkout.js';
-import { ActiveSessions } from './lib/active-sessions.js';
+import { ActiveSessions, isForgetMessage } from './lib/active-sessions.js';
+import type { ForgetMessage } from './lib/active-sessions.js';
 import { attachLive } from './lib/live.js';
 import { LoginFailures } from './lib/login-failures.js';
 import type { ShopContext, ShopSession } from './context.js';
@@ -257,15 +258,35 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
     const s = req.session;
     if (s && !s.destroyed && s.handle !== null) ctx.active.seen(s.handle, s.userId, s.remembered);
   });
+  // In a cluster, a session may end in another worker than one that counted it: each worker tells the
+  // others (through the primary, main.ts) which sessions ended in it, and forgets those they report.
+  const send = isClusterWorker() && process.send ? process.send.bind(process) : null;
+  const tell = (msg: ForgetMessage): void => void send?.(msg, undefined, {}, () => { /* primary gone: nothing to tell */ });
+  if (send) {
+    const heard = (msg: unknown): void => {
+      if (!isForgetMessage(msg)) return;
+      if (msg.handle !== undefined) ctx.active.forget(msg.handle);
+      else ctx.active.forgetUser(msg.userId!);
+    };
+    process.on('message', heard);
+    app.addHook('onClose', async () => void process.off('message', heard));
+  }
+  const forget = (handle: string): void => {
+    ctx.active.forget(handle);
+    tell({ type: 'shop:active-forget', handle });
+  };
   // '*': every session of the user at once (destroyUserSessions); one that was spared is seen again as it answers.
   // Sessions ended on purpose lately, by handle, with why: a cookie of one presented again is logged as
   // a warning (S33: the reuse of an ended session ID). Bounded; the oldest are forgotten first.
   const ended = new Map<string, string>();
   ctx.tether.events.on('destroyed', (m: { handle: string; userId: string | null; reason?: string }) => {
     if (m.handle === '*') {
-      if (m.userId !== null) ctx.active.forgetUser(m.userId);
+      if (m.userId !== null) {
+        ctx.active.forgetUser(m.userId);
+        tell({ type: 'shop:active-forget', userId: m.userId });
+      }
     } else {
-      ctx.active.forget(m.handle);
+      forget(m.handle);
       ended.set(m.handle, m.reason ?? 'destroyed');
       if (ended.size > ENDED_SESSIONS_KEPT) ended.delete(ended.keys().next().value!);
     }
@@ -279,9 +300,11 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
     if (why !== undefined) app.log.warn(fields, `the cookie of a session ended (${why}) was presented again`);
     else app.log.debug(fields, 'the cookie of a session that no longer exists was presented');
   });
+  // Not told to the others: a session that timed out was idle that long, so they stop counting it
+  // anyway (and a sweep reports its sessions in bulk).
   ctx.tether.events.on('expired', (m: { handle: string }) => ctx.active.forget(m.handle));
   ctx.tether.events.on('regenerated', (m: { previousHandle?: string }) => {
-    if (m.previousHandle) ctx.active.forget(m.previousHandle);
+    if (m.previousHandle) forget(m.previousHandle);
   });
   // S33: a session presented by another browser, or from another network (TETHER_ADDRESS_CHANGE), is
   // logged by its handle (a one-way hash), never its ID.
@@ -480,6 +503,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
       maxSockets: config.liveMaxSockets,
       checkIntervalMs: config.liveCheckIntervalSec * 1000,
       heartbeatMs: 30_000,
+      headers: contractHeaders(config),
       warn: (fields, message) => app.log.warn(fields, message),
       forgedAllowed: async (req) => {
         // The client's address as Fastify gives a request's (req.ip): behind SHOP_TRUST_PROXY, from X-Forwarded-For.

@@ -778,3 +778,194 @@ describe('shop in Chromium: the admin ends every session', () => {
     }
   });
 });
+
+/** A guest in `page` with one Enamel Camp Mug in the cart, at the checkout's review step. */
+async function guestAtReview(page: Page): Promise<void> {
+  await page.goto(t.url + '/products/camp-mug');
+  await page.getByTestId('add-to-cart').click();
+  await waitForCount(page, '1');
+  await page.goto(t.url + '/checkout');
+  await page.getByLabel('Email').fill('ada@example.org');
+  await page.getByRole('button', { name: 'Continue to shipping' }).click();
+  await fillShipping(page);
+  await page.getByRole('button', { name: 'Continue to payment' }).click();
+  await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+  await page.getByLabel('Expiry (MM/YY)').fill('12/37');
+  await page.getByRole('button', { name: 'Review order' }).click();
+  await page.getByTestId('place-order').filter({ hasText: 'Place order · $14.00' }).waitFor();
+}
+
+describe('shop in Chromium: a logout the session store does not take', () => {
+  it('logout when the session store fails then the page says the logout failed and still shows the user signed in; once the store answers, Try again logs out', async () => {
+    const { context, page, errors } = await newPage();
+    const store = t.shop.tether.store as { destroy?: unknown };
+    try {
+      await registerInPage(page, t.url, 'out');
+      await page.goto(t.url + '/account');
+      await page.getByTestId('session-row').first().waitFor();
+      store.destroy = () => Promise.reject(new Error('the store is down'));
+      await page.getByRole('button', { name: 'Log out here' }).click();
+      await page.getByTestId('logout-failed').filter({ hasText: /^Logging out failed \(the session store failed on destroy\): you are still signed in\./ }).waitFor();
+      assert.equal(new URL(page.url()).pathname, '/account', 'the page stays');
+      assert.match((await page.getByTestId('user').textContent()) ?? '', /^Hi, out/, 'shown signed in');
+      assert.equal((await (await context.request.get(t.url + '/api/session')).json()).authenticated, true, 'and signed in it is');
+      delete store.destroy;
+      await page.getByTestId('logout-failed').getByRole('button', { name: 'Try again' }).click();
+      await page.waitForURL(`${t.url}/`);
+      await page.getByRole('link', { name: 'Log in' }).first().waitFor();
+      assert.equal((await (await context.request.get(t.url + '/api/session')).json()).authenticated, false, 'logged out now');
+      assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
+    } finally {
+      delete store.destroy;
+      await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: the cart at Place order', () => {
+  it('guest when the cart changes in another tab after the review then Place order places nothing, the review shows the cart as it is now and says why; placing it then orders that cart', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await guestAtReview(page);
+      const other = await context.newPage();
+      await other.goto(t.url + '/products/trail-runner');
+      await other.fill('#qty', '5');
+      await other.getByTestId('add-to-cart').click();
+      await waitForCount(other, '6');
+      const confirm = page.waitForRequest((r) => new URL(r.url()).pathname === '/api/checkout/confirm');
+      await page.getByTestId('place-order').click();
+      const { runId } = (await confirm).postDataJSON() as { runId: string };
+      await page.locator('#step-error').filter({ hasText: 'Your cart changed since this review (in another tab or device?), so no order was placed.' }).waitFor();
+      await page.getByTestId('place-order').filter({ hasText: 'Place order · $609.00' }).waitFor();
+      assert.match((await page.locator('#checkout tbody').textContent()) ?? '', /Trail Runner Shoes5\$595\.00/, 'the review lists what the cart holds now');
+      assert.equal(await page.getByTestId('order-placed').count(), 0);
+      assert.equal(await t.shop.db.findOrderByKey(`guest-checkout:${runId}`), null, 'nothing ordered');
+      await page.getByTestId('place-order').click();
+      await page.getByTestId('order-placed').waitFor();
+      assert.equal(await page.getByTestId('order-total').textContent(), '$609.00');
+      const order = await t.shop.db.findOrderByKey(`guest-checkout:${runId}`);
+      assert.deepEqual(order?.items.map((i) => [i.productId, i.quantity]), [['camp-mug', 1], ['trail-runner', 5]]);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('shopper when switching the currency on the review and on the orders page then both show the prices in it at once', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await guestAtReview(page);
+      await page.selectOption('#currency', 'GBP');
+      await page.getByTestId('place-order').filter({ hasText: 'Place order · £11.06' }).waitFor();
+      assert.match((await page.locator('#checkout tbody').textContent()) ?? '', /Enamel Camp Mug1£11\.06/);
+      assert.equal(await page.locator('#currency').inputValue(), 'GBP');
+      await page.getByTestId('place-order').click();
+      await page.getByTestId('order-total').filter({ hasText: '£11.06' }).waitFor();
+      await page.goto(t.url + '/orders');
+      await page.getByTestId('order').filter({ hasText: '£11.06' }).waitFor();
+      await page.selectOption('#currency', 'EUR');
+      await page.getByTestId('order').filter({ hasText: '€12.88' }).waitFor();
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: cart quantities', () => {
+  it('cart when a quantity box is cleared or holds "-" then the line stays, the box shows its quantity again and the page says which quantities it takes', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await page.goto(t.url + '/products/camp-mug');
+      await page.fill('#qty', '3');
+      await page.getByTestId('add-to-cart').click();
+      await waitForCount(page, '3');
+      await page.goto(t.url + '/cart');
+      const box = page.getByLabel('Quantity of Enamel Camp Mug');
+      for (const typed of ['', '-']) {
+        await box.fill('');
+        if (typed) await box.pressSequentially(typed);
+        await box.press('Tab');
+        await page.locator('#toast').filter({ hasText: 'Choose a quantity from 0 to 99' }).waitFor();
+        assert.equal(await box.inputValue(), '3', `after "${typed}"`);
+        assert.equal(await page.getByTestId('cart-line').count(), 1, `the line stays after "${typed}"`);
+        assert.equal((await (await context.request.get(t.url + '/api/cart')).json()).count, 3, `and so does its quantity, after "${typed}"`);
+      }
+      await box.fill('0');
+      await box.press('Tab');
+      await page.getByText('Your cart is empty.').waitFor();
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: the catalog in a store outage', () => {
+  it('product and catalog pages when the session store fails for a visitor with a session then say the shop is temporarily unavailable, not that the product does not exist', async () => {
+    const { context, page, errors } = await newPage();
+    const store = t.shop.tether.store as { get?: unknown };
+    try {
+      await page.goto(t.url + '/products/camp-mug');
+      await page.getByTestId('add-to-cart').click();
+      await waitForCount(page, '1');
+      store.get = () => Promise.reject(new Error('the store is down'));
+      await page.goto(t.url + '/products/camp-mug');
+      await page.getByTestId('unavailable').filter({ hasText: 'The shop is temporarily unavailable. Please try again in a moment.' }).waitFor();
+      assert.equal(await page.getByText('Product not found').count(), 0);
+      await page.goto(t.url + '/');
+      await page.locator('#catalog-status').filter({ hasText: 'The shop is temporarily unavailable. Please try again in a moment.' }).waitFor();
+      delete store.get;
+      await page.goto(t.url + '/products/no-such-thing');
+      await page.getByTestId('not-found').filter({ hasText: 'Product not found' }).waitFor();
+      await page.goto(t.url + '/products/camp-mug');
+      await page.getByTestId('add-to-cart').waitFor();
+      assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
+    } finally {
+      delete store.get;
+      await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: a phone\'s width', () => {
+  it('account page when 360 px wide then the sessions table scrolls inside its panel and the page does not scroll sideways', async () => {
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 }, colorScheme: 'light' });
+    context.setDefaultTimeout(15_000);
+    try {
+      const page = await context.newPage();
+      await registerInPage(page, t.url, 'narrow');
+      await page.goto(t.url + '/account');
+      await page.getByTestId('session-row').first().waitFor();
+      const [scrollWidth, clientWidth] = await page.locator('html').evaluate((e) => [e.scrollWidth, e.clientWidth]);
+      assert.equal(scrollWidth, clientWidth, 'no sideways scrolling of the page');
+      const [tableScroll, tableClient] = await page.getByTestId('sessions-table').evaluate((e) => [e.scrollWidth, e.clientWidth]);
+      assert.ok(tableScroll > tableClient, `the table scrolls in its box (${tableScroll} > ${tableClient})`);
+      const box = await page.getByTestId('sessions-table').boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= 360, 'inside the viewport');
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe('shop in Chromium: the admin ends their own sessions', () => {
+  it('admin when ending the admin account\'s own sessions on the admin page then the result says so and that it signed them out, not "log in first"', async () => {
+    const shop = await startTestShop();
+    const { context, page } = await newPage();
+    try {
+      await adminInPage(page, shop.url);
+      await page.locator('#end-user').fill('admin');
+      await page.getByRole('button', { name: 'Look up' }).click();
+      await page.getByTestId('user-sessions').waitFor();
+      await page.getByRole('button', { name: 'End sessions' }).click();
+      await page.getByTestId('user-result').filter({ hasText: 'Ended 1 session of admin. That signed you out here too: log in again to go on.' }).waitFor();
+      await page.waitForTimeout(500);
+      assert.equal(await page.getByTestId('user-result').textContent(), 'Ended 1 session of admin. That signed you out here too: log in again to go on.', 'not replaced');
+      assert.equal((await (await context.request.get(shop.url + '/api/session')).json()).authenticated, false);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});

@@ -1,7 +1,12 @@
-/** The shop's count of live sessions on this node: each session counted within its own idle timeout. Manual clock. */
+/**
+ * The shop's count of live sessions on this node: each session counted within its own idle timeout
+ * (manual clock); in a cluster, a session that ends in one worker is no longer counted by the others.
+ */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ActiveSessions } from '../../apps/shop/lib/active-sessions.js';
+import { removeTempDir, tempDir } from '../helpers/exit.js';
+import { ShopClient, spawnShop, uniqueName } from '../helpers/shop.js';
 
 const IDLE = 1_000;
 const REMEMBERED = 10_000;
@@ -44,5 +49,60 @@ describe('ActiveSessions', () => {
     active.seen('new', null, false, 200);
     assert.equal(active.count(900), 2);
     assert.equal(active.count(1_150), 1, 'the remembered one went over the bound, not the ordinary one');
+  });
+});
+
+describe('live sessions in a cluster of two workers', { timeout: 120_000 }, () => {
+  it('live sessions when sessions end in another worker than the one that served them then no worker goes on counting them, one by one or all of a user\'s at once', async (t) => {
+    const dataDir = await tempDir('tether-shop-');
+    const shop = await spawnShop({ TETHER_DATA_DIR: dataDir, TETHER_WORKERS: '2', SHOP_ADMIN_PASSWORD: 'admin-password-for-tests' });
+    t.after(async () => {
+      await shop.stop();
+      await removeTempDir(dataDir);
+    });
+    const admin = new ShopClient(shop.url);
+    assert.equal((await admin.login('admin', 'admin-password-for-tests')).status, 200);
+    const live = async (): Promise<Array<[string, number]>> => ((await admin.get('/api/admin/overview')).body.nodes as Array<{ node: string; activeSessions: number }>)
+      .map((n) => [n.node, n.activeSessions]);
+    const total = async (): Promise<number> => (await live()).reduce((sum, [, n]) => sum + n, 0);
+    /** The total once it settles at `want` (a worker hears of another's ends a moment later), or the last one seen. */
+    const settlesAt = async (want: number): Promise<number> => {
+      let n = await total();
+      for (let i = 0; i < 20 && n !== want; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        n = await total();
+      }
+      return n;
+    };
+    const before = await total();
+    assert.equal((await live()).length, 2, 'both workers report');
+
+    // Every request on a new connection, which the primary routes by its cookie: a session begun without
+    // one, in whichever worker took the connection, is often ended in the other.
+    let crossed = 0;
+    for (let i = 0; i < 16; i++) {
+      const c = new ShopClient(shop.url);
+      const begun = await c.session();
+      const ended = await c.post('/api/auth/logout', {});
+      assert.equal(ended.status, 200);
+      if (begun.headers['x-tether-node'] !== ended.headers['x-tether-node']) crossed++;
+    }
+    assert.ok(crossed > 0, 'some sessions ended in another worker than the one that began them');
+    assert.equal(await settlesAt(before), before, `only the sessions still going are counted (${JSON.stringify(await live())})`);
+
+    const name = uniqueName('cluster');
+    const devices = [new ShopClient(shop.url, 'laptop')];
+    assert.equal((await devices[0]!.register(name)).status, 201);
+    for (let i = 0; i < 5; i++) {
+      const d = new ShopClient(shop.url, `device-${i}`);
+      assert.equal((await d.login(name)).status, 200);
+      await d.add('notebook', 1);
+      devices.push(d);
+    }
+    assert.ok((await settlesAt(before + devices.length)) > before, 'the user\'s sessions are counted');
+    const end = await admin.post(`/api/admin/users/${name}/sessions/end`, {});
+    assert.equal(end.status, 200, end.text);
+    assert.equal(end.body.ended, devices.length);
+    assert.equal(await settlesAt(before), before, `none of the user's sessions is counted any longer (${JSON.stringify(await live())})`);
   });
 });

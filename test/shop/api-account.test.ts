@@ -114,6 +114,19 @@ describe('shop api: registration, login, logout', () => {
     }
   });
 
+  it('login when the body has a field it does not know (a misspelt "rememberMe") then 400 VALIDATION_FAILED and nobody is signed in, as at register', async () => {
+    const { username } = await newUser();
+    const c = new ShopClient(t.url);
+    await c.session();
+    const r = await c.post('/api/auth/login', { username, password: 'correct horse battery', rememberMe: true });
+    assertError(r, 400, 'VALIDATION_FAILED');
+    assert.equal(r.body.error.message, 'unknown field "rememberMe"');
+    assert.equal(r.headers['set-cookie'], undefined, 'no new session cookie');
+    assert.equal((await c.get('/api/session')).body.authenticated, false);
+    assertError(await c.post('/api/auth/register', { username: uniqueName(), password: 'correct horse battery', rememberMe: true }), 400, 'VALIDATION_FAILED');
+    assert.equal((await c.post('/api/auth/login', { username, password: 'correct horse battery', remember: true })).status, 200);
+  });
+
   it('login when the visitor has an anonymous cart then merges it into the saved cart by summing, capped at 99', async () => {
     const { client: device1, username } = await newUser();
     await device1.add('camp-mug', 2);
@@ -433,6 +446,22 @@ describe('shop api: checkout and orders', () => {
       assertError(await client.post('/api/checkout/payment', card), 400, 'VALIDATION_FAILED');
     }
     assert.equal((await client.get('/api/checkout')).body.step, 'payment');
+  });
+
+  it('checkout when another device of the user changes the cart after the review then confirm naming the reviewed items is 409 CART_CHANGED and places nothing', async () => {
+    const { client, username } = await newUser();
+    await client.add('camp-mug', 1);
+    await client.post('/api/checkout/shipping', SHIPPING);
+    const { runId } = (await client.post('/api/checkout/payment', CARD)).body;
+    const items = [{ productId: 'camp-mug', quantity: 1 }];
+    const phone = new ShopClient(t.url, 'phone');
+    assert.equal((await phone.login(username)).status, 200);
+    await phone.add('headphones', 1);
+    assertError(await client.post('/api/checkout/confirm', { runId, items }), 409, 'CART_CHANGED');
+    assert.deepEqual((await client.get('/api/orders')).body, [], 'nothing ordered');
+    const placed = await client.post('/api/checkout/confirm', { runId, items: [...items, { productId: 'headphones', quantity: 1 }] });
+    assert.equal(placed.status, 201, placed.text);
+    assert.deepEqual((await client.get('/api/orders')).body[0].items.map((i: { productId: string }) => i.productId).sort(), ['camp-mug', 'headphones']);
   });
 
   it('checkout when every step is taken then confirm places the order, empties the cart and resets the flow', async () => {

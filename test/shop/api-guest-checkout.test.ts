@@ -138,6 +138,58 @@ describe('shop api: guest checkout', () => {
     assert.equal((await client.post('/api/checkout/confirm', { runId })).body.orderId, replies[0]!.body.orderId, 'the earlier run still answers');
   });
 
+  it('guest confirm when the cart changed since the review it names then 409 CART_CHANGED and nothing is placed; confirming the cart as it is places that', async () => {
+    const { client, runId } = await guestAtReview([['camp-mug', 1]]);
+    const reviewed = (await client.get('/api/cart')).body as { items: Array<{ productId: string; quantity: number }> };
+    const items = reviewed.items.map((i) => ({ productId: i.productId, quantity: i.quantity }));
+    // Another tab of the same browser adds to the cart after the review was shown.
+    await client.add('notebook', 5);
+    assertError(await client.post('/api/checkout/confirm', { runId, items }), 409, 'CART_CHANGED');
+    assert.equal(await t.shop.db.findOrderByKey(`guest-checkout:${runId}`), null, 'no order for a cart nobody reviewed');
+    assert.equal((await client.get('/api/checkout')).body.runId, runId, 'the run waits at the review');
+    const now = (await client.get('/api/cart')).body as { items: Array<{ productId: string; quantity: number }> };
+    assert.deepEqual(now.items.map((i) => [i.productId, i.quantity]), [['camp-mug', 1], ['notebook', 5]], 'the cart is left as it is');
+
+    // A quantity changed is a change too, and the same lines in another order are not.
+    await client.request('PATCH', '/api/cart/items/notebook', { json: { quantity: 4 } });
+    assertError(await client.post('/api/checkout/confirm', { runId, items: [{ productId: 'camp-mug', quantity: 1 }, { productId: 'notebook', quantity: 5 }] }), 409, 'CART_CHANGED');
+    const placed = await client.post('/api/checkout/confirm', { runId, items: [{ productId: 'notebook', quantity: 4 }, { productId: 'camp-mug', quantity: 1 }] });
+    assert.equal(placed.status, 201, placed.text);
+    assert.equal(placed.body.total, 14 + 4 * 16, 'the cart confirmed: a mug and four notebooks');
+    const stored = await t.shop.db.findOrderByKey(`guest-checkout:${runId}`);
+    assert.deepEqual(stored?.items.map((i) => [i.productId, i.quantity]), [['camp-mug', 1], ['notebook', 4]]);
+    // The run's repeat answers with its order whatever the cart holds by then.
+    await client.add('candle', 1);
+    const again = await client.post('/api/checkout/confirm', { runId, items });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.orderId, placed.body.orderId);
+  });
+
+  it('guest confirm when items is not a list of {productId, quantity} then 400 VALIDATION_FAILED', async () => {
+    const { client, runId } = await guestAtReview([['camp-mug', 1]]);
+    for (const items of [{}, 'camp-mug', [null], [{ productId: 'camp-mug' }], [{ productId: 'camp-mug', quantity: 0 }], [{ productId: 'camp-mug', quantity: 1.5 }],
+      [{ productId: 42, quantity: 1 }], [{ productId: 'camp-mug', quantity: 1, price: 1 }]]) {
+      assertError(await client.post('/api/checkout/confirm', { runId, items }), 400, 'VALIDATION_FAILED');
+    }
+    assert.equal(await t.shop.db.findOrderByKey(`guest-checkout:${runId}`), null);
+    assert.equal((await client.post('/api/checkout/confirm', { runId, items: [{ productId: 'camp-mug', quantity: 1 }] })).status, 201);
+  });
+
+  it('guest shipping when a field holds a control character (NUL, a line break, DEL) then 400 VALIDATION_FAILED and the step stays', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 1);
+    await c.post('/api/checkout/contact', CONTACT);
+    for (const field of ['name', 'address', 'city', 'country'] as const) {
+      for (const bad of ['Ada\u0000Lovelace', 'Ada\nLovelace', 'Ada\u007fLovelace', 'Ada\u0085Lovelace']) {
+        const r = await c.post('/api/checkout/shipping', { ...SHIPPING, [field]: bad });
+        assertError(r, 400, 'VALIDATION_FAILED');
+        assert.match(r.body.error.message, new RegExp(`^${field} must not hold control characters`));
+      }
+    }
+    assert.equal((await c.get('/api/checkout')).body.step, 'shipping');
+    assert.equal((await c.post('/api/checkout/shipping', { ...SHIPPING, name: 'Ada Lovelace-Byron' })).body.step, 'payment');
+  });
+
   it('guest confirm when sent twice concurrently without a runId then exactly one order is placed', async () => {
     const placedBefore = t.shop.context.counters.ordersPlaced;
     const { client, runId } = await guestAtReview([['notebook', 3]]);

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import { ShopClient, rawRequest, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { TestShop } from '../helpers/shop.js';
 import { connect } from '../helpers/ws.js';
 
@@ -46,6 +46,26 @@ describe('shop live channel', () => {
     assert.ok(shop.logs.some((l) => l.includes('"live.refused"') && l.includes('ORIGIN_MISMATCH')), 'the foreign handshake is logged');
     assert.ok(!shop.logs.some((l) => l.includes(user.cookieHeader.split('=')[1]!)), 'never the cookie');
     live.ws.close();
+  });
+
+  it('live when a handshake is refused (not signed in, another origin, another path) then the answer carries X-Tether-Node and nosniff like every other answer', async (t) => {
+    const shop = await startTestShop();
+    t.after(() => shop.stop());
+    const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+    const cases: Array<[string, Record<string, string>, number, string]> = [
+      ['/api/live', { origin: shop.url }, 401, 'UNAUTHORIZED'],
+      ['/api/live', { origin: 'http://evil.test' }, 403, 'ORIGIN_MISMATCH'],
+      ['/api/other', { origin: shop.url }, 404, 'NOT_FOUND'],
+    ];
+    for (const [path, headers, status, code] of cases) {
+      const r = await rawRequest(shop.url + path, 'GET', { ...upgrade, ...headers });
+      assert.equal(r.status, status, `${path} ${JSON.stringify(headers)}: ${r.text}`);
+      assert.equal(r.body?.error?.code, code);
+      assert.equal(r.headers['x-tether-node'], 'test-node', `${status}: the node that refused it`);
+      assert.equal(r.headers['x-content-type-options'], 'nosniff');
+      assert.equal(r.headers['referrer-policy'], 'same-origin');
+      assert.equal(r.headers['cache-control'], 'no-store');
+    }
   });
 
   it('live when the user logs out everywhere else, then out, then the sockets of the ended sessions close at once with the reason, and no others', async (t) => {

@@ -68,6 +68,21 @@ describe('shop on PostgreSQL', { timeout: 120_000 }, () => {
     assert.deepEqual((await new ShopClient(t.url).get('/api/orders')).body, [], 'and no other visitor does');
   });
 
+  it('shop when a shipping field holds NUL on PostgreSQL (which JSONB refuses) then the step answers 400 VALIDATION_FAILED and the checkout goes on to an order', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('candle', 1);
+    await c.post('/api/checkout/contact', { email: 'grace@example.org' });
+    const refused = await c.post('/api/checkout/shipping', { ...SHIPPING, name: 'Grace\u0000Hopper' });
+    assert.equal(refused.status, 400, refused.text);
+    assert.equal(refused.body.error.code, 'VALIDATION_FAILED');
+    assert.equal((await c.get('/api/checkout')).body.step, 'shipping', 'the step stays');
+    await c.post('/api/checkout/shipping', SHIPPING);
+    const { runId } = (await c.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '10/35' })).body;
+    const placed = await c.post('/api/checkout/confirm', { runId });
+    assert.equal(placed.status, 201, placed.text);
+    assert.equal((await t.shop.db.findOrderByKey(`guest-checkout:${runId}`))?.shipping.name, 'Grace Hopper');
+  });
+
   it('shop when restarted on the same PostgreSQL then the session and cart are still there', async () => {
     const c = new ShopClient(t.url);
     await c.add('candle', 2);

@@ -6,6 +6,36 @@
  * @module
  */
 
+import cluster from 'node:cluster';
+
+/**
+ * The cluster message that tells the other workers to forget sessions that ended in this one: a
+ * session ends in whichever worker answers the request that ends it (a logout, a login's regeneration,
+ * "log out everywhere"), which is not always one that served it before.
+ */
+export interface ForgetMessage {
+  type: 'shop:active-forget';
+  /** One session, by handle; or, without it, every session of `userId`. */
+  handle?: string;
+  userId?: string;
+}
+
+export function isForgetMessage(msg: unknown): msg is ForgetMessage {
+  const m = msg as Partial<ForgetMessage> | null;
+  return typeof m === 'object' && m !== null && m.type === 'shop:active-forget'
+    && (typeof m.handle === 'string' || typeof m.userId === 'string');
+}
+
+/** Primary: passes each worker's ForgetMessage on to every other worker. */
+export function relayForgets(): void {
+  cluster.on('message', (from, msg: unknown) => {
+    if (!isForgetMessage(msg)) return;
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (worker && worker !== from && worker.isConnected()) worker.send(msg, (err: Error | null) => void err);
+    }
+  });
+}
+
 interface Seen {
   at: number;
   userId: string | null;

@@ -15,6 +15,7 @@ export const usernameTaken = (): TetherError => new TetherError('USERNAME_TAKEN'
 export const sessionNotFound = (): TetherError => new TetherError('SESSION_NOT_FOUND', 'you have no such session', 404);
 export const userNotFound = (): TetherError => new TetherError('USER_NOT_FOUND', 'no such user', 404);
 export const cartEmpty = (): TetherError => new TetherError('CART_EMPTY', 'the cart is empty', 409);
+export const cartChanged = (): TetherError => new TetherError('CART_CHANGED', 'the cart changed since the review; review the order again', 409);
 export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISABLED', 'this account is disabled', 403);
 export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);
 

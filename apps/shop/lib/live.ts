@@ -33,6 +33,8 @@ export interface LiveOptions {
    * client, as the shop counts such requests; false once the client is over its limit (429).
    */
   forgedAllowed(req: IncomingMessage): Promise<boolean>;
+  /** Headers every answer of the shop carries (X-Tether-Node, nosniff…), a refused handshake's too. */
+  headers?: ReadonlyArray<readonly [string, string]>;
   /** Logs a refused or failed handshake (no headers, no cookie). */
   warn(fields: Record<string, unknown>, message: string): void;
 }
@@ -48,29 +50,35 @@ export function attachLive<T extends object>(server: Server, tether: Tether<T>, 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 256, perMessageDeflate: false });
   const alive = new WeakSet<WebSocket>();
   let closing = false;
+  const headers = { headers: Object.fromEntries(options.headers ?? []) };
+
+  /** refuseUpgrade's answer (its status, error body and Retry-After), with the shop's own headers. */
+  function refuse(socket: Duplex, reason: unknown): void {
+    refuseUpgrade(socket, reason, headers);
+  }
 
   // A handshake that fails where nothing above catches it is refused as an internal error, never left
   // as an unhandled rejection.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    upgrade(req, socket, head).catch((err: unknown) => refuseUpgrade(socket, err));
+    upgrade(req, socket, head).catch((err: unknown) => refuse(socket, err));
   });
 
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (closing) return refuseUpgrade(socket, 503);
-    if ((req.url ?? '').split('?')[0] !== LIVE_PATH) return refuseUpgrade(socket, 404);
-    if (wss.clients.size >= options.maxSockets) return refuseUpgrade(socket, 503);
+    if (closing) return refuse(socket, 503);
+    if ((req.url ?? '').split('?')[0] !== LIVE_PATH) return refuse(socket, 404);
+    if (wss.clients.size >= options.maxSockets) return refuse(socket, 503);
     let live;
     try {
       live = await openSocket(tether, req, { checkIntervalMs: options.checkIntervalMs });
     } catch (err) {
       options.warn({ event: 'live.refused', code: (err as { code?: string }).code ?? 'INTERNAL_ERROR' }, 'a live-channel handshake was refused');
-      return refuseUpgrade(socket, err);
+      return refuse(socket, err);
     }
     if (live.rejectedCookie === 'forged' && !(await options.forgedAllowed(req))) {
       live.close();
-      return refuseUpgrade(socket, new RateLimitedError('too many requests with an invalid session cookie from this address; slow down'));
+      return refuse(socket, new RateLimitedError('too many requests with an invalid session cookie from this address; slow down'));
     }
-    if (live.userId === null) return refuseUpgrade(socket, 401);
+    if (live.userId === null) return refuse(socket, 401);
     const session = live;
     if (closing || socket.destroyed) {
       session.close();

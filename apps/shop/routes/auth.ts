@@ -101,6 +101,8 @@ export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
 
   app.post('/api/auth/login', async (req) => {
     const b = objectBody(req.body);
+    // As at register: a misspelt field ("rememberMe") is an error, not a silent session of another kind.
+    onlyKeys(b, ['username', 'password', 'remember']);
     if (typeof b.username !== 'string' || typeof b.password !== 'string' || b.username.length > 64 || b.password.length > 1024) {
       throw validationFailed('username and password are required');
     }

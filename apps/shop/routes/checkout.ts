@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { CompleteOptions, FlowRunner, FlowView } from 'tether/flow';
 import type { Order } from '../db/index.js';
-import { centsToAmount, linesOf, subtractLines } from '../lib/cart.js';
+import { MAX_LINE_QUANTITY, centsToAmount, linesOf, subtractLines } from '../lib/cart.js';
 import type { CartLine } from '../lib/cart.js';
-import { cartEmpty, validationFailed } from '../lib/errors.js';
+import { cartChanged, cartEmpty, validationFailed } from '../lib/errors.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
@@ -93,16 +93,50 @@ function flowJson(v: FlowView): Record<string, unknown> {
   return { step: v.step, steps: v.steps, data: v.data, runId: v.runId };
 }
 
+interface ConfirmBody {
+  runId: string | undefined;
+  password: unknown;
+  /** The cart the review showed, when the client names it: the order is placed only for that cart. */
+  items: CartLine[] | undefined;
+}
+
+/** The reviewed cart's lines, `[{productId, quantity}]` as the cart's items give them, or 400. */
+function reviewedItems(value: unknown): CartLine[] {
+  const hint = 'items must be the reviewed cart\'s items, [{productId, quantity}]';
+  if (!Array.isArray(value) || value.length > 1000) throw validationFailed(hint);
+  return value.map((item: unknown) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw validationFailed(hint);
+    const { productId, quantity } = item as Record<string, unknown>;
+    if (Object.keys(item).some((k) => k !== 'productId' && k !== 'quantity')) throw validationFailed(hint);
+    if (typeof productId !== 'string' || productId.length === 0 || productId.length > 100 || typeof quantity !== 'number'
+      || !Number.isInteger(quantity) || quantity < 1 || quantity > MAX_LINE_QUANTITY) throw validationFailed(hint);
+    return { productId, quantity };
+  });
+}
+
 /**
  * What a confirm sends: the run it names, if any (`{}`, or no body, confirms whatever run is current),
- * and a signed-in user's password when the page asked for it (REAUTH_REQUIRED).
+ * the items of the cart its review showed, if it names them, and a signed-in user's password when the
+ * page asked for it (REAUTH_REQUIRED).
  */
-function confirmBody(body: unknown): { runId: string | undefined; password: unknown } {
-  if (body === undefined || body === null) return { runId: undefined, password: undefined };
+function confirmBody(body: unknown): ConfirmBody {
+  if (body === undefined || body === null) return { runId: undefined, password: undefined, items: undefined };
   const b = objectBody(body);
-  onlyKeys(b, ['runId', 'password']);
+  onlyKeys(b, ['runId', 'password', 'items']);
   if (b.runId !== undefined && (typeof b.runId !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(b.runId))) throw validationFailed('runId must be the runId GET /api/checkout gave');
-  return { runId: b.runId, password: b.password };
+  return { runId: b.runId, password: b.password, items: b.items === undefined ? undefined : reviewedItems(b.items) };
+}
+
+/** Whether two carts hold the same quantity of each product, in any order. */
+function sameLines(a: readonly CartLine[], b: readonly CartLine[]): boolean {
+  const count = (lines: readonly CartLine[]): Map<string, number> => {
+    const m = new Map<string, number>();
+    for (const l of lines) m.set(l.productId, (m.get(l.productId) ?? 0) + l.quantity);
+    return m;
+  };
+  const ma = count(a);
+  const mb = count(b);
+  return ma.size === mb.size && [...ma].every(([id, q]) => mb.get(id) === q);
 }
 
 /** What a confirm answers: the order placed (or placed already by the same run). */
@@ -110,14 +144,19 @@ function placedJson(order: Order): Record<string, unknown> {
   return { orderId: order.id, total: centsToAmount(order.totalCents) };
 }
 
-async function placeOrder(ctx: ShopContext, checkout: Checkout, { runId, data }: Run): Promise<Placed> {
+/**
+ * Places the order for the cart as it is now; with `reviewed` (the items the client's review showed),
+ * only if the cart is still that one: a cart changed meanwhile (another tab added to it) is 409
+ * CART_CHANGED, so nobody orders what they did not review.
+ */
+async function placeOrder(ctx: ShopContext, checkout: Checkout, { runId, data }: Run, reviewed: CartLine[] | undefined): Promise<Placed> {
   const idempotencyKey = `${checkout.keyPrefix}:${runId}`;
   const lines = (await checkout.cart()).filter((l) => ctx.catalog.has(l.productId));
-  if (lines.length === 0) {
-    // A concurrent confirm of this run may have placed the order and emptied the cart already.
+  if (lines.length === 0 || (reviewed !== undefined && !sameLines(lines, reviewed))) {
+    // A concurrent confirm of this run may have placed the order and taken it out of the cart already.
     const placed = await ctx.db.findOrderByKey(idempotencyKey);
     if (placed) return { order: placed, created: false };
-    throw cartEmpty();
+    throw lines.length === 0 ? cartEmpty() : cartChanged();
   }
   const items = lines.map((l) => {
     const p = ctx.catalog.get(l.productId)!;
@@ -153,7 +192,7 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
 
   app.post('/api/checkout/confirm', async (req, reply) => {
     const checkout = checkoutOf(ctx, req);
-    const { runId, password } = confirmBody(req.body);
+    const { runId, password, items } = confirmBody(req.body);
     const userId = sessionOf(req).userId;
     if (userId === null && password !== undefined) throw validationFailed('a guest checkout takes no password');
     // The order a named run placed, if it did (for this requester): a repeat of that confirm gets it again.
@@ -173,7 +212,7 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
     // Placing an order is the shop's high-value action: a sign-in long ago asks for the password first.
     if (userId !== null) await stepUp(ctx, req, userId, password);
     try {
-      const { order, created } = await checkout.complete((run) => placeOrder(ctx, checkout, run), { onCompleted: checkout.onCompleted });
+      const { order, created } = await checkout.complete((run) => placeOrder(ctx, checkout, run, items), { onCompleted: checkout.onCompleted });
       if (created) ctx.counters.ordersPlaced++;
       return reply.code(created ? 201 : 200).send(placedJson(order));
     } catch (err) {

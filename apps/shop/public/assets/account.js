@@ -45,7 +45,9 @@ async function renderSessions(host) {
   host.replaceChildren(
     el('h2', {}, 'Where you are logged in'),
     el('p', { class: 'muted', 'data-testid': 'session-count' }, `${sessions.length} active session${sessions.length === 1 ? '' : 's'}`),
-    el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Device'), el('th', {}, 'Signed in'), el('th', {}, 'Last active'), el('th', { title: 'When it signs out unless it is used before' }, 'Signs out if idle'), el('th', {}, 'Network'), el('th', {}, el('span', { class: 'visually-hidden' }, 'Actions')))), el('tbody', {}, ...rows)),
+    // Six columns do not fit a phone's width: the table scrolls sideways inside the panel, not the page.
+    el('div', { class: 'table-scroll', 'data-testid': 'sessions-table', tabindex: '0', role: 'region', 'aria-label': 'Sessions' },
+      el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Device'), el('th', {}, 'Signed in'), el('th', {}, 'Last active'), el('th', { title: 'When it signs out unless it is used before' }, 'Signs out if idle'), el('th', {}, 'Network'), el('th', {}, el('span', { class: 'visually-hidden' }, 'Actions')))), el('tbody', {}, ...rows))),
     el('div', { class: 'actions' },
       el('button', {
         type: 'button', class: 'primary', disabled: others === 0, 'data-testid': 'logout-others',

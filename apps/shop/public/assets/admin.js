@@ -23,13 +23,26 @@ function userPanel(changed) {
     const u = await api('GET', path());
     const act = (label, suffix, message, cls = 'danger') => el('button', {
       type: 'button', class: cls, onclick: async () => {
+        let done;
         try {
-          result.textContent = message(await api('POST', path(suffix)));
-          await show();
-          changed();
+          done = message(await api('POST', path(suffix)));
         } catch (err) {
           result.textContent = describeError(err);
+          return;
         }
+        result.textContent = done;
+        try {
+          await show();
+        } catch (err) {
+          // The action was done: what failed is reading the user again. Ending the admin's own sessions
+          // ends this one too, after which nothing here can be read.
+          details.replaceChildren();
+          result.textContent = err instanceof ApiError && err.code === 'AUTH_REQUIRED'
+            ? `${done} That signed you out here too: log in again to go on.`
+            : `${done} The user could not be loaded again: ${describeError(err)}`;
+          return;
+        }
+        changed();
       },
     }, label);
     details.replaceChildren(

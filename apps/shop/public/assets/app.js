@@ -118,6 +118,8 @@ let liveTimer = null;
 let signedOutNotice = false;
 /** Set while this page ends its own session (a logout, deleting the account): that close is no news. */
 let leaving = false;
+/** Why this page's last logout failed (the user is still signed in), to say so; null: it did not. */
+let logoutFailure = null;
 
 /**
  * Runs `send`, a request that ends this session on purpose, so that the live channel's close it causes
@@ -279,12 +281,23 @@ export async function addToCart(productId, quantity = 1) {
   return cart;
 }
 
+/**
+ * Logs out. A logout the server did not answer with success (the store down, the network gone) may have
+ * ended nothing: the page goes on showing the user signed in and says the logout failed, so that nobody
+ * leaves a shared computer believing they are signed out. Resolves with whether it logged out.
+ */
 export async function logout() {
+  logoutFailure = null;
+  renderHeader();
   try {
     await ending(() => api('POST', '/api/auth/logout'));
-  } finally {
-    signedOut();
+  } catch (err) {
+    logoutFailure = describeError(err);
+    renderHeader();
+    return false;
   }
+  signedOut();
+  return true;
 }
 
 /** After a logout or an account deletion: forgets the session here and goes to the home page. */
@@ -427,8 +440,13 @@ export function renderHeader() {
       `For your security you will be signed out at ${new Date(idleWarning).toLocaleTimeString()} after a period of inactivity. `,
       el('button', { type: 'button', class: 'primary', onclick: () => stayIn() }, 'Stay signed in'))
     : null;
+  const failedLogout = logoutFailure !== null && s?.authenticated
+    ? el('p', { class: 'signed-out', role: 'alert', 'data-testid': 'logout-failed' },
+      `Logging out failed (${logoutFailure}): you are still signed in. `,
+      el('button', { type: 'button', class: 'primary', onclick: () => logout() }, 'Try again'))
+    : null;
   host.replaceChildren(el('div', { class: 'bar' }, brand, nav, el('div', { class: 'tools' }, currencySelect, themeButton, ...account, cart)),
-    ...(notice ? [notice] : []), ...(warning ? [warning] : []));
+    ...(notice ? [notice] : []), ...(warning ? [warning] : []), ...(failedLogout ? [failedLogout] : []));
   if (focusedKey) [...host.querySelectorAll('a, button, select')].find((n) => keyOf(n) === focusedKey)?.focus();
 }
 

@@ -23,9 +23,15 @@ function lineView(item) {
   const qty = el('input', {
     type: 'number', min: '0', max: '99', value: String(item.quantity), 'aria-label': `Quantity of ${item.name}`, inputmode: 'numeric',
     onchange: (e) => {
-      const n = Number(e.target.value);
+      // Digits only: a box left empty, or holding what is not a number ("-", which the browser reports as
+      // ''), is no quantity, and certainly not 0, which would remove the line.
+      const typed = e.target.value.trim();
+      const n = /^\d+$/.test(typed) ? Number(typed) : NaN;
       if (Number.isInteger(n) && n >= 0 && n <= 99) change('PATCH', item.productId, { quantity: n });
-      else toast('Choose a quantity from 0 to 99');
+      else {
+        e.target.value = String(item.quantity);
+        toast('Choose a quantity from 0 to 99');
+      }
     },
   });
   return el('li', { class: 'line', 'data-testid': 'cart-line', 'data-product': item.productId },
@@ -58,7 +64,8 @@ function render() {
 
 async function main() {
   onChange(render);
-  [products] = await Promise.all([loadProducts(), loadSession().catch(() => null)]);
+  // The products give the lines' pictures only: the cart shows without them.
+  [products] = await Promise.all([loadProducts().catch(() => []), loadSession().catch(() => null)]);
   if (!state.session) {
     // No session yet: read the cart without creating one.
     anonymousCart = await (await fetch('/api/cart', { headers: { accept: 'application/json' } })).json();

@@ -1,5 +1,5 @@
 // The catalog: search, category filter, add to cart, recently viewed. Browsing creates no session.
-import { addToCart, describeError, el, formatPrice, loadSession, onChange, state, toast } from './app.js';
+import { addToCart, ApiError, describeError, el, formatPrice, loadSession, onChange, state, toast } from './app.js';
 import { artFor } from './art.js';
 
 let products = [];
@@ -54,15 +54,31 @@ export function renderRecent(exclude) {
   document.getElementById('recent-grid').replaceChildren(...items.map((p) => productCard(p, { compact: true })));
 }
 
+/** What a page says when the server failed (5xx) or could not be reached: the shop is not at fault for a 4xx. */
+export const UNAVAILABLE = 'The shop is temporarily unavailable. Please try again in a moment.';
+
+/** Whether `err` is the server's failure (5xx) or the network's, rather than an answer about the request. */
+export function isUnavailable(err) {
+  return !(err instanceof ApiError) || err.status >= 500;
+}
+
+/** The products; an ApiError when the server answers with an error. */
 export async function loadProducts() {
   const res = await fetch('/api/products', { headers: { accept: 'application/json' } });
-  products = await res.json();
+  const data = await res.json().catch(() => null);
+  if (!res.ok || !Array.isArray(data)) throw new ApiError(res.status, data?.error?.code ?? 'HTTP_' + res.status, data?.error?.message ?? res.statusText);
+  products = data;
   return products;
 }
 
 async function main() {
   onChange(() => products.length && render());
-  await Promise.all([loadProducts(), loadSession().catch(() => null)]);
+  try {
+    await Promise.all([loadProducts(), loadSession().catch(() => null)]);
+  } catch (err) {
+    document.getElementById('catalog-status').textContent = isUnavailable(err) ? UNAVAILABLE : describeError(err);
+    return;
+  }
   document.getElementById('search').addEventListener('input', render);
   render();
 }

@@ -1,9 +1,10 @@
 // Checkout: shipping → payment → review → place order; a guest gives an email address first. The server
 // keeps the step (a user's in the account, so another device resumes at the same place; a guest's in the
 // session), so the page always renders what GET /api/checkout says.
-import { api, ApiError, askPassword, describeError, el, formatPrice, loadSession, state, toast } from './app.js';
+import { api, ApiError, askPassword, describeError, el, formatPrice, loadSession, onChange, state, toast } from './app.js';
 
 const LABELS = { contact: 'Contact', shipping: 'Shipping', payment: 'Payment', review: 'Review' };
+const FORMS = { contact: contactForm, shipping: shippingForm, payment: paymentForm };
 let flow = null;
 let editing = null;
 let placed = null;
@@ -116,9 +117,10 @@ function review() {
     onclick: async () => {
       place.disabled = true;
       try {
-        // Naming the run makes a retry (a lost reply, a second click) answer with the same order.
+        // Naming the run makes a retry (a lost reply, a second click) answer with the same order; naming
+        // the items shown here makes the server refuse (CART_CHANGED) a cart changed since in another tab.
         receiptTo = c?.email ?? null;
-        placed = await confirm({ runId: flow.runId });
+        placed = await confirm({ runId: flow.runId, items: cart.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) });
         if (placed === null) {
           place.disabled = false;
           return;
@@ -131,6 +133,13 @@ function review() {
         // The run is gone (the session ended, or another tab finished or restarted it): placing it again
         // would only repeat this, so show the checkout as it is now.
         if (err.code === 'FLOW_STEP_OUT_OF_ORDER') await refresh();
+        if (err.code === 'CART_CHANGED') {
+          // The cart is no longer the one shown: show the one there is now, to review before placing it.
+          await loadSession({ create: true });
+          await refresh();
+          showError(new ApiError(err.status, err.code, 'Your cart changed since this review (in another tab or device?), so no order was placed. Check the order below and place it again.'));
+          return;
+        }
         showError(err);
       }
     },
@@ -150,7 +159,8 @@ function review() {
     el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'back', onclick: () => post('/api/checkout/back') }, 'Back'), place));
 }
 
-function render() {
+/** `focus`: false when the page shows the same step again (a currency switch), and focus stays where it is. */
+function render(focus = true) {
   renderSteps();
   const host = document.getElementById('checkout');
   if (placed) {
@@ -163,10 +173,9 @@ function render() {
         el('a', { href: '/' }, 'Keep shopping'))));
   } else {
     const step = editing ?? flow.step;
-    const forms = { contact: contactForm, shipping: shippingForm, payment: paymentForm };
-    host.replaceChildren((forms[step] ?? review)());
+    host.replaceChildren((FORMS[step] ?? review)());
   }
-  document.getElementById('step-title')?.focus();
+  if (focus) document.getElementById('step-title')?.focus();
 }
 
 async function refresh() {
@@ -180,6 +189,10 @@ async function main() {
   await loadSession({ create: true });
   flow = await api('GET', '/api/checkout');
   render();
+  // A currency switch prices the review and the placed order again; a form being filled in is left as it is.
+  onChange(() => {
+    if (placed || !FORMS[editing ?? flow.step]) render(false);
+  });
 }
 
 main().catch((err) => toast(describeError(err)));

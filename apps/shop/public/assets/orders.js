@@ -1,6 +1,6 @@
 // Order history, newest first: a user's, or for a visitor the orders this browser's session placed as a
 // guest (the server knows which only while that session lasts).
-import { api, describeError, el, formatPrice, loadSession, sendToLogin, toast } from './app.js';
+import { api, describeError, el, formatPrice, loadSession, onChange, sendToLogin, toast } from './app.js';
 
 function orderView(o) {
   return el('article', { class: 'panel order', 'data-testid': 'order', 'data-order': o.id },
@@ -23,7 +23,10 @@ async function main() {
   }
   const note = s?.authenticated ? null : el('p', { class: 'muted', 'data-testid': 'guest-orders-note' },
     'These are the orders placed in this browser as a guest. They are listed here only while this session lasts: keep the order number, it is your reference.');
-  host.replaceChildren(el('div', { class: 'stack' }, note, ...orders.map(orderView)));
+  const render = () => host.replaceChildren(el('div', { class: 'stack' }, note, ...orders.map(orderView)));
+  render();
+  // A currency switch prices the orders again.
+  onChange(render);
 }
 
 main().catch((err) => toast(describeError(err)));

@@ -1,7 +1,7 @@
 // One product: details, quantity, add to cart; viewing it is recorded in the session's recently viewed.
 import { addToCart, describeError, el, formatPrice, loadSession, onChange, state, toast } from './app.js';
 import { artFor } from './art.js';
-import { loadProducts, renderRecent } from './catalog.js';
+import { UNAVAILABLE, loadProducts, renderRecent } from './catalog.js';
 
 let product = null;
 
@@ -51,9 +51,15 @@ function render() {
 
 async function main() {
   const id = decodeURIComponent(location.pathname.split('/')[2] ?? '');
-  const [res] = await Promise.all([fetch(`/api/products/${encodeURIComponent(id)}`, { headers: { accept: 'application/json' } }), loadProducts()]);
+  const [res] = await Promise.all([fetch(`/api/products/${encodeURIComponent(id)}`, { headers: { accept: 'application/json' } }),
+    loadProducts().catch(() => null)]);
   if (!res.ok) {
-    document.getElementById('product').replaceChildren(el('div', { class: 'empty' }, el('h1', {}, 'Product not found'), el('p', {}, el('a', { href: '/' }, 'Back to the shop'))));
+    // Only a 404 says there is no such product; a failure of the server (the session store down) does not.
+    const failed = res.status !== 404;
+    document.getElementById('product').replaceChildren(el('div', { class: 'empty', 'data-testid': failed ? 'unavailable' : 'not-found' },
+      el('h1', {}, failed ? 'Temporarily unavailable' : 'Product not found'),
+      failed ? el('p', {}, UNAVAILABLE) : null,
+      el('p', {}, failed ? el('a', { href: location.pathname }, 'Try again') : null, failed ? ' · ' : null, el('a', { href: '/' }, 'Back to the shop'))));
     await loadSession().catch(() => null);
     return;
   }
