@@ -265,14 +265,14 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   if (send) {
     const heard = (msg: unknown): void => {
       if (!isForgetMessage(msg)) return;
-      if (msg.handle !== undefined) ctx.active.forget(msg.handle);
+      if (msg.handle !== undefined) ctx.active.ended(msg.handle);
       else ctx.active.forgetUser(msg.userId!);
     };
     process.on('message', heard);
     app.addHook('onClose', async () => void process.off('message', heard));
   }
   const forget = (handle: string): void => {
-    ctx.active.forget(handle);
+    ctx.active.ended(handle);
     tell({ type: 'shop:active-forget', handle });
   };
   // '*': every session of the user at once (destroyUserSessions); one that was spared is seen again as it answers.

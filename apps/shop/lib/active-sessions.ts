@@ -36,6 +36,9 @@ export function relayForgets(): void {
   });
 }
 
+/** How many ended sessions' handles a node remembers (see ActiveSessions.ended). */
+const ENDED_KEPT = 4096;
+
 interface Seen {
   at: number;
   userId: string | null;
@@ -64,7 +67,14 @@ export class ActiveSessions {
     this.#max = max;
   }
 
+  /**
+   * Sessions ended lately, by handle: a request of one that was in flight as it ended (in another
+   * worker, whose message may come first) must not count it again. Bounded, the oldest dropped first.
+   */
+  readonly #ended = new Set<string>();
+
   seen(handle: string, userId: string | null, remembered: boolean, now = Date.now()): void {
+    if (this.#ended.has(handle)) return;
     this.forget(handle);
     (remembered ? this.#remembered : this.#seen).set(handle, { at: now, userId });
     if (userId !== null) {
@@ -84,6 +94,13 @@ export class ActiveSessions {
     const handles = this.#byUser.get(entry.userId)!;
     handles.delete(handle);
     if (handles.size === 0) this.#byUser.delete(entry.userId);
+  }
+
+  /** The session ended (a logout, a login's new ID): forgotten, and not counted again if seen late. */
+  ended(handle: string): void {
+    this.forget(handle);
+    this.#ended.add(handle);
+    if (this.#ended.size > ENDED_KEPT) this.#ended.delete(this.#ended.values().next().value!);
   }
 
   /** Forgets every session of the user (their sessions were ended all at once). */
