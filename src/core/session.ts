@@ -375,8 +375,11 @@ export class Session<T extends object = SessionData> {
       throw new TypeError('session.login(userId, { keep }) takes an array of data keys');
     }
     const owner = this.#s.userId;
-    this.setUser(userId);
+    // The new ID before the owner: a user ID refused, or an ID generator that fails, leaves the session
+    // as it was, never its old ID bound to the user (a fixation an app that catches the error would store).
+    checkUserId(userId);
     this.regenerate();
+    this.setUser(userId);
     this.#s.newLifetime = true;
     this.#authenticated();
     if (this.#s.remembered && owner !== null && owner !== userId) this.remember(false);

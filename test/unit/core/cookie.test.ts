@@ -89,5 +89,20 @@ describe('custom generateId', () => {
       const back = await trip(r.tether, first.cookie, (x) => assert.equal(x.get('a'), 1), 'GET');
       assert.equal(back.session.id, first.session.id);
     });
+
+    it(`ids when ${label} then login() throws OPTIONS_INVALID and binds no user to the old ID, even when the app goes on and commits`, async () => {
+      let calls = 0;
+      const r = rig({ generateId: () => (calls++ === 0 ? `first-good-id-${'x'.repeat(24)}` : bad as string) });
+      // A session whose cookie someone else may have planted in this browser.
+      const planted = await trip(r.tether, undefined, (s) => s.set('a', 1));
+      const s = await r.tether.open({ method: 'POST', header: (n) => (n === 'cookie' ? planted.cookie : undefined) });
+      assert.throws(() => s.login('alice'), { code: 'OPTIONS_INVALID' });
+      assert.equal(s.userId, null);
+      assert.equal(s.id, planted.session.id);
+      await r.tether.commit(s);
+      const back = await trip(r.tether, planted.cookie, () => {}, 'GET');
+      assert.equal(back.session.userId, null, 'the planted cookie opens no signed-in session');
+      assert.deepEqual(await r.tether.listUserSessions('alice'), []);
+    });
   }
 });
