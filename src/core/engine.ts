@@ -211,6 +211,9 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     this.#unsubscribeSwept = this.store.onSwept?.((swept) => this.#swept(swept));
   }
 
+  /** The endings of timed-out or anomalous sessions under way, by store key (see #end). */
+  readonly #ending = new Map<string, Promise<void>>();
+
   /** Loads the session named by the request's cookie (or an empty, not yet stored one). */
   async open(req: RequestView, options: OpenOptions = {}): Promise<Session<T>> {
     return this.openNow(req, options);
@@ -693,9 +696,17 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   /** Ends the session the cookie named (timed out, or ended for an anomaly); the request goes on without it. */
   async #end(state: SessionState, record: SessionRecord, event: 'expired' | 'destroyed', reason?: string): Promise<Session<T>> {
     try {
-      this.#decoded.forget(record.key);
-      await this.#call(() => this.store.destroy(record.key), 'destroy');
-      this.#emit(event, record.key, record.userId, reason);
+      // Requests that read the session at once (a page's parallel requests after its timeout) all find
+      // it to end: they share the first one's ending, so the session is ended and reported once.
+      let ending = this.#ending.get(record.key);
+      if (ending === undefined) {
+        this.#decoded.forget(record.key);
+        ending = this.#call(() => this.store.destroy(record.key), 'destroy').then(() => this.#emit(event, record.key, record.userId, reason));
+        const done = (): void => void this.#ending.delete(record.key);
+        ending.then(done, done);
+        this.#ending.set(record.key, ending);
+      }
+      await ending;
       state.clearCookie = true;
       return this.#released(state);
     } catch (err) {

@@ -29,6 +29,25 @@ describe('engine expiry', () => {
     await trip(r.tether, a.cookie, (s) => assert.equal(s.isNew, true), 'GET');
   });
 
+  it('session when several requests present it at once past its timeout, or from another browser under userAgentChange end, then it is ended and reported once', async () => {
+    for (const [options, event, ua] of [[{ idleTimeoutMs: MIN }, 'expired', 'A'], [{ userAgentChange: 'end' as const }, 'destroyed', 'B']] as const) {
+      const r = rig(options);
+      const heard: unknown[] = [];
+      r.tether.events.on(event, (m) => heard.push(m));
+      const { cookie } = await trip(r.tether, undefined, (s) => s.set('n', 1), 'POST', { 'user-agent': 'A' });
+      r.clock.advance(MIN + 1_000);
+      const headers = { cookie: cookie!, 'user-agent': ua };
+      const sessions = await Promise.all([1, 2, 3].map(() => r.tether.open({ method: 'GET', header: (n: string) => headers[n as keyof typeof headers] })));
+      for (const s of sessions) {
+        assert.equal(s.isNew, true, event);
+        await r.tether.commit(s);
+      }
+      assert.equal(heard.length, 1, `one ${event} event`);
+      assert.equal(r.tether.stats()[event], 1);
+      assert.equal(r.store.calls.destroy, 1, 'one destroy');
+    }
+  });
+
   it('session when its record still lives in the store but the engine clock says idle then it is rejected anyway', async () => {
     const r = rig({ idleTimeoutMs: 10 * MIN, expiryGraceMs: 60 * MIN });
     const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
