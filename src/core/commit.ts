@@ -213,6 +213,9 @@ export class Committer {
       this.#e.decoded.forget(rec.key);
       await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
       this.#e.emit('destroyed', rec.key, rec.userId, 'logout');
+      // Ended: a later commit of it (endNow after this one) only expires the cookie again.
+      s.record = null;
+      s.clearCookie = true;
       s.setCookies.push(this.#e.clearCookie);
       s.clearSiteData = o.clearSiteData;
       return;

@@ -327,6 +327,23 @@ describe('engine lifecycle', () => {
     assert.match((await r.tether.commit(session))[0]!, /^sid=;/);
   });
 
+  it('endNow when the logout was already committed then the response expires the cookie again, and the session is neither deleted nor reported again', async () => {
+    const r = rig();
+    const heard: string[] = [];
+    r.tether.events.on('destroyed', (m) => heard.push(m.reason ?? ''));
+    const first = await trip(r.tether, undefined, (s) => s.login('u1'));
+    const session = await r.tether.open(view('POST', { cookie: first.cookie! }));
+    session.destroy();
+    assert.match((await r.tether.commit(session))[0]!, /^sid=;/);
+    const destroys = r.store.calls.destroy;
+    await r.tether.endNow(session);
+    await r.tether.endNow(session);
+    assert.match((await r.tether.commit(session))[0]!, /^sid=;.*Max-Age=0/);
+    assert.deepEqual(heard, ['logout']);
+    assert.equal(r.tether.stats().destroyed, 1);
+    assert.equal(r.store.calls.destroy, destroys, 'no second deletion');
+  });
+
   it('session when it grows past maxSessionBytes (64 KiB by default) then commit fails SESSION_TOO_LARGE 413 and the stored value is unchanged', async () => {
     const r = rig();
     assert.equal(r.tether.options.maxSessionBytes, 64 * 1024);
