@@ -37,6 +37,8 @@ export interface EncryptedCodecOptions {
  * JSON envelope (an object) can be.
  */
 const MARK = '"tether:enc:1:';
+/** What every version of the format begins with. */
+const FAMILY = '"tether:enc:';
 const INFO = 'tether session data';
 /** Hex digits of a key's ID: enough to tell a handful of keys apart, nothing to attack. */
 const KID_CHARS = 8;
@@ -83,6 +85,9 @@ export function encryptedCodec(options: EncryptedCodecOptions): SessionCodec {
   /** The text `inner` encoded, from a stored record (or the record itself when plaintext is read). */
   const open = (text: string): string => {
     if (!text.startsWith(MARK)) {
+      // Another version of the format, or a header changed in the store: encrypted all the same, never
+      // plaintext (the JSON codec would read a JSON string as an empty session).
+      if (text.startsWith(FAMILY)) throw new TypeError('the record is encrypted in a format this codec does not read');
       if (readPlaintext) return text;
       throw new TypeError('the record is not encrypted');
     }
