@@ -83,7 +83,8 @@ export function checkOptions(owner: string, options: unknown, schema: Record<str
     throw new OptionsInvalidError(`${owner} ${path} must be an object`);
   }
   for (const [key, value] of Object.entries(options)) {
-    const kind = schema[key];
+    // Own keys only: `constructor`, `toString` and the like are inherited by every schema object.
+    const kind = Object.hasOwn(schema, key) ? schema[key] : undefined;
     if (kind === undefined) {
       const known = Object.keys(schema).sort().join(', ');
       throw new OptionsInvalidError(`${owner} ${path}.${key} is not an option (known: ${known})`);

@@ -32,6 +32,12 @@ describe('engine options', () => {
     invalid({ secrets: [SECRET_A], cookie: { sameSite: 'lax', httpOnly: false } }, /options\.cookie\.httpOnly is not an option/);
     invalid({ secrets: [SECRET_A], csrf: { origin: 'https://a.example' } }, /options\.csrf\.origin is not an option/);
     invalid({ secrets: [SECRET_A], csrf: { form: true } }, /options\.csrf\.form is not an option \(known: .*forms/);
+    // Names every object inherits are not options either, nor is a JSON `__proto__` key.
+    for (const name of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__']) {
+      invalid({ secrets: [SECRET_A], ...JSON.parse(`{"${name}": 1}`) as object }, new RegExp(`options\\.${name} is not an option`));
+      invalid({ secrets: [SECRET_A], cookie: JSON.parse(`{"${name}": 1}`) as object }, new RegExp(`options\\.cookie\\.${name} is not an option`));
+    }
+    assert.throws(() => new MemoryStore(JSON.parse('{"hasOwnProperty": 1}') as object), { code: 'OPTIONS_INVALID' });
   });
 
   it('options when a value has the wrong type then construction throws OPTIONS_INVALID saying what was expected', () => {
