@@ -450,7 +450,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
   const remember = rememberLifetime(input, idleTimeoutMs, absoluteTimeoutMs);
   const renewal = renewalOf(input.renewal);
   const csrf = input.csrf === false ? false : Object.freeze({
-    header: (input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader).toLowerCase(),
+    header: csrfHeader(input.csrf?.header ?? TETHER_DEFAULTS.csrfHeader),
     origins: input.csrf?.origins ? Object.freeze(input.csrf.origins.map((o) => normaliseOrigin(o))) : undefined,
     requireOrigin: input.csrf?.requireOrigin ?? input.csrf?.secureOrigins ?? secure,
     secureOrigins: input.csrf?.secureOrigins ?? secure,
@@ -528,10 +528,27 @@ function rememberLifetime(input: TetherOptions, idleTimeoutMs: number, absoluteT
   return Object.freeze({ idleTimeoutMs: idle, absoluteTimeoutMs: absolute });
 }
 
+/** An origin a browser sends in its Origin header: http(s), scheme, host and port; anything else never matches. */
 function normaliseOrigin(origin: string): string {
+  let url: URL;
   try {
-    return new URL(origin).origin;
+    url = new URL(origin);
   } catch {
     throw new OptionsInvalidError(`Tether options.csrf.origins: "${origin}" is not an origin like https://shop.example`);
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new OptionsInvalidError(`Tether options.csrf.origins: "${origin}" is not an http or https origin; the origin check compares only those (like https://shop.example)`);
+  }
+  return url.origin;
+}
+
+/** An HTTP field name (RFC 9110 §5.1: a token). */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The CSRF header's name, lower-cased, if a request can carry it. */
+function csrfHeader(name: string): string {
+  if (!FIELD_NAME.test(name)) {
+    throw new OptionsInvalidError(`Tether options.csrf.header must be a header name (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(name.slice(0, 64))}`);
+  }
+  return name.toLowerCase();
 }

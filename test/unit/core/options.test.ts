@@ -210,9 +210,21 @@ describe('engine options', () => {
     invalid({ secrets: [SECRET_A], clearSiteData: ['"cache"\r\nSet-Cookie: x=1'] }, /clearSiteData must be/);
   });
 
-  it('csrf.origins when one is not an origin then construction throws, else they are normalised', () => {
+  it('csrf.origins when one is not an http or https origin then construction throws, else they are normalised', () => {
     invalid({ secrets: [SECRET_A], csrf: { origins: ['not a url'] } }, /is not an origin/);
+    // Their origin is "null", which the check never lets through: every request would be refused.
+    for (const origin of ['chrome-extension://abcdefghijklmnop', 'file:///tmp/x', 'data:text/plain,x']) {
+      invalid({ secrets: [SECRET_A], csrf: { origins: [origin] } }, /is not an http or https origin/);
+    }
     const o = resolveOptions({ secrets: [SECRET_A], csrf: { origins: ['https://Shop.Example:443/path'] } });
     assert.deepEqual(o.csrf && o.csrf.origins, ['https://shop.example']);
+  });
+
+  it('csrf.header when not a header name a request can carry then construction throws; a token is lower-cased', () => {
+    for (const header of ['x csrf token', 'x-csrf:token', 'x-csrf\r\nx', 'jeton-é']) {
+      invalid({ secrets: [SECRET_A], csrf: { header } }, /csrf\.header must be a header name/);
+    }
+    const csrf = resolveOptions({ secrets: [SECRET_A], csrf: { header: 'X-My_Token.1' } }).csrf;
+    assert.equal(csrf && csrf.header, 'x-my_token.1');
   });
 });
