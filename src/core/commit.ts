@@ -98,6 +98,11 @@ export interface CommitParts {
   admit?: (s: SessionState) => Promise<void>;
   emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
   /**
+   * Deletes the record under `key` and reports it (`event`, `reason`); calls of this process for a key
+   * whose deletion is under way share it instead: true for the call that deleted it.
+   */
+  endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string): Promise<boolean>;
+  /**
    * The Set-Cookie value that carries the ID of a session stored under `key`: persistent for
    * `lastingMs` when given, else with the cookie options' lifetime. With `keepVerified` (the default)
    * the signed value is remembered as verified, so its first return skips the HMAC.
@@ -515,10 +520,8 @@ export class Committer {
     const before = (a: SessionRecord, at: number, key: string): boolean => a.createdAt < at || (a.createdAt === at && a.key < key);
     const victims = live.filter((r) => r.key !== currentKey && before(r, loginAt, currentKey))
       .sort((a, b) => (before(a, b.createdAt, b.key) ? -1 : 1)).slice(0, excess);
-    for (const v of victims) {
-      await this.#e.call(() => this.#e.store.destroy(v.key), 'destroy');
-      this.#e.emit('destroyed', v.key, userId, 'limit');
-    }
+    // Logins racing each other pick the same victims: each is deleted and reported once.
+    for (const v of victims) await this.#e.endOnce(v.key, userId, 'destroyed', 'limit');
   }
 
 

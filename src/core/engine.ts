@@ -200,6 +200,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
         throw err;
       }),
       call: (op, what) => this.#call(op, what),
+      endOnce: (key, userId, event, reason) => this.#endOnce(key, userId, event, reason),
       emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
       issueCookie: (id, key, lastingMs, keepVerified = true) => {
         const value = keepVerified ? this.#verified.sign(id, key) : this.#signer.sign(id);
@@ -211,7 +212,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     this.#unsubscribeSwept = this.store.onSwept?.((swept) => this.#swept(swept));
   }
 
-  /** The endings of timed-out or anomalous sessions under way, by store key (see #end). */
+  /** The deletions under way, by store key (see #endOnce). */
   readonly #ending = new Map<string, Promise<void>>();
 
   /** Loads the session named by the request's cookie (or an empty, not yet stored one). */
@@ -469,9 +470,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const target = records.find((r) => handleOf(r.key) === handle);
     if (!target) return false;
-    await this.#call(() => this.store.destroy(target.key), 'destroy');
-    this.#emit('destroyed', target.key, userId, 'user');
-    return true;
+    return this.#endOnce(target.key, userId, 'destroyed', 'user');
   }
 
   /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */
@@ -693,20 +692,29 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     return new Session<T>(state);
   }
 
+  /**
+   * Deletes the record under `key` and reports it, once however many calls of this process end it at
+   * the same time (requests that found it timed out, logins racing over `maxSessionsPerUser`, two
+   * `destroyUserSession` calls): the later ones share the deletion under way. True for the call that
+   * deleted it. Calls in other processes are not seen: each may report it (the store deletes it once).
+   */
+  #endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string): Promise<boolean> {
+    const under = this.#ending.get(key);
+    if (under !== undefined) return under.then(() => false);
+    this.#decoded.forget(key);
+    const ending = this.#call(() => this.store.destroy(key), 'destroy').then(() => this.#emit(event, key, userId, reason));
+    const done = (): void => void this.#ending.delete(key);
+    ending.then(done, done);
+    this.#ending.set(key, ending);
+    return ending.then(() => true);
+  }
+
   /** Ends the session the cookie named (timed out, or ended for an anomaly); the request goes on without it. */
   async #end(state: SessionState, record: SessionRecord, event: 'expired' | 'destroyed', reason?: string): Promise<Session<T>> {
     try {
       // Requests that read the session at once (a page's parallel requests after its timeout) all find
       // it to end: they share the first one's ending, so the session is ended and reported once.
-      let ending = this.#ending.get(record.key);
-      if (ending === undefined) {
-        this.#decoded.forget(record.key);
-        ending = this.#call(() => this.store.destroy(record.key), 'destroy').then(() => this.#emit(event, record.key, record.userId, reason));
-        const done = (): void => void this.#ending.delete(record.key);
-        ending.then(done, done);
-        this.#ending.set(record.key, ending);
-      }
-      await ending;
+      await this.#endOnce(record.key, record.userId, event, reason);
       state.clearCookie = true;
       return this.#released(state);
     } catch (err) {

@@ -344,6 +344,28 @@ describe('engine lifecycle', () => {
     assert.equal(r.store.calls.destroy, destroys, 'no second deletion');
   });
 
+  it('destroyUserSession called twice at once, and logins racing over maxSessionsPerUser, then each session is deleted and reported once', async () => {
+    const r = rig({ maxSessionsPerUser: 2 });
+    const heard: string[] = [];
+    r.tether.events.on('destroyed', (m) => heard.push(`${m.reason}:${m.handle}`));
+    const a = await trip(r.tether, undefined, (s) => s.login('u1'));
+    assert.deepEqual(await Promise.all([1, 2].map(() => r.tether.destroyUserSession('u1', a.session.handle!))), [true, false]);
+    assert.deepEqual(heard, [`user:${a.session.handle}`]);
+
+    const old = await trip(r.tether, undefined, (s) => s.login('u2'));
+    r.clock.advance(1_000);
+    const [x, y] = [await trip(r.tether, undefined, (s) => s.set('n', 1)), await trip(r.tether, undefined, (s) => s.set('n', 1))];
+    r.clock.advance(1_000);
+    const sx = await r.tether.open(view('POST', { cookie: x.cookie! }));
+    const sy = await r.tether.open(view('POST', { cookie: y.cookie! }));
+    sx.login('u2');
+    sy.login('u2');
+    await Promise.all([r.tether.commit(sx), r.tether.commit(sy)]);
+    assert.equal((await r.tether.listUserSessions('u2')).length, 2);
+    assert.deepEqual(heard.slice(1), [`limit:${old.session.handle}`], 'the oldest, once');
+    assert.equal(r.tether.stats().destroyed, 2);
+  });
+
   it('session when it grows past maxSessionBytes (64 KiB by default) then commit fails SESSION_TOO_LARGE 413 and the stored value is unchanged', async () => {
     const r = rig();
     assert.equal(r.tether.options.maxSessionBytes, 64 * 1024);
