@@ -92,6 +92,18 @@ async function adminInPage(page: Page, url: string): Promise<void> {
   await page.waitForURL(`${url}/admin`);
 }
 
+/**
+ * Makes the shop's session store fail `method` (every call rejects, as with the store down) until
+ * `end()`; call `end()` in a `finally` too.
+ */
+function storeOutage(method: 'get' | 'destroy'): { begin(): void; end(): void } {
+  const store = t.shop.tether.store as unknown as Record<string, unknown>;
+  return {
+    begin: () => void (store[method] = () => Promise.reject(new Error('the store is down'))),
+    end: () => void delete store[method],
+  };
+}
+
 async function cartCount(page: Page): Promise<string> {
   return (await page.getByTestId('cart-count').textContent()) ?? '';
 }
@@ -402,31 +414,31 @@ describe('shop in Chromium: where a login goes next', () => {
 describe('shop in Chromium: the admin page in a store outage', () => {
   it('admin page when the session store fails then says so in place of the figures, and shows them again once the store answers', async () => {
     const { context, page, errors } = await newPage();
-    const store = t.shop.tether.store as { get?: unknown };
+    const outage = storeOutage('get');
     try {
       await adminInPage(page, t.url);
       await page.getByTestId('node-row').waitFor();
       // This page's own live channel, at least, within a refresh of the figures.
       await page.getByTestId('live-sockets').filter({ hasText: /^[1-9]\d*$/ }).waitFor();
       // Every request that reads a session now fails as it does with the store down: 503 STORE_UNAVAILABLE.
-      store.get = () => Promise.reject(new Error('the store is down'));
+      outage.begin();
       await page.getByTestId('admin-error').filter({ hasText: 'The figures could not be loaded (trying again every 5 s): the session store failed on get' }).waitFor();
       assert.equal(await page.getByTestId('node-row').count(), 0, 'no stale figures');
       await shot(page, '10-admin-store-outage');
-      delete store.get;
+      outage.end();
       await page.getByTestId('node-row').waitFor();
       assert.equal(await page.getByTestId('admin-error').count(), 0);
 
       // Reloaded during the outage: the page and its scripts open no session and load; its first call fails.
-      store.get = () => Promise.reject(new Error('the store is down'));
+      outage.begin();
       await page.reload();
       await page.getByTestId('admin-error').filter({ hasText: 'The admin page could not be loaded; reload it to try again: the session store failed on get' }).waitFor();
-      delete store.get;
+      outage.end();
       await page.reload();
       await page.getByTestId('node-row').waitFor();
       assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
     } finally {
-      delete store.get;
+      outage.end();
       await context.close();
     }
   });
@@ -798,25 +810,25 @@ async function guestAtReview(page: Page): Promise<void> {
 describe('shop in Chromium: a logout the session store does not take', () => {
   it('logout when the session store fails then the page says the logout failed and still shows the user signed in; once the store answers, Try again logs out', async () => {
     const { context, page, errors } = await newPage();
-    const store = t.shop.tether.store as { destroy?: unknown };
+    const outage = storeOutage('destroy');
     try {
       await registerInPage(page, t.url, 'out');
       await page.goto(t.url + '/account');
       await page.getByTestId('session-row').first().waitFor();
-      store.destroy = () => Promise.reject(new Error('the store is down'));
+      outage.begin();
       await page.getByRole('button', { name: 'Log out here' }).click();
       await page.getByTestId('logout-failed').filter({ hasText: /^Logging out failed \(the session store failed on destroy\): you are still signed in\./ }).waitFor();
       assert.equal(new URL(page.url()).pathname, '/account', 'the page stays');
       assert.match((await page.getByTestId('user').textContent()) ?? '', /^Hi, out/, 'shown signed in');
       assert.equal((await (await context.request.get(t.url + '/api/session')).json()).authenticated, true, 'and signed in it is');
-      delete store.destroy;
+      outage.end();
       await page.getByTestId('logout-failed').getByRole('button', { name: 'Try again' }).click();
       await page.waitForURL(`${t.url}/`);
       await page.getByRole('link', { name: 'Log in' }).first().waitFor();
       assert.equal((await (await context.request.get(t.url + '/api/session')).json()).authenticated, false, 'logged out now');
       assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
     } finally {
-      delete store.destroy;
+      outage.end();
       await context.close();
     }
   });
@@ -904,25 +916,25 @@ describe('shop in Chromium: cart quantities', () => {
 describe('shop in Chromium: the catalog in a store outage', () => {
   it('product and catalog pages when the session store fails for a visitor with a session then say the shop is temporarily unavailable, not that the product does not exist', async () => {
     const { context, page, errors } = await newPage();
-    const store = t.shop.tether.store as { get?: unknown };
+    const outage = storeOutage('get');
     try {
       await page.goto(t.url + '/products/camp-mug');
       await page.getByTestId('add-to-cart').click();
       await waitForCount(page, '1');
-      store.get = () => Promise.reject(new Error('the store is down'));
+      outage.begin();
       await page.goto(t.url + '/products/camp-mug');
       await page.getByTestId('unavailable').filter({ hasText: 'The shop is temporarily unavailable. Please try again in a moment.' }).waitFor();
       assert.equal(await page.getByText('Product not found').count(), 0);
       await page.goto(t.url + '/');
       await page.locator('#catalog-status').filter({ hasText: 'The shop is temporarily unavailable. Please try again in a moment.' }).waitFor();
-      delete store.get;
+      outage.end();
       await page.goto(t.url + '/products/no-such-thing');
       await page.getByTestId('not-found').filter({ hasText: 'Product not found' }).waitFor();
       await page.goto(t.url + '/products/camp-mug');
       await page.getByTestId('add-to-cart').waitFor();
       assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
     } finally {
-      delete store.get;
+      outage.end();
       await context.close();
     }
   });
