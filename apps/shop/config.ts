@@ -137,6 +137,15 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return n;
 }
 
+/** The node's name, sent in X-Tether-Node: printable ASCII, as a header value every client reads alike. */
+function nodeNameOf(env: Env): string {
+  const name = text(env, 'TETHER_NODE_NAME');
+  if (name !== undefined && !/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(name)) {
+    throw new ConfigError('TETHER_NODE_NAME', 'must be printable ASCII: it goes out in the X-Tether-Node header');
+  }
+  return name ?? `${hostname()}:${process.pid}`;
+}
+
 function text(env: Env, name: string): string | undefined {
   const raw = env[name];
   return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
@@ -332,7 +341,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     addressChange,
     adminPassword,
     publicOrigin,
-    nodeName: text(env, 'TETHER_NODE_NAME') ?? `${hostname()}:${process.pid}`,
+    nodeName: nodeNameOf(env),
     trustProxy: trustedProxies(text(env, 'SHOP_TRUST_PROXY')),
     log,
   };

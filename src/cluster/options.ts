@@ -100,6 +100,8 @@ export const stderrLog: ClusterLog = (level, message, fields = {}) => {
 
 const PORT = (v: unknown): string | null => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? null : 'an integer port 0–65535');
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header value any client reads alike: printable ASCII, spaces inside only. */
+const NODE_NAME = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOptions {
   checkOptions('runCluster', input, {
@@ -113,6 +115,9 @@ export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOpt
   if (input.port === undefined) throw new OptionsInvalidError('runCluster options.port is required');
   if ((input.startWorker === undefined) === (input.workerMain === undefined)) {
     throw new OptionsInvalidError('runCluster needs exactly one of options.startWorker and options.workerMain');
+  }
+  if (input.nodeName !== undefined && !NODE_NAME.test(input.nodeName)) {
+    throw new OptionsInvalidError('runCluster options.nodeName goes out in the X-Tether-Node header: printable ASCII only, no leading or trailing space');
   }
   const cookieName = input.cookieName ?? CLUSTER_DEFAULTS.cookieName;
   if (!COOKIE_NAME.test(cookieName)) throw new OptionsInvalidError('runCluster options.cookieName must be an RFC 6265 token');

@@ -83,6 +83,7 @@ describe('shop config', () => {
       ['TETHER_REMEMBER_IDLE_TIMEOUT', '60'], ['TETHER_REMEMBER_ABSOLUTE_TIMEOUT', '3600'], ['TETHER_REMEMBER_IDLE_TIMEOUT', 'weeks'],
       ['TETHER_MAX_SESSIONS_PER_USER', '-1'], ['TETHER_MAX_SESSIONS_PER_USER', 'few'], ['SHOP_MAX_SESSIONS', '-1'], ['SHOP_MAX_SESSIONS', 'all'],
       ['TETHER_RENEWAL_INTERVAL', '-1'], ['TETHER_RENEWAL_INTERVAL', 'hourly'], ['TETHER_RENEWAL_GRACE', '61'], ['TETHER_RENEWAL_GRACE', '900'],
+      ['TETHER_NODE_NAME', 'nœud-1'], ['TETHER_NODE_NAME', 'a\tb'],
     ];
     for (const [name, value] of cases) {
       assert.throws(() => loadConfig({ TETHER_SECRET: SECRET, TETHER_DATA_DIR: dir, [name]: value }, quiet), (err: unknown) => {

@@ -32,6 +32,12 @@ describe('resolveClusterOptions', () => {
   it('resolveClusterOptions when the cookie name is not a token then it refuses', () => {
     invalid(() => resolveClusterOptions({ workers: 1, port: 0, startWorker: start, cookieName: 'a;b' }), /cookieName/);
   });
+  it('resolveClusterOptions when the node name could not go out in a header as sent (outside printable ASCII) then it refuses', () => {
+    for (const nodeName of ['nœud', 'a\r\nb', ' padded ', 'tab\there']) {
+      invalid(() => resolveClusterOptions({ workers: 1, port: 0, startWorker: start, nodeName }), /nodeName/);
+    }
+    assert.equal(resolveClusterOptions({ workers: 1, port: 0, startWorker: start, nodeName: 'eu-west a:1' }).nodeName, 'eu-west a:1');
+  });
   it('resolveClusterOptions when a timeout or delay is over 2^31 - 1 ms then it refuses, and at the bound it accepts', () => {
     for (const key of ['headTimeoutMs', 'drainDelayMs', 'shutdownTimeoutMs', 'restartWindowMs'] as const) {
       invalid(() => resolveClusterOptions({ workers: 1, port: 0, startWorker: start, [key]: 2_147_483_648 }), new RegExp(`${key} must be .*at most 2147483647`));
