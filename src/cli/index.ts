@@ -7,6 +7,7 @@
  * writes through the given streams, so tests call it in-process.
  * @module
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } from '../cluster/haproxy.js';
 import { isTetherError } from '../core/errors.js';
@@ -229,7 +230,13 @@ async function appStore(flag: string | undefined, env: NodeJS.ProcessEnv): Promi
   const { createStore, parseStoreUrl } = await import('../stores/index.js');
   const url = flag ?? env.TETHER_STORE;
   if (url === undefined || url === '') throw new UsageError('no store: pass --store <url> or set TETHER_STORE');
-  if (parseStoreUrl(url).kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
+  const target = parseStoreUrl(url);
+  if (target.kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
+  // Opening a SQLite store creates its file: a mistyped path would be a new, empty store, and "ended 0
+  // sessions" a false all-clear. The CLI only opens a file the app has made.
+  if (target.kind === 'sqlite' && target.path !== ':memory:' && !existsSync(target.path)) {
+    throw new UsageError(`no SQLite store at ${target.path}: check the path (the CLI opens the app's store, it never creates one)`);
+  }
   const dataKeys = listOf(env.TETHER_DATA_KEY);
   const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;
   return { store: await createStore(url), codec };

@@ -6,7 +6,7 @@
 import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli as run } from '../../helpers/cli.js';
@@ -155,6 +155,17 @@ describe('tether sessions', () => {
       assert.equal(r.out, '');
       assert.match(r.err, re, argv.join(' '));
     }
+  });
+
+  it('sessions and users when the SQLite path names no file (a typo) then they exit 2 naming the path, and create nothing', async () => {
+    const missing = path.join(dir, 'no', 'such', 'sesions.db');
+    for (const argv of [['sessions', 'end', 'ada'], ['sessions', 'count'], ['sessions', 'list', 'ada'], ['users', 'clear', 'ada'], ['users', 'show', 'ada']]) {
+      const r = await run([...argv, '--store', `sqlite:${missing}`], {});
+      assert.equal(r.code, 2, argv.join(' '));
+      assert.equal(r.out, '');
+      assert.match(r.err, /no SQLite store at .*sesions\.db: check the path/, argv.join(' '));
+    }
+    assert.equal(existsSync(path.join(dir, 'no')), false, 'no folder made');
   });
 
   it('sessions when run through bin/tether.js then it exits 0 with the answer', async () => {
