@@ -5,6 +5,7 @@
  * that bound slow clients. Used by `tether haproxy-config`.
  * @module
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { OptionsInvalidError } from '../core/errors.js';
 import { checkOptions } from '../core/options-check.js';
 import { TETHER_DEFAULTS } from '../core/options.js';
@@ -92,6 +93,11 @@ export function checkAddress(value: unknown, what: string): string {
   if (host === '' || !(HOSTNAME.test(host) || IPV6.test(host))) {
     throw new OptionsInvalidError(`${what} "${value}" has no valid host (expected host:port, e.g. 127.0.0.1:8080)`);
   }
+  // Digits and dots are an IPv4 address or nothing; brackets hold an IPv6 address: HAProxy resolves
+  // neither otherwise, and refuses the whole configuration.
+  if ((/^[\d.]+$/.test(host) && !isIPv4(host)) || (IPV6.test(host) && !isIPv6(host.slice(1, -1)))) {
+    throw new OptionsInvalidError(`${what} "${value}" is not a valid IP address (expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080)`);
+  }
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
     throw new OptionsInvalidError(`${what} "${value}" needs a port between 1 and 65535`);
   }
@@ -111,6 +117,34 @@ function addressKey(value: string): string {
   } catch {
     return `${host.toLowerCase()}:${port}`;
   }
+}
+
+/** The addresses a checked host:port's host names: `localhost` both loopback addresses, any other itself. */
+function hostsOf(value: string): { port: number; hosts: string[]; wildcard: boolean } {
+  const key = addressKey(value);
+  const colon = key.lastIndexOf(':');
+  const host = key.slice(0, colon);
+  const hosts = host === 'localhost' ? ['127.0.0.1', '[::1]'] : [host];
+  return { port: Number(key.slice(colon + 1)), hosts, wildcard: host === '0.0.0.0' || host === '[::]' };
+}
+
+function isLoopback(host: string): boolean {
+  return host === '[::1]' || /^127\./.test(host);
+}
+
+/** Whether a bind on `bind` takes connections for `target`: the same address, or a wildcard bind and a loopback target. */
+function reaches(bind: string, target: string): boolean {
+  const b = hostsOf(bind);
+  const t = hostsOf(target);
+  if (b.port !== t.port) return false;
+  return t.hosts.some((h) => b.hosts.includes(h) || (b.wildcard && isLoopback(h)));
+}
+
+/** Whether two binds on this machine would share connections: the same port on one address, or a wildcard. */
+function bindsOverlap(a: string, b: string): boolean {
+  const x = hostsOf(a);
+  const y = hostsOf(b);
+  return x.port === y.port && (x.wildcard || y.wildcard || x.hosts.some((h) => y.hosts.includes(h)));
 }
 
 const upTo = (max: number, what: string) => (v: unknown): string | null =>
@@ -142,9 +176,11 @@ export function haproxyConfig(options: HaproxyConfigOptions): string {
     const again = nodes[dupAt]!;
     throw new OptionsInvalidError(first === again ? `--nodes lists ${first} twice` : `--nodes lists ${first} twice (also as ${again})`);
   }
-  if (keys.includes(addressKey(listen))) throw new OptionsInvalidError(`--listen ${listen} is also one of --nodes`);
+  // HAProxy would proxy to itself: a node that is the address it listens on, however spelt.
+  const self = nodes.find((n) => reaches(listen, n));
+  if (self !== undefined) throw new OptionsInvalidError(self === listen ? `--listen ${listen} is also one of --nodes` : `--listen ${listen} is also one of --nodes (as ${self})`);
   const stats = options.stats === undefined ? undefined : checkAddress(options.stats, '--stats');
-  if (stats !== undefined && [addressKey(listen), ...keys].includes(addressKey(stats))) throw new OptionsInvalidError(`--stats ${stats} is already used`);
+  if (stats !== undefined && (bindsOverlap(stats, listen) || nodes.some((n) => reaches(stats, n)))) throw new OptionsInvalidError(`--stats ${stats} is already used`);
   const cookie = options.cookie ?? d.cookie;
   if (!COOKIE.test(cookie)) throw new OptionsInvalidError('--cookie must be 1–64 letters, digits, "_" or "-"');
   if (SESSION_COOKIE_NAMES.includes(cookie)) {

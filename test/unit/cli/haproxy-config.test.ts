@@ -195,6 +195,10 @@ describe('tether haproxy-config', () => {
       [['--nodes', '[::1]:3001,[0:0:0:0:0:0:0:1]:3001'], /--nodes lists \[::1\]:3001 twice/],
       [['--nodes', '127.0.0.1:08080'], /--listen 127\.0\.0\.1:8080 is also one of --nodes/],
       [['--nodes', NODES, '--stats', '127.0.0.1:03001'], /--stats 127\.0\.0\.1:03001 is already used/],
+      // Another name of the address HAProxy listens on, or a wildcard bind that covers a loopback node: it would proxy to itself.
+      [['--nodes', 'localhost:8080'], /--listen 127\.0\.0\.1:8080 is also one of --nodes \(as localhost:8080\)/],
+      [['--nodes', NODES, '--stats', 'localhost:8080'], /--stats localhost:8080 is already used/],
+      [['--nodes', NODES, '--stats', '0.0.0.0:8080'], /--stats 0\.0\.0\.0:8080 is already used/],
     ];
     for (const [extra, re] of cases) {
       const argv = ['haproxy-config', '--listen', '127.0.0.1:8080', ...extra];
@@ -202,6 +206,20 @@ describe('tether haproxy-config', () => {
       assert.equal(r.code, 2, argv.join(' '));
       assert.equal(r.out, '');
       assert.match(r.err, re, argv.join(' '));
+    }
+    for (const listen of ['0.0.0.0:8080', '[::]:8080']) {
+      const self = await run(['haproxy-config', '--listen', listen, '--nodes', '127.0.0.1:8080']);
+      assert.match(self.err, /is also one of --nodes/, listen);
+      const elsewhere = await run(['haproxy-config', '--listen', listen, '--nodes', '10.0.0.5:8080,10.0.0.6:8080']);
+      assert.equal(elsewhere.code, 0, `${listen}: nodes on other machines, on the port it listens on`);
+    }
+  });
+
+  it('haproxy-config when a host looks like an IP address but is not one then it exits 2 naming it, rather than print a config HAProxy refuses', async () => {
+    for (const node of ['999.999.999.999:3001', '1.2.3:3001', '[1:2:3:4:5:6:7:8:9]:3001', '[:]:3001', '[.]:3001']) {
+      const r = await run(['haproxy-config', '--listen', '127.0.0.1:8080', '--nodes', node]);
+      assert.equal(r.code, 2, node);
+      assert.match(r.err, /--nodes entry 1 ".*" (is not a valid IP address|has no valid host)/, node);
     }
   });
 
