@@ -60,7 +60,7 @@ async function main(): Promise<void> {
       const { buildShop } = await import('./server.js');
       const shop = await buildShop(config);
       await shop.app.ready();
-      return { server: shop.app.server, close: () => shop.close() };
+      return { server: shop.app.server, close: () => shop.close(), drain: () => shop.drain() };
     },
   });
   if (cluster.role === 'primary') {

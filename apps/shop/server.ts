@@ -55,6 +55,8 @@ export interface Shop {
   context: ShopContext;
   /** Stops accepting, lets in-flight requests finish, then closes the stores. Idempotent. */
   close(): Promise<void>;
+  /** As a cluster worker's drain begins: closes the live channel's WebSockets (1001), which a drain cannot wait for. */
+  drain(): Promise<void>;
 }
 
 /** Fastify's own failures, in the contract's codes. */
@@ -498,6 +500,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   const clientAddress = (req: IncomingMessage): string => (trusted ? proxyAddr(req, trusted) : req.socket.remoteAddress ?? '');
   // The live channel (a WebSocket per signed-in page) shares the server; it is closed first on close,
   // since an open WebSocket would keep the server from closing.
+  let drainLive = (): Promise<void> => Promise.resolve();
   if (config.liveMaxSockets > 0) {
     const live = attachLive(app.server, tether, {
       maxSockets: config.liveMaxSockets,
@@ -513,6 +516,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
       },
     });
     app.addHook('preClose', async () => live.close());
+    drainLive = () => live.close();
   }
 
   let closing: Promise<void> | undefined;
@@ -523,6 +527,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   return {
     app, tether, db, context,
     close: () => (closing ??= app.close().then(() => undefined)),
+    drain: () => drainLive(),
   };
 }
 

@@ -9,7 +9,8 @@
  *   workers: 2, port: 3000, cookieName: 'sid',
  *   startWorker: async () => {
  *     const app = await buildApp(); // an http.Server that does not listen, and a close()
- *     return { server: app.server, close: () => app.close() };
+ *     // drain(): as the drain begins, end what it cannot wait for (WebSockets, with 1001).
+ *     return { server: app.server, close: () => app.close(), drain: () => app.closeSockets() };
  *   },
  * });
  */
@@ -56,7 +57,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterPrimar
   if (!cluster.isPrimary) {
     if (!o.startWorker) throw new Error('runCluster in a worker needs options.startWorker (with workerMain, that module calls acceptHandoff)');
     const app = await o.startWorker();
-    const handle = acceptHandoff(app.server, { close: app.close, log: o.log });
+    const handle = acceptHandoff(app.server, { close: app.close, drain: app.drain, log: o.log });
     return { role: 'worker', app, handle };
   }
   serveClusterMetrics();

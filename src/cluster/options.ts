@@ -13,6 +13,8 @@ export interface WorkerApp {
   server: Server;
   /** Closes what the app holds (stores, pools) once the last request finished. */
   close?: () => Promise<void> | void;
+  /** See WorkerOptions.drain. */
+  drain?: () => Promise<void> | void;
 }
 
 export type ClusterLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -67,6 +69,12 @@ export interface WorkerOptions {
   drainTimeoutMs?: number;
   /** Closes the app after the last connection (stores). */
   close?: () => Promise<void> | void;
+  /**
+   * Called as the drain begins, once the worker no longer takes connections: ends what the drain
+   * cannot wait for, such as WebSockets (close them with 1001 Going Away), so that their connections
+   * end within `drainTimeoutMs` instead of holding the drain to its deadline and being cut.
+   */
+  drain?: () => Promise<void> | void;
   /** Exit the process after draining. @default true */
   exitAfterDrain?: boolean;
   log?: ClusterLog;
@@ -149,16 +157,17 @@ export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOpt
   });
 }
 
-export type ResolvedWorkerOptions = Readonly<Required<Omit<WorkerOptions, 'close'>>> & { readonly close: WorkerOptions['close'] };
+export type ResolvedWorkerOptions = Readonly<Required<Omit<WorkerOptions, 'close' | 'drain'>>> & { readonly close: WorkerOptions['close']; readonly drain: WorkerOptions['drain'] };
 
 export function resolveWorkerOptions(input: WorkerOptions = {}): ResolvedWorkerOptions {
   checkOptions('acceptHandoff', input, {
-    healthPath: 'nonEmptyString', drainTimeoutMs: 'positiveInteger', close: 'function', exitAfterDrain: 'boolean', log: 'function',
+    healthPath: 'nonEmptyString', drainTimeoutMs: 'positiveInteger', close: 'function', drain: 'function', exitAfterDrain: 'boolean', log: 'function',
   });
   return Object.freeze({
     healthPath: input.healthPath ?? CLUSTER_DEFAULTS.healthPath,
     drainTimeoutMs: input.drainTimeoutMs ?? CLUSTER_DEFAULTS.drainTimeoutMs,
     close: input.close,
+    drain: input.drain,
     exitAfterDrain: input.exitAfterDrain ?? true,
     log: input.log ?? stderrLog,
   });

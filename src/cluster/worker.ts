@@ -95,6 +95,9 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
   const drain = async (): Promise<void> => {
     state = 'stopping';
     server.close(() => { /* never listened: the callback only reports that */ });
+    // What the drain cannot wait for (WebSockets) is the app's to end: told now, it ends them while
+    // the requests in flight finish.
+    if (o.drain) void Promise.resolve().then(o.drain).catch((err: unknown) => o.log('error', 'the app\'s drain failed', { node, error: String(err) }));
     // Let handoffs and bytes already delivered reach the parser before idle connections are closed.
     await new Promise((r) => setImmediate(r));
     const deadline = Date.now() + o.drainTimeoutMs;

@@ -7,7 +7,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ShopClient, rawRequest, startTestShop, uniqueName } from '../helpers/shop.js';
+import { ShopClient, rawRequest, spawnShop, startTestShop, uniqueName } from '../helpers/shop.js';
+import { removeTempDir, tempDir } from '../helpers/exit.js';
 import type { TestShop } from '../helpers/shop.js';
 import { connect } from '../helpers/ws.js';
 
@@ -130,5 +131,25 @@ describe('shop live channel', () => {
     const visitor = new ShopClient(off.url);
     assert.equal((await visitor.register(uniqueName('live'))).status, 201);
     await assert.rejects(connect(...liveOf(off, visitor)), { status: 404 });
+  });
+
+  it('live when the cluster (npm start) gets SIGTERM with a socket open then the drain closes it with 1001 at once and the primary exits 0, not held to the drain deadline', { timeout: 60_000 }, async (t) => {
+    const dataDir = await tempDir('tether-shop-');
+    const shop = await spawnShop({ TETHER_DATA_DIR: dataDir, TETHER_WORKERS: '1' });
+    t.after(async () => {
+      await shop.stop('SIGKILL');
+      await removeTempDir(dataDir);
+    });
+    const user = new ShopClient(shop.url);
+    assert.equal((await user.register(uniqueName('live'))).status, 201);
+    const headers = { origin: shop.url, 'user-agent': user.userAgent, cookie: user.cookieHeader };
+    const socket = await connect(shop.url.replace('http:', 'ws:') + '/api/live', headers);
+    await socket.received(1);
+    const started = Date.now();
+    const exit = shop.stop('SIGTERM');
+    assert.deepEqual(await socket.closed, { code: 1001, reason: 'server shutting down' });
+    assert.equal(await exit, 0);
+    // The drain deadline is 8 s: a socket left open held every drain to it, and was then cut (1006).
+    assert.ok(Date.now() - started < 4_000, `exited ${Date.now() - started} ms after SIGTERM`);
   });
 });
