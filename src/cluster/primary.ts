@@ -180,10 +180,11 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
       if (slot.worker !== worker) return;
       slot.worker = null;
       slot.ready = false;
-      if (phase !== 'running') {
+      if (phase === 'closed') {
         if (slots.every((s) => s.worker === null)) onAllExited?.();
         return;
       }
+      // In the drain delay ('draining') the node still serves: a worker lost then is replaced too.
       if (!reachedReady) slot.failuresBeforeReady++;
       o.log('warn', 'worker exited; starting a replacement', { worker: slot.name, workerPid: worker.process.pid, code, signal });
       scheduleRespawn(slot);
@@ -199,7 +200,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
       o.log('error', 'worker restart limit reached; waiting before the next start', { worker: slot.name, delayMs: delay });
     }
     slot.restarts++;
-    slot.respawnTimer = setTimeout(() => { if (phase === 'running') fork(slot); }, delay);
+    slot.respawnTimer = setTimeout(() => { if (phase !== 'closed') fork(slot); }, delay);
   };
 
   const send = (worker: Worker, msg: DrainMessage): void => {
@@ -225,10 +226,8 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
 
   const drainAll = async (): Promise<void> => {
     phase = 'draining';
-    for (const s of slots) clearTimeout(s.respawnTimer);
     const allExited = new Promise<void>((r) => {
       onAllExited = r;
-      if (slots.every((s) => s.worker === null)) r();
     });
     const force = setTimeout(() => {
       const left = slots.filter((s) => s.worker !== null);
@@ -240,6 +239,9 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
       await new Promise((r) => setTimeout(r, o.drainDelayMs));
     }
     phase = 'closed';
+    // No more replacements: one still waiting to start is not started, and if no worker is left, none is waited for.
+    for (const s of slots) clearTimeout(s.respawnTimer);
+    if (slots.every((s) => s.worker === null)) onAllExited?.();
     server.close();
     for (const read of reading.keys()) read.stop();
     await Promise.allSettled([...reading.values()]);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { startApp, probe } from '../helpers/node-process.js';
 import type { AppProcess } from '../helpers/node-process.js';
 import { freePort } from '../helpers/redis.js';
+import { childPids } from '../helpers/procfs.js';
 
 describe('cluster with a worker module', { timeout: 60_000 }, () => {
   let app: AppProcess | undefined;
@@ -43,6 +44,32 @@ describe('cluster with a worker module', { timeout: 60_000 }, () => {
     assert.equal(e.code, 0);
     assert.ok(e.elapsedMs >= 1_000 && e.elapsedMs < 10_000, `exited after ${e.elapsedMs} ms`);
     await assert.rejects(probe(port), 'no longer accepting');
+    app = undefined;
+  });
+
+  it('primary when its only worker dies during the drain delay then a replacement serves the rest of the delay, then it exits 0', async () => {
+    app = await startApp({ script: 'test/cluster/fixtures/primary-main.ts', port: await freePort(), readyNodes: 1, env: { TETHER_WORKERS: '1', TETHER_NODE_NAME: 'dk', TETHER_DRAIN_DELAY_MS: '4000' } });
+    const port = app.port;
+    const exit = app.stop('SIGTERM');
+    let health = await probe(port);
+    for (let i = 0; i < 40 && health.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      health = await probe(port);
+    }
+    assert.equal(health.status, 503);
+    const [worker] = childPids(app.pid);
+    assert.ok(worker !== undefined, 'the worker process');
+    process.kill(worker, 'SIGKILL');
+    let other: number | string = 'none';
+    for (let i = 0; i < 60 && other !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      other = await probe(port, '/anything').then((r) => r.status, (err: Error) => err.message);
+    }
+    assert.equal(other, 200, 'served again within the delay');
+    assert.equal((await probe(port)).status, 503, 'the replacement drains too: the balancer keeps it out');
+    const e = await exit;
+    assert.equal(e.code, 0);
+    assert.ok(e.elapsedMs < 10_000, `exited after ${e.elapsedMs} ms`);
     app = undefined;
   });
 });
