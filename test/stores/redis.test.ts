@@ -139,6 +139,28 @@ describe('RedisStore own cases', () => {
     assert.throws(() => new RedisStore({ connectTimeoutMs: 2_147_483_648 }), { code: 'OPTIONS_INVALID', message: /connectTimeoutMs must be .*at most 2147483647/ });
   });
 
+  it('redis store when Redis refuses the URL\'s password then the STORE_UNAVAILABLE message says so in Redis\'s words, never quoting the password', async (t) => {
+    const server = await startRedis();
+    t.after(() => server.dispose());
+    assert.equal(await redisCommand(server.port, ['CONFIG', 'SET', 'requirepass', 'Right-pass-0123456789']), 'OK');
+    for (const auth of [':Wrong-pass-SECRET@', '']) {
+      const store = new RedisStore({ url: `redis://${auth}127.0.0.1:${server.port}`, commandTimeoutMs: 500 });
+      try {
+        await assert.rejects(store.get('k'), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'STORE_UNAVAILABLE');
+          assert.match(err.message, /Redis refused the credentials \((WRONGPASS|NOAUTH)[^)]*\); check the URL's user and password/);
+          assert.doesNotMatch(err.message, /SECRET/);
+          return true;
+        });
+      } finally {
+        await store.close();
+      }
+    }
+    const right = new RedisStore({ url: `redis://:Right-pass-0123456789@127.0.0.1:${server.port}` });
+    assert.equal(await right.get('k'), null);
+    await right.close();
+  });
+
   it('redis store when given its own ioredis client then uses it and leaves it open on close', async () => {
     const client = new Redis(server.url, redisClientOptions());
     const store = new RedisStore({ client, keyPrefix: nextPrefix() });

@@ -82,10 +82,13 @@ export class RedisStore implements SessionStore, AsyncDisposable {
   readonly #feedBase: string;
   readonly #tag = writerTag();
   readonly #waiters = new Set<() => void>();
+  /** Redis's own answer when it refused the connection's credentials (never holds them), else null. */
+  #refused: string | null = null;
   /** Every command's bound (commandTimeoutMs), one ticker for all: no timer per command. */
   readonly #deadlines: Deadlines;
   readonly #onReady = (): void => {
     this.#dropped = false;
+    this.#refused = null;
     this.checkEvictionPolicy().catch(noop);
     void this.#syncClock();
     for (const wake of this.#waiters) wake();
@@ -130,7 +133,9 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     this.#due = this.#opts.reportExpired ? `${this.#opts.keyPrefix}due` : '';
     // An 'error' event without a listener would be printed by ioredis; failures reach callers as
     // STORE_UNAVAILABLE instead, and the client keeps reconnecting on its own.
-    client.on('error', noop);
+    client.on('error', (err: unknown) => {
+      this.#refused = refusalOf(err);
+    });
     client.on('ready', this.#onReady);
     if (this.#due !== '') {
       // A login's two writes go through SET_REPORTED each (the ended record leaves the hash, the new one enters it).
@@ -684,8 +689,10 @@ export class RedisStore implements SessionStore, AsyncDisposable {
       };
       const timer = setTimeout(() => {
         this.#waiters.delete(wake);
+        // A server that answers but refuses the password is not an outage: say so, in Redis's words.
+        const refused = this.#refused === null ? '' : `: Redis refused the credentials (${this.#refused}); check the URL's user and password`;
         reject(new StoreUnavailableError(`RedisStore: no connection to Redis within ${this.#opts.commandTimeoutMs} ms `
-          + `(status ${client.status}; options.commandTimeoutMs)`));
+          + `(status ${client.status}; options.commandTimeoutMs)${refused}`));
       }, this.#opts.commandTimeoutMs);
       this.#waiters.add(wake);
     });
@@ -757,3 +764,13 @@ export class RedisStore implements SessionStore, AsyncDisposable {
 }
 
 function noop(): void {}
+
+/**
+ * Redis's answer to credentials it refused (WRONGPASS, NOAUTH, a bad user), first line and bounded;
+ * null for any other error. Redis never echoes the password it was sent.
+ */
+function refusalOf(err: unknown): string | null {
+  const message = err instanceof Error ? err.message : '';
+  if (!/^(?:WRONGPASS|NOAUTH|NOPERM)\b|invalid (?:username-)?password|(?:ERR )?AUTH\b/.test(message)) return null;
+  return message.split('\n')[0]!.slice(0, 240);
+}
