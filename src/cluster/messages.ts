@@ -44,6 +44,26 @@ export interface MetricsReplyMessage {
   error?: string;
 }
 
+/** Worker → primary: this worker's registries are shared (shareWorkerMetrics): ask it for them. */
+export interface MetricsSharedMessage {
+  type: 'tether:metrics-shared';
+}
+
+/**
+ * Primary → worker and back, prom-client's own messages (its AggregatorRegistry answers them in a worker):
+ * the worker's registries as `getMetricsAsJSON()` gives them.
+ */
+export interface PromMetricsRequest {
+  type: 'prom-client:getMetricsReq';
+  requestId: number;
+}
+export interface PromMetricsReply {
+  type: 'prom-client:getMetricsRes';
+  requestId: number;
+  metrics?: unknown[];
+  error?: string;
+}
+
 /** Worker → primary: count one event of `key` against the cluster-wide limiter `name` (src/cluster/limits.ts). */
 export interface LimitRequestMessage {
   type: 'tether:limit';
@@ -64,7 +84,7 @@ export interface LimitReplyMessage {
 }
 
 export type PrimaryMessage = ConnectionMessage | DrainMessage | MetricsReplyMessage | LimitReplyMessage;
-export type WorkerMessage = ReadyMessage | DrainingMessage | MetricsRequestMessage | LimitRequestMessage;
+export type WorkerMessage = ReadyMessage | DrainingMessage | MetricsRequestMessage | MetricsSharedMessage | PromMetricsReply | LimitRequestMessage;
 
 export function isMessage<T extends { type: string }>(msg: unknown, type: T['type']): msg is T {
   return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === type;

@@ -16,7 +16,7 @@ import type { Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { PrometheusContentType, Registry } from 'prom-client';
 import { isMessage } from './messages.js';
-import type { MetricsReplyMessage, MetricsRequestMessage } from './messages.js';
+import type { MetricsReplyMessage, MetricsRequestMessage, MetricsSharedMessage, PromMetricsReply, PromMetricsRequest } from './messages.js';
 import { answerWorker, askPrimary } from './ask.js';
 import { workerName } from './worker.js';
 
@@ -62,20 +62,58 @@ export function labelPerWorker(metrics: MetricJson[], worker: string): MetricJso
   });
 }
 
-let aggregator: AggregatorRegistry<PrometheusContentType> | undefined;
+/** How long the primary waits for the workers' registries (prom-client's own bound). */
+const COLLECT_TIMEOUT_MS = 5_000;
 
-/** Primary: answers workers' requests for the cluster's metrics. Idempotent. */
+let serving = false;
+
+/**
+ * Primary: answers workers' requests for the cluster's metrics. Idempotent. It asks the workers that
+ * have shared their registries (shareWorkerMetrics tells it so), in prom-client's own messages, and
+ * merges their answers with prom-client's `aggregate`: a worker still starting (a replacement loading
+ * the app) has nothing to answer yet, and asking it too held every scrape to the 5 s timeout.
+ */
 export function serveClusterMetrics(): void {
-  if (aggregator || !cluster.isPrimary) return;
-  const agg = new AggregatorRegistry<PrometheusContentType>();
-  aggregator = agg;
+  if (serving || !cluster.isPrimary) return;
+  serving = true;
+  const shared = new WeakSet<Worker>();
+  const pending = new Map<number, (reply: PromMetricsReply | null) => void>();
+  let nextId = 0;
+  const collect = async (): Promise<string> => {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && shared.has(w) && w.isConnected());
+    const replies = await Promise.all(workers.map((worker) => new Promise<PromMetricsReply | null>((resolve) => {
+      const requestId = ++nextId;
+      const settle = (reply: PromMetricsReply | null): void => {
+        clearTimeout(timer);
+        pending.delete(requestId);
+        worker.off('disconnect', gone);
+        resolve(reply);
+      };
+      // A worker that exits meanwhile has no series any more: it is left out, as prom-client leaves it.
+      const gone = (): void => settle(null);
+      const timer = setTimeout(() => settle({ type: 'prom-client:getMetricsRes', requestId, error: 'Operation timed out.' }), COLLECT_TIMEOUT_MS);
+      pending.set(requestId, settle);
+      worker.once('disconnect', gone);
+      const request: PromMetricsRequest = { type: 'prom-client:getMetricsReq', requestId };
+      worker.send(request, (err: Error | null) => void err);
+    })));
+    const failed = replies.find((r) => r?.error !== undefined);
+    if (failed) throw new Error(failed.error);
+    const metrics = replies.flatMap((r) => (r?.metrics ?? []) as MetricJson[][]);
+    return AggregatorRegistry.aggregate<PrometheusContentType>(metrics).metrics();
+  };
   cluster.on('message', (worker: Worker, msg: unknown) => {
-    if (!isMessage<MetricsRequestMessage>(msg, 'tether:metrics')) return;
-    const reply = (m: MetricsReplyMessage): void => answerWorker(worker, m);
-    agg.clusterMetrics().then(
-      (text: string) => reply({ type: 'tether:metrics-reply', id: msg.id, text }),
-      (err: unknown) => reply({ type: 'tether:metrics-reply', id: msg.id, error: err instanceof Error ? err.message : String(err) }),
-    );
+    if (isMessage<MetricsSharedMessage>(msg, 'tether:metrics-shared')) {
+      shared.add(worker);
+    } else if (isMessage<PromMetricsReply>(msg, 'prom-client:getMetricsRes')) {
+      pending.get(msg.requestId)?.(msg);
+    } else if (isMessage<MetricsRequestMessage>(msg, 'tether:metrics')) {
+      const reply = (m: MetricsReplyMessage): void => answerWorker(worker, m);
+      collect().then(
+        (text: string) => reply({ type: 'tether:metrics-reply', id: msg.id, text }),
+        (err: unknown) => reply({ type: 'tether:metrics-reply', id: msg.id, error: err instanceof Error ? err.message : String(err) }),
+      );
+    }
   });
 }
 
@@ -89,6 +127,11 @@ export function shareWorkerMetrics(...registries: Registry[]): void {
   AggregatorRegistry.setRegistries(registries.map((r) => Object.assign(Object.create(r) as Registry, {
     getMetricsAsJSON: async () => labelPerWorker(await r.getMetricsAsJSON(), worker),
   })));
+  // From now on this worker answers: the primary may ask it.
+  if (cluster.isWorker && process.send) {
+    const shared: MetricsSharedMessage = { type: 'tether:metrics-shared' };
+    process.send(shared, undefined, {}, () => { /* primary gone: nothing to ask */ });
+  }
 }
 
 /** Worker: every worker's metrics, as Prometheus text, collected by the primary. */

@@ -112,3 +112,29 @@ describe('cluster metrics over HTTP', { timeout: 120_000 }, () => {
     assert.equal(later.get(survivor), earlier.get(survivor), `${survivor} was not restarted`);
   });
 });
+
+describe('cluster metrics while a worker starts', { timeout: 120_000 }, () => {
+  it('metrics when a replacement worker is still building its app then a scrape answers at once with the ready workers\' series, and with the replacement\'s once it shares them', async (t) => {
+    const db = await tempSqliteFile();
+    const port = await freePort();
+    const app = await startApp({
+      script: 'test/cluster/fixtures/tiny-app.ts', port, readyNodes: 2, readyTimeoutMs: 60_000,
+      env: { TINY_DB: db.path, TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE, TINY_START_DELAY_MS: '4000' },
+    });
+    t.after(async () => {
+      await app.stop();
+      await db.remove();
+    });
+    const [victim, survivor] = WORKERS as [string, string];
+    const pid = await pidOf(port, victim);
+    process.kill(pid, 'SIGKILL');
+    await sleep(300);
+    const started = Date.now();
+    const during = await scrape(app.url);
+    assert.ok(Date.now() - started < 2_000, `answered in ${Date.now() - started} ms, not held by the worker still starting`);
+    assert.deepEqual(samples(during.text, 'process_start_time_seconds').map((x) => x.labels.worker), [survivor], 'the ready worker\'s series');
+    await pidOf(port, victim, pid);
+    const after = perWorker((await scrape(app.url)).text, 'process_start_time_seconds');
+    assert.deepEqual([...after.keys()].sort(), WORKERS);
+  });
+});
