@@ -79,8 +79,11 @@ describe('fromExpressSessionStore contract edges', () => {
     assert.equal(await store.get('legacy-sid'), null);
     assert.equal(await store.count!(), 1, 'count() sees Tether records only');
     const sessions = await new Promise<Record<string, unknown>>((r) => inner.all((_e, s) => r(s as Record<string, unknown>)));
-    const ours = sessions[`tether:${rec.key}`] as { cookie: { expires: string } };
+    const ours = sessions[`tether:${rec.key}`] as { cookie: { expires: string; maxAge: number } };
     assert.ok(Date.parse(ours.cookie.expires) > Date.now(), 'cookie.expires gives the store its own TTL');
+    // memorystore and others take their TTL from `cookie.maxAge` (the time left, as express-session's Cookie gives it).
+    const left = rec.expiresAt - clock.now();
+    assert.ok(ours.cookie.maxAge >= left && ours.cookie.maxAge <= left + 120_000, `cookie.maxAge ${ours.cookie.maxAge} against ${left} ms left`);
   });
 
   it('adapter destroyAll when express-session’s own sessions share the store then they end too, which a migration would otherwise adopt; user contexts stay', async () => {

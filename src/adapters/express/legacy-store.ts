@@ -46,7 +46,7 @@ const NATIVE_TTL_MARGIN_MS = 5_000;
 
 /** Shape of a Tether record inside an express-session store: a session object whose `cookie.expires` drives the store's own TTL. */
 interface Envelope {
-  cookie: { originalMaxAge: number; expires: string; httpOnly: true; path: '/' };
+  cookie: { originalMaxAge: number; maxAge: number; expires: string; httpOnly: true; path: '/' };
   tether: Omit<SessionRecord, 'key'> & { v: 1 };
 }
 
@@ -201,7 +201,9 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
     const left = Math.max(1, deadlineOf(record) - this.#clock.now()) + NATIVE_TTL_MARGIN_MS;
     const { key, ...rest } = record;
     const env: Envelope = {
-      cookie: { originalMaxAge: left, expires: new Date(Date.now() + left).toISOString(), httpOnly: true, path: '/' },
+      // `maxAge` as express-session's Cookie gives it (the time left), which stores such as memorystore
+      // read for their TTL (one day without it); `expires` for those that read that (connect-redis).
+      cookie: { originalMaxAge: left, maxAge: left, expires: new Date(Date.now() + left).toISOString(), httpOnly: true, path: '/' },
       tether: { v: 1, ...rest },
     };
     await this.#call<void>('set', (cb) => this.legacy.set(this.#prefix + key, env, cb));
