@@ -110,6 +110,32 @@ describe('session() with cookie as a function of the request', () => {
     await app.close();
   });
 
+  it('cookie function when the login route sets what it reads on the request before regenerate() then the new session\'s cookie follows it, as express-session makes it again', async () => {
+    const remember = (req: Request): CompatCookieOptions => ((req as Request & { remember?: boolean }).remember ? { maxAge: 7 * DAY } : {});
+    const app = await compatApp({ cookie: remember }, (a) => {
+      a.post('/login', (req, res, next) => {
+        (req as Request & { remember?: boolean }).remember = req.query.remember === '1';
+        req.session.regenerate((err) => {
+          if (err) return next(err);
+          req.session.fnUser = 'alice';
+          res.json({ originalMaxAge: req.session.cookie.originalMaxAge });
+        });
+      });
+      a.get('/me', (req, res) => res.json({ user: req.session.fnUser ?? null, originalMaxAge: req.session.cookie.originalMaxAge }));
+    });
+    const kept = app.client();
+    const login = await kept.request('/login?remember=1', { method: 'POST' });
+    assert.deepEqual(login.json(), { originalMaxAge: 7 * DAY });
+    assert.equal(cookieAttributes(login.setCookies[0]!)['max-age'], String(7 * 86_400));
+    assert.equal(await rememberedIn(app.store, kept.get('sid')), true);
+    app.clock.advance(3 * HOUR);
+    assert.deepEqual((await kept.request('/me')).json(), { user: 'alice', originalMaxAge: 7 * DAY }, 'its own lifetime on later requests');
+    const plain = app.client();
+    assert.deepEqual((await plain.request('/login', { method: 'POST' })).json(), { originalMaxAge: null });
+    assert.equal(await rememberedIn(app.store, plain.get('sid')), false);
+    await app.close();
+  });
+
   it('cookie function when a lifetime it returns exceeds remember.idleTimeoutMs then one warning, and none for lifetimes within it', async () => {
     const beyond = await warningsOf(async () => {
       const app = await compatApp({ cookie: byClient(30) }, routes);

@@ -193,7 +193,9 @@ export class RequestSessions implements SessionController {
       // what is stored next is not the old session's, for a request with its cookie to join.
       this.#legacyPending = false;
       this.#claim?.end();
-      this.#cookie = this.#defaults.clone();
+      // A new session's cookie, as express-session makes one: from the `cookie` function again, when it
+      // is one, so that what the handler set on the request for it (a "remember me") counts.
+      this.#cookie = (this.#cfg.cookiePerRequest ? this.#cfg.cookieFor(this.#req) : this.#defaults).clone();
       // The new ID's cookie goes out anyway.
       this.#arrivedLifetime = null;
       this.#compat = new CompatSession(this, {});
