@@ -236,6 +236,19 @@ describe('session() data and cookie', () => {
       assert.deepEqual(await storedData(app.store, cookie), unset === 'destroy' ? null : { compatViews: 1 }, unset);
       await app.close();
     }
+    // With rolling too: a request without a session sends no cookie, as express-session sends none.
+    const app = await compatApp({ unset: 'keep', rolling: true }, (a) => {
+      a.get('/set', (req, res) => res.send(String((req.session.compatViews = 1))));
+      a.get('/unset', (req, res) => {
+        (req as { session: unknown }).session = null;
+        res.end();
+      });
+    });
+    const c = app.client();
+    await c.request('/set');
+    assert.equal((await c.request('/set')).setCookies.length, 1, 'rolling re-sends it');
+    assert.deepEqual((await c.request('/unset')).setCookies, []);
+    await app.close();
   });
 
   it('tether.clearSiteData when the session is destroyed, unset or regenerated empty then that answer carries Clear-Site-Data; a session stored after the end, none (S16)', async () => {

@@ -588,6 +588,8 @@ export class RequestSessions implements SessionController {
    */
   #resendIfDue(): void {
     if (this.#ended || !this.#stored || this.#id === null || this.#out.has(this.#cfg.name)) return;
+    // `req.session` set to null (`unset: 'keep'`): express-session sends no cookie for a request without one.
+    if (holder(this.#req).session == null) return;
     const cut = this.#arrivedLifetime !== null && this.#storedLifetime === null;
     // One that joined another request's adoption may be answered last: it carries the new cookie too.
     if (this.#cfg.rolling || this.#joined !== null || cut || (this.#cookie.expires !== null && this.#modified)) {
