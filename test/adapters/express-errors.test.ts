@@ -3,7 +3,7 @@
  * reaches Express's error handling (without it only a 5xx answer does) and answers a TetherError in
  * Tether's shape. A real Express app on loopback.
  */
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
@@ -11,17 +11,13 @@ import type { Express, NextFunction, Request, Response } from 'express';
 import { createTether, FlowStepOutOfOrderError, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
-import { listen, CookieClient, assertTetherErrorAnswer } from '../helpers/cookie-client.js';
-import type { Listening } from '../helpers/cookie-client.js';
+import { listen, CookieClient, assertTetherErrorAnswer, serverPerTest } from '../helpers/cookie-client.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
 
-let running: Listening | null = null;
-afterEach(async () => {
-  await running?.close();
-  running = null;
-});
+/** The server each test starts, closed after it. */
+const served = serverPerTest();
 
 /** An error Express's final handler answers with its status. */
 function statusError(status: number, message: string): Error & { status: number } {
@@ -68,8 +64,8 @@ async function start(error: Error, after: (app: Express) => void): Promise<Cooki
   });
   app.get('/read', (req, res) => res.json(sessionOf<Data>(req).data));
   after(app);
-  running = await listen(app);
-  const c = new CookieClient(running.url);
+  served.current = await listen(app);
+  const c = new CookieClient(served.current.url);
   assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
   return c;
 }

@@ -4,24 +4,20 @@
  * pending, and the session's cookie and no-store go out with it even when the route gave its headers
  * to writeHead; with a real Express app on loopback and a store whose writes take a while.
  */
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { createTether } from '../../src/index.js';
 import { sessions, sessionOf } from '../../src/adapters/express/index.js';
-import { listen, CookieClient } from '../helpers/cookie-client.js';
-import type { Listening } from '../helpers/cookie-client.js';
+import { listen, CookieClient, serverPerTest } from '../helpers/cookie-client.js';
 import { slowStore } from '../fixtures/stores.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
 
-let running: Listening | null = null;
-afterEach(async () => {
-  await running?.close();
-  running = null;
-});
+/** The server each test starts, closed after it. */
+const served = serverPerTest();
 
 
 /** An app with sessions on a slow store and GET /read answering the stored session's data; `routes` adds the rest. */
@@ -60,8 +56,8 @@ describe('express adapter: the response the route ended with', () => {
         });
         addHandler(a);
       });
-      running = await listen(app);
-      const c = new CookieClient(running.url);
+      served.current = await listen(app);
+      const c = new CookieClient(served.current.url);
       const r = await c.request('/');
       assert.equal(r.status, 200);
       assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
@@ -76,14 +72,14 @@ describe('express adapter: the response the route ended with', () => {
 
 describe('express adapter: headers given to writeHead', () => {
   it('when a route sends caching headers with writeHead then the session cookie still goes out with no-store', async () => {
-    running = await listen(appWith((app) => {
+    served.current = await listen(appWith((app) => {
       app.get('/', (req, res) => {
         sessionOf<Data>(req).set('n', 1);
         res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=3600' });
         res.end('ok');
       });
     }));
-    const r = await new CookieClient(running.url).request('/');
+    const r = await new CookieClient(served.current.url).request('/');
     assert.equal(r.body, 'ok');
     assert.equal(r.headers.get('content-type'), 'text/plain');
     assert.equal(r.setCookies.length, 1);
@@ -91,14 +87,14 @@ describe('express adapter: headers given to writeHead', () => {
   });
 
   it('when a route sets its own cookie with writeHead then both cookies go out, the route\'s first', async () => {
-    running = await listen(appWith((app) => {
+    served.current = await listen(appWith((app) => {
       app.get('/', (req, res) => {
         sessionOf<Data>(req).set('n', 1);
         res.writeHead(200, { 'set-cookie': 'theme=dark; Path=/' });
         res.end();
       });
     }));
-    const c = new CookieClient(running.url);
+    const c = new CookieClient(served.current.url);
     const r = await c.request('/');
     assert.equal(r.setCookies.length, 2);
     assert.equal(r.setCookies[0], 'theme=dark; Path=/');

@@ -2,7 +2,7 @@
  * tether/express holds responses on `express.response` rather than on each response object
  * (src/adapters/express/hold.ts): what that must keep true, with a real Express app on loopback.
  */
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,17 +13,13 @@ import type { Session } from '../../src/index.js';
 import { sessions, sessionOf } from '../../src/adapters/express/index.js';
 import { holdExpressResponse } from '../../src/adapters/express/hold.js';
 import { holdOnPrototype, installHold } from '../../src/adapters/shared/hold.js';
-import { listen, CookieClient } from '../helpers/cookie-client.js';
-import type { Listening } from '../helpers/cookie-client.js';
+import { listen, CookieClient, serverPerTest } from '../helpers/cookie-client.js';
 
 const HELD_METHODS = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 
-let running: Listening | null = null;
-afterEach(async () => {
-  await running?.close();
-  running = null;
-});
+/** The server each test starts, closed after it. */
+const served = serverPerTest();
 
 /** A route that counts its session's requests. */
 function count(req: Request, res: Response): void {
@@ -42,8 +38,8 @@ describe('express adapter: responses held on the prototype', () => {
       own = HELD_METHODS.filter((m) => Object.hasOwn(res, m));
       count(req, res);
     });
-    running = await listen(app);
-    const c = new CookieClient(running.url);
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
     const first = await c.request('/n', { method: 'POST' });
     assert.equal(first.status, 200);
     assert.equal(first.setCookies.length, 1, 'the new session is committed and its cookie sent with the response');
@@ -66,8 +62,8 @@ describe('express adapter: responses held on the prototype', () => {
     app.use('/sub', sub);
     app.post('/sub/through', (req, res) => res.json(sessionOf<Record<string, unknown>>(req).data));
     app.get('/read', (req, res) => res.json(sessionOf<Record<string, unknown>>(req).data));
-    running = await listen(app);
-    const c = new CookieClient(running.url);
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
     assert.deepEqual((await c.request('/sub/n', { method: 'POST' })).json(), { n: 1 });
     assert.deepEqual((await c.request('/sub/n', { method: 'POST' })).json(), { n: 2 });
     assert.equal((await c.request('/sub/through', { method: 'POST' })).status, 200);
@@ -91,8 +87,8 @@ describe('express adapter: responses held on the prototype', () => {
     const tether = createTether<Record<string, unknown>>({ secrets: [SECRET] });
     app.use(sessions(tether, { csrf: false }));
     app.post('/n', count);
-    running = await listen(app);
-    const c = new CookieClient(running.url);
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
     const r = await c.request('/n', { method: 'POST' });
     assert.equal(r.status, 200);
     assert.equal(r.headers.get('x-wrapped'), 'yes');
@@ -111,8 +107,8 @@ describe('express adapter: responses held on the prototype', () => {
       res.write('a');
       res.end('b');
     });
-    running = await listen(app);
-    const r = await new CookieClient(running.url).request('/plain');
+    served.current = await listen(app);
+    const r = await new CookieClient(served.current.url).request('/plain');
     assert.equal(r.status, 201);
     assert.equal(r.body, 'ab');
     assert.equal(r.setCookies.length, 0);
@@ -126,8 +122,8 @@ describe('express adapter: responses held on the prototype', () => {
       sessionOf<Record<string, unknown>>(req).data.big = 'x'.repeat(200);
       res.status(200).json({ ok: true });
     });
-    running = await listen(app);
-    const r = await new CookieClient(running.url).request('/big', { method: 'POST' });
+    served.current = await listen(app);
+    const r = await new CookieClient(served.current.url).request('/big', { method: 'POST' });
     assert.equal(r.status, 413);
     assert.equal(r.json<{ error: { code: string } }>().error.code, 'SESSION_TOO_LARGE');
     assert.equal(r.setCookies.length, 0);
@@ -136,7 +132,7 @@ describe('express adapter: responses held on the prototype', () => {
   it('when a response does not come from this copy of Express then it is held on the response itself, with the same result', async () => {
     let own: string[] = [];
     let committed = 0;
-    running = await listen((_req, res) => {
+    served.current = await listen((_req, res) => {
       holdExpressResponse(res, () => {
         committed++;
         return ['sid=abc; Path=/; HttpOnly'];
@@ -145,7 +141,7 @@ describe('express adapter: responses held on the prototype', () => {
       res.statusCode = 200;
       res.end('done');
     });
-    const r = await new CookieClient(running.url).request('/');
+    const r = await new CookieClient(served.current.url).request('/');
     assert.equal(r.body, 'done');
     assert.deepEqual(r.setCookies, ['sid=abc; Path=/; HttpOnly']);
     assert.equal(committed, 1);
@@ -202,8 +198,8 @@ describe('express adapter: responses held on the prototype', () => {
       counts.push([sa.data.n, sb.data.n]);
       res.json({ ok: true });
     });
-    running = await listen(app);
-    const c = new CookieClient(running.url);
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
     const first = await c.request('/n', { method: 'POST' });
     assert.deepEqual(first.setCookies.map((v) => v.split('=')[0]).sort(), ['a', 'b']);
     await c.request('/n', { method: 'POST' });

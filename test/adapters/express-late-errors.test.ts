@@ -5,7 +5,7 @@
  * written and then a cut connection) and the process stays up. Also: callbacks of a response whose
  * commit failed, and `sessions()` mounted twice. Real Express apps on loopback.
  */
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -16,18 +16,14 @@ import type { SessionStore } from '../../src/index.js';
 import session, { sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
 import { SqliteStore } from '../../src/stores/sqlite/index.js';
 import { FaultyStore } from '../../src/testing/faulty-store.js';
-import { listen, CookieClient } from '../helpers/cookie-client.js';
-import type { Listening } from '../helpers/cookie-client.js';
+import { listen, CookieClient, serverPerTest } from '../helpers/cookie-client.js';
 import { slowStore } from '../fixtures/stores.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
 
-let running: Listening | null = null;
-afterEach(async () => {
-  await running?.close();
-  running = null;
-});
+/** The server each test starts, closed after it. */
+const served = serverPerTest();
 
 /** Exceptions nothing caught while the test runs (Express's final handler throwing in a callback, say). */
 function uncaughtDuring(t: TestContext): unknown[] {
@@ -93,7 +89,7 @@ function cookieOf(o: Outcome, name = 'sid'): string {
   return line.split(';')[0]!;
 }
 
-/** An app whose routes `routes` adds, running as 'test' so that Express's final handler prints no stacks, and GET /health. */
+/** An app whose routes `routes` adds, served.current as 'test' so that Express's final handler prints no stacks, and GET /health. */
 function appOf(mount: (app: Express) => void, routes: (app: Express) => void): Express {
   const app = express();
   app.set('env', 'test');
@@ -110,33 +106,33 @@ describe('express-session drop-in: a route that fails after answering', () => {
 
   it('when a route sends its answer and then throws then the client gets that answer and the process stays up', async (t) => {
     const uncaught = uncaughtDuring(t);
-    running = await listen(appOf(dropIn, (app) => {
+    served.current = await listen(appOf(dropIn, (app) => {
       app.get('/export', async (req, res) => {
         req.session.exported = true;
         res.send('done');
         throw new Error('failed after answering');
       });
     }));
-    const r = await send(running.url, '/export');
+    const r = await send(served.current.url, '/export');
     assert.equal(r.status, 200);
     assert.equal(r.body, 'done');
     assert.ok(cookieOf(r));
-    assert.equal((await send(running.url, '/health')).body, 'ok');
+    assert.equal((await send(served.current.url, '/health')).body, 'ok');
     assert.deepEqual(uncaught, []);
   });
 
   it('when a route writes part of its body and then throws then the client gets the head and that part, the connection is cut, and the process stays up', async (t) => {
     const uncaught = uncaughtDuring(t);
-    running = await listen(appOf(dropIn, (app) => {
+    served.current = await listen(appOf(dropIn, (app) => {
       app.get('/export', async (_req, res) => {
         res.type('text/csv');
         res.write(CSV);
         throw new Error('failed mid-export');
       });
     }));
-    const r = await send(running.url, '/export');
+    const r = await send(served.current.url, '/export');
     assert.deepEqual({ status: r.status, type: r.headers['content-type'], body: r.body, cut: r.cut }, { status: 200, type: 'text/csv; charset=utf-8', body: CSV, cut: true });
-    assert.equal((await send(running.url, '/health')).body, 'ok');
+    assert.equal((await send(served.current.url, '/health')).body, 'ok');
     assert.deepEqual(uncaught, []);
   });
 });
@@ -170,19 +166,19 @@ describe('express adapter: a route that fails after answering, its commit pendin
       app.get('/read', (req, res) => void res.json(sessionOf<Data>(req).data));
       if (withErrors) app.use(sessionErrors());
       app.get('/health', (_req, res) => void res.send('ok'));
-      running = await listen(app);
-      const r = await send(running.url, '/upload', { method: 'POST', late: '0123456789'.repeat(2) });
+      served.current = await listen(app);
+      const r = await send(served.current.url, '/upload', { method: 'POST', late: '0123456789'.repeat(2) });
       assert.equal(r.status, 202);
       assert.deepEqual(JSON.parse(r.body), { accepted: true });
-      assert.deepEqual(JSON.parse((await send(running.url, '/read', { cookie: cookieOf(r) })).body), { seen: true });
-      assert.equal((await send(running.url, '/health')).body, 'ok');
+      assert.deepEqual(JSON.parse((await send(served.current.url, '/read', { cookie: cookieOf(r) })).body), { seen: true });
+      assert.equal((await send(served.current.url, '/health')).body, 'ok');
       assert.deepEqual(uncaught, []);
     });
   }
 
   it('when a route answers a GET and then throws, over a store that answers by promise, then the client gets the answer and the process stays up', async (t) => {
     const uncaught = uncaughtDuring(t);
-    running = await listen(appOf(native(new FaultyStore(new MemoryStore())), (app) => {
+    served.current = await listen(appOf(native(new FaultyStore(new MemoryStore())), (app) => {
       app.get('/visit', async (req, res) => {
         sessionOf<Data>(req).set('visited', true);
         res.json({ ok: true });
@@ -190,17 +186,17 @@ describe('express adapter: a route that fails after answering, its commit pendin
         throw new Error('failed after answering');
       });
     }));
-    const r = await send(running.url, '/visit');
+    const r = await send(served.current.url, '/visit');
     assert.equal(r.status, 200);
     assert.deepEqual(JSON.parse(r.body), { ok: true });
-    assert.deepEqual(JSON.parse((await send(running.url, '/read', { cookie: cookieOf(r) })).body), { visited: true });
-    assert.equal((await send(running.url, '/health')).body, 'ok');
+    assert.deepEqual(JSON.parse((await send(served.current.url, '/read', { cookie: cookieOf(r) })).body), { visited: true });
+    assert.equal((await send(served.current.url, '/health')).body, 'ok');
     assert.deepEqual(uncaught, []);
   });
 
   it('when a route writes part of its body and then throws without sessionErrors() then the client gets the 200 head with the session cookie and that part, and the connection is cut', async (t) => {
     const uncaught = uncaughtDuring(t);
-    running = await listen(appOf(native(slowStore(30)), (app) => {
+    served.current = await listen(appOf(native(slowStore(30)), (app) => {
       app.get('/export', async (req, res) => {
         sessionOf<Data>(req).set('exported', true);
         res.setHeader('content-type', 'text/csv');
@@ -208,11 +204,11 @@ describe('express adapter: a route that fails after answering, its commit pendin
         throw new Error('failed mid-export');
       });
     }));
-    const r = await send(running.url, '/export');
+    const r = await send(served.current.url, '/export');
     assert.deepEqual({ status: r.status, type: r.headers['content-type'], body: r.body, cut: r.cut }, { status: 200, type: 'text/csv', body: CSV, cut: true });
     assert.equal(r.headers['content-length'], undefined, 'no error page announced over the part written');
     // The commit began with the first write, as when the head goes out at once: its session stands.
-    assert.deepEqual(JSON.parse((await send(running.url, '/read', { cookie: cookieOf(r) })).body), { exported: true });
+    assert.deepEqual(JSON.parse((await send(served.current.url, '/read', { cookie: cookieOf(r) })).body), { exported: true });
     assert.deepEqual(uncaught, []);
   });
 });
@@ -234,9 +230,9 @@ describe('express adapter: a commit that fails', () => {
         finishedRoutes.push('/write');
       });
     });
-    running = await listen(app);
+    served.current = await listen(app);
     store.fail('set', 'reject');
-    const c = new CookieClient(running.url);
+    const c = new CookieClient(served.current.url);
     assert.equal((await c.request('/end')).status, 503);
     assert.equal((await c.request('/write')).status, 503);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -257,8 +253,8 @@ describe('express adapter: sessions() mounted twice', () => {
       res.json({ n: s.get('n') });
     });
     app.use('/sub', router);
-    running = await listen(app);
-    const c = new CookieClient(running.url);
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
     assert.deepEqual((await c.request('/sub/count', { method: 'POST' })).json(), { n: 1 });
     // Its session stored, the next write waits at that session's gate, which the first mount holds.
     const started = Date.now();

@@ -4,7 +4,7 @@
  * cookie and no-store go out with it even when the handler gave its headers to writeHead; with a real
  * node:http server on loopback and a store whose writes take a while.
  */
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,19 +12,15 @@ import { createTether, MemoryStore } from '../../src/index.js';
 import type { Session } from '../../src/index.js';
 import { withSessions } from '../../src/adapters/node-http/index.js';
 import type { NodeAdapterOptions } from '../../src/adapters/node-http/index.js';
-import { listen, CookieClient } from '../helpers/cookie-client.js';
-import type { Listening } from '../helpers/cookie-client.js';
+import { listen, CookieClient, serverPerTest } from '../helpers/cookie-client.js';
 import { FaultyStore, slowStore } from '../fixtures/stores.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
 type Route = (req: IncomingMessage, res: ServerResponse, s: Session<Data>) => unknown;
 
-let running: Listening | null = null;
-afterEach(async () => {
-  await running?.close();
-  running = null;
-});
+/** The server each test starts, closed after it. */
+const served = serverPerTest();
 
 
 /** Serves `route` at /, and GET /read answering the stored session's data. */
@@ -38,8 +34,8 @@ async function serve(route: Route, options: NodeAdapterOptions = {}): Promise<Co
     }
     return route(req, res, s);
   }, { csrf: false, ...options });
-  running = await listen((req, res) => void handler(req, res));
-  return new CookieClient(running.url);
+  served.current = await listen((req, res) => void handler(req, res));
+  return new CookieClient(served.current.url);
 }
 
 describe('node:http adapter: the response the handler ended with', () => {
@@ -122,7 +118,7 @@ describe('node:http adapter: the response the handler ended with', () => {
       await Promise.resolve();
       throw new Error('mid-stream');
     }, { onError: (err) => void errors.push((err as Error).message) });
-    const r = await read(running!.url);
+    const r = await read(served.current!.url);
     assert.deepEqual({ status: r.status, body: r.body, cut: r.cut }, { status: 200, body: 'partial', cut: true }, 'no error body appended to what was written');
     assert.deepEqual(errors, ['mid-stream']);
     assert.equal(r.setCookies.length, 1);
@@ -199,7 +195,7 @@ describe('node:http adapter: a response begun before the commit settles', () => 
     const store = new FaultyStore(new MemoryStore());
     const tether = createTether<Data>({ secrets: [SECRET], store });
     const finished: string[] = [];
-    running = await listen(withSessions(tether, async (req, res, s) => {
+    served.current = await listen(withSessions(tether, async (req, res, s) => {
       s.set('n', 1);
       if (req.url === '/end') {
         await new Promise<void>((resolve) => res.end('body', () => resolve()));
@@ -210,7 +206,7 @@ describe('node:http adapter: a response begun before the commit settles', () => 
       finished.push(req.url!);
     }, { csrf: false }));
     store.fail('set', 'reject');
-    const c = new CookieClient(running.url);
+    const c = new CookieClient(served.current.url);
     assert.equal((await c.request('/end')).status, 503);
     assert.equal((await c.request('/write')).status, 503);
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -11,6 +11,20 @@ import { childPids } from '../helpers/procfs.js';
 
 describe('cluster with a worker module', { timeout: 60_000 }, () => {
   let app: AppProcess | undefined;
+
+  /** One worker and a drain delay of `delayMs`: SIGTERM sent, once its health path answers 503. */
+  async function drainingAfterSigterm(node: string, delayMs: number): Promise<{ port: number; exit: ReturnType<AppProcess['stop']>; health: Awaited<ReturnType<typeof probe>> }> {
+    app = await startApp({ script: 'test/cluster/fixtures/primary-main.ts', port: await freePort(), readyNodes: 1, env: { TETHER_WORKERS: '1', TETHER_NODE_NAME: node, TETHER_DRAIN_DELAY_MS: String(delayMs) } });
+    const port = app.port;
+    const exit = app.stop('SIGTERM');
+    let health = await probe(port);
+    for (let i = 0; i < 40 && health.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      health = await probe(port);
+    }
+    assert.equal(health.status, 503);
+    return { port, exit, health };
+  }
   after(async () => {
     await app?.stop();
   });
@@ -28,15 +42,7 @@ describe('cluster with a worker module', { timeout: 60_000 }, () => {
   });
 
   it('primary when SIGTERM arrives with a drain delay then the health path answers 503 while other requests are still served, then it exits 0', async () => {
-    app = await startApp({ script: 'test/cluster/fixtures/primary-main.ts', port: await freePort(), readyNodes: 1, env: { TETHER_WORKERS: '1', TETHER_NODE_NAME: 'dd', TETHER_DRAIN_DELAY_MS: '1500' } });
-    const port = app.port;
-    const exit = app.stop('SIGTERM');
-    let health = await probe(port);
-    for (let i = 0; i < 40 && health.status === 200; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      health = await probe(port);
-    }
-    assert.equal(health.status, 503);
+    const { port, exit, health } = await drainingAfterSigterm('dd', 1_500);
     assert.equal(JSON.parse(health.body).status, 'draining');
     const other = await probe(port, '/anything');
     assert.equal(other.status, 200, 'the app still answers while the balancer notices');
@@ -48,16 +54,8 @@ describe('cluster with a worker module', { timeout: 60_000 }, () => {
   });
 
   it('primary when its only worker dies during the drain delay then a replacement serves the rest of the delay, then it exits 0', async () => {
-    app = await startApp({ script: 'test/cluster/fixtures/primary-main.ts', port: await freePort(), readyNodes: 1, env: { TETHER_WORKERS: '1', TETHER_NODE_NAME: 'dk', TETHER_DRAIN_DELAY_MS: '4000' } });
-    const port = app.port;
-    const exit = app.stop('SIGTERM');
-    let health = await probe(port);
-    for (let i = 0; i < 40 && health.status === 200; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      health = await probe(port);
-    }
-    assert.equal(health.status, 503);
-    const [worker] = childPids(app.pid);
+    const { port, exit } = await drainingAfterSigterm('dk', 4_000);
+    const [worker] = childPids(app!.pid);
     assert.ok(worker !== undefined, 'the worker process');
     process.kill(worker, 'SIGKILL');
     let other: number | string = 'none';

@@ -4,6 +4,7 @@
  * @module
  */
 import assert from 'node:assert/strict';
+import { afterEach } from 'node:test';
 import { createServer } from 'node:http';
 import type { RequestListener, Server } from 'node:http';
 import { listen as listenOn } from '../../src/testing/adapter-kit.js';
@@ -21,6 +22,19 @@ export async function listen(handler: RequestListener): Promise<Listening> {
   // Keep-alive sockets would hold close() open; tests make few requests.
   server.keepAliveTimeout = 1;
   return { ...(await listenOn(server)), server };
+}
+
+/**
+ * A slot for the server a test starts (`served.current = await listen(…)`), closed after each test of
+ * the file: call at the top level of a test file.
+ */
+export function serverPerTest(): { current: Listening | null } {
+  const slot: { current: Listening | null } = { current: null };
+  afterEach(async () => {
+    await slot.current?.close();
+    slot.current = null;
+  });
+  return slot;
 }
 
 export interface Reply {
