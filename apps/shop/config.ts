@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { secretProblem, TETHER_DEFAULTS } from 'tether';
 import type { SessionStore } from 'tether';
 import { createStore, parseStoreUrl } from 'tether/stores';
+import { isNodeName } from 'tether/cluster';
 
 export interface ShopConfig {
   port: number;
@@ -137,10 +138,10 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return n;
 }
 
-/** The node's name, sent in X-Tether-Node: printable ASCII, as a header value every client reads alike. */
+/** The node's name, sent in X-Tether-Node: printable ASCII (as runCluster takes it). */
 function nodeNameOf(env: Env): string {
   const name = text(env, 'TETHER_NODE_NAME');
-  if (name !== undefined && !/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(name)) {
+  if (name !== undefined && !isNodeName(name)) {
     throw new ConfigError('TETHER_NODE_NAME', 'must be printable ASCII: it goes out in the X-Tether-Node header');
   }
   return name ?? `${hostname()}:${process.pid}`;

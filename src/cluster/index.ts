@@ -30,7 +30,7 @@ export { sharedLimiter, serveClusterLimits, SlidingWindowLimiter, CLUSTER_LIMIT_
 export type { SharedLimiter, SharedLimiterOptions } from './limits.js';
 export type { WorkerHandle } from './worker.js';
 export type { ClusterPrimary, WorkerInfo } from './primary.js';
-export { CLUSTER_DEFAULTS, resolveClusterOptions, resolveWorkerOptions, stderrLog } from './options.js';
+export { CLUSTER_DEFAULTS, isNodeName, resolveClusterOptions, resolveWorkerOptions, stderrLog } from './options.js';
 export type { ClusterOptions, WorkerOptions, WorkerApp, ClusterLog } from './options.js';
 export { Router, sessionIdFromHead } from './routing.js';
 export { haproxyConfig, HAPROXY_DEFAULTS } from './haproxy.js';

@@ -7,6 +7,7 @@ import os from 'node:os';
 import type { Server } from 'node:http';
 import { OptionsInvalidError } from '../core/errors.js';
 import { checkOptions } from '../core/options-check.js';
+import { HTTP_TOKEN } from '../core/options.js';
 
 /** What a worker runs: an HTTP server that is not listening (connections arrive from the primary) and how to close the app. */
 export interface WorkerApp {
@@ -107,9 +108,13 @@ export const stderrLog: ClusterLog = (level, message, fields = {}) => {
 };
 
 const PORT = (v: unknown): string | null => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? null : 'an integer port 0–65535');
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A header value any client reads alike: printable ASCII, spaces inside only. */
 const NODE_NAME = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/** Whether `name` can name a node: it goes out in the X-Tether-Node header of every answer. */
+export function isNodeName(name: string): boolean {
+  return NODE_NAME.test(name);
+}
 
 export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOptions {
   checkOptions('runCluster', input, {
@@ -124,11 +129,11 @@ export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOpt
   if ((input.startWorker === undefined) === (input.workerMain === undefined)) {
     throw new OptionsInvalidError('runCluster needs exactly one of options.startWorker and options.workerMain');
   }
-  if (input.nodeName !== undefined && !NODE_NAME.test(input.nodeName)) {
+  if (input.nodeName !== undefined && !isNodeName(input.nodeName)) {
     throw new OptionsInvalidError('runCluster options.nodeName goes out in the X-Tether-Node header: printable ASCII only, no leading or trailing space');
   }
   const cookieName = input.cookieName ?? CLUSTER_DEFAULTS.cookieName;
-  if (!COOKIE_NAME.test(cookieName)) throw new OptionsInvalidError('runCluster options.cookieName must be an RFC 6265 token');
+  if (!HTTP_TOKEN.test(cookieName)) throw new OptionsInvalidError('runCluster options.cookieName must be an RFC 6265 token');
   const d = CLUSTER_DEFAULTS;
   const drainDelayMs = input.drainDelayMs ?? d.drainDelayMs;
   const shutdownTimeoutMs = input.shutdownTimeoutMs ?? d.shutdownTimeoutMs;

@@ -32,13 +32,13 @@ export interface EncryptedCodecOptions {
   readPlaintext?: boolean;
 }
 
+/** What every version of the format begins with. */
+const FAMILY = '"tether:enc:';
 /**
  * The start of an encrypted record: a JSON string, as stores that check their data expect, which no
  * JSON envelope (an object) can be.
  */
-const MARK = '"tether:enc:1:';
-/** What every version of the format begins with. */
-const FAMILY = '"tether:enc:';
+const MARK = `${FAMILY}1:`;
 const INFO = 'tether session data';
 /** Hex digits of a key's ID: enough to tell a handful of keys apart, nothing to attack. */
 const KID_CHARS = 8;

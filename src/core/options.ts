@@ -331,8 +331,11 @@ export interface ResolvedOptions {
   clock: Clock;
 }
 
-/** RFC 6265 token characters: a cookie name never comes from request data, and never holds `;` or CR/LF. */
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * An HTTP token (RFC 9110 §5.6.2): what a cookie name (RFC 6265) and a header name may be; never `;`,
+ * a space or CR/LF.
+ */
+export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PATH_OR_DOMAIN = /^[\x21-\x3A\x3C-\x7E]+$/;
 
 function checkStore(v: unknown): string | null {
@@ -419,7 +422,7 @@ export function resolveOptions(input: TetherOptions = {}): Readonly<ResolvedOpti
   if (c.domain !== undefined && !PATH_OR_DOMAIN.test(c.domain)) throw new OptionsInvalidError('Tether options.cookie.domain contains characters not allowed in a cookie domain');
   const hostPrefixOk = secure && path === '/' && c.domain === undefined;
   const name = c.name ?? (hostPrefixOk ? `__Host-${TETHER_DEFAULTS.cookieName}` : TETHER_DEFAULTS.cookieName);
-  if (!COOKIE_NAME.test(name)) throw new OptionsInvalidError('Tether options.cookie.name must be an RFC 6265 token');
+  if (!HTTP_TOKEN.test(name)) throw new OptionsInvalidError('Tether options.cookie.name must be an RFC 6265 token');
   if (name.startsWith('__Host-') && !hostPrefixOk) throw new OptionsInvalidError('Tether options.cookie.name with the __Host- prefix needs secure, path "/" and no domain');
   if (name.startsWith('__Secure-') && !secure) throw new OptionsInvalidError('Tether options.cookie.name with the __Secure- prefix needs secure');
 
@@ -542,12 +545,9 @@ function normaliseOrigin(origin: string): string {
   return url.origin;
 }
 
-/** An HTTP field name (RFC 9110 §5.1: a token). */
-const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
 /** The CSRF header's name, lower-cased, if a request can carry it. */
 function csrfHeader(name: string): string {
-  if (!FIELD_NAME.test(name)) {
+  if (!HTTP_TOKEN.test(name)) {
     throw new OptionsInvalidError(`Tether options.csrf.header must be a header name (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(name.slice(0, 64))}`);
   }
   return name.toLowerCase();
