@@ -358,6 +358,18 @@ describe('shop behind a trusted proxy', () => {
     assertError(await session('198.51.100.7'), 429, 'RATE_LIMITED');
     assert.equal((await session('198.51.100.8')).status, 200, 'another client behind the same proxy has its own allowance');
   });
+
+  it('new sessions when one IPv6 client sends from many addresses of its /64 then they count as one client', async () => {
+    await clearOfMinuteBoundary();
+    const session = (client: string) => rawRequest(proxied.url + '/api/session', 'GET', { 'x-forwarded-for': client });
+    assert.equal((await session('2001:db8:7:1::1')).status, 200);
+    for (const other of ['2001:db8:7:1::2', '2001:db8:7:1:ffff:ffff:ffff:ffff', '2001:db8:7:1:a:b:c:d']) {
+      assertError(await session(other), 429, 'RATE_LIMITED');
+    }
+    assert.equal((await session('2001:db8:7:2::1')).status, 200, 'the next /64 is another client');
+    assert.equal((await session('::ffff:198.51.100.9')).status, 200, 'an IPv4-mapped address is its IPv4 client');
+    assertError(await session('198.51.100.9'), 429, 'RATE_LIMITED');
+  });
 });
 
 describe('shop: session ID guessing', () => {
@@ -391,6 +403,18 @@ describe('shop: session ID guessing', () => {
     const known = await rawRequest(shop.url + '/api/session', 'GET', { 'x-forwarded-for': guesser, cookie: pair });
     assert.equal(known.status, 200, 'the address’s valid session is not refused');
     assert.equal((await guess('198.51.100.21')).status, 200, 'another address has its own allowance');
+  });
+
+  it('random session IDs when one IPv6 client sends them from many addresses of its /64 then they count toward one limit', async () => {
+    await clearOfMinuteBoundary();
+    const name = String((await rawRequest(shop.url + '/api/session', 'GET', {})).headers['set-cookie']).split('=')[0]!;
+    const guess = (client: string) => rawRequest(shop.url + '/api/products', 'GET', {
+      'x-forwarded-for': client, cookie: `${name}=${randomBytes(32).toString('base64url')}.${randomBytes(32).toString('base64url')}`,
+    });
+    const statuses: number[] = [];
+    for (let i = 1; i <= 8; i++) statuses.push((await guess(`2001:db8:5:6::${i.toString(16)}`)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    assert.equal((await guess('2001:db8:5:7::1')).status, 200, 'another /64 has its own allowance');
   });
 
   it('random session IDs when one address sends them in requests and live-channel handshakes then both count toward one limit, and the handshake past it is 429', async () => {

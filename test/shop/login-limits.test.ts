@@ -47,6 +47,31 @@ describe('shop login limits: checks sent at once', { timeout: 60_000 }, () => {
   });
 });
 
+describe('shop login limits: per client address behind a trusted proxy', { timeout: 60_000 }, () => {
+  let shop: TestShop;
+  before(async () => {
+    shop = await startTestShop({ SHOP_LOGIN_FAILURES_PER_ACCOUNT: '1000', SHOP_LOGIN_FAILURES_PER_ADDRESS: String(LIMIT), SHOP_TRUST_PROXY: '127.0.0.1' });
+  });
+  after(async () => {
+    await shop?.stop();
+  });
+
+  it('wrong passwords when one IPv6 client sends them from many addresses of its /64 then they count as one address', async () => {
+    const statuses: number[] = [];
+    for (let i = 1; i <= LIMIT + 2; i++) {
+      const from = { 'x-forwarded-for': `2001:db8:9:9::${i.toString(16)}` };
+      const client = new ShopClient(shop.url);
+      await client.request('GET', '/api/session', { headers: from });
+      statuses.push((await client.request('POST', '/api/auth/login', { json: { username: uniqueName('nobody'), password: 'wrong password' }, headers: from })).status);
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+    const other = { 'x-forwarded-for': '2001:db8:9:a::1' };
+    const client = new ShopClient(shop.url);
+    await client.request('GET', '/api/session', { headers: other });
+    assert.equal((await client.request('POST', '/api/auth/login', { json: { username: uniqueName('nobody'), password: 'wrong password' }, headers: other })).status, 401, 'another /64 has its own allowance');
+  });
+});
+
 describe('shop login limits: two nodes sharing one PostgreSQL database', { timeout: 120_000 }, () => {
   let server: PostgresServer;
   const shops: TestShop[] = [];
