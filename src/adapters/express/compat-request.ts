@@ -226,7 +226,11 @@ export class RequestSessions implements SessionController {
         s = await this.#ensureOpen();
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'SESSION_CONFLICT') throw err;
+        // The session ended meanwhile (a logout elsewhere): what the request stores from now on goes to a
+        // new session under a new ID. Stored under this one, it would bring the ended ID back to life for
+        // whoever still holds its cookie.
         this.#stored = false;
+        this.#id = null;
       }
       if (!s) throw new Error('failed to load session');
       const data = jsonClone(s.data as Data);
