@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PostgresStore, MIGRATIONS } from '../../src/stores/postgres/index.js';
 import { runStoreSuite, ManualClock, makeKey, makeRecord } from '../../src/testing/store-suite.js';
-import { startPostgres, createDatabase, pgQuery } from '../helpers/postgres.js';
+import { startPostgres, createDatabase, freePort, pgQuery } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
 import { assertSweepsOnItsOwn } from '../helpers/sweep-timer.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
@@ -391,6 +391,31 @@ describe('PostgresStore outages and crashes (fsync and synchronous_commit on)', 
     for (const key of destroyed) assert.equal(await after.get(key), null, 'an acknowledged destroy stayed destroyed');
     assert.equal(await after.count(), written.length);
     await after.close();
+  });
+});
+
+describe('PostgresStore failures answered to clients', () => {
+  it('postgres store when the server refuses the connection or the role then STORE_UNAVAILABLE gives the code, never the address or the role', async () => {
+    const { url } = await fast();
+    const u = new URL(url);
+    const closed = new URL(url);
+    closed.port = String(await freePort());
+    const noRole = new URL(url);
+    noRole.username = 'no_such_role_4711';
+    for (const [name, connectionString, code] of [['a closed port', closed.href, 'ECONNREFUSED'], ['an unknown role', noRole.href, '28000']] as const) {
+      const store = new PostgresStore({ connectionString, clock: new ManualClock(), sweepIntervalMs: 0 });
+      try {
+        await assert.rejects(store.get(makeKey()), (err: Error & { code?: string; cause?: { code?: string; message?: string } }) => {
+          assert.equal(err.code, 'STORE_UNAVAILABLE', `${name}: ${err.message}`);
+          assert.equal(err.cause?.code, code, `${name}: the driver error is the cause`);
+          assert.match(err.message, new RegExp(`\\(${code}\\)`), name);
+          for (const detail of [`${u.hostname}:`, closed.port, 'no_such_role_4711']) assert.ok(!err.message.includes(detail), `${name}: the message names ${detail}: ${err.message}`);
+          return true;
+        });
+      } finally {
+        await store.close();
+      }
+    }
   });
 });
 

@@ -540,7 +540,6 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
     if (isTetherError(err)) return err;
     const e = err as { code?: unknown; message?: unknown };
     const code = typeof e.code === 'string' ? e.code : '';
-    const why = [code, typeof e.message === 'string' ? e.message.slice(0, 200) : ''].filter(Boolean).join(' ');
     // A data exception is PostgreSQL refusing this call's values (a NUL in text, a number out of
     // range): the server is up and the same call fails every time, so STORE_UNAVAILABLE's retry and
     // its "check that PostgreSQL is reachable" would mislead. Only pg's DatabaseError carries a
@@ -548,10 +547,14 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
     // STORE_UNAVAILABLE. PostgreSQL's texts for these statements name an encoding, a byte or a
     // number, never a record's data or user ID, so the message may keep them.
     if (DATA_EXCEPTION.test(code)) {
+      const why = [code, typeof e.message === 'string' ? e.message.slice(0, 200) : ''].filter(Boolean).join(' ');
       return new StoreRejectedError(`PostgresStore ${op} was refused by PostgreSQL (${why}): a value given cannot be stored, `
         + 'for example a NUL character (U+0000) in the session data or the user ID; retrying will not help', { cause: err });
     }
-    return new StoreUnavailableError(`PostgresStore ${op} failed${why ? ` (${why})` : ''}; check that PostgreSQL is reachable `
+    // Any other failure by its code alone (SQLSTATE or errno): the adapters answer this message to the
+    // client, and the driver's text names the server's address, the database or the role ("connect
+    // ECONNREFUSED 10.0.0.5:5432", "password authentication failed for user …"). The text stays in `cause`.
+    return new StoreUnavailableError(`PostgresStore ${op} failed${code ? ` (${code})` : ''}; check that PostgreSQL is reachable `
       + '(options connectionString or pool) and answers within options.statementTimeoutMs', { cause: err });
   }
 }
