@@ -263,4 +263,37 @@ describe('express adapter: sessions() mounted twice', () => {
     assert.deepEqual(r.json(), { n: 2 });
     assert.ok(Date.now() - started < 500, 'not held at the gate until gateTimeoutMs');
   });
+
+  it('when the app\'s mount has the CSRF checks off and the router\'s has them on then a post to the router without its token is refused 403 and stores nothing', async () => {
+    const tether = createTether<Data>({ secrets: [SECRET], store: new MemoryStore(), gateTimeoutMs: 1000 });
+    const app = express();
+    app.use(sessions(tether, { csrf: false }));
+    app.post('/start', (req: Request, res) => {
+      const s = sessionOf<Data>(req);
+      s.set('n', 1);
+      res.json({ token: s.csrfToken });
+    });
+    const router = express.Router();
+    router.use(sessions(tether));
+    router.post('/write', (req: Request, res) => {
+      sessionOf<Data>(req).set('n', 2);
+      res.json({ ok: true });
+    });
+    app.use('/sub', router);
+    app.get('/read', (req: Request, res) => res.json(sessionOf<Data>(req).data));
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
+    const { token } = (await c.request('/start', { method: 'POST' })).json<{ token: string }>();
+    const origin = { origin: c.base };
+    const refused = await c.request('/sub/write', { method: 'POST', json: {}, headers: origin });
+    assert.equal(refused.status, 403, refused.body);
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'CSRF_TOKEN_INVALID');
+    const foreign = await c.request('/sub/write', { method: 'POST', json: {}, headers: { origin: 'https://evil.example', 'x-csrf-token': token } });
+    assert.equal(foreign.status, 403, foreign.body);
+    assert.equal(foreign.json<{ error: { code: string } }>().error.code, 'ORIGIN_MISMATCH');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 }, 'nothing was stored');
+    const accepted = await c.request('/sub/write', { method: 'POST', json: {}, headers: { ...origin, 'x-csrf-token': token } });
+    assert.equal(accepted.status, 200, accepted.body);
+    assert.deepEqual((await c.request('/read')).json(), { n: 2 });
+  });
 });

@@ -7,7 +7,7 @@ import type { Request, Response, NextFunction, RequestHandler, ErrorRequestHandl
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
-import { abandonOnEarlyClose, beginSession, sendError, viewOf } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, checkCsrfOf, sendError, viewOf } from '../shared/http.js';
 import type { FormSource } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
@@ -68,7 +68,8 @@ const ENGINE = new WeakMap<Request, Tether<object>>();
  * are refused (403 CSRF_TOKEN_INVALID, saying so).
  *
  * Mounted twice with one engine (on the app and again on a router), the first one wins: the request
- * keeps the session it opened. Middlewares of different engines each open their own.
+ * keeps the session it opened, and the second runs only its own CSRF checks (so one with them on, under
+ * a mount with them off, is not bypassed). Middlewares of different engines each open their own.
  * @example
  * app.use(express.urlencoded({ extended: false }));
  * app.use(sessions(createTether({ secrets, csrf: { forms: true } })));
@@ -79,6 +80,17 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
   return (req: Request, res: Response, next: NextFunction): void => {
     // A writer would wait at the gate for its own session, which holds it until the response ends.
     if (req.tether !== undefined && ENGINE.get(req) === tether) {
+      // The first mount's session serves the request, but this mount's CSRF checks apply too: a router
+      // that has them on is not bypassed by an app-level mount that has them off.
+      const session = req.tether as unknown as Session<T>;
+      try {
+        checkCsrfOf(tether, session, viewOf(req), req, begin);
+      } catch (err) {
+        // The first mount holds the response: marked failed, it stores nothing of the request.
+        FAILED.add(req);
+        sendError(res, err, undefined, tether.abandon(session));
+        return;
+      }
       next();
       return;
     }

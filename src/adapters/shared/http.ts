@@ -168,13 +168,21 @@ export function beginSession<T extends object, R extends IncomingMessage>(
   });
 }
 
+/**
+ * The CSRF checks `options` asks for on `session`, the request's open session; throws what they find.
+ * For a second mount of one engine's middleware too, whose session the first mount opened.
+ */
+export function checkCsrfOf<T extends object, R extends IncomingMessage>(tether: Tether<T>, session: Session<T>, view: RequestView, req: R, options: BeginOptions<R>): void {
+  const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
+  // A form post whose token is in its body (csrf.forms): read from the body parsed before the session opened.
+  if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, formOf(tether, req, options.form));
+}
+
 function checked<T extends object, R extends IncomingMessage>(
   tether: Tether<T>, session: Session<T>, view: RequestView, req: R, res: ServerResponse, options: BeginOptions<R>,
 ): Session<T> | null {
   try {
-    const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
-    // A form post whose token is in its body (csrf.forms): read from the body parsed before the session opened.
-    if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, formOf(tether, req, options.form));
+    checkCsrfOf(tether, session, view, req, options);
   } catch (err) {
     sendError(res, err, undefined, tether.abandon(session));
     return null;
