@@ -397,13 +397,6 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   // Under the cluster, a scrape of any worker answers for all of them (series apart by `node`).
   if (isClusterWorker()) shareWorkerMetrics(registry);
   const store = instrumentStore(await openSessionStore(config), registry);
-  let db: ShopDb | undefined;
-  try {
-    db = await openShopDb(config.databaseUrl, { adminPassword: config.adminPassword, log: config.log });
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
   const tether = createTether<ShopSession>({
     store,
     secrets: config.secrets,
@@ -425,6 +418,18 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     // TETHER_DATA_KEY: carts, preferences and checkout details encrypted in the session store.
     ...(config.dataKeys.length > 0 ? { codec: encryptedCodec({ keys: config.dataKeys }) } : {}),
   });
+  let db: ShopDb | undefined;
+  try {
+    db = await openShopDb(config.databaseUrl, {
+      adminPassword: config.adminPassword, log: config.log,
+      // SHOP_ADMIN_PASSWORD replacing the admin's password ends the sessions signed in with the old one,
+      // as a password change does: an operator resets it because it leaked.
+      endSessions: (userId) => tether.destroyUserSessions(userId),
+    });
+  } catch (err) {
+    await tether.close();
+    throw err;
+  }
   registerTetherMetrics(tether, registry);
   // The checkout funnel on /metrics; the flow channels are the process's, so unsubscribed on close.
   const stopFlowMetrics = registerFlowMetrics(registry);

@@ -9,7 +9,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ShopClient, runShopToExit, spawnShop } from '../helpers/shop.js';
+import { ShopClient, TEST_SECRET, rawRequest, runShopToExit, spawnShop } from '../helpers/shop.js';
+import { loadConfig } from '../../apps/shop/config.js';
+import { startShop } from '../../apps/shop/server.js';
 import type { SpawnedShop } from '../helpers/shop.js';
 
 /**
@@ -98,6 +100,31 @@ describe('shop restart', { timeout: 120_000 }, () => {
     assert.equal(resumed.body.cart.count, 4, 'including the add that was in flight at SIGTERM');
     assert.equal((await again.add('camp-mug', 1)).body.count, 5, 'and it keeps working');
     assert.equal(await second.stop('SIGTERM'), 0);
+  });
+
+  it('shop when started again with another SHOP_ADMIN_PASSWORD then the admin\'s sessions signed in with the old one are ended, other users\' stay', async () => {
+    const dataDir = await tempDir();
+    const logs: string[] = [];
+    const start = (password: string) => startShop(loadConfig({
+      PORT: '0', HOST: '127.0.0.1', TETHER_DATA_DIR: dataDir, TETHER_SECRET: TEST_SECRET, SHOP_ADMIN_PASSWORD: password, TETHER_NODE_NAME: 'restart-test',
+    }, (line) => logs.push(line)));
+    let shop = await start('old admin password');
+    const admin = new ShopClient(shop.url);
+    assert.equal((await admin.login('admin', 'old admin password')).status, 200);
+    const shopper = new ShopClient(shop.url);
+    assert.equal((await shopper.register('restart_shopper')).status, 201);
+    await shop.close();
+    shop = await start('new admin password');
+    try {
+      const old = await rawRequest(`${shop.url}/api/admin/overview`, 'GET', { cookie: admin.cookieHeader, 'user-agent': admin.userAgent });
+      assert.equal(old.status, 401, `the session signed in with the replaced password: ${old.status} ${old.text}`);
+      assert.match(logs.join('\n'), /admin password updated from SHOP_ADMIN_PASSWORD; ended the 1 session\(s\) signed in with the old one/);
+      const other = await rawRequest(`${shop.url}/api/session`, 'GET', { cookie: shopper.cookieHeader, 'user-agent': shopper.userAgent });
+      assert.equal(other.body?.authenticated, true, 'another user stays signed in');
+      assert.equal((await new ShopClient(shop.url).login('admin', 'new admin password')).status, 200);
+    } finally {
+      await shop.close();
+    }
   });
 
   it('shop when TETHER_STORE=memory and TETHER_WORKERS is unset then it runs one worker, so every connection finds the session', async () => {

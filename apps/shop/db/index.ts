@@ -17,6 +17,12 @@ export interface OpenShopDbOptions {
   /** The seeded admin's password; when unset one is generated at the first start and printed once. */
   adminPassword?: string | undefined;
   log: (line: string) => void;
+  /**
+   * Ends every session of a user, the admin when `adminPassword` replaces its stored password: called
+   * before the new password is stored, so a failure leaves the old one, to be replaced (and its
+   * sessions ended) at the next start.
+   */
+  endSessions?: (userId: string) => Promise<number>;
 }
 
 async function connect(url: string): Promise<ShopDb> {
@@ -47,8 +53,9 @@ async function seedAdmin(db: ShopDb, options: OpenShopDbOptions): Promise<void> 
   if (existing) {
     // An explicitly configured password wins over the stored one, so an operator can always get in.
     if (options.adminPassword !== undefined && !(await verifyPassword(options.adminPassword, existing.passwordHash))) {
+      const ended = await options.endSessions?.(existing.id);
       await db.setPasswordHash(existing.id, await hashPassword(options.adminPassword));
-      options.log('admin password updated from SHOP_ADMIN_PASSWORD');
+      options.log(`admin password updated from SHOP_ADMIN_PASSWORD${ended === undefined ? '' : `; ended the ${ended} session(s) signed in with the old one`}`);
     }
     return;
   }
