@@ -211,9 +211,9 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
         expiresAt: new Date(Math.min(r.expiresAt, r.absoluteExpiresAt)).toISOString(),
         ...envelopeFacts(r.data, codec),
       })).sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt));
-      if (values.json) io.out(`${JSON.stringify(rows)}\n`);
+      if (values.json) io.out(`${inert(JSON.stringify(rows), true)}\n`);
       else if (rows.length === 0) io.out(`no live sessions for ${userId}\n`);
-      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}${r.authenticatedAt ? `  signed in ${r.authenticatedAt}` : ''}${r.remembered ? '  remembered' : ''}${r.network ? `  from ${r.network}` : ''}  ${r.userAgent ?? '-'}`).join('\n') + '\n');
+      else io.out(rows.map((r) => `${r.handle}  created ${r.createdAt}  last seen ${r.lastSeenAt}  expires ${r.expiresAt}${r.authenticatedAt ? `  signed in ${r.authenticatedAt}` : ''}${r.remembered ? '  remembered' : ''}${r.network ? `  from ${r.network}` : ''}  ${r.userAgent === null ? '-' : inert(r.userAgent)}`).join('\n') + '\n');
     }
     return 0;
   } finally {
@@ -279,8 +279,8 @@ async function usersCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): 
     const lastWrittenAt = new Date(rec.lastSeenAt).toISOString();
     const expiresAt = new Date(Math.min(rec.expiresAt, rec.absoluteExpiresAt)).toISOString();
     io.out(values.json
-      ? `${JSON.stringify({ userId, lastWrittenAt, expiresAt, context })}\n`
-      : `user context of ${userId}: last written ${lastWrittenAt}, expires ${expiresAt}\n${JSON.stringify(context, null, 2)}\n`);
+      ? `${inert(JSON.stringify({ userId, lastWrittenAt, expiresAt, context }), true)}\n`
+      : `user context of ${userId}: last written ${lastWrittenAt}, expires ${expiresAt}\n${inert(JSON.stringify(context, null, 2), true)}\n`);
     return 0;
   } finally {
     await store.close();
@@ -294,6 +294,23 @@ function readContext(data: string, codec: SessionCodec): Record<string, unknown>
   } catch {
     return null;
   }
+}
+
+/** C0 controls, DEL and C1 controls (U+0080–U+009F): whatever is not printable ASCII or from U+00A0 on. */
+const CONTROLS = /[^ -~\u00a0-\uffff]/g;
+/** What JSON.stringify leaves unescaped of those: DEL and the C1 controls. */
+const JSON_CONTROLS = /[\u007f-\u009f]/g;
+
+/**
+ * `text` with its control characters written as `\uXXXX` escapes, for a terminal: what a session or a
+ * user context holds comes from clients (a User-Agent is whatever the client sent, a context holds what
+ * users typed), and a control character printed as it is drives the operator's terminal. An HTTP
+ * parser refuses ESC in a header but lets C1 controls through (obs-text), and CSI (U+009B) acts as ESC [.
+ * `json`: `text` is JSON.stringify's output, whose strings hold C1 controls as they are (and whose line
+ * breaks, outside strings, stay); the escapes are JSON's own, so it still parses to the same values.
+ */
+function inert(text: string, json = false): string {
+  return text.replace(json ? JSON_CONTROLS : CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** A comma-separated variable's entries, trimmed, empty ones dropped (TETHER_SECRET, TETHER_DATA_KEY). */

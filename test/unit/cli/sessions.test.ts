@@ -67,6 +67,24 @@ describe('tether sessions', () => {
     assert.equal((await run(['sessions', 'list', 'nobody', '--store', url])).out, 'no live sessions for nobody\n');
   });
 
+  it('sessions list when a User-Agent holds control characters then it prints them as escapes, never as they are', async () => {
+    const file = path.join(dir, `c${Math.random().toString(36).slice(2)}.db`);
+    const store = new SqliteStore({ path: file });
+    const now = Date.now();
+    // CSI (U+009B) gets through an HTTP parser as obs-text and acts as ESC [ in a terminal.
+    const ua = 'Mozilla\u009b2J\u009b31mX\u007f\u0007';
+    const data = jsonCodec.encode({ d: {}, u: ua });
+    assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'eve', createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 }, 0)).ok, true);
+    await store.close();
+    const r = await run(['sessions', 'list', 'eve', '--store', `sqlite:${file}`]);
+    assert.equal(r.code, 0, r.err);
+    assert.ok(!/[^\n -~\u00a0-\uffff]/.test(r.out), JSON.stringify(r.out));
+    assert.ok(r.out.trimEnd().endsWith('  Mozilla\\u009b2J\\u009b31mX\\u007f\\u0007'), r.out);
+    const j = await run(['sessions', 'list', 'eve', '--json', '--store', `sqlite:${file}`]);
+    assert.ok(!/[\u007f-\u009f]/.test(j.out), JSON.stringify(j.out));
+    assert.equal((JSON.parse(j.out) as Array<{ userAgent: string }>)[0]!.userAgent, ua, 'the JSON still reads as the same text');
+  });
+
   it('sessions list when the app encrypts session data then TETHER_DATA_KEY shows what is inside; without it, the same sessions with nothing of it', async () => {
     const key = 'cli-data-key-0123456789abcdefghijklmnop';
     const { url, keys } = await seeded(encryptedCodec({ keys: key }));

@@ -52,6 +52,24 @@ describe('tether users', () => {
     assert.equal((await run(['users', 'show', 'bob', '--json', '--store', url])).out, '{"userId":"bob","context":null}\n');
   });
 
+  it('users show when the context holds control characters a user typed then it prints them as JSON escapes, never as they are', async () => {
+    const file = path.join(dir, `c${Math.random().toString(36).slice(2)}.db`);
+    const tether = createTether({ secrets: [SECRET_A], store: new SqliteStore({ path: file }) });
+    const name = 'Eve\u009b2J\u009d0;title\u009c';
+    try {
+      await tether.users.update('eve', () => ({ shipping: { name } }));
+    } finally {
+      await tether.close();
+    }
+    for (const args of [['users', 'show', 'eve'], ['users', 'show', 'eve', '--json']]) {
+      const r = await run([...args, '--store', `sqlite:${file}`]);
+      assert.equal(r.code, 0, r.err);
+      assert.ok(!/[\u007f-\u009f]/.test(r.out), JSON.stringify(r.out));
+      const json = args.length === 4 ? (JSON.parse(r.out) as { context: unknown }).context : JSON.parse(r.out.slice(r.out.indexOf('\n') + 1));
+      assert.deepEqual(json, { shipping: { name } }, 'the JSON still reads as the same text');
+    }
+  });
+
   it('users clear when run then an engine on the store reads an empty context, and the user\'s sessions stay', async () => {
     const { url, file } = await seeded();
     const r = await run(['users', 'clear', 'ada', '--store', url]);
