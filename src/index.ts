@@ -23,6 +23,7 @@ export type { EncryptedCodecOptions } from './core/encrypted-codec.js';
 export { UserContexts } from './core/user-context.js';
 export type { UserContextData } from './core/user-context.js';
 export { isSafeMethod } from './core/csrf.js';
+export { clientNetwork } from './core/network.js';
 export { MemoryStore } from './stores/memory/index.js';
 export type { MemoryStoreOptions } from './stores/memory/index.js';
 export { CHANNEL_NAMES } from './observability/channels.js';

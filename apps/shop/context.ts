@@ -4,6 +4,7 @@
  * @module
  */
 import type { FastifyRequest } from 'fastify';
+import { clientNetwork } from 'tether';
 import type { Session, Tether } from 'tether';
 import type { FlowRunner } from 'tether/flow';
 import type { ShopConfig } from './config.js';
@@ -57,6 +58,14 @@ export function sessionOf(req: FastifyRequest): Session<ShopSession> {
  * users by their IDs. Never a session ID, cookie, CSRF token, password or username as typed. Each
  * event is also counted (`shop_auth_events_total{event}`), for alerts on a rise in failures.
  */
+/**
+ * Who a per-address limit (new sessions, forged cookies, failed passwords) counts: an IPv4 client by its
+ * address, an IPv6 client by its /64, as the engine's `newSessions` does (see `clientNetwork`).
+ */
+export function clientOf(address: string): string {
+  return clientNetwork(address) ?? address;
+}
+
 export function audit(ctx: ShopContext, req: FastifyRequest, event: string, fields: Record<string, unknown> = {}): void {
   ctx.counters.auth.set(event, (ctx.counters.auth.get(event) ?? 0) + 1);
   req.log.info({ event, session: sessionOf(req).handle, ...fields }, event);

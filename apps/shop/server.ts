@@ -27,7 +27,7 @@ import { ActiveSessions, isForgetMessage } from './lib/active-sessions.js';
 import type { ForgetMessage } from './lib/active-sessions.js';
 import { attachLive } from './lib/live.js';
 import { LoginFailures } from './lib/login-failures.js';
-import { clientKey } from './lib/client.js';
+import { clientOf } from './context.js';
 import type { ShopContext, ShopSession } from './context.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { sessionRoutes } from './routes/session.js';
@@ -216,12 +216,12 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext, rejected: Shar
   // Runs after the Tether plugin's onRequest, so the session is loaded: only a request that would create
   // one is counted; regenerating an existing session (login) never is.
   app.addHook('onRequest', async (req) => {
-    if (req.session?.rejectedCookie === 'forged' && !(await rejected.take(clientKey(req.ip)))) {
+    if (req.session?.rejectedCookie === 'forged' && !(await rejected.take(clientOf(req.ip)))) {
       ctx.counters.rateLimited++;
       throw new RateLimitedError('too many requests with an invalid session cookie from this address; slow down');
     }
     if (!req.routeOptions.config?.shop?.createsSession || !req.session?.isNew) return;
-    if (!(await limiter.take(clientKey(req.ip)))) {
+    if (!(await limiter.take(clientOf(req.ip)))) {
       ctx.counters.rateLimited++;
       throw new RateLimitedError();
     }
@@ -516,7 +516,7 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
       warn: (fields, message) => app.log.warn(fields, message),
       forgedAllowed: async (req) => {
         // The client's address as Fastify gives a request's (req.ip): behind SHOP_TRUST_PROXY, from X-Forwarded-For.
-        if (await forged.take(clientKey(clientAddress(req)))) return true;
+        if (await forged.take(clientOf(clientAddress(req)))) return true;
         context.counters.rateLimited++;
         return false;
       },

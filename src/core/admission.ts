@@ -5,14 +5,11 @@
  * @module
  */
 import { OptionsInvalidError, RateLimitedError, TooManySessionsError } from './errors.js';
-import { networkOf } from './network.js';
+import { clientNetwork } from './network.js';
 import { SlidingWindowLimiter, fallingBackTo } from './rate-limit.js';
 import type { SharedLimiter } from './rate-limit.js';
 import type { Clock, SessionStore } from './store.js';
 import type { NewSessionLimits } from './options.js';
-
-/** An address's key: itself for IPv4, its /64 for IPv6 (one client holds a whole /64). */
-const CLIENT = { ipv4: 32, ipv6: 64 } as const;
 
 type Limits = Readonly<Required<Omit<NewSessionLimits, 'limiter'>> & Pick<NewSessionLimits, 'limiter'>>;
 
@@ -37,7 +34,7 @@ export class Admission {
 
   /** Counts one new session from `address` (undefined: counted in the total only), or throws RATE_LIMITED. */
   async admit(address: string | undefined): Promise<void> {
-    const client = this.#perAddress === null ? undefined : networkOf(address, CLIENT);
+    const client = this.#perAddress === null ? undefined : clientNetwork(address);
     if (client !== undefined && !(await this.#perAddress!.take(client))) {
       throw new RateLimitedError('too many new sessions from this address; slow down', this.#retryAfterSec);
     }

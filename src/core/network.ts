@@ -23,3 +23,16 @@ export function networkOf(address: string | undefined, prefix: AddressPrefix): s
   if (ip.kind() === 'ipv4') return `${ipaddr.IPv4.networkAddressFromCIDR(`${ip.toString()}/${prefix.ipv4}`).toString()}/${prefix.ipv4}`;
   return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/${prefix.ipv6}`).toString()}/${prefix.ipv6}`;
 }
+
+/**
+ * The key a per-client limit counts `address` under: an IPv4 address itself (as `a.b.c.d/32`; an
+ * IPv4-mapped IPv6 address as the IPv4 one), an IPv6 address its /64. One subscriber, one host even,
+ * holds a whole /64 (RFC 6177 assigns at least that to a site, and privacy addresses change within it
+ * at will), so counting each IPv6 address apart gives whoever sends from a /64 as many allowances as
+ * addresses they care to use. Undefined when `address` is absent or not an IP address.
+ */
+export function clientNetwork(address: string | undefined): string | undefined {
+  return networkOf(address, CLIENT);
+}
+
+const CLIENT: AddressPrefix = { ipv4: 32, ipv6: 64 };

@@ -13,10 +13,9 @@ import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { LOGIN_FAILURE_WINDOW_MS } from '../config.js';
 import type { ShopConfig } from '../config.js';
-import { audit } from '../context.js';
+import { audit, clientOf } from '../context.js';
 import type { ShopContext } from '../context.js';
 import { loginThrottled } from './errors.js';
-import { clientKey } from './client.js';
 
 /** A password check in progress: it counts as a failure unless `succeeded()` is called. */
 export interface LoginAttempt {
@@ -40,7 +39,7 @@ export class LoginFailures {
    */
   async begin(ctx: ShopContext, req: FastifyRequest, username: string): Promise<LoginAttempt> {
     const now = Date.now();
-    const { ids, counts } = await ctx.db.addLoginAttempt([key('account', username.toLowerCase()), key('address', clientKey(req.ip))], now, now - LOGIN_FAILURE_WINDOW_MS);
+    const { ids, counts } = await ctx.db.addLoginAttempt([key('account', username.toLowerCase()), key('address', clientOf(req.ip))], now, now - LOGIN_FAILURE_WINDOW_MS);
     const forget = (): Promise<void> => ctx.db.removeLoginAttempts(ids);
     if (counts[0]! > this.#perAccount || counts[1]! > this.#perAddress) {
       await forget();

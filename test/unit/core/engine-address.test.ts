@@ -1,7 +1,7 @@
 /** addressChange: the network a session was last seen from, compared and reported (SECURITY.md S33). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { networkOf } from '../../../src/core/network.js';
+import { clientNetwork, networkOf } from '../../../src/core/network.js';
 import { rig } from '../support.js';
 import type { Rig } from '../support.js';
 import type { Session, SessionData } from '../../../src/core/session.js';
@@ -37,6 +37,15 @@ describe('client address changes (addressChange)', () => {
     assert.equal(networkOf('fe80::1%eth0', p), 'fe80::/48');
     assert.equal(networkOf('203.0.113.77', { ipv4: 32, ipv6: 128 }), '203.0.113.77/32');
     for (const bad of [undefined, '', 'localhost', '203.0.113.300', 'not an address']) assert.equal(networkOf(bad, p), undefined, String(bad));
+  });
+
+  it('clientNetwork when given IPv4, IPv4-mapped IPv6 or two IPv6 addresses of one /64 then keys IPv4 by the address and IPv6 by its /64', () => {
+    assert.equal(clientNetwork('203.0.113.77'), '203.0.113.77/32');
+    assert.equal(clientNetwork('::ffff:203.0.113.77'), '203.0.113.77/32');
+    assert.equal(clientNetwork('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(clientNetwork('2001:db8:1:2:bbbb::9'), clientNetwork('2001:db8:1:2:aaaa::1'));
+    assert.notEqual(clientNetwork('2001:db8:1:3::1'), clientNetwork('2001:db8:1:2::1'));
+    assert.equal(clientNetwork('not an address'), undefined);
   });
 
   it('session under addressChange report when seen from another network then one anomaly, the request goes on, and the new network is stored', async () => {
