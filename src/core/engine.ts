@@ -180,6 +180,11 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       process.emitWarning('MemoryStore in production: sessions are lost on restart and not shared between processes', { code: 'TETHER_MEMORY_STORE' });
     }
     this.store = this.options.store ?? new MemoryStore({ clock: this.options.clock });
+    const maxWaitMs = this.store.maxWaitMs;
+    if (typeof maxWaitMs === 'number' && maxWaitMs >= this.options.storeTimeoutMs) {
+      process.emitWarning(`the ${this.store.name} store lets a write wait ${maxWaitMs} ms, not less than storeTimeoutMs (${this.options.storeTimeoutMs} ms): `
+        + 'a write the engine answered 503 STORE_UNAVAILABLE for may still commit after it; lower the store\'s wait (SqliteStore busyTimeoutMs)', { code: 'TETHER_STORE_OUTWAITS_DEADLINE' });
+    }
     this.#signer = new Signer(this.options.secrets);
     this.#cookie = new SessionCookie(this.options.cookie);
     this.#newId = this.options.generateId ? checkedIds(this.options.generateId) : generateId;

@@ -151,6 +151,14 @@ export interface SessionStore {
    * follows it, so a machine whose clock is off neither ends sessions early nor keeps them late.
    */
   readonly clock?: Clock;
+  /**
+   * Optional: how long a write may wait inside the store (SqliteStore: for another process's lock,
+   * `busyTimeoutMs`) before it fails, having committed nothing. Kept below the engine's `storeTimeoutMs`,
+   * a write the engine answered `503 STORE_UNAVAILABLE` for has failed in the store too; at or above it,
+   * such a write may still commit afterwards (a login's regeneration under a cookie the client never
+   * got), and the engine warns (TETHER_STORE_OUTWAITS_DEADLINE).
+   */
+  readonly maxWaitMs?: number;
   get(key: string): Promise<SessionRecord | null>;
   set(record: SessionRecord, expectedVersion: number): Promise<SetResult>;
   touch(key: string, expiresAt: number, lastSeenAt: number, version?: number): Promise<boolean>;

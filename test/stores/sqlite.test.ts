@@ -13,6 +13,9 @@ import { MIGRATIONS, migrate } from '../../src/stores/sqlite/schema.js';
 import { TieredStore } from '../../src/stores/tiered/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { isSessionKey } from '../../src/core/store.js';
+import { createTether } from '../../src/core/engine.js';
+import { trip } from '../unit/support.js';
+import { nextWarnings, warningsDuring } from '../helpers/warnings.js';
 import type { SessionRecord, SessionStore } from '../../src/core/store.js';
 import { tempSqliteFile } from '../helpers/sqlite.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
@@ -422,6 +425,46 @@ describe('SqliteStore waiting for another process’s lock', () => {
     assert.deepEqual(await again.get(late.key), late);
     assert.equal(await again.get(rec.key), null);
     assert.deepEqual(await again.set(rec, 0), { ok: true }, 'writes go through once the lock is free');
+  });
+});
+
+describe('SqliteStore under an engine, with their default waits', () => {
+  it('sqlite store when another process holds the write lock past the engine\'s storeTimeoutMs during a login then the 503 changed nothing: the old cookie keeps its session after the lock is freed', { timeout: 30_000 }, async () => {
+    const { path } = await temp();
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    await using tether = createTether<{ cart: string[] }>({ store, secrets: ['a-test-secret-of-enough-length-0123'] });
+    const shopping = await trip(tether, undefined, (s) => s.set('cart', ['mug', 'tea']));
+    const { released, release } = await holdWriteLock(path, 3_000);
+    try {
+      const started = performance.now();
+      await assert.rejects(trip(tether, shopping.cookie, (s) => s.login('alice')), { code: 'STORE_UNAVAILABLE' });
+      assert.ok(performance.now() - started < 2_500, 'answered within storeTimeoutMs');
+    } finally {
+      release();
+    }
+    await released;
+    // Past the time the store would have gone on waiting before: the login failed, so it never commits.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const back = await trip(tether, shopping.cookie, () => {}, 'GET');
+    assert.equal(back.session.isNew, false, 'the session the login failed on is still there');
+    assert.deepEqual(back.session.get('cart'), ['mug', 'tea']);
+    assert.equal(back.session.userId, null);
+    assert.deepEqual(await tether.listUserSessions('alice'), [], 'and no session of the user was made');
+  });
+
+  it('engine when its store may wait as long as storeTimeoutMs or longer then it warns that a write answered 503 may still commit', async (t) => {
+    const seen = warningsDuring(t);
+    const { path } = await temp();
+    await using quick = createTether({ store: new SqliteStore({ path, sweepIntervalMs: 0 }), secrets: ['a-test-secret-of-enough-length-0123'] });
+    await nextWarnings();
+    assert.deepEqual(seen.filter((w) => w.code === 'TETHER_STORE_OUTWAITS_DEADLINE'), [], 'not with the defaults');
+    await using slow = createTether({ store: new SqliteStore({ path, busyTimeoutMs: 5_000, sweepIntervalMs: 0 }), secrets: ['a-test-secret-of-enough-length-0123'] });
+    await nextWarnings();
+    const warned = seen.filter((w) => w.code === 'TETHER_STORE_OUTWAITS_DEADLINE');
+    assert.equal(warned.length, 1);
+    assert.match(warned[0]!.message, /5000 ms.*storeTimeoutMs \(2000 ms\)/);
+    void quick;
+    void slow;
   });
 });
 

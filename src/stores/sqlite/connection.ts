@@ -19,18 +19,28 @@ import { migrate } from './schema.js';
 export const LOCK_WAIT_MS = 5;
 
 /**
+ * The least an open waits for other connections' locks (unless `busyTimeoutMs` is 0: fail at once).
+ * Opening answers no client, and the workers of a cluster open one file together, at a start when the
+ * machine is busiest: the default `busyTimeoutMs`, kept below the engine's deadline for writes, is
+ * too short a bound there.
+ */
+const OPEN_WAIT_MS = 5_000;
+
+/**
  * Opens `path` in WAL mode with the given `synchronous` level, migrated to the current schema. Opening
- * waits up to `busyTimeoutMs` for other connections' locks, blocking (a constructor cannot await); the
+ * waits up to `busyTimeoutMs` (at least OPEN_WAIT_MS) for other connections' locks, blocking (a
+ * constructor cannot await); the
  * connection returned waits at most LOCK_WAIT_MS per statement.
  * Throws STORE_UNAVAILABLE (driver missing, file unusable, lock not obtained in time).
  */
 export function openDatabase(path: string, busyTimeoutMs: number, synchronous: 'NORMAL' | 'FULL'): BetterSqlite3.Database {
   const Database = loadDriver();
   let db: BetterSqlite3.Database | undefined;
+  const openWaitMs = busyTimeoutMs === 0 ? 0 : Math.max(busyTimeoutMs, OPEN_WAIT_MS);
   try {
     if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
-    db = new Database(path, { timeout: busyTimeoutMs });
-    if (!db.memory) enableWal(db, busyTimeoutMs);
+    db = new Database(path, { timeout: openWaitMs });
+    if (!db.memory) enableWal(db, openWaitMs);
     db.pragma(`synchronous = ${synchronous}`);
     migrate(db);
     db.pragma(`busy_timeout = ${Math.min(busyTimeoutMs, LOCK_WAIT_MS)}`);

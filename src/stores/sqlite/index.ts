@@ -45,7 +45,9 @@ export interface SqliteStoreOptions {
   path: string;
   /**
    * How long a write waits, in all, for another connection's lock before failing with STORE_UNAVAILABLE.
-   * It waits on timers between short attempts, so the event loop keeps running meanwhile. @default 5000
+   * It waits on timers between short attempts, so the event loop keeps running meanwhile. Keep it below
+   * the engine's `storeTimeoutMs` (2000): a write still waiting when the engine answers 503 then fails
+   * too, rather than committing after the client was told it failed. @default 1500
    */
   busyTimeoutMs?: number;
   /**
@@ -63,7 +65,7 @@ export interface SqliteStoreOptions {
 }
 
 export const SQLITE_STORE_DEFAULTS = {
-  busyTimeoutMs: 5_000,
+  busyTimeoutMs: 1_500,
   synchronous: 'NORMAL',
   sweepIntervalMs: 60_000,
   changePollMs: 100,
@@ -133,6 +135,8 @@ interface Queued {
 
 export class SqliteStore implements SessionStore, AsyncDisposable {
   readonly name = 'sqlite';
+  /** `busyTimeoutMs`: see SessionStore.maxWaitMs. */
+  readonly maxWaitMs: number;
   readonly #db: BetterSqlite3.Database;
   readonly #clock: Clock;
   readonly #feed: ChangeFeed;
@@ -173,6 +177,7 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
     const o = { ...SQLITE_STORE_DEFAULTS, ...stripUndefined(options), path: options.path };
     this.#clock = options.clock ?? systemClock;
     this.#busyTimeoutMs = o.busyTimeoutMs;
+    this.maxWaitMs = o.busyTimeoutMs;
     const db = openDatabase(o.path, o.busyTimeoutMs, o.synchronous);
     try {
       this.#db = db;
