@@ -98,3 +98,63 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
     }),
   };
 }
+
+export interface StallingProxy {
+  readonly port: number;
+  /**
+   * From now on, connections that have sent `marker` (case-insensitive) carry nothing either way and stay
+   * open: a flow a NAT or firewall dropped without telling either end. Returns how many it stalled.
+   */
+  stall(marker: string): number;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 in front of `targetPort` whose connections can be made to go silent without closing. */
+export async function stallingProxy(targetPort: number): Promise<StallingProxy> {
+  const flows = new Set<{ client: net.Socket; upstream: net.Socket; sent: string; stalled: boolean }>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+    const flow = { client, upstream, sent: '', stalled: false };
+    flows.add(flow);
+    client.on('data', (chunk: Buffer) => {
+      if (flow.stalled) return;
+      // What a connection sent first (its handshake and subscriptions) is all a marker is looked for in.
+      if (flow.sent.length < 4096) flow.sent += chunk.toString('latin1').toLowerCase();
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!flow.stalled && !client.destroyed) client.write(chunk);
+    });
+    const finish = (): void => {
+      client.destroy();
+      upstream.destroy();
+      flows.delete(flow);
+    };
+    client.on('close', finish).on('error', finish);
+    upstream.on('close', finish).on('error', finish);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stall: (marker) => {
+      let n = 0;
+      for (const flow of flows) {
+        if (!flow.stalled && flow.sent.includes(marker.toLowerCase())) {
+          flow.stalled = true;
+          n++;
+        }
+      }
+      return n;
+    },
+    close: () => new Promise<void>((resolve) => {
+      for (const flow of flows) {
+        flow.client.destroy();
+        flow.upstream.destroy();
+      }
+      server.close(() => resolve());
+    }),
+  };
+}

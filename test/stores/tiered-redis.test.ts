@@ -4,11 +4,13 @@ import assert from 'node:assert/strict';
 import { TieredStore } from '../../src/stores/tiered/index.js';
 import type { TieredConsistency } from '../../src/stores/tiered/index.js';
 import { RedisStore } from '../../src/stores/redis/index.js';
-import { runStoreSuite, ManualClock } from '../../src/testing/store-suite.js';
+import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { Clock, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { twoNodeCases, writesAcrossFeedOutage } from '../helpers/tiered.js';
+import { stallingProxy } from '../helpers/net.js';
+import { HEARTBEAT_MS } from '../../src/stores/redis/feed.js';
 
 let server: RedisServer;
 let prefixes = 0;
@@ -83,6 +85,32 @@ describe('TieredStore over Redis', () => {
     } finally {
       await writer.close();
       await reader.close();
+    }
+  });
+
+  it('tiered redis with eventual reads, a subscriber connection that goes silent without closing is replaced, and a session destroyed elsewhere stops being served', async () => {
+    const clock = new ManualClock();
+    const prefix = nextPrefix();
+    const proxy = await stallingProxy(server.port);
+    const shared = new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: prefix, clock, commandTimeoutMs: 500 });
+    const reader = new TieredStore({ shared, clock, consistency: 'eventual' });
+    const other = new RedisStore({ url: server.url, keyPrefix: prefix, clock });
+    try {
+      await reader.get('warm-up');
+      await waitFor('the change feed to listen', 5_000, async () => shared.feedState === 'listening');
+      const rec = makeRecord(clock, { userId: 'alice' });
+      assert.deepEqual(await reader.set(rec, 0), { ok: true });
+      assert.equal(reader.getLocal(rec.key)?.version, 1, 'served locally');
+      assert.equal(proxy.stall('psubscribe'), 1, 'the subscriber connection went silent');
+      await other.destroy(rec.key); // a logout on another machine, whose report never arrives
+      assert.equal(reader.getLocal(rec.key)?.version, 1, 'nothing told the reader yet');
+      await waitFor('the silent subscriber connection to be replaced and the copy dropped', HEARTBEAT_MS + 5_000,
+        async () => shared.feedState === 'listening' && reader.getLocal(rec.key) === undefined);
+      assert.equal(await reader.get(rec.key), null);
+    } finally {
+      await reader.close();
+      await other.close();
+      await proxy.close();
     }
   });
 });

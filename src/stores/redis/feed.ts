@@ -14,7 +14,11 @@
  * then calls each listener's `onResync`, which tells a cache in front of the store to drop what it holds; `state` says whether it is
  * receiving right now. `fence()` is a PING on the subscriber connection: Redis answers a subscribed
  * connection's PING in order after the messages it already queued for it, so the pong proves every
- * message published before the PING arrived has been delivered.
+ * message published before the PING arrived has been delivered. The same PING goes out every
+ * HEARTBEAT_MS while subscribed: a connection that stopped carrying anything without closing (a NAT or
+ * firewall that dropped an idle flow, a peer gone without a FIN) would otherwise stay `listening` until
+ * TCP keepalive gave up on it (minutes to hours), while a cache with eventual reads served copies whose
+ * changes it never heard of; unanswered, it is replaced and `onResync` follows.
  *
  * Message format (scripts.ts publishes it): `=<version>:<expiresAt> <key>` for a set or touch (the
  * stamp, see SessionStore.subscribe, is digits and a colon, so the first space ends it whatever the key
@@ -89,6 +93,9 @@ const SUBSCRIBER = {
   autoResubscribe: false,
 } as const;
 
+/** How often a subscribed connection is PINGed to notice that it stopped answering (as PostgresStore's feed does). */
+export const HEARTBEAT_MS = 15_000;
+
 export class ChangeFeed {
   /** The subscriber connection: a duplicate of a single server's client, or one node of a Cluster (none while it picks one). */
   #sub: Redis | null;
@@ -104,11 +111,17 @@ export class ChangeFeed {
   /** Cluster: failed subscriber connections in a row (paces the next attempt). */
   #failures = 0;
   #closed = false;
+  readonly #heartbeat: NodeJS.Timeout;
 
   /** `base` is `<prefix>changes`; `tag` the store's own (see writerTag). */
   constructor(client: RedisClient, base: string, tag: string, fenceTimeoutMs: number) {
     this.#patterns = otherChannels(base, tag);
     this.#fenceTimeoutMs = fenceTimeoutMs;
+    // A fence that times out replaces the connection; one already waiting for its pong will tell the same.
+    this.#heartbeat = setInterval(() => {
+      if (this.#state === 'listening' && this.#fences.size === 0) void this.fence();
+    }, HEARTBEAT_MS);
+    this.#heartbeat.unref();
     if (client.isCluster) {
       this.#sub = this.#subscribeToNode(client as Cluster);
       return;
@@ -239,6 +252,7 @@ export class ChangeFeed {
   async close(): Promise<void> {
     this.#closed = true;
     this.#state = 'closed';
+    clearInterval(this.#heartbeat);
     for (const settle of [...this.#fences]) settle(false);
     this.#listeners.clear();
     this.#sub?.disconnect();
