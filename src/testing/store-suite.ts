@@ -634,6 +634,34 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         assert.deepEqual(await store.get(old.key), old);
         assert.deepEqual(await store.get(created.key), holder);
       });
+
+      test('destroyByUser while another client moves one of the user\'s sessions to a new key leaves no session of the user alive', async () => {
+        // A login (one regenerate) or a renewal (the new record, then the old one rewritten as an
+        // ownerless pointer) on another node, at the moment the user logs out everywhere: whichever
+        // comes first, the new key must not outlive the call.
+        const other = await peer();
+        const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+        for (let i = 0; i < 300; i++) {
+          const user = makeKey('u');
+          const { old, ended, created } = await regeneration(user);
+          const kept = makeRecord(clock, { userId: user });
+          assert.deepEqual(await store.set(kept, 0), { ok: true });
+          const move = async (): Promise<void> => {
+            for (let d = 0; d < i % 3; d++) await tick();
+            if (i % 2 === 0) {
+              await other.regenerate!(ended, 1, created);
+              return;
+            }
+            if (!(await other.set(created, 0)).ok) return;
+            const now = clock.now();
+            const pointer = { ...old, data: '"moved"', version: 2, userId: null, lastSeenAt: now + 5_000, expiresAt: now + 5_000 };
+            if (!(await other.set(pointer, 1)).ok) await other.destroy(created.key);
+          };
+          await Promise.all([move(), store.destroyByUser(user, { except: [kept.key] })]);
+          assert.equal(await store.get(created.key), null, `iteration ${i}: the moved session outlived destroyByUser`);
+          assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [kept.key], `iteration ${i}`);
+        }
+      });
     }
 
     if (!factory.lacks?.sweep) test('sweep removes expired records and keeps live ones', async () => {

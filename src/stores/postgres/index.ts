@@ -102,6 +102,8 @@ const SWEEP_MAX_BATCHES = 100;
 const DESTROY_ALL_BATCH = 1_000;
 /** How often a statement PostgreSQL aborted to break a deadlock is sent (destroyAll's batches). */
 const DEADLOCK_ATTEMPTS = 3;
+/** Statements destroyByUser sends at most: each deletes what logins and renewals that raced the one before moved to new keys. */
+const DESTROY_BY_USER_ROUNDS = 8;
 /** How often `set` re-tries when the read after a failed write shows the expected version (the row changed in between). */
 const SET_ATTEMPTS = 3;
 
@@ -289,11 +291,25 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
     return res.rows.map(toRecord);
   }
 
+  /**
+   * Deletes the user's sessions but `except`, by one statement sent again until one deletes nothing
+   * (at least twice, at most DESTROY_BY_USER_ROUNDS). A statement sees the rows committed when it
+   * began: a login or renewal of one of these sessions that commits while it runs creates a new key
+   * it cannot see (the old row it waited for is then ended, or an ownerless pointer), and the next
+   * statement deletes it. A renewal whose pointer commits first leaves the first statement nothing of
+   * it to delete, hence the second.
+   */
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     if (!this.#migrated) await this.ready();
-    const res = await this.#query<{ live: boolean }>('destroyByUser', this.#sql.destroyByUser,
-      this.#notifying([userId, [...(options.except ?? [])], this.clock.now()]));
-    return res.rows.filter((row) => row.live).length;
+    const except = [...(options.except ?? [])];
+    let live = 0;
+    for (let round = 0; round < DESTROY_BY_USER_ROUNDS; round++) {
+      const res = await this.#query<{ live: boolean }>('destroyByUser', this.#sql.destroyByUser,
+        this.#notifying([userId, except, this.clock.now()]));
+      live += res.rows.filter((row) => row.live).length;
+      if (round > 0 && res.rows.length === 0) break;
+    }
+    return live;
   }
 
   /**

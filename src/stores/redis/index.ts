@@ -323,18 +323,24 @@ export class RedisStore implements SessionStore, AsyncDisposable {
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
     if (!this.#ready()) await this.#whenReady();
-    const keep = new Set(options.except ?? []);
+    const except = options.except ?? [];
     const idx = this.#up + userId;
     try {
-      const members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, '0', '-1'))).filter((m) => !keep.has(m));
-      if (members.length === 0) return 0;
-      await this.#undue(members);
-      const now = this.clock.now();
       let removed: number;
+      let members: string[];
       if (!this.#cluster) {
-        const argv = [idx, ...members.map((m) => this.#sp + m), userId, now, this.#channel, ...members];
-        removed = await this.#eval(DESTROY_BY_USER, members.length + 1, argv) as number;
+        // One script reads the index and deletes: a login or renewal of one of these sessions on another
+        // node, landing between a read of the index here and the deletions, would leave its new key alive.
+        const keys = this.#due === '' ? [idx, this.#sp] : [idx, this.#sp, this.#due];
+        const reply = await this.#eval(DESTROY_BY_USER, keys.length, [...keys, userId, this.clock.now(), this.#channel, ...except]) as Array<number | string>;
+        removed = Number(reply[0]);
+        members = reply.slice(1).map(String);
       } else {
+        const keep = new Set(except);
+        members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, '0', '-1'))).filter((m) => !keep.has(m));
+        if (members.length === 0) return 0;
+        await this.#undue(members);
+        const now = this.clock.now();
         // Cluster: each session on its own slot, deleted only if still this user's. The index entries
         // stay until pruned by deadline: removing one here could race a re-created session of the same key.
         const each = await Promise.all(members.map((m) =>

@@ -5,10 +5,11 @@
  * owner and data; Lua offsets below are 1-based); a user's index is a sorted set
  * under `<prefix>u:<userId>` whose members are store keys, scored with the highest
  * `absoluteExpiresAt` ever written for that member (a session never lives past it, so an entry whose
- * score has passed is certainly dead). Every script touches the keys it is given and no other, so each
+ * score has passed is certainly dead). Every script but DESTROY_BY_USER touches the keys it is given and no other, so each
  * runs on Redis Cluster too; the two that touch two keys (an index and a session) are only used when
  * one server holds every key, and so are two of `reportExpired` (SET_REPORTED, CLAIM_EXPIRED),
- * which also reach the hash of sessions due, `<prefix>due`, named in their arguments; on a Cluster
+ * which also reach the hash of sessions due, `<prefix>due`, named in their arguments, and DESTROY_BY_USER,
+ * which reaches the sessions its index lists; on a Cluster
  * the hash is split in DUE_SHARDS, each on its own slot, and REAP and CLAIM_DUE take their place. Times come in as decimal epoch milliseconds from the store's clock, and
  * TTLs are set relative to that clock (PEXPIRE deadline − now, not PEXPIREAT): the store's clock is
  * the one authority on expiry, and Redis's own clock, wherever it stands, never ends a session early.
@@ -292,25 +293,36 @@ return 1
 `);
 
 /**
- * Deletes every listed session still owned by the user and drops all listed members from the index
- * (standalone only: one atomic step over the index and the sessions).
- * KEYS[1] index, KEYS[2..n] sessions. ARGV: 1 userId, 2 now, 3 change channel, 4..n+2 store keys.
- * Returns how many of the deleted sessions were live at now.
+ * Deletes every session in the user's index still owned by the user, but those excepted, and drops
+ * their members from the index (standalone only: the index is read here, in the same atomic step as
+ * the deletions, so a session that a concurrent regeneration moved to a new key, whose index entry the
+ * REGENERATE script added, is deleted too; a list read before the script would miss it).
+ * KEYS[1] index, KEYS[2] the session keys' prefix (the start of a key name, given as a key so that a
+ * client's own key prefix applies to it as to the others), KEYS[3] with reportExpired the hash of
+ * sessions due (each deleted session leaves it, so no sweep reports a logout as a timeout).
+ * ARGV: 1 userId, 2 now, 3 change channel, 4..n excepted store keys.
+ * Returns how many of the deleted sessions were live at now, then every member taken out of the index.
  */
 export const DESTROY_BY_USER = new Script(`${RECORD}
 local now = tonumber(ARGV[2])
-local removed = 0
-for i = 2, #KEYS do
-  local member = ARGV[i + 2]
-  local h = head(KEYS[i])
-  if h and owner(KEYS[i], h) == ARGV[1] then
-    redis.call('DEL', KEYS[i])
-    if live(h, now) then removed = removed + 1 end
-    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '!' .. member) end
+local keep = {}
+for i = 4, #ARGV do keep[ARGV[i]] = true end
+local out = {0}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not keep[member] then
+    local s = KEYS[2] .. member
+    local h = head(s)
+    if h and owner(s, h) == ARGV[1] then
+      redis.call('DEL', s)
+      if live(h, now) then out[1] = out[1] + 1 end
+      if KEYS[3] then redis.call('HDEL', KEYS[3], member) end
+      if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '!' .. member) end
+    end
+    redis.call('ZREM', KEYS[1], member)
+    out[#out + 1] = member
   end
-  redis.call('ZREM', KEYS[1], member)
 end
-return removed
+return out
 `);
 
 /**
