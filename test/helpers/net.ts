@@ -158,3 +158,42 @@ export async function stallingProxy(targetPort: number): Promise<StallingProxy> 
     }),
   };
 }
+
+export interface MovableProxy {
+  readonly port: number;
+  /** New connections go to `targetPort` from now on; those open stay where they are, as behind a moved virtual IP. */
+  moveTo(targetPort: number): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 standing for an address that can be moved to another server (a virtual IP, a DNS name). */
+export async function movableProxy(targetPort: number): Promise<MovableProxy> {
+  let target = targetPort;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: target });
+    sockets.add(client).add(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const finish = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('close', finish).on('error', finish);
+    upstream.on('close', finish).on('error', finish);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    moveTo: (port) => { target = port; },
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -10,7 +10,7 @@ import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-
 import type { StoreSuiteFactory } from '../../src/testing/store-suite.js';
 import type { Clock, SessionRecord, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
-import { delayingProxy } from '../helpers/net.js';
+import { delayingProxy, movableProxy } from '../helpers/net.js';
 import { assertMemoryFlatUnderWrites } from '../helpers/heap.js';
 import { sweepsReportEachOnce } from '../helpers/report-expired.js';
 import { createTether } from '../../src/core/engine.js';
@@ -746,6 +746,31 @@ describe('RedisStore faults', () => {
       }
     });
   }
+
+  it('redis store when its server is made a replica behind the same address (a failover behind a virtual IP or a DNS name) then the write that meets READONLY fails and the next ones reach the new primary', async () => {
+    const first = await startRedis();
+    const second = await startRedis();
+    const address = await movableProxy(first.port);
+    const clock = new ManualClock();
+    const store = new RedisStore({ url: `redis://127.0.0.1:${address.port}`, clock });
+    try {
+      const before = makeRecord(clock, { userId: 'failover-user' });
+      assert.deepEqual(await store.set(before, 0), { ok: true });
+      // The failover: the second server takes over, the first follows it, the address moves.
+      await redisCommand(first.port, ['REPLICAOF', '127.0.0.1', String(second.port)]);
+      address.moveTo(second.port);
+      const rec = makeRecord(clock);
+      await assert.rejects(store.set(rec, 0), (err: { code?: string; message?: string }) => err.code === 'STORE_UNAVAILABLE' && /READONLY/.test(err.message ?? ''));
+      // Once the connection was replaced, writes go to the new primary (the store waits for it within commandTimeoutMs).
+      await waitFor('a write to succeed', 5_000, async () => (await store.set(rec, 0)).ok);
+      assert.equal(await redisCommand(second.port, ['EXISTS', `tether:s:${rec.key}`]), '1', 'written on the new primary');
+    } finally {
+      await store.close();
+      await address.close();
+      await first.dispose();
+      await second.dispose();
+    }
+  });
 
   it('redis store when Redis is full (maxmemory, noeviction) then writes fail STORE_UNAVAILABLE, never a silent success; reads still answer, and writes work once there is room', async () => {
     const full = await startRedis({ extraArgs: ['--maxmemory-policy', 'noeviction'] });

@@ -141,6 +141,10 @@ export function reconnectDelay(attempt: number): number {
  * - `maxRetriesPerRequest: 0` + `autoResendUnfulfilledCommands: false`: commands in flight when the
  *   connection drops are rejected at once (their outcome is unknown) and never sent twice.
  * - `commandTimeout`: a server that accepts the connection but does not answer still fails the call.
+ * - `reconnectOnError`: a `READONLY` reply (the server was made a replica: a failover behind a virtual
+ *   IP or a DNS name, a managed service's primary endpoint) drops the connection, so the next one
+ *   reaches whatever the address leads to now; kept, it refused every write until it broke by itself.
+ *   The write that met it fails (nothing was written) and is not sent again.
  */
 export function redisClientOptions(commandTimeoutMs: number = REDIS_STORE_DEFAULTS.commandTimeoutMs,
   connectTimeoutMs: number = REDIS_STORE_DEFAULTS.connectTimeoutMs): RedisOptions {
@@ -152,7 +156,13 @@ export function redisClientOptions(commandTimeoutMs: number = REDIS_STORE_DEFAUL
     commandTimeout: commandTimeoutMs,
     connectTimeout: connectTimeoutMs,
     retryStrategy: reconnectDelay,
+    reconnectOnError: demoted,
   };
+}
+
+/** A reply saying the server is a replica now: reconnect, failing the command (ioredis's `1`, not `2`, which would send it again). */
+function demoted(err: Error): boolean {
+  return err.message.startsWith('READONLY');
 }
 
 interface IoredisModule {
@@ -212,7 +222,8 @@ export function buildClient(options: RedisStoreOptions): { client: RedisClient; 
   const { commandTimeout: _perCommand, ...base } = redisClientOptions(commandTimeoutMs, connectTimeoutMs);
   const io = loadIoredis();
   if (options.cluster) {
-    const { lazyConnect, enableOfflineQueue, retryStrategy: _r, ...perNode } = base;
+    // A Cluster follows failovers itself (MOVED, slot refreshes): a demoted node answers MOVED, not READONLY.
+    const { lazyConnect, enableOfflineQueue, retryStrategy: _r, reconnectOnError: _o, ...perNode } = base;
     const user = options.cluster.options ?? {};
     const client = new io.Cluster(options.cluster.nodes, {
       lazyConnect,
