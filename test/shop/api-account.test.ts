@@ -856,6 +856,46 @@ describe('shop api: disabling and deleting accounts (S28)', () => {
     assert.equal((await fresh.get('/api/checkout')).body.step, 'shipping', 'nor its checkout');
   });
 
+  it('delete when other devices keep changing the saved cart meanwhile then the deleted account\'s context does not come back', async () => {
+    for (let round = 0; round < 3; round++) {
+      const { client: laptop, username } = await newUser();
+      const { id } = (await t.shop.db.findUserByName(username))!;
+      const phones = Array.from({ length: 4 }, () => new ShopClient(t.url));
+      for (const p of phones) assert.equal((await p.login(username)).status, 200);
+      let deleted = false;
+      const deletion = laptop.request('DELETE', '/api/me', { json: { password: 'correct horse battery' } }).finally(() => { deleted = true; });
+      const adds: Array<Promise<Reply>> = [];
+      for (let i = 0; i < 2_000 && !deleted; i++) {
+        for (const p of phones) adds.push(p.add('planter', 1));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal((await deletion).status, 200);
+      await Promise.all(adds);
+      assert.deepEqual(await t.shop.tether.users.get(id), {}, `round ${round}: the context is gone`);
+    }
+  });
+
+  it('delete when logins with the password are in flight then none of them leaves a saved cart for the deleted account', async () => {
+    for (let round = 0; round < 3; round++) {
+      const { client: laptop, username } = await newUser();
+      const { id } = (await t.shop.db.findUserByName(username))!;
+      const devices = Array.from({ length: 8 }, () => new ShopClient(t.url));
+      await Promise.all(devices.map((d) => d.add('planter', 1)));
+      let deleted = false;
+      const deletion = laptop.request('DELETE', '/api/me', { json: { password: 'correct horse battery' } }).finally(() => { deleted = true; });
+      const logins: Array<Promise<Reply>> = [];
+      for (const d of devices) {
+        if (deleted) break;
+        logins.push(d.login(username));
+        await sleep(8);
+      }
+      assert.equal((await deletion).status, 200);
+      for (const r of await Promise.all(logins)) assert.ok(r.status === 200 || r.status === 401 || r.status === 429, `login answered ${r.status} ${r.text}`);
+      for (const d of devices) assert.equal(await loggedIn(d), false);
+      assert.deepEqual(await t.shop.tether.users.get(id), {}, `round ${round}: the context is gone`);
+    }
+  });
+
   it('delete when it is the admin account or nobody is logged in then 409 ADMIN_ACCOUNT or 401 AUTH_REQUIRED', async () => {
     const admin = await adminClient();
     assertError(await admin.request('DELETE', '/api/me', { json: { password: ADMIN_PASSWORD } }), 409, 'ADMIN_ACCOUNT');

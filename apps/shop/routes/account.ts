@@ -86,8 +86,10 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
 
   /**
    * Deletes the account (S28): always asks for the password. The user row and orders go in one
-   * transaction first, so no new login can start; then the user context (saved cart, preferences,
-   * unfinished checkout) and every session, this one with its cookie.
+   * transaction first, so no new login can start; then every session, this one with its cookie, and
+   * then the user context (saved cart, preferences, unfinished checkout): cleared before the sessions
+   * ended, another device's next cart change would write it again, kept for userContextTtlMs. A login
+   * in flight clears what it merged once it finds the account gone (auth.ts finishSignIn).
    */
   app.delete('/api/me', async (req) => {
     const userId = requireUser(req);
@@ -96,9 +98,9 @@ export function accountRoutes(app: FastifyInstance, ctx: ShopContext): void {
     if (typeof b.password !== 'string' || b.password.length > 1024) throw validationFailed('password is required');
     if ((await checkPassword(ctx, req, userId, b.password, 'the password is wrong')).isAdmin) throw adminAccount();
     await ctx.db.deleteUser(userId);
-    await ctx.tether.users.clear(userId);
     const session = sessionOf(req);
     const endedSessions = await ctx.tether.destroyUserSessions(userId, { except: session });
+    await ctx.tether.users.clear(userId);
     audit(ctx, req, 'account.deleted', { user: userId, endedSessions: endedSessions + 1 });
     session.destroy();
     return { deleted: true, endedSessions };

@@ -82,6 +82,9 @@ async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User, r
   if (now !== null && now.disabledAt === null && now.passwordHash === user.passwordHash) return view;
   // Ends it now, and the answer expires the cookie it would otherwise have carried.
   await ctx.tether.endNow(session);
+  // The deletion may have cleared the user context before signIn merged this visitor's cart into it:
+  // that merge would otherwise keep a deleted account's context for userContextTtlMs.
+  if (now === null) await ctx.tether.users.clear(user.id);
   audit(ctx, req, 'auth.login_revoked', { user: user.id, reason: now === null ? 'deleted' : now.disabledAt !== null ? 'disabled' : 'password' });
   throw now?.disabledAt != null ? accountDisabled() : invalidCredentials();
 }
