@@ -5,8 +5,8 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { checkUserId, generateId, handleOf, isWellFormedId } from './ids.js';
-import { isMoved, pointedTo } from './renewal.js';
+import { checkUserId, generateId, handleOf, hashId, isWellFormedId } from './ids.js';
+import { isMoved, movedId, pointedTo } from './renewal.js';
 import { Signer } from './signer.js';
 import { Admission } from './admission.js';
 import { networkOf } from './network.js';
@@ -481,14 +481,36 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */
   async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
     checkUserId(userId);
-    const exceptKey = options.except ? sessionState(options.except).key : null;
-    const n = await this.#call(() => this.store.destroyByUser(userId, { except: exceptKey ? [exceptKey] : [] }), 'destroyByUser');
+    const except = options.except ? await this.#keysOf(sessionState(options.except)) : [];
+    const n = await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
     this.#stats.destroyed += n;
-    this.#sockets?.endedForUser(userId, exceptKey);
+    this.#sockets?.endedForUser(userId, except);
     if (channels.destroyed.hasSubscribers || this.events.listenerCount('destroyed') > 0) {
       this.#publish('destroyed', { event: 'destroyed', handle: '*', userId, reason: 'user', at: this.options.clock.now() });
     }
     return n;
+  }
+
+  /**
+   * The store keys that hold the session `s` names: its own, and, when another request of it renewed its
+   * ID since this one loaded it (`renewal`), the key of the new ID its record now points to. Spared by
+   * "log out everywhere else", the old key alone would leave the session's renewed record to be ended
+   * with the others, and the device that asked to stay signed in with it.
+   */
+  async #keysOf(s: SessionState): Promise<string[]> {
+    if (s.key === null) return [];
+    const keys = [s.key];
+    if (this.options.renewal === null) return keys;
+    // The ID whose key is s.key: a regenerate() in this request has already replaced s.id.
+    let id = [s.id, s.presentedId].find((c) => c !== null && hashId(c) === s.key) ?? null;
+    // A renewed ID is not renewed again within its grace, so one hop is all there is; two for safety.
+    for (let hop = 0; hop < 2 && id !== null; hop++) {
+      const key = keys.at(-1)!;
+      const rec = await this.#call(() => this.store.get(key), 'get');
+      id = rec !== null && isMoved(rec.data) ? movedId(rec.data, id) : null;
+      if (id !== null) keys.push(hashId(id));
+    }
+    return keys;
   }
 
   /**

@@ -179,10 +179,10 @@ export class SocketRegistry {
     for (const set of [...this.#byKey.values()]) for (const socket of [...set]) socket.end('destroyed');
   }
 
-  /** Every session of `userId` ended (`destroyUserSessions`), but the one under `except`. */
-  endedForUser(userId: string, except: string | null): void {
+  /** Every session of `userId` ended (`destroyUserSessions`), but those under the keys in `except`. */
+  endedForUser(userId: string, except: readonly string[]): void {
     for (const [key, set] of [...this.#byKey]) {
-      if (key === except) continue;
+      if (except.includes(key)) continue;
       for (const socket of [...set]) if (socket.userId === userId) socket.end('destroyed');
     }
   }

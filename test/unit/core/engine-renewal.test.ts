@@ -173,6 +173,30 @@ describe('engine renewal', () => {
     }
   });
 
+  it('renewal when another request of the session renews its ID while this one logs out everywhere else then this session stays, under either ID, and the others end', async () => {
+    for (const regenerate of [false, true]) {
+      const r = rig({ renewal: RENEWAL });
+      const first = await signedIn(r);
+      const other = await trip(r.tether, undefined, (s) => s.login('u1'));
+      r.clock.advance(61_000);
+      // "Log out everywhere else" loads the session; a page's parallel request renews its ID meanwhile.
+      const asking = await r.tether.open(post(first.cookie));
+      const renewed = cookiePair((await trip(r.tether, first.cookie, () => {}, 'GET')).setCookies)!;
+      assert.notEqual(renewed, first.cookie);
+      // A step-up before it gives the asking request's session a new ID of its own at its commit.
+      if (regenerate) asking.reauthenticated();
+      assert.equal(await r.tether.destroyUserSessions('u1', { except: asking }), 1, 'only the other device');
+      const answered = cookiePair(await r.tether.commit(asking));
+      // Without a step-up the asking request stores nothing: the page goes on with the renewed cookie.
+      // With one, its new ID replaces the renewed one, as a regeneration replaces the ID it follows.
+      assert.equal(answered === undefined, !regenerate);
+      const cookie = answered ?? renewed;
+      assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.userId, 'u1', `regenerate: ${regenerate}, still signed in`);
+      assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.userId, null, 'the other device is signed out');
+      assert.equal((await r.tether.listUserSessions('u1')).length, 1);
+    }
+  });
+
   it('renewal when a request cannot deliver a cookie (renew: false) then the ID stays as it is', async () => {
     const r = rig({ renewal: RENEWAL });
     const first = await signedIn(r);
