@@ -18,7 +18,7 @@ import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
 import type { Lifetime, ResolvedOptions } from './options.js';
 import { idCollision } from './store.js';
-import { isMoved, movedData, pointedTo } from './renewal.js';
+import { isMoved, movedData, movedId, pointedTo } from './renewal.js';
 import type { SessionRecord, SessionStore, SetResult } from './store.js';
 import type { LifecycleEvent } from '../observability/channels.js';
 
@@ -216,7 +216,8 @@ export class Committer {
     if (s.destroyed) {
       const rec = s.record!;
       this.#e.decoded.forget(rec.key);
-      await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
+      if (o.renewal === null) await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
+      else await this.#endRenewable(s, rec.key, now);
       this.#e.emit('destroyed', rec.key, rec.userId, 'logout');
       // Ended: a later commit of it (endNow after this one) only expires the cookie again.
       s.record = null;
@@ -307,6 +308,37 @@ export class Committer {
       if (o.cookie.maxAgeMs !== undefined || s.remembered) s.resign = true;
     }
     if (s.resign) this.#sendCookie(s, record, now);
+  }
+
+  /**
+   * Ends the session stored under `key` when another request of it may be renewing its ID (`renewal`):
+   * a plain delete of the old record, once that request has made it a pointer, would leave the session
+   * live under the new ID, whose cookie that request answers. So the record is ended by compare-and-set,
+   * as a regeneration ends one (which makes a renewal still under way fail and remove its copy), and a
+   * pointer met instead is followed, with the session's ID, to the record it names.
+   */
+  async #endRenewable(s: SessionState, key: string, now: number): Promise<void> {
+    const store = this.#e.store;
+    // The ID whose key this is: a regenerate() in this request has already replaced s.id.
+    let id = [s.id, s.presentedId].find((c) => c !== null && hashId(c) === key) ?? null;
+    for (let attempt = 0; attempt <= this.#e.options.maxReplays; attempt++) {
+      const cur = await this.#e.call(() => store.get(key), 'get');
+      if (cur === null) return;
+      if (isMoved(cur.data)) {
+        await this.#e.call(() => store.destroy(key), 'destroy');
+        id = id === null ? null : movedId(cur.data, id);
+        if (id === null) return;
+        key = hashId(id);
+        this.#e.decoded.forget(key);
+        continue;
+      }
+      const ended: SessionRecord = {
+        ...cur, data: ENDED, version: cur.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(cur.absoluteExpiresAt, now - 1),
+      };
+      if ((await this.#e.call(() => store.set(ended, cur.version), 'set')).ok) return;
+    }
+    // Still changing under every attempt: deleted outright, as without renewal.
+    await this.#e.call(() => store.destroy(key), 'destroy');
   }
 
   /**

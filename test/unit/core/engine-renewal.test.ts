@@ -173,6 +173,31 @@ describe('engine renewal', () => {
     }
   });
 
+  it('renewal when another request of the session renews its ID while this one logs out (destroy, endNow) then the session ends under the new ID too', async () => {
+    for (const end of ['destroy', 'endNow', 'login then destroy'] as const) {
+      const r = rig({ renewal: RENEWAL });
+      const first = await signedIn(r);
+      r.clock.advance(61_000);
+      const logout = await r.tether.open(post(first.cookie));
+      // A page's parallel request renews the ID while the logout runs; its answer carries the new cookie.
+      const renewed = cookiePair((await trip(r.tether, first.cookie, () => {}, 'GET')).setCookies)!;
+      assert.notEqual(renewed, first.cookie);
+      if (end === 'endNow') {
+        await r.tether.endNow(logout);
+      } else {
+        if (end === 'login then destroy') logout.login('u1');
+        logout.destroy();
+        await r.tether.commit(logout);
+      }
+      for (const cookie of [renewed, first.cookie]) {
+        const after = await trip(r.tether, cookie, () => {}, 'GET');
+        assert.equal(after.session.userId, null, `${end}: signed out`);
+        assert.equal(after.session.isNew, true, end);
+      }
+      assert.deepEqual(await r.tether.listUserSessions('u1'), [], end);
+    }
+  });
+
   it('renewal when another request of the session renews its ID while this one logs out everywhere else then this session stays, under either ID, and the others end', async () => {
     for (const regenerate of [false, true]) {
       const r = rig({ renewal: RENEWAL });
