@@ -383,10 +383,15 @@ export class Session<T extends object = SessionData> {
     this.#s.newLifetime = true;
     this.#authenticated();
     if (this.#s.remembered && owner !== null && owner !== userId) this.remember(false);
-    // Last: a user ID refused or an ID generator that fails above leaves the data as it was.
+    // Last: a user ID refused or an ID generator that fails above leaves the data as it was. Through
+    // update(), as the rest of the login is replayable: a write by another request of the session,
+    // met at the commit, has the keys dropped from the fresh data instead of failing the login.
     if (keep !== undefined) {
-      const data = dataOf(this.#s);
-      for (const key of Object.keys(data)) if (!keep.includes(key)) delete data[key];
+      // A copy: the caller may reuse its array before the commit replays this.
+      const only: readonly string[] = Array.from(keep as readonly string[]);
+      void this.update((data) => {
+        for (const key of Object.keys(data)) if (!only.includes(key)) delete (data as SessionData)[key];
+      });
     }
   }
 

@@ -341,4 +341,21 @@ describe('no resurrection', () => {
       assert.equal(done, 'SESSION_CONFLICT');
     }
   });
+  it('login with keep when another engine wrote the session meanwhile then it is replayed as a login without keep is: signed in, only the kept keys carried', async () => {
+    for (const keep of [undefined, ['cart'], []] as const) {
+      const [a, b] = pair();
+      const first = await trip(a.tether, undefined, (s) => {
+        s.set('cart', ['a']);
+        s.set('flows', { checkout: 'planted' });
+      });
+      const login = await a.tether.open(post(first.cookie));
+      await trip(b.tether, first.cookie, (s) => s.update((d) => void (d.cart = [...(d.cart as string[]), 'b'])));
+      login.login('ada', keep === undefined ? undefined : { keep: [...keep] });
+      const cookie = (await a.tether.commit(login)).find((c) => c.startsWith('sid='))!.split(';')[0];
+      const after = await trip(a.tether, cookie, () => {}, 'GET');
+      assert.equal(after.session.userId, 'ada', `keep ${String(keep)}`);
+      const carried = { cart: ['a', 'b'], flows: { checkout: 'planted' } };
+      assert.deepEqual(after.session.snapshot(), keep === undefined ? carried : Object.fromEntries(keep.map((k) => [k, carried[k]])), `keep ${String(keep)}`);
+    }
+  });
 });
