@@ -50,7 +50,8 @@ export class UserContexts {
 
   /**
    * Changes the context through `fn` (re-run on fresh data when another device wrote meanwhile) and
-   * returns what was stored. `fn` may return a new object or change the one it is given.
+   * returns what was stored. `fn` may return a new object or change the one it is given; any other
+   * value it returns (a string, a number, an array) is refused with a TypeError, nothing stored.
    */
   async update<C extends UserContextData = UserContextData>(
     userId: string,
@@ -63,7 +64,11 @@ export class UserContexts {
       const { context, json: before } = this.#read(rec);
       const current = context as Partial<C>;
       const next = (await fn(current)) ?? current;
-      const json = JSON.stringify(next);
+      const json: string | undefined = JSON.stringify(next);
+      // What `fn` returns replaces the context: a value that is not an object (what an arrow function
+      // like `(c) => c.theme = 'dark'` or `(c) => c.cart.push(item)` returns) would be stored, and the
+      // context then read as empty, everything in it lost.
+      if (json === undefined || !json.startsWith('{')) throw new TypeError('tether.users.update(userId, fn): fn must change the context it is given and return nothing, or return an object to store instead; it returned a value that is not an object');
       if (rec && json === before) return next;
       const data = codec.encodeText ? codec.encodeText(json) : json;
       const max = this.#o.maxUserContextBytes;

@@ -53,6 +53,28 @@ describe('user contexts', () => {
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 
+  it('update when the function returns a value that is not an object (an arrow that assigns or pushes) then TypeError, and the stored context is kept whole', async () => {
+    const r = rig();
+    await r.tether.users.update<{ cart: number[]; theme: string }>('fay', () => ({ cart: [1], theme: 'light' }));
+    // What plain JavaScript writes without thinking of the return value: each returns something.
+    // TypeScript lets each through as a function that returns void.
+    const fns: Array<(c: Record<string, unknown>) => void> = [
+      (c) => (c.theme = 'dark'),
+      (c) => (c.cart as number[]).push(2),
+      (c) => Object.keys(c),
+      () => new Date(0),
+      () => true,
+    ];
+    for (const fn of fns) {
+      await assert.rejects(r.tether.users.update('fay', fn), TypeError, String(fn));
+      assert.deepEqual(await r.tether.users.get('fay'), { cart: [1], theme: 'light' }, String(fn));
+    }
+    // Returning nothing, null or an object still works.
+    await r.tether.users.update<{ theme: string }>('fay', (c) => void (c.theme = 'dark'));
+    await r.tether.users.update('fay', () => null as unknown as void);
+    assert.deepEqual(await r.tether.users.get('fay'), { cart: [1], theme: 'dark' });
+  });
+
   it('update when the context would grow past maxUserContextBytes then USER_CONTEXT_TOO_LARGE (413), nothing written, the stored context unchanged', async () => {
     const r = rig({ maxUserContextBytes: 1024 });
     await r.tether.users.update<{ notes: string[] }>('erin', () => ({ notes: ['a'.repeat(900)] }));
