@@ -207,7 +207,13 @@ export class Committer {
 
   /** Whether a session not yet stored has anything worth storing. */
   #hasContent(s: SessionState): boolean {
-    return s.userId !== null || s.csrf !== undefined || (s.data !== null && Object.keys(s.data).length > 0);
+    if (s.userId !== null || s.csrf !== undefined) return true;
+    const d = s.data;
+    if (d === null) return false;
+    const keys = Object.keys(d);
+    // A key whose value JSON drops (`session.set('returnTo', req.query.returnTo)` with no such query)
+    // stores nothing: the visitor would be given a session, and a cookie, holding `{}`.
+    return isJsonCodec(this.#e.options.codec) ? keys.some((k) => keptByJson(d[k])) : keys.length > 0;
   }
 
   /** The store calls of a commit: destroy, create or regenerate, compare-and-set, touch. */
@@ -569,6 +575,11 @@ function sameExceptVarying(current: unknown, a: unknown, b: unknown): boolean {
   if (!sameKeys(a, b)) return true;
   if (!isContainer(current) || Array.isArray(current) !== Array.isArray(a) || !sameKeys(current, a)) return false;
   return Object.keys(a).every((k) => sameExceptVarying(current[k], a[k], b[k]));
+}
+
+/** Whether JSON.stringify keeps a property holding `v` (it drops undefined, functions and symbols). */
+function keptByJson(v: unknown): boolean {
+  return v !== undefined && typeof v !== 'function' && typeof v !== 'symbol';
 }
 
 function isContainer(v: unknown): v is Record<string, unknown> {

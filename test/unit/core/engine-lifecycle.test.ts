@@ -47,6 +47,24 @@ describe('engine lifecycle', () => {
     assert.equal(r.store.log.length, 0);
   });
 
+  it('request when it sets only values JSON drops (undefined, a function) then gets no cookie and causes no store call; one kept value stores the session', async () => {
+    const r = rig();
+    const t = await trip(r.tether, undefined, (s) => {
+      // An app that copies an absent query parameter on every page: `returnTo` is undefined.
+      s.set('returnTo', undefined);
+      s.set('format', () => 'x');
+      void s.update((d) => void (d.flash = undefined));
+    });
+    assert.deepEqual(t.setCookies, []);
+    assert.equal(r.store.log.length, 0);
+    const kept = await trip(r.tether, undefined, (s) => {
+      s.set('returnTo', undefined);
+      s.set('theme', null);
+    });
+    assert.equal(kept.setCookies.length, 1);
+    assert.deepEqual((await trip(r.tether, kept.cookie, () => {}, 'GET')).session.snapshot(), { theme: null });
+  });
+
   it('request when it reads a live session and changes nothing then writes nothing and sets no cookie', async () => {
     const r = rig();
     const { cookie } = await trip(r.tether, undefined, (s) => s.set('cart', ['apple']));
