@@ -222,9 +222,10 @@ export class Committer {
     if (s.destroyed) {
       const rec = s.record!;
       this.#e.decoded.forget(rec.key);
+      let ended = rec.key;
       if (o.renewal === null) await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
-      else await this.#endRenewable(s, rec.key, now);
-      this.#e.emit('destroyed', rec.key, rec.userId, 'logout');
+      else ended = await this.#endRenewable(s, rec.key, now);
+      this.#e.emit('destroyed', ended, rec.userId, 'logout');
       // Ended: a later commit of it (endNow after this one) only expires the cookie again.
       s.record = null;
       s.clearCookie = true;
@@ -321,30 +322,33 @@ export class Committer {
    * a plain delete of the old record, once that request has made it a pointer, would leave the session
    * live under the new ID, whose cookie that request answers. So the record is ended by compare-and-set,
    * as a regeneration ends one (which makes a renewal still under way fail and remove its copy), and a
-   * pointer met instead is followed, with the session's ID, to the record it names.
+   * pointer met instead is followed, with the session's ID, to the record it names. Returns the key of
+   * the record it ended last, under which the session is reported ended (its sockets too).
    */
-  async #endRenewable(s: SessionState, key: string, now: number): Promise<void> {
+  async #endRenewable(s: SessionState, key: string, now: number): Promise<string> {
     const store = this.#e.store;
     // The ID whose key this is: a regenerate() in this request has already replaced s.id.
     let id = [s.id, s.presentedId].find((c) => c !== null && hashId(c) === key) ?? null;
     for (let attempt = 0; attempt <= this.#e.options.maxReplays; attempt++) {
       const cur = await this.#e.call(() => store.get(key), 'get');
-      if (cur === null) return;
+      if (cur === null) return key;
       if (isMoved(cur.data)) {
+        const to = id === null ? null : movedId(cur.data, id);
         await this.#e.call(() => store.destroy(key), 'destroy');
-        id = id === null ? null : movedId(cur.data, id);
-        if (id === null) return;
-        key = hashId(id);
+        if (to === null) return key;
+        id = to;
+        key = hashId(to);
         this.#e.decoded.forget(key);
         continue;
       }
       const ended: SessionRecord = {
         ...cur, data: ENDED, version: cur.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(cur.absoluteExpiresAt, now - 1),
       };
-      if ((await this.#e.call(() => store.set(ended, cur.version), 'set')).ok) return;
+      if ((await this.#e.call(() => store.set(ended, cur.version), 'set')).ok) return key;
     }
     // Still changing under every attempt: deleted outright, as without renewal.
     await this.#e.call(() => store.destroy(key), 'destroy');
+    return key;
   }
 
   /**

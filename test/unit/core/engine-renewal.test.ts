@@ -182,6 +182,11 @@ describe('engine renewal', () => {
       // A page's parallel request renews the ID while the logout runs; its answer carries the new cookie.
       const renewed = cookiePair((await trip(r.tether, first.cookie, () => {}, 'GET')).setCookies)!;
       assert.notEqual(renewed, first.cookie);
+      // The page's live channel, opened again under the new ID, hears the logout.
+      const HOST = { host: 'app.test', origin: 'http://app.test' };
+      const socket = await r.tether.openSocket(view('GET', { ...HOST, cookie: renewed }), { checkIntervalMs: 0 });
+      const heard: SocketEndReason[] = [];
+      socket.onEnd((reason) => void heard.push(reason));
       if (end === 'endNow') {
         await r.tether.endNow(logout);
       } else {
@@ -195,6 +200,8 @@ describe('engine renewal', () => {
         assert.equal(after.session.isNew, true, end);
       }
       assert.deepEqual(await r.tether.listUserSessions('u1'), [], end);
+      assert.deepEqual(heard, ['destroyed'], end);
+      socket.close();
     }
   });
 
