@@ -69,7 +69,8 @@ export class UserContexts {
       // like `(c) => c.theme = 'dark'` or `(c) => c.cart.push(item)` returns) would be stored, and the
       // context then read as empty, everything in it lost.
       if (json === undefined || !json.startsWith('{')) throw new TypeError('tether.users.update(userId, fn): fn must change the context it is given and return nothing, or return an object to store instead; it returned a value that is not an object');
-      if (rec && json === before) return next;
+      // Unchanged, or nothing to keep for a user who had no context: nothing to write.
+      if (rec ? json === before : json === '{}') return next;
       const data = codec.encodeText ? codec.encodeText(json) : json;
       const max = this.#o.maxUserContextBytes;
       const bytes = bytesOver(data, max);

@@ -31,6 +31,16 @@ describe('user contexts', () => {
     assert.equal(await r.memory.get(userContextKey('bob')), null);
   });
 
+  it('update when the user has no context and the function leaves nothing to keep then writes nothing', async () => {
+    const r = rig();
+    r.store.resetCounts();
+    await r.tether.users.update('gus', () => {});
+    await r.tether.users.update('gus', (ctx) => void (ctx.flash = undefined));
+    await r.tether.users.update('gus', () => ({}));
+    assert.equal(r.store.calls.set, 0);
+    assert.equal(await r.memory.get(userContextKey('gus')), null);
+  });
+
   it('stored context when it holds __proto__ or constructor.prototype then reading it pollutes nothing and still works', async () => {
     const r = rig();
     const now = r.clock.now();
