@@ -451,7 +451,8 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     checkUserId(userId);
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const now = this.options.clock.now();
-    const currentKey = current ? sessionState(current).key : null;
+    // Its renewed key too: another request of the session may have renewed its ID since this one loaded it.
+    const currentKeys = current ? await this.#keysOf(sessionState(current)) : [];
     const listed: UserSessionInfo[] = [];
     for (const r of records) {
       // A record the codec cannot read is listed without what its envelope would tell.
@@ -463,7 +464,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       listed.push({
         id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, expiresAt: deadlinesOf(r, env?.r === 1, this.options).expiresAt,
         userAgent: env?.u ?? null, network: env?.n ?? null,
-        remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: r.key === currentKey,
+        remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: currentKeys.includes(r.key),
       });
     }
     return listed.sort((a, b) => b.lastSeenAt - a.lastSeenAt);

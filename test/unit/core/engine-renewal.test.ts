@@ -205,7 +205,7 @@ describe('engine renewal', () => {
     }
   });
 
-  it('renewal when another request of the session renews its ID while this one logs out everywhere else then this session stays, under either ID, and the others end', async () => {
+  it('renewal when another request of the session renews its ID while this one lists the sessions and logs out everywhere else then it is listed as current, stays, under either ID, and the others end', async () => {
     for (const regenerate of [false, true]) {
       const r = rig({ renewal: RENEWAL });
       const first = await signedIn(r);
@@ -215,6 +215,7 @@ describe('engine renewal', () => {
       const asking = await r.tether.open(post(first.cookie));
       const renewed = cookiePair((await trip(r.tether, first.cookie, () => {}, 'GET')).setCookies)!;
       assert.notEqual(renewed, first.cookie);
+      assert.deepEqual((await r.tether.listUserSessions('u1', asking)).map((l) => l.current).sort(), [false, true], 'listed as the current one under its new ID');
       // A step-up before it gives the asking request's session a new ID of its own at its commit.
       if (regenerate) asking.reauthenticated();
       assert.equal(await r.tether.destroyUserSessions('u1', { except: asking }), 1, 'only the other device');
