@@ -133,7 +133,7 @@ export interface TetherOptions {
   remember?: RememberOptions;
   /** Replaces a session's ID once it is `renewal.intervalMs` old (see RenewalOptions). @default off */
   renewal?: RenewalOptions | false;
-  /** How long a user context lives after its last write. @default 90 days */
+  /** How long a user context lives after its last write (a read with less than half of it left writes it again). @default 90 days */
   userContextTtlMs?: number;
   /** Upper bound on one stored user context (`tether.users`), as the codec stores it. @default 64 KiB */
   maxUserContextBytes?: number;

@@ -41,11 +41,35 @@ export class UserContexts {
     return this.#o.clock;
   }
 
-  /** The user's context, `{}` when none was saved. */
+  /**
+   * The user's context, `{}` when none was saved. A context read when less than half of
+   * `userContextTtlMs` is left is kept for the whole of it again, so a user who comes back keeps what
+   * they saved once (their preferences) however long ago they saved it.
+   */
   async get<C extends UserContextData = UserContextData>(userId: string): Promise<Partial<C>> {
     const key = userContextKey(checkUserId(userId));
     const rec = await this.#call(() => this.#store.get(key), 'get');
-    return this.#read(rec).context as Partial<C>;
+    const { context, json } = this.#read(rec);
+    if (rec !== null && json !== null) await this.#keep(rec);
+    return context as Partial<C>;
+  }
+
+  /**
+   * Writes `rec` again, unchanged, with a deadline a whole `userContextTtlMs` from now, when less than
+   * half of it is left: a touch cannot, since a context's absolute deadline is its idle one. At most one
+   * write per context per half TTL. A write that meets another (that one set a new deadline) or fails is
+   * let go: the read it follows has its answer.
+   */
+  async #keep(rec: SessionRecord): Promise<void> {
+    const now = this.#o.clock.now();
+    const ttl = this.#o.userContextTtlMs;
+    if (rec.expiresAt - now >= ttl / 2) return;
+    const deadline = now + ttl;
+    try {
+      await this.#call(() => this.#store.set({ ...rec, version: rec.version + 1, lastSeenAt: now, expiresAt: deadline, absoluteExpiresAt: deadline }, rec.version), 'set');
+    } catch {
+      // As above: the context was read; it is kept at the next read.
+    }
   }
 
   /**

@@ -41,6 +41,35 @@ describe('user contexts', () => {
     assert.equal(await r.memory.get(userContextKey('gus')), null);
   });
 
+  it('get when a context was saved once and its user keeps coming back then it outlives userContextTtlMs, with one write per half of it; unread, it ends', async () => {
+    const DAY = 86_400_000;
+    const r = rig({ userContextTtlMs: 90 * DAY });
+    await r.tether.users.update('ida', (ctx) => void (ctx.theme = 'dark'));
+    await r.tether.users.update('jon', (ctx) => void (ctx.theme = 'light'));
+    r.store.resetCounts();
+    for (let day = 1; day <= 200; day++) {
+      r.clock.advance(DAY);
+      assert.deepEqual(await r.tether.users.get('ida'), { theme: 'dark' }, `day ${day}`);
+    }
+    assert.equal(r.store.calls.set, 4, 'written again at days 46, 92, 138 and 184 only');
+    assert.equal(r.store.calls.touch, 0);
+    const stored = await r.memory.get(userContextKey('ida'));
+    assert.equal(stored?.expiresAt, r.clock.now() - 16 * DAY + 90 * DAY, 'a whole TTL from its last keeping write');
+    assert.deepEqual(await r.tether.users.get('jon'), {}, 'a context nobody read ended after its TTL');
+  });
+
+  it('get when keeping a context alive meets another write or a failing store then it still answers what it read', async () => {
+    const DAY = 86_400_000;
+    const r = rig({ userContextTtlMs: 10 * DAY });
+    await r.tether.users.update('kim', (ctx) => void (ctx.n = 1));
+    r.clock.advance(6 * DAY);
+    r.store.fail('set', 'reject');
+    assert.deepEqual(await r.tether.users.get('kim'), { n: 1 });
+    r.store.heal();
+    assert.deepEqual(await r.tether.users.get('kim'), { n: 1 }, 'kept at the next read');
+    assert.equal((await r.memory.get(userContextKey('kim')))?.expiresAt, r.clock.now() + 10 * DAY);
+  });
+
   it('stored context when it holds __proto__ or constructor.prototype then reading it pollutes nothing and still works', async () => {
     const r = rig();
     const now = r.clock.now();
