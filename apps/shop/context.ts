@@ -29,6 +29,12 @@ export interface ShopSession {
 export interface ShopUserContext extends Record<string, unknown> {
   cart?: CartLine[];
   preferences?: Preferences;
+  /**
+   * The anonymous carts last merged in at a login, by the handle of the session that held them: a login
+   * whose session then failed to store (a store outage) leaves that cart in its session, and the login
+   * tried again merges only what was added to it since, not the whole cart a second time.
+   */
+  mergedCarts?: Array<{ from: string; lines: CartLine[] }>;
 }
 
 export interface ShopContext {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '../helpers/ws.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ShopClient, rawRequest, startTestShop } from '../helpers/shop.js';
+import { ShopClient, rawRequest, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
 import { clearOfMinuteBoundary } from '../helpers/time.js';
 
@@ -192,6 +192,42 @@ describe('shop api: cart', () => {
     assertError(await c.request('PATCH', '/api/cart/items/nope', { json: { quantity: 1 } }), 404, 'PRODUCT_NOT_FOUND');
     assertError(await c.request('DELETE', '/api/cart/items/nope'), 404, 'PRODUCT_NOT_FOUND');
     assert.equal((await c.get('/api/cart')).body.count, 0, 'nothing was added by the refused requests');
+  });
+
+  it('cart when a login fails to store its session (store outage) and is tried again then the anonymous cart is merged once, with what was added in between', async () => {
+    const owner = new ShopClient(t.url);
+    const username = uniqueName('merge');
+    assert.equal((await owner.register(username)).status, 201);
+    await owner.add('camp-mug', 1);
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 2);
+    await c.add('notebook', 1);
+    const store = t.shop.tether.store as { regenerate?: unknown; set?: unknown };
+    const method = typeof store.regenerate === 'function' ? 'regenerate' : 'set';
+    const had = Object.getOwnPropertyDescriptor(store, method);
+    const real = store[method] as (...a: unknown[]) => Promise<unknown>;
+    let failed = 0;
+    // The session's commit fails; the user context's write (a set of a user: key) goes through.
+    store[method] = function (this: unknown, ...a: unknown[]) {
+      const rec = a[method === 'regenerate' ? 2 : 0] as { key: string };
+      if (!rec.key.startsWith('user:') && failed === 0) {
+        failed++;
+        return Promise.reject(new Error('the store is down'));
+      }
+      return real.apply(this, a);
+    };
+    try {
+      assertError(await c.login(username), 503, 'STORE_UNAVAILABLE');
+    } finally {
+      if (had) Object.defineProperty(store, method, had);
+      else delete store[method];
+    }
+    assert.equal(failed, 1);
+    await c.add('notebook', 1);
+    assert.equal((await c.login(username)).status, 200);
+    const cart = (await c.get('/api/cart')).body as { items: Array<{ productId: string; quantity: number }> };
+    assert.deepEqual(Object.fromEntries(cart.items.map((i) => [i.productId, i.quantity])), { 'camp-mug': 3, notebook: 2 },
+      'the saved mug, the anonymous two mugs and two notebooks, each counted once');
   });
 
   it('cart when 30 adds on one session run concurrently then all 30 count', async () => {

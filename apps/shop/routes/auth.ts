@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Session } from 'tether';
 import type { User } from '../db/index.js';
-import { linesOf, mergeLines, isPreferences, preferencesOf } from '../lib/cart.js';
+import { linesOf, mergeLines, isPreferences, preferencesOf, subtractLines } from '../lib/cart.js';
 import { accountDisabled, invalidCredentials, usernameTaken, validationFailed } from '../lib/errors.js';
 import { dummyHash, hashPassword, verifyPassword } from '../lib/passwords.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
@@ -16,6 +16,8 @@ import { audit, sessionOf, sessionView } from '../context.js';
 import type { SessionView, ShopContext, ShopSession, ShopUserContext } from '../context.js';
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
+/** How many merged anonymous carts a user context remembers (see ShopUserContext.mergedCarts). */
+const MERGED_CARTS_KEPT = 3;
 
 function credentials(body: unknown): { username: string; password: string; remember: boolean } {
   const b = objectBody(body);
@@ -49,8 +51,12 @@ export function newPassword(b: Record<string, unknown>, name: string): string {
 async function signIn(ctx: ShopContext, session: Session<ShopSession>, user: User, remember: boolean): Promise<void> {
   const anonymousCart = session.userId === null ? linesOf(session.data.cart) : [];
   const anonymousPrefs = session.userId === null && isPreferences(session.data.preferences) ? session.data.preferences : undefined;
+  const from = anonymousCart.length > 0 ? session.handle : null;
   await ctx.tether.users.update<ShopUserContext>(user.id, (c) => {
-    c.cart = mergeLines(linesOf(c.cart), anonymousCart);
+    const merged = Array.isArray(c.mergedCarts) ? c.mergedCarts.filter((m) => typeof m?.from === 'string') : [];
+    const before = merged.find((m) => m.from === from)?.lines ?? [];
+    c.cart = mergeLines(linesOf(c.cart), subtractLines(anonymousCart, linesOf(before)));
+    if (from !== null) c.mergedCarts = [{ from, lines: anonymousCart }, ...merged.filter((m) => m.from !== from)].slice(0, MERGED_CARTS_KEPT);
     if (!isPreferences(c.preferences)) c.preferences = preferencesOf(anonymousPrefs);
   });
   await session.update((d) => {
