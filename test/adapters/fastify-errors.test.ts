@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import { createTether, FlowStepOutOfOrderError, StoreUnavailableError } from '../../src/index.js';
+import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
 import { tetherPlugin, tetherErrorHandler } from '../../src/adapters/fastify/index.js';
 import { CookieClient, assertTetherErrorAnswer } from '../helpers/cookie-client.js';
 
@@ -76,5 +76,28 @@ describe('fastify adapter: tetherErrorHandler', () => {
     const r = await c.request('/typed', { method: 'POST', json: { n: 'one' } });
     assert.equal(r.status, 400);
     assert.equal(r.json<{ code: string }>().code, 'FST_ERR_VALIDATION');
+  });
+});
+
+describe('fastify adapter: refusals before the handler', () => {
+  it('when a route has a 4xx response schema and the app a preSerialization hook then a CSRF refusal and a store outage are still answered in Tether\'s shape', async () => {
+    const store = new MemoryStore();
+    const app = Fastify();
+    await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], store }) });
+    // An app that wraps every answer, and a route whose schema knows only a 4xx `message`.
+    app.addHook('preSerialization', async (_req, _reply, payload) => ({ data: payload }));
+    const schema = { response: { '4xx': { type: 'object', properties: { message: { type: 'string' } } }, '5xx': { type: 'object', properties: { message: { type: 'string' } } } } };
+    app.post('/write', { schema }, async (req) => (req.session.set('n', 1), { ok: true }));
+    app.get('/token', async (req) => ({ token: req.session.csrfToken }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    running = app;
+    const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+    assertTetherErrorAnswer(await c.request('/write', { method: 'POST', json: {} }), 403, 'CSRF_TOKEN_INVALID', 'missing or invalid CSRF token (header x-csrf-token)');
+    const { data: { token } } = (await c.request('/token')).json<{ data: { token: string } }>();
+    store.get = () => Promise.reject(new Error('the store is down'));
+    store.getLocal = () => { throw new Error('the store is down'); };
+    const down = await c.request('/write', { method: 'POST', json: {}, headers: { 'x-csrf-token': token } });
+    assert.equal(down.status, 503, down.body);
+    assert.equal(down.json<{ error: { code: string } }>().error.code, 'STORE_UNAVAILABLE');
   });
 });

@@ -148,12 +148,16 @@ function formFields(body: unknown, field: string): object {
   return body;
 }
 
-/** Answers the request with the error; the route handler does not run (`done` is not called). */
+/**
+ * Answers the request with the error; the route handler does not run (`done` is not called). Sent as
+ * JSON text: an object would go through the route's response schema and preSerialization hooks, and a
+ * `4xx` schema without an `error` property would answer `{}`, the code lost.
+ */
 function refuse(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, err: unknown): void {
   if (req.session) tether.abandon(req.session);
   const { status, body, retryAfter } = errorResponse(err);
   if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
-  void reply.code(status).header('cache-control', 'no-store').send(body);
+  void reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(JSON.stringify(body));
 }
 
 /**
