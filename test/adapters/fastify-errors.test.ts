@@ -6,6 +6,7 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
+import fastifyCookie from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
@@ -53,6 +54,47 @@ describe('fastify adapter: tetherErrorHandler', () => {
     const r = await c.request('/fail', { method: 'POST' });
     assertTetherErrorAnswer(r, 409, 'FLOW_STEP_OUT_OF_ORDER', 'post shipping first');
     assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  for (const order of ['before', 'after'] as const) {
+    it(`when a route sets a cookie with @fastify/cookie, registered ${order} the plugin, and throws a TetherError then the answer carries none of its cookies`, async () => {
+      const app = Fastify();
+      if (order === 'before') await app.register(fastifyCookie);
+      await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false }) });
+      if (order === 'after') await app.register(fastifyCookie);
+      app.setErrorHandler(tetherErrorHandler);
+      app.post('/start', async (req) => (req.session.set('n', 1), { ok: true }));
+      app.post('/fail', async (req, reply) => {
+        req.session.set('n', 2);
+        void reply.setCookie('remember', 'TOKEN', { path: '/' });
+        await Promise.resolve();
+        throw new FlowStepOutOfOrderError('post shipping first');
+      });
+      app.get('/read', async (req) => req.session.data);
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      running = app;
+      const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+      assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+      assertTetherErrorAnswer(await c.request('/fail', { method: 'POST' }), 409, 'FLOW_STEP_OUT_OF_ORDER', 'post shipping first');
+      assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+    });
+  }
+
+  it('when a forged session cookie comes with a route that throws a TetherError then its expiry is the one cookie the answer carries', async () => {
+    const app = Fastify();
+    await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false }) });
+    await app.register(fastifyCookie);
+    app.setErrorHandler(tetherErrorHandler);
+    app.post('/fail', async (_req, reply) => {
+      void reply.setCookie('remember', 'TOKEN', { path: '/' });
+      throw new FlowStepOutOfOrderError('post shipping first');
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    running = app;
+    const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+    const r = await c.request('/fail', { method: 'POST', headers: { cookie: `sid=${'a'.repeat(43)}.${'b'.repeat(43)}` } });
+    assert.equal(r.status, 409);
+    assert.deepEqual(r.setCookies.map((v) => v.split(';')[0]), ['sid=']);
   });
 
   it('when a route throws a 503 TetherError then the answer says when to retry', async () => {

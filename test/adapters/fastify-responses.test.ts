@@ -6,6 +6,7 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
+import fastifyCookie from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
@@ -82,6 +83,27 @@ describe('fastify adapter: a failed commit', () => {
     assert.equal(r.headers.get('strict-transport-security'), 'max-age=31536000');
     failing.on = false;
     assert.deepEqual((await c.request('/read')).json(), {}, 'nothing was stored');
+  });
+
+  it('when the commit fails and @fastify/cookie is registered after the plugin then the error goes out without the cookies of reply.setCookie', async () => {
+    const { store, failing } = failingStore();
+    const app = Fastify();
+    await app.register(tetherPlugin, { tether: createTether<Data>({ secrets: [SECRET], store, csrf: false }) });
+    // Its onSend hook runs after the plugin's and adds the cookies it kept aside.
+    await app.register(fastifyCookie);
+    app.get('/read', async (req) => req.session.data);
+    app.post('/login', async (req, reply) => {
+      req.session.login('ada');
+      void reply.setCookie('remember', 'TOKEN', { path: '/' });
+      return { ok: true };
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    running = app;
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const ok = await new CookieClient(url).request('/login', { method: 'POST' });
+    assert.deepEqual(ok.setCookies.map((v) => v.split('=')[0]).sort(), ['remember', 'sid'], 'both go out when the commit succeeds');
+    failing.on = true;
+    assertCommitErrorOnly(await new CookieClient(url).request('/login', { method: 'POST' }), []);
   });
 
   it('when the commit fails after the route sent a file stream then the error goes out and the file stream is destroyed, its descriptor closed', async () => {

@@ -250,7 +250,52 @@ function errorPayload(reply: FastifyReply, err: unknown): string {
   for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
   reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
   if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
+  sessionCookiesOnly(reply);
   return JSON.stringify(body);
+}
+
+/** Raw responses whose head is to carry no Set-Cookie but the session's (see sessionCookiesOnly). */
+const ERROR_HEADS = new WeakSet<object>();
+
+/**
+ * Keeps every Set-Cookie but the session cookie's off an error answer's head. The handler's cookies
+ * can come back after errorPayload removed them: @fastify/cookie keeps those of `reply.setCookie` aside
+ * and adds them in its own onSend hook, which runs after this plugin's when registered after it (and
+ * before it, on an error thrown by the handler). The head is written once every onSend hook has run,
+ * by `writeHead` (at once, or at a stream's first write): the cookies are filtered there, once. What
+ * the session sends stays: a forged cookie's expiry, or the cookie of a session committed before a
+ * later hook failed.
+ */
+function sessionCookiesOnly(reply: FastifyReply): void {
+  const raw = reply.raw;
+  if (ERROR_HEADS.has(raw)) return;
+  ERROR_HEADS.add(raw);
+  const name = (reply.server as unknown as Record<symbol, Tether<object> | undefined>)[ENGINE]?.options.cookie.name;
+  const keep = (values: unknown): string[] => (Array.isArray(values) ? values : [values]).map(String).filter((v) => name !== undefined && v.startsWith(`${name}=`));
+  const own = Object.prototype.hasOwnProperty.call(raw, 'writeHead');
+  // Put back and called on raw itself, never detached from it.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const writeHead = raw.writeHead;
+  raw.writeHead = function (this: typeof raw, ...args: unknown[]) {
+    if (own) raw.writeHead = writeHead;
+    else Reflect.deleteProperty(raw, 'writeHead');
+    const headers = args.find((a): a is Record<string, unknown> => typeof a === 'object' && a !== null && !Array.isArray(a));
+    if (headers !== undefined) {
+      for (const key of Object.keys(headers)) {
+        if (key.toLowerCase() !== 'set-cookie') continue;
+        const kept = keep(headers[key]);
+        if (kept.length > 0) headers[key] = kept;
+        else delete headers[key];
+      }
+    }
+    const set = raw.getHeader('set-cookie');
+    if (set !== undefined) {
+      const kept = keep(set);
+      if (kept.length > 0) raw.setHeader('set-cookie', kept);
+      else raw.removeHeader('set-cookie');
+    }
+    return Reflect.apply(writeHead, this, args) as typeof raw;
+  };
 }
 
 const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyInstance, opts) => {
