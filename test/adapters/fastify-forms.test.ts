@@ -9,6 +9,7 @@ import formBodyPlugin from '@fastify/formbody';
 import multipartPlugin from '@fastify/multipart';
 import type { FastifyInstance } from 'fastify';
 import { tetherPlugin } from '../../src/adapters/fastify/index.js';
+import { createTether } from '../../src/index.js';
 import type { Tether } from '../../src/core/engine.js';
 import type { Session } from '../../src/core/session.js';
 import type { RunningApp } from '../../src/testing/adapter-kit.js';
@@ -64,5 +65,40 @@ describe('fastify plugin with csrf.forms', () => {
     assert.equal(reply.status, 415);
     assert.deepEqual(env.seen, []);
     assert.deepEqual(await env.cart(), []);
+  });
+});
+
+describe('fastify plugin with csrf.forms: the error handler', () => {
+  it('fastify: form post whose body fails to parse, its token unread, when the error handler sets a flash then nothing is stored; one whose token was read and whose route threw stores it', async () => {
+    const app = Fastify({ bodyLimit: 256 });
+    await app.register(formBodyPlugin);
+    await app.register(tetherPlugin, { tether: createTether({ secrets: ['a-test-secret-of-at-least-32-characters!!'], csrf: { forms: true } }) });
+    app.get('/token', async (req) => ({ token: req.session.csrfToken }));
+    app.get('/state', async (req) => ({ flash: req.session.get('flash') ?? null }));
+    app.post('/add', async () => { throw new Error('out of stock'); });
+    app.setErrorHandler((err: Error, req, reply) => {
+      try {
+        req.session.set('flash', err.message);
+      } catch {
+        // The session takes no change for this request.
+      }
+      return reply.code(303).header('location', '/').send();
+    });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const first = await fetch(`${url}/token`);
+      const cookie = first.headers.getSetCookie()[0]!.split(';')[0]!;
+      const { token } = await first.json() as { token: string };
+      const post = (body: string): Promise<Response> => fetch(`${url}/add`, {
+        method: 'POST', redirect: 'manual', headers: { cookie, origin: url, 'content-type': 'application/x-www-form-urlencoded' }, body,
+      });
+      const state = async (): Promise<unknown> => ((await (await fetch(`${url}/state`, { headers: { cookie } })).json()) as { flash: unknown }).flash;
+      assert.equal((await post(`item=${'x'.repeat(400)}&_csrf=${encodeURIComponent(token)}`)).status, 303);
+      assert.equal(await state(), null, 'a body never parsed: its token never checked, nothing stored');
+      assert.equal((await post(`item=tea&_csrf=${encodeURIComponent(token)}`)).status, 303);
+      assert.equal(await state(), 'out of stock');
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -25,7 +25,16 @@ async function node(store: SessionStore): Promise<{ app: FastifyInstance; url: s
     req.flash('info', `Added ${(req.body as { item: string }).item} to your cart.`);
     return reply.redirect('/');
   });
-  app.get('/', async (_req, reply) => ({ info: reply.flash('info') }));
+  // A failed post goes back to its form with the error as a flash: set by the error handler.
+  app.post('/checkout', async (req) => {
+    req.session.set('paid', true);
+    throw new Error('the card was declined');
+  });
+  app.setErrorHandler((err, req, reply) => {
+    req.flash('error', (err as Error).message);
+    return reply.redirect('/', 303);
+  });
+  app.get('/', async (req, reply) => ({ info: reply.flash('info'), error: reply.flash('error'), paid: req.session.get('paid') ?? false }));
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   return { app, url };
 }
@@ -54,8 +63,8 @@ describe('@fastify/flash on tether/fastify', () => {
     const { c, headers } = await browser();
     const r = await c.request('/cart', { json: { item: 'apples' }, headers });
     assert.equal(r.status, 302);
-    assert.deepEqual((await c.request('/')).json(), { info: ['Added apples to your cart.'] });
-    assert.deepEqual((await c.request('/')).json(), { info: [] }, 'shown once: reading it removed it from the stored session');
+    assert.deepEqual((await c.request('/')).json(), { info: ['Added apples to your cart.'], error: [], paid: false });
+    assert.deepEqual((await c.request('/')).json(), { info: [], error: [], paid: false }, 'shown once: reading it removed it from the stored session');
   });
 
   it('flash when several are set then another node of the same store shows them together, in order, once', async () => {
@@ -63,13 +72,43 @@ describe('@fastify/flash on tether/fastify', () => {
     await c.request('/cart', { json: { item: 'apples' }, headers });
     await c.request('/cart', { json: { item: 'pears' }, headers });
     const onB = c.clone(b.url);
-    assert.deepEqual((await onB.request('/')).json(), { info: ['Added apples to your cart.', 'Added pears to your cart.'] });
-    assert.deepEqual((await c.request('/')).json(), { info: [] }, 'consumed on node B, gone on node A');
+    assert.deepEqual((await onB.request('/')).json(), { info: ['Added apples to your cart.', 'Added pears to your cart.'], error: [], paid: false });
+    assert.deepEqual((await c.request('/')).json(), { info: [], error: [], paid: false }, 'consumed on node B, gone on node A');
   });
 
   it('flash when the POST lacks the CSRF token then 403 and no message is stored', async () => {
     const { c } = await browser();
     assert.equal((await c.request('/cart', { json: { item: 'apples' } })).status, 403);
-    assert.deepEqual((await c.request('/')).json(), { info: [] });
+    assert.deepEqual((await c.request('/')).json(), { info: [], error: [], paid: false });
+  });
+
+  it('flash when set by the error handler of a route that threw then the redirect goes out and the form shows it, without the route\'s own changes', async () => {
+    const { c, headers } = await browser();
+    const r = await c.request('/checkout', { json: {}, headers });
+    assert.equal(r.status, 303, r.body);
+    assert.equal(r.location, '/');
+    assert.deepEqual((await c.request('/')).json(), { info: [], error: ['the card was declined'], paid: false });
+  });
+
+  it('flash when set by the error handler for a visitor without a session then the answer carries the new session\'s cookie', async () => {
+    const app = Fastify();
+    await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], store, csrf: false }) });
+    await app.register(fastifyFlash);
+    app.post('/fail', async () => { throw new Error('nope'); });
+    app.setErrorHandler((err, req, reply) => {
+      req.flash('error', (err as Error).message);
+      return reply.redirect('/', 303);
+    });
+    app.get('/', async (_req, reply) => ({ error: reply.flash('error') }));
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const fresh = new CookieClient(url);
+      const failed = await fresh.request('/fail', { method: 'POST', json: {} });
+      assert.equal(failed.status, 303);
+      assert.equal(failed.setCookies.length, 1);
+      assert.deepEqual((await fresh.request('/')).json(), { error: ['nope'] });
+    } finally {
+      await app.close();
+    }
   });
 });
