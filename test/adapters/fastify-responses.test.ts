@@ -280,6 +280,22 @@ describe('fastify adapter: changes after the commit', () => {
   });
 });
 
+describe('fastify adapter: a hook that fails after the commit', () => {
+  it('when an onSend hook after the plugin\'s throws then the error answer carries the stored session\'s cookie once', async () => {
+    const { c } = await start((app) => {
+      app.addHook('onSend', async (req, _reply, payload) => {
+        if (req.url === '/write' && req.method === 'POST') throw new Error('a later hook failed');
+        return payload;
+      });
+    });
+    const r = await c.request('/write', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.equal(r.setCookies.length, 1, r.setCookies.join(' | '));
+    assert.match(r.setCookies[0]!, /^sid=/);
+    assert.deepEqual((await c.request('/read')).json(), { w: 1 }, 'committed before the hook failed, and reachable by its cookie');
+  });
+});
+
 describe('fastify adapter: routes without a session', () => {
   it('route with tether.session false when requested with a session cookie, while the store is down, then it answers without a store call, a cookie or a CSRF check', async () => {
     const store = new MemoryStore();

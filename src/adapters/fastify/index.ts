@@ -178,7 +178,10 @@ function addCookies(reply: FastifyReply, payload: unknown, cookies: string[], cl
       reply.raw.removeHeader('set-cookie');
       if (!reply.hasHeader('set-cookie')) reply.header('set-cookie', Array.isArray(raw) ? raw : [String(raw)]);
     }
-    reply.header('set-cookie', cookies);
+    // The reply's second onSend (an error answered after a later hook failed) is given the same
+    // cookies again by the commit: those its headers still hold are not sent twice.
+    const had = reply.getHeader('set-cookie');
+    reply.header('set-cookie', had === undefined ? cookies : cookies.filter((c) => !(Array.isArray(had) ? had : [String(had)]).includes(c)));
   }
   if (clearSiteData !== null) reply.header('clear-site-data', clearSiteData);
   reply.header('cache-control', 'no-store');
