@@ -43,7 +43,10 @@ export interface TetherSessionData extends Record<string, unknown> {}
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The request's session; null on a route with `config: { tether: { session: false } }`. */
+    /**
+     * The request's session; null on a route with `config: { tether: { session: false } }`, and in the
+     * hooks (onSend, onResponse) of a request answered before its session opened (`503 STORE_UNAVAILABLE`).
+     */
     session: Session<TetherSessionData>;
   }
   interface FastifyContextConfig {
