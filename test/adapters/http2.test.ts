@@ -77,7 +77,105 @@ async function checkOrigins(port: number): Promise<void> {
   assert.equal((JSON.parse(other.body) as { error: { code: string } }).error.code, 'ORIGIN_MISMATCH');
 }
 
+/**
+ * On one HTTP/2 connection: a session, a writer holding its gate for 300 ms, and a second writer (a long
+ * poll that never answers) whose client resets its stream at 100 ms, while it waits for the gate. The
+ * session's next write must then be answered at once: the reset writer's turn given back, its handler
+ * never run. Returns that write's status and how long it took.
+ */
+async function nextWriteAfterLeftWhileWaiting(port: number): Promise<{ status: number; ms: number }> {
+  const client = connect(`http://127.0.0.1:${port}`);
+  try {
+    const post = (path: string, cookie: string, resetAfterMs?: number): Promise<Answer> => new Promise((resolve, reject) => {
+      const req = client.request({ ':method': 'POST', ':path': path, cookie, 'content-type': 'application/json' });
+      let status = 0;
+      let headers: IncomingHttpHeaders = {};
+      req.on('response', (h) => {
+        headers = h;
+        status = Number(h[':status']);
+      });
+      req.resume();
+      req.on('error', reject);
+      req.on('close', () => resolve({ status, headers, body: '' }));
+      req.end('{}');
+      if (resetAfterMs !== undefined) setTimeout(() => req.close(), resetAfterMs);
+    });
+    const start = await post('/start', '');
+    const cookie = String(start.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
+    assert.match(cookie, /^sid=/);
+    const slow = post('/slow', cookie);
+    await new Promise((r) => setTimeout(r, 50));
+    const poll = post('/poll', cookie, 100);
+    assert.equal((await slow).status, 200);
+    await poll;
+    const t0 = Date.now();
+    const { status } = await post('/write', cookie);
+    return { status, ms: Date.now() - t0 };
+  } finally {
+    client.close();
+  }
+}
+
+/** The routes nextWriteAfterLeftWhileWaiting drives, by path; `ran` counts the long polls run. */
+const polled = { ran: 0 };
+function gateRoute(path: string, session: { set(key: string, value: unknown): void }): Promise<void> | 'never' {
+  if (path === '/poll') {
+    polled.ran++;
+    return 'never';
+  }
+  if (path === '/slow') return new Promise((r) => setTimeout(r, 300)).then(() => session.set('slow', 1));
+  session.set(path.slice(1), 1);
+  return Promise.resolve();
+}
+
+function gatedEngine(): Tether {
+  return createTether({ store: new MemoryStore({ sweepIntervalMs: 0 }), secrets: [SECRET_A], csrf: false, gateTimeoutMs: 3_000 });
+}
+
 describe('adapters over HTTP/2', () => {
+  it('tether/node on node:http2 when a writer\'s client resets its stream while it waits for the gate then its handler does not run and the next write is answered at once', async () => {
+    const tether = gatedEngine();
+    polled.ran = 0;
+    const server = createServer(withSessions(tether, async (req, res, session) => {
+      const out = gateRoute(req.url ?? '', session);
+      if (out === 'never') return;
+      await out;
+      res.end('{}');
+    }) as unknown as Parameters<typeof createServer>[0]);
+    try {
+      const { status, ms } = await nextWriteAfterLeftWhileWaiting(await listening(server));
+      assert.equal(status, 200);
+      assert.ok(ms < 1_000, `answered in ${ms} ms`);
+      assert.equal(polled.ran, 0);
+    } finally {
+      server.close();
+      await tether.close();
+    }
+  });
+
+  it('tether/fastify with http2: true when a writer\'s client resets its stream while it waits for the gate then its handler does not run and the next write is answered at once', async () => {
+    const tether = gatedEngine();
+    polled.ran = 0;
+    const app = Fastify({ http2: true });
+    await app.register(tetherPlugin, { tether });
+    app.post('/:name', async (req, reply) => {
+      const out = gateRoute(req.url, req.session);
+      if (out === 'never') return reply;
+      await out;
+      return {};
+    });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { status, ms } = await nextWriteAfterLeftWhileWaiting((app.server.address() as AddressInfo).port);
+      assert.equal(status, 200);
+      assert.ok(ms < 1_000, `answered in ${ms} ms`);
+      assert.equal(polled.ran, 0);
+    } finally {
+      await app.close();
+      await tether.close();
+    }
+  });
+
   it('tether/node on node:http2 when a same-origin POST names its origin then it passes the origin check against :authority, and another origin is refused', async () => {
     const tether = engine();
     const server = createServer(withSessions(tether, (req, res, session) => {

@@ -118,12 +118,23 @@ export function appendSetCookie(res: ServerResponse, cookies: readonly string[],
  * changes (they throw SESSION_COMMITTED), and might never end.
  */
 export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session: Session<T>, res: ServerResponse): boolean {
-  if (res.closed) {
+  if (hasClosed(res)) {
     tether.abandon(session);
     return false;
   }
   if (sessionState(session).release !== null) res.once('close', () => tether.abandon(session));
   return true;
+}
+
+/**
+ * Whether the response's connection has closed. Node's HTTP/2 compatibility response (node:http2,
+ * Fastify's `http2: true`) has no `closed`: its stream's tells. Read as false there, a client gone
+ * while its writer waited for the gate went unseen, and the close listener, added after the close,
+ * never ran: the session's gate stayed held, every later write of the session refused SESSION_BUSY.
+ */
+function hasClosed(res: ServerResponse): boolean {
+  if (res.closed) return true;
+  return (res as { stream?: { closed?: unknown } }).stream?.closed === true;
 }
 
 export interface BeginOptions<R> {
