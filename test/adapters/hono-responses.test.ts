@@ -8,6 +8,7 @@ import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
+import { etag } from 'hono/etag';
 import { createTether, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { sessions } from '../../src/adapters/hono/index.js';
@@ -257,5 +258,28 @@ describe('hono adapter: changes after the commit', () => {
     assert.equal(r.body, 'a:SESSION_COMMITTED');
     assert.equal(r.setCookies.length, 1, 'what the handler changed before returning is committed');
     assert.deepEqual((await c.request('/read')).json(), { n: 3 });
+  });
+});
+
+describe('hono adapter: etag()', () => {
+  it('when etag() is registered after sessions() and a conditional GET renews the session\'s ID then the 304 carries the new cookie, and the session outlives the old ID\'s grace', async () => {
+    let now = Date.now();
+    const tether = createTether<Data>({ secrets: [SECRET], csrf: false, renewal: { intervalMs: 60_000, graceMs: 5_000 }, clock: { now: () => now } });
+    const app = new Hono<TetherEnv<Data>>();
+    app.use(sessions(tether));
+    app.use(etag());
+    app.post('/login', (c) => (c.get('session').login('ada'), c.json({})));
+    app.get('/page', (c) => c.text(`a page for ${c.get('session').userId ?? 'nobody'}`));
+    const c = new CookieClient(await start(app));
+    assert.equal((await c.request('/login', { method: 'POST' })).status, 200);
+    const first = await c.request('/page');
+    const tag = first.headers.get('etag');
+    assert.ok(tag);
+    now += 61_000;
+    const renewed = await c.request('/page', { headers: { 'if-none-match': tag } });
+    assert.equal(renewed.status, 304);
+    assert.equal(renewed.setCookies.length, 1, 'the renewed ID goes out with the 304');
+    now += 10_000;
+    assert.equal((await c.request('/page')).body, 'a page for ada');
   });
 });
