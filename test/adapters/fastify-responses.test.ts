@@ -297,6 +297,30 @@ describe('fastify adapter: a hook that fails after the commit', () => {
 });
 
 describe('fastify adapter: routes without a session', () => {
+  it('plugin when registered inside a prefixed plugin then its routes have sessions and the others none; a prefix option of its own is ignored', async () => {
+    const tether = createTether<Data>({ secrets: [SECRET], csrf: false });
+    const scoped = Fastify();
+    await scoped.register(async (api) => {
+      await api.register(tetherPlugin, { tether });
+      api.get('/x', async (req) => (req.session.set('n', 1), { ok: true }));
+    }, { prefix: '/api' });
+    scoped.get('/y', async (req) => ({ session: req.session ?? null }));
+    const prefixed = Fastify();
+    await prefixed.register(tetherPlugin, { tether, prefix: '/api' } as never);
+    prefixed.get('/y', async (req) => (req.session.set('n', 1), { ok: true }));
+    try {
+      const inside = await scoped.inject({ url: '/api/x' });
+      assert.equal(inside.statusCode, 200);
+      assert.match(String(inside.headers['set-cookie']), /^sid=/);
+      const outside = await scoped.inject({ url: '/y' });
+      assert.deepEqual([outside.json(), outside.headers['set-cookie']], [{ session: null }, undefined]);
+      assert.match(String((await prefixed.inject({ url: '/y' })).headers['set-cookie']), /^sid=/, 'the prefix option is ignored');
+    } finally {
+      await scoped.close();
+      await prefixed.close();
+    }
+  });
+
   it('route with tether.session false when requested with a session cookie, while the store is down, then it answers without a store call, a cookie or a CSRF check', async () => {
     const store = new MemoryStore();
     const app = Fastify();
