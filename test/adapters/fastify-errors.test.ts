@@ -41,6 +41,11 @@ async function start(error: Error): Promise<CookieClient> {
   });
   app.post('/typed', { schema: { body: { type: 'object', required: ['n'], properties: { n: { type: 'number' } } } } }, async () => ({ ok: true }));
   app.get('/read', async (req) => req.session.data);
+  // Throws the value its query names (JSON), not an Error.
+  app.post('/throw', async (req) => {
+    req.session.set('n', 3);
+    throw JSON.parse((req.query as { value: string }).value) as unknown;
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   running = app;
   const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
@@ -110,6 +115,17 @@ describe('fastify adapter: tetherErrorHandler', () => {
     const r = await c.request('/fail', { method: 'POST' });
     assert.equal(r.status, 500);
     assert.deepEqual(r.json(), { statusCode: 500, error: 'Internal Server Error', message: 'boom' });
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a route throws a value that is not an Error then it is answered with Fastify\'s status for it, never 200, and nothing is stored', async () => {
+    const c = await start(new Error('unused'));
+    for (const [thrown, status, message] of [['out of stock', 500, 'out of stock'], [{ statusCode: 404, message: 'no such item' }, 404, 'no such item'], [null, 500, 'null']] as const) {
+      const r = await c.request(`/throw?value=${encodeURIComponent(JSON.stringify(thrown))}`, { method: 'POST' });
+      assert.equal(r.status, status, r.body);
+      assert.equal(r.json<{ message: string }>().message, message);
+      assert.deepEqual(r.setCookies, []);
+    }
     assert.deepEqual((await c.request('/read')).json(), { n: 1 });
   });
 

@@ -455,7 +455,7 @@ function unreadable(err: unknown): boolean {
  * as tether/node does. Any other error is sent on to the error handler above this one, in the end
  * Fastify's own, so its answers stand (a body that fails validation: `400 FST_ERR_VALIDATION`). A thrown
  * value that cannot be read (its properties throw) is answered `500 INTERNAL_ERROR`: Fastify's own
- * handler would answer it 200. The
+ * handler would answer it 200. Another value that is not an Error is sent on as one (see asError). The
  * failed request's session changes are dropped by the plugin's onError hook, which runs before this.
  * An app with an error handler of its own can call this one from it.
  * @example
@@ -464,7 +464,21 @@ function unreadable(err: unknown): boolean {
  */
 export function tetherErrorHandler(err: Error, _req: FastifyRequest, reply: FastifyReply): void {
   if (isTetherError(err) || unreadable(err)) void reply.send(errorPayload(reply, err));
-  else void reply.send(err);
+  else void reply.send(err instanceof Error ? err : asError(err));
+}
+
+/**
+ * A thrown value that is not an Error (`throw 'oops'`, `throw { statusCode: 404, message }`) as one, so
+ * that the next error handler gets it: an error handler's `reply.send` takes any other value for the
+ * answer's payload, and a failed request went out `200` with it. Its message, status and code are kept
+ * (Fastify's handler answers by them); the value itself is the Error's `cause`.
+ */
+function asError(value: unknown): Error {
+  const fields = typeof value === 'object' && value !== null ? value as { message?: unknown; statusCode?: unknown; status?: unknown; code?: unknown } : {};
+  const message = typeof fields.message === 'string' ? fields.message : typeof value === 'object' && value !== null ? 'a non-Error value was thrown' : String(value);
+  const err = Object.assign(new Error(message, { cause: value }), { statusCode: fields.statusCode, status: fields.status, code: fields.code });
+  for (const key of ['statusCode', 'status', 'code'] as const) if (err[key] === undefined) delete err[key];
+  return err;
 }
 
 export const tetherPlugin = plugin;
