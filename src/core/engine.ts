@@ -262,11 +262,13 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
 
   /**
    * `commit`, answered at once when there is nothing to write (the data is unchanged and no touch is
-   * due); otherwise the promise `commit` gives. What fails before any store call is thrown.
+   * due); otherwise the promise `commit` gives. What fails before any store call is thrown. Called again
+   * while an earlier call's write is under way, it gives that write's outcome once it is known.
    */
   commitNow(session: Session<T>): string[] | Promise<string[]> {
     const s = sessionState(session);
-    if (s.committed) return s.setCookies;
+    // Answered at once, the cookies would be those of a write still under way: none yet.
+    if (s.committed) return s.committing ?? s.setCookies;
     if (s.updating !== 0) return (s.afterUpdates ??= this.#afterUpdates(s));
     return this.#commitState(s);
   }
@@ -285,7 +287,14 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     } finally {
       if (pending === undefined) this.#release(s);
     }
-    return pending === undefined ? s.setCookies : this.#settle(s, pending);
+    if (pending === undefined) return s.setCookies;
+    const committing = this.#settle(s, pending);
+    s.committing = committing;
+    const settled = (): void => {
+      if (s.committing === committing) s.committing = null;
+    };
+    committing.then(settled, settled);
+    return committing;
   }
 
   /**
@@ -321,7 +330,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     s.updated = null;
     s.afterUpdates = null;
     // Committed meanwhile, by a commit called between the last update settling and this turn.
-    return s.committed ? s.setCookies : this.#commitState(s);
+    return s.committed ? s.committing ?? s.setCookies : this.#commitState(s);
   }
 
   /**
@@ -589,7 +598,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
       ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, issuedAt: undefined, renew: true, presentedId: null, newLifetime: false, destroyed: false,
-      touch: undefined, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, setCookies: [], clearSiteData: null,
+      touch: undefined, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, committing: null, setCookies: [], clearSiteData: null,
       newId: this.#newId, options: this.options,
     };
   }

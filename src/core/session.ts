@@ -97,6 +97,11 @@ export interface SessionState {
   /** `afterCommit()` callbacks, in order; null until one is registered, and again once taken by a commit or dropped. */
   afterCommit: Array<() => void> | null;
   committed: boolean;
+  /**
+   * The commit's store write while it is under way: a second call to commit (the adapter's, after the
+   * handler's own `tether.commit()` it did not await) waits for it, for its cookies or its failure.
+   */
+  committing: Promise<string[]> | null;
   setCookies: string[];
   /** The Clear-Site-Data value the response carries: set by a commit that ended the session under the `clearSiteData` option. */
   clearSiteData: string | null;

@@ -143,4 +143,25 @@ describe('engine answering at once', () => {
     assert.equal(first.length, 1);
     assert.equal(now(tether.commitNow(session)), first);
   });
+
+  it('commit called again while the first one\'s write is under way then it waits for that write and gives its cookie; a write that fails fails both', async () => {
+    const { tether, store } = local();
+    store.fail('set', { delayMs: 50 });
+    const session = now(tether.openNow(view('POST')));
+    session.data.n = 1;
+    const first = tether.commit(session);
+    const second = tether.commitNow(session);
+    assert.ok(second instanceof Promise, 'not the cookies of a write still under way: none yet');
+    assert.equal((await second).length, 1);
+    assert.deepEqual(await first, await second);
+    assert.equal(now(tether.commitNow(session)).length, 1, 'once written, answered at once');
+
+    store.fail('set', 'reject');
+    const failing = now(tether.openNow(view('POST')));
+    failing.data.n = 2;
+    const failed = tether.commit(failing);
+    const again = tether.commitNow(failing);
+    await assert.rejects(failed, { code: 'STORE_UNAVAILABLE' });
+    await assert.rejects(Promise.resolve(again), { code: 'STORE_UNAVAILABLE' });
+  });
 });
