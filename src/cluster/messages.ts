@@ -30,6 +30,21 @@ export interface DrainingMessage {
   type: 'tether:draining';
 }
 
+/**
+ * Primary → worker, answered at once with the same `n` (a `tether:pong`): a worker whose event loop
+ * stops turning answers none, and is replaced once `hangTimeoutMs` passes without one.
+ */
+export interface PingMessage {
+  type: 'tether:ping';
+  n: number;
+}
+
+/** Worker → primary: the answer to a `tether:ping`. */
+export interface PongMessage {
+  type: 'tether:pong';
+  n: number;
+}
+
 /** Worker → primary: send me every worker's metrics (src/cluster/metrics.ts). */
 export interface MetricsRequestMessage {
   type: 'tether:metrics';
@@ -84,7 +99,7 @@ export interface LimitReplyMessage {
 }
 
 export type PrimaryMessage = ConnectionMessage | DrainMessage | MetricsReplyMessage | LimitReplyMessage;
-export type WorkerMessage = ReadyMessage | DrainingMessage | MetricsRequestMessage | MetricsSharedMessage | PromMetricsReply | LimitRequestMessage;
+export type WorkerMessage = ReadyMessage | DrainingMessage | PongMessage | MetricsRequestMessage | MetricsSharedMessage | PromMetricsReply | LimitRequestMessage;
 
 export function isMessage<T extends { type: string }>(msg: unknown, type: T['type']): msg is T {
   return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === type;

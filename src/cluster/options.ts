@@ -50,6 +50,13 @@ export interface ClusterOptions {
   drainDelayMs?: number;
   /** From SIGTERM to exit, at most: workers still running then are killed. @default 9000 */
   shutdownTimeoutMs?: number;
+  /**
+   * A ready worker that answers none of the primary's pings (sent four times per period) for this long
+   * is taken for hung (an endless loop, a synchronous call that never returns: its process lives but
+   * serves nobody, and its share of connections wait) and killed, and a replacement started. 0: never.
+   * @default 30000
+   */
+  hangTimeoutMs?: number;
   /** Replacements of dead workers allowed per `restartWindowMs`; more wait until the window frees. @default 10 */
   maxRestarts?: number;
   /** @default 60000 */
@@ -88,6 +95,7 @@ export const CLUSTER_DEFAULTS = {
   headTimeoutMs: 5_000,
   drainDelayMs: 0,
   shutdownTimeoutMs: 9_000,
+  hangTimeoutMs: 30_000,
   maxRestarts: 10,
   restartWindowMs: 60_000,
   maxPendingConnections: 1024,
@@ -120,7 +128,7 @@ export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOpt
   checkOptions('runCluster', input, {
     workers: 'positiveInteger', port: PORT, host: 'nonEmptyString', startWorker: 'function', workerMain: 'nonEmptyString',
     cookieName: 'nonEmptyString', secretsForRouting: 'stringArray', nodeName: 'nonEmptyString', maxHeadBytes: 'positiveInteger',
-    headTimeoutMs: 'timerMs', drainDelayMs: 'timerMsOrZero', shutdownTimeoutMs: 'timerMs',
+    headTimeoutMs: 'timerMs', drainDelayMs: 'timerMsOrZero', shutdownTimeoutMs: 'timerMs', hangTimeoutMs: 'timerMsOrZero',
     maxRestarts: 'positiveInteger', restartWindowMs: 'timerMs', maxPendingConnections: 'positiveInteger',
     handleSignals: 'boolean', env: 'object', log: 'function',
   });
@@ -153,6 +161,7 @@ export function resolveClusterOptions(input: ClusterOptions): ResolvedClusterOpt
     headTimeoutMs: input.headTimeoutMs ?? d.headTimeoutMs,
     drainDelayMs,
     shutdownTimeoutMs,
+    hangTimeoutMs: input.hangTimeoutMs ?? d.hangTimeoutMs,
     maxRestarts: input.maxRestarts ?? d.maxRestarts,
     restartWindowMs: input.restartWindowMs ?? d.restartWindowMs,
     maxPendingConnections: input.maxPendingConnections ?? d.maxPendingConnections,

@@ -14,7 +14,7 @@ import type { HeadRead } from './head.js';
 import { Router, sessionIdFromHead } from './routing.js';
 import { isMessage } from './messages.js';
 import { closeStrandedHandles } from './stranded.js';
-import type { ConnectionMessage, DrainMessage, DrainingMessage, ReadyMessage } from './messages.js';
+import type { ConnectionMessage, DrainMessage, DrainingMessage, PingMessage, PongMessage, ReadyMessage } from './messages.js';
 import type { ResolvedClusterOptions } from './options.js';
 
 /** A connection waiting for any worker to be ready is closed after this long. */
@@ -58,6 +58,8 @@ interface Slot {
   recentStarts: number[];
   failuresBeforeReady: number;
   respawnTimer: NodeJS.Timeout | undefined;
+  /** When its worker last answered a ping (or reported ready), on performance.now(). */
+  answeredAt: number;
 }
 
 interface Waiting {
@@ -72,7 +74,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
   const router = new Router(o.secretsForRouting[0]);
   const slots: Slot[] = Array.from({ length: o.workers }, (_, i) => ({
     n: i + 1, name: `${o.nodeName}:w${i + 1}`, worker: null, ready: false, handoffs: 0, restarts: 0,
-    recentStarts: [], failuresBeforeReady: 0, respawnTimer: undefined,
+    recentStarts: [], failuresBeforeReady: 0, respawnTimer: undefined, answeredAt: 0,
   }));
   const reading = new Map<HeadRead, Promise<void>>();
   const waiting: Waiting[] = [];
@@ -155,6 +157,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
       if (slot.worker !== worker) return;
       if (isMessage<ReadyMessage>(msg, 'tether:ready')) {
         reachedReady = true;
+        slot.answeredAt = performance.now();
         slot.ready = phase !== 'closed' && worker.isConnected();
         slot.failuresBeforeReady = 0;
         // A worker still starting when a drain message was broadcast had no listener for it and dropped it:
@@ -165,6 +168,8 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
         flushWaiting();
       } else if (isMessage<DrainingMessage>(msg, 'tether:draining')) {
         slot.ready = false;
+      } else if (isMessage<PongMessage>(msg, 'tether:pong')) {
+        slot.answeredAt = performance.now();
       }
     });
     // An exited worker also emits 'error' for a send in flight; the exit handler covers it.
@@ -203,7 +208,29 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
     slot.respawnTimer = setTimeout(() => { if (phase !== 'closed') fork(slot); }, delay);
   };
 
-  const send = (worker: Worker, msg: DrainMessage): void => {
+  /**
+   * Pings each ready worker, and kills one that has answered nothing for `hangTimeoutMs`: a process
+   * that lives but whose event loop no longer turns serves nobody, and only its exit gets it replaced.
+   */
+  let pings = 0;
+  const checkAlive = (): void => {
+    const now = performance.now();
+    for (const slot of slots) {
+      const worker = slot.worker;
+      if (worker === null || !slot.ready) continue;
+      if (now - slot.answeredAt > o.hangTimeoutMs) {
+        o.log('error', 'worker stopped answering; killing it', { worker: slot.name, workerPid: worker.process.pid, silentMs: Math.round(now - slot.answeredAt) });
+        slot.ready = false;
+        worker.process.kill('SIGKILL');
+        continue;
+      }
+      send(worker, { type: 'tether:ping', n: ++pings });
+    }
+  };
+  const aliveTimer = o.hangTimeoutMs > 0 ? setInterval(checkAlive, Math.max(1, Math.floor(o.hangTimeoutMs / 4))) : undefined;
+  aliveTimer?.unref();
+
+  const send = (worker: Worker, msg: DrainMessage | PingMessage): void => {
     if (!worker.isConnected()) return;
     try {
       worker.send(msg, undefined, {}, () => { /* an exiting worker: its exit is handled */ });
@@ -239,6 +266,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
       await new Promise((r) => setTimeout(r, o.drainDelayMs));
     }
     phase = 'closed';
+    clearInterval(aliveTimer);
     // No more replacements: one still waiting to start is not started, and if no worker is left, none is waited for.
     for (const s of slots) clearTimeout(s.respawnTimer);
     if (slots.every((s) => s.worker === null)) onAllExited?.();

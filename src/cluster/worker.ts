@@ -8,7 +8,7 @@
 import type { Server, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { isMessage } from './messages.js';
-import type { ConnectionMessage, DrainMessage, WorkerMessage } from './messages.js';
+import type { ConnectionMessage, DrainMessage, PingMessage, WorkerMessage } from './messages.js';
 import { resolveWorkerOptions } from './options.js';
 import type { WorkerOptions } from './options.js';
 
@@ -128,6 +128,8 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
     } else if (isMessage<DrainMessage>(msg, 'tether:drain')) {
       if (msg.phase === 'prepare' && state === 'serving') state = 'draining';
       else if (msg.phase === 'stop') void stop();
+    } else if (isMessage<PingMessage>(msg, 'tether:ping')) {
+      send({ type: 'tether:pong', n: msg.n });
     }
   };
   process.on('message', onMessage);

@@ -112,6 +112,35 @@ describe('cluster lifecycle', { timeout: 180_000 }, () => {
     assert.deepEqual({ pid: exited.pid, worker: exited.worker, signal: exited.signal }, { pid: app.pid, worker: victim, signal: 'SIGKILL' });
   });
 
+  it('worker when its event loop stops turning (an endless loop) then the primary kills it after hangTimeoutMs, and a replacement serves its sessions', async () => {
+    const hangDb = await tempSqliteFile();
+    const hangPort = await freePort();
+    const hanging = await startApp({ script: 'test/cluster/fixtures/tiny-app.ts', port: hangPort, readyNodes: 2, env: { ...env(), TINY_DB: hangDb.path, TETHER_HANG_TIMEOUT_MS: '1500' } });
+    try {
+      const client = await newSession(hanging.url);
+      assert.equal((await client.request('POST', '/api/cart/items', { productId: 'kept', quantity: 3 })).status, 201);
+      const victim = workerOf(client);
+      const pid = await pidOf(hangPort, victim);
+      client.newConnection();
+      client.request('GET', '/hang').catch(() => {});
+      const fresh = await pidOf(hangPort, victim, pid);
+      assert.notEqual(fresh, pid);
+      const killed = hanging.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((e) => e.msg === 'worker stopped answering; killing it' && e.workerPid === pid);
+      assert.ok(killed, hanging.output().slice(-2000));
+      assert.equal(killed.worker, victim);
+      assert.ok(Number(killed.silentMs) >= 1500, String(killed.silentMs));
+      client.newConnection();
+      const cart = await client.request('GET', '/api/cart');
+      assert.equal(cart.node, victim);
+      assert.deepEqual(cart.body.cart, { kept: 3 });
+      client.close();
+    } finally {
+      await hanging.stop();
+      await hangDb.remove();
+    }
+  });
+
   it('worker when it alone gets SIGTERM then its in-flight request completes and it is replaced', async () => {
     const client = await newSession(app.url);
     const name = workerOf(client);
