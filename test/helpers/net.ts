@@ -1,4 +1,4 @@
-/** Loopback helpers shared by every test that starts a server: a free port on 127.0.0.1, a delaying and cutting TCP proxy. */
+/** Loopback helpers shared by every test that starts a server: a free port on 127.0.0.1; TCP proxies that delay and cut, stall, or move to another server. */
 import net from 'node:net';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
@@ -11,6 +11,31 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A TCP proxy on 127.0.0.1: each connection it accepts is joined to a new one to 127.0.0.1:`target()`
+ * (read as the connection arrives) and handed to `wire`, which passes bytes between them as the proxy
+ * means to. `close()` destroys every connection still open, then stops listening.
+ */
+async function loopbackProxy(target: () => number, wire: (client: net.Socket, upstream: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: target() });
+    for (const s of [client, upstream]) sockets.add(s.once('close', () => sockets.delete(s)));
+    wire(client, upstream);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
 }
 
 export interface DelayingProxy {
@@ -33,10 +58,7 @@ export interface DelayingProxy {
 export async function delayingProxy(targetPort: number): Promise<DelayingProxy> {
   let delayMs = 0;
   let cut: 'before' | 'after' | null = null;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
-    sockets.add(client).add(upstream);
+  const proxy = await loopbackProxy(() => targetPort, (client, upstream) => {
     // One queue per connection, released head first: a later, shorter delay never overtakes a chunk.
     const queue: Array<{ at: number; chunk: Buffer }> = [];
     let timer: NodeJS.Timeout | undefined;
@@ -49,8 +71,6 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
       clearTimeout(timer);
       client.destroy();
       upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
     };
     const pump = (): void => {
       timer = undefined;
@@ -64,7 +84,6 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
         cut = null;
         cutting = true;
         client.destroy();
-        sockets.delete(client);
         // The reply is dropped with the client's socket; the upstream ends once the chunk is sent.
         if (when === 'after') upstream.end(chunk);
         else upstream.destroy();
@@ -84,18 +103,10 @@ export async function delayingProxy(targetPort: number): Promise<DelayingProxy> 
     client.on('close', clientClosed).on('error', clientClosed);
     upstream.on('close', finish).on('error', finish);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
   return {
-    port: (server.address() as net.AddressInfo).port,
+    ...proxy,
     setDelay: (ms) => { delayMs = ms; },
     cutNext: (when) => { cut = when; },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
   };
 }
 
@@ -111,10 +122,9 @@ export interface StallingProxy {
 
 /** A TCP proxy on 127.0.0.1 in front of `targetPort` whose connections can be made to go silent without closing. */
 export async function stallingProxy(targetPort: number): Promise<StallingProxy> {
-  const flows = new Set<{ client: net.Socket; upstream: net.Socket; sent: string; stalled: boolean }>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
-    const flow = { client, upstream, sent: '', stalled: false };
+  const flows = new Set<{ sent: string; stalled: boolean }>();
+  const proxy = await loopbackProxy(() => targetPort, (client, upstream) => {
+    const flow = { sent: '', stalled: false };
     flows.add(flow);
     client.on('data', (chunk: Buffer) => {
       if (flow.stalled) return;
@@ -133,12 +143,8 @@ export async function stallingProxy(targetPort: number): Promise<StallingProxy> 
     client.on('close', finish).on('error', finish);
     upstream.on('close', finish).on('error', finish);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
   return {
-    port: (server.address() as net.AddressInfo).port,
+    ...proxy,
     stall: (marker) => {
       let n = 0;
       for (const flow of flows) {
@@ -149,13 +155,6 @@ export async function stallingProxy(targetPort: number): Promise<StallingProxy> 
       }
       return n;
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const flow of flows) {
-        flow.client.destroy();
-        flow.upstream.destroy();
-      }
-      server.close(() => resolve());
-    }),
   };
 }
 
@@ -169,31 +168,15 @@ export interface MovableProxy {
 /** A TCP proxy on 127.0.0.1 standing for an address that can be moved to another server (a virtual IP, a DNS name). */
 export async function movableProxy(targetPort: number): Promise<MovableProxy> {
   let target = targetPort;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host: '127.0.0.1', port: target });
-    sockets.add(client).add(upstream);
+  const proxy = await loopbackProxy(() => target, (client, upstream) => {
     client.pipe(upstream);
     upstream.pipe(client);
     const finish = (): void => {
       client.destroy();
       upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
     };
     client.on('close', finish).on('error', finish);
     upstream.on('close', finish).on('error', finish);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    moveTo: (port) => { target = port; },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
-  };
+  return { ...proxy, moveTo: (port) => { target = port; } };
 }
