@@ -181,6 +181,28 @@ describe('the packed package', { timeout: 600_000 }, () => {
     assert.match(result.message ?? '', /needs the ioredis package \(npm install ioredis\)/);
   });
 
+  it('a consumer without pg when it imports tether/postgres then it loads, and building a store or running the command on a postgres URL says what to install', () => {
+    const bare = consumerWith('consumer-no-pg', { pg: null });
+    const probe = `
+      const { PostgresStore } = await import('${pkg.name}/postgres');
+      try {
+        new PostgresStore({ connectionString: 'postgres://127.0.0.1:1/none' });
+        console.log(JSON.stringify({ built: true }));
+      } catch (err) {
+        console.log(JSON.stringify({ code: err.code, message: err.message }));
+      }
+      process.exit(0);`;
+    const result = JSON.parse(run(process.execPath, ['--input-type=module', '-e', probe], { cwd: bare, env: { ...process.env, NODE_OPTIONS: '' } })) as { code?: string; message?: string };
+    assert.equal(result.code, 'OPTIONS_INVALID');
+    assert.match(result.message ?? '', /needs the pg package \(npm install pg\)/);
+
+    const cli = spawnSync(process.execPath, [join(bare, 'node_modules', pkg.name, 'bin', 'tether.js'), 'sessions', 'count', '--store', 'postgres://127.0.0.1:1/none'],
+      { cwd: bare, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } });
+    assert.equal(cli.status, 2, cli.stderr);
+    assert.match(cli.stderr, /^tether sessions: PostgresStore needs the pg package \(npm install pg\)/);
+    assert.doesNotMatch(cli.stderr, /\n\s+at /, 'no stack trace');
+  });
+
   describe('on ioredis 5, the older major of the peer range', () => {
     let redis: RedisServer;
     let older: string;

@@ -46,6 +46,15 @@ import type { DestroyAllRow, RecordRow, SweptRow } from './sql.js';
 export type { ChangeFeedSubscription, FeedState } from './feed.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
+/** Loaded when a store makes its own pool, not at import, so importing tether/postgres never fails without pg installed. */
+function loadPg(): typeof import('pg') {
+  try {
+    return createRequire(import.meta.url)('pg') as typeof import('pg');
+  } catch (err) {
+    throw new OptionsInvalidError(`PostgresStore needs the pg package (npm install pg), or pass options.pool: ${(err as Error).message}`);
+  }
+}
+
 export interface PostgresStoreOptions {
   /** postgres://… URL; the store creates and owns a pool. Neither this nor `pool`: pg's PG* environment variables. */
   connectionString?: string;
@@ -173,8 +182,7 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
       this.#pool = options.pool;
       this.#ownsPool = false;
     } else {
-      // Loaded here, not at import, so importing tether/postgres never fails without pg installed.
-      const pg = createRequire(import.meta.url)('pg') as typeof import('pg');
+      const pg = loadPg();
       this.#pool = new pg.Pool({
         connectionString: options.connectionString,
         connectionTimeoutMillis: timeoutMs,
