@@ -181,6 +181,27 @@ describe('the packed package', { timeout: 600_000 }, () => {
     assert.match(result.message ?? '', /needs the ioredis package \(npm install ioredis\)/);
   });
 
+  it('a consumer without @types/better-sqlite3 when it type-checks code using tether/sqlite then the packed declarations need none of the driver\'s types', () => {
+    const project = consumerWith('consumer-no-sqlite-types', { '@types': null });
+    // Every other type package of this repository stays: only the SQLite driver's is left out.
+    const types = join(project, 'node_modules', '@types');
+    mkdirSync(types);
+    for (const entry of readdirSync(join(root, 'node_modules', '@types'))) {
+      if (entry !== 'better-sqlite3') symlinkSync(join(root, 'node_modules', '@types', entry), join(types, entry), 'dir');
+    }
+    typeCheck(project, `
+import { createTether } from '${pkg.name}';
+import { SqliteStore, SCHEMA_VERSION, type ChangeFeedOptions } from '${pkg.name}/sqlite';
+import { createStore } from '${pkg.name}/stores';
+
+const options: ChangeFeedOptions = { onResync: () => {} };
+export const store = new SqliteStore({ path: ':memory:' });
+export const unsubscribe = store.subscribe(() => {}, options);
+export const tether = createTether({ secrets: ['x'.repeat(32)], store: await createStore('sqlite::memory:') });
+export const version: number = SCHEMA_VERSION;
+`);
+  });
+
   it('a consumer without pg when it imports tether/postgres then it loads, and building a store or running the command on a postgres URL says what to install', () => {
     const bare = consumerWith('consumer-no-pg', { pg: null });
     const probe = `

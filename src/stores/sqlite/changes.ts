@@ -10,6 +10,7 @@
  * @module
  */
 import type BetterSqlite3 from 'better-sqlite3';
+import type { ChangeFeedOptions } from '../../core/store.js';
 
 /** How long change rows are kept: a subscriber whose poll falls further behind reports lost changes. */
 export const CHANGE_RETENTION_MS = 60_000;
@@ -22,11 +23,6 @@ const TRIM_BATCH = 10_000;
 type Listener = (key: string, stamp?: string) => void;
 type Change = { seq: number; key: string; stamp: string | null };
 
-/** The second argument of `subscribe`, shaped like RedisStore's so a tier can treat both alike. */
-export interface ChangeFeedOptions {
-  /** Runs when changes may have been missed (the poll fell behind the retention window); drop anything cached. */
-  onResync?: () => void;
-}
 
 export class ChangeFeed {
   readonly #pollMs: number;

@@ -31,14 +31,15 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, nextTurn, SweptListeners } from '../../core/store.js';
-import type { Clock, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import type { ChangeFeedOptions, Clock, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isBusy, openDatabase, unavailable } from './connection.js';
 import { ChangeFeed } from './changes.js';
-import type { ChangeFeedOptions } from './changes.js';
 
-export { SCHEMA_VERSION, MIGRATIONS } from './schema.js';
-export type { ChangeFeedOptions } from './changes.js';
+// The declarations of tether/sqlite reach no module that imports better-sqlite3's types, so a strict
+// consumer (skipLibCheck off) type-checks them without @types/better-sqlite3, a devDependency here.
+export { SCHEMA_VERSION, MIGRATIONS } from './migrations.js';
+export type { ChangeFeedOptions } from '../../core/store.js';
 
 export interface SqliteStoreOptions {
   /** The database file (its folder is created when missing), or ':memory:' for a private in-memory one. */
