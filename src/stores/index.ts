@@ -48,10 +48,30 @@ export interface UrlNearCache {
 
 /** SqliteStore options a sqlite: URL may carry as query parameters. */
 export type SqliteUrlOptions = Pick<SqliteStoreOptions, 'synchronous' | 'busyTimeoutMs' | 'sweepIntervalMs'>;
-/** RedisStore options a redis:// URL may carry as query parameters. */
-export type RedisUrlOptions = Pick<RedisStoreOptions, 'keyPrefix' | 'reportExpired' | 'sweepIntervalMs'>;
-/** PostgresStore options a postgres:// URL may carry as query parameters. */
-export type PostgresUrlOptions = Pick<PostgresStoreOptions, 'tableName' | 'schema' | 'sweepIntervalMs'>;
+/*
+ * The Redis and PostgreSQL ones are written out, not picked from the stores' options: those name
+ * ioredis's and pg's types, optional peers a consumer of createStore('sqlite:…') may not have, and
+ * these declarations would reach them. _UrlOptionsMatch, which fails to compile when they part, keeps
+ * them the stores' own.
+ */
+/** RedisStore options a redis:// URL may carry as query parameters (RedisStoreOptions' of the same names). */
+export interface RedisUrlOptions {
+  keyPrefix?: string;
+  reportExpired?: boolean;
+  sweepIntervalMs?: number;
+}
+/** PostgresStore options a postgres:// URL may carry as query parameters (PostgresStoreOptions' of the same names). */
+export interface PostgresUrlOptions {
+  tableName?: string;
+  schema?: string;
+  sweepIntervalMs?: number;
+}
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Holds<T extends true> = T;
+type _UrlOptionsMatch = [
+  Holds<Same<RedisUrlOptions, Pick<RedisStoreOptions, keyof RedisUrlOptions>>>,
+  Holds<Same<PostgresUrlOptions, Pick<PostgresStoreOptions, keyof PostgresUrlOptions>>>,
+];
 
 /**
  * What a URL names, before anything is opened or loaded. `options` and `cache` appear only when the URL

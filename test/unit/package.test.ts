@@ -181,14 +181,18 @@ describe('the packed package', { timeout: 600_000 }, () => {
     assert.match(result.message ?? '', /needs the ioredis package \(npm install ioredis\)/);
   });
 
-  it('a consumer without @types/better-sqlite3 when it type-checks code using tether/sqlite then the packed declarations need none of the driver\'s types', () => {
-    const project = consumerWith('consumer-no-sqlite-types', { '@types': null });
-    // Every other type package of this repository stays: only the SQLite driver's is left out.
+  /** Installs this repository's type packages in `project` but those named in `left`. */
+  function typesWithout(project: string, left: string[]): void {
     const types = join(project, 'node_modules', '@types');
     mkdirSync(types);
     for (const entry of readdirSync(join(root, 'node_modules', '@types'))) {
-      if (entry !== 'better-sqlite3') symlinkSync(join(root, 'node_modules', '@types', entry), join(types, entry), 'dir');
+      if (!left.includes(entry)) symlinkSync(join(root, 'node_modules', '@types', entry), join(types, entry), 'dir');
     }
+  }
+
+  it('a consumer without @types/better-sqlite3 when it type-checks code using tether/sqlite then the packed declarations need none of the driver\'s types', () => {
+    const project = consumerWith('consumer-no-sqlite-types', { '@types': null });
+    typesWithout(project, ['better-sqlite3']);
     typeCheck(project, `
 import { createTether } from '${pkg.name}';
 import { SqliteStore, SCHEMA_VERSION, type ChangeFeedOptions } from '${pkg.name}/sqlite';
@@ -199,6 +203,20 @@ export const store = new SqliteStore({ path: ':memory:' });
 export const unsubscribe = store.subscribe(() => {}, options);
 export const tether = createTether({ secrets: ['x'.repeat(32)], store: await createStore('sqlite::memory:') });
 export const version: number = SCHEMA_VERSION;
+`);
+  });
+
+  it('a consumer with neither ioredis nor pg when it type-checks code using createStore then the packed declarations of tether/stores reach neither driver\'s types', () => {
+    const project = consumerWith('consumer-no-drivers', { ioredis: null, ioredis5: null, pg: null, '@types': null });
+    typesWithout(project, ['pg', 'better-sqlite3']);
+    typeCheck(project, `
+import { createTether } from '${pkg.name}';
+import { createStore, parseStoreUrl, type PostgresUrlOptions, type RedisUrlOptions, type StoreTarget } from '${pkg.name}/stores';
+
+export const tether = createTether({ secrets: ['x'.repeat(32)], store: await createStore(process.env.TETHER_STORE ?? 'sqlite:') });
+export const target: StoreTarget = parseStoreUrl('redis://127.0.0.1:6379?keyPrefix=app:');
+export const redis: RedisUrlOptions = { keyPrefix: 'app:', reportExpired: true };
+export const postgres: PostgresUrlOptions = { tableName: 'sessions' };
 `);
   });
 
