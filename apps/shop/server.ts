@@ -98,6 +98,14 @@ function contractHeaders(config: ShopConfig): Array<[string, string]> {
   ];
 }
 
+/** Requests whose failure was logged with its error, so that their completion does not log it again. */
+const LOGGED_FAILURES = new WeakSet<FastifyRequest>();
+
+function logFailure(req: FastifyRequest, fields: Record<string, unknown>): void {
+  LOGGED_FAILURES.add(req);
+  req.log.error(fields, 'request failed');
+}
+
 /**
  * Fastify's `frameworkErrors`: the router refused the request before choosing a route (a URL that does
  * not decode, a path parameter over the router's maxParamLength). No hook runs for such a request, so no
@@ -106,7 +114,7 @@ function contractHeaders(config: ShopConfig): Array<[string, string]> {
 function answerFrameworkError(config: ShopConfig): (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => void {
   return (err, req, reply) => {
     const mapped = mapFrameworkError(err);
-    if (mapped.status >= 500) req.log.error({ err, method: req.method }, 'request failed');
+    if (mapped.status >= 500) logFailure(req, { err, method: req.method });
     for (const [name, value] of contractHeaders(config)) reply.header(name, value);
     reply.code(mapped.status).header('cache-control', 'no-store')
       .send({ error: { code: mapped.code, message: mapped.message } });
@@ -166,7 +174,7 @@ function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>)
       status = mapped.status;
       body = { error: { code: mapped.code, message: mapped.message } };
     }
-    if (status >= 500) req.log.error({ err, method: req.method, route: req.routeOptions.url ?? null }, 'request failed');
+    if (status >= 500) logFailure(req, { err, method: req.method, route: req.routeOptions.url ?? null });
     // When to try again, where the error says: a limit's window, a second for a store outage.
     const wait = isTetherError(err) ? err.retryAfterSec : undefined;
     if (wait !== undefined) reply.header('retry-after', String(wait));
@@ -337,6 +345,9 @@ class ShopLogController extends LogController {
       ms: Math.round(reply.elapsedTime * 10) / 10, session: req.session?.handle ?? null,
     };
     if (error) reply.log.error({ ...fields, err: error }, 'request errored');
+    // A 5xx no error handler saw: tether/fastify answers a session it could not load or commit (the
+    // store down or slow, 503 STORE_UNAVAILABLE) itself, and a store outage would otherwise log nothing.
+    else if (reply.statusCode >= 500 && !LOGGED_FAILURES.has(req)) reply.log.error(fields, 'request failed');
     else reply.log.debug(fields, 'request');
   }
 }

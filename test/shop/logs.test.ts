@@ -204,6 +204,29 @@ describe('shop log at the default level (info)', () => {
     assert.deepEqual(records(t, from).filter((x) => x.event === 'auth.logout').length, 1);
   });
 
+  it('log when the session store fails under requests then each 503 the session layer answers has an error record, once, naming the route', async () => {
+    const c = new ShopClient(t.url);
+    await c.add('camp-mug', 1);
+    const store = t.shop.tether.store as { get: (...args: unknown[]) => Promise<unknown>; set: (...args: unknown[]) => Promise<unknown> };
+    const { get, set } = store;
+    const from = t.logs.length;
+    try {
+      // Loading the session fails, then storing its change: the plugin answers both itself.
+      store.get = () => Promise.reject(new Error('disk I/O error'));
+      assert.equal((await c.get('/api/cart')).status, 503);
+      store.get = get;
+      store.set = () => Promise.reject(new Error('disk I/O error'));
+      assert.equal((await c.post('/api/cart/items', { productId: 'camp-mug', quantity: 1 })).status, 503);
+    } finally {
+      Object.assign(store, { get, set });
+    }
+    const failed = records(t, from).filter((x) => x.level === 'error');
+    assert.deepEqual(failed.map((x) => [x.msg, x.method, x.route, x.status]), [
+      ['request failed', 'GET', '/api/cart', 503],
+      ['request failed', 'POST', '/api/cart/items', 503],
+    ]);
+  });
+
   it('log when requests are served then only audit records are written, one per account event', async () => {
     const from = t.logs.length;
     const c = new ShopClient(t.url);
