@@ -234,8 +234,13 @@ async function appStore(flag: string | undefined, env: NodeJS.ProcessEnv): Promi
   if (target.kind === 'memory') throw new UsageError('a memory store lives inside the app\'s process; name the store the app shares (sqlite:, redis://, postgres://)');
   // Opening a SQLite store creates its file: a mistyped path would be a new, empty store, and "ended 0
   // sessions" a false all-clear. The CLI only opens a file the app has made.
-  if (target.kind === 'sqlite' && target.path !== ':memory:' && !existsSync(target.path)) {
-    throw new UsageError(`no SQLite store at ${target.path}: check the path (the CLI opens the app's store, it never creates one)`);
+  if (target.kind === 'sqlite' && target.path !== ':memory:') {
+    if (!existsSync(target.path)) throw new UsageError(`no SQLite store at ${target.path}: check the path (the CLI opens the app's store, it never creates one)`);
+    // Another SQLite file (the app's own database beside the sessions') would be given the store's tables.
+    const { holdsStore } = await import('../stores/sqlite/connection.js');
+    if (holdsStore(target.path) === false) {
+      throw new UsageError(`no SQLite store at ${target.path}: the file holds no Tether sessions table; check the path (the CLI opens the app's store, it never creates one)`);
+    }
   }
   const dataKeys = listOf(env.TETHER_DATA_KEY);
   const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;

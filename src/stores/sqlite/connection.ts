@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { StoreUnavailableError, isTetherError } from '../../core/errors.js';
-import { migrate } from './schema.js';
+import { migrate, readSchemaVersion } from './schema.js';
 
 /**
  * How long one statement waits inside SQLite for another connection's lock once the file is open.
@@ -48,6 +48,23 @@ export function openDatabase(path: string, busyTimeoutMs: number, synchronous: '
   } catch (err) {
     db?.close();
     throw unavailable(err, 'open');
+  }
+}
+
+/**
+ * Whether the existing file at `path` holds a SqliteStore (a migrated schema), read without writing:
+ * opening another app's SQLite file as a store would add the store's tables to it. Null when the file
+ * cannot be read as SQLite, which opening it as a store then reports.
+ */
+export function holdsStore(path: string): boolean | null {
+  let db: BetterSqlite3.Database | undefined;
+  try {
+    db = new (loadDriver())(path, { readonly: true, fileMustExist: true });
+    return readSchemaVersion(db) > 0;
+  } catch {
+    return null;
+  } finally {
+    db?.close();
   }
 }
 

@@ -6,7 +6,8 @@
 import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli as run } from '../../helpers/cli.js';
@@ -184,6 +185,35 @@ describe('tether sessions', () => {
       assert.match(r.err, /no SQLite store at .*sesions\.db: check the path/, argv.join(' '));
     }
     assert.equal(existsSync(path.join(dir, 'no')), false, 'no folder made');
+  });
+
+  it('sessions and users when the SQLite path names another app\'s database or an empty file then they exit 2 naming the path, and add no table to it', async () => {
+    // The app's own database, beside its sessions' file: a slip of one name on the command line.
+    const other = path.join(dir, 'shop.db');
+    const db = new Database(other);
+    db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)');
+    db.close();
+    const empty = path.join(dir, 'empty.db');
+    writeFileSync(empty, '');
+    const tables = (file: string): string[] => {
+      const reader = new Database(file, { readonly: true });
+      try {
+        return (reader.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
+      } finally {
+        reader.close();
+      }
+    };
+    for (const file of [other, empty]) {
+      for (const argv of [['sessions', 'end', '--all'], ['sessions', 'count'], ['sessions', 'list', 'ada'], ['users', 'clear', 'ada'], ['users', 'show', 'ada']]) {
+        const r = await run([...argv, '--store', `sqlite:${file}`], {});
+        assert.equal(r.code, 2, `${argv.join(' ')} ${file}: ${r.out}${r.err}`);
+        assert.equal(r.out, '');
+        assert.match(r.err, /no SQLite store at .*: the file holds no Tether sessions table; check the path/, argv.join(' '));
+      }
+    }
+    assert.deepEqual(tables(other), ['orders']);
+    assert.deepEqual(tables(empty), []);
+    assert.equal(statSync(empty).size, 0);
   });
 
   it('sessions when run through bin/tether.js then it exits 0 with the answer', async () => {
