@@ -242,6 +242,14 @@ async function appStore(flag: string | undefined, env: NodeJS.ProcessEnv): Promi
       throw new UsageError(`no SQLite store at ${target.path}: the file holds no Tether sessions table; check the path (the CLI opens the app's store, it never creates one)`);
     }
   }
+  if (target.kind === 'postgres') {
+    const { holdsStore } = await import('../stores/postgres/driver.js');
+    const { POSTGRES_STORE_DEFAULTS } = await import('../stores/postgres/index.js');
+    const table = target.options?.tableName ?? POSTGRES_STORE_DEFAULTS.tableName;
+    if (await holdsStore(target.connectionString, table, target.options?.schema) === false) {
+      throw new UsageError(`no PostgreSQL store in that database: it has no Tether table ${target.options?.schema ? `${target.options.schema}.` : ''}${table}; check the URL's database and its tableName= or schema= (the CLI opens the app's store, it never creates one)`);
+    }
+  }
   const dataKeys = listOf(env.TETHER_DATA_KEY);
   const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;
   return { store: await createStore(url), codec };

@@ -28,7 +28,6 @@
  *   survives a server crash. See docs/stores.md.
  * @module
  */
-import { createRequire } from 'node:module';
 import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
@@ -39,21 +38,13 @@ import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
 import { ChangeFeed } from './feed.js';
+import { loadPg } from './driver.js';
 import type { ChangeFeedSubscription, FeedState } from './feed.js';
 import { statements, prepared, toRecord } from './sql.js';
 import type { DestroyAllRow, RecordRow, SweptRow } from './sql.js';
 
 export type { ChangeFeedSubscription, FeedState } from './feed.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
-
-/** Loaded when a store makes its own pool, not at import, so importing tether/postgres never fails without pg installed. */
-function loadPg(): typeof import('pg') {
-  try {
-    return createRequire(import.meta.url)('pg') as typeof import('pg');
-  } catch (err) {
-    throw new OptionsInvalidError(`PostgresStore needs the pg package (npm install pg), or pass options.pool: ${(err as Error).message}`);
-  }
-}
 
 export interface PostgresStoreOptions {
   /** postgres://… URL; the store creates and owns a pool. Neither this nor `pool`: pg's PG* environment variables. */

@@ -20,6 +20,9 @@ import { encryptedCodec } from '../../../src/core/encrypted-codec.js';
 import { REPO_ROOT } from '../../helpers/node-process.js';
 import { RedisStore } from '../../../src/stores/redis/index.js';
 import { startRedis } from '../../helpers/redis.js';
+import { createDatabase, pgQuery, startPostgres } from '../../helpers/postgres.js';
+import type { PostgresServer } from '../../helpers/postgres.js';
+import { PostgresStore } from '../../../src/stores/postgres/index.js';
 import type { RedisServer } from '../../helpers/redis.js';
 import { SECRET_A } from '../support.js';
 
@@ -252,5 +255,42 @@ describe('tether sessions on a Redis the app keys under a prefix of its own', ()
     assert.equal((await run(['sessions', 'count', '--store', shop])).out, '1\n');
     assert.equal((await run(['sessions', 'count', '--store', redis.url])).out, '3\n', 'the app under the default prefix keeps its sessions');
     assert.equal(JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', redis.url])).out).length, 2);
+  });
+});
+
+describe('tether sessions on PostgreSQL', () => {
+  let pg: PostgresServer;
+  before(async () => {
+    pg = await startPostgres({ fast: true });
+  });
+  after(async () => {
+    await pg?.dispose();
+  });
+
+  it('sessions and users when the URL names a database or table with no store (another app\'s, a mistyped tableName) then they exit 2 saying so, and create no table', async () => {
+    const other = await createDatabase(pg.url, 'otherapp');
+    await pgQuery(other, 'CREATE TABLE orders (id integer PRIMARY KEY)');
+    const app = await createDatabase(pg.url, 'app');
+    const store = new PostgresStore({ connectionString: app, schema: 'tenant', tableName: 'sessions', sweepIntervalMs: 0 });
+    const now = Date.now();
+    assert.equal((await store.set({ key: hashId(generateId()), data: jsonCodec.encode({ d: { n: 1 } }), version: 1, userId: 'ada', createdAt: now, lastSeenAt: now, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+    await store.close();
+    const tables = async (url: string): Promise<string[]> =>
+      (await pgQuery<{ name: string }>(url, "SELECT schemaname || '.' || tablename AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")).map((t) => t.name);
+    const appTables = await tables(app);
+
+    for (const url of [other, `${app}?tableName=sesions&schema=tenant`, app]) {
+      for (const argv of [['sessions', 'end', '--all'], ['sessions', 'count'], ['sessions', 'list', 'ada'], ['users', 'clear', 'ada'], ['users', 'show', 'ada']]) {
+        const r = await run([...argv, '--store', url], {});
+        assert.equal(r.code, 2, `${argv.join(' ')} ${url}: ${r.out}${r.err}`);
+        assert.equal(r.out, '');
+        assert.match(r.err, /no PostgreSQL store in that database: it has no Tether table .*; check the URL's database/, argv.join(' '));
+      }
+    }
+    assert.deepEqual(await tables(other), ['public.orders']);
+    assert.deepEqual(await tables(app), appTables);
+    const found = await run(['sessions', 'count', '--store', `${app}?schema=tenant&tableName=sessions`], {});
+    assert.equal(found.code, 0, found.err);
+    assert.equal(found.out, '1\n');
   });
 });
