@@ -102,8 +102,10 @@ export interface TetherOptions {
   /**
    * Signing secrets, at least 32 characters each; the first signs, all verify. Required in production,
    * where each must also have at least 8 different characters (a repeated character or word is refused).
+   * `undefined` is accepted as absent, so `process.env.TETHER_SECRET?.split(',')` type-checks under
+   * `exactOptionalPropertyTypes` too.
    */
-  secrets?: string | readonly string[];
+  secrets?: string | readonly string[] | undefined;
   /** @default process.env.NODE_ENV === 'production' */
   production?: boolean;
   cookie?: CookieOptions;

@@ -97,10 +97,10 @@ describe('the packed package', { timeout: 600_000 }, () => {
    * Its dependencies' declarations are checked as well (`skipLibCheck: false`): ioredis 6.1's import the
    * untyped `redis-errors`, so such a project needs `@types/redis-errors`, a devDependency here for that.
    */
-  function typeCheck(project: string, source: string, compiler = 'typescript'): void {
+  function typeCheck(project: string, source: string, compiler = 'typescript', extra: Record<string, unknown> = {}): void {
     writeFileSync(join(project, 'app.ts'), source);
     writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'], ...extra },
       files: ['app.ts'],
     }));
     run(process.execPath, [join(root, 'node_modules', compiler, 'bin', 'tsc'), '-p', project], { cwd: project });
@@ -157,6 +157,15 @@ describe('the packed package', { timeout: 600_000 }, () => {
 
   it('a consumer when it type-checks code using the package then the packed declarations resolve, strict, with no errors in them', () => {
     typeCheck(consumer, CONSUMER_APP);
+  });
+
+  it('a consumer with exactOptionalPropertyTypes when it type-checks the README\'s way of passing secrets then it compiles', () => {
+    const strictest = consumerWith('consumer-strictest');
+    // Every README example reads the secrets so: undefined when TETHER_SECRET is unset (a generated one).
+    typeCheck(strictest, `
+import { createTether } from '${pkg.name}';
+export const tether = createTether<{ visits: number }>({ secrets: process.env.TETHER_SECRET?.split(',') });
+`, 'typescript', { exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true });
   });
 
   it('a consumer on TypeScript 7 when it type-checks the same code then the packed declarations pass there too', () => {
