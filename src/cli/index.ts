@@ -32,6 +32,9 @@ Commands:
   users            Show or clear a user's context (saved cart, preferences, flows) in a store.
   secret           Print a new signing secret, or check TETHER_SECRET.
 
+Exit status: 0 done; 1 refused (a secret, an unknown handle) or the store failed (STORE_UNAVAILABLE);
+2 a usage error (arguments, the store URL).
+
 tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [options]
   --listen <host:port>       where HAProxy accepts clients (required)
   --nodes <list>             the nodes, comma-separated host:port (required; may be repeated)
@@ -394,6 +397,11 @@ export async function main(
     if (command === 'secret') return secretCommand(rest, io, env);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
+    if (isTetherError(err) && err.code === 'STORE_UNAVAILABLE') {
+      // The command was right; the store failed it (an outage, a timeout): help would not help.
+      io.err(`tether ${command ?? ''}: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
     const known = err instanceof UsageError || isTetherError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     if (!known) throw err;
     io.err(`tether ${command ?? ''}: ${(err as Error).message}\nRun "tether --help" for usage.\n`);

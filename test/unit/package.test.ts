@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import type { SpawnSyncOptions } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -68,6 +68,8 @@ export async function closing(): Promise<number> {
 describe('the packed package', { timeout: 600_000 }, () => {
   let dir: string;
   let files: string[];
+  /** Whether dist/ was still in the checkout after the pack (the command would run that build, not the sources, from then on). */
+  let leftDist = true;
   let tarball: string;
   let consumer: string;
 
@@ -117,6 +119,7 @@ describe('the packed package', { timeout: 600_000 }, () => {
     mkdirSync(out);
     const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', out], { cwd: checkout, env: { ...process.env, npm_config_loglevel: 'error' } })) as Array<{ filename: string; files: Array<{ path: string }> }>;
     files = packed!.files.map((f) => f.path);
+    leftDist = existsSync(join(checkout, 'dist'));
 
     tarball = join(out, packed!.filename);
     consumer = consumerWith('consumer');
@@ -125,11 +128,14 @@ describe('the packed package', { timeout: 600_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('npm pack when run from a checkout without dist then builds it and ships every export\'s files, the command, and none of the repository\'s own', () => {
+  it('npm pack when run from a checkout without dist then builds it, ships every export\'s files, the command and the licence, and none of the repository\'s own, and leaves no dist behind', () => {
     for (const target of exportTargets()) assert.ok(files.includes(target), `${target} is packed`);
     assert.ok(files.includes('bin/tether.js'));
     assert.ok(files.includes('dist/cli/index.js'), 'the command runs the built CLI');
     assert.ok(files.includes('README.md'));
+    assert.ok(files.includes('LICENSE'), 'the licence the package declares');
+    assert.ok(files.includes('HISTORY.md'));
+    assert.equal(leftDist, false, 'postpack removes the build');
     const foreign = files.filter((f) => /^(test|apps|bench|scripts|examples|\.ci)\//.test(f) || f.endsWith('.tsbuildinfo'));
     assert.deepEqual(foreign, []);
   });

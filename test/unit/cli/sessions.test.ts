@@ -13,6 +13,7 @@ import path from 'node:path';
 import { runCli as run } from '../../helpers/cli.js';
 import { createTether } from '../../../src/index.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
+import { freePort } from '../../helpers/net.js';
 import { generateId, handleOf, hashId } from '../../../src/core/ids.js';
 import { jsonCodec } from '../../../src/core/codec.js';
 import type { SessionCodec } from '../../../src/core/codec.js';
@@ -217,6 +218,17 @@ describe('tether sessions', () => {
     assert.deepEqual(tables(other), ['orders']);
     assert.deepEqual(tables(empty), []);
     assert.equal(statSync(empty).size, 0);
+  });
+
+  it('sessions and users when the store is down then they exit 1 with STORE_UNAVAILABLE, not as a usage error', async () => {
+    const port = await freePort();
+    for (const argv of [['sessions', 'count'], ['sessions', 'list', 'alice'], ['users', 'show', 'alice']]) {
+      const r = await run([...argv, '--store', `redis://127.0.0.1:${port}`]);
+      assert.equal(r.code, 1, `${argv.join(' ')}: ${r.err}`);
+      assert.match(r.err, /STORE_UNAVAILABLE/);
+      assert.doesNotMatch(r.err, /--help/);
+      assert.equal(r.out, '');
+    }
   });
 
   it('sessions when run through bin/tether.js then it exits 0 with the answer', async () => {
