@@ -189,15 +189,17 @@ describe('shop log at the default level (info)', () => {
   it('log when a logout\'s commit fails then no auth.logout record is written, and the retried logout writes one', async () => {
     const c = new ShopClient(t.url);
     await c.register(uniqueName('leaving'));
-    const store = t.shop.tether.store as { destroy: (...args: unknown[]) => Promise<unknown> };
-    const destroy = store.destroy;
+    // Under renewal a logout ends the record by compare-and-set: a set.
+    const store = t.shop.tether.store as { set: (...args: unknown[]) => Promise<unknown> };
+    const had = Object.getOwnPropertyDescriptor(store, 'set');
     const from = t.logs.length;
-    store.destroy = () => Promise.reject(new Error('disk I/O error'));
+    store.set = () => Promise.reject(new Error('disk I/O error'));
     try {
       const failed = await c.post('/api/auth/logout');
       assert.equal(failed.status, 503, failed.text);
     } finally {
-      store.destroy = destroy;
+      if (had) Object.defineProperty(store, 'set', had);
+      else delete (store as { set?: unknown }).set;
     }
     assert.deepEqual(records(t, from).filter((x) => x.event === 'auth.logout'), [], 'the session was not ended');
     assert.equal((await c.post('/api/auth/logout')).status, 200);
