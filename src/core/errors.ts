@@ -213,6 +213,17 @@ export class FlowStepOutOfOrderError extends TetherError {
   }
 }
 
+/**
+ * A flow's run is being completed (`complete()` took it and runs its action): its steps cannot change
+ * under the order being placed. Try again once it is done (a new run then starts).
+ */
+export class FlowCompletingError extends TetherError {
+  constructor(message: string) {
+    super('FLOW_COMPLETING', message, 409);
+    this.name = 'FlowCompletingError';
+  }
+}
+
 /** A flow was asked for a step it does not declare (usually a step name taken from the request path). */
 export class FlowStepUnknownError extends TetherError {
   constructor(message: string) {
@@ -270,6 +281,7 @@ export const ERROR_CODES = [
   'TOO_MANY_SESSIONS',
   'FLOW_STEP_OUT_OF_ORDER',
   'FLOW_STEP_UNKNOWN',
+  'FLOW_COMPLETING',
   'STORE_URL_INVALID',
   'SESSION_BUSY',
   'INTERNAL_ERROR',

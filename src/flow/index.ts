@@ -23,7 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import rfdc from 'rfdc';
 import { dequal } from 'dequal';
-import { FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
+import { FlowCompletingError, FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
 import { checkOptions } from '../core/options-check.js';
 import { systemClock } from '../core/store.js';
 import type { Clock } from '../core/store.js';
@@ -82,7 +82,19 @@ export interface FlowState {
   done?: string[];
   data: Record<string, unknown>;
   updatedAt: number;
+  /**
+   * When `complete()` took the run to run its action (the runner's clock): until the run ends, or for
+   * COMPLETING_HOLD_MS, its steps cannot be posted again, nor the run moved back or reset, so that no
+   * change is acknowledged and then lost with the run the completion ends.
+   */
+  completing?: number;
 }
+
+/**
+ * How long a completion's hold on its run lasts at the most: a process that died in the action leaves it,
+ * and the run can be changed again after this (a completion is never held back by it).
+ */
+export const COMPLETING_HOLD_MS = 60_000;
 
 export interface FlowView {
   flow: string;
@@ -241,6 +253,14 @@ function stateOf(ctx: Record<string, unknown>, name: string): FlowState | undefi
   return f && Object.hasOwn(f, name) ? f[name] : undefined;
 }
 
+/** Throws FLOW_COMPLETING while a completion holds the run (see FlowState.completing). */
+function checkNotCompleting(state: FlowState | undefined, now: number): void {
+  const at = state?.completing;
+  if (typeof at === 'number' && Math.abs(now - at) < COMPLETING_HOLD_MS) {
+    throw new FlowCompletingError('this run of the flow is being completed; its steps can no longer change');
+  }
+}
+
 export interface CompleteOptions<R> {
   /**
    * Changes the context (the user context, or the session's data) in the same write that ends the run
@@ -378,6 +398,7 @@ export class FlowRunner<K = string> {
     if (index > 0) {
       const state = this.#live(await this.#store.get(key), now, expired);
       this.#checkOrder(state, index);
+      checkNotCompleting(state, now);
       earlier = this.#earlier(state, index);
     }
     // Parsed outside the update: `parse` runs once, not again on every compare-and-set replay, unless
@@ -390,6 +411,7 @@ export class FlowRunner<K = string> {
       // An expired run is replaced by a new one (new runId, its data dropped) when the first step is posted.
       const found = this.#live(ctx, now, expired);
       this.#checkOrder(found, index);
+      checkNotCompleting(found, now);
       if (index > 0) {
         const current = this.#earlier(found, index);
         // An earlier step was posted again since `parse` ran (another device): check the input against
@@ -427,6 +449,13 @@ export class FlowRunner<K = string> {
     throw new FlowStepOutOfOrderError(`step "${this.flow.steps[index]!.name}" comes later; ${expected ? `post "${expected}" first` : 'the flow is complete'}`);
   }
 
+  /** `state`, when every step that takes input was posted; else throws FLOW_STEP_OUT_OF_ORDER. */
+  #ready(state: FlowState | undefined): FlowState {
+    if (state && state.step >= this.flow.completeAt) return state;
+    const expected = this.flow.steps[state?.step ?? 0]?.name ?? 'complete';
+    throw new FlowStepOutOfOrderError(`the flow is not ready to complete; post "${expected}" first`);
+  }
+
   /** One step back (data kept); at the first step throws FLOW_STEP_OUT_OF_ORDER. */
   async back(key: K): Promise<FlowView> {
     let stored!: FlowState;
@@ -436,6 +465,7 @@ export class FlowRunner<K = string> {
     await this.#write(key, (ctx) => {
       const state = this.#live(ctx, now, expired);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
+      checkNotCompleting(state, now);
       this.flow.moveTo(state, state.step - 1);
       state.updatedAt = now;
       flowsOf(ctx)[this.flow.name] = state;
@@ -450,14 +480,34 @@ export class FlowRunner<K = string> {
    */
   async complete<R>(key: K, action: (run: { runId: string; data: Record<string, unknown> }) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
     const now = this.#clock.now();
-    const state = this.#live(await this.#store.get(key), now, this.#expiry(key, now));
-    if (!state || state.step < this.flow.completeAt) {
-      const expected = this.flow.steps[state?.step ?? 0]?.name ?? 'complete';
-      throw new FlowStepOutOfOrderError(`the flow is not ready to complete; post "${expected}" first`);
+    const expired = this.#expiry(key, now);
+    // Read first, so that a run not ready is refused without a write.
+    this.#ready(this.#live(await this.#store.get(key), now, expired));
+    // The run is taken (`completing`) in a write before the action runs, and the action gets the data
+    // that write found: a step posted again on another device either lands before it, and the action
+    // sees it, or after it, and is refused (FLOW_COMPLETING) rather than acknowledged and then ended
+    // with the run. Another completion is not held back: `action` is idempotent per runId.
+    let runId!: string;
+    let data!: Record<string, unknown>;
+    await this.#write(key, (ctx) => {
+      const state = this.#ready(this.#live(ctx, now, expired));
+      runId = state.runId;
+      // Copied now: a session's context is its live data, which `action` could change.
+      data = copy(state.data);
+      state.completing = now;
+      flowsOf(ctx)[this.flow.name] = state;
+    }, () => {});
+    let result: R;
+    try {
+      result = await action({ runId, data });
+    } catch (err) {
+      // The run is given back, as it was, unless it changed meanwhile; failing that, the hold lapses.
+      await this.#write(key, (ctx) => {
+        const state = stateOf(ctx, this.flow.name);
+        if (state?.runId === runId && state.completing === now) delete state.completing;
+      }, () => {}).catch(() => {});
+      throw err;
     }
-    // Taken now: a session's context is its live data, which `action` could change.
-    const runId = state.runId;
-    const result = await action({ runId, data: copy(state.data) });
     // Set by the update's last run: a replay that finds the run gone ended nothing.
     let ended = false;
     await this.#write(key, (ctx) => {
@@ -484,6 +534,7 @@ export class FlowRunner<K = string> {
     await this.#write(key, (ctx) => {
       removed = undefined;
       if (!stateOf(ctx, this.flow.name)) return;
+      checkNotCompleting(this.#live(ctx, now, () => {}), now);
       removed = this.#live(ctx, now, expired)?.runId;
       delete flowsOf(ctx)[this.flow.name];
     }, () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTether, MemoryStore, TetherError } from 'tether';
 import { ManualClock } from 'tether/testing';
-import { defineFlow } from 'tether/flow';
+import { COMPLETING_HOLD_MS, defineFlow } from 'tether/flow';
 import type { FlowContextStore, FlowEarlier } from 'tether/flow';
 import { SECRET_A } from '../support.js';
 
@@ -256,6 +256,70 @@ describe('flow', () => {
     assert.equal(v.step, 'shipping');
     assert.equal(v.runId, null);
     await assert.rejects(run.complete('u1', action), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+  });
+
+  it('flow when another device posts a step again while complete() runs its action then that post is refused FLOW_COMPLETING, not acknowledged and then lost', async () => {
+    const { run } = setup();
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    let release!: () => void;
+    const placing = new Promise<void>((r) => { release = r; });
+    let started!: () => void;
+    const inAction = new Promise<void>((r) => { started = r; });
+    const orders: Array<Record<string, unknown>> = [];
+    const done = run.complete('u1', async ({ data }) => {
+      started();
+      await placing;
+      orders.push(data);
+      return 'order-1';
+    });
+    await inAction;
+    await assert.rejects(run.submit('u1', 'shipping', { name: 'Bob' }), { code: 'FLOW_COMPLETING', status: 409 });
+    await assert.rejects(run.back('u1'), { code: 'FLOW_COMPLETING' });
+    await assert.rejects(run.reset('u1'), { code: 'FLOW_COMPLETING' });
+    assert.equal((await run.view('u1')).step, 'review', 'viewing is allowed');
+    release();
+    assert.equal(await done, 'order-1');
+    assert.deepEqual(orders, [{ shipping: { name: 'Ada' }, payment: { last4: '4242' } }]);
+    assert.equal((await run.view('u1')).runId, null, 'the run ended');
+    assert.equal((await run.submit('u1', 'shipping', { name: 'Bob' })).step, 'payment', 'a new run starts after it');
+  });
+
+  for (const when of ['before', 'during'] as const) {
+    it(`flow when a step is posted again on another device as complete() takes the run (${when} its write reads) then the completion sees the run sent back a step, never places the replaced data, and the next one places the new`, async () => {
+      const { run: other, flow, tether } = setup();
+      await other.submit('u1', 'shipping', { name: 'Ada' });
+      await other.submit('u1', 'payment', { card: '4242' });
+      const device = flow.using(racing(tether.users, when, () => other.submit('u1', 'shipping', { name: 'Bea' })));
+      const ordered: unknown[] = [];
+      // The re-post sends the run back to payment: the completion's write finds it not ready, and says so.
+      await assert.rejects(device.complete('u1', ({ data }) => void ordered.push(data)), { code: 'FLOW_STEP_OUT_OF_ORDER' });
+      assert.equal(ordered.length, 0, 'nothing placed with the data the re-post replaced');
+      await other.submit('u1', 'payment', { card: '1111' });
+      await other.complete('u1', ({ data }) => void ordered.push(data));
+      assert.deepEqual(ordered, [{ shipping: { name: 'Bea' }, payment: { last4: '1111' } }]);
+    });
+  }
+
+  it('flow when the action fails then the run is given back: its steps can be posted again and it can complete', async () => {
+    const { run } = setup();
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    await assert.rejects(run.complete('u1', () => { throw new TetherError('PAYMENT_DECLINED', 'declined', 402); }), { code: 'PAYMENT_DECLINED' });
+    assert.equal((await run.submit('u1', 'payment', { card: '5555' })).step, 'review');
+    assert.equal(await run.complete('u1', ({ data }) => (data.payment as { last4: string }).last4), '5555');
+  });
+
+  it('flow when a completion died holding its run then the run can be changed again after COMPLETING_HOLD_MS', async () => {
+    const clock = new ManualClock();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0, clock }), secrets: [SECRET_A], clock });
+    const run = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'review' }] }).using(tether.users);
+    await run.submit('u1', 'shipping', { name: 'Ada' });
+    // What a process that died inside the action leaves behind.
+    await tether.users.update('u1', (ctx) => { (ctx.flows as Record<string, { completing?: number }>).checkout!.completing = clock.now(); });
+    await assert.rejects(run.submit('u1', 'shipping', { name: 'Bob' }), { code: 'FLOW_COMPLETING' });
+    clock.advance(COMPLETING_HOLD_MS);
+    assert.equal((await run.submit('u1', 'shipping', { name: 'Bob' })).step, 'review');
   });
 
   it('flow when every step takes input then completes after the last one and views "complete"', async () => {
