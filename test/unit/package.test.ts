@@ -20,6 +20,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   version: string;
   files: string[];
   exports: Record<string, string | Record<string, string>>;
+  typesVersions: Record<string, Record<string, string[]>>;
 };
 /** What the build needs besides the files the package ships. */
 const BUILD_INPUTS = ['tsconfig.json', 'tsconfig.build.json'];
@@ -172,6 +173,16 @@ describe('the packed package', { timeout: 600_000 }, () => {
 import { createTether } from '${pkg.name}';
 export const tether = createTether<{ visits: number }>({ secrets: process.env.TETHER_SECRET?.split(',') });
 `, 'typescript', { exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true });
+  });
+
+  it('a consumer on the node10 resolution (module commonjs, TypeScript 5) when it type-checks the same code then main, types and typesVersions lead to the declarations', () => {
+    const legacy = consumerWith('consumer-node10');
+    typeCheck(legacy, CONSUMER_APP, 'typescript', { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true });
+    const typesVersions = pkg.typesVersions['*']!;
+    for (const [subpath, entry] of Object.entries(pkg.exports)) {
+      if (subpath === '.' || typeof entry !== 'object' || entry.types === undefined) continue;
+      assert.deepEqual(typesVersions[subpath.slice(2)], [entry.types.slice(2)], `typesVersions maps ${subpath} as exports does`);
+    }
   });
 
   it('a consumer on TypeScript 7 when it type-checks the same code then the packed declarations pass there too', () => {
