@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { secretProblem, TETHER_DEFAULTS } from 'tether';
 import type { SessionStore } from 'tether';
 import { createStore, parseStoreUrl } from 'tether/stores';
-import { isNodeName } from 'tether/cluster';
+import { isClusterWorker, isNodeName } from 'tether/cluster';
 
 export interface ShopConfig {
   port: number;
@@ -305,7 +305,8 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     const dev = developmentSecret(dataDir);
     secrets = [dev.secret];
     secretGenerated = true;
-    log(`warning: TETHER_SECRET is not set; ${dev.created ? 'generated a secret and saved it' : 'using the generated secret'} in ${join(dataDir, 'secret')} (development only: set TETHER_SECRET in production)`);
+    // Under the cluster the primary has said so already, and each worker would say it again.
+    if (!isClusterWorker()) log(`warning: TETHER_SECRET is not set; ${dev.created ? 'generated a secret and saved it' : 'using the generated secret'} in ${join(dataDir, 'secret')} (development only: set TETHER_SECRET in production)`);
   }
 
   return {

@@ -63,6 +63,7 @@ describe('shop restart', { timeout: 120_000 }, () => {
     const first = await spawnShop(env);
     running.push(first);
     assert.match(first.output(), /TETHER_SECRET is not set; generated a secret/);
+    assert.equal(first.output().match(/TETHER_SECRET is not set/g)!.length, 1, 'said once, by the primary, not again by each worker');
     assert.match(first.output(), /created the admin user: username "admin", password "[^"]{8,}"/);
     const secretFile = await stat(join(dataDir, 'secret'));
     assert.equal(secretFile.mode & 0o777, 0o600, 'the generated secret is readable by its owner only');
