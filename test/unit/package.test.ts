@@ -191,18 +191,26 @@ export const tether = createTether<{ visits: number }>({ secrets: process.env.TE
     assert.match(run(process.execPath, [join(root, 'node_modules', 'typescript7', 'bin', 'tsc'), '--version'], {}), /^Version 7\./);
   });
 
-  it('a consumer without ioredis when it imports tether/redis then it loads, and building a store says what to install', () => {
-    const bare = consumerWith('consumer-no-ioredis', { ioredis: null, ioredis5: null });
+  /**
+   * Imports `name` from the package's `subpath` in `project` with plain node and builds one from `args`
+   * (source text): `{ built: true }`, or the code and message of what the constructor threw.
+   */
+  function buildIn(project: string, subpath: string, name: string, args: string): { built?: boolean; code?: string; message?: string } {
     const probe = `
-      const { RedisStore } = await import('${pkg.name}/redis');
+      const { ${name} } = await import('${pkg.name}/${subpath}');
       try {
-        new RedisStore();
+        new ${name}(${args});
         console.log(JSON.stringify({ built: true }));
       } catch (err) {
         console.log(JSON.stringify({ code: err.code, message: err.message }));
       }
       process.exit(0);`;
-    const result = JSON.parse(run(process.execPath, ['--input-type=module', '-e', probe], { cwd: bare, env: { ...process.env, NODE_OPTIONS: '' } })) as { code?: string; message?: string };
+    return JSON.parse(run(process.execPath, ['--input-type=module', '-e', probe], { cwd: project, env: { ...process.env, NODE_OPTIONS: '' } })) as { built?: boolean; code?: string; message?: string };
+  }
+
+  it('a consumer without ioredis when it imports tether/redis then it loads, and building a store says what to install', () => {
+    const bare = consumerWith('consumer-no-ioredis', { ioredis: null, ioredis5: null });
+    const result = buildIn(bare, 'redis', 'RedisStore', '');
     assert.equal(result.code, 'OPTIONS_INVALID');
     assert.match(result.message ?? '', /needs the ioredis package \(npm install ioredis\)/);
   });
@@ -248,16 +256,7 @@ export const postgres: PostgresUrlOptions = { tableName: 'sessions' };
 
   it('a consumer without pg when it imports tether/postgres then it loads, and building a store or running the command on a postgres URL says what to install', () => {
     const bare = consumerWith('consumer-no-pg', { pg: null });
-    const probe = `
-      const { PostgresStore } = await import('${pkg.name}/postgres');
-      try {
-        new PostgresStore({ connectionString: 'postgres://127.0.0.1:1/none' });
-        console.log(JSON.stringify({ built: true }));
-      } catch (err) {
-        console.log(JSON.stringify({ code: err.code, message: err.message }));
-      }
-      process.exit(0);`;
-    const result = JSON.parse(run(process.execPath, ['--input-type=module', '-e', probe], { cwd: bare, env: { ...process.env, NODE_OPTIONS: '' } })) as { code?: string; message?: string };
+    const result = buildIn(bare, 'postgres', 'PostgresStore', "{ connectionString: 'postgres://127.0.0.1:1/none' }");
     assert.equal(result.code, 'OPTIONS_INVALID');
     assert.match(result.message ?? '', /needs the pg package \(npm install pg\)/);
 
