@@ -484,7 +484,8 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     checkUserId(userId);
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
     const target = records.find((r) => handleOf(r.key) === handle);
-    if (!target) return false;
+    // Past its timeout (still in the store for expiryGraceMs): it ended already, and is not listed.
+    if (!target || sessionExpired(target, this.options.clock.now(), this.options)) return false;
     return this.#endOnce(target.key, userId, 'destroyed', 'user');
   }
 

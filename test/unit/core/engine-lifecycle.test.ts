@@ -362,6 +362,19 @@ describe('engine lifecycle', () => {
     assert.equal(r.store.calls.destroy, destroys, 'no second deletion');
   });
 
+  it('destroyUserSession when the session is past its idle timeout but still in the store (expiryGraceMs) then false, and nothing is reported', async () => {
+    const r = rig();
+    const heard: string[] = [];
+    r.tether.events.on('destroyed', (m) => heard.push(m.handle));
+    const a = await trip(r.tether, undefined, (s) => s.login('u1'));
+    r.clock.advance(r.tether.options.idleTimeoutMs + 1);
+    assert.ok(await r.memory.get(hashId(a.session.id!)), 'kept by the store for the grace');
+    assert.deepEqual(await r.tether.listUserSessions('u1'), []);
+    assert.equal(await r.tether.destroyUserSession('u1', a.session.handle!), false);
+    assert.deepEqual(heard, []);
+    assert.equal(r.tether.stats().destroyed, 0);
+  });
+
   it('destroyUserSession called twice at once, and logins racing over maxSessionsPerUser, then each session is deleted and reported once', async () => {
     const r = rig({ maxSessionsPerUser: 2 });
     const heard: string[] = [];
