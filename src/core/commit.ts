@@ -13,7 +13,7 @@ import { dequal } from 'dequal';
 import type { DecodedCache } from './decoded.js';
 import { CodecFailureWarning, bytesOver, isJsonCodec, jsonCodec, jsonEnvelope } from './codec.js';
 import type { Envelope } from './codec.js';
-import { dataOf } from './session.js';
+import { dataOf, idOfKey } from './session.js';
 import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
 import type { Lifetime, ResolvedOptions } from './options.js';
@@ -327,8 +327,7 @@ export class Committer {
    */
   async #endRenewable(s: SessionState, key: string, now: number): Promise<string> {
     const store = this.#e.store;
-    // The ID whose key this is: a regenerate() in this request has already replaced s.id.
-    let id = [s.id, s.presentedId].find((c) => c !== null && hashId(c) === key) ?? null;
+    let id = idOfKey(s, key);
     for (let attempt = 0; attempt <= this.#e.options.maxReplays; attempt++) {
       const cur = await this.#e.call(() => store.get(key), 'get');
       if (cur === null) return key;

@@ -24,7 +24,7 @@ import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
 import { CodecFailureWarning, isJsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
-import { Session, deadlinesOf, sessionState } from './session.js';
+import { Session, deadlinesOf, idOfKey, sessionState } from './session.js';
 import type { RejectedCookie, SessionData, SessionState } from './session.js';
 import { OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
 import { warnSweptListenerThrew } from './store.js';
@@ -512,8 +512,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     if (s.key === null) return [];
     const keys = [s.key];
     if (this.options.renewal === null) return keys;
-    // The ID whose key is s.key: a regenerate() in this request has already replaced s.id.
-    let id = [s.id, s.presentedId].find((c) => c !== null && hashId(c) === s.key) ?? null;
+    let id = idOfKey(s, s.key);
     // A renewed ID is not renewed again within its grace, so one hop is all there is; two for safety.
     for (let hop = 0; hop < 2 && id !== null; hop++) {
       const key = keys.at(-1)!;

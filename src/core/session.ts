@@ -9,7 +9,7 @@ import type { SessionRecord } from './store.js';
 import type { ResolvedOptions } from './options.js';
 import type { Envelope } from './codec.js';
 import type { Release } from './gate.js';
-import { checkUserId, handleOf, randomToken } from './ids.js';
+import { checkUserId, handleOf, hashId, randomToken } from './ids.js';
 import { copyData } from './decoded.js';
 import { FORBIDDEN_KEYS, draftWrites } from './draft.js';
 
@@ -563,6 +563,15 @@ function checkKey(key: unknown): void {
 }
 
 /** The request's own data, made from the loaded envelope (or for a new session) the first time it is needed. */
+/**
+ * The ID whose store key is `key`, of those a request holds (the one it presented, the one it has now: a
+ * regenerate() in the request has already replaced `s.id`); null when neither is. What a renewal's
+ * pointer under `key` opens with.
+ */
+export function idOfKey(s: SessionState, key: string): string | null {
+  return [s.id, s.presentedId].find((c) => c !== null && hashId(c) === key) ?? null;
+}
+
 export function dataOf(s: SessionState): SessionData {
   return s.data ??= s.copyLoaded(s);
 }
