@@ -128,6 +128,63 @@ describe('hono adapter: tetherErrors()', () => {
     assert.deepEqual((await c.request('/read')).json(), { n: 1 });
   });
 
+  it('when the fallback changes the session then that change is stored with its answer, and the failed route\'s are not', async () => {
+    const c = await start(new Error('boom'), (app) => app.onError(tetherErrors((err, ctx) => {
+      ctx.get('session').set('flash', err.message);
+      return ctx.redirect('/form', 303);
+    })));
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 303);
+    assert.equal(r.location, '/form');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1, flash: 'boom' });
+    // A new visitor's flash creates its session: the answer carries its cookie.
+    const fresh = new CookieClient(c.base);
+    const first = await fresh.request('/fail', { method: 'POST' });
+    assert.equal(first.status, 303);
+    assert.equal(first.setCookies.filter((v) => v.startsWith('sid=')).length, 1);
+    assert.deepEqual((await fresh.request('/read')).json(), { flash: 'boom' });
+  });
+
+  it('when the fallback throws after changing the session then nothing is stored and the session\'s next writer does not wait', async () => {
+    const c = await start(new Error('boom'), (app) => app.onError(tetherErrors((_err, ctx) => {
+      ctx.get('session').set('flash', 'lost');
+      throw new Error('the error handler failed');
+    })));
+    const { out: r } = await quietly(() => c.request('/fail', { method: 'POST' }));
+    assert.equal(r.status, 500);
+    const again = await c.request('/start', { method: 'POST' });
+    assert.equal(again.status, 200);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
+  it('when a middleware before sessions() throws after the commit then the fallback runs and the session\'s next writer does not wait', async () => {
+    const app = new Hono<TetherEnv<Data>>();
+    app.use(async (c, next) => {
+      await next();
+      if (c.req.path === '/fail') throw new Error('after the commit');
+    });
+    app.use(sessions(createTether<Data>({ secrets: [SECRET], csrf: false, gateTimeoutMs: 10_000 })));
+    app.post('/start', (c) => {
+      c.get('session').set('n', 1);
+      return c.json({ ok: true });
+    });
+    app.post('/fail', (c) => {
+      c.get('session').set('n', 2);
+      return c.json({ ok: true });
+    });
+    app.get('/read', (c) => c.json(c.get('session').data));
+    app.onError(tetherErrors((err, c) => c.json({ error: err.message }, 500)));
+    const running = await serveHono(app);
+    closing.push(() => running.close());
+    const c = new CookieClient(running.url);
+    assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+    assert.equal((await c.request('/fail', { method: 'POST' })).status, 500);
+    const began = Date.now();
+    assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+    assert.ok(Date.now() - began < 2000, 'the next writer waited for the gate');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1 });
+  });
+
   it('when a fallback is given then it answers the other errors', async () => {
     const c = await start(new Error('boom'), (app) => app.onError(tetherErrors((err, ctx) => ctx.json({ mine: err.message }, 500))));
     const r = await c.request('/fail', { method: 'POST' });

@@ -112,6 +112,12 @@ function abandonOnAbort<T extends object>(tether: Tether<T>, session: Session<T>
   return true;
 }
 
+/**
+ * Per request session, what `tetherErrors(fallback)` calls before the fallback: drops the failed
+ * request's changes and opens the session again, as it was before the request, for the app's handler.
+ */
+const REOPEN = new WeakMap<object, () => Promise<void>>();
+
 /** What a request whose client has gone is answered with, unread: 499, as proxies log a client that closed first. */
 const CLIENT_GONE = 499;
 
@@ -182,16 +188,45 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       return errorOut(err, undefined, tether.abandon(session));
     }
     c.set('session', session);
+    /** The session tetherErrors(fallback) opened again for the app's error handler, if it did. */
+    let reopened: Session<T> | undefined;
+    REOPEN.set(session, async () => {
+      // Committed already (an error raised after sessions() had answered): what it stored stands.
+      if (sessionState(session).committed) return;
+      tether.abandon(session);
+      // Not abandoned: its commit waits for an update() the handler did not await; nothing to reopen.
+      if (!sessionState(session).committed) return;
+      let again: Session<T>;
+      try {
+        const opened = tether.openNow(view, options.write ? { write: options.write(c) } : {});
+        again = opened instanceof Promise ? await opened : opened;
+      } catch {
+        // The store is down or the session busy: the handler keeps the abandoned session, whose changes throw.
+        return;
+      }
+      if (sessionState(again).release !== null && !abandonOnAbort(tether, again, c.req.raw.signal)) return;
+      reopened = again;
+      c.set('session', again);
+    });
     try {
       await next();
     } catch (err) {
       tether.abandon(session);
+      if (reopened !== undefined) tether.abandon(reopened);
       throw err;
+    } finally {
+      // An error handler that runs later (a middleware before this one failed) gets no session opened again.
+      REOPEN.delete(session);
     }
-    // Hono hands a handler's error to app.onError and records it here: a failed request writes nothing.
     if (c.error) {
-      addToResponse(c, tether.abandon(session), null);
-      return;
+      // Hono hands a handler's error to app.onError and records it here: a failed request writes
+      // nothing. What the error handler changed in the session tetherErrors() opened again for it (a
+      // flash message) is stored with its answer, as tether/fastify stores its error handler's.
+      if (reopened === undefined) {
+        addToResponse(c, tether.abandon(session), null);
+        return;
+      }
+      session = reopened;
     }
     let cookies: string[];
     try {
@@ -254,7 +289,9 @@ function honoDefault(err: Error, c: Context): Response {
  * For `app.onError`: answers a TetherError a route throws (a flow's `FLOW_STEP_OUT_OF_ORDER`, a
  * `SESSION_CONFLICT`) with its status and `{"error":{"code","message"}}`, as tether/node does; any
  * other error goes to `fallback`, by default what Hono answers without an error handler. The failed
- * request's session changes are dropped by `sessions()`, as for any error.
+ * request's session changes are dropped by `sessions()`, as for any error. Before `fallback` runs, the
+ * session is opened again as it was before the request (`c.get('session')`): what `fallback` changes
+ * there (a flash message before redirecting back to a form) is stored with its answer.
  * @example
  * app.use(sessions(tether));
  * app.onError(tetherErrors());
@@ -263,7 +300,10 @@ function honoDefault(err: Error, c: Context): Response {
  */
 export function tetherErrors<E extends Env = Env>(fallback: ErrorHandler<E> = honoDefault): ErrorHandler<E> {
   return (err, c) => {
-    if (!isTetherError(err)) return fallback(err, c);
+    if (!isTetherError(err)) {
+      const reopen = REOPEN.get((c as Context).get('session') as object);
+      return reopen === undefined ? fallback(err, c) : reopen().then(() => fallback(err, c));
+    }
     // Hono's `c.res` setter would copy every header of the answer so far onto the error, the route's
     // cookies and Location too: only those every response carries (a middleware's CSP, CORS) go over,
     // as Hono's own error answer and the other adapters keep them. `c.res` holds those set before the
