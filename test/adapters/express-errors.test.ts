@@ -152,4 +152,97 @@ describe('express adapter: sessionErrors()', () => {
     assert.deepEqual(r.json(), { mine: 'FLOW_STEP_OUT_OF_ORDER' });
     assert.deepEqual((await c.request('/read')).json(), { n: 1 });
   });
+
+  it('when the app\'s error handler after it changes the session then that change is stored with its answer, and the failed route\'s are not', async () => {
+    const c = await start(new Error('boom'), (app) => {
+      app.use(sessionErrors());
+      app.use((err: Error, req: Request, res: Response, _next: NextFunction) => {
+        void _next;
+        sessionOf<Data>(req).set('flash', err.message);
+        res.redirect(303, '/form');
+      });
+    });
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 303);
+    assert.equal(r.location, '/form');
+    assert.deepEqual((await c.request('/read')).json(), { n: 1, flash: 'boom' });
+  });
+
+  it('when the app\'s error handler after it changes the session and answers a 5xx then that change is stored, and the failed route\'s are not', async () => {
+    const c = await start(new Error('boom'), (app) => {
+      app.use(sessionErrors());
+      app.use((err: Error, req: Request, res: Response, _next: NextFunction) => {
+        void _next;
+        sessionOf<Data>(req).set('flash', err.message);
+        res.status(500).json({ error: err.message });
+      });
+    });
+    assert.equal((await c.request('/fail', { method: 'POST' })).status, 500);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1, flash: 'boom' });
+  });
+
+  it('when the app\'s error handler after it changes the session and passes the error on then the change is stored with the final answer, and the next writer does not wait', async () => {
+    const c = await start(new Error('boom'), (app) => {
+      app.use(sessionErrors());
+      app.use((err: Error, req: Request, _res: Response, next: NextFunction) => {
+        sessionOf<Data>(req).set('flash', err.message);
+        next(err);
+      });
+    });
+    assert.equal((await c.request('/fail', { method: 'POST' })).status, 500);
+    assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+    assert.deepEqual((await c.request('/read')).json(), { n: 1, flash: 'boom' });
+  });
+  it('when the app\'s error handler after it ends the session then its answer clears the cookie and the site\'s data', async () => {
+    const tether = createTether<Data>({ secrets: [SECRET], csrf: false, clearSiteData: true });
+    const app = express();
+    app.use(sessions(tether, { csrf: false }));
+    app.post('/start', (req, res) => {
+      sessionOf<Data>(req).set('n', 1);
+      res.json({ ok: true });
+    });
+    app.post('/fail', () => {
+      throw new Error('boom');
+    });
+    app.get('/read', (req, res) => res.json(sessionOf<Data>(req).data));
+    app.use(sessionErrors());
+    app.use((_err: Error, req: Request, res: Response, _next: NextFunction) => {
+      void _next;
+      sessionOf<Data>(req).destroy();
+      res.status(500).json({ error: 'signed out' });
+    });
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
+    assert.equal((await c.request('/start', { method: 'POST' })).status, 200);
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.match(r.setCookies.join('\n'), /^sid=;/m);
+    assert.equal(r.headers.get('clear-site-data'), '"cache", "storage"');
+    assert.deepEqual((await c.request('/read')).json(), {});
+  });
+  it('when two engines\' sessions() serve a request and the error handler changes the later one\'s session then that change is stored in its store alone', async () => {
+    const first = new MemoryStore();
+    const second = new MemoryStore();
+    const app = express();
+    app.set('env', 'test');
+    app.use(sessions(createTether<Data>({ secrets: [SECRET], store: first, cookie: { name: 'a' } }), { csrf: false }));
+    app.use(sessions(createTether<Data>({ secrets: [SECRET], store: second, cookie: { name: 'b' } }), { csrf: false }));
+    app.post('/fail', (req) => {
+      sessionOf<Data>(req).set('n', 2);
+      throw new Error('boom');
+    });
+    app.use(sessionErrors());
+    app.use((err: Error, req: Request, res: Response, _next: NextFunction) => {
+      void _next;
+      sessionOf<Data>(req).set('flash', err.message);
+      res.status(500).json({ error: err.message });
+    });
+    served.current = await listen(app);
+    const c = new CookieClient(served.current.url);
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.deepEqual(r.setCookies.map((v) => v.split('=')[0]), ['b']);
+    assert.equal(await first.count(), 0);
+    assert.equal(await second.count(), 1);
+  });
 });

@@ -5,6 +5,7 @@
  */
 import type { Request, Response, NextFunction, RequestHandler, ErrorRequestHandler } from 'express';
 import type { Tether } from '../../core/engine.js';
+import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
 import { abandonOnEarlyClose, beginSession, checkCsrfOf, sendError, viewOf } from '../shared/http.js';
@@ -59,6 +60,18 @@ const FAILED = new WeakSet<Request>();
 const ENGINE = new WeakMap<Request, Tether<object>>();
 
 /**
+ * Failed requests whose session `sessionErrors()` opened again for the error handlers after it: that
+ * session is committed with their answer, whatever its status.
+ */
+const REOPENED = new WeakMap<Request, { tether: Tether<object>; session: Session<object> }>();
+
+/** The session `sessionErrors()` opened again for the request, if it did so for this engine's. */
+function reopenedOf<T extends object>(req: Request, tether: Tether<T>): Session<T> | undefined {
+  const entry = REOPENED.get(req);
+  return entry !== undefined && entry.tether === (tether as Tether<object>) ? entry.session : undefined;
+}
+
+/**
  * Express middleware. The session is committed before the response's status line goes out; a response
  * with a 5xx status (a handler error, answered by an error handler) writes nothing, nor does a request
  * whose error reached `sessionErrors()`, whatever its status.
@@ -104,9 +117,12 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
         // the 5xx they usually answer with, or the mark sessionErrors() left when the app registered it.
         // A failed request writes nothing, as in every adapter.
         // (A cookie that names nothing is expired all the same: see Tether#abandon.)
-        if (res.statusCode >= 500 || FAILED.has(req)) return tether.abandon(session);
+        if (res.statusCode >= 500 || FAILED.has(req)) {
+          const again = reopenedOf(req, tether);
+          return again === undefined ? tether.abandon(session) : tether.commitNow(again);
+        }
         return tether.commitNow(session);
-      }, undefined, session);
+      }, undefined, { get clearSiteData() { return (reopenedOf(req, tether) ?? session).clearSiteData; } });
       next();
     };
     const begun = beginSession(tether, req, res, begin);
@@ -153,9 +169,49 @@ export function sessionErrors(options: SessionErrorsOptions = {}): ErrorRequestH
       return;
     }
     // A response begun, held for its commit or not, reads headersSent: it is not answered again.
-    if (answer && isTetherError(err) && !res.headersSent) sendError(res, err);
-    else next(err);
+    if (answer && isTetherError(err) && !res.headersSent) {
+      sendError(res, err);
+      return;
+    }
+    const reopening = reopen(req, res);
+    if (reopening === undefined) next(err);
+    else void reopening.then(() => next(err));
   };
+}
+
+/**
+ * Drops the failed request's session changes now and opens its session again, as it was before the
+ * request, for the error handlers after `sessionErrors()`: what they change (a flash message before
+ * redirecting back to a form) is stored with their answer, as tether/fastify and tether/hono store
+ * their error handler's. Without it, a change there went unstored without a word. The session stays
+ * abandoned, its changes throwing SESSION_COMMITTED, when it cannot be opened (the store down, the
+ * session busy) or the client has gone. Returns a promise when the opening has to wait.
+ */
+function reopen(req: Request, res: Response): Promise<void> | undefined {
+  const tether = ENGINE.get(req);
+  const session = req.tether;
+  if (tether === undefined || session === undefined || REOPENED.has(req) || res.headersSent) return undefined;
+  const state = sessionState(session);
+  // Its commit began with an answer already given: what it stores stands.
+  if (state.committed) return undefined;
+  const writer = state.release !== null;
+  tether.abandon(session);
+  // Not abandoned: its commit waits for an update() the handler did not await.
+  if (!state.committed) return undefined;
+  const use = (again: Session<object>): void => {
+    if (!abandonOnEarlyClose(tether, again, res)) return;
+    REOPENED.set(req, { tether, session: again });
+    req.tether = again;
+  };
+  let opened: Session<object> | Promise<Session<object>>;
+  try {
+    opened = tether.openNow(viewOf(req), { write: writer });
+  } catch {
+    return undefined;
+  }
+  if (opened instanceof Promise) return opened.then(use, () => {});
+  use(opened);
+  return undefined;
 }
 
 /**
