@@ -11,6 +11,7 @@ import { stream } from 'hono/streaming';
 import { etag } from 'hono/etag';
 import { createTether, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
+import { FaultyStore } from '../../src/testing/faulty-store.js';
 import { sessions } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import { assertCommitErrorOnly, listen, CookieClient } from '../helpers/cookie-client.js';
@@ -281,5 +282,44 @@ describe('hono adapter: etag()', () => {
     assert.equal(renewed.setCookies.length, 1, 'the renewed ID goes out with the 304');
     now += 10_000;
     assert.equal((await c.request('/page')).body, 'a page for ada');
+  });
+});
+
+describe('hono adapter: refusals before the handler', () => {
+  it('when sessions() refuses a request (CSRF, a forged cookie, the store down) then the headers an earlier middleware set with c.header() stay on its answer, its cookie does not', async () => {
+    const store = new FaultyStore(new MemoryStore());
+    const app = new Hono<TetherEnv<Data>>();
+    app.use(async (c, next) => {
+      c.header('content-security-policy', CSP);
+      c.header('access-control-allow-origin', 'https://app.example');
+      c.header('set-cookie', 'tracking=1; Path=/');
+      await next();
+    });
+    app.use(sessions(createTether<Data>({ secrets: [SECRET], store })));
+    app.get('/token', (c) => {
+      c.get('session').set('n', 1);
+      return c.json({ token: c.get('session').csrfToken });
+    });
+    const running = await serveHono(app);
+    closing.push(() => running.close());
+    const c = new CookieClient(running.url);
+    assert.equal((await c.request('/token')).status, 200);
+    const kept = (r: { headers: Headers; setCookies: string[] }, sid: string[], what: string): void => {
+      assert.equal(r.headers.get('content-security-policy'), CSP, what);
+      assert.equal(r.headers.get('access-control-allow-origin'), 'https://app.example', what);
+      assert.equal(r.headers.get('cache-control'), 'no-store', what);
+      assert.deepEqual(r.setCookies.map((v) => v.split(';')[0]), sid, what);
+    };
+    const origin = { origin: running.url };
+    const csrf = await c.request('/token', { method: 'POST', headers: origin, json: {} });
+    assert.equal(csrf.status, 403);
+    kept(csrf, [], 'a CSRF refusal');
+    const forged = await c.request('/token', { method: 'POST', headers: { ...origin, cookie: 'sid=AAAA.BBBB' }, json: {}, withoutJar: true });
+    assert.equal(forged.status, 403);
+    kept(forged, ['sid='], 'a CSRF refusal of a forged cookie, which is expired');
+    store.fail('get', 'reject');
+    const outage = await c.request('/token');
+    assert.equal(outage.status, 503);
+    kept(outage, [], 'a store outage');
   });
 });

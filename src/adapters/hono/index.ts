@@ -96,6 +96,20 @@ function errorOut(err: unknown, kept?: Headers, cookies: readonly string[] = [])
 }
 
 /**
+ * The answer of a request `sessions()` refuses before the handler (CSRF, a store outage, a form body too
+ * large), with the headers earlier middlewares set with `c.header()` that are not an answer's own (a
+ * CSP, HSTS or CORS header), as the other adapters keep them on their refusals. Returned bare, the
+ * error would replace them: Hono adds a middleware's `c.header()` values only to the responses it builds.
+ */
+function refuse(c: Context, err: unknown, cookies: readonly string[] = []): Response {
+  const before = c.res.headers;
+  // Cleared first: the setter would copy every earlier header over the error, Set-Cookie included.
+  c.res = undefined;
+  c.res = errorOut(err, before, cookies);
+  return c.res;
+}
+
+/**
  * A client that goes away before its response is sent must not keep the session's gate: its handler
  * may never return (it answers nobody). Only a request that may write holds the gate, so only those
  * listen (the signal is Hono's Request's, which @hono/node-server makes only when asked for). Once the
@@ -170,7 +184,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       try {
         await checkCsrf(c, open, view);
       } catch (err) {
-        return errorOut(err);
+        return refuse(c, err);
       }
       return next();
     }
@@ -179,13 +193,13 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       const opened = tether.openNow(view, options.write ? { write: options.write(c) } : {});
       session = opened instanceof Promise ? await opened : opened;
     } catch (err) {
-      return errorOut(err);
+      return refuse(c, err);
     }
     if (sessionState(session).release !== null && !abandonOnAbort(tether, session, c.req.raw.signal)) return new Response(null, { status: CLIENT_GONE });
     try {
       await checkCsrf(c, session, view);
     } catch (err) {
-      return errorOut(err, undefined, tether.abandon(session));
+      return refuse(c, err, tether.abandon(session));
     }
     c.set('session', session);
     /** The session tetherErrors(fallback) opened again for the app's error handler, if it did. */
