@@ -556,14 +556,73 @@ export class Committer {
     if (max === 0) return;
     const now = this.#e.options.clock.now();
     const live = (await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser')).filter((r) => !sessionExpired(r, now, this.#e.options));
-    const excess = live.length - max;
+    // A session in the middle of a renewal is listed twice, under its old ID and its new one: one session.
+    const sessions = this.#sessionsOf(live);
+    const excess = sessions.length - max;
     if (excess <= 0) return;
     const before = (a: SessionRecord, at: number, key: string): boolean => a.createdAt < at || (a.createdAt === at && a.key < key);
-    const victims = live.filter((r) => r.key !== currentKey && before(r, loginAt, currentKey))
-      .sort((a, b) => (before(a, b.createdAt, b.key) ? -1 : 1)).slice(0, excess);
-    // Logins racing each other pick the same victims: each is deleted and reported once.
-    for (const v of victims) await this.#e.endOnce(v.key, userId, 'destroyed', 'limit');
+    const victims = sessions.filter((g) => !g.some((r) => r.key === currentKey) && before(g[0]!, loginAt, currentKey))
+      .sort((a, b) => (before(a[0]!, b[0]!.createdAt, b[0]!.key) ? -1 : 1)).slice(0, excess);
+    await this.endOwned(userId, victims.flat(), 'limit');
   }
+
+  /**
+   * Ends sessions of `userId` listed as `records` (by `destroyUserSession` or `maxSessionsPerUser`);
+   * true when this call deleted one of them. Under renewal, a listed session may be renewing its ID
+   * meanwhile: its record becomes a pointer, which a plain delete would remove while the session lived
+   * on under the new ID. Its copy under the new ID is listed with the user's sessions as soon as it is
+   * written, before the pointer is: listed again after the deletions, any copy of an ended session is
+   * ended too (a pointer written after a deletion fails its compare-and-set, and its renewal removes
+   * the copy itself).
+   */
+  async endOwned(userId: string, records: readonly SessionRecord[], reason: string): Promise<boolean> {
+    // Logins racing each other pick the same victims: each is deleted and reported once.
+    let ended = false;
+    for (const r of records) if (await this.#e.endOnce(r.key, userId, 'destroyed', reason)) ended = true;
+    if (this.#e.options.renewal === null || records.length === 0) return ended;
+    const done = new Set(records.map((r) => r.key));
+    const again = await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser');
+    for (const g of this.#sessionsOf([...records, ...again.filter((r) => !done.has(r.key))])) {
+      if (!g.some((r) => done.has(r.key))) continue;
+      for (const r of g) {
+        if (done.has(r.key)) continue;
+        done.add(r.key);
+        await this.#e.endOnce(r.key, userId, 'destroyed', reason);
+      }
+    }
+    return ended;
+  }
+
+  /**
+   * One user's records grouped by session: under renewal, a record and its renewal's copy (same
+   * creation, same CSRF token, sign-in time and browser) are one session, listed twice while the
+   * renewal runs. A session without a CSRF token cannot be told apart from another this way and is
+   * its own group.
+   */
+  #sessionsOf(records: readonly SessionRecord[]): SessionRecord[][] {
+    if (this.#e.options.renewal === null) return records.map((r) => [r]);
+    const groups: Array<{ mark: string | null; records: SessionRecord[] }> = [];
+    for (const r of records) {
+      const mark = this.#sessionMark(r);
+      const g = mark === null ? undefined : groups.find((x) => x.mark === mark);
+      if (g) g.records.push(r);
+      else groups.push({ mark, records: [r] });
+    }
+    return groups.map((g) => g.records);
+  }
+
+  /** What a record and its renewal's copy share and other sessions do not; null when there is no such mark. */
+  #sessionMark(r: SessionRecord): string | null {
+    if (r.data === ENDED || isMoved(r.data)) return null;
+    let env: Envelope;
+    try {
+      env = this.#e.options.codec.decode(r.data);
+    } catch {
+      return null;
+    }
+    return env.c === undefined ? null : JSON.stringify([r.createdAt, env.c, env.a ?? null, env.u ?? null]);
+  }
+
 
 
 }

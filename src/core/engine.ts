@@ -486,7 +486,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     const target = records.find((r) => handleOf(r.key) === handle);
     // Past its timeout (still in the store for expiryGraceMs): it ended already, and is not listed.
     if (!target || sessionExpired(target, this.options.clock.now(), this.options)) return false;
-    return this.#endOnce(target.key, userId, 'destroyed', 'user');
+    return this.#commits.endOwned(userId, [target], 'user');
   }
 
   /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */

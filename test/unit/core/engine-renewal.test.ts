@@ -320,6 +320,46 @@ describe('engine renewal', () => {
     assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.isNew, true);
   });
 
+  it('renewal when a session renews its ID while a login of its user enforces maxSessionsPerUser, or an account page ends it by its handle, then it counts once and ends under both IDs', async () => {
+    for (const during of ['login', 'end'] as const) {
+      const r = rig({ renewal: RENEWAL, maxSessionsPerUser: 2 });
+      const first = await signedIn(r);
+      const handle = (await r.tether.listUserSessions('u1'))[0]!.id;
+      r.clock.advance(61_000);
+      // The renewal is held between its two writes: the copy under the new ID stored, the pointer not yet.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => void (release = resolve));
+      let reached!: () => void;
+      const atPointer = new Promise<void>((resolve) => void (reached = resolve));
+      r.store.beforeSet = async (rec) => {
+        if (!isMoved(rec.data)) return;
+        reached();
+        await held;
+      };
+      const renewing = trip(r.tether, first.cookie, () => {}, 'GET');
+      await atPointer;
+      if (during === 'login') {
+        // A second device: two sessions, the limit, though the first is stored twice for the moment.
+        const second = await trip(r.tether, undefined, (s) => s.login('u1'));
+        release();
+        const next = cookiePair((await renewing).setCookies)!;
+        assert.equal((await trip(r.tether, next, () => {}, 'GET')).session.userId, 'u1', 'the renewed device is still signed in');
+        assert.equal((await trip(r.tether, second.cookie, () => {}, 'GET')).session.userId, 'u1');
+      } else {
+        // "End this device": its deletion reaches the old record once the pointer has replaced it.
+        r.store.fail('destroy', { delayMs: 20 });
+        const ending = r.tether.destroyUserSession('u1', handle);
+        await sleep(5);
+        release();
+        assert.equal(await ending, true);
+        r.store.heal();
+        const next = cookiePair((await renewing).setCookies) ?? first.cookie;
+        assert.equal((await trip(r.tether, next, () => {}, 'GET')).session.userId, null, 'the device is signed out');
+        assert.deepEqual(await r.tether.listUserSessions('u1'), []);
+      }
+    }
+  });
+
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
     const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
     assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
