@@ -387,6 +387,17 @@ export class Committer {
       await this.#e.call(() => store.destroy(fresh.key), 'destroy');
       s.renew = false;
       await this.persist(s);
+      // A request that stored nothing never met the other's pointer: its answer names the new ID too, so
+      // that the browser has it even when the renewing request's answer was lost (a cancelled navigation).
+      if (!s.destroyed && s.key === record.key) {
+        const cur = await this.#e.call(() => store.get(record.key), 'get');
+        const target = cur !== null && isMoved(cur.data) ? await this.#follow(s, cur, now) : null;
+        if (target !== null) {
+          s.record = target;
+          s.setCookies.length = 0;
+          this.#sendCookie(s, target, now);
+        }
+      }
       return;
     }
     this.#e.stats.writes += 2;

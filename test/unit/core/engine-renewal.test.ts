@@ -220,10 +220,10 @@ describe('engine renewal', () => {
       if (regenerate) asking.reauthenticated();
       assert.equal(await r.tether.destroyUserSessions('u1', { except: asking }), 1, 'only the other device');
       const answered = cookiePair(await r.tether.commit(asking));
-      // Without a step-up the asking request stores nothing: the page goes on with the renewed cookie.
-      // With one, its new ID replaces the renewed one, as a regeneration replaces the ID it follows.
-      assert.equal(answered === undefined, !regenerate);
-      const cookie = answered ?? renewed;
+      // Without a step-up the asking request stores nothing and answers the renewed cookie. With one,
+      // its new ID replaces the renewed one, as a regeneration replaces the ID it follows.
+      assert.equal(answered === renewed, !regenerate);
+      const cookie = answered!;
       assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.userId, 'u1', `regenerate: ${regenerate}, still signed in`);
       assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.userId, null, 'the other device is signed out');
       assert.equal((await r.tether.listUserSessions('u1')).length, 1);
@@ -358,6 +358,24 @@ describe('engine renewal', () => {
         assert.deepEqual(await r.tether.listUserSessions('u1'), []);
       }
     }
+  });
+
+  it('renewal when two processes find the ID due at once and the loser stores nothing then its answer carries the new cookie too, so a lost winner’s answer signs no one out', async () => {
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const a = new Tether({ secrets: [SECRET_A], clock, store: memory, renewal: RENEWAL });
+    const b = new Tether({ secrets: [SECRET_A], clock, store: memory, renewal: RENEWAL });
+    const first = (await trip(a, undefined, (s) => s.login('u1'))).cookie!;
+    clock.advance(61_000);
+    const ra = await a.open(get(first));
+    const rb = await b.open(get(first));
+    const won = cookiePair(await a.commit(ra));
+    assert.ok(won !== undefined && won !== first, 'renewed');
+    const lost = await b.commit(rb);
+    assert.deepEqual(lost.map((c) => c.split(';')[0]), [won], 'the winner’s cookie, once');
+    // The winner's answer never reached the browser (a cancelled navigation): the loser's did.
+    clock.advance(RENEWAL.graceMs + 1_000);
+    assert.equal((await trip(a, cookiePair(lost), () => {}, 'GET')).session.userId, 'u1');
   });
 
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
