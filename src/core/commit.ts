@@ -568,7 +568,7 @@ export class Committer {
     const now = this.#e.options.clock.now();
     const live = (await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser')).filter((r) => !sessionExpired(r, now, this.#e.options));
     // A session in the middle of a renewal is listed twice, under its old ID and its new one: one session.
-    const sessions = this.#sessionsOf(live);
+    const sessions = sessionsOf(live, this.#e.options);
     const excess = sessions.length - max;
     if (excess <= 0) return;
     const before = (a: SessionRecord, at: number, key: string): boolean => a.createdAt < at || (a.createdAt === at && a.key < key);
@@ -593,7 +593,7 @@ export class Committer {
     if (this.#e.options.renewal === null || records.length === 0) return ended;
     const done = new Set(records.map((r) => r.key));
     const again = await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser');
-    for (const g of this.#sessionsOf([...records, ...again.filter((r) => !done.has(r.key))])) {
+    for (const g of sessionsOf([...records, ...again.filter((r) => !done.has(r.key))], this.#e.options)) {
       if (!g.some((r) => done.has(r.key))) continue;
       for (const r of g) {
         if (done.has(r.key)) continue;
@@ -604,38 +604,38 @@ export class Committer {
     return ended;
   }
 
-  /**
-   * One user's records grouped by session: under renewal, a record and its renewal's copy (same
-   * creation, same CSRF token, sign-in time and browser) are one session, listed twice while the
-   * renewal runs. A session without a CSRF token cannot be told apart from another this way and is
-   * its own group.
-   */
-  #sessionsOf(records: readonly SessionRecord[]): SessionRecord[][] {
-    if (this.#e.options.renewal === null) return records.map((r) => [r]);
-    const groups: Array<{ mark: string | null; records: SessionRecord[] }> = [];
-    for (const r of records) {
-      const mark = this.#sessionMark(r);
-      const g = mark === null ? undefined : groups.find((x) => x.mark === mark);
-      if (g) g.records.push(r);
-      else groups.push({ mark, records: [r] });
-    }
-    return groups.map((g) => g.records);
+
+
+}
+
+/**
+ * One user's records grouped by session: under renewal, a record and its renewal's copy (same creation,
+ * same CSRF token, sign-in time and browser) are one session, listed twice while the renewal runs, or
+ * for the copy's idle timeout when the renewal's second write failed. A session without a CSRF token
+ * cannot be told apart from another this way and is its own group.
+ */
+export function sessionsOf(records: readonly SessionRecord[], o: Readonly<ResolvedOptions>): SessionRecord[][] {
+  if (o.renewal === null) return records.map((r) => [r]);
+  const groups: Array<{ mark: string | null; records: SessionRecord[] }> = [];
+  for (const r of records) {
+    const mark = sessionMark(r, o);
+    const g = mark === null ? undefined : groups.find((x) => x.mark === mark);
+    if (g) g.records.push(r);
+    else groups.push({ mark, records: [r] });
   }
+  return groups.map((g) => g.records);
+}
 
-  /** What a record and its renewal's copy share and other sessions do not; null when there is no such mark. */
-  #sessionMark(r: SessionRecord): string | null {
-    if (r.data === ENDED || isMoved(r.data)) return null;
-    let env: Envelope;
-    try {
-      env = this.#e.options.codec.decode(r.data);
-    } catch {
-      return null;
-    }
-    return env.c === undefined ? null : JSON.stringify([r.createdAt, env.c, env.a ?? null, env.u ?? null]);
+/** What a record and its renewal's copy share and other sessions do not; null when there is no such mark. */
+function sessionMark(r: SessionRecord, o: Readonly<ResolvedOptions>): string | null {
+  if (r.data === ENDED || isMoved(r.data)) return null;
+  let env: Envelope;
+  try {
+    env = o.codec.decode(r.data);
+  } catch {
+    return null;
   }
-
-
-
+  return env.c === undefined ? null : JSON.stringify([r.createdAt, env.c, env.a ?? null, env.u ?? null]);
 }
 
 /**

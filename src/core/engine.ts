@@ -10,7 +10,7 @@ import { isMoved, movedId, pointedTo } from './renewal.js';
 import { Signer } from './signer.js';
 import { Admission } from './admission.js';
 import { networkOf } from './network.js';
-import { Committer, ENDED, Expiry, expiryOf, sessionExpired } from './commit.js';
+import { Committer, ENDED, Expiry, expiryOf, sessionExpired, sessionsOf } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
 import { SessionCookie, readCookie } from './cookie.js';
@@ -462,18 +462,25 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     const now = this.options.clock.now();
     // Its renewed key too: another request of the session may have renewed its ID since this one loaded it.
     const currentKeys = current ? await this.#keysOf(sessionState(current)) : [];
-    const listed: UserSessionInfo[] = [];
+    const live: Array<{ r: SessionRecord; env: Envelope | null }> = [];
     for (const r of records) {
       // A record the codec cannot read is listed without what its envelope would tell.
       let env: Envelope | null = null;
       try {
         env = this.options.codec.decode(r.data);
       } catch { /* listed as is */ }
-      if (sessionExpired(r, now, this.options, () => env?.r === 1)) continue;
+      if (!sessionExpired(r, now, this.options, () => env?.r === 1)) live.push({ r, env });
+    }
+    // A session whose renewal is under way, or whose renewal failed at its second write, is stored under
+    // both IDs: listed once, as its most recently seen record.
+    const listed: UserSessionInfo[] = [];
+    for (const group of sessionsOf(live.map((l) => l.r), this.options)) {
+      const r = group.reduce((a, b) => (b.lastSeenAt > a.lastSeenAt ? b : a));
+      const env = live.find((l) => l.r === r)!.env;
       listed.push({
         id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, expiresAt: deadlinesOf(r, env?.r === 1, this.options).expiresAt,
         userAgent: env?.u ?? null, network: env?.n ?? null,
-        remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: currentKeys.includes(r.key),
+        remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: group.some((g) => currentKeys.includes(g.key)),
       });
     }
     return listed.sort((a, b) => b.lastSeenAt - a.lastSeenAt);

@@ -378,6 +378,25 @@ describe('engine renewal', () => {
     assert.equal((await trip(a, cookiePair(lost), () => {}, 'GET')).session.userId, 'u1');
   });
 
+  it('renewal when the store fails the pointer write then the copy left under the new ID is listed with its session once, and ending that device ends both', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    r.store.beforeSet = (rec) => {
+      if (isMoved(rec.data)) throw new Error('ECONNRESET');
+    };
+    await assert.rejects(trip(r.tether, first.cookie, () => {}, 'GET'), { code: 'STORE_UNAVAILABLE' });
+    r.store.beforeSet = undefined;
+    assert.equal((await r.memory.listByUser('u1')).length, 2, 'the copy is kept: the pointer might have been written');
+    const asking = await r.tether.open(get(first.cookie));
+    const listed = await r.tether.listUserSessions('u1', asking);
+    assert.deepEqual(listed.map((l) => l.current), [true], 'one device, the current one');
+    r.tether.abandon(asking);
+    assert.equal(await r.tether.destroyUserSession('u1', listed[0]!.id), true);
+    assert.deepEqual(await r.memory.listByUser('u1'), []);
+    assert.equal((await trip(r.tether, first.cookie, () => {}, 'GET')).session.userId, null);
+  });
+
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
     const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
     assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
