@@ -535,7 +535,8 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * changes meaning. Every request then starts anonymous; user contexts (`tether.users`) stay. This
    * process's open WebSockets end at once, other processes' when their feed reports the removals (or at
    * their next check). Returns how many live sessions ended; the `destroyed` event is published once,
-   * with handle `*`, userId null and reason `all`. It walks the whole store, so it is bounded by the
+   * with handle `*`, userId null and reason `all`. It walks the whole store (twice under `renewal`, for a
+   * session renewed under a key the first walk had passed), so it is bounded by the
    * store's own per-command deadlines, not `storeTimeoutMs`. Needs a store with `destroyAll()` (every
    * store Tether ships); otherwise it throws OPTIONS_INVALID.
    * @example
@@ -550,6 +551,10 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     let n: number;
     try {
       n = await store.destroyAll();
+      // A session whose ID a renewal replaced while the store was walked may live on under a key the walk
+      // had passed or never listed, its old record (then a pointer) removed: a second walk ends it. A
+      // renewal under way then fails, the old record being gone.
+      if (this.options.renewal !== null) n += await store.destroyAll();
     } catch (err) {
       this.#stats.storeErrors++;
       throw isTetherError(err) ? err : new StoreUnavailableError('the session store failed on destroyAll', { cause: err });

@@ -397,6 +397,30 @@ describe('engine renewal', () => {
     assert.equal((await trip(r.tether, first.cookie, () => {}, 'GET')).session.userId, null);
   });
 
+  it('renewal when a session renews its ID while destroyAllSessions walks the store then it ends too', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const now = r.clock.now();
+    // Enough sessions that the walk gives the event loop turns, in which the session's request runs.
+    for (let i = 0; i < 30_000; i++) {
+      await r.memory.set({ key: hashId(`another-visitor-session-${String(i).padStart(20, '0')}`), data: '{"d":{}}', version: 1, userId: null,
+        createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, absoluteExpiresAt: now + 3_600_000 }, 0);
+    }
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    let walked = false;
+    const ending = r.tether.destroyAllSessions().then((n) => {
+      walked = true;
+      return n;
+    });
+    const renewed = cookiePair((await trip(r.tether, first.cookie, () => {}, 'GET')).setCookies);
+    assert.ok(renewed !== undefined && !walked, 'renewed while the walk ran');
+    assert.ok(await ending >= 30_001);
+    for (const cookie of [renewed, first.cookie]) {
+      assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.userId, null, 'signed out');
+    }
+    assert.equal(await r.memory.count(), 0);
+  });
+
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
     const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
     assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
