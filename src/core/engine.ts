@@ -500,6 +500,14 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
     checkUserId(userId);
     const except = options.except ? await this.#keysOf(sessionState(options.except)) : [];
+    if (except.length > 0 && this.options.renewal !== null) {
+      // A renewal of it under way has stored its copy under the new ID, not yet made the old record a
+      // pointer: the copy is spared too, or the renewal would answer the new ID of a deleted record.
+      const listed = await this.#call(() => this.store.listByUser(userId), 'listByUser');
+      for (const group of sessionsOf(listed, this.options)) {
+        if (group.some((r) => except.includes(r.key))) except.push(...group.map((r) => r.key).filter((k) => !except.includes(k)));
+      }
+    }
     const n = await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
     this.#stats.destroyed += n;
     this.#sockets?.endedForUser(userId, except);

@@ -421,6 +421,31 @@ describe('engine renewal', () => {
     assert.equal(await r.memory.count(), 0);
   });
 
+  it('renewal when a parallel request is between the two writes of its renewal while this one logs out everywhere else then the session stays under its new ID', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const other = await trip(r.tether, undefined, (s) => s.login('u1'));
+    r.clock.advance(61_000);
+    const asking = await r.tether.open(post(first.cookie), { renew: false });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => void (release = resolve));
+    let reached!: () => void;
+    const atPointer = new Promise<void>((resolve) => void (reached = resolve));
+    r.store.beforeSet = async (rec) => {
+      if (!isMoved(rec.data)) return;
+      reached();
+      await held;
+    };
+    const renewing = trip(r.tether, first.cookie, () => {}, 'GET');
+    await atPointer;
+    assert.equal(await r.tether.destroyUserSessions('u1', { except: asking }), 1, 'only the other device');
+    release();
+    const next = cookiePair((await renewing).setCookies)!;
+    await r.tether.commit(asking);
+    assert.equal((await trip(r.tether, next, () => {}, 'GET')).session.userId, 'u1', 'still signed in under the new ID');
+    assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.userId, null);
+  });
+
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
     const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
     assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
