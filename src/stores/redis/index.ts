@@ -36,6 +36,9 @@ const OK: SetResult = Object.freeze({ ok: true });
  */
 export const DUE_SHARDS = 16;
 
+/** Reads of the user's index a Cluster's destroyByUser makes at most (see there). */
+const CLUSTER_DESTROY_BY_USER_ROUNDS = 8;
+
 export class RedisStore implements SessionStore, AsyncDisposable {
   readonly name = 'redis';
   /**
@@ -337,15 +340,24 @@ export class RedisStore implements SessionStore, AsyncDisposable {
         members = reply.slice(1).map(String);
       } else {
         const keep = new Set(except);
-        members = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, '0', '-1'))).filter((m) => !keep.has(m));
-        if (members.length === 0) return 0;
-        await this.#undue(members);
-        const now = this.clock.now();
-        // Cluster: each session on its own slot, deleted only if still this user's. The index entries
-        // stay until pruned by deadline: removing one here could race a re-created session of the same key.
-        const each = await Promise.all(members.map((m) =>
-          this.#eval(DESTROY_IF_OWNED, 1, [this.#sp + m, userId, now, m, this.#channel]) as Promise<number>));
-        removed = each.reduce((a, b) => a + b, 0);
+        members = [];
+        removed = 0;
+        // The index is read again until it lists nothing new: a renewal that rewrote a listed session as an
+        // ownerless pointer before its deletion here has indexed the session's new key by then, which the
+        // first read may not have listed; a login's new key likewise.
+        for (let round = 0; round < CLUSTER_DESTROY_BY_USER_ROUNDS; round++) {
+          const listed = (await this.#bound('ZRANGE', () => this.#client.zrange(idx, '0', '-1'))).filter((m) => !keep.has(m));
+          for (const m of listed) keep.add(m);
+          if (listed.length === 0) break;
+          members.push(...listed);
+          await this.#undue(listed);
+          const now = this.clock.now();
+          // Cluster: each session on its own slot, deleted only if still this user's. The index entries
+          // stay until pruned by deadline: removing one here could race a re-created session of the same key.
+          const each = await Promise.all(listed.map((m) =>
+            this.#eval(DESTROY_IF_OWNED, 1, [this.#sp + m, userId, now, m, this.#channel]) as Promise<number>));
+          removed += each.reduce((a, b) => a + b, 0);
+        }
       }
       // Every listed key is reported, also one another user owns now: a removal report only drops a copy.
       for (const m of members) this.#published(m);
