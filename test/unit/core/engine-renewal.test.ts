@@ -27,6 +27,23 @@ async function signedIn(r: Rig): Promise<{ cookie: string; id: string; token: st
   return { cookie: t.cookie!, id: t.session.id!, token, createdAt: t.session.createdAt! };
 }
 
+
+/**
+ * Holds the next renewal of `r`'s engine between its two writes: the copy under the new ID stored, the
+ * pointer under the old one not yet. `atPointer` resolves once it is held there; `release()` lets it go.
+ */
+function holdAtPointer(r: Rig): { atPointer: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => void (release = resolve));
+  let reached!: () => void;
+  const atPointer = new Promise<void>((resolve) => void (reached = resolve));
+  r.store.beforeSet = async (rec) => {
+    if (!isMoved(rec.data)) return;
+    reached();
+    await held;
+  };
+  return { atPointer, release };
+}
 describe('engine renewal', () => {
   it('renewal when the ID is older than the interval then the next request answers a new cookie and keeps data, owner, token and age', async () => {
     const r = rig({ renewal: RENEWAL });
@@ -327,15 +344,7 @@ describe('engine renewal', () => {
       const handle = (await r.tether.listUserSessions('u1'))[0]!.id;
       r.clock.advance(61_000);
       // The renewal is held between its two writes: the copy under the new ID stored, the pointer not yet.
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => void (release = resolve));
-      let reached!: () => void;
-      const atPointer = new Promise<void>((resolve) => void (reached = resolve));
-      r.store.beforeSet = async (rec) => {
-        if (!isMoved(rec.data)) return;
-        reached();
-        await held;
-      };
+      const { atPointer, release } = holdAtPointer(r);
       const renewing = trip(r.tether, first.cookie, () => {}, 'GET');
       await atPointer;
       if (during === 'login') {
@@ -427,15 +436,7 @@ describe('engine renewal', () => {
     const other = await trip(r.tether, undefined, (s) => s.login('u1'));
     r.clock.advance(61_000);
     const asking = await r.tether.open(post(first.cookie), { renew: false });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => void (release = resolve));
-    let reached!: () => void;
-    const atPointer = new Promise<void>((resolve) => void (reached = resolve));
-    r.store.beforeSet = async (rec) => {
-      if (!isMoved(rec.data)) return;
-      reached();
-      await held;
-    };
+    const { atPointer, release } = holdAtPointer(r);
     const renewing = trip(r.tether, first.cookie, () => {}, 'GET');
     await atPointer;
     assert.equal(await r.tether.destroyUserSessions('u1', { except: asking }), 1, 'only the other device');
