@@ -885,6 +885,56 @@ describe('shop in Chromium: the cart at Place order', () => {
   });
 });
 
+describe('shop in Chromium: a step posted while another device places the order', () => {
+  it('shopper when changing the address on one device while the other places the order then the page says so in words, keeps the input, and shows the new checkout and the emptied cart once placed', async () => {
+    const { context, page, errors } = await newPage();
+    const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
+    const placeOrder = db.placeOrder;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const username = uniqueName('completing');
+      const other = new ShopClient(t.url);
+      await other.register(username);
+      await other.add('camp-mug');
+      await other.post('/api/checkout/shipping', { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' });
+      await other.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '12/39' });
+      await page.goto(t.url + '/login?next=/checkout');
+      await page.fill('#username', username);
+      await page.fill('#password', 'correct horse battery');
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByTestId('place-order').waitFor();
+      await waitForCount(page, '1');
+      await page.getByRole('button', { name: 'Change address' }).click();
+      await page.getByLabel('City').fill('Paris');
+
+      // The order is held inside its placing, after the run was taken and before it ends.
+      let taken!: () => void;
+      const reached = new Promise<void>((resolve) => (taken = resolve));
+      db.placeOrder = async (...args: unknown[]) => {
+        taken();
+        await held;
+        return placeOrder.apply(t.shop.db, args);
+      };
+      const placing = other.post('/api/checkout/confirm', {});
+      await reached;
+      await page.getByRole('button', { name: 'Continue to payment' }).click();
+      await page.locator('#step-error').filter({ hasText: 'Your order is being placed in another tab or on another device, so this change was not saved.' }).waitFor();
+      assert.equal(await page.getByLabel('City').inputValue(), 'Paris', 'what was typed stays');
+      release();
+      assert.equal((await placing).status, 201);
+      await page.locator('#step-error').filter({ hasText: 'Your order was placed in another tab or on another device: it is under Orders.' }).waitFor();
+      await page.locator('form[data-step=shipping]').waitFor();
+      await waitForCount(page, '0');
+      assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
+    } finally {
+      release();
+      db.placeOrder = placeOrder;
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: cart quantities', () => {
   it('cart when a quantity box is cleared or holds "-" then the line stays, the box shows its quantity again and the page says which quantities it takes', async () => {
     const { context, page, errors } = await newPage();

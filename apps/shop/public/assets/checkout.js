@@ -10,6 +10,8 @@ let editing = null;
 let placed = null;
 // Where a guest's receipt goes, kept for the confirmation: the run (and its data) ends with the order.
 let receiptTo = null;
+/** Counts the page's posts: a wait for another device's order (below) stops once the user does anything else. */
+let posts = 0;
 
 function field(name, label, value, attrs = {}) {
   return el('label', {}, label, el('input', { id: name, name, value: value ?? '', required: true, ...attrs }));
@@ -23,17 +25,58 @@ function renderSteps() {
 }
 
 async function post(path, body) {
+  const mine = ++posts;
   try {
     flow = await api('POST', path, body);
     editing = null;
     render();
   } catch (err) {
+    if (err.code === 'FLOW_COMPLETING') return completingElsewhere(err, mine);
     // Out of order, or a step this checkout does not have (a login in another tab swapped the guest's for
     // the account's, or the session ended and took a guest's checkout with it): show what the server has
     // now, and then why, or the message would go with the form it was in.
     if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN') await refresh();
     showError(err);
   }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** How long the page waits between asks for an order being placed elsewhere: about 15 s in all. */
+const COMPLETING_WAITS = [500, 1000, 1000, 2000, 2000, 3000, 3000, 3000];
+
+/**
+ * FLOW_COMPLETING: another tab or device is placing this checkout's order, so no step can change until
+ * that ends. The page says so in words, keeps what was typed, and asks until the order is placed (a new
+ * checkout, the cart without what was ordered), which it then shows; an order that fails there gives
+ * the checkout back unchanged, and the user can send the form again.
+ */
+async function completingElsewhere(err, mine) {
+  const runId = flow.runId;
+  const say = (message) => {
+    if (posts === mine) showError(new ApiError(err.status, err.code, message));
+  };
+  say('Your order is being placed in another tab or on another device, so this change was not saved. This page updates once it is placed.');
+  for (const wait of COMPLETING_WAITS) {
+    await sleep(wait);
+    if (posts !== mine) return;
+    let now;
+    try {
+      now = await api('GET', '/api/checkout');
+    } catch {
+      continue;
+    }
+    if (posts !== mine) return;
+    if (now.runId !== runId) {
+      await loadSession({ create: true }).catch(() => null);
+      if (posts !== mine) return;
+      flow = now;
+      editing = null;
+      render();
+      say('Your order was placed in another tab or on another device: it is under Orders. This is a new checkout.');
+      return;
+    }
+  }
+  say('Your order is still being placed in another tab or on another device, or placing it failed there. Try again in a moment.');
 }
 
 function showError(err) {
