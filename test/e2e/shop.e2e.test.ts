@@ -935,6 +935,39 @@ describe('shop in Chromium: a step posted while another device places the order'
   });
 });
 
+describe('shop in Chromium: Place order while the order is on its way', () => {
+  it('guest when Place order is waiting for its answer then Back and the Change buttons are disabled with it, and the placed order is shown with no refusal', async () => {
+    const { context, page, errors } = await newPage();
+    const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
+    const placeOrder = db.placeOrder;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await guestAtReview(page);
+      let taken!: () => void;
+      const reached = new Promise<void>((resolve) => (taken = resolve));
+      db.placeOrder = async (...args: unknown[]) => {
+        taken();
+        await held;
+        return placeOrder.apply(t.shop.db, args);
+      };
+      await page.getByTestId('place-order').click();
+      await reached;
+      for (const name of ['Back', 'Change email', 'Change address', /^Place order/]) {
+        assert.equal(await page.locator('[data-step=review]').getByRole('button', { name }).isDisabled(), true, `${String(name)} is disabled`);
+      }
+      release();
+      await page.getByTestId('order-placed').waitFor();
+      assert.equal(await page.locator('#toast').textContent(), '');
+      assert.deepEqual(errors, []);
+    } finally {
+      release();
+      db.placeOrder = placeOrder;
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: cart quantities', () => {
   it('cart when a quantity box is cleared or holds "-" then the line stays, the box shows its quantity again and the page says which quantities it takes', async () => {
     const { context, page, errors } = await newPage();

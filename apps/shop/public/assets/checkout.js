@@ -158,21 +158,25 @@ function review() {
   const place = el('button', {
     type: 'button', class: 'primary', 'data-testid': 'place-order', disabled: cart.items.length === 0,
     onclick: async () => {
-      place.disabled = true;
+      // Back and the Change buttons too: sent while the order is being placed, each would only be refused.
+      const busy = (on) => {
+        for (const b of panel.querySelectorAll('button')) b.disabled = on;
+      };
+      busy(true);
       try {
         // Naming the run makes a retry (a lost reply, a second click) answer with the same order; naming
         // the items shown here makes the server refuse (CART_CHANGED) a cart changed since in another tab.
         receiptTo = c?.email ?? null;
         placed = await confirm({ runId: flow.runId, items: cart.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) });
         if (placed === null) {
-          place.disabled = false;
+          busy(false);
           return;
         }
         await loadSession({ create: true });
         flow = await api('GET', '/api/checkout');
         render();
       } catch (err) {
-        place.disabled = false;
+        busy(false);
         // The run is gone (the session ended, or another tab finished or restarted it): placing it again
         // would only repeat this, so show the checkout as it is now.
         if (err.code === 'FLOW_STEP_OUT_OF_ORDER') await refresh();
@@ -187,7 +191,7 @@ function review() {
       }
     },
   }, `Place order · ${formatPrice(cart.total)}`);
-  return el('div', { class: 'panel stack', 'data-step': 'review' },
+  const panel = el('div', { class: 'panel stack', 'data-step': 'review' },
     el('h2', { tabindex: '-1', id: 'step-title' }, 'Review your order'),
     cart.items.length === 0 ? el('p', {}, 'Your cart is empty. ', el('a', { href: '/' }, 'Add something first.')) : el('table', {},
       el('thead', {}, el('tr', {}, el('th', {}, 'Item'), el('th', {}, 'Qty'), el('th', {}, 'Price'))),
@@ -200,6 +204,7 @@ function review() {
       el('section', {}, el('h3', {}, 'Pay with'), el('p', { 'data-testid': 'review-payment' }, `${p.brand} ending in ${p.last4}`, el('br'), `Expires ${p.expiry}`))),
     el('p', { id: 'step-error', class: 'form-error', role: 'alert' }),
     el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'back', onclick: () => post('/api/checkout/back') }, 'Back'), place));
+  return panel;
 }
 
 /** `focus`: false when the page shows the same step again (a currency switch), and focus stays where it is. */
