@@ -35,9 +35,27 @@ async function post(path, body) {
     // Out of order, or a step this checkout does not have (a login in another tab swapped the guest's for
     // the account's, or the session ended and took a guest's checkout with it): show what the server has
     // now, and then why, or the message would go with the form it was in.
-    if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN') await refresh();
+    if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN') return moved(err);
     showError(err);
   }
+}
+
+/**
+ * The checkout is no longer the one this page shows: it shows the one there is now, and says in words
+ * what happened, from what changed (the server's message names steps and runs).
+ */
+async function moved(err) {
+  const before = flow;
+  // The guest's checkout asks for an email address first; the account's does not.
+  const guest = (f) => f.steps.includes('contact');
+  await loadSession({ create: true }).catch(() => null);
+  await refresh();
+  let why;
+  if (!guest(before) && guest(flow)) why = 'You are no longer signed in, so this is a guest checkout. Log in again to go on with the checkout saved to your account.';
+  else if (guest(before) && !guest(flow)) why = 'You signed in (in another tab?), so this is your account\'s checkout now; what you typed as a guest was not kept.';
+  else if (before.runId !== flow.runId) why = 'This checkout started over (its order was placed or it was restarted in another tab or on another device, or your session ended), so that step was not saved.';
+  else why = 'This checkout moved to another step in another tab or on another device; here it is as it is now.';
+  showError(new ApiError(err.status, err.code, why));
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -179,7 +197,7 @@ function review() {
         busy(false);
         // The run is gone (the session ended, or another tab finished or restarted it): placing it again
         // would only repeat this, so show the checkout as it is now.
-        if (err.code === 'FLOW_STEP_OUT_OF_ORDER') await refresh();
+        if (err.code === 'FLOW_STEP_OUT_OF_ORDER') return moved(err);
         if (err.code === 'CART_CHANGED') {
           // The cart is no longer the one shown: show the one there is now, to review before placing it.
           await loadSession({ create: true });
