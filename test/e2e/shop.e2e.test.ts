@@ -936,7 +936,7 @@ describe('shop in Chromium: a step posted while another device places the order'
 });
 
 describe('shop in Chromium: a checkout step after being signed out elsewhere', () => {
-  it('shopper when signed out from another device while filling in the payment then sending it shows the guest checkout and says in words that the account\'s checkout waits for a login', async () => {
+  it('shopper when signed out from another device while filling in the payment then sending it shows the guest checkout and says in words that the account\'s checkout waits for a login; at the review, the page does so at once', async () => {
     const { context, page, errors } = await newPage();
     try {
       const username = uniqueName('signedout');
@@ -955,6 +955,18 @@ describe('shop in Chromium: a checkout step after being signed out elsewhere', (
       await page.getByRole('button', { name: 'Review order' }).click();
       await page.locator('form[data-step=contact]').waitFor();
       await page.locator('#step-error').filter({ hasText: 'You are no longer signed in, so this is a guest checkout. Log in again to go on with the checkout saved to your account.' }).waitFor();
+
+      // Signed out again while the review shows: not a review of an empty cart over the account's address.
+      await other.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '12/39' });
+      await page.getByTestId('signed-out').getByRole('link', { name: 'Log in again' }).click();
+      await page.fill('#username', username);
+      await page.fill('#password', 'correct horse battery');
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByTestId('place-order').filter({ hasText: 'Place order · $14.00' }).waitFor();
+      assert.equal((await other.request('DELETE', '/api/me/sessions/others')).status, 200);
+      await page.locator('form[data-step=contact]').waitFor();
+      await page.locator('#step-error').filter({ hasText: 'You are no longer signed in, so this is a guest checkout.' }).waitFor();
+      assert.equal(await page.getByTestId('review-shipping').count(), 0);
       assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
     } finally {
       await context.close();

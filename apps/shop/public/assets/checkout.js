@@ -40,22 +40,57 @@ async function post(path, body) {
   }
 }
 
+/** Who the checkout shown is for: the username, or null for a guest's (see changedHands). */
+let shownFor = null;
+const whoIs = (view) => (view?.authenticated ? view.user.username : null);
+/** Set while the page loads the checkout again and says why, so that it does so once. */
+let reloading = false;
+
+/** In words, why the checkout now shown (`flow`) is not the one shown before; null: it is the same. */
+function whyChanged(before) {
+  // The guest's checkout asks for an email address first; the account's does not.
+  const guest = (f) => f.steps.includes('contact');
+  if (!guest(before) && guest(flow)) return 'You are no longer signed in, so this is a guest checkout. Log in again to go on with the checkout saved to your account.';
+  if (guest(before) && !guest(flow)) return 'You signed in (in another tab?), so this is your account\'s checkout now; what you typed as a guest was not kept.';
+  if (before.runId !== flow.runId) return 'This checkout started over (its order was placed or it was restarted in another tab or on another device, or your session ended), so that step was not saved.';
+  return null;
+}
+
 /**
  * The checkout is no longer the one this page shows: it shows the one there is now, and says in words
  * what happened, from what changed (the server's message names steps and runs).
  */
 async function moved(err) {
   const before = flow;
-  // The guest's checkout asks for an email address first; the account's does not.
-  const guest = (f) => f.steps.includes('contact');
-  await loadSession({ create: true }).catch(() => null);
-  await refresh();
-  let why;
-  if (!guest(before) && guest(flow)) why = 'You are no longer signed in, so this is a guest checkout. Log in again to go on with the checkout saved to your account.';
-  else if (guest(before) && !guest(flow)) why = 'You signed in (in another tab?), so this is your account\'s checkout now; what you typed as a guest was not kept.';
-  else if (before.runId !== flow.runId) why = 'This checkout started over (its order was placed or it was restarted in another tab or on another device, or your session ended), so that step was not saved.';
-  else why = 'This checkout moved to another step in another tab or on another device; here it is as it is now.';
+  reloading = true;
+  try {
+    await loadSession({ create: true }).catch(() => null);
+    await refresh();
+  } finally {
+    reloading = false;
+  }
+  const why = whyChanged(before) ?? 'This checkout moved to another step in another tab or on another device; here it is as it is now.';
   showError(new ApiError(err.status, err.code, why));
+}
+
+/**
+ * Signed out (or in) elsewhere while the page shows a review: that review was of the account's cart and
+ * checkout, which the page no longer has (it would say the cart is empty, over the account's address).
+ * It shows the checkout there is now, and why.
+ */
+async function changedHands() {
+  const before = flow;
+  reloading = true;
+  try {
+    await refresh();
+  } catch (err) {
+    toast(describeError(err));
+    return;
+  } finally {
+    reloading = false;
+  }
+  const why = whyChanged(before);
+  if (why) showError(new ApiError(409, 'FLOW_STEP_UNKNOWN', why));
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -246,6 +281,7 @@ function render(focus = true) {
 
 async function refresh() {
   flow = await api('GET', '/api/checkout');
+  shownFor = whoIs(state.session);
   editing = null;
   render();
 }
@@ -254,10 +290,14 @@ async function main() {
   // A session for the steps to come (their CSRF token); a visitor without an account checks out as a guest.
   await loadSession({ create: true });
   flow = await api('GET', '/api/checkout');
+  shownFor = whoIs(state.session);
   render();
-  // A currency switch prices the review and the placed order again; a form being filled in is left as it is.
-  onChange(() => {
-    if (placed || !FORMS[editing ?? flow.step]) render(false);
+  // A currency switch prices the review and the placed order again; a form being filled in is left as it
+  // is (sent, it is told what changed).
+  onChange((view) => {
+    const form = !placed && FORMS[editing ?? flow.step];
+    if (!placed && !form && !reloading && whoIs(view) !== shownFor) void changedHands();
+    else if (!form) render(false);
   });
 }
 
