@@ -974,6 +974,34 @@ describe('shop in Chromium: a checkout step after being signed out elsewhere', (
   });
 });
 
+describe('shop in Chromium: a page shown again', () => {
+  it('cart page when shown again after another device changed the cart and the preferences then shows the cart, the count, the currency and the theme as they are now', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      const username = uniqueName('shown');
+      const other = new ShopClient(t.url);
+      await other.register(username);
+      await other.add('camp-mug');
+      await page.goto(t.url + '/login?next=/cart');
+      await page.fill('#username', username);
+      await page.fill('#password', 'correct horse battery');
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByTestId('cart-total').filter({ hasText: '$14.00' }).waitFor();
+      await other.add('trail-runner', 2);
+      assert.equal((await other.request('PUT', '/api/preferences', { json: { currency: 'EUR', theme: 'dark' } })).status, 200);
+      // Headless Chromium never hides a page: the event a tab brought to the front fires.
+      await page.locator('html').evaluate((e) => e.ownerDocument.dispatchEvent(new Event('visibilitychange')));
+      await waitForCount(page, '3');
+      assert.equal(await page.getByTestId('cart-line').count(), 2);
+      assert.match((await page.getByTestId('cart-total').textContent()) ?? '', /€/);
+      assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: Place order while the order is on its way', () => {
   it('guest when Place order is waiting for its answer then Back and the Change buttons are disabled with it, and the placed order is shown with no refusal', async () => {
     const { context, page, errors } = await newPage();

@@ -450,5 +450,12 @@ export function renderHeader() {
   if (focusedKey) [...host.querySelectorAll('a, button, select')].find((n) => keyOf(n) === focusedKey)?.focus();
 }
 
+// A page left open in a background tab, or on a device put aside, shows the cart, the preferences and
+// the sign-in as they were when it loaded, while another tab or device changed them: shown again, it
+// asks again (the live channel tells only of the session's end).
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && state.session) loadSession().catch(() => {});
+});
+
 // Pages with no script of their own (404) just show the header.
 if (document.querySelector('script[data-init-header]')) loadSession().catch(() => renderHeader());

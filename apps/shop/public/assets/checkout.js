@@ -12,6 +12,8 @@ let placed = null;
 let receiptTo = null;
 /** Counts the page's posts: a wait for another device's order (below) stops once the user does anything else. */
 let posts = 0;
+/** Set while Place order waits for its answer: the review is not drawn again under it (its buttons disabled). */
+let placing = false;
 
 function field(name, label, value, attrs = {}) {
   return el('label', {}, label, el('input', { id: name, name, value: value ?? '', required: true, ...attrs }));
@@ -216,6 +218,7 @@ function review() {
         for (const b of panel.querySelectorAll('button')) b.disabled = on;
       };
       busy(true);
+      placing = true;
       try {
         // Naming the run makes a retry (a lost reply, a second click) answer with the same order; naming
         // the items shown here makes the server refuse (CART_CHANGED) a cart changed since in another tab.
@@ -241,6 +244,8 @@ function review() {
           return;
         }
         showError(err);
+      } finally {
+        placing = false;
       }
     },
   }, `Place order · ${formatPrice(cart.total)}`);
@@ -295,6 +300,7 @@ async function main() {
   // A currency switch prices the review and the placed order again; a form being filled in is left as it
   // is (sent, it is told what changed).
   onChange((view) => {
+    if (placing) return;
     const form = !placed && FORMS[editing ?? flow.step];
     if (!placed && !form && !reloading && whoIs(view) !== shownFor) void changedHands();
     else if (!form) render(false);
