@@ -1002,7 +1002,7 @@ describe('shop in Chromium: a page shown again', () => {
   });
 });
 
-describe('shop in Chromium: Place order while the order is on its way', () => {
+describe('shop in Chromium: checkout buttons while their request is on its way', () => {
   it('guest when Place order is waiting for its answer then Back and the Change buttons are disabled with it, and the placed order is shown with no refusal', async () => {
     const { context, page, errors } = await newPage();
     const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
@@ -1030,6 +1030,30 @@ describe('shop in Chromium: Place order while the order is on its way', () => {
     } finally {
       release();
       db.placeOrder = placeOrder;
+      await context.close();
+    }
+  });
+
+  it('guest when double-clicking Back on the review then goes back one step, to the payment, not two', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await guestAtReview(page);
+      let backs = 0;
+      page.on('request', (r) => {
+        if (new URL(r.url()).pathname === '/api/checkout/back') backs++;
+      });
+      // The answer held a moment, as on a slow network: the second click comes before it.
+      await page.route('**/api/checkout/back', async (route) => {
+        await new Promise((r) => setTimeout(r, 300));
+        await route.continue();
+      });
+      await page.getByTestId('back').dblclick();
+      await page.locator('form[data-step=payment]').waitFor();
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(backs, 1);
+      assert.equal(await page.locator('form[data-step=payment]').count(), 1);
+      assert.deepEqual(errors, []);
+    } finally {
       await context.close();
     }
   });

@@ -26,7 +26,12 @@ function renderSteps() {
   }, LABELS[s] ?? s, i < current ? el('span', { class: 'visually-hidden' }, ' (done)') : null)));
 }
 
+/** Set while a step (or Back) is on its way: a second click then would be a second step (Back twice). */
+let sending = false;
+
 async function post(path, body) {
+  if (sending) return;
+  sending = true;
   const mine = ++posts;
   try {
     flow = await api('POST', path, body);
@@ -39,6 +44,8 @@ async function post(path, body) {
     // now, and then why, or the message would go with the form it was in.
     if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN') return moved(err);
     showError(err);
+  } finally {
+    sending = false;
   }
 }
 
