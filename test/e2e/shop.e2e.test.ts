@@ -1002,6 +1002,39 @@ describe('shop in Chromium: a page shown again', () => {
   });
 });
 
+describe('shop in Chromium: an account\'s pages signed out from elsewhere', () => {
+  it('orders and account pages when their session is signed out from another device then stop showing the orders, the sessions and the forms, and offer to log in again', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      const username = uniqueName('pages');
+      const other = new ShopClient(t.url);
+      await other.register(username);
+      await other.add('camp-mug');
+      await other.post('/api/checkout/shipping', { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' });
+      await other.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '12/39' });
+      assert.equal((await other.post('/api/checkout/confirm', {})).status, 201);
+      await page.goto(t.url + '/login?next=/orders');
+      await page.fill('#username', username);
+      await page.fill('#password', 'correct horse battery');
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByTestId('order').waitFor();
+      const account = await context.newPage();
+      await account.goto(t.url + '/account');
+      await account.getByTestId('session-row').nth(1).waitFor();
+      assert.equal((await other.request('DELETE', '/api/me/sessions/others')).status, 200);
+      for (const [p, what] of [[page, 'your order history'], [account, 'your account']] as const) {
+        await p.getByTestId('signed-out-panel').filter({ hasText: `You are signed out, so ${what} no longer shows here.` }).waitFor();
+        assert.equal(await p.locator('#main').getByText('Ada Lovelace').count(), 0);
+        assert.equal(await p.getByTestId('session-row').count(), 0);
+        assert.equal(await p.getByTestId('password-form').count(), 0);
+      }
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: checkout buttons while their request is on its way', () => {
   it('guest when Place order is waiting for its answer then Back and the Change buttons are disabled with it, and the placed order is shown with no refusal', async () => {
     const { context, page, errors } = await newPage();

@@ -1,6 +1,6 @@
 // The account page: preferences, the password, the devices (sessions) signed in, logging out others or one
 // of them, and deleting the account.
-import { api, ApiError, askPassword, describeError, el, ending, logout, onChange, requireLogin, setPreferences, setSession, signedOut, state, toast } from './app.js';
+import { api, ApiError, askPassword, describeError, el, ending, logout, onChange, requireLogin, setPreferences, setSession, signedOut, signedOutPanel, state, toast } from './app.js';
 
 function device(ua) {
   if (!ua) return 'Unknown device';
@@ -151,6 +151,11 @@ async function main() {
   // The header's theme and currency controls change the same preferences; keep the form in step.
   onChange((view) => {
     if (!view) return;
+    if (!(view.authenticated && view.user.username === s.user.username)) {
+      // Signed out elsewhere: the account's sessions, preferences and forms are no longer this page's.
+      document.getElementById('account').replaceChildren(signedOutPanel('your account'));
+      return;
+    }
     document.getElementById('pref-theme').value = view.preferences.theme;
     document.getElementById('pref-currency').value = view.preferences.currency;
   });

@@ -333,6 +333,16 @@ export function sendToLogin() {
   location.replace('/login?next=' + encodeURIComponent(location.pathname));
 }
 
+/**
+ * What a page of an account's own data (its orders, its sessions) shows in place of that data once the
+ * session is signed out from elsewhere: on a shared computer, that is why someone signs out everywhere.
+ */
+export function signedOutPanel(what) {
+  return el('div', { class: 'empty panel', 'data-testid': 'signed-out-panel' },
+    el('p', {}, `You are signed out, so ${what} no longer shows here.`),
+    el('a', { class: 'button primary', href: '/login?next=' + encodeURIComponent(location.pathname) }, 'Log in again'));
+}
+
 /** For pages that need an account: loads the session and sends visitors to the login page. */
 export async function requireLogin() {
   const s = await loadSession({ create: true });

@@ -1,6 +1,6 @@
 // Order history, newest first: a user's, or for a visitor the orders this browser's session placed as a
 // guest (the server knows which only while that session lasts).
-import { api, describeError, el, formatPrice, loadSession, onChange, sendToLogin, toast } from './app.js';
+import { api, describeError, el, formatPrice, loadSession, onChange, sendToLogin, signedOutPanel, toast } from './app.js';
 
 function orderView(o) {
   return el('article', { class: 'panel order', 'data-testid': 'order', 'data-order': o.id },
@@ -25,8 +25,12 @@ async function main() {
     'These are the orders placed in this browser as a guest. They are listed here only while this session lasts: keep the order number, it is your reference.');
   const render = () => host.replaceChildren(el('div', { class: 'stack' }, note, ...orders.map(orderView)));
   render();
-  // A currency switch prices the orders again.
-  onChange(render);
+  // A currency switch prices the orders again; an account's orders go once it is signed out elsewhere.
+  const owner = s?.authenticated ? s.user.username : null;
+  onChange((view) => {
+    if (owner !== null && !(view?.authenticated && view.user.username === owner)) host.replaceChildren(signedOutPanel('your order history'));
+    else render();
+  });
 }
 
 main().catch((err) => toast(describeError(err)));
