@@ -1003,7 +1003,7 @@ describe('shop in Chromium: a page shown again', () => {
 });
 
 describe('shop in Chromium: an account\'s pages signed out from elsewhere', () => {
-  it('orders and account pages when their session is signed out from another device then stop showing the orders, the sessions and the forms, and offer to log in again', async () => {
+  it('orders, account and cart pages when their session is signed out from another device then stop showing the orders, the sessions and the forms, say the saved cart is not shown (not that it is empty), and offer to log in again', async () => {
     const { context, page, errors } = await newPage();
     try {
       const username = uniqueName('pages');
@@ -1018,11 +1018,15 @@ describe('shop in Chromium: an account\'s pages signed out from elsewhere', () =
       await page.fill('#password', 'correct horse battery');
       await page.getByRole('button', { name: 'Log in' }).click();
       await page.getByTestId('order').waitFor();
+      await other.add('camp-mug', 2);
       const account = await context.newPage();
       await account.goto(t.url + '/account');
       await account.getByTestId('session-row').nth(1).waitFor();
+      const cart = await context.newPage();
+      await cart.goto(t.url + '/cart');
+      await cart.getByTestId('cart-line').waitFor();
       assert.equal((await other.request('DELETE', '/api/me/sessions/others')).status, 200);
-      for (const [p, what] of [[page, 'your order history'], [account, 'your account']] as const) {
+      for (const [p, what] of [[page, 'your order history'], [account, 'your account'], [cart, 'your saved cart']] as const) {
         await p.getByTestId('signed-out-panel').filter({ hasText: `You are signed out, so ${what} no longer shows here.` }).waitFor();
         assert.equal(await p.locator('#main').getByText('Ada Lovelace').count(), 0);
         assert.equal(await p.getByTestId('session-row').count(), 0);

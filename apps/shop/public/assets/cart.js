@@ -1,10 +1,12 @@
 // The cart: change quantities, remove lines, go to checkout (logged in, after logging in, or as a guest).
-import { api, describeError, el, formatPrice, loadSession, onChange, setCart, state, toast } from './app.js';
+import { api, describeError, el, formatPrice, loadSession, onChange, setCart, signedOutPanel, state, toast } from './app.js';
 import { artFor } from './art.js';
 import { loadProducts } from './catalog.js';
 
 let products = [];
 let anonymousCart = { items: [], count: 0, total: 0 };
+/** The user whose saved cart the page loaded with; null: a visitor's. */
+let owner = null;
 
 function cart() {
   return state.session?.cart ?? anonymousCart;
@@ -44,6 +46,11 @@ function lineView(item) {
 function render() {
   const host = document.getElementById('cart');
   const c = cart();
+  // Signed out elsewhere: the saved cart is the account's still, not empty, and shows again at the next login.
+  if (owner !== null && c.items.length === 0 && !(state.session?.authenticated && state.session.user.username === owner)) {
+    host.replaceChildren(signedOutPanel('your saved cart'));
+    return;
+  }
   if (c.items.length === 0) {
     host.replaceChildren(el('div', { class: 'empty panel' }, el('p', {}, 'Your cart is empty.'), el('a', { class: 'button primary', href: '/' }, 'Browse the shop')));
     return;
@@ -70,6 +77,7 @@ async function main() {
     // No session yet: read the cart without creating one.
     anonymousCart = await (await fetch('/api/cart', { headers: { accept: 'application/json' } })).json();
   }
+  owner = state.session?.authenticated ? state.session.user.username : null;
   render();
 }
 
