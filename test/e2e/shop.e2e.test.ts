@@ -1123,6 +1123,41 @@ describe('shop in Chromium: cart quantities', () => {
       await context.close();
     }
   });
+
+  it('cart when a quantity is changed and another line removed before the first answer comes then the page and the server both end with the two changes, in that order', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await page.goto(t.url + '/products/camp-mug');
+      await page.getByTestId('add-to-cart').click();
+      await waitForCount(page, '1');
+      await page.goto(t.url + '/products/trail-runner');
+      await page.getByTestId('add-to-cart').click();
+      await waitForCount(page, '2');
+      await page.goto(t.url + '/cart');
+      await page.getByTestId('cart-line').nth(1).waitFor();
+      // The first change's answer is slow to come back, as on a network that delivers out of order.
+      let sent = 0;
+      await page.route('**/api/cart/items/**', async (route) => {
+        const first = sent++ === 0;
+        const response = await route.fetch();
+        if (first) await new Promise((r) => setTimeout(r, 600));
+        await route.fulfill({ response });
+      });
+      const box = page.getByLabel('Quantity of Enamel Camp Mug');
+      await box.fill('4');
+      await box.press('Tab');
+      await page.getByRole('button', { name: 'Remove Trail Runner Shoes' }).click();
+      await waitForCount(page, '4');
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(await cartCount(page), '4');
+      assert.equal(await page.getByTestId('cart-line').count(), 1);
+      const server = await (await context.request.get(t.url + '/api/cart')).json() as { items: { productId: string; quantity: number }[] };
+      assert.deepEqual(server.items.map((i) => [i.productId, i.quantity]), [['camp-mug', 4]]);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 describe('shop in Chromium: the catalog in a store outage', () => {

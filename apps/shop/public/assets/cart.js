@@ -12,12 +12,23 @@ function cart() {
   return state.session?.cart ?? anonymousCart;
 }
 
-async function change(method, productId, body) {
-  try {
-    setCart(await api(method, `/api/cart/items/${encodeURIComponent(productId)}`, body));
-  } catch (err) {
-    toast(describeError(err));
-  }
+/** The changes made on this page, one after another: see change(). */
+let changes = Promise.resolve();
+
+/**
+ * Sends one change of the cart. Changes go one at a time, in the order they were made: sent together,
+ * the server could apply them in another order, and the page would show whichever answer came last (a
+ * line removed coming back with a quantity changed just before).
+ */
+function change(method, productId, body) {
+  changes = changes.then(async () => {
+    try {
+      setCart(await api(method, `/api/cart/items/${encodeURIComponent(productId)}`, body));
+    } catch (err) {
+      toast(describeError(err));
+    }
+  });
+  return changes;
 }
 
 function lineView(item) {
