@@ -975,7 +975,7 @@ describe('shop in Chromium: a checkout step after being signed out elsewhere', (
 });
 
 describe('shop in Chromium: a page shown again', () => {
-  it('cart page when shown again after another device changed the cart and the preferences then shows the cart, the count, the currency and the theme as they are now', async () => {
+  it('cart and account pages when shown again after another device changed the cart and the preferences and signed in then show the cart, the count, the currency, the theme and the sessions as they are now', async () => {
     const { context, page, errors } = await newPage();
     try {
       const username = uniqueName('shown');
@@ -987,14 +987,20 @@ describe('shop in Chromium: a page shown again', () => {
       await page.fill('#password', 'correct horse battery');
       await page.getByRole('button', { name: 'Log in' }).click();
       await page.getByTestId('cart-total').filter({ hasText: '$14.00' }).waitFor();
+      const account = await context.newPage();
+      await account.goto(t.url + '/account');
+      await account.getByTestId('session-count').filter({ hasText: '2 active sessions' }).waitFor();
       await other.add('trail-runner', 2);
       assert.equal((await other.request('PUT', '/api/preferences', { json: { currency: 'EUR', theme: 'dark' } })).status, 200);
+      assert.equal((await new ShopClient(t.url).login(username)).status, 200);
       // Headless Chromium never hides a page: the event a tab brought to the front fires.
-      await page.locator('html').evaluate((e) => e.ownerDocument.dispatchEvent(new Event('visibilitychange')));
+      for (const p of [page, account]) await p.locator('html').evaluate((e) => e.ownerDocument.dispatchEvent(new Event('visibilitychange')));
       await waitForCount(page, '3');
       assert.equal(await page.getByTestId('cart-line').count(), 2);
       assert.match((await page.getByTestId('cart-total').textContent()) ?? '', /€/);
       assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
+      await account.getByTestId('session-count').filter({ hasText: '3 active sessions' }).waitFor();
+      assert.equal(await account.locator('#pref-currency').inputValue(), 'EUR');
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

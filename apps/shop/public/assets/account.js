@@ -160,6 +160,11 @@ async function main() {
     document.getElementById('pref-currency').value = view.preferences.currency;
   });
   await renderSessions(sessions);
+  // Shown again (another tab, a device put aside): devices may have signed in or out meanwhile, and "Log
+  // out other sessions" would stay disabled, or name sessions that ended, until a reload.
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && sessions.isConnected && state.session?.authenticated) renderSessions(sessions).catch(() => {});
+  });
 }
 
 main().catch((err) => toast(describeError(err)));
