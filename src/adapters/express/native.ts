@@ -8,7 +8,7 @@ import type { Tether } from '../../core/engine.js';
 import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
-import { abandonOnEarlyClose, beginSession, checkCsrfOf, sendError, viewOf } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, checkCsrfOf, reopenAfterError, sendError, viewOf } from '../shared/http.js';
 import type { FormSource } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
@@ -191,26 +191,16 @@ function reopen(req: Request, res: Response): Promise<void> | undefined {
   const tether = ENGINE.get(req);
   const session = req.tether;
   if (tether === undefined || session === undefined || REOPENED.has(req) || res.headersSent) return undefined;
-  const state = sessionState(session);
-  // Its commit began with an answer already given: what it stores stands.
-  if (state.committed) return undefined;
-  const writer = state.release !== null;
-  tether.abandon(session);
-  // Not abandoned: its commit waits for an update() the handler did not await.
-  if (!state.committed) return undefined;
-  const use = (again: Session<object>): void => {
-    if (!abandonOnEarlyClose(tether, again, res)) return;
-    REOPENED.set(req, { tether, session: again });
-    req.tether = again;
+  // The same kind of session as before: a writer again if it took the gate.
+  const writer = sessionState(session).release !== null;
+  const again = reopenAfterError(tether, session, viewOf(req), { write: writer }, (s) => abandonOnEarlyClose(tether, s, res));
+  const use = (s: Session<object> | null): void => {
+    if (s === null) return;
+    REOPENED.set(req, { tether, session: s });
+    req.tether = s;
   };
-  let opened: Session<object> | Promise<Session<object>>;
-  try {
-    opened = tether.openNow(viewOf(req), { write: writer });
-  } catch {
-    return undefined;
-  }
-  if (opened instanceof Promise) return opened.then(use, () => {});
-  use(opened);
+  if (again instanceof Promise) return again.then(use);
+  use(again);
   return undefined;
 }
 

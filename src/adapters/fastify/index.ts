@@ -24,10 +24,9 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Tether } from '../../core/engine.js';
 import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
-import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse } from '../shared/http.js';
+import { ANSWER_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse, reopenAfterError } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 /**
@@ -397,43 +396,24 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   // Without that, its first change would throw SESSION_COMMITTED and the answer become a 500.
   app.addHook('onError', (req: FastifyRequest, reply: FastifyReply, _err: Error, done: () => void) => {
     const session = req.session;
-    // Committed already (a hook failed after the commit): what it stored stands, its cookie goes out.
-    if (!session || sessionState(session).committed) {
+    if (!session) {
       done();
       return;
     }
-    tether.abandon(session);
-    // Not abandoned: its commit is under way, waiting for an update() the handler did not await. Or a
-    // form post whose token was never read (its body failed to parse): nothing may be stored for it.
-    if (!sessionState(session).committed || FORM_PENDING.has(req)) {
+    const routeOpts = req.routeOptions.config?.tether;
+    // Its CSRF checks passed already. A form post whose token was never read (its body failed to
+    // parse) may store nothing: its session is abandoned, not opened again.
+    const again = reopenAfterError(tether, session, new HeadersView(req.method, req.headers, req),
+      routeOpts?.write === undefined ? NO_OPEN_OPTIONS : { write: routeOpts.write },
+      (s) => abandonOnEarlyClose(tether, s, reply.raw), !FORM_PENDING.has(req));
+    const use = (s: Session<object> | null): void => {
+      if (s !== null) req.session = s;
       done();
-      return;
-    }
-    reopen(tether, req, reply, done);
+    };
+    if (again instanceof Promise) void again.then(use);
+    else use(again);
   });
 };
-
-/**
- * Opens the request's session again for its error handler (see the onError hook), its CSRF checks
- * already passed. Keeps the abandoned one, whose changes throw, when that fails (the store is down,
- * the session busy) or the client has gone meanwhile.
- */
-function reopen(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, done: () => void): void {
-  const routeOpts = req.routeOptions.config?.tether;
-  const use = (session: Session<object>): void => {
-    if (abandonOnEarlyClose(tether, session, reply.raw)) req.session = session;
-    done();
-  };
-  let opened: Session<object> | Promise<Session<object>>;
-  try {
-    opened = tether.openNow(new HeadersView(req.method, req.headers, req), routeOpts?.write === undefined ? NO_OPEN_OPTIONS : { write: routeOpts.write });
-  } catch {
-    done();
-    return;
-  }
-  if (opened instanceof Promise) opened.then(use, () => done());
-  else use(opened);
-}
 
 // Skip encapsulation so the hooks apply to every route of the parent (what fastify-plugin does).
 (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

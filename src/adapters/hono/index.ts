@@ -25,7 +25,7 @@ import { CsrfTokenInvalidError, OptionsInvalidError, PayloadTooLargeError, isTet
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, errorResponse } from '../shared/http.js';
+import { ANSWER_HEADERS, errorResponse, reopenAfterError } from '../shared/http.js';
 
 export interface TetherEnv<T extends object = SessionData> {
   Variables: { session: Session<T> };
@@ -205,20 +205,9 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     /** The session tetherErrors(fallback) opened again for the app's error handler, if it did. */
     let reopened: Session<T> | undefined;
     REOPEN.set(session, async () => {
-      // Committed already (an error raised after sessions() had answered): what it stored stands.
-      if (sessionState(session).committed) return;
-      tether.abandon(session);
-      // Not abandoned: its commit waits for an update() the handler did not await; nothing to reopen.
-      if (!sessionState(session).committed) return;
-      let again: Session<T>;
-      try {
-        const opened = tether.openNow(view, options.write ? { write: options.write(c) } : {});
-        again = opened instanceof Promise ? await opened : opened;
-      } catch {
-        // The store is down or the session busy: the handler keeps the abandoned session, whose changes throw.
-        return;
-      }
-      if (sessionState(again).release !== null && !abandonOnAbort(tether, again, c.req.raw.signal)) return;
+      const again = await reopenAfterError(tether, session, view, options.write ? { write: options.write(c) } : {},
+        (s) => sessionState(s).release === null || abandonOnAbort(tether, s, c.req.raw.signal));
+      if (again === null) return;
       reopened = again;
       c.set('session', again);
     });

@@ -127,6 +127,34 @@ export function abandonOnEarlyClose<T extends object>(tether: Tether<T>, session
 }
 
 /**
+ * After a request failed: drops its session changes and opens its session again, as it was before the
+ * request, for the app's error handler, whose changes (a flash message before redirecting back to a
+ * form) the adapters store with its answer. Null when there is nothing to open again: the session's
+ * commit has begun (an error raised after the answer, or a commit waiting for an update() the handler
+ * did not await), or the store cannot open it now (down, the session busy), when the error handler keeps
+ * the abandoned session, whose changes throw SESSION_COMMITTED. `keep(session)` is asked of the session
+ * opened (the client may have gone meanwhile: abandonOnEarlyClose, or its signal's); a session it
+ * refuses counts as none. `options` as `tether.openNow`'s, and `open` false when the request may not
+ * store anything at all (a form post whose token was never read).
+ */
+export function reopenAfterError<T extends object>(
+  tether: Tether<T>, session: Session<T>, view: RequestView, options: { write?: boolean },
+  keep: (session: Session<T>) => boolean, open = true,
+): Session<T> | Promise<Session<T> | null> | null {
+  if (sessionState(session).committed) return null;
+  tether.abandon(session);
+  if (!sessionState(session).committed || !open) return null;
+  let opened: Session<T> | Promise<Session<T>>;
+  try {
+    opened = tether.openNow(view, options);
+  } catch {
+    return null;
+  }
+  const kept = (s: Session<T>): Session<T> | null => (keep(s) ? s : null);
+  return opened instanceof Promise ? opened.then(kept, () => null) : kept(opened);
+}
+
+/**
  * Whether the response's connection has closed. Node's HTTP/2 compatibility response (node:http2,
  * Fastify's `http2: true`) has no `closed`: its stream's tells. Read as false there, a client gone
  * while its writer waited for the gate went unseen, and the close listener, added after the close,
