@@ -83,14 +83,34 @@ async function registerInPage(page: Page, url: string, prefix: string): Promise<
   return sent;
 }
 
+/**
+ * Logs `username` in as a shopper would: from the login page of the shop at `url`, asked to go on to
+ * `next` afterwards, or, without `url`, from the login form `page` shows already.
+ */
+async function loginInPage(page: Page, username: string, password: string, url?: string, next?: string): Promise<void> {
+  if (url !== undefined) await page.goto(`${url}/login${next === undefined ? '' : `?next=${next}`}`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
 /** Logs the admin in from the login page of the shop at `url`, onto the admin page. */
 async function adminInPage(page: Page, url: string): Promise<void> {
-  await page.goto(url + '/login?next=/admin');
-  await page.fill('#username', 'admin');
-  await page.fill('#password', ADMIN_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await loginInPage(page, 'admin', ADMIN_PASSWORD, url, '/admin');
   await page.waitForURL(`${url}/admin`);
 }
+
+/** A new account with a mug in its cart, signed in on another device (an API client): its name and that client. */
+async function accountWithMug(prefix: string): Promise<{ username: string; other: ShopClient }> {
+  const username = uniqueName(prefix);
+  const other = new ShopClient(t.url);
+  await other.register(username);
+  await other.add('camp-mug');
+  return { username, other };
+}
+
+/** A shipping step's fields, as the API takes them. */
+const ADA_SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
 
 /**
  * Makes the shop's session store fail `method` (every call rejects, as with the store down) until
@@ -893,16 +913,10 @@ describe('shop in Chromium: a step posted while another device places the order'
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     try {
-      const username = uniqueName('completing');
-      const other = new ShopClient(t.url);
-      await other.register(username);
-      await other.add('camp-mug');
-      await other.post('/api/checkout/shipping', { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' });
+      const { username, other } = await accountWithMug('completing');
+      await other.post('/api/checkout/shipping', ADA_SHIPPING);
       await other.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '12/39' });
-      await page.goto(t.url + '/login?next=/checkout');
-      await page.fill('#username', username);
-      await page.fill('#password', 'correct horse battery');
-      await page.getByRole('button', { name: 'Log in' }).click();
+      await loginInPage(page, username, 'correct horse battery', t.url, '/checkout');
       await page.getByTestId('place-order').waitFor();
       await waitForCount(page, '1');
       await page.getByRole('button', { name: 'Change address' }).click();
@@ -939,15 +953,9 @@ describe('shop in Chromium: a checkout step after being signed out elsewhere', (
   it('shopper when signed out from another device while filling in the payment then sending it shows the guest checkout and says in words that the account\'s checkout waits for a login; at the review, the page does so at once', async () => {
     const { context, page, errors } = await newPage();
     try {
-      const username = uniqueName('signedout');
-      const other = new ShopClient(t.url);
-      await other.register(username);
-      await other.add('camp-mug');
-      await other.post('/api/checkout/shipping', { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' });
-      await page.goto(t.url + '/login?next=/checkout');
-      await page.fill('#username', username);
-      await page.fill('#password', 'correct horse battery');
-      await page.getByRole('button', { name: 'Log in' }).click();
+      const { username, other } = await accountWithMug('signedout');
+      await other.post('/api/checkout/shipping', ADA_SHIPPING);
+      await loginInPage(page, username, 'correct horse battery', t.url, '/checkout');
       await page.getByLabel('Card number').fill('4242 4242 4242 4242');
       assert.equal((await other.request('DELETE', '/api/me/sessions/others')).status, 200);
       await page.getByTestId('signed-out').waitFor();
@@ -959,9 +967,7 @@ describe('shop in Chromium: a checkout step after being signed out elsewhere', (
       // Signed out again while the review shows: not a review of an empty cart over the account's address.
       await other.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '12/39' });
       await page.getByTestId('signed-out').getByRole('link', { name: 'Log in again' }).click();
-      await page.fill('#username', username);
-      await page.fill('#password', 'correct horse battery');
-      await page.getByRole('button', { name: 'Log in' }).click();
+      await loginInPage(page, username, 'correct horse battery');
       await page.getByTestId('place-order').filter({ hasText: 'Place order · $14.00' }).waitFor();
       assert.equal((await other.request('DELETE', '/api/me/sessions/others')).status, 200);
       await page.locator('form[data-step=contact]').waitFor();
@@ -978,14 +984,8 @@ describe('shop in Chromium: a page shown again', () => {
   it('cart and account pages when shown again after another device changed the cart and the preferences and signed in then show the cart, the count, the currency, the theme and the sessions as they are now', async () => {
     const { context, page, errors } = await newPage();
     try {
-      const username = uniqueName('shown');
-      const other = new ShopClient(t.url);
-      await other.register(username);
-      await other.add('camp-mug');
-      await page.goto(t.url + '/login?next=/cart');
-      await page.fill('#username', username);
-      await page.fill('#password', 'correct horse battery');
-      await page.getByRole('button', { name: 'Log in' }).click();
+      const { username, other } = await accountWithMug('shown');
+      await loginInPage(page, username, 'correct horse battery', t.url, '/cart');
       await page.getByTestId('cart-total').filter({ hasText: '$14.00' }).waitFor();
       const account = await context.newPage();
       await account.goto(t.url + '/account');
@@ -1012,17 +1012,11 @@ describe('shop in Chromium: an account\'s pages signed out from elsewhere', () =
   it('orders, account and cart pages when their session is signed out from another device then stop showing the orders, the sessions and the forms, say the saved cart is not shown (not that it is empty), and offer to log in again', async () => {
     const { context, page, errors } = await newPage();
     try {
-      const username = uniqueName('pages');
-      const other = new ShopClient(t.url);
-      await other.register(username);
-      await other.add('camp-mug');
-      await other.post('/api/checkout/shipping', { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' });
+      const { username, other } = await accountWithMug('pages');
+      await other.post('/api/checkout/shipping', ADA_SHIPPING);
       await other.post('/api/checkout/payment', { cardNumber: '4242 4242 4242 4242', expiry: '12/39' });
       assert.equal((await other.post('/api/checkout/confirm', {})).status, 201);
-      await page.goto(t.url + '/login?next=/orders');
-      await page.fill('#username', username);
-      await page.fill('#password', 'correct horse battery');
-      await page.getByRole('button', { name: 'Log in' }).click();
+      await loginInPage(page, username, 'correct horse battery', t.url, '/orders');
       await page.getByTestId('order').waitFor();
       await other.add('camp-mug', 2);
       const account = await context.newPage();
