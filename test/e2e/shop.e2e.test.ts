@@ -109,6 +109,35 @@ async function accountWithMug(prefix: string): Promise<{ username: string; other
   return { username, other };
 }
 
+/**
+ * Holds the shop's orders inside their placing (after the checkout's run was taken, before it ends)
+ * from `hold()` on: `reached` resolves once one is held, `release()` lets them go, `restore()` (in a
+ * `finally`) lets them go and puts the database's own call back.
+ */
+function holdOrders(): { hold(): void; readonly reached: Promise<void>; release(): void; restore(): void } {
+  const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
+  const placeOrder = db.placeOrder;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let taken!: () => void;
+  const reached = new Promise<void>((resolve) => (taken = resolve));
+  return {
+    hold: () => {
+      db.placeOrder = async (...args: unknown[]) => {
+        taken();
+        await held;
+        return placeOrder.apply(t.shop.db, args);
+      };
+    },
+    reached,
+    release: () => release(),
+    restore: () => {
+      release();
+      db.placeOrder = placeOrder;
+    },
+  };
+}
+
 /** A shipping step's fields, as the API takes them. */
 const ADA_SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
 
@@ -908,10 +937,7 @@ describe('shop in Chromium: the cart at Place order', () => {
 describe('shop in Chromium: a step posted while another device places the order', () => {
   it('shopper when changing the address on one device while the other places the order then the page says so in words, keeps the input, and shows the new checkout and the emptied cart once placed', async () => {
     const { context, page, errors } = await newPage();
-    const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
-    const placeOrder = db.placeOrder;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const order = holdOrders();
     try {
       const { username, other } = await accountWithMug('completing');
       await other.post('/api/checkout/shipping', ADA_SHIPPING);
@@ -923,27 +949,20 @@ describe('shop in Chromium: a step posted while another device places the order'
       await page.getByLabel('City').fill('Paris');
 
       // The order is held inside its placing, after the run was taken and before it ends.
-      let taken!: () => void;
-      const reached = new Promise<void>((resolve) => (taken = resolve));
-      db.placeOrder = async (...args: unknown[]) => {
-        taken();
-        await held;
-        return placeOrder.apply(t.shop.db, args);
-      };
+      order.hold();
       const placing = other.post('/api/checkout/confirm', {});
-      await reached;
+      await order.reached;
       await page.getByRole('button', { name: 'Continue to payment' }).click();
       await page.locator('#step-error').filter({ hasText: 'Your order is being placed in another tab or on another device, so this change was not saved.' }).waitFor();
       assert.equal(await page.getByLabel('City').inputValue(), 'Paris', 'what was typed stays');
-      release();
+      order.release();
       assert.equal((await placing).status, 201);
       await page.locator('#step-error').filter({ hasText: 'Your order was placed in another tab or on another device: it is under Orders.' }).waitFor();
       await page.locator('form[data-step=shipping]').waitFor();
       await waitForCount(page, '0');
       assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
     } finally {
-      release();
-      db.placeOrder = placeOrder;
+      order.restore();
       await context.close();
     }
   });
@@ -1042,31 +1061,21 @@ describe('shop in Chromium: an account\'s pages signed out from elsewhere', () =
 describe('shop in Chromium: checkout buttons while their request is on its way', () => {
   it('guest when Place order is waiting for its answer then Back and the Change buttons are disabled with it, and the placed order is shown with no refusal', async () => {
     const { context, page, errors } = await newPage();
-    const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
-    const placeOrder = db.placeOrder;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const order = holdOrders();
     try {
       await guestAtReview(page);
-      let taken!: () => void;
-      const reached = new Promise<void>((resolve) => (taken = resolve));
-      db.placeOrder = async (...args: unknown[]) => {
-        taken();
-        await held;
-        return placeOrder.apply(t.shop.db, args);
-      };
+      order.hold();
       await page.getByTestId('place-order').click();
-      await reached;
+      await order.reached;
       for (const name of ['Back', 'Change email', 'Change address', /^Place order/]) {
         assert.equal(await page.locator('[data-step=review]').getByRole('button', { name }).isDisabled(), true, `${String(name)} is disabled`);
       }
-      release();
+      order.release();
       await page.getByTestId('order-placed').waitFor();
       assert.equal(await page.locator('#toast').textContent(), '');
       assert.deepEqual(errors, []);
     } finally {
-      release();
-      db.placeOrder = placeOrder;
+      order.restore();
       await context.close();
     }
   });
