@@ -21,15 +21,21 @@ export interface Envelope {
   n?: string;
   /** When the session's current ID was issued, in ms of the engine's clock: kept under `renewal` only. */
   i?: number;
+  /**
+   * The session's handle once a renewal replaced its ID (`renewal`): the handle of the ID it had when it
+   * began (was created, signed in or regenerated), kept across renewals, so that a session list, a log
+   * or an event names the same device before and after. Absent: the handle of the ID it is stored under.
+   */
+  h?: string;
 }
 
 /**
  * Encodes and decodes a session's envelope. A custom codec must keep every field of the envelope, not
  * only `d`: a token (`c`), the user agent (`u`), the remembered flag (`r`), the authentication time
- * (`a`), the network (`n`) and the ID's issue time (`i`) it drops are lost: a remembered session then
- * ends at the engine's ordinary timeouts, `requireRecentAuth()` asks its user to sign in again,
- * `addressChange` has nothing to compare with, and under `renewal` a session older than the interval
- * gets a new ID at every request.
+ * (`a`), the network (`n`), the ID's issue time (`i`) and the session's handle (`h`) it drops are lost:
+ * a remembered session then ends at the engine's ordinary timeouts, `requireRecentAuth()` asks its user
+ * to sign in again, `addressChange` has nothing to compare with, and under `renewal` a session older
+ * than the interval gets a new ID at every request, and a new handle at each renewal.
  */
 export interface SessionCodec {
   encode(envelope: Envelope): string;
@@ -68,6 +74,7 @@ export const jsonCodec: SessionCodec = {
     if (typeof parsed?.a === 'number' && Number.isFinite(parsed.a)) out.a = parsed.a;
     if (typeof parsed?.n === 'string') out.n = parsed.n;
     if (typeof parsed?.i === 'number' && Number.isFinite(parsed.i)) out.i = parsed.i;
+    if (typeof parsed?.h === 'string') out.h = parsed.h;
     return out;
   },
 };
@@ -81,6 +88,7 @@ export function jsonEnvelope(dataText: string, env: Envelope): string {
   if (env.a !== undefined) text += `,"a":${env.a}`;
   if (env.n !== undefined) text += `,"n":${JSON.stringify(env.n)}`;
   if (env.i !== undefined) text += `,"i":${env.i}`;
+  if (env.h !== undefined) text += `,"h":${JSON.stringify(env.h)}`;
   return `${text}}`;
 }
 

@@ -6,14 +6,14 @@
  * and an idle one touched.
  * @module
  */
-import { hashId } from './ids.js';
+import { handleOf, hashId } from './ids.js';
 import { jsonExact, sameData } from './decoded.js';
 import { draftHoldsPlain, draftWrites } from './draft.js';
 import { dequal } from 'dequal';
 import type { DecodedCache } from './decoded.js';
 import { CodecFailureWarning, bytesOver, isJsonCodec, jsonCodec, jsonEnvelope } from './codec.js';
-import type { Envelope } from './codec.js';
-import { dataOf, idOfKey } from './session.js';
+import type { Envelope, SessionCodec } from './codec.js';
+import { dataOf, handleIn, idOfKey } from './session.js';
 import type { SessionState } from './session.js';
 import { SessionConflictError, SessionTooLargeError } from './errors.js';
 import type { Lifetime, ResolvedOptions } from './options.js';
@@ -77,6 +77,28 @@ interface Written {
 }
 const NOTHING_WRITTEN: Written = Object.freeze({ env: null });
 
+/**
+ * The handles an event names when they are not its keys' (LifecycleMessage): `handle`, a renewed
+ * session's (`Envelope.h`); `previousHandle`, the session a regeneration replaced, or null to send none
+ * (a renewal, which keeps the session's handle).
+ */
+export interface EventNames {
+  handle?: string | undefined;
+  previousHandle?: string | null;
+}
+
+/**
+ * The handle of the session a stored record holds: the one a renewal kept in it (`Envelope.h`), else its
+ * key's. A record the codec cannot read is named by its key.
+ */
+export function recordHandle(r: SessionRecord, codec: SessionCodec): string {
+  try {
+    return codec.decode(r.data).h ?? handleOf(r.key);
+  } catch {
+    return handleOf(r.key);
+  }
+}
+
 /** Counters the commit path adds to (the engine's stats). */
 export interface CommitStats {
   writes: number;
@@ -96,12 +118,13 @@ export interface CommitParts {
   call<R>(op: () => Promise<R>, what: string): Promise<R>;
   /** Under `newSessions` limits: counts a new session about to be stored, or throws RATE_LIMITED. */
   admit?: (s: SessionState) => Promise<void>;
-  emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void;
+  emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string, names?: EventNames): void;
   /**
    * Deletes the record under `key` and reports it (`event`, `reason`); calls of this process for a key
-   * whose deletion is under way share it instead: true for the call that deleted it.
+   * whose deletion is under way share it instead: true for the call that deleted it. `handle`: the
+   * session's, when it is not the key's.
    */
-  endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string): Promise<boolean>;
+  endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string, handle?: string): Promise<boolean>;
   /**
    * The Set-Cookie value that carries the ID of a session stored under `key`: persistent for
    * `lastingMs` when given, else with the cookie options' lifetime. With `keepVerified` (the default)
@@ -141,7 +164,7 @@ export class Committer {
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
     // After update() a change is all but certain: the text decides at once, sparing the comparison.
     const same = s.userId === s.loadedUserId && s.csrf === loaded.c && s.remembered === (loaded.r === 1) && s.authAt === loaded.a
-      && s.net === loaded.n && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
+      && s.net === loaded.n && s.sessionHandle === loaded.h && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
     if (!same || s.touch === true || (s.touch === undefined && now - record.lastSeenAt >= o.touchIntervalMs)) return this.#write(s, now, same);
     if (s.resign) this.#sendCookie(s, record, now);
     return undefined;
@@ -164,6 +187,7 @@ export class Committer {
     if (s.authAt !== undefined && s.userId !== null) env.a = s.authAt;
     if (s.net !== undefined) env.n = s.net;
     if (s.issuedAt !== undefined) env.i = s.issuedAt;
+    if (s.sessionHandle !== undefined) env.h = s.sessionHandle;
     if (written) written.env = exact === undefined ? null : env;
     // A codec that only wraps the JSON (encryptedCodec) is given the envelope of the exact copy.
     let text: string;
@@ -221,11 +245,12 @@ export class Committer {
     const o = this.#e.options;
     if (s.destroyed) {
       const rec = s.record!;
+      const handle = handleIn(s)!;
       this.#e.decoded.forget(rec.key);
       let ended = rec.key;
       if (o.renewal === null) await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
       else ended = await this.#endRenewable(s, rec.key, now);
-      this.#e.emit('destroyed', ended, rec.userId, 'logout');
+      this.#e.emit('destroyed', ended, rec.userId, 'logout', undefined, { handle });
       // Ended: a later commit of it (endNow after this one) only expires the cookie again.
       s.record = null;
       s.clearCookie = true;
@@ -243,6 +268,9 @@ export class Committer {
       // cache with every new visitor's session.
       const regenerating = s.record !== null;
       const written: Written = regenerating ? { env: null } : NOTHING_WRITTEN;
+      // A new ID begins a new session, named by its own handle: what a renewal kept is not carried.
+      const previousHandle = handleIn(s);
+      s.sessionHandle = undefined;
       // Under renewal a new ID is dated, so that the commit of a request that finds it due replaces it.
       if (o.renewal !== null) s.issuedAt = now;
       let text = this.#encode(s, regenerating ? written : undefined);
@@ -277,7 +305,7 @@ export class Committer {
       this.#sendCookie(s, record, now, previous !== null);
       if (previous) {
         this.#e.decoded.forget(previous.key);
-        this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key);
+        this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key, { previousHandle });
       } else {
         this.#e.emit('created', record.key, record.userId);
       }
@@ -364,13 +392,18 @@ export class Committer {
     const record = s.record!;
     const oldId = s.id!;
     const issuedAt = s.issuedAt;
+    const sessionHandle = s.sessionHandle;
+    // The session keeps its handle under the new ID: a session list shown before still names it.
+    const kept = handleIn(s)!;
     s.issuedAt = now;
+    s.sessionHandle = kept;
     const written: Written = { env: null };
     let text: string;
     try {
       text = this.#encode(s, written);
     } finally {
       s.issuedAt = issuedAt;
+      s.sessionHandle = sessionHandle;
     }
     const id = s.newId();
     const fresh = this.#newRecord(s, id, text, now);
@@ -407,8 +440,9 @@ export class Committer {
     s.key = fresh.key;
     s.record = fresh;
     s.issuedAt = now;
+    s.sessionHandle = kept;
     this.#sendCookie(s, fresh, now);
-    this.#e.emit('regenerated', fresh.key, fresh.userId, 'renewal', record.key);
+    this.#e.emit('regenerated', fresh.key, fresh.userId, 'renewal', record.key, { handle: s.sessionHandle, previousHandle: null });
     if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, fresh.key, now);
   }
 
@@ -423,6 +457,8 @@ export class Committer {
     const target = await this.#e.call(() => this.#e.store.get(to.key), 'get');
     if (target === null || isMoved(target.data)) return null;
     if (!s.regenerate) {
+      // The renewal kept the session's handle in the record it wrote; this request's writes keep it too.
+      s.sessionHandle ??= handleOf(pointer.key);
       s.id = to.id;
       s.key = target.key;
       s.resign = true;
@@ -493,12 +529,12 @@ export class Committer {
       }
       if (!replayable) fresh = null;
       if (!fresh || !this.#live(fresh, now)) {
-        this.#e.emit('conflict', base.key, s.userId, 'rejected');
+        this.#e.emit('conflict', base.key, s.userId, 'rejected', undefined, { handle: handleIn(s) ?? undefined });
         // Replayable and still within budget means the fresh record was read, and it was gone.
         const ended = replayable && budget;
         throw new SessionConflictError(ended ? 'the session ended while this request ran' : undefined);
       }
-      this.#e.emit('conflict', base.key, s.userId, 'replayed');
+      this.#e.emit('conflict', base.key, s.userId, 'replayed', undefined, { handle: handleIn(s) ?? undefined });
       this.#e.stats.replays++;
       await this.#rebase(s, fresh.data, fresh.userId, s);
       text = this.#encode(s, written);
@@ -587,55 +623,77 @@ export class Committer {
    * the copy itself).
    */
   async endOwned(userId: string, records: readonly SessionRecord[], reason: string): Promise<boolean> {
+    const o = this.#e.options;
     // Logins racing each other pick the same victims: each is deleted and reported once.
-    let ended = false;
-    for (const r of records) if (await this.#e.endOnce(r.key, userId, 'destroyed', reason)) ended = true;
-    if (this.#e.options.renewal === null || records.length === 0) return ended;
-    const done = new Set(records.map((r) => r.key));
-    const again = await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser');
-    for (const g of sessionsOf([...records, ...again.filter((r) => !done.has(r.key))], this.#e.options)) {
-      if (!g.some((r) => done.has(r.key))) continue;
-      for (const r of g) {
-        if (done.has(r.key)) continue;
-        done.add(r.key);
-        await this.#e.endOnce(r.key, userId, 'destroyed', reason);
-      }
-    }
-    return ended;
+    return endListed(records, o, o.renewal === null ? null : () => this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser'),
+      (r) => this.#e.endOnce(r.key, userId, 'destroyed', reason, recordHandle(r, o.codec)));
   }
-
-
-
 }
 
 /**
- * One user's records grouped by session: under renewal, a record and its renewal's copy (same creation,
- * same CSRF token, sign-in time and browser) are one session, listed twice while the renewal runs, or
- * for the copy's idle timeout when the renewal's second write failed. A session without a CSRF token
- * cannot be told apart from another this way and is its own group.
+ * Ends the listed `records` of one user with `end` (true when it deleted the record), then, with
+ * `relist` (under renewal), the records listed again that belong to a session ended: a renewal's copy
+ * written before its pointer (see Committer.endOwned). True when `end` deleted one of `records`.
  */
-export function sessionsOf(records: readonly SessionRecord[], o: Readonly<ResolvedOptions>): SessionRecord[][] {
+export async function endListed(records: readonly SessionRecord[], grouping: Grouping, relist: (() => Promise<SessionRecord[]>) | null,
+  end: (r: SessionRecord) => Promise<boolean>): Promise<boolean> {
+  let ended = false;
+  for (const r of records) if (await end(r)) ended = true;
+  if (relist === null || records.length === 0) return ended;
+  const done = new Set(records.map((r) => r.key));
+  const again = await relist();
+  for (const g of sessionsOf([...records, ...again.filter((r) => !done.has(r.key))], grouping)) {
+    if (!g.some((r) => done.has(r.key))) continue;
+    for (const r of g) {
+      if (done.has(r.key)) continue;
+      done.add(r.key);
+      await end(r);
+    }
+  }
+  return ended;
+}
+
+/** What grouping records by session needs of the engine's options: whether IDs are renewed, and the codec. */
+export interface Grouping {
+  readonly renewal: object | null;
+  readonly codec: SessionCodec;
+}
+
+/**
+ * One user's records grouped by session: under renewal, a record and its renewal's copy are one
+ * session, listed twice while the renewal runs, or for the copy's idle timeout when the renewal's second
+ * write failed. They share the session's handle (the copy keeps it, `Envelope.h`), and also its
+ * creation, CSRF token, sign-in time and browser, which tell apart the copies renewals wrote before
+ * handles were kept. A record whose handle is its own and that has no CSRF token is its own group.
+ */
+export function sessionsOf(records: readonly SessionRecord[], o: Grouping): SessionRecord[][] {
   if (o.renewal === null) return records.map((r) => [r]);
-  const groups: Array<{ mark: string | null; records: SessionRecord[] }> = [];
+  const groups: Array<{ marks: Set<string>; records: SessionRecord[] }> = [];
   for (const r of records) {
-    const mark = sessionMark(r, o);
-    const g = mark === null ? undefined : groups.find((x) => x.mark === mark);
-    if (g) g.records.push(r);
-    else groups.push({ mark, records: [r] });
+    const marks = sessionMarks(r, o);
+    const g = groups.find((x) => marks.some((m) => x.marks.has(m)));
+    if (g) {
+      g.records.push(r);
+      for (const m of marks) g.marks.add(m);
+    } else {
+      groups.push({ marks: new Set(marks), records: [r] });
+    }
   }
   return groups.map((g) => g.records);
 }
 
-/** What a record and its renewal's copy share and other sessions do not; null when there is no such mark. */
-function sessionMark(r: SessionRecord, o: Readonly<ResolvedOptions>): string | null {
-  if (r.data === ENDED || isMoved(r.data)) return null;
+/** What a record and its renewal's copy share and other sessions do not: its session's handle, and its creation with its token. */
+function sessionMarks(r: SessionRecord, o: Grouping): string[] {
+  if (r.data === ENDED || isMoved(r.data)) return [];
   let env: Envelope;
   try {
     env = o.codec.decode(r.data);
   } catch {
-    return null;
+    return [];
   }
-  return env.c === undefined ? null : JSON.stringify([r.createdAt, env.c, env.a ?? null, env.u ?? null]);
+  const marks = [`h:${env.h ?? handleOf(r.key)}`];
+  if (env.c !== undefined) marks.push(JSON.stringify([r.createdAt, env.c, env.a ?? null, env.u ?? null]));
+  return marks;
 }
 
 /**

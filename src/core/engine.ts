@@ -10,7 +10,8 @@ import { isMoved, movedId, pointedTo } from './renewal.js';
 import { Signer } from './signer.js';
 import { Admission } from './admission.js';
 import { networkOf } from './network.js';
-import { Committer, ENDED, Expiry, expiryOf, sessionExpired, sessionsOf } from './commit.js';
+import { Committer, ENDED, Expiry, expiryOf, recordHandle, sessionExpired, sessionsOf } from './commit.js';
+import type { EventNames } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
 import { SessionCookie, readCookie } from './cookie.js';
@@ -205,8 +206,8 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
         throw err;
       }),
       call: (op, what) => this.#call(op, what),
-      endOnce: (key, userId, event, reason) => this.#endOnce(key, userId, event, reason),
-      emit: (event, key, userId, reason, previousKey) => this.#emit(event, key, userId, reason, previousKey),
+      endOnce: (key, userId, event, reason, handle) => this.#endOnce(key, userId, event, reason, handle),
+      emit: (event, key, userId, reason, previousKey, names) => this.#emit(event, key, userId, reason, previousKey, names),
       issueCookie: (id, key, lastingMs, keepVerified = true) => {
         const value = keepVerified ? this.#verified.sign(id, key) : this.#signer.sign(id);
         return lastingMs === undefined ? this.#cookie.set(value) : this.#cookie.lasting(value, lastingMs);
@@ -455,7 +456,10 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     return new SocketSession<T>(this, this.#sockets, view, session, cookies, options);
   }
 
-  /** The user's live sessions, for an account page; `id` is an opaque handle, never the cookie. */
+  /**
+   * The user's live sessions, for an account page; `id` is an opaque handle, never the cookie: the
+   * session's `handle`, which names it until it ends, through ID renewals (`renewal`).
+   */
   async listUserSessions(userId: string, current?: Session<T>): Promise<UserSessionInfo[]> {
     checkUserId(userId);
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
@@ -478,7 +482,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       const r = group.reduce((a, b) => (b.lastSeenAt > a.lastSeenAt ? b : a));
       const env = live.find((l) => l.r === r)!.env;
       listed.push({
-        id: handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, expiresAt: deadlinesOf(r, env?.r === 1, this.options).expiresAt,
+        id: env?.h ?? handleOf(r.key), createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, expiresAt: deadlinesOf(r, env?.r === 1, this.options).expiresAt,
         userAgent: env?.u ?? null, network: env?.n ?? null,
         remembered: env?.r === 1, authenticatedAt: env?.a ?? null, current: group.some((g) => currentKeys.includes(g.key)),
       });
@@ -486,14 +490,20 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     return listed.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
   }
 
-  /** Ends one of the user's sessions by its handle; false when the user has no such session. */
+  /**
+   * Ends one of the user's sessions by its handle (as `listUserSessions()` and `session.handle` give
+   * it, however often renewal replaced its ID since); false when the user has no such session.
+   */
   async destroyUserSession(userId: string, handle: string): Promise<boolean> {
     checkUserId(userId);
     const records = await this.#call(() => this.store.listByUser(userId), 'listByUser');
-    const target = records.find((r) => handleOf(r.key) === handle);
-    // Past its timeout (still in the store for expiryGraceMs): it ended already, and is not listed.
-    if (!target || sessionExpired(target, this.options.clock.now(), this.options)) return false;
-    return this.#commits.endOwned(userId, [target], 'user');
+    const now = this.options.clock.now();
+    // By the session's handle, or by the handle of the ID it is stored under (an event's of before it
+    // kept one). Past its timeout (still in the store for expiryGraceMs) it ended already, and is not listed.
+    const targets = records.filter((r) => (handleOf(r.key) === handle || recordHandle(r, this.options.codec) === handle)
+      && !sessionExpired(r, now, this.options));
+    if (targets.length === 0) return false;
+    return this.#commits.endOwned(userId, targets, 'user');
   }
 
   /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */
@@ -617,7 +627,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   #newState(ua: string | undefined, net: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, issuedAt: undefined, renew: true, presentedId: null, newLifetime: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, issuedAt: undefined, sessionHandle: undefined, renew: true, presentedId: null, newLifetime: false, destroyed: false,
       touch: undefined, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, committing: null, setCookies: [], clearSiteData: null,
       newId: this.#newId, options: this.options,
     };
@@ -712,7 +722,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     // Past the engine's timeouts, a remembered session may still be live: its decoding (kept) tells.
     const expiry = expiryOf(record, this.options.clock.now(), this.options);
     if (expiry !== Expiry.Live && (expiry === Expiry.Expired || this.#decode(key, record.data, holder)?.r !== 1)) {
-      return this.#end(state, record, 'expired');
+      return this.#end(state, record, 'expired', undefined, this.#decode(key, record.data, holder)?.h);
     }
     const env = this.#decode(key, record.data, holder);
     if (!env) {
@@ -721,16 +731,16 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     }
     // Presented by another browser than the one it began in: a stolen cookie, or a browser update.
     if (state.ua !== env.u) {
-      this.#emit('anomaly', key, record.userId, 'user-agent');
-      if (this.options.userAgentChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly');
+      this.#emit('anomaly', key, record.userId, 'user-agent', undefined, { handle: env.h });
+      if (this.options.userAgentChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly', env.h);
     }
     // From another network than the one it was last seen from (addressChange; a request without an
     // address keeps the stored one). Reported once: the commit stores the new network.
     if (state.net === undefined) {
       state.net = env.n;
     } else if (env.n !== undefined && state.net !== env.n) {
-      this.#emit('anomaly', key, record.userId, 'address');
-      if (this.options.addressChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly');
+      this.#emit('anomaly', key, record.userId, 'address', undefined, { handle: env.h });
+      if (this.options.addressChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly', env.h);
     }
     state.id = id;
     state.presentedId ??= id;
@@ -745,6 +755,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     state.remembered = env.r === 1;
     state.authAt = env.a;
     state.issuedAt = env.i;
+    state.sessionHandle = env.h;
     state.resign = resign;
     return new Session<T>(state);
   }
@@ -755,11 +766,11 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * `destroyUserSession` calls): the later ones share the deletion under way. True for the call that
    * deleted it. Calls in other processes are not seen: each may report it (the store deletes it once).
    */
-  #endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string): Promise<boolean> {
+  #endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string, handle?: string): Promise<boolean> {
     const under = this.#ending.get(key);
     if (under !== undefined) return under.then(() => false);
     this.#decoded.forget(key);
-    const ending = this.#call(() => this.store.destroy(key), 'destroy').then(() => this.#emit(event, key, userId, reason));
+    const ending = this.#call(() => this.store.destroy(key), 'destroy').then(() => this.#emit(event, key, userId, reason, undefined, { handle }));
     const done = (): void => void this.#ending.delete(key);
     ending.then(done, done);
     this.#ending.set(key, ending);
@@ -767,11 +778,11 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   }
 
   /** Ends the session the cookie named (timed out, or ended for an anomaly); the request goes on without it. */
-  async #end(state: SessionState, record: SessionRecord, event: 'expired' | 'destroyed', reason?: string): Promise<Session<T>> {
+  async #end(state: SessionState, record: SessionRecord, event: 'expired' | 'destroyed', reason?: string, handle?: string): Promise<Session<T>> {
     try {
       // Requests that read the session at once (a page's parallel requests after its timeout) all find
       // it to end: they share the first one's ending, so the session is ended and reported once.
-      await this.#endOnce(record.key, record.userId, event, reason);
+      await this.#endOnce(record.key, record.userId, event, reason, handle);
       state.clearCookie = true;
       return this.#released(state);
     } catch (err) {
@@ -862,7 +873,12 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     return this.#deadlines.run(op, what);
   }
 
-  #emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string): void {
+  /**
+   * Reports a lifecycle event of the session stored under `key` to the sockets and the subscribers.
+   * `names` gives the session's handle when it is not its key's (a renewed session: `Envelope.h`), and
+   * the previous session's (previousHandle null: none is sent, as for a renewal, which keeps the handle).
+   */
+  #emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string, names?: EventNames): void {
     if (event === 'created') this.#stats.created++;
     else if (event === 'regenerated') {
       this.#stats.regenerated++;
@@ -873,9 +889,10 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     else if (event === 'anomaly') this.#stats.anomalies++;
     if (this.#sockets !== null) this.#socketsHear(event, key, previousKey);
     if (!channels[event].hasSubscribers && this.events.listenerCount(event) === 0) return;
-    const msg: LifecycleMessage = { event, handle: handleOf(key), userId, at: this.options.clock.now() };
+    const msg: LifecycleMessage = { event, handle: names?.handle ?? handleOf(key), userId, at: this.options.clock.now() };
     if (reason !== undefined) msg.reason = reason;
-    if (previousKey !== undefined) msg.previousHandle = handleOf(previousKey);
+    const previousHandle = names?.previousHandle === undefined && previousKey !== undefined ? handleOf(previousKey) : names?.previousHandle;
+    if (typeof previousHandle === 'string') msg.previousHandle = previousHandle;
     this.#publish(event, msg);
   }
 

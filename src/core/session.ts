@@ -72,6 +72,11 @@ export interface SessionState {
   regenerate: boolean;
   /** When the session's current ID was issued (the envelope's `i`), kept under `renewal` only. */
   issuedAt: number | undefined;
+  /**
+   * The session's handle once a renewal replaced its ID (the envelope's `h`: the handle of the ID it
+   * began with); undefined while it is stored under that ID, whose own handle is the session's.
+   */
+  sessionHandle: string | undefined;
   /** This request can deliver a new cookie, so its commit may renew a due ID (`renewal`). */
   renew: boolean;
   /** The ID the request's cookie carried (null without one): what opens a renewal's pointer (renewal.ts). */
@@ -147,9 +152,13 @@ export class Session<T extends object = SessionData> {
     return this.#s.id;
   }
 
-  /** An opaque handle for this session, safe to show and log. */
+  /**
+   * An opaque handle for this session, safe to show and log: the `id` its user's session list gives it.
+   * It names the session from its creation (or its last login or regeneration) until it ends, through
+   * the ID renewals of `renewal`; null before the session is stored.
+   */
   get handle(): string | null {
-    return this.#s.key === null ? null : handleOf(this.#s.key);
+    return handleIn(this.#s);
   }
 
   /**
@@ -562,7 +571,11 @@ function checkKey(key: unknown): void {
   if (typeof key !== 'string' || FORBIDDEN_KEYS.has(key)) throw new SessionKeyInvalidError(String(key));
 }
 
-/** The request's own data, made from the loaded envelope (or for a new session) the first time it is needed. */
+/** The handle of the session `s` holds (Session.handle), or null when it holds none. */
+export function handleIn(s: SessionState): string | null {
+  return s.key === null ? null : s.sessionHandle ?? handleOf(s.key);
+}
+
 /**
  * The ID whose store key is `key`, of those a request holds (the one it presented, the one it has now: a
  * regenerate() in the request has already replaced `s.id`); null when neither is. What a renewal's
@@ -572,6 +585,7 @@ export function idOfKey(s: SessionState, key: string): string | null {
   return [s.id, s.presentedId].find((c) => c !== null && hashId(c) === key) ?? null;
 }
 
+/** The request's own data, made from the loaded envelope (or for a new session) the first time it is needed. */
 export function dataOf(s: SessionState): SessionData {
   return s.data ??= s.copyLoaded(s);
 }

@@ -216,9 +216,11 @@ describe('decoded sessions', () => {
 
   it('jsonEnvelope when given the data’s JSON text then gives what jsonCodec.encode gives, with or without a token and a user agent', () => {
     const d = { cart: [{ sku: 'é"\\' }], n: 1 };
-    for (const env of [{ d }, { d, c: 'tok-en_0' }, { d, u: 'Mozilla/5.0 ("x"; \u2028 ☃)' }, { d, c: 'a', u: '' }] as Envelope[]) {
+    const every: Envelope = { d, c: 'a', u: 'b', r: 1, a: 5, n: '203.0.113.0/24', i: 7, h: 'Qm3x-handle_0123456789' };
+    for (const env of [{ d }, { d, c: 'tok-en_0' }, { d, u: 'Mozilla/5.0 ("x"; \u2028 ☃)' }, { d, c: 'a', u: '' }, every] as Envelope[]) {
       assert.equal(jsonEnvelope(JSON.stringify(d), env), jsonCodec.encode(env));
     }
+    assert.deepEqual(jsonCodec.decode(jsonCodec.encode(every)), every, 'every field read back, the session\u2019s handle too');
   });
 
   it('jsonExact when given plain JSON then copies it with its JSON text; when JSON would drop or change anything then refuses', () => {

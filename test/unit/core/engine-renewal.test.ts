@@ -447,6 +447,66 @@ describe('engine renewal', () => {
     assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.userId, null);
   });
 
+  it('renewal when a device renews its ID after its user\u2019s session list was shown then the handle from that list still names it: session.handle, events and destroyUserSession agree', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const messages: Array<{ event: string; handle: string; previousHandle?: string; reason?: string }> = [];
+    for (const event of ['regenerated', 'destroyed'] as const) r.tether.events.on(event, (m: { event: string; handle: string; previousHandle?: string; reason?: string }) => void messages.push(m));
+    const first = await signedIn(r);
+    const [listed] = await r.tether.listUserSessions('u1');
+    messages.length = 0;
+    let cookie = first.cookie;
+    for (let i = 0; i < 3; i++) {
+      r.clock.advance(61_000);
+      const renewed = await trip(r.tether, cookie, () => {}, 'GET');
+      assert.ok(cookiePair(renewed.setCookies) !== cookie, 'renewed');
+      cookie = cookiePair(renewed.setCookies)!;
+      assert.equal(renewed.session.handle, listed!.id, 'the session keeps its handle');
+      const again = await trip(r.tether, cookie, () => {}, 'GET');
+      assert.equal(again.session.handle, listed!.id);
+    }
+    assert.deepEqual((await r.tether.listUserSessions('u1')).map((x) => x.id), [listed!.id]);
+    assert.deepEqual(messages.map((m) => [m.event, m.handle, m.previousHandle, m.reason]), Array(3).fill(['regenerated', listed!.id, undefined, 'renewal']),
+      'a renewal names the session by its handle, and no other session it replaced');
+    messages.length = 0;
+    assert.equal(await r.tether.destroyUserSession('u1', listed!.id), true, 'the list shown before the renewals ends the device');
+    assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.userId, null, 'signed out');
+    assert.deepEqual(messages.map((m) => [m.event, m.handle, m.reason]), [['destroyed', listed!.id, 'user']]);
+    assert.deepEqual(await r.tether.listUserSessions('u1'), []);
+  });
+
+  it('renewal when a renewed session signs in again or regenerates then it is a new session with a handle of its own, and the old one is its previousHandle', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    const renewed = await trip(r.tether, first.cookie, () => {}, 'GET');
+    const handle = renewed.session.handle!;
+    const messages: Array<{ handle: string; previousHandle?: string }> = [];
+    r.tether.events.on('regenerated', (m: { handle: string; previousHandle?: string }) => void messages.push(m));
+    const again = await trip(r.tether, renewed.cookie, (s) => s.login('u1'));
+    assert.notEqual(again.session.handle, handle);
+    assert.deepEqual(messages.map((m) => [m.handle, m.previousHandle]), [[again.session.handle, handle]]);
+    assert.deepEqual((await r.tether.listUserSessions('u1')).map((x) => x.id), [again.session.handle]);
+    const stored = JSON.parse((await r.memory.get(hashId(again.session.id!)))!.data) as { h?: string };
+    assert.equal(stored.h, undefined, 'a new ID begins the session again: no handle is carried');
+  });
+
+  it('renewal when two requests race the renewal and the loser follows it then the session under the new ID keeps its handle', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const handle = (await r.tether.listUserSessions('u1'))[0]!.id;
+    r.clock.advance(61_000);
+    const a = await r.tether.open(get(first.cookie));
+    const b = await r.tether.open(get(first.cookie));
+    await a.update((d) => void (d.x = 1));
+    await b.update((d) => void (d.y = 2));
+    await r.tether.commit(a);
+    const next = cookiePair(await r.tether.commit(b))!;
+    assert.equal(b.handle, handle);
+    const after = await trip(r.tether, next, (s) => assert.deepEqual([s.get('x'), s.get('y')], [1, 2]), 'GET');
+    assert.equal(after.session.handle, handle);
+    assert.deepEqual((await r.tether.listUserSessions('u1')).map((x) => x.id), [handle]);
+  });
+
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
     const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
     assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
