@@ -13,6 +13,7 @@ import { haproxyConfig, HAPROXY_DEFAULTS, HAPROXY_MAX_CHECKS, HAPROXY_MAX_MS } f
 import { isTetherError } from '../core/errors.js';
 import { checkUserId, handleOf, randomToken, userContextKey } from '../core/ids.js';
 import { jsonCodec } from '../core/codec.js';
+import { endListed, recordHandle, sessionsOf } from '../core/commit.js';
 import { decodeUserContext } from '../core/user-context.js';
 import type { SessionCodec } from '../core/codec.js';
 import { encryptedCodec } from '../core/encrypted-codec.js';
@@ -57,8 +58,9 @@ tether sessions count [--store <url>]
   list                       the user's live sessions: handle, created, last seen, expires, signed in, remembered, user agent
                              (with env TETHER_DATA_KEY when the app encrypts session data, encryptedCodec)
   end                        ends every session of the user ("log out everywhere"); their user context stays
-  --handle=<handle>          with end: only that one of the user's sessions (as list shows it; with the =,
-                             since a handle may begin with -)
+  --handle=<handle>          with end: only that one of the user's sessions (as list shows it, or the app's
+                             session.handle; with the =, since a handle may begin with -); a session
+                             whose ID the app renewed since ends under its new ID
   --all                      with end, instead of a user ID: ends every session of every user, anonymous ones
                              too (after a breach); user contexts stay
   count                      live sessions in the store (user contexts are not counted)
@@ -94,6 +96,12 @@ Example, adding a new secret last during a rotation (docs/deploy.md):
 `;
 
 class UsageError extends Error {}
+
+/**
+ * Grouping as under `renewal`, whether or not the app renews IDs: records of one session share its
+ * handle and CSRF token, which no two sessions do.
+ */
+const RENEWED = Object.freeze({});
 
 function duration(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -198,19 +206,28 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
       io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of every user\n`);
     } else if (action === 'end' && values.handle !== undefined) {
       // Only a session the user holds: a handle names a store key's hash, never another user's session.
-      const target = (await store.listByUser(userId!)).find((r) => handleOf(r.key) === values.handle);
-      if (target === undefined) {
+      // The session's handle, as list shows it, or that of the ID it is stored under (an app's log).
+      const grouping = { renewal: RENEWED, codec };
+      const targets = (await store.listByUser(userId!)).filter((r) => handleOf(r.key) === values.handle || recordHandle(r, codec) === values.handle);
+      if (targets.length === 0) {
         io.err(`tether sessions: ${userId} has no session ${values.handle}\n`);
         return 1;
       }
-      await store.destroy(target.key);
+      // As the app's destroyUserSession: a session the app is renewing meanwhile ends under its new ID too.
+      await endListed(targets, grouping, () => store.listByUser(userId!), async (r) => {
+        await store.destroy(r.key);
+        return true;
+      });
       io.out(`ended session ${values.handle} of ${userId}\n`);
     } else if (action === 'end') {
       const ended = await store.destroyByUser(userId!);
       io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of ${userId}\n`);
     } else {
-      const rows = (await store.listByUser(userId!)).map((r) => ({
-        handle: handleOf(r.key),
+      // A session the app is renewing (or failed to) is stored under two IDs: listed once, as its latest record.
+      const latest = sessionsOf(await store.listByUser(userId!), { renewal: RENEWED, codec })
+        .map((g) => g.reduce((a, b) => (b.lastSeenAt > a.lastSeenAt ? b : a)));
+      const rows = latest.map((r) => ({
+        handle: recordHandle(r, codec),
         createdAt: new Date(r.createdAt).toISOString(),
         lastSeenAt: new Date(r.lastSeenAt).toISOString(),
         expiresAt: new Date(Math.min(r.expiresAt, r.absoluteExpiresAt)).toISOString(),

@@ -25,7 +25,8 @@ import { createDatabase, pgQuery, startPostgres } from '../../helpers/postgres.j
 import type { PostgresServer } from '../../helpers/postgres.js';
 import { PostgresStore } from '../../../src/stores/postgres/index.js';
 import type { RedisServer } from '../../helpers/redis.js';
-import { SECRET_A } from '../support.js';
+import { FaultyStore, ManualClock, SECRET_A, cookiePair, trip } from '../support.js';
+import { isMoved } from '../../../src/core/renewal.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-sessions-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -152,6 +153,51 @@ describe('tether sessions', () => {
     const left = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', url])).out) as Array<{ handle: string }>;
     assert.deepEqual(left.map((x) => x.handle), [handleOf(keys.ada2!)]);
     assert.equal((await run(['sessions', 'list', 'bob', '--store', url])).out.split('\n').filter(Boolean).length, 1, 'bob keeps his');
+  });
+
+  it('sessions list and end --handle when the app renews IDs then a session is listed once by a handle that outlives its renewals, and ending it by that handle ends it under its new ID', async () => {
+    const file = path.join(dir, `r${Math.random().toString(36).slice(2)}.db`);
+    const url = `sqlite:${file}`;
+    const clock = new ManualClock();
+    const store = new FaultyStore(new SqliteStore({ path: file, clock }));
+    const tether = createTether({ secrets: [SECRET_A], store, clock, renewal: { intervalMs: 60_000, graceMs: 10_000 } });
+    try {
+      const first = await trip(tether, undefined, (s) => {
+        s.set('n', 1);
+        s.login('ada');
+      });
+      const listed = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', url])).out) as Array<{ handle: string }>;
+      assert.equal(listed.length, 1);
+      const handle = listed[0]!.handle;
+      // A renewal held between its two writes: the session stored under both IDs for the moment.
+      clock.advance(61_000);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => void (release = resolve));
+      let reached!: () => void;
+      const atPointer = new Promise<void>((resolve) => void (reached = resolve));
+      store.beforeSet = async (rec) => {
+        if (!isMoved(rec.data)) return;
+        reached();
+        await held;
+      };
+      const renewing = trip(tether, first.cookie, () => {}, 'GET');
+      await atPointer;
+      const during = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', url])).out) as Array<{ handle: string }>;
+      assert.deepEqual(during.map((x) => x.handle), [handle], 'one session, by its handle');
+      release();
+      const renewed = cookiePair((await renewing).setCookies)!;
+      assert.ok(renewed !== first.cookie, 'renewed');
+      store.beforeSet = undefined;
+      const after = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', url])).out) as Array<{ handle: string }>;
+      assert.deepEqual(after.map((x) => x.handle), [handle], 'the same handle under the new ID');
+      const r = await run(['sessions', 'end', 'ada', `--handle=${handle}`, '--store', url]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, `ended session ${handle} of ada\n`);
+      for (const cookie of [renewed, first.cookie]) assert.equal((await trip(tether, cookie, () => {}, 'GET')).session.userId, null, 'signed out');
+      assert.equal((await run(['sessions', 'list', 'ada', '--store', url])).out, 'no live sessions for ada\n');
+    } finally {
+      await tether.close();
+    }
   });
 
   it('sessions when arguments are missing or wrong, or the store is process-local, then it exits 2 saying why, and prints nothing', async () => {
