@@ -407,15 +407,28 @@ export class Committer {
     }
     const id = s.newId();
     const fresh = this.#newRecord(s, id, text, now);
-    const created = await this.#e.call(() => store.set(fresh, 0), 'set');
+    let created: SetResult;
+    try {
+      created = await this.#e.call(() => store.set(fresh, 0), 'set');
+    } catch (err) {
+      // Written perhaps (an answer that came too late), and no pointer will name it. Removed behind the
+      // failure's answer, which waits for no further call to a store that is failing.
+      this.#e.call(() => store.destroy(fresh.key), 'destroy').catch(ignore);
+      throw err;
+    }
     if (!created.ok) throw idCollision();
     const until = now + o.renewal!.graceMs;
     const pointer: SessionRecord = {
       ...record, data: movedData(oldId, id), version: record.version + 1, userId: null,
       lastSeenAt: until, expiresAt: until, absoluteExpiresAt: Math.min(record.absoluteExpiresAt, until),
     };
-    // A failure here leaves the copy: the pointer may have been written, and then the copy is the session.
-    const res = await this.#e.call(() => store.set(pointer, record.version), 'set');
+    let res: SetResult;
+    try {
+      res = await this.#e.call(() => store.set(pointer, record.version), 'set');
+    } catch (err) {
+      void this.#dropCopy(record, fresh.key, oldId, id);
+      throw err;
+    }
     if (!res.ok) {
       await this.#e.call(() => store.destroy(fresh.key), 'destroy');
       s.renew = false;
@@ -444,6 +457,32 @@ export class Committer {
     this.#sendCookie(s, fresh, now);
     this.#e.emit('regenerated', fresh.key, fresh.userId, 'renewal', record.key, { handle: s.sessionHandle, previousHandle: null });
     if (s.userId !== null && s.userId !== s.loadedUserId) await this.#enforceLimit(s.userId, fresh.key, now);
+  }
+
+  /**
+   * After the pointer write of a renewal failed (an error, or no answer in time): the copy under the new
+   * ID is removed, unless the pointer was written after all, which makes the copy the session. Nobody
+   * holds the copy's cookie, and left alone it would outlive a logout as a second device in its user's
+   * session list until its idle timeout. The old record is first given a new version (its content as it
+   * is), so that a pointer write still on its way to the store fails its compare-and-set instead of
+   * naming the removed copy. Best effort, behind the failure's answer (which waits for no further call
+   * to a store that is failing): a store that still fails leaves the copy to its idle timeout.
+   */
+  async #dropCopy(record: SessionRecord, copyKey: string, oldId: string, newId: string): Promise<void> {
+    const store = this.#e.store;
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const cur = await this.#e.call(() => store.get(record.key), 'get');
+        if (cur !== null && isMoved(cur.data) && movedId(cur.data, oldId) === newId) return;
+        // Another version (or none): a pointer of this renewal, which expects the one loaded, can no longer be written.
+        if (cur === null || cur.version !== record.version) break;
+        if ((await this.#e.call(() => store.set({ ...cur, version: cur.version + 1 }, cur.version), 'set')).ok) break;
+        if (attempt === 1) return;
+      }
+      await this.#e.call(() => store.destroy(copyKey), 'destroy');
+    } catch {
+      // The store still fails: the copy stays until its idle timeout, listed with its session.
+    }
   }
 
   /**
@@ -659,12 +698,14 @@ export interface Grouping {
   readonly codec: SessionCodec;
 }
 
+function ignore(): void {}
+
 /**
  * One user's records grouped by session: under renewal, a record and its renewal's copy are one
- * session, listed twice while the renewal runs, or for the copy's idle timeout when the renewal's second
- * write failed. They share the session's handle (the copy keeps it, `Envelope.h`), and also its
- * creation, CSRF token, sign-in time and browser, which tell apart the copies renewals wrote before
- * handles were kept. A record whose handle is its own and that has no CSRF token is its own group.
+ * session, listed twice while the renewal runs, or, when the store failed the renewal's second write
+ * and then the copy's removal, for the copy's idle timeout. They share the session's handle (the copy
+ * keeps it, `Envelope.h`), and also its creation, CSRF token, sign-in time and browser, which tell
+ * apart the copies renewals wrote before handles were kept. A record whose handle is its own and that has no CSRF token is its own group.
  */
 export function sessionsOf(records: readonly SessionRecord[], o: Grouping): SessionRecord[][] {
   if (o.renewal === null) return records.map((r) => [r]);

@@ -387,23 +387,66 @@ describe('engine renewal', () => {
     assert.equal((await trip(a, cookiePair(lost), () => {}, 'GET')).session.userId, 'u1');
   });
 
-  it('renewal when the store fails the pointer write then the copy left under the new ID is listed with its session once, and ending that device ends both', async () => {
+  it('renewal when the store fails the pointer write then the copy under the new ID is removed, and the session goes on under its old ID, listed once', async () => {
     const r = rig({ renewal: RENEWAL });
     const first = await signedIn(r);
+    const handle = (await r.tether.listUserSessions('u1'))[0]!.id;
     r.clock.advance(61_000);
     r.store.beforeSet = (rec) => {
       if (isMoved(rec.data)) throw new Error('ECONNRESET');
     };
     await assert.rejects(trip(r.tether, first.cookie, () => {}, 'GET'), { code: 'STORE_UNAVAILABLE' });
     r.store.beforeSet = undefined;
-    assert.equal((await r.memory.listByUser('u1')).length, 2, 'the copy is kept: the pointer might have been written');
+    // Removed behind the failure's answer.
+    await sleep(20);
+    assert.deepEqual((await r.memory.listByUser('u1')).map((x) => x.key), [hashId(first.id)], 'no copy nobody holds the cookie of');
     const asking = await r.tether.open(get(first.cookie));
     const listed = await r.tether.listUserSessions('u1', asking);
-    assert.deepEqual(listed.map((l) => l.current), [true], 'one device, the current one');
+    assert.deepEqual(listed.map((l) => [l.id, l.current]), [[handle, true]], 'one device, the current one');
     r.tether.abandon(asking);
-    assert.equal(await r.tether.destroyUserSession('u1', listed[0]!.id), true);
-    assert.deepEqual(await r.memory.listByUser('u1'), []);
-    assert.equal((await trip(r.tether, first.cookie, () => {}, 'GET')).session.userId, null);
+    // Logged out, it leaves nothing listed as a device of its user.
+    await trip(r.tether, first.cookie, (s) => s.destroy());
+    assert.deepEqual(await r.tether.listUserSessions('u1'), []);
+    assert.equal(await r.memory.count(), 0);
+  });
+
+  it('renewal when the pointer write is stored but its answer is lost then the copy is kept: the old cookie follows the pointer to it', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    r.store.beforeSet = async (rec) => {
+      if (!isMoved(rec.data)) return;
+      assert.equal((await r.memory.set(rec, rec.version - 1)).ok, true);
+      throw new Error('ECONNRESET');
+    };
+    await assert.rejects(trip(r.tether, first.cookie, () => {}, 'GET'), { code: 'STORE_UNAVAILABLE' });
+    r.store.beforeSet = undefined;
+    await sleep(20);
+    const again = await trip(r.tether, first.cookie, () => {}, 'GET');
+    assert.equal(again.session.userId, 'u1', 'the session lives under the new ID');
+    assert.ok(cookiePair(again.setCookies) !== undefined && cookiePair(again.setCookies) !== first.cookie, 'answered the new cookie');
+    assert.deepEqual(again.session.get('cart'), ['apple']);
+  });
+
+  it('renewal when the pointer write answers after the store deadline then the copy is removed and the late pointer names nothing: the session goes on under its old ID', async () => {
+    const r = rig({ renewal: RENEWAL, storeTimeoutMs: 50 });
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    let landed!: () => void;
+    const late = new Promise<void>((resolve) => void (landed = resolve));
+    r.store.beforeSet = async (rec) => {
+      if (!isMoved(rec.data)) return;
+      await sleep(150);
+      setImmediate(landed);
+    };
+    await assert.rejects(trip(r.tether, first.cookie, () => {}, 'GET'), { code: 'STORE_UNAVAILABLE' });
+    await late;
+    await sleep(10);
+    r.store.beforeSet = undefined;
+    assert.deepEqual((await r.memory.listByUser('u1')).map((x) => x.key), [hashId(first.id)], 'the copy is gone, the old record is no pointer');
+    const again = await trip(r.tether, first.cookie, () => {}, 'GET');
+    assert.equal(again.session.userId, 'u1', 'still signed in');
+    assert.deepEqual(again.session.get('cart'), ['apple']);
   });
 
   it('renewal when a session renews its ID while destroyAllSessions walks the store then it ends too', async () => {
