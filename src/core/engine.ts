@@ -25,7 +25,7 @@ import { resolveOptions } from './options.js';
 import type { ResolvedOptions, TetherOptions } from './options.js';
 import { CodecFailureWarning, isJsonCodec } from './codec.js';
 import type { Envelope } from './codec.js';
-import { Session, deadlinesOf, idOfKey, sessionState } from './session.js';
+import { Session, deadlinesOf, handleIn, idOfKey, sessionState } from './session.js';
 import type { RejectedCookie, SessionData, SessionState } from './session.js';
 import { OptionsInvalidError, StoreUnavailableError, isTetherError } from './errors.js';
 import { warnSweptListenerThrew } from './store.js';
@@ -46,6 +46,11 @@ const SOCKET_OPTIONS: Record<keyof SocketOptions, OptionKind> = { checkIntervalM
 export type { RequestView } from './csrf.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+/**
+ * Listings "log out everywhere else" ends sessions from under renewal before it deletes what is left
+ * at once (#endAllBut): each round ends what signed in or renewed during the one before.
+ */
+const END_ROUNDS = 5;
 /** What a new session's draft is made over: never changed (every write lands in the draft's copy). */
 const NO_DATA: SessionData = Object.freeze({});
 
@@ -510,21 +515,53 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
     checkUserId(userId);
     const except = options.except ? await this.#keysOf(sessionState(options.except)) : [];
-    if (except.length > 0 && this.options.renewal !== null) {
-      // A renewal of it under way has stored its copy under the new ID, not yet made the old record a
-      // pointer: the copy is spared too, or the renewal would answer the new ID of a deleted record.
-      const listed = await this.#call(() => this.store.listByUser(userId), 'listByUser');
-      for (const group of sessionsOf(listed, this.options)) {
-        if (group.some((r) => except.includes(r.key))) except.push(...group.map((r) => r.key).filter((k) => !except.includes(k)));
-      }
-    }
-    const n = await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
+    const n = except.length > 0 && this.options.renewal !== null
+      ? await this.#endAllBut(userId, except, handleIn(sessionState(options.except!))!)
+      : await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
     this.#stats.destroyed += n;
     this.#sockets?.endedForUser(userId, except);
     if (channels.destroyed.hasSubscribers || this.events.listenerCount('destroyed') > 0) {
       this.#publish('destroyed', { event: 'destroyed', handle: '*', userId, reason: 'user', at: this.options.clock.now() });
     }
     return n;
+  }
+
+  /**
+   * "Log out everywhere else" under renewal: ends every session of the user but the one stored under
+   * `except` (whose handle is `handle`), which another request of it may be renewing meanwhile. Its copy
+   * under the new ID is stored before the old record becomes a pointer, at any moment, and the store's
+   * destroyByUser, sparing only the keys it is given, would delete a copy stored after they were
+   * listed: the renewal then answers the new ID of a deleted record, and the device that asked to stay
+   * is signed out. So the user's records are listed and deleted one by one, the session's own (its
+   * handle, which its copies keep, or its keys) spared wherever they are listed, and listed again until
+   * a listing holds nothing more to end: a session that renewed or signed in meanwhile is ended in the
+   * next round. `except` gains the keys spared. Returns how many live sessions were ended.
+   */
+  async #endAllBut(userId: string, except: string[], handle: string): Promise<number> {
+    const ended = new Set<string>();
+    // Counted by session: one renewed meanwhile is deleted under both its IDs.
+    const sessions = new Set<string>();
+    for (let round = 0; round < END_ROUNDS; round++) {
+      const listed = await this.#call(() => this.store.listByUser(userId), 'listByUser');
+      const now = this.options.clock.now();
+      const victims: SessionRecord[] = [];
+      for (const g of sessionsOf(listed, this.options)) {
+        if (g.some((r) => except.includes(r.key) || recordHandle(r, this.options.codec) === handle)) {
+          for (const r of g) if (!except.includes(r.key)) except.push(r.key);
+        } else {
+          for (const r of g) if (!ended.has(r.key)) victims.push(r);
+        }
+      }
+      if (victims.length === 0) return sessions.size;
+      await Promise.all(victims.map(async (r) => {
+        ended.add(r.key);
+        this.#decoded.forget(r.key);
+        await this.#call(() => this.store.destroy(r.key), 'destroy');
+        if (!sessionExpired(r, now, this.options)) sessions.add(recordHandle(r, this.options.codec));
+      }));
+    }
+    // Still new sessions at every listing: what is left goes at once, as without renewal.
+    return sessions.size + await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
   }
 
   /**

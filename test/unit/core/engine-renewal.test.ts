@@ -550,6 +550,47 @@ describe('engine renewal', () => {
     assert.deepEqual((await r.tether.listUserSessions('u1')).map((x) => x.id), [handle]);
   });
 
+  it('renewal when a parallel request renews the session\u2019s ID after log out everywhere else has listed the user\u2019s sessions then the session stays under its new ID, and the others end', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const other = await trip(r.tether, undefined, (s) => s.login('u1'));
+    r.clock.advance(61_000);
+    const asking = await r.tether.open(post(first.cookie), { renew: false });
+    // The deletions reach the store late: the renewal's two writes land after the listing, before them.
+    r.store.fail('destroy', { delayMs: 30 }).fail('destroyByUser', { delayMs: 30 });
+    const ending = r.tether.destroyUserSessions('u1', { except: asking });
+    await sleep(5);
+    const next = cookiePair((await trip(r.tether, first.cookie, () => {}, 'GET')).setCookies)!;
+    assert.ok(next !== first.cookie, 'renewed meanwhile');
+    assert.equal(await ending, 1, 'only the other device');
+    r.store.heal();
+    await r.tether.commit(asking);
+    assert.equal((await trip(r.tether, next, () => {}, 'GET')).session.userId, 'u1', 'still signed in under the new ID');
+    assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.userId, null);
+    assert.equal((await r.tether.listUserSessions('u1')).length, 1);
+  });
+
+  it('renewal when another device renews its ID while log out everywhere else runs then it ends under its new ID too', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const other = await signedIn(r);
+    r.clock.advance(61_000);
+    const asking = await r.tether.open(post(first.cookie), { renew: false });
+    r.store.fail('destroy', { delayMs: 30 });
+    const ending = r.tether.destroyUserSessions('u1', { except: asking });
+    await sleep(5);
+    // The other device renews its ID after the listing.
+    const renewedOther = cookiePair((await trip(r.tether, other.cookie, () => {}, 'GET')).setCookies)!;
+    assert.ok(renewedOther !== other.cookie, 'renewed meanwhile');
+    assert.equal(await ending, 1);
+    r.store.heal();
+    r.tether.abandon(asking);
+    for (const cookie of [renewedOther, other.cookie]) {
+      assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.userId, null, 'signed out');
+    }
+    assert.equal((await trip(r.tether, first.cookie, () => {}, 'GET')).session.userId, 'u1');
+  });
+
   it('renewal options when the grace is over a minute, not under the interval, or the interval is missing then OPTIONS_INVALID', () => {
     const make = (renewal: unknown) => new Tether({ secrets: [SECRET_A], renewal: renewal as never });
     assert.throws(() => make({ intervalMs: 600_000, graceMs: 60_001 }), { code: 'OPTIONS_INVALID', message: /graceMs/ });
