@@ -9,7 +9,7 @@ import type { Clock, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { twoNodeCases, writesAcrossFeedOutage } from '../helpers/tiered.js';
-import { stallingProxy } from '../helpers/net.js';
+import { delayingProxy, stallingProxy } from '../helpers/net.js';
 import { HEARTBEAT_MS } from '../../src/stores/redis/feed.js';
 
 let server: RedisServer;
@@ -109,6 +109,51 @@ describe('TieredStore over Redis', () => {
       assert.equal(await reader.get(rec.key), null);
     } finally {
       await reader.close();
+      await other.close();
+      await proxy.close();
+    }
+  });
+
+  it('tiered redis when a write of its own times out and reaches Redis later then the tier serves what it left, never the copy from before', async () => {
+    const clock = new ManualClock();
+    const prefix = nextPrefix();
+    // This machine's path to Redis can hold what it sends; another machine reads Redis directly.
+    const proxy = await delayingProxy(server.port);
+    const shared = new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: prefix, clock, commandTimeoutMs: 300 });
+    const tier = new TieredStore({ shared, clock });
+    const other = new RedisStore({ url: server.url, keyPrefix: prefix, clock });
+    try {
+      await tier.get('warm-up');
+      // Redis holds the destroy script then, so the held one runs when it arrives (not NOSCRIPT).
+      await tier.destroy('warm-up');
+      await waitFor('the change feed to listen', 5_000, async () => shared.feedState === 'listening');
+      for (const write of ['set', 'destroy'] as const) {
+        const rec = makeRecord(clock, { userId: 'alice' });
+        assert.deepEqual(await tier.set(rec, 0), { ok: true });
+        assert.equal((await tier.get(rec.key))?.version, 1);
+        proxy.setDelay(3_000);
+        const next = { ...rec, version: 2, data: '{"n":2}' };
+        await assert.rejects(write === 'set' ? tier.set(next, 1) : tier.destroy(rec.key), { code: 'STORE_UNAVAILABLE' }, `${write}: the caller gave up`);
+        proxy.setDelay(0);
+        // Read again (on a new connection) while the write is still held: the version before it.
+        await waitFor(`${write}: the tier reading again`, 10_000, () => tier.get(rec.key).then((r) => r?.version === 1, () => false));
+        await waitFor(`${write}: the held write reaching Redis`, 10_000, async () => {
+          const now = await other.get(rec.key);
+          return write === 'set' ? now?.version === 2 : now === null;
+        });
+        // Redis never sends this machine what it published itself, so only the tier can know.
+        const read = await tier.get(rec.key);
+        if (write === 'set') {
+          assert.equal(read?.data, next.data, 'the version the late write left');
+          const hits = tier.stats().hits;
+          assert.equal((await tier.get(rec.key))?.version, 2);
+          assert.equal(tier.stats().hits, hits + 1, 'served locally again once Redis showed the write there');
+        } else {
+          assert.equal(read, null, 'the session the late destroy ended');
+        }
+      }
+    } finally {
+      await tier.close();
       await other.close();
       await proxy.close();
     }

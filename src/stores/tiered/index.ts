@@ -14,7 +14,7 @@
  * ignored, so an acknowledged write leaves its copy in place and the next read is a hit.
  * @module
  */
-import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
+import { OptionsInvalidError, StoreClosedError, isTetherError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration, isSessionKey } from '../../core/store.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
@@ -22,6 +22,7 @@ import { checkOptions } from '../../core/options-check.js';
 import { KeptMap } from '../../core/kept-map.js';
 import { LocalCopies } from './local-copies.js';
 import { Echoes } from './echoes.js';
+import { Doubts } from './doubts.js';
 import { FenceCoalescer } from './fence.js';
 import { TIERED_STORE_DEFAULTS } from './options.js';
 import type { TieredConsistency, TieredStats, TieredStoreOptions } from './options.js';
@@ -97,6 +98,8 @@ export class TieredStore implements SessionStore, AsyncDisposable {
   /** Stamps of own writes whose reports are awaited; absent without a feed. */
   readonly #echoes: Echoes | undefined;
   readonly #fence: FenceCoalescer | undefined;
+  /** Writes of this tier that failed with their outcome unknown, and may still land unreported (doubts.ts). */
+  readonly #doubts = new Doubts();
   readonly #unsubscribe: (() => void) | undefined;
   #hits = 0;
   #misses = 0;
@@ -197,8 +200,10 @@ export class TieredStore implements SessionStore, AsyncDisposable {
       const rec = await this.#shared.get(key);
       // Cache only if nothing touched the key meanwhile: a change reported during the fetch may be
       // newer than what the fetch read. Nor while a write of ours is in flight: its echo is ignored,
-      // so it cannot tell us that the fetch read the state before it.
-      if (rec && g.gen === seen && g.writes === 0 && !this.#closed) this.#put(rec);
+      // so it cannot tell us that the fetch read the state before it. Nor what a failed write of
+      // ours may still change, unreported (doubts.ts).
+      if (rec && g.gen === seen && g.writes === 0 && !this.#closed && (this.#doubts.none || this.#doubts.allows(rec))) this.#put(rec);
+      else if (rec === null && !this.#doubts.none) this.#doubts.absent(key);
       return rec;
     } finally {
       this.#release(g);
@@ -222,6 +227,7 @@ export class TieredStore implements SessionStore, AsyncDisposable {
       return res;
     } catch (err) {
       this.#invalidate(record.key, false, w.stored);
+      if (outcomeUnknown(err)) this.#doubts.setFailed(record.key, record.version, expectedVersion);
       throw err;
     } finally {
       this.#finish(w, echo);
@@ -247,6 +253,10 @@ export class TieredStore implements SessionStore, AsyncDisposable {
     } catch (err) {
       this.#invalidate(ended.key, false, old.stored);
       this.#invalidate(created.key, false, fresh.stored);
+      if (outcomeUnknown(err)) {
+        this.#doubts.setFailed(ended.key, ended.version, expectedVersion);
+        this.#doubts.setFailed(created.key, created.version, 0);
+      }
       throw err;
     } finally {
       this.#finish(old, echo);
@@ -275,9 +285,10 @@ export class TieredStore implements SessionStore, AsyncDisposable {
   #acknowledged(w: Writing, res: SetResult): void {
     const clean = w.g.gen === w.seen;
     w.g.gen++; // fetches that began while this write was in flight may hold the old version
+    if (res.ok && !this.#doubts.none) this.#doubts.written(w.copy.key);
     // A record written already expired (the old ID of a regenerated session) is gone from the
     // shared store too: nothing to keep.
-    if (res.ok && clean && !this.#closed && !isExpired(w.copy, this.clock.now())) this.#put(w.copy, w.stored);
+    if (res.ok && clean && !this.#closed && !isExpired(w.copy, this.clock.now()) && (this.#doubts.none || this.#doubts.allows(w.copy))) this.#put(w.copy, w.stored);
     else this.#lru.delete(w.stored);
   }
 
@@ -307,11 +318,13 @@ export class TieredStore implements SessionStore, AsyncDisposable {
       const touched = await pending;
       const clean = g.gen === seen;
       g.gen++;
-      if (local && touched && clean && !this.#closed) this.#put({ ...local, expiresAt, lastSeenAt }, stored);
+      const copy = local && touched && clean && !this.#closed ? { ...local, expiresAt, lastSeenAt } : null;
+      if (copy && (this.#doubts.none || this.#doubts.allows(copy))) this.#put(copy, stored);
       echo = touched;
       return touched;
     } catch (err) {
       this.#invalidate(key, false, stored);
+      if (outcomeUnknown(err)) this.#doubts.touchFailed(key, expiresAt, version);
       throw err;
     } finally {
       if (!echo && stamp !== undefined) this.#echoes?.forget(key, stamp);
@@ -326,6 +339,10 @@ export class TieredStore implements SessionStore, AsyncDisposable {
     this.#invalidate(key, false);
     try {
       await this.#shared.destroy(key);
+      if (!this.#doubts.none) this.#doubts.destroyed(key);
+    } catch (err) {
+      if (outcomeUnknown(err)) this.#doubts.destroyFailed(key);
+      throw err;
     } finally {
       this.#invalidate(key, false);
       this.#release(g);
@@ -341,7 +358,12 @@ export class TieredStore implements SessionStore, AsyncDisposable {
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
     try {
-      return await this.#shared.destroyByUser(userId, options);
+      const removed = await this.#shared.destroyByUser(userId, options);
+      if (!this.#doubts.none) this.#doubts.userDestroyed(userId);
+      return removed;
+    } catch (err) {
+      if (outcomeUnknown(err)) this.#doubts.userFailed(userId);
+      throw err;
     } finally {
       // The feed reports each key too; this also covers a tier without one (singleProcess).
       const keep = new Set(options.except ?? []);
@@ -353,7 +375,12 @@ export class TieredStore implements SessionStore, AsyncDisposable {
   async #destroyAll(sharedDestroyAll: () => Promise<number>): Promise<number> {
     this.#open();
     try {
-      return await sharedDestroyAll();
+      const removed = await sharedDestroyAll();
+      if (!this.#doubts.none) this.#doubts.allDestroyed();
+      return removed;
+    } catch (err) {
+      if (outcomeUnknown(err)) this.#doubts.allFailed();
+      throw err;
     } finally {
       // The feed reports each key too; this also covers a tier without one (singleProcess).
       for (const [key, stored] of this.#lru.heads()) if (isSessionKey(key)) this.#lru.delete(stored);
@@ -452,4 +479,12 @@ export class TieredStore implements SessionStore, AsyncDisposable {
   #release(g: Generation): void {
     if (--g.users === 0) this.#gens.rest();
   }
+}
+
+/**
+ * Whether a write that threw may still have been applied, or apply later: any failure but those that
+ * say nothing was written (a refused value, a regeneration onto a taken ID, a call on a closed store).
+ */
+function outcomeUnknown(err: unknown): boolean {
+  return !(isTetherError(err) && (err.code === 'STORE_REJECTED' || err.code === 'SESSION_CONFLICT' || err.code === 'STORE_CLOSED'));
 }
