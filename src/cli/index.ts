@@ -249,7 +249,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
  */
 async function appStore(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<{ store: SessionStore; codec: SessionCodec }> {
   // Loaded only here: haproxy-config needs no store driver.
-  const { createStore, parseStoreUrl } = await import('../stores/index.js');
+  const { openTarget, parseStoreUrl } = await import('../stores/index.js');
   const url = flag ?? env.TETHER_STORE;
   if (url === undefined || url === '') throw new UsageError('no store: pass --store <url> or set TETHER_STORE');
   const target = parseStoreUrl(url);
@@ -274,7 +274,25 @@ async function appStore(flag: string | undefined, env: NodeJS.ProcessEnv): Promi
   }
   const dataKeys = listOf(env.TETHER_DATA_KEY);
   const codec = dataKeys.length > 0 ? encryptedCodec({ keys: dataKeys }) : jsonCodec;
-  return { store: await createStore(url), codec };
+  // The store itself, without the near-cache the URL may ask the app for: one command needs none.
+  const store = await openTarget(target);
+  if (target.kind === 'redis') {
+    // A prefix no store writes under reads as an empty store: "0", "ended 0 sessions", a false all-clear.
+    const { REDIS_STORE_DEFAULTS } = await import('../stores/redis/index.js');
+    let holds: boolean;
+    try {
+      holds = await (store as import('../stores/redis/index.js').RedisStore).holdsStore();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    if (!holds) {
+      await store.close();
+      const prefix = target.options?.keyPrefix ?? REDIS_STORE_DEFAULTS.keyPrefix;
+      throw new UsageError(`no Redis store under the key prefix "${inert(prefix)}" in that database: no Tether key there; check the URL's keyPrefix= and its database number (the CLI opens the app's store, it never creates one)`);
+    }
+  }
+  return { store, codec };
 }
 
 async function usersCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {

@@ -269,22 +269,30 @@ function paramValue(name: string, kind: ParamKind, value: string, label: string)
  */
 export async function createStore(url: string, options: CreateStoreOptions = {}): Promise<SessionStore & AsyncDisposable> {
   const target = parseStoreUrl(url, options);
-  const clock = options.clock === undefined ? {} : { clock: options.clock };
+  return nearCache(await openTarget(target, options.clock), target.kind === 'memory' ? undefined : target.cache);
+}
+
+/**
+ * The store `target` names, without the near-cache its URL may ask for: what createStore wraps, and
+ * what the CLI opens (one command needs no cache, and it asks the store itself what it holds).
+ */
+export async function openTarget(target: StoreTarget, clock?: Clock): Promise<SessionStore & AsyncDisposable> {
+  const given = clock === undefined ? {} : { clock };
   switch (target.kind) {
     case 'memory':
-      return new MemoryStore(clock);
+      return new MemoryStore(given);
     case 'sqlite':
-      return nearCache(new SqliteStore({ path: target.path, ...target.options, ...clock }), target.cache);
+      return new SqliteStore({ path: target.path, ...target.options, ...given });
     case 'redis': {
       const { RedisStore } = await import('./redis/index.js');
       const connection = 'url' in target ? { url: target.url }
         : 'sentinel' in target ? { sentinel: target.sentinel }
           : { cluster: { nodes: target.cluster.nodes, options: { redisOptions: credentialsOf(target.cluster) } } };
-      return nearCache(new RedisStore({ ...connection, ...target.options, ...clock }), target.cache);
+      return new RedisStore({ ...connection, ...target.options, ...given });
     }
     case 'postgres': {
       const { PostgresStore } = await import('./postgres/index.js');
-      return nearCache(new PostgresStore({ connectionString: target.connectionString, ...target.options, ...clock }), target.cache);
+      return new PostgresStore({ connectionString: target.connectionString, ...target.options, ...given });
     }
   }
 }

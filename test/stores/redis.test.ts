@@ -2,7 +2,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RedisStore, redisClientOptions } from '../../src/stores/redis/index.js';
+import { RedisStore, STORE_MARKER, redisClientOptions } from '../../src/stores/redis/index.js';
 import type { RedisStoreOptions } from '../../src/stores/redis/index.js';
 import { plainSender } from '../../src/stores/redis/options.js';
 import { escapeGlob } from '../../src/stores/redis/feed.js';
@@ -365,7 +365,8 @@ describe('RedisStore own cases', () => {
     const raw = new Redis(server.url);
     try {
       const keys = (await raw.keys(`${keyPrefix}*`)).sort();
-      assert.deepEqual(keys, [`${keyPrefix}s:${rec.key}`, `${keyPrefix}u:layout-user`]);
+      assert.deepEqual(keys, [`${keyPrefix}s:${rec.key}`, `${keyPrefix}store`, `${keyPrefix}u:layout-user`]);
+      assert.equal(await raw.get(`${keyPrefix}store`), STORE_MARKER, 'the marker that says a store writes under this prefix');
       const stored = await raw.get(`${keyPrefix}s:${rec.key}`);
       const ms = (n: number): string => String(n).padStart(16, '0');
       assert.equal(stored, `${ms(1)}${ms(rec.createdAt)}${ms(rec.lastSeenAt)}${ms(rec.expiresAt)}${ms(rec.absoluteExpiresAt)}`
@@ -375,7 +376,7 @@ describe('RedisStore own cases', () => {
       assert.equal(await raw.zscore(`${keyPrefix}u:layout-user`, rec.key), String(rec.absoluteExpiresAt));
       assert.ok((await raw.pttl(`${keyPrefix}u:layout-user`)) > pttl, 'the index outlives its sessions');
       await store.destroy(rec.key);
-      assert.deepEqual(await raw.keys(`${keyPrefix}*`), [], 'destroy leaves neither the hash nor the index entry');
+      assert.deepEqual(await raw.keys(`${keyPrefix}*`), [`${keyPrefix}store`], 'destroy leaves neither the hash nor the index entry');
     } finally {
       raw.disconnect();
       await store.close();

@@ -36,6 +36,13 @@ const OK: SetResult = Object.freeze({ ok: true });
  */
 export const DUE_SHARDS = 16;
 
+/**
+ * What the marker key, `<prefix>store`, holds: a store writes it with its first write on each
+ * connection, so that a tool opening the app's store (the CLI) can tell a prefix that holds one from
+ * a mistyped prefix, which would read as an empty store.
+ */
+export const STORE_MARKER = 'tether session store';
+
 /** Reads of the user's index a Cluster's destroyByUser makes at most (see there). */
 const CLUSTER_DESTROY_BY_USER_ROUNDS = 8;
 
@@ -91,6 +98,7 @@ export class RedisStore implements SessionStore, AsyncDisposable {
   readonly #deadlines: Deadlines;
   readonly #onReady = (): void => {
     this.#dropped = false;
+    this.#marked = false;
     this.#refused = null;
     this.checkEvictionPolicy().catch(noop);
     void this.#syncClock();
@@ -107,6 +115,8 @@ export class RedisStore implements SessionStore, AsyncDisposable {
   #sweepTimer: NodeJS.Timeout | undefined;
   /** #hung dropped the connection; cleared when the client is ready again. */
   #dropped = false;
+  /** The marker (STORE_MARKER) was sent since the client was last ready. */
+  #marked = false;
   #policy: Promise<string | null> | null = null;
   #closed = false;
 
@@ -194,6 +204,7 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     const stamp = stampOf(record);
     let mode = '0';
     let reply: number | string;
+    if (!this.#marked) this.#mark();
     try {
       if (userId !== null && this.#cluster && ttl > 0) {
         // Index first, on the user's slot: if the session write then fails or never happens, the
@@ -254,6 +265,7 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     const endedStamp = stampOf(ended);
     const createdStamp = stampOf(created);
     let reply: unknown;
+    if (!this.#marked) this.#mark();
     try {
       reply = await this.#eval(REGENERATE, keys.length, [...keys, now, this.#channel,
         expectedVersion, oldMode, this.#message(ended.key, endedStamp), ended.userId ?? '', ended.key,
@@ -364,6 +376,35 @@ export class RedisStore implements SessionStore, AsyncDisposable {
       return removed;
     } catch (err) {
       throw this.#fail('destroyByUser', err);
+    }
+  }
+
+  /**
+   * Whether this key prefix holds a Tether store: the marker key its writes leave (`<prefix>store`, see
+   * STORE_MARKER), or, for a store not written to since a release before the marker, any session or
+   * user index key (SCAN over every primary, stopping at the first found). For tools that open the
+   * app's store, such as `tether sessions`: a mistyped `keyPrefix` reads as an empty store, and
+   * "0 sessions" or "ended 0" would be a false all-clear. O(keys) when the prefix holds nothing.
+   */
+  async holdsStore(): Promise<boolean> {
+    this.#open();
+    if (!this.#ready()) await this.#whenReady();
+    try {
+      if (await this.#bound('GET', () => this.#client.get(this.#marker())) === STORE_MARKER) return true;
+      const pattern = `${escapeGlob(this.#opts.keyPrefix)}[su]:*`;
+      const nodes = this.#cluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
+      for (const node of nodes) {
+        let cursor = '0';
+        for (let i = 0; i < 10_000_000; i++) {
+          const [next, keys] = await this.#bound('SCAN', () => node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
+          if (keys.length > 0) return true;
+          cursor = next;
+          if (cursor === '0') break;
+        }
+      }
+      return false;
+    } catch (err) {
+      throw this.#fail('holdsStore', err);
     }
   }
 
@@ -647,6 +688,21 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     if (!stream || stream.destroyed) return;
     this.#dropped = true;
     stream.destroy();
+  }
+
+  /**
+   * Leaves the marker (STORE_MARKER) once per connection, sent just before the connection's first
+   * write, in the same batch and not waited for: the write costs nothing more, and a store only read
+   * (the CLI's) marks nothing. A failure is the marker's alone, and is not tried again before the next
+   * connection: a server whose ACL refuses the key would otherwise be sent it with every write.
+   */
+  #mark(): void {
+    this.#marked = true;
+    this.#bound('SET', () => this.#client.set(this.#marker(), STORE_MARKER)).catch(noop);
+  }
+
+  #marker(): string {
+    return `${this.#opts.keyPrefix}store`;
   }
 
   /** The client can take commands: connected and ready, and not on a connection #hung dropped. */

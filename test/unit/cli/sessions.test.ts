@@ -20,7 +20,7 @@ import type { SessionCodec } from '../../../src/core/codec.js';
 import { encryptedCodec } from '../../../src/core/encrypted-codec.js';
 import { REPO_ROOT } from '../../helpers/node-process.js';
 import { RedisStore } from '../../../src/stores/redis/index.js';
-import { startRedis } from '../../helpers/redis.js';
+import { redisCommand, startRedis } from '../../helpers/redis.js';
 import { createDatabase, pgQuery, startPostgres } from '../../helpers/postgres.js';
 import type { PostgresServer } from '../../helpers/postgres.js';
 import { PostgresStore } from '../../../src/stores/postgres/index.js';
@@ -313,6 +313,41 @@ describe('tether sessions on a Redis the app keys under a prefix of its own', ()
     assert.equal((await run(['sessions', 'count', '--store', shop])).out, '1\n');
     assert.equal((await run(['sessions', 'count', '--store', redis.url])).out, '3\n', 'the app under the default prefix keeps its sessions');
     assert.equal(JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', redis.url])).out).length, 2);
+  });
+
+  it('sessions and users when the key prefix holds no store (a mistyped keyPrefix) then they exit 2 saying so, and write nothing there', async () => {
+    const now = Date.now();
+    const store = new RedisStore({ url: redis.url, keyPrefix: 'market:' });
+    const key = hashId(generateId());
+    assert.equal((await store.set({ key, data: jsonCodec.encode({ d: { n: 1 } }), version: 1, userId: 'ada', createdAt: now, lastSeenAt: now, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+    await store.destroy(key);
+    await store.close();
+    const raw = new RedisStore({ url: redis.url, keyPrefix: 'markte:' });
+    try {
+      for (const url of [`${redis.url}?keyPrefix=markte%3A`, `${redis.url}/2?keyPrefix=market%3A`, `${redis.url}?keyPrefix=markte%3A&cache=fenced`]) {
+        for (const argv of [['sessions', 'end', '--all'], ['sessions', 'count'], ['sessions', 'list', 'ada'], ['sessions', 'end', 'ada'], ['users', 'clear', 'ada'], ['users', 'show', 'ada']]) {
+          const r = await run([...argv, '--store', url], {});
+          assert.equal(r.code, 2, `${argv.join(' ')} ${url}: ${r.out}${r.err}`);
+          assert.equal(r.out, '');
+          assert.match(r.err, /no Redis store under the key prefix "(markte|market):" in that database: no Tether key there; check the URL's keyPrefix=/, argv.join(' '));
+        }
+      }
+      assert.equal(await raw.holdsStore(), false, 'the CLI left no key under the mistyped prefix');
+      // The app's prefix holds no session now, only the mark its writes left: an empty store, not a typo.
+      const found = await run(['sessions', 'count', '--store', `${redis.url}?keyPrefix=market%3A`], {});
+      assert.equal(found.code, 0, found.err);
+      assert.equal(found.out, '0\n');
+      // A store last written before stores left a mark: its sessions show it is one.
+      const older = new RedisStore({ url: redis.url, keyPrefix: 'older:' });
+      assert.equal((await older.set({ key: hashId(generateId()), data: jsonCodec.encode({ d: {} }), version: 1, userId: null, createdAt: now, lastSeenAt: now, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+      await older.close();
+      assert.equal(await redisCommand(redis.port, ['DEL', 'older:store']), '1');
+      const counted = await run(['sessions', 'count', '--store', `${redis.url}?keyPrefix=older%3A`], {});
+      assert.equal(counted.code, 0, counted.err);
+      assert.equal(counted.out, '1\n');
+    } finally {
+      await raw.close();
+    }
   });
 });
 
