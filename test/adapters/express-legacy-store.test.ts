@@ -141,6 +141,26 @@ describe('fromExpressSessionStore over connect-redis', () => {
     assert.ok(ttl > 0 && ttl <= 35, `TTL ${ttl} (30 s + a 5 s margin)`);
   });
 
+  it('connect-redis when a logout and a renewal compare-and-set one record at once then one adapter lets one through, while two processes\' adapters may both be acknowledged', async () => {
+    const { store } = await connectRedis();
+    const clock = new ManualClock();
+    // The writes a logout (the record ended) and a renewal (the record made a pointer) make of version 1.
+    const race = async (ending: ExpressSessionStoreAdapter, renewing: ExpressSessionStoreAdapter): Promise<number> => {
+      const rec = makeRecord(clock, { userId: 'ada' });
+      await ending.set(rec, 0);
+      const results = await Promise.all([
+        ending.set({ ...rec, version: 2, data: '{"ended":1}', expiresAt: clock.now() - 1 }, 1),
+        renewing.set({ ...rec, version: 2, data: '{"moved":1}', userId: null }, 1),
+      ]);
+      return results.filter((r) => r.ok).length;
+    };
+    const one = fromExpressSessionStore(store);
+    for (let i = 0; i < 10; i++) assert.equal(await race(one, one), 1, 'one process: the lock lets one write through');
+    let both = 0;
+    for (let i = 0; i < 10; i++) if (await race(fromExpressSessionStore(store), fromExpressSessionStore(store)) === 2) both++;
+    assert.ok(both > 0, 'two processes: nothing in the store compares the version with the write (docs/migrating-from-express-session.md)');
+  });
+
   it('connect-redis when redis-server is down then calls fail closed with STORE_UNAVAILABLE and recover after a restart', async () => {
     const { store } = await connectRedis();
     const adapter = fromExpressSessionStore(store, { timeoutMs: 300 });

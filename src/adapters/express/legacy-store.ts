@@ -5,7 +5,8 @@
  *
  * What such a store cannot give (docs/migrating-from-express-session.md says it to users):
  * - compare-and-set is emulated with a lock in this process only: two processes can still interleave
- *   between the read and the write of one record (the window is one store round trip);
+ *   between the read and the write of one record (the window is one store round trip), and under
+ *   `renewal` a logout in one racing a renewal in another can then leave the session under its new ID;
  * - a touch rewrites the whole record (express-session stores have no partial update), under the same lock;
  * - no per-user index: `listByUser`/`destroyByUser` scan `all()` (every session in the store), and
  *   reject when the store has no `all()`; `destroyAll` (present only with `all()`) ends express-session's
