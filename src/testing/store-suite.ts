@@ -504,6 +504,40 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         await store.destroy(context.key);
       });
 
+      test('destroyAll walked twice while another client renews sessions (a copy under a new key, then the old record made a pointer) leaves none of them live', async () => {
+        const other = await peer();
+        await store.destroyAll!();
+        const sessions = Array.from({ length: 1_200 }, (_, i) => makeRecord(clock, { userId: i % 3 === 0 ? null : `u${i % 7}-${makeKey('renew')}` }));
+        for (let i = 0; i < sessions.length; i += 200) {
+          for (const res of await Promise.all(sessions.slice(i, i + 200).map((r) => store.set(r, 0)))) assert.deepEqual(res, { ok: true });
+        }
+        let walking = true;
+        const walk = (async () => {
+          try {
+            return await store.destroyAll!() + await store.destroyAll!();
+          } finally {
+            walking = false;
+          }
+        })();
+        // As the engine renews an ID: the session stored under a new key (keeping its age), then the old
+        // record made an ownerless pointer by compare-and-set; the copy is removed when that fails.
+        const renewed: string[] = [];
+        const renew = async (old: SessionRecord): Promise<void> => {
+          const fresh: SessionRecord = { ...old, key: makeKey('renewed'), version: 1, lastSeenAt: clock.now() };
+          if (!(await other.set(fresh, 0)).ok) return;
+          const until = clock.now() + 30_000;
+          const pointer: SessionRecord = { ...old, data: '{"moved":1}', version: 2, userId: null, lastSeenAt: until, expiresAt: until,
+            absoluteExpiresAt: Math.min(old.absoluteExpiresAt, until) };
+          if ((await other.set(pointer, 1)).ok) renewed.push(fresh.key);
+          else await other.destroy(fresh.key);
+        };
+        // Waves of renewals at once, so that some land before the walk reaches their session, some after.
+        for (let i = 0; i < sessions.length && walking; i += 40) await Promise.all(sessions.slice(i, i + 20).map(renew));
+        await walk;
+        for (const key of renewed) assert.equal(await store.get(key), null, `renewed to ${key} while the store was walked`);
+        for (const r of sessions) assert.equal(await store.get(r.key), null, r.key);
+      });
+
       if (!factory.lacks?.changeFeed) test('destroyAll reports each removal on the change feed, without a stamp', async () => {
         const other = await peer();
         // Whatever earlier cases left goes first, so the count below is this case's alone.
