@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import type { Express, NextFunction, Request, Response } from 'express';
-import { createTether, FlowStepOutOfOrderError, MemoryStore } from '../../src/index.js';
+import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
-import { listen, CookieClient, assertTetherErrorAnswer, serverPerTest } from '../helpers/cookie-client.js';
+import { listen, CACHING_HEADERS, CookieClient, assertTetherErrorAnswer, assertUncacheable, serverPerTest } from '../helpers/cookie-client.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -244,5 +244,66 @@ describe('express adapter: sessionErrors()', () => {
     assert.deepEqual(r.setCookies.map((v) => v.split('=')[0]), ['b']);
     assert.equal(await first.count(), 0);
     assert.equal(await second.count(), 1);
+  });
+});
+
+describe('express adapter: error answers are never cacheable', () => {
+  /**
+   * POST /fail sets n, the caching headers, a cookie and a Location, then throws a plain Error; POST
+   * /write sets n and the caching headers and answers, while the store refuses writes once `down` is set.
+   */
+  async function cachingApp(withErrors: boolean): Promise<{ c: CookieClient; down: () => void }> {
+    const store = new MemoryStore();
+    const set = store.set.bind(store);
+    let failing = false;
+    store.set = async (record: SessionRecord, expected: number) => {
+      if (failing) throw new StoreUnavailableError('store down');
+      return set(record, expected);
+    };
+    const app = express();
+    app.set('env', 'test');
+    app.use(sessions(createTether<Data>({ secrets: [SECRET], store }), { csrf: false }));
+    const cached = (res: Response): void => {
+      for (const [name, value] of Object.entries(CACHING_HEADERS)) res.setHeader(name, value);
+    };
+    app.post('/fail', async (req, res) => {
+      sessionOf<Data>(req).set('n', 2);
+      cached(res);
+      res.cookie('remember', 'TOKEN').location('/next');
+      await Promise.resolve();
+      throw new Error('boom');
+    });
+    app.post('/write', (req, res) => {
+      sessionOf<Data>(req).set('n', 3);
+      cached(res);
+      res.send('written');
+    });
+    if (withErrors) app.use(sessionErrors());
+    served.current = await listen(app);
+    return { c: new CookieClient(served.current.url), down: () => { failing = true; } };
+  }
+
+  it('when a route that set caching headers throws a plain Error then the answer after sessionErrors() is no-store, without its validators, cookies or Location', async () => {
+    const { c } = await cachingApp(true);
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assertUncacheable(r, 'after sessionErrors()');
+    assert.deepEqual(r.setCookies, []);
+    assert.equal(r.location, null);
+  });
+
+  it('when a route that set caching headers throws a plain Error without sessionErrors() then Express\'s 500 is still no-store, without its validators', async () => {
+    const { c } = await cachingApp(false);
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assertUncacheable(r, 'Express\'s own');
+  });
+
+  it('when a route that set caching headers cannot commit its session then the 503 is no-store, without its validators', async () => {
+    const { c, down } = await cachingApp(true);
+    down();
+    const r = await c.request('/write', { method: 'POST' });
+    assert.equal(r.status, 503);
+    assertUncacheable(r, 'failed commit');
   });
 });

@@ -10,8 +10,9 @@ import fastifyCookie from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
+import type { SessionRecord } from '../../src/index.js';
 import { tetherPlugin, tetherErrorHandler } from '../../src/adapters/fastify/index.js';
-import { CookieClient, assertTetherErrorAnswer } from '../helpers/cookie-client.js';
+import { CACHING_HEADERS, CookieClient, assertTetherErrorAnswer, assertUncacheable } from '../helpers/cookie-client.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 
@@ -157,5 +158,72 @@ describe('fastify adapter: refusals before the handler', () => {
     const down = await c.request('/write', { method: 'POST', json: {}, headers: { 'x-csrf-token': token } });
     assert.equal(down.status, 503, down.body);
     assert.equal(down.json<{ error: { code: string } }>().error.code, 'STORE_UNAVAILABLE');
+  });
+});
+
+describe('fastify adapter: error answers are never cacheable', () => {
+  const CSP = "default-src 'self'";
+
+  /**
+   * A CSP on every reply (an onRequest hook before the plugin); POST /fail sets n, the caching headers, a
+   * cookie and a Location, then throws a plain Error; POST /write sets n and the caching headers and
+   * answers, while the store refuses writes once `down` is set.
+   */
+  async function cachingApp(errorHandler: boolean): Promise<{ c: CookieClient; down: () => void }> {
+    const store = new MemoryStore();
+    const set = store.set.bind(store);
+    let failing = false;
+    store.set = async (record: SessionRecord, expected: number) => {
+      if (failing) throw new StoreUnavailableError('store down');
+      return set(record, expected);
+    };
+    const app = Fastify();
+    app.addHook('onRequest', async (_req, reply) => {
+      void reply.header('content-security-policy', CSP);
+    });
+    await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false, store }) });
+    if (errorHandler) app.setErrorHandler(tetherErrorHandler);
+    app.post('/fail', async (req, reply) => {
+      req.session.set('n', 2);
+      void reply.headers(CACHING_HEADERS).header('set-cookie', 'remember=TOKEN; Path=/').header('location', '/next');
+      await Promise.resolve();
+      throw new Error('boom');
+    });
+    app.post('/write', async (req, reply) => {
+      req.session.set('n', 3);
+      void reply.headers(CACHING_HEADERS);
+      return 'written';
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    running = app;
+    const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+    return { c, down: () => { failing = true; } };
+  }
+
+  it('when a route that set caching headers throws a plain Error then the answer tetherErrorHandler passes it to is no-store, without its validators, cookies or Location, and keeps the CSP', async () => {
+    const { c } = await cachingApp(true);
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assertUncacheable(r, 'tetherErrorHandler');
+    assert.deepEqual(r.setCookies, []);
+    assert.equal(r.location, null);
+    assert.equal(r.headers.get('content-security-policy'), CSP);
+  });
+
+  it('when a route that set caching headers throws a plain Error then even Fastify\'s own error answer is no-store, without its validators', async () => {
+    const { c } = await cachingApp(false);
+    const r = await c.request('/fail', { method: 'POST' });
+    assert.equal(r.status, 500);
+    assertUncacheable(r, 'Fastify\'s default');
+    assert.equal(r.headers.get('content-security-policy'), CSP);
+  });
+
+  it('when a route that set caching headers cannot commit its session then the 503 is no-store, without its validators, and keeps the CSP', async () => {
+    const { c, down } = await cachingApp(true);
+    down();
+    const r = await c.request('/write', { method: 'POST' });
+    assert.equal(r.status, 503);
+    assertUncacheable(r, 'failed commit');
+    assert.equal(r.headers.get('content-security-policy'), CSP);
   });
 });

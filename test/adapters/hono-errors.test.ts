@@ -6,11 +6,13 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hono } from 'hono';
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { createTether, FlowStepOutOfOrderError } from '../../src/index.js';
+import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
+import type { SessionRecord } from '../../src/index.js';
 import { sessions, tetherErrors } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
-import { CookieClient, assertTetherErrorAnswer } from '../helpers/cookie-client.js';
+import { CACHING_HEADERS, CookieClient, assertTetherErrorAnswer, assertUncacheable } from '../helpers/cookie-client.js';
 import { serveHono } from '../helpers/hono.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
@@ -190,5 +192,75 @@ describe('hono adapter: tetherErrors()', () => {
     const r = await c.request('/fail', { method: 'POST' });
     assert.equal(r.status, 500);
     assert.deepEqual(r.json(), { mine: 'boom' });
+  });
+});
+
+describe('hono adapter: error answers are never cacheable', () => {
+  /**
+   * A CSP on every response; POST /fail sets n, the caching headers, a cookie and a Location, then throws a
+   * plain Error; POST /write sets n and the caching headers and answers, while the store refuses writes
+   * once `down` is set.
+   */
+  async function cachingApp(onError: (app: Hono<TetherEnv<Data>>) => void): Promise<{ c: CookieClient; down: () => void }> {
+    const store = new MemoryStore();
+    const set = store.set.bind(store);
+    let failing = false;
+    store.set = async (record: SessionRecord, expected: number) => {
+      if (failing) throw new StoreUnavailableError('store down');
+      return set(record, expected);
+    };
+    const app = new Hono<TetherEnv<Data>>();
+    app.use(async (c, next) => {
+      c.header('content-security-policy', CSP);
+      await next();
+    });
+    app.use(sessions(createTether<Data>({ secrets: [SECRET], csrf: false, store })));
+    const cached = (c: Context): void => {
+      for (const [name, value] of Object.entries(CACHING_HEADERS)) c.header(name, value);
+    };
+    app.post('/fail', async (c) => {
+      c.get('session').set('n', 2);
+      cached(c);
+      c.header('set-cookie', 'remember=TOKEN; Path=/');
+      c.header('location', '/next');
+      await Promise.resolve();
+      throw new Error('boom');
+    });
+    app.post('/write', (c) => {
+      c.get('session').set('n', 3);
+      cached(c);
+      return c.text('written');
+    });
+    onError(app);
+    const running = await serveHono(app);
+    closing.push(() => running.close());
+    const c = new CookieClient(running.url);
+    return { c, down: () => { failing = true; } };
+  }
+
+  it('when a route that set caching headers throws a plain Error then tetherErrors()\' answer is no-store, without its validators, cookies or Location, and keeps the CSP', async () => {
+    const { c } = await cachingApp((app) => app.onError(tetherErrors()));
+    const { out: r } = await quietly(() => c.request('/fail', { method: 'POST' }));
+    assert.equal(r.status, 500);
+    assertUncacheable(r, 'tetherErrors');
+    assert.deepEqual(r.setCookies, []);
+    assert.equal(r.location, null);
+    assert.equal(r.headers.get('content-security-policy'), CSP);
+  });
+
+  it('when a route that set caching headers throws a plain Error then even Hono\'s own error answer is no-store, without its validators', async () => {
+    const { c } = await cachingApp(() => {});
+    const { out: r } = await quietly(() => c.request('/fail', { method: 'POST' }));
+    assert.equal(r.status, 500);
+    assertUncacheable(r, 'Hono\'s default');
+  });
+
+  it('when a route that set caching headers cannot commit its session then the 503 is no-store, without its validators, and keeps the CSP', async () => {
+    const { c, down } = await cachingApp((app) => app.onError(tetherErrors()));
+    down();
+    const r = await c.request('/write', { method: 'POST' });
+    assert.equal(r.status, 503);
+    assertUncacheable(r, 'failed commit');
+    assert.equal(r.headers.get('content-security-policy'), CSP);
   });
 });

@@ -12,7 +12,7 @@ import { createTether, MemoryStore } from '../../src/index.js';
 import type { Session } from '../../src/index.js';
 import { withSessions } from '../../src/adapters/node-http/index.js';
 import type { NodeAdapterOptions } from '../../src/adapters/node-http/index.js';
-import { listen, CookieClient, serverPerTest } from '../helpers/cookie-client.js';
+import { listen, CACHING_HEADERS, CookieClient, assertUncacheable, serverPerTest } from '../helpers/cookie-client.js';
 import { FaultyStore, slowStore } from '../fixtures/stores.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
@@ -211,6 +211,32 @@ describe('node:http adapter: a response begun before the commit settles', () => 
     assert.equal((await c.request('/write')).status, 503);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual(finished, ['/end', '/write']);
+  });
+});
+
+describe('node:http adapter: error answers are never cacheable', () => {
+  it('when a response with caching headers cannot commit its session then the 503 is no-store, without its validators or CDN freshness, and keeps the other headers', async () => {
+    const store = new FaultyStore(new MemoryStore());
+    const tether = createTether<Data>({ secrets: [SECRET], store });
+    served.current = await listen(withSessions(tether, (req, res, s) => {
+      s.set('n', 1);
+      res.setHeader('content-security-policy', "default-src 'self'");
+      if (req.url === '/set') {
+        for (const [name, value] of Object.entries(CACHING_HEADERS)) res.setHeader(name, value);
+        res.end('ok');
+      } else {
+        res.writeHead(200, { ...CACHING_HEADERS });
+        res.end('ok');
+      }
+    }, { csrf: false }));
+    store.fail('set', 'reject');
+    const c = new CookieClient(served.current.url);
+    for (const path of ['/set', '/write-head']) {
+      const r = await c.request(path);
+      assert.equal(r.status, 503, path);
+      assertUncacheable(r, path);
+      assert.equal(r.headers.get('content-security-policy'), "default-src 'self'", path);
+    }
   });
 });
 

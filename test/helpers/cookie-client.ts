@@ -58,6 +58,25 @@ export function assertTetherErrorAnswer(r: Reply, status: number, code: string, 
   assert.equal(r.location, null);
 }
 
+/**
+ * Headers a route may set so that its answer is cached or revalidated: an error answered in its place
+ * must carry none of them (assertUncacheable).
+ */
+export const CACHING_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'cache-control': 'public, max-age=600',
+  etag: '"v1"',
+  'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT',
+  expires: 'Wed, 21 Oct 2099 07:28:00 GMT',
+  'cdn-cache-control': 'max-age=600',
+  'surrogate-control': 'max-age=600',
+});
+
+/** The answer is `no-store` and carries none of a route's validators or freshness headers (CACHING_HEADERS). */
+export function assertUncacheable(r: Reply, what: string): void {
+  assert.equal(r.headers.get('cache-control'), 'no-store', `${what}: Cache-Control`);
+  for (const name of Object.keys(CACHING_HEADERS)) if (name !== 'cache-control') assert.equal(r.headers.get(name), null, `${what}: ${name}`);
+}
+
 export interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;

@@ -8,7 +8,7 @@ import type { Tether } from '../../core/engine.js';
 import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
-import { abandonOnEarlyClose, beginSession, checkCsrfOf, reopenAfterError, sendError, viewOf } from '../shared/http.js';
+import { abandonOnEarlyClose, beginSession, checkCsrfOf, clearFailedAnswer, reopenAfterError, sendError, uncacheable, viewOf } from '../shared/http.js';
 import type { FormSource } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
@@ -118,6 +118,9 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
         // A failed request writes nothing, as in every adapter.
         // (A cookie that names nothing is expired all the same: see Tether#abandon.)
         if (res.statusCode >= 500 || FAILED.has(req)) {
+          // An error's answer, whoever made it (Express's final handler keeps the route's headers): not
+          // cached, nor kept with the failed route's validators.
+          uncacheable(res);
           const again = reopenedOf(req, tether);
           return again === undefined ? tether.abandon(session) : tether.commitNow(again);
         }
@@ -173,6 +176,9 @@ export function sessionErrors(options: SessionErrorsOptions = {}): ErrorRequestH
       sendError(res, err);
       return;
     }
+    // The app's error handlers answer over what the failed route had set: its cookies, a Location, and
+    // how caches may keep its answer, which would make the error cacheable. Cleared, as tether/node clears them.
+    clearFailedAnswer(res);
     const reopening = reopen(req, res);
     if (reopening === undefined) next(err);
     else void reopening.then(() => next(err));

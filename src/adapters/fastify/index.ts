@@ -26,7 +26,7 @@ import type { Tether } from '../../core/engine.js';
 import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
 import type { Session } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse, reopenAfterError } from '../shared/http.js';
+import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse, reopenAfterError } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 /**
@@ -159,6 +159,8 @@ function formFields(body: unknown, field: string): object {
 function refuse(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, err: unknown): void {
   if (req.session) tether.abandon(req.session);
   const { status, body, retryAfter } = errorResponse(err);
+  // What an earlier hook set for the answer (a cookie, caching, a Location) is not the error's, as in sendError.
+  clearAnswerHeaders(reply);
   if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
   void reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(JSON.stringify(body));
 }
@@ -252,12 +254,26 @@ function release(payload: unknown): void {
  */
 function errorPayload(reply: FastifyReply, err: unknown): string {
   const { status, body, retryAfter } = errorResponse(err);
-  // getHeaders() gives the reply's headers and those set on reply.raw; removeHeader removes both.
-  for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
+  clearAnswerHeaders(reply);
   reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
   if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
   sessionCookiesOnly(reply);
   return JSON.stringify(body);
+}
+
+/** Requests whose error went to the error handlers (the onError hook): their answers are not cached. */
+const FAILED = new WeakSet<FastifyRequest>();
+
+/** Makes the reply no-store, without validators or freshness headers (CACHE_HEADERS). */
+function uncacheableReply(reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) if (CACHE_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
+  reply.header('cache-control', 'no-store');
+}
+
+/** Removes the answer's own headers (ANSWER_HEADERS) from the reply; those every response carries stay. */
+function clearAnswerHeaders(reply: FastifyReply): void {
+  // getHeaders() gives the reply's headers and those set on reply.raw; removeHeader removes both.
+  for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
 }
 
 /** Raw responses whose head is to carry no Set-Cookie but the session's (see sessionCookiesOnly). */
@@ -364,6 +380,8 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   }
 
   app.addHook('onSend', (req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) => {
+    // An error's answer, whichever handler made it, is not cached (see the onError hook).
+    if (FAILED.has(req)) uncacheableReply(reply);
     const session = req.session;
     if (!session) {
       done(null, payload);
@@ -400,6 +418,19 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
       done();
       return;
     }
+    // Whichever error handler answers (this plugin's, the app's, Fastify's own), it answers over what the
+    // failed route had set: its cookies, a Location, and how caches may keep its answer (a Cache-Control
+    // of `public`, an ETag), which would make the error cacheable. Cleared here, as tether/node clears
+    // them; the error's answer goes out no-store (onSend).
+    if (!reply.raw.headersSent) {
+      // The session cookie stays: a commit that came before a later hook failed stored what it names.
+      const own = reply.getHeader('set-cookie');
+      const sessionCookies = (own === undefined ? [] : Array.isArray(own) ? own : [String(own)]).filter((v) => v.startsWith(`${tether.options.cookie.name}=`));
+      clearAnswerHeaders(reply);
+      if (sessionCookies.length > 0) reply.header('set-cookie', sessionCookies);
+      reply.header('cache-control', 'no-store');
+    }
+    FAILED.add(req);
     const routeOpts = req.routeOptions.config?.tether;
     // Its CSRF checks passed already. A form post whose token was never read (its body failed to
     // parse) may store nothing: its session is abandoned, not opened again.
@@ -436,7 +467,9 @@ function unreadable(err: unknown): boolean {
  * Fastify's own, so its answers stand (a body that fails validation: `400 FST_ERR_VALIDATION`). A thrown
  * value that cannot be read (its properties throw) is answered `500 INTERNAL_ERROR`: Fastify's own
  * handler would answer it 200. Another value that is not an Error is sent on as one (see asError). The
- * failed request's session changes are dropped by the plugin's onError hook, which runs before this.
+ * failed request's session changes are dropped by the plugin's onError hook, which runs before this and
+ * clears what the failed route had set for its answer (its cookies, Location, caching headers), so that
+ * whichever handler answers, the error goes out no-store without them.
  * An app with an error handler of its own can call this one from it.
  * @example
  * await app.register(tetherPlugin, { tether });

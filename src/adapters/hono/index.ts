@@ -25,7 +25,7 @@ import { CsrfTokenInvalidError, OptionsInvalidError, PayloadTooLargeError, isTet
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, errorResponse, reopenAfterError } from '../shared/http.js';
+import { ANSWER_HEADERS, CACHE_HEADERS, errorResponse, reopenAfterError } from '../shared/http.js';
 
 export interface TetherEnv<T extends object = SessionData> {
   Variables: { session: Session<T> };
@@ -86,13 +86,19 @@ function nodeServerAddress(c: Context): string | undefined {
  */
 function errorOut(err: unknown, kept?: Headers, cookies: readonly string[] = []): Response {
   const { status, body, retryAfter } = errorResponse(err);
-  const headers = new Headers();
-  if (kept) for (const [name, value] of kept) if (!ANSWER_HEADERS.has(name)) headers.append(name, value);
+  const headers = keptHeaders(kept);
   headers.set('content-type', 'application/json; charset=utf-8');
-  headers.set('cache-control', 'no-store');
   if (retryAfter !== undefined) headers.set('retry-after', retryAfter);
   for (const ck of cookies) headers.append('set-cookie', ck);
   return new Response(JSON.stringify(body), { status, headers });
+}
+
+/** Those of `kept` that are not an answer's own (ANSWER_HEADERS), and `Cache-Control: no-store`. */
+function keptHeaders(kept?: Headers): Headers {
+  const headers = new Headers();
+  if (kept) for (const [name, value] of kept) if (!ANSWER_HEADERS.has(name)) headers.append(name, value);
+  headers.set('cache-control', 'no-store');
+  return headers;
 }
 
 /**
@@ -225,6 +231,8 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       // Hono hands a handler's error to app.onError and records it here: a failed request writes
       // nothing. What the error handler changed in the session tetherErrors() opened again for it (a
       // flash message) is stored with its answer, as tether/fastify stores its error handler's.
+      // Whoever answered it, the answer is not cached, nor kept with the failed route's validators.
+      uncacheable(c);
       if (reopened === undefined) {
         addToResponse(c, tether.abandon(session), null);
         return;
@@ -250,6 +258,28 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     addToResponse(c, cookies, session.clearSiteData);
   };
+}
+
+/**
+ * Makes `c.res`, the answer to a request whose handler failed, `no-store` and drops the validators and
+ * freshness headers (CACHE_HEADERS) the failed route may have left on it (Hono's own error answer is
+ * built over the route's headers).
+ */
+function uncacheable(c: Context): void {
+  const strip = (headers: Headers): void => {
+    for (const name of [...headers.keys()]) if (CACHE_HEADERS.has(name)) headers.delete(name);
+    headers.set('cache-control', 'no-store');
+  };
+  const res = c.res;
+  try {
+    strip(res.headers);
+  } catch {
+    // Immutable headers (a Response from fetch()): rebuilt around the same body, as addToResponse does.
+    const copy = new Response(res.body, res);
+    strip(copy.headers);
+    c.res = undefined;
+    c.res = copy;
+  }
 }
 
 /**
@@ -291,8 +321,10 @@ function honoDefault(err: Error, c: Context): Response {
 /**
  * For `app.onError`: answers a TetherError a route throws (a flow's `FLOW_STEP_OUT_OF_ORDER`, a
  * `SESSION_CONFLICT`) with its status and `{"error":{"code","message"}}`, as tether/node does; any
- * other error goes to `fallback`, by default what Hono answers without an error handler. The failed
- * request's session changes are dropped by `sessions()`, as for any error. Before `fallback` runs, the
+ * other error goes to `fallback`, by default what Hono answers without an error handler, which answers
+ * over a response without the failed route's own headers (its cookies, Location, caching headers): only
+ * those every response carries (a CSP, CORS) stay. The failed request's session changes are dropped by
+ * `sessions()`, as for any error, and its answer goes out no-store. Before `fallback` runs, the
  * session is opened again as it was before the request (`c.get('session')`): what `fallback` changes
  * there (a flash message before redirecting back to a form) is stored with its answer.
  * @example
@@ -304,6 +336,12 @@ function honoDefault(err: Error, c: Context): Response {
 export function tetherErrors<E extends Env = Env>(fallback: ErrorHandler<E> = honoDefault): ErrorHandler<E> {
   return (err, c) => {
     if (!isTetherError(err)) {
+      // The fallback answers over what the failed route had set (Hono builds its answers over the
+      // context's headers): only the headers every response carries go over, as for a TetherError,
+      // and the answer is no-store unless the fallback says otherwise.
+      const kept = c.res.headers;
+      c.res = undefined;
+      c.res = new Response(null, { headers: keptHeaders(kept) });
       const reopen = REOPEN.get((c as Context).get('session') as object);
       return reopen === undefined ? fallback(err, c) : reopen().then(() => fallback(err, c));
     }

@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import type { SocketOptions, SocketSession } from '../../core/socket.js';
-import { abandonOnEarlyClose, beginSession, errorResponse, sendError, viewOf } from '../shared/http.js';
+import { CACHE_HEADERS, abandonOnEarlyClose, beginSession, errorResponse, sendError, viewOf } from '../shared/http.js';
 import type { FormSource } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
@@ -175,7 +175,8 @@ export interface RefuseUpgradeOptions {
    * Headers the answer carries besides its own (those every response of the app carries: a node's
    * name, `X-Content-Type-Options`…). Names and values are checked as Node checks a response's
    * (`ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`: no line break can get in); one the answer sets itself
-   * (Content-Type, Content-Length, Cache-Control, Retry-After, Connection) is left out.
+   * (Content-Type, Content-Length, Cache-Control, Retry-After, Connection) is left out, and so is one that
+   * would let a cache keep or revalidate the refusal (an ETag, Expires, CDN-Cache-Control: CACHE_HEADERS).
    */
   headers?: Readonly<Record<string, string>>;
 }
@@ -193,7 +194,8 @@ export function refuseUpgrade(socket: Duplex, reason: unknown, options: RefuseUp
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     validateHeaderName(name);
     validateHeaderValue(name, value);
-    if (!REFUSAL_HEADERS.has(name.toLowerCase())) extra.push(`${name}: ${value}`);
+    const lower = name.toLowerCase();
+    if (!REFUSAL_HEADERS.has(lower) && !CACHE_HEADERS.has(lower)) extra.push(`${name}: ${value}`);
   }
   // Refused without openSocket first (a wrong path): a client gone meanwhile must not crash the write.
   guardUpgraded(socket);

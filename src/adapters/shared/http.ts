@@ -59,17 +59,51 @@ export function errorResponse(err: unknown): { status: number; body: { error: { 
 }
 
 /**
+ * Headers that let a cache keep an answer or revalidate it: its validators (ETag, Last-Modified), its
+ * freshness, including what a CDN or a reverse proxy reads before Cache-Control (CDN-Cache-Control,
+ * RFC 9213, and its vendors' names; Surrogate-Control; nginx's X-Accel-Expires), and its age. An error
+ * answered in place of a handler's answer keeps none of them, and goes out `no-store`: a cache that
+ * kept it would answer the failure again to this user, or to others, and a revalidation would take the
+ * failed answer for the handler's.
+ */
+export const CACHE_HEADERS: ReadonlySet<string> = new Set([
+  'cache-control', 'expires', 'etag', 'last-modified', 'age', 'cdn-cache-control', 'cloudflare-cdn-cache-control',
+  'vercel-cdn-cache-control', 'surrogate-control', 'x-accel-expires',
+]);
+
+/**
  * Headers that belong to the answer a handler made, which an error answered in its place drops: its
  * cookies (and a Clear-Site-Data: a logout that failed ended nothing), where it sent the client, what
- * described its body, and how that body was framed on the connection (hop-by-hop headers, which a response passed on from an upstream `fetch()` carries).
+ * described its body, how a cache may keep it (CACHE_HEADERS), and how that body was framed on the
+ * connection (hop-by-hop headers, which a response passed on from an upstream `fetch()` carries).
  * Others stay: the security headers a middleware or hook sets on every response (HSTS, nosniff, CSP,
  * CORS) belong on the error too.
  */
 export const ANSWER_HEADERS: ReadonlySet<string> = new Set([
-  'set-cookie', 'location', 'refresh', 'link', 'etag', 'last-modified', 'expires', 'cache-control', 'content-type', 'content-length',
+  'set-cookie', 'location', 'refresh', 'link', ...CACHE_HEADERS, 'content-type', 'content-length',
   'content-encoding', 'content-language', 'content-range', 'content-disposition', 'content-location', 'retry-after',
   'transfer-encoding', 'connection', 'keep-alive', 'trailer', 'upgrade', 'proxy-connection', 'clear-site-data',
 ]);
+
+/**
+ * Clears what a failed handler's answer had set on `res` before an error handler answers in its place
+ * (ANSWER_HEADERS: its cookies, Location, caching), and makes that answer `no-store`; the headers every
+ * response carries stay. An error handler may set its own after this. Nothing once the head is out.
+ */
+export function clearFailedAnswer(res: ServerResponse): void {
+  if (res.headersSent) return;
+  for (const name of res.getHeaderNames()) if (ANSWER_HEADERS.has(name)) res.removeHeader(name);
+  res.setHeader('cache-control', 'no-store');
+}
+
+/**
+ * Makes the answer to a failed request uncacheable, whoever made it: `no-store`, and none of the
+ * validators or freshness headers (CACHE_HEADERS) a failed handler may have left on it.
+ */
+export function uncacheable(res: ServerResponse): void {
+  for (const name of res.getHeaderNames()) if (CACHE_HEADERS.has(name)) res.removeHeader(name);
+  res.setHeader('cache-control', 'no-store');
+}
 
 /**
  * Replaces whatever the response holds with the error, if nothing was sent yet; else ends the
