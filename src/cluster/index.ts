@@ -1,7 +1,9 @@
 /**
  * tether/cluster: one machine, N worker processes, sticky by session. The primary listens, reads the first
- * request head of each connection, picks a worker by the session cookie (or in turn without one) and hands
- * the socket over; workers serve from the shared store, so stickiness only saves cache misses.
+ * request head of each connection, picks a worker by its cookies (the routing cookie a worker sends beside
+ * the session cookie, `routeCookieName`, else the session ID's hash, or in turn without either) and hands
+ * the socket over; workers serve from the shared store, so stickiness saves cache misses and keeps a
+ * session's writers in one process.
  * @module
  * @example
  * import { runCluster } from 'tether/cluster';
@@ -32,7 +34,8 @@ export type { WorkerHandle } from './worker.js';
 export type { ClusterPrimary, WorkerInfo } from './primary.js';
 export { CLUSTER_DEFAULTS, isNodeName, resolveClusterOptions, resolveWorkerOptions, stderrLog } from './options.js';
 export type { ClusterOptions, WorkerOptions, WorkerApp, ClusterLog } from './options.js';
-export { Router, sessionIdFromHead } from './routing.js';
+export { Router, routeCookieName, routingFromHead, sessionIdFromHead } from './routing.js';
+export type { HeadRouting } from './routing.js';
 export { haproxyConfig, HAPROXY_DEFAULTS } from './haproxy.js';
 export type { HaproxyConfigOptions } from './haproxy.js';
 

@@ -1,6 +1,6 @@
 /**
  * The cluster primary: listens itself, reads each new connection's first request head, picks a worker
- * by the session cookie (or in turn), and hands the socket over with the bytes already read. It never
+ * by the routing or session cookie (or in turn), and hands the socket over with the bytes already read. It never
  * proxies bytes, so keep-alive requests stay with the worker that got the connection. Dead workers are
  * replaced at a bounded rate; stop() drains everything and resolves when every worker has exited.
  * @module
@@ -11,7 +11,8 @@ import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { readHead } from './head.js';
 import type { HeadRead } from './head.js';
-import { Router, sessionIdFromHead } from './routing.js';
+import { Router, routingFromHead } from './routing.js';
+import type { HeadRouting } from './routing.js';
 import { isMessage } from './messages.js';
 import { closeStrandedHandles } from './stranded.js';
 import type { ConnectionMessage, DrainMessage, DrainingMessage, PingMessage, PongMessage, ReadyMessage } from './messages.js';
@@ -65,7 +66,7 @@ interface Slot {
 interface Waiting {
   socket: Socket;
   read: HeadRead;
-  id: string | null;
+  by: HeadRouting;
   timer: NodeJS.Timeout;
 }
 
@@ -86,12 +87,12 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
 
   const readySlots = (): number[] => slots.filter((s) => s.worker !== null && s.ready).map((s) => s.n - 1);
 
-  const handOff = (slot: Slot, socket: Socket, read: HeadRead, id: string | null): void => {
+  const handOff = (slot: Slot, socket: Socket, read: HeadRead, by: HeadRouting): void => {
     const worker = slot.worker;
     if (socket.destroyed) return;
     if (worker === null || !worker.isConnected()) {
       slot.ready = false;
-      route(socket, read, id);
+      route(socket, read, by);
       return;
     }
     const msg: ConnectionMessage = { type: 'tether:connection', head: read.take().toString('base64') };
@@ -107,15 +108,18 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
     }
   };
 
-  const route = (socket: Socket, read: HeadRead, id: string | null): void => {
-    const pick = router.pick(id, readySlots());
-    if (pick !== undefined) return handOff(slots[pick]!, socket, read, id);
+  const route = (socket: Socket, read: HeadRead, by: HeadRouting): void => {
+    const ready = readySlots();
+    // The worker the routing cookie names, while it takes connections; else the session's hash.
+    const named = by.slot === null ? -1 : by.slot - 1;
+    const pick = ready.includes(named) ? named : router.pick(by.id, ready);
+    if (pick !== undefined) return handOff(slots[pick]!, socket, read, by);
     if (phase === 'closed' || waiting.length >= o.maxPendingConnections) {
       socket.destroy();
       return;
     }
     const entry: Waiting = {
-      socket, read, id,
+      socket, read, by,
       timer: setTimeout(() => {
         const i = waiting.indexOf(entry);
         if (i !== -1) waiting.splice(i, 1);
@@ -129,7 +133,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
     while (waiting.length > 0 && readySlots().length > 0) {
       const w = waiting.shift()!;
       clearTimeout(w.timer);
-      route(w.socket, w.read, w.id);
+      route(w.socket, w.read, w.by);
     }
   };
 
@@ -140,7 +144,7 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
     }
     const read = readHead(socket, o.maxHeadBytes, o.headTimeoutMs);
     const routed = read.done.then((why) => {
-      if (why !== null) route(socket, read, sessionIdFromHead(read.take(), o.cookieName));
+      if (why !== null) route(socket, read, routingFromHead(read.take(), o.cookieName));
     });
     reading.set(read, routed);
     void routed.finally(() => reading.delete(read));
@@ -149,7 +153,8 @@ export async function startPrimary(o: ResolvedClusterOptions): Promise<ClusterPr
   const fork = (slot: Slot): void => {
     slot.respawnTimer = undefined;
     slot.recentStarts.push(Date.now());
-    const worker = cluster.fork({ ...o.env, TETHER_NODE_NAME: slot.name, TETHER_WORKER_SLOT: String(slot.n) });
+    // The session cookie's name tells the worker which responses also carry the routing cookie.
+    const worker = cluster.fork({ ...o.env, TETHER_NODE_NAME: slot.name, TETHER_WORKER_SLOT: String(slot.n), TETHER_SESSION_COOKIE: o.cookieName });
     slot.worker = worker;
     slot.ready = false;
     let reachedReady = false;

@@ -1,7 +1,13 @@
 /**
- * Picks the worker for a new connection: by the session named in the first request's Cookie header
- * (rendezvous hash of the cookie's ID part, so a dead worker's sessions spread over the others and come
- * back when it returns), or round-robin when there is no session cookie.
+ * Picks the worker for a new connection: the worker the cluster's routing cookie names (see
+ * `routeCookieName`) when that worker is ready, else by the session named in the first request's Cookie
+ * header (rendezvous hash of the cookie's ID part, so a dead worker's sessions spread over the others and
+ * come back when it returns), or round-robin when there is neither.
+ *
+ * The routing cookie is what keeps a session on its worker when its ID changes (a renewal, a login): a
+ * hash of the new ID would mostly pick another worker, and a page's next connections would then write the
+ * session from two processes at once, where a `set` that loses the race is refused 409 SESSION_CONFLICT.
+ * The worker that sends a session cookie sends the routing cookie beside it (src/cluster/worker.ts).
  *
  * The primary never verifies the cookie's signature: a forged or stale cookie only chooses a worker,
  * and the worker checks everything. Correctness never depends on this choice, since every worker reads
@@ -20,24 +26,59 @@ export function headEnd(bytes: Buffer): number {
 }
 
 /**
+ * The name of the cookie by which the primary keeps a session on one worker across changes of its ID:
+ * the session cookie's name with `-w` appended (a `__Host-` name keeps its prefix, and the attributes it
+ * requires are the session cookie's own). Its value is the worker's slot number.
+ */
+export function routeCookieName(cookieName: string): string {
+  return `${cookieName}-w`;
+}
+
+/** What the primary routes a connection by: the session's ID part and the slot the routing cookie names (1-based). */
+export interface HeadRouting {
+  id: string | null;
+  slot: number | null;
+}
+
+/**
  * The ID part (before the last dot) of the first `name` cookie in the head's complete header lines, or null.
  * Same rule as the engine's parser: the first cookie of that exact name wins.
  */
 export function sessionIdFromHead(bytes: Buffer, cookieName: string): string | null {
+  const value = cookiesFromHead(bytes, [cookieName])[0]!;
+  return value === null ? null : idPart(value);
+}
+
+/** The session's ID part and the worker slot the routing cookie names (a number from 1 to 9999, else null). */
+export function routingFromHead(bytes: Buffer, cookieName: string): HeadRouting {
+  const [session, route] = cookiesFromHead(bytes, [cookieName, routeCookieName(cookieName)]) as [string | null, string | null];
+  return { id: session === null ? null : idPart(session), slot: route !== null && /^[1-9]\d{0,3}$/.test(route) ? Number(route) : null };
+}
+
+/** The value of the first cookie of each name in the head's complete Cookie lines (null where none). */
+function cookiesFromHead(bytes: Buffer, names: readonly string[]): Array<string | null> {
+  const found: Array<string | null> = names.map(() => null);
+  let missing = names.length;
   const end = headEnd(bytes);
   const text = bytes.toString('latin1', 0, end === -1 ? bytes.length : end + 2);
   let pos = text.indexOf(CRLF);
-  while (pos !== -1) {
+  while (pos !== -1 && missing > 0) {
     const next = text.indexOf(CRLF, pos + 2);
     if (next === -1) break;
     const line = text.slice(pos + 2, next);
     pos = next;
     const colon = line.indexOf(':');
     if (colon !== 6 || line.slice(0, 6).toLowerCase() !== 'cookie') continue;
-    const value = cookieValue(line.slice(7), cookieName);
-    if (value !== null) return idPart(value);
+    for (let i = 0; i < names.length; i++) {
+      if (found[i] !== null) continue;
+      const value = cookieValue(line.slice(7), names[i]!);
+      if (value !== null) {
+        found[i] = value;
+        missing--;
+      }
+    }
   }
-  return null;
+  return found;
 }
 
 function cookieValue(header: string, name: string): string | null {

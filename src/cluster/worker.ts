@@ -1,16 +1,20 @@
 /**
  * The worker side of the cluster: takes the connections the primary hands over (re-injecting the bytes
- * the primary already read), answers the health path with 503 while draining, and drains on request:
+ * the primary already read), sends the routing cookie beside each session cookie its responses set (so
+ * the primary keeps that session's next connections here, whatever its ID becomes), answers the health
+ * path with 503 while draining, and drains on request:
  * stop taking connections, close each one after its response, wait for in-flight requests, close the
  * app (stores), exit.
  * @module
  */
-import type { Server, IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
+import type { Server, IncomingMessage, OutgoingHttpHeader } from 'node:http';
 import type { Socket } from 'node:net';
 import { isMessage } from './messages.js';
 import type { ConnectionMessage, DrainMessage, PingMessage, WorkerMessage } from './messages.js';
 import { resolveWorkerOptions } from './options.js';
 import type { WorkerOptions } from './options.js';
+import { routeCookieName } from './routing.js';
 
 /** How often a draining worker closes connections that went idle and checks whether it is done. */
 const DRAIN_POLL_MS = 25;
@@ -60,6 +64,8 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
   // 'listening'. This server never listens itself, so it is told it does.
   if (!server.listening) server.emit('listening');
 
+  const routing = routingOf();
+  if (routing !== null) routeWithSession(server, routing);
   const originalEmit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
   (server as { emit: Emit }).emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'request' && state !== 'serving') {
@@ -159,4 +165,114 @@ function healthRequest(req: IncomingMessage, path: string): boolean {
   const url = req.url ?? '';
   const q = url.indexOf('?');
   return (q === -1 ? url : url.slice(0, q)) === path;
+}
+
+/** The session cookie's name and this worker's routing cookie, as the primary that started it gave them. */
+interface Routing {
+  /** `<session cookie name>=`: how a Set-Cookie value of the session cookie starts. */
+  session: string;
+  /** `<routing cookie name>=<slot>`. */
+  route: string;
+  /** `<routing cookie name>=`, expiring it. */
+  clear: string;
+}
+
+/** Null in a worker runCluster did not start, which no primary routes by cookie. */
+function routingOf(): Routing | null {
+  const name = process.env.TETHER_SESSION_COOKIE;
+  const slot = process.env.TETHER_WORKER_SLOT;
+  if (!name || !slot || !/^[1-9]\d{0,3}$/.test(slot)) return null;
+  const route = routeCookieName(name);
+  return { session: `${name}=`, route: `${route}=${slot}`, clear: `${route}=` };
+}
+
+/** The servers whose responses send the routing cookie beside the session cookie, and how. */
+const ROUTED = new WeakMap<object, Routing>();
+
+type StoreHeader = (this: ServerResponse, firstLine: string, headers: unknown) => unknown;
+
+/**
+ * Makes `server`'s responses send the routing cookie beside the session cookie, when they set that: with
+ * the same attributes (Path, Domain, Secure, SameSite, a persistent cookie's Max-Age), so that the two
+ * live and die together, naming this worker; expired when the session cookie is.
+ *
+ * Done in Node's `_storeHeader`, which every response's head goes through once it is final (whether the
+ * app used `setHeader` or passed headers to `writeHead`, as Fastify and @hono/node-server do), after any
+ * hold of the head for the session's commit, which adds the session cookie. Defined once on
+ * ServerResponse.prototype, not on each response: a property of its own on every response costs each
+ * Express request many microseconds (Express swaps the response's prototype), and would stand in front
+ * of the methods an adapter defines on that prototype.
+ */
+function routeWithSession(server: Server, routing: Routing): void {
+  ROUTED.set(server, routing);
+  const proto = ServerResponse.prototype as unknown as { _storeHeader?: StoreHeader };
+  const store = proto._storeHeader;
+  if (typeof store !== 'function' || ROUTING_STORE_HEADER.has(store)) return;
+  const routed: StoreHeader = function (this: ServerResponse, firstLine: string, headers: unknown) {
+    const server = ((this.req as IncomingMessage | undefined)?.socket as { server?: object } | undefined)?.server;
+    const r = server === undefined ? undefined : ROUTED.get(server);
+    return Reflect.apply(store, this, [firstLine, r === undefined ? headers : addRoute(this, headers, r)]);
+  };
+  ROUTING_STORE_HEADER.add(routed);
+  proto._storeHeader = routed;
+}
+
+/** `_storeHeader`s defined here, so a second `acceptHandoff` in the process defines none again. */
+const ROUTING_STORE_HEADER = new WeakSet<StoreHeader>();
+
+/**
+ * The headers of a head about to be stored, with the routing cookie added when they set the session
+ * cookie. Node passes the response's own headers (when any was set with `setHeader`, those given to
+ * `writeHead` merged into them), changed here through `setHeader`; or else the object or name/value list
+ * given to `writeHead`, copied here with the cookie added.
+ */
+function addRoute(res: ServerResponse, headers: unknown, routing: Routing): unknown {
+  if (res.getHeaderNames().length > 0) {
+    const own = res.getHeader('set-cookie');
+    const cookie = own === undefined ? null : routeFor(own, routing);
+    if (cookie !== null) res.setHeader('set-cookie', [...(Array.isArray(own) ? own : [String(own)]), cookie]);
+    return headers;
+  }
+  if (Array.isArray(headers)) {
+    const i = lastSessionPair(headers, routing);
+    if (i === -1) return headers;
+    const copy = headers.slice();
+    copy[i + 1] = withRoute(copy[i + 1] as OutgoingHttpHeader, routing);
+    return copy;
+  }
+  if (typeof headers !== 'object' || headers === null) return headers;
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === 'set-cookie');
+  if (key === undefined) return headers;
+  const values = (headers as Record<string, unknown>)[key] as OutgoingHttpHeader;
+  return routeFor(values, routing) === null ? headers : { ...headers, [key]: withRoute(values, routing) };
+}
+
+/** The index of the last `set-cookie` name in a flat name/value list whose value holds the session cookie, or -1. */
+function lastSessionPair(list: unknown[], routing: Routing): number {
+  for (let i = list.length - 2; i >= 0; i -= 2) {
+    if (typeof list[i] === 'string' && (list[i] as string).toLowerCase() === 'set-cookie' && routeFor(list[i + 1] as OutgoingHttpHeader, routing) !== null) return i;
+  }
+  return -1;
+}
+
+/** `values` with the routing cookie after them, when they set the session cookie. */
+function withRoute(values: OutgoingHttpHeader, routing: Routing): OutgoingHttpHeader {
+  const cookie = routeFor(values, routing);
+  if (cookie === null) return values;
+  return [...(Array.isArray(values) ? values : [String(values)]), cookie];
+}
+
+/** The routing cookie's Set-Cookie value for the last session cookie among `values`, or null when they set none. */
+function routeFor(values: OutgoingHttpHeader, routing: Routing): string | null {
+  const list = Array.isArray(values) ? values : [String(values)];
+  for (let i = list.length - 1; i >= 0; i--) {
+    const value = String(list[i]);
+    if (!value.startsWith(routing.session)) continue;
+    const semi = value.indexOf(';');
+    const attributes = semi === -1 ? '' : value.slice(semi);
+    // An empty value, or a Max-Age of 0 or less, expires the session cookie: the routing cookie goes with it.
+    const ended = semi === routing.session.length || value.length === routing.session.length || /;\s*max-age\s*=\s*(?:0|-\d+)\s*(?:;|$)/i.test(attributes);
+    return `${ended ? routing.clear : routing.route}${attributes}`;
+  }
+  return null;
 }

@@ -23,7 +23,10 @@ const NODE = 'life';
 const SLOW_DEADLINE_MS = 30_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The worker the primary routes the client's new connections to: the one its routing cookie names, else the one its session hashes to. */
 function workerOf(client: TestClient): string {
+  const route = client.cookies.get('sid-w');
+  if (route !== undefined) return `${NODE}:w${route}`;
   const v = client.cookies.get('sid')!;
   return `${NODE}:w${new Router().pick(v.slice(0, v.lastIndexOf('.')), [0, 1])! + 1}`;
 }

@@ -1,6 +1,7 @@
 /**
  * Sticky routing of the one-machine cluster, against a real primary and two real workers (the tiny app
- * on a shared SQLite file): a session's new connections go to one worker, connections without a session
+ * on a shared SQLite file): a session's new connections go to one worker (the one its routing cookie
+ * names, else the one its ID hashes to), also once its ID is renewed, connections without a session
  * alternate, keep-alive requests stay on their connection's worker, and the bytes the primary read
  * before the handoff reach the worker intact.
  */
@@ -64,13 +65,35 @@ describe('cluster sticky routing', { timeout: 120_000 }, () => {
     await db?.remove();
   });
 
-  it('cluster when a session cookie is sent on new connections then the worker its hash picks answers every time', async () => {
+  it('cluster when a session cookie is sent on new connections then the worker its routing cookie names answers every time', async () => {
+    for (let s = 0; s < 8; s++) {
+      const client = new TestClient(app.url);
+      const first = await client.request('GET', '/api/session');
+      assert.equal(first.status, 200);
+      assert.ok(client.cookies.get('sid'), 'the session cookie was set');
+      const want = first.node!;
+      assert.equal(client.cookies.get('sid-w'), want.slice(want.lastIndexOf(':w') + 2), 'the routing cookie names the worker that set the session cookie');
+      const set = first.headers['set-cookie'] ?? [];
+      const attributes = (name: string): string | undefined => set.find((c) => c.startsWith(`${name}=`))?.replace(/^[^;]*/, '');
+      assert.equal(attributes('sid-w'), attributes('sid'), 'with the session cookie\'s attributes');
+      for (let i = 0; i < 4; i++) {
+        client.newConnection();
+        const r = await client.request('GET', '/api/cart');
+        assert.equal(r.status, 200);
+        assert.equal(r.node, want, `session ${s}, connection ${i}`);
+      }
+      client.close();
+    }
+  });
+
+  it('cluster when only the session cookie is sent on new connections then the worker its hash picks answers every time', async () => {
     for (let s = 0; s < 8; s++) {
       const client = new TestClient(app.url);
       const first = await client.request('GET', '/api/session');
       assert.equal(first.status, 200);
       const cookie = client.cookies.get('sid');
       assert.ok(cookie, 'the session cookie was set');
+      client.cookies.delete('sid-w');
       const want = expectedWorker(cookie);
       for (let i = 0; i < 4; i++) {
         client.newConnection();
@@ -102,6 +125,8 @@ describe('cluster sticky routing', { timeout: 120_000 }, () => {
       const first = await client.request('GET', '/api/session');
       client.csrfToken = first.body.csrfToken;
       const hashed = expectedWorker(client.cookies.get('sid')!);
+      // Routed by the session's hash alone (a cookie set before routing cookies, or a client that drops it).
+      client.cookies.delete('sid-w');
       if (first.node === hashed) {
         client.close();
         continue;
@@ -154,5 +179,53 @@ describe('cluster sticky routing', { timeout: 120_000 }, () => {
     const big = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\nConnection: close\r\n\r\n`;
     const out = await raw(app.port, [big], 1);
     assert.match(out, /^HTTP\/1\.1 431/);
+  });
+});
+
+describe('cluster sticky routing across renewals', { timeout: 120_000 }, () => {
+  const RENEWAL_MS = 1_500;
+  let app: AppProcess;
+  let db: TempSqliteFile;
+
+  before(async () => {
+    db = await tempSqliteFile();
+    app = await startApp({
+      script: 'test/cluster/fixtures/tiny-app.ts', port: await freePort(), readyNodes: 2,
+      env: { TINY_DB: db.path, TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE, TINY_RENEWAL_MS: String(RENEWAL_MS) },
+    });
+  });
+  after(async () => {
+    await app?.stop();
+    await db?.remove();
+  });
+
+  it('cluster when a session\'s ID is renewed then its new connections stay on the worker that served it, and concurrent sets from two connections both succeed', async () => {
+    const clients = Array.from({ length: 8 }, () => new TestClient(app.url));
+    try {
+      const first = await Promise.all(clients.map((c) => c.request('GET', '/api/session')));
+      first.forEach((r, i) => { clients[i]!.csrfToken = r.body.csrfToken; });
+      const before = clients.map((c) => c.cookies.get('sid'));
+      await new Promise((r) => setTimeout(r, RENEWAL_MS + 200));
+      for (const [i, client] of clients.entries()) {
+        // The request after the interval renews the ID, on the connection the session was created on.
+        const renewed = await client.request('GET', '/api/cart');
+        assert.equal(renewed.status, 200);
+        assert.notEqual(client.cookies.get('sid'), before[i], `session ${i}: its ID was renewed`);
+        assert.equal(renewed.node, first[i]!.node, `session ${i}: the same keep-alive connection`);
+        // A page's other connection writes while the first one does: both reach the same worker, whose gate serialises them.
+        const other = new TestClient(app.url);
+        for (const [k, v] of client.cookies) other.cookies.set(k, v);
+        other.csrfToken = client.csrfToken;
+        try {
+          const [a, b] = await Promise.all([client.request('POST', '/api/set?key=a'), other.request('POST', '/api/set?key=b')]);
+          assert.equal(b.node, first[i]!.node, `session ${i}: a new connection after the renewal goes to the session's worker`);
+          assert.deepEqual([a.status, b.status], [200, 200], `session ${i}: ${a.text} ${b.text}`);
+        } finally {
+          other.close();
+        }
+      }
+    } finally {
+      for (const c of clients) c.close();
+    }
   });
 });

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { Router, sessionIdFromHead } from '../../../src/cluster/routing.js';
+import { Router, routeCookieName, routingFromHead, sessionIdFromHead } from '../../../src/cluster/routing.js';
 
 const head = (...lines: string[]): Buffer => Buffer.from(`GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`, 'latin1');
 
@@ -35,6 +35,25 @@ describe('sessionIdFromHead', () => {
   it('sessionIdFromHead when the value is enormous then only a bounded prefix is used', () => {
     const id = sessionIdFromHead(head(`Cookie: sid=${'a'.repeat(5000)}`), 'sid');
     assert.equal(id?.length, 256);
+  });
+});
+
+describe('routingFromHead', () => {
+  it('routingFromHead when both cookies are present then it returns the session\'s ID part and the slot the routing cookie names', () => {
+    assert.deepEqual(routingFromHead(head('Cookie: sid=abc.SIG; sid-w=2'), 'sid'), { id: 'abc', slot: 2 });
+    assert.deepEqual(routingFromHead(head('Cookie: sid-w=3', 'Cookie: x=1; sid=def.S'), 'sid'), { id: 'def', slot: 3 });
+    assert.equal(routeCookieName('__Host-sid'), '__Host-sid-w');
+    assert.deepEqual(routingFromHead(head('Cookie: __Host-sid=ghi.S; __Host-sid-w=1'), '__Host-sid'), { id: 'ghi', slot: 1 });
+  });
+  it('routingFromHead when the routing cookie is not a slot number then it names no slot', () => {
+    for (const v of ['0', '-1', '01', '1.5', 'w1', '', '12345', ' 2x']) {
+      assert.deepEqual(routingFromHead(head(`Cookie: sid=abc.S; sid-w=${v}`), 'sid'), { id: 'abc', slot: null }, JSON.stringify(v));
+    }
+    assert.deepEqual(routingFromHead(head('Cookie: sid-w=2'), 'sid'), { id: null, slot: 2 });
+    assert.deepEqual(routingFromHead(head('Host: a'), 'sid'), { id: null, slot: null });
+  });
+  it('routingFromHead when a name appears twice then the first wins, like the engine', () => {
+    assert.deepEqual(routingFromHead(head('Cookie: sid-w=1; sid=a.S; sid-w=2; sid=b.S'), 'sid'), { id: 'a', slot: 1 });
   });
 });
 
