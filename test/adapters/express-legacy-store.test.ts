@@ -200,9 +200,13 @@ function appOn(middleware: express.RequestHandler): express.Express {
   return app;
 }
 
-/** Logs in on express-session over `oldStore`, then visits the Tether app over `tetherStore` with the same cookies. */
+/**
+ * Logs in on express-session over `oldStore`, then visits the Tether app over `tetherStore` with the same
+ * cookies; `renamed` gives the Tether app options of its own (a cookie name, `legacyCookieName`).
+ */
 async function migrationScenario(
   oldStore: expressSession.Store, tetherStore: SessionStore | expressSession.Store, name?: string, migrateFrom?: CompatTetherOptions['migrateFrom'],
+  renamed: { name?: string; legacyCookieName?: string } = {},
 ): Promise<void> {
   const opts = { secret: 'keyboard cat', resave: false, saveUninitialized: false, ...(name ? { name } : {}) };
   const before: Listening = await listen(appOn(expressSession({ ...opts, store: oldStore })));
@@ -215,15 +219,16 @@ async function migrationScenario(
   const sid = decodeURIComponent(legacyCookie).slice(2).split('.')[0]!;
   await before.close();
 
-  const after: Listening = await listen(appOn(session({ ...opts, store: tetherStore, ...(migrateFrom ? { tether: { migrateFrom } } : {}) })));
+  const tether = { ...(migrateFrom ? { migrateFrom } : {}), ...(renamed.legacyCookieName ? { legacyCookieName: renamed.legacyCookieName } : {}) };
+  const after: Listening = await listen(appOn(session({ ...opts, ...(renamed.name ? { name: renamed.name } : {}), store: tetherStore, tether })));
   const moved = new CookieClient(after.url);
   for (const [k, v] of browser.jar) moved.set(k, v);
   const stale = moved.clone();
   const first = await moved.request('/visit');
   assert.deepEqual(first.json(), { user: 'alice', views: 2 }, 'the session carried over');
-  const tetherName = name ?? 'sid';
+  const tetherName = renamed.name ?? name ?? 'sid';
   assert.ok(moved.get(tetherName) && !moved.get(tetherName)!.startsWith('s%3A'), 'a Tether cookie replaced it');
-  if (!name) assert.equal(moved.get('connect.sid'), undefined, 'the express-session cookie was cleared');
+  if (tetherName !== legacyName) assert.equal(moved.get(legacyName), undefined, 'the express-session cookie was cleared');
   assert.equal(await new Promise((r) => oldStore.get(sid, (_e, s) => r(s ?? null))), null, 'the old record is gone');
   assert.deepEqual((await moved.request('/visit')).json(), { user: 'alice', views: 3 });
 
@@ -250,6 +255,19 @@ describe('migration from express-session', () => {
   it('migration when both use one cookie name then the express-session value is recognised and replaced', async () => {
     const old = new expressSession.MemoryStore();
     await migrationScenario(old, fromExpressSessionStore(old), 'app.sid');
+  });
+
+  it('migration when the app renames its cookie in the switch then the old connect.sid is still migrated and cleared', async () => {
+    const old = new expressSession.MemoryStore();
+    await migrationScenario(old, old, undefined, undefined, { name: 'app.sid' });
+    const target = new MemoryStore();
+    await migrationScenario(old, target, undefined, old, { name: '__Host-app' });
+  });
+
+  it('migration when tether.legacyCookieName names the cookie express-session had then that one is migrated and cleared', async () => {
+    const old = new expressSession.MemoryStore();
+    await migrationScenario(old, old, 'shop.sid', undefined, { name: 'sid', legacyCookieName: 'shop.sid' });
+    assert.throws(() => session({ secret: 'keyboard cat', store: old, tether: { legacyCookieName: 'bad name;' } }), { code: 'OPTIONS_INVALID', message: /legacyCookieName must be a cookie name or a non-empty array of them/ });
   });
 
   it('migration when the express-session cookie is forged, signed with another secret or unsigned (no s: prefix) then nothing is adopted', async () => {

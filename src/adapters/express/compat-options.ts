@@ -43,6 +43,12 @@ export interface CompatTetherOptions extends Pick<TetherOptions,
   /** Adopt sessions express-session stored (its `s:` cookie + the old store) on the user's next visit. @default true when an old store is known */
   migrateLegacySessions?: boolean;
   /**
+   * The name(s) express-session's cookie had, read for migration (the first that carries a signed
+   * session wins).
+   * @default `name` when given, then express-session's default 'connect.sid'
+   */
+  legacyCookieName?: string | string[];
+  /**
    * The express-session store to migrate from when `store` is already a Tether store: the store itself,
    * or `fromExpressSessionStore(store, { timeoutMs, prefix })` for options of its own, with or without
    * `instrumentStore` around it.
@@ -110,7 +116,7 @@ export interface ResolvedCompat {
   newId(req: Request | null): string;
   /** Runs `fn` (which may make the engine generate an ID, e.g. Session#regenerate) with `req` as genid's argument. */
   withRequest<T>(req: Request, fn: () => T): T;
-  legacy: { name: string; secrets: readonly Buffer[]; source: ExpressSessionStoreAdapter; adoptions: Adoptions } | null;
+  legacy: { names: readonly string[]; secrets: readonly Buffer[]; source: ExpressSessionStoreAdapter; adoptions: Adoptions } | null;
   /** What `req.sessionStore` shows: the store the app passed. */
   appStore: unknown;
   userIdFrom: ((data: Record<string, unknown>) => string | null | undefined) | undefined;
@@ -120,6 +126,8 @@ export interface ResolvedCompat {
 const ENGINE_KEYS = ['production', 'idleTimeoutMs', 'absoluteTimeoutMs', 'touchIntervalMs', 'expiryGraceMs', 'maxSessionBytes',
   'storeTimeoutMs', 'gateTimeoutMs', 'maxReplays', 'maxSessionsPerUser', 'remember', 'userContextTtlMs', 'maxUserContextBytes', 'clock', 'csrf',
   'userAgentChange', 'addressChange', 'addressPrefix', 'newSessions', 'renewal', 'clearSiteData', 'codec'] as const;
+
+const isCookieName = (v: unknown): boolean => typeof v === 'string' && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v);
 
 const isKey = (v: unknown): boolean => typeof v === 'string' || ArrayBuffer.isView(v) || v instanceof KeyObject;
 
@@ -158,6 +166,7 @@ function checkCompat(options: CompatSessionOptions): void {
   const engineKinds = Object.fromEntries(ENGINE_KEYS.map((k) => [k, 'any' as const]));
   checkOptions('session', options.tether, {
     ...engineKinds, write: 'function', migrateLegacySessions: 'boolean', userIdFrom: 'function',
+    legacyCookieName: (v) => (isCookieName(v) || (Array.isArray(v) && v.length > 0 && v.every(isCookieName)) ? null : 'a cookie name or a non-empty array of them'),
     // The adapter has a user index, so isExpressSessionStore() calls it a Tether store. instrumentStore's
     // proxy of one is an instance too (a Proxy without a getPrototypeOf trap answers with its target's).
     migrateFrom: (v) => (isExpressSessionStore(v) || v instanceof ExpressSessionStoreAdapter
@@ -184,6 +193,16 @@ export function isSecureRequest(req: Request, proxy: boolean | undefined): boole
   if (proxy !== true) return (req as { secure?: boolean }).secure === true;
   const header = String(req.headers['x-forwarded-proto'] ?? '');
   return header.split(',')[0]!.trim().toLowerCase() === 'https';
+}
+
+/**
+ * The cookie names migration reads. An app that kept express-session's name keeps it, one that renames
+ * its cookie in the switch (or drops `connect.sid` for a name that does not tell the stack) still had
+ * `connect.sid` before, unless `legacyCookieName` says otherwise.
+ */
+function legacyNames(name: string | undefined, given: string | string[] | undefined): string[] {
+  if (given !== undefined) return [...new Set(Array.isArray(given) ? given : [given])];
+  return [...new Set([...(name === undefined ? [] : [name]), LEGACY_COOKIE_NAME])];
 }
 
 export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompat {
@@ -303,7 +322,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
       }
     },
     legacy: migrate
-      ? { name: options.name ?? options.key ?? LEGACY_COOKIE_NAME, secrets: rawSecrets.map(keyBytes), source: legacySource!, adoptions: new Adoptions() }
+      ? { names: legacyNames(options.name ?? options.key, t.legacyCookieName), secrets: rawSecrets.map(keyBytes), source: legacySource!, adoptions: new Adoptions() }
       : null,
     appStore: options.store ?? tether.store,
     userIdFrom: t.userIdFrom,

@@ -138,7 +138,7 @@ export class RequestSessions implements SessionController {
       const turn = await cfg.legacy!.adoptions.claim(legacy.sid, cfg.tether.options.gateTimeoutMs);
       if (turn instanceof Claim) {
         claim = turn;
-        const adoption = await readAdoption(cfg, legacy.sid);
+        const adoption = await readAdoption(cfg, legacy.sid, legacy.name);
         const ctl = new RequestSessions(cfg, req, res, view, write, defaults, s);
         if (adoption) ctl.#adopt(adoption, claim);
         // Gone from the old store (migrated or ended): nothing for others to wait for.
@@ -298,7 +298,7 @@ export class RequestSessions implements SessionController {
       if (this.#legacy && (this.#stored || this.#ended || !this.#legacyPending)) await this.#run(() => this.#retireLegacy());
       if (this.#joined) {
         // The request that adopted the session expires the old cookie too, but either response may come last.
-        const clear = expireLegacyCookie(this.#cfg, this.#joined.path, this.#defaults);
+        const clear = expireLegacyCookie(this.#cfg, this.#joined.name, this.#joined.path, this.#defaults);
         if (clear) this.#out.add(...clear);
       }
       this.#resendIfDue();
@@ -492,7 +492,7 @@ export class RequestSessions implements SessionController {
       if (this.#stored) this.#clearSiteData = null;
       this.#id = s.id ?? this.#id;
       // The adopted data is in Tether: requests that presented the old session meanwhile can open it.
-      if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, path: this.#legacy.path });
+      if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, name: this.#legacy.name, path: this.#legacy.path });
       if (changed || this.#regenerated) this.#modified = true;
       this.#base = mine;
       this.#storedLifetime = this.#cookie.originalMaxAge;

@@ -15,6 +15,8 @@ import { jsonClone } from './merge.js';
 /** An express-session session being taken over by this request. */
 export interface Adoption {
   sid: string;
+  /** The name of the old cookie that presented it, to expire it with. */
+  name: string;
   /** The old cookie's path, to expire it with. */
   path: string;
   /** The old session's data, without its `cookie`. */
@@ -25,41 +27,49 @@ export interface Adoption {
 
 /**
  * The view to open the Tether session with, and the express-session ID the request carries (if any and
- * correctly signed). When both share a cookie name, express-session's value is hidden from the engine:
- * it is not a Tether cookie and must not count as a bad one.
+ * correctly signed) with the name of the cookie that carried it: the first of the old names that does.
+ * When Tether and express-session share a cookie name, express-session's value is hidden from the
+ * engine: it is not a Tether cookie and must not count as a bad one.
  */
-export function legacyRequest(cfg: ResolvedCompat, view: RequestView): { view: RequestView; sid: string | null } {
-  if (!cfg.legacy) return { view, sid: null };
+export function legacyRequest(cfg: ResolvedCompat, view: RequestView): { view: RequestView; sid: string | null; name: string } {
+  if (!cfg.legacy) return { view, sid: null, name: '' };
   const header = view.header('cookie');
-  const sid = legacySessionId(header, cfg.legacy.name, cfg.legacy.secrets);
-  if (cfg.legacy.name !== cfg.name || !isLegacyValue(header, cfg.name)) return { view, sid };
-  return { view: { method: view.method, header: (n) => (n === 'cookie' ? withoutCookie(header, cfg.name) : view.header(n)) }, sid };
+  let sid: string | null = null;
+  let name = '';
+  for (const n of cfg.legacy.names) {
+    sid = legacySessionId(header, n, cfg.legacy.secrets);
+    if (sid !== null) {
+      name = n;
+      break;
+    }
+  }
+  if (!cfg.legacy.names.includes(cfg.name) || !isLegacyValue(header, cfg.name)) return { view, sid, name };
+  return { view: { method: view.method, header: (n) => (n === 'cookie' ? withoutCookie(header, cfg.name) : view.header(n)) }, sid, name };
 }
 
 /**
  * Reads the old session; null when the old store no longer has it. Calls into the old store run through
  * the engine, so that their failures count in its store errors as its own calls' do.
  */
-export async function readAdoption(cfg: ResolvedCompat, sid: string): Promise<Adoption | null> {
+export async function readAdoption(cfg: ResolvedCompat, sid: string, name: string): Promise<Adoption | null> {
   const source = cfg.legacy!.source;
   const old = await cfg.tether.callStore(() => source.readLegacy(sid), 'readLegacy');
   if (!old) return null;
   const { cookie, ...data } = old;
   const c = (typeof cookie === 'object' && cookie !== null ? cookie : {}) as { originalMaxAge?: unknown; path?: unknown };
   const originalMaxAge = typeof c.originalMaxAge === 'number' || c.originalMaxAge === null ? c.originalMaxAge : undefined;
-  return { sid, path: typeof c.path === 'string' ? c.path : '/', data: jsonClone(data), originalMaxAge };
+  return { sid, name, path: typeof c.path === 'string' ? c.path : '/', data: jsonClone(data), originalMaxAge };
 }
 
 /** Deletes the old record; returns the Set-Cookie that expires the old cookie, when its name is not ours. */
 export async function retire(cfg: ResolvedCompat, adoption: Adoption, defaults: CompatCookie): Promise<[string, string] | null> {
   const source = cfg.legacy!.source;
   await cfg.tether.callStore(() => source.destroyLegacy(adoption.sid), 'destroyLegacy');
-  return expireLegacyCookie(cfg, adoption.path, defaults);
+  return expireLegacyCookie(cfg, adoption.name, adoption.path, defaults);
 }
 
-/** The Set-Cookie that expires the old cookie set for `path`; null when its name is ours (our cookie replaces it). */
-export function expireLegacyCookie(cfg: ResolvedCompat, path: string, defaults: CompatCookie): [string, string] | null {
-  const name = cfg.legacy!.name;
+/** The Set-Cookie that expires the old cookie `name` set for `path`; null when its name is ours (our cookie replaces it). */
+export function expireLegacyCookie(cfg: ResolvedCompat, name: string, path: string, defaults: CompatCookie): [string, string] | null {
   if (name === cfg.name) return null;
   const clear = defaults.clone();
   clear.path = path;
@@ -70,7 +80,8 @@ export function expireLegacyCookie(cfg: ResolvedCompat, path: string, defaults: 
 export interface Adopted {
   /** The Tether session that holds the old session's data. */
   id: string;
-  /** The old cookie's path, to expire it with. */
+  /** The old cookie's name and path, to expire it with. */
+  name: string;
   path: string;
 }
 
