@@ -124,6 +124,48 @@ describe('session() data and cookie', () => {
     await app.close();
   });
 
+  it('req.session when listed (Object.keys, for…in, a spread) then cookie comes first, then the data, as in express-session, and is stored only as settings', async () => {
+    const listed = (s: object): Json => {
+      const forIn: string[] = [];
+      for (const k in s) forIn.push(k);
+      return { keys: Object.keys(s), forIn, spread: Object.keys({ ...s }), own: Object.hasOwn(s, 'cookie') };
+    };
+    const shared = backend();
+    const app = await compatApp({}, (a) => {
+      a.get('/new', (req, res) => res.json(listed(req.session)));
+      // A copy given back: its cookie is the session's own, whose lifetime is not measured again.
+      a.get('/copy-back', (req, res) => {
+        shared.clock.advance(1_000);
+        Object.assign(req.session, { ...req.session });
+        res.json({ originalMaxAge: req.session.cookie.originalMaxAge });
+      });
+      a.get('/set', (req, res) => {
+        req.session.compatNote = 'n';
+        req.session.cookie.maxAge = 5_000;
+        res.json(listed(req.session));
+      });
+      // Passport's keepSessionInfo: every key of the old session copied into the regenerated one.
+      a.get('/login', (req, res) => {
+        const prev = req.session as unknown as Json;
+        req.session.regenerate((err) => {
+          if (err) throw err;
+          for (const k in prev) (req.session as unknown as Json)[k] = prev[k];
+          res.json({ ...listed(req.session), originalMaxAge: req.session.cookie.originalMaxAge });
+        });
+      });
+    }, shared);
+    const c = app.client();
+    assert.deepEqual((await c.request('/new')).json(), { keys: ['cookie'], forIn: ['cookie'], spread: ['cookie'], own: true });
+    const all = ['cookie', 'compatNote'];
+    assert.deepEqual((await c.request('/set')).json(), { keys: all, forIn: all, spread: all, own: true });
+    assert.deepEqual((await c.request('/login')).json(), { keys: all, forIn: all, spread: all, own: true, originalMaxAge: 5_000 });
+    assert.deepEqual(await storedData(app.store, c.get('sid')), { compatNote: 'n', cookie: { originalMaxAge: 5_000 } });
+    const writes = app.store.calls.set;
+    assert.deepEqual((await c.request('/copy-back')).json(), { originalMaxAge: 5_000 });
+    assert.equal(app.store.calls.set, writes, 'nothing changed, nothing written');
+    await app.close();
+  });
+
   it('cookie.maxAge option when set then the cookie is persistent and req.session.cookie reports it', async () => {
     const app = await compatApp({ cookie: { maxAge: 3_600_000 } }, (a) => a.get('/', (req, res) => {
       req.session.compatViews = (req.session.compatViews ?? 0) + 1;

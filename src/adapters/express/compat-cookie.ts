@@ -160,11 +160,15 @@ export class CompatCookie {
   /** Copies the settings of another cookie object (assigning `req.session.cookie = …`). */
   assign(from: unknown): void {
     if (typeof from !== 'object' || from === null) throw new TypeError('req.session.cookie must be an object');
+    // Its own cookie given back (a session copied with its keys and assigned again) changes nothing,
+    // as assigning a property its own value does in express-session.
+    if (from === this) return;
     const f = from as Record<string, unknown>;
+    const original = f.originalMaxAge;
     this.applyOverrides(f);
     if (f.expires instanceof Date || f.expires === null) this.expires = f.expires;
     else if (typeof f.maxAge === 'number') this.maxAge = f.maxAge;
-    if (typeof f.originalMaxAge === 'number' || f.originalMaxAge === null) this.originalMaxAge = f.originalMaxAge;
+    if (typeof original === 'number' || original === null) this.originalMaxAge = original;
   }
 
   /** A copy carrying the same settings and expiry. */

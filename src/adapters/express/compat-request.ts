@@ -78,6 +78,11 @@ export class RequestSessions implements SessionController {
   #base: Data;
   #compat: CompatSession | undefined;
   #cookie: CompatCookie;
+  /**
+   * The cookies of session objects that regenerate() or reload() replaced: copied from one (Passport's
+   * keepSessionInfo merges the old session into the new), they are its own, as in express-session.
+   */
+  readonly #replaced = new WeakMap<CompatSession, CompatCookie>();
   /** The session's cookie lifetime as the request arrived (null: a browser-session cookie, or a new session). */
   #arrivedLifetime: number | null;
   /** The lifetime stored with the session, as loaded or last committed. */
@@ -170,8 +175,8 @@ export class RequestSessions implements SessionController {
     return this.sessionId();
   }
 
-  cookieOf(): CompatCookie {
-    return this.#cookie;
+  cookieOf(session: CompatSession): CompatCookie {
+    return session === this.#compat ? this.#cookie : this.#replaced.get(session) ?? this.#cookie;
   }
 
   regenerate(session: CompatSession): Promise<void> {
@@ -193,6 +198,7 @@ export class RequestSessions implements SessionController {
       // what is stored next is not the old session's, for a request with its cookie to join.
       this.#legacyPending = false;
       this.#claim?.end();
+      this.#replaced.set(session, this.#cookie);
       // A new session's cookie, as express-session makes one: from the `cookie` function again, when it
       // is one, so that what the handler set on the request for it (a "remember me") counts.
       this.#cookie = (this.#cfg.cookiePerRequest ? this.#cfg.cookieFor(this.#req) : this.#defaults).clone();
@@ -235,6 +241,7 @@ export class RequestSessions implements SessionController {
       if (!s) throw new Error('failed to load session');
       const data = jsonClone(s.data as Data);
       this.#base = jsonClone(data);
+      this.#replaced.set(session, this.#cookie);
       this.#cookie = this.#cookieFrom(data.cookie);
       this.#storedLifetime = this.#cookie.originalMaxAge;
       this.#compat = new CompatSession(this, data);

@@ -51,6 +51,10 @@ export class CompatSession {
   /** @internal built by the compat middleware; `data` comes from the store (already a private copy). */
   constructor(ctl: SessionController, data: Record<string, unknown>) {
     this.#ctl = ctl;
+    // express-session's `cookie` is an own enumerable property: apps list it (`Object.keys(req.session)`,
+    // for…in) and copy it (Passport's keepSessionInfo merges every key into the regenerated session).
+    // An accessor, so that it is never stored as data; first, as express-session's is.
+    Object.defineProperty(this, 'cookie', { ...COOKIE_ACCESSOR, enumerable: true, configurable: false });
     for (const [k, v] of Object.entries(data)) {
       if (!RESERVED_KEYS.has(k)) this[k] = v;
     }
@@ -123,9 +127,11 @@ for (const name of ['regenerate', 'destroy', 'reload', 'save', 'touch', 'resetMa
   Object.defineProperty(CompatSession.prototype, name, { ...desc, writable: false, enumerable: false, configurable: false });
 }
 
-/** The session's data: its own enumerable properties. */
+const COOKIE_ACCESSOR = Object.getOwnPropertyDescriptor(CompatSession.prototype, 'cookie')!;
+
+/** The session's data: its own enumerable properties but `cookie`. */
 export function dataOf(session: CompatSession): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(session)) out[k] = session[k];
+  for (const k of Object.keys(session)) if (k !== 'cookie') out[k] = session[k];
   return out;
 }
