@@ -628,7 +628,7 @@ describe('session() options', () => {
     assert.equal(typeof required, 'function');
     assert.equal(required.name, 'session');
     assert.equal(required.session, required);
-    for (const name of ['sessions', 'sessionOf', 'fromExpressSessionStore', 'csrfProtection', 'csrfTokenOf']) {
+    for (const name of ['sessions', 'sessionOf', 'fromExpressSessionStore', 'csrfProtection', 'csrfTokenOf', 'Store', 'MemoryStore']) {
       assert.equal(typeof required[name], 'function', name);
     }
   });

@@ -6,6 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import type { TestContext } from 'node:test';
 import { createHmac } from 'node:crypto';
+import { inherits } from 'node:util';
 import assert from 'node:assert/strict';
 import express from 'express';
 import expressSession from 'express-session';
@@ -99,6 +100,79 @@ describe('fromExpressSessionStore contract edges', () => {
     assert.equal(await store.get(rec.key), null);
     assert.equal((await store.get(context.key))?.data, context.data);
     assert.equal(await store.count!(), 0, 'no session left; the user context is not one');
+  });
+});
+
+// ---- stores built on the middleware: require('connect-pg-simple')(session) and the like ----
+
+describe('stores made from the session module (session.Store)', () => {
+  before(() => process.on('warning', quiet));
+  after(() => process.off('warning', quiet));
+
+  type Callback = (err: unknown, value?: unknown) => void;
+  /** connect-pg-simple's shape: `class extends session.Store`, `super(options)`. */
+  function classStyle(mod: Record<string, unknown>): new () => ExpressSessionStoreLike {
+    const Store = mod.Store as new (options?: unknown) => object;
+    return class PGStore extends Store {
+      readonly rows = new Map<string, string>();
+      constructor() {
+        super({});
+      }
+      get(sid: string, cb: Callback): void {
+        const row = this.rows.get(sid);
+        cb(null, row === undefined ? null : JSON.parse(row));
+      }
+      set(sid: string, value: unknown, cb?: Callback): void {
+        this.rows.set(sid, JSON.stringify(value));
+        cb?.(null);
+      }
+      destroy(sid: string, cb?: Callback): void {
+        this.rows.delete(sid);
+        cb?.(null);
+      }
+    };
+  }
+  /** memorystore's and session-file-store's shape: `Store.call(this, options)` and util.inherits. */
+  function functionStyle(mod: Record<string, unknown>): new () => ExpressSessionStoreLike {
+    const Store = mod.Store as (this: object, options?: unknown) => void;
+    function FileStore(this: { entries: Map<string, unknown> }): void {
+      Store.call(this, {});
+      this.entries = new Map();
+    }
+    inherits(FileStore, Store);
+    Object.assign(FileStore.prototype, {
+      get(this: { entries: Map<string, unknown> }, sid: string, cb: Callback) {
+        cb(null, this.entries.get(sid) ?? null);
+      },
+      set(this: { entries: Map<string, unknown> }, sid: string, value: unknown, cb?: Callback) {
+        this.entries.set(sid, jsonCopy(value));
+        cb?.(null);
+      },
+      destroy(this: { entries: Map<string, unknown> }, sid: string, cb?: Callback) {
+        this.entries.delete(sid);
+        cb?.(null);
+      },
+    });
+    return FileStore as unknown as new () => ExpressSessionStoreLike;
+  }
+
+  it('store factory when it extends session.Store (connect-pg-simple, memorystore style) then it is made from tether/express as from express-session and keeps sessions', async () => {
+    const mod = session as unknown as Record<string, unknown>;
+    for (const factory of [classStyle, functionStyle]) {
+      assert.ok(new (factory(expressSession as unknown as Record<string, unknown>))(), 'the same factory on express-session');
+      const store = new (factory(mod))();
+      assert.equal(typeof (store as unknown as { on: unknown }).on, 'function', 'an EventEmitter, as express-session\'s Store');
+      const server = await listen(appOn(session({ secret: 'keyboard cat', resave: false, saveUninitialized: false, store })));
+      const c = new CookieClient(server.url);
+      await c.request('/visit');
+      assert.deepEqual((await c.request('/visit')).json(), { user: null, views: 2 }, factory.name);
+      await server.close();
+    }
+  });
+
+  it('session.MemoryStore when constructed as with express-session then it is Tether\'s bounded MemoryStore, not wrapped', () => {
+    const Ctor = (session as unknown as { MemoryStore: new () => unknown }).MemoryStore;
+    assert.ok(new Ctor() instanceof MemoryStore);
   });
 });
 
@@ -588,6 +662,10 @@ describe('migration when the express-session store fails', () => {
 /** cookie-signature's sign(), as express-session signs its cookie. */
 function expressSessionSign(value: string, secret: string): string {
   return `${value}.${createHmac('sha256', secret).update(value).digest('base64').replace(/=+$/, '')}`;
+}
+
+function jsonCopy(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value));
 }
 
 function quiet(): void {

@@ -27,6 +27,8 @@ import { sessions, sessionOf, sessionErrors } from './native.js';
 import { fromExpressSessionStore, ExpressSessionStoreAdapter } from './legacy-store.js';
 import { CompatSession } from './compat-session.js';
 import { CompatCookie } from './compat-cookie.js';
+import { Store } from './compat-store.js';
+import { MemoryStore } from '../../stores/memory/index.js';
 
 export { sessions, sessionOf, sessionErrors, csrfCheck } from './native.js';
 export type { ExpressAdapterOptions, SessionErrorsOptions, TetherSessionData } from './native.js';
@@ -40,11 +42,17 @@ export { CompatSession } from './compat-session.js';
 export { CompatCookie } from './compat-cookie.js';
 export type { CompatCookieOptions } from './compat-cookie.js';
 export { fromExpressSessionStore, ExpressSessionStoreAdapter, EXPRESS_SESSION_STORE_DEFAULTS } from './legacy-store.js';
+export { Store } from './compat-store.js';
 export type { ExpressSessionStoreLike, ExpressSessionStoreAdapterOptions } from './legacy-store.js';
 
 export default session;
 
 // CommonJS apps (require(esm), Node ≥ 20.19): `const session = require('tether/express')` is the
-// middleware itself, with the rest attached, as express-session's module is.
-Object.assign(session, { session, sessions, sessionOf, sessionErrors, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter });
+// middleware itself, with the rest attached, as express-session's module is. express-session's own
+// members too: stores made by `require('connect-pg-simple')(session)` and the like extend
+// `session.Store`, and `new session.MemoryStore()` gives Tether's bounded one.
+Object.assign(session, {
+  session, sessions, sessionOf, sessionErrors, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter,
+  Store, MemoryStore, Session: CompatSession, Cookie: CompatCookie,
+});
 export { session as 'module.exports' };
