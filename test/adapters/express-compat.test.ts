@@ -490,6 +490,24 @@ describe('session() options', () => {
     await bad.close();
   });
 
+  it('genid when it reads the request and tether.renewal replaces a due ID then the new ID is genid’s for that request, not a 500', async () => {
+    const shared = backend();
+    const app = await compatApp({
+      genid: (req) => `${String(req.headers['x-tenant'])}-${crypto.randomUUID()}`,
+      tether: { renewal: { intervalMs: 10 * 60_000, graceMs: 30_000 } },
+    }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = (req.session.compatViews ?? 0) + 1)))), shared);
+    const c = app.client();
+    await c.request('/', { headers: { 'x-tenant': 'a' } });
+    const first = c.get('sid');
+    shared.clock.advance(11 * 60_000);
+    const renewed = await c.request('/', { headers: { 'x-tenant': 'b' } });
+    assert.equal(renewed.status, 200, renewed.body);
+    assert.equal(renewed.body, '2');
+    assert.match(idOf(c.get('sid')), /^b-[0-9a-f-]{36}$/, 'the renewal’s ID, from genid with the request it answers');
+    assert.notEqual(idOf(c.get('sid')), idOf(first));
+    await app.close();
+  });
+
   it('cookie.secure "auto" when proxy is true then Secure follows X-Forwarded-Proto; secure true over plain HTTP then no cookie and no record', async () => {
     const auto = await compatApp({ proxy: true, cookie: { secure: 'auto' } }, (a) => a.get('/', (req, res) => res.send(String((req.session.compatViews = 1)))));
     const https = await auto.client().request('/', { headers: { 'x-forwarded-proto': 'https' } });

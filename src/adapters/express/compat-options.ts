@@ -113,9 +113,7 @@ export interface ResolvedCompat {
   clock: Clock;
   write(req: Request): boolean;
   /** A new session ID for this request (genid, checked) or Tether's own. */
-  newId(req: Request | null): string;
-  /** Runs `fn` (which may make the engine generate an ID, e.g. Session#regenerate) with `req` as genid's argument. */
-  withRequest<T>(req: Request, fn: () => T): T;
+  newId(req: Request): string;
   legacy: { names: readonly string[]; secrets: readonly Buffer[]; source: ExpressSessionStoreAdapter; adoptions: Adoptions } | null;
   /** What `req.sessionStore` shows: the store the app passed. */
   appStore: unknown;
@@ -254,10 +252,9 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
   if (t.migrateFrom) legacySource = t.migrateFrom instanceof ExpressSessionStoreAdapter ? t.migrateFrom : new ExpressSessionStoreAdapter(t.migrateFrom, { clock });
   const migrate = (t.migrateLegacySessions ?? true) && legacySource !== null && rawSecrets.length > 0;
 
-  let genidReq: Request | null = null;
-  const newId = (req: Request | null): string => {
+  const newId = (req: Request): string => {
     if (!options.genid) return generateId();
-    const id = options.genid((req ?? genidReq) as Request);
+    const id = options.genid(req);
     if (typeof id !== 'string' || !isWellFormedId(id)) {
       throw new OptionsInvalidError('session options.genid must return 22–128 base64url characters (A–Z a–z 0–9 _ -) with at least 128 bits of entropy, e.g. crypto.randomUUID()');
     }
@@ -279,7 +276,6 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     cookie: { name, secure: true },
     // The origin check asks for https only where every cookie is Secure; with 'auto' a plain-HTTP request is served too.
     csrf: { jsonOnly: false, secureOrigins: staticSecure === true, ...t.csrf },
-    generateId: () => newId(null),
   };
   if (secrets.length > 0) engineOptions.secrets = secrets;
   const tether = new Tether<Record<string, unknown>>(engineOptions);
@@ -312,15 +308,6 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     proxy: options.proxy,
     write: t.write ?? (() => true),
     newId: (req) => newId(req),
-    withRequest: (req, fn) => {
-      const previous = genidReq;
-      genidReq = req;
-      try {
-        return fn();
-      } finally {
-        genidReq = previous;
-      }
-    },
     legacy: migrate
       ? { names: legacyNames(options.name ?? options.key, t.legacyCookieName), secrets: rawSecrets.map(keyBytes), source: legacySource!, adoptions: new Adoptions() }
       : null,

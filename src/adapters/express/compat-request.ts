@@ -119,7 +119,7 @@ export class RequestSessions implements SessionController {
     this.#write = write;
     this.#defaults = defaults;
     this.#out = new SetCookieQueue(cfg, req);
-    this.#current = s;
+    this.#current = this.#bound(s);
     this.#id = s.id;
     this.#stored = !s.isNew;
     const data = jsonClone(s.data as Data);
@@ -184,7 +184,7 @@ export class RequestSessions implements SessionController {
       this.#assertCurrent(session);
       const s = await this.#ensureOpen();
       if (this.#stored) {
-        this.#cfg.withRequest(this.#req, () => s.regenerate());
+        s.regenerate();
         // express-session's regenerate() makes a new session: its lifetime starts again, as at a login.
         sessionState(s).newLifetime = true;
         this.#regenerated = true;
@@ -347,6 +347,15 @@ export class RequestSessions implements SessionController {
 
   // ---- internals ----
 
+  /**
+   * `s` with its new IDs made by `genid` from this request: at regenerate(), and also where the engine
+   * makes one during a commit (a renewal), when no handler code is running.
+   */
+  #bound(s: TSession): TSession {
+    sessionState(s).newId = () => this.#cfg.newId(this.#req);
+    return s;
+  }
+
   /** Listens for an early close once the request holds the gate or a claim (see `loaded`). */
   #listen(): void {
     if (this.#listening) return;
@@ -433,7 +442,7 @@ export class RequestSessions implements SessionController {
       s = await tether.open({ method: this.#view.method, header: (n) => (n === 'cookie' ? undefined : this.#view.header(n)) }, { write: false });
       if (this.#id !== null) sessionState(s).id = this.#id;
     }
-    this.#current = s;
+    this.#current = this.#bound(s);
     // Opened again after a save, a writer holds the gate: for the first time, if this request stored the session.
     this.#listen();
     return s;
