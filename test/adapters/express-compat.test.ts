@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { connect } from 'node:net';
 import express from 'express';
 import expressSession from 'express-session';
 import session from 'tether/express';
@@ -340,6 +341,26 @@ describe('session() data and cookie', () => {
     assert.ok(rec && rec.data.startsWith('"tether:enc:1:'), 'stored encrypted');
     assert.equal(rec.data.includes('secret-note'), false);
     assert.equal(codec.decode(rec.data).d.compatNote, 'secret-note');
+    await app.close();
+  });
+
+  it('request target when in absolute form (GET http://host/path) then the session is there by its path, as express-session routes it', async () => {
+    const app = await compatApp({ cookie: { path: '/app' } }, (a) => {
+      a.get('/app/x', (req, res) => res.json({ has: req.session !== undefined }));
+      a.get('/other', (req, res) => res.json({ has: req.session !== undefined }));
+    });
+    const host = new URL(app.url).host;
+    const ask = (target: string): Promise<string> => new Promise((resolve, reject) => {
+      const socket = connect(Number(new URL(app.url).port), '127.0.0.1');
+      let text = '';
+      socket.setTimeout(5_000, () => socket.destroy(new Error('no answer')));
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('end', () => resolve(text.slice(text.indexOf('\r\n\r\n') + 4)));
+      socket.on('error', reject);
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    });
+    assert.deepEqual(JSON.parse(await ask(`http://${host}/app/x?q=1`)), { has: true });
+    assert.deepEqual(JSON.parse(await ask(`http://${host}/other`)), { has: false });
     await app.close();
   });
 

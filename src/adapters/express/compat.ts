@@ -12,6 +12,16 @@ import type { CompatSessionOptions } from './compat-options.js';
 import { RequestSessions } from './compat-request.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
 
+/**
+ * The path of a request target as Express routes it (parseurl): an absolute-form target
+ * (`GET http://host/path`, which HTTP/1.1 servers must accept and some proxies send) by its path.
+ */
+function pathOf(target: string): string {
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+  const rest = authority ? target.slice(authority[0].length) : target;
+  return rest.split(/[?#]/)[0] || '/';
+}
+
 /** The middleware, with the engine behind it (for `listUserSessions`, events, stats). */
 export type CompatMiddleware = RequestHandler & { readonly tether: Tether<Record<string, unknown>> };
 
@@ -38,7 +48,7 @@ export function session(options: CompatSessionOptions = {}): CompatMiddleware {
     }
     const defaults = cfg.cookieFor(req);
     // Outside the cookie's path the browser never sends it back: express-session gives no session there.
-    const pathname = (req.originalUrl ?? req.url ?? '/').split('?')[0] || '/';
+    const pathname = pathOf(req.originalUrl ?? req.url ?? '/');
     if (!pathname.startsWith(defaults.path)) {
       next();
       return;
