@@ -543,6 +543,28 @@ describe('session() options', () => {
     await strict.close();
   });
 
+  it('cookie.secure "auto" when a session stored over HTTPS comes back on a request that does not look like HTTPS then its cookie never goes out without Secure, as express-session', async () => {
+    const app = await compatApp({ proxy: true, rolling: true, cookie: { secure: 'auto' } }, (a) => {
+      a.get('/', (req, res) => res.json({ views: (req.session.compatViews = (req.session.compatViews ?? 0) + 1), secure: req.session.cookie.secure }));
+    });
+    const https = { headers: { 'x-forwarded-proto': 'https' } };
+    const c = app.client();
+    assert.equal(cookieAttributes((await c.request('/', https)).setCookies[0]!).secure, '');
+    // The proxy left X-Forwarded-Proto out: express-session sends no cookie, having made this one Secure.
+    const plain = await c.request('/');
+    assert.deepEqual(plain.json(), { views: 2, secure: true });
+    assert.deepEqual(plain.setCookies, [], 'no cookie without Secure for a session whose cookie is Secure');
+    const back = await c.request('/', https);
+    assert.deepEqual(back.json(), { views: 3, secure: true });
+    assert.equal(cookieAttributes(back.setCookies[0]!).secure, '');
+    // A session begun over plain HTTP gets Secure once served over HTTPS, and keeps it.
+    const d = app.client();
+    assert.equal(cookieAttributes((await d.request('/')).setCookies[0]!).secure, undefined);
+    assert.equal(cookieAttributes((await d.request('/', https)).setCookies[0]!).secure, '');
+    assert.deepEqual((await d.request('/')).setCookies, []);
+    await app.close();
+  });
+
   it('proxy when undefined then Express’s "trust proxy" decides req.secure', async () => {
     const app = await compatApp({ cookie: { secure: 'auto' } }, (a) => {
       a.set('trust proxy', true);

@@ -103,6 +103,8 @@ export interface ResolvedCompat {
   name: string;
   /** A fresh cookie with this request's defaults (`'auto'` settings resolved). */
   cookieFor(req: Request): CompatCookie;
+  /** `cookie` is one cookieFor() made with `secure: 'auto'`. */
+  secureAuto(cookie: CompatCookie): boolean;
   /** `cookie` is a function: the defaults may differ from one request to the next. */
   cookiePerRequest: boolean;
   rolling: boolean;
@@ -280,6 +282,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
   if (secrets.length > 0) engineOptions.secrets = secrets;
   const tether = new Tether<Record<string, unknown>>(engineOptions);
 
+  const autoSecure = new WeakSet<CompatCookie>();
   const cookieFor = (req: Request): CompatCookie => {
     const o = (typeof options.cookie === 'function' ? options.cookie(req) : options.cookie) ?? {};
     if (typeof options.cookie === 'function') checkCookie(o);
@@ -290,6 +293,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     c.domain = o.domain;
     c.httpOnly = o.httpOnly ?? true;
     c.secure = secure === 'auto' ? isSecure : secure;
+    if (secure === 'auto') autoSecure.add(c);
     const same = typeof o.sameSite === 'string' ? o.sameSite.toLowerCase() : o.sameSite;
     c.sameSite = same === undefined ? COMPAT_DEFAULTS.sameSite : same === 'auto' ? (isSecure ? 'none' : 'lax') : same as CompatCookie['sameSite'];
     c.partitioned = o.partitioned;
@@ -301,6 +305,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
 
   return {
     tether, name, cookieFor, clock, production,
+    secureAuto: (cookie) => autoSecure.has(cookie),
     cookiePerRequest: typeof options.cookie === 'function',
     rolling: options.rolling ?? COMPAT_DEFAULTS.rolling,
     saveUninitialized: options.saveUninitialized ?? COMPAT_DEFAULTS.saveUninitialized,

@@ -424,6 +424,11 @@ export class RequestSessions implements SessionController {
     const keepsLifetime = this.#cfg.cookiePerRequest
       && (!empty || (this.#stored && !this.#regenerated) || this.#cfg.saveUninitialized);
     if (keepsLifetime) overrides.originalMaxAge = this.#cookie.originalMaxAge;
+    // `secure: 'auto'` follows the request, but a session once stored with a Secure cookie keeps it, as
+    // express-session's keeps the Secure it was created with: a request that does not look like HTTPS
+    // (a proxy that left out X-Forwarded-Proto) must not send its ID in a cookie without Secure, which
+    // the browser would then also send over plain HTTP.
+    if (!empty && this.#cookie.secure === true && this.#cfg.secureAuto(this.#defaults)) overrides.secure = true;
     if (Object.keys(overrides).length > 0 && (this.#stored || !empty || keepsLifetime)) out.cookie = overrides;
     return out;
   }
