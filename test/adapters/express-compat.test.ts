@@ -208,6 +208,41 @@ describe('session() data and cookie', () => {
     await app.close();
   });
 
+  it('req.session.cookie when only it changes (maxAge, expires, a remember-me lifetime, httpOnly) then no Set-Cookie without rolling, as express-session; with rolling, each response carries it', async () => {
+    for (const rolling of [false, true]) {
+      const app = await compatApp({ rolling, cookie: { maxAge: 3_600_000 } }, (a) => {
+        a.post('/start', (req, res) => {
+          req.session.compatNote = 'n';
+          res.end();
+        });
+        a.post('/cookie/:how', (req, res) => {
+          const c = req.session.cookie;
+          if (req.params.how === 'maxAge') c.maxAge = 20 * 60_000;
+          if (req.params.how === 'expires') c.expires = new Date(Date.now() + 40 * 60_000);
+          if (req.params.how === 'remember') c.maxAge = 7 * 86_400_000;
+          if (req.params.how === 'httpOnly') c.httpOnly = false;
+          res.end();
+        });
+        a.post('/change', (req, res) => {
+          req.session.compatViews = (req.session.compatViews ?? 0) + 1;
+          res.end();
+        });
+      });
+      for (const how of ['maxAge', 'expires', 'remember', 'httpOnly']) {
+        const c = app.client();
+        await c.request('/start', { method: 'POST' });
+        const r = await c.request(`/cookie/${how}`, { method: 'POST' });
+        assert.equal(r.setCookies.length, rolling ? 1 : 0, `${how}, rolling ${rolling}`);
+        const changed = await c.request('/change', { method: 'POST' });
+        const attributes = cookieAttributes(changed.setCookies[0]!);
+        const maxAge = { maxAge: '1200', expires: '2400', remember: String(7 * 86_400), httpOnly: '3600' }[how];
+        assert.equal(attributes['max-age'], maxAge, `${how}: kept with the session, sent with its next change`);
+        assert.equal(attributes.httponly, how === 'httpOnly' ? undefined : '', how);
+      }
+      await app.close();
+    }
+  });
+
   it('cookie.maxAge option when one session is given a browser-session cookie then its later responses keep it one', async () => {
     for (const rolling of [false, true]) {
       const app = await compatApp({ cookie: { maxAge: 3_600_000 }, rolling }, (a) => {

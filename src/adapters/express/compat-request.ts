@@ -53,6 +53,12 @@ export function controllerOf(req: Request): RequestSessions {
 
 const noop = (): void => {};
 
+/** Session data without the cookie settings stored beside it. */
+function withoutCookie(data: Data): Data {
+  const { cookie: _cookie, ...rest } = data;
+  return rest;
+}
+
 /** `view` carrying the Tether cookie of session `id` in place of the request's cookies. */
 function carrying(cfg: ResolvedCompat, view: RequestView, id: string): RequestView {
   const header = cfg.tether.cookieFor(id);
@@ -456,7 +462,8 @@ export class RequestSessions implements SessionController {
   /** Writes `req.session` through the Tether session (opening one again after an earlier save). */
   async #commit(): Promise<void> {
     const mine = this.#mine();
-    const changed = !jsonEqual(this.#base, mine);
+    const base0 = this.#base;
+    const changed = !jsonEqual(base0, mine);
     if (!this.#current && !changed && !this.#touch) return;
     const s = await this.#ensureOpen();
     const tether = this.#cfg.tether;
@@ -500,12 +507,12 @@ export class RequestSessions implements SessionController {
         if (s.id === null && willStore) sessionState(s).id = this.sessionId();
       }
       // The engine sends a remembered session's cookie again with each write and touch, so that it lasts
-      // as long as the session. Here the cookie's lifetime is the app's, and express-session's rules say
-      // when it goes out again (#resendIfDue); a new ID (a renewal's too), a re-signing or a change of
-      // lifetime still send it.
+      // as long as the session, and when a session becomes remembered. Here the cookie's lifetime is the
+      // app's, and express-session's rules say when it goes out again (#resendIfDue); a new ID (a
+      // renewal's too), a re-signing or the end of remembering (a "forget me") still send it.
       const st = sessionState(s);
       const idBefore = s.id;
-      const refreshOnly = !s.isNew && !st.regenerate && !st.resign && st.remembered && st.loaded?.r === 1;
+      const refreshOnly = !s.isNew && !st.regenerate && !st.resign && st.remembered;
       const headers = await tether.commit(s);
       this.#out.pushEngine(refreshOnly && s.id === idBefore ? [] : headers, this.#cookie);
       this.#stored = !s.isNew;
@@ -514,7 +521,9 @@ export class RequestSessions implements SessionController {
       this.#id = s.id ?? this.#id;
       // The adopted data is in Tether: requests that presented the old session meanwhile can open it.
       if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, name: this.#legacy.name, path: this.#legacy.path });
-      if (changed || this.#regenerated) this.#modified = true;
+      // As express-session's: a change of `req.session.cookie` alone does not count (its hash leaves the
+      // cookie out), so it alone sends no cookie without `rolling`.
+      if (this.#regenerated || !jsonEqual(withoutCookie(base0), withoutCookie(mine))) this.#modified = true;
       this.#base = mine;
       this.#storedLifetime = this.#cookie.originalMaxAge;
       this.#regenerated = false;
