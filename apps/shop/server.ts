@@ -185,7 +185,11 @@ function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>)
 }
 
 function installNotFound(app: FastifyInstance, page: Parameters<typeof sendNotFoundPage>[2]): void {
-  app.setNotFoundHandler((req, reply) => {
+  // A path that names nothing needs no session: with none opened, a store outage does not turn every
+  // mistyped URL into 503. Fastify takes the not-found route's config as a route's, though its types
+  // list only the hooks.
+  const options = { config: { tether: { session: false } } } as Parameters<FastifyInstance['setNotFoundHandler']>[0];
+  app.setNotFoundHandler(options, (req, reply) => {
     if (sendNotFoundPage(req, reply, page)) return reply;
     const path = req.url.split('?')[0]!.slice(0, 200);
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });

@@ -54,7 +54,7 @@ describe('HAProxy in front of two shop nodes with the shop\'s rate limits', { ti
     for (let i = 0; i < 2 * LIMIT; i++) {
       const client = new TestClient(ha.haproxy.url);
       client.cookies.set(name, `${randomBytes(32).toString('base64url')}.${randomBytes(32).toString('base64url')}`);
-      const r = await client.request('GET', '/api/products');
+      const r = await client.request('GET', '/api/cart');
       client.close();
       statuses.push(r.status);
       nodes.add(nodeOf(r.node));

@@ -69,7 +69,7 @@ describe('shop pages', () => {
     assert.equal(again.status, 304);
   });
 
-  it('pages and assets when the session store is down then still load for a visitor with a session, while the API answers 503', async () => {
+  it('pages and assets when the session store is down then still load for a visitor with a session, as do the catalog and a 404, while the API answers 503', async () => {
     const c = new ShopClient(t.url);
     await c.session();
     const store = t.shop.tether.store as { get?: unknown };
@@ -80,6 +80,16 @@ describe('shop pages', () => {
         const r = await c.get(path, { headers: { accept: 'text/html' } });
         assert.equal(r.status, 200, path);
       }
+      // Neither needs the session: the catalog is everyone's, and a path that names nothing is not found.
+      const list = await c.get('/api/products');
+      assert.equal(list.status, 200, list.text);
+      assert.ok(list.body.length >= 20);
+      assertError(await c.get('/api/no-such-route'), 404, 'NOT_FOUND');
+      assertError(await c.post('/api/no-such-route', { a: 1 }), 404, 'NOT_FOUND');
+      assertError(await c.get('/assets/missing.js'), 404, 'NOT_FOUND');
+      const page = await c.get('/no-such-page', { headers: { accept: 'text/html' } });
+      assert.equal(page.status, 404);
+      assert.match(page.text, /Page not found/);
     } finally {
       delete store.get;
     }
@@ -424,7 +434,7 @@ describe('shop: session ID guessing', () => {
     assert.equal(own.status, 200);
     const pair = String(own.headers['set-cookie']).split(';')[0]!;
     const name = pair.slice(0, pair.indexOf('='));
-    const guess = (client: string) => rawRequest(shop.url + '/api/products', 'GET', {
+    const guess = (client: string) => rawRequest(shop.url + '/api/cart', 'GET', {
       'x-forwarded-for': client, cookie: `${name}=${randomBytes(32).toString('base64url')}.${randomBytes(32).toString('base64url')}`,
     });
     const statuses: number[] = [];
@@ -444,7 +454,7 @@ describe('shop: session ID guessing', () => {
   it('random session IDs when one IPv6 client sends them from many addresses of its /64 then they count toward one limit', async () => {
     await clearOfMinuteBoundary();
     const name = String((await rawRequest(shop.url + '/api/session', 'GET', {})).headers['set-cookie']).split('=')[0]!;
-    const guess = (client: string) => rawRequest(shop.url + '/api/products', 'GET', {
+    const guess = (client: string) => rawRequest(shop.url + '/api/cart', 'GET', {
       'x-forwarded-for': client, cookie: `${name}=${randomBytes(32).toString('base64url')}.${randomBytes(32).toString('base64url')}`,
     });
     const statuses: number[] = [];
@@ -461,11 +471,11 @@ describe('shop: session ID guessing', () => {
     const live = shop.url.replace('http:', 'ws:') + '/api/live';
     const handshake = (client: string) => connect(live, { origin: shop.url, 'x-forwarded-for': client, cookie: forged() }).then(
       () => assert.fail('a forged cookie was upgraded'), (err: { status: number; body: { error: { code: string } } }) => [err.status, err.body.error.code]);
-    for (let i = 0; i < 3; i++) assert.equal((await rawRequest(shop.url + '/api/products', 'GET', { 'x-forwarded-for': guesser, cookie: forged() })).status, 200);
+    for (let i = 0; i < 3; i++) assert.equal((await rawRequest(shop.url + '/api/cart', 'GET', { 'x-forwarded-for': guesser, cookie: forged() })).status, 200);
     assert.deepEqual(await handshake(guesser), [401, 'UNAUTHORIZED']);
     assert.deepEqual(await handshake(guesser), [401, 'UNAUTHORIZED']);
     assert.deepEqual(await handshake(guesser), [429, 'RATE_LIMITED'], 'the sixth forged cookie from the address, over requests and handshakes');
-    assertError(await rawRequest(shop.url + '/api/products', 'GET', { 'x-forwarded-for': guesser, cookie: forged() }), 429, 'RATE_LIMITED');
+    assertError(await rawRequest(shop.url + '/api/cart', 'GET', { 'x-forwarded-for': guesser, cookie: forged() }), 429, 'RATE_LIMITED');
     assert.deepEqual(await handshake('198.51.100.41'), [401, 'UNAUTHORIZED'], 'another address behind the proxy has its own allowance');
   });
 
@@ -484,7 +494,7 @@ describe('shop: session ID guessing', () => {
       assert.equal(ended.status, 200, `logout answered ${ended.status} ${ended.text}`);
     }
     const statuses: number[] = [];
-    for (const cookie of cookies) statuses.push((await rawRequest(shop.url + '/api/products', 'GET', { 'x-forwarded-for': client, cookie })).status);
+    for (const cookie of cookies) statuses.push((await rawRequest(shop.url + '/api/cart', 'GET', { 'x-forwarded-for': client, cookie })).status);
     assert.deepEqual(statuses, Array(7).fill(200));
   });
 });
