@@ -50,6 +50,8 @@ export interface ShopConfig {
   loginFailuresPerAccount: number;
   /** Failed logins from one address in LOGIN_FAILURE_WINDOW_MS, after which its logins answer 429 (credential stuffing). */
   loginFailuresPerAddress: number;
+  /** Registrations from one address in REGISTRATION_WINDOW_MS, after which its registrations answer 429 (each costs a password hash). */
+  registrationsPerHour: number;
   /** How long after a login ending other sessions needs no password again (ASVS 7.5.2); 0: always asked. */
   reauthWindowSec: number;
   /** Seconds before the idle timeout at which a signed-in page warns and offers to stay signed in (WCAG 2.2.1); 0: no warning. */
@@ -84,6 +86,9 @@ export interface ShopConfig {
 /** Failed logins are counted over this window, per account and per address. */
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
 
+/** Registrations are counted over this window, per address. */
+export const REGISTRATION_WINDOW_MS = 60 * 60_000;
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -107,6 +112,7 @@ export const SHOP_DEFAULTS = {
   idleWarningSec: 120,
   loginFailuresPerAccount: 10,
   loginFailuresPerAddress: 100,
+  registrationsPerHour: 20,
   liveMaxSockets: 10_000,
   liveCheckIntervalSec: 300,
   headersTimeoutSec: 20,
@@ -254,6 +260,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const idleWarningSec = integer(env, 'SHOP_IDLE_WARNING', SHOP_DEFAULTS.idleWarningSec, 0, 86_400);
   const loginFailuresPerAccount = integer(env, 'SHOP_LOGIN_FAILURES_PER_ACCOUNT', SHOP_DEFAULTS.loginFailuresPerAccount, 1, 1_000_000);
   const loginFailuresPerAddress = integer(env, 'SHOP_LOGIN_FAILURES_PER_ADDRESS', SHOP_DEFAULTS.loginFailuresPerAddress, 1, 1_000_000);
+  const registrationsPerHour = integer(env, 'SHOP_REGISTRATIONS_PER_HOUR', SHOP_DEFAULTS.registrationsPerHour, 1, 1_000_000);
   const liveMaxSockets = integer(env, 'SHOP_LIVE_MAX_SOCKETS', SHOP_DEFAULTS.liveMaxSockets, 0, 1_000_000);
   const liveCheckIntervalSec = integer(env, 'SHOP_LIVE_CHECK_INTERVAL', SHOP_DEFAULTS.liveCheckIntervalSec, 1, 3_600);
   const headersTimeoutSec = integer(env, 'SHOP_HEADERS_TIMEOUT', SHOP_DEFAULTS.headersTimeoutSec, 1, 3_600);
@@ -335,6 +342,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     idleWarningSec,
     loginFailuresPerAccount,
     loginFailuresPerAddress,
+    registrationsPerHour,
     liveMaxSockets,
     liveCheckIntervalSec,
     headersTimeoutSec,

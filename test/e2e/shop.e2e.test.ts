@@ -1239,3 +1239,31 @@ describe('shop in Chromium: the admin ends their own sessions', () => {
     }
   });
 });
+
+describe('shop in Chromium: registrations from one network', () => {
+  it('register page when the address has registered SHOP_REGISTRATIONS_PER_HOUR accounts then says too many were created from the network and registers nobody', async () => {
+    const shop = await startTestShop({ SHOP_REGISTRATIONS_PER_HOUR: '1' });
+    const { context, page, errors } = await newPage();
+    try {
+      await page.goto(shop.url + '/register');
+      await page.fill('#username', uniqueName('first'));
+      await page.fill('#password', 'correct horse battery');
+      await page.locator('form button[type=submit]').click();
+      await page.getByTestId('user').waitFor();
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.getByRole('link', { name: 'Register' }).waitFor();
+      const second = uniqueName('second');
+      await page.goto(shop.url + '/register');
+      await page.fill('#username', second);
+      await page.fill('#password', 'correct horse battery');
+      await page.locator('form button[type=submit]').click();
+      await page.locator('#auth-error').filter({ hasText: 'Too many accounts were created from your network in the last hour. Try again later, or log in if you have an account already.' }).waitFor();
+      assert.equal(await shop.shop.db.findUserByName(second), null);
+      assert.equal(await page.getByTestId('user').count(), 0);
+      assert.deepEqual(errors.filter((e) => !e.includes('status of 429')), []);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});

@@ -24,13 +24,17 @@ export interface TestShop {
   stop(): Promise<void>;
 }
 
-/** The shop in this process on a free loopback port, with its own temporary data dir. */
+/**
+ * The shop in this process on a free loopback port, with its own temporary data dir. Every test
+ * registers its accounts from the one loopback address, so the limit on registrations per address is
+ * lifted out of the way unless `env` sets it.
+ */
 export async function startTestShop(env: Record<string, string> = {}): Promise<TestShop> {
   const dataDir = await tempDir('tether-shop-');
   const logs: string[] = [];
   const config = loadConfig({
     PORT: '0', HOST: '127.0.0.1', TETHER_DATA_DIR: dataDir, TETHER_SECRET: TEST_SECRET, SHOP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    TETHER_NODE_NAME: 'test-node', ...env,
+    TETHER_NODE_NAME: 'test-node', SHOP_REGISTRATIONS_PER_HOUR: '1000000', ...env,
   }, (line) => logs.push(line));
   const shop = await startShop(config);
   return {

@@ -44,6 +44,7 @@ describe('shop config', () => {
     assert.equal(c.logLevel, 'info');
     assert.equal(c.loginFailuresPerAccount, 10);
     assert.equal(c.loginFailuresPerAddress, 100);
+    assert.equal(c.registrationsPerHour, 20);
     assert.equal(c.maxSessionsPerUser, 20);
     assert.equal(c.maxSessions, 1_000_000);
     assert.deepEqual([c.renewalIntervalSec, c.renewalGraceSec], [900, 30]);
@@ -79,7 +80,7 @@ describe('shop config', () => {
       ['SHOP_HEADERS_TIMEOUT', '0'], ['SHOP_HEADERS_TIMEOUT', '2.5'], ['SHOP_HEADERS_TIMEOUT', 'soon'], ['SHOP_HEADERS_TIMEOUT', '3601'],
       ['SHOP_REQUEST_TIMEOUT', '0'], ['SHOP_REQUEST_TIMEOUT', '-1'], ['SHOP_REQUEST_TIMEOUT', '86401'], ['TETHER_STORE', 'mongo://x'], ['TETHER_STORE', 'redis://127.0.0.1?cache=lazy'], ['SHOP_DATABASE_URL', 'mysql://x'],
       ['TETHER_SECRET', 'short'], ['TETHER_SECRET', `${SECRET},short`], ['SHOP_ADMIN_PASSWORD', 'short'], ['SHOP_PUBLIC_ORIGIN', 'not a url'],
-      ['SHOP_LOG_LEVEL', 'verbose'], ['SHOP_LOG_LEVEL', 'info,debug'], ['SHOP_LOGIN_FAILURES_PER_ACCOUNT', '0'], ['SHOP_LOGIN_FAILURES_PER_ADDRESS', 'many'],
+      ['SHOP_LOG_LEVEL', 'verbose'], ['SHOP_LOG_LEVEL', 'info,debug'], ['SHOP_LOGIN_FAILURES_PER_ACCOUNT', '0'], ['SHOP_LOGIN_FAILURES_PER_ADDRESS', 'many'], ['SHOP_REGISTRATIONS_PER_HOUR', '0'],
       ['TETHER_REMEMBER_IDLE_TIMEOUT', '60'], ['TETHER_REMEMBER_ABSOLUTE_TIMEOUT', '3600'], ['TETHER_REMEMBER_IDLE_TIMEOUT', 'weeks'],
       ['TETHER_MAX_SESSIONS_PER_USER', '-1'], ['TETHER_MAX_SESSIONS_PER_USER', 'few'], ['SHOP_MAX_SESSIONS', '-1'], ['SHOP_MAX_SESSIONS', 'all'],
       ['TETHER_RENEWAL_INTERVAL', '-1'], ['TETHER_RENEWAL_INTERVAL', 'hourly'], ['TETHER_RENEWAL_GRACE', '61'], ['TETHER_RENEWAL_GRACE', '900'],

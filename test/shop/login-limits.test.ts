@@ -1,6 +1,7 @@
 /**
  * The shop's limit on failed password checks holds exactly: checks sent at once cannot pass it
- * together, and two shop nodes sharing one PostgreSQL database count together (as behind HAProxy).
+ * together, and two shop nodes sharing one PostgreSQL database count together (as behind HAProxy); so
+ * does its limit on registrations from one client address, each of which costs a password hash too.
  * Real shops in-process, real SQLite and PostgreSQL.
  */
 import { after, before, describe, it } from 'node:test';
@@ -69,6 +70,47 @@ describe('shop login limits: per client address behind a trusted proxy', { timeo
     const client = new ShopClient(shop.url);
     await client.request('GET', '/api/session', { headers: other });
     assert.equal((await client.request('POST', '/api/auth/login', { json: { username: uniqueName('nobody'), password: 'wrong password' }, headers: other })).status, 401, 'another /64 has its own allowance');
+  });
+});
+
+describe('shop registration limits: per client address', { timeout: 60_000 }, () => {
+  let shop: TestShop;
+  before(async () => {
+    shop = await startTestShop({ SHOP_REGISTRATIONS_PER_HOUR: String(LIMIT), SHOP_TRUST_PROXY: '127.0.0.1' });
+  });
+  after(async () => {
+    await shop?.stop();
+  });
+
+  const register = async (from: string, username: string): Promise<Reply> => {
+    const client = new ShopClient(shop.url);
+    const headers = { 'x-forwarded-for': from };
+    await client.request('GET', '/api/session', { headers });
+    return client.request('POST', '/api/auth/register', { json: { username, password: 'correct horse battery' }, headers });
+  };
+
+  it('registrations when one address passes SHOP_REGISTRATIONS_PER_HOUR, 8 sent at once, then exactly 3 are registered and the rest answer 429 RATE_LIMITED with Retry-After, while other addresses go on', async () => {
+    const names = Array.from({ length: 8 }, () => uniqueName('signup'));
+    const replies = await Promise.all(names.map((name) => register('198.51.100.60', name)));
+    assert.deepEqual(replies.map((r) => r.status).sort(), [201, 201, 201, 429, 429, 429, 429, 429], replies.map((r) => `${r.status} ${r.text}`).join('\n'));
+    for (const [i, r] of replies.entries()) {
+      if (r.status !== 429) continue;
+      assertThrottled(r);
+      assert.equal(r.headers['retry-after'], '3600');
+      assert.equal(await shop.shop.db.findUserByName(names[i]!), null, 'a refused registration stores no account');
+    }
+    assertThrottled(await register('198.51.100.60', uniqueName('later')));
+    assert.equal((await register('198.51.100.61', uniqueName('other'))).status, 201, 'another address has its own allowance');
+    // A name that is taken is answered as such, and costs nothing from the allowance.
+    assert.equal((await register('198.51.100.62', names.find((_, i) => replies[i]!.status === 201)!)).status, 409);
+    for (let i = 0; i < LIMIT; i++) assert.equal((await register('198.51.100.62', uniqueName('fresh'))).status, 201);
+  });
+
+  it('registrations when one IPv6 client sends them from many addresses of its /64 then they count as one client', async () => {
+    const statuses: number[] = [];
+    for (let i = 1; i <= LIMIT + 1; i++) statuses.push((await register(`2001:db8:77:1::${i.toString(16)}`, uniqueName('six'))).status);
+    assert.deepEqual(statuses, [201, 201, 201, 429]);
+    assert.equal((await register('2001:db8:77:2::1', uniqueName('six'))).status, 201, 'the next /64 is another client');
   });
 });
 

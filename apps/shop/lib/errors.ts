@@ -4,7 +4,7 @@
  * @module
  */
 import { RateLimitedError, TetherError } from 'tether';
-import { LOGIN_FAILURE_WINDOW_MS } from '../config.js';
+import { LOGIN_FAILURE_WINDOW_MS, REGISTRATION_WINDOW_MS } from '../config.js';
 
 export const validationFailed = (message: string): TetherError => new TetherError('VALIDATION_FAILED', message, 400);
 export const productNotFound = (): TetherError => new TetherError('PRODUCT_NOT_FOUND', 'no such product', 404);
@@ -20,3 +20,4 @@ export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISAB
 export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);
 
 export const loginThrottled = (): TetherError => new RateLimitedError('too many failed password checks for this account or from this address; try again later', LOGIN_FAILURE_WINDOW_MS / 1000);
+export const registrationsThrottled = (): TetherError => new RateLimitedError('too many accounts were registered from this address lately; try again later', REGISTRATION_WINDOW_MS / 1000);

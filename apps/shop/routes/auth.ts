@@ -7,13 +7,15 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Session } from 'tether';
+import { sharedLimiter } from 'tether/cluster';
 import type { User } from '../db/index.js';
 import { linesOf, mergeLines, isPreferences, preferencesOf, subtractLines } from '../lib/cart.js';
-import { accountDisabled, invalidCredentials, usernameTaken, validationFailed } from '../lib/errors.js';
+import { accountDisabled, invalidCredentials, registrationsThrottled, usernameTaken, validationFailed } from '../lib/errors.js';
 import { dummyHash, hashPassword, verifyPassword } from '../lib/passwords.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
-import { audit, sessionOf, sessionView } from '../context.js';
+import { audit, clientOf, sessionOf, sessionView } from '../context.js';
 import type { SessionView, ShopContext, ShopSession, ShopUserContext } from '../context.js';
+import { REGISTRATION_WINDOW_MS } from '../config.js';
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 /** How many merged anonymous carts a user context remembers (see ShopUserContext.mergedCarts). */
@@ -96,9 +98,18 @@ async function finishSignIn(ctx: ShopContext, req: FastifyRequest, user: User, r
 }
 
 export function authRoutes(app: FastifyInstance, ctx: ShopContext): void {
+  // Each registration costs a password hash (scrypt: 32 MiB and tens of ms) and stores an account, so one
+  // client may make only so many: counted per client (an IPv6 one by its /64), as it starts, so that
+  // registrations sent at once cannot pass the limit together; once for the tier on a shared store.
+  const registrations = sharedLimiter('shop:registrations', ctx.config.registrationsPerHour, REGISTRATION_WINDOW_MS, { store: ctx.tether.store });
+
   app.post('/api/auth/register', async (req, reply) => {
     const { username, password, remember } = credentials(req.body);
     if (await ctx.db.findUserByName(username)) throw usernameTaken();
+    if (!(await registrations.take(clientOf(req.ip)))) {
+      audit(ctx, req, 'auth.throttled', { reason: 'registrations' });
+      throw registrationsThrottled();
+    }
     const user = await ctx.db.createUser({
       id: randomUUID(), username, passwordHash: await hashPassword(password), isAdmin: false, createdAt: Date.now(), disabledAt: null,
     });

@@ -47,7 +47,9 @@ async function onSubmit(e) {
     location.assign(safeNext('/'));
   } catch (err) {
     error.textContent = err instanceof ApiError && err.code === 'INVALID_CREDENTIALS' ? 'Wrong username or password.'
-      : err instanceof ApiError && err.code === 'ACCOUNT_DISABLED' ? 'This account is disabled. Contact the shop to have it enabled.' : describeError(err);
+      : err instanceof ApiError && err.code === 'ACCOUNT_DISABLED' ? 'This account is disabled. Contact the shop to have it enabled.'
+        : register && err instanceof ApiError && err.code === 'RATE_LIMITED' ? 'Too many accounts were created from your network in the last hour. Try again later, or log in if you have an account already.'
+          : describeError(err);
     submit.disabled = false;
   }
 }
