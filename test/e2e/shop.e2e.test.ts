@@ -1267,3 +1267,51 @@ describe('shop in Chromium: registrations from one network', () => {
     }
   });
 });
+
+describe('shop in Chromium: the admin page signed out', () => {
+  it('admin page when signed out in another tab then says it is signed out in place of the figures, the users and the tools, and stops asking for the figures', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await adminInPage(page, t.url);
+      await page.getByTestId('node-row').waitFor();
+      await page.locator('#end-all').waitFor();
+      const other = await context.newPage();
+      await other.goto(t.url + '/');
+      await other.getByRole('button', { name: 'Log out' }).click();
+      await other.getByRole('link', { name: 'Log in' }).waitFor();
+      await page.getByTestId('signed-out-panel').filter({ hasText: 'You are signed out, so the admin page no longer shows here.' }).waitFor();
+      for (const gone of ['[data-testid=node-row]', '[data-testid=user-row]', '#manage-user', '#end-all', '[data-testid=admin-error]']) {
+        assert.equal(await page.locator(gone).count(), 0, gone);
+      }
+      let asked = 0;
+      page.on('request', (r) => void (new URL(r.url()).pathname === '/api/admin/overview' && asked++));
+      await page.waitForTimeout(5_500);
+      assert.equal(asked, 0, 'the figures are no longer asked for');
+      assert.equal(await page.getByTestId('signed-out-panel').count(), 1);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('admin page without a live channel when its session ends then, at the next refresh of the figures, says it is signed out in their place', async () => {
+    const shop = await startTestShop({ SHOP_LIVE_MAX_SOCKETS: '0' });
+    const { context, page, errors } = await newPage();
+    try {
+      await adminInPage(page, shop.url);
+      await page.getByTestId('node-row').waitFor();
+      const admin = new ShopClient(shop.url);
+      assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+      assert.equal((await admin.post('/api/admin/users/admin/sessions/end')).status, 200);
+      await page.getByTestId('signed-out-panel').filter({ hasText: 'You are signed out, so the admin page no longer shows here.' }).waitFor();
+      assert.equal(await page.getByTestId('node-row').count(), 0);
+      assert.equal(await page.getByTestId('admin-error').count(), 0, 'not "the figures could not be loaded"');
+      await page.getByRole('link', { name: 'Log in', exact: true }).waitFor();
+      // The page tries the live channel, which this shop does not offer (404).
+      assert.deepEqual(errors.filter((e) => !e.includes('status of 401') && !e.includes('/api/live')), []);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});

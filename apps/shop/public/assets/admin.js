@@ -1,6 +1,6 @@
 // Admin: live sessions per node, engine and store figures, and a user's status: ending their sessions,
 // disabling or enabling the account; ending every session. Refreshes itself.
-import { api, ApiError, askPassword, describeError, el, requireLogin, signedOut, toast } from './app.js';
+import { api, ApiError, askPassword, describeError, el, loadSession, onChange, requireLogin, signedOut, signedOutPanel, toast } from './app.js';
 
 const REFRESH_MS = 5000;
 
@@ -17,6 +17,7 @@ function userPanel(changed) {
   const input = el('input', { id: 'end-user', name: 'username', required: true, autocomplete: 'off', maxlength: '32' });
   const details = el('div', { class: 'user-details', 'data-testid': 'user-details' });
   const result = el('p', { role: 'status', class: 'muted', 'data-testid': 'user-result' });
+  outcome = result;
   const path = (suffix = '') => `/api/admin/users/${encodeURIComponent(input.value.trim())}${suffix}`;
 
   async function show() {
@@ -153,19 +154,46 @@ function failure(what, err) {
     el('p', { class: 'form-error' }, `${what}: ${describeError(err)}`));
 }
 
+/** Set once the page is no longer the admin's (signed out, or signed in as someone else): it shows nothing more. */
+let closed = false;
+/**
+ * What the last action on a user said: kept when the page closes, since ending the admin account's own
+ * sessions signs this page out too, and its outcome (set once its answer comes) says so.
+ */
+let outcome = null;
+/** The figures' refresh. */
+let timer;
+
+/**
+ * The page is no longer the admin's: its figures, users and tools go, in their place what happened, and
+ * it stops asking for figures.
+ */
+function close(signedIn) {
+  if (closed) return;
+  closed = true;
+  clearInterval(timer);
+  const panel = signedIn ? el('div', { class: 'panel empty' }, el('p', {}, 'This page is for the admin account.')) : signedOutPanel('the admin page');
+  if (outcome?.isConnected) panel.append(outcome);
+  document.getElementById('admin').replaceChildren(panel);
+}
+
 /** Shows the figures, or why they are missing (a store outage answers 503); false once the page is not the admin's. */
 async function refresh(live, panels) {
   let o;
   try {
     o = await api('GET', '/api/admin/overview');
   } catch (err) {
-    if (err instanceof ApiError && err.status === 403) {
-      document.getElementById('admin').replaceChildren(el('div', { class: 'panel empty' }, el('p', {}, 'This page is for the admin account.')));
+    if (closed) return false;
+    if (err instanceof ApiError && (err.status === 403 || err.code === 'AUTH_REQUIRED')) {
+      // Signed out (or in as someone else) without this page being told: the header learns it too.
+      close(err.status === 403);
+      await loadSession().catch(() => null);
       return false;
     }
     live.replaceChildren(failure(`The figures could not be loaded (trying again every ${REFRESH_MS / 1000} s)`, err));
     return true;
   }
+  if (closed) return false;
   live.replaceChildren(
     el('section', { class: 'panel' }, el('h2', {}, 'Live sessions per node'),
       el('table', {}, el('thead', {}, el('tr', {}, ...['Node', 'PID', 'Live sessions', 'Live sockets', 'Created', 'Regenerated', 'Destroyed', 'Expired', 'CAS conflicts', 'Uptime'].map((h) => el('th', {}, h)))),
@@ -182,14 +210,20 @@ async function refresh(live, panels) {
 }
 
 async function main() {
-  if (!(await requireLogin())) return;
+  const s = await requireLogin();
+  if (!s) return;
+  // Signed out from elsewhere (another tab, "log out other sessions", the idle timeout, every session
+  // ended), or signed in there as another user: the figures and the tools are no longer this page's.
+  onChange((view) => {
+    if (view && !(view.authenticated && view.user.username === s.user.username)) close(view.authenticated);
+  });
   const live = el('div', { class: 'stack' });
   const manager = userPanel(() => void users.list());
   const users = usersPanel((name) => manager.manage(name));
   const panels = [users.panel, manager.panel, endAllPanel()];
   document.getElementById('admin').replaceChildren(live);
   if (!(await refresh(live, panels))) return;
-  const timer = setInterval(() => {
+  timer = setInterval(() => {
     if (!document.hidden) {
       refresh(live, panels).then((more) => more || clearInterval(timer), () => clearInterval(timer));
     }
