@@ -968,6 +968,37 @@ describe('shop in Chromium: a step posted while another device places the order'
   });
 });
 
+describe('shop in Chromium: a guest\'s step posted in another tab while the order is placed', () => {
+  it('guest when changing the email in a second tab while the first places the order then that tab says the order was placed and is under Orders, and shows the new checkout and the emptied cart', async () => {
+    const { context, page, errors } = await newPage();
+    const order = holdOrders();
+    try {
+      await guestAtReview(page);
+      const second = await context.newPage();
+      await second.goto(t.url + '/checkout');
+      await second.getByRole('button', { name: 'Change email' }).click();
+      await second.getByLabel('Email').fill('grace@example.org');
+
+      order.hold();
+      await page.getByTestId('place-order').click();
+      await order.reached;
+      // Sent while the order is being placed: it waits for the session, which the order holds.
+      await second.getByRole('button', { name: 'Continue to shipping' }).click();
+      await page.waitForTimeout(200);
+      order.release();
+      await page.getByTestId('order-placed').waitFor();
+      await second.locator('#step-error').filter({ hasText: 'Your order was placed in another tab or on another device: it is under Orders. This is a new checkout.' }).waitFor();
+      await second.locator('form[data-step=contact]').waitFor();
+      await waitForCount(second, '0');
+      assert.equal(await second.getByLabel('Email').inputValue(), '', 'the new checkout, not the one the order ended');
+      assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
+    } finally {
+      order.restore();
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: a checkout step after being signed out elsewhere', () => {
   it('shopper when signed out from another device while filling in the payment then sending it shows the guest checkout and says in words that the account\'s checkout waits for a login; at the review, the page does so at once', async () => {
     const { context, page, errors } = await newPage();

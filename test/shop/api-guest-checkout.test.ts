@@ -107,6 +107,55 @@ describe('shop api: guest checkout', () => {
     assert.deepEqual((await c.get('/api/orders')).body.map((o: { id: string }) => o.id), [confirm.body.orderId], 'listed for the session that placed it');
   });
 
+  it('guest checkout step when it names the run whose order was placed (in another tab, even while the step was on its way) then 409 ORDER_PLACED naming the order, and nothing starts the next checkout', async () => {
+    const { client, runId } = await guestAtReview();
+    const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
+    const placeOrder = db.placeOrder;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached!: () => void;
+    const placing = new Promise<void>((resolve) => (reached = resolve));
+    db.placeOrder = async (...args: unknown[]) => {
+      reached();
+      await held;
+      return placeOrder.apply(t.shop.db, args);
+    };
+    let confirm: Awaited<ReturnType<ShopClient['post']>>;
+    let step: Awaited<ReturnType<ShopClient['post']>>;
+    try {
+      const confirming = client.post('/api/checkout/confirm', { runId });
+      await placing;
+      // The other tab changes the email of the run being placed: the first step, which would start a run.
+      const stepping = client.post('/api/checkout/contact', { email: 'grace@example.org', runId });
+      await new Promise((r) => setTimeout(r, 100));
+      release();
+      [confirm, step] = await Promise.all([confirming, stepping]);
+    } finally {
+      release();
+      db.placeOrder = placeOrder;
+    }
+    assert.equal(confirm.status, 201);
+    assertError(step, 409, 'ORDER_PLACED');
+    assert.ok(step.body.error.message.includes(confirm.body.orderId), step.body.error.message);
+    assertError(await client.post('/api/checkout/shipping', { ...SHIPPING, runId }), 409, 'ORDER_PLACED');
+    assertError(await client.post('/api/checkout/back', { runId }), 409, 'ORDER_PLACED');
+    const now = (await client.get('/api/checkout')).body;
+    assert.deepEqual([now.step, now.data, now.runId], ['contact', {}, null], 'no next checkout was started with the step');
+    assert.equal((await t.shop.db.findOrderByKey(`guest-checkout:${runId}`))?.email, CONTACT.email);
+
+    // Another visitor naming the run is not told of that order.
+    const other = new ShopClient(t.url);
+    await other.session();
+    assertError(await other.post('/api/checkout/contact', { ...CONTACT, runId }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    // The current run, named, takes its steps; another run or a malformed one is refused.
+    const next = (await client.post('/api/checkout/contact', CONTACT)).body;
+    assert.equal((await client.post('/api/checkout/shipping', { ...SHIPPING, runId: next.runId })).body.step, 'payment');
+    assert.equal((await client.post('/api/checkout/back', { runId: next.runId })).body.step, 'shipping');
+    assertError(await client.post('/api/checkout/shipping', { ...SHIPPING, runId: 'f'.repeat(36) }), 409, 'FLOW_STEP_OUT_OF_ORDER');
+    assertError(await client.post('/api/checkout/shipping', { ...SHIPPING, runId: 'no spaces' }), 400, 'VALIDATION_FAILED');
+    assertError(await client.post('/api/checkout/shipping', { ...SHIPPING, runId: 42 }), 400, 'VALIDATION_FAILED');
+  });
+
   it('guest confirm when the cart is empty then 409 CART_EMPTY and the flow waits', async () => {
     const c = new ShopClient(t.url);
     await c.session();

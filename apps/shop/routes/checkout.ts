@@ -15,7 +15,7 @@ import type { CompleteOptions, FlowRunner, FlowView } from 'tether/flow';
 import type { Order } from '../db/index.js';
 import { MAX_LINE_QUANTITY, centsToAmount, linesOf, subtractLines } from '../lib/cart.js';
 import type { CartLine } from '../lib/cart.js';
-import { cartChanged, cartEmpty, validationFailed } from '../lib/errors.js';
+import { cartChanged, cartEmpty, orderPlaced, validationFailed } from '../lib/errors.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
@@ -93,6 +93,33 @@ function flowJson(v: FlowView): Record<string, unknown> {
   return { step: v.step, steps: v.steps, data: v.data, runId: v.runId };
 }
 
+const RUN_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * A step's (or Back's) body, less the `runId` it may name: the run the page shows, so that a step sent
+ * for a run that ended meanwhile is refused rather than taken into the next one.
+ */
+function stepBody(body: unknown): { runId: string | undefined; input: unknown } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !Object.hasOwn(body, 'runId')) return { runId: undefined, input: body };
+  const { runId, ...input } = body as Record<string, unknown>;
+  if (typeof runId !== 'string' || !RUN_ID.test(runId)) throw validationFailed('runId must be the runId GET /api/checkout gave');
+  return { runId, input };
+}
+
+/**
+ * Refuses a step for a run that is not the current one: the run ended with an order (another tab or
+ * device placed it: 409 ORDER_PLACED, which the page says in words) or otherwise (409
+ * FLOW_STEP_OUT_OF_ORDER). Without it, a step of a run whose order was just placed, posted from a
+ * second tab, started the next run with it (the first step), and the page showed that new checkout
+ * without a word of the order.
+ */
+async function checkRun(ctx: ShopContext, checkout: Checkout, runId: string | undefined): Promise<void> {
+  if (runId === undefined || (await checkout.view()).runId === runId) return;
+  const placed = await ctx.db.findOrderByKey(`${checkout.keyPrefix}:${runId}`);
+  if (placed && checkout.owns(placed)) throw orderPlaced(placed.id);
+  throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
+}
+
 interface ConfirmBody {
   runId: string | undefined;
   password: unknown;
@@ -123,7 +150,7 @@ function confirmBody(body: unknown): ConfirmBody {
   if (body === undefined || body === null) return { runId: undefined, password: undefined, items: undefined };
   const b = objectBody(body);
   onlyKeys(b, ['runId', 'password', 'items']);
-  if (b.runId !== undefined && (typeof b.runId !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(b.runId))) throw validationFailed('runId must be the runId GET /api/checkout gave');
+  if (b.runId !== undefined && (typeof b.runId !== 'string' || !RUN_ID.test(b.runId))) throw validationFailed('runId must be the runId GET /api/checkout gave');
   return { runId: b.runId, password: b.password, items: b.items === undefined ? undefined : reviewedItems(b.items) };
 }
 
@@ -185,10 +212,19 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.get('/api/checkout', async (req) => flowJson(await checkoutOf(ctx, req).view()));
 
   for (const step of postableSteps(ctx)) {
-    app.post(`/api/checkout/${step}`, async (req) => flowJson(await checkoutOf(ctx, req).submit(step, req.body)));
+    app.post(`/api/checkout/${step}`, async (req) => {
+      const checkout = checkoutOf(ctx, req);
+      const { runId, input } = stepBody(req.body);
+      await checkRun(ctx, checkout, runId);
+      return flowJson(await checkout.submit(step, input));
+    });
   }
 
-  app.post('/api/checkout/back', async (req) => flowJson(await checkoutOf(ctx, req).back()));
+  app.post('/api/checkout/back', async (req) => {
+    const checkout = checkoutOf(ctx, req);
+    await checkRun(ctx, checkout, stepBody(req.body).runId);
+    return flowJson(await checkout.back());
+  });
 
   app.post('/api/checkout/confirm', async (req, reply) => {
     const checkout = checkoutOf(ctx, req);

@@ -34,11 +34,14 @@ async function post(path, body) {
   sending = true;
   const mine = ++posts;
   try {
-    flow = await api('POST', path, body);
+    // Naming the run shown: a step for a run that ended meanwhile (its order placed in another tab) is
+    // refused, not taken into the next run.
+    flow = await api('POST', path, flow.runId ? { ...body, runId: flow.runId } : body);
     editing = null;
     render();
   } catch (err) {
     if (err.code === 'FLOW_COMPLETING') return completingElsewhere(err, mine);
+    if (err.code === 'ORDER_PLACED') return placedElsewhere(err);
     // Out of order, or a step this checkout does not have (a login in another tab swapped the guest's for
     // the account's, or the session ended and took a guest's checkout with it): show what the server has
     // now, and then why, or the message would go with the form it was in.
@@ -139,6 +142,21 @@ async function completingElsewhere(err, mine) {
     }
   }
   say('Your order is still being placed in another tab or on another device, or placing it failed there. Try again in a moment.');
+}
+
+/**
+ * ORDER_PLACED: the run this page showed placed its order in another tab or on another device, before
+ * this step arrived. The page shows the new checkout and the emptied cart, and says where the order is.
+ */
+async function placedElsewhere(err) {
+  reloading = true;
+  try {
+    await loadSession({ create: true }).catch(() => null);
+    await refresh();
+  } finally {
+    reloading = false;
+  }
+  showError(new ApiError(err.status, err.code, 'Your order was placed in another tab or on another device: it is under Orders. This is a new checkout.'));
 }
 
 function showError(err) {
