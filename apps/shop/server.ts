@@ -293,8 +293,10 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   // '*': every session of the user at once (destroyUserSessions); one that was spared is seen again as it answers.
   // Sessions ended on purpose lately, by handle, with why: a cookie of one presented again is logged as
   // a warning (S33: the reuse of an ended session ID). Bounded; the oldest are forgotten first.
-  const ended = new Map<string, string>();
-  ctx.tether.events.on('destroyed', (m: { handle: string; userId: string | null; reason?: string }) => {
+  // By the handle of the ID a session ended under too (idHandle, for one whose ID renewal replaced):
+  // a cookie presented again names that ID, and the log names the session as the account page did.
+  const ended = new Map<string, { why: string; handle: string }>();
+  ctx.tether.events.on('destroyed', (m: { handle: string; idHandle?: string; userId: string | null; reason?: string }) => {
     if (m.handle === '*') {
       if (m.userId !== null) {
         ctx.active.forgetUser(m.userId);
@@ -302,16 +304,18 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
       }
     } else {
       forget(m.handle);
-      ended.set(m.handle, m.reason ?? 'destroyed');
-      if (ended.size > ENDED_SESSIONS_KEPT) ended.delete(ended.keys().next().value!);
+      const entry = { why: m.reason ?? 'destroyed', handle: m.handle };
+      for (const h of m.idHandle === undefined ? [m.handle] : [m.handle, m.idHandle]) ended.set(h, entry);
+      while (ended.size > ENDED_SESSIONS_KEPT) ended.delete(ended.keys().next().value!);
     }
   });
   // A cookie of an ended session: after a logout or a session ended for the user, someone may be
   // replaying a copy of it; after a timeout or a login (the old cookie of a request that raced it), a
   // browser is simply behind. Logged by handle (the one the ending reported), never by ID.
   ctx.tether.events.on('reused', (m: { handle: string; userId: string | null }) => {
-    const why = ended.get(m.handle);
-    const fields = { event: 'security.session_reused', session: m.handle, user: m.userId, ended: why ?? null };
+    const entry = ended.get(m.handle);
+    const why = entry?.why;
+    const fields = { event: 'security.session_reused', session: entry?.handle ?? m.handle, user: m.userId, ended: why ?? null };
     if (why !== undefined) app.log.warn(fields, `the cookie of a session ended (${why}) was presented again`);
     else app.log.debug(fields, 'the cookie of a session that no longer exists was presented');
   });

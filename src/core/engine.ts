@@ -926,7 +926,9 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     else if (event === 'anomaly') this.#stats.anomalies++;
     if (this.#sockets !== null) this.#socketsHear(event, key, previousKey);
     if (!channels[event].hasSubscribers && this.events.listenerCount(event) === 0) return;
-    const msg: LifecycleMessage = { event, handle: names?.handle ?? handleOf(key), userId, at: this.options.clock.now() };
+    const own = handleOf(key);
+    const msg: LifecycleMessage = { event, handle: names?.handle ?? own, userId, at: this.options.clock.now() };
+    if (msg.handle !== own) msg.idHandle = own;
     if (reason !== undefined) msg.reason = reason;
     const previousHandle = names?.previousHandle === undefined && previousKey !== undefined ? handleOf(previousKey) : names?.previousHandle;
     if (typeof previousHandle === 'string') msg.previousHandle = previousHandle;

@@ -21,8 +21,14 @@ export interface LifecycleMessage {
   event: LifecycleEvent;
   /** Opaque handle of the session (for regenerated: the new one). */
   handle: string;
-  /** For regenerated: the handle of the session it replaced. */
+  /** For regenerated: the handle of the session it replaced (none for a renewal, which keeps its handle). */
   previousHandle?: string;
+  /**
+   * The handle of the ID the session is stored under, when that is not `handle` (a session whose ID a
+   * renewal replaced keeps the handle of the ID it began with): what `reused` carries for a cookie of
+   * that ID presented after the session ended.
+   */
+  idHandle?: string;
   userId: string | null;
   /**
    * destroyed: 'logout' | 'user' (destroyByUser) | 'limit' (maxSessionsPerUser) | 'anomaly' (userAgentChange

@@ -972,3 +972,54 @@ describe('shop api: the admin ends every session (ASVS 7.4.5)', () => {
     assert.deepEqual((await a.get('/api/cart')).body.items.map((i: { productId: string; quantity: number }) => [i.productId, i.quantity]), [['camp-mug', 2]], 'the account\'s saved cart follows the user');
   });
 });
+
+describe('shop api: a session renewed every 2 s (TETHER_RENEWAL_INTERVAL=2)', () => {
+  let renewing: TestShop;
+  before(async () => {
+    renewing = await startTestShop({ TETHER_RENEWAL_INTERVAL: '2', TETHER_RENEWAL_GRACE: '1', TETHER_STORE: 'memory', SHOP_NEW_SESSIONS_PER_MINUTE: '100000' });
+  });
+  after(async () => {
+    await renewing?.stop();
+  });
+
+  /** A user signed in on two devices, and the handle the first device's account page lists for the second. */
+  async function twoDevices(): Promise<{ a: ShopClient; b: ShopClient; handleOfB: string }> {
+    const a = new ShopClient(renewing.url);
+    const username = uniqueName();
+    assert.equal((await a.register(username)).status, 201);
+    const b = new ShopClient(renewing.url);
+    await b.login(username);
+    const handleOfB = ((await a.get('/api/me/sessions')).body as Array<{ id: string; current: boolean }>).find((s) => !s.current)!.id;
+    return { a, b, handleOfB };
+  }
+
+  it('sessions when a device was renewed since the account page listed it then "end this device" still ends it', async () => {
+    const { a, b, handleOfB } = await twoDevices();
+    await sleep(2_100);
+    const before = b.cookieHeader;
+    assert.equal((await b.get('/api/session')).body.authenticated, true);
+    assert.notEqual(b.cookieHeader, before, 'the device was given a new ID');
+    const listed = (await a.get('/api/me/sessions')).body as Array<{ id: string; current: boolean }>;
+    assert.ok(listed.some((s) => s.id === handleOfB), 'listed by the same handle');
+    const r = await a.request('DELETE', `/api/me/sessions/${handleOfB}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await b.get('/api/session')).body.authenticated, false, 'the device is signed out');
+  });
+
+  it('session cookie of a renewed session when presented again after its logout then the shop logs the reuse as a warning by the handle the account page showed', async () => {
+    const { b, handleOfB } = await twoDevices();
+    await sleep(2_100);
+    const before = b.cookieHeader;
+    assert.equal((await b.get('/api/session')).body.authenticated, true);
+    assert.notEqual(b.cookieHeader, before, 'renewed');
+    const copy = new ShopClient(renewing.url);
+    for (const [k, v] of b.cookies) copy.cookies.set(k, v);
+    assert.equal((await b.request('POST', '/api/auth/logout')).status, 200);
+    const from = renewing.logs.length;
+    assert.equal((await copy.get('/api/session')).body.authenticated, false);
+    const lines = renewing.logs.slice(from).filter((l) => l.includes('"security.session_reused"'));
+    assert.equal(lines.length, 1, renewing.logs.slice(from).join('\n'));
+    const record = JSON.parse(lines[0]!);
+    assert.deepEqual([record.level, record.session, record.ended], ['warn', handleOfB, 'logout']);
+  });
+});

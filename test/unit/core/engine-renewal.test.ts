@@ -517,6 +517,25 @@ describe('engine renewal', () => {
     assert.deepEqual(await r.tether.listUserSessions('u1'), []);
   });
 
+  it('renewal when a renewed session is logged out and its cookie presented again then the reuse carries the idHandle its ending reported', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const ended: Array<{ handle: string; idHandle?: string }> = [];
+    const reused: Array<{ handle: string }> = [];
+    r.tether.events.on('destroyed', (m: { handle: string; idHandle?: string }) => void ended.push(m));
+    r.tether.events.on('reused', (m: { handle: string }) => void reused.push(m));
+    const first = await signedIn(r);
+    r.clock.advance(61_000);
+    const renewed = await trip(r.tether, first.cookie, () => {}, 'GET');
+    const handle = renewed.session.handle!;
+    const cookie = cookiePair(renewed.setCookies)!;
+    await trip(r.tether, cookie, (s) => s.destroy());
+    assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.rejectedCookie, 'unknown');
+    assert.equal(ended.length, 1);
+    assert.equal(ended[0]!.handle, handle, 'the session by its handle');
+    assert.ok(ended[0]!.idHandle !== undefined && ended[0]!.idHandle !== handle, 'and the ID it ended under');
+    assert.deepEqual(reused.map((m) => m.handle), [ended[0]!.idHandle]);
+  });
+
   it('renewal when a renewed session signs in again or regenerates then it is a new session with a handle of its own, and the old one is its previousHandle', async () => {
     const r = rig({ renewal: RENEWAL });
     const first = await signedIn(r);
