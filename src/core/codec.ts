@@ -22,9 +22,10 @@ export interface Envelope {
   /** When the session's current ID was issued, in ms of the engine's clock: kept under `renewal` only. */
   i?: number;
   /**
-   * The session's handle once a renewal replaced its ID (`renewal`): the handle of the ID it had when it
-   * began (was created, signed in or regenerated), kept across renewals, so that a session list, a log
-   * or an event names the same device before and after. Absent: the handle of the ID it is stored under.
+   * The session's handle once a renewal (`renewal`) or `reauthenticated()` replaced its ID: the handle
+   * of the ID it had when it began (was created, signed in or regenerated), kept across those, so that
+   * a session list, a log or an event names the same device before and after. Absent: the handle of the
+   * ID it is stored under.
    */
   h?: string;
 }

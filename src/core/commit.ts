@@ -268,9 +268,11 @@ export class Committer {
       // cache with every new visitor's session.
       const regenerating = s.record !== null;
       const written: Written = regenerating ? { env: null } : NOTHING_WRITTEN;
-      // A new ID begins a new session, named by its own handle: what a renewal kept is not carried.
+      // A new ID begins a new session, named by its own handle, but for a reauthentication's, which
+      // goes on with the session as a renewal does.
       const previousHandle = handleIn(s);
-      s.sessionHandle = undefined;
+      const kept = regenerating && s.keepHandle && previousHandle !== null;
+      s.sessionHandle = kept ? previousHandle : undefined;
       // Under renewal a new ID is dated, so that the commit of a request that finds it due replaces it.
       if (o.renewal !== null) s.issuedAt = now;
       let text = this.#encode(s, regenerating ? written : undefined);
@@ -305,7 +307,7 @@ export class Committer {
       this.#sendCookie(s, record, now, previous !== null);
       if (previous) {
         this.#e.decoded.forget(previous.key);
-        this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key, { previousHandle });
+        this.#e.emit('regenerated', record.key, record.userId, undefined, previous.key, kept ? { handle: previousHandle, previousHandle: null } : { previousHandle });
       } else {
         this.#e.emit('created', record.key, record.userId);
       }

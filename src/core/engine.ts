@@ -664,7 +664,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   #newState(ua: string | undefined, net: string | undefined): SessionState {
     return {
       id: null, key: null, record: null, loadedText: null, loadedUserId: null, loaded: null, data: null, copyLoaded: this.#copyLoaded, csrf: undefined,
-      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, issuedAt: undefined, sessionHandle: undefined, renew: true, presentedId: null, newLifetime: false, destroyed: false,
+      ua: ua === undefined ? undefined : ua.slice(0, 256), userId: null, remembered: false, authAt: undefined, net, view: null, ops: [], updateWrites: 0, updateCountedTo: 0, regenerate: false, issuedAt: undefined, sessionHandle: undefined, keepHandle: false, renew: true, presentedId: null, newLifetime: false, destroyed: false,
       touch: undefined, resign: false, clearCookie: false, rejected: null, release: null, updating: 0, updated: null, afterUpdates: null, afterCommit: null, committed: false, committing: null, setCookies: [], clearSiteData: null,
       newId: this.#newId, options: this.options,
     };

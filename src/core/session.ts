@@ -73,10 +73,16 @@ export interface SessionState {
   /** When the session's current ID was issued (the envelope's `i`), kept under `renewal` only. */
   issuedAt: number | undefined;
   /**
-   * The session's handle once a renewal replaced its ID (the envelope's `h`: the handle of the ID it
-   * began with); undefined while it is stored under that ID, whose own handle is the session's.
+   * The session's handle once a renewal or `reauthenticated()` replaced its ID (the envelope's `h`: the
+   * handle of the ID it began with); undefined while it is stored under that ID, whose own handle is the
+   * session's.
    */
   sessionHandle: string | undefined;
+  /**
+   * Set by `reauthenticated()`: its new ID goes on with the same session, which keeps its handle, as
+   * through a renewal; `regenerate()` and `login()` begin a new session, with a handle of its own.
+   */
+  keepHandle: boolean;
   /** This request can deliver a new cookie, so its commit may renew a due ID (`renewal`). */
   renew: boolean;
   /** The ID the request's cookie carried (null without one): what opens a renewal's pointer (renewal.ts). */
@@ -154,8 +160,8 @@ export class Session<T extends object = SessionData> {
 
   /**
    * An opaque handle for this session, safe to show and log: the `id` its user's session list gives it.
-   * It names the session from its creation (or its last login or regeneration) until it ends, through
-   * the ID renewals of `renewal`; null before the session is stored.
+   * It names the session from its creation (or its last login or `regenerate()`) until it ends, through
+   * the new IDs of `renewal` and `reauthenticated()`; null before the session is stored.
    */
   get handle(): string | null {
     return handleIn(this.#s);
@@ -423,7 +429,11 @@ export class Session<T extends object = SessionData> {
     if (typeof regenerate !== 'boolean') throw new TypeError('session.reauthenticated({ regenerate }) takes true or false');
     this.#live();
     if (this.#s.userId === null) throw new TypeError('session.reauthenticated() needs a signed-in session: call login(userId) to sign one in');
-    if (regenerate) this.#newId();
+    if (regenerate) {
+      // The same session under a new ID, unless this request also begins a new one (login, regenerate).
+      this.#s.keepHandle = !this.#s.regenerate || this.#s.keepHandle;
+      this.#newId();
+    }
     this.#authenticated();
   }
 
@@ -467,6 +477,7 @@ export class Session<T extends object = SessionData> {
     this.#live();
     // The ID first: a custom generator that fails leaves the session as it was.
     this.#newId();
+    this.#s.keepHandle = false;
     this.#s.csrf = randomToken();
   }
 

@@ -85,6 +85,34 @@ describe('step-up (authenticatedAt, requireRecentAuth, reauthenticated)', () => 
     }, 'GET');
   });
 
+  it('reauthenticated() when it renews the ID then the session keeps its handle: a session list shown before still ends it; a login in the same request begins a new session', async () => {
+    for (const renewal of [undefined, { intervalMs: 60 * MINUTE, graceMs: 10_000 }]) {
+      const r = rig({ idleTimeoutMs: 60 * MINUTE, renewal });
+      const messages: Array<{ handle: string; previousHandle?: string }> = [];
+      r.tether.events.on('regenerated', (m: { handle: string; previousHandle?: string }) => void messages.push(m));
+      const cookie = await signedIn(r);
+      const [before] = await r.tether.listUserSessions('ada');
+      messages.length = 0;
+      const confirmed = await trip(r.tether, cookie, (s) => s.reauthenticated());
+      assert.notEqual(confirmed.cookie, cookie, 'a new ID');
+      assert.equal(confirmed.session.handle, before!.id, 'the same handle');
+      assert.deepEqual((await r.tether.listUserSessions('ada')).map((x) => x.id), [before!.id]);
+      assert.deepEqual(messages.map((m) => [m.handle, m.previousHandle]), [[before!.id, undefined]]);
+      // Once more, and then a login with the step-up: a new session.
+      const again = await trip(r.tether, confirmed.cookie, (s) => s.reauthenticated());
+      assert.equal(again.session.handle, before!.id);
+      const login = await trip(r.tether, again.cookie, (s) => {
+        s.reauthenticated();
+        s.login('ada');
+      });
+      assert.notEqual(login.session.handle, before!.id, 'a login begins a new session');
+      const other = await trip(r.tether, undefined, (s) => s.login('ada'));
+      const stepUp = await trip(r.tether, other.cookie, (s) => s.reauthenticated());
+      assert.equal(await r.tether.destroyUserSession('ada', other.session.handle!), true, 'ended by the handle listed before its step-up');
+      assert.equal((await trip(r.tether, stepUp.cookie, () => {}, 'GET')).session.userId, null);
+    }
+  });
+
   it('reauthenticated({ regenerate: false }) when called then the step-up is stored under the same ID, with no new cookie; a regenerate that is not a boolean is a TypeError', async () => {
     const r = rig({ idleTimeoutMs: 60 * MINUTE });
     const cookie = await signedIn(r);
