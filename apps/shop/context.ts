@@ -23,6 +23,19 @@ export interface ShopSession {
   username: string;
   /** IDs of the orders placed in this session as a guest, the latest last (a few). */
   guestOrders: string[];
+  /** The order the guest's last checkout placed (see LastOrder). */
+  lastOrder: LastOrder;
+}
+
+/**
+ * The order a checkout run placed, kept with the checkout (in the user context, or a guest's session) as
+ * the run ends: a page whose Place order lost its answer (the network), loaded again, shows a new
+ * checkout, and says from this that the order was placed.
+ */
+export interface LastOrder {
+  orderId: string;
+  total: number;
+  placedAt: number;
 }
 
 /** The user context (per user, shared by all their devices). */
@@ -35,6 +48,8 @@ export interface ShopUserContext extends Record<string, unknown> {
    * tried again merges only what was added to it since, not the whole cart a second time.
    */
   mergedCarts?: Array<{ from: string; lines: CartLine[] }>;
+  /** The order the user's last checkout placed (see LastOrder). */
+  lastOrder?: LastOrder;
 }
 
 export interface ShopContext {

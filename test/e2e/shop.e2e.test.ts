@@ -999,6 +999,42 @@ describe('shop in Chromium: a guest\'s step posted in another tab while the orde
   });
 });
 
+describe('shop in Chromium: Place order whose answer is lost', () => {
+  it('guest when the order is placed but its answer never arrives then the page loaded again says the order was placed and where it is, over the new checkout', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      await guestAtReview(page);
+      // The request reaches the shop, which places the order; its answer is lost on the way back.
+      let runId = '';
+      await page.route('**/api/checkout/confirm', async (route) => {
+        runId = (route.request().postDataJSON() as { runId: string }).runId;
+        await route.fetch();
+        await route.abort('connectionreset');
+      });
+      await page.getByTestId('place-order').click();
+      await page.locator('#step-error').filter({ hasText: 'Something went wrong. Check your connection and try again.' }).waitFor();
+      const order = await t.shop.db.findOrderByKey(`guest-checkout:${runId}`);
+      assert.ok(order, 'the order was placed');
+      await page.unroute('**/api/checkout/confirm');
+      await page.reload();
+      await page.locator('form[data-step=contact]').waitFor();
+      await page.getByTestId('last-order').filter({ hasText: `Your order ${order.id} ($14.00) was placed at ` }).waitFor();
+      await waitForCount(page, '0');
+      await page.getByTestId('last-order').getByRole('link', { name: 'Orders' }).click();
+      await page.getByTestId('order').filter({ hasText: `Order ${order.id}` }).waitFor();
+      // Once the next checkout begins, the note has said its part.
+      await page.goto(t.url + '/checkout');
+      await page.getByLabel('Email').fill('ada@example.org');
+      await page.getByRole('button', { name: 'Continue to shipping' }).click();
+      await page.locator('form[data-step=shipping]').waitFor();
+      assert.equal(await page.getByTestId('last-order').count(), 0);
+      assert.deepEqual(errors.filter((e) => !e.includes('ERR_CONNECTION_RESET') && !e.includes('Failed to fetch')), []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: a checkout step after being signed out elsewhere', () => {
   it('shopper when signed out from another device while filling in the payment then sending it shows the guest checkout and says in words that the account\'s checkout waits for a login; at the review, the page does so at once', async () => {
     const { context, page, errors } = await newPage();

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ADMIN_PASSWORD, ShopClient, assertError, rawRequest, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
+import { LAST_ORDER_SHOWN_MS } from '../../apps/shop/routes/checkout.js';
 
 let t: TestShop;
 before(async () => {
@@ -427,7 +428,7 @@ describe('shop api: password change', () => {
 describe('shop api: checkout and orders', () => {
   it('checkout when steps are skipped or back is used at the start then 409 FLOW_STEP_OUT_OF_ORDER', async () => {
     const { client } = await newUser();
-    assert.deepEqual((await client.get('/api/checkout')).body, { step: 'shipping', steps: ['shipping', 'payment', 'review'], data: {}, runId: null });
+    assert.deepEqual((await client.get('/api/checkout')).body, { step: 'shipping', steps: ['shipping', 'payment', 'review'], data: {}, runId: null, lastOrder: null });
     assertError(await client.post('/api/checkout/payment', CARD), 409, 'FLOW_STEP_OUT_OF_ORDER');
     // Too early is what is wrong with these, whatever their input.
     assertError(await client.post('/api/checkout/payment', { cardNumber: '12ab' }), 409, 'FLOW_STEP_OUT_OF_ORDER');
@@ -548,6 +549,35 @@ describe('shop api: checkout and orders', () => {
     assert.equal((await client.get('/api/orders')).body.length, 1, 'nothing placed by the refused confirms');
     assert.equal((await client.post('/api/checkout/confirm', { runId: next.runId })).status, 201);
     assert.equal((await client.get('/api/orders')).body.length, 2);
+  });
+
+  it('checkout when its confirm placed the order but the answer was lost then GET /api/checkout names that order on every device, for LAST_ORDER_SHOWN_MS; a step of that run answers 409 ORDER_PLACED', async () => {
+    const { client: a, username } = await newUser();
+    await a.add('notebook', 2);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    const run = (await a.post('/api/checkout/payment', CARD)).body.runId;
+    const before = Date.now();
+    const placed = (await a.post('/api/checkout/confirm', { runId: run })).body;
+    const view = (await a.get('/api/checkout')).body;
+    assert.deepEqual({ ...view, lastOrder: { ...view.lastOrder, placedAt: 0 } }, {
+      step: 'shipping', steps: ['shipping', 'payment', 'review'], data: {}, runId: null, lastOrder: { orderId: placed.orderId, total: placed.total, placedAt: 0 },
+    });
+    assert.ok(view.lastOrder.placedAt >= before && view.lastOrder.placedAt <= Date.now());
+    const b = new ShopClient(t.url);
+    assert.equal((await b.login(username)).status, 200);
+    assert.equal((await b.get('/api/checkout')).body.lastOrder?.orderId, placed.orderId, 'another device is told too');
+    const step = await b.post('/api/checkout/shipping', { ...SHIPPING, runId: run });
+    assertError(step, 409, 'ORDER_PLACED');
+    assert.ok(step.body.error.message.includes(placed.orderId));
+    // Begun again, the next run is what the checkout shows; the order stays the last one placed.
+    assert.equal((await a.post('/api/checkout/shipping', SHIPPING)).body.step, 'payment');
+    assert.equal((await a.get('/api/checkout')).body.lastOrder?.orderId, placed.orderId);
+    // Older than LAST_ORDER_SHOWN_MS, it is no longer named.
+    const user = await t.shop.db.findUserByName(username);
+    await t.shop.tether.users.update<{ lastOrder?: { placedAt: number } }>(user!.id, (c) => {
+      c.lastOrder!.placedAt -= LAST_ORDER_SHOWN_MS + 1000;
+    });
+    assert.equal((await a.get('/api/checkout')).body.lastOrder, null);
   });
 
   it('confirm when another user names a run then it is not answered with that run\'s order', async () => {

@@ -38,7 +38,7 @@ describe('shop api: guest checkout', () => {
     const c = new ShopClient(t.url);
     const r = await c.get('/api/checkout');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.body, { step: 'contact', steps: ['contact', 'shipping', 'payment', 'review'], data: {}, runId: null });
+    assert.deepEqual(r.body, { step: 'contact', steps: ['contact', 'shipping', 'payment', 'review'], data: {}, runId: null, lastOrder: null });
     assert.equal(r.headers['set-cookie'], undefined, 'viewing the checkout made no session');
   });
 
@@ -94,7 +94,13 @@ describe('shop api: guest checkout', () => {
     assert.match(confirm.body.orderId, /^ord_/);
     assert.equal(confirm.body.total, 2 * 14 + 149);
     assert.deepEqual((await c.get('/api/cart')).body, { items: [], count: 0, total: 0 });
-    assert.deepEqual((await c.get('/api/checkout')).body, { step: 'contact', steps: ['contact', 'shipping', 'payment', 'review'], data: {}, runId: null });
+    const next = (await c.get('/api/checkout')).body;
+    assert.deepEqual(next, {
+      step: 'contact', steps: ['contact', 'shipping', 'payment', 'review'], data: {}, runId: null,
+      lastOrder: { orderId: confirm.body.orderId, total: 2 * 14 + 149, placedAt: next.lastOrder?.placedAt },
+    }, 'a new checkout, with the order the last one placed (for a page whose answer was lost)');
+    assert.equal(typeof next.lastOrder.placedAt, 'number');
+    assert.equal((await new ShopClient(t.url).get('/api/checkout')).body.lastOrder, null, 'another visitor is not told of it');
     assert.equal(t.shop.context.counters.ordersPlaced, placedBefore + 1);
 
     const stored = await t.shop.db.findOrderByKey(`guest-checkout:${pay.body.runId}`);

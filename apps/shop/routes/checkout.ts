@@ -21,7 +21,7 @@ import { FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
 import { guestOrdersOf, sessionOf } from '../context.js';
 import { stepUp } from '../lib/reauth.js';
-import type { ShopContext, ShopUserContext } from '../context.js';
+import type { LastOrder, ShopContext, ShopUserContext } from '../context.js';
 
 type Placed = { order: Order; created: boolean };
 type Run = { runId: string; data: Record<string, unknown> };
@@ -42,11 +42,28 @@ interface Checkout {
   owns(order: Order): boolean;
   /** In the write that ends the run (the user context, or the guest's session data). */
   onCompleted: (c: Record<string, unknown>, placed: Placed) => void;
+  /** What the write that ended the last run kept of its order (`lastOrder`), if anything. */
+  lastOrder(): Promise<unknown>;
 }
 
-/** Only what was ordered leaves the cart: anything added meanwhile stays. */
-function takeOrderedFromCart(c: Record<string, unknown>, { order }: Placed): void {
+/**
+ * Only what was ordered leaves the cart (anything added meanwhile stays), and the order is remembered
+ * as the last one, for a page that did not get the confirm's answer.
+ */
+function endRun(c: Record<string, unknown>, { order }: Placed): void {
   c.cart = subtractLines(linesOf(c.cart), order.items);
+  c.lastOrder = { orderId: order.id, total: centsToAmount(order.totalCents), placedAt: order.createdAt } satisfies LastOrder;
+}
+
+/** How long GET /api/checkout names the last order placed: the time for a page to be loaded again. */
+export const LAST_ORDER_SHOWN_MS = 10 * 60_000;
+
+/** The last order, if it was placed within LAST_ORDER_SHOWN_MS; anything else kept there is ignored. */
+function recentOrder(value: unknown, now: number): LastOrder | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { orderId, total, placedAt } = value as Record<string, unknown>;
+  if (typeof orderId !== 'string' || typeof total !== 'number' || typeof placedAt !== 'number') return null;
+  return now - placedAt <= LAST_ORDER_SHOWN_MS ? { orderId, total, placedAt } : null;
 }
 
 /** How many of its orders a guest's session remembers, for confirms that repeat them and GET /api/orders. */
@@ -71,7 +88,8 @@ function checkoutOf(ctx: ShopContext, req: FastifyRequest): Checkout {
       cart: async () => linesOf((await ctx.tether.users.get<ShopUserContext>(userId)).cart),
       owner: () => ({ userId, email: null }),
       owns: (o) => o.userId === userId,
-      onCompleted: takeOrderedFromCart,
+      onCompleted: endRun,
+      lastOrder: async () => (await ctx.tether.users.get<ShopUserContext>(userId)).lastOrder,
     };
   }
   return {
@@ -83,9 +101,10 @@ function checkoutOf(ctx: ShopContext, req: FastifyRequest): Checkout {
     // session naming the run (its runId leaked) is not answered with it.
     owns: (o) => o.userId === null && guestOrdersOf(session.data.guestOrders).includes(o.id),
     onCompleted: (c, placed) => {
-      takeOrderedFromCart(c, placed);
+      endRun(c, placed);
       c.guestOrders = [...guestOrdersOf(c.guestOrders).filter((id) => id !== placed.order.id), placed.order.id].slice(-GUEST_ORDERS_KEPT);
     },
+    lastOrder: async () => session.data.lastOrder,
   };
 }
 
@@ -209,7 +228,13 @@ function postableSteps(ctx: ShopContext): string[] {
 }
 
 export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
-  app.get('/api/checkout', async (req) => flowJson(await checkoutOf(ctx, req).view()));
+  // With the order the last run placed, lately: a page that lost the confirm's answer shows the next run,
+  // and says that the order went through.
+  app.get('/api/checkout', async (req) => {
+    const checkout = checkoutOf(ctx, req);
+    const [view, last] = await Promise.all([checkout.view(), checkout.lastOrder()]);
+    return { ...flowJson(view), lastOrder: recentOrder(last, Date.now()) };
+  });
 
   for (const step of postableSteps(ctx)) {
     app.post(`/api/checkout/${step}`, async (req) => {

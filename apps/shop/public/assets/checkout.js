@@ -290,6 +290,19 @@ function review() {
   return panel;
 }
 
+/**
+ * Over a checkout not yet begun, the order the last one placed, lately (GET /api/checkout's `lastOrder`):
+ * a Place order whose answer was lost (the network), or that another tab or device sent, went through,
+ * and the page loaded again shows the next checkout. Null when there is none to tell of.
+ */
+function lastOrderNote() {
+  const last = flow.runId === null ? flow.lastOrder : null;
+  if (!last) return null;
+  return el('p', { class: 'panel', role: 'status', 'data-testid': 'last-order' },
+    'Your order ', el('strong', {}, last.orderId), ` (${formatPrice(last.total)}) was placed at ${new Date(last.placedAt).toLocaleTimeString()}. It is under `,
+    el('a', { href: '/orders' }, 'Orders'), '.');
+}
+
 /** `focus`: false when the page shows the same step again (a currency switch), and focus stays where it is. */
 function render(focus = true) {
   renderSteps();
@@ -304,7 +317,8 @@ function render(focus = true) {
         el('a', { href: '/' }, 'Keep shopping'))));
   } else {
     const step = editing ?? flow.step;
-    host.replaceChildren((FORMS[step] ?? review)());
+    const note = lastOrderNote();
+    host.replaceChildren(...(note ? [note] : []), (FORMS[step] ?? review)());
   }
   if (focus) document.getElementById('step-title')?.focus();
 }
