@@ -1265,6 +1265,34 @@ describe('shop in Chromium: the catalog in a store outage', () => {
   });
 });
 
+describe('shop in Chromium: the account\'s pages in a store outage', () => {
+  it('cart, orders, checkout and account pages when the session store fails then say the shop is temporarily unavailable in place of "Loading…", and Try again loads them once it answers', async () => {
+    const { context, page, errors } = await newPage();
+    const outage = storeOutage('get');
+    try {
+      await registerInPage(page, t.url, 'outage');
+      await page.goto(t.url + '/products/camp-mug');
+      await page.getByTestId('add-to-cart').click();
+      await waitForCount(page, '1');
+      outage.begin();
+      for (const path of ['/cart', '/orders', '/checkout', '/account']) {
+        await page.goto(t.url + path);
+        await page.getByTestId('unavailable').filter({ hasText: 'The shop is temporarily unavailable. Please try again in a moment.' }).waitFor();
+        assert.equal(await page.getByText('Loading…').count(), 0, path);
+      }
+      outage.end();
+      await page.getByTestId('unavailable').getByRole('link', { name: 'Try again' }).click();
+      await page.getByTestId('session-row').first().waitFor();
+      await page.goto(t.url + '/cart');
+      await page.getByTestId('cart-line').waitFor();
+      assert.deepEqual(errors.filter((e) => !e.includes('status of 503')), []);
+    } finally {
+      outage.end();
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: a phone\'s width', () => {
   it('account page when 360 px wide then the sessions table scrolls inside its panel and the page does not scroll sideways', async () => {
     const context = await browser.newContext({ viewport: { width: 360, height: 740 }, colorScheme: 'light' });

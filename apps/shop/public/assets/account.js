@@ -1,6 +1,6 @@
 // The account page: preferences, the password, the devices (sessions) signed in, logging out others or one
 // of them, and deleting the account.
-import { api, ApiError, askPassword, describeError, el, ending, logout, onChange, requireLogin, setPreferences, setSession, signedOut, signedOutPanel, state, toast } from './app.js';
+import { api, ApiError, askPassword, describeError, el, ending, loadFailed, logout, onChange, requireLogin, setPreferences, setSession, signedOut, signedOutPanel, state, toast } from './app.js';
 
 function device(ua) {
   if (!ua) return 'Unknown device';
@@ -167,4 +167,4 @@ async function main() {
   });
 }
 
-main().catch((err) => toast(describeError(err)));
+main().catch((err) => loadFailed(document.getElementById('account'), err));

@@ -391,6 +391,24 @@ export function describeError(err) {
   return 'Something went wrong. Check your connection and try again.';
 }
 
+/** What a page says when the server failed (5xx) or could not be reached: the shop is not at fault for a 4xx. */
+export const UNAVAILABLE = 'The shop is temporarily unavailable. Please try again in a moment.';
+
+/** Whether `err` is the server's failure (5xx) or the network's, rather than an answer about the request. */
+export function isUnavailable(err) {
+  return !(err instanceof ApiError) || err.status >= 500;
+}
+
+/**
+ * A page whose content could not be loaded (the session store down answers 503) says so in its place,
+ * with a way to try again: a toast would be gone in seconds, leaving "Loading…" for good.
+ */
+export function loadFailed(host, err) {
+  host.replaceChildren(el('div', { class: 'empty panel', role: 'alert', 'data-testid': 'unavailable' },
+    el('p', {}, isUnavailable(err) ? UNAVAILABLE : describeError(err)),
+    el('a', { class: 'button primary', href: location.pathname + location.search }, 'Try again')));
+}
+
 const LOGO = '<svg viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="8" fill="currentColor"/><path class="logo-mark" d="M9 11h14M16 11v12" stroke-width="3.2" stroke-linecap="round"/><circle class="logo-dot" cx="16" cy="23" r="2.6"/></svg>';
 const CART_ICON = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="M3 4h2l2.4 11.2a2 2 0 0 0 2 1.6h7.7a2 2 0 0 0 2-1.5L21 8H6"/><circle cx="10" cy="20" r="1.3"/><circle cx="17" cy="20" r="1.3"/></svg>';
 const MOON = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><path d="M20 14.5A8 8 0 0 1 9.5 4 8 8 0 1 0 20 14.5z"/></svg>';

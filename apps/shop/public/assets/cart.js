@@ -1,5 +1,5 @@
 // The cart: change quantities, remove lines, go to checkout (logged in, after logging in, or as a guest).
-import { api, describeError, el, formatPrice, loadSession, onChange, setCart, signedOutPanel, state, toast } from './app.js';
+import { api, ApiError, describeError, el, formatPrice, loadFailed, loadSession, onChange, setCart, signedOutPanel, state, toast } from './app.js';
 import { artFor } from './art.js';
 import { loadProducts } from './catalog.js';
 
@@ -83,13 +83,16 @@ function render() {
 async function main() {
   onChange(render);
   // The products give the lines' pictures only: the cart shows without them.
-  [products] = await Promise.all([loadProducts().catch(() => []), loadSession().catch(() => null)]);
+  [products] = await Promise.all([loadProducts().catch(() => []), loadSession()]);
   if (!state.session) {
     // No session yet: read the cart without creating one.
-    anonymousCart = await (await fetch('/api/cart', { headers: { accept: 'application/json' } })).json();
+    const res = await fetch('/api/cart', { headers: { accept: 'application/json' } });
+    const data = await res.json().catch(() => null);
+    if (!res.ok) throw new ApiError(res.status, data?.error?.code ?? 'HTTP_' + res.status, data?.error?.message ?? res.statusText);
+    anonymousCart = data;
   }
   owner = state.session?.authenticated ? state.session.user.username : null;
   render();
 }
 
-main().catch((err) => toast(describeError(err)));
+main().catch((err) => loadFailed(document.getElementById('cart'), err));

@@ -1,5 +1,5 @@
 // The catalog: search, category filter, add to cart, recently viewed. Browsing creates no session.
-import { addToCart, ApiError, describeError, el, formatPrice, loadSession, onChange, state, toast } from './app.js';
+import { addToCart, ApiError, describeError, el, formatPrice, isUnavailable, loadSession, onChange, state, toast, UNAVAILABLE } from './app.js';
 import { artFor } from './art.js';
 
 let products = [];
@@ -52,14 +52,6 @@ export function renderRecent(exclude) {
   const items = ids.map((id) => products.find((p) => p.id === id)).filter(Boolean);
   section.hidden = items.length === 0;
   document.getElementById('recent-grid').replaceChildren(...items.map((p) => productCard(p, { compact: true })));
-}
-
-/** What a page says when the server failed (5xx) or could not be reached: the shop is not at fault for a 4xx. */
-export const UNAVAILABLE = 'The shop is temporarily unavailable. Please try again in a moment.';
-
-/** Whether `err` is the server's failure (5xx) or the network's, rather than an answer about the request. */
-export function isUnavailable(err) {
-  return !(err instanceof ApiError) || err.status >= 500;
 }
 
 /** The products; an ApiError when the server answers with an error. */

@@ -1,7 +1,7 @@
 // Checkout: shipping → payment → review → place order; a guest gives an email address first. The server
 // keeps the step (a user's in the account, so another device resumes at the same place; a guest's in the
 // session), so the page always renders what GET /api/checkout says.
-import { api, ApiError, askPassword, describeError, el, formatPrice, loadSession, onChange, state, toast } from './app.js';
+import { api, ApiError, askPassword, describeError, el, formatPrice, loadFailed, loadSession, onChange, state, toast } from './app.js';
 
 const LABELS = { contact: 'Contact', shipping: 'Shipping', payment: 'Payment', review: 'Review' };
 const FORMS = { contact: contactForm, shipping: shippingForm, payment: paymentForm };
@@ -346,4 +346,4 @@ async function main() {
   });
 }
 
-main().catch((err) => toast(describeError(err)));
+main().catch((err) => loadFailed(document.getElementById('checkout'), err));

@@ -1,6 +1,6 @@
 // Order history, newest first: a user's, or for a visitor the orders this browser's session placed as a
 // guest (the server knows which only while that session lasts).
-import { api, describeError, el, formatPrice, loadSession, onChange, sendToLogin, signedOutPanel, toast } from './app.js';
+import { api, el, formatPrice, loadFailed, loadSession, onChange, sendToLogin, signedOutPanel } from './app.js';
 
 function orderView(o) {
   return el('article', { class: 'panel order', 'data-testid': 'order', 'data-order': o.id },
@@ -33,4 +33,4 @@ async function main() {
   });
 }
 
-main().catch((err) => toast(describeError(err)));
+main().catch((err) => loadFailed(document.getElementById('orders'), err));

@@ -1,7 +1,7 @@
 // One product: details, quantity, add to cart; viewing it is recorded in the session's recently viewed.
-import { addToCart, describeError, el, formatPrice, loadSession, onChange, state, toast } from './app.js';
+import { addToCart, describeError, el, formatPrice, loadSession, onChange, state, toast, UNAVAILABLE } from './app.js';
 import { artFor } from './art.js';
-import { UNAVAILABLE, loadProducts, renderRecent } from './catalog.js';
+import { loadProducts, renderRecent } from './catalog.js';
 
 let product = null;
 
