@@ -6,6 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { ADMIN_PASSWORD, ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { TestShop } from '../helpers/shop.js';
 
@@ -240,5 +241,20 @@ describe('shop log at the default level (info)', () => {
     assert.ok(!t.logs.join('\n').includes('query-secret-000'), 'no query string is logged');
     assert.deepEqual(r.map((x) => x.event), ['auth.register']);
     assert.equal(r[0]!.level, 'info');
+  });
+});
+
+describe('shop log: audit events in the README', () => {
+  it('audit events when the shop can write one then the README\'s Logs section names it', async () => {
+    const root = new URL('../../', import.meta.url);
+    const sources = readdirSync(new URL('apps/shop/', root), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    const events = new Set<string>();
+    for (const f of sources) {
+      for (const m of readFileSync(new URL(`apps/shop/${f}`, root), 'utf8').matchAll(/audit\(ctx, req, '([a-z_.]+)'/g)) events.add(m[1]!);
+    }
+    assert.ok(events.size >= 10, `found ${[...events].join(', ')}`);
+    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    const logs = readme.slice(readme.indexOf('### Logs'), readme.indexOf('### HTTP API'));
+    assert.deepEqual([...events].filter((e) => !logs.includes(`\`${e}\``)).sort(), []);
   });
 });
