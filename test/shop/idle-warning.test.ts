@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
+import { ADMIN_PASSWORD, ShopClient, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
 
 const IDLE_MS = 20_000;
@@ -59,6 +59,24 @@ describe('shop: how long a signed-in session has left', () => {
     // Any other request says it too, as its commit left it.
     const cart = await c.get('/api/cart');
     assert.ok(leftOf(cart)! > IDLE_MS - 2_000);
+  });
+
+  it('admin figures when the admin page asks for them again and again then the asking moves no deadline: the page left open is signed out at the idle timeout', async () => {
+    const admin = new ShopClient(t.url);
+    const login = await admin.login('admin', ADMIN_PASSWORD);
+    assert.equal(login.status, 200);
+    const first = leftOf(login)!;
+    // Past the touch interval: any other request now would move the deadline.
+    await sleep(3_000);
+    const polled = await admin.get('/api/admin/overview');
+    assert.equal(polled.status, 200);
+    assert.ok(leftOf(polled)! <= first - 2_500, `the deadline did not move: ${first} then ${leftOf(polled)}`);
+    const deadline = (await admin.get('/api/session/deadline')).body;
+    assert.ok(deadline.expiresIn <= first - 2_500, `nor in the store: ${deadline.expiresIn}`);
+    // What the admin does on the page still counts.
+    const looked = await admin.get('/api/admin/users/admin');
+    assert.equal(looked.status, 200);
+    assert.ok(leftOf(looked)! > IDLE_MS - 1_000, `moved by a look-up: ${leftOf(looked)}`);
   });
 
   it('signed-in session when SHOP_IDLE_WARNING is 0 then no answer carries the header', async () => {

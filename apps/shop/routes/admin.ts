@@ -99,6 +99,9 @@ async function namedUser(ctx: ShopContext, req: FastifyRequest<UserParams>): Pro
 
 export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
   app.get('/api/admin/overview', async (req) => {
+    // The admin page asks for these by itself every few seconds: not the admin's activity, so it moves no
+    // deadline, and an admin page left open is signed out at the idle timeout like any other page.
+    sessionOf(req).touch(false);
     await requireAdmin(ctx, req);
     const store = ctx.tether.store as typeof ctx.tether.store & { stats?: () => unknown };
     // Bounded and mapped like the engine's own calls: a store that fails or hangs is 503 STORE_UNAVAILABLE
