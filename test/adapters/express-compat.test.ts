@@ -243,6 +243,25 @@ describe('session() data and cookie', () => {
     }
   });
 
+  it('req.session.cookie.maxAge when given a Date or false, as express-session takes, then an expiry or a browser-session cookie, not a 500', async () => {
+    const shared = backend();
+    const app = await compatApp({ cookie: { maxAge: 3_600_000 } }, (a) => {
+      a.post('/:how', (req, res) => {
+        const cookie = req.session.cookie as unknown as { maxAge: unknown };
+        cookie.maxAge = req.params.how === 'date' ? new Date(shared.clock.now() + 20 * 60_000) : false;
+        req.session.compatNote = req.params.how;
+        res.json({ originalMaxAge: req.session.cookie.originalMaxAge });
+      });
+    }, shared);
+    const date = await app.client().request('/date', { method: 'POST' });
+    assert.deepEqual(date.json(), { originalMaxAge: 20 * 60_000 });
+    assert.equal(cookieAttributes(date.setCookies[0]!)['max-age'], '1200');
+    const off = await app.client().request('/false', { method: 'POST' });
+    assert.deepEqual(off.json(), { originalMaxAge: null });
+    assert.equal(cookieAttributes(off.setCookies[0]!)['max-age'], undefined, 'a browser-session cookie');
+    await app.close();
+  });
+
   it('cookie.maxAge option when one session is given a browser-session cookie then its later responses keep it one', async () => {
     for (const rolling of [false, true]) {
       const app = await compatApp({ cookie: { maxAge: 3_600_000 }, rolling }, (a) => {

@@ -79,7 +79,12 @@ export class CompatCookie {
     return this.#expires === null ? null : this.#expires.valueOf() - this.#clock.now();
   }
 
-  set maxAge(ms: number | null | undefined) {
+  /** As express-session also takes: a Date (deprecated there) is an expiry, `false` a browser-session cookie. */
+  set maxAge(ms: number | Date | false | null | undefined) {
+    if (ms instanceof Date || ms === false) {
+      this.expires = ms;
+      return;
+    }
     if (ms !== null && ms !== undefined && (typeof ms !== 'number' || !Number.isFinite(ms))) {
       throw new TypeError('cookie.maxAge must be a number of milliseconds or null');
     }
