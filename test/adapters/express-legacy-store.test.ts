@@ -21,7 +21,7 @@ import { instrumentStore, registerTetherMetrics } from 'tether/observability';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
-import { listen, CookieClient } from '../helpers/cookie-client.js';
+import { listen, CookieClient, cookieAttributes } from '../helpers/cookie-client.js';
 import type { Listening } from '../helpers/cookie-client.js';
 import { FaultyStore, arrivals, latch, leavingRequest, storedData } from './express-compat.kit.js';
 
@@ -342,6 +342,22 @@ describe('migration from express-session', () => {
     const old = new expressSession.MemoryStore();
     await migrationScenario(old, old, 'shop.sid', undefined, { name: 'sid', legacyCookieName: 'shop.sid' });
     assert.throws(() => session({ secret: 'keyboard cat', store: old, tether: { legacyCookieName: 'bad name;' } }), { code: 'OPTIONS_INVALID', message: /legacyCookieName must be a cookie name or a non-empty array of them/ });
+  });
+
+  it('migration when express-session’s cookie had another Domain than Tether’s then the old cookie is expired with its own Domain', async () => {
+    for (const [oldDomain, newDomain] of [['shop.example', undefined], [undefined, 'shop.example']] as const) {
+      const old = new expressSession.MemoryStore();
+      old.set('sid-1', { cookie: { originalMaxAge: null, path: '/', ...(oldDomain ? { domain: oldDomain } : {}) }, legacyUser: 'alice' });
+      const server = await listen(appOn(session({ secret: 'keyboard cat', store: old, ...(newDomain ? { cookie: { domain: newDomain } } : {}) })));
+      const c = new CookieClient(server.url);
+      c.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+      const r = await c.request('/visit');
+      assert.deepEqual(r.json(), { user: 'alice', views: 1 });
+      const clear = r.setCookies.find((h) => h.startsWith('connect.sid='))!;
+      assert.equal(cookieAttributes(clear)['max-age'], '0');
+      assert.equal(cookieAttributes(clear).domain, oldDomain, `old ${oldDomain}, new ${newDomain}`);
+      await server.close();
+    }
   });
 
   it('migration when the express-session cookie is forged, signed with another secret or unsigned (no s: prefix) then nothing is adopted', async () => {

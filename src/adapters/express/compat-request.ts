@@ -311,7 +311,7 @@ export class RequestSessions implements SessionController {
       if (this.#legacy && (this.#stored || this.#ended || !this.#legacyPending)) await this.#run(() => this.#retireLegacy());
       if (this.#joined) {
         // The request that adopted the session expires the old cookie too, but either response may come last.
-        const clear = expireLegacyCookie(this.#cfg, this.#joined.name, this.#joined.path, this.#defaults);
+        const clear = expireLegacyCookie(this.#cfg, this.#joined, this.#defaults);
         if (clear) this.#out.add(...clear);
       }
       this.#resendIfDue();
@@ -520,7 +520,7 @@ export class RequestSessions implements SessionController {
       if (this.#stored) this.#clearSiteData = null;
       this.#id = s.id ?? this.#id;
       // The adopted data is in Tether: requests that presented the old session meanwhile can open it.
-      if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, name: this.#legacy.name, path: this.#legacy.path });
+      if (this.#legacy && this.#stored && this.#claim) this.#claim.adopted({ id: this.#id!, name: this.#legacy.name, path: this.#legacy.path, domain: this.#legacy.domain });
       // As express-session's: a change of `req.session.cookie` alone does not count (its hash leaves the
       // cookie out), so it alone sends no cookie without `rolling`.
       if (this.#regenerated || !jsonEqual(withoutCookie(base0), withoutCookie(mine))) this.#modified = true;

@@ -17,8 +17,9 @@ export interface Adoption {
   sid: string;
   /** The name of the old cookie that presented it, to expire it with. */
   name: string;
-  /** The old cookie's path, to expire it with. */
+  /** The old cookie's path and domain (none: a host-only cookie), to expire it with. */
   path: string;
+  domain: string | undefined;
   /** The old session's data, without its `cookie`. */
   data: Record<string, unknown>;
   /** The lifetime its cookie had, if it had one. */
@@ -56,23 +57,31 @@ export async function readAdoption(cfg: ResolvedCompat, sid: string, name: strin
   const old = await cfg.tether.callStore(() => source.readLegacy(sid), 'readLegacy');
   if (!old) return null;
   const { cookie, ...data } = old;
-  const c = (typeof cookie === 'object' && cookie !== null ? cookie : {}) as { originalMaxAge?: unknown; path?: unknown };
+  const c = (typeof cookie === 'object' && cookie !== null ? cookie : {}) as { originalMaxAge?: unknown; path?: unknown; domain?: unknown };
   const originalMaxAge = typeof c.originalMaxAge === 'number' || c.originalMaxAge === null ? c.originalMaxAge : undefined;
-  return { sid, name, path: typeof c.path === 'string' ? c.path : '/', data: jsonClone(data), originalMaxAge };
+  return {
+    sid, name, path: typeof c.path === 'string' ? c.path : '/', domain: typeof c.domain === 'string' && c.domain !== '' ? c.domain : undefined,
+    data: jsonClone(data), originalMaxAge,
+  };
 }
 
 /** Deletes the old record; returns the Set-Cookie that expires the old cookie, when its name is not ours. */
 export async function retire(cfg: ResolvedCompat, adoption: Adoption, defaults: CompatCookie): Promise<[string, string] | null> {
   const source = cfg.legacy!.source;
   await cfg.tether.callStore(() => source.destroyLegacy(adoption.sid), 'destroyLegacy');
-  return expireLegacyCookie(cfg, adoption.name, adoption.path, defaults);
+  return expireLegacyCookie(cfg, adoption, defaults);
 }
 
-/** The Set-Cookie that expires the old cookie `name` set for `path`; null when its name is ours (our cookie replaces it). */
-export function expireLegacyCookie(cfg: ResolvedCompat, name: string, path: string, defaults: CompatCookie): [string, string] | null {
+/**
+ * The Set-Cookie that expires the old cookie, named and scoped as express-session set it (a cookie is
+ * replaced only by one of the same name, path and domain); null when its name is ours (our cookie replaces it).
+ */
+export function expireLegacyCookie(cfg: ResolvedCompat, old: Pick<Adopted, 'name' | 'path' | 'domain'>, defaults: CompatCookie): [string, string] | null {
+  const { name } = old;
   if (name === cfg.name) return null;
   const clear = defaults.clone();
-  clear.path = path;
+  clear.path = old.path;
+  clear.domain = old.domain;
   return [name, clear.serializeClear(name)];
 }
 
@@ -80,9 +89,10 @@ export function expireLegacyCookie(cfg: ResolvedCompat, name: string, path: stri
 export interface Adopted {
   /** The Tether session that holds the old session's data. */
   id: string;
-  /** The old cookie's name and path, to expire it with. */
+  /** The old cookie's name, path and domain, to expire it with. */
   name: string;
   path: string;
+  domain: string | undefined;
 }
 
 /**

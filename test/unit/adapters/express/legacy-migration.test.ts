@@ -17,9 +17,9 @@ describe('Adoptions', () => {
     });
     await new Promise((r) => setImmediate(r));
     assert.equal(answered, false, 'waits while the first request adopts');
-    first.adopted({ id: 'new-id', name: 'connect.sid', path: '/' });
-    assert.deepEqual(await second, { id: 'new-id', name: 'connect.sid', path: '/' });
-    assert.deepEqual(await adoptions.claim('sid-1', 1_000), { id: 'new-id', name: 'connect.sid', path: '/' }, 'until released, later ones join at once');
+    first.adopted({ id: 'new-id', name: 'connect.sid', path: '/', domain: undefined });
+    assert.deepEqual(await second, { id: 'new-id', name: 'connect.sid', path: '/', domain: undefined });
+    assert.deepEqual(await adoptions.claim('sid-1', 1_000), { id: 'new-id', name: 'connect.sid', path: '/', domain: undefined }, 'until released, later ones join at once');
     first.release();
     other.release();
     assert.equal(adoptions.size, 0, 'nothing kept once the requests are done');
@@ -31,7 +31,7 @@ describe('Adoptions', () => {
     const second = adoptions.claim('sid-1', 1_000);
     const third = adoptions.claim('sid-1', 1_000);
     first.end();
-    first.adopted({ id: 'after-logout', name: 'connect.sid', path: '/' });
+    first.adopted({ id: 'after-logout', name: 'connect.sid', path: '/', domain: undefined });
     first.release();
     const next = await second;
     assert.ok(next instanceof Claim, 'a logout’s new session is never handed to another holder of the old cookie');
