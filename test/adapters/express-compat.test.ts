@@ -617,6 +617,13 @@ describe('session() options', () => {
     assert.equal(cookieAttributes((await d.request('/', https)).setCookies[0]!).secure, '');
     assert.deepEqual((await d.request('/')).setCookies, []);
     await app.close();
+    // The same for sessions stored empty (saveUninitialized).
+    const empty = await compatApp({ proxy: true, rolling: true, saveUninitialized: true, cookie: { secure: 'auto' } }, (a) => a.get('/', (_req, res) => res.end()));
+    const e = empty.client();
+    assert.equal(cookieAttributes((await e.request('/', https)).setCookies[0]!).secure, '');
+    assert.equal(cookieAttributes((await e.request('/', https)).setCookies[0]!).secure, '', 'stored empty, still Secure');
+    assert.deepEqual((await e.request('/')).setCookies, []);
+    await empty.close();
   });
 
   it('proxy when undefined then Express’s "trust proxy" decides req.secure', async () => {

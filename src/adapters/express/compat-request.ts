@@ -434,7 +434,9 @@ export class RequestSessions implements SessionController {
     // express-session's keeps the Secure it was created with: a request that does not look like HTTPS
     // (a proxy that left out X-Forwarded-Proto) must not send its ID in a cookie without Secure, which
     // the browser would then also send over plain HTTP.
-    if (!empty && this.#cookie.secure === true && this.#cfg.secureAuto(this.#defaults)) overrides.secure = true;
+    // Not for a session left empty that is not stored, nor for a regenerated one, which must stay empty to end.
+    const kept = !empty || this.#cfg.saveUninitialized || (this.#stored && !this.#regenerated);
+    if (kept && this.#cookie.secure === true && this.#cfg.secureAuto(this.#defaults)) overrides.secure = true;
     if (Object.keys(overrides).length > 0 && (this.#stored || !empty || keepsLifetime)) out.cookie = overrides;
     return out;
   }
