@@ -360,6 +360,29 @@ describe('migration from express-session', () => {
     }
   });
 
+  it('migration when the first request reloads the session before storing it then reload() reads the old session again, as express-session’s does', async () => {
+    const old = new expressSession.MemoryStore();
+    old.set('sid-1', { cookie: { originalMaxAge: null }, legacyUser: 'alice', legacyViews: 4 });
+    const app = express();
+    app.use(session({ secret: 'keyboard cat', store: old }));
+    app.get('/reload', (req, res) => {
+      req.session.legacyViews = 99;
+      req.session.reload((err) => {
+        if (err) return res.status(500).json({ error: String(err) });
+        req.session.legacyViews = (req.session.legacyViews ?? 0) + 1;
+        res.json({ user: req.session.legacyUser ?? null, views: req.session.legacyViews });
+      });
+    });
+    app.use(appOn((_req, _res, next) => next()));
+    const server = await listen(app);
+    const c = new CookieClient(server.url);
+    c.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+    assert.deepEqual((await c.request('/reload')).json(), { user: 'alice', views: 5 }, 'the change before reload() dropped');
+    assert.equal(c.get('connect.sid'), undefined, 'migrated: the old cookie is cleared');
+    assert.deepEqual((await c.request('/visit')).json(), { user: 'alice', views: 6 });
+    await server.close();
+  });
+
   it('migration when the express-session cookie is forged, signed with another secret or unsigned (no s: prefix) then nothing is adopted', async () => {
     const old = new expressSession.MemoryStore();
     old.set('victim', { cookie: { originalMaxAge: null }, legacyUser: 'alice' });

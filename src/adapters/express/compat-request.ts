@@ -227,6 +227,17 @@ export class RequestSessions implements SessionController {
   reload(session: CompatSession): Promise<void> {
     return this.#run(async () => {
       this.#assertCurrent(session);
+      // Taken over from express-session and not stored in Tether yet: it is still the old store's, where
+      // express-session's reload() would read it.
+      if (this.#legacy && this.#legacyPending && this.#claim && !this.#stored) {
+        const adoption = await readAdoption(this.#cfg, this.#legacy.sid, this.#legacy.name);
+        if (!adoption) throw new Error('failed to load session');
+        this.#replaced.set(session, this.#cookie);
+        this.#cookie = this.#defaults.clone();
+        this.#adopt(adoption, this.#claim);
+        holder(this.#req).session = this.#compat;
+        return;
+      }
       // express-session's own message for a session that is not (or no longer) in the store; a regenerated
       // session is not stored until it is saved.
       if (!this.#stored || this.#regenerated) throw new Error('failed to load session');
