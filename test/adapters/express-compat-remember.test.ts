@@ -98,6 +98,26 @@ describe('session() "remember me": a per-session cookie.maxAge', () => {
     }
   });
 
+  it('renewal when due on a request whose Secure cookie cannot be sent (not HTTPS) then the ID is kept, and the next HTTPS request renews it: no session lost after the grace', async () => {
+    for (const secure of [true, 'auto'] as const) {
+      const app = await compatApp({ proxy: true, name: 'sid', cookie: { secure }, tether: { renewal: { intervalMs: 10 * MIN, graceMs: 30_000 } } }, (a) => {
+        a.get('/', (req, res) => res.send(String((req.session.views = (req.session.views ?? 0) + 1))));
+      });
+      const https = { headers: { 'x-forwarded-proto': 'https' } };
+      const c = app.client();
+      await c.request('/', https);
+      const first = c.get('sid');
+      app.clock.advance(11 * MIN);
+      const plain = await c.request('/');
+      assert.deepEqual([plain.body, plain.setCookies], ['2', []], `secure ${secure}`);
+      app.clock.advance(MIN);
+      const back = await c.request('/', https);
+      assert.equal(back.body, '3', `secure ${secure}: the session is still there past the grace`);
+      assert.notEqual(idOf(c.get('sid')), idOf(first), `secure ${secure}: renewed by the request that could take the cookie`);
+      await app.close();
+    }
+  });
+
   it('login when it leaves the cookie a browser-session one then the session ends after the engine’s 30 minutes idle', async () => {
     const app = await compatApp({}, routes);
     const c = app.client();

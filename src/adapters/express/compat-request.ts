@@ -526,6 +526,10 @@ export class RequestSessions implements SessionController {
       const st = sessionState(s);
       const idBefore = s.id;
       const refreshOnly = !s.isNew && !st.regenerate && !st.resign && st.remembered;
+      // A renewal's new ID whose cookie cannot reach the browser (Secure, on a request that does not look
+      // like HTTPS) would leave it the old ID, which names nothing once the grace is over: a later request
+      // that can take the cookie renews instead.
+      if (!this.#out.deliverable(this.#cookie)) st.renew = false;
       const headers = await tether.commit(s);
       this.#out.pushEngine(refreshOnly && s.id === idBefore ? [] : headers, this.#cookie);
       this.#stored = !s.isNew;
