@@ -302,6 +302,22 @@ export function assertRegeneration(ended: SessionRecord, expectedVersion: number
   assertNextVersion(created, 0);
 }
 
+const UNSENT = Symbol('tether.unsent');
+
+/**
+ * Marks `err`, a store call's failure, as one that sent nothing to the backend (no connection when it
+ * was made): its write cannot land later, so a cache need not doubt what it held (TieredStore).
+ */
+export function unsent<E extends Error>(err: E): E {
+  Object.defineProperty(err, UNSENT, { value: true });
+  return err;
+}
+
+/** Whether `err` was marked by `unsent`. */
+export function wasUnsent(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[UNSENT] === true;
+}
+
 /** A new session's key already holds a live record: the error every regeneration and create answers it with. */
 export function idCollision(): SessionConflictError {
   return new SessionConflictError('a new session ID collided with a live one');

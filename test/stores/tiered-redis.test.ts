@@ -7,6 +7,7 @@ import { RedisStore } from '../../src/stores/redis/index.js';
 import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
 import type { Clock, SessionStore } from '../../src/core/store.js';
 import { startRedis, redisCommand, waitFor } from '../helpers/redis.js';
+import { wasUnsent } from '../../src/core/store.js';
 import type { RedisServer } from '../helpers/redis.js';
 import { twoNodeCases, writesAcrossFeedOutage } from '../helpers/tiered.js';
 import { delayingProxy, stallingProxy } from '../helpers/net.js';
@@ -111,6 +112,34 @@ describe('TieredStore over Redis', () => {
       await reader.close();
       await other.close();
       await proxy.close();
+    }
+  });
+
+  it('tiered redis when its writes fail while Redis is down, sending nothing, then once Redis is back the sessions are served locally again', async () => {
+    const down = await startRedis({ appendonly: 'always' });
+    const clock = new ManualClock();
+    const shared = new RedisStore({ url: down.url, keyPrefix: nextPrefix(), clock, commandTimeoutMs: 300 });
+    const tier = new TieredStore({ shared, clock });
+    try {
+      await tier.get('warm-up');
+      await waitFor('the change feed to listen', 5_000, async () => shared.feedState === 'listening');
+      const rec = makeRecord(clock, { userId: 'alice' });
+      assert.deepEqual(await tier.set(rec, 0), { ok: true });
+      await down.stop();
+      await waitFor('the store to see Redis gone', 5_000, async () => shared.feedState === 'connecting');
+      for (const write of [() => tier.set({ ...rec, version: 2, data: '{"n":2}' }, 1), () => tier.touch(rec.key, rec.expiresAt + 1_000, clock.now(), 1), () => tier.destroy(rec.key)]) {
+        await assert.rejects(write(), (err: Error & { code?: string }) => err.code === 'STORE_UNAVAILABLE' && wasUnsent(err));
+      }
+      await down.restart();
+      await waitFor('the tier reading again', 10_000, () => tier.get(rec.key).then((r) => r?.version === 1, () => false));
+      await waitFor('the change feed to listen again', 5_000, async () => shared.feedState === 'listening');
+      assert.equal((await tier.get(rec.key))?.version, 1);
+      const hits = tier.stats().hits;
+      assert.equal((await tier.get(rec.key))?.version, 1);
+      assert.equal(tier.stats().hits, hits + 1, 'writes that were never sent leave nothing in doubt');
+    } finally {
+      await tier.close();
+      await down.dispose();
     }
   });
 

@@ -10,7 +10,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { decimal } from '../../core/decimal.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, SweptListeners, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision, isSessionKey } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, SweptListeners, assertNextVersion, deadlineOf, stampOf, assertRegeneration, idCollision, isSessionKey, unsent } from '../../core/store.js';
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
@@ -752,7 +752,7 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     const client = this.#client;
     if (client.status === 'wait') client.connect().catch(noop);
     if (client.status === 'end') {
-      return Promise.reject(new StoreUnavailableError('RedisStore: the Redis client was closed (status end) and will not reconnect'));
+      return Promise.reject(unsent(new StoreUnavailableError('RedisStore: the Redis client was closed (status end) and will not reconnect')));
     }
     return new Promise((resolve, reject) => {
       const wake = (): void => {
@@ -765,8 +765,9 @@ export class RedisStore implements SessionStore, AsyncDisposable {
         this.#waiters.delete(wake);
         // A server that answers but refuses the password is not an outage: say so, in Redis's words.
         const refused = this.#refused === null ? '' : `: Redis refused the credentials (${this.#refused}); check the URL's user and password`;
-        reject(new StoreUnavailableError(`RedisStore: no connection to Redis within ${this.#opts.commandTimeoutMs} ms `
-          + `(status ${client.status}; options.commandTimeoutMs)${refused}`));
+        // Nothing was sent: a caller's write cannot land later.
+        reject(unsent(new StoreUnavailableError(`RedisStore: no connection to Redis within ${this.#opts.commandTimeoutMs} ms `
+          + `(status ${client.status}; options.commandTimeoutMs)${refused}`)));
       }, this.#opts.commandTimeoutMs);
       this.#waiters.add(wake);
     });

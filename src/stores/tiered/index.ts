@@ -15,7 +15,7 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError, isTetherError } from '../../core/errors.js';
-import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration, isSessionKey } from '../../core/store.js';
+import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration, isSessionKey, wasUnsent } from '../../core/store.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
@@ -483,8 +483,10 @@ export class TieredStore implements SessionStore, AsyncDisposable {
 
 /**
  * Whether a write that threw may still have been applied, or apply later: any failure but those that
- * say nothing was written (a refused value, a regeneration onto a taken ID, a call on a closed store).
+ * say nothing was written (a refused value, a regeneration onto a taken ID, a call on a closed store,
+ * one the shared store never sent: `unsent`).
  */
 function outcomeUnknown(err: unknown): boolean {
+  if (wasUnsent(err)) return false;
   return !(isTetherError(err) && (err.code === 'STORE_REJECTED' || err.code === 'SESSION_CONFLICT' || err.code === 'STORE_CLOSED'));
 }
