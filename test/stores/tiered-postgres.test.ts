@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { TieredStore } from '../../src/stores/tiered/index.js';
 import { PostgresStore } from '../../src/stores/postgres/index.js';
-import { runStoreSuite, ManualClock } from '../../src/testing/store-suite.js';
+import { runStoreSuite, ManualClock, makeRecord } from '../../src/testing/store-suite.js';
+import { wasUnsent } from '../../src/core/store.js';
+import { waitFor } from '../helpers/redis.js';
 import type { Clock, SessionStore } from '../../src/core/store.js';
 import { pgQuery, startPostgres } from '../helpers/postgres.js';
 import type { PostgresServer } from '../helpers/postgres.js';
@@ -50,6 +52,36 @@ runStoreSuite({
 });
 
 describe('TieredStore over PostgreSQL', () => {
+  it('tiered postgres when its writes fail while PostgreSQL is down, sending nothing, then once it is back the sessions are served locally again', async () => {
+    const down = await startPostgres({ fast: true });
+    const clock = new ManualClock();
+    const shared = new PostgresStore({ connectionString: down.url, clock, sweepIntervalMs: 0, statementTimeoutMs: 500 });
+    await shared.ready();
+    const tier = new TieredStore({ shared, clock });
+    try {
+      assert.equal(await shared.feedListening(), true);
+      const rec = makeRecord(clock, { userId: 'alice' });
+      assert.deepEqual(await tier.set(rec, 0), { ok: true });
+      await down.stop();
+      await waitFor('the store to see PostgreSQL gone', 10_000, async () => shared.feedState !== 'listening');
+      // Pooled connections the server closed are dropped as their end is noticed; then calls find none.
+      await waitFor('a write to fail without a connection', 10_000,
+        () => tier.set(makeRecord(clock), 0).then(() => false, (err: Error & { code?: string }) => err.code === 'STORE_UNAVAILABLE' && wasUnsent(err)));
+      for (const write of [() => tier.set({ ...rec, version: 2, data: '{"n":2}' }, 1), () => tier.touch(rec.key, rec.expiresAt + 1_000, clock.now(), 1), () => tier.destroy(rec.key)]) {
+        await assert.rejects(write(), (err: Error & { code?: string }) => err.code === 'STORE_UNAVAILABLE' && wasUnsent(err));
+      }
+      await down.restart();
+      assert.equal(await shared.feedListening(15_000), true);
+      await waitFor('the tier reading again', 10_000, () => tier.get(rec.key).then((r) => r?.version === 1, () => false));
+      const hits = tier.stats().hits;
+      assert.equal((await tier.get(rec.key))?.version, 1);
+      assert.equal(tier.stats().hits, hits + 1, 'writes that were never sent leave nothing in doubt');
+    } finally {
+      await tier.close();
+      await down.dispose();
+    }
+  });
+
   twoNodeCases({
     where: 'one PostgreSQL table', tag: 'tiered postgres', iterations: 200, atLeast: 60,
     pair: async (clock) => {

@@ -32,7 +32,7 @@ import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, SweptListeners } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, SweptListeners, unsent, wasUnsent } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
@@ -216,7 +216,8 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
         this.#migrated = true;
       } catch (err) {
         this.#ready = null;
-        throw this.#fail('migrate', err);
+        // A caller's write waits for this and is not sent when it fails.
+        throw unsent(this.#fail('migrate', err));
       }
     })();
     return this.#ready;
@@ -529,7 +530,13 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
    * by this store's own checks is.
    */
   async #withClient<R>(fn: (client: PoolClient) => Promise<R>): Promise<R> {
-    const client = await this.#pool.connect();
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      // No connection: nothing of the call was sent, so its write cannot land later.
+      throw err instanceof Error ? unsent(err) : err;
+    }
     const onError = (): void => {};
     client.on('error', onError);
     try {
@@ -569,8 +576,9 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
     // Any other failure by its code alone (SQLSTATE or errno): the adapters answer this message to the
     // client, and the driver's text names the server's address, the database or the role ("connect
     // ECONNREFUSED 10.0.0.5:5432", "password authentication failed for user …"). The text stays in `cause`.
-    return new StoreUnavailableError(`PostgresStore ${op} failed${code ? ` (${code})` : ''}; check that PostgreSQL is reachable `
+    const out = new StoreUnavailableError(`PostgresStore ${op} failed${code ? ` (${code})` : ''}; check that PostgreSQL is reachable `
       + '(options connectionString or pool) and answers within options.statementTimeoutMs', { cause: err });
+    return wasUnsent(err) ? unsent(out) : out;
   }
 }
 
