@@ -182,8 +182,20 @@ function routingOf(): Routing | null {
   const name = process.env.TETHER_SESSION_COOKIE;
   const slot = process.env.TETHER_WORKER_SLOT;
   if (!name || !slot || !/^[1-9]\d{0,3}$/.test(slot)) return null;
-  const route = routeCookieName(name);
-  return { session: `${name}=`, route: `${route}=${slot}`, clear: `${route}=` };
+  return routingFor(name, Number(slot));
+}
+
+function routingFor(sessionCookie: string, slot: number): Routing {
+  const route = routeCookieName(sessionCookie);
+  return { session: `${sessionCookie}=`, route: `${route}=${slot}`, clear: `${route}=` };
+}
+
+/**
+ * Makes `server`'s responses that set the `sessionCookie` cookie also set the routing cookie naming
+ * worker `slot` (see routeWithSession). `acceptHandoff` does so in every worker runCluster starts.
+ */
+export function sendRouteCookie(server: Server, sessionCookie: string, slot: number): void {
+  routeWithSession(server, routingFor(sessionCookie, slot));
 }
 
 /** The servers whose responses send the routing cookie beside the session cookie, and how. */
@@ -227,12 +239,14 @@ const ROUTING_STORE_HEADER = new WeakSet<StoreHeader>();
  * given to `writeHead`, copied here with the cookie added.
  */
 function addRoute(res: ServerResponse, headers: unknown, routing: Routing): unknown {
-  if (res.getHeaderNames().length > 0) {
-    const own = res.getHeader('set-cookie');
-    const cookie = own === undefined ? null : routeFor(own, routing);
+  // A Set-Cookie of the response's own: Node stores those (writeHead's merged in), so `headers` are they.
+  const own = res.getHeader('set-cookie');
+  if (own !== undefined) {
+    const cookie = routeFor(own, routing);
     if (cookie !== null) res.setHeader('set-cookie', [...(Array.isArray(own) ? own : [String(own)]), cookie]);
     return headers;
   }
+  // Else `headers` are what writeHead was given, or the response's own, which then hold no Set-Cookie.
   if (Array.isArray(headers)) {
     const i = lastSessionPair(headers, routing);
     if (i === -1) return headers;
