@@ -86,6 +86,31 @@ describe('fastify adapter: tetherErrorHandler', () => {
     });
   }
 
+  for (const order of ['before', 'after'] as const) {
+    it(`when a route sets a cookie with @fastify/cookie, registered ${order} the plugin, and throws a plain Error then the answer carries none of its cookies, and the error handler's own still go out`, async () => {
+      const app = Fastify();
+      if (order === 'before') await app.register(fastifyCookie);
+      await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false }) });
+      if (order === 'after') await app.register(fastifyCookie);
+      app.setErrorHandler((err: Error, _req, reply) => {
+        void reply.setCookie('failed', 'yes', { path: '/' }).code(500).send({ failed: err.message });
+      });
+      app.post('/fail', async (req, reply) => {
+        req.session.set('n', 2);
+        void reply.setCookie('remember', 'TOKEN', { path: '/' });
+        await Promise.resolve();
+        throw new Error('boom');
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      running = app;
+      const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+      const r = await c.request('/fail', { method: 'POST' });
+      assert.equal(r.status, 500);
+      assert.deepEqual(r.json(), { failed: 'boom' });
+      assert.deepEqual(r.setCookies.map((v) => v.split(';')[0]), ['failed=yes']);
+    });
+  }
+
   it('when a forged session cookie comes with a route that throws a TetherError then its expiry is the one cookie the answer carries', async () => {
     const app = Fastify();
     await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false }) });

@@ -276,6 +276,23 @@ function clearAnswerHeaders(reply: FastifyReply): void {
   for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
 }
 
+/** The description of the symbol under which @fastify/cookie keeps the cookies `reply.setCookie` set, until its onSend hook. */
+const FASTIFY_COOKIE_PENDING = 'fastify.reply.setCookies';
+
+/**
+ * Drops the cookies the failed route set with @fastify/cookie's `reply.setCookie`, which the plugin keeps
+ * aside in a Map of the reply's and adds in its own onSend hook, as clearAnswerHeaders drops those set
+ * with `reply.header`; the error handler's own, set after this, still go out. The Map is found by its
+ * symbol's description: under a version of @fastify/cookie that names it otherwise, they stay, as before.
+ */
+function dropPendingCookies(reply: FastifyReply): void {
+  for (const key of Object.getOwnPropertySymbols(reply)) {
+    if (key.description !== FASTIFY_COOKIE_PENDING) continue;
+    const pending = (reply as unknown as Record<symbol, unknown>)[key];
+    if (pending instanceof Map) pending.clear();
+  }
+}
+
 /** Raw responses whose head is to carry no Set-Cookie but the session's (see sessionCookiesOnly). */
 const ERROR_HEADS = new WeakSet<object>();
 
@@ -427,6 +444,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
       const own = reply.getHeader('set-cookie');
       const sessionCookies = (own === undefined ? [] : Array.isArray(own) ? own : [String(own)]).filter((v) => v.startsWith(`${tether.options.cookie.name}=`));
       clearAnswerHeaders(reply);
+      dropPendingCookies(reply);
       if (sessionCookies.length > 0) reply.header('set-cookie', sessionCookies);
       reply.header('cache-control', 'no-store');
     }
