@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
@@ -250,5 +251,40 @@ describe('fastify adapter: error answers are never cacheable', () => {
     assert.equal(r.status, 503);
     assertUncacheable(r, 'failed commit');
     assert.equal(r.headers.get('content-security-policy'), CSP);
+  });
+});
+
+describe('fastify adapter: the error answer\'s status line', () => {
+  it('when a route set a reason phrase on reply.raw and then throws, or its commit fails, then the error\'s status line carries its own reason phrase', async () => {
+    const store = new MemoryStore();
+    const set = store.set.bind(store);
+    let failing = false;
+    store.set = async (record: SessionRecord, expected: number) => {
+      if (failing) throw new StoreUnavailableError('store down');
+      return set(record, expected);
+    };
+    const app = Fastify();
+    await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false, store }) });
+    app.setErrorHandler(tetherErrorHandler);
+    app.get('/:what', async (req, reply) => {
+      reply.raw.statusMessage = 'Order Placed';
+      void reply.code(201);
+      if ((req.params as { what: string }).what === 'throw') throw new Error('boom');
+      req.session.set('n', 1);
+      return 'ok';
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    running = app;
+    const port = (app.server.address() as AddressInfo).port;
+    const statusLine = (path: string): Promise<string> => new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+      let data = '';
+      socket.on('data', (c: Buffer) => { data += c.toString('latin1'); });
+      socket.on('close', () => resolve(data.slice(0, data.indexOf('\r\n'))));
+      socket.on('error', reject);
+    });
+    assert.equal(await statusLine('/throw'), 'HTTP/1.1 500 Internal Server Error');
+    failing = true;
+    assert.equal(await statusLine('/write'), 'HTTP/1.1 503 Service Unavailable');
   });
 });

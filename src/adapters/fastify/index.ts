@@ -26,7 +26,7 @@ import type { Tether } from '../../core/engine.js';
 import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
 import type { Session } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, abandonOnEarlyClose, errorResponse, reopenAfterError } from '../shared/http.js';
+import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, clearReasonPhrase, abandonOnEarlyClose, errorResponse, reopenAfterError } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 /**
@@ -270,8 +270,12 @@ function uncacheableReply(reply: FastifyReply): void {
   reply.header('cache-control', 'no-store');
 }
 
-/** Removes the answer's own headers (ANSWER_HEADERS) from the reply; those every response carries stay. */
+/**
+ * Removes the answer's own headers (ANSWER_HEADERS) from the reply, and a reason phrase set on its raw
+ * response; the headers every response carries stay.
+ */
 function clearAnswerHeaders(reply: FastifyReply): void {
+  clearReasonPhrase(reply.raw);
   // getHeaders() gives the reply's headers and those set on reply.raw; removeHeader removes both.
   for (const name of Object.keys(reply.getHeaders())) if (ANSWER_HEADERS.has(name.toLowerCase())) reply.removeHeader(name);
 }

@@ -92,8 +92,18 @@ export const ANSWER_HEADERS: ReadonlySet<string> = new Set([
  */
 export function clearFailedAnswer(res: ServerResponse): void {
   if (res.headersSent) return;
+  clearReasonPhrase(res);
   for (const name of res.getHeaderNames()) if (ANSWER_HEADERS.has(name)) res.removeHeader(name);
   res.setHeader('cache-control', 'no-store');
+}
+
+/**
+ * Drops a reason phrase the failed handler set ("Created"), which would otherwise go out on the error's
+ * status line ("503 Created"): Node then writes the status code's own. HTTP/2 has none (Node's
+ * compatibility response, which has a `stream`, warns at each use of it).
+ */
+export function clearReasonPhrase(res: ServerResponse): void {
+  if ((res as { stream?: unknown }).stream === undefined) res.statusMessage = '';
 }
 
 /**
@@ -117,6 +127,7 @@ export function sendError(res: ServerResponse, err: unknown, end: (chunk?: strin
   const { status, body, retryAfter } = errorResponse(err);
   for (const name of res.getHeaderNames()) if (ANSWER_HEADERS.has(name)) res.removeHeader(name);
   res.statusCode = status;
+  clearReasonPhrase(res);
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('cache-control', 'no-store');
   if (retryAfter !== undefined) res.setHeader('retry-after', retryAfter);
