@@ -83,7 +83,7 @@ describe('tether/node openSocket and refuseUpgrade', () => {
     const app = await listen((_req, res) => void res.end());
     t.after(() => app.close());
     app.server.on('upgrade', (_req, socket) => {
-      refuseUpgrade(socket, 404, { headers: { 'X-Node': 'a', 'X-Content-Type-Options': 'nosniff', 'Content-Type': 'text/html', connection: 'keep-alive' } });
+      refuseUpgrade(socket, 404, { headers: { 'X-Node': 'a', 'X-Content-Type-Options': 'nosniff', 'Content-Type': 'text/html', connection: 'keep-alive', ETag: '"v1"', 'CDN-Cache-Control': 'max-age=60' } });
     });
     const { res, body } = await handshake(app.url, {});
     assert.equal(res.statusCode, 404);
@@ -91,6 +91,9 @@ describe('tether/node openSocket and refuseUpgrade', () => {
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
     assert.equal(res.headers['content-type'], 'application/json; charset=utf-8', 'its own Content-Type stays');
     assert.equal(res.headers.connection, 'close');
+    assert.equal(res.headers['cache-control'], 'no-store');
+    assert.equal(res.headers.etag, undefined, 'nothing that lets a cache keep the refusal');
+    assert.equal(res.headers['cdn-cache-control'], undefined);
     assert.equal(JSON.parse(body).error.code, 'NOT_FOUND');
     const socket = new PassThrough();
     assert.throws(() => refuseUpgrade(socket, 404, { headers: { 'X-Bad': 'a\r\nSet-Cookie: sid=x' } }), { code: 'ERR_INVALID_CHAR' });
