@@ -98,8 +98,22 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
     return stopping;
   };
 
+  /**
+   * Makes the responses in flight close their connections once sent, as those of requests that come
+   * during the drain do (`Connection: close`): answered `keep-alive`, their clients would send their next
+   * request on a connection the drain closes as soon as it is idle, and meet a reset.
+   */
+  const closeAfterInFlight = (): void => {
+    for (const socket of sockets) {
+      // The response a connection is answering, which Node keeps on the socket.
+      const res = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+      if (res instanceof ServerResponse) res.shouldKeepAlive = false;
+    }
+  };
+
   const drain = async (): Promise<void> => {
     state = 'stopping';
+    closeAfterInFlight();
     server.close(() => { /* never listened: the callback only reports that */ });
     // What the drain cannot wait for (WebSockets) is the app's to end: told now, it ends them while
     // the requests in flight finish.
@@ -132,8 +146,12 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
       if (!socket) return;
       accept(socket, Buffer.from(typeof msg.head === 'string' ? msg.head : '', 'base64'));
     } else if (isMessage<DrainMessage>(msg, 'tether:drain')) {
-      if (msg.phase === 'prepare' && state === 'serving') state = 'draining';
-      else if (msg.phase === 'stop') void stop();
+      if (msg.phase === 'prepare' && state === 'serving') {
+        state = 'draining';
+        closeAfterInFlight();
+      } else if (msg.phase === 'stop') {
+        void stop();
+      }
     } else if (isMessage<PingMessage>(msg, 'tether:ping')) {
       send({ type: 'tether:pong', n: msg.n });
     }
@@ -143,6 +161,7 @@ export function acceptHandoff(server: Server, options: WorkerOptions = {}): Work
   const selfDrain = (): void => {
     if (state === 'stopping' || state === 'stopped') return;
     state = 'draining';
+    closeAfterInFlight();
     send({ type: 'tether:draining' });
     setTimeout(() => void stop(), SELF_DRAIN_GRACE_MS);
   };

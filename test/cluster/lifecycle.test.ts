@@ -144,7 +144,7 @@ describe('cluster lifecycle', { timeout: 180_000 }, () => {
     }
   });
 
-  it('worker when it alone gets SIGTERM then its in-flight request completes and it is replaced', async () => {
+  it('worker when it alone gets SIGTERM then its in-flight request completes, closing its connection, and it is replaced', async () => {
     const client = await newSession(app.url);
     const name = workerOf(client);
     const pid = await pidOf(port, name);
@@ -153,6 +153,7 @@ describe('cluster lifecycle', { timeout: 180_000 }, () => {
     const r = await slow.reply;
     assert.equal(r.status, 200);
     assert.equal(r.node, name);
+    assert.equal(r.headers.connection, 'close', 'the client does not send its next request on a connection the drain closes');
     assert.notEqual(await pidOf(port, name, pid), pid);
     client.close();
   });
