@@ -10,7 +10,7 @@ import express from 'express';
 import session, { csrfProtection, csrfTokenOf } from 'tether/express';
 import type { CompatTetherOptions } from 'tether/express';
 import { compatApp, backend, storedData, latch, leavingRequest, arrivals, SECRET } from './express-compat.kit.js';
-import { listen, CookieClient } from '../helpers/cookie-client.js';
+import { listen, CookieClient, CACHING_HEADERS, assertUncacheable } from '../helpers/cookie-client.js';
 import { rawRequest } from '../helpers/shop.js';
 
 declare module 'express-session' {
@@ -187,6 +187,28 @@ describe('compat middleware: commit before the response, fail closed', () => {
     assert.equal(r.json<ErrorBody>().error.code, 'STORE_UNAVAILABLE');
     assert.deepEqual(r.setCookies, []);
     await app.close();
+  });
+
+  it('5xx answer when a route that set caching headers fails then Express’s own error handler answers no-store without its validators, and the session is stored as express-session stores it', async () => {
+    const shared = backend();
+    const app = express();
+    app.use(session({ secret: SECRET, store: shared.store, tether: { clock: shared.clock } }));
+    app.post('/fail', (req, res) => {
+      req.session.gViews = 7;
+      for (const [name, value] of Object.entries(CACHING_HEADERS)) res.setHeader(name, value);
+      throw new Error('boom');
+    });
+    app.set('env', 'test');
+    const server = await listen(app);
+    try {
+      const c = new CookieClient(server.url);
+      const r = await c.request('/fail', { method: 'POST' });
+      assert.equal(r.status, 500);
+      assertUncacheable(r, 'Express’s final handler');
+      assert.deepEqual(await storedData(shared.store, c.get('sid')), { gViews: 7 });
+    } finally {
+      await server.close();
+    }
   });
 
   it('new sessions when past tether.newSessions.perAddress then 429 RATE_LIMITED with Retry-After, and nothing stored', async () => {

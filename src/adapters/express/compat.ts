@@ -11,6 +11,7 @@ import { resolveCompat } from './compat-options.js';
 import type { CompatSessionOptions } from './compat-options.js';
 import { RequestSessions } from './compat-request.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
+import { uncacheable } from '../shared/http.js';
 
 /**
  * The path of a request target as Express routes it (parseurl): an absolute-form target
@@ -56,7 +57,12 @@ export function session(options: CompatSessionOptions = {}): CompatMiddleware {
     RequestSessions.open(cfg, req, res, defaults, next).then(
       (ctl) => {
         // The head waits for the commit; an `end` after a streamed head first writes what changed since.
-        holdExpressResponse(res, () => ctl.finish(), () => ctl.finishLate(), ctl);
+        holdExpressResponse(res, () => {
+          // A 5xx (Express's own error handler keeps what the failed route set): never cached, nor kept
+          // with the route's validators. express-session leaves them; the session is stored all the same.
+          if (res.statusCode >= 500) uncacheable(res);
+          return ctl.finish();
+        }, () => ctl.finishLate(), ctl);
         ctl.loaded();
         next();
       },
