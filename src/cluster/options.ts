@@ -48,7 +48,11 @@ export interface ClusterOptions {
   headTimeoutMs?: number;
   /** After SIGTERM, how long the primary keeps accepting while health checks report draining (behind HAProxy). @default 0 */
   drainDelayMs?: number;
-  /** From SIGTERM to exit, at most: workers still running then are killed. @default 9000 */
+  /**
+   * From SIGTERM to exit, at most: workers still running then are killed. The drain delay counts in it,
+   * so requests in flight when the workers stop accepting have `shutdownTimeoutMs − drainDelayMs` at
+   * most, whatever the workers' `drainTimeoutMs`: raise it with `drainDelayMs`. @default 9000
+   */
   shutdownTimeoutMs?: number;
   /**
    * A ready worker that answers none of the primary's pings (sent four times per period) for this long
@@ -73,7 +77,10 @@ export interface ClusterOptions {
 export interface WorkerOptions {
   /** Path answered with 503 while the worker drains, so health checks stop routing to it. @default '/healthz' */
   healthPath?: string;
-  /** How long in-flight requests may take once draining stopped accepting. @default 8000 */
+  /**
+   * How long in-flight requests may take once draining stopped accepting. Under `runCluster` the
+   * primary's `shutdownTimeoutMs`, counted from SIGTERM, ends them first when it comes sooner. @default 8000
+   */
   drainTimeoutMs?: number;
   /** Closes the app after the last connection (stores). */
   close?: () => Promise<void> | void;
