@@ -34,6 +34,20 @@ export function isMoved(data: string): boolean {
 }
 
 /**
+ * The start of a pointer's data, for the stores' `count()` and `destroyAll()`, which leave pointers out:
+ * a pointer is the session's old name, the session being counted under its new key. A store knows one
+ * by an owner of null, a lastSeenAt equal to its deadline (how the pointer is written, and what no
+ * session a request touched has) and data with this start, read only when the rest says it could be
+ * one. A constant with no character a single-quoted SQL literal or a Lua string would need escaped.
+ */
+export const MOVED_PREFIX = MOVED;
+
+/** Whether a whole record is a renewal's pointer, as MOVED_PREFIX tells one. */
+export function isPointer(record: Pick<SessionRecord, 'data' | 'userId' | 'lastSeenAt' | 'expiresAt'>): boolean {
+  return record.userId === null && record.lastSeenAt === record.expiresAt && isMoved(record.data);
+}
+
+/**
  * The new ID, and its store key, that a pointer names for a request presenting `oldId` at `now`; null
  * past the pointer's deadline (the grace), or when it does not open with that ID.
  */

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { stampOf } from '../core/store.js';
 import type { Clock, SessionRecord, SessionStore, SweptSession } from '../core/store.js';
 import { MAX_USER_ID_BYTES } from '../core/ids.js';
+import { movedData } from '../core/renewal.js';
 
 /** A clock the suite moves by hand; starts at the real time so native TTLs stay in the future. */
 export class ManualClock implements Clock {
@@ -208,6 +209,31 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         assert.deepEqual(await own.set({ ...rec, version: 2, data: '"late"' }, 1), { ok: false, current: 0 });
         assert.equal(await own.touch(rec.key, now + 60_000, now), false, 'a touch does not bring it back');
         assert.equal(await own.get(rec.key), null);
+      } finally {
+        await own.close();
+        await factory.dispose?.(own);
+      }
+    });
+
+    test('count() and destroyAll() leave a renewal\'s pointer out: its session is counted once, under its new key', async () => {
+      // A backend of its own, as above: the counts must be exact.
+      const own = await factory.open(clock);
+      try {
+        const old = makeRecord(clock, { key: makeKey('renewed-old'), userId: 'renewing-user' });
+        await own.set(old, 0);
+        const renewed = { ...old, key: makeKey('renewed-new') };
+        await own.set(renewed, 0);
+        const until = clock.now() + 30_000;
+        const pointer = { ...old, data: movedData('old-id', 'new-id'), version: 2, userId: null, lastSeenAt: until, expiresAt: until };
+        assert.deepEqual(await own.set(pointer, 1), { ok: true });
+        // An anonymous session whose deadline happens to equal its lastSeenAt is still a session.
+        const edge = makeRecord(clock, { key: makeKey('edge') });
+        await own.set({ ...edge, lastSeenAt: edge.expiresAt }, 0);
+        if (own.count) assert.equal(await own.count(), 2, 'the pointer is not counted');
+        if (own.destroyAll) {
+          assert.equal(await own.destroyAll(), 2, 'the pointer is removed but not counted');
+          assert.equal(await own.get(pointer.key), null);
+        }
       } finally {
         await own.close();
         await factory.dispose?.(own);

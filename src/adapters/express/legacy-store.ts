@@ -19,6 +19,7 @@ import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { assertNextVersion, deadlineOf, isExpired, isSessionKey, systemClock } from '../../core/store.js';
 import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
+import { isPointer } from '../../core/renewal.js';
 
 type Callback<T = unknown> = (err?: unknown, value?: T) => void;
 
@@ -98,7 +99,8 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
     this.#timeoutMs = options.timeoutMs ?? EXPRESS_SESSION_STORE_DEFAULTS.timeoutMs;
     this.#clock = options.clock ?? systemClock;
     if (typeof store.all === 'function') {
-      this.count = async () => (await this.#ours()).filter((r) => isSessionKey(r.key)).length;
+      // A renewal's pointer is the session's old name, counted under its new key.
+      this.count = async () => (await this.#ours()).filter((r) => isSessionKey(r.key) && !isPointer(r)).length;
       this.sweep = async () => this.#sweep();
       this.destroyAll = async () => this.#destroyAll();
     }
@@ -253,7 +255,7 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
       const rec = decode(sid.slice(this.#prefix.length), sess);
       if (rec === null || !isSessionKey(rec.key)) continue;
       await this.destroy(rec.key);
-      if (!isExpired(rec, now)) removed++;
+      if (!isExpired(rec, now) && !isPointer(rec)) removed++;
     }
     return removed;
   }

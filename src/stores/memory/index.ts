@@ -10,6 +10,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, nextTurn, stampOf, SweptListeners } from '../../core/store.js';
 import type { Clock, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
+import { isMoved } from '../../core/renewal.js';
 import { fromStoredKey, isSessionStoredKey, knownStoredKey, toStoredKey } from './keys.js';
 import { RecordPacker, readHead } from './layout.js';
 import type { Head } from './layout.js';
@@ -232,7 +233,7 @@ export class MemoryStore implements SessionStore, AsyncDisposable {
       const value = this.#records.peek(stored);
       if (value === undefined) return;
       const head = readHead(value);
-      if (!isExpired(head, now)) removed++;
+      if (this.#counts(value, head, now)) removed++;
       this.#remove(stored, head);
       this.#notify(fromStoredKey(stored));
     });
@@ -297,14 +298,28 @@ export class MemoryStore implements SessionStore, AsyncDisposable {
   /**
    * The live sessions held, user contexts not counted: one pass over the table. One past its deadline
    * is left out, as the other stores leave it out, though it stays held until the sweep drops it (a
-   * count that included it would turn new visitors away under `newSessions.maxActive`).
+   * count that included it would turn new visitors away under `newSessions.maxActive`). A renewal's
+   * pointer is left out too: its session is counted under its new ID.
    */
   async count(): Promise<number> {
     this.#open();
     const now = this.#clock.now();
     let n = 0;
-    for (const [stored, value] of this.#records.entries()) if (isSessionStoredKey(stored) && !isExpired(readHead(value), now)) n++;
+    for (const [stored, value] of this.#records.entries()) {
+      if (!isSessionStoredKey(stored)) continue;
+      if (this.#counts(value, readHead(value), now)) n++;
+    }
     return n;
+  }
+
+  /**
+   * Whether the record stored as `value` is a live session at `now`: not past a deadline, and not a
+   * renewal's pointer (the session's old name, counted under its new one). The data is read only for
+   * the rare record whose header could be a pointer.
+   */
+  #counts(value: string, head: Head, now: number): boolean {
+    if (isExpired(head, now)) return false;
+    return !(head.userId === null && head.lastSeenAt === head.expiresAt && isMoved(this.#packer.data(value, head)));
   }
 
   /** Reports each set and touch with its stamp, each removal (destroy, eviction) without; see SessionStore.subscribe. */

@@ -408,7 +408,7 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
     return this.#swept.add(listener);
   }
 
-  /** Live rows (by the store clock). */
+  /** Live sessions (by the store clock): user contexts and renewals' pointers not counted. */
   async count(): Promise<number> {
     if (!this.#migrated) await this.ready();
     const res = await this.#query<{ n: string }>('count', this.#sql.count, [this.clock.now()]);

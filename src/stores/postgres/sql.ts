@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { QueryConfig } from 'pg';
 import type { SessionRecord } from '../../core/store.js';
+import { MOVED_PREFIX } from '../../core/renewal.js';
 
 /** A query bounded client-side: pg honours `query_timeout` per query, though its types list it only on the client config. */
 export function timed(text: string, values: unknown[] | undefined, timeoutMs: number): QueryConfig {
@@ -71,6 +72,11 @@ const STAMPED = `'=' || version || ':' || expires_at || ' ' || key`;
 const REMOVED = `'!' || key`;
 /** Session keys: every key but user contexts (isSessionKey); LIKE compares exactly, whatever the collation. */
 const SESSION_KEY = `key NOT LIKE 'user:%'`;
+/**
+ * Not a renewal's pointer (MOVED_PREFIX in renewal.ts): the session it names is counted under its new
+ * key. The data is compared only for a row whose other columns could be one.
+ */
+const NOT_POINTER = `NOT (user_id IS NULL AND last_seen_at = expires_at AND left(data, ${MOVED_PREFIX.length}) = '${MOVED_PREFIX}')`;
 
 /** A limiter row's counts as of the window starting at EXCLUDED.window_start (limitTake). */
 const ROLLED_CURRENT = `CASE WHEN l.window_start >= EXCLUDED.window_start THEN l.current ELSE 0 END`;
@@ -88,7 +94,7 @@ export function statements(table: string, notify: boolean, limits: string) {
       SELECT key FROM ${table} WHERE key ${after} $1 ORDER BY key LIMIT $2
     ), w AS (
       DELETE FROM ${table} WHERE key IN (SELECT key FROM batch) AND ${SESSION_KEY}
-      RETURNING key, (${live('$3')}) AS live
+      RETURNING key, (${live('$3')} AND ${NOT_POINTER}) AS live
     ) SELECT (SELECT count(*) FROM batch) AS scanned, (SELECT max(key) FROM batch) AS last,
       count(*) FILTER (WHERE live) AS live${notify ? `, count(pg_notify($4, ${REMOVED})) AS notified` : ''} FROM w`;
   return {
@@ -179,7 +185,7 @@ export function statements(table: string, notify: boolean, limits: string) {
     ) AND least(expires_at, absolute_expires_at) <= $1
     RETURNING key, user_id, last_seen_at, expires_at, absolute_expires_at`,
 
-    count: `SELECT count(*) AS n FROM ${table} WHERE ${live('$1')} AND ${SESSION_KEY}`,
+    count: `SELECT count(*) AS n FROM ${table} WHERE ${live('$1')} AND ${SESSION_KEY} AND ${NOT_POINTER}`,
 
     /**
      * One event against a sliding-window limit (src/core/rate-limit.ts), counted only when it fits:

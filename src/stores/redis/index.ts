@@ -14,7 +14,7 @@ import { SERVER_CLOCK_SYNC_MS, ServerClock, SweptListeners, assertNextVersion, d
 import type { ChangeFeedState, Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
-import { CLAIM_DUE, CLAIM_EXPIRED, DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REAP, REGENERATE, SET, SET_REPORTED, TOUCH, UNINDEX } from './scripts.js';
+import { CLAIM_DUE, CLAIM_EXPIRED, COUNT_LIVE, DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REAP, REGENERATE, SET, SET_REPORTED, TOUCH, UNINDEX } from './scripts.js';
 import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../core/rate-limit.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Script } from './scripts.js';
@@ -408,15 +408,24 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     }
   }
 
-  /** How many sessions exist under this prefix, user contexts not counted (SCAN over every primary: O(keys), for admin pages). */
+  /**
+   * How many live sessions exist under this prefix, user contexts and renewals' pointers not counted:
+   * a SCAN over every primary, each batch's headers read by one script (on a Cluster, one call per
+   * key). O(keys), for admin pages and `maxActive`'s spaced counts.
+   */
   async count(): Promise<number> {
     this.#open();
     if (!this.#ready()) await this.#whenReady();
     const contexts = this.#sp + 'user:';
     let total = 0;
     try {
-      await this.#scan((keys) => {
-        for (const k of keys) if (!k.startsWith(contexts)) total++;
+      await this.#scan(async (keys) => {
+        const sessions = keys.filter((k) => !k.startsWith(contexts));
+        if (sessions.length === 0) return;
+        const now = this.clock.now();
+        const batches = this.#cluster ? sessions.map((k) => [k]) : [sessions];
+        const counted = await Promise.all(batches.map((batch) => this.#eval(COUNT_LIVE, batch.length, [...batch, now]) as Promise<number>));
+        for (const n of counted) total += n;
       });
     } catch (err) {
       throw this.#fail('count', err);

@@ -19,6 +19,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { MOVED_PREFIX } from '../../core/renewal.js';
 
 /** A script and its SHA-1, for EVALSHA. */
 export class Script {
@@ -49,7 +50,11 @@ local function indexAdd(idx, member, score, now)
 end
 `;
 
-/** Reading the record header: present?, live at `now`?, owner (false when anonymous). */
+/**
+ * Reading the record header: present?, live at `now`?, a renewal's pointer (MOVED_PREFIX in renewal.ts:
+ * ownerless, its lastSeenAt its deadline, its data naming the new ID; the data read only when the
+ * header could be one)?, owner (false when anonymous).
+ */
 const RECORD = `
 local function head(s)
   local h = redis.call('GETRANGE', s, 0, 96)
@@ -58,6 +63,10 @@ local function head(s)
 end
 local function live(h, now)
   return tonumber(string.sub(h, 49, 64)) > now and tonumber(string.sub(h, 65, 80)) > now
+end
+local function pointer(s, h)
+  if string.sub(h, 33, 48) ~= string.sub(h, 49, 64) or string.sub(h, 81, 81) == 'u' then return false end
+  return redis.call('GETRANGE', s, 97, ${96 + MOVED_PREFIX.length}) == '${MOVED_PREFIX}'
 end
 local function owner(s, h)
   if string.sub(h, 81, 81) ~= 'u' then return false end
@@ -269,14 +278,28 @@ for i = 1, #KEYS do
   local h = head(KEYS[i])
   if h then
     local u = owner(KEYS[i], h)
+    if live(h, now) and not pointer(KEYS[i], h) then out[1] = out[1] + 1 end
     redis.call('DEL', KEYS[i])
-    if live(h, now) then out[1] = out[1] + 1 end
     if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '!' .. ARGV[i + 2]) end
     out[#out + 1] = ARGV[i + 2]
     out[#out + 1] = u or ''
   end
 end
 return out
+`);
+
+/**
+ * How many of the listed keys are live sessions at now, renewals' pointers left out (count, one batch
+ * of a SCAN; on a Cluster one key per call). KEYS[1..n] sessions. ARGV: 1 now.
+ */
+export const COUNT_LIVE = new Script(`${RECORD}
+local now = tonumber(ARGV[1])
+local n = 0
+for i = 1, #KEYS do
+  local h = head(KEYS[i])
+  if h and live(h, now) and not pointer(KEYS[i], h) then n = n + 1 end
+end
+return n
 `);
 
 /**

@@ -33,6 +33,7 @@ import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, nextTurn, SweptListeners } from '../../core/store.js';
 import type { ChangeFeedOptions, Clock, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
+import { MOVED_PREFIX } from '../../core/renewal.js';
 import { isBusy, openDatabase, unavailable } from './connection.js';
 import { ChangeFeed } from './changes.js';
 
@@ -94,6 +95,11 @@ const LIVE = 'expires_at > @now AND absolute_expires_at > @now';
  * reads as two ranges of the primary-key index that never visit a user context.
  */
 const SESSION_KEY = "(key < 'user:' OR key >= 'user;')";
+/**
+ * Not a renewal's pointer (MOVED_PREFIX in renewal.ts): the session it names is counted under its new
+ * key. The data is compared only for a row whose other columns could be one.
+ */
+const NOT_POINTER = `NOT (user_id IS NULL AND last_seen_at = expires_at AND substr(data, 1, ${MOVED_PREFIX.length}) = '${MOVED_PREFIX}')`;
 
 type Row = SessionRecord;
 type Params = Record<string, string | number | null>;
@@ -318,7 +324,7 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
     return this.#swept.add(listener);
   }
 
-  /** Live (unexpired) records in the file. */
+  /** Live (unexpired) sessions in the file: user contexts and renewals' pointers not counted. */
   async count(): Promise<number> {
     this.#open();
     const now = this.#clock.now();
@@ -638,11 +644,11 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
     // Still the two key ranges of SESSION_KEY, each row's created_at read as it is met.
     destroyAll: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE ${SESSION_KEY} AND created_at <= @now LIMIT @limit)
-      RETURNING key, (${LIVE}) AS live`),
+      RETURNING key, (${LIVE} AND ${NOT_POINTER}) AS live`),
     sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)
       RETURNING key, user_id AS userId, last_seen_at AS lastSeenAt, expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`),
-    count: prep(`SELECT count(*) FROM tether_sessions WHERE ${SESSION_KEY} AND min(expires_at, absolute_expires_at) > @now`).pluck(),
+    count: prep(`SELECT count(*) FROM tether_sessions WHERE ${SESSION_KEY} AND min(expires_at, absolute_expires_at) > @now AND ${NOT_POINTER}`).pluck(),
   };
 }
 
