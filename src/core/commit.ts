@@ -249,7 +249,10 @@ export class Committer {
       this.#e.decoded.forget(rec.key);
       let ended = rec.key;
       if (o.renewal === null) await this.#e.call(() => this.#e.store.destroy(rec.key), 'destroy');
-      else ended = await this.#endRenewable(s, rec.key, now);
+      else {
+        ended = await this.#endRenewable(s, rec.key, now);
+        if (rec.userId !== null) await this.#endCopies(rec, ended);
+      }
       this.#e.emit('destroyed', ended, rec.userId, 'logout', undefined, { handle });
       // Ended: a later commit of it (endNow after this one) only expires the cookie again.
       s.record = null;
@@ -378,6 +381,31 @@ export class Committer {
     // Still changing under every attempt: deleted outright, as without renewal.
     await this.#e.call(() => store.destroy(key), 'destroy');
     return key;
+  }
+
+  /**
+   * After a logout under renewal: ends the other records of the session that `rec` (as loaded) was, by
+   * its user's listing (sessionsOf). A renewal whose pointer write failed, and whose removal of its copy
+   * failed too, left the session under a new ID nobody holds the cookie of; it would stay listed as a
+   * device of the user until its idle timeout. Best effort: the session the cookie names has ended, and
+   * the answer says so even when the store fails now.
+   */
+  async #endCopies(rec: SessionRecord, ended: string): Promise<void> {
+    const o = this.#e.options;
+    const userId = rec.userId!;
+    try {
+      const listed = await this.#e.call(() => this.#e.store.listByUser(userId), 'listByUser');
+      const others = listed.filter((r) => r.key !== rec.key && r.key !== ended);
+      if (others.length === 0) return;
+      const group = sessionsOf([rec, ...others], o).find((g) => g.includes(rec))!;
+      for (const r of group) {
+        if (r === rec) continue;
+        this.#e.decoded.forget(r.key);
+        await this.#e.call(() => this.#e.store.destroy(r.key), 'destroy');
+      }
+    } catch {
+      // Left to its idle timeout, as before the logout.
+    }
   }
 
   /**

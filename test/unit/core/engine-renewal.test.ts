@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { hashId } from '../../../src/core/ids.js';
+import { handleOf, hashId } from '../../../src/core/ids.js';
 import { isMoved, movedId } from '../../../src/core/renewal.js';
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
@@ -408,6 +408,27 @@ describe('engine renewal', () => {
     await trip(r.tether, first.cookie, (s) => s.destroy());
     assert.deepEqual(await r.tether.listUserSessions('u1'), []);
     assert.equal(await r.memory.count(), 0);
+  });
+
+  it('renewal when the store fails the pointer write and then the copy\'s removal then a logout ends the copy too: nothing is left listed under its handle', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const other = await trip(r.tether, undefined, (s) => s.login('u1'));
+    const otherHandle = (await r.tether.listUserSessions('u1')).find((l) => l.id !== handleOf(hashId(first.id)))!.id;
+    r.clock.advance(61_000);
+    // Every write to the old record fails (the pointer, then the cleanup's), and so does the copy's removal.
+    r.store.beforeSet = (rec) => {
+      if (rec.key === hashId(first.id)) throw new Error('ECONNRESET');
+    };
+    r.store.fail('destroy', 'throw');
+    await assert.rejects(trip(r.tether, first.cookie, () => {}, 'GET'), { code: 'STORE_UNAVAILABLE' });
+    await sleep(20);
+    r.store.beforeSet = undefined;
+    r.store.heal();
+    assert.equal((await r.memory.listByUser('u1')).length, 3, 'the copy lingers beside its session');
+    await trip(r.tether, first.cookie, (s) => s.destroy());
+    assert.deepEqual((await r.tether.listUserSessions('u1')).map((l) => l.id), [otherHandle], 'only the other device');
+    assert.equal((await trip(r.tether, other.cookie, () => {}, 'GET')).session.userId, 'u1', 'the other device stays signed in');
   });
 
   it('renewal when the pointer write is stored but its answer is lost then the copy is kept: the old cookie follows the pointer to it', async () => {
