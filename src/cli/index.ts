@@ -17,8 +17,8 @@ import { endListed, recordHandle, sessionsOf } from '../core/commit.js';
 import { decodeUserContext } from '../core/user-context.js';
 import type { SessionCodec } from '../core/codec.js';
 import { encryptedCodec } from '../core/encrypted-codec.js';
-import { secretProblem } from '../core/options.js';
-import type { SessionStore } from '../core/store.js';
+import { secretProblem, TETHER_DEFAULTS } from '../core/options.js';
+import type { SessionRecord, SessionStore } from '../core/store.js';
 
 export interface CliIo {
   out: (text: string) => void;
@@ -51,7 +51,7 @@ tether haproxy-config --listen <host:port> --nodes <host:port,host:port,...> [op
 Example:
   npx tether haproxy-config --listen 127.0.0.1:8080 --nodes 127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003 > haproxy.cfg
 
-tether sessions list <userId> [--store <url>] [--json]
+tether sessions list <userId> [--store <url>] [--json] [--expiry-grace-ms <ms>]
 tether sessions end <userId> [--handle=<handle>] [--store <url>]
 tether sessions end --all [--store <url>]
 tether sessions count [--store <url>]
@@ -68,6 +68,9 @@ tether sessions count [--store <url>]
                              postgres://… (default: env TETHER_STORE);
                              with the app's keyPrefix= (Redis) or tableName=/schema= (PostgreSQL) if it sets them
   --json                     one JSON array instead of a table
+  --expiry-grace-ms <ms>     with list: the app's expiryGraceMs, if it sets one (default 60000): the store
+                             keeps a session that long past its timeout, which list leaves out and
+                             takes off each expires, as the app's listUserSessions does
 
 Example:
   TETHER_STORE=redis://127.0.0.1:6379 npx tether sessions end 5f0c…
@@ -111,6 +114,15 @@ function duration(value: string | undefined, name: string): number | undefined {
   // HAProxy refuses a longer time as a timer overflow, and with it the whole configuration.
   if (n > HAPROXY_MAX_MS) throw new UsageError(`${name} must be at most ${HAPROXY_MAX_MS}ms (about 24.8 days, the longest time HAProxy accepts; got "${value}")`);
   return n;
+}
+
+/** The app's `expiryGraceMs`, which `sessions list` takes off the store's deadlines; the engine's default when not given. */
+function graceMs(value: string | undefined): number {
+  if (value === undefined) return TETHER_DEFAULTS.expiryGraceMs;
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(`--expiry-grace-ms must be a whole number of milliseconds, as the app's expiryGraceMs (got "${value}")`);
+  }
+  return Number(value);
 }
 
 function count(value: string | undefined, name: string): number | undefined {
@@ -176,7 +188,8 @@ function haproxyCommand(args: string[], io: CliIo): number {
 async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals, tokens } = parseArgs({
     args, strict: true, allowPositionals: true, tokens: true,
-    options: { store: { type: 'string' }, json: { type: 'boolean' }, handle: { type: 'string' }, all: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { store: { type: 'string' }, json: { type: 'boolean' }, handle: { type: 'string' }, all: { type: 'boolean' },
+      'expiry-grace-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) {
     io.out(USAGE);
@@ -193,6 +206,8 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   if (action !== 'count' && !all && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID${action === 'end' ? ' (or --all)' : ''}`);
   if (values.handle !== undefined && action !== 'end') throw new UsageError('--handle goes with sessions end');
   if (values.handle === '') throw new UsageError('--handle needs a session handle (sessions list shows them)');
+  if (values['expiry-grace-ms'] !== undefined && action !== 'list') throw new UsageError('--expiry-grace-ms goes with sessions list');
+  const grace = graceMs(values['expiry-grace-ms']);
   const { store, codec } = await appStore(values.store, env);
   try {
     if (action === 'count') {
@@ -224,13 +239,18 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
       io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of ${userId}\n`);
     } else {
       // A session the app is renewing (or failed to) is stored under two IDs: listed once, as its latest record.
-      const latest = sessionsOf(await store.listByUser(userId!), { renewal: RENEWED, codec })
+      // The engine's deadline is the store's less expiryGraceMs: a session within that margin has timed
+      // out for the app (listUserSessions leaves it out) and is kept only for the store's sake.
+      const now = Date.now();
+      const deadline = (r: SessionRecord): number => Math.min(r.expiresAt, r.absoluteExpiresAt) - grace;
+      const live = (await store.listByUser(userId!)).filter((r) => deadline(r) > now);
+      const latest = sessionsOf(live, { renewal: RENEWED, codec })
         .map((g) => g.reduce((a, b) => (b.lastSeenAt > a.lastSeenAt ? b : a)));
       const rows = latest.map((r) => ({
         handle: recordHandle(r, codec),
         createdAt: new Date(r.createdAt).toISOString(),
         lastSeenAt: new Date(r.lastSeenAt).toISOString(),
-        expiresAt: new Date(Math.min(r.expiresAt, r.absoluteExpiresAt)).toISOString(),
+        expiresAt: new Date(deadline(r)).toISOString(),
         ...envelopeFacts(r.data, codec),
       })).sort((a, b) => b.lastSeenAt.localeCompare(a.lastSeenAt));
       if (values.json) io.out(`${inert(JSON.stringify(rows), true)}\n`);

@@ -73,6 +73,37 @@ describe('tether sessions', () => {
     assert.equal((await run(['sessions', 'list', 'nobody', '--store', url])).out, 'no live sessions for nobody\n');
   });
 
+  it('sessions list when a session is within expiryGraceMs of its timeout then it is left out, and expires is the deadline listUserSessions gives', async () => {
+    const file = path.join(dir, `g${Math.random().toString(36).slice(2)}.db`);
+    const url = `sqlite:${file}`;
+    const store = new SqliteStore({ path: file });
+    const tether = createTether({ secrets: [SECRET_A], store });
+    try {
+      await trip(tether, undefined, (s) => {
+        s.set('n', 1);
+        s.login('ada');
+      });
+      // Timed out 30 s ago for the engine, kept by the store for the 60 s of expiryGraceMs.
+      const now = Date.now();
+      const data = jsonCodec.encode({ d: { n: 1 } });
+      assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'ada', createdAt: now - 1_830_000, lastSeenAt: now - 1_830_000, expiresAt: now + 30_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+      const engine = await tether.listUserSessions('ada');
+      assert.equal(engine.length, 1);
+      const r = await run(['sessions', 'list', 'ada', '--json', '--store', url]);
+      assert.equal(r.code, 0, r.err);
+      const listed = JSON.parse(r.out) as Array<{ handle: string; expiresAt: string }>;
+      assert.deepEqual(listed.map((x) => [x.handle, x.expiresAt]), engine.map((x) => [x.id, new Date(x.expiresAt).toISOString()]));
+      // An app with another expiryGraceMs says so.
+      const wider = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--expiry-grace-ms', '0', '--store', url])).out) as unknown[];
+      assert.equal(wider.length, 2);
+      const bad = await run(['sessions', 'count', '--expiry-grace-ms', '0', '--store', url]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.err, /--expiry-grace-ms goes with sessions list/);
+    } finally {
+      await tether.close();
+    }
+  });
+
   it('sessions list when a User-Agent holds control characters then it prints them as escapes, never as they are', async () => {
     const file = path.join(dir, `c${Math.random().toString(36).slice(2)}.db`);
     const store = new SqliteStore({ path: file });
@@ -80,7 +111,7 @@ describe('tether sessions', () => {
     // CSI (U+009B) gets through an HTTP parser as obs-text and acts as ESC [ in a terminal.
     const ua = 'Mozilla\u009b2J\u009b31mX\u007f\u0007';
     const data = jsonCodec.encode({ d: {}, u: ua });
-    assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'eve', createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 }, 0)).ok, true);
+    assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'eve', createdAt: now, lastSeenAt: now, expiresAt: now + 1_800_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
     await store.close();
     const r = await run(['sessions', 'list', 'eve', '--store', `sqlite:${file}`]);
     assert.equal(r.code, 0, r.err);
