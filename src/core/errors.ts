@@ -224,6 +224,17 @@ export class FlowCompletingError extends TetherError {
   }
 }
 
+/**
+ * A flow call named the run it was meant for (`{ runId }`, the run the page showed), and that run is
+ * not the current one: it ended (completed, reset, expired) or another replaced it. Nothing was changed.
+ */
+export class FlowRunNotCurrentError extends TetherError {
+  constructor(message: string) {
+    super('FLOW_RUN_NOT_CURRENT', message, 409);
+    this.name = 'FlowRunNotCurrentError';
+  }
+}
+
 /** A flow was asked for a step it does not declare (usually a step name taken from the request path). */
 export class FlowStepUnknownError extends TetherError {
   constructor(message: string) {
@@ -282,6 +293,7 @@ export const ERROR_CODES = [
   'FLOW_STEP_OUT_OF_ORDER',
   'FLOW_STEP_UNKNOWN',
   'FLOW_COMPLETING',
+  'FLOW_RUN_NOT_CURRENT',
   'STORE_URL_INVALID',
   'SESSION_BUSY',
   'INTERNAL_ERROR',

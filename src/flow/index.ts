@@ -23,7 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import rfdc from 'rfdc';
 import { dequal } from 'dequal';
-import { FlowCompletingError, FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
+import { FlowCompletingError, FlowRunNotCurrentError, FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
 import { checkOptions } from '../core/options-check.js';
 import { systemClock } from '../core/store.js';
 import type { Clock } from '../core/store.js';
@@ -261,6 +261,23 @@ function checkNotCompleting(state: FlowState | undefined, now: number): void {
   }
 }
 
+/** Throws FLOW_RUN_NOT_CURRENT when a call names a run (`expected`) that is not the live one. */
+function checkRun(state: FlowState | undefined, expected: string | undefined): void {
+  if (expected === undefined || state?.runId === expected) return;
+  throw new FlowRunNotCurrentError('that run of the flow is no longer the current one; load it again');
+}
+
+/** For `submit`, `back` and `reset`. */
+export interface FlowCallOptions {
+  /**
+   * The run the call is meant for (the `runId` of the view the client was shown). Checked in the same
+   * write that changes the run: a call for a run that ended meanwhile (completed, reset, expired) is
+   * refused with FLOW_RUN_NOT_CURRENT, rather than taken into the next run. Absent: the call works on
+   * whatever run is current, and a first step starts one when there is none.
+   */
+  runId?: string;
+}
+
 export interface CompleteOptions<R> {
   /**
    * Changes the context (the user context, or the session's data) in the same write that ends the run
@@ -379,7 +396,8 @@ export class FlowRunner<K = string> {
    * name the flow does not declare FLOW_STEP_UNKNOWN. The order is checked before the input is parsed,
    * so a step posted too early is refused as such, whatever its input.
    */
-  async submit(key: K, stepName: string, input: unknown): Promise<FlowView> {
+  async submit(key: K, stepName: string, input: unknown, options: FlowCallOptions = {}): Promise<FlowView> {
+    const expectedRun = options.runId;
     const index = this.flow.steps.findIndex((s) => s.name === stepName);
     // The name usually comes from the request (a path like /flow/:step), so it is a client error; the
     // message lists the flow's steps rather than repeating whatever the client sent.
@@ -397,6 +415,7 @@ export class FlowRunner<K = string> {
     let earlier = NOTHING_EARLIER;
     if (index > 0) {
       const state = this.#live(await this.#store.get(key), now, expired);
+      checkRun(state, expectedRun);
       this.#checkOrder(state, index);
       checkNotCompleting(state, now);
       earlier = this.#earlier(state, index);
@@ -410,6 +429,7 @@ export class FlowRunner<K = string> {
       // was, a session's too (its data keeps what an update() function wrote before throwing).
       // An expired run is replaced by a new one (new runId, its data dropped) when the first step is posted.
       const found = this.#live(ctx, now, expired);
+      checkRun(found, expectedRun);
       this.#checkOrder(found, index);
       checkNotCompleting(found, now);
       if (index > 0) {
@@ -457,13 +477,15 @@ export class FlowRunner<K = string> {
   }
 
   /** One step back (data kept); at the first step throws FLOW_STEP_OUT_OF_ORDER. */
-  async back(key: K): Promise<FlowView> {
+  async back(key: K, options: FlowCallOptions = {}): Promise<FlowView> {
+    const expectedRun = options.runId;
     let stored!: FlowState;
     // Taken once, as in submit.
     const now = this.#clock.now();
     const expired = this.#expiry(key, now);
     await this.#write(key, (ctx) => {
       const state = this.#live(ctx, now, expired);
+      checkRun(state, expectedRun);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
       checkNotCompleting(state, now);
       this.flow.moveTo(state, state.step - 1);
@@ -527,12 +549,16 @@ export class FlowRunner<K = string> {
    * Abandons the flow: the next submit starts a new run. Reported as `reset` when a live run was
    * removed; a run already past `idleTimeoutMs` is reported as `expired` instead.
    */
-  async reset(key: K): Promise<void> {
+  async reset(key: K, options: FlowCallOptions = {}): Promise<void> {
+    const expectedRun = options.runId;
     const now = this.#clock.now();
     const expired = this.#expiry(key, now);
     let removed: string | undefined;
     await this.#write(key, (ctx) => {
       removed = undefined;
+      // A reset naming a run that already ended is refused even with nothing stored: the client learns
+      // that its run is gone, as a step naming it would.
+      checkRun(this.#live(ctx, now, () => {}), expectedRun);
       if (!stateOf(ctx, this.flow.name)) return;
       checkNotCompleting(this.#live(ctx, now, () => {}), now);
       removed = this.#live(ctx, now, expired)?.runId;

@@ -580,6 +580,35 @@ describe('shop api: checkout and orders', () => {
     assert.equal((await a.get('/api/checkout')).body.lastOrder, null);
   });
 
+  it('checkout when another device places the order between a stale tab\'s step naming that run and its write then the step answers 409 ORDER_PLACED and starts no next run', async () => {
+    const { client: a, username } = await newUser();
+    await a.add('notebook', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    const run = (await a.post('/api/checkout/payment', CARD)).body.runId;
+    const b = new ShopClient(t.url);
+    assert.equal((await b.login(username)).status, 200);
+    const userId = (await t.shop.db.findUserByName(username))!.id;
+    // The next write to this user's context waits for the order to be placed: whatever the step read
+    // before it, its write finds the run ended.
+    const users = t.shop.tether.users as unknown as { update: (...args: unknown[]) => Promise<unknown> };
+    const update = users.update;
+    let placed: Reply | undefined;
+    users.update = async (...args: unknown[]) => {
+      if (args[0] === userId && placed === undefined) {
+        users.update = update;
+        placed = await a.post('/api/checkout/confirm', { runId: run });
+      }
+      return update.apply(users, args);
+    };
+    try {
+      assertError(await b.post('/api/checkout/shipping', { ...SHIPPING, runId: run }), 409, 'ORDER_PLACED');
+    } finally {
+      users.update = update;
+    }
+    assert.equal(placed?.status, 201);
+    assert.equal((await a.get('/api/checkout')).body.runId, null, 'no next run started with the stale step');
+  });
+
   it('confirm when another user names a run then it is not answered with that run\'s order', async () => {
     const { client: a } = await newUser();
     await a.add('notebook', 1);

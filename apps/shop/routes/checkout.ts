@@ -17,7 +17,7 @@ import { MAX_LINE_QUANTITY, centsToAmount, linesOf, subtractLines } from '../lib
 import type { CartLine } from '../lib/cart.js';
 import { cartChanged, cartEmpty, orderPlaced, validationFailed } from '../lib/errors.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
-import { FlowStepOutOfOrderError } from 'tether';
+import { FlowRunNotCurrentError, FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
 import { guestOrdersOf, sessionOf } from '../context.js';
 import { stepUp } from '../lib/reauth.js';
@@ -29,8 +29,9 @@ type Run = { runId: string; data: Record<string, unknown> };
 /** One requester's checkout: its flow bound to where the progress lives, and what its orders are. */
 interface Checkout {
   view(): Promise<FlowView>;
-  submit(step: string, input: unknown): Promise<FlowView>;
-  back(): Promise<FlowView>;
+  /** With `runId`, only for that run (FLOW_RUN_NOT_CURRENT otherwise), checked in the write that stores the step. */
+  submit(step: string, input: unknown, runId: string | undefined): Promise<FlowView>;
+  back(runId: string | undefined): Promise<FlowView>;
   complete(action: (run: Run) => Promise<Placed>, options: CompleteOptions<Placed>): Promise<Placed>;
   /** Prefix of its orders' idempotency keys: a guest's runs and a user's never share one. */
   keyPrefix: string;
@@ -72,8 +73,8 @@ export const GUEST_ORDERS_KEPT = 10;
 function bound<K>(runner: FlowRunner<K>, key: K): Pick<Checkout, 'view' | 'submit' | 'back' | 'complete'> {
   return {
     view: () => runner.view(key),
-    submit: (step, input) => runner.submit(key, step, input),
-    back: () => runner.back(key),
+    submit: (step, input, runId) => runner.submit(key, step, input, { runId }),
+    back: (runId) => runner.back(key, { runId }),
     complete: (action, options) => runner.complete(key, action, options),
   };
 }
@@ -126,17 +127,22 @@ function stepBody(body: unknown): { runId: string | undefined; input: unknown } 
 }
 
 /**
- * Refuses a step for a run that is not the current one: the run ended with an order (another tab or
- * device placed it: 409 ORDER_PLACED, which the page says in words) or otherwise (409
- * FLOW_STEP_OUT_OF_ORDER). Without it, a step of a run whose order was just placed, posted from a
- * second tab, started the next run with it (the first step), and the page showed that new checkout
- * without a word of the order.
+ * A step (or Back) for the run the page shows, which the flow refuses (FLOW_RUN_NOT_CURRENT) in the
+ * write that would store it when that run is no longer the current one. The refusal is answered as the
+ * page knows it: the run ended with an order (another tab or device placed it: 409 ORDER_PLACED, which
+ * the page says in words) or otherwise (409 FLOW_STEP_OUT_OF_ORDER). Without it, a step of a run whose
+ * order was just placed, posted from a second tab, started the next run with it (the first step), and
+ * the page showed that new checkout without a word of the order.
  */
-async function checkRun(ctx: ShopContext, checkout: Checkout, runId: string | undefined): Promise<void> {
-  if (runId === undefined || (await checkout.view()).runId === runId) return;
-  const placed = await ctx.db.findOrderByKey(`${checkout.keyPrefix}:${runId}`);
-  if (placed && checkout.owns(placed)) throw orderPlaced(placed.id);
-  throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
+async function forRun(ctx: ShopContext, checkout: Checkout, runId: string | undefined, change: () => Promise<FlowView>): Promise<FlowView> {
+  try {
+    return await change();
+  } catch (err) {
+    if (!(err instanceof FlowRunNotCurrentError) || runId === undefined) throw err;
+    const placed = await ctx.db.findOrderByKey(`${checkout.keyPrefix}:${runId}`);
+    if (placed && checkout.owns(placed)) throw orderPlaced(placed.id);
+    throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
+  }
 }
 
 interface ConfirmBody {
@@ -240,15 +246,14 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
     app.post(`/api/checkout/${step}`, async (req) => {
       const checkout = checkoutOf(ctx, req);
       const { runId, input } = stepBody(req.body);
-      await checkRun(ctx, checkout, runId);
-      return flowJson(await checkout.submit(step, input));
+      return flowJson(await forRun(ctx, checkout, runId, () => checkout.submit(step, input, runId)));
     });
   }
 
   app.post('/api/checkout/back', async (req) => {
     const checkout = checkoutOf(ctx, req);
-    await checkRun(ctx, checkout, stepBody(req.body).runId);
-    return flowJson(await checkout.back());
+    const { runId } = stepBody(req.body);
+    return flowJson(await forRun(ctx, checkout, runId, () => checkout.back(runId)));
   });
 
   app.post('/api/checkout/confirm', async (req, reply) => {

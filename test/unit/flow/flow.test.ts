@@ -301,6 +301,30 @@ describe('flow', () => {
     });
   }
 
+  it('flow when a submit, back or reset names a run that a completion ended between its check and its write then it is refused FLOW_RUN_NOT_CURRENT in that write, and no next run is started', async () => {
+    const { run: other, flow, tether } = setup();
+    const first = await other.submit('u1', 'shipping', { name: 'Ada' });
+    await other.submit('u1', 'payment', { card: '4242' });
+    const runId = first.runId!;
+    // The completion lands inside the submit's write: its first attempt meets the conflict and runs again
+    // on the context the completion left, where the run is gone.
+    const stale = flow.using(racing(tether.users, 'during', () => other.complete('u1', () => 'order-1')));
+    await assert.rejects(stale.submit('u1', 'shipping', { name: 'Bob' }, { runId }), { code: 'FLOW_RUN_NOT_CURRENT', status: 409 });
+    assert.deepEqual(await other.view('u1'), { flow: 'checkout', step: 'shipping', index: 0, steps: ['shipping', 'payment', 'review'], data: {}, runId: null }, 'no next run started with the stale step');
+    await assert.rejects(other.back('u1', { runId }), { code: 'FLOW_RUN_NOT_CURRENT' });
+    await assert.rejects(other.reset('u1', { runId }), { code: 'FLOW_RUN_NOT_CURRENT' });
+    const next = await other.submit('u1', 'shipping', { name: 'Bea' });
+    assert.notEqual(next.runId, runId);
+    await assert.rejects(other.submit('u1', 'payment', { card: '1111' }, { runId }), { code: 'FLOW_RUN_NOT_CURRENT' });
+    await assert.rejects(other.submit('u1', 'shipping', { name: 'Cy' }, { runId }), { code: 'FLOW_RUN_NOT_CURRENT' });
+    assert.deepEqual((await other.view('u1')).data, { shipping: { name: 'Bea' } }, 'the next run is left as it was');
+    // Naming the current run changes it as usual.
+    assert.equal((await other.submit('u1', 'payment', { card: '1111' }, { runId: next.runId! })).step, 'review');
+    assert.equal((await other.back('u1', { runId: next.runId! })).step, 'payment');
+    await other.reset('u1', { runId: next.runId! });
+    assert.equal((await other.view('u1')).runId, null);
+  });
+
   it('flow when the action fails then the run is given back: its steps can be posted again and it can complete', async () => {
     const { run } = setup();
     await run.submit('u1', 'shipping', { name: 'Ada' });
