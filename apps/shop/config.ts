@@ -52,6 +52,12 @@ export interface ShopConfig {
   loginFailuresPerAddress: number;
   /** Registrations from one address in REGISTRATION_WINDOW_MS, after which its registrations answer 429 (each costs a password hash). */
   registrationsPerHour: number;
+  /**
+   * Password checks (logins, password changes, step-ups, right or wrong) from one address in a minute,
+   * after which they answer 429: each costs a scrypt hash (32 MiB), so right passwords in a loop are
+   * as costly as wrong ones.
+   */
+  passwordChecksPerMinute: number;
   /** How long after a login ending other sessions needs no password again (ASVS 7.5.2); 0: always asked. */
   reauthWindowSec: number;
   /** Seconds before the idle timeout at which a signed-in page warns and offers to stay signed in (WCAG 2.2.1); 0: no warning. */
@@ -113,6 +119,7 @@ export const SHOP_DEFAULTS = {
   loginFailuresPerAccount: 10,
   loginFailuresPerAddress: 100,
   registrationsPerHour: 20,
+  passwordChecksPerMinute: 60,
   liveMaxSockets: 10_000,
   liveCheckIntervalSec: 300,
   headersTimeoutSec: 20,
@@ -261,6 +268,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
   const loginFailuresPerAccount = integer(env, 'SHOP_LOGIN_FAILURES_PER_ACCOUNT', SHOP_DEFAULTS.loginFailuresPerAccount, 1, 1_000_000);
   const loginFailuresPerAddress = integer(env, 'SHOP_LOGIN_FAILURES_PER_ADDRESS', SHOP_DEFAULTS.loginFailuresPerAddress, 1, 1_000_000);
   const registrationsPerHour = integer(env, 'SHOP_REGISTRATIONS_PER_HOUR', SHOP_DEFAULTS.registrationsPerHour, 1, 1_000_000);
+  const passwordChecksPerMinute = integer(env, 'SHOP_PASSWORD_CHECKS_PER_MINUTE', SHOP_DEFAULTS.passwordChecksPerMinute, 1, 1_000_000);
   const liveMaxSockets = integer(env, 'SHOP_LIVE_MAX_SOCKETS', SHOP_DEFAULTS.liveMaxSockets, 0, 1_000_000);
   const liveCheckIntervalSec = integer(env, 'SHOP_LIVE_CHECK_INTERVAL', SHOP_DEFAULTS.liveCheckIntervalSec, 1, 3_600);
   const headersTimeoutSec = integer(env, 'SHOP_HEADERS_TIMEOUT', SHOP_DEFAULTS.headersTimeoutSec, 1, 3_600);
@@ -343,6 +351,7 @@ export function loadConfig(env: Env = process.env, log: (line: string) => void =
     loginFailuresPerAccount,
     loginFailuresPerAddress,
     registrationsPerHour,
+    passwordChecksPerMinute,
     liveMaxSockets,
     liveCheckIntervalSec,
     headersTimeoutSec,

@@ -461,7 +461,8 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
     guestCheckout: guestCheckoutFlow.using(sessionFlows),
     active: new ActiveSessions(tether.options.idleTimeoutMs, tether.options.remember.idleTimeoutMs),
     counters,
-    loginFailures: new LoginFailures(config),
+    // Counted once for the tier on a shared store, as the other per-client limits are.
+    loginFailures: new LoginFailures(config, sharedLimiter('shop:password-checks', config.passwordChecksPerMinute, 60_000, { store: tether.store })),
   };
   shopMetrics(registry, context);
 

@@ -26,15 +26,15 @@ export interface TestShop {
 
 /**
  * The shop in this process on a free loopback port, with its own temporary data dir. Every test
- * registers its accounts from the one loopback address, so the limit on registrations per address is
- * lifted out of the way unless `env` sets it.
+ * registers its accounts and logs in from the one loopback address, so the limits on registrations and
+ * password checks per address are lifted out of the way unless `env` sets them.
  */
 export async function startTestShop(env: Record<string, string> = {}): Promise<TestShop> {
   const dataDir = await tempDir('tether-shop-');
   const logs: string[] = [];
   const config = loadConfig({
     PORT: '0', HOST: '127.0.0.1', TETHER_DATA_DIR: dataDir, TETHER_SECRET: TEST_SECRET, SHOP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    TETHER_NODE_NAME: 'test-node', SHOP_REGISTRATIONS_PER_HOUR: '1000000', ...env,
+    TETHER_NODE_NAME: 'test-node', SHOP_REGISTRATIONS_PER_HOUR: '1000000', SHOP_PASSWORD_CHECKS_PER_MINUTE: '1000000', ...env,
   }, (line) => logs.push(line));
   const shop = await startShop(config);
   return {

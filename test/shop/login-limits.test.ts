@@ -1,7 +1,8 @@
 /**
  * The shop's limit on failed password checks holds exactly: checks sent at once cannot pass it
  * together, and two shop nodes sharing one PostgreSQL database count together (as behind HAProxy); so
- * does its limit on registrations from one client address, each of which costs a password hash too.
+ * does its limit on registrations from one client address, each of which costs a password hash too, and
+ * its limit on every password check from one client address, right or wrong.
  * Real shops in-process, real SQLite and PostgreSQL.
  */
 import { after, before, describe, it } from 'node:test';
@@ -70,6 +71,41 @@ describe('shop login limits: per client address behind a trusted proxy', { timeo
     const client = new ShopClient(shop.url);
     await client.request('GET', '/api/session', { headers: other });
     assert.equal((await client.request('POST', '/api/auth/login', { json: { username: uniqueName('nobody'), password: 'wrong password' }, headers: other })).status, 401, 'another /64 has its own allowance');
+  });
+});
+
+describe('shop password checks: per client address, right or wrong', { timeout: 60_000 }, () => {
+  let shop: TestShop;
+  before(async () => {
+    shop = await startTestShop({ SHOP_PASSWORD_CHECKS_PER_MINUTE: '4', SHOP_TRUST_PROXY: '127.0.0.1' });
+  });
+  after(async () => {
+    await shop?.stop();
+  });
+
+  it('password checks when one address passes SHOP_PASSWORD_CHECKS_PER_MINUTE with right passwords then logins, password changes and step-ups answer 429 RATE_LIMITED with Retry-After, audited, while other addresses go on', async () => {
+    const username = uniqueName('loop');
+    const from = { 'x-forwarded-for': '198.51.100.80' };
+    assert.equal((await new ShopClient(shop.url).register(username)).status, 201, 'a registration is not a password check');
+    const login = async (password = 'correct horse battery', headers = from): Promise<{ client: ShopClient; reply: Reply }> => {
+      const client = new ShopClient(shop.url);
+      await client.request('GET', '/api/session', { headers });
+      return { client, reply: await client.request('POST', '/api/auth/login', { json: { username, password }, headers }) };
+    };
+    const { client, reply } = await login();
+    assert.equal(reply.status, 200);
+    assert.equal((await login()).reply.status, 200);
+    const change = await client.post('/api/me/password', { currentPassword: 'correct horse battery', newPassword: 'another horse battery' }, { headers: from });
+    assert.equal(change.status, 200, change.text);
+    assert.equal((await login('another horse battery')).reply.status, 200);
+    const logs = shop.logs.length;
+    const refused = (await login('another horse battery')).reply;
+    assertThrottled(refused);
+    assert.equal(refused.headers['retry-after'], '60');
+    assert.ok(shop.logs.slice(logs).some((l) => l.includes('"auth.throttled"') && l.includes('"password_checks"')), 'audited as auth.throttled');
+    assertThrottled(await client.post('/api/me/password', { currentPassword: 'another horse battery', newPassword: 'a third horse battery' }, { headers: from }));
+    assertThrottled(await client.request('DELETE', '/api/me/sessions/others', { json: { password: 'another horse battery' }, headers: from }));
+    assert.equal((await login('another horse battery', { 'x-forwarded-for': '198.51.100.81' })).reply.status, 200, 'another address has its own allowance');
   });
 });
 

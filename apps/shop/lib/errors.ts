@@ -21,4 +21,5 @@ export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISAB
 export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);
 
 export const loginThrottled = (): TetherError => new RateLimitedError('too many failed password checks for this account or from this address; try again later', LOGIN_FAILURE_WINDOW_MS / 1000);
+export const passwordChecksThrottled = (): TetherError => new RateLimitedError('too many password checks from this address in the last minute; try again shortly', 60);
 export const registrationsThrottled = (): TetherError => new RateLimitedError('too many accounts were registered from this address lately; try again later', REGISTRATION_WINDOW_MS / 1000);
