@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
-import { createTether, encryptedCodec, isTetherError, RateLimitedError } from 'tether';
+import { createTether, encryptedCodec, isTetherError } from 'tether';
 import type { Tether } from 'tether';
 import { tetherPlugin } from 'tether/fastify';
 import { registerFlowMetrics, registerTetherMetrics, instrumentStore } from 'tether/observability';
@@ -25,6 +25,7 @@ import type { ShopDb } from './db/index.js';
 import { checkoutFlow, guestCheckoutFlow } from './lib/checkout.js';
 import { ActiveSessions, isForgetMessage } from './lib/active-sessions.js';
 import type { ForgetMessage } from './lib/active-sessions.js';
+import { ShopRateLimitedError } from './lib/errors.js';
 import { attachLive } from './lib/live.js';
 import { LoginFailures } from './lib/login-failures.js';
 import { clientOf } from './context.js';
@@ -165,10 +166,11 @@ function answerClientError(config: ShopConfig): (this: FastifyInstance, err: Con
 function installErrorHandling(app: FastifyInstance, tether: Tether<ShopSession>): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     let status: number;
-    let body: { error: { code: string; message: string } };
+    let body: { error: { code: string; message: string; reason?: string } };
     if (isTetherError(err)) {
       status = err.status;
       body = { error: { code: err.code, message: err.message } };
+      if (err instanceof ShopRateLimitedError) body.error.reason = err.reason;
     } else {
       const mapped = mapFrameworkError(err);
       status = mapped.status;
@@ -230,16 +232,16 @@ function installRateLimit(app: FastifyInstance, ctx: ShopContext, rejected: Shar
   app.addHook('onRequest', async (req) => {
     if (req.session?.rejectedCookie === 'forged' && !(await rejected.take(clientOf(req.ip)))) {
       ctx.counters.rateLimited++;
-      throw new RateLimitedError('too many requests with an invalid session cookie from this address; slow down');
+      throw new ShopRateLimitedError('rejected_cookies', 'too many requests with an invalid session cookie from this address; slow down');
     }
     if (!req.routeOptions.config?.shop?.createsSession || !req.session?.isNew) return;
     if (!(await limiter.take(clientOf(req.ip)))) {
       ctx.counters.rateLimited++;
-      throw new RateLimitedError();
+      throw new ShopRateLimitedError('new_sessions');
     }
     if (!(await total.take('*'))) {
       ctx.counters.rateLimited++;
-      throw new RateLimitedError('too many new sessions from all addresses right now; try again in a minute');
+      throw new ShopRateLimitedError('new_sessions', 'too many new sessions from all addresses right now; try again in a minute');
     }
   });
 }

@@ -1363,6 +1363,30 @@ describe('shop in Chromium: registrations from one network', () => {
   });
 });
 
+describe('shop in Chromium: new sessions from one network', () => {
+  it('register page when the session it needs is refused by SHOP_NEW_SESSIONS_PER_MINUTE then says there were too many visits, not too many accounts, and registers nobody', async () => {
+    const shop = await startTestShop({ SHOP_NEW_SESSIONS_PER_MINUTE: '1' });
+    const { context, page, errors } = await newPage();
+    try {
+      const loaded = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/session');
+      await page.goto(shop.url + '/register');
+      // The page's session took the address's one new session; with its cookie gone, the form needs another.
+      assert.equal((await loaded).status(), 200);
+      await context.clearCookies();
+      const name = uniqueName('visitor');
+      await page.fill('#username', name);
+      await page.fill('#password', 'correct horse battery');
+      await page.locator('form button[type=submit]').click();
+      await page.locator('#auth-error').filter({ hasText: 'Too many visits from your network right now. Try again in a minute.' }).waitFor();
+      assert.equal(await shop.shop.db.findUserByName(name), null);
+      assert.deepEqual(errors.filter((e) => !e.includes('status of 429') && !e.includes('status of 403')), []);
+    } finally {
+      await context.close();
+      await shop.stop();
+    }
+  });
+});
+
 describe('shop in Chromium: the admin page signed out', () => {
   it('admin page when signed out in another tab then says it is signed out in place of the figures, the users and the tools, and stops asking for the figures', async () => {
     const { context, page, errors } = await newPage();

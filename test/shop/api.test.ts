@@ -376,10 +376,12 @@ describe('shop api: production, new-session rate limit and public origin', () =>
     assert.equal(ok.status, 201);
   });
 
-  it('new sessions when one address passes the limit then 429 RATE_LIMITED, while browsing and logins go on', async () => {
+  it('new sessions when one address passes the limit then 429 RATE_LIMITED, reason new_sessions, while browsing and logins go on', async () => {
     for (let i = 0; i < 2; i++) assert.equal((await new ShopClient(limited.url).session()).status, 200);
     const refused = new ShopClient(limited.url);
-    assertError(await refused.session(), 429, 'RATE_LIMITED');
+    const reply = await refused.session();
+    assertError(reply, 429, 'RATE_LIMITED');
+    assert.equal(reply.body.error.reason, 'new_sessions', 'the limit is named, so a page can tell it from the registrations\' one');
     assert.equal(refused.cookies.size, 0, 'no session was created for the refused request');
     assert.equal((await rawRequest(limited.url + '/api/products', 'GET', {})).status, 200, 'catalog browsing is not limited');
     assert.equal((await first.session()).status, 200, 'an existing session is not limited');

@@ -102,6 +102,7 @@ describe('shop password checks: per client address, right or wrong', { timeout: 
     const refused = (await login('another horse battery')).reply;
     assertThrottled(refused);
     assert.equal(refused.headers['retry-after'], '60');
+    assert.equal(refused.body.error.reason, 'password_checks');
     assert.ok(shop.logs.slice(logs).some((l) => l.includes('"auth.throttled"') && l.includes('"password_checks"')), 'audited as auth.throttled');
     assertThrottled(await client.post('/api/me/password', { currentPassword: 'another horse battery', newPassword: 'a third horse battery' }, { headers: from }));
     assertThrottled(await client.request('DELETE', '/api/me/sessions/others', { json: { password: 'another horse battery' }, headers: from }));
@@ -133,6 +134,7 @@ describe('shop registration limits: per client address', { timeout: 60_000 }, ()
       if (r.status !== 429) continue;
       assertThrottled(r);
       assert.equal(r.headers['retry-after'], '3600');
+      assert.equal(r.body.error.reason, 'registrations');
       assert.equal(await shop.shop.db.findUserByName(names[i]!), null, 'a refused registration stores no account');
     }
     assertThrottled(await register('198.51.100.60', uniqueName('later')));

@@ -20,6 +20,21 @@ export const orderPlaced = (orderId: string): TetherError => new TetherError('OR
 export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISABLED', 'this account is disabled', 403);
 export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);
 
-export const loginThrottled = (): TetherError => new RateLimitedError('too many failed password checks for this account or from this address; try again later', LOGIN_FAILURE_WINDOW_MS / 1000);
-export const passwordChecksThrottled = (): TetherError => new RateLimitedError('too many password checks from this address in the last minute; try again shortly', 60);
-export const registrationsThrottled = (): TetherError => new RateLimitedError('too many accounts were registered from this address lately; try again later', REGISTRATION_WINDOW_MS / 1000);
+/** Which of the shop's limits refused a request: answered as `error.reason` beside the stable code. */
+export type ThrottleReason = 'new_sessions' | 'rejected_cookies' | 'registrations' | 'login_failures' | 'password_checks';
+
+/**
+ * 429 RATE_LIMITED naming the limit it came from, so a page can say which: the register page's "too
+ * many accounts from your network" is wrong for a refused new session, which its form needs too.
+ */
+export class ShopRateLimitedError extends RateLimitedError {
+  readonly reason: ThrottleReason;
+  constructor(reason: ThrottleReason, message?: string, retryAfterSec?: number) {
+    super(message, retryAfterSec);
+    this.reason = reason;
+  }
+}
+
+export const loginThrottled = (): TetherError => new ShopRateLimitedError('login_failures', 'too many failed password checks for this account or from this address; try again later', LOGIN_FAILURE_WINDOW_MS / 1000);
+export const passwordChecksThrottled = (): TetherError => new ShopRateLimitedError('password_checks', 'too many password checks from this address in the last minute; try again shortly', 60);
+export const registrationsThrottled = (): TetherError => new ShopRateLimitedError('registrations', 'too many accounts were registered from this address lately; try again later', REGISTRATION_WINDOW_MS / 1000);

@@ -9,10 +9,12 @@ export const state = { session: null };
 const listeners = new Set();
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  /** `reason`: which of the shop's limits answered 429 RATE_LIMITED (`error.reason`), else undefined. */
+  constructor(status, code, message, reason) {
     super(message);
     this.status = status;
     this.code = code;
+    this.reason = reason;
   }
 }
 
@@ -52,7 +54,7 @@ async function request(method, path, body) {
   const left = res.headers.get('x-session-expires-in');
   if (left !== null && /^\d+$/.test(left)) idleDeadline(Date.now() + Number(left));
   const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new ApiError(res.status, data?.error?.code ?? 'HTTP_' + res.status, data?.error?.message ?? res.statusText);
+  if (!res.ok) throw new ApiError(res.status, data?.error?.code ?? 'HTTP_' + res.status, data?.error?.message ?? res.statusText, data?.error?.reason);
   return data;
 }
 

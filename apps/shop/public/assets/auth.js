@@ -48,8 +48,11 @@ async function onSubmit(e) {
   } catch (err) {
     error.textContent = err instanceof ApiError && err.code === 'INVALID_CREDENTIALS' ? 'Wrong username or password.'
       : err instanceof ApiError && err.code === 'ACCOUNT_DISABLED' ? 'This account is disabled. Contact the shop to have it enabled.'
-        : register && err instanceof ApiError && err.code === 'RATE_LIMITED' ? 'Too many accounts were created from your network in the last hour. Try again later, or log in if you have an account already.'
-          : describeError(err);
+        // The form needs a session first, and new sessions are limited too: only the registrations' own
+        // limit is about accounts.
+        : register && err instanceof ApiError && err.code === 'RATE_LIMITED' && err.reason === 'registrations' ? 'Too many accounts were created from your network in the last hour. Try again later, or log in if you have an account already.'
+          : err instanceof ApiError && err.code === 'RATE_LIMITED' && err.reason === 'new_sessions' ? 'Too many visits from your network right now. Try again in a minute.'
+            : describeError(err);
     submit.disabled = false;
   }
 }
