@@ -220,7 +220,11 @@ export class Flow {
     if (done !== null && step === state.step && data === state.data && names.every((n) => this.#names.has(n))) return state;
     const kept: Record<string, unknown> = {};
     for (const n of names) if (this.#names.has(n)) kept[n] = data[n];
-    return { runId: state.runId, step, done: this.#namesBefore(step), data: kept, updatedAt: state.updatedAt };
+    const read: FlowState = { runId: state.runId, step, done: this.#namesBefore(step), data: kept, updatedAt: state.updatedAt };
+    // A completion's hold goes with the run however the run is read: a node running a newer definition
+    // (a rolling deploy) must refuse a step of a run that a node running the older one is completing.
+    if (state.completing !== undefined) read.completing = state.completing;
+    return read;
   }
 
   /** The names of the steps before the one at `index`: what a run at `index` has posted. */

@@ -199,6 +199,31 @@ describe('flow', () => {
     assert.equal((await renamed.submit('u2', 'x', 9)).step, 'c');
   });
 
+  it('flow when a node running a newer definition reads a run that a node running the older one is completing then its steps are refused FLOW_COMPLETING, not acknowledged and then lost', async () => {
+    const { tether, run: older } = setup();
+    const newer = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'gift', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
+    await older.submit('u1', 'shipping', { name: 'Ada' });
+    await older.submit('u1', 'payment', { card: '4242' });
+    let release!: () => void;
+    const placing = new Promise<void>((r) => { release = r; });
+    let started!: () => void;
+    const inAction = new Promise<void>((r) => { started = r; });
+    const done = older.complete('u1', async () => {
+      started();
+      await placing;
+      return 'order-1';
+    });
+    await inAction;
+    // The newer definition reads the run otherwise (a step added before payment), and so as a new state.
+    assert.equal((await newer.view('u1')).step, 'gift');
+    await assert.rejects(newer.submit('u1', 'shipping', { name: 'Bob' }), { code: 'FLOW_COMPLETING' });
+    await assert.rejects(newer.submit('u1', 'gift', { name: 'Bob' }), { code: 'FLOW_COMPLETING' });
+    await assert.rejects(newer.back('u1'), { code: 'FLOW_COMPLETING' });
+    await assert.rejects(newer.reset('u1'), { code: 'FLOW_COMPLETING' });
+    release();
+    assert.equal(await done, 'order-1');
+  });
+
   it('flow when a run was stored with only its step index (before posted steps were kept) then the index is used, within the current steps', async () => {
     const { tether, run } = setup();
     await tether.users.update('u1', (ctx) => void (ctx.flows = { checkout: { runId: 'r1', step: 1, data: { shipping: { name: 'Ada' } }, updatedAt: 0 } }));
