@@ -284,6 +284,13 @@ export interface FlowCallOptions {
 
 export interface CompleteOptions<R> {
   /**
+   * The run to complete (the `runId` the client confirmed). Checked in the write that takes the run: a
+   * run that is not the current one (ended meanwhile, another run begun and ready) is refused with
+   * FLOW_RUN_NOT_CURRENT and `action` is not called, so a stale confirm never completes the next run.
+   * Absent: whatever run is current and ready is completed.
+   */
+  runId?: string;
+  /**
    * Changes the context (the user context, or the session's data) in the same write that ends the run
    * (e.g. empties the cart). Its effect is stored once per run; like any `update` function it may be
    * re-run on fresh data after a conflict.
@@ -508,7 +515,9 @@ export class FlowRunner<K = string> {
     const now = this.#clock.now();
     const expired = this.#expiry(key, now);
     // Read first, so that a run not ready is refused without a write.
-    this.#ready(this.#live(await this.#store.get(key), now, expired));
+    const found = this.#live(await this.#store.get(key), now, expired);
+    checkRun(found, options.runId);
+    this.#ready(found);
     // The run is taken (`completing`) in a write before the action runs, and the action gets the data
     // that write found: a step posted again on another device either lands before it, and the action
     // sees it, or after it, and is refused (FLOW_COMPLETING) rather than acknowledged and then ended
@@ -516,7 +525,9 @@ export class FlowRunner<K = string> {
     let runId!: string;
     let data!: Record<string, unknown>;
     await this.#write(key, (ctx) => {
-      const state = this.#ready(this.#live(ctx, now, expired));
+      const live = this.#live(ctx, now, expired);
+      checkRun(live, options.runId);
+      const state = this.#ready(live);
       runId = state.runId;
       // Copied now: a session's context is its live data, which `action` could change.
       data = copy(state.data);

@@ -609,6 +609,43 @@ describe('shop api: checkout and orders', () => {
     assert.equal((await a.get('/api/checkout')).body.runId, null, 'no next run started with the stale step');
   });
 
+  it('confirm when its run is confirmed on another device and the next run made ready before its write then it answers with its run\'s order and places none for the next run', async () => {
+    const { client: a, username } = await newUser();
+    await a.add('notebook', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    const run = (await a.post('/api/checkout/payment', CARD)).body.runId;
+    const b = new ShopClient(t.url);
+    assert.equal((await b.login(username)).status, 200);
+    const userId = (await t.shop.db.findUserByName(username))!.id;
+    // The next write to this user's context (the stale confirm taking its run) waits for device A to
+    // confirm the run and get the next one ready for review.
+    const users = t.shop.tether.users as unknown as { update: (...args: unknown[]) => Promise<unknown> };
+    const update = users.update;
+    let first: Reply | undefined;
+    users.update = async (...args: unknown[]) => {
+      if (args[0] === userId && first === undefined) {
+        users.update = update;
+        first = await a.post('/api/checkout/confirm', { runId: run });
+        await a.add('candle', 1);
+        await a.post('/api/checkout/shipping', SHIPPING);
+        await a.post('/api/checkout/payment', CARD);
+      }
+      return update.apply(users, args);
+    };
+    let stale: Reply;
+    try {
+      stale = await b.post('/api/checkout/confirm', { runId: run });
+    } finally {
+      users.update = update;
+    }
+    assert.equal(first?.status, 201);
+    assert.equal(stale.status, 200, stale.text);
+    assert.equal(stale.body.orderId, first.body.orderId, 'answered with the order its run placed');
+    const next = (await a.get('/api/checkout')).body;
+    assert.equal(next.step, 'review', 'the next run is still to be confirmed');
+    assert.equal((await a.get('/api/orders')).body.length, 1, 'no order placed for the next run');
+  });
+
   it('confirm when another user names a run then it is not answered with that run\'s order', async () => {
     const { client: a } = await newUser();
     await a.add('notebook', 1);

@@ -278,12 +278,15 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
     // Placing an order is the shop's high-value action: a sign-in long ago asks for the password first.
     if (userId !== null) await stepUp(ctx, req, userId, password);
     try {
-      const { order, created } = await checkout.complete((run) => placeOrder(ctx, checkout, run, items), { onCompleted: checkout.onCompleted });
+      // The run named is checked again in the write that takes it: one that ended since the check above
+      // (a confirm on another device), whose next run is ready already, is not completed in its place.
+      const { order, created } = await checkout.complete((run) => placeOrder(ctx, checkout, run, items), { onCompleted: checkout.onCompleted, runId });
       if (created) ctx.counters.ordersPlaced++;
       return reply.code(created ? 201 : 200).send(placedJson(order));
     } catch (err) {
-      placed = err instanceof FlowStepOutOfOrderError ? await placedBy() : null;
+      placed = err instanceof FlowStepOutOfOrderError || err instanceof FlowRunNotCurrentError ? await placedBy() : null;
       if (placed) return reply.code(200).send(placedJson(placed));
+      if (err instanceof FlowRunNotCurrentError) throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');
       throw err;
     }
   });

@@ -350,6 +350,23 @@ describe('flow', () => {
     assert.equal((await other.view('u1')).runId, null);
   });
 
+  it('flow when complete() names a run that ended between its check and its write, the next run ready, then it is refused FLOW_RUN_NOT_CURRENT and the next run is not completed in its place', async () => {
+    const { run: other, flow, tether } = setup();
+    await other.submit('u1', 'shipping', { name: 'Ada' });
+    const { runId } = await other.submit('u1', 'payment', { card: '4242' });
+    const stale = flow.using(racing(tether.users, 'during', async () => {
+      await other.complete('u1', () => 'order-1');
+      await other.submit('u1', 'shipping', { name: 'Bea' });
+      await other.submit('u1', 'payment', { card: '1111' });
+    }));
+    const placed: unknown[] = [];
+    await assert.rejects(stale.complete('u1', ({ data }) => void placed.push(data), { runId: runId! }), { code: 'FLOW_RUN_NOT_CURRENT', status: 409 });
+    assert.deepEqual(placed, [], 'nothing placed');
+    const next = await other.view('u1');
+    assert.equal(next.step, 'review', 'the next run is left ready, not completed');
+    assert.equal(await other.complete('u1', () => 'order-2', { runId: next.runId! }), 'order-2');
+  });
+
   it('flow when the action fails then the run is given back: its steps can be posted again and it can complete', async () => {
     const { run } = setup();
     await run.submit('u1', 'shipping', { name: 'Ada' });
