@@ -58,7 +58,8 @@ export class UserContexts {
    * Writes `rec` again, unchanged, with a deadline a whole `userContextTtlMs` from now, when less than
    * half of it is left: a touch cannot, since a context's absolute deadline is its idle one. At most one
    * write per context per half TTL. A write that meets another (that one set a new deadline) or fails is
-   * let go: the read it follows has its answer.
+   * let go: the read it follows has its answer. `lastSeenAt` stays that of the last update: it is when the
+   * context was last changed (what `tether users show` gives as last written), and a read changes nothing.
    */
   async #keep(rec: SessionRecord): Promise<void> {
     const now = this.#o.clock.now();
@@ -66,7 +67,7 @@ export class UserContexts {
     if (rec.expiresAt - now >= ttl / 2) return;
     const deadline = now + ttl;
     try {
-      await this.#call(() => this.#store.set({ ...rec, version: rec.version + 1, lastSeenAt: now, expiresAt: deadline, absoluteExpiresAt: deadline }, rec.version), 'set');
+      await this.#call(() => this.#store.set({ ...rec, version: rec.version + 1, expiresAt: deadline, absoluteExpiresAt: deadline }, rec.version), 'set');
     } catch {
       // As above: the context was read; it is kept at the next read.
     }

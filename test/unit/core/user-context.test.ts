@@ -70,6 +70,18 @@ describe('user contexts', () => {
     assert.equal((await r.memory.get(userContextKey('kim')))?.expiresAt, r.clock.now() + 10 * DAY);
   });
 
+  it('get when it keeps a context alive then the time it was last written stays that of its last update', async () => {
+    const DAY = 86_400_000;
+    const r = rig({ userContextTtlMs: 10 * DAY });
+    await r.tether.users.update('lou', (ctx) => void (ctx.n = 1));
+    const written = r.clock.now();
+    r.clock.advance(6 * DAY);
+    assert.deepEqual(await r.tether.users.get('lou'), { n: 1 });
+    const stored = await r.memory.get(userContextKey('lou'));
+    assert.equal(stored?.expiresAt, r.clock.now() + 10 * DAY, 'kept alive');
+    assert.equal(stored?.lastSeenAt, written, 'not moved by a read');
+  });
+
   it('stored context when it holds __proto__ or constructor.prototype then reading it pollutes nothing and still works', async () => {
     const r = rig();
     const now = r.clock.now();
