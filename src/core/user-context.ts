@@ -75,7 +75,7 @@ export class UserContexts {
 
   /**
    * Changes the context through `fn` (re-run on fresh data when another device wrote meanwhile) and
-   * returns what was stored. `fn` may return a new object or change the one it is given; any other
+   * returns what was stored, as `get` reads it back. `fn` may return a new object or change the one it is given; any other
    * value it returns (a string, a number, an array) is refused with a TypeError, nothing stored.
    */
   async update<C extends UserContextData = UserContextData>(
@@ -94,8 +94,11 @@ export class UserContexts {
       // like `(c) => c.theme = 'dark'` or `(c) => c.cart.push(item)` returns) would be stored, and the
       // context then read as empty, everything in it lost.
       if (json === undefined || !json.startsWith('{')) throw new TypeError('tether.users.update(userId, fn): fn must change the context it is given and return nothing, or return an object to store instead; it returned a value that is not an object');
+      // What is answered is what was stored, as `get` will read it on any device: JSON, not `next` as
+      // `fn` left it (a Date there is stored as its text, NaN as null, an undefined member dropped).
+      const stored = () => parseStoredJson(json) as Partial<C>;
       // Unchanged, or nothing to keep for a user who had no context: nothing to write.
-      if (rec ? json === before : json === '{}') return next;
+      if (rec ? json === before : json === '{}') return stored();
       const data = codec.encodeText ? codec.encodeText(json) : json;
       const max = this.#o.maxUserContextBytes;
       const bytes = bytesOver(data, max);
@@ -107,7 +110,7 @@ export class UserContexts {
         key, data, version: version + 1, userId: null, createdAt: rec?.createdAt ?? now, lastSeenAt: now,
         expiresAt: deadline, absoluteExpiresAt: deadline,
       }, version), 'set');
-      if (res.ok) return next;
+      if (res.ok) return stored();
     }
     throw new SessionConflictError('the user context kept changing under this update; retry');
   }

@@ -82,6 +82,20 @@ describe('user contexts', () => {
     assert.equal(stored?.lastSeenAt, written, 'not moved by a read');
   });
 
+  it('update when the function leaves values JSON does not keep (a Date, NaN, undefined) then it returns what was stored, as get reads it', async () => {
+    const r = rig();
+    const at = new Date(Date.UTC(2026, 0, 2));
+    const returned = await r.tether.users.update<Record<string, unknown>>('max', (ctx) => {
+      ctx.at = at;
+      ctx.n = Number.NaN;
+      ctx.gone = undefined;
+    });
+    assert.deepEqual(returned, { at: at.toISOString(), n: null });
+    assert.deepEqual(await r.tether.users.get('max'), returned);
+    const again = await r.tether.users.update<Record<string, unknown>>('max', (ctx) => void (ctx.at = at));
+    assert.deepEqual(again, { at: at.toISOString(), n: null }, 'unchanged, nothing written: the stored context all the same');
+  });
+
   it('stored context when it holds __proto__ or constructor.prototype then reading it pollutes nothing and still works', async () => {
     const r = rig();
     const now = r.clock.now();
