@@ -50,24 +50,32 @@ export class UserContexts {
     const key = userContextKey(checkUserId(userId));
     const rec = await this.#call(() => this.#store.get(key), 'get');
     const { context, json } = this.#read(rec);
-    if (rec !== null && json !== null) await this.#keep(rec);
+    if (rec !== null && json !== null) await this.#keep(rec, json);
     return context as Partial<C>;
   }
 
   /**
-   * Writes `rec` again, unchanged, with a deadline a whole `userContextTtlMs` from now, when less than
+   * Writes `rec` again, its content unchanged, with a deadline a whole `userContextTtlMs` from now, when less than
    * half of it is left: a touch cannot, since a context's absolute deadline is its idle one. At most one
    * write per context per half TTL. A write that meets another (that one set a new deadline) or fails is
    * let go: the read it follows has its answer. `lastSeenAt` stays that of the last update: it is when the
    * context was last changed (what `tether users show` gives as last written), and a read changes nothing.
+   * The text it read (`json`) is stored as the codec stores it now: a context kept alive only by reads
+   * would otherwise stay sealed under the data key it was written with (or in plaintext) for as long as
+   * it is read, and be lost when that key is dropped; so once `userContextTtlMs` has passed since a key
+   * was moved off first place, no live context is sealed under it. (A plaintext context that sealing
+   * would take past `maxUserContextBytes` is kept as it is: a read never fails for the size.)
    */
-  async #keep(rec: SessionRecord): Promise<void> {
+  async #keep(rec: SessionRecord, json: string): Promise<void> {
     const now = this.#o.clock.now();
     const ttl = this.#o.userContextTtlMs;
     if (rec.expiresAt - now >= ttl / 2) return;
     const deadline = now + ttl;
+    const codec = this.#o.codec;
     try {
-      await this.#call(() => this.#store.set({ ...rec, version: rec.version + 1, expiresAt: deadline, absoluteExpiresAt: deadline }, rec.version), 'set');
+      const sealed = codec.encodeText ? codec.encodeText(json) : json;
+      const data = bytesOver(sealed, this.#o.maxUserContextBytes) === null ? sealed : rec.data;
+      await this.#call(() => this.#store.set({ ...rec, data, version: rec.version + 1, expiresAt: deadline, absoluteExpiresAt: deadline }, rec.version), 'set');
     } catch {
       // As above: the context was read; it is kept at the next read.
     }

@@ -16,7 +16,7 @@ import { userContextKey } from '../../../src/core/ids.js';
 import { SqliteStore } from '../../../src/stores/sqlite/index.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 import { tempSqliteFile } from '../../helpers/sqlite.js';
-import { SECRET_A, trip, view } from '../support.js';
+import { ManualClock, SECRET_A, trip, view } from '../support.js';
 
 const key = (): string => randomBytes(32).toString('base64url');
 const ENVELOPE: Envelope = { d: { cart: ['secret-tea'], address: 'Elm Street 7' }, c: 'csrf-token', u: 'Firefox', r: 1, a: 1_700_000_000_000, n: '203.0.113.0/24', i: 1_700_000_000_001 };
@@ -180,5 +180,26 @@ describe('encryptedCodec', () => {
     } finally {
       await file.remove();
     }
+  });
+  it('user contexts when only read after a key rotation, or after the codec was turned on, then a read that keeps one alive seals it under the first key, so the old key (or plaintext) can go once userContextTtlMs has passed', async () => {
+    const DAY = 86_400_000;
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock, sweepIntervalMs: 0 });
+    const [oldKey, newKey] = [key(), key()];
+    const engine = (codec?: ReturnType<typeof encryptedCodec>) => createTether({ secrets: [SECRET_A], clock, store, userContextTtlMs: 10 * DAY, ...(codec ? { codec } : {}) });
+    await engine().users.update('plain', (ctx) => void (ctx.theme = 'dark'));
+    await engine(encryptedCodec({ keys: oldKey })).users.update('ada', (ctx) => void (ctx.theme = 'light'));
+    // The new key moved first; both contexts are read, never changed, for longer than a TTL.
+    const rotated = engine(encryptedCodec({ keys: [newKey, oldKey] }));
+    for (let day = 1; day <= 12; day++) {
+      clock.advance(DAY);
+      assert.deepEqual(await rotated.users.get('ada'), { theme: 'light' });
+      assert.deepEqual(await rotated.users.get('plain'), { theme: 'dark' });
+    }
+    const only = engine(encryptedCodec({ keys: newKey, readPlaintext: false }));
+    assert.deepEqual(await only.users.get('ada'), { theme: 'light' }, 'readable without the old key');
+    assert.deepEqual(await only.users.get('plain'), { theme: 'dark' }, 'sealed, not left in plaintext');
+    const rec = (await store.get(userContextKey('ada')))!;
+    assert.equal(rec.lastSeenAt, clock.now() - 12 * DAY, 'still last written at its update');
   });
 });
