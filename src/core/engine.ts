@@ -450,15 +450,27 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     const csrf = this.options.csrf;
     checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false, secureOrigins: this.options.cookie.secure } : csrf, req, false);
     // No renewal: a handshake's answer may not carry cookies to the browser (socket.io's does not).
-    const session = await this.open(req, { write: false, renew: false });
-    const cookies = await this.commit(session);
     this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener, o) => this.store.subscribe!(listener, o) : undefined);
+    const sockets = this.#sockets;
+    // An ending between this read and the socket's registration reaches the socket once registered.
+    const watch = sockets.watch(options.changeFeed ?? true);
+    let session: Session<T>;
+    let cookies: string[];
+    try {
+      session = await this.open(req, { write: false, renew: false });
+      cookies = await this.commit(session);
+    } catch (err) {
+      sockets.settle(watch, null, null);
+      throw err;
+    }
     // A cookie whose ID renewal replaced, presented within the grace: the socket reads the session under
     // its new ID from now on, since the old one soon names nothing.
     const s = sessionState(session);
     const view: RequestView = s.id === null || s.id === s.presentedId ? req
       : { method: req.method, header: (name) => (name === 'cookie' ? `${this.options.cookie.name}=${this.#signer.sign(s.id!)}` : req.header(name)) };
-    return new SocketSession<T>(this, this.#sockets, view, session, cookies, options);
+    const socket = new SocketSession<T>(this, sockets, view, session, cookies, options);
+    sockets.settle(watch, s.key, socket);
+    return socket;
   }
 
   /**

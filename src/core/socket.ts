@@ -26,7 +26,8 @@ export interface SocketOptions {
    * PostgresStore, a TieredStore over one of them) prompts a read of the session when a client of the
    * same backend removes it, or writes it already ended (a regeneration), so that the socket learns of
    * a logout in another process within the feed's delay rather than at the next check. The first
-   * socket that uses it subscribes the engine for its lifetime: RedisStore then holds a subscriber
+   * handshake that uses it subscribes the engine for its lifetime (at its read, so that an end
+   * reported during it is heard): RedisStore then holds a subscriber
    * connection, PostgresStore a LISTEN connection (one of its pool's), SqliteStore polls its change
    * log. Timeouts a backend enforces itself (RedisStore's TTLs) are found by the socket's timer at its
    * session's deadline. When the feed may have lost reports (it reconnected), every socket it watches
@@ -61,6 +62,20 @@ export interface SocketEngine<T extends object> {
   readonly options: { readonly clock: Clock; readonly touchIntervalMs: number; readonly expiryGraceMs: number };
 }
 
+/** What ended, or what the change feed reported, while a handshake read its session (SocketRegistry.watch). */
+export interface HandshakeWatch {
+  /** Keys whose session ended in this process, with the first reason. */
+  keys: Map<string, SocketEndReason>;
+  /** Keys the change feed reported, with the idle deadline reported (undefined: a removal). */
+  reported: Map<string, number | undefined>;
+  /** destroyUserSessions calls: the user, and the keys it kept. */
+  users: Array<{ userId: string; except: readonly string[] }>;
+  /** destroyAllSessions ran. */
+  all: boolean;
+  /** The feed may have lost reports. */
+  resync: boolean;
+}
+
 /**
  * The sockets of one engine by store key: how the engine's lifecycle events reach them, and the
  * store's change feed, where it has one, the removals made by other processes.
@@ -75,6 +90,8 @@ export class SocketRegistry {
   #resyncTimer: NodeJS.Timeout | null = null;
   /** Sockets whose session ended, by reason (closed ones are not counted). */
   readonly #ends: Record<SocketEndReason, number> = { ...NO_SOCKET_ENDS };
+  /** Handshakes reading their session: what ended meanwhile (see `watch`). */
+  readonly #watches = new Set<HandshakeWatch>();
 
   /** `subscribe`: the store's change feed, or undefined when it has none. */
   constructor(clock: Clock, subscribe?: ChangeFeedSubscribe) {
@@ -90,7 +107,40 @@ export class SocketRegistry {
       set.add(socket);
       this.#size++;
     }
-    if (feed && this.#unsubscribe === null && this.#subscribe !== undefined && !this.#stopped) {
+    if (feed) this.#subscribeFeed();
+  }
+
+  /**
+   * A handshake begins to read its session: until `settle`, what ends here and what the feed reports
+   * is noted for it, since its socket is not yet among those the endings reach. Without it, a logout
+   * between the handshake's read and its socket's registration would leave the socket open on an
+   * ended session until its next check. `feed`: the socket will want the change feed, which is
+   * subscribed now so that reports made during the read are heard.
+   */
+  watch(feed: boolean): HandshakeWatch {
+    const watch: HandshakeWatch = { keys: new Map(), reported: new Map(), users: [], all: false, resync: false };
+    this.#watches.add(watch);
+    if (feed) this.#subscribeFeed();
+    return watch;
+  }
+
+  /**
+   * The handshake's socket is registered (or there is none: `socket` null): what ended during its read
+   * reaches it now, as it would have had it been registered then.
+   */
+  settle(watch: HandshakeWatch, key: string | null, socket: SocketSession<object> | null): void {
+    this.#watches.delete(watch);
+    if (socket === null || key === null) return;
+    const userId = socket.userId;
+    const reason = watch.all ? 'destroyed' : watch.keys.get(key)
+      ?? (userId !== null && watch.users.some((u) => u.userId === userId && !u.except.includes(key)) ? 'destroyed' : undefined);
+    if (reason !== undefined) return socket.end(reason);
+    if (watch.resync) socket.heard(undefined, this.#clock.now());
+    else if (watch.reported.has(key)) socket.heard(watch.reported.get(key), this.#clock.now());
+  }
+
+  #subscribeFeed(): void {
+    if (this.#unsubscribe === null && this.#subscribe !== undefined && !this.#stopped) {
       try {
         this.#unsubscribe = this.#subscribe((k, stamp) => this.#reported(k, stamp), { onResync: () => this.#resynced() });
       } catch {
@@ -116,6 +166,7 @@ export class SocketRegistry {
   #resynced(): void {
     if (this.#resyncTimer !== null) clearTimeout(this.#resyncTimer);
     this.#resyncTimer = null;
+    for (const watch of this.#watches) watch.resync = true;
     const sockets = [...this.#byKey.values()].flatMap((set) => [...set]);
     const per = Math.ceil(sockets.length / RESYNC_SLICES);
     let next = 0;
@@ -137,8 +188,10 @@ export class SocketRegistry {
    * engine first, with its own reason, and the report it also makes is then moot.
    */
   #reported(key: string, stamp: string | undefined): void {
-    if (!this.#byKey.has(key)) return;
+    if (!this.#byKey.has(key) && this.#watches.size === 0) return;
     const expiresAt = stamp === undefined ? undefined : expiresAtOfStamp(stamp);
+    // A removal outweighs a write reported with it: the socket then reads the session again.
+    for (const watch of this.#watches) if (!watch.reported.has(key) || watch.reported.get(key) !== undefined) watch.reported.set(key, expiresAt);
     setImmediate(() => {
       const set = this.#byKey.get(key);
       if (set !== undefined) for (const socket of [...set]) socket.heard(expiresAt, this.#clock.now());
@@ -169,6 +222,7 @@ export class SocketRegistry {
 
   /** The session under `key` ended in this process. */
   ended(key: string, reason: SocketEndReason): void {
+    for (const watch of this.#watches) if (!watch.keys.has(key)) watch.keys.set(key, reason);
     const set = this.#byKey.get(key);
     if (set === undefined) return;
     for (const socket of [...set]) socket.end(reason);
@@ -176,11 +230,13 @@ export class SocketRegistry {
 
   /** Every session ended (`destroyAllSessions`). */
   endedAll(): void {
+    for (const watch of this.#watches) watch.all = true;
     for (const set of [...this.#byKey.values()]) for (const socket of [...set]) socket.end('destroyed');
   }
 
   /** Every session of `userId` ended (`destroyUserSessions`), but those under the keys in `except`. */
   endedForUser(userId: string, except: readonly string[]): void {
+    for (const watch of this.#watches) watch.users.push({ userId, except });
     for (const [key, set] of [...this.#byKey]) {
       if (except.includes(key)) continue;
       for (const socket of [...set]) if (socket.userId === userId) socket.end('destroyed');

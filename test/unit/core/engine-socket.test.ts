@@ -378,6 +378,38 @@ describe('tether.openSocket', () => {
     assert.deepEqual(seen, ['gone']);
     await here.close();
   });
+  it('openSocket when the session ends while the handshake reads it (a logout here or in another process, log out everywhere, every session) then the socket ends once opened', async () => {
+    for (const how of ['logout', 'elsewhere', 'user', 'all'] as const) {
+      const clock = new ManualClock();
+      const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
+      const here = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+      const there = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+      const cookie = await signedIn({ tether: here } as Rig<Data>);
+      // The logout's request has read the session already: the store holds the next read.
+      const request = await here.open(view('POST', { ...HOST, 'user-agent': 'UA', cookie }));
+      const read = store.hold();
+      const opening = here.openSocket(handshake(cookie), { checkIntervalMs: 0 });
+      await read;
+      // The handshake has read the session, live; it ends before the socket is registered.
+      if (how === 'logout') {
+        request.destroy();
+        await here.commit(request);
+      } else here.abandon(request);
+      if (how === 'elsewhere') await there.destroyUserSessions('ada');
+      else if (how === 'user') await here.destroyUserSessions('ada');
+      else await here.destroyAllSessions();
+      store.release();
+      const socket = await opening;
+      assert.equal(socket.userId, 'ada', how);
+      const seen = ends(socket);
+      for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(10);
+      assert.deepEqual(seen, [how === 'elsewhere' ? 'gone' : 'destroyed'], how);
+      assert.equal(here.stats().sockets, 0, how);
+      await here.close();
+      await there.close();
+    }
+  });
+
   it('openSocket when another process whose clock trails writes the data then the socket does not read it; a login there with its clock ahead still ends it', async () => {
     const clock = new ManualClock();
     const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
