@@ -445,7 +445,8 @@ export class SocketSession<T extends object> {
 
   /** @internal The session ended: the registry (an event of this engine) or a read found so. */
   end(reason: SocketEndReason): void {
-    if (this.#ended !== null) return;
+    // A socket closed while a read was under way watches nothing: not an end to count or report.
+    if (this.#ended !== null || this.#closed) return;
     this.#ended = reason;
     this.#registry.counted(reason);
     this.#unwatch();

@@ -410,6 +410,29 @@ describe('tether.openSocket', () => {
     }
   });
 
+  it('openSocket when the socket closes while a read of it is under way, one that finds the session gone, then it is not counted as ended and its onEnd callbacks do not run', async () => {
+    const clock = new ManualClock();
+    const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
+    const here = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const there = new Tether<Data>({ secrets: [SECRET_A], clock, store });
+    const cookie = await signedIn({ tether: here } as Rig<Data>);
+    const socket = await here.openSocket(handshake(cookie), { checkIntervalMs: 0, changeFeed: false });
+    const seen = ends(socket);
+    assert.equal(await there.destroyUserSessions('ada'), 1);
+    const read = store.hold();
+    const reading = socket.refresh();
+    await read;
+    socket.close();
+    store.release();
+    assert.equal(await reading, false);
+    assert.deepEqual(seen, []);
+    assert.equal(socket.ended, null, 'a closed socket watches nothing');
+    assert.deepEqual(here.stats().socketEnds, { destroyed: 0, expired: 0, regenerated: 0, gone: 0 }, 'closed ones are not ends');
+    assert.equal(here.stats().sockets, 0);
+    await here.close();
+    await there.close();
+  });
+
   it('openSocket when another process whose clock trails writes the data then the socket does not read it; a login there with its clock ahead still ends it', async () => {
     const clock = new ManualClock();
     const store = new GatedStore(new MemoryStore({ clock, sweepIntervalMs: 0 }));
