@@ -509,7 +509,9 @@ export class SocketSession<T extends object> {
     if (delay > MAX_TIMER_MS) return;
     this.#deadlineTimer = setTimeout(() => {
       this.#deadlineTimer = null;
-      this.refresh().catch(() => {});
+      // A store that cannot answer now: read again (a second on, the deadline being past), or the
+      // timeout goes unnoticed where no check timer or change feed would find it.
+      this.refresh().catch(() => this.#atDeadline());
     }, delay);
     this.#deadlineTimer.unref();
   }

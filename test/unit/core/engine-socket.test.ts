@@ -10,6 +10,7 @@ import type { SocketEndReason, SocketSession } from '../../../src/core/socket.js
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 import { GatedStore } from '../../fixtures/gated-store.js';
+import { FaultyStore } from '../../../src/testing/faulty-store.js';
 
 type Data = { n: number; name: string };
 const MIN = 60_000;
@@ -431,6 +432,25 @@ describe('tether.openSocket', () => {
     assert.equal(here.stats().sockets, 0);
     await here.close();
     await there.close();
+  });
+
+  it('openSocket when the store fails at the session\'s deadline then the socket reads it again until the store answers, and ends expired', async () => {
+    // The system clock: the timer at the session's deadline is a real one.
+    const memory = new MemoryStore({ sweepIntervalMs: 0 });
+    const store = new FaultyStore(memory);
+    const tether = new Tether<Data>({ secrets: [SECRET_A], store, idleTimeoutMs: 2_000, storeTimeoutMs: 100 });
+    const started = Date.now();
+    const socket = await tether.openSocket(handshake(await signedIn({ tether } as Rig<Data>)), { checkIntervalMs: 0, changeFeed: false });
+    const seen = ends(socket);
+    await sleep(Math.max(0, started + 1_500 - Date.now()));
+    store.fail('get', 'reject');
+    await sleep(Math.max(0, started + 3_200 - Date.now()));
+    assert.deepEqual(seen, [], 'the store could not say');
+    store.heal();
+    for (let i = 0; i < 300 && seen.length === 0; i++) await sleep(10);
+    assert.deepEqual(seen, ['expired'], 'read again once the store answered');
+    assert.equal(tether.stats().sockets, 0);
+    await tether.close();
   });
 
   it('openSocket when another process whose clock trails writes the data then the socket does not read it; a login there with its clock ahead still ends it', async () => {
