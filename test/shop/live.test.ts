@@ -11,6 +11,12 @@ import { ShopClient, rawRequest, spawnShop, startTestShop, uniqueName } from '..
 import { removeTempDir, tempDir } from '../helpers/exit.js';
 import type { TestShop } from '../helpers/shop.js';
 import { connect } from '../helpers/ws.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createTether, MemoryStore } from 'tether';
+import { GatedStore } from '../fixtures/gated-store.js';
+import { SECRET_A, cookiePair, view } from '../unit/support.js';
+import { LIVE_PATH, attachLive } from '../../apps/shop/lib/live.js';
 
 /** The live channel's URL and the headers a page of the shop sends with its handshake. */
 function liveOf(shop: TestShop, client?: ShopClient): [string, Record<string, string>] {
@@ -151,5 +157,39 @@ describe('shop live channel', () => {
     assert.equal(await exit, 0);
     // The drain deadline is 8 s: a socket left open held every drain to it, and was then cut (1006).
     assert.ok(Date.now() - started < 4_000, `exited ${Date.now() - started} ms after SIGTERM`);
+  });
+});
+
+describe('shop live channel: the cap on sockets', () => {
+  it('live when handshakes past SHOP_LIVE_MAX_SOCKETS read their sessions at the same time then only the cap is upgraded, the others 503', async (t) => {
+    const store = new GatedStore(new MemoryStore({ sweepIntervalMs: 0 }));
+    const tether = createTether({ secrets: [SECRET_A], store });
+    const server = http.createServer((_req, res) => res.end());
+    const live = attachLive(server, tether, { maxSockets: 1, checkIntervalMs: 60_000, heartbeatMs: 60_000, forgedAllowed: async () => true, warn: () => {} });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    t.after(async () => {
+      await live.close();
+      await new Promise((done) => server.close(done));
+      await tether.close();
+    });
+    const cookies: string[] = [];
+    for (const user of ['ada', 'bob', 'cy']) {
+      const s = await tether.open(view('POST'));
+      s.login(user);
+      cookies.push(cookiePair(await tether.commit(s))!);
+    }
+    // Every handshake's read of its session waits until all three have passed the cap's check.
+    const reached = store.hold();
+    const attempts = cookies.map((cookie) => connect(origin.replace('http:', 'ws:') + LIVE_PATH, { origin, cookie }).then(
+      (opened) => ({ opened, status: 101 }),
+      (err: { status?: number }) => ({ opened: null, status: err.status ?? 0 }),
+    ));
+    await reached;
+    await new Promise((done) => setTimeout(done, 200));
+    store.release();
+    const results = await Promise.all(attempts);
+    for (const r of results) r.opened?.ws.close();
+    assert.deepEqual(results.map((r) => r.status).sort(), [101, 503, 503]);
   });
 });

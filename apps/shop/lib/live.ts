@@ -66,7 +66,21 @@ export function attachLive<T extends object>(server: Server, tether: Tether<T>, 
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (closing) return refuse(socket, 503);
     if ((req.url ?? '').split('?')[0] !== LIVE_PATH) return refuse(socket, 404);
-    if (wss.clients.size >= options.maxSockets) return refuse(socket, 503);
+    // Handshakes still reading their session count too: their reads overlap on a slow store, and each
+    // joins wss.clients only at handleUpgrade, so the check alone would let all of them through.
+    if (wss.clients.size + opening >= options.maxSockets) return refuse(socket, 503);
+    opening++;
+    try {
+      await admit(req, socket, head);
+    } finally {
+      opening--;
+    }
+  }
+
+  /** Handshakes past the cap check that have not yet joined wss.clients (or been refused). */
+  let opening = 0;
+
+  async function admit(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     let live;
     try {
       live = await openSocket(tether, req, { checkIntervalMs: options.checkIntervalMs });
