@@ -24,6 +24,13 @@ export function decodeUserContext(data: string, codec: SessionCodec): { context:
   return { context: context as UserContextData, json };
 }
 
+/** An object literal's kind: its prototype is Object.prototype or null (what JSON.parse makes). */
+function plainObject(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return true;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
 export class UserContexts {
   readonly #store: SessionStore;
   readonly #o: Readonly<ResolvedOptions>;
@@ -84,7 +91,8 @@ export class UserContexts {
   /**
    * Changes the context through `fn` (re-run on fresh data when another device wrote meanwhile) and
    * returns what was stored, as `get` reads it back. `fn` may return a new object or change the one it is given; any other
-   * value it returns (a string, a number, an array) is refused with a TypeError, nothing stored.
+   * value it returns (a string, a number, an array, a Map or any object that is not a plain one) is
+   * refused with a TypeError, nothing stored.
    */
   async update<C extends UserContextData = UserContextData>(
     userId: string,
@@ -96,7 +104,13 @@ export class UserContexts {
       const rec = await this.#call(() => this.#store.get(key), 'get');
       const { context, json: before } = this.#read(rec);
       const current = context as Partial<C>;
-      const next = (await fn(current)) ?? current;
+      const returned = await fn(current);
+      // A Map, a Set or a class instance returned would be stored as its JSON, `{}` for most of them:
+      // the context replaced by nothing. Only a plain object replaces it.
+      if (returned !== undefined && returned !== null && !plainObject(returned)) {
+        throw new TypeError('tether.users.update(userId, fn): fn returned an object that is not a plain object (a Map, a Set, a class instance), which would be stored as its JSON and replace the context; return a plain object, or change the context it is given and return nothing');
+      }
+      const next = returned ?? current;
       const json: string | undefined = JSON.stringify(next);
       // What `fn` returns replaces the context: a value that is not an object (what an arrow function
       // like `(c) => c.theme = 'dark'` or `(c) => c.cart.push(item)` returns) would be stored, and the

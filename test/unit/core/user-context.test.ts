@@ -129,6 +129,10 @@ describe('user contexts', () => {
       (c) => Object.keys(c),
       () => new Date(0),
       () => true,
+      // Objects JSON stores as `{}`: each would replace the context with nothing.
+      () => new Map([['theme', 'dark']]),
+      () => new Set(['dark']),
+      () => new (class Prefs { #theme = 'dark'; get theme(): string { return this.#theme; } })(),
     ];
     for (const fn of fns) {
       await assert.rejects(r.tether.users.update('fay', fn), TypeError, String(fn));
@@ -138,6 +142,8 @@ describe('user contexts', () => {
     await r.tether.users.update<{ theme: string }>('fay', (c) => void (c.theme = 'dark'));
     await r.tether.users.update('fay', () => null as unknown as void);
     assert.deepEqual(await r.tether.users.get('fay'), { cart: [1], theme: 'dark' });
+    await r.tether.users.update('fay', (c) => Object.assign(Object.create(null) as object, c, { theme: 'light' }));
+    assert.deepEqual(await r.tether.users.get('fay'), { cart: [1], theme: 'light' });
   });
 
   it('update when the context would grow past maxUserContextBytes then USER_CONTEXT_TOO_LARGE (413), nothing written, the stored context unchanged', async () => {
