@@ -31,6 +31,27 @@ function assertCookieOnlyExpired(r: Reply): void {
 const SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
 const CARD = { cardNumber: '4242 4242 4242 4242', expiry: '12/39' };
 
+/**
+ * Runs `act`; the first write to `userId`'s context that it makes (through `tether.users.update`) first
+ * waits for `meanwhile`, what another device does between that request's read and its write.
+ */
+async function beforeNextUpdate<R>(userId: string, meanwhile: () => Promise<void>, act: () => Promise<R>): Promise<R> {
+  const users = t.shop.tether.users as unknown as { update: (...args: unknown[]) => Promise<unknown> };
+  const update = users.update;
+  users.update = async (...args: unknown[]) => {
+    if (args[0] === userId) {
+      users.update = update;
+      await meanwhile();
+    }
+    return update.apply(users, args);
+  };
+  try {
+    return await act();
+  } finally {
+    users.update = update;
+  }
+}
+
 async function newUser(): Promise<{ client: ShopClient; username: string }> {
   const client = new ShopClient(t.url);
   const username = uniqueName();
@@ -590,21 +611,10 @@ describe('shop api: checkout and orders', () => {
     const userId = (await t.shop.db.findUserByName(username))!.id;
     // The next write to this user's context waits for the order to be placed: whatever the step read
     // before it, its write finds the run ended.
-    const users = t.shop.tether.users as unknown as { update: (...args: unknown[]) => Promise<unknown> };
-    const update = users.update;
     let placed: Reply | undefined;
-    users.update = async (...args: unknown[]) => {
-      if (args[0] === userId && placed === undefined) {
-        users.update = update;
-        placed = await a.post('/api/checkout/confirm', { runId: run });
-      }
-      return update.apply(users, args);
-    };
-    try {
-      assertError(await b.post('/api/checkout/shipping', { ...SHIPPING, runId: run }), 409, 'ORDER_PLACED');
-    } finally {
-      users.update = update;
-    }
+    await beforeNextUpdate(userId, async () => {
+      placed = await a.post('/api/checkout/confirm', { runId: run });
+    }, async () => assertError(await b.post('/api/checkout/shipping', { ...SHIPPING, runId: run }), 409, 'ORDER_PLACED'));
     assert.equal(placed?.status, 201);
     assert.equal((await a.get('/api/checkout')).body.runId, null, 'no next run started with the stale step');
   });
@@ -619,25 +629,13 @@ describe('shop api: checkout and orders', () => {
     const userId = (await t.shop.db.findUserByName(username))!.id;
     // The next write to this user's context (the stale confirm taking its run) waits for device A to
     // confirm the run and get the next one ready for review.
-    const users = t.shop.tether.users as unknown as { update: (...args: unknown[]) => Promise<unknown> };
-    const update = users.update;
     let first: Reply | undefined;
-    users.update = async (...args: unknown[]) => {
-      if (args[0] === userId && first === undefined) {
-        users.update = update;
-        first = await a.post('/api/checkout/confirm', { runId: run });
-        await a.add('candle', 1);
-        await a.post('/api/checkout/shipping', SHIPPING);
-        await a.post('/api/checkout/payment', CARD);
-      }
-      return update.apply(users, args);
-    };
-    let stale: Reply;
-    try {
-      stale = await b.post('/api/checkout/confirm', { runId: run });
-    } finally {
-      users.update = update;
-    }
+    const stale = await beforeNextUpdate(userId, async () => {
+      first = await a.post('/api/checkout/confirm', { runId: run });
+      await a.add('candle', 1);
+      await a.post('/api/checkout/shipping', SHIPPING);
+      await a.post('/api/checkout/payment', CARD);
+    }, () => b.post('/api/checkout/confirm', { runId: run }));
     assert.equal(first?.status, 201);
     assert.equal(stale.status, 200, stale.text);
     assert.equal(stale.body.orderId, first.body.orderId, 'answered with the order its run placed');
