@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import type { Express, NextFunction, Request, Response } from 'express';
-import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
+import { createTether, FlowStepOutOfOrderError, MemoryStore } from '../../src/index.js';
 import type { SessionRecord } from '../../src/index.js';
 import { sessions, sessionOf, sessionErrors } from '../../src/adapters/express/index.js';
 import { listen, CACHING_HEADERS, CookieClient, assertTetherErrorAnswer, assertUncacheable, serverPerTest } from '../helpers/cookie-client.js';
+import { FaultyStore } from '../../src/testing/faulty-store.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -253,13 +254,8 @@ describe('express adapter: error answers are never cacheable', () => {
    * /write sets n and the caching headers and answers, while the store refuses writes once `down` is set.
    */
   async function cachingApp(withErrors: boolean): Promise<{ c: CookieClient; down: () => void }> {
-    const store = new MemoryStore();
-    const set = store.set.bind(store);
-    let failing = false;
-    store.set = async (record: SessionRecord, expected: number) => {
-      if (failing) throw new StoreUnavailableError('store down');
-      return set(record, expected);
-    };
+    // Writes fail once the store is taken down.
+    const store = new FaultyStore(new MemoryStore());
     const app = express();
     app.set('env', 'test');
     app.use(sessions(createTether<Data>({ secrets: [SECRET], store }), { csrf: false }));
@@ -280,7 +276,7 @@ describe('express adapter: error answers are never cacheable', () => {
     });
     if (withErrors) app.use(sessionErrors());
     served.current = await listen(app);
-    return { c: new CookieClient(served.current.url), down: () => { failing = true; } };
+    return { c: new CookieClient(served.current.url), down: () => void store.fail('set', 'reject') };
   }
 
   it('when a route that set caching headers throws a plain Error then the answer after sessionErrors() is no-store, without its validators, cookies or Location', async () => {

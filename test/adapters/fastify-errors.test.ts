@@ -11,9 +11,9 @@ import type { FastifyInstance } from 'fastify';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
-import type { SessionRecord } from '../../src/index.js';
 import { tetherPlugin, tetherErrorHandler } from '../../src/adapters/fastify/index.js';
 import { CACHING_HEADERS, CookieClient, assertTetherErrorAnswer, assertUncacheable } from '../helpers/cookie-client.js';
+import { FaultyStore } from '../../src/testing/faulty-store.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 
@@ -196,13 +196,8 @@ describe('fastify adapter: error answers are never cacheable', () => {
    * answers, while the store refuses writes once `down` is set.
    */
   async function cachingApp(errorHandler: boolean): Promise<{ c: CookieClient; down: () => void }> {
-    const store = new MemoryStore();
-    const set = store.set.bind(store);
-    let failing = false;
-    store.set = async (record: SessionRecord, expected: number) => {
-      if (failing) throw new StoreUnavailableError('store down');
-      return set(record, expected);
-    };
+    // Writes fail once the store is taken down.
+    const store = new FaultyStore(new MemoryStore());
     const app = Fastify();
     app.addHook('onRequest', async (_req, reply) => {
       void reply.header('content-security-policy', CSP);
@@ -223,7 +218,7 @@ describe('fastify adapter: error answers are never cacheable', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     running = app;
     const c = new CookieClient(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
-    return { c, down: () => { failing = true; } };
+    return { c, down: () => void store.fail('set', 'reject') };
   }
 
   it('when a route that set caching headers throws a plain Error then the answer tetherErrorHandler passes it to is no-store, without its validators, cookies or Location, and keeps the CSP', async () => {
@@ -256,13 +251,8 @@ describe('fastify adapter: error answers are never cacheable', () => {
 
 describe('fastify adapter: the error answer\'s status line', () => {
   it('when a route set a reason phrase on reply.raw and then throws, or its commit fails, then the error\'s status line carries its own reason phrase', async () => {
-    const store = new MemoryStore();
-    const set = store.set.bind(store);
-    let failing = false;
-    store.set = async (record: SessionRecord, expected: number) => {
-      if (failing) throw new StoreUnavailableError('store down');
-      return set(record, expected);
-    };
+    // Writes fail once the store is taken down.
+    const store = new FaultyStore(new MemoryStore());
     const app = Fastify();
     await app.register(tetherPlugin, { tether: createTether({ secrets: [SECRET], csrf: false, store }) });
     app.setErrorHandler(tetherErrorHandler);
@@ -284,7 +274,7 @@ describe('fastify adapter: the error answer\'s status line', () => {
       socket.on('error', reject);
     });
     assert.equal(await statusLine('/throw'), 'HTTP/1.1 500 Internal Server Error');
-    failing = true;
+    store.fail('set', 'reject');
     assert.equal(await statusLine('/write'), 'HTTP/1.1 503 Service Unavailable');
   });
 });

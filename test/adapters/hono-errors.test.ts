@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
-import type { SessionRecord } from '../../src/index.js';
+import { createTether, FlowStepOutOfOrderError, MemoryStore } from '../../src/index.js';
 import { sessions, tetherErrors } from '../../src/adapters/hono/index.js';
 import type { TetherEnv } from '../../src/adapters/hono/index.js';
 import { CACHING_HEADERS, CookieClient, assertTetherErrorAnswer, assertUncacheable } from '../helpers/cookie-client.js';
 import { serveHono } from '../helpers/hono.js';
+import { FaultyStore } from '../../src/testing/faulty-store.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!!';
 type Data = Record<string, unknown>;
@@ -202,13 +202,8 @@ describe('hono adapter: error answers are never cacheable', () => {
    * once `down` is set.
    */
   async function cachingApp(onError: (app: Hono<TetherEnv<Data>>) => void): Promise<{ c: CookieClient; down: () => void }> {
-    const store = new MemoryStore();
-    const set = store.set.bind(store);
-    let failing = false;
-    store.set = async (record: SessionRecord, expected: number) => {
-      if (failing) throw new StoreUnavailableError('store down');
-      return set(record, expected);
-    };
+    // Writes fail once the store is taken down.
+    const store = new FaultyStore(new MemoryStore());
     const app = new Hono<TetherEnv<Data>>();
     app.use(async (c, next) => {
       c.header('content-security-policy', CSP);
@@ -235,7 +230,7 @@ describe('hono adapter: error answers are never cacheable', () => {
     const running = await serveHono(app);
     closing.push(() => running.close());
     const c = new CookieClient(running.url);
-    return { c, down: () => { failing = true; } };
+    return { c, down: () => void store.fail('set', 'reject') };
   }
 
   it('when a route that set caching headers throws a plain Error then tetherErrors()\' answer is no-store, without its validators, cookies or Location, and keeps the CSP', async () => {
