@@ -19,6 +19,16 @@ import type { TempSqliteFile } from '../helpers/sqlite.js';
 const NODE = 'tiny';
 
 /** The worker the primary's rendezvous hash picks for a `sid` cookie value (no routing key configured). */
+/** Four new connections of `client`, each answered by the worker `want`. */
+async function assertLandsOn(client: TestClient, want: string, what: string): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    client.newConnection();
+    const r = await client.request('GET', '/api/cart');
+    assert.equal(r.status, 200);
+    assert.equal(r.node, want, `${what}, connection ${i}`);
+  }
+}
+
 function expectedWorker(cookieValue: string): string {
   const id = cookieValue.slice(0, cookieValue.lastIndexOf('.'));
   return `${NODE}:w${new Router().pick(id, [0, 1])! + 1}`;
@@ -76,12 +86,7 @@ describe('cluster sticky routing', { timeout: 120_000 }, () => {
       const set = first.headers['set-cookie'] ?? [];
       const attributes = (name: string): string | undefined => set.find((c) => c.startsWith(`${name}=`))?.replace(/^[^;]*/, '');
       assert.equal(attributes('sid-w'), attributes('sid'), 'with the session cookie\'s attributes');
-      for (let i = 0; i < 4; i++) {
-        client.newConnection();
-        const r = await client.request('GET', '/api/cart');
-        assert.equal(r.status, 200);
-        assert.equal(r.node, want, `session ${s}, connection ${i}`);
-      }
+      await assertLandsOn(client, want, `session ${s}`);
       client.close();
     }
   });
@@ -95,12 +100,7 @@ describe('cluster sticky routing', { timeout: 120_000 }, () => {
       assert.ok(cookie, 'the session cookie was set');
       client.cookies.delete('sid-w');
       const want = expectedWorker(cookie);
-      for (let i = 0; i < 4; i++) {
-        client.newConnection();
-        const r = await client.request('GET', '/api/cart');
-        assert.equal(r.status, 200);
-        assert.equal(r.node, want, `session ${s}, connection ${i}`);
-      }
+      await assertLandsOn(client, want, `session ${s}`);
       client.close();
     }
   });

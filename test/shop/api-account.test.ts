@@ -31,6 +31,17 @@ function assertCookieOnlyExpired(r: Reply): void {
 const SHIPPING = { name: 'Ada Lovelace', address: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'United Kingdom' };
 const CARD = { cardNumber: '4242 4242 4242 4242', expiry: '12/39' };
 
+/** A user whose checkout (a notebook) is at review on device `a`, with the run's ID, signed in on device `b` too. */
+async function atReviewOnTwoDevices(): Promise<{ a: ShopClient; b: ShopClient; run: string; userId: string }> {
+  const { client: a, username } = await newUser();
+  await a.add('notebook', 1);
+  await a.post('/api/checkout/shipping', SHIPPING);
+  const run = (await a.post('/api/checkout/payment', CARD)).body.runId as string;
+  const b = new ShopClient(t.url);
+  assert.equal((await b.login(username)).status, 200);
+  return { a, b, run, userId: (await t.shop.db.findUserByName(username))!.id };
+}
+
 /**
  * Runs `act`; the first write to `userId`'s context that it makes (through `tether.users.update`) first
  * waits for `meanwhile`, what another device does between that request's read and its write.
@@ -602,13 +613,7 @@ describe('shop api: checkout and orders', () => {
   });
 
   it('checkout when another device places the order between a stale tab\'s step naming that run and its write then the step answers 409 ORDER_PLACED and starts no next run', async () => {
-    const { client: a, username } = await newUser();
-    await a.add('notebook', 1);
-    await a.post('/api/checkout/shipping', SHIPPING);
-    const run = (await a.post('/api/checkout/payment', CARD)).body.runId;
-    const b = new ShopClient(t.url);
-    assert.equal((await b.login(username)).status, 200);
-    const userId = (await t.shop.db.findUserByName(username))!.id;
+    const { a, b, run, userId } = await atReviewOnTwoDevices();
     // The next write to this user's context waits for the order to be placed: whatever the step read
     // before it, its write finds the run ended.
     let placed: Reply | undefined;
@@ -620,13 +625,7 @@ describe('shop api: checkout and orders', () => {
   });
 
   it('confirm when its run is confirmed on another device and the next run made ready before its write then it answers with its run\'s order and places none for the next run', async () => {
-    const { client: a, username } = await newUser();
-    await a.add('notebook', 1);
-    await a.post('/api/checkout/shipping', SHIPPING);
-    const run = (await a.post('/api/checkout/payment', CARD)).body.runId;
-    const b = new ShopClient(t.url);
-    assert.equal((await b.login(username)).status, 200);
-    const userId = (await t.shop.db.findUserByName(username))!.id;
+    const { a, b, run, userId } = await atReviewOnTwoDevices();
     // The next write to this user's context (the stale confirm taking its run) waits for device A to
     // confirm the run and get the next one ready for review.
     let first: Reply | undefined;
