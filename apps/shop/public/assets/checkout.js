@@ -68,12 +68,8 @@ function whyChanged(before) {
   return null;
 }
 
-/**
- * The checkout is no longer the one this page shows: it shows the one there is now, and says in words
- * what happened, from what changed (the server's message names steps and runs).
- */
-async function moved(err) {
-  const before = flow;
+/** Loads the session and the checkout again, as they are now (the page waits, `reloading`). */
+async function reloadAll() {
   reloading = true;
   try {
     await loadSession({ create: true }).catch(() => null);
@@ -81,6 +77,15 @@ async function moved(err) {
   } finally {
     reloading = false;
   }
+}
+
+/**
+ * The checkout is no longer the one this page shows: it shows the one there is now, and says in words
+ * what happened, from what changed (the server's message names steps and runs).
+ */
+async function moved(err) {
+  const before = flow;
+  await reloadAll();
   const why = whyChanged(before) ?? 'This checkout moved to another step in another tab or on another device; here it is as it is now.';
   showError(new ApiError(err.status, err.code, why));
 }
@@ -149,13 +154,7 @@ async function completingElsewhere(err, mine) {
  * this step arrived. The page shows the new checkout and the emptied cart, and says where the order is.
  */
 async function placedElsewhere(err) {
-  reloading = true;
-  try {
-    await loadSession({ create: true }).catch(() => null);
-    await refresh();
-  } finally {
-    reloading = false;
-  }
+  await reloadAll();
   showError(new ApiError(err.status, err.code, 'Your order was placed in another tab or on another device: it is under Orders. This is a new checkout.'));
 }
 
