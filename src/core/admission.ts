@@ -32,8 +32,12 @@ export class Admission {
     this.#active = limits.maxActive > 0 ? new ActiveCap(limits.maxActive, limits.recountMs, clock, () => store.count!()) : null;
   }
 
-  /** Counts one new session from `address` (undefined: counted in the total only), or throws RATE_LIMITED. */
-  async admit(address: string | undefined): Promise<void> {
+  /**
+   * Counts one new session from `address` (undefined: counted in the total only), or throws RATE_LIMITED.
+   * Resolves to a function the caller must call once the session's write settled: true when it was
+   * stored, false when it failed (a store outage), which gives the place under `maxActive` back.
+   */
+  async admit(address: string | undefined): Promise<(stored: boolean) => void> {
     const client = this.#perAddress === null ? undefined : clientNetwork(address);
     if (client !== undefined && !(await this.#perAddress!.take(client))) {
       throw new RateLimitedError('too many new sessions from this address; slow down', this.#retryAfterSec);
@@ -41,10 +45,10 @@ export class Admission {
     if (this.#total !== null && !(await this.#total.take('*'))) {
       throw new RateLimitedError('too many new sessions from all clients right now; try again later', this.#retryAfterSec);
     }
-    if (this.#active !== null) await this.#active.admit();
+    return this.#active === null ? ignore : this.#active.admit();
   }
 
-  /** The live sessions as last counted plus those admitted since; null without the cap or before a count. */
+  /** The live sessions as last counted plus those stored since; null without the cap or before a count. */
   get activeSessions(): number | null {
     return this.#active?.reckoned ?? null;
   }
@@ -55,13 +59,16 @@ export class Admission {
   }
 }
 
+const ignore = (): void => {};
+
 /** A count that has not settled by then is given up (the last count holds); a store call's own deadline would cut off a long SCAN. */
 const COUNT_GIVE_UP_MS = 60_000;
 /** Counting may take at most this share of the time: a count that took 300 ms is not repeated for 30 s. */
 const COUNT_DUTY = 0.01;
 
 /**
- * The cap on live sessions: the store's count plus the sessions admitted since that count began. The
+ * The cap on live sessions: the store's count plus the sessions stored since that count began, and
+ * those admitted whose write has not settled yet (a write that fails gives its place back). The
  * first count starts with the engine; until one has succeeded nothing is refused. A count is asked
  * again at most every `recountMs`, and never so often that counting takes more than 1 % of the time
  * (RedisStore counts by SCAN, ≈ 3 ms per 1,000 keys). A due count runs behind the request, unless the
@@ -76,8 +83,10 @@ class ActiveCap {
   readonly #count: () => Promise<number>;
   /** The last count, or null before one succeeded. */
   #counted: number | null = null;
-  /** Sessions admitted since the last count began. */
+  /** Sessions stored since the last count began. */
   #since = 0;
+  /** Sessions admitted whose write has not settled: counted against the cap, not as stored. */
+  #inFlight = 0;
   /** When the next count is due, by the clock. */
   #next = -Infinity;
   #running: Promise<void> | null = null;
@@ -90,7 +99,7 @@ class ActiveCap {
     void this.#recount();
   }
 
-  async admit(): Promise<void> {
+  async admit(): Promise<(stored: boolean) => void> {
     if (this.#clock.now() >= this.#next) {
       const counting = this.#recount();
       if (this.#full()) await counting;
@@ -99,7 +108,14 @@ class ActiveCap {
       const retryAfterSec = Math.max(1, Math.ceil((this.#next - this.#clock.now()) / 1000));
       throw new TooManySessionsError('the server holds as many sessions as it may right now; try again in a few seconds', retryAfterSec);
     }
-    this.#since++;
+    this.#inFlight++;
+    let settled = false;
+    return (stored) => {
+      if (settled) return;
+      settled = true;
+      this.#inFlight--;
+      if (stored) this.#since++;
+    };
   }
 
   recountSoon(): void {
@@ -111,7 +127,7 @@ class ActiveCap {
   }
 
   #full(): boolean {
-    return this.#counted !== null && this.#counted + this.#since >= this.#max;
+    return this.#counted !== null && this.#counted + this.#since + this.#inFlight >= this.#max;
   }
 
   #recount(): Promise<void> {

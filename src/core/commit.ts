@@ -117,7 +117,7 @@ export interface CommitParts {
   /** A store call under the engine's deadline. */
   call<R>(op: () => Promise<R>, what: string): Promise<R>;
   /** Under `newSessions` limits: counts a new session about to be stored, or throws RATE_LIMITED. */
-  admit?: (s: SessionState) => Promise<void>;
+  admit?: (s: SessionState) => Promise<(stored: boolean) => void>;
   emit(event: LifecycleEvent, key: string, userId: string | null, reason?: string, previousKey?: string, names?: EventNames): void;
   /**
    * Deletes the record under `key` and reports it (`event`, `reason`); calls of this process for a key
@@ -293,9 +293,17 @@ export class Committer {
         }), inOneStep);
       }
       if (record === null) {
-        if (!regenerating && this.#e.admit !== undefined) await this.#e.admit(s);
+        // A new session's place under newSessions.maxActive is kept only if its write stores it.
+        const admitted = !regenerating && this.#e.admit !== undefined ? await this.#e.admit(s) : undefined;
         const fresh = this.#newRecord(s, id, text, now);
-        const res = await this.#e.call(() => store.set(fresh, 0), 'set');
+        let res: SetResult;
+        try {
+          res = await this.#e.call(() => store.set(fresh, 0), 'set');
+        } catch (err) {
+          admitted?.(false);
+          throw err;
+        }
+        admitted?.(res.ok);
         if (!res.ok) throw idCollision();
         record = fresh;
       }

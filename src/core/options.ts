@@ -223,7 +223,7 @@ export interface NewSessionLimits {
    * the record a renewed session's old ID keeps for its grace).
    * It is asked when the engine starts, then at most every `recountMs`, off the requests' path (a request
    * that the last count would refuse waits for a due one); in between, each session this engine stores
-   * adds one. Machines sharing a store each
+   * adds one, and one whose write failed (a store outage) adds nothing. Machines sharing a store each
    * learn of the others' new sessions at their next count, so together they may pass the cap by what
    * they create in that time; pair it with `total`. Until a count has succeeded, nothing is refused;
    * while the store cannot be counted, the last count holds. 0: no cap. @default 0

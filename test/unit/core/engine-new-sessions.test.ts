@@ -149,6 +149,23 @@ it('two engines on one store when both create sessions then each sees the others
     assert.equal(await one.memory.count(), 7);
   });
 
+  it('new sessions when their writes fail then they are not counted as stored: the reckoning stays, and none is refused once the store is back', async () => {
+    const r = rig({ newSessions: { maxActive: 3, recountMs: 60_000 } });
+    assert.equal((await create(r, undefined)).code, null);
+    r.store.fail('set', 'reject');
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await create(r, undefined)).code);
+    assert.deepEqual(codes, Array(5).fill('STORE_UNAVAILABLE'), 'an outage is an outage, not a full store');
+    assert.equal(r.tether.stats().activeSessions, 1, 'nothing was stored by the failed writes');
+    assert.equal(r.tether.stats().refusedSessions, 0);
+    r.store.heal();
+    assert.equal((await create(r, undefined)).code, null, 'within recountMs of the last count');
+    assert.equal((await create(r, undefined)).code, null);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS', 'the stored ones count');
+    assert.equal(await r.memory.count(), 3);
+    assert.equal(r.tether.stats().activeSessions, 3);
+  });
+
   it('the store when it cannot be counted then nothing is refused until a count succeeds; after one, the last count holds while counting fails', async () => {
     const clock = new ManualClock();
     const memory = new MemoryStore({ clock, sweepIntervalMs: 0 });
