@@ -120,15 +120,17 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
   });
   const maxActive = tether.options?.newSessions?.maxActive ?? 0;
   if (maxActive > 0) {
+    // Under the cluster, workers' series with the same labels are merged by each metric's aggregator
+    // (a gauge's default: sum). Every worker reckons the same store's sessions under the same cap.
     new Gauge({
-      name: p + 'sessions_active', registers: [registry],
+      name: p + 'sessions_active', registers: [registry], aggregator: 'max',
       help: 'Under newSessions.maxActive: the live sessions the store holds as this process reckons them (its last count plus the sessions it stored since); NaN before a count succeeded.',
       collect() {
         this.set(tether.stats().activeSessions ?? Number.NaN);
       },
     });
     new Gauge({
-      name: p + 'sessions_active_max', help: 'newSessions.maxActive: past it, new sessions are refused 503 TOO_MANY_SESSIONS.', registers: [registry],
+      name: p + 'sessions_active_max', help: 'newSessions.maxActive: past it, new sessions are refused 503 TOO_MANY_SESSIONS.', registers: [registry], aggregator: 'max',
       collect() {
         this.set(maxActive);
       },
@@ -151,7 +153,7 @@ export function registerTetherMetrics(tether: MetricsSource, registry: Registry,
       },
     });
     new Gauge({
-      name: p + 'cache_hit_ratio', help: 'Share of reads served by the local cache since start (hits / reads).', registers: [registry],
+      name: p + 'cache_hit_ratio', help: 'Share of reads served by the local cache since start (hits / reads).', registers: [registry], aggregator: 'average',
       collect() {
         const s = storeStats(tether.store);
         const reads = (s?.hits ?? 0) + (s?.misses ?? 0);

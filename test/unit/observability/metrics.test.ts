@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Registry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import { createTether, MemoryStore } from 'tether';
 import type { SessionStore } from 'tether';
 import { defineFlow } from 'tether/flow';
@@ -187,6 +187,33 @@ describe('tether metrics', () => {
     assert.equal(metricValue(text, 'tether_cache_misses_total'), 2);
     assert.equal(metricValue(text, 'tether_cache_invalidations_total'), 1);
     assert.equal(metricValue(text, 'tether_cache_bytes'), 512);
+    await base.close();
+  });
+
+  it('metrics of several workers when merged as the cluster merges them then the reckoning of live sessions is the largest, the cap is the cap and the hit ratio stays a ratio', async () => {
+    const base = new MemoryStore({ sweepIntervalMs: 0 });
+    const workers = [];
+    const reckoned: number[] = [];
+    for (const [made, hits, misses] of [[3, 9, 1], [2, 1, 1]] as const) {
+      const registry = new Registry();
+      const store = Object.assign(Object.create(base) as SessionStore, { stats: () => ({ hits, misses, hitRatio: hits / (hits + misses) }) });
+      const tether = createTether({ store: base, secrets: [SECRET_A], newSessions: { maxActive: 50 } });
+      for (let i = 0; i < made; i++) {
+        const s = await tether.open(view());
+        s.set('x', i);
+        await tether.commit(s);
+      }
+      registerTetherMetrics({ stats: () => tether.stats(), store, options: tether.options }, registry);
+      reckoned.push(tether.stats().activeSessions!);
+      workers.push(await registry.getMetricsAsJSON());
+    }
+    const text = await AggregatorRegistry.aggregate(workers).metrics();
+    assert.equal(metricValue(text, 'tether_sessions_created_total'), 5, 'counters add up');
+    assert.equal(metricValue(text, 'tether_cache_hits_total'), 10);
+    assert.equal(metricValue(text, 'tether_sessions_active_max'), 50, 'one cap, not one per worker');
+    assert.deepEqual(reckoned, [3, 5], 'the second counted the first\'s 3 when it started');
+    assert.equal(metricValue(text, 'tether_sessions_active'), 5, 'each reckons the same store: the largest reckoning, not their sum');
+    assert.equal(metricValue(text, 'tether_cache_hit_ratio'), (0.9 + 0.5) / 2, 'the mean of the workers\' ratios');
     await base.close();
   });
 
