@@ -589,7 +589,6 @@ export class Committer {
         s.record = rec;
         return text;
       }
-      this.#e.stats.conflicts++;
       replayable ??= await this.#replayable(s, firstText);
       const budget = attempt < this.#e.options.maxReplays;
       // Under renewal the record is read even for changes that cannot be replayed: the conflict may be
@@ -598,6 +597,7 @@ export class Committer {
       if (fresh !== null && isMoved(fresh.data)) {
         // Another request of the session renewed its ID: the change goes to the session under the new one.
         fresh = await this.#follow(s, fresh, now);
+        // Not a conflict: the other request stored only a new ID, which this write follows.
         if (fresh !== null && this.#onlyRenewed(s, fresh)) {
           base = fresh;
           text = this.#encode(s, written);
@@ -605,6 +605,7 @@ export class Committer {
         }
       }
       if (!replayable) fresh = null;
+      this.#e.stats.conflicts++;
       if (!fresh || !this.#live(fresh, now)) {
         this.#e.emit('conflict', base.key, s.userId, 'rejected', undefined, { handle: handleIn(s) ?? undefined });
         // Replayable and still within budget means the fresh record was read, and it was gone.

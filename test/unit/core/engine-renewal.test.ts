@@ -116,6 +116,22 @@ describe('engine renewal', () => {
     assert.equal(movedId(pointer.data.slice(0, -3) + 'AA"', first.id), null, 'nor does a changed pointer');
   });
 
+  it('renewal when a write finds that another request only renewed the ID then it follows without a conflict: the counts agree with the conflict events', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const conflicts: Array<string | undefined> = [];
+    r.tether.events.on('conflict', (m: { reason?: string }) => void conflicts.push(m.reason));
+    r.clock.advance(61_000);
+    const a = await r.tether.open(get(first.cookie));
+    const b = await r.tether.open(post(first.cookie));
+    b.set('note', 'typed');
+    await r.tether.commit(a);
+    await r.tether.commit(b);
+    assert.deepEqual(conflicts, [], 'nothing to replay or reject: the other request stored only a new ID');
+    const { conflicts: counted, replays } = r.tether.stats();
+    assert.deepEqual([counted, replays], [0, 0], 'tether_cas_conflicts_total counts the conflict events');
+  });
+
   it('renewal when two requests of the session find the ID due at once then one renews, the other follows, and neither change is lost', async () => {
     const r = rig({ renewal: RENEWAL });
     const first = await signedIn(r);
