@@ -349,9 +349,12 @@ export class Committer {
       const idle = lifetimeOf(s, o).idleTimeoutMs;
       const expiresAt = now + idle + o.expiryGraceMs;
       const moved = await this.#e.call(() => this.#e.store.touch(record.key, expiresAt, now, record.version), 'touch');
-      this.#e.stats.touches++;
       // What the store now holds (a touch keeps the version), for the session's deadlines (`expiresAt`).
-      if (moved) s.record = { ...record, lastSeenAt: now, expiresAt };
+      // A touch that found the session changed or ended by another request meanwhile refreshed nothing.
+      if (moved) {
+        this.#e.stats.touches++;
+        s.record = { ...record, lastSeenAt: now, expiresAt };
+      }
       // A persistent cookie is sent again with each touch, so that it lasts as long as the session.
       if (o.cookie.maxAgeMs !== undefined || s.remembered) s.resign = true;
     }

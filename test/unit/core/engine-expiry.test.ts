@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashId } from '../../../src/core/ids.js';
-import { rig, trip } from '../support.js';
+import { rig, trip, view } from '../support.js';
 
 const MIN = 60_000;
 
@@ -98,6 +98,18 @@ describe('engine expiry', () => {
     await trip(r.tether, signedIn.cookie, (s) => assert.deepEqual([s.userId, s.get('cart')], ['ada', ['mug']], 'a login starts the lifetime again'));
     r.clock.advance(MIN);
     await trip(r.tether, signedIn.cookie, (s) => assert.equal(s.isNew, true), 'GET');
+  });
+
+  it('a touch when another request changed or ended the session meanwhile then it refreshes nothing, and is not counted as a refresh', async () => {
+    const r = rig({ idleTimeoutMs: 30 * MIN });
+    const a = await trip(r.tether, undefined, (s) => s.set('n', 1));
+    r.clock.advance(2 * MIN);
+    const reader = await r.tether.open(view('GET', { cookie: a.cookie! }));
+    await trip(r.tether, a.cookie, (s) => s.set('n', 2));
+    const before = r.tether.stats().touches;
+    await r.tether.commit(reader);
+    assert.equal(r.store.calls.touch, 1, 'the reader asked for its touch');
+    assert.equal(r.tether.stats().touches, before, 'the store refreshed nothing: the version had moved on');
   });
 
   it('read-only traffic when within touchIntervalMs then writes nothing, and after it then touches exactly once', async () => {
