@@ -32,8 +32,9 @@ export interface LifecycleMessage {
   userId: string | null;
   /**
    * destroyed: 'logout' | 'user' (destroyByUser) | 'limit' (maxSessionsPerUser) | 'anomaly' (userAgentChange
-   * 'end') | 'all' (destroyAllSessions, handle `*`); expired: 'swept' (deleted by the store's sweep; absent when presented past a timeout);
-   * conflict: 'replayed' | 'rejected'; anomaly: 'user-agent'. reused has none.
+   * or addressChange 'end') | 'all' (destroyAllSessions, handle `*`); expired: 'swept' (deleted by the store's
+   * sweep; absent when presented past a timeout); conflict: 'replayed' | 'rejected'; anomaly: 'user-agent' |
+   * 'address'. reused has none.
    */
   reason?: string;
   at: number;
