@@ -235,6 +235,21 @@ export class FlowRunNotCurrentError extends TetherError {
   }
 }
 
+/**
+ * A flow's `complete()` ran its action, but the run was changed after the completion's hold lapsed
+ * (COMPLETING_HOLD_MS): the action's effect stands (`result`, recorded by `onCompleted`), and the run was
+ * not ended, so that the change is kept; it continues under a new `runId`.
+ */
+export class FlowRunChangedError extends TetherError {
+  /** What the action returned. */
+  declare readonly result: unknown;
+  constructor(message: string, result: unknown) {
+    super('FLOW_RUN_CHANGED', message, 409);
+    Object.defineProperty(this, 'result', { value: result, enumerable: false, writable: false, configurable: true });
+    this.name = 'FlowRunChangedError';
+  }
+}
+
 /** A flow was asked for a step it does not declare (usually a step name taken from the request path). */
 export class FlowStepUnknownError extends TetherError {
   constructor(message: string) {
@@ -294,6 +309,7 @@ export const ERROR_CODES = [
   'FLOW_STEP_UNKNOWN',
   'FLOW_COMPLETING',
   'FLOW_RUN_NOT_CURRENT',
+  'FLOW_RUN_CHANGED',
   'STORE_URL_INVALID',
   'SESSION_BUSY',
   'INTERNAL_ERROR',

@@ -23,7 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import rfdc from 'rfdc';
 import { dequal } from 'dequal';
-import { FlowCompletingError, FlowRunNotCurrentError, FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
+import { FlowCompletingError, FlowRunChangedError, FlowRunNotCurrentError, FlowStepOutOfOrderError, FlowStepUnknownError, OptionsInvalidError } from '../core/errors.js';
 import { checkOptions } from '../core/options-check.js';
 import { systemClock } from '../core/store.js';
 import type { Clock } from '../core/store.js';
@@ -88,11 +88,18 @@ export interface FlowState {
    * change is acknowledged and then lost with the run the completion ends.
    */
   completing?: number;
+  /**
+   * Names the run's data as the completions that took it found it: set by the first that takes it, kept by
+   * the others, and removed by a step posted or a `back()` once the hold lapsed. A completion ends the run
+   * only while it still holds the hold it took; otherwise the run was changed after its action got it.
+   */
+  hold?: string;
 }
 
 /**
- * How long a completion's hold on its run lasts at the most: a process that died in the action leaves it,
- * and the run can be changed again after this (a completion is never held back by it).
+ * How long a completion's hold on its run lasts, unless its action renews it (`renewHold()`): a process
+ * that died in the action leaves it, and the run can be changed again after this (a completion is never
+ * held back by it). A change accepted then breaks the hold: see FlowRunChangedError.
  */
 export const COMPLETING_HOLD_MS = 60_000;
 
@@ -224,6 +231,7 @@ export class Flow {
     // A completion's hold goes with the run however the run is read: a node running a newer definition
     // (a rolling deploy) must refuse a step of a run that a node running the older one is completing.
     if (state.completing !== undefined) read.completing = state.completing;
+    if (state.hold !== undefined) read.hold = state.hold;
     return read;
   }
 
@@ -265,10 +273,33 @@ function checkNotCompleting(state: FlowState | undefined, now: number): void {
   }
 }
 
+/**
+ * A step posted or a `back()` that changes a run whose completion's hold lapsed breaks that hold: the
+ * completion, should it still be running, then finds its run changed and does not end it.
+ */
+function breakHold(state: FlowState): void {
+  delete state.completing;
+  delete state.hold;
+}
+
 /** Throws FLOW_RUN_NOT_CURRENT when a call names a run (`expected`) that is not the live one. */
 function checkRun(state: FlowState | undefined, expected: string | undefined): void {
   if (expected === undefined || state?.runId === expected) return;
   throw new FlowRunNotCurrentError('that run of the flow is no longer the current one; load it again');
+}
+
+/** What `complete()` hands its action. */
+export interface FlowCompletion {
+  /** The run's ID: the same for every completion of the run, never reused; the action's idempotency key. */
+  runId: string;
+  /** What the run's steps kept, by step name (a copy). */
+  data: Record<string, unknown>;
+  /**
+   * Renews the completion's hold on the run for another COMPLETING_HOLD_MS, for an action that may run
+   * longer (a slow payment provider). True while the hold stands; false once the run was changed (or
+   * ended) after the hold lapsed: the action should then not go on, as the run is no longer what it got.
+   */
+  renewHold: () => Promise<boolean>;
 }
 
 /** For `submit`, `back` and `reset`. */
@@ -453,6 +484,7 @@ export class FlowRunner<K = string> {
         }
       }
       const state: FlowState = found ?? { runId: (runId ??= randomUUID()), step: 0, data: {}, updatedAt: 0 };
+      breakHold(state);
       state.data[stepName] = parsed;
       this.flow.moveTo(state, index + 1);
       state.updatedAt = now;
@@ -499,6 +531,7 @@ export class FlowRunner<K = string> {
       checkRun(state, expectedRun);
       if (!state || state.step === 0) throw new FlowStepOutOfOrderError('already at the first step');
       checkNotCompleting(state, now);
+      breakHold(state);
       this.flow.moveTo(state, state.step - 1);
       state.updatedAt = now;
       flowsOf(ctx)[this.flow.name] = state;
@@ -510,8 +543,10 @@ export class FlowRunner<K = string> {
   /**
    * Completes the flow: checks every step was taken, runs `action` with the run's ID and data, then
    * ends the run. `action` must be idempotent per `runId` (two concurrent completions both reach it).
+   * When the run was changed after the completion's hold lapsed (COMPLETING_HOLD_MS), the run is not
+   * ended, and this throws FLOW_RUN_CHANGED with the action's result (see FlowRunChangedError).
    */
-  async complete<R>(key: K, action: (run: { runId: string; data: Record<string, unknown> }) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
+  async complete<R>(key: K, action: (run: FlowCompletion) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
     const now = this.#clock.now();
     const expired = this.#expiry(key, now);
     // Read first, so that a run not ready is refused without a write.
@@ -521,8 +556,11 @@ export class FlowRunner<K = string> {
     // The run is taken (`completing`) in a write before the action runs, and the action gets the data
     // that write found: a step posted again on another device either lands before it, and the action
     // sees it, or after it, and is refused (FLOW_COMPLETING) rather than acknowledged and then ended
-    // with the run. Another completion is not held back: `action` is idempotent per runId.
+    // with the run. Another completion is not held back: `action` is idempotent per runId, and it joins
+    // the hold already there (the data is the same), so either one may end the run.
+    const fresh = randomUUID();
     let runId!: string;
+    let hold!: string;
     let data!: Record<string, unknown>;
     await this.#write(key, (ctx) => {
       const live = this.#live(ctx, now, expired);
@@ -532,31 +570,58 @@ export class FlowRunner<K = string> {
       // Copied now: a session's context is its live data, which `action` could change.
       data = copy(state.data);
       state.completing = now;
+      hold = state.hold = typeof state.hold === 'string' ? state.hold : fresh;
       flowsOf(ctx)[this.flow.name] = state;
     }, () => {});
+    let taken = now;
+    const renewHold = async (): Promise<boolean> => {
+      const at = this.#clock.now();
+      let held = false;
+      await this.#write(key, (ctx) => {
+        const state = stateOf(ctx, this.flow.name);
+        held = state?.runId === runId && state.hold === hold;
+        if (held) state!.completing = at;
+      }, () => {});
+      if (held) taken = at;
+      return held;
+    };
     let result: R;
     try {
-      result = await action({ runId, data });
+      result = await action({ runId, data, renewHold });
     } catch (err) {
       // The run is given back, as it was, unless it changed meanwhile; failing that, the hold lapses.
       await this.#write(key, (ctx) => {
         const state = stateOf(ctx, this.flow.name);
-        if (state?.runId === runId && state.completing === now) delete state.completing;
+        if (state?.runId === runId && state.hold === hold && state.completing === taken) delete state.completing;
       }, () => {}).catch(() => {});
       throw err;
     }
     // Set by the update's last run: a replay that finds the run gone ended nothing.
     let ended = false;
+    let changed = false;
+    const next = randomUUID();
     await this.#write(key, (ctx) => {
       ended = false;
-      // Only the completion that finds its own run still there ends it (and runs onCompleted).
-      if (stateOf(ctx, this.flow.name)?.runId !== runId) return;
-      delete flowsOf(ctx)[this.flow.name];
+      changed = false;
+      const state = stateOf(ctx, this.flow.name);
+      // A run already gone was ended by another completion of it (which ran onCompleted).
+      if (state?.runId !== runId) return;
+      if (state.hold === hold) {
+        delete flowsOf(ctx)[this.flow.name];
+        ended = true;
+      } else {
+        // Changed after the hold lapsed: the action ran with the data before the change, which the run
+        // keeps, under a new runId, since this one's action has run (an idempotent action would answer
+        // its next completion with what this one did, the change left out).
+        state.runId = next;
+        breakHold(state);
+        changed = true;
+      }
       options.onCompleted?.(ctx, result);
-      ended = true;
     }, () => {
-      if (ended) this.#publish('completed', key, runId, this.#clock.now());
+      if (ended || changed) this.#publish('completed', key, runId, this.#clock.now());
     });
+    if (changed) throw new FlowRunChangedError('the run was changed after its action began; what the action did stands, and the run continues under a new runId', result);
     return result;
   }
 

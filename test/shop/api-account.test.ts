@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ADMIN_PASSWORD, ShopClient, assertError, rawRequest, startTestShop, uniqueName } from '../helpers/shop.js';
 import type { Reply, TestShop } from '../helpers/shop.js';
 import { LAST_ORDER_SHOWN_MS } from '../../apps/shop/routes/checkout.js';
+import { COMPLETING_HOLD_MS } from 'tether/flow';
 
 let t: TestShop;
 before(async () => {
@@ -622,6 +623,48 @@ describe('shop api: checkout and orders', () => {
     }, async () => assertError(await b.post('/api/checkout/shipping', { ...SHIPPING, runId: run }), 409, 'ORDER_PLACED'));
     assert.equal(placed?.status, 201);
     assert.equal((await a.get('/api/checkout')).body.runId, null, 'no next run started with the stale step');
+  });
+
+  it('confirm when placing the order outlasts the flow\'s hold and another device changes the address meanwhile then it answers the order with checkoutChanged, and the checkout keeps the change under a new runId', async () => {
+    const { client: a, username } = await newUser();
+    await a.add('notebook', 1);
+    await a.post('/api/checkout/shipping', SHIPPING);
+    const run = (await a.post('/api/checkout/payment', CARD)).body.runId;
+    const b = new ShopClient(t.url);
+    assert.equal((await b.login(username)).status, 200);
+    const userId = (await t.shop.db.findUserByName(username))!.id;
+    const moved = { ...SHIPPING, address: '1 New Street' };
+    const db = t.shop.db as unknown as { placeOrder: (...args: unknown[]) => Promise<unknown> };
+    const placeOrder = db.placeOrder;
+    let changed: Reply | undefined;
+    db.placeOrder = async (...args: unknown[]) => {
+      db.placeOrder = placeOrder;
+      // A slow payment provider: the hold the confirm took lapses (aged here), and device B's change lands.
+      await t.shop.tether.users.update<{ flows: Record<string, { completing: number }> }>(userId, (c) => {
+        c.flows!.checkout!.completing -= COMPLETING_HOLD_MS;
+      });
+      changed = await b.post('/api/checkout/shipping', { ...moved, runId: run });
+      return placeOrder.apply(t.shop.db, args);
+    };
+    let confirm: Reply;
+    try {
+      confirm = await a.post('/api/checkout/confirm', { runId: run });
+    } finally {
+      db.placeOrder = placeOrder;
+    }
+    assert.equal(changed?.status, 200, changed?.text);
+    assert.equal(confirm.status, 201, confirm.text);
+    assert.equal(confirm.body.checkoutChanged, true);
+    const order = await t.shop.db.findOrderByKey(`checkout:${run}`);
+    assert.equal(order?.id, confirm.body.orderId);
+    assert.deepEqual(order?.shipping, SHIPPING, 'placed as confirmed');
+    const view = (await b.get('/api/checkout')).body;
+    assert.equal(view.step, 'payment');
+    assert.deepEqual(view.data.shipping, moved, 'the change is kept');
+    assert.notEqual(view.runId, run, 'under a new run: its confirm is not answered with the order placed before the change');
+    assert.equal(view.lastOrder?.orderId, confirm.body.orderId);
+    assert.equal((await b.get('/api/cart')).body.count, 0, 'what was ordered left the cart');
+    assertError(await b.post('/api/checkout/payment', { ...CARD, runId: run }), 409, 'ORDER_PLACED');
   });
 
   it('confirm when its run is confirmed on another device and the next run made ready before its write then it answers with its run\'s order and places none for the next run', async () => {

@@ -17,7 +17,7 @@ import { MAX_LINE_QUANTITY, centsToAmount, linesOf, subtractLines } from '../lib
 import type { CartLine } from '../lib/cart.js';
 import { cartChanged, cartEmpty, orderPlaced, validationFailed } from '../lib/errors.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
-import { FlowRunNotCurrentError, FlowStepOutOfOrderError } from 'tether';
+import { FlowRunChangedError, FlowRunNotCurrentError, FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
 import { guestOrdersOf, sessionOf } from '../context.js';
 import { stepUp } from '../lib/reauth.js';
@@ -284,6 +284,14 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
       if (created) ctx.counters.ordersPlaced++;
       return reply.code(created ? 201 : 200).send(placedJson(order));
     } catch (err) {
+      if (err instanceof FlowRunChangedError) {
+        // The order was placed, with the checkout as it was confirmed, but placing it outlasted the
+        // flow's hold and the checkout was changed meanwhile (another device): the change is kept, in a
+        // checkout that goes on under a new runId, and the answer says so beside the order.
+        const { order, created } = err.result as Placed;
+        if (created) ctx.counters.ordersPlaced++;
+        return reply.code(created ? 201 : 200).send({ ...placedJson(order), checkoutChanged: true });
+      }
       placed = err instanceof FlowStepOutOfOrderError || err instanceof FlowRunNotCurrentError ? await placedBy() : null;
       if (placed) return reply.code(200).send(placedJson(placed));
       if (err instanceof FlowRunNotCurrentError) throw new FlowStepOutOfOrderError('that checkout is no longer the current one; load it again');

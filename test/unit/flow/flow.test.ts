@@ -388,6 +388,89 @@ describe('flow', () => {
     assert.equal((await run.submit('u1', 'shipping', { name: 'Bob' })).step, 'review');
   });
 
+  /** A user-context flow on a ManualClock, and a completion whose action waits for `release()`. */
+  async function slowCompletion() {
+    const clock = new ManualClock();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0, clock }), secrets: [SECRET_A], clock });
+    const run = defineFlow({ name: 'checkout', steps: [{ name: 'shipping', parse: parseName }, { name: 'payment', parse: parseCard }, { name: 'review' }] }).using(tether.users);
+    const first = await run.submit('u1', 'shipping', { name: 'Ada' });
+    await run.submit('u1', 'payment', { card: '4242' });
+    let release!: () => void;
+    const placing = new Promise<void>((r) => { release = r; });
+    let started!: () => void;
+    const inAction = new Promise<void>((r) => { started = r; });
+    const orders: Array<{ runId: string; data: Record<string, unknown> }> = [];
+    const completed: string[] = [];
+    let renew!: () => Promise<boolean>;
+    const done = run.complete('u1', async ({ runId, data, renewHold }) => {
+      renew = renewHold;
+      started();
+      await placing;
+      orders.push({ runId, data });
+      return 'order-1';
+    }, { onCompleted: (ctx, result) => void completed.push(result) });
+    done.catch(() => {});
+    await inAction;
+    return { clock, tether, run, runId: first.runId!, release, done, orders, completed, renew: () => renew() };
+  }
+
+  for (const change of ['submit', 'back'] as const) {
+    it(`flow when a ${change} lands after a slow action's hold lapsed then the completion does not end the run: it throws FLOW_RUN_CHANGED with the action's result, and the change is kept under a new runId`, async () => {
+      const { clock, run, runId, release, done, orders, completed } = await slowCompletion();
+      clock.advance(COMPLETING_HOLD_MS);
+      const changed = change === 'submit' ? await run.submit('u1', 'shipping', { name: 'Bob' }) : await run.back('u1');
+      assert.equal(changed.step, 'payment');
+      release();
+      await assert.rejects(done, (err: TetherError & { result?: unknown }) => {
+        assert.equal(err.code, 'FLOW_RUN_CHANGED');
+        assert.equal(err.status, 409);
+        assert.equal(err.result, 'order-1', 'what the action did is reported');
+        return true;
+      });
+      assert.deepEqual(completed, ['order-1'], 'onCompleted recorded the action once');
+      const kept = await run.view('u1');
+      assert.equal(kept.step, 'payment', 'the change is kept, not ended with the run');
+      assert.deepEqual(kept.data.shipping, { name: change === 'submit' ? 'Bob' : 'Ada' });
+      assert.notEqual(kept.runId, runId, 'a new runId: the next completion is not answered with what this one did');
+      await assert.rejects(run.submit('u1', 'payment', { card: '1111' }, { runId }), { code: 'FLOW_RUN_NOT_CURRENT' });
+      await run.submit('u1', 'payment', { card: '1111' });
+      assert.equal(await run.complete('u1', ({ runId: id, data }) => { orders.push({ runId: id, data }); return 'order-2'; }), 'order-2');
+      assert.deepEqual(orders.map((o) => o.runId), [runId, kept.runId]);
+      assert.equal((await run.view('u1')).runId, null, 'that completion ended the run');
+    });
+  }
+
+  it('flow when a slow action\'s hold lapsed and nothing changed the run then the completion ends it, also after another completion took it again', async () => {
+    const { clock, run, runId, release, done, completed } = await slowCompletion();
+    clock.advance(COMPLETING_HOLD_MS);
+    // A retry of the confirm takes the lapsed run again, with the same data: it joins the first's hold.
+    let again!: () => void;
+    const second = run.complete('u1', () => new Promise<string>((r) => { again = () => r('order-1'); }), { onCompleted: (ctx, result) => void completed.push(result) });
+    await new Promise((r) => setImmediate(r));
+    await assert.rejects(run.submit('u1', 'shipping', { name: 'Bob' }), { code: 'FLOW_COMPLETING' });
+    release();
+    assert.equal(await done, 'order-1');
+    assert.equal((await run.view('u1')).runId, null, 'the run ended');
+    again();
+    assert.equal(await second, 'order-1');
+    assert.deepEqual(completed, ['order-1'], 'onCompleted ran once');
+    assert.notEqual((await run.submit('u1', 'shipping', { name: 'Bob' })).runId, runId);
+  });
+
+  it('flow when a long action renews its hold then the run stays held past COMPLETING_HOLD_MS; renewHold() is false once a change broke the lapsed hold', async () => {
+    const { clock, run, release, done, renew } = await slowCompletion();
+    clock.advance(COMPLETING_HOLD_MS - 1);
+    assert.equal(await renew(), true);
+    clock.advance(COMPLETING_HOLD_MS - 1);
+    await assert.rejects(run.submit('u1', 'shipping', { name: 'Bob' }), { code: 'FLOW_COMPLETING' });
+    assert.equal(await renew(), true);
+    clock.advance(COMPLETING_HOLD_MS);
+    await run.submit('u1', 'shipping', { name: 'Bob' });
+    assert.equal(await renew(), false, 'the run changed after the hold lapsed');
+    release();
+    await assert.rejects(done, { code: 'FLOW_RUN_CHANGED' });
+  });
+
   it('flow when every step takes input then completes after the last one and views "complete"', async () => {
     const { tether } = setup();
     const run = defineFlow({ name: 'signup', steps: [{ name: 'email', parse: parseName }] }).using(tether.users);

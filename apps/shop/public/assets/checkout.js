@@ -310,6 +310,7 @@ function render(focus = true) {
     host.replaceChildren(el('div', { class: 'panel stack', 'data-testid': 'order-placed' },
       el('h2', { tabindex: '-1', id: 'step-title' }, 'Thank you! Your order is placed.'),
       el('p', {}, 'Order ', el('strong', { 'data-testid': 'order-id' }, placed.orderId), ' · ', el('span', { 'data-testid': 'order-total' }, formatPrice(placed.total))),
+      placed.checkoutChanged ? el('p', { 'data-testid': 'order-changed' }, 'Your checkout was changed in another tab or on another device while this order was being placed: the order went out as you reviewed it here, and the change is kept in your checkout.') : null,
       receiptTo ? el('p', { 'data-testid': 'order-receipt' }, `Receipt to ${receiptTo} (this demo shop sends no email). Note the order number: without an account, your orders are listed in this browser only while this session lasts.`) : null,
       el('div', { class: 'actions' },
         el('a', { class: 'button primary', href: '/orders' }, receiptTo ? 'Your orders' : 'See your orders'),
