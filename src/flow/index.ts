@@ -562,10 +562,21 @@ export class FlowRunner<K = string> {
     let runId!: string;
     let hold!: string;
     let data!: Record<string, unknown>;
+    // Set once the action has run: a session's commit that meets another process's write replays this
+    // take, then the end below, on the fresh data. Refusing then would fail a request whose action ran;
+    // the take does nothing instead, and the end finds the run changed.
+    let acted = false;
     await this.#write(key, (ctx) => {
       const live = this.#live(ctx, now, expired);
+      if (acted && (live?.runId !== runId || live.step < this.flow.completeAt)) return;
       checkRun(live, options.runId);
       const state = this.#ready(live);
+      if (acted) {
+        state.completing = now;
+        state.hold = typeof state.hold === 'string' ? state.hold : fresh;
+        flowsOf(ctx)[this.flow.name] = state;
+        return;
+      }
       runId = state.runId;
       // Copied now: a session's context is its live data, which `action` could change.
       data = copy(state.data);
@@ -585,9 +596,12 @@ export class FlowRunner<K = string> {
       if (held) taken = at;
       return held;
     };
+    // What the action is given, to compare with what the run holds when it is ended.
+    const given = copy(data);
     let result: R;
     try {
       result = await action({ runId, data, renewHold });
+      acted = true;
     } catch (err) {
       // The run is given back, as it was, unless it changed meanwhile; failing that, the hold lapses.
       await this.#write(key, (ctx) => {
@@ -606,7 +620,10 @@ export class FlowRunner<K = string> {
       const state = stateOf(ctx, this.flow.name);
       // A run already gone was ended by another completion of it (which ran onCompleted).
       if (state?.runId !== runId) return;
-      if (state.hold === hold) {
+      // The hold names the data the completions found, and a change made after it lapsed removes it. A
+      // session's commit replaying this on another process's write may find the hold retaken on data
+      // changed meanwhile (that process never saw the hold): the data itself is compared too.
+      if (state.hold === hold && dequal(this.flow.current(state).data, given)) {
         delete flowsOf(ctx)[this.flow.name];
         ended = true;
       } else {

@@ -128,4 +128,38 @@ describe('sessionFlows', () => {
       });
     });
   }
+
+  for (const change of ['plan', 'email'] as const) {
+    it(`sessionFlows when another process changes the run (${change === 'plan' ? 'its last step posted again' : 'its first step posted again, the run sent back'}) while this request completes it then the commit keeps that change under a new runId and records the completion, instead of ending the run with it`, async () => {
+      const one = rig();
+      const two = rig({}, one);
+      const { cookie } = await trip(one.tether, undefined, async (s) => {
+        await flows.submit(s, 'email', { email: 'ada@uni.edu' });
+        await flows.submit(s, 'plan', { plan: 'student' });
+      });
+      const header = { cookie: cookie! };
+      const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const { runId } = await flows.view(mine);
+      const accounts: unknown[] = [];
+      const account = await flows.complete(mine, ({ data }) => {
+        accounts.push(data);
+        return 'acct-1';
+      }, { onCompleted: (ctx, result) => { ctx.account = result; } });
+      assert.equal(account, 'acct-1');
+      if (change === 'plan') await flows.submit(theirs, 'plan', { plan: 'pro' });
+      else await flows.submit(theirs, 'email', { email: 'ada@example.com' });
+      await two.tether.commit(theirs);
+      await one.tether.commit(mine);
+      await trip(one.tether, cookie, async (s) => {
+        const v = await flows.view(s);
+        assert.notEqual(v.runId, null, 'the run was not ended with the change');
+        assert.notEqual(v.runId, runId, 'it goes on under a new runId');
+        if (change === 'plan') assert.deepEqual(v.data.plan, { plan: 'pro', domain: 'uni.edu' }, 'the change is kept');
+        else assert.deepEqual([v.step, v.data.email], ['plan', { email: 'ada@example.com' }], 'the change is kept');
+        assert.equal(s.data.account, 'acct-1', 'what the action did is recorded');
+      });
+      assert.equal(accounts.length, 1);
+    });
+  }
 });
