@@ -265,10 +265,15 @@ function stateOf(ctx: Record<string, unknown>, name: string): FlowState | undefi
   return f && Object.hasOwn(f, name) ? f[name] : undefined;
 }
 
+/** Whether a completion holds the run at `now` (see FlowState.completing). */
+function held(state: FlowState | undefined, now: number): boolean {
+  const at = state?.completing;
+  return typeof at === 'number' && Math.abs(now - at) < COMPLETING_HOLD_MS;
+}
+
 /** Throws FLOW_COMPLETING while a completion holds the run (see FlowState.completing). */
 function checkNotCompleting(state: FlowState | undefined, now: number): void {
-  const at = state?.completing;
-  if (typeof at === 'number' && Math.abs(now - at) < COMPLETING_HOLD_MS) {
+  if (held(state, now)) {
     throw new FlowCompletingError('this run of the flow is being completed; its steps can no longer change');
   }
 }
@@ -425,7 +430,9 @@ export class FlowRunner<K = string> {
     const state = stateOf(ctx, this.flow.name);
     if (!state) return undefined;
     const idle = this.flow.idleTimeoutMs;
-    if (idle !== undefined && state.updatedAt + idle <= now) {
+    // A run being completed does not expire under its completion: a first step posted then would start a
+    // new run in its place, and the completion would find its run gone, as if another had ended it.
+    if (idle !== undefined && state.updatedAt + idle <= now && !held(state, now)) {
       expired(state.runId);
       return undefined;
     }

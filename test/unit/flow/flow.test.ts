@@ -471,6 +471,28 @@ describe('flow', () => {
     await assert.rejects(done, { code: 'FLOW_RUN_CHANGED' });
   });
 
+  it('flow when a run reaches idleTimeoutMs while complete() runs its action then it is still held: a first step is refused FLOW_COMPLETING rather than starting a new run in its place, and the completion ends it', async () => {
+    const clock = new ManualClock();
+    const tether = createTether({ store: new MemoryStore({ sweepIntervalMs: 0, clock }), secrets: [SECRET_A], clock });
+    const run = defineFlow({ name: 'checkout', idleTimeoutMs: 10_000, steps: [{ name: 'shipping', parse: parseName }, { name: 'review' }] }).using(tether.users);
+    const { runId } = await run.submit('u1', 'shipping', { name: 'Ada' });
+    clock.advance(9_999);
+    let release!: () => void;
+    const placing = new Promise<void>((r) => { release = r; });
+    let started!: () => void;
+    const inAction = new Promise<void>((r) => { started = r; });
+    const completed: string[] = [];
+    const done = run.complete('u1', async () => { started(); await placing; return 'order-1'; }, { onCompleted: (ctx, result) => void completed.push(result) });
+    await inAction;
+    clock.advance(1);
+    await assert.rejects(run.submit('u1', 'shipping', { name: 'Bob' }), { code: 'FLOW_COMPLETING' });
+    assert.equal((await run.view('u1')).runId, runId, 'still shown');
+    release();
+    assert.equal(await done, 'order-1');
+    assert.deepEqual(completed, ['order-1'], 'the completion found its run and ended it');
+    assert.equal((await run.view('u1')).runId, null);
+  });
+
   it('flow when every step takes input then completes after the last one and views "complete"', async () => {
     const { tether } = setup();
     const run = defineFlow({ name: 'signup', steps: [{ name: 'email', parse: parseName }] }).using(tether.users);
