@@ -177,6 +177,8 @@ export class Flow {
       if (s.parse !== undefined && typeof s.parse !== 'function') throw new OptionsInvalidError(`defineFlow "${def.name}": steps[${i}].parse must be a function`);
       if (s.parse === undefined && i !== steps.length - 1) throw new OptionsInvalidError(`defineFlow "${def.name}": only the last step may take no input (steps[${i}] "${s.name}" has no parse)`);
     });
+    // A run begins with a step posted: a flow whose only step takes no input could never begin, nor complete.
+    if (steps.length === 1 && steps[0]!.parse === undefined) throw new OptionsInvalidError(`defineFlow "${def.name}": its only step takes no input (no parse), so no run could begin`);
     checkOptions(`defineFlow "${def.name}"`, def, { name: 'any', steps: 'any', idleTimeoutMs: 'positiveInteger', clock: 'clock' });
     this.name = def.name;
     this.steps = Object.freeze(steps.map((s) => Object.freeze({ ...s })));

@@ -629,6 +629,8 @@ describe('flow', () => {
     assert.throws(() => defineFlow({ name: 'f', steps: [] }), { code: 'OPTIONS_INVALID', message: /non-empty/ });
     assert.throws(() => defineFlow({ name: 'f', steps: [{ name: 'a', parse: parseName }, { name: 'a', parse: parseName }] }), { message: /appears twice/ });
     assert.throws(() => defineFlow({ name: 'f', steps: [{ name: 'a' }, { name: 'b', parse: parseName }] }), { message: /only the last step/ });
+    // Its run could never begin (a step without input cannot be posted), so it could never complete.
+    assert.throws(() => defineFlow({ name: 'f', steps: [{ name: 'confirm' }] }), { code: 'OPTIONS_INVALID', message: /its only step takes no input/ });
     // Session data refuses these keys, so a session flow could not keep them.
     assert.throws(() => defineFlow({ name: 'constructor', steps: [{ name: 'a' }] }), { code: 'OPTIONS_INVALID', message: /not constructor or prototype/ });
     assert.throws(() => defineFlow({ name: 'f', steps: [{ name: 'prototype' }] }), { code: 'OPTIONS_INVALID', message: /not constructor or prototype/ });
