@@ -54,7 +54,7 @@ Example:
 tether sessions list <userId> [--store <url>] [--json] [--expiry-grace-ms <ms>]
 tether sessions end <userId> [--handle=<handle>] [--store <url>]
 tether sessions end --all [--store <url>]
-tether sessions count [--store <url>]
+tether sessions count [--store <url>] [--expiry-grace-ms <ms>]
   list                       the user's live sessions: handle, created, last seen, expires, signed in, remembered, user agent
                              (with env TETHER_DATA_KEY when the app encrypts session data, encryptedCodec)
   end                        ends every session of the user ("log out everywhere"); their user context stays
@@ -63,14 +63,15 @@ tether sessions count [--store <url>]
                              whose ID the app renewed since ends under its new ID
   --all                      with end, instead of a user ID: ends every session of every user, anonymous ones
                              too (after a breach); user contexts stay
-  count                      live sessions in the store (user contexts are not counted)
+  count                      live sessions in the store, as newSessions.maxActive counts them (user contexts
+                             are not counted, nor sessions within expiryGraceMs of the store's deadline)
   --store <url>              the store the app uses: sqlite:<file>, redis://… (redis+sentinel://…, redis+cluster://…),
                              postgres://… (default: env TETHER_STORE);
                              with the app's keyPrefix= (Redis) or tableName=/schema= (PostgreSQL) if it sets them
   --json                     one JSON array instead of a table
-  --expiry-grace-ms <ms>     with list: the app's expiryGraceMs, if it sets one (default 60000): the store
-                             keeps a session that long past its timeout, which list leaves out and
-                             takes off each expires, as the app's listUserSessions does
+  --expiry-grace-ms <ms>     with list or count: the app's expiryGraceMs, if it sets one (default 60000): the
+                             store keeps a session that long past its timeout, which list and count leave
+                             out and list takes off each expires, as the app's listUserSessions does
 
 Example:
   TETHER_STORE=redis://127.0.0.1:6379 npx tether sessions end 5f0c…
@@ -116,7 +117,7 @@ function duration(value: string | undefined, name: string): number | undefined {
   return n;
 }
 
-/** The app's `expiryGraceMs`, which `sessions list` takes off the store's deadlines; the engine's default when not given. */
+/** The app's `expiryGraceMs`, which `sessions list` and `count` take off the store's deadlines; the engine's default when not given. */
 function graceMs(value: string | undefined): number {
   if (value === undefined) return TETHER_DEFAULTS.expiryGraceMs;
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
@@ -206,13 +207,14 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   if (action !== 'count' && !all && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID${action === 'end' ? ' (or --all)' : ''}`);
   if (values.handle !== undefined && action !== 'end') throw new UsageError('--handle goes with sessions end');
   if (values.handle === '') throw new UsageError('--handle needs a session handle (sessions list shows them)');
-  if (values['expiry-grace-ms'] !== undefined && action !== 'list') throw new UsageError('--expiry-grace-ms goes with sessions list');
+  if (values['expiry-grace-ms'] !== undefined && action !== 'list' && action !== 'count') throw new UsageError('--expiry-grace-ms goes with sessions list or count');
   const grace = graceMs(values['expiry-grace-ms']);
   const { store, codec } = await appStore(values.store, env);
   try {
     if (action === 'count') {
       if (typeof store.count !== 'function') throw new UsageError(`the ${store.name} store does not count its sessions`);
-      io.out(`${await store.count()}\n`);
+      // As newSessions.maxActive counts: a session within the grace has timed out for the app.
+      io.out(`${await store.count({ marginMs: grace })}\n`);
     } else if (all) {
       if (typeof store.destroyAll !== 'function') throw new UsageError(`the ${store.name} store cannot end every session`);
       // Twice: an app that renews IDs (renewal) may have moved a session, while the store was walked, to

@@ -19,7 +19,11 @@ export class Admission {
   readonly #active: ActiveCap | null;
   readonly #retryAfterSec: number;
 
-  constructor(limits: Limits, store: SessionStore, clock: Clock) {
+  /**
+   * `expiryGraceMs`: how long the store keeps a session past the engine's timeout. The cap counts with
+   * that margin (`count({ marginMs })`), so a session that timed out is not counted for that long.
+   */
+  constructor(limits: Limits, store: SessionStore, clock: Clock, expiryGraceMs: number) {
     const now = (): number => clock.now();
     const make = limits.limiter
       ?? ((name: string, limit: number, windowMs: number) => fallingBackTo(store.limiter?.(name, limit, windowMs), new SlidingWindowLimiter(limit, windowMs, 100_000, now)));
@@ -29,7 +33,7 @@ export class Admission {
     if (limits.maxActive > 0 && typeof store.count !== 'function') {
       throw new OptionsInvalidError('Tether: options.newSessions.maxActive needs a store that counts its sessions (count()); this one does not');
     }
-    this.#active = limits.maxActive > 0 ? new ActiveCap(limits.maxActive, limits.recountMs, clock, () => store.count!()) : null;
+    this.#active = limits.maxActive > 0 ? new ActiveCap(limits.maxActive, limits.recountMs, clock, () => store.count!({ marginMs: expiryGraceMs })) : null;
   }
 
   /**

@@ -202,7 +202,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     this.#copyLoaded = isJsonCodec(codec) ? (s) => draft(s.loaded === null ? NO_DATA : s.loaded.d)
       : (s) => (s.loaded === null ? {} : codec.decode(s.loadedText!).d);
     this.users = new UserContexts(this.store, this.options, (op, what) => this.#call(op, what));
-    this.#admission = this.options.newSessions === null ? null : new Admission(this.options.newSessions, this.store, this.options.clock);
+    this.#admission = this.options.newSessions === null ? null : new Admission(this.options.newSessions, this.store, this.options.clock, this.options.expiryGraceMs);
     const admission = this.#admission;
     this.#commits = new Committer({
       options: this.options, store: this.store, decoded: this.#decoded, stats: this.#stats,

@@ -220,7 +220,8 @@ export interface NewSessionLimits {
    * a new session while the store holds this many is refused, 503 TOO_MANY_SESSIONS with Retry-After,
    * and stores nothing, until sessions end. What is counted is the store's `count()`: its live sessions
    * (user contexts, the per-user state of `users.update`, are not sessions and do not count, nor does
-   * the record a renewed session's old ID keeps for its grace).
+   * the record a renewed session's old ID keeps for its grace, nor a session that timed out, which the
+   * store keeps for `expiryGraceMs`: it is counted with that margin, `count({ marginMs })`).
    * It is asked when the engine starts, then at most every `recountMs`, off the requests' path (a request
    * that the last count would refuse waits for a due one); in between, each session this engine stores
    * adds one, and one whose write failed (a store outage) adds nothing. Machines sharing a store each

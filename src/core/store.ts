@@ -101,6 +101,28 @@ export type SetResult =
   /** `current` is the version found (0 when the key is absent or expired). */
   | { ok: false; current: number };
 
+export interface CountOptions {
+  /**
+   * Count only sessions whose deadline (the earlier of `expiresAt` and `absoluteExpiresAt`) is more
+   * than this many milliseconds after the store clock's now: a whole number, at least 0 (otherwise the
+   * count rejects with a TypeError). The engine passes its `expiryGraceMs`. @default 0
+   */
+  marginMs?: number;
+}
+
+/**
+ * `options.marginMs` of a SessionStore.count call, 0 when absent: a session is counted when its
+ * deadline is after the store clock's now plus this. Throws a TypeError for a margin that is not a
+ * whole number of milliseconds, at least 0.
+ */
+export function countMargin(options: CountOptions | undefined): number {
+  const margin = options?.marginMs ?? 0;
+  if (!Number.isSafeInteger(margin) || margin < 0) {
+    throw new TypeError(`count(): marginMs must be a whole number of milliseconds, at least 0 (got ${String(margin)})`);
+  }
+  return margin;
+}
+
 export interface DestroyByUserOptions {
   /** Keys to keep (typically the session making the request). */
   except?: readonly string[];
@@ -233,9 +255,12 @@ export interface SessionStore {
   readonly feedState?: ChangeFeedState;
   /**
    * Optional: how many live sessions the store holds (admin page, CLI, `newSessions.maxActive`): user
-   * contexts (`user:` keys) are not sessions and are not counted.
+   * contexts (`user:` keys) are not sessions and are not counted. With `marginMs`, only those whose
+   * deadline is more than that far ahead of now: the engine keeps records `expiryGraceMs` past its own
+   * timeout, and counts with that margin so that a session it treats as ended is not counted. A store
+   * that ignores the argument (one written before it existed) still works, counting those too.
    */
-  count?(): Promise<number>;
+  count?(options?: CountOptions): Promise<number>;
   /**
    * Optional: ends every session at once (ASVS 7.4.5, "for all users": after a breach, or a change of
    * what a session may hold). Removes every session record and its user-index entry, as `destroy`

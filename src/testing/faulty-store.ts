@@ -3,7 +3,7 @@
  * throw synchronously or answer late, so engine and adapter tests can misbehave on purpose.
  * @module
  */
-import type { DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../core/store.js';
+import type { CountOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../core/store.js';
 
 export type StoreMethod = 'get' | 'set' | 'touch' | 'destroy' | 'listByUser' | 'destroyByUser' | 'count' | 'destroyAll';
 
@@ -109,8 +109,8 @@ export class FaultyStore implements SessionStore, AsyncDisposable {
     return this.#run('destroyByUser', [userId, options], () => this.inner.destroyByUser(userId, options));
   }
 
-  count(): Promise<number> {
-    return this.#run('count', [], () => (this.inner.count ? this.inner.count() : Promise.reject(new Error(`${this.inner.name} cannot count`))));
+  count(options?: CountOptions): Promise<number> {
+    return this.#run('count', [options], () => (this.inner.count ? this.inner.count(options) : Promise.reject(new Error(`${this.inner.name} cannot count`))));
   }
 
   destroyAll(): Promise<number> {

@@ -314,6 +314,40 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       }
     });
 
+    test('count({ marginMs }), where the store has it, leaves out sessions whose idle or absolute deadline is that close (the engine\'s expiryGraceMs)', async () => {
+      if (!store.count) return;
+      // A backend of its own, as above: the counts must be exact.
+      const own = await factory.open(clock);
+      try {
+        const now = clock.now();
+        // Deadlines tens of seconds ahead: a backend that expires keys in real time (Redis) keeps them all through the case.
+        const idle = makeRecord(clock, { userId: makeKey('u'), expiresAt: now + 30_000 });
+        const absolute = makeRecord(clock, { expiresAt: now + 120_000, absoluteExpiresAt: now + 40_000 });
+        const far = makeRecord(clock, { expiresAt: now + 120_000 });
+        const context = makeRecord(clock, { key: 'user:' + makeKey(), expiresAt: now + 600_000 });
+        const until = now + 200_000;
+        const pointer = makeRecord(clock, { data: movedData('old-id', 'new-id'), lastSeenAt: until, expiresAt: until, absoluteExpiresAt: until });
+        for (const r of [idle, absolute, far, context, pointer]) assert.deepEqual(await own.set(r, 0), { ok: true });
+        assert.equal(await own.count!(), 3, 'no margin');
+        assert.equal(await own.count!({}), 3);
+        assert.equal(await own.count!({ marginMs: 0 }), 3);
+        assert.equal(await own.count!({ marginMs: 29_999 }), 3, 'every deadline more than the margin ahead');
+        assert.equal(await own.count!({ marginMs: 30_000 }), 2, 'an idle deadline exactly the margin ahead is not counted');
+        assert.equal(await own.count!({ marginMs: 40_000 }), 1, 'nor an absolute one');
+        assert.equal(await own.count!({ marginMs: 100_000 }), 1, 'a pointer and a user context are never counted, however far their deadlines');
+        assert.equal(await own.count!({ marginMs: 120_000 }), 0);
+        clock.advance(20_000);
+        assert.equal(await own.count!({ marginMs: 10_000 }), 2, 'the margin runs from the store clock\'s now');
+        assert.equal(await own.count!({ marginMs: 9_999 }), 3);
+        for (const marginMs of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+          await assert.rejects(own.count!({ marginMs }), TypeError, `marginMs ${marginMs}`);
+        }
+      } finally {
+        await own.close();
+        await factory.dispose?.(own);
+      }
+    });
+
     test('stored copies are isolated from the caller', async () => {
       const rec = makeRecord(clock);
       await store.set(rec, 0);

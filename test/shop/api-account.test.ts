@@ -742,6 +742,29 @@ describe('shop api: admin', () => {
     assertError(await admin.post('/api/admin/users/nobody_here/sessions/end'), 404, 'USER_NOT_FOUND');
   });
 
+  it('overview when a session timed out but the store keeps it for expiryGraceMs then the store\'s count leaves it out, as SHOP_MAX_SESSIONS counts', async () => {
+    const admin = new ShopClient(t.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+    const store = t.shop.tether.store;
+    const sessions = async (): Promise<number> => (await admin.get('/api/admin/overview')).body.store.sessions as number;
+    const before = await sessions();
+    const now = Date.now();
+    const idle = t.shop.tether.options.idleTimeoutMs;
+    const record = (key: string, lastSeenAt: number) => ({ key, data: '{"d":{}}', version: 1, userId: null, createdAt: lastSeenAt, lastSeenAt,
+      expiresAt: lastSeenAt + idle + t.shop.tether.options.expiryGraceMs, absoluteExpiresAt: now + 3_600_000 });
+    // Timed out 30 s ago for the engine; the store keeps it 30 s more.
+    const timedOut = record(uniqueName('grace').padEnd(43, 'A').slice(0, 43), now - idle - 30_000);
+    const live = record(uniqueName('live').padEnd(43, 'A').slice(0, 43), now);
+    assert.deepEqual(await store.set(timedOut, 0), { ok: true });
+    assert.deepEqual(await store.set(live, 0), { ok: true });
+    try {
+      assert.equal(await sessions(), before + 1, 'the live one counted, not the one that timed out');
+    } finally {
+      await store.destroy(timedOut.key);
+      await store.destroy(live.key);
+    }
+  });
+
   it('overview when the store fails or hangs on counting its records then 503 STORE_UNAVAILABLE within storeTimeoutMs, counted as a store error', async () => {
     const admin = new ShopClient(t.url);
     assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);

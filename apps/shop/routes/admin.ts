@@ -105,8 +105,11 @@ export function adminRoutes(app: FastifyInstance, ctx: ShopContext): void {
     await requireAdmin(ctx, req);
     const store = ctx.tether.store as typeof ctx.tether.store & { stats?: () => unknown };
     // Bounded and mapped like the engine's own calls: a store that fails or hangs is 503 STORE_UNAVAILABLE
-    // within storeTimeoutMs, counted in storeErrors, not a 500 or a request that never ends.
-    const count = store.count?.bind(store);
+    // within storeTimeoutMs, counted in storeErrors, not a 500 or a request that never ends. Counted as
+    // newSessions.maxActive counts: a session past its timeout, which the store keeps for expiryGraceMs,
+    // has ended.
+    const marginMs = ctx.tether.options.expiryGraceMs;
+    const count = store.count ? () => store.count!({ marginMs }) : undefined;
     return {
       nodes: isClusterWorker() ? await clusterNodes(ctx) : [nodeFigures(ctx)],
       store: {

@@ -16,8 +16,8 @@
  * @module
  */
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
-import { assertNextVersion, deadlineOf, isExpired, isSessionKey, systemClock } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import { assertNextVersion, countMargin, deadlineOf, isExpired, isSessionKey, systemClock } from '../../core/store.js';
+import type { Clock, CountOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isPointer } from '../../core/renewal.js';
 
@@ -83,7 +83,7 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
   readonly #locks = new Map<string, Promise<void>>();
   #closed = false;
   /** Present only when the wrapped store has `all()`. */
-  readonly count?: () => Promise<number>;
+  readonly count?: (options?: CountOptions) => Promise<number>;
   readonly sweep?: () => Promise<number>;
   readonly destroyAll?: () => Promise<number>;
 
@@ -99,8 +99,12 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
     this.#timeoutMs = options.timeoutMs ?? EXPRESS_SESSION_STORE_DEFAULTS.timeoutMs;
     this.#clock = options.clock ?? systemClock;
     if (typeof store.all === 'function') {
-      // A renewal's pointer is the session's old name, counted under its new key.
-      this.count = async () => (await this.#ours()).filter((r) => isSessionKey(r.key) && !isPointer(r)).length;
+      // A renewal's pointer is the session's old name, counted under its new key; with `marginMs`, a
+      // session within that of its deadline is left out too (see SessionStore.count).
+      this.count = async (options) => {
+        const after = this.#clock.now() + countMargin(options);
+        return (await this.#ours()).filter((r) => isSessionKey(r.key) && !isPointer(r) && !isExpired(r, after)).length;
+      };
       this.sweep = async () => this.#sweep();
       this.destroyAll = async () => this.#destroyAll();
     }

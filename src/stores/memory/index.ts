@@ -7,8 +7,8 @@
  * @module
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { systemClock, assertNextVersion, assertRegeneration, idCollision, isExpired, nextTurn, stampOf, SweptListeners } from '../../core/store.js';
-import type { Clock, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import { systemClock, assertNextVersion, assertRegeneration, countMargin, idCollision, isExpired, nextTurn, stampOf, SweptListeners } from '../../core/store.js';
+import type { Clock, CountOptions, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isMoved } from '../../core/renewal.js';
 import { fromStoredKey, isSessionStoredKey, knownStoredKey, toStoredKey } from './keys.js';
@@ -299,11 +299,12 @@ export class MemoryStore implements SessionStore, AsyncDisposable {
    * The live sessions held, user contexts not counted: one pass over the table. One past its deadline
    * is left out, as the other stores leave it out, though it stays held until the sweep drops it (a
    * count that included it would turn new visitors away under `newSessions.maxActive`). A renewal's
-   * pointer is left out too: its session is counted under its new ID.
+   * pointer is left out too: its session is counted under its new ID. With `marginMs`, so is one whose
+   * deadline is that close (see SessionStore.count).
    */
-  async count(): Promise<number> {
+  async count(options?: CountOptions): Promise<number> {
     this.#open();
-    const now = this.#clock.now();
+    const now = this.#clock.now() + countMargin(options);
     let n = 0;
     for (const [stored, value] of this.#records.entries()) {
       if (!isSessionStoredKey(stored)) continue;

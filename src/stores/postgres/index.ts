@@ -32,8 +32,8 @@ import { checkLimiter, limiterDigest, windowPosition, withinLimit } from '../../
 import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
-import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, idCollision, SweptListeners, unsent, wasUnsent } from '../../core/store.js';
-import type { Clock, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, countMargin, idCollision, SweptListeners, unsent, wasUnsent } from '../../core/store.js';
+import type { Clock, CountOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
@@ -408,10 +408,14 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
     return this.#swept.add(listener);
   }
 
-  /** Live sessions (by the store clock): user contexts and renewals' pointers not counted. */
-  async count(): Promise<number> {
+  /**
+   * Live sessions (by the store clock), those within `marginMs` of their deadline left out too (see
+   * SessionStore.count): user contexts and renewals' pointers not counted.
+   */
+  async count(options?: CountOptions): Promise<number> {
+    const margin = countMargin(options);
     if (!this.#migrated) await this.ready();
-    const res = await this.#query<{ n: string }>('count', this.#sql.count, [this.clock.now()]);
+    const res = await this.#query<{ n: string }>('count', this.#sql.count, [this.clock.now() + margin]);
     return Number(res.rows[0]?.n ?? 0);
   }
 

@@ -290,7 +290,8 @@ return out
 
 /**
  * How many of the listed keys are live sessions at now, renewals' pointers left out (count, one batch
- * of a SCAN; on a Cluster one key per call). KEYS[1..n] sessions. ARGV: 1 now.
+ * of a SCAN; on a Cluster one key per call). KEYS[1..n] sessions. ARGV: 1 now (with count's `marginMs`,
+ * a now that much later).
  */
 export const COUNT_LIVE = new Script(`${RECORD}
 local now = tonumber(ARGV[1])

@@ -30,8 +30,8 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
-import { assertNextVersion, stampOf, systemClock, assertRegeneration, idCollision, nextTurn, SweptListeners } from '../../core/store.js';
-import type { ChangeFeedOptions, Clock, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import { assertNextVersion, countMargin, stampOf, systemClock, assertRegeneration, idCollision, nextTurn, SweptListeners } from '../../core/store.js';
+import type { ChangeFeedOptions, Clock, CountOptions, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { MOVED_PREFIX } from '../../core/renewal.js';
 import { isBusy, openDatabase, unavailable } from './connection.js';
@@ -324,11 +324,14 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
     return this.#swept.add(listener);
   }
 
-  /** Live (unexpired) sessions in the file: user contexts and renewals' pointers not counted. */
-  async count(): Promise<number> {
+  /**
+   * Live (unexpired) sessions in the file, those within `marginMs` of their deadline left out too (see
+   * SessionStore.count): user contexts and renewals' pointers not counted.
+   */
+  async count(options?: CountOptions): Promise<number> {
     this.#open();
-    const now = this.#clock.now();
-    return this.#read('count', () => this.#s.count.get({ now }) as number);
+    const after = this.#clock.now() + countMargin(options);
+    return this.#read('count', () => this.#s.count.get({ after }) as number);
   }
 
   /**
@@ -648,7 +651,7 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
     sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)
       RETURNING key, user_id AS userId, last_seen_at AS lastSeenAt, expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`),
-    count: prep(`SELECT count(*) FROM tether_sessions WHERE ${SESSION_KEY} AND min(expires_at, absolute_expires_at) > @now AND ${NOT_POINTER}`).pluck(),
+    count: prep(`SELECT count(*) FROM tether_sessions WHERE ${SESSION_KEY} AND min(expires_at, absolute_expires_at) > @after AND ${NOT_POINTER}`).pluck(),
   };
 }
 

@@ -17,7 +17,7 @@
 import { OptionsInvalidError, StoreClosedError, isTetherError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration, isSessionKey, wasUnsent } from '../../core/store.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
-import type { Clock, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import type { Clock, CountOptions, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { KeptMap } from '../../core/kept-map.js';
 import { LocalCopies } from './local-copies.js';
@@ -67,8 +67,8 @@ export class TieredStore implements SessionStore, AsyncDisposable {
   readonly name = 'tiered';
   /** Passes through to the shared store's feed; absent when it has none. */
   readonly subscribe?: (listener: (key: string, stamp?: string) => void, options?: { onResync?: () => void }) => () => void;
-  /** Passes through to the shared store; absent when it has none. */
-  readonly count?: () => Promise<number>;
+  /** Passes through to the shared store, with its options; absent when it has none. */
+  readonly count?: (options?: CountOptions) => Promise<number>;
   /** The shared store's one-step regeneration, with both local copies kept as `set` keeps one; absent when it has none. */
   readonly regenerate?: (ended: SessionRecord, expectedVersion: number, created: SessionRecord) => Promise<SetResult>;
   /**
@@ -145,9 +145,9 @@ export class TieredStore implements SessionStore, AsyncDisposable {
     }
     // What passes straight through checks first that this tier is open: with closeShared false, the
     // shared store outlives it, and would answer a closed tier's calls.
-    if (typeof shared.count === 'function') this.count = async () => {
+    if (typeof shared.count === 'function') this.count = async (options) => {
       this.#open();
-      return shared.count!();
+      return shared.count!(options);
     };
     if (typeof shared.regenerate === 'function') this.regenerate = (ended, version, created) => this.#regenerate(ended, version, created);
     if (typeof shared.sweep === 'function') this.sweep = () => this.#sweep(shared.sweep!.bind(shared));

@@ -73,7 +73,7 @@ describe('tether sessions', () => {
     assert.equal((await run(['sessions', 'list', 'nobody', '--store', url])).out, 'no live sessions for nobody\n');
   });
 
-  it('sessions list when a session is within expiryGraceMs of its timeout then it is left out, and expires is the deadline listUserSessions gives', async () => {
+  it('sessions list and count when a session is within expiryGraceMs of its timeout then it is left out, and expires is the deadline listUserSessions gives', async () => {
     const file = path.join(dir, `g${Math.random().toString(36).slice(2)}.db`);
     const url = `sqlite:${file}`;
     const store = new SqliteStore({ path: file });
@@ -96,9 +96,12 @@ describe('tether sessions', () => {
       // An app with another expiryGraceMs says so.
       const wider = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--expiry-grace-ms', '0', '--store', url])).out) as unknown[];
       assert.equal(wider.length, 2);
-      const bad = await run(['sessions', 'count', '--expiry-grace-ms', '0', '--store', url]);
+      // count counts as newSessions.maxActive does: not the session that timed out.
+      assert.equal((await run(['sessions', 'count', '--store', url])).out, '1\n');
+      assert.equal((await run(['sessions', 'count', '--expiry-grace-ms', '0', '--store', url])).out, '2\n');
+      const bad = await run(['sessions', 'end', 'ada', '--expiry-grace-ms', '0', '--store', url]);
       assert.equal(bad.code, 2);
-      assert.match(bad.err, /--expiry-grace-ms goes with sessions list/);
+      assert.match(bad.err, /--expiry-grace-ms goes with sessions list or count/);
     } finally {
       await tether.close();
     }

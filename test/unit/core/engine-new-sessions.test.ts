@@ -133,6 +133,31 @@ describe('a cap on live sessions (newSessions.maxActive)', () => {
     assert.equal(r.tether.stats().activeSessions, 1);
   });
 
+  it('maxActive when sessions timed out but the store keeps them for expiryGraceMs then they are not counted; a store whose count() takes no options still caps', async () => {
+    const r = rig({ idleTimeoutMs: 600_000, newSessions: { maxActive: 2, recountMs: 1_000 } });
+    await create(r, undefined);
+    await create(r, undefined);
+    assert.equal((await create(r, undefined)).code, 'TOO_MANY_SESSIONS');
+    r.clock.advance(600_001);
+    assert.equal(await r.memory.count(), 2, 'the store keeps both for the 60 s of expiryGraceMs');
+    assert.equal((await create(r, undefined)).code, null, 'timed out for the engine: counted 0');
+    assert.deepEqual(r.store.log.filter((c) => c.method === 'count').at(-1)?.args, [{ marginMs: 60_000 }], 'counted with the grace as margin');
+    assert.equal(r.tether.stats().activeSessions, 1);
+
+    /** A store written before count() took options. */
+    class OldCount extends MemoryStore {
+      override async count(): Promise<number> {
+        return super.count();
+      }
+    }
+    const clock = new ManualClock();
+    const memory = new OldCount({ clock, sweepIntervalMs: 0 });
+    const old = rig({ newSessions: { maxActive: 2, recountMs: 1_000 } }, { store: new FaultyStore(memory), memory, clock });
+    await create(old, undefined);
+    await create(old, undefined);
+    assert.equal((await create(old, undefined)).code, 'TOO_MANY_SESSIONS');
+  });
+
 it('two engines on one store when both create sessions then each sees the others\' only at its next count, which runs behind a request its last count admits', async () => {
     const one = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } });
     const two = rig({ newSessions: { maxActive: 4, recountMs: 1_000 } }, one);
