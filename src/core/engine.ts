@@ -523,12 +523,17 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     return this.#commits.endOwned(userId, targets, 'user');
   }
 
-  /** "Log out everywhere" (or everywhere else, with `except`), account disablement. */
+  /**
+   * "Log out everywhere" (or everywhere else, with `except`), account disablement. Returns how many live
+   * sessions ended, each once: under `renewal`, one caught between its renewal's two writes is stored
+   * under two IDs, and the user's records are ended by session (see #endAllBut) rather than counted by
+   * the store's `destroyByUser`, which would count it twice.
+   */
   async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
     checkUserId(userId);
     const except = options.except ? await this.#keysOf(sessionState(options.except)) : [];
-    const n = except.length > 0 && this.options.renewal !== null
-      ? await this.#endAllBut(userId, except, handleIn(sessionState(options.except!))!)
+    const n = this.options.renewal !== null
+      ? await this.#endAllBut(userId, except, except.length > 0 ? handleIn(sessionState(options.except!))! : null)
       : await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
     this.#stats.destroyed += n;
     this.#sockets?.endedForUser(userId, except);
@@ -539,17 +544,19 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   }
 
   /**
-   * "Log out everywhere else" under renewal: ends every session of the user but the one stored under
-   * `except` (whose handle is `handle`), which another request of it may be renewing meanwhile. Its copy
+   * "Log out everywhere (else)" under renewal: ends every session of the user but the one stored under
+   * `except` (whose handle is `handle`; none when both are empty), which another request of it may be
+   * renewing meanwhile. Its copy
    * under the new ID is stored before the old record becomes a pointer, at any moment, and the store's
    * destroyByUser, sparing only the keys it is given, would delete a copy stored after they were
    * listed: the renewal then answers the new ID of a deleted record, and the device that asked to stay
    * is signed out. So the user's records are listed and deleted one by one, the session's own (its
    * handle, which its copies keep, or its keys) spared wherever they are listed, and listed again until
    * a listing holds nothing more to end: a session that renewed or signed in meanwhile is ended in the
-   * next round. `except` gains the keys spared. Returns how many live sessions were ended.
+   * next round. `except` gains the keys spared. Returns how many live sessions were ended, counted by
+   * session: one stored under two IDs (a renewal between its two writes) is counted once.
    */
-  async #endAllBut(userId: string, except: string[], handle: string): Promise<number> {
+  async #endAllBut(userId: string, except: string[], handle: string | null): Promise<number> {
     const ended = new Set<string>();
     // Counted by session: one renewed meanwhile is deleted under both its IDs.
     const sessions = new Set<string>();

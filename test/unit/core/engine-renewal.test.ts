@@ -626,6 +626,45 @@ describe('engine renewal', () => {
     assert.equal((await r.tether.listUserSessions('u1')).length, 1);
   });
 
+  it('renewal when a session is between the two writes of its renewal while its user is logged out everywhere then it ends under both IDs and is counted once', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const other = await trip(r.tether, undefined, (s) => s.login('u1'));
+    r.clock.advance(61_000);
+    const { atPointer, release } = holdAtPointer(r);
+    const renewing = trip(r.tether, first.cookie, () => {}, 'GET').catch((err: unknown) => err);
+    await atPointer;
+    assert.equal((await r.memory.listByUser('u1')).length, 3, 'the session under two IDs, and the other device');
+    assert.equal(await r.tether.destroyUserSessions('u1'), 2, 'two sessions, each counted once');
+    release();
+    const renewed = await renewing;
+    const next = renewed instanceof Error ? undefined : cookiePair((renewed as { setCookies: string[] }).setCookies);
+    for (const cookie of [first.cookie, other.cookie, ...(next ? [next] : [])]) {
+      assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.userId, null, 'signed out');
+    }
+    assert.deepEqual(await r.memory.listByUser('u1'), []);
+    assert.equal(await r.memory.count(), 0);
+  });
+
+  it('renewal when a device renews its ID while log out everywhere runs then it ends under its new ID too, counted once', async () => {
+    const r = rig({ renewal: RENEWAL });
+    const first = await signedIn(r);
+    const other = await trip(r.tether, undefined, (s) => s.login('u1'));
+    r.clock.advance(61_000);
+    r.store.fail('destroy', { delayMs: 30 });
+    const ending = r.tether.destroyUserSessions('u1');
+    await sleep(5);
+    // The device renews its ID after the listing.
+    const renewedOther = cookiePair((await trip(r.tether, other.cookie, () => {}, 'GET')).setCookies)!;
+    assert.ok(renewedOther !== other.cookie, 'renewed meanwhile');
+    assert.equal(await ending, 2);
+    r.store.heal();
+    for (const cookie of [renewedOther, other.cookie, first.cookie]) {
+      assert.equal((await trip(r.tether, cookie, () => {}, 'GET')).session.userId, null, 'signed out');
+    }
+    assert.equal(await r.memory.count(), 0);
+  });
+
   it('renewal when another device renews its ID while log out everywhere else runs then it ends under its new ID too', async () => {
     const r = rig({ renewal: RENEWAL });
     const first = await signedIn(r);
