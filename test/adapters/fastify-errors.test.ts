@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
-import { connect } from 'node:net';
+import { statusLine } from '../helpers/net.js';
 import type { AddressInfo } from 'node:net';
 import { createTether, FlowStepOutOfOrderError, MemoryStore, StoreUnavailableError } from '../../src/index.js';
 import { tetherPlugin, tetherErrorHandler } from '../../src/adapters/fastify/index.js';
@@ -266,15 +266,8 @@ describe('fastify adapter: the error answer\'s status line', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     running = app;
     const port = (app.server.address() as AddressInfo).port;
-    const statusLine = (path: string): Promise<string> => new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
-      let data = '';
-      socket.on('data', (c: Buffer) => { data += c.toString('latin1'); });
-      socket.on('close', () => resolve(data.slice(0, data.indexOf('\r\n'))));
-      socket.on('error', reject);
-    });
-    assert.equal(await statusLine('/throw'), 'HTTP/1.1 500 Internal Server Error');
+    assert.equal(await statusLine(port, '/throw'), 'HTTP/1.1 500 Internal Server Error');
     store.fail('set', 'reject');
-    assert.equal(await statusLine('/write'), 'HTTP/1.1 503 Service Unavailable');
+    assert.equal(await statusLine(port, '/write'), 'HTTP/1.1 503 Service Unavailable');
   });
 });

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
-import { connect } from 'node:net';
+import { statusLine } from '../helpers/net.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createTether, MemoryStore } from '../../src/index.js';
 import type { Session } from '../../src/index.js';
@@ -252,16 +252,10 @@ describe('node:http adapter: the error answer\'s status line', () => {
       s.set('n', 1);
       res.end('ok');
     }, { csrf: false, onError: () => {} }));
-    const statusLine = (path: string): Promise<string> => new Promise((resolve, reject) => {
-      const socket = connect(Number(new URL(served.current!.url).port), '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
-      let data = '';
-      socket.on('data', (c: Buffer) => { data += c.toString('latin1'); });
-      socket.on('close', () => resolve(data.slice(0, data.indexOf('\r\n'))));
-      socket.on('error', reject);
-    });
-    assert.equal(await statusLine('/throw'), 'HTTP/1.1 500 Internal Server Error');
+    const port = Number(new URL(served.current.url).port);
+    assert.equal(await statusLine(port, '/throw'), 'HTTP/1.1 500 Internal Server Error');
     store.fail('set', 'reject');
-    assert.equal(await statusLine('/write'), 'HTTP/1.1 503 Service Unavailable');
+    assert.equal(await statusLine(port, '/write'), 'HTTP/1.1 503 Service Unavailable');
   });
 });
 

@@ -59,21 +59,27 @@ function raw(port: number, parts: Array<string | Buffer>, untilResponses: number
   });
 }
 
-describe('cluster sticky routing', { timeout: 120_000 }, () => {
-  let app: AppProcess;
-  let db: TempSqliteFile;
-
+/** The tiny app on a two-worker cluster over a temporary SQLite file, for the describe it is called in. */
+function tinyCluster(started: (app: AppProcess) => void, env: Record<string, string> = {}): void {
+  let app: AppProcess | undefined;
+  let db: TempSqliteFile | undefined;
   before(async () => {
     db = await tempSqliteFile();
     app = await startApp({
       script: 'test/cluster/fixtures/tiny-app.ts', port: await freePort(), readyNodes: 2,
-      env: { TINY_DB: db.path, TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE },
+      env: { TINY_DB: db.path, TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE, ...env },
     });
+    started(app);
   });
   after(async () => {
     await app?.stop();
     await db?.remove();
   });
+}
+
+describe('cluster sticky routing', { timeout: 120_000 }, () => {
+  let app: AppProcess;
+  tinyCluster((started) => (app = started));
 
   it('cluster when a session cookie is sent on new connections then the worker its routing cookie names answers every time', async () => {
     for (let s = 0; s < 8; s++) {
@@ -185,19 +191,7 @@ describe('cluster sticky routing', { timeout: 120_000 }, () => {
 describe('cluster sticky routing across renewals', { timeout: 120_000 }, () => {
   const RENEWAL_MS = 1_500;
   let app: AppProcess;
-  let db: TempSqliteFile;
-
-  before(async () => {
-    db = await tempSqliteFile();
-    app = await startApp({
-      script: 'test/cluster/fixtures/tiny-app.ts', port: await freePort(), readyNodes: 2,
-      env: { TINY_DB: db.path, TETHER_WORKERS: '2', TETHER_NODE_NAME: NODE, TINY_RENEWAL_MS: String(RENEWAL_MS) },
-    });
-  });
-  after(async () => {
-    await app?.stop();
-    await db?.remove();
-  });
+  tinyCluster((started) => (app = started), { TINY_RENEWAL_MS: String(RENEWAL_MS) });
 
   it('cluster when a session\'s ID is renewed then its new connections stay on the worker that served it, and concurrent sets from two connections both succeed', async () => {
     const clients = Array.from({ length: 8 }, () => new TestClient(app.url));

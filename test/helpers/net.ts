@@ -180,3 +180,14 @@ export async function movableProxy(targetPort: number): Promise<MovableProxy> {
   });
   return { ...proxy, moveTo: (port) => { target = port; } };
 }
+
+/** The status line of the answer to `GET path` sent on a fresh connection to 127.0.0.1:`port` (the reason phrase as sent). */
+export function statusLine(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    let data = '';
+    socket.on('data', (c: Buffer) => { data += c.toString('latin1'); });
+    socket.on('close', () => resolve(data.slice(0, data.indexOf('\r\n'))));
+    socket.on('error', reject);
+  });
+}
