@@ -331,7 +331,7 @@ function installActivity(app: FastifyInstance, ctx: ShopContext): void {
   // logged by its handle (a one-way hash), never its ID.
   ctx.tether.events.on('anomaly', (m: { handle: string; userId: string | null; reason?: string }) => {
     app.log.warn({ event: 'security.session_anomaly', session: m.handle, user: m.userId, reason: m.reason },
-      m.reason === 'address' ? 'a session was presented from another network than the one it was last seen from' : 'a session was presented by another browser than the one it began in');
+      m.reason === 'address' ? 'a session was presented from another network than the one it was last seen from' : 'a session was presented by another browser than the one it was last seen in');
   });
 }
 

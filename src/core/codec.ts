@@ -11,7 +11,7 @@ export interface Envelope {
   d: Record<string, unknown>;
   /** The CSRF synchronizer token, when one was issued. */
   c?: string;
-  /** The user agent at creation, for session lists. */
+  /** The User-Agent the session was last seen with (`userAgentChange`), for session lists. */
   u?: string;
   /** 1 for a remembered session (`session.remember()`): its own timeouts and a persistent cookie. */
   r?: 1;

@@ -164,7 +164,7 @@ export class Committer {
     // Data equal by value to what was loaded needs no encoding; otherwise the encoded text decides.
     // After update() a change is all but certain: the text decides at once, sparing the comparison.
     const same = s.userId === s.loadedUserId && s.csrf === loaded.c && s.remembered === (loaded.r === 1) && s.authAt === loaded.a
-      && s.net === loaded.n && s.sessionHandle === loaded.h && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
+      && s.net === loaded.n && s.ua === loaded.u && s.sessionHandle === loaded.h && (s.data === null || (s.ops.length === 0 && sameData(s.data, loaded.d)));
     if (!same || s.touch === true || (s.touch === undefined && now - record.lastSeenAt >= o.touchIntervalMs)) return this.#write(s, now, same);
     if (s.resign) this.#sendCookie(s, record, now);
     return undefined;

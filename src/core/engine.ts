@@ -107,7 +107,7 @@ export interface EngineStats {
    * login, or timed out longer ago than `expiryGraceMs`.
    */
   forgedCookies: number;
-  /** Sessions presented by another browser than the one they began in (the `anomaly` event). */
+  /** Sessions presented by another browser than the one they were last seen in, or from another network under `addressChange` (the `anomaly` event). */
   anomalies: number;
   /** New sessions refused under `newSessions`: a rate passed (RATE_LIMITED) or the store full (TOO_MANY_SESSIONS). */
   refusedSessions: number;
@@ -785,7 +785,8 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       this.#reject(state, 'unknown');
       return this.#released(state);
     }
-    // Presented by another browser than the one it began in: a stolen cookie, or a browser update.
+    // Presented by another browser than the one it was last seen in: a stolen cookie, or a browser
+    // update. Reported once, as the network below: the commit stores the request's User-Agent.
     if (state.ua !== env.u) {
       this.#emit('anomaly', key, record.userId, 'user-agent', undefined, { handle: env.h });
       if (this.options.userAgentChange === 'end') return this.#end(state, record, 'destroyed', 'anomaly', env.h);
@@ -807,7 +808,6 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     state.userId = record.userId;
     state.loaded = env;
     state.csrf = env.c;
-    state.ua = env.u;
     state.remembered = env.r === 1;
     state.authAt = env.a;
     state.issuedAt = env.i;

@@ -145,10 +145,12 @@ export interface TetherOptions {
   generateId?: () => string;
   codec?: SessionCodec;
   /**
-   * A session presented by a browser other than the one it began in (its User-Agent differs from the
-   * one stored at creation): `'report'` emits an `anomaly` event and counts it; `'end'` also ends the
-   * session, and the request continues with a fresh anonymous one (stricter binding, at the price of
-   * logging users out when their browser updates itself). @default 'report'
+   * A session presented by a browser other than the one it was last seen in (its User-Agent differs
+   * from the one stored): `'report'` emits an `anomaly` event (reason `user-agent`), counts it and
+   * stores the new User-Agent, so each change is reported once (a browser that updated itself, once,
+   * not at every request after); `'end'` also ends the session, and the request continues with a
+   * fresh anonymous one (stricter binding, at the price of logging users out when their browser
+   * updates itself). @default 'report'
    */
   userAgentChange?: 'report' | 'end';
   /**

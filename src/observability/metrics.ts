@@ -61,7 +61,7 @@ const ENGINE_COUNTERS: ReadonlyArray<[EngineCount, string, string]> = [
   ['writes', 'store_writes_total', 'Session records written.'],
   ['touches', 'store_touches_total', 'Expiry-only refreshes of unchanged sessions.'],
   ['storeErrors', 'store_errors_total', 'Store calls that failed or timed out.'],
-  ['anomalies', 'session_anomalies_total', 'Sessions presented by another browser than the one they began in (User-Agent changed).'],
+  ['anomalies', 'session_anomalies_total', 'Sessions presented by another browser than the one they were last seen in (User-Agent changed), or from another network under addressChange.'],
   ['rejectedCookies', 'cookies_rejected_total', 'Session cookies that were forged or named no session (ended, replaced by a login, or timed out longer ago than expiryGraceMs).'],
   ['gateWaits', 'gate_waits_total', 'Requests that waited at a per-session gate while another request of the same session held it.'],
   ['gateWaitSeconds', 'gate_wait_seconds_total', 'Seconds requests spent waiting at per-session gates; divided by gate_waits_total, the mean wait.'],

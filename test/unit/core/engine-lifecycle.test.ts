@@ -219,6 +219,34 @@ describe('engine lifecycle', () => {
     }
   });
 
+  it('session under userAgentChange report when presented by another browser then one anomaly per change, the new User-Agent stored by that request alone', async () => {
+    const r = rig();
+    const seen: Array<string | undefined> = [];
+    r.tether.events.on('anomaly', (m: { reason?: string }) => void seen.push(m.reason));
+    const sets = (): number => r.store.log.filter((c) => c.method === 'set').length;
+    const login = await trip(r.tether, undefined, (s) => s.login('alice'), 'POST', { 'user-agent': 'Browser/1' });
+    const from = (ua: string, method = 'GET') => trip(r.tether, login.cookie, () => {}, method, { 'user-agent': ua });
+    const stored = async (): Promise<Array<string | null>> => (await r.tether.listUserSessions('alice')).map((s) => s.userAgent);
+    const before = sets();
+    await from('Browser/1');
+    assert.deepEqual(seen, []);
+    assert.equal(sets(), before, 'the same browser costs no write');
+    const updated = await from('Browser/2');
+    assert.equal(updated.session.userId, 'alice', 'the request goes on');
+    assert.deepEqual(seen, ['user-agent']);
+    assert.equal(sets(), before + 1, 'the change is written by the read that saw it');
+    assert.deepEqual(await stored(), ['Browser/2']);
+    for (let i = 0; i < 3; i++) await from('Browser/2');
+    await from('Browser/2', 'POST');
+    assert.deepEqual(seen, ['user-agent'], 'reported once per change, not per request');
+    assert.equal(sets(), before + 1, 'and the requests after it write nothing more');
+    // A change back is a change: the cookie in two browsers is reported at each switch between them.
+    await from('Browser/1');
+    assert.deepEqual(seen, ['user-agent', 'user-agent']);
+    assert.deepEqual(await stored(), ['Browser/1']);
+    assert.equal(r.tether.stats().anomalies, 2);
+  });
+
   it('signed, well-formed, never-issued id when presented then is not adopted (strict mode)', async () => {
     const r = rig();
     const forged = generateId();
