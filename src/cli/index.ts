@@ -52,12 +52,15 @@ Example:
   npx tether haproxy-config --listen 127.0.0.1:8080 --nodes 127.0.0.1:3001,127.0.0.1:3002,127.0.0.1:3003 > haproxy.cfg
 
 tether sessions list <userId> [--store <url>] [--json] [--expiry-grace-ms <ms>]
-tether sessions end <userId> [--handle=<handle>] [--store <url>]
+tether sessions end <userId> [--handle=<handle>] [--store <url>] [--expiry-grace-ms <ms>]
 tether sessions end --all [--store <url>]
 tether sessions count [--store <url>] [--expiry-grace-ms <ms>]
   list                       the user's live sessions: handle, created, last seen, expires, signed in, remembered, user agent
                              (with env TETHER_DATA_KEY when the app encrypts session data, encryptedCodec)
-  end                        ends every session of the user ("log out everywhere"); their user context stays
+  end                        ends every session of the user ("log out everywhere"); their user context stays.
+                             Counted as the app's destroyUserSessions counts: a session stored under two IDs
+                             (an ID renewal under way) once, one within expiryGraceMs of the store's deadline
+                             (timed out for the app) not at all
   --handle=<handle>          with end: only that one of the user's sessions (as list shows it, or the app's
                              session.handle; with the =, since a handle may begin with -); a session
                              whose ID the app renewed since ends under its new ID
@@ -69,9 +72,10 @@ tether sessions count [--store <url>] [--expiry-grace-ms <ms>]
                              postgres://… (default: env TETHER_STORE);
                              with the app's keyPrefix= (Redis) or tableName=/schema= (PostgreSQL) if it sets them
   --json                     one JSON array instead of a table
-  --expiry-grace-ms <ms>     with list or count: the app's expiryGraceMs, if it sets one (default 60000): the
-                             store keeps a session that long past its timeout, which list and count leave
-                             out and list takes off each expires, as the app's listUserSessions does
+  --expiry-grace-ms <ms>     with list, count or end <userId>: the app's expiryGraceMs, if it sets one (default
+                             60000): the store keeps a session that long past its timeout, which list, count
+                             and end's count leave out and list takes off each expires, as the app's
+                             listUserSessions does
 
 Example:
   TETHER_STORE=redis://127.0.0.1:6379 npx tether sessions end 5f0c…
@@ -207,7 +211,9 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   if (action !== 'count' && !all && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID${action === 'end' ? ' (or --all)' : ''}`);
   if (values.handle !== undefined && action !== 'end') throw new UsageError('--handle goes with sessions end');
   if (values.handle === '') throw new UsageError('--handle needs a session handle (sessions list shows them)');
-  if (values['expiry-grace-ms'] !== undefined && action !== 'list' && action !== 'count') throw new UsageError('--expiry-grace-ms goes with sessions list or count');
+  if (values['expiry-grace-ms'] !== undefined && action !== 'list' && action !== 'count' && (action !== 'end' || all || values.handle !== undefined)) {
+    throw new UsageError('--expiry-grace-ms goes with sessions list, count, or end <userId>');
+  }
   const grace = graceMs(values['expiry-grace-ms']);
   const { store, codec } = await appStore(values.store, env);
   try {
@@ -237,7 +243,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
       });
       io.out(`ended session ${values.handle} of ${userId}\n`);
     } else if (action === 'end') {
-      const ended = await store.destroyByUser(userId!);
+      const ended = await endUser(store, userId!, grace, codec);
       io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of ${userId}\n`);
     } else {
       // A session the app is renewing (or failed to) is stored under two IDs: listed once, as its latest record.
@@ -263,6 +269,40 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   } finally {
     await store.close();
   }
+}
+
+/** Listings `sessions end <userId>` ends before it leaves what is still listed to one destroyByUser, as the engine does. */
+const END_ROUNDS = 5;
+
+/**
+ * Ends every session of `userId` and returns how many were live, counted as the app's
+ * destroyUserSessions counts them: by session, so that one an app renewing IDs has stored under two
+ * (between its renewal's two writes) counts once, and without those timed out for the app that the store
+ * keeps for `grace` (its expiryGraceMs). The records are listed and deleted one by one, and listed again
+ * until a listing holds nothing more: a session renewed meanwhile is ended under its new ID too.
+ */
+async function endUser(store: SessionStore, userId: string, grace: number, codec: SessionCodec): Promise<number> {
+  const deleted = new Set<string>();
+  // The handles of the sessions ended: one renewed meanwhile is met again in a later round, under its new ID.
+  const ended = new Set<string>();
+  let live = 0;
+  for (let round = 0; round < END_ROUNDS; round++) {
+    const victims = (await store.listByUser(userId)).filter((r) => !deleted.has(r.key));
+    if (victims.length === 0) return live;
+    const now = Date.now();
+    for (const group of sessionsOf(victims, { renewal: RENEWED, codec })) {
+      const handles = group.map((r) => recordHandle(r, codec));
+      const again = handles.some((h) => ended.has(h));
+      for (const h of handles) ended.add(h);
+      for (const r of group) {
+        deleted.add(r.key);
+        await store.destroy(r.key);
+      }
+      if (!again && group.some((r) => Math.min(r.expiresAt, r.absoluteExpiresAt) - grace > now)) live++;
+    }
+  }
+  // Still new sessions at every listing: what is left goes at once.
+  return live + await store.destroyByUser(userId);
 }
 
 /**

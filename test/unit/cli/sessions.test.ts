@@ -99,9 +99,9 @@ describe('tether sessions', () => {
       // count counts as newSessions.maxActive does: not the session that timed out.
       assert.equal((await run(['sessions', 'count', '--store', url])).out, '1\n');
       assert.equal((await run(['sessions', 'count', '--expiry-grace-ms', '0', '--store', url])).out, '2\n');
-      const bad = await run(['sessions', 'end', 'ada', '--expiry-grace-ms', '0', '--store', url]);
+      const bad = await run(['sessions', 'end', '--all', '--expiry-grace-ms', '0', '--store', url]);
       assert.equal(bad.code, 2);
-      assert.match(bad.err, /--expiry-grace-ms goes with sessions list or count/);
+      assert.match(bad.err, /--expiry-grace-ms goes with sessions list, count, or end <userId>/);
     } finally {
       await tether.close();
     }
@@ -153,6 +153,52 @@ describe('tether sessions', () => {
       await tether.close();
     }
     assert.equal((await run(['sessions', 'end', 'ada', '--store', url])).out, 'ended 0 sessions of ada\n');
+  });
+
+  it('sessions end when the app renews IDs and one of the user\'s sessions is between its renewal\'s two writes, and another timed out within expiryGraceMs, then it counts each live session once, as destroyUserSessions does', async () => {
+    const file = path.join(dir, `e${Math.random().toString(36).slice(2)}.db`);
+    const url = `sqlite:${file}`;
+    // Started a renewal interval ago: advanced by it, the store's clock and the CLI's agree.
+    const clock = new ManualClock(Date.now() - 61_000);
+    const store = new FaultyStore(new SqliteStore({ path: file, clock }));
+    const tether = createTether({ secrets: [SECRET_A], store, clock, renewal: { intervalMs: 60_000, graceMs: 10_000 } });
+    try {
+      const first = await trip(tether, undefined, (s) => s.login('ada'));
+      const other = await trip(tether, undefined, (s) => s.login('ada'));
+      clock.advance(61_000);
+      // Timed out 30 s ago for the app, kept by the store for the 60 s of expiryGraceMs.
+      const now = Date.now();
+      const data = jsonCodec.encode({ d: { n: 1 } });
+      assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'ada', createdAt: now - 1_830_000, lastSeenAt: now - 1_830_000, expiresAt: now + 30_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => void (release = resolve));
+      let reached!: () => void;
+      const atPointer = new Promise<void>((resolve) => void (reached = resolve));
+      store.beforeSet = async (rec) => {
+        if (!isMoved(rec.data)) return;
+        reached();
+        await held;
+      };
+      const renewing = trip(tether, first.cookie, () => {}, 'GET').catch((err: unknown) => err);
+      await atPointer;
+      assert.equal((await store.listByUser('ada')).length, 4, 'the session under two IDs, the other device, the one timed out');
+      const r = await run(['sessions', 'end', 'ada', '--store', url]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, 'ended 2 sessions of ada\n');
+      release();
+      const renewed = await renewing;
+      store.beforeSet = undefined;
+      const next = renewed instanceof Error ? undefined : cookiePair((renewed as { setCookies: string[] }).setCookies);
+      for (const cookie of [first.cookie, other.cookie, ...(next ? [next] : [])]) {
+        assert.equal((await trip(tether, cookie, () => {}, 'GET')).session.userId, null, 'signed out');
+      }
+      assert.deepEqual(await store.listByUser('ada'), []);
+      // An app with another expiryGraceMs says so: with none, the session that timed out 30 s ago is live.
+      assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'ada', createdAt: now - 1_830_000, lastSeenAt: now - 1_830_000, expiresAt: Date.now() + 30_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+      assert.equal((await run(['sessions', 'end', 'ada', '--expiry-grace-ms', '0', '--store', url])).out, 'ended 1 session of ada\n');
+    } finally {
+      await tether.close();
+    }
   });
 
   it('sessions end --all when run then every session of every user is gone for an engine on the same store, user contexts stay', async () => {
