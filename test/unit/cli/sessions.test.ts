@@ -25,7 +25,9 @@ import { createDatabase, pgQuery, startPostgres } from '../../helpers/postgres.j
 import type { PostgresServer } from '../../helpers/postgres.js';
 import { PostgresStore } from '../../../src/stores/postgres/index.js';
 import type { RedisServer } from '../../helpers/redis.js';
-import { FaultyStore, ManualClock, SECRET_A, cookiePair, trip } from '../support.js';
+import { FaultyStore, ManualClock, SECRET_A, cookiePair, sleep, trip, view } from '../support.js';
+import { TieredStore } from '../../../src/stores/tiered/index.js';
+import type { SocketEndReason } from '../../../src/core/socket.js';
 import { isMoved } from '../../../src/core/renewal.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-sessions-'));
@@ -196,6 +198,37 @@ describe('tether sessions', () => {
       // An app with another expiryGraceMs says so: with none, the session that timed out 30 s ago is live.
       assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'ada', createdAt: now - 1_830_000, lastSeenAt: now - 1_830_000, expiresAt: Date.now() + 30_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
       assert.equal((await run(['sessions', 'end', 'ada', '--expiry-grace-ms', '0', '--store', url])).out, 'ended 1 session of ada\n');
+    } finally {
+      await tether.close();
+    }
+  });
+
+  it('sessions end when a running app holds a near-cached copy of the session and a WebSocket on it then both hear of it on the change feed, as of another process\'s logout, with no destroyed event there', async () => {
+    const file = path.join(dir, `w${Math.random().toString(36).slice(2)}.db`);
+    const url = `sqlite:${file}`;
+    const tether = createTether({ secrets: [SECRET_A], store: new TieredStore({ shared: new SqliteStore({ path: file }) }) });
+    const destroyed: string[] = [];
+    tether.events.on('destroyed', (m) => void destroyed.push(m.handle));
+    try {
+      for (const args of [['ada'], ['ada', 'handle'], ['--all']] as const) {
+        const a = await trip(tether, undefined, (s) => {
+          s.set('n', 1);
+          s.login('ada');
+        });
+        assert.equal((await trip(tether, a.cookie, (s) => s.get('n'), 'GET')).session.userId, 'ada', 'read, and so cached');
+        const socket = await tether.openSocket(view('GET', { host: 'app.test', origin: 'http://app.test', cookie: a.cookie! }), { checkIntervalMs: 0 });
+        const heard: SocketEndReason[] = [];
+        socket.onEnd((reason) => void heard.push(reason));
+        const argv = args[0] === '--all' ? ['--all'] : args.length === 2 ? ['ada', `--handle=${a.session.handle}`] : ['ada'];
+        const r = await run(['sessions', 'end', ...argv, '--store', url]);
+        assert.equal(r.code, 0, r.err);
+        // SqliteStore's feed is polled every 100 ms.
+        for (let i = 0; i < 50 && heard.length === 0; i++) await sleep(20);
+        assert.deepEqual(heard, ['gone'], `${argv.join(' ')}: the socket ends`);
+        assert.equal((await trip(tether, a.cookie, () => {}, 'GET')).session.userId, null, `${argv.join(' ')}: the cached copy is not served`);
+        socket.close();
+      }
+      assert.deepEqual(destroyed, [], 'events are published by the process that ends a session');
     } finally {
       await tether.close();
     }
