@@ -238,7 +238,8 @@ export class FlowRunNotCurrentError extends TetherError {
 /**
  * A flow's `complete()` ran its action, but the run was changed after the completion's hold lapsed
  * (COMPLETING_HOLD_MS): the action's effect stands (`result`, recorded by `onCompleted`), and the run was
- * not ended, so that the change is kept; it continues under a new `runId`.
+ * not ended, so that the change is kept; it continues under a new `runId`. Also when the run was reset
+ * (or replaced by a new run) after the hold lapsed: it stays removed, and the action is recorded all the same.
  */
 export class FlowRunChangedError extends TetherError {
   /** What the action returned. */

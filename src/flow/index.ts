@@ -68,7 +68,10 @@ export interface FlowDefinition {
   clock?: Clock;
 }
 
-/** What is kept in the user context (or the session's data) under `flows[<name>]`. */
+/**
+ * What is kept in the user context (or the session's data) under `flows[<name>]`. Beside it,
+ * `flows["<name>:completed"]` lists the runIds the flow completed last.
+ */
 export interface FlowState {
   /** One per run of the flow: the idempotency key of its completion. */
   runId: string;
@@ -278,6 +281,33 @@ function checkNotCompleting(state: FlowState | undefined, now: number): void {
   if (held(state, now)) {
     throw new FlowCompletingError('this run of the flow is being completed; its steps can no longer change');
   }
+}
+
+/**
+ * How many of a flow's completed runs a context remembers (`flows["<name>:completed"]`, oldest first):
+ * a completion that finds its run gone tells by them whether another completion of it ended it (and
+ * recorded it) or it was removed otherwise, after its hold lapsed (see complete()). A completion still
+ * running after this many later runs of the flow completed would take its run for removed.
+ */
+const COMPLETED_RUNS_KEPT = 4;
+
+/** The key under `flows` of the runs of flow `name` completed last: not a flow name (`:` is not allowed in one). */
+function completedKey(name: string): string {
+  return `${name}:completed`;
+}
+
+/** The runIds of flow `name` completed last in `ctx`, oldest first (none when nothing was kept). */
+function completedRuns(ctx: Record<string, unknown>, name: string): string[] {
+  const f = ctx.flows as Record<string, unknown> | undefined;
+  const runs = f && typeof f === 'object' && Object.hasOwn(f, completedKey(name)) ? f[completedKey(name)] : undefined;
+  return Array.isArray(runs) ? runs.filter((r): r is string => typeof r === 'string') : [];
+}
+
+/** Records `runId` as completed in the same write that records what its action did (onCompleted). */
+function recordCompleted(ctx: Record<string, unknown>, name: string, runId: string): void {
+  const runs = completedRuns(ctx, name).filter((r) => r !== runId);
+  runs.push(runId);
+  (flowsOf(ctx) as Record<string, unknown>)[completedKey(name)] = runs.slice(-COMPLETED_RUNS_KEPT);
 }
 
 /**
@@ -553,7 +583,8 @@ export class FlowRunner<K = string> {
    * Completes the flow: checks every step was taken, runs `action` with the run's ID and data, then
    * ends the run. `action` must be idempotent per `runId` (two concurrent completions both reach it).
    * When the run was changed after the completion's hold lapsed (COMPLETING_HOLD_MS), the run is not
-   * ended, and this throws FLOW_RUN_CHANGED with the action's result (see FlowRunChangedError).
+   * ended, and this throws FLOW_RUN_CHANGED with the action's result (see FlowRunChangedError); so it
+   * does when the run was reset or replaced then, `onCompleted` recording the action all the same.
    */
   async complete<R>(key: K, action: (run: FlowCompletion) => R | Promise<R>, options: CompleteOptions<R> = {}): Promise<R> {
     const now = this.#clock.now();
@@ -619,20 +650,27 @@ export class FlowRunner<K = string> {
       }, () => {}).catch(() => {});
       throw err;
     }
-    // Set by the update's last run: a replay that finds the run gone ended nothing.
+    // Set by the update's last run: a replay that finds the run recorded by another completion ended nothing.
     let ended = false;
     let changed = false;
+    let removed = false;
     const next = randomUUID();
     await this.#write(key, (ctx) => {
       ended = false;
       changed = false;
+      removed = false;
       const state = stateOf(ctx, this.flow.name);
-      // A run already gone was ended by another completion of it (which ran onCompleted).
-      if (state?.runId !== runId) return;
-      // The hold names the data the completions found, and a change made after it lapsed removes it. A
-      // session's commit replaying this on another process's write may find the hold retaken on data
-      // changed meanwhile (that process never saw the hold): the data itself is compared too.
-      if (state.hold === hold && dequal(this.flow.current(state).data, given)) {
+      if (state?.runId !== runId) {
+        // Ended by another completion of the run, which ran onCompleted.
+        if (completedRuns(ctx, this.flow.name).includes(runId)) return;
+        // Removed after the hold lapsed (a reset, or a new run in place of one past idleTimeoutMs; with
+        // sessionFlows, by another process that never saw the hold): the action's effect happened all
+        // the same, so it is recorded, and a run that replaced this one is left as it is.
+        removed = true;
+      } else if (state.hold === hold && dequal(this.flow.current(state).data, given)) {
+        // The hold names the data the completions found, and a change made after it lapsed removes it. A
+        // session's commit replaying this on another process's write may find the hold retaken on data
+        // changed meanwhile (that process never saw the hold): the data itself is compared too.
         delete flowsOf(ctx)[this.flow.name];
         ended = true;
       } else {
@@ -643,11 +681,13 @@ export class FlowRunner<K = string> {
         breakHold(state);
         changed = true;
       }
+      recordCompleted(ctx, this.flow.name, runId);
       options.onCompleted?.(ctx, result);
     }, () => {
-      if (ended || changed) this.#publish('completed', key, runId, this.#clock.now());
+      if (ended || changed || removed) this.#publish('completed', key, runId, this.#clock.now());
     });
     if (changed) throw new FlowRunChangedError('the run was changed after its action began; what the action did stands, and the run continues under a new runId', result);
+    if (removed) throw new FlowRunChangedError('the run was reset or replaced after its action began; what the action did stands', result);
     return result;
   }
 

@@ -440,6 +440,30 @@ describe('flow', () => {
     });
   }
 
+  it('flow when a reset lands after a slow action\'s hold lapsed then the completion records what the action did (onCompleted) once, also with another completion of the run, and throws FLOW_RUN_CHANGED with its result; the run stays reset', async () => {
+    const { clock, run, runId, release, done, completed } = await slowCompletion();
+    clock.advance(COMPLETING_HOLD_MS);
+    // A retry of the confirm joins the lapsed hold, and its own hold lapses too.
+    let again!: () => void;
+    const second = run.complete('u1', () => new Promise<string>((r) => { again = () => r('order-1'); }), { onCompleted: (ctx, result) => void completed.push(result) });
+    await new Promise((r) => setImmediate(r));
+    clock.advance(COMPLETING_HOLD_MS);
+    await run.reset('u1');
+    release();
+    await assert.rejects(done, (err: TetherError & { result?: unknown }) => {
+      assert.equal(err.code, 'FLOW_RUN_CHANGED');
+      assert.equal(err.status, 409);
+      assert.equal(err.result, 'order-1', 'what the action did is reported');
+      return true;
+    });
+    assert.deepEqual(completed, ['order-1'], 'onCompleted recorded the action');
+    again();
+    assert.equal(await second, 'order-1', 'the other completion finds the run recorded');
+    assert.deepEqual(completed, ['order-1'], 'once');
+    assert.equal((await run.view('u1')).runId, null, 'the run stays reset');
+    assert.notEqual((await run.submit('u1', 'shipping', { name: 'Bob' })).runId, runId);
+  });
+
   it('flow when a slow action\'s hold lapsed and nothing changed the run then the completion ends it, also after another completion took it again', async () => {
     const { clock, run, runId, release, done, completed } = await slowCompletion();
     clock.advance(COMPLETING_HOLD_MS);

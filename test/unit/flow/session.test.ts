@@ -61,7 +61,7 @@ describe('sessionFlows', () => {
     let accounts = 0;
     await trip(tether, b.cookie, async (s) => {
       assert.equal(await flows.complete(s, ({ runId }) => (accounts++, runId)), first.runId);
-      assert.deepEqual(s.data, { flows: {} });
+      assert.deepEqual(s.data, { flows: { 'signup:completed': [first.runId] } }, 'the run ended, and is listed as completed');
     });
     await trip(tether, b.cookie, async (s) => {
       assert.equal((await flows.view(s)).runId, null, 'completed once');
@@ -162,4 +162,24 @@ describe('sessionFlows', () => {
       assert.equal(accounts.length, 1);
     });
   }
+
+  it('sessionFlows when another process resets the run while this request completes it then the commit still records what the action did (onCompleted), and the run stays reset', async () => {
+    const one = rig();
+    const two = rig({}, one);
+    const { cookie } = await trip(one.tether, undefined, async (s) => {
+      await flows.submit(s, 'email', { email: 'ada@uni.edu' });
+      await flows.submit(s, 'plan', { plan: 'student' });
+    });
+    const header = { cookie: cookie! };
+    const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+    const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+    assert.equal(await flows.complete(mine, () => 'acct-1', { onCompleted: (ctx, result) => { ctx.account = result; } }), 'acct-1');
+    await flows.reset(theirs);
+    await two.tether.commit(theirs);
+    await one.tether.commit(mine);
+    await trip(one.tether, cookie, async (s) => {
+      assert.equal((await flows.view(s)).runId, null, 'the run stays reset');
+      assert.equal(s.data.account, 'acct-1', 'what the action did is recorded');
+    }, 'GET');
+  });
 });
