@@ -608,6 +608,15 @@ export class FlowRunner<K = string> {
     let acted = false;
     await this.#write(key, (ctx) => {
       const live = this.#live(ctx, now, expired);
+      if (acted && live?.runId !== runId && completedRuns(ctx, this.flow.name).includes(runId)) {
+        // A session's commit replaying this on data where another request (another process) completed
+        // the run and recorded it: that request confirmed it, and this take comes after its end. This one
+        // is answered as a completion that came after the end is by tether.users (its action, idempotent
+        // per runId, only found what the other's did), the commit failing with that error.
+        checkRun(live, options.runId);
+        this.#ready(live);
+        throw new FlowRunNotCurrentError('that run of the flow was completed by another request; load it again');
+      }
       if (acted && (live?.runId !== runId || live.step < this.flow.completeAt)) return;
       checkRun(live, options.runId);
       const state = this.#ready(live);

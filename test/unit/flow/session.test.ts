@@ -163,6 +163,42 @@ describe('sessionFlows', () => {
     });
   }
 
+  for (const named of [true, false]) {
+    it(`sessionFlows when two processes complete the same run of one session (${named ? 'naming it' : 'naming no run'}) then the commit stored first is the one that completed it, and the other's fails as a completion after the run ended does on tether.users (${named ? 'FLOW_RUN_NOT_CURRENT' : 'FLOW_STEP_OUT_OF_ORDER'}), onCompleted recorded once`, async () => {
+      const one = rig();
+      const two = rig({}, one);
+      const { cookie } = await trip(one.tether, undefined, async (s) => {
+        await flows.submit(s, 'email', { email: 'ada@uni.edu' });
+        await flows.submit(s, 'plan', { plan: 'student' });
+      });
+      const header = { cookie: cookie! };
+      const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const three = rig({}, one);
+      const unrelated = await three.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const { runId } = await flows.view(mine);
+      // An idempotent action: the second to run it finds the account the first created.
+      const accounts = new Map<string, string>();
+      const action = ({ runId: id }: { runId: string }): string => {
+        if (!accounts.has(id)) accounts.set(id, `acct-${accounts.size + 1}`);
+        return accounts.get(id)!;
+      };
+      const options = { runId: named ? runId! : undefined, onCompleted: (ctx: Record<string, unknown>) => { ctx.completions = Number(ctx.completions ?? 0) + 1; } };
+      assert.equal(await flows.complete(mine, action, options), 'acct-1');
+      assert.equal(await flows.complete(theirs, action, options), 'acct-1');
+      // Another write of the session before either commit: the confirming one's commit replays on it too.
+      unrelated.set('seen', true);
+      await three.tether.commit(unrelated);
+      await one.tether.commit(mine);
+      await assert.rejects(two.tether.commit(theirs), { code: named ? 'FLOW_RUN_NOT_CURRENT' : 'FLOW_STEP_OUT_OF_ORDER', status: 409 });
+      await trip(one.tether, cookie, async (s) => {
+        assert.equal((await flows.view(s)).runId, null, 'the run ended');
+        assert.equal(s.data.completions, 1, 'recorded once, by the request that completed it');
+        assert.equal(s.data.seen, true);
+      }, 'GET');
+    });
+  }
+
   it('sessionFlows when another process resets the run while this request completes it then the commit still records what the action did (onCompleted), and the run stays reset', async () => {
     const one = rig();
     const two = rig({}, one);

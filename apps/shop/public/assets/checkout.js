@@ -257,9 +257,10 @@ function review() {
         render();
       } catch (err) {
         busy(false);
-        // The run is gone (the session ended, or another tab finished or restarted it): placing it again
-        // would only repeat this, so show the checkout as it is now.
-        if (err.code === 'FLOW_STEP_OUT_OF_ORDER') return moved(err);
+        // The run is gone (the session ended, or another tab finished or restarted it; a guest's confirm
+        // that a tab served by another worker completed first fails its commit with FLOW_RUN_NOT_CURRENT):
+        // placing it again would only repeat this, so show the checkout as it is now.
+        if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_RUN_NOT_CURRENT') return moved(err);
         if (err.code === 'CART_CHANGED') {
           // The cart is no longer the one shown: show the one there is now, to review before placing it.
           await loadSession({ create: true });
