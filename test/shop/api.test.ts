@@ -50,6 +50,18 @@ describe('shop api: system', () => {
     await c.session();
     assertError(await c.post('/api/nope', { a: 1 }), 404, 'NOT_FOUND');
   });
+
+  it('unknown API path when a browser asks for HTML, in any letter case, then still NOT_FOUND JSON, not the 404 page', async () => {
+    for (const path of ['/api/nope', '/API/nope', '/Api/cart', '/api', '/API?x=1', '/api/']) {
+      const r = await rawRequest(t.url + path, 'GET', { accept: 'text/html' });
+      assert.match(String(r.headers['content-type']), /^application\/json/, `${path}: ${r.text.slice(0, 60)}`);
+      assertError(r, 404, 'NOT_FOUND');
+    }
+    // Only the API's prefix: a page path that begins with the same letters is a page.
+    const page = await rawRequest(t.url + '/apiary', 'GET', { accept: 'text/html' });
+    assert.equal(page.status, 404);
+    assert.match(page.text, /Page not found/);
+  });
 });
 
 describe('shop pages', () => {
@@ -141,6 +153,14 @@ describe('shop api: session and catalog', () => {
     const cart = await rawRequest(t.url + '/api/cart', 'GET', {});
     assert.deepEqual(cart.body, { items: [], count: 0, total: 0 });
     assert.equal(cart.headers['set-cookie'], undefined, 'reading an empty cart creates nothing');
+  });
+
+  it('GET /api/products/ with the trailing slash then the same list as /api/products, with no session', async () => {
+    const bare = await rawRequest(t.url + '/api/products', 'GET', {});
+    const slash = await rawRequest(t.url + '/api/products/', 'GET', {});
+    assert.equal(slash.status, 200, slash.text);
+    assert.deepEqual(slash.body, bare.body);
+    assert.equal(slash.headers['set-cookie'], undefined);
   });
 
   it('GET /api/products/:id when unknown then 404 PRODUCT_NOT_FOUND', async () => {

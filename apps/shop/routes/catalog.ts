@@ -15,7 +15,10 @@ export function catalogRoutes(app: FastifyInstance, ctx: ShopContext): void {
 
   // The same list for everyone: it opens no session, so it costs no store call and still answers while
   // the session store is down (the catalog page stays usable), whatever cookie comes with it.
-  app.get('/api/products', { config: { tether: { session: false } } }, async () => list);
+  const noSession = { config: { tether: { session: false } } };
+  app.get('/api/products', noSession, async () => list);
+  // With the slash too: `/api/products/` would otherwise reach `:id` as an empty ID and say no such product.
+  app.get('/api/products/', noSession, async () => list);
 
   app.get<{ Params: { id: string } }>('/api/products/:id', async (req) => {
     const product = ctx.catalog.get(req.params.id);

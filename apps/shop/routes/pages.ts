@@ -78,9 +78,18 @@ export function pageRoutes(app: FastifyInstance): { notFoundPage: StaticFile } {
   return { notFoundPage: load('404.html') };
 }
 
+/**
+ * Whether a path is the API's: `/api` and anything under it, in any letter case (routes match case by
+ * case, so `/API/cart` names no route, but its caller is a program that reads JSON, not a browser).
+ */
+export function isApiPath(url: string): boolean {
+  if (url.slice(0, 4).toLowerCase() !== '/api') return false;
+  return url.length === 4 || url[4] === '/' || url[4] === '?';
+}
+
 /** For the not-found handler: a browser navigating to an unknown page gets a page, API clients JSON. */
 export function sendNotFoundPage(req: FastifyRequest, reply: FastifyReply, page: StaticFile): FastifyReply | null {
   const accept = req.headers.accept ?? '';
-  if (req.method !== 'GET' || req.url.startsWith('/api/') || !accept.includes('text/html')) return null;
+  if (req.method !== 'GET' || isApiPath(req.url) || !accept.includes('text/html')) return null;
   return send(req, reply, page, 404);
 }
