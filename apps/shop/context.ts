@@ -122,6 +122,13 @@ export async function currentCart(ctx: ShopContext, session: Session<ShopSession
 }
 
 /** The body of GET /api/session (and of login and registration). Asking for the token creates the session. */
+/** The username a signed-in session is for (as the session view names it), null for a guest's. */
+export async function usernameOf(ctx: ShopContext, session: Session<ShopSession>): Promise<string | null> {
+  if (session.userId === null) return null;
+  const username = session.data.username;
+  return typeof username === 'string' ? username : (await ctx.db.findUserById(session.userId))?.username ?? '';
+}
+
 export async function sessionView(ctx: ShopContext, session: Session<ShopSession>): Promise<SessionView> {
   let lines: CartLine[];
   let prefs: unknown;
@@ -130,9 +137,7 @@ export async function sessionView(ctx: ShopContext, session: Session<ShopSession
     const uc = await ctx.tether.users.get<ShopUserContext>(session.userId);
     lines = linesOf(uc.cart);
     prefs = uc.preferences;
-    let username = session.data.username;
-    if (typeof username !== 'string') username = (await ctx.db.findUserById(session.userId))?.username ?? '';
-    user = { username };
+    user = { username: (await usernameOf(ctx, session)) ?? '' };
   } else {
     lines = linesOf(session.data.cart);
     prefs = session.data.preferences;

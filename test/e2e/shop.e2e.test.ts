@@ -1066,6 +1066,38 @@ describe('shop in Chromium: a checkout step after being signed out elsewhere', (
   });
 });
 
+describe('shop in Chromium: a checkout not begun when another account signs in', () => {
+  it('shopper when another account signs in in a second tab before the first step is sent then that step is not saved to either account, and the page says whose checkout it shows now', async () => {
+    const { context, page, errors } = await newPage();
+    try {
+      const { username: ada } = await accountWithMug('ada');
+      const { username: bob, other: bobDevice } = await accountWithMug('bob');
+      const bobShipping = { ...ADA_SHIPPING, name: 'Bob Example', city: 'Leeds' };
+      await bobDevice.post('/api/checkout/shipping', bobShipping);
+      await loginInPage(page, ada, 'correct horse battery', t.url, '/checkout');
+      await page.locator('form[data-step=shipping]').waitFor();
+      await fillShipping(page);
+
+      const second = await context.newPage();
+      await loginInPage(second, bob, 'correct horse battery', t.url, '/');
+      await waitForCount(second, '1');
+      await page.getByRole('button', { name: 'Continue to payment' }).click();
+      await page.locator('#step-error').filter({ hasText: `You are signed in as ${bob} now (in another tab?), so this is that account's checkout; what you typed here was not saved, and the checkout of ${ada} stays with that account.` }).waitFor();
+      // Bob's checkout, at its own next step, with his address.
+      await page.locator('form[data-step=payment]').waitFor();
+      const bobs = (await bobDevice.get('/api/checkout')).body as { step: string; data: { shipping: unknown } };
+      assert.equal(bobs.step, 'payment');
+      assert.deepEqual(bobs.data.shipping, bobShipping);
+      const adaDevice = new ShopClient(t.url);
+      await adaDevice.login(ada);
+      assert.equal((await adaDevice.get('/api/checkout')).body.runId, null, 'ada\'s checkout was not begun with it either');
+      assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('shop in Chromium: a page shown again', () => {
   it('cart and account pages when shown again after another device changed the cart and the preferences and signed in then show the cart, the count, the currency, the theme and the sessions as they are now', async () => {
     const { context, page, errors } = await newPage();

@@ -713,6 +713,45 @@ describe('shop api: checkout and orders', () => {
     const second = (await a.post('/api/checkout/confirm')).body.orderId;
     assert.deepEqual((await b.get('/api/orders')).body.map((o: { id: string }) => o.id), [second, first]);
   });
+
+  it('checkout step naming the account the page showed when the session signed in as another account since then 409 CHECKOUT_ACCOUNT_CHANGED, and neither checkout takes it', async () => {
+    // One browser: the page shows ada's checkout, not begun (no runId to name); another tab signs in as bob.
+    const { client, username: ada } = await newUser();
+    assert.equal((await client.get('/api/checkout')).body.runId, null);
+    const { client: bobDevice, username: bob } = await newUser();
+    await bobDevice.add('notebook', 1);
+    const bobShipping = { ...SHIPPING, name: 'Bob Example', city: 'Leeds' };
+    await bobDevice.post('/api/checkout/shipping', bobShipping);
+    assert.equal((await client.login(bob)).status, 200);
+
+    assertError(await client.post('/api/checkout/shipping', { ...SHIPPING, account: ada }), 409, 'CHECKOUT_ACCOUNT_CHANGED');
+    assertError(await client.post('/api/checkout/back', { account: ada }), 409, 'CHECKOUT_ACCOUNT_CHANGED');
+    assertError(await client.post('/api/checkout/confirm', { account: ada }), 409, 'CHECKOUT_ACCOUNT_CHANGED');
+    // A guest's page (account null) is refused by an account's session too.
+    assertError(await client.post('/api/checkout/shipping', { ...SHIPPING, account: null }), 409, 'CHECKOUT_ACCOUNT_CHANGED');
+    const bobs = (await bobDevice.get('/api/checkout')).body;
+    assert.equal(bobs.step, 'payment');
+    assert.deepEqual(bobs.data.shipping, bobShipping, 'bob\'s checkout kept its own address');
+    const adas = new ShopClient(t.url);
+    await adas.login(ada);
+    assert.equal((await adas.get('/api/checkout')).body.runId, null, 'nor was ada\'s begun with it');
+
+    // Naming the account the session is for: taken, as without the field.
+    const ok = await client.post('/api/checkout/shipping', { ...SHIPPING, account: bob });
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(ok.body.data.shipping, SHIPPING);
+  });
+
+  it('checkout step naming a guest\'s checkout when the session is a guest\'s then taken; naming an account then 409; a malformed account then 400', async () => {
+    const guest = new ShopClient(t.url);
+    await guest.add('notebook', 1);
+    assertError(await guest.post('/api/checkout/contact', { email: 'ada@example.org', account: 'someone' }), 409, 'CHECKOUT_ACCOUNT_CHANGED');
+    assertError(await guest.post('/api/checkout/contact', { email: 'ada@example.org', account: 42 }), 400, 'VALIDATION_FAILED');
+    const r = await guest.post('/api/checkout/contact', { email: 'ada@example.org', account: null });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.step, 'shipping');
+    assert.deepEqual(r.body.data.contact, { email: 'ada@example.org' });
+  });
 });
 
 describe('shop api: admin', () => {

@@ -17,6 +17,7 @@ export const userNotFound = (): TetherError => new TetherError('USER_NOT_FOUND',
 export const cartEmpty = (): TetherError => new TetherError('CART_EMPTY', 'the cart is empty', 409);
 export const cartChanged = (): TetherError => new TetherError('CART_CHANGED', 'the cart changed since the review; review the order again', 409);
 export const orderPlaced = (orderId: string): TetherError => new TetherError('ORDER_PLACED', `that checkout's order was placed already (order ${orderId}); this is a new checkout`, 409);
+export const checkoutAccountChanged = (): TetherError => new TetherError('CHECKOUT_ACCOUNT_CHANGED', 'this checkout is no longer the one the request names: the session signed in or out since (in another tab?); load it again', 409);
 export const accountDisabled = (): TetherError => new TetherError('ACCOUNT_DISABLED', 'this account is disabled', 403);
 export const adminAccount = (): TetherError => new TetherError('ADMIN_ACCOUNT', 'the admin account cannot be disabled or deleted', 409);
 

@@ -15,11 +15,11 @@ import type { CompleteOptions, FlowRunner, FlowView } from 'tether/flow';
 import type { Order } from '../db/index.js';
 import { MAX_LINE_QUANTITY, centsToAmount, linesOf, subtractLines } from '../lib/cart.js';
 import type { CartLine } from '../lib/cart.js';
-import { cartChanged, cartEmpty, orderPlaced, validationFailed } from '../lib/errors.js';
+import { cartChanged, cartEmpty, checkoutAccountChanged, orderPlaced, validationFailed } from '../lib/errors.js';
 import { objectBody, onlyKeys } from '../lib/validate.js';
 import { FlowRunChangedError, FlowRunNotCurrentError, FlowStepOutOfOrderError } from 'tether';
 import type { Contact, Payment, Shipping } from '../lib/checkout.js';
-import { guestOrdersOf, sessionOf } from '../context.js';
+import { guestOrdersOf, sessionOf, usernameOf } from '../context.js';
 import { stepUp } from '../lib/reauth.js';
 import type { LastOrder, ShopContext, ShopUserContext } from '../context.js';
 
@@ -116,14 +116,27 @@ function flowJson(v: FlowView): Record<string, unknown> {
 const RUN_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 /**
- * A step's (or Back's) body, less the `runId` it may name: the run the page shows, so that a step sent
- * for a run that ended meanwhile is refused rather than taken into the next one.
+ * Whose checkout a request is meant for, when it says (`account`: the username the page shows, or null
+ * for a guest's): a checkout not begun yet has no runId to name, and its first step, sent after a login
+ * or logout in another tab, would otherwise be stored into the checkout of whoever the session is for
+ * now (a guest's address into the account's saved checkout, one account's into another's).
  */
-function stepBody(body: unknown): { runId: string | undefined; input: unknown } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || !Object.hasOwn(body, 'runId')) return { runId: undefined, input: body };
-  const { runId, ...input } = body as Record<string, unknown>;
-  if (typeof runId !== 'string' || !RUN_ID.test(runId)) throw validationFailed('runId must be the runId GET /api/checkout gave');
-  return { runId, input };
+async function checkAccount(ctx: ShopContext, req: FastifyRequest, account: unknown): Promise<void> {
+  if (account === undefined) return;
+  if (account !== null && (typeof account !== 'string' || account.length > 100)) throw validationFailed('account must be the username the checkout is for, or null for a guest\'s');
+  if (account !== await usernameOf(ctx, sessionOf(req))) throw checkoutAccountChanged();
+}
+
+/**
+ * A step's (or Back's) body, less the `runId` it may name (the run the page shows, so that a step sent
+ * for a run that ended meanwhile is refused rather than taken into the next one) and the `account` it may
+ * name (checkAccount).
+ */
+function stepBody(body: unknown): { runId: string | undefined; account: unknown; input: unknown } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { runId: undefined, account: undefined, input: body };
+  const { runId, account, ...input } = body as Record<string, unknown>;
+  if (runId !== undefined && (typeof runId !== 'string' || !RUN_ID.test(runId))) throw validationFailed('runId must be the runId GET /api/checkout gave');
+  return { runId, account, input: Object.hasOwn(body, 'runId') || Object.hasOwn(body, 'account') ? input : body };
 }
 
 /**
@@ -147,6 +160,8 @@ async function forRun(ctx: ShopContext, checkout: Checkout, runId: string | unde
 
 interface ConfirmBody {
   runId: string | undefined;
+  /** Whose checkout the confirm is for, if it says: checkAccount. */
+  account: unknown;
   password: unknown;
   /** The cart the review showed, when the client names it: the order is placed only for that cart. */
   items: CartLine[] | undefined;
@@ -172,11 +187,11 @@ function reviewedItems(value: unknown): CartLine[] {
  * page asked for it (REAUTH_REQUIRED).
  */
 function confirmBody(body: unknown): ConfirmBody {
-  if (body === undefined || body === null) return { runId: undefined, password: undefined, items: undefined };
+  if (body === undefined || body === null) return { runId: undefined, account: undefined, password: undefined, items: undefined };
   const b = objectBody(body);
-  onlyKeys(b, ['runId', 'password', 'items']);
+  onlyKeys(b, ['runId', 'account', 'password', 'items']);
   if (b.runId !== undefined && (typeof b.runId !== 'string' || !RUN_ID.test(b.runId))) throw validationFailed('runId must be the runId GET /api/checkout gave');
-  return { runId: b.runId, password: b.password, items: b.items === undefined ? undefined : reviewedItems(b.items) };
+  return { runId: b.runId, account: b.account, password: b.password, items: b.items === undefined ? undefined : reviewedItems(b.items) };
 }
 
 /** Whether two carts hold the same quantity of each product, in any order. */
@@ -245,20 +260,23 @@ export function checkoutRoutes(app: FastifyInstance, ctx: ShopContext): void {
   for (const step of postableSteps(ctx)) {
     app.post(`/api/checkout/${step}`, async (req) => {
       const checkout = checkoutOf(ctx, req);
-      const { runId, input } = stepBody(req.body);
+      const { runId, account, input } = stepBody(req.body);
+      await checkAccount(ctx, req, account);
       return flowJson(await forRun(ctx, checkout, runId, () => checkout.submit(step, input, runId)));
     });
   }
 
   app.post('/api/checkout/back', async (req) => {
     const checkout = checkoutOf(ctx, req);
-    const { runId } = stepBody(req.body);
+    const { runId, account } = stepBody(req.body);
+    await checkAccount(ctx, req, account);
     return flowJson(await forRun(ctx, checkout, runId, () => checkout.back(runId)));
   });
 
   app.post('/api/checkout/confirm', async (req, reply) => {
     const checkout = checkoutOf(ctx, req);
-    const { runId, password, items } = confirmBody(req.body);
+    const { runId, account, password, items } = confirmBody(req.body);
+    await checkAccount(ctx, req, account);
     const userId = sessionOf(req).userId;
     if (userId === null && password !== undefined) throw validationFailed('a guest checkout takes no password');
     // The order a named run placed, if it did (for this requester): a repeat of that confirm gets it again.

@@ -35,8 +35,9 @@ async function post(path, body) {
   const mine = ++posts;
   try {
     // Naming the run shown: a step for a run that ended meanwhile (its order placed in another tab) is
-    // refused, not taken into the next run.
-    flow = await api('POST', path, flow.runId ? { ...body, runId: flow.runId } : body);
+    // refused, not taken into the next run. Naming whose checkout it is: a checkout not begun has no run
+    // to name, and its first step, after a login or logout in another tab, would go into another's.
+    flow = await api('POST', path, { ...body, account: shownFor, ...(flow.runId ? { runId: flow.runId } : {}) });
     editing = null;
     render();
   } catch (err) {
@@ -45,7 +46,7 @@ async function post(path, body) {
     // Out of order, or a step this checkout does not have (a login in another tab swapped the guest's for
     // the account's, or the session ended and took a guest's checkout with it): show what the server has
     // now, and then why, or the message would go with the form it was in.
-    if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN') return moved(err);
+    if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_STEP_UNKNOWN' || err.code === 'CHECKOUT_ACCOUNT_CHANGED') return moved(err);
     showError(err);
   } finally {
     sending = false;
@@ -58,12 +59,14 @@ const whoIs = (view) => (view?.authenticated ? view.user.username : null);
 /** Set while the page loads the checkout again and says why, so that it does so once. */
 let reloading = false;
 
-/** In words, why the checkout now shown (`flow`) is not the one shown before; null: it is the same. */
-function whyChanged(before) {
-  // The guest's checkout asks for an email address first; the account's does not.
-  const guest = (f) => f.steps.includes('contact');
-  if (!guest(before) && guest(flow)) return 'You are no longer signed in, so this is a guest checkout. Log in again to go on with the checkout saved to your account.';
-  if (guest(before) && !guest(flow)) return 'You signed in (in another tab?), so this is your account\'s checkout now; what you typed as a guest was not kept.';
+/**
+ * In words, why the checkout now shown (`flow`, for `shownFor`) is not the one shown before (`before`,
+ * for `was`); null: it is the same.
+ */
+function whyChanged(before, was) {
+  if (was !== null && shownFor === null) return 'You are no longer signed in, so this is a guest checkout. Log in again to go on with the checkout saved to your account.';
+  if (was === null && shownFor !== null) return 'You signed in (in another tab?), so this is your account\'s checkout now; what you typed as a guest was not kept.';
+  if (was !== shownFor) return `You are signed in as ${shownFor} now (in another tab?), so this is that account's checkout; what you typed here was not saved, and the checkout of ${was} stays with that account.`;
   if (before.runId !== flow.runId) return 'This checkout started over (its order was placed or it was restarted in another tab or on another device, or your session ended), so that step was not saved.';
   return null;
 }
@@ -85,8 +88,9 @@ async function reloadAll() {
  */
 async function moved(err) {
   const before = flow;
+  const was = shownFor;
   await reloadAll();
-  const why = whyChanged(before) ?? 'This checkout moved to another step in another tab or on another device; here it is as it is now.';
+  const why = whyChanged(before, was) ?? 'This checkout moved to another step in another tab or on another device; here it is as it is now.';
   showError(new ApiError(err.status, err.code, why));
 }
 
@@ -97,6 +101,7 @@ async function moved(err) {
  */
 async function changedHands() {
   const before = flow;
+  const was = shownFor;
   reloading = true;
   try {
     await refresh();
@@ -106,7 +111,7 @@ async function changedHands() {
   } finally {
     reloading = false;
   }
-  const why = whyChanged(before);
+  const why = whyChanged(before, was);
   if (why) showError(new ApiError(409, 'FLOW_STEP_UNKNOWN', why));
 }
 
@@ -247,7 +252,7 @@ function review() {
         // Naming the run makes a retry (a lost reply, a second click) answer with the same order; naming
         // the items shown here makes the server refuse (CART_CHANGED) a cart changed since in another tab.
         receiptTo = c?.email ?? null;
-        placed = await confirm({ runId: flow.runId, items: cart.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) });
+        placed = await confirm({ runId: flow.runId, account: shownFor, items: cart.items.map((i) => ({ productId: i.productId, quantity: i.quantity })) });
         if (placed === null) {
           busy(false);
           return;
@@ -260,7 +265,7 @@ function review() {
         // The run is gone (the session ended, or another tab finished or restarted it; a guest's confirm
         // that a tab served by another worker completed first fails its commit with FLOW_RUN_NOT_CURRENT):
         // placing it again would only repeat this, so show the checkout as it is now.
-        if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_RUN_NOT_CURRENT') return moved(err);
+        if (err.code === 'FLOW_STEP_OUT_OF_ORDER' || err.code === 'FLOW_RUN_NOT_CURRENT' || err.code === 'CHECKOUT_ACCOUNT_CHANGED') return moved(err);
         if (err.code === 'CART_CHANGED') {
           // The cart is no longer the one shown: show the one there is now, to review before placing it.
           await loadSession({ create: true });
