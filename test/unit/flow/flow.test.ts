@@ -59,6 +59,16 @@ function setup() {
   return { tether, flow, run: flow.using(tether.users) };
 }
 
+/** That `done` rejects with 409 FLOW_RUN_CHANGED carrying `result`, what the completion's action did. */
+async function rejectsAsChanged(done: Promise<unknown>, result: unknown): Promise<void> {
+  await assert.rejects(done, (err: TetherError & { result?: unknown }) => {
+    assert.equal(err.code, 'FLOW_RUN_CHANGED');
+    assert.equal(err.status, 409);
+    assert.equal(err.result, result, 'what the action did is reported');
+    return true;
+  });
+}
+
 describe('flow', () => {
   it('flow when never started then views the first step with no data and no run', async () => {
     const { run } = setup();
@@ -421,12 +431,7 @@ describe('flow', () => {
       const changed = change === 'submit' ? await run.submit('u1', 'shipping', { name: 'Bob' }) : await run.back('u1');
       assert.equal(changed.step, 'payment');
       release();
-      await assert.rejects(done, (err: TetherError & { result?: unknown }) => {
-        assert.equal(err.code, 'FLOW_RUN_CHANGED');
-        assert.equal(err.status, 409);
-        assert.equal(err.result, 'order-1', 'what the action did is reported');
-        return true;
-      });
+      await rejectsAsChanged(done, 'order-1');
       assert.deepEqual(completed, ['order-1'], 'onCompleted recorded the action once');
       const kept = await run.view('u1');
       assert.equal(kept.step, 'payment', 'the change is kept, not ended with the run');
@@ -450,12 +455,7 @@ describe('flow', () => {
     clock.advance(COMPLETING_HOLD_MS);
     await run.reset('u1');
     release();
-    await assert.rejects(done, (err: TetherError & { result?: unknown }) => {
-      assert.equal(err.code, 'FLOW_RUN_CHANGED');
-      assert.equal(err.status, 409);
-      assert.equal(err.result, 'order-1', 'what the action did is reported');
-      return true;
-    });
+    await rejectsAsChanged(done, 'order-1');
     assert.deepEqual(completed, ['order-1'], 'onCompleted recorded the action');
     again();
     assert.equal(await second, 'order-1', 'the other completion finds the run recorded');

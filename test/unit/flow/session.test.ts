@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TetherError } from 'tether';
-import type { Session, Tether } from 'tether';
+import type { Session, SessionData, Tether } from 'tether';
 import { defineFlow, sessionFlows } from 'tether/flow';
 import type { FlowEarlier, FlowView } from 'tether/flow';
 import { rig, trip } from '../support.js';
@@ -32,6 +32,25 @@ function typedUse(session: Session<{ cart: string[] }>, tether: Tether): void {
   void signup.using(tether.users).view(session);
 }
 void typedUse;
+
+/**
+ * A session whose run is at its last step (an .edu email, the student plan), then opened by one request
+ * in each of two processes sharing its store, before either commits: `mine` in `one`, `theirs` in `two`.
+ */
+type Rig = ReturnType<typeof rig<SessionData>>;
+type Opened = Awaited<ReturnType<Rig['tether']['open']>>;
+async function atConfirmInTwoProcesses(): Promise<{ one: Rig; two: Rig; cookie: string; mine: Opened; theirs: Opened }> {
+  const one = rig<SessionData>();
+  const two = rig<SessionData>({}, one);
+  const { cookie } = await trip(one.tether, undefined, async (s) => {
+    await flows.submit(s, 'email', { email: 'ada@uni.edu' });
+    await flows.submit(s, 'plan', { plan: 'student' });
+  });
+  const header = { cookie: cookie! };
+  const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+  const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+  return { one, two, cookie: cookie!, mine, theirs };
+}
 
 describe('sessionFlows', () => {
   it('sessionFlows when a visitor views and posts steps then progress is stored in the session, and a view or a refused step stores none', async () => {
@@ -131,15 +150,7 @@ describe('sessionFlows', () => {
 
   for (const change of ['plan', 'email'] as const) {
     it(`sessionFlows when another process changes the run (${change === 'plan' ? 'its last step posted again' : 'its first step posted again, the run sent back'}) while this request completes it then the commit keeps that change under a new runId and records the completion, instead of ending the run with it`, async () => {
-      const one = rig();
-      const two = rig({}, one);
-      const { cookie } = await trip(one.tether, undefined, async (s) => {
-        await flows.submit(s, 'email', { email: 'ada@uni.edu' });
-        await flows.submit(s, 'plan', { plan: 'student' });
-      });
-      const header = { cookie: cookie! };
-      const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
-      const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const { one, two, cookie, mine, theirs } = await atConfirmInTwoProcesses();
       const { runId } = await flows.view(mine);
       const accounts: unknown[] = [];
       const account = await flows.complete(mine, ({ data }) => {
@@ -165,17 +176,9 @@ describe('sessionFlows', () => {
 
   for (const named of [true, false]) {
     it(`sessionFlows when two processes complete the same run of one session (${named ? 'naming it' : 'naming no run'}) then the commit stored first is the one that completed it, and the other's fails as a completion after the run ended does on tether.users (${named ? 'FLOW_RUN_NOT_CURRENT' : 'FLOW_STEP_OUT_OF_ORDER'}), onCompleted recorded once`, async () => {
-      const one = rig();
-      const two = rig({}, one);
-      const { cookie } = await trip(one.tether, undefined, async (s) => {
-        await flows.submit(s, 'email', { email: 'ada@uni.edu' });
-        await flows.submit(s, 'plan', { plan: 'student' });
-      });
-      const header = { cookie: cookie! };
-      const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
-      const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const { one, two, cookie, mine, theirs } = await atConfirmInTwoProcesses();
       const three = rig({}, one);
-      const unrelated = await three.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+      const unrelated = await three.tether.open({ method: 'POST', header: (n) => (n === 'cookie' ? cookie : undefined) });
       const { runId } = await flows.view(mine);
       // An idempotent action: the second to run it finds the account the first created.
       const accounts = new Map<string, string>();
