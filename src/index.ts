@@ -13,7 +13,7 @@ export type { SocketOptions, SocketEndReason } from './core/socket.js';
 export type { RejectedCookie, SessionData, UpdateFn } from './core/session.js';
 export { resolveOptions, secretProblem, TETHER_DEFAULTS } from './core/options.js';
 export type { TetherOptions, CookieOptions, CsrfOptions, SameSite, ResolvedOptions, ClearSiteDataType } from './core/options.js';
-export type { SessionStore, SessionRecord, LocalSlot, SetResult, Clock, DestroyByUserOptions, ChangeFeedOptions, CountOptions } from './core/store.js';
+export type { SessionStore, SessionRecord, LocalSlot, SetResult, Clock, DestroyByUserOptions, DestroyAllOptions, ChangeFeedOptions, CountOptions } from './core/store.js';
 export type { SharedLimiter } from './core/rate-limit.js';
 export { systemClock, isExpired, deadlineOf, countMargin, ServerClock } from './core/store.js';
 export { jsonCodec, parseJsonSafely } from './core/codec.js';

@@ -111,14 +111,14 @@ export interface CountOptions {
 }
 
 /**
- * `options.marginMs` of a SessionStore.count call, 0 when absent: a session is counted when its
- * deadline is after the store clock's now plus this. Throws a TypeError for a margin that is not a
- * whole number of milliseconds, at least 0.
+ * `options.marginMs` of a SessionStore.count, destroyByUser or destroyAll call (`method`, for the
+ * message), 0 when absent: a session is counted when its deadline is after the store clock's now plus
+ * this. Throws a TypeError for a margin that is not a whole number of milliseconds, at least 0.
  */
-export function countMargin(options: CountOptions | undefined): number {
+export function countMargin(options: CountOptions | undefined, method = 'count'): number {
   const margin = options?.marginMs ?? 0;
   if (!Number.isSafeInteger(margin) || margin < 0) {
-    throw new TypeError(`count(): marginMs must be a whole number of milliseconds, at least 0 (got ${String(margin)})`);
+    throw new TypeError(`${method}(): marginMs must be a whole number of milliseconds, at least 0 (got ${String(margin)})`);
   }
   return margin;
 }
@@ -126,6 +126,24 @@ export function countMargin(options: CountOptions | undefined): number {
 export interface DestroyByUserOptions {
   /** Keys to keep (typically the session making the request). */
   except?: readonly string[];
+  /**
+   * As CountOptions' `marginMs`, for the count returned: every record of the user but `except` is
+   * removed, and only those whose deadline (the earlier of `expiresAt` and `absoluteExpiresAt`) is more
+   * than this many milliseconds after the store clock's now are counted. A whole number, at least 0
+   * (otherwise the call rejects with a TypeError and removes nothing). The engine passes its
+   * `expiryGraceMs`. @default 0
+   */
+  marginMs?: number;
+}
+
+export interface DestroyAllOptions {
+  /**
+   * As CountOptions' `marginMs`, for the count returned: every session is removed, and only those whose
+   * deadline is more than this many milliseconds after the store clock's now are counted. A whole
+   * number, at least 0 (otherwise the call rejects with a TypeError and removes nothing). The engine
+   * passes its `expiryGraceMs`. @default 0
+   */
+  marginMs?: number;
 }
 
 /** A session a sweep deleted because it timed out (SessionStore.onSwept). */
@@ -159,7 +177,10 @@ export interface LocalSlot {
  *   was touched.
  * - `destroy(key)` removes the record and its index entry; idempotent.
  * - `listByUser(userId)` returns the user's live records (any order); `destroyByUser` removes them all
- *   but `except`, returning how many it removed.
+ *   but `except`, returning how many live ones it removed: with `marginMs`, only those whose deadline
+ *   is more than that far ahead of now (the engine passes its `expiryGraceMs`, so that a session it
+ *   treats as ended is not counted as ended now). A store that ignores `marginMs` (one written before
+ *   it existed) still works, counting those too.
  * - After `close()`, every method rejects with code `STORE_CLOSED`; `close()` itself is idempotent.
  * - Failures of the backend reject with code `STORE_UNAVAILABLE` (the engine also bounds each call
  *   with its own timeout).
@@ -267,10 +288,13 @@ export interface SessionStore {
    * removes one, and reports each removal on the change feed without a stamp; user contexts
    * (`user:` keys) stay, since a user's saved state is not a session. Returns how many live sessions
    * it removed. It works in batches, each atomic: a session written while it runs is removed or kept
-   * whole; one created after it resolves is kept. Absent: the engine's `destroyAllSessions()` is
-   * refused with OPTIONS_INVALID.
+   * whole; one created after it resolves is kept. With `marginMs`, the count leaves out, as `count`'s
+   * does, the sessions whose deadline is that close, though they are removed too: the engine passes
+   * its `expiryGraceMs`. A store that ignores the argument (one written before it existed) still
+   * works, counting those too. Absent: the engine's `destroyAllSessions()` is refused with
+   * OPTIONS_INVALID.
    */
-  destroyAll?(): Promise<number>;
+  destroyAll?(options?: DestroyAllOptions): Promise<number>;
   /**
    * Optional: a regeneration in one step. Writes `ended` (the old record, rewritten with its deadlines
    * already passed) by compare-and-set over `expectedVersion`, and only then `created` (version 1, a

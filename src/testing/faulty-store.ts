@@ -3,7 +3,7 @@
  * throw synchronously or answer late, so engine and adapter tests can misbehave on purpose.
  * @module
  */
-import type { CountOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../core/store.js';
+import type { CountOptions, DestroyAllOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../core/store.js';
 
 export type StoreMethod = 'get' | 'set' | 'touch' | 'destroy' | 'listByUser' | 'destroyByUser' | 'count' | 'destroyAll';
 
@@ -113,8 +113,8 @@ export class FaultyStore implements SessionStore, AsyncDisposable {
     return this.#run('count', [options], () => (this.inner.count ? this.inner.count(options) : Promise.reject(new Error(`${this.inner.name} cannot count`))));
   }
 
-  destroyAll(): Promise<number> {
-    return this.#run('destroyAll', [], () => (this.inner.destroyAll ? this.inner.destroyAll() : Promise.reject(new Error(`${this.inner.name} cannot end every session`))));
+  destroyAll(options?: DestroyAllOptions): Promise<number> {
+    return this.#run('destroyAll', [options], () => (this.inner.destroyAll ? this.inner.destroyAll(options) : Promise.reject(new Error(`${this.inner.name} cannot end every session`))));
   }
 
   /** `close()`, for `await using`. */

@@ -413,6 +413,48 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
       assert.deepEqual(await store.listByUser(user), []);
     });
 
+    test('destroyByUser({ marginMs }) removes every session of the user but those excepted, and counts only those whose idle or absolute deadline is further off than that (the engine\'s expiryGraceMs)', async () => {
+      const now = clock.now();
+      // The user's sessions, as in count's case: deadlines tens of seconds ahead, so that a backend that
+      // expires keys in real time (Redis) keeps them all through the case; one of them excepted.
+      const sessionsOf = async (deadlines: { idle: number; absolute: number; far: number }): Promise<{ user: string; keep: SessionRecord; gone: SessionRecord[] }> => {
+        const user = `u-${makeKey('margin')}`;
+        const keep = makeRecord(clock, { userId: user, expiresAt: deadlines.far });
+        const gone = [
+          makeRecord(clock, { userId: user, expiresAt: deadlines.idle }),
+          makeRecord(clock, { userId: user, expiresAt: deadlines.far, absoluteExpiresAt: deadlines.absolute }),
+          makeRecord(clock, { userId: user, expiresAt: deadlines.far }),
+        ];
+        for (const r of [keep, ...gone]) assert.deepEqual(await store.set(r, 0), { ok: true });
+        return { user, keep, gone };
+      };
+      const ahead = { idle: now + 30_000, absolute: now + 40_000, far: now + 120_000 };
+      const ends = async (marginMs: number | undefined, expected: number, why: string): Promise<void> => {
+        const { user, keep, gone } = await sessionsOf(ahead);
+        const options = marginMs === undefined ? { except: [keep.key] } : { except: [keep.key], marginMs };
+        assert.equal(await store.destroyByUser(user, options), expected, why);
+        for (const r of gone) assert.equal(await store.get(r.key), null, `${why}: every session but the excepted one is removed, counted or not`);
+        assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [keep.key], why);
+      };
+      await ends(undefined, 3, 'no margin');
+      await ends(0, 3, 'margin 0');
+      await ends(29_999, 3, 'every deadline more than the margin ahead');
+      await ends(30_000, 2, 'an idle deadline exactly the margin ahead is not counted');
+      await ends(40_000, 1, 'nor an absolute one');
+      await ends(120_000, 0, 'nor one further off, at the margin');
+      const { user, keep, gone } = await sessionsOf(ahead);
+      for (const marginMs of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        await assert.rejects(store.destroyByUser(user, { marginMs }), TypeError, `marginMs ${marginMs}`);
+      }
+      assert.equal((await store.listByUser(user)).length, 4, 'a margin refused removes nothing');
+      clock.advance(20_000);
+      assert.equal(await store.destroyByUser(user, { except: [keep.key], marginMs: 10_000 }), 2, 'the margin runs from the store clock\'s now');
+      for (const r of gone) assert.equal(await store.get(r.key), null);
+      const later = await sessionsOf(ahead);
+      assert.equal(await store.destroyByUser(later.user, { except: [later.keep.key], marginMs: 9_999 }), 3);
+      assert.deepEqual((await store.listByUser(later.user)).map((r) => r.key), [later.keep.key]);
+    });
+
     test('a 60 KB value round-trips intact', async () => {
       const big = JSON.stringify({ blob: 'x'.repeat(60 * 1024), tail: 'end' });
       const rec = makeRecord(clock, { data: big });
@@ -562,6 +604,54 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [later.key], 'new sessions are stored and indexed as before');
         await store.destroy(later.key);
         await store.destroy(context.key);
+      });
+
+      test('destroyAll({ marginMs }) removes every session and counts only those whose idle or absolute deadline is further off than that (the engine\'s expiryGraceMs), never a pointer', async () => {
+        // A backend of its own, as for count's margin: the counts must be exact.
+        const own = await factory.open(clock);
+        try {
+          const now = clock.now();
+          // As in count's case: deadlines tens of seconds ahead (Redis expires keys in real time).
+          const context = makeRecord(clock, { key: 'user:' + makeKey(), expiresAt: now + 600_000 });
+          assert.deepEqual(await own.set(context, 0), { ok: true });
+          const stored = async (): Promise<SessionRecord[]> => {
+            const until = now + 200_000;
+            const records = [
+              makeRecord(clock, { userId: makeKey('u'), expiresAt: now + 30_000 }),
+              makeRecord(clock, { expiresAt: now + 120_000, absoluteExpiresAt: now + 40_000 }),
+              makeRecord(clock, { expiresAt: now + 120_000 }),
+              makeRecord(clock, { data: movedData('old-id', 'new-id'), lastSeenAt: until, expiresAt: until, absoluteExpiresAt: until }),
+            ];
+            for (const r of records) assert.deepEqual(await own.set(r, 0), { ok: true });
+            return records;
+          };
+          const ends = async (marginMs: number | undefined, expected: number, why: string): Promise<void> => {
+            const records = await stored();
+            assert.equal(await own.destroyAll!(marginMs === undefined ? undefined : { marginMs }), expected, why);
+            for (const r of records) assert.equal(await own.get(r.key), null, `${why}: every session is removed, counted or not`);
+            if (own.count) assert.equal(await own.count(), 0, why);
+          };
+          await ends(undefined, 3, 'no margin');
+          await ends(0, 3, 'margin 0');
+          await ends(29_999, 3, 'every deadline more than the margin ahead');
+          await ends(30_000, 2, 'an idle deadline exactly the margin ahead is not counted');
+          await ends(40_000, 1, 'nor an absolute one');
+          await ends(100_000, 1, 'a pointer is never counted, however far its deadline');
+          await ends(120_000, 0, 'nor one further off, at the margin');
+          const records = await stored();
+          for (const marginMs of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+            await assert.rejects(own.destroyAll!({ marginMs }), TypeError, `marginMs ${marginMs}`);
+          }
+          for (const r of records) assert.deepEqual((await own.get(r.key))?.key, r.key, 'a margin refused removes nothing');
+          clock.advance(20_000);
+          assert.equal(await own.destroyAll!({ marginMs: 10_000 }), 2, 'the margin runs from the store clock\'s now');
+          await stored();
+          assert.equal(await own.destroyAll!({ marginMs: 9_999 }), 3);
+          assert.equal((await own.get(context.key))?.data, context.data, 'the user context stays');
+        } finally {
+          await own.close();
+          await factory.dispose?.(own);
+        }
       });
 
       test('destroyAll walked twice while another client renews sessions (a copy under a new key, then the old record made a pointer) leaves none of them live', async () => {

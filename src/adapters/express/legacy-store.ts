@@ -17,7 +17,7 @@
  */
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { assertNextVersion, countMargin, deadlineOf, isExpired, isSessionKey, systemClock } from '../../core/store.js';
-import type { Clock, CountOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
+import type { Clock, CountOptions, DestroyAllOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isPointer } from '../../core/renewal.js';
 
@@ -85,7 +85,7 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
   /** Present only when the wrapped store has `all()`. */
   readonly count?: (options?: CountOptions) => Promise<number>;
   readonly sweep?: () => Promise<number>;
-  readonly destroyAll?: () => Promise<number>;
+  readonly destroyAll?: (options?: DestroyAllOptions) => Promise<number>;
 
   constructor(store: ExpressSessionStoreLike, options: ExpressSessionStoreAdapterOptions = {}) {
     if (typeof store !== 'object' || store === null || typeof store.get !== 'function' || typeof store.set !== 'function'
@@ -106,7 +106,7 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
         return (await this.#ours()).filter((r) => isSessionKey(r.key) && !isPointer(r) && !isExpired(r, after)).length;
       };
       this.sweep = async () => this.#sweep();
-      this.destroyAll = async () => this.#destroyAll();
+      this.destroyAll = async (options) => this.#destroyAll(options);
     }
   }
 
@@ -147,14 +147,16 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
     return (await this.#ours()).filter((r) => r.userId === userId);
   }
 
+  /** Counts, of the sessions removed, those live by more than `marginMs` (see SessionStore.destroyByUser). */
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
+    const margin = countMargin(options, 'destroyByUser');
     const keep = new Set(options.except ?? []);
     let removed = 0;
     for (const r of await this.listByUser(userId)) {
       if (keep.has(r.key)) continue;
       await this.destroy(r.key);
-      removed++;
+      if (!isExpired(r, this.#clock.now() + margin)) removed++;
     }
     return removed;
   }
@@ -243,11 +245,13 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
   /**
    * Ends every session in the wrapped store (see SessionStore.destroyAll): Tether's session records,
    * and the sessions express-session itself left there, which a migration would otherwise adopt. One
-   * `destroy` each, after one `all()`; Tether's user contexts stay. Counts the live ones.
+   * `destroy` each, after one `all()`; Tether's user contexts stay. Counts the live ones: of Tether's,
+   * those live by more than `marginMs` (see SessionStore.destroyAll).
    */
-  async #destroyAll(): Promise<number> {
+  async #destroyAll(options: DestroyAllOptions | undefined): Promise<number> {
     this.#open();
-    const now = this.#clock.now();
+    // Tether's sessions live past this are counted: now, plus the margin.
+    const after = this.#clock.now() + countMargin(options, 'destroyAll');
     let removed = 0;
     for (const [sid, sess] of await this.#entries()) {
       if (!sid.startsWith(this.#prefix)) {
@@ -259,7 +263,7 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
       const rec = decode(sid.slice(this.#prefix.length), sess);
       if (rec === null || !isSessionKey(rec.key)) continue;
       await this.destroy(rec.key);
-      if (!isExpired(rec, now) && !isPointer(rec)) removed++;
+      if (!isExpired(rec, after) && !isPointer(rec)) removed++;
     }
     return removed;
   }

@@ -8,7 +8,7 @@
  */
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { systemClock, assertNextVersion, assertRegeneration, countMargin, idCollision, isExpired, nextTurn, stampOf, SweptListeners } from '../../core/store.js';
-import type { Clock, CountOptions, DeletedRecord, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import type { Clock, CountOptions, DeletedRecord, DestroyAllOptions, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { isMoved } from '../../core/renewal.js';
 import { fromStoredKey, isSessionStoredKey, knownStoredKey, toStoredKey } from './keys.js';
@@ -194,18 +194,21 @@ export class MemoryStore implements SessionStore, AsyncDisposable {
     return out;
   }
 
+  /** Counts, of the sessions removed, those live by more than `marginMs` (see SessionStore.destroyByUser). */
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
+    const margin = countMargin(options, 'destroyByUser');
     const keys = this.#byUser.get(userId);
     if (!keys) return 0;
     const keep = new Set((options.except ?? []).map(toStoredKey));
+    const after = this.#clock.now() + margin;
     let removed = 0;
     for (const stored of [...keys]) {
       if (keep.has(stored)) continue;
       const value = this.#records.peek(stored);
       if (value === undefined) continue;
       const head = readHead(value);
-      if (!isExpired(head, this.#clock.now())) removed++;
+      if (!isExpired(head, after)) removed++;
       this.#remove(stored, head);
       this.#notify(fromStoredKey(stored));
     }
@@ -221,19 +224,20 @@ export class MemoryStore implements SessionStore, AsyncDisposable {
    * record to the younger generation, and once the generations flip during the walk (this empties the
    * older one), a record moved so would be missed. The copy is the one step not sliced, about a tenth
    * of what removing 100,000 sessions in one go took. Returns how many of the sessions removed were
-   * live by the store clock when it was called. Closed midway, it rejects with STORE_CLOSED, as
-   * SqliteStore does; what it removed stays removed.
+   * live by the store clock when it was called, by more than `marginMs` (see SessionStore.destroyAll).
+   * Closed midway, it rejects with STORE_CLOSED, as SqliteStore does; what it removed stays removed.
    */
-  async destroyAll(): Promise<number> {
+  async destroyAll(options?: DestroyAllOptions): Promise<number> {
     this.#open();
-    const now = this.#clock.now();
+    // Sessions live past this are counted: now, plus the margin.
+    const after = this.#clock.now() + countMargin(options, 'destroyAll');
     let removed = 0;
     await this.#inSlices(this.#records.keyList(), (stored) => {
       if (!isSessionStoredKey(stored)) return;
       const value = this.#records.peek(stored);
       if (value === undefined) return;
       const head = readHead(value);
-      if (this.#counts(value, head, now)) removed++;
+      if (this.#counts(value, head, after)) removed++;
       this.#remove(stored, head);
       this.#notify(fromStoredKey(stored));
     });

@@ -33,7 +33,7 @@ import type { SharedLimiter } from '../../core/rate-limit.js';
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import { OptionsInvalidError, StoreClosedError, StoreRejectedError, StoreUnavailableError, isTetherError } from '../../core/errors.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, systemClock, assertNextVersion, assertRegeneration, countMargin, idCollision, SweptListeners, unsent, wasUnsent } from '../../core/store.js';
-import type { Clock, CountOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import type { Clock, CountOptions, DestroyAllOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { MAX_TIMER_MS, checkOptions } from '../../core/options-check.js';
 import { IDENTIFIER, MAX_TABLE_NAME, migrate, schemaNames } from './schema.js';
 import type { SchemaNames } from './schema.js';
@@ -297,15 +297,17 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
    * began: a login or renewal of one of these sessions that commits while it runs creates a new key
    * it cannot see (the old row it waited for is then ended, or an ownerless pointer), and the next
    * statement deletes it. A renewal whose pointer commits first leaves the first statement nothing of
-   * it to delete, hence the second.
+   * it to delete, hence the second. Counts, of the rows deleted, those live by more than `marginMs`
+   * (see SessionStore.destroyByUser).
    */
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
+    const margin = countMargin(options, 'destroyByUser');
     if (!this.#migrated) await this.ready();
     const except = [...(options.except ?? [])];
     let live = 0;
     for (let round = 0; round < DESTROY_BY_USER_ROUNDS; round++) {
       const res = await this.#query<{ live: boolean }>('destroyByUser', this.#sql.destroyByUser,
-        this.#notifying([userId, except, this.clock.now()]));
+        this.#notifying([userId, except, this.clock.now() + margin]));
       live += res.rows.filter((row) => row.live).length;
       if (round > 0 && res.rows.length === 0) break;
     }
@@ -320,12 +322,15 @@ export class PostgresStore implements SessionStore, AsyncDisposable {
    * locks only its own rows, briefly. It waits for a row a concurrent write holds rather than skip it,
    * so every session stored before the call is removed; one written meanwhile behind the cursor is
    * kept whole. A batch PostgreSQL aborts as a deadlock victim (crossing another multi-row delete) is
-   * sent again. Returns how many of the deleted rows were live by the store's clock at the start.
+   * sent again. Returns how many of the deleted rows were live by the store's clock at the start, by
+   * more than `marginMs` (see SessionStore.destroyAll).
    */
-  async destroyAll(): Promise<number> {
+  async destroyAll(options?: DestroyAllOptions): Promise<number> {
     this.#open();
+    const margin = countMargin(options, 'destroyAll');
     if (!this.#migrated) await this.ready();
-    const now = this.clock.now();
+    // What the statements count by: now, plus the margin.
+    const now = this.clock.now() + margin;
     let removed = 0;
     let after: string | null = null;
     for (;;) {

@@ -156,7 +156,10 @@ export function statements(table: string, notify: boolean, limits: string) {
 
     listByUser: `SELECT ${COLUMNS} FROM ${table} WHERE user_id = $1 AND ${live('$2')}`,
 
-    /** $1 user, $2 keys to keep, $3 now, [$4 channel]. One row per deleted key; `live` says whether it counted. */
+    /**
+     * $1 user, $2 keys to keep, $3 now (with the caller's `marginMs`, that much later: only `live` reads
+     * it), [$4 channel]. One row per deleted key; `live` says whether it counted.
+     */
     destroyByUser: `WITH w AS (
       DELETE FROM ${table} WHERE user_id = $1 AND key <> ALL($2::text[])
       RETURNING key, (${live('$3')}) AS live
@@ -164,7 +167,8 @@ export function statements(table: string, notify: boolean, limits: string) {
 
     /**
      * One batch of destroyAll, after the key `$1` ($1 '' and `destroyAllFirst` for the first batch, so
-     * that even an empty key is taken): $2 batch size, $3 now, [$4 channel]. `batch` is the next $2 keys
+     * that even an empty key is taken): $2 batch size, $3 now (with the caller's `marginMs`, that much
+     * later: only `live` reads it), [$4 channel]. `batch` is the next $2 keys
      * of any kind in key order (the primary key's index), so each statement reads at most $2 index
      * entries however many user contexts lie between sessions; of them, the sessions are deleted, each
      * notified as a removal. One row back: `scanned` (fewer than $2: the table is done), `last` (the

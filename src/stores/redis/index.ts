@@ -11,7 +11,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { StoreClosedError, StoreUnavailableError } from '../../core/errors.js';
 import { decimal } from '../../core/decimal.js';
 import { SERVER_CLOCK_SYNC_MS, ServerClock, SweptListeners, assertNextVersion, countMargin, deadlineOf, stampOf, assertRegeneration, idCollision, isSessionKey, unsent } from '../../core/store.js';
-import type { ChangeFeedState, Clock, CountOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
+import type { ChangeFeedState, Clock, CountOptions, DestroyAllOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener, SweptSession } from '../../core/store.js';
 import { buildClient, resolveRedisStoreOptions } from './options.js';
 import type { CommandSender, RedisClient, RedisStoreOptions, ResolvedRedisStoreOptions } from './options.js';
 import { CLAIM_DUE, CLAIM_EXPIRED, COUNT_LIVE, DESTROY, DESTROY_BY_USER, DESTROY_EACH, DESTROY_IF_OWNED, INDEX, LIMIT_TAKE, REAP, REGENERATE, SET, SET_REPORTED, TOUCH, UNINDEX } from './scripts.js';
@@ -335,8 +335,10 @@ export class RedisStore implements SessionStore, AsyncDisposable {
     }
   }
 
+  /** Counts, of the sessions removed, those live by more than `marginMs` (see SessionStore.destroyByUser). */
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
+    const margin = countMargin(options, 'destroyByUser');
     if (!this.#ready()) await this.#whenReady();
     const except = options.except ?? [];
     const idx = this.#up + userId;
@@ -347,7 +349,7 @@ export class RedisStore implements SessionStore, AsyncDisposable {
         // One script reads the index and deletes: a login or renewal of one of these sessions on another
         // node, landing between a read of the index here and the deletions, would leave its new key alive.
         const keys = this.#due === '' ? [idx, this.#sp] : [idx, this.#sp, this.#due];
-        const reply = await this.#eval(DESTROY_BY_USER, keys.length, [...keys, userId, this.clock.now(), this.#channel, ...except]) as Array<number | string>;
+        const reply = await this.#eval(DESTROY_BY_USER, keys.length, [...keys, userId, this.clock.now() + margin, this.#channel, ...except]) as Array<number | string>;
         removed = Number(reply[0]);
         members = reply.slice(1).map(String);
       } else {
@@ -363,11 +365,11 @@ export class RedisStore implements SessionStore, AsyncDisposable {
           if (listed.length === 0) break;
           members.push(...listed);
           await this.#undue(listed);
-          const now = this.clock.now();
+          const after = this.clock.now() + margin;
           // Cluster: each session on its own slot, deleted only if still this user's. The index entries
           // stay until pruned by deadline: removing one here could race a re-created session of the same key.
           const each = await Promise.all(listed.map((m) =>
-            this.#eval(DESTROY_IF_OWNED, 1, [this.#sp + m, userId, now, m, this.#channel]) as Promise<number>));
+            this.#eval(DESTROY_IF_OWNED, 1, [this.#sp + m, userId, after, m, this.#channel]) as Promise<number>));
           removed += each.reduce((a, b) => a + b, 0);
         }
       }
@@ -440,9 +442,12 @@ export class RedisStore implements SessionStore, AsyncDisposable {
    * a thousand session keys deleted by one script (on a Cluster, one call per session, each on its
    * node), which publishes each removal; owners' index entries are then dropped as `destroy` drops
    * them (on a Cluster they stay until pruned by deadline, as in destroyByUser). User contexts stay.
+   * With `marginMs`, a session within that of its deadline is removed but not counted (see
+   * SessionStore.destroyAll): the scripts are given a later now, as count's are.
    */
-  async destroyAll(): Promise<number> {
+  async destroyAll(options?: DestroyAllOptions): Promise<number> {
     this.#open();
+    const margin = countMargin(options, 'destroyAll');
     if (!this.#ready()) await this.#whenReady();
     let removed = 0;
     try {
@@ -450,10 +455,10 @@ export class RedisStore implements SessionStore, AsyncDisposable {
         const members = keys.map((k) => k.slice(this.#sp.length)).filter(isSessionKey);
         if (members.length === 0) return;
         await this.#undue(members);
-        const now = this.clock.now();
+        const after = this.clock.now() + margin;
         const batches = this.#cluster ? members.map((m) => [m]) : [members];
         const results = await Promise.all(batches.map((batch) =>
-          this.#eval(DESTROY_EACH, batch.length, [...batch.map((m) => this.#sp + m), now, this.#channel, ...batch]) as Promise<Array<number | string>>));
+          this.#eval(DESTROY_EACH, batch.length, [...batch.map((m) => this.#sp + m), after, this.#channel, ...batch]) as Promise<Array<number | string>>));
         const owned: Array<Promise<void>> = [];
         for (const [live, ...deleted] of results) {
           removed += live as number;

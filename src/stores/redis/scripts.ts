@@ -267,7 +267,8 @@ return u
 
 /**
  * Deletes the listed sessions, whoever owns them (destroyAll, one batch of a SCAN; on a Cluster one
- * session per call). KEYS[1..n] sessions. ARGV: 1 now, 2 change channel ('' = none), 3..n+2 store keys.
+ * session per call). KEYS[1..n] sessions. ARGV: 1 now (with destroyAll's `marginMs`, a now that much
+ * later: only the count reads it), 2 change channel ('' = none), 3..n+2 store keys.
  * Returns how many deleted sessions were live at now, then, for each deleted one, its store key and
  * its owner ('' when anonymous), so the caller can report the removal and tidy that index.
  */
@@ -324,7 +325,8 @@ return 1
  * KEYS[1] index, KEYS[2] the session keys' prefix (the start of a key name, given as a key so that a
  * client's own key prefix applies to it as to the others), KEYS[3] with reportExpired the hash of
  * sessions due (each deleted session leaves it, so no sweep reports a logout as a timeout).
- * ARGV: 1 userId, 2 now, 3 change channel, 4..n excepted store keys.
+ * ARGV: 1 userId, 2 now (with destroyByUser's `marginMs`, a now that much later: only the count reads
+ * it), 3 change channel, 4..n excepted store keys.
  * Returns how many of the deleted sessions were live at now, then every member taken out of the index.
  */
 export const DESTROY_BY_USER = new Script(`${RECORD}
@@ -351,7 +353,8 @@ return out
 
 /**
  * Deletes one session if the user still owns it (the Cluster path of destroyByUser, one call per session).
- * KEYS[1] session. ARGV: 1 userId, 2 now, 3 store key, 4 change channel.
+ * KEYS[1] session. ARGV: 1 userId, 2 now (with destroyByUser's `marginMs`, a now that much later: only
+ * the result reads it), 3 store key, 4 change channel.
  * Returns 1 when a live session was deleted, 0 otherwise.
  */
 export const DESTROY_IF_OWNED = new Script(`${RECORD}

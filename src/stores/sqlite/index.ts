@@ -31,7 +31,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { OptionsInvalidError, StoreClosedError } from '../../core/errors.js';
 import { assertNextVersion, countMargin, stampOf, systemClock, assertRegeneration, idCollision, nextTurn, SweptListeners } from '../../core/store.js';
-import type { ChangeFeedOptions, Clock, CountOptions, DeletedRecord, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import type { ChangeFeedOptions, Clock, CountOptions, DeletedRecord, DestroyAllOptions, DestroyByUserOptions, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { MOVED_PREFIX } from '../../core/renewal.js';
 import { isBusy, openDatabase, unavailable } from './connection.js';
@@ -89,6 +89,8 @@ const RETRY_PAUSES_MS = [1, 2, 5, 10, 20, 25, 50];
 const COLUMNS = `key, data, version, user_id AS userId, created_at AS createdAt, last_seen_at AS lastSeenAt,
   expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`;
 const LIVE = 'expires_at > @now AND absolute_expires_at > @now';
+/** Live past @after: a removal's count, which leaves out the sessions within the caller's `marginMs` of a deadline. */
+const LIVE_AFTER = 'expires_at > @after AND absolute_expires_at > @after';
 /**
  * Session keys: every key but user contexts (isSessionKey). Keys compare as bytes (BINARY), so those
  * starting with 'user:' are exactly the ones from 'user:' up to 'user;' (';' follows ':'), and this
@@ -112,7 +114,7 @@ interface Transactions {
   touch(p: Params): boolean;
   destroy(key: string): void;
   destroyByUser(p: Params): number;
-  destroyAll(now: number): { deleted: number; live: number };
+  destroyAll(now: number, after: number): { deleted: number; live: number };
   sweep(now: number): DeletedRecord[];
 }
 
@@ -261,11 +263,13 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
     return this.#read('listByUser', () => this.#s.listByUser.all({ userId, now }) as Row[]);
   }
 
+  /** Counts, of the sessions removed, those live by more than `marginMs` (see SessionStore.destroyByUser). */
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
+    const margin = countMargin(options, 'destroyByUser');
     const except = JSON.stringify(options.except ?? []);
-    const now = this.#clock.now();
-    return this.#write('destroyByUser', () => this.#tx.destroyByUser({ userId, except, now }));
+    const after = this.#clock.now() + margin;
+    return this.#write('destroyByUser', () => this.#tx.destroyByUser({ userId, except, after }));
   }
 
   /**
@@ -275,15 +279,17 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
    * by the store clock) are taken, whichever process wrote them: one created meanwhile, as a login's
    * new record is, is kept whole, so steady creation cannot keep the loop going; a session rewritten
    * meanwhile keeps its created_at and is removed. Gives the event loop a turn between transactions.
-   * Returns how many of the sessions removed were live by the store clock when it was called. Closed
-   * midway, it rejects with STORE_CLOSED; the transactions that committed stay.
+   * Returns how many of the sessions removed were live by the store clock when it was called, by more
+   * than `marginMs` (see SessionStore.destroyAll). Closed midway, it rejects with STORE_CLOSED; the
+   * transactions that committed stay.
    */
-  async destroyAll(): Promise<number> {
+  async destroyAll(options?: DestroyAllOptions): Promise<number> {
     this.#open();
+    const margin = countMargin(options, 'destroyAll');
     const now = this.#clock.now();
     let live = 0;
     for (;;) {
-      const batch = await this.#write('destroyAll', () => this.#tx.destroyAll(now));
+      const batch = await this.#write('destroyAll', () => this.#tx.destroyAll(now, now + margin));
       live += batch.live;
       if (batch.deleted < DESTROY_ALL_BATCH) return live;
       await nextTurn();
@@ -604,8 +610,8 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
       for (const r of rows) this.#log(r.key);
       return rows.filter((r) => r.live === 1).length;
     });
-    const destroyAll = db.transaction((now: number): { deleted: number; live: number } => {
-      const rows = s.destroyAll.all({ now, limit: DESTROY_ALL_BATCH }) as Array<{ key: string; live: number }>;
+    const destroyAll = db.transaction((now: number, after: number): { deleted: number; live: number } => {
+      const rows = s.destroyAll.all({ now, after, limit: DESTROY_ALL_BATCH }) as Array<{ key: string; live: number }>;
       for (const r of rows) this.#log(r.key);
       return { deleted: rows.length, live: rows.filter((r) => r.live === 1).length };
     });
@@ -616,7 +622,7 @@ export class SqliteStore implements SessionStore, AsyncDisposable {
       touch: (p) => touch.immediate(p),
       destroy: (k) => destroy.immediate(k),
       destroyByUser: (p) => destroyByUser.immediate(p),
-      destroyAll: (now) => destroyAll.immediate(now),
+      destroyAll: (now, after) => destroyAll.immediate(now, after),
       sweep: (now) => sweep.immediate(now),
     };
   }
@@ -641,13 +647,14 @@ function prepareStatements(db: BetterSqlite3.Database): Statements {
       AND (@version IS NULL OR version = @version) RETURNING version`).pluck(),
     destroy: prep('DELETE FROM tether_sessions WHERE key = ?'),
     listByUser: prep(`SELECT ${COLUMNS} FROM tether_sessions WHERE user_id = @userId AND ${LIVE}`),
+    // `live`: counted, its deadlines after @after (now, plus the caller's marginMs).
     destroyByUser: prep(`DELETE FROM tether_sessions
       WHERE user_id = @userId AND key NOT IN (SELECT value FROM json_each(@except))
-      RETURNING key, (${LIVE}) AS live`),
+      RETURNING key, (${LIVE_AFTER}) AS live`),
     // Still the two key ranges of SESSION_KEY, each row's created_at read as it is met.
     destroyAll: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE ${SESSION_KEY} AND created_at <= @now LIMIT @limit)
-      RETURNING key, (${LIVE} AND ${NOT_POINTER}) AS live`),
+      RETURNING key, (${LIVE_AFTER} AND ${NOT_POINTER}) AS live`),
     sweep: prep(`DELETE FROM tether_sessions WHERE key IN (
       SELECT key FROM tether_sessions WHERE min(expires_at, absolute_expires_at) <= @now LIMIT @limit)
       RETURNING key, user_id AS userId, last_seen_at AS lastSeenAt, expires_at AS expiresAt, absolute_expires_at AS absoluteExpiresAt`),

@@ -17,7 +17,7 @@
 import { OptionsInvalidError, StoreClosedError, isTetherError } from '../../core/errors.js';
 import { assertNextVersion, isExpired, stampOf, systemClock, assertRegeneration, isSessionKey, wasUnsent } from '../../core/store.js';
 import type { SharedLimiter } from '../../core/rate-limit.js';
-import type { Clock, CountOptions, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
+import type { Clock, CountOptions, DestroyAllOptions, DestroyByUserOptions, LocalSlot, SessionRecord, SessionStore, SetResult, SweptListener } from '../../core/store.js';
 import { checkOptions } from '../../core/options-check.js';
 import { KeptMap } from '../../core/kept-map.js';
 import { LocalCopies } from './local-copies.js';
@@ -83,7 +83,7 @@ export class TieredStore implements SessionStore, AsyncDisposable {
    */
   readonly onSwept?: (listener: SweptListener) => () => void;
   /** The shared store's `destroyAll`, this tier's copies of sessions dropped with it; absent when it has none. */
-  readonly destroyAll?: () => Promise<number>;
+  readonly destroyAll?: (options?: DestroyAllOptions) => Promise<number>;
   /** The shared store's rate limiter (see SessionStore.limiter): its counts are every machine's; absent when it has none. */
   readonly limiter?: (name: string, limit: number, windowMs: number) => SharedLimiter;
   /** The consistency in force (the option, or its default for this shared store). */
@@ -155,7 +155,7 @@ export class TieredStore implements SessionStore, AsyncDisposable {
       this.#open();
       return shared.onSwept!(listener);
     };
-    if (typeof shared.destroyAll === 'function') this.destroyAll = () => this.#destroyAll(shared.destroyAll!.bind(shared));
+    if (typeof shared.destroyAll === 'function') this.destroyAll = (options) => this.#destroyAll(() => shared.destroyAll!(options));
     if (typeof shared.limiter === 'function') this.limiter = (name, limit, windowMs) => {
       this.#open();
       return shared.limiter!(name, limit, windowMs);
