@@ -53,7 +53,7 @@ Example:
 
 tether sessions list <userId> [--store <url>] [--json] [--expiry-grace-ms <ms>]
 tether sessions end <userId> [--handle=<handle>] [--store <url>] [--expiry-grace-ms <ms>]
-tether sessions end --all [--store <url>]
+tether sessions end --all [--store <url>] [--expiry-grace-ms <ms>]
 tether sessions count [--store <url>] [--expiry-grace-ms <ms>]
   list                       the user's live sessions: handle, created, last seen, expires, signed in, remembered, user agent
                              (with env TETHER_DATA_KEY when the app encrypts session data, encryptedCodec)
@@ -63,19 +63,23 @@ tether sessions count [--store <url>] [--expiry-grace-ms <ms>]
                              (timed out for the app) not at all
   --handle=<handle>          with end: only that one of the user's sessions (as list shows it, or the app's
                              session.handle; with the =, since a handle may begin with -); a session
-                             whose ID the app renewed since ends under its new ID
+                             whose ID the app renewed since ends under its new ID; one within
+                             expiryGraceMs of the store's deadline has timed out, and is refused as an
+                             unknown handle is
   --all                      with end, instead of a user ID: ends every session of every user, anonymous ones
-                             too (after a breach); user contexts stay
+                             too (after a breach); user contexts stay. Counted as the app's
+                             destroyAllSessions counts: not those within expiryGraceMs of the store's
+                             deadline, though they are removed too
   count                      live sessions in the store, as newSessions.maxActive counts them (user contexts
                              are not counted, nor sessions within expiryGraceMs of the store's deadline)
   --store <url>              the store the app uses: sqlite:<file>, redis://… (redis+sentinel://…, redis+cluster://…),
                              postgres://… (default: env TETHER_STORE);
                              with the app's keyPrefix= (Redis) or tableName=/schema= (PostgreSQL) if it sets them
   --json                     one JSON array instead of a table
-  --expiry-grace-ms <ms>     with list, count or end <userId>: the app's expiryGraceMs, if it sets one (default
-                             60000): the store keeps a session that long past its timeout, which list, count
-                             and end's count leave out and list takes off each expires, as the app's
-                             listUserSessions does
+  --expiry-grace-ms <ms>     with list, count or end: the app's expiryGraceMs, if it sets one (default
+                             60000): the store keeps a session that long past its timeout, which list, count,
+                             end's count and end --handle leave out and list takes off each expires, as the
+                             app's listUserSessions does
 
 Example:
   TETHER_STORE=redis://127.0.0.1:6379 npx tether sessions end 5f0c…
@@ -121,7 +125,7 @@ function duration(value: string | undefined, name: string): number | undefined {
   return n;
 }
 
-/** The app's `expiryGraceMs`, which `sessions list` and `count` take off the store's deadlines; the engine's default when not given. */
+/** The app's `expiryGraceMs`, which `sessions list`, `count` and `end` take off the store's deadlines; the engine's default when not given. */
 function graceMs(value: string | undefined): number {
   if (value === undefined) return TETHER_DEFAULTS.expiryGraceMs;
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
@@ -211,9 +215,6 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
   if (action !== 'count' && !all && (userId === undefined || userId === '')) throw new UsageError(`sessions ${action} needs a user ID${action === 'end' ? ' (or --all)' : ''}`);
   if (values.handle !== undefined && action !== 'end') throw new UsageError('--handle goes with sessions end');
   if (values.handle === '') throw new UsageError('--handle needs a session handle (sessions list shows them)');
-  if (values['expiry-grace-ms'] !== undefined && action !== 'list' && action !== 'count' && (action !== 'end' || all || values.handle !== undefined)) {
-    throw new UsageError('--expiry-grace-ms goes with sessions list, count, or end <userId>');
-  }
   const grace = graceMs(values['expiry-grace-ms']);
   const { store, codec } = await appStore(values.store, env);
   try {
@@ -224,14 +225,19 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
     } else if (all) {
       if (typeof store.destroyAll !== 'function') throw new UsageError(`the ${store.name} store cannot end every session`);
       // Twice: an app that renews IDs (renewal) may have moved a session, while the store was walked, to
-      // a key the walk had passed or never listed, its old record removed.
-      const ended = await store.destroyAll() + await store.destroyAll();
+      // a key the walk had passed or never listed, its old record removed. Counted as the app's
+      // destroyAllSessions counts: a session within the grace had timed out, though it is removed too.
+      const counting = { marginMs: grace };
+      const ended = await store.destroyAll(counting) + await store.destroyAll(counting);
       io.out(`ended ${ended} session${ended === 1 ? '' : 's'} of every user\n`);
     } else if (action === 'end' && values.handle !== undefined) {
       // Only a session the user holds: a handle names a store key's hash, never another user's session.
-      // The session's handle, as list shows it, or that of the ID it is stored under (an app's log).
+      // The session's handle, as list shows it, or that of the ID it is stored under (an app's log). One
+      // within the grace has timed out for the app (its destroyUserSession does not find it either).
       const grouping = { renewal: RENEWED, codec };
-      const targets = (await store.listByUser(userId!)).filter((r) => handleOf(r.key) === values.handle || recordHandle(r, codec) === values.handle);
+      const now = Date.now();
+      const targets = (await store.listByUser(userId!)).filter((r) => (handleOf(r.key) === values.handle || recordHandle(r, codec) === values.handle)
+        && Math.min(r.expiresAt, r.absoluteExpiresAt) - grace > now);
       if (targets.length === 0) {
         io.err(`tether sessions: ${userId} has no session ${values.handle}\n`);
         return 1;
@@ -301,8 +307,8 @@ async function endUser(store: SessionStore, userId: string, grace: number, codec
       if (!again && group.some((r) => Math.min(r.expiresAt, r.absoluteExpiresAt) - grace > now)) live++;
     }
   }
-  // Still new sessions at every listing: what is left goes at once.
-  return live + await store.destroyByUser(userId);
+  // Still new sessions at every listing: what is left goes at once, those within the grace not counted.
+  return live + await store.destroyByUser(userId, { marginMs: grace });
 }
 
 /**

@@ -527,14 +527,15 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * "Log out everywhere" (or everywhere else, with `except`), account disablement. Returns how many live
    * sessions ended, each once: under `renewal`, one caught between its renewal's two writes is stored
    * under two IDs, and the user's records are ended by session (see #endAllBut) rather than counted by
-   * the store's `destroyByUser`, which would count it twice.
+   * the store's `destroyByUser`, which would count it twice. A session past its timeout, which the store
+   * keeps for `expiryGraceMs`, had ended already: its record is removed too, and not counted.
    */
   async destroyUserSessions(userId: string, options: { except?: Session<T> } = {}): Promise<number> {
     checkUserId(userId);
     const except = options.except ? await this.#keysOf(sessionState(options.except)) : [];
     const n = this.options.renewal !== null
       ? await this.#endAllBut(userId, except, except.length > 0 ? handleIn(sessionState(options.except!))! : null)
-      : await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
+      : await this.#call(() => this.store.destroyByUser(userId, { except, marginMs: this.options.expiryGraceMs }), 'destroyByUser');
     this.#stats.destroyed += n;
     this.#sockets?.endedForUser(userId, except);
     if (channels.destroyed.hasSubscribers || this.events.listenerCount('destroyed') > 0) {
@@ -580,7 +581,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
       }));
     }
     // Still new sessions at every listing: what is left goes at once, as without renewal.
-    return sessions.size + await this.#call(() => this.store.destroyByUser(userId, { except }), 'destroyByUser');
+    return sessions.size + await this.#call(() => this.store.destroyByUser(userId, { except, marginMs: this.options.expiryGraceMs }), 'destroyByUser');
   }
 
   /**
@@ -608,7 +609,8 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * Ends every session of every user at once (ASVS 7.4.5): after a breach, or when what sessions hold
    * changes meaning. Every request then starts anonymous; user contexts (`tether.users`) stay. This
    * process's open WebSockets end at once, other processes' when their feed reports the removals (or at
-   * their next check). Returns how many live sessions ended; the `destroyed` event is published once,
+   * their next check). Returns how many live sessions ended (not those past their timeout that the store
+   * keeps for `expiryGraceMs`, though their records go too); the `destroyed` event is published once,
    * with handle `*`, userId null and reason `all`. It walks the whole store (twice under `renewal`, for a
    * session renewed under a key the first walk had passed), so it is bounded by the
    * store's own per-command deadlines, not `storeTimeoutMs`. Needs a store with `destroyAll()` (every
@@ -624,11 +626,13 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     }
     let n: number;
     try {
-      n = await store.destroyAll();
+      // Counted as count() counts for newSessions.maxActive: a session within the grace has timed out.
+      const counting = { marginMs: this.options.expiryGraceMs };
+      n = await store.destroyAll(counting);
       // A session whose ID a renewal replaced while the store was walked may live on under a key the walk
       // had passed or never listed, its old record (then a pointer) removed: a second walk ends it. A
       // renewal under way then fails, the old record being gone.
-      if (this.options.renewal !== null) n += await store.destroyAll();
+      if (this.options.renewal !== null) n += await store.destroyAll(counting);
     } catch (err) {
       this.#stats.storeErrors++;
       throw isTetherError(err) ? err : new StoreUnavailableError('the session store failed on destroyAll', { cause: err });

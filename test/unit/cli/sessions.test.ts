@@ -101,9 +101,9 @@ describe('tether sessions', () => {
       // count counts as newSessions.maxActive does: not the session that timed out.
       assert.equal((await run(['sessions', 'count', '--store', url])).out, '1\n');
       assert.equal((await run(['sessions', 'count', '--expiry-grace-ms', '0', '--store', url])).out, '2\n');
-      const bad = await run(['sessions', 'end', '--all', '--expiry-grace-ms', '0', '--store', url]);
+      const bad = await run(['sessions', 'count', '--expiry-grace-ms', '1.5', '--store', url]);
       assert.equal(bad.code, 2);
-      assert.match(bad.err, /--expiry-grace-ms goes with sessions list, count, or end <userId>/);
+      assert.match(bad.err, /--expiry-grace-ms must be a whole number of milliseconds/);
     } finally {
       await tether.close();
     }
@@ -252,6 +252,44 @@ describe('tether sessions', () => {
       await tether.close();
     }
     assert.equal((await run(['sessions', 'end', '--all'], { TETHER_STORE: url })).out, 'ended 0 sessions of every user\n');
+  });
+
+  it('sessions end --all and end --handle when a session timed out within expiryGraceMs then --all removes it without counting it, as destroyAllSessions does, and --handle answers as for an unknown handle', async () => {
+    const { url } = await seeded();
+    const file = url.slice('sqlite:'.length);
+    // Timed out 30 s ago for the app, kept by the store for the 60 s of expiryGraceMs.
+    const stale = async (userId: string | null): Promise<string> => {
+      const store = new SqliteStore({ path: file });
+      try {
+        const now = Date.now();
+        const key = hashId(generateId());
+        const data = jsonCodec.encode({ d: { n: 1 } });
+        assert.equal((await store.set({ key, data, version: 1, userId, createdAt: now - 1_830_000, lastSeenAt: now - 1_830_000, expiresAt: now + 30_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
+        return key;
+      } finally {
+        await store.close();
+      }
+    };
+    const timedOut = handleOf(await stale('ada'));
+    const refused = await run(['sessions', 'end', 'ada', `--handle=${timedOut}`, '--store', url]);
+    assert.deepEqual({ code: refused.code, out: refused.out, err: refused.err }, { code: 1, out: '', err: `tether sessions: ada has no session ${timedOut}\n` });
+    assert.equal((await run(['sessions', 'count', '--expiry-grace-ms', '0', '--store', url])).out, '5\n', 'nothing ended');
+    // An app with no grace holds it live: its handle ends it.
+    const ended = await run(['sessions', 'end', 'ada', `--handle=${timedOut}`, '--expiry-grace-ms', '0', '--store', url]);
+    assert.equal(ended.code, 0, ended.err);
+    assert.equal(ended.out, `ended session ${timedOut} of ada\n`);
+    assert.equal((await run(['sessions', 'list', 'ada', '--json', '--expiry-grace-ms', '0', '--store', url])).out.includes(timedOut), false);
+    await stale('bob');
+    await stale(null);
+    const all = await run(['sessions', 'end', '--all', '--store', url]);
+    assert.equal(all.code, 0, all.err);
+    assert.equal(all.out, 'ended 4 sessions of every user\n', 'the seeded four, not the two timed out');
+    assert.equal((await run(['sessions', 'count', '--expiry-grace-ms', '0', '--store', url])).out, '0\n', 'those two removed too');
+    assert.equal((await run(['sessions', 'list', 'ada', '--store', url])).out, 'no live sessions for ada\n');
+    // An app with no grace says so: for it they are live.
+    await stale('ada');
+    await stale(null);
+    assert.equal((await run(['sessions', 'end', '--all', '--expiry-grace-ms', '0', '--store', url])).out, 'ended 2 sessions of every user\n');
   });
 
   it('sessions end --handle when given one of the user\'s handles then only that session ends; another user\'s handle or an unknown one ends nothing and exits 1', async () => {

@@ -403,6 +403,43 @@ describe('engine lifecycle', () => {
     assert.equal(r.tether.stats().destroyed, 0);
   });
 
+  it('destroyUserSessions when one of the user\'s sessions is past its idle timeout but still in the store (expiryGraceMs) then its record goes too, not counted, nor in stats().destroyed', async () => {
+    const r = rig();
+    const heard: string[] = [];
+    r.tether.events.on('destroyed', (m) => heard.push(`${m.reason}:${m.handle}`));
+    const stale = await trip(r.tether, undefined, (s) => s.login('u1'));
+    const alone = await trip(r.tether, undefined, (s) => s.login('u2'));
+    r.clock.advance(r.tether.options.idleTimeoutMs - 1_000);
+    const other = await trip(r.tether, undefined, (s) => s.login('u1'));
+    const asking = await trip(r.tether, undefined, (s) => s.login('u1'));
+    r.clock.advance(2_000);
+    for (const t of [stale, alone]) assert.ok(await r.memory.get(hashId(t.session.id!)), 'timed out 1 s ago, kept by the store for the grace');
+    const session = await r.tether.open(post(asking.cookie));
+    assert.equal(await r.tether.destroyUserSessions('u1', { except: session }), 1, 'the other device only');
+    r.tether.abandon(session);
+    for (const t of [stale, other]) assert.equal(await r.memory.get(hashId(t.session.id!)), null, 'removed, counted or not');
+    assert.equal((await trip(r.tether, asking.cookie, () => {}, 'GET')).session.userId, 'u1', 'the device that asked stays');
+    assert.equal(await r.tether.destroyUserSessions('u2'), 0, 'nothing live to end');
+    assert.equal(await r.memory.get(hashId(alone.session.id!)), null);
+    assert.equal(r.tether.stats().destroyed, 1);
+    assert.deepEqual(heard, ['user:*', 'user:*']);
+  });
+
+  it('destroyAllSessions when sessions are past their idle timeout but still in the store (expiryGraceMs) then they go too, not counted, nor in stats().destroyed; under renewal as well', async () => {
+    for (const renewal of [undefined, { intervalMs: 60_000, graceMs: 10_000 }]) {
+      const r = rig(renewal ? { renewal } : {});
+      const stale = [await trip(r.tether, undefined, (s) => s.login('u1')), await trip(r.tether, undefined, (s) => s.set('n', 1))];
+      r.clock.advance(r.tether.options.idleTimeoutMs - 1_000);
+      const live = [await trip(r.tether, undefined, (s) => s.login('u2')), await trip(r.tether, undefined, (s) => s.set('n', 1))];
+      r.clock.advance(2_000);
+      assert.equal(await r.memory.count(), 4, 'the store keeps the two timed out for the grace');
+      assert.equal(await r.tether.destroyAllSessions(), 2, `renewal ${renewal ? 'on' : 'off'}: the live ones`);
+      for (const t of [...stale, ...live]) assert.equal(await r.memory.get(hashId(t.session.id!)), null, 'removed, counted or not');
+      assert.equal(r.tether.stats().destroyed, 2);
+      assert.equal(await r.tether.destroyAllSessions(), 0);
+    }
+  });
+
   it('destroyUserSession called twice at once, and logins racing over maxSessionsPerUser, then each session is deleted and reported once', async () => {
     const r = rig({ maxSessionsPerUser: 2 });
     const heard: string[] = [];

@@ -5,13 +5,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { handleOf, hashId } from '../../../src/core/ids.js';
+import { generateId, handleOf, hashId } from '../../../src/core/ids.js';
 import { isMoved, movedId } from '../../../src/core/renewal.js';
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
 import { cookiePair, ManualClock, rig, sleep, trip, view, SECRET_A } from '../support.js';
 import type { Rig } from '../support.js';
 import type { SocketEndReason } from '../../../src/core/socket.js';
+import type { SessionStore } from '../../../src/core/store.js';
 
 const RENEWAL = { intervalMs: 60_000, graceMs: 10_000 };
 const get = (cookie: string) => view('GET', { cookie });
@@ -644,6 +645,40 @@ describe('engine renewal', () => {
     }
     assert.deepEqual(await r.memory.listByUser('u1'), []);
     assert.equal(await r.memory.count(), 0);
+  });
+
+  it('renewal when logins keep coming while log out everywhere lists the user\u2019s sessions then what the last listing missed goes at once, a session there past its timeout (expiryGraceMs) not counted', async () => {
+    const r = rig({ renewal: RENEWAL });
+    await signedIn(r);
+    const m = r.memory;
+    const idle = r.tether.options.idleTimeoutMs;
+    const plant = async (timedOut: boolean): Promise<void> => {
+      const now = r.clock.now();
+      // Timed out for the app 30 s ago, kept by the store for the 60 s of expiryGraceMs; or seen just now.
+      const lastSeenAt = timedOut ? now - idle - 30_000 : now;
+      assert.deepEqual(await m.set({ key: hashId(generateId()), data: '{"d":{}}', version: 1, userId: 'u1', createdAt: lastSeenAt, lastSeenAt,
+        expiresAt: lastSeenAt + idle + r.tether.options.expiryGraceMs, absoluteExpiresAt: now + 3_600_000 }, 0), { ok: true });
+    };
+    let listings = 0;
+    // After each listing, a login of the user, and a session of theirs that timed out: every listing holds
+    // something new to end, until the engine stops listing and removes what is left in one call.
+    const racing: SessionStore = {
+      name: 'racing', get: (k) => m.get(k), set: (rec, v) => m.set(rec, v), touch: (k, e, l, v) => m.touch(k, e, l, v), destroy: (k) => m.destroy(k),
+      destroyByUser: (u, o) => m.destroyByUser(u, o), close: async () => {},
+      listByUser: async (u) => {
+        const listed = await m.listByUser(u);
+        listings++;
+        await plant(false);
+        await plant(true);
+        return listed;
+      },
+    };
+    const tether = new Tether({ secrets: [SECRET_A], clock: r.clock, store: racing, renewal: RENEWAL });
+    const ended = await tether.destroyUserSessions('u1');
+    assert.ok(listings > 1);
+    assert.equal(ended, 1 + listings, 'the first session and one login per listing, none of those that timed out');
+    assert.deepEqual(await m.listByUser('u1'), [], 'every record removed, counted or not');
+    assert.equal(tether.stats().destroyed, ended);
   });
 
   it('renewal when a device renews its ID while log out everywhere runs then it ends under its new ID too, counted once', async () => {
