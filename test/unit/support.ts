@@ -6,6 +6,7 @@ import type { Session, SessionData } from '../../src/core/session.js';
 import type { RequestView } from '../../src/core/csrf.js';
 import { FaultyStore } from '../../src/testing/faulty-store.js';
 import { ManualClock } from '../../src/testing/store-suite.js';
+import { isMoved } from '../../src/core/renewal.js';
 
 export { ManualClock, FaultyStore };
 
@@ -76,4 +77,22 @@ export function valueOf(pair: string): string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Holds the next renewal written through `store` between its two writes: the copy under the new ID
+ * stored, the pointer under the old one not yet. `atPointer` resolves once it is held there; `release()`
+ * lets it go.
+ */
+export function holdAtPointer(store: FaultyStore): { atPointer: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => void (release = resolve));
+  let reached!: () => void;
+  const atPointer = new Promise<void>((resolve) => void (reached = resolve));
+  store.beforeSet = async (rec) => {
+    if (!isMoved(rec.data)) return;
+    reached();
+    await held;
+  };
+  return { atPointer, release };
 }

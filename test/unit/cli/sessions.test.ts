@@ -25,10 +25,9 @@ import { createDatabase, pgQuery, startPostgres } from '../../helpers/postgres.j
 import type { PostgresServer } from '../../helpers/postgres.js';
 import { PostgresStore } from '../../../src/stores/postgres/index.js';
 import type { RedisServer } from '../../helpers/redis.js';
-import { FaultyStore, ManualClock, SECRET_A, cookiePair, sleep, trip, view } from '../support.js';
+import { FaultyStore, ManualClock, SECRET_A, cookiePair, holdAtPointer, sleep, trip, view } from '../support.js';
 import { TieredStore } from '../../../src/stores/tiered/index.js';
 import type { SocketEndReason } from '../../../src/core/socket.js';
-import { isMoved } from '../../../src/core/renewal.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tether-cli-sessions-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -172,15 +171,7 @@ describe('tether sessions', () => {
       const now = Date.now();
       const data = jsonCodec.encode({ d: { n: 1 } });
       assert.equal((await store.set({ key: hashId(generateId()), data, version: 1, userId: 'ada', createdAt: now - 1_830_000, lastSeenAt: now - 1_830_000, expiresAt: now + 30_000, absoluteExpiresAt: now + 43_200_000 }, 0)).ok, true);
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => void (release = resolve));
-      let reached!: () => void;
-      const atPointer = new Promise<void>((resolve) => void (reached = resolve));
-      store.beforeSet = async (rec) => {
-        if (!isMoved(rec.data)) return;
-        reached();
-        await held;
-      };
+      const { atPointer, release } = holdAtPointer(store);
       const renewing = trip(tether, first.cookie, () => {}, 'GET').catch((err: unknown) => err);
       await atPointer;
       assert.equal((await store.listByUser('ada')).length, 4, 'the session under two IDs, the other device, the one timed out');
@@ -322,15 +313,7 @@ describe('tether sessions', () => {
       const handle = listed[0]!.handle;
       // A renewal held between its two writes: the session stored under both IDs for the moment.
       clock.advance(61_000);
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => void (release = resolve));
-      let reached!: () => void;
-      const atPointer = new Promise<void>((resolve) => void (reached = resolve));
-      store.beforeSet = async (rec) => {
-        if (!isMoved(rec.data)) return;
-        reached();
-        await held;
-      };
+      const { atPointer, release } = holdAtPointer(store);
       const renewing = trip(tether, first.cookie, () => {}, 'GET');
       await atPointer;
       const during = JSON.parse((await run(['sessions', 'list', 'ada', '--json', '--store', url])).out) as Array<{ handle: string }>;

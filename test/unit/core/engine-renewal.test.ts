@@ -9,7 +9,7 @@ import { generateId, handleOf, hashId } from '../../../src/core/ids.js';
 import { isMoved, movedId } from '../../../src/core/renewal.js';
 import { Tether } from '../../../src/core/engine.js';
 import { MemoryStore } from '../../../src/stores/memory/index.js';
-import { cookiePair, ManualClock, rig, sleep, trip, view, SECRET_A } from '../support.js';
+import { cookiePair, holdAtPointer, ManualClock, rig, sleep, trip, view, SECRET_A } from '../support.js';
 import type { Rig } from '../support.js';
 import type { SocketEndReason } from '../../../src/core/socket.js';
 import type { SessionStore } from '../../../src/core/store.js';
@@ -29,22 +29,6 @@ async function signedIn(r: Rig): Promise<{ cookie: string; id: string; token: st
 }
 
 
-/**
- * Holds the next renewal of `r`'s engine between its two writes: the copy under the new ID stored, the
- * pointer under the old one not yet. `atPointer` resolves once it is held there; `release()` lets it go.
- */
-function holdAtPointer(r: Rig): { atPointer: Promise<void>; release: () => void } {
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => void (release = resolve));
-  let reached!: () => void;
-  const atPointer = new Promise<void>((resolve) => void (reached = resolve));
-  r.store.beforeSet = async (rec) => {
-    if (!isMoved(rec.data)) return;
-    reached();
-    await held;
-  };
-  return { atPointer, release };
-}
 describe('engine renewal', () => {
   it('renewal when the ID is older than the interval then the next request answers a new cookie and keeps data, owner, token and age', async () => {
     const r = rig({ renewal: RENEWAL });
@@ -361,7 +345,7 @@ describe('engine renewal', () => {
       const handle = (await r.tether.listUserSessions('u1'))[0]!.id;
       r.clock.advance(61_000);
       // The renewal is held between its two writes: the copy under the new ID stored, the pointer not yet.
-      const { atPointer, release } = holdAtPointer(r);
+      const { atPointer, release } = holdAtPointer(r.store);
       const renewing = trip(r.tether, first.cookie, () => {}, 'GET');
       await atPointer;
       if (during === 'login') {
@@ -517,7 +501,7 @@ describe('engine renewal', () => {
     const other = await trip(r.tether, undefined, (s) => s.login('u1'));
     r.clock.advance(61_000);
     const asking = await r.tether.open(post(first.cookie), { renew: false });
-    const { atPointer, release } = holdAtPointer(r);
+    const { atPointer, release } = holdAtPointer(r.store);
     const renewing = trip(r.tether, first.cookie, () => {}, 'GET');
     await atPointer;
     assert.equal(await r.tether.destroyUserSessions('u1', { except: asking }), 1, 'only the other device');
@@ -632,7 +616,7 @@ describe('engine renewal', () => {
     const first = await signedIn(r);
     const other = await trip(r.tether, undefined, (s) => s.login('u1'));
     r.clock.advance(61_000);
-    const { atPointer, release } = holdAtPointer(r);
+    const { atPointer, release } = holdAtPointer(r.store);
     const renewing = trip(r.tether, first.cookie, () => {}, 'GET').catch((err: unknown) => err);
     await atPointer;
     assert.equal((await r.memory.listByUser('u1')).length, 3, 'the session under two IDs, and the other device');

@@ -203,15 +203,7 @@ describe('sessionFlows', () => {
   }
 
   it('sessionFlows when another process resets the run while this request completes it then the commit still records what the action did (onCompleted), and the run stays reset', async () => {
-    const one = rig();
-    const two = rig({}, one);
-    const { cookie } = await trip(one.tether, undefined, async (s) => {
-      await flows.submit(s, 'email', { email: 'ada@uni.edu' });
-      await flows.submit(s, 'plan', { plan: 'student' });
-    });
-    const header = { cookie: cookie! };
-    const mine = await one.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
-    const theirs = await two.tether.open({ method: 'POST', header: (n) => header[n as 'cookie'] });
+    const { one, two, cookie, mine, theirs } = await atConfirmInTwoProcesses();
     assert.equal(await flows.complete(mine, () => 'acct-1', { onCompleted: (ctx, result) => { ctx.account = result; } }), 'acct-1');
     await flows.reset(theirs);
     await two.tether.commit(theirs);
