@@ -13,7 +13,7 @@ import session from 'tether/express';
 import { encryptedCodec } from 'tether';
 import { randomBytes } from 'node:crypto';
 import { hashId } from '../../src/core/ids.js';
-import { cookieAttributes } from '../helpers/cookie-client.js';
+import { cookieAttributes, listen, CookieClient } from '../helpers/cookie-client.js';
 import { compatApp, idOf, storedData, warningsDuring, backend, SECRET } from './express-compat.kit.js';
 
 declare module 'express-session' {
@@ -243,7 +243,7 @@ describe('session() data and cookie', () => {
     }
   });
 
-  it('req.session.cookie.maxAge when given a Date or false, as express-session takes, then an expiry or a browser-session cookie, not a 500', async () => {
+  it('req.session.cookie.maxAge when given a Date or false, as express-session takes, then an expiry or a browser-session cookie whose originalMaxAge reads false, not a 500', async () => {
     const shared = backend();
     const app = await compatApp({ cookie: { maxAge: 3_600_000 } }, (a) => {
       a.post('/:how', (req, res) => {
@@ -257,12 +257,13 @@ describe('session() data and cookie', () => {
     assert.deepEqual(date.json(), { originalMaxAge: 20 * 60_000 });
     assert.equal(cookieAttributes(date.setCookies[0]!)['max-age'], '1200');
     const off = await app.client().request('/false', { method: 'POST' });
-    assert.deepEqual(off.json(), { originalMaxAge: null });
+    // express-session 1.19 keeps the `false` it was given: `maxAge = false` sets `expires = false`, which reads back as is.
+    assert.deepEqual(off.json(), { originalMaxAge: false });
     assert.equal(cookieAttributes(off.setCookies[0]!)['max-age'], undefined, 'a browser-session cookie');
     await app.close();
   });
 
-  it('cookie.maxAge option when one session is given a browser-session cookie then its later responses keep it one', async () => {
+  it('cookie.maxAge option when one session is given a browser-session cookie then its later responses keep it one, and read expires and originalMaxAge false as express-session does', async () => {
     for (const rolling of [false, true]) {
       const app = await compatApp({ cookie: { maxAge: 3_600_000 }, rolling }, (a) => {
         a.post('/session-only', (req, res) => {
@@ -280,13 +281,122 @@ describe('session() data and cookie', () => {
       const first = await c.request('/session-only', { method: 'POST' });
       assert.equal(cookieAttributes(first.setCookies[0]!)['max-age'], undefined);
       const read = await c.request('/read');
-      assert.deepEqual(read.json(), { originalMaxAge: null, expires: null }, `rolling ${rolling}`);
+      // express-session stores the cookie with the session and reads `expires = false` back as false, not null.
+      assert.deepEqual(read.json(), { originalMaxAge: false, expires: false }, `rolling ${rolling}`);
       const changed = await c.request('/change', { method: 'POST' });
       for (const r of [read, changed]) {
         assert.equal(r.setCookies.length, rolling ? 1 : 0, `rolling ${rolling}`);
         if (rolling) assert.equal(cookieAttributes(r.setCookies[0]!)['max-age'], undefined, 'rolling: the session’s own browser-session cookie');
       }
       await app.close();
+    }
+  });
+
+  it('req.session.cookie.expires when set to false then expires, maxAge, originalMaxAge, data, toJSON and the session JSON read false as with express-session, in that request, later ones, after reload() and touch(); null stays null', async () => {
+    /** The same routes on either middleware: each answers what `req.session.cookie` reads. */
+    const routes = (a: express.Express): void => {
+      const readings = (req: express.Request): Json => {
+        const cookie = req.session.cookie as unknown as { expires: unknown; maxAge: unknown; originalMaxAge: unknown; data: unknown };
+        return {
+          expires: cookie.expires, maxAge: cookie.maxAge, originalMaxAge: cookie.originalMaxAge,
+          data: JSON.parse(JSON.stringify(cookie.data)) as unknown,
+          cookieJson: JSON.parse(JSON.stringify(req.session.cookie)) as unknown,
+          sessionJson: JSON.parse(JSON.stringify(req.session)) as unknown,
+        };
+      };
+      a.post('/off', (req, res) => {
+        req.session.compatNote = 'mine';
+        const cookie = req.session.cookie as unknown as { expires: unknown; maxAge: unknown };
+        if (req.query.how === 'maxAge') cookie.maxAge = false;
+        else cookie.expires = false;
+        res.json(readings(req));
+      });
+      a.get('/read', (req, res) => res.json(readings(req)));
+      a.post('/change', (req, res) => {
+        req.session.compatViews = (req.session.compatViews ?? 0) + 1;
+        res.json(readings(req));
+      });
+      a.post('/reload', (req, res, next) => req.session.reload((err: unknown) => (err ? next(err) : res.json(readings(req)))));
+      a.post('/touch', (req, res) => {
+        req.session.touch();
+        res.json(readings(req));
+      });
+      a.post('/null', (req, res) => {
+        (req.session.cookie as unknown as { expires: unknown }).expires = null;
+        req.session.compatViews = 100;
+        res.json(readings(req));
+      });
+    };
+    // Settings both give the same way (Tether's default SameSite and Secure are not express-session's).
+    const cookie = { maxAge: 3_600_000, sameSite: 'lax' as const, secure: false };
+    const real = express();
+    real.use(expressSession({ secret: SECRET, resave: false, saveUninitialized: false, cookie }));
+    routes(real);
+    const realServer = await listen(real);
+    const app = await compatApp({ cookie }, routes);
+    try {
+      for (const how of ['expires', 'maxAge']) {
+        const clients = [new CookieClient(realServer.url), app.client()] as const;
+        const steps: Array<[method: string, path: string, reads: false | null]> = [
+          ['POST', `/off?how=${how}`, false], ['GET', '/read', false], ['POST', '/change', false], ['POST', '/reload', false],
+          ['POST', '/touch', false], ['POST', '/null', null], ['GET', '/read', null],
+        ];
+        for (const [method, path, reads] of steps) {
+          const [theirs, ours] = await Promise.all(clients.map((c) => c.request(path, { method })));
+          const what = `${how}: ${method} ${path}`;
+          assert.equal(theirs!.status, 200, what);
+          assert.equal(ours!.status, 200, `${what}: ${ours!.body}`);
+          const want = theirs!.json<Json>();
+          const got = ours!.json<Json>();
+          // The reading spelled out, then everything else as express-session gives it.
+          assert.deepEqual([got.expires, got.maxAge, got.originalMaxAge], [reads, reads, reads], what);
+          assert.deepEqual([want.expires, want.maxAge, want.originalMaxAge], [reads, reads, reads], `express-session, ${what}`);
+          assert.deepEqual(got, want, what);
+          for (const r of [theirs!, ours!]) {
+            for (const sc of r.setCookies) {
+              const attributes = cookieAttributes(sc);
+              assert.equal(attributes['max-age'], undefined, `${what}: a browser-session cookie`);
+              assert.equal(attributes.expires, undefined, `${what}: a browser-session cookie`);
+            }
+          }
+        }
+        // Stored with the session, as express-session stores its whole cookie.
+        const stored = await storedData(app.store, clients[1].get('sid'));
+        assert.deepEqual(stored?.cookie, { originalMaxAge: null }, `${how}: null stored as null`);
+      }
+      const c = app.client();
+      await c.request('/off', { method: 'POST' });
+      assert.deepEqual((await storedData(app.store, c.get('sid')))?.cookie, { originalMaxAge: false }, 'false stored as false');
+    } finally {
+      await app.close();
+      await realServer.close();
+    }
+  });
+
+  it('cookie.expires option when false then every session’s cookie reads expires, maxAge and originalMaxAge false, as with express-session, and is a browser-session cookie', async () => {
+    const routes = (a: express.Express): void => {
+      a.post('/visit', (req, res) => {
+        req.session.compatViews = (req.session.compatViews ?? 0) + 1;
+        const { expires, maxAge, originalMaxAge } = req.session.cookie as unknown as Json;
+        res.json({ expires, maxAge, originalMaxAge });
+      });
+    };
+    const real = express();
+    real.use(expressSession({ secret: SECRET, resave: false, saveUninitialized: false, cookie: { expires: false } as unknown as expressSession.CookieOptions }));
+    routes(real);
+    const realServer = await listen(real);
+    const app = await compatApp({ cookie: { expires: false } }, routes);
+    try {
+      const clients = [new CookieClient(realServer.url), app.client()];
+      for (const visit of ['new', 'stored']) {
+        const [theirs, ours] = await Promise.all(clients.map((c) => c.request('/visit', { method: 'POST' })));
+        assert.deepEqual(theirs!.json(), { expires: false, maxAge: false, originalMaxAge: false }, `express-session, ${visit}`);
+        assert.deepEqual(ours!.json(), theirs!.json(), visit);
+        for (const h of ours!.setCookies) assert.equal(cookieAttributes(h)['max-age'], undefined, visit);
+      }
+    } finally {
+      await app.close();
+      await realServer.close();
     }
   });
 

@@ -383,6 +383,29 @@ describe('migration from express-session', () => {
     await server.close();
   });
 
+  it('migration when express-session stored a cookie made a browser-session one with expires = false then the migrated session reads false too, with no Max-Age', async () => {
+    const old = new expressSession.MemoryStore();
+    // What express-session 1.19 stores after `req.session.cookie.expires = false` under a `cookie.maxAge` option.
+    old.set('sid-1', { cookie: { originalMaxAge: false, expires: false, httpOnly: true, path: '/' }, legacyUser: 'alice' } as unknown as expressSession.SessionData);
+    const app = express();
+    app.use(session({ secret: 'keyboard cat', store: old, cookie: { maxAge: 3_600_000 } }));
+    app.get('/cookie', (req, res) => {
+      req.session.legacyViews = (req.session.legacyViews ?? 0) + 1;
+      const { expires, maxAge, originalMaxAge } = req.session.cookie as unknown as Record<string, unknown>;
+      res.json({ user: req.session.legacyUser ?? null, expires, maxAge, originalMaxAge });
+    });
+    const server = await listen(app);
+    const c = new CookieClient(server.url);
+    c.set('connect.sid', encodeURIComponent(`s:${expressSessionSign('sid-1', 'keyboard cat')}`));
+    for (const visit of ['migrating', 'migrated']) {
+      const r = await c.request('/cookie');
+      assert.deepEqual(r.json(), { user: 'alice', expires: false, maxAge: false, originalMaxAge: false }, visit);
+      for (const h of r.setCookies.filter((v) => v.startsWith('sid='))) assert.equal(cookieAttributes(h)['max-age'], undefined, `${visit}: a browser-session cookie`);
+    }
+    assert.equal(c.get('connect.sid'), undefined, 'migrated: the old cookie is cleared');
+    await server.close();
+  });
+
   it('migration when the express-session cookie is forged, signed with another secret or unsigned (no s: prefix) then nothing is adopted', async () => {
     const old = new expressSession.MemoryStore();
     old.set('victim', { cookie: { originalMaxAge: null }, legacyUser: 'alice' });

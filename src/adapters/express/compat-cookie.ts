@@ -31,7 +31,7 @@ export interface CompatCookieOptions {
 
 /** The per-session settings that differ from the configured ones, kept in the session under `cookie`. */
 export interface CookieOverrides {
-  originalMaxAge?: number | null;
+  originalMaxAge?: number | null | false;
   httpOnly?: boolean;
   path?: string;
   domain?: string | null;
@@ -51,32 +51,37 @@ export class CompatCookie {
   sameSite: boolean | 'lax' | 'strict' | 'none' | undefined = undefined;
   partitioned: boolean | undefined = undefined;
   priority: 'low' | 'medium' | 'high' | undefined = undefined;
-  /** The lifetime the cookie was given (ms), or null for a browser-session cookie. */
-  originalMaxAge: number | null = null;
+  /**
+   * The lifetime the cookie was given (ms), or null for a browser-session cookie; `false` when it was made
+   * one with `expires = false` (or `maxAge = false`), which express-session keeps and reads back as `false`.
+   */
+  originalMaxAge: number | null | false = null;
   readonly #clock: Clock;
-  #expires: Date | null = null;
+  /** The expiry; null or false (as it was set) for a browser-session cookie. */
+  #expires: Date | null | false = null;
 
   /** @internal built by the compat middleware */
   constructor(clock: Clock) {
     this.#clock = clock;
   }
 
-  get expires(): Date | null {
+  /** The expiry, or null for a browser-session cookie; `false` when set so, as express-session reads it back. */
+  get expires(): Date | null | false {
     return this.#expires;
   }
 
-  /** As express-session: setting `expires` also sets `originalMaxAge` to the time left. */
+  /** As express-session: setting `expires` also sets `originalMaxAge` to the time left (`false` for `false`). */
   set expires(date: Date | null | false | undefined) {
     if (date !== null && date !== undefined && date !== false && !(date instanceof Date)) {
       throw new TypeError('cookie.expires must be a Date, null or false');
     }
-    this.#expires = date instanceof Date ? date : null;
+    this.#expires = date instanceof Date || date === false ? date : null;
     this.originalMaxAge = this.maxAge;
   }
 
-  /** Milliseconds left, or null for a browser-session cookie. */
-  get maxAge(): number | null {
-    return this.#expires === null ? null : this.#expires.valueOf() - this.#clock.now();
+  /** Milliseconds left, or null for a browser-session cookie (`false` after `expires = false`, as in express-session). */
+  get maxAge(): number | null | false {
+    return this.#expires instanceof Date ? this.#expires.valueOf() - this.#clock.now() : this.#expires;
   }
 
   /** As express-session also takes: a Date (deprecated there) is an expiry, `false` a browser-session cookie. */
@@ -108,6 +113,7 @@ export class CompatCookie {
   /** A Set-Cookie value with this cookie's attributes (the value must already be cookie-safe). */
   serialize(name: string, value: string): string {
     const maxAge = this.maxAge;
+    const expires = this.#expires;
     return serialize(name, value, {
       path: this.path,
       domain: this.domain,
@@ -116,8 +122,8 @@ export class CompatCookie {
       sameSite: this.sameSite === undefined ? undefined : this.sameSite,
       partitioned: this.partitioned,
       priority: this.priority,
-      expires: this.#expires ?? undefined,
-      maxAge: maxAge === null ? undefined : Math.max(0, Math.floor(maxAge / 1000)),
+      expires: expires instanceof Date ? expires : undefined,
+      maxAge: typeof maxAge === 'number' ? Math.max(0, Math.floor(maxAge / 1000)) : undefined,
       encode: (v) => v,
     });
   }
@@ -151,7 +157,7 @@ export class CompatCookie {
   applyOverrides(o: unknown): void {
     if (typeof o !== 'object' || o === null) return;
     const v = o as Record<string, unknown>;
-    if (typeof v.originalMaxAge === 'number' || v.originalMaxAge === null) this.originalMaxAge = v.originalMaxAge;
+    if (typeof v.originalMaxAge === 'number' || v.originalMaxAge === null || v.originalMaxAge === false) this.originalMaxAge = v.originalMaxAge;
     if (typeof v.httpOnly === 'boolean') this.httpOnly = v.httpOnly;
     if (typeof v.path === 'string') this.path = v.path;
     if (typeof v.domain === 'string') this.domain = v.domain;
@@ -171,9 +177,9 @@ export class CompatCookie {
     const f = from as Record<string, unknown>;
     const original = f.originalMaxAge;
     this.applyOverrides(f);
-    if (f.expires instanceof Date || f.expires === null) this.expires = f.expires;
+    if (f.expires instanceof Date || f.expires === null || f.expires === false) this.expires = f.expires;
     else if (typeof f.maxAge === 'number') this.maxAge = f.maxAge;
-    if (typeof original === 'number' || original === null) this.originalMaxAge = original;
+    if (typeof original === 'number' || original === null || original === false) this.originalMaxAge = original;
   }
 
   /** A copy carrying the same settings and expiry. */

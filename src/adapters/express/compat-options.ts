@@ -299,7 +299,7 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     c.partitioned = o.partitioned;
     c.priority = o.priority;
     if (typeof o.maxAge === 'number') c.maxAge = o.maxAge;
-    else if (o.expires instanceof Date) c.expires = o.expires;
+    else if (o.expires instanceof Date || o.expires === false) c.expires = o.expires;
     return c;
   };
 

@@ -89,10 +89,10 @@ export class RequestSessions implements SessionController {
    * keepSessionInfo merges the old session into the new), they are its own, as in express-session.
    */
   readonly #replaced = new WeakMap<CompatSession, CompatCookie>();
-  /** The session's cookie lifetime as the request arrived (null: a browser-session cookie, or a new session). */
-  #arrivedLifetime: number | null;
+  /** The session's cookie lifetime as the request arrived (null or false: a browser-session cookie, or a new session). */
+  #arrivedLifetime: number | null | false;
   /** The lifetime stored with the session, as loaded or last committed. */
-  #storedLifetime: number | null;
+  #storedLifetime: number | null | false;
   #chain: Promise<unknown> = Promise.resolve();
   /** The failure that broke this request's sessions: every later operation throws it again. */
   #broken: { err: unknown } | null = null;
@@ -576,7 +576,7 @@ export class RequestSessions implements SessionController {
    */
   #rememberByCookie(s: TSession): void {
     const lifetime = this.#cookie.originalMaxAge;
-    const lasting = lifetime !== null && lifetime > this.#cfg.tether.options.idleTimeoutMs;
+    const lasting = typeof lifetime === 'number' && lifetime > this.#cfg.tether.options.idleTimeoutMs;
     if (lasting !== s.remembered) s.remember(lasting);
   }
 
@@ -633,17 +633,17 @@ export class RequestSessions implements SessionController {
   /**
    * express-session's rule: a known session's cookie is sent again with `rolling`, or when persistent and
    * changed. Also when the request cut a persistent cookie to a browser-session one ("forget me"), changed
-   * or not: express-session would leave the lasting cookie in the browser, and (keeping no `expires = false`
-   * apart from null) this layer would never replace it. A remembered session's cut goes out with the
-   * engine's cookie.
+   * or not: express-session would leave the lasting cookie in the browser, and this layer, which re-sends a
+   * browser-session cookie (`expires` null or false) for no change, would never replace it. A remembered
+   * session's cut goes out with the engine's cookie.
    */
   #resendIfDue(): void {
     if (this.#ended || !this.#stored || this.#id === null || this.#out.has(this.#cfg.name)) return;
     // `req.session` set to null (`unset: 'keep'`): express-session sends no cookie for a request without one.
     if (holder(this.#req).session == null) return;
-    const cut = this.#arrivedLifetime !== null && this.#storedLifetime === null;
+    const cut = typeof this.#arrivedLifetime === 'number' && typeof this.#storedLifetime !== 'number';
     // One that joined another request's adoption may be answered last: it carries the new cookie too.
-    if (this.#cfg.rolling || this.#joined !== null || cut || (this.#cookie.expires !== null && this.#modified)) {
+    if (this.#cfg.rolling || this.#joined !== null || cut || (this.#cookie.expires instanceof Date && this.#modified)) {
       this.#out.pushEngine([this.#cfg.tether.cookieFor(this.#id)], this.#cookie);
     }
   }

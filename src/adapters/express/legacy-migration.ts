@@ -22,8 +22,8 @@ export interface Adoption {
   domain: string | undefined;
   /** The old session's data, without its `cookie`. */
   data: Record<string, unknown>;
-  /** The lifetime its cookie had, if it had one. */
-  originalMaxAge: number | null | undefined;
+  /** The lifetime its cookie had, if it had one (`false`: made a browser-session cookie with `expires = false`). */
+  originalMaxAge: number | null | false | undefined;
 }
 
 /**
@@ -58,7 +58,7 @@ export async function readAdoption(cfg: ResolvedCompat, sid: string, name: strin
   if (!old) return null;
   const { cookie, ...data } = old;
   const c = (typeof cookie === 'object' && cookie !== null ? cookie : {}) as { originalMaxAge?: unknown; path?: unknown; domain?: unknown };
-  const originalMaxAge = typeof c.originalMaxAge === 'number' || c.originalMaxAge === null ? c.originalMaxAge : undefined;
+  const originalMaxAge = typeof c.originalMaxAge === 'number' || c.originalMaxAge === null || c.originalMaxAge === false ? c.originalMaxAge : undefined;
   return {
     sid, name, path: typeof c.path === 'string' ? c.path : '/', domain: typeof c.domain === 'string' && c.domain !== '' ? c.domain : undefined,
     data: jsonClone(data), originalMaxAge,

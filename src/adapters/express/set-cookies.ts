@@ -74,7 +74,7 @@ export class SetCookieQueue {
     // A lifetime past the idle timeout makes the session a remembered one (compat-request.ts): only one
     // past a remembered session's idle timeout outlives its session.
     const idle = this.#cfg.tether.options.remember.idleTimeoutMs;
-    if (lifetime !== null && lifetime > idle) {
+    if (typeof lifetime === 'number' && lifetime > idle) {
       this.#cfg.warn('TETHER_COMPAT_COOKIE_OUTLIVES_SESSION', `a session cookie was given a lifetime of ${Math.round(lifetime / 1000)} s, longer than a remembered session's idle timeout of ${Math.round(idle / 1000)} s: the session ends before its cookie. Set tether.remember.idleTimeoutMs (and absoluteTimeoutMs) to the longest lifetime you hand out.`);
     }
     if (this.#cfg.production && cookie.secure !== true) {
