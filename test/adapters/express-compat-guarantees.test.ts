@@ -451,31 +451,60 @@ describe('compat middleware: CSRF', () => {
     await app.close();
   });
 
-  it('csrfProtection when the cookie is not always Secure then an http origin of the Host passes; with cookie.secure true only https does (S37)', async () => {
-    const cases = [
-      [{}, 'http', 200],
-      [{ cookie: { secure: 'auto' as const }, proxy: true }, 'http', 200],
-      [{ cookie: { secure: true }, proxy: true }, 'http', 403],
-      [{ cookie: { secure: true }, proxy: true }, 'https', 200],
-    ] as const;
-    for (const [options, scheme, want] of cases) {
-      const app = await compatApp(options, (a) => {
+  it('csrfProtection when this request’s cookie is Secure (secure true, “auto” over HTTPS, a cookie function’s Secure) then only an https Origin passes and one is required, as a Secure cookie’s site is served over HTTPS; where it is not Secure an http origin of the Host passes (S37)', async () => {
+    type Options = Parameters<typeof compatApp>[0];
+    /** Behind a TLS proxy that Express trusts (`trust proxy`), or, with `proxy: true`, one the session option trusts. */
+    const byRequest = (req: express.Request) => ({ secure: req.secure });
+    const cases: Array<[what: string, options: Options, https: boolean, origin: 'http' | 'https' | 'none', want: number]> = [
+      ['default (not Secure)', {}, false, 'http', 200],
+      ['default (not Secure)', {}, false, 'none', 200],
+      // Was 200: the origin check asked for https only with `secure: true`, decided once at start-up,
+      // while this request's cookie was Secure all the same. A browser sends a Secure cookie to a secure
+      // origin only, so an http Origin (or none) on such a request is not the site's own page.
+      ['"auto" over HTTPS, proxy: true', { cookie: { secure: 'auto' }, proxy: true }, true, 'http', 403],
+      ['"auto" over HTTPS, proxy: true', { cookie: { secure: 'auto' }, proxy: true }, true, 'none', 403],
+      ['"auto" over HTTPS, proxy: true', { cookie: { secure: 'auto' }, proxy: true }, true, 'https', 200],
+      ['"auto" over HTTPS, trust proxy', { cookie: { secure: 'auto' } }, true, 'http', 403],
+      ['"auto" over HTTPS, trust proxy', { cookie: { secure: 'auto' } }, true, 'none', 403],
+      ['"auto" over HTTPS, trust proxy', { cookie: { secure: 'auto' } }, true, 'https', 200],
+      ['"auto" over HTTP, trust proxy', { cookie: { secure: 'auto' } }, false, 'http', 200],
+      ['"auto" over HTTP, trust proxy', { cookie: { secure: 'auto' } }, false, 'none', 200],
+      ['production default ("auto") over HTTPS', { tether: { production: true } }, true, 'http', 403],
+      ['production default ("auto") over HTTPS', { tether: { production: true } }, true, 'https', 200],
+      ['cookie function giving Secure over HTTPS', { cookie: byRequest }, true, 'http', 403],
+      ['cookie function giving Secure over HTTPS', { cookie: byRequest }, true, 'none', 403],
+      ['cookie function giving Secure over HTTPS', { cookie: byRequest }, true, 'https', 200],
+      ['cookie function giving no Secure over HTTP', { cookie: byRequest }, false, 'http', 200],
+      ['cookie function giving "auto" over HTTPS', { cookie: () => ({ secure: 'auto' as const }) }, true, 'http', 403],
+      ['secure: true', { cookie: { secure: true }, proxy: true }, true, 'http', 403],
+      ['secure: true', { cookie: { secure: true }, proxy: true }, true, 'https', 200],
+      // What tether.csrf says wins, either way.
+      ['"auto" over HTTPS with csrf.secureOrigins false', { cookie: { secure: 'auto' }, tether: { csrf: { secureOrigins: false } } }, true, 'http', 200],
+      ['"auto" over HTTPS with csrf.requireOrigin false', { cookie: { secure: 'auto' }, tether: { csrf: { requireOrigin: false } } }, true, 'none', 200],
+      ['"auto" over HTTP with csrf.secureOrigins true', { cookie: { secure: 'auto' }, tether: { csrf: { secureOrigins: true } } }, false, 'http', 403],
+    ];
+    for (const [what, options, https, origin, want] of cases) {
+      const app = await compatApp({ ...options, tether: { ...options.tether, production: options.tether?.production ?? false } }, (a) => {
+        // The test client is the proxy: Express believes its X-Forwarded-Proto.
+        a.set('trust proxy', 'loopback');
         a.use(express.urlencoded({ extended: false }));
         a.use(csrfProtection());
         a.get('/form', async (req, res) => res.json({ token: await csrfTokenOf(req) }));
         a.post('/transfer', (req, res) => res.send('ok'));
       });
       try {
-        // A host that is not a loopback one, as a deployed app is reached (node:http: fetch sends its own
-        // Host); behind a TLS proxy with `proxy`.
-        const headers = { host: 'shop.example', ...('proxy' in options ? { 'x-forwarded-proto': 'https' } : {}) };
+        // A host that is not a loopback one, as a deployed app is reached (node:http: fetch sends its own Host).
+        const headers = { host: 'shop.example', 'x-forwarded-proto': https ? 'https' : 'http' };
         const form = await rawRequest(`${app.url}/form`, 'GET', headers);
         const cookie = String(form.headers['set-cookie']?.[0]).split(';')[0]!;
+        assert.match(cookie, /sid=/, `${what}: a session cookie`);
         const body = new URLSearchParams({ _csrf: (form.body as { token: string }).token }).toString();
         const r = await rawRequest(`${app.url}/transfer`, 'POST', {
-          ...headers, cookie, origin: `${scheme}://shop.example`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length),
+          ...headers, cookie, ...(origin === 'none' ? {} : { origin: `${origin}://shop.example` }),
+          'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length),
         }, body);
-        assert.equal(r.status, want, `${JSON.stringify(options)} with a ${scheme} origin: ${r.text}`);
+        assert.equal(r.status, want, `${what}, ${origin} origin: ${r.text}`);
+        if (want === 403) assert.equal((r.body as ErrorBody).error.code, 'ORIGIN_MISMATCH', what);
       } finally {
         await app.close();
       }

@@ -5,6 +5,8 @@
  * @module
  */
 import type { Request, Response, NextFunction, RequestHandler } from 'express';
+import { checkCsrf } from '../../core/csrf.js';
+import { sessionState } from '../../core/session.js';
 import { controllerOf } from './compat-request.js';
 
 /**
@@ -23,6 +25,9 @@ export interface CsrfProtectionOptions {
 /**
  * Tether's CSRF checks: Sec-Fetch-Site, Origin/Referer, and the session's synchronizer token from the
  * header (`tether.csrf.header`, default X-CSRF-Token) or the `_csrf` body field. Mount it after a body parser.
+ * Where the request's session cookie is Secure (`secure: true`; `'auto'` on an HTTPS request; what a
+ * `cookie` function returned), the Origin or Referer must be a secure one and an unsafe request must
+ * carry one of them, as `tether.csrf.secureOrigins` and `requireOrigin` say unless set there.
  * @example
  * app.use(session({ secret }));
  * app.use(express.urlencoded({ extended: false }));
@@ -35,16 +40,16 @@ export function csrfProtection(options: CsrfProtectionOptions = {}): RequestHand
     try {
       const ctl = controllerOf(req);
       check = ctl.withSession((session, view) => {
-        const tether = ctl.tether;
-        const csrf = tether.options.csrf;
-        const headerName = csrf === false ? '' : csrf.header;
-        const field = options.field ?? (csrf === false ? '_csrf' : csrf.formField);
+        const csrf = ctl.tether.options.csrf;
+        if (csrf === false) return;
+        const headerName = csrf.header;
+        const field = options.field ?? csrf.formField;
         const body = (req as { body?: unknown }).body;
         const form = typeof body === 'object' && body !== null ? body : undefined;
         const fromBody = form === undefined ? undefined : (form as Record<string, unknown>)[field];
         // The field stands in for the header (jsonOnly is off here by default); with `tether.csrf.forms`
         // the engine reads the body itself when neither carries it, and says why it refuses.
-        tether.checkRequest(session, {
+        checkCsrf({ ...csrf, ...ctl.originChecks() }, sessionState(session).csrf, {
           method: view.method,
           header: (n) => (n === headerName ? view.header(n) ?? (typeof fromBody === 'string' ? fromBody : undefined) : view.header(n)),
         }, form);

@@ -107,6 +107,12 @@ export interface ResolvedCompat {
   secureAuto(cookie: CompatCookie): boolean;
   /** `cookie` is a function: the defaults may differ from one request to the next. */
   cookiePerRequest: boolean;
+  /**
+   * `csrfProtection()`'s origin checks for a request whose session cookie is Secure (`secure`) or not:
+   * a secure origin, and an Origin or Referer on every unsafe request, where the cookie is Secure, as
+   * `secure: true` sets for every request; what `tether.csrf` gives for these wins.
+   */
+  originChecks(secure: boolean): { secureOrigins: boolean; requireOrigin: boolean };
   rolling: boolean;
   saveUninitialized: boolean;
   unsetDestroy: boolean;
@@ -276,7 +282,9 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     // Secure decided per request (and warned about here when a production cookie goes out without it),
     // so the engine is told secure, which keeps it from warning about a cookie it never writes.
     cookie: { name, secure: true },
-    // The origin check asks for https only where every cookie is Secure; with 'auto' a plain-HTTP request is served too.
+    // The engine's origin check (WebSocket handshakes through openSocket) asks for https only where every
+    // cookie is Secure; csrfProtection() decides per request (originChecks), as 'auto' and a `cookie`
+    // function make a cookie Secure on some requests only.
     csrf: { jsonOnly: false, secureOrigins: staticSecure === true, ...t.csrf },
   };
   if (secrets.length > 0) engineOptions.secrets = secrets;
@@ -307,6 +315,10 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     tether, name, cookieFor, clock, production,
     secureAuto: (cookie) => autoSecure.has(cookie),
     cookiePerRequest: typeof options.cookie === 'function',
+    originChecks: (secure) => {
+      const secureOrigins = t.csrf?.secureOrigins ?? secure;
+      return { secureOrigins, requireOrigin: t.csrf?.requireOrigin ?? secureOrigins };
+    },
     rolling: options.rolling ?? COMPAT_DEFAULTS.rolling,
     saveUninitialized: options.saveUninitialized ?? COMPAT_DEFAULTS.saveUninitialized,
     unsetDestroy: (options.unset ?? COMPAT_DEFAULTS.unset) === 'destroy',

@@ -299,6 +299,14 @@ export class RequestSessions implements SessionController {
     return this.#id;
   }
 
+  /**
+   * The origin checks for this request: those of a Secure cookie when the session's is Secure here
+   * (`secure: 'auto'` over HTTPS, what a `cookie` function returned, or kept with the session).
+   */
+  originChecks(): { secureOrigins: boolean; requireOrigin: boolean } {
+    return this.#cfg.originChecks(this.#cookie.secure === true);
+  }
+
   /** Runs `fn` on the request's open Tether session, in turn with the session's other operations. */
   withSession<T>(fn: (session: TSession, view: RequestView) => T | Promise<T>): Promise<T> {
     return this.#run(async () => fn(await this.#ensureOpen(), this.#view));
