@@ -11,6 +11,9 @@ import assert from 'node:assert/strict';
 import express from 'express';
 import expressSession from 'express-session';
 import { RedisStore as ConnectRedisStore } from 'connect-redis';
+import createMemoryStore from 'memorystore';
+import type connectSqlite3 from 'connect-sqlite3';
+import { EventEmitter } from 'node:events';
 import { createClient } from 'redis';
 import { Registry } from 'prom-client';
 import session, { fromExpressSessionStore, ExpressSessionStoreAdapter } from 'tether/express';
@@ -105,6 +108,20 @@ describe('fromExpressSessionStore contract edges', () => {
 
 // ---- stores built on the middleware: require('connect-pg-simple')(session) and the like ----
 
+/**
+ * Type checks (`npm test` runs tsc over the tests): connect-sqlite3's typings (@types/connect-sqlite3) take
+ * the drop-in's module as they take express-session's, its Store with express-session's methods. Only the
+ * typings are installed: the package itself runs on sqlite3, a native module built at install time; the
+ * Store methods it relies on run over HTTP with memorystore below.
+ */
+function connectSqlite3Typing(factory: typeof connectSqlite3): void {
+  const SQLiteStore = factory(session);
+  void new SQLiteStore({ db: ':memory:' });
+  // @ts-expect-error a bare EventEmitter is not a session Store: the typings check what they are given
+  factory({ Store: EventEmitter });
+}
+void connectSqlite3Typing;
+
 describe('stores made from the session module (session.Store)', () => {
   before(() => process.on('warning', quiet));
   after(() => process.off('warning', quiet));
@@ -167,6 +184,55 @@ describe('stores made from the session module (session.Store)', () => {
       await c.request('/visit');
       assert.deepEqual((await c.request('/visit')).json(), { user: null, views: 2 }, factory.name);
       await server.close();
+    }
+  });
+
+  it('memorystore when made from tether/express as require(\'memorystore\')(session) then it keeps sessions over HTTP, and its Store methods load, createSession and regenerate work as express-session\'s', async () => {
+    // memorystore's typings take the whole express-session module (`typeof session`), whose MemoryStore,
+    // Session and Cookie are not the drop-in's (docs/migrating-from-express-session.md, TypeScript); at run
+    // time it reads session.Store only.
+    // @ts-expect-error tether/express is not typeof import('express-session')
+    const MemoryStoreOn = createMemoryStore(session);
+    const store = new MemoryStoreOn({ checkPeriod: 60_000 });
+    try {
+      assert.ok(store instanceof (session as unknown as { Store: new () => object }).Store, 'it extends the drop-in\'s session.Store');
+      const app = appOn(session({ secret: 'keyboard cat', resave: false, saveUninitialized: false, store }));
+      app.post('/regenerate', (req, res, next) => {
+        const before = req.sessionID;
+        // express-session's Store#regenerate(req, cb): the request's session under a new ID, the old one ended.
+        req.sessionStore.regenerate(req, (err?: unknown) => {
+          if (err) return next(err);
+          res.json({ changed: req.sessionID !== before, user: req.session.legacyUser ?? null });
+        });
+      });
+      const server = await listen(app);
+      try {
+        const c = new CookieClient(server.url);
+        await c.request('/login', { method: 'POST' });
+        assert.deepEqual((await c.request('/visit')).json(), { user: 'alice', views: 1 });
+        assert.deepEqual((await c.request('/visit')).json(), { user: 'alice', views: 2 }, 'kept in memorystore');
+        const held = await new Promise<Record<string, unknown>>((r, j) => store.all((e: Error | null, all) => (e ? j(e) : r(all as Record<string, unknown>))));
+        assert.equal(Object.keys(held).length, 1);
+        assert.ok(Object.keys(held)[0]!.startsWith('tether:'), 'a Tether record, under its prefix');
+        const old = c.get('sid');
+        assert.deepEqual((await c.request('/regenerate', { method: 'POST' })).json(), { changed: true, user: null });
+        assert.notEqual(c.get('sid'), old, 'the new ID\'s cookie');
+        assert.deepEqual((await c.request('/visit')).json(), { user: null, views: 1 }, 'a new, empty session');
+        const stale = new CookieClient(server.url);
+        stale.set('sid', old!);
+        assert.deepEqual((await stale.request('/visit')).json(), { user: null, views: 1 }, 'the old ID ended');
+      } finally {
+        await server.close();
+      }
+      // load(): the session object stored under an ID, its cookie's expires a Date again (createSession).
+      const expires = new Date(Date.now() + 60_000);
+      await new Promise<void>((r, j) => store.set('legacy-sid', { cookie: { originalMaxAge: 60_000, expires, path: '/' }, legacyUser: 'alice' }, (e?: Error) => (e ? j(e) : r())));
+      const loaded = await new Promise<unknown>((r, j) => store.load('legacy-sid', (e, s) => (e ? j(e as Error) : r(s))));
+      assert.deepEqual(loaded, { cookie: { originalMaxAge: 60_000, expires, path: '/' }, legacyUser: 'alice' });
+      assert.ok((loaded as { cookie: { expires: unknown } }).cookie.expires instanceof Date);
+      assert.equal(await new Promise<unknown>((r, j) => store.load('no-such-sid', (e, s) => (e ? j(e as Error) : r(s)))), undefined);
+    } finally {
+      store.stopInterval();
     }
   });
 

@@ -43,16 +43,18 @@ export { CompatCookie } from './compat-cookie.js';
 export type { CompatCookieOptions } from './compat-cookie.js';
 export { fromExpressSessionStore, ExpressSessionStoreAdapter, EXPRESS_SESSION_STORE_DEFAULTS } from './legacy-store.js';
 export { Store } from './compat-store.js';
+export type { StoreConstructor, StoredSession } from './compat-store.js';
 export type { ExpressSessionStoreLike, ExpressSessionStoreAdapterOptions } from './legacy-store.js';
-
-export default session;
 
 // CommonJS apps (require(esm), Node ≥ 20.19): `const session = require('tether/express')` is the
 // middleware itself, with the rest attached, as express-session's module is. express-session's own
 // members too: stores made by `require('connect-pg-simple')(session)` and the like extend
-// `session.Store`, and `new session.MemoryStore()` gives Tether's bounded one.
-Object.assign(session, {
+// `session.Store`, and `new session.MemoryStore()` gives Tether's bounded one. The default export is
+// that same object, typed with its members, so a store's typings that take the module (connect-sqlite3's
+// `connect(session)`) accept it.
+const sessionModule = Object.assign(session, {
   session, sessions, sessionOf, sessionErrors, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter,
   Store, MemoryStore, Session: CompatSession, Cookie: CompatCookie,
 });
-export { session as 'module.exports' };
+export default sessionModule;
+export { sessionModule as 'module.exports' };
