@@ -214,7 +214,7 @@ describe('tether sessions', () => {
         const r = await run(['sessions', 'end', ...argv, '--store', url]);
         assert.equal(r.code, 0, r.err);
         // SqliteStore's feed is polled every 100 ms.
-        for (let i = 0; i < 50 && heard.length === 0; i++) await sleep(20);
+        for (let i = 0; i < 250 && heard.length === 0; i++) await sleep(20);
         assert.deepEqual(heard, ['gone'], `${argv.join(' ')}: the socket ends`);
         assert.equal((await trip(tether, a.cookie, () => {}, 'GET')).session.userId, null, `${argv.join(' ')}: the cached copy is not served`);
         socket.close();
