@@ -1269,7 +1269,7 @@ describe('shop in Chromium: cart quantities', () => {
 });
 
 describe('shop in Chromium: the catalog in a store outage', () => {
-  it('product and catalog pages when the session store fails for a visitor with a session then the product page says the shop is temporarily unavailable, not that the product does not exist, and the catalog still lists the products', async () => {
+  it('product and catalog pages when the session store fails for a visitor with a session then the product page shows the product from the catalog\'s list and says the shop is temporarily unavailable, not that the product does not exist, and the catalog still lists the products', async () => {
     const { context, page, errors } = await newPage();
     const outage = storeOutage('get');
     try {
@@ -1279,7 +1279,16 @@ describe('shop in Chromium: the catalog in a store outage', () => {
       outage.begin();
       await page.goto(t.url + '/products/camp-mug');
       await page.getByTestId('unavailable').filter({ hasText: 'The shop is temporarily unavailable. Please try again in a moment.' }).waitFor();
+      // The product's own request opens the session (to record the view) and fails; the list names it.
+      await page.getByRole('heading', { name: 'Enamel Camp Mug' }).waitFor();
+      assert.equal(await page.getByTestId('price').textContent(), '$14.00');
       assert.equal(await page.getByText('Product not found').count(), 0);
+      // Once the store answers again, adding to the cart works from the same page, and the notice goes.
+      outage.end();
+      await page.getByTestId('add-to-cart').click();
+      await waitForCount(page, '2');
+      await page.getByTestId('unavailable').waitFor({ state: 'detached' });
+      outage.begin();
       // The list opens no session, so it answers through the outage.
       await page.goto(t.url + '/');
       await page.locator('#catalog-status').filter({ hasText: /^\d+ products$/ }).waitFor();

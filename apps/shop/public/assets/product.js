@@ -4,6 +4,8 @@ import { artFor } from './art.js';
 import { loadProducts, renderRecent } from './catalog.js';
 
 let product = null;
+/** Shown from the catalog's list: the product's own request failed with the server (the session store down). */
+let fromList = false;
 
 function render() {
   const host = document.getElementById('product');
@@ -25,6 +27,11 @@ function render() {
         const cart = await addToCart(product.id, n);
         const line = cart.items.find((i) => i.productId === product.id);
         toast(`Added to your cart (${line ? line.quantity : n} in cart)`);
+        // The store answers again: the notice that it did not goes.
+        if (fromList) {
+          fromList = false;
+          render();
+        }
         // The view came before there was a session to record it in; record it now that there is one.
         if (!state.session?.recentlyViewed.includes(product.id)) {
           await fetch(`/api/products/${encodeURIComponent(product.id)}`, { headers: { accept: 'application/json' } });
@@ -37,7 +44,8 @@ function render() {
       }
     },
   }, el('label', {}, 'Quantity', qty), button);
-  host.replaceChildren(el('div', { class: 'product' },
+  const notice = fromList ? el('p', { class: 'panel', role: 'status', 'data-testid': 'unavailable' }, UNAVAILABLE, ' Your cart may not be reachable until then.') : null;
+  host.replaceChildren(...(notice ? [notice] : []), el('div', { class: 'product' },
     artFor(product),
     el('div', {},
       el('p', { class: 'category muted' }, product.category),
@@ -51,9 +59,15 @@ function render() {
 
 async function main() {
   const id = decodeURIComponent(location.pathname.split('/')[2] ?? '');
-  const [res] = await Promise.all([fetch(`/api/products/${encodeURIComponent(id)}`, { headers: { accept: 'application/json' } }),
+  const [res, list] = await Promise.all([fetch(`/api/products/${encodeURIComponent(id)}`, { headers: { accept: 'application/json' } }),
     loadProducts().catch(() => null)]);
-  if (!res.ok) {
+  // The product's own request records the view in the session, so a session store that is down fails it
+  // (503); the catalog's list opens no session and still names the product: it is shown from there.
+  const listed = !res.ok && res.status !== 404 ? list?.find((p) => p.id === id) : undefined;
+  if (listed) {
+    product = listed;
+    fromList = true;
+  } else if (!res.ok) {
     // Only a 404 says there is no such product; a failure of the server (the session store down) does not.
     const failed = res.status !== 404;
     document.getElementById('product').replaceChildren(el('div', { class: 'empty', 'data-testid': failed ? 'unavailable' : 'not-found' },
@@ -63,7 +77,7 @@ async function main() {
     await loadSession().catch(() => null);
     return;
   }
-  product = await res.json();
+  if (!fromList) product = await res.json();
   document.title = `${product.name} · Tether Supply Co.`;
   document.getElementById('crumb').textContent = product.name;
   onChange(render);
