@@ -12,6 +12,20 @@ import { MAX_USER_ID_BYTES } from '../core/ids.js';
 import { movedData } from '../core/renewal.js';
 
 /** A clock the suite moves by hand; starts at the real time so native TTLs stay in the future. */
+
+/**
+ * The margins the removals' counts are checked with (destroyByUser and destroyAll with `marginMs`), and
+ * what each counts of three sessions whose deadlines are 30 s (idle), 40 s (absolute) and 120 s ahead.
+ */
+const REMOVAL_MARGINS: ReadonlyArray<readonly [number | undefined, number, string]> = [
+  [undefined, 3, 'no margin'],
+  [0, 3, 'margin 0'],
+  [29_999, 3, 'every deadline more than the margin ahead'],
+  [30_000, 2, 'an idle deadline exactly the margin ahead is not counted'],
+  [40_000, 1, 'nor an absolute one'],
+  [120_000, 0, 'nor one further off, at the margin'],
+];
+
 export class ManualClock implements Clock {
   #now: number;
   constructor(start = Date.now()) {
@@ -436,12 +450,7 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
         for (const r of gone) assert.equal(await store.get(r.key), null, `${why}: every session but the excepted one is removed, counted or not`);
         assert.deepEqual((await store.listByUser(user)).map((r) => r.key), [keep.key], why);
       };
-      await ends(undefined, 3, 'no margin');
-      await ends(0, 3, 'margin 0');
-      await ends(29_999, 3, 'every deadline more than the margin ahead');
-      await ends(30_000, 2, 'an idle deadline exactly the margin ahead is not counted');
-      await ends(40_000, 1, 'nor an absolute one');
-      await ends(120_000, 0, 'nor one further off, at the margin');
+      for (const [marginMs, expected, why] of REMOVAL_MARGINS) await ends(marginMs, expected, why);
       const { user, keep, gone } = await sessionsOf(ahead);
       for (const marginMs of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
         await assert.rejects(store.destroyByUser(user, { marginMs }), TypeError, `marginMs ${marginMs}`);
@@ -631,13 +640,10 @@ export function runStoreSuite(factory: StoreSuiteFactory): void {
             for (const r of records) assert.equal(await own.get(r.key), null, `${why}: every session is removed, counted or not`);
             if (own.count) assert.equal(await own.count(), 0, why);
           };
-          await ends(undefined, 3, 'no margin');
-          await ends(0, 3, 'margin 0');
-          await ends(29_999, 3, 'every deadline more than the margin ahead');
-          await ends(30_000, 2, 'an idle deadline exactly the margin ahead is not counted');
-          await ends(40_000, 1, 'nor an absolute one');
-          await ends(100_000, 1, 'a pointer is never counted, however far its deadline');
-          await ends(120_000, 0, 'nor one further off, at the margin');
+          // With a pointer among them, never counted: at 100 s, where the others' counts are those of 40 s.
+          for (const [marginMs, expected, why] of [...REMOVAL_MARGINS, [100_000, 1, 'a pointer is never counted, however far its deadline'] as const]) {
+            await ends(marginMs, expected, why);
+          }
           const records = await stored();
           for (const marginMs of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
             await assert.rejects(own.destroyAll!({ marginMs }), TypeError, `marginMs ${marginMs}`);
