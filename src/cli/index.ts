@@ -125,6 +125,14 @@ function duration(value: string | undefined, name: string): number | undefined {
   return n;
 }
 
+/**
+ * When a stored session times out for the app: the store's deadline (idle or absolute, the earlier) less
+ * the app's `expiryGraceMs`, for which the store keeps a session past it.
+ */
+function appDeadline(r: SessionRecord, grace: number): number {
+  return Math.min(r.expiresAt, r.absoluteExpiresAt) - grace;
+}
+
 /** The app's `expiryGraceMs`, which `sessions list`, `count` and `end` take off the store's deadlines; the engine's default when not given. */
 function graceMs(value: string | undefined): number {
   if (value === undefined) return TETHER_DEFAULTS.expiryGraceMs;
@@ -237,7 +245,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
       const grouping = { renewal: RENEWED, codec };
       const now = Date.now();
       const targets = (await store.listByUser(userId!)).filter((r) => (handleOf(r.key) === values.handle || recordHandle(r, codec) === values.handle)
-        && Math.min(r.expiresAt, r.absoluteExpiresAt) - grace > now);
+        && appDeadline(r, grace) > now);
       if (targets.length === 0) {
         io.err(`tether sessions: ${userId} has no session ${values.handle}\n`);
         return 1;
@@ -256,7 +264,7 @@ async function sessionsCommand(args: string[], io: CliIo, env: NodeJS.ProcessEnv
       // The engine's deadline is the store's less expiryGraceMs: a session within that margin has timed
       // out for the app (listUserSessions leaves it out) and is kept only for the store's sake.
       const now = Date.now();
-      const deadline = (r: SessionRecord): number => Math.min(r.expiresAt, r.absoluteExpiresAt) - grace;
+      const deadline = (r: SessionRecord): number => appDeadline(r, grace);
       const live = (await store.listByUser(userId!)).filter((r) => deadline(r) > now);
       const latest = sessionsOf(live, { renewal: RENEWED, codec })
         .map((g) => g.reduce((a, b) => (b.lastSeenAt > a.lastSeenAt ? b : a)));
@@ -304,7 +312,7 @@ async function endUser(store: SessionStore, userId: string, grace: number, codec
         deleted.add(r.key);
         await store.destroy(r.key);
       }
-      if (!again && group.some((r) => Math.min(r.expiresAt, r.absoluteExpiresAt) - grace > now)) live++;
+      if (!again && group.some((r) => appDeadline(r, grace) > now)) live++;
     }
   }
   // Still new sessions at every listing: what is left goes at once, those within the grace not counted.

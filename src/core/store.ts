@@ -123,28 +123,21 @@ export function countMargin(options: CountOptions | undefined, method = 'count')
   return margin;
 }
 
-export interface DestroyByUserOptions {
+/**
+ * Options of `destroyByUser`. `marginMs`, as count's, applies to the count returned only: every record of
+ * the user but `except` is removed, and those within the margin of their deadline are not counted (a
+ * margin that is not a whole number, at least 0, rejects with a TypeError and removes nothing).
+ */
+export interface DestroyByUserOptions extends CountOptions {
   /** Keys to keep (typically the session making the request). */
   except?: readonly string[];
-  /**
-   * As CountOptions' `marginMs`, for the count returned: every record of the user but `except` is
-   * removed, and only those whose deadline (the earlier of `expiresAt` and `absoluteExpiresAt`) is more
-   * than this many milliseconds after the store clock's now are counted. A whole number, at least 0
-   * (otherwise the call rejects with a TypeError and removes nothing). The engine passes its
-   * `expiryGraceMs`. @default 0
-   */
-  marginMs?: number;
 }
 
-export interface DestroyAllOptions {
-  /**
-   * As CountOptions' `marginMs`, for the count returned: every session is removed, and only those whose
-   * deadline is more than this many milliseconds after the store clock's now are counted. A whole
-   * number, at least 0 (otherwise the call rejects with a TypeError and removes nothing). The engine
-   * passes its `expiryGraceMs`. @default 0
-   */
-  marginMs?: number;
-}
+/**
+ * Options of `destroyAll`: `marginMs`, as count's, for the count returned only; every session is removed
+ * (a margin that is not a whole number, at least 0, rejects with a TypeError and removes nothing).
+ */
+export type DestroyAllOptions = CountOptions;
 
 /** A session a sweep deleted because it timed out (SessionStore.onSwept). */
 export interface SweptSession {

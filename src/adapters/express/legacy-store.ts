@@ -150,13 +150,14 @@ export class ExpressSessionStoreAdapter implements SessionStore, AsyncDisposable
   /** Counts, of the sessions removed, those live by more than `marginMs` (see SessionStore.destroyByUser). */
   async destroyByUser(userId: string, options: DestroyByUserOptions = {}): Promise<number> {
     this.#open();
-    const margin = countMargin(options, 'destroyByUser');
+    // Sessions live past this are counted: now, plus the margin.
+    const after = this.#clock.now() + countMargin(options, 'destroyByUser');
     const keep = new Set(options.except ?? []);
     let removed = 0;
     for (const r of await this.listByUser(userId)) {
       if (keep.has(r.key)) continue;
       await this.destroy(r.key);
-      if (!isExpired(r, this.#clock.now() + margin)) removed++;
+      if (!isExpired(r, after)) removed++;
     }
     return removed;
   }
