@@ -67,7 +67,6 @@ function mapFrameworkError(err: FastifyError): { status: number; code: string; m
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `the body is over the limit of ${BODY_LIMIT_BYTES} bytes` };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, code: 'INVALID_JSON', message: 'the body is not valid JSON' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'this route accepts application/json only' };
@@ -506,6 +505,14 @@ export async function buildShop(config: ShopConfig): Promise<Shop> {
   });
   // JSON only: the text/plain parser would let CORS-simple requests reach the handlers.
   app.removeContentTypeParser('text/plain');
+  // An empty body under a JSON Content-Type is no body, as body-parser takes it: a client that sets the
+  // header on every call may send a DELETE or a logout without one. Fastify's own parser, with its
+  // refusal of prototype poisoning, reads every other body; a route that needs one says what it lacks.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body: string, done) => {
+    if (body === '') done(null, undefined);
+    else void parseJson(req, body, done);
+  });
   installErrorHandling(app, tether);
   installHeaders(app, config);
   await app.register(tetherPlugin, { tether: tether as unknown as Tether<object> });

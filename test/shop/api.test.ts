@@ -335,6 +335,18 @@ describe('shop api: CSRF and request errors', () => {
     assert.equal(({} as Record<string, unknown>).theme, undefined);
   });
 
+  it('body when empty under a JSON Content-Type then it is no body: a DELETE passes, a route that needs one says so', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    assert.equal((await c.request('POST', '/api/cart/items', { json: { productId: 'camp-mug', quantity: 2 } })).status, 201);
+    const removed = await c.request('DELETE', '/api/cart/items/camp-mug', { raw: '', contentType: 'application/json' });
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    assert.deepEqual((removed.body as { items: unknown[] }).items, []);
+    const r = await c.request('POST', '/api/cart/items', { raw: '', contentType: 'application/json' });
+    assertError(r, 400, 'VALIDATION_FAILED');
+    assert.match((r.body as { error: { message: string } }).error.message, /JSON object/);
+  });
+
   it('body when JSON nested 10,000 deep or holding 10,000 keys then 400 and the shop still answers', async () => {
     const c = new ShopClient(t.url);
     await c.session();
