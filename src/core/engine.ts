@@ -35,6 +35,7 @@ import { channels } from '../observability/channels.js';
 import type { LifecycleEvent, LifecycleMessage } from '../observability/channels.js';
 import { checkCsrf, checkCsrfHead, checkOrigin } from './csrf.js';
 import type { RequestView } from './csrf.js';
+import { handshakeOriginsOf } from './handshake-origins.js';
 import { UserContexts } from './user-context.js';
 import { NO_SOCKET_ENDS, SocketRegistry, SocketSession } from './socket.js';
 import type { SocketEndReason, SocketOptions } from './socket.js';
@@ -448,7 +449,10 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   async openSocket(req: RequestView, options: SocketOptions = {}): Promise<SocketSession<T>> {
     checkOptions('openSocket', options, SOCKET_OPTIONS);
     const csrf = this.options.csrf;
-    checkOrigin(csrf === false ? { origins: undefined, requireOrigin: false, secureOrigins: this.options.cookie.secure } : csrf, req, false);
+    const checks = csrf === false ? { origins: undefined, requireOrigin: false, secureOrigins: this.options.cookie.secure } : csrf;
+    // An engine whose cookie is Secure on some requests only decides per handshake (handshake-origins.ts).
+    const decided = handshakeOriginsOf(this)?.(req);
+    checkOrigin(decided === undefined ? checks : { ...checks, ...decided }, req, false);
     // No renewal: a handshake's answer may not carry cookies to the browser (socket.io's does not).
     this.#sockets ??= new SocketRegistry(this.options.clock, this.store.subscribe ? (listener, o) => this.store.subscribe!(listener, o) : undefined);
     const sockets = this.#sockets;

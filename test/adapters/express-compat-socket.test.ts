@@ -5,12 +5,15 @@
  * socket.io's own recipe for express-session, `io.engine.use(middleware)`, with the drop-in.
  */
 import { describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { IncomingMessage } from 'node:http';
 import express from 'express';
 import { WebSocketServer } from 'ws';
 import { Server as SocketIoServer } from 'socket.io';
 import { io as ioClient } from 'socket.io-client';
 import session from 'tether/express';
+import type { CompatSessionOptions } from 'tether/express';
 import { openSocket, refuseUpgrade } from 'tether/node';
 import { listen } from '../helpers/cookie-client.js';
 import { connect } from '../helpers/ws.js';
@@ -53,6 +56,107 @@ describe('express-session drop-in with a WebSocket', () => {
     assert.deepEqual(socket.messages[0], { user: 'ada' });
     assert.equal((await fetch(`${server.url}/logout`, { method: 'POST', headers: { cookie } })).status, 200);
     assert.deepEqual(await socket.closed, { code: 4001, reason: 'destroyed' });
+  });
+});
+
+/** The name the handshakes below address: not a loopback one, where browsers count http as secure. */
+const HOST = 'app.example';
+
+/**
+ * An app on the drop-in whose WebSocket handshakes go through `openSocket(sessions.tether, req)` and
+ * answer the session's owner, with a session logged in over HTTPS (behind a proxy: X-Forwarded-Proto).
+ */
+async function handshakes(t: TestContext, options: CompatSessionOptions) {
+  const sessions = session({
+    secret: SECRET, resave: false, saveUninitialized: false, proxy: true, ...options,
+    tether: { ...options.tether, userIdFrom: (data) => data.user as string | undefined },
+  });
+  const app = express();
+  app.use(sessions);
+  app.post('/login', (req, res) => {
+    (req.session as unknown as Record<string, unknown>).user = 'ada';
+    res.json({ ok: true });
+  });
+  const server = await listen(app);
+  t.after(() => server.close());
+  const wss = new WebSocketServer({ noServer: true });
+  server.server.on('upgrade', (req, socket, head) => {
+    openSocket(sessions.tether, req, { checkIntervalMs: 0 }).then((live) => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.send(JSON.stringify({ user: live.userId }));
+        ws.on('close', () => live.close());
+      });
+    }).catch((err: unknown) => refuseUpgrade(socket, err));
+  });
+  const login = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'x-forwarded-proto': 'https' } });
+  const setCookie = login.headers.get('set-cookie')!;
+  const cookie = setCookie.split(';')[0]!;
+  const url = server.url.replace('http:', 'ws:') + '/';
+  /** Opens a socket as `headers` say; the user it saw, or the refusal's status and error code. */
+  const open = async (headers: Record<string, string>): Promise<{ user: unknown } | { status: number; code: unknown }> => {
+    try {
+      const socket = await connect(url, { host: HOST, cookie, ...headers });
+      await socket.received(1);
+      socket.ws.close();
+      return { user: socket.messages[0]!.user };
+    } catch (err) {
+      const { status, body } = err as { status?: number; body?: { error?: { code?: unknown } } };
+      if (status === undefined) throw err;
+      return { status, code: body?.error?.code };
+    }
+  };
+  return { open, setCookie };
+}
+
+const refused = { status: 403, code: 'ORIGIN_MISMATCH' };
+const ada = { user: 'ada' };
+
+describe('express-session drop-in: a WebSocket handshake\'s origin checks follow its session cookie\'s Secure', () => {
+  it('openSocket when cookie.secure is auto and the handshake is HTTPS by X-Forwarded-Proto then an http origin of the Host, or none, is refused and an https one passes', async (t) => {
+    const { open, setCookie } = await handshakes(t, { cookie: { secure: 'auto' } });
+    assert.match(setCookie, /;\s*Secure/i, 'the login over HTTPS set a Secure cookie');
+    const https = { 'x-forwarded-proto': 'https' };
+    assert.deepEqual(await open({ ...https, origin: `http://${HOST}` }), refused);
+    assert.deepEqual(await open({ ...https }), refused, 'no Origin');
+    assert.deepEqual(await open({ ...https, origin: `https://${HOST}` }), ada);
+    assert.deepEqual(await open({ ...https, origin: 'https://evil.test' }), refused);
+  });
+
+  it('openSocket when cookie.secure is auto and the handshake is plain HTTP then an http origin of the Host, or none, still passes', async (t) => {
+    const { open } = await handshakes(t, { cookie: { secure: 'auto' } });
+    assert.deepEqual(await open({ origin: `http://${HOST}` }), ada);
+    assert.deepEqual(await open({}), ada, 'no Origin');
+    assert.deepEqual(await open({ origin: 'http://evil.test' }), refused);
+  });
+
+  it('openSocket when the cookie function returns secure: true for the handshake then an http origin of the Host is refused, and the function is called with the node:http request', async (t) => {
+    const given: unknown[] = [];
+    const { open } = await handshakes(t, {
+      cookie: (req) => {
+        given.push(req);
+        return { secure: true };
+      },
+    });
+    const before = given.length;
+    assert.deepEqual(await open({ origin: `http://${HOST}` }), refused);
+    assert.deepEqual(await open({ origin: `https://${HOST}` }), ada);
+    const handshakeReqs = given.slice(before) as IncomingMessage[];
+    assert.equal(handshakeReqs.length, 2, 'called once per handshake');
+    for (const req of handshakeReqs) {
+      assert.ok(req instanceof IncomingMessage);
+      assert.equal(req.headers.upgrade, 'websocket');
+      assert.equal((req as { app?: unknown }).app, undefined, 'not an Express request');
+    }
+  });
+
+  it('openSocket when tether.csrf sets secureOrigins or requireOrigin then that setting decides over the cookie\'s Secure', async (t) => {
+    const https = { 'x-forwarded-proto': 'https' };
+    const lax = await handshakes(t, { cookie: { secure: 'auto' }, tether: { csrf: { secureOrigins: false } } });
+    assert.deepEqual(await lax.open({ ...https, origin: `http://${HOST}` }), ada, 'secureOrigins: false');
+    assert.deepEqual(await lax.open({ ...https }), ada, 'requireOrigin follows secureOrigins: false');
+    const noneRequired = await handshakes(t, { cookie: { secure: 'auto' }, tether: { csrf: { requireOrigin: false } } });
+    assert.deepEqual(await noneRequired.open({ ...https, origin: `http://${HOST}` }), refused, 'secureOrigins still follows the cookie');
+    assert.deepEqual(await noneRequired.open({ ...https }), ada, 'requireOrigin: false');
   });
 });
 

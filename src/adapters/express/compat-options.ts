@@ -9,6 +9,8 @@ import { hkdfSync, KeyObject } from 'node:crypto';
 import type { CipherKey } from 'node:crypto';
 import type { Request } from 'express';
 import { Tether } from '../../core/engine.js';
+import { decideHandshakeOrigins } from '../../core/handshake-origins.js';
+import type { OriginChecks } from '../../core/handshake-origins.js';
 import type { CsrfOptions, TetherOptions } from '../../core/options.js';
 import { TETHER_DEFAULTS } from '../../core/options.js';
 import { OptionsInvalidError } from '../../core/errors.js';
@@ -22,6 +24,7 @@ import { ExpressSessionStoreAdapter, isExpressSessionStore } from './legacy-stor
 import type { ExpressSessionStoreLike } from './legacy-store.js';
 import { LEGACY_COOKIE_NAME } from './legacy-cookie.js';
 import { Adoptions } from './legacy-migration.js';
+import { HandshakeView } from '../shared/http.js';
 
 /** Engine settings that have no express-session counterpart. */
 export interface CompatTetherOptions extends Pick<TetherOptions,
@@ -108,11 +111,12 @@ export interface ResolvedCompat {
   /** `cookie` is a function: the defaults may differ from one request to the next. */
   cookiePerRequest: boolean;
   /**
-   * `csrfProtection()`'s origin checks for a request whose session cookie is Secure (`secure`) or not:
-   * a secure origin, and an Origin or Referer on every unsafe request, where the cookie is Secure, as
-   * `secure: true` sets for every request; what `tether.csrf` gives for these wins.
+   * The origin checks of `csrfProtection()` and of WebSocket handshakes, for a request whose session
+   * cookie is Secure (`secure`) or not: a secure origin, and an Origin or Referer on every unsafe request
+   * (an Origin on a handshake), where the cookie is Secure, as `secure: true` sets for every request;
+   * what `tether.csrf` gives for these wins.
    */
-  originChecks(secure: boolean): { secureOrigins: boolean; requireOrigin: boolean };
+  originChecks(secure: boolean): OriginChecks;
   rolling: boolean;
   saveUninitialized: boolean;
   unsetDestroy: boolean;
@@ -282,9 +286,9 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     // Secure decided per request (and warned about here when a production cookie goes out without it),
     // so the engine is told secure, which keeps it from warning about a cookie it never writes.
     cookie: { name, secure: true },
-    // The engine's origin check (WebSocket handshakes through openSocket) asks for https only where every
-    // cookie is Secure; csrfProtection() decides per request (originChecks), as 'auto' and a `cookie`
-    // function make a cookie Secure on some requests only.
+    // 'auto' and a `cookie` function make a cookie Secure on some requests only: csrfProtection() and
+    // WebSocket handshakes through tether/node's openSocket decide per request (originChecks). This is
+    // what a handshake view without its node:http request is checked by: https where every cookie is Secure.
     csrf: { jsonOnly: false, secureOrigins: staticSecure === true, ...t.csrf },
   };
   if (secrets.length > 0) engineOptions.secrets = secrets;
@@ -311,14 +315,22 @@ export function resolveCompat(options: CompatSessionOptions = {}): ResolvedCompa
     return c;
   };
 
+  const originChecks = (secure: boolean): OriginChecks => {
+    const secureOrigins = t.csrf?.secureOrigins ?? secure;
+    return { secureOrigins, requireOrigin: t.csrf?.requireOrigin ?? secureOrigins };
+  };
+  // A handshake is checked by the cookie its own request would be given: Secure by that request's
+  // defaults (`cookie` is called with the node:http request, as express-session is on socket.io's
+  // `io.engine.use`). Its session is read only once its origin passed, so a Secure kept with a stored
+  // session does not count here.
+  decideHandshakeOrigins(tether, (view) => (view instanceof HandshakeView
+    ? originChecks(cookieFor(view.request as Request).secure === true)
+    : undefined));
+
   return {
-    tether, name, cookieFor, clock, production,
+    tether, name, cookieFor, clock, production, originChecks,
     secureAuto: (cookie) => autoSecure.has(cookie),
     cookiePerRequest: typeof options.cookie === 'function',
-    originChecks: (secure) => {
-      const secureOrigins = t.csrf?.secureOrigins ?? secure;
-      return { secureOrigins, requireOrigin: t.csrf?.requireOrigin ?? secureOrigins };
-    },
     rolling: options.rolling ?? COMPAT_DEFAULTS.rolling,
     saveUninitialized: options.saveUninitialized ?? COMPAT_DEFAULTS.saveUninitialized,
     unsetDestroy: (options.unset ?? COMPAT_DEFAULTS.unset) === 'destroy',

@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import type { SocketOptions, SocketSession } from '../../core/socket.js';
-import { CACHE_HEADERS, abandonOnEarlyClose, beginSession, errorResponse, sendError, viewOf } from '../shared/http.js';
+import { CACHE_HEADERS, HandshakeView, abandonOnEarlyClose, beginSession, errorResponse, sendError, viewOf } from '../shared/http.js';
 import type { FormSource } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
@@ -147,7 +147,7 @@ export function checkFormPost<T extends object>(tether: Tether<T>, session: Sess
 export function openSocket<T extends object>(tether: Tether<T>, req: IncomingMessage, options?: SocketOptions): Promise<SocketSession<T>> {
   const connection = req.socket;
   guardUpgraded(connection);
-  const opened = tether.openSocket(viewOf(req), options);
+  const opened = tether.openSocket(new HandshakeView(req), options);
   // Not for a plain request (socket.io's long polling): its connection is not the socket's.
   if (req.headers.upgrade === undefined) return opened;
   return opened.then((live) => {

@@ -46,6 +46,20 @@ export function viewOf(req: IncomingMessage): RequestView {
 }
 
 /**
+ * The view of a WebSocket handshake's node:http request, which carries the request itself: an engine
+ * that decides its handshakes' origin checks from the request (the express-session drop-in's, from
+ * its cookie's Secure for that request) reads it there.
+ */
+export class HandshakeView extends HeadersView {
+  readonly request: IncomingMessage;
+
+  constructor(req: IncomingMessage) {
+    super(req.method ?? 'GET', req.headers, req);
+    this.request = req;
+  }
+}
+
+/**
  * Status, `{"error":{"code","message"}}` body and Retry-After (the error's `retryAfterSec`, as text) for
  * any thrown value; unknown errors say nothing of their internals.
  */
