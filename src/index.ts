@@ -27,5 +27,7 @@ export { clientNetwork } from './core/network.js';
 export { MemoryStore } from './stores/memory/index.js';
 export type { MemoryStoreOptions } from './stores/memory/index.js';
 export { CHANNEL_NAMES } from './observability/channels.js';
+export { TRACING_CHANNEL_NAMES } from './observability/tracing.js';
+export type { OpenTraceContext, CommitTraceContext, StoreTraceContext } from './observability/tracing.js';
 export type { LifecycleEvent, LifecycleMessage } from './observability/channels.js';
 export * from './core/errors.js';

@@ -32,6 +32,8 @@ import { warnSweptListenerThrew } from './store.js';
 import type { LocalSlot, SessionRecord, SessionStore, SweptSession } from './store.js';
 import { MemoryStore } from '../stores/memory/index.js';
 import { channels } from '../observability/channels.js';
+import { isTraced, traced, tracing } from '../observability/tracing.js';
+import type { CommitTraceContext, OpenTraceContext, StoreTraceContext } from '../observability/tracing.js';
 import type { LifecycleEvent, LifecycleMessage } from '../observability/channels.js';
 import { checkCsrf, checkCsrfHead, checkOrigin } from './csrf.js';
 import type { RequestView } from './csrf.js';
@@ -239,6 +241,15 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * promise. What fails before anything waits is thrown rather than rejected.
    */
   openNow(req: RequestView, options: OpenOptions = {}): Session<T> | Promise<Session<T>> {
+    if (!isTraced(tracing.open)) return this.#openNow(req, options);
+    const context: OpenTraceContext = { method: req.method };
+    return traced(tracing.open, context, () => this.#openNow(req, options), (session) => {
+      context.handle = session.handle;
+      context.rejectedCookie = session.rejectedCookie;
+    });
+  }
+
+  #openNow(req: RequestView, options: OpenOptions): Session<T> | Promise<Session<T>> {
     const o = this.options;
     const state = this.#newState(req.header('user-agent'), o.addressChange === 'off' ? undefined : networkOf(req.address?.(), o.addressPrefix));
     if (this.#admission !== null) state.view = req;
@@ -273,6 +284,12 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * while an earlier call's write is under way, it gives that write's outcome once it is known.
    */
   commitNow(session: Session<T>): string[] | Promise<string[]> {
+    if (!isTraced(tracing.commit)) return this.#commitNow(session);
+    const context: CommitTraceContext = { handle: session.handle };
+    return traced(tracing.commit, context, () => this.#commitNow(session));
+  }
+
+  #commitNow(session: Session<T>): string[] | Promise<string[]> {
     const s = sessionState(session);
     // Answered at once, the cookies would be those of a write still under way: none yet.
     if (s.committed) return s.committing ?? s.setCookies;
@@ -934,7 +951,9 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   }
 
   #call<R>(op: () => Promise<R>, what: string): Promise<R> {
-    return this.#deadlines.run(op, what);
+    if (!isTraced(tracing.store)) return this.#deadlines.run(op, what);
+    const context: StoreTraceContext = { operation: what, store: this.store.name };
+    return traced(tracing.store, context, () => this.#deadlines.run(op, what));
   }
 
   /**
