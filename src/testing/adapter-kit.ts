@@ -25,13 +25,41 @@ export interface RouteResult {
 /**
  * One route of the suite's app. An adapter's app registers every route at `method` + `path`, hands the
  * handler the request's session and its body (parsed JSON when the request says application/json,
- * else undefined), and sends the result. A route with `csrf: false` skips the CSRF checks.
+ * else undefined), and sends the result. A route with `csrf: false` skips the CSRF checks; one with
+ * `session: 'optional'` has an optional session (tether/fastify's `session: 'optional'`), and its
+ * handler is handed null when the store could not open it.
  */
 export interface SuiteRoute {
   method: 'GET' | 'POST';
   path: string;
   csrf?: boolean;
+  session?: 'optional';
+  handle(session: Session<SuiteData> | null, body: unknown): Promise<RouteResult> | RouteResult;
+}
+
+/** A route whose session is required: handed none, it fails (500), as the adapter should never let it run so. */
+interface RequiredRoute extends Omit<SuiteRoute, 'handle' | 'session'> {
   handle(session: Session<SuiteData>, body: unknown): Promise<RouteResult> | RouteResult;
+}
+
+function required(route: RequiredRoute): SuiteRoute {
+  return {
+    ...route,
+    handle: (session, body) => {
+      if (session === null) throw new Error(`${route.method} ${route.path} was run without its session`);
+      return route.handle(session, body);
+    },
+  };
+}
+
+/**
+ * What GET /optional and POST /optional answer: whether the handler had a session and, when it had,
+ * the count it set there (each call adds one), to be committed with the answer.
+ */
+function optionalVisit(s: Session<SuiteData> | null): RouteResult {
+  if (s === null) return { json: { session: null } };
+  s.set('n', (s.data.n ?? 0) + 1);
+  return { json: { session: { isNew: s.isNew, n: s.data.n } } };
 }
 
 /** Lets a test hold a request inside its handler. */
@@ -52,6 +80,14 @@ function state(s: Session<SuiteData>): RouteResult {
 
 /** The routes every adapter's app serves. */
 export function suiteRoutes(hooks: RouteHooks): SuiteRoute[] {
+  return [
+    ...requiredRoutes(hooks).map(required),
+    { method: 'GET', path: '/optional', session: 'optional', handle: optionalVisit },
+    { method: 'POST', path: '/optional', session: 'optional', handle: optionalVisit },
+  ];
+}
+
+function requiredRoutes(hooks: RouteHooks): RequiredRoute[] {
   return [
     { method: 'GET', path: '/state', handle: (s) => state(s) },
     { method: 'GET', path: '/token', handle: (s) => ({ json: { token: s.csrfToken } }) },

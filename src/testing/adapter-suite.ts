@@ -22,6 +22,7 @@ import { client, suiteRoutes } from './adapter-kit.js';
 import type { Reply, RunningApp, SuiteData, SuiteRoute } from './adapter-kit.js';
 import { sessionCases } from './adapter-cases-session.js';
 import { safetyCases } from './adapter-cases-safety.js';
+import { optionalCases } from './adapter-cases-optional.js';
 
 export interface AdapterSuiteOptions {
   /** Shown in test names, e.g. "fastify". */
@@ -117,6 +118,7 @@ function runAdapterCases(options: AdapterSuiteOptions, local: boolean): void {
 
     sessionCases(ctx);
     safetyCases(ctx);
+    optionalCases(ctx);
   });
 }
 

@@ -1,6 +1,6 @@
 /** tether/fastify on Fastify 5: the shared adapter suite. */
 import Fastify from 'fastify';
-import { tetherErrorHandler, tetherPlugin } from '../../src/adapters/fastify/index.js';
+import { optionalSession, tetherErrorHandler, tetherPlugin } from '../../src/adapters/fastify/index.js';
 import { runAdapterSuite } from '../../src/testing/adapter-suite.js';
 
 runAdapterSuite({
@@ -14,9 +14,9 @@ runAdapterSuite({
       app.route({
         method: route.method,
         url: route.path,
-        config: { tether: route.csrf === false ? { csrf: false } : {} },
+        config: { tether: { ...(route.csrf === false ? { csrf: false } : {}), ...(route.session === 'optional' ? { session: 'optional' as const } : {}) } },
         handler: async (req, reply) => {
-          const out = await route.handle(req.session, req.body);
+          const out = await route.handle(route.session === 'optional' ? optionalSession(req) : req.session, req.body);
           if (out.redirect) return reply.redirect(out.redirect, 302);
           return reply.code(out.status ?? 200).send(out.json ?? {});
         },

@@ -30,6 +30,7 @@ runAdapterSuite({
       send(res, await route.handle(session, await readJson(req)));
     }, {
       csrf: (req) => routeFor(routes, req.method ?? 'GET', req.url ?? '/')?.csrf !== false,
+      session: (req) => routeFor(routes, req.method ?? 'GET', req.url ?? '/')?.session ?? 'required',
       // The suite's failing routes fail on purpose; the default would print every stack to stderr.
       onError: () => {},
     });

@@ -23,14 +23,14 @@
  */
 import { session } from './compat.js';
 import { csrfProtection, csrfTokenOf } from './compat-csrf.js';
-import { sessions, sessionOf, sessionErrors } from './native.js';
+import { sessions, sessionOf, optionalSessionOf, sessionErrors } from './native.js';
 import { fromExpressSessionStore, ExpressSessionStoreAdapter } from './legacy-store.js';
 import { CompatSession } from './compat-session.js';
 import { CompatCookie } from './compat-cookie.js';
 import { Store } from './compat-store.js';
 import { MemoryStore } from '../../stores/memory/index.js';
 
-export { sessions, sessionOf, sessionErrors, csrfCheck } from './native.js';
+export { sessions, sessionOf, optionalSessionOf, sessionErrors, csrfCheck } from './native.js';
 export type { ExpressAdapterOptions, SessionErrorsOptions, TetherSessionData } from './native.js';
 export { session } from './compat.js';
 export type { CompatMiddleware } from './compat.js';
@@ -53,7 +53,7 @@ export type { ExpressSessionStoreLike, ExpressSessionStoreAdapterOptions } from 
 // that same object, typed with its members, so a store's typings that take the module (connect-sqlite3's
 // `connect(session)`) accept it.
 const sessionModule = Object.assign(session, {
-  session, sessions, sessionOf, sessionErrors, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter,
+  session, sessions, sessionOf, optionalSessionOf, sessionErrors, csrfProtection, csrfTokenOf, fromExpressSessionStore, CompatSession, CompatCookie, ExpressSessionStoreAdapter,
   Store, MemoryStore, Session: CompatSession, Cookie: CompatCookie,
 });
 export default sessionModule;

@@ -8,8 +8,8 @@ import type { Tether } from '../../core/engine.js';
 import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
-import { abandonOnEarlyClose, beginSession, checkCsrfOf, clearFailedAnswer, reopenAfterError, sendError, uncacheable, viewOf } from '../shared/http.js';
-import type { FormSource } from '../shared/http.js';
+import { WITHOUT_SESSION, abandonOnEarlyClose, beginSession, checkCsrfOf, clearFailedAnswer, commitOptional, reopenAfterError, sessionModeOf, sendError, uncacheable, viewOf } from '../shared/http.js';
+import type { FormSource, SessionMode } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
 
@@ -28,7 +28,10 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** The Tether session of this request (set by `sessions()`). */
+      /**
+       * The Tether session of this request (set by `sessions()`); absent on a request whose optional
+       * session (the `session` option) could not be opened, the store being down: see `optionalSessionOf`.
+       */
       tether?: Session<TetherSessionData>;
     }
   }
@@ -39,6 +42,17 @@ export interface ExpressAdapterOptions {
   csrf?: boolean | ((req: Request) => boolean);
   /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
   write?: (req: Request) => boolean;
+  /**
+   * `'optional'` (for every request, or those the function gives it for): while the store cannot
+   * answer (STORE_UNAVAILABLE), the request goes on to its route without a session (`req.tether`
+   * absent; read it with `optionalSessionOf(req)`, which gives null) instead of being refused 503, and
+   * its answer carries no session cookie, neither set nor cleared: the browser keeps the one it has. An
+   * unsafe request whose CSRF checks apply is refused all the same (its token is in the session). A
+   * session that opened but whose commit the store cannot take gives the route's answer without its
+   * cookie; the change is not stored, and the failure is counted as every store failure is
+   * (`storeErrors`, `store_errors_total`). Any other error is answered as before. @default 'required'
+   */
+  session?: SessionMode | ((req: Request) => SessionMode);
 }
 
 /** With `csrf.forms`, the token of a form post comes from `req.body`: its parser runs before `sessions()`. */
@@ -90,6 +104,7 @@ function reopenedOf<T extends object>(req: Request, tether: Tether<T>): Session<
 export function sessions<T extends object>(tether: Tether<T>, options: ExpressAdapterOptions = {}): RequestHandler {
   installExpressHold();
   const begin = { ...options, form: EXPRESS_FORM };
+  const optionalOf = sessionModeOf(options.session, 'tether/express sessions()');
   return (req: Request, res: Response, next: NextFunction): void => {
     // A writer would wait at the gate for its own session, which holds it until the response ends.
     if (req.tether !== undefined && ENGINE.get(req) === tether) {
@@ -107,7 +122,13 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
       next();
       return;
     }
-    const start = (session: Session<T> | null): void => {
+    const optional = optionalOf !== null && optionalOf(req);
+    const start = (session: Session<T> | null | typeof WITHOUT_SESSION): void => {
+      // An optional session the store could not open: the route runs without one, nothing held.
+      if (session === WITHOUT_SESSION) {
+        next();
+        return;
+      }
       // Gone before its session opened: no route runs for it (see abandonOnEarlyClose).
       if (!session || !abandonOnEarlyClose(tether, session, res)) return;
       req.tether = session;
@@ -122,13 +143,14 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
           // cached, nor kept with the failed route's validators.
           uncacheable(res);
           const again = reopenedOf(req, tether);
-          return again === undefined ? tether.abandon(session) : tether.commitNow(again);
+          if (again === undefined) return tether.abandon(session);
+          return optional ? commitOptional(tether, again) : tether.commitNow(again);
         }
-        return tether.commitNow(session);
+        return optional ? commitOptional(tether, session) : tether.commitNow(session);
       }, undefined, { get clearSiteData() { return (reopenedOf(req, tether) ?? session).clearSiteData; } });
       next();
     };
-    const begun = beginSession(tether, req, res, begin);
+    const begun = beginSession(tether, req, res, begin, optional);
     if (begun instanceof Promise) begun.then(start, (err: unknown) => sendError(res, err));
     else start(begun);
   };
@@ -239,4 +261,19 @@ export function csrfCheck<T extends object>(tether: Tether<T>): RequestHandler {
 export function sessionOf<T extends object = TetherSessionData>(req: Request): Session<T> {
   if (!req.tether) throw new Error('tether: sessions() middleware did not run for this request');
   return req.tether as unknown as Session<T>;
+}
+
+/**
+ * The typed session of a request whose session is optional (`sessions()`'s `session` option), null when
+ * it could not be opened: the store is down, and the route answers without it.
+ * @example
+ * app.use(sessions(tether, { session: (req) => (req.method === 'GET' && req.path.startsWith('/api/products/') ? 'optional' : 'required') }));
+ * app.get('/api/products/:id', (req, res) => {
+ *   const s = optionalSessionOf<{ seen?: string[] }>(req);
+ *   if (s !== null) s.set('seen', [req.params.id, ...(s.get('seen') ?? [])].slice(0, 5));
+ *   res.json(product(req.params.id));
+ * });
+ */
+export function optionalSessionOf<T extends object = TetherSessionData>(req: Request): Session<T> | null {
+  return (req.tether as unknown as Session<T> | undefined) ?? null;
 }

@@ -9,6 +9,9 @@
  * is committed at its first write, as tether/node does; changes after that throw SESSION_COMMITTED.
  * With the engine's `csrf.forms`, a form post's token field is checked in a `preValidation` hook, once
  * the app's form parser (@fastify/formbody, @fastify/multipart with `attachFieldsToBody`) has run.
+ * A route with `config: { tether: { session: 'optional' } }` is served while the store is down: its
+ * handler runs with no session (`optionalSession(req)` gives null) and its answer sets and clears no
+ * cookie; a commit the store cannot take lets the answer go out without its cookie (see FastifyContextConfig).
  * @module
  * @example
  * import Fastify from 'fastify';
@@ -26,7 +29,7 @@ import type { Tether } from '../../core/engine.js';
 import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
 import type { Session } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, clearReasonPhrase, abandonOnEarlyClose, errorResponse, reopenAfterError } from '../shared/http.js';
+import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, clearReasonPhrase, abandonOnEarlyClose, commitOptional, errorResponse, isStoreUnavailable, mayRunWithoutSession, reopenAfterError } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 /**
@@ -43,8 +46,10 @@ export interface TetherSessionData extends Record<string, unknown> {}
 declare module 'fastify' {
   interface FastifyRequest {
     /**
-     * The request's session; null on a route with `config: { tether: { session: false } }`, and in the
-     * hooks (onSend, onResponse) of a request answered before its session opened (`503 STORE_UNAVAILABLE`).
+     * The request's session; null on a route with `config: { tether: { session: false } }`, on one with
+     * `session: 'optional'` while the store is down (read it there with `optionalSession(req)`, typed
+     * so), and in the hooks (onSend, onResponse) of a request answered before its session opened
+     * (`503 STORE_UNAVAILABLE`).
      */
     session: Session<TetherSessionData>;
   }
@@ -52,8 +57,15 @@ declare module 'fastify' {
     /**
      * Per-route: `csrf: false` skips the CSRF checks; `write` overrides the gate decision; `session: false`
      * opens no session at all (static files, health checks): no store call, no cookie, `req.session` null.
+     * `session: 'optional'`: while the store cannot answer (STORE_UNAVAILABLE), the handler runs with no
+     * session (`optionalSession(req)` null) instead of the request being refused 503, and the answer
+     * carries no session cookie, neither set nor cleared: the browser keeps the one it has. An unsafe
+     * request whose CSRF checks apply is refused all the same (its token is in the session). A session
+     * that opened but whose commit the store cannot take gives the handler's answer without its cookie;
+     * the change is not stored, and the failure is counted as every store failure is (`storeErrors`,
+     * `store_errors_total`). Any other error is answered as before.
      */
-    tether?: { csrf?: boolean; write?: boolean; session?: boolean };
+    tether?: { csrf?: boolean; write?: boolean; session?: boolean | 'optional' };
   }
 }
 
@@ -94,7 +106,7 @@ function hijackHeld(this: FastifyReply): FastifyReply {
     tether.abandon(session);
     return this;
   }
-  holdResponse(raw, () => tether.commitNow(session), undefined, session);
+  holdResponse(raw, OPTIONAL.has(this.request) ? () => commitOptional(tether, session) : () => tether.commitNow(session), undefined, session);
   return this;
 }
 
@@ -112,6 +124,9 @@ function holdOnHijack(reply: FastifyReply): void {
   FASTIFY_HIJACK.set(proto, proto.hijack);
   Object.defineProperty(proto, 'hijack', { configurable: true, writable: true, value: hijackHeld });
 }
+
+/** Requests of routes whose session is optional (`session: 'optional'`) that opened one: its commit may fail quietly. */
+const OPTIONAL = new WeakSet<FastifyRequest>();
 
 /**
  * Form posts (`csrf.forms`) whose token is still to be read from the body, parsed after onRequest: the
@@ -171,7 +186,7 @@ function refuse(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply
  * applied by Fastify after the onSend hooks, over the reply's, so those the session sets are set on
  * it too (see sessionResponse).
  */
-function addCookies(reply: FastifyReply, payload: unknown, cookies: string[], clearSiteData: string | null): unknown {
+function addCookies(reply: FastifyReply, payload: unknown, cookies: readonly string[], clearSiteData: string | null): unknown {
   if (cookies.length === 0 && clearSiteData === null) return payload;
   if (cookies.length > 0) {
     // Fastify writes the reply's headers over reply.raw's, so the session's Set-Cookie would replace
@@ -356,12 +371,19 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     }
     const view = new HeadersView(req.method, req.headers, req);
     const csrf = (routeOpts?.csrf ?? opts.csrf ?? true) !== false;
+    const optional = routeOpts?.session === 'optional';
+    if (optional) OPTIONAL.add(req);
+    // An optional session the store could not open: the handler runs without one (req.session null).
+    const failed = (err: unknown): void => {
+      if (optional && req.session === null && isStoreUnavailable(err) && mayRunWithoutSession(tether, req.method, csrf)) done();
+      else refuse(tether, req, reply, err);
+    };
     let opened: Session<object> | Promise<Session<object>>;
     try {
       opened = tether.openNow(view, routeOpts?.write === undefined ? NO_OPEN_OPTIONS : { write: routeOpts.write });
       if (!(opened instanceof Promise)) attach(tether, req, reply, view, csrf, opened);
     } catch (err) {
-      refuse(tether, req, reply, err);
+      failed(err);
       return;
     }
     if (!(opened instanceof Promise)) {
@@ -376,7 +398,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
         return;
       }
       done();
-    }, (err: unknown) => refuse(tether, req, reply, err));
+    }, failed);
   });
 
   // With forms on only: otherwise no request is ever pending, and a hook would cost every request.
@@ -408,9 +430,9 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
       done(null, payload);
       return;
     }
-    let cookies: string[] | Promise<string[]>;
+    let cookies: readonly string[] | Promise<readonly string[]>;
     try {
-      cookies = tether.commitNow(session);
+      cookies = OPTIONAL.has(req) ? commitOptional(tether, session) : tether.commitNow(session);
     } catch (err) {
       release(payload);
       done(null, errorPayload(reply, err));
@@ -514,6 +536,22 @@ function asError(value: unknown): Error {
   const err = Object.assign(new Error(message, { cause: value }), { statusCode: fields.statusCode, status: fields.status, code: fields.code });
   for (const key of ['statusCode', 'status', 'code'] as const) if (err[key] === undefined) delete err[key];
   return err;
+}
+
+/**
+ * The session of a request on a route whose session is optional (`config: { tether: { session: 'optional' } }`),
+ * typed so: null when it could not be opened, the store being down, and the handler answers without it.
+ * @example
+ * app.get('/api/products/:id', { config: { tether: { session: 'optional' } } }, async (req) => {
+ *   const s = optionalSession(req);
+ *   if (s !== null) s.set('seen', [req.params.id, ...(s.get('seen') ?? [])].slice(0, 5));
+ *   return product(req.params.id);
+ * });
+ */
+export function optionalSession(req: FastifyRequest): Session<TetherSessionData> | null {
+  // Null (the request decoration's default) where the plugin opened none.
+  const session: Session<TetherSessionData> | null = req.session;
+  return session;
 }
 
 export const tetherPlugin = plugin;

@@ -25,9 +25,11 @@ import { CsrfTokenInvalidError, OptionsInvalidError, PayloadTooLargeError, isTet
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, CACHE_HEADERS, errorResponse, reopenAfterError } from '../shared/http.js';
+import { ANSWER_HEADERS, CACHE_HEADERS, commitOptional, errorResponse, isStoreUnavailable, mayRunWithoutSession, reopenAfterError, sessionModeOf } from '../shared/http.js';
+import type { SessionMode } from '../shared/http.js';
 
 export interface TetherEnv<T extends object = SessionData> {
+  /** `session` is null on a request whose optional session could not be opened (`optionalSession(c)`). */
   Variables: { session: Session<T> };
 }
 
@@ -36,6 +38,17 @@ export interface HonoAdapterOptions {
   csrf?: boolean | ((c: Context) => boolean);
   /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
   write?: (c: Context) => boolean;
+  /**
+   * `'optional'` (for every request, or those the function gives it for): while the store cannot
+   * answer (STORE_UNAVAILABLE), the handler runs without a session (`c.get('session')` null; read it
+   * with `optionalSession(c)`, typed so) instead of the request being refused 503, and its answer
+   * carries no session cookie, neither set nor cleared: the browser keeps the one it has. An unsafe
+   * request whose CSRF checks apply is refused all the same (its token is in the session). A session
+   * that opened but whose commit the store cannot take gives the handler's answer without its cookie;
+   * the change is not stored, and the failure is counted as every store failure is (`storeErrors`,
+   * `store_errors_total`). Any other error is answered as before. @default 'required'
+   */
+  session?: SessionMode | ((c: Context) => SessionMode);
   /**
    * With the engine's `csrf.forms`: the most bytes of a form body this middleware reads to find the
    * token field of a post without the token header. A longer body is refused, 413 PAYLOAD_TOO_LARGE,
@@ -171,12 +184,14 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     throw new OptionsInvalidError(`tether/hono sessions() options.clientAddress must be a function of the request's context (got ${typeof options.clientAddress})`);
   }
   const clientAddress = options.clientAddress ?? nodeServerAddress;
+  const optionalOf = sessionModeOf(options.session, 'tether/hono sessions()');
   if (!Number.isSafeInteger(limit) || limit < 1) throw new OptionsInvalidError(`tether/hono sessions() options.formBodyLimit must be a whole number of bytes, at least 1 (got ${String(options.formBodyLimit)})`);
   // Hono's own body limit, built once: Content-Length checked, a chunked body counted as it arrives.
   const limitBody = bodyLimit({ maxSize: limit, onError: () => { throw new PayloadTooLargeError(limit); } });
   /** The CSRF checks, unless `options.csrf` turns them off for this request; throws what they find. */
+  const csrfOf = (c: Context<TetherEnv<T>, string>): boolean => (typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true);
   const checkCsrf = async (c: Context<TetherEnv<T>, string>, session: Session<T>, view: RequestView): Promise<void> => {
-    const csrf = typeof options.csrf === 'function' ? options.csrf(c) : options.csrf ?? true;
+    const csrf = csrfOf(c);
     if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, await formFields(c, formField(tether), limitBody));
   };
   return async (c, next) => {
@@ -185,8 +200,10 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     // with express-session, where the first one wins; a second one opening its own would wait at the
     // gate its request holds. This mount's CSRF checks still apply: one with them on, under a mount
     // with them off, is not bypassed. Its error leaves the session to the first mount, which commits it.
-    const open = c.get('session') as Session<T> | undefined;
-    if (open !== undefined) {
+    // Null where the first mount ran the request without its optional session (the store down): this
+    // one opens it, or not, by its own setting.
+    const open = c.get('session') as Session<T> | null | undefined;
+    if (open !== undefined && open !== null) {
       try {
         await checkCsrf(c, open, view);
       } catch (err) {
@@ -194,11 +211,17 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       }
       return next();
     }
+    const optional = optionalOf !== null && optionalOf(c);
     let session: Session<T>;
     try {
       const opened = tether.openNow(view, options.write ? { write: options.write(c) } : {});
       session = opened instanceof Promise ? await opened : opened;
     } catch (err) {
+      if (optional && isStoreUnavailable(err) && mayRunWithoutSession(tether as Tether<object>, view.method, csrfOf(c))) {
+        // Without a session: nothing to commit, no cookie to send.
+        c.set('session', null as unknown as Session<T>);
+        return next();
+      }
       return refuse(c, err);
     }
     if (sessionState(session).release !== null && !abandonOnAbort(tether, session, c.req.raw.signal)) return new Response(null, { status: CLIENT_GONE });
@@ -239,9 +262,9 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
       }
       session = reopened;
     }
-    let cookies: string[];
+    let cookies: readonly string[];
     try {
-      const committed = tether.commitNow(session);
+      const committed = optional ? commitOptional(tether, session) : tether.commitNow(session);
       cookies = committed instanceof Promise ? await committed : committed;
     } catch (err) {
       // Hono's `c.res` setter copies every header of the response it replaces onto the new one, and the
@@ -258,6 +281,23 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     addToResponse(c, cookies, session.clearSiteData);
   };
+}
+
+/**
+ * The session of a request whose session is optional (`sessions()`'s `session` option), typed so: null
+ * when it could not be opened, the store being down, and the handler answers without it.
+ * @example
+ * app.use(sessions(tether, { session: (c) => (c.req.method === 'GET' && c.req.path.startsWith('/api/products/') ? 'optional' : 'required') }));
+ * app.get('/api/products/:id', (c) => {
+ *   const s = optionalSession(c);
+ *   if (s !== null) s.set('seen', [c.req.param('id'), ...(s.get('seen') ?? [])].slice(0, 5));
+ *   return c.json(product(c.req.param('id')));
+ * });
+ */
+export function optionalSession<T extends object = SessionData>(c: Context<TetherEnv<T>, string>): Session<T> | null {
+  // Undefined where sessions() did not run for the request.
+  const session: Session<T> | null | undefined = c.get('session');
+  return session ?? null;
 }
 
 /**

@@ -10,6 +10,13 @@
  *   await session.update((d) => { d.visits = (Number(d.visits) || 0) + 1; });
  *   res.end(String(session.data.visits));
  * })).listen(3000);
+ * @example
+ * // Routes whose session is optional (the `session` option) are served while the store is down,
+ * // without a session: the handler's `session` is then null.
+ * createServer(withSessions(tether, async (req, res, session) => {
+ *   if (session !== null) session.set('lastPage', req.url);
+ *   res.end('a page that needs no session');
+ * }, { session: (req) => (req.method === 'GET' ? 'optional' : 'required') })).listen(3000);
  */
 import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -17,8 +24,8 @@ import type { Duplex } from 'node:stream';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import type { SocketOptions, SocketSession } from '../../core/socket.js';
-import { CACHE_HEADERS, HandshakeView, abandonOnEarlyClose, beginSession, errorResponse, sendError, viewOf } from '../shared/http.js';
-import type { FormSource } from '../shared/http.js';
+import { CACHE_HEADERS, HandshakeView, WITHOUT_SESSION, abandonOnEarlyClose, beginSession, commitOptional, errorResponse, sessionModeOf, sendError, viewOf } from '../shared/http.js';
+import type { FormSource, SessionMode } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 export interface NodeAdapterOptions {
@@ -33,6 +40,17 @@ export interface NodeAdapterOptions {
   /** Whether a request may write the session (and so waits at the gate). @default unsafe methods */
   write?: (req: IncomingMessage) => boolean;
   /**
+   * `'optional'` (for every request, or those the function gives it for): while the store cannot
+   * answer (STORE_UNAVAILABLE), the handler runs with `session` null instead of the request being
+   * refused 503, and its answer carries no session cookie, neither set nor cleared: the browser keeps
+   * the one it has. An unsafe request whose CSRF checks apply is refused all the same (its token is in
+   * the session). A session that opened but whose commit the store cannot take gives the handler's
+   * answer without its cookie; the change is not stored, and the failure is counted as every store
+   * failure is (`storeErrors`, `store_errors_total`). Any other error is answered as before.
+   * With it, the handler's `session` is typed `Session<T> | null`. @default 'required'
+   */
+  session?: SessionMode | ((req: IncomingMessage) => SessionMode);
+  /**
    * Told of every error the handler throws or rejects with, whether it had answered yet or not. An error
    * before the handler ended its response is also answered as a JSON error, and the session's changes
    * are dropped; after it, the response and the session's commit go on as the handler left them.
@@ -42,6 +60,11 @@ export interface NodeAdapterOptions {
 }
 
 export type SessionHandler<T extends object> = (req: IncomingMessage, res: ServerResponse, session: Session<T>) => unknown;
+/**
+ * The handler's session under `options`: `Session<T> | null` when its `session` option may make it
+ * optional (`'optional'`, or a function), `Session<T>` otherwise.
+ */
+export type SessionUnder<T extends object, O> = O extends { session: 'required' } ? Session<T> : O extends { session: unknown } ? Session<T> | null : Session<T>;
 
 /** Where a handler's errors go unless `onError` is given: stderr, as Express's and Hono's defaults do. */
 function logError(err: unknown): void {
@@ -55,10 +78,17 @@ const NO_BODY: FormSource<IncomingMessage> = {
     + `Send the token in the ${header} header, or skip this route's check (the csrf option) and call checkFormPost() once the handler has parsed the body`,
 };
 
-/** Wraps a request handler: loads the session, checks CSRF, runs the handler, commits before responding. */
-export function withSessions<T extends object>(tether: Tether<T>, handler: SessionHandler<T>, options: NodeAdapterOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * Wraps a request handler: loads the session, checks CSRF, runs the handler, commits before responding.
+ * With the `session` option, the handler's session is null where an optional one could not be opened.
+ */
+export function withSessions<T extends object, O extends NodeAdapterOptions = NodeAdapterOptions>(
+  tether: Tether<T>, handler: (req: IncomingMessage, res: ServerResponse, session: SessionUnder<T, O>) => unknown, options: O = {} as O,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const run = handler as (req: IncomingMessage, res: ServerResponse, session: Session<T> | null) => unknown;
   const onError = options.onError ?? logError;
   const begin = { ...options, form: NO_BODY };
+  const optionalOf = sessionModeOf(options.session, 'tether/node withSessions()');
   // Told last, and a reporter that throws is ignored: the answer and the gate come first.
   const report = (err: unknown, req: IncomingMessage): void => {
     try {
@@ -68,12 +98,17 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
     }
   };
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const begun = beginSession(tether, req, res, begin);
+    const optional = optionalOf !== null && optionalOf(req);
+    const begun = beginSession(tether, req, res, begin, optional);
     const session = begun instanceof Promise ? await begun : begun;
+    if (session === WITHOUT_SESSION) {
+      await serveWithout(req, res);
+      return;
+    }
     if (!session || !abandonOnEarlyClose(tether, session, res)) return;
-    const held = holdResponse(res, () => tether.commitNow(session), undefined, session);
+    const held = holdResponse(res, optional ? () => commitOptional(tether, session) : () => tether.commitNow(session), undefined, session);
     try {
-      await handler(req, res, session);
+      await run(req, res, session);
     } catch (err) {
       // A handler that ended its response has answered, and its session's commit began with that
       // answer: the error neither replaces the response nor stops the commit. Its `end` may still be
@@ -89,6 +124,16 @@ export function withSessions<T extends object>(tether: Tether<T>, handler: Sessi
         tether.abandon(session);
         sendError(res, err);
       }
+      report(err, req);
+    }
+  };
+  /** An optional session's request while the store is down: the handler, without a session or a hold. */
+  const serveWithout = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    try {
+      await run(req, res, null);
+    } catch (err) {
+      if (!res.headersSent) sendError(res, err);
+      else if (!res.writableEnded) res.destroy();
       report(err, req);
     }
   };

@@ -5,7 +5,8 @@
  * @module
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { CsrfTokenInvalidError, InternalError, isTetherError } from '../../core/errors.js';
+import { CsrfTokenInvalidError, InternalError, OptionsInvalidError, isTetherError } from '../../core/errors.js';
+import { isSafeMethod } from '../../core/csrf.js';
 import type { RequestView } from '../../core/csrf.js';
 import type { Tether } from '../../core/engine.js';
 import { sessionState } from '../../core/session.js';
@@ -224,6 +225,62 @@ function hasClosed(res: ServerResponse): boolean {
   return (res as { stream?: { closed?: unknown } }).stream?.closed === true;
 }
 
+/**
+ * Whether a route's session is optional (the `session` option of tether/node, tether/express and
+ * tether/hono; `config: { tether: { session: 'optional' } }` in tether/fastify): while the store cannot
+ * answer, its handler runs without a session instead of the request being refused 503 STORE_UNAVAILABLE.
+ * `'required'`, the default, keeps that refusal.
+ */
+export type SessionMode = 'required' | 'optional';
+
+/**
+ * The adapters' `session` option, checked once: null when no request's session is optional (nothing
+ * asked per request), else whether a request's is. `adapter` names the option in the error.
+ */
+export function sessionModeOf<R>(session: SessionMode | ((req: R) => SessionMode) | undefined, adapter: string): ((req: R) => boolean) | null {
+  if (session === undefined || session === 'required') return null;
+  if (session === 'optional') return () => true;
+  if (typeof session === 'function') return (req) => session(req) === 'optional';
+  throw new OptionsInvalidError(`${adapter} options.session must be 'optional', 'required' or a function of the request giving one of them (got ${typeof session === 'string' ? `'${String(session)}'` : typeof session})`);
+}
+
+/** Whether `err` is the store's failure to answer (STORE_UNAVAILABLE), which an optional session tolerates. */
+export function isStoreUnavailable(err: unknown): boolean {
+  return isTetherError(err) && err.code === 'STORE_UNAVAILABLE';
+}
+
+/**
+ * Whether a request whose optional session could not be opened may run without one: a safe method, or
+ * a request whose CSRF checks are off (`csrf`: the adapter's setting for it). An unsafe request that is
+ * to be checked cannot be: its token is in the session it has not got.
+ */
+export function mayRunWithoutSession(tether: Tether<object>, method: string, csrf: boolean): boolean {
+  return isSafeMethod(method) || !csrf || tether.options.csrf === false;
+}
+
+const NO_COOKIES: readonly string[] = Object.freeze([]);
+
+/**
+ * `tether.commitNow(session)` for a route whose session is optional: a commit the store could not take
+ * (STORE_UNAVAILABLE) sends no cookie, and the answer goes out without it. The engine has counted the
+ * failure (`storeErrors`, `store_errors_total`); the session's changes are not stored, and the cookie the
+ * browser holds stays as it was. Any other failure is thrown (rejected) as `commitNow`'s.
+ */
+export function commitOptional<T extends object>(tether: Tether<T>, session: Session<T>): readonly string[] | Promise<readonly string[]> {
+  let out: string[] | Promise<string[]>;
+  try {
+    out = tether.commitNow(session);
+  } catch (err) {
+    if (isStoreUnavailable(err)) return NO_COOKIES;
+    throw err;
+  }
+  if (!(out instanceof Promise)) return out;
+  return out.catch((err: unknown) => {
+    if (isStoreUnavailable(err)) return NO_COOKIES;
+    throw err;
+  });
+}
+
 export interface BeginOptions<R> {
   /** Run the CSRF checks on unsafe methods. @default true */
   csrf?: boolean | ((req: R) => boolean);
@@ -243,27 +300,38 @@ export interface FormSource<R> {
   unparsed(field: string, header: string): string;
 }
 
+/** What `beginSession` gives for a request whose optional session could not be opened: run it without one. */
+export const WITHOUT_SESSION: unique symbol = Symbol('tether.withoutSession');
+
 /**
  * Loads the request's session and runs the CSRF checks: at once when the engine can open it without
  * waiting (see `Tether.openNow`), else by promise. On failure the error is already answered (and the
- * gate released) and the result is null.
+ * gate released) and the result is null; with `optional` (the request's session is optional), a store
+ * that cannot answer gives WITHOUT_SESSION instead, when the request may run without one
+ * (mayRunWithoutSession), and nothing is answered.
  */
 export function beginSession<T extends object, R extends IncomingMessage>(
-  tether: Tether<T>, req: R, res: ServerResponse, options: BeginOptions<R>,
-): Session<T> | null | Promise<Session<T> | null> {
+  tether: Tether<T>, req: R, res: ServerResponse, options: BeginOptions<R>, optional = false,
+): Session<T> | null | typeof WITHOUT_SESSION | Promise<Session<T> | null | typeof WITHOUT_SESSION> {
   const view = viewOf(req);
+  const failed = (err: unknown): null | typeof WITHOUT_SESSION => {
+    if (optional && isStoreUnavailable(err) && mayRunWithoutSession(tether as Tether<object>, view.method, csrfOf(options, req))) return WITHOUT_SESSION;
+    sendError(res, err);
+    return null;
+  };
   let opened: Session<T> | Promise<Session<T>>;
   try {
     opened = tether.openNow(view, options.write ? { write: options.write(req) } : {});
   } catch (err) {
-    sendError(res, err);
-    return null;
+    return failed(err);
   }
   if (!(opened instanceof Promise)) return checked(tether, opened, view, req, res, options);
-  return opened.then((session) => checked(tether, session, view, req, res, options), (err: unknown) => {
-    sendError(res, err);
-    return null;
-  });
+  return opened.then((session) => checked(tether, session, view, req, res, options), failed);
+}
+
+/** Whether the CSRF checks apply to the request, under `options.csrf`. */
+function csrfOf<R>(options: BeginOptions<R>, req: R): boolean {
+  return typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
 }
 
 /**
@@ -271,9 +339,8 @@ export function beginSession<T extends object, R extends IncomingMessage>(
  * For a second mount of one engine's middleware too, whose session the first mount opened.
  */
 export function checkCsrfOf<T extends object, R extends IncomingMessage>(tether: Tether<T>, session: Session<T>, view: RequestView, req: R, options: BeginOptions<R>): void {
-  const csrf = typeof options.csrf === 'function' ? options.csrf(req) : options.csrf ?? true;
   // A form post whose token is in its body (csrf.forms): read from the body parsed before the session opened.
-  if (csrf && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, formOf(tether, req, options.form));
+  if (csrfOf(options, req) && tether.checkRequestHead(session, view)) tether.checkRequest(session, view, formOf(tether, req, options.form));
 }
 
 function checked<T extends object, R extends IncomingMessage>(
