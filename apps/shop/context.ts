@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import { clientNetwork } from 'tether';
 import type { Session, Tether } from 'tether';
 import type { FlowRunner } from 'tether/flow';
+import { optionalSession } from 'tether/fastify';
 import type { ShopConfig } from './config.js';
 import type { Product, ShopDb } from './db/index.js';
 import { authRequired } from './lib/errors.js';
@@ -72,6 +73,11 @@ export const MAX_RECENTLY_VIEWED = 10;
 
 export function sessionOf(req: FastifyRequest): Session<ShopSession> {
   return req.session;
+}
+
+/** The session of a route whose session is optional (`session: 'optional'`): null while the session store is down. */
+export function optionalSessionOf(req: FastifyRequest): Session<ShopSession> | null {
+  return optionalSession(req);
 }
 
 /**

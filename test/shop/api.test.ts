@@ -108,6 +108,38 @@ describe('shop pages', () => {
     assert.equal((await c.get('/api/session')).status, 200);
   });
 
+  it('product when the session store is down then GET /api/products/:id still answers 200 with the product, sets and clears no cookie, and the view is recorded once the store is back', async () => {
+    const c = new ShopClient(t.url);
+    await c.session();
+    const store = t.shop.tether.store as { get?: unknown; set?: unknown };
+    store.get = () => Promise.reject(new Error('the store is down'));
+    try {
+      const r = await c.get('/api/products/camp-mug');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.id, 'camp-mug');
+      assert.equal(r.body.name, 'Enamel Camp Mug');
+      assert.equal(r.headers['set-cookie'], undefined, 'the visitor\'s cookie is neither replaced nor cleared');
+      assertError(await c.get('/api/products/no-such-thing'), 404, 'PRODUCT_NOT_FOUND');
+      assertError(await c.get('/api/session'), 503, 'STORE_UNAVAILABLE');
+    } finally {
+      delete store.get;
+    }
+    assert.deepEqual((await c.get('/api/session')).body.recentlyViewed, [], 'the view in the outage went unrecorded');
+    assert.equal((await c.get('/api/products/camp-mug')).status, 200);
+    assert.deepEqual((await c.get('/api/session')).body.recentlyViewed, ['camp-mug'], 'the same cookie records views again');
+    // The view's write fails: the product is answered all the same, the view unrecorded.
+    store.set = () => Promise.reject(new Error('the store is down'));
+    try {
+      const r = await c.get('/api/products/trail-runner');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.id, 'trail-runner');
+      assert.equal(r.headers['set-cookie'], undefined);
+    } finally {
+      delete store.set;
+    }
+    assert.deepEqual((await c.get('/api/session')).body.recentlyViewed, ['camp-mug']);
+  });
+
   it('unknown page or asset when requested then 404: a page for browsers, NOT_FOUND JSON otherwise', async () => {
     assertError(await rawRequest(t.url + '/assets/../config.ts', 'GET', {}), 404, 'NOT_FOUND');
     assertError(await rawRequest(t.url + '/assets/missing.js', 'GET', {}), 404, 'NOT_FOUND');

@@ -1,11 +1,14 @@
 // One product: details, quantity, add to cart; viewing it is recorded in the session's recently viewed.
-import { addToCart, describeError, el, formatPrice, loadSession, onChange, state, toast, UNAVAILABLE } from './app.js';
+import { addToCart, describeError, el, formatPrice, isUnavailable, loadSession, onChange, state, toast, UNAVAILABLE } from './app.js';
 import { artFor } from './art.js';
 import { loadProducts, renderRecent } from './catalog.js';
 
 let product = null;
-/** Shown from the catalog's list: the product's own request failed with the server (the session store down). */
-let fromList = false;
+/**
+ * The session could not be loaded (the session store down): the product is shown all the same (its
+ * request records the view only when the session opens), with a notice that the cart may not answer.
+ */
+let sessionDown = false;
 
 function render() {
   const host = document.getElementById('product');
@@ -28,8 +31,8 @@ function render() {
         const line = cart.items.find((i) => i.productId === product.id);
         toast(`Added to your cart (${line ? line.quantity : n} in cart)`);
         // The store answers again: the notice that it did not goes.
-        if (fromList) {
-          fromList = false;
+        if (sessionDown) {
+          sessionDown = false;
           render();
         }
         // The view came before there was a session to record it in; record it now that there is one.
@@ -44,7 +47,7 @@ function render() {
       }
     },
   }, el('label', {}, 'Quantity', qty), button);
-  const notice = fromList ? el('p', { class: 'panel', role: 'status', 'data-testid': 'unavailable' }, UNAVAILABLE, ' Your cart may not be reachable until then.') : null;
+  const notice = sessionDown ? el('p', { class: 'panel', role: 'status', 'data-testid': 'unavailable' }, UNAVAILABLE, ' Your cart may not be reachable until then.') : null;
   host.replaceChildren(...(notice ? [notice] : []), el('div', { class: 'product' },
     artFor(product),
     el('div', {},
@@ -59,16 +62,12 @@ function render() {
 
 async function main() {
   const id = decodeURIComponent(location.pathname.split('/')[2] ?? '');
-  const [res, list] = await Promise.all([fetch(`/api/products/${encodeURIComponent(id)}`, { headers: { accept: 'application/json' } }),
+  // The list names the recently viewed products. The product's own request answers while the session
+  // store is down: its session is optional, the view recorded only when it opens.
+  const [res] = await Promise.all([fetch(`/api/products/${encodeURIComponent(id)}`, { headers: { accept: 'application/json' } }),
     loadProducts().catch(() => null)]);
-  // The product's own request records the view in the session, so a session store that is down fails it
-  // (503); the catalog's list opens no session and still names the product: it is shown from there.
-  const listed = !res.ok && res.status !== 404 ? list?.find((p) => p.id === id) : undefined;
-  if (listed) {
-    product = listed;
-    fromList = true;
-  } else if (!res.ok) {
-    // Only a 404 says there is no such product; a failure of the server (the session store down) does not.
+  if (!res.ok) {
+    // Only a 404 says there is no such product; a failure of the server does not.
     const failed = res.status !== 404;
     document.getElementById('product').replaceChildren(el('div', { class: 'empty', 'data-testid': failed ? 'unavailable' : 'not-found' },
       el('h1', {}, failed ? 'Temporarily unavailable' : 'Product not found'),
@@ -77,12 +76,15 @@ async function main() {
     await loadSession().catch(() => null);
     return;
   }
-  if (!fromList) product = await res.json();
+  product = await res.json();
   document.title = `${product.name} · Tether Supply Co.`;
   document.getElementById('crumb').textContent = product.name;
   onChange(render);
-  // After the product request, so the session summary already lists this view.
-  await loadSession().catch(() => null);
+  // After the product request, so the session summary already lists this view. A session that cannot be
+  // loaded (the session store down, 503) leaves the cart unreachable: the page says so above the product.
+  await loadSession().catch((err) => {
+    if (isUnavailable(err)) sessionDown = true;
+  });
   render();
 }
 
