@@ -111,6 +111,19 @@ describe('optional sessions: tether/node', () => {
 });
 
 describe('optional sessions: tether/fastify', () => {
+  it('route config when its tether.session is neither true, false nor \'optional\' then declaring the route throws OPTIONS_INVALID naming it', async () => {
+    const { tether } = engine();
+    const app = Fastify();
+    fastify = app;
+    await app.register(tetherPlugin, { tether });
+    for (const bad of ['optinal', 'required', 0]) {
+      assert.throws(() => app.get(`/bad-${String(bad)}`, { config: { tether: { session: bad as never } } }, async () => ({})),
+        { code: 'OPTIONS_INVALID', message: new RegExp(`GET /bad-${String(bad)} route's config\\.tether\\.session must be`) });
+    }
+    for (const good of [true, false, 'optional'] as const) assert.doesNotThrow(() => app.get(`/good-${String(good)}`, { config: { tether: { session: good } } }, async () => ({})));
+  });
+
+
   it('hijacked reply on an optional route when its commit fails with the store unavailable then its raw answer goes out without Set-Cookie, and the failure is counted', async () => {
     const { store, tether } = engine();
     const app = Fastify();

@@ -26,7 +26,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Tether } from '../../core/engine.js';
-import { CsrfTokenInvalidError, isTetherError } from '../../core/errors.js';
+import { CsrfTokenInvalidError, OptionsInvalidError, isTetherError } from '../../core/errors.js';
 import type { Session } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
 import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, clearReasonPhrase, abandonOnEarlyClose, commitOptional, errorResponse, isStoreUnavailable, mayRunWithoutSession, reopenAfterError } from '../shared/http.js';
@@ -63,7 +63,8 @@ declare module 'fastify' {
      * request whose CSRF checks apply is refused all the same (its token is in the session). A session
      * that opened but whose commit the store cannot take gives the handler's answer without its cookie;
      * the change is not stored, and the failure is counted as every store failure is (`storeErrors`,
-     * `store_errors_total`). Any other error is answered as before.
+     * `store_errors_total`). Any other error is answered as before. Another `session` value is refused
+     * when the route is declared (OPTIONS_INVALID).
      */
     tether?: { csrf?: boolean; write?: boolean; session?: boolean | 'optional' };
   }
@@ -360,6 +361,15 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
   const tether = opts.tether;
   app.decorateRequest('session', null as unknown as Session<TetherSessionData>);
   (app as unknown as Record<symbol, Tether<object>>)[ENGINE] = tether;
+
+  // A misspelt `session` ('optinal') would make the route's session required without a word: refused
+  // when the route is declared.
+  app.addHook('onRoute', (route) => {
+    const session = (route.config as { tether?: { session?: unknown } } | undefined)?.tether?.session;
+    if (session !== undefined && session !== true && session !== false && session !== 'optional') {
+      throw new OptionsInvalidError(`tether/fastify: the ${route.method.toString()} ${route.url} route's config.tether.session must be true, false or 'optional' (got ${typeof session === 'string' ? `'${session}'` : typeof session})`);
+    }
+  });
 
   // Callback-style hooks: a session the engine opens or commits at once (held in memory, nothing to
   // write) costs no promise and no closure; the others continue when theirs settles.
