@@ -34,6 +34,13 @@ export interface AdapterSuiteOptions {
   start(tether: Tether<SuiteData>, routes: readonly SuiteRoute[]): Promise<RunningApp>;
   /** Case names to skip, each with the reason, printed in the test output. */
   skip?: Record<string, string>;
+  /**
+   * Whether the adapter offers optional sessions (routes served without a session while the store is
+   * down: tether/node's `session: 'optional'`), and `start` serves the routes whose `session` is
+   * `'optional'` so. An adapter without them leaves the feature out, and the suite its cases.
+   * @default true
+   */
+  optionalSessions?: boolean;
 }
 
 /** Secrets the suite signs with; `SUITE_SECRETS[1]` plays the rotated-out secret. */
@@ -118,7 +125,7 @@ function runAdapterCases(options: AdapterSuiteOptions, local: boolean): void {
 
     sessionCases(ctx);
     safetyCases(ctx);
-    optionalCases(ctx);
+    if (options.optionalSessions !== false) optionalCases(ctx);
   });
 }
 

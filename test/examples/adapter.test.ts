@@ -17,20 +17,10 @@ it('adapters.md when read then shows examples/adapter.ts, equal to its file', ()
   assert.equal(blocks[0]![2], readFileSync('examples/adapter.ts', 'utf8'), 'examples/adapter.ts differs from its block in docs/adapters.md');
 });
 
-/** The example has no optional-session mode (tether/node's `session` option): its routes all need one. */
-const NO_OPTIONAL_SESSIONS = 'the example adapter has no optional sessions: every route of its app needs its session';
-const optionalCases = [
-  'optional session when the store answers then the handler gets the session, and its change is committed with the cookie',
-  ...['reject', 'throw'].flatMap((fault) => [
-    `optional session when the store's reads ${fault} then the handler answers 200 with no session, and the cookie is neither set nor cleared`,
-    `optional session when its commit's write ${fault}s then the handler's answer goes out without Set-Cookie, nothing stored, and the failure is counted`,
-  ]),
-  'required session during the same outage then 503 STORE_UNAVAILABLE, and an unsafe optional route whose CSRF token cannot be checked too',
-];
-
 runAdapterSuite({
   name: 'docs/adapters.md example',
-  skip: Object.fromEntries(optionalCases.map((name) => [name, NO_OPTIONAL_SESSIONS])),
+  // The example has no optional sessions (tether/node's `session` option): every route of its app needs one.
+  optionalSessions: false,
   async start(tether, routes) {
     const routeOf = (req: IncomingMessage) => routeFor(routes, req.method ?? 'GET', req.url ?? '/');
     const handler = sessionsFor(tether, async (req, res, session) => {

@@ -130,6 +130,16 @@ function holdOnHijack(reply: FastifyReply): void {
 const OPTIONAL = new WeakSet<FastifyRequest>();
 
 /**
+ * An open that failed: refused, or, on a route whose session is optional, when the store could not
+ * answer and the request may run without a session, the handler runs without one (req.session null).
+ * A function of the module, so that a request whose session opens at once makes no closure for it.
+ */
+function openFailed(tether: Tether<object>, req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void, csrf: boolean, err: unknown): void {
+  if (OPTIONAL.has(req) && req.session === null && isStoreUnavailable(err) && mayRunWithoutSession(tether, req.method, csrf)) done();
+  else refuse(tether, req, reply, err);
+}
+
+/**
  * Form posts (`csrf.forms`) whose token is still to be read from the body, parsed after onRequest: the
  * preValidation hook checks them. A set rather than a request decoration, which every request would pay for.
  */
@@ -360,6 +370,8 @@ function sessionCookiesOnly(reply: FastifyReply): void {
 const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyInstance, opts) => {
   const tether = opts.tether;
   app.decorateRequest('session', null as unknown as Session<TetherSessionData>);
+  // Whether a route whose session is optional has been asked yet: until then a commit asks no WeakSet.
+  let optionalSeen = false;
   (app as unknown as Record<symbol, Tether<object>>)[ENGINE] = tether;
 
   // A misspelt `session` ('optinal') would make the route's session required without a word: refused
@@ -381,19 +393,16 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     }
     const view = new HeadersView(req.method, req.headers, req);
     const csrf = (routeOpts?.csrf ?? opts.csrf ?? true) !== false;
-    const optional = routeOpts?.session === 'optional';
-    if (optional) OPTIONAL.add(req);
-    // An optional session the store could not open: the handler runs without one (req.session null).
-    const failed = (err: unknown): void => {
-      if (optional && req.session === null && isStoreUnavailable(err) && mayRunWithoutSession(tether, req.method, csrf)) done();
-      else refuse(tether, req, reply, err);
-    };
+    if (routeOpts?.session === 'optional') {
+      OPTIONAL.add(req);
+      optionalSeen = true;
+    }
     let opened: Session<object> | Promise<Session<object>>;
     try {
       opened = tether.openNow(view, routeOpts?.write === undefined ? NO_OPEN_OPTIONS : { write: routeOpts.write });
       if (!(opened instanceof Promise)) attach(tether, req, reply, view, csrf, opened);
     } catch (err) {
-      failed(err);
+      openFailed(tether, req, reply, done, csrf, err);
       return;
     }
     if (!(opened instanceof Promise)) {
@@ -408,7 +417,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
         return;
       }
       done();
-    }, failed);
+    }, (err: unknown) => openFailed(tether, req, reply, done, csrf, err));
   });
 
   // With forms on only: otherwise no request is ever pending, and a hook would cost every request.
@@ -442,7 +451,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     }
     let cookies: readonly string[] | Promise<readonly string[]>;
     try {
-      cookies = OPTIONAL.has(req) ? commitOptional(tether, session) : tether.commitNow(session);
+      cookies = optionalSeen && OPTIONAL.has(req) ? commitOptional(tether, session) : tether.commitNow(session);
     } catch (err) {
       release(payload);
       done(null, errorPayload(reply, err));

@@ -314,19 +314,25 @@ export function beginSession<T extends object, R extends IncomingMessage>(
   tether: Tether<T>, req: R, res: ServerResponse, options: BeginOptions<R>, optional = false,
 ): Session<T> | null | typeof WITHOUT_SESSION | Promise<Session<T> | null | typeof WITHOUT_SESSION> {
   const view = viewOf(req);
-  const failed = (err: unknown): null | typeof WITHOUT_SESSION => {
-    if (optional && isStoreUnavailable(err) && mayRunWithoutSession(tether as Tether<object>, view.method, csrfOf(options, req))) return WITHOUT_SESSION;
-    sendError(res, err);
-    return null;
-  };
   let opened: Session<T> | Promise<Session<T>>;
   try {
     opened = tether.openNow(view, options.write ? { write: options.write(req) } : {});
   } catch (err) {
-    return failed(err);
+    return openFailed(tether, req, res, options, optional, err);
   }
   if (!(opened instanceof Promise)) return checked(tether, opened, view, req, res, options);
-  return opened.then((session) => checked(tether, session, view, req, res, options), failed);
+  return opened.then((session) => checked(tether, session, view, req, res, options), (err: unknown) => openFailed(tether, req, res, options, optional, err));
+}
+
+/**
+ * A session that could not be opened: answered with the error, or, for an optional one the store could
+ * not open, WITHOUT_SESSION when the request may run without one. A function of the module, so that a
+ * session that opens at once costs no closure for it.
+ */
+function openFailed<T extends object, R extends IncomingMessage>(tether: Tether<T>, req: R, res: ServerResponse, options: BeginOptions<R>, optional: boolean, err: unknown): null | typeof WITHOUT_SESSION {
+  if (optional && isStoreUnavailable(err) && mayRunWithoutSession(tether as Tether<object>, req.method ?? 'GET', csrfOf(options, req))) return WITHOUT_SESSION;
+  sendError(res, err);
+  return null;
 }
 
 /** Whether the CSRF checks apply to the request, under `options.csrf`. */
