@@ -141,16 +141,22 @@ describe('tracing channels', () => {
     for (const secret of [id, 'private-note-7f3a']) assert.ok(!traced.includes(secret), `a context carries ${secret === id ? 'the session ID' : 'session data'}`);
   });
 
-  it('a store that fails when traced then the store call and the open carry the error, and the request is answered 503', async () => {
+  /** A stored session read, traced, while the store's reads fail with `fault`: answered 503. */
+  async function readWhileGetFails(fault: 'reject' | 'hang'): Promise<{ open: Span; get: Span }> {
     const created = await fetch(`${base}/note`, { method: 'POST' });
     const cookie = created.headers.get('set-cookie')!.split(';')[0]!;
     recording = record();
-    store.fail('get', 'reject');
+    store.fail('get', fault);
     const r = await fetch(`${base}/read`, { headers: { cookie } });
     assert.equal(r.status, 503);
     const open = recording.spans.find((s) => s.name === 'open')!;
     const get = recording.spans.find((s) => s.name === 'store' && s.context.operation === 'get')!;
     assert.equal(get.parent, open);
+    return { open, get };
+  }
+
+  it('a store that fails when traced then the store call and the open carry the error, and the request is answered 503', async () => {
+    const { open, get } = await readWhileGetFails('reject');
     for (const span of [open, get]) {
       assert.deepEqual(span.events, ['start', 'end', 'error', 'asyncStart', 'asyncEnd']);
       assert.equal((span.context.error as { code?: string }).code, 'STORE_UNAVAILABLE');
@@ -158,13 +164,7 @@ describe('tracing channels', () => {
   });
 
   it('a store call that hangs when traced then its span ends with the deadline\'s error', async () => {
-    const created = await fetch(`${base}/note`, { method: 'POST' });
-    const cookie = created.headers.get('set-cookie')!.split(';')[0]!;
-    recording = record();
-    store.fail('get', 'hang');
-    const r = await fetch(`${base}/read`, { headers: { cookie } });
-    assert.equal(r.status, 503);
-    const get = recording.spans.find((s) => s.name === 'store' && s.context.operation === 'get')!;
+    const { get } = await readWhileGetFails('hang');
     assert.ok(get.ended);
     assert.match(String((get.context.error as Error).message), /storeTimeoutMs/);
   });
