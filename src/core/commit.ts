@@ -31,6 +31,11 @@ import type { LifecycleEvent } from '../observability/channels.js';
  */
 export const ENDED = '"tether:ended"';
 
+/** `base` ended at `now`, as a compare-and-set over it writes it: ENDED, with deadlines already passed. */
+export function endedRecord(base: SessionRecord, now: number): SessionRecord {
+  return { ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1) };
+}
+
 /**
  * How a record stands against its deadlines (see `expiryOf`). `LiveIfRemembered`: past the engine's
  * own timeouts, within those of a remembered session: live if it is one.
@@ -288,9 +293,7 @@ export class Committer {
           record = this.#newRecord(s, id, data, now);
           return store.regenerate!(ended, expected, record);
         };
-        text = await this.#writeLoop(s, now, text, written, (base) => ({
-          ...base, data: ENDED, version: base.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(base.absoluteExpiresAt, now - 1),
-        }), inOneStep);
+        text = await this.#writeLoop(s, now, text, written, (base) => endedRecord(base, now), inOneStep);
       }
       if (record === null) {
         // A new session's place under newSessions.maxActive is kept only if its write stores it.
@@ -384,10 +387,7 @@ export class Committer {
         this.#e.decoded.forget(key);
         continue;
       }
-      const ended: SessionRecord = {
-        ...cur, data: ENDED, version: cur.version + 1, lastSeenAt: now, expiresAt: now - 1, absoluteExpiresAt: Math.min(cur.absoluteExpiresAt, now - 1),
-      };
-      if ((await this.#e.call(() => store.set(ended, cur.version), 'set')).ok) return key;
+      if ((await this.#e.call(() => store.set(endedRecord(cur, now), cur.version), 'set')).ok) return key;
     }
     // Still changing under every attempt: deleted outright, as without renewal.
     await this.#e.call(() => store.destroy(key), 'destroy');

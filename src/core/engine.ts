@@ -10,7 +10,7 @@ import { isMoved, movedId, pointedTo } from './renewal.js';
 import { Signer } from './signer.js';
 import { Admission } from './admission.js';
 import { networkOf } from './network.js';
-import { Committer, ENDED, Expiry, expiryOf, recordHandle, sessionExpired, sessionsOf } from './commit.js';
+import { Committer, ENDED, Expiry, endedRecord, expiryOf, recordHandle, sessionExpired, sessionsOf } from './commit.js';
 import type { EventNames } from './commit.js';
 import { VerifiedCookies } from './verified-cookies.js';
 import type { VerifiedCookie } from './verified-cookies.js';
@@ -227,7 +227,7 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
   }
 
   /** The deletions under way, by store key (see #endOnce). */
-  readonly #ending = new Map<string, Promise<void>>();
+  readonly #ending = new Map<string, Promise<boolean>>();
 
   /** Loads the session named by the request's cookie (or an empty, not yet stored one). */
   async open(req: RequestView, options: OpenOptions = {}): Promise<Session<T>> {
@@ -845,17 +845,26 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
    * Deletes the record under `key` and reports it, once however many calls of this process end it at
    * the same time (requests that found it timed out, logins racing over `maxSessionsPerUser`, two
    * `destroyUserSession` calls): the later ones share the deletion under way. True for the call that
-   * deleted it. Calls in other processes are not seen: each may report it (the store deletes it once).
+   * deleted it. Calls in other processes are not seen: each may report it (the store deletes it once),
+   * unless `read` is given: the record as this request read it, ended by a compare-and-set over it
+   * (ENDED, `endedRecord`), so that of the processes that read it at once only the one whose ending
+   * stored reports it, and a record changed since (by a process that found it live) is left alone.
    */
-  #endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string, handle?: string): Promise<boolean> {
+  #endOnce(key: string, userId: string | null, event: 'expired' | 'destroyed', reason?: string, handle?: string, read?: SessionRecord): Promise<boolean> {
     const under = this.#ending.get(key);
     if (under !== undefined) return under.then(() => false);
     this.#decoded.forget(key);
-    const ending = this.#call(() => this.store.destroy(key), 'destroy').then(() => this.#emit(event, key, userId, reason, undefined, { handle }));
+    const report = (): true => {
+      this.#emit(event, key, userId, reason, undefined, { handle });
+      return true;
+    };
+    const ending = read === undefined
+      ? this.#call(() => this.store.destroy(key), 'destroy').then(report)
+      : this.#call(() => this.store.set(endedRecord(read, this.options.clock.now()), read.version), 'set').then((res) => res.ok && report());
     const done = (): void => void this.#ending.delete(key);
     ending.then(done, done);
     this.#ending.set(key, ending);
-    return ending.then(() => true);
+    return ending;
   }
 
   /** Ends the session the cookie named (timed out, or ended for an anomaly); the request goes on without it. */
@@ -863,7 +872,9 @@ export class Tether<T extends object = SessionData> implements AsyncDisposable {
     try {
       // Requests that read the session at once (a page's parallel requests after its timeout) all find
       // it to end: they share the first one's ending, so the session is ended and reported once.
-      await this.#endOnce(record.key, record.userId, event, reason, handle);
+      // A timeout is ended over the record as read, so that processes finding it at once report it once;
+      // an anomaly's ending deletes whatever the record holds by now (a thief's later write included).
+      await this.#endOnce(record.key, record.userId, event, reason, handle, event === 'expired' ? record : undefined);
       state.clearCookie = true;
       return this.#released(state);
     } catch (err) {

@@ -130,6 +130,24 @@ describe('lifecycle events', () => {
     assert.equal(fromChannels[2]!.handle, fromChannels[1]!.handle);
   });
 
+  it('expiry when two processes are presented the dead session at once then it is reported once, by the one whose ending stored', async () => {
+    const a = rig({ idleTimeoutMs: 60_000 });
+    const b = rig({ idleTimeoutMs: 60_000 }, a);
+    const fromEmitters = listenEmitter(a, b);
+    const { cookie } = await trip(a.tether, undefined, (s) => s.set('n', 0));
+    a.clock.advance(60_001);
+    // Both read the record before either's ending reaches the store (a slow network to a shared one).
+    a.store.fail('destroy', { delayMs: 30 }).fail('set', { delayMs: 30 });
+    const [sa, sb] = await Promise.all([a.tether.open(view('GET', { cookie: cookie! })), b.tether.open(view('GET', { cookie: cookie! }))]);
+    a.store.heal();
+    assert.equal(sa.isNew, true);
+    assert.equal(sb.isNew, true);
+    assert.deepEqual(fromEmitters.map((m) => m.event), ['created', 'expired']);
+    // Ended for both: presented again, it names no session in either.
+    await trip(b.tether, cookie, () => {}, 'GET');
+    assert.deepEqual(fromEmitters.map((m) => m.event), ['created', 'expired', 'reused']);
+  });
+
   it('destroyed when ended by user management or the session limit then carries reason user or limit', async () => {
     const r = rig({ maxSessionsPerUser: 1 });
     const seen = listenEmitter(r);
