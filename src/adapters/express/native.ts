@@ -8,7 +8,7 @@ import type { Tether } from '../../core/engine.js';
 import { sessionState } from '../../core/session.js';
 import type { Session } from '../../core/session.js';
 import { isTetherError } from '../../core/errors.js';
-import { WITHOUT_SESSION, abandonOnEarlyClose, beginSession, checkCsrfOf, clearFailedAnswer, commitOptional, reopenAfterError, sessionModeOf, sendError, uncacheable, viewOf } from '../shared/http.js';
+import { WITHOUT_SESSION, abandonOnEarlyClose, beginSession, checkCsrfOf, clearFailedAnswer, commitSession, reopenAfterError, sessionModeOf, sendError, uncacheable, viewOf } from '../shared/http.js';
 import type { FormSource, SessionMode } from '../shared/http.js';
 import { heldOnPrototype } from '../shared/hold.js';
 import { holdExpressResponse, installExpressHold } from './hold.js';
@@ -144,9 +144,9 @@ export function sessions<T extends object>(tether: Tether<T>, options: ExpressAd
           uncacheable(res);
           const again = reopenedOf(req, tether);
           if (again === undefined) return tether.abandon(session);
-          return optional ? commitOptional(tether, again) : tether.commitNow(again);
+          return commitSession(tether, again, optional);
         }
-        return optional ? commitOptional(tether, session) : tether.commitNow(session);
+        return commitSession(tether, session, optional);
       }, undefined, { get clearSiteData() { return (reopenedOf(req, tether) ?? session).clearSiteData; } });
       next();
     };

@@ -29,7 +29,7 @@ import type { Tether } from '../../core/engine.js';
 import { CsrfTokenInvalidError, OptionsInvalidError, isTetherError } from '../../core/errors.js';
 import type { Session } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, clearReasonPhrase, abandonOnEarlyClose, commitOptional, errorResponse, isStoreUnavailable, mayRunWithoutSession, reopenAfterError } from '../shared/http.js';
+import { ANSWER_HEADERS, CACHE_HEADERS, HeadersView, clearReasonPhrase, abandonOnEarlyClose, commitSession, errorResponse, isStoreUnavailable, mayRunWithoutSession, reopenAfterError } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
 /**
@@ -107,7 +107,7 @@ function hijackHeld(this: FastifyReply): FastifyReply {
     tether.abandon(session);
     return this;
   }
-  holdResponse(raw, OPTIONAL.has(this.request) ? () => commitOptional(tether, session) : () => tether.commitNow(session), undefined, session);
+  holdResponse(raw, () => commitSession(tether, session, OPTIONAL.has(this.request)), undefined, session);
   return this;
 }
 
@@ -451,7 +451,7 @@ const plugin: FastifyPluginAsync<FastifyAdapterOptions> = async (app: FastifyIns
     }
     let cookies: readonly string[] | Promise<readonly string[]>;
     try {
-      cookies = optionalSeen && OPTIONAL.has(req) ? commitOptional(tether, session) : tether.commitNow(session);
+      cookies = commitSession(tether, session, optionalSeen && OPTIONAL.has(req));
     } catch (err) {
       release(payload);
       done(null, errorPayload(reply, err));

@@ -25,7 +25,7 @@ import { CsrfTokenInvalidError, OptionsInvalidError, PayloadTooLargeError, isTet
 import { sessionState } from '../../core/session.js';
 import type { Session, SessionData } from '../../core/session.js';
 import type { RequestView } from '../../core/csrf.js';
-import { ANSWER_HEADERS, CACHE_HEADERS, commitOptional, errorResponse, isStoreUnavailable, mayRunWithoutSession, reopenAfterError, sessionModeOf } from '../shared/http.js';
+import { ANSWER_HEADERS, CACHE_HEADERS, commitSession, errorResponse, isStoreUnavailable, mayRunWithoutSession, reopenAfterError, sessionModeOf } from '../shared/http.js';
 import type { SessionMode } from '../shared/http.js';
 
 export interface TetherEnv<T extends object = SessionData> {
@@ -264,7 +264,7 @@ export function sessions<T extends object>(tether: Tether<T>, options: HonoAdapt
     }
     let cookies: readonly string[];
     try {
-      const committed = optional ? commitOptional(tether, session) : tether.commitNow(session);
+      const committed = commitSession(tether, session, optional);
       cookies = committed instanceof Promise ? await committed : committed;
     } catch (err) {
       // Hono's `c.res` setter copies every header of the response it replaces onto the new one, and the

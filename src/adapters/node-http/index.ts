@@ -24,7 +24,7 @@ import type { Duplex } from 'node:stream';
 import type { Tether } from '../../core/engine.js';
 import type { Session } from '../../core/session.js';
 import type { SocketOptions, SocketSession } from '../../core/socket.js';
-import { CACHE_HEADERS, HandshakeView, WITHOUT_SESSION, abandonOnEarlyClose, beginSession, commitOptional, errorResponse, sessionModeOf, sendError, viewOf } from '../shared/http.js';
+import { CACHE_HEADERS, HandshakeView, WITHOUT_SESSION, abandonOnEarlyClose, beginSession, commitSession, errorResponse, sessionModeOf, sendError, viewOf } from '../shared/http.js';
 import type { FormSource, SessionMode } from '../shared/http.js';
 import { holdResponse } from '../shared/hold.js';
 
@@ -106,7 +106,7 @@ export function withSessions<T extends object, O extends NodeAdapterOptions = No
       return;
     }
     if (!session || !abandonOnEarlyClose(tether, session, res)) return;
-    const held = holdResponse(res, optional ? () => commitOptional(tether, session) : () => tether.commitNow(session), undefined, session);
+    const held = holdResponse(res, () => commitSession(tether, session, optional), undefined, session);
     try {
       await run(req, res, session);
     } catch (err) {

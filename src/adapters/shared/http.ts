@@ -261,12 +261,13 @@ export function mayRunWithoutSession(tether: Tether<object>, method: string, csr
 const NO_COOKIES: readonly string[] = Object.freeze([]);
 
 /**
- * `tether.commitNow(session)` for a route whose session is optional: a commit the store could not take
- * (STORE_UNAVAILABLE) sends no cookie, and the answer goes out without it. The engine has counted the
- * failure (`storeErrors`, `store_errors_total`); the session's changes are not stored, and the cookie the
- * browser holds stays as it was. Any other failure is thrown (rejected) as `commitNow`'s.
+ * `tether.commitNow(session)`, and for a route whose session is optional (`optional`) a commit the store
+ * could not take (STORE_UNAVAILABLE) sends no cookie, and the answer goes out without it. The engine has
+ * counted the failure (`storeErrors`, `store_errors_total`); the session's changes are not stored, and
+ * the cookie the browser holds stays as it was. Any other failure is thrown (rejected) as `commitNow`'s.
  */
-export function commitOptional<T extends object>(tether: Tether<T>, session: Session<T>): readonly string[] | Promise<readonly string[]> {
+export function commitSession<T extends object>(tether: Tether<T>, session: Session<T>, optional: boolean): readonly string[] | Promise<readonly string[]> {
+  if (!optional) return tether.commitNow(session);
   let out: string[] | Promise<string[]>;
   try {
     out = tether.commitNow(session);
